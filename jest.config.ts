@@ -1,0 +1,38 @@
+import type { Config } from 'jest'
+
+// One jest project per package (and per example). Unit tests live in `test/unit`, integration tests
+// (real Postgres, real SQLite files) in `test/integration`: `npm run test:unit` selects the first.
+const packages = ['core', 'postgres', 'sqlite', 'testing', 'cli'].map((name) => ({ name, dir: `packages/${name}` }))
+const examples = ['finance', 'crm'].map((name) => ({ name: `example-${name}`, dir: `examples/${name}` }))
+
+const moduleNameMapper = {
+  '^@dbpool/core/testing$': '<rootDir>/../../packages/core/src/testing/index.ts',
+  '^@dbpool/(core|postgres|sqlite|testing|cli)$': '<rootDir>/../../packages/$1/src/index.ts',
+}
+
+const transform = {
+  '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/../../tsconfig.jest.json' }],
+}
+
+const config: Config = {
+  projects: [...packages, ...examples].map(({ name, dir }) => ({
+    displayName: name,
+    rootDir: `<rootDir>/${dir}`,
+    testEnvironment: 'node',
+    testMatch: ['<rootDir>/test/**/*.test.ts'],
+    transform,
+    moduleNameMapper,
+    setupFiles: ['<rootDir>/../../jest.setup.ts'],
+  })),
+  globalSetup: '<rootDir>/jest.global-setup.ts',
+  globalTeardown: '<rootDir>/jest.global-teardown.ts',
+  maxWorkers: 2,
+  collectCoverageFrom: ['<rootDir>/packages/core/src/**/*.ts', '!<rootDir>/packages/core/src/testing/conformance.ts'],
+  coverageThreshold: {
+    global: {},
+    './packages/core/src/': { lines: 90 },
+  },
+  coverageReporters: ['text-summary', 'lcov'],
+}
+
+export default config

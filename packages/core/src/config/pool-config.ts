@@ -1,0 +1,200 @@
+import { checkFraction, checkInteger, checkString, configError, parseEnvInteger, rejectUnknownKeys, requireObject } from './validate'
+
+/**
+ * Pool sizing and timings. Every field is optional; see {@link DEFAULT_POOL_OPTIONS} for defaults.
+ *
+ * ```ts
+ * const config = new PoolConfig({ max: 20, acquireTimeoutMs: 5_000, name: 'ledger' })
+ * ```
+ */
+export interface PoolOptions {
+  /** Connections kept open (warmed up at start and after losses). Default is `1`. */
+  readonly min?: number
+  /** Most connections open at once (per lane). Default is `10`. */
+  readonly max?: number
+  /** How long a caller waits for a connection before ACQUIRE_TIMEOUT. Default is `30000`. */
+  readonly acquireTimeoutMs?: number
+  /** How long one connect attempt may take. Default is `10000`. */
+  readonly createTimeoutMs?: number
+  /** An idle connection beyond `min` is closed after this long. Default is `600000`. */
+  readonly idleTimeoutMs?: number
+  /** A connection is retired after this long (minus jitter); `0` disables. Default is `1800000`. */
+  readonly maxLifetimeMs?: number
+  /** Fraction of `maxLifetimeMs` subtracted at random per connection, in [0, 1). Default is `0.1`. */
+  readonly maxLifetimeJitter?: number
+  /** Ping on borrow only when the connection sat idle longer than this. Default is `5000`. */
+  readonly validateAfterIdleMs?: number
+  /** Ping idle connections this often; `0` disables. Default is `60000`. */
+  readonly keepaliveIntervalMs?: number
+  /** A lease held longer than this emits `leak` with the acquirer's stack; `0` disables. Default is `60000`. */
+  readonly leakDetectionThresholdMs?: number
+  /** Callers allowed to wait for a connection before POOL_EXHAUSTED. Default is `10000`. */
+  readonly maxWaitingClients?: number
+  /** The pool's name in metrics, errors and health reports. Default is `'default'`. */
+  readonly name?: string
+}
+
+/** A {@link PoolOptions} with every field present. */
+export type ResolvedPoolOptions = { readonly [K in keyof PoolOptions]-?: NonNullable<PoolOptions[K]> }
+
+/** The defaults applied to every pool (min 1, max 10, acquire 30 s, idle 600 s, lifetime 1800 s). */
+export const DEFAULT_POOL_OPTIONS: ResolvedPoolOptions = Object.freeze({
+  min: 1,
+  max: 10,
+  acquireTimeoutMs: 30_000,
+  createTimeoutMs: 10_000,
+  idleTimeoutMs: 600_000,
+  maxLifetimeMs: 1_800_000,
+  maxLifetimeJitter: 0.1,
+  validateAfterIdleMs: 5_000,
+  keepaliveIntervalMs: 60_000,
+  leakDetectionThresholdMs: 60_000,
+  maxWaitingClients: 10_000,
+  name: 'default',
+})
+
+const KEYS = Object.keys(DEFAULT_POOL_OPTIONS) as (keyof PoolOptions)[]
+const DURATION_KEYS = [
+  'acquireTimeoutMs',
+  'createTimeoutMs',
+  'idleTimeoutMs',
+  'maxLifetimeMs',
+  'validateAfterIdleMs',
+  'keepaliveIntervalMs',
+  'leakDetectionThresholdMs',
+] as const
+const ENV_NAMES: Record<keyof PoolOptions, string> = {
+  min: 'MIN',
+  max: 'MAX',
+  acquireTimeoutMs: 'ACQUIRE_TIMEOUT_MS',
+  createTimeoutMs: 'CREATE_TIMEOUT_MS',
+  idleTimeoutMs: 'IDLE_TIMEOUT_MS',
+  maxLifetimeMs: 'MAX_LIFETIME_MS',
+  maxLifetimeJitter: 'MAX_LIFETIME_JITTER',
+  validateAfterIdleMs: 'VALIDATE_AFTER_IDLE_MS',
+  keepaliveIntervalMs: 'KEEPALIVE_INTERVAL_MS',
+  leakDetectionThresholdMs: 'LEAK_DETECTION_THRESHOLD_MS',
+  maxWaitingClients: 'MAX_WAITING_CLIENTS',
+  name: 'NAME',
+}
+
+/**
+ * Validated, frozen pool settings. Construction validates eagerly and completely: every invalid
+ * value throws a CONFIGURATION {@link DatabaseError} naming the option and the value.
+ */
+export class PoolConfig implements ResolvedPoolOptions {
+  readonly min!: number
+  readonly max!: number
+  readonly acquireTimeoutMs!: number
+  readonly createTimeoutMs!: number
+  readonly idleTimeoutMs!: number
+  readonly maxLifetimeMs!: number
+  readonly maxLifetimeJitter!: number
+  readonly validateAfterIdleMs!: number
+  readonly keepaliveIntervalMs!: number
+  readonly leakDetectionThresholdMs!: number
+  readonly maxWaitingClients!: number
+  readonly name!: string
+
+  constructor(options: PoolOptions = {}) {
+    Object.assign(this, resolvePoolOptions(options))
+    Object.freeze(this)
+  }
+
+  /** Accepts a PoolConfig (returned as is) or plain options (validated). */
+  static from(input: PoolConfig | PoolOptions | undefined): PoolConfig {
+    return input instanceof PoolConfig ? input : new PoolConfig(input)
+  }
+
+  /** Starts a fluent builder. */
+  static builder(): PoolConfigBuilder {
+    return new PoolConfigBuilder()
+  }
+
+  /**
+   * Reads `${prefix}MIN`, `${prefix}MAX`, `${prefix}ACQUIRE_TIMEOUT_MS`, ... (prefix defaults to
+   * `DBPOOL_POOL_`), over `base`. A malformed variable throws naming the variable.
+   */
+  static fromEnv(env: NodeJS.ProcessEnv = process.env, prefix = 'DBPOOL_POOL_', base: PoolOptions = {}): PoolConfig {
+    const options: Record<string, unknown> = { ...base }
+    for (const key of KEYS) {
+      const name = `${prefix}${ENV_NAMES[key]}`
+      const raw = env[name]
+      if (raw === undefined || raw === '') continue
+      if (key === 'name') options[key] = raw
+      else if (key === 'maxLifetimeJitter') options[key] = parseEnvNumber(name, raw)
+      else options[key] = parseEnvInteger(name, raw)
+    }
+    return new PoolConfig(options as PoolOptions)
+  }
+
+  /** Re-runs validation (useful after a spread) and returns this config. */
+  validate(): this {
+    resolvePoolOptions(this.toJSON())
+    return this
+  }
+
+  /** A copy with some options changed, validated again. */
+  with(changes: PoolOptions): PoolConfig {
+    return new PoolConfig({ ...this.toJSON(), ...changes })
+  }
+
+  /** The options as a plain object. */
+  toJSON(): ResolvedPoolOptions {
+    const out: Record<string, unknown> = {}
+    for (const key of KEYS) out[key] = this[key]
+    return out as ResolvedPoolOptions
+  }
+}
+
+/** Fluent construction of a {@link PoolConfig}; `build()` validates. */
+export class PoolConfigBuilder {
+  readonly #options: Record<string, unknown> = {}
+
+  /** Sets `min`. */ min(value: number): this { return this.#set('min', value) }
+  /** Sets `max`. */ max(value: number): this { return this.#set('max', value) }
+  /** Sets `acquireTimeoutMs`. */ acquireTimeoutMs(value: number): this { return this.#set('acquireTimeoutMs', value) }
+  /** Sets `createTimeoutMs`. */ createTimeoutMs(value: number): this { return this.#set('createTimeoutMs', value) }
+  /** Sets `idleTimeoutMs`. */ idleTimeoutMs(value: number): this { return this.#set('idleTimeoutMs', value) }
+  /** Sets `maxLifetimeMs`. */ maxLifetimeMs(value: number): this { return this.#set('maxLifetimeMs', value) }
+  /** Sets `maxLifetimeJitter`. */ maxLifetimeJitter(value: number): this { return this.#set('maxLifetimeJitter', value) }
+  /** Sets `validateAfterIdleMs`. */ validateAfterIdleMs(value: number): this { return this.#set('validateAfterIdleMs', value) }
+  /** Sets `keepaliveIntervalMs`. */ keepaliveIntervalMs(value: number): this { return this.#set('keepaliveIntervalMs', value) }
+  /** Sets `leakDetectionThresholdMs`. */ leakDetectionThresholdMs(value: number): this { return this.#set('leakDetectionThresholdMs', value) }
+  /** Sets `maxWaitingClients`. */ maxWaitingClients(value: number): this { return this.#set('maxWaitingClients', value) }
+  /** Sets `name`. */ name(value: string): this { return this.#set('name', value) }
+
+  /** Validates and returns the config. */
+  build(): PoolConfig {
+    return new PoolConfig(this.#options as PoolOptions)
+  }
+
+  #set(key: keyof PoolOptions, value: unknown): this {
+    this.#options[key] = value
+    return this
+  }
+}
+
+function parseEnvNumber(name: string, raw: string): number {
+  const value = Number(raw.trim())
+  if (raw.trim() === '' || !Number.isFinite(value)) throw configError(name, raw, 'must be a number')
+  return value
+}
+
+/** Validates `input` completely and returns it with defaults applied. */
+export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
+  const raw = requireObject('pool', input)
+  rejectUnknownKeys('pool', raw, KEYS)
+  const merged = { ...DEFAULT_POOL_OPTIONS } as Record<string, unknown>
+  for (const key of KEYS) if (raw[key] !== undefined) merged[key] = raw[key]
+  const max = checkInteger('pool.max', merged.max, 1, 10_000)
+  const min = checkInteger('pool.min', merged.min, 0, 10_000)
+  if (min > max) throw configError('pool.min', min, `must not exceed pool.max (${max})`)
+  for (const key of DURATION_KEYS) checkInteger(`pool.${key}`, merged[key], 0, 2_147_483_647)
+  if ((merged.acquireTimeoutMs as number) < 1) throw configError('pool.acquireTimeoutMs', merged.acquireTimeoutMs, 'must be an integer >= 1')
+  if ((merged.createTimeoutMs as number) < 1) throw configError('pool.createTimeoutMs', merged.createTimeoutMs, 'must be an integer >= 1')
+  checkFraction('pool.maxLifetimeJitter', merged.maxLifetimeJitter, 0, 1)
+  checkInteger('pool.maxWaitingClients', merged.maxWaitingClients, 0)
+  checkString('pool.name', merged.name)
+  return Object.freeze(merged) as ResolvedPoolOptions
+}

@@ -1,0 +1,82 @@
+import { DatabaseError } from '../errors/database-error'
+
+/** Builds the CONFIGURATION error every validator throws: it names the option and the value. */
+export function configError(option: string, value: unknown, rule: string): DatabaseError {
+  return new DatabaseError('CONFIGURATION', `invalid ${option} ${show(value)}: ${rule}`, {
+    detail: { option, rule },
+  })
+}
+
+function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined)
+    return String(value)
+  if (typeof value === 'function') return '[function]'
+  try {
+    return JSON.stringify(value) ?? String(value)
+  } catch {
+    return Object.prototype.toString.call(value)
+  }
+}
+
+/** Throws when `input` has a key not in `known`; `scope` prefixes the option name. */
+export function rejectUnknownKeys(scope: string, input: object, known: readonly string[]): void {
+  for (const key of Object.keys(input)) {
+    if (!known.includes(key)) {
+      throw configError(`${scope}.${key}`, (input as Record<string, unknown>)[key], `unknown option; known options are ${known.join(', ')}`)
+    }
+  }
+}
+
+/** Throws unless `input` is a plain object (or undefined, which reads as `{}`). */
+export function requireObject(scope: string, input: unknown): Record<string, unknown> {
+  if (input === undefined) return {}
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw configError(scope, input, 'must be an object')
+  }
+  return input as Record<string, unknown>
+}
+
+/** Validates an integer within bounds (inclusive). */
+export function checkInteger(option: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `between ${min} and ${max}`
+    throw configError(option, value, `must be an integer ${range}`)
+  }
+  return value
+}
+
+/** Validates a finite number within `[min, maxExclusive)`. */
+export function checkFraction(option: string, value: unknown, min: number, maxExclusive: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value >= maxExclusive) {
+    throw configError(option, value, `must be a number >= ${min} and < ${maxExclusive}`)
+  }
+  return value
+}
+
+/** Validates one of a fixed set of strings. */
+export function checkEnum<T extends string>(option: string, value: unknown, allowed: readonly T[]): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw configError(option, value, `must be one of ${allowed.join(', ')}`)
+  }
+  return value as T
+}
+
+/** Validates a non-empty string. */
+export function checkString(option: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0) throw configError(option, value, 'must be a non-empty string')
+  return value
+}
+
+/** Validates a boolean. */
+export function checkBoolean(option: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw configError(option, value, 'must be true or false')
+  return value
+}
+
+/** Parses an integer from an environment variable, naming the variable on failure. */
+export function parseEnvInteger(name: string, raw: string): number {
+  const trimmed = raw.trim()
+  if (!/^-?\d+$/.test(trimmed)) throw configError(name, raw, 'must be an integer')
+  return Number(trimmed)
+}

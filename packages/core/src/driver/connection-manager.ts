@@ -1,0 +1,91 @@
+import type { DatabaseError } from '../errors/database-error'
+import type { CompiledQuery, SqlDialect } from '../sql/sql'
+import type { HealthCheckDetail } from '../health/health-report'
+
+/** The backends dbpool supports. */
+export type Backend = 'postgres' | 'sqlite'
+
+/** A pool lane: `write` always exists; `read` exists when the manager asks for readers. */
+export type Lane = 'write' | 'read'
+
+/** A normalised statement result: `rows` is always an array. */
+export interface QueryResult<R = Record<string, unknown>> {
+  /** Returned rows (empty for statements that return none). */
+  readonly rows: R[]
+  /** Rows returned by a query, or rows changed by a write. */
+  readonly rowCount: number
+  /** SQLite: the rowid of the last inserted row. */
+  readonly lastInsertRowid?: number | bigint
+}
+
+/** Per-statement deadline and cancellation. */
+export interface ExecuteOptions {
+  /** Client-side deadline in ms; on expiry the statement is cancelled and QUERY_TIMEOUT thrown. */
+  readonly timeoutMs?: number
+  /** Aborting cancels the statement (QUERY_CANCELLED). */
+  readonly signal?: AbortSignal
+}
+
+/** Transaction isolation levels (SQLite always runs serializable, which satisfies every level). */
+export const ISOLATION_LEVELS = ['read committed', 'repeatable read', 'serializable'] as const
+/** One of {@link ISOLATION_LEVELS}. */
+export type IsolationLevel = (typeof ISOLATION_LEVELS)[number]
+
+/** How a transaction begins. */
+export interface TransactionSettings {
+  readonly isolation?: IsolationLevel
+  readonly readOnly?: boolean
+  /** Postgres: `DEFERRABLE` (only with serializable read only). */
+  readonly deferrable?: boolean
+}
+
+/** Callbacks the pool hands to every new connection. */
+export interface ConnectionHooks {
+  /** Call when the connection dies outside a statement (socket error, server kill). */
+  onLost(error: DatabaseError): void
+}
+
+/** How many lanes a manager wants and how big they may be. */
+export interface LaneLayout {
+  /** Cap on the write lane (SQLite: 1); `undefined` means the pool's `max`. */
+  readonly writeMax?: number
+  /** Read-only connections in the read lane; `0` means no read lane. */
+  readonly readers: number
+}
+
+/**
+ * Creates, checks, resets and destroys physical connections of one backend, runs statements on
+ * them and maps native errors. A manager never pools: {@link DatabasePool} does.
+ */
+export interface ConnectionManager<C = unknown> {
+  /** Which backend this is. */
+  readonly backend: Backend
+  /** Placeholder style for compiled `sql` fragments. */
+  readonly dialect: SqlDialect
+  /** The redacted target, e.g. `postgres://app@db:5432/ledger`. Never contains a password. */
+  readonly target: string
+  /** Lanes this manager needs. */
+  readonly lanes: LaneLayout
+  /** Opens a connection for a lane, with session setup applied. Throws a mapped DatabaseError. */
+  connect(lane: Lane, hooks: ConnectionHooks): Promise<C>
+  /** Cheap, synchronous: false once the connection ended or saw a fatal error. */
+  isUsable(conn: C): boolean
+  /** A real round trip, bounded by `timeoutMs`. */
+  ping(conn: C, timeoutMs: number): Promise<void>
+  /** On release: roll back an open transaction; throw if the connection can't be made clean. */
+  reset(conn: C): Promise<void>
+  /** Closes the connection; never throws. */
+  destroy(conn: C): Promise<void>
+  /** Runs one statement; throws a mapped DatabaseError. */
+  execute<R = Record<string, unknown>>(conn: C, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>>
+  /** The `BEGIN ...` text for these settings; throws CONFIGURATION for settings the backend refuses. */
+  beginStatement(settings: TransactionSettings): string
+  /** Maps a native error to a DatabaseError. */
+  mapError(err: unknown): DatabaseError
+  /** The lane a single auto-commit statement runs on. Default: `write`. */
+  route?(query: CompiledQuery): Lane
+  /** Backend-specific health checks (SQLite integrity, WAL size, ...), run on a leased connection. */
+  healthChecks?(conn: C, options: { readonly deep: boolean; readonly timeoutMs: number }): Promise<HealthCheckDetail[]>
+  /** Called once after the pool destroyed every connection. */
+  end?(): Promise<void>
+}

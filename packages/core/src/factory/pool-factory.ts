@@ -1,0 +1,95 @@
+import { DatabaseConfig, type DatabaseOptions } from '../config/database-config'
+import type { PoolConfig, PoolOptions } from '../config/pool-config'
+import { configError } from '../config/validate'
+import { DatabaseError } from '../errors/database-error'
+import type { DatabasePool } from '../pool/database-pool'
+
+/** What `@dbpool/postgres` exports for the factory. */
+export interface PostgresBackendModule {
+  createPostgresPool(config: DatabaseConfig, poolConfig?: PoolConfig | PoolOptions, options?: Record<string, unknown>): DatabasePool<unknown>
+}
+
+/** What `@dbpool/sqlite` exports for the factory. */
+export interface SqliteBackendModule {
+  createSqlitePool(path: string, poolConfig?: PoolConfig | PoolOptions, options?: Record<string, unknown>): DatabasePool<unknown>
+}
+
+/** Loads a backend package by name; replaceable in tests. */
+export type ModuleImporter = (name: string) => Promise<unknown>
+
+const defaultImporter: ModuleImporter = (name) => import(name)
+
+/** @internal Loads a backend package on demand; a missing package is a CONFIGURATION error naming it. */
+export async function loadBackend<T>(name: '@dbpool/postgres' | '@dbpool/sqlite', exportName: string, importer: ModuleImporter = defaultImporter): Promise<T> {
+  let mod: unknown
+  try {
+    mod = await importer(name)
+  } catch (err) {
+    const code = (err as { code?: unknown }).code
+    if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((err as Error).message).includes(name)) {
+      throw new DatabaseError('CONFIGURATION', `the ${name} package is not installed: run \`npm install ${name}\``, { cause: err, detail: { package: name } })
+    }
+    throw err
+  }
+  const candidate = pick(mod, exportName) ?? pick((mod as { default?: unknown }).default, exportName)
+  if (!candidate) throw new DatabaseError('CONFIGURATION', `${name} does not export ${exportName}: install a matching version`, { detail: { package: name } })
+  return candidate as T
+}
+
+function pick(mod: unknown, exportName: string): unknown {
+  return mod && typeof (mod as Record<string, unknown>)[exportName] === 'function' ? mod : undefined
+}
+
+/** Splits a `sqlite:` URL into a path: `sqlite:./app.db`, `sqlite:///abs/app.db`, `sqlite::memory:`. */
+export function sqlitePathFromUrl(url: string): string {
+  const rest = url.replace(/^sqlite:/i, '')
+  if (rest === ':memory:' || rest === '//:memory:') return ':memory:'
+  const path = rest.startsWith('//') ? rest.slice(2) : rest
+  if (path.length === 0) throw configError('url', url, 'a sqlite: URL needs a path, e.g. sqlite:./data/app.db or sqlite::memory:')
+  return decodeURIComponent(path.split('?')[0] ?? path)
+}
+
+/** Options of {@link PoolFactory.create}. */
+export interface CreatePoolOptions {
+  /** Backend options passed through (SQLite options, Postgres manager options). */
+  readonly backend?: Record<string, unknown>
+  /** Overrides applied to a Postgres URL's settings. */
+  readonly database?: DatabaseOptions
+  /** Replaces `import()` (tests). */
+  readonly importer?: ModuleImporter
+}
+
+/**
+ * Builds pools, choosing the backend from the URL scheme and loading its package on demand, so an
+ * app that only uses SQLite never loads `pg` (and vice versa).
+ *
+ * ```ts
+ * const pool = await PoolFactory.create(process.env.DATABASE_URL ?? 'sqlite:./data/app.db', { max: 10 })
+ * ```
+ */
+export class PoolFactory {
+  private constructor() {}
+
+  /** `postgres://` / `postgresql://` → @dbpool/postgres; `sqlite:` → @dbpool/sqlite. */
+  static async create(url: string, poolConfig?: PoolConfig | PoolOptions, options: CreatePoolOptions = {}): Promise<DatabasePool<unknown>> {
+    if (typeof url !== 'string' || url.length === 0) throw configError('url', url, 'must be a postgres://, postgresql:// or sqlite: URL')
+    if (/^postgres(ql)?:\/\//i.test(url)) {
+      return PoolFactory.createPostgresPool(DatabaseConfig.fromUrl(url, options.database), poolConfig, options)
+    }
+    if (/^sqlite:/i.test(url)) return PoolFactory.createSqlitePool(sqlitePathFromUrl(url), poolConfig, options.backend, options.importer)
+    const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]
+    throw configError('url', scheme ? `${scheme}:...` : '[unrecognised]', 'must be a postgres://, postgresql:// or sqlite: URL')
+  }
+
+  /** A Postgres pool from a {@link DatabaseConfig}. */
+  static async createPostgresPool(config: DatabaseConfig, poolConfig?: PoolConfig | PoolOptions, options: CreatePoolOptions = {}): Promise<DatabasePool<unknown>> {
+    const backend = await loadBackend<PostgresBackendModule>('@dbpool/postgres', 'createPostgresPool', options.importer)
+    return backend.createPostgresPool(config, poolConfig, options.backend)
+  }
+
+  /** A SQLite pool on a file path (or `:memory:`). */
+  static async createSqlitePool(path: string, poolConfig?: PoolConfig | PoolOptions, sqliteOptions?: Record<string, unknown>, importer?: ModuleImporter): Promise<DatabasePool<unknown>> {
+    const backend = await loadBackend<SqliteBackendModule>('@dbpool/sqlite', 'createSqlitePool', importer)
+    return backend.createSqlitePool(path, poolConfig, sqliteOptions)
+  }
+}

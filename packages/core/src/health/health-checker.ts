@@ -1,0 +1,106 @@
+import { DatabaseError } from '../errors/database-error'
+import type { DatabasePool } from '../pool/database-pool'
+import { withDeadline } from '../pool/lane-pool'
+import type { HealthCheckDetail, HealthReport, HealthStatus } from './health-report'
+
+/** Options of a {@link HealthChecker}. */
+export interface HealthCheckOptions {
+  /** Deadline for the whole check; a dead database cannot hang it. Default is `5000`. */
+  readonly timeoutMs?: number
+  /** Utilization at or above which (with callers waiting) the pool is degraded. Default is `0.9`. */
+  readonly degradedUtilization?: number
+  /** A ping slower than this makes the pool degraded. Default is `1000`. */
+  readonly slowPingMs?: number
+  /** Run the deep backend checks (SQLite `integrity_check` instead of `quick_check`). Default is `false`. */
+  readonly deep?: boolean
+}
+
+const RANK: Record<HealthStatus, number> = { healthy: 0, degraded: 1, unhealthy: 2 }
+
+/** The worst of several statuses. */
+export function worstStatus(statuses: Iterable<HealthStatus>): HealthStatus {
+  let worst: HealthStatus = 'healthy'
+  for (const s of statuses) if (RANK[s] > RANK[worst]) worst = s
+  return worst
+}
+
+/**
+ * Checks a pool: a real round trip, saturation, and the backend's own checks. `check()` never
+ * throws and is bounded by `timeoutMs`.
+ */
+export class HealthChecker {
+  readonly #options: Required<HealthCheckOptions>
+
+  constructor(options: HealthCheckOptions = {}) {
+    this.#options = { timeoutMs: 5_000, degradedUtilization: 0.9, slowPingMs: 1_000, deep: false, ...options }
+  }
+
+  /** Healthy, degraded (saturated or slow) or unhealthy (cannot connect, query or integrity fails). */
+  async check(pool: DatabasePool<unknown>): Promise<HealthReport> {
+    const started = performance.now()
+    const { timeoutMs } = this.#options
+    let checks: HealthCheckDetail[]
+    if (!pool.isOpen) {
+      checks = [{ name: 'pool', status: 'unhealthy', message: 'pool is closed' }]
+    } else {
+      checks = await withDeadline(this.#run(pool), timeoutMs, () => new Error('deadline')).catch(() => [
+        { name: 'deadline', status: 'unhealthy' as const, message: `health check did not finish within ${timeoutMs} ms` },
+      ])
+    }
+    return {
+      pool: pool.name,
+      backend: pool.backend,
+      target: pool.target,
+      status: worstStatus(checks.map((c) => c.status)),
+      checkedAt: new Date().toISOString(),
+      latencyMs: round(performance.now() - started),
+      stats: pool.stats(),
+      checks,
+    }
+  }
+
+  /** Pings every idle connection and evicts the ones that fail. Never throws. */
+  async validateConnections(pool: DatabasePool<unknown>): Promise<{ checked: number; evicted: number; error?: string }> {
+    try {
+      return await pool.validateConnections()
+    } catch (err) {
+      return { checked: 0, evicted: 0, error: describe(err) }
+    }
+  }
+
+  async #run(pool: DatabasePool<unknown>): Promise<HealthCheckDetail[]> {
+    const { timeoutMs, slowPingMs, degradedUtilization, deep } = this.#options
+    const checks: HealthCheckDetail[] = []
+    try {
+      const latency = await pool.ping(timeoutMs)
+      const slow = latency > slowPingMs
+      checks.push({ name: 'ping', status: slow ? 'degraded' : 'healthy', latencyMs: round(latency), ...(slow ? { message: `ping took ${round(latency)} ms (> ${slowPingMs} ms)` } : {}) })
+    } catch (err) {
+      checks.push({ name: 'ping', status: 'unhealthy', message: describe(err), data: { code: DatabaseError.is(err) ? err.code : 'QUERY_FAILED' } })
+      return checks
+    }
+    const stats = pool.stats()
+    const saturated = stats.utilization >= degradedUtilization && stats.pending > 0
+    checks.push({
+      name: 'saturation',
+      status: saturated ? 'degraded' : 'healthy',
+      data: { utilization: round(stats.utilization), pending: stats.pending },
+      ...(saturated ? { message: `${stats.used}/${stats.max} connections in use with ${stats.pending} callers waiting` } : {}),
+    })
+    try {
+      checks.push(...(await pool.backendChecks({ deep, timeoutMs })))
+    } catch (err) {
+      checks.push({ name: 'backend', status: 'unhealthy', message: describe(err) })
+    }
+    return checks
+  }
+}
+
+function describe(err: unknown): string {
+  if (DatabaseError.is(err)) return `${err.code}: ${err.message}`
+  return err instanceof Error ? err.message : String(err)
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100
+}

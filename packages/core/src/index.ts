@@ -1,0 +1,39 @@
+export { ERROR_CODES, RETRYABLE_CODES, TRANSACTION_RETRY_CODES } from './errors/error-codes'
+export type { ErrorCode } from './errors/error-codes'
+export { DatabaseError } from './errors/database-error'
+export type { DatabaseErrorOptions, ErrorBackend, PoolStatsSnapshot } from './errors/database-error'
+export { PoolConfig, PoolConfigBuilder, DEFAULT_POOL_OPTIONS } from './config/pool-config'
+export type { PoolOptions, ResolvedPoolOptions } from './config/pool-config'
+export { DatabaseConfig, SSL_MODES } from './config/database-config'
+export type { DatabaseOptions, PasswordSource, SslMode } from './config/database-config'
+export { configError, rejectUnknownKeys, requireObject, checkInteger, checkEnum, checkBoolean, checkString, checkFraction } from './config/validate'
+export { sql, SqlFragment, isSqlFragment } from './sql/sql'
+export type { CompiledQuery, SqlDialect, SqlTag } from './sql/sql'
+export { ISOLATION_LEVELS } from './driver/connection-manager'
+export type {
+  Backend,
+  ConnectionHooks,
+  ConnectionManager,
+  ExecuteOptions,
+  IsolationLevel,
+  Lane,
+  LaneLayout,
+  QueryResult,
+  TransactionSettings,
+} from './driver/connection-manager'
+export { DatabasePool } from './pool/database-pool'
+export type { CloseOptions, CloseReport, DatabasePoolOptions, OutstandingLease, WithConnectionOptions } from './pool/database-pool'
+export type { PoolConnection, Queryable, Transaction } from './pool/pool-connection'
+export type { LeakInfo, PoolEventName, PoolEvents } from './pool/pool-events'
+export type { RetryOptions, TransactionOptions } from './transaction/transaction'
+export { MetricsCollector, METRIC_NAMES, POOL_NAME_ATTRIBUTE } from './metrics/metrics-collector'
+export type { MetricsCollectorOptions, MetricsSnapshot, TimingSummary } from './metrics/metrics-collector'
+export { HealthChecker, worstStatus } from './health/health-checker'
+export type { HealthCheckOptions } from './health/health-checker'
+export type { HealthCheckDetail, HealthReport, HealthStatus } from './health/health-report'
+export { PoolFactory, sqlitePathFromUrl } from './factory/pool-factory'
+export type { CreatePoolOptions, ModuleImporter, PostgresBackendModule, SqliteBackendModule } from './factory/pool-factory'
+export { PoolManager } from './manager/pool-manager'
+export type { ManagerHealthReport } from './manager/pool-manager'
+export { redactSecrets, redactUrlPasswords, REDACTED } from './util/redact'
+export { withDeadline } from './pool/lane-pool'

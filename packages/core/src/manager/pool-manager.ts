@@ -1,0 +1,64 @@
+import { configError } from '../config/validate'
+import { HealthChecker, worstStatus, type HealthCheckOptions } from '../health/health-checker'
+import type { HealthReport, HealthStatus } from '../health/health-report'
+import type { CloseOptions, CloseReport, DatabasePool } from '../pool/database-pool'
+
+/** The aggregate of every pool's report. */
+export interface ManagerHealthReport {
+  readonly status: HealthStatus
+  readonly pools: Readonly<Record<string, HealthReport>>
+}
+
+/**
+ * Named pools with one primary (the first added unless another is marked), checked and closed
+ * together.
+ */
+export class PoolManager {
+  readonly #pools = new Map<string, DatabasePool<unknown>>()
+  #primary: string | undefined
+
+  /** Adds a pool under a unique name. */
+  add(name: string, pool: DatabasePool<unknown>, options: { readonly primary?: boolean } = {}): this {
+    if (typeof name !== 'string' || name.length === 0) throw configError('pool name', name, 'must be a non-empty string')
+    if (this.#pools.has(name)) throw configError('pool name', name, 'is already registered')
+    this.#pools.set(name, pool)
+    if (options.primary || this.#primary === undefined) this.#primary = name
+    return this
+  }
+
+  /** The pool with that name; throws CONFIGURATION naming the known ones. */
+  get(name: string): DatabasePool<unknown> {
+    const pool = this.#pools.get(name)
+    if (!pool) throw configError('pool name', name, `is not registered; known pools: ${[...this.#pools.keys()].join(', ') || '(none)'}`)
+    return pool
+  }
+
+  /** Whether a pool with that name exists. */
+  has(name: string): boolean {
+    return this.#pools.has(name)
+  }
+
+  /** The primary pool. */
+  get primary(): DatabasePool<unknown> {
+    if (this.#primary === undefined) throw configError('primary pool', undefined, 'no pool is registered')
+    return this.get(this.#primary)
+  }
+
+  /** Names in insertion order. */
+  get names(): string[] {
+    return [...this.#pools.keys()]
+  }
+
+  /** Checks every pool in parallel; the status is the worst of them. Never throws. */
+  async healthCheckAll(options: HealthCheckOptions = {}): Promise<ManagerHealthReport> {
+    const checker = new HealthChecker(options)
+    const entries = await Promise.all([...this.#pools].map(async ([name, pool]) => [name, await checker.check(pool)] as const))
+    return { status: worstStatus(entries.map(([, r]) => r.status)), pools: Object.fromEntries(entries) }
+  }
+
+  /** Closes every pool in parallel, each with the same deadline. */
+  async closeAll(options: CloseOptions = {}): Promise<Record<string, CloseReport>> {
+    const entries = await Promise.all([...this.#pools].map(async ([name, pool]) => [name, await pool.close(options)] as const))
+    return Object.fromEntries(entries)
+  }
+}

@@ -1,0 +1,502 @@
+import { PoolConfig, type PoolOptions } from '../config/pool-config'
+import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
+import type { Backend, ConnectionManager, ExecuteOptions, Lane, QueryResult } from '../driver/connection-manager'
+import type { HealthCheckDetail } from '../health/health-report'
+import { MetricsCollector, type MetricsCollectorOptions } from '../metrics/metrics-collector'
+import { isSqlFragment, type CompiledQuery } from '../sql/sql'
+import { runTransaction, type TransactionOptions } from '../transaction/transaction'
+import { Lease } from './lease'
+import { LanePool, withDeadline, type LaneHost } from './lane-pool'
+import { ConnectionHandle, type PoolConnection, type Queryable, type Transaction } from './pool-connection'
+import { PoolEventEmitter, type PoolEventName, type PoolEvents } from './pool-events'
+import type { PooledConnection } from './pooled-connection'
+
+/** Options of a {@link DatabasePool} besides its {@link PoolConfig}. */
+export interface DatabasePoolOptions {
+  /** The collector to record on. Default is a new collector on the global OpenTelemetry meter. */
+  readonly metrics?: MetricsCollector
+  /** Passed to the default collector. */
+  readonly metricsOptions?: MetricsCollectorOptions
+}
+
+/** Options of `withConnection()`. */
+export interface WithConnectionOptions {
+  /** Which lane to borrow from. Default is `'write'`. */
+  readonly lane?: Lane
+}
+
+/** Options of `close()`. */
+export interface CloseOptions {
+  /** How long to wait for leases to come back before taking them. Default is `30000`. */
+  readonly timeoutMs?: number
+}
+
+/** A lease still out when `close()` gave up waiting. */
+export interface OutstandingLease {
+  readonly leaseId: number
+  readonly connectionId: number
+  readonly lane: Lane
+  readonly heldForMs: number
+  readonly stack: string
+}
+
+/** What `close()` reports. */
+export interface CloseReport {
+  readonly durationMs: number
+  /** Leases still held at the deadline; their connections were destroyed. */
+  readonly outstandingLeases: readonly OutstandingLease[]
+  /** True when some step hit the deadline. */
+  readonly timedOut: boolean
+}
+
+type PoolState = 'open' | 'closing' | 'closed'
+
+/**
+ * The pool: one class for every backend, generic over the {@link ConnectionManager}, holding one
+ * tarn pool per lane. Leases are taken and released only inside this class.
+ *
+ * ```ts
+ * const pool = new DatabasePool(manager, { max: 10, name: 'ledger' })
+ * const { rows } = await pool.query(sql`select * from accounts where id = ${id}`)
+ * await pool.transaction(async (tx) => { ... }, { isolation: 'serializable', retry: true })
+ * await pool.close()
+ * ```
+ */
+export class DatabasePool<C = unknown> {
+  /** The validated settings. */
+  readonly config: PoolConfig
+  /** Records the OpenTelemetry pool metrics; `metrics.snapshot()` works without an SDK. */
+  readonly metrics: MetricsCollector
+  readonly #manager: ConnectionManager<C>
+  readonly #events: PoolEventEmitter
+  readonly #write: LanePool<C>
+  readonly #read: LanePool<C> | undefined
+  readonly #leases = new Set<Lease<C>>()
+  readonly #timers: NodeJS.Timeout[] = []
+  #state: PoolState = 'open'
+  #closing: Promise<CloseReport> | undefined
+  #drained: (() => void) | undefined
+  #warmUpTimer: NodeJS.Timeout | undefined
+  #warmUpBackoffMs = 0
+
+  constructor(manager: ConnectionManager<C>, config?: PoolConfig | PoolOptions, options: DatabasePoolOptions = {}) {
+    this.config = PoolConfig.from(config)
+    this.#manager = manager
+    this.#events = new PoolEventEmitter((event, err) => {
+      process.emitWarning(`dbpool: a "${event}" listener threw: ${err instanceof Error ? err.message : String(err)}`, 'DbpoolWarning')
+    })
+    this.metrics = options.metrics ?? new MetricsCollector(this.config.name, options.metricsOptions)
+    this.metrics.bind(() => this.stats())
+    const host = this.#laneHost()
+    const writeMax = Math.min(this.config.max, manager.lanes.writeMax ?? this.config.max)
+    this.#write = new LanePool(host, 'write', writeMax, Math.min(this.config.min, writeMax))
+    const readers = manager.lanes.readers
+    this.#read = readers > 0 ? new LanePool(host, 'read', readers, Math.min(this.config.min, readers)) : undefined
+    this.#startTimers()
+    this.#scheduleWarmUp(0)
+  }
+
+  /** The backend of this pool's manager. */
+  get backend(): Backend {
+    return this.#manager.backend
+  }
+
+  /** The redacted target (no password). */
+  get target(): string {
+    return this.#manager.target
+  }
+
+  /** The pool's name (from the config). */
+  get name(): string {
+    return this.config.name
+  }
+
+  /** True until `close()` is called. */
+  get isOpen(): boolean {
+    return this.#state === 'open'
+  }
+
+  /** Subscribes to a pool event; a throwing listener never breaks the pool. */
+  on<E extends PoolEventName>(event: E, listener: PoolEvents[E]): this {
+    this.#events.on(event, listener)
+    return this
+  }
+
+  /** Removes a listener added with {@link on}. */
+  off<E extends PoolEventName>(event: E, listener: PoolEvents[E]): this {
+    this.#events.off(event, listener)
+    return this
+  }
+
+  /** Counters over all lanes: size, idle, used, pending, max, min, utilization. */
+  stats(lane?: Lane): PoolStatsSnapshot {
+    if (lane === 'write') return this.#write.stats()
+    if (lane === 'read') return this.#read ? this.#read.stats() : { size: 0, idle: 0, used: 0, pending: 0, max: 0, min: 0, utilization: 0 }
+    const w = this.#write.stats()
+    if (!this.#read) return w
+    const r = this.#read.stats()
+    const max = w.max + r.max
+    const used = w.used + r.used
+    return { size: w.size + r.size, idle: w.idle + r.idle, used, pending: w.pending + r.pending, max, min: w.min + r.min, utilization: used / max }
+  }
+
+  /**
+   * Runs one statement: an `sql` fragment, or backend-native text with parameters. On a pool with a
+   * read lane, a statement the manager routes as read-only runs on a reader.
+   */
+  async query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>> {
+    const compiled = this.#compile(query, params)
+    const lane = this.#read && this.#manager.route ? this.#manager.route(compiled) : 'write'
+    const lease = await this.#acquire(lane)
+    try {
+      return await this.#execute<R>(lease, compiled, options)
+    } finally {
+      await this.#release(lease)
+    }
+  }
+
+  /** Lends a connection to `fn` and takes it back when `fn` settles. The only way to hold one. */
+  async withConnection<T>(fn: (conn: PoolConnection<C>) => Promise<T>, options: WithConnectionOptions = {}): Promise<T> {
+    const lane = options.lane ?? 'write'
+    if (lane !== 'write' && lane !== 'read') throw new DatabaseError('CONFIGURATION', `invalid lane ${JSON.stringify(lane)}: must be write or read`)
+    const lease = await this.#acquire(lane === 'read' && this.#read ? 'read' : 'write')
+    const handle = this.#handle(lease)
+    try {
+      return await fn(handle)
+    } finally {
+      handle.detach()
+      await this.#release(lease)
+    }
+  }
+
+  /**
+   * Runs `fn` in a transaction: commit on success; on error roll back (only if BEGIN succeeded) and
+   * rethrow the original error. `retry` replays the whole callback on serialization failures,
+   * deadlocks and busy errors. `readOnly` runs on the read lane when there is one.
+   */
+  transaction<T>(fn: (tx: Transaction<C>) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    return runTransaction(fn, options, {
+      beginStatement: (settings) => this.#manager.beginStatement(settings),
+      lease: async (readOnly, body) => {
+        const lease = await this.#acquire(readOnly && this.#read ? 'read' : 'write')
+        const handle = this.#handle(lease)
+        try {
+          return await body(handle, (err) => this.#markBroken(lease, err))
+        } finally {
+          handle.detach()
+          await this.#release(lease)
+        }
+      },
+    })
+  }
+
+  /** Borrows a connection and makes a real round trip; resolves with the latency in ms. */
+  async ping(timeoutMs = 5_000): Promise<number> {
+    const started = performance.now()
+    const lease = await this.#acquire('write')
+    try {
+      await this.#manager.ping(lease.conn.native, timeoutMs).catch((err: unknown) => {
+        throw this.#markBroken(lease, err)
+      })
+      return performance.now() - started
+    } finally {
+      await this.#release(lease)
+    }
+  }
+
+  /** Runs the manager's backend checks (SQLite integrity, WAL size, ...) on a leased connection. */
+  async backendChecks(options: { readonly deep?: boolean; readonly timeoutMs?: number } = {}): Promise<HealthCheckDetail[]> {
+    const checks = this.#manager.healthChecks
+    if (!checks) return []
+    const lease = await this.#acquire('write')
+    try {
+      return await checks.call(this.#manager, lease.conn.native, { deep: options.deep ?? false, timeoutMs: options.timeoutMs ?? 5_000 })
+    } finally {
+      await this.#release(lease)
+    }
+  }
+
+  /**
+   * Pings every idle connection and evicts the ones that fail (the pool refills to `min`).
+   * Resolves with how many were checked and evicted.
+   */
+  async validateConnections(): Promise<{ checked: number; evicted: number }> {
+    let checked = 0
+    let evicted = 0
+    for (const lane of this.#lanes()) {
+      const before = new Set(lane.live)
+      const idle = [...lane.live].filter((c) => !c.leased)
+      for (const conn of idle) conn.pingRequested = true
+      checked += idle.length
+      await this.#cycle(lane, lane.tarn.numFree())
+      for (const conn of before) if (conn.destroyed) evicted++
+    }
+    return { checked, evicted }
+  }
+
+  /**
+   * Refuses new work at once (POOL_CLOSED), waits for leases up to `timeoutMs`, then destroys every
+   * connection, including leased ones. Idempotent: later calls return the same report.
+   */
+  close(options: CloseOptions = {}): Promise<CloseReport> {
+    this.#closing ??= this.#close(options.timeoutMs ?? 30_000)
+    return this.#closing
+  }
+
+  // ---- internals ----
+
+  #laneHost(): LaneHost<C> {
+    return {
+      manager: this.#manager,
+      config: this.config,
+      onCreated: (conn, durationMs) => {
+        this.metrics.recordConnectionCreated(durationMs)
+        this.#events.emit('connect', { connectionId: conn.id, lane: conn.lane, durationMs })
+      },
+      onLost: (conn, error) => {
+        if (conn.broken || conn.destroyed) return
+        conn.broken = error
+        this.#events.emit('connectionLost', error, { connectionId: conn.id, lane: conn.lane, idle: !conn.leased })
+        // an idle connection is dropped now; a leased one when its lease ends
+        if (!conn.leased) this.#scheduleCycle()
+      },
+      onDestroyed: (conn, reason) => {
+        this.metrics.recordConnectionDropped()
+        this.#events.emit('destroy', { connectionId: conn.id, lane: conn.lane, reason })
+        if (this.#state === 'open') this.#scheduleWarmUp(0)
+      },
+      onBackgroundError: (error) => this.#emitError(error),
+    }
+  }
+
+  #lanes(): LanePool<C>[] {
+    return this.#read ? [this.#write, this.#read] : [this.#write]
+  }
+
+  #lane(lane: Lane): LanePool<C> {
+    return lane === 'read' && this.#read ? this.#read : this.#write
+  }
+
+  #compile(query: Queryable, params: readonly unknown[] | undefined): CompiledQuery {
+    if (isSqlFragment(query)) {
+      if (params !== undefined && params.length > 0) {
+        throw new DatabaseError('QUERY_FAILED', 'pass values inside the sql`...` template, not as a separate params array')
+      }
+      return query.compile(this.#manager.dialect)
+    }
+    if (typeof query !== 'string') throw new DatabaseError('QUERY_FAILED', `query must be an sql\`...\` fragment or a string, got ${typeof query}`)
+    if (params !== undefined && !Array.isArray(params)) throw new DatabaseError('QUERY_FAILED', 'params must be an array')
+    return { text: query, params: params ?? [] }
+  }
+
+  async #acquire(lane: Lane): Promise<Lease<C>> {
+    if (this.#state !== 'open') throw this.#closedError()
+    const pool = this.#lane(lane)
+    const started = performance.now()
+    let conn: PooledConnection<C>
+    try {
+      conn = await pool.acquire()
+    } catch (err) {
+      if (DatabaseError.is(err, 'ACQUIRE_TIMEOUT')) this.metrics.recordTimeout()
+      throw err
+    }
+    if (this.#state !== 'open') {
+      pool.release(conn)
+      throw this.#closedError()
+    }
+    conn.leased = true
+    const lease = new Lease(conn, this.config.leakDetectionThresholdMs > 0)
+    this.#leases.add(lease)
+    this.metrics.recordConnectionAcquired(performance.now() - started)
+    return lease
+  }
+
+  async #release(lease: Lease<C>): Promise<void> {
+    if (!lease.markReleased()) return
+    const conn = lease.conn
+    this.#leases.delete(lease)
+    this.metrics.recordConnectionReturned(Date.now() - lease.acquiredAt)
+    const pool = this.#lane(conn.lane)
+    if (!conn.broken && this.#manager.isUsable(conn.native)) {
+      try {
+        await this.#manager.reset(conn.native)
+        conn.lastCheckedAt = Date.now()
+      } catch (err) {
+        this.#markBroken(lease, err)
+      }
+    }
+    conn.leased = false
+    if (conn.broken || !this.#manager.isUsable(conn.native)) {
+      await pool.evict(conn, conn.broken ? `broken: ${conn.broken.code}` : 'unusable')
+    }
+    pool.release(conn)
+    if (conn.destroyed) this.#scheduleCycle()
+    if (this.#drained && this.#leases.size === 0) this.#drained()
+  }
+
+  #handle(lease: Lease<C>): ConnectionHandle<C> {
+    const conn = lease.conn
+    return new ConnectionHandle<C>({
+      id: conn.id,
+      lane: conn.lane,
+      backend: this.#manager.backend,
+      native: conn.native,
+      run: <R>(query: Queryable, params: readonly unknown[] | undefined, options: ExecuteOptions | undefined) => {
+        if (!lease.active) return Promise.reject(this.#closedError())
+        return this.#execute<R>(lease, this.#compile(query, params), options)
+      },
+    })
+  }
+
+  async #execute<R>(lease: Lease<C>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
+    try {
+      return await this.#manager.execute<R>(lease.conn.native, query, options ?? {})
+    } catch (err) {
+      const error = this.#manager.isUsable(lease.conn.native) ? toDatabaseError(this.#manager, err) : this.#markBroken(lease, err)
+      throw error
+    }
+  }
+
+  #markBroken(lease: Lease<C>, err: unknown): DatabaseError {
+    const error = toDatabaseError(this.#manager, err)
+    lease.conn.broken ??= error
+    return error
+  }
+
+  #closedError(): DatabaseError {
+    return new DatabaseError('POOL_CLOSED', `pool "${this.config.name}" is closed`, { poolStats: this.stats() })
+  }
+
+  #emitError(error: DatabaseError): void {
+    this.#events.emit('error', error)
+  }
+
+  #startTimers(): void {
+    const { keepaliveIntervalMs, leakDetectionThresholdMs } = this.config
+    const maintenanceMs = keepaliveIntervalMs > 0 ? keepaliveIntervalMs : 30_000
+    this.#timers.push(setInterval(() => this.#maintain(keepaliveIntervalMs > 0), maintenanceMs).unref())
+    if (leakDetectionThresholdMs > 0) {
+      const every = Math.max(10, Math.min(leakDetectionThresholdMs, 1_000))
+      this.#timers.push(setInterval(() => this.#scanLeaks(), every).unref())
+    }
+  }
+
+  #scanLeaks(): void {
+    const now = Date.now()
+    const threshold = this.config.leakDetectionThresholdMs
+    for (const lease of this.#leases) {
+      if (lease.leakReported || now - lease.acquiredAt < threshold) continue
+      lease.leakReported = true
+      const info = { leaseId: lease.id, lane: lease.conn.lane, heldForMs: now - lease.acquiredAt, stack: lease.stack() }
+      if (this.#events.listenerCount('leak') > 0) this.#events.emit('leak', info)
+      else process.emitWarning(`dbpool: pool "${this.config.name}" lease ${info.leaseId} held for ${info.heldForMs} ms (possible leak), acquired at:\n${info.stack}`, 'DbpoolLeakWarning')
+    }
+  }
+
+  /** Keepalive pass: ping idle connections (validation does it on borrow), retire expired ones, refill. */
+  #maintain(ping: boolean): void {
+    if (this.#state !== 'open') return
+    for (const lane of this.#lanes()) {
+      if (lane.tarn.numPendingAcquires() > 0) continue
+      if (ping) for (const conn of lane.live) if (!conn.leased) conn.pingRequested = true
+      this.#cycle(lane, Math.max(lane.tarn.numFree(), lane.min)).catch((err: unknown) => this.#emitError(toDatabaseError(this.#manager, err)))
+    }
+  }
+
+  /** Borrows `count` connections at once (validating each), then returns them. */
+  async #cycle(lane: LanePool<C>, count: number): Promise<void> {
+    if (count <= 0 || this.#state !== 'open') return
+    const results = await Promise.allSettled(Array.from({ length: count }, () => lane.acquire()))
+    let failure: DatabaseError | undefined
+    for (const result of results) {
+      if (result.status === 'fulfilled') lane.release(result.value)
+      else failure ??= toDatabaseError(this.#manager, result.reason)
+    }
+    if (failure && this.#state === 'open') throw failure
+  }
+
+  #scheduleCycle(): void {
+    if (this.#state !== 'open') return
+    setImmediate(() => {
+      for (const lane of this.#lanes()) if (lane.tarn.numPendingAcquires() === 0) void this.#cycle(lane, lane.tarn.numFree()).catch(() => undefined)
+    }).unref()
+  }
+
+  /** Tops every lane up to its `min`; retries with backoff while connects fail. */
+  #scheduleWarmUp(delayMs: number): void {
+    if (this.#state !== 'open' || this.#warmUpTimer) return
+    this.#warmUpTimer = setTimeout(() => {
+      this.#warmUpTimer = undefined
+      void this.#warmUp()
+    }, delayMs).unref()
+  }
+
+  async #warmUp(): Promise<void> {
+    try {
+      for (const lane of this.#lanes()) {
+        const s = lane.stats()
+        const missing = lane.min - s.size
+        if (missing > 0) await this.#cycle(lane, lane.tarn.numFree() + missing)
+      }
+      this.#warmUpBackoffMs = 0
+    } catch (err) {
+      if (this.#state !== 'open') return
+      this.#emitError(toDatabaseError(this.#manager, err))
+      this.#warmUpBackoffMs = Math.min(30_000, Math.max(100, this.#warmUpBackoffMs * 2))
+      this.#scheduleWarmUp(this.#warmUpBackoffMs)
+    }
+  }
+
+  async #close(timeoutMs: number): Promise<CloseReport> {
+    const started = Date.now()
+    this.#state = 'closing'
+    for (const timer of this.#timers) clearInterval(timer)
+    clearTimeout(this.#warmUpTimer)
+    for (const lane of this.#lanes()) lane.abortWaiting()
+    const drained = await this.#waitForLeases(timeoutMs)
+    const outstanding = [...this.#leases].map((lease) => ({
+      leaseId: lease.id,
+      connectionId: lease.conn.id,
+      lane: lease.conn.lane,
+      heldForMs: Date.now() - lease.acquiredAt,
+      stack: lease.stack(),
+    }))
+    for (const lease of [...this.#leases]) await this.#revoke(lease)
+    let timedOut = !drained
+    const remaining = Math.max(1_000, timeoutMs - (Date.now() - started))
+    try {
+      await withDeadline(Promise.all(this.#lanes().map((lane) => lane.tarn.destroy())), remaining, () => new Error('destroy deadline'))
+    } catch {
+      timedOut = true
+    }
+    await this.#manager.end?.().catch((err: unknown) => this.#emitError(toDatabaseError(this.#manager, err)))
+    this.metrics.detach()
+    this.#state = 'closed'
+    return { durationMs: Date.now() - started, outstandingLeases: outstanding, timedOut }
+  }
+
+  #waitForLeases(timeoutMs: number): Promise<boolean> {
+    if (this.#leases.size === 0) return Promise.resolve(true)
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs)
+      this.#drained = () => {
+        clearTimeout(timer)
+        resolve(true)
+      }
+    })
+  }
+
+  async #revoke(lease: Lease<C>): Promise<void> {
+    lease.revoke()
+    this.#leases.delete(lease)
+    const conn = lease.conn
+    conn.broken ??= this.#closedError()
+    const pool = this.#lane(conn.lane)
+    await pool.evict(conn, 'closed while leased')
+    pool.release(conn)
+  }
+}
+
+function toDatabaseError(manager: ConnectionManager<unknown>, err: unknown): DatabaseError {
+  return DatabaseError.is(err) ? err : manager.mapError(err)
+}

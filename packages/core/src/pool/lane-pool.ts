@@ -1,0 +1,188 @@
+import { Pool as TarnPool, TimeoutError } from 'tarn'
+
+type PendingAcquire<T> = ReturnType<TarnPool<T>['acquire']>
+import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
+import type { ConnectionManager, Lane } from '../driver/connection-manager'
+import type { PoolConfig } from '../config/pool-config'
+import { PooledConnection } from './pooled-connection'
+
+/** @internal What a lane needs from the pool that owns it. */
+export interface LaneHost<C> {
+  readonly manager: ConnectionManager<C>
+  readonly config: PoolConfig
+  onCreated(conn: PooledConnection<C>, durationMs: number): void
+  onLost(conn: PooledConnection<C>, error: DatabaseError): void
+  onDestroyed(conn: PooledConnection<C>, reason: string): void
+  onBackgroundError(error: DatabaseError): void
+}
+
+/**
+ * @internal One tarn pool of one lane. Owns creation (with its own deadline, so a late connect is
+ * destroyed, never leaked), validation on borrow (lifetime, usability, ping after idle) and destroy.
+ */
+export class LanePool<C> {
+  readonly tarn: TarnPool<PooledConnection<C>>
+  readonly live = new Set<PooledConnection<C>>()
+  readonly #pending = new Set<PendingAcquire<PooledConnection<C>>>()
+  readonly #host: LaneHost<C>
+  #lastCreateError: DatabaseError | undefined
+
+  constructor(
+    host: LaneHost<C>,
+    readonly lane: Lane,
+    readonly max: number,
+    readonly min: number,
+  ) {
+    this.#host = host
+    const { config } = host
+    this.tarn = new TarnPool<PooledConnection<C>>({
+      create: () => this.#create(),
+      destroy: (conn) => this.#destroy(conn, conn.broken ? 'broken' : 'retired'),
+      validate: (conn) => this.#validate(conn) as unknown as boolean,
+      min,
+      max,
+      acquireTimeoutMillis: config.acquireTimeoutMs,
+      // our own connect deadline fires first; tarn's is a backstop
+      createTimeoutMillis: config.createTimeoutMs + 1_000,
+      destroyTimeoutMillis: 5_000,
+      idleTimeoutMillis: config.idleTimeoutMs,
+      reapIntervalMillis: Math.max(10, Math.min(1_000, config.idleTimeoutMs)),
+      createRetryIntervalMillis: 100,
+      propagateCreateError: true,
+      log: () => undefined,
+    })
+  }
+
+  /** Counters of this lane. */
+  stats(): PoolStatsSnapshot {
+    const idle = this.tarn.numFree()
+    const used = this.tarn.numUsed()
+    const size = idle + used + this.tarn.numPendingCreates()
+    return { size, idle, used, pending: this.tarn.numPendingAcquires(), max: this.max, min: this.min, utilization: used / this.max }
+  }
+
+  /** Borrows a connection, mapping tarn's failures to DatabaseErrors. */
+  async acquire(): Promise<PooledConnection<C>> {
+    const { tarn } = this
+    if (
+      tarn.numFree() === 0 &&
+      tarn.numUsed() + tarn.numPendingCreates() >= this.max &&
+      tarn.numPendingAcquires() >= this.#host.config.maxWaitingClients
+    ) {
+      throw this.#poolError('POOL_EXHAUSTED', `${this.#describe()} has ${tarn.numPendingAcquires()} callers waiting (maxWaitingClients ${this.#host.config.maxWaitingClients})`)
+    }
+    const op = tarn.acquire()
+    this.#pending.add(op)
+    try {
+      return await op.promise
+    } catch (err) {
+      throw this.#acquireError(err)
+    } finally {
+      this.#pending.delete(op)
+    }
+  }
+
+  /** Returns a connection to tarn. */
+  release(conn: PooledConnection<C>): void {
+    this.tarn.release(conn)
+  }
+
+  /** Rejects every waiting caller with POOL_CLOSED (close() refuses new work at once). */
+  abortWaiting(): void {
+    for (const op of this.#pending) op.abort()
+  }
+
+  async #create(): Promise<PooledConnection<C>> {
+    const { manager, config } = this.#host
+    const started = performance.now()
+    let conn: PooledConnection<C> | undefined
+    const connecting = manager.connect(this.lane, { onLost: (error) => conn && this.#host.onLost(conn, error) })
+    try {
+      const native = await withDeadline(connecting, config.createTimeoutMs, () =>
+        new DatabaseError('CONNECTION_FAILED', `connecting to ${manager.target} timed out after ${config.createTimeoutMs} ms`, { backend: manager.backend }),
+      )
+      conn = new PooledConnection(native, this.lane, expiry(config.maxLifetimeMs, config.maxLifetimeJitter))
+    } catch (err) {
+      // a connect that completes after its deadline is closed, never leaked into the pool
+      connecting.then((late) => manager.destroy(late)).catch(() => undefined)
+      const error = DatabaseError.is(err) ? err : manager.mapError(err)
+      this.#lastCreateError = error
+      throw error
+    }
+    this.#lastCreateError = undefined
+    this.live.add(conn)
+    this.#host.onCreated(conn, performance.now() - started)
+    return conn
+  }
+
+  #validate(conn: PooledConnection<C>): boolean | Promise<boolean> {
+    const { manager, config } = this.#host
+    if (conn.broken || conn.destroyed || !manager.isUsable(conn.native)) return false
+    const now = Date.now()
+    if (now >= conn.expiresAt) return false
+    if (!conn.pingRequested && now - conn.lastCheckedAt <= config.validateAfterIdleMs) return true
+    conn.pingRequested = false
+    return manager.ping(conn.native, Math.min(config.createTimeoutMs, 5_000)).then(
+      () => {
+        conn.lastCheckedAt = Date.now()
+        return true
+      },
+      (err: unknown) => {
+        conn.broken = DatabaseError.is(err) ? err : manager.mapError(err)
+        return false
+      },
+    )
+  }
+
+  async #destroy(conn: PooledConnection<C>, reason: string): Promise<void> {
+    if (conn.destroyed) return
+    conn.destroyed = true
+    this.live.delete(conn)
+    try {
+      await this.#host.manager.destroy(conn.native)
+    } catch (err) {
+      this.#host.onBackgroundError(this.#host.manager.mapError(err))
+    }
+    this.#host.onDestroyed(conn, reason)
+  }
+
+  /** Destroys a connection outside tarn (evicted while leased); tarn drops it on the next borrow. */
+  evict(conn: PooledConnection<C>, reason: string): Promise<void> {
+    return this.#destroy(conn, reason)
+  }
+
+  #acquireError(err: unknown): DatabaseError {
+    if (err instanceof TimeoutError) {
+      const cause = this.#lastCreateError
+      const hint = cause ? `; last connect error: ${cause.code}: ${cause.message}` : ''
+      return this.#poolError('ACQUIRE_TIMEOUT', `${this.#describe()} timed out after ${this.#host.config.acquireTimeoutMs} ms waiting for a connection${hint}`, cause)
+    }
+    if (err instanceof Error && err.message === 'aborted') return this.#poolError('POOL_CLOSED', `${this.#describe()} is closed`)
+    if (DatabaseError.is(err)) return err
+    return this.#host.manager.mapError(err)
+  }
+
+  #poolError(code: 'ACQUIRE_TIMEOUT' | 'POOL_EXHAUSTED' | 'POOL_CLOSED', message: string, cause?: unknown): DatabaseError {
+    return new DatabaseError(code, message, { poolStats: this.stats(), cause })
+  }
+
+  #describe(): string {
+    const s = this.stats()
+    const lane = this.lane === 'read' ? ' (read lane)' : ''
+    return `pool "${this.#host.config.name}"${lane} (size=${s.size}, used=${s.used}, idle=${s.idle}, pending=${s.pending}, max=${s.max})`
+  }
+}
+
+function expiry(lifetimeMs: number, jitter: number): number {
+  if (lifetimeMs === 0) return Number.POSITIVE_INFINITY
+  return Date.now() + lifetimeMs - Math.floor(lifetimeMs * jitter * Math.random())
+}
+
+/** Races `promise` against a timer that rejects with `onTimeout()`; the timer is always cleared. */
+export function withDeadline<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(onTimeout()), ms)
+  })
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer))
+}

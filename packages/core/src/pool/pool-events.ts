@@ -1,0 +1,71 @@
+import type { DatabaseError } from '../errors/database-error'
+import type { Lane } from '../driver/connection-manager'
+
+/** What a `leak` event carries: the lease held past the threshold and where it was taken. */
+export interface LeakInfo {
+  readonly leaseId: number
+  readonly lane: Lane
+  readonly heldForMs: number
+  /** The acquirer's stack trace. */
+  readonly stack: string
+}
+
+/** Typed pool events and their listener signatures. */
+export interface PoolEvents {
+  /** A background failure nobody awaited (warm-up connect, keepalive, destroy). */
+  error: (error: DatabaseError) => void
+  /** A connection died (socket error, server kill, fatal error); it is never reused. */
+  connectionLost: (error: DatabaseError, info: { readonly connectionId: number; readonly lane: Lane; readonly idle: boolean }) => void
+  /** A lease was held longer than `leakDetectionThresholdMs`. */
+  leak: (info: LeakInfo) => void
+  /** A physical connection was opened. */
+  connect: (info: { readonly connectionId: number; readonly lane: Lane; readonly durationMs: number }) => void
+  /** A physical connection was closed, and why. */
+  destroy: (info: { readonly connectionId: number; readonly lane: Lane; readonly reason: string }) => void
+}
+
+/** Event names of {@link PoolEvents}. */
+export type PoolEventName = keyof PoolEvents
+
+/**
+ * A small typed emitter whose listeners are isolated: a throwing listener is reported through
+ * `onListenerError` and never breaks the pool or the other listeners.
+ */
+export class PoolEventEmitter {
+  readonly #listeners = new Map<PoolEventName, Set<(...args: never[]) => void>>()
+  readonly #onListenerError: (event: string, err: unknown) => void
+
+  constructor(onListenerError: (event: string, err: unknown) => void) {
+    this.#onListenerError = onListenerError
+  }
+
+  on<E extends PoolEventName>(event: E, listener: PoolEvents[E]): void {
+    let set = this.#listeners.get(event)
+    if (!set) this.#listeners.set(event, (set = new Set()))
+    set.add(listener as (...args: never[]) => void)
+  }
+
+  off<E extends PoolEventName>(event: E, listener: PoolEvents[E]): void {
+    this.#listeners.get(event)?.delete(listener as (...args: never[]) => void)
+  }
+
+  listenerCount(event: PoolEventName): number {
+    return this.#listeners.get(event)?.size ?? 0
+  }
+
+  emit<E extends PoolEventName>(event: E, ...args: Parameters<PoolEvents[E]>): void {
+    const set = this.#listeners.get(event)
+    if (!set) return
+    for (const listener of [...set]) {
+      try {
+        ;(listener as (...a: unknown[]) => void)(...args)
+      } catch (err) {
+        this.#onListenerError(event, err)
+      }
+    }
+  }
+
+  clear(): void {
+    this.#listeners.clear()
+  }
+}

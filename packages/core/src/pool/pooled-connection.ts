@@ -1,0 +1,25 @@
+import type { DatabaseError } from '../errors/database-error'
+import type { Lane } from '../driver/connection-manager'
+
+let nextConnectionId = 1
+
+/** @internal The pool's record of one physical connection (tarn's resource). */
+export class PooledConnection<C> {
+  readonly id = nextConnectionId++
+  readonly createdAt = Date.now()
+  /** Last time it was known good: created, released clean, or pinged. */
+  lastCheckedAt = this.createdAt
+  /** Set when the connection must never be reused. */
+  broken: DatabaseError | undefined = undefined
+  /** The keepalive pass asks for a ping on the next borrow. */
+  pingRequested = false
+  leased = false
+  destroyed = false
+
+  constructor(
+    readonly native: C,
+    readonly lane: Lane,
+    /** Absolute time after which it is retired; `Infinity` when lifetime is off. */
+    readonly expiresAt: number,
+  ) {}
+}

@@ -1,0 +1,149 @@
+import { DatabaseError } from '../errors/database-error'
+import type { ConnectionHooks, ConnectionManager, ExecuteOptions, Lane, LaneLayout, QueryResult, TransactionSettings } from '../driver/connection-manager'
+import type { CompiledQuery } from '../sql/sql'
+
+/** A connection of the {@link FakeConnectionManager}: plain state tests can inspect. */
+export class FakeConnection {
+  static #next = 1
+  readonly id = FakeConnection.#next++
+  ended = false
+  /** Set by `kill()` or a fatal query failure. */
+  broken = false
+  inTransaction = false
+  readonly statements: string[] = []
+  hooks: ConnectionHooks | undefined
+
+  constructor(readonly lane: Lane) {}
+}
+
+/** A failure mode: throw this error, or hang (never settle) until released. */
+export type FakeFault = { readonly kind: 'fail'; readonly error: DatabaseError } | { readonly kind: 'hang' }
+
+/** Options of the fake manager. */
+export interface FakeManagerOptions {
+  readonly lanes?: LaneLayout
+  /** Artificial latency for connect, in ms. Default is `0`. */
+  readonly connectDelayMs?: number
+}
+
+/**
+ * A connection manager with no database behind it, for unit tests of pool logic. Connect, ping,
+ * query or a live connection can be made to fail or hang on demand.
+ */
+export class FakeConnectionManager implements ConnectionManager<FakeConnection> {
+  readonly backend = 'postgres' as const
+  readonly dialect = 'postgres' as const
+  readonly target = 'fake://test'
+  readonly lanes: LaneLayout
+  readonly connections: FakeConnection[] = []
+  connectFault: FakeFault | undefined
+  pingFault: FakeFault | undefined
+  resetFault: FakeFault | undefined
+  /** Statements whose text matches fail or hang. */
+  readonly queryFaults: { readonly match: RegExp; readonly fault: FakeFault; readonly fatal: boolean }[] = []
+  /** Rows returned by statements whose text matches. */
+  readonly responses: { readonly match: RegExp; readonly rows: Record<string, unknown>[] }[] = []
+  connectAttempts = 0
+  pings = 0
+  destroyed = 0
+  #connectDelayMs: number
+  readonly #hanging = new Set<() => void>()
+
+  constructor(options: FakeManagerOptions = {}) {
+    this.lanes = options.lanes ?? { readers: 0 }
+    this.#connectDelayMs = options.connectDelayMs ?? 0
+  }
+
+  /** Connections not yet destroyed. */
+  get open(): FakeConnection[] {
+    return this.connections.filter((c) => !c.ended)
+  }
+
+  /** Kills a live connection the way a server restart would (fires the pool's onLost hook). */
+  kill(conn: FakeConnection): void {
+    conn.broken = true
+    conn.hooks?.onLost(new DatabaseError('CONNECTION_LOST', `fake connection ${conn.id} was terminated`, { backend: 'postgres' }))
+  }
+
+  /** Makes every hanging operation reject, so tests can finish cleanly. */
+  releaseHangs(): void {
+    for (const release of this.#hanging) release()
+    this.#hanging.clear()
+  }
+
+  async connect(lane: Lane, hooks: ConnectionHooks): Promise<FakeConnection> {
+    this.connectAttempts++
+    if (this.#connectDelayMs > 0) await new Promise((r) => setTimeout(r, this.#connectDelayMs))
+    await this.#apply(this.connectFault)
+    const conn = new FakeConnection(lane)
+    conn.hooks = hooks
+    this.connections.push(conn)
+    return conn
+  }
+
+  isUsable(conn: FakeConnection): boolean {
+    return !conn.ended && !conn.broken
+  }
+
+  async ping(conn: FakeConnection, timeoutMs: number): Promise<void> {
+    this.pings++
+    void timeoutMs
+    if (conn.broken) throw new DatabaseError('CONNECTION_LOST', 'fake connection is broken', { backend: 'postgres' })
+    await this.#apply(this.pingFault)
+  }
+
+  async reset(conn: FakeConnection): Promise<void> {
+    await this.#apply(this.resetFault)
+    if (conn.inTransaction) {
+      conn.statements.push('ROLLBACK')
+      conn.inTransaction = false
+    }
+  }
+
+  async destroy(conn: FakeConnection): Promise<void> {
+    if (conn.ended) return
+    conn.ended = true
+    this.destroyed++
+  }
+
+  async execute<R>(conn: FakeConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
+    void options
+    if (conn.ended || conn.broken) throw new DatabaseError('CONNECTION_LOST', 'fake connection is closed', { backend: 'postgres' })
+    conn.statements.push(query.text)
+    const fault = this.queryFaults.find((f) => f.match.test(query.text))
+    if (fault) {
+      if (fault.fatal) conn.broken = true
+      await this.#apply(fault.fault)
+    }
+    const text = query.text.trim().toUpperCase()
+    if (text.startsWith('BEGIN')) conn.inTransaction = true
+    else if (text === 'COMMIT' || text === 'ROLLBACK') conn.inTransaction = false
+    const response = this.responses.find((r) => r.match.test(query.text))
+    const rows = (response ? response.rows : []) as R[]
+    return { rows, rowCount: rows.length }
+  }
+
+  beginStatement(settings: TransactionSettings): string {
+    const parts = ['BEGIN']
+    if (settings.isolation) parts.push(`ISOLATION LEVEL ${settings.isolation.toUpperCase()}`)
+    if (settings.readOnly) parts.push('READ ONLY')
+    return parts.join(' ')
+  }
+
+  route(query: CompiledQuery): Lane {
+    return /^\s*select/i.test(query.text) ? 'read' : 'write'
+  }
+
+  mapError(err: unknown): DatabaseError {
+    if (DatabaseError.is(err)) return err
+    return new DatabaseError('QUERY_FAILED', err instanceof Error ? err.message : String(err), { cause: err, backend: 'postgres' })
+  }
+
+  #apply(fault: FakeFault | undefined): Promise<void> {
+    if (!fault) return Promise.resolve()
+    if (fault.kind === 'fail') return Promise.reject(fault.error)
+    return new Promise<void>((_, reject) => {
+      this.#hanging.add(() => reject(new DatabaseError('CONNECTION_LOST', 'fake hang released', { backend: 'postgres' })))
+    })
+  }
+}

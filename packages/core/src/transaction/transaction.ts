@@ -1,0 +1,108 @@
+import { DatabaseError } from '../errors/database-error'
+import { TRANSACTION_RETRY_CODES } from '../errors/error-codes'
+import { ISOLATION_LEVELS, type IsolationLevel, type TransactionSettings } from '../driver/connection-manager'
+import type { ConnectionHandle, Transaction } from '../pool/pool-connection'
+import { checkBoolean, checkEnum, checkInteger, configError, rejectUnknownKeys, requireObject } from '../config/validate'
+
+/** How `transaction(fn, { retry })` replays the callback. */
+export interface RetryOptions {
+  /** Total attempts, the first included. Default is `5`. */
+  readonly maxAttempts?: number
+  /** First backoff; doubles per attempt, with full jitter. Default is `10`. */
+  readonly baseDelayMs?: number
+  /** Backoff cap. Default is `1000`. */
+  readonly maxDelayMs?: number
+  /** Which errors replay. Default: SERIALIZATION_FAILURE, DEADLOCK, BUSY. */
+  readonly retryOn?: (error: DatabaseError) => boolean
+}
+
+/** Options of `pool.transaction()`. */
+export interface TransactionOptions extends TransactionSettings {
+  /** `true` for the defaults, a number of attempts, or {@link RetryOptions}. Default is no retry. */
+  readonly retry?: boolean | number | RetryOptions
+}
+
+/** @internal What runTransaction needs from the pool. */
+export interface TransactionHost<C> {
+  beginStatement(settings: TransactionSettings): string
+  lease<T>(readOnly: boolean, body: (handle: ConnectionHandle<C>, markBroken: (err: unknown) => DatabaseError) => Promise<T>): Promise<T>
+}
+
+interface ResolvedRetry {
+  readonly maxAttempts: number
+  readonly baseDelayMs: number
+  readonly maxDelayMs: number
+  readonly retryOn: (error: DatabaseError) => boolean
+}
+
+const OPTION_KEYS = ['isolation', 'readOnly', 'deferrable', 'retry'] as const
+const RETRY_KEYS = ['maxAttempts', 'baseDelayMs', 'maxDelayMs', 'retryOn'] as const
+
+/** @internal Validates options, then runs begin → fn → commit with rollback and bounded replays. */
+export async function runTransaction<C, T>(fn: (tx: Transaction<C>) => Promise<T>, options: TransactionOptions, host: TransactionHost<C>): Promise<T> {
+  if (typeof fn !== 'function') throw configError('transaction callback', fn, 'must be a function')
+  const { settings, retry } = resolveOptions(options)
+  const begin = host.beginStatement(settings)
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await host.lease(settings.readOnly ?? false, (handle, markBroken) => runOnce(handle, begin, fn, markBroken))
+    } catch (err) {
+      if (!DatabaseError.is(err) || attempt >= retry.maxAttempts || !retry.retryOn(err)) throw err
+      await sleep(backoff(attempt, retry))
+    }
+  }
+}
+
+async function runOnce<C, T>(tx: ConnectionHandle<C>, begin: string, fn: (tx: Transaction<C>) => Promise<T>, markBroken: (err: unknown) => DatabaseError): Promise<T> {
+  await tx.query(begin)
+  let result: T
+  try {
+    result = await fn(tx)
+    await tx.query('COMMIT')
+  } catch (err) {
+    try {
+      await tx.query('ROLLBACK')
+    } catch (rollbackError) {
+      // the session state is unknown: the connection is destroyed instead of reused
+      markBroken(rollbackError)
+    }
+    throw err
+  }
+  return result
+}
+
+function resolveOptions(options: TransactionOptions): { settings: TransactionSettings; retry: ResolvedRetry } {
+  const raw = requireObject('transaction', options)
+  rejectUnknownKeys('transaction', raw, OPTION_KEYS)
+  const settings: { isolation?: IsolationLevel; readOnly?: boolean; deferrable?: boolean } = {}
+  if (raw.isolation !== undefined) settings.isolation = checkEnum('transaction.isolation', raw.isolation, ISOLATION_LEVELS)
+  if (raw.readOnly !== undefined) settings.readOnly = checkBoolean('transaction.readOnly', raw.readOnly)
+  if (raw.deferrable !== undefined) settings.deferrable = checkBoolean('transaction.deferrable', raw.deferrable)
+  return { settings, retry: resolveRetry(raw.retry) }
+}
+
+function resolveRetry(value: unknown): ResolvedRetry {
+  const defaults: ResolvedRetry = { maxAttempts: 5, baseDelayMs: 10, maxDelayMs: 1_000, retryOn: (e) => TRANSACTION_RETRY_CODES.has(e.code) }
+  if (value === undefined || value === false) return { ...defaults, maxAttempts: 1 }
+  if (value === true) return defaults
+  if (typeof value === 'number') return { ...defaults, maxAttempts: checkInteger('transaction.retry', value, 1, 100) }
+  const raw = requireObject('transaction.retry', value)
+  rejectUnknownKeys('transaction.retry', raw, RETRY_KEYS)
+  const retryOn = raw.retryOn ?? defaults.retryOn
+  if (typeof retryOn !== 'function') throw configError('transaction.retry.retryOn', retryOn, 'must be a function')
+  return {
+    maxAttempts: raw.maxAttempts === undefined ? defaults.maxAttempts : checkInteger('transaction.retry.maxAttempts', raw.maxAttempts, 1, 100),
+    baseDelayMs: raw.baseDelayMs === undefined ? defaults.baseDelayMs : checkInteger('transaction.retry.baseDelayMs', raw.baseDelayMs, 0, 60_000),
+    maxDelayMs: raw.maxDelayMs === undefined ? defaults.maxDelayMs : checkInteger('transaction.retry.maxDelayMs', raw.maxDelayMs, 0, 600_000),
+    retryOn: retryOn as (e: DatabaseError) => boolean,
+  }
+}
+
+function backoff(attempt: number, retry: ResolvedRetry): number {
+  const ceiling = Math.min(retry.maxDelayMs, retry.baseDelayMs * 2 ** (attempt - 1))
+  return Math.floor(Math.random() * ceiling)
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
