@@ -293,6 +293,8 @@ export class DatabasePool<C = unknown> {
     if (this.#state !== 'open') throw this.#closedError()
     const pool = this.#lane(lane)
     const started = performance.now()
+    // captured before the first await, so the stack still holds the caller's frames
+    const origin = this.config.leakDetectionThresholdMs > 0 ? new Error('connection acquired here') : undefined
     let conn: PooledConnection<C>
     try {
       conn = await pool.acquire()
@@ -305,7 +307,7 @@ export class DatabasePool<C = unknown> {
       throw this.#closedError()
     }
     conn.leased = true
-    const lease = new Lease(conn, this.config.leakDetectionThresholdMs > 0)
+    const lease = new Lease(conn, origin)
     this.#leases.add(lease)
     this.metrics.recordConnectionAcquired(performance.now() - started)
     return lease

@@ -54,7 +54,7 @@ export class LanePool<C> {
   }
 
   /** Counters of this lane. */
-  stats(): PoolStatsSnapshot {
+  stats(): { -readonly [K in keyof PoolStatsSnapshot]: PoolStatsSnapshot[K] } {
     const idle = this.tarn.numFree()
     const used = this.tarn.numUsed()
     const size = idle + used + this.tarn.numPendingCreates()
@@ -155,7 +155,8 @@ export class LanePool<C> {
     if (err instanceof TimeoutError) {
       const cause = this.#lastCreateError
       const hint = cause ? `; last connect error: ${cause.code}: ${cause.message}` : ''
-      return this.#poolError('ACQUIRE_TIMEOUT', `${this.#describe()} timed out after ${this.#host.config.acquireTimeoutMs} ms waiting for a connection${hint}`, cause)
+      // tarn already dropped this caller from its queue: count it back in the snapshot
+      return this.#poolError('ACQUIRE_TIMEOUT', `${this.#describe(1)} timed out after ${this.#host.config.acquireTimeoutMs} ms waiting for a connection${hint}`, cause)
     }
     if (err instanceof Error && err.message === 'aborted') return this.#poolError('POOL_CLOSED', `${this.#describe()} is closed`)
     if (DatabaseError.is(err)) return err
@@ -163,11 +164,14 @@ export class LanePool<C> {
   }
 
   #poolError(code: 'ACQUIRE_TIMEOUT' | 'POOL_EXHAUSTED' | 'POOL_CLOSED', message: string, cause?: unknown): DatabaseError {
-    return new DatabaseError(code, message, { poolStats: this.stats(), cause })
+    const stats = this.stats()
+    const pending = code === 'ACQUIRE_TIMEOUT' ? stats.pending + 1 : stats.pending
+    return new DatabaseError(code, message, { poolStats: { ...stats, pending }, cause })
   }
 
-  #describe(): string {
+  #describe(extraPending = 0): string {
     const s = this.stats()
+    s.pending += extraPending
     const lane = this.lane === 'read' ? ' (read lane)' : ''
     return `pool "${this.#host.config.name}"${lane} (size=${s.size}, used=${s.used}, idle=${s.idle}, pending=${s.pending}, max=${s.max})`
   }

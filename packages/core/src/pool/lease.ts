@@ -1,7 +1,10 @@
+import { resolve } from 'node:path'
 import { DatabaseError } from '../errors/database-error'
 import type { PooledConnection } from './pooled-connection'
 
 let nextLeaseId = 1
+// src/ or dist/ of @dbpool/core: frames from here are the pool's own, not the acquirer's
+const CORE_ROOT = resolve(__dirname, '..')
 
 /** @internal One borrowing of a connection. Released exactly once; a second release throws. */
 export class Lease<C> {
@@ -14,9 +17,9 @@ export class Lease<C> {
 
   constructor(
     readonly conn: PooledConnection<C>,
-    trackOrigin: boolean,
+    origin: Error | undefined,
   ) {
-    this.origin = trackOrigin ? new Error('connection acquired here') : undefined
+    this.origin = origin
   }
 
   get active(): boolean {
@@ -42,8 +45,11 @@ export class Lease<C> {
     if (this.#state === 'active') this.#state = 'revoked'
   }
 
-  /** The acquirer's stack, without the first line. */
+  /** The acquirer's stack, without the first line and without dbpool's own frames. */
   stack(): string {
-    return this.origin?.stack?.split('\n').slice(1).join('\n') ?? '(stack capture disabled)'
+    const frames = this.origin?.stack?.split('\n').slice(1)
+    if (!frames) return '(stack capture disabled)'
+    const outside = frames.filter((frame) => !frame.includes(CORE_ROOT))
+    return (outside.length > 0 ? outside : frames).join('\n')
   }
 }
