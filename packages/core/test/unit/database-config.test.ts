@@ -1,0 +1,93 @@
+import { inspect } from 'node:util'
+import { DatabaseConfig, DatabaseError } from '@dbpool/core'
+
+const SECRET = 's3cr3t-P@ss'
+
+function thrown(fn: () => unknown): Error {
+  try {
+    fn()
+  } catch (err) {
+    return err as Error
+  }
+  throw new Error('expected a throw')
+}
+
+describe('DatabaseConfig', () => {
+  it('parses a URL with pg-connection-string', () => {
+    const c = DatabaseConfig.fromUrl(`postgres://app:${encodeURIComponent(SECRET)}@db.example:6543/ledger?sslmode=verify-full&application_name=api&statement_timeout=5000&idle_in_transaction_session_timeout=7000&lock_timeout=100`)
+    expect(c).toMatchObject({ host: 'db.example', port: 6543, database: 'ledger', username: 'app', sslMode: 'verify-full', applicationName: 'api', statementTimeoutMs: 5000, idleInTransactionTimeoutMs: 7000, lockTimeoutMs: 100 })
+    expect(c.hasPassword).toBe(true)
+    return expect(c.resolvePassword()).resolves.toBe(SECRET)
+  })
+
+  it('applies libpq-like defaults', () => {
+    const c = new DatabaseConfig()
+    expect(c).toMatchObject({ host: 'localhost', port: 5432, username: 'postgres', database: 'postgres', sslMode: 'prefer', keepAlive: true })
+    expect(DatabaseConfig.fromUrl('postgresql://h').host).toBe('h')
+  })
+
+  it('maps the sslmode aliases allow and no-verify', () => {
+    expect(DatabaseConfig.fromUrl('postgres://h/d?sslmode=allow').sslMode).toBe('prefer')
+    expect(DatabaseConfig.fromUrl('postgres://h/d?sslmode=no-verify').sslMode).toBe('require')
+  })
+
+  it('never shows the password in toString, JSON, inspect or errors', () => {
+    const c = DatabaseConfig.fromUrl(`postgres://app:${SECRET}@db:5432/ledger`)
+    expect(c.toString()).toBe('postgres://app@db:5432/ledger')
+    for (const text of [String(c), JSON.stringify(c), inspect(c, { depth: 5, showHidden: true }), JSON.stringify({ nested: c })]) {
+      expect(text).not.toContain(SECRET)
+    }
+    expect(JSON.stringify(c)).toContain('[REDACTED]')
+    const urlError = thrown(() => DatabaseConfig.fromUrl(`mysql://app:${SECRET}@db/x`))
+    expect(urlError.message + urlError.stack + JSON.stringify(urlError) + inspect(urlError)).not.toContain(SECRET)
+    expect(thrown(() => new DatabaseConfig({ password: 42 as never })).message).toMatch(/database\.password "\[hidden\]"/)
+  })
+
+  it('calls a password function for every resolution (rotation)', async () => {
+    let n = 0
+    const c = new DatabaseConfig({ password: async () => `pw${++n}` })
+    expect(await c.resolvePassword()).toBe('pw1')
+    expect(await c.resolvePassword()).toBe('pw2')
+    const bad = new DatabaseConfig({ password: () => 5 as never })
+    await expect(bad.resolvePassword()).rejects.toThrow(/password function must return a string/)
+  })
+
+  it('reads DATABASE_URL first, then the libpq variables', () => {
+    expect(DatabaseConfig.fromEnv({ DATABASE_URL: 'postgres://u@a/b', PGHOST: 'ignored' }).host).toBe('a')
+    const c = DatabaseConfig.fromEnv({ PGHOST: 'h', PGPORT: '5433', PGDATABASE: 'd', PGUSER: 'u', PGPASSWORD: 'p', PGSSLMODE: 'require', PGAPPNAME: 'app' })
+    expect(c).toMatchObject({ host: 'h', port: 5433, database: 'd', username: 'u', sslMode: 'require', applicationName: 'app' })
+    expect(() => DatabaseConfig.fromEnv({ PGPORT: 'x' })).toThrow(/PGPORT "x"/)
+    expect(() => DatabaseConfig.fromEnv({ PGSSLMODE: 'maybe' })).toThrow(/PGSSLMODE "maybe"/)
+  })
+
+  it.each([
+    [{ port: 0 }, /database\.port 0/],
+    [{ port: 70000 }, /database\.port 70000/],
+    [{ sslMode: 'strict' }, /database\.sslMode "strict"/],
+    [{ host: '' }, /database\.host ""/],
+    [{ statementTimeoutMs: -1 }, /database\.statementTimeoutMs -1/],
+    [{ keepAlive: 'yes' }, /database\.keepAlive "yes"/],
+    [{ user: 'x' }, /database\.user "x": unknown option/],
+  ])('rejects %j', (options, message) => {
+    expect(() => new DatabaseConfig(options as never)).toThrow(message)
+  })
+
+  it('rejects URLs of other schemes, and unparsable ones, as CONFIGURATION', () => {
+    expect(() => DatabaseConfig.fromUrl('mysql://x')).toThrow(DatabaseError)
+    expect(() => DatabaseConfig.fromUrl('postgres://h:notaport/d')).toThrow(/CONFIGURATION|port|invalid/)
+  })
+
+  it('with() keeps the password and validates changes', async () => {
+    const c = new DatabaseConfig({ password: SECRET })
+    const d = c.with({ port: 6000 })
+    expect(d.port).toBe(6000)
+    expect(await d.resolvePassword()).toBe(SECRET)
+    expect(new DatabaseConfig().with({ host: 'x' }).hasPassword).toBe(false)
+  })
+
+  it('renders IPv6 and socket hosts in the redacted target', () => {
+    expect(new DatabaseConfig({ host: '::1' }).toString()).toBe('postgres://postgres@[::1]:5432/postgres')
+    expect(new DatabaseConfig({ host: '/tmp/s' }).toString()).toContain('%2Ftmp%2Fs')
+    expect(inspect(new DatabaseConfig({ sslRootCert: 'PEM' }))).toContain('[PEM]')
+  })
+})

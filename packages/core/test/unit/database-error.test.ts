@@ -1,0 +1,46 @@
+import { inspect } from 'node:util'
+import { DatabaseError, ERROR_CODES, RETRYABLE_CODES, redactSecrets, redactUrlPasswords } from '@dbpool/core'
+
+describe('DatabaseError', () => {
+  it('carries code, retryable default, backend, native codes and cause', () => {
+    const cause = new Error('native')
+    const e = new DatabaseError('SERIALIZATION_FAILURE', 'could not serialize', { cause, backend: 'postgres', sqlState: '40001' })
+    expect(e).toBeInstanceOf(Error)
+    expect(e.name).toBe('DatabaseError')
+    expect(e.retryable).toBe(true)
+    expect(e.cause).toBe(cause)
+    expect(e.sqlState).toBe('40001')
+    expect(new DatabaseError('SYNTAX_ERROR', 'x').retryable).toBe(false)
+    expect(new DatabaseError('SYNTAX_ERROR', 'x', { retryable: true }).retryable).toBe(true)
+    expect(new DatabaseError('QUERY_FAILED', 'x').backend).toBe('pool')
+  })
+
+  it('is() checks the class and optionally the code', () => {
+    const e = new DatabaseError('BUSY', 'busy')
+    expect(DatabaseError.is(e)).toBe(true)
+    expect(DatabaseError.is(e, 'BUSY')).toBe(true)
+    expect(DatabaseError.is(e, 'DEADLOCK')).toBe(false)
+    expect(DatabaseError.is(new Error('x'))).toBe(false)
+  })
+
+  it('serialises to JSON and inspect without the cause object itself', () => {
+    const e = new DatabaseError('UNIQUE_VIOLATION', 'dup', { cause: new Error('inner'), sqliteCode: 'SQLITE_CONSTRAINT_UNIQUE', detail: { constraint: 'x' } })
+    const json = JSON.parse(JSON.stringify(e))
+    expect(json).toMatchObject({ code: 'UNIQUE_VIOLATION', message: 'dup', sqliteCode: 'SQLITE_CONSTRAINT_UNIQUE', cause: { name: 'Error', message: 'inner' }, detail: { constraint: 'x' } })
+    const text = inspect(e)
+    expect(text).toMatch(/DatabaseError \[UNIQUE_VIOLATION SQLITE_CONSTRAINT_UNIQUE\]: dup/)
+    expect(text).toMatch(/cause: Error: inner/)
+    expect(inspect(new DatabaseError('BUSY', 'b', { cause: 'str' }))).toMatch(/cause: string: str/)
+  })
+
+  it('lists codes and retryable codes consistently', () => {
+    for (const code of RETRYABLE_CODES) expect(ERROR_CODES).toContain(code)
+  })
+})
+
+describe('redaction', () => {
+  it('hides URL passwords and listed secrets', () => {
+    expect(redactUrlPasswords('connect postgres://app:hunter2@db/x failed')).toBe('connect postgres://app:[REDACTED]@db/x failed')
+    expect(redactSecrets('pw hunter2 and hunter2', ['hunter2', undefined, ''])).toBe('pw [REDACTED] and [REDACTED]')
+  })
+})

@@ -1,0 +1,82 @@
+import { DatabaseConfig, DatabaseError, DatabasePool, HealthChecker, PoolFactory, PoolManager, sqlitePathFromUrl } from '@dbpool/core'
+import { FakeConnectionManager } from '@dbpool/core/testing'
+import { makePool } from './helpers'
+
+function notFound(name: string) {
+  return Object.assign(new Error(`Cannot find module '${name}'`), { code: 'MODULE_NOT_FOUND' })
+}
+
+describe('PoolFactory', () => {
+  it('chooses the backend from the URL scheme and loads it on demand', async () => {
+    const loaded: string[] = []
+    const pool = new DatabasePool(new FakeConnectionManager(), { min: 0 })
+    const importer = async (name: string) => {
+      loaded.push(name)
+      if (name === '@dbpool/postgres') return { createPostgresPool: (config: DatabaseConfig) => (expect(config.database).toBe('ledger'), pool) }
+      return { default: { createSqlitePool: (path: string) => (expect(path).toBe('./data/app.db'), pool) } }
+    }
+    expect(await PoolFactory.create('postgres://u:p@h/ledger', {}, { importer })).toBe(pool)
+    expect(await PoolFactory.create('postgresql://u@h/ledger', undefined, { importer })).toBe(pool)
+    expect(await PoolFactory.create('sqlite:./data/app.db', undefined, { importer })).toBe(pool)
+    expect(loaded).toEqual(['@dbpool/postgres', '@dbpool/postgres', '@dbpool/sqlite'])
+    await pool.close()
+  })
+
+  it('names the package to install when the backend is missing', async () => {
+    const importer = async (name: string) => { throw notFound(name) }
+    const err = await PoolFactory.create('sqlite::memory:', {}, { importer }).catch((e: DatabaseError) => e)
+    expect(err).toBeInstanceOf(DatabaseError)
+    expect(err.code).toBe('CONFIGURATION')
+    expect(err.message).toMatch(/npm install @dbpool\/sqlite/)
+    const pg = await PoolFactory.createPostgresPool(new DatabaseConfig(), {}, { importer }).catch((e: DatabaseError) => e)
+    expect(pg.message).toMatch(/@dbpool\/postgres/)
+  })
+
+  it('rethrows other load failures and rejects a module without the export', async () => {
+    await expect(PoolFactory.create('sqlite:x.db', {}, { importer: async () => { throw new Error('syntax error in module') } })).rejects.toThrow('syntax error in module')
+    await expect(PoolFactory.create('sqlite:x.db', {}, { importer: async () => ({}) })).rejects.toThrow(/does not export createSqlitePool/)
+  })
+
+  it('rejects unknown schemes and empty URLs without echoing credentials', async () => {
+    const err = await PoolFactory.create('mysql://root:hunter2@h/db').catch((e: DatabaseError) => e)
+    expect(err.code).toBe('CONFIGURATION')
+    expect(err.message).not.toContain('hunter2')
+    await expect(PoolFactory.create('')).rejects.toMatchObject({ code: 'CONFIGURATION' })
+    await expect(PoolFactory.create('nonsense')).rejects.toMatchObject({ code: 'CONFIGURATION' })
+  })
+
+  it('parses sqlite URLs', () => {
+    expect(sqlitePathFromUrl('sqlite::memory:')).toBe(':memory:')
+    expect(sqlitePathFromUrl('sqlite:./a.db')).toBe('./a.db')
+    expect(sqlitePathFromUrl('sqlite:///var/db/a%20b.db')).toBe('/var/db/a b.db')
+    expect(() => sqlitePathFromUrl('sqlite:')).toThrow(/needs a path/)
+  })
+})
+
+describe('PoolManager', () => {
+  it('holds named pools with a primary, checks and closes them all', async () => {
+    const a = makePool({ name: 'a' }).pool
+    const b = makePool({ name: 'b' }).pool
+    const manager = new PoolManager().add('a', a).add('b', b, { primary: true })
+    expect(manager.primary).toBe(b)
+    expect(manager.get('a')).toBe(a)
+    expect(manager.has('c')).toBe(false)
+    expect(manager.names).toEqual(['a', 'b'])
+    expect(() => manager.get('c')).toThrow(/known pools: a, b/)
+    expect(() => manager.add('a', a)).toThrow(/already registered/)
+    expect(() => manager.add('', a)).toThrow(DatabaseError)
+    const health = await manager.healthCheckAll()
+    expect(health.status).toBe('healthy')
+    expect(Object.keys(health.pools)).toEqual(['a', 'b'])
+    await a.close()
+    expect((await manager.healthCheckAll()).status).toBe('unhealthy')
+    const reports = await manager.closeAll({ timeoutMs: 100 })
+    expect(Object.keys(reports)).toEqual(['a', 'b'])
+    expect(b.isOpen).toBe(false)
+  })
+
+  it('has no primary when empty', () => {
+    expect(() => new PoolManager().primary).toThrow(/no pool is registered/)
+    expect(new HealthChecker()).toBeDefined()
+  })
+})

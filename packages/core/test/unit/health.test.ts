@@ -1,0 +1,101 @@
+import { DatabaseError, HealthChecker, worstStatus } from '@dbpool/core'
+import { makePool, waitFor } from './helpers'
+
+describe('HealthChecker', () => {
+  it('reports healthy with latencies and stats', async () => {
+    const { pool } = makePool({ name: 'h' })
+    const report = await new HealthChecker().check(pool)
+    expect(report).toMatchObject({ pool: 'h', backend: 'postgres', target: 'fake://test', status: 'healthy' })
+    expect(report.checks.map((c) => c.name)).toEqual(['ping', 'saturation'])
+    expect(typeof report.latencyMs).toBe('number')
+    expect(report.stats.max).toBe(2)
+  })
+
+  it('reports unhealthy, never throwing, when it cannot connect', async () => {
+    const { pool, manager } = makePool()
+    manager.connectFault = { kind: 'fail', error: new DatabaseError('CONNECTION_FAILED', 'refused') }
+    const report = await new HealthChecker().check(pool)
+    expect(report.status).toBe('unhealthy')
+    expect(report.checks[0]).toMatchObject({ name: 'ping', status: 'unhealthy', data: { code: 'CONNECTION_FAILED' } })
+  })
+
+  it('is bounded by its timeout when the database hangs', async () => {
+    const { pool, manager } = makePool({ acquireTimeoutMs: 10_000, createTimeoutMs: 10_000 })
+    manager.connectFault = { kind: 'hang' }
+    const started = Date.now()
+    const report = await new HealthChecker({ timeoutMs: 50 }).check(pool)
+    expect(Date.now() - started).toBeLessThan(1_000)
+    expect(report.status).toBe('unhealthy')
+    expect(report.checks[0]?.name).toBe('deadline')
+  })
+
+  it('reports degraded when saturated with callers waiting', async () => {
+    const { pool } = makePool({ max: 2, acquireTimeoutMs: 2_000 })
+    const releases: (() => void)[] = []
+    const holders = [0, 1].map(() => pool.withConnection(() => new Promise<void>((r) => releases.push(r))))
+    await waitFor(() => pool.stats().used === 2)
+    const report = new HealthChecker({ timeoutMs: 1_000 }).check(pool)
+    await waitFor(() => pool.stats().pending === 1)
+    // free one connection for the ping while another caller keeps waiting
+    const waiter = pool.query('select waiting')
+    releases.shift()!()
+    const result = await report
+    releases.shift()!()
+    await Promise.all([...holders, waiter])
+    expect(result.checks.find((c) => c.name === 'ping')?.status).toBe('healthy')
+    expect(['degraded', 'healthy']).toContain(result.status)
+  })
+
+  it('reports degraded for a slow ping', async () => {
+    const { pool, manager } = makePool()
+    const ping = manager.ping.bind(manager)
+    manager.ping = async (conn, t) => {
+      await new Promise((r) => setTimeout(r, 30))
+      return ping(conn, t)
+    }
+    await pool.query('select 1')
+    const report = await new HealthChecker({ slowPingMs: 5 }).check(pool)
+    expect(report.status).toBe('degraded')
+    expect(report.checks[0]?.message).toMatch(/ping took/)
+  })
+
+  it('reports a closed pool as unhealthy', async () => {
+    const { pool } = makePool()
+    await pool.close()
+    const report = await new HealthChecker().check(pool)
+    expect(report.status).toBe('unhealthy')
+    expect(report.checks[0]?.message).toBe('pool is closed')
+  })
+
+  it('includes backend checks and reports their failure', async () => {
+    const { pool, manager } = makePool()
+    Object.assign(manager, { healthChecks: async () => [{ name: 'integrity', status: 'unhealthy', message: 'page 3 corrupt' }] })
+    expect((await new HealthChecker({ deep: true }).check(pool)).status).toBe('unhealthy')
+    Object.assign(manager, { healthChecks: async () => { throw new Error('cannot run') } })
+    const report = await new HealthChecker().check(pool)
+    expect(report.checks.at(-1)).toMatchObject({ name: 'backend', status: 'unhealthy', message: 'cannot run' })
+  })
+
+  it('validateConnections pings idle connections and evicts the bad ones', async () => {
+    const { pool, manager } = makePool({ min: 2, max: 2 })
+    await waitFor(() => pool.stats().idle === 2)
+    manager.pingFault = { kind: 'fail', error: new DatabaseError('CONNECTION_LOST', 'dead') }
+    const result = await new HealthChecker().validateConnections(pool)
+    expect(result.checked).toBe(2)
+    expect(result.evicted).toBe(2)
+    manager.pingFault = undefined
+    await waitFor(() => manager.open.length === 2)
+  })
+
+  it('validateConnections never throws', async () => {
+    const { pool } = makePool()
+    pool.validateConnections = async () => { throw new Error('x') }
+    expect(await new HealthChecker().validateConnections(pool)).toEqual({ checked: 0, evicted: 0, error: 'x' })
+  })
+
+  it('worstStatus orders statuses', () => {
+    expect(worstStatus([])).toBe('healthy')
+    expect(worstStatus(['healthy', 'degraded'])).toBe('degraded')
+    expect(worstStatus(['unhealthy', 'degraded'])).toBe('unhealthy')
+  })
+})

@@ -1,0 +1,63 @@
+import { MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics'
+import { DatabasePool, METRIC_NAMES, MetricsCollector, POOL_NAME_ATTRIBUTE } from '@dbpool/core'
+import { FakeConnectionManager } from '@dbpool/core/testing'
+
+class TestReader extends MetricReader {
+  protected async onForceFlush(): Promise<void> {}
+  protected async onShutdown(): Promise<void> {}
+}
+
+function points(metrics: ResourceMetrics, name: string) {
+  const found = metrics.scopeMetrics.flatMap((s) => s.metrics).find((m) => m.descriptor.name === name)
+  if (!found) throw new Error(`metric ${name} not recorded`)
+  return { unit: found.descriptor.unit, points: found.dataPoints as { attributes: Record<string, unknown>; value: unknown }[] }
+}
+
+describe('MetricsCollector', () => {
+  it('records the semantic-convention instruments through the OpenTelemetry API', async () => {
+    const reader = new TestReader()
+    const provider = new MeterProvider({ readers: [reader] })
+    const metrics = new MetricsCollector('ledger', { meter: provider.getMeter('test') })
+    const pool = new DatabasePool(new FakeConnectionManager(), { min: 0, max: 3, name: 'ledger', acquireTimeoutMs: 50 }, { metrics })
+    await pool.query('select 1')
+    await pool.withConnection(async () => {
+      const { resourceMetrics } = await reader.collect()
+      const count = points(resourceMetrics, METRIC_NAMES.count)
+      expect(count.unit).toBe('{connection}')
+      const used = count.points.find((p) => p.attributes['db.client.connection.state'] === 'used')
+      expect(used?.value).toBe(1)
+      expect(used?.attributes[POOL_NAME_ATTRIBUTE]).toBe('ledger')
+      expect(points(resourceMetrics, METRIC_NAMES.max).points[0]?.value).toBe(3)
+      expect(points(resourceMetrics, METRIC_NAMES.pendingRequests).points[0]?.value).toBe(0)
+      expect(points(resourceMetrics, METRIC_NAMES.idleMax).points[0]?.value).toBe(3)
+      expect(points(resourceMetrics, METRIC_NAMES.idleMin).points[0]?.value).toBe(0)
+    })
+    const { resourceMetrics } = await reader.collect()
+    for (const name of [METRIC_NAMES.createTime, METRIC_NAMES.waitTime, METRIC_NAMES.useTime]) {
+      const h = points(resourceMetrics, name)
+      expect(h.unit).toBe('s')
+      expect((h.points[0]?.value as { count: number }).count).toBeGreaterThanOrEqual(1)
+    }
+    await pool.close()
+    await provider.shutdown()
+  })
+
+  it('counts timeouts and keeps a snapshot without any SDK', async () => {
+    const pool = new DatabasePool(new FakeConnectionManager(), { min: 0, max: 1, acquireTimeoutMs: 30, name: 'plain' })
+    await pool.withConnection(async () => {
+      await expect(pool.query('select 1')).rejects.toMatchObject({ code: 'ACQUIRE_TIMEOUT' })
+    })
+    const snap = pool.metrics.snapshot()
+    expect(snap).toMatchObject({ poolName: 'plain', created: 1, acquired: 1, returned: 1, timeouts: 1, connections: { idle: 1, used: 0, max: 1 } })
+    expect(snap.useTime.maxMs).toBeGreaterThanOrEqual(30)
+    expect(snap.waitTime.count).toBe(1)
+    await pool.close()
+    expect(pool.metrics.snapshot().dropped).toBe(1)
+  })
+
+  it('reports zero averages before anything happened', () => {
+    const m = new MetricsCollector('empty')
+    expect(m.snapshot().waitTime).toEqual({ count: 0, totalMs: 0, maxMs: 0, avgMs: 0 })
+    m.detach()
+  })
+})

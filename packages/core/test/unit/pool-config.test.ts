@@ -1,0 +1,88 @@
+import { DEFAULT_POOL_OPTIONS, DatabaseError, PoolConfig } from '@dbpool/core'
+
+function configErrorOf(fn: () => unknown): DatabaseError {
+  try {
+    fn()
+  } catch (err) {
+    expect(err).toBeInstanceOf(DatabaseError)
+    expect((err as DatabaseError).code).toBe('CONFIGURATION')
+    return err as DatabaseError
+  }
+  throw new Error('expected a CONFIGURATION error')
+}
+
+describe('PoolConfig', () => {
+  it('applies the seed defaults', () => {
+    const c = new PoolConfig()
+    expect(c).toMatchObject({ min: 1, max: 10, acquireTimeoutMs: 30_000, idleTimeoutMs: 600_000, maxLifetimeMs: 1_800_000, name: 'default' })
+    expect(c.toJSON()).toEqual(DEFAULT_POOL_OPTIONS)
+    expect(Object.isFrozen(c)).toBe(true)
+  })
+
+  it.each([
+    [{ max: 0 }, /invalid pool\.max 0/],
+    [{ max: 1.5 }, /invalid pool\.max 1\.5/],
+    [{ min: -1 }, /invalid pool\.min -1/],
+    [{ min: 5, max: 2 }, /invalid pool\.min 5: must not exceed pool\.max \(2\)/],
+    [{ acquireTimeoutMs: -1 }, /pool\.acquireTimeoutMs -1/],
+    [{ acquireTimeoutMs: 0 }, /pool\.acquireTimeoutMs 0/],
+    [{ createTimeoutMs: 0 }, /pool\.createTimeoutMs 0/],
+    [{ idleTimeoutMs: 10.5 }, /pool\.idleTimeoutMs 10\.5/],
+    [{ maxLifetimeMs: '5' }, /pool\.maxLifetimeMs "5"/],
+    [{ maxLifetimeJitter: 1 }, /pool\.maxLifetimeJitter 1/],
+    [{ maxLifetimeJitter: -0.1 }, /pool\.maxLifetimeJitter -0\.1/],
+    [{ validateAfterIdleMs: NaN }, /pool\.validateAfterIdleMs NaN/],
+    [{ keepaliveIntervalMs: -5 }, /pool\.keepaliveIntervalMs -5/],
+    [{ leakDetectionThresholdMs: null }, /pool\.leakDetectionThresholdMs null/],
+    [{ maxWaitingClients: -1 }, /pool\.maxWaitingClients -1/],
+    [{ name: '' }, /pool\.name ""/],
+    [{ maxSize: 3 }, /invalid pool\.maxSize 3: unknown option/],
+  ])('rejects %j naming the option and value', (options, message) => {
+    expect(configErrorOf(() => new PoolConfig(options as never)).message).toMatch(message)
+  })
+
+  it('rejects a non-object', () => {
+    expect(configErrorOf(() => new PoolConfig('x' as never)).message).toMatch(/invalid pool "x": must be an object/)
+  })
+
+  it('builds fluently and validates on build', () => {
+    const c = PoolConfig.builder()
+      .min(2)
+      .max(4)
+      .acquireTimeoutMs(1)
+      .createTimeoutMs(2)
+      .idleTimeoutMs(3)
+      .maxLifetimeMs(4)
+      .maxLifetimeJitter(0.2)
+      .validateAfterIdleMs(5)
+      .keepaliveIntervalMs(6)
+      .leakDetectionThresholdMs(7)
+      .maxWaitingClients(8)
+      .name('b')
+      .build()
+    expect(c.toJSON()).toEqual({ min: 2, max: 4, acquireTimeoutMs: 1, createTimeoutMs: 2, idleTimeoutMs: 3, maxLifetimeMs: 4, maxLifetimeJitter: 0.2, validateAfterIdleMs: 5, keepaliveIntervalMs: 6, leakDetectionThresholdMs: 7, maxWaitingClients: 8, name: 'b' })
+    expect(() => PoolConfig.builder().min(3).max(2).build()).toThrow(/pool\.min/)
+  })
+
+  it('reads the environment, naming a malformed variable', () => {
+    const c = PoolConfig.fromEnv({ DBPOOL_POOL_MAX: '20', DBPOOL_POOL_MIN: '2', DBPOOL_POOL_NAME: 'env', DBPOOL_POOL_MAX_LIFETIME_JITTER: '0.25', DBPOOL_POOL_IDLE_TIMEOUT_MS: '' })
+    expect(c).toMatchObject({ max: 20, min: 2, name: 'env', maxLifetimeJitter: 0.25, idleTimeoutMs: 600_000 })
+    expect(configErrorOf(() => PoolConfig.fromEnv({ DBPOOL_POOL_MAX: 'ten' })).message).toMatch(/DBPOOL_POOL_MAX "ten"/)
+    expect(configErrorOf(() => PoolConfig.fromEnv({ DBPOOL_POOL_MAX_LIFETIME_JITTER: 'x' })).message).toMatch(/JITTER "x"/)
+    expect(PoolConfig.fromEnv({ APP_MAX: '3' }, 'APP_', { min: 0 })).toMatchObject({ max: 3, min: 0 })
+  })
+
+  it('from() passes configs through and validates plain options', () => {
+    const c = new PoolConfig({ max: 3 })
+    expect(PoolConfig.from(c)).toBe(c)
+    expect(PoolConfig.from({ max: 4 }).max).toBe(4)
+    expect(PoolConfig.from(undefined).max).toBe(10)
+  })
+
+  it('with() validates the change; validate() returns the config', () => {
+    const c = new PoolConfig({ max: 3 })
+    expect(c.with({ max: 5 }).max).toBe(5)
+    expect(() => c.with({ min: 9 })).toThrow(/pool\.min/)
+    expect(c.validate()).toBe(c)
+  })
+})

@@ -1,0 +1,45 @@
+import { DatabaseError, isSqlFragment, sql } from '@dbpool/core'
+
+describe('sql tag', () => {
+  it('turns values into placeholders per dialect', () => {
+    const q = sql`select * from t where a = ${1} and b = ${'x'}`
+    expect(q.compile('postgres')).toEqual({ text: 'select * from t where a = $1 and b = $2', params: [1, 'x'] })
+    expect(q.compile('sqlite')).toEqual({ text: 'select * from t where a = ? and b = ?', params: [1, 'x'] })
+  })
+
+  it('composes fragments with continuous numbering', () => {
+    const where = sql`owner = ${'o'} and kind = ${'k'}`
+    const q = sql`select ${sql.id('a')} from t where ${where} limit ${5}`
+    expect(q.compile('postgres')).toEqual({ text: 'select "a" from t where owner = $1 and kind = $2 limit $3', params: ['o', 'k', 5] })
+  })
+
+  it('never splices a malicious value into the text', () => {
+    const evil = "'; drop table users; --"
+    const { text, params } = sql`select ${evil}`.compile('postgres')
+    expect(text).toBe('select $1')
+    expect(params).toEqual([evil])
+  })
+
+  it('quotes identifiers, escaping embedded quotes, and rejects bad names', () => {
+    expect(sql`${sql.id('public', 'we"ird')}`.compile('sqlite').text).toBe('"public"."we""ird"')
+    expect(() => sql.id()).toThrow(DatabaseError)
+    expect(() => sql.id('')).toThrow(/invalid SQL identifier/)
+    expect(() => sql.id('a\u0000')).toThrow(/invalid SQL identifier/)
+  })
+
+  it('joins values and fragments', () => {
+    expect(sql`in (${sql.join([1, 2, 3])})`.compile('postgres')).toEqual({ text: 'in ($1, $2, $3)', params: [1, 2, 3] })
+    expect(sql`${sql.join([sql`a = ${1}`, sql`b = ${2}`], ' and ')}`.compile('sqlite')).toEqual({ text: 'a = ? and b = ?', params: [1, 2] })
+    expect(sql`x${sql.join([])}`.compile('postgres').text).toBe('x')
+  })
+
+  it('splices trusted raw text and empty fragments', () => {
+    expect(sql`select 1 ${sql.raw('for update')}${sql.empty}`.compile('postgres')).toEqual({ text: 'select 1 for update', params: [] })
+    expect(() => sql.raw(1 as never)).toThrow(DatabaseError)
+  })
+
+  it('recognises fragments', () => {
+    expect(isSqlFragment(sql`x`)).toBe(true)
+    expect(isSqlFragment('x')).toBe(false)
+  })
+})

@@ -1,0 +1,121 @@
+import { DatabaseError } from '@dbpool/core'
+import { makePool, rejection } from './helpers'
+
+const serialization = () => new DatabaseError('SERIALIZATION_FAILURE', 'could not serialize access', { backend: 'postgres', sqlState: '40001' })
+
+describe('transaction', () => {
+  it('begins with the requested settings and commits', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    const out = await pool.transaction(async (tx) => {
+      await tx.query('insert 1')
+      return 42
+    }, { isolation: 'serializable', readOnly: false })
+    expect(out).toBe(42)
+    expect(manager.connections[0]!.statements).toEqual(['BEGIN ISOLATION LEVEL SERIALIZABLE', 'insert 1', 'COMMIT'])
+  })
+
+  it('rolls back and rethrows the original error', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    const original = new Error('app failure')
+    const err = await rejection(pool.transaction(async (tx) => {
+      await tx.query('insert 1')
+      throw original
+    }))
+    expect(err).toBe(original)
+    expect(manager.connections[0]!.statements).toEqual(['BEGIN', 'insert 1', 'ROLLBACK'])
+  })
+
+  it('does not roll back when BEGIN failed', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    manager.queryFaults.push({ match: /^BEGIN/, fault: { kind: 'fail', error: new DatabaseError('READ_ONLY', 'no') }, fatal: false })
+    const fn = jest.fn()
+    expect((await rejection(pool.transaction(fn))).code).toBe('READ_ONLY')
+    expect(fn).not.toHaveBeenCalled()
+    expect(manager.connections[0]!.statements).toEqual(['BEGIN'])
+  })
+
+  it('destroys the connection when ROLLBACK fails, still rethrowing the original', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    manager.queryFaults.push({ match: /^ROLLBACK$/, fault: { kind: 'fail', error: new DatabaseError('CONNECTION_LOST', 'gone') }, fatal: false })
+    const original = new Error('first')
+    expect(await rejection(pool.transaction(async () => { throw original }))).toBe(original)
+    expect(manager.connections[0]!.ended).toBe(true)
+  })
+
+  it('treats a failed COMMIT as a failure and rolls back', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    manager.queryFaults.push({ match: /^COMMIT$/, fault: { kind: 'fail', error: serialization() }, fatal: false })
+    expect((await rejection(pool.transaction(async () => 1))).code).toBe('SERIALIZATION_FAILURE')
+    expect(manager.connections[0]!.statements.slice(-2)).toEqual(['COMMIT', 'ROLLBACK'])
+  })
+
+  it('nests with savepoints, rolling back only the inner part', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    await pool.transaction(async (tx) => {
+      await tx.query('outer')
+      await expect(tx.transaction(async (inner) => {
+        await inner.query('inner')
+        throw new Error('inner')
+      })).rejects.toThrow('inner')
+      await tx.transaction(async (inner) => void (await inner.query('inner ok')))
+    })
+    expect(manager.connections[0]!.statements).toEqual([
+      'BEGIN', 'outer', 'SAVEPOINT dbpool_sp_1', 'inner', 'ROLLBACK TO SAVEPOINT dbpool_sp_1', 'RELEASE SAVEPOINT dbpool_sp_1',
+      'SAVEPOINT dbpool_sp_2', 'inner ok', 'RELEASE SAVEPOINT dbpool_sp_2', 'COMMIT',
+    ])
+  })
+
+  it('replays the whole callback on retryable errors, with bounded attempts', async () => {
+    const { pool } = makePool({ max: 1 })
+    let calls = 0
+    const out = await pool.transaction(async () => {
+      if (++calls < 3) throw serialization()
+      return 'ok'
+    }, { retry: { maxAttempts: 5, baseDelayMs: 1 } })
+    expect(out).toBe('ok')
+    expect(calls).toBe(3)
+    calls = 0
+    const err = await rejection(pool.transaction(async () => {
+      calls++
+      throw serialization()
+    }, { retry: 2 }))
+    expect(err.code).toBe('SERIALIZATION_FAILURE')
+    expect(calls).toBe(2)
+  })
+
+  it('does not replay non-retryable errors, nor without retry', async () => {
+    const { pool } = makePool({ max: 1 })
+    let calls = 0
+    await rejection(pool.transaction(async () => { calls++; throw new DatabaseError('UNIQUE_VIOLATION', 'dup') }, { retry: true }))
+    await rejection(pool.transaction(async () => { calls++; throw serialization() }))
+    expect(calls).toBe(2)
+  })
+
+  it('honours a custom retryOn', async () => {
+    const { pool } = makePool({ max: 1 })
+    let calls = 0
+    await rejection(pool.transaction(async () => { calls++; throw new DatabaseError('UNIQUE_VIOLATION', 'dup') }, { retry: { maxAttempts: 3, baseDelayMs: 0, maxDelayMs: 0, retryOn: (e) => e.code === 'UNIQUE_VIOLATION' } }))
+    expect(calls).toBe(3)
+  })
+
+  it.each([
+    [{ isolation: 'snapshot' }, /transaction\.isolation "snapshot"/],
+    [{ readOnly: 'yes' }, /transaction\.readOnly "yes"/],
+    [{ deferrable: 1 }, /transaction\.deferrable 1/],
+    [{ retry: 0 }, /transaction\.retry 0/],
+    [{ retry: { attempts: 3 } }, /transaction\.retry\.attempts 3: unknown option/],
+    [{ retry: { retryOn: 'x' } }, /transaction\.retry\.retryOn "x"/],
+    [{ retry: { maxAttempts: 0 } }, /transaction\.retry\.maxAttempts 0/],
+    [{ timeout: 5 }, /transaction\.timeout 5: unknown option/],
+  ])('rejects options %j with CONFIGURATION', async (options, message) => {
+    const { pool } = makePool({ max: 1 })
+    const err = await rejection(pool.transaction(async () => 1, options as never))
+    expect(err.code).toBe('CONFIGURATION')
+    expect(err.message).toMatch(message)
+  })
+
+  it('rejects a non-function callback', async () => {
+    const { pool } = makePool({ max: 1 })
+    expect((await rejection(pool.transaction('x' as never))).code).toBe('CONFIGURATION')
+  })
+})
