@@ -1,1 +1,18 @@
-export {}
+export { SqliteConnectionManager, normaliseParams } from './sqlite-connection-manager'
+export type { CheckpointMode, CheckpointResult, SqliteDatabase } from './sqlite-connection-manager'
+export { createSqlitePool } from './create-sqlite-pool'
+export {
+  resolveSqliteOptions,
+  JOURNAL_MODES,
+  SYNCHRONOUS_LEVELS,
+  TEMP_STORES,
+  MEMORY_PATH,
+  MAX_MMAP_SIZE_BYTES,
+  SQLITE_OPTION_KEYS,
+} from './sqlite-options'
+export type { JournalMode, ResolvedSqliteOptions, SqliteOptions, SynchronousLevel, TempStore } from './sqlite-options'
+export { SQLITE_ERROR_CODES, lookupSqliteCode, isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
+export type { SqliteErrorContext, SqliteErrorMapping } from './sqlite-errors'
+export { StatementCache } from './statement-cache'
+export { sqliteHealthChecks, integrityCheck, walCheck, pageCheck, walSizeBytes } from './sqlite-health'
+export type { SqliteHealthContext } from './sqlite-health'

@@ -1,0 +1,24 @@
+import { configError, DatabasePool, requireObject, type DatabasePoolOptions, type PoolConfig, type PoolOptions } from '@dbpool/core'
+import { SqliteConnectionManager, type SqliteDatabase } from './sqlite-connection-manager'
+import type { SqliteOptions } from './sqlite-options'
+
+/**
+ * A {@link DatabasePool} on a SQLite file (or `':memory:'`): one write connection and
+ * `options.readers` read-only ones. This is what `PoolFactory.create('sqlite:./app.db')` calls.
+ *
+ * ```ts
+ * const pool = createSqlitePool('./data/app.db', { name: 'app' }, { readers: 4 })
+ * await pool.transaction(async (tx) => { await tx.query(sql`insert into notes (body) values (${body})`) })
+ * ```
+ */
+export function createSqlitePool(
+  path: string,
+  poolConfig?: PoolConfig | PoolOptions,
+  options?: SqliteOptions | Record<string, unknown>,
+  poolOptions?: DatabasePoolOptions,
+): DatabasePool<SqliteDatabase> {
+  const raw = requireObject('sqlite', options)
+  if (raw.path !== undefined && raw.path !== path) throw configError('sqlite.path', raw.path, `conflicts with the path argument ${JSON.stringify(path)}`)
+  const manager = new SqliteConnectionManager({ ...(raw as SqliteOptions), path })
+  return new DatabasePool(manager, poolConfig, poolOptions)
+}

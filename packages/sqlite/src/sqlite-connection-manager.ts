@@ -1,0 +1,448 @@
+import { existsSync, mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import {
+  DatabaseError,
+  type CompiledQuery,
+  type ConnectionHooks,
+  type ConnectionManager,
+  type ExecuteOptions,
+  type HealthCheckDetail,
+  type Lane,
+  type LaneLayout,
+  type QueryResult,
+  type TransactionSettings,
+} from '@dbpool/core'
+import Database from 'better-sqlite3'
+import { StatementCache } from './statement-cache'
+import { isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
+import { sqliteHealthChecks, walSizeBytes } from './sqlite-health'
+import { resolveSqliteOptions, SYNCHRONOUS_LEVELS, TEMP_STORES, type ResolvedSqliteOptions, type SqliteOptions } from './sqlite-options'
+
+/** The native connection: a better-sqlite3 `Database`. */
+export type SqliteDatabase = Database.Database
+type Statement = Database.Statement<unknown[], unknown>
+
+/** `PRAGMA wal_checkpoint` modes. */
+export type CheckpointMode = 'PASSIVE' | 'FULL' | 'RESTART' | 'TRUNCATE'
+
+/** What `PRAGMA wal_checkpoint` reports. */
+export interface CheckpointResult {
+  /** True when a lock kept the checkpoint from finishing (it then did what it could). */
+  readonly busy: boolean
+  /** Frames in the WAL. */
+  readonly logFrames: number
+  /** Frames copied back into the database. */
+  readonly checkpointedFrames: number
+}
+
+/** Per-connection state the manager keeps beside the native handle. */
+interface ConnectionState {
+  readonly lane: Lane
+  readonly statements: StatementCache<string, Statement>
+  fatal: DatabaseError | undefined
+  lastWalCheck: number
+}
+
+// how often (at most) a write looks at the -wal size
+const WAL_CHECK_INTERVAL_MS = 250
+
+/**
+ * The SQLite {@link ConnectionManager} on better-sqlite3. One write connection (`lanes.writeMax` 1)
+ * and `readers` read-only connections over the same WAL file; `:memory:` uses one connection that
+ * lives as long as the manager.
+ *
+ * better-sqlite3 is synchronous: a statement runs to completion on the calling thread, so nothing
+ * interleaves with it. Writers therefore wait for the single writer in the pool's async FIFO queue,
+ * never in SQLite's busy handler (which would block the event loop); `busyTimeoutMs` only matters
+ * when another process holds the lock.
+ *
+ * ```ts
+ * const manager = new SqliteConnectionManager({ path: './data/app.db', readers: 4 })
+ * const pool = new DatabasePool(manager, { max: 5 })
+ * ```
+ */
+export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase> {
+  /** Always `'sqlite'`. */
+  readonly backend = 'sqlite' as const
+  /** `?` placeholders. */
+  readonly dialect = 'sqlite' as const
+  /** `sqlite:<path>`. */
+  readonly target: string
+  /** One writer; `readers` read-only connections. */
+  readonly lanes: LaneLayout
+  /** The validated options. */
+  readonly options: ResolvedSqliteOptions
+  readonly #states = new WeakMap<SqliteDatabase, ConnectionState>()
+  readonly #open = new Set<SqliteDatabase>()
+  readonly #routes: StatementCache<string, Lane>
+  #prepared = false
+  #memory: SqliteDatabase | undefined
+
+  constructor(options: SqliteOptions) {
+    this.options = resolveSqliteOptions(options)
+    this.target = `sqlite:${this.options.path}`
+    this.lanes = Object.freeze({ writeMax: 1, readers: this.options.readers })
+    this.#routes = new StatementCache<string, Lane>(Math.max(100, this.options.statementCacheSize))
+  }
+
+  /** Path of the `-wal` file (meaningless for `:memory:`). */
+  get walPath(): string {
+    return `${this.options.path}-wal`
+  }
+
+  /** Connections currently open (the in-memory database counts once). */
+  get openConnections(): number {
+    return this.#open.size
+  }
+
+  async connect(lane: Lane, hooks: ConnectionHooks): Promise<SqliteDatabase> {
+    // SQLite connections are not lost asynchronously (no socket): failures surface on the next statement
+    void hooks
+    if (this.options.memory) return this.#connectMemory()
+    this.#prepareFile()
+    const readonly = this.options.readonly || lane === 'read'
+    const db = this.#open_(readonly, true)
+    this.#configure(db, lane, readonly)
+    this.#register(db, lane)
+    return db
+  }
+
+  isUsable(db: SqliteDatabase): boolean {
+    return db.open && this.#states.get(db)?.fatal === undefined
+  }
+
+  async ping(db: SqliteDatabase, timeoutMs: number): Promise<void> {
+    void timeoutMs // a synchronous call cannot be bounded; `select 1` needs microseconds
+    try {
+      this.#statement(db, this.#state(db), 'select 1').get()
+    } catch (err) {
+      throw this.#fail(db, err)
+    }
+  }
+
+  async reset(db: SqliteDatabase): Promise<void> {
+    if (!db.inTransaction) return
+    try {
+      db.exec('ROLLBACK')
+    } catch (err) {
+      throw this.#fail(db, err)
+    }
+    if (db.inTransaction) throw new DatabaseError('QUERY_FAILED', 'ROLLBACK left the connection inside a transaction', { backend: 'sqlite' })
+  }
+
+  async destroy(db: SqliteDatabase): Promise<void> {
+    const state = this.#states.get(db)
+    try {
+      if (db.open && db.inTransaction) db.exec('ROLLBACK')
+    } catch {
+      // closing discards the transaction anyway
+    }
+    // the in-memory database outlives its connections (closing it would drop the data); end() closes it
+    if (db === this.#memory && state?.fatal === undefined && db.open) return
+    try {
+      if (db.open && state?.lane === 'write' && !this.options.readonly && !this.options.memory) this.checkpoint(db, 'TRUNCATE')
+    } catch {
+      // best effort: the last connection to close checkpoints the WAL anyway
+    }
+    this.#close(db)
+  }
+
+  async execute<R = Record<string, unknown>>(db: SqliteDatabase, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
+    // a statement runs synchronously to its end and cannot be interrupted: an aborted signal is honoured
+    // before it starts, `timeoutMs` cannot cut one short (see README)
+    if (options.signal?.aborted) {
+      throw new DatabaseError('QUERY_CANCELLED', 'the statement was cancelled before it started', { backend: 'sqlite', cause: options.signal.reason })
+    }
+    const state = this.#state(db)
+    if (!db.open) throw new DatabaseError('CONNECTION_LOST', 'the SQLite connection is closed', { backend: 'sqlite' })
+    const { text } = query
+    // SQLite rolls back by itself on some errors (BUSY, FULL, IOERR): a later ROLLBACK is then a no-op, not a failure
+    if (text === 'ROLLBACK' && !db.inTransaction) return { rows: [], rowCount: 0 }
+    let result: QueryResult<R>
+    try {
+      const params = normaliseParams(query.params)
+      const stmt = this.#prepareOrExec(db, state, text, params)
+      if (stmt === undefined) {
+        result = { rows: [], rowCount: 0 }
+      } else if (stmt.reader) {
+        const rows = stmt.all(...params) as R[]
+        result = { rows, rowCount: rows.length }
+      } else {
+        const info = stmt.run(...params)
+        result = { rows: [], rowCount: info.changes, lastInsertRowid: info.lastInsertRowid }
+      }
+    } catch (err) {
+      throw this.#fail(db, err)
+    }
+    if (state.lane === 'write') this.#maybeCheckpoint(db, state)
+    return result
+  }
+
+  beginStatement(settings: TransactionSettings): string {
+    // every isolation level is satisfied: SQLite transactions are serializable. A read-write
+    // transaction takes the write lock at BEGIN so it can never fail later on a lock upgrade.
+    if (settings.readOnly || this.options.readonly) return 'BEGIN DEFERRED'
+    return 'BEGIN IMMEDIATE'
+  }
+
+  mapError(err: unknown): DatabaseError {
+    return mapSqliteError(err, { path: this.options.path })
+  }
+
+  /**
+   * `read` for a statement better-sqlite3 reports as a read-only query (`reader && readonly`),
+   * `write` otherwise. Classified by preparing it on the writer (cached by text); PRAGMAs always
+   * go to the writer.
+   */
+  route(query: CompiledQuery): Lane {
+    if (this.lanes.readers === 0) return 'write'
+    const known = this.#routes.get(query.text)
+    if (known !== undefined) return known
+    const db = this.#classifier()
+    if (db === undefined) return 'write'
+    let lane: Lane
+    try {
+      const stmt = this.#statement(db, this.#state(db), query.text)
+      lane = stmt.reader && stmt.readonly && !/^\s*pragma\b/i.test(query.text) ? 'read' : 'write'
+    } catch {
+      // an error (unknown table, syntax) is reported by the writer when the statement runs
+      return 'write'
+    }
+    this.#routes.set(query.text, lane)
+    return lane
+  }
+
+  async healthChecks(db: SqliteDatabase, options: { readonly deep: boolean; readonly timeoutMs: number }): Promise<HealthCheckDetail[]> {
+    return sqliteHealthChecks(db, options.deep, { path: this.options.path, walCheckpointThresholdBytes: this.options.walCheckpointThresholdBytes })
+  }
+
+  async end(): Promise<void> {
+    for (const db of [...this.#open]) this.#close(db)
+    this.#memory = undefined
+    this.#routes.clear()
+  }
+
+  /**
+   * Runs `PRAGMA wal_checkpoint(mode)` on a write connection without waiting in the busy handler
+   * (busy_timeout is set to 0 for the call) and skips it while one of this manager's readers is in
+   * a read transaction, whose snapshot a RESTART or TRUNCATE would have to wait for.
+   */
+  checkpoint(db: SqliteDatabase, mode: CheckpointMode = 'TRUNCATE'): CheckpointResult {
+    if (mode !== 'PASSIVE' && this.#readerInTransaction()) return { busy: true, logFrames: -1, checkpointedFrames: -1 }
+    db.pragma('busy_timeout = 0')
+    try {
+      const row = db.pragma(`wal_checkpoint(${checkMode(mode)})`, { simple: false }) as { busy: number; log: number; checkpointed: number }[]
+      const first = row[0] ?? { busy: 0, log: 0, checkpointed: 0 }
+      return { busy: Number(first.busy) !== 0, logFrames: Number(first.log), checkpointedFrames: Number(first.checkpointed) }
+    } finally {
+      db.pragma(`busy_timeout = ${this.options.busyTimeoutMs}`)
+    }
+  }
+
+  // ---- internals ----
+
+  /** Once per manager: the directory and file exist, and the file is in the journal mode (readers can't set it). */
+  #prepareFile(): void {
+    if (this.#prepared) return
+    const { path, createIfMissing, readonly } = this.options
+    const dir = dirname(path)
+    if (!existsSync(dir)) {
+      if (!createIfMissing || readonly) throw this.#cantOpen(`directory ${dir} does not exist`)
+      mkdirSync(dir, { recursive: true })
+    }
+    if (!existsSync(path) && (!createIfMissing || readonly)) throw this.#cantOpen('file does not exist and createIfMissing is false')
+    if (!readonly) {
+      const db = this.#open_(false, createIfMissing)
+      try {
+        this.#applyJournalMode(db)
+      } finally {
+        db.close()
+      }
+    }
+    this.#prepared = true
+  }
+
+  #open_(readonly: boolean, create: boolean): SqliteDatabase {
+    const { path, busyTimeoutMs } = this.options
+    let db: SqliteDatabase
+    try {
+      db = new Database(path, { readonly, fileMustExist: !create || readonly, timeout: busyTimeoutMs })
+    } catch (err) {
+      const mapped = this.mapError(err)
+      if (mapped.code === 'CONNECTION_FAILED' || !mapped.sqliteCode) throw this.#cantOpen(mapped.message, err)
+      throw mapped
+    }
+    return db
+  }
+
+  #connectMemory(): SqliteDatabase {
+    if (this.#memory?.open && this.#states.get(this.#memory)?.fatal === undefined) return this.#memory
+    const db = new Database(':memory:', { timeout: this.options.busyTimeoutMs })
+    this.#configure(db, 'write', false)
+    this.#register(db, 'write')
+    this.#memory = db
+    return db
+  }
+
+  #register(db: SqliteDatabase, lane: Lane): void {
+    db.defaultSafeIntegers(this.options.safeIntegers)
+    this.#states.set(db, { lane, statements: new StatementCache<string, Statement>(this.options.statementCacheSize), fatal: undefined, lastWalCheck: 0 })
+    this.#open.add(db)
+  }
+
+  #close(db: SqliteDatabase): void {
+    this.#open.delete(db)
+    if (db === this.#memory) this.#memory = undefined
+    try {
+      if (db.open) db.close()
+    } catch {
+      // close never throws to the pool
+    }
+  }
+
+  /** Applies every pragma and reads it back; a value SQLite did not take is an error. Closes `db` on failure. */
+  #configure(db: SqliteDatabase, lane: Lane, readonly: boolean): void {
+    const o = this.options
+    try {
+      expectPragma(db, 'busy_timeout', o.busyTimeoutMs, Number(db.pragma('busy_timeout', { simple: true })))
+      if (o.memory) {
+        expectPragma(db, 'journal_mode', o.journalMode.toLowerCase(), String(db.pragma(`journal_mode = ${o.journalMode}`, { simple: true })))
+      } else if (!readonly && lane === 'write') {
+        this.#applyJournalMode(db)
+      } else if (!o.readonly || o.journalModeExplicit) {
+        expectPragma(db, 'journal_mode', o.journalMode.toLowerCase(), String(db.pragma('journal_mode', { simple: true })))
+      }
+      db.pragma(`synchronous = ${o.synchronous}`)
+      expectPragma(db, 'synchronous', o.synchronous, SYNCHRONOUS_LEVELS[Number(db.pragma('synchronous', { simple: true }))])
+      db.pragma(`foreign_keys = ${o.foreignKeys ? 'ON' : 'OFF'}`)
+      expectPragma(db, 'foreign_keys', o.foreignKeys ? 1 : 0, Number(db.pragma('foreign_keys', { simple: true })))
+      if (o.cacheSizeKiB !== undefined) {
+        db.pragma(`cache_size = ${-o.cacheSizeKiB}`)
+        expectPragma(db, 'cache_size', -o.cacheSizeKiB, Number(db.pragma('cache_size', { simple: true })))
+      }
+      if (o.mmapSizeBytes !== undefined) {
+        db.pragma(`mmap_size = ${o.mmapSizeBytes}`)
+        expectPragma(db, 'mmap_size', o.mmapSizeBytes, Number(db.pragma('mmap_size', { simple: true })))
+      }
+      if (o.tempStore !== undefined) {
+        db.pragma(`temp_store = ${o.tempStore}`)
+        expectPragma(db, 'temp_store', o.tempStore, TEMP_STORES[Number(db.pragma('temp_store', { simple: true }))])
+      }
+    } catch (err) {
+      db.close()
+      throw DatabaseError.is(err) ? err : this.mapError(err)
+    }
+  }
+
+  #applyJournalMode(db: SqliteDatabase): void {
+    const mode = this.options.journalMode
+    // `mode` is one of JOURNAL_MODES (validated), never user text
+    expectPragma(db, 'journal_mode', mode.toLowerCase(), String(db.pragma(`journal_mode = ${mode}`, { simple: true })))
+  }
+
+  #state(db: SqliteDatabase): ConnectionState {
+    const state = this.#states.get(db)
+    if (!state) throw new DatabaseError('QUERY_FAILED', 'this Database was not opened by this SqliteConnectionManager', { backend: 'sqlite' })
+    return state
+  }
+
+  #statement(db: SqliteDatabase, state: ConnectionState, text: string): Statement {
+    return state.statements.getOrCreate(text, () => db.prepare(text))
+  }
+
+  /** The cached statement, or undefined after running a multi-statement script without parameters. */
+  #prepareOrExec(db: SqliteDatabase, state: ConnectionState, text: string, params: unknown[]): Statement | undefined {
+    try {
+      return this.#statement(db, state, text)
+    } catch (err) {
+      // better-sqlite3 prepares one statement at a time (RangeError otherwise); a script without
+      // parameters (a migration, a schema) runs through exec()
+      if (err instanceof RangeError && params.length === 0) {
+        db.exec(text)
+        return undefined
+      }
+      throw err
+    }
+  }
+
+  /** Maps an error and remembers a fatal one, so the pool discards the connection. */
+  #fail(db: SqliteDatabase, err: unknown): DatabaseError {
+    const error = this.mapError(err)
+    const state = this.#states.get(db)
+    if (state && isFatalSqliteCode(error.sqliteCode)) state.fatal ??= error
+    if (!db.open) return new DatabaseError('CONNECTION_LOST', `the SQLite connection is closed: ${error.message}`, { backend: 'sqlite', cause: err })
+    return error
+  }
+
+  #maybeCheckpoint(db: SqliteDatabase, state: ConnectionState): void {
+    const threshold = this.options.walCheckpointThresholdBytes
+    if (threshold === 0 || this.options.memory || this.options.readonly || db.inTransaction) return
+    const now = Date.now()
+    if (now - state.lastWalCheck < WAL_CHECK_INTERVAL_MS) return
+    state.lastWalCheck = now
+    try {
+      if (walSizeBytes(this.options.path) > threshold) this.checkpoint(db, 'TRUNCATE')
+    } catch {
+      // a failed checkpoint is retried on a later write; health reports a WAL that keeps growing
+    }
+  }
+
+  #readerInTransaction(): boolean {
+    for (const db of this.#open) if (this.#states.get(db)?.lane === 'read' && db.open && db.inTransaction) return true
+    return false
+  }
+
+  /** The connection route() prepares on: the writer (its schema is the newest), else any open one. */
+  #classifier(): SqliteDatabase | undefined {
+    let fallback: SqliteDatabase | undefined
+    for (const db of this.#open) {
+      if (!db.open) continue
+      if (this.#states.get(db)?.lane === 'write') return db
+      fallback ??= db
+    }
+    return fallback
+  }
+
+  #cantOpen(reason: string, cause?: unknown): DatabaseError {
+    const { path } = this.options
+    return new DatabaseError('CONNECTION_FAILED', `cannot open SQLite database ${path}: ${reason}`, {
+      backend: 'sqlite',
+      retryable: false,
+      cause,
+      detail: { path },
+      ...(cause && mapSqliteError(cause).sqliteCode ? { sqliteCode: mapSqliteError(cause).sqliteCode } : {}),
+    })
+  }
+}
+
+function checkMode(mode: string): CheckpointMode {
+  if (mode === 'PASSIVE' || mode === 'FULL' || mode === 'RESTART' || mode === 'TRUNCATE') return mode
+  throw new DatabaseError('CONFIGURATION', `invalid checkpoint mode ${JSON.stringify(mode)}: must be PASSIVE, FULL, RESTART or TRUNCATE`)
+}
+
+function expectPragma(db: SqliteDatabase, pragma: string, expected: unknown, actual: unknown): void {
+  if (expected === actual) return
+  throw new DatabaseError('CONFIGURATION', `SQLite did not accept PRAGMA ${pragma}: asked for ${String(expected)}, it reports ${String(actual)} (${db.name})`, {
+    backend: 'sqlite',
+    detail: { pragma, expected, actual },
+  })
+}
+
+/**
+ * better-sqlite3 binds numbers, bigints, strings, Buffers and null. Booleans become 1/0, Dates
+ * their ISO-8601 text (UTC), `undefined` null; anything else is passed through for better-sqlite3
+ * to accept or refuse.
+ */
+export function normaliseParams(params: readonly unknown[]): unknown[] {
+  const out = new Array<unknown>(params.length)
+  for (let i = 0; i < params.length; i++) {
+    const value = params[i]
+    if (typeof value === 'boolean') out[i] = value ? 1 : 0
+    else if (value === undefined) out[i] = null
+    else if (value instanceof Date) {
+      if (Number.isNaN(value.getTime())) throw new DatabaseError('QUERY_FAILED', `parameter ${i + 1} is an invalid Date`, { backend: 'sqlite' })
+      out[i] = value.toISOString()
+    } else out[i] = value
+  }
+  return out
+}

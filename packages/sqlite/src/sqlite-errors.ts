@@ -1,0 +1,109 @@
+import { DatabaseError, type ErrorCode } from '@dbpool/core'
+
+/** How one SQLite result code maps: the DatabaseError code, and whether the connection is done for. */
+export interface SqliteErrorMapping {
+  readonly code: ErrorCode
+  /** The connection must not be reused (corruption, I/O failure, out of memory). */
+  readonly fatal?: boolean
+  /** Overrides the code's default retryability. */
+  readonly retryable?: boolean
+}
+
+/**
+ * SQLite result codes (extended first, then primary) to DatabaseError codes. A code missing here
+ * falls back to its primary code (`SQLITE_IOERR_READ` → `SQLITE_IOERR`), then to QUERY_FAILED.
+ *
+ * SQLite reports syntax errors, unknown tables and columns and misuse with the generic
+ * `SQLITE_ERROR`; like SQLSTATE class 42 on Postgres, that maps to SYNTAX_ERROR.
+ */
+export const SQLITE_ERROR_CODES: Readonly<Record<string, SqliteErrorMapping>> = Object.freeze({
+  SQLITE_CONSTRAINT_UNIQUE: { code: 'UNIQUE_VIOLATION' },
+  SQLITE_CONSTRAINT_PRIMARYKEY: { code: 'UNIQUE_VIOLATION' },
+  SQLITE_CONSTRAINT_ROWID: { code: 'UNIQUE_VIOLATION' },
+  SQLITE_CONSTRAINT_FOREIGNKEY: { code: 'FOREIGN_KEY_VIOLATION' },
+  SQLITE_CONSTRAINT_NOTNULL: { code: 'NOT_NULL_VIOLATION' },
+  SQLITE_CONSTRAINT_CHECK: { code: 'CHECK_VIOLATION' },
+  SQLITE_CONSTRAINT_DATATYPE: { code: 'CHECK_VIOLATION' },
+  SQLITE_CONSTRAINT: { code: 'QUERY_FAILED' },
+  SQLITE_ERROR: { code: 'SYNTAX_ERROR' },
+  SQLITE_BUSY: { code: 'BUSY' },
+  SQLITE_BUSY_RECOVERY: { code: 'BUSY' },
+  SQLITE_BUSY_SNAPSHOT: { code: 'BUSY' },
+  SQLITE_BUSY_TIMEOUT: { code: 'BUSY' },
+  SQLITE_LOCKED: { code: 'BUSY' },
+  SQLITE_LOCKED_SHAREDCACHE: { code: 'BUSY' },
+  SQLITE_READONLY: { code: 'READ_ONLY' },
+  SQLITE_READONLY_RECOVERY: { code: 'READ_ONLY' },
+  SQLITE_READONLY_CANTLOCK: { code: 'READ_ONLY' },
+  SQLITE_READONLY_ROLLBACK: { code: 'READ_ONLY' },
+  SQLITE_READONLY_DBMOVED: { code: 'READ_ONLY', fatal: true },
+  SQLITE_READONLY_CANTINIT: { code: 'READ_ONLY' },
+  SQLITE_READONLY_DIRECTORY: { code: 'READ_ONLY' },
+  SQLITE_CANTOPEN: { code: 'CONNECTION_FAILED', fatal: true, retryable: false },
+  SQLITE_NOTADB: { code: 'CORRUPT', fatal: true },
+  SQLITE_CORRUPT: { code: 'CORRUPT', fatal: true },
+  SQLITE_CORRUPT_VTAB: { code: 'CORRUPT' },
+  SQLITE_CORRUPT_SEQUENCE: { code: 'CORRUPT', fatal: true },
+  SQLITE_CORRUPT_INDEX: { code: 'CORRUPT', fatal: true },
+  SQLITE_IOERR: { code: 'QUERY_FAILED', fatal: true },
+  SQLITE_NOMEM: { code: 'QUERY_FAILED', fatal: true },
+  SQLITE_FULL: { code: 'QUERY_FAILED' },
+  SQLITE_INTERRUPT: { code: 'QUERY_CANCELLED' },
+  SQLITE_ABORT: { code: 'QUERY_CANCELLED' },
+  SQLITE_ABORT_ROLLBACK: { code: 'QUERY_CANCELLED' },
+  SQLITE_PERM: { code: 'READ_ONLY' },
+  SQLITE_AUTH: { code: 'QUERY_FAILED' },
+  SQLITE_MISMATCH: { code: 'QUERY_FAILED' },
+  SQLITE_RANGE: { code: 'QUERY_FAILED' },
+  SQLITE_TOOBIG: { code: 'QUERY_FAILED' },
+  SQLITE_SCHEMA: { code: 'QUERY_FAILED', retryable: true },
+  SQLITE_MISUSE: { code: 'QUERY_FAILED' },
+  SQLITE_PROTOCOL: { code: 'BUSY' },
+})
+
+/** Finds the mapping for a SQLite result code name, falling back to the primary code. */
+export function lookupSqliteCode(sqliteCode: string): SqliteErrorMapping | undefined {
+  const exact = SQLITE_ERROR_CODES[sqliteCode]
+  if (exact) return exact
+  const primary = /^SQLITE_[A-Z]+/.exec(sqliteCode)?.[0]
+  return primary ? SQLITE_ERROR_CODES[primary] : undefined
+}
+
+/** True when an error of this SQLite code means the connection must be discarded. */
+export function isFatalSqliteCode(sqliteCode: string | undefined): boolean {
+  return sqliteCode !== undefined && lookupSqliteCode(sqliteCode)?.fatal === true
+}
+
+/** What {@link mapSqliteError} adds to messages and details. */
+export interface SqliteErrorContext {
+  /** The database path, named in CONNECTION_FAILED and CORRUPT messages. */
+  readonly path?: string
+}
+
+/**
+ * Maps anything better-sqlite3 throws to a {@link DatabaseError}: `SqliteError` through
+ * {@link SQLITE_ERROR_CODES}; anything else (binding mistakes, a TypeError) to QUERY_FAILED.
+ */
+export function mapSqliteError(err: unknown, context: SqliteErrorContext = {}): DatabaseError {
+  if (DatabaseError.is(err)) return err
+  const sqliteCode = nativeCode(err)
+  const message = err instanceof Error ? err.message : String(err)
+  if (sqliteCode !== undefined) {
+    const mapping = lookupSqliteCode(sqliteCode) ?? { code: 'QUERY_FAILED' }
+    const where = context.path !== undefined && (mapping.code === 'CONNECTION_FAILED' || mapping.code === 'CORRUPT') ? ` (${context.path})` : ''
+    return new DatabaseError(mapping.code, `${message}${where}`, {
+      backend: 'sqlite',
+      sqliteCode,
+      cause: err,
+      ...(mapping.retryable === undefined ? {} : { retryable: mapping.retryable }),
+      ...(where ? { detail: { path: context.path } } : {}),
+    })
+  }
+  return new DatabaseError('QUERY_FAILED', message, { backend: 'sqlite', cause: err, retryable: false })
+}
+
+function nativeCode(err: unknown): string | undefined {
+  if (!(err instanceof Error)) return undefined
+  const code = (err as { code?: unknown }).code
+  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined
+}
