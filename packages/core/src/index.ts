@@ -37,3 +37,19 @@ export { PoolManager } from './manager/pool-manager'
 export type { ManagerHealthReport } from './manager/pool-manager'
 export { redactSecrets, redactUrlPasswords, REDACTED } from './util/redact'
 export { withDeadline } from './pool/lane-pool'
+export { Migrator } from './migrations/migrator'
+export type { MigrationPool, MigratorOptions } from './migrations/migrator'
+export type {
+  Migration,
+  MigrationDefinition,
+  MigrationEvent,
+  MigrationFunction,
+  MigrationRunResult,
+  MigrationRunStep,
+  MigrationState,
+  MigrationStatus,
+  MigrationStep,
+} from './migrations/migration'
+export { loadMigrationsFromDirectory, migrationChecksum, migrationsFromDefinitions, parseMigrationFileName, parseMigrationSections } from './migrations/migration-loader'
+export { splitSqlStatements } from './migrations/sql-splitter'
+export type { SqlStatement } from './migrations/sql-splitter'

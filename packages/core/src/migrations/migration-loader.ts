@@ -1,0 +1,158 @@
+import { createHash } from 'node:crypto'
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { configError } from '../config/validate'
+import { DatabaseError } from '../errors/database-error'
+import type { Migration, MigrationDefinition, MigrationStep } from './migration'
+
+const MARKER = /^[ \t]*--[ \t]*migrate:(\w+)\b(.*)$/i
+
+/** sha256 (hex) of SQL text with line endings normalised to `\n` and outer whitespace trimmed. */
+export function migrationChecksum(sqlText: string): string {
+  return createHash('sha256').update(normaliseSql(sqlText)).digest('hex')
+}
+
+function normaliseSql(text: string): string {
+  return text.replace(/\r\n?/g, '\n').trim()
+}
+
+interface FileName {
+  readonly version: number
+  readonly name: string
+  readonly part: 'single' | 'up' | 'down'
+}
+
+/**
+ * Parses `0001_create_accounts.sql`, `0001_create_accounts.up.sql` or `0001_create_accounts.down.sql`.
+ * Returns undefined for names that are not migrations at all (not `.sql`, hidden files).
+ */
+export function parseMigrationFileName(file: string): FileName | undefined {
+  if (file.startsWith('.') || !file.toLowerCase().endsWith('.sql')) return undefined
+  let stem = file.slice(0, -4)
+  let part: FileName['part'] = 'single'
+  const suffix = /\.(up|down)$/i.exec(stem)
+  if (suffix) {
+    part = (suffix[1] as string).toLowerCase() as 'up' | 'down'
+    stem = stem.slice(0, -suffix[0].length)
+  }
+  const match = /^(\d+)[_-](.+)$/.exec(stem)
+  if (!match) throw configError('migration file', file, 'must be named like 0001_create_accounts.sql (or .up.sql / .down.sql)')
+  const version = Number(match[1])
+  if (!Number.isSafeInteger(version) || version < 1) throw configError('migration file', file, 'must start with a version >= 1')
+  return { version, name: match[2] as string, part }
+}
+
+/**
+ * Splits a single migration file into its `-- migrate:up` and `-- migrate:down` sections. A file
+ * without markers is all `up`. Only comments may come before the first marker.
+ */
+export function parseMigrationSections(file: string, text: string): { up: MigrationStep; down: MigrationStep | undefined } {
+  const lines = text.replace(/\r\n?/g, '\n').split('\n')
+  const sections: { kind: 'up' | 'down'; start: number; lines: string[] }[] = []
+  const preamble: string[] = []
+  lines.forEach((line, index) => {
+    const marker = MARKER.exec(line)
+    if (marker) {
+      const kind = (marker[1] as string).toLowerCase()
+      if (kind !== 'up' && kind !== 'down') throw sectionError(file, index + 1, `unknown marker "-- migrate:${marker[1]}": use -- migrate:up and -- migrate:down`)
+      if (marker[2]?.trim()) throw sectionError(file, index + 1, `unsupported options after "-- migrate:${kind}": ${JSON.stringify(marker[2].trim())}`)
+      if (sections.some((s) => s.kind === kind)) throw sectionError(file, index + 1, `a second "-- migrate:${kind}" section`)
+      sections.push({ kind, start: index + 2, lines: [] })
+      return
+    }
+    const current = sections[sections.length - 1]
+    if (current) current.lines.push(line)
+    else preamble.push(line)
+  })
+  if (sections.length === 0) return { up: { kind: 'sql', sql: text, firstLine: 1, source: file }, down: undefined }
+  const stray = preamble.findIndex((line) => line.trim() !== '' && !line.trim().startsWith('--'))
+  if (stray >= 0) throw sectionError(file, stray + 1, 'SQL before the first "-- migrate:up" marker')
+  const up = sections.find((s) => s.kind === 'up')
+  if (!up) throw sectionError(file, 1, 'a "-- migrate:down" section without a "-- migrate:up" section')
+  const down = sections.find((s) => s.kind === 'down')
+  const step = (s: (typeof sections)[number]): MigrationStep => ({ kind: 'sql', sql: s.lines.join('\n'), firstLine: s.start, source: file })
+  return { up: step(up), down: down && down.lines.some((l) => l.trim() !== '') ? step(down) : undefined }
+}
+
+function sectionError(file: string, line: number, problem: string): DatabaseError {
+  return new DatabaseError('CONFIGURATION', `migration file ${file} line ${line}: ${problem}`, { detail: { file, line } })
+}
+
+/**
+ * Reads every migration in `directory`: single files with `-- migrate:up` / `-- migrate:down`
+ * sections, or `.up.sql` / `.down.sql` pairs. Other files (not `.sql`, hidden) are ignored.
+ */
+export async function loadMigrationsFromDirectory(directory: string): Promise<Migration[]> {
+  let entries: string[]
+  try {
+    entries = (await readdir(directory, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name)
+  } catch (err) {
+    throw new DatabaseError('CONFIGURATION', `cannot read the migrations directory ${directory}: ${(err as Error).message}`, { cause: err, detail: { directory } })
+  }
+  const groups = new Map<number, { name: string; files: Partial<Record<FileName['part'], string>> }>()
+  for (const file of entries.sort()) {
+    const parsed = parseMigrationFileName(file)
+    if (!parsed) continue
+    const group = groups.get(parsed.version) ?? { name: parsed.name, files: {} }
+    const clash = group.files[parsed.part] ?? (parsed.part === 'single' ? (group.files.up ?? group.files.down) : group.files.single)
+    if (clash || group.name !== parsed.name) {
+      throw configError('migration file', file, `has the same version ${parsed.version} as ${clash ?? Object.values(group.files)[0]}`)
+    }
+    group.files[parsed.part] = file
+    groups.set(parsed.version, group)
+  }
+  const migrations: Migration[] = []
+  for (const [version, { name, files }] of groups) {
+    const read = (file: string): Promise<string> => readFile(join(directory, file), 'utf8')
+    if (files.single) {
+      const text = await read(files.single)
+      const { up, down } = parseMigrationSections(files.single, text)
+      migrations.push({ version, name, source: files.single, checksum: migrationChecksum(up.kind === 'sql' ? up.sql : ''), up, down })
+      continue
+    }
+    if (!files.up) throw configError('migration file', files.down, 'has no matching .up.sql file')
+    const upSql = await read(files.up)
+    const downSql = files.down ? await read(files.down) : undefined
+    migrations.push({
+      version,
+      name,
+      source: files.up,
+      checksum: migrationChecksum(upSql),
+      up: { kind: 'sql', sql: upSql, firstLine: 1, source: files.up },
+      down: downSql !== undefined && downSql.trim() !== '' ? { kind: 'sql', sql: downSql, firstLine: 1, source: files.down as string } : undefined,
+    })
+  }
+  return migrations.sort((a, b) => a.version - b.version)
+}
+
+/** Validates migrations written in code and turns them into runnable {@link Migration}s. */
+export function migrationsFromDefinitions(definitions: readonly MigrationDefinition[]): Migration[] {
+  if (!Array.isArray(definitions)) throw configError('migrations', definitions, 'must be an array of { version, name, up, down? }')
+  const seen = new Map<number, string>()
+  const out = definitions.map((def, index): Migration => {
+    const where = `migrations[${index}]`
+    if (def === null || typeof def !== 'object') throw configError(where, def, 'must be an object { version, name, up, down? }')
+    const { version, name } = def
+    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) throw configError(`${where}.version`, version, 'must be an integer >= 1')
+    if (typeof name !== 'string' || name.trim() === '') throw configError(`${where}.name`, name, 'must be a non-empty string')
+    const other = seen.get(version)
+    if (other !== undefined) throw configError(`${where}.version`, version, `is used twice (also by "${other}")`)
+    seen.set(version, name)
+    const source = 'code'
+    const up = toStep(`${where}.up`, def.up, source)
+    const down = def.down === undefined ? undefined : toStep(`${where}.down`, def.down, source)
+    if (def.checksum !== undefined && (typeof def.checksum !== 'string' || def.checksum === '')) throw configError(`${where}.checksum`, def.checksum, 'must be a non-empty string')
+    const checksum = def.checksum ?? (up.kind === 'sql' ? migrationChecksum(up.sql) : '')
+    return { version, name, source, checksum, up, down }
+  })
+  return out.sort((a, b) => a.version - b.version)
+}
+
+function toStep(option: string, value: unknown, source: string): MigrationStep {
+  if (typeof value === 'function') return { kind: 'function', fn: value as Extract<MigrationStep, { kind: 'function' }>['fn'], source }
+  if (typeof value === 'string') {
+    if (value.trim() === '') throw configError(option, value, 'must not be empty')
+    return { kind: 'sql', sql: value, firstLine: 1, source }
+  }
+  throw configError(option, value, 'must be SQL text or a function')
+}

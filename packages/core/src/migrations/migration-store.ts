@@ -1,0 +1,107 @@
+import { createHash } from 'node:crypto'
+import { configError } from '../config/validate'
+import type { Backend } from '../driver/connection-manager'
+import type { PoolConnection } from '../pool/pool-connection'
+import { sql, type SqlFragment } from '../sql/sql'
+
+/** A row of the migrations table. */
+export interface AppliedMigration {
+  readonly version: number
+  readonly name: string
+  readonly checksum: string
+  readonly appliedAt: Date
+  readonly durationMs: number
+}
+
+interface Row {
+  version: unknown
+  name: unknown
+  checksum: unknown
+  applied_at: unknown
+  duration_ms: unknown
+}
+
+type Runner = Pick<PoolConnection, 'query'>
+
+/**
+ * @internal The migrations table (`version`, `name`, `checksum`, `applied_at`, `duration_ms`), with
+ * the DDL and lock of each backend. All SQL goes through the pool, never a driver.
+ */
+export class MigrationStore {
+  readonly backend: Backend
+  /** The Postgres advisory-lock key, derived from the table name. */
+  readonly lockKey: string
+  readonly #parts: string[]
+  readonly #table: SqlFragment
+
+  constructor(backend: Backend, table: string) {
+    this.backend = backend
+    const parts = table.split('.')
+    const valid = parts.every((p) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(p)) && parts.length <= (backend === 'postgres' ? 2 : 1)
+    if (!valid) {
+      const rule = backend === 'postgres' ? 'must be an identifier ([A-Za-z_][A-Za-z0-9_]*), optionally schema-qualified' : 'must be an identifier ([A-Za-z_][A-Za-z0-9_]*)'
+      throw configError('migrations.table', table, rule)
+    }
+    this.#parts = parts
+    this.#table = sql.id(...parts)
+    this.lockKey = createHash('sha256').update(`dbpool:migrations:${table}`).digest().readBigInt64BE(0).toString()
+  }
+
+  /** Whether the table exists (without creating it). */
+  async exists(pool: Runner): Promise<boolean> {
+    if (this.backend === 'postgres') {
+      const quoted = this.#parts.map((p) => `"${p}"`).join('.')
+      const { rows } = await pool.query<{ found: unknown }>(sql`select to_regclass(${quoted}) is not null as found`)
+      return rows[0]?.found === true
+    }
+    const { rows } = await pool.query(sql`select name from sqlite_master where type = 'table' and name = ${this.#parts[0]}`)
+    return rows.length > 0
+  }
+
+  /** `create table if not exists`; run it inside a locked transaction. */
+  async create(conn: Runner): Promise<void> {
+    const columns =
+      this.backend === 'postgres'
+        ? sql`version bigint primary key, name text not null, checksum text not null, applied_at timestamptz not null, duration_ms integer not null`
+        : sql`version integer primary key, name text not null, checksum text not null, applied_at text not null, duration_ms integer not null`
+    await conn.query(sql`create table if not exists ${this.#table} (${columns})`)
+  }
+
+  /** Every applied migration, by ascending version. */
+  async readAll(runner: Runner): Promise<AppliedMigration[]> {
+    const { rows } = await runner.query<Row>(sql`select version, name, checksum, applied_at, duration_ms from ${this.#table} order by version`)
+    return rows.map(toApplied)
+  }
+
+  /** The row of one version, read inside the caller's transaction. */
+  async readOne(conn: Runner, version: number): Promise<AppliedMigration | undefined> {
+    const { rows } = await conn.query<Row>(sql`select version, name, checksum, applied_at, duration_ms from ${this.#table} where version = ${version}`)
+    return rows[0] ? toApplied(rows[0]) : undefined
+  }
+
+  async insert(conn: Runner, row: AppliedMigration): Promise<void> {
+    await conn.query(
+      sql`insert into ${this.#table} (version, name, checksum, applied_at, duration_ms) values (${row.version}, ${row.name}, ${row.checksum}, ${row.appliedAt.toISOString()}, ${row.durationMs})`,
+    )
+  }
+
+  async remove(conn: Runner, version: number): Promise<void> {
+    await conn.query(sql`delete from ${this.#table} where version = ${version}`)
+  }
+
+  /** The statement that begins a migration transaction (SQLite: take the write lock at once). */
+  beginStatement(): string {
+    return this.backend === 'postgres' ? 'BEGIN ISOLATION LEVEL READ COMMITTED' : 'BEGIN IMMEDIATE'
+  }
+
+  /** Postgres: one non-blocking try of the transaction-scoped advisory lock. */
+  async tryLock(conn: Runner): Promise<boolean> {
+    const { rows } = await conn.query<{ locked: unknown }>(sql`select pg_try_advisory_xact_lock(${this.lockKey}::bigint) as locked`)
+    return rows[0]?.locked === true
+  }
+}
+
+function toApplied(row: Row): AppliedMigration {
+  const appliedAt = row.applied_at instanceof Date ? row.applied_at : new Date(String(row.applied_at))
+  return { version: Number(row.version), name: String(row.name), checksum: String(row.checksum), appliedAt, durationMs: Number(row.duration_ms) }
+}

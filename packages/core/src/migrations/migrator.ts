@@ -1,0 +1,336 @@
+import { checkInteger, configError, rejectUnknownKeys, requireObject } from '../config/validate'
+import { DatabaseError } from '../errors/database-error'
+import type { Backend } from '../driver/connection-manager'
+import type { DatabasePool } from '../pool/database-pool'
+import type { PoolConnection } from '../pool/pool-connection'
+import type { SqlDialect } from '../sql/sql'
+import type { Migration, MigrationDefinition, MigrationEvent, MigrationRunResult, MigrationRunStep, MigrationStatus, MigrationStep } from './migration'
+import { loadMigrationsFromDirectory, migrationsFromDefinitions } from './migration-loader'
+import { MigrationStore, type AppliedMigration } from './migration-store'
+import { splitSqlStatements, type SqlStatement } from './sql-splitter'
+
+/** The part of a {@link DatabasePool} the Migrator uses; every `DatabasePool<C>` fits. */
+export interface MigrationPool {
+  readonly backend: Backend
+  query: DatabasePool<unknown>['query']
+  withConnection<T>(fn: (conn: PoolConnection) => Promise<T>): Promise<T>
+}
+
+/** Options of a {@link Migrator}: give exactly one of `directory` and `migrations`. */
+export interface MigratorOptions {
+  /** A folder of `0001_name.sql` files (`-- migrate:up` / `-- migrate:down` sections) or `.up.sql`/`.down.sql` pairs. */
+  readonly directory?: string
+  /** Migrations written in code. */
+  readonly migrations?: readonly MigrationDefinition[]
+  /** The table recording applied migrations. Default is `'dbpool_migrations'`. */
+  readonly table?: string
+  /** How long to wait for another process's migration before MIGRATION_FAILED. Default is `60000`. */
+  readonly lockTimeoutMs?: number
+  /** Called as each migration starts, finishes or is skipped; a throwing listener is ignored. */
+  readonly onEvent?: (event: MigrationEvent) => void
+}
+
+const OPTION_KEYS = ['directory', 'migrations', 'table', 'lockTimeoutMs', 'onEvent'] as const
+
+type Direction = 'up' | 'down'
+type Prepared = Migration & { readonly upStatements: readonly SqlStatement[] | undefined; readonly downStatements: readonly SqlStatement[] | undefined }
+
+/**
+ * Applies and reverts schema migrations through a {@link DatabasePool}, on Postgres and SQLite alike.
+ *
+ * - Each migration runs in its own transaction; a failing statement rolls it back and throws
+ *   MIGRATION_FAILED naming the file, the statement's number and line, and the database's error.
+ * - Applied migrations are recorded in `dbpool_migrations` (version, name, sha256 checksum,
+ *   applied_at, duration_ms). A file edited after it was applied is refused (checksum drift).
+ * - Safe when several processes migrate at once: each migration's transaction first takes a lock
+ *   (Postgres: `pg_try_advisory_xact_lock`, SQLite: `BEGIN IMMEDIATE`) and re-reads the table, so
+ *   every migration is applied exactly once.
+ *
+ * ```ts
+ * const migrator = new Migrator(pool, { directory: './migrations' })
+ * await migrator.up()                  // apply everything pending
+ * await migrator.down(1)               // revert the last one
+ * console.table(await migrator.status())
+ * ```
+ */
+export class Migrator {
+  readonly #pool: MigrationPool
+  readonly #store: MigrationStore
+  readonly #directory: string | undefined
+  readonly #definitions: readonly MigrationDefinition[] | undefined
+  readonly #lockTimeoutMs: number
+  readonly #onEvent: ((event: MigrationEvent) => void) | undefined
+
+  constructor(pool: MigrationPool, options: MigratorOptions) {
+    if (!pool || typeof (pool as { withConnection?: unknown }).withConnection !== 'function') throw configError('migrator pool', pool, 'must be a DatabasePool')
+    const raw = requireObject('migrations', options)
+    rejectUnknownKeys('migrations', raw, OPTION_KEYS)
+    if ((raw.directory === undefined) === (raw.migrations === undefined)) {
+      throw configError('migrations', Object.keys(raw), 'give exactly one of directory (a folder of .sql files) or migrations (an array)')
+    }
+    if (raw.directory !== undefined && (typeof raw.directory !== 'string' || raw.directory === '')) throw configError('migrations.directory', raw.directory, 'must be a non-empty path')
+    if (raw.onEvent !== undefined && typeof raw.onEvent !== 'function') throw configError('migrations.onEvent', raw.onEvent, 'must be a function')
+    const table = raw.table === undefined ? 'dbpool_migrations' : raw.table
+    if (typeof table !== 'string') throw configError('migrations.table', table, 'must be a string')
+    this.#pool = pool
+    this.#store = new MigrationStore(pool.backend, table)
+    this.#directory = raw.directory as string | undefined
+    this.#definitions = raw.migrations as readonly MigrationDefinition[] | undefined
+    if (this.#definitions) migrationsFromDefinitions(this.#definitions)
+    this.#lockTimeoutMs = raw.lockTimeoutMs === undefined ? 60_000 : checkInteger('migrations.lockTimeoutMs', raw.lockTimeoutMs, 0, 2_147_483_647)
+    this.#onEvent = raw.onEvent as ((event: MigrationEvent) => void) | undefined
+  }
+
+  /** Loads and checks the migrations (names, sections, statements) without touching the database. */
+  async load(): Promise<Migration[]> {
+    return (await this.#prepare()).map(({ upStatements: _u, downStatements: _d, ...migration }) => migration)
+  }
+
+  /**
+   * Applies every pending migration, or those up to and including `target`, in version order.
+   * Refuses (MIGRATION_FAILED) when an applied migration's checksum changed or a pending migration
+   * is older than the newest applied one.
+   */
+  async up(target?: number): Promise<MigrationRunResult> {
+    if (target !== undefined) checkInteger('migrate up target', target, 0)
+    const migrations = await this.#prepare()
+    await this.#ensureTable()
+    const applied = await this.#store.readAll(this.#pool)
+    const byVersion = new Map(applied.map((a) => [a.version, a]))
+    this.#refuseDrift(migrations.filter((m) => byVersion.has(m.version)), byVersion)
+    const newest = applied.reduce((max, a) => Math.max(max, a.version), 0)
+    const pending = migrations.filter((m) => !byVersion.has(m.version) && (target === undefined || m.version <= target))
+    const late = pending.find((m) => m.version < newest)
+    if (late) {
+      throw migrationError(`migration ${late.source} (version ${late.version}) is pending but version ${newest} is already applied: give it a version above ${newest}`, late)
+    }
+    return this.#run('up', pending)
+  }
+
+  /** Reverts the last `steps` applied migrations (default `1`; `Infinity` for all), newest first. */
+  async down(steps = 1): Promise<MigrationRunResult> {
+    if (steps !== Infinity) checkInteger('migrate down steps', steps, 1)
+    const migrations = await this.#prepare()
+    if (!(await this.#store.exists(this.#pool))) return { direction: 'down', migrations: [], skipped: [], current: null }
+    const applied = await this.#store.readAll(this.#pool)
+    const known = new Map(migrations.map((m) => [m.version, m]))
+    const targets = applied.slice(steps === Infinity ? 0 : Math.max(0, applied.length - steps)).reverse()
+    const plan = targets.map((a) => {
+      const m = known.get(a.version)
+      if (!m) throw migrationError(`cannot revert version ${a.version} (${a.name}): it is applied but not among the loaded migrations`, undefined, { version: a.version })
+      if (!m.down) throw migrationError(`cannot revert ${m.source}: it has no down section`, m)
+      return m
+    })
+    this.#refuseDrift(plan, new Map(targets.map((a) => [a.version, a])))
+    return this.#run('down', plan)
+  }
+
+  /** Every migration known here or recorded in the database, by version, with its state. */
+  async status(): Promise<MigrationStatus[]> {
+    const migrations = await this.#prepare()
+    const applied = (await this.#store.exists(this.#pool)) ? await this.#store.readAll(this.#pool) : []
+    const byVersion = new Map(applied.map((a) => [a.version, a]))
+    const out: MigrationStatus[] = migrations.map((m) => {
+      const a = byVersion.get(m.version)
+      const base = { version: m.version, name: m.name, source: m.source, checksum: m.checksum, reversible: m.down !== undefined }
+      if (!a) return { ...base, state: 'pending' as const }
+      return { ...base, state: drifted(m, a) ? ('changed' as const) : ('applied' as const), appliedChecksum: a.checksum, appliedAt: a.appliedAt, durationMs: a.durationMs }
+    })
+    const known = new Set(migrations.map((m) => m.version))
+    for (const a of applied) {
+      if (!known.has(a.version)) out.push({ version: a.version, name: a.name, state: 'missing', appliedChecksum: a.checksum, appliedAt: a.appliedAt, durationMs: a.durationMs })
+    }
+    return out.sort((x, y) => x.version - y.version)
+  }
+
+  // ---- internals ----
+
+  async #prepare(): Promise<Prepared[]> {
+    const migrations = this.#directory !== undefined ? await loadMigrationsFromDirectory(this.#directory) : migrationsFromDefinitions(this.#definitions ?? [])
+    const dialect: SqlDialect = this.#pool.backend
+    return migrations.map((m) => ({ ...m, upStatements: statementsOf(m.up, dialect), downStatements: m.down && statementsOf(m.down, dialect) }))
+  }
+
+  async #ensureTable(): Promise<void> {
+    if (await this.#store.exists(this.#pool)) return
+    await this.#pool.withConnection((conn) => this.#locked(conn, () => this.#store.create(conn)))
+  }
+
+  #refuseDrift(migrations: readonly Migration[], applied: Map<number, AppliedMigration>): void {
+    for (const m of migrations) {
+      const a = applied.get(m.version) as AppliedMigration
+      if (drifted(m, a)) {
+        throw migrationError(
+          `migration ${m.source} was changed after it was applied (checksum ${a.checksum.slice(0, 12)}… recorded, ${m.checksum.slice(0, 12)}… now): restore the file and put the change in a new migration`,
+          m,
+          { appliedChecksum: a.checksum, checksum: m.checksum },
+        )
+      }
+    }
+  }
+
+  async #run(direction: Direction, plan: readonly Prepared[]): Promise<MigrationRunResult> {
+    const done: MigrationRunStep[] = []
+    const skipped: number[] = []
+    for (const m of plan) {
+      this.#emit({ type: 'start', direction, version: m.version, name: m.name })
+      const durationMs = await this.#pool.withConnection((conn) => this.#locked(conn, () => this.#step(conn, direction, m), m))
+      if (durationMs === undefined) {
+        skipped.push(m.version)
+        this.#emit({ type: 'skip', direction, version: m.version, name: m.name })
+      } else {
+        done.push({ version: m.version, name: m.name, durationMs })
+        this.#emit({ type: 'done', direction, version: m.version, name: m.name, durationMs })
+      }
+    }
+    const rows = await this.#store.readAll(this.#pool)
+    return { direction, migrations: done, skipped, current: rows.length === 0 ? null : (rows[rows.length - 1] as AppliedMigration).version }
+  }
+
+  /** Applies or reverts one migration inside the caller's locked transaction; undefined when someone else already did. */
+  async #step(conn: PoolConnection, direction: Direction, m: Prepared): Promise<number | undefined> {
+    const row = await this.#store.readOne(conn, m.version)
+    if (direction === 'up' ? row !== undefined : row === undefined) return undefined
+    const started = performance.now()
+    if (direction === 'up') await runStep(conn, m, m.up, m.upStatements)
+    else await runStep(conn, m, m.down as MigrationStep, m.downStatements)
+    const durationMs = Math.round(performance.now() - started)
+    if (direction === 'up') await this.#store.insert(conn, { version: m.version, name: m.name, checksum: m.checksum, appliedAt: new Date(), durationMs })
+    else await this.#store.remove(conn, m.version)
+    return durationMs
+  }
+
+  /** Begins a transaction holding the migration lock, runs `fn`, commits; rolls back on any error. */
+  async #locked<T>(conn: PoolConnection, fn: () => Promise<T>, m?: Migration): Promise<T> {
+    await this.#begin(conn)
+    let result: T
+    try {
+      result = await fn()
+    } catch (err) {
+      // the pool's reset rolls back (or destroys the connection) if this fails too
+      await conn.query('ROLLBACK').catch(() => undefined)
+      throw err
+    }
+    try {
+      await conn.query('COMMIT')
+    } catch (err) {
+      await conn.query('ROLLBACK').catch(() => undefined)
+      throw migrationError(`${m ? `migration ${m.source}` : 'the migrations table'} failed to commit: ${describe(err)}`, m, {}, err)
+    }
+    return result
+  }
+
+  async #begin(conn: PoolConnection): Promise<void> {
+    const deadline = Date.now() + this.#lockTimeoutMs
+    let delay = 10
+    for (;;) {
+      if (this.#store.backend === 'postgres') {
+        await conn.query(this.#store.beginStatement())
+        const locked = await this.#store.tryLock(conn).catch(async (err: unknown) => {
+          await conn.query('ROLLBACK').catch(() => undefined)
+          throw err
+        })
+        if (locked) return
+        await conn.query('ROLLBACK')
+      } else {
+        try {
+          await conn.query(this.#store.beginStatement())
+          return
+        } catch (err) {
+          if (!DatabaseError.is(err, 'BUSY')) throw err
+        }
+      }
+      if (Date.now() >= deadline) {
+        throw migrationError(`timed out after ${this.#lockTimeoutMs} ms waiting for the migration lock: another process is migrating this database; retry when it is done`)
+      }
+      await sleep(Math.min(delay, Math.max(1, deadline - Date.now())))
+      delay = Math.min(delay * 2, 250)
+    }
+  }
+
+  #emit(event: MigrationEvent): void {
+    try {
+      this.#onEvent?.(event)
+    } catch {
+      // a progress listener must never break a migration
+    }
+  }
+}
+
+function statementsOf(step: MigrationStep, dialect: SqlDialect): SqlStatement[] | undefined {
+  if (step.kind !== 'sql') return undefined
+  const statements = splitSqlStatements(step.sql, dialect, step.firstLine)
+  if (statements.length === 0) throw new DatabaseError('CONFIGURATION', `migration ${step.source} has an empty section (no SQL statement)`, { detail: { source: step.source } })
+  for (const s of statements) {
+    if (isTransactionControl(s.head)) {
+      throw new DatabaseError('CONFIGURATION', `migration ${step.source} line ${s.line}: remove "${s.head.slice(0, 2).join(' ')}": each migration already runs in its own transaction`, {
+        detail: { source: step.source, line: s.line },
+      })
+    }
+  }
+  return statements
+}
+
+async function runStep(conn: PoolConnection, m: Migration, step: MigrationStep, statements: readonly SqlStatement[] | undefined): Promise<void> {
+  if (step.kind === 'function') {
+    try {
+      await step.fn(conn)
+    } catch (err) {
+      throw migrationError(`migration ${m.version} (${m.name}) failed in its function: ${describe(err)}`, m, {}, err)
+    }
+    return
+  }
+  const list = statements ?? []
+  for (let i = 0; i < list.length; i++) {
+    const statement = list[i] as SqlStatement
+    try {
+      await conn.query(statement.text)
+    } catch (err) {
+      const preview = previewStatement(statement.text)
+      throw migrationError(`migration ${step.source} failed at statement ${i + 1} (line ${statement.line}): ${preview}: ${describe(err)}`, m, { statementIndex: i + 1, line: statement.line, statement: preview, file: step.source }, err)
+    }
+  }
+}
+
+/** BEGIN / COMMIT / END / ABORT / ROLLBACK (not ROLLBACK TO) / START TRANSACTION at the top level. */
+function isTransactionControl(head: readonly string[]): boolean {
+  const [first, second] = head
+  if (first === 'BEGIN' || first === 'COMMIT' || first === 'END' || first === 'ABORT') return true
+  if (first === 'ROLLBACK') return second !== 'TO'
+  return first === 'START' && second === 'TRANSACTION'
+}
+
+function drifted(m: Migration, a: AppliedMigration): boolean {
+  return m.checksum !== '' && a.checksum !== '' && m.checksum !== a.checksum
+}
+
+function migrationError(message: string, m?: Migration, detail: Record<string, unknown> = {}, cause?: unknown): DatabaseError {
+  const native = DatabaseError.is(cause) ? cause : undefined
+  return new DatabaseError('MIGRATION_FAILED', message, {
+    cause,
+    retryable: false,
+    backend: native?.backend ?? 'pool',
+    ...(native?.sqlState ? { sqlState: native.sqlState } : {}),
+    ...(native?.sqliteCode ? { sqliteCode: native.sqliteCode } : {}),
+    detail: { ...(m ? { version: m.version, name: m.name, source: m.source } : {}), ...(native ? { causeCode: native.code } : {}), ...detail },
+  })
+}
+
+/** One line, at most 200 characters, with password literals hidden. */
+export function previewStatement(text: string): string {
+  const flat = text
+    .replace(/--[^\n]*/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/(password\s*(=\s*)?)'(?:[^']|'')*'/gi, "$1'[REDACTED]'")
+  return flat.length > 200 ? `${flat.slice(0, 197)}...` : flat
+}
+
+function describe(err: unknown): string {
+  if (DatabaseError.is(err)) return `${err.code}: ${err.message}`
+  return err instanceof Error ? err.message : String(err)
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}

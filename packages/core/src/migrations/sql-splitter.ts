@@ -1,0 +1,159 @@
+import type { SqlDialect } from '../sql/sql'
+
+/** One statement cut out of a migration script. */
+export interface SqlStatement {
+  /** The statement text, without the terminating `;`, trimmed (comments inside are kept). */
+  readonly text: string
+  /** 1-based line of the statement's first token in the original script. */
+  readonly line: number
+  /** The first words of the statement, upper-cased (comments skipped), e.g. `['CREATE', 'TABLE']`. */
+  readonly head: readonly string[]
+}
+
+const WORD_START = /[A-Za-z_]/
+const WORD_CHAR = /[A-Za-z0-9_$]/
+const DOLLAR_TAG = /^\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/
+const HEAD_WORDS = 6
+// statements whose body may hold `;` between BEGIN ... END (SQLite triggers, Postgres BEGIN ATOMIC)
+const BLOCK_HEAD = /^CREATE (OR REPLACE )?((TEMP|TEMPORARY) )?(TRIGGER|FUNCTION|PROCEDURE)\b/
+
+/**
+ * Splits a SQL script into statements at top-level `;`, respecting single-quoted strings (with `''`
+ * and Postgres `E'\''` escapes), double-quoted and backquoted identifiers, Postgres dollar quoting
+ * (`$$ ... $$`, `$tag$ ... $tag$`), `--` and `/* *\/` comments (nested on Postgres), and the
+ * `BEGIN ... END` bodies of SQLite triggers and Postgres `BEGIN ATOMIC` functions. Statements made
+ * only of comments and whitespace are dropped.
+ *
+ * @param script The SQL text.
+ * @param dialect Decides whether block comments nest (Postgres) or not (SQLite). Default is `'postgres'`.
+ * @param firstLine The line number of the script's first line within its file. Default is `1`.
+ */
+export function splitSqlStatements(script: string, dialect: SqlDialect = 'postgres', firstLine = 1): SqlStatement[] {
+  const out: SqlStatement[] = []
+  const n = script.length
+  let line = firstLine
+  let start = 0
+  let startLine = -1
+  let words: string[] = []
+  let block = false
+  let depth = 0
+
+  const finish = (end: number): void => {
+    const text = script.slice(start, end).trim()
+    if (startLine >= 0 && text.length > 0) out.push({ text, line: startLine, head: words.slice(0, HEAD_WORDS) })
+    start = end + 1
+    startLine = -1
+    words = []
+    block = false
+    depth = 0
+  }
+  const mark = (): void => {
+    if (startLine < 0) startLine = line
+  }
+
+  let i = 0
+  while (i < n) {
+    const ch = script[i] as string
+    const next = script[i + 1]
+    if (ch === '\n') {
+      line++
+      i++
+    } else if (ch === '-' && next === '-') {
+      while (i < n && script[i] !== '\n') i++
+    } else if (ch === '/' && next === '*') {
+      i = skipBlockComment(script, i, dialect === 'postgres', (count) => (line += count))
+    } else if (ch === "'") {
+      mark()
+      const escapes = dialect === 'postgres' && isEscapeStringPrefix(script, i)
+      i = skipQuoted(script, i, "'", escapes, (count) => (line += count))
+    } else if (ch === '"' || ch === '`') {
+      mark()
+      i = skipQuoted(script, i, ch, false, (count) => (line += count))
+    } else if (ch === '$' && !WORD_CHAR.test(script[i - 1] ?? ' ') && DOLLAR_TAG.test(script.slice(i, i + 64))) {
+      mark()
+      const tag = (DOLLAR_TAG.exec(script.slice(i, i + 64)) as RegExpExecArray)[0]
+      const close = script.indexOf(tag, i + tag.length)
+      const end = close < 0 ? n : close + tag.length
+      line += countNewlines(script, i, end)
+      i = end
+    } else if (ch === ';') {
+      if (block && depth > 0) {
+        i++
+      } else {
+        finish(i)
+        i++
+      }
+    } else if (WORD_START.test(ch) && !WORD_CHAR.test(script[i - 1] ?? ' ')) {
+      mark()
+      let j = i + 1
+      while (j < n && WORD_CHAR.test(script[j] as string)) j++
+      const word = script.slice(i, j).toUpperCase()
+      if (words.length < HEAD_WORDS) {
+        words.push(word)
+        if (!block && BLOCK_HEAD.test(words.join(' '))) block = true
+      }
+      if (block) {
+        if (word === 'BEGIN' || word === 'CASE') depth++
+        else if (word === 'END' && depth > 0) depth--
+      }
+      i = j
+    } else {
+      if (!/\s/.test(ch)) mark()
+      i++
+    }
+  }
+  finish(n)
+  return out
+}
+
+function isEscapeStringPrefix(script: string, quoteAt: number): boolean {
+  const prev = script[quoteAt - 1]
+  return (prev === 'E' || prev === 'e') && !WORD_CHAR.test(script[quoteAt - 2] ?? ' ')
+}
+
+function skipQuoted(script: string, at: number, quote: string, backslashEscapes: boolean, onNewlines: (count: number) => void): number {
+  let i = at + 1
+  while (i < script.length) {
+    const ch = script[i]
+    if (backslashEscapes && ch === '\\') {
+      i += 2
+      continue
+    }
+    if (ch === quote) {
+      if (script[i + 1] === quote) {
+        i += 2
+        continue
+      }
+      break
+    }
+    i++
+  }
+  const end = Math.min(script.length, i + 1)
+  onNewlines(countNewlines(script, at, end))
+  return end
+}
+
+function skipBlockComment(script: string, at: number, nested: boolean, onNewlines: (count: number) => void): number {
+  let depth = 0
+  let i = at
+  while (i < script.length) {
+    if (script[i] === '/' && script[i + 1] === '*') {
+      depth = nested ? depth + 1 : 1
+      i += 2
+    } else if (script[i] === '*' && script[i + 1] === '/') {
+      depth--
+      i += 2
+      if (depth === 0) break
+    } else {
+      i++
+    }
+  }
+  onNewlines(countNewlines(script, at, i))
+  return i
+}
+
+function countNewlines(text: string, from: number, to: number): number {
+  let count = 0
+  for (let i = from; i < to; i++) if (text.charCodeAt(i) === 10) count++
+  return count
+}

@@ -1,0 +1,82 @@
+import { splitSqlStatements } from '@dbpool/core'
+
+const texts = (script: string, dialect: 'postgres' | 'sqlite' = 'postgres'): string[] => splitSqlStatements(script, dialect).map((s) => s.text)
+
+describe('splitSqlStatements', () => {
+  it('splits at top-level semicolons and drops empty statements', () => {
+    expect(texts('create table a (id int);\n\n;insert into a values (1);  select 1')).toEqual(['create table a (id int)', 'insert into a values (1)', 'select 1'])
+  })
+
+  it('keeps semicolons inside single-quoted strings, including doubled quotes', () => {
+    expect(texts("insert into t values ('a;b', 'it''s; fine'); select 2")).toEqual(["insert into t values ('a;b', 'it''s; fine')", 'select 2'])
+  })
+
+  it('honours backslash escapes in Postgres E-strings only', () => {
+    expect(texts("select E'it\\'s; ok'; select 3")).toEqual(["select E'it\\'s; ok'", 'select 3'])
+    // in a plain string a backslash is an ordinary character
+    expect(texts("select 'c:\\'; select 4")).toEqual(["select 'c:\\'", 'select 4'])
+  })
+
+  it('keeps semicolons inside double-quoted and backquoted identifiers', () => {
+    expect(texts('create table "we;ird" ("a""b;" int); select `x;y` from t', 'sqlite')).toEqual(['create table "we;ird" ("a""b;" int)', 'select `x;y` from t'])
+  })
+
+  it('keeps dollar-quoted bodies whole, with and without a tag', () => {
+    const fn = `create function f() returns int language plpgsql as $$ begin perform 1; return 2; end; $$;
+create function g() returns text language plpgsql as $body$ begin return '$$;'; end; $body$;
+select $1::int`
+    const out = texts(fn)
+    expect(out).toHaveLength(3)
+    expect(out[0]).toContain('return 2; end; $$')
+    expect(out[1]).toContain("return '$$;'; end; $body$")
+    expect(out[2]).toBe('select $1::int')
+  })
+
+  it('does not treat $ inside identifiers or parameters as a dollar quote', () => {
+    expect(texts('select a$b$ from t; select $1, $2')).toEqual(['select a$b$ from t', 'select $1, $2'])
+  })
+
+  it('ignores semicolons in line and block comments, nesting block comments on Postgres', () => {
+    expect(texts('-- one; two\nselect 1; /* a; /* nested; */ still; */ select 2;')).toEqual(['-- one; two\nselect 1', '/* a; /* nested; */ still; */ select 2'])
+    // SQLite block comments do not nest: the first */ ends the comment
+    expect(texts('/* a /* b */ select 1; select 2', 'sqlite')).toEqual(['/* a /* b */ select 1', 'select 2'])
+  })
+
+  it('drops statements made only of comments', () => {
+    expect(texts('select 1; -- trailing comment\n/* and a block */')).toEqual(['select 1'])
+  })
+
+  it('keeps a SQLite trigger body (BEGIN ... END with inner semicolons and CASE) as one statement', () => {
+    const script = `create trigger t_audit after insert on t
+begin
+  insert into audit values (new.id, case when new.x > 0 then 'pos' else 'neg' end);
+  update counts set n = n + 1;
+end;
+create temp trigger t2 after delete on t begin delete from audit where id = old.id; end;
+select 1`
+    const out = splitSqlStatements(script, 'sqlite')
+    expect(out.map((s) => s.head.slice(0, 3).join(' '))).toEqual(['CREATE TRIGGER T_AUDIT', 'CREATE TEMP TRIGGER', 'SELECT'])
+    expect(out[0]?.text.endsWith('end')).toBe(true)
+    expect(out[1]?.line).toBe(6)
+  })
+
+  it('keeps a Postgres BEGIN ATOMIC function body as one statement', () => {
+    const out = texts('create or replace function f() returns int language sql begin atomic select 1; select 2; end; select 3')
+    expect(out).toEqual(['create or replace function f() returns int language sql begin atomic select 1; select 2; end', 'select 3'])
+  })
+
+  it('reports the line of each statement, offset by firstLine', () => {
+    const out = splitSqlStatements("-- header\n\nselect 1;\nselect\n'multi\nline';\n\n  select 3", 'postgres', 10)
+    expect(out.map((s) => s.line)).toEqual([12, 13, 17])
+  })
+
+  it('exposes the first words upper-cased', () => {
+    expect(splitSqlStatements('/* c */ begin transaction;')[0]?.head).toEqual(['BEGIN', 'TRANSACTION'])
+  })
+
+  it('tolerates unterminated quotes and comments (the database reports the error)', () => {
+    expect(texts("select 'oops; select 2")).toEqual(["select 'oops; select 2"])
+    expect(texts('select 1; /* never closed')).toEqual(['select 1'])
+    expect(texts('select $$ never closed')).toEqual(['select $$ never closed'])
+  })
+})
