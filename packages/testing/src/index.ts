@@ -1,1 +1,12 @@
-export {}
+export { startPostgres, startEmbeddedPostgres } from './postgres-server'
+export type { EmbeddedPostgresServer, PostgresProvider, PostgresServer, StartPostgresOptions } from './postgres-server'
+export { testPostgresUrl } from './shared-postgres'
+export { createTestDatabase, withDatabase } from './test-database'
+export type { CreateTestDatabaseOptions, TestDatabase } from './test-database'
+export { createTempSqlite } from './temp-sqlite'
+export type { TempSqlite } from './temp-sqlite'
+export { startTcpProxy } from './tcp-proxy'
+export type { TcpProxy } from './tcp-proxy'
+export { setupTestPostgres, teardownTestPostgres } from './jest-global'
+export { dockerAnswers } from './docker-probe'
+export type { DockerProbe } from './docker-probe'

