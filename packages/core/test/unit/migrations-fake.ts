@@ -106,7 +106,7 @@ export class MigrationFakeManager extends FakeConnectionManager {
       else this.db.rows.set(version, row)
       return rows([])
     }
-    if (/^delete from/i.test(text)) {
+    if (/^delete from "/i.test(text)) {
       if (pending) pending.deletes.push(Number(query.params[0]))
       return rows([])
     }

@@ -1,0 +1,155 @@
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DatabaseError, loadMigrationsFromDirectory, migrationChecksum, migrationsFromDefinitions, parseMigrationFileName, parseMigrationSections } from '@dbpool/core'
+
+let dir: string
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dbpool-migrations-'))
+})
+afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+const write = (name: string, text: string): void => writeFileSync(join(dir, name), text)
+
+async function rejects(promise: Promise<unknown>, code: string, pattern: RegExp): Promise<void> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  expect(DatabaseError.is(err)).toBe(true)
+  expect((err as DatabaseError).code).toBe(code)
+  expect((err as DatabaseError).message).toMatch(pattern)
+}
+
+describe('parseMigrationFileName', () => {
+  it('reads version, name and part', () => {
+    expect(parseMigrationFileName('0001_create_accounts.sql')).toEqual({ version: 1, name: 'create_accounts', part: 'single' })
+    expect(parseMigrationFileName('20240102030405-add.index.up.sql')).toEqual({ version: 20240102030405, name: 'add.index', part: 'up' })
+    expect(parseMigrationFileName('7_x.DOWN.sql')).toEqual({ version: 7, name: 'x', part: 'down' })
+  })
+
+  it('ignores files that are not migrations', () => {
+    expect(parseMigrationFileName('README.md')).toBeUndefined()
+    expect(parseMigrationFileName('.0001_hidden.sql')).toBeUndefined()
+  })
+
+  it('rejects a .sql file without a version or with version 0, naming the file', () => {
+    expect(() => parseMigrationFileName('create_accounts.sql')).toThrow(/migration file "create_accounts.sql".*0001_create_accounts.sql/)
+    expect(() => parseMigrationFileName('0000_zero.sql')).toThrow(/version >= 1/)
+  })
+})
+
+describe('parseMigrationSections', () => {
+  it('splits up and down sections and keeps line numbers', () => {
+    const { up, down } = parseMigrationSections('f.sql', '-- a comment\n-- migrate:up\ncreate table a (id int);\n-- migrate:down\ndrop table a;\n')
+    expect(up).toEqual({ kind: 'sql', sql: 'create table a (id int);', firstLine: 3, source: 'f.sql' })
+    expect(down).toMatchObject({ kind: 'sql', firstLine: 5 })
+    expect(down?.kind === 'sql' && down.sql.trim()).toBe('drop table a;')
+  })
+
+  it('treats a file without markers as all up, and an empty down as none', () => {
+    expect(parseMigrationSections('f.sql', 'select 1').down).toBeUndefined()
+    expect(parseMigrationSections('f.sql', '-- migrate:up\nselect 1\n-- migrate:down\n\n').down).toBeUndefined()
+  })
+
+  it('accepts CRLF files', () => {
+    const { up, down } = parseMigrationSections('f.sql', '-- migrate:up\r\nselect 1;\r\n-- migrate:down\r\nselect 2;\r\n')
+    expect(up.kind === 'sql' && up.sql).toBe('select 1;')
+    expect(down?.kind === 'sql' && down.sql).toBe('select 2;\n')
+  })
+
+  it.each([
+    ['select 1;\n-- migrate:up\nselect 2', /line 1: SQL before the first/],
+    ['-- migrate:up\nselect 1\n-- migrate:up\nselect 2', /line 3: a second "-- migrate:up"/],
+    ['-- migrate:down\nselect 1', /down" section without a "-- migrate:up"/],
+    ['-- migrate:sideways\nselect 1', /unknown marker/],
+    ['-- migrate:up transaction:false\nselect 1', /unsupported options/],
+  ])('rejects a malformed file: %j', (text, pattern) => {
+    expect(() => parseMigrationSections('bad.sql', text)).toThrow(pattern)
+  })
+})
+
+describe('loadMigrationsFromDirectory', () => {
+  it('loads single files and up/down pairs in version order with checksums of the up SQL', async () => {
+    write('0002_pair.up.sql', 'create table b (id int);\n')
+    write('0002_pair.down.sql', 'drop table b;\n')
+    write('0001_single.sql', '-- migrate:up\ncreate table a (id int);\n-- migrate:down\ndrop table a;\n')
+    write('0003_up_only.up.sql', 'create table c (id int);')
+    write('0004_empty_down.up.sql', 'create table d (id int);')
+    write('0004_empty_down.down.sql', '   \n')
+    write('notes.txt', 'ignored')
+    mkdirSync(join(dir, '0005_a_directory.sql'))
+    const migrations = await loadMigrationsFromDirectory(dir)
+    expect(migrations.map((m) => [m.version, m.name, m.source, m.down !== undefined])).toEqual([
+      [1, 'single', '0001_single.sql', true],
+      [2, 'pair', '0002_pair.up.sql', true],
+      [3, 'up_only', '0003_up_only.up.sql', false],
+      [4, 'empty_down', '0004_empty_down.up.sql', false],
+    ])
+    expect(migrations[0]?.checksum).toBe(migrationChecksum('create table a (id int);'))
+    expect(migrations[1]?.checksum).toBe(migrationChecksum('create table b (id int);'))
+    expect(migrations[1]?.down).toMatchObject({ source: '0002_pair.down.sql' })
+  })
+
+  it('normalises line endings and outer whitespace in checksums', () => {
+    expect(migrationChecksum('select 1;\r\nselect 2;\r\n')).toBe(migrationChecksum('select 1;\nselect 2;'))
+    expect(migrationChecksum('select 1')).not.toBe(migrationChecksum('select 2'))
+    expect(migrationChecksum('x')).toMatch(/^[0-9a-f]{64}$/)
+  })
+
+  it('rejects two files with one version', async () => {
+    write('0001_a.sql', 'select 1')
+    write('0001_b.sql', 'select 2')
+    await rejects(loadMigrationsFromDirectory(dir), 'CONFIGURATION', /0001_b.sql.*same version 1 as 0001_a.sql/)
+  })
+
+  it('rejects a single file next to a pair of the same version', async () => {
+    write('0001_a.sql', 'select 1')
+    write('0001_a.up.sql', 'select 2')
+    await rejects(loadMigrationsFromDirectory(dir), 'CONFIGURATION', /same version 1/)
+  })
+
+  it('rejects a .down.sql without its .up.sql', async () => {
+    write('0001_a.down.sql', 'select 1')
+    await rejects(loadMigrationsFromDirectory(dir), 'CONFIGURATION', /0001_a.down.sql.*no matching .up.sql/)
+  })
+
+  it('reports a missing directory as CONFIGURATION naming it', async () => {
+    await rejects(loadMigrationsFromDirectory(join(dir, 'nope')), 'CONFIGURATION', /cannot read the migrations directory .*nope/)
+  })
+})
+
+describe('migrationsFromDefinitions', () => {
+  it('accepts SQL and function migrations, sorted, with checksums for SQL only', () => {
+    const fn = async (): Promise<void> => undefined
+    const out = migrationsFromDefinitions([
+      { version: 2, name: 'fn', up: fn, down: fn },
+      { version: 1, name: 'sql', up: 'create table a (id int)', down: 'drop table a' },
+      { version: 3, name: 'pinned', up: fn, checksum: 'v1' },
+    ])
+    expect(out.map((m) => [m.version, m.up.kind, m.checksum])).toEqual([
+      [1, 'sql', migrationChecksum('create table a (id int)')],
+      [2, 'function', ''],
+      [3, 'function', 'v1'],
+    ])
+    expect(out[0]?.source).toBe('code')
+  })
+
+  it.each([
+    [[{ version: 0, name: 'a', up: 'x' }], /migrations\[0\].version 0/],
+    [[{ version: 1.5, name: 'a', up: 'x' }], /version 1.5/],
+    [[{ version: 1, name: '', up: 'x' }], /migrations\[0\].name/],
+    [[{ version: 1, name: 'a', up: 42 }], /migrations\[0\].up 42: must be SQL text or a function/],
+    [[{ version: 1, name: 'a', up: '  ' }], /must not be empty/],
+    [[{ version: 1, name: 'a', up: 'x', down: null }], /migrations\[0\].down null/],
+    [[{ version: 1, name: 'a', up: 'x', checksum: '' }], /checksum/],
+    [[{ version: 1, name: 'a', up: 'x' }, { version: 1, name: 'b', up: 'y' }], /migrations\[1\].version 1: is used twice \(also by "a"\)/],
+    [[null], /migrations\[0\] null/],
+  ])('rejects invalid definitions (%#)', (defs, pattern) => {
+    expect(() => migrationsFromDefinitions(defs as never)).toThrow(pattern)
+  })
+
+  it('rejects a non-array', () => {
+    expect(() => migrationsFromDefinitions({} as never)).toThrow(/must be an array/)
+  })
+})

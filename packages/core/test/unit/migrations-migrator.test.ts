@@ -1,0 +1,461 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DatabaseError, DatabasePool, Migrator, migrationChecksum, type MigrationDefinition, type MigrationEvent } from '@dbpool/core'
+import type { FakeConnection } from '@dbpool/core/testing'
+import { FakeMigrationDatabase, MigrationFakeManager } from './migrations-fake'
+
+const pools: DatabasePool<FakeConnection>[] = []
+let dir: string
+
+function setup(backend: 'postgres' | 'sqlite' = 'postgres', db = new FakeMigrationDatabase()): { manager: MigrationFakeManager; pool: DatabasePool<FakeConnection>; db: FakeMigrationDatabase } {
+  const manager = new MigrationFakeManager(db, backend)
+  const pool = new DatabasePool(manager, { min: 0, max: 2 })
+  pools.push(pool)
+  return { manager, pool, db }
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dbpool-migrator-'))
+})
+
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((p) => p.close({ timeoutMs: 1_000 })))
+  rmSync(dir, { recursive: true, force: true })
+})
+
+const write = (name: string, text: string): void => writeFileSync(join(dir, name), text)
+
+function writeStandardFiles(): void {
+  write('0001_create_accounts.sql', '-- migrate:up\ncreate table accounts (id int);\ncreate index accounts_id on accounts (id);\n-- migrate:down\ndrop table accounts;\n')
+  write('0002_create_entries.up.sql', 'create table entries (id int);\n')
+  write('0002_create_entries.down.sql', 'drop table entries;\n')
+  write('0003_seed.sql', "-- migrate:up\ninsert into accounts values (1);\n-- migrate:down\ndelete from accounts;\n")
+}
+
+async function failure(promise: Promise<unknown>): Promise<DatabaseError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  if (!DatabaseError.is(err)) throw new Error(`expected a DatabaseError, got ${String(err)}`)
+  return err
+}
+
+describe('Migrator.up', () => {
+  it('applies every pending migration in order, each in its own locked transaction, and records it', async () => {
+    writeStandardFiles()
+    const { pool, db, manager } = setup()
+    const events: MigrationEvent[] = []
+    const migrator = new Migrator(pool, { directory: dir, onEvent: (e) => events.push(e) })
+    const result = await migrator.up()
+    expect(result.direction).toBe('up')
+    expect(result.migrations.map((m) => [m.version, m.name])).toEqual([
+      [1, 'create_accounts'],
+      [2, 'create_entries'],
+      [3, 'seed'],
+    ])
+    expect(result.current).toBe(3)
+    expect(result.skipped).toEqual([])
+    expect(db.committed).toEqual(['create table accounts (id int)', 'create index accounts_id on accounts (id)', 'create table entries (id int)', 'insert into accounts values (1)'])
+    const row = db.rows.get(1)
+    expect(row?.checksum).toBe(migrationChecksum('create table accounts (id int);\ncreate index accounts_id on accounts (id);'))
+    expect(row?.name).toBe('create_accounts')
+    expect(Number.isNaN(Date.parse(row?.applied_at ?? ''))).toBe(false)
+    expect(row?.duration_ms).toBeGreaterThanOrEqual(0)
+    expect(events.map((e) => `${e.type}:${e.version}`)).toEqual(['start:1', 'done:1', 'start:2', 'done:2', 'start:3', 'done:3'])
+    // every migration: BEGIN, lock, re-read, statements, insert, COMMIT on one connection
+    const statements = manager.connections.flatMap((c) => c.statements)
+    const firstMigration = statements.slice(statements.indexOf('create table accounts (id int)') - 3, statements.indexOf('create table accounts (id int)') + 4)
+    expect(firstMigration[0]).toBe('BEGIN ISOLATION LEVEL READ COMMITTED')
+    expect(firstMigration[1]).toMatch(/pg_try_advisory_xact_lock/)
+    expect(firstMigration[2]).toMatch(/where version =/)
+    expect(firstMigration[5]).toMatch(/^insert into "dbpool_migrations"/)
+    expect(firstMigration[6]).toBe('COMMIT')
+  })
+
+  it('is a no-op when everything is applied', async () => {
+    writeStandardFiles()
+    const { pool, db } = setup()
+    const migrator = new Migrator(pool, { directory: dir })
+    await migrator.up()
+    const before = db.committed.length
+    const again = await migrator.up()
+    expect(again.migrations).toEqual([])
+    expect(again.current).toBe(3)
+    expect(db.committed.length).toBe(before)
+  })
+
+  it('stops at the target version', async () => {
+    writeStandardFiles()
+    const { pool, db } = setup()
+    const migrator = new Migrator(pool, { directory: dir })
+    const result = await migrator.up(2)
+    expect(result.migrations.map((m) => m.version)).toEqual([1, 2])
+    expect(result.current).toBe(2)
+    expect([...db.rows.keys()]).toEqual([1, 2])
+    expect((await migrator.up(0)).migrations).toEqual([])
+    await expect(migrator.up(-1)).rejects.toThrow(/migrate up target -1/)
+  })
+
+  it('rolls back a failing migration and names the file, statement, line and cause', async () => {
+    writeStandardFiles()
+    write('0004_broken.sql', '-- migrate:up\ncreate table ok_before (id int);\n\nalter table accounts add column password_hint text default \'password hunter2\';\nselect 1;\n')
+    const { pool, db, manager } = setup()
+    manager.queryFaults.push({ match: /^alter table accounts/, fault: { kind: 'fail', error: new DatabaseError('SYNTAX_ERROR', 'syntax error at or near "alter"', { backend: 'postgres', sqlState: '42601' }) }, fatal: false })
+    const migrator = new Migrator(pool, { directory: dir })
+    const err = await failure(migrator.up())
+    expect(err.code).toBe('MIGRATION_FAILED')
+    expect(err.message).toMatch(/^migration 0004_broken.sql failed at statement 2 \(line 4\): alter table accounts add column/)
+    expect(err.message).toMatch(/SYNTAX_ERROR: syntax error at or near "alter"$/)
+    expect(err.sqlState).toBe('42601')
+    expect(err.backend).toBe('postgres')
+    expect(err.retryable).toBe(false)
+    expect(err.detail).toMatchObject({ version: 4, name: 'broken', source: '0004_broken.sql', statementIndex: 2, line: 4, causeCode: 'SYNTAX_ERROR', file: '0004_broken.sql' })
+    expect(DatabaseError.is(err.cause, 'SYNTAX_ERROR')).toBe(true)
+    // the earlier migrations stay; the failing one left nothing behind
+    expect([...db.rows.keys()]).toEqual([1, 2, 3])
+    expect(db.committed).not.toContain('create table ok_before (id int)')
+    expect(pool.stats().used).toBe(0)
+    const status = await migrator.status()
+    expect(status.find((s) => s.version === 4)?.state).toBe('pending')
+  })
+
+  it('hides password literals in the failing statement preview', async () => {
+    write('0001_user.sql', "create role app login password 'hunter2'")
+    const { pool, manager } = setup()
+    manager.queryFaults.push({ match: /^create role/, fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'permission denied') }, fatal: false })
+    const err = await failure(new Migrator(pool, { directory: dir }).up())
+    expect(err.message).toContain("password '[REDACTED]'")
+    expect(err.message).not.toContain('hunter2')
+    expect(JSON.stringify(err.detail)).not.toContain('hunter2')
+  })
+
+  it('truncates a long failing statement to one line', async () => {
+    write('0001_long.sql', `select\n${'x, '.repeat(200)}1`)
+    const { pool, manager } = setup()
+    manager.queryFaults.push({ match: /^select\s+x,/, fault: { kind: 'fail', error: new Error('plain error') }, fatal: false })
+    const err = await failure(new Migrator(pool, { directory: dir }).up())
+    expect(err.message).toMatch(/failed at statement 1 \(line 1\): select x, x, .*\.\.\.: QUERY_FAILED: plain error$/)
+    expect((err.detail?.statement as string).length).toBe(200)
+  })
+
+  it('reports a failing function migration and rolls it back', async () => {
+    const { pool, db } = setup()
+    const migrations: MigrationDefinition[] = [
+      { version: 1, name: 'ok', up: 'create table a (id int)' },
+      {
+        version: 2,
+        name: 'fn',
+        up: async (conn) => {
+          await conn.query('create table b (id int)')
+          throw new Error('data check failed')
+        },
+      },
+    ]
+    const err = await failure(new Migrator(pool, { migrations }).up())
+    expect(err.code).toBe('MIGRATION_FAILED')
+    expect(err.message).toBe('migration 2 (fn) failed in its function: data check failed')
+    expect(db.committed).toEqual(['create table a (id int)'])
+    expect([...db.rows.keys()]).toEqual([1])
+  })
+
+  it('runs function migrations inside the transaction with the connection', async () => {
+    const { pool, db } = setup()
+    const seen: string[] = []
+    await new Migrator(pool, {
+      migrations: [
+        {
+          version: 1,
+          name: 'fn',
+          up: async (conn) => {
+            seen.push(conn.backend)
+            await conn.query('insert into t values (1)')
+          },
+        },
+      ],
+    }).up()
+    expect(seen).toEqual(['postgres'])
+    expect(db.committed).toEqual(['insert into t values (1)'])
+    expect(db.rows.get(1)?.checksum).toBe('')
+  })
+
+  it('refuses to run when an applied file changed (checksum drift), and status says changed', async () => {
+    writeStandardFiles()
+    const { pool, db } = setup()
+    const migrator = new Migrator(pool, { directory: dir })
+    await migrator.up(2)
+    write('0001_create_accounts.sql', '-- migrate:up\ncreate table accounts (id bigint);\n-- migrate:down\ndrop table accounts;\n')
+    const err = await failure(migrator.up())
+    expect(err.code).toBe('MIGRATION_FAILED')
+    expect(err.message).toMatch(/^migration 0001_create_accounts.sql was changed after it was applied \(checksum [0-9a-f]{12}… recorded, [0-9a-f]{12}… now\): restore the file/)
+    expect(err.detail).toMatchObject({ version: 1, appliedChecksum: db.rows.get(1)?.checksum })
+    expect([...db.rows.keys()]).toEqual([1, 2])
+    const status = await migrator.status()
+    expect(status.map((s) => [s.version, s.state])).toEqual([
+      [1, 'changed'],
+      [2, 'applied'],
+      [3, 'pending'],
+    ])
+    // a changed down section alone is not drift: only the up SQL is checksummed
+    write('0001_create_accounts.sql', '-- migrate:up\ncreate table accounts (id int);\ncreate index accounts_id on accounts (id);\n-- migrate:down\ndrop table if exists accounts;\n')
+    expect((await migrator.up()).migrations.map((m) => m.version)).toEqual([3])
+  })
+
+  it('refuses a pending migration older than the newest applied one', async () => {
+    const { pool, db } = setup()
+    await new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1' }, { version: 5, name: 'late', up: 'select 5' }] }).up()
+    const migrator = new Migrator(pool, {
+      migrations: [
+        { version: 1, name: 'a', up: 'select 1' },
+        { version: 4, name: 'older', up: 'select 4' },
+        { version: 5, name: 'late', up: 'select 5' },
+      ],
+    })
+    const err = await failure(migrator.up())
+    expect(err.message).toBe('migration code (version 4) is pending but version 5 is already applied: give it a version above 5')
+    expect([...db.rows.keys()]).toEqual([1, 5])
+  })
+
+  it('rejects BEGIN/COMMIT inside a migration before running anything', async () => {
+    write('0001_tx.sql', 'begin;\ncreate table a (id int);\ncommit;')
+    const { pool, db } = setup()
+    const err = await failure(new Migrator(pool, { directory: dir }).up())
+    expect(err.code).toBe('CONFIGURATION')
+    expect(err.message).toBe('migration 0001_tx.sql line 1: remove "BEGIN": each migration already runs in its own transaction')
+    expect(db.tableExists).toBe(false)
+    for (const text of ['COMMIT', 'end transaction', 'rollback', 'start transaction read write', 'abort']) {
+      const migrator = new Migrator(pool, { migrations: [{ version: 1, name: 'x', up: `select 1; ${text}` }] })
+      await expect(migrator.load()).rejects.toThrow(/each migration already runs in its own transaction/)
+    }
+    // ROLLBACK TO SAVEPOINT and triggers with BEGIN ... END are fine
+    const ok = new Migrator(pool, { migrations: [{ version: 1, name: 'x', up: 'savepoint a; rollback to savepoint a; create trigger t after insert on x begin select 1; end' }] })
+    expect(await ok.load()).toHaveLength(1)
+  })
+
+  it('rejects a migration with no statement', async () => {
+    write('0001_empty.sql', '-- migrate:up\n-- nothing here\n-- migrate:down\ndrop table x;')
+    const { pool } = setup()
+    await expect(new Migrator(pool, { directory: dir }).up()).rejects.toThrow('migration 0001_empty.sql has an empty section (no SQL statement)')
+  })
+
+  it('ignores a throwing event listener', async () => {
+    const { pool } = setup()
+    const migrator = new Migrator(pool, {
+      migrations: [{ version: 1, name: 'a', up: 'select 1' }],
+      onEvent: () => {
+        throw new Error('listener bug')
+      },
+    })
+    expect((await migrator.up()).migrations).toHaveLength(1)
+  })
+
+  it('reports a failed COMMIT as MIGRATION_FAILED naming the migration', async () => {
+    const { pool, manager, db } = setup()
+    const migrator = new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1' }] })
+    await migrator.status()
+    await pool.withConnection(async () => undefined)
+    db.tableExists = true
+    manager.queryFaults.push({ match: /^COMMIT$/, fault: { kind: 'fail', error: new DatabaseError('FOREIGN_KEY_VIOLATION', 'deferred constraint', { backend: 'postgres', sqlState: '23503' }) }, fatal: false })
+    const err = await failure(migrator.up())
+    expect(err.code).toBe('MIGRATION_FAILED')
+    expect(err.message).toBe('migration code failed to commit: FOREIGN_KEY_VIOLATION: deferred constraint')
+    expect(err.sqlState).toBe('23503')
+    expect(err.detail).toMatchObject({ version: 1, name: 'a' })
+  })
+
+  it('reports a failing table creation with its own cause', async () => {
+    const { pool, manager } = setup()
+    manager.queryFaults.push({ match: /^create table if not exists/, fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'permission denied for schema public') }, fatal: false })
+    const err = await failure(new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1' }] }).up())
+    expect(err.code).toBe('QUERY_FAILED')
+    expect(err.message).toContain('permission denied')
+  })
+
+  it('creates a schema-qualified table on Postgres', async () => {
+    const { pool, manager } = setup()
+    await new Migrator(pool, { table: 'ops.schema_history', migrations: [{ version: 1, name: 'a', up: 'select 1' }] }).up()
+    const statements = manager.connections.flatMap((c) => c.statements)
+    expect(statements).toContain('create table if not exists "ops"."schema_history" (version bigint primary key, name text not null, checksum text not null, applied_at timestamptz not null, duration_ms integer not null)')
+  })
+})
+
+describe('Migrator.down', () => {
+  it('reverts the last applied migration by default, then more steps, newest first', async () => {
+    writeStandardFiles()
+    const { pool, db } = setup()
+    const events: MigrationEvent[] = []
+    const migrator = new Migrator(pool, { directory: dir, onEvent: (e) => events.push(e) })
+    await migrator.up()
+    db.committed = []
+    events.length = 0
+    const one = await migrator.down()
+    expect(one.direction).toBe('down')
+    expect(one.migrations.map((m) => m.version)).toEqual([3])
+    expect(one.current).toBe(2)
+    expect(db.committed).toEqual(['delete from accounts'])
+    expect(events.map((e) => `${e.type}:${e.direction}:${e.version}`)).toEqual(['start:down:3', 'done:down:3'])
+    const rest = await migrator.down(Infinity)
+    expect(rest.migrations.map((m) => m.version)).toEqual([2, 1])
+    expect(rest.current).toBeNull()
+    expect(db.committed).toEqual(['delete from accounts', 'drop table entries', 'drop table accounts'])
+    expect(db.rows.size).toBe(0)
+    expect((await migrator.down(5)).migrations).toEqual([])
+  })
+
+  it('refuses to revert a migration without a down section, before reverting anything', async () => {
+    const { pool, db } = setup()
+    const migrator = new Migrator(pool, {
+      migrations: [
+        { version: 1, name: 'one_way', up: 'create table a (id int)' },
+        { version: 2, name: 'two', up: 'create table b (id int)', down: 'drop table b' },
+      ],
+    })
+    await migrator.up()
+    const err = await failure(migrator.down(2))
+    expect(err.message).toBe('cannot revert code: it has no down section')
+    expect([...db.rows.keys()]).toEqual([1, 2])
+  })
+
+  it('refuses to revert a migration it does not know', async () => {
+    const { pool, db } = setup()
+    await new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1', down: 'select 2' }, { version: 2, name: 'b', up: 'select 3', down: 'select 4' }] }).up()
+    const older = new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1', down: 'select 2' }] })
+    const err = await failure(older.down())
+    expect(err.message).toBe('cannot revert version 2 (b): it is applied but not among the loaded migrations')
+    expect(db.rows.size).toBe(2)
+    // the older code can still run up (a rolling deploy): nothing to do, no error
+    expect((await older.up()).migrations).toEqual([])
+    expect((await older.status()).map((s) => [s.version, s.state])).toEqual([
+      [1, 'applied'],
+      [2, 'missing'],
+    ])
+  })
+
+  it('refuses to revert a changed migration', async () => {
+    const { pool } = setup()
+    await new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1', down: 'select 2' }] }).up()
+    const err = await failure(new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 10', down: 'select 2' }] }).down())
+    expect(err.message).toMatch(/^migration code was changed after it was applied/)
+  })
+
+  it('returns an empty result when the table does not exist yet, without creating it', async () => {
+    const { pool, db } = setup()
+    const result = await new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1', down: 'select 2' }] }).down()
+    expect(result).toEqual({ direction: 'down', migrations: [], skipped: [], current: null })
+    expect(db.tableExists).toBe(false)
+  })
+
+  it('validates steps', async () => {
+    const { pool } = setup()
+    const migrator = new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1' }] })
+    await expect(migrator.down(0)).rejects.toThrow(/migrate down steps 0/)
+    await expect(migrator.down(1.5)).rejects.toThrow(/migrate down steps 1.5/)
+  })
+})
+
+describe('Migrator.status and load', () => {
+  it('lists pending migrations without creating the table', async () => {
+    writeStandardFiles()
+    const { pool, db } = setup()
+    const status = await new Migrator(pool, { directory: dir }).status()
+    expect(status.map((s) => [s.version, s.name, s.state, s.source, s.reversible])).toEqual([
+      [1, 'create_accounts', 'pending', '0001_create_accounts.sql', true],
+      [2, 'create_entries', 'pending', '0002_create_entries.up.sql', true],
+      [3, 'seed', 'pending', '0003_seed.sql', true],
+    ])
+    expect(db.tableExists).toBe(false)
+  })
+
+  it('reports applied_at as a Date and the duration', async () => {
+    writeStandardFiles()
+    const { pool } = setup('sqlite')
+    const migrator = new Migrator(pool, { directory: dir })
+    await migrator.up(1)
+    const [first] = await migrator.status()
+    expect(first?.state).toBe('applied')
+    expect(first?.appliedAt).toBeInstanceOf(Date)
+    expect(typeof first?.durationMs).toBe('number')
+    expect(first?.appliedChecksum).toBe(first?.checksum)
+  })
+
+  it('load() returns the migrations without their statements', async () => {
+    writeStandardFiles()
+    const { pool } = setup()
+    const loaded = await new Migrator(pool, { directory: dir }).load()
+    expect(loaded.map((m) => Object.keys(m).sort())).toEqual(Array(3).fill(['checksum', 'down', 'name', 'source', 'up', 'version']))
+  })
+})
+
+describe('Migrator concurrency', () => {
+  it.each(['postgres', 'sqlite'] as const)('%s: two migrators racing apply each migration exactly once', async (backend) => {
+    writeStandardFiles()
+    const db = new FakeMigrationDatabase()
+    const a = setup(backend, db)
+    const b = setup(backend, db)
+    a.manager.statementDelayMs = 15
+    b.manager.statementDelayMs = 15
+    const [ra, rb] = await Promise.all([new Migrator(a.pool, { directory: dir }).up(), new Migrator(b.pool, { directory: dir }).up()])
+    expect(db.committed).toEqual(['create table accounts (id int)', 'create index accounts_id on accounts (id)', 'create table entries (id int)', 'insert into accounts values (1)'])
+    const applied = [...ra.migrations, ...rb.migrations].map((m) => m.version).sort()
+    expect(applied).toEqual([1, 2, 3])
+    expect([...ra.skipped, ...rb.skipped].sort()).toEqual([1, 2, 3])
+    expect(db.contended).toBeGreaterThan(0)
+    expect(ra.current).toBe(3)
+    expect(rb.current).toBe(3)
+  })
+
+  it.each(['postgres', 'sqlite'] as const)('%s: gives up with MIGRATION_FAILED when the lock stays taken past lockTimeoutMs', async (backend) => {
+    const { pool, db } = setup(backend)
+    db.tableExists = true
+    db.lockHolder = { id: -1 } as FakeConnection
+    const started = Date.now()
+    const err = await failure(new Migrator(pool, { lockTimeoutMs: 120, migrations: [{ version: 1, name: 'a', up: 'select 1' }] }).up())
+    expect(err.code).toBe('MIGRATION_FAILED')
+    expect(err.message).toBe('timed out after 120 ms waiting for the migration lock: another process is migrating this database; retry when it is done')
+    expect(Date.now() - started).toBeGreaterThanOrEqual(110)
+    expect(db.contended).toBeGreaterThan(2)
+    expect(pool.stats().used).toBe(0)
+  })
+
+  it('sqlite: a non-BUSY error on BEGIN IMMEDIATE is thrown at once', async () => {
+    const { pool, manager, db } = setup('sqlite')
+    db.tableExists = true
+    manager.queryFaults.push({ match: /^BEGIN IMMEDIATE/, fault: { kind: 'fail', error: new DatabaseError('READ_ONLY', 'attempt to write a readonly database') }, fatal: false })
+    const err = await failure(new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1' }] }).up())
+    expect(err.code).toBe('READ_ONLY')
+  })
+
+  it('postgres: a failing lock query rolls back and is thrown', async () => {
+    const { pool, manager, db } = setup('postgres')
+    db.tableExists = true
+    manager.queryFaults.push({ match: /pg_try_advisory_xact_lock/, fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'function does not exist') }, fatal: false })
+    const err = await failure(new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1' }] }).up())
+    expect(err.message).toBe('function does not exist')
+    const statements = manager.connections.flatMap((c) => c.statements)
+    expect(statements[statements.length - 1]).toBe('ROLLBACK')
+  })
+})
+
+describe('Migrator options', () => {
+  const pool = (): DatabasePool<FakeConnection> => setup().pool
+  it.each([
+    [{}, /give exactly one of directory/],
+    [{ directory: '/x', migrations: [] }, /give exactly one of directory/],
+    [{ directory: '' }, /migrations.directory "": must be a non-empty path/],
+    [{ migrations: [], extra: 1 }, /migrations.extra 1: unknown option/],
+    [{ migrations: [], table: 'bad name' }, /migrations.table "bad name"/],
+    [{ migrations: [], table: 'a.b.c' }, /migrations.table "a.b.c"/],
+    [{ migrations: [], table: 5 }, /migrations.table 5: must be a string/],
+    [{ migrations: [], lockTimeoutMs: -1 }, /migrations.lockTimeoutMs -1/],
+    [{ migrations: [], onEvent: 'x' }, /migrations.onEvent "x": must be a function/],
+    [{ migrations: [{ version: 1, name: 'a', up: 7 }] }, /migrations\[0\].up 7/],
+  ])('rejects %j', (options, pattern) => {
+    expect(() => new Migrator(pool(), options as never)).toThrow(pattern)
+  })
+
+  it('rejects a schema-qualified table on SQLite and a non-pool', () => {
+    expect(() => new Migrator(setup('sqlite').pool, { migrations: [], table: 'main.t' })).toThrow(/must be an identifier/)
+    expect(() => new Migrator({} as never, { migrations: [] })).toThrow(/migrator pool .*must be a DatabasePool/)
+  })
+})
