@@ -54,8 +54,10 @@ export function parseMigrationSections(file: string, text: string): { up: Migrat
     const marker = MARKER.exec(line)
     if (marker) {
       const kind = (marker[1] as string).toLowerCase()
-      if (kind !== 'up' && kind !== 'down') throw sectionError(file, index + 1, `unknown marker "-- migrate:${marker[1]}": use -- migrate:up and -- migrate:down`)
-      if (marker[2]?.trim()) throw sectionError(file, index + 1, `unsupported options after "-- migrate:${kind}": ${JSON.stringify(marker[2].trim())}`)
+      if (kind !== 'up' && kind !== 'down')
+        throw sectionError(file, index + 1, `unknown marker "-- migrate:${marker[1]}": use -- migrate:up and -- migrate:down`)
+      if (marker[2]?.trim())
+        throw sectionError(file, index + 1, `unsupported options after "-- migrate:${kind}": ${JSON.stringify(marker[2].trim())}`)
       if (sections.some((s) => s.kind === kind)) throw sectionError(file, index + 1, `a second "-- migrate:${kind}" section`)
       sections.push({ kind, start: index + 2, lines: [] })
       return
@@ -87,7 +89,10 @@ export async function loadMigrationsFromDirectory(directory: string): Promise<Mi
   try {
     entries = (await readdir(directory, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name)
   } catch (err) {
-    throw new DatabaseError('CONFIGURATION', `cannot read the migrations directory ${directory}: ${(err as Error).message}`, { cause: err, detail: { directory } })
+    throw new DatabaseError('CONFIGURATION', `cannot read the migrations directory ${directory}: ${(err as Error).message}`, {
+      cause: err,
+      detail: { directory },
+    })
   }
   const groups = new Map<number, { name: string; files: Partial<Record<FileName['part'], string>> }>()
   for (const file of entries.sort()) {
@@ -119,7 +124,10 @@ export async function loadMigrationsFromDirectory(directory: string): Promise<Mi
       source: files.up,
       checksum: migrationChecksum(upSql),
       up: { kind: 'sql', sql: upSql, firstLine: 1, source: files.up },
-      down: downSql !== undefined && downSql.trim() !== '' ? { kind: 'sql', sql: downSql, firstLine: 1, source: files.down as string } : undefined,
+      down:
+        downSql !== undefined && downSql.trim() !== ''
+          ? { kind: 'sql', sql: downSql, firstLine: 1, source: files.down as string }
+          : undefined,
     })
   }
   return migrations.sort((a, b) => a.version - b.version)
@@ -133,7 +141,8 @@ export function migrationsFromDefinitions(definitions: readonly MigrationDefinit
     const where = `migrations[${index}]`
     if (def === null || typeof def !== 'object') throw configError(where, def, 'must be an object { version, name, up, down? }')
     const { version, name } = def
-    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1) throw configError(`${where}.version`, version, 'must be an integer >= 1')
+    if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
+      throw configError(`${where}.version`, version, 'must be an integer >= 1')
     if (typeof name !== 'string' || name.trim() === '') throw configError(`${where}.name`, name, 'must be a non-empty string')
     const other = seen.get(version)
     if (other !== undefined) throw configError(`${where}.version`, version, `is used twice (also by "${other}")`)
@@ -141,7 +150,8 @@ export function migrationsFromDefinitions(definitions: readonly MigrationDefinit
     const source = 'code'
     const up = toStep(`${where}.up`, def.up, source)
     const down = def.down === undefined ? undefined : toStep(`${where}.down`, def.down, source)
-    if (def.checksum !== undefined && (typeof def.checksum !== 'string' || def.checksum === '')) throw configError(`${where}.checksum`, def.checksum, 'must be a non-empty string')
+    if (def.checksum !== undefined && (typeof def.checksum !== 'string' || def.checksum === ''))
+      throw configError(`${where}.checksum`, def.checksum, 'must be a non-empty string')
     const checksum = def.checksum ?? (up.kind === 'sql' ? migrationChecksum(up.sql) : '')
     return { version, name, source, checksum, up, down }
   })

@@ -39,7 +39,10 @@ export class MigrationStore {
     const parts = table.split('.')
     const valid = parts.every((p) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(p)) && parts.length <= (backend === 'postgres' ? 2 : 1)
     if (!valid) {
-      const rule = backend === 'postgres' ? 'must be an identifier ([A-Za-z_][A-Za-z0-9_]*), optionally schema-qualified' : 'must be an identifier ([A-Za-z_][A-Za-z0-9_]*)'
+      const rule =
+        backend === 'postgres'
+          ? 'must be an identifier ([A-Za-z_][A-Za-z0-9_]*), optionally schema-qualified'
+          : 'must be an identifier ([A-Za-z_][A-Za-z0-9_]*)'
       throw configError('migrations.table', table, rule)
     }
     this.#parts = parts
@@ -69,13 +72,17 @@ export class MigrationStore {
 
   /** Every applied migration, by ascending version. */
   async readAll(runner: Runner): Promise<AppliedMigration[]> {
-    const { rows } = await runner.query<Row>(sql`select version, name, checksum, applied_at, duration_ms from ${this.#table} order by version`)
+    const { rows } = await runner.query<Row>(
+      sql`select version, name, checksum, applied_at, duration_ms from ${this.#table} order by version`,
+    )
     return rows.map(toApplied)
   }
 
   /** The row of one version, read inside the caller's transaction. */
   async readOne(conn: Runner, version: number): Promise<AppliedMigration | undefined> {
-    const { rows } = await conn.query<Row>(sql`select version, name, checksum, applied_at, duration_ms from ${this.#table} where version = ${version}`)
+    const { rows } = await conn.query<Row>(
+      sql`select version, name, checksum, applied_at, duration_ms from ${this.#table} where version = ${version}`,
+    )
     return rows[0] ? toApplied(rows[0]) : undefined
   }
 
@@ -103,5 +110,11 @@ export class MigrationStore {
 
 function toApplied(row: Row): AppliedMigration {
   const appliedAt = row.applied_at instanceof Date ? row.applied_at : new Date(String(row.applied_at))
-  return { version: Number(row.version), name: String(row.name), checksum: String(row.checksum), appliedAt, durationMs: Number(row.duration_ms) }
+  return {
+    version: Number(row.version),
+    name: String(row.name),
+    checksum: String(row.checksum),
+    appliedAt,
+    durationMs: Number(row.duration_ms),
+  }
 }

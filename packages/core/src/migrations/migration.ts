@@ -27,7 +27,9 @@ export interface MigrationDefinition {
 }
 
 /** One side (`up` or `down`) of a loaded migration. */
-export type MigrationStep = { readonly kind: 'sql'; readonly sql: string; readonly firstLine: number; readonly source: string } | { readonly kind: 'function'; readonly fn: MigrationFunction; readonly source: string }
+export type MigrationStep =
+  | { readonly kind: 'sql'; readonly sql: string; readonly firstLine: number; readonly source: string }
+  | { readonly kind: 'function'; readonly fn: MigrationFunction; readonly source: string }
 
 /** A migration as the {@link Migrator} runs it, from a file or from code. */
 export interface Migration {

@@ -4,7 +4,15 @@ import type { Backend } from '../driver/connection-manager'
 import type { DatabasePool } from '../pool/database-pool'
 import type { PoolConnection } from '../pool/pool-connection'
 import type { SqlDialect } from '../sql/sql'
-import type { Migration, MigrationDefinition, MigrationEvent, MigrationRunResult, MigrationRunStep, MigrationStatus, MigrationStep } from './migration'
+import type {
+  Migration,
+  MigrationDefinition,
+  MigrationEvent,
+  MigrationRunResult,
+  MigrationRunStep,
+  MigrationStatus,
+  MigrationStep,
+} from './migration'
 import { loadMigrationsFromDirectory, migrationsFromDefinitions } from './migration-loader'
 import { MigrationStore, type AppliedMigration } from './migration-store'
 import { splitSqlStatements, type SqlStatement } from './sql-splitter'
@@ -33,7 +41,10 @@ export interface MigratorOptions {
 const OPTION_KEYS = ['directory', 'migrations', 'table', 'lockTimeoutMs', 'onEvent'] as const
 
 type Direction = 'up' | 'down'
-type Prepared = Migration & { readonly upStatements: readonly SqlStatement[] | undefined; readonly downStatements: readonly SqlStatement[] | undefined }
+type Prepared = Migration & {
+  readonly upStatements: readonly SqlStatement[] | undefined
+  readonly downStatements: readonly SqlStatement[] | undefined
+}
 
 /**
  * Applies and reverts schema migrations through a {@link DatabasePool}, on Postgres and SQLite alike.
@@ -62,14 +73,17 @@ export class Migrator {
   readonly #onEvent: ((event: MigrationEvent) => void) | undefined
 
   constructor(pool: MigrationPool, options: MigratorOptions) {
-    if (!pool || typeof (pool as { withConnection?: unknown }).withConnection !== 'function') throw configError('migrator pool', pool, 'must be a DatabasePool')
+    if (!pool || typeof (pool as { withConnection?: unknown }).withConnection !== 'function')
+      throw configError('migrator pool', pool, 'must be a DatabasePool')
     const raw = requireObject('migrations', options)
     rejectUnknownKeys('migrations', raw, OPTION_KEYS)
     if ((raw.directory === undefined) === (raw.migrations === undefined)) {
       throw configError('migrations', Object.keys(raw), 'give exactly one of directory (a folder of .sql files) or migrations (an array)')
     }
-    if (raw.directory !== undefined && (typeof raw.directory !== 'string' || raw.directory === '')) throw configError('migrations.directory', raw.directory, 'must be a non-empty path')
-    if (raw.onEvent !== undefined && typeof raw.onEvent !== 'function') throw configError('migrations.onEvent', raw.onEvent, 'must be a function')
+    if (raw.directory !== undefined && (typeof raw.directory !== 'string' || raw.directory === ''))
+      throw configError('migrations.directory', raw.directory, 'must be a non-empty path')
+    if (raw.onEvent !== undefined && typeof raw.onEvent !== 'function')
+      throw configError('migrations.onEvent', raw.onEvent, 'must be a function')
     const table = raw.table === undefined ? 'dbpool_migrations' : raw.table
     if (typeof table !== 'string') throw configError('migrations.table', table, 'must be a string')
     this.#pool = pool
@@ -77,7 +91,8 @@ export class Migrator {
     this.#directory = raw.directory as string | undefined
     this.#definitions = raw.migrations as readonly MigrationDefinition[] | undefined
     if (this.#definitions) migrationsFromDefinitions(this.#definitions)
-    this.#lockTimeoutMs = raw.lockTimeoutMs === undefined ? 60_000 : checkInteger('migrations.lockTimeoutMs', raw.lockTimeoutMs, 0, 2_147_483_647)
+    this.#lockTimeoutMs =
+      raw.lockTimeoutMs === undefined ? 60_000 : checkInteger('migrations.lockTimeoutMs', raw.lockTimeoutMs, 0, 2_147_483_647)
     this.#onEvent = raw.onEvent as ((event: MigrationEvent) => void) | undefined
   }
 
@@ -97,12 +112,18 @@ export class Migrator {
     await this.#ensureTable()
     const applied = await this.#store.readAll(this.#pool)
     const byVersion = new Map(applied.map((a) => [a.version, a]))
-    this.#refuseDrift(migrations.filter((m) => byVersion.has(m.version)), byVersion)
+    this.#refuseDrift(
+      migrations.filter((m) => byVersion.has(m.version)),
+      byVersion,
+    )
     const newest = applied.reduce((max, a) => Math.max(max, a.version), 0)
     const pending = migrations.filter((m) => !byVersion.has(m.version) && (target === undefined || m.version <= target))
     const late = pending.find((m) => m.version < newest)
     if (late) {
-      throw migrationError(`migration ${late.source} (version ${late.version}) is pending but version ${newest} is already applied: give it a version above ${newest}`, late)
+      throw migrationError(
+        `migration ${late.source} (version ${late.version}) is pending but version ${newest} is already applied: give it a version above ${newest}`,
+        late,
+      )
     }
     return this.#run('up', pending)
   }
@@ -117,7 +138,12 @@ export class Migrator {
     const targets = applied.slice(steps === Infinity ? 0 : Math.max(0, applied.length - steps)).reverse()
     const plan = targets.map((a) => {
       const m = known.get(a.version)
-      if (!m) throw migrationError(`cannot revert version ${a.version} (${a.name}): it is applied but not among the loaded migrations`, undefined, { version: a.version })
+      if (!m)
+        throw migrationError(
+          `cannot revert version ${a.version} (${a.name}): it is applied but not among the loaded migrations`,
+          undefined,
+          { version: a.version },
+        )
       if (!m.down) throw migrationError(`cannot revert ${m.source}: it has no down section`, m)
       return m
     })
@@ -134,11 +160,25 @@ export class Migrator {
       const a = byVersion.get(m.version)
       const base = { version: m.version, name: m.name, source: m.source, checksum: m.checksum, reversible: m.down !== undefined }
       if (!a) return { ...base, state: 'pending' as const }
-      return { ...base, state: drifted(m, a) ? ('changed' as const) : ('applied' as const), appliedChecksum: a.checksum, appliedAt: a.appliedAt, durationMs: a.durationMs }
+      return {
+        ...base,
+        state: drifted(m, a) ? ('changed' as const) : ('applied' as const),
+        appliedChecksum: a.checksum,
+        appliedAt: a.appliedAt,
+        durationMs: a.durationMs,
+      }
     })
     const known = new Set(migrations.map((m) => m.version))
     for (const a of applied) {
-      if (!known.has(a.version)) out.push({ version: a.version, name: a.name, state: 'missing', appliedChecksum: a.checksum, appliedAt: a.appliedAt, durationMs: a.durationMs })
+      if (!known.has(a.version))
+        out.push({
+          version: a.version,
+          name: a.name,
+          state: 'missing',
+          appliedChecksum: a.checksum,
+          appliedAt: a.appliedAt,
+          durationMs: a.durationMs,
+        })
     }
     return out.sort((x, y) => x.version - y.version)
   }
@@ -146,9 +186,16 @@ export class Migrator {
   // ---- internals ----
 
   async #prepare(): Promise<Prepared[]> {
-    const migrations = this.#directory !== undefined ? await loadMigrationsFromDirectory(this.#directory) : migrationsFromDefinitions(this.#definitions ?? [])
+    const migrations =
+      this.#directory !== undefined
+        ? await loadMigrationsFromDirectory(this.#directory)
+        : migrationsFromDefinitions(this.#definitions ?? [])
     const dialect: SqlDialect = this.#pool.backend
-    return migrations.map((m) => ({ ...m, upStatements: statementsOf(m.up, dialect), downStatements: m.down && statementsOf(m.down, dialect) }))
+    return migrations.map((m) => ({
+      ...m,
+      upStatements: statementsOf(m.up, dialect),
+      downStatements: m.down && statementsOf(m.down, dialect),
+    }))
   }
 
   async #ensureTable(): Promise<void> {
@@ -195,7 +242,8 @@ export class Migrator {
     if (direction === 'up') await runStep(conn, m, m.up, m.upStatements)
     else await runStep(conn, m, m.down as MigrationStep, m.downStatements)
     const durationMs = Math.round(performance.now() - started)
-    if (direction === 'up') await this.#store.insert(conn, { version: m.version, name: m.name, checksum: m.checksum, appliedAt: new Date(), durationMs })
+    if (direction === 'up')
+      await this.#store.insert(conn, { version: m.version, name: m.name, checksum: m.checksum, appliedAt: new Date(), durationMs })
     else await this.#store.remove(conn, m.version)
     return durationMs
   }
@@ -241,7 +289,9 @@ export class Migrator {
         }
       }
       if (Date.now() >= deadline) {
-        throw migrationError(`timed out after ${this.#lockTimeoutMs} ms waiting for the migration lock: another process is migrating this database; retry when it is done`)
+        throw migrationError(
+          `timed out after ${this.#lockTimeoutMs} ms waiting for the migration lock: another process is migrating this database; retry when it is done`,
+        )
       }
       await sleep(Math.min(delay, Math.max(1, deadline - Date.now())))
       delay = Math.min(delay * 2, 250)
@@ -260,18 +310,30 @@ export class Migrator {
 function statementsOf(step: MigrationStep, dialect: SqlDialect): SqlStatement[] | undefined {
   if (step.kind !== 'sql') return undefined
   const statements = splitSqlStatements(step.sql, dialect, step.firstLine)
-  if (statements.length === 0) throw new DatabaseError('CONFIGURATION', `migration ${step.source} has an empty section (no SQL statement)`, { detail: { source: step.source } })
+  if (statements.length === 0)
+    throw new DatabaseError('CONFIGURATION', `migration ${step.source} has an empty section (no SQL statement)`, {
+      detail: { source: step.source },
+    })
   for (const s of statements) {
     if (isTransactionControl(s.head)) {
-      throw new DatabaseError('CONFIGURATION', `migration ${step.source} line ${s.line}: remove "${s.head.slice(0, 2).join(' ')}": each migration already runs in its own transaction`, {
-        detail: { source: step.source, line: s.line },
-      })
+      throw new DatabaseError(
+        'CONFIGURATION',
+        `migration ${step.source} line ${s.line}: remove "${s.head.slice(0, 2).join(' ')}": each migration already runs in its own transaction`,
+        {
+          detail: { source: step.source, line: s.line },
+        },
+      )
     }
   }
   return statements
 }
 
-async function runStep(conn: PoolConnection, m: Migration, step: MigrationStep, statements: readonly SqlStatement[] | undefined): Promise<void> {
+async function runStep(
+  conn: PoolConnection,
+  m: Migration,
+  step: MigrationStep,
+  statements: readonly SqlStatement[] | undefined,
+): Promise<void> {
   if (step.kind === 'function') {
     try {
       await step.fn(conn)
@@ -287,7 +349,12 @@ async function runStep(conn: PoolConnection, m: Migration, step: MigrationStep, 
       await conn.query(statement.text)
     } catch (err) {
       const preview = previewStatement(statement.text)
-      throw migrationError(`migration ${step.source} failed at statement ${i + 1} (line ${statement.line}): ${preview}: ${describe(err)}`, m, { statementIndex: i + 1, line: statement.line, statement: preview, file: step.source }, err)
+      throw migrationError(
+        `migration ${step.source} failed at statement ${i + 1} (line ${statement.line}): ${preview}: ${describe(err)}`,
+        m,
+        { statementIndex: i + 1, line: statement.line, statement: preview, file: step.source },
+        err,
+      )
     }
   }
 }
@@ -312,7 +379,11 @@ function migrationError(message: string, m?: Migration, detail: Record<string, u
     backend: native?.backend ?? 'pool',
     ...(native?.sqlState ? { sqlState: native.sqlState } : {}),
     ...(native?.sqliteCode ? { sqliteCode: native.sqliteCode } : {}),
-    detail: { ...(m ? { version: m.version, name: m.name, source: m.source } : {}), ...(native ? { causeCode: native.code } : {}), ...detail },
+    detail: {
+      ...(m ? { version: m.version, name: m.name, source: m.source } : {}),
+      ...(native ? { causeCode: native.code } : {}),
+      ...detail,
+    },
   })
 }
 

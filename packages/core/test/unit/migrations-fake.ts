@@ -75,7 +75,9 @@ export class MigrationFakeManager extends FakeConnectionManager {
     const pending = this.#pending.get(conn)
     const rows = (r: unknown[]): QueryResult<R> => ({ rows: r as R[], rowCount: r.length })
     if (/to_regclass/.test(text) || /sqlite_master/.test(text)) {
-      return rows(this.db.tableExists ? [{ found: true, name: 'dbpool_migrations' }] : this.backend === 'postgres' ? [{ found: false }] : [])
+      return rows(
+        this.db.tableExists ? [{ found: true, name: 'dbpool_migrations' }] : this.backend === 'postgres' ? [{ found: false }] : [],
+      )
     }
     if (/pg_try_advisory_xact_lock/.test(text)) {
       const free = !this.db.lockHolder || this.db.lockHolder === conn

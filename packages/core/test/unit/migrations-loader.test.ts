@@ -1,7 +1,14 @@
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DatabaseError, loadMigrationsFromDirectory, migrationChecksum, migrationsFromDefinitions, parseMigrationFileName, parseMigrationSections } from '@dbpool/core'
+import {
+  DatabaseError,
+  loadMigrationsFromDirectory,
+  migrationChecksum,
+  migrationsFromDefinitions,
+  parseMigrationFileName,
+  parseMigrationSections,
+} from '@dbpool/core'
 
 let dir: string
 beforeEach(() => {
@@ -41,7 +48,10 @@ describe('parseMigrationFileName', () => {
 
 describe('parseMigrationSections', () => {
   it('splits up and down sections and keeps line numbers', () => {
-    const { up, down } = parseMigrationSections('f.sql', '-- a comment\n-- migrate:up\ncreate table a (id int);\n-- migrate:down\ndrop table a;\n')
+    const { up, down } = parseMigrationSections(
+      'f.sql',
+      '-- a comment\n-- migrate:up\ncreate table a (id int);\n-- migrate:down\ndrop table a;\n',
+    )
     expect(up).toEqual({ kind: 'sql', sql: 'create table a (id int);', firstLine: 3, source: 'f.sql' })
     expect(down).toMatchObject({ kind: 'sql', firstLine: 5 })
     expect(down?.kind === 'sql' && down.sql.trim()).toBe('drop table a;')
@@ -143,7 +153,13 @@ describe('migrationsFromDefinitions', () => {
     [[{ version: 1, name: 'a', up: '  ' }], /must not be empty/],
     [[{ version: 1, name: 'a', up: 'x', down: null }], /migrations\[0\].down null/],
     [[{ version: 1, name: 'a', up: 'x', checksum: '' }], /checksum/],
-    [[{ version: 1, name: 'a', up: 'x' }, { version: 1, name: 'b', up: 'y' }], /migrations\[1\].version 1: is used twice \(also by "a"\)/],
+    [
+      [
+        { version: 1, name: 'a', up: 'x' },
+        { version: 1, name: 'b', up: 'y' },
+      ],
+      /migrations\[1\].version 1: is used twice \(also by "a"\)/,
+    ],
     [[null], /migrations\[0\] null/],
   ])('rejects invalid definitions (%#)', (defs, pattern) => {
     expect(() => migrationsFromDefinitions(defs as never)).toThrow(pattern)

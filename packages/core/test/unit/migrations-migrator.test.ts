@@ -8,7 +8,10 @@ import { FakeMigrationDatabase, MigrationFakeManager } from './migrations-fake'
 const pools: DatabasePool<FakeConnection>[] = []
 let dir: string
 
-function setup(backend: 'postgres' | 'sqlite' = 'postgres', db = new FakeMigrationDatabase()): { manager: MigrationFakeManager; pool: DatabasePool<FakeConnection>; db: FakeMigrationDatabase } {
+function setup(
+  backend: 'postgres' | 'sqlite' = 'postgres',
+  db = new FakeMigrationDatabase(),
+): { manager: MigrationFakeManager; pool: DatabasePool<FakeConnection>; db: FakeMigrationDatabase } {
   const manager = new MigrationFakeManager(db, backend)
   const pool = new DatabasePool(manager, { min: 0, max: 2 })
   pools.push(pool)
@@ -27,10 +30,13 @@ afterEach(async () => {
 const write = (name: string, text: string): void => writeFileSync(join(dir, name), text)
 
 function writeStandardFiles(): void {
-  write('0001_create_accounts.sql', '-- migrate:up\ncreate table accounts (id int);\ncreate index accounts_id on accounts (id);\n-- migrate:down\ndrop table accounts;\n')
+  write(
+    '0001_create_accounts.sql',
+    '-- migrate:up\ncreate table accounts (id int);\ncreate index accounts_id on accounts (id);\n-- migrate:down\ndrop table accounts;\n',
+  )
   write('0002_create_entries.up.sql', 'create table entries (id int);\n')
   write('0002_create_entries.down.sql', 'drop table entries;\n')
-  write('0003_seed.sql', "-- migrate:up\ninsert into accounts values (1);\n-- migrate:down\ndelete from accounts;\n")
+  write('0003_seed.sql', '-- migrate:up\ninsert into accounts values (1);\n-- migrate:down\ndelete from accounts;\n')
 }
 
 async function failure(promise: Promise<unknown>): Promise<DatabaseError> {
@@ -57,7 +63,12 @@ describe('Migrator.up', () => {
     ])
     expect(result.current).toBe(3)
     expect(result.skipped).toEqual([])
-    expect(db.committed).toEqual(['create table accounts (id int)', 'create index accounts_id on accounts (id)', 'create table entries (id int)', 'insert into accounts values (1)'])
+    expect(db.committed).toEqual([
+      'create table accounts (id int)',
+      'create index accounts_id on accounts (id)',
+      'create table entries (id int)',
+      'insert into accounts values (1)',
+    ])
     const row = db.rows.get(1)
     expect(row?.checksum).toBe(migrationChecksum('create table accounts (id int);\ncreate index accounts_id on accounts (id);'))
     expect(row?.name).toBe('create_accounts')
@@ -66,7 +77,10 @@ describe('Migrator.up', () => {
     expect(events.map((e) => `${e.type}:${e.version}`)).toEqual(['start:1', 'done:1', 'start:2', 'done:2', 'start:3', 'done:3'])
     // every migration: BEGIN, lock, re-read, statements, insert, COMMIT on one connection
     const statements = manager.connections.flatMap((c) => c.statements)
-    const firstMigration = statements.slice(statements.indexOf('create table accounts (id int)') - 3, statements.indexOf('create table accounts (id int)') + 4)
+    const firstMigration = statements.slice(
+      statements.indexOf('create table accounts (id int)') - 3,
+      statements.indexOf('create table accounts (id int)') + 4,
+    )
     expect(firstMigration[0]).toBe('BEGIN ISOLATION LEVEL READ COMMITTED')
     expect(firstMigration[1]).toMatch(/pg_try_advisory_xact_lock/)
     expect(firstMigration[2]).toMatch(/where version =/)
@@ -100,9 +114,19 @@ describe('Migrator.up', () => {
 
   it('rolls back a failing migration and names the file, statement, line and cause', async () => {
     writeStandardFiles()
-    write('0004_broken.sql', '-- migrate:up\ncreate table ok_before (id int);\n\nalter table accounts add column password_hint text default \'password hunter2\';\nselect 1;\n')
+    write(
+      '0004_broken.sql',
+      "-- migrate:up\ncreate table ok_before (id int);\n\nalter table accounts add column password_hint text default 'password hunter2';\nselect 1;\n",
+    )
     const { pool, db, manager } = setup()
-    manager.queryFaults.push({ match: /^alter table accounts/, fault: { kind: 'fail', error: new DatabaseError('SYNTAX_ERROR', 'syntax error at or near "alter"', { backend: 'postgres', sqlState: '42601' }) }, fatal: false })
+    manager.queryFaults.push({
+      match: /^alter table accounts/,
+      fault: {
+        kind: 'fail',
+        error: new DatabaseError('SYNTAX_ERROR', 'syntax error at or near "alter"', { backend: 'postgres', sqlState: '42601' }),
+      },
+      fatal: false,
+    })
     const migrator = new Migrator(pool, { directory: dir })
     const err = await failure(migrator.up())
     expect(err.code).toBe('MIGRATION_FAILED')
@@ -111,7 +135,15 @@ describe('Migrator.up', () => {
     expect(err.sqlState).toBe('42601')
     expect(err.backend).toBe('postgres')
     expect(err.retryable).toBe(false)
-    expect(err.detail).toMatchObject({ version: 4, name: 'broken', source: '0004_broken.sql', statementIndex: 2, line: 4, causeCode: 'SYNTAX_ERROR', file: '0004_broken.sql' })
+    expect(err.detail).toMatchObject({
+      version: 4,
+      name: 'broken',
+      source: '0004_broken.sql',
+      statementIndex: 2,
+      line: 4,
+      causeCode: 'SYNTAX_ERROR',
+      file: '0004_broken.sql',
+    })
     expect(DatabaseError.is(err.cause, 'SYNTAX_ERROR')).toBe(true)
     // the earlier migrations stay; the failing one left nothing behind
     expect([...db.rows.keys()]).toEqual([1, 2, 3])
@@ -124,7 +156,11 @@ describe('Migrator.up', () => {
   it('hides password literals in the failing statement preview', async () => {
     write('0001_user.sql', "create role app login password 'hunter2'")
     const { pool, manager } = setup()
-    manager.queryFaults.push({ match: /^create role/, fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'permission denied') }, fatal: false })
+    manager.queryFaults.push({
+      match: /^create role/,
+      fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'permission denied') },
+      fatal: false,
+    })
     const err = await failure(new Migrator(pool, { directory: dir }).up())
     expect(err.message).toContain("password '[REDACTED]'")
     expect(err.message).not.toContain('hunter2')
@@ -188,7 +224,9 @@ describe('Migrator.up', () => {
     write('0001_create_accounts.sql', '-- migrate:up\ncreate table accounts (id bigint);\n-- migrate:down\ndrop table accounts;\n')
     const err = await failure(migrator.up())
     expect(err.code).toBe('MIGRATION_FAILED')
-    expect(err.message).toMatch(/^migration 0001_create_accounts.sql was changed after it was applied \(checksum [0-9a-f]{12}… recorded, [0-9a-f]{12}… now\): restore the file/)
+    expect(err.message).toMatch(
+      /^migration 0001_create_accounts.sql was changed after it was applied \(checksum [0-9a-f]{12}… recorded, [0-9a-f]{12}… now\): restore the file/,
+    )
     expect(err.detail).toMatchObject({ version: 1, appliedChecksum: db.rows.get(1)?.checksum })
     expect([...db.rows.keys()]).toEqual([1, 2])
     const status = await migrator.status()
@@ -198,13 +236,21 @@ describe('Migrator.up', () => {
       [3, 'pending'],
     ])
     // a changed down section alone is not drift: only the up SQL is checksummed
-    write('0001_create_accounts.sql', '-- migrate:up\ncreate table accounts (id int);\ncreate index accounts_id on accounts (id);\n-- migrate:down\ndrop table if exists accounts;\n')
+    write(
+      '0001_create_accounts.sql',
+      '-- migrate:up\ncreate table accounts (id int);\ncreate index accounts_id on accounts (id);\n-- migrate:down\ndrop table if exists accounts;\n',
+    )
     expect((await migrator.up()).migrations.map((m) => m.version)).toEqual([3])
   })
 
   it('refuses a pending migration older than the newest applied one', async () => {
     const { pool, db } = setup()
-    await new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1' }, { version: 5, name: 'late', up: 'select 5' }] }).up()
+    await new Migrator(pool, {
+      migrations: [
+        { version: 1, name: 'a', up: 'select 1' },
+        { version: 5, name: 'late', up: 'select 5' },
+      ],
+    }).up()
     const migrator = new Migrator(pool, {
       migrations: [
         { version: 1, name: 'a', up: 'select 1' },
@@ -229,14 +275,20 @@ describe('Migrator.up', () => {
       await expect(migrator.load()).rejects.toThrow(/each migration already runs in its own transaction/)
     }
     // ROLLBACK TO SAVEPOINT and triggers with BEGIN ... END are fine
-    const ok = new Migrator(pool, { migrations: [{ version: 1, name: 'x', up: 'savepoint a; rollback to savepoint a; create trigger t after insert on x begin select 1; end' }] })
+    const ok = new Migrator(pool, {
+      migrations: [
+        { version: 1, name: 'x', up: 'savepoint a; rollback to savepoint a; create trigger t after insert on x begin select 1; end' },
+      ],
+    })
     expect(await ok.load()).toHaveLength(1)
   })
 
   it('rejects a migration with no statement', async () => {
     write('0001_empty.sql', '-- migrate:up\n-- nothing here\n-- migrate:down\ndrop table x;')
     const { pool } = setup()
-    await expect(new Migrator(pool, { directory: dir }).up()).rejects.toThrow('migration 0001_empty.sql has an empty section (no SQL statement)')
+    await expect(new Migrator(pool, { directory: dir }).up()).rejects.toThrow(
+      'migration 0001_empty.sql has an empty section (no SQL statement)',
+    )
   })
 
   it('ignores a throwing event listener', async () => {
@@ -256,7 +308,14 @@ describe('Migrator.up', () => {
     await migrator.status()
     await pool.withConnection(async () => undefined)
     db.tableExists = true
-    manager.queryFaults.push({ match: /^COMMIT$/, fault: { kind: 'fail', error: new DatabaseError('FOREIGN_KEY_VIOLATION', 'deferred constraint', { backend: 'postgres', sqlState: '23503' }) }, fatal: false })
+    manager.queryFaults.push({
+      match: /^COMMIT$/,
+      fault: {
+        kind: 'fail',
+        error: new DatabaseError('FOREIGN_KEY_VIOLATION', 'deferred constraint', { backend: 'postgres', sqlState: '23503' }),
+      },
+      fatal: false,
+    })
     const err = await failure(migrator.up())
     expect(err.code).toBe('MIGRATION_FAILED')
     expect(err.message).toBe('migration code failed to commit: FOREIGN_KEY_VIOLATION: deferred constraint')
@@ -266,7 +325,11 @@ describe('Migrator.up', () => {
 
   it('reports a failing table creation with its own cause', async () => {
     const { pool, manager } = setup()
-    manager.queryFaults.push({ match: /^create table if not exists/, fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'permission denied for schema public') }, fatal: false })
+    manager.queryFaults.push({
+      match: /^create table if not exists/,
+      fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'permission denied for schema public') },
+      fatal: false,
+    })
     const err = await failure(new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1' }] }).up())
     expect(err.code).toBe('QUERY_FAILED')
     expect(err.message).toContain('permission denied')
@@ -276,7 +339,9 @@ describe('Migrator.up', () => {
     const { pool, manager } = setup()
     await new Migrator(pool, { table: 'ops.schema_history', migrations: [{ version: 1, name: 'a', up: 'select 1' }] }).up()
     const statements = manager.connections.flatMap((c) => c.statements)
-    expect(statements).toContain('create table if not exists "ops"."schema_history" (version bigint primary key, name text not null, checksum text not null, applied_at timestamptz not null, duration_ms integer not null)')
+    expect(statements).toContain(
+      'create table if not exists "ops"."schema_history" (version bigint primary key, name text not null, checksum text not null, applied_at timestamptz not null, duration_ms integer not null)',
+    )
   })
 })
 
@@ -319,7 +384,12 @@ describe('Migrator.down', () => {
 
   it('refuses to revert a migration it does not know', async () => {
     const { pool, db } = setup()
-    await new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1', down: 'select 2' }, { version: 2, name: 'b', up: 'select 3', down: 'select 4' }] }).up()
+    await new Migrator(pool, {
+      migrations: [
+        { version: 1, name: 'a', up: 'select 1', down: 'select 2' },
+        { version: 2, name: 'b', up: 'select 3', down: 'select 4' },
+      ],
+    }).up()
     const older = new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1', down: 'select 2' }] })
     const err = await failure(older.down())
     expect(err.message).toBe('cannot revert version 2 (b): it is applied but not among the loaded migrations')
@@ -396,7 +466,12 @@ describe('Migrator concurrency', () => {
     a.manager.statementDelayMs = 15
     b.manager.statementDelayMs = 15
     const [ra, rb] = await Promise.all([new Migrator(a.pool, { directory: dir }).up(), new Migrator(b.pool, { directory: dir }).up()])
-    expect(db.committed).toEqual(['create table accounts (id int)', 'create index accounts_id on accounts (id)', 'create table entries (id int)', 'insert into accounts values (1)'])
+    expect(db.committed).toEqual([
+      'create table accounts (id int)',
+      'create index accounts_id on accounts (id)',
+      'create table entries (id int)',
+      'insert into accounts values (1)',
+    ])
     const applied = [...ra.migrations, ...rb.migrations].map((m) => m.version).sort()
     expect(applied).toEqual([1, 2, 3])
     expect([...ra.skipped, ...rb.skipped].sort()).toEqual([1, 2, 3])
@@ -405,23 +480,32 @@ describe('Migrator concurrency', () => {
     expect(rb.current).toBe(3)
   })
 
-  it.each(['postgres', 'sqlite'] as const)('%s: gives up with MIGRATION_FAILED when the lock stays taken past lockTimeoutMs', async (backend) => {
-    const { pool, db } = setup(backend)
-    db.tableExists = true
-    db.lockHolder = { id: -1 } as FakeConnection
-    const started = Date.now()
-    const err = await failure(new Migrator(pool, { lockTimeoutMs: 120, migrations: [{ version: 1, name: 'a', up: 'select 1' }] }).up())
-    expect(err.code).toBe('MIGRATION_FAILED')
-    expect(err.message).toBe('timed out after 120 ms waiting for the migration lock: another process is migrating this database; retry when it is done')
-    expect(Date.now() - started).toBeGreaterThanOrEqual(110)
-    expect(db.contended).toBeGreaterThan(2)
-    expect(pool.stats().used).toBe(0)
-  })
+  it.each(['postgres', 'sqlite'] as const)(
+    '%s: gives up with MIGRATION_FAILED when the lock stays taken past lockTimeoutMs',
+    async (backend) => {
+      const { pool, db } = setup(backend)
+      db.tableExists = true
+      db.lockHolder = { id: -1 } as FakeConnection
+      const started = Date.now()
+      const err = await failure(new Migrator(pool, { lockTimeoutMs: 120, migrations: [{ version: 1, name: 'a', up: 'select 1' }] }).up())
+      expect(err.code).toBe('MIGRATION_FAILED')
+      expect(err.message).toBe(
+        'timed out after 120 ms waiting for the migration lock: another process is migrating this database; retry when it is done',
+      )
+      expect(Date.now() - started).toBeGreaterThanOrEqual(110)
+      expect(db.contended).toBeGreaterThan(2)
+      expect(pool.stats().used).toBe(0)
+    },
+  )
 
   it('sqlite: a non-BUSY error on BEGIN IMMEDIATE is thrown at once', async () => {
     const { pool, manager, db } = setup('sqlite')
     db.tableExists = true
-    manager.queryFaults.push({ match: /^BEGIN IMMEDIATE/, fault: { kind: 'fail', error: new DatabaseError('READ_ONLY', 'attempt to write a readonly database') }, fatal: false })
+    manager.queryFaults.push({
+      match: /^BEGIN IMMEDIATE/,
+      fault: { kind: 'fail', error: new DatabaseError('READ_ONLY', 'attempt to write a readonly database') },
+      fatal: false,
+    })
     const err = await failure(new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1' }] }).up())
     expect(err.code).toBe('READ_ONLY')
   })
@@ -429,7 +513,11 @@ describe('Migrator concurrency', () => {
   it('postgres: a failing lock query rolls back and is thrown', async () => {
     const { pool, manager, db } = setup('postgres')
     db.tableExists = true
-    manager.queryFaults.push({ match: /pg_try_advisory_xact_lock/, fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'function does not exist') }, fatal: false })
+    manager.queryFaults.push({
+      match: /pg_try_advisory_xact_lock/,
+      fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'function does not exist') },
+      fatal: false,
+    })
     const err = await failure(new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1' }] }).up())
     expect(err.message).toBe('function does not exist')
     const statements = manager.connections.flatMap((c) => c.statements)

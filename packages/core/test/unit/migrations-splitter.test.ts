@@ -1,14 +1,22 @@
 import { splitSqlStatements } from '@dbpool/core'
 
-const texts = (script: string, dialect: 'postgres' | 'sqlite' = 'postgres'): string[] => splitSqlStatements(script, dialect).map((s) => s.text)
+const texts = (script: string, dialect: 'postgres' | 'sqlite' = 'postgres'): string[] =>
+  splitSqlStatements(script, dialect).map((s) => s.text)
 
 describe('splitSqlStatements', () => {
   it('splits at top-level semicolons and drops empty statements', () => {
-    expect(texts('create table a (id int);\n\n;insert into a values (1);  select 1')).toEqual(['create table a (id int)', 'insert into a values (1)', 'select 1'])
+    expect(texts('create table a (id int);\n\n;insert into a values (1);  select 1')).toEqual([
+      'create table a (id int)',
+      'insert into a values (1)',
+      'select 1',
+    ])
   })
 
   it('keeps semicolons inside single-quoted strings, including doubled quotes', () => {
-    expect(texts("insert into t values ('a;b', 'it''s; fine'); select 2")).toEqual(["insert into t values ('a;b', 'it''s; fine')", 'select 2'])
+    expect(texts("insert into t values ('a;b', 'it''s; fine'); select 2")).toEqual([
+      "insert into t values ('a;b', 'it''s; fine')",
+      'select 2',
+    ])
   })
 
   it('honours backslash escapes in Postgres E-strings only', () => {
@@ -18,7 +26,10 @@ describe('splitSqlStatements', () => {
   })
 
   it('keeps semicolons inside double-quoted and backquoted identifiers', () => {
-    expect(texts('create table "we;ird" ("a""b;" int); select `x;y` from t', 'sqlite')).toEqual(['create table "we;ird" ("a""b;" int)', 'select `x;y` from t'])
+    expect(texts('create table "we;ird" ("a""b;" int); select `x;y` from t', 'sqlite')).toEqual([
+      'create table "we;ird" ("a""b;" int)',
+      'select `x;y` from t',
+    ])
   })
 
   it('keeps dollar-quoted bodies whole, with and without a tag', () => {
@@ -37,7 +48,10 @@ select $1::int`
   })
 
   it('ignores semicolons in line and block comments, nesting block comments on Postgres', () => {
-    expect(texts('-- one; two\nselect 1; /* a; /* nested; */ still; */ select 2;')).toEqual(['-- one; two\nselect 1', '/* a; /* nested; */ still; */ select 2'])
+    expect(texts('-- one; two\nselect 1; /* a; /* nested; */ still; */ select 2;')).toEqual([
+      '-- one; two\nselect 1',
+      '/* a; /* nested; */ still; */ select 2',
+    ])
     // SQLite block comments do not nest: the first */ ends the comment
     expect(texts('/* a /* b */ select 1; select 2', 'sqlite')).toEqual(['/* a /* b */ select 1', 'select 2'])
   })
