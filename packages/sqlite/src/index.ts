@@ -10,9 +10,13 @@ export {
   MAX_MMAP_SIZE_BYTES,
   SQLITE_OPTION_KEYS,
 } from './sqlite-options'
+export { toSqliteOptions } from './sqlite-options'
 export type { JournalMode, ResolvedSqliteOptions, SqliteOptions, SynchronousLevel, TempStore } from './sqlite-options'
 export { SQLITE_ERROR_CODES, lookupSqliteCode, isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
 export type { SqliteErrorContext, SqliteErrorMapping } from './sqlite-errors'
 export { StatementCache } from './statement-cache'
 export { sqliteHealthChecks, integrityCheck, walCheck, pageCheck, walSizeBytes } from './sqlite-health'
 export type { SqliteHealthContext } from './sqlite-health'
+export { sqlitePoolFor, sqliteManagerOf } from './create-sqlite-pool'
+export { BackupManager, verifyDatabaseFile, replaceDatabaseFile, restoreDatabaseFile } from './backup-manager'
+export type { BackupInfo, BackupManagerOptions, BackupMethod, BackupProgress, BackupResult, RestoreOptions, RetentionPolicy } from './backup-manager'

@@ -172,3 +172,16 @@ function enumOf<T extends string>(option: string, value: unknown, allowed: reado
   if (typeof value === 'string' && (allowed as readonly string[]).includes(value.toUpperCase())) return value.toUpperCase() as T
   return checkEnum(option, value, allowed)
 }
+
+/** Turns resolved options back into the input form (to open another manager on the same database). */
+export function toSqliteOptions(resolved: ResolvedSqliteOptions): SqliteOptions {
+  const { memory, journalModeExplicit, cacheSizeKiB, mmapSizeBytes, tempStore, journalMode, ...rest } = resolved
+  void memory
+  return {
+    ...rest,
+    ...(journalModeExplicit || !resolved.readonly ? { journalMode } : {}),
+    ...(cacheSizeKiB === undefined ? {} : { cacheSizeKiB }),
+    ...(mmapSizeBytes === undefined ? {} : { mmapSizeBytes }),
+    ...(tempStore === undefined ? {} : { tempStore }),
+  }
+}

@@ -1,0 +1,548 @@
+import { randomBytes } from 'node:crypto'
+import { createReadStream, createWriteStream, existsSync } from 'node:fs'
+import { chmod, copyFile, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
+import { basename, dirname, extname, join, resolve } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { createGunzip, createGzip } from 'node:zlib'
+import { checkBoolean, checkEnum, checkInteger, checkString, configError, DatabaseError, rejectUnknownKeys, requireObject, type DatabasePool } from '@dbpool/core'
+import Database from 'better-sqlite3'
+import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'
+import { SqliteConnectionManager, type SqliteDatabase } from './sqlite-connection-manager'
+import { mapSqliteError } from './sqlite-errors'
+import { toSqliteOptions } from './sqlite-options'
+
+/** How a backup copies the database. */
+export type BackupMethod = 'backup' | 'vacuum'
+
+/** Where a backup or restore is, reported to the progress callback. */
+export interface BackupProgress {
+  /** `copy` (pages moving), `verify` (integrity_check), `compress` (gzip), `done`. */
+  readonly phase: 'copy' | 'verify' | 'compress' | 'done'
+  /** Pages in the source database (`0` until SQLite reports it; VACUUM INTO reports only at the end). */
+  readonly totalPages: number
+  /** Pages still to copy. */
+  readonly remainingPages: number
+}
+
+/** Which backups {@link BackupManager.prune} keeps. The newest backup is always kept. */
+export interface RetentionPolicy {
+  /** Keep the newest N backups. */
+  readonly keepLast?: number
+  /** Keep backups younger than N days. With `keepLast` too, a backup either rule keeps is kept. */
+  readonly keepDays?: number
+}
+
+/** Options of a {@link BackupManager}. */
+export interface BackupManagerOptions {
+  /** Directory the backups are written to (created when missing). */
+  readonly directory: string
+  /** File name prefix. Default: the database file's name without extension (`memory` for `:memory:`). */
+  readonly prefix?: string
+  /** `backup` (SQLite online backup API on the write connection) or `vacuum` (`VACUUM INTO` on a reader). Default is `'backup'`. */
+  readonly method?: BackupMethod
+  /** Compress finished backups with gzip (`.db.gz`). Default is `false`. */
+  readonly gzip?: boolean
+  /** Pages copied per event-loop turn by the `backup` method. Default is `256`. */
+  readonly pagesPerStep?: number
+  /** Applied after every successful backup. Default: keep everything. */
+  readonly retention?: RetentionPolicy
+  /** Called as a backup (or a restore's verification) advances. A throwing callback aborts the backup. */
+  readonly onProgress?: (progress: BackupProgress) => void
+  /** Receives the failures of scheduled backups (they have no caller). Default: `process.emitWarning`. */
+  readonly onError?: (error: DatabaseError) => void
+  /** The pool's manager, when the pool was not made by `createSqlitePool`. */
+  readonly manager?: SqliteConnectionManager
+}
+
+/** A finished, verified backup. */
+export interface BackupResult {
+  /** Absolute path of the backup file. */
+  readonly file: string
+  readonly bytes: number
+  readonly pages: number
+  readonly method: BackupMethod
+  readonly gzip: boolean
+  /** The time in the file name. */
+  readonly createdAt: Date
+  /** Copy time, verification time and the whole. */
+  readonly copyMs: number
+  readonly verifyMs: number
+  readonly durationMs: number
+  /** Backups the retention policy deleted afterwards. */
+  readonly deleted: readonly string[]
+}
+
+/** A backup found in the directory. */
+export interface BackupInfo {
+  readonly file: string
+  readonly createdAt: Date
+  readonly bytes: number
+  readonly gzip: boolean
+}
+
+/** Options of {@link BackupManager.restore}. */
+export interface RestoreOptions {
+  /** How long to wait for the pool's leases to come back. Default is `30000`. */
+  readonly closeTimeoutMs?: number
+}
+
+const OPTION_KEYS = ['directory', 'prefix', 'method', 'gzip', 'pagesPerStep', 'retention', 'onProgress', 'onError', 'manager'] as const
+const RETENTION_KEYS = ['keepLast', 'keepDays'] as const
+const DAY_MS = 86_400_000
+
+/**
+ * Online backups of a SQLite pool, verified with `integrity_check` before they count, with
+ * timestamped names, retention, optional gzip, scheduling and restore.
+ *
+ * The `backup` method runs SQLite's online backup API on the write connection (borrowed through
+ * the pool, so writers queue behind it instead of restarting it) in steps of `pagesPerStep`, leaving
+ * the event loop free between steps; the copy is the database as of the moment it finishes, which
+ * includes everything committed before it started. The `vacuum` method runs `VACUUM INTO ?` on a
+ * reader: a compacted copy of one snapshot while writers carry on, in one synchronous call.
+ *
+ * ```ts
+ * const backups = new BackupManager(pool, { directory: './backups', gzip: true, retention: { keepLast: 7 } })
+ * await backups.backup()
+ * backups.start(3_600_000)         // hourly, timer unref'd
+ * pool = await backups.restore(file) // closes the old pool, swaps the file atomically, returns a new pool
+ * ```
+ */
+export class BackupManager {
+  readonly #options: {
+    readonly directory: string
+    readonly prefix: string
+    readonly method: BackupMethod
+    readonly gzip: boolean
+    readonly pagesPerStep: number
+    readonly retention: RetentionPolicy | undefined
+    readonly onProgress: ((progress: BackupProgress) => void) | undefined
+    readonly onError: (error: DatabaseError) => void
+  }
+  #pool: DatabasePool<SqliteDatabase>
+  #manager: SqliteConnectionManager
+  #queue: Promise<unknown> = Promise.resolve()
+  #timer: NodeJS.Timeout | undefined
+  #scheduled = false
+  #lastStamp = ''
+
+  constructor(pool: DatabasePool<SqliteDatabase>, options: BackupManagerOptions) {
+    const raw = requireObject('backup', options)
+    rejectUnknownKeys('backup', raw, OPTION_KEYS)
+    const manager = (raw.manager as SqliteConnectionManager | undefined) ?? sqliteManagerOf(pool)
+    if (!(manager instanceof SqliteConnectionManager)) {
+      throw configError('backup.manager', raw.manager, 'pass the pool\'s SqliteConnectionManager when the pool was not made by createSqlitePool')
+    }
+    const directory = resolve(checkString('backup.directory', raw.directory))
+    const prefix = raw.prefix === undefined ? defaultPrefix(manager.options.path) : checkString('backup.prefix', raw.prefix)
+    if (!/^[A-Za-z0-9._-]+$/.test(prefix)) throw configError('backup.prefix', prefix, 'must contain only letters, digits, ".", "_" and "-"')
+    const onProgress = raw.onProgress
+    if (onProgress !== undefined && typeof onProgress !== 'function') throw configError('backup.onProgress', onProgress, 'must be a function')
+    const onError = raw.onError
+    if (onError !== undefined && typeof onError !== 'function') throw configError('backup.onError', onError, 'must be a function')
+    this.#options = {
+      directory,
+      prefix,
+      method: raw.method === undefined ? 'backup' : checkEnum('backup.method', raw.method, ['backup', 'vacuum'] as const),
+      gzip: raw.gzip === undefined ? false : checkBoolean('backup.gzip', raw.gzip),
+      pagesPerStep: raw.pagesPerStep === undefined ? 256 : checkInteger('backup.pagesPerStep', raw.pagesPerStep, 1, 1_000_000),
+      retention: raw.retention === undefined ? undefined : resolveRetention(raw.retention),
+      onProgress: onProgress as BackupManagerOptions['onProgress'],
+      onError: (onError as BackupManagerOptions['onError']) ?? ((e) => process.emitWarning(`dbpool: scheduled SQLite backup failed: ${e.code}: ${e.message}`, 'DbpoolBackupWarning')),
+    }
+    this.#pool = pool
+    this.#manager = manager
+  }
+
+  /** The pool backups are taken from (a new one after {@link restore}). */
+  get pool(): DatabasePool<SqliteDatabase> {
+    return this.#pool
+  }
+
+  /** The directory backups are written to. */
+  get directory(): string {
+    return this.#options.directory
+  }
+
+  /** True while a schedule started with {@link start} is active. */
+  get scheduled(): boolean {
+    return this.#scheduled
+  }
+
+  /**
+   * Takes a backup, verifies it with `integrity_check`, compresses it when asked, gives it its
+   * final timestamped name and applies the retention policy. Backups run one at a time.
+   */
+  backup(): Promise<BackupResult> {
+    return this.#serial(() => this.#backup())
+  }
+
+  /** The backups in the directory, newest first (only finished, verified ones carry the final name). */
+  async list(): Promise<BackupInfo[]> {
+    let names: string[]
+    try {
+      names = await readdir(this.#options.directory)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+      throw err
+    }
+    const pattern = new RegExp(`^${escapeRegExp(this.#options.prefix)}-(\\d{8}T\\d{9}Z)(?:-\\d+)?\\.db(\\.gz)?$`)
+    const found: BackupInfo[] = []
+    for (const name of names) {
+      const match = pattern.exec(name)
+      if (!match?.[1]) continue
+      const file = join(this.#options.directory, name)
+      const info = await stat(file).catch(() => undefined)
+      if (!info?.isFile()) continue
+      found.push({ file, createdAt: parseStamp(match[1]), bytes: info.size, gzip: match[2] !== undefined })
+    }
+    return found.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.file < b.file ? 1 : -1))
+  }
+
+  /** Deletes the backups the retention policy does not keep; never the newest. Resolves with the deleted files. */
+  async prune(now: Date = new Date()): Promise<string[]> {
+    const policy = this.#options.retention
+    if (!policy) return []
+    const all = await this.list()
+    const deleted: string[] = []
+    for (const [index, item] of all.entries()) {
+      if (keeps(policy, index, item.createdAt, now)) continue
+      await unlink(item.file).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err
+      })
+      deleted.push(item.file)
+    }
+    return deleted
+  }
+
+  /**
+   * Takes a backup every `intervalMs` (the first one after `intervalMs`) until {@link stop} or the
+   * pool closes. Failures go to `onError`. The timer is unref'd: it never keeps the process alive.
+   */
+  start(intervalMs: number): void {
+    checkInteger('backup interval', intervalMs, 10, 2_147_483_647)
+    if (this.#scheduled) throw new DatabaseError('CONFIGURATION', 'backups are already scheduled: call stop() first')
+    this.#scheduled = true
+    const tick = (): void => {
+      this.#timer = undefined
+      if (!this.#scheduled) return
+      if (!this.#pool.isOpen) {
+        this.#scheduled = false
+        return
+      }
+      this.backup()
+        .catch((err: unknown) => this.#options.onError(asBackupError(err)))
+        .finally(() => {
+          if (this.#scheduled) this.#timer = setTimeout(tick, intervalMs).unref()
+        })
+    }
+    this.#timer = setTimeout(tick, intervalMs).unref()
+  }
+
+  /** Stops the schedule and waits for a backup in progress. */
+  async stop(): Promise<void> {
+    this.#scheduled = false
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    await this.#queue.catch(() => undefined)
+  }
+
+  /** Checks a backup file (plain or gzip) without touching the database: resolves with its page count. */
+  async verify(file: string): Promise<{ pages: number }> {
+    const source = resolve(checkString('file', file))
+    const staged = await this.#stage(source, this.#options.directory)
+    try {
+      return { pages: verifyDatabaseFile(staged, source) }
+    } finally {
+      await removeQuietly(staged)
+    }
+  }
+
+  /**
+   * Replaces the database with a backup and returns the pool to use from now on: verifies the file
+   * (integrity_check on a staged copy next to the database), closes the current pool (draining its
+   * leases), removes stale `-wal`/`-shm` files, renames the staged copy over the database (atomic on
+   * one filesystem) and opens a new pool with the same settings. Other processes must not have the
+   * database open. The old pool stays closed; `this.pool` is the new one.
+   */
+  restore(file: string, options: RestoreOptions = {}): Promise<DatabasePool<SqliteDatabase>> {
+    return this.#serial(() => this.#restore(file, options))
+  }
+
+  // ---- internals ----
+
+  #serial<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(task, task)
+    this.#queue = run.catch(() => undefined)
+    return run
+  }
+
+  async #backup(): Promise<BackupResult> {
+    const started = performance.now()
+    const { directory, gzip, method } = this.#options
+    await mkdir(directory, { recursive: true })
+    const createdAt = this.#nextStamp()
+    const final = await this.#finalName(createdAt)
+    const tmp = tempName(directory, basename(final))
+    let copyMs = 0
+    let verifyMs = 0
+    let pages = 0
+    try {
+      await this.#copy(tmp)
+      copyMs = performance.now() - started
+      this.#progress({ phase: 'verify', totalPages: 0, remainingPages: 0 })
+      const verifyStarted = performance.now()
+      pages = verifyDatabaseFile(tmp, final)
+      verifyMs = performance.now() - verifyStarted
+      let ready = tmp
+      if (gzip) {
+        this.#progress({ phase: 'compress', totalPages: pages, remainingPages: 0 })
+        ready = `${tmp}.gz`
+        await pipeline(createReadStream(tmp), createGzip(), createWriteStream(ready, { mode: 0o600 }))
+        await unlink(tmp)
+      }
+      await syncFile(ready)
+      await chmod(ready, 0o600)
+      await rename(ready, final)
+      await syncDirectory(directory)
+    } catch (err) {
+      await removeQuietly(tmp)
+      await removeQuietly(`${tmp}.gz`)
+      throw asBackupError(err)
+    }
+    this.#progress({ phase: 'done', totalPages: pages, remainingPages: 0 })
+    const bytes = (await stat(final)).size
+    const deleted = await this.prune()
+    return { file: final, bytes, pages, method, gzip, createdAt, copyMs: round(copyMs), verifyMs: round(verifyMs), durationMs: round(performance.now() - started), deleted }
+  }
+
+  async #copy(tmp: string): Promise<void> {
+    if (this.#options.method === 'vacuum') {
+      // a reader's snapshot: writers go on meanwhile. The path is bound, never spliced into the text.
+      await this.#pool.withConnection((conn) => conn.query('VACUUM INTO ?', [tmp]), { lane: 'read' })
+      return
+    }
+    const pagesPerStep = this.#options.pagesPerStep
+    // on the write connection, so no other connection's write restarts the copy (writers queue behind it)
+    await this.#pool.withConnection(
+      async (conn) => {
+        await conn.native.backup(tmp, {
+          progress: ({ totalPages, remainingPages }) => {
+            this.#progress({ phase: 'copy', totalPages, remainingPages })
+            return pagesPerStep
+          },
+        })
+      },
+      { lane: 'write' },
+    )
+  }
+
+  async #restore(file: string, options: RestoreOptions): Promise<DatabasePool<SqliteDatabase>> {
+    const raw = requireObject('restore', options)
+    rejectUnknownKeys('restore', raw, ['closeTimeoutMs'])
+    const closeTimeoutMs = raw.closeTimeoutMs === undefined ? 30_000 : checkInteger('restore.closeTimeoutMs', raw.closeTimeoutMs, 0, 2_147_483_647)
+    const manager = this.#manager
+    if (manager.options.memory) throw configError('sqlite.path', manager.options.path, 'an in-memory database cannot be restored from a file')
+    const source = resolve(checkString('file', file))
+    const target = resolve(manager.options.path)
+    const staged = await this.#stage(source, dirname(target))
+    try {
+      this.#progress({ phase: 'verify', totalPages: 0, remainingPages: 0 })
+      verifyDatabaseFile(staged, source)
+      await this.#pool.close({ timeoutMs: closeTimeoutMs })
+      await replaceDatabaseFile(staged, target)
+    } catch (err) {
+      await removeQuietly(staged)
+      // the old pool may be closed already: `this.pool` is reopened on the unchanged database
+      if (!this.#pool.isOpen) this.#reopen()
+      throw asBackupError(err)
+    }
+    this.#reopen()
+    this.#progress({ phase: 'done', totalPages: 0, remainingPages: 0 })
+    return this.#pool
+  }
+
+  #reopen(): void {
+    const next = new SqliteConnectionManager(toSqliteOptions(this.#manager.options))
+    this.#pool = sqlitePoolFor(next, this.#pool.config, sqlitePoolOptionsOf(this.#pool))
+    this.#manager = next
+  }
+
+  /** A private copy of `source` (gunzipped when it ends in .gz) in `directory`, for verification and rename. */
+  async #stage(source: string, directory: string): Promise<string> {
+    if (!existsSync(source)) throw new DatabaseError('BACKUP_FAILED', `backup file ${source} does not exist`, { backend: 'sqlite', detail: { file: source } })
+    await mkdir(directory, { recursive: true })
+    const staged = tempName(directory, basename(source).replace(/\.gz$/, ''))
+    try {
+      if (source.endsWith('.gz')) await pipeline(createReadStream(source), createGunzip(), createWriteStream(staged, { mode: 0o600 }))
+      else await copyFile(source, staged)
+    } catch (err) {
+      await removeQuietly(staged)
+      throw new DatabaseError('BACKUP_FAILED', `cannot read backup file ${source}: ${(err as Error).message}`, { backend: 'sqlite', cause: err, detail: { file: source } })
+    }
+    return staged
+  }
+
+  #progress(progress: BackupProgress): void {
+    this.#options.onProgress?.(progress)
+  }
+
+  /** A timestamp strictly after the previous one of this manager (names sort by time). */
+  #nextStamp(): Date {
+    let now = new Date()
+    while (stamp(now) <= this.#lastStamp) now = new Date(now.getTime() + 1)
+    this.#lastStamp = stamp(now)
+    return now
+  }
+
+  async #finalName(createdAt: Date): Promise<string> {
+    const ext = this.#options.gzip ? '.db.gz' : '.db'
+    const base = `${this.#options.prefix}-${stamp(createdAt)}`
+    for (let n = 0; ; n++) {
+      const file = join(this.#options.directory, `${base}${n === 0 ? '' : `-${n}`}${ext}`)
+      if (!existsSync(file)) return file
+    }
+  }
+}
+
+/**
+ * Verifies a database file we own (a staged copy): makes it self-contained (`journal_mode=DELETE`,
+ * so no `-wal` travels with it) and runs `integrity_check`. Returns the page count; throws
+ * BACKUP_FAILED naming `label` when the file is not a sound database. Synchronous: it takes time
+ * in proportion to the file's size.
+ */
+export function verifyDatabaseFile(file: string, label: string = file): number {
+  let db: SqliteDatabase | undefined
+  try {
+    db = new Database(file, { fileMustExist: true })
+    db.pragma('journal_mode = DELETE')
+    const rows = db.pragma('integrity_check(10)', { simple: false }) as Record<string, unknown>[]
+    const messages = rows.map((row) => String(Object.values(row)[0]))
+    if (messages.length !== 1 || messages[0] !== 'ok') {
+      throw new DatabaseError('BACKUP_FAILED', `${label} failed integrity_check: ${messages.join('; ')}`, { backend: 'sqlite', detail: { file: label, errors: messages } })
+    }
+    return Number(db.pragma('page_count', { simple: true }))
+  } catch (err) {
+    if (DatabaseError.is(err)) throw err
+    const mapped = mapSqliteError(err)
+    throw new DatabaseError('BACKUP_FAILED', `${label} is not a sound SQLite database: ${mapped.code}: ${mapped.message}`, {
+      backend: 'sqlite',
+      cause: mapped,
+      sqliteCode: mapped.sqliteCode,
+      detail: { file: label },
+    })
+  } finally {
+    db?.close()
+  }
+}
+
+/**
+ * Puts a verified file in place of a closed database: removes the old `-wal` and `-shm` (their
+ * frames belong to the old file and would be replayed onto the new one), then renames `staged`
+ * over `target` (atomic within one filesystem) and syncs the directory. No connection may be open.
+ */
+export async function replaceDatabaseFile(staged: string, target: string): Promise<void> {
+  await syncFile(staged)
+  for (const suffix of ['-wal', '-shm', '-journal']) await removeQuietly(`${target}${suffix}`)
+  await rename(staged, target)
+  await syncDirectory(dirname(target))
+}
+
+/**
+ * Restores a database that no pool has open (the CLI's `dbpool restore`): verifies `file` (plain or
+ * gzip) on a staged copy beside `target`, then {@link replaceDatabaseFile}.
+ */
+export async function restoreDatabaseFile(target: string, file: string): Promise<void> {
+  const source = resolve(file)
+  const dest = resolve(target)
+  const staged = tempName(dirname(dest), basename(dest))
+  try {
+    if (source.endsWith('.gz')) await pipeline(createReadStream(source), createGunzip(), createWriteStream(staged, { mode: 0o600 }))
+    else await copyFile(source, staged)
+    verifyDatabaseFile(staged, source)
+    await replaceDatabaseFile(staged, dest)
+  } catch (err) {
+    await removeQuietly(staged)
+    throw asBackupError(err)
+  }
+}
+
+function resolveRetention(value: unknown): RetentionPolicy {
+  const raw = requireObject('backup.retention', value)
+  rejectUnknownKeys('backup.retention', raw, RETENTION_KEYS)
+  const keepLast = raw.keepLast === undefined ? undefined : checkInteger('backup.retention.keepLast', raw.keepLast, 1)
+  const keepDays = raw.keepDays
+  if (keepDays !== undefined && (typeof keepDays !== 'number' || !Number.isFinite(keepDays) || keepDays <= 0)) {
+    throw configError('backup.retention.keepDays', keepDays, 'must be a number > 0')
+  }
+  if (keepLast === undefined && keepDays === undefined) throw configError('backup.retention', value, 'set keepLast, keepDays or both')
+  return { ...(keepLast === undefined ? {} : { keepLast }), ...(keepDays === undefined ? {} : { keepDays: keepDays as number }) }
+}
+
+function keeps(policy: RetentionPolicy, index: number, createdAt: Date, now: Date): boolean {
+  if (index === 0) return true // the newest backup is never deleted
+  if (policy.keepLast !== undefined && index < policy.keepLast) return true
+  if (policy.keepDays !== undefined && now.getTime() - createdAt.getTime() < policy.keepDays * DAY_MS) return true
+  return false
+}
+
+/** `2025-01-31T12:00:00.123Z` → `20250131T120000123Z`. */
+function stamp(date: Date): string {
+  return date.toISOString().replace(/[-:.]/g, '')
+}
+
+function parseStamp(text: string): Date {
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})Z$/.exec(text)
+  if (!m) return new Date(0)
+  return new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]), Number(m[7])))
+}
+
+function defaultPrefix(path: string): string {
+  if (path === ':memory:') return 'memory'
+  const name = basename(path, extname(path)).replace(/[^A-Za-z0-9._-]/g, '_')
+  return name.length > 0 ? name : 'backup'
+}
+
+function tempName(directory: string, name: string): string {
+  return join(directory, `.${name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`)
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}
+
+async function removeQuietly(file: string): Promise<void> {
+  await unlink(file).catch(() => undefined)
+}
+
+async function syncFile(file: string): Promise<void> {
+  const handle = await open(file, 'r+')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
+
+async function syncDirectory(directory: string): Promise<void> {
+  // not every platform can fsync a directory; the rename is still atomic without it
+  const handle = await open(directory, 'r').catch(() => undefined)
+  if (!handle) return
+  try {
+    await handle.sync()
+  } catch {
+    // ignored: see above
+  } finally {
+    await handle.close()
+  }
+}
+
+function asBackupError(err: unknown): DatabaseError {
+  if (DatabaseError.is(err) && (err.code === 'BACKUP_FAILED' || err.code === 'POOL_CLOSED' || err.code === 'CONFIGURATION')) return err
+  const message = err instanceof Error ? err.message : String(err)
+  const code = DatabaseError.is(err) ? `${err.code}: ` : ''
+  return new DatabaseError('BACKUP_FAILED', `SQLite backup failed: ${code}${message}`, { backend: 'sqlite', cause: err })
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100
+}

@@ -1,0 +1,56 @@
+import { StatementCache } from '@dbpool/sqlite'
+
+describe('StatementCache (LRU)', () => {
+  it('evicts the least recently used entry past capacity', () => {
+    const evicted: string[] = []
+    const cache = new StatementCache<string, number>(2, (_v, k) => evicted.push(k))
+    cache.set('a', 1)
+    cache.set('b', 2)
+    expect(cache.get('a')).toBe(1) // a is now the most recent
+    cache.set('c', 3)
+    expect(evicted).toEqual(['b'])
+    expect(cache.keys()).toEqual(['a', 'c'])
+    expect(cache.has('b')).toBe(false)
+    expect(cache.size).toBe(2)
+  })
+
+  it('getOrCreate creates once and counts hits and misses', () => {
+    const cache = new StatementCache<string, { text: string }>(10)
+    let created = 0
+    const make = (text: string): { text: string } => {
+      created++
+      return { text }
+    }
+    const first = cache.getOrCreate('select 1', make)
+    expect(cache.getOrCreate('select 1', make)).toBe(first)
+    expect(created).toBe(1)
+    expect(cache.stats).toEqual({ hits: 1, misses: 1 })
+  })
+
+  it('re-setting a key refreshes it without growing', () => {
+    const cache = new StatementCache<string, number>(2)
+    cache.set('a', 1)
+    cache.set('b', 2)
+    cache.set('a', 10)
+    cache.set('c', 3)
+    expect(cache.keys()).toEqual(['a', 'c'])
+    expect(cache.get('a')).toBe(10)
+  })
+
+  it('stores nothing with capacity 0 and refuses a bad capacity', () => {
+    const cache = new StatementCache<string, number>(0)
+    cache.set('a', 1)
+    expect(cache.size).toBe(0)
+    expect(cache.get('a')).toBeUndefined()
+    expect(() => new StatementCache(-1)).toThrow(RangeError)
+    expect(() => new StatementCache(1.5)).toThrow(RangeError)
+  })
+
+  it('clear() empties it', () => {
+    const cache = new StatementCache<number, number>(3)
+    cache.set(1, 1)
+    cache.clear()
+    expect(cache.size).toBe(0)
+    expect(cache.capacity).toBe(3)
+  })
+})
