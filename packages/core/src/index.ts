@@ -53,3 +53,7 @@ export type {
 export { loadMigrationsFromDirectory, migrationChecksum, migrationsFromDefinitions, parseMigrationFileName, parseMigrationSections } from './migrations/migration-loader'
 export { splitSqlStatements } from './migrations/sql-splitter'
 export type { SqlStatement } from './migrations/sql-splitter'
+export { createHealthHandler } from './http/health-handler'
+export type { HealthHandlerOptions, HealthRequestListener, ReadinessBody } from './http/health-handler'
+export { MetricsRegistry, createMetricsRegistry } from './http/metrics-registry'
+export type { MetricsRegistryOptions, ObservedPool } from './http/metrics-registry'

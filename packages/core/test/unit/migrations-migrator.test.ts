@@ -170,7 +170,7 @@ describe('Migrator.up', () => {
   it('truncates a long failing statement to one line', async () => {
     write('0001_long.sql', `select\n${'x, '.repeat(200)}1`)
     const { pool, manager } = setup()
-    manager.queryFaults.push({ match: /^select\s+x,/, fault: { kind: 'fail', error: new Error('plain error') }, fatal: false })
+    manager.queryFaults.push({ match: /^select\s+x,/, fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'plain error') }, fatal: false })
     const err = await failure(new Migrator(pool, { directory: dir }).up())
     expect(err.message).toMatch(/failed at statement 1 \(line 1\): select x, x, .*\.\.\.: QUERY_FAILED: plain error$/)
     expect((err.detail?.statement as string).length).toBe(200)

@@ -1,0 +1,150 @@
+import { metrics as otel, type Meter } from '@opentelemetry/api'
+import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus'
+import { MeterProvider, type ResourceMetrics } from '@opentelemetry/sdk-metrics'
+import { checkBoolean, checkInteger, configError, rejectUnknownKeys, requireObject } from '../config/validate'
+import { METRIC_NAMES, MetricsCollector, POOL_NAME_ATTRIBUTE } from '../metrics/metrics-collector'
+import type { DatabasePoolOptions } from '../pool/database-pool'
+import type { PoolStatsSnapshot } from '../errors/database-error'
+
+/** Options of {@link createMetricsRegistry}. */
+export interface MetricsRegistryOptions {
+  /** Prepended to every Prometheus metric name. Default is `''`. */
+  readonly prefix?: string
+  /** Leave out the `otel_scope_name` / `otel_scope_version` labels. Default is `false`. */
+  readonly withoutScopeInfo?: boolean
+  /** Leave out the `target_info` series. Default is `false`. */
+  readonly withoutTargetInfo?: boolean
+  /** Deadline of one collection in ms. Default is `5000`. */
+  readonly timeoutMs?: number
+}
+
+/** The part of a pool the registry observes when the pool does not record on it. */
+export interface ObservedPool {
+  readonly name: string
+  readonly isOpen: boolean
+  stats(): PoolStatsSnapshot
+}
+
+const OPTION_KEYS = ['prefix', 'withoutScopeInfo', 'withoutTargetInfo', 'timeoutMs'] as const
+
+/**
+ * An OpenTelemetry `MeterProvider` with a Prometheus reader (`@opentelemetry/exporter-prometheus`,
+ * its HTTP server never started) that {@link createHealthHandler} serves at `/metrics`.
+ *
+ * Pools record on it when built with its meter:
+ *
+ * ```ts
+ * const registry = createMetricsRegistry()
+ * const pool = new DatabasePool(manager, { name: 'ledger' }, registry.poolOptions())
+ * // or, for pools built by PoolFactory / backend helpers with default options:
+ * registry.registerGlobal()          // before the pools are created
+ * http.createServer(createHealthHandler(pool, { metrics: registry })).listen(9464)
+ * ```
+ *
+ * A pool that does not record here still gets its connection gauges (count, max, idle, pending)
+ * at scrape time, read from `pool.stats()`; its timings and timeouts need the meter.
+ */
+export class MetricsRegistry {
+  /** The SDK meter provider; add views or more readers through the SDK if you need them. */
+  readonly meterProvider: MeterProvider
+  /** The meter pools record on (`@dbpool/core`). */
+  readonly meter: Meter
+  readonly #reader: PrometheusExporter
+  readonly #serializer: PrometheusSerializer
+  readonly #timeoutMs: number
+  readonly #fallbacks = new Map<ObservedPool, MetricsCollector>()
+
+  constructor(options: MetricsRegistryOptions = {}) {
+    const raw = requireObject('metrics registry', options)
+    rejectUnknownKeys('metrics registry', raw, OPTION_KEYS)
+    const prefix = raw.prefix === undefined ? '' : raw.prefix
+    if (typeof prefix !== 'string' || !/^([A-Za-z_][A-Za-z0-9_]*)?$/.test(prefix)) throw configError('metrics registry.prefix', prefix, 'must be a Prometheus name prefix ([A-Za-z_][A-Za-z0-9_]*)')
+    const withoutScopeInfo = raw.withoutScopeInfo === undefined ? false : checkBoolean('metrics registry.withoutScopeInfo', raw.withoutScopeInfo)
+    const withoutTargetInfo = raw.withoutTargetInfo === undefined ? false : checkBoolean('metrics registry.withoutTargetInfo', raw.withoutTargetInfo)
+    this.#timeoutMs = raw.timeoutMs === undefined ? 5_000 : checkInteger('metrics registry.timeoutMs', raw.timeoutMs, 1, 600_000)
+    this.#reader = new PrometheusExporter({ preventServerStart: true, prefix, withoutScopeInfo, withoutTargetInfo })
+    this.#serializer = new PrometheusSerializer(prefix, false, undefined, withoutTargetInfo, withoutScopeInfo)
+    this.meterProvider = new MeterProvider({ readers: [this.#reader] })
+    this.meter = this.meterProvider.getMeter('@dbpool/core', '0.1.0')
+  }
+
+  /** `DatabasePool` options that make a pool record on this registry (third constructor argument). */
+  poolOptions(): DatabasePoolOptions {
+    return { metricsOptions: { meter: this.meter } }
+  }
+
+  /** A collector on this registry for a pool named `poolName` (pass it as `{ metrics }` to the pool). */
+  collector(poolName: string): MetricsCollector {
+    return new MetricsCollector(poolName, { meter: this.meter })
+  }
+
+  /**
+   * Makes this registry the global OpenTelemetry meter provider, so every pool created afterwards
+   * with default metrics options records here. Returns false if another provider was registered first.
+   */
+  registerGlobal(): boolean {
+    return otel.setGlobalMeterProvider(this.meterProvider)
+  }
+
+  /**
+   * Collects every instrument and renders the Prometheus text exposition format (version 0.0.4).
+   * Pools in `pools` that do not record on this registry get their gauges observed from `stats()`.
+   */
+  async scrape(pools: Iterable<ObservedPool> = []): Promise<string> {
+    let metrics = await this.#collect()
+    const list = [...pools]
+    this.#dropClosedFallbacks(list)
+    const seen = poolNames(metrics)
+    let added = false
+    for (const pool of list) {
+      if (!pool.isOpen || seen.has(pool.name) || this.#fallbacks.has(pool)) continue
+      const collector = new MetricsCollector(pool.name, { meter: this.meter })
+      collector.bind(() => pool.stats())
+      this.#fallbacks.set(pool, collector)
+      added = true
+    }
+    if (added) metrics = await this.#collect()
+    return this.#serializer.serialize(metrics)
+  }
+
+  /** Stops observing pools and shuts the provider down. Idempotent. */
+  async shutdown(): Promise<void> {
+    for (const collector of this.#fallbacks.values()) collector.detach()
+    this.#fallbacks.clear()
+    await this.meterProvider.shutdown().catch(() => undefined)
+  }
+
+  async #collect(): Promise<ResourceMetrics> {
+    const { resourceMetrics } = await this.#reader.collect({ timeoutMillis: this.#timeoutMs })
+    return resourceMetrics
+  }
+
+  #dropClosedFallbacks(current: readonly ObservedPool[]): void {
+    for (const [pool, collector] of this.#fallbacks) {
+      if (!pool.isOpen || !current.includes(pool)) {
+        collector.detach()
+        this.#fallbacks.delete(pool)
+      }
+    }
+  }
+}
+
+/** Creates a {@link MetricsRegistry}. */
+export function createMetricsRegistry(options: MetricsRegistryOptions = {}): MetricsRegistry {
+  return new MetricsRegistry(options)
+}
+
+/** Pool names that report `db.client.connection.max` in a collection. */
+function poolNames(metrics: ResourceMetrics): Set<string> {
+  const names = new Set<string>()
+  for (const scope of metrics.scopeMetrics) {
+    for (const metric of scope.metrics) {
+      if (metric.descriptor.name !== METRIC_NAMES.max) continue
+      for (const point of metric.dataPoints) {
+        const name = point.attributes[POOL_NAME_ATTRIBUTE]
+        if (typeof name === 'string') names.add(name)
+      }
+    }
+  }
+  return names
+}
