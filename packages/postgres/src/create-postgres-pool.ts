@@ -1,0 +1,35 @@
+import { DatabasePool, PoolConfig, rejectUnknownKeys, requireObject, type DatabaseConfig, type DatabaseOptions, type MetricsCollector, type MetricsCollectorOptions, type PoolOptions } from '@dbpool/core'
+import type { PostgresConnection } from './postgres-connection'
+import { PostgresConnectionManager } from './postgres-connection-manager'
+import { POSTGRES_MANAGER_OPTION_KEYS, type PostgresManagerOptions } from './postgres-options'
+
+/** Options of {@link createPostgresPool}: the manager's, plus where the pool records metrics. */
+export interface PostgresPoolOptions extends PostgresManagerOptions {
+  /** The collector to record on. Default is a new collector on the global OpenTelemetry meter. */
+  readonly metrics?: MetricsCollector
+  /** Passed to the default collector. */
+  readonly metricsOptions?: MetricsCollectorOptions
+}
+
+const POOL_OPTION_KEYS = [...POSTGRES_MANAGER_OPTION_KEYS, 'metrics', 'metricsOptions'] as const
+
+/**
+ * A {@link DatabasePool} on Postgres. `PoolFactory.create('postgres://...')` calls this.
+ *
+ * ```ts
+ * const pool = createPostgresPool(DatabaseConfig.fromEnv(), { max: 10, name: 'ledger' }, { sessionInit: 'SET search_path TO ledger' })
+ * const { rows } = await pool.query(sql`select balance from accounts where id = ${id}`)
+ * ```
+ */
+export function createPostgresPool(
+  config: DatabaseConfig | DatabaseOptions | string,
+  poolConfig?: PoolConfig | PoolOptions,
+  options: PostgresPoolOptions = {},
+): DatabasePool<PostgresConnection> {
+  const resolvedPool = PoolConfig.from(poolConfig)
+  const raw = requireObject('postgres', options)
+  rejectUnknownKeys('postgres', raw, POOL_OPTION_KEYS)
+  const { metrics, metricsOptions, ...managerOptions } = raw as PostgresPoolOptions
+  const manager = new PostgresConnectionManager(config, managerOptions, { connectTimeoutMs: resolvedPool.createTimeoutMs })
+  return new DatabasePool(manager, resolvedPool, { metrics, metricsOptions })
+}

@@ -1,0 +1,316 @@
+import { Client, type CustomTypesConfig, type QueryResult as PgQueryResult } from 'pg'
+import {
+  DatabaseConfig,
+  DatabaseError,
+  configError,
+  type CompiledQuery,
+  type ConnectionHooks,
+  type ConnectionManager,
+  type DatabaseOptions,
+  type ExecuteOptions,
+  type HealthCheckDetail,
+  type Lane,
+  type LaneLayout,
+  type QueryResult,
+  type TransactionSettings,
+} from '@dbpool/core'
+import { sendCancelRequest } from './postgres-cancel'
+import { PostgresConnection } from './postgres-connection'
+import { isFatalSqlState, mapPostgresError, sqlStateOf } from './postgres-errors'
+import { resolveManagerOptions, type PostgresManagerOptions, type ResolvedPostgresManagerOptions } from './postgres-options'
+import { fallsBackToPlain, isTlsRefusal, tlsOptions, type PgSsl } from './postgres-tls'
+import { createTypeParsers } from './postgres-types'
+
+/** Why a guarded statement stopped waiting for the server. */
+type Stop = 'deadline' | 'abandoned'
+
+const MAX_REMEMBERED_SECRETS = 4
+
+/**
+ * The Postgres {@link ConnectionManager}: one `pg.Client` per pooled connection (no pg.Pool), with
+ * libpq-style TLS, a password function called per connection, session timeouts, statement deadlines
+ * that cancel on the server and close the connection, release hygiene from the transaction status,
+ * and a flat SQLSTATE table. Usually built by {@link createPostgresPool}.
+ */
+export class PostgresConnectionManager implements ConnectionManager<PostgresConnection> {
+  readonly backend = 'postgres' as const
+  readonly dialect = 'postgres' as const
+  readonly lanes: LaneLayout = { readers: 0 }
+  /** The redacted target, e.g. `postgres://app@db:5432/ledger`. */
+  readonly target: string
+  /** The validated target settings. */
+  readonly config: DatabaseConfig
+  /** The validated manager options. */
+  readonly options: ResolvedPostgresManagerOptions
+  readonly #ssl: PgSsl
+  readonly #types: CustomTypesConfig
+  /** Passwords handed to pg recently, scrubbed from every native message. */
+  readonly #secrets: string[] = []
+
+  constructor(config: DatabaseConfig | DatabaseOptions | string, options?: PostgresManagerOptions, defaults: { readonly connectTimeoutMs?: number } = {}) {
+    this.config = toDatabaseConfig(config)
+    this.options = resolveManagerOptions(options, defaults)
+    this.target = this.config.toString()
+    this.#ssl = tlsOptions(this.config)
+    this.#types = createTypeParsers(this.options.int8)
+  }
+
+  async connect(_lane: Lane, hooks: ConnectionHooks): Promise<PostgresConnection> {
+    const password = await this.#password()
+    let conn: PostgresConnection
+    try {
+      conn = await this.#open(this.#ssl, password, hooks)
+    } catch (err) {
+      if (this.#ssl === false || !fallsBackToPlain(this.config.sslMode) || !isTlsRefusal(err)) throw this.#connectError(err)
+      // sslmode=prefer as libpq means it: the server refused TLS, so connect without it
+      try {
+        conn = await this.#open(false, password, hooks)
+      } catch (plainErr) {
+        throw this.#connectError(plainErr)
+      }
+    }
+    try {
+      for (const text of this.options.sessionInit) await this.execute(conn, { text, params: [] }, { timeoutMs: this.options.connectTimeoutMs })
+    } catch (err) {
+      conn.kill()
+      const mapped = this.mapError(err)
+      throw new DatabaseError(mapped.code === 'QUERY_TIMEOUT' ? 'CONNECTION_FAILED' : mapped.code, `session init on ${this.target} failed: ${mapped.message}`, {
+        backend: 'postgres',
+        sqlState: mapped.sqlState,
+        cause: mapped,
+        retryable: mapped.code === 'QUERY_TIMEOUT' || mapped.retryable,
+      })
+    }
+    conn.markReady()
+    return conn
+  }
+
+  isUsable(conn: PostgresConnection): boolean {
+    return conn.usable
+  }
+
+  async ping(conn: PostgresConnection, timeoutMs: number): Promise<void> {
+    await this.execute(conn, { text: 'SELECT 1', params: [] }, { timeoutMs })
+  }
+
+  async reset(conn: PostgresConnection): Promise<void> {
+    const status = conn.client.getTransactionStatus()
+    if (status === 'I') return
+    if (status === 'T' || status === 'E') {
+      await this.execute(conn, { text: 'ROLLBACK', params: [] }, { timeoutMs: this.options.cancelTimeoutMs })
+      if (conn.client.getTransactionStatus() === 'I') return
+    }
+    const reason = new DatabaseError('QUERY_FAILED', `connection released in transaction state ${JSON.stringify(status)} could not be rolled back; it is closed instead of reused`, {
+      backend: 'postgres',
+    })
+    conn.markBroken(reason)
+    throw reason
+  }
+
+  async destroy(conn: PostgresConnection): Promise<void> {
+    try {
+      await conn.close(this.options.cancelTimeoutMs)
+    } catch {
+      // destroy never throws: the socket is gone either way
+    }
+  }
+
+  execute<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
+    if (options.timeoutMs === undefined && options.signal === undefined) return this.#run<R>(conn, query)
+    return this.#runGuarded<R>(conn, query, options)
+  }
+
+  beginStatement(settings: TransactionSettings): string {
+    let text = 'BEGIN'
+    if (settings.isolation) text += ` ISOLATION LEVEL ${settings.isolation.toUpperCase()}`
+    if (settings.readOnly) text += ' READ ONLY'
+    if (settings.deferrable) {
+      if (settings.isolation !== 'serializable' || !settings.readOnly) {
+        throw configError('transaction.deferrable', true, 'only applies to isolation serializable with readOnly true (Postgres ignores it otherwise)')
+      }
+      text += ' DEFERRABLE'
+    }
+    return text
+  }
+
+  mapError(err: unknown): DatabaseError {
+    return mapPostgresError(err, { secrets: this.#secrets })
+  }
+
+  /** Server version, recovery state and connection headroom (`max_connections`). */
+  async healthChecks(conn: PostgresConnection, options: { readonly deep: boolean; readonly timeoutMs: number }): Promise<HealthCheckDetail[]> {
+    const started = performance.now()
+    const { rows } = await this.execute<{ version: string; recovery: boolean; used: string; max: string }>(
+      conn,
+      {
+        text: "SELECT current_setting('server_version') AS version, pg_is_in_recovery() AS recovery, (SELECT count(*) FROM pg_stat_activity)::text AS used, current_setting('max_connections') AS max",
+        params: [],
+      },
+      { timeoutMs: options.timeoutMs },
+    )
+    const row = rows[0]
+    if (!row) return []
+    const used = Number(row.used)
+    const max = Number(row.max)
+    const ratio = max > 0 ? used / max : 0
+    return [
+      {
+        name: 'postgres.server',
+        status: 'healthy',
+        latencyMs: performance.now() - started,
+        message: `PostgreSQL ${row.version}${row.recovery ? ' (standby, read-only)' : ''}`,
+        data: { version: row.version, inRecovery: row.recovery },
+      },
+      {
+        name: 'postgres.connections',
+        status: ratio >= 0.9 ? 'degraded' : 'healthy',
+        message: `${used} of max_connections ${max} in use on the server`,
+        data: { used, max },
+      },
+    ]
+  }
+
+  // ---- internals ----
+
+  async #password(): Promise<string | undefined> {
+    let password: string | undefined
+    try {
+      password = await this.config.resolvePassword()
+    } catch (err) {
+      if (DatabaseError.is(err)) throw err
+      throw new DatabaseError('CONNECTION_FAILED', `the password function for ${this.target} failed: ${err instanceof Error ? err.message : String(err)}`, {
+        backend: 'postgres',
+        cause: err,
+      })
+    }
+    if (password && !this.#secrets.includes(password)) {
+      this.#secrets.push(password)
+      if (this.#secrets.length > MAX_REMEMBERED_SECRETS) this.#secrets.shift()
+    }
+    return password
+  }
+
+  async #open(ssl: PgSsl, password: string | undefined, hooks: ConnectionHooks): Promise<PostgresConnection> {
+    const { config, options } = this
+    const client = new Client({
+      host: config.host,
+      port: config.port,
+      database: config.database,
+      user: config.username,
+      password,
+      ssl,
+      application_name: config.applicationName,
+      statement_timeout: config.statementTimeoutMs || undefined,
+      idle_in_transaction_session_timeout: config.idleInTransactionTimeoutMs || undefined,
+      lock_timeout: config.lockTimeoutMs || undefined,
+      connectionTimeoutMillis: options.connectTimeoutMs,
+      keepAlive: config.keepAlive,
+      keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs,
+      types: this.#types,
+    })
+    // the error listener exists before the first byte is sent (see PostgresConnection)
+    const conn = new PostgresConnection(client, (err) => hooks.onLost(mapPostgresError(err, { connectionBroken: true, secrets: this.#secrets })))
+    try {
+      await client.connect()
+    } catch (err) {
+      conn.kill()
+      throw err
+    }
+    return conn
+  }
+
+  #connectError(err: unknown): DatabaseError {
+    if (DatabaseError.is(err)) return err
+    const timedOut = err instanceof Error && err.message === 'timeout expired'
+    const prefix = timedOut ? `connecting to ${this.target} timed out after ${this.options.connectTimeoutMs} ms` : `connecting to ${this.target} failed`
+    return mapPostgresError(err, { connecting: true, secrets: this.#secrets, prefix })
+  }
+
+  async #run<R>(conn: PostgresConnection, query: CompiledQuery): Promise<QueryResult<R>> {
+    try {
+      return normalize<R>(await conn.client.query({ text: query.text, values: query.params as unknown[] }))
+    } catch (err) {
+      throw this.#queryError(conn, err)
+    }
+  }
+
+  /** A statement with a deadline and/or an AbortSignal. */
+  async #runGuarded<R>(conn: PostgresConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
+    const { timeoutMs, signal } = options
+    if (signal?.aborted) {
+      throw new DatabaseError('QUERY_CANCELLED', 'the statement was cancelled before it started (AbortSignal already aborted)', { backend: 'postgres', cause: signal.reason })
+    }
+    const running = conn.client.query({ text: query.text, values: query.params as unknown[] })
+    // if we stop waiting (deadline), the pg promise still settles later: never unhandled
+    running.catch(() => undefined)
+    let stop!: (why: Stop) => void
+    const stopped = new Promise<Stop>((resolve) => (stop = resolve))
+    const deadline = timeoutMs === undefined ? undefined : setTimeout(() => stop('deadline'), timeoutMs)
+    let grace: NodeJS.Timeout | undefined
+    let cancel: Promise<boolean> | undefined
+    const onAbort = (): void => {
+      cancel ??= this.#cancel(conn)
+      // a cancel the server never answers must not hang the caller
+      grace ??= setTimeout(() => stop('abandoned'), this.options.cancelTimeoutMs)
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      const first = await Promise.race([running, stopped])
+      if (first === 'deadline' || first === 'abandoned') throw this.#abandon(conn, first, timeoutMs)
+      return normalize<R>(first)
+    } catch (err) {
+      throw this.#queryError(conn, err)
+    } finally {
+      clearTimeout(deadline)
+      clearTimeout(grace)
+      signal?.removeEventListener('abort', onAbort)
+      // a cancel still in flight could hit the next statement on this connection: wait for the
+      // server to confirm it, or never reuse the connection
+      if (cancel && conn.usable && !(await cancel)) conn.markBroken(new Error('a cancel request was not confirmed by the server'))
+    }
+  }
+
+  /** Gives up on a running statement: the connection is closed (never reused mid-statement) and the server asked to cancel. */
+  #abandon(conn: PostgresConnection, why: Stop, timeoutMs: number | undefined): DatabaseError {
+    const error =
+      why === 'deadline'
+        ? new DatabaseError('QUERY_TIMEOUT', `statement exceeded its ${timeoutMs} ms deadline; a cancel request was sent and the connection closed`, { backend: 'postgres' })
+        : new DatabaseError('QUERY_CANCELLED', `statement was aborted and the server did not confirm the cancel within ${this.options.cancelTimeoutMs} ms; the connection was closed`, {
+            backend: 'postgres',
+          })
+    conn.markBroken(error)
+    // sent before the socket goes, on a socket of its own; its outcome does not matter any more
+    void this.#cancel(conn)
+    conn.kill()
+    return error
+  }
+
+  #cancel(conn: PostgresConnection): Promise<boolean> {
+    const processId = conn.processId
+    const secretKey = conn.secretKey
+    if (processId === null || secretKey === null) return Promise.resolve(false)
+    return sendCancelRequest({ host: this.config.host, port: this.config.port, processId, secretKey }, this.options.cancelTimeoutMs).then(
+      () => true,
+      () => false,
+    )
+  }
+
+  #queryError(conn: PostgresConnection, err: unknown): DatabaseError {
+    if (isFatalSqlState(sqlStateOf(err))) conn.markBroken(err as Error)
+    return mapPostgresError(err, { connectionBroken: !conn.usable, secrets: this.#secrets })
+  }
+}
+
+/** pg returns an array of results for a multi-statement text: the last one is the answer. */
+function normalize<R>(result: PgQueryResult | PgQueryResult[]): QueryResult<R> {
+  const last = Array.isArray(result) ? result[result.length - 1] : result
+  if (!last) return { rows: [], rowCount: 0 }
+  const rows = (Array.isArray(last.rows) ? last.rows : []) as R[]
+  return { rows, rowCount: last.rowCount ?? rows.length }
+}
+
+function toDatabaseConfig(config: DatabaseConfig | DatabaseOptions | string): DatabaseConfig {
+  if (config instanceof DatabaseConfig) return config
+  if (typeof config === 'string') return DatabaseConfig.fromUrl(config)
+  return new DatabaseConfig(config)
+}

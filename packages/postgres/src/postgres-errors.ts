@@ -1,0 +1,166 @@
+import { DatabaseError, redactSecrets, type ErrorCode } from '@dbpool/core'
+
+/** How one SQLSTATE maps: the code, and `retryable` when it differs from the code's default. */
+export interface SqlStateMapping {
+  readonly code: ErrorCode
+  readonly retryable?: boolean
+}
+
+/**
+ * SQLSTATE → DatabaseError code, exact states first; {@link SQLSTATE_CLASSES} covers the rest of a
+ * class. Anything else is QUERY_FAILED. A flat table on purpose: no message parsing.
+ */
+export const SQLSTATE_CODES: Readonly<Record<string, SqlStateMapping>> = Object.freeze({
+  // class 08: connection exception (during a statement; connect() reports CONNECTION_FAILED)
+  '08000': { code: 'CONNECTION_LOST' },
+  '08003': { code: 'CONNECTION_LOST' },
+  '08006': { code: 'CONNECTION_LOST' },
+  '08001': { code: 'CONNECTION_FAILED' },
+  '08004': { code: 'CONNECTION_FAILED' },
+  '08P01': { code: 'CONNECTION_LOST', retryable: false },
+  // class 0A: feature not supported (HikariCP evicts on it too)
+  '0A000': { code: 'QUERY_FAILED' },
+  // class 23: integrity constraint violation
+  '23502': { code: 'NOT_NULL_VIOLATION' },
+  '23503': { code: 'FOREIGN_KEY_VIOLATION' },
+  '23505': { code: 'UNIQUE_VIOLATION' },
+  '23514': { code: 'CHECK_VIOLATION' },
+  // class 25: invalid transaction state
+  '25006': { code: 'READ_ONLY' },
+  '25P03': { code: 'CONNECTION_LOST' }, // idle_in_transaction_session_timeout: the server closed the session
+  // class 28: invalid authorization specification
+  '28000': { code: 'AUTHENTICATION_FAILED', retryable: false },
+  '28P01': { code: 'AUTHENTICATION_FAILED', retryable: false },
+  // class 3D: the database does not exist
+  '3D000': { code: 'CONNECTION_FAILED', retryable: false },
+  // class 40: transaction rollback
+  '40001': { code: 'SERIALIZATION_FAILURE' },
+  '40P01': { code: 'DEADLOCK' },
+  // class 42: syntax error or access rule violation
+  '42000': { code: 'SYNTAX_ERROR' },
+  '42601': { code: 'SYNTAX_ERROR' },
+  // class 53: insufficient resources
+  '53300': { code: 'CONNECTION_FAILED' }, // too_many_connections
+  // class 55: object not in prerequisite state
+  '55P03': { code: 'BUSY' }, // lock_not_available (lock_timeout, NOWAIT)
+  // class 57: operator intervention
+  '57014': { code: 'QUERY_CANCELLED' }, // a cancel request or statement_timeout (the server says which only in prose)
+  '57P01': { code: 'CONNECTION_LOST' }, // admin_shutdown: pg_terminate_backend, fast shutdown
+  '57P02': { code: 'CONNECTION_LOST' }, // crash_shutdown
+  '57P03': { code: 'CONNECTION_FAILED' }, // cannot_connect_now: starting up or shutting down
+  '57P04': { code: 'CONNECTION_LOST', retryable: false }, // database_dropped
+  '57P05': { code: 'CONNECTION_LOST' }, // idle_session_timeout
+})
+
+/** Codes for a whole SQLSTATE class (the first two characters), used when the exact state is not listed. */
+export const SQLSTATE_CLASSES: Readonly<Record<string, SqlStateMapping>> = Object.freeze({
+  '08': { code: 'CONNECTION_LOST' },
+  '23': { code: 'QUERY_FAILED' },
+  '28': { code: 'AUTHENTICATION_FAILED', retryable: false },
+})
+
+/** SQLSTATEs after which a connection is never reused (HikariCP's list). */
+export const FATAL_SQLSTATES: ReadonlySet<string> = new Set(['57P01', '57P02', '57P03', '0A000'])
+
+/** True when a connection that saw this SQLSTATE must be evicted: class 08, 57P01, 57P02, 57P03, 0A000. */
+export function isFatalSqlState(sqlState: string | undefined): boolean {
+  return sqlState !== undefined && (sqlState.startsWith('08') || FATAL_SQLSTATES.has(sqlState))
+}
+
+/** The mapping for a SQLSTATE: exact, then class, then QUERY_FAILED. */
+export function mapSqlState(sqlState: string): SqlStateMapping {
+  return SQLSTATE_CODES[sqlState] ?? SQLSTATE_CLASSES[sqlState.slice(0, 2)] ?? { code: 'QUERY_FAILED' }
+}
+
+/** Node socket error codes → DatabaseError codes (before or after a connection was established). */
+export const SOCKET_ERROR_CODES: Readonly<Record<string, ErrorCode>> = Object.freeze({
+  ECONNREFUSED: 'CONNECTION_FAILED',
+  ENOTFOUND: 'CONNECTION_FAILED',
+  EAI_AGAIN: 'CONNECTION_FAILED',
+  EHOSTUNREACH: 'CONNECTION_FAILED',
+  ENETUNREACH: 'CONNECTION_FAILED',
+  ETIMEDOUT: 'CONNECTION_LOST',
+  ECONNRESET: 'CONNECTION_LOST',
+  EPIPE: 'CONNECTION_LOST',
+  ECONNABORTED: 'CONNECTION_LOST',
+})
+
+/** Fields of a pg DatabaseError we read; all free of secrets. */
+interface PgErrorFields {
+  readonly code?: unknown
+  readonly severity?: unknown
+  readonly constraint?: unknown
+  readonly table?: unknown
+  readonly column?: unknown
+  readonly schema?: unknown
+  readonly routine?: unknown
+}
+
+const DETAIL_FIELDS = ['severity', 'constraint', 'table', 'column', 'schema'] as const
+
+/** True for a SQLSTATE-shaped code (five characters of digits and capitals). */
+export function sqlStateOf(err: unknown): string | undefined {
+  const code = err instanceof Error || (typeof err === 'object' && err !== null) ? (err as PgErrorFields).code : undefined
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
+}
+
+/** What the manager knows about where an error happened. */
+export interface MapContext {
+  /** Connecting: connection-class failures become CONNECTION_FAILED. */
+  readonly connecting?: boolean
+  /** The connection was already broken (socket closed or errored) when the error surfaced. */
+  readonly connectionBroken?: boolean
+  /** Secrets to scrub from native messages (passwords in use). */
+  readonly secrets?: readonly (string | undefined)[]
+  /** Prefix for the message, e.g. `connecting to postgres://app@db:5432/ledger`. */
+  readonly prefix?: string
+}
+
+/**
+ * Maps anything pg or the socket throws to a DatabaseError with a stable code, the SQLSTATE, secret-free
+ * detail and a scrubbed cause. DatabaseErrors pass through unchanged.
+ */
+export function mapPostgresError(err: unknown, context: MapContext = {}): DatabaseError {
+  if (DatabaseError.is(err)) return err
+  const secrets = context.secrets ?? []
+  const cause = scrubError(err, secrets)
+  const native = cause instanceof Error ? cause.message : String(cause)
+  const message = context.prefix ? `${context.prefix}: ${native}` : native
+  const sqlState = sqlStateOf(err)
+  if (sqlState) {
+    const mapping = mapSqlState(sqlState)
+    const code = context.connecting && mapping.code === 'CONNECTION_LOST' ? 'CONNECTION_FAILED' : mapping.code
+    return new DatabaseError(code, message, { backend: 'postgres', sqlState, cause, retryable: mapping.retryable, detail: detailOf(err) })
+  }
+  const socketCode = typeof (err as { code?: unknown })?.code === 'string' ? SOCKET_ERROR_CODES[(err as { code: string }).code] : undefined
+  if (context.connecting) return new DatabaseError('CONNECTION_FAILED', message, { backend: 'postgres', cause })
+  if (socketCode) return new DatabaseError(socketCode === 'CONNECTION_FAILED' ? 'CONNECTION_LOST' : socketCode, message, { backend: 'postgres', cause })
+  if (context.connectionBroken) return new DatabaseError('CONNECTION_LOST', message, { backend: 'postgres', cause })
+  return new DatabaseError('QUERY_FAILED', message, { backend: 'postgres', cause })
+}
+
+function detailOf(err: unknown): Record<string, unknown> | undefined {
+  const fields = err as PgErrorFields
+  const detail: Record<string, unknown> = {}
+  for (const key of DETAIL_FIELDS) if (typeof fields[key] === 'string') detail[key] = fields[key]
+  return Object.keys(detail).length > 0 ? detail : undefined
+}
+
+/**
+ * Returns `err` itself when neither its message nor its stack holds a secret; otherwise a copy with
+ * both scrubbed (and the SQLSTATE and detail fields kept), so the secret is not reachable through
+ * `cause` either.
+ */
+export function scrubError(err: unknown, secrets: readonly (string | undefined)[]): unknown {
+  if (!(err instanceof Error)) return typeof err === 'string' ? redactSecrets(err, secrets) : err
+  const message = redactSecrets(err.message, secrets)
+  const stack = err.stack === undefined ? undefined : redactSecrets(err.stack, secrets)
+  if (message === err.message && stack === err.stack) return err
+  const copy = new Error(message)
+  copy.name = err.name
+  copy.stack = stack
+  const fields = err as PgErrorFields & { code?: unknown }
+  Object.assign(copy, { code: fields.code })
+  for (const key of DETAIL_FIELDS) if (typeof fields[key] === 'string') Object.assign(copy, { [key]: fields[key] })
+  return copy
+}

@@ -1,0 +1,50 @@
+import { checkEnum, checkInteger, checkString, configError, rejectUnknownKeys, requireObject } from '@dbpool/core'
+import { INT8_MODES, type Int8Mode } from './postgres-types'
+
+/** Options of the {@link PostgresConnectionManager} beyond the {@link DatabaseConfig}. */
+export interface PostgresManagerOptions {
+  /** SQL run on every new connection after connecting (e.g. `SET search_path TO app`). Default is none. */
+  readonly sessionInit?: string | readonly string[]
+  /** Deadline of one connect (TCP, TLS, auth, session init). Default is the pool's `createTimeoutMs`, else `10000`. */
+  readonly connectTimeoutMs?: number
+  /** Idle time before the first TCP keepalive probe (when the config's `keepAlive` is on). Default is `10000`. */
+  readonly keepAliveInitialDelayMs?: number
+  /** Deadline of a cancel request and of the ROLLBACK on release. Default is `5000`. */
+  readonly cancelTimeoutMs?: number
+  /** How `int8` columns come back: `'bigint'`, `'string'` or `'number'`. Default is `'bigint'`. */
+  readonly int8?: Int8Mode
+}
+
+/** {@link PostgresManagerOptions} validated, with defaults. */
+export interface ResolvedPostgresManagerOptions {
+  readonly sessionInit: readonly string[]
+  readonly connectTimeoutMs: number
+  readonly keepAliveInitialDelayMs: number
+  readonly cancelTimeoutMs: number
+  readonly int8: Int8Mode
+}
+
+/** Option names of {@link PostgresManagerOptions}. */
+export const POSTGRES_MANAGER_OPTION_KEYS = ['sessionInit', 'connectTimeoutMs', 'keepAliveInitialDelayMs', 'cancelTimeoutMs', 'int8'] as const
+
+const MAX_MS = 2_147_483_647
+
+/** Validates eagerly and completely; unknown keys and bad values throw CONFIGURATION naming the option and value. */
+export function resolveManagerOptions(input: PostgresManagerOptions | undefined, defaults: { readonly connectTimeoutMs?: number } = {}): ResolvedPostgresManagerOptions {
+  const raw = requireObject('postgres', input)
+  rejectUnknownKeys('postgres', raw, POSTGRES_MANAGER_OPTION_KEYS)
+  return Object.freeze({
+    sessionInit: resolveSessionInit(raw.sessionInit),
+    connectTimeoutMs: raw.connectTimeoutMs === undefined ? (defaults.connectTimeoutMs ?? 10_000) : checkInteger('postgres.connectTimeoutMs', raw.connectTimeoutMs, 1, MAX_MS),
+    keepAliveInitialDelayMs: raw.keepAliveInitialDelayMs === undefined ? 10_000 : checkInteger('postgres.keepAliveInitialDelayMs', raw.keepAliveInitialDelayMs, 0, MAX_MS),
+    cancelTimeoutMs: raw.cancelTimeoutMs === undefined ? 5_000 : checkInteger('postgres.cancelTimeoutMs', raw.cancelTimeoutMs, 1, MAX_MS),
+    int8: raw.int8 === undefined ? 'bigint' : checkEnum('postgres.int8', raw.int8, INT8_MODES),
+  })
+}
+
+function resolveSessionInit(value: unknown): readonly string[] {
+  if (value === undefined) return []
+  if (typeof value === 'string') return [checkString('postgres.sessionInit', value)]
+  if (!Array.isArray(value)) throw configError('postgres.sessionInit', value, 'must be a SQL string or an array of SQL strings')
+  return Object.freeze(value.map((sql, i) => checkString(`postgres.sessionInit[${i}]`, sql)))
+}

@@ -1,0 +1,77 @@
+import { types as pgTypes, type CustomTypesConfig } from 'pg'
+
+/** How `bigint` / `int8` columns (and `count(*)`, `sum(int)`) come back. */
+export type Int8Mode = 'bigint' | 'string' | 'number'
+
+/** The `int8` modes. */
+export const INT8_MODES: readonly Int8Mode[] = ['bigint', 'string', 'number']
+
+const OID = {
+  INT8: 20,
+  INT8_ARRAY: 1016,
+  DATE: 1082,
+  DATE_ARRAY: 1182,
+  TIMESTAMP: 1114,
+  TIMESTAMP_ARRAY: 1115,
+  TEXT_ARRAY: 1009,
+} as const
+
+type Parser = (text: string) => unknown
+type Nested = unknown[] | unknown
+
+/**
+ * The type parsers every dbpool Postgres connection uses (per client: pg's global parsers are left
+ * alone). Decisions:
+ *
+ * - `int8` (`bigint`, `bigserial`, `count(*)`): a JS `bigint` by default (exact; mixing it with
+ *   numbers fails loudly). `'string'` gives pg's default; `'number'` converts and throws on values
+ *   beyond 2^53 instead of rounding silently.
+ * - `numeric` / `decimal`: a string (exact; JS has no decimal type). pg's default.
+ * - `timestamptz`: a `Date` (an instant). pg's default.
+ * - `timestamp` (without time zone) and `date`: the server's text, e.g. `'2024-03-01 12:00:00'` and
+ *   `'2024-03-01'`; pg would build a Date in the process's local zone, a silent shift.
+ * - `json` / `jsonb`: parsed. `bytea`: Buffer. `int2`/`int4`/`float4`/`float8`: number. pg's defaults.
+ * - Arrays of these follow their element type.
+ */
+export function createTypeParsers(int8: Int8Mode): CustomTypesConfig {
+  const overrides = new Map<number, Parser>()
+  const int8Parser = int8Parse(int8)
+  if (int8Parser) {
+    overrides.set(OID.INT8, int8Parser)
+    overrides.set(OID.INT8_ARRAY, arrayOf(int8Parser))
+  }
+  overrides.set(OID.DATE, identity)
+  overrides.set(OID.DATE_ARRAY, arrayOf(identity))
+  overrides.set(OID.TIMESTAMP, identity)
+  overrides.set(OID.TIMESTAMP_ARRAY, arrayOf(identity))
+  const getTypeParser = ((oid: number, format?: 'text' | 'binary') => {
+    if (format !== 'binary') {
+      const parser = overrides.get(oid)
+      if (parser) return parser
+    }
+    return format === undefined ? pgTypes.getTypeParser(oid) : pgTypes.getTypeParser(oid, format)
+  }) as CustomTypesConfig['getTypeParser']
+  return { getTypeParser }
+}
+
+function int8Parse(mode: Int8Mode): Parser | undefined {
+  if (mode === 'bigint') return (text) => BigInt(text)
+  if (mode === 'number') {
+    return (text) => {
+      const value = Number(text)
+      if (!Number.isSafeInteger(value)) throw new RangeError(`int8 value ${text} is beyond Number.MAX_SAFE_INTEGER: use the int8: 'bigint' or 'string' option`)
+      return value
+    }
+  }
+  return undefined
+}
+
+function identity(text: string): string {
+  return text
+}
+
+function arrayOf(element: Parser): Parser {
+  const parseTextArray = (pgTypes.getTypeParser as (oid: number) => unknown)(OID.TEXT_ARRAY) as (text: string) => Nested
+  const map = (value: Nested): Nested => (Array.isArray(value) ? value.map(map) : value === null ? null : element(value as string))
+  return (text) => map(parseTextArray(text))
+}
