@@ -8,7 +8,7 @@ import { checkBoolean, checkEnum, checkInteger, checkString, configError, Databa
 import Database from 'better-sqlite3'
 import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'
 import { SqliteConnectionManager, type SqliteDatabase } from './sqlite-connection-manager'
-import { mapSqliteError } from './sqlite-errors'
+import { mapSqliteError, messageOf } from './sqlite-errors'
 import { toSqliteOptions } from './sqlite-options'
 
 /** How a backup copies the database. */
@@ -538,7 +538,7 @@ async function syncDirectory(directory: string): Promise<void> {
 
 function asBackupError(err: unknown): DatabaseError {
   if (DatabaseError.is(err) && (err.code === 'BACKUP_FAILED' || err.code === 'POOL_CLOSED' || err.code === 'CONFIGURATION')) return err
-  const message = err instanceof Error ? err.message : String(err)
+  const message = messageOf(err)
   const code = DatabaseError.is(err) ? `${err.code}: ` : ''
   return new DatabaseError('BACKUP_FAILED', `SQLite backup failed: ${code}${message}`, { backend: 'sqlite', cause: err })
 }

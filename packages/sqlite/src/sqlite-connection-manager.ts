@@ -14,7 +14,7 @@ import {
 } from '@dbpool/core'
 import Database from 'better-sqlite3'
 import { StatementCache } from './statement-cache'
-import { isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
+import { errorName, isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
 import { sqliteHealthChecks, walSizeBytes } from './sqlite-health'
 import { resolveSqliteOptions, SYNCHRONOUS_LEVELS, TEMP_STORES, type ResolvedSqliteOptions, type SqliteOptions } from './sqlite-options'
 
@@ -165,7 +165,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       if (stmt === undefined) {
         result = { rows: [], rowCount: 0 }
       } else if (stmt.reader) {
-        const rows = stmt.all(...params) as R[]
+        const rows = sameRealm(stmt.all(...params) as R[])
         result = { rows, rowCount: rows.length }
       } else {
         const info = stmt.run(...params)
@@ -357,7 +357,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     } catch (err) {
       // better-sqlite3 prepares one statement at a time (RangeError otherwise); a script without
       // parameters (a migration, a schema) runs through exec()
-      if (err instanceof RangeError && params.length === 0) {
+      if (errorName(err) === 'RangeError' && params.length === 0) {
         db.exec(text)
         return undefined
       }
@@ -439,10 +439,25 @@ export function normaliseParams(params: readonly unknown[]): unknown[] {
     const value = params[i]
     if (typeof value === 'boolean') out[i] = value ? 1 : 0
     else if (value === undefined) out[i] = null
-    else if (value instanceof Date) {
+    else if (isDate(value)) {
       if (Number.isNaN(value.getTime())) throw new DatabaseError('QUERY_FAILED', `parameter ${i + 1} is an invalid Date`, { backend: 'sqlite' })
       out[i] = value.toISOString()
     } else out[i] = value
   }
   return out
+}
+
+/**
+ * The native addon builds rows with the intrinsics of the realm it was loaded in. Code running in
+ * another realm (jest's vm context) would see arrays that fail `instanceof Array` and
+ * `deepStrictEqual`; only then are the rows copied into this realm. In a plain process this is one
+ * `instanceof` check.
+ */
+function sameRealm<R>(rows: R[]): R[] {
+  if (rows instanceof Array) return rows
+  return Array.from(rows, (row) => (row !== null && typeof row === 'object' ? ({ ...row } as R) : row))
+}
+
+function isDate(value: unknown): value is Date {
+  return Object.prototype.toString.call(value) === '[object Date]'
 }

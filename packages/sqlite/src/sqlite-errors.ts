@@ -87,7 +87,7 @@ export interface SqliteErrorContext {
 export function mapSqliteError(err: unknown, context: SqliteErrorContext = {}): DatabaseError {
   if (DatabaseError.is(err)) return err
   const sqliteCode = nativeCode(err)
-  const message = err instanceof Error ? err.message : String(err)
+  const message = messageOf(err)
   if (sqliteCode !== undefined) {
     const mapping = lookupSqliteCode(sqliteCode) ?? { code: 'QUERY_FAILED' }
     const where = context.path !== undefined && (mapping.code === 'CONNECTION_FAILED' || mapping.code === 'CORRUPT') ? ` (${context.path})` : ''
@@ -102,8 +102,23 @@ export function mapSqliteError(err: unknown, context: SqliteErrorContext = {}): 
   return new DatabaseError('QUERY_FAILED', message, { backend: 'sqlite', cause: err, retryable: false })
 }
 
+// duck-typed, not `instanceof`: the native addon may build its errors in another realm (jest's vm
+// contexts, worker reloads), where `instanceof Error` is false
 function nativeCode(err: unknown): string | undefined {
-  if (!(err instanceof Error)) return undefined
+  if (err === null || typeof err !== 'object') return undefined
   const code = (err as { code?: unknown }).code
   return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined
+}
+
+/** The message of an Error from any realm, or the value as text. */
+export function messageOf(err: unknown): string {
+  if (err !== null && typeof err === 'object' && typeof (err as { message?: unknown }).message === 'string') return (err as { message: string }).message
+  return String(err)
+}
+
+/** The constructor name of an error from any realm (`RangeError`, `TypeError`, `SqliteError`, ...). */
+export function errorName(err: unknown): string | undefined {
+  if (err === null || typeof err !== 'object') return undefined
+  const name = (err as { name?: unknown }).name
+  return typeof name === 'string' ? name : undefined
 }

@@ -1,0 +1,58 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { sql } from '@dbpool/core'
+import { createSqlitePool } from '@dbpool/sqlite'
+import { sleep, tempDir } from './helpers'
+
+const tmp = tempDir()
+afterAll(() => tmp.cleanup())
+
+describe('writer storm', () => {
+  it('50 concurrent transactions awaiting a timer between two writes all commit without stalling the event loop', async () => {
+    const pool = createSqlitePool(tmp.file('storm.db'), { name: 'storm', acquireTimeoutMs: 10_000 }, { readers: 2, busyTimeoutMs: 2_000 })
+    try {
+      await pool.query('create table account (id integer primary key, balance integer not null)')
+      await pool.query('create table entry (id integer primary key, account_id integer not null references account(id), amount integer not null)')
+      await pool.query(sql`insert into account (id, balance) values (${1}, ${0})`)
+
+      const histogram = monitorEventLoopDelay({ resolution: 1 })
+      histogram.enable()
+      const started = performance.now()
+      const readLatencies: number[] = []
+      const readers = (async () => {
+        // reads keep flowing on the read lane while writers queue for the writer
+        for (let i = 0; i < 40; i++) {
+          const t0 = performance.now()
+          await pool.query(sql`select balance from account where id = ${1}`)
+          readLatencies.push(performance.now() - t0)
+          await sleep(1)
+        }
+      })()
+      const results = await Promise.allSettled(
+        Array.from({ length: 50 }, (_, i) =>
+          pool.transaction(async (tx) => {
+            await tx.query(sql`insert into entry (account_id, amount) values (${1}, ${i + 1})`)
+            await sleep(2)
+            await tx.query(sql`update account set balance = balance + ${i + 1} where id = ${1}`)
+          }),
+        ),
+      )
+      await readers
+      const elapsedMs = performance.now() - started
+      histogram.disable()
+
+      const failures = results.filter((r) => r.status === 'rejected')
+      expect(failures).toEqual([])
+      const maxStallMs = histogram.max / 1e6
+      // printed for the report: the longest event-loop stall and the elapsed time
+      console.info(`writer storm: 50 tx in ${elapsedMs.toFixed(1)} ms, max event-loop delay ${maxStallMs.toFixed(2)} ms, p99 ${(histogram.percentile(99) / 1e6).toFixed(2)} ms, slowest read ${Math.max(...readLatencies).toFixed(2)} ms`)
+      expect(maxStallMs).toBeLessThan(50)
+
+      const { rows } = await pool.query<{ n: number; total: number }>('select count(*) as n, sum(amount) as total from entry')
+      expect(rows).toEqual([{ n: 50, total: (50 * 51) / 2 }])
+      expect((await pool.query('select balance from account where id = 1')).rows).toEqual([{ balance: (50 * 51) / 2 }])
+      expect(pool.stats().used).toBe(0)
+    } finally {
+      await pool.close()
+    }
+  }, 30_000)
+})
