@@ -26,7 +26,10 @@ export interface PoolOptions {
   readonly validateAfterIdleMs?: number
   /** Ping idle connections this often; `0` disables. Default is `60000`. */
   readonly keepaliveIntervalMs?: number
-  /** A lease held longer than this emits `leak` with the acquirer's stack; `0` disables. Default is `60000`. */
+  /**
+   * A lease held longer than this emits `leak` with the acquirer's stack; `0` disables. Enabling it
+   * captures a stack trace per acquire (about 3 µs). Default is `0`, as in HikariCP.
+   */
   readonly leakDetectionThresholdMs?: number
   /** Callers allowed to wait for a connection before POOL_EXHAUSTED. Default is `10000`. */
   readonly maxWaitingClients?: number
@@ -48,7 +51,7 @@ export const DEFAULT_POOL_OPTIONS: ResolvedPoolOptions = Object.freeze({
   maxLifetimeJitter: 0.1,
   validateAfterIdleMs: 5_000,
   keepaliveIntervalMs: 60_000,
-  leakDetectionThresholdMs: 60_000,
+  leakDetectionThresholdMs: 0,
   maxWaitingClients: 10_000,
   name: 'default',
 })

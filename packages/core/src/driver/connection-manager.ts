@@ -72,8 +72,11 @@ export interface ConnectionManager<C = unknown> {
   isUsable(conn: C): boolean
   /** A real round trip, bounded by `timeoutMs`. */
   ping(conn: C, timeoutMs: number): Promise<void>
-  /** On release: roll back an open transaction; throw if the connection can't be made clean. */
-  reset(conn: C): Promise<void>
+  /**
+   * On release: roll back an open transaction; throw (or reject) if the connection can't be made
+   * clean. Return nothing when there is nothing to do: the release then stays synchronous.
+   */
+  reset(conn: C): void | Promise<void>
   /** Closes the connection; never throws. */
   destroy(conn: C): Promise<void>
   /** Runs one statement; throws a mapped DatabaseError. */

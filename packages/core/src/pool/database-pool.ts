@@ -7,7 +7,7 @@ import { isSqlFragment, type CompiledQuery } from '../sql/sql'
 import { runTransaction, type TransactionOptions } from '../transaction/transaction'
 import { Lease } from './lease'
 import { LanePool, withDeadline, type LaneHost } from './lane-pool'
-import { ConnectionHandle, type PoolConnection, type Queryable, type Transaction } from './pool-connection'
+import { ConnectionHandle, type LeaseRunner, type PoolConnection, type Queryable, type Transaction } from './pool-connection'
 import { PoolEventEmitter, type PoolEventName, type PoolEvents } from './pool-events'
 import type { PooledConnection } from './pooled-connection'
 
@@ -151,21 +151,23 @@ export class DatabasePool<C = unknown> {
     try {
       return await this.#execute<R>(lease, compiled, options)
     } finally {
-      await this.#release(lease)
+      const releasing = this.#release(lease)
+      if (releasing) await releasing
     }
   }
 
   /** Lends a connection to `fn` and takes it back when `fn` settles. The only way to hold one. */
-  async withConnection<T>(fn: (conn: PoolConnection<C>) => Promise<T>, options: WithConnectionOptions = {}): Promise<T> {
-    const lane = options.lane ?? 'write'
+  async withConnection<T>(fn: (conn: PoolConnection<C>) => Promise<T>, options?: WithConnectionOptions): Promise<T> {
+    const lane = options?.lane ?? 'write'
     if (lane !== 'write' && lane !== 'read') throw new DatabaseError('CONFIGURATION', `invalid lane ${JSON.stringify(lane)}: must be write or read`)
     const lease = await this.#acquire(lane === 'read' && this.#read ? 'read' : 'write')
-    const handle = this.#handle(lease)
+    const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run)
     try {
       return await fn(handle)
     } finally {
       handle.detach()
-      await this.#release(lease)
+      const releasing = this.#release(lease)
+      if (releasing) await releasing
     }
   }
 
@@ -179,12 +181,13 @@ export class DatabasePool<C = unknown> {
       beginStatement: (settings) => this.#manager.beginStatement(settings),
       lease: async (readOnly, body) => {
         const lease = await this.#acquire(readOnly && this.#read ? 'read' : 'write')
-        const handle = this.#handle(lease)
+        const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run)
         try {
           return await body(handle, (err) => this.#markBroken(lease, err))
         } finally {
           handle.detach()
-          await this.#release(lease)
+          const releasing = this.#release(lease)
+          if (releasing) await releasing
         }
       },
     })
@@ -266,6 +269,7 @@ export class DatabasePool<C = unknown> {
         if (this.#state === 'open') this.#scheduleWarmUp(0)
       },
       onBackgroundError: (error) => this.#emitError(error),
+      onAcquireTimeout: () => this.metrics.recordTimeout(),
     }
   }
 
@@ -289,65 +293,73 @@ export class DatabasePool<C = unknown> {
     return { text: query, params: params ?? [] }
   }
 
-  async #acquire(lane: Lane): Promise<Lease<C>> {
-    if (this.#state !== 'open') throw this.#closedError()
+  #acquire(lane: Lane): Promise<Lease<C>> {
+    if (this.#state !== 'open') return Promise.reject<Lease<C>>(this.#closedError())
     const pool = this.#lane(lane)
     const started = performance.now()
     // captured before the first await, so the stack still holds the caller's frames
     const origin = this.config.leakDetectionThresholdMs > 0 ? new Error('connection acquired here') : undefined
-    let conn: PooledConnection<C>
-    try {
-      conn = await pool.acquire()
-    } catch (err) {
-      if (DatabaseError.is(err, 'ACQUIRE_TIMEOUT')) this.metrics.recordTimeout()
-      throw err
-    }
-    if (this.#state !== 'open') {
-      pool.release(conn)
-      throw this.#closedError()
-    }
-    conn.leased = true
-    const lease = new Lease(conn, origin)
-    this.#leases.add(lease)
-    this.metrics.recordConnectionAcquired(performance.now() - started)
-    return lease
+    return pool.acquire((conn, waited) => {
+      if (this.#state !== 'open') {
+        pool.release(conn)
+        throw this.#closedError()
+      }
+      conn.leased = true
+      // one clock read per acquire on the fast path: an immediate borrow waited ~0 ms
+      const now = waited ? performance.now() : started
+      const lease = new Lease(conn, origin, now)
+      this.#leases.add(lease)
+      this.metrics.recordConnectionAcquired(now - started)
+      return lease
+    }, started)
   }
 
-  async #release(lease: Lease<C>): Promise<void> {
+  /** Ends a lease: reset, then back to tarn, or destroyed. Synchronous when the reset is. */
+  #release(lease: Lease<C>): void | Promise<void> {
     if (!lease.markReleased()) return
     const conn = lease.conn
     this.#leases.delete(lease)
-    this.metrics.recordConnectionReturned(Date.now() - lease.acquiredAt)
-    const pool = this.#lane(conn.lane)
-    if (!conn.broken && this.#manager.isUsable(conn.native)) {
-      try {
-        await this.#manager.reset(conn.native)
-        conn.lastCheckedAt = Date.now()
-      } catch (err) {
+    const now = performance.now()
+    this.metrics.recordConnectionReturned(now - lease.acquiredAt)
+    if (conn.broken || !this.#manager.isUsable(conn.native)) return this.#discard(conn)
+    let resetting: void | Promise<void>
+    try {
+      resetting = this.#manager.reset(conn.native)
+    } catch (err) {
+      this.#markBroken(lease, err)
+      return this.#discard(conn)
+    }
+    if (!resetting) return this.#giveBack(conn, now)
+    return resetting.then(
+      () => (conn.broken ? this.#discard(conn) : this.#giveBack(conn, performance.now())),
+      (err: unknown) => {
         this.#markBroken(lease, err)
-      }
-    }
+        return this.#discard(conn)
+      },
+    )
+  }
+
+  #giveBack(conn: PooledConnection<C>, now: number): void {
     conn.leased = false
-    if (conn.broken || !this.#manager.isUsable(conn.native)) {
-      await pool.evict(conn, conn.broken ? `broken: ${conn.broken.code}` : 'unusable')
-    }
-    pool.release(conn)
-    if (conn.destroyed) this.#scheduleCycle()
+    conn.lastCheckedAt = now
+    this.#lane(conn.lane).release(conn)
     if (this.#drained && this.#leases.size === 0) this.#drained()
   }
 
-  #handle(lease: Lease<C>): ConnectionHandle<C> {
-    const conn = lease.conn
-    return new ConnectionHandle<C>({
-      id: conn.id,
-      lane: conn.lane,
-      backend: this.#manager.backend,
-      native: conn.native,
-      run: <R>(query: Queryable, params: readonly unknown[] | undefined, options: ExecuteOptions | undefined) => {
-        if (!lease.active) return Promise.reject(this.#closedError())
-        return this.#execute<R>(lease, this.#compile(query, params), options)
-      },
-    })
+  /** Destroys a connection that must not be reused, then hands tarn its slot back. */
+  async #discard(conn: PooledConnection<C>): Promise<void> {
+    conn.leased = false
+    const pool = this.#lane(conn.lane)
+    await pool.evict(conn, conn.broken ? `broken: ${conn.broken.code}` : 'unusable')
+    pool.release(conn)
+    this.#scheduleCycle()
+    if (this.#drained && this.#leases.size === 0) this.#drained()
+  }
+
+  /** Shared by every handle: runs a statement on a still-active lease. */
+  readonly #run: LeaseRunner<C> = <R>(lease: Lease<C>, query: Queryable, params: readonly unknown[] | undefined, options: ExecuteOptions | undefined) => {
+    if (!lease.active) return Promise.reject<QueryResult<R>>(this.#closedError())
+    return this.#execute<R>(lease, this.#compile(query, params), options)
   }
 
   async #execute<R>(lease: Lease<C>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
@@ -384,12 +396,12 @@ export class DatabasePool<C = unknown> {
   }
 
   #scanLeaks(): void {
-    const now = Date.now()
+    const now = performance.now()
     const threshold = this.config.leakDetectionThresholdMs
     for (const lease of this.#leases) {
       if (lease.leakReported || now - lease.acquiredAt < threshold) continue
       lease.leakReported = true
-      const info = { leaseId: lease.id, lane: lease.conn.lane, heldForMs: now - lease.acquiredAt, stack: lease.stack() }
+      const info = { leaseId: lease.id, lane: lease.conn.lane, heldForMs: Math.round(now - lease.acquiredAt), stack: lease.stack() }
       if (this.#events.listenerCount('leak') > 0) this.#events.emit('leak', info)
       else process.emitWarning(`dbpool: pool "${this.config.name}" lease ${info.leaseId} held for ${info.heldForMs} ms (possible leak), acquired at:\n${info.stack}`, 'DbpoolLeakWarning')
     }
@@ -408,7 +420,7 @@ export class DatabasePool<C = unknown> {
   /** Borrows `count` connections at once (validating each), then returns them. */
   async #cycle(lane: LanePool<C>, count: number): Promise<void> {
     if (count <= 0 || this.#state !== 'open') return
-    const results = await Promise.allSettled(Array.from({ length: count }, () => lane.acquire()))
+    const results = await Promise.allSettled(Array.from({ length: count }, () => lane.acquire((conn) => conn)))
     let failure: DatabaseError | undefined
     for (const result of results) {
       if (result.status === 'fulfilled') lane.release(result.value)
@@ -460,7 +472,7 @@ export class DatabasePool<C = unknown> {
       leaseId: lease.id,
       connectionId: lease.conn.id,
       lane: lease.conn.lane,
-      heldForMs: Date.now() - lease.acquiredAt,
+      heldForMs: Math.round(performance.now() - lease.acquiredAt),
       stack: lease.stack(),
     }))
     for (const lease of [...this.#leases]) await this.#revoke(lease)

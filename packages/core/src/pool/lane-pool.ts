@@ -14,6 +14,7 @@ export interface LaneHost<C> {
   onLost(conn: PooledConnection<C>, error: DatabaseError): void
   onDestroyed(conn: PooledConnection<C>, reason: string): void
   onBackgroundError(error: DatabaseError): void
+  onAcquireTimeout(): void
 }
 
 /**
@@ -26,6 +27,11 @@ export class LanePool<C> {
   readonly #pending = new Set<PendingAcquire<PooledConnection<C>>>()
   readonly #host: LaneHost<C>
   #lastCreateError: DatabaseError | undefined
+  /**
+   * The clock read at the latest acquire; validation uses it instead of reading the clock again.
+   * A caller that waited is handed a connection released just now, so a stale reading is harmless.
+   */
+  #now = 0
 
   constructor(
     host: LaneHost<C>,
@@ -61,25 +67,44 @@ export class LanePool<C> {
     return { size, idle, used, pending: this.tarn.numPendingAcquires(), max: this.max, min: this.min, utilization: used / this.max }
   }
 
-  /** Borrows a connection, mapping tarn's failures to DatabaseErrors. */
-  async acquire(): Promise<PooledConnection<C>> {
+  /**
+   * Borrows a connection and hands it to `onAcquired`, mapping tarn's failures to DatabaseErrors.
+   * One promise hop: the callback runs inside the same `then` that settles tarn's acquire.
+   */
+  acquire<T>(onAcquired: (conn: PooledConnection<C>, waited: boolean) => T, now = performance.now()): Promise<T> {
     const { tarn } = this
+    this.#now = now
     if (
       tarn.numFree() === 0 &&
       tarn.numUsed() + tarn.numPendingCreates() >= this.max &&
       tarn.numPendingAcquires() >= this.#host.config.maxWaitingClients
     ) {
-      throw this.#poolError('POOL_EXHAUSTED', `${this.#describe()} has ${tarn.numPendingAcquires()} callers waiting (maxWaitingClients ${this.#host.config.maxWaitingClients})`)
+      const waiting = tarn.numPendingAcquires()
+      return Promise.reject(this.#poolError('POOL_EXHAUSTED', `${this.#describe()} has ${waiting} callers waiting (maxWaitingClients ${this.#host.config.maxWaitingClients})`))
     }
+    // only a caller that may wait is tracked (close() aborts those); with a free connection the
+    // acquire settles within a few ticks, and the pool re-checks its state when it does
+    const mayWait = tarn.numFree() === 0
     const op = tarn.acquire()
-    this.#pending.add(op)
-    try {
-      return await op.promise
-    } catch (err) {
-      throw this.#acquireError(err)
-    } finally {
-      this.#pending.delete(op)
+    if (mayWait) {
+      this.#pending.add(op)
+      return op.promise.then(
+        (conn) => {
+          this.#pending.delete(op)
+          return onAcquired(conn, true)
+        },
+        (err: unknown) => {
+          this.#pending.delete(op)
+          throw this.#acquireError(err)
+        },
+      )
     }
+    return op.promise.then(
+      (conn) => onAcquired(conn, conn.pinged),
+      (err: unknown) => {
+        throw this.#acquireError(err)
+      },
+    )
   }
 
   /** Returns a connection to tarn. */
@@ -118,13 +143,15 @@ export class LanePool<C> {
   #validate(conn: PooledConnection<C>): boolean | Promise<boolean> {
     const { manager, config } = this.#host
     if (conn.broken || conn.destroyed || !manager.isUsable(conn.native)) return false
-    const now = Date.now()
+    const now = this.#now
     if (now >= conn.expiresAt) return false
+    conn.pinged = false
     if (!conn.pingRequested && now - conn.lastCheckedAt <= config.validateAfterIdleMs) return true
     conn.pingRequested = false
+    conn.pinged = true
     return manager.ping(conn.native, Math.min(config.createTimeoutMs, 5_000)).then(
       () => {
-        conn.lastCheckedAt = Date.now()
+        conn.lastCheckedAt = performance.now()
         return true
       },
       (err: unknown) => {
@@ -153,6 +180,7 @@ export class LanePool<C> {
 
   #acquireError(err: unknown): DatabaseError {
     if (err instanceof TimeoutError) {
+      this.#host.onAcquireTimeout()
       const cause = this.#lastCreateError
       const hint = cause ? `; last connect error: ${cause.code}: ${cause.message}` : ''
       // tarn already dropped this caller from its queue: count it back in the snapshot
@@ -179,7 +207,7 @@ export class LanePool<C> {
 
 function expiry(lifetimeMs: number, jitter: number): number {
   if (lifetimeMs === 0) return Number.POSITIVE_INFINITY
-  return Date.now() + lifetimeMs - Math.floor(lifetimeMs * jitter * Math.random())
+  return performance.now() + lifetimeMs - Math.floor(lifetimeMs * jitter * Math.random())
 }
 
 /** Races `promise` against a timer that rejects with `onTimeout()`; the timer is always cleared. */

@@ -9,7 +9,6 @@ const CORE_ROOT = resolve(__dirname, '..')
 /** @internal One borrowing of a connection. Released exactly once; a second release throws. */
 export class Lease<C> {
   readonly id = nextLeaseId++
-  readonly acquiredAt = Date.now()
   /** Captured at acquire; its `.stack` is only formatted when a leak is reported. */
   readonly origin: Error | undefined
   leakReported = false
@@ -18,6 +17,8 @@ export class Lease<C> {
   constructor(
     readonly conn: PooledConnection<C>,
     origin: Error | undefined,
+    /** `performance.now()` when the lease began. */
+    readonly acquiredAt: number,
   ) {
     this.origin = origin
   }

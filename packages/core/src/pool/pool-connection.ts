@@ -1,6 +1,7 @@
 import { DatabaseError } from '../errors/database-error'
 import type { Backend, ExecuteOptions, Lane, QueryResult } from '../driver/connection-manager'
 import type { SqlFragment } from '../sql/sql'
+import type { Lease } from './lease'
 
 /** Anything `query()` accepts: an `sql` fragment, or backend-native text with its parameters. */
 export type Queryable = SqlFragment | string
@@ -23,43 +24,37 @@ export interface Transaction<C = unknown> extends PoolConnection<C> {
   transaction<T>(fn: (tx: Transaction<C>) => Promise<T>): Promise<T>
 }
 
-/** @internal What a handle needs to run statements: the pool's executor bound to one lease. */
-export interface HandleRunner<C> {
-  readonly id: number
-  readonly lane: Lane
-  readonly backend: Backend
-  readonly native: C
-  run<R>(query: Queryable, params: readonly unknown[] | undefined, options: ExecuteOptions | undefined): Promise<QueryResult<R>>
-}
+/** @internal Runs a statement on a lease's connection (one function per pool, shared by handles). */
+export type LeaseRunner<C> = <R>(lease: Lease<C>, query: Queryable, params: readonly unknown[] | undefined, options: ExecuteOptions | undefined) => Promise<QueryResult<R>>
 
 /** @internal The object user code holds; it refuses work once its lease has ended. */
 export class ConnectionHandle<C> implements Transaction<C> {
-  #runner: HandleRunner<C> | undefined
+  #lease: Lease<C> | undefined
   #savepoints = 0
 
-  constructor(runner: HandleRunner<C>) {
-    this.#runner = runner
+  constructor(
+    lease: Lease<C>,
+    readonly backend: Backend,
+    private readonly runner: LeaseRunner<C>,
+  ) {
+    this.#lease = lease
   }
 
   get id(): number {
-    return this.#live().id
+    return this.#live().conn.id
   }
 
   get lane(): Lane {
-    return this.#live().lane
-  }
-
-  get backend(): Backend {
-    return this.#live().backend
+    return this.#live().conn.lane
   }
 
   get native(): C {
-    return this.#live().native
+    return this.#live().conn.native
   }
 
   query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>> {
     try {
-      return this.#live().run<R>(query, params, options)
+      return this.runner<R>(this.#live(), query, params, options)
     } catch (err) {
       return Promise.reject(err)
     }
@@ -82,11 +77,11 @@ export class ConnectionHandle<C> implements Transaction<C> {
 
   /** Ends the handle: every later call throws. */
   detach(): void {
-    this.#runner = undefined
+    this.#lease = undefined
   }
 
-  #live(): HandleRunner<C> {
-    if (!this.#runner) throw new DatabaseError('QUERY_FAILED', 'this connection was released: use it only inside the callback that received it')
-    return this.#runner
+  #live(): Lease<C> {
+    if (!this.#lease) throw new DatabaseError('QUERY_FAILED', 'this connection was released: use it only inside the callback that received it')
+    return this.#lease
   }
 }

@@ -6,13 +6,16 @@ let nextConnectionId = 1
 /** @internal The pool's record of one physical connection (tarn's resource). */
 export class PooledConnection<C> {
   readonly id = nextConnectionId++
-  readonly createdAt = Date.now()
+  /** `performance.now()` at creation; every time on this record uses that clock. */
+  readonly createdAt = performance.now()
   /** Last time it was known good: created, released clean, or pinged. */
   lastCheckedAt = this.createdAt
   /** Set when the connection must never be reused. */
   broken: DatabaseError | undefined = undefined
   /** The keepalive pass asks for a ping on the next borrow. */
   pingRequested = false
+  /** Set when validation on borrow made a round trip (the borrow then took real time). */
+  pinged = false
   leased = false
   destroyed = false
 
