@@ -455,7 +455,7 @@ export function normaliseParams(params: readonly unknown[]): unknown[] {
  */
 function sameRealm<R>(rows: R[]): R[] {
   if (rows instanceof Array) return rows
-  return Array.from(rows, (row) => (row !== null && typeof row === 'object' ? ({ ...row } as R) : row))
+  return Array.from(rows as unknown[], (row) => (row !== null && typeof row === 'object' ? { ...row } : row)) as R[]
 }
 
 function isDate(value: unknown): value is Date {

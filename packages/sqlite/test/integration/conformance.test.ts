@@ -1,7 +1,7 @@
 import { PoolFactory } from '@dbpool/core'
 import { defineConformanceSuite } from '@dbpool/core/testing'
 import { createSqlitePool } from '@dbpool/sqlite'
-import { tempDir } from './helpers'
+import { anyPool, tempDir } from './helpers'
 
 const tmp = tempDir()
 let files = 0
@@ -10,12 +10,12 @@ afterAll(() => tmp.cleanup())
 
 defineConformanceSuite({ describe, it, beforeAll, afterAll }, {
   name: 'sqlite file (WAL, 2 readers)',
-  createPool: async () => createSqlitePool(tmp.file(`conformance-${++files}.db`), { name: 'conformance-file' }),
+  createPool: async () => anyPool(createSqlitePool(tmp.file(`conformance-${++files}.db`), { name: 'conformance-file' })),
 })
 
 defineConformanceSuite({ describe, it, beforeAll, afterAll }, {
   name: 'sqlite :memory:',
-  createPool: async () => createSqlitePool(':memory:', { name: 'conformance-memory' }),
+  createPool: async () => anyPool(createSqlitePool(':memory:', { name: 'conformance-memory' })),
 })
 
 defineConformanceSuite({ describe, it, beforeAll, afterAll }, {
