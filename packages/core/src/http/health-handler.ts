@@ -69,10 +69,23 @@ export function createHealthHandler<C>(target: DatabasePool<C> | PoolManager, op
 
   return (req, res, next) => {
     const path = pathOf(req.url)
-    const route = path === settings.paths.health ? 'health' : path === settings.paths.ready ? 'ready' : path === settings.paths.metrics && registry ? 'metrics' : undefined
+    const route =
+      path === settings.paths.health
+        ? 'health'
+        : path === settings.paths.ready
+          ? 'ready'
+          : path === settings.paths.metrics && registry
+            ? 'metrics'
+            : undefined
     if (!route) {
       if (next) return next()
-      return send(req, res, 404, 'application/json; charset=utf-8', JSON.stringify({ error: 'not found', paths: Object.values(settings.paths) }))
+      return send(
+        req,
+        res,
+        404,
+        'application/json; charset=utf-8',
+        JSON.stringify({ error: 'not found', paths: Object.values(settings.paths) }),
+      )
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', 'GET, HEAD')
@@ -85,8 +98,22 @@ export function createHealthHandler<C>(target: DatabasePool<C> | PoolManager, op
           ? readiness().then((body) => ({ status: body.status === 'unhealthy' ? 503 : 200, body: JSON.stringify(body) }))
           : (registry as MetricsRegistry).scrape(pools().map(([, pool]) => pool)).then((text) => ({ status: 200, body: text }))
     work.then(
-      ({ status, body }) => send(req, res, status, route === 'metrics' ? PROMETHEUS_CONTENT_TYPE : 'application/json; charset=utf-8', route === 'metrics' ? body : redactUrlPasswords(body)),
-      (err: unknown) => send(req, res, 500, 'application/json; charset=utf-8', JSON.stringify({ error: redactUrlPasswords(err instanceof Error ? err.message : String(err)) })),
+      ({ status, body }) =>
+        send(
+          req,
+          res,
+          status,
+          route === 'metrics' ? PROMETHEUS_CONTENT_TYPE : 'application/json; charset=utf-8',
+          route === 'metrics' ? body : redactUrlPasswords(body),
+        ),
+      (err: unknown) =>
+        send(
+          req,
+          res,
+          500,
+          'application/json; charset=utf-8',
+          JSON.stringify({ error: redactUrlPasswords(err instanceof Error ? err.message : String(err)) }),
+        ),
     )
   }
 }
@@ -102,7 +129,11 @@ function resolveOptions(options: HealthHandlerOptions): {
   const timeoutMs = raw.timeoutMs === undefined ? 2_000 : checkInteger('health handler.timeoutMs', raw.timeoutMs, 1, 600_000)
   const health = requireObject('health handler.health', raw.health) as Omit<HealthCheckOptions, 'timeoutMs'>
   rejectUnknownKeys('health handler.health', health, ['degradedUtilization', 'slowPingMs', 'deep'])
-  if (raw.metrics !== undefined && raw.metrics !== false && typeof (raw.metrics as Partial<MetricsRegistry> | null)?.scrape !== 'function') {
+  if (
+    raw.metrics !== undefined &&
+    raw.metrics !== false &&
+    typeof (raw.metrics as Partial<MetricsRegistry> | null)?.scrape !== 'function'
+  ) {
     throw configError('health handler.metrics', raw.metrics, 'must be a MetricsRegistry (createMetricsRegistry()) or false')
   }
   const rawPaths = requireObject('health handler.paths', raw.paths)
@@ -140,7 +171,9 @@ async function checkAll(pools: Pools, checker: HealthChecker, timeoutMs: number)
   const entries = await Promise.all(
     pools().map(async ([name, pool]): Promise<[string, HealthReport]> => {
       // HealthChecker is bounded by timeoutMs itself; this is the backstop that guarantees an answer
-      const report = await withDeadline(checker.check(pool), timeoutMs + 1_000, () => new Error('deadline')).catch(() => deadlineReport(pool, timeoutMs))
+      const report = await withDeadline(checker.check(pool), timeoutMs + 1_000, () => new Error('deadline')).catch(() =>
+        deadlineReport(pool, timeoutMs),
+      )
       return [name, report]
     }),
   )

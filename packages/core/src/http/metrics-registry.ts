@@ -42,7 +42,9 @@ const OPTION_KEYS = ['prefix', 'withoutScopeInfo', 'withoutTargetInfo', 'timeout
  * ```
  *
  * A pool that does not record here still gets its connection gauges (count, max, idle, pending)
- * at scrape time, read from `pool.stats()`; its timings and timeouts need the meter.
+ * at scrape time, read from `pool.stats()`; its timings and timeouts need the meter. Give pools
+ * distinct names: the name is the `db_client_connection_pool_name` label. Series of a closed pool
+ * stay (OpenTelemetry keeps cumulative series) and read zero connections.
  */
 export class MetricsRegistry {
   /** The SDK meter provider; add views or more readers through the SDK if you need them. */
@@ -58,9 +60,12 @@ export class MetricsRegistry {
     const raw = requireObject('metrics registry', options)
     rejectUnknownKeys('metrics registry', raw, OPTION_KEYS)
     const prefix = raw.prefix === undefined ? '' : raw.prefix
-    if (typeof prefix !== 'string' || !/^([A-Za-z_][A-Za-z0-9_]*)?$/.test(prefix)) throw configError('metrics registry.prefix', prefix, 'must be a Prometheus name prefix ([A-Za-z_][A-Za-z0-9_]*)')
-    const withoutScopeInfo = raw.withoutScopeInfo === undefined ? false : checkBoolean('metrics registry.withoutScopeInfo', raw.withoutScopeInfo)
-    const withoutTargetInfo = raw.withoutTargetInfo === undefined ? false : checkBoolean('metrics registry.withoutTargetInfo', raw.withoutTargetInfo)
+    if (typeof prefix !== 'string' || !/^([A-Za-z_][A-Za-z0-9_]*)?$/.test(prefix))
+      throw configError('metrics registry.prefix', prefix, 'must be a Prometheus name prefix ([A-Za-z_][A-Za-z0-9_]*)')
+    const withoutScopeInfo =
+      raw.withoutScopeInfo === undefined ? false : checkBoolean('metrics registry.withoutScopeInfo', raw.withoutScopeInfo)
+    const withoutTargetInfo =
+      raw.withoutTargetInfo === undefined ? false : checkBoolean('metrics registry.withoutTargetInfo', raw.withoutTargetInfo)
     this.#timeoutMs = raw.timeoutMs === undefined ? 5_000 : checkInteger('metrics registry.timeoutMs', raw.timeoutMs, 1, 600_000)
     this.#reader = new PrometheusExporter({ preventServerStart: true, prefix, withoutScopeInfo, withoutTargetInfo })
     this.#serializer = new PrometheusSerializer(prefix, false, undefined, withoutTargetInfo, withoutScopeInfo)
@@ -92,11 +97,9 @@ export class MetricsRegistry {
    */
   async scrape(pools: Iterable<ObservedPool> = []): Promise<string> {
     let metrics = await this.#collect()
-    const list = [...pools]
-    this.#dropClosedFallbacks(list)
     const seen = poolNames(metrics)
     let added = false
-    for (const pool of list) {
+    for (const pool of pools) {
       if (!pool.isOpen || seen.has(pool.name) || this.#fallbacks.has(pool)) continue
       const collector = new MetricsCollector(pool.name, { meter: this.meter })
       collector.bind(() => pool.stats())
@@ -117,15 +120,6 @@ export class MetricsRegistry {
   async #collect(): Promise<ResourceMetrics> {
     const { resourceMetrics } = await this.#reader.collect({ timeoutMillis: this.#timeoutMs })
     return resourceMetrics
-  }
-
-  #dropClosedFallbacks(current: readonly ObservedPool[]): void {
-    for (const [pool, collector] of this.#fallbacks) {
-      if (!pool.isOpen || !current.includes(pool)) {
-        collector.detach()
-        this.#fallbacks.delete(pool)
-      }
-    }
   }
 }
 

@@ -1,0 +1,329 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import parsePrometheus from 'parse-prometheus-text-format'
+import {
+  DatabaseError,
+  DatabasePool,
+  PoolManager,
+  createHealthHandler,
+  createMetricsRegistry,
+  type HealthHandlerOptions,
+  type ReadinessBody,
+} from '@dbpool/core'
+import { FakeConnectionManager, type FakeConnection } from '@dbpool/core/testing'
+
+const pools: DatabasePool<FakeConnection>[] = []
+const servers: Server[] = []
+
+function fakePool(
+  name = 'main',
+  managerOptions: ConstructorParameters<typeof FakeConnectionManager>[0] = {},
+): { pool: DatabasePool<FakeConnection>; manager: FakeConnectionManager } {
+  const manager = new FakeConnectionManager(managerOptions)
+  const pool = new DatabasePool(manager, { name, min: 0, max: 2 })
+  pools.push(pool)
+  return { pool, manager }
+}
+
+async function serve(target: Parameters<typeof createHealthHandler>[0], options?: HealthHandlerOptions): Promise<string> {
+  const server = createServer(createHealthHandler(target, options))
+  servers.push(server)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+async function get(url: string, init?: RequestInit): Promise<{ status: number; text: string; headers: Headers }> {
+  const res = await fetch(url, init)
+  return { status: res.status, text: await res.text(), headers: res.headers }
+}
+
+/** The value of one sample line: `name{...pool_name="pool"...[,le="le"]...} value`. */
+function sample(text: string, name: string, pool: string, le?: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) || !line.includes(`db_client_connection_pool_name="${pool}"`)) continue
+    if (le !== undefined && !line.includes(`le="${le}"`)) continue
+    return Number(line.slice(line.lastIndexOf(' ') + 1))
+  }
+  return undefined
+}
+
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))))
+  await Promise.all(pools.splice(0).map((p) => p.close({ timeoutMs: 1_000 })))
+})
+
+describe('createHealthHandler: /health', () => {
+  it('answers 200 while the pool is open and 503 once it is closed, without touching the database', async () => {
+    const { pool, manager } = fakePool()
+    const base = await serve(pool)
+    const open = await get(`${base}/health`)
+    expect(open.status).toBe(200)
+    expect(JSON.parse(open.text)).toEqual({ status: 'ok', pools: { main: 'open' } })
+    expect(open.headers.get('content-type')).toBe('application/json; charset=utf-8')
+    expect(open.headers.get('cache-control')).toBe('no-store')
+    expect(manager.pings).toBe(0)
+    await pool.close()
+    const closed = await get(`${base}/health`)
+    expect(closed.status).toBe(503)
+    expect(JSON.parse(closed.text)).toEqual({ status: 'closed', pools: { main: 'closed' } })
+  })
+})
+
+describe('createHealthHandler: /ready', () => {
+  it('answers 200 with the report when healthy, 503 when the database fails, and 200 again once it is back', async () => {
+    const { pool, manager } = fakePool()
+    const base = await serve(pool, { timeoutMs: 500 })
+    const ok = await get(`${base}/ready`)
+    expect(ok.status).toBe(200)
+    const body = JSON.parse(ok.text) as ReadinessBody
+    expect(body.status).toBe('healthy')
+    expect(body.pools.main?.status).toBe('healthy')
+    expect(body.pools.main?.checks.map((c) => c.name)).toContain('ping')
+    expect(Number.isNaN(Date.parse(body.checkedAt))).toBe(false)
+
+    // the database goes away: live connections die and new ones cannot be made
+    manager.connectFault = {
+      kind: 'fail',
+      error: new DatabaseError('CONNECTION_FAILED', 'connect ECONNREFUSED 127.0.0.1:5432', { backend: 'postgres' }),
+    }
+    for (const conn of manager.open) manager.kill(conn)
+    const down = await get(`${base}/ready`)
+    expect(down.status).toBe(503)
+    const downBody = JSON.parse(down.text) as ReadinessBody
+    expect(downBody.status).toBe('unhealthy')
+    expect(downBody.pools.main?.checks[0]).toMatchObject({ name: 'ping', status: 'unhealthy', data: { code: 'CONNECTION_FAILED' } })
+
+    manager.connectFault = undefined
+    const back = await get(`${base}/ready`)
+    expect(back.status).toBe(200)
+  })
+
+  it('answers 200 when degraded (slow ping)', async () => {
+    const { pool } = fakePool('slow', { connectDelayMs: 30 })
+    const base = await serve(pool, { health: { slowPingMs: 5 } })
+    const res = await get(`${base}/ready`)
+    expect(res.status).toBe(200)
+    expect(JSON.parse(res.text).status).toBe('degraded')
+  })
+
+  it('answers 503 within the timeout when the database hangs', async () => {
+    const { pool, manager } = fakePool()
+    manager.pingFault = { kind: 'hang' }
+    manager.connectFault = { kind: 'hang' }
+    const base = await serve(pool, { timeoutMs: 200 })
+    const started = Date.now()
+    const res = await get(`${base}/ready`)
+    const elapsed = Date.now() - started
+    manager.releaseHangs()
+    expect(res.status).toBe(503)
+    expect(elapsed).toBeLessThan(1_000)
+    expect(res.text).toMatch(/did not finish within 200 ms/)
+  })
+
+  it('shares one check between concurrent probes', async () => {
+    const { pool, manager } = fakePool('main', { connectDelayMs: 50 })
+    const base = await serve(pool)
+    const results = await Promise.all([get(`${base}/ready`), get(`${base}/ready`), get(`${base}/ready`)])
+    expect(results.map((r) => r.status)).toEqual([200, 200, 200])
+    expect(manager.connectAttempts).toBe(1)
+    await get(`${base}/ready`)
+    expect(manager.connectAttempts).toBe(1)
+  })
+
+  it('never shows a password from an error message', async () => {
+    const { pool, manager } = fakePool()
+    manager.connectFault = {
+      kind: 'fail',
+      error: new DatabaseError('CONNECTION_FAILED', 'cannot reach postgres://app:s3cret-pw@db:5432/ledger'),
+    }
+    const base = await serve(pool)
+    const res = await get(`${base}/ready`)
+    expect(res.status).toBe(503)
+    expect(res.text).not.toContain('s3cret-pw')
+    expect(res.text).toContain('postgres://app:[REDACTED]@db:5432/ledger')
+  })
+
+  it('reports every pool of a manager; the worst status wins', async () => {
+    const a = fakePool('primary')
+    const b = fakePool('replica')
+    const manager = new PoolManager().add('primary', a.pool).add('replica', b.pool)
+    const base = await serve(manager)
+    expect((await get(`${base}/ready`)).status).toBe(200)
+    b.manager.connectFault = { kind: 'fail', error: new DatabaseError('CONNECTION_FAILED', 'refused') }
+    for (const conn of b.manager.open) b.manager.kill(conn)
+    const res = await get(`${base}/ready`)
+    expect(res.status).toBe(503)
+    const body = JSON.parse(res.text) as ReadinessBody
+    expect(Object.keys(body.pools)).toEqual(['primary', 'replica'])
+    expect(body.pools.primary?.status).toBe('healthy')
+    expect(body.pools.replica?.status).toBe('unhealthy')
+    const live = await get(`${base}/health`)
+    expect(JSON.parse(live.text)).toEqual({ status: 'ok', pools: { primary: 'open', replica: 'open' } })
+  })
+
+  it('answers 503 for a closed pool', async () => {
+    const { pool } = fakePool()
+    await pool.close()
+    const base = await serve(pool)
+    const res = await get(`${base}/ready`)
+    expect(res.status).toBe(503)
+    expect(JSON.parse(res.text).pools.main.checks[0].message).toBe('pool is closed')
+  })
+})
+
+describe('createHealthHandler: /metrics', () => {
+  it('serves the db_client_connection_* gauges of a pool that does not record on a registry', async () => {
+    const { pool } = fakePool('ledger')
+    await pool.query('select 1')
+    const base = await serve(pool)
+    const res = await get(`${base}/metrics`)
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8')
+    const families = parsePrometheus(res.text)
+    const byName = new Map(families.map((f) => [f.name, f]))
+    const count = byName.get('db_client_connection_count')
+    expect(count?.type).toBe('GAUGE')
+    const idle = count?.metrics.find((m) => m.labels?.db_client_connection_state === 'idle')
+    expect(idle?.labels?.db_client_connection_pool_name).toBe('ledger')
+    expect(Number(idle?.value)).toBe(1)
+    expect(Number(byName.get('db_client_connection_max')?.metrics[0]?.value)).toBe(2)
+    expect(byName.has('db_client_connection_pending_requests')).toBe(true)
+  })
+
+  it('serves histograms and counters of pools that record on the registry, once per series', async () => {
+    const registry = createMetricsRegistry({ withoutTargetInfo: true })
+    const manager = new FakeConnectionManager()
+    const pool = new DatabasePool(manager, { name: 'orders', min: 0, max: 3 }, registry.poolOptions())
+    pools.push(pool)
+    const other = new DatabasePool(new FakeConnectionManager(), { name: 'audit', min: 0, max: 1 }, { metrics: registry.collector('audit') })
+    pools.push(other)
+    await Promise.all([pool.query('select 1'), pool.query('select 2'), other.query('select 3')])
+    const base = await serve(new PoolManager().add('orders', pool).add('audit', other), { metrics: registry })
+    const text = (await get(`${base}/metrics`)).text
+    const families = new Map(parsePrometheus(text).map((f) => [f.name, f]))
+    const wait = families.get('db_client_connection_wait_time')
+    expect(wait?.type).toBe('HISTOGRAM')
+    // the parser folds labelled histograms into one sample, so per-pool values are read from the lines
+    expect(sample(text, 'db_client_connection_wait_time_count', 'orders')).toBe(2)
+    expect(sample(text, 'db_client_connection_wait_time_bucket', 'orders', '+Inf')).toBe(2)
+    expect(sample(text, 'db_client_connection_wait_time_count', 'audit')).toBe(1)
+    expect(sample(text, 'db_client_connection_create_time_count', 'orders')).toBe(2)
+    expect(families.get('db_client_connection_use_time')?.type).toBe('HISTOGRAM')
+    expect(families.get('db_client_connection_create_time')?.type).toBe('HISTOGRAM')
+    expect(text.match(/^db_client_connection_max\{/gm)).toHaveLength(2)
+    const max = families.get('db_client_connection_max')?.metrics ?? []
+    expect(max.map((m) => [m.labels?.db_client_connection_pool_name, m.value]).sort()).toEqual([
+      ['audit', '1'],
+      ['orders', '3'],
+    ])
+    expect(families.has('target_info')).toBe(false)
+    expect(text).toContain('otel_scope_name="@dbpool/core"')
+    await registry.shutdown()
+  })
+
+  it('reports a closed pool at zero connections, honours prefix and scope options, and can be turned off', async () => {
+    const { pool } = fakePool('gone')
+    await pool.query('select 1')
+    const registry = createMetricsRegistry({ withoutScopeInfo: true, prefix: 'app' })
+    const base = await serve(pool, { metrics: registry })
+    expect((await get(`${base}/metrics`)).text).toContain('app_db_client_connection_max{db_client_connection_pool_name="gone"} 2')
+    expect((await get(`${base}/metrics`)).text).toContain(
+      'app_db_client_connection_count{db_client_connection_pool_name="gone",db_client_connection_state="idle"} 1',
+    )
+    await pool.close()
+    const after = (await get(`${base}/metrics`)).text
+    expect(after).toContain('app_db_client_connection_count{db_client_connection_pool_name="gone",db_client_connection_state="idle"} 0')
+    expect(after).not.toContain('otel_scope_name')
+    const off = await serve(pool, { metrics: false })
+    expect((await get(`${off}/metrics`)).status).toBe(404)
+    await registry.shutdown()
+    await registry.shutdown()
+  })
+
+  it('answers 500 when collection fails', async () => {
+    const { pool } = fakePool()
+    const registry = createMetricsRegistry()
+    await registry.meterProvider.shutdown()
+    const base = await serve(pool, { metrics: registry })
+    const res = await get(`${base}/metrics`)
+    expect(res.status).toBe(500)
+    expect(JSON.parse(res.text).error).toEqual(expect.any(String))
+  })
+})
+
+describe('createHealthHandler: routing', () => {
+  it('answers 404 for other paths, 405 for other methods, HEAD without a body, and ignores query strings and a trailing slash', async () => {
+    const { pool } = fakePool()
+    const base = await serve(pool)
+    const missing = await get(`${base}/nope`)
+    expect(missing.status).toBe(404)
+    expect(JSON.parse(missing.text).paths).toEqual(['/health', '/ready', '/metrics'])
+    const post = await get(`${base}/ready`, { method: 'POST' })
+    expect(post.status).toBe(405)
+    expect(post.headers.get('allow')).toBe('GET, HEAD')
+    const head = await get(`${base}/health`, { method: 'HEAD' })
+    expect(head.status).toBe(200)
+    expect(head.text).toBe('')
+    expect((await get(`${base}/health/?probe=k8s`)).status).toBe(200)
+  })
+
+  it('serves custom paths', async () => {
+    const { pool } = fakePool()
+    const base = await serve(pool, { paths: { health: '/livez', ready: '/readyz/', metrics: '/internal/metrics' } })
+    expect((await get(`${base}/livez`)).status).toBe(200)
+    expect((await get(`${base}/readyz`)).status).toBe(200)
+    expect((await get(`${base}/internal/metrics`)).status).toBe(200)
+    expect((await get(`${base}/health`)).status).toBe(404)
+  })
+
+  it('hands unknown paths to next() as Express middleware', () => {
+    const { pool } = fakePool()
+    const handler = createHealthHandler(pool)
+    const next = jest.fn()
+    const res = { setHeader: jest.fn(), end: jest.fn() } as unknown as ServerResponse
+    handler({ url: '/orders', method: 'GET' } as IncomingMessage, res, next)
+    expect(next).toHaveBeenCalledWith()
+    expect(res.end).not.toHaveBeenCalled()
+  })
+
+  it.each([
+    [{ timeoutMs: 0 }, /health handler.timeoutMs 0/],
+    [{ extra: true }, /health handler.extra true: unknown option/],
+    [{ health: { timeoutMs: 5 } }, /health handler.health.timeoutMs 5: unknown option/],
+    [{ metrics: {} }, /health handler.metrics \{\}: must be a MetricsRegistry/],
+    [{ paths: { ready: 'ready' } }, /health handler.paths.ready "ready": must start with \//],
+    [{ paths: { live: '/x' } }, /health handler.paths.live/],
+  ])('rejects invalid options %j', (options, pattern) => {
+    const { pool } = fakePool()
+    expect(() => createHealthHandler(pool, options as never)).toThrow(pattern)
+  })
+
+  it('rejects a target that is neither a pool nor a manager', () => {
+    expect(() => createHealthHandler({} as never)).toThrow(/health handler target .*must be a DatabasePool or a PoolManager/)
+  })
+
+  it('validates registry options', () => {
+    expect(() => createMetricsRegistry({ prefix: 'bad-prefix' })).toThrow(/metrics registry.prefix "bad-prefix"/)
+    expect(() => createMetricsRegistry({ timeoutMs: 0 })).toThrow(/metrics registry.timeoutMs 0/)
+    expect(() => createMetricsRegistry({ withoutScopeInfo: 'yes' } as never)).toThrow(/withoutScopeInfo "yes"/)
+    expect(() => createMetricsRegistry({ other: 1 } as never)).toThrow(/unknown option/)
+  })
+})
+
+describe('MetricsRegistry.registerGlobal', () => {
+  it('makes pools with default metrics options record on the registry', async () => {
+    const { metrics } = await import('@opentelemetry/api')
+    const registry = createMetricsRegistry()
+    expect(registry.registerGlobal()).toBe(true)
+    try {
+      const { pool } = fakePool('global')
+      await pool.query('select 1')
+      const text = await registry.scrape([])
+      expect(parsePrometheus(text).find((f) => f.name === 'db_client_connection_wait_time')?.type).toBe('HISTOGRAM')
+      expect(sample(text, 'db_client_connection_wait_time_count', 'global')).toBe(1)
+    } finally {
+      metrics.disable()
+      await registry.shutdown()
+    }
+  })
+})
