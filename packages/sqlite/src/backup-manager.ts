@@ -323,17 +323,18 @@ export class BackupManager {
     }
     const pagesPerStep = this.#options.pagesPerStep
     // on the write connection, so no other connection's write restarts the copy (writers queue behind it)
-    await this.#pool.withConnection(
-      async (conn) => {
-        await conn.native.backup(tmp, {
+    const done = await this.#pool.withConnection(
+      (conn) =>
+        conn.native.backup(tmp, {
           progress: ({ totalPages, remainingPages }) => {
             this.#progress({ phase: 'copy', totalPages, remainingPages })
             return pagesPerStep
           },
-        })
-      },
+        }),
       { lane: 'write' },
     )
+    // better-sqlite3 reports progress between steps only: the last step is reported here
+    this.#progress({ phase: 'copy', totalPages: done.totalPages, remainingPages: done.remainingPages })
   }
 
   async #restore(file: string, options: RestoreOptions): Promise<DatabasePool<SqliteDatabase>> {
