@@ -426,6 +426,8 @@ export class DatabasePool<C = unknown> {
       if (result.status === 'fulfilled') lane.release(result.value)
       else failure ??= toDatabaseError(this.#manager, result.reason)
     }
+    // a loss reported while this cycle held the connections was skipped by #scheduleCycle: go again
+    if (this.#state === 'open' && [...lane.live].some((c) => c.broken && !c.leased && !c.destroyed)) this.#scheduleCycle()
     if (failure && this.#state === 'open') throw failure
   }
 
