@@ -1,4 +1,4 @@
-import { Client, type CustomTypesConfig, type QueryResult as PgQueryResult } from 'pg'
+import { Client, type CustomTypesConfig, type QueryResult as PgQueryResult, type TransactionStatus } from 'pg'
 import {
   DatabaseConfig,
   DatabaseError,
@@ -93,9 +93,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     await this.execute(conn, { text: 'SELECT 1', params: [] }, { timeoutMs })
   }
 
-  async reset(conn: PostgresConnection): Promise<void> {
+  /** Idle (`I`): nothing to do, synchronously. In a transaction (`T`) or failed one (`E`): ROLLBACK. Otherwise: throw, so the pool destroys it. */
+  reset(conn: PostgresConnection): void | Promise<void> {
     const status = conn.client.getTransactionStatus()
     if (status === 'I') return
+    return this.#rollback(conn, status)
+  }
+
+  async #rollback(conn: PostgresConnection, status: TransactionStatus): Promise<void> {
     if (status === 'T' || status === 'E') {
       await this.execute(conn, { text: 'ROLLBACK', params: [] }, { timeoutMs: this.options.cancelTimeoutMs })
       if (conn.client.getTransactionStatus() === 'I') return
