@@ -1,0 +1,96 @@
+import { DatabaseError, type DatabasePool } from '@dbpool/core'
+import type { PostgresConnection } from '@dbpool/postgres'
+import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '@dbpool/testing'
+import { admin, poolOn, sleep, uniqueAppName, watchProcess } from './helpers'
+
+// A dedicated server (never the shared one) is stopped and started again while callers keep querying.
+let server: EmbeddedPostgresServer
+let pool: DatabasePool<PostgresConnection> | undefined
+
+beforeAll(async () => {
+  server = await startEmbeddedPostgres()
+}, 120_000)
+
+afterAll(async () => {
+  await pool?.close({ timeoutMs: 5_000 })
+  await server?.stop()
+}, 60_000)
+
+interface Op {
+  readonly start: number
+  readonly end: number
+  readonly error?: DatabaseError
+}
+
+it('server stopped and restarted under load: errors only while down, first success within 2 s of it being back, never more than max backends', async () => {
+  const watch = watchProcess()
+  const max = 5
+  const appName = uniqueAppName('restart')
+  pool = poolOn(server.url, { max, min: 2, acquireTimeoutMs: 2_000, createTimeoutMs: 2_000, name: 'restart' }, {}, { applicationName: appName })
+  const ops: Op[] = []
+  let running = true
+  const workers = Array.from({ length: 10 }, async () => {
+    while (running) {
+      const start = performance.now()
+      try {
+        await pool!.query('select 1')
+        ops.push({ start, end: performance.now() })
+      } catch (err) {
+        ops.push({ start, end: performance.now(), error: err as DatabaseError })
+        await sleep(20)
+      }
+    }
+  })
+  // counts the pool's backends from outside, whenever the server answers
+  let maxBackends = 0
+  let samples = 0
+  const monitor = (async () => {
+    while (running) {
+      try {
+        const n = await admin(server.url, async (c) => Number((await c.query('select count(*) as n from pg_stat_activity where application_name = $1', [appName])).rows[0].n))
+        maxBackends = Math.max(maxBackends, n)
+        samples++
+      } catch {
+        // down: nothing to count
+      }
+      await sleep(50)
+    }
+  })()
+
+  await sleep(1_000)
+  const stopAt = performance.now()
+  await server.stopServer()
+  await sleep(1_500)
+  await server.startServer()
+  const readyAt = performance.now()
+  await sleep(3_000)
+  running = false
+  await Promise.all([...workers, monitor])
+  watch.stop()
+
+  const before = ops.filter((o) => o.end < stopAt)
+  const errors = ops.filter((o) => o.error)
+  const firstSuccessAfter = ops.filter((o) => !o.error && o.end >= readyAt).sort((a, b) => a.end - b.end)[0]
+  expect(before.length).toBeGreaterThan(100)
+  expect(before.every((o) => !o.error)).toBe(true)
+  expect(errors.length).toBeGreaterThan(0)
+  for (const op of errors) {
+    // every failure surfaced after the stop began, from an attempt that started before the server was back
+    expect(op.end).toBeGreaterThanOrEqual(stopAt)
+    expect(op.start).toBeLessThanOrEqual(readyAt)
+    expect(['CONNECTION_LOST', 'CONNECTION_FAILED']).toContain(op.error?.code)
+    expect(op.error?.retryable).toBe(true)
+  }
+  expect(firstSuccessAfter).toBeDefined()
+  const recoveryMs = firstSuccessAfter!.end - readyAt
+  expect(recoveryMs).toBeLessThan(2_000)
+  expect(ops.filter((o) => o.start > readyAt + 100 && o.error)).toEqual([])
+  expect(samples).toBeGreaterThan(20)
+  expect(maxBackends).toBeLessThanOrEqual(max)
+  expect(watch.failures).toEqual([])
+  const errorWindow = Math.max(...errors.map((o) => o.end)) - stopAt
+  process.stdout.write(
+    `restart: ${ops.length} ops, ${errors.length} errors within ${errorWindow.toFixed(0)} ms of the stop (down ${(readyAt - stopAt).toFixed(0)} ms), ` +
+      `first success ${recoveryMs.toFixed(0)} ms after the server was back, max ${maxBackends} backends (${samples} samples)\n`,
+  )
+}, 60_000)
