@@ -81,6 +81,13 @@ export interface ConnectionManager<C = unknown> {
   destroy(conn: C): Promise<void>
   /** Runs one statement; throws a mapped DatabaseError. */
   execute<R = Record<string, unknown>>(conn: C, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>>
+  /**
+   * Synchronous drivers only (better-sqlite3): runs one auto-commit statement to completion before
+   * returning, throwing a mapped DatabaseError. When present, `pool.query()` runs a statement directly
+   * on an idle connection of its lane instead of taking a lease: nothing can interleave with a
+   * synchronous statement, so a lease would only add cost.
+   */
+  executeSync?<R = Record<string, unknown>>(conn: C, query: CompiledQuery): QueryResult<R>
   /** The `BEGIN ...` text for these settings; throws CONFIGURATION for settings the backend refuses. */
   beginStatement(settings: TransactionSettings): string
   /** Maps a native error to a DatabaseError. */

@@ -147,12 +147,40 @@ export class DatabasePool<C = unknown> {
   async query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>> {
     const compiled = this.#compile(query, params)
     const lane = this.#read && this.#manager.route ? this.#manager.route(compiled) : 'write'
+    if (this.#manager.executeSync && this.#state === 'open' && options?.signal?.aborted !== true) {
+      const idle = this.#idleConnection(this.#lane(lane))
+      if (idle) return this.#executeDirect<R>(idle, compiled)
+    }
     const lease = await this.#acquire(lane)
     try {
       return await this.#execute<R>(lease, compiled, options)
     } finally {
       const releasing = this.#release(lease)
       if (releasing) await releasing
+    }
+  }
+
+  /**
+   * An idle, usable connection of a lane that nobody holds: safe to use for one synchronous statement,
+   * which runs to completion before any other code (a lease, a transaction) can touch it.
+   */
+  #idleConnection(lane: LanePool<C>): PooledConnection<C> | undefined {
+    for (const conn of lane.live) {
+      if (!conn.leased && !conn.broken && !conn.destroyed && this.#manager.isUsable(conn.native)) return conn
+    }
+    return undefined
+  }
+
+  #executeDirect<R>(conn: PooledConnection<C>, query: CompiledQuery): QueryResult<R> {
+    try {
+      return this.#manager.executeSync!<R>(conn.native, query)
+    } catch (err) {
+      const error = toDatabaseError(this.#manager, err)
+      if (!this.#manager.isUsable(conn.native)) {
+        conn.broken ??= error
+        this.#scheduleCycle()
+      }
+      throw error
     }
   }
 

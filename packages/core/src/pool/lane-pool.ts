@@ -109,6 +109,7 @@ export class LanePool<C> {
 
   /** Returns a connection to tarn. */
   release(conn: PooledConnection<C>): void {
+    conn.leased = false
     this.tarn.release(conn)
   }
 
@@ -146,19 +147,25 @@ export class LanePool<C> {
     const now = this.#now
     if (now >= conn.expiresAt) return false
     conn.pinged = false
-    if (!conn.pingRequested && now - conn.lastCheckedAt <= config.validateAfterIdleMs) return true
+    if (!conn.pingRequested && now - conn.lastCheckedAt <= config.validateAfterIdleMs) return this.#handOut(conn)
     conn.pingRequested = false
     conn.pinged = true
     return manager.ping(conn.native, Math.min(config.createTimeoutMs, 5_000)).then(
       () => {
         conn.lastCheckedAt = performance.now()
-        return true
+        return this.#handOut(conn)
       },
       (err: unknown) => {
         conn.broken = DatabaseError.is(err) ? err : manager.mapError(err)
         return false
       },
     )
+  }
+
+  /** tarn hands a validated connection out: from now on it is not idle (the direct path skips it). */
+  #handOut(conn: PooledConnection<C>): true {
+    conn.leased = true
+    return true
   }
 
   async #destroy(conn: PooledConnection<C>, reason: string): Promise<void> {

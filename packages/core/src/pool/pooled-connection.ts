@@ -16,6 +16,7 @@ export class PooledConnection<C> {
   pingRequested = false
   /** Set when validation on borrow made a round trip (the borrow then took real time). */
   pinged = false
+  /** Handed out by tarn (to a lease or an internal cycle); false while idle in the free list. */
   leased = false
   destroyed = false
 

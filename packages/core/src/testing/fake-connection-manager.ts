@@ -24,6 +24,8 @@ export interface FakeManagerOptions {
   readonly lanes?: LaneLayout
   /** Artificial latency for connect, in ms. Default is `0`. */
   readonly connectDelayMs?: number
+  /** Act like a synchronous driver: provide `executeSync`. Default is `false`. */
+  readonly synchronous?: boolean
 }
 
 /**
@@ -49,9 +51,28 @@ export class FakeConnectionManager implements ConnectionManager<FakeConnection> 
   #connectDelayMs: number
   readonly #hanging = new Set<() => void>()
 
+  /** Present only with `synchronous: true`, like a better-sqlite3 manager. */
+  readonly executeSync?: <R>(conn: FakeConnection, query: CompiledQuery) => QueryResult<R>
+  /** Statements run through `executeSync`. */
+  syncExecutions = 0
+
   constructor(options: FakeManagerOptions = {}) {
     this.lanes = options.lanes ?? { readers: 0 }
     this.#connectDelayMs = options.connectDelayMs ?? 0
+    if (options.synchronous) this.executeSync = (conn, query) => this.#executeSync(conn, query)
+  }
+
+  #executeSync<R>(conn: FakeConnection, query: CompiledQuery): QueryResult<R> {
+    this.syncExecutions++
+    if (conn.ended || conn.broken) throw new DatabaseError('CONNECTION_LOST', 'fake connection is closed', { backend: 'postgres' })
+    conn.statements.push(query.text)
+    const fault = this.queryFaults.find((f) => f.match.test(query.text))
+    if (fault) {
+      if (fault.fatal) conn.broken = true
+      if (fault.fault.kind === 'fail') throw fault.fault.error
+    }
+    const rows = (this.responses.find((r) => r.match.test(query.text))?.rows ?? []) as R[]
+    return { rows, rowCount: rows.length }
   }
 
   /** Connections not yet destroyed. */

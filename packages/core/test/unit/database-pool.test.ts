@@ -445,3 +445,53 @@ describe('DatabasePool: construction', () => {
     expect(pool.name).toBe('ledger')
   })
 })
+
+describe('DatabasePool: synchronous drivers', () => {
+  it('runs a single statement on an idle connection without a lease', async () => {
+    const { pool, manager } = makePool({ min: 1 }, { synchronous: true })
+    await waitFor(() => pool.stats().idle === 1)
+    manager.responses.push({ match: /select/, rows: [{ n: 1 }] })
+    const r = await pool.query('select 1')
+    expect(r.rows).toEqual([{ n: 1 }])
+    expect(manager.syncExecutions).toBe(1)
+    expect(pool.metrics.snapshot().acquired).toBe(0)
+  })
+
+  it('waits for the writer when a transaction holds it', async () => {
+    const { pool, manager } = makePool({ min: 1, max: 1 }, { synchronous: true })
+    await waitFor(() => pool.stats().idle === 1)
+    const order: string[] = []
+    let release!: () => void
+    const tx = pool.transaction(async (t) => {
+      await t.query('insert in tx')
+      await new Promise<void>((r) => (release = r))
+      order.push('commit')
+    })
+    await waitFor(() => pool.stats().used === 1)
+    const outside = pool.query('insert outside').then(() => order.push('outside'))
+    await sleep(10)
+    expect(order).toEqual([])
+    release()
+    await Promise.all([tx, outside])
+    expect(order).toEqual(['commit', 'outside'])
+    expect(manager.syncExecutions).toBe(0)
+  })
+
+  it('marks a connection broken after a fatal synchronous error and replaces it', async () => {
+    const { pool, manager } = makePool({ min: 1, max: 1 }, { synchronous: true })
+    await waitFor(() => pool.stats().idle === 1)
+    manager.queryFaults.push({ match: /fatal/, fault: { kind: 'fail', error: new DatabaseError('CORRUPT', 'disk image is malformed') }, fatal: true })
+    expect((await rejection(pool.query('select fatal'))).code).toBe('CORRUPT')
+    await waitFor(() => manager.connections[0]!.ended && manager.open.length === 1)
+    expect((await pool.query('select ok')).rowCount).toBe(0)
+  })
+
+  it('keeps the connection after a non-fatal synchronous error', async () => {
+    const { pool, manager } = makePool({ min: 1, max: 1 }, { synchronous: true })
+    await waitFor(() => pool.stats().idle === 1)
+    manager.queryFaults.push({ match: /dup/, fault: { kind: 'fail', error: new DatabaseError('UNIQUE_VIOLATION', 'dup') }, fatal: false })
+    expect((await rejection(pool.query('insert dup'))).code).toBe('UNIQUE_VIOLATION')
+    await pool.query('select ok')
+    expect(manager.connections).toHaveLength(1)
+  })
+})
