@@ -1,10 +1,22 @@
-import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { sql } from '@dbpool/core'
 import { createSqlitePool } from '@dbpool/sqlite'
 import { sleep, tempDir } from './helpers'
 
 const tmp = tempDir()
 afterAll(() => tmp.cleanup())
+
+/**
+ * An enabled event-loop delay monitor that has already ticked: the histogram records the delay
+ * between its own timer ticks, so a stall before the first tick (or right after a `reset()`) would
+ * go unseen; the control test below caught exactly that.
+ */
+async function armedMonitor(): Promise<IntervalHistogram> {
+  const histogram = monitorEventLoopDelay({ resolution: 1 })
+  histogram.enable()
+  await sleep(20)
+  return histogram
+}
 
 describe('writer storm', () => {
   it('50 concurrent transactions awaiting a timer between two writes all commit without stalling the event loop', async () => {
@@ -14,8 +26,7 @@ describe('writer storm', () => {
       await pool.query('create table entry (id integer primary key, account_id integer not null references account(id), amount integer not null)')
       await pool.query(sql`insert into account (id, balance) values (${1}, ${0})`)
 
-      const histogram = monitorEventLoopDelay({ resolution: 1 })
-      histogram.enable()
+      const histogram = await armedMonitor()
       const started = performance.now()
       const readLatencies: number[] = []
       const readers = (async () => {
@@ -55,4 +66,27 @@ describe('writer storm', () => {
       await pool.close()
     }
   }, 30_000)
+
+  it('control: two write connections on one file stall the event loop in the busy handler (what the single write lane avoids)', async () => {
+    const path = tmp.file('control.db')
+    const a = createSqlitePool(path, { name: 'control-a' }, { readers: 0, busyTimeoutMs: 200 })
+    const b = createSqlitePool(path, { name: 'control-b' }, { readers: 0, busyTimeoutMs: 200 })
+    try {
+      await a.query('create table t (x integer)')
+      await b.query('select 1')
+      const histogram = await armedMonitor()
+      let err: unknown
+      await a.transaction(async (tx) => {
+        await tx.query(sql`insert into t values (${1})`)
+        err = await b.query(sql`insert into t values (${2})`).catch((e: unknown) => e)
+      })
+      await sleep(20)
+      histogram.disable()
+      expect(err).toMatchObject({ code: 'BUSY', retryable: true })
+      expect(histogram.max / 1e6).toBeGreaterThan(150)
+      expect((await a.query('select x from t')).rows).toEqual([{ x: 1 }])
+    } finally {
+      await Promise.all([a.close(), b.close()])
+    }
+  })
 })
