@@ -1,0 +1,81 @@
+'use strict'
+// Postgres: DatabasePool vs pg.Pool (the anchor) on the same server in one run, SELECT 1 and a
+// point select, at concurrency 1 and 32; pgbench (C) on the same server as the server's ceiling.
+const { execFileSync } = require('node:child_process')
+const pg = require('pg')
+const { createPostgresPool } = require('@dbpool/postgres')
+const { DatabaseConfig } = require('@dbpool/core')
+const { startPostgres } = require('@dbpool/testing')
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+async function rate(fn, concurrency, total) {
+  const per = Math.floor(total / concurrency)
+  const started = process.hrtime.bigint()
+  await Promise.all(Array.from({ length: concurrency }, async (_, w) => {
+    for (let i = 0; i < per; i++) await fn(w * per + i)
+  }))
+  return (per * concurrency) / (Number(process.hrtime.bigint() - started) / 1e9)
+}
+
+function pgbench(url, script, clients) {
+  try {
+    const u = new URL(url)
+    const env = { ...process.env, PGPASSWORD: decodeURIComponent(u.password) }
+    const args = ['-h', u.hostname, '-p', u.port, '-U', decodeURIComponent(u.username), '-n', '-c', String(clients), '-j', '2', '-T', '5', '-f', script, u.pathname.slice(1)]
+    const out = execFileSync('pgbench', args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    const m = /tps = ([\d.]+)/.exec(out)
+    return m ? Math.round(Number(m[1])) : null
+  } catch {
+    return null
+  }
+}
+
+async function main() {
+  const server = await startPostgres()
+  const fs = require('node:fs')
+  const os = require('node:os')
+  const path = require('node:path')
+  try {
+    const setup = new pg.Client({ connectionString: server.url })
+    await setup.connect()
+    await setup.query('drop table if exists bench_kv')
+    await setup.query('create table bench_kv (id int primary key, v text not null)')
+    await setup.query("insert into bench_kv select g, 'value ' || g from generate_series(1, 10000) g")
+    await setup.end()
+    const results = []
+    for (const concurrency of [1, 32]) {
+      const max = Math.min(concurrency, 10)
+      const anchor = new pg.Pool({ connectionString: server.url, max })
+      const pool = createPostgresPool(DatabaseConfig.fromUrl(server.url), { min: max, max, name: 'bench' })
+      const total = concurrency === 1 ? 5_000 : 20_000
+      for (const [name, text, params] of [['SELECT 1', 'select 1', () => []], ['point select', 'select id, v from bench_kv where id = $1', (i) => [(i % 10000) + 1]]]) {
+        const a = []
+        const b = []
+        await rate((i) => anchor.query(text, params(i)), concurrency, 1_000)
+        await rate((i) => pool.query(text, params(i)), concurrency, 1_000)
+        for (let r = 0; r < 3; r++) {
+          a.push(await rate((i) => anchor.query(text, params(i)), concurrency, total))
+          b.push(await rate((i) => pool.query(text, params(i)), concurrency, total))
+        }
+        results.push({ case: `${name}, concurrency ${concurrency}`, anchor: 'pg.Pool', anchorOpsPerSec: Math.round(median(a)), dbpoolOpsPerSec: Math.round(median(b)), ratio: +(median(a) / median(b)).toFixed(2) })
+      }
+      await anchor.end()
+      await pool.close()
+    }
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dbpool-pgbench-'))
+    const s1 = path.join(dir, 'select1.sql')
+    const s2 = path.join(dir, 'point.sql')
+    fs.writeFileSync(s1, 'select 1;\n')
+    fs.writeFileSync(s2, '\\set id random(1, 10000)\nselect id, v from bench_kv where id = :id;\n')
+    results.push({ case: 'pgbench SELECT 1, 10 clients', anchor: 'pgbench (C)', anchorOpsPerSec: pgbench(server.url, s1, 10), dbpoolOpsPerSec: null, ratio: null })
+    results.push({ case: 'pgbench point select, 10 clients', anchor: 'pgbench (C)', anchorOpsPerSec: pgbench(server.url, s2, 10), dbpoolOpsPerSec: null, ratio: null })
+    fs.rmSync(dir, { recursive: true, force: true })
+    return results
+  } finally {
+    await server.stop()
+  }
+}
+
+module.exports = { main }
+if (require.main === module) main().then((r) => console.table(r), (e) => { console.error(e); process.exitCode = 1 })
