@@ -101,6 +101,19 @@ export class MigrationStore {
     return this.backend === 'postgres' ? 'BEGIN ISOLATION LEVEL READ COMMITTED' : 'BEGIN IMMEDIATE'
   }
 
+  /**
+   * Postgres: waits in the server's lock queue for the transaction-scoped advisory lock, bounded by a
+   * transaction-local `lock_timeout` (SQLSTATE 55P03 on expiry); the session's own `lock_timeout`
+   * is restored afterwards so the migration's statements run under it.
+   */
+  async waitForLock(conn: Runner, timeoutMs: number): Promise<void> {
+    const { rows } = await conn.query<{ previous: unknown }>(
+      sql`select current_setting('lock_timeout') as previous, set_config('lock_timeout', ${`${timeoutMs}ms`}, true)`,
+    )
+    await conn.query(sql`select pg_advisory_xact_lock(${this.lockKey}::bigint)`)
+    await conn.query(sql`select set_config('lock_timeout', ${String(rows[0]?.previous ?? '0')}, true)`)
+  }
+
   /** Postgres: one non-blocking try of the transaction-scoped advisory lock. */
   async tryLock(conn: Runner): Promise<boolean> {
     const { rows } = await conn.query<{ locked: unknown }>(sql`select pg_try_advisory_xact_lock(${this.lockKey}::bigint) as locked`)

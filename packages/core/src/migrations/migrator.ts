@@ -32,7 +32,10 @@ export interface MigratorOptions {
   readonly migrations?: readonly MigrationDefinition[]
   /** The table recording applied migrations. Default is `'dbpool_migrations'`. */
   readonly table?: string
-  /** How long to wait for another process's migration before MIGRATION_FAILED. Default is `60000`. */
+  /**
+   * How long to wait for the lock while another process runs a migration before MIGRATION_FAILED
+   * (per migration: the wait restarts as the other process makes progress). Default is `60000`.
+   */
   readonly lockTimeoutMs?: number
   /** Called as each migration starts, finishes or is skipped; a throwing listener is ignored. */
   readonly onEvent?: (event: MigrationEvent) => void
@@ -269,33 +272,73 @@ export class Migrator {
   }
 
   async #begin(conn: PoolConnection): Promise<void> {
-    const deadline = Date.now() + this.#lockTimeoutMs
-    let delay = 10
-    for (;;) {
-      if (this.#store.backend === 'postgres') {
-        await conn.query(this.#store.beginStatement())
-        const locked = await this.#store.tryLock(conn).catch(async (err: unknown) => {
-          await conn.query('ROLLBACK').catch(() => undefined)
-          throw err
-        })
-        if (locked) return
-        await conn.query('ROLLBACK')
-      } else {
-        try {
-          await conn.query(this.#store.beginStatement())
-          return
-        } catch (err) {
-          if (!DatabaseError.is(err, 'BUSY')) throw err
-        }
+    if (this.#store.backend === 'postgres') return this.#beginPostgres(conn)
+    return this.#beginSqlite(conn)
+  }
+
+  /**
+   * Postgres: BEGIN, then wait for the advisory lock in the server's queue (fair: a waiting process
+   * gets the lock as soon as the holder's migration commits) with `lock_timeout` set for this
+   * transaction only, then restore the session's `lock_timeout` for the migration itself.
+   */
+  async #beginPostgres(conn: PoolConnection): Promise<void> {
+    await conn.query(this.#store.beginStatement())
+    try {
+      if (this.#lockTimeoutMs === 0) {
+        if (!(await this.#store.tryLock(conn))) throw this.#lockTimeout()
+        return
       }
-      if (Date.now() >= deadline) {
-        throw migrationError(
-          `timed out after ${this.#lockTimeoutMs} ms waiting for the migration lock: another process is migrating this database; retry when it is done`,
-        )
-      }
-      await sleep(Math.min(delay, Math.max(1, deadline - Date.now())))
-      delay = Math.min(delay * 2, 250)
+      await this.#store.waitForLock(conn, this.#lockTimeoutMs)
+    } catch (err) {
+      await conn.query('ROLLBACK').catch(() => undefined)
+      if (DatabaseError.is(err) && err.sqlState === '55P03') throw this.#lockTimeout(err)
+      throw err
     }
+  }
+
+  /**
+   * SQLite: `BEGIN IMMEDIATE` takes the write lock (waiting in SQLite's busy handler for
+   * `busyTimeoutMs`), retried while another process holds it. The deadline restarts whenever the
+   * other process is seen to apply a migration, so a long series of short migrations elsewhere
+   * never times this one out.
+   */
+  async #beginSqlite(conn: PoolConnection): Promise<void> {
+    let deadline = Date.now() + this.#lockTimeoutMs
+    let seen = await this.#appliedCount(conn)
+    let delay = 5
+    for (;;) {
+      try {
+        await conn.query(this.#store.beginStatement())
+        return
+      } catch (err) {
+        if (!DatabaseError.is(err, 'BUSY')) throw err
+      }
+      const now = await this.#appliedCount(conn)
+      if (now !== seen) {
+        seen = now
+        deadline = Date.now() + this.#lockTimeoutMs
+      }
+      if (Date.now() >= deadline) throw this.#lockTimeout()
+      await sleep(Math.min(delay, Math.max(1, deadline - Date.now())))
+      delay = Math.min(delay * 2, 100)
+    }
+  }
+
+  /** How many migrations are recorded (-1 before the table exists); a change means another process made progress. */
+  async #appliedCount(conn: PoolConnection): Promise<number> {
+    return this.#store.readAll(conn).then(
+      (rows) => rows.length,
+      () => -1,
+    )
+  }
+
+  #lockTimeout(cause?: unknown): DatabaseError {
+    return migrationError(
+      `timed out after ${this.#lockTimeoutMs} ms waiting for the migration lock: another process is migrating this database; retry when it is done`,
+      undefined,
+      {},
+      cause,
+    )
   }
 
   #emit(event: MigrationEvent): void {

@@ -25,7 +25,7 @@ function fakePool(
   return { pool, manager }
 }
 
-async function serve(target: Parameters<typeof createHealthHandler>[0], options?: HealthHandlerOptions): Promise<string> {
+async function serve<C>(target: DatabasePool<C> | PoolManager, options?: HealthHandlerOptions): Promise<string> {
   const server = createServer(createHealthHandler(target, options))
   servers.push(server)
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
@@ -35,6 +35,11 @@ async function serve(target: Parameters<typeof createHealthHandler>[0], options?
 async function get(url: string, init?: RequestInit): Promise<{ status: number; text: string; headers: Headers }> {
   const res = await fetch(url, init)
   return { status: res.status, text: await res.text(), headers: res.headers }
+}
+
+/** `DatabasePool<C>` is invariant in C; PoolManager takes `DatabasePool<unknown>`. */
+function anyPool<C>(pool: DatabasePool<C>): DatabasePool<unknown> {
+  return pool as unknown as DatabasePool<unknown>
 }
 
 /** The value of one sample line: `name{...pool_name="pool"...[,le="le"]...} value`. */
@@ -146,7 +151,7 @@ describe('createHealthHandler: /ready', () => {
   it('reports every pool of a manager; the worst status wins', async () => {
     const a = fakePool('primary')
     const b = fakePool('replica')
-    const manager = new PoolManager().add('primary', a.pool).add('replica', b.pool)
+    const manager = new PoolManager().add('primary', anyPool(a.pool)).add('replica', anyPool(b.pool))
     const base = await serve(manager)
     expect((await get(`${base}/ready`)).status).toBe(200)
     b.manager.connectFault = { kind: 'fail', error: new DatabaseError('CONNECTION_FAILED', 'refused') }
@@ -198,7 +203,7 @@ describe('createHealthHandler: /metrics', () => {
     const other = new DatabasePool(new FakeConnectionManager(), { name: 'audit', min: 0, max: 1 }, { metrics: registry.collector('audit') })
     pools.push(other)
     await Promise.all([pool.query('select 1'), pool.query('select 2'), other.query('select 3')])
-    const base = await serve(new PoolManager().add('orders', pool).add('audit', other), { metrics: registry })
+    const base = await serve(new PoolManager().add('orders', anyPool(pool)).add('audit', anyPool(other)), { metrics: registry })
     const text = (await get(`${base}/metrics`)).text
     const families = new Map(parsePrometheus(text).map((f) => [f.name, f]))
     const wait = families.get('db_client_connection_wait_time')

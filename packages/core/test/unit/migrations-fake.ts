@@ -35,6 +35,7 @@ interface Pending {
 export class MigrationFakeManager extends FakeConnectionManager {
   readonly db: FakeMigrationDatabase
   readonly #pending = new Map<FakeConnection, Pending>()
+  readonly #lockTimeouts = new Map<FakeConnection, number>()
   /** When set, each user statement waits this long (to widen race windows). */
   statementDelayMs = 0
 
@@ -78,6 +79,24 @@ export class MigrationFakeManager extends FakeConnectionManager {
       return rows(
         this.db.tableExists ? [{ found: true, name: 'dbpool_migrations' }] : this.backend === 'postgres' ? [{ found: false }] : [],
       )
+    }
+    if (/current_setting\('lock_timeout'\)/.test(text)) {
+      this.#lockTimeouts.set(conn, Number.parseInt(String(query.params[0]), 10))
+      return rows([{ previous: '0', set_config: String(query.params[0]) }])
+    }
+    if (/^select set_config\('lock_timeout'/.test(text)) return rows([{ set_config: query.params[0] }])
+    if (/select pg_advisory_xact_lock/.test(text)) {
+      const timeoutMs = this.#lockTimeouts.get(conn) ?? 0
+      const started = Date.now()
+      if (this.db.lockHolder && this.db.lockHolder !== conn) this.db.contended++
+      while (this.db.lockHolder && this.db.lockHolder !== conn) {
+        if (timeoutMs > 0 && Date.now() - started >= timeoutMs) {
+          throw new DatabaseError('BUSY', 'canceling statement due to lock timeout', { backend: 'postgres', sqlState: '55P03' })
+        }
+        await new Promise((r) => setTimeout(r, 2))
+      }
+      this.db.lockHolder = conn
+      return rows([{}])
     }
     if (/pg_try_advisory_xact_lock/.test(text)) {
       const free = !this.db.lockHolder || this.db.lockHolder === conn

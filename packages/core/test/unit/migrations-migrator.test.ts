@@ -77,15 +77,18 @@ describe('Migrator.up', () => {
     expect(events.map((e) => `${e.type}:${e.version}`)).toEqual(['start:1', 'done:1', 'start:2', 'done:2', 'start:3', 'done:3'])
     // every migration: BEGIN, lock, re-read, statements, insert, COMMIT on one connection
     const statements = manager.connections.flatMap((c) => c.statements)
-    const firstMigration = statements.slice(
-      statements.indexOf('create table accounts (id int)') - 3,
-      statements.indexOf('create table accounts (id int)') + 4,
-    )
-    expect(firstMigration[0]).toBe('BEGIN ISOLATION LEVEL READ COMMITTED')
-    expect(firstMigration[1]).toMatch(/pg_try_advisory_xact_lock/)
-    expect(firstMigration[2]).toMatch(/where version =/)
-    expect(firstMigration[5]).toMatch(/^insert into "dbpool_migrations"/)
-    expect(firstMigration[6]).toBe('COMMIT')
+    const at = statements.indexOf('create table accounts (id int)')
+    expect(statements.slice(at - 5, at + 4)).toEqual([
+      'BEGIN ISOLATION LEVEL READ COMMITTED',
+      "select current_setting('lock_timeout') as previous, set_config('lock_timeout', $1, true)",
+      'select pg_advisory_xact_lock($1::bigint)',
+      "select set_config('lock_timeout', $1, true)",
+      'select version, name, checksum, applied_at, duration_ms from "dbpool_migrations" where version = $1',
+      'create table accounts (id int)',
+      'create index accounts_id on accounts (id)',
+      'insert into "dbpool_migrations" (version, name, checksum, applied_at, duration_ms) values ($1, $2, $3, $4, $5)',
+      'COMMIT',
+    ])
   })
 
   it('is a no-op when everything is applied', async () => {
@@ -170,7 +173,11 @@ describe('Migrator.up', () => {
   it('truncates a long failing statement to one line', async () => {
     write('0001_long.sql', `select\n${'x, '.repeat(200)}1`)
     const { pool, manager } = setup()
-    manager.queryFaults.push({ match: /^select\s+x,/, fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'plain error') }, fatal: false })
+    manager.queryFaults.push({
+      match: /^select\s+x,/,
+      fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'plain error') },
+      fatal: false,
+    })
     const err = await failure(new Migrator(pool, { directory: dir }).up())
     expect(err.message).toMatch(/failed at statement 1 \(line 1\): select x, x, .*\.\.\.: QUERY_FAILED: plain error$/)
     expect((err.detail?.statement as string).length).toBe(200)
@@ -493,10 +500,43 @@ describe('Migrator concurrency', () => {
         'timed out after 120 ms waiting for the migration lock: another process is migrating this database; retry when it is done',
       )
       expect(Date.now() - started).toBeGreaterThanOrEqual(110)
-      expect(db.contended).toBeGreaterThan(2)
+      expect(db.contended).toBeGreaterThan(backend === 'sqlite' ? 2 : 0)
       expect(pool.stats().used).toBe(0)
     },
   )
+
+  it('postgres: lockTimeoutMs 0 tries the lock once', async () => {
+    const { pool, db, manager } = setup('postgres')
+    db.tableExists = true
+    db.lockHolder = { id: -1 } as FakeConnection
+    const err = await failure(new Migrator(pool, { lockTimeoutMs: 0, migrations: [{ version: 1, name: 'a', up: 'select 1' }] }).up())
+    expect(err.message).toMatch(/^timed out after 0 ms waiting for the migration lock/)
+    expect(manager.connections.flatMap((c) => c.statements).filter((t) => /pg_try_advisory_xact_lock/.test(t))).toHaveLength(1)
+    db.lockHolder = undefined
+    expect(
+      (await new Migrator(pool, { lockTimeoutMs: 0, migrations: [{ version: 1, name: 'a', up: 'select 1' }] }).up()).migrations,
+    ).toHaveLength(1)
+  })
+
+  it('sqlite: keeps waiting past lockTimeoutMs while the other process makes progress', async () => {
+    const { pool, db } = setup('sqlite')
+    db.tableExists = true
+    db.lockHolder = { id: -1 } as FakeConnection
+    // another process applies a migration every 40 ms for 300 ms, then lets go
+    let version = 100
+    const progress = setInterval(() => {
+      version++
+      db.rows.set(version, { version, name: 'other', checksum: '', applied_at: new Date().toISOString(), duration_ms: 1 })
+    }, 40)
+    setTimeout(() => {
+      clearInterval(progress)
+      db.lockHolder = undefined
+    }, 300)
+    const started = Date.now()
+    const result = await new Migrator(pool, { lockTimeoutMs: 120, migrations: [{ version: 1000, name: 'mine', up: 'select 1' }] }).up()
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250)
+    expect(result.migrations.map((m) => m.version)).toEqual([1000])
+  })
 
   it('sqlite: a non-BUSY error on BEGIN IMMEDIATE is thrown at once', async () => {
     const { pool, manager, db } = setup('sqlite')
@@ -514,7 +554,7 @@ describe('Migrator concurrency', () => {
     const { pool, manager, db } = setup('postgres')
     db.tableExists = true
     manager.queryFaults.push({
-      match: /pg_try_advisory_xact_lock/,
+      match: /pg_advisory_xact_lock/,
       fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'function does not exist') },
       fatal: false,
     })
