@@ -4,7 +4,17 @@ export { PostgresConnectionManager } from './postgres-connection-manager'
 export { PostgresConnection } from './postgres-connection'
 export { resolveManagerOptions, POSTGRES_MANAGER_OPTION_KEYS } from './postgres-options'
 export type { PostgresManagerOptions, ResolvedPostgresManagerOptions } from './postgres-options'
-export { SQLSTATE_CODES, SQLSTATE_CLASSES, FATAL_SQLSTATES, SOCKET_ERROR_CODES, isFatalSqlState, mapSqlState, mapPostgresError, scrubError, sqlStateOf } from './postgres-errors'
+export {
+  SQLSTATE_CODES,
+  SQLSTATE_CLASSES,
+  FATAL_SQLSTATES,
+  SOCKET_ERROR_CODES,
+  isFatalSqlState,
+  mapSqlState,
+  mapPostgresError,
+  scrubError,
+  sqlStateOf,
+} from './postgres-errors'
 export type { MapContext, SqlStateMapping } from './postgres-errors'
 export { tlsOptions, fallsBackToPlain, isTlsRefusal } from './postgres-tls'
 export type { PgSsl } from './postgres-tls'

@@ -22,8 +22,13 @@ export function sendCancelRequest(target: CancelTarget, timeoutMs: number): Prom
   packet.writeInt32BE(target.processId, 8)
   packet.writeInt32BE(target.secretKey, 12)
   return new Promise<void>((resolve, reject) => {
-    const socket: Socket = target.host.startsWith('/') ? connect(`${target.host}/.s.PGSQL.${target.port}`) : connect(target.port, target.host)
-    const timer = setTimeout(() => finish(new Error(`cancel request to ${target.host}:${target.port} got no answer within ${timeoutMs} ms`)), timeoutMs)
+    const socket: Socket = target.host.startsWith('/')
+      ? connect(`${target.host}/.s.PGSQL.${target.port}`)
+      : connect(target.port, target.host)
+    const timer = setTimeout(
+      () => finish(new Error(`cancel request to ${target.host}:${target.port} got no answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    )
     timer.unref()
     let done = false
     function finish(err?: Error): void {

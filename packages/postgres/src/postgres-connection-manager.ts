@@ -47,7 +47,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   /** Passwords handed to pg recently, scrubbed from every native message. */
   readonly #secrets: string[] = []
 
-  constructor(config: DatabaseConfig | DatabaseOptions | string, options?: PostgresManagerOptions, defaults: { readonly connectTimeoutMs?: number } = {}) {
+  constructor(
+    config: DatabaseConfig | DatabaseOptions | string,
+    options?: PostgresManagerOptions,
+    defaults: { readonly connectTimeoutMs?: number } = {},
+  ) {
     this.config = toDatabaseConfig(config)
     this.options = resolveManagerOptions(options, defaults)
     this.target = this.config.toString()
@@ -70,16 +74,21 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       }
     }
     try {
-      for (const text of this.options.sessionInit) await this.execute(conn, { text, params: [] }, { timeoutMs: this.options.connectTimeoutMs })
+      for (const text of this.options.sessionInit)
+        await this.execute(conn, { text, params: [] }, { timeoutMs: this.options.connectTimeoutMs })
     } catch (err) {
       conn.kill()
       const mapped = this.mapError(err)
-      throw new DatabaseError(mapped.code === 'QUERY_TIMEOUT' ? 'CONNECTION_FAILED' : mapped.code, `session init on ${this.target} failed: ${mapped.message}`, {
-        backend: 'postgres',
-        sqlState: mapped.sqlState,
-        cause: mapped,
-        retryable: mapped.code === 'QUERY_TIMEOUT' || mapped.retryable,
-      })
+      throw new DatabaseError(
+        mapped.code === 'QUERY_TIMEOUT' ? 'CONNECTION_FAILED' : mapped.code,
+        `session init on ${this.target} failed: ${mapped.message}`,
+        {
+          backend: 'postgres',
+          sqlState: mapped.sqlState,
+          cause: mapped,
+          retryable: mapped.code === 'QUERY_TIMEOUT' || mapped.retryable,
+        },
+      )
     }
     conn.markReady()
     return conn
@@ -105,9 +114,13 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       await this.execute(conn, { text: 'ROLLBACK', params: [] }, { timeoutMs: this.options.cancelTimeoutMs })
       if (conn.client.getTransactionStatus() === 'I') return
     }
-    const reason = new DatabaseError('QUERY_FAILED', `connection released in transaction state ${JSON.stringify(status)} could not be rolled back; it is closed instead of reused`, {
-      backend: 'postgres',
-    })
+    const reason = new DatabaseError(
+      'QUERY_FAILED',
+      `connection released in transaction state ${JSON.stringify(status)} could not be rolled back; it is closed instead of reused`,
+      {
+        backend: 'postgres',
+      },
+    )
     conn.markBroken(reason)
     throw reason
   }
@@ -131,7 +144,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     if (settings.readOnly) text += ' READ ONLY'
     if (settings.deferrable) {
       if (settings.isolation !== 'serializable' || !settings.readOnly) {
-        throw configError('transaction.deferrable', true, 'only applies to isolation serializable with readOnly true (Postgres ignores it otherwise)')
+        throw configError(
+          'transaction.deferrable',
+          true,
+          'only applies to isolation serializable with readOnly true (Postgres ignores it otherwise)',
+        )
       }
       text += ' DEFERRABLE'
     }
@@ -143,7 +160,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   }
 
   /** Server version, recovery state and connection headroom (`max_connections`). */
-  async healthChecks(conn: PostgresConnection, options: { readonly deep: boolean; readonly timeoutMs: number }): Promise<HealthCheckDetail[]> {
+  async healthChecks(
+    conn: PostgresConnection,
+    options: { readonly deep: boolean; readonly timeoutMs: number },
+  ): Promise<HealthCheckDetail[]> {
     const started = performance.now()
     const { rows } = await this.execute<{ version: string; recovery: boolean; used: string; max: string }>(
       conn,
@@ -183,10 +203,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       password = await this.config.resolvePassword()
     } catch (err) {
       if (DatabaseError.is(err)) throw err
-      throw new DatabaseError('CONNECTION_FAILED', `the password function for ${this.target} failed: ${err instanceof Error ? err.message : String(err)}`, {
-        backend: 'postgres',
-        cause: err,
-      })
+      throw new DatabaseError(
+        'CONNECTION_FAILED',
+        `the password function for ${this.target} failed: ${err instanceof Error ? err.message : String(err)}`,
+        {
+          backend: 'postgres',
+          cause: err,
+        },
+      )
     }
     if (password && !this.#secrets.includes(password)) {
       this.#secrets.push(password)
@@ -214,7 +238,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       types: this.#types,
     })
     // the error listener exists before the first byte is sent (see PostgresConnection)
-    const conn = new PostgresConnection(client, (err) => hooks.onLost(mapPostgresError(err, { connectionBroken: true, secrets: this.#secrets })))
+    const conn = new PostgresConnection(client, (err) =>
+      hooks.onLost(mapPostgresError(err, { connectionBroken: true, secrets: this.#secrets })),
+    )
     try {
       await client.connect()
     } catch (err) {
@@ -227,7 +253,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   #connectError(err: unknown): DatabaseError {
     if (DatabaseError.is(err)) return err
     const timedOut = err instanceof Error && err.message === 'timeout expired'
-    const prefix = timedOut ? `connecting to ${this.target} timed out after ${this.options.connectTimeoutMs} ms` : `connecting to ${this.target} failed`
+    const prefix = timedOut
+      ? `connecting to ${this.target} timed out after ${this.options.connectTimeoutMs} ms`
+      : `connecting to ${this.target} failed`
     return mapPostgresError(err, { connecting: true, secrets: this.#secrets, prefix })
   }
 
@@ -243,7 +271,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   async #runGuarded<R>(conn: PostgresConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
     const { timeoutMs, signal } = options
     if (signal?.aborted) {
-      throw new DatabaseError('QUERY_CANCELLED', 'the statement was cancelled before it started (AbortSignal already aborted)', { backend: 'postgres', cause: signal.reason })
+      throw new DatabaseError('QUERY_CANCELLED', 'the statement was cancelled before it started (AbortSignal already aborted)', {
+        backend: 'postgres',
+        cause: signal.reason,
+      })
     }
     const running = conn.client.query({ text: query.text, values: query.params as unknown[] })
     // if we stop waiting (deadline), the pg promise still settles later: never unhandled
@@ -279,10 +310,18 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   #abandon(conn: PostgresConnection, why: Stop, timeoutMs: number | undefined): DatabaseError {
     const error =
       why === 'deadline'
-        ? new DatabaseError('QUERY_TIMEOUT', `statement exceeded its ${timeoutMs} ms deadline; a cancel request was sent and the connection closed`, { backend: 'postgres' })
-        : new DatabaseError('QUERY_CANCELLED', `statement was aborted and the server did not confirm the cancel within ${this.options.cancelTimeoutMs} ms; the connection was closed`, {
-            backend: 'postgres',
-          })
+        ? new DatabaseError(
+            'QUERY_TIMEOUT',
+            `statement exceeded its ${timeoutMs} ms deadline; a cancel request was sent and the connection closed`,
+            { backend: 'postgres' },
+          )
+        : new DatabaseError(
+            'QUERY_CANCELLED',
+            `statement was aborted and the server did not confirm the cancel within ${this.options.cancelTimeoutMs} ms; the connection was closed`,
+            {
+              backend: 'postgres',
+            },
+          )
     conn.markBroken(error)
     // sent before the socket goes, on a socket of its own; its outcome does not matter any more
     void this.#cancel(conn)

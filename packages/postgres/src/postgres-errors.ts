@@ -134,7 +134,8 @@ export function mapPostgresError(err: unknown, context: MapContext = {}): Databa
   }
   const socketCode = typeof (err as { code?: unknown })?.code === 'string' ? SOCKET_ERROR_CODES[(err as { code: string }).code] : undefined
   if (context.connecting) return new DatabaseError('CONNECTION_FAILED', message, { backend: 'postgres', cause })
-  if (socketCode) return new DatabaseError(socketCode === 'CONNECTION_FAILED' ? 'CONNECTION_LOST' : socketCode, message, { backend: 'postgres', cause })
+  if (socketCode)
+    return new DatabaseError(socketCode === 'CONNECTION_FAILED' ? 'CONNECTION_LOST' : socketCode, message, { backend: 'postgres', cause })
   if (context.connectionBroken) return new DatabaseError('CONNECTION_LOST', message, { backend: 'postgres', cause })
   return new DatabaseError('QUERY_FAILED', message, { backend: 'postgres', cause })
 }

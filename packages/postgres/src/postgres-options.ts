@@ -25,18 +25,33 @@ export interface ResolvedPostgresManagerOptions {
 }
 
 /** Option names of {@link PostgresManagerOptions}. */
-export const POSTGRES_MANAGER_OPTION_KEYS = ['sessionInit', 'connectTimeoutMs', 'keepAliveInitialDelayMs', 'cancelTimeoutMs', 'int8'] as const
+export const POSTGRES_MANAGER_OPTION_KEYS = [
+  'sessionInit',
+  'connectTimeoutMs',
+  'keepAliveInitialDelayMs',
+  'cancelTimeoutMs',
+  'int8',
+] as const
 
 const MAX_MS = 2_147_483_647
 
 /** Validates eagerly and completely; unknown keys and bad values throw CONFIGURATION naming the option and value. */
-export function resolveManagerOptions(input: PostgresManagerOptions | undefined, defaults: { readonly connectTimeoutMs?: number } = {}): ResolvedPostgresManagerOptions {
+export function resolveManagerOptions(
+  input: PostgresManagerOptions | undefined,
+  defaults: { readonly connectTimeoutMs?: number } = {},
+): ResolvedPostgresManagerOptions {
   const raw = requireObject('postgres', input)
   rejectUnknownKeys('postgres', raw, POSTGRES_MANAGER_OPTION_KEYS)
   return Object.freeze({
     sessionInit: resolveSessionInit(raw.sessionInit),
-    connectTimeoutMs: raw.connectTimeoutMs === undefined ? (defaults.connectTimeoutMs ?? 10_000) : checkInteger('postgres.connectTimeoutMs', raw.connectTimeoutMs, 1, MAX_MS),
-    keepAliveInitialDelayMs: raw.keepAliveInitialDelayMs === undefined ? 10_000 : checkInteger('postgres.keepAliveInitialDelayMs', raw.keepAliveInitialDelayMs, 0, MAX_MS),
+    connectTimeoutMs:
+      raw.connectTimeoutMs === undefined
+        ? (defaults.connectTimeoutMs ?? 10_000)
+        : checkInteger('postgres.connectTimeoutMs', raw.connectTimeoutMs, 1, MAX_MS),
+    keepAliveInitialDelayMs:
+      raw.keepAliveInitialDelayMs === undefined
+        ? 10_000
+        : checkInteger('postgres.keepAliveInitialDelayMs', raw.keepAliveInitialDelayMs, 0, MAX_MS),
     cancelTimeoutMs: raw.cancelTimeoutMs === undefined ? 5_000 : checkInteger('postgres.cancelTimeoutMs', raw.cancelTimeoutMs, 1, MAX_MS),
     int8: raw.int8 === undefined ? 'bigint' : checkEnum('postgres.int8', raw.int8, INT8_MODES),
   })

@@ -28,7 +28,9 @@ export function tlsOptions(config: Pick<DatabaseConfig, 'host' | 'sslMode' | 'ss
       return { rejectUnauthorized: false }
     case 'require':
       // libpq: "if a root CA file exists, the behavior of sslmode=require is the same as verify-ca"
-      return config.sslRootCert === undefined ? { rejectUnauthorized: false } : { ...ca, rejectUnauthorized: true, checkServerIdentity: skipHostCheck }
+      return config.sslRootCert === undefined
+        ? { rejectUnauthorized: false }
+        : { ...ca, rejectUnauthorized: true, checkServerIdentity: skipHostCheck }
     case 'verify-ca':
       return { ...ca, rejectUnauthorized: true, checkServerIdentity: skipHostCheck }
     case 'verify-full':

@@ -59,7 +59,8 @@ function int8Parse(mode: Int8Mode): Parser | undefined {
   if (mode === 'number') {
     return (text) => {
       const value = Number(text)
-      if (!Number.isSafeInteger(value)) throw new RangeError(`int8 value ${text} is beyond Number.MAX_SAFE_INTEGER: use the int8: 'bigint' or 'string' option`)
+      if (!Number.isSafeInteger(value))
+        throw new RangeError(`int8 value ${text} is beyond Number.MAX_SAFE_INTEGER: use the int8: 'bigint' or 'string' option`)
       return value
     }
   }

@@ -75,12 +75,18 @@ async function startEmbedded() {
       createPostgresUser: true,
       initdbFlags: ['--encoding=UTF8', '--no-sync'],
       postgresFlags: [
-        '-c', 'listen_addresses=127.0.0.1',
-        '-c', `unix_socket_directories=${root}`,
-        '-c', 'fsync=off',
-        '-c', 'synchronous_commit=off',
-        '-c', 'full_page_writes=off',
-        '-c', `max_connections=${spec.maxConnections ?? 300}`,
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        `unix_socket_directories=${root}`,
+        '-c',
+        'fsync=off',
+        '-c',
+        'synchronous_commit=off',
+        '-c',
+        'full_page_writes=off',
+        '-c',
+        `max_connections=${spec.maxConnections ?? 300}`,
       ],
       onLog: log,
       onError: (err) => log(`[error] ${err instanceof Error ? err.message : String(err)}`),
@@ -114,7 +120,17 @@ async function startContainer() {
     .withUsername(spec.user)
     .withPassword(spec.password)
     .withDatabase('postgres')
-    .withCommand(['postgres', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', `max_connections=${spec.maxConnections ?? 300}`])
+    .withCommand([
+      'postgres',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      `max_connections=${spec.maxConnections ?? 300}`,
+    ])
     .start()
   const unsupported = () => Promise.reject(new Error('stopServer/startServer are only supported for embedded servers'))
   return {
@@ -195,6 +211,8 @@ try {
   server = spec.provider === 'container' ? await startContainer() : await startEmbedded()
   await report({ type: 'ready', kind: server.kind, host: server.host, port: server.port, pid: process.pid })
 } catch (err) {
-  await report({ type: 'failed', error: err instanceof Error ? err.message : String(err), logs: tail(), pid: process.pid }).catch(() => undefined)
+  await report({ type: 'failed', error: err instanceof Error ? err.message : String(err), logs: tail(), pid: process.pid }).catch(
+    () => undefined,
+  )
   await shutdown(1)
 }

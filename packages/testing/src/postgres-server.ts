@@ -120,7 +120,8 @@ export async function startEmbeddedPostgres(options: Pick<StartPostgresOptions, 
 function readProviderEnv(): 'auto' | PostgresProvider {
   const raw = process.env.DBPOOL_TEST_PG_PROVIDER
   if (raw === undefined || raw === '') return 'auto'
-  if (!(PROVIDERS as readonly string[]).includes(raw)) throw new Error(`DBPOOL_TEST_PG_PROVIDER=${JSON.stringify(raw)}: must be one of ${PROVIDERS.join(', ')}`)
+  if (!(PROVIDERS as readonly string[]).includes(raw))
+    throw new Error(`DBPOOL_TEST_PG_PROVIDER=${JSON.stringify(raw)}: must be one of ${PROVIDERS.join(', ')}`)
   return raw as 'auto' | PostgresProvider
 }
 
@@ -132,9 +133,22 @@ function unavailable(tried: readonly string[]): Error {
 }
 
 /** @internal A fresh spec for a runner: a random password and (embedded) a new temp dir. */
-export async function runnerSpec(kind: 'container' | 'embedded', options: StartPostgresOptions, watchPid: number, statePath?: string): Promise<RunnerSpec> {
+export async function runnerSpec(
+  kind: 'container' | 'embedded',
+  options: StartPostgresOptions,
+  watchPid: number,
+  statePath?: string,
+): Promise<RunnerSpec> {
   const dir = kind === 'embedded' ? await mkdtemp(join(tmpdir(), 'dbpool-pg-')) : undefined
-  return { provider: kind, dir, user: USER, password: randomBytes(12).toString('hex'), image: options.image ?? DEFAULT_IMAGE, watchPid, statePath }
+  return {
+    provider: kind,
+    dir,
+    user: USER,
+    password: randomBytes(12).toString('hex'),
+    image: options.image ?? DEFAULT_IMAGE,
+    watchPid,
+    statePath,
+  }
 }
 
 /** @internal The URL of a ready server. */
@@ -144,7 +158,10 @@ export function serverUrl(spec: RunnerSpec, report: { readonly host: string; rea
 
 function startRunner(kind: 'embedded', options: StartPostgresOptions): Promise<EmbeddedPostgresServer>
 function startRunner(kind: 'container' | 'embedded', options: StartPostgresOptions): Promise<PostgresServer>
-async function startRunner(kind: 'container' | 'embedded', options: StartPostgresOptions): Promise<EmbeddedPostgresServer | PostgresServer> {
+async function startRunner(
+  kind: 'container' | 'embedded',
+  options: StartPostgresOptions,
+): Promise<EmbeddedPostgresServer | PostgresServer> {
   if (!existsSync(RUNNER_PATH)) throw new Error(`the runner script is missing: ${RUNNER_PATH}`)
   const spec = await runnerSpec(kind, options, process.pid)
   const child = fork(RUNNER_PATH, [JSON.stringify(spec)], { execArgv: [], stdio: ['ignore', 'ignore', 'ignore', 'ipc'] })

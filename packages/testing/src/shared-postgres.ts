@@ -2,7 +2,15 @@ import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { dockerAnswers } from './docker-probe'
-import { runnerSpec, serverUrl, spawnDetachedRunner, startPostgres, waitForState, type RunnerSpec, type StartPostgresOptions } from './postgres-server'
+import {
+  runnerSpec,
+  serverUrl,
+  spawnDetachedRunner,
+  startPostgres,
+  waitForState,
+  type RunnerSpec,
+  type StartPostgresOptions,
+} from './postgres-server'
 
 /** @internal The environment variable naming the jest run's shared-server directory. */
 export const SHARED_DIR_ENV = 'DBPOOL_TEST_PG_SHARED'

@@ -26,7 +26,8 @@ export interface TempSqlite {
  */
 export async function createTempSqlite(options: { readonly fileName?: string } = {}): Promise<TempSqlite> {
   const fileName = options.fileName ?? 'test.db'
-  if (fileName.includes('/') || fileName.includes('\\') || fileName.length === 0) throw new Error(`fileName ${JSON.stringify(fileName)}: must be a plain file name`)
+  if (fileName.includes('/') || fileName.includes('\\') || fileName.length === 0)
+    throw new Error(`fileName ${JSON.stringify(fileName)}: must be a plain file name`)
   const dir = await mkdtemp(join(tmpdir(), 'dbpool-sqlite-'))
   const path = join(dir, fileName)
   return { path, url: `sqlite:${path}`, dir, remove: () => rm(dir, { recursive: true, force: true }) }

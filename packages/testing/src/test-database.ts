@@ -52,7 +52,10 @@ export async function createTestDatabase(options: CreateTestDatabaseOptions = {}
   return {
     url: withDatabase(serverUrl, name),
     name,
-    drop: () => (dropping ??= withAdmin(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${quote(name)} WITH (FORCE)`).then(() => undefined))),
+    drop: () =>
+      (dropping ??= withAdmin(serverUrl, (client) =>
+        client.query(`DROP DATABASE IF EXISTS ${quote(name)} WITH (FORCE)`).then(() => undefined),
+      )),
   }
 }
 

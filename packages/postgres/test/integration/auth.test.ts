@@ -43,7 +43,9 @@ function everyRendering(value: unknown): string[] {
 }
 
 it('the server really requires a password', async () => {
-  const hba = await admin(await testPostgresUrl(), async (c) => (await c.query("select distinct auth_method from pg_hba_file_rules where type = 'host'")).rows.map((r) => r.auth_method as string))
+  const hba = await admin(await testPostgresUrl(), async (c) =>
+    (await c.query("select distinct auth_method from pg_hba_file_rules where type = 'host'")).rows.map((r) => r.auth_method as string),
+  )
   expect(hba.length).toBeGreaterThan(0)
   expect(hba).not.toContain('trust')
 })
@@ -118,7 +120,13 @@ it('a password function that throws fails the connect with CONNECTION_FAILED and
   const url = new URL(db.url)
   const boom = new Error('vault unavailable')
   pool = createPostgresPool(
-    new DatabaseConfig({ host: url.hostname, port: Number(url.port), database: db.name, password: () => Promise.reject(boom), sslMode: 'disable' }),
+    new DatabaseConfig({
+      host: url.hostname,
+      port: Number(url.port),
+      database: db.name,
+      password: () => Promise.reject(boom),
+      sslMode: 'disable',
+    }),
     { min: 0, acquireTimeoutMs: 5_000 },
   )
   const err = await rejection(pool.query('select 1'))

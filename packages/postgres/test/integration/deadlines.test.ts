@@ -1,4 +1,4 @@
-import { DatabaseError, type DatabasePool } from '@dbpool/core'
+import { type DatabaseError, type DatabasePool } from '@dbpool/core'
 import type { PostgresConnection } from '@dbpool/postgres'
 import { createTestDatabase, startTcpProxy, type TcpProxy, type TestDatabase } from '@dbpool/testing'
 import { admin, eventually, poolOn, rejection, uniqueAppName } from './helpers'
@@ -25,7 +25,15 @@ afterAll(async () => {
 }, 60_000)
 
 async function sleepingBackends(appName: string): Promise<number> {
-  return admin(db.url, async (c) => (await c.query("select pid from pg_stat_activity where application_name = $1 and query like '%pg_sleep(30)%' and state = 'active'", [appName])).rowCount ?? 0)
+  return admin(
+    db.url,
+    async (c) =>
+      (
+        await c.query("select pid from pg_stat_activity where application_name = $1 and query like '%pg_sleep(30)%' and state = 'active'", [
+          appName,
+        ])
+      ).rowCount ?? 0,
+  )
 }
 
 describe('timeoutMs', () => {
@@ -107,7 +115,11 @@ describe('blackhole', () => {
     const target = new URL(db.url)
     proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) })
     const timeoutMs = 1_000
-    pool = poolOn(proxy.urlFor(db.url), { max: 4, min: 0, acquireTimeoutMs: 3_000, createTimeoutMs: 1_000, validateAfterIdleMs: 60_000 }, { cancelTimeoutMs: 500 })
+    pool = poolOn(
+      proxy.urlFor(db.url),
+      { max: 4, min: 0, acquireTimeoutMs: 3_000, createTimeoutMs: 1_000, validateAfterIdleMs: 60_000 },
+      { cancelTimeoutMs: 500 },
+    )
     const destroyed: string[] = []
     pool.on('destroy', (info) => destroyed.push(info.reason))
     await Promise.all(Array.from({ length: 4 }, () => pool!.query('select pg_sleep(0.05)')))

@@ -9,8 +9,17 @@ export function uniqueAppName(prefix: string): string {
 }
 
 /** A pool on `url` with a unique application_name. */
-export function poolOn(url: string, poolOptions: PoolOptions = {}, options: PostgresPoolOptions = {}, overrides: DatabaseOptions = {}): DatabasePool<PostgresConnection> {
-  const config = DatabaseConfig.fromUrl(url, { applicationName: uniqueAppName(poolOptions.name ?? 'test'), sslMode: 'disable', ...overrides })
+export function poolOn(
+  url: string,
+  poolOptions: PoolOptions = {},
+  options: PostgresPoolOptions = {},
+  overrides: DatabaseOptions = {},
+): DatabasePool<PostgresConnection> {
+  const config = DatabaseConfig.fromUrl(url, {
+    applicationName: uniqueAppName(poolOptions.name ?? 'test'),
+    sslMode: 'disable',
+    ...overrides,
+  })
   return createPostgresPool(config, { name: 'test', ...poolOptions }, options)
 }
 
@@ -28,12 +37,20 @@ export async function admin<T>(url: string, fn: (client: Client) => Promise<T>):
 
 /** Backends of one application_name. */
 export async function backends(url: string, applicationName: string): Promise<{ pid: number; state: string; query: string }[]> {
-  return admin(url, async (c) => (await c.query('select pid, state, query from pg_stat_activity where application_name = $1', [applicationName])).rows)
+  return admin(
+    url,
+    async (c) => (await c.query('select pid, state, query from pg_stat_activity where application_name = $1', [applicationName])).rows,
+  )
 }
 
 /** Terminates every backend of one application_name; resolves with how many. */
 export async function terminate(url: string, applicationName: string): Promise<number> {
-  return admin(url, async (c) => (await c.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [applicationName])).rowCount ?? 0)
+  return admin(
+    url,
+    async (c) =>
+      (await c.query('select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1', [applicationName])).rowCount ??
+      0,
+  )
 }
 
 /** The error a promise rejects with (fails the test if it resolves). */

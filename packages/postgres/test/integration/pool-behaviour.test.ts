@@ -1,4 +1,4 @@
-import { DatabaseError, sql, type DatabasePool } from '@dbpool/core'
+import { type DatabaseError, sql, type DatabasePool } from '@dbpool/core'
 import type { PostgresConnection } from '@dbpool/postgres'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
 import { backends, eventually, poolOn, rejection, terminate, uniqueAppName } from './helpers'
@@ -137,20 +137,22 @@ describe('serializable transfers with retry', () => {
         const from = (i % 3) + 1
         const to = ((i + 1) % 3) + 1
         const amount = BigInt(1 + (i % 7))
-        return pool!.transaction(
-          async (tx) => {
-            attempts++
-            const { rows } = await tx.query<{ balance: bigint }>(sql`select balance from accounts where id = ${from}`)
-            if ((rows[0]?.balance ?? 0n) < amount) return 'skipped'
-            await tx.query(sql`update accounts set balance = balance - ${amount} where id = ${from}`)
-            await tx.query(sql`update accounts set balance = balance + ${amount} where id = ${to}`)
-            return 'moved'
-          },
-          { isolation: 'serializable', retry: { maxAttempts: 50, baseDelayMs: 2, maxDelayMs: 50 } },
-        ).catch((err: unknown) => {
-          failures.push(err as DatabaseError)
-          return 'failed'
-        })
+        return pool!
+          .transaction(
+            async (tx) => {
+              attempts++
+              const { rows } = await tx.query<{ balance: bigint }>(sql`select balance from accounts where id = ${from}`)
+              if ((rows[0]?.balance ?? 0n) < amount) return 'skipped'
+              await tx.query(sql`update accounts set balance = balance - ${amount} where id = ${from}`)
+              await tx.query(sql`update accounts set balance = balance + ${amount} where id = ${to}`)
+              return 'moved'
+            },
+            { isolation: 'serializable', retry: { maxAttempts: 50, baseDelayMs: 2, maxDelayMs: 50 } },
+          )
+          .catch((err: unknown) => {
+            failures.push(err as DatabaseError)
+            return 'failed'
+          })
       }),
     )
     expect(failures).toEqual([])

@@ -1,4 +1,4 @@
-import { DatabaseError, type DatabasePool } from '@dbpool/core'
+import { type DatabaseError, type DatabasePool } from '@dbpool/core'
 import type { PostgresConnection } from '@dbpool/postgres'
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '@dbpool/testing'
 import { admin, poolOn, sleep, uniqueAppName, watchProcess } from './helpers'
@@ -26,7 +26,12 @@ it('server stopped and restarted under load: errors only while down, first succe
   const watch = watchProcess()
   const max = 5
   const appName = uniqueAppName('restart')
-  pool = poolOn(server.url, { max, min: 2, acquireTimeoutMs: 2_000, createTimeoutMs: 2_000, name: 'restart' }, {}, { applicationName: appName })
+  pool = poolOn(
+    server.url,
+    { max, min: 2, acquireTimeoutMs: 2_000, createTimeoutMs: 2_000, name: 'restart' },
+    {},
+    { applicationName: appName },
+  )
   const ops: Op[] = []
   let running = true
   const workers = Array.from({ length: 10 }, async () => {
@@ -47,7 +52,9 @@ it('server stopped and restarted under load: errors only while down, first succe
   const monitor = (async () => {
     while (running) {
       try {
-        const n = await admin(server.url, async (c) => Number((await c.query('select count(*) as n from pg_stat_activity where application_name = $1', [appName])).rows[0].n))
+        const n = await admin(server.url, async (c) =>
+          Number((await c.query('select count(*) as n from pg_stat_activity where application_name = $1', [appName])).rows[0].n),
+        )
         maxBackends = Math.max(maxBackends, n)
         samples++
       } catch {

@@ -20,7 +20,9 @@ afterAll(async () => {
 describe('types', () => {
   it('int8 is a bigint by default (exact beyond 2^53), count(*) too; bigint parameters round-trip', async () => {
     const big = 9007199254740993n
-    const { rows } = await pool.query<{ v: bigint; c: bigint; arr: bigint[] }>(sql`select ${big}::int8 as v, count(*) as c, array[${big}::int8, null, 1::int8] as arr from (values (1), (2)) t`)
+    const { rows } = await pool.query<{ v: bigint; c: bigint; arr: bigint[] }>(
+      sql`select ${big}::int8 as v, count(*) as c, array[${big}::int8, null, 1::int8] as arr from (values (1), (2)) t`,
+    )
     expect(rows[0]?.v).toBe(big)
     expect(rows[0]?.c).toBe(2n)
     expect(rows[0]?.arr).toEqual([big, null, 1n])
@@ -42,7 +44,9 @@ describe('types', () => {
   })
 
   it('numeric is an exact string; int2/int4/float are numbers; bool is boolean', async () => {
-    const { rows } = await pool.query('select 12345678901234567890.123456789::numeric as n, 1::int2 as s, 2::int4 as i, 1.5::float8 as f, true as b')
+    const { rows } = await pool.query(
+      'select 12345678901234567890.123456789::numeric as n, 1::int2 as s, 2::int4 as i, 1.5::float8 as f, true as b',
+    )
     expect(rows[0]).toEqual({ n: '12345678901234567890.123456789', s: 1, i: 2, f: 1.5, b: true })
   })
 
@@ -60,7 +64,9 @@ describe('types', () => {
 
   it('json and jsonb are parsed; objects as parameters are sent as JSON; bytea is a Buffer', async () => {
     const doc = { a: 1, nested: { list: [1, 'two', null] } }
-    const { rows } = await pool.query<{ j: unknown; jb: unknown; by: Buffer }>(sql`select ${JSON.stringify(doc)}::json as j, ${doc}::jsonb as jb, ${Buffer.from([1, 2, 255])}::bytea as by`)
+    const { rows } = await pool.query<{ j: unknown; jb: unknown; by: Buffer }>(
+      sql`select ${JSON.stringify(doc)}::json as j, ${doc}::jsonb as jb, ${Buffer.from([1, 2, 255])}::bytea as by`,
+    )
     expect(rows[0]?.j).toEqual(doc)
     expect(rows[0]?.jb).toEqual(doc)
     expect(Buffer.isBuffer(rows[0]?.by)).toBe(true)
@@ -129,7 +135,11 @@ describe('session settings', () => {
   it('sessionInit runs on every new connection', async () => {
     const p = poolOn(db.url, { min: 0, max: 2 }, { sessionInit: ["SET search_path TO 'custom', public", "SET TIME ZONE 'Asia/Tokyo'"] })
     try {
-      const rows = await Promise.all(Array.from({ length: 2 }, () => p.query("select current_setting('search_path') as sp, current_setting('TimeZone') as tz, pg_sleep(0.05)")))
+      const rows = await Promise.all(
+        Array.from({ length: 2 }, () =>
+          p.query("select current_setting('search_path') as sp, current_setting('TimeZone') as tz, pg_sleep(0.05)"),
+        ),
+      )
       for (const r of rows) expect(r.rows[0]).toMatchObject({ sp: 'custom, public', tz: 'Asia/Tokyo' })
     } finally {
       await p.close()
@@ -171,8 +181,11 @@ describe('transactions', () => {
   ])('%j begins with the requested settings', async (options, isolation, readOnly, deferrable) => {
     const seen = await pool.transaction(
       async (tx) =>
-        (await tx.query("select current_setting('transaction_isolation') as i, current_setting('transaction_read_only') as r, current_setting('transaction_deferrable') as d"))
-          .rows[0],
+        (
+          await tx.query(
+            "select current_setting('transaction_isolation') as i, current_setting('transaction_read_only') as r, current_setting('transaction_deferrable') as d",
+          )
+        ).rows[0],
       options,
     )
     expect(seen).toEqual({ i: isolation, r: readOnly, d: deferrable })

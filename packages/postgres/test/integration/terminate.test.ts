@@ -105,7 +105,7 @@ it('a leased connection whose backend dies is destroyed on release, not reused',
     )
   expect(err?.code).toBe('CONNECTION_LOST')
   expect(destroyed).toHaveLength(1)
-  const { rows } = await pool.query<{ s: string }>('select current_setting(\'transaction_isolation\') as s')
+  const { rows } = await pool.query<{ s: string }>("select current_setting('transaction_isolation') as s")
   expect(rows).toHaveLength(1)
 }, 30_000)
 

@@ -1,0 +1,118 @@
+import { inspect } from 'node:util'
+import { DatabaseError } from '@dbpool/core'
+import { FATAL_SQLSTATES, SQLSTATE_CODES, isFatalSqlState, mapPostgresError, mapSqlState, scrubError, sqlStateOf } from '@dbpool/postgres'
+
+function pgError(code: string, message = 'native message', fields: Record<string, string> = {}): Error {
+  return Object.assign(new Error(message), { code, severity: 'ERROR', ...fields })
+}
+
+describe('SQLSTATE table', () => {
+  it.each([
+    ['40001', 'SERIALIZATION_FAILURE', true],
+    ['40P01', 'DEADLOCK', true],
+    ['23505', 'UNIQUE_VIOLATION', false],
+    ['23503', 'FOREIGN_KEY_VIOLATION', false],
+    ['23502', 'NOT_NULL_VIOLATION', false],
+    ['23514', 'CHECK_VIOLATION', false],
+    ['57014', 'QUERY_CANCELLED', false],
+    ['28P01', 'AUTHENTICATION_FAILED', false],
+    ['28000', 'AUTHENTICATION_FAILED', false],
+    ['42601', 'SYNTAX_ERROR', false],
+    ['25006', 'READ_ONLY', false],
+    ['57P01', 'CONNECTION_LOST', true],
+    ['57P02', 'CONNECTION_LOST', true],
+    ['57P03', 'CONNECTION_FAILED', true],
+    ['08006', 'CONNECTION_LOST', true],
+    ['08001', 'CONNECTION_FAILED', true],
+    ['08P01', 'CONNECTION_LOST', false],
+    ['55P03', 'BUSY', true],
+    ['53300', 'CONNECTION_FAILED', true],
+    ['3D000', 'CONNECTION_FAILED', false],
+    ['0A000', 'QUERY_FAILED', false],
+    ['42P01', 'QUERY_FAILED', false],
+    ['22012', 'QUERY_FAILED', false],
+  ])('%s → %s (retryable %s)', (sqlState, code, retryable) => {
+    const err = mapPostgresError(pgError(sqlState))
+    expect(err).toBeInstanceOf(DatabaseError)
+    expect(err.code).toBe(code)
+    expect(err.retryable).toBe(retryable)
+    expect(err.sqlState).toBe(sqlState)
+    expect(err.backend).toBe('postgres')
+  })
+
+  it('falls back to the class for unlisted states of classes 08, 23, 28', () => {
+    expect(mapSqlState('08999').code).toBe('CONNECTION_LOST')
+    expect(mapSqlState('23P99').code).toBe('QUERY_FAILED')
+    expect(mapSqlState('28P99')).toEqual({ code: 'AUTHENTICATION_FAILED', retryable: false })
+    expect(mapSqlState('XX000').code).toBe('QUERY_FAILED')
+  })
+
+  it('is a flat, frozen table of valid SQLSTATEs', () => {
+    expect(Object.isFrozen(SQLSTATE_CODES)).toBe(true)
+    for (const key of Object.keys(SQLSTATE_CODES)) expect(key).toMatch(/^[0-9A-Z]{5}$/)
+  })
+
+  it('evicts on class 08, 57P01, 57P02, 57P03 and 0A000 only', () => {
+    for (const s of ['08000', '08003', '08006', '08P01', '57P01', '57P02', '57P03', '0A000']) expect(isFatalSqlState(s)).toBe(true)
+    for (const s of ['57014', '40001', '23505', '25006', '42601', undefined]) expect(isFatalSqlState(s)).toBe(false)
+    expect([...FATAL_SQLSTATES].sort()).toEqual(['0A000', '57P01', '57P02', '57P03'])
+  })
+
+  it('while connecting, connection-class failures are CONNECTION_FAILED', () => {
+    expect(mapPostgresError(pgError('08006'), { connecting: true }).code).toBe('CONNECTION_FAILED')
+    expect(mapPostgresError(pgError('57P01'), { connecting: true }).code).toBe('CONNECTION_FAILED')
+    expect(mapPostgresError(pgError('28P01'), { connecting: true }).code).toBe('AUTHENTICATION_FAILED')
+  })
+})
+
+describe('errors without a SQLSTATE', () => {
+  it('maps socket errors by their code', () => {
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' })
+    expect(mapPostgresError(refused, { connecting: true }).code).toBe('CONNECTION_FAILED')
+    const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })
+    expect(mapPostgresError(reset).code).toBe('CONNECTION_LOST')
+    expect(sqlStateOf(reset)).toBeUndefined()
+  })
+
+  it('uses what the manager knows: a broken connection means CONNECTION_LOST, else QUERY_FAILED', () => {
+    const err = new Error('Connection terminated unexpectedly')
+    expect(mapPostgresError(err, { connectionBroken: true }).code).toBe('CONNECTION_LOST')
+    expect(mapPostgresError(err).code).toBe('QUERY_FAILED')
+    expect(mapPostgresError('a string').code).toBe('QUERY_FAILED')
+  })
+
+  it('passes DatabaseErrors through', () => {
+    const original = new DatabaseError('QUERY_TIMEOUT', 'late')
+    expect(mapPostgresError(original)).toBe(original)
+  })
+})
+
+describe('secrets', () => {
+  it('keeps secret-free detail fields', () => {
+    const err = mapPostgresError(pgError('23505', 'duplicate key', { constraint: 'users_email_key', table: 'users', schema: 'public' }))
+    expect(err.detail).toEqual({ severity: 'ERROR', constraint: 'users_email_key', table: 'users', schema: 'public' })
+    expect(err.cause).toBeInstanceOf(Error)
+  })
+
+  it('scrubs passwords and URL credentials from the message, the stack and the cause', () => {
+    const native = pgError('28P01', 'failed for postgres://app:hunter2@db/x with password hunter2')
+    const err = mapPostgresError(native, { secrets: ['hunter2'], prefix: 'connecting to postgres://app@db:5432/x failed' })
+    for (const text of [
+      err.message,
+      String(err.stack),
+      JSON.stringify(err),
+      inspect(err, { showHidden: true, depth: 5 }),
+      inspect(err.cause, { showHidden: true }),
+      String((err.cause as Error).stack),
+    ]) {
+      expect(text).not.toContain('hunter2')
+    }
+    expect(err.message).toContain('[REDACTED]')
+    expect((err.cause as { code?: string }).code).toBe('28P01')
+  })
+
+  it('returns the original error when there is nothing to scrub', () => {
+    const native = pgError('23505')
+    expect(scrubError(native, ['hunter2'])).toBe(native)
+  })
+})

@@ -1,0 +1,176 @@
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { DatabaseConfig, DatabaseError, DatabasePool } from '@dbpool/core'
+import {
+  PostgresConnectionManager,
+  createPostgresPool,
+  createTypeParsers,
+  resolveManagerOptions,
+  sendCancelRequest,
+} from '@dbpool/postgres'
+
+function configError(fn: () => unknown): DatabaseError {
+  try {
+    fn()
+  } catch (err) {
+    if (DatabaseError.is(err, 'CONFIGURATION')) return err
+    throw err
+  }
+  throw new Error('expected a CONFIGURATION error')
+}
+
+describe('manager options', () => {
+  it('has defaults', () => {
+    expect(resolveManagerOptions(undefined)).toEqual({
+      sessionInit: [],
+      connectTimeoutMs: 10_000,
+      keepAliveInitialDelayMs: 10_000,
+      cancelTimeoutMs: 5_000,
+      int8: 'bigint',
+    })
+    expect(resolveManagerOptions({}, { connectTimeoutMs: 2_500 }).connectTimeoutMs).toBe(2_500)
+    expect(resolveManagerOptions({ sessionInit: 'SET a = 1' }).sessionInit).toEqual(['SET a = 1'])
+  })
+
+  it.each([
+    [{ sessionInit: '' }, 'postgres.sessionInit'],
+    [{ sessionInit: ['SET a = 1', 42] }, 'postgres.sessionInit[1]'],
+    [{ sessionInit: { sql: 'x' } }, 'postgres.sessionInit'],
+    [{ connectTimeoutMs: 0 }, 'postgres.connectTimeoutMs'],
+    [{ connectTimeoutMs: 1.5 }, 'postgres.connectTimeoutMs'],
+    [{ keepAliveInitialDelayMs: -1 }, 'postgres.keepAliveInitialDelayMs'],
+    [{ cancelTimeoutMs: 'soon' }, 'postgres.cancelTimeoutMs'],
+    [{ int8: 'float' }, 'postgres.int8'],
+    [{ sesionInit: 'typo' }, 'postgres.sesionInit'],
+  ])('rejects %j naming %s', (options, option) => {
+    const err = configError(() => resolveManagerOptions(options as never))
+    expect(err.detail?.option).toBe(option)
+    expect(err.message).toContain(option)
+  })
+
+  it('createPostgresPool rejects unknown keys and accepts the metrics options', () => {
+    expect(configError(() => createPostgresPool({ host: 'localhost' }, { min: 0 }, { nope: 1 } as never)).message).toContain(
+      'postgres.nope',
+    )
+    const pool = createPostgresPool('postgres://app:secret@localhost:1/db', { min: 0 }, { metricsOptions: {} })
+    expect(pool).toBeInstanceOf(DatabasePool)
+    expect(pool.target).toBe('postgres://app@localhost:1/db')
+    return pool.close()
+  })
+})
+
+describe('PostgresConnectionManager', () => {
+  const manager = new PostgresConnectionManager(new DatabaseConfig({ host: 'db', database: 'ledger', username: 'app', password: 'pw' }))
+
+  it('describes itself without the password', () => {
+    expect(manager.backend).toBe('postgres')
+    expect(manager.dialect).toBe('postgres')
+    expect(manager.lanes).toEqual({ readers: 0 })
+    expect(manager.target).toBe('postgres://app@db:5432/ledger')
+  })
+
+  it.each([
+    [{}, 'BEGIN'],
+    [{ isolation: 'read committed' }, 'BEGIN ISOLATION LEVEL READ COMMITTED'],
+    [{ isolation: 'repeatable read', readOnly: true }, 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY'],
+    [{ isolation: 'serializable', readOnly: true, deferrable: true }, 'BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY DEFERRABLE'],
+    [{ readOnly: false }, 'BEGIN'],
+  ])('beginStatement(%j) is %s', (settings, text) => {
+    expect(manager.beginStatement(settings as never)).toBe(text)
+  })
+
+  it('refuses DEFERRABLE outside serializable read only', () => {
+    expect(configError(() => manager.beginStatement({ deferrable: true })).detail?.option).toBe('transaction.deferrable')
+    expect(() => manager.beginStatement({ isolation: 'serializable', deferrable: true })).toThrow(DatabaseError)
+  })
+
+  it('fails to connect to a closed port with CONNECTION_FAILED, fast, naming the target', async () => {
+    const probe = createServer()
+    probe.listen(0, '127.0.0.1')
+    await once(probe, 'listening')
+    const port = (probe.address() as { port: number }).port
+    await new Promise((r) => probe.close(r))
+    const m = new PostgresConnectionManager({ host: '127.0.0.1', port, password: 'pw-not-shown', sslMode: 'disable' })
+    const err = (await m.connect('write', { onLost: () => undefined }).catch((e: unknown) => e)) as DatabaseError
+    expect(err.code).toBe('CONNECTION_FAILED')
+    expect(err.retryable).toBe(true)
+    expect(err.message).toContain(`connecting to postgres://postgres@127.0.0.1:${port}/postgres failed`)
+    expect(err.message).not.toContain('pw-not-shown')
+  })
+
+  it('times out a connect to a server that never answers with CONNECTION_FAILED after connectTimeoutMs', async () => {
+    const silent = createServer(() => undefined)
+    silent.listen(0, '127.0.0.1')
+    await once(silent, 'listening')
+    const port = (silent.address() as { port: number }).port
+    try {
+      const m = new PostgresConnectionManager({ host: '127.0.0.1', port, sslMode: 'disable' }, { connectTimeoutMs: 200 })
+      const started = performance.now()
+      const err = (await m.connect('write', { onLost: () => undefined }).catch((e: unknown) => e)) as DatabaseError
+      expect(err.code).toBe('CONNECTION_FAILED')
+      expect(err.message).toContain('timed out after 200 ms')
+      expect(performance.now() - started).toBeLessThan(1_000)
+    } finally {
+      silent.close()
+    }
+  })
+})
+
+describe('type parsers', () => {
+  const text = (parsers: ReturnType<typeof createTypeParsers>, oid: number) =>
+    parsers.getTypeParser(oid as never, 'text') as (v: string) => unknown
+
+  it('int8 by mode, and its arrays', () => {
+    expect(text(createTypeParsers('bigint'), 20)('9007199254740993')).toBe(9007199254740993n)
+    expect(text(createTypeParsers('bigint'), 1016)('{1,NULL,-3}')).toEqual([1n, null, -3n])
+    expect(text(createTypeParsers('string'), 20)('42')).toBe('42')
+    expect(text(createTypeParsers('number'), 20)('42')).toBe(42)
+    expect(() => text(createTypeParsers('number'), 20)('9007199254740993')).toThrow(RangeError)
+  })
+
+  it("date and timestamp stay text; timestamptz, numeric and json keep pg's parsers", () => {
+    const p = createTypeParsers('bigint')
+    expect(text(p, 1082)('2024-03-01')).toBe('2024-03-01')
+    expect(text(p, 1114)('2024-03-01 10:00:00')).toBe('2024-03-01 10:00:00')
+    expect(text(p, 1115)('{"2024-03-01 10:00:00",NULL}')).toEqual(['2024-03-01 10:00:00', null])
+    expect(text(p, 1184)('2024-03-01 10:00:00+00')).toEqual(new Date('2024-03-01T10:00:00Z'))
+    expect(text(p, 1700)('1.10')).toBe('1.10')
+    expect(text(p, 3802)('{"a":1}')).toEqual({ a: 1 })
+  })
+})
+
+describe('sendCancelRequest', () => {
+  it('sends the 16-byte CancelRequest on its own socket and resolves when the server closes it', async () => {
+    const received: Buffer[] = []
+    const server = createServer((socket) => {
+      socket.on('data', (chunk) => received.push(chunk))
+      socket.on('end', () => socket.end())
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const port = (server.address() as { port: number }).port
+    try {
+      await sendCancelRequest({ host: '127.0.0.1', port, processId: 4242, secretKey: -123456 }, 1_000)
+      const packet = Buffer.concat(received)
+      expect(packet.length).toBe(16)
+      expect(packet.readInt32BE(0)).toBe(16)
+      expect(packet.readInt32BE(4)).toBe(80877102)
+      expect(packet.readInt32BE(8)).toBe(4242)
+      expect(packet.readInt32BE(12)).toBe(-123456)
+    } finally {
+      server.close()
+    }
+  })
+
+  it('rejects after its timeout when nobody answers', async () => {
+    const server = createServer(() => undefined)
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const port = (server.address() as { port: number }).port
+    try {
+      await expect(sendCancelRequest({ host: '127.0.0.1', port, processId: 1, secretKey: 1 }, 100)).rejects.toThrow('within 100 ms')
+    } finally {
+      server.close()
+    }
+  })
+})
