@@ -120,7 +120,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     }
   }
 
-  async reset(db: SqliteDatabase): Promise<void> {
+  /** Rolls back an open transaction, synchronously (the pool's release then stays synchronous); throws if that fails. */
+  reset(db: SqliteDatabase): void {
     if (!db.inTransaction) return
     try {
       db.exec('ROLLBACK')
@@ -153,6 +154,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (options.signal?.aborted) {
       throw new DatabaseError('QUERY_CANCELLED', 'the statement was cancelled before it started', { backend: 'sqlite', cause: options.signal.reason })
     }
+    return this.executeSync<R>(db, query)
+  }
+
+  /** Runs one statement to completion before returning (the pool's lease-free path for `pool.query`). */
+  executeSync<R = Record<string, unknown>>(db: SqliteDatabase, query: CompiledQuery): QueryResult<R> {
     const state = this.#state(db)
     if (!db.open) throw new DatabaseError('CONNECTION_LOST', 'the SQLite connection is closed', { backend: 'sqlite' })
     const { text } = query

@@ -23,11 +23,13 @@ describe('lanes on a WAL file', () => {
     const manager = sqliteManagerOf(pool)
     if (!manager) throw new Error('no manager')
     const seen = { texts: [] as string[], readonlyConn: [] as boolean[] }
-    const original = manager.execute.bind(manager)
-    jest.spyOn(manager, 'execute').mockImplementation((db, query, options) => {
+    // every statement goes through executeSync: pool.query calls it directly on an idle connection,
+    // a lease calls execute(), which delegates to it
+    const executeSync = manager.executeSync.bind(manager)
+    jest.spyOn(manager, 'executeSync').mockImplementation((db, query) => {
       seen.texts.push(query.text)
       seen.readonlyConn.push(db.readonly)
-      return original(db, query, options)
+      return executeSync(db, query)
     })
     return seen
   }
