@@ -87,6 +87,7 @@ async function startEmbedded() {
         'full_page_writes=off',
         '-c',
         `max_connections=${spec.maxConnections ?? 300}`,
+        ...(spec.postgresFlags ?? []),
       ],
       onLog: log,
       onError: (err) => log(`[error] ${err instanceof Error ? err.message : String(err)}`),

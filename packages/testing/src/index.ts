@@ -1,5 +1,11 @@
 export { startPostgres, startEmbeddedPostgres } from './postgres-server'
-export type { EmbeddedPostgresServer, PostgresProvider, PostgresServer, StartPostgresOptions } from './postgres-server'
+export type {
+  EmbeddedPostgresOptions,
+  EmbeddedPostgresServer,
+  PostgresProvider,
+  PostgresServer,
+  StartPostgresOptions,
+} from './postgres-server'
 export { testPostgresUrl } from './shared-postgres'
 export { createTestDatabase, withDatabase } from './test-database'
 export type { CreateTestDatabaseOptions, TestDatabase } from './test-database'

