@@ -62,16 +62,16 @@ type PoolState = 'open' | 'closing' | 'closed'
  * await pool.close()
  * ```
  */
-export class DatabasePool<C = unknown> {
+export class DatabasePool<out C = unknown> {
   /** The validated settings. */
   readonly config: PoolConfig
   /** Records the OpenTelemetry pool metrics; `metrics.snapshot()` works without an SDK. */
   readonly metrics: MetricsCollector
-  readonly #manager: ConnectionManager<C>
+  readonly #manager: ConnectionManager<unknown>
   readonly #events: PoolEventEmitter
-  readonly #write: LanePool<C>
-  readonly #read: LanePool<C> | undefined
-  readonly #leases = new Set<Lease<C>>()
+  readonly #write: LanePool<unknown>
+  readonly #read: LanePool<unknown> | undefined
+  readonly #leases = new Set<Lease<unknown>>()
   readonly #timers: NodeJS.Timeout[] = []
   #state: PoolState = 'open'
   #closing: Promise<CloseReport> | undefined
@@ -164,14 +164,14 @@ export class DatabasePool<C = unknown> {
    * An idle, usable connection of a lane that nobody holds: safe to use for one synchronous statement,
    * which runs to completion before any other code (a lease, a transaction) can touch it.
    */
-  #idleConnection(lane: LanePool<C>): PooledConnection<C> | undefined {
+  #idleConnection(lane: LanePool<unknown>): PooledConnection<unknown> | undefined {
     for (const conn of lane.live) {
       if (!conn.leased && !conn.broken && !conn.destroyed && this.#manager.isUsable(conn.native)) return conn
     }
     return undefined
   }
 
-  #executeDirect<R>(conn: PooledConnection<C>, query: CompiledQuery): QueryResult<R> {
+  #executeDirect<R>(conn: PooledConnection<unknown>, query: CompiledQuery): QueryResult<R> {
     try {
       return this.#manager.executeSync!<R>(conn.native, query)
     } catch (err) {
@@ -189,7 +189,7 @@ export class DatabasePool<C = unknown> {
     const lane = options?.lane ?? 'write'
     if (lane !== 'write' && lane !== 'read') throw new DatabaseError('CONFIGURATION', `invalid lane ${JSON.stringify(lane)}: must be write or read`)
     const lease = await this.#acquire(lane === 'read' && this.#read ? 'read' : 'write')
-    const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run)
+    const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run) as unknown as ConnectionHandle<C>
     try {
       return await fn(handle)
     } finally {
@@ -209,7 +209,7 @@ export class DatabasePool<C = unknown> {
       beginStatement: (settings) => this.#manager.beginStatement(settings),
       lease: async (readOnly, body) => {
         const lease = await this.#acquire(readOnly && this.#read ? 'read' : 'write')
-        const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run)
+        const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run) as unknown as ConnectionHandle<C>
         try {
           return await body(handle, (err) => this.#markBroken(lease, err))
         } finally {
@@ -276,7 +276,7 @@ export class DatabasePool<C = unknown> {
 
   // ---- internals ----
 
-  #laneHost(): LaneHost<C> {
+  #laneHost(): LaneHost<unknown> {
     return {
       manager: this.#manager,
       config: this.config,
@@ -301,11 +301,11 @@ export class DatabasePool<C = unknown> {
     }
   }
 
-  #lanes(): LanePool<C>[] {
+  #lanes(): LanePool<unknown>[] {
     return this.#read ? [this.#write, this.#read] : [this.#write]
   }
 
-  #lane(lane: Lane): LanePool<C> {
+  #lane(lane: Lane): LanePool<unknown> {
     return lane === 'read' && this.#read ? this.#read : this.#write
   }
 
@@ -321,8 +321,8 @@ export class DatabasePool<C = unknown> {
     return { text: query, params: params ?? [] }
   }
 
-  #acquire(lane: Lane): Promise<Lease<C>> {
-    if (this.#state !== 'open') return Promise.reject<Lease<C>>(this.#closedError())
+  #acquire(lane: Lane): Promise<Lease<unknown>> {
+    if (this.#state !== 'open') return Promise.reject<Lease<unknown>>(this.#closedError())
     const pool = this.#lane(lane)
     const started = performance.now()
     // captured before the first await, so the stack still holds the caller's frames
@@ -343,7 +343,7 @@ export class DatabasePool<C = unknown> {
   }
 
   /** Ends a lease: reset, then back to tarn, or destroyed. Synchronous when the reset is. */
-  #release(lease: Lease<C>): void | Promise<void> {
+  #release(lease: Lease<unknown>): void | Promise<void> {
     if (!lease.markReleased()) return
     const conn = lease.conn
     this.#leases.delete(lease)
@@ -367,7 +367,7 @@ export class DatabasePool<C = unknown> {
     )
   }
 
-  #giveBack(conn: PooledConnection<C>, now: number): void {
+  #giveBack(conn: PooledConnection<unknown>, now: number): void {
     conn.leased = false
     conn.lastCheckedAt = now
     this.#lane(conn.lane).release(conn)
@@ -375,7 +375,7 @@ export class DatabasePool<C = unknown> {
   }
 
   /** Destroys a connection that must not be reused, then hands tarn its slot back. */
-  async #discard(conn: PooledConnection<C>): Promise<void> {
+  async #discard(conn: PooledConnection<unknown>): Promise<void> {
     conn.leased = false
     const pool = this.#lane(conn.lane)
     await pool.evict(conn, conn.broken ? `broken: ${conn.broken.code}` : 'unusable')
@@ -385,12 +385,12 @@ export class DatabasePool<C = unknown> {
   }
 
   /** Shared by every handle: runs a statement on a still-active lease. */
-  readonly #run: LeaseRunner<C> = <R>(lease: Lease<C>, query: Queryable, params: readonly unknown[] | undefined, options: ExecuteOptions | undefined) => {
+  readonly #run: LeaseRunner<unknown> = <R>(lease: Lease<unknown>, query: Queryable, params: readonly unknown[] | undefined, options: ExecuteOptions | undefined) => {
     if (!lease.active) return Promise.reject<QueryResult<R>>(this.#closedError())
     return this.#execute<R>(lease, this.#compile(query, params), options)
   }
 
-  async #execute<R>(lease: Lease<C>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
+  async #execute<R>(lease: Lease<unknown>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
     try {
       return await this.#manager.execute<R>(lease.conn.native, query, options ?? {})
     } catch (err) {
@@ -399,7 +399,7 @@ export class DatabasePool<C = unknown> {
     }
   }
 
-  #markBroken(lease: Lease<C>, err: unknown): DatabaseError {
+  #markBroken(lease: Lease<unknown>, err: unknown): DatabaseError {
     const error = toDatabaseError(this.#manager, err)
     lease.conn.broken ??= error
     return error
@@ -446,7 +446,7 @@ export class DatabasePool<C = unknown> {
   }
 
   /** Borrows `count` connections at once (validating each), then returns them. */
-  async #cycle(lane: LanePool<C>, count: number): Promise<void> {
+  async #cycle(lane: LanePool<unknown>, count: number): Promise<void> {
     if (count <= 0 || this.#state !== 'open') return
     const results = await Promise.allSettled(Array.from({ length: count }, () => lane.acquire((conn) => conn)))
     let failure: DatabaseError | undefined
@@ -530,7 +530,7 @@ export class DatabasePool<C = unknown> {
     })
   }
 
-  async #revoke(lease: Lease<C>): Promise<void> {
+  async #revoke(lease: Lease<unknown>): Promise<void> {
     lease.revoke()
     this.#leases.delete(lease)
     const conn = lease.conn

@@ -79,7 +79,7 @@ describe('DatabasePool: acquire failures', () => {
     const waiting = pool.query('select 1')
     const err = await rejection(pool.query('select 2'))
     expect(err.code).toBe('POOL_EXHAUSTED')
-    expect(err.poolStats.pending).toBe(1)
+    expect(err.poolStats?.pending).toBe(1)
     release()
     await holder
     await waiting

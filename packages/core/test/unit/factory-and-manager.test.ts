@@ -24,11 +24,11 @@ describe('PoolFactory', () => {
 
   it('names the package to install when the backend is missing', async () => {
     const importer = async (name: string) => { throw notFound(name) }
-    const err = await PoolFactory.create('sqlite::memory:', {}, { importer }).catch((e: DatabaseError) => e)
+    const err = await PoolFactory.create('sqlite::memory:', {}, { importer }).then(() => { throw new Error('expected a rejection') }, (e: DatabaseError) => e)
     expect(err).toBeInstanceOf(DatabaseError)
     expect(err.code).toBe('CONFIGURATION')
     expect(err.message).toMatch(/npm install @dbpool\/sqlite/)
-    const pg = await PoolFactory.createPostgresPool(new DatabaseConfig(), {}, { importer }).catch((e: DatabaseError) => e)
+    const pg = await PoolFactory.createPostgresPool(new DatabaseConfig(), {}, { importer }).then(() => { throw new Error('expected a rejection') }, (e: DatabaseError) => e)
     expect(pg.message).toMatch(/@dbpool\/postgres/)
   })
 
@@ -38,7 +38,7 @@ describe('PoolFactory', () => {
   })
 
   it('rejects unknown schemes and empty URLs without echoing credentials', async () => {
-    const err = await PoolFactory.create('mysql://root:hunter2@h/db').catch((e: DatabaseError) => e)
+    const err = await PoolFactory.create('mysql://root:hunter2@h/db').then(() => { throw new Error('expected a rejection') }, (e: DatabaseError) => e)
     expect(err.code).toBe('CONFIGURATION')
     expect(err.message).not.toContain('hunter2')
     await expect(PoolFactory.create('')).rejects.toMatchObject({ code: 'CONFIGURATION' })

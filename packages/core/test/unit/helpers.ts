@@ -1,4 +1,4 @@
-import { DatabasePool, type PoolOptions } from '@dbpool/core'
+import { type DatabaseError, DatabasePool, type PoolOptions } from '@dbpool/core'
 import { FakeConnectionManager, type FakeManagerOptions } from '@dbpool/core/testing'
 
 /** Builds a pool on a fake manager with test-friendly timings; closes everything in `afterEach`. */
@@ -30,11 +30,11 @@ export async function waitFor(predicate: () => boolean, timeoutMs = 2_000): Prom
 }
 
 /** Resolves with the rejection reason of `promise`, failing if it resolves. */
-export async function rejection(promise: Promise<unknown>): Promise<any> {
+export async function rejection(promise: Promise<unknown>): Promise<DatabaseError> {
   try {
     await promise
   } catch (err) {
-    return err
+    return err as DatabaseError
   }
   throw new Error('expected a rejection')
 }
