@@ -440,6 +440,10 @@ function expectPragma(db: SqliteDatabase, pragma: string, expected: unknown, act
  * to accept or refuse.
  */
 export function normaliseParams(params: readonly unknown[]): unknown[] {
+  let first = 0
+  // the common case (numbers, strings, null) needs no copy
+  while (first < params.length && !needsConversion(params[first])) first++
+  if (first === params.length) return params as unknown[]
   const out = new Array<unknown>(params.length)
   for (let i = 0; i < params.length; i++) {
     const value = params[i]
@@ -462,6 +466,10 @@ export function normaliseParams(params: readonly unknown[]): unknown[] {
 function sameRealm<R>(rows: R[]): R[] {
   if (rows instanceof Array) return rows
   return Array.from(rows as unknown[], (row) => (row !== null && typeof row === 'object' ? { ...row } : row)) as R[]
+}
+
+function needsConversion(value: unknown): boolean {
+  return value === undefined || typeof value === 'boolean' || (typeof value === 'object' && value !== null && isDate(value))
 }
 
 function isDate(value: unknown): value is Date {

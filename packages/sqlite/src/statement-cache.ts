@@ -8,6 +8,7 @@ export class StatementCache<K, V> {
   readonly #onEvict: ((value: V, key: K) => void) | undefined
   #hits = 0
   #misses = 0
+  #newest: K | undefined
 
   constructor(capacity: number, onEvict?: (value: V, key: K) => void) {
     if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`StatementCache capacity must be an integer >= 0, got ${capacity}`)
@@ -38,9 +39,13 @@ export class StatementCache<K, V> {
       return undefined
     }
     this.#hits++
-    // re-insert: a Map iterates in insertion order, so the first key is the least recently used
-    this.#map.delete(key)
-    this.#map.set(key, value)
+    // re-insert: a Map iterates in insertion order, so the first key is the least recently used.
+    // A hit on the newest entry (a hot statement run again) is already in place.
+    if (key !== this.#newest) {
+      this.#map.delete(key)
+      this.#map.set(key, value)
+      this.#newest = key
+    }
     return value
   }
 
@@ -54,6 +59,7 @@ export class StatementCache<K, V> {
     if (this.#capacity === 0) return
     if (this.#map.has(key)) this.#map.delete(key)
     this.#map.set(key, value)
+    this.#newest = key
     while (this.#map.size > this.#capacity) {
       const oldest = this.#map.keys().next().value as K
       const evicted = this.#map.get(oldest) as V
@@ -79,5 +85,6 @@ export class StatementCache<K, V> {
   /** Drops every entry (without calling `onEvict`). */
   clear(): void {
     this.#map.clear()
+    this.#newest = undefined
   }
 }
