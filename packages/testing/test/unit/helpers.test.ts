@@ -1,0 +1,142 @@
+import { existsSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
+import { once } from 'node:events'
+import { createServer, connect, type Socket } from 'node:net'
+import { createTempSqlite, dockerAnswers, setupTestPostgres, startTcpProxy, teardownTestPostgres } from '@dbpool/testing'
+
+describe('createTempSqlite', () => {
+  it('gives a path in a fresh directory, removed by remove()', async () => {
+    const a = await createTempSqlite()
+    const b = await createTempSqlite({ fileName: 'ledger.db' })
+    expect(a.dir).not.toBe(b.dir)
+    expect(a.path.endsWith('/test.db')).toBe(true)
+    expect(b.url).toBe(`sqlite:${b.path}`)
+    await writeFile(b.path, 'x')
+    await b.remove()
+    await b.remove()
+    expect(existsSync(b.dir)).toBe(false)
+    await a.remove()
+  })
+
+  it('refuses a file name with a directory in it', async () => {
+    await expect(createTempSqlite({ fileName: '../escape.db' })).rejects.toThrow('plain file name')
+  })
+})
+
+describe('dockerAnswers', () => {
+  it('answers within about a second either way', async () => {
+    const started = performance.now()
+    const probe = await dockerAnswers(500)
+    expect(performance.now() - started).toBeLessThan(1_500)
+    if (!probe.ok) expect(probe.reason.length).toBeGreaterThan(0)
+  })
+
+  it('reports an engine that does not answer as absent', async () => {
+    const silent = createServer(() => undefined)
+    silent.listen(0, '127.0.0.1')
+    await once(silent, 'listening')
+    const saved = process.env.DOCKER_HOST
+    process.env.DOCKER_HOST = `tcp://127.0.0.1:${(silent.address() as { port: number }).port}`
+    try {
+      const probe = await dockerAnswers(200)
+      expect(probe.ok).toBe(false)
+    } finally {
+      if (saved === undefined) delete process.env.DOCKER_HOST
+      else process.env.DOCKER_HOST = saved
+      silent.close()
+    }
+  })
+})
+
+describe('startTcpProxy', () => {
+  async function echoServer(): Promise<{ port: number; close(): void }> {
+    const sockets = new Set<Socket>()
+    const server = createServer((s) => {
+      sockets.add(s)
+      s.on('data', (d) => s.write(d))
+      s.on('error', () => undefined)
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    return {
+      port: (server.address() as { port: number }).port,
+      close: () => {
+        for (const s of sockets) s.destroy()
+        server.close()
+      },
+    }
+  }
+
+  function roundTrip(socket: Socket, text: string, timeoutMs: number): Promise<string | 'timeout'> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve('timeout'), timeoutMs)
+      socket.once('data', (d) => {
+        clearTimeout(timer)
+        resolve(d.toString())
+      })
+      socket.write(text)
+    })
+  }
+
+  it('forwards, blackholes without closing, resumes, resets and closes', async () => {
+    const echo = await echoServer()
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: echo.port })
+    try {
+      const socket = connect(proxy.port, '127.0.0.1')
+      socket.on('error', () => undefined)
+      await once(socket, 'connect')
+      expect(await roundTrip(socket, 'ping', 1_000)).toBe('ping')
+      expect(proxy.connections).toBe(1)
+      proxy.blackhole()
+      expect(await roundTrip(socket, 'lost', 200)).toBe('timeout')
+      expect(socket.destroyed).toBe(false)
+      proxy.resume()
+      expect(await roundTrip(socket, 'again', 1_000)).toBe('again')
+      const closed = new Promise((resolve) => socket.once('close', resolve))
+      proxy.resetAll()
+      await closed
+      expect(proxy.urlFor('postgres://u:p@db.internal:5432/x')).toBe(`postgres://u:p@127.0.0.1:${proxy.port}/x`)
+    } finally {
+      await proxy.close()
+      echo.close()
+    }
+  })
+})
+
+describe('jest global helpers', () => {
+  it('setup starts nothing (the first test that needs Postgres does); teardown cleans up', async () => {
+    const savedUrl = process.env.DBPOOL_TEST_PG_URL
+    const savedShared = process.env.DBPOOL_TEST_PG_SHARED
+    delete process.env.DBPOOL_TEST_PG_URL
+    delete process.env.DBPOOL_TEST_PG_SHARED
+    try {
+      const started = performance.now()
+      await setupTestPostgres()
+      expect(performance.now() - started).toBeLessThan(500)
+      const dir = process.env.DBPOOL_TEST_PG_SHARED
+      expect(dir && existsSync(dir)).toBeTruthy()
+      expect(existsSync(`${dir}/server.json`)).toBe(false)
+      await teardownTestPostgres()
+      expect(existsSync(dir!)).toBe(false)
+      expect(process.env.DBPOOL_TEST_PG_SHARED).toBeUndefined()
+    } finally {
+      if (savedUrl !== undefined) process.env.DBPOOL_TEST_PG_URL = savedUrl
+      if (savedShared !== undefined) process.env.DBPOOL_TEST_PG_SHARED = savedShared
+    }
+  })
+
+  it('with DBPOOL_TEST_PG_URL set, setup does nothing at all', async () => {
+    const savedUrl = process.env.DBPOOL_TEST_PG_URL
+    const savedShared = process.env.DBPOOL_TEST_PG_SHARED
+    process.env.DBPOOL_TEST_PG_URL = 'postgres://u:p@127.0.0.1:1/postgres'
+    delete process.env.DBPOOL_TEST_PG_SHARED
+    try {
+      await setupTestPostgres()
+      expect(process.env.DBPOOL_TEST_PG_SHARED).toBeUndefined()
+    } finally {
+      if (savedUrl === undefined) delete process.env.DBPOOL_TEST_PG_URL
+      else process.env.DBPOOL_TEST_PG_URL = savedUrl
+      if (savedShared !== undefined) process.env.DBPOOL_TEST_PG_SHARED = savedShared
+    }
+  })
+})
