@@ -1,1 +1,39 @@
-export {}
+export { AccountRepository } from './account-repository'
+export type { Account, BalanceSummary, NewAccount } from './account-repository'
+export { TransactionRepository } from './transaction-repository'
+export type {
+  AccountStatement,
+  DateRange,
+  JournalEntry,
+  JournalLine,
+  NewJournalEntry,
+  PostResult,
+  StatementLine,
+} from './transaction-repository'
+export { TransferService, hashRequest } from './transfer-service'
+export type { TransferRequest, TransferResult, TransferServiceOptions, TransferStats } from './transfer-service'
+export { checkLedgerInvariants } from './ledger-invariants'
+export type { InvariantCheck, InvariantReport } from './ledger-invariants'
+export {
+  FinanceError,
+  AccountNotFoundError,
+  DuplicateAccountError,
+  InsufficientFundsError,
+  CurrencyMismatchError,
+  IdempotencyConflictError,
+  InvalidEntryError,
+} from './errors'
+export type { FinanceErrorCode } from './errors'
+export { FINANCE_MIGRATIONS_DIRECTORY, FINANCE_MIGRATIONS_TABLE, financeMigrator, migrateFinance, resetFinance } from './migrations'
+export { financeConfigFromEnv, DEFAULT_FINANCE_DATABASE_URL } from './config'
+export type { FinanceConfig } from './config'
+export { runFinanceDemo, formatMoney } from './demo'
+export type { FinanceDemoOptions, FinanceDemoReport, TransferOutcomes } from './demo'
+export { formatFinanceReport } from './demo-report'
+export { planDemo, EQUITY_ACCOUNT } from './demo-plan'
+export type { DemoPlan, PlannedAccount, PlannedKind, PlannedTransfer } from './demo-plan'
+export { Progress } from './progress'
+export type { ProgressOptions, ProgressSink } from './progress'
+export { SeededRandom } from './random'
+export type { Db } from './db'
+export { toInteger, toNullableInteger, toDate } from './values'

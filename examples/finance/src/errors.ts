@@ -1,0 +1,101 @@
+/** Stable codes of the finance domain errors. */
+export type FinanceErrorCode =
+  'ACCOUNT_NOT_FOUND' | 'DUPLICATE_ACCOUNT' | 'INSUFFICIENT_FUNDS' | 'CURRENCY_MISMATCH' | 'IDEMPOTENCY_CONFLICT' | 'INVALID_ENTRY'
+
+/**
+ * A business rule said no. Database failures stay `DatabaseError`s; these are the answers a caller
+ * shows to a user. `cause` keeps the database error a rule was mapped from, when there is one.
+ */
+export class FinanceError extends Error {
+  override readonly name: string = 'FinanceError'
+  /** Stable, machine-readable code. */
+  readonly code: FinanceErrorCode
+  /** Structured facts (account id, amounts). */
+  readonly detail: Readonly<Record<string, unknown>>
+
+  constructor(code: FinanceErrorCode, message: string, detail: Record<string, unknown> = {}, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause })
+    this.code = code
+    this.detail = detail
+  }
+
+  /** True when `err` is a FinanceError, and when `code` is given, one with that code. */
+  static is(err: unknown, code?: FinanceErrorCode): err is FinanceError {
+    return err instanceof FinanceError && (code === undefined || err.code === code)
+  }
+}
+
+/** The account does not exist. */
+export class AccountNotFoundError extends FinanceError {
+  override readonly name = 'AccountNotFoundError'
+  constructor(readonly accountId: string) {
+    super('ACCOUNT_NOT_FOUND', `account ${accountId} does not exist`, { accountId })
+  }
+}
+
+/** An account with this id already exists (mapped from UNIQUE_VIOLATION). */
+export class DuplicateAccountError extends FinanceError {
+  override readonly name = 'DuplicateAccountError'
+  constructor(
+    readonly accountId: string,
+    cause?: unknown,
+  ) {
+    super('DUPLICATE_ACCOUNT', `account ${accountId} already exists`, { accountId }, cause)
+  }
+}
+
+/** The posting would take the account below its limit (`min_balance`). */
+export class InsufficientFundsError extends FinanceError {
+  override readonly name = 'InsufficientFundsError'
+  constructor(
+    readonly accountId: string,
+    readonly balance: number,
+    readonly minBalance: number,
+    readonly amount: number,
+  ) {
+    super('INSUFFICIENT_FUNDS', `account ${accountId} cannot be debited ${-amount}: balance ${balance}, limit ${minBalance}`, {
+      accountId,
+      balance,
+      minBalance,
+      amount,
+    })
+  }
+}
+
+/** An account's currency differs from the entry's. */
+export class CurrencyMismatchError extends FinanceError {
+  override readonly name = 'CurrencyMismatchError'
+  constructor(accountId: string, accountCurrency: string, entryCurrency: string) {
+    super('CURRENCY_MISMATCH', `account ${accountId} holds ${accountCurrency}, the entry is in ${entryCurrency}`, {
+      accountId,
+      accountCurrency,
+      entryCurrency,
+    })
+  }
+}
+
+/** The idempotency key was first used with a different request. */
+export class IdempotencyConflictError extends FinanceError {
+  override readonly name = 'IdempotencyConflictError'
+  constructor(
+    readonly idempotencyKey: string,
+    readonly entryId: string,
+  ) {
+    super(
+      'IDEMPOTENCY_CONFLICT',
+      `idempotency key ${JSON.stringify(idempotencyKey)} was already used for a different request (entry ${entryId})`,
+      {
+        idempotencyKey,
+        entryId,
+      },
+    )
+  }
+}
+
+/** The entry or request is malformed (unbalanced lines, a non-integer amount, ...). */
+export class InvalidEntryError extends FinanceError {
+  override readonly name = 'InvalidEntryError'
+  constructor(message: string, detail: Record<string, unknown> = {}) {
+    super('INVALID_ENTRY', message, detail)
+  }
+}

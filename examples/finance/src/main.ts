@@ -1,0 +1,31 @@
+import { PoolFactory } from '@dbpool/core'
+import { financeConfigFromEnv } from './config'
+import { runFinanceDemo } from './demo'
+import { formatFinanceReport } from './demo-report'
+
+/**
+ * `npm run demo`: the finance demo on `DATABASE_URL` (default: a SQLite file under ./data). Exits 0
+ * only when every invariant holds; the pool is closed whatever happens.
+ */
+async function main(): Promise<number> {
+  const config = financeConfigFromEnv()
+  const pool = await PoolFactory.create(config.databaseUrl, { name: 'finance', max: config.poolMax })
+  try {
+    const report = await runFinanceDemo(pool, { accounts: config.accounts, transfers: config.transfers, seed: config.seed })
+    process.stdout.write(formatFinanceReport(report))
+    return report.ok ? 0 : 1
+  } finally {
+    const closed = await pool.close({ timeoutMs: 10_000 })
+    if (closed.outstandingLeases.length > 0) process.stderr.write(`pool closed with ${closed.outstandingLeases.length} leases still out\n`)
+  }
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err: unknown) => {
+    process.stderr.write(`finance demo failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    process.exitCode = 1
+  },
+)

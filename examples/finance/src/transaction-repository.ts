@@ -1,0 +1,301 @@
+import { randomUUID } from 'node:crypto'
+import { sql, type SqlFragment } from '@dbpool/core'
+import { checkCurrency } from './account-repository'
+import type { Db } from './db'
+import { AccountNotFoundError, CurrencyMismatchError, IdempotencyConflictError, InsufficientFundsError, InvalidEntryError } from './errors'
+import { toDate, toInteger, toNullableInteger } from './values'
+
+/** One line of a journal entry: a signed amount on one account (negative debits the balance). */
+export interface JournalLine {
+  readonly accountId: string
+  /** Integer minor units, never 0. */
+  readonly amount: number
+}
+
+/** A posted journal entry with its lines. */
+export interface JournalEntry {
+  readonly id: string
+  readonly idempotencyKey: string | null
+  readonly requestHash: string | null
+  readonly currency: string
+  readonly description: string
+  readonly postedAt: Date
+  readonly lines: readonly JournalLine[]
+}
+
+/** What {@link TransactionRepository.post} needs. */
+export interface NewJournalEntry {
+  readonly description: string
+  readonly currency: string
+  /** Two or more lines summing to zero. */
+  readonly lines: readonly JournalLine[]
+  /** Posting the same key again returns the first entry instead of posting twice. */
+  readonly idempotencyKey?: string
+  /** Identifies the request a key belongs to; a key reused with another hash is IDEMPOTENCY_CONFLICT. */
+  readonly requestHash?: string
+  /** Default is the repository's clock. */
+  readonly postedAt?: Date
+}
+
+/** What {@link TransactionRepository.post} returns. */
+export interface PostResult {
+  readonly entry: JournalEntry
+  /** True when the idempotency key was already posted and `entry` is that first posting. */
+  readonly replayed: boolean
+}
+
+/** A date range: `from` inclusive, `to` exclusive; either may be open. */
+export interface DateRange {
+  readonly from?: Date
+  readonly to?: Date
+}
+
+/** One line of an account statement. */
+export interface StatementLine {
+  readonly entryId: string
+  readonly postedAt: Date
+  readonly description: string
+  readonly amount: number
+  /** The balance after this line. */
+  readonly balance: number
+}
+
+/** An account's movements over a date range. */
+export interface AccountStatement {
+  readonly accountId: string
+  readonly from: Date | null
+  readonly to: Date | null
+  /** The balance at `from` (sum of every earlier line). */
+  readonly openingBalance: number
+  readonly closingBalance: number
+  /** Sum of the negative lines (as a negative number). */
+  readonly debits: number
+  /** Sum of the positive lines. */
+  readonly credits: number
+  readonly lines: readonly StatementLine[]
+}
+
+interface EntryRow {
+  id: string
+  idempotency_key: string | null
+  request_hash: string | null
+  currency: string
+  description: string
+  posted_at: unknown
+}
+
+/**
+ * The double-entry journal. {@link post} is the only place balances change: it checks that the lines
+ * balance, applies them to the accounts (refusing to take any below its limit), and records the
+ * entry and its lines, atomically. Serializable isolation and retries belong to the caller (see
+ * {@link TransferService}).
+ */
+export class TransactionRepository {
+  readonly #db: Db
+  readonly #clock: () => Date
+
+  constructor(db: Db, options: { readonly clock?: () => Date } = {}) {
+    this.#db = db
+    this.#clock = options.clock ?? (() => new Date())
+  }
+
+  /**
+   * Posts an entry, or, when its idempotency key was posted before, returns that first entry
+   * (`replayed: true`) without touching any balance. Throws INVALID_ENTRY, ACCOUNT_NOT_FOUND,
+   * CURRENCY_MISMATCH, INSUFFICIENT_FUNDS or IDEMPOTENCY_CONFLICT; nothing is written then.
+   */
+  post(input: NewJournalEntry): Promise<PostResult> {
+    const entry = this.#validate(input)
+    return this.#db.transaction(async (tx) => {
+      // claiming the key first: a concurrent duplicate waits on the unique index, not on a read
+      const claimed = await tx.query(sql`
+        insert into journal_entries (id, idempotency_key, request_hash, currency, description, posted_at)
+        values (${entry.id}, ${entry.idempotencyKey}, ${entry.requestHash}, ${entry.currency}, ${entry.description}, ${entry.postedAt})
+        on conflict (idempotency_key) do nothing`)
+      if (claimed.rowCount === 0) return { entry: await this.#replay(tx, entry), replayed: true }
+      for (const [accountId, delta] of netByAccount(entry.lines)) await this.#apply(tx, accountId, delta, entry.currency)
+      const values = entry.lines.map((line, i) => sql`(${entry.id}, ${i + 1}, ${line.accountId}, ${line.amount})`)
+      await tx.query(sql`insert into journal_lines (entry_id, line_no, account_id, amount) values ${sql.join(values)}`)
+      return { entry, replayed: false }
+    })
+  }
+
+  /** The entry with this id, with its lines. */
+  async findById(id: string): Promise<JournalEntry | undefined> {
+    const { rows } = await this.#db.query<EntryRow>(sql`select ${entryColumns} from journal_entries where id = ${id}`)
+    return rows[0] && withLines(this.#db, rows[0])
+  }
+
+  /** The entry posted with this idempotency key, with its lines. */
+  async findByIdempotencyKey(key: string): Promise<JournalEntry | undefined> {
+    return findByKey(this.#db, key)
+  }
+
+  /** Entries (with lines) touching `accountId` within `range`, oldest first. */
+  async entriesForAccount(accountId: string, range: DateRange = {}): Promise<JournalEntry[]> {
+    const { rows } = await this.#db.query<EntryRow>(sql`
+      select ${entryColumns} from journal_entries
+      where id in (select entry_id from journal_lines where account_id = ${accountId}) ${rangeFilter(range)}
+      order by posted_at, id`)
+    return Promise.all(rows.map((row) => withLines(this.#db, row)))
+  }
+
+  /** The balance of `accountId` from its lines posted before `at` (every line when `at` is omitted). */
+  async balanceAt(accountId: string, at?: Date): Promise<number> {
+    const before = at === undefined ? sql.empty : sql`and e.posted_at < ${at}`
+    const { rows } = await this.#db.query<{ total: unknown }>(sql`
+      select coalesce(sum(l.amount), 0) as total
+      from journal_lines l join journal_entries e on e.id = l.entry_id
+      where l.account_id = ${accountId} ${before}`)
+    return toInteger(rows[0]?.total, 'balance')
+  }
+
+  /**
+   * The statement of `accountId` over `range`: opening balance, each line with the running balance,
+   * totals, closing balance. Read in one snapshot when the repository runs on a pool.
+   */
+  async statement(accountId: string, range: DateRange = {}): Promise<AccountStatement> {
+    checkRange(range)
+    return this.#db.transaction(
+      async (tx) => {
+        const exists = await tx.query(sql`select id from accounts where id = ${accountId}`)
+        if (exists.rowCount === 0) throw new AccountNotFoundError(accountId)
+        const opening = range.from === undefined ? 0 : await new TransactionRepository(tx).balanceAt(accountId, range.from)
+        const { rows } = await tx.query<{ entry_id: string; posted_at: unknown; description: string; amount: unknown }>(sql`
+          select l.entry_id, e.posted_at, e.description, l.amount
+          from journal_lines l join journal_entries e on e.id = l.entry_id
+          where l.account_id = ${accountId} ${rangeFilter(range, 'e.')}
+          order by e.posted_at, l.entry_id, l.line_no`)
+        let balance = opening
+        let debits = 0
+        let credits = 0
+        const lines = rows.map((row): StatementLine => {
+          const amount = toInteger(row.amount, 'amount')
+          balance += amount
+          if (amount < 0) debits += amount
+          else credits += amount
+          return { entryId: row.entry_id, postedAt: toDate(row.posted_at), description: row.description, amount, balance }
+        })
+        return {
+          accountId,
+          from: range.from ?? null,
+          to: range.to ?? null,
+          openingBalance: opening,
+          closingBalance: balance,
+          debits,
+          credits,
+          lines,
+        }
+      },
+      { isolation: 'repeatable read', readOnly: true },
+    )
+  }
+
+  /** Number of entries, and of lines. */
+  async counts(): Promise<{ entries: number; lines: number }> {
+    const { rows } = await this.#db.query<{ entries: unknown; lines: unknown }>(
+      sql`select (select count(*) from journal_entries) as entries, (select count(*) from journal_lines) as lines`,
+    )
+    return { entries: toInteger(rows[0]?.entries), lines: toInteger(rows[0]?.lines) }
+  }
+
+  #validate(input: NewJournalEntry): JournalEntry {
+    const lines = input.lines
+    if (!Array.isArray(lines) || lines.length < 2) throw new InvalidEntryError('an entry needs at least two lines')
+    let sum = 0
+    for (const [i, line] of lines.entries()) {
+      if (typeof line.accountId !== 'string' || line.accountId === '')
+        throw new InvalidEntryError(`line ${i + 1}: accountId must be a non-empty string`)
+      if (!Number.isSafeInteger(line.amount) || line.amount === 0) {
+        throw new InvalidEntryError(`line ${i + 1}: amount ${String(line.amount)} must be a non-zero integer (minor units)`, {
+          line: i + 1,
+        })
+      }
+      sum += line.amount
+    }
+    if (sum !== 0) throw new InvalidEntryError(`the lines sum to ${sum}, not 0: a journal entry must balance`, { sum })
+    if (typeof input.description !== 'string') throw new InvalidEntryError('description must be a string')
+    const key = input.idempotencyKey
+    if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 200)) {
+      throw new InvalidEntryError(`idempotencyKey ${JSON.stringify(key)}: must be a string of 1 to 200 characters`)
+    }
+    return {
+      id: randomUUID(),
+      idempotencyKey: key ?? null,
+      requestHash: input.requestHash ?? null,
+      currency: checkCurrency(input.currency),
+      description: input.description,
+      postedAt: input.postedAt ?? this.#clock(),
+      lines: lines.map((l) => ({ accountId: l.accountId, amount: l.amount })),
+    }
+  }
+
+  async #replay(db: Db, entry: JournalEntry): Promise<JournalEntry> {
+    const key = entry.idempotencyKey as string
+    const first = await findByKey(db, key)
+    // unreachable under serializable isolation: the conflicting row is visible once the insert gave way
+    if (!first) throw new Error(`idempotency key ${key} conflicted but no entry holds it`)
+    if (first.requestHash !== entry.requestHash) throw new IdempotencyConflictError(key, first.id)
+    return first
+  }
+
+  /** Adds `delta` to a balance unless that takes it below its limit; explains a refusal. */
+  async #apply(db: Db, accountId: string, delta: number, currency: string): Promise<void> {
+    const limit = delta < 0 ? sql`and (min_balance is null or balance + ${delta} >= min_balance)` : sql.empty
+    const { rowCount } = await db.query(sql`
+      update accounts set balance = balance + ${delta} where id = ${accountId} and currency = ${currency} ${limit}`)
+    if (rowCount === 1) return
+    const { rows } = await db.query<{ currency: string; balance: unknown; min_balance: unknown }>(
+      sql`select currency, balance, min_balance from accounts where id = ${accountId}`,
+    )
+    const row = rows[0]
+    if (!row) throw new AccountNotFoundError(accountId)
+    if (row.currency !== currency) throw new CurrencyMismatchError(accountId, row.currency, currency)
+    throw new InsufficientFundsError(accountId, toInteger(row.balance), toNullableInteger(row.min_balance) ?? 0, delta)
+  }
+}
+
+const entryColumns = sql`id, idempotency_key, request_hash, currency, description, posted_at`
+
+async function findByKey(db: Db, key: string): Promise<JournalEntry | undefined> {
+  const { rows } = await db.query<EntryRow>(sql`select ${entryColumns} from journal_entries where idempotency_key = ${key}`)
+  return rows[0] && withLines(db, rows[0])
+}
+
+async function withLines(db: Db, row: EntryRow): Promise<JournalEntry> {
+  const { rows } = await db.query<{ account_id: string; amount: unknown }>(
+    sql`select account_id, amount from journal_lines where entry_id = ${row.id} order by line_no`,
+  )
+  return {
+    id: row.id,
+    idempotencyKey: row.idempotency_key,
+    requestHash: row.request_hash,
+    currency: row.currency,
+    description: row.description,
+    postedAt: toDate(row.posted_at),
+    lines: rows.map((l) => ({ accountId: l.account_id, amount: toInteger(l.amount, 'amount') })),
+  }
+}
+
+/** Net change per account, in id order (a fixed lock order: two postings never deadlock on Postgres). */
+function netByAccount(lines: readonly JournalLine[]): [string, number][] {
+  const net = new Map<string, number>()
+  for (const line of lines) net.set(line.accountId, (net.get(line.accountId) ?? 0) + line.amount)
+  return [...net].filter(([, delta]) => delta !== 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+}
+
+function rangeFilter(range: DateRange, prefix: '' | 'e.' = ''): SqlFragment {
+  const column = sql.raw(`${prefix}posted_at`)
+  const from = range.from === undefined ? sql.empty : sql`and ${column} >= ${range.from}`
+  const to = range.to === undefined ? sql.empty : sql`and ${column} < ${range.to}`
+  return sql`${from} ${to}`
+}
+
+function checkRange(range: DateRange): void {
+  for (const key of ['from', 'to'] as const) {
+    const value = range[key]
+    if (value !== undefined && (!(value instanceof Date) || Number.isNaN(value.getTime())))
+      throw new InvalidEntryError(`range.${key} must be a valid Date`)
+  }
+  if (range.from && range.to && range.from > range.to) throw new InvalidEntryError('range.from must not be after range.to')
+}

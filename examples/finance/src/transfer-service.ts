@@ -1,0 +1,140 @@
+import { createHash } from 'node:crypto'
+import { TRANSACTION_RETRY_CODES, type DatabaseError, type RetryOptions } from '@dbpool/core'
+import type { Db } from './db'
+import { InvalidEntryError } from './errors'
+import { TransactionRepository } from './transaction-repository'
+
+/** A request to move money between two accounts of the same currency. */
+export interface TransferRequest {
+  readonly from: string
+  readonly to: string
+  /** Positive integer minor units. */
+  readonly amount: number
+  readonly currency: string
+  /** Sending the same key again returns the first result and never posts twice. Recommended. */
+  readonly idempotencyKey?: string
+  /** Default is `transfer <from> -> <to>`. */
+  readonly description?: string
+}
+
+/** The outcome of a transfer, the same for the first request and every replay of its key. */
+export interface TransferResult {
+  readonly entryId: string
+  readonly from: string
+  readonly to: string
+  readonly amount: number
+  readonly currency: string
+  readonly idempotencyKey: string | null
+  readonly postedAt: Date
+  /** True when this request's key had already been posted: nothing moved this time. */
+  readonly replayed: boolean
+  /** How many times the transaction ran (1 + retries after serialization failures). */
+  readonly attempts: number
+}
+
+/** Options of a {@link TransferService}. */
+export interface TransferServiceOptions {
+  /** How serialization failures, deadlocks and busy errors are replayed. Default is `{ maxAttempts: 20, baseDelayMs: 2, maxDelayMs: 200 }`. */
+  readonly retry?: RetryOptions
+  /** Where `postedAt` comes from. Default is `() => new Date()`. */
+  readonly clock?: () => Date
+}
+
+/** Counters of one {@link TransferService}. */
+export interface TransferStats {
+  /** Transactions started (first attempts and retries). */
+  readonly attempts: number
+  /** Retries, by the error code that caused them. */
+  readonly retries: Readonly<Record<string, number>>
+}
+
+const DEFAULT_RETRY: RetryOptions = { maxAttempts: 20, baseDelayMs: 2, maxDelayMs: 200 }
+
+/**
+ * Moves money: each transfer is a two-line journal entry posted in a serializable transaction that
+ * is replayed on serialization failures (Postgres) or busy errors (SQLite). With an idempotency key,
+ * a repeated request (sequential or concurrent) posts once and every copy gets the same result.
+ *
+ * ```ts
+ * const transfers = new TransferService(pool)
+ * const result = await transfers.transfer({ from: 'A', to: 'B', amount: 1250, currency: 'EUR', idempotencyKey: 'order-17' })
+ * ```
+ */
+export class TransferService {
+  readonly #db: Db
+  readonly #retry: RetryOptions
+  readonly #clock: () => Date
+  readonly #retries: Record<string, number> = {}
+  #attempts = 0
+
+  constructor(db: Db, options: TransferServiceOptions = {}) {
+    this.#db = db
+    const retryOn = options.retry?.retryOn ?? ((err: DatabaseError) => TRANSACTION_RETRY_CODES.has(err.code))
+    this.#retry = {
+      ...DEFAULT_RETRY,
+      ...options.retry,
+      retryOn: (err) => {
+        const again = retryOn(err)
+        if (again) this.#retries[err.code] = (this.#retries[err.code] ?? 0) + 1
+        return again
+      },
+    }
+    this.#clock = options.clock ?? (() => new Date())
+  }
+
+  /**
+   * Posts the transfer, or returns the first result of its idempotency key. Throws the finance
+   * errors of {@link TransactionRepository.post}, or the DatabaseError that outlasted the retries.
+   */
+  async transfer(request: TransferRequest): Promise<TransferResult> {
+    const { from, to, amount, currency, idempotencyKey } = request
+    if (from === to) throw new InvalidEntryError('a transfer needs two different accounts', { from, to })
+    if (!Number.isSafeInteger(amount) || amount <= 0)
+      throw new InvalidEntryError(`amount ${String(amount)} must be a positive integer (minor units)`, { amount })
+    const requestHash = idempotencyKey === undefined ? undefined : hashRequest(request)
+    let attempts = 0
+    const { entry, replayed } = await this.#db.transaction(
+      (tx) => {
+        attempts++
+        this.#attempts++
+        return new TransactionRepository(tx).post({
+          description: request.description ?? `transfer ${from} -> ${to}`,
+          currency,
+          idempotencyKey,
+          requestHash,
+          postedAt: this.#clock(),
+          lines: [
+            { accountId: from, amount: -amount },
+            { accountId: to, amount },
+          ],
+        })
+      },
+      { isolation: 'serializable', retry: this.#retry },
+    )
+    const debit = entry.lines.find((l) => l.amount < 0)
+    const credit = entry.lines.find((l) => l.amount > 0)
+    return {
+      entryId: entry.id,
+      from: debit?.accountId ?? from,
+      to: credit?.accountId ?? to,
+      amount: credit?.amount ?? amount,
+      currency: entry.currency,
+      idempotencyKey: entry.idempotencyKey,
+      postedAt: entry.postedAt,
+      replayed,
+      attempts,
+    }
+  }
+
+  /** Attempts and retries so far. */
+  stats(): TransferStats {
+    return { attempts: this.#attempts, retries: { ...this.#retries } }
+  }
+}
+
+/** The identity of a transfer request for its idempotency key: accounts, amount and currency. */
+export function hashRequest(request: Pick<TransferRequest, 'from' | 'to' | 'amount' | 'currency'>): string {
+  return createHash('sha256')
+    .update(JSON.stringify([request.from, request.to, request.amount, request.currency]))
+    .digest('hex')
+}
