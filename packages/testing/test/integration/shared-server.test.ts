@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Client } from 'pg'
 import { setupTestPostgres, teardownTestPostgres, testPostgresUrl } from '@dbpool/testing'
+import type * as Testing from '@dbpool/testing'
 
 // The shared server of a jest run, end to end in a child process: started lazily by the first
 // caller, shared by later ones, stopped by the teardown, and stopped by its watchdog when the
@@ -38,9 +39,9 @@ it('starts once on first use, serves several callers, and stops at teardown', as
     const dir = process.env.DBPOOL_TEST_PG_SHARED!
     // two callers at once: one starts it, the other waits for it
     // a module instance of its own: this worker's cached URL (the run's server) stays untouched
-    let module!: typeof import('../../src/shared-postgres')
+    let module!: typeof Testing
     await jest.isolateModulesAsync(async () => {
-      module = await import('../../src/shared-postgres')
+      module = await import('@dbpool/testing')
     })
     const [a, b] = await Promise.all([module.testPostgresUrl(), readUrlFromOtherCaller()])
     expect(a).toBe(b)
