@@ -20,6 +20,7 @@ const spec = JSON.parse(process.argv[2] ?? '{}')
 const logs = []
 let server
 let shuttingDown
+let ownerGone = false
 
 function log(line) {
   logs.push(String(line).trimEnd())
@@ -174,6 +175,7 @@ function watch(pid) {
     try {
       process.kill(pid, 0)
     } catch {
+      ownerGone = true
       void shutdown(0)
     }
   }, 500)
@@ -200,6 +202,8 @@ async function handle(msg) {
 // the data directory goes
 process.on('exit', () => {
   if (spec.dir && spec.removeDir !== false) rmSync(spec.dir, { recursive: true, force: true })
+  // a shared server whose owner died: no teardown will come to remove the shared directory
+  if (ownerGone && spec.statePath) rmSync(path.dirname(spec.statePath), { recursive: true, force: true })
 })
 process.on('SIGTERM', () => void shutdown(0))
 process.on('SIGINT', () => void shutdown(0))

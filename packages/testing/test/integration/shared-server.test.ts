@@ -84,7 +84,7 @@ it('a server whose owner dies without teardown is stopped by its watchdog', asyn
       const fs = require('fs'); const dir = process.env.DBPOOL_TEST_PG_SHARED
       const state = JSON.parse(fs.readFileSync(dir + '/server.json', 'utf8'))
       const spec = JSON.parse(fs.readFileSync(dir + '/spec.json', 'utf8'))
-      process.stdout.write(JSON.stringify({ pid: state.pid, dataDir: spec.dir }) + '\\n')
+      process.stdout.write(JSON.stringify({ pid: state.pid, dataDir: spec.dir, sharedDir: dir }) + '\\n')
       setInterval(() => undefined, 1000)
     }, (e) => { console.error(e); process.exit(1) })`
   const env: NodeJS.ProcessEnv = { ...process.env, DBPOOL_TEST_PG_URL: '', DBPOOL_TEST_PG_SHARED: '' }
@@ -97,12 +97,13 @@ it('a server whose owner dies without teardown is stopped by its watchdog', asyn
     })
     owner.on('exit', (code) => reject(new Error(`owner exited early (${code})`)))
   })
-  const { pid, dataDir } = JSON.parse(line) as { pid: number; dataDir: string }
+  const { pid, dataDir, sharedDir } = JSON.parse(line) as { pid: number; dataDir: string; sharedDir: string }
   expect(alive(pid)).toBe(true)
   expect(existsSync(dataDir)).toBe(true)
   owner.kill('SIGKILL')
   expect(await waitUntil(() => !alive(pid), 20_000)).toBe(true)
   expect(await waitUntil(() => !existsSync(dataDir), 5_000)).toBe(true)
+  expect(await waitUntil(() => !existsSync(sharedDir), 5_000)).toBe(true)
 }, 180_000)
 
 it('testPostgresUrl() in this worker is the run’s server and answers', async () => {
