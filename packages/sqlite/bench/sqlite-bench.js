@@ -50,7 +50,9 @@ async function pointRead({ dir, rows = 10_000, iterations = 200_000 }) {
     t0 = performance.now()
     for (const id of ids) await pool.query(sql`select id, name, balance from account where id = ${id}`)
     const poolSqlMs = performance.now() - t0
-    return report('point read by primary key (pool.query vs raw .get())', iterations, rawMs, poolMs, { sqlTagOpsPerSec: Math.round(iterations / (poolSqlMs / 1000)) })
+    return report('point read by primary key (pool.query vs raw .get())', iterations, rawMs, poolMs, {
+      sqlTagOpsPerSec: Math.round(iterations / (poolSqlMs / 1000)),
+    })
   } finally {
     await pool.close()
   }
@@ -99,7 +101,10 @@ async function writers({ dir, writersCount = 50, perWriter = 200 }) {
     )
     const poolMs = performance.now() - t0
     const { rows } = await pool.query('select count(*) as n from entry')
-    return report(`${writersCount} async writers x ${perWriter} transactions (pool.transaction vs sequential raw)`, total, rawMs, poolMs, { errors, committed: rows[0].n })
+    return report(`${writersCount} async writers x ${perWriter} transactions (pool.transaction vs sequential raw)`, total, rawMs, poolMs, {
+      errors,
+      committed: rows[0].n,
+    })
   } finally {
     await pool.close()
   }
@@ -108,7 +113,14 @@ async function writers({ dir, writersCount = 50, perWriter = 200 }) {
 function report(name, operations, rawMs, poolMs, extra) {
   const rawOps = operations / (rawMs / 1000)
   const poolOps = operations / (poolMs / 1000)
-  return { name, operations, rawOpsPerSec: Math.round(rawOps), poolOpsPerSec: Math.round(poolOps), ratio: Math.round((poolOps / rawOps) * 1000) / 1000, ...extra }
+  return {
+    name,
+    operations,
+    rawOpsPerSec: Math.round(rawOps),
+    poolOpsPerSec: Math.round(poolOps),
+    ratio: Math.round((poolOps / rawOps) * 1000) / 1000,
+    ...extra,
+  }
 }
 
 async function run({ log = (line) => console.log(line) } = {}) {

@@ -4,7 +4,17 @@ import { chmod, copyFile, mkdir, open, readdir, rename, stat, unlink } from 'nod
 import { basename, dirname, extname, join, resolve } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip, createGzip } from 'node:zlib'
-import { checkBoolean, checkEnum, checkInteger, checkString, configError, DatabaseError, rejectUnknownKeys, requireObject, type DatabasePool } from '@dbpool/core'
+import {
+  checkBoolean,
+  checkEnum,
+  checkInteger,
+  checkString,
+  configError,
+  DatabaseError,
+  rejectUnknownKeys,
+  requireObject,
+  type DatabasePool,
+} from '@dbpool/core'
 import Database from 'better-sqlite3'
 import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'
 import { SqliteConnectionManager, type SqliteDatabase } from './sqlite-connection-manager'
@@ -130,13 +140,18 @@ export class BackupManager {
     rejectUnknownKeys('backup', raw, OPTION_KEYS)
     const manager = (raw.manager as SqliteConnectionManager | undefined) ?? sqliteManagerOf(pool)
     if (!(manager instanceof SqliteConnectionManager)) {
-      throw configError('backup.manager', raw.manager, 'pass the pool\'s SqliteConnectionManager when the pool was not made by createSqlitePool')
+      throw configError(
+        'backup.manager',
+        raw.manager,
+        "pass the pool's SqliteConnectionManager when the pool was not made by createSqlitePool",
+      )
     }
     const directory = resolve(checkString('backup.directory', raw.directory))
     const prefix = raw.prefix === undefined ? defaultPrefix(manager.options.path) : checkString('backup.prefix', raw.prefix)
     if (!/^[A-Za-z0-9._-]+$/.test(prefix)) throw configError('backup.prefix', prefix, 'must contain only letters, digits, ".", "_" and "-"')
     const onProgress = raw.onProgress
-    if (onProgress !== undefined && typeof onProgress !== 'function') throw configError('backup.onProgress', onProgress, 'must be a function')
+    if (onProgress !== undefined && typeof onProgress !== 'function')
+      throw configError('backup.onProgress', onProgress, 'must be a function')
     const onError = raw.onError
     if (onError !== undefined && typeof onError !== 'function') throw configError('backup.onError', onError, 'must be a function')
     this.#options = {
@@ -147,7 +162,9 @@ export class BackupManager {
       pagesPerStep: raw.pagesPerStep === undefined ? 256 : checkInteger('backup.pagesPerStep', raw.pagesPerStep, 1, 1_000_000),
       retention: raw.retention === undefined ? undefined : resolveRetention(raw.retention),
       onProgress: onProgress as BackupManagerOptions['onProgress'],
-      onError: (onError as BackupManagerOptions['onError']) ?? ((e) => process.emitWarning(`dbpool: scheduled SQLite backup failed: ${e.code}: ${e.message}`, 'DbpoolBackupWarning')),
+      onError:
+        (onError as BackupManagerOptions['onError']) ??
+        ((e) => process.emitWarning(`dbpool: scheduled SQLite backup failed: ${e.code}: ${e.message}`, 'DbpoolBackupWarning')),
     }
     this.#pool = pool
     this.#manager = manager
@@ -312,7 +329,18 @@ export class BackupManager {
     this.#progress({ phase: 'done', totalPages: pages, remainingPages: 0 })
     const bytes = (await stat(final)).size
     const deleted = await this.prune()
-    return { file: final, bytes, pages, method, gzip, createdAt, copyMs: round(copyMs), verifyMs: round(verifyMs), durationMs: round(performance.now() - started), deleted }
+    return {
+      file: final,
+      bytes,
+      pages,
+      method,
+      gzip,
+      createdAt,
+      copyMs: round(copyMs),
+      verifyMs: round(verifyMs),
+      durationMs: round(performance.now() - started),
+      deleted,
+    }
   }
 
   async #copy(tmp: string): Promise<void> {
@@ -340,9 +368,11 @@ export class BackupManager {
   async #restore(file: string, options: RestoreOptions): Promise<DatabasePool<SqliteDatabase>> {
     const raw = requireObject('restore', options)
     rejectUnknownKeys('restore', raw, ['closeTimeoutMs'])
-    const closeTimeoutMs = raw.closeTimeoutMs === undefined ? 30_000 : checkInteger('restore.closeTimeoutMs', raw.closeTimeoutMs, 0, 2_147_483_647)
+    const closeTimeoutMs =
+      raw.closeTimeoutMs === undefined ? 30_000 : checkInteger('restore.closeTimeoutMs', raw.closeTimeoutMs, 0, 2_147_483_647)
     const manager = this.#manager
-    if (manager.options.memory) throw configError('sqlite.path', manager.options.path, 'an in-memory database cannot be restored from a file')
+    if (manager.options.memory)
+      throw configError('sqlite.path', manager.options.path, 'an in-memory database cannot be restored from a file')
     const source = resolve(checkString('file', file))
     const target = resolve(manager.options.path)
     const staged = await this.#stage(source, dirname(target))
@@ -370,7 +400,8 @@ export class BackupManager {
 
   /** A private copy of `source` (gunzipped when it ends in .gz) in `directory`, for verification and rename. */
   async #stage(source: string, directory: string): Promise<string> {
-    if (!existsSync(source)) throw new DatabaseError('BACKUP_FAILED', `backup file ${source} does not exist`, { backend: 'sqlite', detail: { file: source } })
+    if (!existsSync(source))
+      throw new DatabaseError('BACKUP_FAILED', `backup file ${source} does not exist`, { backend: 'sqlite', detail: { file: source } })
     await mkdir(directory, { recursive: true })
     const staged = tempName(directory, basename(source).replace(/\.gz$/, ''))
     try {
@@ -378,7 +409,11 @@ export class BackupManager {
       else await copyFile(source, staged)
     } catch (err) {
       await removeQuietly(staged)
-      throw new DatabaseError('BACKUP_FAILED', `cannot read backup file ${source}: ${(err as Error).message}`, { backend: 'sqlite', cause: err, detail: { file: source } })
+      throw new DatabaseError('BACKUP_FAILED', `cannot read backup file ${source}: ${(err as Error).message}`, {
+        backend: 'sqlite',
+        cause: err,
+        detail: { file: source },
+      })
     }
     return staged
   }
@@ -419,7 +454,10 @@ export function verifyDatabaseFile(file: string, label: string = file): number {
     const rows = db.pragma('integrity_check(10)', { simple: false }) as Record<string, unknown>[]
     const messages = rows.map((row) => String(Object.values(row)[0]))
     if (messages.length !== 1 || messages[0] !== 'ok') {
-      throw new DatabaseError('BACKUP_FAILED', `${label} failed integrity_check: ${messages.join('; ')}`, { backend: 'sqlite', detail: { file: label, errors: messages } })
+      throw new DatabaseError('BACKUP_FAILED', `${label} failed integrity_check: ${messages.join('; ')}`, {
+        backend: 'sqlite',
+        detail: { file: label, errors: messages },
+      })
     }
     return Number(db.pragma('page_count', { simple: true }))
   } catch (err) {

@@ -25,13 +25,18 @@ export function createSqlitePool(
   poolOptions?: DatabasePoolOptions,
 ): DatabasePool<SqliteDatabase> {
   const raw = requireObject('sqlite', options)
-  if (raw.path !== undefined && raw.path !== path) throw configError('sqlite.path', raw.path, `conflicts with the path argument ${JSON.stringify(path)}`)
+  if (raw.path !== undefined && raw.path !== path)
+    throw configError('sqlite.path', raw.path, `conflicts with the path argument ${JSON.stringify(path)}`)
   const manager = new SqliteConnectionManager({ ...(raw as SqliteOptions), path })
   return sqlitePoolFor(manager, poolConfig, poolOptions)
 }
 
 /** A pool on an existing manager, remembered so {@link sqliteManagerOf} (backups, restore) can find it. */
-export function sqlitePoolFor(manager: SqliteConnectionManager, poolConfig?: PoolConfig | PoolOptions, poolOptions?: DatabasePoolOptions): DatabasePool<SqliteDatabase> {
+export function sqlitePoolFor(
+  manager: SqliteConnectionManager,
+  poolConfig?: PoolConfig | PoolOptions,
+  poolOptions?: DatabasePoolOptions,
+): DatabasePool<SqliteDatabase> {
   const pool = new DatabasePool(manager, poolConfig, poolOptions)
   origins.set(pool, { manager, poolOptions })
   return pool

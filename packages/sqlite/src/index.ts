@@ -19,4 +19,12 @@ export { sqliteHealthChecks, integrityCheck, walCheck, pageCheck, walSizeBytes }
 export type { SqliteHealthContext } from './sqlite-health'
 export { sqlitePoolFor, sqliteManagerOf } from './create-sqlite-pool'
 export { BackupManager, verifyDatabaseFile, replaceDatabaseFile, restoreDatabaseFile } from './backup-manager'
-export type { BackupInfo, BackupManagerOptions, BackupMethod, BackupProgress, BackupResult, RestoreOptions, RetentionPolicy } from './backup-manager'
+export type {
+  BackupInfo,
+  BackupManagerOptions,
+  BackupMethod,
+  BackupProgress,
+  BackupResult,
+  RestoreOptions,
+  RetentionPolicy,
+} from './backup-manager'

@@ -128,7 +128,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     } catch (err) {
       throw this.#fail(db, err)
     }
-    if (db.inTransaction) throw new DatabaseError('QUERY_FAILED', 'ROLLBACK left the connection inside a transaction', { backend: 'sqlite' })
+    if (db.inTransaction)
+      throw new DatabaseError('QUERY_FAILED', 'ROLLBACK left the connection inside a transaction', { backend: 'sqlite' })
   }
 
   async destroy(db: SqliteDatabase): Promise<void> {
@@ -152,7 +153,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     // a statement runs synchronously to its end and cannot be interrupted: an aborted signal is honoured
     // before it starts, `timeoutMs` cannot cut one short (see README)
     if (options.signal?.aborted) {
-      throw new DatabaseError('QUERY_CANCELLED', 'the statement was cancelled before it started', { backend: 'sqlite', cause: options.signal.reason })
+      throw new DatabaseError('QUERY_CANCELLED', 'the statement was cancelled before it started', {
+        backend: 'sqlite',
+        cause: options.signal.reason,
+      })
     }
     return this.executeSync<R>(db, query)
   }
@@ -219,7 +223,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   async healthChecks(db: SqliteDatabase, options: { readonly deep: boolean; readonly timeoutMs: number }): Promise<HealthCheckDetail[]> {
-    return sqliteHealthChecks(db, options.deep, { path: this.options.path, walCheckpointThresholdBytes: this.options.walCheckpointThresholdBytes })
+    return sqliteHealthChecks(db, options.deep, {
+      path: this.options.path,
+      walCheckpointThresholdBytes: this.options.walCheckpointThresholdBytes,
+    })
   }
 
   async end(): Promise<void> {
@@ -237,7 +244,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (mode !== 'PASSIVE' && this.#readerInTransaction()) return { busy: true, logFrames: -1, checkpointedFrames: -1 }
     db.pragma('busy_timeout = 0')
     try {
-      const row = db.pragma(`wal_checkpoint(${checkMode(mode)})`, { simple: false }) as { busy: number; log: number; checkpointed: number }[]
+      const row = db.pragma(`wal_checkpoint(${checkMode(mode)})`, { simple: false }) as {
+        busy: number
+        log: number
+        checkpointed: number
+      }[]
       const first = row[0] ?? { busy: 0, log: 0, checkpointed: 0 }
       return { busy: Number(first.busy) !== 0, logFrames: Number(first.log), checkpointedFrames: Number(first.checkpointed) }
     } finally {
@@ -292,7 +303,12 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
 
   #register(db: SqliteDatabase, lane: Lane): void {
     db.defaultSafeIntegers(this.options.safeIntegers)
-    this.#states.set(db, { lane, statements: new StatementCache<string, Statement>(this.options.statementCacheSize), fatal: undefined, lastWalCheck: 0 })
+    this.#states.set(db, {
+      lane,
+      statements: new StatementCache<string, Statement>(this.options.statementCacheSize),
+      fatal: undefined,
+      lastWalCheck: 0,
+    })
     this.#open.add(db)
   }
 
@@ -312,7 +328,12 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     try {
       expectPragma(db, 'busy_timeout', o.busyTimeoutMs, Number(db.pragma('busy_timeout', { simple: true })))
       if (o.memory) {
-        expectPragma(db, 'journal_mode', o.journalMode.toLowerCase(), String(db.pragma(`journal_mode = ${o.journalMode}`, { simple: true })))
+        expectPragma(
+          db,
+          'journal_mode',
+          o.journalMode.toLowerCase(),
+          String(db.pragma(`journal_mode = ${o.journalMode}`, { simple: true })),
+        )
       } else if (!readonly && lane === 'write') {
         this.#applyJournalMode(db)
       } else if (!o.readonly || o.journalModeExplicit) {
@@ -348,7 +369,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
 
   #state(db: SqliteDatabase): ConnectionState {
     const state = this.#states.get(db)
-    if (!state) throw new DatabaseError('QUERY_FAILED', 'this Database was not opened by this SqliteConnectionManager', { backend: 'sqlite' })
+    if (!state)
+      throw new DatabaseError('QUERY_FAILED', 'this Database was not opened by this SqliteConnectionManager', { backend: 'sqlite' })
     return state
   }
 
@@ -376,7 +398,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const error = this.mapError(err)
     const state = this.#states.get(db)
     if (state && isFatalSqliteCode(error.sqliteCode)) state.fatal ??= error
-    if (!db.open) return new DatabaseError('CONNECTION_LOST', `the SQLite connection is closed: ${error.message}`, { backend: 'sqlite', cause: err })
+    if (!db.open)
+      return new DatabaseError('CONNECTION_LOST', `the SQLite connection is closed: ${error.message}`, { backend: 'sqlite', cause: err })
     return error
   }
 
@@ -428,10 +451,14 @@ function checkMode(mode: string): CheckpointMode {
 
 function expectPragma(db: SqliteDatabase, pragma: string, expected: unknown, actual: unknown): void {
   if (expected === actual) return
-  throw new DatabaseError('CONFIGURATION', `SQLite did not accept PRAGMA ${pragma}: asked for ${String(expected)}, it reports ${String(actual)} (${db.name})`, {
-    backend: 'sqlite',
-    detail: { pragma, expected, actual },
-  })
+  throw new DatabaseError(
+    'CONFIGURATION',
+    `SQLite did not accept PRAGMA ${pragma}: asked for ${String(expected)}, it reports ${String(actual)} (${db.name})`,
+    {
+      backend: 'sqlite',
+      detail: { pragma, expected, actual },
+    },
+  )
 }
 
 /**
@@ -450,7 +477,8 @@ export function normaliseParams(params: readonly unknown[]): unknown[] {
     if (typeof value === 'boolean') out[i] = value ? 1 : 0
     else if (value === undefined) out[i] = null
     else if (isDate(value)) {
-      if (Number.isNaN(value.getTime())) throw new DatabaseError('QUERY_FAILED', `parameter ${i + 1} is an invalid Date`, { backend: 'sqlite' })
+      if (Number.isNaN(value.getTime()))
+        throw new DatabaseError('QUERY_FAILED', `parameter ${i + 1} is an invalid Date`, { backend: 'sqlite' })
       out[i] = value.toISOString()
     } else out[i] = value
   }

@@ -90,7 +90,8 @@ export function mapSqliteError(err: unknown, context: SqliteErrorContext = {}): 
   const message = messageOf(err)
   if (sqliteCode !== undefined) {
     const mapping = lookupSqliteCode(sqliteCode) ?? { code: 'QUERY_FAILED' }
-    const where = context.path !== undefined && (mapping.code === 'CONNECTION_FAILED' || mapping.code === 'CORRUPT') ? ` (${context.path})` : ''
+    const where =
+      context.path !== undefined && (mapping.code === 'CONNECTION_FAILED' || mapping.code === 'CORRUPT') ? ` (${context.path})` : ''
     return new DatabaseError(mapping.code, `${message}${where}`, {
       backend: 'sqlite',
       sqliteCode,
@@ -112,7 +113,8 @@ function nativeCode(err: unknown): string | undefined {
 
 /** The message of an Error from any realm, or the value as text. */
 export function messageOf(err: unknown): string {
-  if (err !== null && typeof err === 'object' && typeof (err as { message?: unknown }).message === 'string') return (err as { message: string }).message
+  if (err !== null && typeof err === 'object' && typeof (err as { message?: unknown }).message === 'string')
+    return (err as { message: string }).message
   return String(err)
 }
 

@@ -59,7 +59,9 @@ export function walCheck(context: SqliteHealthContext): HealthCheckDetail {
     name: 'wal',
     status: starved ? 'degraded' : 'healthy',
     data: { bytes, thresholdBytes: threshold },
-    ...(starved ? { message: `WAL is ${bytes} bytes, over twice the checkpoint threshold: long read transactions may be starving checkpoints` } : {}),
+    ...(starved
+      ? { message: `WAL is ${bytes} bytes, over twice the checkpoint threshold: long read transactions may be starving checkpoints` }
+      : {}),
   }
 }
 

@@ -126,10 +126,18 @@ export function resolveSqliteOptions(input: SqliteOptions): ResolvedSqliteOption
   const readersAllowed = !memory && (journalMode === 'WAL' || readonly)
   const readers = optional(raw.readers, readersAllowed ? 2 : 0, (v) => checkInteger('sqlite.readers', v, 0, 64))
   if (readers > 0 && memory) {
-    throw configError('sqlite.readers', readers, 'an in-memory database has one connection (readers must be 0): each connection would see a different database')
+    throw configError(
+      'sqlite.readers',
+      readers,
+      'an in-memory database has one connection (readers must be 0): each connection would see a different database',
+    )
   }
   if (readers > 0 && !readersAllowed) {
-    throw configError('sqlite.readers', readers, `read-only connections need journalMode WAL (got ${journalMode}): without WAL readers and the writer block each other`)
+    throw configError(
+      'sqlite.readers',
+      readers,
+      `read-only connections need journalMode WAL (got ${journalMode}): without WAL readers and the writer block each other`,
+    )
   }
   const statementCacheSize = optional(raw.statementCacheSize, 100, (v) => checkInteger('sqlite.statementCacheSize', v, 0, 100_000))
   const safeIntegers = optional(raw.safeIntegers, false, (v) => checkBoolean('sqlite.safeIntegers', v))

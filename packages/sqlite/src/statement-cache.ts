@@ -11,7 +11,8 @@ export class StatementCache<K, V> {
   #newest: K | undefined
 
   constructor(capacity: number, onEvict?: (value: V, key: K) => void) {
-    if (!Number.isInteger(capacity) || capacity < 0) throw new RangeError(`StatementCache capacity must be an integer >= 0, got ${capacity}`)
+    if (!Number.isInteger(capacity) || capacity < 0)
+      throw new RangeError(`StatementCache capacity must be an integer >= 0, got ${capacity}`)
     this.#capacity = capacity
     this.#onEvict = onEvict
   }

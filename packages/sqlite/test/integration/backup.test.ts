@@ -23,7 +23,9 @@ function readBackup(file: string): { ids: Set<number>; txParts: Map<number, stri
   try {
     const ids = new Set((db.prepare('select id from item').all() as { id: number }[]).map((r) => r.id))
     const txParts = new Map(
-      (db.prepare("select tx, group_concat(part, '') as parts from item where tx > 0 group by tx").all() as { tx: number; parts: string }[]).map((r) => [r.tx, r.parts]),
+      (
+        db.prepare("select tx, group_concat(part, '') as parts from item where tx > 0 group by tx").all() as { tx: number; parts: string }[]
+      ).map((r) => [r.tx, r.parts]),
     )
     const integrity = String(db.pragma('integrity_check', { simple: true }))
     return { ids, txParts, integrity }
@@ -33,58 +35,69 @@ function readBackup(file: string): { ids: Set<number>; txParts: Map<number, stri
 }
 
 describe('BackupManager', () => {
-  it.each(['backup', 'vacuum'] as const)('a %s taken while writers run is valid and holds every row committed before it started', async (method) => {
-    const { pool } = await seeded(15_000)
-    const progress: BackupProgress[] = []
-    const backups = new BackupManager(pool, { directory: tmp.file(`out-${method}`), method, pagesPerStep: 64, onProgress: (p) => progress.push(p) })
-    const committed: number[] = []
-    const errors: unknown[] = []
-    let writing = true
-    const writers = Array.from({ length: 4 }, async (_, w) => {
-      for (let i = 0; writing; i++) {
-        const txId = w * 100_000 + i + 1
-        try {
-          const ids = await pool.transaction(async (tx) => {
-            const a = await tx.query(sql`insert into item (tx, part, payload) values (${txId}, ${'a'}, ${'w'})`)
-            await sleep(0)
-            const b = await tx.query(sql`insert into item (tx, part, payload) values (${txId}, ${'b'}, ${'w'})`)
-            return [Number(a.lastInsertRowid), Number(b.lastInsertRowid)]
-          })
-          committed.push(...ids)
-        } catch (err) {
-          errors.push(err)
+  it.each(['backup', 'vacuum'] as const)(
+    'a %s taken while writers run is valid and holds every row committed before it started',
+    async (method) => {
+      const { pool } = await seeded(15_000)
+      const progress: BackupProgress[] = []
+      const backups = new BackupManager(pool, {
+        directory: tmp.file(`out-${method}`),
+        method,
+        pagesPerStep: 64,
+        onProgress: (p) => progress.push(p),
+      })
+      const committed: number[] = []
+      const errors: unknown[] = []
+      let writing = true
+      const writers = Array.from({ length: 4 }, async (_, w) => {
+        for (let i = 0; writing; i++) {
+          const txId = w * 100_000 + i + 1
+          try {
+            const ids = await pool.transaction(async (tx) => {
+              const a = await tx.query(sql`insert into item (tx, part, payload) values (${txId}, ${'a'}, ${'w'})`)
+              await sleep(0)
+              const b = await tx.query(sql`insert into item (tx, part, payload) values (${txId}, ${'b'}, ${'w'})`)
+              return [Number(a.lastInsertRowid), Number(b.lastInsertRowid)]
+            })
+            committed.push(...ids)
+          } catch (err) {
+            errors.push(err)
+          }
         }
+      })
+      await sleep(30)
+      const before = new Set(committed)
+      const beforeCount = Number((await pool.query<{ n: number }>('select count(*) as n from item')).rows[0]?.n)
+      const result = await backups.backup()
+      await sleep(20)
+      writing = false
+      await Promise.all(writers)
+      try {
+        expect(errors).toEqual([])
+        expect(result.method).toBe(method)
+        expect(result.pages).toBeGreaterThan(100)
+        expect(result.file).toMatch(/backup-src-\d+-\d{8}T\d{9}Z\.db$/)
+        const content = readBackup(result.file)
+        expect(content.integrity).toBe('ok')
+        for (const id of before) expect(content.ids.has(id)).toBe(true)
+        expect(content.ids.size).toBeGreaterThanOrEqual(beforeCount)
+        // every transaction is in the copy whole or not at all
+        for (const parts of content.txParts.values()) expect(parts.split('').sort().join('')).toBe('ab')
+        expect(progress.map((p) => p.phase)).toEqual(expect.arrayContaining(['verify', 'done']))
+        if (method === 'backup') {
+          const copies = progress.filter((p) => p.phase === 'copy')
+          expect(copies.length).toBeGreaterThan(3) // copied in steps, the event loop free between them
+          expect(copies.at(-1)?.remainingPages).toBe(0)
+        }
+        console.info(
+          `${method}: ${result.pages} pages (${result.bytes} bytes) copy ${result.copyMs} ms, verify ${result.verifyMs} ms, total ${result.durationMs} ms, ${committed.length - before.size} rows committed by writers meanwhile or after`,
+        )
+      } finally {
+        await pool.close()
       }
-    })
-    await sleep(30)
-    const before = new Set(committed)
-    const beforeCount = Number((await pool.query<{ n: number }>('select count(*) as n from item')).rows[0]?.n)
-    const result = await backups.backup()
-    await sleep(20)
-    writing = false
-    await Promise.all(writers)
-    try {
-      expect(errors).toEqual([])
-      expect(result.method).toBe(method)
-      expect(result.pages).toBeGreaterThan(100)
-      expect(result.file).toMatch(/backup-src-\d+-\d{8}T\d{9}Z\.db$/)
-      const content = readBackup(result.file)
-      expect(content.integrity).toBe('ok')
-      for (const id of before) expect(content.ids.has(id)).toBe(true)
-      expect(content.ids.size).toBeGreaterThanOrEqual(beforeCount)
-      // every transaction is in the copy whole or not at all
-      for (const parts of content.txParts.values()) expect(parts.split('').sort().join('')).toBe('ab')
-      expect(progress.map((p) => p.phase)).toEqual(expect.arrayContaining(['verify', 'done']))
-      if (method === 'backup') {
-        const copies = progress.filter((p) => p.phase === 'copy')
-        expect(copies.length).toBeGreaterThan(3) // copied in steps, the event loop free between them
-        expect(copies.at(-1)?.remainingPages).toBe(0)
-      }
-      console.info(`${method}: ${result.pages} pages (${result.bytes} bytes) copy ${result.copyMs} ms, verify ${result.verifyMs} ms, total ${result.durationMs} ms, ${committed.length - before.size} rows committed by writers meanwhile or after`)
-    } finally {
-      await pool.close()
-    }
-  }, 60_000)
+    },
+    60_000,
+  )
 
   it('compresses with gzip, verifies, and restores a round trip from it', async () => {
     const { pool, path } = await seeded(500)
@@ -220,8 +233,13 @@ describe('retention', () => {
       return file
     })
     // files that are not ours (other prefix, temp files, other names) are never touched
-    for (const other of ['other-20200101T000000000Z.db', '.app-20200101T000000000Z.db.tmp-1-abcd', 'app.db', 'notes.txt']) writeFileSync(`${dir}/${other}`, '')
-    return { backups: new BackupManager(pool, { directory: dir, prefix: 'app', retention: policyFor(name) }), files, close: () => pool.close() }
+    for (const other of ['other-20200101T000000000Z.db', '.app-20200101T000000000Z.db.tmp-1-abcd', 'app.db', 'notes.txt'])
+      writeFileSync(`${dir}/${other}`, '')
+    return {
+      backups: new BackupManager(pool, { directory: dir, prefix: 'app', retention: policyFor(name) }),
+      files,
+      close: () => pool.close(),
+    }
   }
 
   const policies: Record<string, { keepLast?: number; keepDays?: number }> = {
@@ -279,7 +297,11 @@ describe('scheduled backups', () => {
   it('run on an unref’d timer, apply retention, and stop', async () => {
     const { pool } = await seeded(10)
     const errors: unknown[] = []
-    const backups = new BackupManager(pool, { directory: tmp.file('out-scheduled'), retention: { keepLast: 2 }, onError: (e) => errors.push(e) })
+    const backups = new BackupManager(pool, {
+      directory: tmp.file('out-scheduled'),
+      retention: { keepLast: 2 },
+      onError: (e) => errors.push(e),
+    })
     try {
       backups.start(40)
       expect(() => backups.start(40)).toThrow(/already scheduled/)

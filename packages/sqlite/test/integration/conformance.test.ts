@@ -8,17 +8,27 @@ let files = 0
 
 afterAll(() => tmp.cleanup())
 
-defineConformanceSuite({ describe, it, beforeAll, afterAll }, {
-  name: 'sqlite file (WAL, 2 readers)',
-  createPool: async () => anyPool(createSqlitePool(tmp.file(`conformance-${++files}.db`), { name: 'conformance-file' })),
-})
+defineConformanceSuite(
+  { describe, it, beforeAll, afterAll },
+  {
+    name: 'sqlite file (WAL, 2 readers)',
+    createPool: async () => anyPool(createSqlitePool(tmp.file(`conformance-${++files}.db`), { name: 'conformance-file' })),
+  },
+)
 
-defineConformanceSuite({ describe, it, beforeAll, afterAll }, {
-  name: 'sqlite :memory:',
-  createPool: async () => anyPool(createSqlitePool(':memory:', { name: 'conformance-memory' })),
-})
+defineConformanceSuite(
+  { describe, it, beforeAll, afterAll },
+  {
+    name: 'sqlite :memory:',
+    createPool: async () => anyPool(createSqlitePool(':memory:', { name: 'conformance-memory' })),
+  },
+)
 
-defineConformanceSuite({ describe, it, beforeAll, afterAll }, {
-  name: 'sqlite through PoolFactory.create("sqlite:...")',
-  createPool: async () => PoolFactory.create(`sqlite:${tmp.file(`factory-${++files}.db`)}`, { name: 'conformance-factory' }, { backend: { readers: 1 } }),
-})
+defineConformanceSuite(
+  { describe, it, beforeAll, afterAll },
+  {
+    name: 'sqlite through PoolFactory.create("sqlite:...")',
+    createPool: async () =>
+      PoolFactory.create(`sqlite:${tmp.file(`factory-${++files}.db`)}`, { name: 'conformance-factory' }, { backend: { readers: 1 } }),
+  },
+)

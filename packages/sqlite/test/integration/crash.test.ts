@@ -23,7 +23,9 @@ describe('crash safety', () => {
 
     const pool: DatabasePool<SqliteDatabase> = createSqlitePool(path, { name: 'after-crash' })
     try {
-      const { rows } = await pool.query<{ tx: number; parts: string }>("select tx, group_concat(part, '') as parts from item group by tx order by tx")
+      const { rows } = await pool.query<{ tx: number; parts: string }>(
+        "select tx, group_concat(part, '') as parts from item group by tx order by tx",
+      )
       expect(rows.map((r) => r.tx)).toEqual(committed)
       expect(rows.every((r) => r.parts === 'ab')).toBe(true)
       expect((await pool.query("select count(*) as n from item where part = 'uncommitted'")).rows).toEqual([{ n: 0 }])

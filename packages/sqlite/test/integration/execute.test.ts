@@ -105,7 +105,19 @@ describe('safeIntegers', () => {
 
 describe('pragmas', () => {
   it('applies every option on every connection, readers included', async () => {
-    const pool = createSqlitePool(tmp.file('pragmas.db'), { min: 1 }, { synchronous: 'NORMAL', cacheSizeKiB: 8192, mmapSizeBytes: 1 << 20, tempStore: 'MEMORY', foreignKeys: false, busyTimeoutMs: 1234, readers: 2 })
+    const pool = createSqlitePool(
+      tmp.file('pragmas.db'),
+      { min: 1 },
+      {
+        synchronous: 'NORMAL',
+        cacheSizeKiB: 8192,
+        mmapSizeBytes: 1 << 20,
+        tempStore: 'MEMORY',
+        foreignKeys: false,
+        busyTimeoutMs: 1234,
+        readers: 2,
+      },
+    )
     try {
       for (const lane of ['write', 'read'] as const) {
         const values = await pool.withConnection(
@@ -121,7 +133,16 @@ describe('pragmas', () => {
           }),
           { lane },
         )
-        expect(values).toEqual({ journal: 'wal', synchronous: 1, cache: -8192, mmap: 1 << 20, temp: 2, fk: 0, busy: 1234, readonly: lane === 'read' })
+        expect(values).toEqual({
+          journal: 'wal',
+          synchronous: 1,
+          cache: -8192,
+          mmap: 1 << 20,
+          temp: 2,
+          fk: 0,
+          busy: 1234,
+          readonly: lane === 'read',
+        })
       }
     } finally {
       await pool.close()

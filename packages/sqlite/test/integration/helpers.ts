@@ -35,7 +35,11 @@ export function spawnFixture(name: string, args: string[], options: { uid?: numb
 }
 
 /** Collects a child's stdout lines; `waitFor(line)` resolves when a line matching appears. */
-export function lines(child: ChildProcess): { readonly all: string[]; waitFor(match: RegExp, timeoutMs?: number): Promise<string>; stderr(): string } {
+export function lines(child: ChildProcess): {
+  readonly all: string[]
+  waitFor(match: RegExp, timeoutMs?: number): Promise<string>
+  stderr(): string
+} {
   const all: string[] = []
   let err = ''
   let buffer = ''

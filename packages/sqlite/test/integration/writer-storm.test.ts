@@ -23,7 +23,9 @@ describe('writer storm', () => {
     const pool = createSqlitePool(tmp.file('storm.db'), { name: 'storm', acquireTimeoutMs: 10_000 }, { readers: 2, busyTimeoutMs: 2_000 })
     try {
       await pool.query('create table account (id integer primary key, balance integer not null)')
-      await pool.query('create table entry (id integer primary key, account_id integer not null references account(id), amount integer not null)')
+      await pool.query(
+        'create table entry (id integer primary key, account_id integer not null references account(id), amount integer not null)',
+      )
       await pool.query(sql`insert into account (id, balance) values (${1}, ${0})`)
 
       const histogram = await armedMonitor()
@@ -55,7 +57,9 @@ describe('writer storm', () => {
       expect(failures).toEqual([])
       const maxStallMs = histogram.max / 1e6
       // printed for the report: the longest event-loop stall and the elapsed time
-      console.info(`writer storm: 50 tx in ${elapsedMs.toFixed(1)} ms, max event-loop delay ${maxStallMs.toFixed(2)} ms, p99 ${(histogram.percentile(99) / 1e6).toFixed(2)} ms, slowest read ${Math.max(...readLatencies).toFixed(2)} ms`)
+      console.info(
+        `writer storm: 50 tx in ${elapsedMs.toFixed(1)} ms, max event-loop delay ${maxStallMs.toFixed(2)} ms, p99 ${(histogram.percentile(99) / 1e6).toFixed(2)} ms, slowest read ${Math.max(...readLatencies).toFixed(2)} ms`,
+      )
       expect(maxStallMs).toBeLessThan(50)
 
       const { rows } = await pool.query<{ n: number; total: number }>('select count(*) as n, sum(amount) as total from entry')

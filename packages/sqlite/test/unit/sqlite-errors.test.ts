@@ -40,8 +40,12 @@ describe('SQLite error table', () => {
   })
 
   it('names the path for CONNECTION_FAILED and CORRUPT', () => {
-    expect(mapSqliteError(new FakeSqliteError('unable to open database file', 'SQLITE_CANTOPEN'), { path: '/x/y.db' }).message).toContain('/x/y.db')
-    expect(mapSqliteError(new FakeSqliteError('file is not a database', 'SQLITE_NOTADB'), { path: '/x/y.db' }).detail).toEqual({ path: '/x/y.db' })
+    expect(mapSqliteError(new FakeSqliteError('unable to open database file', 'SQLITE_CANTOPEN'), { path: '/x/y.db' }).message).toContain(
+      '/x/y.db',
+    )
+    expect(mapSqliteError(new FakeSqliteError('file is not a database', 'SQLITE_NOTADB'), { path: '/x/y.db' }).detail).toEqual({
+      path: '/x/y.db',
+    })
   })
 
   it('falls back from an extended code to its primary code, then to QUERY_FAILED', () => {
@@ -75,7 +79,17 @@ describe('normaliseParams', () => {
   it('turns booleans into 1/0, Dates into ISO text and undefined into null', () => {
     const when = new Date(Date.UTC(2024, 1, 29, 12, 30, 0, 5))
     const buf = Buffer.from('ab')
-    expect(normaliseParams([true, false, when, undefined, null, 7, 9n, 'x', buf])).toEqual([1, 0, '2024-02-29T12:30:00.005Z', null, null, 7, 9n, 'x', buf])
+    expect(normaliseParams([true, false, when, undefined, null, 7, 9n, 'x', buf])).toEqual([
+      1,
+      0,
+      '2024-02-29T12:30:00.005Z',
+      null,
+      null,
+      7,
+      9n,
+      'x',
+      buf,
+    ])
   })
 
   it('refuses an invalid Date', () => {

@@ -38,7 +38,9 @@ describe('resolveSqliteOptions', () => {
   })
 
   it('accepts enums in any case and stores them upper-case', () => {
-    expect(resolveSqliteOptions({ path: 'a.db', journalMode: 'wal' as never, synchronous: 'normal' as never, tempStore: 'memory' as never })).toMatchObject({
+    expect(
+      resolveSqliteOptions({ path: 'a.db', journalMode: 'wal' as never, synchronous: 'normal' as never, tempStore: 'memory' as never }),
+    ).toMatchObject({
       journalMode: 'WAL',
       synchronous: 'NORMAL',
       tempStore: 'MEMORY',
