@@ -55,6 +55,7 @@ export class MetricsRegistry {
   readonly #serializer: PrometheusSerializer
   readonly #timeoutMs: number
   readonly #fallbacks = new Map<ObservedPool, MetricsCollector>()
+  #global = false
 
   constructor(options: MetricsRegistryOptions = {}) {
     const raw = requireObject('metrics registry', options)
@@ -88,7 +89,8 @@ export class MetricsRegistry {
    * with default metrics options records here. Returns false if another provider was registered first.
    */
   registerGlobal(): boolean {
-    return otel.setGlobalMeterProvider(this.meterProvider)
+    this.#global = otel.setGlobalMeterProvider(this.meterProvider)
+    return this.#global
   }
 
   /**
@@ -110,10 +112,12 @@ export class MetricsRegistry {
     return this.#serializer.serialize(metrics)
   }
 
-  /** Stops observing pools and shuts the provider down. Idempotent. */
+  /** Stops observing pools, unregisters the global provider if {@link registerGlobal} set it, and shuts the provider down. Idempotent. */
   async shutdown(): Promise<void> {
     for (const collector of this.#fallbacks.values()) collector.detach()
     this.#fallbacks.clear()
+    if (this.#global) otel.disable()
+    this.#global = false
     await this.meterProvider.shutdown().catch(() => undefined)
   }
 

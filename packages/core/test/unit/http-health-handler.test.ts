@@ -327,8 +327,9 @@ describe('MetricsRegistry.registerGlobal', () => {
       expect(parsePrometheus(text).find((f) => f.name === 'db_client_connection_wait_time')?.type).toBe('HISTOGRAM')
       expect(sample(text, 'db_client_connection_wait_time_count', 'global')).toBe(1)
     } finally {
-      metrics.disable()
       await registry.shutdown()
     }
+    // shutdown unregistered the global provider it had set: meters are no-ops again
+    expect(metrics.getMeterProvider()).not.toBe(registry.meterProvider)
   })
 })
