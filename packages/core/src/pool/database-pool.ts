@@ -181,6 +181,24 @@ export class DatabasePool<out C = unknown> {
         this.#scheduleCycle()
       }
       throw error
+    } finally {
+      // no release follows a direct statement: a `BEGIN` sent through query() must not leave the idle
+      // connection inside a transaction that later statements and leases would run in
+      this.#resetDirect(conn)
+    }
+  }
+
+  #resetDirect(conn: PooledConnection<unknown>): void {
+    if (conn.broken) return
+    const discard = (err: unknown): void => {
+      conn.broken ??= toDatabaseError(this.#manager, err)
+      this.#scheduleCycle()
+    }
+    try {
+      const resetting = this.#manager.reset(conn.native)
+      if (resetting) resetting.catch(discard)
+    } catch (err) {
+      discard(err)
     }
   }
 
