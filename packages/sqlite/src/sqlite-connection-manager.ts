@@ -101,7 +101,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (this.options.memory) return this.#connectMemory()
     this.#prepareFile()
     const readonly = this.options.readonly || lane === 'read'
-    const db = this.#open_(readonly, true)
+    const db = this.#openDatabase(readonly, true)
     this.#configure(db, lane, readonly)
     this.#register(db, lane)
     return db
@@ -269,7 +269,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     }
     if (!existsSync(path) && (!createIfMissing || readonly)) throw this.#cantOpen('file does not exist and createIfMissing is false')
     if (!readonly) {
-      const db = this.#open_(false, createIfMissing)
+      const db = this.#openDatabase(false, createIfMissing)
       try {
         this.#applyJournalMode(db)
       } finally {
@@ -279,7 +279,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     this.#prepared = true
   }
 
-  #open_(readonly: boolean, create: boolean): SqliteDatabase {
+  #openDatabase(readonly: boolean, create: boolean): SqliteDatabase {
     const { path, busyTimeoutMs } = this.options
     let db: SqliteDatabase
     try {

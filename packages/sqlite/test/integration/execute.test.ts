@@ -68,6 +68,15 @@ describe('execute', () => {
     })
   })
 
+  it('a BEGIN sent through pool.query (the lease-free path) does not leave the writer inside a transaction', async () => {
+    await pool.query('BEGIN IMMEDIATE')
+    await pool.query(sql`insert into t (id, note) values (${40}, ${'dangling'})`)
+    await pool.transaction((tx) => tx.query(sql`insert into t (id, note) values (${41}, ${'next'})`))
+    const { rows } = await pool.query<{ id: number }>('select id from t where id in (40, 41) order by id')
+    expect(rows.map((r) => r.id)).toEqual([40, 41])
+    expect(await pool.withConnection(async (conn) => conn.native.inTransaction)).toBe(false)
+  })
+
   it('a failed statement inside a transaction rolls it back and the writer stays usable', async () => {
     const err = await pool
       .transaction(async (tx) => {
