@@ -1,0 +1,64 @@
+import { resolve } from 'node:path'
+import { configError, type DatabasePool } from '@dbpool/core'
+import { BackupManager, type BackupMethod, type BackupProgress, type SqliteDatabase } from '@dbpool/sqlite'
+import { EXIT_CODES, type ProgressDisplay } from '../output'
+import { withPools } from '../pools'
+import { selectPool } from '../resolve-config'
+import type { CommandContext } from './context'
+
+/** Options of `dbpool backup`. */
+export interface BackupCommandOptions {
+  /** The directory backups are written to. */
+  readonly out: string
+  readonly gzip?: boolean
+  readonly method?: BackupMethod
+  /** Keep only the newest N backups in the directory afterwards. */
+  readonly keepLast?: number
+  readonly json?: boolean
+}
+
+/** An online, verified backup of a SQLite pool (`--pool`, or the primary) into `--out`. */
+export async function backupCommand(ctx: CommandContext, options: BackupCommandOptions): Promise<number> {
+  const config = await ctx.config()
+  const def = selectPool(config, ctx.poolName)
+  return withPools([def], async (manager) => {
+    const pool = sqlitePool(manager.get(def.name), 'backup')
+    const progress = ctx.out.progress('backup')
+    const backups = new BackupManager(pool, {
+      directory: resolve(ctx.io.cwd, options.out),
+      gzip: options.gzip ?? false,
+      method: options.method ?? 'backup',
+      ...(options.keepLast === undefined ? {} : { retention: { keepLast: options.keepLast } }),
+      onProgress: (p) => showProgress(progress, p),
+    })
+    const result = await backups.backup().finally(() => progress.finish())
+    if (options.json) ctx.out.json(result)
+    else {
+      ctx.out.line(`backup written: ${result.file}`)
+      ctx.out.line(
+        `  ${result.pages} pages, ${result.bytes} bytes${result.gzip ? ' (gzip)' : ''}, verified with integrity_check, ${Math.round(result.durationMs)} ms`,
+      )
+      for (const deleted of result.deleted) ctx.out.line(`  deleted old backup ${deleted}`)
+    }
+    return EXIT_CODES.ok
+  })
+}
+
+/** Progress of a backup or restore on the display. */
+export function showProgress(display: ProgressDisplay, p: BackupProgress): void {
+  if (p.phase === 'copy') display.update(p.totalPages - p.remainingPages, p.totalPages, 'pages')
+  else if (p.phase === 'verify') display.phase('verifying (integrity_check)')
+  else if (p.phase === 'compress') display.phase('compressing')
+}
+
+/** The pool as a SQLite pool, or CONFIGURATION naming the command. */
+export function sqlitePool(pool: DatabasePool<unknown>, command: string): DatabasePool<SqliteDatabase> {
+  if (pool.backend !== 'sqlite') {
+    throw configError(
+      `${command} target`,
+      pool.target,
+      `dbpool ${command} works on SQLite databases; use pg_dump / pg_restore for Postgres`,
+    )
+  }
+  return pool as unknown as DatabasePool<SqliteDatabase>
+}

@@ -1,0 +1,86 @@
+import { resolve } from 'node:path'
+import { Migrator, type MigrationEvent, type MigrationRunResult, type MigrationStatus } from '@dbpool/core'
+import { EXIT_CODES, type Output } from '../output'
+import { withPools } from '../pools'
+import { selectPool } from '../resolve-config'
+import type { CommandContext } from './context'
+
+/** Options of `dbpool migrate up|down|status`. */
+export interface MigrateCommandOptions {
+  /** The migrations folder. Default is `./migrations`. */
+  readonly dir?: string
+  /** The table recording applied migrations. Default is `dbpool_migrations`. */
+  readonly table?: string
+  /** `up`: apply up to and including this version. */
+  readonly to?: number
+  /** `down`: how many to revert. Default is `1`. */
+  readonly steps?: number
+  /** `down`: revert everything. */
+  readonly all?: boolean
+  /** How long to wait for another process's migration. Default is `60000`. */
+  readonly lockTimeoutMs?: number
+  readonly json?: boolean
+}
+
+/** Runs the Migrator on one pool (`--pool`, or the primary). */
+export async function migrateCommand(
+  ctx: CommandContext,
+  action: 'up' | 'down' | 'status',
+  options: MigrateCommandOptions,
+): Promise<number> {
+  const config = await ctx.config()
+  const def = selectPool(config, ctx.poolName)
+  const directory = resolve(ctx.io.cwd, options.dir ?? 'migrations')
+  return withPools([def], async (manager) => {
+    const pool = manager.get(def.name)
+    const migrator = new Migrator(pool, {
+      directory,
+      ...(options.table === undefined ? {} : { table: options.table }),
+      ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
+      ...(options.json ? {} : { onEvent: (event: MigrationEvent) => printEvent(ctx.out, event) }),
+    })
+    if (action === 'status') {
+      const status = await migrator.status()
+      if (options.json) ctx.out.json(status)
+      else printStatus(ctx.out, def.name, pool.target, status)
+      return EXIT_CODES.ok
+    }
+    if (!options.json) ctx.out.line(`${action === 'up' ? 'migrating' : 'reverting'} ${def.name} (${pool.target}) with ${directory}`)
+    const result = action === 'up' ? await migrator.up(options.to) : await migrator.down(options.all ? Infinity : (options.steps ?? 1))
+    if (options.json) ctx.out.json(result)
+    else printResult(ctx.out, result)
+    return EXIT_CODES.ok
+  })
+}
+
+function printEvent(out: Output, event: MigrationEvent): void {
+  const verb = event.direction === 'up' ? 'applied' : 'reverted'
+  if (event.type === 'done') out.line(`  ${verb} ${event.version} ${event.name} (${event.durationMs} ms)`)
+  else if (event.type === 'skip') out.line(`  skipped ${event.version} ${event.name} (another process ${verb} it)`)
+}
+
+function printResult(out: Output, result: MigrationRunResult): void {
+  const count = result.migrations.length
+  const at = result.current === null ? 'no migration applied' : `at version ${result.current}`
+  if (count === 0 && result.skipped.length === 0) out.line(`nothing to ${result.direction === 'up' ? 'apply' : 'revert'}: ${at}`)
+  else out.line(`${result.direction === 'up' ? 'applied' : 'reverted'} ${count} migration${count === 1 ? '' : 's'}: ${at}`)
+}
+
+function printStatus(out: Output, name: string, target: string, status: readonly MigrationStatus[]): void {
+  out.line(`${name} (${target})`)
+  if (status.length === 0) {
+    out.line('  no migrations')
+    return
+  }
+  const width = Math.max(7, ...status.map((s) => String(s.version).length))
+  const nameWidth = Math.max(4, ...status.map((s) => s.name.length))
+  out.line(`  ${'version'.padEnd(width)}  ${'state'.padEnd(8)}  ${'name'.padEnd(nameWidth)}  applied at`)
+  for (const s of status) {
+    out.line(
+      `  ${String(s.version).padEnd(width)}  ${s.state.padEnd(8)}  ${s.name.padEnd(nameWidth)}  ${s.appliedAt ? s.appliedAt.toISOString() : '-'}`,
+    )
+  }
+  const pending = status.filter((s) => s.state === 'pending').length
+  const changed = status.filter((s) => s.state === 'changed').length
+  out.line(`  ${pending} pending${changed > 0 ? `, ${changed} changed since applied (refused until restored)` : ''}`)
+}

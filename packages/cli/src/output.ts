@@ -1,0 +1,168 @@
+import { DatabaseError, redactSecrets, type ErrorCode } from '@dbpool/core'
+
+/** A stream the CLI writes to (process.stdout / process.stderr, or a buffer in tests). */
+export interface OutputStream {
+  write(text: string): unknown
+  readonly isTTY?: boolean
+  readonly columns?: number
+}
+
+/** The process around a CLI run: streams, environment and working directory. */
+export interface CliIo {
+  readonly stdout: OutputStream
+  readonly stderr: OutputStream
+  readonly env: NodeJS.ProcessEnv
+  readonly cwd: string
+}
+
+/** Exit codes: health and check use 0 / 1 / 2 for healthy / degraded / unhealthy. */
+export const EXIT_CODES = { ok: 0, error: 1, degraded: 1, unhealthy: 2, usage: 64 } as const
+
+const HINTS: Partial<Record<ErrorCode, string>> = {
+  CONFIGURATION: 'check --url, DATABASE_URL and dbpool.toml',
+  CONNECTION_FAILED: 'check that the database is running and reachable (host, port or file path)',
+  AUTHENTICATION_FAILED: 'check the user name and password (in the URL or PGPASSWORD)',
+  CONNECTION_LOST: 'the database closed the connection; check the server and retry',
+  ACQUIRE_TIMEOUT: 'the pool is saturated; raise max or acquireTimeoutMs',
+  POOL_EXHAUSTED: 'the pool is saturated; raise max or maxWaitingClients',
+  POOL_CLOSED: 'the pool was closed; run the command again',
+  QUERY_TIMEOUT: 'the statement took too long; check for locks or raise the timeout',
+  SYNTAX_ERROR: 'fix the SQL statement',
+  READ_ONLY: 'the database is read-only; check file permissions or the server role',
+  BUSY: 'another process holds the database lock; retry when it is done',
+  CORRUPT: 'the database file is damaged; restore it from a backup (dbpool restore FILE)',
+  MIGRATION_FAILED: 'fix the migration or the database, then run dbpool migrate again',
+  BACKUP_FAILED: 'check the file, the target directory and free disk space',
+  HEALTH_CHECK_FAILED: 'run dbpool check for details',
+}
+
+/** Writes lines to stdout and stderr with every known secret scrubbed (and any URL password). */
+export class Output {
+  readonly #io: CliIo
+  readonly #secrets = new Set<string>()
+
+  constructor(io: CliIo) {
+    this.#io = io
+  }
+
+  /** Passwords to scrub from everything written from now on. */
+  addSecrets(secrets: Iterable<string>): void {
+    for (const s of secrets) if (s.length > 0) this.#secrets.add(s)
+  }
+
+  /** Whether stderr is a terminal (progress bars) . */
+  get interactive(): boolean {
+    return this.#io.stderr.isTTY === true
+  }
+
+  /** Scrubs `text` of secrets. */
+  scrub(text: string): string {
+    return redactSecrets(text, [...this.#secrets])
+  }
+
+  /** A line on stdout. */
+  line(text = ''): void {
+    this.#io.stdout.write(`${this.scrub(text)}\n`)
+  }
+
+  /** A value as pretty JSON on stdout. */
+  json(value: unknown): void {
+    this.line(JSON.stringify(value, null, 2))
+  }
+
+  /** A line on stderr (progress, notices). */
+  note(text: string): void {
+    this.#io.stderr.write(`${this.scrub(text)}\n`)
+  }
+
+  /** Raw text on stderr (progress bars redraw with `\r`). */
+  raw(text: string): void {
+    this.#io.stderr.write(this.scrub(text))
+  }
+
+  /** The one-line error report on stderr; the stack and causes only when `verbose`. */
+  error(err: unknown, verbose: boolean): void {
+    this.#io.stderr.write(`${this.scrub(describeError(err))}\n`)
+    if (verbose) this.#io.stderr.write(`${this.scrub(errorDetails(err))}\n`)
+  }
+
+  /** A progress display: a bar on a terminal, a line per 10 % otherwise. */
+  progress(label: string): ProgressDisplay {
+    return new ProgressDisplay(this, label)
+  }
+}
+
+/** Draws progress of one task. */
+export class ProgressDisplay {
+  readonly #out: Output
+  readonly #label: string
+  #lastStep = -1
+  #drawn = false
+
+  constructor(out: Output, label: string) {
+    this.#out = out
+    this.#label = label
+  }
+
+  /** `done` of `total` units (`unit` e.g. `pages`). */
+  update(done: number, total: number, unit: string): void {
+    if (total <= 0) return
+    const fraction = Math.min(1, Math.max(0, done / total))
+    const percent = Math.floor(fraction * 100)
+    if (this.#out.interactive) {
+      const width = 30
+      const filled = Math.round(fraction * width)
+      this.#out.raw(
+        `\r${this.#label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${String(percent).padStart(3)}% ${done}/${total} ${unit}`,
+      )
+      this.#drawn = true
+      return
+    }
+    const step = Math.floor(percent / 10)
+    if (step === this.#lastStep) return
+    this.#lastStep = step
+    this.#out.note(`${this.#label}: ${percent}% (${done}/${total} ${unit})`)
+  }
+
+  /** A phase change (`verifying`, `compressing`). */
+  phase(text: string): void {
+    this.#endBar()
+    this.#out.note(`${this.#label}: ${text}`)
+  }
+
+  /** Ends the display. */
+  finish(): void {
+    this.#endBar()
+  }
+
+  #endBar(): void {
+    if (this.#drawn) this.#out.raw('\n')
+    this.#drawn = false
+  }
+}
+
+/** `dbpool: CODE: message (what to do)` on one line. */
+export function describeError(err: unknown): string {
+  if (DatabaseError.is(err)) {
+    const hint = HINTS[err.code] ?? 'run again with --verbose for details'
+    return `dbpool: ${err.code}: ${oneLine(err.message)} (${hint})`
+  }
+  const message = err instanceof Error ? err.message : String(err)
+  return `dbpool: error: ${oneLine(message)} (run again with --verbose for details)`
+}
+
+/** The stack and the chain of causes, for `--verbose`. */
+export function errorDetails(err: unknown): string {
+  const parts: string[] = []
+  let current: unknown = err
+  for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
+    if (current instanceof Error) parts.push(`${depth === 0 ? '' : 'caused by: '}${current.stack ?? `${current.name}: ${current.message}`}`)
+    else parts.push(`caused by: ${String(current)}`)
+    current = current instanceof Error ? current.cause : undefined
+  }
+  return parts.join('\n')
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim()
+}

@@ -1,0 +1,36 @@
+import { PoolFactory, PoolManager, type DatabasePool } from '@dbpool/core'
+import type { PoolDefinition } from './config-file'
+
+/** Options of {@link openPools}. */
+export interface OpenPoolsOptions {
+  /** A one-shot command: open connections on demand only (`min` 0). Default is `true`. */
+  readonly oneShot?: boolean
+}
+
+/** Opens one pool per definition (through PoolFactory, so the backend package loads on demand). */
+export async function openPools(definitions: readonly PoolDefinition[], options: OpenPoolsOptions = {}): Promise<PoolManager> {
+  const manager = new PoolManager()
+  try {
+    for (const def of definitions) manager.add(def.name, await openPool(def, options), { primary: def.primary })
+  } catch (err) {
+    await manager.closeAll({ timeoutMs: 5_000 })
+    throw err
+  }
+  return manager
+}
+
+/** Opens the pool of one definition. */
+export function openPool(def: PoolDefinition, options: OpenPoolsOptions = {}): Promise<DatabasePool<unknown>> {
+  const oneShot = options.oneShot ?? true
+  return PoolFactory.create(def.url, oneShot ? { ...def.pool, min: 0 } : def.pool, { backend: { ...def.backend } })
+}
+
+/** Runs `fn` with the pools open and closes them afterwards, whatever happens. */
+export async function withPools<T>(definitions: readonly PoolDefinition[], fn: (manager: PoolManager) => Promise<T>): Promise<T> {
+  const manager = await openPools(definitions)
+  try {
+    return await fn(manager)
+  } finally {
+    await manager.closeAll({ timeoutMs: 5_000 })
+  }
+}

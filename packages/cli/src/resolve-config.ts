@@ -1,0 +1,103 @@
+import { DatabaseError, PoolConfig, configError, type PoolOptions } from '@dbpool/core'
+import { loadConfigFile, type PoolDefinition } from './config-file'
+
+/** The flags that choose the configuration. */
+export interface ConfigFlags {
+  /** `--url`: one pool named `default`, ignoring the config file. */
+  readonly url?: string
+  /** `--config`: the config file (default: `dbpool.toml` or `dbpool.json` in the working directory, or `DBPOOL_CONFIG`). */
+  readonly config?: string
+}
+
+/** The pools a command works on, and where they came from. */
+export interface ResolvedConfig {
+  readonly pools: readonly PoolDefinition[]
+  /** `--url`, `DATABASE_URL`, or the config file's path. */
+  readonly source: string
+  /** Passwords found in the URLs and environment: output is scrubbed of them. */
+  readonly secrets: readonly string[]
+}
+
+/**
+ * Resolves the pools from, in order: `--url` (one pool, `default`); the config file, with the
+ * environment overriding it (`DATABASE_URL` replaces the primary pool's URL, `DBPOOL_POOL_<SETTING>`
+ * sets a pool setting for every pool, `DBPOOL_<NAME>_URL` and `DBPOOL_<NAME>_<SETTING>` one pool's);
+ * `DATABASE_URL` alone (one pool, `default`). Settings from the environment use PoolConfig's names:
+ * `MIN`, `MAX`, `ACQUIRE_TIMEOUT_MS`, ...
+ */
+export async function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv, cwd: string): Promise<ResolvedConfig> {
+  const secrets = new Set<string>()
+  if (env.PGPASSWORD) secrets.add(env.PGPASSWORD)
+  const done = (pools: PoolDefinition[], source: string): ResolvedConfig => {
+    for (const p of pools) for (const s of urlSecrets(p.url)) secrets.add(s)
+    return { pools, source, secrets: [...secrets] }
+  }
+  if (flags.url !== undefined) {
+    for (const s of urlSecrets(flags.url)) secrets.add(s)
+    if (flags.url === '') throw configError('--url', flags.url, 'must be a postgres://, postgresql:// or sqlite: URL')
+    return done(
+      [{ name: 'default', url: flags.url, primary: true, pool: fromEnv(env, 'DBPOOL_POOL_', { name: 'default' }), backend: {} }],
+      '--url',
+    )
+  }
+  if (env.DATABASE_URL) for (const s of urlSecrets(env.DATABASE_URL)) secrets.add(s)
+  const file = await loadConfigFile(flags.config ?? (env.DBPOOL_CONFIG || undefined), cwd, env)
+  if (file && file.pools.length > 0) {
+    const primary = file.pools.find((p) => p.primary) ?? file.pools[0]
+    const pools = file.pools.map((p): PoolDefinition => {
+      const key = envName(p.name)
+      let url = p.url
+      if (p === primary && env.DATABASE_URL) url = env.DATABASE_URL
+      if (env[`DBPOOL_${key}_URL`]) url = env[`DBPOOL_${key}_URL`] as string
+      const shared = fromEnv(env, 'DBPOOL_POOL_', p.pool)
+      const pool = fromEnv(env, `DBPOOL_${key}_`, shared)
+      return { ...p, url, primary: p === primary, pool }
+    })
+    return done(pools, file.path)
+  }
+  if (env.DATABASE_URL)
+    return done(
+      [{ name: 'default', url: env.DATABASE_URL, primary: true, pool: fromEnv(env, 'DBPOOL_POOL_', { name: 'default' }), backend: {} }],
+      'DATABASE_URL',
+    )
+  const where = file ? `${file.path} has no [pools.<name>] table` : 'no dbpool.toml or dbpool.json here'
+  throw new DatabaseError(
+    'CONFIGURATION',
+    `no database configured (${where}): pass --url, set DATABASE_URL, or write a dbpool.toml with a [pools.<name>] table`,
+  )
+}
+
+/** One pool by name (`--pool`), or the primary one. */
+export function selectPool(config: ResolvedConfig, name: string | undefined): PoolDefinition {
+  if (name === undefined) return config.pools.find((p) => p.primary) ?? (config.pools[0] as PoolDefinition)
+  const found = config.pools.find((p) => p.name === name)
+  if (!found) throw configError('--pool', name, `is not configured; pools: ${config.pools.map((p) => p.name).join(', ')}`)
+  return found
+}
+
+/** Every pool, or only the one named with `--pool`. */
+export function selectPools(config: ResolvedConfig, name: string | undefined): PoolDefinition[] {
+  return name === undefined ? [...config.pools] : [selectPool(config, name)]
+}
+
+/** The password of a URL, raw and percent-decoded. */
+export function urlSecrets(url: string): string[] {
+  const match = /^[a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:([^@/\s]*)@/i.exec(url)
+  const raw = match?.[1]
+  if (!raw) return []
+  let decoded = raw
+  try {
+    decoded = decodeURIComponent(raw)
+  } catch {
+    // keep the raw form only
+  }
+  return decoded === raw ? [raw] : [raw, decoded]
+}
+
+function fromEnv(env: NodeJS.ProcessEnv, prefix: string, base: PoolOptions): PoolOptions {
+  return PoolConfig.fromEnv(env, prefix, base).toJSON()
+}
+
+function envName(pool: string): string {
+  return pool.toUpperCase().replace(/[^A-Z0-9]/g, '_')
+}
