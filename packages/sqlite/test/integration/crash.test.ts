@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { HealthChecker, type DatabasePool } from '@dbpool/core'
 import { createSqlitePool, type SqliteDatabase } from '@dbpool/sqlite'
-import { anyPool, exited, lines, spawnFixture, tempDir } from './helpers'
+import { exited, lines, spawnFixture, tempDir } from './helpers'
 
 const tmp = tempDir()
 afterAll(() => tmp.cleanup())
@@ -29,7 +29,7 @@ describe('crash safety', () => {
       expect(rows.map((r) => r.tx)).toEqual(committed)
       expect(rows.every((r) => r.parts === 'ab')).toBe(true)
       expect((await pool.query("select count(*) as n from item where part = 'uncommitted'")).rows).toEqual([{ n: 0 }])
-      const report = await new HealthChecker({ deep: true }).check(anyPool(pool))
+      const report = await new HealthChecker({ deep: true }).check(pool)
       const integrity = report.checks.find((c) => c.name === 'integrity')
       expect(integrity).toMatchObject({ status: 'healthy', data: { mode: 'integrity_check', ok: true } })
       expect(report.status).toBe('healthy')

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { HealthChecker, sql, type DatabasePool } from '@dbpool/core'
 import { createSqlitePool, sqliteManagerOf, walSizeBytes, type SqliteDatabase } from '@dbpool/sqlite'
-import { anyPool, sleep, tempDir } from './helpers'
+import { sleep, tempDir } from './helpers'
 
 const tmp = tempDir()
 afterAll(() => tmp.cleanup())
@@ -20,7 +20,7 @@ describe('SQLite health and WAL', () => {
     try {
       await pool.query('create table t (id integer primary key, body text)')
       await bulkInsert(pool, 200)
-      const report = await new HealthChecker({ deep: true }).check(anyPool(pool))
+      const report = await new HealthChecker({ deep: true }).check(pool)
       expect(report.status).toBe('healthy')
       expect(report.backend).toBe('sqlite')
       expect(report.target).toBe(`sqlite:${path}`)

@@ -1,4 +1,3 @@
-import type { DatabasePool } from '@dbpool/core'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -90,9 +89,4 @@ export function lines(child: ChildProcess): {
 export function exited(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode })
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
-}
-
-/** `DatabasePool<C>` is invariant in C (its private lanes); core's APIs that take any pool want `DatabasePool<unknown>`. */
-export function anyPool<C>(pool: DatabasePool<C>): DatabasePool<unknown> {
-  return pool as unknown as DatabasePool<unknown>
 }
