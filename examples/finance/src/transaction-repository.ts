@@ -104,7 +104,7 @@ export class TransactionRepository {
    * (`replayed: true`) without touching any balance. Throws INVALID_ENTRY, ACCOUNT_NOT_FOUND,
    * CURRENCY_MISMATCH, INSUFFICIENT_FUNDS or IDEMPOTENCY_CONFLICT; nothing is written then.
    */
-  post(input: NewJournalEntry): Promise<PostResult> {
+  async post(input: NewJournalEntry): Promise<PostResult> {
     const entry = this.#validate(input)
     return this.#db.transaction(async (tx) => {
       // claiming the key first: a concurrent duplicate waits on the unique index, not on a read

@@ -1,0 +1,44 @@
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { promisify } from 'node:util'
+import { createTempSqlite, type TempSqlite } from '@dbpool/testing'
+
+jest.setTimeout(240_000)
+
+const run = promisify(execFile)
+const root = resolve(__dirname, '..', '..', '..')
+
+// What `npm run demo` runs: the compiled demo as a child process, against a temp SQLite file.
+describe('the built finance demo', () => {
+  let file: TempSqlite
+
+  beforeAll(async () => {
+    file = await createTempSqlite({ fileName: 'demo.db' })
+    await run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'examples/finance'], { cwd: root })
+  }, 240_000)
+  afterAll(() => file?.remove())
+
+  it('exits 0 on SQLite and prints the report', async () => {
+    const env = { ...process.env, DATABASE_URL: file.url }
+    const { stdout } = await run(process.execPath, ['examples/finance/dist/main.js'], { cwd: root, env, maxBuffer: 16 * 1024 * 1024 })
+    expect(stdout).toContain(`finance demo on sqlite (${file.url})`)
+    // not a terminal: progress comes as plain lines, never carriage returns
+    expect(stdout).toMatch(/^ {2}transfers 2000\/2000 \(100%\)/m)
+    expect(stdout).not.toContain('\r')
+    expect(stdout).toContain('== invariants: all hold')
+    expect(stdout).toContain('== health: healthy')
+    expect(stdout).toContain('finance demo passed on sqlite')
+    expect(existsSync(file.path)).toBe(true)
+  })
+
+  it('exits 1 with the cause on a configuration error', async () => {
+    const env = { ...process.env, DATABASE_URL: file.url, DEMO_TRANSFERS: 'lots' }
+    const failure = await run(process.execPath, ['examples/finance/dist/main.js'], { cwd: root, env }).then(
+      () => undefined,
+      (err: { code?: number; stderr?: string }) => err,
+    )
+    expect(failure?.code).toBe(1)
+    expect(failure?.stderr).toContain('DEMO_TRANSFERS')
+  })
+})

@@ -1,0 +1,70 @@
+import { sql } from '@dbpool/core'
+import { formatFinanceReport, planDemo, runFinanceDemo, type FinanceDemoReport } from '../src'
+import { BACKENDS, openTestDb, type TestDb } from './helpers'
+
+jest.setTimeout(180_000)
+
+// The whole `npm run demo` scenario (2,000 transfers) through runFinanceDemo, on each backend.
+describe.each(BACKENDS)('the finance demo on %s', (backend) => {
+  let db: TestDb
+  let report: FinanceDemoReport
+  const output: string[] = []
+
+  beforeAll(async () => {
+    db = await openTestDb(backend)
+    report = await runFinanceDemo(db.pool, { sink: { write: (text: string) => output.push(text) } })
+  }, 180_000)
+  afterAll(() => db?.close())
+
+  it('passes: every invariant holds', () => {
+    expect(report.invariants.checks.filter((c) => !c.ok)).toEqual([])
+    expect(report.ok).toBe(true)
+    expect(report.invariants.checks.map((c) => c.name)).toEqual([
+      'journal balances',
+      'every entry balances',
+      'balances match the journal',
+      'no account below its limit',
+      'each idempotency key posted once',
+      'repeats return the original result',
+      'balances equal opening + posted transfers',
+      'statement closes at the balance',
+      'every request settled',
+    ])
+  })
+
+  it('sent 2,000 requests to 100 accounts, including refusals and repeats', () => {
+    const { outcomes } = report.storm
+    expect(report.accounts).toBe(100)
+    expect(outcomes.requested).toBe(2_000)
+    const aborted = Object.values(outcomes.aborted).reduce((a, b) => a + b, 0)
+    const rejected = Object.values(outcomes.rejected).reduce((a, b) => a + b, 0)
+    expect(outcomes.posted + outcomes.replayed + rejected + aborted).toBe(2_000)
+    expect(outcomes.unexpectedCount).toBe(0)
+    expect(outcomes.rejected.INSUFFICIENT_FUNDS).toBeGreaterThan(0)
+    expect(outcomes.replayed).toBeGreaterThan(0)
+    expect(report.replayCheck).toEqual({ resent: 25, identical: 25 })
+  })
+
+  it('posted each repeated idempotency key exactly once', async () => {
+    const plan = planDemo({ accounts: 100, transfers: 2_000, seed: 42 })
+    const repeatedKeys = [...new Set(plan.transfers.filter((t) => t.kind === 'repeat').map((t) => t.request.idempotencyKey))]
+    expect(repeatedKeys.length).toBeGreaterThan(50)
+    const { rows } = await db.pool.query<{ idempotency_key: string; n: unknown }>(
+      sql`select idempotency_key, count(*) as n from journal_entries where idempotency_key in (${sql.join(repeatedKeys)}) group by idempotency_key`,
+    )
+    // a key whose request was refused (overdraft) has no entry; every other has exactly one
+    expect(rows.length).toBeGreaterThan(repeatedKeys.length / 2)
+    expect(rows.every((r) => Number(r.n) === 1)).toBe(true)
+  })
+
+  it('reports pool stats, a healthy pool and a metrics snapshot', () => {
+    expect(report.health.status).toBe('healthy')
+    expect(report.stats.used).toBe(0)
+    expect(report.metrics.acquired).toBeGreaterThanOrEqual(2_000)
+    expect(report.metrics.timeouts).toBe(0)
+    const text = formatFinanceReport(report)
+    expect(text).toContain('== invariants: all hold')
+    expect(text).toContain(`finance demo passed on ${backend}`)
+    expect(output.join('')).toMatch(/transfers .*2000\/2000 \(100%\)/)
+  })
+})
