@@ -1,0 +1,201 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DatabaseError } from '@dbpool/core'
+import { loadConfigFile, parseConfigFile, resolveConfig, selectPool, selectPools, urlSecrets } from '@dbpool/cli'
+
+let dir: string
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dbpool-cli-config-'))
+})
+afterEach(() => rmSync(dir, { recursive: true, force: true }))
+
+async function failure(promise: Promise<unknown>): Promise<DatabaseError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  if (!DatabaseError.is(err)) throw new Error(`expected a DatabaseError, got ${String(err)}`)
+  return err
+}
+
+const TOML = `
+# pools of the app
+[pools.ledger]
+url = "postgres://app:s3cret@db:5432/ledger"
+primary = true
+max = 20
+acquire_timeout_ms = 5000
+
+[pools.ledger.backend]
+sessionInit = "SET search_path TO ledger"
+
+[pools.cache]
+url = "sqlite:./data/cache.db"
+backend = { readers = 4 }
+`
+
+describe('parseConfigFile', () => {
+  it('reads named pools from TOML: url, primary, snake_case or camelCase settings, backend options', async () => {
+    const file = await parseConfigFile(join(dir, 'dbpool.toml'), TOML)
+    expect(file.path).toBe(join(dir, 'dbpool.toml'))
+    expect(file.pools).toEqual([
+      {
+        name: 'ledger',
+        url: 'postgres://app:s3cret@db:5432/ledger',
+        primary: true,
+        pool: { name: 'ledger', max: 20, acquireTimeoutMs: 5000 },
+        backend: { sessionInit: 'SET search_path TO ledger' },
+      },
+      { name: 'cache', url: 'sqlite:./data/cache.db', primary: false, pool: { name: 'cache' }, backend: { readers: 4 } },
+    ])
+  })
+
+  it('reads the same structure from JSON', async () => {
+    const file = await parseConfigFile('dbpool.json', JSON.stringify({ pools: { main: { url: 'sqlite::memory:', maxLifetimeMs: 1000 } } }))
+    expect(file.pools).toEqual([
+      { name: 'main', url: 'sqlite::memory:', primary: false, pool: { name: 'main', maxLifetimeMs: 1000 }, backend: {} },
+    ])
+  })
+
+  it('takes the URL from the variable named by urlEnv', async () => {
+    const file = await parseConfigFile('dbpool.toml', '[pools.main]\nurl_env = "MAIN_DB"\n', { MAIN_DB: 'sqlite:./x.db' })
+    expect(file.pools[0]?.url).toBe('sqlite:./x.db')
+    expect((await failure(parseConfigFile('dbpool.toml', '[pools.main]\nurlEnv = "NOPE"\n', {}))).message).toBe(
+      'invalid dbpool.toml pools.main.urlEnv "NOPE": the variable NOPE is not set',
+    )
+  })
+
+  it.each([
+    [
+      '[pools.main]\nurl = "sqlite:a.db"\nmax = 0\n',
+      /^dbpool.toml pools.main: invalid pool.max 0: must be an integer between 1 and 10000$/,
+    ],
+    [
+      '[pools.main]\nurl = "sqlite:a.db"\nmaxx = 3\n',
+      /^invalid dbpool.toml pools.main.maxx 3: unknown option; known options are url, urlEnv, primary, backend, min, max/,
+    ],
+    ['[pools.main]\nmax = 3\n', /^invalid dbpool.toml pools.main.url undefined: must be a postgres/],
+    ['[pools.main]\nurl = "sqlite:a.db"\nurlEnv = "X"\n', /give url or urlEnv, not both/],
+    ['[pools.main]\nurl = "sqlite:a.db"\nprimary = "yes"\n', /pools.main.primary "yes": must be true or false/],
+    ['[pools.main]\nurl = "sqlite:a.db"\nbackend = 3\n', /pools.main.backend 3: must be a table/],
+    [
+      '[pools.a]\nurl = "sqlite:a.db"\nprimary = true\n[pools.b]\nurl = "sqlite:b.db"\nprimary = true\n',
+      /dbpool.toml primary "a, b": only one pool may be primary/,
+    ],
+    ['[pool.main]\nurl = "sqlite:a.db"\n', /dbpool.toml pool .*unknown section/],
+    ['[pools.main]\nurl = "sqlite:a.db"\nmax_connections = 3\nmaxConnections = 4\n', /unknown option/],
+    ['[pools.main]\nurl = "sqlite:a.db"\nacquire_timeout_ms = 1\nacquireTimeoutMs = 2\n', /acquireTimeoutMs 2: is given twice/],
+    ['[pools]\nmain = 3\n', /dbpool.toml pools.main 3: must be a table/],
+  ])('rejects %j naming the file, the pool and the option', async (text, pattern) => {
+    const err = await failure(parseConfigFile('dbpool.toml', text))
+    expect(err.code).toBe('CONFIGURATION')
+    expect(err.message).toMatch(pattern)
+  })
+
+  it('reports a TOML syntax error with its line', async () => {
+    const err = await failure(parseConfigFile('/etc/dbpool.toml', '[pools.main]\nurl = "sqlite:a.db\n'))
+    expect(err.message).toMatch(/^dbpool.toml: cannot be parsed at line 2, column \d+: /)
+    expect((await failure(parseConfigFile('dbpool.json', '{ "pools": '))).message).toMatch(/^dbpool.json: cannot be parsed: /)
+  })
+})
+
+describe('loadConfigFile', () => {
+  it('finds dbpool.toml, then dbpool.json, in the directory; undefined when there is none', async () => {
+    expect(await loadConfigFile(undefined, dir)).toBeUndefined()
+    writeFileSync(join(dir, 'dbpool.json'), JSON.stringify({ pools: { j: { url: 'sqlite:j.db' } } }))
+    expect((await loadConfigFile(undefined, dir))?.pools[0]?.name).toBe('j')
+    writeFileSync(join(dir, 'dbpool.toml'), '[pools.t]\nurl = "sqlite:t.db"\n')
+    expect((await loadConfigFile(undefined, dir))?.pools[0]?.name).toBe('t')
+  })
+
+  it('reads an explicit path relative to the working directory, and names a missing one', async () => {
+    writeFileSync(join(dir, 'other.toml'), '[pools.o]\nurl = "sqlite:o.db"\n')
+    expect((await loadConfigFile('other.toml', dir))?.pools[0]?.name).toBe('o')
+    const err = await failure(loadConfigFile('missing.toml', dir))
+    expect(err.message).toBe(`cannot read the config file ${join(dir, 'missing.toml')}: ENOENT`)
+  })
+})
+
+describe('resolveConfig', () => {
+  const file = (): void => writeFileSync(join(dir, 'dbpool.toml'), TOML)
+
+  it('uses --url alone, with DBPOOL_POOL_* settings, ignoring the file', async () => {
+    file()
+    const config = await resolveConfig({ url: 'sqlite:./one.db' }, { DBPOOL_POOL_MAX: '3', DATABASE_URL: 'sqlite:./env.db' }, dir)
+    expect(config.source).toBe('--url')
+    expect(config.pools).toHaveLength(1)
+    expect(config.pools[0]).toMatchObject({ name: 'default', url: 'sqlite:./one.db', primary: true, pool: { name: 'default', max: 3 } })
+  })
+
+  it('lets the environment override the file', async () => {
+    file()
+    const config = await resolveConfig(
+      {},
+      {
+        DATABASE_URL: 'postgres://app:env-pw@db2/ledger',
+        DBPOOL_POOL_MIN: '2',
+        DBPOOL_CACHE_MAX: '7',
+        DBPOOL_CACHE_URL: 'sqlite:./other.db',
+        DBPOOL_LEDGER_NAME: 'renamed',
+      },
+      dir,
+    )
+    expect(config.source).toBe(join(dir, 'dbpool.toml'))
+    const [ledger, cache] = config.pools
+    expect(ledger).toMatchObject({ name: 'ledger', url: 'postgres://app:env-pw@db2/ledger', primary: true })
+    expect(ledger?.pool).toMatchObject({ min: 2, max: 20, acquireTimeoutMs: 5000, name: 'renamed' })
+    expect(cache).toMatchObject({ url: 'sqlite:./other.db', primary: false, backend: { readers: 4 } })
+    expect(cache?.pool).toMatchObject({ min: 2, max: 7 })
+    expect(config.secrets).toEqual(expect.arrayContaining(['env-pw']))
+  })
+
+  it('takes the first pool as primary when none is marked, and reads DBPOOL_CONFIG', async () => {
+    writeFileSync(join(dir, 'custom.json'), JSON.stringify({ pools: { a: { url: 'sqlite:a.db' }, b: { url: 'sqlite:b.db' } } }))
+    const config = await resolveConfig({}, { DBPOOL_CONFIG: 'custom.json', DATABASE_URL: 'sqlite:env.db' }, dir)
+    expect(config.pools.map((p) => [p.name, p.primary, p.url])).toEqual([
+      ['a', true, 'sqlite:env.db'],
+      ['b', false, 'sqlite:b.db'],
+    ])
+  })
+
+  it('falls back to DATABASE_URL, and explains what to do when nothing is configured', async () => {
+    expect((await resolveConfig({}, { DATABASE_URL: 'sqlite:x.db' }, dir)).pools[0]).toMatchObject({ name: 'default', url: 'sqlite:x.db' })
+    const err = await failure(resolveConfig({}, {}, dir))
+    expect(err.message).toBe(
+      'no database configured (no dbpool.toml or dbpool.json here): pass --url, set DATABASE_URL, or write a dbpool.toml with a [pools.<name>] table',
+    )
+    writeFileSync(join(dir, 'dbpool.toml'), '# nothing yet\n')
+    expect((await failure(resolveConfig({}, {}, dir))).message).toMatch(/dbpool.toml has no \[pools.<name>\] table/)
+    expect((await failure(resolveConfig({ url: '' }, {}, dir))).message).toMatch(/--url ""/)
+  })
+
+  it('names a malformed environment variable', async () => {
+    const err = await failure(resolveConfig({ url: 'sqlite:x.db' }, { DBPOOL_POOL_MAX: 'lots' }, dir))
+    expect(err.message).toBe('invalid DBPOOL_POOL_MAX "lots": must be an integer')
+  })
+
+  it('collects URL passwords and PGPASSWORD as secrets', async () => {
+    const config = await resolveConfig({ url: 'postgres://u:p%40ss@h/d' }, { PGPASSWORD: 'pg-pw' }, dir)
+    expect([...config.secrets].sort()).toEqual(['p%40ss', 'p@ss', 'pg-pw'])
+  })
+
+  it('selects one pool or all of them', async () => {
+    file()
+    const config = await resolveConfig({}, {}, dir)
+    expect(selectPool(config, undefined).name).toBe('ledger')
+    expect(selectPool(config, 'cache').name).toBe('cache')
+    expect(selectPools(config, undefined).map((p) => p.name)).toEqual(['ledger', 'cache'])
+    expect(selectPools(config, 'cache').map((p) => p.name)).toEqual(['cache'])
+    expect(() => selectPool(config, 'nope')).toThrow('invalid --pool "nope": is not configured; pools: ledger, cache')
+  })
+})
+
+describe('urlSecrets', () => {
+  it('finds the password part of a URL', () => {
+    expect(urlSecrets('postgres://u:pw@h/d')).toEqual(['pw'])
+    expect(urlSecrets('postgres://u@h/d')).toEqual([])
+    expect(urlSecrets('sqlite:./a.db')).toEqual([])
+    expect(urlSecrets('postgres://u:%E0%A4%A@h/d')).toEqual(['%E0%A4%A'])
+  })
+})
