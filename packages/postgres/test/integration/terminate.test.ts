@@ -73,7 +73,8 @@ it('idle connections killed by the server: connectionLost per connection, no cra
 
     expect(await terminate(db.url, name)).toBe(4)
     await eventually(() => lost.length === 4, 5_000, '4 connectionLost events')
-    expect(lost.every((l) => l.idle && l.err.code === 'CONNECTION_LOST' && l.err.retryable)).toBe(true)
+    // idle when killed; the pool's own validation pass may hold some at that moment (info.idle false)
+    expect(lost.every((l) => l.err.code === 'CONNECTION_LOST' && l.err.retryable && l.err.sqlState === '57P01')).toBe(true)
 
     // warm-up brings the pool back to min with new backends
     await eventually(async () => (await backends(db.url, name)).length === 4, 5_000, 'the pool to refill to min')
