@@ -1,0 +1,96 @@
+import { randomUUID } from 'node:crypto'
+import { sql } from '@dbpool/core'
+import type { Db } from './db'
+import { CustomerNotFoundError, InvalidInputError } from './errors'
+import { toDate, toInteger } from './values'
+
+/** A person at a customer. */
+export interface Contact {
+  readonly id: string
+  readonly customerId: string
+  readonly name: string
+  readonly email: string | null
+  readonly phone: string | null
+  /** e.g. `buyer`, `CTO`. */
+  readonly role: string | null
+  readonly createdAt: Date
+}
+
+/** What {@link ContactRepository.add} needs. */
+export interface NewContact {
+  readonly name: string
+  readonly email?: string | null
+  readonly phone?: string | null
+  readonly role?: string | null
+}
+
+interface ContactRow {
+  id: string
+  customer_id: string
+  name: string
+  email: string | null
+  phone: string | null
+  role: string | null
+  created_at: unknown
+}
+
+/** Contacts of customers. Adding one to a missing or deleted customer is CUSTOMER_NOT_FOUND. */
+export class ContactRepository {
+  readonly #db: Db
+  readonly #clock: () => Date
+
+  constructor(db: Db, options: { readonly clock?: () => Date } = {}) {
+    this.#db = db
+    this.#clock = options.clock ?? (() => new Date())
+  }
+
+  /** Adds a contact to an active customer. */
+  async add(customerId: string, input: NewContact): Promise<Contact> {
+    if (typeof input.name !== 'string' || input.name.trim() === '') throw new InvalidInputError('a contact needs a name')
+    const contact: Contact = {
+      id: randomUUID(),
+      customerId,
+      name: input.name.trim(),
+      email: input.email?.trim().toLowerCase() ?? null,
+      phone: input.phone ?? null,
+      role: input.role ?? null,
+      createdAt: this.#clock(),
+    }
+    await this.#db.transaction(async (tx) => {
+      const { rowCount } = await tx.query(sql`select id from customers where id = ${customerId} and deleted_at is null`)
+      if (rowCount === 0) throw new CustomerNotFoundError(customerId)
+      await tx.query(sql`
+        insert into contacts (id, customer_id, name, email, phone, role, created_at)
+        values (${contact.id}, ${customerId}, ${contact.name}, ${contact.email}, ${contact.phone}, ${contact.role}, ${contact.createdAt})`)
+    })
+    return contact
+  }
+
+  /** The contacts of a customer, oldest first. */
+  async listForCustomer(customerId: string): Promise<Contact[]> {
+    const { rows } = await this.#db.query<ContactRow>(
+      sql`select id, customer_id, name, email, phone, role, created_at from contacts where customer_id = ${customerId} order by created_at, id`,
+    )
+    return rows.map((r) => ({
+      id: r.id,
+      customerId: r.customer_id,
+      name: r.name,
+      email: r.email,
+      phone: r.phone,
+      role: r.role,
+      createdAt: toDate(r.created_at),
+    }))
+  }
+
+  /** Removes a contact; false when there was none. */
+  async remove(id: string): Promise<boolean> {
+    const { rowCount } = await this.#db.query(sql`delete from contacts where id = ${id}`)
+    return rowCount === 1
+  }
+
+  /** How many contacts exist. */
+  async count(): Promise<number> {
+    const { rows } = await this.#db.query<{ n: unknown }>(sql`select count(*) as n from contacts`)
+    return toInteger(rows[0]?.n)
+  }
+}

@@ -1,0 +1,243 @@
+import { randomUUID } from 'node:crypto'
+import { DatabaseError, sql, type SqlFragment } from '@dbpool/core'
+import { decodeCursor, encodeCursor } from './cursor'
+import type { Db } from './db'
+import { CustomerNotFoundError, DuplicateEmailError, InvalidInputError } from './errors'
+import { toDate, toInteger, toNullableDate } from './values'
+
+/** A customer as stored. */
+export interface Customer {
+  readonly id: string
+  readonly name: string
+  /** Normalised: trimmed and lower-case. */
+  readonly email: string
+  readonly phone: string | null
+  readonly createdAt: Date
+  readonly updatedAt: Date
+  /** Set by {@link CustomerRepository.softDelete}; `null` while the customer is active. */
+  readonly deletedAt: Date | null
+}
+
+/** What {@link CustomerRepository.create} needs. */
+export interface NewCustomer {
+  /** Default is a random UUID. */
+  readonly id?: string
+  readonly name: string
+  readonly email: string
+  readonly phone?: string | null
+}
+
+/** Fields {@link CustomerRepository.update} may change. */
+export interface CustomerChanges {
+  readonly name?: string
+  readonly email?: string
+  readonly phone?: string | null
+}
+
+/** One page of a keyset-paginated listing. */
+export interface Page<T> {
+  readonly items: readonly T[]
+  /** Pass as `after` for the next page; `null` on the last page. */
+  readonly nextCursor: string | null
+}
+
+/** Options of {@link CustomerRepository.list} and {@link CustomerRepository.search}. */
+export interface PageOptions {
+  /** Page size, 1 to 500. Default is `50`. */
+  readonly limit?: number
+  /** The `nextCursor` of the previous page. */
+  readonly after?: string | null
+}
+
+interface CustomerRow {
+  id: string
+  name: string
+  email: string
+  phone: string | null
+  created_at: unknown
+  updated_at: unknown
+  deleted_at: unknown
+}
+
+/**
+ * Customers, with a unique email among active customers, search by name or email, keyset
+ * pagination by (name, id) and soft delete. A deleted customer disappears from every read here and
+ * frees its email; {@link restore} brings it back.
+ *
+ * ```ts
+ * const customers = new CustomerRepository(pool)
+ * const c = await customers.create({ name: 'Ada Lovelace', email: 'ada@example.com' })
+ * const page = await customers.search('ada', { limit: 20 })
+ * ```
+ */
+export class CustomerRepository {
+  readonly #db: Db
+  readonly #clock: () => Date
+
+  constructor(db: Db, options: { readonly clock?: () => Date } = {}) {
+    this.#db = db
+    this.#clock = options.clock ?? (() => new Date())
+  }
+
+  /** Adds a customer; DUPLICATE_EMAIL when an active customer has the email. */
+  async create(input: NewCustomer): Promise<Customer> {
+    const now = this.#clock()
+    const customer: Customer = {
+      id: input.id ?? randomUUID(),
+      name: checkName(input.name),
+      email: normaliseEmail(input.email),
+      phone: input.phone ?? null,
+      createdAt: now,
+      updatedAt: now,
+      deletedAt: null,
+    }
+    await this.#unique(customer.email, () =>
+      this.#db.query(sql`
+        insert into customers (id, name, email, phone, created_at, updated_at, deleted_at)
+        values (${customer.id}, ${customer.name}, ${customer.email}, ${customer.phone}, ${now}, ${now}, ${null})`),
+    )
+    return customer
+  }
+
+  /** The active customer, or undefined (also for a deleted one unless `includeDeleted`). */
+  async findById(id: string, options: { readonly includeDeleted?: boolean } = {}): Promise<Customer | undefined> {
+    const active = options.includeDeleted ? sql.empty : sql`and deleted_at is null`
+    const { rows } = await this.#db.query<CustomerRow>(sql`select ${columns} from customers where id = ${id} ${active}`)
+    return rows[0] && toCustomer(rows[0])
+  }
+
+  /** The active customer, or CUSTOMER_NOT_FOUND. */
+  async get(id: string): Promise<Customer> {
+    const customer = await this.findById(id)
+    if (!customer) throw new CustomerNotFoundError(id)
+    return customer
+  }
+
+  /** The active customer with this email (compared normalised), or undefined. */
+  async findByEmail(email: string): Promise<Customer | undefined> {
+    const { rows } = await this.#db.query<CustomerRow>(
+      sql`select ${columns} from customers where email = ${normaliseEmail(email)} and deleted_at is null`,
+    )
+    return rows[0] && toCustomer(rows[0])
+  }
+
+  /** Changes name, email or phone of an active customer; DUPLICATE_EMAIL, CUSTOMER_NOT_FOUND. */
+  async update(id: string, changes: CustomerChanges): Promise<Customer> {
+    const sets: SqlFragment[] = []
+    if (changes.name !== undefined) sets.push(sql`name = ${checkName(changes.name)}`)
+    const email = changes.email === undefined ? undefined : normaliseEmail(changes.email)
+    if (email !== undefined) sets.push(sql`email = ${email}`)
+    if (changes.phone !== undefined) sets.push(sql`phone = ${changes.phone}`)
+    sets.push(sql`updated_at = ${this.#clock()}`)
+    const { rowCount } = await this.#unique(email ?? '', () =>
+      this.#db.query(sql`update customers set ${sql.join(sets)} where id = ${id} and deleted_at is null`),
+    )
+    if (rowCount === 0) throw new CustomerNotFoundError(id)
+    return this.get(id)
+  }
+
+  /** Marks an active customer deleted (its email becomes free); false when there was none. */
+  async softDelete(id: string): Promise<boolean> {
+    const now = this.#clock()
+    const { rowCount } = await this.#db.query(
+      sql`update customers set deleted_at = ${now}, updated_at = ${now} where id = ${id} and deleted_at is null`,
+    )
+    return rowCount === 1
+  }
+
+  /** Brings a deleted customer back; DUPLICATE_EMAIL when its email was taken meanwhile. */
+  async restore(id: string): Promise<Customer> {
+    const deleted = await this.findById(id, { includeDeleted: true })
+    if (!deleted || deleted.deletedAt === null) throw new CustomerNotFoundError(id)
+    await this.#unique(deleted.email, () =>
+      this.#db.query(
+        sql`update customers set deleted_at = ${null}, updated_at = ${this.#clock()} where id = ${id} and deleted_at is not null`,
+      ),
+    )
+    return this.get(id)
+  }
+
+  /** Active customers ordered by (name, id), one page at a time. */
+  list(options: PageOptions = {}): Promise<Page<Customer>> {
+    return this.#page(sql.empty, options)
+  }
+
+  /**
+   * Active customers whose name or email contains `term` (case-insensitive; `%` and `_` match
+   * themselves), ordered by (name, id), one page at a time.
+   */
+  search(term: string, options: PageOptions = {}): Promise<Page<Customer>> {
+    if (typeof term !== 'string' || term.trim() === '') throw new InvalidInputError('a search term must be a non-empty string')
+    const pattern = `%${term
+      .trim()
+      .toLowerCase()
+      .replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+    return this.#page(sql`and (lower(name) like ${pattern} escape '\\' or email like ${pattern} escape '\\')`, options)
+  }
+
+  /** How many customers there are: active ones, or every one with `includeDeleted`. */
+  async count(options: { readonly includeDeleted?: boolean } = {}): Promise<number> {
+    const where = options.includeDeleted ? sql.empty : sql`where deleted_at is null`
+    const { rows } = await this.#db.query<{ n: unknown }>(sql`select count(*) as n from customers ${where}`)
+    return toInteger(rows[0]?.n)
+  }
+
+  async #page(filter: SqlFragment, options: PageOptions): Promise<Page<Customer>> {
+    const limit = options.limit ?? 50
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > 500)
+      throw new InvalidInputError(`limit ${String(limit)} must be an integer from 1 to 500`)
+    let after = sql.empty
+    if (options.after) {
+      const [name, id] = decodeCursor(options.after, 2) as [string, string]
+      after = sql`and (name > ${name} or (name = ${name} and id > ${id}))`
+    }
+    // one row more than asked tells whether another page follows
+    const { rows } = await this.#db.query<CustomerRow>(sql`
+      select ${columns} from customers
+      where deleted_at is null ${filter} ${after}
+      order by name, id
+      limit ${limit + 1}`)
+    const items = rows.slice(0, limit).map(toCustomer)
+    const last = items[items.length - 1]
+    return { items, nextCursor: rows.length > limit && last ? encodeCursor([last.name, last.id]) : null }
+  }
+
+  async #unique<T>(email: string, write: () => Promise<T>): Promise<T> {
+    try {
+      return await write()
+    } catch (err) {
+      // the active-email index is the table's only unique key besides the random id
+      if (DatabaseError.is(err, 'UNIQUE_VIOLATION')) throw new DuplicateEmailError(email, err)
+      throw err
+    }
+  }
+}
+
+const columns = sql`id, name, email, phone, created_at, updated_at, deleted_at`
+
+function toCustomer(row: CustomerRow): Customer {
+  return {
+    id: row.id,
+    name: row.name,
+    email: row.email,
+    phone: row.phone,
+    createdAt: toDate(row.created_at),
+    updatedAt: toDate(row.updated_at),
+    deletedAt: toNullableDate(row.deleted_at),
+  }
+}
+
+/** Trims and lower-cases an email and checks its shape; INVALID_INPUT otherwise. */
+export function normaliseEmail(email: unknown): string {
+  if (typeof email !== 'string') throw new InvalidInputError('email must be a string')
+  const normalised = email.trim().toLowerCase()
+  if (normalised.length > 254 || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(normalised))
+    throw new InvalidInputError(`invalid email ${JSON.stringify(email)}`, { email })
+  return normalised
+}
+
+function checkName(name: unknown): string {
+  if (typeof name !== 'string' || name.trim() === '' || name.length > 200)
+    throw new InvalidInputError('name must be a non-empty string of at most 200 characters')
+  return name.trim()
+}

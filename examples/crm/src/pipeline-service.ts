@@ -1,0 +1,63 @@
+import { TRANSACTION_RETRY_CODES, type DatabaseError, type RetryOptions } from '@dbpool/core'
+import type { Db } from './db'
+import { DealRepository, type Deal } from './deal-repository'
+import type { Stage } from './pipeline'
+
+/** Options of a {@link PipelineService}. */
+export interface PipelineServiceOptions {
+  /** How serialization failures, deadlocks and busy errors are replayed. Default is `{ maxAttempts: 20, baseDelayMs: 2, maxDelayMs: 200 }`. */
+  readonly retry?: RetryOptions
+  /** Passed to the repository. Default is `() => new Date()`. */
+  readonly clock?: () => Date
+}
+
+const DEFAULT_RETRY: RetryOptions = { maxAttempts: 20, baseDelayMs: 2, maxDelayMs: 200 }
+
+/**
+ * Moves deals through the pipeline, each move in a serializable transaction replayed on
+ * serialization failures: concurrent moves of one deal are applied one after the other, each checked
+ * against the stage the previous one left.
+ *
+ * ```ts
+ * const pipeline = new PipelineService(pool)
+ * await pipeline.move(dealId, 'qualified', { note: 'budget confirmed' })
+ * ```
+ */
+export class PipelineService {
+  readonly #db: Db
+  readonly #retry: RetryOptions
+  readonly #clock: (() => Date) | undefined
+  readonly #retries: Record<string, number> = {}
+  #attempts = 0
+
+  constructor(db: Db, options: PipelineServiceOptions = {}) {
+    this.#db = db
+    const retryOn = options.retry?.retryOn ?? ((err: DatabaseError) => TRANSACTION_RETRY_CODES.has(err.code))
+    this.#retry = {
+      ...DEFAULT_RETRY,
+      ...options.retry,
+      retryOn: (err) => {
+        const again = retryOn(err)
+        if (again) this.#retries[err.code] = (this.#retries[err.code] ?? 0) + 1
+        return again
+      },
+    }
+    this.#clock = options.clock
+  }
+
+  /** Moves the deal; throws INVALID_STAGE_TRANSITION, DEAL_NOT_FOUND, or the DatabaseError that outlasted the retries. */
+  move(dealId: string, to: Stage, options: { readonly note?: string } = {}): Promise<Deal> {
+    return this.#db.transaction(
+      (tx) => {
+        this.#attempts++
+        return new DealRepository(tx, { clock: this.#clock }).moveStage(dealId, to, options)
+      },
+      { isolation: 'serializable', retry: this.#retry },
+    )
+  }
+
+  /** Transactions started and retries by error code. */
+  stats(): { readonly attempts: number; readonly retries: Readonly<Record<string, number>> } {
+    return { attempts: this.#attempts, retries: { ...this.#retries } }
+  }
+}
