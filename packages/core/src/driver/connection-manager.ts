@@ -88,6 +88,14 @@ export interface ConnectionManager<C = unknown> {
    * synchronous statement, so a lease would only add cost.
    */
   executeSync?<R = Record<string, unknown>>(conn: C, query: CompiledQuery): QueryResult<R>
+  /**
+   * Pipelining drivers only (pg.Client in pipeline mode): how many lone auto-commit statements may be
+   * in flight on one connection. Above 1, `pool.query()` shares connections between callers instead
+   * of queueing them (see `canPipeline`).
+   */
+  readonly pipelineDepth?: number
+  /** Whether a statement may share a connection: no transaction control, no session state. Default: no. */
+  canPipeline?(query: CompiledQuery): boolean
   /** The `BEGIN ...` text for these settings; throws CONFIGURATION for settings the backend refuses. */
   beginStatement(settings: TransactionSettings): string
   /** Maps a native error to a DatabaseError. */

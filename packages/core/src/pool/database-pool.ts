@@ -8,6 +8,7 @@ import { runTransaction, type TransactionOptions } from '../transaction/transact
 import { Lease } from './lease'
 import { LanePool, withDeadline, type LaneHost } from './lane-pool'
 import { ConnectionHandle, type LeaseRunner, type PoolConnection, type Queryable, type Transaction } from './pool-connection'
+import { StatementSharing } from './statement-sharing'
 import { PoolEventEmitter, type PoolEventName, type PoolEvents } from './pool-events'
 import type { PooledConnection } from './pooled-connection'
 
@@ -78,6 +79,7 @@ export class DatabasePool<out C = unknown> {
   #drained: (() => void) | undefined
   #warmUpTimer: NodeJS.Timeout | undefined
   #warmUpBackoffMs = 0
+  readonly #sharing: StatementSharing | undefined
 
   constructor(manager: ConnectionManager<C>, config?: PoolConfig | PoolOptions, options: DatabasePoolOptions = {}) {
     this.config = PoolConfig.from(config)
@@ -92,6 +94,8 @@ export class DatabasePool<out C = unknown> {
     this.#write = new LanePool(host, 'write', writeMax, Math.min(this.config.min, writeMax))
     const readers = manager.lanes.readers
     this.#read = readers > 0 ? new LanePool(host, 'read', readers, Math.min(this.config.min, readers)) : undefined
+    const depth = manager.pipelineDepth ?? 1
+    this.#sharing = depth > 1 && manager.canPipeline ? new StatementSharing(this.#sharingHost(), depth) : undefined
     this.#startTimers()
     this.#scheduleWarmUp(0)
   }
@@ -150,6 +154,10 @@ export class DatabasePool<out C = unknown> {
     if (this.#manager.executeSync && this.#state === 'open' && options?.signal?.aborted !== true) {
       const idle = this.#idleConnection(this.#lane(lane))
       if (idle) return this.#executeDirect<R>(idle, compiled)
+    }
+    if (this.#sharing && this.#state === 'open' && options?.timeoutMs === undefined && options?.signal === undefined && this.#manager.canPipeline!(compiled)) {
+      // a deadline or a cancel can destroy the connection: such statements don't share one
+      return this.#sharing.run<R>(this.#lane(lane), compiled)
     }
     const lease = await this.#acquire(lane)
     try {
@@ -316,6 +324,16 @@ export class DatabasePool<out C = unknown> {
       },
       onBackgroundError: (error) => this.#emitError(error),
       onAcquireTimeout: () => this.metrics.recordTimeout(),
+    }
+  }
+
+  #sharingHost(): ConstructorParameters<typeof StatementSharing>[0] {
+    return {
+      acquire: (lane) => this.#acquire(lane.lane),
+      release: (lease) => this.#release(lease),
+      execute: <R>(lease: Lease<unknown>, query: CompiledQuery) =>
+        lease.active ? this.#execute<R>(lease, query, undefined) : Promise.reject<QueryResult<R>>(this.#closedError()),
+      isOpen: () => this.#state === 'open',
     }
   }
 
@@ -515,6 +533,7 @@ export class DatabasePool<out C = unknown> {
     for (const timer of this.#timers) clearInterval(timer)
     clearTimeout(this.#warmUpTimer)
     for (const lane of this.#lanes()) lane.abortWaiting()
+    this.#sharing?.flush()
     const drained = await this.#waitForLeases(timeoutMs)
     const outstanding = [...this.#leases].map((lease) => ({
       leaseId: lease.id,

@@ -26,6 +26,10 @@ export interface FakeManagerOptions {
   readonly connectDelayMs?: number
   /** Act like a synchronous driver: provide `executeSync`. Default is `false`. */
   readonly synchronous?: boolean
+  /** Act like a pipelining driver: statements not starting with BEGIN/COMMIT/ROLLBACK/SET may share. */
+  readonly pipelineDepth?: number
+  /** Artificial latency of every statement, in ms. Default is `0`. */
+  readonly queryDelayMs?: number
 }
 
 /**
@@ -56,9 +60,17 @@ export class FakeConnectionManager implements ConnectionManager<FakeConnection> 
   /** Statements run through `executeSync`. */
   syncExecutions = 0
 
+  readonly pipelineDepth: number | undefined
+  /** Most statements seen in flight at once on one connection. */
+  peakInFlight = 0
+  readonly #inFlight = new Map<FakeConnection, number>()
+  readonly #queryDelayMs: number
+
   constructor(options: FakeManagerOptions = {}) {
     this.lanes = options.lanes ?? { readers: 0 }
     this.#connectDelayMs = options.connectDelayMs ?? 0
+    this.#queryDelayMs = options.queryDelayMs ?? 0
+    this.pipelineDepth = options.pipelineDepth
     if (options.synchronous) this.executeSync = (conn, query) => this.#executeSync(conn, query)
   }
 
@@ -127,10 +139,27 @@ export class FakeConnectionManager implements ConnectionManager<FakeConnection> 
     this.destroyed++
   }
 
+  canPipeline(query: CompiledQuery): boolean {
+    return this.pipelineDepth !== undefined && !/^\s*(begin|commit|rollback|set|savepoint|release)\b/i.test(query.text)
+  }
+
   async execute<R>(conn: FakeConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
     void options
     if (conn.ended || conn.broken) throw new DatabaseError('CONNECTION_LOST', 'fake connection is closed', { backend: 'postgres' })
     conn.statements.push(query.text)
+    const inFlight = (this.#inFlight.get(conn) ?? 0) + 1
+    this.#inFlight.set(conn, inFlight)
+    this.peakInFlight = Math.max(this.peakInFlight, inFlight)
+    try {
+      if (this.#queryDelayMs > 0) await new Promise((r) => setTimeout(r, this.#queryDelayMs))
+      return await this.#respond<R>(conn, query)
+    } finally {
+      this.#inFlight.set(conn, (this.#inFlight.get(conn) ?? 1) - 1)
+    }
+  }
+
+  async #respond<R>(conn: FakeConnection, query: CompiledQuery): Promise<QueryResult<R>> {
+    if (conn.ended || conn.broken) throw new DatabaseError('CONNECTION_LOST', 'fake connection is closed', { backend: 'postgres' })
     const fault = this.queryFaults.find((f) => f.match.test(query.text))
     if (fault) {
       if (fault.fatal) conn.broken = true

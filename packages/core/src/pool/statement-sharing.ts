@@ -1,0 +1,123 @@
+import type { CompiledQuery } from '../sql/sql'
+import type { QueryResult } from '../driver/connection-manager'
+import type { LanePool } from './lane-pool'
+import type { Lease } from './lease'
+
+/** @internal What statement sharing needs from the pool that owns it. */
+export interface SharingHost {
+  acquire(lane: LanePool<unknown>): Promise<Lease<unknown>>
+  release(lease: Lease<unknown>): void | Promise<void>
+  execute<R>(lease: Lease<unknown>, query: CompiledQuery): Promise<QueryResult<R>>
+  isOpen(): boolean
+}
+
+/** One leased connection carrying pipelined auto-commit statements (or about to: `lease` unset while opening). */
+interface Slot {
+  readonly lane: LanePool<unknown>
+  readonly ready: Promise<Lease<unknown>>
+  lease: Lease<unknown> | undefined
+  inFlight: number
+  releaseScheduled: boolean
+}
+
+/**
+ * @internal Runs lone auto-commit statements of a pipelining manager (pg.Client in pipeline mode)
+ * several to a connection, the way postgres.js does, instead of one per lease:
+ *
+ * - when every connection is taken (or being opened), a statement joins the connection with the
+ *   fewest statements in flight, below the depth, so 64 callers on 10 connections share them instead
+ *   of queueing;
+ * - a connection whose last statement finished is kept until the next macrotask, so a caller issuing
+ *   statements one after another skips tarn entirely;
+ * - while anyone waits for an exclusive lease (a transaction), no statement joins a busy connection:
+ *   the connections drain and the waiter gets one, so sharing never starves transactions.
+ *
+ * Only statements the manager calls safe (no transaction control, no session state) are shared.
+ */
+export class StatementSharing {
+  readonly #host: SharingHost
+  readonly #depth: number
+  readonly #slots = new Set<Slot>()
+
+  constructor(host: SharingHost, depth: number) {
+    this.#host = host
+    this.#depth = depth
+  }
+
+  /** Runs one statement on a shared connection of `lane`. */
+  async run<R>(lane: LanePool<unknown>, query: CompiledQuery): Promise<QueryResult<R>> {
+    const slot = this.#pick(lane)
+    slot.inFlight++
+    try {
+      const lease = slot.lease ?? (await slot.ready)
+      return await this.#host.execute<R>(lease, query)
+    } finally {
+      slot.inFlight--
+      if (slot.inFlight === 0 && slot.lease) this.#settle(slot)
+    }
+  }
+
+  /** Returns every idle slot at once (close() calls this before it waits for leases). */
+  flush(): void {
+    for (const slot of this.#slots) if (slot.inFlight === 0 && slot.lease) this.#finish(slot)
+  }
+
+  #pick(lane: LanePool<unknown>): Slot {
+    let best: Slot | undefined
+    let opening = 0
+    for (const slot of this.#slots) {
+      if (slot.lane !== lane) continue
+      const lease = slot.lease
+      if (!lease) opening++
+      else if (lease.conn.broken || !lease.active) continue
+      else if (slot.inFlight === 0) return slot
+      if (slot.inFlight < this.#depth && (!best || slot.inFlight < best.inFlight)) best = slot
+    }
+    const s = lane.stats()
+    const exclusiveWaiting = s.pending - opening > 0
+    const spare = s.idle > 0 || s.size < lane.max
+    return best && !exclusiveWaiting && !spare ? best : this.#open(lane)
+  }
+
+  #open(lane: LanePool<unknown>): Slot {
+    const slot: Slot = {
+      lane,
+      lease: undefined,
+      inFlight: 0,
+      releaseScheduled: false,
+      ready: this.#host.acquire(lane).then(
+        (lease) => {
+          slot.lease = lease
+          // every statement that joined while it opened may already have given up
+          if (slot.inFlight === 0) this.#settle(slot)
+          return lease
+        },
+        (err: unknown) => {
+          this.#slots.delete(slot)
+          throw err
+        },
+      ),
+    }
+    this.#slots.add(slot)
+    return slot
+  }
+
+  #settle(slot: Slot): void {
+    if (!this.#host.isOpen() || slot.lease?.conn.broken || slot.lane.stats().pending > 0) {
+      this.#finish(slot)
+      return
+    }
+    if (slot.releaseScheduled) return
+    slot.releaseScheduled = true
+    setImmediate(() => {
+      slot.releaseScheduled = false
+      if (slot.inFlight === 0) this.#finish(slot)
+    })
+  }
+
+  #finish(slot: Slot): void {
+    if (!slot.lease || !this.#slots.delete(slot)) return
+    const releasing = this.#host.release(slot.lease)
+    if (releasing) releasing.catch(() => undefined)
+  }
+}

@@ -1,0 +1,78 @@
+import { DatabaseError } from '@dbpool/core'
+import { makePool, rejection, sleep } from './helpers'
+
+describe('DatabasePool: statement sharing (pipelining managers)', () => {
+  it('shares connections between concurrent statements instead of queueing them', async () => {
+    const { pool, manager } = makePool({ max: 3, acquireTimeoutMs: 2_000 }, { pipelineDepth: 8, queryDelayMs: 5 })
+    const started = Date.now()
+    const results = await Promise.all(Array.from({ length: 48 }, (_, i) => pool.query(`select ${i}`)))
+    const elapsed = Date.now() - started
+    expect(results).toHaveLength(48)
+    expect(manager.connections.length).toBeLessThanOrEqual(3)
+    expect(manager.peakInFlight).toBeGreaterThan(1)
+    expect(manager.peakInFlight).toBeLessThanOrEqual(8)
+    // one at a time on 3 connections would take 16 rounds of 5 ms
+    expect(elapsed).toBeLessThan(16 * 5)
+    await sleep(5)
+    expect(pool.stats().used).toBe(0)
+  })
+
+  it('keeps the connection for back-to-back statements of one caller (no tarn per statement)', async () => {
+    const { pool, manager } = makePool({ max: 2 }, { pipelineDepth: 4 })
+    for (let i = 0; i < 50; i++) await pool.query(`select ${i}`)
+    expect(pool.metrics.snapshot().acquired).toBe(1)
+    expect(manager.connections).toHaveLength(1)
+    await sleep(5)
+    expect(pool.stats()).toMatchObject({ used: 0, idle: 1 })
+  })
+
+  it('never shares transaction control or statements with a deadline', async () => {
+    const { pool, manager } = makePool({ max: 1 }, { pipelineDepth: 4, queryDelayMs: 5 })
+    await Promise.all([pool.query('select 1'), pool.query('BEGIN'), pool.query('select 2', [], { timeoutMs: 1_000 })])
+    expect(manager.peakInFlight).toBe(1)
+    expect(manager.connections[0]!.statements).toContain('ROLLBACK')
+  })
+
+  it('does not starve a transaction waiting behind shared statements', async () => {
+    const { pool } = makePool({ max: 2, acquireTimeoutMs: 2_000 }, { pipelineDepth: 8, queryDelayMs: 2 })
+    let stop = false
+    const load = Array.from({ length: 16 }, async () => {
+      while (!stop) await pool.query('select load')
+    })
+    await sleep(10)
+    const started = Date.now()
+    await pool.transaction(async (tx) => {
+      await tx.query('update t')
+    })
+    const waited = Date.now() - started
+    stop = true
+    await Promise.all(load)
+    expect(waited).toBeLessThan(500)
+  })
+
+  it('a fatal error on a shared connection destroys it; the pool recovers', async () => {
+    const { pool, manager } = makePool({ max: 1 }, { pipelineDepth: 4, queryDelayMs: 5 })
+    manager.queryFaults.push({ match: /fatal/, fault: { kind: 'fail', error: new DatabaseError('CONNECTION_LOST', 'terminated') }, fatal: true })
+    const settled = await Promise.allSettled([pool.query('select a'), pool.query('select fatal'), pool.query('select b')])
+    expect(settled[1]).toMatchObject({ status: 'rejected', reason: { code: 'CONNECTION_LOST' } })
+    await sleep(5)
+    expect(manager.connections[0]!.ended).toBe(true)
+    await expect(pool.query('select after')).resolves.toBeDefined()
+  })
+
+  it('close() returns idle shared connections at once', async () => {
+    const { pool } = makePool({ max: 2 }, { pipelineDepth: 4 })
+    await pool.query('select 1')
+    const report = await pool.close({ timeoutMs: 1_000 })
+    expect(report.timedOut).toBe(false)
+    expect(report.outstandingLeases).toEqual([])
+    expect((await rejection(pool.query('select 2'))).code).toBe('POOL_CLOSED')
+  })
+
+  it('surfaces a connect failure to every sharing caller', async () => {
+    const { pool, manager } = makePool({ max: 1 }, { pipelineDepth: 4 })
+    manager.connectFault = { kind: 'fail', error: new DatabaseError('AUTHENTICATION_FAILED', 'bad password') }
+    const settled = await Promise.allSettled([pool.query('select 1'), pool.query('select 2')])
+    expect(settled.every((r) => r.status === 'rejected' && (r.reason as DatabaseError).code === 'AUTHENTICATION_FAILED')).toBe(true)
+  })
+})
