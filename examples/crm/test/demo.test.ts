@@ -1,0 +1,45 @@
+import { formatCrmReport, runCrmDemo, type CrmDemoReport } from '../src'
+import { BACKENDS, openTestDb, type TestDb } from './helpers'
+
+jest.setTimeout(180_000)
+
+// The whole `npm run demo:crm` scenario through runCrmDemo, on each backend.
+describe.each(BACKENDS)('the CRM demo on %s', (backend) => {
+  let db: TestDb
+  let report: CrmDemoReport
+  const output: string[] = []
+
+  beforeAll(async () => {
+    db = await openTestDb(backend)
+    report = await runCrmDemo(db.pool, { sink: { write: (text: string) => output.push(text) } })
+  }, 180_000)
+  afterAll(() => db?.close())
+
+  it('passes: every invariant holds', () => {
+    expect(report.invariants.checks.filter((c) => !c.ok)).toEqual([])
+    expect(report.ok).toBe(true)
+    expect(report.invariants.checks).toHaveLength(13)
+  })
+
+  it('refused exactly the duplicate emails and moved deals with conflicts resolved', () => {
+    expect(report.customers.requested).toBe(500)
+    expect(report.customers.rejected.DUPLICATE_EMAIL).toBe(report.customers.plannedDuplicates)
+    expect(report.customers.plannedDuplicates).toBeGreaterThan(0)
+    expect(report.deals.succeeded).toBe(300)
+    expect(report.moves.requested).toBe(1_500)
+    expect(report.moves.succeeded).toBeGreaterThan(100)
+    expect(report.moves.unexpectedCount).toBe(0)
+    expect(report.pipeline.reduce((n, p) => n + p.deals, 0)).toBe(300)
+    expect(report.pagination.customers).toBe(report.customers.succeeded)
+  })
+
+  it('reports pool stats, health and metrics', () => {
+    expect(report.health.status).toBe('healthy')
+    expect(report.stats.used).toBe(0)
+    expect(report.metrics.timeouts).toBe(0)
+    const text = formatCrmReport(report)
+    expect(text).toContain('== invariants: all hold')
+    expect(text).toContain(`crm demo passed on ${backend}`)
+    expect(output.join('')).toMatch(/moves .*1500\/1500 \(100%\)/)
+  })
+})
