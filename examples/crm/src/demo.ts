@@ -185,6 +185,7 @@ async function runPhase<I, T>(
           settled[i] = { error }
         } finally {
           done++
+          progress.tick()
         }
       }),
     )

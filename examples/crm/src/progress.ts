@@ -14,7 +14,10 @@ export interface ProgressOptions {
 
 /**
  * Shows how far a long step is: on a terminal one line redrawn in place, otherwise a plain line
- * every second (readable in CI logs and pipes). Its timer is unref'd and cleared by {@link stop}.
+ * every second (readable in CI logs and pipes). Call {@link tick} as work completes: on SQLite a
+ * burst of queued statements can run as one long chain of microtasks that never lets a timer fire,
+ * so drawing is driven by the work itself; the timer (unref'd, cleared by {@link stop}) covers the
+ * quiet stretches while the work waits on the network.
  */
 export class Progress {
   readonly #label: string
@@ -25,6 +28,7 @@ export class Progress {
   readonly #intervalMs: number
   readonly #started = performance.now()
   #timer: NodeJS.Timeout | undefined
+  #lastDraw = 0
 
   constructor(label: string, total: number, status: () => { done: number; detail: string }, options: ProgressOptions = {}) {
     this.#label = label
@@ -37,9 +41,15 @@ export class Progress {
 
   /** Starts drawing. */
   start(): this {
-    this.#timer = setInterval(() => this.#draw(false), this.#intervalMs)
+    this.#lastDraw = performance.now()
+    this.#timer = setInterval(() => this.tick(), this.#intervalMs)
     this.#timer.unref()
     return this
+  }
+
+  /** Draws now if the last line is older than the interval. Cheap: call it on every completion. */
+  tick(): void {
+    if (this.#timer !== undefined && performance.now() - this.#lastDraw >= this.#intervalMs) this.#draw(false)
   }
 
   /** Stops drawing and writes the final line. Idempotent. */
@@ -51,6 +61,7 @@ export class Progress {
   }
 
   #draw(final: boolean): void {
+    this.#lastDraw = performance.now()
     const { done, detail } = this.#status()
     const seconds = (performance.now() - this.#started) / 1000
     const pct = this.#total === 0 ? 100 : Math.floor((done / this.#total) * 100)

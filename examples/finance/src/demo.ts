@@ -221,6 +221,7 @@ async function sendAll(service: TransferService, plan: DemoPlan, sink: ProgressS
           refused++
         } finally {
           done++
+          progress.tick()
         }
       }),
     )
