@@ -1,5 +1,4 @@
 import type { Client } from 'pg'
-import type { ConnectionHooks, DatabaseError } from '@dbpool/core'
 
 /** The pg.Client fields we read that @types/pg does not declare (set from BackendKeyData). */
 interface PgClientKeys {
@@ -99,9 +98,4 @@ export class PostgresConnection {
     this.#lostReported = true
     this.#onLost(err)
   }
-}
-
-/** @internal Builds the `onLost` callback for a connection from the pool's hooks and a mapper. */
-export function lostReporter(hooks: ConnectionHooks, map: (err: Error) => DatabaseError): (err: Error) => void {
-  return (err) => hooks.onLost(map(err))
 }
