@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { once } from 'node:events'
 import { createServer, connect, type Socket } from 'node:net'
-import { createTempSqlite, dockerAnswers, setupTestPostgres, startTcpProxy, teardownTestPostgres } from '@dbpool/testing'
+import { createTempSqlite, dockerAnswers, setupTestPostgres, startPostgres, startTcpProxy, teardownTestPostgres } from '@dbpool/testing'
 
 describe('createTempSqlite', () => {
   it('gives a path in a fresh directory, removed by remove()', async () => {
@@ -137,6 +137,34 @@ describe('jest global helpers', () => {
       if (savedUrl === undefined) delete process.env.DBPOOL_TEST_PG_URL
       else process.env.DBPOOL_TEST_PG_URL = savedUrl
       if (savedShared !== undefined) process.env.DBPOOL_TEST_PG_SHARED = savedShared
+    }
+  })
+})
+
+describe('startPostgres never skips silently', () => {
+  it('throws, naming what it tried, when the forced source is unavailable', async () => {
+    const savedUrl = process.env.DBPOOL_TEST_PG_URL
+    const savedHost = process.env.DOCKER_HOST
+    delete process.env.DBPOOL_TEST_PG_URL
+    process.env.DOCKER_HOST = 'tcp://127.0.0.1:1'
+    try {
+      await expect(startPostgres({ provider: 'env' })).rejects.toThrow(
+        /no PostgreSQL available for tests[\s\S]*DBPOOL_TEST_PG_URL is not set/,
+      )
+      await expect(startPostgres({ provider: 'container' })).rejects.toThrow(/container: the Docker engine does not answer/)
+    } finally {
+      if (savedUrl !== undefined) process.env.DBPOOL_TEST_PG_URL = savedUrl
+      if (savedHost === undefined) delete process.env.DOCKER_HOST
+      else process.env.DOCKER_HOST = savedHost
+    }
+  })
+
+  it('refuses an unknown DBPOOL_TEST_PG_PROVIDER', async () => {
+    process.env.DBPOOL_TEST_PG_PROVIDER = 'podman'
+    try {
+      await expect(startPostgres()).rejects.toThrow('DBPOOL_TEST_PG_PROVIDER="podman"')
+    } finally {
+      delete process.env.DBPOOL_TEST_PG_PROVIDER
     }
   })
 })
