@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process'
-import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { createTempSqlite, type TempSqlite } from '@dbpool/testing'
+import { buildExample, REPO_ROOT } from './helpers'
 
 jest.setTimeout(240_000)
 
 const run = promisify(execFile)
-const root = resolve(__dirname, '..', '..', '..')
+const root = REPO_ROOT
 
 // What `npm run demo:crm` runs: the compiled demo as a child process, against a temp SQLite file.
 describe('the built CRM demo', () => {
@@ -14,7 +14,7 @@ describe('the built CRM demo', () => {
 
   beforeAll(async () => {
     file = await createTempSqlite({ fileName: 'crm.db' })
-    await run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'examples/crm'], { cwd: root })
+    await buildExample('crm')
   }, 240_000)
   afterAll(() => file?.remove())
 

@@ -138,6 +138,8 @@ export async function runFinanceDemo(pool: DatabasePool<unknown>, options: Finan
   const invariants: InvariantReport = { ok: checks.every((c) => c.ok), checks }
 
   const health = await new HealthChecker({ deep: true }).check(pool)
+  // a connection returns to the pool a tick after its last statement resolves: report it at rest
+  await new Promise((resolve) => setImmediate(resolve))
   return {
     backend: pool.backend,
     target: pool.target,

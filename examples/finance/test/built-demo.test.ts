@@ -1,13 +1,13 @@
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { createTempSqlite, type TempSqlite } from '@dbpool/testing'
+import { buildExample, REPO_ROOT } from './helpers'
 
 jest.setTimeout(240_000)
 
 const run = promisify(execFile)
-const root = resolve(__dirname, '..', '..', '..')
+const root = REPO_ROOT
 
 // What `npm run demo` runs: the compiled demo as a child process, against a temp SQLite file.
 describe('the built finance demo', () => {
@@ -15,7 +15,7 @@ describe('the built finance demo', () => {
 
   beforeAll(async () => {
     file = await createTempSqlite({ fileName: 'demo.db' })
-    await run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-b', 'examples/finance'], { cwd: root })
+    await buildExample('finance')
   }, 240_000)
   afterAll(() => file?.remove())
 
