@@ -26,6 +26,10 @@ type Stop = 'deadline' | 'abandoned'
 
 const MAX_REMEMBERED_SECRETS = 4
 
+// statements that change transaction or session state, hold a portal, or can commit: never pipelined
+const UNSHAREABLE =
+  /^(--|\/\*|(begin|start|commit|end|rollback|abort|savepoint|release|prepare|set|reset|discard|lock|listen|unlisten|notify|declare|fetch|move|close|copy|do|call|vacuum|load|create\s+(temp|temporary|local\s+temp))\b)/i
+
 /**
  * The Postgres {@link ConnectionManager}: one `pg.Client` per pooled connection (no pg.Pool), with
  * libpq-style TLS, a password function called per connection, session timeouts, statement deadlines
@@ -42,6 +46,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   readonly config: DatabaseConfig
   /** The validated manager options. */
   readonly options: ResolvedPostgresManagerOptions
+  /** Statements `pool.query` may pipeline on one connection (1: no sharing). */
+  readonly pipelineDepth: number
   readonly #ssl: PgSsl
   readonly #types: CustomTypesConfig
   /** Passwords handed to pg recently, scrubbed from every native message. */
@@ -57,6 +63,18 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     this.target = this.config.toString()
     this.#ssl = tlsOptions(this.config)
     this.#types = createTypeParsers(this.options.int8)
+    this.pipelineDepth = this.options.pipelineDepth
+  }
+
+  /**
+   * Whether a lone statement may share a pipelined connection: one statement (no `;` inside), not
+   * transaction or session control, not a cursor or COPY, not a procedure (which may commit), and
+   * not hidden behind a leading comment. Anything doubtful runs on a connection of its own.
+   */
+  canPipeline(query: CompiledQuery): boolean {
+    if (this.pipelineDepth <= 1) return false
+    const text = query.text.trim().replace(/;\s*$/, '')
+    return !text.includes(';') && !UNSHAREABLE.test(text)
   }
 
   async connect(_lane: Lane, hooks: ConnectionHooks): Promise<PostgresConnection> {
@@ -104,6 +122,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
 
   /** Idle (`I`): nothing to do, synchronously. In a transaction (`T`) or failed one (`E`): ROLLBACK. Otherwise: throw, so the pool destroys it. */
   reset(conn: PostgresConnection): void | Promise<void> {
+    // pipeline mode is only for statements sharing the connection (executeShared); a lease gets classic mode
+    setPipeline(conn, false)
     const status = conn.client.getTransactionStatus()
     if (status === 'I') return
     return this.#rollback(conn, status)
@@ -136,6 +156,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   execute<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
     if (options.timeoutMs === undefined && options.signal === undefined) return this.#run<R>(conn, query)
     return this.#runGuarded<R>(conn, query, options)
+  }
+
+  /** A lone auto-commit statement sharing the connection: sent at once, without waiting for the ones before it. */
+  executeShared<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery): Promise<QueryResult<R>> {
+    setPipeline(conn, true)
+    return this.#run<R>(conn, query)
   }
 
   beginStatement(settings: TransactionSettings): string {
@@ -357,4 +383,13 @@ function toDatabaseConfig(config: DatabaseConfig | DatabaseOptions | string): Da
   if (config instanceof DatabaseConfig) return config
   if (typeof config === 'string') return DatabaseConfig.fromUrl(config)
   return new DatabaseConfig(config)
+}
+
+/**
+ * pg reads `client.pipeline` each time it sends from its queue, so it can be switched between
+ * statements; we only switch while nothing is in flight (before the first shared statement, on release).
+ */
+function setPipeline(conn: PostgresConnection, on: boolean): void {
+  const client = conn.client as unknown as { pipeline: boolean }
+  if (client.pipeline !== on) client.pipeline = on
 }

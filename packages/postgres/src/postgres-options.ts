@@ -13,6 +13,12 @@ export interface PostgresManagerOptions {
   readonly cancelTimeoutMs?: number
   /** How `int8` columns come back: `'bigint'`, `'string'` or `'number'`. Default is `'bigint'`. */
   readonly int8?: Int8Mode
+  /**
+   * Lone auto-commit statements (`pool.query`) in flight at once on one connection, pipelined as
+   * postgres.js does; `1` turns pipelining off. Transactions, `withConnection`, statements with a
+   * deadline or a signal, and session or transaction control never share. Default is `8`.
+   */
+  readonly pipelineDepth?: number
 }
 
 /** {@link PostgresManagerOptions} validated, with defaults. */
@@ -22,6 +28,7 @@ export interface ResolvedPostgresManagerOptions {
   readonly keepAliveInitialDelayMs: number
   readonly cancelTimeoutMs: number
   readonly int8: Int8Mode
+  readonly pipelineDepth: number
 }
 
 /** Option names of {@link PostgresManagerOptions}. */
@@ -31,6 +38,7 @@ export const POSTGRES_MANAGER_OPTION_KEYS = [
   'keepAliveInitialDelayMs',
   'cancelTimeoutMs',
   'int8',
+  'pipelineDepth',
 ] as const
 
 const MAX_MS = 2_147_483_647
@@ -54,6 +62,7 @@ export function resolveManagerOptions(
         : checkInteger('postgres.keepAliveInitialDelayMs', raw.keepAliveInitialDelayMs, 0, MAX_MS),
     cancelTimeoutMs: raw.cancelTimeoutMs === undefined ? 5_000 : checkInteger('postgres.cancelTimeoutMs', raw.cancelTimeoutMs, 1, MAX_MS),
     int8: raw.int8 === undefined ? 'bigint' : checkEnum('postgres.int8', raw.int8, INT8_MODES),
+    pipelineDepth: raw.pipelineDepth === undefined ? 8 : checkInteger('postgres.pipelineDepth', raw.pipelineDepth, 1, 1_000),
   })
 }
 

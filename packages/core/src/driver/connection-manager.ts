@@ -96,6 +96,11 @@ export interface ConnectionManager<C = unknown> {
   readonly pipelineDepth?: number
   /** Whether a statement may share a connection: no transaction control, no session state. Default: no. */
   canPipeline?(query: CompiledQuery): boolean
+  /**
+   * Runs a statement that may share the connection with other in-flight statements (switching the
+   * connection to pipeline mode; `reset` switches it back). Default: `execute`.
+   */
+  executeShared?<R = Record<string, unknown>>(conn: C, query: CompiledQuery): Promise<QueryResult<R>>
   /** The `BEGIN ...` text for these settings; throws CONFIGURATION for settings the backend refuses. */
   beginStatement(settings: TransactionSettings): string
   /** Maps a native error to a DatabaseError. */

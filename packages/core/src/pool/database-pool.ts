@@ -134,14 +134,22 @@ export class DatabasePool<out C = unknown> {
 
   /** Counters over all lanes: size, idle, used, pending, max, min, utilization. */
   stats(lane?: Lane): PoolStatsSnapshot {
-    if (lane === 'write') return this.#write.stats()
-    if (lane === 'read') return this.#read ? this.#read.stats() : { size: 0, idle: 0, used: 0, pending: 0, max: 0, min: 0, utilization: 0 }
-    const w = this.#write.stats()
+    if (lane === 'write') return this.#laneStats(this.#write)
+    if (lane === 'read') return this.#read ? this.#laneStats(this.#read) : { size: 0, idle: 0, used: 0, pending: 0, max: 0, min: 0, utilization: 0 }
+    const w = this.#laneStats(this.#write)
     if (!this.#read) return w
-    const r = this.#read.stats()
+    const r = this.#laneStats(this.#read)
     const max = w.max + r.max
     const used = w.used + r.used
     return { size: w.size + r.size, idle: w.idle + r.idle, used, pending: w.pending + r.pending, max, min: w.min + r.min, utilization: used / max }
+  }
+
+  #laneStats(lane: LanePool<unknown>): PoolStatsSnapshot {
+    const s = lane.stats()
+    // a connection kept by statement sharing between two statements is idle to the caller
+    const held = this.#sharing?.idleHeld(lane) ?? 0
+    if (held === 0) return s
+    return { ...s, idle: s.idle + held, used: s.used - held, utilization: (s.used - held) / s.max }
   }
 
   /**
@@ -332,7 +340,7 @@ export class DatabasePool<out C = unknown> {
       acquire: (lane) => this.#acquire(lane.lane),
       release: (lease) => this.#release(lease),
       execute: <R>(lease: Lease<unknown>, query: CompiledQuery) =>
-        lease.active ? this.#execute<R>(lease, query, undefined) : Promise.reject<QueryResult<R>>(this.#closedError()),
+        lease.active ? this.#executeShared<R>(lease, query) : Promise.reject<QueryResult<R>>(this.#closedError()),
       isOpen: () => this.#state === 'open',
     }
   }
@@ -432,6 +440,15 @@ export class DatabasePool<out C = unknown> {
     } catch (err) {
       const error = this.#manager.isUsable(lease.conn.native) ? toDatabaseError(this.#manager, err) : this.#markBroken(lease, err)
       throw error
+    }
+  }
+
+  async #executeShared<R>(lease: Lease<unknown>, query: CompiledQuery): Promise<QueryResult<R>> {
+    if (!this.#manager.executeShared) return this.#execute<R>(lease, query, undefined)
+    try {
+      return await this.#manager.executeShared<R>(lease.conn.native, query)
+    } catch (err) {
+      throw this.#manager.isUsable(lease.conn.native) ? toDatabaseError(this.#manager, err) : this.#markBroken(lease, err)
     }
   }
 

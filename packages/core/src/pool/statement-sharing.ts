@@ -57,23 +57,35 @@ export class StatementSharing {
     }
   }
 
+  /** Connections of `lane` held by a slot with nothing in flight (idle, from the caller's view). */
+  idleHeld(lane: LanePool<unknown>): number {
+    let n = 0
+    for (const slot of this.#slots) if (slot.lane === lane && slot.lease && slot.inFlight === 0) n++
+    return n
+  }
+
   /** Returns every idle slot at once (close() calls this before it waits for leases). */
   flush(): void {
     for (const slot of this.#slots) if (slot.inFlight === 0 && slot.lease) this.#finish(slot)
   }
 
   #pick(lane: LanePool<unknown>): Slot {
+    const s = lane.stats()
+    // an opening slot is worth joining only while its connection is being created; one queued behind
+    // exclusive holders would turn joiners into unbounded waiters (maxWaitingClients must hold)
+    const creating = s.size - s.idle - s.used > 0
     let best: Slot | undefined
     let opening = 0
     for (const slot of this.#slots) {
       if (slot.lane !== lane) continue
       const lease = slot.lease
-      if (!lease) opening++
-      else if (lease.conn.broken || !lease.active) continue
+      if (!lease) {
+        opening++
+        if (!creating) continue
+      } else if (lease.conn.broken || !lease.active) continue
       else if (slot.inFlight === 0) return slot
       if (slot.inFlight < this.#depth && (!best || slot.inFlight < best.inFlight)) best = slot
     }
-    const s = lane.stats()
     const exclusiveWaiting = s.pending - opening > 0
     const spare = s.idle > 0 || s.size < lane.max
     return best && !exclusiveWaiting && !spare ? best : this.#open(lane)

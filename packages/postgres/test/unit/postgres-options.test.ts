@@ -27,6 +27,7 @@ describe('manager options', () => {
       keepAliveInitialDelayMs: 10_000,
       cancelTimeoutMs: 5_000,
       int8: 'bigint',
+      pipelineDepth: 8,
     })
     expect(resolveManagerOptions({}, { connectTimeoutMs: 2_500 }).connectTimeoutMs).toBe(2_500)
     expect(resolveManagerOptions({ sessionInit: 'SET a = 1' }).sessionInit).toEqual(['SET a = 1'])
