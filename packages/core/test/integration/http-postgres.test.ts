@@ -103,7 +103,8 @@ describe('health handler on Postgres', () => {
     const registry = createMetricsRegistry()
     const pool = await PoolFactory.create(db.url, { min: 1, max: 4, name: 'pg-metrics' }, { backend: { ...registry.poolOptions() } })
     pools.push(pool)
-    await Promise.all(Array.from({ length: 8 }, (_, i) => pool.query(sql`select ${i}::int as n, pg_sleep(0.02)`)))
+    // leases (not pipelined statements) are what wait_time counts: take 8 of them
+    await Promise.all(Array.from({ length: 8 }, (_, i) => pool.withConnection((c) => c.query(sql`select ${i}::int as n, pg_sleep(0.02)`))))
     const base = await serve(createHealthHandler(pool, { metrics: registry }))
     const text = (await get(`${base}/metrics`)).text
     const families = new Map(parsePrometheus(text).map((f) => [f.name, f]))
