@@ -149,6 +149,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     this.#close(db)
   }
 
+  readonly #fairness = new EventLoopFairness(YIELD_AFTER_MS)
+
   async execute<R = Record<string, unknown>>(db: SqliteDatabase, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
     // a statement runs synchronously to its end and cannot be interrupted: an aborted signal is honoured
     // before it starts, `timeoutMs` cannot cut one short (see README)
@@ -158,6 +160,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         cause: options.signal.reason,
       })
     }
+    // statements on a lease run back to back in microtasks (no I/O ever yields): let timers, sockets
+    // and health probes in while a burst of transactions has held the thread for a while
+    const yielding = this.#fairness.due()
+    if (yielding) await yielding
     return this.executeSync<R>(db, query)
   }
 
@@ -502,4 +508,32 @@ function needsConversion(value: unknown): boolean {
 
 function isDate(value: unknown): value is Date {
   return Object.prototype.toString.call(value) === '[object Date]'
+}
+
+/** Longest stretch of back-to-back statements before a lease's next statement waits for a macrotask. */
+const YIELD_AFTER_MS = 10
+
+/**
+ * Notices when the event loop has not reached its check phase for `afterMs` while we kept working,
+ * and then asks the caller to wait for one `setImmediate` (timers and I/O run first).
+ */
+class EventLoopFairness {
+  #armedAt = 0
+  #armed = false
+
+  constructor(private readonly afterMs: number) {}
+
+  due(): Promise<void> | undefined {
+    const now = performance.now()
+    if (!this.#armed) {
+      this.#armed = true
+      this.#armedAt = now
+      setImmediate(() => {
+        this.#armed = false
+      })
+      return undefined
+    }
+    if (now - this.#armedAt < this.afterMs) return undefined
+    return new Promise((resolve) => setImmediate(resolve))
+  }
 }
