@@ -103,15 +103,19 @@ export class MigrationStore {
 
   /**
    * Postgres: waits in the server's lock queue for the transaction-scoped advisory lock, bounded by a
-   * transaction-local `lock_timeout` (SQLSTATE 55P03 on expiry); the session's own `lock_timeout`
-   * is restored afterwards so the migration's statements run under it.
+   * transaction-local `lock_timeout` (SQLSTATE 55P03 on expiry; `statement_timeout` is lifted for the
+   * wait). The session's own settings are restored afterwards, so the migration runs under them.
    */
   async waitForLock(conn: Runner, timeoutMs: number): Promise<void> {
-    const { rows } = await conn.query<{ previous: unknown }>(
-      sql`select current_setting('lock_timeout') as previous, set_config('lock_timeout', ${`${timeoutMs}ms`}, true)`,
+    const { rows } = await conn.query<{ lock_timeout: unknown; statement_timeout: unknown }>(
+      sql`select current_setting('lock_timeout') as lock_timeout, current_setting('statement_timeout') as statement_timeout,
+        set_config('lock_timeout', ${`${timeoutMs}ms`}, true), set_config('statement_timeout', '0', true)`,
     )
     await conn.query(sql`select pg_advisory_xact_lock(${this.lockKey}::bigint)`)
-    await conn.query(sql`select set_config('lock_timeout', ${String(rows[0]?.previous ?? '0')}, true)`)
+    const previous = rows[0]
+    await conn.query(
+      sql`select set_config('lock_timeout', ${String(previous?.lock_timeout ?? '0')}, true), set_config('statement_timeout', ${String(previous?.statement_timeout ?? '0')}, true)`,
+    )
   }
 
   /** Postgres: one non-blocking try of the transaction-scoped advisory lock. */

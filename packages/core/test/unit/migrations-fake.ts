@@ -82,7 +82,7 @@ export class MigrationFakeManager extends FakeConnectionManager {
     }
     if (/current_setting\('lock_timeout'\)/.test(text)) {
       this.#lockTimeouts.set(conn, Number.parseInt(String(query.params[0]), 10))
-      return rows([{ previous: '0', set_config: String(query.params[0]) }])
+      return rows([{ lock_timeout: '0', statement_timeout: '0' }])
     }
     if (/^select set_config\('lock_timeout'/.test(text)) return rows([{ set_config: query.params[0] }])
     if (/select pg_advisory_xact_lock/.test(text)) {

@@ -80,9 +80,11 @@ describe('Migrator.up', () => {
     const at = statements.indexOf('create table accounts (id int)')
     expect(statements.slice(at - 5, at + 4)).toEqual([
       'BEGIN ISOLATION LEVEL READ COMMITTED',
-      "select current_setting('lock_timeout') as previous, set_config('lock_timeout', $1, true)",
+      expect.stringMatching(
+        /^select current_setting\('lock_timeout'\) as lock_timeout, current_setting\('statement_timeout'\) as statement_timeout,\s+set_config\('lock_timeout', \$1, true\), set_config\('statement_timeout', '0', true\)$/,
+      ),
       'select pg_advisory_xact_lock($1::bigint)',
-      "select set_config('lock_timeout', $1, true)",
+      "select set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
       'select version, name, checksum, applied_at, duration_ms from "dbpool_migrations" where version = $1',
       'create table accounts (id int)',
       'create index accounts_id on accounts (id)',
