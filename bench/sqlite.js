@@ -1,60 +1,144 @@
 'use strict'
-// SQLite point reads and single-row writes: raw better-sqlite3 (the anchor), DatabasePool.query
-// (direct path on an idle connection), and a tarn-style lease per statement (withConnection).
-const fs = require('node:fs')
-const os = require('node:os')
-const path = require('node:path')
+// Benchmarks of @dbpool/sqlite against raw better-sqlite3 (issue 3). Needs a build (`npx tsc -b
+// packages/sqlite`); run with `node packages/sqlite/bench/sqlite-bench.js`, or call `run()` from
+// bench/run.js. Prints one JSON line per benchmark with the two rates and their ratio.
+const { mkdtempSync, rmSync } = require('node:fs')
+const { tmpdir } = require('node:os')
+const { join } = require('node:path')
 const Database = require('better-sqlite3')
+const { sql } = require('@dbpool/core')
 const { createSqlitePool } = require('@dbpool/sqlite')
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const PRAGMAS = ['journal_mode = WAL', 'synchronous = FULL', 'foreign_keys = ON']
 
-async function rate(fn, iterations) {
-  const started = process.hrtime.bigint()
-  for (let i = 0; i < iterations; i++) await fn(i)
-  return iterations / (Number(process.hrtime.bigint() - started) / 1e9)
+function rawConnection(path) {
+  const db = new Database(path, { timeout: 5000 })
+  for (const p of PRAGMAS) db.pragma(p)
+  return db
 }
 
-async function main() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dbpool-bench-'))
-  const file = path.join(dir, 'bench.db')
-  const seed = new Database(file)
-  seed.pragma('journal_mode = WAL')
-  seed.exec('create table kv (id integer primary key, v text not null)')
-  const insert = seed.prepare('insert into kv (id, v) values (?, ?)')
-  seed.transaction(() => {
-    for (let i = 1; i <= 10_000; i++) insert.run(i, `value ${i}`)
+function seed(path, rows) {
+  const db = rawConnection(path)
+  db.exec('create table account (id integer primary key, name text not null, balance integer not null)')
+  db.exec('create table entry (id integer primary key, account_id integer not null references account(id), amount integer not null)')
+  const insert = db.prepare('insert into account (id, name, balance) values (?, ?, 0)')
+  db.transaction(() => {
+    for (let i = 1; i <= rows; i++) insert.run(i, `account ${i}`)
   })()
-  seed.close()
-
-  const raw = new Database(file)
-  raw.pragma('journal_mode = WAL')
-  raw.pragma('synchronous = FULL')
-  const rawRead = raw.prepare('select id, v from kv where id = ?')
-  const rawWrite = raw.prepare('update kv set v = ? where id = ?')
-  const pool = createSqlitePool(file, { min: 1, max: 4, name: 'bench' }, { synchronous: 'FULL' })
-  await pool.query('select 1')
-
-  const N = 100_000
-  const W = 5_000
-  const rows = { rawRead: [], poolRead: [], leaseRead: [], rawWrite: [], poolWrite: [] }
-  for (let round = 0; round < 5; round++) {
-    rows.rawRead.push(await rate((i) => rawRead.get((i % 10_000) + 1), N))
-    rows.poolRead.push(await rate((i) => pool.query('select id, v from kv where id = ?', [(i % 10_000) + 1]), N))
-    rows.leaseRead.push(await rate((i) => pool.withConnection((c) => c.query('select id, v from kv where id = ?', [(i % 10_000) + 1]), { lane: 'read' }), N / 2))
-    rows.rawWrite.push(await rate((i) => rawWrite.run(`w${i}`, (i % 10_000) + 1), W))
-    rows.poolWrite.push(await rate((i) => pool.query('update kv set v = ? where id = ?', [`p${i}`, (i % 10_000) + 1]), W))
-  }
-  raw.close()
-  await pool.close()
-  fs.rmSync(dir, { recursive: true, force: true })
-  const m = Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, Math.round(median(v))]))
-  return [
-    { case: 'point read', anchor: 'raw better-sqlite3', anchorOpsPerSec: m.rawRead, dbpoolOpsPerSec: m.poolRead, ratio: +(m.rawRead / m.poolRead).toFixed(2) },
-    { case: 'point read, lease per statement', anchor: 'raw better-sqlite3', anchorOpsPerSec: m.rawRead, dbpoolOpsPerSec: m.leaseRead, ratio: +(m.rawRead / m.leaseRead).toFixed(2) },
-    { case: 'single-row update (synchronous=FULL)', anchor: 'raw better-sqlite3', anchorOpsPerSec: m.rawWrite, dbpoolOpsPerSec: m.poolWrite, ratio: +(m.rawWrite / m.poolWrite).toFixed(2) },
-  ]
+  db.close()
 }
 
-module.exports = { main }
-if (require.main === module) main().then((r) => console.table(r))
+async function pointRead({ dir, rows = 10_000, iterations = 200_000 }) {
+  const path = join(dir, 'point-read.db')
+  seed(path, rows)
+  const ids = Array.from({ length: iterations }, (_, i) => 1 + ((i * 7919) % rows))
+
+  const raw = rawConnection(path)
+  const stmt = raw.prepare('select id, name, balance from account where id = ?')
+  for (let i = 0; i < 10_000; i++) stmt.get(ids[i])
+  let t0 = performance.now()
+  for (const id of ids) stmt.get(id)
+  const rawMs = performance.now() - t0
+  raw.close()
+
+  const pool = createSqlitePool(path, { name: 'bench-read' }, { readers: 2 })
+  try {
+    for (let i = 0; i < 10_000; i++) await pool.query('select id, name, balance from account where id = ?', [ids[i]])
+    t0 = performance.now()
+    for (const id of ids) await pool.query('select id, name, balance from account where id = ?', [id])
+    const poolMs = performance.now() - t0
+    t0 = performance.now()
+    for (const id of ids) await pool.query(sql`select id, name, balance from account where id = ${id}`)
+    const poolSqlMs = performance.now() - t0
+    return report('point read by primary key (pool.query vs raw .get())', iterations, rawMs, poolMs, {
+      sqlTagOpsPerSec: Math.round(iterations / (poolSqlMs / 1000)),
+    })
+  } finally {
+    await pool.close()
+  }
+}
+
+async function writers({ dir, writersCount = 50, perWriter = 200 }) {
+  const total = writersCount * perWriter
+  const rawPath = join(dir, 'writers-raw.db')
+  seed(rawPath, 100)
+  const raw = rawConnection(rawPath)
+  const begin = raw.prepare('BEGIN IMMEDIATE')
+  const update = raw.prepare('update account set balance = balance + ? where id = ?')
+  const insert = raw.prepare('insert into entry (account_id, amount) values (?, ?)')
+  const commit = raw.prepare('COMMIT')
+  let t0 = performance.now()
+  for (let i = 0; i < total; i++) {
+    begin.run()
+    update.run(1, 1 + (i % 100))
+    insert.run(1 + (i % 100), 1)
+    commit.run()
+  }
+  const rawMs = performance.now() - t0
+  raw.close()
+
+  const poolPath = join(dir, 'writers-pool.db')
+  seed(poolPath, 100)
+  const pool = createSqlitePool(poolPath, { name: 'bench-write', acquireTimeoutMs: 120_000 }, { readers: 2 })
+  let errors = 0
+  try {
+    await pool.query('select 1')
+    t0 = performance.now()
+    await Promise.all(
+      Array.from({ length: writersCount }, async (_, w) => {
+        for (let j = 0; j < perWriter; j++) {
+          const account = 1 + ((w * perWriter + j) % 100)
+          try {
+            await pool.transaction(async (tx) => {
+              await tx.query('update account set balance = balance + ? where id = ?', [1, account])
+              await tx.query('insert into entry (account_id, amount) values (?, ?)', [account, 1])
+            })
+          } catch {
+            errors++
+          }
+        }
+      }),
+    )
+    const poolMs = performance.now() - t0
+    const { rows } = await pool.query('select count(*) as n from entry')
+    return report(`${writersCount} async writers x ${perWriter} transactions (pool.transaction vs sequential raw)`, total, rawMs, poolMs, {
+      errors,
+      committed: rows[0].n,
+    })
+  } finally {
+    await pool.close()
+  }
+}
+
+function report(name, operations, rawMs, poolMs, extra) {
+  const rawOps = operations / (rawMs / 1000)
+  const poolOps = operations / (poolMs / 1000)
+  return {
+    name,
+    operations,
+    rawOpsPerSec: Math.round(rawOps),
+    poolOpsPerSec: Math.round(poolOps),
+    ratio: Math.round((poolOps / rawOps) * 1000) / 1000,
+    ...extra,
+  }
+}
+
+async function run({ log = (line) => console.log(line) } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'dbpool-sqlite-bench-'))
+  try {
+    const results = [await pointRead({ dir }), await writers({ dir })]
+    for (const r of results) log(JSON.stringify(r))
+    return results
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+module.exports = { run, pointRead, writers }
+
+if (require.main === module) {
+  run().catch((err) => {
+    console.error(err)
+    process.exitCode = 1
+  })
+}
