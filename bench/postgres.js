@@ -1,6 +1,7 @@
 'use strict'
-// Postgres: DatabasePool vs pg.Pool (the anchor) on the same server in one run, SELECT 1 and a
-// point select, at concurrency 1 and 32; pgbench (C) on the same server as the server's ceiling.
+// Postgres: DatabasePool vs pg.Pool({ max: 10 }) (the anchor) on the same server in one run: SELECT 1
+// and a point select on a 100,000-row table at concurrency 1, 16 and 64, pool max 10. postgres.js
+// (same max) and pgbench (C, 10 clients) are printed as reference lines.
 const { execFileSync } = require('node:child_process')
 const pg = require('pg')
 const { createPostgresPool } = require('@dbpool/postgres')
@@ -31,6 +32,15 @@ function pgbench(url, script, clients) {
   }
 }
 
+/** postgres.js with the same max, when installed (a reference line, not an anchor). */
+function postgresJs(url, max) {
+  try {
+    return require('postgres')(url, { max, ssl: false, onnotice: () => undefined })
+  } catch {
+    return undefined
+  }
+}
+
 async function main() {
   const server = await startPostgres()
   const fs = require('node:fs')
@@ -41,35 +51,52 @@ async function main() {
     await setup.connect()
     await setup.query('drop table if exists bench_kv')
     await setup.query('create table bench_kv (id int primary key, v text not null)')
-    await setup.query("insert into bench_kv select g, 'value ' || g from generate_series(1, 10000) g")
+    await setup.query("insert into bench_kv select g, 'value ' || g from generate_series(1, 100000) g")
+    await setup.query('analyze bench_kv')
     await setup.end()
     const results = []
-    for (const concurrency of [1, 32]) {
-      const max = Math.min(concurrency, 10)
-      const anchor = new pg.Pool({ connectionString: server.url, max })
-      const pool = createPostgresPool(DatabaseConfig.fromUrl(server.url), { min: max, max, name: 'bench' })
+    const max = 10
+    const anchor = new pg.Pool({ connectionString: server.url, max })
+    const pool = createPostgresPool(DatabaseConfig.fromUrl(server.url, { sslMode: 'disable' }), { min: max, max, name: 'bench' })
+    const sqlJs = postgresJs(server.url, max)
+    const queries = [
+      ['SELECT 1', 'select 1', () => [], (i) => sqlJs`select 1`],
+      ['point select', 'select id, v from bench_kv where id = $1', (i) => [(i % 100000) + 1], (i) => sqlJs`select id, v from bench_kv where id = ${(i % 100000) + 1}`],
+    ]
+    for (const concurrency of [1, 16, 64]) {
       const total = concurrency === 1 ? 5_000 : 20_000
-      for (const [name, text, params] of [['SELECT 1', 'select 1', () => []], ['point select', 'select id, v from bench_kv where id = $1', (i) => [(i % 10000) + 1]]]) {
+      for (const [name, text, params, viaJs] of queries) {
         const a = []
         const b = []
+        const c = []
         await rate((i) => anchor.query(text, params(i)), concurrency, 1_000)
         await rate((i) => pool.query(text, params(i)), concurrency, 1_000)
+        if (sqlJs) await rate(viaJs, concurrency, 1_000)
         for (let r = 0; r < 3; r++) {
           a.push(await rate((i) => anchor.query(text, params(i)), concurrency, total))
           b.push(await rate((i) => pool.query(text, params(i)), concurrency, total))
+          if (sqlJs) c.push(await rate(viaJs, concurrency, total))
         }
-        results.push({ case: `${name}, concurrency ${concurrency}`, anchor: 'pg.Pool', anchorOpsPerSec: Math.round(median(a)), dbpoolOpsPerSec: Math.round(median(b)), ratio: +(median(a) / median(b)).toFixed(2) })
+        results.push({
+          case: `${name}, concurrency ${concurrency}`,
+          anchor: 'pg.Pool',
+          anchorOpsPerSec: Math.round(median(a)),
+          dbpoolOpsPerSec: Math.round(median(b)),
+          ratio: +(median(b) / median(a)).toFixed(2),
+          postgresJsOpsPerSec: sqlJs ? Math.round(median(c)) : null,
+        })
       }
-      await anchor.end()
-      await pool.close()
     }
+    await anchor.end()
+    await pool.close()
+    if (sqlJs) await sqlJs.end({ timeout: 5 })
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dbpool-pgbench-'))
     const s1 = path.join(dir, 'select1.sql')
     const s2 = path.join(dir, 'point.sql')
     fs.writeFileSync(s1, 'select 1;\n')
-    fs.writeFileSync(s2, '\\set id random(1, 10000)\nselect id, v from bench_kv where id = :id;\n')
-    results.push({ case: 'pgbench SELECT 1, 10 clients', anchor: 'pgbench (C)', anchorOpsPerSec: pgbench(server.url, s1, 10), dbpoolOpsPerSec: null, ratio: null })
-    results.push({ case: 'pgbench point select, 10 clients', anchor: 'pgbench (C)', anchorOpsPerSec: pgbench(server.url, s2, 10), dbpoolOpsPerSec: null, ratio: null })
+    fs.writeFileSync(s2, '\\set id random(1, 100000)\nselect id, v from bench_kv where id = :id;\n')
+    results.push({ case: 'pgbench SELECT 1, 10 clients', anchor: 'pgbench (C)', anchorOpsPerSec: pgbench(server.url, s1, 10), dbpoolOpsPerSec: null, ratio: null, postgresJsOpsPerSec: null })
+    results.push({ case: 'pgbench point select, 10 clients', anchor: 'pgbench (C)', anchorOpsPerSec: pgbench(server.url, s2, 10), dbpoolOpsPerSec: null, ratio: null, postgresJsOpsPerSec: null })
     fs.rmSync(dir, { recursive: true, force: true })
     return results
   } finally {

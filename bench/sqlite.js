@@ -1,7 +1,8 @@
 'use strict'
-// Benchmarks of @dbpool/sqlite against raw better-sqlite3 (issue 3). Needs a build (`npx tsc -b
-// packages/sqlite`); run with `node packages/sqlite/bench/sqlite-bench.js`, or call `run()` from
-// bench/run.js. Prints one JSON line per benchmark with the two rates and their ratio.
+// Benchmarks of @dbpool/sqlite against raw better-sqlite3, in one run: a point read through
+// pool.query vs a prepared .get(), and 50 async writers x 200 transactions through pool.transaction
+// vs the same 10,000 transactions one after another on one raw connection. Ratio = pool / raw.
+// Run with `npm run bench -- sqlite` (builds first) or `node bench/sqlite.js` after `npm run build`.
 const { mkdtempSync, rmSync } = require('node:fs')
 const { tmpdir } = require('node:os')
 const { join } = require('node:path')
@@ -134,11 +135,27 @@ async function run({ log = (line) => console.log(line) } = {}) {
   }
 }
 
-module.exports = { run, pointRead, writers }
+/** Rows for bench/RESULTS.md. */
+async function main() {
+  const results = await run({ log: () => undefined })
+  return results.map((r) => ({
+    case: r.name,
+    anchor: 'raw better-sqlite3',
+    anchorOpsPerSec: r.rawOpsPerSec,
+    dbpoolOpsPerSec: r.poolOpsPerSec,
+    ratio: r.ratio,
+    note: r.errors === undefined ? `sql tag: ${r.sqlTagOpsPerSec}/s` : `errors: ${r.errors}, committed: ${r.committed}`,
+  }))
+}
+
+module.exports = { main, run, pointRead, writers }
 
 if (require.main === module) {
-  run().catch((err) => {
-    console.error(err)
-    process.exitCode = 1
-  })
+  main().then(
+    (rows) => console.table(rows),
+    (err) => {
+      console.error(err)
+      process.exitCode = 1
+    },
+  )
 }
