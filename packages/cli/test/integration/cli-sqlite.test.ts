@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs'
+import { execFile } from 'node:child_process'
+import { existsSync, statSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync, writeSync, closeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import parsePrometheus from 'parse-prometheus-text-format'
@@ -43,6 +44,13 @@ describe('dbpool on SQLite (child process)', () => {
     expect(help.code).toBe(0)
     for (const command of ['health', 'stats', 'check', 'migrate', 'backup', 'restore', 'serve']) expect(help.stdout).toContain(command)
     expect((await cli('--version')).stdout.trim()).toBe('0.1.0')
+    // the installed command is a committed, executable shim that loads dist/bin.js
+    const shim = join(__dirname, '..', '..', 'bin', 'dbpool.js')
+    expect(statSync(shim).mode & 0o111).not.toBe(0)
+    const viaShim = await new Promise<string>((resolve, reject) =>
+      execFile(shim, ['--version'], { cwd }, (err, stdout) => (err ? reject(err) : resolve(stdout))),
+    )
+    expect(viaShim.trim()).toBe('0.1.0')
     const bad = await cli('health', '--timeout', 'soon')
     expect(bad.code).toBe(64)
     expect(bad.stderr).toContain("option '--timeout <ms>' argument 'soon' is invalid")
