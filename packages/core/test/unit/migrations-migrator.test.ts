@@ -524,7 +524,7 @@ describe('Migrator concurrency', () => {
     const { pool, db } = setup('sqlite')
     db.tableExists = true
     db.lockHolder = { id: -1 } as FakeConnection
-    // another process applies a migration every 40 ms for 300 ms, then lets go
+    // another process applies a migration every 40 ms for 900 ms (three times lockTimeoutMs), then lets go
     let version = 100
     const progress = setInterval(() => {
       version++
@@ -533,10 +533,10 @@ describe('Migrator concurrency', () => {
     setTimeout(() => {
       clearInterval(progress)
       db.lockHolder = undefined
-    }, 300)
+    }, 900)
     const started = Date.now()
-    const result = await new Migrator(pool, { lockTimeoutMs: 120, migrations: [{ version: 1000, name: 'mine', up: 'select 1' }] }).up()
-    expect(Date.now() - started).toBeGreaterThanOrEqual(250)
+    const result = await new Migrator(pool, { lockTimeoutMs: 300, migrations: [{ version: 1000, name: 'mine', up: 'select 1' }] }).up()
+    expect(Date.now() - started).toBeGreaterThanOrEqual(850)
     expect(result.migrations.map((m) => m.version)).toEqual([1000])
   })
 
