@@ -24,7 +24,6 @@ export interface LaneHost<C> {
 export class LanePool<C> {
   readonly tarn: TarnPool<PooledConnection<C>>
   readonly live = new Set<PooledConnection<C>>()
-  readonly #pending = new Set<PendingAcquire<PooledConnection<C>>>()
   readonly #host: LaneHost<C>
   #lastCreateError: DatabaseError | undefined
   /**
@@ -85,22 +84,8 @@ export class LanePool<C> {
     // only a caller that may wait is tracked (close() aborts those); with a free connection the
     // acquire settles within a few ticks, and the pool re-checks its state when it does
     const mayWait = tarn.numFree() === 0
-    const op = tarn.acquire()
-    if (mayWait) {
-      this.#pending.add(op)
-      return op.promise.then(
-        (conn) => {
-          this.#pending.delete(op)
-          return onAcquired(conn, true)
-        },
-        (err: unknown) => {
-          this.#pending.delete(op)
-          throw this.#acquireError(err)
-        },
-      )
-    }
-    return op.promise.then(
-      (conn) => onAcquired(conn, conn.pinged),
+    return tarn.acquire().promise.then(
+      (conn) => onAcquired(conn, mayWait || conn.pinged),
       (err: unknown) => {
         throw this.#acquireError(err)
       },
@@ -115,7 +100,10 @@ export class LanePool<C> {
 
   /** Rejects every waiting caller with POOL_CLOSED (close() refuses new work at once). */
   abortWaiting(): void {
-    for (const op of this.#pending) op.abort()
+    // tarn has no public way to fail its queue before destroy(), which first waits for every lease;
+    // its queue is a typed (protected) member, so reach it here, in one place
+    const queue = (this.tarn as unknown as { pendingAcquires: PendingAcquire<PooledConnection<C>>[] }).pendingAcquires
+    for (const op of [...queue]) op.abort()
   }
 
   async #create(): Promise<PooledConnection<C>> {

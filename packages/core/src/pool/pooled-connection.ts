@@ -1,5 +1,6 @@
 import type { DatabaseError } from '../errors/database-error'
 import type { Lane } from '../driver/connection-manager'
+import type { Lease } from './lease'
 
 let nextConnectionId = 1
 
@@ -18,6 +19,8 @@ export class PooledConnection<C> {
   pinged = false
   /** Handed out by tarn (to a lease or an internal cycle); false while idle in the free list. */
   leased = false
+  /** The lease holding it, while one does. */
+  lease: Lease<C> | undefined = undefined
   destroyed = false
 
   constructor(
