@@ -36,9 +36,15 @@ export interface CheckpointResult {
 }
 
 /** Per-connection state the manager keeps beside the native handle. */
+/** A prepared statement and its `reader` flag, read once (each native getter is a C++ call). */
+interface CachedStatement {
+  readonly stmt: Statement
+  readonly reader: boolean
+}
+
 interface ConnectionState {
   readonly lane: Lane
-  readonly statements: StatementCache<string, Statement>
+  readonly statements: StatementCache<string, CachedStatement>
   fatal: DatabaseError | undefined
   lastWalCheck: number
 }
@@ -72,7 +78,6 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   readonly lanes: LaneLayout
   /** The validated options. */
   readonly options: ResolvedSqliteOptions
-  readonly #states = new WeakMap<SqliteDatabase, ConnectionState>()
   readonly #open = new Set<SqliteDatabase>()
   readonly #routes: StatementCache<string, Lane>
   #prepared = false
@@ -108,13 +113,13 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   isUsable(db: SqliteDatabase): boolean {
-    return db.open && this.#states.get(db)?.fatal === undefined
+    return db.open && stateOf(db)?.fatal === undefined
   }
 
   async ping(db: SqliteDatabase, timeoutMs: number): Promise<void> {
     void timeoutMs // a synchronous call cannot be bounded; `select 1` needs microseconds
     try {
-      this.#statement(db, this.#state(db), 'select 1').get()
+      this.#statement(db, this.#state(db), 'select 1').stmt.get()
     } catch (err) {
       throw this.#fail(db, err)
     }
@@ -133,7 +138,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   async destroy(db: SqliteDatabase): Promise<void> {
-    const state = this.#states.get(db)
+    const state = stateOf(db)
     try {
       if (db.open && db.inTransaction) db.exec('ROLLBACK')
     } catch {
@@ -170,21 +175,21 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   /** Runs one statement to completion before returning (the pool's lease-free path for `pool.query`). */
   executeSync<R = Record<string, unknown>>(db: SqliteDatabase, query: CompiledQuery): QueryResult<R> {
     const state = this.#state(db)
-    if (!db.open) throw new DatabaseError('CONNECTION_LOST', 'the SQLite connection is closed', { backend: 'sqlite' })
+    // no upfront `db.open` (a native call per statement): a closed connection throws, and #fail reports it as CONNECTION_LOST
     const { text } = query
     // SQLite rolls back by itself on some errors (BUSY, FULL, IOERR): a later ROLLBACK is then a no-op, not a failure
     if (text === 'ROLLBACK' && !db.inTransaction) return { rows: [], rowCount: 0 }
     let result: QueryResult<R>
     try {
       const params = normaliseParams(query.params)
-      const stmt = this.#prepareOrExec(db, state, text, params)
-      if (stmt === undefined) {
+      const cached = this.#prepareOrExec(db, state, text, params)
+      if (cached === undefined) {
         result = { rows: [], rowCount: 0 }
-      } else if (stmt.reader) {
-        const rows = sameRealm(stmt.all(...params) as R[])
+      } else if (cached.reader) {
+        const rows = sameRealm(cached.stmt.all(...params) as R[])
         result = { rows, rowCount: rows.length }
       } else {
-        const info = stmt.run(...params)
+        const info = cached.stmt.run(...params)
         result = { rows: [], rowCount: info.changes, lastInsertRowid: info.lastInsertRowid }
       }
     } catch (err) {
@@ -218,7 +223,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (db === undefined) return 'write'
     let lane: Lane
     try {
-      const stmt = this.#statement(db, this.#state(db), query.text)
+      const { stmt } = this.#statement(db, this.#state(db), query.text)
       lane = stmt.reader && stmt.readonly && !/^\s*pragma\b/i.test(query.text) ? 'read' : 'write'
     } catch {
       // an error (unknown table, syntax) is reported by the writer when the statement runs
@@ -299,7 +304,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   #connectMemory(): SqliteDatabase {
-    if (this.#memory?.open && this.#states.get(this.#memory)?.fatal === undefined) return this.#memory
+    if (this.#memory?.open && stateOf(this.#memory)?.fatal === undefined) return this.#memory
     const db = new Database(':memory:', { timeout: this.options.busyTimeoutMs })
     this.#configure(db, 'write', false)
     this.#register(db, 'write')
@@ -309,9 +314,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
 
   #register(db: SqliteDatabase, lane: Lane): void {
     db.defaultSafeIntegers(this.options.safeIntegers)
-    this.#states.set(db, {
+    setState(db, {
       lane,
-      statements: new StatementCache<string, Statement>(this.options.statementCacheSize),
+      statements: new StatementCache<string, CachedStatement>(this.options.statementCacheSize),
       fatal: undefined,
       lastWalCheck: 0,
     })
@@ -374,18 +379,24 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   #state(db: SqliteDatabase): ConnectionState {
-    const state = this.#states.get(db)
+    const state = stateOf(db)
     if (!state)
       throw new DatabaseError('QUERY_FAILED', 'this Database was not opened by this SqliteConnectionManager', { backend: 'sqlite' })
     return state
   }
 
-  #statement(db: SqliteDatabase, state: ConnectionState, text: string): Statement {
-    return state.statements.getOrCreate(text, () => db.prepare(text))
+  #statement(db: SqliteDatabase, state: ConnectionState, text: string): CachedStatement {
+    // no closure per call: this runs for every statement
+    const cached = state.statements.get(text)
+    if (cached !== undefined) return cached
+    const stmt = db.prepare(text)
+    const entry = { stmt, reader: stmt.reader }
+    state.statements.set(text, entry)
+    return entry
   }
 
   /** The cached statement, or undefined after running a multi-statement script without parameters. */
-  #prepareOrExec(db: SqliteDatabase, state: ConnectionState, text: string, params: unknown[]): Statement | undefined {
+  #prepareOrExec(db: SqliteDatabase, state: ConnectionState, text: string, params: unknown[]): CachedStatement | undefined {
     try {
       return this.#statement(db, state, text)
     } catch (err) {
@@ -402,7 +413,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   /** Maps an error and remembers a fatal one, so the pool discards the connection. */
   #fail(db: SqliteDatabase, err: unknown): DatabaseError {
     const error = this.mapError(err)
-    const state = this.#states.get(db)
+    const state = stateOf(db)
     if (state && isFatalSqliteCode(error.sqliteCode)) state.fatal ??= error
     if (!db.open)
       return new DatabaseError('CONNECTION_LOST', `the SQLite connection is closed: ${error.message}`, { backend: 'sqlite', cause: err })
@@ -423,7 +434,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   #readerInTransaction(): boolean {
-    for (const db of this.#open) if (this.#states.get(db)?.lane === 'read' && db.open && db.inTransaction) return true
+    for (const db of this.#open) if (stateOf(db)?.lane === 'read' && db.open && db.inTransaction) return true
     return false
   }
 
@@ -432,7 +443,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     let fallback: SqliteDatabase | undefined
     for (const db of this.#open) {
       if (!db.open) continue
-      if (this.#states.get(db)?.lane === 'write') return db
+      if (stateOf(db)?.lane === 'write') return db
       fallback ??= db
     }
     return fallback
@@ -536,4 +547,16 @@ class EventLoopFairness {
     if (now - this.#armedAt < this.afterMs) return undefined
     return new Promise((resolve) => setImmediate(resolve))
   }
+}
+
+// A connection's state lives on the Database object itself: a WeakMap lookup per statement (two with
+// isUsable) cost measurably more on the point-read path.
+const STATE = Symbol('dbpool.sqlite.state')
+
+function stateOf(db: SqliteDatabase): ConnectionState | undefined {
+  return (db as unknown as { [STATE]?: ConnectionState })[STATE]
+}
+
+function setState(db: SqliteDatabase, state: ConnectionState): void {
+  ;(db as unknown as { [STATE]?: ConnectionState })[STATE] = state
 }

@@ -157,17 +157,28 @@ export class DatabasePool<out C = unknown> {
    * Runs one statement: an `sql` fragment, or backend-native text with parameters. On a pool with a
    * read lane, a statement the manager routes as read-only runs on a reader.
    */
-  async query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>> {
-    const compiled = this.#compile(query, params)
-    const lane = this.#read && this.#manager.route ? this.#manager.route(compiled) : 'write'
-    if (this.#manager.executeSync && this.#state === 'open' && options?.signal?.aborted !== true) {
-      const idle = this.#idleConnection(this.#lane(lane))
-      if (idle) return this.#executeDirect<R>(idle, compiled)
+  query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>> {
+    // not an async function: the lease-free paths return their own promise without an extra frame
+    let compiled: CompiledQuery
+    let lane: Lane
+    try {
+      compiled = this.#compile(query, params)
+      lane = this.#read && this.#manager.route ? this.#manager.route(compiled) : 'write'
+      if (this.#manager.executeSync && this.#state === 'open' && options?.signal?.aborted !== true) {
+        const idle = this.#idleConnection(this.#lane(lane))
+        if (idle) return Promise.resolve(this.#executeDirect<R>(idle, compiled))
+      }
+    } catch (err) {
+      return Promise.reject(err)
     }
     if (this.#sharing && this.#state === 'open' && options?.timeoutMs === undefined && options?.signal === undefined && this.#manager.canPipeline!(compiled)) {
       // a deadline or a cancel can destroy the connection: such statements don't share one
       return this.#sharing.run<R>(this.#lane(lane), compiled)
     }
+    return this.#queryOnLease<R>(lane, compiled, options)
+  }
+
+  async #queryOnLease<R>(lane: Lane, compiled: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
     const lease = await this.#acquire(lane)
     try {
       return await this.#execute<R>(lease, compiled, options)
@@ -177,16 +188,25 @@ export class DatabasePool<out C = unknown> {
     }
   }
 
+
   /**
    * An idle, usable connection of a lane that nobody holds: safe to use for one synchronous statement,
    * which runs to completion before any other code (a lease, a transaction) can touch it.
    */
   #idleConnection(lane: LanePool<unknown>): PooledConnection<unknown> | undefined {
+    // the connection used last is almost always free again: try it before walking the lane
+    const last = lane.lastDirect
+    if (last && this.#directlyUsable(last)) return last
     for (const conn of lane.live) {
-      if (!conn.leased && !conn.broken && !conn.destroyed && this.#manager.isUsable(conn.native)) return conn
+      if (this.#directlyUsable(conn)) return (lane.lastDirect = conn)
     }
     return undefined
   }
+
+  #directlyUsable(conn: PooledConnection<unknown>): boolean {
+    return !conn.leased && !conn.broken && !conn.destroyed && this.#manager.isUsable(conn.native)
+  }
+
 
   #executeDirect<R>(conn: PooledConnection<unknown>, query: CompiledQuery): QueryResult<R> {
     try {
@@ -206,18 +226,21 @@ export class DatabasePool<out C = unknown> {
   }
 
   #resetDirect(conn: PooledConnection<unknown>): void {
-    if (conn.broken) return
-    const discard = (err: unknown): void => {
-      conn.broken ??= toDatabaseError(this.#manager, err)
-      this.#scheduleCycle()
-    }
+    // only a writer can be left in a transaction (a reader runs read-only statements alone)
+    if (conn.broken || conn.lane !== 'write') return
     try {
       const resetting = this.#manager.reset(conn.native)
-      if (resetting) resetting.catch(discard)
+      if (resetting) resetting.catch((err: unknown) => this.#discardDirect(conn, err))
     } catch (err) {
-      discard(err)
+      this.#discardDirect(conn, err)
     }
   }
+
+  #discardDirect(conn: PooledConnection<unknown>, err: unknown): void {
+    conn.broken ??= toDatabaseError(this.#manager, err)
+    this.#scheduleCycle()
+  }
+
 
   /** Lends a connection to `fn` and takes it back when `fn` settles. The only way to hold one. */
   async withConnection<T>(fn: (conn: PoolConnection<C>) => Promise<T>, options?: WithConnectionOptions): Promise<T> {

@@ -24,6 +24,8 @@ export interface LaneHost<C> {
 export class LanePool<C> {
   readonly tarn: TarnPool<PooledConnection<C>>
   readonly live = new Set<PooledConnection<C>>()
+  /** The connection the pool last ran a lease-free statement on (a hint, checked before use). */
+  lastDirect: PooledConnection<C> | undefined
   readonly #host: LaneHost<C>
   #lastCreateError: DatabaseError | undefined
   /**
@@ -160,6 +162,7 @@ export class LanePool<C> {
     if (conn.destroyed) return
     conn.destroyed = true
     this.live.delete(conn)
+    if (this.lastDirect === conn) this.lastDirect = undefined
     try {
       await this.#host.manager.destroy(conn.native)
     } catch (err) {
