@@ -70,6 +70,10 @@ export class StatementSharing {
   }
 
   #pick(lane: LanePool<unknown>): Slot {
+    // the common case first, without reading the pool's counters: a kept connection with nothing in flight
+    for (const slot of this.#slots) {
+      if (slot.lane === lane && slot.inFlight === 0 && slot.lease?.active && !slot.lease.conn.broken) return slot
+    }
     const s = lane.stats()
     // an opening slot is worth joining only while its connection is being created; one queued behind
     // exclusive holders would turn joiners into unbounded waiters (maxWaitingClients must hold)
@@ -83,7 +87,6 @@ export class StatementSharing {
         opening++
         if (!creating) continue
       } else if (lease.conn.broken || !lease.active) continue
-      else if (slot.inFlight === 0) return slot
       if (slot.inFlight < this.#depth && (!best || slot.inFlight < best.inFlight)) best = slot
     }
     const exclusiveWaiting = s.pending - opening > 0
@@ -115,7 +118,7 @@ export class StatementSharing {
   }
 
   #settle(slot: Slot): void {
-    if (!this.#host.isOpen() || slot.lease?.conn.broken || slot.lane.stats().pending > 0) {
+    if (!this.#host.isOpen() || slot.lease?.conn.broken || slot.lane.tarn.numPendingAcquires() > 0) {
       this.#finish(slot)
       return
     }
