@@ -106,7 +106,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (this.options.memory) return this.#connectMemory()
     this.#prepareFile()
     const readonly = this.options.readonly || lane === 'read'
-    const db = this.#openDatabase(readonly, true)
+    // the file exists now (#prepareFile made it, or refused): a file deleted later is an error, never
+    // silently recreated empty
+    const db = this.#openDatabase(readonly, false)
     this.#configure(db, lane, readonly)
     this.#register(db, lane)
     return db

@@ -173,3 +173,26 @@ describe('bad input', () => {
     }
   })
 })
+
+describe('a database file deleted while the pool runs', () => {
+  it('is not recreated empty: the next connection fails with CONNECTION_FAILED', async () => {
+    const fs = await import('node:fs')
+    const os = await import('node:os')
+    const path = await import('node:path')
+    const { createSqlitePool } = await import('@dbpool/sqlite')
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dbpool-deleted-'))
+    const file = path.join(dir, 'gone.db')
+    // connections retire after 50 ms, so the pool must open a new one after the file is gone
+    const pool = createSqlitePool(file, { min: 0, max: 1, maxLifetimeMs: 50, maxLifetimeJitter: 0 }, { readers: 0 })
+    try {
+      await pool.query('create table t (id integer primary key)')
+      for (const suffix of ['', '-wal', '-shm']) fs.rmSync(file + suffix, { force: true })
+      await new Promise((resolve) => setTimeout(resolve, 80))
+      await expect(pool.transaction(async (tx) => tx.query('select count(*) from t'))).rejects.toMatchObject({ code: 'CONNECTION_FAILED' })
+      expect(fs.existsSync(file)).toBe(false)
+    } finally {
+      await pool.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

@@ -1,3 +1,0 @@
-const { DatabasePool, DatabaseError } = require('/work/main/packages/core/dist')
-const m = { backend:'postgres', dialect:'postgres', target:'x', lanes:{readers:0}, connect: async()=>({}), isUsable:()=>true, ping: async()=>{}, reset: ()=>undefined, destroy: async()=>{}, execute: async()=>({rows:[],rowCount:0}), beginStatement:()=>'BEGIN', mapError:(e)=>new DatabaseError('QUERY_FAILED',String(e)) }
-;(async()=>{ const pool = new DatabasePool(m, {min:10,max:10}); const work=async()=>undefined; const t=process.hrtime.bigint(); await Promise.all(Array.from({length:16}, async()=>{for(let i=0;i<40000;i++) await pool.withConnection(work)})); console.log(Math.round(640000/(Number(process.hrtime.bigint()-t)/1e9))); await pool.close() })()
