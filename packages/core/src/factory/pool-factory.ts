@@ -2,7 +2,7 @@ import { DatabaseConfig, type DatabaseOptions } from '../config/database-config'
 import type { PoolConfig, PoolOptions } from '../config/pool-config'
 import { configError } from '../config/validate'
 import { DatabaseError } from '../errors/database-error'
-import type { DatabasePool } from '../pool/database-pool'
+import type { DatabasePool, DatabasePoolOptions } from '../pool/database-pool'
 
 /** What `@dbpool/postgres` exports for the factory. */
 export interface PostgresBackendModule {
@@ -11,7 +11,7 @@ export interface PostgresBackendModule {
 
 /** What `@dbpool/sqlite` exports for the factory. */
 export interface SqliteBackendModule {
-  createSqlitePool(path: string, poolConfig?: PoolConfig | PoolOptions, options?: Record<string, unknown>): DatabasePool<unknown>
+  createSqlitePool(path: string, poolConfig?: PoolConfig | PoolOptions, options?: Record<string, unknown>, poolOptions?: DatabasePoolOptions): DatabasePool<unknown>
 }
 
 /** Loads a backend package by name; replaceable in tests. */
@@ -53,6 +53,8 @@ export function sqlitePathFromUrl(url: string): string {
 export interface CreatePoolOptions {
   /** Backend options passed through (SQLite options, Postgres manager options). */
   readonly backend?: Record<string, unknown>
+  /** Pool options for either backend, e.g. `{ metrics }` from a metrics registry. */
+  readonly pool?: DatabasePoolOptions
   /** Overrides applied to a Postgres URL's settings. */
   readonly database?: DatabaseOptions
   /** Replaces `import()` (tests). */
@@ -76,7 +78,10 @@ export class PoolFactory {
     if (/^postgres(ql)?:\/\//i.test(url)) {
       return PoolFactory.createPostgresPool(DatabaseConfig.fromUrl(url, options.database), poolConfig, options)
     }
-    if (/^sqlite:/i.test(url)) return PoolFactory.createSqlitePool(sqlitePathFromUrl(url), poolConfig, options.backend, options.importer)
+    if (/^sqlite:/i.test(url)) {
+      const backend = await loadBackend<SqliteBackendModule>('@dbpool/sqlite', 'createSqlitePool', options.importer)
+      return backend.createSqlitePool(sqlitePathFromUrl(url), poolConfig, options.backend, options.pool)
+    }
     const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]
     throw configError('url', scheme ? `${scheme}:...` : '[unrecognised]', 'must be a postgres://, postgresql:// or sqlite: URL')
   }
@@ -84,7 +89,8 @@ export class PoolFactory {
   /** A Postgres pool from a {@link DatabaseConfig}. */
   static async createPostgresPool(config: DatabaseConfig, poolConfig?: PoolConfig | PoolOptions, options: CreatePoolOptions = {}): Promise<DatabasePool<unknown>> {
     const backend = await loadBackend<PostgresBackendModule>('@dbpool/postgres', 'createPostgresPool', options.importer)
-    return backend.createPostgresPool(config, poolConfig, options.backend)
+    // the Postgres package takes its pool options (metrics, metricsOptions) among its backend options
+    return backend.createPostgresPool(config, poolConfig, options.pool ? { ...options.backend, ...options.pool } : options.backend)
   }
 
   /** A SQLite pool on a file path (or `:memory:`). */

@@ -80,3 +80,19 @@ describe('PoolManager', () => {
     expect(new HealthChecker()).toBeDefined()
   })
 })
+
+describe('PoolFactory pool options', () => {
+  it('hands pool options (a metrics collector) to either backend', async () => {
+    const metrics = { marker: true } as never
+    const seen: unknown[] = []
+    const pool = new DatabasePool(new FakeConnectionManager(), { min: 0 })
+    const importer = async (name: string) =>
+      name === '@dbpool/postgres'
+        ? { createPostgresPool: (_c: unknown, _p: unknown, o: Record<string, unknown>) => (seen.push(o.metrics), pool) }
+        : { createSqlitePool: (_p: string, _c: unknown, _o: unknown, poolOptions: { metrics: unknown }) => (seen.push(poolOptions.metrics), pool) }
+    await PoolFactory.create('postgres://h/d', {}, { importer, pool: { metrics }, backend: { int8: 'string' } })
+    await PoolFactory.create('sqlite::memory:', {}, { importer, pool: { metrics } })
+    expect(seen).toEqual([metrics, metrics])
+    await pool.close()
+  })
+})
