@@ -8,6 +8,7 @@ import { runTransaction, type TransactionOptions } from '../transaction/transact
 import { Lease } from './lease'
 import { LanePool, withDeadline, type LaneHost } from './lane-pool'
 import { ConnectionHandle, type LeaseRunner, type PoolConnection, type Queryable, type Transaction } from './pool-connection'
+import { PoolMaintenance } from './pool-maintenance'
 import { StatementSharing } from './statement-sharing'
 import { PoolEventEmitter, type PoolEventName, type PoolEvents } from './pool-events'
 import type { PooledConnection } from './pooled-connection'
@@ -74,12 +75,10 @@ export class DatabasePool<out C = unknown> {
   readonly #read: LanePool<unknown> | undefined
   /** Leases out right now; each is also `conn.lease` of its connection (no per-lease set on the hot path). */
   #leaseCount = 0
-  readonly #timers: NodeJS.Timeout[] = []
   #state: PoolState = 'open'
   #closing: Promise<CloseReport> | undefined
   #drained: (() => void) | undefined
-  #warmUpTimer: NodeJS.Timeout | undefined
-  #warmUpBackoffMs = 0
+  readonly #maintenance: PoolMaintenance
   readonly #sharing: StatementSharing | undefined
 
   constructor(manager: ConnectionManager<C>, config?: PoolConfig | PoolOptions, options: DatabasePoolOptions = {}) {
@@ -97,8 +96,19 @@ export class DatabasePool<out C = unknown> {
     this.#read = readers > 0 ? new LanePool(host, 'read', readers, Math.min(this.config.min, readers)) : undefined
     const depth = manager.pipelineDepth ?? 1
     this.#sharing = depth > 1 && manager.canPipeline ? new StatementSharing(this.#sharingHost(), depth) : undefined
-    this.#startTimers()
-    this.#scheduleWarmUp(0)
+    this.#maintenance = new PoolMaintenance({
+      config: this.config,
+      lanes: () => this.#lanes(),
+      isOpen: () => this.#state === 'open',
+      activeLeases: () => this.#activeLeases(),
+      toError: (err) => toDatabaseError(this.#manager, err),
+      emitError: (error) => this.#emitError(error),
+      emitLeak: (info) => {
+        if (this.#events.listenerCount('leak') > 0) this.#events.emit('leak', info)
+        else process.emitWarning(`dbpool: pool "${this.config.name}" lease ${info.leaseId} held for ${info.heldForMs} ms (possible leak), acquired at:\n${info.stack}`, 'DbpoolLeakWarning')
+      },
+    })
+    this.#maintenance.start()
   }
 
   /** The backend of this pool's manager. */
@@ -215,7 +225,7 @@ export class DatabasePool<out C = unknown> {
       const error = toDatabaseError(this.#manager, err)
       if (!this.#manager.isUsable(conn.native)) {
         conn.broken ??= error
-        this.#scheduleCycle()
+        this.#maintenance.scheduleCycle()
       }
       throw error
     } finally {
@@ -238,7 +248,7 @@ export class DatabasePool<out C = unknown> {
 
   #discardDirect(conn: PooledConnection<unknown>, err: unknown): void {
     conn.broken ??= toDatabaseError(this.#manager, err)
-    this.#scheduleCycle()
+    this.#maintenance.scheduleCycle()
   }
 
 
@@ -317,7 +327,7 @@ export class DatabasePool<out C = unknown> {
       const idle = [...lane.live].filter((c) => !c.leased)
       for (const conn of idle) conn.pingRequested = true
       checked += idle.length
-      await this.#cycle(lane, lane.tarn.numFree())
+      await this.#maintenance.cycle(lane, lane.tarn.numFree())
       for (const conn of before) if (conn.destroyed) evicted++
     }
     return { checked, evicted }
@@ -347,12 +357,12 @@ export class DatabasePool<out C = unknown> {
         conn.broken = error
         this.#events.emit('connectionLost', error, { connectionId: conn.id, lane: conn.lane, idle: !conn.leased })
         // an idle connection is dropped now; a leased one when its lease ends
-        if (!conn.leased) this.#scheduleCycle()
+        if (!conn.leased) this.#maintenance.scheduleCycle()
       },
       onDestroyed: (conn, reason) => {
         this.metrics.recordConnectionDropped()
         this.#events.emit('destroy', { connectionId: conn.id, lane: conn.lane, reason })
-        if (this.#state === 'open') this.#scheduleWarmUp(0)
+        if (this.#state === 'open') this.#maintenance.scheduleWarmUp(0)
       },
       onBackgroundError: (error) => this.#emitError(error),
       onAcquireTimeout: () => this.metrics.recordTimeout(),
@@ -450,7 +460,7 @@ export class DatabasePool<out C = unknown> {
     const pool = this.#lane(conn.lane)
     await pool.evict(conn, conn.broken ? `broken: ${conn.broken.code}` : 'unusable')
     pool.release(conn)
-    this.#scheduleCycle()
+    this.#maintenance.scheduleCycle()
     if (this.#drained && this.#leaseCount === 0) this.#drained()
   }
 
@@ -492,89 +502,10 @@ export class DatabasePool<out C = unknown> {
     this.#events.emit('error', error)
   }
 
-  #startTimers(): void {
-    const { keepaliveIntervalMs, leakDetectionThresholdMs } = this.config
-    const maintenanceMs = keepaliveIntervalMs > 0 ? keepaliveIntervalMs : 30_000
-    this.#timers.push(setInterval(() => this.#maintain(keepaliveIntervalMs > 0), maintenanceMs).unref())
-    if (leakDetectionThresholdMs > 0) {
-      const every = Math.max(10, Math.min(leakDetectionThresholdMs, 1_000))
-      this.#timers.push(setInterval(() => this.#scanLeaks(), every).unref())
-    }
-  }
-
-  #scanLeaks(): void {
-    const now = performance.now()
-    const threshold = this.config.leakDetectionThresholdMs
-    for (const lease of this.#activeLeases()) {
-      if (lease.leakReported || now - lease.acquiredAt < threshold) continue
-      lease.leakReported = true
-      const info = { leaseId: lease.id, lane: lease.conn.lane, heldForMs: Math.round(now - lease.acquiredAt), stack: lease.stack() }
-      if (this.#events.listenerCount('leak') > 0) this.#events.emit('leak', info)
-      else process.emitWarning(`dbpool: pool "${this.config.name}" lease ${info.leaseId} held for ${info.heldForMs} ms (possible leak), acquired at:\n${info.stack}`, 'DbpoolLeakWarning')
-    }
-  }
-
-  /** Keepalive pass: ping idle connections (validation does it on borrow), retire expired ones, refill. */
-  #maintain(ping: boolean): void {
-    if (this.#state !== 'open') return
-    for (const lane of this.#lanes()) {
-      if (lane.tarn.numPendingAcquires() > 0) continue
-      if (ping) for (const conn of lane.live) if (!conn.leased) conn.pingRequested = true
-      this.#cycle(lane, Math.max(lane.tarn.numFree(), lane.min)).catch((err: unknown) => this.#emitError(toDatabaseError(this.#manager, err)))
-    }
-  }
-
-  /** Borrows `count` connections at once (validating each), then returns them. */
-  async #cycle(lane: LanePool<unknown>, count: number): Promise<void> {
-    if (count <= 0 || this.#state !== 'open') return
-    const results = await Promise.allSettled(Array.from({ length: count }, () => lane.acquire((conn) => conn)))
-    let failure: DatabaseError | undefined
-    for (const result of results) {
-      if (result.status === 'fulfilled') lane.release(result.value)
-      else failure ??= toDatabaseError(this.#manager, result.reason)
-    }
-    // a loss reported while this cycle held the connections was skipped by #scheduleCycle: go again
-    if (this.#state === 'open' && [...lane.live].some((c) => c.broken && !c.leased && !c.destroyed)) this.#scheduleCycle()
-    if (failure && this.#state === 'open') throw failure
-  }
-
-  #scheduleCycle(): void {
-    if (this.#state !== 'open') return
-    setImmediate(() => {
-      for (const lane of this.#lanes()) if (lane.tarn.numPendingAcquires() === 0) void this.#cycle(lane, lane.tarn.numFree()).catch(() => undefined)
-    }).unref()
-  }
-
-  /** Tops every lane up to its `min`; retries with backoff while connects fail. */
-  #scheduleWarmUp(delayMs: number): void {
-    if (this.#state !== 'open' || this.#warmUpTimer) return
-    this.#warmUpTimer = setTimeout(() => {
-      this.#warmUpTimer = undefined
-      void this.#warmUp()
-    }, delayMs).unref()
-  }
-
-  async #warmUp(): Promise<void> {
-    try {
-      for (const lane of this.#lanes()) {
-        const s = lane.stats()
-        const missing = lane.min - s.size
-        if (missing > 0) await this.#cycle(lane, lane.tarn.numFree() + missing)
-      }
-      this.#warmUpBackoffMs = 0
-    } catch (err) {
-      if (this.#state !== 'open') return
-      this.#emitError(toDatabaseError(this.#manager, err))
-      this.#warmUpBackoffMs = Math.min(30_000, Math.max(100, this.#warmUpBackoffMs * 2))
-      this.#scheduleWarmUp(this.#warmUpBackoffMs)
-    }
-  }
-
   async #close(timeoutMs: number): Promise<CloseReport> {
     const started = Date.now()
     this.#state = 'closing'
-    for (const timer of this.#timers) clearInterval(timer)
-    clearTimeout(this.#warmUpTimer)
+    this.#maintenance.stop()
     for (const lane of this.#lanes()) lane.abortWaiting()
     this.#sharing?.flush()
     const drained = await this.#waitForLeases(timeoutMs)

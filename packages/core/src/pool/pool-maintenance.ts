@@ -1,0 +1,125 @@
+import type { PoolConfig } from '../config/pool-config'
+import type { DatabaseError } from '../errors/database-error'
+import type { LanePool } from './lane-pool'
+import type { Lease } from './lease'
+import type { LeakInfo } from './pool-events'
+
+/** @internal What the background work needs from the pool. */
+export interface MaintenanceHost {
+  readonly config: PoolConfig
+  lanes(): LanePool<unknown>[]
+  isOpen(): boolean
+  activeLeases(): Lease<unknown>[]
+  toError(err: unknown): DatabaseError
+  emitError(error: DatabaseError): void
+  emitLeak(info: LeakInfo): void
+}
+
+/**
+ * @internal The pool's background work, which tarn does not do: warm-up to `min` (with backoff while
+ * connects fail), keepalive pings of idle connections, retirement of expired ones, and leak scans.
+ * Every timer is unref'd and cleared by `stop()`.
+ *
+ * Idle connections are checked by borrowing them through tarn ("a cycle"): tarn's `validate` then
+ * pings, retires or replaces each one, and hands them back.
+ */
+export class PoolMaintenance {
+  readonly #host: MaintenanceHost
+  readonly #timers: NodeJS.Timeout[] = []
+  #warmUpTimer: NodeJS.Timeout | undefined
+  #warmUpBackoffMs = 0
+
+  constructor(host: MaintenanceHost) {
+    this.#host = host
+  }
+
+  /** Starts the keepalive and leak timers and the first warm-up. */
+  start(): void {
+    const { keepaliveIntervalMs, leakDetectionThresholdMs } = this.#host.config
+    const maintenanceMs = keepaliveIntervalMs > 0 ? keepaliveIntervalMs : 30_000
+    this.#timers.push(setInterval(() => this.#maintain(keepaliveIntervalMs > 0), maintenanceMs).unref())
+    if (leakDetectionThresholdMs > 0) {
+      const every = Math.max(10, Math.min(leakDetectionThresholdMs, 1_000))
+      this.#timers.push(setInterval(() => this.#scanLeaks(), every).unref())
+    }
+    this.scheduleWarmUp(0)
+  }
+
+  /** Clears every timer (close() calls this first). */
+  stop(): void {
+    for (const timer of this.#timers) clearInterval(timer)
+    this.#timers.length = 0
+    clearTimeout(this.#warmUpTimer)
+    this.#warmUpTimer = undefined
+  }
+
+  /** Borrows `count` connections of a lane at once (validating each), then returns them. */
+  async cycle(lane: LanePool<unknown>, count: number): Promise<void> {
+    const host = this.#host
+    if (count <= 0 || !host.isOpen()) return
+    const results = await Promise.allSettled(Array.from({ length: count }, () => lane.acquire((conn) => conn)))
+    let failure: DatabaseError | undefined
+    for (const result of results) {
+      if (result.status === 'fulfilled') lane.release(result.value)
+      else failure ??= host.toError(result.reason)
+    }
+    // a loss reported while this cycle held the connections was skipped by scheduleCycle: go again
+    if (host.isOpen() && [...lane.live].some((c) => c.broken && !c.leased && !c.destroyed)) this.scheduleCycle()
+    if (failure && host.isOpen()) throw failure
+  }
+
+  /** Soon (next macrotask): drop dead idle connections of every lane nobody is waiting on. */
+  scheduleCycle(): void {
+    if (!this.#host.isOpen()) return
+    setImmediate(() => {
+      for (const lane of this.#host.lanes()) {
+        if (lane.tarn.numPendingAcquires() === 0) void this.cycle(lane, lane.tarn.numFree()).catch(() => undefined)
+      }
+    }).unref()
+  }
+
+  /** Tops every lane up to its `min` after `delayMs`; one warm-up is pending at a time. */
+  scheduleWarmUp(delayMs: number): void {
+    if (!this.#host.isOpen() || this.#warmUpTimer) return
+    this.#warmUpTimer = setTimeout(() => {
+      this.#warmUpTimer = undefined
+      void this.#warmUp()
+    }, delayMs).unref()
+  }
+
+  async #warmUp(): Promise<void> {
+    try {
+      for (const lane of this.#host.lanes()) {
+        const missing = lane.min - lane.stats().size
+        if (missing > 0) await this.cycle(lane, lane.tarn.numFree() + missing)
+      }
+      this.#warmUpBackoffMs = 0
+    } catch (err) {
+      if (!this.#host.isOpen()) return
+      this.#host.emitError(this.#host.toError(err))
+      this.#warmUpBackoffMs = Math.min(30_000, Math.max(100, this.#warmUpBackoffMs * 2))
+      this.scheduleWarmUp(this.#warmUpBackoffMs)
+    }
+  }
+
+  /** Keepalive pass: ping idle connections (validation does it on borrow), retire expired ones, refill. */
+  #maintain(ping: boolean): void {
+    const host = this.#host
+    if (!host.isOpen()) return
+    for (const lane of host.lanes()) {
+      if (lane.tarn.numPendingAcquires() > 0) continue
+      if (ping) for (const conn of lane.live) if (!conn.leased) conn.pingRequested = true
+      this.cycle(lane, Math.max(lane.tarn.numFree(), lane.min)).catch((err: unknown) => host.emitError(host.toError(err)))
+    }
+  }
+
+  #scanLeaks(): void {
+    const now = performance.now()
+    const threshold = this.#host.config.leakDetectionThresholdMs
+    for (const lease of this.#host.activeLeases()) {
+      if (lease.leakReported || now - lease.acquiredAt < threshold) continue
+      lease.leakReported = true
+      this.#host.emitLeak({ leaseId: lease.id, lane: lease.conn.lane, heldForMs: Math.round(now - lease.acquiredAt), stack: lease.stack() })
+    }
+  }
+}
