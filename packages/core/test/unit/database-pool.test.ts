@@ -327,7 +327,7 @@ describe('DatabasePool: close', () => {
     const started = Date.now()
     expect((await waiting).code).toBe('POOL_CLOSED')
     expect((await rejection(pool.query('select 2'))).code).toBe('POOL_CLOSED')
-    expect(Date.now() - started).toBeLessThan(200)
+    expect(Date.now() - started).toBeLessThan(1_000) // far below the 5 s acquire timeout
     release()
     await holder
     const report = await closing

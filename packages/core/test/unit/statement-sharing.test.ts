@@ -4,15 +4,13 @@ import { makePool, rejection, sleep } from './helpers'
 describe('DatabasePool: statement sharing (pipelining managers)', () => {
   it('shares connections between concurrent statements instead of queueing them', async () => {
     const { pool, manager } = makePool({ max: 3, acquireTimeoutMs: 2_000 }, { pipelineDepth: 8, queryDelayMs: 5 })
-    const started = Date.now()
     const results = await Promise.all(Array.from({ length: 48 }, (_, i) => pool.query(`select ${i}`)))
-    const elapsed = Date.now() - started
     expect(results).toHaveLength(48)
     expect(manager.connections.length).toBeLessThanOrEqual(3)
     expect(manager.peakInFlight).toBeGreaterThan(1)
     expect(manager.peakInFlight).toBeLessThanOrEqual(8)
-    // one at a time on 3 connections would take 16 rounds of 5 ms
-    expect(elapsed).toBeLessThan(16 * 5)
+    // more than one statement in flight on a connection is what sharing means (timings are not asserted)
+    expect(pool.metrics.snapshot().acquired).toBeLessThan(16) // one lease per statement would be 48
     await sleep(5)
     expect(pool.stats().used).toBe(0)
   })
