@@ -75,7 +75,7 @@ describe('SQLite health and WAL', () => {
           const started = performance.now()
           const result = await pool.withConnection(async (conn) => manager?.checkpoint(conn.native, 'TRUNCATE'))
           expect(result?.busy).toBe(true)
-          expect(performance.now() - started).toBeLessThan(100) // never the 3 s busy timeout
+          expect(performance.now() - started).toBeLessThan(1_000) // never the 3 s busy timeout
         },
         { readOnly: true },
       )
