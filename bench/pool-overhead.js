@@ -99,7 +99,13 @@ async function main() {
     }
     const dbpool = median(a)
     const raw = median(b)
-    results.push({ concurrency, max: MAX, dbpoolOpsPerSec: Math.round(dbpool), tarnOpsPerSec: Math.round(raw), ratio: +(raw / dbpool).toFixed(3) })
+    results.push({
+      concurrency,
+      max: MAX,
+      dbpoolOpsPerSec: Math.round(dbpool),
+      tarnOpsPerSec: Math.round(raw),
+      ratio: +(raw / dbpool).toFixed(3),
+    })
   }
   return results
 }

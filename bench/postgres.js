@@ -13,9 +13,11 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 async function rate(fn, concurrency, total) {
   const per = Math.floor(total / concurrency)
   const started = process.hrtime.bigint()
-  await Promise.all(Array.from({ length: concurrency }, async (_, w) => {
-    for (let i = 0; i < per; i++) await fn(w * per + i)
-  }))
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, w) => {
+      for (let i = 0; i < per; i++) await fn(w * per + i)
+    }),
+  )
   return (per * concurrency) / (Number(process.hrtime.bigint() - started) / 1e9)
 }
 
@@ -23,7 +25,24 @@ function pgbench(url, script, clients) {
   try {
     const u = new URL(url)
     const env = { ...process.env, PGPASSWORD: decodeURIComponent(u.password) }
-    const args = ['-h', u.hostname, '-p', u.port, '-U', decodeURIComponent(u.username), '-n', '-c', String(clients), '-j', '2', '-T', '5', '-f', script, u.pathname.slice(1)]
+    const args = [
+      '-h',
+      u.hostname,
+      '-p',
+      u.port,
+      '-U',
+      decodeURIComponent(u.username),
+      '-n',
+      '-c',
+      String(clients),
+      '-j',
+      '2',
+      '-T',
+      '5',
+      '-f',
+      script,
+      u.pathname.slice(1),
+    ]
     const out = execFileSync('pgbench', args, { env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
     const m = /tps = ([\d.]+)/.exec(out)
     return m ? Math.round(Number(m[1])) : null
@@ -61,7 +80,12 @@ async function main() {
     const sqlJs = postgresJs(server.url, max)
     const queries = [
       ['SELECT 1', 'select 1', () => [], (i) => sqlJs`select 1`],
-      ['point select', 'select id, v from bench_kv where id = $1', (i) => [(i % 100000) + 1], (i) => sqlJs`select id, v from bench_kv where id = ${(i % 100000) + 1}`],
+      [
+        'point select',
+        'select id, v from bench_kv where id = $1',
+        (i) => [(i % 100000) + 1],
+        (i) => sqlJs`select id, v from bench_kv where id = ${(i % 100000) + 1}`,
+      ],
     ]
     for (const concurrency of [1, 16, 64]) {
       const total = concurrency === 1 ? 5_000 : 20_000
@@ -95,8 +119,22 @@ async function main() {
     const s2 = path.join(dir, 'point.sql')
     fs.writeFileSync(s1, 'select 1;\n')
     fs.writeFileSync(s2, '\\set id random(1, 100000)\nselect id, v from bench_kv where id = :id;\n')
-    results.push({ case: 'pgbench SELECT 1, 10 clients', anchor: 'pgbench (C)', anchorOpsPerSec: pgbench(server.url, s1, 10), dbpoolOpsPerSec: null, ratio: null, postgresJsOpsPerSec: null })
-    results.push({ case: 'pgbench point select, 10 clients', anchor: 'pgbench (C)', anchorOpsPerSec: pgbench(server.url, s2, 10), dbpoolOpsPerSec: null, ratio: null, postgresJsOpsPerSec: null })
+    results.push({
+      case: 'pgbench SELECT 1, 10 clients',
+      anchor: 'pgbench (C)',
+      anchorOpsPerSec: pgbench(server.url, s1, 10),
+      dbpoolOpsPerSec: null,
+      ratio: null,
+      postgresJsOpsPerSec: null,
+    })
+    results.push({
+      case: 'pgbench point select, 10 clients',
+      anchor: 'pgbench (C)',
+      anchorOpsPerSec: pgbench(server.url, s2, 10),
+      dbpoolOpsPerSec: null,
+      ratio: null,
+      postgresJsOpsPerSec: null,
+    })
     fs.rmSync(dir, { recursive: true, force: true })
     return results
   } finally {
@@ -105,4 +143,11 @@ async function main() {
 }
 
 module.exports = { main }
-if (require.main === module) main().then((r) => console.table(r), (e) => { console.error(e); process.exitCode = 1 })
+if (require.main === module)
+  main().then(
+    (r) => console.table(r),
+    (e) => {
+      console.error(e)
+      process.exitCode = 1
+    },
+  )

@@ -11,7 +11,11 @@ const suites = [
     './pool-overhead',
     'ratio = tarn ops/s ÷ DatabasePool ops/s (the cost of our layer; target at most 1.25).',
   ],
-  ['SQLite: DatabasePool vs raw better-sqlite3', './sqlite', 'ratio = dbpool ops/s ÷ raw ops/s (targets: point read at least 0.8, writers at least 0.7).'],
+  [
+    'SQLite: DatabasePool vs raw better-sqlite3',
+    './sqlite',
+    'ratio = dbpool ops/s ÷ raw ops/s (targets: point read at least 0.8, writers at least 0.7).',
+  ],
   [
     'Postgres: pool.query vs pg.Pool({ max: 10 }); postgres.js and pgbench as references',
     './postgres',
@@ -22,7 +26,11 @@ const suites = [
 function table(rows) {
   const keys = Object.keys(rows[0] ?? {})
   const line = (cells) => `| ${cells.join(' | ')} |`
-  return [line(keys), line(keys.map(() => '---')), ...rows.map((r) => line(keys.map((k) => (r[k] === null || r[k] === undefined ? '' : String(r[k])))))].join('\n')
+  return [
+    line(keys),
+    line(keys.map(() => '---')),
+    ...rows.map((r) => line(keys.map((k) => (r[k] === null || r[k] === undefined ? '' : String(r[k]))))),
+  ].join('\n')
 }
 
 async function main() {

@@ -6,7 +6,16 @@ export { PoolConfig, PoolConfigBuilder, DEFAULT_POOL_OPTIONS } from './config/po
 export type { PoolOptions, ResolvedPoolOptions } from './config/pool-config'
 export { DatabaseConfig, SSL_MODES } from './config/database-config'
 export type { DatabaseOptions, PasswordSource, SslMode } from './config/database-config'
-export { configError, rejectUnknownKeys, requireObject, checkInteger, checkEnum, checkBoolean, checkString, checkFraction } from './config/validate'
+export {
+  configError,
+  rejectUnknownKeys,
+  requireObject,
+  checkInteger,
+  checkEnum,
+  checkBoolean,
+  checkString,
+  checkFraction,
+} from './config/validate'
 export { sql, SqlFragment, isSqlFragment } from './sql/sql'
 export type { CompiledQuery, SqlDialect, SqlTag } from './sql/sql'
 export { ISOLATION_LEVELS } from './driver/connection-manager'
@@ -50,7 +59,13 @@ export type {
   MigrationStatus,
   MigrationStep,
 } from './migrations/migration'
-export { loadMigrationsFromDirectory, migrationChecksum, migrationsFromDefinitions, parseMigrationFileName, parseMigrationSections } from './migrations/migration-loader'
+export {
+  loadMigrationsFromDirectory,
+  migrationChecksum,
+  migrationsFromDefinitions,
+  parseMigrationFileName,
+  parseMigrationSections,
+} from './migrations/migration-loader'
 export { splitSqlStatements } from './migrations/sql-splitter'
 export type { SqlStatement } from './migrations/sql-splitter'
 export { createHealthHandler } from './http/health-handler'

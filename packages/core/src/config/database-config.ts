@@ -1,7 +1,16 @@
 import { inspect } from 'node:util'
 import { parse as parseConnectionString } from 'pg-connection-string'
 import { REDACTED } from '../util/redact'
-import { checkBoolean, checkEnum, checkInteger, checkString, configError, parseEnvInteger, rejectUnknownKeys, requireObject } from './validate'
+import {
+  checkBoolean,
+  checkEnum,
+  checkInteger,
+  checkString,
+  configError,
+  parseEnvInteger,
+  rejectUnknownKeys,
+  requireObject,
+} from './validate'
 
 /** TLS modes with libpq's meaning (verify-full checks the chain and the host name). */
 export const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'] as const
@@ -210,9 +219,13 @@ function fromParsed(parsed: Record<string, unknown>): DatabaseOptions {
   const ssl = parsed.ssl as { ca?: unknown } | undefined
   if (ssl && typeof ssl === 'object' && typeof ssl.ca === 'string') out.sslRootCert = ssl.ca
   if (str(parsed.application_name)) out.applicationName = parsed.application_name
-  if (str(parsed.statement_timeout)) out.statementTimeoutMs = parseEnvInteger('database.url statement_timeout', parsed.statement_timeout as string)
+  if (str(parsed.statement_timeout))
+    out.statementTimeoutMs = parseEnvInteger('database.url statement_timeout', parsed.statement_timeout as string)
   if (str(parsed.idle_in_transaction_session_timeout)) {
-    out.idleInTransactionTimeoutMs = parseEnvInteger('database.url idle_in_transaction_session_timeout', parsed.idle_in_transaction_session_timeout as string)
+    out.idleInTransactionTimeoutMs = parseEnvInteger(
+      'database.url idle_in_transaction_session_timeout',
+      parsed.idle_in_transaction_session_timeout as string,
+    )
   }
   if (str(parsed.lock_timeout)) out.lockTimeoutMs = parseEnvInteger('database.url lock_timeout', parsed.lock_timeout as string)
   return out as DatabaseOptions

@@ -154,18 +154,42 @@ export class PoolConfig implements ResolvedPoolOptions {
 export class PoolConfigBuilder {
   readonly #options: Record<string, unknown> = {}
 
-  /** Sets `min`. */ min(value: number): this { return this.#set('min', value) }
-  /** Sets `max`. */ max(value: number): this { return this.#set('max', value) }
-  /** Sets `acquireTimeoutMs`. */ acquireTimeoutMs(value: number): this { return this.#set('acquireTimeoutMs', value) }
-  /** Sets `createTimeoutMs`. */ createTimeoutMs(value: number): this { return this.#set('createTimeoutMs', value) }
-  /** Sets `idleTimeoutMs`. */ idleTimeoutMs(value: number): this { return this.#set('idleTimeoutMs', value) }
-  /** Sets `maxLifetimeMs`. */ maxLifetimeMs(value: number): this { return this.#set('maxLifetimeMs', value) }
-  /** Sets `maxLifetimeJitter`. */ maxLifetimeJitter(value: number): this { return this.#set('maxLifetimeJitter', value) }
-  /** Sets `validateAfterIdleMs`. */ validateAfterIdleMs(value: number): this { return this.#set('validateAfterIdleMs', value) }
-  /** Sets `keepaliveIntervalMs`. */ keepaliveIntervalMs(value: number): this { return this.#set('keepaliveIntervalMs', value) }
-  /** Sets `leakDetectionThresholdMs`. */ leakDetectionThresholdMs(value: number): this { return this.#set('leakDetectionThresholdMs', value) }
-  /** Sets `maxWaitingClients`. */ maxWaitingClients(value: number): this { return this.#set('maxWaitingClients', value) }
-  /** Sets `name`. */ name(value: string): this { return this.#set('name', value) }
+  /** Sets `min`. */ min(value: number): this {
+    return this.#set('min', value)
+  }
+  /** Sets `max`. */ max(value: number): this {
+    return this.#set('max', value)
+  }
+  /** Sets `acquireTimeoutMs`. */ acquireTimeoutMs(value: number): this {
+    return this.#set('acquireTimeoutMs', value)
+  }
+  /** Sets `createTimeoutMs`. */ createTimeoutMs(value: number): this {
+    return this.#set('createTimeoutMs', value)
+  }
+  /** Sets `idleTimeoutMs`. */ idleTimeoutMs(value: number): this {
+    return this.#set('idleTimeoutMs', value)
+  }
+  /** Sets `maxLifetimeMs`. */ maxLifetimeMs(value: number): this {
+    return this.#set('maxLifetimeMs', value)
+  }
+  /** Sets `maxLifetimeJitter`. */ maxLifetimeJitter(value: number): this {
+    return this.#set('maxLifetimeJitter', value)
+  }
+  /** Sets `validateAfterIdleMs`. */ validateAfterIdleMs(value: number): this {
+    return this.#set('validateAfterIdleMs', value)
+  }
+  /** Sets `keepaliveIntervalMs`. */ keepaliveIntervalMs(value: number): this {
+    return this.#set('keepaliveIntervalMs', value)
+  }
+  /** Sets `leakDetectionThresholdMs`. */ leakDetectionThresholdMs(value: number): this {
+    return this.#set('leakDetectionThresholdMs', value)
+  }
+  /** Sets `maxWaitingClients`. */ maxWaitingClients(value: number): this {
+    return this.#set('maxWaitingClients', value)
+  }
+  /** Sets `name`. */ name(value: string): this {
+    return this.#set('name', value)
+  }
 
   /** Validates and returns the config. */
   build(): PoolConfig {
@@ -194,7 +218,8 @@ export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
   const min = checkInteger('pool.min', merged.min, 0, 10_000)
   if (min > max) throw configError('pool.min', min, `must not exceed pool.max (${max})`)
   for (const key of DURATION_KEYS) checkInteger(`pool.${key}`, merged[key], 0, 2_147_483_647)
-  if ((merged.acquireTimeoutMs as number) < 1) throw configError('pool.acquireTimeoutMs', merged.acquireTimeoutMs, 'must be an integer >= 1')
+  if ((merged.acquireTimeoutMs as number) < 1)
+    throw configError('pool.acquireTimeoutMs', merged.acquireTimeoutMs, 'must be an integer >= 1')
   if ((merged.createTimeoutMs as number) < 1) throw configError('pool.createTimeoutMs', merged.createTimeoutMs, 'must be an integer >= 1')
   checkFraction('pool.maxLifetimeJitter', merged.maxLifetimeJitter, 0, 1)
   checkInteger('pool.maxWaitingClients', merged.maxWaitingClients, 0)

@@ -9,8 +9,7 @@ export function configError(option: string, value: unknown, rule: string): Datab
 
 function show(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value)
-  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined)
-    return String(value)
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value)
   if (typeof value === 'function') return '[function]'
   try {
     return JSON.stringify(value) ?? String(value)

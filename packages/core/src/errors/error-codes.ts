@@ -45,8 +45,4 @@ export const RETRYABLE_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 ])
 
 /** Codes for which replaying a whole transaction is safe and useful (`transaction(fn, { retry })`). */
-export const TRANSACTION_RETRY_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
-  'SERIALIZATION_FAILURE',
-  'DEADLOCK',
-  'BUSY',
-])
+export const TRANSACTION_RETRY_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['SERIALIZATION_FAILURE', 'DEADLOCK', 'BUSY'])

@@ -6,12 +6,21 @@ import type { DatabasePool, DatabasePoolOptions } from '../pool/database-pool'
 
 /** What `@dbpool/postgres` exports for the factory. */
 export interface PostgresBackendModule {
-  createPostgresPool(config: DatabaseConfig, poolConfig?: PoolConfig | PoolOptions, options?: Record<string, unknown>): DatabasePool<unknown>
+  createPostgresPool(
+    config: DatabaseConfig,
+    poolConfig?: PoolConfig | PoolOptions,
+    options?: Record<string, unknown>,
+  ): DatabasePool<unknown>
 }
 
 /** What `@dbpool/sqlite` exports for the factory. */
 export interface SqliteBackendModule {
-  createSqlitePool(path: string, poolConfig?: PoolConfig | PoolOptions, options?: Record<string, unknown>, poolOptions?: DatabasePoolOptions): DatabasePool<unknown>
+  createSqlitePool(
+    path: string,
+    poolConfig?: PoolConfig | PoolOptions,
+    options?: Record<string, unknown>,
+    poolOptions?: DatabasePoolOptions,
+  ): DatabasePool<unknown>
 }
 
 /** Loads a backend package by name; replaceable in tests. */
@@ -20,19 +29,29 @@ export type ModuleImporter = (name: string) => Promise<unknown>
 const defaultImporter: ModuleImporter = (name) => import(name)
 
 /** @internal Loads a backend package on demand; a missing package is a CONFIGURATION error naming it. */
-export async function loadBackend<T>(name: '@dbpool/postgres' | '@dbpool/sqlite', exportName: string, importer: ModuleImporter = defaultImporter): Promise<T> {
+export async function loadBackend<T>(
+  name: '@dbpool/postgres' | '@dbpool/sqlite',
+  exportName: string,
+  importer: ModuleImporter = defaultImporter,
+): Promise<T> {
   let mod: unknown
   try {
     mod = await importer(name)
   } catch (err) {
     const code = (err as { code?: unknown }).code
     if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && String((err as Error).message).includes(name)) {
-      throw new DatabaseError('CONFIGURATION', `the ${name} package is not installed: run \`npm install ${name}\``, { cause: err, detail: { package: name } })
+      throw new DatabaseError('CONFIGURATION', `the ${name} package is not installed: run \`npm install ${name}\``, {
+        cause: err,
+        detail: { package: name },
+      })
     }
     throw err
   }
   const candidate = pick(mod, exportName) ?? pick((mod as { default?: unknown }).default, exportName)
-  if (!candidate) throw new DatabaseError('CONFIGURATION', `${name} does not export ${exportName}: install a matching version`, { detail: { package: name } })
+  if (!candidate)
+    throw new DatabaseError('CONFIGURATION', `${name} does not export ${exportName}: install a matching version`, {
+      detail: { package: name },
+    })
   return candidate as T
 }
 
@@ -87,14 +106,23 @@ export class PoolFactory {
   }
 
   /** A Postgres pool from a {@link DatabaseConfig}. */
-  static async createPostgresPool(config: DatabaseConfig, poolConfig?: PoolConfig | PoolOptions, options: CreatePoolOptions = {}): Promise<DatabasePool<unknown>> {
+  static async createPostgresPool(
+    config: DatabaseConfig,
+    poolConfig?: PoolConfig | PoolOptions,
+    options: CreatePoolOptions = {},
+  ): Promise<DatabasePool<unknown>> {
     const backend = await loadBackend<PostgresBackendModule>('@dbpool/postgres', 'createPostgresPool', options.importer)
     // the Postgres package takes its pool options (metrics, metricsOptions) among its backend options
     return backend.createPostgresPool(config, poolConfig, options.pool ? { ...options.backend, ...options.pool } : options.backend)
   }
 
   /** A SQLite pool on a file path (or `:memory:`). */
-  static async createSqlitePool(path: string, poolConfig?: PoolConfig | PoolOptions, sqliteOptions?: Record<string, unknown>, importer?: ModuleImporter): Promise<DatabasePool<unknown>> {
+  static async createSqlitePool(
+    path: string,
+    poolConfig?: PoolConfig | PoolOptions,
+    sqliteOptions?: Record<string, unknown>,
+    importer?: ModuleImporter,
+  ): Promise<DatabasePool<unknown>> {
     const backend = await loadBackend<SqliteBackendModule>('@dbpool/sqlite', 'createSqlitePool', importer)
     return backend.createSqlitePool(path, poolConfig, sqliteOptions)
   }

@@ -74,9 +74,19 @@ export class HealthChecker {
     try {
       const latency = await pool.ping(timeoutMs)
       const slow = latency > slowPingMs
-      checks.push({ name: 'ping', status: slow ? 'degraded' : 'healthy', latencyMs: round(latency), ...(slow ? { message: `ping took ${round(latency)} ms (> ${slowPingMs} ms)` } : {}) })
+      checks.push({
+        name: 'ping',
+        status: slow ? 'degraded' : 'healthy',
+        latencyMs: round(latency),
+        ...(slow ? { message: `ping took ${round(latency)} ms (> ${slowPingMs} ms)` } : {}),
+      })
     } catch (err) {
-      checks.push({ name: 'ping', status: 'unhealthy', message: describe(err), data: { code: DatabaseError.is(err) ? err.code : 'QUERY_FAILED' } })
+      checks.push({
+        name: 'ping',
+        status: 'unhealthy',
+        message: describe(err),
+        data: { code: DatabaseError.is(err) ? err.code : 'QUERY_FAILED' },
+      })
       return checks
     }
     const stats = pool.stats()

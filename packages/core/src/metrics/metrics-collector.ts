@@ -1,4 +1,12 @@
-import { metrics as otel, type Attributes, type BatchObservableCallback, type Counter, type Histogram, type Meter, type ObservableUpDownCounter } from '@opentelemetry/api'
+import {
+  metrics as otel,
+  type Attributes,
+  type BatchObservableCallback,
+  type Counter,
+  type Histogram,
+  type Meter,
+  type ObservableUpDownCounter,
+} from '@opentelemetry/api'
 import type { PoolStatsSnapshot } from '../errors/database-error'
 
 /** The OpenTelemetry semantic-convention names dbpool records. */
@@ -36,7 +44,14 @@ export interface TimingSummary {
 /** A plain, SDK-free view of what a collector recorded. */
 export interface MetricsSnapshot {
   readonly poolName: string
-  readonly connections: { readonly idle: number; readonly used: number; readonly pending: number; readonly max: number; readonly idleMin: number; readonly idleMax: number }
+  readonly connections: {
+    readonly idle: number
+    readonly used: number
+    readonly pending: number
+    readonly max: number
+    readonly idleMin: number
+    readonly idleMax: number
+  }
   readonly created: number
   readonly dropped: number
   readonly acquired: number
@@ -88,14 +103,22 @@ export class MetricsCollector {
     this.poolName = poolName
     this.#attrs = { [POOL_NAME_ATTRIBUTE]: poolName }
     const meter = (this.#meter = options.meter ?? otel.getMeter('@dbpool/core', '0.1.0'))
-    this.#timeouts = meter.createCounter(METRIC_NAMES.timeouts, { unit: '{timeout}', description: 'Number of connection timeouts that have occurred trying to obtain a connection from the pool.' })
+    this.#timeouts = meter.createCounter(METRIC_NAMES.timeouts, {
+      unit: '{timeout}',
+      description: 'Number of connection timeouts that have occurred trying to obtain a connection from the pool.',
+    })
     const seconds = (name: string, description: string): Histogram =>
       meter.createHistogram(name, { unit: 's', description, advice: { explicitBucketBoundaries: SECONDS_BUCKETS } })
     this.#createTime = seconds(METRIC_NAMES.createTime, 'The time it took to create a new connection.')
     this.#waitTime = seconds(METRIC_NAMES.waitTime, 'The time it took to obtain an open connection from the pool.')
     this.#useTime = seconds(METRIC_NAMES.useTime, 'The time between borrowing a connection and returning it to the pool.')
-    const gauge = (name: string, unit: string, description: string): ObservableUpDownCounter => meter.createObservableUpDownCounter(name, { unit, description })
-    const count = gauge(METRIC_NAMES.count, '{connection}', 'The number of connections that are currently in state described by the state attribute.')
+    const gauge = (name: string, unit: string, description: string): ObservableUpDownCounter =>
+      meter.createObservableUpDownCounter(name, { unit, description })
+    const count = gauge(
+      METRIC_NAMES.count,
+      '{connection}',
+      'The number of connections that are currently in state described by the state attribute.',
+    )
     const idleMax = gauge(METRIC_NAMES.idleMax, '{connection}', 'The maximum number of idle open connections allowed.')
     const idleMin = gauge(METRIC_NAMES.idleMin, '{connection}', 'The minimum number of idle open connections allowed.')
     const max = gauge(METRIC_NAMES.max, '{connection}', 'The maximum number of open connections allowed.')

@@ -105,7 +105,11 @@ export class DatabasePool<out C = unknown> {
       emitError: (error) => this.#emitError(error),
       emitLeak: (info) => {
         if (this.#events.listenerCount('leak') > 0) this.#events.emit('leak', info)
-        else process.emitWarning(`dbpool: pool "${this.config.name}" lease ${info.leaseId} held for ${info.heldForMs} ms (possible leak), acquired at:\n${info.stack}`, 'DbpoolLeakWarning')
+        else
+          process.emitWarning(
+            `dbpool: pool "${this.config.name}" lease ${info.leaseId} held for ${info.heldForMs} ms (possible leak), acquired at:\n${info.stack}`,
+            'DbpoolLeakWarning',
+          )
       },
     })
     this.#maintenance.start()
@@ -146,13 +150,22 @@ export class DatabasePool<out C = unknown> {
   /** Counters over all lanes: size, idle, used, pending, max, min, utilization. */
   stats(lane?: Lane): PoolStatsSnapshot {
     if (lane === 'write') return this.#laneStats(this.#write)
-    if (lane === 'read') return this.#read ? this.#laneStats(this.#read) : { size: 0, idle: 0, used: 0, pending: 0, max: 0, min: 0, utilization: 0 }
+    if (lane === 'read')
+      return this.#read ? this.#laneStats(this.#read) : { size: 0, idle: 0, used: 0, pending: 0, max: 0, min: 0, utilization: 0 }
     const w = this.#laneStats(this.#write)
     if (!this.#read) return w
     const r = this.#laneStats(this.#read)
     const max = w.max + r.max
     const used = w.used + r.used
-    return { size: w.size + r.size, idle: w.idle + r.idle, used, pending: w.pending + r.pending, max, min: w.min + r.min, utilization: used / max }
+    return {
+      size: w.size + r.size,
+      idle: w.idle + r.idle,
+      used,
+      pending: w.pending + r.pending,
+      max,
+      min: w.min + r.min,
+      utilization: used / max,
+    }
   }
 
   #laneStats(lane: LanePool<unknown>): PoolStatsSnapshot {
@@ -181,7 +194,13 @@ export class DatabasePool<out C = unknown> {
     } catch (err) {
       return Promise.reject(err)
     }
-    if (this.#sharing && this.#state === 'open' && options?.timeoutMs === undefined && options?.signal === undefined && this.#manager.canPipeline!(compiled)) {
+    if (
+      this.#sharing &&
+      this.#state === 'open' &&
+      options?.timeoutMs === undefined &&
+      options?.signal === undefined &&
+      this.#manager.canPipeline!(compiled)
+    ) {
       // a deadline or a cancel can destroy the connection: such statements don't share one
       return this.#sharing.run<R>(this.#lane(lane), compiled)
     }
@@ -197,7 +216,6 @@ export class DatabasePool<out C = unknown> {
       if (releasing) await releasing
     }
   }
-
 
   /**
    * An idle, usable connection of a lane that nobody holds: safe to use for one synchronous statement,
@@ -216,7 +234,6 @@ export class DatabasePool<out C = unknown> {
   #directlyUsable(conn: PooledConnection<unknown>): boolean {
     return !conn.leased && !conn.broken && !conn.destroyed && this.#manager.isUsable(conn.native)
   }
-
 
   #executeDirect<R>(conn: PooledConnection<unknown>, query: CompiledQuery): QueryResult<R> {
     try {
@@ -251,11 +268,11 @@ export class DatabasePool<out C = unknown> {
     this.#maintenance.scheduleCycle()
   }
 
-
   /** Lends a connection to `fn` and takes it back when `fn` settles. The only way to hold one. */
   async withConnection<T>(fn: (conn: PoolConnection<C>) => Promise<T>, options?: WithConnectionOptions): Promise<T> {
     const lane = options?.lane ?? 'write'
-    if (lane !== 'write' && lane !== 'read') throw new DatabaseError('CONFIGURATION', `invalid lane ${JSON.stringify(lane)}: must be write or read`)
+    if (lane !== 'write' && lane !== 'read')
+      throw new DatabaseError('CONFIGURATION', `invalid lane ${JSON.stringify(lane)}: must be write or read`)
     const lease = await this.#acquire(lane === 'read' && this.#read ? 'read' : 'write')
     const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run) as unknown as ConnectionHandle<C>
     try {
@@ -394,7 +411,8 @@ export class DatabasePool<out C = unknown> {
       }
       return query.compile(this.#manager.dialect)
     }
-    if (typeof query !== 'string') throw new DatabaseError('QUERY_FAILED', `query must be an sql\`...\` fragment or a string, got ${typeof query}`)
+    if (typeof query !== 'string')
+      throw new DatabaseError('QUERY_FAILED', `query must be an sql\`...\` fragment or a string, got ${typeof query}`)
     if (params !== undefined && !Array.isArray(params)) throw new DatabaseError('QUERY_FAILED', 'params must be an array')
     return { text: query, params: params ?? [] }
   }
@@ -465,7 +483,12 @@ export class DatabasePool<out C = unknown> {
   }
 
   /** Shared by every handle: runs a statement on a still-active lease. */
-  readonly #run: LeaseRunner<unknown> = <R>(lease: Lease<unknown>, query: Queryable, params: readonly unknown[] | undefined, options: ExecuteOptions | undefined) => {
+  readonly #run: LeaseRunner<unknown> = <R>(
+    lease: Lease<unknown>,
+    query: Queryable,
+    params: readonly unknown[] | undefined,
+    options: ExecuteOptions | undefined,
+  ) => {
     if (!lease.active) return Promise.reject<QueryResult<R>>(this.#closedError())
     return this.#execute<R>(lease, this.#compile(query, params), options)
   }

@@ -81,7 +81,12 @@ export class LanePool<C> {
       tarn.numPendingAcquires() >= this.#host.config.maxWaitingClients
     ) {
       const waiting = tarn.numPendingAcquires()
-      return Promise.reject(this.#poolError('POOL_EXHAUSTED', `${this.#describe()} has ${waiting} callers waiting (maxWaitingClients ${this.#host.config.maxWaitingClients})`))
+      return Promise.reject(
+        this.#poolError(
+          'POOL_EXHAUSTED',
+          `${this.#describe()} has ${waiting} callers waiting (maxWaitingClients ${this.#host.config.maxWaitingClients})`,
+        ),
+      )
     }
     // only a caller that may wait is tracked (close() aborts those); with a free connection the
     // acquire settles within a few ticks, and the pool re-checks its state when it does
@@ -114,8 +119,13 @@ export class LanePool<C> {
     let conn: PooledConnection<C> | undefined
     const connecting = manager.connect(this.lane, { onLost: (error) => conn && this.#host.onLost(conn, error) })
     try {
-      const native = await withDeadline(connecting, config.createTimeoutMs, () =>
-        new DatabaseError('CONNECTION_FAILED', `connecting to ${manager.target} timed out after ${config.createTimeoutMs} ms`, { backend: manager.backend }),
+      const native = await withDeadline(
+        connecting,
+        config.createTimeoutMs,
+        () =>
+          new DatabaseError('CONNECTION_FAILED', `connecting to ${manager.target} timed out after ${config.createTimeoutMs} ms`, {
+            backend: manager.backend,
+          }),
       )
       conn = new PooledConnection(native, this.lane, expiry(config.maxLifetimeMs, config.maxLifetimeJitter))
     } catch (err) {
@@ -182,7 +192,11 @@ export class LanePool<C> {
       const cause = this.#lastCreateError
       const hint = cause ? `; last connect error: ${cause.code}: ${cause.message}` : ''
       // tarn already dropped this caller from its queue: count it back in the snapshot
-      return this.#poolError('ACQUIRE_TIMEOUT', `${this.#describe(1)} timed out after ${this.#host.config.acquireTimeoutMs} ms waiting for a connection${hint}`, cause)
+      return this.#poolError(
+        'ACQUIRE_TIMEOUT',
+        `${this.#describe(1)} timed out after ${this.#host.config.acquireTimeoutMs} ms waiting for a connection${hint}`,
+        cause,
+      )
     }
     if (err instanceof Error && err.message === 'aborted') return this.#poolError('POOL_CLOSED', `${this.#describe()} is closed`)
     if (DatabaseError.is(err)) return err

@@ -25,7 +25,12 @@ export interface Transaction<C = unknown> extends PoolConnection<C> {
 }
 
 /** @internal Runs a statement on a lease's connection (one function per pool, shared by handles). */
-export type LeaseRunner<C> = <R>(lease: Lease<C>, query: Queryable, params: readonly unknown[] | undefined, options: ExecuteOptions | undefined) => Promise<QueryResult<R>>
+export type LeaseRunner<C> = <R>(
+  lease: Lease<C>,
+  query: Queryable,
+  params: readonly unknown[] | undefined,
+  options: ExecuteOptions | undefined,
+) => Promise<QueryResult<R>>
 
 /** @internal The object user code holds; it refuses work once its lease has ended. */
 export class ConnectionHandle<C> implements Transaction<C> {
@@ -81,7 +86,8 @@ export class ConnectionHandle<C> implements Transaction<C> {
   }
 
   #live(): Lease<C> {
-    if (!this.#lease) throw new DatabaseError('QUERY_FAILED', 'this connection was released: use it only inside the callback that received it')
+    if (!this.#lease)
+      throw new DatabaseError('QUERY_FAILED', 'this connection was released: use it only inside the callback that received it')
     return this.#lease
   }
 }

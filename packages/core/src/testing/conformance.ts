@@ -58,8 +58,13 @@ export function defineConformanceSuite(t: ConformanceTestApi, setup: Conformance
       const r = await pool.query(sql`insert into conf_items (id, name, qty) values (${1}, ${'alpha'}, ${5})`)
       assert.equal(r.rowCount, 1)
       assert.ok(Array.isArray(r.rows))
-      const { rows } = await pool.query<{ id: number; name: string; qty: number }>(sql`select id, name, qty from conf_items where id = ${1}`)
-      assert.deepEqual(rows.map((x) => ({ ...x, id: Number(x.id), qty: Number(x.qty) })), [{ id: 1, name: 'alpha', qty: 5 }])
+      const { rows } = await pool.query<{ id: number; name: string; qty: number }>(
+        sql`select id, name, qty from conf_items where id = ${1}`,
+      )
+      assert.deepEqual(
+        rows.map((x) => ({ ...x, id: Number(x.id), qty: Number(x.qty) })),
+        [{ id: 1, name: 'alpha', qty: 5 }],
+      )
     })
 
     t.it('never splices values into the text', async () => {
@@ -115,7 +120,10 @@ export function defineConformanceSuite(t: ConformanceTestApi, setup: Conformance
         )
       })
       const { rows } = await pool.query<{ id: number }>(sql`select id from conf_items where id in (${12}, ${13}) order by id`)
-      assert.deepEqual(rows.map((r) => Number(r.id)), [12])
+      assert.deepEqual(
+        rows.map((r) => Number(r.id)),
+        [12],
+      )
     })
 
     t.it('a connection released inside an open transaction reaches the next borrower clean', async () => {
@@ -135,7 +143,10 @@ export function defineConformanceSuite(t: ConformanceTestApi, setup: Conformance
       await expectCode(pool.query(sql`insert into conf_items (id, name) values (${30}, ${'alpha'})`), 'UNIQUE_VIOLATION')
       await expectCode(pool.query(sql`insert into conf_items (id, name) values (${31}, ${null})`), 'NOT_NULL_VIOLATION')
       await expectCode(pool.query(sql`insert into conf_items (id, name, qty) values (${32}, ${'neg'}, ${-1})`), 'CHECK_VIOLATION')
-      await expectCode(pool.query(sql`insert into conf_items (id, name, parent_id) values (${33}, ${'orphan'}, ${999})`), 'FOREIGN_KEY_VIOLATION')
+      await expectCode(
+        pool.query(sql`insert into conf_items (id, name, parent_id) values (${33}, ${'orphan'}, ${999})`),
+        'FOREIGN_KEY_VIOLATION',
+      )
     })
 
     t.it('maps a syntax error to SYNTAX_ERROR', async () => {

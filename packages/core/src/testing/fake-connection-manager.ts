@@ -1,5 +1,13 @@
 import { DatabaseError } from '../errors/database-error'
-import type { ConnectionHooks, ConnectionManager, ExecuteOptions, Lane, LaneLayout, QueryResult, TransactionSettings } from '../driver/connection-manager'
+import type {
+  ConnectionHooks,
+  ConnectionManager,
+  ExecuteOptions,
+  Lane,
+  LaneLayout,
+  QueryResult,
+  TransactionSettings,
+} from '../driver/connection-manager'
 import type { CompiledQuery } from '../sql/sql'
 
 /** A connection of the {@link FakeConnectionManager}: plain state tests can inspect. */

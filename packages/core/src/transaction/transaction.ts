@@ -39,7 +39,11 @@ const OPTION_KEYS = ['isolation', 'readOnly', 'deferrable', 'retry'] as const
 const RETRY_KEYS = ['maxAttempts', 'baseDelayMs', 'maxDelayMs', 'retryOn'] as const
 
 /** @internal Validates options, then runs begin → fn → commit with rollback and bounded replays. */
-export async function runTransaction<C, T>(fn: (tx: Transaction<C>) => Promise<T>, options: TransactionOptions, host: TransactionHost<C>): Promise<T> {
+export async function runTransaction<C, T>(
+  fn: (tx: Transaction<C>) => Promise<T>,
+  options: TransactionOptions,
+  host: TransactionHost<C>,
+): Promise<T> {
   if (typeof fn !== 'function') throw configError('transaction callback', fn, 'must be a function')
   const { settings, retry } = resolveOptions(options)
   const begin = host.beginStatement(settings)
@@ -53,7 +57,12 @@ export async function runTransaction<C, T>(fn: (tx: Transaction<C>) => Promise<T
   }
 }
 
-async function runOnce<C, T>(tx: ConnectionHandle<C>, begin: string, fn: (tx: Transaction<C>) => Promise<T>, markBroken: (err: unknown) => DatabaseError): Promise<T> {
+async function runOnce<C, T>(
+  tx: ConnectionHandle<C>,
+  begin: string,
+  fn: (tx: Transaction<C>) => Promise<T>,
+  markBroken: (err: unknown) => DatabaseError,
+): Promise<T> {
   await tx.query(begin)
   let result: T
   try {
@@ -82,7 +91,12 @@ function resolveOptions(options: TransactionOptions): { settings: TransactionSet
 }
 
 function resolveRetry(value: unknown): ResolvedRetry {
-  const defaults: ResolvedRetry = { maxAttempts: 5, baseDelayMs: 10, maxDelayMs: 1_000, retryOn: (e) => TRANSACTION_RETRY_CODES.has(e.code) }
+  const defaults: ResolvedRetry = {
+    maxAttempts: 5,
+    baseDelayMs: 10,
+    maxDelayMs: 1_000,
+    retryOn: (e) => TRANSACTION_RETRY_CODES.has(e.code),
+  }
   if (value === undefined || value === false) return { ...defaults, maxAttempts: 1 }
   if (value === true) return defaults
   if (typeof value === 'number') return { ...defaults, maxAttempts: checkInteger('transaction.retry', value, 1, 100) }
@@ -91,9 +105,12 @@ function resolveRetry(value: unknown): ResolvedRetry {
   const retryOn = raw.retryOn ?? defaults.retryOn
   if (typeof retryOn !== 'function') throw configError('transaction.retry.retryOn', retryOn, 'must be a function')
   return {
-    maxAttempts: raw.maxAttempts === undefined ? defaults.maxAttempts : checkInteger('transaction.retry.maxAttempts', raw.maxAttempts, 1, 100),
-    baseDelayMs: raw.baseDelayMs === undefined ? defaults.baseDelayMs : checkInteger('transaction.retry.baseDelayMs', raw.baseDelayMs, 0, 60_000),
-    maxDelayMs: raw.maxDelayMs === undefined ? defaults.maxDelayMs : checkInteger('transaction.retry.maxDelayMs', raw.maxDelayMs, 0, 600_000),
+    maxAttempts:
+      raw.maxAttempts === undefined ? defaults.maxAttempts : checkInteger('transaction.retry.maxAttempts', raw.maxAttempts, 1, 100),
+    baseDelayMs:
+      raw.baseDelayMs === undefined ? defaults.baseDelayMs : checkInteger('transaction.retry.baseDelayMs', raw.baseDelayMs, 0, 60_000),
+    maxDelayMs:
+      raw.maxDelayMs === undefined ? defaults.maxDelayMs : checkInteger('transaction.retry.maxDelayMs', raw.maxDelayMs, 0, 600_000),
     retryOn: retryOn as (e: DatabaseError) => boolean,
   }
 }

@@ -13,7 +13,8 @@ function run(args: string[]): string {
 
 beforeAll(() => {
   for (const pkg of ['core', 'sqlite']) {
-    if (!existsSync(join(root, 'packages', pkg, 'dist', 'index.js'))) throw new Error(`packages/${pkg}/dist is missing: run \`npm run build\` first`)
+    if (!existsSync(join(root, 'packages', pkg, 'dist', 'index.js')))
+      throw new Error(`packages/${pkg}/dist is missing: run \`npm run build\` first`)
   }
 })
 

@@ -14,15 +14,34 @@ function thrown(fn: () => unknown): Error {
 
 describe('DatabaseConfig', () => {
   it('parses a URL with pg-connection-string', () => {
-    const c = DatabaseConfig.fromUrl(`postgres://app:${encodeURIComponent(SECRET)}@db.example:6543/ledger?sslmode=verify-full&application_name=api&statement_timeout=5000&idle_in_transaction_session_timeout=7000&lock_timeout=100`)
-    expect(c).toMatchObject({ host: 'db.example', port: 6543, database: 'ledger', username: 'app', sslMode: 'verify-full', applicationName: 'api', statementTimeoutMs: 5000, idleInTransactionTimeoutMs: 7000, lockTimeoutMs: 100 })
+    const c = DatabaseConfig.fromUrl(
+      `postgres://app:${encodeURIComponent(SECRET)}@db.example:6543/ledger?sslmode=verify-full&application_name=api&statement_timeout=5000&idle_in_transaction_session_timeout=7000&lock_timeout=100`,
+    )
+    expect(c).toMatchObject({
+      host: 'db.example',
+      port: 6543,
+      database: 'ledger',
+      username: 'app',
+      sslMode: 'verify-full',
+      applicationName: 'api',
+      statementTimeoutMs: 5000,
+      idleInTransactionTimeoutMs: 7000,
+      lockTimeoutMs: 100,
+    })
     expect(c.hasPassword).toBe(true)
     return expect(c.resolvePassword()).resolves.toBe(SECRET)
   })
 
   it('applies libpq-like defaults', () => {
     const c = new DatabaseConfig()
-    expect(c).toMatchObject({ host: 'localhost', port: 5432, username: 'postgres', database: 'postgres', sslMode: 'prefer', keepAlive: true })
+    expect(c).toMatchObject({
+      host: 'localhost',
+      port: 5432,
+      username: 'postgres',
+      database: 'postgres',
+      sslMode: 'prefer',
+      keepAlive: true,
+    })
     expect(DatabaseConfig.fromUrl('postgresql://h').host).toBe('h')
   })
 
@@ -54,7 +73,15 @@ describe('DatabaseConfig', () => {
 
   it('reads DATABASE_URL first, then the libpq variables', () => {
     expect(DatabaseConfig.fromEnv({ DATABASE_URL: 'postgres://u@a/b', PGHOST: 'ignored' }).host).toBe('a')
-    const c = DatabaseConfig.fromEnv({ PGHOST: 'h', PGPORT: '5433', PGDATABASE: 'd', PGUSER: 'u', PGPASSWORD: 'p', PGSSLMODE: 'require', PGAPPNAME: 'app' })
+    const c = DatabaseConfig.fromEnv({
+      PGHOST: 'h',
+      PGPORT: '5433',
+      PGDATABASE: 'd',
+      PGUSER: 'u',
+      PGPASSWORD: 'p',
+      PGSSLMODE: 'require',
+      PGAPPNAME: 'app',
+    })
     expect(c).toMatchObject({ host: 'h', port: 5433, database: 'd', username: 'u', sslMode: 'require', applicationName: 'app' })
     expect(() => DatabaseConfig.fromEnv({ PGPORT: 'x' })).toThrow(/PGPORT "x"/)
     expect(() => DatabaseConfig.fromEnv({ PGSSLMODE: 'maybe' })).toThrow(/PGSSLMODE "maybe"/)

@@ -24,9 +24,19 @@ describe('DatabaseError', () => {
   })
 
   it('serialises to JSON and inspect without the cause object itself', () => {
-    const e = new DatabaseError('UNIQUE_VIOLATION', 'dup', { cause: new Error('inner'), sqliteCode: 'SQLITE_CONSTRAINT_UNIQUE', detail: { constraint: 'x' } })
+    const e = new DatabaseError('UNIQUE_VIOLATION', 'dup', {
+      cause: new Error('inner'),
+      sqliteCode: 'SQLITE_CONSTRAINT_UNIQUE',
+      detail: { constraint: 'x' },
+    })
     const json = JSON.parse(JSON.stringify(e))
-    expect(json).toMatchObject({ code: 'UNIQUE_VIOLATION', message: 'dup', sqliteCode: 'SQLITE_CONSTRAINT_UNIQUE', cause: { name: 'Error', message: 'inner' }, detail: { constraint: 'x' } })
+    expect(json).toMatchObject({
+      code: 'UNIQUE_VIOLATION',
+      message: 'dup',
+      sqliteCode: 'SQLITE_CONSTRAINT_UNIQUE',
+      cause: { name: 'Error', message: 'inner' },
+      detail: { constraint: 'x' },
+    })
     const text = inspect(e)
     expect(text).toMatch(/DatabaseError \[UNIQUE_VIOLATION SQLITE_CONSTRAINT_UNIQUE\]: dup/)
     expect(text).toMatch(/cause: Error: inner/)

@@ -2,7 +2,8 @@ import { DatabaseError, DatabasePool, sql } from '@dbpool/core'
 import { FakeConnectionManager } from '@dbpool/core/testing'
 import { makePool, rejection, sleep, waitFor } from './helpers'
 
-const authError = () => new DatabaseError('AUTHENTICATION_FAILED', 'password authentication failed', { backend: 'postgres', sqlState: '28P01' })
+const authError = () =>
+  new DatabaseError('AUTHENTICATION_FAILED', 'password authentication failed', { backend: 'postgres', sqlState: '28P01' })
 
 describe('DatabasePool: queries and leases', () => {
   it('runs a fragment compiled for the manager dialect and returns rows', async () => {
@@ -235,7 +236,11 @@ describe('DatabasePool: connection lifecycle', () => {
 
   it('destroys a connection that saw a fatal error and never reuses it', async () => {
     const { pool, manager } = makePool({ max: 1 })
-    manager.queryFaults.push({ match: /fatal/, fault: { kind: 'fail', error: new DatabaseError('CONNECTION_LOST', 'terminated') }, fatal: true })
+    manager.queryFaults.push({
+      match: /fatal/,
+      fault: { kind: 'fail', error: new DatabaseError('CONNECTION_LOST', 'terminated') },
+      fatal: true,
+    })
     const err = await rejection(pool.query('select fatal'))
     expect(err.code).toBe('CONNECTION_LOST')
     expect(manager.connections[0]!.ended).toBe(true)
@@ -480,7 +485,11 @@ describe('DatabasePool: synchronous drivers', () => {
   it('marks a connection broken after a fatal synchronous error and replaces it', async () => {
     const { pool, manager } = makePool({ min: 1, max: 1 }, { synchronous: true })
     await waitFor(() => pool.stats().idle === 1)
-    manager.queryFaults.push({ match: /fatal/, fault: { kind: 'fail', error: new DatabaseError('CORRUPT', 'disk image is malformed') }, fatal: true })
+    manager.queryFaults.push({
+      match: /fatal/,
+      fault: { kind: 'fail', error: new DatabaseError('CORRUPT', 'disk image is malformed') },
+      fatal: true,
+    })
     expect((await rejection(pool.query('select fatal'))).code).toBe('CORRUPT')
     await waitFor(() => manager.connections[0]!.ended && manager.open.length === 1)
     expect((await pool.query('select ok')).rowCount).toBe(0)

@@ -12,7 +12,8 @@ describe('PoolFactory', () => {
     const pool = new DatabasePool(new FakeConnectionManager(), { min: 0 })
     const importer = async (name: string) => {
       loaded.push(name)
-      if (name === '@dbpool/postgres') return { createPostgresPool: (config: DatabaseConfig) => (expect(config.database).toBe('ledger'), pool) }
+      if (name === '@dbpool/postgres')
+        return { createPostgresPool: (config: DatabaseConfig) => (expect(config.database).toBe('ledger'), pool) }
       return { default: { createSqlitePool: (path: string) => (expect(path).toBe('./data/app.db'), pool) } }
     }
     expect(await PoolFactory.create('postgres://u:p@h/ledger', {}, { importer })).toBe(pool)
@@ -23,22 +24,49 @@ describe('PoolFactory', () => {
   })
 
   it('names the package to install when the backend is missing', async () => {
-    const importer = async (name: string) => { throw notFound(name) }
-    const err = await PoolFactory.create('sqlite::memory:', {}, { importer }).then(() => { throw new Error('expected a rejection') }, (e: DatabaseError) => e)
+    const importer = async (name: string) => {
+      throw notFound(name)
+    }
+    const err = await PoolFactory.create('sqlite::memory:', {}, { importer }).then(
+      () => {
+        throw new Error('expected a rejection')
+      },
+      (e: DatabaseError) => e,
+    )
     expect(err).toBeInstanceOf(DatabaseError)
     expect(err.code).toBe('CONFIGURATION')
     expect(err.message).toMatch(/npm install @dbpool\/sqlite/)
-    const pg = await PoolFactory.createPostgresPool(new DatabaseConfig(), {}, { importer }).then(() => { throw new Error('expected a rejection') }, (e: DatabaseError) => e)
+    const pg = await PoolFactory.createPostgresPool(new DatabaseConfig(), {}, { importer }).then(
+      () => {
+        throw new Error('expected a rejection')
+      },
+      (e: DatabaseError) => e,
+    )
     expect(pg.message).toMatch(/@dbpool\/postgres/)
   })
 
   it('rethrows other load failures and rejects a module without the export', async () => {
-    await expect(PoolFactory.create('sqlite:x.db', {}, { importer: async () => { throw new Error('syntax error in module') } })).rejects.toThrow('syntax error in module')
+    await expect(
+      PoolFactory.create(
+        'sqlite:x.db',
+        {},
+        {
+          importer: async () => {
+            throw new Error('syntax error in module')
+          },
+        },
+      ),
+    ).rejects.toThrow('syntax error in module')
     await expect(PoolFactory.create('sqlite:x.db', {}, { importer: async () => ({}) })).rejects.toThrow(/does not export createSqlitePool/)
   })
 
   it('rejects unknown schemes and empty URLs without echoing credentials', async () => {
-    const err = await PoolFactory.create('mysql://root:hunter2@h/db').then(() => { throw new Error('expected a rejection') }, (e: DatabaseError) => e)
+    const err = await PoolFactory.create('mysql://root:hunter2@h/db').then(
+      () => {
+        throw new Error('expected a rejection')
+      },
+      (e: DatabaseError) => e,
+    )
     expect(err.code).toBe('CONFIGURATION')
     expect(err.message).not.toContain('hunter2')
     await expect(PoolFactory.create('')).rejects.toMatchObject({ code: 'CONFIGURATION' })
@@ -89,7 +117,12 @@ describe('PoolFactory pool options', () => {
     const importer = async (name: string) =>
       name === '@dbpool/postgres'
         ? { createPostgresPool: (_c: unknown, _p: unknown, o: Record<string, unknown>) => (seen.push(o.metrics), pool) }
-        : { createSqlitePool: (_p: string, _c: unknown, _o: unknown, poolOptions: { metrics: unknown }) => (seen.push(poolOptions.metrics), pool) }
+        : {
+            createSqlitePool: (_p: string, _c: unknown, _o: unknown, poolOptions: { metrics: unknown }) => (
+              seen.push(poolOptions.metrics),
+              pool
+            ),
+          }
     await PoolFactory.create('postgres://h/d', {}, { importer, pool: { metrics }, backend: { int8: 'string' } })
     await PoolFactory.create('sqlite::memory:', {}, { importer, pool: { metrics } })
     expect(seen).toEqual([metrics, metrics])

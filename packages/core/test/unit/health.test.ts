@@ -71,7 +71,11 @@ describe('HealthChecker', () => {
     const { pool, manager } = makePool()
     Object.assign(manager, { healthChecks: async () => [{ name: 'integrity', status: 'unhealthy', message: 'page 3 corrupt' }] })
     expect((await new HealthChecker({ deep: true }).check(pool)).status).toBe('unhealthy')
-    Object.assign(manager, { healthChecks: async () => { throw new Error('cannot run') } })
+    Object.assign(manager, {
+      healthChecks: async () => {
+        throw new Error('cannot run')
+      },
+    })
     const report = await new HealthChecker().check(pool)
     expect(report.checks.at(-1)).toMatchObject({ name: 'backend', status: 'unhealthy', message: 'cannot run' })
   })
@@ -89,7 +93,9 @@ describe('HealthChecker', () => {
 
   it('validateConnections never throws', async () => {
     const { pool } = makePool()
-    pool.validateConnections = async () => { throw new Error('x') }
+    pool.validateConnections = async () => {
+      throw new Error('x')
+    }
     expect(await new HealthChecker().validateConnections(pool)).toEqual({ checked: 0, evicted: 0, error: 'x' })
   })
 

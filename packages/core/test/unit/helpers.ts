@@ -4,7 +4,14 @@ import { FakeConnectionManager, type FakeManagerOptions } from '@dbpool/core/tes
 /** Builds a pool on a fake manager with test-friendly timings; closes everything in `afterEach`. */
 export function makePool(options: PoolOptions = {}, managerOptions: FakeManagerOptions = {}) {
   const manager = new FakeConnectionManager(managerOptions)
-  const pool = new DatabasePool(manager, { min: 0, max: 2, acquireTimeoutMs: 200, createTimeoutMs: 200, leakDetectionThresholdMs: 0, ...options })
+  const pool = new DatabasePool(manager, {
+    min: 0,
+    max: 2,
+    acquireTimeoutMs: 200,
+    createTimeoutMs: 200,
+    leakDetectionThresholdMs: 0,
+    ...options,
+  })
   open.push({ pool, manager })
   return { pool, manager }
 }

@@ -48,7 +48,14 @@ describe('MetricsCollector', () => {
       await expect(pool.query('select 1')).rejects.toMatchObject({ code: 'ACQUIRE_TIMEOUT' })
     })
     const snap = pool.metrics.snapshot()
-    expect(snap).toMatchObject({ poolName: 'plain', created: 1, acquired: 1, returned: 1, timeouts: 1, connections: { idle: 1, used: 0, max: 1 } })
+    expect(snap).toMatchObject({
+      poolName: 'plain',
+      created: 1,
+      acquired: 1,
+      returned: 1,
+      timeouts: 1,
+      connections: { idle: 1, used: 0, max: 1 },
+    })
     expect(snap.useTime.maxMs).toBeGreaterThanOrEqual(30)
     expect(snap.waitTime.count).toBe(1)
     await pool.close()

@@ -14,7 +14,14 @@ function configErrorOf(fn: () => unknown): DatabaseError {
 describe('PoolConfig', () => {
   it('applies the seed defaults', () => {
     const c = new PoolConfig()
-    expect(c).toMatchObject({ min: 1, max: 10, acquireTimeoutMs: 30_000, idleTimeoutMs: 600_000, maxLifetimeMs: 1_800_000, name: 'default' })
+    expect(c).toMatchObject({
+      min: 1,
+      max: 10,
+      acquireTimeoutMs: 30_000,
+      idleTimeoutMs: 600_000,
+      maxLifetimeMs: 1_800_000,
+      name: 'default',
+    })
     expect(c.toJSON()).toEqual(DEFAULT_POOL_OPTIONS)
     expect(Object.isFrozen(c)).toBe(true)
   })
@@ -60,12 +67,31 @@ describe('PoolConfig', () => {
       .maxWaitingClients(8)
       .name('b')
       .build()
-    expect(c.toJSON()).toEqual({ min: 2, max: 4, acquireTimeoutMs: 1, createTimeoutMs: 2, idleTimeoutMs: 3, maxLifetimeMs: 4, maxLifetimeJitter: 0.2, validateAfterIdleMs: 5, keepaliveIntervalMs: 6, leakDetectionThresholdMs: 7, maxWaitingClients: 8, name: 'b' })
+    expect(c.toJSON()).toEqual({
+      min: 2,
+      max: 4,
+      acquireTimeoutMs: 1,
+      createTimeoutMs: 2,
+      idleTimeoutMs: 3,
+      maxLifetimeMs: 4,
+      maxLifetimeJitter: 0.2,
+      validateAfterIdleMs: 5,
+      keepaliveIntervalMs: 6,
+      leakDetectionThresholdMs: 7,
+      maxWaitingClients: 8,
+      name: 'b',
+    })
     expect(() => PoolConfig.builder().min(3).max(2).build()).toThrow(/pool\.min/)
   })
 
   it('reads the environment, naming a malformed variable', () => {
-    const c = PoolConfig.fromEnv({ DBPOOL_POOL_MAX: '20', DBPOOL_POOL_MIN: '2', DBPOOL_POOL_NAME: 'env', DBPOOL_POOL_MAX_LIFETIME_JITTER: '0.25', DBPOOL_POOL_IDLE_TIMEOUT_MS: '' })
+    const c = PoolConfig.fromEnv({
+      DBPOOL_POOL_MAX: '20',
+      DBPOOL_POOL_MIN: '2',
+      DBPOOL_POOL_NAME: 'env',
+      DBPOOL_POOL_MAX_LIFETIME_JITTER: '0.25',
+      DBPOOL_POOL_IDLE_TIMEOUT_MS: '',
+    })
     expect(c).toMatchObject({ max: 20, min: 2, name: 'env', maxLifetimeJitter: 0.25, idleTimeoutMs: 600_000 })
     expect(configErrorOf(() => PoolConfig.fromEnv({ DBPOOL_POOL_MAX: 'ten' })).message).toMatch(/DBPOOL_POOL_MAX "ten"/)
     expect(configErrorOf(() => PoolConfig.fromEnv({ DBPOOL_POOL_MAX_LIFETIME_JITTER: 'x' })).message).toMatch(/JITTER "x"/)

@@ -50,7 +50,11 @@ describe('DatabasePool: statement sharing (pipelining managers)', () => {
 
   it('a fatal error on a shared connection destroys it; the pool recovers', async () => {
     const { pool, manager } = makePool({ max: 1 }, { pipelineDepth: 4, queryDelayMs: 5 })
-    manager.queryFaults.push({ match: /fatal/, fault: { kind: 'fail', error: new DatabaseError('CONNECTION_LOST', 'terminated') }, fatal: true })
+    manager.queryFaults.push({
+      match: /fatal/,
+      fault: { kind: 'fail', error: new DatabaseError('CONNECTION_LOST', 'terminated') },
+      fatal: true,
+    })
     const settled = await Promise.allSettled([pool.query('select a'), pool.query('select fatal'), pool.query('select b')])
     expect(settled[1]).toMatchObject({ status: 'rejected', reason: { code: 'CONNECTION_LOST' } })
     await sleep(5)

@@ -1,15 +1,19 @@
 import { DatabaseError } from '@dbpool/core'
 import { makePool, rejection } from './helpers'
 
-const serialization = () => new DatabaseError('SERIALIZATION_FAILURE', 'could not serialize access', { backend: 'postgres', sqlState: '40001' })
+const serialization = () =>
+  new DatabaseError('SERIALIZATION_FAILURE', 'could not serialize access', { backend: 'postgres', sqlState: '40001' })
 
 describe('transaction', () => {
   it('begins with the requested settings and commits', async () => {
     const { pool, manager } = makePool({ max: 1 })
-    const out = await pool.transaction(async (tx) => {
-      await tx.query('insert 1')
-      return 42
-    }, { isolation: 'serializable', readOnly: false })
+    const out = await pool.transaction(
+      async (tx) => {
+        await tx.query('insert 1')
+        return 42
+      },
+      { isolation: 'serializable', readOnly: false },
+    )
     expect(out).toBe(42)
     expect(manager.connections[0]!.statements).toEqual(['BEGIN ISOLATION LEVEL SERIALIZABLE', 'insert 1', 'COMMIT'])
   })
@@ -17,10 +21,12 @@ describe('transaction', () => {
   it('rolls back and rethrows the original error', async () => {
     const { pool, manager } = makePool({ max: 1 })
     const original = new Error('app failure')
-    const err = await rejection(pool.transaction(async (tx) => {
-      await tx.query('insert 1')
-      throw original
-    }))
+    const err = await rejection(
+      pool.transaction(async (tx) => {
+        await tx.query('insert 1')
+        throw original
+      }),
+    )
     expect(err).toBe(original)
     expect(manager.connections[0]!.statements).toEqual(['BEGIN', 'insert 1', 'ROLLBACK'])
   })
@@ -36,9 +42,19 @@ describe('transaction', () => {
 
   it('destroys the connection when ROLLBACK fails, still rethrowing the original', async () => {
     const { pool, manager } = makePool({ max: 1 })
-    manager.queryFaults.push({ match: /^ROLLBACK$/, fault: { kind: 'fail', error: new DatabaseError('CONNECTION_LOST', 'gone') }, fatal: false })
+    manager.queryFaults.push({
+      match: /^ROLLBACK$/,
+      fault: { kind: 'fail', error: new DatabaseError('CONNECTION_LOST', 'gone') },
+      fatal: false,
+    })
     const original = new Error('first')
-    expect(await rejection(pool.transaction(async () => { throw original }))).toBe(original)
+    expect(
+      await rejection(
+        pool.transaction(async () => {
+          throw original
+        }),
+      ),
+    ).toBe(original)
     expect(manager.connections[0]!.ended).toBe(true)
   })
 
@@ -53,32 +69,50 @@ describe('transaction', () => {
     const { pool, manager } = makePool({ max: 1 })
     await pool.transaction(async (tx) => {
       await tx.query('outer')
-      await expect(tx.transaction(async (inner) => {
-        await inner.query('inner')
-        throw new Error('inner')
-      })).rejects.toThrow('inner')
+      await expect(
+        tx.transaction(async (inner) => {
+          await inner.query('inner')
+          throw new Error('inner')
+        }),
+      ).rejects.toThrow('inner')
       await tx.transaction(async (inner) => void (await inner.query('inner ok')))
     })
     expect(manager.connections[0]!.statements).toEqual([
-      'BEGIN', 'outer', 'SAVEPOINT dbpool_sp_1', 'inner', 'ROLLBACK TO SAVEPOINT dbpool_sp_1', 'RELEASE SAVEPOINT dbpool_sp_1',
-      'SAVEPOINT dbpool_sp_2', 'inner ok', 'RELEASE SAVEPOINT dbpool_sp_2', 'COMMIT',
+      'BEGIN',
+      'outer',
+      'SAVEPOINT dbpool_sp_1',
+      'inner',
+      'ROLLBACK TO SAVEPOINT dbpool_sp_1',
+      'RELEASE SAVEPOINT dbpool_sp_1',
+      'SAVEPOINT dbpool_sp_2',
+      'inner ok',
+      'RELEASE SAVEPOINT dbpool_sp_2',
+      'COMMIT',
     ])
   })
 
   it('replays the whole callback on retryable errors, with bounded attempts', async () => {
     const { pool } = makePool({ max: 1 })
     let calls = 0
-    const out = await pool.transaction(async () => {
-      if (++calls < 3) throw serialization()
-      return 'ok'
-    }, { retry: { maxAttempts: 5, baseDelayMs: 1 } })
+    const out = await pool.transaction(
+      async () => {
+        if (++calls < 3) throw serialization()
+        return 'ok'
+      },
+      { retry: { maxAttempts: 5, baseDelayMs: 1 } },
+    )
     expect(out).toBe('ok')
     expect(calls).toBe(3)
     calls = 0
-    const err = await rejection(pool.transaction(async () => {
-      calls++
-      throw serialization()
-    }, { retry: 2 }))
+    const err = await rejection(
+      pool.transaction(
+        async () => {
+          calls++
+          throw serialization()
+        },
+        { retry: 2 },
+      ),
+    )
     expect(err.code).toBe('SERIALIZATION_FAILURE')
     expect(calls).toBe(2)
   })
@@ -86,15 +120,36 @@ describe('transaction', () => {
   it('does not replay non-retryable errors, nor without retry', async () => {
     const { pool } = makePool({ max: 1 })
     let calls = 0
-    await rejection(pool.transaction(async () => { calls++; throw new DatabaseError('UNIQUE_VIOLATION', 'dup') }, { retry: true }))
-    await rejection(pool.transaction(async () => { calls++; throw serialization() }))
+    await rejection(
+      pool.transaction(
+        async () => {
+          calls++
+          throw new DatabaseError('UNIQUE_VIOLATION', 'dup')
+        },
+        { retry: true },
+      ),
+    )
+    await rejection(
+      pool.transaction(async () => {
+        calls++
+        throw serialization()
+      }),
+    )
     expect(calls).toBe(2)
   })
 
   it('honours a custom retryOn', async () => {
     const { pool } = makePool({ max: 1 })
     let calls = 0
-    await rejection(pool.transaction(async () => { calls++; throw new DatabaseError('UNIQUE_VIOLATION', 'dup') }, { retry: { maxAttempts: 3, baseDelayMs: 0, maxDelayMs: 0, retryOn: (e) => e.code === 'UNIQUE_VIOLATION' } }))
+    await rejection(
+      pool.transaction(
+        async () => {
+          calls++
+          throw new DatabaseError('UNIQUE_VIOLATION', 'dup')
+        },
+        { retry: { maxAttempts: 3, baseDelayMs: 0, maxDelayMs: 0, retryOn: (e) => e.code === 'UNIQUE_VIOLATION' } },
+      ),
+    )
     expect(calls).toBe(3)
   })
 
