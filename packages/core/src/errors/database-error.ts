@@ -95,8 +95,12 @@ export class DatabaseError extends Error {
     const head = `DatabaseError [${this.code}${native ? ` ${native}` : ''}]: ${this.message}`
     const frames = (this.stack ?? '').split('\n').slice(1).join('\n')
     const withStack = frames ? `${head}\n${frames}` : head
+    const lines = [withStack, `  retryable: ${this.retryable}, backend: ${this.backend}`]
+    if (this.poolStats) lines.push(`  pool: ${JSON.stringify(this.poolStats)}`)
+    if (this.detail) lines.push(`  detail: ${JSON.stringify(this.detail)}`)
     const cause = describeCause(this.cause)
-    return cause ? `${withStack}\n  cause: ${cause.name}: ${cause.message}` : withStack
+    if (cause) lines.push(`  cause: ${cause.name}: ${cause.message}`)
+    return lines.join('\n')
   }
 }
 

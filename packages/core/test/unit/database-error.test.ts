@@ -54,3 +54,13 @@ describe('redaction', () => {
     expect(redactSecrets('pw hunter2 and hunter2', ['hunter2', undefined, ''])).toBe('pw [REDACTED] and [REDACTED]')
   })
 })
+
+describe('DatabaseError in util.inspect', () => {
+  it('shows retryable, backend, pool counters and detail', () => {
+    const stats = { size: 2, idle: 0, used: 2, pending: 3, max: 2, min: 0, utilization: 1 }
+    const text = inspect(new DatabaseError('ACQUIRE_TIMEOUT', 'timed out', { poolStats: stats, detail: { lane: 'write' } }))
+    expect(text).toMatch(/retryable: true, backend: pool/)
+    expect(text).toContain('"pending":3')
+    expect(text).toContain('"lane":"write"')
+  })
+})
