@@ -242,7 +242,7 @@ export class DatabasePool<out C = unknown> {
       const error = toDatabaseError(this.#manager, err)
       if (!this.#manager.isUsable(conn.native)) {
         conn.broken ??= error
-        this.#maintenance.scheduleCycle()
+        this.#maintenance.sweep()
       }
       throw error
     } finally {
@@ -265,7 +265,7 @@ export class DatabasePool<out C = unknown> {
 
   #discardDirect(conn: PooledConnection<unknown>, err: unknown): void {
     conn.broken ??= toDatabaseError(this.#manager, err)
-    this.#maintenance.scheduleCycle()
+    this.#maintenance.sweep()
   }
 
   /** Lends a connection to `fn` and takes it back when `fn` settles. The only way to hold one. */
@@ -374,7 +374,7 @@ export class DatabasePool<out C = unknown> {
         conn.broken = error
         this.#events.emit('connectionLost', error, { connectionId: conn.id, lane: conn.lane, idle: !conn.leased })
         // an idle connection is dropped now; a leased one when its lease ends
-        if (!conn.leased) this.#maintenance.scheduleCycle()
+        if (!conn.leased) this.#maintenance.sweep()
       },
       onDestroyed: (conn, reason) => {
         this.metrics.recordConnectionDropped()
@@ -478,7 +478,7 @@ export class DatabasePool<out C = unknown> {
     const pool = this.#lane(conn.lane)
     await pool.evict(conn, conn.broken ? `broken: ${conn.broken.code}` : 'unusable')
     pool.release(conn)
-    this.#maintenance.scheduleCycle()
+    pool.dropDestroyed()
     if (this.#drained && this.#leaseCount === 0) this.#drained()
   }
 
@@ -580,6 +580,7 @@ export class DatabasePool<out C = unknown> {
     const pool = this.#lane(conn.lane)
     await pool.evict(conn, 'closed while leased')
     pool.release(conn)
+    pool.dropDestroyed()
   }
 }
 

@@ -181,9 +181,33 @@ export class LanePool<C> {
     this.#host.onDestroyed(conn, reason)
   }
 
-  /** Destroys a connection outside tarn (evicted while leased); tarn drops it on the next borrow. */
+  /** Destroys a connection outside tarn (evicted while leased, or found dead while idle). */
   evict(conn: PooledConnection<C>, reason: string): Promise<void> {
     return this.#destroy(conn, reason)
+  }
+
+  /**
+   * Takes destroyed connections out of tarn's free list now. tarn would only notice them on a later
+   * borrow, and a borrow made just to notice them would also open replacements nobody asked for
+   * (with a dead server, a pending create the pool would then count as a connection).
+   */
+  dropDestroyed(): void {
+    // tarn has no public removal; its free list is a typed (protected) member, reached only here
+    const internals = this.tarn as unknown as { free: { resource: PooledConnection<C>; settle(): void }[] }
+    if (!internals.free.some((r) => r.resource.destroyed)) return
+    internals.free = internals.free.filter((r) => {
+      if (!r.resource.destroyed) return true
+      r.settle()
+      return false
+    })
+  }
+
+  /** Destroys the idle connections known to be dead (lost, or failed outside a lease) and drops them. */
+  async sweep(): Promise<void> {
+    const dead = [...this.live].filter((c) => c.broken && !c.leased && !c.destroyed)
+    if (dead.length === 0) return
+    await Promise.all(dead.map((c) => this.#destroy(c, `broken: ${c.broken?.code ?? 'unknown'}`)))
+    this.dropDestroyed()
   }
 
   #acquireError(err: unknown): DatabaseError {

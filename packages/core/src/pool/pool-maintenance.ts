@@ -63,19 +63,14 @@ export class PoolMaintenance {
       if (result.status === 'fulfilled') lane.release(result.value)
       else failure ??= host.toError(result.reason)
     }
-    // a loss reported while this cycle held the connections was skipped by scheduleCycle: go again
-    if (host.isOpen() && [...lane.live].some((c) => c.broken && !c.leased && !c.destroyed)) this.scheduleCycle()
+    // a loss reported while this cycle held the connections was not swept then: sweep now
+    if (host.isOpen()) await lane.sweep()
     if (failure && host.isOpen()) throw failure
   }
 
-  /** Soon (next macrotask): drop dead idle connections of every lane nobody is waiting on. */
-  scheduleCycle(): void {
-    if (!this.#host.isOpen()) return
-    setImmediate(() => {
-      for (const lane of this.#host.lanes()) {
-        if (lane.tarn.numPendingAcquires() === 0) void this.cycle(lane, lane.tarn.numFree()).catch(() => undefined)
-      }
-    }).unref()
+  /** Destroys and drops dead idle connections of every lane (no borrowing, so nothing new is opened). */
+  sweep(): void {
+    for (const lane of this.#host.lanes()) lane.sweep().catch((err: unknown) => this.#host.emitError(this.#host.toError(err)))
   }
 
   /** Tops every lane up to its `min` after `delayMs`; one warm-up is pending at a time. */

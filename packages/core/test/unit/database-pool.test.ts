@@ -504,3 +504,25 @@ describe('DatabasePool: synchronous drivers', () => {
     expect(manager.connections).toHaveLength(1)
   })
 })
+
+describe('DatabasePool: dead connections leave at once', () => {
+  it('a connection destroyed on release is gone from the stats, and nothing reopens when min is 0', async () => {
+    const { pool, manager } = makePool({ min: 0, max: 2 })
+    manager.queryFaults.push({ match: /fatal/, fault: { kind: 'fail', error: new DatabaseError('CONNECTION_LOST', 'gone') }, fatal: true })
+    expect((await rejection(pool.query('select fatal'))).code).toBe('CONNECTION_LOST')
+    expect(pool.stats()).toMatchObject({ size: 0, idle: 0, used: 0 })
+    await sleep(20)
+    expect(manager.connectAttempts).toBe(1)
+  })
+
+  it('an idle connection lost to the server is dropped without opening a new one when min is 0', async () => {
+    const { pool, manager } = makePool({ min: 0, max: 2 })
+    await pool.query('select 1')
+    expect(pool.stats().idle).toBe(1)
+    manager.kill(manager.connections[0]!)
+    await waitFor(() => pool.stats().size === 0)
+    await sleep(20)
+    expect(manager.connectAttempts).toBe(1)
+    expect(manager.connections[0]!.ended).toBe(true)
+  })
+})
