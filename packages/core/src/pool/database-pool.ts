@@ -429,8 +429,9 @@ export class DatabasePool<out C = unknown> {
         throw this.#closedError()
       }
       conn.leased = true
-      // one clock read per acquire on the fast path: an immediate borrow waited ~0 ms
-      const now = waited ? performance.now() : started
+      // one clock read per acquire: an immediate borrow waited ~0 ms, and a waiter was handed the
+      // connection when it was released or created, whose clock reading the connection carries
+      const now = waited ? Math.max(started, conn.lastCheckedAt) : started
       const lease = new Lease(conn, origin, now)
       conn.lease = lease
       this.#leaseCount++

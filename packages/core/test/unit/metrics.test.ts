@@ -68,3 +68,21 @@ describe('MetricsCollector', () => {
     m.detach()
   })
 })
+
+describe('wait time of a caller that waited', () => {
+  it('runs from the acquire to the moment the connection was handed back', async () => {
+    const pool = new DatabasePool(new FakeConnectionManager(), { min: 0, max: 1, acquireTimeoutMs: 2_000, name: 'waits' })
+    let release!: () => void
+    const holder = pool.withConnection(() => new Promise<void>((r) => (release = r)))
+    await new Promise((r) => setTimeout(r, 5))
+    const waiter = pool.query('select 1')
+    await new Promise((r) => setTimeout(r, 40))
+    release()
+    await Promise.all([holder, waiter])
+    const { waitTime } = pool.metrics.snapshot()
+    expect(waitTime.count).toBe(2)
+    expect(waitTime.maxMs).toBeGreaterThanOrEqual(35)
+    expect(waitTime.maxMs).toBeLessThan(1_000)
+    await pool.close()
+  })
+})
