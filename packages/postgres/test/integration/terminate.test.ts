@@ -19,87 +19,57 @@ afterAll(async () => {
   await db?.drop()
 }, 60_000)
 
-it('32 callers, one statement per connection: in-flight statements fail with CONNECTION_LOST (retryable), the rest and later ones succeed, nothing crashes', async () => {
-  const watch = watchProcess()
-  try {
-    pool = poolOn(db.url, { max: 8, min: 8, acquireTimeoutMs: 15_000, name: 'terminate' }, { pipelineDepth: 1 })
-    const lost: DatabaseError[] = []
-    pool.on('connectionLost', (err) => lost.push(err))
-    await Promise.all(Array.from({ length: 32 }, () => pool.query('select 1')))
-    const name = await currentAppName(pool)
-    await eventually(async () => (await backends(db.url, name)).length === 8, 5_000, '8 backends')
+// Without pipelining only the 8 statements in flight can fail; pipelined 4 deep, all 32 may be in
+// flight on the killed backends. Either way: CONNECTION_LOST, retryable, no crash, later ones succeed.
+it.each([
+  { pipelineDepth: 1, name: 'terminate', mostFailures: 8, title: 'one statement per connection: only in-flight statements fail' },
+  { pipelineDepth: 4, name: 'terminate-piped', mostFailures: 32, title: 'pipelined 4 deep: every statement on a killed backend fails' },
+])(
+  '32 callers on 8 connections, $title with CONNECTION_LOST (retryable); later ones succeed; nothing crashes',
+  async ({ pipelineDepth, name: poolName, mostFailures }) => {
+    const watch = watchProcess()
+    try {
+      pool = poolOn(db.url, { max: 8, min: 8, acquireTimeoutMs: 15_000, name: poolName }, { pipelineDepth })
+      await Promise.all(Array.from({ length: 32 }, () => pool.query('select 1')))
+      const name = await currentAppName(pool)
+      await eventually(async () => (await backends(db.url, name)).length === 8, 5_000, '8 backends')
 
-    const results = Array.from({ length: 32 }, () =>
-      pool.query('select pg_sleep(0.4), 1 as ok').then(
-        () => 'ok' as const,
-        (err: unknown) => err,
-      ),
-    )
-    await eventually(async () => (await backends(db.url, name)).filter((b) => b.state === 'active').length === 8, 5_000, '8 busy backends')
-    const killed = await terminate(db.url, name)
-    expect(killed).toBe(8)
-    const outcomes = await Promise.all(results)
+      const results = Array.from({ length: 32 }, () =>
+        pool.query('select pg_sleep(0.4), 1 as ok').then(
+          () => 'ok' as const,
+          (err: unknown) => err,
+        ),
+      )
+      await eventually(
+        async () => (await backends(db.url, name)).filter((b) => b.state === 'active').length === 8,
+        5_000,
+        '8 busy backends',
+      )
+      const killed = await terminate(db.url, name)
+      expect(killed).toBe(8)
+      const outcomes = await Promise.all(results)
 
-    const failures = outcomes.filter((o): o is DatabaseError => o !== 'ok')
-    expect(failures.length).toBeGreaterThanOrEqual(1)
-    expect(failures.length).toBeLessThanOrEqual(8) // only the 8 statements in flight on the killed backends
-    for (const err of failures) {
-      expect(DatabaseError.is(err)).toBe(true)
-      expect(err.code).toBe('CONNECTION_LOST')
-      expect(err.retryable).toBe(true)
-      expect(err.sqlState === '57P01' || err.sqlState === undefined).toBe(true)
+      const failures = outcomes.filter((o): o is DatabaseError => o !== 'ok')
+      expect(failures.length).toBeGreaterThanOrEqual(1)
+      expect(failures.length).toBeLessThanOrEqual(mostFailures)
+      for (const err of failures) {
+        expect(DatabaseError.is(err)).toBe(true)
+        expect(err.code).toBe('CONNECTION_LOST')
+        expect(err.retryable).toBe(true)
+        expect(err.sqlState === '57P01' || err.sqlState === undefined).toBe(true)
+      }
+      expect(outcomes.filter((o) => o === 'ok').length).toBe(32 - failures.length)
+
+      const later = await Promise.all(Array.from({ length: 32 }, () => pool.query<{ n: number }>('select 1 as n')))
+      expect(later.every((r) => r.rows[0]?.n === 1)).toBe(true)
+      expect(pool.stats().used).toBe(0)
+      expect(watch.failures).toEqual([])
+    } finally {
+      watch.stop()
     }
-    expect(outcomes.filter((o) => o === 'ok').length).toBe(32 - failures.length)
-
-    const later = await Promise.all(Array.from({ length: 32 }, () => pool.query<{ n: number }>('select 1 as n')))
-    expect(later.every((r) => r.rows[0]?.n === 1)).toBe(true)
-    expect(pool.stats().used).toBe(0)
-    expect(watch.failures).toEqual([])
-  } finally {
-    watch.stop()
-  }
-}, 60_000)
-
-it('32 callers pipelined on 8 connections: every statement on a killed backend fails with CONNECTION_LOST (retryable), later ones succeed, nothing crashes', async () => {
-  const watch = watchProcess()
-  try {
-    pool = poolOn(db.url, { max: 8, min: 8, acquireTimeoutMs: 15_000, name: 'terminate-piped' }, { pipelineDepth: 4 })
-    const lost: DatabaseError[] = []
-    pool.on('connectionLost', (err) => lost.push(err))
-    await Promise.all(Array.from({ length: 32 }, () => pool.query('select 1')))
-    const name = await currentAppName(pool)
-    await eventually(async () => (await backends(db.url, name)).length === 8, 5_000, '8 backends')
-
-    const results = Array.from({ length: 32 }, () =>
-      pool.query('select pg_sleep(0.4), 1 as ok').then(
-        () => 'ok' as const,
-        (err: unknown) => err,
-      ),
-    )
-    await eventually(async () => (await backends(db.url, name)).filter((b) => b.state === 'active').length === 8, 5_000, '8 busy backends')
-    const killed = await terminate(db.url, name)
-    expect(killed).toBe(8)
-    const outcomes = await Promise.all(results)
-
-    const failures = outcomes.filter((o): o is DatabaseError => o !== 'ok')
-    expect(failures.length).toBeGreaterThanOrEqual(1)
-    expect(failures.length).toBeLessThanOrEqual(32) // 4 statements share each killed backend
-    for (const err of failures) {
-      expect(DatabaseError.is(err)).toBe(true)
-      expect(err.code).toBe('CONNECTION_LOST')
-      expect(err.retryable).toBe(true)
-      expect(err.sqlState === '57P01' || err.sqlState === undefined).toBe(true)
-    }
-    expect(outcomes.filter((o) => o === 'ok').length).toBe(32 - failures.length)
-
-    const later = await Promise.all(Array.from({ length: 32 }, () => pool.query<{ n: number }>('select 1 as n')))
-    expect(later.every((r) => r.rows[0]?.n === 1)).toBe(true)
-    expect(pool.stats().used).toBe(0)
-    expect(watch.failures).toEqual([])
-  } finally {
-    watch.stop()
-  }
-}, 60_000)
+  },
+  60_000,
+)
 
 it('idle connections killed by the server: connectionLost per connection, no crash, the pool refills and serves', async () => {
   const watch = watchProcess()
