@@ -8,6 +8,7 @@ const examples = ['finance', 'crm'].map((name) => ({ name: `example-${name}`, di
 const moduleNameMapper = {
   '^@dbpool/core/testing$': '<rootDir>/../../packages/core/src/testing/index.ts',
   '^@dbpool/(core|postgres|sqlite|testing|cli)$': '<rootDir>/../../packages/$1/src/index.ts',
+  '^@dbpool/example-kit$': '<rootDir>/../../examples/kit/src/index.ts',
 }
 
 const transform = {

@@ -1,5 +1,5 @@
 import type { Stage } from './pipeline'
-import { SeededRandom } from './random'
+import { SeededRandom } from '@dbpool/example-kit'
 
 /** A customer the demo tries to create, with its contacts. */
 export interface PlannedCustomer {

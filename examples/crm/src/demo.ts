@@ -17,7 +17,7 @@ import { planCrmDemo, type CrmDemoPlan } from './demo-plan'
 import { CrmError, CustomerNotFoundError } from './errors'
 import { resetCrm } from './migrations'
 import { PipelineService } from './pipeline-service'
-import { Progress, type ProgressSink } from './progress'
+import { Progress, type ProgressSink } from '@dbpool/example-kit'
 
 /** Options of {@link runCrmDemo}. */
 export interface CrmDemoOptions {

@@ -1,4 +1,4 @@
-import { SeededRandom } from './random'
+import { SeededRandom } from '@dbpool/example-kit'
 import type { TransferRequest } from './transfer-service'
 
 /** Why a planned request is in the demo. */

@@ -13,7 +13,7 @@ import { EQUITY_ACCOUNT, planDemo, type DemoPlan, type PlannedKind } from './dem
 import { FinanceError } from './errors'
 import { checkLedgerInvariants, type InvariantCheck, type InvariantReport } from './ledger-invariants'
 import { resetFinance } from './migrations'
-import { Progress, type ProgressSink } from './progress'
+import { Progress, type ProgressSink } from '@dbpool/example-kit'
 import { TransactionRepository } from './transaction-repository'
 import { TransferService, type TransferResult } from './transfer-service'
 

@@ -1,0 +1,3 @@
+export { Progress } from './progress'
+export type { ProgressOptions, ProgressSink } from './progress'
+export { SeededRandom } from './random'
