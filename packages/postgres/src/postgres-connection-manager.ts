@@ -120,17 +120,23 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     await this.execute(conn, { text: 'SELECT 1', params: [] }, { timeoutMs })
   }
 
-  /** Idle (`I`): nothing to do, synchronously. In a transaction (`T`) or failed one (`E`): ROLLBACK. Otherwise: throw, so the pool destroys it. */
+  /**
+   * Idle (`I`): nothing to do, synchronously. In a transaction (`T`) or failed one (`E`): ROLLBACK.
+   * Not known yet (see {@link awaitsReadyForQuery}): ROLLBACK too, which pg sends once the server
+   * has answered. Otherwise: throw, so the pool destroys it.
+   */
   reset(conn: PostgresConnection): void | Promise<void> {
     // pipeline mode is only for statements sharing the connection (executeShared); a lease gets classic mode
     setPipeline(conn, false)
+    if (awaitsReadyForQuery(conn)) return this.#rollback(conn, 'unknown')
     const status = conn.client.getTransactionStatus()
     if (status === 'I') return
     return this.#rollback(conn, status)
   }
 
-  async #rollback(conn: PostgresConnection, status: TransactionStatus): Promise<void> {
-    if (status === 'T' || status === 'E') {
+  async #rollback(conn: PostgresConnection, status: TransactionStatus | 'unknown'): Promise<void> {
+    // ROLLBACK outside a transaction is only a WARNING, so it is safe when the status is unknown
+    if (status === 'T' || status === 'E' || status === 'unknown') {
       await this.execute(conn, { text: 'ROLLBACK', params: [] }, { timeoutMs: this.options.cancelTimeoutMs })
       if (conn.client.getTransactionStatus() === 'I') return
     }
@@ -383,6 +389,17 @@ function toDatabaseConfig(config: DatabaseConfig | DatabaseOptions | string): Da
   if (config instanceof DatabaseConfig) return config
   if (typeof config === 'string') return DatabaseConfig.fromUrl(config)
   return new DatabaseConfig(config)
+}
+
+/**
+ * Whether the server has yet to send ReadyForQuery, the message that carries the transaction status.
+ * pg settles a failed query at ErrorResponse, before ReadyForQuery; when the two arrive in different
+ * socket reads, a caller that catches the error and releases at once would read the status of the
+ * previous statement (`I` before a failing `BEGIN; ...` batch, `T` after a failing statement in a
+ * transaction). The same holds for a statement released unawaited. pg keeps this flag untyped.
+ */
+function awaitsReadyForQuery(conn: PostgresConnection): boolean {
+  return (conn.client as unknown as { readyForQuery: boolean }).readyForQuery !== true
 }
 
 /**

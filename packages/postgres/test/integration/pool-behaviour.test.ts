@@ -44,11 +44,30 @@ describe('release hygiene', () => {
     await pool.withConnection(async (conn) => {
       await conn.query('begin')
       await expect(conn.query('select * from no_such_table')).rejects.toThrow()
+      // pg settles the failed query before the server's ReadyForQuery, which carries the status;
+      // a second statement is only sent after it, so once that one fails the status is known
+      await expect(conn.query('select 1')).rejects.toThrow(/current transaction is aborted/)
       expect(conn.native.client.getTransactionStatus()).toBe('E')
     })
     await pool.withConnection(async (conn) => {
       expect(conn.native.client.getTransactionStatus()).toBe('I')
       expect((await conn.query<{ n: number }>('select 1 as n')).rows).toEqual([{ n: 1 }])
+    })
+  })
+
+  it('a connection released before the server reported its transaction status is rolled back, not trusted on the stale status', async () => {
+    pool = poolOn(db.url, { max: 1, min: 0 })
+    let batch: Promise<unknown> | undefined
+    await pool.withConnection((conn) => {
+      // released with the batch in flight: the status pg holds is still the idle one from before it
+      batch = conn.native.client.query('begin; select pg_sleep(0.3)')
+      expect(conn.native.client.getTransactionStatus()).toBe('I')
+      return Promise.resolve()
+    })
+    await batch
+    await pool.withConnection(async (conn) => {
+      expect(conn.native.client.getTransactionStatus()).toBe('I')
+      expect((await conn.query<{ open: boolean }>('select now() = statement_timestamp() as open')).rows).toEqual([{ open: true }])
     })
   })
 
