@@ -18,7 +18,9 @@ export { StatementCache } from './statement-cache'
 export { sqliteHealthChecks, integrityCheck, walCheck, pageCheck, walSizeBytes } from './sqlite-health'
 export type { SqliteHealthContext } from './sqlite-health'
 export { sqlitePoolFor, sqliteManagerOf } from './create-sqlite-pool'
-export { BackupManager, verifyDatabaseFile, replaceDatabaseFile, restoreDatabaseFile } from './backup-manager'
+export { BackupManager, replaceDatabaseFile, restoreDatabaseFile } from './backup-manager'
+export { verifyDatabaseFile, verifyDatabaseFileInWorker, DEFAULT_VERIFY_TIMEOUT_MS } from './verify-database-file'
+export type { VerifyOptions } from './verify-database-file'
 export type {
   BackupInfo,
   BackupManagerOptions,

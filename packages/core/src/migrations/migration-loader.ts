@@ -48,7 +48,7 @@ export function parseMigrationFileName(file: string): FileName | undefined {
  */
 export function parseMigrationSections(file: string, text: string): { up: MigrationStep; down: MigrationStep | undefined } {
   const lines = text.replace(/\r\n?/g, '\n').split('\n')
-  const sections: { kind: 'up' | 'down'; start: number; lines: string[] }[] = []
+  const sections: { kind: 'up' | 'down'; start: number; lines: string[]; transaction: boolean }[] = []
   const preamble: string[] = []
   lines.forEach((line, index) => {
     const marker = MARKER.exec(line)
@@ -56,24 +56,43 @@ export function parseMigrationSections(file: string, text: string): { up: Migrat
       const kind = (marker[1] as string).toLowerCase()
       if (kind !== 'up' && kind !== 'down')
         throw sectionError(file, index + 1, `unknown marker "-- migrate:${marker[1]}": use -- migrate:up and -- migrate:down`)
-      if (marker[2]?.trim())
-        throw sectionError(file, index + 1, `unsupported options after "-- migrate:${kind}": ${JSON.stringify(marker[2].trim())}`)
+      const transaction = markerTransaction(file, index + 1, kind, marker[2] ?? '')
       if (sections.some((s) => s.kind === kind)) throw sectionError(file, index + 1, `a second "-- migrate:${kind}" section`)
-      sections.push({ kind, start: index + 2, lines: [] })
+      sections.push({ kind, start: index + 2, lines: [], transaction })
       return
     }
     const current = sections[sections.length - 1]
     if (current) current.lines.push(line)
     else preamble.push(line)
   })
-  if (sections.length === 0) return { up: { kind: 'sql', sql: text, firstLine: 1, source: file }, down: undefined }
+  if (sections.length === 0) return { up: { kind: 'sql', sql: text, firstLine: 1, source: file, transaction: true }, down: undefined }
   const stray = preamble.findIndex((line) => line.trim() !== '' && !line.trim().startsWith('--'))
   if (stray >= 0) throw sectionError(file, stray + 1, 'SQL before the first "-- migrate:up" marker')
   const up = sections.find((s) => s.kind === 'up')
   if (!up) throw sectionError(file, 1, 'a "-- migrate:down" section without a "-- migrate:up" section')
   const down = sections.find((s) => s.kind === 'down')
-  const step = (s: (typeof sections)[number]): MigrationStep => ({ kind: 'sql', sql: s.lines.join('\n'), firstLine: s.start, source: file })
+  const step = (s: (typeof sections)[number]): MigrationStep => ({
+    kind: 'sql',
+    sql: s.lines.join('\n'),
+    firstLine: s.start,
+    source: file,
+    transaction: s.transaction,
+  })
   return { up: step(up), down: down && down.lines.some((l) => l.trim() !== '') ? step(down) : undefined }
+}
+
+/** The options after a section marker: nothing, or `transaction:false` / `transaction:true` (dbmate's spelling). */
+function markerTransaction(file: string, line: number, kind: string, options: string): boolean {
+  const text = options.trim()
+  if (text === '') return true
+  const match = /^transaction:(true|false)$/i.exec(text)
+  if (!match)
+    throw sectionError(
+      file,
+      line,
+      `unsupported options after "-- migrate:${kind}": ${JSON.stringify(text)} (the only option is transaction:false)`,
+    )
+  return (match[1] as string).toLowerCase() === 'true'
 }
 
 function sectionError(file: string, line: number, problem: string): DatabaseError {
@@ -123,10 +142,10 @@ export async function loadMigrationsFromDirectory(directory: string): Promise<Mi
       name,
       source: files.up,
       checksum: migrationChecksum(upSql),
-      up: { kind: 'sql', sql: upSql, firstLine: 1, source: files.up },
+      up: { kind: 'sql', sql: upSql, firstLine: 1, source: files.up, transaction: true },
       down:
         downSql !== undefined && downSql.trim() !== ''
-          ? { kind: 'sql', sql: downSql, firstLine: 1, source: files.down as string }
+          ? { kind: 'sql', sql: downSql, firstLine: 1, source: files.down as string, transaction: true }
           : undefined,
     })
   }
@@ -148,8 +167,11 @@ export function migrationsFromDefinitions(definitions: readonly MigrationDefinit
     if (other !== undefined) throw configError(`${where}.version`, version, `is used twice (also by "${other}")`)
     seen.set(version, name)
     const source = 'code'
-    const up = toStep(`${where}.up`, def.up, source)
-    const down = def.down === undefined ? undefined : toStep(`${where}.down`, def.down, source)
+    if (def.transaction !== undefined && typeof def.transaction !== 'boolean')
+      throw configError(`${where}.transaction`, def.transaction, 'must be true or false')
+    const transaction = def.transaction ?? true
+    const up = toStep(`${where}.up`, def.up, source, transaction)
+    const down = def.down === undefined ? undefined : toStep(`${where}.down`, def.down, source, transaction)
     if (def.checksum !== undefined && (typeof def.checksum !== 'string' || def.checksum === ''))
       throw configError(`${where}.checksum`, def.checksum, 'must be a non-empty string')
     const checksum = def.checksum ?? (up.kind === 'sql' ? migrationChecksum(up.sql) : '')
@@ -158,11 +180,12 @@ export function migrationsFromDefinitions(definitions: readonly MigrationDefinit
   return out.sort((a, b) => a.version - b.version)
 }
 
-function toStep(option: string, value: unknown, source: string): MigrationStep {
-  if (typeof value === 'function') return { kind: 'function', fn: value as Extract<MigrationStep, { kind: 'function' }>['fn'], source }
+function toStep(option: string, value: unknown, source: string, transaction: boolean): MigrationStep {
+  if (typeof value === 'function')
+    return { kind: 'function', fn: value as Extract<MigrationStep, { kind: 'function' }>['fn'], source, transaction }
   if (typeof value === 'string') {
     if (value.trim() === '') throw configError(option, value, 'must not be empty')
-    return { kind: 'sql', sql: value, firstLine: 1, source }
+    return { kind: 'sql', sql: value, firstLine: 1, source, transaction }
   }
   throw configError(option, value, 'must be SQL text or a function')
 }

@@ -101,27 +101,26 @@ export class MigrationStore {
     return this.backend === 'postgres' ? 'BEGIN ISOLATION LEVEL READ COMMITTED' : 'BEGIN IMMEDIATE'
   }
 
-  /**
-   * Postgres: waits in the server's lock queue for the transaction-scoped advisory lock, bounded by a
-   * transaction-local `lock_timeout` (SQLSTATE 55P03 on expiry; `statement_timeout` is lifted for the
-   * wait). The session's own settings are restored afterwards, so the migration runs under them.
-   */
-  async waitForLock(conn: Runner, timeoutMs: number): Promise<void> {
-    const { rows } = await conn.query<{ lock_timeout: unknown; statement_timeout: unknown }>(
-      sql`select current_setting('lock_timeout') as lock_timeout, current_setting('statement_timeout') as statement_timeout,
-        set_config('lock_timeout', ${`${timeoutMs}ms`}, true), set_config('statement_timeout', '0', true)`,
-    )
-    await conn.query(sql`select pg_advisory_xact_lock(${this.lockKey}::bigint)`)
-    const previous = rows[0]
-    await conn.query(
-      sql`select set_config('lock_timeout', ${String(previous?.lock_timeout ?? '0')}, true), set_config('statement_timeout', ${String(previous?.statement_timeout ?? '0')}, true)`,
-    )
-  }
-
   /** Postgres: one non-blocking try of the transaction-scoped advisory lock. */
   async tryLock(conn: Runner): Promise<boolean> {
     const { rows } = await conn.query<{ locked: unknown }>(sql`select pg_try_advisory_xact_lock(${this.lockKey}::bigint) as locked`)
     return rows[0]?.locked === true
+  }
+
+  /**
+   * Postgres: one non-blocking try of the session-scoped advisory lock on the same key, held across
+   * the statements of a migration that runs outside a transaction. It conflicts with the
+   * transaction-scoped one, so either kind excludes the other.
+   */
+  async trySessionLock(conn: Runner): Promise<boolean> {
+    const { rows } = await conn.query<{ locked: unknown }>(sql`select pg_try_advisory_lock(${this.lockKey}::bigint) as locked`)
+    return rows[0]?.locked === true
+  }
+
+  /** Postgres: releases the session-scoped advisory lock; false when this session did not hold it. */
+  async unlockSession(conn: Runner): Promise<boolean> {
+    const { rows } = await conn.query<{ unlocked: unknown }>(sql`select pg_advisory_unlock(${this.lockKey}::bigint) as unlocked`)
+    return rows[0]?.unlocked === true
   }
 }
 

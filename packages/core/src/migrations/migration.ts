@@ -20,16 +20,24 @@ export interface MigrationDefinition {
   /** How to revert `up`; without it the migration cannot be rolled back. */
   readonly down?: string | MigrationFunction
   /**
+   * `false` runs both sides outside a transaction, statement by statement (Postgres only: for
+   * `CREATE INDEX CONCURRENTLY` and the like). Default is `true`.
+   */
+  readonly transaction?: boolean
+  /**
    * Overrides the recorded checksum. SQL migrations default to the sha256 of the `up` text; function
    * migrations have no checksum (drift is not detected) unless you set one here.
    */
   readonly checksum?: string
 }
 
-/** One side (`up` or `down`) of a loaded migration. */
+/**
+ * One side (`up` or `down`) of a loaded migration. `transaction` is `false` when it runs outside a
+ * transaction (`-- migrate:up transaction:false`, or `transaction: false` in code).
+ */
 export type MigrationStep =
-  | { readonly kind: 'sql'; readonly sql: string; readonly firstLine: number; readonly source: string }
-  | { readonly kind: 'function'; readonly fn: MigrationFunction; readonly source: string }
+  | { readonly kind: 'sql'; readonly sql: string; readonly firstLine: number; readonly source: string; readonly transaction: boolean }
+  | { readonly kind: 'function'; readonly fn: MigrationFunction; readonly source: string; readonly transaction: boolean }
 
 /** A migration as the {@link Migrator} runs it, from a file or from code. */
 export interface Migration {

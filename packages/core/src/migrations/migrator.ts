@@ -194,6 +194,7 @@ export class Migrator {
         ? await loadMigrationsFromDirectory(this.#directory)
         : migrationsFromDefinitions(this.#definitions ?? [])
     const dialect: SqlDialect = this.#pool.backend
+    if (dialect === 'sqlite') for (const m of migrations) refuseOutsideTransaction(m)
     return migrations.map((m) => ({
       ...m,
       upStatements: statementsOf(m.up, dialect),
@@ -224,7 +225,12 @@ export class Migrator {
     const skipped: number[] = []
     for (const m of plan) {
       this.#emit({ type: 'start', direction, version: m.version, name: m.name })
-      const durationMs = await this.#pool.withConnection((conn) => this.#locked(conn, () => this.#step(conn, direction, m), m))
+      const inTransaction = (direction === 'up' ? m.up : (m.down as MigrationStep)).transaction
+      const durationMs = await this.#pool.withConnection((conn) =>
+        inTransaction
+          ? this.#locked(conn, () => this.#step(conn, direction, m), m)
+          : this.#sessionLocked(conn, () => this.#step(conn, direction, m), m),
+      )
       if (durationMs === undefined) {
         skipped.push(m.version)
         this.#emit({ type: 'skip', direction, version: m.version, name: m.name })
@@ -237,7 +243,10 @@ export class Migrator {
     return { direction, migrations: done, skipped, current: rows.length === 0 ? null : (rows[rows.length - 1] as AppliedMigration).version }
   }
 
-  /** Applies or reverts one migration inside the caller's locked transaction; undefined when someone else already did. */
+  /**
+   * Applies or reverts one migration while holding the migration lock (inside the caller's
+   * transaction, or outside any for `transaction:false`); undefined when someone else already did.
+   */
   async #step(conn: PoolConnection, direction: Direction, m: Prepared): Promise<number | undefined> {
     const row = await this.#store.readOne(conn, m.version)
     if (direction === 'up' ? row !== undefined : row === undefined) return undefined
@@ -253,7 +262,7 @@ export class Migrator {
 
   /** Begins a transaction holding the migration lock, runs `fn`, commits; rolls back on any error. */
   async #locked<T>(conn: PoolConnection, fn: () => Promise<T>, m?: Migration): Promise<T> {
-    await this.#begin(conn)
+    await this.#acquire(conn, () => this.#tryBegin(conn))
     let result: T
     try {
       result = await fn()
@@ -271,56 +280,69 @@ export class Migrator {
     return result
   }
 
-  async #begin(conn: PoolConnection): Promise<void> {
-    if (this.#store.backend === 'postgres') return this.#beginPostgres(conn)
-    return this.#beginSqlite(conn)
-  }
-
   /**
-   * Postgres: BEGIN, then wait for the advisory lock in the server's queue (fair: a waiting process
-   * gets the lock as soon as the holder's migration commits) with `lock_timeout` set for this
-   * transaction only, then restore the session's `lock_timeout` for the migration itself.
+   * Postgres, `transaction:false`: holds the session-scoped advisory lock (no transaction open)
+   * while `fn` runs its statements one by one, each committing on its own; always unlocks.
    */
-  async #beginPostgres(conn: PoolConnection): Promise<void> {
-    await conn.query(this.#store.beginStatement())
+  async #sessionLocked<T>(conn: PoolConnection, fn: () => Promise<T>, m: Migration): Promise<T> {
+    await this.#acquire(conn, () => this.#store.trySessionLock(conn))
     try {
-      if (this.#lockTimeoutMs === 0) {
-        if (!(await this.#store.tryLock(conn))) throw this.#lockTimeout()
-        return
-      }
-      await this.#store.waitForLock(conn, this.#lockTimeoutMs)
+      return await fn()
     } catch (err) {
-      await conn.query('ROLLBACK').catch(() => undefined)
-      if (DatabaseError.is(err) && err.sqlState === '55P03') throw this.#lockTimeout(err)
-      throw err
+      throw DatabaseError.is(err, 'MIGRATION_FAILED') ? withNoRollbackNote(err) : err
+    } finally {
+      // a broken connection is evicted, which ends the session and frees its lock with it
+      await this.#store.unlockSession(conn).catch(() => undefined)
     }
   }
 
   /**
-   * SQLite: `BEGIN IMMEDIATE` takes the write lock (waiting in SQLite's busy handler for
-   * `busyTimeoutMs`), retried while another process holds it. The deadline restarts whenever the
-   * other process is seen to apply a migration, so a long series of short migrations elsewhere
-   * never times this one out.
+   * One try at the lock of a transactional migration. Postgres: BEGIN and try the transaction-scoped
+   * advisory lock, rolling back when it is taken, so a waiting process never sits in a transaction
+   * (or in the server's lock queue, holding a snapshot that another process's
+   * `CREATE INDEX CONCURRENTLY` would wait for: a deadlock). SQLite: `BEGIN IMMEDIATE`, which
+   * fails with BUSY after `busyTimeoutMs` while another process holds the write lock.
    */
-  async #beginSqlite(conn: PoolConnection): Promise<void> {
-    let deadline = Date.now() + this.#lockTimeoutMs
-    let seen = await this.#appliedCount(conn)
-    let delay = 5
-    for (;;) {
+  async #tryBegin(conn: PoolConnection): Promise<boolean> {
+    if (this.#store.backend === 'sqlite') {
       try {
         await conn.query(this.#store.beginStatement())
-        return
+        return true
       } catch (err) {
-        if (!DatabaseError.is(err, 'BUSY')) throw err
+        if (DatabaseError.is(err, 'BUSY')) return false
+        throw err
       }
+    }
+    await conn.query(this.#store.beginStatement())
+    let locked = false
+    try {
+      locked = await this.#store.tryLock(conn)
+    } finally {
+      if (!locked) await conn.query('ROLLBACK').catch(() => undefined)
+    }
+    return locked
+  }
+
+  /**
+   * Tries `attempt` until it takes the lock, backing off from 5 to 100 ms between tries, for at most
+   * `lockTimeoutMs`; the deadline restarts whenever another process is seen to record a migration,
+   * so a long series of short migrations elsewhere never times this one out.
+   */
+  async #acquire(conn: PoolConnection, attempt: () => Promise<boolean>): Promise<void> {
+    if (await attempt()) return
+    let seen = await this.#appliedCount(conn)
+    let deadline = Date.now() + this.#lockTimeoutMs
+    let delay = 5
+    for (;;) {
+      if (Date.now() >= deadline) throw this.#lockTimeout()
+      await sleep(Math.min(delay, Math.max(1, deadline - Date.now())))
+      delay = Math.min(delay * 2, 100)
+      if (await attempt()) return
       const now = await this.#appliedCount(conn)
       if (now !== seen) {
         seen = now
         deadline = Date.now() + this.#lockTimeoutMs
       }
-      if (Date.now() >= deadline) throw this.#lockTimeout()
-      await sleep(Math.min(delay, Math.max(1, deadline - Date.now())))
-      delay = Math.min(delay * 2, 100)
     }
   }
 
@@ -348,6 +370,21 @@ export class Migrator {
       // a progress listener must never break a migration
     }
   }
+}
+
+/**
+ * SQLite has no lock that outlives a transaction, so two processes could both run a migration
+ * outside one; and nothing needs it there (DDL is transactional, and a table rebuild can defer
+ * foreign-key checks to COMMIT with `PRAGMA defer_foreign_keys = ON`).
+ */
+function refuseOutsideTransaction(m: Migration): void {
+  const side = !m.up.transaction ? m.up : m.down && !m.down.transaction ? m.down : undefined
+  if (!side) return
+  throw new DatabaseError(
+    'CONFIGURATION',
+    `migration ${side.source} asks to run outside a transaction (transaction:false), which only Postgres supports; on SQLite every migration runs in one (for a table rebuild, PRAGMA defer_foreign_keys = ON works inside it)`,
+    { detail: { version: m.version, name: m.name, source: side.source } },
+  )
 }
 
 function statementsOf(step: MigrationStep, dialect: SqlDialect): SqlStatement[] | undefined {
@@ -428,6 +465,22 @@ function migrationError(message: string, m?: Migration, detail: Record<string, u
       ...detail,
     },
   })
+}
+
+/** The same MIGRATION_FAILED, saying that what ran before the failure stays (no transaction to roll back). */
+function withNoRollbackNote(err: DatabaseError): DatabaseError {
+  return new DatabaseError(
+    'MIGRATION_FAILED',
+    `${err.message} (it runs outside a transaction, transaction:false: statements before the failing one took effect and were not undone; make them safe to rerun, e.g. IF NOT EXISTS, then run it again)`,
+    {
+      cause: err.cause,
+      retryable: false,
+      backend: err.backend,
+      ...(err.sqlState ? { sqlState: err.sqlState } : {}),
+      ...(err.sqliteCode ? { sqliteCode: err.sqliteCode } : {}),
+      detail: { ...err.detail, transaction: false },
+    },
+  )
 }
 
 /** One line, at most 200 characters, with password literals hidden. */

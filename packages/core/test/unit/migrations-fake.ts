@@ -16,7 +16,9 @@ export class FakeMigrationDatabase {
   /** Statements that were committed, in commit order (user statements only). */
   committed: string[] = []
   lockHolder: FakeConnection | undefined
-  /** Every pg_try_advisory_xact_lock / BEGIN IMMEDIATE attempt that found the lock taken. */
+  /** Who holds the session-scoped advisory lock (a `transaction:false` migration). */
+  sessionLockHolder: FakeConnection | undefined
+  /** Every advisory-lock try / BEGIN IMMEDIATE attempt that found the lock taken. */
   contended = 0
 }
 
@@ -35,7 +37,6 @@ interface Pending {
 export class MigrationFakeManager extends FakeConnectionManager {
   readonly db: FakeMigrationDatabase
   readonly #pending = new Map<FakeConnection, Pending>()
-  readonly #lockTimeouts = new Map<FakeConnection, number>()
   /** When set, each user statement waits this long (to widen race windows). */
   statementDelayMs = 0
 
@@ -80,29 +81,22 @@ export class MigrationFakeManager extends FakeConnectionManager {
         this.db.tableExists ? [{ found: true, name: 'dbpool_migrations' }] : this.backend === 'postgres' ? [{ found: false }] : [],
       )
     }
-    if (/current_setting\('lock_timeout'\)/.test(text)) {
-      this.#lockTimeouts.set(conn, Number.parseInt(String(query.params[0]), 10))
-      return rows([{ lock_timeout: '0', statement_timeout: '0' }])
-    }
-    if (/^select set_config\('lock_timeout'/.test(text)) return rows([{ set_config: query.params[0] }])
-    if (/select pg_advisory_xact_lock/.test(text)) {
-      const timeoutMs = this.#lockTimeouts.get(conn) ?? 0
-      const started = Date.now()
-      if (this.db.lockHolder && this.db.lockHolder !== conn) this.db.contended++
-      while (this.db.lockHolder && this.db.lockHolder !== conn) {
-        if (timeoutMs > 0 && Date.now() - started >= timeoutMs) {
-          throw new DatabaseError('BUSY', 'canceling statement due to lock timeout', { backend: 'postgres', sqlState: '55P03' })
-        }
-        await new Promise((r) => setTimeout(r, 2))
-      }
-      this.db.lockHolder = conn
-      return rows([{}])
-    }
     if (/pg_try_advisory_xact_lock/.test(text)) {
-      const free = !this.db.lockHolder || this.db.lockHolder === conn
+      const free = (!this.db.lockHolder || this.db.lockHolder === conn) && (!this.db.sessionLockHolder || this.db.sessionLockHolder === conn)
       if (free) this.db.lockHolder = conn
       else this.db.contended++
       return rows([{ locked: free }])
+    }
+    if (/pg_try_advisory_lock/.test(text)) {
+      const free = !this.db.lockHolder && (!this.db.sessionLockHolder || this.db.sessionLockHolder === conn)
+      if (free) this.db.sessionLockHolder = conn
+      else this.db.contended++
+      return rows([{ locked: free }])
+    }
+    if (/pg_advisory_unlock/.test(text)) {
+      const held = this.db.sessionLockHolder === conn
+      if (held) this.db.sessionLockHolder = undefined
+      return rows([{ unlocked: held }])
     }
     if (/^create table if not exists/i.test(text)) {
       if (pending) pending.create = true

@@ -52,7 +52,7 @@ describe('parseMigrationSections', () => {
       'f.sql',
       '-- a comment\n-- migrate:up\ncreate table a (id int);\n-- migrate:down\ndrop table a;\n',
     )
-    expect(up).toEqual({ kind: 'sql', sql: 'create table a (id int);', firstLine: 3, source: 'f.sql' })
+    expect(up).toEqual({ kind: 'sql', sql: 'create table a (id int);', firstLine: 3, source: 'f.sql', transaction: true })
     expect(down).toMatchObject({ kind: 'sql', firstLine: 5 })
     expect(down?.kind === 'sql' && down.sql.trim()).toBe('drop table a;')
   })
@@ -60,6 +60,16 @@ describe('parseMigrationSections', () => {
   it('treats a file without markers as all up, and an empty down as none', () => {
     expect(parseMigrationSections('f.sql', 'select 1').down).toBeUndefined()
     expect(parseMigrationSections('f.sql', '-- migrate:up\nselect 1\n-- migrate:down\n\n').down).toBeUndefined()
+  })
+
+  it('reads transaction:false per section (dbmate spelling)', () => {
+    const { up, down } = parseMigrationSections(
+      'f.sql',
+      '-- migrate:up transaction:false\ncreate index concurrently a_x on a (x);\n-- migrate:down\ndrop index a_x;\n',
+    )
+    expect(up).toMatchObject({ transaction: false, firstLine: 2 })
+    expect(down).toMatchObject({ transaction: true })
+    expect(parseMigrationSections('f.sql', '-- migrate:up TRANSACTION:TRUE\nselect 1').up.transaction).toBe(true)
   })
 
   it('accepts CRLF files', () => {
@@ -73,7 +83,11 @@ describe('parseMigrationSections', () => {
     ['-- migrate:up\nselect 1\n-- migrate:up\nselect 2', /line 3: a second "-- migrate:up"/],
     ['-- migrate:down\nselect 1', /down" section without a "-- migrate:up"/],
     ['-- migrate:sideways\nselect 1', /unknown marker/],
-    ['-- migrate:up transaction:false\nselect 1', /unsupported options/],
+    [
+      '-- migrate:up transactions:false\nselect 1',
+      /line 1: unsupported options after "-- migrate:up": "transactions:false" \(the only option is transaction:false\)/,
+    ],
+    ['-- migrate:up\nselect 1\n-- migrate:down transaction:no\nselect 2', /line 3: unsupported options after "-- migrate:down"/],
   ])('rejects a malformed file: %j', (text, pattern) => {
     expect(() => parseMigrationSections('bad.sql', text)).toThrow(pattern)
   })

@@ -78,13 +78,9 @@ describe('Migrator.up', () => {
     // every migration: BEGIN, lock, re-read, statements, insert, COMMIT on one connection
     const statements = manager.connections.flatMap((c) => c.statements)
     const at = statements.indexOf('create table accounts (id int)')
-    expect(statements.slice(at - 5, at + 4)).toEqual([
+    expect(statements.slice(at - 3, at + 4)).toEqual([
       'BEGIN ISOLATION LEVEL READ COMMITTED',
-      expect.stringMatching(
-        /^select current_setting\('lock_timeout'\) as lock_timeout, current_setting\('statement_timeout'\) as statement_timeout,\s+set_config\('lock_timeout', \$1, true\), set_config\('statement_timeout', '0', true\)$/,
-      ),
-      'select pg_advisory_xact_lock($1::bigint)',
-      "select set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
+      'select pg_try_advisory_xact_lock($1::bigint) as locked',
       'select version, name, checksum, applied_at, duration_ms from "dbpool_migrations" where version = $1',
       'create table accounts (id int)',
       'create index accounts_id on accounts (id)',
@@ -466,10 +462,18 @@ describe('Migrator.status and load', () => {
   })
 })
 
+/** The loser of a race found some migrations applied after waiting for the lock, each at most once. */
+function expectSkippedAfterWaiting(skipped: number[]): void {
+  expect(skipped.length).toBeGreaterThan(0)
+  expect(skipped.every((v) => [1, 2, 3].includes(v))).toBe(true)
+  expect(new Set(skipped).size).toBe(skipped.length)
+}
+
 describe('Migrator concurrency', () => {
   it.each(['postgres', 'sqlite'] as const)('%s: two migrators racing apply each migration exactly once', async (backend) => {
     writeStandardFiles()
     const db = new FakeMigrationDatabase()
+    db.tableExists = true // both plan the same three migrations, so one waits for the other's lock
     const a = setup(backend, db)
     const b = setup(backend, db)
     a.manager.statementDelayMs = 15
@@ -483,7 +487,7 @@ describe('Migrator concurrency', () => {
     ])
     const applied = [...ra.migrations, ...rb.migrations].map((m) => m.version).sort()
     expect(applied).toEqual([1, 2, 3])
-    expect([...ra.skipped, ...rb.skipped].sort()).toEqual([1, 2, 3])
+    expectSkippedAfterWaiting([...ra.skipped, ...rb.skipped])
     expect(db.contended).toBeGreaterThan(0)
     expect(ra.current).toBe(3)
     expect(rb.current).toBe(3)
@@ -520,25 +524,28 @@ describe('Migrator concurrency', () => {
     ).toHaveLength(1)
   })
 
-  it('sqlite: keeps waiting past lockTimeoutMs while the other process makes progress', async () => {
-    const { pool, db } = setup('sqlite')
-    db.tableExists = true
-    db.lockHolder = { id: -1 } as FakeConnection
-    // another process applies a migration every 40 ms for 900 ms (three times lockTimeoutMs), then lets go
-    let version = 100
-    const progress = setInterval(() => {
-      version++
-      db.rows.set(version, { version, name: 'other', checksum: '', applied_at: new Date().toISOString(), duration_ms: 1 })
-    }, 40)
-    setTimeout(() => {
-      clearInterval(progress)
-      db.lockHolder = undefined
-    }, 900)
-    const started = Date.now()
-    const result = await new Migrator(pool, { lockTimeoutMs: 300, migrations: [{ version: 1000, name: 'mine', up: 'select 1' }] }).up()
-    expect(Date.now() - started).toBeGreaterThanOrEqual(850)
-    expect(result.migrations.map((m) => m.version)).toEqual([1000])
-  })
+  it.each(['postgres', 'sqlite'] as const)(
+    '%s: keeps waiting past lockTimeoutMs while the other process makes progress',
+    async (backend) => {
+      const { pool, db } = setup(backend)
+      db.tableExists = true
+      db.lockHolder = { id: -1 } as FakeConnection
+      // another process applies a migration every 40 ms for 900 ms (three times lockTimeoutMs), then lets go
+      let version = 100
+      const progress = setInterval(() => {
+        version++
+        db.rows.set(version, { version, name: 'other', checksum: '', applied_at: new Date().toISOString(), duration_ms: 1 })
+      }, 40)
+      setTimeout(() => {
+        clearInterval(progress)
+        db.lockHolder = undefined
+      }, 900)
+      const started = Date.now()
+      const result = await new Migrator(pool, { lockTimeoutMs: 300, migrations: [{ version: 1000, name: 'mine', up: 'select 1' }] }).up()
+      expect(Date.now() - started).toBeGreaterThanOrEqual(850)
+      expect(result.migrations.map((m) => m.version)).toEqual([1000])
+    },
+  )
 
   it('sqlite: a non-BUSY error on BEGIN IMMEDIATE is thrown at once', async () => {
     const { pool, manager, db } = setup('sqlite')
@@ -556,7 +563,7 @@ describe('Migrator concurrency', () => {
     const { pool, manager, db } = setup('postgres')
     db.tableExists = true
     manager.queryFaults.push({
-      match: /pg_advisory_xact_lock/,
+      match: /pg_try_advisory_xact_lock/,
       fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'function does not exist') },
       fatal: false,
     })
@@ -564,6 +571,115 @@ describe('Migrator concurrency', () => {
     expect(err.message).toBe('function does not exist')
     const statements = manager.connections.flatMap((c) => c.statements)
     expect(statements[statements.length - 1]).toBe('ROLLBACK')
+  })
+})
+
+describe('Migrator: transaction:false (Postgres)', () => {
+  const definitions = (second: string): MigrationDefinition[] => [
+    { version: 1, name: 'table', up: 'create table a (x int)' },
+    { version: 2, name: 'index', up: second, down: 'drop index concurrently a_x', transaction: false },
+    { version: 3, name: 'seed', up: 'insert into a values (1)', down: 'delete from a' },
+  ]
+
+  it('runs each statement on its own, outside a transaction, holding the session lock, and records the migration', async () => {
+    const { pool, db, manager } = setup('postgres')
+    const result = await new Migrator(pool, { migrations: definitions('create index concurrently a_x on a (x); analyze a') }).up()
+    expect(result.migrations.map((m) => m.version)).toEqual([1, 2, 3])
+    expect(db.committed).toEqual([
+      'create table a (x int)',
+      'create index concurrently a_x on a (x)',
+      'analyze a',
+      'insert into a values (1)',
+    ])
+    const statements = manager.connections.flatMap((c) => c.statements)
+    const at = statements.indexOf('create index concurrently a_x on a (x)')
+    expect(statements.slice(at - 2, at + 4)).toEqual([
+      'select pg_try_advisory_lock($1::bigint) as locked',
+      'select version, name, checksum, applied_at, duration_ms from "dbpool_migrations" where version = $1',
+      'create index concurrently a_x on a (x)',
+      'analyze a',
+      'insert into "dbpool_migrations" (version, name, checksum, applied_at, duration_ms) values ($1, $2, $3, $4, $5)',
+      'select pg_advisory_unlock($1::bigint) as unlocked',
+    ])
+    expect(db.sessionLockHolder).toBeUndefined()
+    expect([...db.rows.keys()]).toEqual([1, 2, 3])
+    // down runs outside a transaction too
+    const reverted = await new Migrator(pool, { migrations: definitions('create index concurrently a_x on a (x); analyze a') }).down(2)
+    expect(reverted.migrations.map((m) => m.version)).toEqual([3, 2])
+    expect(db.committed[db.committed.length - 1]).toBe('drop index concurrently a_x')
+    expect(db.sessionLockHolder).toBeUndefined()
+  })
+
+  it('a failing statement: MIGRATION_FAILED says the earlier statements stay; nothing recorded; the lock is released', async () => {
+    const { pool, db, manager } = setup('postgres')
+    manager.queryFaults.push({
+      match: /^analyze a$/,
+      fault: {
+        kind: 'fail',
+        error: new DatabaseError('QUERY_FAILED', 'relation "a" does not exist', { backend: 'postgres', sqlState: '42P01' }),
+      },
+      fatal: false,
+    })
+    const err = await failure(new Migrator(pool, { migrations: definitions('create index concurrently a_x on a (x); analyze a') }).up())
+    expect(err.code).toBe('MIGRATION_FAILED')
+    expect(err.message).toMatch(
+      /^migration code failed at statement 2 \(line 1\): analyze a: QUERY_FAILED: relation "a" does not exist \(it runs outside a transaction/,
+    )
+    expect(err.message).toMatch(/statements before the failing one took effect and were not undone/)
+    expect(err.sqlState).toBe('42P01')
+    expect(err.detail).toMatchObject({ version: 2, statementIndex: 2, transaction: false })
+    expect(DatabaseError.is(err.cause)).toBe(true)
+    expect(db.committed).toEqual(['create table a (x int)', 'create index concurrently a_x on a (x)'])
+    expect([...db.rows.keys()]).toEqual([1])
+    expect(db.sessionLockHolder).toBeUndefined()
+    expect(pool.stats().used).toBe(0)
+  })
+
+  it('waits while another process holds either lock, then runs', async () => {
+    const { pool, db } = setup('postgres')
+    db.tableExists = true
+    db.lockHolder = { id: -1 } as FakeConnection
+    setTimeout(() => (db.lockHolder = undefined), 80)
+    const result = await new Migrator(pool, { migrations: definitions('create index concurrently a_x on a (x)').slice(1, 2) }).up()
+    expect(result.migrations.map((m) => m.version)).toEqual([2])
+    expect(db.contended).toBeGreaterThan(0)
+  })
+
+  it('two migrators racing over a set with a transaction:false migration apply each exactly once', async () => {
+    const db = new FakeMigrationDatabase()
+    db.tableExists = true
+    const a = setup('postgres', db)
+    const b = setup('postgres', db)
+    a.manager.statementDelayMs = 15
+    b.manager.statementDelayMs = 15
+    const set = definitions('create index concurrently a_x on a (x); analyze a')
+    const [ra, rb] = await Promise.all([new Migrator(a.pool, { migrations: set }).up(), new Migrator(b.pool, { migrations: set }).up()])
+    expect(db.committed).toEqual([
+      'create table a (x int)',
+      'create index concurrently a_x on a (x)',
+      'analyze a',
+      'insert into a values (1)',
+    ])
+    expect([...ra.migrations, ...rb.migrations].map((m) => m.version).sort()).toEqual([1, 2, 3])
+    expectSkippedAfterWaiting([...ra.skipped, ...rb.skipped])
+    expect(db.contended).toBeGreaterThan(0)
+  })
+
+  it('SQLite refuses it with CONFIGURATION before anything runs', async () => {
+    write('0001_vacuum.sql', '-- migrate:up\ncreate table a (x int);\n-- migrate:down transaction:false\nvacuum;\n')
+    const { pool, db } = setup('sqlite')
+    const err = await failure(new Migrator(pool, { directory: dir }).up())
+    expect(err.code).toBe('CONFIGURATION')
+    expect(err.message).toMatch(
+      /^migration 0001_vacuum.sql asks to run outside a transaction \(transaction:false\), which only Postgres supports/,
+    )
+    expect(db.tableExists).toBe(false)
+  })
+
+  it('rejects a transaction option that is not a boolean', () => {
+    expect(
+      () => new Migrator(setup().pool, { migrations: [{ version: 1, name: 'a', up: 'select 1', transaction: 'no' as never }] }),
+    ).toThrow(/migrations\[0\].transaction "no": must be true or false/)
   })
 })
 
