@@ -54,6 +54,8 @@ type Prepared = Migration & {
  *
  * - Each migration runs in its own transaction; a failing statement rolls it back and throws
  *   MIGRATION_FAILED naming the file, the statement's number and line, and the database's error.
+ *   On Postgres a section marked `transaction:false` runs statement by statement instead (for
+ *   `CREATE INDEX CONCURRENTLY`), holding a session-level advisory lock.
  * - Applied migrations are recorded in `dbpool_migrations` (version, name, sha256 checksum,
  *   applied_at, duration_ms). A file edited after it was applied is refused (checksum drift).
  * - Safe when several processes migrate at once: each migration's transaction first takes a lock
@@ -229,7 +231,7 @@ export class Migrator {
       const durationMs = await this.#pool.withConnection((conn) =>
         inTransaction
           ? this.#locked(conn, () => this.#step(conn, direction, m), m)
-          : this.#sessionLocked(conn, () => this.#step(conn, direction, m), m),
+          : this.#sessionLocked(conn, () => this.#step(conn, direction, m)),
       )
       if (durationMs === undefined) {
         skipped.push(m.version)
@@ -284,7 +286,7 @@ export class Migrator {
    * Postgres, `transaction:false`: holds the session-scoped advisory lock (no transaction open)
    * while `fn` runs its statements one by one, each committing on its own; always unlocks.
    */
-  async #sessionLocked<T>(conn: PoolConnection, fn: () => Promise<T>, m: Migration): Promise<T> {
+  async #sessionLocked<T>(conn: PoolConnection, fn: () => Promise<T>): Promise<T> {
     await this.#acquire(conn, () => this.#store.trySessionLock(conn))
     try {
       return await fn()

@@ -82,7 +82,8 @@ export class MigrationFakeManager extends FakeConnectionManager {
       )
     }
     if (/pg_try_advisory_xact_lock/.test(text)) {
-      const free = (!this.db.lockHolder || this.db.lockHolder === conn) && (!this.db.sessionLockHolder || this.db.sessionLockHolder === conn)
+      const free =
+        (!this.db.lockHolder || this.db.lockHolder === conn) && (!this.db.sessionLockHolder || this.db.sessionLockHolder === conn)
       if (free) this.db.lockHolder = conn
       else this.db.contended++
       return rows([{ locked: free }])
