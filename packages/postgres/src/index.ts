@@ -2,8 +2,8 @@ export { createPostgresPool } from './create-postgres-pool'
 export type { PostgresPoolOptions } from './create-postgres-pool'
 export { PostgresConnectionManager } from './postgres-connection-manager'
 export { PostgresConnection } from './postgres-connection'
-export { resolveManagerOptions, POSTGRES_MANAGER_OPTION_KEYS } from './postgres-options'
-export type { PostgresManagerOptions, ResolvedPostgresManagerOptions } from './postgres-options'
+export { resolveManagerOptions, POSTGRES_MANAGER_OPTION_KEYS, SESSION_RESET_MODES, CLEAN_SESSION_SQL } from './postgres-options'
+export type { PostgresManagerOptions, ResolvedPostgresManagerOptions, SessionReset } from './postgres-options'
 export {
   SQLSTATE_CODES,
   SQLSTATE_CLASSES,

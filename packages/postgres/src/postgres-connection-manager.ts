@@ -17,7 +17,12 @@ import {
 import { sendCancelRequest } from './postgres-cancel'
 import { PostgresConnection } from './postgres-connection'
 import { isFatalSqlState, mapPostgresError, sqlStateOf } from './postgres-errors'
-import { resolveManagerOptions, type PostgresManagerOptions, type ResolvedPostgresManagerOptions } from './postgres-options'
+import {
+  CLEAN_SESSION_SQL,
+  resolveManagerOptions,
+  type PostgresManagerOptions,
+  type ResolvedPostgresManagerOptions,
+} from './postgres-options'
 import { fallsBackToPlain, isTlsRefusal, tlsOptions, type PgSsl } from './postgres-tls'
 import { createTypeParsers } from './postgres-types'
 
@@ -123,22 +128,25 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   /**
    * Idle (`I`): nothing to do, synchronously. In a transaction (`T`) or failed one (`E`): ROLLBACK.
    * Not known yet (see {@link awaitsReadyForQuery}): ROLLBACK too, which pg sends once the server
-   * has answered. Otherwise: throw, so the pool destroys it.
+   * has answered. Otherwise: throw, so the pool destroys it. With `sessionReset: 'clean'`, an idle
+   * (or rolled back) session is then cleaned, unless the connection only carried shared statements.
    */
   reset(conn: PostgresConnection): void | Promise<void> {
-    // pipeline mode is only for statements sharing the connection (executeShared); a lease gets classic mode
-    setPipeline(conn, false)
-    if (awaitsReadyForQuery(conn)) return this.#rollback(conn, 'unknown')
+    // pipeline mode is only for statements sharing the connection (executeShared); a lease gets
+    // classic mode. A connection that was in pipeline mode only ran shared lone statements, which
+    // never change session state, so it needs no cleaning.
+    const clean = this.options.sessionReset === 'clean' && !setPipeline(conn, false)
+    if (awaitsReadyForQuery(conn)) return this.#rollback(conn, 'unknown', clean)
     const status = conn.client.getTransactionStatus()
-    if (status === 'I') return
-    return this.#rollback(conn, status)
+    if (status === 'I') return clean ? this.#clean(conn) : undefined
+    return this.#rollback(conn, status, clean)
   }
 
-  async #rollback(conn: PostgresConnection, status: TransactionStatus | 'unknown'): Promise<void> {
+  async #rollback(conn: PostgresConnection, status: TransactionStatus | 'unknown', clean: boolean): Promise<void> {
     // ROLLBACK outside a transaction is only a WARNING, so it is safe when the status is unknown
     if (status === 'T' || status === 'E' || status === 'unknown') {
       await this.execute(conn, { text: 'ROLLBACK', params: [] }, { timeoutMs: this.options.cancelTimeoutMs })
-      if (conn.client.getTransactionStatus() === 'I') return
+      if (conn.client.getTransactionStatus() === 'I') return clean ? this.#clean(conn) : undefined
     }
     const reason = new DatabaseError(
       'QUERY_FAILED',
@@ -149,6 +157,23 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     )
     conn.markBroken(reason)
     throw reason
+  }
+
+  /** `sessionReset: 'clean'`: back to a fresh session (see CLEAN_SESSION_SQL), then `sessionInit`; a failure destroys it. */
+  async #clean(conn: PostgresConnection): Promise<void> {
+    const deadline = { timeoutMs: this.options.cancelTimeoutMs }
+    try {
+      await this.execute(conn, { text: CLEAN_SESSION_SQL, params: [] }, deadline)
+      for (const text of this.options.sessionInit) await this.execute(conn, { text, params: [] }, deadline)
+    } catch (err) {
+      const reason = new DatabaseError(
+        'QUERY_FAILED',
+        `the session of a released connection could not be reset (sessionReset: 'clean'): ${this.mapError(err).message}; it is closed instead of reused`,
+        { backend: 'postgres', cause: err },
+      )
+      conn.markBroken(reason)
+      throw reason
+    }
   }
 
   async destroy(conn: PostgresConnection): Promise<void> {
@@ -405,8 +430,11 @@ function awaitsReadyForQuery(conn: PostgresConnection): boolean {
 /**
  * pg reads `client.pipeline` each time it sends from its queue, so it can be switched between
  * statements; we only switch while nothing is in flight (before the first shared statement, on release).
+ * Returns whether pipeline mode was on.
  */
-function setPipeline(conn: PostgresConnection, on: boolean): void {
+function setPipeline(conn: PostgresConnection, on: boolean): boolean {
   const client = conn.client as unknown as { pipeline: boolean }
-  if (client.pipeline !== on) client.pipeline = on
+  const was = client.pipeline === true
+  if (was !== on) client.pipeline = on
+  return was
 }

@@ -19,7 +19,30 @@ export interface PostgresManagerOptions {
    * deadline or a signal, and session or transaction control never share. Default is `8`.
    */
   readonly pipelineDepth?: number
+  /**
+   * What a released connection's session is put back to, besides rolling back an open transaction.
+   * `'none'`: nothing (pg-pool's behaviour: `SET`, temp tables, `LISTEN` and session advisory locks
+   * stay for the next borrower). `'clean'`: when the lease ran a statement, one round trip of
+   * {@link CLEAN_SESSION_SQL} (everything `DISCARD ALL` does except dropping prepared statements),
+   * then `sessionInit` again. Default is `'none'`.
+   */
+  readonly sessionReset?: SessionReset
 }
+
+/** The values of {@link PostgresManagerOptions.sessionReset}. */
+export const SESSION_RESET_MODES = ['none', 'clean'] as const
+
+/** How a released connection's session is reset: see {@link PostgresManagerOptions.sessionReset}. */
+export type SessionReset = (typeof SESSION_RESET_MODES)[number]
+
+/**
+ * The statements `sessionReset: 'clean'` runs in one round trip: `DISCARD ALL` without
+ * `DEALLOCATE ALL`, which would invalidate pg's record of the named prepared statements it created
+ * (as deadpool-postgres' `RecyclingMethod::Clean` does). `RESET ALL` returns settings to the
+ * session's defaults, which include the connect-time `application_name` and timeouts.
+ */
+export const CLEAN_SESSION_SQL =
+  'CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES'
 
 /** {@link PostgresManagerOptions} validated, with defaults. */
 export interface ResolvedPostgresManagerOptions {
@@ -29,6 +52,7 @@ export interface ResolvedPostgresManagerOptions {
   readonly cancelTimeoutMs: number
   readonly int8: Int8Mode
   readonly pipelineDepth: number
+  readonly sessionReset: SessionReset
 }
 
 /** Option names of {@link PostgresManagerOptions}. */
@@ -39,6 +63,7 @@ export const POSTGRES_MANAGER_OPTION_KEYS = [
   'cancelTimeoutMs',
   'int8',
   'pipelineDepth',
+  'sessionReset',
 ] as const
 
 const MAX_MS = 2_147_483_647
@@ -63,6 +88,7 @@ export function resolveManagerOptions(
     cancelTimeoutMs: raw.cancelTimeoutMs === undefined ? 5_000 : checkInteger('postgres.cancelTimeoutMs', raw.cancelTimeoutMs, 1, MAX_MS),
     int8: raw.int8 === undefined ? 'bigint' : checkEnum('postgres.int8', raw.int8, INT8_MODES),
     pipelineDepth: raw.pipelineDepth === undefined ? 8 : checkInteger('postgres.pipelineDepth', raw.pipelineDepth, 1, 1_000),
+    sessionReset: raw.sessionReset === undefined ? 'none' : checkEnum('postgres.sessionReset', raw.sessionReset, SESSION_RESET_MODES),
   })
 }
 

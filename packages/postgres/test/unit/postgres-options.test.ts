@@ -28,7 +28,9 @@ describe('manager options', () => {
       cancelTimeoutMs: 5_000,
       int8: 'bigint',
       pipelineDepth: 8,
+      sessionReset: 'none',
     })
+    expect(resolveManagerOptions({ sessionReset: 'clean' }).sessionReset).toBe('clean')
     expect(resolveManagerOptions({}, { connectTimeoutMs: 2_500 }).connectTimeoutMs).toBe(2_500)
     expect(resolveManagerOptions({ sessionInit: 'SET a = 1' }).sessionInit).toEqual(['SET a = 1'])
   })
@@ -42,6 +44,7 @@ describe('manager options', () => {
     [{ keepAliveInitialDelayMs: -1 }, 'postgres.keepAliveInitialDelayMs'],
     [{ cancelTimeoutMs: 'soon' }, 'postgres.cancelTimeoutMs'],
     [{ int8: 'float' }, 'postgres.int8'],
+    [{ sessionReset: 'discard' }, 'postgres.sessionReset'],
     [{ sesionInit: 'typo' }, 'postgres.sesionInit'],
   ])('rejects %j naming %s', (options, option) => {
     const err = configError(() => resolveManagerOptions(options as never))

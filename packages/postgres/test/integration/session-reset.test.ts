@@ -1,0 +1,142 @@
+import type { DatabasePool } from '@dbpool/core'
+import type { PostgresConnection } from '@dbpool/postgres'
+import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
+import { poolOn } from './helpers'
+
+let db: TestDatabase
+let pool: DatabasePool<PostgresConnection> | undefined
+
+beforeAll(async () => {
+  db = await createTestDatabase()
+  const setup = poolOn(db.url, { min: 0 })
+  await setup.query('create table reset_flag (x int)')
+  await setup.close()
+}, 120_000)
+
+afterEach(async () => {
+  await pool?.close({ timeoutMs: 5_000 })
+  pool = undefined
+})
+
+afterAll(async () => {
+  await db?.drop()
+}, 60_000)
+
+/** Leaves every kind of session state behind on a connection, and prepares a named statement through pg. */
+async function dirty(conn: PostgresConnection['client']): Promise<void> {
+  await conn.query("set work_mem = '1MB'")
+  await conn.query('set statement_timeout = 1234')
+  await conn.query("set application_name = 'left-behind'")
+  await conn.query('create temp table scratch (x int)')
+  await conn.query('listen some_channel')
+  await conn.query('select pg_advisory_lock(424242)')
+  await conn.query({ name: 'named_probe', text: 'select $1::int as n', values: [1] })
+}
+
+interface Session {
+  pid: number
+  workMem: string
+  statementTimeout: string
+  applicationName: string
+  scratch: boolean
+  channels: number
+  advisoryLocks: number
+}
+
+async function session(pool: DatabasePool<PostgresConnection>): Promise<Session> {
+  return pool.withConnection(async (conn) => {
+    const { rows } = await conn.query<Record<string, unknown>>(
+      `select pg_backend_pid() as pid, current_setting('work_mem') as work_mem, current_setting('statement_timeout') as statement_timeout,
+        current_setting('application_name') as application_name, to_regclass('pg_temp.scratch') is not null as scratch,
+        (select count(*) from pg_listening_channels()) as channels,
+        (select count(*) from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()) as advisory_locks`,
+    )
+    const row = rows[0] as Record<string, unknown>
+    return {
+      pid: Number(row.pid),
+      workMem: String(row.work_mem),
+      statementTimeout: String(row.statement_timeout),
+      applicationName: String(row.application_name),
+      scratch: row.scratch === true,
+      channels: Number(row.channels),
+      advisoryLocks: Number(row.advisory_locks),
+    }
+  })
+}
+
+describe("sessionReset: 'clean'", () => {
+  it('gives the next borrower of the same connection a fresh session: settings, temp tables, LISTEN and advisory locks gone, sessionInit applied again', async () => {
+    pool = poolOn(
+      db.url,
+      { max: 1, min: 0, name: 'reset-clean' },
+      { sessionReset: 'clean', sessionInit: "set work_mem = '7MB'" },
+      { statementTimeoutMs: 30_000 },
+    )
+    const fresh = await session(pool)
+    expect(fresh).toMatchObject({ workMem: '7MB', statementTimeout: '30s', scratch: false, channels: 0, advisoryLocks: 0 })
+    await pool.withConnection((conn) => dirty(conn.native.client))
+    const after = await session(pool)
+    expect(after).toEqual({ ...fresh, pid: fresh.pid }) // the same backend, as it was
+    // pg's named prepared statement survives (CLEAN_SESSION_SQL does not DEALLOCATE)
+    await pool.withConnection(async (conn) => {
+      const { rows } = await conn.native.client.query({ name: 'named_probe', text: 'select $1::int as n', values: [2] })
+      expect(rows).toEqual([{ n: 2 }])
+    })
+  })
+
+  it("by contrast 'none' (the default) hands the next borrower the same session state, like pg-pool", async () => {
+    pool = poolOn(db.url, { max: 1, min: 0, name: 'reset-none' })
+    const fresh = await session(pool)
+    await pool.withConnection((conn) => dirty(conn.native.client))
+    expect(await session(pool)).toMatchObject({
+      pid: fresh.pid,
+      workMem: '1MB',
+      statementTimeout: '1234ms',
+      applicationName: 'left-behind',
+      scratch: true,
+      channels: 1,
+      advisoryLocks: 1,
+    })
+  })
+
+  it('cleans after rolling back a transaction the lease left open', async () => {
+    pool = poolOn(db.url, { max: 1, min: 0, name: 'reset-tx' }, { sessionReset: 'clean' })
+    const fresh = await session(pool)
+    await pool.withConnection(async (conn) => {
+      await conn.query("set work_mem = '2MB'")
+      await conn.query('begin')
+      await conn.query("set local work_mem = '3MB'")
+    })
+    const after = await session(pool)
+    expect(after.pid).toBe(fresh.pid)
+    expect(after.workMem).toBe(fresh.workMem)
+  })
+
+  it('a session that cannot be reset is destroyed, not reused', async () => {
+    await poolOn(db.url, { min: 0, max: 1 }).query('insert into reset_flag values (1)')
+    // sessionInit fails with division by zero once reset_flag is empty
+    pool = poolOn(
+      db.url,
+      { max: 1, min: 0, name: 'reset-fails' },
+      { sessionReset: 'clean', sessionInit: 'select 1 / (select count(*)::int from reset_flag)' },
+    )
+    const destroyed: string[] = []
+    pool.on('destroy', (info) => destroyed.push(info.reason))
+    const first = await session(pool)
+    await pool.withConnection(async (conn) => {
+      await conn.query('delete from reset_flag')
+    })
+    await waitFor(() => destroyed.length > 0)
+    expect(pool.stats().size).toBe(0)
+    await poolOn(db.url, { min: 0, max: 1 }).query('insert into reset_flag values (1)')
+    expect((await session(pool)).pid).not.toBe(first.pid)
+  })
+})
+
+async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
