@@ -60,21 +60,20 @@ function gapMeter(): { start(): void; stop(): { maxGapMs: number; ticks: number 
   }
 }
 
-/** Records the workers the code under test starts and resolves when each has exited. */
-function watchWorkers(): { readonly started: number; allExited(): Promise<void> } {
-  const exits: Promise<void>[] = []
+/** Records the workers the code under test starts; `exitCodes()` resolves when each has exited (1: terminated while running). */
+function watchWorkers(onStart?: (worker: workerThreads.Worker) => void): { readonly started: number; exitCodes(): Promise<number[]> } {
+  const exits: Promise<number>[] = []
   jest.spyOn(workerThreads, 'Worker').mockImplementation((source, options) => {
     const worker = new RealWorker(source, options)
-    exits.push(new Promise((resolve) => worker.once('exit', () => resolve())))
+    exits.push(new Promise((resolve) => worker.once('exit', resolve)))
+    onStart?.(worker)
     return worker
   })
   return {
     get started() {
       return exits.length
     },
-    allExited: async () => {
-      await Promise.all(exits)
-    },
+    exitCodes: () => Promise.all(exits),
   }
 }
 
@@ -182,7 +181,8 @@ describe('verification on a worker thread', () => {
     const workers = watchWorkers()
     const err = await verifyDatabaseFileInWorker(copyOf(big, 'deadline.db'), 'deadline.db', { timeoutMs: 20 }).catch((e: unknown) => e)
     expect(err).toMatchObject({ code: 'BACKUP_FAILED', message: 'verification of deadline.db did not finish within 20 ms' })
-    await workers.allExited()
+    // gone, whether it was stopped while starting (exit code 0) or while checking (1)
+    expect(await workers.exitCodes()).toHaveLength(1)
 
     const pool = createSqlitePool(tmp.file('deadline-src.db'))
     try {
@@ -190,8 +190,7 @@ describe('verification on a worker thread', () => {
       const directory = tmp.file('out-deadline')
       const failed = await new BackupManager(pool, { directory, verifyTimeoutMs: 1 }).backup().catch((e: unknown) => e)
       expect(failed).toMatchObject({ code: 'BACKUP_FAILED', message: expect.stringMatching(/did not finish within 1 ms$/) })
-      await workers.allExited()
-      expect(workers.started).toBe(2)
+      expect(await workers.exitCodes()).toHaveLength(2)
       expect(readdirSync(directory)).toEqual([])
       expect(() => new BackupManager(pool, { directory, verifyTimeoutMs: 0 })).toThrow(/backup\.verifyTimeoutMs/)
     } finally {
@@ -200,28 +199,24 @@ describe('verification on a worker thread', () => {
   })
 
   it('closing the pool while a backup is verified terminates the worker and fails the backup', async () => {
-    const workers = watchWorkers()
     const pool = createSqlitePool(big, { name: 'closing' })
-    const directory = tmp.file('out-closing')
     let closing: Promise<unknown> | undefined
     let closedAt = 0
-    const backups = new BackupManager(pool, {
-      directory,
-      onProgress: (p) => {
-        if (p.phase !== 'verify') return
-        setTimeout(() => {
-          closedAt = performance.now()
-          closing = pool.close()
-        }, 20)
-      },
-    })
+    // closed once the worker runs: it still has to load better-sqlite3 and read 30 MB
+    const workers = watchWorkers((worker) =>
+      worker.once('online', () => {
+        closedAt = performance.now()
+        closing = pool.close()
+      }),
+    )
+    const directory = tmp.file('out-closing')
+    const backups = new BackupManager(pool, { directory })
     const err = await backups.backup().catch((e: unknown) => e)
     const rejectedAfterMs = performance.now() - closedAt
     await closing
     expect(err).toMatchObject({ code: 'BACKUP_FAILED', message: expect.stringMatching(/aborted: pool "closing" is closed$/) })
     expect(DatabaseError.is((err as Error).cause, 'POOL_CLOSED')).toBe(true)
-    expect(workers.started).toBe(1)
-    await workers.allExited()
+    expect(await workers.exitCodes()).toEqual([1])
     expect(readdirSync(directory)).toEqual([])
     console.info(`closing the pool during verification: the backup rejected ${rejectedAfterMs.toFixed(0)} ms after close()`)
 
