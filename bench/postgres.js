@@ -60,6 +60,37 @@ function postgresJs(url, max) {
   }
 }
 
+/**
+ * What `sessionReset: 'clean'` costs: a lease running one point select (withConnection), released
+ * with the session reset round trip, against the same with the default 'none'; concurrency 16.
+ */
+async function sessionResetCost(url, max) {
+  const config = DatabaseConfig.fromUrl(url, { sslMode: 'disable' })
+  const plain = createPostgresPool(config, { min: max, max, name: 'bench-reset-none' })
+  const clean = createPostgresPool(config, { min: max, max, name: 'bench-reset-clean' }, { sessionReset: 'clean' })
+  const leaseOn = (p) => (i) => p.withConnection((conn) => conn.query('select id, v from bench_kv where id = $1', [(i % 100000) + 1]))
+  try {
+    const a = []
+    const b = []
+    await rate(leaseOn(plain), 16, 1_000)
+    await rate(leaseOn(clean), 16, 1_000)
+    for (let r = 0; r < 3; r++) {
+      a.push(await rate(leaseOn(plain), 16, 10_000))
+      b.push(await rate(leaseOn(clean), 16, 10_000))
+    }
+    return {
+      case: "withConnection point select, sessionReset 'clean' vs 'none', concurrency 16",
+      anchor: "dbpool sessionReset 'none'",
+      anchorOpsPerSec: Math.round(median(a)),
+      dbpoolOpsPerSec: Math.round(median(b)),
+      ratio: +(median(b) / median(a)).toFixed(2),
+      postgresJsOpsPerSec: null,
+    }
+  } finally {
+    await Promise.all([plain.close(), clean.close()])
+  }
+}
+
 async function main() {
   const server = await startPostgres()
   const fs = require('node:fs')
@@ -114,6 +145,7 @@ async function main() {
     await anchor.end()
     await pool.close()
     if (sqlJs) await sqlJs.end({ timeout: 5 })
+    results.push(await sessionResetCost(server.url, max))
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dbpool-pgbench-'))
     const s1 = path.join(dir, 'select1.sql')
     const s2 = path.join(dir, 'point.sql')
