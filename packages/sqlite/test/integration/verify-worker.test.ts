@@ -1,10 +1,9 @@
 import { copyFileSync, readdirSync, writeFileSync } from 'node:fs'
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import workerThreads from 'node:worker_threads'
 import { DatabaseError } from '@dbpool/core'
 import { BackupManager, createSqlitePool, verifyDatabaseFile, verifyDatabaseFileInWorker } from '@dbpool/sqlite'
 import Database from 'better-sqlite3'
-import { sleep, tempDir } from './helpers'
+import { armedMonitor, sleep, tempDir, watchWorkers } from './helpers'
 
 const tmp = tempDir()
 afterAll(() => tmp.cleanup())
@@ -24,14 +23,6 @@ beforeAll(() => {
     db.close()
   }
 }, 60_000)
-
-/** An enabled event-loop delay monitor that has already ticked (a stall before its first tick would go unseen). */
-async function armedMonitor(): Promise<IntervalHistogram> {
-  const histogram = monitorEventLoopDelay({ resolution: 1 })
-  histogram.enable()
-  await sleep(20)
-  return histogram
-}
 
 /** The longest gap between ticks of a 1 ms timer from `start()` to `stop()`, the last gap included. */
 function gapMeter(): { start(): void; stop(): { maxGapMs: number; ticks: number } } {
@@ -57,23 +48,6 @@ function gapMeter(): { start(): void; stop(): { maxGapMs: number; ticks: number 
       clearInterval(timer)
       return { maxGapMs, ticks }
     },
-  }
-}
-
-/** Records the workers the code under test starts; `exitCodes()` resolves when each has exited (1: terminated while running). */
-function watchWorkers(onStart?: (worker: workerThreads.Worker) => void): { readonly started: number; exitCodes(): Promise<number[]> } {
-  const exits: Promise<number>[] = []
-  jest.spyOn(workerThreads, 'Worker').mockImplementation((source, options) => {
-    const worker = new RealWorker(source, options)
-    exits.push(new Promise((resolve) => worker.once('exit', resolve)))
-    onStart?.(worker)
-    return worker
-  })
-  return {
-    get started() {
-      return exits.length
-    },
-    exitCodes: () => Promise.all(exits),
   }
 }
 
