@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { backupCommand } from './commands/backup'
+import { benchCommand } from './commands/bench'
 import { checkCommand } from './commands/check'
 import type { CommandContext } from './commands/context'
 import { healthCommand } from './commands/health'
@@ -197,6 +198,31 @@ Exit codes: 0 ok / healthy, 1 degraded or failed, 2 unhealthy, 64 usage error.`,
       ),
     )
 
+  program
+    .command('bench')
+    .description(
+      'run one statement from N callers for a while through the pool: throughput, latency, errors (one pool: --pool or the primary)',
+    )
+    .option('--duration <seconds>', 'how long to run', positiveSeconds, 5)
+    .option('--concurrency <n>', 'callers issuing statements at once', positiveInt, 16)
+    .option('--query <sql>', 'the statement, run over and over (keep it read-only)', 'select 1')
+    .option('--statement-timeout <ms>', 'deadline of one statement', positiveInt, 5_000)
+    .option('--json', 'print JSON')
+    .action((opts: { duration: number; concurrency: number; query: string; statementTimeout: number; json?: boolean }, cmd: Command) =>
+      runner(
+        globals(cmd),
+        (ctx) =>
+          benchCommand(ctx, {
+            seconds: opts.duration,
+            concurrency: opts.concurrency,
+            query: opts.query,
+            statementTimeoutMs: opts.statementTimeout,
+            ...(opts.json ? { json: true } : {}),
+          }),
+        EXIT_CODES.error,
+      ),
+    )
+
   for (const cmd of [program, ...program.commands, ...migrate.commands]) cmd.exitOverride().configureOutput(program.configureOutput())
   return program
 }
@@ -215,6 +241,13 @@ function migrateFlags(opts: MigrateFlags): { dir: string; table: string; lockTim
 function positiveInt(value: string): number {
   const n = Number(value)
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('must be an integer >= 1')
+  return n
+}
+
+function positiveSeconds(value: string): number {
+  const n = Number(value)
+  if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n > 0) || n > 86_400)
+    throw new InvalidArgumentError('must be a number of seconds > 0 (at most 86400)')
   return n
 }
 

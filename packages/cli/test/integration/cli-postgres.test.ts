@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import parsePrometheus from 'parse-prometheus-text-format'
+import type { BenchReport } from '@dbpool/cli'
 import type { ManagerHealthReport, MigrationStatus } from '@dbpool/core'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
 import { buildCli, runCli, spawnCli, startDelayProxy, type CliResult } from './cli-helpers'
@@ -68,6 +69,30 @@ describe('dbpool on Postgres (child process)', () => {
     expect(report.pools.default.database.name).toBe(db.name)
     expect(report.pools.default.database.size_bytes).toBeGreaterThan(0)
     expect(report.pools.default.database.max_connections).toBeGreaterThan(0)
+  }, 60_000)
+
+  it('bench: throughput, latency and errors of a statement through the pool; a statement past its deadline is cancelled and counted', async () => {
+    const res = await cli('--url', db.url, 'bench', '--duration', '1', '--concurrency', '8', '--json')
+    expect(res.code).toBe(0)
+    const report = JSON.parse(res.stdout) as BenchReport
+    expect(report).toMatchObject({ pool: 'default', backend: 'postgres', query: 'select 1', concurrency: 8, errors: {} })
+    expect(report.operations).toBeGreaterThan(100)
+    expect(report.durationMs).toBeGreaterThanOrEqual(1_000)
+    // durationMs is rounded to the ms
+    expect(Math.abs(report.opsPerSec - report.operations / (report.durationMs / 1000))).toBeLessThan(report.opsPerSec / 100 + 1)
+    expect(report.latencyMs.p50).toBeGreaterThan(0)
+    expect(report.latencyMs.p50).toBeLessThanOrEqual(report.latencyMs.p99)
+    expect(report.latencyMs.p99).toBeLessThanOrEqual(report.latencyMs.max)
+    expect(report.poolStats).toMatchObject({ max: 10, acquireTimeouts: 0 })
+    // every statement outlives its 50 ms deadline (the warm-up already fails): one line, exit 1
+    const slow = await cli('--url', db.url, 'bench', '--duration', '1', '--query', 'select pg_sleep(0.2)', '--statement-timeout', '50')
+    expect(slow.code).toBe(1)
+    expect(slow.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^dbpool: QUERY_TIMEOUT: /)])
+    const human = await cli('--url', db.url, 'bench', '--duration', '0.5', '--concurrency', '2')
+    expect(human.code).toBe(0)
+    expect(human.stdout).toMatch(
+      /^default: postgres:\/\/.* \(postgres\)\n {2}"select 1" from 2 callers for [\d.]+ s: \d+ statements, \d+\/s\n {2}latency {3}p50 [\d.]+ ms, p95 [\d.]+ ms, p99 [\d.]+ ms, max [\d.]+ ms\n {2}errors {4}none\n {2}pool {6}max 10, size \d+, acquire timeouts 0\n$/,
+    )
   }, 60_000)
 
   it('migrates up, down and up again', async () => {

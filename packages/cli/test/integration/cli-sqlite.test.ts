@@ -3,6 +3,7 @@ import { existsSync, statSync, mkdirSync, mkdtempSync, openSync, readdirSync, rm
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import parsePrometheus from 'parse-prometheus-text-format'
+import type { BenchReport } from '@dbpool/cli'
 import { PoolFactory, type ManagerHealthReport, type MigrationRunResult, type MigrationStatus } from '@dbpool/core'
 import { buildCli, runCli, spawnCli } from './cli-helpers'
 
@@ -42,7 +43,8 @@ describe('dbpool on SQLite (child process)', () => {
   it('prints help and version, and exits 64 on a usage error', async () => {
     const help = await cli('--help')
     expect(help.code).toBe(0)
-    for (const command of ['health', 'stats', 'check', 'migrate', 'backup', 'restore', 'serve']) expect(help.stdout).toContain(command)
+    for (const command of ['health', 'stats', 'check', 'migrate', 'backup', 'restore', 'serve', 'bench'])
+      expect(help.stdout).toContain(command)
     expect((await cli('--version')).stdout.trim()).toBe('0.1.0')
     // the installed command is a committed, executable shim that loads dist/bin.js
     const shim = join(__dirname, '..', '..', 'bin', 'dbpool.js')
@@ -144,6 +146,39 @@ describe('dbpool on SQLite (child process)', () => {
     expect(check.code).toBe(0)
     expect(check.stdout).toMatch(/^app: ok {2}sqlite:.*\n {2}connect {10}ok\n {2}integrity {8}ok\n/)
     expect(check.stdout).toMatch(/sqlite_version {3}3\.\d+/)
+  }, 60_000)
+
+  it('bench: statements through the pool for a while, errors counted by code, bad options refused', async () => {
+    const url = `sqlite:${join(cwd, 'bench.db')}`
+    const ok = await cli('--url', url, 'bench', '--duration', '0.5', '--concurrency', '4', '--query', 'select 40 + 2 as n', '--json')
+    expect(ok.code).toBe(0)
+    const report = JSON.parse(ok.stdout) as BenchReport
+    expect(report).toMatchObject({ backend: 'sqlite', query: 'select 40 + 2 as n', concurrency: 4, errors: {} })
+    expect(report.operations).toBeGreaterThan(1_000)
+    expect(report.durationMs).toBeGreaterThanOrEqual(500)
+    // a statement that starts failing once the run is under way (abs() of the smallest integer
+    // overflows): the failures are counted by code, the first message kept, exit 1
+    const failFromJulianDay = (Date.now() + 1_500) / 86_400_000 + 2_440_587.5
+    const flaky = `select case when julianday('now') > ${failFromJulianDay} then abs(-9223372036854775807 - 1) else 1 end as n`
+    const partly = await cli('--url', url, 'bench', '--duration', '3', '--concurrency', '2', '--query', flaky, '--json')
+    expect(partly.code).toBe(1)
+    const failed = JSON.parse(partly.stdout) as BenchReport
+    expect(failed.operations).toBeGreaterThan(0)
+    expect(Object.values(failed.errors).reduce((a, b) => a + b, 0)).toBeGreaterThan(0)
+    expect(failed.firstError).toMatch(/integer overflow/)
+    // a statement that cannot run at all fails in the warm-up: one line, exit 1
+    const broken = await cli('--url', url, 'bench', '--duration', '0.5', '--query', 'select * from no_such_table')
+    expect(broken.code).toBe(1)
+    expect(broken.stderr).toMatch(/^dbpool: SYNTAX_ERROR: no such table: no_such_table/)
+    for (const bad of [
+      ['--duration', '0'],
+      ['--duration', 'soon'],
+      ['--concurrency', '0'],
+    ]) {
+      const res = await cli('--url', url, 'bench', ...bad)
+      expect(res.code).toBe(64)
+      expect(res.stderr).toMatch(new RegExp(`option '${bad[0]} <`))
+    }
   }, 60_000)
 
   it('backs up with plain progress lines, then restores the backup', async () => {

@@ -1,0 +1,137 @@
+import { createHistogram } from 'node:perf_hooks'
+import { DatabaseError, type DatabasePool } from '@dbpool/core'
+import { EXIT_CODES } from '../output'
+import { withPools } from '../pools'
+import { selectPool } from '../resolve-config'
+import type { CommandContext } from './context'
+
+/** Options of `dbpool bench`. */
+export interface BenchCommandOptions {
+  /** How long callers keep issuing statements, in seconds. Default is `5`. */
+  readonly seconds?: number
+  /** Callers issuing statements at once, each waiting for its previous one. Default is `16`. */
+  readonly concurrency?: number
+  /** The statement to run (repeatedly: keep it read-only). Default is `select 1`. */
+  readonly query?: string
+  /** Deadline of one statement in ms (Postgres cancels it on the server). Default is `5000`. */
+  readonly statementTimeoutMs?: number
+  readonly json?: boolean
+}
+
+/** What `dbpool bench` measured on one pool. */
+export interface BenchReport {
+  readonly pool: string
+  readonly backend: string
+  readonly target: string
+  readonly query: string
+  readonly concurrency: number
+  /** From the first statement to the last one settling. */
+  readonly durationMs: number
+  /** Statements that succeeded. */
+  readonly operations: number
+  readonly opsPerSec: number
+  /** Latency of successful statements, in ms, as the caller sees it (waiting for a connection included). */
+  readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number; readonly max: number }
+  /** Failed statements by DatabaseError code. */
+  readonly errors: Readonly<Record<string, number>>
+  /** The first failure's message, when any failed. */
+  readonly firstError?: string
+  /** Pool counters at the end of the run, and the acquire timeouts during it. */
+  readonly poolStats: ReturnType<DatabasePool<unknown>['stats']> & { readonly acquireTimeouts: number }
+}
+
+/**
+ * Runs one statement through `pool.query` from `concurrency` callers for `seconds` on one pool
+ * (`--pool`, or the primary) and reports throughput, latency percentiles and errors. Exit 0 when
+ * every statement succeeded, 1 otherwise. The run ends within `seconds` plus one statement deadline.
+ */
+export async function benchCommand(ctx: CommandContext, options: BenchCommandOptions): Promise<number> {
+  const config = await ctx.config()
+  const def = selectPool(config, ctx.poolName)
+  const seconds = options.seconds ?? 5
+  const concurrency = options.concurrency ?? 16
+  const query = options.query ?? 'select 1'
+  const timeoutMs = options.statementTimeoutMs ?? 5_000
+  const report = await withPools([def], async (manager) => {
+    const pool = manager.get(def.name)
+    // warm-up: open the connections and prepare the statement (its first error fails fast, before the clock)
+    await Promise.all(Array.from({ length: concurrency }, () => pool.query(query, [], { timeoutMs })))
+    return measure(def.name, pool, { seconds, concurrency, query, timeoutMs })
+  })
+  if (options.json) ctx.out.json(report)
+  else printReport(ctx, report)
+  return Object.keys(report.errors).length === 0 ? EXIT_CODES.ok : EXIT_CODES.error
+}
+
+async function measure(
+  name: string,
+  pool: DatabasePool<unknown>,
+  run: { seconds: number; concurrency: number; query: string; timeoutMs: number },
+): Promise<BenchReport> {
+  const histogram = createHistogram()
+  const errors: Record<string, number> = {}
+  let firstError: string | undefined
+  let operations = 0
+  const started = performance.now()
+  const stopAt = started + run.seconds * 1000
+  const before = pool.metrics.snapshot()
+  await Promise.all(
+    Array.from({ length: run.concurrency }, async () => {
+      while (performance.now() < stopAt) {
+        const t0 = performance.now()
+        try {
+          await pool.query(run.query, [], { timeoutMs: run.timeoutMs })
+          histogram.record(Math.max(1, Math.round((performance.now() - t0) * 1e3))) // µs
+          operations++
+        } catch (err) {
+          const code = DatabaseError.is(err) ? err.code : 'UNKNOWN'
+          errors[code] = (errors[code] ?? 0) + 1
+          firstError ??= err instanceof Error ? err.message : String(err)
+          // a failing statement fails fast: do not spin on it
+          if (code !== 'ACQUIRE_TIMEOUT') await new Promise((resolve) => setTimeout(resolve, 10))
+        }
+      }
+    }),
+  )
+  const durationMs = performance.now() - started
+  const after = pool.metrics.snapshot()
+  const ms = (micros: number): number => Math.round(micros) / 1e3
+  return {
+    pool: name,
+    backend: pool.backend,
+    target: pool.target,
+    query: run.query,
+    concurrency: run.concurrency,
+    durationMs: Math.round(durationMs),
+    operations,
+    opsPerSec: Math.round(operations / (durationMs / 1000)),
+    latencyMs:
+      operations === 0
+        ? { p50: 0, p95: 0, p99: 0, max: 0 }
+        : {
+            p50: ms(histogram.percentile(50)),
+            p95: ms(histogram.percentile(95)),
+            p99: ms(histogram.percentile(99)),
+            max: ms(histogram.max),
+          },
+    errors,
+    ...(firstError === undefined ? {} : { firstError }),
+    poolStats: { ...pool.stats(), acquireTimeouts: after.timeouts - before.timeouts },
+  }
+}
+
+function printReport(ctx: CommandContext, r: BenchReport): void {
+  const fixed = (n: number): string => n.toFixed(3)
+  ctx.out.line(`${r.pool}: ${r.target} (${r.backend})`)
+  ctx.out.line(
+    `  ${JSON.stringify(r.query)} from ${r.concurrency} callers for ${(r.durationMs / 1000).toFixed(1)} s: ${r.operations} statements, ${r.opsPerSec}/s`,
+  )
+  const l = r.latencyMs
+  ctx.out.line(`  latency   p50 ${fixed(l.p50)} ms, p95 ${fixed(l.p95)} ms, p99 ${fixed(l.p99)} ms, max ${fixed(l.max)} ms`)
+  const failed = Object.entries(r.errors)
+  ctx.out.line(
+    `  errors    ${failed.length === 0 ? 'none' : `${failed.map(([code, n]) => `${code} ${n}`).join(', ')} (first: ${r.firstError ?? ''})`}`,
+  )
+  const s = r.poolStats
+  ctx.out.line(`  pool      max ${s.max}, size ${s.size}, acquire timeouts ${s.acquireTimeouts}`)
+}
