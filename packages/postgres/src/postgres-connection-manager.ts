@@ -398,7 +398,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
 
   #queryError(conn: PostgresConnection, err: unknown): DatabaseError {
     if (isFatalSqlState(sqlStateOf(err))) conn.markBroken(err as Error)
-    return mapPostgresError(err, { connectionBroken: !conn.usable, secrets: this.#secrets })
+    const mapped = mapPostgresError(err, { connectionBroken: !conn.usable, secrets: this.#secrets })
+    // a socket error (EPIPE, ECONNRESET) can reach the statement before pg reports it on the client
+    if (mapped.code === 'CONNECTION_LOST' && conn.usable) conn.markBroken(mapped)
+    return mapped
   }
 }
 

@@ -98,10 +98,18 @@ interface PgErrorFields {
 
 const DETAIL_FIELDS = ['severity', 'constraint', 'table', 'column', 'schema'] as const
 
-/** True for a SQLSTATE-shaped code (five characters of digits and capitals). */
+/**
+ * The SQLSTATE of an error the server sent: a five-character code of digits and capitals. A Node
+ * system error (`syscall` / `errno` set) is never one, though some of its codes have that shape
+ * (`EPIPE`, `EPERM`).
+ */
 export function sqlStateOf(err: unknown): string | undefined {
-  const code = err instanceof Error || (typeof err === 'object' && err !== null) ? (err as PgErrorFields).code : undefined
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
+  if (typeof err !== 'object' || err === null) return undefined
+  const fields = err as PgErrorFields & { readonly syscall?: unknown; readonly errno?: unknown }
+  const code = fields.code
+  if (typeof code !== 'string' || !/^[0-9A-Z]{5}$/.test(code)) return undefined
+  if (fields.syscall !== undefined || fields.errno !== undefined || code in SOCKET_ERROR_CODES) return undefined
+  return code
 }
 
 /** What the manager knows about where an error happened. */

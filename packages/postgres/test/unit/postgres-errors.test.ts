@@ -74,6 +74,18 @@ describe('errors without a SQLSTATE', () => {
     expect(sqlStateOf(reset)).toBeUndefined()
   })
 
+  it('never takes a five-capital socket code for a SQLSTATE: a write EPIPE while the server goes away is CONNECTION_LOST', () => {
+    // seen when the server stopped under load: EPIPE has the shape of a SQLSTATE and came out QUERY_FAILED
+    const epipe = Object.assign(new Error('write EPIPE'), { code: 'EPIPE', errno: -32, syscall: 'write' })
+    expect(sqlStateOf(epipe)).toBeUndefined()
+    expect(mapPostgresError(epipe)).toMatchObject({ code: 'CONNECTION_LOST', retryable: true, sqlState: undefined })
+    const eperm = Object.assign(new Error('connect EPERM'), { code: 'EPERM', errno: -1, syscall: 'connect' })
+    expect(sqlStateOf(eperm)).toBeUndefined()
+    expect(mapPostgresError(eperm, { connecting: true }).code).toBe('CONNECTION_FAILED')
+    // a server error keeps its SQLSTATE
+    expect(sqlStateOf(Object.assign(new Error('deadlock detected'), { code: '40P01', severity: 'ERROR' }))).toBe('40P01')
+  })
+
   it('uses what the manager knows: a broken connection means CONNECTION_LOST, else QUERY_FAILED', () => {
     const err = new Error('Connection terminated unexpectedly')
     expect(mapPostgresError(err, { connectionBroken: true }).code).toBe('CONNECTION_LOST')
