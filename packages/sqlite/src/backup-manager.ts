@@ -15,11 +15,11 @@ import {
   requireObject,
   type DatabasePool,
 } from '@dbpool/core'
+import Database from 'better-sqlite3'
 import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'
 import { SqliteConnectionManager, type SqliteDatabase } from './sqlite-connection-manager'
-import { messageOf } from './sqlite-errors'
+import { mapSqliteError, messageOf } from './sqlite-errors'
 import { toSqliteOptions } from './sqlite-options'
-import { DEFAULT_VERIFY_TIMEOUT_MS, verifyDatabaseFileInWorker, type VerifyOptions } from './verify-database-file'
 
 /** How a backup copies the database. */
 export type BackupMethod = 'backup' | 'vacuum'
@@ -56,8 +56,6 @@ export interface BackupManagerOptions {
   readonly pagesPerStep?: number
   /** Applied after every successful backup. Default: keep everything. */
   readonly retention?: RetentionPolicy
-  /** Deadline of one verification (`integrity_check` on a worker thread) in ms. Default is `3600000`. */
-  readonly verifyTimeoutMs?: number
   /** Called as a backup (or a restore's verification) advances. A throwing callback aborts the backup. */
   readonly onProgress?: (progress: BackupProgress) => void
   /** Receives the failures of scheduled backups (they have no caller). Default: `process.emitWarning`. */
@@ -98,22 +96,9 @@ export interface RestoreOptions {
   readonly closeTimeoutMs?: number
 }
 
-const OPTION_KEYS = [
-  'directory',
-  'prefix',
-  'method',
-  'gzip',
-  'pagesPerStep',
-  'retention',
-  'verifyTimeoutMs',
-  'onProgress',
-  'onError',
-  'manager',
-] as const
+const OPTION_KEYS = ['directory', 'prefix', 'method', 'gzip', 'pagesPerStep', 'retention', 'onProgress', 'onError', 'manager'] as const
 const RETENTION_KEYS = ['keepLast', 'keepDays'] as const
 const DAY_MS = 86_400_000
-/** How often a backup's verification looks whether the pool was closed meanwhile. */
-const POOL_WATCH_MS = 50
 
 /**
  * Online backups of a SQLite pool, verified with `integrity_check` before they count, with
@@ -124,7 +109,6 @@ const POOL_WATCH_MS = 50
  * the event loop free between steps; the copy is the database as of the moment it finishes, which
  * includes everything committed before it started. The `vacuum` method runs `VACUUM INTO ?` on a
  * reader: a compacted copy of one snapshot while writers carry on, in one synchronous call.
- * Verification runs on a worker thread, so the event loop keeps running while SQLite reads the copy.
  *
  * ```ts
  * const backups = new BackupManager(pool, { directory: './backups', gzip: true, retention: { keepLast: 7 } })
@@ -141,7 +125,6 @@ export class BackupManager {
     readonly gzip: boolean
     readonly pagesPerStep: number
     readonly retention: RetentionPolicy | undefined
-    readonly verifyTimeoutMs: number
     readonly onProgress: ((progress: BackupProgress) => void) | undefined
     readonly onError: (error: DatabaseError) => void
   }
@@ -178,10 +161,6 @@ export class BackupManager {
       gzip: raw.gzip === undefined ? false : checkBoolean('backup.gzip', raw.gzip),
       pagesPerStep: raw.pagesPerStep === undefined ? 256 : checkInteger('backup.pagesPerStep', raw.pagesPerStep, 1, 1_000_000),
       retention: raw.retention === undefined ? undefined : resolveRetention(raw.retention),
-      verifyTimeoutMs:
-        raw.verifyTimeoutMs === undefined
-          ? DEFAULT_VERIFY_TIMEOUT_MS
-          : checkInteger('backup.verifyTimeoutMs', raw.verifyTimeoutMs, 1, 2_147_483_647),
       onProgress: onProgress as BackupManagerOptions['onProgress'],
       onError:
         (onError as BackupManagerOptions['onError']) ??
@@ -207,9 +186,8 @@ export class BackupManager {
   }
 
   /**
-   * Takes a backup, verifies it with `integrity_check` (on a worker thread), compresses it when
-   * asked, gives it its final timestamped name and applies the retention policy. Backups run one at
-   * a time. Closing the pool while the copy is being verified aborts the backup (BACKUP_FAILED).
+   * Takes a backup, verifies it with `integrity_check`, compresses it when asked, gives it its
+   * final timestamped name and applies the retention policy. Backups run one at a time.
    */
   backup(): Promise<BackupResult> {
     return this.#serial(() => this.#backup())
@@ -285,12 +263,12 @@ export class BackupManager {
     await this.#queue.catch(() => undefined)
   }
 
-  /** Checks a backup file (plain or gzip) on a worker thread without touching the database: resolves with its page count. */
+  /** Checks a backup file (plain or gzip) without touching the database: resolves with its page count. */
   async verify(file: string): Promise<{ pages: number }> {
     const source = resolve(checkString('file', file))
     const staged = await this.#stage(source, this.#options.directory)
     try {
-      return { pages: await verifyDatabaseFileInWorker(staged, source, { timeoutMs: this.#options.verifyTimeoutMs }) }
+      return { pages: verifyDatabaseFile(staged, source) }
     } finally {
       await removeQuietly(staged)
     }
@@ -330,7 +308,7 @@ export class BackupManager {
       copyMs = performance.now() - started
       this.#progress({ phase: 'verify', totalPages: 0, remainingPages: 0 })
       const verifyStarted = performance.now()
-      pages = await this.#verifyWhileOpen(tmp, final)
+      pages = verifyDatabaseFile(tmp, final)
       verifyMs = performance.now() - verifyStarted
       let ready = tmp
       if (gzip) {
@@ -400,7 +378,7 @@ export class BackupManager {
     const staged = await this.#stage(source, dirname(target))
     try {
       this.#progress({ phase: 'verify', totalPages: 0, remainingPages: 0 })
-      await verifyDatabaseFileInWorker(staged, source, { timeoutMs: this.#options.verifyTimeoutMs })
+      verifyDatabaseFile(staged, source)
       await this.#pool.close({ timeoutMs: closeTimeoutMs })
       await replaceDatabaseFile(staged, target)
     } catch (err) {
@@ -412,22 +390,6 @@ export class BackupManager {
     this.#reopen()
     this.#progress({ phase: 'done', totalPages: 0, remainingPages: 0 })
     return this.#pool
-  }
-
-  /** Verifies a fresh copy on a worker thread; aborted when the pool closes meanwhile (the app is shutting down). */
-  async #verifyWhileOpen(file: string, label: string): Promise<number> {
-    const pool = this.#pool
-    const controller = new AbortController()
-    const watch = (): void => {
-      if (!pool.isOpen) controller.abort(new DatabaseError('POOL_CLOSED', `pool "${pool.config.name}" is closed`))
-    }
-    watch()
-    const timer = setInterval(watch, POOL_WATCH_MS).unref()
-    try {
-      return await verifyDatabaseFileInWorker(file, label, { timeoutMs: this.#options.verifyTimeoutMs, signal: controller.signal })
-    } finally {
-      clearInterval(timer)
-    }
   }
 
   #reopen(): void {
@@ -479,6 +441,40 @@ export class BackupManager {
 }
 
 /**
+ * Verifies a database file we own (a staged copy): makes it self-contained (`journal_mode=DELETE`,
+ * so no `-wal` travels with it) and runs `integrity_check`. Returns the page count; throws
+ * BACKUP_FAILED naming `label` when the file is not a sound database. Synchronous: it takes time
+ * in proportion to the file's size.
+ */
+export function verifyDatabaseFile(file: string, label: string = file): number {
+  let db: SqliteDatabase | undefined
+  try {
+    db = new Database(file, { fileMustExist: true })
+    db.pragma('journal_mode = DELETE')
+    const rows = db.pragma('integrity_check(10)', { simple: false }) as Record<string, unknown>[]
+    const messages = rows.map((row) => String(Object.values(row)[0]))
+    if (messages.length !== 1 || messages[0] !== 'ok') {
+      throw new DatabaseError('BACKUP_FAILED', `${label} failed integrity_check: ${messages.join('; ')}`, {
+        backend: 'sqlite',
+        detail: { file: label, errors: messages },
+      })
+    }
+    return Number(db.pragma('page_count', { simple: true }))
+  } catch (err) {
+    if (DatabaseError.is(err)) throw err
+    const mapped = mapSqliteError(err)
+    throw new DatabaseError('BACKUP_FAILED', `${label} is not a sound SQLite database: ${mapped.code}: ${mapped.message}`, {
+      backend: 'sqlite',
+      cause: mapped,
+      sqliteCode: mapped.sqliteCode,
+      detail: { file: label },
+    })
+  } finally {
+    db?.close()
+  }
+}
+
+/**
  * Puts a verified file in place of a closed database: removes the old `-wal` and `-shm` (their
  * frames belong to the old file and would be replayed onto the new one), then renames `staged`
  * over `target` (atomic within one filesystem) and syncs the directory. No connection may be open.
@@ -492,17 +488,16 @@ export async function replaceDatabaseFile(staged: string, target: string): Promi
 
 /**
  * Restores a database that no pool has open (the CLI's `dbpool restore`): verifies `file` (plain or
- * gzip) on a staged copy beside `target` (on a worker thread, with `options`' deadline and signal),
- * then {@link replaceDatabaseFile}.
+ * gzip) on a staged copy beside `target`, then {@link replaceDatabaseFile}.
  */
-export async function restoreDatabaseFile(target: string, file: string, options: VerifyOptions = {}): Promise<void> {
+export async function restoreDatabaseFile(target: string, file: string): Promise<void> {
   const source = resolve(file)
   const dest = resolve(target)
   const staged = tempName(dirname(dest), basename(dest))
   try {
     if (source.endsWith('.gz')) await pipeline(createReadStream(source), createGunzip(), createWriteStream(staged, { mode: 0o600 }))
     else await copyFile(source, staged)
-    await verifyDatabaseFileInWorker(staged, source, options)
+    verifyDatabaseFile(staged, source)
     await replaceDatabaseFile(staged, dest)
   } catch (err) {
     await removeQuietly(staged)

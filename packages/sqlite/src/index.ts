@@ -17,12 +17,8 @@ export type { SqliteErrorContext, SqliteErrorMapping } from './sqlite-errors'
 export { StatementCache } from './statement-cache'
 export { sqliteHealthChecks, integrityCheck, walCheck, pageCheck, walSizeBytes } from './sqlite-health'
 export type { SqliteHealthContext } from './sqlite-health'
-export { IntegrityWorker } from './integrity-worker'
-export type { IntegrityWorkerContext } from './integrity-worker'
 export { sqlitePoolFor, sqliteManagerOf } from './create-sqlite-pool'
-export { BackupManager, replaceDatabaseFile, restoreDatabaseFile } from './backup-manager'
-export { verifyDatabaseFile, verifyDatabaseFileInWorker, DEFAULT_VERIFY_TIMEOUT_MS } from './verify-database-file'
-export type { VerifyOptions } from './verify-database-file'
+export { BackupManager, verifyDatabaseFile, replaceDatabaseFile, restoreDatabaseFile } from './backup-manager'
 export type {
   BackupInfo,
   BackupManagerOptions,

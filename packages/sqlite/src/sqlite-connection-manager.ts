@@ -15,8 +15,7 @@ import {
 import Database from 'better-sqlite3'
 import { StatementCache } from './statement-cache'
 import { errorName, isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
-import { IntegrityWorker } from './integrity-worker'
-import { pageCheck, sqliteHealthChecks, walCheck, walSizeBytes, type SqliteHealthContext } from './sqlite-health'
+import { sqliteHealthChecks, walSizeBytes } from './sqlite-health'
 import { resolveSqliteOptions, SYNCHRONOUS_LEVELS, TEMP_STORES, type ResolvedSqliteOptions, type SqliteOptions } from './sqlite-options'
 
 /** The native connection: a better-sqlite3 `Database`. */
@@ -81,7 +80,6 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   readonly options: ResolvedSqliteOptions
   readonly #open = new Set<SqliteDatabase>()
   readonly #routes: StatementCache<string, Lane>
-  readonly #integrity: IntegrityWorker
   #prepared = false
   #memory: SqliteDatabase | undefined
 
@@ -90,7 +88,6 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     this.target = `sqlite:${this.options.path}`
     this.lanes = Object.freeze({ writeMax: 1, readers: this.options.readers })
     this.#routes = new StatementCache<string, Lane>(Math.max(100, this.options.statementCacheSize))
-    this.#integrity = new IntegrityWorker({ path: this.options.path, busyTimeoutMs: this.options.busyTimeoutMs })
   }
 
   /** Path of the `-wal` file (meaningless for `:memory:`). */
@@ -238,28 +235,14 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     return lane
   }
 
-  /**
-   * The checks that need a connection: `wal` and `pages` (cheap); for `:memory:`, which another thread
-   * cannot open, also `integrity`, run synchronously (see {@link sqliteHealthChecks}).
-   */
   async healthChecks(db: SqliteDatabase, options: { readonly deep: boolean; readonly timeoutMs: number }): Promise<HealthCheckDetail[]> {
-    const context = this.#healthContext()
-    if (this.options.memory) return sqliteHealthChecks(db, options.deep, context)
-    return [walCheck(context), pageCheck(db)]
-  }
-
-  /**
-   * A file database's `integrity` check (`quick_check`, or `integrity_check` when `deep`) on a worker
-   * thread with a read-only connection of its own, within `timeoutMs`: the pool holds no lease and the
-   * event loop keeps running meanwhile (see {@link IntegrityWorker}).
-   */
-  async detachedHealthChecks(options: { readonly deep: boolean; readonly timeoutMs: number }): Promise<HealthCheckDetail[]> {
-    if (this.options.memory) return []
-    return [await this.#integrity.check(options.deep, options.timeoutMs)]
+    return sqliteHealthChecks(db, options.deep, {
+      path: this.options.path,
+      walCheckpointThresholdBytes: this.options.walCheckpointThresholdBytes,
+    })
   }
 
   async end(): Promise<void> {
-    this.#integrity.stop(new DatabaseError('POOL_CLOSED', `the database ${this.options.path} is being closed`, { backend: 'sqlite' }))
     for (const db of [...this.#open]) this.#close(db)
     this.#memory = undefined
     this.#routes.clear()
@@ -287,10 +270,6 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   // ---- internals ----
-
-  #healthContext(): SqliteHealthContext {
-    return { path: this.options.path, walCheckpointThresholdBytes: this.options.walCheckpointThresholdBytes }
-  }
 
   /** Once per manager: the directory and file exist, and the file is in the journal mode (readers can't set it). */
   #prepareFile(): void {

@@ -107,14 +107,8 @@ export interface ConnectionManager<C = unknown> {
   mapError(err: unknown): DatabaseError
   /** The lane a single auto-commit statement runs on. Default: `write`. */
   route?(query: CompiledQuery): Lane
-  /** Backend-specific health checks (SQLite WAL size, page counts, ...), run on a leased connection. */
+  /** Backend-specific health checks (SQLite integrity, WAL size, ...), run on a leased connection. */
   healthChecks?(conn: C, options: { readonly deep: boolean; readonly timeoutMs: number }): Promise<HealthCheckDetail[]>
-  /**
-   * Backend-specific health checks that need no pool connection (SQLite: the integrity check of a
-   * file, on a worker thread with a connection of its own), bounded by `timeoutMs`. The pool runs them
-   * after `healthChecks`, holding no lease, and lists their details first.
-   */
-  detachedHealthChecks?(options: { readonly deep: boolean; readonly timeoutMs: number }): Promise<HealthCheckDetail[]>
   /** Called once after the pool destroyed every connection. */
   end?(): Promise<void>
 }

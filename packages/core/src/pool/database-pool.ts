@@ -320,25 +320,16 @@ export class DatabasePool<out C = unknown> {
     }
   }
 
-  /**
-   * Runs the manager's backend checks: `healthChecks` on a leased connection, then `detachedHealthChecks`
-   * (SQLite's integrity check on a worker thread) with no lease held. Their details come first.
-   */
+  /** Runs the manager's backend checks (SQLite integrity, WAL size, ...) on a leased connection. */
   async backendChecks(options: { readonly deep?: boolean; readonly timeoutMs?: number } = {}): Promise<HealthCheckDetail[]> {
-    const settings = { deep: options.deep ?? false, timeoutMs: options.timeoutMs ?? 5_000 }
-    const manager = this.#manager
-    let leased: HealthCheckDetail[] = []
-    if (manager.healthChecks) {
-      const lease = await this.#acquire('write')
-      try {
-        leased = await manager.healthChecks(lease.conn.native, settings)
-      } finally {
-        await this.#release(lease)
-      }
+    const checks = this.#manager.healthChecks
+    if (!checks) return []
+    const lease = await this.#acquire('write')
+    try {
+      return await checks.call(this.#manager, lease.conn.native, { deep: options.deep ?? false, timeoutMs: options.timeoutMs ?? 5_000 })
+    } finally {
+      await this.#release(lease)
     }
-    if (!manager.detachedHealthChecks) return leased
-    if (this.#state !== 'open') throw this.#closedError()
-    return [...(await manager.detachedHealthChecks(settings)), ...leased]
   }
 
   /**

@@ -80,26 +80,6 @@ describe('HealthChecker', () => {
     expect(report.checks.at(-1)).toMatchObject({ name: 'backend', status: 'unhealthy', message: 'cannot run' })
   })
 
-  it('runs detached backend checks after the leased ones, holding no lease, and lists them first', async () => {
-    const { pool, manager } = makePool()
-    const seen: { used: number; options: unknown }[] = []
-    Object.assign(manager, {
-      healthChecks: async () => [{ name: 'wal', status: 'healthy' }],
-      detachedHealthChecks: async (options: unknown) => {
-        seen.push({ used: pool.stats().used, options })
-        return [{ name: 'integrity', status: 'healthy' }]
-      },
-    })
-    const report = await new HealthChecker({ deep: true, timeoutMs: 1_234 }).check(pool)
-    expect(report.checks.map((c) => c.name)).toEqual(['ping', 'saturation', 'integrity', 'wal'])
-    expect(seen).toEqual([{ used: 0, options: { deep: true, timeoutMs: 1_234 } }])
-    Object.assign(manager, { healthChecks: undefined })
-    expect((await pool.backendChecks()).map((c) => c.name)).toEqual(['integrity'])
-    await pool.close()
-    await expect(pool.backendChecks()).rejects.toMatchObject({ code: 'POOL_CLOSED' })
-    expect(seen).toHaveLength(2)
-  })
-
   it('validateConnections pings idle connections and evicts the bad ones', async () => {
     const { pool, manager } = makePool({ min: 2, max: 2 })
     await waitFor(() => pool.stats().idle === 2)

@@ -2,8 +2,6 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
-import workerThreads from 'node:worker_threads'
 
 /** A fresh directory under the OS temp dir; `cleanup()` removes it. */
 export function tempDir(label = 'dbpool-sqlite-'): { readonly dir: string; file(name: string): string; cleanup(): void } {
@@ -17,62 +15,6 @@ export function tempDir(label = 'dbpool-sqlite-'): { readonly dir: string; file(
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-/**
- * An enabled event-loop delay monitor that has already ticked: the histogram records the delay
- * between its own timer ticks, so a stall before the first tick (or right after a `reset()`) would
- * go unseen.
- */
-export async function armedMonitor(): Promise<IntervalHistogram> {
-  const histogram = monitorEventLoopDelay({ resolution: 1 })
-  histogram.enable()
-  await sleep(20)
-  return histogram
-}
-
-const RealWorker = workerThreads.Worker
-
-/**
- * Records the worker threads the code under test starts (through a jest spy on `Worker`):
- * `exitCodes()` resolves when each has exited (1: terminated while running), `maxAlive` is the most
- * that were alive at once.
- */
-export function watchWorkers(onStart?: (worker: workerThreads.Worker) => void): {
-  readonly started: number
-  readonly alive: number
-  readonly maxAlive: number
-  exitCodes(): Promise<number[]>
-} {
-  const exits: Promise<number>[] = []
-  let alive = 0
-  let maxAlive = 0
-  jest.spyOn(workerThreads, 'Worker').mockImplementation((source, options) => {
-    const worker = new RealWorker(source, options)
-    maxAlive = Math.max(maxAlive, ++alive)
-    exits.push(
-      new Promise((resolve) =>
-        worker.once('exit', (code) => {
-          alive--
-          resolve(code)
-        }),
-      ),
-    )
-    onStart?.(worker)
-    return worker
-  })
-  return {
-    get started() {
-      return exits.length
-    },
-    get alive() {
-      return alive
-    },
-    get maxAlive() {
-      return maxAlive
-    },
-    exitCodes: () => Promise.all(exits),
-  }
 }
 
 const repoRoot = join(__dirname, '..', '..', '..', '..')

@@ -1,9 +1,22 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { sql } from '@dbpool/core'
 import { createSqlitePool } from '@dbpool/sqlite'
-import { armedMonitor, sleep, tempDir } from './helpers'
+import { sleep, tempDir } from './helpers'
 
 const tmp = tempDir()
 afterAll(() => tmp.cleanup())
+
+/**
+ * An enabled event-loop delay monitor that has already ticked: the histogram records the delay
+ * between its own timer ticks, so a stall before the first tick (or right after a `reset()`) would
+ * go unseen; the control test below caught exactly that.
+ */
+async function armedMonitor(): Promise<IntervalHistogram> {
+  const histogram = monitorEventLoopDelay({ resolution: 1 })
+  histogram.enable()
+  await sleep(20)
+  return histogram
+}
 
 describe('writer storm', () => {
   it('50 concurrent transactions awaiting a timer between two writes all commit without stalling the event loop', async () => {
