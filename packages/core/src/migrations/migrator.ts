@@ -290,8 +290,6 @@ export class Migrator {
     await this.#acquire(conn, () => this.#store.trySessionLock(conn))
     try {
       return await fn()
-    } catch (err) {
-      throw DatabaseError.is(err, 'MIGRATION_FAILED') ? withNoRollbackNote(err) : err
     } finally {
       // a broken connection is evicted, which ends the session and frees its lock with it
       await this.#store.unlockSession(conn).catch(() => undefined)
@@ -356,12 +354,9 @@ export class Migrator {
     )
   }
 
-  #lockTimeout(cause?: unknown): DatabaseError {
+  #lockTimeout(): DatabaseError {
     return migrationError(
       `timed out after ${this.#lockTimeoutMs} ms waiting for the migration lock: another process is migrating this database; retry when it is done`,
-      undefined,
-      {},
-      cause,
     )
   }
 
@@ -416,11 +411,16 @@ async function runStep(
   step: MigrationStep,
   statements: readonly SqlStatement[] | undefined,
 ): Promise<void> {
+  // outside a transaction nothing is rolled back: the error says so
+  const note = step.transaction
+    ? ''
+    : ' (it runs outside a transaction, transaction:false: statements before the failing one took effect and were not undone; make them safe to rerun, e.g. IF NOT EXISTS, then run it again)'
+  const mode = step.transaction ? {} : { transaction: false }
   if (step.kind === 'function') {
     try {
       await step.fn(conn)
     } catch (err) {
-      throw migrationError(`migration ${m.version} (${m.name}) failed in its function: ${describe(err)}`, m, {}, err)
+      throw migrationError(`migration ${m.version} (${m.name}) failed in its function: ${describe(err)}${note}`, m, mode, err)
     }
     return
   }
@@ -432,9 +432,9 @@ async function runStep(
     } catch (err) {
       const preview = previewStatement(statement.text)
       throw migrationError(
-        `migration ${step.source} failed at statement ${i + 1} (line ${statement.line}): ${preview}: ${describe(err)}`,
+        `migration ${step.source} failed at statement ${i + 1} (line ${statement.line}): ${preview}: ${describe(err)}${note}`,
         m,
-        { statementIndex: i + 1, line: statement.line, statement: preview, file: step.source },
+        { statementIndex: i + 1, line: statement.line, statement: preview, file: step.source, ...mode },
         err,
       )
     }
@@ -467,22 +467,6 @@ function migrationError(message: string, m?: Migration, detail: Record<string, u
       ...detail,
     },
   })
-}
-
-/** The same MIGRATION_FAILED, saying that what ran before the failure stays (no transaction to roll back). */
-function withNoRollbackNote(err: DatabaseError): DatabaseError {
-  return new DatabaseError(
-    'MIGRATION_FAILED',
-    `${err.message} (it runs outside a transaction, transaction:false: statements before the failing one took effect and were not undone; make them safe to rerun, e.g. IF NOT EXISTS, then run it again)`,
-    {
-      cause: err.cause,
-      retryable: false,
-      backend: err.backend,
-      ...(err.sqlState ? { sqlState: err.sqlState } : {}),
-      ...(err.sqliteCode ? { sqliteCode: err.sqliteCode } : {}),
-      detail: { ...err.detail, transaction: false },
-    },
-  )
 }
 
 /** One line, at most 200 characters, with password literals hidden. */

@@ -1,7 +1,7 @@
 import type { DatabasePool } from '@dbpool/core'
 import type { PostgresConnection } from '@dbpool/postgres'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
-import { poolOn } from './helpers'
+import { admin, eventually, poolOn } from './helpers'
 
 let db: TestDatabase
 let pool: DatabasePool<PostgresConnection> | undefined
@@ -113,7 +113,7 @@ describe("sessionReset: 'clean'", () => {
   })
 
   it('a session that cannot be reset is destroyed, not reused', async () => {
-    await poolOn(db.url, { min: 0, max: 1 }).query('insert into reset_flag values (1)')
+    await admin(db.url, (c) => c.query('insert into reset_flag values (1)'))
     // sessionInit fails with division by zero once reset_flag is empty
     pool = poolOn(
       db.url,
@@ -126,17 +126,9 @@ describe("sessionReset: 'clean'", () => {
     await pool.withConnection(async (conn) => {
       await conn.query('delete from reset_flag')
     })
-    await waitFor(() => destroyed.length > 0)
+    await eventually(() => destroyed.length > 0, 5_000, 'the connection whose reset failed to be destroyed')
     expect(pool.stats().size).toBe(0)
-    await poolOn(db.url, { min: 0, max: 1 }).query('insert into reset_flag values (1)')
+    await admin(db.url, (c) => c.query('insert into reset_flag values (1)'))
     expect((await session(pool)).pid).not.toBe(first.pid)
   })
 })
-
-async function waitFor(condition: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
