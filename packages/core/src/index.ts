@@ -17,6 +17,16 @@ export {
   checkFraction,
 } from './config/validate'
 export { sql, SqlFragment, isSqlFragment } from './sql/sql'
+export {
+  SqlJson,
+  isSqlJson,
+  isPlainObject,
+  describeValue,
+  invalidParameter,
+  jsonParameterText,
+  checkStatementText,
+  stringProblem,
+} from './sql/parameters'
 export type { CompiledQuery, SqlDialect, SqlTag } from './sql/sql'
 export { ISOLATION_LEVELS } from './driver/connection-manager'
 export type {
@@ -29,6 +39,7 @@ export type {
   LaneLayout,
   QueryResult,
   TransactionSettings,
+  TransactionState,
 } from './driver/connection-manager'
 export { DatabasePool } from './pool/database-pool'
 export type { CloseOptions, CloseReport, DatabasePoolOptions, OutstandingLease, WithConnectionOptions } from './pool/database-pool'

@@ -16,7 +16,19 @@ export interface QueryResult<R = Record<string, unknown>> {
   readonly rowCount: number
   /** SQLite: the rowid of the last inserted row. */
   readonly lastInsertRowid?: number | bigint
+  /**
+   * Postgres: the command tag of the (last) statement, e.g. `'INSERT'`, `'COMMIT'`, or `'ROLLBACK'`
+   * when the server answered a COMMIT of an aborted transaction by rolling it back.
+   */
+  readonly command?: string
 }
+
+/**
+ * Where a connection stands with respect to a transaction, as the engine reports it:
+ * `idle` (none open), `open`, `failed` (Postgres: aborted, every statement refused until ROLLBACK),
+ * or `unknown` (Postgres: the server has not yet sent ReadyForQuery, which carries the status).
+ */
+export type TransactionState = 'idle' | 'open' | 'failed' | 'unknown'
 
 /** Per-statement deadline and cancellation. */
 export interface ExecuteOptions {
@@ -101,6 +113,12 @@ export interface ConnectionManager<C = unknown> {
    * connection to pipeline mode; `reset` switches it back). Default: `execute`.
    */
   executeShared?<R = Record<string, unknown>>(conn: C, query: CompiledQuery): Promise<QueryResult<R>>
+  /**
+   * The engine's view of the connection's transaction, read cheaply and synchronously (Postgres:
+   * the ReadyForQuery status; SQLite: `sqlite3_get_autocommit`). `transaction()` uses it to notice a
+   * transaction the engine aborted or ended by itself. Default: not known (nothing is checked).
+   */
+  transactionState?(conn: C): TransactionState
   /** The `BEGIN ...` text for these settings; throws CONFIGURATION for settings the backend refuses. */
   beginStatement(settings: TransactionSettings): string
   /** Maps a native error to a DatabaseError. */

@@ -25,6 +25,8 @@ export const ERROR_CODES = [
   'MIGRATION_FAILED',
   'BACKUP_FAILED',
   'QUERY_FAILED',
+  'INVALID_PARAMETER',
+  'TRANSACTION_ROLLED_BACK',
 ] as const
 
 /** A stable error code; see {@link ERROR_CODES}. */

@@ -290,8 +290,11 @@ export class DatabasePool<out C = unknown> {
    * deadlocks and busy errors. `readOnly` runs on the read lane when there is one.
    */
   transaction<T>(fn: (tx: Transaction<C>) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    const readState = this.#manager.transactionState
     return runTransaction(fn, options, {
+      backend: this.#manager.backend,
       beginStatement: (settings) => this.#manager.beginStatement(settings),
+      transactionState: readState && ((native) => readState.call(this.#manager, native)),
       lease: async (readOnly, body) => {
         const lease = await this.#acquire(readOnly && this.#read ? 'read' : 'write')
         const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run) as unknown as ConnectionHandle<C>

@@ -2,6 +2,7 @@ import { DatabaseError } from '../errors/database-error'
 import type { Backend, ExecuteOptions, Lane, QueryResult } from '../driver/connection-manager'
 import type { SqlFragment } from '../sql/sql'
 import type { Lease } from './lease'
+import type { TransactionOutcome } from '../transaction/transaction-outcome'
 
 /** Anything `query()` accepts: an `sql` fragment, or backend-native text with its parameters. */
 export type Queryable = SqlFragment | string
@@ -36,6 +37,8 @@ export type LeaseRunner<C> = <R>(
 export class ConnectionHandle<C> implements Transaction<C> {
   #lease: Lease<C> | undefined
   #savepoints = 0
+  /** Set while the handle runs a transaction's callback. */
+  #outcome: TransactionOutcome | undefined
 
   constructor(
     lease: Lease<C>,
@@ -58,6 +61,24 @@ export class ConnectionHandle<C> implements Transaction<C> {
   }
 
   query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>> {
+    const outcome = this.#outcome
+    if (outcome === undefined) return this.control<R>(query, params, options)
+    // the engine ended the transaction: a statement now would run in autocommit and be kept
+    if (outcome.ended) return Promise.reject(outcome.ended)
+    return this.control<R>(query, params, options).then(
+      (result) => {
+        outcome.afterStatement(undefined)
+        return result
+      },
+      (err: unknown) => {
+        outcome.afterStatement(err)
+        throw err
+      },
+    )
+  }
+
+  /** @internal Runs a statement without the transaction checks (BEGIN, COMMIT, ROLLBACK). */
+  control<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>> {
     try {
       return this.runner<R>(this.#live(), query, params, options)
     } catch (err) {
@@ -65,24 +86,45 @@ export class ConnectionHandle<C> implements Transaction<C> {
     }
   }
 
+  /** @internal transaction() watches the statements of `fn` through this. */
+  track(outcome: TransactionOutcome | undefined): void {
+    this.#outcome = outcome
+  }
+
   async transaction<T>(fn: (tx: Transaction<C>) => Promise<T>): Promise<T> {
     const name = `dbpool_sp_${++this.#savepoints}`
     await this.query(`SAVEPOINT ${name}`)
+    const recovered = this.#outcome?.errors.length ?? 0
     let result: T
     try {
       result = await fn(this)
     } catch (err) {
-      await this.query(`ROLLBACK TO SAVEPOINT ${name}`)
-      await this.query(`RELEASE SAVEPOINT ${name}`)
+      await this.#rollbackTo(name, recovered, err)
       throw err
     }
     await this.query(`RELEASE SAVEPOINT ${name}`)
     return result
   }
 
+  /** Undoes a savepoint after `fn` failed. Its own failure never replaces `err`: the whole transaction is abandoned instead. */
+  async #rollbackTo(name: string, recovered: number, err: unknown): Promise<void> {
+    try {
+      await this.query(`ROLLBACK TO SAVEPOINT ${name}`)
+      await this.query(`RELEASE SAVEPOINT ${name}`)
+    } catch (cleanupError) {
+      // e.g. SQLite ended the transaction by itself ("no such savepoint"): err is what the caller must see
+      this.#outcome?.abandon(err)
+      void cleanupError
+      return
+    }
+    // the errors inside the savepoint were undone with it: they no longer decide the outcome
+    if (this.#outcome && this.#outcome.errors.length > recovered) this.#outcome.errors.length = recovered
+  }
+
   /** Ends the handle: every later call throws. */
   detach(): void {
     this.#lease = undefined
+    this.#outcome = undefined
   }
 
   #live(): Lease<C> {

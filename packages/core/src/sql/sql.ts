@@ -1,4 +1,5 @@
 import { DatabaseError } from '../errors/database-error'
+import { SqlJson } from './parameters'
 
 /** The placeholder style a backend uses: `$1` (Postgres) or `?` (SQLite). */
 export type SqlDialect = 'postgres' | 'sqlite'
@@ -82,6 +83,13 @@ export interface SqlTag {
   join(items: readonly unknown[], separator?: string): SqlFragment
   /** Trusted SQL text, spliced verbatim. Never pass user input. */
   raw(text: string): SqlFragment
+  /**
+   * One JSON parameter holding `value` (any JSON value, arrays included), the same on every backend:
+   * `sql\`insert into docs (body) values (${sql.json({ tags: ['a'] })})\``. A bigint inside is written
+   * as a JSON string of its digits; NaN, Infinity, functions and cycles are refused (INVALID_PARAMETER)
+   * when the statement runs. Also accepted in a params array.
+   */
+  json(value: unknown): SqlJson
   /** An empty fragment, handy for optional clauses. */
   readonly empty: SqlFragment
 }
@@ -111,6 +119,7 @@ export const sql: SqlTag = Object.assign(
       if (typeof text !== 'string') throw new DatabaseError('SYNTAX_ERROR', 'sql.raw() needs a string')
       return new SqlFragment(['', ''], [new SqlRaw(text)])
     },
+    json: (value: unknown): SqlJson => new SqlJson(value),
     empty: new SqlFragment([''], []),
   },
 )

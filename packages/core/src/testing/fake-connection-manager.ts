@@ -7,6 +7,7 @@ import type {
   LaneLayout,
   QueryResult,
   TransactionSettings,
+  TransactionState,
 } from '../driver/connection-manager'
 import type { CompiledQuery } from '../sql/sql'
 
@@ -18,6 +19,8 @@ export class FakeConnection {
   /** Set by `kill()` or a fatal query failure. */
   broken = false
   inTransaction = false
+  /** Like a Postgres transaction in state `E`: a statement failed, everything but ROLLBACK is refused. */
+  failed = false
   readonly statements: string[] = []
   hooks: ConnectionHooks | undefined
 
@@ -54,7 +57,13 @@ export class FakeConnectionManager implements ConnectionManager<FakeConnection> 
   pingFault: FakeFault | undefined
   resetFault: FakeFault | undefined
   /** Statements whose text matches fail or hang. */
-  readonly queryFaults: { readonly match: RegExp; readonly fault: FakeFault; readonly fatal: boolean }[] = []
+  readonly queryFaults: {
+    readonly match: RegExp
+    readonly fault: FakeFault
+    readonly fatal: boolean
+    /** Like SQLite's conflict clauses and some errors: the engine ends the open transaction itself. */
+    readonly endsTransaction?: boolean
+  }[] = []
   /** Rows returned by statements whose text matches. */
   readonly responses: { readonly match: RegExp; readonly rows: Record<string, unknown>[] }[] = []
   connectAttempts = 0
@@ -138,6 +147,7 @@ export class FakeConnectionManager implements ConnectionManager<FakeConnection> 
     if (conn.inTransaction) {
       conn.statements.push('ROLLBACK')
       conn.inTransaction = false
+      conn.failed = false
     }
   }
 
@@ -168,17 +178,41 @@ export class FakeConnectionManager implements ConnectionManager<FakeConnection> 
 
   async #respond<R>(conn: FakeConnection, query: CompiledQuery): Promise<QueryResult<R>> {
     if (conn.ended || conn.broken) throw new DatabaseError('CONNECTION_LOST', 'fake connection is closed', { backend: 'postgres' })
+    const text = query.text.trim().toUpperCase()
+    const command = text.split(/\s+/, 1)[0] ?? ''
+    if (conn.failed && command !== 'ROLLBACK' && command !== 'COMMIT') {
+      throw new DatabaseError('QUERY_FAILED', 'current transaction is aborted, commands ignored until end of transaction block', {
+        backend: 'postgres',
+        sqlState: '25P02',
+      })
+    }
     const fault = this.queryFaults.find((f) => f.match.test(query.text))
     if (fault) {
       if (fault.fatal) conn.broken = true
+      if (conn.inTransaction && fault.fault.kind === 'fail') {
+        if (fault.endsTransaction) conn.inTransaction = false
+        else conn.failed = true
+      }
       await this.#apply(fault.fault)
     }
-    const text = query.text.trim().toUpperCase()
     if (text.startsWith('BEGIN')) conn.inTransaction = true
-    else if (text === 'COMMIT' || text === 'ROLLBACK') conn.inTransaction = false
+    else if (text.startsWith('ROLLBACK TO')) conn.failed = false
+    else if (text === 'COMMIT' || text === 'ROLLBACK') {
+      const aborted = conn.failed
+      conn.inTransaction = false
+      conn.failed = false
+      // Postgres answers the COMMIT of an aborted transaction with the command tag ROLLBACK
+      if (aborted) return { rows: [], rowCount: 0, command: 'ROLLBACK' }
+    }
     const response = this.responses.find((r) => r.match.test(query.text))
     const rows = (response ? response.rows : []) as R[]
-    return { rows, rowCount: rows.length }
+    return { rows, rowCount: rows.length, command }
+  }
+
+  /** Postgres-like: `failed` after a statement error inside a transaction. */
+  transactionState(conn: FakeConnection): TransactionState {
+    if (!conn.inTransaction) return 'idle'
+    return conn.failed ? 'failed' : 'open'
   }
 
   beginStatement(settings: TransactionSettings): string {

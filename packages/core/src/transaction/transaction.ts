@@ -1,6 +1,8 @@
 import { DatabaseError } from '../errors/database-error'
 import { TRANSACTION_RETRY_CODES } from '../errors/error-codes'
-import { ISOLATION_LEVELS, type IsolationLevel, type TransactionSettings } from '../driver/connection-manager'
+import { ISOLATION_LEVELS, type IsolationLevel, type TransactionSettings, type TransactionState } from '../driver/connection-manager'
+import type { ErrorBackend } from '../errors/database-error'
+import { TransactionOutcome } from './transaction-outcome'
 import type { ConnectionHandle, Transaction } from '../pool/pool-connection'
 import { checkBoolean, checkEnum, checkInteger, configError, rejectUnknownKeys, requireObject } from '../config/validate'
 
@@ -12,7 +14,10 @@ export interface RetryOptions {
   readonly baseDelayMs?: number
   /** Backoff cap. Default is `1000`. */
   readonly maxDelayMs?: number
-  /** Which errors replay. Default: SERIALIZATION_FAILURE, DEADLOCK, BUSY. */
+  /**
+   * Which errors replay. Default: SERIALIZATION_FAILURE, DEADLOCK, BUSY, and TRANSACTION_ROLLED_BACK
+   * whose cause is one of those (fn caught a serialization failure and went on).
+   */
   readonly retryOn?: (error: DatabaseError) => boolean
 }
 
@@ -24,7 +29,10 @@ export interface TransactionOptions extends TransactionSettings {
 
 /** @internal What runTransaction needs from the pool. */
 export interface TransactionHost<C> {
+  readonly backend: ErrorBackend
   beginStatement(settings: TransactionSettings): string
+  /** The manager's `transactionState`, when it has one. */
+  transactionState: ((conn: C) => TransactionState) | undefined
   lease<T>(readOnly: boolean, body: (handle: ConnectionHandle<C>, markBroken: (err: unknown) => DatabaseError) => Promise<T>): Promise<T>
 }
 
@@ -49,7 +57,7 @@ export async function runTransaction<C, T>(
   const begin = host.beginStatement(settings)
   for (let attempt = 1; ; attempt++) {
     try {
-      return await host.lease(settings.readOnly ?? false, (handle, markBroken) => runOnce(handle, begin, fn, markBroken))
+      return await host.lease(settings.readOnly ?? false, (handle, markBroken) => runOnce(host, handle, begin, fn, markBroken))
     } catch (err) {
       if (!DatabaseError.is(err) || attempt >= retry.maxAttempts || !retry.retryOn(err)) throw err
       await sleep(backoff(attempt, retry))
@@ -58,26 +66,42 @@ export async function runTransaction<C, T>(
 }
 
 async function runOnce<C, T>(
+  host: TransactionHost<C>,
   tx: ConnectionHandle<C>,
   begin: string,
   fn: (tx: Transaction<C>) => Promise<T>,
   markBroken: (err: unknown) => DatabaseError,
 ): Promise<T> {
-  await tx.query(begin)
+  await tx.control(begin)
+  const readState = host.transactionState
+  const native = tx.native
+  const outcome = new TransactionOutcome(host.backend, readState && (() => readState(native)))
+  tx.track(outcome)
   let result: T
+  let ended = false
   try {
     result = await fn(tx)
-    await tx.query('COMMIT')
+    // resolve only if the engine committed: never report work it threw away as done
+    outcome.checkBeforeCommit()
+    tx.track(undefined)
+    const commit = await tx.control('COMMIT')
+    ended = true
+    outcome.checkCommitted(commit.command)
   } catch (err) {
-    try {
-      await tx.query('ROLLBACK')
-    } catch (rollbackError) {
-      // the session state is unknown: the connection is destroyed instead of reused
-      markBroken(rollbackError)
-    }
+    tx.track(undefined)
+    if (!ended) await rollback(tx, markBroken)
     throw err
   }
   return result
+}
+
+async function rollback<C>(tx: ConnectionHandle<C>, markBroken: (err: unknown) => DatabaseError): Promise<void> {
+  try {
+    await tx.control('ROLLBACK')
+  } catch (rollbackError) {
+    // the session state is unknown: the connection is destroyed instead of reused
+    markBroken(rollbackError)
+  }
 }
 
 function resolveOptions(options: TransactionOptions): { settings: TransactionSettings; retry: ResolvedRetry } {
@@ -95,7 +119,9 @@ function resolveRetry(value: unknown): ResolvedRetry {
     maxAttempts: 5,
     baseDelayMs: 10,
     maxDelayMs: 1_000,
-    retryOn: (e) => TRANSACTION_RETRY_CODES.has(e.code),
+    retryOn: (e) =>
+      TRANSACTION_RETRY_CODES.has(e.code) ||
+      (e.code === 'TRANSACTION_ROLLED_BACK' && DatabaseError.is(e.cause) && TRANSACTION_RETRY_CODES.has(e.cause.code)),
   }
   if (value === undefined || value === false) return { ...defaults, maxAttempts: 1 }
   if (value === true) return defaults

@@ -1,0 +1,150 @@
+import { DatabaseError, type ErrorBackend } from '../errors/database-error'
+
+/**
+ * One JSON parameter, made by `sql.json(value)`: the value is sent as JSON text on every backend
+ * (Postgres `json`/`jsonb` take it; SQLite stores the text). Arrays included: this is the portable way
+ * to bind a JS array as JSON (a bare array is a Postgres array on Postgres and refused on SQLite).
+ */
+export class SqlJson {
+  /** @internal */
+  constructor(
+    /** The value to serialize, as given. */
+    readonly value: unknown,
+  ) {}
+}
+
+/** True for values made by `sql.json()`. */
+export function isSqlJson(value: unknown): value is SqlJson {
+  return value instanceof SqlJson
+}
+
+/**
+ * A short, secret-free name for a value's type, for error messages: `'string'`, `'number NaN'`,
+ * `'Date (invalid)'`, `'Array'`, `'Map'`, `'object'`, `'class Foo'`.
+ */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null'
+  const type = typeof value
+  if (type === 'number') {
+    const n = value as number
+    return Number.isNaN(n) ? 'number NaN' : Number.isFinite(n) ? 'number' : `number ${n > 0 ? 'Infinity' : '-Infinity'}`
+  }
+  if (type !== 'object') return type
+  if (Array.isArray(value)) return 'Array'
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'Date (invalid)' : 'Date'
+  const proto = Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null
+  if (proto === null || proto === Object.prototype) return 'object'
+  const name = proto.constructor?.name
+  return name ? name : 'object with a custom prototype'
+}
+
+/**
+ * The error for a value a backend cannot take, raised before anything is sent: code
+ * `INVALID_PARAMETER` (not retryable), `detail: { position, type }`. `position` is 1-based, as `$1`.
+ * The message names the position and the type, never the value (it may be a secret).
+ */
+export function invalidParameter(position: number, value: unknown, reason: string, backend: ErrorBackend): DatabaseError {
+  const type = describeValue(value)
+  return new DatabaseError('INVALID_PARAMETER', `parameter ${position} (${type}) ${reason}`, {
+    backend,
+    retryable: false,
+    detail: { position, type },
+  })
+}
+
+/** True when a plain object: its prototype is `Object.prototype` or `null` (a JSON object). */
+export function isPlainObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value) as unknown
+  return proto === Object.prototype || proto === null
+}
+
+/**
+ * JSON text for one parameter (`sql.json(v)`, and plain objects). Exact, or refused:
+ * - a `bigint` anywhere inside becomes a JSON string of its decimal digits (`9007199254740993n` →
+ *   `"9007199254740993"`), so it reads back exactly (the protobuf JSON mapping writes int64 the same way);
+ * - `NaN`/`±Infinity` (JSON.stringify would write `null`), functions and symbols (it would drop them or
+ *   write `null`), `undefined` as an array element or as the whole value, and cycles are refused with
+ *   `INVALID_PARAMETER` (position 1-based).
+ * `undefined` object properties are left out and `toJSON()` is honoured (a Date becomes its ISO text),
+ * as JSON.stringify does.
+ */
+export function jsonParameterText(value: unknown, position: number, backend: ErrorBackend): string {
+  let problem: string | undefined
+  let top = true
+  const replacer = function (this: unknown, key: string, v: unknown): unknown {
+    const isTop = top
+    top = false
+    switch (typeof v) {
+      case 'bigint':
+        return v.toString()
+      case 'number':
+        if (!Number.isFinite(v)) problem ??= `holds ${describeValue(v)} at ${where(key)}, which JSON cannot represent`
+        return v
+      case 'function':
+      case 'symbol':
+        problem ??= `holds a ${typeof v} at ${where(key)}, which JSON cannot represent`
+        return v
+      case 'undefined':
+        if (isTop || Array.isArray(this)) problem ??= `holds undefined at ${where(key)}, which JSON cannot represent`
+        return v
+      default:
+        return v
+    }
+  }
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value, replacer)
+  } catch (err) {
+    // a cycle, or a throwing toJSON()
+    throw withCause(invalidParameter(position, value, `cannot be serialized as JSON: ${errorMessage(err)}`, backend), err)
+  }
+  if (problem !== undefined || text === undefined) {
+    throw invalidParameter(position, value, problem ?? 'has no JSON representation', backend)
+  }
+  return text
+}
+
+function where(key: string): string {
+  return key === '' ? 'the top level' : `key ${JSON.stringify(key)}`
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err)
+}
+
+function withCause(error: DatabaseError, cause: unknown): DatabaseError {
+  return new DatabaseError(error.code, error.message, {
+    backend: error.backend,
+    retryable: false,
+    detail: error.detail,
+    cause,
+  })
+}
+
+/**
+ * Refuses statement text holding U+0000 before it is sent: SQLite stops reading at the NUL and
+ * silently ignores the rest (a script would run only its first statements), and the Postgres protocol
+ * ends strings at NUL (the server drops the connection with 08P01). Throws `SYNTAX_ERROR` with
+ * `detail.position`, the 1-based character offset (as Postgres reports error positions).
+ */
+export function checkStatementText(text: string, backend: ErrorBackend): void {
+  const at = text.indexOf('\u0000')
+  if (at === -1) return
+  throw new DatabaseError(
+    'SYNTAX_ERROR',
+    `statement text contains a NUL character (U+0000) at position ${at + 1}; it was not sent (the rest of the text would be lost or the connection dropped)`,
+    { backend, retryable: false, detail: { position: at + 1 } },
+  )
+}
+
+/**
+ * Whether a string can be sent unchanged: no U+0000 (Postgres text cannot hold it) and no lone
+ * surrogate (UTF-8 encoding would replace it with U+FFFD, a silent change). Both backends refuse such
+ * strings so the same value is stored or refused everywhere.
+ */
+export function stringProblem(value: string): string | undefined {
+  if (value.indexOf('\u0000') !== -1) return 'contains a NUL character (U+0000), which Postgres text cannot store: send bytes as a Buffer'
+  if (!(value as string & { isWellFormed(): boolean }).isWellFormed())
+    return 'contains a lone UTF-16 surrogate, which UTF-8 would silently replace with U+FFFD'
+  return undefined
+}

@@ -1,0 +1,104 @@
+import { DatabaseError, checkStatementText, describeValue, isSqlJson, jsonParameterText, sql, stringProblem } from '@dbpool/core'
+
+function refusal(fn: () => unknown): DatabaseError {
+  try {
+    fn()
+  } catch (err) {
+    if (DatabaseError.is(err)) return err
+    throw err
+  }
+  throw new Error('expected a DatabaseError')
+}
+
+describe('sql.json', () => {
+  it('is exactly one parameter, arrays included, on both dialects', () => {
+    const value = ['red', 'green', 'blue']
+    for (const dialect of ['postgres', 'sqlite'] as const) {
+      const compiled = sql`insert into t (v) values (${sql.json(value)})`.compile(dialect)
+      expect(compiled.params).toHaveLength(1)
+      expect(isSqlJson(compiled.params[0])).toBe(true)
+      expect(compiled.text).toBe(dialect === 'postgres' ? 'insert into t (v) values ($1)' : 'insert into t (v) values (?)')
+    }
+  })
+})
+
+describe('jsonParameterText', () => {
+  it('writes a bigint anywhere inside as a string of its exact digits', () => {
+    expect(jsonParameterText({ id: 9007199254740993n, list: [1n, -2n] }, 1, 'postgres')).toBe('{"id":"9007199254740993","list":["1","-2"]}')
+    expect(jsonParameterText(12n, 1, 'sqlite')).toBe('"12"')
+  })
+
+  it.each([
+    [{ a: NaN }, /number NaN at key "a"/],
+    [[1, Infinity], /number Infinity/],
+    [{ f: () => 1 }, /function at key "f"/],
+    [[undefined], /undefined/],
+    [undefined, /undefined at the top level/],
+    [Symbol('x'), /symbol/],
+  ])('refuses %p with INVALID_PARAMETER naming the position', (value, message) => {
+    const err = refusal(() => jsonParameterText(value, 3, 'postgres'))
+    expect(err.code).toBe('INVALID_PARAMETER')
+    expect(err.retryable).toBe(false)
+    expect(err.message).toMatch(/^parameter 3 /)
+    expect(err.message).toMatch(message)
+    expect(err.detail).toMatchObject({ position: 3 })
+  })
+
+  it('refuses a cycle with the serializer error as cause', () => {
+    const cyclic: Record<string, unknown> = {}
+    cyclic.self = cyclic
+    const err = refusal(() => jsonParameterText(cyclic, 1, 'sqlite'))
+    expect(err.code).toBe('INVALID_PARAMETER')
+    expect(err.cause).toBeInstanceOf(Error)
+  })
+
+  it('keeps JSON.stringify rules for undefined properties and toJSON', () => {
+    expect(jsonParameterText({ a: undefined, at: new Date('2024-03-01T00:30:00Z') }, 1, 'postgres')).toBe(
+      '{"at":"2024-03-01T00:30:00.000Z"}',
+    )
+  })
+
+  it('never puts the value in the message (it may be a secret)', () => {
+    const err = refusal(() => jsonParameterText({ password: 'hunter2', n: NaN }, 1, 'postgres'))
+    expect(err.message).not.toContain('hunter2')
+    expect(JSON.stringify(err)).not.toContain('hunter2')
+  })
+})
+
+describe('describeValue', () => {
+  it.each([
+    [null, 'null'],
+    [1, 'number'],
+    [NaN, 'number NaN'],
+    [-Infinity, 'number -Infinity'],
+    [[1], 'Array'],
+    [new Map(), 'Map'],
+    [new Date(NaN), 'Date (invalid)'],
+    [{}, 'object'],
+    [Object.create(null), 'object'],
+    [class Foo {}, 'function'],
+  ])('%p -> %s', (value, expected) => {
+    expect(describeValue(value)).toBe(expected)
+  })
+})
+
+describe('checkStatementText', () => {
+  it('refuses U+0000 with SYNTAX_ERROR naming the 1-based position', () => {
+    const err = refusal(() => checkStatementText('select 1;\u0000drop table t', 'sqlite'))
+    expect(err.code).toBe('SYNTAX_ERROR')
+    expect(err.detail).toEqual({ position: 10 })
+    expect(err.message).toMatch(/position 10/)
+  })
+
+  it('accepts text without NUL', () => {
+    expect(() => checkStatementText('select 1', 'postgres')).not.toThrow()
+  })
+})
+
+describe('stringProblem', () => {
+  it('flags NUL and lone surrogates, accepts well-formed text', () => {
+    expect(stringProblem('a\u0000b')).toMatch(/NUL/)
+    expect(stringProblem('a\uD800b')).toMatch(/lone UTF-16 surrogate/)
+    expect(stringProblem('emoji \uD83D\uDE00 ok')).toBeUndefined()
+  })
+})

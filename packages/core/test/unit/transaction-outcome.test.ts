@@ -1,0 +1,169 @@
+import { DatabaseError } from '@dbpool/core'
+import { TransactionOutcome } from '../../src/transaction/transaction-outcome'
+import { makePool, rejection } from './helpers'
+
+const unique = () => new DatabaseError('UNIQUE_VIOLATION', 'duplicate key', { backend: 'postgres', sqlState: '23505' })
+const serialization = () =>
+  new DatabaseError('SERIALIZATION_FAILURE', 'could not serialize access', { backend: 'postgres', sqlState: '40001' })
+
+describe('transaction outcome: resolves only when the engine committed', () => {
+  it('an error caught inside fn (Postgres aborts the transaction) rejects with TRANSACTION_ROLLED_BACK, cause the first error', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    const first = unique()
+    manager.queryFaults.push({ match: /insert dup/, fault: { kind: 'fail', error: first }, fatal: false })
+    const err = await rejection(
+      pool.transaction(async (tx) => {
+        await tx.query('insert ok')
+        await tx.query('insert dup').catch(() => undefined)
+        return 'done'
+      }),
+    )
+    expect(err).toBeInstanceOf(DatabaseError)
+    expect((err as DatabaseError).code).toBe('TRANSACTION_ROLLED_BACK')
+    expect((err as DatabaseError).cause).toBe(first)
+    expect((err as DatabaseError).retryable).toBe(false)
+    // COMMIT was never sent for work the engine had thrown away; the transaction was rolled back
+    expect(manager.connections[0]!.statements).toEqual(['BEGIN', 'insert ok', 'insert dup', 'ROLLBACK'])
+    await pool.close()
+  })
+
+  it('a COMMIT answered with ROLLBACK rejects (the status was not known before COMMIT)', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    manager.queryFaults.push({ match: /insert dup/, fault: { kind: 'fail', error: unique() }, fatal: false })
+    // the engine's state is not known (as while Postgres' ReadyForQuery is still on its way)
+    const spy = jest.spyOn(manager, 'transactionState').mockReturnValue('unknown')
+    const err = await rejection(
+      pool.transaction(async (tx) => {
+        await tx.query('insert dup').catch(() => undefined)
+      }),
+    )
+    spy.mockRestore()
+    expect((err as DatabaseError).code).toBe('TRANSACTION_ROLLED_BACK')
+    expect((err as DatabaseError).message).toMatch(/COMMIT was answered with ROLLBACK/)
+    expect(manager.connections[0]!.statements).toEqual(['BEGIN', 'insert dup', 'COMMIT'])
+    await pool.close()
+  })
+
+  it('a statement after the engine ended the transaction (SQLite OR ROLLBACK) is refused without running', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    const original = new DatabaseError('UNIQUE_VIOLATION', 'UNIQUE constraint failed', { backend: 'sqlite' })
+    manager.queryFaults.push({ match: /insert or rollback/, fault: { kind: 'fail', error: original }, fatal: false, endsTransaction: true })
+    let later: unknown
+    const err = await rejection(
+      pool.transaction(async (tx) => {
+        await tx.query('insert 1')
+        await tx.query('insert or rollback').catch(() => undefined)
+        later = await rejection(tx.query('insert 2'))
+      }),
+    )
+    expect((later as DatabaseError).code).toBe('TRANSACTION_ROLLED_BACK')
+    expect((later as DatabaseError).cause).toBe(original)
+    expect((err as DatabaseError).code).toBe('TRANSACTION_ROLLED_BACK')
+    expect((err as DatabaseError).cause).toBe(original)
+    const statements = manager.connections[0]!.statements
+    expect(statements).not.toContain('insert 2')
+    expect(statements).not.toContain('COMMIT')
+    await pool.close()
+  })
+
+  it('an uncaught error after the engine ended the transaction is rethrown as is', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    const original = new DatabaseError('CHECK_VIOLATION', 'trigger said no', { backend: 'sqlite' })
+    manager.queryFaults.push({ match: /raise rollback/, fault: { kind: 'fail', error: original }, fatal: false, endsTransaction: true })
+    const err = await rejection(pool.transaction(async (tx) => void (await tx.query('raise rollback'))))
+    expect(err).toBe(original)
+    await pool.close()
+  })
+
+  it('a savepoint whose cleanup fails surfaces the original error, and the transaction does not commit', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    const original = new DatabaseError('UNIQUE_VIOLATION', 'UNIQUE constraint failed', { backend: 'sqlite' })
+    manager.queryFaults.push({ match: /insert or rollback/, fault: { kind: 'fail', error: original }, fatal: false, endsTransaction: true })
+    let inner: unknown
+    const err = await rejection(
+      pool.transaction(async (tx) => {
+        inner = await rejection(tx.transaction(async (sp) => void (await sp.query('insert or rollback'))))
+        await tx.query('insert after')
+      }),
+    )
+    expect(inner).toBe(original)
+    expect((err as DatabaseError).code).toBe('TRANSACTION_ROLLED_BACK')
+    expect(manager.connections[0]!.statements).not.toContain('insert after')
+    expect(manager.connections[0]!.statements).not.toContain('COMMIT')
+    await pool.close()
+  })
+
+  it('a savepoint that rolled back an error lets the transaction commit (the documented way to go on)', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    manager.queryFaults.push({ match: /insert dup/, fault: { kind: 'fail', error: unique() }, fatal: false })
+    const out = await pool.transaction(async (tx) => {
+      await tx.query('insert ok')
+      await tx.transaction(async (sp) => void (await sp.query('insert dup'))).catch(() => undefined)
+      await tx.query('insert more')
+      return 7
+    })
+    expect(out).toBe(7)
+    expect(manager.connections[0]!.statements.at(-1)).toBe('COMMIT')
+    await pool.close()
+  })
+
+  it('a later failure is attributed to its own error, not to one a savepoint recovered', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    const second = new DatabaseError('CHECK_VIOLATION', 'check', { backend: 'postgres', sqlState: '23514' })
+    manager.queryFaults.push({ match: /insert dup/, fault: { kind: 'fail', error: unique() }, fatal: false })
+    manager.queryFaults.push({ match: /insert bad/, fault: { kind: 'fail', error: second }, fatal: false })
+    const err = await rejection(
+      pool.transaction(async (tx) => {
+        await tx.transaction(async (sp) => void (await sp.query('insert dup'))).catch(() => undefined)
+        await tx.query('insert bad').catch(() => undefined)
+      }),
+    )
+    expect((err as DatabaseError).cause).toBe(second)
+    await pool.close()
+  })
+
+  it('COMMIT or ROLLBACK run through tx.query ends the transaction: later statements are refused', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    const err = await rejection(
+      pool.transaction(async (tx) => {
+        await tx.query('insert 1')
+        await tx.query('COMMIT')
+        await tx.query('insert 2')
+      }),
+    )
+    expect((err as DatabaseError).code).toBe('QUERY_FAILED')
+    expect((err as DatabaseError).message).toMatch(/ended it/)
+    expect(manager.connections[0]!.statements).not.toContain('insert 2')
+    await pool.close()
+  })
+
+  it('a caught serialization failure is replayed by retry (TRANSACTION_ROLLED_BACK is retryable like its cause)', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    manager.queryFaults.push({ match: /update hot/, fault: { kind: 'fail', error: serialization() }, fatal: false })
+    let attempts = 0
+    const out = await pool.transaction(
+      async (tx) => {
+        attempts++
+        if (attempts === 1) await tx.query('update hot').catch(() => undefined)
+        else await tx.query('update cold')
+        return attempts
+      },
+      { retry: { maxAttempts: 3, baseDelayMs: 0 } },
+    )
+    expect(out).toBe(2)
+    await pool.close()
+  })
+
+  it('a refused parameter does not count as a statement error of the transaction', () => {
+    let state: 'open' | 'failed' = 'open'
+    const outcome = new TransactionOutcome('postgres', () => state)
+    outcome.afterStatement(new DatabaseError('INVALID_PARAMETER', 'parameter 1 (Map) cannot be bound'))
+    expect(outcome.firstError).toBeUndefined()
+    expect(() => outcome.checkBeforeCommit()).not.toThrow()
+    const real = unique()
+    outcome.afterStatement(real)
+    state = 'failed'
+    expect(outcome.firstError).toBe(real)
+    expect(() => outcome.checkBeforeCommit()).toThrow(/aborted by an earlier error/)
+  })
+})
