@@ -16,7 +16,7 @@ export {
   sqlStateOf,
 } from './postgres-errors'
 export type { MapContext, SqlStateMapping } from './postgres-errors'
-export { tlsOptions, fallsBackToPlain, isTlsRefusal } from './postgres-tls'
+export { tlsOptions, fallsBackToPlain, isTlsRefusal, certificateErrorCode, CERTIFICATE_ERROR_CODES } from './postgres-tls'
 export type { PgSsl } from './postgres-tls'
 export { sendCancelRequest } from './postgres-cancel'
 export type { CancelTarget } from './postgres-cancel'

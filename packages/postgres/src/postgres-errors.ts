@@ -1,4 +1,5 @@
 import { DatabaseError, redactSecrets, type ErrorCode } from '@dbpool/core'
+import { certificateErrorCode } from './postgres-tls'
 
 /** How one SQLSTATE maps: the code, and `retryable` when it differs from the code's default. */
 export interface SqlStateMapping {
@@ -126,7 +127,9 @@ export interface MapContext {
 
 /**
  * Maps anything pg or the socket throws to a DatabaseError with a stable code, the SQLSTATE, secret-free
- * detail and a scrubbed cause. DatabaseErrors pass through unchanged.
+ * detail and a scrubbed cause. DatabaseErrors pass through unchanged. A server certificate that failed
+ * verification (`CERTIFICATE_ERROR_CODES`) is CONNECTION_FAILED with `retryable: false`, the
+ * message naming Node's code and reason, and `detail.tlsCode`: only a configuration change fixes it.
  */
 export function mapPostgresError(err: unknown, context: MapContext = {}): DatabaseError {
   if (DatabaseError.is(err)) return err
@@ -134,6 +137,16 @@ export function mapPostgresError(err: unknown, context: MapContext = {}): Databa
   const cause = scrubError(err, secrets)
   const native = cause instanceof Error ? cause.message : String(cause)
   const message = context.prefix ? `${context.prefix}: ${native}` : native
+  const tlsCode = certificateErrorCode(err)
+  if (tlsCode) {
+    const reason = `the server certificate failed verification (${tlsCode}: ${native}); check sslMode, sslRootCert and the host name`
+    return new DatabaseError('CONNECTION_FAILED', context.prefix ? `${context.prefix}: ${reason}` : reason, {
+      backend: 'postgres',
+      cause,
+      retryable: false,
+      detail: { tlsCode },
+    })
+  }
   const sqlState = sqlStateOf(err)
   if (sqlState) {
     const mapping = mapSqlState(sqlState)

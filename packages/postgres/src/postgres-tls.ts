@@ -51,6 +51,48 @@ export function isTlsRefusal(err: unknown): boolean {
   return err instanceof Error && err.message === 'The server does not support SSL connections'
 }
 
+/**
+ * Node's error codes for a server certificate that failed verification: OpenSSL's `X509_V_ERR_*`
+ * names as Node reports them (`tls.TLSSocket` `authorizationError`), plus `ERR_TLS_CERT_ALTNAME_INVALID`
+ * from `tls.checkServerIdentity` (host name mismatch). A retry cannot fix any of them.
+ */
+export const CERTIFICATE_ERROR_CODES: ReadonlySet<string> = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_CRL',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECRYPT_CRL_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_SIGNATURE_FAILURE',
+  'CRL_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'CRL_NOT_YET_VALID',
+  'CRL_HAS_EXPIRED',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'ERROR_IN_CRL_LAST_UPDATE_FIELD',
+  'ERROR_IN_CRL_NEXT_UPDATE_FIELD',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+])
+
+/** The Node code of `err` when it is a server-certificate verification failure (see {@link CERTIFICATE_ERROR_CODES}), else undefined. */
+export function certificateErrorCode(err: unknown): string | undefined {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined
+  return typeof code === 'string' && CERTIFICATE_ERROR_CODES.has(code) ? code : undefined
+}
+
 /** verify-ca: the chain is verified by `rejectUnauthorized`; the host name is deliberately not. */
 function skipHostCheck(): undefined {
   return undefined

@@ -3,50 +3,51 @@ import { readFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DatabaseConfig, type SslMode } from '@dbpool/core'
+import { DatabaseConfig, type DatabaseError, type SslMode } from '@dbpool/core'
 import { createPostgresPool } from '@dbpool/postgres'
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '@dbpool/testing'
 import { rejection } from './helpers'
 
-// sslMode against a real TLS server: a dedicated embedded server with ssl=on and a certificate for
-// `localhost` (no IP SAN) signed by a test CA (test/fixtures/tls).
+// sslMode against real TLS servers: dedicated embedded servers with ssl=on, one with a certificate for
+// `localhost` (no IP SAN) signed by a test CA, one with a self-signed certificate for `localhost`
+// (test/fixtures/tls).
 const FIXTURES = join(__dirname, '..', 'fixtures', 'tls')
 const CA = readFileSync(join(FIXTURES, 'ca.crt'), 'utf8')
 const OTHER_CA = readFileSync(join(FIXTURES, 'other-ca.crt'), 'utf8')
 let server: EmbeddedPostgresServer
+let selfSigned: EmbeddedPostgresServer
 let certDir: string
 
-beforeAll(async () => {
+/** Starts an embedded server with TLS on, serving the fixture certificate `name`.crt / `name`.key. */
+async function startTlsServer(name: string): Promise<EmbeddedPostgresServer> {
+  const [crt, key] = [join(certDir, `${name}.crt`), join(certDir, `${name}.key`)]
+  await copyFile(join(FIXTURES, `${name}.crt`), crt)
+  await copyFile(join(FIXTURES, `${name}.key`), key)
   // the server reads its key as the postgres user and refuses a key others can read
-  certDir = await mkdtemp(join(tmpdir(), 'dbpool-tls-'))
-  await chmod(certDir, 0o755)
-  for (const file of ['server.crt', 'server.key']) await copyFile(join(FIXTURES, file), join(certDir, file))
-  await chmod(join(certDir, 'server.key'), 0o600)
+  await chmod(key, 0o600)
   if (process.getuid?.() === 0) {
     const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim())
     const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim())
-    for (const file of ['server.crt', 'server.key']) await chown(join(certDir, file), uid, gid)
+    for (const file of [crt, key]) await chown(file, uid, gid)
   }
-  server = await startEmbeddedPostgres({
-    postgresFlags: [
-      '-c',
-      'ssl=on',
-      '-c',
-      `ssl_cert_file=${join(certDir, 'server.crt')}`,
-      '-c',
-      `ssl_key_file=${join(certDir, 'server.key')}`,
-    ],
-  })
+  return startEmbeddedPostgres({ postgresFlags: ['-c', 'ssl=on', '-c', `ssl_cert_file=${crt}`, '-c', `ssl_key_file=${key}`] })
+}
+
+beforeAll(async () => {
+  certDir = await mkdtemp(join(tmpdir(), 'dbpool-tls-'))
+  await chmod(certDir, 0o755)
+  server = await startTlsServer('server')
+  selfSigned = await startTlsServer('self-signed')
 }, 120_000)
 
 afterAll(async () => {
-  await server?.stop()
+  await Promise.all([server?.stop(), selfSigned?.stop()])
   if (certDir) await rm(certDir, { recursive: true, force: true })
 }, 60_000)
 
-function config(sslMode: SslMode, host: string, sslRootCert?: string): DatabaseConfig {
-  const url = new URL(server.url)
-  return DatabaseConfig.fromUrl(server.url, { host, port: Number(url.port), sslMode, ...(sslRootCert ? { sslRootCert } : {}) })
+function config(sslMode: SslMode, host: string, sslRootCert?: string, on = server): DatabaseConfig {
+  const url = new URL(on.url)
+  return DatabaseConfig.fromUrl(on.url, { host, port: Number(url.port), sslMode, ...(sslRootCert ? { sslRootCert } : {}) })
 }
 
 async function sslInUse(sslMode: SslMode, host: string, sslRootCert?: string): Promise<boolean> {
@@ -86,4 +87,57 @@ it('verify-full: the chain and the host name are checked', async () => {
 it('require with a root certificate verifies the chain (libpq)', async () => {
   expect(await sslInUse('require', '127.0.0.1', CA)).toBe(true)
   expect((await rejection(sslInUse('require', '127.0.0.1', OTHER_CA))).code).toBe('CONNECTION_FAILED')
+})
+
+describe('a certificate that fails verification is CONNECTION_FAILED, not retryable, and fails the caller at once', () => {
+  /** The error of the first query on a pool that would wait a minute for a connection. */
+  async function firstQueryError(target: DatabaseConfig): Promise<DatabaseError> {
+    const pool = createPostgresPool(target, { min: 0, acquireTimeoutMs: 60_000, createTimeoutMs: 60_000 })
+    try {
+      return await rejection(pool.query('select 1'))
+    } finally {
+      await pool.close()
+    }
+  }
+
+  function expectCertificateFailure(err: DatabaseError, tlsCode: RegExp): void {
+    expect(err.code).toBe('CONNECTION_FAILED') // not ACQUIRE_TIMEOUT: the pool does not retry until the acquire deadline
+    expect(err.retryable).toBe(false)
+    expect(err.message).toMatch(/the server certificate failed verification \(/)
+    expect(err.detail?.tlsCode).toMatch(tlsCode)
+    expect(err.message).toContain(String(err.detail?.tlsCode))
+  }
+
+  it('verify-full against a self-signed certificate (DEPTH_ZERO_SELF_SIGNED_CERT)', async () => {
+    const err = await firstQueryError(config('verify-full', 'localhost', undefined, selfSigned))
+    expectCertificateFailure(err, /^DEPTH_ZERO_SELF_SIGNED_CERT$/)
+    expect(err.message).toMatch(/self.signed certificate/)
+  }, 15_000)
+
+  it('verify-full with a host name the certificate does not name (ERR_TLS_CERT_ALTNAME_INVALID)', async () => {
+    const err = await firstQueryError(config('verify-full', '127.0.0.1', CA))
+    expectCertificateFailure(err, /^ERR_TLS_CERT_ALTNAME_INVALID$/)
+    expect(err.message).toMatch(/IP: 127\.0\.0\.1/)
+  }, 15_000)
+
+  it('verify-ca with the wrong CA, and verify-full without sslRootCert (Node CA store)', async () => {
+    expectCertificateFailure(
+      await firstQueryError(config('verify-ca', '127.0.0.1', OTHER_CA)),
+      /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|SELF_SIGNED_CERT_IN_CHAIN)$/,
+    )
+    expectCertificateFailure(
+      await firstQueryError(config('verify-full', 'localhost')),
+      /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|SELF_SIGNED_CERT_IN_CHAIN)$/,
+    )
+  }, 15_000)
+
+  it('a pool that is warming up (min > 0) stops at the first failure', async () => {
+    const pool = createPostgresPool(config('verify-full', 'localhost', undefined, selfSigned), { min: 2, acquireTimeoutMs: 60_000 })
+    try {
+      const err = await rejection(pool.query('select 1'))
+      expectCertificateFailure(err, /^DEPTH_ZERO_SELF_SIGNED_CERT$/)
+    } finally {
+      await pool.close()
+    }
+  }, 15_000)
 })

@@ -1,6 +1,15 @@
 import { inspect } from 'node:util'
 import { DatabaseError } from '@dbpool/core'
-import { FATAL_SQLSTATES, SQLSTATE_CODES, isFatalSqlState, mapPostgresError, mapSqlState, scrubError, sqlStateOf } from '@dbpool/postgres'
+import {
+  CERTIFICATE_ERROR_CODES,
+  FATAL_SQLSTATES,
+  SQLSTATE_CODES,
+  isFatalSqlState,
+  mapPostgresError,
+  mapSqlState,
+  scrubError,
+  sqlStateOf,
+} from '@dbpool/postgres'
 
 function pgError(code: string, message = 'native message', fields: Record<string, string> = {}): Error {
   return Object.assign(new Error(message), { code, severity: 'ERROR', ...fields })
@@ -126,5 +135,35 @@ describe('secrets', () => {
   it('returns the original error when there is nothing to scrub', () => {
     const native = pgError('23505')
     expect(scrubError(native, ['hunter2'])).toBe(native)
+  })
+})
+
+describe('server certificate verification failures', () => {
+  it.each([
+    'DEPTH_ZERO_SELF_SIGNED_CERT',
+    'SELF_SIGNED_CERT_IN_CHAIN',
+    'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    'CERT_HAS_EXPIRED',
+    'ERR_TLS_CERT_ALTNAME_INVALID',
+  ])('%s → CONNECTION_FAILED, not retryable, naming the code and the reason', (tlsCode) => {
+    const err = mapPostgresError(Object.assign(new Error('native reason'), { code: tlsCode }), {
+      connecting: true,
+      prefix: 'connecting to postgres://app@db:5432/ledger failed',
+    })
+    expect(err.code).toBe('CONNECTION_FAILED')
+    expect(err.retryable).toBe(false)
+    expect(err.message).toBe(
+      `connecting to postgres://app@db:5432/ledger failed: the server certificate failed verification (${tlsCode}: native reason); check sslMode, sslRootCert and the host name`,
+    )
+    expect(err.detail).toEqual({ tlsCode })
+    expect(CERTIFICATE_ERROR_CODES.has(tlsCode)).toBe(true)
+  })
+
+  it('other connect failures stay retryable', () => {
+    const refused = mapPostgresError(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED', syscall: 'connect' }), {
+      connecting: true,
+    })
+    expect(refused.code).toBe('CONNECTION_FAILED')
+    expect(refused.retryable).toBe(true)
   })
 })
