@@ -1,6 +1,10 @@
 import { types as pgTypes, type CustomTypesConfig } from 'pg'
 
-/** How `bigint` / `int8` columns (and `count(*)`, `sum(int)`) come back. */
+/**
+ * How `bigint` / `int8` columns (and `count(*)`, `sum(int)`) come back: `'bigint'` (default) always a
+ * JS bigint; `'string'` pg's decimal text; `'number'` a number within ±(2^53−1) and a bigint beyond
+ * (never a rounded number).
+ */
 export type Int8Mode = 'bigint' | 'string' | 'number'
 
 /** The `int8` modes. */
@@ -24,8 +28,10 @@ type Nested = unknown[] | unknown
  * alone). Decisions:
  *
  * - `int8` (`bigint`, `bigserial`, `count(*)`): a JS `bigint` by default (exact; mixing it with
- *   numbers fails loudly). `'string'` gives pg's default; `'number'` converts and throws on values
- *   beyond 2^53 instead of rounding silently.
+ *   numbers fails loudly). `'string'` gives pg's default; `'number'` gives a number within
+ *   ±(2^53−1) (`Number.MAX_SAFE_INTEGER`) and a `bigint` beyond it, never a silently rounded number
+ *   (the same rule as SQLite's default reads; the parser never throws, which inside pg would fail
+ *   the whole statement).
  * - `numeric` / `decimal`: a string (exact; JS has no decimal type). pg's default.
  * - `timestamptz`: a `Date` (an instant). pg's default.
  * - `timestamp` (without time zone) and `date`: the server's text, e.g. `'2024-03-01 12:00:00'` and
@@ -59,9 +65,8 @@ function int8Parse(mode: Int8Mode): Parser | undefined {
   if (mode === 'number') {
     return (text) => {
       const value = Number(text)
-      if (!Number.isSafeInteger(value))
-        throw new RangeError(`int8 value ${text} is beyond Number.MAX_SAFE_INTEGER: use the int8: 'bigint' or 'string' option`)
-      return value
+      // beyond ±(2^53−1) a number would be rounded: the exact bigint instead (as SQLite does)
+      return Number.isSafeInteger(value) ? value : BigInt(text)
     }
   }
   return undefined
