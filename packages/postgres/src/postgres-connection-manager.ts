@@ -132,10 +132,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * (or rolled back) session is then cleaned, unless the connection only carried shared statements.
    */
   reset(conn: PostgresConnection): void | Promise<void> {
-    // pipeline mode is only for statements sharing the connection (executeShared); a lease gets
-    // classic mode. A connection that was in pipeline mode only ran shared lone statements, which
-    // never change session state, so it needs no cleaning.
-    const clean = this.options.sessionReset === 'clean' && !setPipeline(conn, false)
+    // pipeline mode is only for statements sharing the connection (executeShared); every lease starts
+    // in classic mode, whatever sessionReset is (pg refuses cursors and `rows` queries in pipeline
+    // mode). A connection that was in pipeline mode only ran shared lone statements, which never
+    // change session state, so it needs no cleaning.
+    const wasPipelined = setPipeline(conn, false)
+    const clean = this.options.sessionReset === 'clean' && !wasPipelined
     if (awaitsReadyForQuery(conn)) return this.#rollback(conn, 'unknown', clean)
     const status = conn.client.getTransactionStatus()
     if (status === 'I') return clean ? this.#clean(conn) : undefined

@@ -1,9 +1,16 @@
 import type { Client } from 'pg'
 
-/** The pg.Client fields we read that @types/pg does not declare (set from BackendKeyData). */
-interface PgClientKeys {
+/** The pg.Client fields we read that @types/pg does not declare. */
+interface PgClientInternals {
+  /** From BackendKeyData. */
   readonly processID: number | null
   readonly secretKey: number | null
+  /** `end()` was called (by dbpool or by the application on `conn.native.client`). */
+  readonly _ending: boolean
+  /** The socket has ended. */
+  readonly _ended: boolean
+  /** False once pg saw a socket or protocol error: pg refuses every further query. */
+  readonly _queryable: boolean
 }
 
 /**
@@ -13,6 +20,8 @@ interface PgClientKeys {
  */
 export class PostgresConnection {
   readonly client: Client
+  /** The same client, seen with the fields @types/pg does not declare. */
+  readonly #pg: PgClientInternals
   /** The first fatal problem seen; once set the connection is never reused. */
   #broken: Error | undefined
   #ready = false
@@ -23,24 +32,37 @@ export class PostgresConnection {
   /** @internal */
   constructor(client: Client, onLost: (err: Error) => void) {
     this.client = client
+    this.#pg = client as unknown as PgClientInternals
     this.#onLost = onLost
     client.on('error', (err) => this.#fail(err))
-    client.on('end', () => this.#fail(new Error('the server closed the connection')))
+    client.on('end', () =>
+      this.#fail(
+        new Error(this.#pg._ending ? 'the connection was ended by a call to end() on its pg client' : 'the server closed the connection'),
+      ),
+    )
   }
 
   /** The backend's process id (`pg_backend_pid()`), once connected. */
   get processId(): number | null {
-    return (this.client as unknown as PgClientKeys).processID
+    return this.#pg.processID
   }
 
   /** @internal The cancel key sent by the server at startup. */
   get secretKey(): number | null {
-    return (this.client as unknown as PgClientKeys).secretKey
+    return this.#pg.secretKey
   }
 
-  /** False once the socket failed, the server ended the session, a fatal error was seen, or it was closed. */
+  /**
+   * False once the socket failed, the server ended the session, a fatal error was seen, or it was
+   * closed, including by the application: `end()` called on the pg client (ending or ended), pg
+   * refusing queries after an error, or the socket destroyed. These are read from pg at once, not
+   * from its `end` / `error` events, which arrive a tick or a round trip later: a connection released
+   * in between must not go back to the free list.
+   */
   get usable(): boolean {
-    return this.#broken === undefined && !this.#closing
+    if (this.#broken !== undefined || this.#closing) return false
+    const pg = this.#pg
+    return !pg._ending && !pg._ended && pg._queryable && this.client.connection.stream.destroyed !== true
   }
 
   /** Why it is not usable, if it is not. */
