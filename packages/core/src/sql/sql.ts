@@ -12,30 +12,56 @@ export interface CompiledQuery {
 
 const FRAGMENT = Symbol('dbpool.sql.fragment')
 
+/** What renders as text rather than as a parameter: fragments, identifiers and raw text (one `instanceof` per value). */
+abstract class SqlNode {}
+
 /** A quoted identifier made by {@link sql.id}. */
-class SqlIdentifier {
-  constructor(readonly parts: readonly string[]) {}
+class SqlIdentifier extends SqlNode {
+  constructor(readonly parts: readonly string[]) {
+    super()
+  }
 }
 
 /** Trusted text spliced as is, made by {@link sql.raw}. */
-class SqlRaw {
-  constructor(readonly text: string) {}
+class SqlRaw extends SqlNode {
+  constructor(readonly text: string) {
+    super()
+  }
 }
+
+/**
+ * Compiled text per template call site and dialect, for templates whose values are all parameters
+ * (the common case): the text depends only on the template then. A template strings array is the
+ * same frozen object every time its call site runs, so it keys a WeakMap.
+ */
+const TEXT_CACHE = new WeakMap<TemplateStringsArray, { postgres?: string; sqlite?: string }>()
 
 /**
  * A piece of SQL with its values kept apart from the text. Values become parameters; fragments
  * nest. Build with the {@link sql} tag.
  */
-export class SqlFragment {
+export class SqlFragment extends SqlNode {
   readonly [FRAGMENT] = true
   /** @internal */
   constructor(
     readonly strings: readonly string[],
     readonly values: readonly unknown[],
-  ) {}
+    /** @internal The call site's template object, when built by the tag (the cache key). */
+    readonly template?: TemplateStringsArray,
+  ) {
+    super()
+  }
 
   /** Compiles for one backend's placeholder style. */
   compile(dialect: SqlDialect): CompiledQuery {
+    const template = this.template
+    if (template !== undefined && onlyParameters(this.values)) {
+      let texts = TEXT_CACHE.get(template)
+      if (texts === undefined) TEXT_CACHE.set(template, (texts = {}))
+      const text = (texts[dialect] ??= this.#render(dialect, []))
+      // the values are the parameters, in order: the tag's rest array is ours, never shared
+      return { text, params: this.values }
+    }
     const params: unknown[] = []
     const text = this.#render(dialect, params)
     return { text, params }
@@ -53,6 +79,11 @@ export class SqlFragment {
   static render(fragment: SqlFragment, dialect: SqlDialect, params: unknown[]): string {
     return fragment.#render(dialect, params)
   }
+}
+
+function onlyParameters(values: readonly unknown[]): boolean {
+  for (let i = 0; i < values.length; i++) if (values[i] instanceof SqlNode) return false
+  return true
 }
 
 function renderValue(value: unknown, dialect: SqlDialect, params: unknown[]): string {
@@ -104,7 +135,7 @@ export interface SqlTag {
  * ```
  */
 export const sql: SqlTag = Object.assign(
-  (strings: TemplateStringsArray, ...values: unknown[]): SqlFragment => new SqlFragment([...strings], values),
+  (strings: TemplateStringsArray, ...values: unknown[]): SqlFragment => new SqlFragment(strings, values, strings),
   {
     id: (...parts: string[]): SqlFragment => {
       if (parts.length === 0) throw new DatabaseError('SYNTAX_ERROR', 'sql.id() needs at least one name')

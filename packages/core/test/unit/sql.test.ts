@@ -43,3 +43,23 @@ describe('sql tag', () => {
     expect(isSqlFragment('x')).toBe(false)
   })
 })
+
+describe('compiled text cache (per template call site)', () => {
+  const where = (value: unknown) => sql`select * from t where ${value}`
+
+  it('gives the same call site different text when a value is a fragment, an identifier or raw text', () => {
+    expect(where(1).compile('postgres')).toEqual({ text: 'select * from t where $1', params: [1] })
+    expect(where(sql`a = ${2}`).compile('postgres')).toEqual({ text: 'select * from t where a = $1', params: [2] })
+    expect(where(sql.id('flag')).compile('sqlite')).toEqual({ text: 'select * from t where "flag"', params: [] })
+    expect(where(sql.raw('true')).compile('sqlite')).toEqual({ text: 'select * from t where true', params: [] })
+    expect(where(3).compile('sqlite')).toEqual({ text: 'select * from t where ?', params: [3] })
+    expect(where(4).compile('postgres')).toEqual({ text: 'select * from t where $1', params: [4] })
+  })
+
+  it('keeps each dialect apart and the parameters of each call', () => {
+    const q = (a: unknown, b: unknown) => sql`insert into t (a, b) values (${a}, ${b})`
+    expect(q(1, 'x').compile('sqlite')).toEqual({ text: 'insert into t (a, b) values (?, ?)', params: [1, 'x'] })
+    expect(q(2, 'y').compile('postgres')).toEqual({ text: 'insert into t (a, b) values ($1, $2)', params: [2, 'y'] })
+    expect(q(3, sql.json([1])).compile('postgres').params).toHaveLength(2)
+  })
+})
