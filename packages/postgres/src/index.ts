@@ -20,5 +20,7 @@ export { tlsOptions, fallsBackToPlain, isTlsRefusal, certificateErrorCode, CERTI
 export type { PgSsl } from './postgres-tls'
 export { sendCancelRequest } from './postgres-cancel'
 export type { CancelTarget } from './postgres-cancel'
+export { pgQuery, postgresParameters, MAX_PARAMETERS } from './postgres-params'
+export type { PgQuery } from './postgres-params'
 export { createTypeParsers, INT8_MODES } from './postgres-types'
 export type { Int8Mode } from './postgres-types'

@@ -23,6 +23,7 @@ import {
   type PostgresManagerOptions,
   type ResolvedPostgresManagerOptions,
 } from './postgres-options'
+import { pgQuery } from './postgres-params'
 import { fallsBackToPlain, isTlsRefusal, tlsOptions, type PgSsl } from './postgres-tls'
 import { createTypeParsers } from './postgres-types'
 
@@ -319,8 +320,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   }
 
   async #run<R>(conn: PostgresConnection, query: CompiledQuery): Promise<QueryResult<R>> {
+    // refused before anything is sent: the connection stays usable
+    const prepared = pgQuery(query)
     try {
-      return normalize<R>(await conn.client.query({ text: query.text, values: query.params as unknown[] }))
+      return normalize<R>(await conn.client.query(prepared))
     } catch (err) {
       throw this.#queryError(conn, err)
     }
@@ -335,7 +338,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         cause: signal.reason,
       })
     }
-    const running = conn.client.query({ text: query.text, values: query.params as unknown[] })
+    const running = conn.client.query(pgQuery(query))
     // if we stop waiting (deadline), the pg promise still settles later: never unhandled
     running.catch(() => undefined)
     let stop!: (why: Stop) => void
