@@ -13,6 +13,7 @@ import {
   type LaneLayout,
   type QueryResult,
   type TransactionSettings,
+  type TransactionState,
 } from '@dbpool/core'
 import { sendCancelRequest } from './postgres-cancel'
 import { PostgresConnection } from './postgres-connection'
@@ -176,6 +177,26 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       )
       conn.markBroken(reason)
       throw reason
+    }
+  }
+
+  /**
+   * The transaction status of the server's last ReadyForQuery (pg's `getTransactionStatus()`): `I`
+   * idle, `T` open, `E` failed (aborted: every statement refused until ROLLBACK, and COMMIT answered
+   * with ROLLBACK). `unknown` while ReadyForQuery has not arrived (see {@link awaitsReadyForQuery}: pg
+   * settles a failed statement before it) or on a connection that never reached it.
+   */
+  transactionState(conn: PostgresConnection): TransactionState {
+    if (awaitsReadyForQuery(conn)) return 'unknown'
+    switch (conn.client.getTransactionStatus()) {
+      case 'I':
+        return 'idle'
+      case 'T':
+        return 'open'
+      case 'E':
+        return 'failed'
+      default:
+        return 'unknown'
     }
   }
 
@@ -410,12 +431,16 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   }
 }
 
-/** pg returns an array of results for a multi-statement text: the last one is the answer. */
+/**
+ * pg returns an array of results for a multi-statement text: the last one is the answer, its rows,
+ * row count and command tag (`'INSERT'`, `'COMMIT'`, or `'ROLLBACK'` for a COMMIT of an aborted
+ * transaction: core's transaction() checks it).
+ */
 function normalize<R>(result: PgQueryResult | PgQueryResult[]): QueryResult<R> {
   const last = Array.isArray(result) ? result[result.length - 1] : result
   if (!last) return { rows: [], rowCount: 0 }
   const rows = (Array.isArray(last.rows) ? last.rows : []) as R[]
-  return { rows, rowCount: last.rowCount ?? rows.length }
+  return { rows, rowCount: last.rowCount ?? rows.length, command: last.command ?? undefined }
 }
 
 function toDatabaseConfig(config: DatabaseConfig | DatabaseOptions | string): DatabaseConfig {
