@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream, existsSync } from 'node:fs'
-import { chmod, copyFile, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises'
+import { chmod, copyFile, mkdir, open, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, extname, join, resolve } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip, createGzip } from 'node:zlib'
@@ -16,6 +16,7 @@ import {
   type DatabasePool,
 } from '@dbpool/core'
 import Database from 'better-sqlite3'
+import { copyDatabaseFile, type BackupCopyMode } from './backup-copy'
 import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'
 import { SqliteConnectionManager, type SqliteDatabase } from './sqlite-connection-manager'
 import { mapSqliteError, messageOf } from './sqlite-errors'
@@ -48,12 +49,26 @@ export interface BackupManagerOptions {
   readonly directory: string
   /** File name prefix. Default: the database file's name without extension (`memory` for `:memory:`). */
   readonly prefix?: string
-  /** `backup` (SQLite online backup API on the write connection) or `vacuum` (`VACUUM INTO` on a reader). Default is `'backup'`. */
+  /**
+   * `backup`: SQLite's online backup API, in steps, on a private read-only connection (one snapshot on
+   * a WAL file), `sqlite3_serialize` for `:memory:`. `vacuum`: `VACUUM INTO` on a reader, one
+   * synchronous statement. Default is `'backup'`.
+   */
   readonly method?: BackupMethod
   /** Compress finished backups with gzip (`.db.gz`). Default is `false`. */
   readonly gzip?: boolean
-  /** Pages copied per event-loop turn by the `backup` method. Default is `256`. */
+  /** Pages copied per event-loop turn by the `backup` method (1 to 1000000). Default is `256`. */
   readonly pagesPerStep?: number
+  /**
+   * Deadline of the page copy of the `backup` method on a file, in ms (1 to 2147483647), checked
+   * after every step: past it the copy stops, its temp file is removed and `backup()` rejects with
+   * BACKUP_FAILED (elapsed time, pages copied, steps, restarts and why). Verification and gzip come
+   * after and are not counted; `vacuum` and `:memory:` copies are one synchronous call and cannot be
+   * cut short. Default: 4 times the copy time of the database file (+ `-wal`) at an assumed 20 MiB/s,
+   * at least 10000 and at most 300000 (10 s up to 50 MiB, 200 s for 1 GiB, 300 s from 1.5 GiB); see
+   * {@link defaultBackupTimeoutMs}.
+   */
+  readonly timeoutMs?: number
   /** Applied after every successful backup. Default: keep everything. */
   readonly retention?: RetentionPolicy
   /** Called as a backup (or a restore's verification) advances. A throwing callback aborts the backup. */
@@ -71,6 +86,10 @@ export interface BackupResult {
   readonly bytes: number
   readonly pages: number
   readonly method: BackupMethod
+  /** How the pages were copied (see {@link BackupCopyMode}). */
+  readonly copyMode: BackupCopyMode
+  /** Times the online copy started over because another connection committed (rollback-journal files only; else 0). */
+  readonly restarts: number
   readonly gzip: boolean
   /** The time in the file name. */
   readonly createdAt: Date
@@ -96,7 +115,18 @@ export interface RestoreOptions {
   readonly closeTimeoutMs?: number
 }
 
-const OPTION_KEYS = ['directory', 'prefix', 'method', 'gzip', 'pagesPerStep', 'retention', 'onProgress', 'onError', 'manager'] as const
+const OPTION_KEYS = [
+  'directory',
+  'prefix',
+  'method',
+  'gzip',
+  'pagesPerStep',
+  'timeoutMs',
+  'retention',
+  'onProgress',
+  'onError',
+  'manager',
+] as const
 const RETENTION_KEYS = ['keepLast', 'keepDays'] as const
 const DAY_MS = 86_400_000
 
@@ -104,11 +134,15 @@ const DAY_MS = 86_400_000
  * Online backups of a SQLite pool, verified with `integrity_check` before they count, with
  * timestamped names, retention, optional gzip, scheduling and restore.
  *
- * The `backup` method runs SQLite's online backup API on the write connection (borrowed through
- * the pool, so writers queue behind it instead of restarting it) in steps of `pagesPerStep`, leaving
- * the event loop free between steps; the copy is the database as of the moment it finishes, which
- * includes everything committed before it started. The `vacuum` method runs `VACUUM INTO ?` on a
- * reader: a compacted copy of one snapshot while writers carry on, in one synchronous call.
+ * The `backup` method of a file runs SQLite's online backup API on a private read-only connection
+ * (not the pool's: pool writes and reads carry on) in steps of `pagesPerStep`, leaving the event loop
+ * free between steps, until `timeoutMs` (see {@link copyDatabaseFile}). On a WAL file all steps read
+ * one snapshot (one read transaction), so commits of this or another process never restart the
+ * copy: the backup is the database as of the moment the copy started. On a rollback-journal file a
+ * commit restarts the copy; when restarts keep coming, the rest is copied in one step. A `:memory:`
+ * database is copied with `sqlite3_serialize` on its connection (one synchronous copy in memory).
+ * The `vacuum` method runs `VACUUM INTO ?` on a reader: a compacted copy of one snapshot while
+ * writers carry on, in one synchronous call (it cannot be cut short by `timeoutMs`).
  *
  * ```ts
  * const backups = new BackupManager(pool, { directory: './backups', gzip: true, retention: { keepLast: 7 } })
@@ -124,6 +158,7 @@ export class BackupManager {
     readonly method: BackupMethod
     readonly gzip: boolean
     readonly pagesPerStep: number
+    readonly timeoutMs: number | undefined
     readonly retention: RetentionPolicy | undefined
     readonly onProgress: ((progress: BackupProgress) => void) | undefined
     readonly onError: (error: DatabaseError) => void
@@ -160,6 +195,7 @@ export class BackupManager {
       method: raw.method === undefined ? 'backup' : checkEnum('backup.method', raw.method, ['backup', 'vacuum'] as const),
       gzip: raw.gzip === undefined ? false : checkBoolean('backup.gzip', raw.gzip),
       pagesPerStep: raw.pagesPerStep === undefined ? 256 : checkInteger('backup.pagesPerStep', raw.pagesPerStep, 1, 1_000_000),
+      timeoutMs: raw.timeoutMs === undefined ? undefined : checkInteger('backup.timeoutMs', raw.timeoutMs, 1, 2_147_483_647),
       retention: raw.retention === undefined ? undefined : resolveRetention(raw.retention),
       onProgress: onProgress as BackupManagerOptions['onProgress'],
       onError:
@@ -188,6 +224,10 @@ export class BackupManager {
   /**
    * Takes a backup, verifies it with `integrity_check`, compresses it when asked, gives it its
    * final timestamped name and applies the retention policy. Backups run one at a time.
+   *
+   * Rejects with BACKUP_FAILED (the copy passed `timeoutMs`, the copy or its verification failed;
+   * no file is left behind: the temp file is removed) or POOL_CLOSED (the pool was closed before or
+   * during the copy).
    */
   backup(): Promise<BackupResult> {
     return this.#serial(() => this.#backup())
@@ -303,8 +343,9 @@ export class BackupManager {
     let copyMs = 0
     let verifyMs = 0
     let pages = 0
+    let copied: { copyMode: BackupCopyMode; restarts: number }
     try {
-      await this.#copy(tmp)
+      copied = await this.#copy(tmp)
       copyMs = performance.now() - started
       this.#progress({ phase: 'verify', totalPages: 0, remainingPages: 0 })
       const verifyStarted = performance.now()
@@ -334,6 +375,8 @@ export class BackupManager {
       bytes,
       pages,
       method,
+      copyMode: copied.copyMode,
+      restarts: copied.restarts,
       gzip,
       createdAt,
       copyMs: round(copyMs),
@@ -343,26 +386,44 @@ export class BackupManager {
     }
   }
 
-  async #copy(tmp: string): Promise<void> {
+  async #copy(tmp: string): Promise<{ copyMode: BackupCopyMode; restarts: number }> {
+    if (!this.#pool.isOpen) throw this.#closed()
     if (this.#options.method === 'vacuum') {
       // a reader's snapshot: writers go on meanwhile. The path is bound, never spliced into the text.
       await this.#pool.withConnection((conn) => conn.query('VACUUM INTO ?', [tmp]), { lane: 'read' })
-      return
+      return { copyMode: 'vacuum', restarts: 0 }
     }
-    const pagesPerStep = this.#options.pagesPerStep
-    // on the write connection, so no other connection's write restarts the copy (writers queue behind it)
-    const done = await this.#pool.withConnection(
-      (conn) =>
-        conn.native.backup(tmp, {
-          progress: ({ totalPages, remainingPages }) => {
-            this.#progress({ phase: 'copy', totalPages, remainingPages })
-            return pagesPerStep
-          },
-        }),
+    const { path, memory } = this.#manager.options
+    if (memory) return this.#serialize(tmp)
+    // a pool that never connected has no file yet: its writer creates it (in its journal mode)
+    if (!existsSync(path)) await this.#pool.withConnection(() => Promise.resolve(), { lane: 'write' })
+    const copied = await copyDatabaseFile({
+      source: path,
+      target: tmp,
+      pagesPerStep: this.#options.pagesPerStep,
+      timeoutMs: this.#options.timeoutMs,
+      onStep: (step) => this.#progress({ phase: 'copy', ...step }),
+      abortReason: () => (this.#pool.isOpen ? undefined : this.#closed()),
+    })
+    // better-sqlite3 reports progress between steps only: the last step is reported here
+    this.#progress({ phase: 'copy', totalPages: copied.totalPages, remainingPages: 0 })
+    return { copyMode: copied.mode, restarts: copied.restarts }
+  }
+
+  /** `:memory:`: the pool's one connection is the only copy; `serialize()` holds it for one memory copy, not for the file write. */
+  async #serialize(tmp: string): Promise<{ copyMode: BackupCopyMode; restarts: number }> {
+    const { image, pageSize } = await this.#pool.withConnection(
+      async (conn) => ({ image: conn.native.serialize(), pageSize: Number(conn.native.pragma('page_size', { simple: true })) }),
       { lane: 'write' },
     )
-    // better-sqlite3 reports progress between steps only: the last step is reported here
-    this.#progress({ phase: 'copy', totalPages: done.totalPages, remainingPages: done.remainingPages })
+    const totalPages = Math.round(image.length / pageSize)
+    await writeFile(tmp, image, { mode: 0o600, flag: 'wx' })
+    this.#progress({ phase: 'copy', totalPages, remainingPages: 0 })
+    return { copyMode: 'serialize', restarts: 0 }
+  }
+
+  #closed(): DatabaseError {
+    return new DatabaseError('POOL_CLOSED', `pool "${this.#pool.config.name}" is closed: no backup taken`, { backend: 'sqlite' })
   }
 
   async #restore(file: string, options: RestoreOptions): Promise<DatabasePool<SqliteDatabase>> {

@@ -28,3 +28,5 @@ export type {
   RestoreOptions,
   RetentionPolicy,
 } from './backup-manager'
+export { copyDatabaseFile, defaultBackupTimeoutMs } from './backup-copy'
+export type { BackupCopyMode, CopyStep, FileCopyOptions, FileCopyResult } from './backup-copy'

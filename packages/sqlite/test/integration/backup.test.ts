@@ -84,6 +84,7 @@ describe('BackupManager', () => {
         // every transaction is in the copy whole or not at all
         for (const parts of content.txParts.values()) expect(parts.split('').sort().join('')).toBe('ab')
         expect(progress.map((p) => p.phase)).toEqual(expect.arrayContaining(['verify', 'done']))
+        expect(result.copyMode).toBe(method === 'backup' ? 'snapshot-steps' : 'vacuum')
         if (method === 'backup') {
           const copies = progress.filter((p) => p.phase === 'copy')
           expect(copies.length).toBeGreaterThan(3) // copied in steps, the event loop free between them
@@ -191,6 +192,7 @@ describe('BackupManager', () => {
       await pool.query(sql`insert into t values (${42})`)
       const taken = await new BackupManager(pool, { directory: tmp.file('out-memory') }).backup()
       expect(taken.file).toMatch(/memory-\d{8}T\d{9}Z\.db$/)
+      expect(taken.copyMode).toBe('serialize') // one copy in memory under the lease, the file written after
       const db = new Database(taken.file, { readonly: true })
       expect(db.prepare('select x from t').all()).toEqual([{ x: 42 }])
       db.close()
@@ -209,6 +211,8 @@ describe('BackupManager', () => {
       expect(() => new BackupManager(pool, { directory: 'x', retention: {} })).toThrow(/backup\.retention/)
       expect(() => new BackupManager(pool, { directory: 'x', prefix: '../evil' })).toThrow(/backup\.prefix/)
       expect(() => new BackupManager(pool, { directory: 'x', gzipp: true } as never)).toThrow(/backup\.gzipp/)
+      for (const timeoutMs of [0, 1.5, -1, '5000', 2 ** 31])
+        expect(() => new BackupManager(pool, { directory: 'x', timeoutMs } as never)).toThrow(/backup\.timeoutMs/)
     } finally {
       void pool.close()
     }
