@@ -1,7 +1,8 @@
 'use strict'
 // Benchmarks of @dbpool/sqlite against raw better-sqlite3, in one run: a point read through
 // pool.query vs a prepared .get(), and 50 async writers x 200 transactions through pool.transaction
-// vs the same 10,000 transactions one after another on one raw connection. Ratio = pool / raw.
+// vs the same 10,000 transactions one after another on one raw connection. Ratio = pool / raw, the
+// median of the per-round ratios (rounds interleave the two sides) with their min–max.
 // Run with `npm run bench -- sqlite` (builds first) or `node bench/sqlite.js` after `npm run build`.
 const { mkdtempSync, rmSync } = require('node:fs')
 const { tmpdir } = require('node:os')
@@ -9,6 +10,7 @@ const { join } = require('node:path')
 const Database = require('better-sqlite3')
 const { sql } = require('@dbpool/core')
 const { createSqlitePool } = require('@dbpool/sqlite')
+const { ROUNDS, size, ops, spread, ratios, runStandalone } = require('./lib')
 
 const PRAGMAS = ['journal_mode = WAL', 'synchronous = FULL', 'foreign_keys = ON']
 
@@ -29,14 +31,12 @@ function seed(path, rows) {
   db.close()
 }
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-
 /**
- * Raw .get() and pool.query alternate over `rounds` rounds on the same file, and each side's median
- * round counts: a burst of load from a neighbour on this shared machine then skews one round, not the
- * ratio.
+ * Raw .get() and pool.query (text, then the sql tag) alternate over the rounds on the same file; each
+ * round gives a ratio, so a burst of load from a neighbour on a shared machine skews one round, not
+ * the figure.
  */
-async function pointRead({ dir, rows = 10_000, iterations = 100_000, rounds = 5 }) {
+async function pointRead({ dir, rows = 10_000, iterations = size(100_000, 20_000) }) {
   const path = join(dir, 'point-read.db')
   seed(path, rows)
   const ids = Array.from({ length: iterations }, (_, i) => 1 + ((i * 7919) % rows))
@@ -45,58 +45,63 @@ async function pointRead({ dir, rows = 10_000, iterations = 100_000, rounds = 5 
   const raw = rawConnection(path)
   const stmt = raw.prepare(text)
   const pool = createSqlitePool(path, { name: 'bench-read' }, { readers: 2 })
+  const perSec = (t0) => iterations / ((performance.now() - t0) / 1000)
   try {
-    for (let i = 0; i < 10_000; i++) stmt.get(ids[i])
-    for (let i = 0; i < 10_000; i++) await pool.query(text, [ids[i]])
-    const rawMs = []
-    const poolMs = []
-    const poolSqlMs = []
-    for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < 10_000; i++) stmt.get(ids[i % iterations])
+    for (let i = 0; i < 10_000; i++) await pool.query(text, [ids[i % iterations]])
+    const rawOps = []
+    const poolOps = []
+    const poolSqlOps = []
+    for (let r = 0; r < ROUNDS; r++) {
       let t0 = performance.now()
       for (const id of ids) stmt.get(id)
-      rawMs.push(performance.now() - t0)
+      rawOps.push(perSec(t0))
       t0 = performance.now()
       for (const id of ids) await pool.query(text, [id])
-      poolMs.push(performance.now() - t0)
+      poolOps.push(perSec(t0))
       t0 = performance.now()
       for (const id of ids) await pool.query(sql`select id, name, balance from account where id = ${id}`)
-      poolSqlMs.push(performance.now() - t0)
+      poolSqlOps.push(perSec(t0))
     }
-    return report('point read by primary key (pool.query vs raw .get())', iterations, median(rawMs), median(poolMs), {
-      sqlTagOpsPerSec: Math.round(iterations / (median(poolSqlMs) / 1000)),
-    })
+    return {
+      case: 'point read by primary key: pool.query vs raw .get() (target 0.9, stretch 0.95)',
+      'dbpool ops/s': ops(poolOps),
+      'raw ops/s': ops(rawOps),
+      'dbpool ÷ raw': spread(ratios(poolOps, rawOps)),
+      note: `sql tag: ${ops(poolSqlOps)}/s, ÷ raw ${spread(ratios(poolSqlOps, rawOps))}`,
+    }
   } finally {
     raw.close()
     await pool.close()
   }
 }
 
-async function writers({ dir, writersCount = 50, perWriter = 200 }) {
-  const total = writersCount * perWriter
-  const rawPath = join(dir, 'writers-raw.db')
-  seed(rawPath, 100)
-  const raw = rawConnection(rawPath)
+/** The same transactions one after another on one raw connection (the anchor); ops/s. */
+function rawWriters(path, total) {
+  const raw = rawConnection(path)
   const begin = raw.prepare('BEGIN IMMEDIATE')
   const update = raw.prepare('update account set balance = balance + ? where id = ?')
   const insert = raw.prepare('insert into entry (account_id, amount) values (?, ?)')
   const commit = raw.prepare('COMMIT')
-  let t0 = performance.now()
+  const t0 = performance.now()
   for (let i = 0; i < total; i++) {
     begin.run()
     update.run(1, 1 + (i % 100))
     insert.run(1 + (i % 100), 1)
     commit.run()
   }
-  const rawMs = performance.now() - t0
+  const opsPerSec = total / ((performance.now() - t0) / 1000)
   raw.close()
+  return opsPerSec
+}
 
-  const poolPath = join(dir, 'writers-pool.db')
-  seed(poolPath, 100)
-  const pool = createSqlitePool(poolPath, { name: 'bench-write', acquireTimeoutMs: 120_000 }, { readers: 2 })
+/** `writersCount` async writers through pool.transaction; ops/s, errors and rows committed. */
+async function poolWriters(path, writersCount, perWriter) {
+  const pool = createSqlitePool(path, { name: 'bench-write', acquireTimeoutMs: 120_000 }, { readers: 2 })
   let errors = 0
   try {
     await pool.query('select 1')
-    t0 = performance.now()
+    const t0 = performance.now()
     await Promise.all(
       Array.from({ length: writersCount }, async (_, w) => {
         for (let j = 0; j < perWriter; j++) {
@@ -112,62 +117,51 @@ async function writers({ dir, writersCount = 50, perWriter = 200 }) {
         }
       }),
     )
-    const poolMs = performance.now() - t0
+    const opsPerSec = (writersCount * perWriter) / ((performance.now() - t0) / 1000)
     const { rows } = await pool.query('select count(*) as n from entry')
-    return report(`${writersCount} async writers x ${perWriter} transactions (pool.transaction vs sequential raw)`, total, rawMs, poolMs, {
-      errors,
-      committed: rows[0].n,
-    })
+    return { opsPerSec, errors, committed: Number(rows[0].n) }
   } finally {
     await pool.close()
   }
 }
 
-function report(name, operations, rawMs, poolMs, extra) {
-  const rawOps = operations / (rawMs / 1000)
-  const poolOps = operations / (poolMs / 1000)
-  return {
-    name,
-    operations,
-    rawOpsPerSec: Math.round(rawOps),
-    poolOpsPerSec: Math.round(poolOps),
-    ratio: Math.round((poolOps / rawOps) * 1000) / 1000,
-    ...extra,
+/** Raw and pool alternate over the rounds, each round on fresh files. */
+async function writers({ dir, writersCount = 50, perWriter = size(200, 40) }) {
+  const total = writersCount * perWriter
+  const rawOps = []
+  const poolOps = []
+  let errors = 0
+  let committed = 0
+  for (let r = 0; r < ROUNDS; r++) {
+    const rawPath = join(dir, `writers-raw-${r}.db`)
+    seed(rawPath, 100)
+    rawOps.push(rawWriters(rawPath, total))
+    const poolPath = join(dir, `writers-pool-${r}.db`)
+    seed(poolPath, 100)
+    const result = await poolWriters(poolPath, writersCount, perWriter)
+    poolOps.push(result.opsPerSec)
+    errors += result.errors
+    committed += result.committed
   }
-}
-
-async function run({ log = (line) => console.log(line) } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'dbpool-sqlite-bench-'))
-  try {
-    const results = [await pointRead({ dir }), await writers({ dir })]
-    for (const r of results) log(JSON.stringify(r))
-    return results
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
+  return {
+    case: `${writersCount} async writers × ${perWriter} transactions: pool.transaction vs the same run one after another raw (target 0.8)`,
+    'dbpool ops/s': ops(poolOps),
+    'raw ops/s': ops(rawOps),
+    'dbpool ÷ raw': spread(ratios(poolOps, rawOps)),
+    note: `errors: ${errors}, committed: ${committed} of ${total * ROUNDS}`,
   }
 }
 
 /** Rows for bench/RESULTS.md. */
 async function main() {
-  const results = await run({ log: () => undefined })
-  return results.map((r) => ({
-    case: r.name,
-    anchor: 'raw better-sqlite3',
-    anchorOpsPerSec: r.rawOpsPerSec,
-    dbpoolOpsPerSec: r.poolOpsPerSec,
-    ratio: r.ratio,
-    note: r.errors === undefined ? `sql tag: ${r.sqlTagOpsPerSec}/s` : `errors: ${r.errors}, committed: ${r.committed}`,
-  }))
+  const dir = mkdtempSync(join(tmpdir(), 'dbpool-sqlite-bench-'))
+  try {
+    return [await pointRead({ dir }), await writers({ dir })]
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }
 
-module.exports = { main, run, pointRead, writers }
+module.exports = { main, pointRead, writers }
 
-if (require.main === module) {
-  main().then(
-    (rows) => console.table(rows),
-    (err) => {
-      console.error(err)
-      process.exitCode = 1
-    },
-  )
-}
+if (require.main === module) runStandalone(main)
