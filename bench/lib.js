@@ -120,9 +120,13 @@ async function heapAfterGc() {
 function runStandalone(main) {
   main().then(
     (result) => {
-      const rows = Array.isArray(result) ? result : result.rows
+      const { rows, tables = [], notes = [] } = Array.isArray(result) ? { rows: result } : result
       console.table(rows)
-      for (const note of result.notes ?? []) console.log(note)
+      for (const t of tables) {
+        console.log(t.heading)
+        console.table(t.rows)
+      }
+      for (const note of notes) console.log(note)
     },
     (err) => {
       console.error(err)
