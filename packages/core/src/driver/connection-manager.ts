@@ -66,6 +66,19 @@ export interface LaneLayout {
 }
 
 /**
+ * A native connection holding something that keeps Node's event loop alive (a socket) may offer
+ * Node's `ref()` / `unref()` pair, as `net.Socket` and `pg.Client` do. With the pool option
+ * `allowExitOnIdle` the pool calls `unref()` when the connection goes idle and `ref()` when it is
+ * leased (what pg-pool does with its clients), so an idle pool never keeps the process alive.
+ */
+export interface ReferencedHandle {
+  /** Keep the process alive while this handle is open (Node's default). */
+  ref(): void
+  /** Let the process exit even though this handle is open. */
+  unref(): void
+}
+
+/**
  * Creates, checks, resets and destroys physical connections of one backend, runs statements on
  * them and maps native errors. A manager never pools: {@link DatabasePool} does.
  */
