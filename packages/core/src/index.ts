@@ -38,6 +38,7 @@ export type {
   Lane,
   LaneLayout,
   QueryResult,
+  ReferencedHandle,
   TransactionSettings,
   TransactionState,
 } from './driver/connection-manager'

@@ -1,4 +1,13 @@
-import { checkFraction, checkInteger, checkString, configError, parseEnvInteger, rejectUnknownKeys, requireObject } from './validate'
+import {
+  checkBoolean,
+  checkFraction,
+  checkInteger,
+  checkString,
+  configError,
+  parseEnvInteger,
+  rejectUnknownKeys,
+  requireObject,
+} from './validate'
 
 /**
  * Pool sizing and timings. Every field is optional; see {@link DEFAULT_POOL_OPTIONS} for defaults.
@@ -16,9 +25,19 @@ export interface PoolOptions {
   readonly acquireTimeoutMs?: number
   /** How long one connect attempt may take. Default is `10000`. */
   readonly createTimeoutMs?: number
-  /** An idle connection beyond `min` is closed after this long. Default is `600000`. */
+  /**
+   * An idle connection beyond `min` is closed after this long, checked at least once a second (so it
+   * goes within a second of its deadline); `0` never closes idle connections (as pg-pool's
+   * `idleTimeoutMillis: 0` and HikariCP's `idleTimeout=0`). Keepalive pings do not count as use.
+   * Default is `600000`.
+   */
   readonly idleTimeoutMs?: number
-  /** A connection is retired after this long (minus jitter); `0` disables. Default is `1800000`. */
+  /**
+   * A connection is retired after this long (minus jitter); `0` disables. An idle connection is
+   * retired when it expires, without being borrowed (one timer per lane, armed for the earliest
+   * expiry); a leased one once it is back and idle, within `min(1 s, maxLifetimeMs / 10)`. The pool
+   * opens a replacement only to stay at `min` or for a caller who is waiting. Default is `1800000`.
+   */
   readonly maxLifetimeMs?: number
   /** Fraction of `maxLifetimeMs` subtracted at random per connection, in [0, 1). Default is `0.1`. */
   readonly maxLifetimeJitter?: number
@@ -33,6 +52,15 @@ export interface PoolOptions {
   readonly leakDetectionThresholdMs?: number
   /** Callers allowed to wait for a connection before POOL_EXHAUSTED. Default is `10000`. */
   readonly maxWaitingClients?: number
+  /**
+   * pg-pool's option of the same name. `true`: an idle pool holds nothing that keeps Node's event
+   * loop alive, so a script whose work is done exits without `close()`: the sockets of idle
+   * connections are unref'd (a connection's native object must offer `ref()`/`unref()`, as the
+   * Postgres connection does; SQLite has no sockets) and ref'd again while leased. `false`: idle
+   * sockets keep the process alive, as a `pg.Pool` does. Either way the pool's own timers never keep
+   * it alive, and `close()` remains the normal end. Default is `false`.
+   */
+  readonly allowExitOnIdle?: boolean
   /** The pool's name in metrics, errors and health reports. Default is `'default'`. */
   readonly name?: string
 }
@@ -53,6 +81,7 @@ export const DEFAULT_POOL_OPTIONS: ResolvedPoolOptions = Object.freeze({
   keepaliveIntervalMs: 60_000,
   leakDetectionThresholdMs: 0,
   maxWaitingClients: 10_000,
+  allowExitOnIdle: false,
   name: 'default',
 })
 
@@ -78,6 +107,7 @@ const ENV_NAMES: Record<keyof PoolOptions, string> = {
   keepaliveIntervalMs: 'KEEPALIVE_INTERVAL_MS',
   leakDetectionThresholdMs: 'LEAK_DETECTION_THRESHOLD_MS',
   maxWaitingClients: 'MAX_WAITING_CLIENTS',
+  allowExitOnIdle: 'ALLOW_EXIT_ON_IDLE',
   name: 'NAME',
 }
 
@@ -97,6 +127,7 @@ export class PoolConfig implements ResolvedPoolOptions {
   readonly keepaliveIntervalMs!: number
   readonly leakDetectionThresholdMs!: number
   readonly maxWaitingClients!: number
+  readonly allowExitOnIdle!: boolean
   readonly name!: string
 
   constructor(options: PoolOptions = {}) {
@@ -126,6 +157,7 @@ export class PoolConfig implements ResolvedPoolOptions {
       if (raw === undefined || raw === '') continue
       if (key === 'name') options[key] = raw
       else if (key === 'maxLifetimeJitter') options[key] = parseEnvNumber(name, raw)
+      else if (key === 'allowExitOnIdle') options[key] = parseEnvBoolean(name, raw)
       else options[key] = parseEnvInteger(name, raw)
     }
     return new PoolConfig(options as PoolOptions)
@@ -187,6 +219,9 @@ export class PoolConfigBuilder {
   /** Sets `maxWaitingClients`. */ maxWaitingClients(value: number): this {
     return this.#set('maxWaitingClients', value)
   }
+  /** Sets `allowExitOnIdle`. */ allowExitOnIdle(value: boolean): this {
+    return this.#set('allowExitOnIdle', value)
+  }
   /** Sets `name`. */ name(value: string): this {
     return this.#set('name', value)
   }
@@ -208,6 +243,13 @@ function parseEnvNumber(name: string, raw: string): number {
   return value
 }
 
+function parseEnvBoolean(name: string, raw: string): boolean {
+  const value = raw.trim().toLowerCase()
+  if (value === 'true' || value === '1') return true
+  if (value === 'false' || value === '0') return false
+  throw configError(name, raw, 'must be true, false, 1 or 0')
+}
+
 /** Validates `input` completely and returns it with defaults applied. */
 export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
   const raw = requireObject('pool', input)
@@ -223,6 +265,7 @@ export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
   if ((merged.createTimeoutMs as number) < 1) throw configError('pool.createTimeoutMs', merged.createTimeoutMs, 'must be an integer >= 1')
   checkFraction('pool.maxLifetimeJitter', merged.maxLifetimeJitter, 0, 1)
   checkInteger('pool.maxWaitingClients', merged.maxWaitingClients, 0)
+  checkBoolean('pool.allowExitOnIdle', merged.allowExitOnIdle)
   checkString('pool.name', merged.name)
   return Object.freeze(merged) as ResolvedPoolOptions
 }

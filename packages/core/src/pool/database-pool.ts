@@ -1,6 +1,6 @@
 import { PoolConfig, type PoolOptions } from '../config/pool-config'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
-import type { Backend, ConnectionManager, ExecuteOptions, Lane, QueryResult } from '../driver/connection-manager'
+import type { Backend, ConnectionManager, ExecuteOptions, Lane, QueryResult, ReferencedHandle } from '../driver/connection-manager'
 import type { HealthCheckDetail } from '../health/health-report'
 import { MetricsCollector, type MetricsCollectorOptions } from '../metrics/metrics-collector'
 import { isSqlFragment, type CompiledQuery } from '../sql/sql'
@@ -29,7 +29,10 @@ export interface WithConnectionOptions {
 
 /** Options of `close()`. */
 export interface CloseOptions {
-  /** How long to wait for leases to come back before taking them. Default is `30000`. */
+  /**
+   * How long the work issued before `close()` may take to finish (callers still waiting for a
+   * connection included) before waiting callers fail and leases still out are taken back. Default is `30000`.
+   */
   readonly timeoutMs?: number
 }
 
@@ -45,8 +48,10 @@ export interface OutstandingLease {
 /** What `close()` reports. */
 export interface CloseReport {
   readonly durationMs: number
-  /** Leases still held at the deadline; their connections were destroyed. */
+  /** Leases still held at the deadline; they were revoked and their connections destroyed. */
   readonly outstandingLeases: readonly OutstandingLease[]
+  /** Callers still waiting for a connection at the deadline; each failed with POOL_CLOSED. */
+  readonly abortedWaiters: number
   /** True when some step hit the deadline. */
   readonly timedOut: boolean
 }
@@ -73,9 +78,14 @@ export class DatabasePool<out C = unknown> {
   readonly #events: PoolEventEmitter
   readonly #write: LanePool<unknown>
   readonly #read: LanePool<unknown> | undefined
-  /** Leases out right now; each is also `conn.lease` of its connection (no per-lease set on the hot path). */
-  #leaseCount = 0
+  /**
+   * Calls admitted and not finished: waiting for a connection or holding a lease (each lease is also
+   * `conn.lease` of its connection: no per-lease set on the hot path). close() waits for it to reach 0.
+   */
+  #admitted = 0
   #state: PoolState = 'open'
+  /** Set at close()'s deadline: a connection handed out from then on is refused. */
+  #revoking = false
   #closing: Promise<CloseReport> | undefined
   #drained: (() => void) | undefined
   readonly #maintenance: PoolMaintenance
@@ -343,19 +353,30 @@ export class DatabasePool<out C = unknown> {
     let checked = 0
     let evicted = 0
     for (const lane of this.#lanes()) {
-      const before = new Set(lane.live)
-      const idle = [...lane.live].filter((c) => !c.leased)
-      for (const conn of idle) conn.pingRequested = true
-      checked += idle.length
-      await this.#maintenance.cycle(lane, lane.tarn.numFree())
-      for (const conn of before) if (conn.destroyed) evicted++
+      if (this.#state !== 'open') break
+      const result = await lane.pingIdle()
+      checked += result.checked
+      evicted += result.evicted
     }
     return { checked, evicted }
   }
 
   /**
-   * Refuses new work at once (POOL_CLOSED), waits for leases up to `timeoutMs`, then destroys every
-   * connection, including leased ones. Idempotent: later calls return the same report.
+   * Closes the pool, letting the work issued before it finish (what pg-pool's `end()` does):
+   *
+   * - refused at once with POOL_CLOSED: every call made after `close()` (`query`, `withConnection`,
+   *   `transaction`, `ping`, ... including a call a running callback makes on the pool itself, and a
+   *   transaction retry that would start after it);
+   * - drained, up to `timeoutMs`: every call made before it, including callers still waiting for a
+   *   connection (they get one; connections are still opened for them), statements queued to share a
+   *   pipelined connection, and leases already out (their handles keep working);
+   * - at the deadline: callers still waiting fail with POOL_CLOSED, leases still out are revoked (their
+   *   handles refuse work with POOL_CLOSED) and their connections destroyed;
+   * - then every connection is destroyed and the manager ended.
+   *
+   * The report holds the revoked leases (with the acquirer's stack when leak detection is on), how
+   * many waiting callers failed, and whether the deadline was hit. Background work (warm-up,
+   * keepalive, retirement) stops at once. Idempotent: later calls return the same report.
    */
   close(options: CloseOptions = {}): Promise<CloseReport> {
     this.#closing ??= this.#close(options.timeoutMs ?? 30_000)
@@ -426,21 +447,35 @@ export class DatabasePool<out C = unknown> {
     const started = performance.now()
     // captured before the first await, so the stack still holds the caller's frames
     const origin = this.config.leakDetectionThresholdMs > 0 ? new Error('connection acquired here') : undefined
-    return pool.acquire((conn, waited) => {
-      if (this.#state !== 'open') {
-        pool.release(conn)
-        throw this.#closedError()
-      }
-      conn.leased = true
-      // one clock read per acquire: an immediate borrow waited ~0 ms, and a waiter was handed the
-      // connection when it was released or created, whose clock reading the connection carries
-      const now = waited ? Math.max(started, conn.lastCheckedAt) : started
-      const lease = new Lease(conn, origin, now)
-      conn.lease = lease
-      this.#leaseCount++
-      this.metrics.recordConnectionAcquired(now - started)
-      return lease
-    }, started)
+    // admitted now: close() lets it finish, even if it is still waiting when close() is called
+    this.#admitted++
+    return pool.acquire(
+      (conn, waited) => {
+        if (this.#revoking) {
+          pool.release(conn)
+          this.#finished()
+          throw this.#closedError()
+        }
+        if (conn.unrefWhileIdle) (conn.native as ReferencedHandle).ref()
+        conn.leased = true
+        // one clock read per acquire: an immediate borrow waited ~0 ms, and a waiter was handed the
+        // connection when it was released or created, whose clock reading the connection carries
+        const now = waited ? Math.max(started, conn.lastCheckedAt) : started
+        const lease = new Lease(conn, origin, now)
+        conn.lease = lease
+        this.metrics.recordConnectionAcquired(now - started)
+        return lease
+      },
+      started,
+      this.#acquireFailed,
+    )
+  }
+
+  readonly #acquireFailed = (): void => this.#finished()
+
+  /** An admitted call ended without a lease to release (its acquire failed). */
+  #finished(): void {
+    if (--this.#admitted === 0 && this.#drained) this.#drained()
   }
 
   /** Ends a lease: reset, then back to tarn, or destroyed. Synchronous when the reset is. */
@@ -448,7 +483,7 @@ export class DatabasePool<out C = unknown> {
     if (!lease.markReleased()) return
     const conn = lease.conn
     conn.lease = undefined
-    this.#leaseCount--
+    this.#admitted--
     const now = performance.now()
     this.metrics.recordConnectionReturned(now - lease.acquiredAt)
     if (conn.broken || !this.#manager.isUsable(conn.native)) return this.#discard(conn)
@@ -470,10 +505,11 @@ export class DatabasePool<out C = unknown> {
   }
 
   #giveBack(conn: PooledConnection<unknown>, now: number): void {
+    if (conn.unrefWhileIdle) (conn.native as ReferencedHandle).unref()
     conn.leased = false
     conn.lastCheckedAt = now
     this.#lane(conn.lane).release(conn)
-    if (this.#drained && this.#leaseCount === 0) this.#drained()
+    if (this.#drained && this.#admitted === 0) this.#drained()
   }
 
   /** Destroys a connection that must not be reused, then hands tarn its slot back. */
@@ -483,7 +519,7 @@ export class DatabasePool<out C = unknown> {
     await pool.evict(conn, conn.broken ? `broken: ${conn.broken.code}` : 'unusable')
     pool.release(conn)
     pool.dropDestroyed()
-    if (this.#drained && this.#leaseCount === 0) this.#drained()
+    if (this.#drained && this.#admitted === 0) this.#drained()
   }
 
   /** Shared by every handle: runs a statement on a still-active lease. */
@@ -531,11 +567,17 @@ export class DatabasePool<out C = unknown> {
 
   async #close(timeoutMs: number): Promise<CloseReport> {
     const started = Date.now()
+    // from here on new calls are refused; the admitted ones run (see close())
     this.#state = 'closing'
     this.#maintenance.stop()
-    for (const lane of this.#lanes()) lane.abortWaiting()
+    for (const lane of this.#lanes()) lane.stop()
     this.#sharing?.flush()
-    const drained = await this.#waitForLeases(timeoutMs)
+    const drained = await this.#drain(timeoutMs)
+    // the deadline (or nothing left): refuse what is still waiting, revoke what is still out
+    this.#revoking = true
+    const leased = this.#activeLeases().length
+    const abortedWaiters = drained ? 0 : Math.max(0, this.#admitted - leased)
+    for (const lane of this.#lanes()) lane.abortWaiting()
     const outstanding = this.#activeLeases().map((lease) => ({
       leaseId: lease.id,
       connectionId: lease.conn.id,
@@ -554,14 +596,19 @@ export class DatabasePool<out C = unknown> {
     await this.#manager.end?.().catch((err: unknown) => this.#emitError(toDatabaseError(this.#manager, err)))
     this.metrics.detach()
     this.#state = 'closed'
-    return { durationMs: Date.now() - started, outstandingLeases: outstanding, timedOut }
+    return { durationMs: Date.now() - started, outstandingLeases: outstanding, abortedWaiters, timedOut }
   }
 
-  #waitForLeases(timeoutMs: number): Promise<boolean> {
-    if (this.#leaseCount === 0) return Promise.resolve(true)
+  /** Resolves true once every admitted call has finished, false at the deadline. */
+  #drain(timeoutMs: number): Promise<boolean> {
+    if (this.#admitted === 0) return Promise.resolve(true)
     return new Promise<boolean>((resolve) => {
-      const timer = setTimeout(() => resolve(false), timeoutMs)
+      const timer = setTimeout(() => {
+        this.#drained = undefined
+        resolve(false)
+      }, timeoutMs)
       this.#drained = () => {
+        this.#drained = undefined
         clearTimeout(timer)
         resolve(true)
       }
@@ -579,7 +626,7 @@ export class DatabasePool<out C = unknown> {
     lease.revoke()
     const conn = lease.conn
     conn.lease = undefined
-    this.#leaseCount--
+    this.#admitted--
     conn.broken ??= this.#closedError()
     const pool = this.#lane(conn.lane)
     await pool.evict(conn, 'closed while leased')

@@ -1,10 +1,12 @@
-import { Pool as TarnPool, TimeoutError } from 'tarn'
-
-type PendingAcquire<T> = ReturnType<TarnPool<T>['acquire']>
+import { TimeoutError } from 'tarn'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
-import type { ConnectionManager, Lane } from '../driver/connection-manager'
+import type { ConnectionManager, Lane, ReferencedHandle } from '../driver/connection-manager'
 import type { PoolConfig } from '../config/pool-config'
+import { ManagedTarnPool } from './managed-tarn-pool'
 import { PooledConnection } from './pooled-connection'
+
+/** tarn's idle timeout when `idleTimeoutMs` is 0 (never): setInterval's largest delay, about 24.8 days. */
+const NEVER_MS = 2_147_483_647
 
 /** @internal What a lane needs from the pool that owns it. */
 export interface LaneHost<C> {
@@ -19,10 +21,12 @@ export interface LaneHost<C> {
 
 /**
  * @internal One tarn pool of one lane. Owns creation (with its own deadline, so a late connect is
- * destroyed, never leaked), validation on borrow (lifetime, usability, ping after idle) and destroy.
+ * destroyed, never leaked), validation on borrow (lifetime, usability, ping after idle), retirement
+ * of idle connections at the end of their lifetime (a timer, no borrow), keepalive pings without a
+ * borrow, and destroy.
  */
 export class LanePool<C> {
-  readonly tarn: TarnPool<PooledConnection<C>>
+  readonly tarn: ManagedTarnPool<PooledConnection<C>>
   readonly live = new Set<PooledConnection<C>>()
   /** The connection the pool last ran a lease-free statement on (a hint, checked before use). */
   lastDirect: PooledConnection<C> | undefined
@@ -33,6 +37,13 @@ export class LanePool<C> {
    * A caller that waited is handed a connection released just now, so a stale reading is harmless.
    */
   #now = 0
+  /** Fires at the earliest expiry among live connections; unref'd, one per lane. */
+  #retireTimer: NodeJS.Timeout | undefined
+  #retireAt = Number.POSITIVE_INFINITY
+  /** After close() began: no more retirement timers. */
+  #stopped = false
+  /** How soon an expired connection that was leased at its expiry is looked at again. */
+  readonly #recheckMs: number
 
   constructor(
     host: LaneHost<C>,
@@ -42,7 +53,8 @@ export class LanePool<C> {
   ) {
     this.#host = host
     const { config } = host
-    this.tarn = new TarnPool<PooledConnection<C>>({
+    this.#recheckMs = Math.min(1_000, Math.max(10, Math.floor(config.maxLifetimeMs / 10)))
+    this.tarn = new ManagedTarnPool<PooledConnection<C>>({
       create: () => this.#create(),
       destroy: (conn) => this.#destroy(conn, conn.broken ? 'broken' : 'retired'),
       validate: (conn) => this.#validate(conn) as unknown as boolean,
@@ -52,8 +64,9 @@ export class LanePool<C> {
       // our own connect deadline fires first; tarn's is a backstop
       createTimeoutMillis: config.createTimeoutMs + 1_000,
       destroyTimeoutMillis: 5_000,
-      idleTimeoutMillis: config.idleTimeoutMs,
-      reapIntervalMillis: Math.max(10, Math.min(1_000, config.idleTimeoutMs)),
+      // tarn's reaper closes idle connections beyond `min`; it runs at least once a second (unref'd)
+      idleTimeoutMillis: config.idleTimeoutMs > 0 ? config.idleTimeoutMs : NEVER_MS,
+      reapIntervalMillis: config.idleTimeoutMs > 0 ? Math.max(10, Math.min(1_000, config.idleTimeoutMs)) : 1_000,
       createRetryIntervalMillis: 100,
       propagateCreateError: true,
       log: () => undefined,
@@ -72,7 +85,7 @@ export class LanePool<C> {
    * Borrows a connection and hands it to `onAcquired`, mapping tarn's failures to DatabaseErrors.
    * One promise hop: the callback runs inside the same `then` that settles tarn's acquire.
    */
-  acquire<T>(onAcquired: (conn: PooledConnection<C>, waited: boolean) => T, now = performance.now()): Promise<T> {
+  acquire<T>(onAcquired: (conn: PooledConnection<C>, waited: boolean) => T, now = performance.now(), onFailed?: () => void): Promise<T> {
     const { tarn } = this
     this.#now = now
     if (
@@ -81,6 +94,7 @@ export class LanePool<C> {
       tarn.numPendingAcquires() >= this.#host.config.maxWaitingClients
     ) {
       const waiting = tarn.numPendingAcquires()
+      onFailed?.()
       return Promise.reject(
         this.#poolError(
           'POOL_EXHAUSTED',
@@ -94,6 +108,7 @@ export class LanePool<C> {
     return tarn.acquire().promise.then(
       (conn) => onAcquired(conn, mayWait || conn.pinged),
       (err: unknown) => {
+        onFailed?.()
         throw this.#acquireError(err)
       },
     )
@@ -105,12 +120,79 @@ export class LanePool<C> {
     this.tarn.release(conn)
   }
 
-  /** Rejects every waiting caller with POOL_CLOSED (close() refuses new work at once). */
+  /** Rejects every caller still waiting for a connection with POOL_CLOSED (close() at its deadline). */
   abortWaiting(): void {
-    // tarn has no public way to fail its queue before destroy(), which first waits for every lease;
-    // its queue is a typed (protected) member, so reach it here, in one place
-    const queue = (this.tarn as unknown as { pendingAcquires: PendingAcquire<PooledConnection<C>>[] }).pendingAcquires
-    for (const op of [...queue]) op.abort()
+    this.tarn.abortWaiting()
+  }
+
+  /** Clears the retirement timer for good (close() calls this first). */
+  stop(): void {
+    this.#stopped = true
+    clearTimeout(this.#retireTimer)
+    this.#retireTimer = undefined
+  }
+
+  /**
+   * Pings every idle connection without borrowing it: tarn does not validate it (so a failed one is
+   * never replaced beyond `min` unless a caller waits), and it keeps its idle start (a ping is not
+   * use). A connection that fails is destroyed. Resolves with how many were checked and evicted.
+   */
+  async pingIdle(): Promise<{ checked: number; evicted: number }> {
+    const results = await Promise.all(this.tarn.idle().map((conn) => this.#pingIdleOne(conn)))
+    return { checked: results.filter((r) => r !== undefined).length, evicted: results.filter((r) => r === false).length }
+  }
+
+  /** `true` alive, `false` evicted, `undefined` not idle any more. */
+  async #pingIdleOne(conn: PooledConnection<C>): Promise<boolean | undefined> {
+    const { manager, config } = this.#host
+    if (conn.destroyed) return undefined
+    const idleSince = this.tarn.checkOut(conn)
+    if (idleSince === undefined) return undefined
+    // held for the ping: the lease-free path of a synchronous driver skips it meanwhile
+    conn.leased = true
+    if (!conn.broken) {
+      try {
+        await manager.ping(conn.native, Math.min(config.createTimeoutMs, 5_000))
+        conn.lastCheckedAt = performance.now()
+      } catch (err) {
+        conn.broken ??= DatabaseError.is(err) ? err : manager.mapError(err)
+      }
+    }
+    if (conn.broken || conn.destroyed || !manager.isUsable(conn.native)) {
+      await this.#destroy(conn, conn.broken ? `broken: ${conn.broken.code}` : 'unusable')
+      this.release(conn)
+      this.dropDestroyed()
+      return false
+    }
+    conn.leased = false
+    this.tarn.checkIn(conn, idleSince)
+    return true
+  }
+
+  /** Arms the retirement timer for `at` (a performance.now() reading), unless it is due sooner already. */
+  #armRetirement(at: number): void {
+    if (this.#stopped || at >= this.#retireAt) return
+    clearTimeout(this.#retireTimer)
+    this.#retireAt = at
+    this.#retireTimer = setTimeout(() => this.#retireExpired(), Math.max(0, Math.ceil(at - performance.now()))).unref()
+  }
+
+  /**
+   * Destroys the idle connections past their lifetime, then arms the timer for the next expiry. A
+   * connection leased (or being pinged) at its expiry is looked at again shortly, and retired once
+   * it is idle; tarn's validation refuses it meanwhile if it is borrowed again.
+   */
+  #retireExpired(): void {
+    this.#retireTimer = undefined
+    this.#retireAt = Number.POSITIVE_INFINITY
+    const now = performance.now()
+    for (const conn of this.tarn.removeIdle((c) => c.expiresAt <= now)) void this.#destroy(conn, 'max lifetime')
+    let next = Number.POSITIVE_INFINITY
+    for (const conn of this.live) {
+      if (conn.destroyed) continue
+      next = Math.min(next, conn.expiresAt > now ? conn.expiresAt : now + this.#recheckMs)
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.#armRetirement(next)
   }
 
   async #create(): Promise<PooledConnection<C>> {
@@ -128,6 +210,11 @@ export class LanePool<C> {
           }),
       )
       conn = new PooledConnection(native, this.lane, expiry(config.maxLifetimeMs, config.maxLifetimeJitter))
+      if (config.allowExitOnIdle && isReferencedHandle(native)) {
+        // idle until leased: its socket must not keep the process alive (pg-pool's allowExitOnIdle)
+        conn.unrefWhileIdle = true
+        native.unref()
+      }
     } catch (err) {
       // a connect that completes after its deadline is closed, never leaked into the pool
       connecting.then((late) => manager.destroy(late)).catch(() => undefined)
@@ -137,6 +224,7 @@ export class LanePool<C> {
     }
     this.#lastCreateError = undefined
     this.live.add(conn)
+    if (conn.expiresAt !== Number.POSITIVE_INFINITY) this.#armRetirement(conn.expiresAt)
     this.#host.onCreated(conn, performance.now() - started)
     return conn
   }
@@ -147,8 +235,7 @@ export class LanePool<C> {
     const now = this.#now
     if (now >= conn.expiresAt) return false
     conn.pinged = false
-    if (!conn.pingRequested && now - conn.lastCheckedAt <= config.validateAfterIdleMs) return this.#handOut(conn)
-    conn.pingRequested = false
+    if (now - conn.lastCheckedAt <= config.validateAfterIdleMs) return this.#handOut(conn)
     conn.pinged = true
     return manager.ping(conn.native, Math.min(config.createTimeoutMs, 5_000)).then(
       () => {
@@ -192,14 +279,7 @@ export class LanePool<C> {
    * (with a dead server, a pending create the pool would then count as a connection).
    */
   dropDestroyed(): void {
-    // tarn has no public removal; its free list is a typed (protected) member, reached only here
-    const internals = this.tarn as unknown as { free: { resource: PooledConnection<C>; settle(): void }[] }
-    if (!internals.free.some((r) => r.resource.destroyed)) return
-    internals.free = internals.free.filter((r) => {
-      if (!r.resource.destroyed) return true
-      r.settle()
-      return false
-    })
+    this.tarn.removeIdle((conn) => conn.destroyed)
   }
 
   /** Destroys the idle connections known to be dead (lost, or failed outside a lease) and drops them. */
@@ -239,6 +319,11 @@ export class LanePool<C> {
     const lane = this.lane === 'read' ? ' (read lane)' : ''
     return `pool "${this.#host.config.name}"${lane} (size=${s.size}, used=${s.used}, idle=${s.idle}, pending=${s.pending}, max=${s.max})`
   }
+}
+
+function isReferencedHandle(native: unknown): native is ReferencedHandle {
+  const handle = native as Partial<ReferencedHandle> | null
+  return typeof handle === 'object' && handle !== null && typeof handle.ref === 'function' && typeof handle.unref === 'function'
 }
 
 function expiry(lifetimeMs: number, jitter: number): number {

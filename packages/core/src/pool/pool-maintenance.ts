@@ -17,11 +17,13 @@ export interface MaintenanceHost {
 
 /**
  * @internal The pool's background work, which tarn does not do: warm-up to `min` (with backoff while
- * connects fail), keepalive pings of idle connections, retirement of expired ones, and leak scans.
- * Every timer is unref'd and cleared by `stop()`.
+ * connects fail), keepalive pings of idle connections, and leak scans. Every timer is unref'd and
+ * cleared by `stop()`. (Each lane retires its own expired connections, and tarn's reaper closes idle
+ * ones beyond `min`.)
  *
- * Idle connections are checked by borrowing them through tarn ("a cycle"): tarn's `validate` then
- * pings, retires or replaces each one, and hands them back.
+ * Keepalive pings check idle connections out without a borrow (see `LanePool.pingIdle`): a borrow
+ * would make tarn replace a failed one even when nobody needs it. Warm-up borrows ("a cycle"): that
+ * is how tarn is made to open connections.
  */
 export class PoolMaintenance {
   readonly #host: MaintenanceHost
@@ -54,7 +56,7 @@ export class PoolMaintenance {
   }
 
   /** Borrows `count` connections of a lane at once (validating each), then returns them. */
-  async cycle(lane: LanePool<unknown>, count: number): Promise<void> {
+  async #cycle(lane: LanePool<unknown>, count: number): Promise<void> {
     const host = this.#host
     if (count <= 0 || !host.isOpen()) return
     const results = await Promise.allSettled(Array.from({ length: count }, () => lane.acquire((conn) => conn)))
@@ -86,7 +88,7 @@ export class PoolMaintenance {
     try {
       for (const lane of this.#host.lanes()) {
         const missing = lane.min - lane.stats().size
-        if (missing > 0) await this.cycle(lane, lane.tarn.numFree() + missing)
+        if (missing > 0) await this.#cycle(lane, lane.tarn.numFree() + missing)
       }
       this.#warmUpBackoffMs = 0
     } catch (err) {
@@ -97,15 +99,16 @@ export class PoolMaintenance {
     }
   }
 
-  /** Keepalive pass: ping idle connections (validation does it on borrow), retire expired ones, refill. */
+  /** Maintenance pass: ping idle connections (unless callers are waiting: the lane is busy), refill to `min`. */
   #maintain(ping: boolean): void {
     const host = this.#host
     if (!host.isOpen()) return
-    for (const lane of host.lanes()) {
-      if (lane.tarn.numPendingAcquires() > 0) continue
-      if (ping) for (const conn of lane.live) if (!conn.leased) conn.pingRequested = true
-      this.cycle(lane, Math.max(lane.tarn.numFree(), lane.min)).catch((err: unknown) => host.emitError(host.toError(err)))
+    if (ping) {
+      for (const lane of host.lanes()) {
+        if (lane.tarn.numPendingAcquires() === 0) lane.pingIdle().catch((err: unknown) => host.emitError(host.toError(err)))
+      }
     }
+    this.scheduleWarmUp(0)
   }
 
   #scanLeaks(): void {

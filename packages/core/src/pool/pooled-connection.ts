@@ -13,8 +13,6 @@ export class PooledConnection<C> {
   lastCheckedAt = this.createdAt
   /** Set when the connection must never be reused. */
   broken: DatabaseError | undefined = undefined
-  /** The keepalive pass asks for a ping on the next borrow. */
-  pingRequested = false
   /** Set when validation on borrow made a round trip (the borrow then took real time). */
   pinged = false
   /** Handed out by tarn (to a lease or an internal cycle); false while idle in the free list. */
@@ -22,6 +20,8 @@ export class PooledConnection<C> {
   /** The lease holding it, while one does. */
   lease: Lease<C> | undefined = undefined
   destroyed = false
+  /** With `allowExitOnIdle`: its native handle is unref'd while idle and ref'd while leased. */
+  unrefWhileIdle = false
 
   constructor(
     readonly native: C,

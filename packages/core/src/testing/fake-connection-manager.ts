@@ -23,8 +23,20 @@ export class FakeConnection {
   failed = false
   readonly statements: string[] = []
   hooks: ConnectionHooks | undefined
+  /** Whether it would keep the process alive: the pool's `allowExitOnIdle` calls `unref()` while it is idle. */
+  referenced = true
 
   constructor(readonly lane: Lane) {}
+
+  /** Node's ref(): see `ReferencedHandle`. */
+  ref(): void {
+    this.referenced = true
+  }
+
+  /** Node's unref(): see `ReferencedHandle`. */
+  unref(): void {
+    this.referenced = false
+  }
 }
 
 /** A failure mode: throw this error, or hang (never settle) until released. */

@@ -43,6 +43,8 @@ describe('PoolConfig', () => {
     [{ leakDetectionThresholdMs: null }, /pool\.leakDetectionThresholdMs null/],
     [{ maxWaitingClients: -1 }, /pool\.maxWaitingClients -1/],
     [{ name: '' }, /pool\.name ""/],
+    [{ allowExitOnIdle: 'yes' }, /invalid pool\.allowExitOnIdle "yes": must be true or false/],
+    [{ allowExitOnIdle: 1 }, /invalid pool\.allowExitOnIdle 1/],
     [{ maxSize: 3 }, /invalid pool\.maxSize 3: unknown option/],
   ])('rejects %j naming the option and value', (options, message) => {
     expect(configErrorOf(() => new PoolConfig(options as never)).message).toMatch(message)
@@ -65,6 +67,7 @@ describe('PoolConfig', () => {
       .keepaliveIntervalMs(6)
       .leakDetectionThresholdMs(7)
       .maxWaitingClients(8)
+      .allowExitOnIdle(true)
       .name('b')
       .build()
     expect(c.toJSON()).toEqual({
@@ -79,6 +82,7 @@ describe('PoolConfig', () => {
       keepaliveIntervalMs: 6,
       leakDetectionThresholdMs: 7,
       maxWaitingClients: 8,
+      allowExitOnIdle: true,
       name: 'b',
     })
     expect(() => PoolConfig.builder().min(3).max(2).build()).toThrow(/pool\.min/)
@@ -96,6 +100,17 @@ describe('PoolConfig', () => {
     expect(configErrorOf(() => PoolConfig.fromEnv({ DBPOOL_POOL_MAX: 'ten' })).message).toMatch(/DBPOOL_POOL_MAX "ten"/)
     expect(configErrorOf(() => PoolConfig.fromEnv({ DBPOOL_POOL_MAX_LIFETIME_JITTER: 'x' })).message).toMatch(/JITTER "x"/)
     expect(PoolConfig.fromEnv({ APP_MAX: '3' }, 'APP_', { min: 0 })).toMatchObject({ max: 3, min: 0 })
+  })
+
+  it('allowExitOnIdle defaults to false and reads true/false/1/0 from the environment', () => {
+    expect(new PoolConfig().allowExitOnIdle).toBe(false)
+    expect(PoolConfig.fromEnv({ DBPOOL_POOL_ALLOW_EXIT_ON_IDLE: 'true' }).allowExitOnIdle).toBe(true)
+    expect(PoolConfig.fromEnv({ DBPOOL_POOL_ALLOW_EXIT_ON_IDLE: '1' }).allowExitOnIdle).toBe(true)
+    expect(PoolConfig.fromEnv({ DBPOOL_POOL_ALLOW_EXIT_ON_IDLE: ' FALSE ' }).allowExitOnIdle).toBe(false)
+    expect(PoolConfig.fromEnv({ DBPOOL_POOL_ALLOW_EXIT_ON_IDLE: '0' }).allowExitOnIdle).toBe(false)
+    expect(configErrorOf(() => PoolConfig.fromEnv({ DBPOOL_POOL_ALLOW_EXIT_ON_IDLE: 'yes' })).message).toMatch(
+      /DBPOOL_POOL_ALLOW_EXIT_ON_IDLE "yes": must be true, false, 1 or 0/,
+    )
   })
 
   it('from() passes configs through and validates plain options', () => {

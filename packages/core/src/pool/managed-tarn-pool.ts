@@ -1,0 +1,71 @@
+import { Pool } from 'tarn'
+
+/** tarn's record of a pooled resource; `timestamp` (Date.now() of its last release) is its idle start. */
+interface TarnResource {
+  timestamp: number
+}
+
+/**
+ * @internal tarn's pool plus the few operations dbpool needs on members tarn's typings mark
+ * `protected` (so a subclass reaches them without casts, and a rename in tarn fails the build):
+ *
+ * - the idle reaper interval (`interval`, started on the first acquire) is unref'd: tarn leaves it
+ *   ref'd, so an idle pool kept the process alive;
+ * - callers waiting in `pendingAcquires` / `pendingValidations` can be failed before `destroy()`,
+ *   which first waits for every lease;
+ * - idle resources leave the `free` list without a borrow: a borrow made only to drop a resource
+ *   would also open a replacement nobody asked for;
+ * - an idle resource can be checked out (for a keepalive ping) and back in with its idle start kept,
+ *   so pings never count as use for the idle timeout.
+ */
+export class ManagedTarnPool<T> extends Pool<T> {
+  override _startReaping(): void {
+    if (this.interval) return
+    super._startReaping()
+    // TypeScript still narrows `interval` to null here, but super just set it
+    const reaper = this.interval as NodeJS.Timeout | null
+    reaper?.unref()
+  }
+
+  /** The idle resources, in tarn's free-list order. */
+  idle(): T[] {
+    return this.free.map((r) => r.resource)
+  }
+
+  /** Fails every caller waiting for a resource (queued, or being validated) with tarn's `aborted` error. */
+  abortWaiting(): void {
+    for (const op of [...this.pendingAcquires, ...this.pendingValidations]) op.abort()
+  }
+
+  /** Takes the idle resources matching `drop` out of the free list and returns them; the caller destroys them. */
+  removeIdle(drop: (resource: T) => boolean): T[] {
+    const removed: T[] = []
+    if (!this.free.some((r) => drop(r.resource))) return removed
+    this.free = this.free.filter((r) => {
+      if (!drop(r.resource)) return true
+      r.settle()
+      removed.push(r.resource)
+      return false
+    })
+    return removed
+  }
+
+  /**
+   * Moves an idle resource to the used list without validating it, as an acquire would. Returns its
+   * idle start for {@link checkIn}, or `undefined` when it is not idle (borrowed meanwhile).
+   */
+  checkOut(resource: T): number | undefined {
+    const index = this.free.findIndex((r) => r.resource === resource)
+    if (index < 0) return undefined
+    const [entry] = this.free.splice(index, 1)
+    this.used.push(entry!)
+    return entry!.timestamp
+  }
+
+  /** Returns a checked-out resource (a waiter may take it at once); if it stays idle, its idle start is `idleSince`. */
+  checkIn(resource: T, idleSince: number): void {
+    this.release(resource)
+    const entry = this.free.find((r) => r.resource === resource)
+    if (entry) (entry as unknown as TarnResource).timestamp = idleSince
+  }
+}
