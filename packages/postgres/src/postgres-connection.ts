@@ -1,4 +1,5 @@
 import type { Client } from 'pg'
+import type { ReferencedHandle } from '@dbpool/core'
 
 /** The pg.Client fields we read that @types/pg does not declare. */
 interface PgClientInternals {
@@ -13,12 +14,18 @@ interface PgClientInternals {
   readonly _queryable: boolean
 }
 
+/** pg.Client's ref()/unref() of its socket, which @types/pg does not declare. */
+interface PgClientRef {
+  ref(): void
+  unref(): void
+}
+
 /**
  * One physical Postgres connection: a pg.Client plus what the pool needs to know about it. The
  * client has an `error` listener from the moment it exists, so a socket error or a server kill is
  * recorded here (and reported through `onLost`), never thrown at the process.
  */
-export class PostgresConnection {
+export class PostgresConnection implements ReferencedHandle {
   readonly client: Client
   /** The same client, seen with the fields @types/pg does not declare. */
   readonly #pg: PgClientInternals
@@ -83,6 +90,21 @@ export class PostgresConnection {
   /** @internal Never reuse this connection (fatal SQLSTATE, deadline, failed reset). */
   markBroken(reason: Error): void {
     this.#broken ??= reason
+  }
+
+  /**
+   * pg.Client's ref() of its socket ({@link ReferencedHandle}): with the pool's `allowExitOnIdle`,
+   * the socket is unref'd while the connection is idle and ref'd while it is leased, as pg-pool does.
+   */
+  ref(): void {
+    const client: PgClientRef = this.client as unknown as PgClientRef
+    client.ref()
+  }
+
+  /** pg.Client's unref() of its socket: see {@link ref}. */
+  unref(): void {
+    const client: PgClientRef = this.client as unknown as PgClientRef
+    client.unref()
   }
 
   /** @internal Destroys the socket at once, without the Terminate handshake. */
