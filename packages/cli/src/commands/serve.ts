@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { createHealthHandler, createMetricsRegistry } from '@dbpool/core'
 import { EXIT_CODES } from '../output'
 import { openPools } from '../pools'
-import { selectPools } from '../resolve-config'
+import { selectPools, type ResolvedConfig } from '../resolve-config'
 import type { CommandContext } from './context'
 
 /** Options of `dbpool serve`. */
@@ -20,11 +20,29 @@ export interface ServeCommandOptions {
 
 /**
  * Serves `/health`, `/ready` and `/metrics` for the configured pools until SIGINT / SIGTERM, then
- * closes the server and the pools. The pools record their OpenTelemetry metrics on the registry
- * served at `/metrics` (it is registered as the global meter provider before they are created).
+ * closes the server and the pools (within 5 s). The signal handlers are in place before the pools
+ * open, so a signal sent during startup or right after the `listening` line stops the server
+ * cleanly. The pools record their OpenTelemetry metrics on the registry served at `/metrics` (it is
+ * registered as the global meter provider before they are created).
  */
 export async function serveCommand(ctx: CommandContext, options: ServeCommandOptions): Promise<number> {
   const config = await ctx.config()
+  // listening for SIGINT / SIGTERM before anything is opened: a signal sent as soon as the
+  // "listening" line appears (or during startup) stops the server cleanly instead of killing it
+  const stop = stopRequest(options.signal)
+  try {
+    return await serve(ctx, config, options, stop.requested)
+  } finally {
+    stop.dispose()
+  }
+}
+
+async function serve(
+  ctx: CommandContext,
+  config: ResolvedConfig,
+  options: ServeCommandOptions,
+  stopRequested: Promise<void>,
+): Promise<number> {
   const registry = createMetricsRegistry()
   registry.registerGlobal()
   const manager = await openPools(selectPools(config, ctx.poolName), { oneShot: false })
@@ -38,7 +56,7 @@ export async function serveCommand(ctx: CommandContext, options: ServeCommandOpt
     ctx.out.line(
       `dbpool serve: listening on http://${address.includes(':') ? `[${address}]` : address}:${port} (/health, /ready, /metrics) for ${manager.names.join(', ')}`,
     )
-    await stopped(options.signal)
+    await stopRequested
     ctx.out.line('dbpool serve: stopping')
     return EXIT_CODES.ok
   } finally {
@@ -51,18 +69,20 @@ export async function serveCommand(ctx: CommandContext, options: ServeCommandOpt
   }
 }
 
-function stopped(signal: AbortSignal | undefined): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const done = (): void => {
-      process.off('SIGINT', done)
-      process.off('SIGTERM', done)
-      resolve()
-    }
-    if (signal) {
-      if (signal.aborted) return done()
-      signal.addEventListener('abort', done, { once: true })
-    }
-    process.once('SIGINT', done)
-    process.once('SIGTERM', done)
+/** Resolves `requested` on SIGINT, SIGTERM or `signal`; `dispose` removes the signal listeners. */
+function stopRequest(signal: AbortSignal | undefined): { readonly requested: Promise<void>; dispose(): void } {
+  let done = (): void => undefined
+  const requested = new Promise<void>((resolve) => {
+    done = resolve
   })
+  const dispose = (): void => {
+    process.off('SIGINT', done)
+    process.off('SIGTERM', done)
+    signal?.removeEventListener('abort', done)
+  }
+  process.once('SIGINT', done)
+  process.once('SIGTERM', done)
+  if (signal?.aborted) done()
+  else signal?.addEventListener('abort', done, { once: true })
+  return { requested, dispose }
 }

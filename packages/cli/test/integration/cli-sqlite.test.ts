@@ -305,4 +305,24 @@ describe('dbpool on SQLite (child process)', () => {
       child.kill('SIGKILL')
     }
   }, 60_000)
+
+  it('serve: a SIGTERM as soon as the listening line appears stops it cleanly (exit 0, "stopping")', async () => {
+    // the signal handlers must be in place before the line is written: a supervisor may act on it at once
+    for (let round = 0; round < 3; round++) {
+      const child = spawnCli(['serve', '--port', '0', '--host', '127.0.0.1'], { cwd })
+      let stdout = ''
+      let stderr = ''
+      let signalled = false
+      child.stdout?.setEncoding('utf8').on('data', (s: string) => {
+        stdout += s
+        if (!signalled && stdout.includes('listening on')) signalled = child.kill('SIGTERM')
+      })
+      child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s))
+      const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+        child.once('close', (c, s) => resolve([c, s])),
+      )
+      expect({ round, code, signal, stderr }).toEqual({ round, code: 0, signal: null, stderr: '' })
+      expect(stdout).toContain('dbpool serve: stopping')
+    }
+  }, 60_000)
 })
