@@ -1,13 +1,35 @@
 #!/usr/bin/env node
 import { run } from './cli'
+import { GuardedStream } from './guarded-stream'
+import { EXIT_CODES } from './output'
 
-run(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, cwd: process.cwd() }).then(
-  (code) => {
-    process.exitCode = code
-  },
+// A reader that goes away (`dbpool ... | head -1`) must not kill the command halfway: the guards
+// drop what cannot be written and the command ends normally, with its own exit code.
+const stdout = new GuardedStream(process.stdout)
+const stderr = new GuardedStream(process.stderr)
+
+run(process.argv.slice(2), { stdout, stderr, env: process.env, cwd: process.cwd() }).then(
+  (code) => finish(code),
   (err: unknown) => {
     // run() never rejects; this is a last resort that still prints one line
-    process.stderr.write(`dbpool: error: ${err instanceof Error ? err.message : String(err)}\n`)
-    process.exitCode = 1
+    stderr.write(`dbpool: error: ${err instanceof Error ? err.message : String(err)}\n`)
+    finish(EXIT_CODES.error)
   },
 )
+
+/**
+ * Sets the exit code. Output lost to a write error other than a closed reader (a full disk) is
+ * reported once the last write has settled (`beforeExit`), and turns a success into exit 1.
+ */
+function finish(code: number): void {
+  process.exitCode = code
+  process.once('beforeExit', () => {
+    const lost = Object.entries({ stdout, stderr }).find(([, stream]) => stream.failure !== undefined)
+    if (lost === undefined) return
+    const [name, stream] = lost
+    stderr.write(
+      `dbpool: error: could not write to ${name}: ${stream.failure?.message ?? ''} (check where ${name} goes: the file, free disk space)\n`,
+    )
+    if (code === EXIT_CODES.ok) process.exitCode = EXIT_CODES.error
+  })
+}

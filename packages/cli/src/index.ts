@@ -6,6 +6,8 @@ export { resolveConfig, selectPool, selectPools, urlSecrets } from './resolve-co
 export type { ConfigFlags, ResolvedConfig } from './resolve-config'
 export { Output, ProgressDisplay, describeError, errorDetails, EXIT_CODES } from './output'
 export type { CliIo, OutputStream } from './output'
+export { GuardedStream } from './guarded-stream'
+export type { GuardableStream } from './guarded-stream'
 export { openPool, openPools, withPools } from './pools'
 export type { OpenPoolsOptions } from './pools'
 export type { CommandContext } from './commands/context'

@@ -74,6 +74,79 @@ export function spawnCli(args: readonly string[], options: { cwd: string; env?: 
   return spawn(process.execPath, [binPath, ...args], { cwd: options.cwd, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] })
 }
 
+/** How {@link runCliClosingReader} closes the reader of the child's output. */
+export interface ClosingReaderOptions {
+  readonly cwd: string
+  readonly env?: NodeJS.ProcessEnv
+  /** Which pipe's reader goes away. Default is `'stdout'`. */
+  readonly close?: 'stdout' | 'stderr' | 'both'
+  /**
+   * `'start'` (default): the read end is closed before the child writes anything, so its first write
+   * already fails with EPIPE, every time. `'first-chunk'`: after the first chunk is read, like `| head -1`.
+   */
+  readonly when?: 'start' | 'first-chunk'
+  /** Called once the reader has closed, with what was read (serve: send SIGTERM then); a rejection fails the run. */
+  readonly onClosed?: (child: ChildProcess, received: string) => void | Promise<void>
+  /** The child must have exited by then (it is killed and the promise rejects). Default is `60000`. */
+  readonly timeoutMs?: number
+}
+
+/**
+ * Runs `dbpool ...args` with the reader of stdout and / or stderr going away (as `dbpool ... | head -1`
+ * does): resolves with the exit code and what was read before the reader closed (all of the other stream).
+ */
+export function runCliClosingReader(
+  args: readonly string[],
+  options: ClosingReaderOptions,
+): Promise<CliResult & { readonly signal: NodeJS.Signals | null }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [binPath, ...args], {
+      cwd: options.cwd,
+      env: cleanEnv(options.env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    const close = options.close ?? 'stdout'
+    const closing = [close === 'stderr' ? undefined : child.stdout, close === 'stdout' ? undefined : child.stderr].filter(
+      (s) => s !== undefined && s !== null,
+    )
+    const text = { stdout: '', stderr: '' }
+    let closed = false
+    const closeReaders = (): void => {
+      if (closed) return
+      closed = true
+      for (const stream of closing) stream.destroy()
+      Promise.resolve(options.onClosed?.(child, text.stdout + text.stderr)).catch((err: unknown) => {
+        child.kill('SIGKILL')
+        reject(err instanceof Error ? err : new Error(String(err)))
+      })
+    }
+    for (const name of ['stdout', 'stderr'] as const) {
+      child[name].setEncoding('utf8').on('data', (chunk: string) => {
+        text[name] += chunk
+        if (closing.includes(child[name]) && options.when === 'first-chunk') closeReaders()
+      })
+    }
+    if (options.when !== 'first-chunk') closeReaders()
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`dbpool ${args.join(' ')} did not exit within ${options.timeoutMs ?? 60_000} ms\n${text.stderr}`))
+    }, options.timeoutMs ?? 60_000)
+    child.on('error', (err) => {
+      clearTimeout(timer)
+      reject(err)
+    })
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      // what the open pipe still holds arrives after exit: wait for it to end
+      const open = [child.stdout, child.stderr].filter((s) => !s.destroyed)
+      let pending = open.length
+      const done = (): void => resolve({ code, signal, stdout: text.stdout, stderr: text.stderr })
+      if (pending === 0) done()
+      for (const s of open) s.once('close', () => --pending === 0 && done())
+    })
+  })
+}
+
 /** The test environment without the variables the CLI reads, plus `extra`. */
 export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {}
