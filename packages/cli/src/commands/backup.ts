@@ -1,6 +1,7 @@
 import { resolve } from 'node:path'
 import { configError, type DatabasePool } from '@dbpool/core'
 import { BackupManager, type BackupMethod, type BackupProgress, type SqliteDatabase } from '@dbpool/sqlite'
+import { formatMs } from '../format'
 import { EXIT_CODES, type ProgressDisplay } from '../output'
 import { withPools } from '../pools'
 import { selectPool } from '../resolve-config'
@@ -36,7 +37,7 @@ export async function backupCommand(ctx: CommandContext, options: BackupCommandO
     else {
       ctx.out.line(`backup written: ${result.file}`)
       ctx.out.line(
-        `  ${result.pages} pages, ${result.bytes} bytes${result.gzip ? ' (gzip)' : ''}, verified with integrity_check, ${Math.round(result.durationMs)} ms`,
+        `  ${result.pages} pages, ${result.bytes} bytes${result.gzip ? ' (gzip)' : ''}, verified with integrity_check, ${formatMs(result.durationMs)}`,
       )
       for (const deleted of result.deleted) ctx.out.line(`  deleted old backup ${deleted}`)
     }

@@ -1,5 +1,6 @@
 import { createHistogram } from 'node:perf_hooks'
 import { DatabaseError, type DatabasePool } from '@dbpool/core'
+import { formatMs, formatNumber } from '../format'
 import { EXIT_CODES } from '../output'
 import { withPools } from '../pools'
 import { selectPool } from '../resolve-config'
@@ -18,7 +19,7 @@ export interface BenchCommandOptions {
   readonly json?: boolean
 }
 
-/** What `dbpool bench` measured on one pool. */
+/** What `dbpool bench` measured on one pool; times and rates unrounded (human output rounds them to 2 decimals). */
 export interface BenchReport {
   readonly pool: string
   readonly backend: string
@@ -30,7 +31,10 @@ export interface BenchReport {
   /** Statements that succeeded. */
   readonly operations: number
   readonly opsPerSec: number
-  /** Latency of successful statements, in ms, as the caller sees it (waiting for a connection included). */
+  /**
+   * Latency of successful statements, in ms, as the caller sees it (waiting for a connection
+   * included); recorded in whole microseconds, so at most 3 decimals.
+   */
   readonly latencyMs: { readonly p50: number; readonly p95: number; readonly p99: number; readonly max: number }
   /** Failed statements by DatabaseError code. */
   readonly errors: Readonly<Record<string, number>>
@@ -95,16 +99,16 @@ async function measure(
   )
   const durationMs = performance.now() - started
   const after = pool.metrics.snapshot()
-  const ms = (micros: number): number => Math.round(micros) / 1e3
+  const ms = (micros: number): number => micros / 1e3
   return {
     pool: name,
     backend: pool.backend,
     target: pool.target,
     query: run.query,
     concurrency: run.concurrency,
-    durationMs: Math.round(durationMs),
+    durationMs,
     operations,
-    opsPerSec: Math.round(operations / (durationMs / 1000)),
+    opsPerSec: operations / (durationMs / 1000),
     latencyMs:
       operations === 0
         ? { p50: 0, p95: 0, p99: 0, max: 0 }
@@ -121,13 +125,12 @@ async function measure(
 }
 
 function printReport(ctx: CommandContext, r: BenchReport): void {
-  const fixed = (n: number): string => n.toFixed(3)
   ctx.out.line(`${r.pool}: ${r.target} (${r.backend})`)
   ctx.out.line(
-    `  ${JSON.stringify(r.query)} from ${r.concurrency} callers for ${(r.durationMs / 1000).toFixed(1)} s: ${r.operations} statements, ${r.opsPerSec}/s`,
+    `  ${JSON.stringify(r.query)} from ${r.concurrency} callers for ${formatNumber(r.durationMs / 1000)} s: ${r.operations} statements, ${formatNumber(r.opsPerSec)}/s`,
   )
   const l = r.latencyMs
-  ctx.out.line(`  latency   p50 ${fixed(l.p50)} ms, p95 ${fixed(l.p95)} ms, p99 ${fixed(l.p99)} ms, max ${fixed(l.max)} ms`)
+  ctx.out.line(`  latency   p50 ${formatMs(l.p50)}, p95 ${formatMs(l.p95)}, p99 ${formatMs(l.p99)}, max ${formatMs(l.max)}`)
   const failed = Object.entries(r.errors)
   ctx.out.line(
     `  errors    ${failed.length === 0 ? 'none' : `${failed.map(([code, n]) => `${code} ${n}`).join(', ')} (first: ${r.firstError ?? ''})`}`,

@@ -1,4 +1,5 @@
 import { DatabaseError, HealthChecker, type DatabasePool } from '@dbpool/core'
+import { formatMs, formatNumber } from '../format'
 import { EXIT_CODES } from '../output'
 import { withPools } from '../pools'
 import { selectPools } from '../resolve-config'
@@ -41,7 +42,9 @@ export async function checkCommand(ctx: CommandContext, options: CheckCommandOpt
     for (const [name, r] of Object.entries(results)) {
       ctx.out.line(`${name}: ${r.ok ? 'ok' : 'FAILED'}  ${r.target} (${r.backend})`)
       for (const [key, value] of Object.entries(r.facts))
-        ctx.out.line(`  ${key.padEnd(16)} ${typeof value === 'string' ? value : JSON.stringify(value)}`)
+        ctx.out.line(
+          `  ${key.padEnd(16)} ${typeof value === 'string' ? value : typeof value === 'number' ? formatNumber(value) : JSON.stringify(value)}`,
+        )
       if (r.error) ctx.out.line(`  error            ${r.error}`)
     }
   }
@@ -78,5 +81,5 @@ async function checkPostgres(pool: DatabasePool<unknown>, timeoutMs: number): Pr
     { timeoutMs },
   )
   const row = rows[0] ?? {}
-  return { ok: true, facts: { connect: `ok (${Math.round(latency * 100) / 100} ms)`, ...row } }
+  return { ok: true, facts: { connect: `ok (${formatMs(latency)})`, ...row } }
 }

@@ -1,4 +1,5 @@
 import { worstStatus, type HealthReport, type HealthStatus, type ManagerHealthReport } from '@dbpool/core'
+import { formatMs } from '../format'
 import { EXIT_CODES, type Output } from '../output'
 import { withPools } from '../pools'
 import { selectPools } from '../resolve-config'
@@ -30,7 +31,7 @@ export function exitCodeFor(status: HealthStatus): number {
   return status === 'healthy' ? EXIT_CODES.ok : status === 'degraded' ? EXIT_CODES.degraded : EXIT_CODES.unhealthy
 }
 
-/** Prints a report for people: one block per pool, then the overall status. */
+/** Prints a report for people: one block per pool, then the overall status (times to at most 2 decimals). */
 export function printHealth(out: Output, report: ManagerHealthReport): void {
   for (const [name, pool] of Object.entries(report.pools)) printPool(out, name, pool)
   out.line(`overall: ${worstStatus(Object.values(report.pools).map((p) => p.status))}`)
@@ -39,10 +40,10 @@ export function printHealth(out: Output, report: ManagerHealthReport): void {
 function printPool(out: Output, name: string, report: HealthReport): void {
   const { used, max } = report.stats
   out.line(
-    `${name}: ${report.status}  ${report.target}  (${report.backend}, checked in ${report.latencyMs} ms, ${used}/${max} connections in use)`,
+    `${name}: ${report.status}  ${report.target}  (${report.backend}, checked in ${formatMs(report.latencyMs)}, ${used}/${max} connections in use)`,
   )
   for (const check of report.checks) {
-    const latency = check.latencyMs === undefined ? '' : ` ${check.latencyMs} ms`
+    const latency = check.latencyMs === undefined ? '' : ` ${formatMs(check.latencyMs)}`
     const message = check.message ? `  ${check.message}` : ''
     out.line(`  ${check.name.padEnd(12)} ${check.status.padEnd(9)}${latency}${message}`.trimEnd())
   }

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path'
 import { Migrator, type MigrationEvent, type MigrationRunResult, type MigrationStatus } from '@dbpool/core'
+import { formatMs } from '../format'
 import { EXIT_CODES, type Output } from '../output'
 import { withPools } from '../pools'
 import { selectPool } from '../resolve-config'
@@ -55,8 +56,10 @@ export async function migrateCommand(
 
 function printEvent(out: Output, event: MigrationEvent): void {
   const verb = event.direction === 'up' ? 'applied' : 'reverted'
-  if (event.type === 'done') out.line(`  ${verb} ${event.version} ${event.name} (${event.durationMs} ms)`)
-  else if (event.type === 'skip') out.line(`  skipped ${event.version} ${event.name} (another process ${verb} it)`)
+  if (event.type === 'done') {
+    const took = event.durationMs === undefined ? '' : ` (${formatMs(event.durationMs)})`
+    out.line(`  ${verb} ${event.version} ${event.name}${took}`)
+  } else if (event.type === 'skip') out.line(`  skipped ${event.version} ${event.name} (another process ${verb} it)`)
 }
 
 function printResult(out: Output, result: MigrationRunResult): void {

@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs'
 import { sqlitePathFromUrl, type DatabasePool } from '@dbpool/core'
+import { formatMs, formatNumber } from '../format'
 import { EXIT_CODES } from '../output'
 import { withPools } from '../pools'
 import { selectPools } from '../resolve-config'
@@ -17,7 +18,7 @@ export interface PoolStatsReport {
   readonly target: string
   readonly pool: ReturnType<DatabasePool<unknown>['stats']>
   readonly settings: Readonly<Record<string, unknown>>
-  /** How long the first connection took to open, in ms. */
+  /** How long the first connection took to open, in ms (unrounded). */
   readonly connectMs: number
   readonly database: Readonly<Record<string, unknown>>
 }
@@ -39,12 +40,12 @@ export async function statsCommand(ctx: CommandContext, options: StatsCommandOpt
     ctx.out.line(`${name}: ${report.target} (${report.backend})`)
     ctx.out.line(`  pool      size ${size}, idle ${idle}, used ${used}, pending ${pending}, min ${min}, max ${max}`)
     ctx.out.line(
-      `  settings  acquireTimeoutMs ${report.settings.acquireTimeoutMs}, idleTimeoutMs ${report.settings.idleTimeoutMs}, maxLifetimeMs ${report.settings.maxLifetimeMs}`,
+      `  settings  ${(['acquireTimeoutMs', 'idleTimeoutMs', 'maxLifetimeMs'] as const).map((k) => `${k} ${human(report.settings[k])}`).join(', ')}`,
     )
-    ctx.out.line(`  connect   ${report.connectMs} ms`)
+    ctx.out.line(`  connect   ${formatMs(report.connectMs)}`)
     ctx.out.line(
       `  database  ${Object.entries(report.database)
-        .map(([k, v]) => `${k} ${String(v)}`)
+        .map(([k, v]) => `${k} ${human(v)}`)
         .join(', ')}`,
     )
   }
@@ -59,7 +60,7 @@ async function poolStats(pool: DatabasePool<unknown>): Promise<PoolStatsReport> 
     target: pool.target,
     pool: pool.stats(),
     settings: pool.config.toJSON(),
-    connectMs: round(pool.metrics.snapshot().createTime.maxMs),
+    connectMs: pool.metrics.snapshot().createTime.maxMs,
     database,
   }
 }
@@ -102,6 +103,7 @@ function fileSize(path: string): number {
   }
 }
 
-function round(n: number): number {
-  return Math.round(n * 100) / 100
+/** A setting or database fact for people: numbers to at most 2 decimals. */
+function human(value: unknown): string {
+  return typeof value === 'number' ? formatNumber(value) : String(value)
 }

@@ -121,7 +121,7 @@ describe('dbpool on SQLite (child process)', () => {
     const human = await cli('health')
     expect(human.code).toBe(0)
     expect(human.stdout).toMatch(
-      /^app: healthy {2}sqlite:.*app\.db {2}\(sqlite, checked in [\d.]+ ms, 0\/2 connections in use\)\n {2}ping {9}healthy {3}[\d.]+ ms\n/,
+      /^app: healthy {2}sqlite:.*app\.db {2}\(sqlite, checked in \d+(\.\d{1,2})? ms, 0\/2 connections in use\)\n {2}ping {9}healthy {3}\d+(\.\d{1,2})? ms\n/,
     )
     expect(human.stdout).toMatch(/\n {2}integrity {4}healthy/)
     expect(human.stdout.trim().split('\n').pop()).toBe('overall: healthy')
@@ -156,6 +156,14 @@ describe('dbpool on SQLite (child process)', () => {
     expect(report).toMatchObject({ backend: 'sqlite', query: 'select 40 + 2 as n', concurrency: 4, errors: {} })
     expect(report.operations).toBeGreaterThan(1_000)
     expect(report.durationMs).toBeGreaterThanOrEqual(500)
+    // JSON keeps the measured values unrounded
+    expect(report.opsPerSec).toBeCloseTo(report.operations / (report.durationMs / 1000), 9)
+    // people get at most 2 decimals on every time, rate and percentile
+    const human = await cli('--url', url, 'bench', '--duration', '0.3', '--concurrency', '2')
+    expect(human.code).toBe(0)
+    expect(human.stdout).toMatch(
+      /^default: sqlite:.*bench\.db \(sqlite\)\n {2}"select 1" from 2 callers for \d+(\.\d{1,2})? s: \d+ statements, \d+(\.\d{1,2})?\/s\n {2}latency {3}p50 \d+(\.\d{1,2})? ms, p95 \d+(\.\d{1,2})? ms, p99 \d+(\.\d{1,2})? ms, max \d+(\.\d{1,2})? ms\n/,
+    )
     // a statement that starts failing once the run is under way (abs() of the smallest integer
     // overflows): the failures are counted by code, the first message kept, exit 1
     const failFromJulianDay = (Date.now() + 1_500) / 86_400_000 + 2_440_587.5
@@ -186,7 +194,7 @@ describe('dbpool on SQLite (child process)', () => {
     const backup = await cli('backup', '--out', 'backups')
     expect(backup.code).toBe(0)
     expect(backup.stdout).toMatch(
-      /^backup written: .*backups\/app-.*\.db\n {2}\d+ pages, \d+ bytes, verified with integrity_check, \d+ ms\n$/,
+      /^backup written: .*backups\/app-.*\.db\n {2}\d+ pages, \d+ bytes, verified with integrity_check, \d+(\.\d{1,2})? ms\n$/,
     )
     // not a terminal: plain lines, no carriage returns
     expect(backup.stderr).not.toContain('\r')
