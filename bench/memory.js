@@ -58,7 +58,7 @@ const TARGETS = {
   },
   'sqlite-dbpool': ({ path }) => {
     const { createSqlitePool } = require('@dbpool/sqlite')
-    // min 0: the writer opens on first use (in the warm-up); the readers are what grows
+    // min 0: only the readers the measurement asks for open (the writer never does)
     const pool = createSqlitePool(path, { min: 0, max: 64, name: 'bench-memory' }, { readers: 64 })
     return { grow: (n) => holdAtOnce(pool, n, 'read'), close: () => pool.close() }
   },
