@@ -106,14 +106,20 @@ function childMain(fn) {
   )
 }
 
-/** Full GC (the process must run with --expose-gc), then V8's used heap in bytes. */
+/**
+ * Full GCs (the process must run with --expose-gc), then the bytes used in V8's data spaces: code
+ * spaces are left out (the JIT compiles and drops code on its own schedule; it is not data the
+ * measured objects hold).
+ */
 async function heapAfterGc() {
   if (typeof global.gc !== 'function') throw new Error('run with --expose-gc')
   for (let i = 0; i < 3; i++) {
     global.gc()
     await new Promise((resolve) => setImmediate(resolve))
   }
-  return process.memoryUsage().heapUsed
+  let used = 0
+  for (const space of require('node:v8').getHeapSpaceStatistics()) if (!space.space_name.startsWith('code_')) used += space.space_used_size
+  return used
 }
 
 /** Runs a suite file directly: `node bench/<suite>.js` prints its rows. */

@@ -1,8 +1,8 @@
 'use strict'
-// Memory, in V8 heap bytes (process.memoryUsage().heapUsed after full GCs, in child processes run
-// with --expose-gc):
+// Memory, in V8 heap bytes (the data spaces, after full GCs, in child processes run with
+// --expose-gc):
 // - per idle connection: one pool (or one set of raw clients) grows through several connection
-//   counts and the heap is read at each; the least-squares slope is the bytes per connection, so
+//   counts and the heap is read at each; the (Theil–Sen) slope is the bytes per connection, so
 //   fixed costs (the pool itself, loaded code) cancel; for a dbpool pool and for raw pg.Client /
 //   better-sqlite3 Database objects as anchors;
 // - per 10,000 waiting callers: 10,000 acquire+release cycles started while every connection of a
@@ -12,16 +12,24 @@ const { mkdtempSync, rmSync } = require('node:fs')
 const { tmpdir } = require('node:os')
 const { join } = require('node:path')
 const { SIDES } = require('./noop-sides')
-const { ROUNDS, size, spread, ratios, runChild, childMain, heapAfterGc, runStandalone } = require('./lib')
+const { ROUNDS, size, median, spread, ratios, runChild, childMain, heapAfterGc, runStandalone } = require('./lib')
 const { openPostgres } = require('./pg-server')
 
 /** Connection counts each target is measured at (V8's heap moves in steps: a least-squares slope over several). */
 const COUNTS = {
-  postgres: size([4, 10, 16, 22, 28, 34], [2, 4, 6, 8]),
+  postgres: size([4, 7, 10, 13, 16, 19, 22, 25, 28, 31, 34], [2, 4, 6, 8]),
   // SQLite's connection is mostly native memory: its small heap share needs more connections to show
-  sqlite: size([4, 16, 28, 40, 52, 64], [2, 6, 10, 14]),
+  sqlite: size([4, 10, 16, 22, 28, 34, 40, 46, 52, 58, 64], [2, 6, 10, 14]),
 }
 const WAITERS = 10_000
+/**
+ * V8 flags of the measuring children: GC on the main thread only (with concurrent marking and
+ * sweeping, the used size read right after gc() moved by ±200 KB from one reading to the next), no
+ * bytecode flushing, no optimizing or baseline compiler and feedback vectors allocated at once, so
+ * the heap holds data rather than code and JIT metadata that come and go on the compilers' own
+ * schedule (the children only allocate: their speed is irrelevant).
+ */
+const MEASURE_FLAGS = ['--single-threaded-gc', '--no-flush-bytecode', '--no-opt', '--no-sparkplug', '--no-lazy-feedback-allocation']
 
 /** Polls `done()` every 5 ms until it holds (or throws after `ms`). */
 async function until(done, what, ms = 60_000) {
@@ -88,7 +96,7 @@ async function holdAtOnce(pool, n, lane) {
   await until(() => pool.stats(lane).idle === n, `${n} idle connections`)
 }
 
-/** Child: bytes per idle connection (the slope over the counts), and the fixed bytes (the intercept). */
+/** Child: bytes per idle connection (the slope over the counts). */
 async function idleChild(which, target) {
   const counts = COUNTS[which.split('-')[0]]
   // warm-up on a throwaway instance: code and caches allocated on first use are not per connection
@@ -103,22 +111,18 @@ async function idleChild(which, target) {
     heaps.push((await heapAfterGc()) - h0)
   }
   await subject.close()
-  const { slope, intercept } = leastSquares(counts, heaps)
-  return { perConnection: slope, fixed: intercept }
+  return { perConnection: theilSen(counts, heaps) }
 }
 
-function leastSquares(xs, ys) {
-  const n = xs.length
-  const mx = xs.reduce((a, b) => a + b, 0) / n
-  const my = ys.reduce((a, b) => a + b, 0) / n
-  let sxy = 0
-  let sxx = 0
-  for (let i = 0; i < n; i++) {
-    sxy += (xs[i] - mx) * (ys[i] - my)
-    sxx += (xs[i] - mx) ** 2
-  }
-  const slope = sxy / sxx
-  return { slope, intercept: my - slope * mx }
+/**
+ * Theil–Sen slope: the median of the slopes between every two points. V8's heap moves in steps now
+ * and then (a table grows, a cache is aged out): a least-squares line would follow such a step, the
+ * median slope ignores it.
+ */
+function theilSen(xs, ys) {
+  const slopes = []
+  for (let i = 0; i < xs.length; i++) for (let j = i + 1; j < xs.length; j++) slopes.push((ys[j] - ys[i]) / (xs[j] - xs[i]))
+  return median(slopes)
 }
 
 /** Child: heap bytes held by WAITERS callers waiting for one of 4 held connections. */
@@ -142,7 +146,6 @@ async function waitersChild(which) {
   return bytes
 }
 
-const kib = (x) => `${(x / 1024).toFixed(1)} KiB`
 const bytes = (x) => `${Math.round(x)} B`
 const mib = (x) => `${(x / 1024 / 1024).toFixed(2)} MiB`
 
@@ -162,25 +165,22 @@ async function main(ctx = {}) {
       ['sqlite-dbpool', { path: sqlitePath }],
       ['sqlite-raw', { path: sqlitePath }],
     ]
-    const idle = Object.fromEntries(sides.map(([which]) => [which, { perConnection: [], fixed: [] }]))
+    const idle = Object.fromEntries(sides.map(([which]) => [which, { perConnection: [] }]))
     const waiters = { dbpool: [], tarn: [] }
-    // no bytecode flushing: a GC must not free code between two readings
-    const gc = { execArgv: ['--expose-gc', '--no-flush-bytecode'] }
+    const gc = { execArgv: ['--expose-gc', ...MEASURE_FLAGS] }
     for (let round = 0; round < ROUNDS; round++) {
       for (const [which, target] of sides) {
         const r = await runChild(__filename, ['--child', 'idle', which, JSON.stringify(target)], gc)
         idle[which].perConnection.push(r.perConnection)
-        idle[which].fixed.push(r.fixed)
       }
       for (const which of ['dbpool', 'tarn']) waiters[which].push(await runChild(__filename, ['--child', 'waiters', which], gc))
     }
-    const row = (what, dbpool, anchorName, anchor, dbpoolFixed, format = bytes) => ({
+    const row = (what, dbpool, anchorName, anchor, format = bytes) => ({
       case: what,
       dbpool: spread(dbpool, format),
       anchor: anchorName,
       'anchor heap': spread(anchor, format),
       'dbpool ÷ anchor': spread(ratios(dbpool, anchor)),
-      'dbpool fixed': dbpoolFixed ? spread(dbpoolFixed, kib) : '',
     })
     return {
       rows: [
@@ -189,23 +189,14 @@ async function main(ctx = {}) {
           idle['postgres-dbpool'].perConnection,
           'raw pg.Client',
           idle['postgres-raw'].perConnection,
-          idle['postgres-dbpool'].fixed,
         ),
         row(
           `heap bytes per idle SQLite connection (${COUNTS.sqlite.join(', ')} readers)`,
           idle['sqlite-dbpool'].perConnection,
           'raw better-sqlite3 Database',
           idle['sqlite-raw'].perConnection,
-          idle['sqlite-dbpool'].fixed,
         ),
-        row(
-          `heap per ${WAITERS.toLocaleString('en-US')} waiting callers (max 4, all held)`,
-          waiters.dbpool,
-          'raw tarn',
-          waiters.tarn,
-          undefined,
-          mib,
-        ),
+        row(`heap per ${WAITERS.toLocaleString('en-US')} waiting callers (max 4, all held)`, waiters.dbpool, 'raw tarn', waiters.tarn, mib),
       ],
     }
   } finally {

@@ -1,6 +1,6 @@
 'use strict'
 // `npm run bench`: runs every suite and writes bench/RESULTS.md; `npm run bench -- <suite>` runs one
-// (printed, RESULTS.md untouched). BENCH_QUICK=1 shrinks every size to check the harness (never
+// (printed; with BENCH_WRITE=1 its section of RESULTS.md is replaced, and the header says so). BENCH_QUICK=1 shrinks every size to check the harness (never
 // written to RESULTS.md); BENCH_ROUNDS sets the rounds (at least 3); BENCH_NOTE adds a line to the
 // header (e.g. that the machine was shared). Ratios compare dbpool with its anchor measured in the
 // same run and the same rounds, never against a fixed time.
@@ -27,7 +27,7 @@ const SUITES = [
     name: 'memory',
     title: 'Memory: V8 heap per idle connection and per waiting caller',
     meaning:
-      'heapUsed after full GCs (--expose-gc, child processes). Per idle connection: least-squares slope of the heap as one pool (or one set of raw clients) grows through the listed counts, so fixed costs cancel ("dbpool fixed" is the intercept). Per waiting callers: the heap held by 10,000 acquire+release cycles waiting on a 4-connection pool whose connections are all held (same no-op manager on both sides). Native memory (sockets, SQLite page cache) is not counted.',
+      "V8 heap bytes in the data spaces (code left out) after full GCs, in child processes run with --expose-gc, a single-threaded GC and the optimizing compilers off (so a reading is exact and the heap holds data, not JIT output). Per idle connection: the Theil–Sen slope (median of pairwise slopes) of the heap as one pool, or one set of raw clients, grows through the listed counts, so fixed costs cancel and an occasional step of V8's own tables does not count. Per waiting callers: the heap held by 10,000 acquire+release cycles waiting on a 4-connection pool whose connections are all held (same no-op manager on both sides). Native memory (sockets, SQLite's page cache and statements) is not counted: a SQLite connection lives almost entirely there.",
   },
   {
     name: 'sqlite',
@@ -92,19 +92,40 @@ async function main() {
   const seconds = (Date.now() - started) / 1000
   const loadAfter = os.loadavg()
   process.stdout.write(`bench: ${seconds.toFixed(0)} s\n`)
-  if (only || QUICK) return
+  if (QUICK) return
+  const file = path.join(__dirname, 'RESULTS.md')
+  const date = new Date().toISOString().slice(0, 10)
+  if (only) {
+    if (process.env.BENCH_WRITE === '1') replaceSections(file, chosen, sections, `${date} (${Math.round(seconds)} s)`)
+    return
+  }
   const cpus = os.cpus()
   const header = [
     '# Benchmark results',
     '',
-    `Measured ${new Date().toISOString().slice(0, 10)} on ${cpus.length} × ${cpus[0]?.model ?? 'cpu'}, Node ${process.version}; \`npm run bench\` took ${Math.round(seconds)} s (load average ${loadBefore[0].toFixed(1)} before, ${loadAfter[0].toFixed(1)} after).`,
+    `Measured ${date} on ${cpus.length} × ${cpus[0]?.model ?? 'cpu'}, Node ${process.version}; \`npm run bench\` took ${Math.round(seconds)} s (load average ${loadBefore[0].toFixed(1)} before, ${loadAfter[0].toFixed(1)} after).`,
     ...(process.env.BENCH_NOTE ? ['', process.env.BENCH_NOTE] : []),
     '',
-    `Every figure is the median over ${ROUNDS} interleaved rounds (the wait-queue suite: 3) with, in parentheses, the min–max of the per-round values; every ratio is taken within a round, between sides measured one after the other in the same run.`,
-    'Regenerate with `npm run bench` (or `npm run bench -- <suite>` for one suite, printed only; `BENCH_QUICK=1` for a fast check of the harness).',
+    `Every figure is the median over ${ROUNDS} interleaved rounds (the wait-queue suite: 3) with, in parentheses, the min–max of the per-round values; every ratio is taken within a round, between sides measured one after the other in the same run, so a ratio's median need not equal the ratio of the ops/s medians.`,
+    'Regenerate with `npm run bench` (or `npm run bench -- <suite>` for one suite, printed only, or written over its section with `BENCH_WRITE=1`; `BENCH_QUICK=1` for a fast check of the harness).',
     '',
   ].join('\n')
-  fs.writeFileSync(path.join(__dirname, 'RESULTS.md'), `${header}\n${sections.join('\n')}`)
+  fs.writeFileSync(file, `${header}\n${sections.join('\n')}`)
+}
+
+/** Replaces the sections of `suites` in RESULTS.md (each runs from its `## ` heading to the next). */
+function replaceSections(file, suites, sections, when) {
+  let text = fs.readFileSync(file, 'utf8')
+  suites.forEach((suite, i) => {
+    const start = text.indexOf(`## ${suite.title}\n`)
+    if (start < 0) throw new Error(`RESULTS.md has no section "${suite.title}": run the whole bench`)
+    const next = text.indexOf('\n## ', start + 3)
+    const end = next < 0 ? text.length : next + 1
+    text = `${text.slice(0, start)}${sections[i]}${next < 0 ? '' : '\n'}${text.slice(end)}`
+    const mark = `\n\nThe "${suite.title.split(':')[0]}" section was re-measured alone on ${when}.`
+    text = text.replace(/\n\nEvery figure is the median/, `${mark}\n\nEvery figure is the median`)
+  })
+  fs.writeFileSync(file, text)
 }
 
 main().catch((err) => {
