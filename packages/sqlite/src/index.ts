@@ -16,6 +16,8 @@ export { SQLITE_ERROR_CODES, lookupSqliteCode, isFatalSqliteCode, mapSqliteError
 export type { SqliteErrorContext, SqliteErrorMapping } from './sqlite-errors'
 export { StatementCache } from './statement-cache'
 export { sqliteHealthChecks, integrityCheck, walCheck, pageCheck, walSizeBytes } from './sqlite-health'
+export { fileIdentityOf, fileIdentityProblem, fileIdentityCheck } from './file-identity'
+export type { FileIdentity, FileIdentityProblem } from './file-identity'
 export type { SqliteHealthContext } from './sqlite-health'
 export { sqlitePoolFor, sqliteManagerOf } from './create-sqlite-pool'
 export { BackupManager, verifyDatabaseFile, replaceDatabaseFile, restoreDatabaseFile } from './backup-manager'

@@ -14,6 +14,8 @@ import {
 } from '@dbpool/core'
 import Database from 'better-sqlite3'
 import { StatementCache } from './statement-cache'
+import { fileIdentityError, fileIdentityOf, fileIdentityProblem, type FileIdentity } from './file-identity'
+import { exactRows, hasUnsafeNumber, MAX_SAFE, narrow, narrowIntegers } from './sqlite-integers'
 import { errorName, isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
 import { sqliteHealthChecks, walSizeBytes } from './sqlite-health'
 import { resolveSqliteOptions, SYNCHRONOUS_LEVELS, TEMP_STORES, type ResolvedSqliteOptions, type SqliteOptions } from './sqlite-options'
@@ -35,18 +37,44 @@ export interface CheckpointResult {
   readonly checkpointedFrames: number
 }
 
-/** Per-connection state the manager keeps beside the native handle. */
-/** A prepared statement and its `reader` flag, read once (each native getter is a C++ call). */
+/**
+ * What a statement does, read once when it is prepared (each native getter is a C++ call):
+ * `read` (read-only, returns rows), `write` (changes the database), `commit` (COMMIT, END, RELEASE:
+ * may make a transaction's writes durable), `control` (BEGIN, SAVEPOINT, ROLLBACK).
+ */
+type StatementKind = 'read' | 'write' | 'commit' | 'control'
+
+/** A prepared statement and what the manager needs to know about it. */
 interface CachedStatement {
   readonly stmt: Statement
+  /** Returns rows (a SELECT, a PRAGMA that reads, an `INSERT ... RETURNING`). */
   readonly reader: boolean
+  /** How its integers are read (see {@link IntegerReading}). */
+  readonly integers: IntegerReading
+  readonly kind: StatementKind
 }
 
+/**
+ * How a statement that returns rows keeps integers exact while `safeIntegers` is off. `scan`: rows
+ * are read as numbers and scanned for one beyond ±(2^53 - 1) (better-sqlite3 rounded it); only then
+ * is the statement read again with safe integers (it writes nothing, so a second run is harmless).
+ * `narrow`: the statement writes (`INSERT ... RETURNING`) and cannot run twice, so it always reads
+ * bigints, narrowed to numbers where exact. `plain`: nothing to do (`safeIntegers` on).
+ */
+type IntegerReading = 'plain' | 'scan' | 'narrow'
+
+/** Per-connection state the manager keeps beside the native handle. */
 interface ConnectionState {
   readonly lane: Lane
   readonly statements: StatementCache<string, CachedStatement>
   fatal: DatabaseError | undefined
   lastWalCheck: number
+  /** The file this connection opened; undefined for `:memory:` and connections that never write. */
+  readonly identity: FileIdentity | undefined
+  /** A write ran in the open transaction: COMMIT checks the file identity first. */
+  dirty: boolean
+  /** `select last_insert_rowid()` with safe integers, prepared when a rowid first exceeds 2^53 - 1. */
+  rowid: Statement | undefined
 }
 
 // how often (at most) a write looks at the -wal size
@@ -110,7 +138,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     // silently recreated empty
     const db = this.#openDatabase(readonly, false)
     this.#configure(db, lane, readonly)
-    this.#register(db, lane)
+    // the file this connection writes to: a write is refused once the path names another file, or none
+    this.#register(db, lane, readonly ? undefined : this.#identityOf(db))
     return db
   }
 
@@ -130,6 +159,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   /** Rolls back an open transaction, synchronously (the pool's release then stays synchronous); throws if that fails. */
   reset(db: SqliteDatabase): void {
     if (!db.inTransaction) return
+    const state = stateOf(db)
+    if (state) state.dirty = false
     try {
       db.exec('ROLLBACK')
     } catch (err) {
@@ -137,6 +168,16 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     }
     if (db.inTransaction)
       throw new DatabaseError('QUERY_FAILED', 'ROLLBACK left the connection inside a transaction', { backend: 'sqlite' })
+  }
+
+  /**
+   * `'open'` while SQLite has a transaction open on the handle (`db.inTransaction`), else `'idle'`
+   * (a closed handle too: closing rolled its transaction back). Core's transaction() compares it
+   * with what it began, to notice a transaction SQLite ended by itself (a conflict clause ROLLBACK,
+   * `RAISE(ROLLBACK)`, SQLITE_FULL, SQLITE_INTERRUPT, ...).
+   */
+  transactionState(db: SqliteDatabase): 'idle' | 'open' {
+    return db.open && db.inTransaction ? 'open' : 'idle'
   }
 
   async destroy(db: SqliteDatabase): Promise<void> {
@@ -187,12 +228,24 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       const cached = this.#prepareOrExec(db, state, text, params)
       if (cached === undefined) {
         result = { rows: [], rowCount: 0 }
-      } else if (cached.reader) {
-        const rows = sameRealm(cached.stmt.all(...params) as R[])
-        result = { rows, rowCount: rows.length }
       } else {
-        const info = cached.stmt.run(...params)
-        result = { rows: [], rowCount: info.changes, lastInsertRowid: info.lastInsertRowid }
+        const kind = cached.kind
+        if (kind !== 'read') this.#beforeChange(db, state, kind)
+        if (cached.reader) {
+          let rows = cached.stmt.all(...params) as R[]
+          if (cached.integers === 'scan') {
+            if (hasUnsafeNumber(rows)) rows = exactRows(cached.stmt, params)
+          } else if (cached.integers === 'narrow') narrowIntegers(rows)
+          rows = sameRealm(rows)
+          result = { rows, rowCount: rows.length }
+        } else {
+          const info = cached.stmt.run(...params)
+          let rowid = info.lastInsertRowid
+          if (typeof rowid === 'number' && (rowid > MAX_SAFE || rowid < -MAX_SAFE)) rowid = this.#exactRowid(db, state)
+          result = { rows: [], rowCount: info.changes, lastInsertRowid: rowid }
+        }
+        // a finished transaction has nothing left to check at COMMIT
+        if (state.dirty && (kind === 'commit' || kind === 'control') && !db.inTransaction) state.dirty = false
       }
     } catch (err) {
       throw this.#fail(db, err)
@@ -236,9 +289,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   async healthChecks(db: SqliteDatabase, options: { readonly deep: boolean; readonly timeoutMs: number }): Promise<HealthCheckDetail[]> {
+    const identity = stateOf(db)?.identity
     return sqliteHealthChecks(db, options.deep, {
       path: this.options.path,
       walCheckpointThresholdBytes: this.options.walCheckpointThresholdBytes,
+      ...(identity === undefined ? {} : { identity }),
     })
   }
 
@@ -309,20 +364,31 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (this.#memory?.open && stateOf(this.#memory)?.fatal === undefined) return this.#memory
     const db = new Database(':memory:', { timeout: this.options.busyTimeoutMs })
     this.#configure(db, 'write', false)
-    this.#register(db, 'write')
+    this.#register(db, 'write', undefined)
     this.#memory = db
     return db
   }
 
-  #register(db: SqliteDatabase, lane: Lane): void {
+  #register(db: SqliteDatabase, lane: Lane, identity: FileIdentity | undefined): void {
     db.defaultSafeIntegers(this.options.safeIntegers)
     setState(db, {
       lane,
       statements: new StatementCache<string, CachedStatement>(this.options.statementCacheSize),
       fatal: undefined,
       lastWalCheck: 0,
+      identity,
+      dirty: false,
+      rowid: undefined,
     })
     this.#open.add(db)
+  }
+
+  /** The identity of the file `db` just opened; closes `db` when the file is gone already. */
+  #identityOf(db: SqliteDatabase): FileIdentity {
+    const identity = fileIdentityOf(this.options.path)
+    if (identity !== undefined) return identity
+    db.close()
+    throw this.#cantOpen('the file was deleted while it was being opened')
   }
 
   #close(db: SqliteDatabase): void {
@@ -392,9 +458,66 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const cached = state.statements.get(text)
     if (cached !== undefined) return cached
     const stmt = db.prepare(text)
-    const entry = { stmt, reader: stmt.reader }
+    const { reader, readonly } = stmt
+    const rereadable = reader && readonly
+    let integers: IntegerReading = 'plain'
+    if (reader && !this.options.safeIntegers) {
+      integers = rereadable ? 'scan' : 'narrow'
+      // a statement that writes cannot be run twice: it reads every integer exactly, always
+      if (!rereadable) stmt.safeIntegers(true)
+    }
+    const entry: CachedStatement = { stmt, reader, integers, kind: statementKind(text, readonly) }
     state.statements.set(text, entry)
     return entry
+  }
+
+  /**
+   * Before a statement that writes (outside a transaction) or commits (a transaction that wrote):
+   * refuses it when the path no longer names the file this connection opened.
+   */
+  #beforeChange(db: SqliteDatabase, state: ConnectionState, kind: StatementKind): void {
+    if (state.identity === undefined) return
+    if (kind === 'write') {
+      // inside a transaction only COMMIT checks: one stat per transaction, not one per statement
+      if (db.inTransaction) state.dirty = true
+      else this.#checkIdentity(db, state)
+    } else if (kind === 'commit' && state.dirty) {
+      this.#checkIdentity(db, state)
+    }
+  }
+
+  /** Throws CONNECTION_LOST (and marks the connection fatal, rolling back its transaction) when the file is gone. */
+  #checkIdentity(db: SqliteDatabase, state: ConnectionState): void {
+    const identity = state.identity
+    if (identity === undefined) return
+    const problem = fileIdentityProblem(this.options.path, identity)
+    if (problem === undefined) return
+    const inTransaction = db.inTransaction
+    const error = fileIdentityError(
+      this.options.path,
+      problem,
+      inTransaction ? 'the transaction was rolled back instead of committed' : 'the statement was not run',
+    )
+    // every connection of this manager opened the same file: readers would go on answering from it
+    for (const other of this.#open) {
+      const otherState = stateOf(other)
+      if (otherState) otherState.fatal ??= error
+    }
+    state.fatal ??= error
+    if (inTransaction) {
+      try {
+        db.exec('ROLLBACK')
+      } catch {
+        // the connection is discarded either way
+      }
+    }
+    throw error
+  }
+
+  /** `last_insert_rowid()` read exactly, for a rowid beyond ±(2^53 - 1) that better-sqlite3 rounded. */
+  #exactRowid(db: SqliteDatabase, state: ConnectionState): number | bigint {
+    state.rowid ??= db.prepare('select last_insert_rowid()').pluck().safeIntegers(true)
+    return narrow(state.rowid.get() as bigint)
   }
 
   /** The cached statement, or undefined after running a multi-statement script without parameters. */
@@ -405,6 +528,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       // better-sqlite3 prepares one statement at a time (RangeError otherwise); a script without
       // parameters (a migration, a schema) runs through exec()
       if (errorName(err) === 'RangeError' && params.length === 0) {
+        // a script may write and commit: it is checked whatever the transaction state
+        this.#checkIdentity(db, state)
         db.exec(text)
         return undefined
       }
@@ -461,6 +586,18 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       ...(cause && mapSqliteError(cause).sqliteCode ? { sqliteCode: mapSqliteError(cause).sqliteCode } : {}),
     })
   }
+}
+
+// leading blanks and comments, then the keyword
+const COMMITS = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:commit|end|release)\b/i
+const CONTROLS = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:begin|rollback|savepoint)\b/i
+
+/** Classifies a statement once, when it is prepared (`readonly` is SQLite's sqlite3_stmt_readonly). */
+function statementKind(text: string, readonly: boolean): StatementKind {
+  // transaction statements first: SQLite calls BEGIN IMMEDIATE a write, COMMIT read-only
+  if (COMMITS.test(text)) return 'commit'
+  if (CONTROLS.test(text)) return 'control'
+  return readonly ? 'read' : 'write'
 }
 
 function checkMode(mode: string): CheckpointMode {

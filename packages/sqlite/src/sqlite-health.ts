@@ -2,6 +2,7 @@ import { statSync } from 'node:fs'
 import type { HealthCheckDetail } from '@dbpool/core'
 import type BetterSqlite3 from 'better-sqlite3'
 import { mapSqliteError } from './sqlite-errors'
+import { fileIdentityCheck, type FileIdentity } from './file-identity'
 
 /** What the SQLite health checks need besides the connection. */
 export interface SqliteHealthContext {
@@ -11,14 +12,20 @@ export interface SqliteHealthContext {
   readonly walCheckpointThresholdBytes: number
   /** Most integrity problems listed in a detail. Default is `10`. */
   readonly maxErrors?: number
+  /** The file the connection opened; given, the `file` check compares the path with it. */
+  readonly identity?: FileIdentity
 }
 
 /**
  * Runs the SQLite checks on one connection and never throws: `integrity` (`quick_check`, or
- * `integrity_check` when `deep`), `wal` (the `-wal` file size) and `pages` (page and freelist counts).
+ * `integrity_check` when `deep`), `wal` (the `-wal` file size), `pages` (page and freelist counts)
+ * and, when `context.identity` is given, `file` (unhealthy when the path no longer names the file
+ * the connection opened: deleted, moved or replaced; see fileIdentityProblem).
  */
 export function sqliteHealthChecks(db: BetterSqlite3.Database, deep: boolean, context: SqliteHealthContext): HealthCheckDetail[] {
-  return [integrityCheck(db, deep, context), walCheck(context), pageCheck(db)]
+  const checks = [integrityCheck(db, deep, context), walCheck(context), pageCheck(db)]
+  if (context.identity !== undefined) checks.push(fileIdentityCheck(context.path, context.identity))
+  return checks
 }
 
 /** `PRAGMA quick_check` / `integrity_check`: healthy only when SQLite answers exactly `ok`. */

@@ -103,9 +103,10 @@ describe('safeIntegers', () => {
     } finally {
       await pool.close()
     }
+    // without safeIntegers, an integer beyond 2^53 - 1 is still exact (integers.test.ts)
     const plain = createSqlitePool(':memory:')
     try {
-      expect((await plain.query('select 9007199254740993 as v')).rows[0]?.v).toBe(9007199254740992)
+      expect((await plain.query('select 9007199254740993 as v')).rows[0]?.v).toBe(9007199254740993n)
     } finally {
       await plain.close()
     }

@@ -1,0 +1,65 @@
+import { statSync } from 'node:fs'
+import { DatabaseError, type HealthCheckDetail } from '@dbpool/core'
+
+/**
+ * Which file a connection opened: the (device, inode) pair of its path at open time, as bigints
+ * (exact on filesystems with 64-bit inode numbers).
+ */
+export interface FileIdentity {
+  readonly dev: bigint
+  readonly ino: bigint
+}
+
+/** How the path no longer names the file a connection opened. */
+export type FileIdentityProblem = 'deleted' | 'replaced'
+
+/** The identity of the file at `path` now, or undefined when there is none. */
+export function fileIdentityOf(path: string): FileIdentity | undefined {
+  const stats = statSync(path, { throwIfNoEntry: false, bigint: true })
+  return stats === undefined ? undefined : { dev: stats.dev, ino: stats.ino }
+}
+
+/**
+ * Compares the file at `path` now with the one a connection opened (one `stat`, about 2 µs):
+ * `deleted` when nothing is at the path (deleted, or moved away), `replaced` when another file is
+ * (renamed over it, or deleted and recreated), undefined when it is the same file.
+ *
+ * SQLite keeps writing to the file descriptor it opened: after the path stops naming that file,
+ * every write (WAL mode included) succeeds and goes to an unlinked inode that nobody can open again.
+ * SQLite's own check (`SQLITE_READONLY_DBMOVED`) only runs when a rollback journal is created, so
+ * never in WAL mode.
+ */
+export function fileIdentityProblem(path: string, opened: FileIdentity): FileIdentityProblem | undefined {
+  const now = fileIdentityOf(path)
+  if (now === undefined) return 'deleted'
+  return now.dev === opened.dev && now.ino === opened.ino ? undefined : 'replaced'
+}
+
+/**
+ * The error for a connection whose database file went away: CONNECTION_LOST, not retryable on this
+ * connection (`retryable: false`; a new connection opens whatever is at the path now, or fails with
+ * CONNECTION_FAILED when nothing is). `detail` holds `path` and `reason`.
+ */
+export function fileIdentityError(path: string, problem: FileIdentityProblem, what: string): DatabaseError {
+  const how = problem === 'deleted' ? 'deleted or moved away' : 'replaced by another file'
+  return new DatabaseError(
+    'CONNECTION_LOST',
+    `the database file at ${path} was ${how} after this connection opened it: writes would go to the unlinked file and be lost, so ${what}`,
+    { backend: 'sqlite', retryable: false, detail: { path, reason: problem } },
+  )
+}
+
+/**
+ * Health check `file`: unhealthy when the path no longer names the file the connection opened
+ * (see {@link fileIdentityProblem}), healthy otherwise.
+ */
+export function fileIdentityCheck(path: string, opened: FileIdentity): HealthCheckDetail {
+  const problem = fileIdentityProblem(path, opened)
+  if (problem === undefined) return { name: 'file', status: 'healthy', data: { path } }
+  return {
+    name: 'file',
+    status: 'unhealthy',
+    message: fileIdentityError(path, problem, 'the pool refuses writes on its connections').message,
+    data: { path, reason: problem },
+  }
+}
