@@ -2,7 +2,14 @@ export { createPostgresPool } from './create-postgres-pool'
 export type { PostgresPoolOptions } from './create-postgres-pool'
 export { PostgresConnectionManager } from './postgres-connection-manager'
 export { PostgresConnection } from './postgres-connection'
-export { resolveManagerOptions, POSTGRES_MANAGER_OPTION_KEYS, SESSION_RESET_MODES, CLEAN_SESSION_SQL } from './postgres-options'
+export {
+  resolveManagerOptions,
+  POSTGRES_MANAGER_OPTION_KEYS,
+  SESSION_RESET_MODES,
+  CLEAN_SESSION_SQL,
+  PREPARE_MODES,
+  DEFAULT_PREPARE_MODE,
+} from './postgres-options'
 export type { PostgresManagerOptions, ResolvedPostgresManagerOptions, SessionReset } from './postgres-options'
 export {
   SQLSTATE_CODES,
@@ -21,6 +28,8 @@ export type { PgSsl } from './postgres-tls'
 export { sendCancelRequest } from './postgres-cancel'
 export type { CancelTarget } from './postgres-cancel'
 export { pgQuery, postgresParameters, MAX_PARAMETERS } from './postgres-params'
+export { StatementCache } from './postgres-statement-cache'
+export type { PrepareMode, CachedStatement, SharedGeneration, StatementDescription } from './postgres-statement-cache'
 export type { PgQuery } from './postgres-params'
 export { createTypeParsers, INT8_MODES } from './postgres-types'
 export type { Int8Mode } from './postgres-types'

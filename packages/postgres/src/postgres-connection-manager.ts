@@ -24,7 +24,9 @@ import {
   type PostgresManagerOptions,
   type ResolvedPostgresManagerOptions,
 } from './postgres-options'
-import { pgQuery } from './postgres-params'
+import { pgQuery, type PgQuery } from './postgres-params'
+import { runStatement, type PgAnswer } from './postgres-statement'
+import { StatementCache, type CachedStatement, type SharedGeneration } from './postgres-statement-cache'
 import { fallsBackToPlain, isTlsRefusal, tlsOptions, type PgSsl } from './postgres-tls'
 import { createTypeParsers } from './postgres-types'
 
@@ -35,7 +37,7 @@ const MAX_REMEMBERED_SECRETS = 4
 
 // statements that change transaction or session state, hold a portal, or can commit: never pipelined
 const UNSHAREABLE =
-  /^(--|\/\*|(begin|start|commit|end|rollback|abort|savepoint|release|prepare|set|reset|discard|lock|listen|unlisten|notify|declare|fetch|move|close|copy|do|call|vacuum|load|create\s+(temp|temporary|local\s+temp))\b)/i
+  /^(--|\/\*|(begin|start|commit|end|rollback|abort|savepoint|release|prepare|deallocate|set|reset|discard|lock|listen|unlisten|notify|declare|fetch|move|close|copy|do|call|vacuum|load|create\s+(temp|temporary|local\s+temp))\b)/i
 
 /**
  * The Postgres {@link ConnectionManager}: one `pg.Client` per pooled connection (no pg.Pool), with
@@ -59,6 +61,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   readonly #types: CustomTypesConfig
   /** Passwords handed to pg recently, scrubbed from every native message. */
   readonly #secrets: string[] = []
+  /** Bumped when the server reports a changed result type: every connection's statements are re-prepared. */
+  readonly #statementGeneration: SharedGeneration = { value: 0 }
 
   constructor(
     config: DatabaseConfig | DatabaseOptions | string,
@@ -66,7 +70,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     defaults: { readonly connectTimeoutMs?: number } = {},
   ) {
     this.config = toDatabaseConfig(config)
-    this.options = resolveManagerOptions(options, defaults)
+    this.options = resolveManagerOptions(options, defaults, { pgbouncer: this.config.pgbouncer })
     this.target = this.config.toString()
     this.#ssl = tlsOptions(this.config)
     this.#types = createTypeParsers(this.options.int8)
@@ -209,14 +213,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   }
 
   execute<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
-    if (options.timeoutMs === undefined && options.signal === undefined) return this.#run<R>(conn, query)
+    if (options.timeoutMs === undefined && options.signal === undefined) return this.#run<R>(conn, query, false)
     return this.#runGuarded<R>(conn, query, options)
   }
 
   /** A lone auto-commit statement sharing the connection: sent at once, without waiting for the ones before it. */
   executeShared<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery): Promise<QueryResult<R>> {
     setPipeline(conn, true)
-    return this.#run<R>(conn, query)
+    return this.#run<R>(conn, query, true)
   }
 
   beginStatement(settings: TransactionSettings): string {
@@ -318,9 +322,15 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs,
       types: this.#types,
     })
+    const statements =
+      options.prepare === false
+        ? undefined
+        : new StatementCache(options.statementCacheSize, options.prepare, this.#statementGeneration, pgStatementRecord(client))
     // the error listener exists before the first byte is sent (see PostgresConnection)
-    const conn = new PostgresConnection(client, (err) =>
-      hooks.onLost(mapPostgresError(err, { connectionBroken: true, secrets: this.#secrets })),
+    const conn = new PostgresConnection(
+      client,
+      (err) => hooks.onLost(mapPostgresError(err, { connectionBroken: true, secrets: this.#secrets })),
+      statements,
     )
     try {
       await client.connect()
@@ -340,14 +350,67 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return mapPostgresError(err, { connecting: true, secrets: this.#secrets, prefix })
   }
 
-  async #run<R>(conn: PostgresConnection, query: CompiledQuery): Promise<QueryResult<R>> {
+  async #run<R>(conn: PostgresConnection, query: CompiledQuery, shared: boolean): Promise<QueryResult<R>> {
     // refused before anything is sent: the connection stays usable
     const prepared = pgQuery(query)
     try {
-      return normalize<R>(await conn.client.query(prepared))
+      return normalize<R>(await this.#send(conn, prepared, shared, false))
     } catch (err) {
       throw this.#queryError(conn, err)
     }
+  }
+
+  /**
+   * Sends one converted statement: a parameterised one as a named prepared statement when the cache
+   * gives it one, anything else unnamed. A named statement the server no longer accepts as cached
+   * (see {@link isStatementInvalidation}) is prepared again and run once more when that is safe.
+   */
+  #send(conn: PostgresConnection, query: PgQuery, shared: boolean, retried: boolean): Promise<PgAnswer> {
+    const cache = conn.statements
+    // an unnamed statement still carries the cache: its command tag may say statements were dropped
+    if (cache === undefined || query.values.length === 0) return runStatement(conn.client, query.text, query.values, undefined, cache)
+    const entry = cache.acquire(query.text)
+    if (entry === undefined) return runStatement(conn.client, query.text, query.values, undefined, cache)
+    // a statement run outside a transaction left nothing behind when it failed, so it can run again;
+    // shared statements are lone auto-commit ones by construction (canPipeline)
+    const outside = shared || this.transactionState(conn) === 'idle'
+    const wasParsed = entry.description !== undefined
+    return runStatement(conn.client, query.text, query.values, entry, cache).catch((err: unknown) =>
+      this.#recover(conn, query, shared, retried, outside, wasParsed, entry, err),
+    )
+  }
+
+  /** A failed named statement: when the server dropped or invalidated it, prepare again and retry once, or say it is retryable. */
+  #recover(
+    conn: PostgresConnection,
+    query: PgQuery,
+    shared: boolean,
+    retried: boolean,
+    outside: boolean,
+    wasParsed: boolean,
+    entry: CachedStatement,
+    err: unknown,
+  ): Promise<PgAnswer> {
+    const kind = statementInvalidation(err, wasParsed)
+    const cache = conn.statements
+    if (kind === undefined || cache === undefined) throw err
+    // the server reports a changed type for every connection's copy: all of them prepare again;
+    // a dropped statement concerns this connection's session only
+    if (kind === 'changed') cache.invalidateEverywhere()
+    else cache.invalidateAll()
+    if (outside && !retried && conn.usable) return this.#send(conn, query, shared, true)
+    const mapped = this.mapError(err)
+    throw new DatabaseError(
+      mapped.code,
+      `${mapped.message} (named prepared statement ${entry.name}: it is prepared again on its next run; the transaction it ran in was aborted, so run the transaction again)`,
+      {
+        backend: 'postgres',
+        sqlState: mapped.sqlState,
+        cause: mapped.cause,
+        retryable: true,
+        detail: { ...mapped.detail, statement: entry.name },
+      },
+    )
   }
 
   /** A statement with a deadline and/or an AbortSignal. */
@@ -359,7 +422,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         cause: signal.reason,
       })
     }
-    const running = conn.client.query(pgQuery(query))
+    const running = this.#send(conn, pgQuery(query), false, false)
     // if we stop waiting (deadline), the pg promise still settles later: never unhandled
     running.catch(() => undefined)
     let stop!: (why: Stop) => void
@@ -423,7 +486,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   }
 
   #queryError(conn: PostgresConnection, err: unknown): DatabaseError {
-    if (isFatalSqlState(sqlStateOf(err))) conn.markBroken(err as Error)
+    // a cached plan's changed result type (0A000) says nothing about the connection, unlike the rest of 0A
+    if (isFatalSqlState(sqlStateOf(err)) && statementInvalidation(err, true) === undefined) conn.markBroken(err as Error)
     const mapped = mapPostgresError(err, { connectionBroken: !conn.usable, secrets: this.#secrets })
     // a socket error (EPIPE, ECONNRESET) can reach the statement before pg reports it on the client
     if (mapped.code === 'CONNECTION_LOST' && conn.usable) conn.markBroken(mapped)
@@ -441,6 +505,36 @@ function normalize<R>(result: PgQueryResult | PgQueryResult[]): QueryResult<R> {
   if (!last) return { rows: [], rowCount: 0 }
   const rows = (Array.isArray(last.rows) ? last.rows : []) as R[]
   return { rows, rowCount: last.rowCount ?? rows.length, command: last.command ?? undefined }
+}
+
+/**
+ * Whether a named statement failed because the server no longer accepts it as cached, so preparing it
+ * again fixes it (postgres.js retries on the same server routines):
+ * - `'changed'`: 0A000 from RevalidateCachedQuery, "cached plan must not change result type" (a
+ *   table the statement reads changed its columns), or 42804 from transformAssignedExpr on a
+ *   statement parsed before this run (a column it writes changed type, the cached parameter types
+ *   no longer fit);
+ * - `'dropped'`: 26000, "prepared statement does not exist" (`DEALLOCATE`, `DISCARD ALL`, a pooler).
+ */
+function statementInvalidation(err: unknown, wasParsed: boolean): 'changed' | 'dropped' | undefined {
+  const sqlState = sqlStateOf(err)
+  if (sqlState === undefined) return undefined
+  const routine = (err as { routine?: unknown }).routine
+  if (sqlState === '0A000' && routine === 'RevalidateCachedQuery') return 'changed'
+  if (sqlState === '42804' && routine === 'transformAssignedExpr' && wasParsed) return 'changed'
+  if (sqlState === '26000') return 'dropped'
+  return undefined
+}
+
+/** pg's record of the statement names it parsed on a client's connection (pg skips Parse for those). */
+function pgStatementRecord(client: Client): {
+  readonly parsedStatements: Record<string, string | undefined>
+  readonly submittedNamedStatements: Record<string, string | undefined>
+} {
+  return client.connection as unknown as {
+    parsedStatements: Record<string, string | undefined>
+    submittedNamedStatements: Record<string, string | undefined>
+  }
 }
 
 function toDatabaseConfig(config: DatabaseConfig | DatabaseOptions | string): DatabaseConfig {

@@ -1,5 +1,6 @@
 import type { Client } from 'pg'
 import type { ReferencedHandle } from '@dbpool/core'
+import type { StatementCache } from './postgres-statement-cache'
 
 /** The pg.Client fields we read that @types/pg does not declare. */
 interface PgClientInternals {
@@ -27,6 +28,8 @@ interface PgClientRef {
  */
 export class PostgresConnection implements ReferencedHandle {
   readonly client: Client
+  /** @internal Its named prepared statements; `undefined` with `prepare: false` (or `pgbouncer: true`). */
+  readonly statements: StatementCache | undefined
   /** The same client, seen with the fields @types/pg does not declare. */
   readonly #pg: PgClientInternals
   /** The first fatal problem seen; once set the connection is never reused. */
@@ -37,8 +40,9 @@ export class PostgresConnection implements ReferencedHandle {
   readonly #onLost: (err: Error) => void
 
   /** @internal */
-  constructor(client: Client, onLost: (err: Error) => void) {
+  constructor(client: Client, onLost: (err: Error) => void, statements?: StatementCache) {
     this.client = client
+    this.statements = statements
     this.#pg = client as unknown as PgClientInternals
     this.#onLost = onLost
     client.on('error', (err) => this.#fail(err))

@@ -1,4 +1,5 @@
 import { checkEnum, checkInteger, checkString, configError, rejectUnknownKeys, requireObject } from '@dbpool/core'
+import type { PrepareMode } from './postgres-statement-cache'
 import { INT8_MODES, type Int8Mode } from './postgres-types'
 
 /** Options of the {@link PostgresConnectionManager} beyond the {@link DatabaseConfig}. */
@@ -27,7 +28,33 @@ export interface PostgresManagerOptions {
    * then `sessionInit` again. Default is `'none'`.
    */
   readonly sessionReset?: SessionReset
+  /**
+   * Named prepared statements for repeated parameterised statements, per connection: the server
+   * parses and plans the text once, later runs send only Bind and Execute (no Parse, no Describe).
+   * `'always'`: named from the first run (postgres.js's `prepare: true`, pgx's default statement
+   * cache). `'second-use'`: run unnamed once, named from the second run, so one-off texts never take
+   * a cache slot. `true`: the default mode. `false`: every statement unnamed (pg's behaviour).
+   * Statements without parameters always use the simple protocol (they may hold several statements).
+   * A 0A000 "cached plan must not change result type" (after `ALTER TABLE`) or a 26000 "prepared
+   * statement does not exist" (after `DEALLOCATE ALL`, `DISCARD ALL`) is answered by preparing again
+   * and running once more outside a transaction; inside one it is thrown with `retryable: true`.
+   * Off, and refused when asked for, with `pgbouncer: true` (PgBouncer in transaction mode cannot
+   * route named statements before 1.21). Default is `'always'`.
+   */
+  readonly prepare?: boolean | PrepareMode
+  /**
+   * Named prepared statements kept per connection (a least-recently-used cache; pgx keeps 512); an
+   * evicted one is closed on the server with the protocol's Close message, sent with the next
+   * statement. Default is `100`.
+   */
+  readonly statementCacheSize?: number
 }
+
+/** The values of {@link PostgresManagerOptions.prepare} besides booleans. */
+export const PREPARE_MODES = ['always', 'second-use'] as const
+
+/** The mode `prepare: true` (and no `prepare`) means. */
+export const DEFAULT_PREPARE_MODE: PrepareMode = 'always'
 
 /** The values of {@link PostgresManagerOptions.sessionReset}. */
 export const SESSION_RESET_MODES = ['none', 'clean'] as const
@@ -53,6 +80,9 @@ export interface ResolvedPostgresManagerOptions {
   readonly int8: Int8Mode
   readonly pipelineDepth: number
   readonly sessionReset: SessionReset
+  /** The prepare mode, or `false` when statements are never named (`prepare: false`, or `pgbouncer: true`). */
+  readonly prepare: PrepareMode | false
+  readonly statementCacheSize: number
 }
 
 /** Option names of {@link PostgresManagerOptions}. */
@@ -64,14 +94,21 @@ export const POSTGRES_MANAGER_OPTION_KEYS = [
   'int8',
   'pipelineDepth',
   'sessionReset',
+  'prepare',
+  'statementCacheSize',
 ] as const
 
 const MAX_MS = 2_147_483_647
 
-/** Validates eagerly and completely; unknown keys and bad values throw CONFIGURATION naming the option and value. */
+/**
+ * Validates eagerly and completely; unknown keys and bad values throw CONFIGURATION naming the option
+ * and value. `target.pgbouncer` (the config's `pgbouncer`) turns `prepare` off; asking for it
+ * explicitly then is CONFIGURATION.
+ */
 export function resolveManagerOptions(
   input: PostgresManagerOptions | undefined,
   defaults: { readonly connectTimeoutMs?: number } = {},
+  target: { readonly pgbouncer?: boolean } = {},
 ): ResolvedPostgresManagerOptions {
   const raw = requireObject('postgres', input)
   rejectUnknownKeys('postgres', raw, POSTGRES_MANAGER_OPTION_KEYS)
@@ -89,7 +126,28 @@ export function resolveManagerOptions(
     int8: raw.int8 === undefined ? 'bigint' : checkEnum('postgres.int8', raw.int8, INT8_MODES),
     pipelineDepth: raw.pipelineDepth === undefined ? 8 : checkInteger('postgres.pipelineDepth', raw.pipelineDepth, 1, 1_000),
     sessionReset: raw.sessionReset === undefined ? 'none' : checkEnum('postgres.sessionReset', raw.sessionReset, SESSION_RESET_MODES),
+    prepare: resolvePrepare(raw.prepare, target.pgbouncer === true),
+    statementCacheSize:
+      raw.statementCacheSize === undefined ? 100 : checkInteger('postgres.statementCacheSize', raw.statementCacheSize, 1, 10_000),
   })
+}
+
+function resolvePrepare(value: unknown, pgbouncer: boolean): PrepareMode | false {
+  if (value === undefined) return pgbouncer ? false : DEFAULT_PREPARE_MODE
+  const mode = typeof value === 'boolean' ? (value ? DEFAULT_PREPARE_MODE : false) : checkPrepareMode(value)
+  if (mode !== false && pgbouncer)
+    throw configError(
+      'postgres.prepare',
+      value,
+      'named prepared statements cannot be used with pgbouncer=true: PgBouncer in transaction mode sends each transaction to any server connection, where the statement does not exist; leave prepare unset or false',
+    )
+  return mode
+}
+
+function checkPrepareMode(value: unknown): PrepareMode {
+  if (typeof value !== 'string' || !(PREPARE_MODES as readonly string[]).includes(value))
+    throw configError('postgres.prepare', value, `must be true, false, ${PREPARE_MODES.map((m) => `'${m}'`).join(' or ')}`)
+  return value as PrepareMode
 }
 
 function resolveSessionInit(value: unknown): readonly string[] {

@@ -52,6 +52,14 @@ export interface DatabaseOptions {
   readonly lockTimeoutMs?: number
   /** TCP keepalive on the socket. Default is `true`. */
   readonly keepAlive?: boolean
+  /**
+   * The target is PgBouncer in transaction (or statement) pooling mode: every transaction may run on
+   * a different server connection, so nothing that lives in a server session may be relied on. The
+   * Postgres manager then names no prepared statements (PgBouncer before 1.21 cannot route them; its
+   * documentation lists protocol-level prepared plans as unsupported in transaction mode). URL:
+   * `?pgbouncer=true` (as Prisma spells it). Default is `false`.
+   */
+  readonly pgbouncer?: boolean
 }
 
 const KEYS = [
@@ -67,6 +75,7 @@ const KEYS = [
   'idleInTransactionTimeoutMs',
   'lockTimeoutMs',
   'keepAlive',
+  'pgbouncer',
 ] as const
 const MAX_MS = 2_147_483_647
 
@@ -86,6 +95,7 @@ export class DatabaseConfig {
   readonly idleInTransactionTimeoutMs: number
   readonly lockTimeoutMs: number
   readonly keepAlive: boolean
+  readonly pgbouncer: boolean
   readonly #password: PasswordSource | undefined
 
   constructor(options: DatabaseOptions = {}) {
@@ -103,12 +113,14 @@ export class DatabaseConfig {
     this.idleInTransactionTimeoutMs = optionalMs('idleInTransactionTimeoutMs', raw.idleInTransactionTimeoutMs)
     this.lockTimeoutMs = optionalMs('lockTimeoutMs', raw.lockTimeoutMs)
     this.keepAlive = raw.keepAlive === undefined ? true : checkBoolean('database.keepAlive', raw.keepAlive)
+    this.pgbouncer = raw.pgbouncer === undefined ? false : checkBoolean('database.pgbouncer', raw.pgbouncer)
     Object.freeze(this)
   }
 
   /**
    * Parses `postgres://user:password@host:port/database?sslmode=...&application_name=...` with
-   * pg-connection-string. `overrides` win over the URL.
+   * pg-connection-string (also `statement_timeout`, `idle_in_transaction_session_timeout`,
+   * `lock_timeout` and `pgbouncer=true|false`). `overrides` win over the URL.
    */
   static fromUrl(url: string, overrides: DatabaseOptions = {}): DatabaseConfig {
     if (typeof url !== 'string' || !/^postgres(ql)?:\/\//i.test(url)) {
@@ -182,6 +194,7 @@ export class DatabaseConfig {
       idleInTransactionTimeoutMs: this.idleInTransactionTimeoutMs,
       lockTimeoutMs: this.lockTimeoutMs,
       keepAlive: this.keepAlive,
+      pgbouncer: this.pgbouncer,
     }
   }
 
@@ -228,5 +241,7 @@ function fromParsed(parsed: Record<string, unknown>): DatabaseOptions {
     )
   }
   if (str(parsed.lock_timeout)) out.lockTimeoutMs = parseEnvInteger('database.url lock_timeout', parsed.lock_timeout as string)
+  if (parsed.pgbouncer !== undefined)
+    out.pgbouncer = checkEnum('database.url pgbouncer', parsed.pgbouncer, ['true', 'false'] as const) === 'true'
   return out as DatabaseOptions
 }

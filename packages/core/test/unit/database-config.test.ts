@@ -45,6 +45,18 @@ describe('DatabaseConfig', () => {
     expect(DatabaseConfig.fromUrl('postgresql://h').host).toBe('h')
   })
 
+  it('reads pgbouncer from the URL (true or false only) and as an option; default false', () => {
+    expect(new DatabaseConfig().pgbouncer).toBe(false)
+    expect(DatabaseConfig.fromUrl('postgres://h/d?pgbouncer=true').pgbouncer).toBe(true)
+    expect(DatabaseConfig.fromUrl('postgres://h/d?pgbouncer=false').pgbouncer).toBe(false)
+    expect(DatabaseConfig.fromUrl('postgres://h/d?pgbouncer=true', { pgbouncer: false }).pgbouncer).toBe(false)
+    expect(new DatabaseConfig({ pgbouncer: true }).toJSON().pgbouncer).toBe(true)
+    expect(DatabaseConfig.fromUrl('postgres://h/d?pgbouncer=true').with({ port: 6432 }).pgbouncer).toBe(true)
+    const bad = thrown(() => DatabaseConfig.fromUrl('postgres://h/d?pgbouncer=yes'))
+    expect(DatabaseError.is(bad, 'CONFIGURATION') && bad.detail?.option).toBe('database.url pgbouncer')
+    expect(thrown(() => new DatabaseConfig({ pgbouncer: 'true' as never })).message).toContain('database.pgbouncer')
+  })
+
   it('maps the sslmode aliases allow and no-verify', () => {
     expect(DatabaseConfig.fromUrl('postgres://h/d?sslmode=allow').sslMode).toBe('prefer')
     expect(DatabaseConfig.fromUrl('postgres://h/d?sslmode=no-verify').sslMode).toBe('require')

@@ -4,6 +4,7 @@ import { DatabaseConfig, DatabaseError, DatabasePool } from '@dbpool/core'
 import {
   PostgresConnectionManager,
   createPostgresPool,
+  DEFAULT_PREPARE_MODE,
   createTypeParsers,
   resolveManagerOptions,
   sendCancelRequest,
@@ -29,6 +30,8 @@ describe('manager options', () => {
       int8: 'bigint',
       pipelineDepth: 8,
       sessionReset: 'none',
+      prepare: DEFAULT_PREPARE_MODE,
+      statementCacheSize: 100,
     })
     expect(resolveManagerOptions({ sessionReset: 'clean' }).sessionReset).toBe('clean')
     expect(resolveManagerOptions({}, { connectTimeoutMs: 2_500 }).connectTimeoutMs).toBe(2_500)
@@ -46,10 +49,35 @@ describe('manager options', () => {
     [{ int8: 'float' }, 'postgres.int8'],
     [{ sessionReset: 'discard' }, 'postgres.sessionReset'],
     [{ sesionInit: 'typo' }, 'postgres.sesionInit'],
+    [{ prepare: 'first-use' }, 'postgres.prepare'],
+    [{ prepare: 1 }, 'postgres.prepare'],
+    [{ statementCacheSize: 0 }, 'postgres.statementCacheSize'],
+    [{ statementCacheSize: 10_001 }, 'postgres.statementCacheSize'],
+    [{ statementCacheSize: 2.5 }, 'postgres.statementCacheSize'],
   ])('rejects %j naming %s', (options, option) => {
     const err = configError(() => resolveManagerOptions(options as never))
     expect(err.detail?.option).toBe(option)
     expect(err.message).toContain(option)
+  })
+
+  it('prepare: true is the default mode, false turns it off, the modes are kept', () => {
+    expect(resolveManagerOptions({ prepare: true }).prepare).toBe(DEFAULT_PREPARE_MODE)
+    expect(resolveManagerOptions({ prepare: false }).prepare).toBe(false)
+    expect(resolveManagerOptions({ prepare: 'always' }).prepare).toBe('always')
+    expect(resolveManagerOptions({ prepare: 'second-use' }).prepare).toBe('second-use')
+    expect(resolveManagerOptions({ statementCacheSize: 1 }).statementCacheSize).toBe(1)
+  })
+
+  it('pgbouncer=true turns prepare off, and refuses it when asked for', () => {
+    expect(new PostgresConnectionManager('postgres://u@h/d?pgbouncer=true').options.prepare).toBe(false)
+    expect(new PostgresConnectionManager('postgres://u@h/d?pgbouncer=true', { prepare: false }).options.prepare).toBe(false)
+    expect(new PostgresConnectionManager({ host: 'h', pgbouncer: true }).options.prepare).toBe(false)
+    expect(new PostgresConnectionManager('postgres://u@h/d?pgbouncer=false').options.prepare).toBe(DEFAULT_PREPARE_MODE)
+    for (const prepare of [true, 'always', 'second-use'] as const) {
+      const err = configError(() => new PostgresConnectionManager('postgres://u@h/d?pgbouncer=true', { prepare }))
+      expect(err.detail?.option).toBe('postgres.prepare')
+      expect(err.message).toContain('pgbouncer=true')
+    }
   })
 
   it('createPostgresPool rejects unknown keys and accepts the metrics options', () => {

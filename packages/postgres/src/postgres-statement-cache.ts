@@ -1,0 +1,185 @@
+/** When a repeated parameterised statement becomes a named prepared statement: see {@link PostgresManagerOptions.prepare}. */
+export type PrepareMode = 'always' | 'second-use'
+
+/** The row description the server sent for a named statement (pg's RowDescription message), kept so later runs skip Describe. */
+export interface StatementDescription {
+  readonly fields: readonly unknown[]
+}
+
+/** One named prepared statement of a connection. */
+export interface CachedStatement {
+  readonly text: string
+  /** The statement name on this connection (`dbpool_<n>`), never reused for another text. */
+  readonly name: string
+  /** Runs of it sent and not yet answered: an entry in use is never closed or re-prepared. */
+  inFlight: number
+  /** The invalidation generation it was parsed in (see {@link StatementCache.invalidateAll}). */
+  generation: number
+  /** Set once the server described its result; `undefined` until then (the next run sends Describe). */
+  description: StatementDescription | undefined
+}
+
+/**
+ * What one connection's statement cache shares with the others of its manager: a generation that
+ * {@link StatementCache.invalidateEverywhere} bumps when the server reports a changed result type,
+ * so every connection re-prepares its statements once instead of each failing on its own.
+ */
+export interface SharedGeneration {
+  value: number
+}
+
+/**
+ * The named prepared statements of one Postgres connection: a least-recently-used map from statement
+ * text to name, bounded by `size` (postgres.js prepares every statement without a bound; pgx keeps an
+ * LRU of 512 per connection and deallocates what it evicts, as this does). Evicted and invalidated
+ * names are closed with the protocol's Close message, sent in front of the next statement (no extra
+ * round trip; Close of a missing name is no error, and it works inside an aborted transaction).
+ *
+ * It also keeps pg's own record of parsed names (`client.connection.parsedStatements`) true: pg skips
+ * Parse for a name it remembers, so a name dropped on the server must be forgotten there too.
+ */
+export class StatementCache {
+  readonly size: number
+  readonly mode: PrepareMode
+  /** Text → statement, least recently used first (Map keeps insertion order; a hit moves to the end). */
+  readonly #entries = new Map<string, CachedStatement>()
+  /** 'second-use': texts run once, unnamed, oldest first; bounded by `size` too. */
+  readonly #seen = new Set<string>()
+  /** Names to Close before the next statement is parsed. */
+  readonly #closing: string[] = []
+  readonly #shared: SharedGeneration
+  /** This connection's own generation: entries parsed before it are re-prepared (after a 26000). */
+  #localGeneration = 0
+  #nextName = 1
+  readonly #parsed: Record<string, string | undefined>
+  readonly #submitted: Record<string, string | undefined>
+
+  constructor(
+    size: number,
+    mode: PrepareMode,
+    shared: SharedGeneration,
+    pg: {
+      readonly parsedStatements: Record<string, string | undefined>
+      readonly submittedNamedStatements: Record<string, string | undefined>
+    },
+  ) {
+    this.size = size
+    this.mode = mode
+    this.#shared = shared
+    this.#parsed = pg.parsedStatements
+    this.#submitted = pg.submittedNamedStatements
+  }
+
+  /** Named statements held (for tests and metrics). */
+  get count(): number {
+    return this.#entries.size
+  }
+
+  /** Names waiting for their Close message. */
+  get closing(): readonly string[] {
+    return this.#closing
+  }
+
+  /**
+   * The statement to run `text` as, counted in flight until {@link done}; `undefined` to run it unnamed
+   * (first use in 'second-use' mode, or the cache full of statements in flight). A stale entry (see
+   * {@link invalidateAll}) not in flight is closed and parsed again under its name.
+   */
+  acquire(text: string): CachedStatement | undefined {
+    const entries = this.#entries
+    let entry = entries.get(text)
+    if (entry !== undefined) {
+      if (entry.generation !== this.#generation() && !this.#refresh(entry)) return undefined
+      // least recently used order: a hit moves to the end
+      entries.delete(text)
+      entries.set(text, entry)
+      entry.inFlight++
+      return entry
+    }
+    if (this.mode === 'second-use' && !this.#secondUse(text)) return undefined
+    if (entries.size >= this.size && !this.#evictOne()) return undefined
+    entry = { text, name: `dbpool_${(this.#nextName++).toString(36)}`, inFlight: 1, generation: this.#generation(), description: undefined }
+    entries.set(text, entry)
+    return entry
+  }
+
+  /** A run of `entry` was answered (successfully or not). */
+  done(entry: CachedStatement): void {
+    entry.inFlight--
+  }
+
+  /**
+   * The names to Close in front of the statement being sent now; the list is emptied. Called while
+   * the statement's messages are written, so the Close travels in the same packet.
+   */
+  takeClosing(): readonly string[] | undefined {
+    if (this.#closing.length === 0) return undefined
+    return this.#closing.splice(0, this.#closing.length)
+  }
+
+  /**
+   * Every statement of this connection is re-prepared on its next use: the server dropped them, or
+   * may have (`DEALLOCATE ALL`, `DISCARD ALL`, a 26000 "prepared statement does not exist").
+   */
+  invalidateAll(): void {
+    this.#localGeneration++
+  }
+
+  /**
+   * Every statement of every connection of the manager is re-prepared on its next use: the server
+   * reported a result or parameter type that changed under a cached plan (a 0A000 "cached plan must
+   * not change result type" after `ALTER TABLE`), which every connection's copy would hit too.
+   */
+  invalidateEverywhere(): void {
+    this.#shared.value++
+  }
+
+  /** Forgets everything without closing (the session is gone or was reset by the server). */
+  clear(): void {
+    for (const entry of this.#entries.values()) this.#forget(entry.name)
+    this.#entries.clear()
+    this.#seen.clear()
+    this.#closing.length = 0
+  }
+
+  #generation(): number {
+    return this.#shared.value + this.#localGeneration
+  }
+
+  /** A stale entry: Close its name, parse it again under the same name; impossible while in flight. */
+  #refresh(entry: CachedStatement): boolean {
+    if (entry.inFlight > 0) return false
+    this.#forget(entry.name)
+    this.#closing.push(entry.name)
+    entry.generation = this.#generation()
+    entry.description = undefined
+    return true
+  }
+
+  /** 'second-use': true on the second run of a text (it will be named), false on the first. */
+  #secondUse(text: string): boolean {
+    const seen = this.#seen
+    if (seen.delete(text)) return true
+    if (seen.size >= this.size) seen.delete(seen.values().next().value as string)
+    seen.add(text)
+    return false
+  }
+
+  /** Evicts the least recently used statement not in flight; false when every one is in flight. */
+  #evictOne(): boolean {
+    for (const [text, entry] of this.#entries) {
+      if (entry.inFlight > 0) continue
+      this.#entries.delete(text)
+      this.#forget(entry.name)
+      this.#closing.push(entry.name)
+      return true
+    }
+    return false
+  }
+
+  /** pg must parse the name again before its next use. */
+  #forget(name: string): void {
+    delete this.#parsed[name]
+    delete this.#submitted[name]
+  }
+}

@@ -1,0 +1,145 @@
+import { Query, type Client, type QueryResult as PgQueryResult } from 'pg'
+import type { CachedStatement, StatementCache, StatementDescription } from './postgres-statement-cache'
+
+/** What pg answers for one statement text: one result, or one per statement of a multi-statement text. */
+export type PgAnswer = PgQueryResult | PgQueryResult[]
+
+/** The pg Connection methods a statement writes with (pg's Connection, typed by the subset used). */
+interface PgWire {
+  readonly stream: { cork?: () => void; uncork?: () => void }
+  close(msg: { type: 'S'; name: string }): void
+  parse(msg: { text: string; name: string; types: unknown }): void
+  bind(msg: { portal: string; statement: string; values: unknown[]; binary: boolean; valueMapper: (value: unknown) => unknown }): void
+  describe(msg: { type: 'P'; name: string }): void
+  sync(): void
+  readonly submittedNamedStatements: Record<string, string | undefined>
+}
+
+/** The pg Query members a statement uses or overrides (stable since pg 8.0, undeclared in @types/pg). */
+interface PgQueryInternals {
+  text: string
+  values: unknown[]
+  name: string | undefined
+  types: unknown
+  portal: string
+  binary: boolean
+  callback: ((err: Error | null, result?: PgAnswer) => void) | undefined
+  hasBeenParsed(connection: PgWire): boolean
+  handleRowDescription(msg: StatementDescription): void
+  handleCommandComplete(msg: { text?: string }, connection: PgWire): void
+  handleError(err: Error, connection: PgWire): void
+  _getRows(connection: PgWire, rows: number | undefined): void
+}
+
+const PgQuery = Query as unknown as new (config: { text: string; values: unknown[]; name?: string }) => PgQueryInternals
+
+const NO_FIELDS: StatementDescription = Object.freeze({ fields: Object.freeze([]) })
+
+/**
+ * One statement as pg's Query runs it, plus what the statement cache needs: the names to Close
+ * written in front of it, no Describe for a named statement whose row description is known (as
+ * postgres.js does: its answer is then Bind, Execute and Sync only), and the command tags that drop
+ * prepared statements on the server (`DEALLOCATE`, `DISCARD ALL`). A subclass of pg's Query, so pg
+ * accepts it in pipeline mode too.
+ */
+class PgStatement extends PgQuery {
+  readonly #entry: CachedStatement | undefined
+  readonly #cache: StatementCache | undefined
+  /** The row description this run received (from its Describe). */
+  described: StatementDescription | undefined
+
+  constructor(text: string, values: unknown[], entry: CachedStatement | undefined, cache: StatementCache | undefined) {
+    super(entry === undefined ? { text, values } : { text, values, name: entry.name })
+    this.#entry = entry
+    this.#cache = cache
+  }
+
+  /** pg's Query.prepare (Parse unless parsed, Bind, Describe, Execute, Sync), with Close in front and Describe only when needed. */
+  prepare(connection: PgWire): void {
+    const closing = this.#cache?.takeClosing()
+    if (closing !== undefined) for (const name of closing) connection.close({ type: 'S', name })
+    const name = this.name
+    if (!this.hasBeenParsed(connection)) {
+      connection.parse({ text: this.text, name: name ?? '', types: this.types })
+      if (name) connection.submittedNamedStatements[name] = this.text
+    }
+    try {
+      connection.bind({ portal: this.portal, statement: name ?? '', values: this.values, binary: this.binary, valueMapper: wireValue })
+    } catch (err) {
+      // unreachable for converted parameters; unlike pg, the named statement is kept (its Parse may have succeeded)
+      connection.sync()
+      this.handleError(err as Error, connection)
+      return
+    }
+    const known = this.#entry?.description
+    if (known === undefined || this.binary) connection.describe({ type: 'P', name: this.portal })
+    else if (known.fields.length > 0) super.handleRowDescription(known)
+    this._getRows(connection, undefined)
+  }
+
+  override handleRowDescription(msg: StatementDescription): void {
+    this.described = msg
+    super.handleRowDescription(msg)
+  }
+
+  override handleCommandComplete(msg: { text?: string }, connection: PgWire): void {
+    // 'DEALLOCATE', 'DEALLOCATE ALL', 'DISCARD ALL': the server dropped prepared statements
+    const tag = msg.text
+    if (this.#cache !== undefined && tag !== undefined && tag.charCodeAt(0) === 68 && droppedStatements(tag)) this.#cache.invalidateAll()
+    super.handleCommandComplete(msg, connection)
+  }
+
+  /** After a successful run: remember the row description of a named statement. */
+  remember(): void {
+    const entry = this.#entry
+    if (entry !== undefined && entry.description === undefined) entry.description = this.described ?? NO_FIELDS
+  }
+}
+
+/**
+ * Sends one statement on `client`: unnamed, or as the named statement `entry` of `cache` (parsed on
+ * its first run, then Bind/Execute only). `entry` is released from in-flight when pg answers.
+ */
+export function runStatement(
+  client: Client,
+  text: string,
+  values: unknown[],
+  entry: CachedStatement | undefined,
+  cache: StatementCache | undefined,
+): Promise<PgAnswer> {
+  return new Promise<PgAnswer>((resolve, reject) => {
+    const statement = new PgStatement(text, values, entry, cache)
+    let settled = false
+    statement.callback = (err, result) => {
+      // pg can call back twice for one run (an error while writing, then ReadyForQuery)
+      if (settled) return
+      settled = true
+      if (entry !== undefined) {
+        entry.inFlight--
+        if (!err) statement.remember()
+      }
+      if (err) reject(err)
+      else resolve(result as PgAnswer)
+    }
+    client.query(statement as never)
+  })
+}
+
+function droppedStatements(tag: string): boolean {
+  return tag.startsWith('DEALLOCATE') || tag === 'DISCARD ALL'
+}
+
+/**
+ * A converted parameter (see postgresParameters: strings, numbers, booleans, bigints, null, bytes) as
+ * pg's Bind writes it; the same as pg's `prepareValue` for these values.
+ */
+function wireValue(value: unknown): unknown {
+  if (value === null || value === undefined) return null
+  if (typeof value === 'string') return value
+  if (typeof value === 'object') {
+    if (value instanceof Buffer) return value
+    if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+    return JSON.stringify(value)
+  }
+  return String(value)
+}

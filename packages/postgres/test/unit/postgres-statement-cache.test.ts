@@ -1,0 +1,114 @@
+import { StatementCache, type PrepareMode } from '@dbpool/postgres'
+
+/** A cache with pg's records of parsed names beside it, as on a real pg connection. */
+function cache(size: number, mode: PrepareMode = 'always', shared = { value: 0 }) {
+  const pg = {
+    parsedStatements: {} as Record<string, string | undefined>,
+    submittedNamedStatements: {} as Record<string, string | undefined>,
+  }
+  const statements = new StatementCache(size, mode, shared, pg)
+  /** One run: acquire, pg parses it (as ParseComplete would record), answered. */
+  const run = (text: string): string | undefined => {
+    const entry = statements.acquire(text)
+    if (entry === undefined) return undefined
+    pg.parsedStatements[entry.name] = text
+    statements.done(entry)
+    return entry.name
+  }
+  return { statements, pg, run, shared }
+}
+
+describe('StatementCache', () => {
+  it("'always' names a text on its first run and keeps the name", () => {
+    const { statements, run } = cache(10)
+    const first = run('select $1')
+    expect(first).toMatch(/^dbpool_/)
+    expect(run('select $1')).toBe(first)
+    expect(run('select $1::int')).not.toBe(first)
+    expect(statements.count).toBe(2)
+    expect(statements.takeClosing()).toBeUndefined()
+  })
+
+  it("'second-use' runs a text unnamed once, then names it", () => {
+    const { statements, run } = cache(10, 'second-use')
+    expect(run('select $1')).toBeUndefined()
+    const named = run('select $1')
+    expect(named).toMatch(/^dbpool_/)
+    expect(run('select $1')).toBe(named)
+    expect(statements.count).toBe(1)
+  })
+
+  it("'second-use' forgets the oldest one-off texts beyond its size, without closing anything", () => {
+    const { statements, run } = cache(2, 'second-use')
+    run('a $1')
+    run('b $1')
+    run('c $1') // 'a' is forgotten
+    expect(run('a $1')).toBeUndefined()
+    expect(run('c $1')).toMatch(/^dbpool_/)
+    expect(statements.takeClosing()).toBeUndefined()
+  })
+
+  it('evicts the least recently used statement, closes its name and makes pg forget it', () => {
+    const { statements, pg, run } = cache(2)
+    const a = run('a $1')!
+    const b = run('b $1')!
+    expect(run('a $1')).toBe(a) // a is now the most recent
+    const c = run('c $1')!
+    expect(statements.count).toBe(2)
+    expect(statements.takeClosing()).toEqual([b])
+    expect(pg.parsedStatements[b]).toBeUndefined()
+    expect(pg.parsedStatements[a]).toBe('a $1')
+    expect(run('b $1')).not.toBe(b) // a new name: names are never reused for another text
+    expect(statements.takeClosing()).toEqual([a])
+    expect(statements.takeClosing()).toBeUndefined()
+    expect(c).toMatch(/^dbpool_/)
+  })
+
+  it('never evicts a statement in flight; with every one in flight the new text runs unnamed', () => {
+    const { statements } = cache(1)
+    const held = statements.acquire('a $1')!
+    expect(statements.acquire('b $1')).toBeUndefined()
+    statements.done(held)
+    expect(statements.acquire('b $1')).toBeDefined()
+    expect(statements.takeClosing()).toEqual([held.name])
+  })
+
+  it('invalidateAll: each statement is closed and parsed again under its name on its next run, once', () => {
+    const { statements, pg, run } = cache(10)
+    const a = run('a $1')!
+    const entry = statements.acquire('a $1')!
+    entry.description = { fields: [] }
+    statements.done(entry)
+    statements.invalidateAll()
+    expect(run('a $1')).toBe(a)
+    expect(statements.takeClosing()).toEqual([a])
+    expect(entry.description).toBeUndefined()
+    // pg forgot it before this run, so it sent Parse; the run recorded it again
+    expect(pg.parsedStatements[a]).toBe('a $1')
+    expect(run('a $1')).toBe(a)
+    expect(statements.takeClosing()).toBeUndefined()
+  })
+
+  it('a stale statement in flight runs unnamed until it is free', () => {
+    const { statements, run } = cache(10)
+    run('a $1')
+    const busy = statements.acquire('a $1')!
+    statements.invalidateAll()
+    expect(statements.acquire('a $1')).toBeUndefined()
+    statements.done(busy)
+    expect(statements.acquire('a $1')?.name).toBe(busy.name)
+  })
+
+  it('invalidateEverywhere reaches every cache sharing the generation', () => {
+    const shared = { value: 0 }
+    const one = cache(10, 'always', shared)
+    const two = cache(10, 'always', shared)
+    const a1 = one.run('a $1')!
+    const a2 = two.run('a $1')!
+    one.statements.invalidateEverywhere()
+    one.run('a $1')
+    two.run('a $1')
+    expect(one.statements.takeClosing()).toEqual([a1])
+    expect(two.statements.takeClosing()).toEqual([a2])
+  })
+})
