@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto'
+
 /** When a repeated parameterised statement becomes a named prepared statement: see {@link PostgresManagerOptions.prepare}. */
 export type PrepareMode = 'always' | 'second-use'
 
@@ -9,7 +11,7 @@ export interface StatementDescription {
 /** One named prepared statement of a connection. */
 export interface CachedStatement {
   readonly text: string
-  /** The statement name on this connection (`dbpool_<n>`), never reused for another text. */
+  /** The statement name (see {@link statementName}): the same text has the same name on every connection. */
   readonly name: string
   /** Runs of it sent and not yet answered: an entry in use is never closed or re-prepared. */
   inFlight: number
@@ -31,9 +33,10 @@ export interface SharedGeneration {
 /**
  * The named prepared statements of one Postgres connection: a least-recently-used map from statement
  * text to name, bounded by `size` (postgres.js prepares every statement without a bound; pgx keeps an
- * LRU of 512 per connection and deallocates what it evicts, as this does). Evicted and invalidated
- * names are closed with the protocol's Close message, sent in front of the next statement (no extra
- * round trip; Close of a missing name is no error, and it works inside an aborted transaction).
+ * LRU of 512 per connection and deallocates what it evicts, as this does). Evicted names are closed
+ * with the protocol's Close message, sent in front of the next statement (no extra round trip; Close
+ * of a missing name is no error, and it works inside an aborted transaction); an invalidated one is
+ * parsed again under its name, behind a Close of it.
  *
  * It also keeps pg's own record of parsed names (`client.connection.parsedStatements`) true: pg skips
  * Parse for a name it remembers, so a name dropped on the server must be forgotten there too.
@@ -50,7 +53,6 @@ export class StatementCache {
   readonly #shared: SharedGeneration
   /** This connection's own generation: entries parsed before it are re-prepared (after a 26000). */
   #localGeneration = 0
-  #nextName = 1
   readonly #parsed: Record<string, string | undefined>
   readonly #submitted: Record<string, string | undefined>
 
@@ -98,7 +100,7 @@ export class StatementCache {
     }
     if (this.mode === 'second-use' && !this.#secondUse(text)) return undefined
     if (entries.size >= this.size && !this.#evictOne()) return undefined
-    entry = { text, name: `dbpool_${(this.#nextName++).toString(36)}`, inFlight: 1, generation: this.#generation(), description: undefined }
+    entry = { text, name: statementName(text), inFlight: 1, generation: this.#generation(), description: undefined }
     entries.set(text, entry)
     return entry
   }
@@ -134,23 +136,14 @@ export class StatementCache {
     this.#shared.value++
   }
 
-  /** Forgets everything without closing (the session is gone or was reset by the server). */
-  clear(): void {
-    for (const entry of this.#entries.values()) this.#forget(entry.name)
-    this.#entries.clear()
-    this.#seen.clear()
-    this.#closing.length = 0
-  }
-
   #generation(): number {
     return this.#shared.value + this.#localGeneration
   }
 
-  /** A stale entry: Close its name, parse it again under the same name; impossible while in flight. */
+  /** A stale entry is parsed again under its name (a Parse goes with a Close of its name); impossible while in flight. */
   #refresh(entry: CachedStatement): boolean {
     if (entry.inFlight > 0) return false
     this.#forget(entry.name)
-    this.#closing.push(entry.name)
     entry.generation = this.#generation()
     entry.description = undefined
     return true
@@ -182,4 +175,14 @@ export class StatementCache {
     delete this.#parsed[name]
     delete this.#submitted[name]
   }
+}
+
+/**
+ * The name of the named statement for `text`: `dbpool_` and 96 bits of its SHA-256, so one name
+ * always means one text, on every connection. Where a statement could reach another session than
+ * the one that parsed it (a transaction-mode pooler without `pgbouncer=true`), it then either runs
+ * the very same text or fails with 26000, never runs another statement with these parameters.
+ */
+export function statementName(text: string): string {
+  return `dbpool_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`
 }

@@ -54,12 +54,18 @@ class PgStatement extends PgQuery {
     this.#cache = cache
   }
 
-  /** pg's Query.prepare (Parse unless parsed, Bind, Describe, Execute, Sync), with Close in front and Describe only when needed. */
+  /**
+   * pg's Query.prepare (Parse unless parsed, Bind, Describe, Execute, Sync), with the cache's pending
+   * Close messages in front, a Close of the name in front of its Parse, and Describe only when needed.
+   */
   prepare(connection: PgWire): void {
     const closing = this.#cache?.takeClosing()
     if (closing !== undefined) for (const name of closing) connection.close({ type: 'S', name })
     const name = this.name
     if (!this.hasBeenParsed(connection)) {
+      // a name dropped by dbpool but perhaps alive on the server (or parsed by another client, behind a
+      // pooler) is closed first: Parse of an existing name would fail with 42P05
+      if (name) connection.close({ type: 'S', name })
       connection.parse({ text: this.text, name: name ?? '', types: this.types })
       if (name) connection.submittedNamedStatements[name] = this.text
     }

@@ -85,7 +85,11 @@ describe('named prepared statements', () => {
     for (let round = 0; round < 2; round++)
       for (let n = 1; n <= 5; n++) expect((await pool.query(`select $1::int + ${n} as x`, [1])).rows).toEqual([{ x: 1 + n }])
     const statements = await prepared(pool)
-    expect(statements.map((s) => s.statement)).toEqual(['select $1::int + 3 as x', 'select $1::int + 4 as x', 'select $1::int + 5 as x'])
+    expect(statements.map((s) => s.statement).sort()).toEqual([
+      'select $1::int + 3 as x',
+      'select $1::int + 4 as x',
+      'select $1::int + 5 as x',
+    ])
   })
 
   it('a statement that fails in Parse, Bind or Execute leaves the cache and the connection usable', async () => {

@@ -1,4 +1,4 @@
-import { StatementCache, type PrepareMode } from '@dbpool/postgres'
+import { StatementCache, statementName, type PrepareMode } from '@dbpool/postgres'
 
 /** A cache with pg's records of parsed names beside it, as on a real pg connection. */
 function cache(size: number, mode: PrepareMode = 'always', shared = { value: 0 }) {
@@ -19,10 +19,17 @@ function cache(size: number, mode: PrepareMode = 'always', shared = { value: 0 }
 }
 
 describe('StatementCache', () => {
+  it('names a text by its hash: one name per text, the same on every connection', () => {
+    expect(statementName('select $1')).toMatch(/^dbpool_[0-9a-f]{24}$/)
+    expect(statementName('select $1')).toBe(statementName('select $1'))
+    expect(statementName('select $1')).not.toBe(statementName('select $1 '))
+    expect(cache(10).run('select $1')).toBe(cache(10).run('select $1'))
+  })
+
   it("'always' names a text on its first run and keeps the name", () => {
     const { statements, run } = cache(10)
     const first = run('select $1')
-    expect(first).toMatch(/^dbpool_/)
+    expect(first).toBe(statementName('select $1'))
     expect(run('select $1')).toBe(first)
     expect(run('select $1::int')).not.toBe(first)
     expect(statements.count).toBe(2)
@@ -58,7 +65,8 @@ describe('StatementCache', () => {
     expect(statements.takeClosing()).toEqual([b])
     expect(pg.parsedStatements[b]).toBeUndefined()
     expect(pg.parsedStatements[a]).toBe('a $1')
-    expect(run('b $1')).not.toBe(b) // a new name: names are never reused for another text
+    expect(run('b $1')).toBe(b) // parsed again (behind a Close of its name, see PgStatement)
+    expect(pg.parsedStatements[b]).toBe('b $1')
     expect(statements.takeClosing()).toEqual([a])
     expect(statements.takeClosing()).toBeUndefined()
     expect(c).toMatch(/^dbpool_/)
@@ -73,19 +81,22 @@ describe('StatementCache', () => {
     expect(statements.takeClosing()).toEqual([held.name])
   })
 
-  it('invalidateAll: each statement is closed and parsed again under its name on its next run, once', () => {
+  it('invalidateAll: each statement is parsed again under its name on its next run, once', () => {
     const { statements, pg, run } = cache(10)
     const a = run('a $1')!
     const entry = statements.acquire('a $1')!
     entry.description = { fields: [] }
     statements.done(entry)
     statements.invalidateAll()
+    const again = statements.acquire('a $1')!
+    expect(again.name).toBe(a)
+    // pg forgets it, so the run sends Parse (and a Close of the name in front of it) instead of Bind alone
+    expect(pg.parsedStatements[a]).toBeUndefined()
+    expect(again.description).toBeUndefined()
+    pg.parsedStatements[a] = 'a $1'
+    statements.done(again)
     expect(run('a $1')).toBe(a)
-    expect(statements.takeClosing()).toEqual([a])
-    expect(entry.description).toBeUndefined()
-    // pg forgot it before this run, so it sent Parse; the run recorded it again
     expect(pg.parsedStatements[a]).toBe('a $1')
-    expect(run('a $1')).toBe(a)
     expect(statements.takeClosing()).toBeUndefined()
   })
 
@@ -103,12 +114,12 @@ describe('StatementCache', () => {
     const shared = { value: 0 }
     const one = cache(10, 'always', shared)
     const two = cache(10, 'always', shared)
-    const a1 = one.run('a $1')!
-    const a2 = two.run('a $1')!
-    one.statements.invalidateEverywhere()
-    one.run('a $1')
+    const a = one.run('a $1')!
     two.run('a $1')
-    expect(one.statements.takeClosing()).toEqual([a1])
-    expect(two.statements.takeClosing()).toEqual([a2])
+    one.statements.invalidateEverywhere()
+    expect(one.statements.acquire('a $1')).toBeDefined()
+    expect(two.statements.acquire('a $1')).toBeDefined()
+    expect(one.pg.parsedStatements[a]).toBeUndefined()
+    expect(two.pg.parsedStatements[a]).toBeUndefined()
   })
 })

@@ -1,0 +1,121 @@
+import { DatabaseConfig, type DatabasePool } from '@dbpool/core'
+import { createPostgresPool, type PostgresConnection, type PostgresPoolOptions } from '@dbpool/postgres'
+import { createTestDatabase, findPgBouncer, startPgBouncer, type PgBouncer, type TestDatabase } from '@dbpool/testing'
+import { admin, rejection, uniqueAppName } from './helpers'
+
+// PgBouncer 1.18 (Debian 12's package) in transaction pooling mode in front of the test server.
+// .ci/run installs it; with CI set a missing binary fails these tests instead of skipping them.
+const available = findPgBouncer() !== undefined || process.env.CI !== undefined
+const suite = available ? describe : describe.skip
+if (!available) console.warn('pgbouncer.test.ts: no pgbouncer binary (apt-get install pgbouncer): skipped')
+
+let db: TestDatabase
+let bouncer: PgBouncer
+const pools: DatabasePool<PostgresConnection>[] = []
+
+/** A pool through PgBouncer; `query` is appended to the URL (e.g. `pgbouncer=true`). */
+function poolThrough(query: string, max: number, options: PostgresPoolOptions = {}): DatabasePool<PostgresConnection> {
+  const url = `${bouncer.urlFor(db.url)}${query ? `?${query}` : ''}`
+  const pool = createPostgresPool(
+    DatabaseConfig.fromUrl(url, { sslMode: 'disable', applicationName: uniqueAppName('bouncer') }),
+    { min: 0, max, name: 'bouncer' },
+    options,
+  )
+  pools.push(pool)
+  return pool
+}
+
+suite('through PgBouncer in transaction mode', () => {
+  beforeAll(async () => {
+    db = await createTestDatabase()
+    await admin(db.url, (c) =>
+      c.query("create table kv (id int primary key, v text not null); insert into kv select g, 'v' || g from generate_series(1, 200) g"),
+    )
+    // two server connections for every client connection of the pools below
+    bouncer = await startPgBouncer(db.url, { poolMode: 'transaction', poolSize: 2 })
+  }, 120_000)
+
+  afterEach(async () => {
+    await Promise.all(pools.splice(0).map((p) => p.close({ timeoutMs: 5_000 })))
+  })
+
+  afterAll(async () => {
+    await bouncer?.stop()
+    await db?.drop()
+  }, 60_000)
+
+  it('?pgbouncer=true: many concurrent parameterised statements and transactions all succeed, none named', async () => {
+    const pool = poolThrough('pgbouncer=true', 10)
+    const texts = Array.from({ length: 30 }, (_, t) => `select id, v, $2::int + ${t} as n from kv where id = $1`)
+    const results = await Promise.all(
+      Array.from({ length: 600 }, (_, i) => {
+        const id = (i % 200) + 1
+        return pool.query<{ id: number; v: string; n: number }>(texts[i % 30]!, [id, i]).then((r) => r.rows[0])
+      }),
+    )
+    results.forEach((row, i) => expect(row).toEqual({ id: (i % 200) + 1, v: `v${(i % 200) + 1}`, n: i + (i % 30) }))
+    const sums = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        pool.transaction(async (tx) => {
+          await tx.query('select v from kv where id = $1 for update', [(i % 5) + 1])
+          return (await tx.query<{ s: string }>('select sum(id)::text as s from kv where id <= $1', [i + 1])).rows[0]!.s
+        }),
+      ),
+    )
+    expect(sums).toEqual(Array.from({ length: 40 }, (_, i) => String(((i + 1) * (i + 2)) / 2)))
+    // every server session PgBouncer lent the pool (two) holds no named statement
+    const named = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        pool.query<{ n: number }>('select count(*)::int as n from pg_prepared_statements').then((r) => r.rows[0]!.n),
+      ),
+    )
+    expect(named).toEqual(Array.from({ length: 10 }, () => 0))
+  })
+
+  it('without it, a named statement can reach a server connection that never parsed it: 26000 inside a transaction', async () => {
+    const pool = poolThrough('', 1, { prepare: 'always', pipelineDepth: 1 })
+    const text = 'select v from kv where id = $1'
+    // parsed on the server connection PgBouncer lends this first transaction (it reuses the last one released)
+    await pool.query(text, [1])
+    // another client holds that server connection in a transaction, so the next one goes elsewhere
+    const failure = await admin(bouncer.urlFor(db.url), async (other) => {
+      await other.query('begin')
+      await other.query('select 1')
+      try {
+        return await rejection(pool.transaction((tx) => tx.query(text, [2])))
+      } finally {
+        await other.query('rollback')
+      }
+    })
+    expect(failure.sqlState).toBe('26000')
+    expect(failure.retryable).toBe(true)
+    // the same through ?pgbouncer=true
+    const safe = poolThrough('pgbouncer=true', 1, { pipelineDepth: 1 })
+    await safe.query(text, [1])
+    const rows = await admin(bouncer.urlFor(db.url), async (other) => {
+      await other.query('begin')
+      await other.query('select 1')
+      try {
+        return (await safe.transaction((tx) => tx.query(text, [2]))).rows
+      } finally {
+        await other.query('rollback')
+      }
+    })
+    expect(rows).toEqual([{ v: 'v2' }])
+  })
+
+  it('without it, two clients never run each other\u2019s statement under one name (names are hashes of the text)', async () => {
+    // each pool's own text, run from both pools at once over the two shared server connections: a
+    // name that meant another text on another session would return the other pool's numbers
+    const one = poolThrough('', 2, { prepare: 'always' })
+    const two = poolThrough('', 2, { prepare: 'always' })
+    const run = (pool: DatabasePool<PostgresConnection>, offset: number, i: number): Promise<number> =>
+      pool
+        .query<{ x: number }>(`select $1::int + ${offset} as x`, [i])
+        .then((r) => r.rows[0]!.x - offset)
+        // a 26000 that could not be prepared again in time is a visible failure, not a wrong answer
+        .catch(() => i)
+    const got = await Promise.all(Array.from({ length: 300 }, (_, i) => run(i % 2 ? one : two, i % 2 ? 1_000 : 2_000, i)))
+    expect(got).toEqual(Array.from({ length: 300 }, (_, i) => i))
+  })
+})

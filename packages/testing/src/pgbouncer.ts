@@ -1,0 +1,191 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { connect, createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { delimiter, join } from 'node:path'
+
+/** A PgBouncer this process started in front of a Postgres. */
+export interface PgBouncer {
+  /** The port it listens on, on 127.0.0.1. */
+  readonly port: number
+  /** `url` (a URL of the upstream server) with its host and port replaced by PgBouncer's. */
+  urlFor(url: string): string
+  /** What PgBouncer logged so far (for a failing test's message). */
+  log(): Promise<string>
+  /** Stops it and removes its directory. Idempotent. */
+  stop(): Promise<void>
+}
+
+/** Options of {@link startPgBouncer}. */
+export interface StartPgBouncerOptions {
+  /** `pool_mode`. Default is `'transaction'`. */
+  readonly poolMode?: 'session' | 'transaction' | 'statement'
+  /** `default_pool_size`: server connections per database and user. Default is `2`. */
+  readonly poolSize?: number
+  /** How long it may take to accept connections. Default is `10000`. */
+  readonly startTimeoutMs?: number
+}
+
+/** Where the Debian package (`apt-get install pgbouncer`) puts the binary, besides PATH. */
+const KNOWN_PATHS = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer', '/usr/local/bin/pgbouncer']
+
+/** The pgbouncer binary: `PGBOUNCER_BIN`, then PATH, then the Debian package's location; `undefined` when there is none. */
+export function findPgBouncer(): string | undefined {
+  const fromEnv = process.env.PGBOUNCER_BIN
+  if (fromEnv) return existsSync(fromEnv) ? fromEnv : undefined
+  const onPath = (process.env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'pgbouncer'))
+  return [...onPath, ...KNOWN_PATHS].find((path) => existsSync(path))
+}
+
+/**
+ * Starts a real PgBouncer on a free port of 127.0.0.1 in front of the server of `upstreamUrl`, every
+ * database passed through (`* = host=... port=...`), in transaction pooling mode by default. Clients
+ * authenticate with the upstream URL's user and password (scram-sha-256, from a userlist in a temp
+ * directory); PgBouncer logs in upstream with the same. The startup parameters pg may send and
+ * PgBouncer does not know are ignored (`ignore_startup_parameters`). PgBouncer refuses to run as
+ * root, so as root it runs as the `postgres` user (`runuser`). Throws when the binary is missing.
+ *
+ * ```ts
+ * const bouncer = await startPgBouncer(db.url)
+ * try { const pool = createPostgresPool(bouncer.urlFor(db.url) + '?pgbouncer=true') ... } finally { await bouncer.stop() }
+ * ```
+ */
+export async function startPgBouncer(upstreamUrl: string, options: StartPgBouncerOptions = {}): Promise<PgBouncer> {
+  const bin = findPgBouncer()
+  if (bin === undefined)
+    throw new Error('pgbouncer is not installed (apt-get install pgbouncer, or set PGBOUNCER_BIN to its path); .ci/run installs it')
+  const upstream = new URL(upstreamUrl)
+  const user = decodeURIComponent(upstream.username || 'postgres')
+  const password = decodeURIComponent(upstream.password)
+  const port = await freePort()
+  const dir = await mkdtemp(join(tmpdir(), 'dbpool-pgbouncer-'))
+  const asRoot = process.getuid?.() === 0
+  const ini = join(dir, 'pgbouncer.ini')
+  const logFile = join(dir, 'pgbouncer.log')
+  await writeFile(join(dir, 'userlist.txt'), `${quoted(user)} ${quoted(password)}\n`, { mode: 0o600 })
+  await writeFile(
+    ini,
+    [
+      '[databases]',
+      `* = host=${upstream.hostname.replace(/^\[|\]$/g, '')} port=${upstream.port || '5432'}`,
+      '[pgbouncer]',
+      'listen_addr = 127.0.0.1',
+      `listen_port = ${port}`,
+      'unix_socket_dir =',
+      'auth_type = scram-sha-256',
+      `auth_file = ${join(dir, 'userlist.txt')}`,
+      `pool_mode = ${options.poolMode ?? 'transaction'}`,
+      `default_pool_size = ${options.poolSize ?? 2}`,
+      'max_client_conn = 500',
+      'ignore_startup_parameters = extra_float_digits,statement_timeout,lock_timeout,idle_in_transaction_session_timeout,options',
+      `logfile = ${logFile}`,
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  )
+  if (asRoot) {
+    // the postgres user reads its configuration and writes its log
+    const { uid, gid } = await postgresUser()
+    await chmod(dir, 0o700)
+    for (const path of [dir, ini, join(dir, 'userlist.txt')]) await chown(path, uid, gid)
+  }
+  const child = asRoot
+    ? spawn('runuser', ['-u', 'postgres', '--', bin, ini], { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
+    : spawn(bin, [ini], { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
+  let stderr = ''
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString()
+  })
+  const onExit = (): void => kill(child)
+  process.once('exit', onExit)
+  let stopping: Promise<void> | undefined
+  const log = async (): Promise<string> => `${await readFile(logFile, 'utf8').catch(() => '')}${stderr}`
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      process.off('exit', onExit)
+      await new Promise<void>((resolve) => {
+        if (child.exitCode !== null || child.signalCode !== null) return resolve()
+        const timer = setTimeout(() => {
+          kill(child, 'SIGKILL')
+          resolve()
+        }, 5_000)
+        child.once('exit', () => {
+          clearTimeout(timer)
+          resolve()
+        })
+        kill(child)
+      })
+      await rm(dir, { recursive: true, force: true })
+    })())
+  try {
+    await acceptsConnections(port, child, options.startTimeoutMs ?? 10_000)
+  } catch (err) {
+    const logged = await log()
+    await stop()
+    throw new Error(`pgbouncer did not start: ${(err as Error).message}\n--- pgbouncer log ---\n${logged}`)
+  }
+  return {
+    port,
+    urlFor(url: string): string {
+      const target = new URL(url)
+      target.hostname = '127.0.0.1'
+      target.port = String(port)
+      return target.toString()
+    },
+    log,
+    stop,
+  }
+}
+
+/** Signals the process group (runuser and pgbouncer under it). */
+function kill(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+  try {
+    process.kill(-child.pid, signal)
+  } catch {
+    // already gone
+  }
+}
+
+function quoted(value: string): string {
+  return `"${value.replace(/"/g, '""')}"`
+}
+
+async function postgresUser(): Promise<{ uid: number; gid: number }> {
+  const passwd = await readFile('/etc/passwd', 'utf8')
+  const line = passwd.split('\n').find((l) => l.startsWith('postgres:'))
+  const fields = line?.split(':')
+  if (!fields || fields.length < 4) throw new Error('pgbouncer refuses to run as root and there is no postgres user to run it as')
+  return { uid: Number(fields[2]), gid: Number(fields[3]) }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+async function acceptsConnections(port: number, child: ChildProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(`it exited (code ${child.exitCode}, signal ${child.signalCode})`)
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1')
+      socket.once('connect', () => {
+        socket.destroy()
+        resolve(true)
+      })
+      socket.once('error', () => resolve(false))
+    })
+    if (ok) return
+    if (Date.now() > deadline) throw new Error(`nothing accepted connections on 127.0.0.1:${port} within ${timeoutMs} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
