@@ -34,10 +34,15 @@ import { createTypeParsers } from './postgres-types'
 type Stop = 'deadline' | 'abandoned'
 
 const MAX_REMEMBERED_SECRETS = 4
+/** Statement texts whose canPipeline verdict is kept (forgotten all at once beyond this). */
+const MAX_REMEMBERED_TEXTS = 512
 
 // statements that change transaction or session state, hold a portal, or can commit: never pipelined
 const UNSHAREABLE =
   /^(--|\/\*|(begin|start|commit|end|rollback|abort|savepoint|release|prepare|deallocate|set|reset|discard|lock|listen|unlisten|notify|declare|fetch|move|close|copy|do|call|vacuum|load|create\s+(temp|temporary|local\s+temp))\b)/i
+
+// what a statement without parameters must start with to be named: a query or DML, no DDL
+const QUERY_OR_DML = /^\s*(select|with|values|table|insert|update|delete|merge)\b/i
 
 /**
  * The Postgres {@link ConnectionManager}: one `pg.Client` per pooled connection (no pg.Pool), with
@@ -61,6 +66,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   readonly #types: CustomTypesConfig
   /** Passwords handed to pg recently, scrubbed from every native message. */
   readonly #secrets: string[] = []
+  /** #lone's verdict per statement text. */
+  readonly #lonely = new Map<string, boolean>()
   /** Bumped when the server reports a changed result type: every connection's statements are re-prepared. */
   readonly #statementGeneration: SharedGeneration = { value: 0 }
 
@@ -83,9 +90,23 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * not hidden behind a leading comment. Anything doubtful runs on a connection of its own.
    */
   canPipeline(query: CompiledQuery): boolean {
-    if (this.pipelineDepth <= 1) return false
-    const text = query.text.trim().replace(/;\s*$/, '')
-    return !text.includes(';') && !UNSHAREABLE.test(text)
+    return this.pipelineDepth > 1 && this.#lone(query.text)
+  }
+
+  /**
+   * One plain statement (see {@link canPipeline}): safe to share a connection, and safe to run as a
+   * named prepared statement even without parameters (it cannot hold several statements, which only
+   * the simple protocol runs, nor control the transaction or the session).
+   */
+  #lone(sqlText: string): boolean {
+    const known = this.#lonely.get(sqlText)
+    if (known !== undefined) return known
+    const text = sqlText.trim().replace(/;\s*$/, '')
+    const lone = !text.includes(';') && !UNSHAREABLE.test(text)
+    // the same texts come back (sql`` caches its text per call site): remember the verdict, bounded
+    if (this.#lonely.size >= MAX_REMEMBERED_TEXTS) this.#lonely.clear()
+    this.#lonely.set(sqlText, lone)
+    return lone
   }
 
   async connect(_lane: Lane, hooks: ConnectionHooks): Promise<PostgresConnection> {
@@ -361,21 +382,24 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   }
 
   /**
-   * Sends one converted statement: a parameterised one as a named prepared statement when the cache
-   * gives it one, anything else unnamed. A named statement the server no longer accepts as cached
+   * Sends one converted statement: a parameterised one, or a lone plain one without parameters, as a
+   * named prepared statement when the cache gives it one; anything else unnamed. A named statement the server no longer accepts as cached
    * (see {@link isStatementInvalidation}) is prepared again and run once more when that is safe.
    */
   #send(conn: PostgresConnection, query: PgQuery, shared: boolean, retried: boolean): Promise<PgAnswer> {
     const cache = conn.statements
-    // an unnamed statement still carries the cache: its command tag may say statements were dropped
-    if (cache === undefined || query.values.length === 0) return runStatement(conn.client, query.text, query.values, undefined, cache)
+    // without parameters only one plain query or DML statement is named: the simple protocol runs the
+    // rest (several statements, DDL, control). An unnamed statement still carries the cache: its
+    // command tag may say statements were dropped
+    if (cache === undefined || (query.values.length === 0 && !(QUERY_OR_DML.test(query.text) && this.#lone(query.text))))
+      return runStatement(conn.client, query.text, query.values, undefined, cache)
     const entry = cache.acquire(query.text)
     if (entry === undefined) return runStatement(conn.client, query.text, query.values, undefined, cache)
     // a statement run outside a transaction left nothing behind when it failed, so it can run again;
     // shared statements are lone auto-commit ones by construction (canPipeline)
     const outside = shared || this.transactionState(conn) === 'idle'
     const wasParsed = entry.description !== undefined
-    return runStatement(conn.client, query.text, query.values, entry, cache).catch((err: unknown) =>
+    return runStatement(conn.client, query.text, query.values, entry, cache, (err) =>
       this.#recover(conn, query, shared, retried, outside, wasParsed, entry, err),
     )
   }
@@ -400,17 +424,16 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     else cache.invalidateAll()
     if (outside && !retried && conn.usable) return this.#send(conn, query, shared, true)
     const mapped = this.mapError(err)
-    throw new DatabaseError(
-      mapped.code,
-      `${mapped.message} (named prepared statement ${entry.name}: it is prepared again on its next run; the transaction it ran in was aborted, so run the transaction again)`,
-      {
-        backend: 'postgres',
-        sqlState: mapped.sqlState,
-        cause: mapped.cause,
-        retryable: true,
-        detail: { ...mapped.detail, statement: entry.name },
-      },
-    )
+    const why = outside
+      ? 'it failed again after being prepared again'
+      : 'it is prepared again on its next run; the transaction it ran in was aborted, so run the transaction again'
+    throw new DatabaseError(mapped.code, `${mapped.message} (named prepared statement ${entry.name}: ${why})`, {
+      backend: 'postgres',
+      sqlState: mapped.sqlState,
+      cause: mapped.cause,
+      retryable: true,
+      detail: { ...mapped.detail, statement: entry.name },
+    })
   }
 
   /** A statement with a deadline and/or an AbortSignal. */

@@ -15,6 +15,8 @@ export interface CachedStatement {
   readonly name: string
   /** Runs of it sent and not yet answered: an entry in use is never closed or re-prepared. */
   inFlight: number
+  /** When it was last acquired (the cache's counter): the least recent is evicted first. */
+  lastUsed: number
   /** The invalidation generation it was parsed in (see {@link StatementCache.invalidateAll}). */
   generation: number
   /** Set once the server described its result; `undefined` until then (the next run sends Describe). */
@@ -44,8 +46,10 @@ export interface SharedGeneration {
 export class StatementCache {
   readonly size: number
   readonly mode: PrepareMode
-  /** Text → statement, least recently used first (Map keeps insertion order; a hit moves to the end). */
+  /** Text → statement. */
   readonly #entries = new Map<string, CachedStatement>()
+  /** Counts acquisitions: `lastUsed` of each entry (a hit writes one number instead of reordering the map). */
+  #clock = 0
   /** 'second-use': texts run once, unnamed, oldest first; bounded by `size` too. */
   readonly #seen = new Set<string>()
   /** Names to Close before the next statement is parsed. */
@@ -92,15 +96,20 @@ export class StatementCache {
     let entry = entries.get(text)
     if (entry !== undefined) {
       if (entry.generation !== this.#generation() && !this.#refresh(entry)) return undefined
-      // least recently used order: a hit moves to the end
-      entries.delete(text)
-      entries.set(text, entry)
+      entry.lastUsed = ++this.#clock
       entry.inFlight++
       return entry
     }
     if (this.mode === 'second-use' && !this.#secondUse(text)) return undefined
     if (entries.size >= this.size && !this.#evictOne()) return undefined
-    entry = { text, name: statementName(text), inFlight: 1, generation: this.#generation(), description: undefined }
+    entry = {
+      text,
+      name: statementName(text),
+      inFlight: 1,
+      lastUsed: ++this.#clock,
+      generation: this.#generation(),
+      description: undefined,
+    }
     entries.set(text, entry)
     return entry
   }
@@ -158,16 +167,17 @@ export class StatementCache {
     return false
   }
 
-  /** Evicts the least recently used statement not in flight; false when every one is in flight. */
+  /** Evicts the least recently used statement not in flight (one pass over at most `size`); false when every one is in flight. */
   #evictOne(): boolean {
-    for (const [text, entry] of this.#entries) {
-      if (entry.inFlight > 0) continue
-      this.#entries.delete(text)
-      this.#forget(entry.name)
-      this.#closing.push(entry.name)
-      return true
+    let oldest: CachedStatement | undefined
+    for (const entry of this.#entries.values()) {
+      if (entry.inFlight === 0 && (oldest === undefined || entry.lastUsed < oldest.lastUsed)) oldest = entry
     }
-    return false
+    if (oldest === undefined) return false
+    this.#entries.delete(oldest.text)
+    this.#forget(oldest.name)
+    this.#closing.push(oldest.name)
+    return true
   }
 
   /** pg must parse the name again before its next use. */

@@ -31,7 +31,8 @@ interface PgQueryInternals {
   _getRows(connection: PgWire, rows: number | undefined): void
 }
 
-const PgQuery = Query as unknown as new (config: { text: string; values: unknown[]; name?: string }) => PgQueryInternals
+/** pg's Query, constructed from a text and values (a config object would be copied property by property). */
+const PgQuery = Query as unknown as new (text: string, values: unknown[]) => PgQueryInternals
 
 const NO_FIELDS: StatementDescription = Object.freeze({ fields: Object.freeze([]) })
 
@@ -49,7 +50,8 @@ class PgStatement extends PgQuery {
   described: StatementDescription | undefined
 
   constructor(text: string, values: unknown[], entry: CachedStatement | undefined, cache: StatementCache | undefined) {
-    super(entry === undefined ? { text, values } : { text, values, name: entry.name })
+    super(text, values)
+    if (entry !== undefined) this.name = entry.name
     this.#entry = entry
     this.#cache = cache
   }
@@ -104,7 +106,9 @@ class PgStatement extends PgQuery {
 
 /**
  * Sends one statement on `client`: unnamed, or as the named statement `entry` of `cache` (parsed on
- * its first run, then Bind/Execute only). `entry` is released from in-flight when pg answers.
+ * its first run, then Bind/Execute only). `entry` is released from in-flight when pg answers. A
+ * failure goes to `recover` when given (its promise, or its throw, settles the statement): one
+ * promise fewer than a `.catch` on the way of every success.
  */
 export function runStatement(
   client: Client,
@@ -112,6 +116,7 @@ export function runStatement(
   values: unknown[],
   entry: CachedStatement | undefined,
   cache: StatementCache | undefined,
+  recover?: (err: Error) => Promise<PgAnswer>,
 ): Promise<PgAnswer> {
   return new Promise<PgAnswer>((resolve, reject) => {
     const statement = new PgStatement(text, values, entry, cache)
@@ -124,8 +129,15 @@ export function runStatement(
         entry.inFlight--
         if (!err) statement.remember()
       }
-      if (err) reject(err)
-      else resolve(result as PgAnswer)
+      if (!err) resolve(result as PgAnswer)
+      else if (recover === undefined) reject(err)
+      else {
+        try {
+          resolve(recover(err))
+        } catch (thrown) {
+          reject(thrown as Error)
+        }
+      }
     }
     client.query(statement as never)
   })

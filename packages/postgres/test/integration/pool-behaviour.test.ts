@@ -67,7 +67,10 @@ describe('release hygiene', () => {
     await batch
     await pool.withConnection(async (conn) => {
       expect(conn.native.client.getTransactionStatus()).toBe('I')
-      expect((await conn.query<{ open: boolean }>('select now() = statement_timestamp() as open')).rows).toEqual([{ open: true }])
+      // the simple protocol (pg's own, not a named statement): the statement is its own transaction
+      expect((await conn.native.client.query<{ open: boolean }>('select now() = statement_timestamp() as open')).rows).toEqual([
+        { open: true },
+      ])
     })
   })
 

@@ -32,18 +32,23 @@ interface Prepared {
   runs: number
 }
 
-/** The session's named statements made by dbpool, read on the pool's one connection (simple protocol: not itself prepared). */
+/**
+ * The session's named statements made by dbpool, read on the pool's one connection. The leading
+ * comment keeps the probe itself unnamed (a text dbpool cannot prove to be one plain statement).
+ */
 async function prepared(pool: DatabasePool<PostgresConnection>): Promise<Prepared[]> {
   const { rows } = await pool.withConnection((c) =>
     c.query<{ name: string; statement: string; runs: string }>(
-      "select name, statement, (generic_plans + custom_plans)::text as runs from pg_prepared_statements where name like 'dbpool\\_%' order by name",
+      "/* probe */ select name, statement, (generic_plans + custom_plans)::text as runs from pg_prepared_statements where name like 'dbpool\\_%' order by name",
     ),
   )
   return rows.map((r) => ({ name: r.name, statement: r.statement, runs: Number(r.runs) }))
 }
 
 async function pid(pool: DatabasePool<PostgresConnection>): Promise<number> {
-  return pool.withConnection(async (c) => Number((await c.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid))
+  return pool.withConnection(async (c) =>
+    Number((await c.query<{ pid: number }>('/* probe */ select pg_backend_pid() as pid')).rows[0]!.pid),
+  )
 }
 
 describe('named prepared statements', () => {
@@ -59,9 +64,23 @@ describe('named prepared statements', () => {
     for (let i = 1; i <= 6; i++) expect((await pool.query(text, [i])).rows).toEqual([{ id: i, v: `v${i}` }])
     const statements = await prepared(pool)
     expect(statements).toEqual([{ name: expect.stringMatching(/^dbpool_/), statement: text, runs: 6 }])
-    // statements without parameters stay on the simple protocol (they may hold several statements)
-    await pool.query('select 1; select 2')
-    expect(await prepared(pool)).toHaveLength(1)
+    // without parameters: one plain query or DML statement is named too; several statements, DDL,
+    // transaction or session control (and anything behind a leading comment) keep the simple protocol
+    for (const other of [
+      'select 1; select 2',
+      'begin',
+      'commit',
+      "set work_mem = '8MB'",
+      '-- comment\nselect 3',
+      'create temp table t1 (x int)',
+    ])
+      await pool.query(other)
+    await pool.query('select 42 as n')
+    await pool.query('select 42 as n')
+    expect((await prepared(pool)).map((s) => [s.statement, s.runs]).sort()).toEqual([
+      ['select 42 as n', 2],
+      [text, 6],
+    ])
   })
 
   it("'second-use': the first run is unnamed, the second prepares it", async () => {
