@@ -29,12 +29,13 @@ export interface PostgresManagerOptions {
    */
   readonly sessionReset?: SessionReset
   /**
-   * Named prepared statements for repeated parameterised statements, per connection: the server
-   * parses and plans the text once, later runs send only Bind and Execute (no Parse, no Describe).
-   * `'always'`: named from the first run (postgres.js's `prepare: true`, pgx's default statement
-   * cache). `'second-use'`: run unnamed once, named from the second run, so one-off texts never take
-   * a cache slot. `true`: the default mode. `false`: every statement unnamed (pg's behaviour).
-   * Statements without parameters always use the simple protocol (they may hold several statements).
+   * Named prepared statements, per connection, for parameterised statements and for one plain query
+   * or DML statement without parameters: the server parses and plans the text once, later runs send
+   * only Bind and Execute (no Parse, no Describe). `'always'`: named from the first run (postgres.js's
+   * `prepare: true`, pgx's default statement cache). `'second-use'`: run unnamed once, named from the
+   * second run, so one-off texts never take a cache slot. `true`: the default mode. `false`: every
+   * statement unnamed (pg's behaviour). Several statements in one text, DDL and transaction or
+   * session control always use pg's simple protocol.
    * A 0A000 "cached plan must not change result type" (after `ALTER TABLE`) or a 26000 "prepared
    * statement does not exist" (after `DEALLOCATE ALL`, `DISCARD ALL`) is answered by preparing again
    * and running once more outside a transaction; inside one it is thrown with `retryable: true`.
