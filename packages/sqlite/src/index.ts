@@ -1,4 +1,5 @@
-export { SqliteConnectionManager, normaliseParams } from './sqlite-connection-manager'
+export { SqliteConnectionManager } from './sqlite-connection-manager'
+export { sqliteParameters, maxParametersOf, DEFAULT_MAX_PARAMETERS } from './sqlite-params'
 export type { CheckpointMode, CheckpointResult, SqliteDatabase } from './sqlite-connection-manager'
 export { createSqlitePool } from './create-sqlite-pool'
 export {

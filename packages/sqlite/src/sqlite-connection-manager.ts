@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import {
+  checkStatementText,
   DatabaseError,
   type CompiledQuery,
   type ConnectionHooks,
@@ -15,6 +16,7 @@ import {
 import Database from 'better-sqlite3'
 import { StatementCache } from './statement-cache'
 import { fileIdentityError, fileIdentityOf, fileIdentityProblem, type FileIdentity } from './file-identity'
+import { DEFAULT_MAX_PARAMETERS, maxParametersOf, sqliteParameters } from './sqlite-params'
 import { exactRows, hasUnsafeNumber, MAX_SAFE, narrow, narrowIntegers } from './sqlite-integers'
 import { errorName, isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
 import { sqliteHealthChecks, walSizeBytes } from './sqlite-health'
@@ -107,6 +109,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   /** The validated options. */
   readonly options: ResolvedSqliteOptions
   readonly #open = new Set<SqliteDatabase>()
+  /** SQLITE_MAX_VARIABLE_NUMBER, read from the first connection. */
+  #maxParameters = DEFAULT_MAX_PARAMETERS
+  #maxParametersRead = false
   readonly #routes: StatementCache<string, Lane>
   #prepared = false
   #memory: SqliteDatabase | undefined
@@ -224,7 +229,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (text === 'ROLLBACK' && !db.inTransaction) return { rows: [], rowCount: 0 }
     let result: QueryResult<R>
     try {
-      const params = normaliseParams(query.params)
+      const params = sqliteParameters(query.params, this.#maxParameters)
       const cached = this.#prepareOrExec(db, state, text, params)
       if (cached === undefined) {
         result = { rows: [], rowCount: 0 }
@@ -371,6 +376,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
 
   #register(db: SqliteDatabase, lane: Lane, identity: FileIdentity | undefined): void {
     db.defaultSafeIntegers(this.options.safeIntegers)
+    if (!this.#maxParametersRead) {
+      this.#maxParameters = maxParametersOf(db)
+      this.#maxParametersRead = true
+    }
     setState(db, {
       lane,
       statements: new StatementCache<string, CachedStatement>(this.options.statementCacheSize),
@@ -457,6 +466,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     // no closure per call: this runs for every statement
     const cached = state.statements.get(text)
     if (cached !== undefined) return cached
+    // checked once per text, when it is first prepared: SQLite would ignore everything after a NUL
+    checkStatementText(text, 'sqlite')
     const stmt = db.prepare(text)
     const { reader, readonly } = stmt
     const rereadable = reader && readonly
@@ -521,7 +532,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   /** The cached statement, or undefined after running a multi-statement script without parameters. */
-  #prepareOrExec(db: SqliteDatabase, state: ConnectionState, text: string, params: unknown[]): CachedStatement | undefined {
+  #prepareOrExec(db: SqliteDatabase, state: ConnectionState, text: string, params: readonly unknown[]): CachedStatement | undefined {
     try {
       return this.#statement(db, state, text)
     } catch (err) {
@@ -618,30 +629,6 @@ function expectPragma(db: SqliteDatabase, pragma: string, expected: unknown, act
 }
 
 /**
- * better-sqlite3 binds numbers, bigints, strings, Buffers and null. Booleans become 1/0, Dates
- * their ISO-8601 text (UTC), `undefined` null; anything else is passed through for better-sqlite3
- * to accept or refuse.
- */
-export function normaliseParams(params: readonly unknown[]): unknown[] {
-  let first = 0
-  // the common case (numbers, strings, null) needs no copy
-  while (first < params.length && !needsConversion(params[first])) first++
-  if (first === params.length) return params as unknown[]
-  const out = new Array<unknown>(params.length)
-  for (let i = 0; i < params.length; i++) {
-    const value = params[i]
-    if (typeof value === 'boolean') out[i] = value ? 1 : 0
-    else if (value === undefined) out[i] = null
-    else if (isDate(value)) {
-      if (Number.isNaN(value.getTime()))
-        throw new DatabaseError('QUERY_FAILED', `parameter ${i + 1} is an invalid Date`, { backend: 'sqlite' })
-      out[i] = value.toISOString()
-    } else out[i] = value
-  }
-  return out
-}
-
-/**
  * The native addon builds rows with the intrinsics of the realm it was loaded in. Code running in
  * another realm (jest's vm context) would see arrays that fail `instanceof Array` and
  * `deepStrictEqual`; only then are the rows copied into this realm. In a plain process this is one
@@ -650,14 +637,6 @@ export function normaliseParams(params: readonly unknown[]): unknown[] {
 function sameRealm<R>(rows: R[]): R[] {
   if (rows instanceof Array) return rows
   return Array.from(rows as unknown[], (row) => (row !== null && typeof row === 'object' ? { ...row } : row)) as R[]
-}
-
-function needsConversion(value: unknown): boolean {
-  return value === undefined || typeof value === 'boolean' || (typeof value === 'object' && value !== null && isDate(value))
-}
-
-function isDate(value: unknown): value is Date {
-  return Object.prototype.toString.call(value) === '[object Date]'
 }
 
 /** Longest stretch of back-to-back statements before a lease's next statement waits for a macrotask. */

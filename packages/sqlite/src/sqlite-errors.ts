@@ -82,7 +82,8 @@ export interface SqliteErrorContext {
 
 /**
  * Maps anything better-sqlite3 throws to a {@link DatabaseError}: `SqliteError` through
- * {@link SQLITE_ERROR_CODES}; anything else (binding mistakes, a TypeError) to QUERY_FAILED.
+ * {@link SQLITE_ERROR_CODES}; better-sqlite3's own check of values against placeholders (too many, too
+ * few, a missing named parameter) to INVALID_PARAMETER; anything else (a TypeError) to QUERY_FAILED.
  */
 export function mapSqliteError(err: unknown, context: SqliteErrorContext = {}): DatabaseError {
   if (DatabaseError.is(err)) return err
@@ -100,6 +101,15 @@ export function mapSqliteError(err: unknown, context: SqliteErrorContext = {}): 
       ...(where ? { detail: { path: context.path } } : {}),
     })
   }
+  // better-sqlite3 checks the values against the placeholders before running anything ("Too many
+  // parameter values were provided", "Missing named parameter "x"")
+  const name = errorName(err)
+  if ((name === 'RangeError' || name === 'TypeError') && /\bparameter/i.test(message))
+    return new DatabaseError('INVALID_PARAMETER', `the statement's parameters do not fit its placeholders: ${message}`, {
+      backend: 'sqlite',
+      cause: err,
+      retryable: false,
+    })
   return new DatabaseError('QUERY_FAILED', message, { backend: 'sqlite', cause: err, retryable: false })
 }
 

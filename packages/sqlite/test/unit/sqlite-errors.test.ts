@@ -1,5 +1,5 @@
 import { DatabaseError, ERROR_CODES } from '@dbpool/core'
-import { isFatalSqliteCode, lookupSqliteCode, mapSqliteError, normaliseParams, SQLITE_ERROR_CODES } from '@dbpool/sqlite'
+import { isFatalSqliteCode, lookupSqliteCode, mapSqliteError, SQLITE_ERROR_CODES } from '@dbpool/sqlite'
 
 class FakeSqliteError extends Error {
   constructor(
@@ -73,26 +73,19 @@ describe('SQLite error table', () => {
     expect(mapSqliteError(own)).toBe(own)
     expect(mapSqliteError('a string').code).toBe('QUERY_FAILED')
   })
-})
 
-describe('normaliseParams', () => {
-  it('turns booleans into 1/0, Dates into ISO text and undefined into null', () => {
-    const when = new Date(Date.UTC(2024, 1, 29, 12, 30, 0, 5))
-    const buf = Buffer.from('ab')
-    expect(normaliseParams([true, false, when, undefined, null, 7, 9n, 'x', buf])).toEqual([
-      1,
-      0,
-      '2024-02-29T12:30:00.005Z',
-      null,
-      null,
-      7,
-      9n,
-      'x',
-      buf,
-    ])
-  })
-
-  it('refuses an invalid Date', () => {
-    expect(() => normaliseParams([new Date('nope')])).toThrow(/parameter 1 is an invalid Date/)
+  it("maps better-sqlite3's check of values against placeholders to INVALID_PARAMETER", () => {
+    for (const err of [
+      new RangeError('Too many parameter values were provided'),
+      new RangeError('Too few parameter values were provided'),
+      new RangeError('Missing named parameter "a"'),
+      new TypeError('Missing named parameters'),
+    ]) {
+      const mapped = mapSqliteError(err)
+      expect(mapped.code).toBe('INVALID_PARAMETER')
+      expect(mapped.retryable).toBe(false)
+      expect(mapped.message).toContain(err.message)
+    }
+    expect(mapSqliteError(new RangeError('The supplied SQL string contains more than one statement')).code).toBe('QUERY_FAILED')
   })
 })

@@ -1,0 +1,149 @@
+import { DatabaseError, invalidParameter, isPlainObject, isSqlJson, jsonParameterText, stringProblem } from '@dbpool/core'
+import type Database from 'better-sqlite3'
+
+/**
+ * SQLITE_MAX_VARIABLE_NUMBER of the SQLite inside better-sqlite3 when `PRAGMA compile_options` does
+ * not say (SQLite's default since 3.32.0, and what better-sqlite3 ships).
+ */
+export const DEFAULT_MAX_PARAMETERS = 32_766
+
+const MIN_INT64 = -(2n ** 63n)
+const MAX_INT64 = 2n ** 63n - 1n
+
+/**
+ * The most parameters one statement can carry in the SQLite better-sqlite3 was built with, read from
+ * `PRAGMA compile_options` (`MAX_VARIABLE_NUMBER=32766`), else {@link DEFAULT_MAX_PARAMETERS}.
+ */
+export function maxParametersOf(db: Database.Database): number {
+  try {
+    const options = db.pragma('compile_options', { simple: false }) as { compile_options?: unknown }[]
+    for (const row of options) {
+      const match = /^MAX_VARIABLE_NUMBER=(\d+)$/.exec(String(row.compile_options))
+      if (match) return Number(match[1])
+    }
+  } catch {
+    // a build without compile_options: SQLite's default
+  }
+  return DEFAULT_MAX_PARAMETERS
+}
+
+/**
+ * The values better-sqlite3 binds for `params`, by the contract's parameter table (one interpolated
+ * value is exactly one parameter):
+ *
+ * | JS value | bound as |
+ * |---|---|
+ * | null, undefined | NULL |
+ * | boolean | 1 / 0 |
+ * | finite number | INTEGER when integral and safe, else REAL (better-sqlite3's rule) |
+ * | bigint within signed 64-bit | INTEGER |
+ * | string | TEXT |
+ * | Date (valid) | TEXT, ISO-8601 UTC (`2024-03-01T00:30:00.000Z`) |
+ * | Buffer, Uint8Array | BLOB |
+ * | plain object, `sql.json(v)` | TEXT, JSON (core's `jsonParameterText`: a bigint inside becomes a digit string) |
+ *
+ * Refused with INVALID_PARAMETER (1-based position and type in the message and `detail`), before the
+ * statement runs: arrays (SQLite has no arrays; better-sqlite3 would spread one over several
+ * placeholders), NaN and ±Infinity, bigints outside signed 64-bit, strings holding U+0000 or a lone
+ * surrogate (the same rule as Postgres), invalid Dates, functions, symbols and every other object
+ * (Map, Set, class instances, typed arrays other than Uint8Array; better-sqlite3 would read a plain
+ * object as named parameters), and more than `maxParameters` values.
+ *
+ * Returns `params` itself when nothing needs converting (numbers, strings, null, in-range bigints,
+ * Buffers): one `typeof` pass, no allocation. Otherwise a copy. Either way the result holds no plain
+ * object, so spreading it into `stmt.all(...values)` never binds named parameters.
+ */
+export function sqliteParameters(params: readonly unknown[], maxParameters: number): readonly unknown[] {
+  const count = params.length
+  if (count > maxParameters) throw tooManyParameters(count, maxParameters)
+  let converted: unknown[] | undefined
+  for (let i = 0; i < count; i++) {
+    const value = params[i]
+    switch (typeof value) {
+      case 'string':
+        if (stringProblem(value) !== undefined) throw refusedString(i + 1, value)
+        break
+      case 'number':
+        if (value - value !== 0) throw refusedNumber(i + 1, value)
+        break
+      case 'bigint':
+        if (value < MIN_INT64 || value > MAX_INT64) throw refusedBigint(i + 1, value)
+        break
+      case 'boolean':
+        ;(converted ??= params.slice())[i] = value ? 1 : 0
+        break
+      case 'undefined':
+        ;(converted ??= params.slice())[i] = null
+        break
+      case 'object':
+        if (value === null || isBuffer(value)) break
+        ;(converted ??= params.slice())[i] = objectParameter(value, i + 1)
+        break
+      default:
+        // function, symbol
+        throw refused(i + 1, value)
+    }
+  }
+  return converted ?? params
+}
+
+/** A non-null object other than a Buffer, as SQLite should bind it. */
+function objectParameter(value: object, position: number): unknown {
+  if (isDate(value)) {
+    if (Number.isNaN(value.getTime())) throw invalidParameter(position, value, 'is an invalid Date', 'sqlite')
+    return value.toISOString()
+  }
+  if (Array.isArray(value))
+    throw invalidParameter(
+      position,
+      value,
+      'is an array, and SQLite has no arrays: use sql.json(v) for JSON or sql.join(v) for a list of parameters',
+      'sqlite',
+    )
+  if (isSqlJson(value)) return jsonParameterText(value.value, position, 'sqlite')
+  if (isUint8Array(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+  if (isPlainObject(value)) return jsonParameterText(value, position, 'sqlite')
+  throw refused(position, value)
+}
+
+// tag checks, not instanceof: values may come from another realm (a vm context, a worker's message)
+function isBuffer(value: object): boolean {
+  return Buffer.isBuffer(value)
+}
+
+function isUint8Array(value: object): value is Uint8Array {
+  return ArrayBuffer.isView(value) && Object.prototype.toString.call(value) === '[object Uint8Array]'
+}
+
+function isDate(value: object): value is Date {
+  return Object.prototype.toString.call(value) === '[object Date]'
+}
+
+function refusedString(position: number, value: string): DatabaseError {
+  return invalidParameter(position, value, stringProblem(value) ?? 'cannot be bound', 'sqlite')
+}
+
+function refusedNumber(position: number, value: number): DatabaseError {
+  return invalidParameter(position, value, 'is not a finite number: SQLite would store NULL or a float special value', 'sqlite')
+}
+
+function refusedBigint(position: number, value: bigint): DatabaseError {
+  return invalidParameter(position, value, "is outside SQLite's signed 64-bit INTEGER range (-2^63 to 2^63 - 1)", 'sqlite')
+}
+
+function refused(position: number, value: unknown): DatabaseError {
+  return invalidParameter(
+    position,
+    value,
+    'has no SQLite representation: send a string, number, bigint, boolean, Date, Buffer or Uint8Array, plain object, or sql.json(value)',
+    'sqlite',
+  )
+}
+
+function tooManyParameters(count: number, max: number): DatabaseError {
+  return new DatabaseError(
+    'INVALID_PARAMETER',
+    `statement has ${count} parameters; this SQLite allows at most ${max} (SQLITE_MAX_VARIABLE_NUMBER): split the statement, or pass the list as one JSON parameter (sql.json(list), read with json_each)`,
+    { backend: 'sqlite', retryable: false, detail: { count, max } },
+  )
+}

@@ -1,0 +1,167 @@
+import { DatabaseError, sql, type DatabasePool } from '@dbpool/core'
+import { createSqlitePool, type SqliteDatabase } from '@dbpool/sqlite'
+import { tempDir } from './helpers'
+
+const tmp = tempDir()
+afterAll(() => tmp.cleanup())
+
+async function failure(promise: Promise<unknown>): Promise<DatabaseError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  if (!DatabaseError.is(err)) throw new Error(`expected a DatabaseError, got ${String(err)}`)
+  return err
+}
+
+// one interpolated value is exactly one parameter (the contract's table); refusals happen before the
+// statement runs and leave the connection usable
+describe('parameters on a SQLite file', () => {
+  let pool: DatabasePool<SqliteDatabase>
+  let id = 0
+  beforeAll(async () => {
+    pool = createSqlitePool(tmp.file('params.db'), { name: 'params' }, { readers: 2 })
+    await pool.query('create table t (id integer primary key, v)')
+  })
+  afterAll(() => pool.close())
+
+  async function stored(value: unknown): Promise<unknown> {
+    const key = ++id
+    await pool.query(sql`insert into t (id, v) values (${key}, ${value})`)
+    const { rows } = await pool.query<{ v: unknown }>(sql`select v from t where id = ${key}`)
+    return rows[0]?.v
+  }
+
+  async function count(): Promise<number> {
+    const { rows } = await pool.query<{ n: number }>('select count(*) as n from t')
+    return rows[0]?.n ?? -1
+  }
+
+  it('an array is refused as one parameter (it used to spread over several placeholders)', async () => {
+    const before = await count()
+    for (const value of [['red'], ['red', 'green', 'blue'], []]) {
+      const err = await failure(pool.query(sql`insert into t (id, v) values (${++id}, ${value})`))
+      expect(err.code).toBe('INVALID_PARAMETER')
+      expect(err.detail).toEqual({ position: 2, type: 'Array' })
+      expect(err.message).toMatch(/SQLite has no arrays: use sql\.json\(v\) for JSON or sql\.join\(v\)/)
+    }
+    expect(await count()).toBe(before)
+    // the portable ways
+    expect(await stored(sql.json(['red', 'green']))).toBe('["red","green"]')
+    const { rows } = await pool.query<{ n: number }>(
+      sql`select count(*) as n from t where v in (${sql.join(['x', 'y', '["red","green"]'])})`,
+    )
+    expect(rows).toEqual([{ n: 1 }])
+  })
+
+  it('a plain object is stored as JSON text (it used to be read as named parameters); a bigint inside as its digits', async () => {
+    expect(await stored({ a: 1, tags: ['x'], nested: { ok: true } })).toBe('{"a":1,"tags":["x"],"nested":{"ok":true}}')
+    expect(await stored({ big: 2n ** 64n + 1n })).toBe('{"big":"18446744073709551617"}')
+    expect(await stored(Object.assign(Object.create(null), { n: null }))).toBe('{"n":null}')
+    expect(await stored(sql.json({ when: new Date(Date.UTC(2024, 0, 1)) }))).toBe('{"when":"2024-01-01T00:00:00.000Z"}')
+    // native text with a params array holding objects: still one value per placeholder
+    const key = ++id
+    await pool.query('insert into t (id, v) values (?, ?)', [key, { a: 1 }])
+    expect((await pool.query('select v from t where id = ?', [key])).rows).toEqual([{ v: '{"a":1}' }])
+    const json = await pool.query(sql`select json_extract(${{ price: 12.5 }}, '$.price') as p`)
+    expect(json.rows).toEqual([{ p: 12.5 }])
+  })
+
+  it('binds booleans as 1/0, Dates as ISO-8601 UTC text, bytes as BLOB, bigints within 64 bits exactly', async () => {
+    expect(await stored(true)).toBe(1)
+    expect(await stored(false)).toBe(0)
+    expect(await stored(new Date(Date.UTC(2024, 2, 1, 0, 30)))).toBe('2024-03-01T00:30:00.000Z')
+    expect(await stored(undefined)).toBeNull()
+    const u8 = new Uint8Array([0, 1, 2, 255])
+    expect(await stored(u8)).toEqual(Buffer.from([0, 1, 2, 255]))
+    expect(await stored(Buffer.from('blob'))).toEqual(Buffer.from('blob'))
+    expect(await stored(2n ** 63n - 1n)).toBe(2n ** 63n - 1n)
+    expect(await stored(-(2n ** 63n))).toBe(-(2n ** 63n))
+    expect(await stored('😀 ünïcode')).toBe('😀 ünïcode')
+  })
+
+  it.each([
+    ['NaN', NaN, 'number NaN'],
+    ['Infinity', Infinity, 'number Infinity'],
+    ['a bigint beyond 64 bits', 2n ** 63n, 'bigint'],
+    ['a string with U+0000', 'a\u0000b', 'string'],
+    ['a string with a lone surrogate', 'a\uDC00', 'string'],
+    ['an invalid Date', new Date('nope'), 'Date (invalid)'],
+    ['a Map', new Map([[1, 2]]), 'Map'],
+    ['a class instance', new (class Money {})(), 'Money'],
+    ['a Float64Array', new Float64Array([1]), 'Float64Array'],
+    ['a function', () => 1, 'function'],
+    ['a symbol', Symbol('x'), 'symbol'],
+  ])('refuses %s with INVALID_PARAMETER naming position and type; nothing runs; the writer stays usable', async (_, value, type) => {
+    const before = await count()
+    const err = await failure(pool.query(sql`insert into t (id, v) values (${++id}, ${value})`))
+    expect(err.code).toBe('INVALID_PARAMETER')
+    expect(err.detail).toEqual({ position: 2, type })
+    expect(err.message).toContain(`parameter 2 (${type})`)
+    expect(await count()).toBe(before)
+    expect(await stored('still fine')).toBe('still fine')
+  })
+
+  it('a refused value inside a transaction does not end it: fn catches it and commits', async () => {
+    const key = ++id
+    await pool.transaction(async (tx) => {
+      await tx.query(sql`insert into t (id, v) values (${key}, ${'in tx'})`)
+      const err = await failure(tx.query(sql`insert into t (id, v) values (${key + 1}, ${[1, 2]})`))
+      expect(err.code).toBe('INVALID_PARAMETER')
+      await tx.query(sql`update t set v = ${'committed'} where id = ${key}`)
+    })
+    id++
+    expect((await pool.query(sql`select v from t where id = ${key}`)).rows).toEqual([{ v: 'committed' }])
+  })
+
+  it('more parameters than SQLITE_MAX_VARIABLE_NUMBER (32766) is INVALID_PARAMETER before running; exactly the limit runs', async () => {
+    const limit = 32_766
+    for (const lane of ['write', 'read'] as const) {
+      await pool.withConnection(
+        async (conn) => {
+          const over = Array.from({ length: limit + 1 }, (_, i) => i)
+          const err = await failure(conn.query(sql`select count(*) as n from t where id in (${sql.join(over)})`))
+          expect(err.code).toBe('INVALID_PARAMETER')
+          expect(err.detail).toEqual({ count: limit + 1, max: limit })
+          const at = Array.from({ length: limit }, (_, i) => -i - 1)
+          expect((await conn.query(sql`select count(*) as n from t where id in (${sql.join(at)})`)).rows).toEqual([{ n: 0 }])
+        },
+        { lane },
+      )
+    }
+    expect(await stored('after the limit')).toBe('after the limit')
+  })
+
+  it('values that do not fit the placeholders are INVALID_PARAMETER (better-sqlite3 checks before running)', async () => {
+    expect((await failure(pool.query('select ? as a', [1, 2]))).code).toBe('INVALID_PARAMETER')
+    expect((await failure(pool.query('select ? as a, ? as b', [1]))).code).toBe('INVALID_PARAMETER')
+    expect((await failure(pool.query('select @name as a', []))).code).toBe('INVALID_PARAMETER')
+  })
+})
+
+describe('statement text holding U+0000', () => {
+  it('is refused before running, on the prepare path and on the script path (SQLite ignored everything after the NUL)', async () => {
+    const pool = createSqlitePool(tmp.file('nul.db'), { name: 'nul' }, { readers: 2 })
+    try {
+      await pool.query('create table t (id integer primary key, v text)')
+      // a migration-style script: only its first statement used to run
+      const script = 'create table a1 (x);\u0000create table a2 (y);'
+      const err = await failure(pool.query(script))
+      expect(err.code).toBe('SYNTAX_ERROR')
+      expect(err.detail).toEqual({ position: 21 })
+      const tables = await pool.query<{ name: string }>("select name from sqlite_master where name in ('a1', 'a2')")
+      expect(tables.rows).toEqual([])
+      // one statement with trailing text after the NUL, on the writer and on a reader
+      const write = await failure(pool.query("insert into t (v) values ('kept');\u0000 delete from t"))
+      expect(write.code).toBe('SYNTAX_ERROR')
+      const read = await failure(pool.query('select 1 as one\u0000 union select 2'))
+      expect(read.code).toBe('SYNTAX_ERROR')
+      await pool.withConnection(async (conn) => {
+        expect((await failure(conn.query('select 1 as one\u0000'))).code).toBe('SYNTAX_ERROR')
+      })
+      expect((await pool.query('select count(*) as n from t')).rows).toEqual([{ n: 0 }])
+    } finally {
+      await pool.close()
+    }
+  })
+})

@@ -1,0 +1,95 @@
+import { DatabaseError, sql } from '@dbpool/core'
+import { DEFAULT_MAX_PARAMETERS, sqliteParameters } from '@dbpool/sqlite'
+
+const MAX = DEFAULT_MAX_PARAMETERS
+
+function refusal(params: unknown[], max = MAX): DatabaseError {
+  try {
+    sqliteParameters(params, max)
+  } catch (err) {
+    if (DatabaseError.is(err)) return err
+    throw err
+  }
+  throw new Error('expected INVALID_PARAMETER')
+}
+
+describe('sqliteParameters', () => {
+  it('hands back the same array when nothing needs converting (the common case allocates nothing)', () => {
+    const params = [1, 2.5, -0, 'text', null, 9n, -(2n ** 63n), 2n ** 63n - 1n, Buffer.from('ab'), '😀']
+    expect(sqliteParameters(params, MAX)).toBe(params)
+    const empty: unknown[] = []
+    expect(sqliteParameters(empty, MAX)).toBe(empty)
+  })
+
+  it('converts booleans, undefined, Dates, Uint8Arrays, plain objects and sql.json values, one value each', () => {
+    const when = new Date(Date.UTC(2024, 1, 29, 12, 30, 0, 5))
+    const u8 = new Uint8Array([1, 2, 3]).subarray(1)
+    const params = [
+      true,
+      false,
+      undefined,
+      when,
+      u8,
+      { a: 1, big: 2n ** 64n },
+      Object.assign(Object.create(null), { n: 1 }),
+      sql.json([1, 'x']),
+    ]
+    const out = sqliteParameters(params, MAX)
+    expect(out).not.toBe(params)
+    expect(out).toEqual([
+      1,
+      0,
+      null,
+      '2024-02-29T12:30:00.005Z',
+      Buffer.from([2, 3]),
+      '{"a":1,"big":"18446744073709551616"}',
+      '{"n":1}',
+      '[1,"x"]',
+    ])
+    expect(Buffer.isBuffer(out[4])).toBe(true)
+    // the caller's array is untouched
+    expect(params[0]).toBe(true)
+  })
+
+  it.each([
+    [['a', ['red']], 2, 'Array', /SQLite has no arrays: use sql\.json\(v\) for JSON or sql\.join\(v\) for a list of parameters/],
+    [[NaN], 1, 'number NaN', /not a finite number/],
+    [[1, Infinity], 2, 'number Infinity', /not a finite number/],
+    [[-Infinity], 1, 'number -Infinity', /not a finite number/],
+    [[2n ** 63n], 1, 'bigint', /signed 64-bit/],
+    [[-(2n ** 63n) - 1n], 1, 'bigint', /signed 64-bit/],
+    [['a\u0000b'], 1, 'string', /NUL/],
+    [['x', 'lone \uD800'], 2, 'string', /surrogate/],
+    [[new Date(NaN)], 1, 'Date (invalid)', /invalid Date/],
+    [[new Map()], 1, 'Map', /no SQLite representation/],
+    [[new Set([1])], 1, 'Set', /no SQLite representation/],
+    [[new (class Money {})()], 1, 'Money', /no SQLite representation/],
+    [[new Float32Array(2)], 1, 'Float32Array', /no SQLite representation/],
+    [[() => 1], 1, 'function', /no SQLite representation/],
+    [[Symbol('s')], 1, 'symbol', /no SQLite representation/],
+    [[/re/], 1, 'RegExp', /no SQLite representation/],
+    [[{ n: NaN }], 1, 'object', /NaN/],
+    [[sql.json([undefined])], 1, 'Array', /undefined/],
+  ])('refuses %p: INVALID_PARAMETER naming position %i and type %s', (params, position, type, reason) => {
+    const err = refusal(params)
+    expect(err.code).toBe('INVALID_PARAMETER')
+    expect(err.retryable).toBe(false)
+    expect(err.backend).toBe('sqlite')
+    expect(err.detail).toMatchObject({ position, type })
+    expect(err.message).toContain(`parameter ${position} (${type})`)
+    expect(err.message).toMatch(reason)
+  })
+
+  it('refuses more values than the limit, naming the count and the limit', () => {
+    const err = refusal([1, 2, 3, 4], 3)
+    expect(err.code).toBe('INVALID_PARAMETER')
+    expect(err.detail).toEqual({ count: 4, max: 3 })
+    expect(err.message).toMatch(/4 parameters.*at most 3/)
+    expect(sqliteParameters([1, 2, 3], 3)).toEqual([1, 2, 3])
+  })
+
+  it('never leaves a plain object for better-sqlite3 to read as named parameters', () => {
+    const out = sqliteParameters([{ a: 1 }, [1].length, { b: { c: [1, 2] } }], MAX)
+    for (const value of out) expect(typeof value === 'object' && value !== null && !Buffer.isBuffer(value)).toBe(false)
+  })
+})
