@@ -71,7 +71,7 @@ interface ConnectionState {
   readonly statements: StatementCache<string, CachedStatement>
   fatal: DatabaseError | undefined
   lastWalCheck: number
-  /** The file this connection opened; undefined for `:memory:` and connections that never write. */
+  /** The file this connection opened; undefined for `:memory:`. */
   readonly identity: FileIdentity | undefined
   /** A write ran in the open transaction: COMMIT checks the file identity first. */
   dirty: boolean
@@ -143,8 +143,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     // silently recreated empty
     const db = this.#openDatabase(readonly, false)
     this.#configure(db, lane, readonly)
-    // the file this connection writes to: a write is refused once the path names another file, or none
-    this.#register(db, lane, readonly ? undefined : this.#identityOf(db))
+    // the file this connection opened: a write (and a ping) is refused once the path names another file, or none
+    this.#register(db, lane, this.#identityOf(db))
     return db
   }
 
@@ -152,10 +152,16 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     return db.open && stateOf(db)?.fatal === undefined
   }
 
+  /**
+   * `select 1`, after checking that the path still names the file the connection opened (a deleted,
+   * moved or replaced file fails the ping with CONNECTION_LOST and the pool discards the connection).
+   */
   async ping(db: SqliteDatabase, timeoutMs: number): Promise<void> {
     void timeoutMs // a synchronous call cannot be bounded; `select 1` needs microseconds
     try {
-      this.#statement(db, this.#state(db), 'select 1').stmt.get()
+      const state = this.#state(db)
+      this.#checkIdentity(db, state)
+      this.#statement(db, state, 'select 1').stmt.get()
     } catch (err) {
       throw this.#fail(db, err)
     }

@@ -12,7 +12,8 @@ let seq = 0
 /** A pool on a fresh file holding table t with one row (id 1). */
 async function openPool(readers: number): Promise<{ pool: DatabasePool<SqliteDatabase>; path: string }> {
   const path = tmp.file(`identity-${++seq}.db`)
-  const pool = createSqlitePool(path, { name: `identity-${seq}` }, { readers })
+  // no validation ping on acquire during a test (it would notice the file first)
+  const pool = createSqlitePool(path, { name: `identity-${seq}`, validateAfterIdleMs: 60_000 }, { readers })
   await pool.query('create table t (id integer primary key, note text)')
   await pool.query(sql`insert into t (id, note) values (${1}, ${'before'})`)
   return { pool, path }
@@ -51,24 +52,38 @@ function expectFileGone(err: DatabaseError, path: string, reason: 'deleted' | 'r
 // SQLite keeps writing to the inode it opened: once the path names another file (or none), every
 // write would succeed, be acknowledged, and be lost. The pool refuses them instead.
 describe.each([0, 2])('a database file deleted, moved or replaced under an open pool (readers: %i)', (readers) => {
-  it('deleted: an auto-commit write is refused without running, and the health check says unhealthy', async () => {
+  it('deleted: an auto-commit write is refused without running', async () => {
     const { pool, path } = await openPool(readers)
     try {
-      const before = await new HealthChecker().check(pool)
-      expect(before.checks.find((c) => c.name === 'file')).toMatchObject({ status: 'healthy' })
       deleteFiles(path)
-
-      const report = await new HealthChecker().check(pool)
-      expect(report.status).toBe('unhealthy')
-      const file = report.checks.find((c) => c.name === 'file')
-      expect(file).toMatchObject({ status: 'unhealthy', data: { path, reason: 'deleted' } })
-      expect(file?.message).toContain(path)
-
       const err = await failure(pool.query(sql`insert into t (note) values (${'lost'})`))
       expectFileGone(err, path, 'deleted')
       // the writer was discarded; a new one cannot open the missing file (never recreated empty)
       const next = await failure(pool.query(sql`insert into t (note) values (${'lost too'})`))
       expect(next.code).toBe('CONNECTION_FAILED')
+      expect(existsSync(path)).toBe(false)
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('deleted: the backend check and the health check (its ping) say unhealthy, naming the file', async () => {
+    const { pool, path } = await openPool(readers)
+    try {
+      const before = await new HealthChecker().check(pool)
+      expect(before.status).toBe('healthy')
+      expect(before.checks.find((c) => c.name === 'file')).toMatchObject({ status: 'healthy' })
+      deleteFiles(path)
+
+      const file = (await pool.backendChecks()).find((c) => c.name === 'file')
+      expect(file).toMatchObject({ status: 'unhealthy', data: { path, reason: 'deleted' } })
+      expect(file?.message).toContain(path)
+      const report = await new HealthChecker().check(pool)
+      expect(report.status).toBe('unhealthy')
+      expect(report.checks[0]).toMatchObject({ name: 'ping', status: 'unhealthy', data: { code: 'CONNECTION_LOST' } })
+      expect(report.checks[0]?.message).toContain(path)
+      // the ping discarded the writer: the next connection cannot open the missing file
+      expect((await failure(pool.query(sql`insert into t (note) values (${'lost'})`))).code).toBe('CONNECTION_FAILED')
       expect(existsSync(path)).toBe(false)
     } finally {
       await pool.close()
@@ -128,7 +143,7 @@ describe.each([0, 2])('a database file deleted, moved or replaced under an open 
     const { pool, path } = await openPool(readers)
     try {
       replaceWithAnother(path)
-      expect((await new HealthChecker().check(pool)).checks.find((c) => c.name === 'file')).toMatchObject({
+      expect((await pool.backendChecks()).find((c) => c.name === 'file')).toMatchObject({
         status: 'unhealthy',
         data: { reason: 'replaced' },
       })
@@ -166,6 +181,22 @@ describe.each([0, 2])('a database file deleted, moved or replaced under an open 
       } finally {
         check.close()
       }
+    } finally {
+      await pool.close()
+    }
+  })
+})
+
+describe('a replaced file and the health check', () => {
+  it('the ping fails with CONNECTION_LOST, and the pool then opens the new file', async () => {
+    const { pool, path } = await openPool(2)
+    try {
+      replaceWithAnother(path)
+      const report = await new HealthChecker().check(pool)
+      expect(report.checks[0]).toMatchObject({ name: 'ping', status: 'unhealthy', data: { code: 'CONNECTION_LOST' } })
+      expect(report.checks[0]?.message).toMatch(/replaced/)
+      expect((await new HealthChecker().check(pool)).status).toBe('healthy')
+      expect((await pool.query('select id from t')).rows).toEqual([{ id: 100 }])
     } finally {
       await pool.close()
     }
