@@ -31,7 +31,8 @@ const finiteNumber: fc.Arbitrary<Case> = fc.double({ noNaN: true, noDefaultInfin
   kind: 'number',
   value: n,
   column: { postgres: 'double precision', sqlite: 'real' },
-  expected: () => n,
+  // -0 is 0 on both: pg sends String(-0), which is "0", and SQLite keeps an integral REAL as an integer
+  expected: () => (Object.is(n, -0) ? 0 : n),
 }))
 
 const nonFinite: fc.Arbitrary<Case> = fc.constantFrom(NaN, Infinity, -Infinity).map((n) => ({
@@ -52,7 +53,7 @@ const int64: fc.Arbitrary<Case> = fc.bigInt({ min: INT64_MIN, max: INT64_MAX }).
       expect(Number.isSafeInteger(read)).toBe(true)
       return BigInt(read)
     }
-    if (backend === 'sqlite') expect(read > MAX_SAFE || read < -MAX_SAFE).toBe(true)
+    if (backend === 'sqlite') expect((read as bigint) > MAX_SAFE || (read as bigint) < -MAX_SAFE).toBe(true)
     return read
   },
 }))
@@ -73,7 +74,12 @@ const wellFormed: fc.Arbitrary<Case> = fc
 
 const badString: fc.Arbitrary<Case> = fc
   .tuple(fc.string({ maxLength: 10 }), fc.constantFrom('\u0000', '\uD800', '\uDFFF'), fc.string({ maxLength: 10 }))
-  .map(([a, bad, b]) => ({ kind: 'string (NUL or lone surrogate)', value: a + bad + b, column: { postgres: 'text', sqlite: 'text' }, expected: refused }))
+  .map(([a, bad, b]) => ({
+    kind: 'string (NUL or lone surrogate)',
+    value: a + bad + b,
+    column: { postgres: 'text', sqlite: 'text' },
+    expected: refused,
+  }))
 
 const date: fc.Arbitrary<Case> = fc
   .date({ min: new Date('0001-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true })
@@ -96,12 +102,14 @@ const invalidDate: fc.Arbitrary<Case> = fc.constant({
   expected: refused,
 })
 
-const bytes: fc.Arbitrary<Case> = fc.uint8Array({ maxLength: 64 }).chain((u8) =>
-  fc.constantFrom(
-    { kind: 'Buffer', value: Buffer.from(u8), column: { postgres: 'bytea', sqlite: 'blob' }, expected: () => Buffer.from(u8) },
-    { kind: 'Uint8Array', value: u8, column: { postgres: 'bytea', sqlite: 'blob' }, expected: () => Buffer.from(u8) },
-  ),
-)
+const bytes: fc.Arbitrary<Case> = fc
+  .uint8Array({ maxLength: 64 })
+  .chain((u8) =>
+    fc.constantFrom(
+      { kind: 'Buffer', value: Buffer.from(u8), column: { postgres: 'bytea', sqlite: 'blob' }, expected: () => Buffer.from(u8) },
+      { kind: 'Uint8Array', value: u8, column: { postgres: 'bytea', sqlite: 'blob' }, expected: () => Buffer.from(u8) },
+    ),
+  )
 
 const boolean: fc.Arbitrary<Case> = fc.boolean().map((b) => ({
   kind: 'boolean',
@@ -123,7 +131,7 @@ const nullish: fc.Arbitrary<Case> = fc.constantFrom(null, undefined).map((v) => 
 const jsonLeaf = fc.oneof(
   fc.string({ unit: 'grapheme', maxLength: 10 }).filter((s) => !s.includes('\u0000')),
   fc.integer(),
-  fc.double({ noNaN: true, noDefaultInfinity: true, noNegativeZero: true }),
+  fc.double({ noNaN: true, noDefaultInfinity: true }).map((n) => (Object.is(n, -0) ? 0 : n)),
   fc.boolean(),
   fc.constant(null),
   fc.bigInt({ min: -(2n ** 70n), max: 2n ** 70n }),
@@ -151,15 +159,19 @@ const json: fc.Arbitrary<Case> = jsonValue.map((v) => ({
   normalise: parseJsonText,
 }))
 
-const plainObject: fc.Arbitrary<Case> = fc.dictionary(fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'), jsonLeaf, { maxKeys: 5 }).map(
-  (o) => ({
+const plainObject: fc.Arbitrary<Case> = fc
+  .dictionary(
+    fc.string({ maxLength: 8 }).filter((k) => k !== '__proto__'),
+    jsonLeaf,
+    { maxKeys: 5 },
+  )
+  .map((o) => ({
     kind: 'plain object',
     value: o,
     column: { postgres: 'jsonb', sqlite: 'text' },
     expected: () => expectedJson(o),
     normalise: parseJsonText,
-  }),
-)
+  }))
 
 const array: fc.Arbitrary<Case> = fc.array(fc.integer(), { maxLength: 6 }).map((a) => ({
   kind: 'Array',
@@ -261,10 +273,10 @@ describe('the parameter contract, on Postgres and SQLite at once', () => {
 
   it('one interpolated value is exactly one parameter, whatever its type', async () => {
     for (const backend of ['postgres', 'sqlite'] as const) {
-      const { rows } = await pools[backend].query<{ n: unknown }>(
-        sql`select ${sql.json(['red', 'green', 'blue'])} is not null as n, ${sql.json({ a: 1 })} is not null as m`,
+      const { rows } = await pools[backend].query<{ v: unknown; w: unknown }>(
+        sql`select ${sql.json(['red', 'green', 'blue'])} as v, ${sql.json({ a: 1 })} as w`,
       )
-      expect(rows).toHaveLength(1)
+      expect(rows).toEqual([{ v: '["red","green","blue"]', w: '{"a":1}' }])
       for (const value of [['red'], ['red', 'green', 'blue'], { a: 1, b: 2 }]) {
         const name = await table(backend, 'text')
         const id = nextId++
@@ -300,13 +312,16 @@ describe('the parameter contract, on Postgres and SQLite at once', () => {
   it('statement text with U+0000 is refused before sending on both backends', async () => {
     for (const backend of ['postgres', 'sqlite'] as const) {
       const name = await table(backend, 'text')
-      const err = await pools[backend].query(`insert into ${name} (id, v) values (${nextId++}, 'a');\u0000insert into ${name} (id, v) values (${nextId++}, 'b')`).then(
+      const [first, second] = [nextId++, nextId++]
+      const script = `insert into ${name} (id, v) values (${first}, 'a');\u0000insert into ${name} (id, v) values (${second}, 'b')`
+      const err = await pools[backend].query(script).then(
         () => undefined,
         (e: unknown) => e,
       )
       expect(DatabaseError.is(err, 'SYNTAX_ERROR')).toBe(true)
-      expect((err as DatabaseError).detail).toMatchObject({ position: expect.any(Number) })
-      const { rows } = await pools[backend].query<{ n: unknown }>(`select count(*) as n from ${name} where v in ('a', 'b')`)
+      expect((err as DatabaseError).detail).toMatchObject({ position: script.indexOf('\u0000') + 1 })
+      // neither statement ran, not even the one before the NUL
+      const { rows } = await pools[backend].query<{ n: unknown }>(`select count(*) as n from ${name} where id in (${first}, ${second})`)
       expect(Number(rows[0]!.n)).toBe(0)
     }
   })
