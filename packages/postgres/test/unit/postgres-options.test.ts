@@ -61,6 +61,7 @@ describe('manager options', () => {
   })
 
   it('prepare: true is the default mode, false turns it off, the modes are kept', () => {
+    expect(DEFAULT_PREPARE_MODE).toBe('second-use')
     expect(resolveManagerOptions({ prepare: true }).prepare).toBe(DEFAULT_PREPARE_MODE)
     expect(resolveManagerOptions({ prepare: false }).prepare).toBe(false)
     expect(resolveManagerOptions({ prepare: 'always' }).prepare).toBe('always')
