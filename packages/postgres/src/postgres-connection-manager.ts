@@ -241,6 +241,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   /** A lone auto-commit statement sharing the connection: sent at once, without waiting for the ones before it. */
   executeShared<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery): Promise<QueryResult<R>> {
     setPipeline(conn, true)
+    // behind statements still in flight, writing at once gains nothing (the server answers in order):
+    // the statements shared in this tick leave together. Alone, it leaves at once.
+    if (awaitsReadyForQuery(conn)) conn.holdWritesForTick()
     return this.#run<R>(conn, query, true)
   }
 

@@ -37,6 +37,8 @@ export class PostgresConnection implements ReferencedHandle {
   #ready = false
   #closing = false
   #lostReported = false
+  /** Writes are held (the socket corked) until the end of this tick: see {@link holdWritesForTick}. */
+  #holding = false
   readonly #onLost: (err: Error) => void
 
   /** @internal */
@@ -109,6 +111,24 @@ export class PostgresConnection implements ReferencedHandle {
   unref(): void {
     const client: PgClientRef = this.client as unknown as PgClientRef
     client.unref()
+  }
+
+  /**
+   * @internal Holds the socket's writes until the end of the current tick (cork, then uncork in
+   * `process.nextTick`), so every pipelined statement written in this tick leaves in one write
+   * instead of one system call each, as postgres.js batches its writes. Statements sent from promise
+   * continuations all run before the tick ends.
+   */
+  holdWritesForTick(): void {
+    if (this.#holding) return
+    const stream = this.client.connection.stream as { cork?: () => void; uncork?: () => void }
+    if (stream.cork === undefined || stream.uncork === undefined) return
+    this.#holding = true
+    stream.cork()
+    process.nextTick(() => {
+      this.#holding = false
+      stream.uncork?.()
+    })
   }
 
   /** @internal Destroys the socket at once, without the Terminate handshake. */
