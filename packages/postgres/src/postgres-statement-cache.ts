@@ -3,9 +3,15 @@ import { createHash } from 'node:crypto'
 /** When a repeated parameterised statement becomes a named prepared statement: see {@link PostgresManagerOptions.prepare}. */
 export type PrepareMode = 'always' | 'second-use'
 
-/** The row description the server sent for a named statement (pg's RowDescription message), kept so later runs skip Describe. */
+/**
+ * The row description the server sent for a named statement (pg's RowDescription fields), kept so
+ * later runs skip Describe; with what pg's Result built from it (a parser per column, the empty row),
+ * so they skip that too.
+ */
 export interface StatementDescription {
   readonly fields: readonly unknown[]
+  readonly parsers?: readonly unknown[]
+  readonly emptyRow?: object
 }
 
 /** One named prepared statement of a connection. */

@@ -29,6 +29,15 @@ interface PgQueryInternals {
   handleCommandComplete(msg: { text?: string }, connection: PgWire): void
   handleError(err: Error, connection: PgWire): void
   _getRows(connection: PgWire, rows: number | undefined): void
+  _accumulateRows: unknown
+  readonly _result: PgResultInternals
+}
+
+/** What pg's Result builds from a row description (`addFields`) and reads for every row. */
+interface PgResultInternals {
+  fields: readonly unknown[]
+  _parsers: readonly unknown[] | undefined
+  _prebuiltEmptyResultObject: object | null
 }
 
 /** pg's Query, constructed from a text and values (a config object would be copied property by property). */
@@ -81,8 +90,23 @@ class PgStatement extends PgQuery {
     }
     const known = this.#entry?.description
     if (known === undefined || this.binary) connection.describe({ type: 'P', name: this.portal })
-    else if (known.fields.length > 0) super.handleRowDescription(known)
+    else if (known.fields.length > 0) this.#describedBefore(known)
     this._getRows(connection, undefined)
+  }
+
+  /** As if the server had sent the kept row description: pg's Result gets the parsers built for it before. */
+  #describedBefore(known: StatementDescription): void {
+    const result = this._result
+    if (known.parsers === undefined || known.emptyRow === undefined) {
+      super.handleRowDescription(known)
+      return
+    }
+    // what Result.addFields would build again, identical for every run of this statement on this connection
+    result.fields = known.fields
+    result._parsers = known.parsers
+    result._prebuiltEmptyResultObject = known.emptyRow
+    // as handleRowDescription does for a query with a callback
+    this._accumulateRows = true
   }
 
   override handleRowDescription(msg: StatementDescription): void {
@@ -97,10 +121,22 @@ class PgStatement extends PgQuery {
     super.handleCommandComplete(msg, connection)
   }
 
-  /** After a successful run: remember the row description of a named statement. */
+  /** After a successful run: remember the row description of a named statement, and what pg built from it. */
   remember(): void {
     const entry = this.#entry
-    if (entry !== undefined && entry.description === undefined) entry.description = this.described ?? NO_FIELDS
+    if (entry === undefined || entry.description !== undefined) return
+    const described = this.described
+    if (described === undefined) {
+      entry.description = NO_FIELDS
+      return
+    }
+    const result = this._result
+    const parsers = result._parsers
+    const emptyRow = result._prebuiltEmptyResultObject
+    entry.description =
+      Array.isArray(parsers) && result.fields === described.fields && emptyRow !== null && typeof emptyRow === 'object'
+        ? { fields: described.fields, parsers, emptyRow }
+        : described
   }
 }
 

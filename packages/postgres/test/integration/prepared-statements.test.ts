@@ -83,6 +83,36 @@ describe('named prepared statements', () => {
     ])
   })
 
+  it.each(['always', 'second-use'] as const)(
+    "'%s': values come back the same on every run (unnamed, described, then with the kept description)",
+    async (prepare) => {
+      const pool = onePool({ prepare, int8: 'bigint' })
+      const text =
+        'select $1::int8 as big, 1.50::numeric as num, $2::timestamptz as at, $3::jsonb as doc, $4::bytea as bin, null::text as nothing, $5::text as t, $5::text || \'!\' as "T"'
+      const at = new Date('2024-03-01T00:30:00.000Z')
+      for (let run = 0; run < 4; run++) {
+        const { rows } = await pool.query(text, [9007199254740993n, at, { a: [1, run] }, Buffer.from([run, 255]), `run ${run}`])
+        expect(rows).toEqual([
+          {
+            big: 9007199254740993n,
+            num: '1.50',
+            at,
+            doc: { a: [1, run] },
+            bin: Buffer.from([run, 255]),
+            nothing: null,
+            t: `run ${run}`,
+            T: `run ${run}!`,
+          },
+        ])
+      }
+      // no rows, and a statement that returns none
+      for (let run = 0; run < 3; run++) {
+        expect((await pool.query('select id from kv where id = $1', [-run])).rows).toEqual([])
+        expect((await pool.query('update kv set v = v where id = $1', [1])).rowCount).toBe(1)
+      }
+    },
+  )
+
   it("'second-use': the first run is unnamed, the second prepares it", async () => {
     const pool = onePool({ prepare: 'second-use' })
     const text = 'select v from kv where id = $1'
