@@ -5,7 +5,7 @@ import { admin, rejection, uniqueAppName } from './helpers'
 
 // PgBouncer 1.18 (Debian 12's package) in transaction pooling mode in front of the test server.
 // .ci/run installs it; with CI set a missing binary fails these tests instead of skipping them.
-const available = findPgBouncer() !== undefined || process.env.CI !== undefined
+const available = findPgBouncer() !== undefined || Boolean(process.env.CI)
 const suite = available ? describe : describe.skip
 if (!available) console.warn('pgbouncer.test.ts: no pgbouncer binary (apt-get install pgbouncer): skipped')
 
