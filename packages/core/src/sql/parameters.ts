@@ -63,10 +63,13 @@ export function isPlainObject(value: object): boolean {
  * - a `bigint` anywhere inside becomes a JSON string of its decimal digits (`9007199254740993n` →
  *   `"9007199254740993"`), so it reads back exactly (the protobuf JSON mapping writes int64 the same way);
  * - `NaN`/`±Infinity` (JSON.stringify would write `null`), functions and symbols (it would drop them or
- *   write `null`), `undefined` as an array element or as the whole value, and cycles are refused with
- *   `INVALID_PARAMETER` (position 1-based).
- * `undefined` object properties are left out and `toJSON()` is honoured (a Date becomes its ISO text),
- * as JSON.stringify does.
+ *   write `null`), `undefined` as an array element or as the whole value, invalid Dates (written as
+ *   `null`), objects whose contents JSON.stringify drops (`Map`, `Set`, `RegExp`, `Error`, typed
+ *   arrays, `ArrayBuffer`, ...: written as `{}` or as an object of indices), and cycles are refused
+ *   with `INVALID_PARAMETER` (position 1-based).
+ * `undefined` object properties are left out and `toJSON()` is honoured (a Date becomes its ISO text,
+ * a Buffer `{"type":"Buffer","data":[...]}`), and class instances are written with their own
+ * enumerable properties, as JSON.stringify does.
  */
 export function jsonParameterText(value: unknown, position: number, backend: ErrorBackend): string {
   let problem: string | undefined
@@ -87,6 +90,19 @@ export function jsonParameterText(value: unknown, position: number, backend: Err
       case 'undefined':
         if (isTop || Array.isArray(this)) problem ??= `holds undefined at ${where(key)}, which JSON cannot represent`
         return v
+      case 'object':
+        if (v === null) {
+          // toJSON() already ran: an invalid Date arrives as null, so look at the value the holder has
+          if (isInvalidDate((this as Record<string, unknown>)[key]))
+            problem ??= `holds an invalid Date at ${where(key)}, which JSON.stringify would write as null`
+          return v
+        }
+        if (!Array.isArray(v) && !isPlainObject(v)) {
+          const lost = contentsLostInJson(v)
+          if (lost !== undefined)
+            problem ??= `holds a ${lost} at ${where(key)}, whose contents JSON.stringify would drop: convert it first (Object.fromEntries(map), [...set], Array.from(bytes), String(regexp))`
+        }
+        return v
       default:
         return v
     }
@@ -102,6 +118,36 @@ export function jsonParameterText(value: unknown, position: number, backend: Err
     throw invalidParameter(position, value, problem ?? 'has no JSON representation', backend)
   }
   return text
+}
+
+/**
+ * Built-in objects that keep their data in internal slots: JSON.stringify writes a `Map`, `Set`,
+ * `RegExp`, `Error`, `Promise`, `ArrayBuffer` ... as `{}` and a typed array as an object of indices.
+ * Subclasses (`class Registry extends Map`) carry the same tag.
+ */
+const LOSSY_JSON_TAGS: ReadonlySet<string> = new Set([
+  'Map',
+  'Set',
+  'WeakMap',
+  'WeakSet',
+  'WeakRef',
+  'RegExp',
+  'Error',
+  'Promise',
+  'ArrayBuffer',
+  'SharedArrayBuffer',
+  'Blob',
+])
+
+/** The type name when JSON.stringify would silently lose `value`'s contents, else undefined. */
+function contentsLostInJson(value: object): string | undefined {
+  const tag = Object.prototype.toString.call(value).slice(8, -1)
+  if (LOSSY_JSON_TAGS.has(tag) || ArrayBuffer.isView(value)) return describeValue(value)
+  return undefined
+}
+
+function isInvalidDate(value: unknown): boolean {
+  return Object.prototype.toString.call(value) === '[object Date]' && Number.isNaN((value as Date).getTime())
 }
 
 function where(key: string): string {

@@ -44,6 +44,39 @@ describe('jsonParameterText', () => {
     expect(err.detail).toMatchObject({ position: 3 })
   })
 
+  it.each([
+    ['a Map', { m: new Map([['k', 1]]) }, /Map at key "m", whose contents JSON.stringify would drop/],
+    ['a Set', [new Set([1, 2])], /Set at key "0"/],
+    ['a RegExp', { r: /x/ }, /RegExp at key "r"/],
+    ['an Error', { e: new Error('x') }, /Error at key "e"/],
+    ['a typed array', { bytes: new Uint8Array([1, 2]) }, /Uint8Array at key "bytes"/],
+    ['an ArrayBuffer', { b: new ArrayBuffer(2) }, /ArrayBuffer at key "b"/],
+    ['a Map subclass', { m: new (class Registry extends Map {})() }, /Registry at key "m"/],
+    ['an invalid Date', { d: new Date('nope') }, /invalid Date at key "d", which JSON.stringify would write as null/],
+    ['an invalid Date in an array', [new Date('nope')], /invalid Date at key "0"/],
+    ['a Map at the top level', new Map(), /Map at the top level/],
+    ['an invalid Date at the top level', new Date('nope'), /invalid Date at the top level/],
+  ])('refuses %s inside JSON instead of writing {} or null', (_name, value, message) => {
+    const err = refusal(() => jsonParameterText(value, 2, 'sqlite'))
+    expect(err.code).toBe('INVALID_PARAMETER')
+    expect(err.message).toMatch(/^parameter 2 /)
+    expect(err.message).toMatch(message)
+    expect(err.detail).toMatchObject({ position: 2 })
+  })
+
+  it('keeps what JSON.stringify writes without loss: toJSON results, class instances, boxed primitives', () => {
+    class Point {
+      constructor(
+        readonly x: number,
+        readonly y: number,
+      ) {}
+    }
+    expect(jsonParameterText({ p: new Point(1, 2), b: Buffer.from('hi'), s: Object(1) as unknown }, 1, 'postgres')).toBe(
+      '{"p":{"x":1,"y":2},"b":{"type":"Buffer","data":[104,105]},"s":1}',
+    )
+    expect(jsonParameterText({ n: null, list: [null] }, 1, 'postgres')).toBe('{"n":null,"list":[null]}')
+  })
+
   it('refuses a cycle with the serializer error as cause', () => {
     const cyclic: Record<string, unknown> = {}
     cyclic.self = cyclic
