@@ -17,6 +17,7 @@ export {
   FATAL_SQLSTATES,
   SOCKET_ERROR_CODES,
   isFatalSqlState,
+  isParameterCountMismatch,
   mapSqlState,
   mapPostgresError,
   scrubError,

@@ -17,7 +17,7 @@ import {
 } from '@dbpool/core'
 import { sendCancelRequest } from './postgres-cancel'
 import { PostgresConnection } from './postgres-connection'
-import { isFatalSqlState, mapPostgresError, sqlStateOf } from './postgres-errors'
+import { isFatalSqlState, isParameterCountMismatch, mapPostgresError, sqlStateOf } from './postgres-errors'
 import {
   CLEAN_SESSION_SQL,
   resolveManagerOptions,
@@ -512,8 +512,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   }
 
   #queryError(conn: PostgresConnection, err: unknown): DatabaseError {
-    // a cached plan's changed result type (0A000) says nothing about the connection, unlike the rest of 0A
-    if (isFatalSqlState(sqlStateOf(err)) && statementInvalidation(err, true) === undefined) conn.markBroken(err as Error)
+    // a cached plan's changed result type (0A000) says nothing about the connection, unlike the rest of 0A;
+    // nor does a Bind with the wrong number of values (08P01 from exec_bind_message: the session goes on)
+    if (isFatalSqlState(sqlStateOf(err)) && statementInvalidation(err, true) === undefined && !isParameterCountMismatch(err))
+      conn.markBroken(err as Error)
     const mapped = mapPostgresError(err, { connectionBroken: !conn.usable, secrets: this.#secrets })
     // a socket error (EPIPE, ECONNRESET) can reach the statement before pg reports it on the client
     if (mapped.code === 'CONNECTION_LOST' && conn.usable) conn.markBroken(mapped)

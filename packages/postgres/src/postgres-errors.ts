@@ -40,6 +40,7 @@ export const SQLSTATE_CODES: Readonly<Record<string, SqlStateMapping>> = Object.
   // class 42: syntax error or access rule violation
   '42000': { code: 'SYNTAX_ERROR' },
   '42601': { code: 'SYNTAX_ERROR' },
+  '42P02': { code: 'INVALID_PARAMETER', retryable: false }, // undefined_parameter: `$1` in a statement sent without values
   // class 53: insufficient resources
   '53300': { code: 'CONNECTION_FAILED' }, // too_many_connections
   // class 55: object not in prerequisite state
@@ -66,6 +67,17 @@ export const FATAL_SQLSTATES: ReadonlySet<string> = new Set(['57P01', '57P02', '
 /** True when a connection that saw this SQLSTATE must be evicted: class 08, 57P01, 57P02, 57P03, 0A000. */
 export function isFatalSqlState(sqlState: string | undefined): boolean {
   return sqlState !== undefined && (sqlState.startsWith('08') || FATAL_SQLSTATES.has(sqlState))
+}
+
+/**
+ * True for the server's answer to a Bind whose value count differs from the statement's placeholders
+ * (`bind message supplies 2 parameters, but prepared statement "..." requires 1`): SQLSTATE 08P01
+ * raised at ERROR level by `exec_bind_message`. Unlike other protocol violations the session stays
+ * usable (the server skips to the next Sync), so it is the caller's INVALID_PARAMETER, not a lost
+ * connection: the same code SQLite gives for values that do not fit the placeholders.
+ */
+export function isParameterCountMismatch(err: unknown): boolean {
+  return sqlStateOf(err) === '08P01' && (err as PgErrorFields).routine === 'exec_bind_message'
 }
 
 /** The mapping for a SQLSTATE: exact, then class, then QUERY_FAILED. */
@@ -148,6 +160,15 @@ export function mapPostgresError(err: unknown, context: MapContext = {}): Databa
     })
   }
   const sqlState = sqlStateOf(err)
+  if (sqlState && isParameterCountMismatch(err)) {
+    return new DatabaseError('INVALID_PARAMETER', `the statement's parameters do not fit its placeholders: ${message}`, {
+      backend: 'postgres',
+      sqlState,
+      cause,
+      retryable: false,
+      detail: detailOf(err),
+    })
+  }
   if (sqlState) {
     const mapping = mapSqlState(sqlState)
     const code = context.connecting && mapping.code === 'CONNECTION_LOST' ? 'CONNECTION_FAILED' : mapping.code

@@ -30,8 +30,9 @@ export class TransactionOutcome {
 
   /** After each statement of the handle: remember its error; notice a transaction the engine ended. */
   afterStatement(error: unknown): void {
-    // a value refused before sending never reached the engine and cannot have aborted anything
-    if (DatabaseError.is(error) && error.code !== 'INVALID_PARAMETER') this.errors.push(error)
+    // a value refused before sending never reached the engine and cannot have aborted anything (one
+    // the server refused, such as a Postgres Bind with the wrong value count, has a SQLSTATE and did)
+    if (DatabaseError.is(error) && (error.code !== 'INVALID_PARAMETER' || error.sqlState !== undefined)) this.errors.push(error)
     if (this.#ended || this.state?.() !== 'idle') return
     this.#ended = this.firstError
       ? rolledBack(this.backend, 'the database rolled the transaction back by itself', this.firstError)

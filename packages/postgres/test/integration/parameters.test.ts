@@ -171,6 +171,54 @@ describe('refused before sending; the connection stays usable', () => {
     expect((await pool.query('select n from refused_in_tx order by n')).rows).toEqual([{ n: 1 }, { n: 2 }])
   })
 
+  describe('a value count that does not fit the placeholders: INVALID_PARAMETER, as on SQLite, and the connection is kept', () => {
+    it.each<[string, string, unknown[], boolean]>([
+      ['too few values', 'select $1::int as v', [], true],
+      ['too many values', 'select $1::int as v', [1, 2], true],
+      ['values for a statement without placeholders', 'select 1 as v', [1], true],
+      ['too few values, prepare: false', 'select $1::int as v', [], false],
+    ])('%s', async (_what, text, params, prepare) => {
+      const one = poolOn(db.url, { max: 1, min: 0 }, prepare ? {} : { prepare: false })
+      const destroyed: string[] = []
+      one.on('destroy', ({ reason }) => destroyed.push(reason))
+      try {
+        const pid = (await one.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid
+        for (let run = 0; run < 2; run++) {
+          const err = await rejection(one.query(text, params))
+          expect(err.code).toBe('INVALID_PARAMETER')
+          expect(err.retryable).toBe(false)
+          if (prepare) {
+            expect(err.sqlState).toBe('08P01')
+            expect(err.message).toMatch(/^the statement's parameters do not fit its placeholders: bind message supplies/)
+          } else {
+            // pg sends a statement without values as a simple query: the server finds no value for $1
+            expect(err.sqlState).toBe('42P02')
+          }
+        }
+        // the same statement with the right values runs on the same connection
+        const right = text.includes('$1') ? [7] : []
+        expect((await one.query<{ v: number }>(text, right)).rows).toEqual([{ v: text.includes('$1') ? 7 : 1 }])
+        expect((await one.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid).toBe(pid)
+        expect(destroyed).toEqual([])
+      } finally {
+        await one.close()
+      }
+    })
+
+    it('inside a transaction the server refused it, so the transaction was aborted: transaction() rejects with it as the cause', async () => {
+      await pool.query('create table if not exists miscounted_in_tx (n int)')
+      const err = await rejection(
+        pool.transaction(async (tx) => {
+          await tx.query('insert into miscounted_in_tx values (1)')
+          await tx.query('insert into miscounted_in_tx values ($1)', []).catch(() => undefined)
+        }),
+      )
+      expect(err.code).toBe('TRANSACTION_ROLLED_BACK')
+      expect((err.cause as { code?: string }).code).toBe('INVALID_PARAMETER')
+      expect((await pool.query('select n from miscounted_in_tx')).rows).toEqual([])
+    })
+  })
+
   it('sessionInit text with U+0000 fails the connect with SYNTAX_ERROR', async () => {
     const bad = poolOn(db.url, { min: 0, acquireTimeoutMs: 10_000 }, { sessionInit: "set application_name = 'x'\u0000" })
     try {

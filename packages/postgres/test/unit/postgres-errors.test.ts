@@ -5,6 +5,7 @@ import {
   FATAL_SQLSTATES,
   SQLSTATE_CODES,
   isFatalSqlState,
+  isParameterCountMismatch,
   mapPostgresError,
   mapSqlState,
   scrubError,
@@ -27,6 +28,7 @@ describe('SQLSTATE table', () => {
     ['28P01', 'AUTHENTICATION_FAILED', false],
     ['28000', 'AUTHENTICATION_FAILED', false],
     ['42601', 'SYNTAX_ERROR', false],
+    ['42P02', 'INVALID_PARAMETER', false],
     ['25006', 'READ_ONLY', false],
     ['57P01', 'CONNECTION_LOST', true],
     ['57P02', 'CONNECTION_LOST', true],
@@ -65,6 +67,21 @@ describe('SQLSTATE table', () => {
     for (const s of ['08000', '08003', '08006', '08P01', '57P01', '57P02', '57P03', '0A000']) expect(isFatalSqlState(s)).toBe(true)
     for (const s of ['57014', '40001', '23505', '25006', '42601', undefined]) expect(isFatalSqlState(s)).toBe(false)
     expect([...FATAL_SQLSTATES].sort()).toEqual(['0A000', '57P01', '57P02', '57P03'])
+  })
+
+  it('a Bind with the wrong value count (08P01 from exec_bind_message) is INVALID_PARAMETER; other 08P01 stay CONNECTION_LOST', () => {
+    const mismatch = pgError('08P01', 'bind message supplies 0 parameters, but prepared statement "" requires 1', {
+      routine: 'exec_bind_message',
+    })
+    expect(isParameterCountMismatch(mismatch)).toBe(true)
+    const err = mapPostgresError(mismatch)
+    expect(err.code).toBe('INVALID_PARAMETER')
+    expect(err.retryable).toBe(false)
+    expect(err.sqlState).toBe('08P01')
+    expect(err.message).toBe(`the statement's parameters do not fit its placeholders: ${mismatch.message}`)
+    const violation = pgError('08P01', 'invalid frontend message type 0', { routine: 'SocketBackend', severity: 'FATAL' })
+    expect(isParameterCountMismatch(violation)).toBe(false)
+    expect(mapPostgresError(violation).code).toBe('CONNECTION_LOST')
   })
 
   it('while connecting, connection-class failures are CONNECTION_FAILED', () => {
