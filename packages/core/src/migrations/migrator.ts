@@ -16,6 +16,7 @@ import type {
 import { loadMigrationsFromDirectory, migrationsFromDefinitions } from './migration-loader'
 import { MigrationStore, type AppliedMigration } from './migration-store'
 import { splitSqlStatements, type SqlStatement } from './sql-splitter'
+import { transactionControlOf } from '../transaction/transaction-control'
 
 /** The part of a {@link DatabasePool} the Migrator uses; every `DatabasePool<C>` fits. */
 export interface MigrationPool {
@@ -441,12 +442,9 @@ async function runStep(
   }
 }
 
-/** BEGIN / COMMIT / END / ABORT / ROLLBACK (not ROLLBACK TO) / START TRANSACTION at the top level. */
+/** BEGIN / COMMIT / END / ABORT / ROLLBACK (not ROLLBACK TO) / START or PREPARE TRANSACTION at the top level. */
 function isTransactionControl(head: readonly string[]): boolean {
-  const [first, second] = head
-  if (first === 'BEGIN' || first === 'COMMIT' || first === 'END' || first === 'ABORT') return true
-  if (first === 'ROLLBACK') return second !== 'TO'
-  return first === 'START' && second === 'TRANSACTION'
+  return transactionControlOf(head) !== undefined
 }
 
 function drifted(m: Migration, a: AppliedMigration): boolean {

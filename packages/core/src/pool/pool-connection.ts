@@ -13,7 +13,10 @@ export interface PoolConnection<C = unknown> {
   readonly id: number
   readonly lane: Lane
   readonly backend: Backend
-  /** The native connection (pg.Client, better-sqlite3 Database, ...), for backend-specific work. */
+  /**
+   * The manager's connection, for backend-specific work: the better-sqlite3 `Database` on SQLite; on
+   * Postgres a `PostgresConnection` whose `client` is the `pg.Client` (`conn.native.client.query(new Cursor(...))`).
+   */
   readonly native: C
   /** Runs one statement on this connection. */
   query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>>
@@ -21,7 +24,12 @@ export interface PoolConnection<C = unknown> {
 
 /** A connection inside a transaction; `transaction()` nests with a savepoint. */
 export interface Transaction<C = unknown> extends PoolConnection<C> {
-  /** Runs `fn` inside a savepoint: released on success, rolled back to on error (which is rethrown). */
+  /**
+   * Runs `fn` inside a savepoint: released on success, rolled back to on error (which is rethrown).
+   * When `fn` returned after a statement error had aborted the transaction (Postgres), the savepoint
+   * is rolled back and this rejects with TRANSACTION_ROLLED_BACK, its `cause` that first error: the
+   * transaction may go on after catching it.
+   */
   transaction<T>(fn: (tx: Transaction<C>) => Promise<T>): Promise<T>
 }
 
@@ -65,6 +73,13 @@ export class ConnectionHandle<C> implements Transaction<C> {
     if (outcome === undefined) return this.control<R>(query, params, options)
     // the engine ended the transaction: a statement now would run in autocommit and be kept
     if (outcome.ended) return Promise.reject(outcome.ended)
+    let refused: DatabaseError | undefined
+    try {
+      refused = outcome.refuseControl(query)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (refused) return Promise.reject(refused)
     return this.control<R>(query, params, options).then(
       (result) => {
         outcome.afterStatement(undefined)
@@ -96,13 +111,19 @@ export class ConnectionHandle<C> implements Transaction<C> {
     await this.query(`SAVEPOINT ${name}`)
     const recovered = this.#outcome?.errors.length ?? 0
     let result: T
+    let releasing = false
     try {
       result = await fn(this)
+      // a savepoint whose work the engine threw away is rolled back, not released
+      this.#outcome?.checkSavepoint(recovered)
+      releasing = true
+      await this.query(`RELEASE SAVEPOINT ${name}`)
     } catch (err) {
-      await this.#rollbackTo(name, recovered, err)
-      throw err
+      // a RELEASE refused because an earlier error aborted the transaction must not hide that error
+      const reported = releasing && this.#outcome ? this.#outcome.releaseFailed(err, recovered) : err
+      await this.#rollbackTo(name, recovered, reported)
+      throw reported
     }
-    await this.query(`RELEASE SAVEPOINT ${name}`)
     return result
   }
 

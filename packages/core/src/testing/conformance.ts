@@ -126,6 +126,41 @@ export function defineConformanceSuite(t: ConformanceTestApi, setup: Conformance
       )
     })
 
+    t.it('refuses COMMIT, ROLLBACK, END and BEGIN through tx.query() before running them: nothing is kept', async () => {
+      const controls = ['COMMIT', 'rollback', 'END', "/* c */ commit; insert into conf_items (id, name) values (22, 'after')", 'BEGIN']
+      for (const control of controls) {
+        let refusal: unknown
+        await assert.rejects(
+          pool.transaction(async (tx) => {
+            await tx.query(sql`insert into conf_items (id, name) values (${20}, ${'before'})`)
+            refusal = await tx.query(control).then(
+              () => undefined,
+              (err: unknown) => err,
+            )
+            await tx.query(sql`insert into conf_items (id, name) values (${21}, ${'later'})`)
+            throw new Error('the callback fails')
+          }),
+          // the statement was refused, so the transaction went on and rolled back on the callback's error
+          (err) => err instanceof Error && err.message === 'the callback fails',
+        )
+        assert.ok(
+          DatabaseError.is(refusal) &&
+            refusal.code === 'QUERY_FAILED' &&
+            /through tx\.query\(\) is refused and was not run/.test(refusal.message),
+          `${control}: ${String(refusal)}`,
+        )
+        const { rows } = await pool.query(sql`select id from conf_items where id in (${20}, ${21}, ${22})`)
+        assert.deepEqual(rows, [], `${control}: nothing may be kept`)
+      }
+      // a savepoint's ROLLBACK TO stays allowed
+      await pool.transaction(async (tx) => {
+        await tx.query('SAVEPOINT mine')
+        await tx.query(sql`insert into conf_items (id, name) values (${23}, ${'undone'})`)
+        await tx.query('ROLLBACK TO SAVEPOINT mine')
+      })
+      assert.deepEqual((await pool.query(sql`select id from conf_items where id = ${23}`)).rows, [])
+    })
+
     t.it('a connection released inside an open transaction reaches the next borrower clean', async () => {
       await pool.withConnection(async (conn) => {
         await conn.query(pool.backend === 'sqlite' ? 'BEGIN IMMEDIATE' : 'BEGIN')

@@ -1,5 +1,7 @@
 import { DatabaseError, type ErrorBackend } from '../errors/database-error'
-import type { TransactionState } from '../driver/connection-manager'
+import type { Backend, TransactionState } from '../driver/connection-manager'
+import type { SqlFragment } from '../sql/sql'
+import { queryText, transactionControlStatement } from './transaction-control'
 
 /**
  * @internal What a transaction's handle knows about the transaction while `fn` runs: the statement
@@ -26,6 +28,51 @@ export class TransactionOutcome {
   /** The first statement error still relevant (not recovered by a savepoint). */
   get firstError(): DatabaseError | undefined {
     return this.errors[0]
+  }
+
+  /**
+   * Before each statement of the handle: the error refusing a statement that would end or begin the
+   * transaction (`COMMIT`, `ROLLBACK`, `END`, ... through `tx.query()`), which is then never sent;
+   * otherwise undefined. Such a statement used to run: a COMMIT kept the work and `transaction()`
+   * still rejected, or the callback's own error was rethrown as if nothing had been kept.
+   */
+  refuseControl(query: SqlFragment | string): DatabaseError | undefined {
+    if (this.backend === 'pool') return undefined
+    const backend: Backend = this.backend
+    const statement = transactionControlStatement(queryText(query, backend), backend)
+    if (statement === undefined) return undefined
+    return new DatabaseError(
+      'QUERY_FAILED',
+      `${statement} through tx.query() is refused and was not run: transaction() owns the transaction (return from the callback to commit, throw to roll back; tx.transaction() for a savepoint)`,
+      { backend, retryable: false, detail: { statement } },
+    )
+  }
+
+  /**
+   * When a savepoint's callback returned: throws when the savepoint cannot be released because its
+   * work is gone, so the savepoint is rolled back and the caller told, instead of the RELEASE failing
+   * with an error that hides the first one: the engine ended the transaction (SQLite), or aborted it
+   * (Postgres `E`: the callback caught a statement error and returned).
+   *
+   * @param since How many errors were recorded before the savepoint began.
+   */
+  checkSavepoint(since: number): void {
+    if (this.#ended) throw this.#ended
+    if (this.state?.() === 'failed') throw savepointRolledBack(this.backend, this.errors[since] ?? this.firstError)
+  }
+
+  /**
+   * The error a savepoint reports when its RELEASE failed: when a statement inside the savepoint had
+   * failed first (the engine's state was not yet known when the callback returned, so
+   * {@link checkSavepoint} could not tell), TRANSACTION_ROLLED_BACK with that first error as cause;
+   * otherwise the RELEASE error itself.
+   *
+   * @param since How many errors were recorded before the savepoint began.
+   */
+  releaseFailed(releaseError: unknown, since: number): unknown {
+    const first = this.errors[since]
+    if (first === undefined || first === releaseError) return releaseError
+    return savepointRolledBack(this.backend, first)
   }
 
   /** After each statement of the handle: remember its error; notice a transaction the engine ended. */
@@ -63,6 +110,16 @@ export class TransactionOutcome {
     if (command !== undefined && command.toUpperCase() === 'ROLLBACK')
       throw rolledBack(this.backend, 'COMMIT was answered with ROLLBACK: the transaction had been aborted', this.firstError)
   }
+}
+
+/** TRANSACTION_ROLLED_BACK for a savepoint whose callback returned after the engine aborted its work. */
+function savepointRolledBack(backend: ErrorBackend, first: DatabaseError | undefined): DatabaseError {
+  const detail = first ? `; first error: ${first.code}: ${first.message}` : ''
+  return new DatabaseError(
+    'TRANSACTION_ROLLED_BACK',
+    `the savepoint was rolled back: its callback returned after a statement error had aborted the transaction${detail}`,
+    { backend, cause: first, retryable: first?.retryable ?? false, sqlState: first?.sqlState, sqliteCode: first?.sqliteCode },
+  )
 }
 
 /** A TRANSACTION_ROLLED_BACK error; retryable exactly when its cause is (a caught serialization failure replays). */

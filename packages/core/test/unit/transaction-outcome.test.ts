@@ -122,18 +122,114 @@ describe('transaction outcome: resolves only when the engine committed', () => {
     await pool.close()
   })
 
-  it('COMMIT or ROLLBACK run through tx.query ends the transaction: later statements are refused', async () => {
+  it.each(['COMMIT', 'rollback', 'END', 'commit; insert 3', '-- note\nABORT', 'BEGIN', 'PREPARE TRANSACTION x'])(
+    '%j through tx.query is refused before it runs; the transaction rolls back on the error',
+    async (control) => {
+      const { pool, manager } = makePool({ max: 1 })
+      const err = await rejection(
+        pool.transaction(async (tx) => {
+          await tx.query('insert 1')
+          await tx.query(control)
+          await tx.query('insert 2')
+        }),
+      )
+      expect((err as DatabaseError).code).toBe('QUERY_FAILED')
+      expect((err as DatabaseError).message).toMatch(/through tx\.query\(\) is refused and was not run/)
+      expect(manager.connections[0]!.statements).toEqual(['BEGIN', 'insert 1', 'ROLLBACK'])
+      await pool.close()
+    },
+  )
+
+  it('ROLLBACK TO a savepoint of your own stays allowed', async () => {
     const { pool, manager } = makePool({ max: 1 })
+    await pool.transaction(async (tx) => {
+      await tx.query('SAVEPOINT mine')
+      await tx.query('ROLLBACK TO SAVEPOINT mine')
+      await tx.query('rollback transaction to mine')
+    })
+    expect(manager.connections[0]!.statements.at(-1)).toBe('COMMIT')
+    await pool.close()
+  })
+
+  it('a statement that ended the transaction anyway (not recognised by its text) makes later statements refused', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    const real = manager.transactionState.bind(manager)
+    let ended = false
+    const spy = jest.spyOn(manager, 'transactionState').mockImplementation((conn) => (ended ? 'idle' : real(conn)))
     const err = await rejection(
       pool.transaction(async (tx) => {
         await tx.query('insert 1')
-        await tx.query('COMMIT')
+        ended = true
+        await tx.query('call something_that_commits()')
         await tx.query('insert 2')
       }),
     )
+    spy.mockRestore()
     expect((err as DatabaseError).code).toBe('QUERY_FAILED')
     expect((err as DatabaseError).message).toMatch(/ended it/)
     expect(manager.connections[0]!.statements).not.toContain('insert 2')
+    await pool.close()
+  })
+
+  it.each([
+    ['known (Postgres E)', 'failed' as const],
+    ['not yet known (ReadyForQuery on its way): the RELEASE fails', 'unknown' as const],
+  ])(
+    'a savepoint whose callback caught an error and returned, the state %s: rolled back, TRANSACTION_ROLLED_BACK with the first error as cause; the transaction can go on',
+    async (_what, state) => {
+      const { pool, manager } = makePool({ max: 1 })
+      const first = unique()
+      manager.queryFaults.push({ match: /insert dup/, fault: { kind: 'fail', error: first }, fatal: false })
+      const real = manager.transactionState.bind(manager)
+      let pretend = false
+      // as while Postgres' ReadyForQuery is on its way: the callback returned before the state was known
+      const spy = jest.spyOn(manager, 'transactionState').mockImplementation((conn) => (pretend ? 'unknown' : real(conn)))
+      let inner: unknown
+      const out = await pool.transaction(async (tx) => {
+        await tx.query('insert ok')
+        inner = await rejection(
+          tx.transaction(async (sp) => {
+            await sp.query('insert dup').catch(() => undefined)
+            pretend = state === 'unknown'
+          }),
+        )
+        pretend = false
+        await tx.query('insert more')
+        return 'committed'
+      })
+      spy.mockRestore()
+      expect((inner as DatabaseError).code).toBe('TRANSACTION_ROLLED_BACK')
+      expect((inner as DatabaseError).message).toMatch(/^the savepoint was rolled back/)
+      expect((inner as DatabaseError).cause).toBe(first)
+      expect(out).toBe('committed')
+      const statements = manager.connections[0]!.statements
+      expect(statements).toContain('ROLLBACK TO SAVEPOINT dbpool_sp_1')
+      // the RELEASE is only tried when the state was not known yet, and its failure does not hide the first error
+      expect(statements.includes('RELEASE SAVEPOINT dbpool_sp_1')).toBe(true)
+      expect(statements.filter((t) => t === 'RELEASE SAVEPOINT dbpool_sp_1')).toHaveLength(state === 'unknown' ? 2 : 1)
+      expect(statements.at(-1)).toBe('COMMIT')
+      await pool.close()
+    },
+  )
+
+  it('a savepoint 3 deep whose innermost callback caught an error: the first error reaches the top, nothing commits', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    const first = unique()
+    manager.queryFaults.push({ match: /insert dup/, fault: { kind: 'fail', error: first }, fatal: false })
+    const err = await rejection(
+      pool.transaction(async (tx) => {
+        await tx.transaction(async (a) =>
+          a.transaction(async (b) =>
+            b.transaction(async (c) => {
+              await c.query('insert dup').catch(() => undefined)
+            }),
+          ),
+        )
+      }),
+    )
+    expect((err as DatabaseError).code).toBe('TRANSACTION_ROLLED_BACK')
+    expect((err as DatabaseError).cause).toBe(first)
+    expect(manager.connections[0]!.statements).not.toContain('COMMIT')
     await pool.close()
   })
 

@@ -80,6 +80,41 @@ describe('transaction() with the Postgres pieces', () => {
     expect((await pool.query('select 1 as ok')).rows).toEqual([{ ok: 1 }])
   })
 
+  it('a savepoint 3 deep whose callback caught a statement error: the first error reaches the top (not the RELEASE failure), nothing kept', async () => {
+    const err = await rejection(
+      pool.transaction(async (tx) => {
+        await tx.query('insert into ledger values (20)')
+        await tx.transaction(async (a) =>
+          a.transaction(async (b) =>
+            b.transaction(async (c) => {
+              await c.query('insert into ledger values (21)')
+              await c.query('insert into ledger values (21)').catch(() => undefined) // unique violation, caught
+            }),
+          ),
+        )
+      }),
+    )
+    expect(err.code).toBe('TRANSACTION_ROLLED_BACK')
+    expect(err.message).toMatch(/^the savepoint was rolled back/)
+    expect((err.cause as { code?: string } | undefined)?.code).toBe('UNIQUE_VIOLATION')
+    expect((await pool.query('select count(*)::int as n from ledger where id in (20, 21)')).rows).toEqual([{ n: 0 }])
+  })
+
+  it('such a savepoint is rolled back, so a caller that catches its rejection goes on and commits the rest', async () => {
+    await pool.transaction(async (tx) => {
+      await tx.query('insert into ledger values (22)')
+      const inner = await rejection(
+        tx.transaction(async (sp) => {
+          await sp.query('insert into ledger values (23)')
+          await sp.query('insert into ledger values (22)').catch(() => undefined) // unique violation, caught
+        }),
+      )
+      expect(inner.code).toBe('TRANSACTION_ROLLED_BACK')
+      await tx.query('insert into ledger values (24)')
+    })
+    expect((await pool.query('select id from ledger where id in (22, 23, 24) order by id')).rows).toEqual([{ id: 22 }, { id: 24 }])
+  })
+
   it('a committed transaction resolves and is kept', async () => {
     await pool.transaction((tx) => tx.query('insert into ledger values (11)'))
     expect((await pool.query('select count(*)::int as n from ledger where id = 11')).rows).toEqual([{ n: 1 }])
