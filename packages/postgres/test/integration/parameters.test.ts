@@ -183,16 +183,17 @@ describe('refused before sending; the connection stays usable', () => {
       one.on('destroy', ({ reason }) => destroyed.push(reason))
       try {
         const pid = (await one.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid
-        for (let run = 0; run < 2; run++) {
+        // three runs: unnamed, then prepared (prepare: 'second-use'), then the named statement again
+        for (let run = 0; run < 3; run++) {
           const err = await rejection(one.query(text, params))
           expect(err.code).toBe('INVALID_PARAMETER')
           expect(err.retryable).toBe(false)
-          if (prepare) {
-            expect(err.sqlState).toBe('08P01')
+          if (err.sqlState === '08P01') {
             expect(err.message).toMatch(/^the statement's parameters do not fit its placeholders: bind message supplies/)
           } else {
             // pg sends a statement without values as a simple query: the server finds no value for $1
             expect(err.sqlState).toBe('42P02')
+            expect(params).toEqual([])
           }
         }
         // the same statement with the right values runs on the same connection
