@@ -386,8 +386,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
 
   /**
    * Sends one converted statement: a parameterised one, or a lone plain one without parameters, as a
-   * named prepared statement when the cache gives it one; anything else unnamed. A named statement the server no longer accepts as cached
-   * (see {@link isStatementInvalidation}) is prepared again and run once more when that is safe.
+   * named prepared statement when the cache gives it one; anything else unnamed. A named statement
+   * the server no longer accepts as cached (see {@link statementInvalidation}) is prepared again and
+   * run once more when that is safe.
    */
   #send(conn: PostgresConnection, query: PgQuery, shared: boolean, retried: boolean): Promise<PgAnswer> {
     const cache = conn.statements

@@ -87,11 +87,6 @@ export class StatementCache {
     return this.#entries.size
   }
 
-  /** Names waiting for their Close message. */
-  get closing(): readonly string[] {
-    return this.#closing
-  }
-
   /**
    * The statement to run `text` as, counted in flight until {@link done}; `undefined` to run it unnamed
    * (first use in 'second-use' mode, or the cache full of statements in flight). A stale entry (see

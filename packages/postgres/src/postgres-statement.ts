@@ -162,7 +162,7 @@ export function runStatement(
       if (settled) return
       settled = true
       if (entry !== undefined) {
-        entry.inFlight--
+        cache?.done(entry)
         if (!err) statement.remember()
       }
       if (!err) resolve(result as PgAnswer)
