@@ -15,8 +15,9 @@ export interface RetryOptions {
   /** Backoff cap. Default is `1000`. */
   readonly maxDelayMs?: number
   /**
-   * Which errors replay. Default: SERIALIZATION_FAILURE, DEADLOCK, BUSY, and TRANSACTION_ROLLED_BACK
-   * whose cause is one of those (fn caught a serialization failure and went on).
+   * Which errors replay. Default: SERIALIZATION_FAILURE, DEADLOCK, BUSY, a retryable error of a named
+   * prepared statement the server invalidated (Postgres 0A000 / 26000 inside a transaction), and
+   * TRANSACTION_ROLLED_BACK whose cause is one of those (fn caught it and went on).
    */
   readonly retryOn?: (error: DatabaseError) => boolean
 }
@@ -119,9 +120,7 @@ function resolveRetry(value: unknown): ResolvedRetry {
     maxAttempts: 5,
     baseDelayMs: 10,
     maxDelayMs: 1_000,
-    retryOn: (e) =>
-      TRANSACTION_RETRY_CODES.has(e.code) ||
-      (e.code === 'TRANSACTION_ROLLED_BACK' && DatabaseError.is(e.cause) && TRANSACTION_RETRY_CODES.has(e.cause.code)),
+    retryOn: (e) => replaysByDefault(e) || (e.code === 'TRANSACTION_ROLLED_BACK' && DatabaseError.is(e.cause) && replaysByDefault(e.cause)),
   }
   if (value === undefined || value === false) return { ...defaults, maxAttempts: 1 }
   if (value === true) return defaults
@@ -139,6 +138,19 @@ function resolveRetry(value: unknown): ResolvedRetry {
       raw.maxDelayMs === undefined ? defaults.maxDelayMs : checkInteger('transaction.retry.maxDelayMs', raw.maxDelayMs, 0, 600_000),
     retryOn: retryOn as (e: DatabaseError) => boolean,
   }
+}
+
+/**
+ * SQLSTATEs of a named prepared statement the server invalidated (0A000 "cached plan must not change
+ * result type" after ALTER TABLE; 26000 "prepared statement does not exist" after DEALLOCATE): inside
+ * a transaction the backend throws them retryable, and the replay prepares the statement again.
+ */
+const STATEMENT_INVALIDATION_SQLSTATES: ReadonlySet<string> = new Set(['0A000', '26000'])
+
+function replaysByDefault(e: DatabaseError): boolean {
+  return (
+    TRANSACTION_RETRY_CODES.has(e.code) || (e.retryable && e.sqlState !== undefined && STATEMENT_INVALIDATION_SQLSTATES.has(e.sqlState))
+  )
 }
 
 function backoff(attempt: number, retry: ResolvedRetry): number {

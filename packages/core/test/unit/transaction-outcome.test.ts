@@ -263,3 +263,48 @@ describe('transaction outcome: resolves only when the engine committed', () => {
     expect(() => outcome.checkBeforeCommit()).toThrow(/aborted by an earlier error/)
   })
 })
+
+describe('default replays', () => {
+  it('replays a retryable invalidated prepared statement (0A000 / 26000), caught or not', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    const invalidated = () =>
+      new DatabaseError('QUERY_FAILED', 'cached plan must not change result type', {
+        backend: 'postgres',
+        sqlState: '0A000',
+        retryable: true,
+      })
+    let attempts = 0
+    manager.queryFaults.push({ match: /select stale/, fault: { kind: 'fail', error: invalidated() }, fatal: false })
+    const out = await pool.transaction(
+      async (tx) => {
+        attempts++
+        if (attempts === 1) await tx.query('select stale')
+        else if (attempts === 2) await tx.query('select stale').catch(() => undefined)
+        else await tx.query('select fresh')
+        return attempts
+      },
+      { retry: { maxAttempts: 5, baseDelayMs: 0 } },
+    )
+    expect(out).toBe(3)
+    await pool.close()
+  })
+
+  it('does not replay the same SQLSTATE when the backend did not mark it retryable', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    const fatal = new DatabaseError('QUERY_FAILED', 'feature not supported', { backend: 'postgres', sqlState: '0A000' })
+    manager.queryFaults.push({ match: /select feature/, fault: { kind: 'fail', error: fatal }, fatal: false })
+    let attempts = 0
+    const err = await rejection(
+      pool.transaction(
+        async (tx) => {
+          attempts++
+          await tx.query('select feature')
+        },
+        { retry: { maxAttempts: 5, baseDelayMs: 0 } },
+      ),
+    )
+    expect(err).toBe(fatal)
+    expect(attempts).toBe(1)
+    await pool.close()
+  })
+})
