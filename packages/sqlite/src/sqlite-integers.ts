@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3'
+import { allRows } from './statement-call'
 
 /**
  * Exact integers on read while `safeIntegers` is off. better-sqlite3 then returns every INTEGER as
@@ -35,7 +36,7 @@ export function exactRows<R>(stmt: Database.Statement<unknown[], unknown>, param
   stmt.safeIntegers(true)
   let rows: R[]
   try {
-    rows = stmt.all(...params) as R[]
+    rows = allRows(stmt, params) as R[]
   } finally {
     stmt.safeIntegers(false)
   }

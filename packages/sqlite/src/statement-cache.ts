@@ -8,7 +8,9 @@ export class StatementCache<K, V> {
   readonly #onEvict: ((value: V, key: K) => void) | undefined
   #hits = 0
   #misses = 0
+  /** The most recently used entry, answered without a map lookup (a hot statement runs again and again). */
   #newest: K | undefined
+  #newestValue: V | undefined
 
   constructor(capacity: number, onEvict?: (value: V, key: K) => void) {
     if (!Number.isInteger(capacity) || capacity < 0)
@@ -34,19 +36,21 @@ export class StatementCache<K, V> {
 
   /** The entry for `key`, marked most recently used. */
   get(key: K): V | undefined {
+    if (key === this.#newest) {
+      this.#hits++
+      return this.#newestValue
+    }
     const value = this.#map.get(key)
     if (value === undefined) {
       this.#misses++
       return undefined
     }
     this.#hits++
-    // re-insert: a Map iterates in insertion order, so the first key is the least recently used.
-    // A hit on the newest entry (a hot statement run again) is already in place.
-    if (key !== this.#newest) {
-      this.#map.delete(key)
-      this.#map.set(key, value)
-      this.#newest = key
-    }
+    // re-insert: a Map iterates in insertion order, so the first key is the least recently used
+    this.#map.delete(key)
+    this.#map.set(key, value)
+    this.#newest = key
+    this.#newestValue = value
     return value
   }
 
@@ -61,6 +65,7 @@ export class StatementCache<K, V> {
     if (this.#map.has(key)) this.#map.delete(key)
     this.#map.set(key, value)
     this.#newest = key
+    this.#newestValue = value
     while (this.#map.size > this.#capacity) {
       const oldest = this.#map.keys().next().value as K
       const evicted = this.#map.get(oldest) as V
@@ -87,5 +92,6 @@ export class StatementCache<K, V> {
   clear(): void {
     this.#map.clear()
     this.#newest = undefined
+    this.#newestValue = undefined
   }
 }

@@ -1,5 +1,6 @@
 import { DatabaseError, sql } from '@dbpool/core'
-import { createSqlitePool } from '@dbpool/sqlite'
+import Database from 'better-sqlite3'
+import { createSqlitePool, SqliteConnectionManager } from '@dbpool/sqlite'
 import { tempDir } from './helpers'
 
 const tmp = tempDir()
@@ -70,6 +71,24 @@ describe('a Database handle closed during a lease', () => {
       expect(pool.stats('write').size).toBe(1)
     } finally {
       await pool.close()
+    }
+  })
+
+  // isUsable() reads the connection's state (the pool asks before every lease-free statement), which
+  // close() keeps: a handle is still a better-sqlite3 Database, and closing it by any caller counts
+  it.each(['write', 'read'] as const)('the manager sees a %s handle closed by its holder as unusable', async (lane) => {
+    const manager = new SqliteConnectionManager({ path: tmp.file(`closed-state-${lane}.db`), readers: 1 })
+    try {
+      const db = await manager.connect(lane, { onLost: () => undefined })
+      expect(db).toBeInstanceOf(Database)
+      expect(manager.isUsable(db)).toBe(true)
+      expect(manager.transactionState(db)).toBe('idle')
+      db.close()
+      expect(manager.isUsable(db)).toBe(false)
+      expect(manager.transactionState(db)).toBe('idle')
+      await manager.destroy(db)
+    } finally {
+      await manager.end()
     }
   })
 })

@@ -132,6 +132,24 @@ describe('parameters on a SQLite file', () => {
     expect(await stored('after the limit')).toBe('after the limit')
   })
 
+  // statement-call.ts passes up to 8 values as listed arguments and spreads longer lists: every count
+  // must bind each value to its own placeholder, on a reader (all) and on the writer (run)
+  it('0 to 10 parameters each bind to their own placeholder, on a read and on a write', async () => {
+    await pool.query(`create table wide (${Array.from({ length: 10 }, (_, i) => `c${i + 1}`).join(', ')})`)
+    for (let n = 0; n <= 10; n++) {
+      const values = Array.from({ length: n }, (_, i) => `v${n}.${i + 1}`)
+      const columns = values.map((_, i) => `? as c${i + 1}`).join(', ')
+      const { rows } = await pool.query(`select ${n === 0 ? "'none' as c0" : columns}`, values)
+      expect(rows).toEqual([n === 0 ? { c0: 'none' } : Object.fromEntries(values.map((v, i) => [`c${i + 1}`, v]))])
+      if (n === 0) continue
+      const names = values.map((_, i) => `c${i + 1}`)
+      const written = await pool.query(`insert into wide (${names.join(', ')}) values (${names.map(() => '?').join(', ')})`, values)
+      expect(written.rowCount).toBe(1)
+      const back = await pool.query(`select ${names.join(', ')} from wide where rowid = ?`, [written.lastInsertRowid])
+      expect(back.rows).toEqual([Object.fromEntries(values.map((v, i) => [`c${i + 1}`, v]))])
+    }
+  })
+
   it('values that do not fit the placeholders are INVALID_PARAMETER (better-sqlite3 checks before running)', async () => {
     expect((await failure(pool.query('select ? as a', [1, 2]))).code).toBe('INVALID_PARAMETER')
     expect((await failure(pool.query('select ? as a, ? as b', [1]))).code).toBe('INVALID_PARAMETER')

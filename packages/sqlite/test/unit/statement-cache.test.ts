@@ -46,6 +46,27 @@ describe('StatementCache (LRU)', () => {
     expect(() => new StatementCache(1.5)).toThrow(RangeError)
   })
 
+  // get() answers the most recently used key without a map lookup: that shortcut must follow every
+  // change of the entry (a new value, eviction of other keys, clear) and count as a hit
+  it('answers the most recently used key with its current value through set, eviction and clear', () => {
+    const cache = new StatementCache<string, number>(2)
+    cache.set('a', 1)
+    expect(cache.get('a')).toBe(1)
+    cache.set('a', 2)
+    expect(cache.get('a')).toBe(2)
+    cache.set('b', 3)
+    expect(cache.get('a')).toBe(2)
+    cache.set('c', 4) // evicts b (a was used after it)
+    expect(cache.keys()).toEqual(['a', 'c'])
+    expect(cache.get('b')).toBeUndefined()
+    expect(cache.get('c')).toBe(4)
+    expect(cache.get('c')).toBe(4)
+    expect(cache.stats).toEqual({ hits: 5, misses: 1 })
+    cache.clear()
+    expect(cache.get('c')).toBeUndefined()
+    expect(cache.get('a')).toBeUndefined()
+  })
+
   it('clear() empties it', () => {
     const cache = new StatementCache<number, number>(3)
     cache.set(1, 1)
