@@ -583,9 +583,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
 
   #maybeCheckpoint(db: SqliteDatabase, state: ConnectionState): void {
     const threshold = this.options.walCheckpointThresholdBytes
-    if (threshold === 0 || this.options.memory || this.options.readonly || db.inTransaction) return
+    if (threshold === 0 || this.options.memory || this.options.readonly) return
     const now = Date.now()
-    if (now - state.lastWalCheck < WAL_CHECK_INTERVAL_MS) return
+    // the clock first: inTransaction is a native call, and this runs after every write statement
+    if (now - state.lastWalCheck < WAL_CHECK_INTERVAL_MS || db.inTransaction) return
     state.lastWalCheck = now
     try {
       if (walSizeBytes(this.options.path) > threshold) this.checkpoint(db, 'TRUNCATE')
