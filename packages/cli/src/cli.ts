@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
+import { MAX_TIMER_MS } from '@dbpool/core'
 import { backupCommand } from './commands/backup'
 import { benchCommand } from './commands/bench'
 import { checkCommand } from './commands/check'
@@ -97,7 +98,7 @@ Exit codes: 0 ok / healthy, 1 degraded or failed, 2 unhealthy, 64 usage error.`,
     .command('health')
     .description('check every pool: exit 0 healthy, 1 degraded, 2 unhealthy')
     .option('--json', 'print the report as JSON')
-    .option('--timeout <ms>', 'deadline of each check', positiveInt, 5_000)
+    .option('--timeout <ms>', 'deadline of each check', timerMs, 5_000)
     .option('--deep', 'run the deep checks (SQLite integrity_check)')
     .action((opts: { json?: boolean; timeout: number; deep?: boolean }, cmd: Command) =>
       runner(
@@ -117,7 +118,7 @@ Exit codes: 0 ok / healthy, 1 degraded or failed, 2 unhealthy, 64 usage error.`,
     .command('check')
     .description('SQLite: integrity_check; Postgres: connectivity and server version (exit 0 ok, 2 failed)')
     .option('--json', 'print JSON')
-    .option('--timeout <ms>', 'deadline per pool', positiveInt, 30_000)
+    .option('--timeout <ms>', 'deadline per pool', timerMs, 30_000)
     .action((opts: { json?: boolean; timeout: number }, cmd: Command) =>
       runner(globals(cmd), (ctx) => checkCommand(ctx, { json: opts.json, timeoutMs: opts.timeout }), EXIT_CODES.unhealthy),
     )
@@ -127,7 +128,7 @@ Exit codes: 0 ok / healthy, 1 degraded or failed, 2 unhealthy, 64 usage error.`,
     cmd
       .option('--dir <dir>', 'migrations folder', 'migrations')
       .option('--table <name>', 'table recording applied migrations', 'dbpool_migrations')
-      .option('--lock-timeout <ms>', 'how long to wait for another process migrating', nonNegativeInt, 60_000)
+      .option('--lock-timeout <ms>', 'how long to wait for another process migrating', nonNegativeTimerMs, 60_000)
       .option('--json', 'print JSON')
   migrateOptions(migrate.command('up').description('apply pending migrations'))
     .option('--to <version>', 'stop after this version', nonNegativeInt)
@@ -181,9 +182,9 @@ Exit codes: 0 ok / healthy, 1 degraded or failed, 2 unhealthy, 64 usage error.`,
   program
     .command('serve')
     .description('serve /health, /ready and /metrics for the configured pools until SIGINT or SIGTERM')
-    .option('--port <port>', 'port (0 picks a free one)', nonNegativeInt, 9464)
+    .option('--port <port>', 'port (0 picks a free one)', port, 9464)
     .option('--host <host>', 'interface to listen on', '0.0.0.0')
-    .option('--timeout <ms>', 'deadline of a readiness check', positiveInt, 2_000)
+    .option('--timeout <ms>', 'deadline of a readiness check', timerMs, 2_000)
     .action((opts: { port: number; host: string; timeout: number }, cmd: Command) =>
       runner(
         globals(cmd),
@@ -206,7 +207,7 @@ Exit codes: 0 ok / healthy, 1 degraded or failed, 2 unhealthy, 64 usage error.`,
     .option('--duration <seconds>', 'how long to run', positiveSeconds, 5)
     .option('--concurrency <n>', 'callers issuing statements at once', positiveInt, 16)
     .option('--query <sql>', 'the statement, run over and over (keep it read-only)', 'select 1')
-    .option('--statement-timeout <ms>', 'deadline of one statement', positiveInt, 5_000)
+    .option('--statement-timeout <ms>', 'deadline of one statement', timerMs, 5_000)
     .option('--json', 'print JSON')
     .action((opts: { duration: number; concurrency: number; query: string; statementTimeout: number; json?: boolean }, cmd: Command) =>
       runner(
@@ -248,6 +249,25 @@ function positiveSeconds(value: string): number {
   const n = Number(value)
   if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n > 0) || n > 86_400)
     throw new InvalidArgumentError('must be a number of seconds > 0 (at most 86400)')
+  return n
+}
+
+// a Node.js timer takes at most 2^31 - 1 ms; a larger delay fires after 1 ms
+function timerMs(value: string): number {
+  const n = positiveInt(value)
+  if (n > MAX_TIMER_MS) throw new InvalidArgumentError(`must be an integer from 1 to ${MAX_TIMER_MS}`)
+  return n
+}
+
+function nonNegativeTimerMs(value: string): number {
+  const n = nonNegativeInt(value)
+  if (n > MAX_TIMER_MS) throw new InvalidArgumentError(`must be an integer from 0 to ${MAX_TIMER_MS}`)
+  return n
+}
+
+function port(value: string): number {
+  const n = nonNegativeInt(value)
+  if (n > 65_535) throw new InvalidArgumentError('must be a port number from 0 to 65535')
   return n
 }
 

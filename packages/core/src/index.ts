@@ -15,6 +15,8 @@ export {
   checkBoolean,
   checkString,
   checkFraction,
+  checkExecuteOptions,
+  MAX_TIMER_MS,
 } from './config/validate'
 export { sql, SqlFragment, isSqlFragment } from './sql/sql'
 export {

@@ -2,6 +2,7 @@ import { Client, type CustomTypesConfig, type QueryResult as PgQueryResult, type
 import {
   DatabaseConfig,
   DatabaseError,
+  checkExecuteOptions,
   configError,
   type CompiledQuery,
   type ConnectionHooks,
@@ -233,8 +234,17 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     }
   }
 
+  /**
+   * Runs one statement on `conn`. `options.timeoutMs` (1 to 2^31 - 1) and `options.signal` bound it
+   * (see {@link ExecuteOptions}); invalid values are refused with CONFIGURATION before anything runs.
+   */
   execute<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
     if (options.timeoutMs === undefined && options.signal === undefined) return this.#run<R>(conn, query, false)
+    try {
+      checkExecuteOptions(options)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     return this.#runGuarded<R>(conn, query, options)
   }
 

@@ -56,6 +56,11 @@ describe('dbpool on SQLite (child process)', () => {
     const bad = await cli('health', '--timeout', 'soon')
     expect(bad.code).toBe(64)
     expect(bad.stderr).toContain("option '--timeout <ms>' argument 'soon' is invalid")
+    // a port above 65535 and a deadline a timer cannot take are usage errors, not a crash or an instant timeout
+    const port = await cli('serve', '--port', '99999', '--url', 'sqlite:x.db')
+    expect(port.code).toBe(64)
+    expect(port.stderr).toContain("option '--port <port>' argument '99999' is invalid")
+    expect((await cli('health', '--timeout', '3000000000', '--url', 'sqlite:x.db')).code).toBe(64)
     expect((await cli('launch')).code).toBe(64)
     expect((await cli('migrate', 'down', '--steps', '2', '--all', '--url', 'sqlite:x.db')).code).toBe(64)
   }, 60_000)

@@ -1,4 +1,5 @@
 import { DatabaseError } from '../errors/database-error'
+import { MAX_TIMER_MS, checkBoolean, checkInteger, configError, rejectUnknownKeys, requireObject } from '../config/validate'
 import type { DatabasePool } from '../pool/database-pool'
 import { withDeadline } from '../pool/lane-pool'
 import type { HealthCheckDetail, HealthReport, HealthStatus } from './health-report'
@@ -17,6 +18,12 @@ export interface HealthCheckOptions {
 
 const RANK: Record<HealthStatus, number> = { healthy: 0, degraded: 1, unhealthy: 2 }
 
+function utilization(value: unknown): number {
+  if (typeof value !== 'number' || !(value > 0 && value <= 1))
+    throw configError('health.degradedUtilization', value, 'must be a number > 0 and <= 1')
+  return value
+}
+
 /** The worst of several statuses. */
 export function worstStatus(statuses: Iterable<HealthStatus>): HealthStatus {
   let worst: HealthStatus = 'healthy'
@@ -31,8 +38,19 @@ export function worstStatus(statuses: Iterable<HealthStatus>): HealthStatus {
 export class HealthChecker {
   readonly #options: Required<HealthCheckOptions>
 
+  /**
+   * @param options See {@link HealthCheckOptions}. Invalid values and unknown keys throw CONFIGURATION
+   *   naming `health.<option>` (a `timeoutMs` beyond a timer's 2^31 - 1 ms used to fail every check at once).
+   */
   constructor(options: HealthCheckOptions = {}) {
-    this.#options = { timeoutMs: 5_000, degradedUtilization: 0.9, slowPingMs: 1_000, deep: false, ...options }
+    const raw = requireObject('health', options)
+    rejectUnknownKeys('health', raw, ['timeoutMs', 'degradedUtilization', 'slowPingMs', 'deep'])
+    this.#options = {
+      timeoutMs: raw.timeoutMs === undefined ? 5_000 : checkInteger('health.timeoutMs', raw.timeoutMs, 1, MAX_TIMER_MS),
+      degradedUtilization: raw.degradedUtilization === undefined ? 0.9 : utilization(raw.degradedUtilization),
+      slowPingMs: raw.slowPingMs === undefined ? 1_000 : checkInteger('health.slowPingMs', raw.slowPingMs, 0, MAX_TIMER_MS),
+      deep: raw.deep === undefined ? false : checkBoolean('health.deep', raw.deep),
+    }
   }
 
   /** Healthy, degraded (saturated or slow) or unhealthy (cannot connect, query or integrity fails). */

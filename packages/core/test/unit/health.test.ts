@@ -2,6 +2,29 @@ import { DatabaseError, HealthChecker, worstStatus } from '@dbpool/core'
 import { makePool, waitFor } from './helpers'
 
 describe('HealthChecker', () => {
+  it.each<[string, object, RegExp]>([
+    [
+      'a timeoutMs beyond a timer',
+      { timeoutMs: 2 ** 31 },
+      /^invalid health\.timeoutMs 2147483648: must be an integer between 1 and 2147483647/,
+    ],
+    ['a negative timeoutMs', { timeoutMs: -1 }, /^invalid health\.timeoutMs -1/],
+    ['a NaN timeoutMs', { timeoutMs: Number.NaN }, /^invalid health\.timeoutMs NaN/],
+    ['a degradedUtilization above 1', { degradedUtilization: 2 }, /^invalid health\.degradedUtilization 2/],
+    ['a deep that is not a boolean', { deep: 'yes' }, /^invalid health\.deep "yes"/],
+    ['an unknown key', { timeout: 5 }, /^invalid health\.timeout 5: unknown option/],
+  ])('refuses %s with CONFIGURATION naming the option', (_what, options, message) => {
+    let caught: unknown
+    try {
+      new HealthChecker(options as never)
+    } catch (err) {
+      caught = err
+    }
+    expect(caught).toBeInstanceOf(DatabaseError)
+    expect((caught as DatabaseError).code).toBe('CONFIGURATION')
+    expect((caught as DatabaseError).message).toMatch(message)
+  })
+
   it('reports healthy with latencies and stats', async () => {
     const { pool } = makePool({ name: 'h' })
     const report = await new HealthChecker().check(pool)

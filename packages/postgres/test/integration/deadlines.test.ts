@@ -62,6 +62,37 @@ describe('timeoutMs', () => {
     const b = (await pool.query<{ pid: number }>('select pg_backend_pid() as pid', [], { timeoutMs: 5_000 })).rows[0]?.pid
     expect(a).toBe(b)
   })
+
+  it.each<[string, unknown]>([
+    ['0', 0],
+    ['negative', -1],
+    ['NaN', Number.NaN],
+    ['fractional', 1.5],
+    ['a string', '5000'],
+    ['beyond a timer (2^31 ms)', 2 ** 31],
+    ['Infinity', Number.POSITIVE_INFINITY],
+  ])('%s is refused with CONFIGURATION naming query.timeoutMs before anything runs; the connection is kept', async (_what, timeoutMs) => {
+    pool = poolOn(db.url, { max: 1, min: 0 })
+    const destroyed: string[] = []
+    pool.on('destroy', ({ reason }) => destroyed.push(reason))
+    const pid = (await pool.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid
+    // pg_sleep: with the old code the timer fired at once (or after 1 ms) and closed the connection
+    const err = await rejection(pool.query('select pg_sleep(0.2)', [], { timeoutMs: timeoutMs as number }))
+    expect(err.code).toBe('CONFIGURATION')
+    expect(err.message).toMatch(/^invalid query\.timeoutMs /)
+    const inTx = await rejection(pool.transaction((tx) => tx.query('select pg_sleep(0.2)', [], { timeoutMs: timeoutMs as number })))
+    expect(inTx.code).toBe('CONFIGURATION')
+    expect((await pool.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid).toBe(pid)
+    expect(destroyed).toEqual([])
+  })
+
+  it('a signal that is not an AbortSignal, or an unknown option, is refused with CONFIGURATION', async () => {
+    pool = poolOn(db.url, { max: 1, min: 0 })
+    expect((await rejection(pool.query('select 1', [], { signal: {} as AbortSignal }))).message).toMatch(/^invalid query\.signal /)
+    expect((await rejection(pool.query('select 1', [], { timeoutMs: 1_000, timeout: 5 } as never))).message).toMatch(
+      /^invalid query\.timeout 5: unknown option/,
+    )
+  })
 })
 
 describe('AbortSignal', () => {
