@@ -110,8 +110,13 @@ export interface SqlTag {
   (strings: TemplateStringsArray, ...values: unknown[]): SqlFragment
   /** A safely quoted identifier; `sql.id('public', 'accounts')` renders `"public"."accounts"`. */
   id(...parts: string[]): SqlFragment
-  /** Joins fragments or values with a separator (default `, `); values become parameters. */
-  join(items: readonly unknown[], separator?: string): SqlFragment
+  /**
+   * Joins fragments or values with a separator (default `, `): trusted text, or a fragment
+   * (`sql.join(conditions, sql\` and \`)`); values become parameters. Anything else (an items
+   * argument that is not an array, a separator of another type) throws SYNTAX_ERROR: an object
+   * separator used to be spliced into the text as `[object Object]`.
+   */
+  join(items: readonly unknown[], separator?: string | SqlFragment): SqlFragment
   /** Trusted SQL text, spliced verbatim. Never pass user input. */
   raw(text: string): SqlFragment
   /**
@@ -141,8 +146,18 @@ export const sql: SqlTag = Object.assign(
       if (parts.length === 0) throw new DatabaseError('SYNTAX_ERROR', 'sql.id() needs at least one name')
       return new SqlFragment(['', ''], [new SqlIdentifier(parts.map(checkIdentifier))])
     },
-    join: (items: readonly unknown[], separator = ', '): SqlFragment => {
+    join: (items: readonly unknown[], separator: string | SqlFragment = ', '): SqlFragment => {
+      if (!Array.isArray(items)) throw new DatabaseError('SYNTAX_ERROR', 'sql.join() needs an array of items')
       if (items.length === 0) return new SqlFragment([''], [])
+      if (separator instanceof SqlFragment) {
+        const values: unknown[] = []
+        for (let i = 0; i < items.length; i++) {
+          if (i > 0) values.push(separator)
+          values.push(items[i])
+        }
+        return new SqlFragment(new Array<string>(values.length + 1).fill(''), values)
+      }
+      if (typeof separator !== 'string') throw new DatabaseError('SYNTAX_ERROR', 'sql.join() needs a string or sql fragment as separator')
       const strings = ['', ...items.slice(1).map(() => separator), '']
       return new SqlFragment(strings, [...items])
     },

@@ -33,6 +33,16 @@ describe('sql tag', () => {
     expect(sql`x${sql.join([])}`.compile('postgres').text).toBe('x')
   })
 
+  it('joins with a fragment as separator, and refuses other separators and non-array items', () => {
+    expect(sql`${sql.join([sql`a = ${1}`, sql`b = ${2}`, 3], sql` and ${'x'} `)}`.compile('postgres')).toEqual({
+      text: 'a = $1 and $2 b = $3 and $4 $5',
+      params: [1, 'x', 2, 'x', 3],
+    })
+    expect(sql`(${sql.join([1, 2], sql`, `)})`.compile('sqlite')).toEqual({ text: '(?, ?)', params: [1, 2] })
+    expect(() => sql.join([1, 2], 5 as never)).toThrow(/sql\.join\(\) needs a string or sql fragment as separator/)
+    expect(() => sql.join(new Set([1]) as never)).toThrow(/sql\.join\(\) needs an array/)
+  })
+
   it('splices trusted raw text and empty fragments', () => {
     expect(sql`select 1 ${sql.raw('for update')}${sql.empty}`.compile('postgres')).toEqual({ text: 'select 1 for update', params: [] })
     expect(() => sql.raw(1 as never)).toThrow(DatabaseError)
