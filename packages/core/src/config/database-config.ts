@@ -128,7 +128,11 @@ export class DatabaseConfig {
     }
     let parsed: Record<string, unknown>
     try {
-      parsed = parseConnectionString(url) as Record<string, unknown>
+      // pg-connection-string reads sslmode with pg's meanings and warns (a process warning saying
+      // prefer, require and verify-ca are treated as verify-full); dbpool reads it with libpq's, so
+      // it is handed over under another name and only the value is taken
+      parsed = parseConnectionString(url.replace(/([?&])sslmode=/g, '$1dbpool_sslmode=')) as Record<string, unknown>
+      if (parsed.dbpool_sslmode !== undefined) parsed.sslmode = parsed.dbpool_sslmode
     } catch (err) {
       throw configError('database.url', redactUrl(url), `cannot be parsed (${(err as Error).message})`)
     }

@@ -57,6 +57,19 @@ describe('DatabaseConfig', () => {
     expect(thrown(() => new DatabaseConfig({ pgbouncer: 'true' as never })).message).toContain('database.pgbouncer')
   })
 
+  it('reads sslmode with libpq meanings without pg-connection-string warning that prefer/require/verify-ca mean verify-full', () => {
+    const warn = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined)
+    try {
+      for (const mode of ['prefer', 'require', 'verify-ca', 'verify-full', 'disable'] as const) {
+        expect(DatabaseConfig.fromUrl(`postgres://u@h/d?application_name=x&sslmode=${mode}`).sslMode).toBe(mode)
+        expect(DatabaseConfig.fromUrl(`postgres://u@h/d?sslmode=${mode}`).sslMode).toBe(mode)
+      }
+      expect(warn).not.toHaveBeenCalled()
+    } finally {
+      warn.mockRestore()
+    }
+  })
+
   it('maps the sslmode aliases allow and no-verify', () => {
     expect(DatabaseConfig.fromUrl('postgres://h/d?sslmode=allow').sslMode).toBe('prefer')
     expect(DatabaseConfig.fromUrl('postgres://h/d?sslmode=no-verify').sslMode).toBe('require')
