@@ -1,6 +1,6 @@
 import { DatabaseConfig, type DatabaseOptions } from '../config/database-config'
 import type { PoolConfig, PoolOptions } from '../config/pool-config'
-import { configError } from '../config/validate'
+import { configError, rejectUnknownKeys, requireObject } from '../config/validate'
 import { DatabaseError } from '../errors/database-error'
 import type { DatabasePool, DatabasePoolOptions } from '../pool/database-pool'
 
@@ -68,6 +68,8 @@ export function sqlitePathFromUrl(url: string): string {
   return decodeURIComponent(path.split('?')[0] ?? path)
 }
 
+const CREATE_OPTION_KEYS = ['backend', 'pool', 'database', 'importer'] as const
+
 /** Options of {@link PoolFactory.create}. */
 export interface CreatePoolOptions {
   /** Backend options passed through (SQLite options, Postgres manager options). */
@@ -91,9 +93,13 @@ export interface CreatePoolOptions {
 export class PoolFactory {
   private constructor() {}
 
-  /** `postgres://` / `postgresql://` → @dbpool/postgres; `sqlite:` → @dbpool/sqlite. */
+  /**
+   * `postgres://` / `postgresql://` → @dbpool/postgres; `sqlite:` → @dbpool/sqlite. An unknown key in
+   * `options` (a typo such as `backnd`, whose backend options would be ignored) is CONFIGURATION.
+   */
   static async create(url: string, poolConfig?: PoolConfig | PoolOptions, options: CreatePoolOptions = {}): Promise<DatabasePool<unknown>> {
     if (typeof url !== 'string' || url.length === 0) throw configError('url', url, 'must be a postgres://, postgresql:// or sqlite: URL')
+    rejectUnknownKeys('create', requireObject('create', options), CREATE_OPTION_KEYS)
     if (/^postgres(ql)?:\/\//i.test(url)) {
       return PoolFactory.createPostgresPool(DatabaseConfig.fromUrl(url, options.database), poolConfig, options)
     }

@@ -73,6 +73,16 @@ describe('PoolFactory', () => {
     await expect(PoolFactory.create('nonsense')).rejects.toMatchObject({ code: 'CONFIGURATION' })
   })
 
+  it('rejects an unknown key among its options (a typo would silently drop the backend options)', async () => {
+    const importer = async () => ({ createSqlitePool: () => ({}), createPostgresPool: () => ({}) })
+    await expect(PoolFactory.create('sqlite:x.db', {}, { backnd: { readers: 0 }, importer } as never)).rejects.toMatchObject({
+      code: 'CONFIGURATION',
+      message: expect.stringMatching(
+        /^invalid create\.backnd .*unknown option; known options are backend, pool, database, importer/,
+      ) as unknown,
+    })
+  })
+
   it('parses sqlite URLs', () => {
     expect(sqlitePathFromUrl('sqlite::memory:')).toBe(':memory:')
     expect(sqlitePathFromUrl('sqlite:./a.db')).toBe('./a.db')
