@@ -2,8 +2,12 @@ import type { Backend } from '../driver/connection-manager'
 import { splitSqlStatements } from '../migrations/sql-splitter'
 import type { SqlFragment } from '../sql/sql'
 
-// a cheap look first: most statements hold none of these words, and only those that do are split
-const CONTROL_WORD = /\b(?:commit|end|rollback|abort|begin|start|prepare)\b/i
+// a cheap look first: one of these words at the start of the text or after a `;` (comments
+// skipped). Only texts that pass are split (which also rules out matches inside strings); a CASE
+// ... END or a start_date column never gets that far.
+const CONTROL_START = /(?:^|;)\s*(?:(?:--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)\s*)*(?:commit|end|rollback|abort|begin|start|prepare)\b/i
+// the same for a text without `;` (one statement: only its start matters), without scanning the rest
+const CONTROL_LEADING = /^\s*(?:(?:--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)\s*)*(?:commit|end|rollback|abort|begin|start|prepare)\b/i
 
 /**
  * The statement of `text` that would end or begin a transaction, by its first words (comments,
@@ -18,7 +22,7 @@ const CONTROL_WORD = /\b(?:commit|end|rollback|abort|begin|start|prepare)\b/i
  * @returns The first words naming the statement (`'COMMIT'`, `'ROLLBACK'`, `'PREPARE TRANSACTION'`), or undefined.
  */
 export function transactionControlStatement(text: string, backend: Backend): string | undefined {
-  if (!CONTROL_WORD.test(text)) return undefined
+  if (!(text.includes(';') ? CONTROL_START : CONTROL_LEADING).test(text)) return undefined
   for (const { head } of splitSqlStatements(text, backend)) {
     const statement = transactionControlOf(head)
     if (statement !== undefined) return statement
