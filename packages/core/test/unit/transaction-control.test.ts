@@ -1,0 +1,30 @@
+import { transactionControlStatement } from '../../src/transaction/transaction-control'
+
+describe('transactionControlStatement: statements that would end or begin the transaction transaction() owns', () => {
+  it.each<[string, 'postgres' | 'sqlite', string | undefined]>([
+    ['COMMIT', 'postgres', 'COMMIT'],
+    ['commit and chain', 'postgres', 'COMMIT'],
+    ['  -- why\n  /* note */ rollback', 'postgres', 'ROLLBACK'],
+    ['END TRANSACTION', 'sqlite', 'END'],
+    ['abort', 'postgres', 'ABORT'],
+    ['BEGIN IMMEDIATE', 'sqlite', 'BEGIN'],
+    ['start transaction isolation level serializable', 'postgres', 'START TRANSACTION'],
+    ["prepare transaction 'tx1'", 'postgres', 'PREPARE TRANSACTION'],
+    ['insert into t values (1); commit; insert into t values (2)', 'sqlite', 'COMMIT'],
+    ['select 1;\n-- then\nbegin', 'postgres', 'BEGIN'],
+    // allowed: savepoints, and the words anywhere but at the start of a statement
+    ['ROLLBACK TO SAVEPOINT a', 'sqlite', undefined],
+    ['rollback transaction to a', 'sqlite', undefined],
+    ['ROLLBACK WORK TO SAVEPOINT a', 'postgres', undefined],
+    ['savepoint a; release savepoint a', 'postgres', undefined],
+    ['select case when x > 1 then 1 else 0 end from t', 'postgres', undefined],
+    ['insert into t (end_date, start) values (1, 2)', 'sqlite', undefined],
+    ["select ';commit'", 'postgres', undefined],
+    ['select $$;commit$$', 'postgres', undefined],
+    ['prepare q as select 1', 'postgres', undefined],
+    ['create trigger tr after insert on t begin insert into u values (1); end', 'sqlite', undefined],
+    ['do $$ begin perform 1; end $$', 'postgres', undefined],
+  ])('%j (%s) -> %s', (text, backend, expected) => {
+    expect(transactionControlStatement(text, backend)).toBe(expected)
+  })
+})
