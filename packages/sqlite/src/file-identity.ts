@@ -8,10 +8,19 @@ import { DatabaseError, type HealthCheckDetail } from '@dbpool/core'
 export interface FileIdentity {
   readonly dev: bigint
   readonly ino: bigint
+  /**
+   * WAL mode: the write-ahead log (`<path>-wal`) is watched too, from the first time it is seen. While
+   * a connection is open SQLite never deletes or replaces it (only the last connection to close does),
+   * so a different file there means it was deleted or moved from outside: the commits it holds that
+   * are not yet checkpointed would be lost at the next crash or close.
+   */
+  readonly watchWal?: boolean
+  /** The write-ahead log's identity, once seen. */
+  wal?: { readonly dev: bigint; readonly ino: bigint }
 }
 
-/** How the path no longer names the file a connection opened. */
-export type FileIdentityProblem = 'deleted' | 'replaced'
+/** How the path no longer names the file a connection opened (or its write-ahead log). */
+export type FileIdentityProblem = 'deleted' | 'replaced' | 'wal deleted' | 'wal replaced'
 
 /** The identity of the file at `path` now, or undefined when there is none. */
 export function fileIdentityOf(path: string): FileIdentity | undefined {
@@ -32,7 +41,16 @@ export function fileIdentityOf(path: string): FileIdentity | undefined {
 export function fileIdentityProblem(path: string, opened: FileIdentity): FileIdentityProblem | undefined {
   const now = fileIdentityOf(path)
   if (now === undefined) return 'deleted'
-  return now.dev === opened.dev && now.ino === opened.ino ? undefined : 'replaced'
+  if (now.dev !== opened.dev || now.ino !== opened.ino) return 'replaced'
+  if (opened.watchWal !== true) return undefined
+  const wal = fileIdentityOf(`${path}-wal`)
+  if (opened.wal === undefined) {
+    // first sight: from now on it must stay this file
+    if (wal !== undefined) opened.wal = wal
+    return undefined
+  }
+  if (wal === undefined) return 'wal deleted'
+  return wal.dev === opened.wal.dev && wal.ino === opened.wal.ino ? undefined : 'wal replaced'
 }
 
 /**
@@ -41,12 +59,12 @@ export function fileIdentityProblem(path: string, opened: FileIdentity): FileIde
  * CONNECTION_FAILED when nothing is). `detail` holds `path` and `reason`.
  */
 export function fileIdentityError(path: string, problem: FileIdentityProblem, what: string): DatabaseError {
-  const how = problem === 'deleted' ? 'deleted or moved away' : 'replaced by another file'
-  return new DatabaseError(
-    'CONNECTION_LOST',
-    `the database file at ${path} was ${how} after this connection opened it: writes would go to the unlinked file and be lost, so ${what}`,
-    { backend: 'sqlite', retryable: false, detail: { path, reason: problem } },
-  )
+  const how = problem === 'deleted' || problem === 'wal deleted' ? 'deleted or moved away' : 'replaced by another file'
+  const message =
+    problem === 'deleted' || problem === 'replaced'
+      ? `the database file at ${path} was ${how} after this connection opened it: writes would go to the unlinked file and be lost, so ${what}`
+      : `the write-ahead log ${path}-wal was ${how} while the database was open: commits in it would be lost at the next crash or close, so ${what}`
+  return new DatabaseError('CONNECTION_LOST', message, { backend: 'sqlite', retryable: false, detail: { path, reason: problem } })
 }
 
 /**

@@ -413,10 +413,15 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     this.#open.add(db)
   }
 
-  /** The identity of the file `db` just opened; closes `db` when the file is gone already. */
+  /** The identity of the file `db` just opened (and, in WAL mode, of its write-ahead log); closes `db` when the file is gone already. */
   #identityOf(db: SqliteDatabase): FileIdentity {
-    const identity = fileIdentityOf(this.options.path)
-    if (identity !== undefined) return identity
+    const { path } = this.options
+    const identity = fileIdentityOf(path)
+    if (identity !== undefined) {
+      const watchWal = String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal'
+      const wal = watchWal ? fileIdentityOf(`${path}-wal`) : undefined
+      return { ...identity, watchWal, ...(wal === undefined ? {} : { wal }) }
+    }
     db.close()
     throw this.#cantOpen('the file was deleted while it was being opened')
   }

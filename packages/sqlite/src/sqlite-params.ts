@@ -49,7 +49,10 @@ export function maxParametersOf(db: Database.Database): number {
  * (Map, Set, class instances, typed arrays other than Uint8Array; better-sqlite3 would read a plain
  * object as named parameters), and more than `maxParameters` values.
  *
- * Returns `params` itself when nothing needs converting (numbers, strings, null, in-range bigints,
+ * An integral number within ±(2^53 − 1) is bound as an INTEGER (as a bigint: better-sqlite3 binds
+ * every number as a double), so `5` is `5` in a TEXT column or an expression, as on Postgres.
+ *
+ * Returns `params` itself when nothing needs converting (fractional numbers, strings, null, in-range bigints,
  * Buffers): one `typeof` pass, no allocation. Otherwise a copy. Either way the result holds no plain
  * object, so spreading it into `stmt.all(...values)` never binds named parameters.
  */
@@ -65,6 +68,9 @@ export function sqliteParameters(params: readonly unknown[], maxParameters: numb
         break
       case 'number':
         if (value - value !== 0) throw refusedNumber(i + 1, value)
+        // better-sqlite3 binds every number as a double: an integral one would be REAL in SQLite's
+        // eyes ('5.0' in a TEXT column, 5 / 2 = 2.5, -0 kept), where Postgres stores the integer
+        if (Number.isSafeInteger(value)) (converted ??= params.slice())[i] = BigInt(value)
         break
       case 'bigint':
         if (value < MIN_INT64 || value > MAX_INT64) throw refusedBigint(i + 1, value)
