@@ -6,7 +6,7 @@ import { MetricsCollector, type MetricsCollectorOptions } from '../metrics/metri
 import { isSqlFragment, type CompiledQuery } from '../sql/sql'
 import { runTransaction, type TransactionOptions } from '../transaction/transaction'
 import { Lease } from './lease'
-import { LanePool, withDeadline, type LaneHost } from './lane-pool'
+import { LanePool, withDeadline, type LaneHost, type OnAcquired } from './lane-pool'
 import { ConnectionHandle, type LeaseRunner, type PoolConnection, type Queryable, type Transaction } from './pool-connection'
 import { PoolMaintenance } from './pool-maintenance'
 import { StatementSharing } from './statement-sharing'
@@ -57,6 +57,18 @@ export interface CloseReport {
 }
 
 type PoolState = 'open' | 'closing' | 'closed'
+
+/** What `#acquire` hands a connection to: the acquirer's stack (leak detection) and the call's own argument. */
+type Lender<B, T> = OnAcquired<unknown, Error | undefined, B, T>
+
+/** A statement waiting for a lease of its own. */
+interface LeasedQuery {
+  readonly compiled: CompiledQuery
+  readonly options: ExecuteOptions | undefined
+}
+
+/** What a transaction attempt runs on its lease (see `TransactionHost.lease`). */
+type TransactionBody<T> = (tx: ConnectionHandle<unknown>, markBroken: (err: unknown) => DatabaseError) => Promise<T>
 
 /**
  * The pool: one class for every backend, generic over the {@link ConnectionManager}, holding one
@@ -217,8 +229,12 @@ export class DatabasePool<out C = unknown> {
     return this.#queryOnLease<R>(lane, compiled, options)
   }
 
-  async #queryOnLease<R>(lane: Lane, compiled: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
-    const lease = await this.#acquire(lane)
+  #queryOnLease<R>(lane: Lane, compiled: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
+    // a signal that aborts while the caller waits for a connection takes it out of the queue
+    return this.#acquire(lane, this.#lendQuery, { compiled, options }, options?.signal) as Promise<QueryResult<R>>
+  }
+
+  async #queryLeased<R>(lease: Lease<unknown>, compiled: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
     try {
       return await this.#execute<R>(lease, compiled, options)
     } finally {
@@ -279,11 +295,14 @@ export class DatabasePool<out C = unknown> {
   }
 
   /** Lends a connection to `fn` and takes it back when `fn` settles. The only way to hold one. */
-  async withConnection<T>(fn: (conn: PoolConnection<C>) => Promise<T>, options?: WithConnectionOptions): Promise<T> {
+  withConnection<T>(fn: (conn: PoolConnection<C>) => Promise<T>, options?: WithConnectionOptions): Promise<T> {
     const lane = options?.lane ?? 'write'
     if (lane !== 'write' && lane !== 'read')
-      throw new DatabaseError('CONFIGURATION', `invalid lane ${JSON.stringify(lane)}: must be write or read`)
-    const lease = await this.#acquire(lane === 'read' && this.#read ? 'read' : 'write')
+      return Promise.reject(new DatabaseError('CONFIGURATION', `invalid lane ${JSON.stringify(lane)}: must be write or read`))
+    return this.#acquire(lane === 'read' && this.#read ? 'read' : 'write', this.#lendConnection, fn) as Promise<T>
+  }
+
+  async #withHandle<T>(lease: Lease<unknown>, fn: (conn: PoolConnection<C>) => Promise<T>): Promise<T> {
     const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run) as unknown as ConnectionHandle<C>
     try {
       return await fn(handle)
@@ -298,31 +317,40 @@ export class DatabasePool<out C = unknown> {
    * Runs `fn` in a transaction: commit on success; on error roll back (only if BEGIN succeeded) and
    * rethrow the original error. `retry` replays the whole callback on serialization failures,
    * deadlocks and busy errors. `readOnly` runs on the read lane when there is one.
+   *
+   * A transaction is admitted once, for all its attempts: a replay that starts while `close()`
+   * drains belongs to a call made before it and runs (until close()'s deadline).
    */
   transaction<T>(fn: (tx: Transaction<C>) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    if (this.#state !== 'open') return Promise.reject<T>(this.#closedError())
+    this.#admitted++
     const readState = this.#manager.transactionState
-    return runTransaction(fn, options, {
+    const running = runTransaction(fn, options, {
       backend: this.#manager.backend,
       beginStatement: (settings) => this.#manager.beginStatement(settings),
       transactionState: readState && ((native) => readState.call(this.#manager, native)),
-      lease: async (readOnly, body) => {
-        const lease = await this.#acquire(readOnly && this.#read ? 'read' : 'write')
-        const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run) as unknown as ConnectionHandle<C>
-        try {
-          return await body(handle, (err) => this.#markBroken(lease, err))
-        } finally {
-          handle.detach()
-          const releasing = this.#release(lease)
-          if (releasing) await releasing
-        }
-      },
+      lease: <R>(readOnly: boolean, body: (tx: ConnectionHandle<C>, markBroken: (err: unknown) => DatabaseError) => Promise<R>) =>
+        this.#acquire(readOnly && this.#read ? 'read' : 'write', this.#lendTransaction, body as TransactionBody<unknown>, undefined, true) as Promise<R>,
     })
+    running.then(this.#finish, this.#finish)
+    return running
+  }
+
+  async #transactionLeased<T>(lease: Lease<unknown>, body: TransactionBody<T>): Promise<T> {
+    const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run)
+    try {
+      return await body(handle, (err) => this.#markBroken(lease, err))
+    } finally {
+      handle.detach()
+      const releasing = this.#release(lease)
+      if (releasing) await releasing
+    }
   }
 
   /** Borrows a connection and makes a real round trip; resolves with the latency in ms. */
   async ping(timeoutMs = 5_000): Promise<number> {
     const started = performance.now()
-    const lease = await this.#acquire('write')
+    const lease = await this.#acquire('write', this.#leased, undefined)
     try {
       await this.#manager.ping(lease.conn.native, timeoutMs).catch((err: unknown) => {
         throw this.#markBroken(lease, err)
@@ -337,7 +365,7 @@ export class DatabasePool<out C = unknown> {
   async backendChecks(options: { readonly deep?: boolean; readonly timeoutMs?: number } = {}): Promise<HealthCheckDetail[]> {
     const checks = this.#manager.healthChecks
     if (!checks) return []
-    const lease = await this.#acquire('write')
+    const lease = await this.#acquire('write', this.#leased, undefined)
     try {
       return await checks.call(this.#manager, lease.conn.native, { deep: options.deep ?? false, timeoutMs: options.timeoutMs ?? 5_000 })
     } finally {
@@ -412,7 +440,7 @@ export class DatabasePool<out C = unknown> {
 
   #sharingHost(): ConstructorParameters<typeof StatementSharing>[0] {
     return {
-      acquire: (lane) => this.#acquire(lane.lane),
+      acquire: (lane) => this.#acquire(lane.lane, this.#leased, undefined),
       release: (lease) => this.#release(lease),
       execute: <R>(lease: Lease<unknown>, query: CompiledQuery) =>
         lease.active ? this.#executeShared<R>(lease, query) : Promise.reject<QueryResult<R>>(this.#closedError()),
@@ -441,37 +469,57 @@ export class DatabasePool<out C = unknown> {
     return { text: query, params: params ?? [] }
   }
 
-  #acquire(lane: Lane): Promise<Lease<unknown>> {
-    if (this.#state !== 'open') return Promise.reject<Lease<unknown>>(this.#closedError())
+  /**
+   * Takes a lease and hands it to `lend` with `arg` (inside the `then` that settles the lane's
+   * acquire); resolves with what `lend` returns. A caller waiting for a connection is then one
+   * waiter record and its promise, with no async frame of its own. `admitted`: the caller already
+   * holds an admission (a transaction, across its attempts), so the lease is allowed while close()
+   * drains and neither adds nor ends one (`lend` is {@link #lendTransaction}).
+   */
+  #acquire<B, T>(lane: Lane, lend: Lender<B, T>, arg: B, signal?: AbortSignal, admitted = false): Promise<Awaited<T>> {
+    if (admitted ? this.#revoking : this.#state !== 'open') return Promise.reject<Awaited<T>>(this.#closedError())
     const pool = this.#lane(lane)
     const started = performance.now()
     // captured before the first await, so the stack still holds the caller's frames
     const origin = this.config.leakDetectionThresholdMs > 0 ? new Error('connection acquired here') : undefined
+    if (admitted) return pool.acquire(lend, origin, arg, started, undefined, signal)
     // admitted now: close() lets it finish, even if it is still waiting when close() is called
     this.#admitted++
-    return pool.acquire(
-      (conn, waited) => {
-        if (this.#revoking) {
-          pool.release(conn)
-          this.#finished()
-          throw this.#closedError()
-        }
-        if (conn.unrefWhileIdle) (conn.native as ReferencedHandle).ref()
-        conn.leased = true
-        // one clock read per acquire: an immediate borrow waited ~0 ms, and a waiter was handed the
-        // connection when it was released or created, whose clock reading the connection carries
-        const now = waited ? Math.max(started, conn.lastCheckedAt) : started
-        const lease = new Lease(conn, origin, now)
-        conn.lease = lease
-        this.metrics.recordConnectionAcquired(now - started)
-        return lease
-      },
-      started,
-      this.#acquireFailed,
-    )
+    return pool.acquire(lend, origin, arg, started, this.#finish, signal)
   }
 
-  readonly #acquireFailed = (): void => this.#finished()
+  /** A bare lease (ping, backend checks, statement sharing): the caller releases it. */
+  readonly #leased: Lender<undefined, Lease<unknown>> = (conn, waited, started, origin) => this.#lease(conn, waited, started, origin, true)
+
+  readonly #lendConnection: Lender<(conn: PoolConnection<C>) => Promise<unknown>, Promise<unknown>> = (conn, waited, started, origin, fn) =>
+    this.#withHandle(this.#lease(conn, waited, started, origin, true), fn)
+
+  readonly #lendQuery: Lender<LeasedQuery, Promise<QueryResult<unknown>>> = (conn, waited, started, origin, q) =>
+    this.#queryLeased(this.#lease(conn, waited, started, origin, true), q.compiled, q.options)
+
+  readonly #lendTransaction: Lender<TransactionBody<unknown>, Promise<unknown>> = (conn, waited, started, origin, body) =>
+    this.#transactionLeased(this.#lease(conn, waited, started, origin, false), body)
+
+  /** Turns a connection handed out by a lane into a lease (`admission`: see {@link Lease.admission}). */
+  #lease(conn: PooledConnection<unknown>, waited: boolean, started: number, origin: Error | undefined, admission: boolean): Lease<unknown> {
+    if (this.#revoking) {
+      this.#lane(conn.lane).release(conn)
+      if (admission) this.#finished()
+      throw this.#closedError()
+    }
+    if (conn.unrefWhileIdle) (conn.native as ReferencedHandle).ref()
+    conn.leased = true
+    // one clock read per acquire: an immediate borrow waited ~0 ms, and a waiter was handed the
+    // connection when it was released or created, whose clock reading the connection carries
+    const now = waited ? Math.max(started, conn.lastCheckedAt) : started
+    const lease = new Lease(conn, origin, now, admission)
+    conn.lease = lease
+    this.metrics.recordConnectionAcquired(now - started)
+    return lease
+  }
+
+  /** {@link #finished} as a callback: a failed acquire, or the end of a transaction. */
+  readonly #finish = (): void => this.#finished()
 
   /** An admitted call ended without a lease to release (its acquire failed). */
   #finished(): void {
@@ -483,7 +531,7 @@ export class DatabasePool<out C = unknown> {
     if (!lease.markReleased()) return
     const conn = lease.conn
     conn.lease = undefined
-    this.#admitted--
+    if (lease.admission) this.#admitted--
     const now = performance.now()
     this.metrics.recordConnectionReturned(now - lease.acquiredAt)
     if (conn.broken || !this.#manager.isUsable(conn.native)) return this.#discard(conn)
@@ -626,7 +674,7 @@ export class DatabasePool<out C = unknown> {
     lease.revoke()
     const conn = lease.conn
     conn.lease = undefined
-    this.#admitted--
+    if (lease.admission) this.#admitted--
     conn.broken ??= this.#closedError()
     const pool = this.#lane(conn.lane)
     await pool.evict(conn, 'closed while leased')

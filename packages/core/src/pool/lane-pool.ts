@@ -2,11 +2,20 @@ import { TimeoutError } from 'tarn'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
 import type { ConnectionManager, Lane, ReferencedHandle } from '../driver/connection-manager'
 import type { PoolConfig } from '../config/pool-config'
-import { ManagedTarnPool } from './managed-tarn-pool'
+import { ManagedTarnPool, type PendingAcquire } from './managed-tarn-pool'
 import { PooledConnection } from './pooled-connection'
+import { WaitQueue, type Queued } from './wait-queue'
 
 /** tarn's idle timeout when `idleTimeoutMs` is 0 (never): setInterval's largest delay, about 24.8 days. */
 const NEVER_MS = 2_147_483_647
+
+/**
+ * @internal What a lane hands a connection to: `waited` is true when the caller may have waited (its
+ * lease then reads the connection's clock), `since` is when it asked, `a` and `b` what it passed to
+ * `acquire()`. A function per kind of call, not a closure per call: a waiting caller is one
+ * {@link Waiter} and the promise it will settle.
+ */
+export type OnAcquired<C, A, B, T> = (conn: PooledConnection<C>, waited: boolean, since: number, a: A, b: B) => T
 
 /** @internal What a lane needs from the pool that owns it. */
 export interface LaneHost<C> {
@@ -20,10 +29,40 @@ export interface LaneHost<C> {
 }
 
 /**
- * @internal One tarn pool of one lane. Owns creation (with its own deadline, so a late connect is
- * destroyed, never leaked), validation on borrow (lifetime, usability, ping after idle), retirement
- * of idle connections at the end of their lifetime (a timer, no borrow), keepalive pings without a
- * borrow, and destroy.
+ * @internal A caller waiting in a lane's queue, then (once fed) in tarn's: the whole state of a
+ * waiting caller besides its promise, about 100 bytes (the queue holds many; see `bench/memory.js`).
+ */
+class Waiter<C> implements Queued {
+  queued = false
+  /** Set only for a caller with an AbortSignal (rare): what cancelling it needs. */
+  cancel: WaiterCancel<C> | undefined = undefined
+
+  constructor(
+    readonly since: number,
+    readonly onAcquired: OnAcquired<C, unknown, unknown, unknown>,
+    readonly a: unknown,
+    readonly b: unknown,
+    readonly onFailed: (() => void) | undefined,
+    readonly resolve: (value: unknown) => void,
+    readonly reject: (reason: unknown) => void,
+  ) {}
+}
+
+/** @internal The abort listener of a waiting caller, and its pending acquire once fed to tarn. */
+class WaiterCancel<C> {
+  op: PendingAcquire<PooledConnection<C>> | undefined = undefined
+
+  constructor(
+    readonly signal: AbortSignal,
+    readonly listener: () => void,
+  ) {}
+}
+
+/**
+ * @internal One tarn pool of one lane. Owns the wait queue (see {@link LanePool.acquire}), creation
+ * (with its own deadline, so a late connect is destroyed, never leaked), validation on borrow
+ * (lifetime, usability, ping after idle), retirement of idle connections at the end of their
+ * lifetime (a timer, no borrow), keepalive pings without a borrow, and destroy.
  */
 export class LanePool<C> {
   readonly tarn: ManagedTarnPool<PooledConnection<C>>
@@ -44,6 +83,10 @@ export class LanePool<C> {
   #stopped = false
   /** How soon an expired connection that was leased at its expiry is looked at again. */
   readonly #recheckMs: number
+  /** Callers waiting beyond the `max` tarn is asked for at once, oldest first. */
+  readonly #queue: WaitQueue<Waiter<C>>
+  /** tarn acquires issued and not yet settled (at most `max`: tarn's own queue stays short). */
+  #inTarn = 0
 
   constructor(
     host: LaneHost<C>,
@@ -54,6 +97,7 @@ export class LanePool<C> {
     this.#host = host
     const { config } = host
     this.#recheckMs = Math.min(1_000, Math.max(10, Math.floor(config.maxLifetimeMs / 10)))
+    this.#queue = new WaitQueue<Waiter<C>>(config.acquireTimeoutMs, (waiter) => this.#expired(waiter))
     this.tarn = new ManagedTarnPool<PooledConnection<C>>({
       create: () => this.#create(),
       destroy: (conn) => this.#destroy(conn, conn.broken ? 'broken' : 'retired'),
@@ -78,40 +122,163 @@ export class LanePool<C> {
     const idle = this.tarn.numFree()
     const used = this.tarn.numUsed()
     const size = idle + used + this.tarn.numPendingCreates()
-    return { size, idle, used, pending: this.tarn.numPendingAcquires(), max: this.max, min: this.min, utilization: used / this.max }
+    return { size, idle, used, pending: this.waiting, max: this.max, min: this.min, utilization: used / this.max }
+  }
+
+  /** Callers waiting for a connection of this lane: in the lane's queue and in tarn's. */
+  get waiting(): number {
+    return this.#queue.size + this.tarn.numPendingAcquires()
   }
 
   /**
-   * Borrows a connection and hands it to `onAcquired`, mapping tarn's failures to DatabaseErrors.
-   * One promise hop: the callback runs inside the same `then` that settles tarn's acquire.
+   * Borrows a connection and hands it to `onAcquired` (with `a` and `b`), mapping tarn's failures to
+   * DatabaseErrors; resolves with what `onAcquired` returns (a promise is followed). One promise hop:
+   * the callback runs inside the `then` that settles tarn's acquire.
+   *
+   * The wait queue: tarn is asked for at most `max` connections at a time (enough for it to open
+   * every connection the lane may have), so its own queue, an array it shifts and searches, stays
+   * short. Callers beyond that wait in the lane's {@link WaitQueue} (O(1) per caller, one shared
+   * deadline timer, no per-caller timer) and are fed to tarn in order as its acquires settle, each
+   * with what is left of its `acquireTimeoutMs`. So the order is first come first served across both
+   * queues, tarn's rules (validation, creation, a connect error failing the oldest caller at once)
+   * apply unchanged, and the cost of a lease does not grow with the number of callers waiting.
+   *
+   * Fails with POOL_EXHAUSTED when `maxWaitingClients` callers already wait, ACQUIRE_TIMEOUT (with
+   * the pool's counters and the last connect error as `cause`) when `acquireTimeoutMs` passes,
+   * POOL_CLOSED when close() gives up on waiting callers, QUERY_CANCELLED when `signal` aborts while
+   * the caller waits (it leaves the queue at once), or with the connect error itself. `onFailed`
+   * runs before each of those rejections.
    */
-  acquire<T>(onAcquired: (conn: PooledConnection<C>, waited: boolean) => T, now = performance.now(), onFailed?: () => void): Promise<T> {
+  acquire<A, B, T>(
+    onAcquired: OnAcquired<C, A, B, T>,
+    a: A,
+    b: B,
+    now = performance.now(),
+    onFailed?: () => void,
+    signal?: AbortSignal,
+  ): Promise<Awaited<T>> {
     const { tarn } = this
     this.#now = now
-    if (
-      tarn.numFree() === 0 &&
-      tarn.numUsed() + tarn.numPendingCreates() >= this.max &&
-      tarn.numPendingAcquires() >= this.#host.config.maxWaitingClients
-    ) {
-      const waiting = tarn.numPendingAcquires()
-      onFailed?.()
-      return Promise.reject(
-        this.#poolError(
-          'POOL_EXHAUSTED',
-          `${this.#describe()} has ${waiting} callers waiting (maxWaitingClients ${this.#host.config.maxWaitingClients})`,
-        ),
-      )
-    }
-    // only a caller that may wait is tracked (close() aborts those); with a free connection the
-    // acquire settles within a few ticks, and the pool re-checks its state when it does
-    const mayWait = tarn.numFree() === 0
-    return tarn.acquire().promise.then(
-      (conn) => onAcquired(conn, mayWait || conn.pinged),
-      (err: unknown) => {
+    const queued = this.#queue.size
+    if (queued > 0 || (tarn.numFree() === 0 && tarn.numUsed() + tarn.numPendingCreates() >= this.max)) {
+      const waiting = queued + tarn.numPendingAcquires()
+      if (waiting >= this.#host.config.maxWaitingClients) {
         onFailed?.()
-        throw this.#acquireError(err)
+        return Promise.reject(
+          this.#poolError(
+            'POOL_EXHAUSTED',
+            `${this.#describe()} has ${waiting} callers waiting (maxWaitingClients ${this.#host.config.maxWaitingClients})`,
+          ),
+        )
+      }
+    }
+    if (queued === 0 && this.#inTarn < this.max && signal === undefined) {
+      // the common case: straight to tarn, whose deadline is the caller's whole acquireTimeoutMs.
+      // Only a caller that may wait is marked so (the lease then reads the connection's clock)
+      const mayWait = tarn.numFree() === 0
+      this.#inTarn++
+      // (a promise returned by onAcquired is followed: the result is what it resolves to)
+      return tarn.acquire().promise.then(
+        (conn) => {
+          this.#leftTarn()
+          return onAcquired(conn, mayWait || conn.pinged, now, a, b)
+        },
+        (err: unknown) => {
+          this.#leftTarn()
+          onFailed?.()
+          throw this.#acquireError(err)
+        },
+      ) as Promise<Awaited<T>>
+    }
+    return new Promise<Awaited<T>>((resolve, reject) => {
+      const handler = onAcquired as OnAcquired<C, unknown, unknown, unknown>
+      this.#enqueue(new Waiter<C>(now, handler, a, b, onFailed, resolve as (v: unknown) => void, reject), signal)
+    })
+  }
+
+  #enqueue(waiter: Waiter<C>, signal: AbortSignal | undefined): void {
+    if (signal) {
+      if (signal.aborted) {
+        this.#fail(waiter, this.#cancelledError(signal))
+        return
+      }
+      waiter.cancel = new WaiterCancel(signal, () => this.#cancel(waiter))
+      signal.addEventListener('abort', waiter.cancel.listener, { once: true })
+    }
+    if (this.#queue.size === 0 && this.#inTarn < this.max) this.#start(waiter, this.#host.config.acquireTimeoutMs, this.tarn.numFree() === 0)
+    else this.#queue.push(waiter)
+  }
+
+  /** Hands a waiter to tarn, with `timeoutMs` left before its deadline. */
+  #start(waiter: Waiter<C>, timeoutMs: number, waited: boolean): void {
+    this.#inTarn++
+    const op = timeoutMs === this.#host.config.acquireTimeoutMs ? this.tarn.acquire() : this.tarn.acquireWithin(timeoutMs)
+    if (waiter.cancel) waiter.cancel.op = op
+    op.promise.then(
+      (conn) => {
+        this.#leftTarn()
+        this.#leave(waiter)
+        let value: unknown
+        try {
+          value = waiter.onAcquired(conn, waited || conn.pinged, waiter.since, waiter.a, waiter.b)
+        } catch (err) {
+          waiter.reject(err)
+          return
+        }
+        waiter.resolve(value)
+      },
+      (err: unknown) => {
+        this.#leftTarn()
+        this.#fail(waiter, this.#acquireError(err))
       },
     )
+  }
+
+  /** A tarn acquire settled: the oldest queued callers take its place. */
+  #leftTarn(): void {
+    this.#inTarn--
+    if (this.#queue.size > 0) this.#feed()
+  }
+
+  #feed(): void {
+    // one clock reading for the batch; validation of the connections they get reads it too
+    const now = (this.#now = performance.now())
+    const timeoutMs = this.#host.config.acquireTimeoutMs
+    while (this.#inTarn < this.max) {
+      const waiter = this.#queue.shift()
+      if (!waiter) return
+      const left = Math.ceil(waiter.since + timeoutMs - now)
+      if (left > 0) this.#start(waiter, left, true)
+      else this.#expired(waiter)
+    }
+  }
+
+  /** A queued caller's deadline passed (the queue's timer, or found due when it was fed). */
+  #expired(waiter: Waiter<C>): void {
+    this.#fail(waiter, this.#timeoutError())
+  }
+
+  /** The caller's signal aborted: out of the queue now, or out of tarn's (its rejection settles it). */
+  #cancel(waiter: Waiter<C>): void {
+    const cancel = waiter.cancel
+    if (!cancel) return
+    const error = this.#cancelledError(cancel.signal)
+    if (this.#queue.remove(waiter)) this.#fail(waiter, error)
+    else cancel.op?.reject(error)
+  }
+
+  #fail(waiter: Waiter<C>, error: DatabaseError): void {
+    this.#leave(waiter)
+    waiter.onFailed?.()
+    waiter.reject(error)
+  }
+
+  /** The caller got its connection or failed: its abort listener goes. */
+  #leave(waiter: Waiter<C>): void {
+    const cancel = waiter.cancel
+    if (!cancel) return
+    waiter.cancel = undefined
+    cancel.signal.removeEventListener('abort', cancel.listener)
   }
 
   /** Returns a connection to tarn. */
@@ -122,6 +289,8 @@ export class LanePool<C> {
 
   /** Rejects every caller still waiting for a connection with POOL_CLOSED (close() at its deadline). */
   abortWaiting(): void {
+    // the queue first: tarn's callers, failing, would feed queued ones to tarn
+    for (const waiter of this.#queue.drain()) this.#fail(waiter, this.#closedError())
     this.tarn.abortWaiting()
   }
 
@@ -291,20 +460,33 @@ export class LanePool<C> {
   }
 
   #acquireError(err: unknown): DatabaseError {
-    if (err instanceof TimeoutError) {
-      this.#host.onAcquireTimeout()
-      const cause = this.#lastCreateError
-      const hint = cause ? `; last connect error: ${cause.code}: ${cause.message}` : ''
-      // tarn already dropped this caller from its queue: count it back in the snapshot
-      return this.#poolError(
-        'ACQUIRE_TIMEOUT',
-        `${this.#describe(1)} timed out after ${this.#host.config.acquireTimeoutMs} ms waiting for a connection${hint}`,
-        cause,
-      )
-    }
-    if (err instanceof Error && err.message === 'aborted') return this.#poolError('POOL_CLOSED', `${this.#describe()} is closed`)
+    if (err instanceof TimeoutError) return this.#timeoutError()
+    if (err instanceof Error && err.message === 'aborted') return this.#closedError()
     if (DatabaseError.is(err)) return err
     return this.#host.manager.mapError(err)
+  }
+
+  /** ACQUIRE_TIMEOUT for a caller that already left the queues. */
+  #timeoutError(): DatabaseError {
+    this.#host.onAcquireTimeout()
+    const cause = this.#lastCreateError
+    const hint = cause ? `; last connect error: ${cause.code}: ${cause.message}` : ''
+    // the caller already left the queue: count it back in the snapshot
+    return this.#poolError(
+      'ACQUIRE_TIMEOUT',
+      `${this.#describe(1)} timed out after ${this.#host.config.acquireTimeoutMs} ms waiting for a connection${hint}`,
+      cause,
+    )
+  }
+
+  #closedError(): DatabaseError {
+    return this.#poolError('POOL_CLOSED', `${this.#describe()} is closed`)
+  }
+
+  #cancelledError(signal: AbortSignal): DatabaseError {
+    return new DatabaseError('QUERY_CANCELLED', 'the statement was cancelled while waiting for a connection (AbortSignal aborted)', {
+      cause: signal.reason,
+    })
   }
 
   #poolError(code: 'ACQUIRE_TIMEOUT' | 'POOL_EXHAUSTED' | 'POOL_CLOSED', message: string, cause?: unknown): DatabaseError {

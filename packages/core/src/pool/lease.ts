@@ -19,6 +19,11 @@ export class Lease<C> {
     origin: Error | undefined,
     /** `performance.now()` when the lease began. */
     readonly acquiredAt: number,
+    /**
+     * True when the lease carries its own admission (close() waits for it); false inside a
+     * transaction, which holds one admission for all its attempts.
+     */
+    readonly admission = true,
   ) {
     this.origin = origin
   }

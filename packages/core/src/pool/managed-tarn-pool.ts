@@ -1,5 +1,8 @@
 import { Pool } from 'tarn'
 
+/** tarn's record of one pending acquire (its class is not exported from tarn's entry point). */
+export type PendingAcquire<T> = ReturnType<Pool<T>['acquire']>
+
 /** tarn's record of a pooled resource; `timestamp` (Date.now() of its last release) is its idle start. */
 interface TarnResource {
   timestamp: number
@@ -13,6 +16,8 @@ interface TarnResource {
  *   ref'd, so an idle pool kept the process alive;
  * - callers waiting in `pendingAcquires` / `pendingValidations` can be failed before `destroy()`,
  *   which first waits for every lease;
+ * - an acquire can be given a shorter deadline than `acquireTimeoutMillis` (a caller that already
+ *   waited in dbpool's queue has only the rest of its time);
  * - idle resources leave the `free` list without a borrow: a borrow made only to drop a resource
  *   would also open a replacement nobody asked for;
  * - an idle resource can be checked out (for a keepalive ping) and back in with its idle start kept,
@@ -25,6 +30,21 @@ export class ManagedTarnPool<T> extends Pool<T> {
     // TypeScript still narrows `interval` to null here, but super just set it
     const reaper = this.interval as NodeJS.Timeout | null
     reaper?.unref()
+  }
+
+  /**
+   * tarn's `acquire()` with its deadline `timeoutMs` instead of `acquireTimeoutMillis`. tarn reads the
+   * setting synchronously in `acquire()` (for the pending acquire's timer, and for the validation
+   * timer of a resource handed out in the same call, whose caller's deadline is no later).
+   */
+  acquireWithin(timeoutMs: number): PendingAcquire<T> {
+    const configured = this.acquireTimeoutMillis
+    this.acquireTimeoutMillis = timeoutMs
+    try {
+      return this.acquire()
+    } finally {
+      this.acquireTimeoutMillis = configured
+    }
   }
 
   /** The idle resources, in tarn's free-list order. */

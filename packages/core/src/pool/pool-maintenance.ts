@@ -3,6 +3,7 @@ import type { DatabaseError } from '../errors/database-error'
 import type { LanePool } from './lane-pool'
 import type { Lease } from './lease'
 import type { LeakInfo } from './pool-events'
+import type { PooledConnection } from './pooled-connection'
 
 /** @internal What the background work needs from the pool. */
 export interface MaintenanceHost {
@@ -59,7 +60,7 @@ export class PoolMaintenance {
   async #cycle(lane: LanePool<unknown>, count: number): Promise<void> {
     const host = this.#host
     if (count <= 0 || !host.isOpen()) return
-    const results = await Promise.allSettled(Array.from({ length: count }, () => lane.acquire((conn) => conn)))
+    const results = await Promise.allSettled(Array.from({ length: count }, () => lane.acquire(connectionOf, undefined, undefined)))
     let failure: DatabaseError | undefined
     for (const result of results) {
       if (result.status === 'fulfilled') lane.release(result.value)
@@ -105,7 +106,7 @@ export class PoolMaintenance {
     if (!host.isOpen()) return
     if (ping) {
       for (const lane of host.lanes()) {
-        if (lane.tarn.numPendingAcquires() === 0) lane.pingIdle().catch((err: unknown) => host.emitError(host.toError(err)))
+        if (lane.waiting === 0) lane.pingIdle().catch((err: unknown) => host.emitError(host.toError(err)))
       }
     }
     this.scheduleWarmUp(0)
@@ -120,4 +121,8 @@ export class PoolMaintenance {
       this.#host.emitLeak({ leaseId: lease.id, lane: lease.conn.lane, heldForMs: Math.round(now - lease.acquiredAt), stack: lease.stack() })
     }
   }
+}
+
+function connectionOf(conn: PooledConnection<unknown>): PooledConnection<unknown> {
+  return conn
 }

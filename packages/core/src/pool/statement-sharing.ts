@@ -118,7 +118,7 @@ export class StatementSharing {
   }
 
   #settle(slot: Slot): void {
-    if (!this.#host.isOpen() || slot.lease?.conn.broken || slot.lane.tarn.numPendingAcquires() > 0) {
+    if (!this.#host.isOpen() || slot.lease?.conn.broken || slot.lane.waiting > 0) {
       this.#finish(slot)
       return
     }
