@@ -1,4 +1,4 @@
-import { DatabaseError, sql } from '@dbpool/core'
+import { type CloseReport, DatabaseError, sql } from '@dbpool/core'
 import { makePool, rejection, sleep, waitFor } from './helpers'
 
 /** Settles every promise and returns what each settled to (fulfilled value or rejection code). */
@@ -55,6 +55,36 @@ describe('close(): work issued before close() runs to completion', () => {
     expect(pool.stats().used + pool.stats().pending).toBeGreaterThan(0)
     expect(await outcomes(before)).toEqual(Array(4).fill('ok'))
     expect((await closing).timedOut).toBe(false)
+  })
+
+  it('a transaction retry whose first attempt began before close() replays during the drain and commits', async () => {
+    const { pool, manager } = makePool({ min: 0, max: 1, acquireTimeoutMs: 5_000 })
+    let attempts = 0
+    let closing: Promise<CloseReport> | undefined
+    const result = pool.transaction(
+      async (tx) => {
+        attempts++
+        await tx.query(`insert attempt ${attempts}`)
+        if (attempts === 1) {
+          closing = pool.close({ timeoutMs: 5_000 })
+          throw new DatabaseError('SERIALIZATION_FAILURE', 'could not serialize access', { backend: 'postgres' })
+        }
+        return attempts
+      },
+      { retry: { maxAttempts: 3, baseDelayMs: 1 } },
+    )
+    await expect(result).resolves.toBe(2)
+    expect(await closing).toMatchObject({ abortedWaiters: 0, timedOut: false, outstandingLeases: [] })
+    expect(manager.connections.flatMap((c) => c.statements)).toEqual([
+      'BEGIN',
+      'insert attempt 1',
+      'ROLLBACK',
+      'BEGIN',
+      'insert attempt 2',
+      'COMMIT',
+    ])
+    // a transaction begun after close() is still refused at once
+    expect((await rejection(pool.transaction(async () => undefined))).code).toBe('POOL_CLOSED')
   })
 
   it('a lease taken before close() keeps a working handle until it is released', async () => {

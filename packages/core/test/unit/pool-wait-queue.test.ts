@@ -1,0 +1,205 @@
+import { DatabaseError } from '@dbpool/core'
+import { makePool, rejection, sleep, waitFor } from './helpers'
+
+/** Holds one connection of `pool` until the returned `release()` is called. */
+async function hold(pool: ReturnType<typeof makePool>['pool']): Promise<{ release: () => void; done: Promise<void> }> {
+  let release!: () => void
+  const done = pool.withConnection(() => new Promise<void>((r) => (release = r)))
+  await waitFor(() => release !== undefined)
+  return { release, done }
+}
+
+/** Timers that keep the event loop alive right now. */
+function refedTimers(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+}
+
+describe('the wait queue: callers waiting for a connection', () => {
+  it('serves 200 waiting callers in the order they asked, on a pool of max 2', async () => {
+    const { pool } = makePool({ max: 2, acquireTimeoutMs: 5_000 })
+    const a = await hold(pool)
+    const b = await hold(pool)
+    const order: number[] = []
+    const callers = Array.from({ length: 200 }, (_, i) =>
+      pool.withConnection(async () => {
+        order.push(i)
+        await sleep(0)
+      }),
+    )
+    expect(pool.stats()).toMatchObject({ used: 2, pending: 200 })
+    a.release()
+    b.release()
+    await Promise.all([...callers, a.done, b.done])
+    expect(order).toEqual(Array.from({ length: 200 }, (_, i) => i))
+    expect(pool.stats()).toMatchObject({ used: 0, pending: 0 })
+  })
+
+  it('keeps no timer per waiting caller: 1,000 callers waiting hold a handful of timers, not 1,000', async () => {
+    const { pool } = makePool({ max: 2, acquireTimeoutMs: 5_000 })
+    const a = await hold(pool)
+    const b = await hold(pool)
+    const before = refedTimers()
+    const callers = Array.from({ length: 1_000 }, () => pool.query('select 1'))
+    expect(pool.stats().pending).toBe(1_000)
+    // tarn's pending acquires (at most max of them) have a timer each, plus the queue's one
+    expect(refedTimers() - before).toBeLessThanOrEqual(2 + 1)
+    a.release()
+    b.release()
+    await Promise.all([...callers, a.done, b.done])
+    expect(refedTimers()).toBeLessThanOrEqual(before)
+  })
+
+  it('times out waiting callers at acquireTimeoutMs from their arrival, even those handed to tarn late', async () => {
+    const { pool } = makePool({ max: 1, acquireTimeoutMs: 300 })
+    const events: string[] = []
+    const first = await hold(pool)
+    const started = performance.now()
+    // w1 gets the connection after 150 ms and keeps it; w2 and w3 are handed to tarn only then
+    const w1 = pool.withConnection(async () => {
+      events.push('w1 got it')
+      await sleep(400)
+      events.push('w1 released')
+    })
+    const w2 = rejection(pool.query('select 2')).then((e) => (events.push(`w2 ${e.code}`), e))
+    const w3 = rejection(pool.query('select 3')).then((e) => (events.push(`w3 ${e.code}`), e))
+    await sleep(150)
+    first.release()
+    const [e2, e3] = await Promise.all([w2, w3])
+    const waited = performance.now() - started
+    // (w2 waits in tarn, w3 in the queue: two timers, so the two may fail in either order)
+    expect(events.sort()).toEqual(['w1 got it', 'w2 ACQUIRE_TIMEOUT', 'w3 ACQUIRE_TIMEOUT'])
+    // both deadlines are 300 ms after arrival, not 300 ms after w2 reached tarn (which would be after w1 released)
+    expect(waited).toBeGreaterThanOrEqual(295)
+    expect(e2.message).toMatch(/timed out after 300 ms/)
+    expect(e2.poolStats).toMatchObject({ used: 1, max: 1 })
+    expect(e3.poolStats).toMatchObject({ used: 1, max: 1 })
+    expect(pool.metrics.snapshot().timeouts).toBe(2)
+    await w1
+    await first.done
+    expect(events.at(-1)).toBe('w1 released')
+  })
+
+  it('a queued caller that times out names the last connect error as its cause', async () => {
+    const { pool, manager } = makePool({ max: 2, acquireTimeoutMs: 150, createTimeoutMs: 5_000 })
+    const first = await hold(pool)
+    manager.connectFault = { kind: 'fail', error: new DatabaseError('AUTHENTICATION_FAILED', 'bad password') }
+    expect((await rejection(pool.query('select 1'))).code).toBe('AUTHENTICATION_FAILED')
+    // the next connect hangs: two callers wait in tarn, the other four in the queue in front of it
+    manager.connectFault = { kind: 'hang' }
+    const errors = await Promise.all(Array.from({ length: 6 }, () => rejection(pool.query('select 2'))))
+    for (const err of errors) {
+      expect(err.code).toBe('ACQUIRE_TIMEOUT')
+      expect(err.message).toMatch(/last connect error: AUTHENTICATION_FAILED: bad password/)
+      expect(err.cause).toMatchObject({ code: 'AUTHENTICATION_FAILED' })
+    }
+    first.release()
+    await first.done
+  })
+
+  it('counts queued callers against maxWaitingClients (POOL_EXHAUSTED) and in stats().pending', async () => {
+    const { pool } = makePool({ max: 1, maxWaitingClients: 5, acquireTimeoutMs: 5_000 })
+    const first = await hold(pool)
+    const waiting = Array.from({ length: 5 }, (_, i) => pool.query(`select ${i}`))
+    expect(pool.stats().pending).toBe(5)
+    expect(pool.metrics.snapshot().connections.pending).toBe(5)
+    const err = await rejection(pool.query('select too many'))
+    expect(err.code).toBe('POOL_EXHAUSTED')
+    expect(err.message).toMatch(/5 callers waiting \(maxWaitingClients 5\)/)
+    expect(err.poolStats?.pending).toBe(5)
+    first.release()
+    await Promise.all([...waiting, first.done])
+  })
+
+  it('a waiting caller whose AbortSignal aborts leaves the queue at once with QUERY_CANCELLED; the others keep their turn', async () => {
+    const { pool, manager } = makePool({ max: 1, acquireTimeoutMs: 5_000 })
+    const first = await hold(pool)
+    const controller = new AbortController()
+    const before = pool.query('select before')
+    const cancelled = rejection(pool.query('select cancelled', [], { signal: controller.signal }))
+    const after = pool.query('select after')
+    expect(pool.stats().pending).toBe(3)
+    const reason = new Error('user went away')
+    controller.abort(reason)
+    const err = await cancelled
+    expect(err.code).toBe('QUERY_CANCELLED')
+    expect(err.cause).toBe(reason)
+    expect(pool.stats().pending).toBe(2)
+    first.release()
+    await Promise.all([before, after, first.done])
+    expect(manager.connections[0]!.statements).toEqual(['select before', 'select after'])
+  })
+
+  it('an AbortSignal aborting while its caller is the one handed to tarn also cancels it', async () => {
+    const { pool, manager } = makePool({ max: 1, acquireTimeoutMs: 5_000 })
+    const first = await hold(pool)
+    const controller = new AbortController()
+    // the first caller waits in tarn itself (the queue in front holds the rest)
+    const cancelled = rejection(pool.query('select cancelled', [], { signal: controller.signal }))
+    const next = pool.query('select next')
+    controller.abort()
+    expect((await cancelled).code).toBe('QUERY_CANCELLED')
+    first.release()
+    await Promise.all([next, first.done])
+    expect(manager.connections[0]!.statements).toEqual(['select next'])
+    expect(pool.stats()).toMatchObject({ pending: 0, used: 0, idle: 1 })
+  })
+
+  it('an already aborted signal fails at once, without borrowing a connection', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    const err = await rejection(pool.query('select 1', [], { signal: AbortSignal.abort() }))
+    expect(err.code).toBe('QUERY_CANCELLED')
+    expect(manager.connectAttempts).toBe(0)
+    expect(pool.metrics.snapshot().acquired).toBe(0)
+  })
+
+  it('records the wait of a queued caller in wait_time', async () => {
+    const { pool } = makePool({ max: 1, acquireTimeoutMs: 5_000 })
+    const first = await hold(pool)
+    const queued = [pool.query('select 1'), pool.query('select 2'), pool.query('select 3')]
+    await sleep(60)
+    first.release()
+    await Promise.all([...queued, first.done])
+    const { waitTime } = pool.metrics.snapshot()
+    expect(waitTime.count).toBe(4)
+    expect(waitTime.maxMs).toBeGreaterThanOrEqual(55)
+  })
+
+  it('close() lets 100 queued callers finish, then reports a clean drain', async () => {
+    const { pool } = makePool({ max: 2, acquireTimeoutMs: 5_000 }, { queryDelayMs: 1 })
+    const first = await hold(pool)
+    const callers = Array.from({ length: 100 }, (_, i) => pool.query(`select ${i}`))
+    const closing = pool.close({ timeoutMs: 5_000 })
+    expect((await rejection(pool.query('select after close'))).code).toBe('POOL_CLOSED')
+    first.release()
+    const settled = await Promise.allSettled(callers)
+    expect(settled.every((r) => r.status === 'fulfilled')).toBe(true)
+    expect(await closing).toMatchObject({ abortedWaiters: 0, timedOut: false, outstandingLeases: [] })
+    await first.done
+  })
+
+  it('at close()`s deadline every queued caller fails with POOL_CLOSED and is counted', async () => {
+    const { pool } = makePool({ max: 2, acquireTimeoutMs: 10_000 })
+    const a = await hold(pool)
+    const b = await hold(pool)
+    const callers = Array.from({ length: 50 }, (_, i) => rejection(pool.withConnection(async () => i)))
+    const report = await pool.close({ timeoutMs: 100 })
+    const errors = await Promise.all(callers)
+    expect(errors.every((e) => e.code === 'POOL_CLOSED')).toBe(true)
+    expect(report.abortedWaiters).toBe(50)
+    expect(report.outstandingLeases).toHaveLength(2)
+    expect(pool.stats().pending).toBe(0)
+    a.release()
+    b.release()
+    await Promise.all([a.done, b.done])
+  })
+
+  it('a connect error reaches the oldest waiting caller at once, and every queued caller in turn', async () => {
+    const { pool, manager } = makePool({ max: 2, acquireTimeoutMs: 10_000 })
+    manager.connectFault = { kind: 'fail', error: new DatabaseError('CONNECTION_FAILED', 'connection refused', { backend: 'postgres' }) }
+    const started = Date.now()
+    const errors = await Promise.all(Array.from({ length: 12 }, () => rejection(pool.query('select 1'))))
+    expect(errors.every((e) => e.code === 'CONNECTION_FAILED')).toBe(true)
+    // tarn retries a failed connect every 100 ms, failing one caller each time: far below the 10 s timeout
+    expect(Date.now() - started).toBeLessThan(5_000)
+  })
+})
