@@ -330,7 +330,13 @@ export class DatabasePool<out C = unknown> {
       beginStatement: (settings) => this.#manager.beginStatement(settings),
       transactionState: readState && ((native) => readState.call(this.#manager, native)),
       lease: <R>(readOnly: boolean, body: (tx: ConnectionHandle<C>, markBroken: (err: unknown) => DatabaseError) => Promise<R>) =>
-        this.#acquire(readOnly && this.#read ? 'read' : 'write', this.#lendTransaction, body as TransactionBody<unknown>, undefined, true) as Promise<R>,
+        this.#acquire(
+          readOnly && this.#read ? 'read' : 'write',
+          this.#lendTransaction,
+          body as TransactionBody<unknown>,
+          undefined,
+          true,
+        ) as Promise<R>,
     })
     running.then(this.#finish, this.#finish)
     return running

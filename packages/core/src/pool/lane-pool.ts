@@ -6,6 +6,9 @@ import { ManagedTarnPool, type PendingAcquire } from './managed-tarn-pool'
 import { PooledConnection } from './pooled-connection'
 import { WaitQueue, type Queued } from './wait-queue'
 
+/** @internal Acquires tarn may hold beyond `max` (see `LanePool.acquire`). */
+export const TARN_SLACK = 32
+
 /** tarn's idle timeout when `idleTimeoutMs` is 0 (never): setInterval's largest delay, about 24.8 days. */
 const NEVER_MS = 2_147_483_647
 
@@ -83,10 +86,12 @@ export class LanePool<C> {
   #stopped = false
   /** How soon an expired connection that was leased at its expiry is looked at again. */
   readonly #recheckMs: number
-  /** Callers waiting beyond the `max` tarn is asked for at once, oldest first. */
+  /** Callers waiting beyond the acquires tarn is given at once, oldest first. */
   readonly #queue: WaitQueue<Waiter<C>>
-  /** tarn acquires issued and not yet settled (at most `max`: tarn's own queue stays short). */
+  /** tarn acquires issued and not yet settled, at most {@link #tarnLimit}. */
   #inTarn = 0
+  /** How many acquires tarn may have at once: `max + TARN_SLACK`, whatever the number of callers. */
+  readonly #tarnLimit: number
 
   constructor(
     host: LaneHost<C>,
@@ -98,6 +103,7 @@ export class LanePool<C> {
     const { config } = host
     this.#recheckMs = Math.min(1_000, Math.max(10, Math.floor(config.maxLifetimeMs / 10)))
     this.#queue = new WaitQueue<Waiter<C>>(config.acquireTimeoutMs, (waiter) => this.#expired(waiter))
+    this.#tarnLimit = max + TARN_SLACK
     this.tarn = new ManagedTarnPool<PooledConnection<C>>({
       create: () => this.#create(),
       destroy: (conn) => this.#destroy(conn, conn.broken ? 'broken' : 'retired'),
@@ -135,13 +141,14 @@ export class LanePool<C> {
    * DatabaseErrors; resolves with what `onAcquired` returns (a promise is followed). One promise hop:
    * the callback runs inside the `then` that settles tarn's acquire.
    *
-   * The wait queue: tarn is asked for at most `max` connections at a time (enough for it to open
-   * every connection the lane may have), so its own queue, an array it shifts and searches, stays
-   * short. Callers beyond that wait in the lane's {@link WaitQueue} (O(1) per caller, one shared
-   * deadline timer, no per-caller timer) and are fed to tarn in order as its acquires settle, each
-   * with what is left of its `acquireTimeoutMs`. So the order is first come first served across both
-   * queues, tarn's rules (validation, creation, a connect error failing the oldest caller at once)
-   * apply unchanged, and the cost of a lease does not grow with the number of callers waiting.
+   * The wait queue: tarn is given at most `max + 32` acquires at a time (`max` so it opens every
+   * connection the lane may have, the rest so callers passing through at moderate concurrency go
+   * straight to it), so its own queue, an array it shifts and searches, stays short. Callers beyond
+   * that wait in the lane's {@link WaitQueue} (O(1) per caller, one shared deadline timer, no timer
+   * per caller) and are fed to tarn in order as its acquires settle, each with what is left of its
+   * `acquireTimeoutMs`. So the order is first come first served across both queues, tarn's rules
+   * (validation, creation, a connect error failing the oldest caller at once) apply unchanged, and
+   * the cost of a lease does not grow with the number of callers waiting.
    *
    * Fails with POOL_EXHAUSTED when `maxWaitingClients` callers already wait, ACQUIRE_TIMEOUT (with
    * the pool's counters and the last connect error as `cause`) when `acquireTimeoutMs` passes,
@@ -172,7 +179,7 @@ export class LanePool<C> {
         )
       }
     }
-    if (queued === 0 && this.#inTarn < this.max && signal === undefined) {
+    if (queued === 0 && this.#inTarn < this.#tarnLimit && signal === undefined) {
       // the common case: straight to tarn, whose deadline is the caller's whole acquireTimeoutMs.
       // Only a caller that may wait is marked so (the lease then reads the connection's clock)
       const mayWait = tarn.numFree() === 0
@@ -205,7 +212,8 @@ export class LanePool<C> {
       waiter.cancel = new WaiterCancel(signal, () => this.#cancel(waiter))
       signal.addEventListener('abort', waiter.cancel.listener, { once: true })
     }
-    if (this.#queue.size === 0 && this.#inTarn < this.max) this.#start(waiter, this.#host.config.acquireTimeoutMs, this.tarn.numFree() === 0)
+    if (this.#queue.size === 0 && this.#inTarn < this.#tarnLimit)
+      this.#start(waiter, this.#host.config.acquireTimeoutMs, this.tarn.numFree() === 0)
     else this.#queue.push(waiter)
   }
 
@@ -244,7 +252,7 @@ export class LanePool<C> {
     // one clock reading for the batch; validation of the connections they get reads it too
     const now = (this.#now = performance.now())
     const timeoutMs = this.#host.config.acquireTimeoutMs
-    while (this.#inTarn < this.max) {
+    while (this.#inTarn < this.#tarnLimit) {
       const waiter = this.#queue.shift()
       if (!waiter) return
       const left = Math.ceil(waiter.since + timeoutMs - now)

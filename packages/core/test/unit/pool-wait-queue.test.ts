@@ -1,12 +1,34 @@
 import { DatabaseError } from '@dbpool/core'
+import { TARN_SLACK } from '../../src/pool/lane-pool'
 import { makePool, rejection, sleep, waitFor } from './helpers'
 
+type Pool = ReturnType<typeof makePool>['pool']
+
 /** Holds one connection of `pool` until the returned `release()` is called. */
-async function hold(pool: ReturnType<typeof makePool>['pool']): Promise<{ release: () => void; done: Promise<void> }> {
+async function hold(pool: Pool): Promise<{ release: () => void; done: Promise<void> }> {
   let release!: () => void
   const done = pool.withConnection(() => new Promise<void>((r) => (release = r)))
   await waitFor(() => release !== undefined)
   return { release, done }
+}
+
+/**
+ * Callers that fill tarn's own queue on a pool of max `max` (tarn is given `max + TARN_SLACK`
+ * acquires at a time): callers after them wait in dbpool's queue. Each holds its connection, once
+ * it gets one, until `open()`.
+ */
+function fillTarn(pool: Pool, max: number): { callers: Promise<string>[]; open: () => void } {
+  let open!: () => void
+  const gate = new Promise<void>((r) => (open = r))
+  const callers = Array.from({ length: max + TARN_SLACK }, () =>
+    pool
+      .withConnection(() => gate)
+      .then(
+        () => 'ok',
+        (err: DatabaseError) => err.code,
+      ),
+  )
+  return { callers, open }
 }
 
 /** Timers that keep the event loop alive right now. */
@@ -41,42 +63,42 @@ describe('the wait queue: callers waiting for a connection', () => {
     const before = refedTimers()
     const callers = Array.from({ length: 1_000 }, () => pool.query('select 1'))
     expect(pool.stats().pending).toBe(1_000)
-    // tarn's pending acquires (at most max of them) have a timer each, plus the queue's one
-    expect(refedTimers() - before).toBeLessThanOrEqual(2 + 1)
+    // tarn's pending acquires (at most max + TARN_SLACK of them) have a timer each, plus the queue's one
+    expect(refedTimers() - before).toBeLessThanOrEqual(2 + TARN_SLACK + 1)
     a.release()
     b.release()
     await Promise.all([...callers, a.done, b.done])
     expect(refedTimers()).toBeLessThanOrEqual(before)
   })
 
-  it('times out waiting callers at acquireTimeoutMs from their arrival, even those handed to tarn late', async () => {
-    const { pool } = makePool({ max: 1, acquireTimeoutMs: 300 })
-    const events: string[] = []
+  it('times out queued callers acquireTimeoutMs after they arrived, including one handed to tarn late', async () => {
+    const { pool } = makePool({ max: 1, acquireTimeoutMs: 500 })
     const first = await hold(pool)
     const started = performance.now()
-    // w1 gets the connection after 150 ms and keeps it; w2 and w3 are handed to tarn only then
-    const w1 = pool.withConnection(async () => {
-      events.push('w1 got it')
-      await sleep(400)
-      events.push('w1 released')
-    })
-    const w2 = rejection(pool.query('select 2')).then((e) => (events.push(`w2 ${e.code}`), e))
-    const w3 = rejection(pool.query('select 3')).then((e) => (events.push(`w3 ${e.code}`), e))
-    await sleep(150)
+    const filler = fillTarn(pool, 1)
+    const late = rejection(pool.query('select late')).then((err) => ({ err, at: performance.now() - started }))
+    const last = rejection(pool.query('select last')).then((err) => ({ err, at: performance.now() - started }))
+    expect(pool.stats().pending).toBe(1 + TARN_SLACK + 2)
+    await sleep(250)
+    // the first filler gets the connection and keeps it: `late` moves from dbpool's queue to tarn's
     first.release()
-    const [e2, e3] = await Promise.all([w2, w3])
-    const waited = performance.now() - started
-    // (w2 waits in tarn, w3 in the queue: two timers, so the two may fail in either order)
-    expect(events.sort()).toEqual(['w1 got it', 'w2 ACQUIRE_TIMEOUT', 'w3 ACQUIRE_TIMEOUT'])
-    // both deadlines are 300 ms after arrival, not 300 ms after w2 reached tarn (which would be after w1 released)
-    expect(waited).toBeGreaterThanOrEqual(295)
-    expect(e2.message).toMatch(/timed out after 300 ms/)
-    expect(e2.poolStats).toMatchObject({ used: 1, max: 1 })
-    expect(e3.poolStats).toMatchObject({ used: 1, max: 1 })
-    expect(pool.metrics.snapshot().timeouts).toBe(2)
-    await w1
+    const [a, b] = await Promise.all([late, last])
+    for (const { err } of [a, b]) {
+      expect(err.code).toBe('ACQUIRE_TIMEOUT')
+      expect(err.message).toMatch(/timed out after 500 ms/)
+      expect(err.poolStats).toMatchObject({ used: 1, max: 1 })
+    }
+    // 500 ms after arrival, not 500 ms after `late` reached tarn (750 ms)
+    expect(a.at).toBeGreaterThanOrEqual(490)
+    expect(a.at).toBeLessThan(700)
+    expect(b.at).toBeGreaterThanOrEqual(490)
+    filler.open()
+    const fillers = await Promise.all(filler.callers)
+    expect(fillers[0]).toBe('ok')
+    expect(fillers.slice(1).every((code) => code === 'ACQUIRE_TIMEOUT')).toBe(true)
+    expect(pool.metrics.snapshot().timeouts).toBe(TARN_SLACK + 2)
     await first.done
-    expect(events.at(-1)).toBe('w1 released')
+    expect(pool.stats()).toMatchObject({ pending: 0, used: 0 })
   })
 
   it('a queued caller that times out names the last connect error as its cause', async () => {
@@ -84,9 +106,9 @@ describe('the wait queue: callers waiting for a connection', () => {
     const first = await hold(pool)
     manager.connectFault = { kind: 'fail', error: new DatabaseError('AUTHENTICATION_FAILED', 'bad password') }
     expect((await rejection(pool.query('select 1'))).code).toBe('AUTHENTICATION_FAILED')
-    // the next connect hangs: two callers wait in tarn, the other four in the queue in front of it
+    // the next connect hangs: callers wait in tarn's queue, and six more in dbpool's
     manager.connectFault = { kind: 'hang' }
-    const errors = await Promise.all(Array.from({ length: 6 }, () => rejection(pool.query('select 2'))))
+    const errors = await Promise.all(Array.from({ length: 2 + TARN_SLACK + 6 }, () => rejection(pool.query('select 2'))))
     for (const err of errors) {
       expect(err.code).toBe('ACQUIRE_TIMEOUT')
       expect(err.message).toMatch(/last connect error: AUTHENTICATION_FAILED: bad password/)
@@ -110,22 +132,25 @@ describe('the wait queue: callers waiting for a connection', () => {
     await Promise.all([...waiting, first.done])
   })
 
-  it('a waiting caller whose AbortSignal aborts leaves the queue at once with QUERY_CANCELLED; the others keep their turn', async () => {
+  it('a queued caller whose AbortSignal aborts leaves the queue at once with QUERY_CANCELLED; the others keep their turn', async () => {
     const { pool, manager } = makePool({ max: 1, acquireTimeoutMs: 5_000 })
     const first = await hold(pool)
+    const filler = fillTarn(pool, 1)
+    filler.open()
     const controller = new AbortController()
     const before = pool.query('select before')
     const cancelled = rejection(pool.query('select cancelled', [], { signal: controller.signal }))
     const after = pool.query('select after')
-    expect(pool.stats().pending).toBe(3)
+    const pending = pool.stats().pending
+    expect(pending).toBe(1 + TARN_SLACK + 3)
     const reason = new Error('user went away')
     controller.abort(reason)
     const err = await cancelled
     expect(err.code).toBe('QUERY_CANCELLED')
     expect(err.cause).toBe(reason)
-    expect(pool.stats().pending).toBe(2)
+    expect(pool.stats().pending).toBe(pending - 1)
     first.release()
-    await Promise.all([before, after, first.done])
+    await Promise.all([before, after, first.done, ...filler.callers])
     expect(manager.connections[0]!.statements).toEqual(['select before', 'select after'])
   })
 
