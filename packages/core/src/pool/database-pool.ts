@@ -58,6 +58,9 @@ export interface CloseReport {
 
 type PoolState = 'open' | 'closing' | 'closed'
 
+/** Awaited to let the current call return first (one microtask). */
+const SETTLED = Promise.resolve()
+
 /** What `#acquire` hands a connection to: the acquirer's stack (leak detection) and the call's own argument. */
 type Lender<B, T> = OnAcquired<unknown, Error | undefined, B, T>
 
@@ -302,9 +305,12 @@ export class DatabasePool<out C = unknown> {
     return this.#acquire(lane === 'read' && this.#read ? 'read' : 'write', this.#lendConnection, fn) as Promise<T>
   }
 
-  async #withHandle<T>(lease: Lease<unknown>, fn: (conn: PoolConnection<C>) => Promise<T>): Promise<T> {
+  /** `immediate`: the lease may have been handed out inside withConnection() itself (see `#lendConnection`). */
+  async #withHandle<T>(lease: Lease<unknown>, fn: (conn: PoolConnection<C>) => Promise<T>, immediate: boolean): Promise<T> {
     const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run) as unknown as ConnectionHandle<C>
     try {
+      // `fn` always starts after withConnection() has returned, as it did before immediate hand-outs
+      if (immediate) await SETTLED
       return await fn(handle)
     } finally {
       handle.detach()
@@ -497,8 +503,9 @@ export class DatabasePool<out C = unknown> {
   /** A bare lease (ping, backend checks, statement sharing): the caller releases it. */
   readonly #leased: Lender<undefined, Lease<unknown>> = (conn, waited, started, origin) => this.#lease(conn, waited, started, origin, true)
 
+  /** A connection handed out without waiting may come synchronously, inside the caller's own call. */
   readonly #lendConnection: Lender<(conn: PoolConnection<C>) => Promise<unknown>, Promise<unknown>> = (conn, waited, started, origin, fn) =>
-    this.#withHandle(this.#lease(conn, waited, started, origin, true), fn)
+    this.#withHandle(this.#lease(conn, waited, started, origin, true), fn, !waited)
 
   readonly #lendQuery: Lender<LeasedQuery, Promise<QueryResult<unknown>>> = (conn, waited, started, origin, q) =>
     this.#queryLeased(this.#lease(conn, waited, started, origin, true), q.compiled, q.options)

@@ -179,9 +179,22 @@ export class LanePool<C> {
         )
       }
     }
+    if (queued === 0 && signal === undefined) {
+      // the most common case: an idle connection that needs no ping, nobody waiting for it
+      const idle = tarn.takeFree(this.#readyNow)
+      if (idle) {
+        idle.pinged = false
+        this.#handOut(idle)
+        try {
+          return Promise.resolve(onAcquired(idle, false, now, a, b))
+        } catch (err) {
+          return Promise.reject(err)
+        }
+      }
+    }
     if (queued === 0 && this.#inTarn < this.#tarnLimit && signal === undefined) {
-      // the common case: straight to tarn, whose deadline is the caller's whole acquireTimeoutMs.
-      // Only a caller that may wait is marked so (the lease then reads the connection's clock)
+      // straight to tarn, whose deadline is the caller's whole acquireTimeoutMs. Only a caller that
+      // may wait is marked so (the lease then reads the connection's clock)
       const mayWait = tarn.numFree() === 0
       this.#inTarn++
       // (a promise returned by onAcquired is followed: the result is what it resolves to)
@@ -404,6 +417,19 @@ export class LanePool<C> {
     if (conn.expiresAt !== Number.POSITIVE_INFINITY) this.#armRetirement(conn.expiresAt)
     this.#host.onCreated(conn, performance.now() - started)
     return conn
+  }
+
+  /** True when validation would pass at once (no ping needed): the connection can be handed out now. */
+  readonly #readyNow = (conn: PooledConnection<C>): boolean => {
+    const { manager, config } = this.#host
+    const now = this.#now
+    return (
+      !conn.broken &&
+      !conn.destroyed &&
+      now < conn.expiresAt &&
+      now - conn.lastCheckedAt <= config.validateAfterIdleMs &&
+      manager.isUsable(conn.native)
+    )
   }
 
   #validate(conn: PooledConnection<C>): boolean | Promise<boolean> {

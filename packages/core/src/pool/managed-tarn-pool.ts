@@ -18,6 +18,8 @@ interface TarnResource {
  *   which first waits for every lease;
  * - an acquire can be given a shorter deadline than `acquireTimeoutMillis` (a caller that already
  *   waited in dbpool's queue has only the rest of its time);
+ * - an idle resource can be handed out at once, when nobody waits and it needs no asynchronous
+ *   validation, without tarn's pending operation, timer and promise chain;
  * - idle resources leave the `free` list without a borrow: a borrow made only to drop a resource
  *   would also open a replacement nobody asked for;
  * - an idle resource can be checked out (for a keepalive ping) and back in with its idle start kept,
@@ -45,6 +47,24 @@ export class ManagedTarnPool<T> extends Pool<T> {
     } finally {
       this.acquireTimeoutMillis = configured
     }
+  }
+
+  /**
+   * What `acquire()` does when nobody waits and a resource is free, done synchronously: takes the
+   * resource tarn would take (the last freed) if `ready(resource)` holds, moves it to the used list
+   * and starts the reaper, as a successful acquire does. Returns `undefined` (nothing moved) when
+   * callers are waiting, nothing is free, or `ready` refuses it (then `acquire()` validates it, so
+   * tarn destroys or pings it as usual).
+   */
+  takeFree(ready: (resource: T) => boolean): T | undefined {
+    if (this.pendingAcquires.length > 0) return undefined
+    const free = this.free
+    const entry = free[free.length - 1]
+    if (entry === undefined || !ready(entry.resource)) return undefined
+    free.pop()
+    this.used.push(entry)
+    this._startReaping()
+    return entry.resource
   }
 
   /** The idle resources, in tarn's free-list order. */
