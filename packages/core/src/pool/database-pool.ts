@@ -569,7 +569,7 @@ export class DatabasePool<out C = unknown> {
     if (conn.unrefWhileIdle) (conn.native as ReferencedHandle).unref()
     conn.leased = false
     conn.lastCheckedAt = now
-    this.#lane(conn.lane).release(conn)
+    this.#lane(conn.lane).release(conn, now)
     if (this.#drained && this.#admitted === 0) this.#drained()
   }
 

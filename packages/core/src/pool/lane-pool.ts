@@ -2,7 +2,7 @@ import { TimeoutError } from 'tarn'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
 import type { ConnectionManager, Lane, ReferencedHandle } from '../driver/connection-manager'
 import type { PoolConfig } from '../config/pool-config'
-import { ManagedTarnPool, type PendingAcquire } from './managed-tarn-pool'
+import { handedOverTo, ManagedTarnPool, type PendingAcquire } from './managed-tarn-pool'
 import { PooledConnection } from './pooled-connection'
 import { WaitQueue, type Queued } from './wait-queue'
 
@@ -197,14 +197,15 @@ export class LanePool<C> {
       // may wait is marked so (the lease then reads the connection's clock)
       const mayWait = tarn.numFree() === 0
       this.#inTarn++
+      const op = tarn.acquire()
       // (a promise returned by onAcquired is followed: the result is what it resolves to)
-      return tarn.acquire().promise.then(
+      return op.promise.then(
         (conn) => {
           this.#leftTarn()
           return onAcquired(conn, mayWait || conn.pinged, now, a, b)
         },
         (err: unknown) => {
-          this.#leftTarn()
+          this.#leftTarn(op)
           onFailed?.()
           throw this.#acquireError(err)
         },
@@ -249,15 +250,20 @@ export class LanePool<C> {
         waiter.resolve(value)
       },
       (err: unknown) => {
-        this.#leftTarn()
+        this.#leftTarn(op)
         this.#fail(waiter, this.#acquireError(err))
       },
     )
   }
 
-  /** A tarn acquire settled: the oldest queued callers take its place. */
-  #leftTarn(): void {
+  /**
+   * A tarn acquire settled: the oldest queued callers take its place. `failed`: the acquire failed,
+   * and a connection handed over to it (see `release()`) just before goes back.
+   */
+  #leftTarn(failed?: PendingAcquire<PooledConnection<C>>): void {
     this.#inTarn--
+    const handed = failed && handedOverTo(failed)
+    if (handed) this.release(handed)
     if (this.#queue.size > 0) this.#feed()
   }
 
@@ -302,10 +308,23 @@ export class LanePool<C> {
     cancel.signal.removeEventListener('abort', cancel.listener)
   }
 
-  /** Returns a connection to tarn. */
-  release(conn: PooledConnection<C>): void {
+  /**
+   * Returns a connection. If callers wait in tarn and it passes the checks of validation on borrow
+   * at once (as of `now`), it goes straight to the oldest of them; otherwise back to tarn, which
+   * hands it out after validating it (pinging it if it has been idle too long) or keeps it idle.
+   */
+  release(conn: PooledConnection<C>, now = performance.now()): void {
     conn.leased = false
-    this.tarn.release(conn)
+    const { tarn } = this
+    if (tarn.numPendingAcquires() > 0) {
+      this.#now = now
+      if (this.#readyNow(conn) && tarn.handOver(conn)) {
+        conn.pinged = false
+        this.#handOut(conn)
+        return
+      }
+    }
+    tarn.release(conn)
   }
 
   /** Rejects every caller still waiting for a connection with POOL_CLOSED (close() at its deadline). */

@@ -3,6 +3,19 @@ import { Pool } from 'tarn'
 /** tarn's record of one pending acquire (its class is not exported from tarn's entry point). */
 export type PendingAcquire<T> = ReturnType<Pool<T>['acquire']>
 
+/** A pending acquire {@link ManagedTarnPool.handOver} gave a resource to. */
+interface HandedOver<T> {
+  handedOver?: T
+}
+
+/**
+ * The resource {@link ManagedTarnPool.handOver} gave to `op`, if any. An acquire that fails anyway
+ * (it had timed out, been aborted or failed by a connect error a moment before) must give it back.
+ */
+export function handedOverTo<T>(op: PendingAcquire<T>): T | undefined {
+  return (op as HandedOver<T>).handedOver
+}
+
 /** tarn's record of a pooled resource; `timestamp` (Date.now() of its last release) is its idle start. */
 interface TarnResource {
   timestamp: number
@@ -20,6 +33,8 @@ interface TarnResource {
  *   waited in dbpool's queue has only the rest of its time);
  * - an idle resource can be handed out at once, when nobody waits and it needs no asynchronous
  *   validation, without tarn's pending operation, timer and promise chain;
+ * - a resource coming back can go straight to the oldest pending acquire, without passing through
+ *   the free list and tarn's validation (a pending operation with its own timer and promise chain);
  * - idle resources leave the `free` list without a borrow: a borrow made only to drop a resource
  *   would also open a replacement nobody asked for;
  * - an idle resource can be checked out (for a keepalive ping) and back in with its idle start kept,
@@ -65,6 +80,22 @@ export class ManagedTarnPool<T> extends Pool<T> {
     this.used.push(entry)
     this._startReaping()
     return entry.resource
+  }
+
+  /**
+   * Gives `resource`, which is in the used list and stays there, to the oldest pending acquire, as
+   * `release()` would after validating it (the caller validated it). Returns false when nobody
+   * waits. The acquire is marked (see {@link handedOverTo}): one that had already been rejected
+   * (its timer fired, close() aborted it, a connect error failed it) without having left the queue
+   * yet ignores the resolve, and its rejection handler gives the resource back.
+   */
+  handOver(resource: T): boolean {
+    let next = this.pendingAcquires.shift()
+    while (next?.isRejected) next = this.pendingAcquires.shift()
+    if (!next) return false
+    ;(next as HandedOver<T>).handedOver = resource
+    next.resolve(resource)
+    return true
   }
 
   /** The idle resources, in tarn's free-list order. */

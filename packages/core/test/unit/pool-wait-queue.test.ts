@@ -1,4 +1,5 @@
-import { DatabaseError } from '@dbpool/core'
+import { DatabaseError, DatabasePool } from '@dbpool/core'
+import { FakeConnectionManager } from '@dbpool/core/testing'
 import { TARN_SLACK } from '../../src/pool/lane-pool'
 import { makePool, rejection, sleep, waitFor } from './helpers'
 
@@ -167,6 +168,53 @@ describe('the wait queue: callers waiting for a connection', () => {
     await Promise.all([next, first.done])
     expect(manager.connections[0]!.statements).toEqual(['select next'])
     expect(pool.stats()).toMatchObject({ pending: 0, used: 0, idle: 1 })
+  })
+
+  it('a connection released to a caller cancelled a moment before comes back to the next caller', async () => {
+    // a synchronous reset, as the real managers have when there is nothing to roll back: the
+    // release then reaches tarn's queue while the cancelled acquire is still first in it
+    class SyncResetManager extends FakeConnectionManager {
+      // ConnectionManager.reset may return void; the fake's signature says Promise
+      override reset(): Promise<void> {
+        return undefined as unknown as Promise<void>
+      }
+    }
+    const manager = new SyncResetManager()
+    const pool = new DatabasePool(manager, { min: 0, max: 1, acquireTimeoutMs: 2_000, leakDetectionThresholdMs: 0 })
+    try {
+      const controller = new AbortController()
+      let proceed!: () => void
+      const gate = new Promise<void>((r) => (proceed = r))
+      const holder = pool.withConnection(async () => {
+        await gate
+        controller.abort()
+      })
+      await waitFor(() => pool.stats().used === 1)
+      const cancelled = rejection(pool.query('select cancelled', [], { signal: controller.signal }))
+      const next = pool.query('select next')
+      proceed()
+      expect((await cancelled).code).toBe('QUERY_CANCELLED')
+      await expect(next).resolves.toBeDefined()
+      await holder
+      expect(manager.connections).toHaveLength(1)
+      expect(manager.connections[0]!.statements).toEqual(['select next'])
+      expect(pool.stats()).toMatchObject({ used: 0, idle: 1, pending: 0 })
+    } finally {
+      await pool.close({ timeoutMs: 100 })
+    }
+  })
+
+  it('a connection past its lifetime is not handed to a waiting caller: the caller gets a new one', async () => {
+    const { pool, manager } = makePool({ max: 1, maxLifetimeMs: 50, maxLifetimeJitter: 0, acquireTimeoutMs: 2_000 })
+    const first = await hold(pool)
+    const waiting = pool.withConnection(async (conn) => conn.id)
+    await sleep(80)
+    first.release()
+    const id = await waiting
+    await first.done
+    expect(manager.connections).toHaveLength(2)
+    expect(manager.connections[0]!.ended).toBe(true)
+    expect(id).not.toBe(manager.connections[0]!.id)
   })
 
   it('an already aborted signal fails at once, without borrowing a connection', async () => {
