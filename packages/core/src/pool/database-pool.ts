@@ -482,9 +482,10 @@ export class DatabasePool<out C = unknown> {
   }
 
   /**
-   * Takes a lease and hands it to `lend` with `arg` (inside the `then` that settles the lane's
-   * acquire); resolves with what `lend` returns. A caller waiting for a connection is then one
-   * waiter record and its promise, with no async frame of its own. `admitted`: the caller already
+   * Takes a lease and hands it to `lend` with `arg` (synchronously when a connection is idle and
+   * ready, else inside the `then` that settles the lane's acquire); resolves with what `lend`
+   * returns. A caller waiting for a connection is then one waiter record and its promise, with no
+   * async frame of its own. `admitted`: the caller already
    * holds an admission (a transaction, across its attempts), so the lease is allowed while close()
    * drains and neither adds nor ends one (`lend` is {@link #lendTransaction}).
    */
@@ -534,7 +535,7 @@ export class DatabasePool<out C = unknown> {
   /** {@link #finished} as a callback: a failed acquire, or the end of a transaction. */
   readonly #finish = (): void => this.#finished()
 
-  /** An admitted call ended without a lease to release (its acquire failed). */
+  /** An admitted call ended without a lease to release: its acquire failed, or a transaction ended. */
   #finished(): void {
     if (--this.#admitted === 0 && this.#drained) this.#drained()
   }

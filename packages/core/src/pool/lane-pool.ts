@@ -33,7 +33,7 @@ export interface LaneHost<C> {
 
 /**
  * @internal A caller waiting in a lane's queue, then (once fed) in tarn's: the whole state of a
- * waiting caller besides its promise, about 100 bytes (the queue holds many; see `bench/memory.js`).
+ * waiting caller besides its promise, about 100 bytes (the queue holds many; `bench/queue-scaling.js`).
  */
 class Waiter<C> implements Queued {
   queued = false
@@ -138,8 +138,9 @@ export class LanePool<C> {
 
   /**
    * Borrows a connection and hands it to `onAcquired` (with `a` and `b`), mapping tarn's failures to
-   * DatabaseErrors; resolves with what `onAcquired` returns (a promise is followed). One promise hop:
-   * the callback runs inside the `then` that settles tarn's acquire.
+   * DatabaseErrors; resolves with what `onAcquired` returns (a promise is followed). An idle
+   * connection that needs no ping, with nobody waiting, is handed out synchronously (`onAcquired`
+   * runs inside this call); otherwise `onAcquired` runs inside the `then` that settles tarn's acquire.
    *
    * The wait queue: tarn is given at most `max + 32` acquires at a time (`max` so it opens every
    * connection the lane may have, the rest so callers passing through at moderate concurrency go
@@ -537,7 +538,7 @@ export class LanePool<C> {
   }
 
   #cancelledError(signal: AbortSignal): DatabaseError {
-    return new DatabaseError('QUERY_CANCELLED', 'the statement was cancelled while waiting for a connection (AbortSignal aborted)', {
+    return new DatabaseError('QUERY_CANCELLED', 'the statement was cancelled before it got a connection (AbortSignal aborted)', {
       cause: signal.reason,
     })
   }
