@@ -234,7 +234,7 @@ export class DatabasePool<out C = unknown> {
 
   #queryOnLease<R>(lane: Lane, compiled: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
     // a signal that aborts while the caller waits for a connection takes it out of the queue
-    return this.#acquire(lane, this.#lendQuery, { compiled, options }, options?.signal) as Promise<QueryResult<R>>
+    return this.#acquire(lane, this.#lendQuery, { compiled, options }, waitSignal(options)) as Promise<QueryResult<R>>
   }
 
   async #queryLeased<R>(lease: Lease<unknown>, compiled: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
@@ -695,6 +695,18 @@ export class DatabasePool<out C = unknown> {
     pool.release(conn)
     pool.dropDestroyed()
   }
+}
+
+/**
+ * The statement's signal, for waiting in the queue. Anything else than an AbortSignal is left to the
+ * manager, which refuses it with CONFIGURATION (`checkExecuteOptions`) when the statement runs.
+ */
+function waitSignal(options: ExecuteOptions | undefined): AbortSignal | undefined {
+  const signal = options?.signal as Partial<AbortSignal> | null | undefined
+  if (typeof signal !== 'object' || signal === null) return undefined
+  const usable =
+    typeof signal.aborted === 'boolean' && typeof signal.addEventListener === 'function' && typeof signal.removeEventListener === 'function'
+  return usable ? (signal as AbortSignal) : undefined
 }
 
 function toDatabaseError(manager: ConnectionManager<unknown>, err: unknown): DatabaseError {
