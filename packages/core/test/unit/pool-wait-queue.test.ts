@@ -73,26 +73,26 @@ describe('the wait queue: callers waiting for a connection', () => {
   })
 
   it('times out queued callers acquireTimeoutMs after they arrived, including one handed to tarn late', async () => {
-    const { pool } = makePool({ max: 1, acquireTimeoutMs: 500 })
+    const { pool } = makePool({ max: 1, acquireTimeoutMs: 600 })
     const first = await hold(pool)
     const started = performance.now()
     const filler = fillTarn(pool, 1)
     const late = rejection(pool.query('select late')).then((err) => ({ err, at: performance.now() - started }))
     const last = rejection(pool.query('select last')).then((err) => ({ err, at: performance.now() - started }))
     expect(pool.stats().pending).toBe(1 + TARN_SLACK + 2)
-    await sleep(250)
+    await sleep(400)
     // the first filler gets the connection and keeps it: `late` moves from dbpool's queue to tarn's
     first.release()
     const [a, b] = await Promise.all([late, last])
     for (const { err } of [a, b]) {
       expect(err.code).toBe('ACQUIRE_TIMEOUT')
-      expect(err.message).toMatch(/timed out after 500 ms/)
+      expect(err.message).toMatch(/timed out after 600 ms/)
       expect(err.poolStats).toMatchObject({ used: 1, max: 1 })
     }
-    // 500 ms after arrival, not 500 ms after `late` reached tarn (750 ms)
-    expect(a.at).toBeGreaterThanOrEqual(490)
-    expect(a.at).toBeLessThan(700)
-    expect(b.at).toBeGreaterThanOrEqual(490)
+    // 600 ms after arrival, not 600 ms after `late` reached tarn (1,000 ms)
+    expect(a.at).toBeGreaterThanOrEqual(590)
+    expect(a.at).toBeLessThan(900)
+    expect(b.at).toBeGreaterThanOrEqual(590)
     filler.open()
     const fillers = await Promise.all(filler.callers)
     expect(fillers[0]).toBe('ok')
