@@ -4,6 +4,7 @@ import type { Backend, ConnectionManager, ExecuteOptions, Lane, QueryResult, Ref
 import type { HealthCheckDetail } from '../health/health-report'
 import { MetricsCollector, type MetricsCollectorOptions } from '../metrics/metrics-collector'
 import { isSqlFragment, type CompiledQuery } from '../sql/sql'
+import { describeValue } from '../sql/parameters'
 import { runTransaction, type TransactionOptions } from '../transaction/transaction'
 import { Lease } from './lease'
 import { LanePool, withDeadline, type LaneHost, type OnAcquired } from './lane-pool'
@@ -239,7 +240,11 @@ export class DatabasePool<out C = unknown> {
 
   async #queryLeased<R>(lease: Lease<unknown>, compiled: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
     try {
-      return await this.#execute<R>(lease, compiled, options)
+      const result = await this.#execute<R>(lease, compiled, options)
+      // the release below rolls back a transaction the text left open: never report that work as done
+      const state = this.#manager.transactionState?.(lease.conn.native)
+      if (state === 'open' || state === 'failed') throw leftOpen(this.#manager.backend)
+      return result
     } finally {
       const releasing = this.#release(lease)
       if (releasing) await releasing
@@ -265,20 +270,31 @@ export class DatabasePool<out C = unknown> {
   }
 
   #executeDirect<R>(conn: PooledConnection<unknown>, query: CompiledQuery): QueryResult<R> {
+    let result: QueryResult<R>
     try {
-      return this.#manager.executeSync!<R>(conn.native, query)
+      result = this.#manager.executeSync!<R>(conn.native, query)
     } catch (err) {
       const error = toDatabaseError(this.#manager, err)
       if (!this.#manager.isUsable(conn.native)) {
         conn.broken ??= error
         this.#maintenance.sweep()
       }
-      throw error
-    } finally {
       // no release follows a direct statement: a `BEGIN` sent through query() must not leave the idle
       // connection inside a transaction that later statements and leases would run in
       this.#resetDirect(conn)
+      throw error
     }
+    if (conn.lane !== 'write') return result
+    const readState = this.#manager.transactionState
+    if (readState === undefined) {
+      this.#resetDirect(conn)
+      return result
+    }
+    const state = readState.call(this.#manager, conn.native)
+    if (state === 'idle') return result
+    // the text left a transaction open ('BEGIN; insert ...'): it is rolled back now, so the work is not done
+    this.#resetDirect(conn)
+    throw leftOpen(this.#manager.backend)
   }
 
   #resetDirect(conn: PooledConnection<unknown>): void {
@@ -470,14 +486,17 @@ export class DatabasePool<out C = unknown> {
 
   #compile(query: Queryable, params: readonly unknown[] | undefined): CompiledQuery {
     if (isSqlFragment(query)) {
-      if (params !== undefined && params.length > 0) {
-        throw new DatabaseError('QUERY_FAILED', 'pass values inside the sql`...` template, not as a separate params array')
+      if (params !== undefined && (!Array.isArray(params) || params.length > 0)) {
+        throw new DatabaseError('INVALID_PARAMETER', 'pass values inside the sql`...` template, not as a separate params array', {
+          retryable: false,
+        })
       }
       return query.compile(this.#manager.dialect)
     }
     if (typeof query !== 'string')
       throw new DatabaseError('QUERY_FAILED', `query must be an sql\`...\` fragment or a string, got ${typeof query}`)
-    if (params !== undefined && !Array.isArray(params)) throw new DatabaseError('QUERY_FAILED', 'params must be an array')
+    if (params !== undefined && !Array.isArray(params))
+      throw new DatabaseError('INVALID_PARAMETER', `params must be an array, got ${describeValue(params)}`, { retryable: false })
     return { text: query, params: params ?? [] }
   }
 
@@ -707,6 +726,18 @@ function waitSignal(options: ExecuteOptions | undefined): AbortSignal | undefine
   const usable =
     typeof signal.aborted === 'boolean' && typeof signal.addEventListener === 'function' && typeof signal.removeEventListener === 'function'
   return usable ? (signal as AbortSignal) : undefined
+}
+
+/**
+ * A lone statement (`pool.query('BEGIN; insert ...')`) that left a transaction open: the pool rolls it
+ * back on release (the next `pool.query()` may run on another connection), so it is not reported done.
+ */
+function leftOpen(backend: Backend): DatabaseError {
+  return new DatabaseError(
+    'TRANSACTION_ROLLED_BACK',
+    'the statement left a transaction open (BEGIN without COMMIT); pool.query() runs each statement on whichever connection is free, so the pool rolled it back: what ran inside it was not committed. Use pool.transaction() or withConnection()',
+    { backend, retryable: false },
+  )
 }
 
 function toDatabaseError(manager: ConnectionManager<unknown>, err: unknown): DatabaseError {

@@ -23,8 +23,8 @@ describe('DatabasePool: queries and leases', () => {
 
   it('rejects params next to a fragment, and non-array params', async () => {
     const { pool } = makePool()
-    expect((await rejection(pool.query(sql`select 1`, [1]))).code).toBe('QUERY_FAILED')
-    expect((await rejection(pool.query('select 1', 'x' as never))).code).toBe('QUERY_FAILED')
+    expect((await rejection(pool.query(sql`select 1`, [1]))).code).toBe('INVALID_PARAMETER')
+    expect((await rejection(pool.query('select 1', 'x' as never))).code).toBe('INVALID_PARAMETER')
     expect((await rejection(pool.query(42 as never))).code).toBe('QUERY_FAILED')
   })
 
