@@ -16,7 +16,7 @@ import {
 import Database from 'better-sqlite3'
 import { StatementCache } from './statement-cache'
 import { allRows, runStatement } from './statement-call'
-import { fileIdentityError, fileIdentityOf, fileIdentityProblem, type FileIdentity } from './file-identity'
+import { WAL_IDENTITY_INTERVAL_MS, fileIdentityError, fileIdentityOf, fileIdentityProblem, type FileIdentity } from './file-identity'
 import { DEFAULT_MAX_PARAMETERS, maxParametersOf, sqliteParameters } from './sqlite-params'
 import { exactRows, hasUnsafeNumber, MAX_SAFE, narrow, narrowIntegers } from './sqlite-integers'
 import { errorName, isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
@@ -172,7 +172,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     void timeoutMs // a synchronous call cannot be bounded; `select 1` needs microseconds
     try {
       const state = this.#state(db)
-      this.#checkIdentity(db, state)
+      this.#checkIdentity(db, state, 0)
       this.#statement(db, state, 'select 1').stmt.get()
     } catch (err) {
       throw this.#fail(db, err)
@@ -526,10 +526,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   /** Throws CONNECTION_LOST (and marks the connection fatal, rolling back its transaction) when the file is gone. */
-  #checkIdentity(db: SqliteDatabase, state: ConnectionState): void {
+  #checkIdentity(db: SqliteDatabase, state: ConnectionState, walEveryMs = WAL_IDENTITY_INTERVAL_MS): void {
     const identity = state.identity
     if (identity === undefined) return
-    const problem = fileIdentityProblem(this.options.path, identity)
+    const problem = fileIdentityProblem(this.options.path, identity, walEveryMs)
     if (problem === undefined) return
     const inTransaction = db.inTransaction
     const error = fileIdentityError(
