@@ -239,8 +239,10 @@ describe('transactions', () => {
         },
       )
     await Promise.all([run(1, 2), run(2, 1)])
-    expect(attempts).toBe(3) // one of the two was chosen as the deadlock victim and replayed
-    expect(seen).toEqual([{ code: 'DEADLOCK', retryable: true, sqlState: '40P01' }])
+    // one of the two is chosen as the deadlock victim and replayed (under load, rarely, both are in turn)
+    expect(attempts).toBe(2 + seen.length)
+    expect(seen.length).toBeGreaterThanOrEqual(1)
+    for (const error of seen) expect(error).toEqual({ code: 'DEADLOCK', retryable: true, sqlState: '40P01' })
     expect((await pool.query<{ s: bigint }>('select sum(v)::int8 as s from dl')).rows[0]?.s).toBe(4n)
   }, 20_000)
 })
