@@ -8,7 +8,14 @@ import { describeValue } from '../sql/parameters'
 import { runTransaction, type TransactionOptions } from '../transaction/transaction'
 import { Lease } from './lease'
 import { LanePool, withDeadline, type LaneHost, type OnAcquired } from './lane-pool'
-import { ConnectionHandle, type LeaseRunner, type PoolConnection, type Queryable, type Transaction } from './pool-connection'
+import {
+  ConnectionHandle,
+  type HeldConnectionHost,
+  type LeaseRunner,
+  type PoolConnection,
+  type Queryable,
+  type Transaction,
+} from './pool-connection'
 import { PoolMaintenance } from './pool-maintenance'
 import { StatementSharing } from './statement-sharing'
 import { PoolEventEmitter, type PoolEventName, type PoolEvents } from './pool-events'
@@ -110,6 +117,13 @@ export class DatabasePool<out C = unknown> {
   constructor(manager: ConnectionManager<C>, config?: PoolConfig | PoolOptions, options: DatabasePoolOptions = {}) {
     this.config = PoolConfig.from(config)
     this.#manager = manager
+    const readState = manager.transactionState
+    this.#held = {
+      backend: manager.backend,
+      beginStatement: (settings) => manager.beginStatement(settings),
+      transactionState: readState && ((native) => readState.call(manager, native as C)),
+      markBroken: (lease, err) => this.#markBroken(lease, err),
+    }
     this.#events = new PoolEventEmitter((event, err) => {
       process.emitWarning(`dbpool: a "${event}" listener threw: ${err instanceof Error ? err.message : String(err)}`, 'DbpoolWarning')
     })
@@ -323,7 +337,7 @@ export class DatabasePool<out C = unknown> {
 
   /** `immediate`: the lease may have been handed out inside withConnection() itself (see `#lendConnection`). */
   async #withHandle<T>(lease: Lease<unknown>, fn: (conn: PoolConnection<C>) => Promise<T>, immediate: boolean): Promise<T> {
-    const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run) as unknown as ConnectionHandle<C>
+    const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run, this.#held) as unknown as ConnectionHandle<C>
     try {
       // `fn` always starts after withConnection() has returned, as it did before immediate hand-outs
       if (immediate) await SETTLED
@@ -602,6 +616,9 @@ export class DatabasePool<out C = unknown> {
     pool.dropDestroyed()
     if (this.#drained && this.#admitted === 0) this.#drained()
   }
+
+  /** Shared by every `withConnection` handle: begins a transaction on its lease (`conn.transaction()`). */
+  readonly #held: HeldConnectionHost<unknown>
 
   /** Shared by every handle: runs a statement on a still-active lease. */
   readonly #run: LeaseRunner<unknown> = <R>(

@@ -1,8 +1,9 @@
 import { DatabaseError } from '../errors/database-error'
-import type { Backend, ExecuteOptions, Lane, QueryResult } from '../driver/connection-manager'
+import type { Backend, ExecuteOptions, Lane, QueryResult, TransactionSettings } from '../driver/connection-manager'
 import type { SqlFragment } from '../sql/sql'
 import type { Lease } from './lease'
 import type { TransactionOutcome } from '../transaction/transaction-outcome'
+import { runOnHeldConnection, type HeldTransactionHost } from '../transaction/transaction'
 
 /** Anything `query()` accepts: an `sql` fragment, or backend-native text with its parameters. */
 export type Queryable = SqlFragment | string
@@ -20,6 +21,17 @@ export interface PoolConnection<C = unknown> {
   readonly native: C
   /** Runs one statement on this connection. */
   query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>>
+  /**
+   * Runs `fn` in a transaction on this connection, keeping its session (a session-level advisory
+   * lock, `SET`, temporary tables): begins with the manager's statement (`BEGIN IMMEDIATE` on a SQLite
+   * writer; isolation, `READ ONLY`, `DEFERRABLE` on Postgres), commits when `fn` resolves, rolls back
+   * and rethrows when it rejects, with the same checks as `pool.transaction()` (TRANSACTION_ROLLED_BACK
+   * when the engine threw the work away). No `retry`: a replay needs `pool.transaction()`. On a
+   * connection of the read lane the transaction is read-only; `readOnly: false` there is CONFIGURATION.
+   * Invalid settings are CONFIGURATION naming `transaction.<option>`. Inside the callback,
+   * `tx.transaction()` nests with a savepoint.
+   */
+  transaction<T>(fn: (tx: Transaction<C>) => Promise<T>, settings?: TransactionSettings): Promise<T>
 }
 
 /** A connection inside a transaction; `transaction()` nests with a savepoint. */
@@ -41,6 +53,14 @@ export type LeaseRunner<C> = <R>(
   options: ExecuteOptions | undefined,
 ) => Promise<QueryResult<R>>
 
+/**
+ * @internal What a `withConnection` handle needs to begin a transaction on its own lease (one object
+ * per pool): the manager's begin statement and transaction state, and how to mark a connection broken.
+ */
+export interface HeldConnectionHost<C> extends HeldTransactionHost<C> {
+  markBroken(lease: Lease<C>, err: unknown): DatabaseError
+}
+
 /** @internal The object user code holds; it refuses work once its lease has ended. */
 export class ConnectionHandle<C> implements Transaction<C> {
   #lease: Lease<C> | undefined
@@ -52,6 +72,8 @@ export class ConnectionHandle<C> implements Transaction<C> {
     lease: Lease<C>,
     readonly backend: Backend,
     private readonly runner: LeaseRunner<C>,
+    /** Given to `withConnection` handles: `transaction()` outside a transaction begins one on the lease. */
+    private readonly held?: HeldConnectionHost<C>,
   ) {
     this.#lease = lease
   }
@@ -106,7 +128,14 @@ export class ConnectionHandle<C> implements Transaction<C> {
     this.#outcome = outcome
   }
 
-  async transaction<T>(fn: (tx: Transaction<C>) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: Transaction<C>) => Promise<T>, settings?: TransactionSettings): Promise<T> {
+    const held = this.held
+    if (held && this.#outcome === undefined) {
+      const lease = this.#live()
+      return runOnHeldConnection(held, this, fn, settings, lease.conn.lane === 'read', (err) => held.markBroken(lease, err))
+    }
+    if (settings !== undefined)
+      throw new DatabaseError('CONFIGURATION', 'transaction settings cannot change inside a transaction: tx.transaction() is a savepoint')
     const name = `dbpool_sp_${++this.#savepoints}`
     await this.query(`SAVEPOINT ${name}`)
     const recovered = this.#outcome?.errors.length ?? 0

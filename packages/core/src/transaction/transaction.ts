@@ -28,12 +28,19 @@ export interface TransactionOptions extends TransactionSettings {
   readonly retry?: boolean | number | RetryOptions
 }
 
-/** @internal What runTransaction needs from the pool. */
-export interface TransactionHost<C> {
+/**
+ * @internal What a transaction begun on a held connection needs from the pool (`conn.transaction()`):
+ * one object per pool, shared by every handle.
+ */
+export interface HeldTransactionHost<C> {
   readonly backend: ErrorBackend
   beginStatement(settings: TransactionSettings): string
   /** The manager's `transactionState`, when it has one. */
   transactionState: ((conn: C) => TransactionState) | undefined
+}
+
+/** @internal What runTransaction needs from the pool. */
+export interface TransactionHost<C> extends HeldTransactionHost<C> {
   lease<T>(readOnly: boolean, body: (handle: ConnectionHandle<C>, markBroken: (err: unknown) => DatabaseError) => Promise<T>): Promise<T>
 }
 
@@ -44,7 +51,8 @@ interface ResolvedRetry {
   readonly retryOn: (error: DatabaseError) => boolean
 }
 
-const OPTION_KEYS = ['isolation', 'readOnly', 'deferrable', 'retry'] as const
+const SETTING_KEYS = ['isolation', 'readOnly', 'deferrable'] as const
+const OPTION_KEYS = [...SETTING_KEYS, 'retry'] as const
 const RETRY_KEYS = ['maxAttempts', 'baseDelayMs', 'maxDelayMs', 'retryOn'] as const
 
 /** @internal Validates options, then runs begin → fn → commit with rollback and bounded replays. */
@@ -66,8 +74,31 @@ export async function runTransaction<C, T>(
   }
 }
 
+/**
+ * @internal Validates `settings`, then runs begin → fn → commit on a connection the caller already
+ * holds (no retry: a replay would need another connection's state). `readOnlyLane`: the connection is
+ * a reader, so the transaction is read-only (an explicit `readOnly: false` is refused).
+ */
+export function runOnHeldConnection<C, T>(
+  host: HeldTransactionHost<C>,
+  handle: ConnectionHandle<C>,
+  fn: (tx: Transaction<C>) => Promise<T>,
+  settings: TransactionSettings | undefined,
+  readOnlyLane: boolean,
+  markBroken: (err: unknown) => DatabaseError,
+): Promise<T> {
+  if (typeof fn !== 'function') throw configError('transaction callback', fn, 'must be a function')
+  const resolved = resolveSettings(settings ?? {}, SETTING_KEYS)
+  if (readOnlyLane) {
+    if (resolved.readOnly === false)
+      throw configError('transaction.readOnly', false, 'a connection of the read lane runs read-only transactions only')
+    resolved.readOnly = true
+  }
+  return runOnce(host, handle, host.beginStatement(resolved), fn, markBroken)
+}
+
 async function runOnce<C, T>(
-  host: TransactionHost<C>,
+  host: HeldTransactionHost<C>,
   tx: ConnectionHandle<C>,
   begin: string,
   fn: (tx: Transaction<C>) => Promise<T>,
@@ -106,13 +137,20 @@ async function rollback<C>(tx: ConnectionHandle<C>, markBroken: (err: unknown) =
 }
 
 function resolveOptions(options: TransactionOptions): { settings: TransactionSettings; retry: ResolvedRetry } {
+  const settings = resolveSettings(options, OPTION_KEYS)
+  return { settings, retry: resolveRetry((options as { retry?: unknown }).retry) }
+}
+
+type MutableSettings = { isolation?: IsolationLevel; readOnly?: boolean; deferrable?: boolean }
+
+function resolveSettings(options: TransactionSettings, keys: readonly string[]): MutableSettings {
   const raw = requireObject('transaction', options)
-  rejectUnknownKeys('transaction', raw, OPTION_KEYS)
-  const settings: { isolation?: IsolationLevel; readOnly?: boolean; deferrable?: boolean } = {}
+  rejectUnknownKeys('transaction', raw, keys)
+  const settings: MutableSettings = {}
   if (raw.isolation !== undefined) settings.isolation = checkEnum('transaction.isolation', raw.isolation, ISOLATION_LEVELS)
   if (raw.readOnly !== undefined) settings.readOnly = checkBoolean('transaction.readOnly', raw.readOnly)
   if (raw.deferrable !== undefined) settings.deferrable = checkBoolean('transaction.deferrable', raw.deferrable)
-  return { settings, retry: resolveRetry(raw.retry) }
+  return settings
 }
 
 function resolveRetry(value: unknown): ResolvedRetry {
