@@ -1,4 +1,4 @@
-import { DatabaseError } from '@dbpool/core'
+import { DatabaseError, type PoolConnection } from '@dbpool/core'
 import { makePool, rejection } from './helpers'
 
 // conn.transaction(): a transaction on a connection the caller holds (its session kept)
@@ -84,7 +84,7 @@ describe('conn.transaction() on a withConnection handle', () => {
 
   it('refuses settings for a savepoint inside a transaction', async () => {
     const { pool } = makePool({ max: 1 })
-    const err = await rejection(pool.transaction((tx) => tx.transaction(async () => 1, { readOnly: true })))
+    const err = await rejection(pool.transaction((tx) => (tx as PoolConnection).transaction(async () => 1, { readOnly: true })))
     expect(err.code).toBe('CONFIGURATION')
   })
 })
