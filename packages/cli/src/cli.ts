@@ -185,7 +185,14 @@ Exit codes: 0 ok / healthy, 1 degraded or failed, 2 unhealthy, 64 usage error.`,
     .option('--port <port>', 'port (0 picks a free one)', port, 9464)
     .option('--host <host>', 'interface to listen on', '0.0.0.0')
     .option('--timeout <ms>', 'deadline of a readiness check', timerMs, 2_000)
-    .action((opts: { port: number; host: string; timeout: number }, cmd: Command) =>
+    .addOption(
+      new Option('--details', 'show every caller of /ready the targets, server versions, stats and check messages').conflicts('token'),
+    )
+    .option(
+      '--token <token>',
+      'bearer token that shows the details (Authorization: Bearer <token>; default: $DBPOOL_SERVE_TOKEN; 16+ characters)',
+    )
+    .action((opts: { port: number; host: string; timeout: number; details?: boolean; token?: string }, cmd: Command) =>
       runner(
         globals(cmd),
         (ctx) =>
@@ -193,6 +200,8 @@ Exit codes: 0 ok / healthy, 1 degraded or failed, 2 unhealthy, 64 usage error.`,
             port: opts.port,
             host: opts.host,
             timeoutMs: opts.timeout,
+            ...(opts.details ? { details: true } : {}),
+            ...(opts.token !== undefined ? { token: opts.token } : {}),
             ...(runOptions.signal ? { signal: runOptions.signal } : {}),
           }),
         EXIT_CODES.error,

@@ -6,29 +6,11 @@ export { PoolConfig, PoolConfigBuilder, DEFAULT_POOL_OPTIONS } from './config/po
 export type { PoolOptions, ResolvedPoolOptions } from './config/pool-config'
 export { DatabaseConfig, SSL_MODES } from './config/database-config'
 export type { DatabaseOptions, PasswordSource, SslMode } from './config/database-config'
-export {
-  configError,
-  rejectUnknownKeys,
-  requireObject,
-  checkInteger,
-  checkEnum,
-  checkBoolean,
-  checkString,
-  checkFraction,
-  checkExecuteOptions,
-  MAX_TIMER_MS,
-} from './config/validate'
+// option validators (checkInteger, requireObject...) are in @dbpool/core/internal (src/internal.ts)
+export { configError, MAX_TIMER_MS } from './config/validate'
 export { sql, SqlFragment, isSqlFragment } from './sql/sql'
-export {
-  SqlJson,
-  isSqlJson,
-  isPlainObject,
-  describeValue,
-  invalidParameter,
-  jsonParameterText,
-  checkStatementText,
-  stringProblem,
-} from './sql/parameters'
+// parameter helpers for backends (jsonParameterText, invalidParameter...) are in @dbpool/core/internal
+export { SqlJson, isSqlJson } from './sql/parameters'
 export type { CompiledQuery, SqlDialect, SqlTag } from './sql/sql'
 export { ISOLATION_LEVELS } from './driver/connection-manager'
 export type {
@@ -59,7 +41,6 @@ export type { CreatePoolOptions, ModuleImporter, PostgresBackendModule, SqliteBa
 export { PoolManager } from './manager/pool-manager'
 export type { ManagerHealthReport } from './manager/pool-manager'
 export { redactSecrets, redactUrlPasswords, REDACTED } from './util/redact'
-export { withDeadline } from './pool/lane-pool'
 export { Migrator } from './migrations/migrator'
 export type { MigrationPool, MigratorOptions } from './migrations/migrator'
 export type {
@@ -82,7 +63,3 @@ export {
 } from './migrations/migration-loader'
 export { splitSqlStatements } from './migrations/sql-splitter'
 export type { SqlStatement } from './migrations/sql-splitter'
-export { createHealthHandler } from './http/health-handler'
-export type { HealthHandlerOptions, HealthRequestListener, ReadinessBody } from './http/health-handler'
-export { MetricsRegistry, createMetricsRegistry } from './http/metrics-registry'
-export type { MetricsRegistryOptions, ObservedPool } from './http/metrics-registry'

@@ -1,14 +1,13 @@
 import {
   DatabasePool,
   PoolConfig,
-  rejectUnknownKeys,
-  requireObject,
   type DatabaseConfig,
   type DatabaseOptions,
   type MetricsCollector,
   type MetricsCollectorOptions,
   type PoolOptions,
 } from '@dbpool/core'
+import { rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
 import type { PostgresConnection } from './postgres-connection'
 import { PostgresConnectionManager } from './postgres-connection-manager'
 import { POSTGRES_MANAGER_OPTION_KEYS, type PostgresManagerOptions } from './postgres-options'

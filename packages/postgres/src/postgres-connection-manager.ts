@@ -2,7 +2,6 @@ import { Client, type CustomTypesConfig, type QueryResult as PgQueryResult, type
 import {
   DatabaseConfig,
   DatabaseError,
-  checkExecuteOptions,
   configError,
   type CompiledQuery,
   type ConnectionHooks,
@@ -16,6 +15,7 @@ import {
   type TransactionSettings,
   type TransactionState,
 } from '@dbpool/core'
+import { checkExecuteOptions } from '@dbpool/core/internal'
 import { sendCancelRequest } from './postgres-cancel'
 import { PostgresConnection } from './postgres-connection'
 import { isFatalSqlState, isParameterCountMismatch, mapPostgresError, sqlStateOf } from './postgres-errors'

@@ -1,4 +1,5 @@
-import { checkEnum, checkInteger, checkString, configError, rejectUnknownKeys, requireObject } from '@dbpool/core'
+import { configError } from '@dbpool/core'
+import { checkEnum, checkInteger, checkString, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
 import type { PrepareMode } from './postgres-statement-cache'
 import { INT8_MODES, type Int8Mode } from './postgres-types'
 

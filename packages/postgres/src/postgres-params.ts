@@ -1,14 +1,5 @@
-import {
-  DatabaseError,
-  checkStatementText,
-  describeValue,
-  invalidParameter,
-  isPlainObject,
-  isSqlJson,
-  jsonParameterText,
-  stringProblem,
-  type CompiledQuery,
-} from '@dbpool/core'
+import { DatabaseError, isSqlJson, type CompiledQuery } from '@dbpool/core'
+import { checkStatementText, describeValue, invalidParameter, isPlainObject, jsonParameterText, stringProblem } from '@dbpool/core/internal'
 
 /** The most parameters one statement can carry: the protocol's Bind message counts them in an Int16. */
 export const MAX_PARAMETERS = 65_535

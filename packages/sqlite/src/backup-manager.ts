@@ -4,17 +4,8 @@ import { chmod, copyFile, mkdir, open, readdir, rename, stat, unlink, writeFile 
 import { basename, dirname, extname, join, resolve } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip, createGzip } from 'node:zlib'
-import {
-  checkBoolean,
-  checkEnum,
-  checkInteger,
-  checkString,
-  configError,
-  DatabaseError,
-  rejectUnknownKeys,
-  requireObject,
-  type DatabasePool,
-} from '@dbpool/core'
+import { configError, DatabaseError, type DatabasePool } from '@dbpool/core'
+import { checkBoolean, checkEnum, checkInteger, checkString, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
 import Database from 'better-sqlite3'
 import { copyDatabaseFile, type BackupCopyMode } from './backup-copy'
 import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'

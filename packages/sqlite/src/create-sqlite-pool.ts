@@ -1,4 +1,5 @@
-import { configError, DatabasePool, requireObject, type DatabasePoolOptions, type PoolConfig, type PoolOptions } from '@dbpool/core'
+import { configError, DatabasePool, type DatabasePoolOptions, type PoolConfig, type PoolOptions } from '@dbpool/core'
+import { requireObject } from '@dbpool/core/internal'
 import { SqliteConnectionManager, type SqliteDatabase } from './sqlite-connection-manager'
 import type { SqliteOptions } from './sqlite-options'
 

@@ -1,7 +1,6 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import {
-  checkStatementText,
   DatabaseError,
   type CompiledQuery,
   type ConnectionHooks,
@@ -13,6 +12,7 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from '@dbpool/core'
+import { checkStatementText } from '@dbpool/core/internal'
 import Database from 'better-sqlite3'
 import { StatementCache } from './statement-cache'
 import { allRows, runStatement } from './statement-call'

@@ -1,4 +1,5 @@
-import { checkBoolean, checkEnum, checkInteger, checkString, configError, rejectUnknownKeys, requireObject } from '@dbpool/core'
+import { configError } from '@dbpool/core'
+import { checkBoolean, checkEnum, checkInteger, checkString, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
 
 /** SQLite journal modes (`PRAGMA journal_mode`). */
 export const JOURNAL_MODES = ['WAL', 'DELETE', 'TRUNCATE', 'PERSIST', 'MEMORY', 'OFF'] as const

@@ -1,4 +1,5 @@
-import { DatabaseError, invalidParameter, isPlainObject, isSqlJson, jsonParameterText, stringProblem } from '@dbpool/core'
+import { DatabaseError, isSqlJson } from '@dbpool/core'
+import { invalidParameter, isPlainObject, jsonParameterText, stringProblem } from '@dbpool/core/internal'
 import type Database from 'better-sqlite3'
 
 /**

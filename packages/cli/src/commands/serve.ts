@@ -1,10 +1,14 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { createHealthHandler, createMetricsRegistry } from '@dbpool/core'
+import { configError } from '@dbpool/core'
+import { MIN_TOKEN_LENGTH, createHealthHandler, createMetricsRegistry, type HealthRequestListener } from '@dbpool/http'
 import { EXIT_CODES } from '../output'
 import { openPools } from '../pools'
 import { selectPools, type ResolvedConfig } from '../resolve-config'
 import type { CommandContext } from './context'
+
+/** The environment variable `dbpool serve` reads its bearer token from when `--token` is not given. */
+export const SERVE_TOKEN_ENV = 'DBPOOL_SERVE_TOKEN'
 
 /** Options of `dbpool serve`. */
 export interface ServeCommandOptions {
@@ -14,6 +18,16 @@ export interface ServeCommandOptions {
   readonly host?: string
   /** Deadline of a readiness check in ms. Default is `2000`. */
   readonly timeoutMs?: number
+  /**
+   * `--details`: every caller of `/ready` sees each pool's target, server version, stats and check
+   * messages. Default is `false`: statuses only (the server listens on all interfaces).
+   */
+  readonly details?: boolean
+  /**
+   * `--token`: callers with `Authorization: Bearer <token>` see the detail; default is the
+   * {@link SERVE_TOKEN_ENV} environment variable (preferred: a flag shows in the process list).
+   */
+  readonly token?: string
   /** Stops the server (tests); otherwise SIGINT or SIGTERM does. */
   readonly signal?: AbortSignal
 }
@@ -27,11 +41,18 @@ export interface ServeCommandOptions {
  */
 export async function serveCommand(ctx: CommandContext, options: ServeCommandOptions): Promise<number> {
   const config = await ctx.config()
+  // --details shows everyone the detail: a token from the environment has nothing left to guard then
+  const token = options.token ?? (options.details ? undefined : ctx.io.env[SERVE_TOKEN_ENV] || undefined)
+  // checked before it is added to the scrubbed secrets (a 1-character "token" would scrub every such letter)
+  if (token !== undefined && (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)))
+    throw configError(`--token / ${SERVE_TOKEN_ENV}`, '[set]', `must be at least ${MIN_TOKEN_LENGTH} characters without whitespace`)
+  // the token never reaches the output, whatever prints it (an error naming it included)
+  if (token !== undefined) ctx.out.addSecrets([token])
   // listening for SIGINT / SIGTERM before anything is opened: a signal sent as soon as the
   // "listening" line appears (or during startup) stops the server cleanly instead of killing it
   const stop = stopRequest(options.signal)
   try {
-    return await serve(ctx, config, options, stop.requested)
+    return await serve(ctx, config, { ...options, token }, stop.requested)
   } finally {
     stop.dispose()
   }
@@ -46,15 +67,33 @@ async function serve(
   const registry = createMetricsRegistry()
   registry.registerGlobal()
   const manager = await openPools(selectPools(config, ctx.poolName), { oneShot: false })
-  const server = createServer(createHealthHandler(manager, { metrics: registry, timeoutMs: options.timeoutMs ?? 2_000 }))
+  let handler: HealthRequestListener
+  try {
+    handler = createHealthHandler(manager, {
+      metrics: registry,
+      timeoutMs: options.timeoutMs ?? 2_000,
+      ...(options.details ? { details: true } : {}),
+      ...(options.token !== undefined ? { token: options.token } : {}),
+    })
+  } catch (err) {
+    await manager.closeAll({ timeoutMs: 5_000 })
+    await registry.shutdown()
+    throw err
+  }
+  const server = createServer(handler)
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(options.port ?? 9464, options.host ?? '0.0.0.0', () => resolve())
     })
     const { address, port } = server.address() as AddressInfo
+    const detail = options.details
+      ? 'details for everyone'
+      : options.token !== undefined
+        ? 'details with the bearer token'
+        : 'statuses only'
     ctx.out.line(
-      `dbpool serve: listening on http://${address.includes(':') ? `[${address}]` : address}:${port} (/health, /ready, /metrics) for ${manager.names.join(', ')}`,
+      `dbpool serve: listening on http://${address.includes(':') ? `[${address}]` : address}:${port} (/health, /ready, /metrics; ${detail}) for ${manager.names.join(', ')}`,
     )
     await stopRequested
     ctx.out.line('dbpool serve: stopping')

@@ -74,6 +74,45 @@ export function spawnCli(args: readonly string[], options: { cwd: string; env?: 
   return spawn(process.execPath, [binPath, ...args], { cwd: options.cwd, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] })
 }
 
+/** A running `dbpool serve`: its base URL, what it printed so far, and how to stop it. */
+export interface RunningServe {
+  readonly base: string
+  readonly child: ChildProcess
+  stdout(): string
+  stderr(): string
+  /** SIGTERM, then the exit code (SIGKILL after 10 s). */
+  stop(): Promise<number | null>
+}
+
+/** Starts `dbpool serve ...args` (add `--port 0 --host 127.0.0.1`) and waits for its `listening on` line. */
+export async function startServe(args: readonly string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): Promise<RunningServe> {
+  const child = spawnCli(['serve', ...args], options)
+  let stdout = ''
+  let stderr = ''
+  child.stdout?.setEncoding('utf8').on('data', (s: string) => (stdout += s))
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => (stderr += s))
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
+  const stop = async (): Promise<number | null> => {
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+    try {
+      return await exited
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+  const deadline = Date.now() + 30_000
+  let match: RegExpExecArray | null
+  while (!(match = /listening on (http:\/\/\S+)/.exec(stdout))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stop()
+      throw new Error(`serve did not start (exit ${child.exitCode}): ${stdout} ${stderr}`)
+    }
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  return { base: match[1] as string, child, stdout: () => stdout, stderr: () => stderr, stop }
+}
+
 /** How {@link runCliClosingReader} closes the reader of the child's output. */
 export interface ClosingReaderOptions {
   readonly cwd: string

@@ -295,7 +295,7 @@ describe('dbpool on SQLite (child process)', () => {
         await new Promise((r) => setTimeout(r, 50))
       }
       const base = (/listening on (http:\/\/\S+)/.exec(stdout) as RegExpExecArray)[1] as string
-      expect(stdout).toMatch(/\(\/health, \/ready, \/metrics\) for app\n/)
+      expect(stdout).toMatch(/\(\/health, \/ready, \/metrics; statuses only\) for app\n/)
       expect((await fetch(`${base}/health`)).status).toBe(200)
       const ready = await fetch(`${base}/ready`)
       expect(ready.status).toBe(200)

@@ -44,3 +44,15 @@ it('loads from CommonJS', () => {
   ])
   expect(JSON.parse(out)).toEqual([{ n: 1 }])
 })
+
+it('loads the @dbpool/core/internal subpath from an ES module and from CommonJS', () => {
+  const esm = run([
+    '--input-type=module',
+    '-e',
+    `import { checkInteger, withDeadline } from '@dbpool/core/internal'
+     console.log(JSON.stringify([checkInteger('n', 3, 1), typeof withDeadline]))`,
+  ])
+  expect(JSON.parse(esm)).toEqual([3, 'function'])
+  const cjs = run(['-e', `const { requireObject } = require('@dbpool/core/internal'); console.log(typeof requireObject)`])
+  expect(cjs.trim()).toBe('function')
+})

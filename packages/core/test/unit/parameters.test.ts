@@ -1,4 +1,5 @@
-import { DatabaseError, checkStatementText, describeValue, isSqlJson, jsonParameterText, sql, stringProblem } from '@dbpool/core'
+import { DatabaseError, isSqlJson, sql } from '@dbpool/core'
+import { checkStatementText, describeValue, jsonParameterText, stringProblem } from '@dbpool/core/internal'
 
 function refusal(fn: () => unknown): DatabaseError {
   try {

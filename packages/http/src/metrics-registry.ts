@@ -1,10 +1,15 @@
 import { metrics as otel, type Meter } from '@opentelemetry/api'
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus'
 import { MeterProvider, type ResourceMetrics } from '@opentelemetry/sdk-metrics'
-import { checkBoolean, checkInteger, configError, rejectUnknownKeys, requireObject } from '../config/validate'
-import { METRIC_NAMES, MetricsCollector, POOL_NAME_ATTRIBUTE } from '../metrics/metrics-collector'
-import type { DatabasePoolOptions } from '../pool/database-pool'
-import type { PoolStatsSnapshot } from '../errors/database-error'
+import {
+  METRIC_NAMES,
+  MetricsCollector,
+  POOL_NAME_ATTRIBUTE,
+  configError,
+  type DatabasePoolOptions,
+  type PoolStatsSnapshot,
+} from '@dbpool/core'
+import { checkBoolean, checkInteger, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
 
 /** Options of {@link createMetricsRegistry}. */
 export interface MetricsRegistryOptions {

@@ -1,7 +1,8 @@
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import parsePrometheus from 'parse-prometheus-text-format'
-import { PoolFactory, createHealthHandler, createMetricsRegistry, sql, type DatabasePool, type ReadinessBody } from '@dbpool/core'
+import { PoolFactory, sql, type DatabasePool, type HealthReport } from '@dbpool/core'
+import { createHealthHandler, createMetricsRegistry, type ReadinessBody } from '@dbpool/http'
 import { createTestDatabase, startTcpProxy, testPostgresUrl, type TestDatabase } from '@dbpool/testing'
 
 const servers: Server[] = []
@@ -16,8 +17,8 @@ async function serve(handler: ReturnType<typeof createHealthHandler>): Promise<s
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
 
-async function get(url: string): Promise<{ status: number; text: string }> {
-  const res = await fetch(url)
+async function get(url: string, token?: string): Promise<{ status: number; text: string }> {
+  const res = await fetch(url, token ? { headers: { authorization: `Bearer ${token}` } } : {})
   return { status: res.status, text: await res.text() }
 }
 
@@ -48,16 +49,16 @@ describe('health handler on Postgres', () => {
   it('turns /ready 503 while the database refuses connections and 200 once it accepts them again', async () => {
     const pool = await PoolFactory.create(db.url, { min: 1, max: 2, name: 'ledger' })
     pools.push(pool)
-    const base = await serve(createHealthHandler(pool, { timeoutMs: 2_000 }))
+    const base = await serve(createHealthHandler(pool, { timeoutMs: 2_000, details: true }))
     const ok = await get(`${base}/ready`)
     expect(ok.status).toBe(200)
-    expect((JSON.parse(ok.text) as ReadinessBody).pools.ledger?.backend).toBe('postgres')
+    expect((JSON.parse(ok.text) as ReadinessBody<HealthReport>).pools.ledger?.backend).toBe('postgres')
 
     // the database goes away: no new sessions, and the pool's sessions are killed
     await admin.query(sql`alter database ${sql.id(db.name)} allow_connections false`)
     await admin.query(sql`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${db.name} and pid <> pg_backend_pid()`)
     const down = await waitForStatus(`${base}/ready`, 503, 5_000)
-    const report = (JSON.parse(down.text) as ReadinessBody).pools.ledger
+    const report = (JSON.parse(down.text) as ReadinessBody<HealthReport>).pools.ledger
     expect(report?.status).toBe('unhealthy')
     expect(report?.checks.find((c) => c.name === 'ping')?.status).toBe('unhealthy')
     expect(down.text).not.toMatch(/password/i)
@@ -67,6 +68,38 @@ describe('health handler on Postgres', () => {
     const back = await waitForStatus(`${base}/ready`, 200, 10_000)
     expect(back.afterMs).toBeLessThan(5_000)
     expect(JSON.parse(back.text).status).toBe('healthy')
+  }, 60_000)
+
+  it('tells a stranger statuses only; the bearer token shows target, server version and stats; a wrong one gets 401', async () => {
+    const token = 'postgres-integration-token-0123456789'
+    const pool = await PoolFactory.create(db.url, { min: 1, max: 2, name: 'orders' })
+    pools.push(pool)
+    const base = await serve(createHealthHandler(pool, { token }))
+    const target = new URL(db.url)
+    const [{ version }] = (await pool.query<{ version: string }>("select current_setting('server_version') as version")).rows as [
+      { version: string },
+    ]
+
+    for (const path of ['/ready', '/health']) {
+      const stranger = await get(`${base}${path}`)
+      expect(stranger.status).toBe(200)
+      for (const secret of [target.hostname, target.port, decodeURIComponent(target.username), version, db.name])
+        expect(stranger.text).not.toContain(secret)
+    }
+    expect(JSON.parse((await get(`${base}/ready`)).text).pools).toEqual({ orders: { status: 'healthy' } })
+
+    const insider = await get(`${base}/ready`, token)
+    expect(insider.status).toBe(200)
+    const report = (JSON.parse(insider.text) as ReadinessBody<HealthReport>).pools.orders
+    expect(report?.target).toContain(`${target.hostname}:${target.port}`)
+    expect(report?.stats.max).toBe(2)
+    expect(insider.text).toContain(version)
+    expect(insider.text).not.toContain(decodeURIComponent(target.password))
+
+    const wrong = await fetch(`${base}/ready`, { headers: { authorization: 'Bearer postgres-integration-token-01234567890' } })
+    expect(wrong.status).toBe(401)
+    expect(wrong.headers.get('www-authenticate')).toMatch(/^Bearer /)
+    expect(await wrong.text()).not.toContain(version)
   }, 60_000)
 
   it('answers 503 within the deadline while the network swallows every packet, and 200 after', async () => {

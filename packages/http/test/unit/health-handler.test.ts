@@ -1,15 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import parsePrometheus from 'parse-prometheus-text-format'
-import {
-  DatabaseError,
-  DatabasePool,
-  PoolManager,
-  createHealthHandler,
-  createMetricsRegistry,
-  type HealthHandlerOptions,
-  type ReadinessBody,
-} from '@dbpool/core'
+import { DatabaseError, DatabasePool, PoolManager, type HealthReport } from '@dbpool/core'
+import { createHealthHandler, createMetricsRegistry, type HealthHandlerOptions, type ReadinessBody } from '@dbpool/http'
 import { FakeConnectionManager, type FakeConnection } from '@dbpool/core/testing'
 
 const pools: DatabasePool<FakeConnection>[] = []
@@ -77,10 +70,10 @@ describe('createHealthHandler: /health', () => {
 describe('createHealthHandler: /ready', () => {
   it('answers 200 with the report when healthy, 503 when the database fails, and 200 again once it is back', async () => {
     const { pool, manager } = fakePool()
-    const base = await serve(pool, { timeoutMs: 500 })
+    const base = await serve(pool, { timeoutMs: 500, details: true })
     const ok = await get(`${base}/ready`)
     expect(ok.status).toBe(200)
-    const body = JSON.parse(ok.text) as ReadinessBody
+    const body = JSON.parse(ok.text) as ReadinessBody<HealthReport>
     expect(body.status).toBe('healthy')
     expect(body.pools.main?.status).toBe('healthy')
     expect(body.pools.main?.checks.map((c) => c.name)).toContain('ping')
@@ -94,7 +87,7 @@ describe('createHealthHandler: /ready', () => {
     for (const conn of manager.open) manager.kill(conn)
     const down = await get(`${base}/ready`)
     expect(down.status).toBe(503)
-    const downBody = JSON.parse(down.text) as ReadinessBody
+    const downBody = JSON.parse(down.text) as ReadinessBody<HealthReport>
     expect(downBody.status).toBe('unhealthy')
     expect(downBody.pools.main?.checks[0]).toMatchObject({ name: 'ping', status: 'unhealthy', data: { code: 'CONNECTION_FAILED' } })
 
@@ -115,7 +108,7 @@ describe('createHealthHandler: /ready', () => {
     const { pool, manager } = fakePool()
     manager.pingFault = { kind: 'hang' }
     manager.connectFault = { kind: 'hang' }
-    const base = await serve(pool, { timeoutMs: 200 })
+    const base = await serve(pool, { timeoutMs: 200, details: true })
     const started = Date.now()
     const res = await get(`${base}/ready`)
     const elapsed = Date.now() - started
@@ -141,7 +134,7 @@ describe('createHealthHandler: /ready', () => {
       kind: 'fail',
       error: new DatabaseError('CONNECTION_FAILED', 'cannot reach postgres://app:s3cret-pw@db:5432/ledger'),
     }
-    const base = await serve(pool)
+    const base = await serve(pool, { details: true })
     const res = await get(`${base}/ready`)
     expect(res.status).toBe(503)
     expect(res.text).not.toContain('s3cret-pw')
@@ -169,10 +162,119 @@ describe('createHealthHandler: /ready', () => {
   it('answers 503 for a closed pool', async () => {
     const { pool } = fakePool()
     await pool.close()
-    const base = await serve(pool)
+    const base = await serve(pool, { details: true })
     const res = await get(`${base}/ready`)
     expect(res.status).toBe(503)
     expect(JSON.parse(res.text).pools.main.checks[0].message).toBe('pool is closed')
+  })
+})
+
+describe('createHealthHandler: what strangers see (details, token)', () => {
+  const TOKEN = 'a-long-enough-test-token-0123456789'
+
+  /** A pool whose readiness check fails with a message naming the target, as a real outage does. */
+  function failingPool(): DatabasePool<FakeConnection> {
+    const { pool, manager } = fakePool('ledger')
+    manager.connectFault = {
+      kind: 'fail',
+      error: new DatabaseError('CONNECTION_FAILED', 'connect ECONNREFUSED 10.1.2.3:5432 (user app)', { backend: 'postgres' }),
+    }
+    return pool
+  }
+
+  it('by default: /ready and /health carry statuses only, no target, stats or check messages', async () => {
+    const { pool } = fakePool('ledger')
+    const base = await serve(pool)
+    const ready = await get(`${base}/ready`)
+    expect(ready.status).toBe(200)
+    const body = JSON.parse(ready.text) as ReadinessBody
+    expect(Object.keys(body).sort()).toEqual(['checkedAt', 'pools', 'status'])
+    expect(body.pools).toEqual({ ledger: { status: 'healthy' } })
+    expect(ready.text).not.toContain(pool.target)
+    expect(ready.text).not.toMatch(/stats|checks|backend|latency/)
+    const live = await get(`${base}/health`)
+    expect(JSON.parse(live.text)).toEqual({ status: 'ok', pools: { ledger: 'open' } })
+  })
+
+  it('by default: a failing check keeps its 503 but not its message', async () => {
+    const base = await serve(failingPool())
+    const res = await get(`${base}/ready`)
+    expect(res.status).toBe(503)
+    expect(JSON.parse(res.text).pools).toEqual({ ledger: { status: 'unhealthy' } })
+    expect(res.text).not.toContain('10.1.2.3')
+    expect(res.text).not.toContain('ECONNREFUSED')
+  })
+
+  it('details: true shows every caller the whole report', async () => {
+    const base = await serve(failingPool(), { details: true })
+    const res = await get(`${base}/ready`)
+    expect(res.status).toBe(503)
+    const report = (JSON.parse(res.text) as ReadinessBody<HealthReport>).pools.ledger
+    expect(report).toMatchObject({ pool: 'ledger', status: 'unhealthy', stats: expect.any(Object) })
+    expect(report?.target).toEqual(expect.any(String))
+    expect(res.text).toContain('ECONNREFUSED 10.1.2.3:5432')
+  })
+
+  it('token: the right bearer token sees the report; no Authorization sees statuses; a wrong one gets 401', async () => {
+    const base = await serve(failingPool(), { token: TOKEN })
+    const withToken = await get(`${base}/ready`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    expect(withToken.status).toBe(503)
+    expect(withToken.text).toContain('ECONNREFUSED 10.1.2.3:5432')
+    expect((JSON.parse(withToken.text) as ReadinessBody<HealthReport>).pools.ledger?.checks.length).toBeGreaterThan(0)
+    // the scheme is case-insensitive (RFC 9110)
+    expect((await get(`${base}/ready`, { headers: { authorization: `bearer ${TOKEN}` } })).text).toContain('ECONNREFUSED')
+
+    const anonymous = await get(`${base}/ready`)
+    expect(anonymous.status).toBe(503)
+    expect(JSON.parse(anonymous.text).pools).toEqual({ ledger: { status: 'unhealthy' } })
+
+    for (const authorization of [`Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, 'Bearer', `Basic ${TOKEN}`, `Token ${TOKEN}`]) {
+      const denied = await get(`${base}/ready`, { headers: { authorization } })
+      expect(denied.status).toBe(401)
+      expect(denied.headers.get('www-authenticate')).toBe('Bearer realm="dbpool", error="invalid_token"')
+      expect(denied.text).not.toContain('ledger')
+      expect((await get(`${base}/health`, { headers: { authorization } })).status).toBe(401)
+    }
+    // /metrics is for scrapers and is not gated by the token
+    expect((await get(`${base}/metrics`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(200)
+  })
+
+  it('an error inside the handler: its message only with the detail', async () => {
+    const { pool } = fakePool('ledger')
+    const registry = createMetricsRegistry()
+    jest.spyOn(registry, 'scrape').mockRejectedValue(new Error('collect failed at postgres://app:pw@10.1.2.3/ledger'))
+    try {
+      const quiet = await get(`${await serve(pool, { metrics: registry })}/metrics`)
+      expect(quiet.status).toBe(500)
+      expect(JSON.parse(quiet.text)).toEqual({ error: 'internal error' })
+      const loud = await get(`${await serve(pool, { metrics: registry, details: true })}/metrics`)
+      expect(loud.status).toBe(500)
+      expect(loud.text).toContain('10.1.2.3')
+      expect(loud.text).not.toContain(':pw@')
+    } finally {
+      await registry.shutdown()
+    }
+  })
+
+  it.each([
+    [{ details: 'yes' }, /health handler.details "yes"/],
+    [{ token: 42 }, /health handler.token 42/],
+    [{ token: 'short' }, /health handler.token "\[set\]": must be at least 16 characters/],
+    [{ token: 'has white space in it ok' }, /health handler.token "\[set\]": must be at least 16 characters without whitespace/],
+    [{ details: true, token: TOKEN }, /health handler.details true: give details: true or a token, not both/],
+  ])('rejects %j, never echoing a token', (options, pattern) => {
+    const { pool } = fakePool()
+    let error: unknown
+    try {
+      createHealthHandler(pool, options as never)
+    } catch (err) {
+      error = err
+    }
+    expect(error).toBeInstanceOf(DatabaseError)
+    expect((error as DatabaseError).code).toBe('CONFIGURATION')
+    expect((error as Error).message).toMatch(pattern)
+    expect((error as Error).message).not.toContain('white space')
+    expect((error as Error).message).not.toContain(TOKEN)
   })
 })
 

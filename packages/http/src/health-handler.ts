@@ -1,11 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { checkInteger, checkString, configError, rejectUnknownKeys, requireObject } from '../config/validate'
-import { HealthChecker, type HealthCheckOptions } from '../health/health-checker'
-import type { HealthReport, HealthStatus } from '../health/health-report'
-import type { PoolManager } from '../manager/pool-manager'
-import type { DatabasePool } from '../pool/database-pool'
-import { withDeadline } from '../pool/lane-pool'
-import { redactUrlPasswords } from '../util/redact'
+import {
+  HealthChecker,
+  redactUrlPasswords,
+  configError,
+  type DatabasePool,
+  type HealthCheckOptions,
+  type HealthReport,
+  type HealthStatus,
+  type PoolManager,
+} from '@dbpool/core'
+import { checkInteger, checkString, rejectUnknownKeys, requireObject, withDeadline } from '@dbpool/core/internal'
+import { DetailGate, type DetailAccess } from './detail-access'
 import { MetricsRegistry } from './metrics-registry'
 
 /** Options of {@link createHealthHandler}. */
@@ -21,19 +26,48 @@ export interface HealthHandlerOptions {
   readonly metrics?: MetricsRegistry | false
   /** The three paths. Defaults are `/health`, `/ready` and `/metrics`. */
   readonly paths?: { readonly health?: string; readonly ready?: string; readonly metrics?: string }
+  /**
+   * Show every caller the detail of `/ready` (each pool's target, backend, server version, stats,
+   * check messages and timings) and of errors. Default is `false`: statuses only, since
+   * `dbpool serve` listens on all interfaces. Give it only where every caller may see the
+   * database's address and version (a private network, a sidecar on localhost). Not with `token`.
+   */
+  readonly details?: boolean
+  /**
+   * A bearer token: requests with `Authorization: Bearer <token>` see the detail, compared in
+   * constant time. Requests without `Authorization` (probes) see statuses; a wrong token or another
+   * scheme gets `401` with `WWW-Authenticate: Bearer`. At least 16 characters, no whitespace.
+   * `/metrics` is not gated by it. Not with `details: true`.
+   */
+  readonly token?: string
 }
 
 /** A node:http request listener; as Express middleware it calls `next()` for paths it does not serve. */
 export type HealthRequestListener = (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void
 
-/** The `/ready` body: the overall status and each pool's report. */
-export interface ReadinessBody {
-  readonly status: HealthStatus
-  readonly checkedAt: string
-  readonly pools: Readonly<Record<string, HealthReport>>
+/** The `/health` body: `ok` while every pool is open, `closed` once one is closed, and each pool's state. */
+export interface LivenessBody {
+  readonly status: 'ok' | 'closed'
+  readonly pools: Readonly<Record<string, 'open' | 'closed'>>
 }
 
-const OPTION_KEYS = ['timeoutMs', 'health', 'metrics', 'paths'] as const
+/**
+ * The `/ready` body: the overall status and, per pool, its status alone (the default) or its whole
+ * {@link HealthReport} (target, backend, stats, checks with messages and the server version) when
+ * the request may see the detail (`details: true`, or the bearer `token`): `ReadinessBody<HealthReport>`.
+ */
+export interface ReadinessBody<P extends PoolReadiness = PoolReadiness | HealthReport> {
+  readonly status: HealthStatus
+  readonly checkedAt: string
+  readonly pools: Readonly<Record<string, P>>
+}
+
+/** One pool in a statuses-only `/ready` body. */
+export interface PoolReadiness {
+  readonly status: HealthStatus
+}
+
+const OPTION_KEYS = ['timeoutMs', 'health', 'metrics', 'paths', 'details', 'token'] as const
 const PATH_KEYS = ['health', 'ready', 'metrics'] as const
 const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 
@@ -46,21 +80,26 @@ type Pools = () => [string, DatabasePool<unknown>][]
  *
  * - `GET /health`: liveness. 200 while every pool is open, 503 once one is closed. No database work.
  * - `GET /ready`: readiness. Checks every pool (a real round trip, saturation, backend checks) within
- *   `timeoutMs`: 200 when healthy or degraded, 503 when unhealthy, with each pool's report as JSON
- *   (targets are redacted, passwords never appear). Concurrent probes share one check.
+ *   `timeoutMs`: 200 when healthy or degraded, 503 when unhealthy, with each pool's status as JSON;
+ *   each pool's whole report (redacted target, version, stats, check messages) only for requests
+ *   allowed the detail (`details`, `token`). Passwords never appear. Concurrent probes share one check.
  * - `GET /metrics`: the Prometheus text format rendered by `@opentelemetry/exporter-prometheus`
  *   from the `db.client.connection.*` instruments (see {@link MetricsRegistry}).
  *
- * Other paths answer 404 (or go to Express's `next()`); methods other than GET and HEAD answer 405.
+ * Other paths answer 404 (or go to Express's `next()`); methods other than GET and HEAD answer 405;
+ * with a `token`, a request to `/health` or `/ready` that presents a wrong one answers 401.
+ *
+ * @throws DatabaseError `CONFIGURATION` naming the option for a bad option or target.
  */
 export function createHealthHandler<C>(target: DatabasePool<C> | PoolManager, options: HealthHandlerOptions = {}): HealthRequestListener {
   const settings = resolveOptions(options)
+  const gate = new DetailGate(options.details, options.token)
   const pools = poolsOf(target)
   const checker = new HealthChecker({ ...settings.health, timeoutMs: settings.timeoutMs })
   const registry = settings.metrics === false ? undefined : (settings.metrics ?? new MetricsRegistry())
-  let inflight: Promise<ReadinessBody> | undefined
+  let inflight: Promise<ReadinessBody<HealthReport>> | undefined
 
-  const readiness = (): Promise<ReadinessBody> => {
+  const readiness = (): Promise<ReadinessBody<HealthReport>> => {
     inflight ??= checkAll(pools, checker, settings.timeoutMs).finally(() => {
       inflight = undefined
     })
@@ -91,11 +130,20 @@ export function createHealthHandler<C>(target: DatabasePool<C> | PoolManager, op
       res.setHeader('allow', 'GET, HEAD')
       return send(req, res, 405, 'application/json; charset=utf-8', JSON.stringify({ error: `method ${req.method ?? ''} not allowed` }))
     }
+    const access: DetailAccess = gate.access(req)
+    // scrapers of /metrics are not asked for the token: a wrong one only hides error messages there
+    if (access === 'invalid-token' && route !== 'metrics') {
+      res.setHeader('www-authenticate', 'Bearer realm="dbpool", error="invalid_token"')
+      return send(req, res, 401, 'application/json; charset=utf-8', JSON.stringify({ error: 'invalid bearer token' }))
+    }
     const work =
       route === 'health'
         ? Promise.resolve(liveness(pools))
         : route === 'ready'
-          ? readiness().then((body) => ({ status: body.status === 'unhealthy' ? 503 : 200, body: JSON.stringify(body) }))
+          ? readiness().then((body) => ({
+              status: body.status === 'unhealthy' ? 503 : 200,
+              body: JSON.stringify(access === 'details' ? body : statusesOnly(body)),
+            }))
           : (registry as MetricsRegistry).scrape(pools().map(([, pool]) => pool)).then((text) => ({ status: 200, body: text }))
     work.then(
       ({ status, body }) =>
@@ -112,7 +160,9 @@ export function createHealthHandler<C>(target: DatabasePool<C> | PoolManager, op
           res,
           500,
           'application/json; charset=utf-8',
-          JSON.stringify({ error: redactUrlPasswords(err instanceof Error ? err.message : String(err)) }),
+          JSON.stringify({
+            error: access === 'details' ? redactUrlPasswords(err instanceof Error ? err.message : String(err)) : 'internal error',
+          }),
         ),
     )
   }
@@ -162,12 +212,19 @@ function poolsOf<C>(target: DatabasePool<C> | PoolManager): Pools {
 }
 
 function liveness(pools: Pools): { status: number; body: string } {
-  const states = Object.fromEntries(pools().map(([name, pool]) => [name, pool.isOpen ? 'open' : 'closed']))
+  const states = Object.fromEntries(pools().map(([name, pool]) => [name, pool.isOpen ? ('open' as const) : ('closed' as const)]))
   const open = Object.values(states).every((s) => s === 'open')
-  return { status: open ? 200 : 503, body: JSON.stringify({ status: open ? 'ok' : 'closed', pools: states }) }
+  const body: LivenessBody = { status: open ? 'ok' : 'closed', pools: states }
+  return { status: open ? 200 : 503, body: JSON.stringify(body) }
 }
 
-async function checkAll(pools: Pools, checker: HealthChecker, timeoutMs: number): Promise<ReadinessBody> {
+/** The body a caller without the detail sees: the statuses, nothing about the database. */
+function statusesOnly(body: ReadinessBody<HealthReport>): ReadinessBody<PoolReadiness> {
+  const pools = Object.fromEntries(Object.entries(body.pools).map(([name, report]) => [name, { status: report.status }]))
+  return { status: body.status, checkedAt: body.checkedAt, pools }
+}
+
+async function checkAll(pools: Pools, checker: HealthChecker, timeoutMs: number): Promise<ReadinessBody<HealthReport>> {
   const entries = await Promise.all(
     pools().map(async ([name, pool]): Promise<[string, HealthReport]> => {
       // HealthChecker is bounded by timeoutMs itself; this is the backstop that guarantees an answer

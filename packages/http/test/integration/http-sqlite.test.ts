@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import parsePrometheus from 'parse-prometheus-text-format'
-import { PoolFactory, PoolManager, createHealthHandler, createMetricsRegistry, type DatabasePool, type ReadinessBody } from '@dbpool/core'
+import { PoolFactory, PoolManager, type DatabasePool, type HealthReport } from '@dbpool/core'
+import { createHealthHandler, createMetricsRegistry, type ReadinessBody } from '@dbpool/http'
 import { createSqlitePool } from '@dbpool/sqlite'
 
 const dir = mkdtempSync(join(tmpdir(), 'dbpool-http-sqlite-'))
@@ -56,10 +57,10 @@ describe('health handler on SQLite', () => {
       { backend: { createIfMissing: false } },
     )
     pools.push(pool)
-    const base = await serve(createHealthHandler(pool, { timeoutMs: 1_000 }))
+    const base = await serve(createHealthHandler(pool, { timeoutMs: 1_000, details: true }))
     const ok = await get(`${base}/ready`)
     expect(ok.status).toBe(200)
-    const body = JSON.parse(ok.text) as ReadinessBody
+    const body = JSON.parse(ok.text) as ReadinessBody<HealthReport>
     expect(body.pools.app?.backend).toBe('sqlite')
     expect(body.pools.app?.checks.map((c) => c.name)).toEqual(expect.arrayContaining(['ping', 'saturation']))
 
@@ -68,7 +69,7 @@ describe('health handler on SQLite', () => {
     writeFileSync(path, 'this is not a SQLite database\n'.repeat(200))
     const down = await waitForStatus(`${base}/ready`, 503, 5_000)
     expect(down.afterMs).toBeLessThan(2_000)
-    const report = (JSON.parse(down.text) as ReadinessBody).pools.app
+    const report = (JSON.parse(down.text) as ReadinessBody<HealthReport>).pools.app
     expect(report?.status).toBe('unhealthy')
     expect(report?.checks[0]).toMatchObject({ name: 'ping', status: 'unhealthy', data: { code: expect.any(String) } })
     // liveness does not touch the database: the process is fine, only the database is not
@@ -97,6 +98,29 @@ describe('health handler on SQLite', () => {
     expect(ready.status).toBe(503)
     const body = JSON.parse(ready.text) as ReadinessBody
     expect([body.pools.a?.status, body.pools.b?.status]).toEqual(['healthy', 'unhealthy'])
+  }, 30_000)
+
+  it('tells a stranger statuses only, and the holder of the bearer token the file, stats and checks', async () => {
+    const token = 'sqlite-integration-token-0123456789'
+    const path = join(dir, 'private-name.db')
+    const pool = await PoolFactory.create(`sqlite:${path}`, { min: 1, max: 1, name: 'notes' })
+    pools.push(pool)
+    const base = await serve(createHealthHandler(pool, { token }))
+
+    const stranger = await get(`${base}/ready`)
+    expect(stranger.status).toBe(200)
+    expect(JSON.parse(stranger.text)).toEqual({ status: 'healthy', checkedAt: expect.any(String), pools: { notes: { status: 'healthy' } } })
+    expect(stranger.text).not.toContain('private-name')
+
+    const res = await fetch(`${base}/ready`, { headers: { authorization: `Bearer ${token}` } })
+    const insider = (await res.json()) as ReadinessBody<HealthReport>
+    expect(res.status).toBe(200)
+    expect(insider.pools.notes).toMatchObject({ backend: 'sqlite', status: 'healthy', stats: expect.any(Object) })
+    expect(insider.pools.notes?.target).toContain('private-name.db')
+
+    const wrong = await fetch(`${base}/ready`, { headers: { authorization: `Bearer ${token.toUpperCase()}` } })
+    expect(wrong.status).toBe(401)
+    expect(await wrong.text()).not.toContain('private-name')
   }, 30_000)
 
   it('serves /metrics with the db_client_connection_* series of real pools', async () => {

@@ -1,0 +1,25 @@
+/**
+ * `@dbpool/core/internal`: helpers that backends (`@dbpool/postgres`, `@dbpool/sqlite`) and the
+ * first-party packages (`@dbpool/http`, `@dbpool/cli`) share with core, kept out of the main entry so
+ * that an application's view of `@dbpool/core` is the pool, its config, errors, health, metrics and
+ * migrations. Someone writing a `ConnectionManager` for another database may use them; they follow
+ * the package version like the rest, but are shaped by what the backends need rather than by apps.
+ *
+ * - Option validators: each throws `DatabaseError` `CONFIGURATION` naming the option and the value.
+ * - Parameter helpers: each problem is `DatabaseError` `INVALID_PARAMETER` naming the position.
+ * - `withDeadline`: races a promise against a timer (cleared when the promise settles).
+ *
+ * @packageDocumentation
+ */
+export {
+  rejectUnknownKeys,
+  requireObject,
+  checkInteger,
+  checkEnum,
+  checkBoolean,
+  checkString,
+  checkFraction,
+  checkExecuteOptions,
+} from './config/validate'
+export { isPlainObject, describeValue, invalidParameter, jsonParameterText, checkStatementText, stringProblem } from './sql/parameters'
+export { withDeadline } from './pool/lane-pool'
