@@ -17,18 +17,22 @@ export type {
   Backend,
   ConnectionHooks,
   ConnectionManager,
+  CursorOptions,
   ExecuteOptions,
   IsolationLevel,
   Lane,
   LaneLayout,
   QueryResult,
   ReferencedHandle,
+  RowCursor,
   TransactionSettings,
   TransactionState,
 } from './driver/connection-manager'
 export { DatabasePool } from './pool/database-pool'
 export type { CloseOptions, CloseReport, DatabasePoolOptions, OutstandingLease, WithConnectionOptions } from './pool/database-pool'
 export type { PoolConnection, Queryable, Transaction } from './pool/pool-connection'
+export { RowStream, DEFAULT_STREAM_BATCH_SIZE, MAX_STREAM_BATCH_SIZE } from './pool/row-stream'
+export type { ConnectionStreamOptions, StreamOptions } from './pool/row-stream'
 export type { LeakInfo, PoolEventName, PoolEvents } from './pool/pool-events'
 export type { RetryOptions, TransactionOptions } from './transaction/transaction'
 export { MetricsCollector, METRIC_NAMES, POOL_NAME_ATTRIBUTE } from './metrics/metrics-collector'

@@ -6,18 +6,21 @@ import {
   type CompiledQuery,
   type ConnectionHooks,
   type ConnectionManager,
+  type CursorOptions,
   type DatabaseOptions,
   type ExecuteOptions,
   type HealthCheckDetail,
   type Lane,
   type LaneLayout,
   type QueryResult,
+  type RowCursor,
   type TransactionSettings,
   type TransactionState,
 } from '@dbpool/core'
 import { checkExecuteOptions } from '@dbpool/core/internal'
 import { sendCancelRequest } from './postgres-cancel'
 import { PostgresConnection } from './postgres-connection'
+import { PostgresCursor } from './postgres-cursor'
 import { isFatalSqlState, isParameterCountMismatch, mapPostgresError, sqlStateOf } from './postgres-errors'
 import {
   CLEAN_SESSION_SQL,
@@ -255,6 +258,30 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // the statements shared in this tick leave together. Alone, it leaves at once.
     if (awaitsReadyForQuery(conn)) conn.holdWritesForTick()
     return this.#run<R>(conn, query, true)
+  }
+
+  /**
+   * A server-side cursor over `query`'s rows for `pool.stream()` ({@link PostgresCursor}, on
+   * pg-cursor), with `execute`'s type parsers. The text and parameters are checked and converted as
+   * in `execute` (SYNTAX_ERROR, INVALID_PARAMETER: thrown before anything is sent). The connection is
+   * the stream's own lease, in classic mode (statement sharing never joins it). A read abandoned at
+   * the stream's deadline or abort sends a cancel request and closes the connection, as a statement's
+   * deadline does.
+   */
+  openCursor<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery, options: CursorOptions): RowCursor<R> {
+    const prepared = pgQuery(query)
+    // a lease starts in classic mode (reset switches pipeline mode off); pg refuses cursors otherwise
+    setPipeline(conn, false)
+    return new PostgresCursor<R>(conn, prepared, options.batchSize, {
+      types: this.#types,
+      closeTimeoutMs: this.options.cancelTimeoutMs,
+      fail: (err) => this.#queryError(conn, err),
+      abandon: (reason) => {
+        conn.markBroken(reason)
+        void this.#cancel(conn)
+        conn.kill()
+      },
+    })
   }
 
   beginStatement(settings: TransactionSettings): string {

@@ -5,17 +5,20 @@ import {
   type CompiledQuery,
   type ConnectionHooks,
   type ConnectionManager,
+  type CursorOptions,
   type ExecuteOptions,
   type HealthCheckDetail,
   type Lane,
   type LaneLayout,
   type QueryResult,
+  type RowCursor,
   type TransactionSettings,
 } from '@dbpool/core'
 import { checkStatementText } from '@dbpool/core/internal'
 import Database from 'better-sqlite3'
 import { StatementCache } from './statement-cache'
 import { allRows, runStatement } from './statement-call'
+import { SqliteCursor } from './sqlite-cursor'
 import { WAL_IDENTITY_INTERVAL_MS, fileIdentityError, fileIdentityOf, fileIdentityProblem, type FileIdentity } from './file-identity'
 import { DEFAULT_MAX_PARAMETERS, maxParametersOf, sqliteParameters } from './sqlite-params'
 import { exactRows, hasUnsafeNumber, MAX_SAFE, narrow, narrowIntegers } from './sqlite-integers'
@@ -80,6 +83,8 @@ interface ConnectionState {
   rowid: Statement | undefined
   /** Set when `close()` returned (see {@link ManagedDatabase}). */
   closed: boolean
+  /** Cursors open on it (`pool.stream()`): better-sqlite3 refuses its other statements meanwhile. */
+  cursors: number
 }
 
 // how often (at most) a write looks at the -wal size
@@ -279,6 +284,40 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     return result
   }
 
+  /**
+   * A cursor over `query`'s rows for `pool.stream()` (see {@link SqliteCursor}): better-sqlite3's
+   * `iterate()` on a statement prepared for it, read in batches with a `setImmediate` between them.
+   * The text and parameters are checked as in `execute` (SYNTAX_ERROR, INVALID_PARAMETER, nothing
+   * run). Integers follow `execute`'s rule: with `safeIntegers` off every INTEGER is read as a bigint
+   * and narrowed to a number where exact (a row cannot be read twice, so nothing is rounded first).
+   */
+  openCursor<R = Record<string, unknown>>(db: SqliteDatabase, query: CompiledQuery, options: CursorOptions): RowCursor<R> {
+    const state = this.#state(db)
+    let stmt: Statement
+    let params: readonly unknown[]
+    try {
+      params = sqliteParameters(query.params, this.#maxParameters)
+      checkStatementText(query.text, 'sqlite')
+      stmt = db.prepare(query.text)
+    } catch (err) {
+      throw this.#fail(db, err)
+    }
+    const kind = statementKind(query.text, stmt.readonly)
+    const narrowing = stmt.reader && !this.options.safeIntegers
+    if (narrowing) stmt.safeIntegers(true)
+    state.cursors++
+    return new SqliteCursor<R>(stmt, params, options.batchSize, {
+      narrowing,
+      before: () => {
+        if (kind !== 'read') this.#beforeChange(db, state, kind)
+      },
+      fail: (err) => this.#fail(db, err),
+      ended: () => {
+        state.cursors--
+      },
+    })
+  }
+
   beginStatement(settings: TransactionSettings): string {
     // every isolation level is satisfied: SQLite transactions are serializable. A read-write
     // transaction takes the write lock at BEGIN so it can never fail later on a lock upgrade.
@@ -409,6 +448,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       dirty: false,
       rowid: undefined,
       closed: false,
+      cursors: 0,
     })
     this.#open.add(db)
   }
@@ -601,7 +641,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   #readerInTransaction(): boolean {
-    for (const db of this.#open) if (stateOf(db)?.lane === 'read' && db.open && db.inTransaction) return true
+    for (const db of this.#open) {
+      const state = stateOf(db)
+      // an open cursor holds its read snapshot like a transaction does
+      if (state?.lane === 'read' && db.open && (db.inTransaction || state.cursors > 0)) return true
+    }
     return false
   }
 
@@ -609,7 +653,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   #classifier(): SqliteDatabase | undefined {
     let fallback: SqliteDatabase | undefined
     for (const db of this.#open) {
-      if (!db.open) continue
+      // a connection reading a stream refuses to prepare anything until the stream ends
+      if (!db.open || stateOf(db)?.cursors) continue
       if (stateOf(db)?.lane === 'write') return db
       fallback ??= db
     }

@@ -38,6 +38,35 @@ export interface ExecuteOptions {
   readonly signal?: AbortSignal
 }
 
+/** How a manager opens a cursor for `pool.stream()` (see {@link ConnectionManager.openCursor}). */
+export interface CursorOptions {
+  /** Rows fetched per batch (per round trip on Postgres, per slice of work on SQLite). */
+  readonly batchSize: number
+}
+
+/**
+ * One statement's rows, read a batch at a time on one connection ({@link ConnectionManager.openCursor}).
+ * The pool reads until an empty batch, then closes it; it closes it early when the consumer stops.
+ */
+export interface RowCursor<R = Record<string, unknown>> {
+  /**
+   * The next rows (at most `batchSize`); an empty array once every row was read. Rejects with a
+   * mapped DatabaseError (the statement failed, or its connection was lost).
+   */
+  read(): Promise<R[]>
+  /**
+   * Ends the statement early (Postgres: closes the portal; SQLite: resets the statement); idempotent,
+   * never rejects. A connection that cannot be made clean is marked unusable, so its release destroys it.
+   */
+  close(): void | Promise<void>
+  /**
+   * Gives up on a `read()` still in flight at once (the stream's deadline passed or its signal
+   * aborted): Postgres sends a cancel request and closes the connection. Optional: a manager whose
+   * reads cannot be interrupted leaves it out.
+   */
+  abandon?(reason: DatabaseError): void
+}
+
 /** Transaction isolation levels (SQLite always runs serializable, which satisfies every level). */
 export const ISOLATION_LEVELS = ['read committed', 'repeatable read', 'serializable'] as const
 /** One of {@link ISOLATION_LEVELS}. */
@@ -126,6 +155,14 @@ export interface ConnectionManager<C = unknown> {
    * connection to pipeline mode; `reset` switches it back). Default: `execute`.
    */
   executeShared?<R = Record<string, unknown>>(conn: C, query: CompiledQuery): Promise<QueryResult<R>>
+  /**
+   * Streaming drivers: opens a cursor over `query`'s rows on `conn` (Postgres: a server-side portal
+   * through pg-cursor; SQLite: better-sqlite3's `iterate()`). Checks the text and parameters like
+   * `execute` before anything is sent (INVALID_PARAMETER, SYNTAX_ERROR; thrown synchronously). The
+   * pool holds the connection's lease until the cursor is closed. Without it, `pool.stream()` is
+   * refused with CONFIGURATION.
+   */
+  openCursor?<R = Record<string, unknown>>(conn: C, query: CompiledQuery, options: CursorOptions): RowCursor<R>
   /**
    * The engine's view of the connection's transaction, read cheaply and synchronously (Postgres:
    * the ReadyForQuery status; SQLite: `sqlite3_get_autocommit`). `transaction()` uses it to notice a

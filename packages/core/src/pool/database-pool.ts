@@ -18,6 +18,7 @@ import {
 } from './pool-connection'
 import { PoolMaintenance } from './pool-maintenance'
 import { StatementSharing } from './statement-sharing'
+import { StreamSupport, type RowStream, type StreamOptions } from './row-stream'
 import { PoolEventEmitter, type PoolEventName, type PoolEvents } from './pool-events'
 import type { PooledConnection } from './pooled-connection'
 
@@ -113,6 +114,7 @@ export class DatabasePool<out C = unknown> {
   #drained: (() => void) | undefined
   readonly #maintenance: PoolMaintenance
   readonly #sharing: StatementSharing | undefined
+  readonly #streams: StreamSupport
 
   constructor(manager: ConnectionManager<C>, config?: PoolConfig | PoolOptions, options: DatabasePoolOptions = {}) {
     this.config = PoolConfig.from(config)
@@ -153,6 +155,21 @@ export class DatabasePool<out C = unknown> {
       },
     })
     this.#maintenance.start()
+    this.#streams = new StreamSupport({
+      manager: this.#manager,
+      compile: (query, params) => this.#compile(query, params),
+      lane: (compiled, requested) =>
+        requested === undefined
+          ? this.#read && this.#manager.route
+            ? this.#manager.route(compiled)
+            : 'write'
+          : this.#lane(requested).lane,
+      acquire: (lane, signal) => this.#acquire(lane, this.#leased, undefined, signal),
+      release: (lease) => this.#release(lease),
+      fail: (lease, err) =>
+        this.#manager.isUsable(lease.conn.native) ? toDatabaseError(this.#manager, err) : this.#markBroken(lease, err),
+      closedError: () => this.#closedError(),
+    })
   }
 
   /** The backend of this pool's manager. */
@@ -327,6 +344,17 @@ export class DatabasePool<out C = unknown> {
     this.#maintenance.sweep()
   }
 
+  /**
+   * Streams a statement's rows (an `AsyncIterable`: `for await`, `Readable.from()`), a batch at a
+   * time, holding one lease for the whole iteration, released when the loop ends, breaks or throws.
+   * Postgres: a server-side cursor (pg-cursor) on a connection of its own, never shared; SQLite:
+   * `iterate()` on a reader (for a read-only statement), yielding to the event loop between batches.
+   * Parameters and rows follow `query()`'s contract. See {@link RowStream} and {@link StreamOptions}.
+   */
+  stream<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: StreamOptions): RowStream<R> {
+    return this.#streams.pool<R>(query, params, options)
+  }
+
   /** Lends a connection to `fn` and takes it back when `fn` settles. The only way to hold one. */
   withConnection<T>(fn: (conn: PoolConnection<C>) => Promise<T>, options?: WithConnectionOptions): Promise<T> {
     const lane = options?.lane ?? 'write'
@@ -337,7 +365,13 @@ export class DatabasePool<out C = unknown> {
 
   /** `immediate`: the lease may have been handed out inside withConnection() itself (see `#lendConnection`). */
   async #withHandle<T>(lease: Lease<unknown>, fn: (conn: PoolConnection<C>) => Promise<T>, immediate: boolean): Promise<T> {
-    const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run, this.#held) as unknown as ConnectionHandle<C>
+    const handle = new ConnectionHandle(
+      lease,
+      this.#manager.backend,
+      this.#run,
+      this.#held,
+      this.#streams,
+    ) as unknown as ConnectionHandle<C>
     try {
       // `fn` always starts after withConnection() has returned, as it did before immediate hand-outs
       if (immediate) await SETTLED
@@ -379,7 +413,7 @@ export class DatabasePool<out C = unknown> {
   }
 
   async #transactionLeased<T>(lease: Lease<unknown>, body: TransactionBody<T>): Promise<T> {
-    const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run)
+    const handle = new ConnectionHandle(lease, this.#manager.backend, this.#run, undefined, this.#streams)
     try {
       return await body(handle, (err) => this.#markBroken(lease, err))
     } finally {

@@ -4,6 +4,7 @@ import type { SqlFragment } from '../sql/sql'
 import type { Lease } from './lease'
 import type { TransactionOutcome } from '../transaction/transaction-outcome'
 import { runOnHeldConnection, type HeldTransactionHost } from '../transaction/transaction'
+import type { ConnectionStreamOptions, RowStream, StreamSupport } from './row-stream'
 
 /** Anything `query()` accepts: an `sql` fragment, or backend-native text with its parameters. */
 export type Queryable = SqlFragment | string
@@ -32,6 +33,13 @@ export interface PoolConnection<C = unknown> {
    * `tx.transaction()` nests with a savepoint.
    */
   transaction<T>(fn: (tx: Transaction<C>) => Promise<T>, settings?: TransactionSettings): Promise<T>
+  /**
+   * Streams a statement's rows on this connection, a batch at a time (see `pool.stream()`). While
+   * the stream is open the connection is busy with it: `query()` and a second `stream()` on this
+   * handle are refused (QUERY_FAILED) until the loop ends or breaks. A stream still open when the
+   * callback returns is closed before COMMIT or the release.
+   */
+  stream<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ConnectionStreamOptions): RowStream<R>
 }
 
 /** A connection inside a transaction; `transaction()` nests with a savepoint. */
@@ -61,6 +69,14 @@ export interface HeldConnectionHost<C> extends HeldTransactionHost<C> {
   markBroken(lease: Lease<C>, err: unknown): DatabaseError
 }
 
+function streamOpen(what: string): DatabaseError {
+  return new DatabaseError(
+    'QUERY_FAILED',
+    `${what} refused: a stream is open on this connection (it is busy reading the stream's rows); finish or break the stream's loop first`,
+    { retryable: false },
+  )
+}
+
 /** @internal The object user code holds; it refuses work once its lease has ended. */
 export class ConnectionHandle<C> implements Transaction<C> {
   #lease: Lease<C> | undefined
@@ -68,12 +84,16 @@ export class ConnectionHandle<C> implements Transaction<C> {
   /** Set while the handle runs a transaction's callback. */
   #outcome: TransactionOutcome | undefined
 
+  /** Closes the stream open on this handle, if one is. */
+  #closeStream: (() => Promise<void>) | undefined
+
   constructor(
     lease: Lease<C>,
     readonly backend: Backend,
     private readonly runner: LeaseRunner<C>,
     /** Given to `withConnection` handles: `transaction()` outside a transaction begins one on the lease. */
     private readonly held?: HeldConnectionHost<C>,
+    private readonly streams?: StreamSupport,
   ) {
     this.#lease = lease
   }
@@ -91,6 +111,7 @@ export class ConnectionHandle<C> implements Transaction<C> {
   }
 
   query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>> {
+    if (this.#closeStream) return Promise.reject(streamOpen('query()'))
     const outcome = this.#outcome
     if (outcome === undefined) return this.control<R>(query, params, options)
     // the engine ended the transaction: a statement now would run in autocommit and be kept
@@ -114,8 +135,36 @@ export class ConnectionHandle<C> implements Transaction<C> {
     )
   }
 
+  stream<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ConnectionStreamOptions): RowStream<R> {
+    const streams = this.streams
+    if (!streams) throw new DatabaseError('CONFIGURATION', 'this connection handle cannot stream')
+    return streams.onLease<R>(
+      {
+        begin: (close) => {
+          const lease = this.#live()
+          if (this.#closeStream) throw streamOpen('stream()')
+          const outcome = this.#outcome
+          if (outcome?.ended) throw outcome.ended
+          const refused = outcome?.refuseControl(query)
+          if (refused) throw refused
+          this.#closeStream = close
+          return lease as Lease<unknown>
+        },
+        end: (error) => {
+          this.#closeStream = undefined
+          this.#outcome?.afterStatement(error)
+        },
+      },
+      query,
+      params,
+      options,
+    )
+  }
+
   /** @internal Runs a statement without the transaction checks (BEGIN, COMMIT, ROLLBACK). */
   control<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>> {
+    // a stream the callback left open is closed first (its close is sent before this statement)
+    if (this.#closeStream) void this.#closeStream()
     try {
       return this.runner<R>(this.#live(), query, params, options)
     } catch (err) {
@@ -173,6 +222,8 @@ export class ConnectionHandle<C> implements Transaction<C> {
 
   /** Ends the handle: every later call throws. */
   detach(): void {
+    // a stream left open: its cursor is closed before the connection is released
+    if (this.#closeStream) void this.#closeStream()
     this.#lease = undefined
     this.#outcome = undefined
   }

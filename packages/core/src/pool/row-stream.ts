@@ -1,0 +1,390 @@
+import { checkEnum, checkInteger, configError, rejectUnknownKeys, requireObject, MAX_TIMER_MS } from '../config/validate'
+import { DatabaseError } from '../errors/database-error'
+import type { Backend, ConnectionManager, Lane, RowCursor } from '../driver/connection-manager'
+import type { CompiledQuery } from '../sql/sql'
+import type { Lease } from './lease'
+import type { Queryable } from './pool-connection'
+
+/** Rows fetched per batch when `batchSize` is not given. */
+export const DEFAULT_STREAM_BATCH_SIZE = 1_000
+/** The largest `batchSize` accepted. */
+export const MAX_STREAM_BATCH_SIZE = 100_000
+
+/** Options of `conn.stream()` and `tx.stream()` (the connection is the handle's own). */
+export interface ConnectionStreamOptions {
+  /**
+   * Rows fetched per batch: one round trip on Postgres (pg-cursor's `read(batchSize)`), one slice of
+   * work between two yields to the event loop on SQLite. 1 to 100,000; default 1,000.
+   */
+  readonly batchSize?: number
+  /**
+   * Deadline of the whole stream in ms, from the first `next()` (waiting for a connection included)
+   * to the last row: then the iteration rejects with QUERY_TIMEOUT (Postgres: a read in flight is
+   * cancelled on the server and its connection closed). 1 to 2^31 - 1; default none.
+   */
+  readonly timeoutMs?: number
+  /** Aborting ends the stream with QUERY_CANCELLED, like `timeoutMs`. */
+  readonly signal?: AbortSignal
+}
+
+/** Options of `pool.stream()`. */
+export interface StreamOptions extends ConnectionStreamOptions {
+  /**
+   * The lane to borrow from (`'read'`: a reader where the pool has one, else the writer). Default:
+   * where `pool.query()` would run the statement (SQLite: a reader for a read-only statement).
+   */
+  readonly lane?: Lane
+}
+
+const POOL_STREAM_KEYS = ['batchSize', 'lane', 'timeoutMs', 'signal'] as const
+const HANDLE_STREAM_KEYS = ['batchSize', 'timeoutMs', 'signal'] as const
+const LANES: readonly Lane[] = ['write', 'read']
+
+/** @internal What streams need from the pool that owns them. */
+export interface StreamAccess {
+  readonly manager: ConnectionManager<unknown>
+  compile(query: Queryable, params: readonly unknown[] | undefined): CompiledQuery
+  /** The lane a statement runs on: the requested one where it exists, else where `pool.query()` would run it. */
+  lane(compiled: CompiledQuery, requested: Lane | undefined): Lane
+  /** Takes a lease (with its own admission: close() drains it); `signal` takes a waiting caller out of the queue. */
+  acquire(lane: Lane, signal: AbortSignal): Promise<Lease<unknown>>
+  release(lease: Lease<unknown>): void | Promise<void>
+  /** Maps an error seen on the lease's connection; marks the connection broken when it is no longer usable. */
+  fail(lease: Lease<unknown>, err: unknown): DatabaseError
+  /** POOL_CLOSED. */
+  closedError(): DatabaseError
+}
+
+/** @internal A handle's side of a stream on its own lease (see `ConnectionHandle.stream`). */
+export interface HandleStreamHooks {
+  /** The handle's lease, now holding the stream (throws when released, or a stream is already open). */
+  begin(close: () => Promise<void>): Lease<unknown>
+  /** The stream ended (`error` when it failed). */
+  end(error: DatabaseError | undefined): void
+}
+
+/** How one iteration gets its connection and gives it back. */
+interface Loan {
+  readonly lease: Lease<unknown>
+  end(error: DatabaseError | undefined): void | Promise<void>
+}
+
+interface StreamSource {
+  readonly access: StreamAccess
+  /** undefined: `pool.stream()`, which takes a lease of its own. */
+  readonly hooks: HandleStreamHooks | undefined
+}
+
+/**
+ * @internal Builds the streams of one pool: `pool.stream()` (a lease per iteration) and the
+ * handles' `stream()` (on their lease).
+ */
+export class StreamSupport {
+  readonly #access: StreamAccess
+  readonly #pool: StreamSource
+
+  constructor(access: StreamAccess) {
+    this.#access = access
+    this.#pool = { access, hooks: undefined }
+  }
+
+  /** `pool.stream()`. */
+  pool<R>(query: Queryable, params: readonly unknown[] | undefined, options: StreamOptions | undefined): RowStream<R> {
+    return new RowStream<R>(this.#pool, query, params, options)
+  }
+
+  /** `conn.stream()` / `tx.stream()`. */
+  onLease<R>(
+    hooks: HandleStreamHooks,
+    query: Queryable,
+    params: readonly unknown[] | undefined,
+    options: ConnectionStreamOptions | undefined,
+  ): RowStream<R> {
+    return new RowStream<R>({ access: this.#access, hooks }, query, params, options)
+  }
+}
+
+/**
+ * The rows of one statement as an `AsyncIterable` (`for await`, `Readable.from(stream)`), read in
+ * batches with backpressure: the next batch is fetched only when the consumer has taken every row
+ * of the last one. Nothing runs until the iteration starts; each iteration runs the statement once.
+ *
+ * `pool.stream()` holds one lease for the whole iteration and releases it when the loop ends,
+ * breaks or throws (the release rules apply: an unfinished cursor is closed first, an open
+ * transaction rolled back). `conn.stream()` / `tx.stream()` run on the handle's connection; while
+ * such a stream is open the handle refuses other statements (the connection is busy with it).
+ *
+ * Errors (rejections of `next()`): CONFIGURATION for invalid options or a manager that cannot
+ * stream; the parameter contract of `pool.query()` (INVALID_PARAMETER, SYNTAX_ERROR, nothing sent);
+ * the statement's own errors, mapped; QUERY_TIMEOUT / QUERY_CANCELLED from `timeoutMs` / `signal`;
+ * ACQUIRE_TIMEOUT, POOL_CLOSED as for `pool.query()`.
+ */
+export class RowStream<R = Record<string, unknown>> implements AsyncIterable<R> {
+  readonly #source: StreamSource
+  readonly #query: Queryable
+  readonly #params: readonly unknown[] | undefined
+  readonly #options: unknown
+
+  /** @internal */
+  constructor(source: StreamSource, query: Queryable, params: readonly unknown[] | undefined, options: unknown) {
+    this.#source = source
+    this.#query = query
+    this.#params = params
+    this.#options = options
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<R> {
+    return new RowIterator<R>(this.#source, this.#query, this.#params, this.#options)
+  }
+}
+
+interface ResolvedStreamOptions {
+  readonly batchSize: number
+  readonly lane: Lane | undefined
+  readonly timeoutMs: number | undefined
+  readonly signal: AbortSignal | undefined
+}
+
+function streamOptions(options: unknown, handle: boolean): ResolvedStreamOptions {
+  const raw = requireObject('stream options', options)
+  rejectUnknownKeys('stream', raw, handle ? HANDLE_STREAM_KEYS : POOL_STREAM_KEYS)
+  const batchSize =
+    raw.batchSize === undefined ? DEFAULT_STREAM_BATCH_SIZE : checkInteger('stream.batchSize', raw.batchSize, 1, MAX_STREAM_BATCH_SIZE)
+  const lane = raw.lane === undefined ? undefined : checkEnum('stream.lane', raw.lane, LANES)
+  const timeoutMs = raw.timeoutMs === undefined ? undefined : checkInteger('stream.timeoutMs', raw.timeoutMs, 1, MAX_TIMER_MS)
+  const signal = raw.signal as Partial<AbortSignal> | undefined
+  if (
+    signal !== undefined &&
+    (typeof signal !== 'object' ||
+      signal === null ||
+      typeof signal.aborted !== 'boolean' ||
+      typeof signal.addEventListener !== 'function' ||
+      typeof signal.removeEventListener !== 'function')
+  )
+    throw configError('stream.signal', signal, 'must be an AbortSignal')
+  return { batchSize, lane, timeoutMs, signal: signal as AbortSignal | undefined }
+}
+
+const DONE: IteratorReturnResult<undefined> = Object.freeze({ value: undefined, done: true })
+const NO_ROWS: readonly never[] = Object.freeze([])
+const ignore = (): void => undefined
+
+/** One iteration of a {@link RowStream}: one statement, one connection, one cursor. */
+class RowIterator<R> implements AsyncIterableIterator<R> {
+  readonly #source: StreamSource
+  readonly #query: Queryable
+  readonly #params: readonly unknown[] | undefined
+  readonly #rawOptions: unknown
+  #state: 'new' | 'open' | 'done' = 'new'
+  #rows: readonly R[] = NO_ROWS
+  #index = 0
+  #loan: Loan | undefined
+  #cursor: RowCursor<R> | undefined
+  /** Aborted by the deadline or the caller's signal; its reason is the stream's error. */
+  readonly #stop = new AbortController()
+  #stopped: Promise<void> | undefined
+  #timer: NodeJS.Timeout | undefined
+  #signal: AbortSignal | undefined
+  #pending: Promise<IteratorResult<R>> | undefined
+  #ending: Promise<void> | undefined
+  #failure: DatabaseError | undefined
+
+  constructor(source: StreamSource, query: Queryable, params: readonly unknown[] | undefined, options: unknown) {
+    this.#source = source
+    this.#query = query
+    this.#params = params
+    this.#rawOptions = options
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<R> {
+    return this
+  }
+
+  next(): Promise<IteratorResult<R>> {
+    if (this.#index < this.#rows.length) return Promise.resolve({ value: this.#rows[this.#index++] as R, done: false })
+    // one batch at a time: a call made while one is fetched waits for it
+    const pending = this.#pending
+    if (pending) return pending.then(this.#nextAfter, this.#nextAfter)
+    const advancing = this.#advance()
+    this.#pending = advancing
+    const clear = (): void => {
+      if (this.#pending === advancing) this.#pending = undefined
+    }
+    advancing.then(clear, clear)
+    return advancing
+  }
+
+  readonly #nextAfter = (): Promise<IteratorResult<R>> => this.next()
+
+  /** Ends the iteration early (a `break` in `for await`): the cursor is closed and the connection released. */
+  async return(value?: unknown): Promise<IteratorResult<R>> {
+    await this.#pending?.catch(ignore)
+    await this.#finish(undefined)
+    return { value: value as R, done: true }
+  }
+
+  /** Ends the iteration early, like {@link return}, and rejects with `error`. */
+  async throw(error?: unknown): Promise<IteratorResult<R>> {
+    await this.#pending?.catch(ignore)
+    await this.#finish(undefined)
+    throw error
+  }
+
+  async #advance(): Promise<IteratorResult<R>> {
+    if (this.#state === 'done') return DONE
+    try {
+      if (this.#state === 'new') await this.#open()
+      const rows = await this.#read()
+      if (rows.length === 0) {
+        await this.#finish(undefined)
+        return DONE
+      }
+      this.#rows = rows
+      this.#index = 1
+      return { value: rows[0] as R, done: false }
+    } catch (err) {
+      const error = this.#toError(err)
+      await this.#finish(error)
+      throw error
+    }
+  }
+
+  async #open(): Promise<void> {
+    this.#state = 'open'
+    const { access, hooks } = this.#source
+    const options = streamOptions(this.#rawOptions, hooks !== undefined)
+    const compiled = access.compile(this.#query, this.#params)
+    const manager = access.manager
+    if (!manager.openCursor)
+      throw new DatabaseError('CONFIGURATION', `the ${manager.backend} connection manager cannot stream rows (it has no openCursor)`, {
+        backend: manager.backend,
+      })
+    this.#arm(options, manager.backend)
+    const stop = this.#stop.signal
+    if (stop.aborted) throw stop.reason
+    if (hooks) {
+      const lease = hooks.begin(() => this.#finish(undefined))
+      this.#loan = { lease, end: (error) => hooks.end(error) }
+    } else {
+      let lease: Lease<unknown>
+      try {
+        lease = await access.acquire(access.lane(compiled, options.lane), stop)
+      } catch (err) {
+        // the deadline or the signal took the caller out of the queue: report why
+        throw stop.aborted ? stop.reason : err
+      }
+      this.#loan = { lease, end: () => access.release(lease) }
+      if (stop.aborted) throw stop.reason
+    }
+    const lease = this.#loan.lease
+    try {
+      this.#cursor = manager.openCursor<R>(lease.conn.native, compiled, { batchSize: options.batchSize })
+    } catch (err) {
+      throw access.fail(lease, err)
+    }
+  }
+
+  /** Starts the deadline and listens to the caller's signal; both stop the stream through `#stop`. */
+  #arm(options: ResolvedStreamOptions, backend: Backend): void {
+    const { timeoutMs, signal } = options
+    if (signal) {
+      if (signal.aborted) {
+        this.#halt(cancelled(backend, signal.reason))
+        return
+      }
+      this.#signal = signal
+      signal.addEventListener('abort', this.#onAbort, { once: true })
+    }
+    if (timeoutMs !== undefined) {
+      this.#timer = setTimeout(() => {
+        this.#halt(
+          new DatabaseError('QUERY_TIMEOUT', `stream exceeded its ${timeoutMs} ms deadline (stream.timeoutMs)`, {
+            backend,
+            retryable: false,
+          }),
+        )
+      }, timeoutMs)
+    }
+  }
+
+  readonly #onAbort = (): void => {
+    this.#halt(cancelled(this.#source.access.manager.backend, this.#signal?.reason))
+  }
+
+  #halt(reason: DatabaseError): void {
+    if (this.#stop.signal.aborted) return
+    // rows already fetched are not handed out any more: the stream is over
+    this.#rows = NO_ROWS
+    this.#index = 0
+    this.#stop.abort(reason)
+  }
+
+  async #read(): Promise<R[]> {
+    const stop = this.#stop.signal
+    if (stop.aborted) throw stop.reason
+    const loan = this.#loan
+    const cursor = this.#cursor
+    // ended while the connection was being borrowed (the handle it runs on was released)
+    if (this.#state === 'done' || loan === undefined || cursor === undefined) return []
+    if (!loan.lease.active) throw this.#source.access.closedError()
+    const reading = cursor.read()
+    if (this.#timer === undefined && this.#signal === undefined) {
+      try {
+        return await reading
+      } catch (err) {
+        throw this.#source.access.fail(loan.lease, err)
+      }
+    }
+    this.#stopped ??= new Promise<void>((resolve) => stop.addEventListener('abort', () => resolve(), { once: true }))
+    let rows: R[] | undefined
+    try {
+      rows = await Promise.race([reading, this.#stopped.then(() => undefined)])
+    } catch (err) {
+      throw this.#source.access.fail(loan.lease, err)
+    }
+    if (rows !== undefined && !stop.aborted) return rows
+    // the deadline or the signal won: the read in flight is given up (Postgres: cancelled, connection closed)
+    reading.catch(ignore)
+    cursor.abandon?.(stop.reason as DatabaseError)
+    throw stop.reason
+  }
+
+  #toError(err: unknown): DatabaseError {
+    if (DatabaseError.is(err)) return err
+    return this.#source.access.manager.mapError(err)
+  }
+
+  /** Closes the cursor, then gives the connection back; once. */
+  #finish(error: DatabaseError | undefined): Promise<void> {
+    this.#failure ??= error
+    this.#ending ??= this.#end()
+    return this.#ending
+  }
+
+  async #end(): Promise<void> {
+    this.#state = 'done'
+    this.#rows = NO_ROWS
+    this.#index = 0
+    clearTimeout(this.#timer)
+    this.#signal?.removeEventListener('abort', this.#onAbort)
+    const cursor = this.#cursor
+    this.#cursor = undefined
+    const loan = this.#loan
+    this.#loan = undefined
+    try {
+      // close() is called synchronously here: a handle detaching right after sees the cursor closing
+      if (cursor) await cursor.close()
+    } catch (err) {
+      if (loan) this.#source.access.fail(loan.lease, err)
+    }
+    if (loan) await loan.end(this.#failure)
+  }
+}
+
+function cancelled(backend: Backend, reason: unknown): DatabaseError {
+  return new DatabaseError('QUERY_CANCELLED', 'the stream was cancelled (AbortSignal aborted)', {
+    backend,
+    retryable: false,
+    cause: reason,
+  })
+}

@@ -1,0 +1,89 @@
+import type { CustomTypesConfig } from 'pg'
+import Cursor from 'pg-cursor'
+import { DatabaseError, type RowCursor } from '@dbpool/core'
+import type { PostgresConnection } from './postgres-connection'
+import type { PgQuery } from './postgres-params'
+
+/** @internal What a cursor needs from its manager. */
+export interface PostgresCursorHooks {
+  /** The connection's type parsers (the same as `execute`'s: int8 as bigint, ...). */
+  readonly types: CustomTypesConfig
+  /** Deadline of closing an unfinished cursor (the manager's `cancelTimeoutMs`). */
+  readonly closeTimeoutMs: number
+  /** Maps a statement error; marks the connection broken on a fatal one. */
+  fail(err: unknown): DatabaseError
+  /** Gives up on the connection at once: a cancel request, then the socket closed. */
+  abandon(reason: DatabaseError): void
+}
+
+/**
+ * @internal A server-side cursor through pg-cursor on a connection in classic mode: Parse, Bind and
+ * Describe of an unnamed statement into a named portal, then one `Execute(batchSize)` per `read()`,
+ * so the server holds the rest of the result and the client never more than one batch. Reading to
+ * the end closes the portal (pg-cursor sends Close and Sync at CommandComplete); `close()` before
+ * that closes it and waits for the server's ReadyForQuery, bounded by `closeTimeoutMs` (past it the
+ * connection is marked broken and killed, never reused with a portal open).
+ */
+export class PostgresCursor<R> implements RowCursor<R> {
+  readonly #conn: PostgresConnection
+  readonly #query: PgQuery
+  readonly #batchSize: number
+  readonly #hooks: PostgresCursorHooks
+  #cursor: Cursor<R> | undefined
+  #done = false
+
+  constructor(conn: PostgresConnection, query: PgQuery, batchSize: number, hooks: PostgresCursorHooks) {
+    this.#conn = conn
+    this.#query = query
+    this.#batchSize = batchSize
+    this.#hooks = hooks
+  }
+
+  read(): Promise<R[]> {
+    if (this.#done) return Promise.resolve([])
+    const cursor = (this.#cursor ??= this.#conn.client.query(
+      new Cursor<R>(this.#query.text, this.#query.values, { types: this.#hooks.types }),
+    ))
+    return cursor.read(this.#batchSize).then(
+      (rows) => {
+        if (rows.length === 0) this.#done = true
+        return rows
+      },
+      (err: unknown) => {
+        // the server ended the portal with the error (pg-cursor sent Sync): nothing left to close
+        this.#done = true
+        throw this.#hooks.fail(err)
+      },
+    )
+  }
+
+  close(): void | Promise<void> {
+    if (this.#done) return
+    this.#done = true
+    const cursor = this.#cursor
+    if (cursor === undefined || !this.#conn.usable) return
+    // called synchronously: a statement queued on the client after this runs after the Close
+    const closing = cursor.close()
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        this.abandon(this.#closeTimeout())
+        resolve()
+      }, this.#hooks.closeTimeoutMs)
+    })
+    return Promise.race([closing.catch((err: unknown) => void this.#hooks.fail(err)), deadline]).finally(() => clearTimeout(timer))
+  }
+
+  abandon(reason: DatabaseError): void {
+    this.#done = true
+    this.#hooks.abandon(reason)
+  }
+
+  #closeTimeout(): DatabaseError {
+    return new DatabaseError(
+      'QUERY_TIMEOUT',
+      `closing an unfinished cursor took longer than ${this.#hooks.closeTimeoutMs} ms (cancelTimeoutMs); the connection was closed`,
+      { backend: 'postgres', retryable: false },
+    )
+  }
+}

@@ -1,0 +1,121 @@
+import type { DatabaseError, RowCursor } from '@dbpool/core'
+import type Database from 'better-sqlite3'
+import { narrowIntegers } from './sqlite-integers'
+import { runStatement } from './statement-call'
+
+type Statement = Database.Statement<unknown[], unknown>
+
+/**
+ * Longest slice of work one `read()` does before it hands its rows back, in ms (checked every 64
+ * rows). With the `setImmediate` before each later batch, a stream never holds the event loop much
+ * longer than this, whatever the row size or `batchSize`.
+ */
+export const STREAM_SLICE_MS = 4
+
+/** @internal What a cursor needs from its manager. */
+export interface SqliteCursorHooks {
+  /** Rows come back with every INTEGER as a bigint, narrowed to numbers where exact (`safeIntegers` off). */
+  readonly narrowing: boolean
+  /** Before the statement first runs (a statement that writes: the file identity check). */
+  before(): void
+  /** Maps an error, remembering a fatal one. */
+  fail(err: unknown): DatabaseError
+  /** The cursor ended (read to the end, closed, or failed): the connection is no longer busy with it. */
+  ended(): void
+}
+
+/**
+ * @internal A statement's rows through better-sqlite3's `iterate()`, a batch at a time. The
+ * statement is prepared for this cursor alone (a cached one could be wanted meanwhile). While the
+ * iterator is open SQLite keeps the statement running and better-sqlite3 refuses every other
+ * statement of the connection: the pool holds the connection's lease until `close()`.
+ *
+ * better-sqlite3 is synchronous: a batch is read on the calling thread. Each `read()` after the first
+ * waits for one `setImmediate` (timers and I/O run first), and stops early after
+ * {@link STREAM_SLICE_MS}, so a long export never stalls the event loop for long.
+ */
+export class SqliteCursor<R> implements RowCursor<R> {
+  readonly #stmt: Statement
+  readonly #params: readonly unknown[]
+  readonly #batchSize: number
+  readonly #hooks: SqliteCursorHooks
+  #iterator: IterableIterator<unknown> | undefined
+  #started = false
+  #done = false
+
+  constructor(stmt: Statement, params: readonly unknown[], batchSize: number, hooks: SqliteCursorHooks) {
+    this.#stmt = stmt
+    this.#params = params
+    this.#batchSize = batchSize
+    this.#hooks = hooks
+  }
+
+  async read(): Promise<R[]> {
+    if (this.#done) return []
+    if (this.#started) {
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      if (this.#done) return []
+    }
+    this.#started = true
+    let rows: unknown[]
+    try {
+      rows = this.#batch()
+    } catch (err) {
+      this.close()
+      throw this.#hooks.fail(err)
+    }
+    if (rows.length === 0) return rows as R[]
+    if (this.#hooks.narrowing) narrowIntegers(rows)
+    return sameRealm(rows) as R[]
+  }
+
+  close(): void {
+    if (this.#done) return
+    this.#done = true
+    try {
+      this.#iterator?.return?.()
+    } catch {
+      // resetting a statement does not fail; the pool's release checks the connection anyway
+    }
+    this.#iterator = undefined
+    this.#hooks.ended()
+  }
+
+  #batch(): unknown[] {
+    let iterator = this.#iterator
+    if (iterator === undefined) {
+      this.#hooks.before()
+      if (!this.#stmt.reader) {
+        // a statement that returns no rows (an INSERT without RETURNING): it runs, the stream is empty
+        runStatement(this.#stmt, this.#params)
+        this.close()
+        return []
+      }
+      iterator = this.#iterator = this.#stmt.iterate(...this.#params)
+    }
+    const rows: unknown[] = []
+    const size = this.#batchSize
+    const until = performance.now() + STREAM_SLICE_MS
+    while (rows.length < size) {
+      const next = iterator.next()
+      if (next.done === true) {
+        this.close()
+        break
+      }
+      rows.push(next.value)
+      if ((rows.length & 63) === 0 && performance.now() > until) break
+    }
+    return rows
+  }
+}
+
+/**
+ * The native addon builds rows with the intrinsics of the realm it was loaded in (jest's vm context
+ * differs from it): such rows are copied into this realm, as the manager does for `all()`.
+ */
+function sameRealm(rows: unknown[]): unknown[] {
+  const first = rows[0]
+  if (first === null || typeof first !== 'object' || first instanceof Object) return rows
+  for (let i = 0; i < rows.length; i++) rows[i] = { ...(rows[i] as object) }
+  return rows
+}
