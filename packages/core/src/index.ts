@@ -4,8 +4,9 @@ export { DatabaseError } from './errors/database-error'
 export type { DatabaseErrorOptions, ErrorBackend, PoolStatsSnapshot } from './errors/database-error'
 export { PoolConfig, PoolConfigBuilder, DEFAULT_POOL_OPTIONS } from './config/pool-config'
 export type { PoolOptions, ResolvedPoolOptions } from './config/pool-config'
-export { DatabaseConfig, SSL_MODES } from './config/database-config'
-export type { DatabaseOptions, PasswordSource, SslMode } from './config/database-config'
+export { DatabaseConfig, SSL_MODES, TARGET_SESSION_ATTRS } from './config/database-config'
+export type { DatabaseOptions, PasswordSource, ResolvedHost, SslMode, TargetSessionAttrs } from './config/database-config'
+export type { PostgresHost } from './config/postgres-url'
 // option validators (checkInteger, requireObject...) are in @dbpool/core/internal (src/internal.ts)
 export { configError, MAX_TIMER_MS } from './config/validate'
 export { sql, SqlFragment, isSqlFragment } from './sql/sql'
@@ -16,6 +17,7 @@ export { ISOLATION_LEVELS } from './driver/connection-manager'
 export type {
   Backend,
   ConnectionHooks,
+  FailoverInfo,
   ConnectionManager,
   CursorOptions,
   ExecuteOptions,

@@ -8,6 +8,7 @@
  * - Option validators: each throws `DatabaseError` `CONFIGURATION` naming the option and the value.
  * - Parameter helpers: each problem is `DatabaseError` `INVALID_PARAMETER` naming the position.
  * - `withDeadline`: races a promise against a timer (cleared when the promise settles).
+ * - `parsePostgresUrl`: libpq's URI grammar (several hosts), unknown query parameters refused.
  *
  * @packageDocumentation
  */
@@ -23,3 +24,5 @@ export {
 } from './config/validate'
 export { isPlainObject, describeValue, invalidParameter, jsonParameterText, checkStatementText, stringProblem } from './sql/parameters'
 export { withDeadline } from './pool/lane-pool'
+export { parsePostgresUrl, URL_PARAMETERS } from './config/postgres-url'
+export type { ParsedPostgresUrl } from './config/postgres-url'

@@ -12,6 +12,7 @@ import {
   type HealthCheckDetail,
   type Lane,
   type LaneLayout,
+  type ResolvedHost,
   type QueryResult,
   type RowCursor,
   type TransactionSettings,
@@ -33,6 +34,7 @@ import { runStatement, type PgAnswer } from './postgres-statement'
 import { StatementCache, type CachedStatement, type SharedGeneration } from './postgres-statement-cache'
 import { fallsBackToPlain, isTlsRefusal, tlsOptions, type PgSsl } from './postgres-tls'
 import { createTypeParsers } from './postgres-types'
+import { hostLabel, mismatchOf, passesOf, reportsReadOnly } from './postgres-session-attrs'
 
 /** Why a guarded statement stopped waiting for the server. */
 type Stop = 'deadline' | 'abandoned'
@@ -74,6 +76,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   readonly #lonely = new Map<string, boolean>()
   /** Bumped when the server reports a changed result type: every connection's statements are re-prepared. */
   readonly #statementGeneration: SharedGeneration = { value: 0 }
+  /** Write-lane connections not destroyed yet: evicted when new ones reach another server. */
+  readonly #live = new Set<PostgresConnection>()
+  /** The server (`host:port`) the latest write-lane connection reached. */
+  #current: string | undefined
 
   constructor(
     config: DatabaseConfig | DatabaseOptions | string,
@@ -113,20 +119,18 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return lone
   }
 
-  async connect(_lane: Lane, hooks: ConnectionHooks): Promise<PostgresConnection> {
+  /**
+   * Opens a connection on the first host of the config's `hosts` that accepts it and is of the
+   * `targetSessionAttrs` kind (libpq's walk: a host that refuses, times out after the per-host
+   * `connectTimeoutMs`, fails to authenticate or is the wrong kind is skipped; `prefer-standby`
+   * makes a second pass accepting any server), then runs `sessionInit`. When no host fits:
+   * CONNECTION_FAILED naming every host tried and why (the code of the hosts' own error when they all
+   * failed the same way, e.g. AUTHENTICATION_FAILED). A write-lane connection that reaches another
+   * server than the one before reports `onFailover`, and the connections to the old one are evicted.
+   */
+  async connect(lane: Lane, hooks: ConnectionHooks): Promise<PostgresConnection> {
     const password = await this.#password()
-    let conn: PostgresConnection
-    try {
-      conn = await this.#open(this.#ssl, password, hooks)
-    } catch (err) {
-      if (this.#ssl === false || !fallsBackToPlain(this.config.sslMode) || !isTlsRefusal(err)) throw this.#connectError(err)
-      // sslmode=prefer as libpq means it: the server refused TLS, so connect without it
-      try {
-        conn = await this.#open(false, password, hooks)
-      } catch (plainErr) {
-        throw this.#connectError(plainErr)
-      }
-    }
+    const conn = await this.#walk(password, hooks)
     try {
       for (const text of this.options.sessionInit)
         await this.execute(conn, { text, params: [] }, { timeoutMs: this.options.connectTimeoutMs })
@@ -145,7 +149,100 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       )
     }
     conn.markReady()
+    if (lane === 'write') this.#landed(conn, hooks)
     return conn
+  }
+
+  /** The host walk of {@link connect}. */
+  async #walk(password: string | undefined, hooks: ConnectionHooks): Promise<PostgresConnection> {
+    const { hosts, targetSessionAttrs } = this.config
+    if (hosts.length === 1 && targetSessionAttrs === 'any') return this.#openHost(hosts[0]!, password, hooks)
+    const tried: string[] = []
+    const failures: DatabaseError[] = []
+    for (const want of passesOf(targetSessionAttrs)) {
+      for (const host of hosts) {
+        const label = hostLabel(host.host, host.port)
+        let conn: PostgresConnection
+        try {
+          conn = await this.#openHost(host, password, hooks)
+        } catch (err) {
+          const error = this.mapError(err)
+          failures.push(error)
+          tried.push(`${label} ${error.code}: ${nativeMessage(error)}`)
+          continue
+        }
+        let mismatch: string | undefined
+        try {
+          mismatch = await mismatchOf(conn, want, (c, text) => this.#probe(c, text))
+        } catch (err) {
+          conn.kill()
+          const error = this.mapError(err)
+          failures.push(error)
+          tried.push(`${label} ${error.code}: checking target_session_attrs failed: ${error.message}`)
+          continue
+        }
+        if (mismatch === undefined) return conn
+        void conn.close(this.options.cancelTimeoutMs)
+        tried.push(`${label} ${mismatch}${want === targetSessionAttrs ? '' : ` (prefer-standby pass ${want})`}`)
+      }
+    }
+    // every host failed the same way (a wrong password everywhere): that code, else CONNECTION_FAILED
+    const same = failures.length === tried.length && failures.every((f) => f.code === failures[0]!.code) ? failures[0] : undefined
+    throw new DatabaseError(
+      same?.code ?? 'CONNECTION_FAILED',
+      `no host of ${this.target} accepted a connection with target_session_attrs=${targetSessionAttrs}; tried ${tried.join('; ')}`,
+      {
+        backend: 'postgres',
+        sqlState: same?.sqlState,
+        cause: failures[failures.length - 1],
+        retryable: same ? same.retryable : true,
+        detail: { targetSessionAttrs, tried },
+      },
+    )
+  }
+
+  /** One host, with sslmode=prefer's fallback to plain TCP when the server refuses TLS. */
+  async #openHost(host: ResolvedHost, password: string | undefined, hooks: ConnectionHooks): Promise<PostgresConnection> {
+    try {
+      return await this.#open(host, this.#ssl, password, hooks)
+    } catch (err) {
+      if (this.#ssl === false || !fallsBackToPlain(this.config.sslMode) || !isTlsRefusal(err)) throw this.#connectError(err, host)
+      // sslmode=prefer as libpq means it: the server refused TLS, so connect without it
+      try {
+        return await this.#open(host, false, password, hooks)
+      } catch (plainErr) {
+        throw this.#connectError(plainErr, host)
+      }
+    }
+  }
+
+  /** A statement of the target_session_attrs check, bounded by the per-host connect deadline. */
+  async #probe(conn: PostgresConnection, text: string): Promise<Record<string, unknown> | undefined> {
+    const { rows } = await this.execute(conn, { text, params: [] }, { timeoutMs: this.#hostTimeoutMs })
+    return rows[0]
+  }
+
+  /** libpq's connect_timeout applies to each host; without it, the manager's connectTimeoutMs. */
+  get #hostTimeoutMs(): number {
+    return this.config.connectTimeoutMs || this.options.connectTimeoutMs
+  }
+
+  /** A new write-lane connection is up: if it reached another server, the old server's connections go. */
+  #landed(conn: PostgresConnection, hooks: ConnectionHooks): void {
+    this.#live.add(conn)
+    const at = hostLabel(conn.host, conn.port)
+    const previous = this.#current
+    this.#current = at
+    if (previous === undefined || previous === at) return
+    const moved = new DatabaseError(
+      'CONNECTION_LOST',
+      `new connections reach ${at} now (failover from ${previous}); closed instead of reused`,
+      {
+        backend: 'postgres',
+      },
+    )
+    for (const other of this.#live) if (hostLabel(other.host, other.port) !== at) other.markBroken(moved)
+    hooks.onFailover?.({ from: previous, to: at, lane: 'write' })
   }
 
   isUsable(conn: PostgresConnection): boolean {
@@ -168,6 +265,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // mode). A connection that was in pipeline mode only ran shared lone statements, which never
     // change session state, so it needs no cleaning.
     const wasPipelined = setPipeline(conn, false)
+    conn.readOnlyByApp = false
     const clean = this.options.sessionReset === 'clean' && !wasPipelined
     if (awaitsReadyForQuery(conn)) return this.#rollback(conn, 'unknown', clean)
     const status = conn.client.getTransactionStatus()
@@ -230,6 +328,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   }
 
   async destroy(conn: PostgresConnection): Promise<void> {
+    this.#live.delete(conn)
     try {
       await conn.close(this.options.cancelTimeoutMs)
     } catch {
@@ -242,6 +341,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * (see {@link ExecuteOptions}); invalid values are refused with CONFIGURATION before anything runs.
    */
   execute<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
+    if (!conn.readOnlyByApp && READ_ONLY_TEXT.test(query.text)) conn.readOnlyByApp = true
     if (options.timeoutMs === undefined && options.signal === undefined) return this.#run<R>(conn, query, false)
     try {
       checkExecuteOptions(options)
@@ -365,11 +465,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return password
   }
 
-  async #open(ssl: PgSsl, password: string | undefined, hooks: ConnectionHooks): Promise<PostgresConnection> {
+  async #open(host: ResolvedHost, ssl: PgSsl, password: string | undefined, hooks: ConnectionHooks): Promise<PostgresConnection> {
     const { config, options } = this
     const client = new Client({
-      host: config.host,
-      port: config.port,
+      host: host.host,
+      port: host.port,
       database: config.database,
       user: config.username,
       password,
@@ -378,7 +478,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       statement_timeout: config.statementTimeoutMs || undefined,
       idle_in_transaction_session_timeout: config.idleInTransactionTimeoutMs || undefined,
       lock_timeout: config.lockTimeoutMs || undefined,
-      connectionTimeoutMillis: options.connectTimeoutMs,
+      connectionTimeoutMillis: this.#hostTimeoutMs,
+      options: config.options,
       keepAlive: config.keepAlive,
       keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs,
       types: this.#types,
@@ -392,6 +493,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       client,
       (err) => hooks.onLost(mapPostgresError(err, { connectionBroken: true, secrets: this.#secrets })),
       statements,
+      host,
     )
     try {
       await client.connect()
@@ -402,12 +504,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return conn
   }
 
-  #connectError(err: unknown): DatabaseError {
+  #connectError(err: unknown, host: ResolvedHost): DatabaseError {
     if (DatabaseError.is(err)) return err
     const timedOut = err instanceof Error && err.message === 'timeout expired'
-    const prefix = timedOut
-      ? `connecting to ${this.target} timed out after ${this.options.connectTimeoutMs} ms`
-      : `connecting to ${this.target} failed`
+    const target = this.config.hosts.length === 1 ? this.target : hostLabel(host.host, host.port)
+    const prefix = timedOut ? `connecting to ${target} timed out after ${this.#hostTimeoutMs} ms` : `connecting to ${target} failed`
     return mapPostgresError(err, { connecting: true, secrets: this.#secrets, prefix })
   }
 
@@ -543,10 +644,41 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const processId = conn.processId
     const secretKey = conn.secretKey
     if (processId === null || secretKey === null) return Promise.resolve(false)
-    return sendCancelRequest({ host: this.config.host, port: this.config.port, processId, secretKey }, this.options.cancelTimeoutMs).then(
+    // the server this connection reached, not the config's first host
+    return sendCancelRequest({ host: conn.host, port: conn.port, processId, secretKey }, this.options.cancelTimeoutMs).then(
       () => true,
       () => false,
     )
+  }
+
+  /**
+   * 25006 (read_only_sql_transaction): a write on a read-only server or transaction. When nothing
+   * sent in this lease asked for read-only mode (`BEGIN READ ONLY`, `transaction({ readOnly: true })`,
+   * `SET ... read_only`), the server is the wrong one (a standby, a primary fenced or demoted by a
+   * failover: it reports `in_hot_standby` or `default_transaction_read_only` on, though possibly
+   * only after this error): the connection is evicted and the error is READ_ONLY with
+   * `retryable: true`, so `transaction(fn, { retry })` replays on a new connection, which the host
+   * walk sends to a read-write server. A read-only transaction the application opened keeps its
+   * connection and is not retryable.
+   */
+  #readOnlyError(conn: PostgresConnection, mapped: DatabaseError): DatabaseError {
+    const server = reportsReadOnly(conn)
+    // the application asked for read-only mode in this lease: the write is its own mistake
+    if (conn.readOnlyByApp) return mapped
+    const at = hostLabel(conn.host, conn.port)
+    const error = new DatabaseError(
+      'READ_ONLY',
+      `${mapped.message} (the server ${at} is read-only: a standby, or a primary fenced by a failover; the connection is closed and a new one looks for a read-write server)`,
+      {
+        backend: 'postgres',
+        sqlState: mapped.sqlState,
+        cause: mapped.cause,
+        retryable: true,
+        detail: { ...mapped.detail, host: at, serverReportsReadOnly: server },
+      },
+    )
+    conn.markBroken(error)
+    return error
   }
 
   #queryError(conn: PostgresConnection, err: unknown): DatabaseError {
@@ -555,11 +687,19 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     if (isFatalSqlState(sqlStateOf(err)) && statementInvalidation(err, true) === undefined && !isParameterCountMismatch(err))
       conn.markBroken(err as Error)
     const mapped = mapPostgresError(err, { connectionBroken: !conn.usable, secrets: this.#secrets })
+    if (mapped.sqlState === '25006') return this.#readOnlyError(conn, mapped)
     // a socket error (EPIPE, ECONNRESET) can reach the statement before pg reports it on the client
     if (mapped.code === 'CONNECTION_LOST' && conn.usable) conn.markBroken(mapped)
     return mapped
   }
 }
+
+/**
+ * A statement text that puts the session or transaction in read-only mode (`BEGIN READ ONLY`,
+ * `SET TRANSACTION READ ONLY`, `SET default_transaction_read_only = on`, ...): after it, a 25006 on
+ * that connection may be the application's own doing.
+ */
+const READ_ONLY_TEXT = /read[\s_]+only/i
 
 /**
  * pg returns an array of results for a multi-statement text: the last one is the answer, its rows,
@@ -630,4 +770,9 @@ function setPipeline(conn: PostgresConnection, on: boolean): boolean {
   const was = client.pipeline === true
   if (was !== on) client.pipeline = on
   return was
+}
+
+/** The native reason of a connect error (its cause's message, already free of secrets), without the "connecting to ..." prefix. */
+function nativeMessage(error: DatabaseError): string {
+  return error.cause instanceof Error ? error.cause.message : error.message
 }

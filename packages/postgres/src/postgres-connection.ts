@@ -40,13 +40,34 @@ export class PostgresConnection implements ReferencedHandle {
   /** Writes are held (the socket corked) until the end of this tick: see {@link holdWritesForTick}. */
   #holding = false
   readonly #onLost: (err: Error) => void
+  /** The latest value of each parameter the server reported (ParameterStatus: at startup, and on change for GUC_REPORT settings). */
+  readonly #reported = new Map<string, string>()
+  /** The host this connection reached (one of the config's `hosts`). */
+  readonly host: string
+  readonly port: number
+  /**
+   * @internal A statement sent on this session mentioned read-only mode (`BEGIN READ ONLY`,
+   * `SET default_transaction_read_only`...): a later 25006 may be the application's own doing,
+   * not a server that became read-only.
+   */
+  readOnlyByApp = false
 
   /** @internal */
-  constructor(client: Client, onLost: (err: Error) => void, statements?: StatementCache) {
+  constructor(
+    client: Client,
+    onLost: (err: Error) => void,
+    statements?: StatementCache,
+    at: { host: string; port: number } = { host: '', port: 0 },
+  ) {
     this.client = client
     this.statements = statements
+    this.host = at.host
+    this.port = at.port
     this.#pg = client as unknown as PgClientInternals
     this.#onLost = onLost
+    client.connection.on('parameterStatus', (msg: { parameterName: string; parameterValue: string }) =>
+      this.#reported.set(msg.parameterName, msg.parameterValue),
+    )
     client.on('error', (err) => this.#fail(err))
     client.on('end', () =>
       this.#fail(
@@ -58,6 +79,14 @@ export class PostgresConnection implements ReferencedHandle {
   /** The backend's process id (`pg_backend_pid()`), once connected. */
   get processId(): number | null {
     return this.#pg.processID
+  }
+
+  /**
+   * A setting the server reported with ParameterStatus (`server_version`, and since PostgreSQL 14
+   * `in_hot_standby` and `default_transaction_read_only`), or `undefined`.
+   */
+  serverParameter(name: string): string | undefined {
+    return this.#reported.get(name)
   }
 
   /** @internal The cancel key sent by the server at startup. */

@@ -1,6 +1,7 @@
+import { readFileSync } from 'node:fs'
 import { inspect } from 'node:util'
-import { parse as parseConnectionString } from 'pg-connection-string'
 import { REDACTED } from '../util/redact'
+import { parsePostgresUrl, type ParsedPostgresUrl, type PostgresHost } from './postgres-url'
 import {
   checkBoolean,
   checkEnum,
@@ -17,6 +18,24 @@ export const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-f
 /** One of {@link SSL_MODES}. */
 export type SslMode = (typeof SSL_MODES)[number]
 
+/**
+ * libpq's `target_session_attrs`: which kind of server a new connection accepts, walking the hosts in
+ * order. `any`: the first that accepts the connection. `read-write` / `read-only`: one that accepts
+ * (or refuses) writes (`default_transaction_read_only` or `in_hot_standby` reported on, or
+ * `SHOW transaction_read_only` on servers before 14). `primary` / `standby`: one not in (or in)
+ * recovery (`in_hot_standby`, or `pg_is_in_recovery()` before 14). `prefer-standby`: a standby if any
+ * host is one, else a second pass accepting any server.
+ */
+export const TARGET_SESSION_ATTRS = ['any', 'read-write', 'read-only', 'primary', 'standby', 'prefer-standby'] as const
+/** One of {@link TARGET_SESSION_ATTRS}. */
+export type TargetSessionAttrs = (typeof TARGET_SESSION_ATTRS)[number]
+
+/** A host of a {@link DatabaseConfig}, with its port resolved. */
+export interface ResolvedHost {
+  readonly host: string
+  readonly port: number
+}
+
 /** A password, or a function returning one (called for every new connection, for rotated credentials). */
 export type PasswordSource = string | (() => string | Promise<string>)
 
@@ -28,10 +47,25 @@ export type PasswordSource = string | (() => string | Promise<string>)
  * ```
  */
 export interface DatabaseOptions {
-  /** Host name, IP, or a Unix socket directory. Default is `'localhost'`. */
+  /** Host name, IP, or a Unix socket directory. Default is `'localhost'`. Not with `hosts`. */
   readonly host?: string
-  /** Default is `5432`. */
+  /** Default is `5432`. With `hosts`: the port of every host that names none. */
   readonly port?: number
+  /**
+   * Several hosts, tried in order for every new connection (libpq's multi-host form): a host that
+   * refuses, times out ({@link connectTimeoutMs}) or is not of the {@link targetSessionAttrs} kind is
+   * skipped. Default is `[{ host, port }]`.
+   */
+  readonly hosts?: readonly PostgresHost[]
+  /** Which server a new connection accepts (libpq's `target_session_attrs`). Default is `'any'`. */
+  readonly targetSessionAttrs?: TargetSessionAttrs
+  /**
+   * Deadline of the attempt on one host, in ms (libpq's `connect_timeout`, per host; the URL gives
+   * it in seconds, at least 2). `0`: the manager's `connectTimeoutMs`. Default is `0`.
+   */
+  readonly connectTimeoutMs?: number
+  /** libpq's `options`: command-line options sent at connection start (`-c search_path=app`). Default is none. */
+  readonly options?: string
   /** Default is the user name. */
   readonly database?: string
   /** Default is `'postgres'`. */
@@ -65,6 +99,10 @@ export interface DatabaseOptions {
 const KEYS = [
   'host',
   'port',
+  'hosts',
+  'targetSessionAttrs',
+  'connectTimeoutMs',
+  'options',
   'database',
   'username',
   'password',
@@ -84,8 +122,17 @@ const MAX_MS = 2_147_483_647
  * `JSON.stringify`, `util.inspect`, or an error built from this config.
  */
 export class DatabaseConfig {
+  /** The first host. */
   readonly host: string
+  /** The first host's port. */
   readonly port: number
+  /** Every host, in the order they are tried (one unless `hosts` was given). */
+  readonly hosts: readonly ResolvedHost[]
+  readonly targetSessionAttrs: TargetSessionAttrs
+  /** Per-host connect deadline in ms; `0` means the manager's `connectTimeoutMs`. */
+  readonly connectTimeoutMs: number
+  /** libpq `options` sent at startup, or `undefined`. */
+  readonly options: string | undefined
   readonly database: string
   readonly username: string
   readonly sslMode: SslMode
@@ -101,8 +148,18 @@ export class DatabaseConfig {
   constructor(options: DatabaseOptions = {}) {
     const raw = requireObject('database', options)
     rejectUnknownKeys('database', raw, KEYS)
-    this.host = raw.host === undefined ? 'localhost' : checkString('database.host', raw.host)
-    this.port = raw.port === undefined ? 5432 : checkInteger('database.port', raw.port, 1, 65_535)
+    const port = raw.port === undefined ? 5432 : checkInteger('database.port', raw.port, 1, 65_535)
+    if (raw.hosts !== undefined && raw.host !== undefined) throw configError('database.host', raw.host, 'give host or hosts, not both')
+    this.hosts =
+      raw.hosts === undefined
+        ? Object.freeze([Object.freeze({ host: raw.host === undefined ? 'localhost' : checkString('database.host', raw.host), port })])
+        : checkHosts(raw.hosts, port)
+    this.host = this.hosts[0]!.host
+    this.port = this.hosts[0]!.port
+    this.targetSessionAttrs =
+      raw.targetSessionAttrs === undefined ? 'any' : checkEnum('database.targetSessionAttrs', raw.targetSessionAttrs, TARGET_SESSION_ATTRS)
+    this.connectTimeoutMs = optionalMs('connectTimeoutMs', raw.connectTimeoutMs)
+    this.options = raw.options === undefined ? undefined : checkString('database.options', raw.options)
     this.username = raw.username === undefined ? 'postgres' : checkString('database.username', raw.username)
     this.database = raw.database === undefined ? this.username : checkString('database.database', raw.database)
     this.#password = checkPassword(raw.password)
@@ -118,37 +175,56 @@ export class DatabaseConfig {
   }
 
   /**
-   * Parses `postgres://user:password@host:port/database?sslmode=...&application_name=...` with
-   * pg-connection-string (also `statement_timeout`, `idle_in_transaction_session_timeout`,
-   * `lock_timeout` and `pgbouncer=true|false`). `overrides` win over the URL.
+   * Parses a libpq URI (see {@link parsePostgresUrl}): `postgres://user:password@h1:5432,h2:5433/db?name=value&...`,
+   * with hosts and ports also as `host=` / `port=` lists. Query parameters, all optional: `sslmode`
+   * (libpq's values, `allow` read as `prefer`, `no-verify` as `require`), `sslrootcert` (a file, read
+   * now), `application_name`, `fallback_application_name`, `options`, `connect_timeout` (seconds per
+   * host), `target_session_attrs`, `statement_timeout`, `idle_in_transaction_session_timeout`,
+   * `lock_timeout` (ms), `pgbouncer=true|false`, `user`, `password`, `dbname`. Any other parameter is
+   * CONFIGURATION naming it, as libpq refuses it. `overrides` win over the URL.
    */
   static fromUrl(url: string, overrides: DatabaseOptions = {}): DatabaseConfig {
-    if (typeof url !== 'string' || !/^postgres(ql)?:\/\//i.test(url)) {
-      throw configError('database.url', url === undefined ? url : redactUrl(String(url)), 'must start with postgres:// or postgresql://')
-    }
-    let parsed: Record<string, unknown>
-    try {
-      // pg-connection-string reads sslmode with pg's meanings and warns (a process warning saying
-      // prefer, require and verify-ca are treated as verify-full); dbpool reads it with libpq's, so
-      // it is handed over under another name and only the value is taken
-      parsed = parseConnectionString(url.replace(/([?&])sslmode=/g, '$1dbpool_sslmode=')) as Record<string, unknown>
-      if (parsed.dbpool_sslmode !== undefined) parsed.sslmode = parsed.dbpool_sslmode
-    } catch (err) {
-      throw configError('database.url', redactUrl(url), `cannot be parsed (${(err as Error).message})`)
-    }
-    return new DatabaseConfig({ ...fromParsed(parsed), ...overrides })
+    if (typeof url !== 'string') throw configError('database.url', url === undefined ? url : redactUrl(String(url)), 'must be a string')
+    const parsed = parsePostgresUrl(url, redactUrl(url))
+    const fromUrl = fromParsed(parsed)
+    // the host list of the overrides replaces the URL's
+    if (overrides.host !== undefined || overrides.hosts !== undefined) delete fromUrl.hosts
+    if (overrides.hosts !== undefined) delete fromUrl.host
+    return new DatabaseConfig({ ...fromUrl, ...overrides })
   }
 
   /**
-   * Reads `DATABASE_URL` when set, otherwise the libpq variables PGHOST, PGPORT, PGDATABASE,
-   * PGUSER, PGPASSWORD, PGSSLMODE, PGAPPNAME.
+   * Reads `DATABASE_URL` when set, otherwise the libpq variables PGHOST and PGPORT (comma-separated
+   * lists, as libpq reads them), PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE, PGAPPNAME,
+   * PGCONNECT_TIMEOUT (seconds). PGTARGETSESSIONATTRS applies in both cases unless the URL sets
+   * `target_session_attrs`.
    */
   static fromEnv(env: NodeJS.ProcessEnv = process.env): DatabaseConfig {
     const url = env.DATABASE_URL
-    if (url) return DatabaseConfig.fromUrl(url)
+    const attrs = env.PGTARGETSESSIONATTRS ? checkEnum('PGTARGETSESSIONATTRS', env.PGTARGETSESSIONATTRS, TARGET_SESSION_ATTRS) : undefined
+    if (url) {
+      const config = DatabaseConfig.fromUrl(url)
+      const inUrl = /[?&]target_session_attrs=/.test(url)
+      return attrs === undefined || inUrl ? config : config.with({ targetSessionAttrs: attrs })
+    }
     const options: Record<string, unknown> = {}
-    if (env.PGHOST) options.host = env.PGHOST
-    if (env.PGPORT) options.port = parseEnvInteger('PGPORT', env.PGPORT)
+    if (attrs !== undefined) options.targetSessionAttrs = attrs
+    if (env.PGCONNECT_TIMEOUT) options.connectTimeoutMs = connectTimeoutMs(parseEnvInteger('PGCONNECT_TIMEOUT', env.PGCONNECT_TIMEOUT))
+    const ports = env.PGPORT ? env.PGPORT.split(',').map((p) => parseEnvInteger('PGPORT', p)) : []
+    const hosts = env.PGHOST ? env.PGHOST.split(',') : []
+    if (hosts.length > 1 || ports.length > 1) {
+      const list = hosts.length > 0 ? hosts : ['localhost']
+      if (ports.length > 1 && ports.length !== list.length)
+        throw configError(
+          'PGPORT',
+          env.PGPORT,
+          `${ports.length} ports for ${list.length} hosts in PGHOST (one port for all, or one per host)`,
+        )
+      options.hosts = list.map((host, i) => ({ host: host || 'localhost', port: ports.length > 1 ? ports[i] : ports[0] }))
+    } else {
+      if (env.PGHOST) options.host = env.PGHOST
+      if (ports.length === 1) options.port = ports[0]
+    }
     if (env.PGDATABASE) options.database = env.PGDATABASE
     if (env.PGUSER) options.username = env.PGUSER
     if (env.PGPASSWORD) options.password = env.PGPASSWORD
@@ -171,23 +247,32 @@ export class DatabaseConfig {
     return value
   }
 
-  /** A copy with some options changed (the password is kept unless given). */
+  /** A copy with some options changed (the password is kept unless given; `host`/`port` or `hosts` replace the host list). */
   with(changes: DatabaseOptions): DatabaseConfig {
-    const current: DatabaseOptions = { ...this.toJSON(), ...(this.#password === undefined ? {} : { password: this.#password }) }
-    return new DatabaseConfig({ ...current, ...changes })
+    const current: Record<string, unknown> = { ...this.toJSON(), ...(this.#password === undefined ? {} : { password: this.#password }) }
+    if (this.sslRootCert !== undefined) current.sslRootCert = this.sslRootCert
+    if (changes.host !== undefined || changes.port !== undefined) delete current.hosts
+    if (changes.hosts !== undefined) {
+      delete current.host
+      delete current.port
+    }
+    if (current.hosts !== undefined) delete current.host
+    return new DatabaseConfig({ ...(current as DatabaseOptions), ...changes })
   }
 
-  /** The redacted target: `postgres://user@host:port/database`. */
+  /** The redacted target: `postgres://user@host:port/database`, every host listed (`h1:5432,h2:5433`). */
   toString(): string {
-    const host = this.host.startsWith('/') ? encodeURIComponent(this.host) : this.host.includes(':') ? `[${this.host}]` : this.host
-    return `postgres://${encodeURIComponent(this.username)}@${host}:${this.port}/${encodeURIComponent(this.database)}`
+    const hosts = this.hosts.map((h) => `${hostText(h.host)}:${h.port}`).join(',')
+    return `postgres://${encodeURIComponent(this.username)}@${hosts}/${encodeURIComponent(this.database)}`
   }
 
   /** Every option except the password (shown as `[REDACTED]` when set). */
   toJSON(): Omit<DatabaseOptions, 'password'> & { password?: string } {
     return {
-      host: this.host,
-      port: this.port,
+      ...(this.hosts.length === 1 ? { host: this.host, port: this.port } : { hosts: this.hosts }),
+      targetSessionAttrs: this.targetSessionAttrs,
+      connectTimeoutMs: this.connectTimeoutMs,
+      ...(this.options === undefined ? {} : { options: this.options }),
       database: this.database,
       username: this.username,
       ...(this.#password === undefined ? {} : { password: REDACTED }),
@@ -218,34 +303,87 @@ function optionalMs(key: string, value: unknown): number {
   return value === undefined ? 0 : checkInteger(`database.${key}`, value, 0, MAX_MS)
 }
 
+/** The URL with the password (in the user info, or a `password=` query parameter) replaced by `[REDACTED]`. */
 function redactUrl(url: string): string {
-  return url.replace(/(\/\/[^:/@]*):[^@/]*@/, `$1:${REDACTED}@`)
+  const start = url.indexOf('//')
+  let out = url
+  if (start >= 0) {
+    // up to the query: an unencoded "/" or "@" in the password must not expose the rest of it
+    const end = url.slice(start + 2).search(/[?#]/)
+    const authority = end < 0 ? url.slice(start + 2) : url.slice(start + 2, start + 2 + end)
+    const at = authority.lastIndexOf('@')
+    const colon = authority.indexOf(':')
+    if (at >= 0 && colon >= 0 && colon < at)
+      out = `${url.slice(0, start + 2)}${authority.slice(0, colon)}:${REDACTED}${authority.slice(at)}${url.slice(start + 2 + authority.length)}`
+  }
+  return out.replace(/([?&]password=)[^&#]*/gi, `$1${REDACTED}`)
 }
 
-function fromParsed(parsed: Record<string, unknown>): DatabaseOptions {
+function fromParsed(parsed: ParsedPostgresUrl): Record<string, unknown> {
   const out: Record<string, unknown> = {}
-  const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined)
-  if (str(parsed.host)) out.host = parsed.host
-  if (str(parsed.port)) out.port = parseEnvInteger('database.url port', parsed.port as string)
+  const p = parsed.params
+  const str = (v: string | undefined): string | undefined => (v !== undefined && v.length > 0 ? v : undefined)
+  const port = (v: string | undefined): number | undefined => (str(v) === undefined ? undefined : parseEnvInteger('database.url port', v!))
+  if (parsed.hosts.length > 1) {
+    out.hosts = parsed.hosts.map((h) => ({ host: h.host || 'localhost', ...(port(h.port) === undefined ? {} : { port: port(h.port) }) }))
+  } else if (parsed.hosts.length === 1) {
+    const only = parsed.hosts[0]!
+    if (str(only.host)) out.host = only.host
+    if (port(only.port) !== undefined) out.port = port(only.port)
+  }
   if (str(parsed.database)) out.database = parsed.database
   if (str(parsed.user)) out.username = parsed.user
   if (str(parsed.password)) out.password = parsed.password
-  if (str(parsed.sslmode)) out.sslMode = checkEnum('database.url sslmode', parsed.sslmode, [...SSL_MODES, 'allow', 'no-verify'] as const)
+  if (str(p.sslmode)) out.sslMode = checkEnum('database.url sslmode', p.sslmode, [...SSL_MODES, 'allow', 'no-verify'] as const)
   if (out.sslMode === 'allow') out.sslMode = 'prefer'
   if (out.sslMode === 'no-verify') out.sslMode = 'require'
-  const ssl = parsed.ssl as { ca?: unknown } | undefined
-  if (ssl && typeof ssl === 'object' && typeof ssl.ca === 'string') out.sslRootCert = ssl.ca
-  if (str(parsed.application_name)) out.applicationName = parsed.application_name
-  if (str(parsed.statement_timeout))
-    out.statementTimeoutMs = parseEnvInteger('database.url statement_timeout', parsed.statement_timeout as string)
-  if (str(parsed.idle_in_transaction_session_timeout)) {
+  if (str(p.sslrootcert)) out.sslRootCert = readRootCert(p.sslrootcert!)
+  const appName = str(p.application_name) ?? str(p.fallback_application_name)
+  if (appName) out.applicationName = appName
+  if (str(p.options)) out.options = p.options
+  if (str(p.connect_timeout)) out.connectTimeoutMs = connectTimeoutMs(parseEnvInteger('database.url connect_timeout', p.connect_timeout!))
+  if (str(p.target_session_attrs))
+    out.targetSessionAttrs = checkEnum('database.url target_session_attrs', p.target_session_attrs, TARGET_SESSION_ATTRS)
+  if (str(p.statement_timeout)) out.statementTimeoutMs = parseEnvInteger('database.url statement_timeout', p.statement_timeout!)
+  if (str(p.idle_in_transaction_session_timeout)) {
     out.idleInTransactionTimeoutMs = parseEnvInteger(
       'database.url idle_in_transaction_session_timeout',
-      parsed.idle_in_transaction_session_timeout as string,
+      p.idle_in_transaction_session_timeout!,
     )
   }
-  if (str(parsed.lock_timeout)) out.lockTimeoutMs = parseEnvInteger('database.url lock_timeout', parsed.lock_timeout as string)
-  if (parsed.pgbouncer !== undefined)
-    out.pgbouncer = checkEnum('database.url pgbouncer', parsed.pgbouncer, ['true', 'false'] as const) === 'true'
-  return out as DatabaseOptions
+  if (str(p.lock_timeout)) out.lockTimeoutMs = parseEnvInteger('database.url lock_timeout', p.lock_timeout!)
+  if (p.pgbouncer !== undefined) out.pgbouncer = checkEnum('database.url pgbouncer', p.pgbouncer, ['true', 'false'] as const) === 'true'
+  return out
+}
+
+/** libpq's connect_timeout in seconds: 0 or less means none (here: the manager's), 1 counts as 2. */
+function connectTimeoutMs(seconds: number): number {
+  if (seconds <= 0) return 0
+  return Math.min(Math.max(seconds, 2) * 1000, MAX_MS)
+}
+
+function readRootCert(path: string): string {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (err) {
+    throw configError('database.url sslrootcert', path, `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+  }
+}
+
+function checkHosts(value: unknown, defaultPort: number): readonly ResolvedHost[] {
+  if (!Array.isArray(value) || value.length === 0) throw configError('database.hosts', value, 'must be a non-empty array of { host, port }')
+  return Object.freeze(
+    value.map((entry: unknown, i) => {
+      const raw = requireObject(`database.hosts[${i}]`, entry)
+      rejectUnknownKeys(`database.hosts[${i}]`, raw, ['host', 'port'])
+      const host = checkString(`database.hosts[${i}].host`, raw.host)
+      const port = raw.port === undefined ? defaultPort : checkInteger(`database.hosts[${i}].port`, raw.port, 1, 65_535)
+      return Object.freeze({ host, port })
+    }),
+  )
+}
+
+/** A host as a URL writes it: a socket directory percent-encoded, an IPv6 address in brackets. */
+function hostText(host: string): string {
+  return host.startsWith('/') ? encodeURIComponent(host) : host.includes(':') ? `[${host}]` : host
 }

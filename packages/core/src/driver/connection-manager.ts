@@ -80,10 +80,24 @@ export interface TransactionSettings {
   readonly deferrable?: boolean
 }
 
+/** What a `failover` pool event carries: the server the pool used, and the one new connections now reach. */
+export interface FailoverInfo {
+  /** The previous server, `host:port` (IPv6 in brackets). */
+  readonly from: string
+  /** The server new connections reach now, `host:port`. */
+  readonly to: string
+  readonly lane: Lane
+}
+
 /** Callbacks the pool hands to every new connection. */
 export interface ConnectionHooks {
   /** Call when the connection dies outside a statement (socket error, server kill). */
   onLost(error: DatabaseError): void
+  /**
+   * Call when a new connection reached another server than the connections before it (a multi-host
+   * target after a failover): the pool emits `failover`. Optional for callers of `connect()`.
+   */
+  onFailover?(info: FailoverInfo): void
 }
 
 /** How many lanes a manager wants and how big they may be. */

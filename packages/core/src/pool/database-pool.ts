@@ -504,6 +504,7 @@ export class DatabasePool<out C = unknown> {
         // an idle connection is dropped now; a leased one when its lease ends
         if (!conn.leased) this.#maintenance.sweep()
       },
+      onFailover: (info) => this.#events.emit('failover', info),
       onDestroyed: (conn, reason) => {
         this.metrics.recordConnectionDropped()
         this.#events.emit('destroy', { connectionId: conn.id, lane: conn.lane, reason })

@@ -1,6 +1,6 @@
 import { TimeoutError } from 'tarn'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
-import type { ConnectionManager, Lane, ReferencedHandle } from '../driver/connection-manager'
+import type { ConnectionManager, FailoverInfo, Lane, ReferencedHandle } from '../driver/connection-manager'
 import type { PoolConfig } from '../config/pool-config'
 import { handedOverTo, ManagedTarnPool, type PendingAcquire } from './managed-tarn-pool'
 import { PooledConnection } from './pooled-connection'
@@ -26,6 +26,7 @@ export interface LaneHost<C> {
   readonly config: PoolConfig
   onCreated(conn: PooledConnection<C>, durationMs: number): void
   onLost(conn: PooledConnection<C>, error: DatabaseError): void
+  onFailover(info: FailoverInfo): void
   onDestroyed(conn: PooledConnection<C>, reason: string): void
   onBackgroundError(error: DatabaseError): void
   onAcquireTimeout(): void
@@ -409,7 +410,10 @@ export class LanePool<C> {
     const { manager, config } = this.#host
     const started = performance.now()
     let conn: PooledConnection<C> | undefined
-    const connecting = manager.connect(this.lane, { onLost: (error) => conn && this.#host.onLost(conn, error) })
+    const connecting = manager.connect(this.lane, {
+      onLost: (error) => conn && this.#host.onLost(conn, error),
+      onFailover: (info) => this.#host.onFailover(info),
+    })
     try {
       const native = await withDeadline(
         connecting,

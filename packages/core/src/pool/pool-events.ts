@@ -1,5 +1,5 @@
 import type { DatabaseError } from '../errors/database-error'
-import type { Lane } from '../driver/connection-manager'
+import type { FailoverInfo, Lane } from '../driver/connection-manager'
 
 /** What a `leak` event carries: the lease held past the threshold and where it was taken. */
 export interface LeakInfo {
@@ -20,6 +20,11 @@ export interface PoolEvents {
   leak: (info: LeakInfo) => void
   /** A physical connection was opened. */
   connect: (info: { readonly connectionId: number; readonly lane: Lane; readonly durationMs: number }) => void
+  /**
+   * New connections reach another server than before (a multi-host Postgres target whose primary
+   * changed): connections to the old one are evicted as they come back.
+   */
+  failover: (info: FailoverInfo) => void
   /** A physical connection was closed, and why. */
   destroy: (info: { readonly connectionId: number; readonly lane: Lane; readonly reason: string }) => void
 }

@@ -15,7 +15,8 @@ export interface RetryOptions {
   /** Backoff cap. Default is `1000`. */
   readonly maxDelayMs?: number
   /**
-   * Which errors replay. Default: SERIALIZATION_FAILURE, DEADLOCK, BUSY, a retryable error of a named
+   * Which errors replay. Default: SERIALIZATION_FAILURE, DEADLOCK, BUSY, a retryable READ_ONLY (a
+   * write on a Postgres server that became read-only after a failover), a retryable error of a named
    * prepared statement the server invalidated (Postgres 0A000 / 26000 inside a transaction), and
    * TRANSACTION_ROLLED_BACK whose cause is one of those (fn caught it and went on).
    */
@@ -187,7 +188,11 @@ const STATEMENT_INVALIDATION_SQLSTATES: ReadonlySet<string> = new Set(['0A000', 
 
 function replaysByDefault(e: DatabaseError): boolean {
   return (
-    TRANSACTION_RETRY_CODES.has(e.code) || (e.retryable && e.sqlState !== undefined && STATEMENT_INVALIDATION_SQLSTATES.has(e.sqlState))
+    TRANSACTION_RETRY_CODES.has(e.code) ||
+    (e.retryable && e.sqlState !== undefined && STATEMENT_INVALIDATION_SQLSTATES.has(e.sqlState)) ||
+    // a write that reached a server that became read-only (Postgres 25006 after a failover): the
+    // backend evicted the connection, and the replay's new connection looks for a read-write server
+    (e.code === 'READ_ONLY' && e.retryable)
   )
 }
 

@@ -13,7 +13,7 @@ function thrown(fn: () => unknown): Error {
 }
 
 describe('DatabaseConfig', () => {
-  it('parses a URL with pg-connection-string', () => {
+  it('parses a URL', () => {
     const c = DatabaseConfig.fromUrl(
       `postgres://app:${encodeURIComponent(SECRET)}@db.example:6543/ledger?sslmode=verify-full&application_name=api&statement_timeout=5000&idle_in_transaction_session_timeout=7000&lock_timeout=100`,
     )

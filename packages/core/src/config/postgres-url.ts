@@ -1,0 +1,168 @@
+import { configError } from './validate'
+
+/** One host of a Postgres target: a name, an IP (IPv6 without brackets) or a Unix socket directory. */
+export interface PostgresHost {
+  readonly host: string
+  /** Default is the target's `port`, else `5432`. */
+  readonly port?: number
+}
+
+/** What {@link parsePostgresUrl} found, still as strings (DatabaseConfig validates the values). */
+export interface ParsedPostgresUrl {
+  /** In the order written; an empty host means the default (`localhost`). Query `host=`/`port=` lists replace the ones before `/`. */
+  readonly hosts: readonly { readonly host: string; readonly port: string | undefined }[]
+  readonly user: string | undefined
+  readonly password: string | undefined
+  readonly database: string | undefined
+  /** The query parameters, decoded; every name is one of {@link URL_PARAMETERS}. */
+  readonly params: Readonly<Record<string, string>>
+}
+
+/**
+ * The query parameters a `postgres://` URL may carry: the libpq keywords dbpool applies, plus
+ * `pgbouncer` (Prisma's convention). Any other name is refused, as libpq refuses it
+ * (`invalid URI query parameter`), so a typo such as `sslmod=` is an error instead of a silently
+ * ignored setting.
+ */
+export const URL_PARAMETERS = [
+  'host',
+  'port',
+  'user',
+  'password',
+  'dbname',
+  'sslmode',
+  'sslrootcert',
+  'application_name',
+  'fallback_application_name',
+  'options',
+  'connect_timeout',
+  'target_session_attrs',
+  'statement_timeout',
+  'idle_in_transaction_session_timeout',
+  'lock_timeout',
+  'pgbouncer',
+] as const
+
+/** libpq keywords that exist but that dbpool does not apply: refused with a reason rather than ignored. */
+const UNSUPPORTED: Readonly<Record<string, string>> = {
+  sslcert: 'client certificates are not supported by dbpool',
+  sslkey: 'client certificates are not supported by dbpool',
+  sslpassword: 'client certificates are not supported by dbpool',
+  ssl: 'use sslmode (disable, prefer, require, verify-ca, verify-full)',
+  load_balance_hosts: 'dbpool walks the host list in order (load_balance_hosts=disable)',
+}
+
+/**
+ * Parses a libpq connection URI: `postgres[ql]://[user[:password]@][host[:port][,host[:port]...]][/dbname][?name=value&...]`
+ * (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS). Hosts may be
+ * names, IPv4, IPv6 in brackets (`[::1]:5433`) or a percent-encoded socket directory (`%2Fvar%2Frun%2Fpostgresql`);
+ * each may have its own port. `host=` and `port=` in the query take comma-separated lists too and win
+ * over the hosts before `/` (one port applies to every host, else one per host). Percent-escapes are
+ * decoded everywhere; `+` is kept (libpq does not read it as a space).
+ *
+ * pg-connection-string (which dbpool used before) reads only one host: it throws on `h1:5432,h2:5433`.
+ *
+ * Throws CONFIGURATION (option `database.url`, the password never shown) on a malformed URL, on an
+ * unknown query parameter (naming every unknown one) and on port lists that do not match the hosts.
+ */
+export function parsePostgresUrl(url: string, shown: string): ParsedPostgresUrl {
+  const scheme = /^postgres(ql)?:\/\//i.exec(url)
+  if (!scheme) throw configError('database.url', shown, 'must start with postgres:// or postgresql://')
+  let rest = url.slice(scheme[0].length)
+  const hash = rest.indexOf('#')
+  if (hash >= 0) rest = rest.slice(0, hash)
+  const question = rest.indexOf('?')
+  const query = question >= 0 ? rest.slice(question + 1) : ''
+  if (question >= 0) rest = rest.slice(0, question)
+  const slash = rest.indexOf('/')
+  const authority = slash >= 0 ? rest.slice(0, slash) : rest
+  const path = slash >= 0 ? rest.slice(slash + 1) : ''
+  const at = authority.lastIndexOf('@')
+  const userinfo = at >= 0 ? authority.slice(0, at) : undefined
+  const hostspec = at >= 0 ? authority.slice(at + 1) : authority
+
+  let user: string | undefined
+  let password: string | undefined
+  if (userinfo !== undefined) {
+    const colon = userinfo.indexOf(':')
+    user = decode(colon >= 0 ? userinfo.slice(0, colon) : userinfo, shown, 'user name')
+    if (colon >= 0) password = decode(userinfo.slice(colon + 1), shown, 'password')
+  }
+  const params = parseQuery(query, shown)
+  let hosts = hostspec === '' ? [] : hostspec.split(',').map((spec) => parseHostPort(spec, shown))
+  if (params.host !== undefined) hosts = params.host.split(',').map((host) => ({ host, port: undefined }))
+  if (params.port !== undefined) hosts = applyPorts(hosts, params.port.split(','), shown)
+  return {
+    hosts,
+    user: params.user ?? (user === '' ? undefined : user),
+    password: params.password ?? password,
+    database: params.dbname ?? (path === '' ? undefined : decode(path, shown, 'database name')),
+    params,
+  }
+}
+
+function parseQuery(query: string, shown: string): Record<string, string> {
+  const params: Record<string, string> = {}
+  const unknown: string[] = []
+  for (const pair of query.split('&')) {
+    if (pair === '') continue
+    const eq = pair.indexOf('=')
+    if (eq < 0)
+      throw configError(
+        'database.url',
+        shown,
+        `query parameter ${JSON.stringify(pair)} has no value (libpq: missing key/value separator "=")`,
+      )
+    const name = decode(pair.slice(0, eq), shown, 'query parameter name')
+    const value = decode(pair.slice(eq + 1), shown, `query parameter ${name}`)
+    const reason = UNSUPPORTED[name]
+    if (reason !== undefined) throw configError(`database.url ${name}`, name === 'sslpassword' ? '[hidden]' : value, reason)
+    if (!(URL_PARAMETERS as readonly string[]).includes(name)) unknown.push(name)
+    else params[name] = value
+  }
+  if (unknown.length > 0) {
+    throw configError(
+      'database.url',
+      shown,
+      `unknown query parameter${unknown.length > 1 ? 's' : ''} ${unknown.map((n) => JSON.stringify(n)).join(', ')} (libpq refuses them too: "invalid URI query parameter"); known parameters are ${URL_PARAMETERS.join(', ')}`,
+    )
+  }
+  return params
+}
+
+/** `name`, `name:port`, `[v6]`, `[v6]:port`, `:port` (default host), `%2Fsocket%2Fdir:port`. */
+function parseHostPort(spec: string, shown: string): { host: string; port: string | undefined } {
+  if (spec.startsWith('[')) {
+    const close = spec.indexOf(']')
+    if (close < 0) throw configError('database.url', shown, `host ${JSON.stringify(spec)} has an unterminated IPv6 address (missing "]")`)
+    const after = spec.slice(close + 1)
+    if (after !== '' && !after.startsWith(':'))
+      throw configError('database.url', shown, `unexpected ${JSON.stringify(after)} after the IPv6 address in ${JSON.stringify(spec)}`)
+    return { host: decode(spec.slice(1, close), shown, 'host'), port: after === '' ? undefined : after.slice(1) }
+  }
+  const colon = spec.lastIndexOf(':')
+  const host = decode(colon >= 0 ? spec.slice(0, colon) : spec, shown, 'host')
+  if (host.includes(':'))
+    throw configError('database.url', shown, `host ${JSON.stringify(host)}: write an IPv6 address in brackets ([::1]:5432)`)
+  return { host, port: colon >= 0 ? spec.slice(colon + 1) : undefined }
+}
+
+function applyPorts(
+  hosts: { host: string; port: string | undefined }[],
+  ports: string[],
+  shown: string,
+): { host: string; port: string | undefined }[] {
+  const list = hosts.length > 0 ? hosts : [{ host: '', port: undefined }]
+  if (ports.length === 1) return list.map((h) => ({ host: h.host, port: ports[0] }))
+  if (ports.length !== list.length)
+    throw configError('database.url', shown, `${ports.length} ports for ${list.length} hosts (libpq: one port for all, or one per host)`)
+  return list.map((h, i) => ({ host: h.host, port: ports[i] }))
+}
+
+function decode(text: string, shown: string, what: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    throw configError('database.url', shown, `the ${what} has an invalid percent-escape`)
+  }
+}

@@ -1,0 +1,171 @@
+import { inspect } from 'node:util'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DatabaseConfig, DatabaseError, TARGET_SESSION_ATTRS } from '@dbpool/core'
+
+const SECRET = 'pw-S3cret'
+
+function thrown(fn: () => unknown): DatabaseError {
+  try {
+    fn()
+  } catch (err) {
+    if (DatabaseError.is(err)) return err
+    throw err
+  }
+  throw new Error('expected a throw')
+}
+
+describe('multi-host URLs (libpq grammar)', () => {
+  it('reads a host list with a port per host, the target_session_attrs and connect_timeout', () => {
+    const c = DatabaseConfig.fromUrl(`postgres://u:${SECRET}@h1:5432,h2:5433/db?target_session_attrs=read-write&connect_timeout=3`)
+    expect(c.hosts).toEqual([
+      { host: 'h1', port: 5432 },
+      { host: 'h2', port: 5433 },
+    ])
+    expect(c).toMatchObject({
+      host: 'h1',
+      port: 5432,
+      database: 'db',
+      username: 'u',
+      targetSessionAttrs: 'read-write',
+      connectTimeoutMs: 3000,
+    })
+    expect(c.toString()).toBe('postgres://u@h1:5432,h2:5433/db')
+    for (const text of [String(c), JSON.stringify(c), inspect(c)]) expect(text).not.toContain(SECRET)
+  })
+
+  it('hosts without a port take 5432; IPv6 addresses in brackets, with or without a port', () => {
+    const c = DatabaseConfig.fromUrl('postgresql://[::1]:6000,db2,[fe80::1%25eth0],10.0.0.3:7000/x')
+    expect(c.hosts).toEqual([
+      { host: '::1', port: 6000 },
+      { host: 'db2', port: 5432 },
+      { host: 'fe80::1%eth0', port: 5432 },
+      { host: '10.0.0.3', port: 7000 },
+    ])
+    expect(c.toString()).toBe('postgres://postgres@[::1]:6000,db2:5432,[fe80::1%eth0]:5432,10.0.0.3:7000/x')
+  })
+
+  it('a percent-encoded socket directory is a host; an empty host is localhost', () => {
+    expect(DatabaseConfig.fromUrl('postgres://%2Fvar%2Frun%2Fpostgresql:5433/d').hosts).toEqual([
+      { host: '/var/run/postgresql', port: 5433 },
+    ])
+    expect(DatabaseConfig.fromUrl('postgres://,h2:5433/d').hosts).toEqual([
+      { host: 'localhost', port: 5432 },
+      { host: 'h2', port: 5433 },
+    ])
+    expect(DatabaseConfig.fromUrl('postgres:///d').host).toBe('localhost')
+  })
+
+  it('host= and port= query lists replace the hosts before the path; one port applies to all', () => {
+    expect(DatabaseConfig.fromUrl('postgres://ignored/d?host=a,b,c&port=6000').hosts).toEqual([
+      { host: 'a', port: 6000 },
+      { host: 'b', port: 6000 },
+      { host: 'c', port: 6000 },
+    ])
+    expect(DatabaseConfig.fromUrl('postgres:///d?host=a,b&port=1,2').hosts).toEqual([
+      { host: 'a', port: 1 },
+      { host: 'b', port: 2 },
+    ])
+    expect(DatabaseConfig.fromUrl('postgres://a,b/d?port=7').hosts.map((h) => h.port)).toEqual([7, 7])
+    expect(DatabaseConfig.fromUrl('postgres:///?host=%2Ftmp&dbname=x&user=y')).toMatchObject({ host: '/tmp', database: 'x', username: 'y' })
+    const mismatch = thrown(() => DatabaseConfig.fromUrl('postgres:///d?host=a,b,c&port=1,2'))
+    expect(mismatch.code).toBe('CONFIGURATION')
+    expect(mismatch.message).toMatch(/2 ports for 3 hosts/)
+  })
+
+  it('refuses unknown query parameters, naming every one of them (libpq: invalid URI query parameter)', () => {
+    const typo = thrown(() => DatabaseConfig.fromUrl(`postgres://u:${SECRET}@h/d?sslmod=require&application_name=x&colour=blue`))
+    expect(typo.code).toBe('CONFIGURATION')
+    expect(typo.message).toMatch(/unknown query parameters "sslmod", "colour"/)
+    expect(typo.message).toContain('invalid URI query parameter')
+    expect(typo.message + inspect(typo)).not.toContain(SECRET)
+    expect(thrown(() => DatabaseConfig.fromUrl('postgres://h/d?sslcert=/x.pem')).message).toMatch(/client certificates are not supported/)
+    expect(thrown(() => DatabaseConfig.fromUrl('postgres://h/d?ssl=true')).message).toMatch(/use sslmode/)
+    expect(thrown(() => DatabaseConfig.fromUrl('postgres://h/d?sslmode')).message).toMatch(/has no value/)
+  })
+
+  it('keeps every parameter accepted before: sslmode, application_name, options, timeouts, pgbouncer, sslrootcert', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dbpool-url-'))
+    try {
+      writeFileSync(join(dir, 'ca.pem'), 'PEM TEXT')
+      const c = DatabaseConfig.fromUrl(
+        `postgres://h/d?sslmode=verify-ca&sslrootcert=${encodeURIComponent(join(dir, 'ca.pem'))}&application_name=api&options=-c%20search_path%3Dapp&statement_timeout=10&lock_timeout=20&idle_in_transaction_session_timeout=30&pgbouncer=true&connect_timeout=1`,
+      )
+      expect(c).toMatchObject({
+        sslMode: 'verify-ca',
+        sslRootCert: 'PEM TEXT',
+        applicationName: 'api',
+        options: '-c search_path=app',
+        statementTimeoutMs: 10,
+        lockTimeoutMs: 20,
+        idleInTransactionTimeoutMs: 30,
+        pgbouncer: true,
+        // libpq: a connect_timeout of 1 s counts as 2 s
+        connectTimeoutMs: 2000,
+      })
+      expect(c.with({ port: 1 }).sslRootCert).toBe('PEM TEXT')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+    expect(DatabaseConfig.fromUrl('postgres://h/d?fallback_application_name=fb').applicationName).toBe('fb')
+    expect(thrown(() => DatabaseConfig.fromUrl('postgres://h/d?sslrootcert=/nonexistent/ca.pem')).message).toMatch(
+      /sslrootcert.*cannot be read/,
+    )
+  })
+
+  it('accepts the six target_session_attrs values of libpq and refuses others', () => {
+    for (const attrs of TARGET_SESSION_ATTRS)
+      expect(DatabaseConfig.fromUrl(`postgres://a,b/d?target_session_attrs=${attrs}`).targetSessionAttrs).toBe(attrs)
+    expect(new DatabaseConfig().targetSessionAttrs).toBe('any')
+    const bad = thrown(() => DatabaseConfig.fromUrl('postgres://h/d?target_session_attrs=master'))
+    expect(bad.detail?.option).toBe('database.url target_session_attrs')
+    expect(thrown(() => new DatabaseConfig({ targetSessionAttrs: 'readwrite' as never })).message).toContain('database.targetSessionAttrs')
+  })
+
+  it('never shows the password: in the user info (with @ or / in it), or as password=', () => {
+    for (const url of [
+      `postgres://u:${SECRET}@h1,h2/d?sslmod=x`,
+      `postgres://u:${SECRET}@@h1/d?sslmod=x`,
+      `postgres://u:a/${SECRET}@h1/d?sslmod=x`,
+      `postgres://h1/d?password=${SECRET}&sslmod=x`,
+    ]) {
+      const err = thrown(() => DatabaseConfig.fromUrl(url))
+      expect(err.message + err.stack + inspect(err) + JSON.stringify(err)).not.toContain(SECRET)
+    }
+    expect(DatabaseConfig.fromUrl(`postgres://u@h/d?password=${SECRET}`).hasPassword).toBe(true)
+  })
+
+  it('DatabaseConfig({ hosts }): ports default to port, host and hosts exclude each other, with() swaps the list', () => {
+    const c = new DatabaseConfig({ hosts: [{ host: 'a' }, { host: 'b', port: 2 }], port: 9, targetSessionAttrs: 'prefer-standby' })
+    expect(c.hosts).toEqual([
+      { host: 'a', port: 9 },
+      { host: 'b', port: 2 },
+    ])
+    expect(thrown(() => new DatabaseConfig({ host: 'x', hosts: [{ host: 'a' }] })).message).toMatch(/host or hosts, not both/)
+    expect(thrown(() => new DatabaseConfig({ hosts: [] })).message).toMatch(/database\.hosts/)
+    expect(thrown(() => new DatabaseConfig({ hosts: [{ host: 'a', port: 0 }] })).message).toMatch(/database\.hosts\[0\]\.port 0/)
+    expect(thrown(() => new DatabaseConfig({ hosts: [{ host: 'a', name: 'x' } as never] })).message).toMatch(/database\.hosts\[0\]\.name/)
+    expect(c.with({ database: 'z' }).hosts).toEqual(c.hosts)
+    expect(c.with({ database: 'z' }).targetSessionAttrs).toBe('prefer-standby')
+    expect(c.with({ host: 'only' }).hosts).toEqual([{ host: 'only', port: 5432 }])
+    expect(DatabaseConfig.fromUrl('postgres://a,b/d', { host: 'c' }).hosts).toEqual([{ host: 'c', port: 5432 }])
+  })
+
+  it('fromEnv: PGHOST/PGPORT lists, PGTARGETSESSIONATTRS (also under DATABASE_URL unless the URL sets it), PGCONNECT_TIMEOUT', () => {
+    const c = DatabaseConfig.fromEnv({ PGHOST: 'a,b', PGPORT: '1,2', PGTARGETSESSIONATTRS: 'standby', PGCONNECT_TIMEOUT: '5' })
+    expect(c.hosts).toEqual([
+      { host: 'a', port: 1 },
+      { host: 'b', port: 2 },
+    ])
+    expect(c).toMatchObject({ targetSessionAttrs: 'standby', connectTimeoutMs: 5000 })
+    expect(DatabaseConfig.fromEnv({ PGHOST: 'a,b', PGPORT: '7' }).hosts.map((h) => h.port)).toEqual([7, 7])
+    expect(DatabaseConfig.fromEnv({ DATABASE_URL: 'postgres://a,b/d', PGTARGETSESSIONATTRS: 'primary' }).targetSessionAttrs).toBe('primary')
+    expect(
+      DatabaseConfig.fromEnv({ DATABASE_URL: 'postgres://a,b/d?target_session_attrs=any', PGTARGETSESSIONATTRS: 'primary' })
+        .targetSessionAttrs,
+    ).toBe('any')
+    expect(thrown(() => DatabaseConfig.fromEnv({ PGTARGETSESSIONATTRS: 'master' })).message).toMatch(/PGTARGETSESSIONATTRS "master"/)
+    expect(thrown(() => DatabaseConfig.fromEnv({ PGHOST: 'a,b,c', PGPORT: '1,2' })).message).toMatch(/PGPORT/)
+  })
+})

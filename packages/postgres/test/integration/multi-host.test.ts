@@ -1,0 +1,196 @@
+import { createServer } from 'node:net'
+import { inspect } from 'node:util'
+import { DatabaseConfig, DatabaseError, type DatabasePool, type FailoverInfo } from '@dbpool/core'
+import { createPostgresPool, type PostgresConnection } from '@dbpool/postgres'
+import { createTestDatabase, startEmbeddedPostgres, type EmbeddedPostgresServer, type TestDatabase } from '@dbpool/testing'
+import { admin, rejection, uniqueAppName } from './helpers'
+
+// Two real servers: the shared test server (a primary) and an embedded one of this file's own, which
+// the tests fence as a read-only server (`default_transaction_read_only = on`, what failover tools do
+// to an old primary) and unfence. Same user, password and database name on both, so one host list
+// reaches either. The standby cases (in recovery) are in cluster tests.
+let db: TestDatabase
+let other: EmbeddedPostgresServer
+let otherUrl: string
+/** The embedded server's `postgres` database, with the shared password. */
+let otherAdmin: string
+let closedPort: number
+const pools: DatabasePool<PostgresConnection>[] = []
+
+const primary = (): { host: string; port: number } => {
+  const u = new URL(db.url)
+  return { host: u.hostname, port: Number(u.port || 5432) }
+}
+const fenced = (): { host: string; port: number } => ({ host: '127.0.0.1', port: other.port })
+
+function pool(
+  hosts: readonly { host: string; port: number }[],
+  targetSessionAttrs: DatabaseConfig['targetSessionAttrs'],
+  max = 2,
+): DatabasePool<PostgresConnection> {
+  const u = new URL(db.url)
+  const config = new DatabaseConfig({
+    hosts,
+    targetSessionAttrs,
+    database: db.name,
+    username: decodeURIComponent(u.username),
+    password: decodeURIComponent(u.password),
+    sslMode: 'disable',
+    applicationName: uniqueAppName('hosts'),
+  })
+  const p = createPostgresPool(config, { min: 0, max, name: 'hosts', acquireTimeoutMs: 10_000, createTimeoutMs: 10_000 })
+  pools.push(p)
+  return p
+}
+
+async function setFenced(on: boolean): Promise<void> {
+  await admin(otherAdmin, async (c) => {
+    await c.query(`alter system set default_transaction_read_only = ${on ? 'on' : 'off'}`)
+    await c.query('select pg_reload_conf()')
+  })
+}
+
+/** Which server a pool's connection is on: the port the server listens on. */
+async function serverPort(p: DatabasePool<PostgresConnection>): Promise<number> {
+  const { rows } = await p.query<{ port: string }>("select current_setting('port') as port")
+  return Number(rows[0]!.port)
+}
+
+function freeClosedPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+beforeAll(async () => {
+  db = await createTestDatabase()
+  other = await startEmbeddedPostgres()
+  closedPort = await freeClosedPort()
+  const password = decodeURIComponent(new URL(db.url).password)
+  await admin(other.url, async (c) => {
+    await c.query(`alter role ${decodeURIComponent(new URL(db.url).username)} password '${password.replace(/'/g, "''")}'`)
+    await c.query(`create database ${db.name}`)
+  })
+  const u = new URL(other.url)
+  u.password = encodeURIComponent(password)
+  otherAdmin = u.toString()
+  u.pathname = `/${db.name}`
+  otherUrl = u.toString()
+  for (const url of [db.url, otherUrl]) await admin(url, (c) => c.query('create table t (id int primary key, at text)'))
+}, 180_000)
+
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((p) => p.close({ timeoutMs: 5_000 })))
+  await setFenced(false)
+})
+
+afterAll(async () => {
+  await other?.stop()
+  await db?.drop()
+}, 60_000)
+
+describe('multi-host targets (libpq target_session_attrs)', () => {
+  it('the first host down (a closed port) still connects, to the next host', async () => {
+    const p = pool([{ host: '127.0.0.1', port: closedPort }, primary()], 'any')
+    expect(await serverPort(p)).toBe(primary().port)
+    const rw = pool([{ host: '127.0.0.1', port: closedPort }, primary()], 'read-write')
+    expect(await serverPort(rw)).toBe(primary().port)
+  })
+
+  it('read-write skips a read-only server listed first; read-only picks it; any takes the first', async () => {
+    await setFenced(true)
+    expect(await serverPort(pool([fenced(), primary()], 'read-write'))).toBe(primary().port)
+    expect(await serverPort(pool([primary(), fenced()], 'read-only'))).toBe(other.port)
+    expect(await serverPort(pool([fenced(), primary()], 'any'))).toBe(other.port)
+    // neither is in recovery: primary takes the first, prefer-standby finds no standby and takes the first in its second pass
+    expect(await serverPort(pool([fenced(), primary()], 'primary'))).toBe(other.port)
+    expect(await serverPort(pool([fenced(), primary()], 'prefer-standby'))).toBe(other.port)
+  })
+
+  it('when no host fits, the error names every host tried and why, and no password', async () => {
+    await setFenced(true)
+    const password = decodeURIComponent(new URL(db.url).password)
+    const err = await rejection(pool([{ host: '127.0.0.1', port: closedPort }, fenced()], 'read-write').query('select 1'))
+    expect(err.code).toBe('CONNECTION_FAILED')
+    expect(err.retryable).toBe(true)
+    expect(err.message).toContain('target_session_attrs=read-write')
+    expect(err.message).toContain(`127.0.0.1:${closedPort} CONNECTION_FAILED`)
+    expect(err.message).toContain('ECONNREFUSED')
+    expect(err.message).toContain(`127.0.0.1:${other.port} is read-only`)
+    const standby = await rejection(pool([fenced(), primary()], 'standby').query('select 1'))
+    expect(standby.message).toContain(`127.0.0.1:${other.port} is not a standby`)
+    expect(standby.message).toContain(`${primary().host}:${primary().port} is not a standby`)
+    for (const e of [err, standby]) expect(e.message + inspect(e) + JSON.stringify(e)).not.toContain(password)
+  })
+
+  it('a wrong password on every host is AUTHENTICATION_FAILED (not retryable), naming both hosts', async () => {
+    const config = new DatabaseConfig({
+      hosts: [fenced(), primary()],
+      targetSessionAttrs: 'read-write',
+      database: db.name,
+      username: decodeURIComponent(new URL(db.url).username),
+      password: 'not-the-password',
+      sslMode: 'disable',
+    })
+    const p = createPostgresPool(config, { min: 0, max: 1, name: 'hosts' })
+    pools.push(p)
+    const err = await rejection(p.query('select 1'))
+    expect(err.code).toBe('AUTHENTICATION_FAILED')
+    expect(err.retryable).toBe(false)
+    expect(err.message).toContain(`127.0.0.1:${other.port} AUTHENTICATION_FAILED`)
+    expect(err.message + inspect(err)).not.toContain('not-the-password')
+  })
+
+  it('failover by fencing: a write on the now read-only server is READ_ONLY retryable, evicts, replays on the next host, emits failover', async () => {
+    const p = pool([fenced(), primary()], 'read-write', 2)
+    const failovers: FailoverInfo[] = []
+    p.on('failover', (info) => failovers.push(info))
+    const destroyed: string[] = []
+    p.on('destroy', (info) => destroyed.push(info.reason))
+    // both connections on the (not yet fenced) first host
+    await Promise.all([1, 2].map((i) => p.transaction((tx) => tx.query('insert into t values ($1, $2)', [i, 'first']))))
+    expect(await serverPort(p)).toBe(other.port)
+    expect(p.stats().size).toBe(2)
+    await setFenced(true)
+    // without retry: the caller sees READ_ONLY, retryable, and the connection is gone
+    const err = await rejection(p.transaction((tx) => tx.query('insert into t values (3, $1)', ['lost'])))
+    expect(err).toBeInstanceOf(DatabaseError)
+    expect(err.code).toBe('READ_ONLY')
+    expect(err.sqlState).toBe('25006')
+    expect(err.retryable).toBe(true)
+    expect(destroyed.some((r) => r.includes('READ_ONLY'))).toBe(true)
+    // with retry: replayed until a new connection reaches the read-write host
+    await p.transaction((tx) => tx.query('insert into t values (4, $1)', ['moved']), { retry: true })
+    expect(failovers).toEqual([{ from: `127.0.0.1:${other.port}`, to: `${primary().host}:${primary().port}`, lane: 'write' }])
+    const onPrimary = await admin(db.url, (c) => c.query<{ id: number }>('select id from t order by id'))
+    expect(onPrimary.rows.map((r) => r.id)).toEqual([4])
+    // the connection to the old server left the pool: every statement now runs on the primary
+    for (let i = 0; i < 5; i++) expect(await serverPort(p)).toBe(primary().port)
+  })
+
+  it('a read-only transaction the application opened keeps its connection and is not retryable', async () => {
+    const p = pool([primary()], 'read-write', 1)
+    let attempts = 0
+    const err = await rejection(
+      p.transaction(
+        async (tx) => {
+          attempts++
+          await tx.query('insert into t values (9, $1)', ['no'])
+        },
+        { readOnly: true, retry: true },
+      ),
+    )
+    expect(err.code).toBe('READ_ONLY')
+    expect(err.retryable).toBe(false)
+    expect(attempts).toBe(1)
+    const destroyed: string[] = []
+    p.on('destroy', (info) => destroyed.push(info.reason))
+    await p.query('select 1')
+    expect(destroyed).toEqual([])
+  })
+})
