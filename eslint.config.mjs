@@ -21,7 +21,22 @@ export default tseslint.config(
   {
     files: ['packages/core/src/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['pg', 'pg/*', 'better-sqlite3', '@dbpool/postgres', '@dbpool/sqlite'] }],
+      // no driver, and no OpenTelemetry SDK or exporter (those are the app's choice; @dbpool/http has them)
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            'pg',
+            'pg/*',
+            'better-sqlite3',
+            '@dbpool/postgres',
+            '@dbpool/sqlite',
+            '@dbpool/http',
+            '@opentelemetry/sdk-*',
+            '@opentelemetry/exporter-*',
+          ],
+        },
+      ],
     },
   },
   prettier,

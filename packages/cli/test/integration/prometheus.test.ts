@@ -1,14 +1,20 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { DatabasePool } from '@dbpool/core'
+import { createHealthHandler, createMetricsRegistry, type MetricsRegistry } from '@dbpool/http'
+import { createSqlitePool } from '@dbpool/sqlite'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
 import { buildCli, startServe, type RunningServe } from './cli-helpers'
 
-// A real consumer of /metrics: Debian's `prometheus` (installed by .ci/run) scrapes `dbpool serve`
-// every second, and the series are read back from Prometheus's HTTP API by the names the
-// OpenTelemetry semantic conventions give them (db.client.connection.count -> db_client_connection_count).
+// A real consumer of /metrics: Debian's `prometheus` (installed by .ci/run) scrapes, every second,
+// `dbpool serve` (job dbpool-serve: a Postgres and a SQLite pool) and an app's own @dbpool/http handler
+// (job app: a SQLite pool recording on a MetricsRegistry and running statements), and the series are
+// read back from Prometheus's HTTP API by the names the OpenTelemetry semantic conventions give them
+// (db.client.connection.count -> db_client_connection_count).
 // Without the binary the test is skipped on a developer machine and fails with CI set.
 
 /** The `prometheus` binary, or undefined. */
@@ -44,6 +50,10 @@ describeWithPrometheus('Prometheus scrapes dbpool serve', () => {
   let prometheus: ChildProcess | undefined
   let prometheusLog = ''
   let api: string
+  let registry: MetricsRegistry | undefined
+  let appPool: DatabasePool<unknown> | undefined
+  let appServer: Server | undefined
+  let appTarget: string
 
   async function query(expr: string): Promise<Sample[]> {
     const res = await fetch(`${api}/api/v1/query?query=${encodeURIComponent(expr)}`)
@@ -79,6 +89,18 @@ describeWithPrometheus('Prometheus scrapes dbpool serve', () => {
     serve = await startServe(['--port', '0', '--host', '127.0.0.1'], { cwd: dir, env: { LEDGER_URL: db.url } })
     const target = new URL(serve.base).host
 
+    // an app serving its own pool's metrics with the @dbpool/http handler
+    registry = createMetricsRegistry()
+    appPool = createSqlitePool(
+      join(dir, 'app.db'),
+      { min: 1, max: 2, name: 'app' },
+      {},
+      registry.poolOptions(),
+    ) as unknown as DatabasePool<unknown>
+    const server = (appServer = createHttpServer(createHealthHandler(appPool, { metrics: registry })))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    appTarget = `127.0.0.1:${(server.address() as { port: number }).port}`
+
     const port = await freePort()
     api = `http://127.0.0.1:${port}`
     writeFileSync(
@@ -89,9 +111,12 @@ describeWithPrometheus('Prometheus scrapes dbpool serve', () => {
         '  scrape_timeout: 1s',
         '  evaluation_interval: 1s',
         'scrape_configs:',
-        '  - job_name: dbpool',
+        '  - job_name: dbpool-serve',
         '    static_configs:',
         `      - targets: ['${target}']`,
+        '  - job_name: app',
+        '    static_configs:',
+        `      - targets: ['${appTarget}']`,
         '',
       ].join('\n'),
     )
@@ -131,6 +156,10 @@ describeWithPrometheus('Prometheus scrapes dbpool serve', () => {
       clearTimeout(timer)
     }
     if (serve) expect(await serve.stop()).toBe(0)
+    const server = appServer
+    if (server) await new Promise((resolve) => server.close(resolve))
+    await appPool?.close({ timeoutMs: 5_000 })
+    await registry?.shutdown()
     await db?.drop()
     if (dir) rmSync(dir, { recursive: true, force: true })
   }, 60_000)
@@ -139,25 +168,31 @@ describeWithPrometheus('Prometheus scrapes dbpool serve', () => {
     // readiness checks lease a connection on each pool: wait_time and use_time get samples
     for (let i = 0; i < 5; i++) expect((await fetch(`${serve?.base}/ready`)).status).toBe(200)
 
-    const up = await queryUntil('up{job="dbpool"}', (s) => s.length === 1 && s[0]?.value[1] === '1')
+    const up = await queryUntil('up{job="dbpool-serve"}', (s) => s.length === 1 && s[0]?.value[1] === '1')
     expect(up[0]?.metric.instance).toBe(new URL(serve?.base ?? '').host)
 
     // db.client.connection.max: the configured max of each pool (SQLite: one writer + readers)
-    const max = byPool(await queryUntil('db_client_connection_max', (s) => byPool(s).size === 2))
+    const max = byPool(await queryUntil('db_client_connection_max{job="dbpool-serve"}', (s) => byPool(s).size === 2))
     expect(max.get('ledger')).toBe(3)
     expect(max.get('notes')).toBeGreaterThanOrEqual(2)
 
     // db.client.connection.count by state (idle | used): min = 1 keeps at least one open per pool
-    const count = await queryUntil('sum by (db_client_connection_pool_name) (db_client_connection_count)', (s) => byPool(s).size === 2)
+    const count = await queryUntil(
+      'sum by (db_client_connection_pool_name) (db_client_connection_count{job="dbpool-serve"})',
+      (s) => byPool(s).size === 2,
+    )
     for (const [pool, open] of byPool(count)) expect({ pool, open: open >= 1 }).toEqual({ pool, open: true })
-    const states = new Set((await query('db_client_connection_count')).map((s) => s.metric.db_client_connection_state))
+    const states = new Set((await query('db_client_connection_count{job="dbpool-serve"}')).map((s) => s.metric.db_client_connection_state))
     expect([...states].sort()).toEqual(['idle', 'used'])
 
     for (const gauge of ['db_client_connection_idle_max', 'db_client_connection_idle_min', 'db_client_connection_pending_requests'])
-      expect({ gauge, pools: [...byPool(await query(gauge)).keys()].sort() }).toEqual({ gauge, pools: ['ledger', 'notes'] })
+      expect({ gauge, pools: [...byPool(await query(`${gauge}{job="dbpool-serve"}`)).keys()].sort() }).toEqual({
+        gauge,
+        pools: ['ledger', 'notes'],
+      })
 
     // the histograms (seconds): connections were created, leased and used
-    const created = byPool(await queryUntil('db_client_connection_create_time_count', (s) => byPool(s).size === 2))
+    const created = byPool(await queryUntil('db_client_connection_create_time_count{job="dbpool-serve"}', (s) => byPool(s).size === 2))
     expect(created.get('ledger')).toBeGreaterThanOrEqual(1)
     expect(created.get('notes')).toBeGreaterThanOrEqual(1)
     const waits = await queryUntil(
@@ -167,5 +202,25 @@ describeWithPrometheus('Prometheus scrapes dbpool serve', () => {
     expect(Number(waits[0]?.value[1])).toBeGreaterThanOrEqual(1)
     const buckets = await query('db_client_connection_use_time_bucket{db_client_connection_pool_name="ledger"}')
     expect(buckets.some((b) => b.metric.le === '+Inf')).toBe(true)
+  }, 90_000)
+
+  it("reads back an app's pool served by createHealthHandler: its leases and timings, recorded on the registry", async () => {
+    const pool = appPool as DatabasePool<unknown>
+    await pool.query('create table if not exists events (id integer primary key, body text not null)')
+    for (let i = 0; i < 20; i++) await pool.transaction((tx) => tx.query('insert into events (body) values (?)', [`event ${i}`]))
+    for (let i = 0; i < 10; i++) await pool.query('select count(*) as n from events')
+
+    await queryUntil('up{job="app"}', (s) => s[0]?.value[1] === '1')
+    const max = await queryUntil('db_client_connection_max{job="app"}', (s) => s.length === 1)
+    expect(max[0]?.metric.db_client_connection_pool_name).toBe('app')
+    // every transaction leased the writer: at least 20 waits and uses were recorded and scraped
+    const uses = await queryUntil('db_client_connection_use_time_count{job="app"}', (s) => Number(s[0]?.value[1]) >= 20)
+    expect(uses[0]?.metric.db_client_connection_pool_name).toBe('app')
+    const waits = await queryUntil('db_client_connection_wait_time_count{job="app"}', (s) => Number(s[0]?.value[1]) >= 20)
+    expect(Number(waits[0]?.value[1])).toBeGreaterThanOrEqual(20)
+    // the histogram's sum is in seconds: 20+ short local transactions use well under a minute
+    const sum = await query('db_client_connection_use_time_sum{job="app"}')
+    expect(Number(sum[0]?.value[1])).toBeGreaterThan(0)
+    expect(Number(sum[0]?.value[1])).toBeLessThan(60)
   }, 90_000)
 })
