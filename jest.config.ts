@@ -2,13 +2,13 @@ import type { Config } from 'jest'
 
 // One jest project per package (and per example). Unit tests live in `test/unit`, integration tests
 // (real Postgres, real SQLite files) in `test/integration`: `npm run test:unit` selects the first.
-const packages = ['core', 'postgres', 'sqlite', 'testing', 'http', 'cli'].map((name) => ({ name, dir: `packages/${name}` }))
+const packages = ['core', 'postgres', 'sqlite', 'testing', 'http', 'cli', 'kysely'].map((name) => ({ name, dir: `packages/${name}` }))
 const examples = ['finance', 'crm'].map((name) => ({ name: `example-${name}`, dir: `examples/${name}` }))
 
 const moduleNameMapper = {
   '^@dbpool/core/testing$': '<rootDir>/../../packages/core/src/testing/index.ts',
   '^@dbpool/core/internal$': '<rootDir>/../../packages/core/src/internal.ts',
-  '^@dbpool/(core|postgres|sqlite|testing|http|cli)$': '<rootDir>/../../packages/$1/src/index.ts',
+  '^@dbpool/(core|postgres|sqlite|testing|http|cli|kysely)$': '<rootDir>/../../packages/$1/src/index.ts',
   '^@dbpool/example-kit$': '<rootDir>/../../examples/kit/src/index.ts',
 }
 

@@ -1,0 +1,159 @@
+import { DatabaseError, type Backend, type DatabasePool, type Lane, type PoolConnection, type Transaction } from '@dbpool/core'
+import {
+  SelectQueryNode,
+  type CompiledQuery,
+  type DatabaseConnection,
+  type Dialect,
+  type Driver,
+  type QueryResult,
+  type TransactionSettings,
+} from 'kysely'
+import { HeldLease } from './held-lease'
+import { HeldTransaction } from './held-transaction'
+import { toKyselyResult } from './query-result'
+import { toDbpoolSettings } from './transaction-settings'
+
+/** What every connection of one driver shares. */
+export interface ConnectionContext {
+  readonly pool: DatabasePool
+  readonly backend: Backend
+  /** The pool has a read lane (SQLite readers): selects outside a transaction may borrow a reader. */
+  readonly readLane: boolean
+  /** The dialect and driver this connection belongs to (for the `Transaction` of `dbpoolTransaction()`). */
+  readonly dialect: Dialect
+  readonly driver: Driver
+}
+
+/**
+ * Kysely's connection on a dbpool pool. It holds nothing until its first statement or transaction:
+ *
+ * - a statement outside a transaction borrows a connection with `pool.withConnection()` and keeps it
+ *   until Kysely releases this connection, so a `db.connection()` callback keeps one session
+ *   (on a pool with readers, a first `select` borrows a reader; a later statement that is not a
+ *   `select` moves to the writer);
+ * - `beginTransaction` runs a dbpool transaction: `pool.transaction()` (writer with `BEGIN IMMEDIATE`
+ *   on SQLite, a reader for a read-only one), or `conn.transaction()` on the connection already held
+ *   (the session is kept, e.g. Migrator's advisory lock) when its lane can run it;
+ * - inside `dbpoolTransaction()` it runs on the transaction dbpool lends.
+ *
+ * `release()` ends whatever it still holds, so nothing outlives Kysely's `releaseConnection`.
+ */
+export class DbpoolConnection implements DatabaseConnection {
+  #lease: HeldLease | undefined
+  #transaction: HeldTransaction | undefined
+  #adopted: Transaction | undefined
+  /** Set by {@link release}: a connection borrowed after it (a statement still waiting) goes straight back. */
+  #released = false
+
+  constructor(readonly context: ConnectionContext) {}
+
+  /** The pool this connection borrows from. */
+  get pool(): DatabasePool {
+    return this.context.pool
+  }
+
+  executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const conn = this.#adopted ?? this.#transaction?.tx ?? this.#leased(compiled)
+    if (conn !== undefined) return this.#run<R>(conn, compiled)
+    return this.#hold(compiled).then((held) => this.#run<R>(held, compiled))
+  }
+
+  // eslint-disable-next-line require-yield
+  async *streamQuery<R>(compiled: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    void compiled
+    void chunkSize
+    throw new DatabaseError('CONFIGURATION', 'streamQuery needs pool.stream(), which this version of @dbpool/core does not have')
+  }
+
+  /** Kysely's `beginTransaction`. */
+  async begin(settings: TransactionSettings): Promise<void> {
+    if (this.#adopted || this.#transaction)
+      throw new DatabaseError(
+        'QUERY_FAILED',
+        'a transaction is already open on this connection (inside dbpoolTransaction(), nest with trx.savepoint() of a controlled transaction instead)',
+      )
+    const options = toDbpoolSettings(settings, this.context.backend)
+    const lease = this.#lease
+    if (lease !== undefined && (lease.lane === 'write' || options.readOnly === true)) {
+      // the session is kept: a lock or setting taken before the transaction still holds inside it
+      this.#transaction = await HeldTransaction.begin((body) => lease.conn.transaction(body, options))
+      return
+    }
+    if (lease !== undefined) {
+      // a reader cannot write: give it back, the transaction takes the writer
+      this.#lease = undefined
+      await lease.release()
+    }
+    this.#transaction = await HeldTransaction.begin((body) => this.context.pool.transaction(body, options))
+  }
+
+  /** Kysely's `commitTransaction`: rejects with dbpool's error when the work was not committed. */
+  commit(): Promise<void> {
+    const transaction = this.#transaction
+    this.#transaction = undefined
+    // after a failed commit Kysely rolls back: dbpool already did
+    return transaction ? transaction.commit() : Promise.resolve()
+  }
+
+  /** Kysely's `rollbackTransaction`. */
+  rollback(): Promise<void> {
+    const transaction = this.#transaction
+    this.#transaction = undefined
+    return transaction ? transaction.rollback() : Promise.resolve()
+  }
+
+  /** Kysely's `releaseConnection`: rolls back a transaction left open, gives the held connection back. */
+  async release(): Promise<void> {
+    const transaction = this.#transaction
+    const lease = this.#lease
+    this.#released = true
+    this.#transaction = undefined
+    this.#lease = undefined
+    try {
+      if (transaction) await transaction.rollback()
+    } finally {
+      if (lease) await lease.release()
+    }
+  }
+
+  /** @internal `dbpoolTransaction()`: statements run on `tx` until {@link disown}. */
+  adopt(tx: Transaction): void {
+    if (this.#adopted || this.#transaction || this.#lease)
+      throw new DatabaseError('QUERY_FAILED', 'dbpoolTransaction() needs a connection of its own')
+    this.#adopted = tx
+  }
+
+  /** @internal The end of `dbpoolTransaction()`'s callback. */
+  disown(): void {
+    this.#adopted = undefined
+  }
+
+  /** The held connection, when it can run `compiled` (a reader runs selects only). */
+  #leased(compiled: CompiledQuery): PoolConnection | undefined {
+    const lease = this.#lease
+    if (lease === undefined) return undefined
+    if (lease.lane === 'read' && !SelectQueryNode.is(compiled.query)) return undefined
+    return lease.conn
+  }
+
+  async #hold(compiled: CompiledQuery): Promise<PoolConnection> {
+    const previous = this.#lease
+    if (previous !== undefined) {
+      this.#lease = undefined
+      await previous.release()
+    }
+    const lane: Lane = this.context.readLane && SelectQueryNode.is(compiled.query) ? 'read' : 'write'
+    const lease = await HeldLease.take(this.context.pool, lane)
+    if (this.#released) {
+      await lease.release()
+      throw new DatabaseError('QUERY_FAILED', 'this Kysely connection was released before its statement got a connection')
+    }
+    this.#lease = lease
+    return lease.conn
+  }
+
+  async #run<R>(conn: PoolConnection, compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const result = await conn.query<R>(compiled.sql, compiled.parameters)
+    return toKyselyResult(this.context.backend, result)
+  }
+}

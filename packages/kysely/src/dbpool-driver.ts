@@ -1,0 +1,63 @@
+import type { DatabasePool } from '@dbpool/core'
+import type { DatabaseConnection, Dialect, Driver, QueryCompiler, TransactionSettings } from 'kysely'
+import { type CompiledQuery, IdentifierNode, RawNode, createQueryId } from 'kysely'
+import { DbpoolConnection, type ConnectionContext } from './dbpool-connection'
+
+/**
+ * Kysely's driver on a dbpool pool. The pool does the pooling: a {@link DbpoolConnection} borrows
+ * from it only when it runs something, and gives everything back at `releaseConnection`.
+ */
+export class DbpoolDriver implements Driver {
+  readonly #context: ConnectionContext
+  readonly #closePool: boolean
+
+  constructor(dialect: Dialect, pool: DatabasePool, closePool: boolean) {
+    this.#context = { pool, backend: pool.backend, readLane: pool.stats('read').max > 0, dialect, driver: this }
+    this.#closePool = closePool
+  }
+
+  async init(): Promise<void> {}
+
+  /** Resolves at once: nothing is borrowed until the connection runs a statement or begins a transaction. */
+  async acquireConnection(): Promise<DatabaseConnection> {
+    return new DbpoolConnection(this.#context)
+  }
+
+  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    return (connection as DbpoolConnection).begin(settings)
+  }
+
+  commitTransaction(connection: DatabaseConnection): Promise<void> {
+    return (connection as DbpoolConnection).commit()
+  }
+
+  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    return (connection as DbpoolConnection).rollback()
+  }
+
+  async savepoint(connection: DatabaseConnection, name: string, compileQuery: QueryCompiler['compileQuery']): Promise<void> {
+    await connection.executeQuery(savepointCommand('savepoint', name, compileQuery))
+  }
+
+  async rollbackToSavepoint(connection: DatabaseConnection, name: string, compileQuery: QueryCompiler['compileQuery']): Promise<void> {
+    await connection.executeQuery(savepointCommand('rollback to', name, compileQuery))
+  }
+
+  async releaseSavepoint(connection: DatabaseConnection, name: string, compileQuery: QueryCompiler['compileQuery']): Promise<void> {
+    await connection.executeQuery(savepointCommand('release', name, compileQuery))
+  }
+
+  releaseConnection(connection: DatabaseConnection): Promise<void> {
+    return (connection as DbpoolConnection).release()
+  }
+
+  /** `db.destroy()`: closes the pool only when the dialect was given `closePoolOnDestroy: true`. */
+  async destroy(): Promise<void> {
+    if (this.#closePool) await this.#context.pool.close()
+  }
+}
+
+/** `savepoint "name"`, with the name quoted by the dialect's compiler (as Kysely's own drivers do). */
+function savepointCommand(command: string, name: string, compileQuery: QueryCompiler['compileQuery']): CompiledQuery {
+  return compileQuery(RawNode.createWithChildren([RawNode.createWithSql(`${command} `), IdentifierNode.create(name)]), createQueryId())
+}

@@ -1,0 +1,47 @@
+import { DatabaseError, type TransactionOptions } from '@dbpool/core'
+import { Transaction, type Kysely } from 'kysely'
+import { DbpoolConnection } from './dbpool-connection'
+
+/**
+ * Runs `fn` in a dbpool transaction (`pool.transaction(fn, options)`) and hands it a Kysely
+ * `Transaction` on it, with the plugins of `db`: what `db.transaction().execute(fn)` does, plus
+ * dbpool's `retry`, which replays the whole callback on SERIALIZATION_FAILURE, DEADLOCK and BUSY (a
+ * new `trx` each attempt, with backoff), and its `isolation`, `readOnly` and `deferrable`.
+ *
+ * ```ts
+ * await dbpoolTransaction(db, async (trx) => {
+ *   const { balance } = await trx.selectFrom('account').select('balance').where('id', '=', from).executeTakeFirstOrThrow()
+ *   await trx.updateTable('account').set({ balance: balance - amount }).where('id', '=', from).execute()
+ * }, { isolation: 'serializable', retry: true })
+ * ```
+ *
+ * `fn` must be safe to run more than once when `retry` is set. Inside it, `trx.transaction()` and
+ * `trx.startTransaction()` are refused (nest with dbpool's own savepoints by calling this again is
+ * not possible either: use one transaction).
+ *
+ * @throws DatabaseError CONFIGURATION when `db` does not run on a {@link DbpoolDialect}, or for
+ *   invalid options (as `pool.transaction()`); otherwise the error that ended the last attempt.
+ */
+export async function dbpoolTransaction<DB, T>(
+  db: Kysely<DB>,
+  fn: (trx: Transaction<DB>) => Promise<T>,
+  options?: TransactionOptions,
+): Promise<T> {
+  if (typeof fn !== 'function') throw new DatabaseError('CONFIGURATION', 'dbpoolTransaction: the callback must be a function')
+  return db.connection().execute(async (scoped) => {
+    // the connection Kysely lent `scoped` (it holds nothing until it runs something)
+    const connection = await scoped.getExecutor().provideConnection(async (c) => c)
+    if (!(connection instanceof DbpoolConnection))
+      throw new DatabaseError('CONFIGURATION', 'dbpoolTransaction: db must be a Kysely instance on a DbpoolDialect')
+    return connection.pool.transaction(async (tx) => {
+      connection.adopt(tx)
+      try {
+        const { dialect, driver } = connection.context
+        const trx = new Transaction<DB>({ config: { dialect }, dialect, driver, executor: scoped.getExecutor() })
+        return await fn(trx)
+      } finally {
+        connection.disown()
+      }
+    }, options)
+  })
+}

@@ -1,0 +1,5 @@
+export { DbpoolDialect, DbpoolSqliteAdapter } from './dbpool-dialect'
+export type { DbpoolDialectConfig } from './dbpool-dialect'
+export { DbpoolDriver } from './dbpool-driver'
+export { DbpoolConnection } from './dbpool-connection'
+export { dbpoolTransaction } from './dbpool-transaction'
