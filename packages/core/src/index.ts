@@ -27,6 +27,7 @@ export type {
   QueryResult,
   ReferencedHandle,
   RowCursor,
+  TelemetryTarget,
   TransactionSettings,
   TransactionState,
 } from './driver/connection-manager'
@@ -37,8 +38,10 @@ export { RowStream, DEFAULT_STREAM_BATCH_SIZE, MAX_STREAM_BATCH_SIZE } from './p
 export type { ConnectionStreamOptions, StreamOptions } from './pool/row-stream'
 export type { LeakInfo, PoolEventName, PoolEvents } from './pool/pool-events'
 export type { RetryOptions, TransactionOptions } from './transaction/transaction'
-export { MetricsCollector, METRIC_NAMES, POOL_NAME_ATTRIBUTE } from './metrics/metrics-collector'
+export { MetricsCollector, METRIC_NAMES, OPERATION_DURATION_BUCKETS, POOL_NAME_ATTRIBUTE } from './metrics/metrics-collector'
 export type { MetricsCollectorOptions, MetricsSnapshot, TimingSummary } from './metrics/metrics-collector'
+export type { PoolLogFn, PoolLogger } from './telemetry/logger'
+export { TRACER_NAME, TRANSACTION_SPAN_NAME, WAIT_SPAN_NAME } from './telemetry/pool-telemetry'
 export { HealthChecker, worstStatus } from './health/health-checker'
 export type { HealthCheckOptions } from './health/health-checker'
 export type { HealthCheckDetail, HealthReport, HealthStatus } from './health/health-report'

@@ -5,6 +5,7 @@ import {
   type DatabaseOptions,
   type MetricsCollector,
   type MetricsCollectorOptions,
+  type DatabasePoolOptions,
   type PoolOptions,
 } from '@dbpool/core'
 import { rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
@@ -18,9 +19,13 @@ export interface PostgresPoolOptions extends PostgresManagerOptions {
   readonly metrics?: MetricsCollector
   /** Passed to the default collector. */
   readonly metricsOptions?: MetricsCollectorOptions
+  /** Where the pool writes its log lines (see `DatabasePoolOptions.logger`). Default: none. */
+  readonly logger?: DatabasePoolOptions['logger']
+  /** The tracer for the pool's spans (see `DatabasePoolOptions.tracer`). Default: the global provider's. */
+  readonly tracer?: DatabasePoolOptions['tracer']
 }
 
-const POOL_OPTION_KEYS = [...POSTGRES_MANAGER_OPTION_KEYS, 'metrics', 'metricsOptions'] as const
+const POOL_OPTION_KEYS = [...POSTGRES_MANAGER_OPTION_KEYS, 'metrics', 'metricsOptions', 'logger', 'tracer'] as const
 
 /**
  * A {@link DatabasePool} on Postgres. `PoolFactory.create('postgres://...')` calls this.
@@ -38,7 +43,7 @@ export function createPostgresPool(
   const resolvedPool = PoolConfig.from(poolConfig)
   const raw = requireObject('postgres', options)
   rejectUnknownKeys('postgres', raw, POOL_OPTION_KEYS)
-  const { metrics, metricsOptions, ...managerOptions } = raw as PostgresPoolOptions
+  const { metrics, metricsOptions, logger, tracer, ...managerOptions } = raw as PostgresPoolOptions
   const manager = new PostgresConnectionManager(config, managerOptions, { connectTimeoutMs: resolvedPool.createTimeoutMs })
-  return new DatabasePool(manager, resolvedPool, { metrics, metricsOptions })
+  return new DatabasePool(manager, resolvedPool, { metrics, metricsOptions, logger, tracer })
 }

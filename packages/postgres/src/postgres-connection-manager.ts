@@ -2,6 +2,7 @@ import { Client, type CustomTypesConfig, type QueryResult as PgQueryResult, type
 import {
   DatabaseConfig,
   DatabaseError,
+  redactSecrets,
   configError,
   type CompiledQuery,
   type ConnectionHooks,
@@ -16,6 +17,7 @@ import {
   type QueryResult,
   type RowCursor,
   type TransactionSettings,
+  type TelemetryTarget,
   type TransactionState,
 } from '@dbpool/core'
 import { checkExecuteOptions } from '@dbpool/core/internal'
@@ -68,6 +70,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   readonly options: ResolvedPostgresManagerOptions
   /** Statements `pool.query` may pipeline on one connection (1: no sharing). */
   readonly pipelineDepth: number
+  /** `db.namespace` (the database), `server.address` and `server.port` of every span and operation metric. */
+  readonly telemetryTarget: TelemetryTarget
   readonly #ssl: PgSsl
   readonly #types: CustomTypesConfig
   /** Passwords handed to pg recently, scrubbed from every native message. */
@@ -92,6 +96,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     this.#ssl = tlsOptions(this.config)
     this.#types = createTypeParsers(this.options.int8)
     this.pipelineDepth = this.options.pipelineDepth
+    this.telemetryTarget = { namespace: this.config.database, serverAddress: this.config.host, serverPort: this.config.port }
+  }
+
+  /** Hides the passwords handed to pg recently (and URL passwords) in a text bound for a log or a span. */
+  redact(text: string): string {
+    return redactSecrets(text, this.#secrets)
   }
 
   /**

@@ -12,6 +12,7 @@ import {
   type LaneLayout,
   type QueryResult,
   type RowCursor,
+  type TelemetryTarget,
   type TransactionSettings,
 } from '@dbpool/core'
 import { checkStatementText } from '@dbpool/core/internal'
@@ -114,6 +115,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   readonly target: string
   /** One writer; `readers` read-only connections. */
   readonly lanes: LaneLayout
+  /** `db.namespace` of every span and operation metric: the file path. */
+  readonly telemetryTarget: TelemetryTarget
   /** The validated options. */
   readonly options: ResolvedSqliteOptions
   readonly #open = new Set<SqliteDatabase>()
@@ -129,6 +132,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     this.options = resolveSqliteOptions(options)
     this.target = `sqlite:${this.options.path}`
     this.lanes = Object.freeze({ writeMax: 1, readers: this.options.readers })
+    this.telemetryTarget = Object.freeze({ namespace: this.options.path })
     this.#hasReaders = this.options.readers > 0
     this.#routes = new StatementCache<string, Lane>(Math.max(100, this.options.statementCacheSize))
   }

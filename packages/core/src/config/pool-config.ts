@@ -61,6 +61,17 @@ export interface PoolOptions {
    * it alive, and `close()` remains the normal end. Default is `false`.
    */
   readonly allowExitOnIdle?: boolean
+  /**
+   * A statement that takes longer than this (in ms, from the call to its result, waiting for a
+   * connection included) is logged at `warn` on the pool's `logger`, with its text, duration and the
+   * pool's counters; `0` logs none. Needs the `logger` pool option. Default is `0` (off).
+   */
+  readonly slowQueryMs?: number
+  /**
+   * Whether slow-statement log lines carry the statement's parameter values. They may hold personal
+   * data or secrets, so they are left out unless this is `true`. Default is `false`.
+   */
+  readonly logParameters?: boolean
   /** The pool's name in metrics, errors and health reports. Default is `'default'`. */
   readonly name?: string
 }
@@ -82,6 +93,8 @@ export const DEFAULT_POOL_OPTIONS: ResolvedPoolOptions = Object.freeze({
   leakDetectionThresholdMs: 0,
   maxWaitingClients: 10_000,
   allowExitOnIdle: false,
+  slowQueryMs: 0,
+  logParameters: false,
   name: 'default',
 })
 
@@ -94,6 +107,7 @@ const DURATION_KEYS = [
   'validateAfterIdleMs',
   'keepaliveIntervalMs',
   'leakDetectionThresholdMs',
+  'slowQueryMs',
 ] as const
 const ENV_NAMES: Record<keyof PoolOptions, string> = {
   min: 'MIN',
@@ -108,6 +122,8 @@ const ENV_NAMES: Record<keyof PoolOptions, string> = {
   leakDetectionThresholdMs: 'LEAK_DETECTION_THRESHOLD_MS',
   maxWaitingClients: 'MAX_WAITING_CLIENTS',
   allowExitOnIdle: 'ALLOW_EXIT_ON_IDLE',
+  slowQueryMs: 'SLOW_QUERY_MS',
+  logParameters: 'LOG_PARAMETERS',
   name: 'NAME',
 }
 
@@ -128,6 +144,8 @@ export class PoolConfig implements ResolvedPoolOptions {
   readonly leakDetectionThresholdMs!: number
   readonly maxWaitingClients!: number
   readonly allowExitOnIdle!: boolean
+  readonly slowQueryMs!: number
+  readonly logParameters!: boolean
   readonly name!: string
 
   constructor(options: PoolOptions = {}) {
@@ -157,7 +175,7 @@ export class PoolConfig implements ResolvedPoolOptions {
       if (raw === undefined || raw === '') continue
       if (key === 'name') options[key] = raw
       else if (key === 'maxLifetimeJitter') options[key] = parseEnvNumber(name, raw)
-      else if (key === 'allowExitOnIdle') options[key] = parseEnvBoolean(name, raw)
+      else if (key === 'allowExitOnIdle' || key === 'logParameters') options[key] = parseEnvBoolean(name, raw)
       else options[key] = parseEnvInteger(name, raw)
     }
     return new PoolConfig(options as PoolOptions)
@@ -222,6 +240,12 @@ export class PoolConfigBuilder {
   /** Sets `allowExitOnIdle`. */ allowExitOnIdle(value: boolean): this {
     return this.#set('allowExitOnIdle', value)
   }
+  /** Sets `slowQueryMs`. */ slowQueryMs(value: number): this {
+    return this.#set('slowQueryMs', value)
+  }
+  /** Sets `logParameters`. */ logParameters(value: boolean): this {
+    return this.#set('logParameters', value)
+  }
   /** Sets `name`. */ name(value: string): this {
     return this.#set('name', value)
   }
@@ -266,6 +290,7 @@ export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
   checkFraction('pool.maxLifetimeJitter', merged.maxLifetimeJitter, 0, 1)
   checkInteger('pool.maxWaitingClients', merged.maxWaitingClients, 0)
   checkBoolean('pool.allowExitOnIdle', merged.allowExitOnIdle)
+  checkBoolean('pool.logParameters', merged.logParameters)
   checkString('pool.name', merged.name)
   return Object.freeze(merged) as ResolvedPoolOptions
 }

@@ -122,6 +122,19 @@ export interface ReferencedHandle {
 }
 
 /**
+ * Where a manager's statements go, as OpenTelemetry's database conventions name it: span and metric
+ * attributes `db.namespace`, `server.address` and `server.port`.
+ */
+export interface TelemetryTarget {
+  /** `db.namespace`: the Postgres database name; the SQLite file path. */
+  readonly namespace?: string
+  /** `server.address`: the Postgres host name, IP address or Unix socket directory. */
+  readonly serverAddress?: string
+  /** `server.port`: the Postgres port. */
+  readonly serverPort?: number
+}
+
+/**
  * Creates, checks, resets and destroys physical connections of one backend, runs statements on
  * them and maps native errors. A manager never pools: {@link DatabasePool} does.
  */
@@ -134,6 +147,13 @@ export interface ConnectionManager<C = unknown> {
   readonly target: string
   /** Lanes this manager needs. */
   readonly lanes: LaneLayout
+  /** Where statements go, for span and metric attributes. Default: only `db.system.name` is set. */
+  readonly telemetryTarget?: TelemetryTarget
+  /**
+   * Hides the secrets this manager knows (passwords it handed to the driver) in a text bound for a log
+   * line or a span. Default: none beyond what the pool always hides (passwords in URLs).
+   */
+  redact?(text: string): string
   /** Opens a connection for a lane, with session setup applied. Throws a mapped DatabaseError. */
   connect(lane: Lane, hooks: ConnectionHooks): Promise<C>
   /** Cheap, synchronous: false once the connection ended or saw a fatal error. */

@@ -1,4 +1,5 @@
 import {
+  createNoopMeter,
   metrics as otel,
   type Attributes,
   type BatchObservableCallback,
@@ -20,12 +21,19 @@ export const METRIC_NAMES = {
   createTime: 'db.client.connection.create_time',
   waitTime: 'db.client.connection.wait_time',
   useTime: 'db.client.connection.use_time',
+  operationDuration: 'db.client.operation.duration',
 } as const
 
 /** The attribute naming the pool on every instrument. */
 export const POOL_NAME_ATTRIBUTE = 'db.client.connection.pool.name'
 
 const SECONDS_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30]
+
+/** The bucket boundaries the database conventions advise for `db.client.operation.duration`, in seconds. */
+export const OPERATION_DURATION_BUCKETS: readonly number[] = Object.freeze([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10])
+
+/** What the API's no-op meter returns for every histogram: recording on it would be wasted work. */
+const NOOP_HISTOGRAM = createNoopMeter().createHistogram('noop')
 
 /** Options of a {@link MetricsCollector}. */
 export interface MetricsCollectorOptions {
@@ -88,6 +96,7 @@ export class MetricsCollector {
   readonly #createTime: Histogram
   readonly #waitTime: Histogram
   readonly #useTime: Histogram
+  readonly #operationDuration: Histogram
   readonly #meter: Meter
   readonly #observables: ObservableUpDownCounter[]
   readonly #callback: BatchObservableCallback
@@ -112,6 +121,11 @@ export class MetricsCollector {
     this.#createTime = seconds(METRIC_NAMES.createTime, 'The time it took to create a new connection.')
     this.#waitTime = seconds(METRIC_NAMES.waitTime, 'The time it took to obtain an open connection from the pool.')
     this.#useTime = seconds(METRIC_NAMES.useTime, 'The time between borrowing a connection and returning it to the pool.')
+    this.#operationDuration = meter.createHistogram(METRIC_NAMES.operationDuration, {
+      unit: 's',
+      description: 'Duration of database client operations.',
+      advice: { explicitBucketBoundaries: [...OPERATION_DURATION_BUCKETS] },
+    })
     const gauge = (name: string, unit: string, description: string): ObservableUpDownCounter =>
       meter.createObservableUpDownCounter(name, { unit, description })
     const count = gauge(
@@ -158,6 +172,23 @@ export class MetricsCollector {
   recordConnectionReturned(useMs: number): void {
     this.#use.add(useMs)
     this.#useTime.record(useMs / 1000, this.#attrs)
+  }
+
+  /**
+   * False when the meter is the API's no-op meter (no MeterProvider was registered when this collector
+   * was made): the pool then skips the per-statement work for {@link recordOperation}.
+   */
+  get recordsOperations(): boolean {
+    return this.#operationDuration !== NOOP_HISTOGRAM
+  }
+
+  /**
+   * One statement took `seconds` (`db.client.operation.duration`); `attributes` are the database
+   * conventions' (`db.system.name`, `db.namespace`, `db.operation.name`, `db.collection.name`,
+   * `server.address`, `server.port`, and on failure `error.type` and `db.response.status_code`).
+   */
+  recordOperation(seconds: number, attributes: Attributes): void {
+    this.#operationDuration.record(seconds, attributes)
   }
 
   /** A physical connection was closed. */

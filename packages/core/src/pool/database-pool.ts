@@ -20,6 +20,9 @@ import { PoolMaintenance } from './pool-maintenance'
 import { StatementSharing } from './statement-sharing'
 import { StreamSupport, type RowStream, type StreamOptions } from './row-stream'
 import { PoolEventEmitter, type PoolEventName, type PoolEvents } from './pool-events'
+import { checkLogger, type PoolLogger } from '../telemetry/logger'
+import { PoolTelemetry } from '../telemetry/pool-telemetry'
+import type { Tracer } from '@opentelemetry/api'
 import type { PooledConnection } from './pooled-connection'
 
 /** Options of a {@link DatabasePool} besides its {@link PoolConfig}. */
@@ -28,6 +31,16 @@ export interface DatabasePoolOptions {
   readonly metrics?: MetricsCollector
   /** Passed to the default collector. */
   readonly metricsOptions?: MetricsCollectorOptions
+  /**
+   * Where the pool writes its own log lines (pino, or any object with pino's five level methods; see
+   * {@link PoolLogger}). Default: none; leaks and throwing listeners then go to `process.emitWarning`.
+   */
+  readonly logger?: PoolLogger
+  /**
+   * The tracer for the pool's spans. Default is the global provider's tracer `@dbpool/core`, taken
+   * once when the pool is made (an SDK registered later is still used: the global provider is a proxy).
+   */
+  readonly tracer?: Tracer
 }
 
 /** Options of `withConnection()`. */
@@ -115,6 +128,7 @@ export class DatabasePool<out C = unknown> {
   readonly #maintenance: PoolMaintenance
   readonly #sharing: StatementSharing | undefined
   readonly #streams: StreamSupport
+  readonly #telemetry: PoolTelemetry
 
   constructor(manager: ConnectionManager<C>, config?: PoolConfig | PoolOptions, options: DatabasePoolOptions = {}) {
     this.config = PoolConfig.from(config)
@@ -127,10 +141,23 @@ export class DatabasePool<out C = unknown> {
       markBroken: (lease, err) => this.#markBroken(lease, err),
     }
     this.#events = new PoolEventEmitter((event, err) => {
-      process.emitWarning(`dbpool: a "${event}" listener threw: ${err instanceof Error ? err.message : String(err)}`, 'DbpoolWarning')
+      if (this.#telemetry.log) this.#telemetry.listenerThrew(event, err)
+      else
+        process.emitWarning(`dbpool: a "${event}" listener threw: ${err instanceof Error ? err.message : String(err)}`, 'DbpoolWarning')
     })
+    const logger = checkLogger(options.logger)
     this.metrics = options.metrics ?? new MetricsCollector(this.config.name, options.metricsOptions)
     this.metrics.bind(() => this.stats())
+    this.#telemetry = new PoolTelemetry({
+      backend: manager.backend,
+      target: manager.telemetryTarget,
+      config: this.config,
+      metrics: this.metrics,
+      tracer: options.tracer,
+      logger,
+      redact: manager.redact && ((text) => manager.redact!(text)),
+      stats: () => this.stats(),
+    })
     const host = this.#laneHost()
     const writeMax = Math.min(this.config.max, manager.lanes.writeMax ?? this.config.max)
     this.#write = new LanePool(host, 'write', writeMax, Math.min(this.config.min, writeMax))
@@ -146,8 +173,9 @@ export class DatabasePool<out C = unknown> {
       toError: (err) => toDatabaseError(this.#manager, err),
       emitError: (error) => this.#emitError(error),
       emitLeak: (info) => {
+        this.#telemetry.leak(info)
         if (this.#events.listenerCount('leak') > 0) this.#events.emit('leak', info)
-        else
+        else if (!this.#telemetry.log)
           process.emitWarning(
             `dbpool: pool "${this.config.name}" lease ${info.leaseId} held for ${info.heldForMs} ms (possible leak), acquired at:\n${info.stack}`,
             'DbpoolLeakWarning',
@@ -244,12 +272,23 @@ export class DatabasePool<out C = unknown> {
     try {
       compiled = this.#compile(query, params)
       lane = this.#read && this.#manager.route ? this.#manager.route(compiled) : 'write'
-      if (this.#manager.executeSync && this.#state === 'open' && options?.signal?.aborted !== true) {
-        const idle = this.#idleConnection(this.#lane(lane))
-        if (idle) return Promise.resolve(this.#executeDirect<R>(idle, compiled))
-      }
     } catch (err) {
       return Promise.reject(err)
+    }
+    // one getter when nothing watches (no SDK, no meter provider, no slow-statement log)
+    if (this.#telemetry.watching) return this.#telemetry.statement(compiled, () => this.#dispatch<R>(lane, compiled, options))
+    return this.#dispatch<R>(lane, compiled, options)
+  }
+
+  /** Runs a compiled statement on the lease-free path the manager allows, or on a lease of its own. */
+  #dispatch<R>(lane: Lane, compiled: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
+    if (this.#manager.executeSync && this.#state === 'open' && options?.signal?.aborted !== true) {
+      try {
+        const idle = this.#idleConnection(this.#lane(lane))
+        if (idle) return Promise.resolve(this.#executeDirect<R>(idle, compiled))
+      } catch (err) {
+        return Promise.reject(err)
+      }
     }
     if (
       this.#sharing &&
@@ -394,8 +433,15 @@ export class DatabasePool<out C = unknown> {
   transaction<T>(fn: (tx: Transaction<C>) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     if (this.#state !== 'open') return Promise.reject<T>(this.#closedError())
     this.#admitted++
+    const telemetry = this.#telemetry
+    const running = telemetry.tracing ? telemetry.transaction(() => this.#runTransaction(fn, options)) : this.#runTransaction(fn, options)
+    running.then(this.#finish, this.#finish)
+    return running
+  }
+
+  #runTransaction<T>(fn: (tx: Transaction<C>) => Promise<T>, options: TransactionOptions): Promise<T> {
     const readState = this.#manager.transactionState
-    const running = runTransaction(fn, options, {
+    return runTransaction(fn, options, {
       backend: this.#manager.backend,
       beginStatement: (settings) => this.#manager.beginStatement(settings),
       transactionState: readState && ((native) => readState.call(this.#manager, native)),
@@ -407,9 +453,8 @@ export class DatabasePool<out C = unknown> {
           undefined,
           true,
         ) as Promise<R>,
+      onRetry: (attempt, error, delayMs) => this.#telemetry.retrying(attempt, error, delayMs),
     })
-    running.then(this.#finish, this.#finish)
-    return running
   }
 
   async #transactionLeased<T>(lease: Lease<unknown>, body: TransactionBody<T>): Promise<T> {
@@ -495,11 +540,13 @@ export class DatabasePool<out C = unknown> {
       config: this.config,
       onCreated: (conn, durationMs) => {
         this.metrics.recordConnectionCreated(durationMs)
+        this.#telemetry.connected(conn.id, conn.lane, durationMs)
         this.#events.emit('connect', { connectionId: conn.id, lane: conn.lane, durationMs })
       },
       onLost: (conn, error) => {
         if (conn.broken || conn.destroyed) return
         conn.broken = error
+        this.#telemetry.lost(conn.id, conn.lane, !conn.leased, error)
         this.#events.emit('connectionLost', error, { connectionId: conn.id, lane: conn.lane, idle: !conn.leased })
         // an idle connection is dropped now; a leased one when its lease ends
         if (!conn.leased) this.#maintenance.sweep()
@@ -507,6 +554,7 @@ export class DatabasePool<out C = unknown> {
       onFailover: (info) => this.#events.emit('failover', info),
       onDestroyed: (conn, reason) => {
         this.metrics.recordConnectionDropped()
+        this.#telemetry.destroyed(conn.id, conn.lane, reason)
         this.#events.emit('destroy', { connectionId: conn.id, lane: conn.lane, reason })
         if (this.#state === 'open') this.#maintenance.scheduleWarmUp(0)
       },
@@ -559,6 +607,8 @@ export class DatabasePool<out C = unknown> {
    */
   #acquire<B, T>(lane: Lane, lend: Lender<B, T>, arg: B, signal?: AbortSignal, admitted = false): Promise<Awaited<T>> {
     if (admitted ? this.#revoking : this.#state !== 'open') return Promise.reject<Awaited<T>>(this.#closedError())
+    // the connection may come through another caller's release: `lend` (and the callback it runs) keeps this caller's context
+    if (this.#telemetry.tracing) lend = this.#telemetry.bind(lend)
     const pool = this.#lane(lane)
     const started = performance.now()
     // captured before the first await, so the stack still holds the caller's frames
@@ -597,6 +647,7 @@ export class DatabasePool<out C = unknown> {
     const lease = new Lease(conn, origin, now, admission)
     conn.lease = lease
     this.metrics.recordConnectionAcquired(now - started)
+    if (waited) this.#telemetry.waited(started, now, conn.lane)
     return lease
   }
 
@@ -663,7 +714,9 @@ export class DatabasePool<out C = unknown> {
     options: ExecuteOptions | undefined,
   ) => {
     if (!lease.active) return Promise.reject<QueryResult<R>>(this.#closedError())
-    return this.#execute<R>(lease, this.#compile(query, params), options)
+    const compiled = this.#compile(query, params)
+    if (this.#telemetry.watching) return this.#telemetry.statement(compiled, () => this.#execute<R>(lease, compiled, options))
+    return this.#execute<R>(lease, compiled, options)
   }
 
   async #execute<R>(lease: Lease<unknown>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
@@ -695,6 +748,7 @@ export class DatabasePool<out C = unknown> {
   }
 
   #emitError(error: DatabaseError): void {
+    this.#telemetry.backgroundError(error)
     this.#events.emit('error', error)
   }
 

@@ -43,6 +43,8 @@ export interface HeldTransactionHost<C> {
 /** @internal What runTransaction needs from the pool. */
 export interface TransactionHost<C> extends HeldTransactionHost<C> {
   lease<T>(readOnly: boolean, body: (handle: ConnectionHandle<C>, markBroken: (err: unknown) => DatabaseError) => Promise<T>): Promise<T>
+  /** Told before each replay: the attempt that failed (1 for the first), its error, the backoff in ms. */
+  onRetry?(attempt: number, error: DatabaseError, delayMs: number): void
 }
 
 interface ResolvedRetry {
@@ -70,7 +72,9 @@ export async function runTransaction<C, T>(
       return await host.lease(settings.readOnly ?? false, (handle, markBroken) => runOnce(host, handle, begin, fn, markBroken))
     } catch (err) {
       if (!DatabaseError.is(err) || attempt >= retry.maxAttempts || !retry.retryOn(err)) throw err
-      await sleep(backoff(attempt, retry))
+      const delayMs = backoff(attempt, retry)
+      host.onRetry?.(attempt, err, delayMs)
+      await sleep(delayMs)
     }
   }
 }

@@ -45,6 +45,10 @@ describe('PoolConfig', () => {
     [{ name: '' }, /pool\.name ""/],
     [{ allowExitOnIdle: 'yes' }, /invalid pool\.allowExitOnIdle "yes": must be true or false/],
     [{ allowExitOnIdle: 1 }, /invalid pool\.allowExitOnIdle 1/],
+    [{ slowQueryMs: -1 }, /invalid pool\.slowQueryMs -1/],
+    [{ slowQueryMs: 2.5 }, /invalid pool\.slowQueryMs 2\.5/],
+    [{ slowQueryMs: '100' }, /invalid pool\.slowQueryMs "100"/],
+    [{ logParameters: 'yes' }, /invalid pool\.logParameters "yes": must be true or false/],
     [{ maxSize: 3 }, /invalid pool\.maxSize 3: unknown option/],
   ])('rejects %j naming the option and value', (options, message) => {
     expect(configErrorOf(() => new PoolConfig(options as never)).message).toMatch(message)
@@ -68,6 +72,8 @@ describe('PoolConfig', () => {
       .leakDetectionThresholdMs(7)
       .maxWaitingClients(8)
       .allowExitOnIdle(true)
+      .slowQueryMs(9)
+      .logParameters(true)
       .name('b')
       .build()
     expect(c.toJSON()).toEqual({
@@ -83,6 +89,8 @@ describe('PoolConfig', () => {
       leakDetectionThresholdMs: 7,
       maxWaitingClients: 8,
       allowExitOnIdle: true,
+      slowQueryMs: 9,
+      logParameters: true,
       name: 'b',
     })
     expect(() => PoolConfig.builder().min(3).max(2).build()).toThrow(/pool\.min/)
@@ -111,6 +119,13 @@ describe('PoolConfig', () => {
     expect(configErrorOf(() => PoolConfig.fromEnv({ DBPOOL_POOL_ALLOW_EXIT_ON_IDLE: 'yes' })).message).toMatch(
       /DBPOOL_POOL_ALLOW_EXIT_ON_IDLE "yes": must be true, false, 1 or 0/,
     )
+  })
+
+  it('slowQueryMs is off (0) and logParameters false by default; both read from the environment', () => {
+    expect(new PoolConfig()).toMatchObject({ slowQueryMs: 0, logParameters: false })
+    const c = PoolConfig.fromEnv({ DBPOOL_POOL_SLOW_QUERY_MS: '250', DBPOOL_POOL_LOG_PARAMETERS: 'true' })
+    expect(c).toMatchObject({ slowQueryMs: 250, logParameters: true })
+    expect(configErrorOf(() => PoolConfig.fromEnv({ DBPOOL_POOL_SLOW_QUERY_MS: 'slow' })).message).toMatch(/DBPOOL_POOL_SLOW_QUERY_MS "slow"/)
   })
 
   it('from() passes configs through and validates plain options', () => {

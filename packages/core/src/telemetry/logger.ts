@@ -1,0 +1,81 @@
+import { configError } from '../config/validate'
+import { DatabaseError } from '../errors/database-error'
+
+/**
+ * One level of a {@link PoolLogger}: a structured object and a message, as pino's methods take them
+ * (`logger.warn({ durationMs }, 'slow statement')`).
+ */
+export type PoolLogFn = (obj: Record<string, unknown>, msg: string) => void
+
+/**
+ * The logger a pool writes its own lines to: pino's interface (a pino logger, or a child of one, fits
+ * as is), or any adapter with the five methods (`console` fits too). Passed as the `logger` pool option
+ * (`PoolFactory.create(url, config, { pool: { logger } })`).
+ *
+ * What the pool logs: connections opened and closed (`debug`); connections lost, background failures
+ * (warm-up connects, keepalive), transaction replays, leases held past `leakDetectionThresholdMs` (with
+ * the acquirer's stack) and statements slower than `slowQueryMs` (`warn`). Every line carries
+ * `pool` (the pool's name) and `event`. Passwords never reach a field: URLs are redacted, and the
+ * manager's known secrets are replaced with `[REDACTED]`; parameter values only with `logParameters`.
+ */
+export interface PoolLogger {
+  trace: PoolLogFn
+  debug: PoolLogFn
+  info: PoolLogFn
+  warn: PoolLogFn
+  error: PoolLogFn
+}
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const
+
+/** @internal Checks the `logger` pool option: undefined, or an object with the five level methods. */
+export function checkLogger(value: unknown): PoolLogger | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'object' || value === null) throw configError('pool.logger', value, 'must be a pino-compatible logger object')
+  const missing = LEVELS.filter((level) => typeof (value as Record<string, unknown>)[level] !== 'function')
+  if (missing.length > 0)
+    throw configError('pool.logger', '[logger]', `must have trace, debug, info, warn and error methods (missing ${missing.join(', ')})`)
+  return value as PoolLogger
+}
+
+/**
+ * @internal The pool's side of its logger: builds the fields of each line, hides secrets in every
+ * text that may carry one, and never lets a throwing logger break the pool.
+ */
+export class PoolLog {
+  readonly #logger: PoolLogger
+  readonly #pool: string
+  readonly #redact: (text: string) => string
+
+  /** `redact` hides secrets in a text (URL passwords and the manager's known secrets). */
+  constructor(logger: PoolLogger, pool: string, redact: (text: string) => string) {
+    this.#logger = logger
+    this.#pool = pool
+    this.#redact = redact
+  }
+
+  /** A secret-free plain object for an error: code, message, native codes and the cause's message. */
+  error(err: unknown): Record<string, unknown> {
+    if (!(err instanceof Error)) return { message: this.#redact(String(err)) }
+    const out: Record<string, unknown> = { type: err.name, message: this.#redact(err.message) }
+    if (DatabaseError.is(err)) {
+      out.code = err.code
+      out.retryable = err.retryable
+      if (err.sqlState !== undefined) out.sqlState = err.sqlState
+      if (err.sqliteCode !== undefined) out.sqliteCode = err.sqliteCode
+    }
+    const cause = err.cause
+    if (cause !== undefined && cause !== null)
+      out.cause = cause instanceof Error ? `${cause.name}: ${this.#redact(cause.message)}` : this.#redact(String(cause))
+    return out
+  }
+
+  /** Writes one line at `level` with `pool` and `event` first; a throwing logger is reported, not thrown. */
+  write(level: (typeof LEVELS)[number], event: string, fields: Record<string, unknown>, msg: string): void {
+    try {
+      this.#logger[level]({ pool: this.#pool, event, ...fields }, msg)
+    } catch (err) {
+      process.emitWarning(`dbpool: the logger of pool "${this.#pool}" threw: ${this.#redact(String(err))}`, 'DbpoolWarning')
+    }
+  }
+}

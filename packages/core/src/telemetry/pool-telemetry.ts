@@ -1,0 +1,319 @@
+import {
+  context,
+  ProxyTracerProvider,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Span,
+  type Tracer,
+  type TracerProvider,
+} from '@opentelemetry/api'
+import type { PoolConfig } from '../config/pool-config'
+import type { Backend, Lane, TelemetryTarget } from '../driver/connection-manager'
+import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
+import type { MetricsCollector } from '../metrics/metrics-collector'
+import { POOL_NAME_ATTRIBUTE } from '../metrics/metrics-collector'
+import type { LeakInfo } from '../pool/pool-events'
+import type { CompiledQuery } from '../sql/sql'
+import { PoolLog, type PoolLogger } from './logger'
+import { readStatementHead } from './statement-info'
+import { redactUrlPasswords } from '../util/redact'
+
+/** The instrumentation scope of dbpool's spans. */
+export const TRACER_NAME = '@dbpool/core'
+
+/** Name of the span of a transaction (kind INTERNAL; its statements are CLIENT spans under it). */
+export const TRANSACTION_SPAN_NAME = 'transaction'
+
+/** Name of the span of a caller's wait for a connection (kind INTERNAL), made only when it waited. */
+export const WAIT_SPAN_NAME = 'dbpool.acquire'
+
+/** What an unregistered global provider delegates to: its tracers make non-recording spans. */
+const NOOP_TRACER_PROVIDER: TracerProvider = new ProxyTracerProvider().getDelegate()
+
+/** Statement texts whose attributes are kept (forgotten all at once beyond this). */
+const MAX_REMEMBERED_TEXTS = 1_000
+
+const SYSTEM_NAMES: Record<Backend, string> = { postgres: 'postgresql', sqlite: 'sqlite' }
+
+/** What a pool's telemetry is made from. */
+export interface PoolTelemetryOptions {
+  readonly backend: Backend
+  readonly target: TelemetryTarget | undefined
+  readonly config: PoolConfig
+  readonly metrics: MetricsCollector
+  /** An explicit tracer; default is the global provider's, taken once. */
+  readonly tracer: Tracer | undefined
+  readonly logger: PoolLogger | undefined
+  /** The manager's secret scrubber (see `ConnectionManager.redact`). */
+  readonly redact: ((text: string) => string) | undefined
+  readonly stats: () => PoolStatsSnapshot
+}
+
+/** What is worked out once per statement text. */
+interface StatementInfo {
+  readonly spanName: string
+  /** The text with secrets hidden (`db.query.text`, the slow-statement log). */
+  readonly text: string
+  readonly spanAttributes: Attributes
+  readonly metricAttributes: Attributes
+}
+
+/**
+ * @internal A pool's traces, operation metric and log lines, through `@opentelemetry/api` only (the
+ * application brings the SDK). Spans follow the stable database conventions: one CLIENT span per
+ * statement named `{db.operation.name} {db.collection.name | db.namespace}`, an INTERNAL span per
+ * transaction with its statements as children, and an INTERNAL span for a caller's wait for a
+ * connection when it waited. With no SDK behind the global tracer provider, no meter provider and no
+ * slow-statement log, {@link watching} is false and the pool skips every step of this class.
+ */
+export class PoolTelemetry {
+  /** The pool's logger, wrapped; undefined without the `logger` option. */
+  readonly log: PoolLog | undefined
+  readonly #tracer: Tracer
+  /** The global provider the tracer came from; undefined when the tracer was given (always asked). */
+  readonly #provider: ProxyTracerProvider | undefined
+  readonly #metrics: MetricsCollector
+  readonly #slowMs: number
+  readonly #logParameters: boolean
+  /** The operation metric or the slow-statement log needs every statement timed. */
+  readonly #timed: boolean
+  readonly #base: Attributes
+  readonly #system: string
+  readonly #namespace: string | undefined
+  readonly #redact: (text: string) => string
+  readonly #poolName: string
+  readonly #stats: () => PoolStatsSnapshot
+  readonly #statements = new Map<string, StatementInfo>()
+
+  constructor(options: PoolTelemetryOptions) {
+    const { config, target } = options
+    const managerRedact = options.redact
+    this.#redact = managerRedact ? (text) => managerRedact(redactUrlPasswords(text)) : redactUrlPasswords
+    this.log = options.logger ? new PoolLog(options.logger, config.name, this.#redact) : undefined
+    this.#poolName = config.name
+    if (options.tracer) {
+      this.#tracer = options.tracer
+      this.#provider = undefined
+    } else {
+      const provider = trace.getTracerProvider()
+      this.#tracer = provider.getTracer(TRACER_NAME, '0.1.0')
+      // the API's global provider is a proxy: whether an SDK is behind it is one property read
+      this.#provider = provider instanceof ProxyTracerProvider ? provider : undefined
+    }
+    this.#metrics = options.metrics
+    this.#slowMs = this.log ? config.slowQueryMs : 0
+    this.#logParameters = config.logParameters
+    this.#timed = options.metrics.recordsOperations || this.#slowMs > 0
+    this.#system = SYSTEM_NAMES[options.backend]
+    this.#namespace = target?.namespace
+    const base: Record<string, string | number> = { 'db.system.name': this.#system }
+    if (target?.namespace !== undefined) base['db.namespace'] = target.namespace
+    if (target?.serverAddress !== undefined) base['server.address'] = target.serverAddress
+    if (target?.serverPort !== undefined) base['server.port'] = target.serverPort
+    this.#base = Object.freeze(base)
+    this.#stats = options.stats
+  }
+
+  /** Whether spans may record: a tracer was given, or an SDK is registered behind the global provider. */
+  get tracing(): boolean {
+    return this.#provider === undefined || this.#provider.getDelegate() !== NOOP_TRACER_PROVIDER
+  }
+
+  /** Whether statements must go through {@link statement}: anything at all watches them. */
+  get watching(): boolean {
+    return this.#timed || this.tracing
+  }
+
+  /**
+   * Runs one statement under a CLIENT span (a child of the active context, active itself while `run`
+   * runs), records `db.client.operation.duration` and logs it when slower than `slowQueryMs`.
+   */
+  statement<R>(query: CompiledQuery, run: () => Promise<R>): Promise<R> {
+    const info = this.#info(query.text)
+    const started = performance.now()
+    let span: Span | undefined
+    let running: Promise<R>
+    try {
+      if (this.tracing) {
+        const started = this.#tracer.startSpan(info.spanName, { kind: SpanKind.CLIENT, attributes: info.spanAttributes })
+        if (started.isRecording()) span = started
+      }
+      running = span ? context.with(trace.setSpan(context.active(), span), run) : run()
+    } catch (err) {
+      running = Promise.reject(err)
+    }
+    return running.then(
+      (result) => {
+        this.#finished(query, info, span, started, undefined)
+        return result
+      },
+      (err: unknown) => {
+        this.#finished(query, info, span, started, err)
+        throw err
+      },
+    )
+  }
+
+  /**
+   * Runs a transaction (every attempt) under an INTERNAL span, active while `run` runs so the
+   * statements nest under it; the span fails with `error.type` when the transaction does.
+   */
+  transaction<T>(run: () => Promise<T>): Promise<T> {
+    if (!this.tracing) return run()
+    const span = this.#tracer.startSpan(TRANSACTION_SPAN_NAME, { kind: SpanKind.INTERNAL, attributes: this.#base })
+    if (!span.isRecording()) return run()
+    let running: Promise<T>
+    try {
+      running = context.with(trace.setSpan(context.active(), span), run)
+    } catch (err) {
+      running = Promise.reject(err)
+    }
+    return running.then(
+      (result) => {
+        span.end()
+        return result
+      },
+      (err: unknown) => {
+        this.#failSpan(span, err)
+        span.end()
+        throw err
+      },
+    )
+  }
+
+  /**
+   * `fn` bound to the context active now, when spans may record: a callback the pool calls later (a
+   * `withConnection` callback, a transaction attempt) runs in its caller's context even when the
+   * connection came through another caller's release.
+   */
+  bind<F extends (...args: never[]) => unknown>(fn: F): F {
+    return this.tracing ? context.bind(context.active(), fn) : fn
+  }
+
+  /** A caller waited for a connection from `started` to `now` (`performance.now()` readings). */
+  waited(started: number, now: number, lane: Lane): void {
+    if (!this.tracing) return
+    const span = this.#tracer.startSpan(WAIT_SPAN_NAME, {
+      kind: SpanKind.INTERNAL,
+      startTime: started,
+      attributes: { 'db.system.name': this.#system, [POOL_NAME_ATTRIBUTE]: this.#poolName, 'dbpool.lane': lane },
+    })
+    span.end(now)
+  }
+
+  /** A transaction attempt failed with a replayable error and is replayed after `delayMs`. */
+  retrying(attempt: number, error: DatabaseError, delayMs: number): void {
+    const span = trace.getActiveSpan()
+    if (span?.isRecording()) span.addEvent('dbpool.transaction.retry', { attempt, 'error.type': error.code, 'dbpool.delay_ms': delayMs })
+    this.log?.write('warn', 'transactionRetry', { attempt, delayMs, err: this.log.error(error) }, 'transaction replayed after a retryable error')
+  }
+
+  /** A physical connection was opened (debug). */
+  connected(connectionId: number, lane: Lane, durationMs: number): void {
+    this.log?.write('debug', 'connect', { connectionId, lane, durationMs: round(durationMs) }, 'connection opened')
+  }
+
+  /** A physical connection was closed (debug). */
+  destroyed(connectionId: number, lane: Lane, reason: string): void {
+    this.log?.write('debug', 'destroy', { connectionId, lane, reason: this.#redact(reason) }, 'connection closed')
+  }
+
+  /** A connection died (warn). */
+  lost(connectionId: number, lane: Lane, idle: boolean, error: DatabaseError): void {
+    this.log?.write('warn', 'connectionLost', { connectionId, lane, idle, err: this.log.error(error) }, 'connection lost')
+  }
+
+  /** A background failure (warm-up connect, keepalive, destroy) (warn). */
+  backgroundError(error: DatabaseError): void {
+    this.log?.write('warn', 'error', { err: this.log.error(error) }, 'background pool work failed')
+  }
+
+  /** A lease held past `leakDetectionThresholdMs`, with the acquirer's stack (warn). */
+  leak(info: LeakInfo): void {
+    this.log?.write(
+      'warn',
+      'leak',
+      { leaseId: info.leaseId, lane: info.lane, heldForMs: info.heldForMs, stack: this.#redact(info.stack) },
+      'connection held past leakDetectionThresholdMs (possible leak)',
+    )
+  }
+
+  /** A listener of a pool event threw (warn). */
+  listenerThrew(event: string, err: unknown): void {
+    this.log?.write('warn', 'listenerError', { listenerOf: event, err: this.log.error(err) }, 'a pool event listener threw')
+  }
+
+  #finished(query: CompiledQuery, info: StatementInfo, span: Span | undefined, started: number, err: unknown): void {
+    const ms = performance.now() - started
+    let errorType: string | undefined
+    let status: string | undefined
+    if (err !== undefined) {
+      errorType = DatabaseError.is(err) ? err.code : err instanceof Error ? err.name : '_OTHER'
+      status = DatabaseError.is(err) ? (err.sqlState ?? err.sqliteCode) : undefined
+    }
+    if (span) {
+      if (err !== undefined) this.#failSpan(span, err)
+      span.end()
+    }
+    if (this.#metrics.recordsOperations) {
+      let attributes = info.metricAttributes
+      if (errorType !== undefined) {
+        attributes = { ...attributes, 'error.type': errorType }
+        if (status !== undefined) attributes['db.response.status_code'] = status
+      }
+      this.#metrics.recordOperation(ms / 1000, attributes)
+    }
+    if (this.#slowMs > 0 && ms > this.#slowMs) this.#slow(query, info, ms, err)
+  }
+
+  #slow(query: CompiledQuery, info: StatementInfo, ms: number, err: unknown): void {
+    const log = this.log!
+    const fields: Record<string, unknown> = { text: info.text, durationMs: round(ms), slowQueryMs: this.#slowMs, stats: this.#stats() }
+    if (this.#logParameters) fields.params = query.params.map(loggable)
+    if (err !== undefined) fields.err = log.error(err)
+    log.write('warn', 'slowStatement', fields, `statement took ${round(ms)} ms (slowQueryMs ${this.#slowMs})`)
+  }
+
+  #failSpan(span: Span, err: unknown): void {
+    if (DatabaseError.is(err)) {
+      span.setAttribute('error.type', err.code)
+      const status = err.sqlState ?? err.sqliteCode
+      if (status !== undefined) span.setAttribute('db.response.status_code', status)
+    } else span.setAttribute('error.type', err instanceof Error ? err.name : '_OTHER')
+    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? this.#redact(err.message) : undefined })
+  }
+
+  #info(text: string): StatementInfo {
+    const known = this.#statements.get(text)
+    if (known) return known
+    const { operation, collection } = readStatementHead(text)
+    const redacted = this.#redact(text)
+    const target = collection ?? this.#namespace
+    const spanName = operation ? (target ? `${operation} ${target}` : operation) : (target ?? this.#system)
+    const metricAttributes: Attributes = { ...this.#base }
+    if (operation) metricAttributes['db.operation.name'] = operation
+    if (collection) metricAttributes['db.collection.name'] = collection
+    const info: StatementInfo = {
+      spanName,
+      text: redacted,
+      metricAttributes: Object.freeze(metricAttributes),
+      spanAttributes: Object.freeze({ ...metricAttributes, 'db.query.text': redacted }),
+    }
+    if (this.#statements.size >= MAX_REMEMBERED_TEXTS) this.#statements.clear()
+    this.#statements.set(text, info)
+    return info
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000
+}
+
+/** A parameter value as a log line can carry it (pino's JSON has no bigint, and bytes are noise). */
+function loggable(value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString()
+  if (value instanceof Uint8Array) return `[${value.byteLength} bytes]`
+  return value
+}
