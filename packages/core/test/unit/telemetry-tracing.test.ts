@@ -1,0 +1,263 @@
+import { context, ProxyTracerProvider, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api'
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
+import { DatabaseError, DatabasePool, MetricsCollector, PoolConfig, sql, TRANSACTION_SPAN_NAME, WAIT_SPAN_NAME, type PoolOptions } from '@dbpool/core'
+import { FakeConnectionManager, type FakeManagerOptions } from '@dbpool/core/testing'
+import { TARN_SLACK } from '../../src/pool/lane-pool'
+import { PoolTelemetry } from '../../src/telemetry/pool-telemetry'
+import { readStatementHead } from '../../src/telemetry/statement-info'
+
+/** A fake Postgres target with a secret the manager knows. */
+class TargetedManager extends FakeConnectionManager {
+  readonly telemetryTarget = { namespace: 'ledger', serverAddress: 'db.internal', serverPort: 5433 }
+  redact(text: string): string {
+    return text.split('s3cret').join('[REDACTED]')
+  }
+}
+
+const exporter = new InMemorySpanExporter()
+const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
+const tracer = trace.getTracer('test')
+const pools: DatabasePool<unknown>[] = []
+
+beforeAll(() => {
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
+  trace.setGlobalTracerProvider(provider)
+})
+
+afterAll(() => {
+  trace.disable()
+  context.disable()
+})
+
+beforeEach(() => exporter.reset())
+
+afterEach(async () => {
+  for (const pool of pools.splice(0)) await pool.close({ timeoutMs: 200 })
+})
+
+function makePool(options: PoolOptions = {}, managerOptions: FakeManagerOptions = {}) {
+  const manager = new TargetedManager(managerOptions)
+  const pool = new DatabasePool(manager, { min: 0, max: 2, acquireTimeoutMs: 2_000, ...options })
+  pools.push(pool)
+  return { pool, manager }
+}
+
+/** Runs `fn` under a fresh span (like an HTTP handler's), ended after. */
+async function inSpan<T>(name: string, fn: (span: Span) => Promise<T>): Promise<T> {
+  return tracer.startActiveSpan(name, async (span) => {
+    try {
+      return await fn(span)
+    } finally {
+      span.end()
+    }
+  })
+}
+
+const spans = (): ReadableSpan[] => exporter.getFinishedSpans()
+const named = (name: string): ReadableSpan[] => spans().filter((s) => s.name === name)
+const parentOf = (span: ReadableSpan): string | undefined => span.parentSpanContext?.spanId
+
+describe('readStatementHead', () => {
+  it.each([
+    ['select * from accounts where id = $1', 'select', 'accounts'],
+    ['  -- a comment\n/* another */ SELECT a FROM ledger.entries e', 'SELECT', 'ledger.entries'],
+    ['select 1', 'select', undefined],
+    ['select * from (select 1) s', 'select', undefined],
+    ['insert into "Audit Log" (a) values ($1)', 'insert', '"Audit Log"'],
+    ['INSERT OR REPLACE INTO notes (a) VALUES (?)', 'INSERT', 'notes'],
+    ['update only accounts set balance = 0', 'update', 'accounts'],
+    ['delete from sessions where expires < now()', 'delete', 'sessions'],
+    ['with t as (select 1) select * from t', 'with', undefined],
+    ['BEGIN ISOLATION LEVEL SERIALIZABLE', 'BEGIN', undefined],
+    ['', undefined, undefined],
+    ['-- only a comment', undefined, undefined],
+  ])('%j: operation %j, collection %j', (text, operation, collection) => {
+    expect(readStatementHead(text)).toEqual({ operation, collection })
+  })
+})
+
+describe('statement spans', () => {
+  it('pool.query makes one CLIENT span named by the conventions, a child of the active span, with the parameterised text', async () => {
+    const { pool } = makePool()
+    const email = 'alice@example.com'
+    const parent = await inSpan('GET /accounts', async (span) => {
+      await pool.query(sql`select * from accounts where email = ${email}`)
+      return span.spanContext().spanId
+    })
+    const [span] = named('select accounts')
+    expect(span).toBeDefined()
+    expect(span!.kind).toBe(SpanKind.CLIENT)
+    expect(parentOf(span!)).toBe(parent)
+    expect(span!.attributes).toEqual({
+      'db.system.name': 'postgresql',
+      'db.namespace': 'ledger',
+      'server.address': 'db.internal',
+      'server.port': 5433,
+      'db.operation.name': 'select',
+      'db.collection.name': 'accounts',
+      'db.query.text': 'select * from accounts where email = $1',
+    })
+    expect(JSON.stringify(span!.attributes)).not.toContain(email)
+    expect(span!.status.code).toBe(SpanStatusCode.UNSET)
+    expect(span!.instrumentationScope.name).toBe('@dbpool/core')
+  })
+
+  it('names a statement without a table after the namespace, and hides secrets the manager knows in the text', async () => {
+    const { pool } = makePool()
+    await pool.query("select set_config('app.key', 's3cret', false)")
+    const [span] = named('select ledger')
+    expect(span?.attributes['db.query.text']).toBe("select set_config('app.key', '[REDACTED]', false)")
+  })
+
+  it('a failing statement ends its span with status ERROR, error.type and db.response.status_code', async () => {
+    const { pool, manager } = makePool()
+    manager.queryFaults.push({
+      match: /insert/,
+      fatal: false,
+      fault: {
+        kind: 'fail',
+        error: new DatabaseError('UNIQUE_VIOLATION', 'duplicate key value violates unique constraint', { sqlState: '23505' }),
+      },
+    })
+    await expect(pool.query('insert into users (email) values ($1)', ['a@b.c'])).rejects.toThrow(/duplicate key/)
+    const [span] = named('insert users')
+    expect(span!.status).toEqual({ code: SpanStatusCode.ERROR, message: 'duplicate key value violates unique constraint' })
+    expect(span!.attributes['error.type']).toBe('UNIQUE_VIOLATION')
+    expect(span!.attributes['db.response.status_code']).toBe('23505')
+  })
+
+  it('statements of the lease-free synchronous path and of shared pipelined connections get spans too', async () => {
+    const sync = makePool({}, { synchronous: true }).pool
+    await sync.query('select 1')
+    const shared = makePool({ max: 1 }, { pipelineDepth: 4 }).pool
+    await Promise.all([shared.query('select 2'), shared.query('select 3'), shared.query('select 4')])
+    expect(named('select ledger')).toHaveLength(4)
+  })
+
+  it('withConnection: the callback runs in the caller`s context, so its statements nest under the caller`s span', async () => {
+    const { pool } = makePool({ max: 1 })
+    const parent = await inSpan('job', async (span) => {
+      await pool.withConnection(async (conn) => {
+        await conn.query('update accounts set balance = 0')
+        await conn.query('delete from sessions')
+      })
+      return span.spanContext().spanId
+    })
+    expect(named('update accounts').map(parentOf)).toEqual([parent])
+    expect(named('delete sessions').map(parentOf)).toEqual([parent])
+  })
+
+  it('callers fed to tarn from the wait queue (beyond max + 32) keep their own context', async () => {
+    const { pool } = makePool({ max: 1 }, { queryDelayMs: 1 })
+    const callers = TARN_SLACK + 20
+    const parents = await Promise.all(
+      Array.from({ length: callers }, (_, i) =>
+        inSpan(`caller ${i}`, async (span) => {
+          await pool.withConnection((conn) => conn.query(`select ${i} from t${i}`))
+          return span.spanContext().spanId
+        }),
+      ),
+    )
+    for (let i = 0; i < callers; i++) expect(named(`select t${i}`).map(parentOf)).toEqual([parents[i]])
+  })
+
+  it('a caller that waited for a connection gets a wait span under its statement; one served at once does not', async () => {
+    const { pool } = makePool({ max: 1 }, { queryDelayMs: 20 })
+    await pool.query('select 0 from warm')
+    exporter.reset()
+    await pool.query('select 1 from first')
+    expect(named(WAIT_SPAN_NAME)).toHaveLength(0)
+    await Promise.all([pool.query('select 1 from a'), pool.query('select 1 from b')])
+    const waits = named(WAIT_SPAN_NAME)
+    expect(waits).toHaveLength(1)
+    const b = named('select b')[0]!
+    expect(parentOf(waits[0]!)).toBe(b.spanContext().spanId)
+    expect(waits[0]!.kind).toBe(SpanKind.INTERNAL)
+    expect(waits[0]!.attributes['db.client.connection.pool.name']).toBe('default')
+    const waitedMs = waits[0]!.duration[0] * 1e3 + waits[0]!.duration[1] / 1e6
+    expect(waitedMs).toBeGreaterThan(5)
+  })
+})
+
+describe('transaction spans', () => {
+  it('one INTERNAL span per transaction, under the caller`s span, with BEGIN, the statements and COMMIT as children', async () => {
+    const { pool } = makePool()
+    const parent = await inSpan('POST /transfer', async (span) => {
+      await pool.transaction(async (tx) => {
+        await tx.query('update accounts set balance = balance - 1 where id = $1', [1])
+        await tx.transaction(async (inner) => inner.query('insert into entries (a) values ($1)', [1]))
+      })
+      return span.spanContext().spanId
+    })
+    const [txSpan] = named(TRANSACTION_SPAN_NAME)
+    expect(txSpan!.kind).toBe(SpanKind.INTERNAL)
+    expect(parentOf(txSpan!)).toBe(parent)
+    expect(txSpan!.attributes['db.system.name']).toBe('postgresql')
+    const children = spans().filter((s) => parentOf(s) === txSpan!.spanContext().spanId)
+    // the pool had no connection yet: the wait for its creation comes first
+    expect(children.map((s) => s.name)).toEqual([
+      WAIT_SPAN_NAME,
+      'BEGIN ledger',
+      'update accounts',
+      'SAVEPOINT ledger',
+      'insert entries',
+      'RELEASE ledger',
+      'COMMIT ledger',
+    ])
+    expect(children.slice(1).every((s) => s.kind === SpanKind.CLIENT)).toBe(true)
+  })
+
+  it('a replayed transaction keeps one span with a retry event per replay; a failed one ends with ERROR', async () => {
+    const { pool, manager } = makePool()
+    let attempts = 0
+    await pool.transaction(
+      async (tx) => {
+        if (++attempts === 1) throw new DatabaseError('SERIALIZATION_FAILURE', 'could not serialize access', { sqlState: '40001' })
+        await tx.query('select 1')
+      },
+      { retry: { maxAttempts: 3, baseDelayMs: 1 } },
+    )
+    const [ok] = named(TRANSACTION_SPAN_NAME)
+    expect(ok!.events.map((e) => [e.name, e.attributes?.attempt, e.attributes?.['error.type']])).toEqual([
+      ['dbpool.transaction.retry', 1, 'SERIALIZATION_FAILURE'],
+    ])
+    expect(named('BEGIN ledger').every((s) => parentOf(s) === ok!.spanContext().spanId)).toBe(true)
+    exporter.reset()
+    manager.queryFaults.push({ match: /boom/, fatal: false, fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'boom') } })
+    await expect(pool.transaction((tx) => tx.query('select boom'))).rejects.toThrow(/boom/)
+    const [failed] = named(TRANSACTION_SPAN_NAME)
+    expect(failed!.status.code).toBe(SpanStatusCode.ERROR)
+    expect(failed!.attributes['error.type']).toBe('QUERY_FAILED')
+    expect(named('ROLLBACK ledger')).toHaveLength(1)
+  })
+})
+
+describe('cost without an SDK', () => {
+  it('watches nothing until an SDK is registered behind the global provider, then traces without a new pool', () => {
+    const proxy = new ProxyTracerProvider()
+    const telemetry = () =>
+      new PoolTelemetry({
+        backend: 'sqlite',
+        target: undefined,
+        config: new PoolConfig(),
+        metrics: new MetricsCollector('t'),
+        tracer: undefined,
+        logger: undefined,
+        redact: undefined,
+        stats: () => ({ size: 0, idle: 0, used: 0, pending: 0, max: 1, min: 0, utilization: 0 }),
+      })
+    const getProvider = jest.spyOn(trace, 'getTracerProvider').mockReturnValue(proxy)
+    try {
+      const t = telemetry()
+      expect(t.tracing).toBe(false)
+      expect(t.watching).toBe(false)
+      const fn = () => 1
+      expect(t.bind(fn)).toBe(fn)
+      proxy.setDelegate(provider)
+      expect(t.tracing).toBe(true)
+    } finally {
+      getProvider.mockRestore()
+    }
+  })
+})
