@@ -142,8 +142,7 @@ export class DatabasePool<out C = unknown> {
     }
     this.#events = new PoolEventEmitter((event, err) => {
       if (this.#telemetry.log) this.#telemetry.listenerThrew(event, err)
-      else
-        process.emitWarning(`dbpool: a "${event}" listener threw: ${err instanceof Error ? err.message : String(err)}`, 'DbpoolWarning')
+      else process.emitWarning(`dbpool: a "${event}" listener threw: ${err instanceof Error ? err.message : String(err)}`, 'DbpoolWarning')
     })
     const logger = checkLogger(options.logger)
     this.metrics = options.metrics ?? new MetricsCollector(this.config.name, options.metricsOptions)

@@ -207,7 +207,12 @@ export class PoolTelemetry {
   retrying(attempt: number, error: DatabaseError, delayMs: number): void {
     const span = trace.getActiveSpan()
     if (span?.isRecording()) span.addEvent('dbpool.transaction.retry', { attempt, 'error.type': error.code, 'dbpool.delay_ms': delayMs })
-    this.log?.write('warn', 'transactionRetry', { attempt, delayMs, err: this.log.error(error) }, 'transaction replayed after a retryable error')
+    this.log?.write(
+      'warn',
+      'transactionRetry',
+      { attempt, delayMs, err: this.log.error(error) },
+      'transaction replayed after a retryable error',
+    )
   }
 
   /** A physical connection was opened (debug). */

@@ -125,7 +125,9 @@ describe('PoolConfig', () => {
     expect(new PoolConfig()).toMatchObject({ slowQueryMs: 0, logParameters: false })
     const c = PoolConfig.fromEnv({ DBPOOL_POOL_SLOW_QUERY_MS: '250', DBPOOL_POOL_LOG_PARAMETERS: 'true' })
     expect(c).toMatchObject({ slowQueryMs: 250, logParameters: true })
-    expect(configErrorOf(() => PoolConfig.fromEnv({ DBPOOL_POOL_SLOW_QUERY_MS: 'slow' })).message).toMatch(/DBPOOL_POOL_SLOW_QUERY_MS "slow"/)
+    expect(configErrorOf(() => PoolConfig.fromEnv({ DBPOOL_POOL_SLOW_QUERY_MS: 'slow' })).message).toMatch(
+      /DBPOOL_POOL_SLOW_QUERY_MS "slow"/,
+    )
   })
 
   it('from() passes configs through and validates plain options', () => {

@@ -1,7 +1,16 @@
 import { context, ProxyTracerProvider, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
-import { DatabaseError, DatabasePool, MetricsCollector, PoolConfig, sql, TRANSACTION_SPAN_NAME, WAIT_SPAN_NAME, type PoolOptions } from '@dbpool/core'
+import {
+  DatabaseError,
+  DatabasePool,
+  MetricsCollector,
+  PoolConfig,
+  sql,
+  TRANSACTION_SPAN_NAME,
+  WAIT_SPAN_NAME,
+  type PoolOptions,
+} from '@dbpool/core'
 import { FakeConnectionManager, type FakeManagerOptions } from '@dbpool/core/testing'
 import { TARN_SLACK } from '../../src/pool/lane-pool'
 import { PoolTelemetry } from '../../src/telemetry/pool-telemetry'
