@@ -139,6 +139,7 @@ export class DatabasePool<out C = unknown> {
       beginStatement: (settings) => manager.beginStatement(settings),
       transactionState: readState && ((native) => readState.call(manager, native as C)),
       markBroken: (lease, err) => this.#markBroken(lease, err),
+      traced: (run) => this.#telemetry.transaction(run),
     }
     this.#events = new PoolEventEmitter((event, err) => {
       if (this.#telemetry.log) this.#telemetry.listenerThrew(event, err)

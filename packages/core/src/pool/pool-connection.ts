@@ -67,6 +67,8 @@ export type LeaseRunner<C> = <R>(
  */
 export interface HeldConnectionHost<C> extends HeldTransactionHost<C> {
   markBroken(lease: Lease<C>, err: unknown): DatabaseError
+  /** Runs a whole transaction under the pool's transaction span (telemetry). */
+  traced<T>(run: () => Promise<T>): Promise<T>
 }
 
 function streamOpen(what: string): DatabaseError {
@@ -181,7 +183,9 @@ export class ConnectionHandle<C> implements Transaction<C> {
     const held = this.held
     if (held && this.#outcome === undefined) {
       const lease = this.#live()
-      return runOnHeldConnection(held, this, fn, settings, lease.conn.lane === 'read', (err) => held.markBroken(lease, err))
+      return held.traced(() =>
+        runOnHeldConnection(held, this, fn, settings, lease.conn.lane === 'read', (err) => held.markBroken(lease, err)),
+      )
     }
     if (settings !== undefined)
       throw new DatabaseError('CONFIGURATION', 'transaction settings cannot change inside a transaction: tx.transaction() is a savepoint')

@@ -217,6 +217,21 @@ describe('transaction spans', () => {
     expect(children.slice(1).every((s) => s.kind === SpanKind.CLIENT)).toBe(true)
   })
 
+  it('conn.transaction() on a held connection gets its transaction span too, under the withConnection caller`s span', async () => {
+    const { pool } = makePool()
+    const parent = await inSpan('migrate', async (span) => {
+      await pool.withConnection(async (conn) => {
+        await conn.query('select pg_advisory_lock(1)')
+        await conn.transaction((tx) => tx.query('create table t (a int)'))
+      })
+      return span.spanContext().spanId
+    })
+    const [txSpan] = named(TRANSACTION_SPAN_NAME)
+    expect(parentOf(txSpan!)).toBe(parent)
+    const children = spans().filter((s) => parentOf(s) === txSpan!.spanContext().spanId)
+    expect(children.map((s) => s.name)).toEqual(['BEGIN ledger', 'create ledger', 'COMMIT ledger'])
+  })
+
   it('a replayed transaction keeps one span with a retry event per replay; a failed one ends with ERROR', async () => {
     const { pool, manager } = makePool()
     let attempts = 0
