@@ -551,7 +551,10 @@ export class DatabasePool<out C = unknown> {
         // an idle connection is dropped now; a leased one when its lease ends
         if (!conn.leased) this.#maintenance.sweep()
       },
-      onFailover: (info) => this.#events.emit('failover', info),
+      onFailover: (info) => {
+        this.#telemetry.failover(info)
+        this.#events.emit('failover', info)
+      },
       onDestroyed: (conn, reason) => {
         this.metrics.recordConnectionDropped()
         this.#telemetry.destroyed(conn.id, conn.lane, reason)

@@ -13,7 +13,7 @@ export type PoolLogFn = (obj: Record<string, unknown>, msg: string) => void
  * (`PoolFactory.create(url, config, { pool: { logger } })`).
  *
  * What the pool logs: connections opened and closed (`debug`); connections lost, background failures
- * (warm-up connects, keepalive), transaction replays, leases held past `leakDetectionThresholdMs` (with
+ * (warm-up connects, keepalive), failovers to another server, transaction replays, leases held past `leakDetectionThresholdMs` (with
  * the acquirer's stack) and statements slower than `slowQueryMs` (`warn`). Every line carries
  * `pool` (the pool's name) and `event`. Passwords never reach a field: URLs are redacted, and the
  * manager's known secrets are replaced with `[REDACTED]`; parameter values only with `logParameters`.

@@ -10,7 +10,7 @@ import {
   type TracerProvider,
 } from '@opentelemetry/api'
 import type { PoolConfig } from '../config/pool-config'
-import type { Backend, Lane, TelemetryTarget } from '../driver/connection-manager'
+import type { Backend, FailoverInfo, Lane, TelemetryTarget } from '../driver/connection-manager'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
 import type { MetricsCollector } from '../metrics/metrics-collector'
 import { POOL_NAME_ATTRIBUTE } from '../metrics/metrics-collector'
@@ -228,6 +228,11 @@ export class PoolTelemetry {
   /** A connection died (warn). */
   lost(connectionId: number, lane: Lane, idle: boolean, error: DatabaseError): void {
     this.log?.write('warn', 'connectionLost', { connectionId, lane, idle, err: this.log.error(error) }, 'connection lost')
+  }
+
+  /** New connections reach another server than before (a multi-host target) (warn). */
+  failover(info: FailoverInfo): void {
+    this.log?.write('warn', 'failover', { from: info.from, to: info.to, lane: info.lane }, 'failover: new connections reach another server')
   }
 
   /** A background failure (warm-up connect, keepalive, destroy) (warn). */

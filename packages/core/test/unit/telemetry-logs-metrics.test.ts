@@ -160,6 +160,19 @@ describe('pool logger', () => {
     }
   })
 
+  it('logs a failover at warn', async () => {
+    const logger = captureLogger()
+    const manager = new FakeConnectionManager()
+    const pool = new DatabasePool(manager, { min: 1, max: 1 }, { logger })
+    try {
+      await waitFor(() => manager.connections.length === 1)
+      manager.connections[0]!.hooks!.onFailover!({ from: 'db1:5432', to: 'db2:5432', lane: 'write' })
+      expect(logger.events('failover')[0]).toMatchObject({ level: 'warn', obj: { from: 'db1:5432', to: 'db2:5432', lane: 'write' } })
+    } finally {
+      await pool.close()
+    }
+  })
+
   it('logs transaction replays at warn', async () => {
     const logger = captureLogger()
     const pool = new DatabasePool(new FakeConnectionManager(), { min: 0 }, { logger })
