@@ -13,6 +13,9 @@ import { HeldTransaction } from './held-transaction'
 import { toKyselyResult } from './query-result'
 import { toDbpoolSettings } from './transaction-settings'
 
+/** Rows per chunk when Kysely passes none (Kysely's `stream()` passes its own default, 100). */
+const DEFAULT_CHUNK_SIZE = 100
+
 /** What every connection of one driver shares. */
 export interface ConnectionContext {
   readonly pool: DatabasePool
@@ -58,11 +61,29 @@ export class DbpoolConnection implements DatabaseConnection {
     return this.#hold(compiled).then((held) => this.#run<R>(held, compiled))
   }
 
-  // eslint-disable-next-line require-yield
-  async *streamQuery<R>(compiled: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
-    void compiled
-    void chunkSize
-    throw new DatabaseError('CONFIGURATION', 'streamQuery needs pool.stream(), which this version of @dbpool/core does not have')
+  /**
+   * Kysely's `stream()`: the rows through dbpool's `RowStream`, fetched `chunkSize` at a time
+   * (`batchSize`) and handed to Kysely in chunks of that size. Inside a transaction or on the
+   * connection already held, the stream runs there (`tx.stream()` / `conn.stream()`); otherwise it is
+   * `pool.stream()`, which borrows for the iteration (a SQLite reader for a select). Ending the loop
+   * early (break, throw) closes the cursor and gives the connection back.
+   */
+  async *streamQuery<R>(compiled: CompiledQuery, chunkSize = DEFAULT_CHUNK_SIZE): AsyncIterableIterator<QueryResult<R>> {
+    const held = this.#adopted ?? this.#transaction?.tx ?? this.#leased(compiled)
+    const options = { batchSize: chunkSize }
+    const rows =
+      held !== undefined
+        ? held.stream<R>(compiled.sql, compiled.parameters, options)
+        : this.context.pool.stream<R>(compiled.sql, compiled.parameters, options)
+    let chunk: R[] = []
+    for await (const row of rows) {
+      chunk.push(row)
+      if (chunk.length >= chunkSize) {
+        yield { rows: chunk }
+        chunk = []
+      }
+    }
+    if (chunk.length > 0) yield { rows: chunk }
   }
 
   /** Kysely's `beginTransaction`. */
