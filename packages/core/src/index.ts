@@ -18,6 +18,7 @@ export type {
   Backend,
   ConnectionHooks,
   FailoverInfo,
+  SessionFeatures,
   ConnectionManager,
   CursorOptions,
   ExecuteOptions,

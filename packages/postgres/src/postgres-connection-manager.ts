@@ -14,6 +14,7 @@ import {
   type Lane,
   type LaneLayout,
   type ResolvedHost,
+  type SessionFeatures,
   type QueryResult,
   type RowCursor,
   type TransactionSettings,
@@ -37,6 +38,7 @@ import { StatementCache, type CachedStatement, type SharedGeneration } from './p
 import { fallsBackToPlain, isTlsRefusal, tlsOptions, type PgSsl } from './postgres-tls'
 import { createTypeParsers } from './postgres-types'
 import { hostLabel, mismatchOf, passesOf, reportsReadOnly } from './postgres-session-attrs'
+import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, sessionStatement, TRANSACTION_MODE_REASON } from './postgres-pgbouncer'
 
 /** Why a guarded statement stopped waiting for the server. */
 type Stop = 'deadline' | 'abandoned'
@@ -72,6 +74,13 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   readonly pipelineDepth: number
   /** `db.namespace` (the database), `server.address` and `server.port` of every span and operation metric. */
   readonly telemetryTarget: TelemetryTarget
+  /**
+   * What a session can be relied on for: `sessions: false` behind PgBouncer in transaction mode
+   * (`pgbouncer` names the mode), read by features that need a session (LISTEN, session locks).
+   */
+  readonly sessionFeatures: SessionFeatures
+  /** Behind PgBouncer: the settings sent with SET after connecting instead of as startup parameters. */
+  readonly #startupSettings: readonly string[]
   readonly #ssl: PgSsl
   readonly #types: CustomTypesConfig
   /** Passwords handed to pg recently, scrubbed from every native message. */
@@ -97,6 +106,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     this.#types = createTypeParsers(this.options.int8)
     this.pipelineDepth = this.options.pipelineDepth
     this.telemetryTarget = { namespace: this.config.database, serverAddress: this.config.host, serverPort: this.config.port }
+    this.sessionFeatures = sessionFeaturesOf(this.options.pgbouncer)
+    this.#startupSettings = this.options.pgbouncer ? sessionSettingsThroughPgBouncer(this.options.pgbouncer, this.config) : []
   }
 
   /** Hides the passwords handed to pg recently (and URL passwords) in a text bound for a log or a span. */
@@ -142,7 +153,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const password = await this.#password()
     const conn = await this.#walk(password, hooks)
     try {
-      for (const text of this.options.sessionInit)
+      for (const text of [...this.#startupSettings, ...this.options.sessionInit])
         await this.execute(conn, { text, params: [] }, { timeoutMs: this.options.connectTimeoutMs })
     } catch (err) {
       conn.kill()
@@ -224,6 +235,17 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         throw this.#connectError(plainErr, host)
       }
     }
+  }
+
+  /** PgBouncer in transaction mode: CONFIGURATION for a statement that leaves session state behind (see sessionStatement). */
+  #needsSession(text: string): DatabaseError | undefined {
+    const why = sessionStatement(text)
+    if (why === undefined) return undefined
+    return new DatabaseError('CONFIGURATION', `refused before sending: ${why}, and ${TRANSACTION_MODE_REASON}`, {
+      backend: 'postgres',
+      retryable: false,
+      detail: { option: 'postgres.pgbouncer', pgbouncer: 'transaction' },
+    })
   }
 
   /** A statement of the target_session_attrs check, bounded by the per-host connect deadline. */
@@ -351,6 +373,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * (see {@link ExecuteOptions}); invalid values are refused with CONFIGURATION before anything runs.
    */
   execute<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
+    if (this.options.pgbouncer === 'transaction') {
+      const refused = this.#needsSession(query.text)
+      if (refused) return Promise.reject(refused)
+    }
     if (!conn.readOnlyByApp && READ_ONLY_TEXT.test(query.text)) conn.readOnlyByApp = true
     if (options.timeoutMs === undefined && options.signal === undefined) return this.#run<R>(conn, query, false)
     try {
@@ -363,6 +389,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
 
   /** A lone auto-commit statement sharing the connection: sent at once, without waiting for the ones before it. */
   executeShared<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery): Promise<QueryResult<R>> {
+    if (this.options.pgbouncer === 'transaction') {
+      const refused = this.#needsSession(query.text)
+      if (refused) return Promise.reject(refused)
+    }
     setPipeline(conn, true)
     // behind statements still in flight, writing at once gains nothing (the server answers in order):
     // the statements shared in this tick leave together. Alone, it leaves at once.
@@ -485,15 +515,18 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       password,
       ssl,
       application_name: config.applicationName,
-      statement_timeout: config.statementTimeoutMs || undefined,
-      idle_in_transaction_session_timeout: config.idleInTransactionTimeoutMs || undefined,
-      lock_timeout: config.lockTimeoutMs || undefined,
+      // behind PgBouncer these go with SET after connecting (see sessionSettingsThroughPgBouncer)
+      statement_timeout: (!options.pgbouncer && config.statementTimeoutMs) || undefined,
+      idle_in_transaction_session_timeout: (!options.pgbouncer && config.idleInTransactionTimeoutMs) || undefined,
+      lock_timeout: (!options.pgbouncer && config.lockTimeoutMs) || undefined,
       connectionTimeoutMillis: this.#hostTimeoutMs,
       options: config.options,
       keepAlive: config.keepAlive,
       keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs,
       types: this.#types,
     })
+    // pg falls back to PGOPTIONS for `options`, a startup parameter PgBouncer refuses
+    if (options.pgbouncer) (client as unknown as { connectionParameters: { options?: string } }).connectionParameters.options = undefined
     const statements =
       options.prepare === false
         ? undefined

@@ -2,6 +2,7 @@ import { configError } from '@dbpool/core'
 import { checkEnum, checkInteger, checkString, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
 import type { PrepareMode } from './postgres-statement-cache'
 import { INT8_MODES, type Int8Mode } from './postgres-types'
+import { checkSessionOptions, resolvePgBouncerMode, type PgBouncerMode } from './postgres-pgbouncer'
 
 /** Options of the {@link PostgresConnectionManager} beyond the {@link DatabaseConfig}. */
 export interface PostgresManagerOptions {
@@ -51,6 +52,18 @@ export interface PostgresManagerOptions {
    * statement. Default is `100`.
    */
   readonly statementCacheSize?: number
+  /**
+   * The target is PgBouncer, in this pooling mode (its `pool_mode`). `'transaction'` (what the
+   * config's `pgbouncer: true` / `?pgbouncer=true` means): no named prepared statements, and what
+   * needs a session is refused with CONFIGURATION saying why: `sessionInit`, `sessionReset: 'clean'`,
+   * the config's statement/lock/idle-in-transaction timeouts and `options`, and statements that
+   * leave session state behind (LISTEN, a session-level SET or RESET, PREPARE, a cursor WITH HOLD,
+   * `pg_advisory_lock()` and the other session-level advisory locks). `'session'`: like a direct
+   * connection, except that the startup parameters PgBouncer refuses are not sent (the timeouts
+   * are applied with SET after connecting; `options` is refused). `false`: a direct connection, even
+   * if the config says `pgbouncer: true`. Default is the config's flag.
+   */
+  readonly pgbouncer?: PgBouncerMode | false
 }
 
 /** The values of {@link PostgresManagerOptions.prepare} besides booleans. */
@@ -86,6 +99,8 @@ export interface ResolvedPostgresManagerOptions {
   /** The prepare mode, or `false` when statements are never named (`prepare: false`, or `pgbouncer: true`). */
   readonly prepare: PrepareMode | false
   readonly statementCacheSize: number
+  /** The PgBouncer pooling mode in front of the server, or `false`. */
+  readonly pgbouncer: PgBouncerMode | false
 }
 
 /** Option names of {@link PostgresManagerOptions}. */
@@ -99,6 +114,7 @@ export const POSTGRES_MANAGER_OPTION_KEYS = [
   'sessionReset',
   'prepare',
   'statementCacheSize',
+  'pgbouncer',
 ] as const
 
 const MAX_MS = 2_147_483_647
@@ -115,8 +131,12 @@ export function resolveManagerOptions(
 ): ResolvedPostgresManagerOptions {
   const raw = requireObject('postgres', input)
   rejectUnknownKeys('postgres', raw, POSTGRES_MANAGER_OPTION_KEYS)
+  const pgbouncer = resolvePgBouncerMode(raw.pgbouncer, target.pgbouncer === true)
+  const sessionInit = resolveSessionInit(raw.sessionInit)
+  const sessionReset = raw.sessionReset === undefined ? 'none' : checkEnum('postgres.sessionReset', raw.sessionReset, SESSION_RESET_MODES)
+  checkSessionOptions(pgbouncer, sessionInit, sessionReset)
   return Object.freeze({
-    sessionInit: resolveSessionInit(raw.sessionInit),
+    sessionInit,
     connectTimeoutMs:
       raw.connectTimeoutMs === undefined
         ? (defaults.connectTimeoutMs ?? 10_000)
@@ -128,10 +148,11 @@ export function resolveManagerOptions(
     cancelTimeoutMs: raw.cancelTimeoutMs === undefined ? 5_000 : checkInteger('postgres.cancelTimeoutMs', raw.cancelTimeoutMs, 1, MAX_MS),
     int8: raw.int8 === undefined ? 'bigint' : checkEnum('postgres.int8', raw.int8, INT8_MODES),
     pipelineDepth: raw.pipelineDepth === undefined ? 8 : checkInteger('postgres.pipelineDepth', raw.pipelineDepth, 1, 1_000),
-    sessionReset: raw.sessionReset === undefined ? 'none' : checkEnum('postgres.sessionReset', raw.sessionReset, SESSION_RESET_MODES),
-    prepare: resolvePrepare(raw.prepare, target.pgbouncer === true),
+    sessionReset,
+    prepare: resolvePrepare(raw.prepare, pgbouncer === 'transaction'),
     statementCacheSize:
       raw.statementCacheSize === undefined ? 100 : checkInteger('postgres.statementCacheSize', raw.statementCacheSize, 1, 10_000),
+    pgbouncer,
   })
 }
 
@@ -142,7 +163,7 @@ function resolvePrepare(value: unknown, pgbouncer: boolean): PrepareMode | false
     throw configError(
       'postgres.prepare',
       value,
-      'named prepared statements cannot be used with pgbouncer=true: PgBouncer in transaction mode sends each transaction to any server connection, where the statement does not exist; leave prepare unset or false',
+      "named prepared statements cannot be used with PgBouncer in transaction mode (pgbouncer=true or pgbouncer: 'transaction'): it sends each transaction to any server connection, where the statement does not exist; leave prepare unset or false",
     )
   return mode
 }

@@ -25,7 +25,16 @@ export interface StartPgBouncerOptions {
   readonly poolSize?: number
   /** How long it may take to accept connections. Default is `10000`. */
   readonly startTimeoutMs?: number
+  /**
+   * `ignore_startup_parameters`: startup parameters it accepts and drops instead of refusing the
+   * connection. `[]` is PgBouncer's own default (refuse them all). Default is the ones pg may send
+   * (`extra_float_digits`, `statement_timeout`, `lock_timeout`, `idle_in_transaction_session_timeout`, `options`).
+   */
+  readonly ignoreStartupParameters?: readonly string[]
 }
+
+/** Startup parameters pg may send that PgBouncer does not track (ignored by default, see StartPgBouncerOptions). */
+const PG_STARTUP_PARAMETERS = ['extra_float_digits', 'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'options']
 
 /** Where the Debian package (`apt-get install pgbouncer`) puts the binary, besides PATH. */
 const KNOWN_PATHS = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer', '/usr/local/bin/pgbouncer']
@@ -78,7 +87,7 @@ export async function startPgBouncer(upstreamUrl: string, options: StartPgBounce
       `pool_mode = ${options.poolMode ?? 'transaction'}`,
       `default_pool_size = ${options.poolSize ?? 2}`,
       'max_client_conn = 500',
-      'ignore_startup_parameters = extra_float_digits,statement_timeout,lock_timeout,idle_in_transaction_session_timeout,options',
+      `ignore_startup_parameters = ${(options.ignoreStartupParameters ?? PG_STARTUP_PARAMETERS).join(',')}`,
       `logfile = ${logFile}`,
       '',
     ].join('\n'),

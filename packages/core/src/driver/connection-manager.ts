@@ -80,6 +80,20 @@ export interface TransactionSettings {
   readonly deferrable?: boolean
 }
 
+/**
+ * Whether a session can be relied on through a manager's target, for features built on one
+ * (LISTEN, session advisory locks, `sessionInit`, session reset). Postgres behind PgBouncer in
+ * transaction mode has none: `sessions: false`, with the reason to put in a CONFIGURATION error.
+ */
+export interface SessionFeatures {
+  /** The PgBouncer pooling mode in front of the server, or `false` for a direct connection. */
+  readonly pgbouncer: 'transaction' | 'session' | false
+  /** Whether state set by one statement (LISTEN, SET, a session lock, a named statement) is there for the next on the same connection. */
+  readonly sessions: boolean
+  /** Why not, when `sessions` is false. */
+  readonly reason?: string
+}
+
 /** What a `failover` pool event carries: the server the pool used, and the one new connections now reach. */
 export interface FailoverInfo {
   /** The previous server, `host:port` (IPv6 in brackets). */
@@ -154,6 +168,8 @@ export interface ConnectionManager<C = unknown> {
    * line or a span. Default: none beyond what the pool always hides (passwords in URLs).
    */
   redact?(text: string): string
+  /** What sessions can be relied on for (see {@link SessionFeatures}); absent means a plain session. */
+  readonly sessionFeatures?: SessionFeatures
   /** Opens a connection for a lane, with session setup applied. Throws a mapped DatabaseError. */
   connect(lane: Lane, hooks: ConnectionHooks): Promise<C>
   /** Cheap, synchronous: false once the connection ended or saw a fatal error. */

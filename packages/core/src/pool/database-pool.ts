@@ -1,6 +1,14 @@
 import { PoolConfig, type PoolOptions } from '../config/pool-config'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
-import type { Backend, ConnectionManager, ExecuteOptions, Lane, QueryResult, ReferencedHandle } from '../driver/connection-manager'
+import type {
+  Backend,
+  ConnectionManager,
+  ExecuteOptions,
+  Lane,
+  QueryResult,
+  ReferencedHandle,
+  SessionFeatures,
+} from '../driver/connection-manager'
 import type { HealthCheckDetail } from '../health/health-report'
 import { MetricsCollector, type MetricsCollectorOptions } from '../metrics/metrics-collector'
 import { isSqlFragment, type CompiledQuery } from '../sql/sql'
@@ -79,6 +87,9 @@ export interface CloseReport {
 }
 
 type PoolState = 'open' | 'closing' | 'closed'
+
+/** A direct connection: every session feature works. */
+const PLAIN_SESSION: SessionFeatures = Object.freeze({ pgbouncer: false, sessions: true })
 
 /** Awaited to let the current call return first (one microtask). */
 const SETTLED = Promise.resolve()
@@ -208,6 +219,15 @@ export class DatabasePool<out C = unknown> {
   /** The redacted target (no password). */
   get target(): string {
     return this.#manager.target
+  }
+
+  /**
+   * What a session can be relied on for through this pool's target: `sessions: false` (with the
+   * reason) behind PgBouncer in transaction mode, where LISTEN, session advisory locks and SET do not
+   * stay with the client. Features that need a session check it and refuse with CONFIGURATION.
+   */
+  get sessionFeatures(): SessionFeatures {
+    return this.#manager.sessionFeatures ?? PLAIN_SESSION
   }
 
   /** The pool's name (from the config). */

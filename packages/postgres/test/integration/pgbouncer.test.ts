@@ -1,4 +1,4 @@
-import { DatabaseConfig, type DatabasePool } from '@dbpool/core'
+import { DatabaseConfig, Migrator, type DatabasePool } from '@dbpool/core'
 import { createPostgresPool, type PostgresConnection, type PostgresPoolOptions } from '@dbpool/postgres'
 import { createTestDatabase, findPgBouncer, startPgBouncer, type PgBouncer, type TestDatabase } from '@dbpool/testing'
 import { admin, rejection, uniqueAppName } from './helpers'
@@ -117,5 +117,119 @@ suite('through PgBouncer in transaction mode', () => {
         .catch(() => i)
     const got = await Promise.all(Array.from({ length: 300 }, (_, i) => run(i % 2 ? one : two, i % 2 ? 1_000 : 2_000, i)))
     expect(got).toEqual(Array.from({ length: 300 }, (_, i) => i))
+  })
+})
+
+// PgBouncer as it ships: ignore_startup_parameters empty, so any startup parameter it does not
+// track closes the connection ("unsupported startup parameter").
+suite('pgbouncer modes against a PgBouncer that refuses unknown startup parameters', () => {
+  let strictDb: TestDatabase
+  let inTransactionMode: PgBouncer
+  let inSessionMode: PgBouncer
+  const opened: DatabasePool<PostgresConnection>[] = []
+
+  function through(
+    bouncerOf: PgBouncer,
+    query: string,
+    options: PostgresPoolOptions = {},
+    overrides: Parameters<typeof DatabaseConfig.fromUrl>[1] = {},
+  ): DatabasePool<PostgresConnection> {
+    const url = `${bouncerOf.urlFor(strictDb.url)}${query ? `?${query}` : ''}`
+    const pool = createPostgresPool(
+      DatabaseConfig.fromUrl(url, { sslMode: 'disable', applicationName: uniqueAppName('modes'), ...overrides }),
+      { min: 0, max: 2, name: 'modes' },
+      options,
+    )
+    opened.push(pool)
+    return pool
+  }
+
+  beforeAll(async () => {
+    strictDb = await createTestDatabase()
+    inTransactionMode = await startPgBouncer(strictDb.url, { poolMode: 'transaction', poolSize: 2, ignoreStartupParameters: [] })
+    inSessionMode = await startPgBouncer(strictDb.url, { poolMode: 'session', poolSize: 4, ignoreStartupParameters: [] })
+  }, 120_000)
+
+  afterEach(async () => {
+    delete process.env.PGOPTIONS
+    await Promise.all(opened.splice(0).map((p) => p.close({ timeoutMs: 5_000 })))
+  })
+
+  afterAll(async () => {
+    await inTransactionMode?.stop()
+    await inSessionMode?.stop()
+    await strictDb?.drop()
+  }, 60_000)
+
+  it('transaction mode: PGOPTIONS is not sent (pg would send it as the options startup parameter)', async () => {
+    process.env.PGOPTIONS = '-c search_path=public'
+    const pool = through(inTransactionMode, 'pgbouncer=true')
+    expect((await pool.query<{ one: number }>('select 1 as one')).rows).toEqual([{ one: 1 }])
+  })
+
+  it('session mode: the timeouts go with SET after connecting instead of as startup parameters, and sessions work', async () => {
+    process.env.PGOPTIONS = '-c search_path=public'
+    const pool = through(
+      inSessionMode,
+      'statement_timeout=4321&lock_timeout=1234',
+      { pgbouncer: 'session', sessionInit: 'SET search_path TO pg_catalog, public', prepare: 'always' },
+      {},
+    )
+    const { rows } = await pool.query<{ st: string; lt: string; sp: string }>(
+      "select current_setting('statement_timeout') as st, current_setting('lock_timeout') as lt, current_setting('search_path') as sp",
+    )
+    expect(rows).toEqual([{ st: '4321ms', lt: '1234ms', sp: 'pg_catalog, public' }])
+    // named statements and LISTEN are allowed: the session is the client's
+    await pool.query('select $1::int as n', [1])
+    await pool.withConnection(async (conn) => {
+      await conn.query('listen dbpool_modes')
+      expect((await conn.query<{ n: number }>('select count(*)::int as n from pg_prepared_statements')).rows[0]!.n).toBeGreaterThan(0)
+    })
+    expect(pool.sessionFeatures).toEqual({ pgbouncer: 'session', sessions: true })
+  })
+
+  it('transaction mode: LISTEN, SET, session advisory locks are CONFIGURATION before anything is sent; their transaction-scoped forms run', async () => {
+    const pool = through(inTransactionMode, 'pgbouncer=true')
+    for (const text of ['listen jobs', 'set search_path to public', 'select pg_advisory_lock(42)', 'select pg_try_advisory_lock(42)']) {
+      const err = await rejection(pool.query(text))
+      expect(err.code).toBe('CONFIGURATION')
+      expect(err.message).toContain('PgBouncer in transaction mode')
+    }
+    const inTx = await rejection(pool.transaction((tx) => tx.query('select pg_advisory_lock(42)')))
+    expect(inTx.code).toBe('CONFIGURATION')
+    const got = await pool.transaction(async (tx) => {
+      await tx.query('set local search_path to pg_catalog')
+      await tx.query('select pg_advisory_xact_lock(42)')
+      return (await tx.query<{ sp: string }>("select current_setting('search_path') as sp")).rows[0]!.sp
+    })
+    expect(got).toBe('pg_catalog')
+    // nothing was sent: no session lock is held on the server
+    const locks = await admin(strictDb.url, (c) =>
+      c.query<{ n: number }>("select count(*)::int as n from pg_locks where locktype = 'advisory'"),
+    )
+    expect(locks.rows[0]!.n).toBe(0)
+    expect(pool.sessionFeatures).toMatchObject({ pgbouncer: 'transaction', sessions: false })
+  })
+
+  it("transaction mode: the Migrator's transaction:false migrations (a session advisory lock) are refused with CONFIGURATION", async () => {
+    const pool = through(inTransactionMode, 'pgbouncer=true')
+    let ran = false
+    const err = await rejection(
+      new Migrator(pool, {
+        migrations: [
+          {
+            version: 1,
+            name: 'concurrently',
+            transaction: false,
+            up: async () => {
+              ran = true
+            },
+          },
+        ],
+      }).up(),
+    )
+    expect(err.code).toBe('CONFIGURATION')
+    expect(err.message).toContain('session-level')
+    expect(ran).toBe(false)
   })
 })

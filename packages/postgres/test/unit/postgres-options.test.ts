@@ -32,6 +32,7 @@ describe('manager options', () => {
       sessionReset: 'none',
       prepare: DEFAULT_PREPARE_MODE,
       statementCacheSize: 100,
+      pgbouncer: false,
     })
     expect(resolveManagerOptions({ sessionReset: 'clean' }).sessionReset).toBe('clean')
     expect(resolveManagerOptions({}, { connectTimeoutMs: 2_500 }).connectTimeoutMs).toBe(2_500)

@@ -1,0 +1,87 @@
+import { DatabaseError } from '@dbpool/core'
+import { PostgresConnectionManager, createPostgresPool, sessionStatement, DEFAULT_PREPARE_MODE } from '@dbpool/postgres'
+
+function configError(fn: () => unknown): DatabaseError {
+  try {
+    fn()
+  } catch (err) {
+    if (DatabaseError.is(err, 'CONFIGURATION')) return err
+    throw err
+  }
+  throw new Error('expected a CONFIGURATION error')
+}
+
+describe('pgbouncer modes', () => {
+  it('the option wins over the config flag; true in the config means transaction mode', () => {
+    expect(new PostgresConnectionManager('postgres://u@h/d?pgbouncer=true').options.pgbouncer).toBe('transaction')
+    expect(new PostgresConnectionManager('postgres://u@h/d').options.pgbouncer).toBe(false)
+    expect(new PostgresConnectionManager('postgres://u@h/d', { pgbouncer: 'session' }).options.pgbouncer).toBe('session')
+    expect(new PostgresConnectionManager('postgres://u@h/d?pgbouncer=true', { pgbouncer: false }).options.prepare).toBe(
+      DEFAULT_PREPARE_MODE,
+    )
+    const session = new PostgresConnectionManager('postgres://u@h/d?pgbouncer=true', { pgbouncer: 'session', prepare: 'always' })
+    expect(session.options.prepare).toBe('always')
+    expect(session.sessionFeatures).toEqual({ pgbouncer: 'session', sessions: true })
+    expect(configError(() => new PostgresConnectionManager('postgres://u@h/d', { pgbouncer: 'statement' as never })).detail?.option).toBe(
+      'postgres.pgbouncer',
+    )
+  })
+
+  it('transaction mode refuses what needs a session at construction: sessionInit, sessionReset clean, timeouts and options sent at startup', () => {
+    const url = 'postgres://u@h/d?pgbouncer=true'
+    expect(configError(() => new PostgresConnectionManager(url, { sessionInit: 'SET search_path TO app' })).message).toMatch(
+      /postgres\.sessionInit .*PgBouncer in transaction mode/,
+    )
+    expect(configError(() => new PostgresConnectionManager(url, { sessionReset: 'clean' })).detail?.option).toBe('postgres.sessionReset')
+    for (const [param, option] of [
+      ['statement_timeout=5', 'database.statementTimeoutMs'],
+      ['lock_timeout=5', 'database.lockTimeoutMs'],
+      ['idle_in_transaction_session_timeout=5', 'database.idleInTransactionTimeoutMs'],
+    ] as const) {
+      const err = configError(() => new PostgresConnectionManager(`${url}&${param}`))
+      expect(err.detail?.option).toBe(option)
+      expect(err.message).toContain('unsupported startup parameter')
+    }
+    expect(configError(() => new PostgresConnectionManager(`${url}&options=-c%20x%3D1`)).detail?.option).toBe('database.options')
+    // session mode: the timeouts are fine (set after connecting), options is not
+    expect(
+      () => new PostgresConnectionManager('postgres://u@h/d?statement_timeout=5', { pgbouncer: 'session', sessionReset: 'clean' }),
+    ).not.toThrow()
+    expect(
+      configError(() => new PostgresConnectionManager('postgres://u@h/d?options=-c%20x%3D1', { pgbouncer: 'session' })).detail?.option,
+    ).toBe('database.options')
+    expect(new PostgresConnectionManager(url).sessionFeatures).toMatchObject({ pgbouncer: 'transaction', sessions: false })
+    expect(createPostgresPool(url, { min: 0 }).sessionFeatures.sessions).toBe(false)
+    expect(createPostgresPool('postgres://u@h/d', { min: 0 }).sessionFeatures).toEqual({ pgbouncer: false, sessions: true })
+  })
+
+  it.each([
+    ['LISTEN jobs', 'LISTEN'],
+    ['  listen "jobs"', 'LISTEN'],
+    ['select 1; listen jobs', 'LISTEN'],
+    ['SET search_path TO app', 'SET'],
+    ['set session statement_timeout = 5', 'SET'],
+    ['RESET ALL', 'RESET'],
+    ['PREPARE q AS select 1', 'PREPARE'],
+    ['declare c cursor with hold for select 1', 'DECLARE'],
+    ['select pg_advisory_lock(1)', 'pg_advisory_lock()'],
+    ['select pg_try_advisory_lock($1::bigint) as locked', 'pg_try_advisory_lock()'],
+    ['SELECT PG_ADVISORY_LOCK_SHARED (7)', 'pg_advisory_lock_shared()'],
+  ])('a session statement is recognised: %s', (text, what) => {
+    expect(sessionStatement(text)).toContain(what)
+  })
+
+  it.each([
+    'SET LOCAL search_path TO app',
+    'set transaction isolation level serializable',
+    'SET CONSTRAINTS ALL DEFERRED',
+    'select pg_advisory_xact_lock(1)',
+    'select pg_try_advisory_xact_lock(1)',
+    'select pg_advisory_unlock_all()',
+    "insert into settings (name) values ('set')",
+    'declare c cursor for select 1',
+    'BEGIN READ ONLY',
+  ])('a transaction-scoped statement is not: %s', (text) => {
+    expect(sessionStatement(text)).toBeUndefined()
+  })
+})
