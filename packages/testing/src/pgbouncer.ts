@@ -9,6 +9,10 @@ import { delimiter, join } from 'node:path'
 export interface PgBouncer {
   /** The port it listens on, on 127.0.0.1. */
   readonly port: number
+  /** The process id of the process group leader (`runuser` as root, else pgbouncer itself); `undefined` if spawning failed. */
+  readonly pid: number | undefined
+  /** Its temp directory (configuration, userlist, log), removed by {@link PgBouncer.stop}. */
+  readonly dir: string
   /** `url` (a URL of the upstream server) with its host and port replaced by PgBouncer's. */
   urlFor(url: string): string
   /** What PgBouncer logged so far (for a failing test's message). */
@@ -136,6 +140,8 @@ export async function startPgBouncer(upstreamUrl: string, options: StartPgBounce
   }
   return {
     port,
+    pid: child.pid,
+    dir,
     urlFor(url: string): string {
       const target = new URL(url)
       target.hostname = '127.0.0.1'
