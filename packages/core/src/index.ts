@@ -35,6 +35,7 @@ export type {
 export { DatabasePool } from './pool/database-pool'
 export type { CloseOptions, CloseReport, DatabasePoolOptions, OutstandingLease, WithConnectionOptions } from './pool/database-pool'
 export type { PoolConnection, Queryable, Transaction } from './pool/pool-connection'
+export type { PoolExtension } from './pool/pool-extensions'
 export { RowStream, DEFAULT_STREAM_BATCH_SIZE, MAX_STREAM_BATCH_SIZE } from './pool/row-stream'
 export type { ConnectionStreamOptions, StreamOptions } from './pool/row-stream'
 export type { LeakInfo, PoolEventName, PoolEvents } from './pool/pool-events'

@@ -36,3 +36,8 @@ export type { PrepareMode, CachedStatement, SharedGeneration, StatementDescripti
 export type { PgQuery } from './postgres-params'
 export { createTypeParsers, INT8_MODES } from './postgres-types'
 export type { Int8Mode } from './postgres-types'
+export { copyFrom, copyTo } from './postgres-copy'
+export type { CopyChunk, CopySource } from './postgres-copy'
+export { listen, notify, quoteChannel } from './postgres-listener'
+export type { NotificationHandler, NotificationInfo, ReconnectInfo, Subscription, SubscriptionEvents } from './postgres-listener'
+export { requirePostgresPool } from './postgres-feature'

@@ -13,6 +13,11 @@ export interface PoolStatsSnapshot {
   readonly max: number
   readonly min: number
   readonly utilization: number
+  /**
+   * Connections the pool holds outside its lanes (the Postgres LISTEN connection of `listen()`, one
+   * per pool while it has subscriptions); present only once the pool has such a holder.
+   */
+  readonly dedicated?: number
 }
 
 /** Everything a {@link DatabaseError} can be built with besides its code and message. */

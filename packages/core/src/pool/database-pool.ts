@@ -27,6 +27,7 @@ import {
 import { PoolMaintenance } from './pool-maintenance'
 import { StatementSharing } from './statement-sharing'
 import { StreamSupport, type RowStream, type StreamOptions } from './row-stream'
+import { PoolExtensions, type PoolExtension } from './pool-extensions'
 import { PoolEventEmitter, type PoolEventName, type PoolEvents } from './pool-events'
 import { checkLogger, type PoolLogger } from '../telemetry/logger'
 import { PoolTelemetry } from '../telemetry/pool-telemetry'
@@ -140,6 +141,7 @@ export class DatabasePool<out C = unknown> {
   readonly #sharing: StatementSharing | undefined
   readonly #streams: StreamSupport
   readonly #telemetry: PoolTelemetry
+  readonly #extensions = new PoolExtensions()
 
   constructor(manager: ConnectionManager<C>, config?: PoolConfig | PoolOptions, options: DatabasePoolOptions = {}) {
     this.config = PoolConfig.from(config)
@@ -254,9 +256,29 @@ export class DatabasePool<out C = unknown> {
 
   /** Counters over all lanes: size, idle, used, pending, max, min, utilization. */
   stats(lane?: Lane): PoolStatsSnapshot {
+    const dedicated = lane === undefined ? this.#extensions.connections : undefined
+    if (dedicated !== undefined) return { ...this.#allStats(), dedicated }
+    return lane === undefined ? this.#allStats() : this.#oneLaneStats(lane)
+  }
+
+  /**
+   * @internal For backend packages: the pool's extension under `key` (created by `create`, given
+   * the manager, on first use), whose connections `stats().dedicated` counts and `close()` ends
+   * (Postgres `listen()`). POOL_CLOSED once `close()` was called.
+   */
+  extension<T extends PoolExtension>(key: symbol, create: (manager: ConnectionManager<unknown>) => T): T {
+    if (this.#state !== 'open') throw this.#closedError()
+    return this.#extensions.get(key, () => create(this.#manager))
+  }
+
+  #oneLaneStats(lane: Lane): PoolStatsSnapshot {
     if (lane === 'write') return this.#laneStats(this.#write)
     if (lane === 'read')
       return this.#read ? this.#laneStats(this.#read) : { size: 0, idle: 0, used: 0, pending: 0, max: 0, min: 0, utilization: 0 }
+    return this.#allStats()
+  }
+
+  #allStats(): PoolStatsSnapshot {
     const w = this.#laneStats(this.#write)
     if (!this.#read) return w
     const r = this.#laneStats(this.#read)
@@ -781,6 +803,8 @@ export class DatabasePool<out C = unknown> {
     this.#state = 'closing'
     this.#maintenance.stop()
     for (const lane of this.#lanes()) lane.stop()
+    // connections outside the lanes (LISTEN) are no admitted work: they end now
+    const extensionsClosed = this.#extensions.close()
     this.#sharing?.flush()
     const drained = await this.#drain(timeoutMs)
     // the deadline (or nothing left): refuse what is still waiting, revoke what is still out
@@ -803,6 +827,7 @@ export class DatabasePool<out C = unknown> {
     } catch {
       timedOut = true
     }
+    await extensionsClosed
     await this.#manager.end?.().catch((err: unknown) => this.#emitError(toDatabaseError(this.#manager, err)))
     this.metrics.detach()
     this.#state = 'closed'

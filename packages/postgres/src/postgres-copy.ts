@@ -1,0 +1,264 @@
+import { PassThrough, type Readable } from 'node:stream'
+import { from as copyFromStdin, to as copyToStdout } from 'pg-copy-streams'
+import { DatabaseError, type DatabasePool } from '@dbpool/core'
+import { checkStatementText } from '@dbpool/core/internal'
+import type { PostgresConnection } from './postgres-connection'
+import { mapPostgresError } from './postgres-errors'
+import { requirePostgresPool } from './postgres-feature'
+import { postgresParameters } from './postgres-params'
+
+/**
+ * What `copyFrom()` reads: a `Readable` (bytes or objects) or any (async) iterable of chunks. A chunk
+ * is COPY data as it goes on the wire (a string, a Buffer or Uint8Array, holding whole or partial
+ * lines in the statement's format) or one row as an array of values, encoded for the statement's
+ * format (text or CSV; values follow `pool.query()`'s parameter contract).
+ */
+export type CopySource = Readable | AsyncIterable<CopyChunk> | Iterable<CopyChunk>
+
+/** One chunk of {@link CopySource}: COPY data, or one row as an array of values. */
+export type CopyChunk = string | Uint8Array | readonly unknown[]
+
+/** Bytes of encoded rows collected before one CopyData message is written. */
+const WRITE_BYTES = 64 * 1024
+/** How long an aborted COPY may take to be confirmed by the server before its connection is closed. */
+const SETTLE_MS = 5_000
+
+const COPY_FROM = /^\s*copy\b[\s\S]*?\bfrom\s+stdin\b/i
+const COPY_TO = /^\s*copy\b[\s\S]*\bto\s+stdout\b/i
+
+type RowFormat = 'text' | 'csv' | 'raw'
+
+/**
+ * Runs `COPY ... FROM STDIN` on a connection of `pool` (one lease, released whatever happens) and
+ * streams `source` into it with backpressure (pg-copy-streams); resolves with the row count the
+ * server reports. Rows given as arrays are encoded for the statement's format (text, or CSV when the
+ * options say `csv`; with `binary` or a custom `delimiter`/`null`/`quote` write the data yourself).
+ *
+ * ```ts
+ * const n = await copyFrom(pool, 'copy journal (id, account, amount) from stdin', rows) // rows: [1, 'cash', 100n], ...
+ * await copyFrom(pool, "copy t (a, b) from stdin with (format csv)", createReadStream('t.csv'))
+ * ```
+ *
+ * Errors (rejections): CONFIGURATION for a SQLite pool or a text that is not `COPY ... FROM STDIN`;
+ * INVALID_PARAMETER for a row value the contract refuses; the server's error, mapped (a bad line:
+ * QUERY_FAILED with `sqlState`, e.g. 22P02); QUERY_FAILED wrapping the source's own error. On every
+ * error the COPY is ended (a CopyFail when the source failed: the server writes nothing) and the
+ * connection is reset, or closed if the server does not confirm within 5 s.
+ */
+export async function copyFrom(pool: DatabasePool, text: string, source: CopySource): Promise<number> {
+  const db = requirePostgresPool(pool, 'copyFrom')
+  checkCopyText(text, COPY_FROM, 'copyFrom', 'COPY ... FROM STDIN')
+  if (source === null || typeof source !== 'object' || !(Symbol.asyncIterator in source || Symbol.iterator in source))
+    throw new DatabaseError('CONFIGURATION', 'copyFrom(): source must be a Readable or an (async) iterable of chunks or rows', {
+      retryable: false,
+    })
+  const format = rowFormat(text)
+  return db.withConnection((conn) => copyIn(conn.native, text, source, format))
+}
+
+async function copyIn(native: PostgresConnection, text: string, source: CopySource, format: RowFormat): Promise<number> {
+  const copy = native.client.query(copyFromStdin(text))
+  let serverError: unknown
+  const finished = new Promise<void>((resolve, reject) => {
+    copy.once('finish', resolve)
+    copy.on('error', (err) => {
+      serverError ??= err
+      reject(err)
+    })
+  })
+  finished.catch(() => undefined)
+  const write = async (chunk: Uint8Array): Promise<void> => {
+    if (serverError !== undefined) throw serverError
+    if (!copy.write(chunk)) await Promise.race([new Promise((resolve) => copy.once('drain', resolve)), finished])
+  }
+  try {
+    let pending = ''
+    let row = 0
+    for await (const chunk of source as AsyncIterable<unknown>) {
+      if (serverError !== undefined) throw serverError
+      if (typeof chunk === 'string') pending += chunk
+      else if (chunk instanceof Uint8Array) {
+        if (pending) await write(Buffer.from(pending))
+        pending = ''
+        await write(chunk)
+        continue
+      } else if (Array.isArray(chunk)) pending += encodeRow(chunk as unknown[], format, ++row)
+      else throw badChunk(chunk)
+      if (pending.length >= WRITE_BYTES) {
+        await write(Buffer.from(pending))
+        pending = ''
+      }
+    }
+    if (pending) await write(Buffer.from(pending))
+    copy.end()
+    await finished
+    return copy.rowCount
+  } catch (err) {
+    const fromServer = serverError
+    // the source (or a row's encoding) failed: the server must hear of it (its answer to the CopyFail is not the error)
+    if (fromServer === undefined) await abort(native, copy, err)
+    throw copyError(native, fromServer ?? err)
+  }
+}
+
+/** The source (or encoding) failed: CopyFail ends the COPY; the server's answer is awaited, or the connection closed. */
+async function abort(native: PostgresConnection, copy: ReturnType<typeof copyFromStdin>, reason: unknown): Promise<void> {
+  if (copy.destroyed) return
+  const closed = new Promise<void>((resolve) => copy.once('close', () => resolve()))
+  copy.on('error', () => undefined)
+  copy.destroy(reason instanceof Error ? reason : new Error(String(reason)))
+  if (!(await settles(closed))) closeBroken(native, 'the server did not confirm the end of an aborted COPY')
+}
+
+/**
+ * Runs `COPY ... TO STDOUT` on a connection of `pool` and returns its data as a `Readable` of
+ * Buffers (pg-copy-streams), with backpressure: the server's data is read from the socket only as
+ * fast as the consumer reads. The lease is taken at once and released when the data ends, the COPY
+ * fails, or the consumer destroys the Readable early (the connection, mid-COPY, is then closed).
+ *
+ * ```ts
+ * await pipeline(copyTo(pool, 'copy (select * from journal order by id) to stdout with (format csv)'), createWriteStream('journal.csv'))
+ * ```
+ *
+ * Errors (the Readable's `error`): the server's error, mapped (e.g. a statement failing mid-way);
+ * POOL_CLOSED, ACQUIRE_TIMEOUT as for `pool.query()`. Thrown at once: CONFIGURATION for a SQLite pool
+ * or a text that is not `COPY ... TO STDOUT`.
+ */
+export function copyTo(pool: DatabasePool, text: string): Readable {
+  const db = requirePostgresPool(pool, 'copyTo')
+  checkCopyText(text, COPY_TO, 'copyTo', 'COPY ... TO STDOUT')
+  const out = new PassThrough()
+  db.withConnection((conn) => copyOut(conn.native, text, out)).catch((err: unknown) => {
+    if (!out.destroyed) out.destroy(DatabaseError.is(err) ? err : mapPostgresError(err))
+  })
+  return out
+}
+
+function copyOut(native: PostgresConnection, text: string, out: PassThrough): Promise<void> {
+  if (out.destroyed) return Promise.resolve()
+  const copy = native.client.query(copyToStdout(text))
+  return new Promise<void>((resolve) => {
+    let ended = false
+    copy.on('error', (err) => {
+      ended = true
+      out.destroy(copyError(native, err))
+      resolve()
+    })
+    copy.once('end', () => {
+      ended = true
+      // released once the server said ReadyForQuery (the release would otherwise queue a ROLLBACK)
+      void readyForQuery(native).then(() => resolve())
+    })
+    out.once('close', () => {
+      if (ended) return
+      // the consumer stopped mid-COPY: the server would keep sending; this connection cannot be reused
+      copy.unpipe(out)
+      closeBroken(native, 'the consumer of copyTo() stopped reading before the end of the COPY')
+      resolve()
+    })
+    copy.pipe(out)
+  })
+}
+
+function checkCopyText(text: unknown, pattern: RegExp, fn: string, expected: string): asserts text is string {
+  if (typeof text !== 'string' || !pattern.test(text))
+    throw new DatabaseError('CONFIGURATION', `${fn}(): the statement must be ${expected}, got ${JSON.stringify(text)}`, {
+      retryable: false,
+    })
+  checkStatementText(text, 'postgres')
+}
+
+/** How array rows are encoded: from the statement's options (after STDIN). */
+function rowFormat(text: string): RowFormat {
+  const match = COPY_FROM.exec(text)
+  const options = match ? text.slice(match[0].length) : ''
+  if (/\b(binary|delimiter|null|quote|escape|force_not_null|force_null|encoding)\b/i.test(options)) return 'raw'
+  return /\bcsv\b/i.test(options) ? 'csv' : 'text'
+}
+
+/** One row in COPY's text format (tab-separated, `\N` for NULL, backslash escapes) or CSV (every value quoted, NULL unquoted empty). */
+function encodeRow(values: unknown[], format: RowFormat, row: number): string {
+  if (format === 'raw')
+    throw new DatabaseError(
+      'CONFIGURATION',
+      'copyFrom(): rows given as arrays are encoded only for the text and CSV formats with default options; with binary, delimiter, null or quote options write the data as strings or Buffers',
+      { retryable: false },
+    )
+  let converted: readonly unknown[]
+  try {
+    converted = postgresParameters(values)
+  } catch (err) {
+    if (DatabaseError.is(err))
+      throw new DatabaseError(err.code, `copyFrom() row ${row}: ${err.message}`, {
+        backend: 'postgres',
+        retryable: false,
+        detail: { ...err.detail, row },
+      })
+    throw err
+  }
+  let line = ''
+  for (let i = 0; i < converted.length; i++) {
+    if (i > 0) line += format === 'csv' ? ',' : '\t'
+    line += format === 'csv' ? csvField(converted[i]) : textField(converted[i])
+  }
+  return line + '\n'
+}
+
+function plain(value: unknown): string {
+  if (typeof value === 'boolean') return value ? 't' : 'f'
+  if (value instanceof Uint8Array) return `\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`
+  return String(value)
+}
+
+function textField(value: unknown): string {
+  if (value === null || value === undefined) return '\\N'
+  return plain(value).replace(/[\\\n\r\t]/g, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t'))
+}
+
+function csvField(value: unknown): string {
+  if (value === null || value === undefined) return ''
+  return `"${plain(value).replace(/"/g, '""')}"`
+}
+
+function badChunk(chunk: unknown): DatabaseError {
+  return new DatabaseError(
+    'INVALID_PARAMETER',
+    `copyFrom(): a chunk must be a string, a Buffer/Uint8Array or an array of values (one row), got ${chunk === null ? 'null' : typeof chunk}`,
+    { backend: 'postgres', retryable: false },
+  )
+}
+
+function copyError(native: PostgresConnection, err: unknown): DatabaseError {
+  if (DatabaseError.is(err)) return err
+  const hasSqlState = typeof (err as { code?: unknown } | null)?.code === 'string' && /^[0-9A-Z]{5}$/.test((err as { code: string }).code)
+  if (hasSqlState || !native.usable) return mapPostgresError(err, { connectionBroken: !native.usable })
+  return new DatabaseError(
+    'QUERY_FAILED',
+    `the COPY source failed: ${err instanceof Error ? err.message : String(err)}; the COPY was aborted and wrote nothing`,
+    { backend: 'postgres', retryable: false, cause: err },
+  )
+}
+
+function closeBroken(native: PostgresConnection, why: string): void {
+  native.markBroken(new DatabaseError('CONNECTION_LOST', `${why}; the connection was closed`, { backend: 'postgres' }))
+  native.kill()
+}
+
+/** True when `promise` settles within {@link SETTLE_MS}. */
+async function settles(promise: Promise<unknown>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), SETTLE_MS)))
+  try {
+    return await Promise.race([promise.then(() => true as const), late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** Resolves once the server sent ReadyForQuery after the COPY (or the connection is gone, or 5 s passed). */
+async function readyForQuery(native: PostgresConnection): Promise<void> {
+  const client = native.client as unknown as { readyForQuery: boolean; connection: NodeJS.EventEmitter }
+  if (client.readyForQuery || !native.usable) return
+  const ready = new Promise<void>((resolve) => client.connection.once('readyForQuery', () => resolve()))
+  if (!(await settles(ready))) closeBroken(native, 'the server did not finish a COPY')
+}

@@ -1,0 +1,341 @@
+import { DatabaseError, type DatabasePool, type PoolExtension } from '@dbpool/core'
+import type { PostgresConnection } from './postgres-connection'
+import { PostgresConnectionManager } from './postgres-connection-manager'
+import { requirePostgresPool } from './postgres-feature'
+
+/** What a notification handler gets besides the payload. */
+export interface NotificationInfo {
+  /** The channel, as given to `listen()`. */
+  readonly channel: string
+  /** The notifying backend's process id. */
+  readonly processId: number
+}
+
+/** Called for every notification on the channel, in the order the server sent them. */
+export type NotificationHandler = (payload: string, info: NotificationInfo) => void
+
+/** What a `reconnect` event carries. */
+export interface ReconnectInfo {
+  /** Connection attempts it took (1 when the first one succeeded). */
+  readonly attempts: number
+  /** How long the pool was not listening, in ms: notifications sent meanwhile were missed. */
+  readonly downMs: number
+}
+
+/** Events of a {@link Subscription}. */
+export interface SubscriptionEvents {
+  /**
+   * The dedicated connection was lost and is back, every channel listened again: notifications sent
+   * in between were missed, so resync what they would have told (reload the cache, poll the jobs).
+   */
+  reconnect: (info: ReconnectInfo) => void
+  /** A reconnect attempt failed (it is retried with backoff), or the handler threw. */
+  error: (error: DatabaseError) => void
+}
+
+/** One handler listening to one channel (see {@link listen}). */
+export interface Subscription {
+  readonly channel: string
+  /**
+   * Stops this handler. The last handler of a channel sends UNLISTEN; the last of the pool closes the
+   * dedicated connection (so a process with nothing else to do can exit). Idempotent.
+   */
+  unlisten(): Promise<void>
+  on<E extends keyof SubscriptionEvents>(event: E, listener: SubscriptionEvents[E]): this
+  off<E extends keyof SubscriptionEvents>(event: E, listener: SubscriptionEvents[E]): this
+}
+
+/** First reconnect delay, in ms; doubled per failed attempt up to {@link MAX_BACKOFF_MS}, with ±20% jitter. */
+const FIRST_BACKOFF_MS = 50
+const MAX_BACKOFF_MS = 800
+/** Postgres identifiers (and channel names) hold at most NAMEDATALEN - 1 bytes; longer ones are truncated. */
+const MAX_CHANNEL_BYTES = 63
+
+const LISTENER = Symbol('dbpool.postgres.listener')
+
+/**
+ * Calls `handler` for every notification on `channel` (Postgres LISTEN). Every subscription of a pool
+ * shares one dedicated connection, opened by the pool's manager (same target, TLS, password function,
+ * session settings) outside the lanes: it is never lent out, it shows in `pool.stats().dedicated`,
+ * and `pool.close()` ends it. Resolves once the server confirmed LISTEN, so a notification sent after
+ * that arrives.
+ *
+ * When the connection is lost (`pg_terminate_backend`, a server restart, a network cut) it is opened
+ * again with backoff (50 ms doubling to 800 ms, ±20%), every channel is listened again, and each
+ * subscription emits `reconnect`: what was notified in between is lost, so resync then. The channel
+ * is sent as a quoted identifier (any text, case kept, up to 63 bytes), matching `notify()` and
+ * `pg_notify()`.
+ *
+ * ```ts
+ * const sub = await listen(pool, 'accounts_changed', (payload) => cache.delete(payload))
+ * sub.on('reconnect', () => cache.clear())
+ * await sub.unlisten()
+ * ```
+ *
+ * Errors: CONFIGURATION for a SQLite pool, an invalid channel, or a pool with `pgbouncer: true`
+ * (PgBouncer in transaction mode gives each transaction any server session, so a LISTEN would not
+ * stay anywhere); POOL_CLOSED; the connect error (CONNECTION_FAILED, AUTHENTICATION_FAILED).
+ */
+export function listen(pool: DatabasePool, channel: string, handler: NotificationHandler): Promise<Subscription> {
+  try {
+    const db = requirePostgresPool(pool, 'listen')
+    checkChannel('listen', channel)
+    if (typeof handler !== 'function')
+      throw new DatabaseError('CONFIGURATION', 'invalid listen.handler: must be a function (payload, info) => void', { retryable: false })
+    const listener = db.extension(LISTENER, (manager) => new PostgresListener(checkManager(manager)))
+    return listener.subscribe(channel, handler)
+  } catch (err) {
+    return Promise.reject(err)
+  }
+}
+
+/**
+ * Sends a notification: `select pg_notify($1, $2)` through `pool.query()`, the channel and payload as
+ * parameters (never spliced into the text). Delivered when the sender's transaction commits (at once
+ * outside one). Errors: CONFIGURATION for a SQLite pool or an invalid channel; INVALID_PARAMETER for a
+ * payload that is not a string; the server's error (a payload of 8000 bytes or more is refused).
+ */
+export async function notify(pool: DatabasePool, channel: string, payload = ''): Promise<void> {
+  const db = requirePostgresPool(pool, 'notify')
+  checkChannel('notify', channel)
+  if (typeof payload !== 'string')
+    throw new DatabaseError('INVALID_PARAMETER', `notify(): payload must be a string, got ${typeof payload}`, {
+      backend: 'postgres',
+      retryable: false,
+    })
+  await db.query('select pg_notify($1, $2)', [channel, payload])
+}
+
+/** A channel as a quoted identifier: `"` doubled inside, case kept (pg_notify() takes the text as is). */
+export function quoteChannel(channel: string): string {
+  return `"${channel.replace(/"/g, '""')}"`
+}
+
+function checkChannel(fn: string, channel: unknown): asserts channel is string {
+  const bytes = typeof channel === 'string' ? Buffer.byteLength(channel) : 0
+  if (typeof channel !== 'string' || bytes === 0 || bytes > MAX_CHANNEL_BYTES || channel.includes('\u0000'))
+    throw new DatabaseError(
+      'CONFIGURATION',
+      `invalid ${fn}.channel ${JSON.stringify(channel)}: must be a string of 1 to ${MAX_CHANNEL_BYTES} bytes without U+0000 (Postgres truncates longer identifiers)`,
+      { retryable: false, detail: { option: `${fn}.channel` } },
+    )
+}
+
+function checkManager(manager: unknown): PostgresConnectionManager {
+  if (!(manager instanceof PostgresConnectionManager))
+    throw new DatabaseError('CONFIGURATION', 'listen() needs a pool on a PostgresConnectionManager', { retryable: false })
+  if (manager.config.pgbouncer)
+    throw new DatabaseError(
+      'CONFIGURATION',
+      `listen() is refused on ${manager.target}: the pool is configured for PgBouncer in transaction mode (pgbouncer: true), where LISTEN does not stay on any session; point a pool without pgbouncer at the server itself`,
+      { backend: 'postgres', retryable: false, detail: { option: 'pgbouncer' } },
+    )
+  return manager
+}
+
+/** @internal The pool's LISTEN connection and its subscriptions (a {@link PoolExtension}). */
+class PostgresListener implements PoolExtension {
+  readonly #manager: PostgresConnectionManager
+  readonly #channels = new Map<string, Set<ChannelSubscription>>()
+  #conn: PostgresConnection | undefined
+  #retry: NodeJS.Timeout | undefined
+  #attempts = 0
+  #lostAt = 0
+  #closed = false
+  /** LISTEN, UNLISTEN, connects and closes run one after another. */
+  #chain: Promise<unknown> = Promise.resolve()
+
+  constructor(manager: PostgresConnectionManager) {
+    this.#manager = manager
+  }
+
+  get connections(): number {
+    return this.#conn?.usable ? 1 : 0
+  }
+
+  subscribe(channel: string, handler: NotificationHandler): Promise<Subscription> {
+    return this.#serial(async () => {
+      if (this.#closed) throw new DatabaseError('POOL_CLOSED', 'the pool is closed: listen() refused')
+      const subscription = new ChannelSubscription(this, channel, handler)
+      let set = this.#channels.get(channel)
+      const first = set === undefined
+      if (set === undefined) this.#channels.set(channel, (set = new Set()))
+      set.add(subscription)
+      try {
+        const conn = this.#conn?.usable ? this.#conn : await this.#connect()
+        if (first) await this.#run(conn, `LISTEN ${quoteChannel(channel)}`)
+      } catch (err) {
+        set.delete(subscription)
+        if (set.size === 0) this.#channels.delete(channel)
+        if (this.#channels.size === 0) await this.#end()
+        throw err
+      }
+      return subscription
+    })
+  }
+
+  unsubscribe(subscription: ChannelSubscription): Promise<void> {
+    return this.#serial(async () => {
+      const { channel } = subscription
+      const set = this.#channels.get(channel)
+      if (!set?.delete(subscription) || set.size > 0) return
+      this.#channels.delete(channel)
+      // closing the session ends every LISTEN at once
+      if (this.#channels.size === 0) return this.#end()
+      const conn = this.#conn
+      if (conn?.usable) await this.#run(conn, `UNLISTEN ${quoteChannel(channel)}`).catch(() => undefined)
+    })
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true
+    this.#channels.clear()
+    await this.#serial(() => this.#end())
+  }
+
+  #serial<T>(step: () => Promise<T>): Promise<T> {
+    const next = this.#chain.then(step, step)
+    this.#chain = next.catch(() => undefined)
+    return next
+  }
+
+  async #connect(): Promise<PostgresConnection> {
+    const conn = await this.#manager.connect('write', { onLost: () => this.#lost(conn) })
+    conn.client.on('notification', (message) => {
+      if (this.#conn !== conn) return
+      const set = this.#channels.get(message.channel)
+      if (set === undefined) return
+      const info: NotificationInfo = { channel: message.channel, processId: message.processId }
+      for (const subscription of set) subscription.deliver(message.payload ?? '', info)
+    })
+    if (this.#closed) {
+      await this.#manager.destroy(conn)
+      throw new DatabaseError('POOL_CLOSED', 'the pool was closed while listen() connected')
+    }
+    this.#conn = conn
+    return conn
+  }
+
+  #run(conn: PostgresConnection, text: string): Promise<unknown> {
+    return this.#manager.execute(conn, { text, params: [] }, { timeoutMs: this.#manager.options.cancelTimeoutMs })
+  }
+
+  #lost(conn: PostgresConnection): void {
+    if (this.#conn !== conn) return
+    this.#conn = undefined
+    this.#lostAt = performance.now()
+    void this.#manager.destroy(conn)
+    this.#scheduleReconnect()
+  }
+
+  #scheduleReconnect(): void {
+    if (this.#retry !== undefined || this.#closed || this.#channels.size === 0) return
+    const delay = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** this.#attempts) * (0.8 + Math.random() * 0.4)
+    // ref'd on purpose: a process whose work is listening stays up while it reconnects
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined
+      void this.#reconnect()
+    }, delay)
+  }
+
+  #reconnect(): Promise<void> {
+    return this.#serial(async () => {
+      if (this.#closed || this.#channels.size === 0 || this.#conn?.usable) return
+      this.#attempts++
+      let conn: PostgresConnection | undefined
+      try {
+        conn = await this.#connect()
+        await this.#run(conn, [...this.#channels.keys()].map((channel) => `LISTEN ${quoteChannel(channel)}`).join('; '))
+      } catch (err) {
+        if (conn && this.#conn === conn) {
+          this.#conn = undefined
+          await this.#manager.destroy(conn)
+        }
+        const error = DatabaseError.is(err) ? err : this.#manager.mapError(err)
+        for (const set of this.#channels.values()) for (const subscription of set) subscription.emit('error', error)
+        this.#scheduleReconnect()
+        return
+      }
+      const info: ReconnectInfo = { attempts: this.#attempts, downMs: Math.round(performance.now() - this.#lostAt) }
+      this.#attempts = 0
+      for (const set of this.#channels.values()) for (const subscription of set) subscription.emit('reconnect', info)
+    })
+  }
+
+  async #end(): Promise<void> {
+    clearTimeout(this.#retry)
+    this.#retry = undefined
+    this.#attempts = 0
+    const conn = this.#conn
+    this.#conn = undefined
+    if (conn) await this.#manager.destroy(conn)
+  }
+}
+
+/** @internal */
+class ChannelSubscription implements Subscription {
+  readonly #listener: PostgresListener
+  readonly #handler: NotificationHandler
+  readonly #events = new Map<keyof SubscriptionEvents, Set<(arg: never) => void>>()
+  #active = true
+
+  constructor(
+    listener: PostgresListener,
+    readonly channel: string,
+    handler: NotificationHandler,
+  ) {
+    this.#listener = listener
+    this.#handler = handler
+  }
+
+  unlisten(): Promise<void> {
+    if (!this.#active) return Promise.resolve()
+    this.#active = false
+    return this.#listener.unsubscribe(this)
+  }
+
+  on<E extends keyof SubscriptionEvents>(event: E, listener: SubscriptionEvents[E]): this {
+    let set = this.#events.get(event)
+    if (set === undefined) this.#events.set(event, (set = new Set()))
+    set.add(listener as (arg: never) => void)
+    return this
+  }
+
+  off<E extends keyof SubscriptionEvents>(event: E, listener: SubscriptionEvents[E]): this {
+    this.#events.get(event)?.delete(listener as (arg: never) => void)
+    return this
+  }
+
+  /** @internal */
+  deliver(payload: string, info: NotificationInfo): void {
+    if (!this.#active) return
+    try {
+      this.#handler(payload, info)
+    } catch (err) {
+      this.emit(
+        'error',
+        new DatabaseError('QUERY_FAILED', `a notification handler of channel ${JSON.stringify(this.channel)} threw`, {
+          backend: 'postgres',
+          cause: err,
+        }),
+      )
+    }
+  }
+
+  /** @internal A throwing event listener never breaks the listener; an error nobody listens to is a process warning. */
+  emit<E extends keyof SubscriptionEvents>(event: E, arg: Parameters<SubscriptionEvents[E]>[0]): void {
+    const set = this.#events.get(event)
+    if (!set || set.size === 0) {
+      if (event === 'error')
+        process.emitWarning(`dbpool: listen(${JSON.stringify(this.channel)}): ${(arg as DatabaseError).message}`, 'DbpoolWarning')
+      return
+    }
+    for (const listener of set) {
+      try {
+        ;(listener as (value: typeof arg) => void)(arg)
+      } catch {
+        // a listener's own failure is its business
+      }
+    }
+  }
+}

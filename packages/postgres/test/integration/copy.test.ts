@@ -1,0 +1,207 @@
+import { Readable } from 'node:stream'
+import { DatabaseError, PoolFactory, sql, type DatabasePool } from '@dbpool/core'
+import { copyFrom, copyTo, listen, notify, type PostgresConnection } from '@dbpool/postgres'
+import { createTempSqlite, createTestDatabase, type TestDatabase } from '@dbpool/testing'
+import { poolOn, rejection, sleep, watchProcess } from './helpers'
+
+// COPY FROM STDIN / TO STDOUT through the pool (pg-copy-streams): rows encoded by the parameter
+// contract, backpressure, and every failure ending the COPY, releasing the lease, leaving the pool usable.
+let db: TestDatabase
+let pool: DatabasePool<PostgresConnection>
+
+beforeAll(async () => {
+  db = await createTestDatabase()
+  pool = poolOn(db.url, { min: 0, max: 3, name: 'copy' })
+  await pool.query(
+    'create table items (id int primary key, label text, big bigint, at timestamptz, raw bytea, doc jsonb, flag boolean, tags text[])',
+  )
+}, 120_000)
+
+afterEach(async () => {
+  await pool.query('truncate items')
+})
+
+afterAll(async () => {
+  await pool?.close()
+  await db?.drop()
+}, 60_000)
+
+async function readAll(stream: Readable): Promise<string> {
+  let text = ''
+  for await (const chunk of stream) text += (chunk as Buffer).toString('utf8')
+  return text
+}
+
+async function count(): Promise<number> {
+  return Number((await pool.query<{ n: bigint }>('select count(*) as n from items')).rows[0]!.n)
+}
+
+const awkward = 'tab\there, newline\nhere, backslash \\ and "quotes", comma, \\N'
+const row = (id: number): unknown[] => [
+  id,
+  id === 2 ? awkward : `item ${id}`,
+  2n ** 62n + BigInt(id),
+  new Date(Date.UTC(2024, 2, 1, 0, 30, id % 60)),
+  Buffer.from([0, 1, 2, id % 256]),
+  { id, nested: { ok: true } },
+  id % 2 === 0,
+  ['a', 'b,c', null, '"q"'],
+]
+
+describe.each(['text', 'csv'] as const)('copyFrom with rows as arrays (%s format)', (format) => {
+  it('writes every value as pool.query() would bind it (NULL, escapes, bigint, Date, bytea, json, boolean, array) and returns the row count', async () => {
+    const text = `copy items (id, label, big, at, raw, doc, flag, tags) from stdin${format === 'csv' ? ' with (format csv)' : ''}`
+    const rows = [row(1), row(2), [3, null, null, null, null, null, null, null]]
+    expect(await copyFrom(pool, text, rows)).toBe(3)
+    const { rows: back } = await pool.query('select * from items order by id')
+    expect(back[0]).toEqual({
+      id: 1,
+      label: 'item 1',
+      big: 2n ** 62n + 1n,
+      at: new Date(Date.UTC(2024, 2, 1, 0, 30, 1)),
+      raw: Buffer.from([0, 1, 2, 1]),
+      doc: { id: 1, nested: { ok: true } },
+      flag: false,
+      tags: ['a', 'b,c', null, '"q"'],
+    })
+    expect(back[1]!.label).toBe(awkward)
+    expect(back[2]).toEqual({ id: 3, label: null, big: null, at: null, raw: null, doc: null, flag: null, tags: null })
+    expect(pool.stats().used).toBe(0)
+  })
+})
+
+describe('copyFrom', () => {
+  it('takes a Readable of strings and an async generator of 20,000 rows (backpressure), as chunks and rows', async () => {
+    expect(await copyFrom(pool, 'copy items (id, label) from stdin with (format csv)', Readable.from(['1,one\n2,', 'two\n']))).toBe(2)
+    async function* generate(): AsyncGenerator<unknown[]> {
+      for (let id = 3; id <= 20_002; id++) yield [id, `row ${id}`]
+    }
+    expect(await copyFrom(pool, 'copy items (id, label) from stdin', generate())).toBe(20_000)
+    expect(await count()).toBe(20_002)
+    expect(pool.stats().used).toBe(0)
+  })
+
+  it('a source that throws mid-stream aborts the COPY (nothing written), rejects with a typed error, releases the lease', async () => {
+    const watch = watchProcess()
+    async function* failing(): AsyncGenerator<unknown[]> {
+      for (let id = 1; id <= 10_000; id++) {
+        if (id === 5_000) throw new Error('upstream broke')
+        yield [id, 'x']
+      }
+    }
+    const error = await rejection(copyFrom(pool, 'copy items (id, label) from stdin', failing()))
+    expect(error.code).toBe('QUERY_FAILED')
+    expect(error.message).toContain('upstream broke')
+    expect(await count()).toBe(0)
+    expect(pool.stats().used).toBe(0)
+    expect((await pool.query('select 1 as one')).rows).toEqual([{ one: 1 }])
+    watch.stop()
+    expect(watch.failures).toEqual([])
+  })
+
+  it('a line the server refuses mid-stream rejects with its SQLSTATE, nothing written; the connection is reused after', async () => {
+    async function* rows(): AsyncGenerator<string> {
+      for (let id = 1; id <= 50_000; id++) yield id === 30_000 ? 'not-a-number\tx\n' : `${id}\tx\n`
+    }
+    const error = await rejection(copyFrom(pool, 'copy items (id, label) from stdin', rows()))
+    expect(error.code).toBe('QUERY_FAILED')
+    expect(error.sqlState).toBe('22P02')
+    expect(await count()).toBe(0)
+    expect(pool.stats().used).toBe(0)
+    expect(await copyFrom(pool, 'copy items (id, label) from stdin', [[1, 'ok']])).toBe(1)
+  })
+
+  it('a row value the parameter contract refuses is INVALID_PARAMETER naming the row; nothing written', async () => {
+    const error = await rejection(
+      copyFrom(pool, 'copy items (id, label) from stdin', [
+        [1, 'a'],
+        [NaN, 'b'],
+      ]),
+    )
+    expect(error.code).toBe('INVALID_PARAMETER')
+    expect(error.message).toContain('row 2')
+    expect(await count()).toBe(0)
+    expect(pool.stats().used).toBe(0)
+  })
+
+  it('refuses what is not COPY ... FROM STDIN, and array rows with custom format options, with CONFIGURATION', async () => {
+    expect((await rejection(copyFrom(pool, 'select 1', []))).code).toBe('CONFIGURATION')
+    expect((await rejection(copyFrom(pool, "copy items from '/etc/passwd'", []))).code).toBe('CONFIGURATION')
+    expect((await rejection(copyFrom(pool, 'copy items from stdin', 5 as never))).code).toBe('CONFIGURATION')
+    const custom = await rejection(copyFrom(pool, "copy items (id, label) from stdin with (delimiter '|')", [[1, 'a']]))
+    expect(custom.code).toBe('CONFIGURATION')
+    expect(await copyFrom(pool, "copy items (id, label) from stdin with (delimiter '|')", ['1|a\n'])).toBe(1)
+    expect(pool.stats().used).toBe(0)
+  })
+})
+
+describe('copyTo', () => {
+  it('returns the data as a Readable (CSV here), releasing the lease at the end', async () => {
+    await pool.query("insert into items (id, label) values (1, 'one'), (2, 'two, with comma')")
+    const csv = await readAll(copyTo(pool, 'copy (select id, label from items order by id) to stdout with (format csv)'))
+    expect(csv).toBe('1,one\n2,"two, with comma"\n')
+    await sleep(10)
+    expect(pool.stats().used).toBe(0)
+  })
+
+  it('a consumer destroying the Readable early releases the lease (the connection, mid-COPY, is closed, not reused)', async () => {
+    const watch = watchProcess()
+    const out = copyTo(pool, 'copy (select i, repeat($$x$$, 100) from generate_series(1, 1000000) as s(i)) to stdout')
+    await new Promise<void>((resolve) => out.once('data', () => resolve()))
+    out.destroy()
+    for (let i = 0; i < 100 && pool.stats().used > 0; i++) await sleep(10)
+    expect(pool.stats().used).toBe(0)
+    expect((await pool.query('select 2 as two')).rows).toEqual([{ two: 2 }])
+    expect(await readAll(copyTo(pool, 'copy (select 7) to stdout'))).toBe('7\n')
+    watch.stop()
+    expect(watch.failures).toEqual([])
+  })
+
+  it('a statement failing mid-COPY destroys the Readable with the mapped error; the lease is released and the pool usable', async () => {
+    const out = copyTo(pool, 'copy (select 1 / (i - 50000) from generate_series(1, 100000) as s(i)) to stdout')
+    let received = 0
+    const error = await rejection(
+      (async () => {
+        for await (const chunk of out) received += (chunk as Buffer).length
+      })(),
+    )
+    expect(error.sqlState).toBe('22012')
+    expect(received).toBeGreaterThan(0)
+    await sleep(10)
+    expect(pool.stats().used).toBe(0)
+    expect((await pool.query('select 3 as three')).rows).toEqual([{ three: 3 }])
+  })
+
+  it('refuses what is not COPY ... TO STDOUT with CONFIGURATION, at once', () => {
+    expect(() => copyTo(pool, 'copy items to stdin')).toThrow(DatabaseError)
+  })
+})
+
+describe('on a SQLite pool', () => {
+  it('copyFrom, copyTo, listen and notify are CONFIGURATION errors saying they are PostgreSQL features', async () => {
+    const file = await createTempSqlite()
+    const sqlite = await PoolFactory.create(file.url, { min: 0, name: 'sqlite-features' })
+    try {
+      for (const error of [
+        await rejection(copyFrom(sqlite, 'copy t from stdin', [])),
+        await rejection(listen(sqlite, 'jobs', () => undefined)),
+        await rejection(notify(sqlite, 'jobs', 'x')),
+      ]) {
+        expect(error.code).toBe('CONFIGURATION')
+        expect(error.message).toContain('PostgreSQL feature')
+        expect(error.message).toContain('sqlite')
+      }
+      let thrown: unknown
+      try {
+        copyTo(sqlite, 'copy t to stdout')
+      } catch (err) {
+        thrown = err
+      }
+      expect(DatabaseError.is(thrown, 'CONFIGURATION')).toBe(true)
+      expect((await sqlite.query(sql`select ${1} as one`)).rows).toEqual([{ one: 1 }])
+    } finally {
+      await sqlite.close()
+      await file.remove()
+    }
+  })
+})
