@@ -2,7 +2,7 @@ import { Client, type CustomTypesConfig, type QueryResult as PgQueryResult, type
 import {
   DatabaseConfig,
   DatabaseError,
-  redactSecrets,
+  REDACTED,
   configError,
   type CompiledQuery,
   type ConnectionHooks,
@@ -110,9 +110,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     this.#startupSettings = this.options.pgbouncer ? sessionSettingsThroughPgBouncer(this.options.pgbouncer, this.config) : []
   }
 
-  /** Hides the passwords handed to pg recently (and URL passwords) in a text bound for a log or a span. */
+  /**
+   * Hides the configured password and the passwords handed to pg recently (a password function's
+   * results) in a text bound for a log line or a span (the pool hides URL passwords itself).
+   */
   redact(text: string): string {
-    return redactSecrets(text, this.#secrets)
+    let out = this.config.redactPassword(text)
+    for (const secret of this.#secrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED)
+    return out
   }
 
   /**

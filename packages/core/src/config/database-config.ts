@@ -238,6 +238,16 @@ export class DatabaseConfig {
     return this.#password !== undefined
   }
 
+  /**
+   * `text` with this config's password replaced by `[REDACTED]` wherever it occurs, when the password
+   * is a string (what a password function returns is known only once called: the manager hides those).
+   * For log lines and spans, before any connection has told the manager its password.
+   */
+  redactPassword(text: string): string {
+    const password = this.#password
+    return typeof password === 'string' && password.length > 0 && text.includes(password) ? text.split(password).join(REDACTED) : text
+  }
+
   /** Resolves the password, calling the password function if one was given. */
   async resolvePassword(): Promise<string | undefined> {
     const source = this.#password

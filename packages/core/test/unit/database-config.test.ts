@@ -143,3 +143,13 @@ describe('DatabaseConfig', () => {
     expect(inspect(new DatabaseConfig({ sslRootCert: 'PEM' }))).toContain('[PEM]')
   })
 })
+
+describe('DatabaseConfig.redactPassword', () => {
+  it('hides a string password wherever it occurs; a password function has nothing to hide yet', () => {
+    const config = DatabaseConfig.fromUrl('postgres://app:s3cr3t@db/ledger')
+    expect(config.redactPassword(`select 's3cr3t', 's3cr3t'`)).toBe(`select '[REDACTED]', '[REDACTED]'`)
+    expect(config.redactPassword('select 1')).toBe('select 1')
+    expect(new DatabaseConfig({ password: () => 's3cr3t' }).redactPassword('s3cr3t')).toBe('s3cr3t')
+    expect(new DatabaseConfig({}).redactPassword('s3cr3t')).toBe('s3cr3t')
+  })
+})

@@ -1,0 +1,232 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { context, metrics, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api'
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
+import { MeterProvider, MetricReader, type Histogram } from '@opentelemetry/sdk-metrics'
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
+import { pino } from 'pino'
+import { METRIC_NAMES, PoolFactory, TRANSACTION_SPAN_NAME, type DatabasePool, type PoolOptions } from '@dbpool/core'
+
+class TestReader extends MetricReader {
+  protected async onForceFlush(): Promise<void> {}
+  protected async onShutdown(): Promise<void> {}
+}
+
+/** What differs between the backends. */
+export interface TelemetrySuiteOptions {
+  readonly backend: 'postgres' | 'sqlite'
+  /** A fresh database; `secret` is a password its URL carries (Postgres), if any. */
+  database(): Promise<{ url: string; secret?: string; cleanup: () => Promise<void> }>
+  /** `db.system.name`. */
+  readonly systemName: string
+  /** The span and metric attributes every statement carries, besides db.system.name. */
+  targetAttributes(url: string): Record<string, unknown>
+  /** A statement that takes well over 20 ms, with one parameter. */
+  readonly slowStatement: string
+  /** `db.response.status_code` of a unique violation. */
+  readonly uniqueStatus: string
+  /** Placeholder of the first parameter in native text. */
+  readonly placeholder: string
+}
+
+/** Spans (the SDK's in-memory exporter), the operation metric and pino log lines on a real database. */
+export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
+  const exporter = new InMemorySpanExporter()
+  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })
+  const reader = new TestReader()
+  const meterProvider = new MeterProvider({ readers: [reader] })
+  const tracer = trace.getTracer('app')
+  const pools: DatabasePool<unknown>[] = []
+  let db: { url: string; secret?: string; cleanup: () => Promise<void> }
+  let dir: string
+
+  const named = (name: string): ReadableSpan[] => exporter.getFinishedSpans().filter((s) => s.name === name)
+  const childrenOf = (span: ReadableSpan): ReadableSpan[] =>
+    exporter.getFinishedSpans().filter((s) => s.parentSpanContext?.spanId === span.spanContext().spanId)
+
+  async function inSpan<T>(name: string, fn: () => Promise<T>): Promise<ReadableSpan> {
+    await tracer.startActiveSpan(name, async (span: Span) => {
+      try {
+        await fn()
+      } finally {
+        span.end()
+      }
+    })
+    return named(name).at(-1)!
+  }
+
+  async function open(config: PoolOptions = {}, logFile?: string): Promise<DatabasePool<unknown>> {
+    const logger = logFile ? pino({ level: 'debug' }, pino.destination({ dest: logFile, sync: true })) : undefined
+    const pool = await PoolFactory.create(db.url, { min: 0, max: 2, name: 'telemetry', ...config }, { pool: { logger } })
+    pools.push(pool)
+    return pool
+  }
+
+  function logLines(file: string): Record<string, unknown>[] {
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((line) => line.length > 0)
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+  }
+
+  beforeAll(async () => {
+    context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
+    trace.setGlobalTracerProvider(tracerProvider)
+    metrics.setGlobalMeterProvider(meterProvider)
+    db = await options.database()
+    dir = mkdtempSync(join(tmpdir(), `dbpool-telemetry-${options.backend}-`))
+    const pool = await open()
+    await pool.query('create table accounts (id integer primary key, email text not null unique)')
+  }, 180_000)
+
+  afterAll(async () => {
+    for (const pool of pools.splice(0)) await pool.close({ timeoutMs: 5_000 })
+    await db?.cleanup()
+    rmSync(dir, { recursive: true, force: true })
+    await meterProvider.shutdown()
+    trace.disable()
+    metrics.disable()
+    context.disable()
+  }, 60_000)
+
+  beforeEach(() => exporter.reset())
+
+  describe(`telemetry on ${options.backend}`, () => {
+    it('a transaction in a handler`s span nests under it, with BEGIN, the statements and COMMIT as CLIENT children', async () => {
+      const pool = await open()
+      const p = options.placeholder
+      const handler = await inSpan('POST /accounts', () =>
+        pool.transaction(async (tx) => {
+          await tx.query(`insert into accounts (id, email) values (${p}, 'tx@example.com')`, [1])
+          await tx.query(`select email from accounts where id = ${p}`, [1])
+        }),
+      )
+      const [txSpan] = named(TRANSACTION_SPAN_NAME)
+      expect(txSpan!.parentSpanContext?.spanId).toBe(handler.spanContext().spanId)
+      const statements = childrenOf(txSpan!).filter((s) => s.kind === SpanKind.CLIENT)
+      const ns = String(options.targetAttributes(db.url)['db.namespace'])
+      expect(statements.map((s) => s.name)).toEqual(['BEGIN ' + ns, 'insert accounts', 'select accounts', 'COMMIT ' + ns])
+      const select = statements[2]!
+      expect(select.attributes).toEqual({
+        'db.system.name': options.systemName,
+        ...options.targetAttributes(db.url),
+        'db.operation.name': 'select',
+        'db.collection.name': 'accounts',
+        'db.query.text': `select email from accounts where id = ${p}`,
+      })
+    })
+
+    it('withConnection: the callback`s statements are children of the caller`s span; pool.query of the active span', async () => {
+      const pool = await open()
+      const job = await inSpan('job', async () => {
+        await pool.withConnection(async (conn) => {
+          await conn.query('select count(*) from accounts')
+          await conn.query('select 1')
+        })
+        await pool.query('select id from accounts')
+      })
+      const names = childrenOf(job).map((s) => s.name)
+      expect(names.filter((n) => n !== 'dbpool.acquire')).toEqual([
+        'select accounts',
+        `select ${String(options.targetAttributes(db.url)['db.namespace'])}`,
+        'select accounts',
+      ])
+    })
+
+    it('a failing statement: status ERROR, error.type the DatabaseError code, db.response.status_code the engine`s', async () => {
+      const pool = await open()
+      await pool.query(`insert into accounts (id, email) values (2, 'dup@example.com')`)
+      await expect(pool.query(`insert into accounts (id, email) values (3, 'dup@example.com')`)).rejects.toMatchObject({
+        code: 'UNIQUE_VIOLATION',
+      })
+      const failed = named('insert accounts').at(-1)!
+      expect(failed.status.code).toBe(SpanStatusCode.ERROR)
+      expect(failed.attributes['error.type']).toBe('UNIQUE_VIOLATION')
+      expect(failed.attributes['db.response.status_code']).toBe(options.uniqueStatus)
+    })
+
+    it('records db.client.operation.duration in seconds with the conventions` attributes', async () => {
+      const pool = await open()
+      await pool.query('select email from accounts')
+      const { resourceMetrics } = await reader.collect()
+      const metric = resourceMetrics.scopeMetrics
+        .flatMap((s) => s.metrics)
+        .find((m) => m.descriptor.name === METRIC_NAMES.operationDuration)
+      expect(metric?.descriptor.unit).toBe('s')
+      const point = (metric!.dataPoints as { attributes: Record<string, unknown>; value: Histogram }[]).find(
+        (d) => d.attributes['db.collection.name'] === 'accounts' && d.attributes['db.operation.name'] === 'select',
+      )
+      expect(point?.attributes).toMatchObject({ 'db.system.name': options.systemName, ...options.targetAttributes(db.url) })
+      expect(point!.value.count).toBeGreaterThanOrEqual(1)
+      expect(point!.value.buckets.boundaries).toEqual([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10])
+    })
+
+    it('pino: connects at debug, a slow statement at warn with text, duration and stats, values only with logParameters', async () => {
+      const file = join(dir, 'slow.log')
+      const pool = await open({ slowQueryMs: 20 }, file)
+      await pool.query(options.slowStatement, ['param-value-42'])
+      await pool.close()
+      const lines = logLines(file)
+      const connect = lines.find((l) => l.event === 'connect')
+      expect(connect).toMatchObject({ level: 20, pool: 'telemetry', msg: 'connection opened' })
+      const slow = lines.find((l) => l.event === 'slowStatement')
+      expect(slow).toMatchObject({ level: 40, pool: 'telemetry', text: options.slowStatement, slowQueryMs: 20 })
+      expect(slow!.durationMs as number).toBeGreaterThan(20)
+      expect(slow!.stats).toMatchObject({ max: expect.any(Number), pending: 0 })
+      expect(readFileSync(file, 'utf8')).not.toContain('param-value-42')
+      expect(lines.some((l) => l.event === 'destroy' && l.level === 20)).toBe(true)
+
+      const withValues = join(dir, 'slow-values.log')
+      const verbose = await open({ slowQueryMs: 20, logParameters: true }, withValues)
+      await verbose.query(options.slowStatement, ['param-value-42'])
+      expect(logLines(withValues).find((l) => l.event === 'slowStatement')?.params).toEqual(['param-value-42'])
+    })
+
+    it('no secret in a log line or span: a URL password in a statement`s text is redacted', async () => {
+      const file = join(dir, 'secrets.log')
+      const pool = await open({ slowQueryMs: 20 }, file)
+      const text = `${options.slowStatement} -- from postgres://app:pw-in-url@db.example/ledger`
+      await pool.query(text, ['x'])
+      await pool.close()
+      const logged = readFileSync(file, 'utf8')
+      const slow = logLines(file).find((l) => l.event === 'slowStatement')
+      expect(slow?.text).toBe(`${options.slowStatement} -- from postgres://app:[REDACTED]@db.example/ledger`)
+      const span = exporter.getFinishedSpans().find((s) => String(s.attributes['db.query.text']).includes('db.example'))
+      expect(span?.attributes['db.query.text']).toBe(slow?.text)
+      expect(logged).not.toContain('pw-in-url')
+      if (db.secret) expect(logged).not.toContain(db.secret)
+    })
+
+    if (options.backend === 'postgres') {
+      it('no secret in a log line or span: the pool URL`s password inside an engine error message is redacted', async () => {
+        const secret = db.secret!
+        const file = join(dir, 'password.log')
+        const logger = pino({ level: 'debug' }, pino.destination({ dest: file, sync: true }))
+        // the server quotes the text it could not cast: the password, in its error message
+        const failing = `select cast('${secret}' as integer)`
+        const broken = await PoolFactory.create(
+          db.url,
+          { min: 1, max: 1, name: 'broken' },
+          { backend: { sessionInit: failing }, pool: { logger } },
+        )
+        pools.push(broken)
+        const clean = await PoolFactory.create(db.url, { min: 0, max: 1, name: 'clean' }, { pool: { logger } })
+        pools.push(clean)
+        await expect(clean.query(failing)).rejects.toMatchObject({ message: expect.stringContaining('[REDACTED]') })
+        const deadline = Date.now() + 5_000
+        while (!readFileSync(file, 'utf8').includes('"event":"error"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+        await broken.close()
+        await clean.close()
+        const lines = logLines(file)
+        const error = lines.find((l) => l.event === 'error' && l.pool === 'broken')
+        expect((error?.err as { message: string }).message).toMatch(/session init on postgres:\/\/postgres@.* failed: .*\[REDACTED\]/)
+        expect(readFileSync(file, 'utf8')).not.toContain(secret)
+        const span = exporter.getFinishedSpans().find((s) => s.status.code === SpanStatusCode.ERROR && s.name.startsWith('select'))
+        expect(span?.attributes['db.query.text']).toBe("select cast('[REDACTED]' as integer)")
+        expect(span?.status.message).toContain('[REDACTED]')
+        expect(JSON.stringify(exporter.getFinishedSpans().map((s) => [s.attributes, s.status]))).not.toContain(secret)
+      })
+    }
+  })
+}
