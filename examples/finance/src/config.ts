@@ -12,10 +12,15 @@ export interface FinanceConfig {
   readonly seed: number
   /** `DB_POOL_MAX`; default `10`. */
   readonly poolMax: number
+  /** `DEMO_EXPORT`: where the demo writes the journal as CSV; default `./data/finance-journal.csv`. */
+  readonly exportPath: string
 }
 
 /** The default database: a SQLite file under `./data`, created on first use. */
 export const DEFAULT_FINANCE_DATABASE_URL = 'sqlite:./data/finance.db'
+
+/** Where the demo exports the journal by default. */
+export const DEFAULT_FINANCE_EXPORT_PATH = './data/finance-journal.csv'
 
 /** Reads the configuration from the environment; a malformed value throws naming the variable. */
 export function financeConfigFromEnv(env: NodeJS.ProcessEnv = process.env): FinanceConfig {
@@ -25,6 +30,7 @@ export function financeConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Fina
     transfers: intFromEnv(env, 'DEMO_TRANSFERS', 2_000, 1, 1_000_000),
     seed: intFromEnv(env, 'DEMO_SEED', 42, 0, 2 ** 31 - 1),
     poolMax: intFromEnv(env, 'DB_POOL_MAX', 10, 1, 1_000),
+    exportPath: env.DEMO_EXPORT?.trim() || DEFAULT_FINANCE_EXPORT_PATH,
   }
 }
 

@@ -27,6 +27,11 @@ export function formatFinanceReport(report: FinanceDemoReport): string {
     `  ${'EQUITY'.padEnd(8)} ${money(balances.equity)} (opening balances were ${money(report.openingTotal)})`,
     ...balances.hot.map((h) => `  ${h.id.padEnd(8)} ${money(h.balance)} (hot)`),
     `  statement ${report.statement.accountId} ${report.statement.from.toISOString()} .. ${report.statement.to.toISOString()}: opening ${money(report.statement.openingBalance)}, ${report.statement.lines} lines, closing ${money(report.statement.closingBalance)}`,
+    ...(report.export
+      ? [
+          `  journal export    ${report.export.lines} lines to ${report.export.path} (${report.export.bytes} bytes, ${report.export.durationMs} ms, streamed)`,
+        ]
+      : []),
     '',
     `== invariants: ${invariants.ok ? 'all hold' : 'VIOLATED'}`,
     ...invariants.checks.map((c) => `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`),

@@ -16,6 +16,7 @@ import { resetFinance } from './migrations'
 import { Progress, type ProgressSink } from '@dbpool/example-kit'
 import { TransactionRepository } from './transaction-repository'
 import { TransferService, type TransferResult } from './transfer-service'
+import { exportJournalCsv, type JournalExport } from './journal-export'
 
 /** Options of {@link runFinanceDemo}. */
 export interface FinanceDemoOptions {
@@ -31,6 +32,8 @@ export interface FinanceDemoOptions {
   readonly sink?: ProgressSink
   /** Passed to the {@link TransferService}. */
   readonly retry?: RetryOptions
+  /** Where the demo ends by exporting the journal as CSV through `pool.stream()`. Default: no export. */
+  readonly exportPath?: string
 }
 
 /** How the storm's requests ended. */
@@ -81,6 +84,8 @@ export interface FinanceDemoReport {
     readonly closingBalance: number
     readonly lines: number
   }
+  /** The journal exported at the end (when `exportPath` was given). */
+  readonly export?: JournalExport
   readonly invariants: InvariantReport
   readonly stats: PoolStatsSnapshot
   readonly health: HealthReport
@@ -135,6 +140,20 @@ export async function runFinanceDemo(pool: DatabasePool<unknown>, options: Finan
   const ledger = await checkLedgerInvariants(pool)
   const demoChecks = await checkDemo(pool, plan, storm.outcomes, outcomes, replayCheck, statement.closingBalance, hotAccount)
   const checks = [...ledger.checks, ...demoChecks]
+
+  let exported: JournalExport | undefined
+  if (options.exportPath !== undefined) {
+    exported = await exportJournalCsv(pool, options.exportPath)
+    const { lines } = await new TransactionRepository(pool).counts()
+    say(
+      `  export: ${exported.lines} journal lines to ${exported.path} (${exported.bytes} bytes) in ${exported.durationMs} ms through pool.stream()`,
+    )
+    checks.push({
+      name: 'journal export has every line',
+      ok: exported.lines === lines,
+      detail: `${exported.lines} lines written to ${exported.path}, ${lines} in the journal`,
+    })
+  }
   const invariants: InvariantReport = { ok: checks.every((c) => c.ok), checks }
 
   const health = await new HealthChecker({ deep: true }).check(pool)
@@ -166,6 +185,7 @@ export async function runFinanceDemo(pool: DatabasePool<unknown>, options: Finan
       closingBalance: statement.closingBalance,
       lines: statement.lines.length,
     },
+    ...(exported === undefined ? {} : { export: exported }),
     invariants,
     stats: pool.stats(),
     health,

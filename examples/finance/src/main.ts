@@ -11,7 +11,12 @@ async function main(): Promise<number> {
   const config = financeConfigFromEnv()
   const pool = await PoolFactory.create(config.databaseUrl, { name: 'finance', max: config.poolMax })
   try {
-    const report = await runFinanceDemo(pool, { accounts: config.accounts, transfers: config.transfers, seed: config.seed })
+    const report = await runFinanceDemo(pool, {
+      accounts: config.accounts,
+      transfers: config.transfers,
+      seed: config.seed,
+      exportPath: config.exportPath,
+    })
     process.stdout.write(formatFinanceReport(report))
     return report.ok ? 0 : 1
   } finally {

@@ -161,7 +161,9 @@ export class TransactionRepository {
         const exists = await tx.query(sql`select id from accounts where id = ${accountId}`)
         if (exists.rowCount === 0) throw new AccountNotFoundError(accountId)
         const opening = range.from === undefined ? 0 : await new TransactionRepository(tx).balanceAt(accountId, range.from)
-        const { rows } = await tx.query<{ entry_id: string; posted_at: unknown; description: string; amount: unknown }>(sql`
+        // read through a stream: a statement over a busy account's year is built line by line, never
+        // held twice (rows, then lines)
+        const rows = tx.stream<{ entry_id: string; posted_at: unknown; description: string; amount: unknown }>(sql`
           select l.entry_id, e.posted_at, e.description, l.amount
           from journal_lines l join journal_entries e on e.id = l.entry_id
           where l.account_id = ${accountId} ${rangeFilter(range, 'e.')}
@@ -169,13 +171,14 @@ export class TransactionRepository {
         let balance = opening
         let debits = 0
         let credits = 0
-        const lines = rows.map((row): StatementLine => {
+        const lines: StatementLine[] = []
+        for await (const row of rows) {
           const amount = toInteger(row.amount, 'amount')
           balance += amount
           if (amount < 0) debits += amount
           else credits += amount
-          return { entryId: row.entry_id, postedAt: toDate(row.posted_at), description: row.description, amount, balance }
-        })
+          lines.push({ entryId: row.entry_id, postedAt: toDate(row.posted_at), description: row.description, amount, balance })
+        }
         return {
           accountId,
           from: range.from ?? null,

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { createTempSqlite, type TempSqlite } from '@dbpool/testing'
 import { buildExample, REPO_ROOT } from './helpers'
@@ -19,8 +20,9 @@ describe('the built finance demo', () => {
   }, 240_000)
   afterAll(() => file?.remove())
 
-  it('exits 0 on SQLite and prints the report', async () => {
-    const env = { ...process.env, DATABASE_URL: file.url }
+  it('exits 0 on SQLite, prints the report and ends by exporting the journal to CSV', async () => {
+    const exportPath = join(file.dir, 'journal.csv')
+    const env = { ...process.env, DATABASE_URL: file.url, DEMO_EXPORT: exportPath }
     const { stdout } = await run(process.execPath, ['examples/finance/dist/main.js'], { cwd: root, env, maxBuffer: 16 * 1024 * 1024 })
     expect(stdout).toContain(`finance demo on sqlite (${file.url})`)
     // not a terminal: progress comes as plain lines, never carriage returns
@@ -30,6 +32,10 @@ describe('the built finance demo', () => {
     expect(stdout).toContain('== health: healthy')
     expect(stdout).toContain('finance demo passed on sqlite')
     expect(existsSync(file.path)).toBe(true)
+    expect(stdout).toMatch(/journal export has every line: \d+ lines written/)
+    const csv = readFileSync(exportPath, 'utf8').trimEnd().split('\n')
+    expect(csv[0]).toBe('entry_id,line_no,posted_at,account_id,amount,currency,description')
+    expect(stdout).toContain(`export: ${csv.length - 1} journal lines to ${exportPath}`)
   })
 
   it('exits 1 with the cause on a configuration error', async () => {

@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { sql } from '@dbpool/core'
 import { formatFinanceReport, planDemo, runFinanceDemo, type FinanceDemoReport } from '../src'
 import { BACKENDS, openTestDb, type TestDb } from './helpers'
@@ -9,12 +12,17 @@ describe.each(BACKENDS)('the finance demo on %s', (backend) => {
   let db: TestDb
   let report: FinanceDemoReport
   const output: string[] = []
+  const dir = mkdtempSync(join(tmpdir(), 'finance-export-'))
+  const exportPath = join(dir, 'journal.csv')
 
   beforeAll(async () => {
     db = await openTestDb(backend)
-    report = await runFinanceDemo(db.pool, { sink: { write: (text: string) => output.push(text) } })
+    report = await runFinanceDemo(db.pool, { sink: { write: (text: string) => output.push(text) }, exportPath })
   }, 180_000)
-  afterAll(() => db?.close())
+  afterAll(async () => {
+    await db?.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
 
   it('passes: every invariant holds', () => {
     expect(report.invariants.checks.filter((c) => !c.ok)).toEqual([])
@@ -29,7 +37,19 @@ describe.each(BACKENDS)('the finance demo on %s', (backend) => {
       'balances equal opening + posted transfers',
       'statement closes at the balance',
       'every request settled',
+      'journal export has every line',
     ])
+  })
+
+  it('ends by exporting every journal line to CSV through pool.stream(), in posting order', async () => {
+    const { rows } = await db.pool.query<{ n: unknown }>(sql`select count(*) as n from journal_lines`)
+    const csv = readFileSync(exportPath, 'utf8').trimEnd().split('\n')
+    expect(csv[0]).toBe('entry_id,line_no,posted_at,account_id,amount,currency,description')
+    expect(csv.length - 1).toBe(Number(rows[0]!.n))
+    expect(report.export).toMatchObject({ path: exportPath, lines: csv.length - 1 })
+    const postedAt = csv.slice(1).map((line) => line.split(',')[2]!)
+    expect([...postedAt].sort()).toEqual(postedAt)
+    expect(db.pool.stats().used).toBe(0)
   })
 
   it('sent 2,000 requests to 100 accounts, including refusals and repeats', () => {
