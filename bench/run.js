@@ -41,6 +41,12 @@ const SUITES = [
     meaning:
       'Per case, every round measures pg.Pool, dbpool (and its variants), postgres.js in that order; dbpool ÷ pg.Pool and dbpool ÷ postgres.js are per-round ratios (targets: at least 1.0 against pg.Pool at every concurrency, and ahead of postgres.js).',
   },
+  {
+    name: 'kysely',
+    title: "Kysely: a point select through DbpoolDialect vs Kysely's PostgresDialect (pg.Pool) and SqliteDialect (better-sqlite3)",
+    meaning:
+      "The same Kysely query on every side; each round measures Kysely's own dialect, then DbpoolDialect. dbpool ÷ Kysely dialect is a per-round ratio (target: at least 1.0 on Postgres at concurrency 16).",
+  },
 ]
 
 function table(rows) {
