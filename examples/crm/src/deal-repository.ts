@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
-import { sql } from '@dbpool/core'
-import type { Db } from './db'
+import type { Selectable } from 'kysely'
+import type { CrmDatabase, CrmKysely } from './kysely-db'
 import { ConcurrentUpdateError, CustomerNotFoundError, DealNotFoundError, InvalidInputError, InvalidStageTransitionError } from './errors'
 import { canMove, isClosed, isStage, STAGES, type Stage } from './pipeline'
 import { toDate, toInteger, toNullableDate } from './values'
@@ -47,29 +47,25 @@ export interface PipelineSummary {
   readonly amount: number
 }
 
-interface DealRow {
-  id: string
-  customer_id: string
-  title: string
-  amount: unknown
-  currency: string
-  stage: string
-  version: unknown
-  created_at: unknown
-  updated_at: unknown
-  closed_at: unknown
-}
+type DealRow = Selectable<CrmDatabase['deals']>
 
 /**
- * Deals and their stage history. {@link moveStage} checks the pipeline's rules and the deal's
- * version (optimistic concurrency), updates the deal and appends the history row, atomically.
- * Run it in a serializable transaction with `retry` to have concurrent moves replayed.
+ * Deals and their stage history, written with Kysely (`DbpoolDialect`) on the same pool as the
+ * `sql`-tag repositories (customers, contacts). {@link moveStage} checks the pipeline's rules and the
+ * deal's version (optimistic concurrency), updates the deal and appends the history row, atomically.
+ * Run it through `PipelineService` (a serializable `dbpoolTransaction` with `retry`) to have
+ * concurrent moves replayed.
+ *
+ * ```ts
+ * const deals = new DealRepository(crmKysely(pool))
+ * ```
  */
 export class DealRepository {
-  readonly #db: Db
+  readonly #db: CrmKysely
   readonly #clock: () => Date
 
-  constructor(db: Db, options: { readonly clock?: () => Date } = {}) {
+  /** `db`: a Kysely on the pool, or a Kysely transaction (then every method runs inside it). */
+  constructor(db: CrmKysely, options: { readonly clock?: () => Date } = {}) {
     this.#db = db
     this.#clock = options.clock ?? (() => new Date())
   }
@@ -94,23 +90,41 @@ export class DealRepository {
       updatedAt: now,
       closedAt: null,
     }
-    await this.#db.transaction(async (tx) => {
-      const { rowCount } = await tx.query(sql`select id from customers where id = ${deal.customerId} and deleted_at is null`)
-      if (rowCount === 0) throw new CustomerNotFoundError(deal.customerId)
-      await tx.query(sql`
-        insert into deals (id, customer_id, title, amount, currency, stage, version, created_at, updated_at, closed_at)
-        values (${deal.id}, ${deal.customerId}, ${deal.title}, ${deal.amount}, ${deal.currency}, ${deal.stage}, ${1}, ${now}, ${now}, ${null})`)
-      await tx.query(sql`
-        insert into deal_stage_history (deal_id, seq, from_stage, to_stage, note, changed_at)
-        values (${deal.id}, ${1}, ${null}, ${'lead'}, ${'created'}, ${now})`)
+    await this.#atomically(async (trx) => {
+      const customer = await trx
+        .selectFrom('customers')
+        .select('id')
+        .where('id', '=', deal.customerId)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst()
+      if (!customer) throw new CustomerNotFoundError(deal.customerId)
+      await trx
+        .insertInto('deals')
+        .values({
+          id: deal.id,
+          customer_id: deal.customerId,
+          title: deal.title,
+          amount: deal.amount,
+          currency: deal.currency,
+          stage: deal.stage,
+          version: 1,
+          created_at: now,
+          updated_at: now,
+          closed_at: null,
+        })
+        .execute()
+      await trx
+        .insertInto('deal_stage_history')
+        .values({ deal_id: deal.id, seq: 1, from_stage: null, to_stage: 'lead', note: 'created', changed_at: now })
+        .execute()
     })
     return deal
   }
 
   /** The deal, or undefined. */
   async findById(id: string): Promise<Deal | undefined> {
-    const { rows } = await this.#db.query<DealRow>(sql`select ${columns} from deals where id = ${id}`)
-    return rows[0] && toDeal(rows[0])
+    const row = await this.#db.selectFrom('deals').selectAll().where('id', '=', id).executeTakeFirst()
+    return row && toDeal(row)
   }
 
   /** The deal, or DEAL_NOT_FOUND. */
@@ -122,9 +136,13 @@ export class DealRepository {
 
   /** The deals of a customer, newest first. */
   async listForCustomer(customerId: string): Promise<Deal[]> {
-    const { rows } = await this.#db.query<DealRow>(
-      sql`select ${columns} from deals where customer_id = ${customerId} order by created_at desc, id`,
-    )
+    const rows = await this.#db
+      .selectFrom('deals')
+      .selectAll()
+      .where('customer_id', '=', customerId)
+      .orderBy('created_at', 'desc')
+      .orderBy('id')
+      .execute()
     return rows.map(toDeal)
   }
 
@@ -134,41 +152,38 @@ export class DealRepository {
    */
   async moveStage(dealId: string, to: Stage, options: { readonly note?: string; readonly expectedVersion?: number } = {}): Promise<Deal> {
     if (!isStage(to)) throw new InvalidInputError(`unknown stage ${JSON.stringify(to)}: one of ${STAGES.join(', ')}`)
-    return this.#db.transaction(async (tx) => {
-      const current = await new DealRepository(tx).get(dealId)
+    return this.#atomically(async (trx) => {
+      const current = await new DealRepository(trx).get(dealId)
       if (options.expectedVersion !== undefined && options.expectedVersion !== current.version)
         throw new ConcurrentUpdateError(dealId, options.expectedVersion)
       if (!canMove(current.stage, to)) throw new InvalidStageTransitionError(dealId, current.stage, to)
       const now = this.#clock()
       const closedAt = isClosed(to) ? now : null
       const version = current.version + 1
-      const { rowCount } = await tx.query(sql`
-        update deals set stage = ${to}, version = ${version}, updated_at = ${now}, closed_at = ${closedAt}
-        where id = ${dealId} and version = ${current.version}`)
+      const { numUpdatedRows } = await trx
+        .updateTable('deals')
+        .set({ stage: to, version, updated_at: now, closed_at: closedAt })
+        .where('id', '=', dealId)
+        .where('version', '=', current.version)
+        .executeTakeFirstOrThrow()
       // under read committed another move can land between the read and this update
-      if (rowCount === 0) throw new ConcurrentUpdateError(dealId, current.version)
-      await tx.query(sql`
-        insert into deal_stage_history (deal_id, seq, from_stage, to_stage, note, changed_at)
-        values (${dealId}, ${version}, ${current.stage}, ${to}, ${options.note ?? null}, ${now})`)
+      if (numUpdatedRows === 0n) throw new ConcurrentUpdateError(dealId, current.version)
+      await trx
+        .insertInto('deal_stage_history')
+        .values({ deal_id: dealId, seq: version, from_stage: current.stage, to_stage: to, note: options.note ?? null, changed_at: now })
+        .execute()
       return { ...current, stage: to, version, updatedAt: now, closedAt }
     })
   }
 
   /** Every move of a deal, in order. */
   async history(dealId: string): Promise<StageChange[]> {
-    const { rows } = await this.#db.query<{
-      deal_id: string
-      seq: unknown
-      from_stage: string | null
-      to_stage: string
-      note: string | null
-      changed_at: unknown
-    }>(sql`select deal_id, seq, from_stage, to_stage, note, changed_at from deal_stage_history where deal_id = ${dealId} order by seq`)
+    const rows = await this.#db.selectFrom('deal_stage_history').selectAll().where('deal_id', '=', dealId).orderBy('seq').execute()
     return rows.map((r) => ({
       dealId: r.deal_id,
       seq: toInteger(r.seq),
-      from: r.from_stage as Stage | null,
-      to: r.to_stage as Stage,
+      from: r.from_stage,
+      to: r.to_stage,
       note: r.note,
       changedAt: toDate(r.changed_at),
     }))
@@ -176,18 +191,24 @@ export class DealRepository {
 
   /** Count and total amount of deals per stage (every stage listed, in pipeline order). */
   async pipelineSummary(currency: string): Promise<PipelineSummary[]> {
-    const { rows } = await this.#db.query<{ stage: string; deals: unknown; amount: unknown }>(
-      sql`select stage, count(*) as deals, coalesce(sum(amount), 0) as amount from deals where currency = ${currency} group by stage`,
-    )
+    const rows = await this.#db
+      .selectFrom('deals')
+      .select((eb) => ['stage', eb.fn.countAll().as('deals'), eb.fn.coalesce(eb.fn.sum('amount'), eb.lit(0)).as('amount')])
+      .where('currency', '=', currency)
+      .groupBy('stage')
+      .execute()
     const byStage = new Map(rows.map((r) => [r.stage, r]))
     return STAGES.map((stage) => {
       const row = byStage.get(stage)
       return { stage, deals: row ? toInteger(row.deals) : 0, amount: row ? toInteger(row.amount) : 0 }
     })
   }
-}
 
-const columns = sql`id, customer_id, title, amount, currency, stage, version, created_at, updated_at, closed_at`
+  /** Runs `fn` in a transaction, or in the one this repository already runs in. */
+  #atomically<T>(fn: (trx: CrmKysely) => Promise<T>): Promise<T> {
+    return this.#db.isTransaction ? fn(this.#db) : this.#db.transaction().execute(fn)
+  }
+}
 
 function toDeal(row: DealRow): Deal {
   return {
@@ -196,7 +217,7 @@ function toDeal(row: DealRow): Deal {
     title: row.title,
     amount: toInteger(row.amount, 'amount'),
     currency: row.currency,
-    stage: row.stage as Stage,
+    stage: row.stage,
     version: toInteger(row.version, 'version'),
     createdAt: toDate(row.created_at),
     updatedAt: toDate(row.updated_at),

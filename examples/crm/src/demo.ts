@@ -15,6 +15,7 @@ import { CustomerRepository, normaliseEmail, type Customer } from './customer-re
 import { DealRepository, type PipelineSummary } from './deal-repository'
 import { planCrmDemo, type CrmDemoPlan } from './demo-plan'
 import { CrmError, CustomerNotFoundError } from './errors'
+import { crmKysely } from './kysely-db'
 import { resetCrm } from './migrations'
 import { PipelineService } from './pipeline-service'
 import { Progress, type ProgressSink } from '@dbpool/example-kit'
@@ -108,7 +109,9 @@ export async function runCrmDemo(pool: DatabasePool<unknown>, options: CrmDemoOp
   for (const s of created.settled) if ('value' in s) idByEmail.set(s.value.email, s.value.id)
 
   // 2. deals, for whichever customer of an email group was created
-  const deals = new DealRepository(pool)
+  // deals are a Kysely repository on the same pool (customers and contacts use the sql tag)
+  const kysely = crmKysely(pool)
+  const deals = new DealRepository(kysely)
   const opened = await runPhase('  deals', plan.deals, sink, (d) => {
     const id = idByEmail.get(normaliseEmail((plan.customers[d.customer] as CrmDemoPlan['customers'][number]).email))
     if (!id) return Promise.reject(new CustomerNotFoundError(`#${d.customer}`))
@@ -117,7 +120,7 @@ export async function runCrmDemo(pool: DatabasePool<unknown>, options: CrmDemoOp
   const dealIds = opened.settled.map((s) => ('value' in s ? s.value.id : undefined))
 
   // 3. stage moves, all at once, many on the same ten deals
-  const pipeline = new PipelineService(pool, { retry: options.retry })
+  const pipeline = new PipelineService(kysely, { retry: options.retry })
   const moved = await runPhase('  moves', plan.moves, sink, (m) => {
     const id = dealIds[m.deal]
     if (!id) return Promise.reject(new Error(`deal #${m.deal} was not opened`))

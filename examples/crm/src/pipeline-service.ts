@@ -1,6 +1,7 @@
 import { TRANSACTION_RETRY_CODES, type DatabaseError, type RetryOptions } from '@dbpool/core'
-import type { Db } from './db'
+import { dbpoolTransaction } from '@dbpool/kysely'
 import { DealRepository, type Deal } from './deal-repository'
+import type { CrmKysely } from './kysely-db'
 import type { Stage } from './pipeline'
 
 /** Options of a {@link PipelineService}. */
@@ -15,22 +16,23 @@ const DEFAULT_RETRY: RetryOptions = { maxAttempts: 20, baseDelayMs: 2, maxDelayM
 
 /**
  * Moves deals through the pipeline, each move in a serializable transaction replayed on
- * serialization failures: concurrent moves of one deal are applied one after the other, each checked
+ * serialization failures (`dbpoolTransaction`: dbpool's `transaction(fn, { retry })` with a Kysely
+ * transaction inside): concurrent moves of one deal are applied one after the other, each checked
  * against the stage the previous one left.
  *
  * ```ts
- * const pipeline = new PipelineService(pool)
+ * const pipeline = new PipelineService(crmKysely(pool))
  * await pipeline.move(dealId, 'qualified', { note: 'budget confirmed' })
  * ```
  */
 export class PipelineService {
-  readonly #db: Db
+  readonly #db: CrmKysely
   readonly #retry: RetryOptions
   readonly #clock: (() => Date) | undefined
   readonly #retries: Record<string, number> = {}
   #attempts = 0
 
-  constructor(db: Db, options: PipelineServiceOptions = {}) {
+  constructor(db: CrmKysely, options: PipelineServiceOptions = {}) {
     this.#db = db
     const retryOn = options.retry?.retryOn ?? ((err: DatabaseError) => TRANSACTION_RETRY_CODES.has(err.code))
     this.#retry = {
@@ -47,10 +49,11 @@ export class PipelineService {
 
   /** Moves the deal; throws INVALID_STAGE_TRANSITION, DEAL_NOT_FOUND, or the DatabaseError that outlasted the retries. */
   move(dealId: string, to: Stage, options: { readonly note?: string } = {}): Promise<Deal> {
-    return this.#db.transaction(
-      (tx) => {
+    return dbpoolTransaction(
+      this.#db,
+      (trx) => {
         this.#attempts++
-        return new DealRepository(tx, { clock: this.#clock }).moveStage(dealId, to, options)
+        return new DealRepository(trx, { clock: this.#clock }).moveStage(dealId, to, options)
       },
       { isolation: 'serializable', retry: this.#retry },
     )

@@ -5,6 +5,7 @@ import {
   CustomerRepository,
   DealNotFoundError,
   DealRepository,
+  crmKysely,
   ConcurrentUpdateError,
   InvalidInputError,
   InvalidStageTransitionError,
@@ -45,7 +46,7 @@ describe.each(BACKENDS)('deals on %s', (backend) => {
   afterAll(() => db?.close())
   beforeEach(async () => {
     await resetCrm(db.pool)
-    deals = new DealRepository(db.pool)
+    deals = new DealRepository(crmKysely(db.pool))
     customerId = (await new CustomerRepository(db.pool).create({ name: 'Initech', email: 'bill@initech.test' })).id
   })
   afterEach(async () => {
@@ -75,7 +76,7 @@ describe.each(BACKENDS)('deals on %s', (backend) => {
 
   it('moves through the pipeline, recording every move; a closed deal stays closed', async () => {
     let t = 0
-    const clocked = new DealRepository(db.pool, { clock: () => new Date(Date.UTC(2024, 1, 1, 0, 0, t++)) })
+    const clocked = new DealRepository(crmKysely(db.pool), { clock: () => new Date(Date.UTC(2024, 1, 1, 0, 0, t++)) })
     const deal = await clocked.create({ customerId, title: 'Stapler', amount: 50_00, currency: 'USD' })
     await clocked.moveStage(deal.id, 'qualified', { note: 'has budget' })
     await clocked.moveStage(deal.id, 'proposal')
@@ -121,7 +122,7 @@ describe.each(BACKENDS)('deals on %s', (backend) => {
 
   it('100 concurrent moves of one deal: applied one after another, history stays a chain', async () => {
     const deal = await deals.create({ customerId, title: 'contested', amount: 1, currency: 'USD' })
-    const pipeline = new PipelineService(db.pool, { retry: { maxAttempts: 100, baseDelayMs: 1, maxDelayMs: 50 } })
+    const pipeline = new PipelineService(crmKysely(db.pool), { retry: { maxAttempts: 100, baseDelayMs: 1, maxDelayMs: 50 } })
     const targets: Stage[] = ['qualified', 'lead']
     const results = await Promise.allSettled(Array.from({ length: 100 }, (_, i) => pipeline.move(deal.id, targets[i % 2] as Stage)))
     const ok = results.filter((r) => r.status === 'fulfilled').length
