@@ -47,6 +47,12 @@ const SUITES = [
     meaning:
       "The same Kysely query on every side; each round measures Kysely's own dialect, then DbpoolDialect. dbpool ÷ Kysely dialect is a per-round ratio (target: at least 1.0 on Postgres at concurrency 16).",
   },
+  {
+    name: 'stream',
+    title: 'Streaming and COPY: pool.stream() heap and event-loop stall, COPY vs INSERT batches',
+    meaning:
+      'Each read runs in a fresh child process (--expose-gc): heap growth is the highest heapUsed sampled every 1,024 rows minus the heap after full GCs before the read (garbage not yet collected counts), for pool.stream() and, as the anchor, pool.query() holding every row; the stall is the longest gap between two ticks of a 1 ms interval timer during the read. COPY and INSERT batches alternate within each round.',
+  },
 ]
 
 function table(rows) {
