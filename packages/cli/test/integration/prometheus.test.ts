@@ -204,7 +204,7 @@ describeWithPrometheus('Prometheus scrapes dbpool serve', () => {
     expect(buckets.some((b) => b.metric.le === '+Inf')).toBe(true)
   }, 90_000)
 
-  it("reads back an app's pool served by createHealthHandler: its leases and timings, recorded on the registry", async () => {
+  it("reads back an app's pool served by createHealthHandler: leases, timings and db.client.operation.duration", async () => {
     const pool = appPool as DatabasePool<unknown>
     await pool.query('create table if not exists events (id integer primary key, body text not null)')
     for (let i = 0; i < 20; i++) await pool.transaction((tx) => tx.query('insert into events (body) values (?)', [`event ${i}`]))
@@ -222,5 +222,31 @@ describeWithPrometheus('Prometheus scrapes dbpool serve', () => {
     const sum = await query('db_client_connection_use_time_sum{job="app"}')
     expect(Number(sum[0]?.value[1])).toBeGreaterThan(0)
     expect(Number(sum[0]?.value[1])).toBeLessThan(60)
+
+    // db.client.operation.duration (stable database conventions): one sample per statement, labelled
+    // with db.system.name, db.operation.name and db.collection.name, in seconds, with the advised buckets
+    const eventsByOperation = (samples: Sample[]): Map<string | undefined, { system?: string; count: number }> =>
+      new Map(
+        samples
+          .filter((x) => x.metric.db_collection_name === 'events')
+          .map((x) => [x.metric.db_operation_name?.toUpperCase(), { system: x.metric.db_system_name, count: Number(x.value[1]) }]),
+      )
+    // a scrape may have come in the middle of the statements: wait for one after all of them
+    const byOperation = eventsByOperation(
+      await queryUntil(
+        'sum by (db_system_name, db_operation_name, db_collection_name) (db_client_operation_duration_count{job="app"})',
+        (samples) => eventsByOperation(samples).get('INSERT')?.count === 20 && eventsByOperation(samples).get('SELECT')?.count === 10,
+      ),
+    )
+    expect(byOperation.get('INSERT')).toEqual({ system: 'sqlite', count: 20 })
+    expect(byOperation.get('SELECT')).toEqual({ system: 'sqlite', count: 10 })
+    const bounds = new Set(
+      (await query('db_client_operation_duration_bucket{job="app", db_operation_name=~"(?i)insert"}')).map((b) => b.metric.le),
+    )
+    for (const le of ['0.001', '0.005', '0.01', '0.05', '0.1', '0.5', '1', '5', '10', '+Inf'])
+      expect({ le, present: bounds.has(le) }).toEqual({ le, present: true })
+    const operationSeconds = await query('sum(db_client_operation_duration_sum{job="app"})')
+    expect(Number(operationSeconds[0]?.value[1])).toBeGreaterThan(0)
+    expect(Number(operationSeconds[0]?.value[1])).toBeLessThan(60)
   }, 90_000)
 })
