@@ -53,6 +53,12 @@ const SUITES = [
     meaning:
       'Each read runs in a fresh child process (--expose-gc): heap growth is the highest heapUsed sampled every 1,024 rows minus the heap after full GCs before the read (garbage not yet collected counts), for pool.stream() and, as the anchor, pool.query() holding every row; the stall is the longest gap between two ticks of a 1 ms interval timer during the read. COPY and INSERT batches alternate within each round.',
   },
+  {
+    name: 'tracing',
+    title: 'Tracing overhead: pool.query with no OpenTelemetry SDK vs a registered SDK',
+    meaning:
+      'Per case, each round runs the pool once without an SDK and once with an SDK tracer provider registered, each in a fresh child process that also measures the anchor. SDK ÷ no SDK is the price of a recording span per statement; no SDK ÷ anchor compares with the sqlite and postgres suites (target: no SDK within 3% of the pool before tracing).',
+  },
 ]
 
 function table(rows) {
