@@ -377,3 +377,39 @@ describe('postgres: streams never share their connection', () => {
     expect(pool.stats().used).toBe(0)
   })
 })
+
+describe('postgres: a read in flight when the deadline passes or the signal aborts', () => {
+  // the 5th batch makes the server sleep 10 s: the read is in flight when the stream must stop
+  const slow = 'select i, pg_sleep(case when i = 45 then 10 else 0 end) as z from generate_series(1, 100) as s(i)'
+
+  it.each([
+    ['timeoutMs', 'QUERY_TIMEOUT'],
+    ['signal', 'QUERY_CANCELLED'],
+  ])('%s: rejects at once with %s, the server stops the statement, the connection is closed, the pool goes on', async (kind, code) => {
+    const pool = pools.postgres!
+    const controller = new AbortController()
+    const options = kind === 'timeoutMs' ? { timeoutMs: 400, batchSize: 10 } : { signal: controller.signal, batchSize: 10 }
+    if (kind === 'signal') setTimeout(() => controller.abort(), 400)
+    const started = performance.now()
+    let seen = 0
+    const error = await rejection(
+      (async () => {
+        for await (const row of pool.stream(slow, [], options)) {
+          void row
+          seen++
+        }
+      })(),
+    )
+    const tookMs = performance.now() - started
+    expect(error.code).toBe(code)
+    expect(seen).toBe(40)
+    expect(tookMs).toBeLessThan(5_000)
+    await sleep(50)
+    expect(pool.stats().used).toBe(0)
+    const { rows } = await pool.query<{ n: bigint }>(
+      "select count(*) as n from pg_stat_activity where query like '%pg_sleep(case when i = 45%' and pid <> pg_backend_pid()",
+    )
+    expect(rows[0]!.n).toBe(0n)
+    expect((await pool.query('select 8 as eight')).rows).toEqual([{ eight: 8 }])
+  })
+})
