@@ -117,6 +117,38 @@ describe('transaction', () => {
     expect(calls).toBe(2)
   })
 
+  it('replays a retryable READ_ONLY (a write on a server that became read-only), never a plain one', async () => {
+    const { pool } = makePool({ max: 1 })
+    const readOnly = (retryable: boolean) =>
+      new DatabaseError('READ_ONLY', 'cannot execute INSERT in a read-only transaction', {
+        backend: 'postgres',
+        sqlState: '25006',
+        retryable,
+      })
+    let calls = 0
+    const out = await pool.transaction(
+      async () => {
+        if (++calls < 2) throw readOnly(true)
+        return 'on the new primary'
+      },
+      { retry: { baseDelayMs: 0 } },
+    )
+    expect(out).toBe('on the new primary')
+    expect(calls).toBe(2)
+    calls = 0
+    const err = await rejection(
+      pool.transaction(
+        async () => {
+          calls++
+          throw readOnly(false)
+        },
+        { retry: true },
+      ),
+    )
+    expect(err.code).toBe('READ_ONLY')
+    expect(calls).toBe(1)
+  })
+
   it('does not replay non-retryable errors, nor without retry', async () => {
     const { pool } = makePool({ max: 1 })
     let calls = 0
