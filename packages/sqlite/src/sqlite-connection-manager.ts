@@ -85,7 +85,7 @@ interface ConnectionState {
   /** Set when `close()` returned (see {@link ManagedDatabase}). */
   closed: boolean
   /** Cursors open on it (`pool.stream()`): better-sqlite3 refuses its other statements meanwhile. */
-  cursors: number
+  readonly cursors: Set<SqliteCursor<unknown>>
 }
 
 // how often (at most) a write looks at the -wal size
@@ -215,6 +215,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
 
   async destroy(db: SqliteDatabase): Promise<void> {
     const state = stateOf(db)
+    // a cursor still open (close()'s deadline revoked its lease) keeps the handle busy: ROLLBACK and
+    // close would both be refused
+    if (state) for (const cursor of [...state.cursors]) cursor.close()
     try {
       if (db.open && db.inTransaction) db.exec('ROLLBACK')
     } catch {
@@ -309,17 +312,18 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const kind = statementKind(query.text, stmt.readonly)
     const narrowing = stmt.reader && !this.options.safeIntegers
     if (narrowing) stmt.safeIntegers(true)
-    state.cursors++
-    return new SqliteCursor<R>(stmt, params, options.batchSize, {
+    const cursor = new SqliteCursor<R>(stmt, params, options.batchSize, {
       narrowing,
       before: () => {
         if (kind !== 'read') this.#beforeChange(db, state, kind)
       },
       fail: (err) => this.#fail(db, err),
       ended: () => {
-        state.cursors--
+        state.cursors.delete(cursor)
       },
     })
+    state.cursors.add(cursor)
+    return cursor
   }
 
   beginStatement(settings: TransactionSettings): string {
@@ -452,7 +456,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       dirty: false,
       rowid: undefined,
       closed: false,
-      cursors: 0,
+      cursors: new Set(),
     })
     this.#open.add(db)
   }
@@ -648,7 +652,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     for (const db of this.#open) {
       const state = stateOf(db)
       // an open cursor holds its read snapshot like a transaction does
-      if (state?.lane === 'read' && db.open && (db.inTransaction || state.cursors > 0)) return true
+      if (state?.lane === 'read' && db.open && (db.inTransaction || state.cursors.size > 0)) return true
     }
     return false
   }
@@ -658,7 +662,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     let fallback: SqliteDatabase | undefined
     for (const db of this.#open) {
       // a connection reading a stream refuses to prepare anything until the stream ends
-      if (!db.open || stateOf(db)?.cursors) continue
+      if (!db.open || stateOf(db)?.cursors.size) continue
       if (stateOf(db)?.lane === 'write') return db
       fallback ??= db
     }

@@ -201,7 +201,9 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
   }
 
   next(): Promise<IteratorResult<R>> {
-    if (this.#index < this.#rows.length) return Promise.resolve({ value: this.#rows[this.#index++] as R, done: false })
+    // rows fetched before close() revoked the lease are not handed out after it
+    if (this.#index < this.#rows.length && this.#loan!.lease.active)
+      return Promise.resolve({ value: this.#rows[this.#index++] as R, done: false })
     // one batch at a time: a call made while one is fetched waits for it
     const pending = this.#pending
     if (pending) return pending.then(this.#nextAfter, this.#nextAfter)
