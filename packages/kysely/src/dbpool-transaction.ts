@@ -15,9 +15,9 @@ import { DbpoolConnection } from './dbpool-connection'
  * }, { isolation: 'serializable', retry: true })
  * ```
  *
- * `fn` must be safe to run more than once when `retry` is set. Inside it, `trx.transaction()` and
- * `trx.startTransaction()` are refused (nest with dbpool's own savepoints by calling this again is
- * not possible either: use one transaction).
+ * `fn` must be safe to run more than once when `retry` is set. Inside it, `trx.transaction()` throws
+ * (Kysely's rule for a `Transaction`) and `trx.startTransaction()` is refused with QUERY_FAILED: the
+ * transaction belongs to dbpool, which commits when `fn` resolves and rolls back when it rejects.
  *
  * @throws DatabaseError CONFIGURATION when `db` does not run on a {@link DbpoolDialect}, or for
  *   invalid options (as `pool.transaction()`); otherwise the error that ended the last attempt.

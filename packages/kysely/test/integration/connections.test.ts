@@ -119,6 +119,29 @@ describe.each(BACKENDS)('DbpoolDialect connections on %s', (backend) => {
     })
   } else {
     it('keeps a session-level advisory lock across a transaction on the same connection', async () => {
+      // sessionReset 'clean': a connection given back is reset (DISCARD ALL drops advisory locks), so a
+      // transaction that gave the connection back and borrowed one of its own would lose the lock
+      const clean = await openKyselyDb(backend, {}, { sessionReset: 'clean' })
+      try {
+        await clean.db.connection().execute(async (conn) => {
+          await sql`select pg_advisory_lock(4242)`.execute(conn)
+          const inside = await conn.transaction().execute((trx) =>
+            sql<{
+              held: boolean
+            }>`select count(*) = 1 as held from pg_locks where locktype = 'advisory' and objid = 4242 and pid = pg_backend_pid()`.execute(
+              trx,
+            ),
+          )
+          expect(inside.rows[0]!.held).toBe(true)
+          const { rows } = await sql<{ unlocked: boolean }>`select pg_advisory_unlock(4242) as unlocked`.execute(conn)
+          expect(rows[0]!.unlocked).toBe(true)
+        })
+      } finally {
+        await clean.close()
+      }
+    })
+
+    it('runs a transaction on the connection db.connection() holds (same backend process)', async () => {
       await t.db.connection().execute(async (conn) => {
         await sql`select pg_advisory_lock(4242)`.execute(conn)
         const pid = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(conn)

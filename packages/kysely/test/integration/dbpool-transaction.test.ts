@@ -34,6 +34,8 @@ describe.each(BACKENDS)('dbpoolTransaction on %s', (backend) => {
     const id = await dbpoolTransaction(t.db, async (trx) => {
       expect(trx.isTransaction).toBe(true)
       expect(() => trx.transaction()).toThrow()
+      const nested = await rejection(trx.startTransaction().execute())
+      expect(DatabaseError.is(nested, 'QUERY_FAILED')).toBe(true)
       const { id } = await trx
         .insertInto('person')
         .values({ first_name: 'Ada', last_name: null, email: 'ada@example.com' })

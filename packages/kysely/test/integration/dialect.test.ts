@@ -256,6 +256,8 @@ describe.each(BACKENDS)('DbpoolDialect on %s', (backend) => {
   })
 
   it('keeps one session through db.connection(), transactions on it included', async () => {
+    // several idle connections: a statement or transaction that took another connection would miss the temp table
+    await Promise.all([1, 2, 3].map(() => t.pool.withConnection(() => new Promise((resolve) => setTimeout(resolve, 20)))))
     const names = await t.db.connection().execute(async (conn) => {
       await sql`create temporary table scratch (name text)`.execute(conn)
       await sql`insert into scratch (name) values ('before')`.execute(conn)

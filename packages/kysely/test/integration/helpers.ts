@@ -35,9 +35,14 @@ export interface KyselyTestDb {
 }
 
 /** A temp SQLite file (with readers) or a database of its own on the test Postgres; never skips Postgres. */
-export async function openKyselyDb(backend: BackendName, options: PoolOptions = {}): Promise<KyselyTestDb> {
+export async function openKyselyDb(
+  backend: BackendName,
+  options: PoolOptions = {},
+  backendOptions?: Record<string, unknown>,
+): Promise<KyselyTestDb> {
   const target = backend === 'sqlite' ? await createTempSqlite({ fileName: 'kysely.db' }) : await createTestDatabase()
-  const pool = await PoolFactory.create(target.url, { name: `kysely-test-${backend}`, max: 4, ...options })
+  const poolOptions = { name: `kysely-test-${backend}`, max: 4, ...options }
+  const pool = await PoolFactory.create(target.url, poolOptions, backendOptions ? { backend: backendOptions } : {})
   const db = new Kysely<Database>({ dialect: new DbpoolDialect({ pool }) })
   return {
     backend,
