@@ -210,6 +210,7 @@ export class DatabasePool<out C = unknown> {
       fail: (lease, err) =>
         this.#manager.isUsable(lease.conn.native) ? toDatabaseError(this.#manager, err) : this.#markBroken(lease, err),
       closedError: () => this.#closedError(),
+      watch: (compiled) => (this.#telemetry.watching ? this.#telemetry.stream(compiled) : undefined),
     })
   }
 

@@ -53,6 +53,8 @@ export interface StreamAccess {
   fail(lease: Lease<unknown>, err: unknown): DatabaseError
   /** POOL_CLOSED. */
   closedError(): DatabaseError
+  /** Telemetry of one stream, from its statement's start to its end (undefined: nothing watches). */
+  watch(compiled: CompiledQuery): { end(error: DatabaseError | undefined): void } | undefined
 }
 
 /** @internal A handle's side of a stream on its own lease (see `ConnectionHandle.stream`). */
@@ -188,6 +190,7 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
   #pending: Promise<IteratorResult<R>> | undefined
   #ending: Promise<void> | undefined
   #failure: DatabaseError | undefined
+  #watch: { end(error: DatabaseError | undefined): void } | undefined
 
   constructor(source: StreamSource, query: Queryable, params: readonly unknown[] | undefined, options: unknown) {
     this.#source = source
@@ -256,6 +259,7 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
     const { access, hooks } = this.#source
     const options = streamOptions(this.#rawOptions, hooks !== undefined)
     const compiled = access.compile(this.#query, this.#params)
+    this.#watch = access.watch(compiled)
     const manager = access.manager
     if (!manager.openCursor)
       throw new DatabaseError('CONFIGURATION', `the ${manager.backend} connection manager cannot stream rows (it has no openCursor)`, {
@@ -380,6 +384,7 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
       if (loan) this.#source.access.fail(loan.lease, err)
     }
     if (loan) await loan.end(this.#failure)
+    this.#watch?.end(this.#failure)
   }
 }
 

@@ -157,6 +157,22 @@ export class PoolTelemetry {
   }
 
   /**
+   * Watches a stream (`pool.stream()`, `conn.stream()`): a CLIENT span, a child of the active context,
+   * from the first read to the end of the iteration, and `db.client.operation.duration` over the same
+   * time. Not the slow-statement log: a stream lasts as long as its consumer takes.
+   */
+  stream(query: CompiledQuery): { end(error: DatabaseError | undefined): void } {
+    const info = this.#info(query.text)
+    const started = performance.now()
+    let span: Span | undefined
+    if (this.tracing) {
+      const opened = this.#tracer.startSpan(info.spanName, { kind: SpanKind.CLIENT, attributes: info.spanAttributes })
+      if (opened.isRecording()) span = opened
+    }
+    return { end: (error) => this.#finished(query, info, span, started, error, false) }
+  }
+
+  /**
    * Runs a transaction (every attempt) under an INTERNAL span, active while `run` runs so the
    * statements nest under it; the span fails with `error.type` when the transaction does.
    */
@@ -255,7 +271,7 @@ export class PoolTelemetry {
     this.log?.write('warn', 'listenerError', { listenerOf: event, err: this.log.error(err) }, 'a pool event listener threw')
   }
 
-  #finished(query: CompiledQuery, info: StatementInfo, span: Span | undefined, started: number, err: unknown): void {
+  #finished(query: CompiledQuery, info: StatementInfo, span: Span | undefined, started: number, err: unknown, logSlow = true): void {
     const ms = performance.now() - started
     let errorType: string | undefined
     let status: string | undefined
@@ -275,7 +291,7 @@ export class PoolTelemetry {
       }
       this.#metrics.recordOperation(ms / 1000, attributes)
     }
-    if (this.#slowMs > 0 && ms > this.#slowMs) this.#slow(query, info, ms, err)
+    if (logSlow && this.#slowMs > 0 && ms > this.#slowMs) this.#slow(query, info, ms, err)
   }
 
   #slow(query: CompiledQuery, info: StatementInfo, ms: number, err: unknown): void {

@@ -134,6 +134,29 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
       ])
     })
 
+    it('pool.stream() and conn.stream(): one CLIENT span per stream under the caller`s span, ended with the iteration', async () => {
+      const pool = await open()
+      const rows: unknown[] = []
+      const job = await inSpan('export', async () => {
+        for await (const row of pool.stream('select id, email from accounts', [], { batchSize: 1 })) rows.push(row)
+        await pool.withConnection(async (conn) => {
+          for await (const row of conn.stream('select email from accounts')) rows.push(row)
+        })
+      })
+      const streams = childrenOf(job).filter((s) => s.name === 'select accounts')
+      expect(streams).toHaveLength(2)
+      expect(streams.every((s) => s.kind === SpanKind.CLIENT && s.status.code === SpanStatusCode.UNSET)).toBe(true)
+      expect(rows.length).toBeGreaterThan(0)
+      await expect(
+        (async () => {
+          for await (const row of pool.stream('select email from no_such_table')) rows.push(row)
+        })(),
+      ).rejects.toMatchObject({ code: expect.any(String) })
+      const failed = named('select no_such_table')[0]!
+      expect(failed.status.code).toBe(SpanStatusCode.ERROR)
+      expect(failed.attributes['error.type']).toBeDefined()
+    })
+
     it('a failing statement: status ERROR, error.type the DatabaseError code, db.response.status_code the engine`s', async () => {
       const pool = await open()
       await pool.query(`insert into accounts (id, email) values (2, 'dup@example.com')`)

@@ -233,8 +233,8 @@ describe('pool logger', () => {
       await expect(pool2.query('select 1')).resolves.toMatchObject({ rowCount: 0 })
       expect(warn.mock.calls.some((c) => String(c[0]).includes('the logger of pool "default" threw'))).toBe(true)
     } finally {
-      warn.mockRestore()
       await pool2.close()
+      warn.mockRestore()
     }
   })
 
