@@ -162,12 +162,20 @@ class PostgresListener implements PoolExtension {
       if (set === undefined) this.#channels.set(channel, (set = new Set()))
       set.add(subscription)
       try {
-        const conn = this.#conn?.usable ? this.#conn : await this.#connect()
-        if (first) await this.#run(conn, `LISTEN ${quoteChannel(channel)}`)
+        const conn = this.#conn
+        if (conn?.usable) {
+          if (first) await this.#run(conn, `LISTEN ${quoteChannel(channel)}`)
+        } else {
+          // no connection yet, or one lost without notice: open one listening to every channel
+          await this.#listenAll(subscription)
+        }
       } catch (err) {
         set.delete(subscription)
         if (set.size === 0) this.#channels.delete(channel)
         if (this.#channels.size === 0) await this.#end()
+        else if (this.#conn && !this.#conn.usable) this.#lost(this.#conn)
+        // the other channels are not listened to while there is no connection: keep trying
+        else if (this.#conn === undefined) this.#scheduleReconnect()
         throw err
       }
       return subscription
@@ -223,7 +231,7 @@ class PostgresListener implements PoolExtension {
   #lost(conn: PostgresConnection): void {
     if (this.#conn !== conn) return
     this.#conn = undefined
-    this.#lostAt = performance.now()
+    this.#lostAt ||= performance.now()
     void this.#manager.destroy(conn)
     this.#scheduleReconnect()
   }
@@ -241,31 +249,55 @@ class PostgresListener implements PoolExtension {
   #reconnect(): Promise<void> {
     return this.#serial(async () => {
       if (this.#closed || this.#channels.size === 0 || this.#conn?.usable) return
-      this.#attempts++
-      let conn: PostgresConnection | undefined
       try {
-        conn = await this.#connect()
-        await this.#run(conn, [...this.#channels.keys()].map((channel) => `LISTEN ${quoteChannel(channel)}`).join('; '))
+        await this.#listenAll(undefined)
       } catch (err) {
-        if (conn && this.#conn === conn) {
-          this.#conn = undefined
-          await this.#manager.destroy(conn)
-        }
         const error = DatabaseError.is(err) ? err : this.#manager.mapError(err)
         for (const set of this.#channels.values()) for (const subscription of set) subscription.emit('error', error)
         this.#scheduleReconnect()
-        return
       }
-      const info: ReconnectInfo = { attempts: this.#attempts, downMs: Math.round(performance.now() - this.#lostAt) }
-      this.#attempts = 0
-      for (const set of this.#channels.values()) for (const subscription of set) subscription.emit('reconnect', info)
     })
+  }
+
+  /**
+   * Opens the connection and LISTENs every channel in one round trip. When channels were listened
+   * before (a reconnect), their subscriptions other than `joining` get `reconnect`.
+   */
+  async #listenAll(joining: ChannelSubscription | undefined): Promise<void> {
+    const stale = this.#conn
+    if (stale) {
+      // lost without an event (a LISTEN that timed out closed it): the channels missed what came meanwhile
+      this.#lostAt ||= performance.now()
+      this.#conn = undefined
+      await this.#manager.destroy(stale)
+    }
+    clearTimeout(this.#retry)
+    this.#retry = undefined
+    this.#attempts++
+    const conn = await this.#connect().catch((err: unknown) => {
+      throw DatabaseError.is(err) ? err : this.#manager.mapError(err)
+    })
+    try {
+      await this.#run(conn, [...this.#channels.keys()].map((channel) => `LISTEN ${quoteChannel(channel)}`).join('; '))
+    } catch (err) {
+      if (this.#conn === conn) this.#conn = undefined
+      await this.#manager.destroy(conn)
+      throw err
+    }
+    const reconnected = this.#lostAt > 0
+    const info: ReconnectInfo = { attempts: this.#attempts, downMs: Math.round(performance.now() - this.#lostAt) }
+    this.#attempts = 0
+    this.#lostAt = 0
+    if (!reconnected) return
+    for (const set of this.#channels.values())
+      for (const subscription of set) if (subscription !== joining) subscription.emit('reconnect', info)
   }
 
   async #end(): Promise<void> {
     clearTimeout(this.#retry)
     this.#retry = undefined
     this.#attempts = 0
+    this.#lostAt = 0
     const conn = this.#conn
     this.#conn = undefined
     if (conn) await this.#manager.destroy(conn)
