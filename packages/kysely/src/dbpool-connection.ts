@@ -16,6 +16,8 @@ import { toDbpoolSettings } from './transaction-settings'
 /** Rows per chunk when Kysely passes none (Kysely's `stream()` passes its own default, 100). */
 const DEFAULT_CHUNK_SIZE = 100
 
+const RELEASED: Promise<void> = Promise.resolve()
+
 /** What every connection of one driver shares. */
 export interface ConnectionContext {
   readonly pool: DatabasePool
@@ -124,12 +126,18 @@ export class DbpoolConnection implements DatabaseConnection {
   }
 
   /** Kysely's `releaseConnection`: rolls back a transaction left open, gives the held connection back. */
-  async release(): Promise<void> {
+  release(): Promise<void> {
     const transaction = this.#transaction
     const lease = this.#lease
     this.#released = true
     this.#transaction = undefined
     this.#lease = undefined
+    // the common case, one statement on a held connection: no extra async frame
+    if (transaction === undefined) return lease ? lease.release() : RELEASED
+    return this.#end(transaction, lease)
+  }
+
+  async #end(transaction: HeldTransaction, lease: HeldLease | undefined): Promise<void> {
     try {
       if (transaction) await transaction.rollback()
     } finally {
@@ -173,8 +181,8 @@ export class DbpoolConnection implements DatabaseConnection {
     return lease.conn
   }
 
-  async #run<R>(conn: PoolConnection, compiled: CompiledQuery): Promise<QueryResult<R>> {
-    const result = await conn.query<R>(compiled.sql, compiled.parameters)
-    return toKyselyResult(this.context.backend, result)
+  #run<R>(conn: PoolConnection, compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const backend = this.context.backend
+    return conn.query<R>(compiled.sql, compiled.parameters).then((result) => toKyselyResult(backend, result))
   }
 }
