@@ -72,6 +72,19 @@ suite('through PgBouncer in transaction mode', () => {
     expect(named).toEqual(Array.from({ length: 10 }, () => 0))
   })
 
+  it('pool.stream() through PgBouncer: 4 streams at once over 2 server connections each keep their own portal to the end', async () => {
+    const pool = poolThrough('pgbouncer=true', 4)
+    const read = async (offset: number): Promise<number[]> => {
+      const ids: number[] = []
+      for await (const row of pool.stream<{ id: number }>('select id from kv where id > $1 order by id', [offset], { batchSize: 7 }))
+        ids.push(row.id)
+      return ids
+    }
+    const all = await Promise.all([0, 50, 100, 150].map(read))
+    all.forEach((ids, k) => expect(ids).toEqual(Array.from({ length: 200 - k * 50 }, (_, i) => k * 50 + i + 1)))
+    expect(pool.stats().used).toBe(0)
+  })
+
   it('without it, a named statement can reach a server connection that never parsed it: 26000 inside a transaction', async () => {
     const pool = poolThrough('', 1, { prepare: 'always', pipelineDepth: 1 })
     const text = 'select v from kv where id = $1'
