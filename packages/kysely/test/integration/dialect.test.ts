@@ -179,6 +179,43 @@ describe.each(BACKENDS)('DbpoolDialect on %s', (backend) => {
     expect((await t.db.selectFrom('person').select('first_name').execute()).map((r) => r.first_name)).toEqual(['Ada'])
   })
 
+  it('refuses COMMIT or ROLLBACK sent as a statement inside a transaction (the transaction belongs to dbpool)', async () => {
+    const err = await rejection(
+      t.db.transaction().execute(async (trx) => {
+        await trx.insertInto('person').values({ first_name: 'Ada', last_name: null, email: 'ada@example.com' }).execute()
+        await sql`commit`.execute(trx)
+      }),
+    )
+    expect(DatabaseError.is(err, 'QUERY_FAILED')).toBe(true)
+    // the refused COMMIT was never sent: the insert was rolled back with the transaction
+    expect(await t.db.selectFrom('person').selectAll().execute()).toEqual([])
+  })
+
+  it('never reports as committed a transaction whose callback caught a statement error and went on', async () => {
+    await addPerson('Ada', 'ada@example.com')
+    const attempt = t.db.transaction().execute(async (trx) => {
+      await trx.insertInto('person').values({ first_name: 'Alan', last_name: null, email: 'alan@example.com' }).execute()
+      const caught = await rejection(
+        trx.insertInto('person').values({ first_name: 'Copy', last_name: null, email: 'ada@example.com' }).execute(),
+      )
+      expect(DatabaseError.is(caught, 'UNIQUE_VIOLATION')).toBe(true)
+      return 'done'
+    })
+    const names = async () =>
+      (await t.db.selectFrom('person').select('first_name').orderBy('first_name').execute()).map((r) => r.first_name)
+    if (backend === 'postgres') {
+      // Postgres aborted the transaction at the error: COMMIT would answer ROLLBACK
+      const err = await rejection(attempt)
+      expect(DatabaseError.is(err, 'TRANSACTION_ROLLED_BACK')).toBe(true)
+      expect(DatabaseError.is((err as DatabaseError).cause, 'UNIQUE_VIOLATION')).toBe(true)
+      expect(await names()).toEqual(['Ada'])
+    } else {
+      // SQLite undoes the failed statement only; the rest of the transaction commits
+      expect(await attempt).toBe('done')
+      expect(await names()).toEqual(['Ada', 'Alan'])
+    }
+  })
+
   it('runs a read-only transaction that refuses writes', async () => {
     await addPerson('Ada')
     const rows = await t.db
