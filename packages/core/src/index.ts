@@ -25,6 +25,7 @@ export type {
   IsolationLevel,
   Lane,
   LaneLayout,
+  ReplicaStatus,
   QueryResult,
   ReferencedHandle,
   RowCursor,
@@ -33,7 +34,15 @@ export type {
   TransactionState,
 } from './driver/connection-manager'
 export { DatabasePool } from './pool/database-pool'
-export type { CloseOptions, CloseReport, DatabasePoolOptions, OutstandingLease, WithConnectionOptions } from './pool/database-pool'
+export type {
+  CloseOptions,
+  CloseReport,
+  DatabasePoolOptions,
+  OutstandingLease,
+  QueryOptions,
+  WithConnectionOptions,
+} from './pool/database-pool'
+export type { ReadFallbackInfo, ReplicaOutReason, ReplicaStateInfo, ReplicaStats } from './pool/replica-set'
 export type { PoolConnection, Queryable, Transaction } from './pool/pool-connection'
 export type { PoolExtension } from './pool/pool-extensions'
 export { RowStream, DEFAULT_STREAM_BATCH_SIZE, MAX_STREAM_BATCH_SIZE } from './pool/row-stream'

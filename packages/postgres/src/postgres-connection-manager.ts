@@ -16,6 +16,7 @@ import {
   type ResolvedHost,
   type SessionFeatures,
   type QueryResult,
+  type ReplicaStatus,
   type RowCursor,
   type TransactionSettings,
   type TelemetryTarget,
@@ -39,6 +40,16 @@ import { fallsBackToPlain, isTlsRefusal, tlsOptions, type PgSsl } from './postgr
 import { createTypeParsers } from './postgres-types'
 import { hostLabel, mismatchOf, passesOf, reportsReadOnly } from './postgres-session-attrs'
 import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, sessionStatement, TRANSACTION_MODE_REASON } from './postgres-pgbouncer'
+import { isReadOnlyStatement } from './postgres-read-only'
+import {
+  parseLsn,
+  REPLICA_OPTION_KEYS,
+  REPLICA_STATUS_SQL,
+  replicaStatusOf,
+  resolveReplicaOptions,
+  WRITE_POSITION_SQL,
+  type ResolvedReplicaOptions,
+} from './postgres-replicas'
 
 /** Why a guarded statement stopped waiting for the server. */
 type Stop = 'deadline' | 'abandoned'
@@ -63,7 +74,18 @@ const QUERY_OR_DML = /^\s*(select|with|values|table|insert|update|delete|merge)\
 export class PostgresConnectionManager implements ConnectionManager<PostgresConnection> {
   readonly backend = 'postgres' as const
   readonly dialect = 'postgres' as const
-  readonly lanes: LaneLayout = { readers: 0 }
+  /** One lane; with `replicas`, a read lane whose targets are the replicas. */
+  readonly lanes: LaneLayout
+  /** The validated read-replica options (`replicas`, `readRouting`, `readYourWrites`, `maxReplicaLagMs`). */
+  readonly replicaOptions: ResolvedReplicaOptions
+  /** With replicas and `readYourWrites`: the pool records write positions. */
+  readonly readYourWrites: boolean
+  /** With replicas: the lag beyond which one is taken out. */
+  readonly maxReplicaLagMs: number
+  /** With `readRouting: 'auto'`: lone statements known read-only go to the read lane. */
+  readonly route?: (query: CompiledQuery) => Lane
+  /** A manager per replica: connects the read lane's connections (same options, the replica's own config). */
+  readonly #replicaManagers: readonly PostgresConnectionManager[]
   /** The redacted target, e.g. `postgres://app@db:5432/ledger`. */
   readonly target: string
   /** The validated target settings. */
@@ -108,6 +130,36 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     this.telemetryTarget = { namespace: this.config.database, serverAddress: this.config.host, serverPort: this.config.port }
     this.sessionFeatures = sessionFeaturesOf(this.options.pgbouncer)
     this.#startupSettings = this.options.pgbouncer ? sessionSettingsThroughPgBouncer(this.options.pgbouncer, this.config) : []
+    this.replicaOptions = resolveReplicaOptions((options ?? {}) as Record<string, unknown>)
+    const perReplica = Object.fromEntries(
+      Object.entries(options ?? {}).filter(([key]) => !(REPLICA_OPTION_KEYS as readonly string[]).includes(key)),
+    ) as PostgresManagerOptions
+    this.#replicaManagers = this.replicaOptions.replicas.map(
+      (replica) => new PostgresConnectionManager(replica, { ...perReplica, replicas: [] }, defaults),
+    )
+    const readTargets = this.#replicaManagers.map((m) => hostLabel(m.config.host, m.config.port))
+    this.lanes = readTargets.length > 0 ? { readers: 0, readTargets } : { readers: 0 }
+    this.readYourWrites = readTargets.length > 0 && this.replicaOptions.readYourWrites
+    this.maxReplicaLagMs = this.replicaOptions.maxReplicaLagMs
+    if (readTargets.length > 0 && this.replicaOptions.readRouting === 'auto')
+      this.route = (query) => (isReadOnlyStatement(query.text) ? 'read' : 'write')
+  }
+
+  /** Whether a statement is known not to write (see {@link isReadOnlyStatement}). */
+  isReadOnly(query: CompiledQuery): boolean {
+    return isReadOnlyStatement(query.text)
+  }
+
+  /** A replica's standby state, replayed position and lag, in one round trip (see REPLICA_STATUS_SQL). */
+  async replicaStatus(conn: PostgresConnection, timeoutMs: number): Promise<ReplicaStatus> {
+    const { rows } = await this.execute(conn, { text: REPLICA_STATUS_SQL, params: [] }, { timeoutMs })
+    return replicaStatusOf(rows[0])
+  }
+
+  /** The primary's WAL insert position after a commit (see WRITE_POSITION_SQL), one round trip. */
+  async writePosition(conn: PostgresConnection, timeoutMs: number): Promise<bigint> {
+    const { rows } = await this.execute<{ lsn: string }>(conn, { text: WRITE_POSITION_SQL, params: [] }, { timeoutMs })
+    return parseLsn(rows[0]?.lsn)
   }
 
   /**
@@ -117,6 +169,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   redact(text: string): string {
     let out = this.config.redactPassword(text)
     for (const secret of this.#secrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED)
+    for (const replica of this.#replicaManagers) out = replica.redact(out)
     return out
   }
 
@@ -154,7 +207,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * failed the same way, e.g. AUTHENTICATION_FAILED). A write-lane connection that reaches another
    * server than the one before reports `onFailover`, and the connections to the old one are evicted.
    */
-  async connect(lane: Lane, hooks: ConnectionHooks): Promise<PostgresConnection> {
+  async connect(lane: Lane, hooks: ConnectionHooks, target?: number): Promise<PostgresConnection> {
+    if (lane === 'read' && target !== undefined) {
+      const replica = this.#replicaManagers[target]
+      if (!replica) throw new DatabaseError('CONFIGURATION', `there is no replica ${target} (${this.#replicaManagers.length} configured)`)
+      const conn = await replica.connect('read', hooks)
+      conn.onReplica = true
+      return conn
+    }
     const password = await this.#password()
     const conn = await this.#walk(password, hooks)
     try {
@@ -712,7 +772,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   #readOnlyError(conn: PostgresConnection, mapped: DatabaseError): DatabaseError {
     const server = reportsReadOnly(conn)
     // the application asked for read-only mode in this lease: the write is its own mistake
-    if (conn.readOnlyByApp) return mapped
+    if (conn.readOnlyByApp || conn.onReplica) return mapped
     const at = hostLabel(conn.host, conn.port)
     const error = new DatabaseError(
       'READ_ONLY',

@@ -51,6 +51,8 @@ export class PostgresConnection implements ReferencedHandle {
    * not a server that became read-only.
    */
   readOnlyByApp = false
+  /** @internal A read-lane connection to a read replica: a 25006 there is the application's write on a standby, never a failover. */
+  onReplica = false
 
   /** @internal */
   constructor(

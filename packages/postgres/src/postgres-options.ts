@@ -3,9 +3,10 @@ import { checkEnum, checkInteger, checkString, rejectUnknownKeys, requireObject 
 import type { PrepareMode } from './postgres-statement-cache'
 import { INT8_MODES, type Int8Mode } from './postgres-types'
 import { checkSessionOptions, resolvePgBouncerMode, type PgBouncerMode } from './postgres-pgbouncer'
+import { REPLICA_OPTION_KEYS, type PostgresReplicaOptions } from './postgres-replicas'
 
 /** Options of the {@link PostgresConnectionManager} beyond the {@link DatabaseConfig}. */
-export interface PostgresManagerOptions {
+export interface PostgresManagerOptions extends PostgresReplicaOptions {
   /** SQL run on every new connection after connecting (e.g. `SET search_path TO app`). Default is none. */
   readonly sessionInit?: string | readonly string[]
   /** Deadline of one connect (TCP, TLS, auth, session init). Default is the pool's `createTimeoutMs`, else `10000`. */
@@ -115,6 +116,7 @@ export const POSTGRES_MANAGER_OPTION_KEYS = [
   'prepare',
   'statementCacheSize',
   'pgbouncer',
+  ...REPLICA_OPTION_KEYS,
 ] as const
 
 const MAX_MS = 2_147_483_647

@@ -120,6 +120,28 @@ export interface LaneLayout {
   readonly writeMax?: number
   /** Read-only connections in the read lane; `0` means no read lane. */
   readonly readers: number
+  /**
+   * Servers of the read lane (Postgres replicas), as `host:port` labels: the read lane then holds a
+   * pool per target, each up to the pool's `max` (`readers` is ignored), and `connect('read', hooks, i)`
+   * opens a connection to target `i`. See the pool's `replicas` behaviour in docs/architecture.md.
+   */
+  readonly readTargets?: readonly string[]
+}
+
+/**
+ * What a replica reports about itself (see `ConnectionManager.replicaStatus`): its position in the
+ * primary's write-ahead log and how far behind it is.
+ */
+export interface ReplicaStatus {
+  /** Whether the server is a standby (`pg_is_in_recovery()`); a promoted one is not. */
+  readonly inRecovery: boolean
+  /**
+   * Everything up to this position is visible to new reads (Postgres: `pg_last_wal_replay_lsn()` on a
+   * standby, `pg_current_wal_insert_lsn()` on a server that is not one), as a number.
+   */
+  readonly position: bigint
+  /** Replay lag in ms: 0 when it replayed all it received, else the age of the last replayed commit. */
+  readonly lagMs: number
 }
 
 /**
@@ -170,8 +192,11 @@ export interface ConnectionManager<C = unknown> {
   redact?(text: string): string
   /** What sessions can be relied on for (see {@link SessionFeatures}); absent means a plain session. */
   readonly sessionFeatures?: SessionFeatures
-  /** Opens a connection for a lane, with session setup applied. Throws a mapped DatabaseError. */
-  connect(lane: Lane, hooks: ConnectionHooks): Promise<C>
+  /**
+   * Opens a connection for a lane, with session setup applied; `target`: the index of a read target
+   * (`lanes.readTargets`) for the read lane. Throws a mapped DatabaseError.
+   */
+  connect(lane: Lane, hooks: ConnectionHooks, target?: number): Promise<C>
   /** Cheap, synchronous: false once the connection ended or saw a fatal error. */
   isUsable(conn: C): boolean
   /** A real round trip, bounded by `timeoutMs`. */
@@ -225,6 +250,23 @@ export interface ConnectionManager<C = unknown> {
   mapError(err: unknown): DatabaseError
   /** The lane a single auto-commit statement runs on. Default: `write`. */
   route?(query: CompiledQuery): Lane
+  /**
+   * Whether a statement is known not to write (conservative: `false` when in doubt). With read targets
+   * and `readYourWrites`, a statement that is not records the write position before its lease ends.
+   * Default: nothing is known read-only.
+   */
+  isReadOnly?(query: CompiledQuery): boolean
+  /** With read targets: how far a target's connection has replayed and how far behind it is, bounded by `timeoutMs`. */
+  replicaStatus?(conn: C, timeoutMs: number): Promise<ReplicaStatus>
+  /**
+   * With `readYourWrites`: the write position of the server of a write-lane connection, asked right
+   * after a write committed there (Postgres: `pg_current_wal_insert_lsn()`), bounded by `timeoutMs`.
+   */
+  writePosition?(conn: C, timeoutMs: number): Promise<bigint>
+  /** With read targets: whether the pool records write positions and waits for replicas to reach them. Default: `false`. */
+  readonly readYourWrites?: boolean
+  /** With read targets: the lag beyond which a replica is taken out, in ms. Default: `10000`. */
+  readonly maxReplicaLagMs?: number
   /** Backend-specific health checks (SQLite integrity, WAL size, ...), run on a leased connection. */
   healthChecks?(conn: C, options: { readonly deep: boolean; readonly timeoutMs: number }): Promise<HealthCheckDetail[]>
   /** Called once after the pool destroyed every connection. */

@@ -25,6 +25,7 @@ import {
   type Transaction,
 } from './pool-connection'
 import { PoolMaintenance } from './pool-maintenance'
+import { createReplicaSet, type ReplicaSet, type ReplicaStats } from './replica-set'
 import { StatementSharing } from './statement-sharing'
 import { StreamSupport, type RowStream, type StreamOptions } from './row-stream'
 import { PoolExtensions, type PoolExtension } from './pool-extensions'
@@ -50,6 +51,16 @@ export interface DatabasePoolOptions {
    * once when the pool is made (an SDK registered later is still used: the global provider is a proxy).
    */
   readonly tracer?: Tracer
+}
+
+/** Options of `pool.query()`: the statement's deadline and signal, and the lane. */
+export interface QueryOptions extends ExecuteOptions {
+  /**
+   * `'read'`: run on the read lane (a Postgres replica, a SQLite reader) whatever the routing says;
+   * `'write'`: on the primary / writer. Default: the pool's routing (`readRouting`; SQLite: read-only
+   * statements on a reader).
+   */
+  readonly lane?: Lane
 }
 
 /** Options of `withConnection()`. */
@@ -127,6 +138,8 @@ export class DatabasePool<out C = unknown> {
   readonly #events: PoolEventEmitter
   readonly #write: LanePool<unknown>
   readonly #read: LanePool<unknown> | undefined
+  /** The read lane when the manager has read targets (Postgres replicas): a pool per replica. */
+  readonly #replicas: ReplicaSet | undefined
   /**
    * Calls admitted and not finished: waiting for a connection or holding a lease (each lease is also
    * `conn.lease` of its connection: no per-lease set on the hot path). close() waits for it to reach 0.
@@ -176,6 +189,10 @@ export class DatabasePool<out C = unknown> {
     this.#write = new LanePool(host, 'write', writeMax, Math.min(this.config.min, writeMax))
     const readers = manager.lanes.readers
     this.#read = readers > 0 ? new LanePool(host, 'read', readers, Math.min(this.config.min, readers)) : undefined
+    this.#replicas = createReplicaSet(manager, host, this.config, {
+      emitState: (info) => this.#events.emit('replica', info),
+      emitFallback: (info) => this.#events.emit('readFallback', info),
+    })
     const depth = manager.pipelineDepth ?? 1
     this.#sharing = depth > 1 && manager.canPipeline ? new StatementSharing(this.#sharingHost(), depth) : undefined
     this.#maintenance = new PoolMaintenance({
@@ -185,6 +202,7 @@ export class DatabasePool<out C = unknown> {
       activeLeases: () => this.#activeLeases(),
       toError: (err) => toDatabaseError(this.#manager, err),
       emitError: (error) => this.#emitError(error),
+      keepalive: this.#replicas && (() => this.#replicas!.probe(Math.min(this.config.createTimeoutMs, 5_000))),
       emitLeak: (info) => {
         this.#telemetry.leak(info)
         if (this.#events.listenerCount('leak') > 0) this.#events.emit('leak', info)
@@ -201,10 +219,12 @@ export class DatabasePool<out C = unknown> {
       compile: (query, params) => this.#compile(query, params),
       lane: (compiled, requested) =>
         requested === undefined
-          ? this.#read && this.#manager.route
+          ? this.#hasReadLane && this.#manager.route
             ? this.#manager.route(compiled)
             : 'write'
-          : this.#lane(requested).lane,
+          : requested === 'read' && this.#replicas
+            ? 'read'
+            : this.#lane(requested).lane,
       acquire: (lane, signal) => this.#acquire(lane, this.#leased, undefined, signal),
       release: (lease) => this.#release(lease),
       fail: (lease, err) =>
@@ -255,6 +275,14 @@ export class DatabasePool<out C = unknown> {
     return this
   }
 
+  /**
+   * The read lane's replicas (usable or why not, lag, connections) and where read-lane work ran;
+   * `undefined` without replicas.
+   */
+  replicaStats(): ReplicaStats | undefined {
+    return this.#replicas?.stats()
+  }
+
   /** Counters over all lanes: size, idle, used, pending, max, min, utilization. */
   stats(lane?: Lane): PoolStatsSnapshot {
     const dedicated = lane === undefined ? this.#extensions.connections : undefined
@@ -274,15 +302,14 @@ export class DatabasePool<out C = unknown> {
 
   #oneLaneStats(lane: Lane): PoolStatsSnapshot {
     if (lane === 'write') return this.#laneStats(this.#write)
-    if (lane === 'read')
-      return this.#read ? this.#laneStats(this.#read) : { size: 0, idle: 0, used: 0, pending: 0, max: 0, min: 0, utilization: 0 }
+    if (lane === 'read') return this.#readStats() ?? { size: 0, idle: 0, used: 0, pending: 0, max: 0, min: 0, utilization: 0 }
     return this.#allStats()
   }
 
   #allStats(): PoolStatsSnapshot {
     const w = this.#laneStats(this.#write)
-    if (!this.#read) return w
-    const r = this.#laneStats(this.#read)
+    const r = this.#readStats()
+    if (!r) return w
     const max = w.max + r.max
     const used = w.used + r.used
     return {
@@ -294,6 +321,28 @@ export class DatabasePool<out C = unknown> {
       min: w.min + r.min,
       utilization: used / max,
     }
+  }
+
+  /** The read lane's counters: its pool, or the sum over the replicas' pools. */
+  #readStats(): PoolStatsSnapshot | undefined {
+    if (this.#read) return this.#laneStats(this.#read)
+    if (!this.#replicas) return undefined
+    const all = this.#replicas.pools.map((p) => this.#laneStats(p))
+    const sum = (key: 'size' | 'idle' | 'used' | 'pending' | 'max' | 'min'): number => all.reduce((n, s) => n + s[key], 0)
+    return {
+      size: sum('size'),
+      idle: sum('idle'),
+      used: sum('used'),
+      pending: sum('pending'),
+      max: sum('max'),
+      min: sum('min'),
+      utilization: sum('used') / sum('max'),
+    }
+  }
+
+  /** Whether the pool has a read lane (SQLite readers, Postgres replicas). */
+  get #hasReadLane(): boolean {
+    return this.#read !== undefined || this.#replicas !== undefined
   }
 
   #laneStats(lane: LanePool<unknown>): PoolStatsSnapshot {
@@ -308,13 +357,16 @@ export class DatabasePool<out C = unknown> {
    * Runs one statement: an `sql` fragment, or backend-native text with parameters. On a pool with a
    * read lane, a statement the manager routes as read-only runs on a reader.
    */
-  query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>> {
+  query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<R>> {
     // not an async function: the lease-free paths return their own promise without an extra frame
     let compiled: CompiledQuery
     let lane: Lane
     try {
       compiled = this.#compile(query, params)
-      lane = this.#read && this.#manager.route ? this.#manager.route(compiled) : 'write'
+      if (options?.lane !== undefined) {
+        lane = checkLane(options.lane)
+        options = withoutLane(options)
+      } else lane = this.#hasReadLane && this.#manager.route ? this.#manager.route(compiled) : 'write'
     } catch (err) {
       return Promise.reject(err)
     }
@@ -338,7 +390,8 @@ export class DatabasePool<out C = unknown> {
       this.#state === 'open' &&
       options?.timeoutMs === undefined &&
       options?.signal === undefined &&
-      this.#manager.canPipeline!(compiled)
+      this.#manager.canPipeline!(compiled) &&
+      !(this.#replicas && (lane === 'read' || this.#replicas.needsLease(compiled)))
     ) {
       // a deadline or a cancel can destroy the connection: such statements don't share one
       return this.#sharing.run<R>(this.#lane(lane), compiled)
@@ -442,7 +495,7 @@ export class DatabasePool<out C = unknown> {
     const lane = options?.lane ?? 'write'
     if (lane !== 'write' && lane !== 'read')
       return Promise.reject(new DatabaseError('CONFIGURATION', `invalid lane ${JSON.stringify(lane)}: must be write or read`))
-    return this.#acquire(lane === 'read' && this.#read ? 'read' : 'write', this.#lendConnection, fn) as Promise<T>
+    return this.#acquire(lane === 'read' && this.#hasReadLane ? 'read' : 'write', this.#lendConnection, fn) as Promise<T>
   }
 
   /** `immediate`: the lease may have been handed out inside withConnection() itself (see `#lendConnection`). */
@@ -490,7 +543,7 @@ export class DatabasePool<out C = unknown> {
       transactionState: readState && ((native) => readState.call(this.#manager, native)),
       lease: <R>(readOnly: boolean, body: (tx: ConnectionHandle<C>, markBroken: (err: unknown) => DatabaseError) => Promise<R>) =>
         this.#acquire(
-          readOnly && this.#read ? 'read' : 'write',
+          readOnly && this.#hasReadLane ? 'read' : 'write',
           this.#lendTransaction,
           body as TransactionBody<unknown>,
           undefined,
@@ -620,7 +673,13 @@ export class DatabasePool<out C = unknown> {
   }
 
   #lanes(): LanePool<unknown>[] {
+    if (this.#replicas) return [this.#write, ...this.#replicas.pools]
     return this.#read ? [this.#write, this.#read] : [this.#write]
+  }
+
+  /** The lane pool a connection belongs to (a replica's, on a read lane with several targets). */
+  #home(conn: PooledConnection<unknown>): LanePool<unknown> {
+    return conn.target >= 0 && this.#replicas ? this.#replicas.poolOf(conn) : this.#lane(conn.lane)
   }
 
   #lane(lane: Lane): LanePool<unknown> {
@@ -653,9 +712,48 @@ export class DatabasePool<out C = unknown> {
    */
   #acquire<B, T>(lane: Lane, lend: Lender<B, T>, arg: B, signal?: AbortSignal, admitted = false): Promise<Awaited<T>> {
     if (admitted ? this.#revoking : this.#state !== 'open') return Promise.reject<Awaited<T>>(this.#closedError())
+    if (lane === 'read' && this.#replicas) return this.#acquireReplica(this.#replicas, lend, arg, signal, admitted)
+    return this.#acquireOn(this.#lane(lane), lend, arg, signal, admitted)
+  }
+
+  /**
+   * A read-lane acquire with replicas: on the replica the set chooses (or the primary); a replica whose
+   * connect fails (nothing ran yet) is taken out and the next choice is tried.
+   */
+  async #acquireReplica<B, T>(
+    replicas: ReplicaSet,
+    lend: Lender<B, T>,
+    arg: B,
+    signal: AbortSignal | undefined,
+    admitted: boolean,
+  ): Promise<Awaited<T>> {
+    for (;;) {
+      const chosen = replicas.choose()
+      const pool = (chosen instanceof Promise ? await chosen : chosen) ?? this.#write
+      if (pool === this.#write) return this.#acquireOn(pool, lend, arg, signal, admitted)
+      let lent = false
+      const lendOnce: Lender<B, T> = (conn, waited, started, origin, b) => {
+        lent = true
+        return lend(conn, waited, started, origin, b)
+      }
+      try {
+        return await this.#acquireOn(pool, lendOnce, arg, signal, admitted)
+      } catch (err) {
+        if (lent || !DatabaseError.is(err) || !REPLICA_DOWN_CODES.has(err.code) || this.#state !== 'open') throw err
+        replicas.failed(pool, err)
+      }
+    }
+  }
+
+  #acquireOn<B, T>(
+    pool: LanePool<unknown>,
+    lend: Lender<B, T>,
+    arg: B,
+    signal: AbortSignal | undefined,
+    admitted: boolean,
+  ): Promise<Awaited<T>> {
     // the connection may come through another caller's release: `lend` (and the callback it runs) keeps this caller's context
     if (this.#telemetry.tracing) lend = this.#telemetry.bind(lend)
-    const pool = this.#lane(lane)
     const started = performance.now()
     // captured before the first await, so the stack still holds the caller's frames
     const origin = this.config.leakDetectionThresholdMs > 0 ? new Error('connection acquired here') : undefined
@@ -681,7 +779,7 @@ export class DatabasePool<out C = unknown> {
   /** Turns a connection handed out by a lane into a lease (`admission`: see {@link Lease.admission}). */
   #lease(conn: PooledConnection<unknown>, waited: boolean, started: number, origin: Error | undefined, admission: boolean): Lease<unknown> {
     if (this.#revoking) {
-      this.#lane(conn.lane).release(conn)
+      this.#home(conn).release(conn)
       if (admission) this.#finished()
       throw this.#closedError()
     }
@@ -707,6 +805,9 @@ export class DatabasePool<out C = unknown> {
 
   /** Ends a lease: reset, then back to tarn, or destroyed. Synchronous when the reset is. */
   #release(lease: Lease<unknown>): void | Promise<void> {
+    // readYourWrites: the write's position is recorded before the caller sees its result
+    if (lease.wrote && this.#replicas && lease.active && this.#committed(lease.conn))
+      return this.#replicas.recordWrite(lease, Math.min(this.config.createTimeoutMs, 5_000)).then(() => this.#release(lease))
     if (!lease.markReleased()) return
     const conn = lease.conn
     conn.lease = undefined
@@ -731,18 +832,25 @@ export class DatabasePool<out C = unknown> {
     )
   }
 
+  /** A usable connection outside any transaction: what ran on it is committed (or was rolled back). */
+  #committed(conn: PooledConnection<unknown>): boolean {
+    if (conn.broken || !this.#manager.isUsable(conn.native)) return false
+    const state = this.#manager.transactionState?.(conn.native)
+    return state === undefined || state === 'idle'
+  }
+
   #giveBack(conn: PooledConnection<unknown>, now: number): void {
     if (conn.unrefWhileIdle) (conn.native as ReferencedHandle).unref()
     conn.leased = false
     conn.lastCheckedAt = now
-    this.#lane(conn.lane).release(conn, now)
+    this.#home(conn).release(conn, now)
     if (this.#drained && this.#admitted === 0) this.#drained()
   }
 
   /** Destroys a connection that must not be reused, then hands tarn its slot back. */
   async #discard(conn: PooledConnection<unknown>): Promise<void> {
     conn.leased = false
-    const pool = this.#lane(conn.lane)
+    const pool = this.#home(conn)
     await pool.evict(conn, conn.broken ? `broken: ${conn.broken.code}` : 'unusable')
     pool.release(conn)
     pool.dropDestroyed()
@@ -766,6 +874,7 @@ export class DatabasePool<out C = unknown> {
   }
 
   async #execute<R>(lease: Lease<unknown>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
+    this.#replicas?.noteStatement(lease, query)
     try {
       return await this.#manager.execute<R>(lease.conn.native, query, options ?? {})
     } catch (err) {
@@ -864,11 +973,26 @@ export class DatabasePool<out C = unknown> {
     conn.lease = undefined
     if (lease.admission) this.#admitted--
     conn.broken ??= this.#closedError()
-    const pool = this.#lane(conn.lane)
+    const pool = this.#home(conn)
     await pool.evict(conn, 'closed while leased')
     pool.release(conn)
     pool.dropDestroyed()
   }
+}
+
+/** Connect failures of a replica (nothing ran on it): the read goes to another replica or the primary. */
+const REPLICA_DOWN_CODES: ReadonlySet<string> = new Set(['CONNECTION_FAILED', 'CONNECTION_LOST'])
+
+function checkLane(lane: unknown): Lane {
+  if (lane !== 'write' && lane !== 'read')
+    throw new DatabaseError('CONFIGURATION', `invalid query.lane ${JSON.stringify(lane)}: must be 'write' or 'read'`, { retryable: false })
+  return lane
+}
+
+/** The options without `lane` (the manager refuses keys it does not know). */
+function withoutLane(options: QueryOptions): ExecuteOptions | undefined {
+  const { lane: _lane, ...rest } = options
+  return rest.timeoutMs === undefined && rest.signal === undefined && Object.keys(rest).length === 0 ? undefined : rest
 }
 
 /**

@@ -99,6 +99,8 @@ export class LanePool<C> {
     readonly lane: Lane,
     readonly max: number,
     readonly min: number,
+    /** The manager's read target (`lanes.readTargets` index) this pool's connections go to; `-1`: the lane's only target. */
+    readonly target = -1,
   ) {
     this.#host = host
     const { config } = host
@@ -410,10 +412,11 @@ export class LanePool<C> {
     const { manager, config } = this.#host
     const started = performance.now()
     let conn: PooledConnection<C> | undefined
-    const connecting = manager.connect(this.lane, {
-      onLost: (error) => conn && this.#host.onLost(conn, error),
-      onFailover: (info) => this.#host.onFailover(info),
-    })
+    const hooks = {
+      onLost: (error: DatabaseError) => conn && this.#host.onLost(conn, error),
+      onFailover: (info: FailoverInfo) => this.#host.onFailover(info),
+    }
+    const connecting = this.target < 0 ? manager.connect(this.lane, hooks) : manager.connect(this.lane, hooks, this.target)
     try {
       const native = await withDeadline(
         connecting,
@@ -423,7 +426,7 @@ export class LanePool<C> {
             backend: manager.backend,
           }),
       )
-      conn = new PooledConnection(native, this.lane, expiry(config.maxLifetimeMs, config.maxLifetimeJitter))
+      conn = new PooledConnection(native, this.lane, expiry(config.maxLifetimeMs, config.maxLifetimeJitter), this.target)
       if (config.allowExitOnIdle && isReferencedHandle(native)) {
         // idle until leased: its socket must not keep the process alive (pg-pool's allowExitOnIdle)
         conn.unrefWhileIdle = true
@@ -556,7 +559,7 @@ export class LanePool<C> {
   #describe(extraPending = 0): string {
     const s = this.stats()
     s.pending += extraPending
-    const lane = this.lane === 'read' ? ' (read lane)' : ''
+    const lane = this.lane === 'read' ? (this.target < 0 ? ' (read lane)' : ` (read lane, replica ${this.target})`) : ''
     return `pool "${this.#host.config.name}"${lane} (size=${s.size}, used=${s.used}, idle=${s.idle}, pending=${s.pending}, max=${s.max})`
   }
 }

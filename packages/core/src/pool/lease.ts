@@ -12,6 +12,8 @@ export class Lease<C> {
   /** Captured at acquire; its `.stack` is only formatted when a leak is reported. */
   readonly origin: Error | undefined
   leakReported = false
+  /** `readYourWrites`: a write-lane statement that may have written ran on it (its release records the write position). */
+  wrote = false
   #state: 'active' | 'released' | 'revoked' = 'active'
 
   constructor(

@@ -1,5 +1,6 @@
 import type { DatabaseError } from '../errors/database-error'
 import type { FailoverInfo, Lane } from '../driver/connection-manager'
+import type { ReadFallbackInfo, ReplicaStateInfo } from './replica-set'
 
 /** What a `leak` event carries: the lease held past the threshold and where it was taken. */
 export interface LeakInfo {
@@ -25,6 +26,13 @@ export interface PoolEvents {
    * changed): connections to the old one are evicted as they come back.
    */
   failover: (info: FailoverInfo) => void
+  /**
+   * A replica of the read lane was taken out (its connect failed, or its lag passed
+   * `maxReplicaLagMs`) or is usable again (found so by a keepalive pass).
+   */
+  replica: (info: ReplicaStateInfo) => void
+  /** Read-lane work runs on the primary: no replica is usable (once per spell; `replicaStats()` counts each read). */
+  readFallback: (info: ReadFallbackInfo) => void
   /** A physical connection was closed, and why. */
   destroy: (info: { readonly connectionId: number; readonly lane: Lane; readonly reason: string }) => void
 }

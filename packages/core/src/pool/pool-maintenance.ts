@@ -14,6 +14,8 @@ export interface MaintenanceHost {
   toError(err: unknown): DatabaseError
   emitError(error: DatabaseError): void
   emitLeak(info: LeakInfo): void
+  /** More work for each maintenance pass (the read lane's replica probes); its failures are its own. */
+  readonly keepalive?: (() => Promise<void>) | undefined
 }
 
 /**
@@ -109,6 +111,7 @@ export class PoolMaintenance {
         if (lane.waiting === 0) lane.pingIdle().catch((err: unknown) => host.emitError(host.toError(err)))
       }
     }
+    host.keepalive?.().catch((err: unknown) => host.emitError(host.toError(err)))
     this.scheduleWarmUp(0)
   }
 

@@ -28,5 +28,7 @@ export class PooledConnection<C> {
     readonly lane: Lane,
     /** Absolute time after which it is retired; `Infinity` when lifetime is off. */
     readonly expiresAt: number,
+    /** The read target (replica) index it was opened for; `-1` for a lane with a single target. */
+    readonly target = -1,
   ) {}
 }

@@ -1,0 +1,318 @@
+import type { PoolConfig } from '../config/pool-config'
+import { DatabaseError } from '../errors/database-error'
+import type { CompiledQuery } from '../sql/sql'
+import type { ConnectionManager, ReplicaStatus } from '../driver/connection-manager'
+import { LanePool, type LaneHost } from './lane-pool'
+import type { Lease } from './lease'
+import type { PooledConnection } from './pooled-connection'
+
+/** Why a replica is not used for reads. */
+export type ReplicaOutReason = 'unreachable' | 'lagging'
+
+/** What the `replica` pool event carries: a replica of the read lane was taken out or came back. */
+export interface ReplicaStateInfo {
+  /** The replica, `host:port`. */
+  readonly replica: string
+  /** `true`: reads may use it again; `false`: taken out (re-probed in each keepalive pass). */
+  readonly usable: boolean
+  /** Why it was taken out. */
+  readonly reason?: ReplicaOutReason
+  /** The lag measured, when it is the reason. */
+  readonly lagMs?: number
+  /** The error, when it is unreachable. */
+  readonly error?: DatabaseError
+}
+
+/** What the `readFallback` pool event carries: read-lane work runs on the primary since no replica is usable. */
+export interface ReadFallbackInfo {
+  /** Each replica and why it is out. */
+  readonly replicas: readonly { readonly replica: string; readonly reason: ReplicaOutReason }[]
+}
+
+/** Counters of the read lane's replicas (`pool.replicaStats()`). */
+export interface ReplicaStats {
+  readonly replicas: readonly {
+    readonly replica: string
+    readonly usable: boolean
+    readonly reason?: ReplicaOutReason
+    /** Lag at the last keepalive pass, in ms (`undefined` before the first). */
+    readonly lagMs?: number
+    /** Connections open, in use, waiting. */
+    readonly size: number
+    readonly used: number
+    readonly pending: number
+  }[]
+  /** Read-lane acquires served by a replica. */
+  readonly readsOnReplicas: number
+  /** Read-lane acquires served by the primary because no replica was usable. */
+  readonly readsOnPrimaryFallback: number
+  /** Read-lane acquires served by the primary because no usable replica had replayed this process's last write (`readYourWrites`). */
+  readonly readsOnPrimaryForWrites: number
+  /** Write positions recorded for `readYourWrites` (one round trip each). */
+  readonly positionsRecorded: number
+}
+
+/** @internal What the replica set needs from the pool. */
+export interface ReplicaHost {
+  readonly laneHost: LaneHost<unknown>
+  readonly maxLagMs: number
+  readonly readYourWrites: boolean
+  isReadOnly(query: CompiledQuery): boolean
+  replicaStatus(native: unknown, timeoutMs: number): Promise<ReplicaStatus>
+  writePosition(native: unknown, timeoutMs: number): Promise<bigint>
+  emitState(info: ReplicaStateInfo): void
+  emitFallback(info: ReadFallbackInfo): void
+}
+
+class Target {
+  usable = true
+  reason: ReplicaOutReason | undefined = undefined
+  lagMs: number | undefined = undefined
+  /** The highest position known replayed; 0 when not known (after a failure or a restart). */
+  position = 0n
+  refreshing: Promise<void> | undefined = undefined
+
+  constructor(
+    readonly label: string,
+    readonly pool: LanePool<unknown>,
+  ) {}
+}
+
+/** Above every real position: no replica is known to have replayed that far. */
+const UNKNOWN = BigInt('0xFFFFFFFFFFFFFFFF')
+
+/** Transaction control: neither a read nor a write by itself. */
+const TRANSACTION_CONTROL = /^\s*(begin|start\s+transaction|commit|end|rollback|abort|savepoint|release)\b/i
+
+/**
+ * @internal The read lane of a pool whose manager has several read targets (Postgres replicas): one
+ * {@link LanePool} per replica, each up to the pool's `max`. A read-lane acquire goes to the least
+ * busy usable replica (fewest connections in use and waiting, relative to its size); a replica whose
+ * connect fails, or whose lag measured in the keepalive pass exceeds `maxReplicaLagMs`, is taken out
+ * (`replica` event) and probed again in each pass; with none usable, reads run on the primary
+ * (`readFallback` event, once per spell, and a counter).
+ *
+ * `readYourWrites`: each write-lane lease that ran a statement not known to be read-only records the
+ * primary's write position before its caller sees the result (one round trip: see
+ * `ConnectionManager.writePosition`); the set keeps the highest (process-wide). A replica is used only
+ * once it is known to have replayed that far: known from the last probe, else asked (one round trip on
+ * one of its connections, shared by the reads waiting for it); behind, the read runs on the primary.
+ */
+export class ReplicaSet {
+  readonly #host: ReplicaHost
+  readonly #targets: Target[]
+  /** The highest write position this process recorded (readYourWrites); {@link UNKNOWN} after a failed recording. */
+  #written = 0n
+  /** Recordings started so far; one that started after a failed one may clear {@link UNKNOWN}. */
+  #recordings = 0
+  /** The last recording that failed: only a recording started after it knows a position past that write. */
+  #failedRecording = 0
+  #fallingBack = false
+  #readsOnReplicas = 0
+  #readsOnPrimaryFallback = 0
+  #readsOnPrimaryForWrites = 0
+  #positions = 0
+
+  constructor(host: ReplicaHost, labels: readonly string[], max: number, min: number) {
+    this.#host = host
+    this.#targets = labels.map((label, i) => new Target(label, new LanePool(host.laneHost, 'read', max, min, i)))
+  }
+
+  /** Every replica's lane pool. */
+  get pools(): LanePool<unknown>[] {
+    return this.#targets.map((t) => t.pool)
+  }
+
+  /** The lane pool a read-lane connection belongs to. */
+  poolOf(conn: PooledConnection<unknown>): LanePool<unknown> {
+    return (this.#targets[conn.target] as Target).pool
+  }
+
+  /**
+   * Where the next read-lane acquire goes: a replica's pool, or `undefined` for the primary. A promise
+   * when `readYourWrites` must ask a replica how far it replayed first.
+   */
+  choose(): LanePool<unknown> | undefined | Promise<LanePool<unknown> | undefined> {
+    const candidates = this.#usable()
+    if (candidates.length === 0) return this.#onPrimary()
+    this.#fallingBack = false
+    if (!this.#host.readYourWrites || this.#written === 0n) return this.#onReplica(candidates[0] as Target)
+    const caughtUp = candidates.find((t) => t.position >= this.#written)
+    if (caughtUp) return this.#onReplica(caughtUp)
+    return this.#chooseAfterRefresh(candidates)
+  }
+
+  async #chooseAfterRefresh(candidates: Target[]): Promise<LanePool<unknown> | undefined> {
+    const wanted = this.#written
+    // the least busy first; a replica that cannot answer is taken out and the next one asked
+    for (const target of candidates) {
+      await this.#refresh(target)
+      if (target.usable && target.position >= wanted) return this.#onReplica(target)
+    }
+    this.#readsOnPrimaryForWrites++
+    return undefined
+  }
+
+  /** A read-lane acquire on `pool` failed before anything ran (CONNECTION_FAILED...): the replica is out. */
+  failed(pool: LanePool<unknown>, error: DatabaseError): void {
+    const target = this.#targets.find((t) => t.pool === pool)
+    if (target) this.#takeOut(target, 'unreachable', { error })
+  }
+
+  /** A statement ran on a write-lane lease: remember whether it may have written. */
+  noteStatement(lease: Lease<unknown>, query: CompiledQuery): void {
+    if (lease.wrote || !this.#host.readYourWrites || lease.conn.lane !== 'write') return
+    if (TRANSACTION_CONTROL.test(query.text) || this.#host.isReadOnly(query)) return
+    lease.wrote = true
+  }
+
+  /** Whether a lone statement on the write lane must run on a lease of its own (its release records the write position). */
+  needsLease(query: CompiledQuery): boolean {
+    return this.#host.readYourWrites && !this.#host.isReadOnly(query)
+  }
+
+  /**
+   * Before a lease that may have written is released: records the primary's write position (its
+   * caller's promise settles after this). A failure records nothing known: every read goes to the
+   * primary until a later write records a position again.
+   */
+  async recordWrite(lease: Lease<unknown>, timeoutMs: number): Promise<void> {
+    lease.wrote = false
+    this.#positions++
+    const recording = ++this.#recordings
+    try {
+      const position = await this.#host.writePosition(lease.conn.native, timeoutMs)
+      // a recording that started after the failed one was asked after that write committed
+      if (this.#written === UNKNOWN && recording > this.#failedRecording) this.#written = position
+      else if (position > this.#written) this.#written = position
+    } catch {
+      // not known how far: no replica can be shown to have it, until a later recording succeeds
+      this.#written = UNKNOWN
+      this.#failedRecording = recording
+    }
+  }
+
+  /** The keepalive pass: measures every replica (lag, position); takes out or brings back. */
+  async probe(timeoutMs: number): Promise<void> {
+    await Promise.all(
+      this.#targets.map(async (target) => {
+        await this.#refresh(target, timeoutMs)
+        if (target.lagMs === undefined) return
+        if (target.lagMs > this.#host.maxLagMs) this.#takeOut(target, 'lagging', { lagMs: target.lagMs })
+        else if (!target.usable && target.reason !== undefined) this.#bringBack(target)
+      }),
+    )
+  }
+
+  stats(): ReplicaStats {
+    return {
+      replicas: this.#targets.map((t) => {
+        const s = t.pool.stats()
+        return { replica: t.label, usable: t.usable, reason: t.reason, lagMs: t.lagMs, size: s.size, used: s.used, pending: s.pending }
+      }),
+      readsOnReplicas: this.#readsOnReplicas,
+      readsOnPrimaryFallback: this.#readsOnPrimaryFallback,
+      readsOnPrimaryForWrites: this.#readsOnPrimaryForWrites,
+      positionsRecorded: this.#positions,
+    }
+  }
+
+  /** Asks a replica how far it replayed (one connection of its own pool); a failure takes it out. */
+  #refresh(target: Target, timeoutMs = 5_000): Promise<void> {
+    target.refreshing ??= (async () => {
+      try {
+        const conn = await target.pool.acquire(connectionOf, undefined, undefined)
+        try {
+          const status = await this.#host.replicaStatus(conn.native, timeoutMs)
+          target.lagMs = status.lagMs
+          if (status.position > target.position) target.position = status.position
+        } catch (err) {
+          conn.broken ??= DatabaseError.is(err) ? err : this.#host.laneHost.manager.mapError(err)
+          throw err
+        } finally {
+          if (conn.broken) {
+            await target.pool.evict(conn, `broken: ${conn.broken.code}`)
+            target.pool.release(conn)
+            target.pool.dropDestroyed()
+          } else target.pool.release(conn)
+        }
+        if (!target.usable && target.reason === 'unreachable' && target.lagMs <= this.#host.maxLagMs) this.#bringBack(target)
+      } catch (err) {
+        const error = DatabaseError.is(err) ? err : this.#host.laneHost.manager.mapError(err)
+        target.lagMs = undefined
+        this.#takeOut(target, 'unreachable', { error })
+      } finally {
+        target.refreshing = undefined
+      }
+    })()
+    return target.refreshing
+  }
+
+  #usable(): Target[] {
+    const usable = this.#targets.filter((t) => t.usable)
+    if (usable.length > 1) usable.sort((a, b) => load(a.pool) - load(b.pool))
+    return usable
+  }
+
+  #onReplica(target: Target): LanePool<unknown> {
+    this.#readsOnReplicas++
+    return target.pool
+  }
+
+  #onPrimary(): undefined {
+    this.#readsOnPrimaryFallback++
+    if (!this.#fallingBack) {
+      this.#fallingBack = true
+      this.#host.emitFallback({ replicas: this.#targets.map((t) => ({ replica: t.label, reason: t.reason ?? 'unreachable' })) })
+    }
+    return undefined
+  }
+
+  #takeOut(target: Target, reason: ReplicaOutReason, extra: { readonly lagMs?: number; readonly error?: DatabaseError }): void {
+    // after a failure its replayed position is not known any more (a restarted standby may show less)
+    if (reason === 'unreachable') target.position = 0n
+    if (!target.usable && target.reason === reason) return
+    target.usable = false
+    target.reason = reason
+    this.#host.emitState({ replica: target.label, usable: false, reason, ...extra })
+  }
+
+  #bringBack(target: Target): void {
+    target.usable = true
+    target.reason = undefined
+    this.#host.emitState({ replica: target.label, usable: true })
+  }
+}
+
+/** Share of a pool's capacity in use or asked for. */
+function load(pool: LanePool<unknown>): number {
+  const s = pool.stats()
+  return (s.used + s.pending) / s.max
+}
+
+function connectionOf(conn: PooledConnection<unknown>): PooledConnection<unknown> {
+  return conn
+}
+
+/** @internal Builds the replica set of a pool whose manager declares read targets. */
+export function createReplicaSet(
+  manager: ConnectionManager<unknown>,
+  laneHost: LaneHost<unknown>,
+  config: PoolConfig,
+  emit: Pick<ReplicaHost, 'emitState' | 'emitFallback'>,
+): ReplicaSet | undefined {
+  const targets = manager.lanes.readTargets
+  if (!targets || targets.length === 0) return undefined
+  const unsupported = (what: string) => () =>
+    Promise.reject(new DatabaseError('CONFIGURATION', `the ${manager.backend} manager has read targets but no ${what}`))
+  const host: ReplicaHost = {
+    laneHost,
+    maxLagMs: manager.maxReplicaLagMs ?? 10_000,
+    readYourWrites: manager.readYourWrites === true,
+    isReadOnly: (query) => manager.isReadOnly?.(query) ?? false,
+    replicaStatus: manager.replicaStatus ? (native, ms) => manager.replicaStatus!(native, ms) : unsupported('replicaStatus()'),
+    writePosition: manager.writePosition ? (native, ms) => manager.writePosition!(native, ms) : unsupported('writePosition()'),
+    ...emit,
+  }
+  return new ReplicaSet(host, targets, config.max, config.min)
+}

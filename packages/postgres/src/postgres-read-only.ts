@@ -1,0 +1,134 @@
+/**
+ * Whether a Postgres statement text is known not to write, for `readRouting: 'auto'` (which sends such
+ * lone statements to a replica) and `readYourWrites` (which records the primary's write position after
+ * the others). Conservative: `false` whenever it cannot be sure from the text alone.
+ *
+ * Known read-only: one statement (a trailing `;` allowed) starting with `SELECT`, `WITH`, `VALUES` or
+ * `TABLE`, with no data-modifying word anywhere (`INSERT`, `UPDATE`, `DELETE`, `MERGE`, `INTO` as in
+ * `SELECT ... INTO`, a locking clause `FOR UPDATE` / `FOR SHARE` ...), and whose function calls are all
+ * built-ins without side effects from a fixed list (aggregates, string, date, math and JSON
+ * functions). Any other call (`nextval()`, `pg_advisory_lock()`, `set_config()`, a user-defined
+ * function, which may write, a quoted or schema-qualified name), a dollar-quoted string or an
+ * `E'...'` string makes it not known read-only. Comments and string literals are skipped.
+ */
+export function isReadOnlyStatement(text: string): boolean {
+  const stripped = strip(text)
+  if (stripped === undefined) return false
+  const body = stripped.trim().replace(/;\s*$/, '')
+  if (body.includes(';')) return false
+  if (!/^(select|with|values|table)\b/i.test(body)) return false
+  if (WRITE_WORDS.test(body) || LOCKING.test(body)) return false
+  for (const match of body.matchAll(CALL)) {
+    const name = (match[1] as string).toLowerCase()
+    if (match[0].includes('.') || !(SAFE_CALLS.has(name) || KEYWORDS.has(name))) return false
+  }
+  return true
+}
+
+const WRITE_WORDS =
+  /\b(insert|update|delete|merge|into|copy|call|do|create|alter|drop|truncate|grant|revoke|refresh|notify|listen|lock|set|reset|execute|prepare|vacuum|analyze|cluster|reindex|comment|security|import)\b/i
+const LOCKING = /\bfor\s+(update|share|no\s+key\s+update|key\s+share)\b/i
+/** A name followed by `(`: a call, a keyword with a parenthesis (`IN (`, `EXISTS (`), or a type modifier. */
+const CALL = /(?:[a-z_][a-z0-9_$]*\s*\.\s*)?([a-z_][a-z0-9_$]*|"[^"]*")\s*\(/gi
+
+/** Keywords that may stand before a parenthesis. */
+const KEYWORDS = new Set(
+  (
+    'select from where and or not in exists any all some as on using join lateral over filter within group by ' +
+    'having order partition window rows range groups between like ilike similar is distinct case when then else end ' +
+    'array row values with recursive materialized union intersect except limit offset fetch only cast collate at ' +
+    'time zone interval nulls first last asc desc ordinality tablesample repeatable'
+  ).split(' '),
+)
+
+/** Built-in functions (and type names used as casts) that neither write nor change session state. */
+const SAFE_CALLS = new Set(
+  // aggregates and window functions
+  (
+    'count sum avg min max bool_and bool_or every array_agg string_agg json_agg jsonb_agg json_object_agg ' +
+    'jsonb_object_agg stddev stddev_pop stddev_samp variance var_pop var_samp percentile_cont percentile_disc mode ' +
+    'row_number rank dense_rank percent_rank cume_dist ntile lag lead first_value last_value nth_value ' +
+    // conditionals
+    'coalesce nullif greatest least ' +
+    // strings
+    'lower upper length char_length character_length octet_length substring substr trim btrim ltrim rtrim replace ' +
+    'concat concat_ws left right lpad rpad position strpos split_part regexp_replace regexp_match regexp_matches ' +
+    'regexp_split_to_array starts_with format initcap reverse repeat translate md5 encode decode quote_ident ' +
+    'quote_literal to_hex ascii chr ' +
+    // dates and times
+    'now clock_timestamp statement_timestamp transaction_timestamp to_char to_date to_timestamp to_number ' +
+    'date_trunc date_part extract age make_date make_time make_timestamp make_timestamptz make_interval date_bin ' +
+    // numbers
+    'abs round floor ceil ceiling trunc mod power pow sqrt cbrt sign exp ln log log10 div width_bucket random ' +
+    // arrays, sets, JSON
+    'generate_series unnest array_length array_lower array_upper cardinality array_position array_positions ' +
+    'array_to_string string_to_array array_remove array_append array_prepend array_cat ' +
+    'json_build_object jsonb_build_object json_build_array jsonb_build_array to_json to_jsonb row_to_json ' +
+    'array_to_json json_extract_path jsonb_extract_path json_extract_path_text jsonb_extract_path_text ' +
+    'json_array_elements jsonb_array_elements json_array_elements_text jsonb_array_elements_text json_each ' +
+    'jsonb_each json_each_text jsonb_each_text json_object_keys jsonb_object_keys json_typeof jsonb_typeof ' +
+    'jsonb_set jsonb_insert jsonb_strip_nulls jsonb_pretty json_array_length jsonb_array_length jsonb_path_query ' +
+    'jsonb_path_exists jsonb_path_query_array jsonb_path_query_first gen_random_uuid ' +
+    // type names as casts or modifiers
+    'numeric decimal int int2 int4 int8 integer smallint bigint real float float4 float8 text varchar char ' +
+    'character bpchar timestamp timestamptz date time timetz bool boolean uuid json jsonb bytea ' +
+    // information
+    'current_setting version current_database current_schema pg_is_in_recovery pg_last_wal_replay_lsn ' +
+    'pg_last_wal_receive_lsn pg_last_xact_replay_timestamp pg_backend_pid'
+  ).split(' '),
+)
+
+/**
+ * The text with comments and string literals replaced by spaces; `undefined` when it holds what is
+ * not skipped safely here (dollar quoting, `E'...'` escapes, an unterminated literal or comment).
+ * Quoted identifiers are kept (a quoted name before `(` is then not a known call).
+ */
+function strip(text: string): string | undefined {
+  let out = ''
+  let i = 0
+  const n = text.length
+  while (i < n) {
+    const c = text[i] as string
+    const next = text[i + 1]
+    if (c === '-' && next === '-') {
+      const end = text.indexOf('\n', i)
+      i = end < 0 ? n : end
+      out += ' '
+    } else if (c === '/' && next === '*') {
+      let depth = 1
+      i += 2
+      while (i < n && depth > 0) {
+        const pair = text.slice(i, i + 2)
+        if (pair === '/*') depth++
+        else if (pair === '*/') depth--
+        i += pair === '/*' || pair === '*/' ? 2 : 1
+      }
+      if (depth > 0) return undefined
+      out += ' '
+    } else if (c === "'") {
+      if (/[eE]$/.test(out) && !/[a-zA-Z0-9_$][eE]$/.test(out)) return undefined
+      i++
+      for (;;) {
+        if (i >= n) return undefined
+        if (text[i] === "'") {
+          if (text[i + 1] === "'") i += 2
+          else break
+        } else i++
+      }
+      i++
+      out += " '' "
+    } else if (c === '"') {
+      const end = text.indexOf('"', i + 1)
+      if (end < 0) return undefined
+      out += text.slice(i, end + 1)
+      i = end + 1
+    } else if (c === '$' && next !== undefined && !/[0-9]/.test(next) && !/[a-zA-Z0-9_]$/.test(out)) {
+      // $tag$ ... $tag$ (a $1 parameter, or a $ inside a name, is not one)
+      return undefined
+    } else {
+      out += c
+      i++
+    }
+  }
+  return out
+}

@@ -1,0 +1,116 @@
+import { configError, DatabaseConfig, type DatabaseOptions, type ReplicaStatus } from '@dbpool/core'
+import { checkBoolean, checkEnum, checkInteger } from '@dbpool/core/internal'
+
+/** A read replica: a URL, or a config (its own host, user, password, database). */
+export type ReplicaTarget = string | DatabaseConfig | DatabaseOptions
+
+/** How lone statements are routed between the primary and the replicas. */
+export const READ_ROUTING_MODES = ['manual', 'auto'] as const
+
+/** See {@link PostgresReplicaOptions.readRouting}. */
+export type ReadRouting = (typeof READ_ROUTING_MODES)[number]
+
+/** The read-replica options of the Postgres manager (part of `PostgresManagerOptions`). */
+export interface PostgresReplicaOptions {
+  /**
+   * Read replicas (streaming standbys): the pool's read lane, a connection pool per replica (each up
+   * to the pool's `max`). Work asked for on the read lane runs there: `pool.query(q, params, { lane:
+   * 'read' })`, `withConnection(fn, { lane: 'read' })`, `transaction(fn, { readOnly: true })`, and with
+   * `readRouting: 'auto'` lone read-only statements. Default is `DATABASE_REPLICA_URLS` (URLs separated
+   * by commas), else none (everything on the primary).
+   */
+  readonly replicas?: readonly ReplicaTarget[]
+  /**
+   * `'manual'`: only what asks for the read lane goes to a replica. `'auto'`: a lone `pool.query()`
+   * statement known to be read-only (see `isReadOnlyStatement`: a plain `SELECT` / `WITH` / `VALUES`
+   * / `TABLE` calling only side-effect-free built-ins) goes there too. Default is `'manual'`.
+   */
+  readonly readRouting?: ReadRouting
+  /**
+   * After a write commits on the primary, later read-lane work in this process never sees the database
+   * as it was before it: the pool records the primary's WAL position (`pg_current_wal_insert_lsn()`,
+   * one round trip per lease that may have written) and uses a replica only once its
+   * `pg_last_wal_replay_lsn()` reached it, else the primary. Process-wide. Default is `false`.
+   */
+  readonly readYourWrites?: boolean
+  /**
+   * Replay lag (measured in each keepalive pass) beyond which a replica is taken out of the read lane
+   * until a later pass finds it caught up, in ms. Default is `10000`.
+   */
+  readonly maxReplicaLagMs?: number
+}
+
+/** {@link PostgresReplicaOptions} validated. */
+export interface ResolvedReplicaOptions {
+  readonly replicas: readonly DatabaseConfig[]
+  readonly readRouting: ReadRouting
+  readonly readYourWrites: boolean
+  readonly maxReplicaLagMs: number
+}
+
+/** Option names of {@link PostgresReplicaOptions}. */
+export const REPLICA_OPTION_KEYS = ['replicas', 'readRouting', 'readYourWrites', 'maxReplicaLagMs'] as const
+
+/** Validates the replica options (CONFIGURATION naming the option and value); `env` gives `DATABASE_REPLICA_URLS`. */
+export function resolveReplicaOptions(raw: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): ResolvedReplicaOptions {
+  let replicas: readonly DatabaseConfig[] = []
+  if (raw.replicas !== undefined) {
+    if (!Array.isArray(raw.replicas)) throw configError('postgres.replicas', raw.replicas, 'must be an array of URLs or DatabaseConfigs')
+    replicas = raw.replicas.map((target: unknown, i) => toConfig(`postgres.replicas[${i}]`, target))
+  } else if (env.DATABASE_REPLICA_URLS) {
+    replicas = env.DATABASE_REPLICA_URLS.split(',')
+      .map((url) => url.trim())
+      .filter(Boolean)
+      .map((url, i) => toConfig(`DATABASE_REPLICA_URLS[${i}]`, url))
+  }
+  return {
+    replicas,
+    readRouting: raw.readRouting === undefined ? 'manual' : checkEnum('postgres.readRouting', raw.readRouting, READ_ROUTING_MODES),
+    readYourWrites: raw.readYourWrites === undefined ? false : checkBoolean('postgres.readYourWrites', raw.readYourWrites),
+    maxReplicaLagMs:
+      raw.maxReplicaLagMs === undefined ? 10_000 : checkInteger('postgres.maxReplicaLagMs', raw.maxReplicaLagMs, 0, 2_147_483_647),
+  }
+}
+
+function toConfig(option: string, target: unknown): DatabaseConfig {
+  if (target instanceof DatabaseConfig) return target
+  try {
+    if (typeof target === 'string') return DatabaseConfig.fromUrl(target)
+    if (typeof target === 'object' && target !== null) return new DatabaseConfig(target as DatabaseOptions)
+  } catch (err) {
+    throw configError(option, typeof target === 'string' ? '(a URL)' : target, `is not a valid target: ${(err as Error).message}`)
+  }
+  throw configError(option, target, 'must be a postgres:// URL, a DatabaseConfig or DatabaseConfig options')
+}
+
+/**
+ * What a replica reports, in one round trip: whether it is a standby, how far it replayed (on a server
+ * that is not a standby any more, how far it wrote), and its lag: 0 when it replayed everything it
+ * received, else the age of the last transaction it replayed (`pg_last_xact_replay_timestamp()`).
+ * A standby cut off from its primary looks caught up by this measure, as by every measure taken on
+ * the standby alone.
+ */
+export const REPLICA_STATUS_SQL = `select pg_is_in_recovery() as r,
+  coalesce(case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_insert_lsn() end, '0/0'::pg_lsn)::text as lsn,
+  (case when not pg_is_in_recovery() or pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
+   else coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp()) * 1000, 0) end)::float8 as lag`
+
+/**
+ * The primary's write position after a commit. The insert position, not `pg_current_wal_lsn()` (the
+ * write position): with `synchronous_commit = off` a COMMIT returns before its record is written, and
+ * the write position can then still be before it; the insert position is past every record inserted,
+ * the commit's included.
+ */
+export const WRITE_POSITION_SQL = 'select pg_current_wal_insert_lsn()::text as lsn'
+
+/** `'16/B374D848'` as a number (the 64-bit WAL position). Throws on anything else. */
+export function parseLsn(text: unknown): bigint {
+  const match = typeof text === 'string' ? /^([0-9A-F]{1,8})\/([0-9A-F]{1,8})$/i.exec(text) : null
+  if (!match) throw new Error(`not a WAL position: ${JSON.stringify(text)}`)
+  return (BigInt(`0x${match[1]}`) << 32n) | BigInt(`0x${match[2]}`)
+}
+
+/** A status row of {@link REPLICA_STATUS_SQL}. */
+export function replicaStatusOf(row: Record<string, unknown> | undefined): ReplicaStatus {
+  return { inRecovery: row?.r === true, position: parseLsn(row?.lsn), lagMs: Math.max(0, Number(row?.lag ?? 0)) }
+}

@@ -1,0 +1,74 @@
+import { isReadOnlyStatement } from '../../src/postgres-read-only'
+import { parseLsn, replicaStatusOf, resolveReplicaOptions } from '../../src/postgres-replicas'
+
+describe('isReadOnlyStatement (readRouting: auto, readYourWrites)', () => {
+  it.each([
+    'select 1',
+    'SELECT id, body FROM notes WHERE id = $1',
+    'select count(*), max(amount) from transfers where account_id in (select id from accounts) ;',
+    "with recent as (select * from t where created_at > now() - interval '1 day') select coalesce(sum(x), 0) from recent",
+    'values (1), (2)',
+    'table accounts',
+    'select \'a;b\' as s, "Col" from x -- trailing ; comment',
+    '/* app:ledger */ select exists (select 1 from a where b = $1)',
+    'select pg_is_in_recovery()',
+    "select amount::numeric(12, 2), to_char(created_at, 'YYYY') from t",
+  ])('%s is read-only', (text) => {
+    expect(isReadOnlyStatement(text)).toBe(true)
+  })
+
+  it.each([
+    'insert into t values (1)',
+    'update t set a = 1',
+    'delete from t',
+    'with d as (delete from t returning *) select * from d',
+    'select * from t for update',
+    'select * from t for no key update',
+    'select * from t for share',
+    'select * into copy_of_t from t',
+    "select nextval('s')",
+    'select pg_advisory_lock(1)',
+    "select set_config('a.b', 'c', false)",
+    'select my_function(1)',
+    'select public.lower(x) from t',
+    'select "lower"(x) from t',
+    'select 1; select 2',
+    'select 1; delete from t',
+    'select $$ text $$',
+    "select E'\\''",
+    'begin',
+    'create table t (id int)',
+    'explain analyze select 1',
+    'select 1 /* unterminated',
+    "select 'unterminated",
+    'call p()',
+    'lock table t',
+  ])('%s is not known read-only', (text) => {
+    expect(isReadOnlyStatement(text)).toBe(false)
+  })
+})
+
+describe('replica option helpers', () => {
+  it('parses WAL positions as 64-bit numbers', () => {
+    expect(parseLsn('0/0')).toBe(0n)
+    expect(parseLsn('16/B374D848')).toBe((0x16n << 32n) | 0xb374d848n)
+    expect(parseLsn('16/B374D848') > parseLsn('15/FFFFFFFF')).toBe(true)
+    expect(() => parseLsn('nope')).toThrow(/not a WAL position/)
+  })
+
+  it('reads a status row', () => {
+    expect(replicaStatusOf({ r: true, lsn: '0/10', lag: 12.5 })).toEqual({ inRecovery: true, position: 16n, lagMs: 12.5 })
+  })
+
+  it('takes replicas from the option, else DATABASE_REPLICA_URLS, and refuses bad values naming them', () => {
+    expect(resolveReplicaOptions({}, {}).replicas).toEqual([])
+    const fromEnv = resolveReplicaOptions({}, { DATABASE_REPLICA_URLS: 'postgres://u:p@r1:5433/db, postgres://u:p@r2:5434/db' })
+    expect(fromEnv.replicas.map((c) => `${c.host}:${c.port}`)).toEqual(['r1:5433', 'r2:5434'])
+    expect(resolveReplicaOptions({ replicas: [] }, { DATABASE_REPLICA_URLS: 'postgres://r1/db' }).replicas).toEqual([])
+    expect(() => resolveReplicaOptions({ replicas: 'postgres://r1/db' }, {})).toThrow(expect.objectContaining({ code: 'CONFIGURATION' }))
+    expect(() => resolveReplicaOptions({ replicas: [42] }, {})).toThrow(/postgres\.replicas\[0\]/)
+    expect(() => resolveReplicaOptions({ readRouting: 'always' }, {})).toThrow(/postgres\.readRouting/)
+    expect(() => resolveReplicaOptions({ readYourWrites: 'yes' }, {})).toThrow(/postgres\.readYourWrites/)
+    expect(() => resolveReplicaOptions({ maxReplicaLagMs: -1 }, {})).toThrow(/postgres\.maxReplicaLagMs/)
+  })
+})
