@@ -54,6 +54,12 @@ const SUITES = [
       'Each read runs in a fresh child process (--expose-gc): heap growth is the highest heapUsed sampled every 1,024 rows minus the heap after full GCs before the read (garbage not yet collected counts), for pool.stream() and, as the anchor, pool.query() holding every row; the stall is the longest gap between two ticks of a 1 ms interval timer during the read. COPY and INSERT batches alternate within each round.',
   },
   {
+    name: 'replicas',
+    title: 'Read replicas: read throughput on a standby vs the primary alone, and the cost of readYourWrites',
+    meaning:
+      "A cluster of its own (a primary and one streaming standby on this machine). Each round reads through a pool on the primary alone and through a pool whose read lane is the standby (lane: 'read'), then writes with and without readYourWrites; replica ÷ primary and the cost per write are per-round figures.",
+  },
+  {
     name: 'tracing',
     title: 'Tracing overhead: pool.query with no OpenTelemetry SDK vs a registered SDK',
     meaning:

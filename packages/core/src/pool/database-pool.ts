@@ -391,12 +391,31 @@ export class DatabasePool<out C = unknown> {
       options?.timeoutMs === undefined &&
       options?.signal === undefined &&
       this.#manager.canPipeline!(compiled) &&
-      !(this.#replicas && (lane === 'read' || this.#replicas.needsLease(compiled)))
+      !(lane === 'write' && this.#replicas?.needsLease(compiled))
     ) {
       // a deadline or a cancel can destroy the connection: such statements don't share one
+      if (lane === 'read' && this.#replicas) return this.#shareOnReplica<R>(this.#replicas, compiled)
       return this.#sharing.run<R>(this.#lane(lane), compiled)
     }
     return this.#queryOnLease<R>(lane, compiled, options)
+  }
+
+  /**
+   * A lone read-lane statement sharing a replica's connection: on the replica the set chooses (when it
+   * need not ask one first, else on a lease of its own); a replica found down is taken out and the
+   * statement, a read, runs again on the next choice.
+   */
+  #shareOnReplica<R>(replicas: ReplicaSet, compiled: CompiledQuery): Promise<QueryResult<R>> {
+    const chosen = replicas.choose()
+    if (chosen instanceof Promise) return this.#queryOnLease<R>('read', compiled, undefined)
+    const pool = chosen ?? this.#write
+    const running = this.#sharing!.run<R>(pool, compiled)
+    if (pool === this.#write) return running
+    return running.catch((err: unknown) => {
+      if (!DatabaseError.is(err) || !REPLICA_DOWN_CODES.has(err.code) || this.#state !== 'open') throw err
+      replicas.failed(pool, err)
+      return this.#queryOnLease<R>('read', compiled, undefined)
+    })
   }
 
   #queryOnLease<R>(lane: Lane, compiled: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
@@ -664,7 +683,11 @@ export class DatabasePool<out C = unknown> {
 
   #sharingHost(): ConstructorParameters<typeof StatementSharing>[0] {
     return {
-      acquire: (lane) => this.#acquire(lane.lane, this.#leased, undefined),
+      // a replica's pool is the one its statements were sent to: no second choice of replica
+      acquire: (lane) =>
+        lane.target >= 0 && this.#state === 'open'
+          ? this.#acquireOn(lane, this.#leased, undefined, undefined, false)
+          : this.#acquire(lane.lane, this.#leased, undefined),
       release: (lease) => this.#release(lease),
       execute: <R>(lease: Lease<unknown>, query: CompiledQuery) =>
         lease.active ? this.#executeShared<R>(lease, query) : Promise.reject<QueryResult<R>>(this.#closedError()),
