@@ -254,7 +254,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         } catch (err) {
           const error = this.mapError(err)
           failures.push(error)
-          tried.push(`${label} ${error.code}: ${nativeMessage(error)}`)
+          // "failed: <native reason>" or "timed out after N ms", without the "connecting to <host>" prefix
+          tried.push(`${label} ${error.code}: ${error.message.replace(`connecting to ${label} `, '')}`)
           continue
         }
         let mismatch: string | undefined
@@ -880,7 +881,3 @@ function setPipeline(conn: PostgresConnection, on: boolean): boolean {
   return was
 }
 
-/** The native reason of a connect error (its cause's message, already free of secrets), without the "connecting to ..." prefix. */
-function nativeMessage(error: DatabaseError): string {
-  return error.cause instanceof Error ? error.cause.message : error.message
-}

@@ -6,6 +6,8 @@ import { admin, sleep, uniqueAppName, watchProcess } from './helpers'
 // A real cluster (a primary and a streaming standby made with pg_basebackup -R, see
 // startPostgresCluster): libpq's target_session_attrs against a server in recovery, and a failover
 // under load. Each describe has a cluster of its own: the failover promotes its standby.
+// servers and connects are slow when the machine is busy: no test here is about speed under jest's 5 s default
+jest.setTimeout(60_000)
 const pools: DatabasePool<PostgresConnection>[] = []
 
 function poolOn(url: string, max: number, poolOptions: Record<string, number> = {}): DatabasePool<PostgresConnection> {

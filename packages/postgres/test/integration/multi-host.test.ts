@@ -1,9 +1,9 @@
-import { createServer } from 'node:net'
+import { createServer, type Socket } from 'node:net'
 import { inspect } from 'node:util'
 import { DatabaseConfig, DatabaseError, type DatabasePool, type FailoverInfo } from '@dbpool/core'
 import { createPostgresPool, type PostgresConnection } from '@dbpool/postgres'
 import { createTestDatabase, startEmbeddedPostgres, type EmbeddedPostgresServer, type TestDatabase } from '@dbpool/testing'
-import { admin, rejection, uniqueAppName } from './helpers'
+import { admin, rejection, sleep, uniqueAppName } from './helpers'
 
 // Two real servers: the shared test server (a primary) and an embedded one of this file's own, which
 // the tests fence as a read-only server (`default_transaction_read_only = on`, what failover tools do
@@ -15,6 +15,8 @@ let otherUrl: string
 /** The embedded server's `postgres` database, with the shared password. */
 let otherAdmin: string
 let closedPort: number
+// servers and connects are slow when the machine is busy: no test here is about speed under jest's 5 s default
+jest.setTimeout(60_000)
 const pools: DatabasePool<PostgresConnection>[] = []
 
 const primary = (): { host: string; port: number } => {
@@ -48,6 +50,15 @@ async function setFenced(on: boolean): Promise<void> {
     await c.query(`alter system set default_transaction_read_only = ${on ? 'on' : 'off'}`)
     await c.query('select pg_reload_conf()')
   })
+  // pg_reload_conf() only signals the postmaster: once a new session sees the value, the postmaster
+  // has reloaded and signalled the running sessions, which take it at their next statement
+  const want = on ? 'on' : 'off'
+  for (let i = 0; i < 100; i++) {
+    const seen = await admin(otherAdmin, async (c) => (await c.query<{ v: string }>('show default_transaction_read_only')).rows[0]!.v)
+    if (seen === want) break
+    await sleep(20)
+  }
+  await sleep(100)
 }
 
 /** Which server a pool's connection is on: the port the server listens on. */
@@ -100,6 +111,40 @@ describe('multi-host targets (libpq target_session_attrs)', () => {
     expect(await serverPort(p)).toBe(primary().port)
     const rw = pool([{ host: '127.0.0.1', port: closedPort }, primary()], 'read-write')
     expect(await serverPort(rw)).toBe(primary().port)
+  })
+
+  it('a host that accepts TCP but never answers is skipped after the per-host connect timeout', async () => {
+    // a black hole: the TCP handshake completes, no startup reply ever comes
+    const sockets = new Set<Socket>()
+    const silent = createServer((socket) => {
+      sockets.add(socket)
+      socket.on('error', () => undefined)
+    })
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = (silent.address() as { port: number }).port
+      const u = new URL(db.url)
+      const config = new DatabaseConfig({
+        hosts: [{ host: '127.0.0.1', port }, primary()],
+        targetSessionAttrs: 'read-write',
+        connectTimeoutMs: 300,
+        database: db.name,
+        username: decodeURIComponent(u.username),
+        password: decodeURIComponent(u.password),
+        sslMode: 'disable',
+      })
+      const p = createPostgresPool(config, { min: 0, max: 1, name: 'hosts', createTimeoutMs: 10_000 })
+      pools.push(p)
+      expect(await serverPort(p)).toBe(primary().port)
+      const alone = createPostgresPool(config.with({ hosts: [{ host: '127.0.0.1', port }] }), { min: 0, max: 1, name: 'hosts' })
+      pools.push(alone)
+      const err = await rejection(alone.query('select 1'))
+      expect(err.code).toBe('CONNECTION_FAILED')
+      expect(err.message).toContain('timed out after 300 ms')
+    } finally {
+      for (const socket of sockets) socket.destroy()
+      await new Promise((resolve) => silent.close(resolve))
+    }
   })
 
   it('read-write skips a read-only server listed first; read-only picks it; any takes the first', async () => {
