@@ -14,7 +14,8 @@ import { mkdir, rm, writeFile, rename, chown, chmod } from 'node:fs/promises'
 import { rmSync } from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
+import { hostname } from 'node:os'
 
 const spec = JSON.parse(process.argv[2] ?? '{}')
 const logs = []
@@ -116,9 +117,28 @@ async function startEmbedded() {
   throw new Error(`embedded PostgreSQL did not start: ${lastError instanceof Error ? lastError.message : 'the server exited'}`)
 }
 
+// Containers carry labels naming this runner; a sweeper (container-sweeper.mjs, its own session so a
+// kill of this process group spares it) removes them when this process dies without stopping them,
+// e.g. killed with its test process when the reaper (ryuk) is disabled. It also removes containers
+// left by earlier runners of this host that are gone.
+function startSweeper(labels) {
+  const sweeper = spawn(
+    process.execPath,
+    [path.join(import.meta.dirname, 'container-sweeper.mjs'), JSON.stringify({ watchPid: process.pid, labels })],
+    {
+      detached: true,
+      stdio: 'ignore',
+    },
+  )
+  sweeper.unref()
+}
+
 async function startContainer() {
   const { PostgreSqlContainer } = await import('@testcontainers/postgresql')
+  const labels = { 'dbpool.testing': 'runner', 'dbpool.testing.host': hostname(), 'dbpool.testing.pid': String(process.pid) }
+  startSweeper(labels)
   const container = await new PostgreSqlContainer(spec.image)
+    .withLabels(labels)
     .withUsername(spec.user)
     .withPassword(spec.password)
     .withDatabase('postgres')

