@@ -65,7 +65,8 @@ async function sharedServerUrl(dir: string, options: StartPostgresOptions = {}):
     const owner = JSON.parse(await readFile(join(dir, 'owner.json'), 'utf8')) as SharedOwner
     await startShared(dir, owner.pid, options, timeoutMs)
   }
-  const report = await waitForState(join(dir, 'server.json'), timeoutMs)
+  // room for a container attempt that times out and the embedded server after it
+  const report = await waitForState(join(dir, 'server.json'), 2 * timeoutMs)
   const spec = JSON.parse(await readFile(join(dir, 'spec.json'), 'utf8')) as RunnerSpec
   return urlFrom(spec, report)
 }
