@@ -137,10 +137,11 @@ export class PoolTelemetry {
     let running: Promise<R>
     try {
       if (this.tracing) {
-        const started = this.#tracer.startSpan(info.spanName, { kind: SpanKind.CLIENT, attributes: info.spanAttributes })
-        if (started.isRecording()) span = started
-      }
-      running = span ? context.with(trace.setSpan(context.active(), span), run) : run()
+        const opened = this.#tracer.startSpan(info.spanName, { kind: SpanKind.CLIENT, attributes: info.spanAttributes })
+        if (opened.isRecording()) span = opened
+        // active even when not sampled: what runs under it (a driver's own spans) follows its decision
+        running = context.with(trace.setSpan(context.active(), opened), run)
+      } else running = run()
     } catch (err) {
       running = Promise.reject(err)
     }
@@ -179,13 +180,14 @@ export class PoolTelemetry {
   transaction<T>(run: () => Promise<T>): Promise<T> {
     if (!this.tracing) return run()
     const span = this.#tracer.startSpan(TRANSACTION_SPAN_NAME, { kind: SpanKind.INTERNAL, attributes: this.#base })
-    if (!span.isRecording()) return run()
     let running: Promise<T>
     try {
+      // active even when not sampled: the statements follow the transaction's sampling decision
       running = context.with(trace.setSpan(context.active(), span), run)
     } catch (err) {
       running = Promise.reject(err)
     }
+    if (!span.isRecording()) return running
     return running.then(
       (result) => {
         span.end()

@@ -1,6 +1,13 @@
 import { context, ProxyTracerProvider, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base'
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SamplingDecision,
+  SimpleSpanProcessor,
+  type ReadableSpan,
+  type Sampler,
+} from '@opentelemetry/sdk-trace-base'
 import {
   DatabaseError,
   DatabasePool,
@@ -254,6 +261,28 @@ describe('transaction spans', () => {
     expect(failed!.status.code).toBe(SpanStatusCode.ERROR)
     expect(failed!.attributes['error.type']).toBe('QUERY_FAILED')
     expect(named('ROLLBACK ledger')).toHaveLength(1)
+  })
+})
+
+describe('sampling and the tracer option', () => {
+  it('statements of a transaction the sampler dropped follow its decision (they run in its context)', async () => {
+    // drops every transaction span, and every span whose parent was dropped
+    const sampler: Sampler = {
+      shouldSample: (ctx, _traceId, name) => {
+        const parent = trace.getSpanContext(ctx)
+        const dropped = name === TRANSACTION_SPAN_NAME || (parent !== undefined && (parent.traceFlags & 1) === 0)
+        return { decision: dropped ? SamplingDecision.NOT_RECORD : SamplingDecision.RECORD_AND_SAMPLED }
+      },
+      toString: () => 'drop transactions',
+    }
+    const own = new InMemorySpanExporter()
+    const sampled = new BasicTracerProvider({ sampler, spanProcessors: [new SimpleSpanProcessor(own)] })
+    const pool = new DatabasePool(new TargetedManager(), { min: 0, max: 1 }, { tracer: sampled.getTracer('explicit') })
+    pools.push(pool)
+    await pool.query('select 1 from outside')
+    await pool.transaction((tx) => tx.query('select 1 from inside'))
+    expect(own.getFinishedSpans().map((s) => s.name)).toEqual([WAIT_SPAN_NAME, 'select outside'])
+    expect(spans()).toHaveLength(0)
   })
 })
 
