@@ -72,7 +72,8 @@ const LISTENER = Symbol('dbpool.postgres.listener')
  * await sub.unlisten()
  * ```
  *
- * Errors: CONFIGURATION for a SQLite pool, an invalid channel, or a pool with `pgbouncer: true`
+ * Errors: CONFIGURATION for a SQLite pool, an invalid channel, or a pool behind PgBouncer in
+ * transaction mode (`pool.sessionFeatures.sessions` false: `pgbouncer: true`, or the option `pgbouncer: 'transaction'`)
  * (PgBouncer in transaction mode gives each transaction any server session, so a LISTEN would not
  * stay anywhere); POOL_CLOSED; the connect error (CONNECTION_FAILED, AUTHENTICATION_FAILED).
  */
@@ -124,10 +125,13 @@ function checkChannel(fn: string, channel: unknown): asserts channel is string {
 function checkManager(manager: unknown): PostgresConnectionManager {
   if (!(manager instanceof PostgresConnectionManager))
     throw new DatabaseError('CONFIGURATION', 'listen() needs a pool on a PostgresConnectionManager', { retryable: false })
-  if (manager.config.pgbouncer)
+  // the manager's pooling mode, not the config flag alone: the option pgbouncer: 'transaction' refuses
+  // too, pgbouncer: 'session' (or false) over a pgbouncer=true URL allows it
+  const { sessions, reason } = manager.sessionFeatures
+  if (!sessions)
     throw new DatabaseError(
       'CONFIGURATION',
-      `listen() is refused on ${manager.target}: the pool is configured for PgBouncer in transaction mode (pgbouncer: true), where LISTEN does not stay on any session; point a pool without pgbouncer at the server itself`,
+      `listen() is refused on ${manager.target}: ${reason ?? 'the target keeps no session'}; point a pool without pgbouncer at the server itself`,
       { backend: 'postgres', retryable: false, detail: { option: 'pgbouncer' } },
     )
   return manager

@@ -163,6 +163,25 @@ it('refuses bad channels and handlers with CONFIGURATION; a pgbouncer: true pool
   } finally {
     await bouncer.close()
   }
+  // the manager option decides: 'transaction' refuses, 'session' (a session of its own) allows
+  const byOption = createPostgresPool(
+    DatabaseConfig.fromUrl(db.url, { sslMode: 'disable' }),
+    { min: 0, name: 'bouncer' },
+    { pgbouncer: 'transaction' },
+  )
+  const sessionMode = createPostgresPool(
+    DatabaseConfig.fromUrl(db.url, { pgbouncer: true, sslMode: 'disable' }),
+    { min: 0, name: 'bouncer' },
+    { pgbouncer: 'session' },
+  )
+  try {
+    expect((await rejection(listen(byOption, 'jobs', () => undefined))).code).toBe('CONFIGURATION')
+    const subscription = await listen(sessionMode, 'jobs', () => undefined)
+    await subscription.unlisten()
+  } finally {
+    await byOption.close()
+    await sessionMode.close()
+  }
 })
 
 it('pool.close() ends the dedicated connection; listen() after close is POOL_CLOSED', async () => {
