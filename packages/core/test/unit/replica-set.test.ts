@@ -1,0 +1,169 @@
+import { DatabaseError, DatabasePool, type ConnectionHooks, type Lane, type LaneLayout, type ReplicaStatus } from '@dbpool/core'
+import { FakeConnectionManager, type FakeConnection } from '@dbpool/core/testing'
+
+/** A fake manager whose read lane is two replicas; each connection remembers where it went. */
+class ReplicatedFake extends FakeConnectionManager {
+  override readonly lanes: LaneLayout = { readers: 0, readTargets: ['r0:5432', 'r1:5432'] }
+  readonly readYourWrites: boolean
+  readonly maxReplicaLagMs = 1_000
+  readonly where = new Map<FakeConnection, string>()
+  /** Replayed position and lag per replica. */
+  readonly replicas = [
+    { position: 0n, lagMs: 0, down: false },
+    { position: 0n, lagMs: 0, down: false },
+  ]
+  primaryPosition = 0n
+  positionFault: Error | undefined
+  statusCalls = 0
+
+  constructor(readYourWrites: boolean) {
+    super()
+    this.readYourWrites = readYourWrites
+  }
+
+  override async connect(lane: Lane, hooks: ConnectionHooks, target?: number): Promise<FakeConnection> {
+    if (target !== undefined && this.replicas[target]?.down)
+      throw new DatabaseError('CONNECTION_FAILED', `replica ${target} refused`, { backend: 'postgres' })
+    const conn = await super.connect(lane, hooks)
+    this.where.set(conn, target === undefined ? 'primary' : `r${target}`)
+    return conn
+  }
+
+  /** `readRouting: 'manual'`: nothing goes to the read lane unless asked for. */
+  override route(): Lane {
+    return 'write'
+  }
+
+  isReadOnly(query: { text: string }): boolean {
+    return /^\s*select\b/i.test(query.text)
+  }
+
+  async replicaStatus(conn: FakeConnection): Promise<ReplicaStatus> {
+    this.statusCalls++
+    const replica = this.replicas[Number(this.where.get(conn)?.slice(1))]!
+    return { inRecovery: true, position: replica.position, lagMs: replica.lagMs }
+  }
+
+  async writePosition(): Promise<bigint> {
+    if (this.positionFault) throw this.positionFault
+    return this.primaryPosition
+  }
+}
+
+function open(readYourWrites = false): { manager: ReplicatedFake; pool: DatabasePool<FakeConnection> } {
+  const manager = new ReplicatedFake(readYourWrites)
+  const pool = new DatabasePool(manager, { min: 0, max: 2, keepaliveIntervalMs: 0 })
+  return { manager, pool }
+}
+
+describe('the replica read lane (fake manager)', () => {
+  it('runs read-lane work on the least busy replica, and lone statements on the primary', async () => {
+    const { manager, pool } = open()
+    try {
+      let release: (() => void) | undefined
+      const held = pool.withConnection(
+        async (conn) => {
+          await conn.query('select held')
+          await new Promise<void>((r) => (release = r))
+        },
+        { lane: 'read' },
+      )
+      await waitFor(() => release !== undefined)
+      await pool.withConnection((conn) => conn.query('select other'), { lane: 'read' })
+      release!()
+      await held
+      const ranOn = (text: string): string | undefined => {
+        const conn = manager.connections.find((c) => c.statements.includes(text))
+        return conn && manager.where.get(conn)
+      }
+      expect(new Set([ranOn('select held'), ranOn('select other')])).toEqual(new Set(['r0', 'r1']))
+      await pool.query('select 1')
+      expect(manager.connections.filter((c) => c.statements.includes('select 1')).map((c) => manager.where.get(c))).toEqual(['primary'])
+      await expect(pool.query('select 1', [], { lane: 'elsewhere' as Lane })).rejects.toMatchObject({ code: 'CONFIGURATION' })
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('a replica that refuses connections is taken out; with none left reads run on the primary (events)', async () => {
+    const { manager, pool } = open()
+    const events: string[] = []
+    pool.on('replica', (info) => events.push(`${info.replica} ${String(info.usable)} ${info.reason ?? ''}`))
+    pool.on('readFallback', () => events.push('fallback'))
+    try {
+      manager.replicas[0]!.down = true
+      manager.replicas[1]!.down = true
+      const { rows } = await pool.query('select 1', [], { lane: 'read' })
+      expect(rows).toEqual([])
+      expect(manager.connections.map((c) => manager.where.get(c))).toEqual(['primary'])
+      expect(events).toEqual(['r0:5432 false unreachable', 'r1:5432 false unreachable', 'fallback'])
+      expect(pool.replicaStats()).toMatchObject({ readsOnPrimaryFallback: 1 })
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('readYourWrites: reads go to a replica only once it replayed the last write; a failed recording sends reads to the primary', async () => {
+    const { manager, pool } = open(true)
+    try {
+      manager.primaryPosition = 100n
+      await pool.query('insert into t values (1)')
+      expect(pool.replicaStats()?.positionsRecorded).toBe(1)
+      // both replicas behind: asked, then the primary
+      manager.replicas[0]!.position = 50n
+      manager.replicas[1]!.position = 99n
+      expect(await whereRead(manager, pool)).toBe('primary')
+      // one caught up
+      manager.replicas[1]!.position = 100n
+      expect(await whereRead(manager, pool)).toBe('r1')
+      // a read-only statement records nothing
+      await pool.query('select 1')
+      expect(pool.replicaStats()?.positionsRecorded).toBe(1)
+      // the position query fails: not known how far, so the primary (even for a replica far ahead)
+      manager.positionFault = new Error('gone')
+      manager.replicas[0]!.position = 1_000n
+      manager.replicas[1]!.position = 1_000n
+      await pool.query('update t set a = 1')
+      expect(await whereRead(manager, pool)).toBe('primary')
+      // a later recording succeeds: known again
+      manager.positionFault = undefined
+      manager.primaryPosition = 500n
+      await pool.query('update t set a = 2')
+      expect(await whereRead(manager, pool)).not.toBe('primary')
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('readYourWrites: a write inside a transaction is recorded once it committed, before transaction() resolves', async () => {
+    const { manager, pool } = open(true)
+    try {
+      manager.primaryPosition = 7n
+      await pool.transaction(async (tx) => {
+        await tx.query('insert into t values (1)')
+      })
+      expect(pool.replicaStats()?.positionsRecorded).toBe(1)
+      await pool.transaction(async (tx) => {
+        await tx.query('select 1')
+      })
+      expect(pool.replicaStats()?.positionsRecorded).toBe(1)
+    } finally {
+      await pool.close()
+    }
+  })
+})
+
+/** Runs a read-lane statement and says which server got it (the connection whose statements grew). */
+async function whereRead(manager: ReplicatedFake, pool: DatabasePool<FakeConnection>): Promise<string | undefined> {
+  const before = new Map(manager.connections.map((c) => [c, c.statements.length]))
+  await pool.query('select 42', [], { lane: 'read' })
+  const ran = manager.connections.find((c) => c.statements.slice(before.get(c) ?? 0).includes('select 42'))
+  return ran && manager.where.get(ran)
+}
+
+async function waitFor(check: () => boolean): Promise<void> {
+  for (let i = 0; !check(); i++) {
+    if (i > 200) throw new Error('timed out')
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
