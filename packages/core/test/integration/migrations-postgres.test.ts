@@ -81,8 +81,15 @@ describe('Migrator on postgres: transaction:false', () => {
 
   const write = (name: string, text: string): void => writeFileSync(join(dir, name), text)
   const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+  // this database's only: other test files on the same server hold advisory locks of their own
   const advisoryLocks = async (): Promise<number> =>
-    Number((await pool.query<{ n: unknown }>("select count(*) as n from pg_locks where locktype = 'advisory'")).rows[0]?.n)
+    Number(
+      (
+        await pool.query<{ n: unknown }>(
+          "select count(*) as n from pg_locks where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())",
+        )
+      ).rows[0]?.n,
+    )
 
   it('CREATE INDEX CONCURRENTLY: refused by the server inside a transaction, applied and valid with transaction:false', async () => {
     write(
