@@ -1,5 +1,5 @@
 import { DatabaseConfig, Migrator, type DatabasePool } from '@dbpool/core'
-import { createPostgresPool, type PostgresConnection, type PostgresPoolOptions } from '@dbpool/postgres'
+import { createPostgresPool, listen, notify, type PostgresConnection, type PostgresPoolOptions } from '@dbpool/postgres'
 import { createTestDatabase, findPgBouncer, startPgBouncer, type PgBouncer, type TestDatabase } from '@dbpool/testing'
 import { admin, rejection, uniqueAppName } from './helpers'
 
@@ -199,10 +199,18 @@ suite('pgbouncer modes against a PgBouncer that refuses unknown startup paramete
       expect((await conn.query<{ n: number }>('select count(*)::int as n from pg_prepared_statements')).rows[0]!.n).toBeGreaterThan(0)
     })
     expect(pool.sessionFeatures).toEqual({ pgbouncer: 'session', sessions: true })
+    // listen() too: its dedicated connection keeps its server session
+    const received: string[] = []
+    const subscription = await listen(pool, 'dbpool_modes', (payload) => received.push(payload))
+    await notify(pool, 'dbpool_modes', 'through session mode')
+    for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+    expect(received).toEqual(['through session mode'])
+    await subscription.unlisten()
   })
 
   it('transaction mode: LISTEN, SET, session advisory locks are CONFIGURATION before anything is sent; their transaction-scoped forms run', async () => {
     const pool = through(inTransactionMode, 'pgbouncer=true')
+    expect((await rejection(listen(pool, 'jobs', () => undefined))).code).toBe('CONFIGURATION')
     for (const text of ['listen jobs', 'set search_path to public', 'select pg_advisory_lock(42)', 'select pg_try_advisory_lock(42)']) {
       const err = await rejection(pool.query(text))
       expect(err.code).toBe('CONFIGURATION')
