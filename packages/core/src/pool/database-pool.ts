@@ -190,8 +190,14 @@ export class DatabasePool<out C = unknown> {
     const readers = manager.lanes.readers
     this.#read = readers > 0 ? new LanePool(host, 'read', readers, Math.min(this.config.min, readers)) : undefined
     this.#replicas = createReplicaSet(manager, host, this.config, {
-      emitState: (info) => this.#events.emit('replica', info),
-      emitFallback: (info) => this.#events.emit('readFallback', info),
+      emitState: (info) => {
+        this.#telemetry.replica(info)
+        this.#events.emit('replica', info)
+      },
+      emitFallback: (info) => {
+        this.#telemetry.readFallback(info)
+        this.#events.emit('readFallback', info)
+      },
     })
     const depth = manager.pipelineDepth ?? 1
     this.#sharing = depth > 1 && manager.canPipeline ? new StatementSharing(this.#sharingHost(), depth) : undefined

@@ -15,6 +15,7 @@ import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
 import type { MetricsCollector } from '../metrics/metrics-collector'
 import { POOL_NAME_ATTRIBUTE } from '../metrics/metrics-collector'
 import type { LeakInfo } from '../pool/pool-events'
+import type { ReadFallbackInfo, ReplicaStateInfo } from '../pool/replica-set'
 import type { CompiledQuery } from '../sql/sql'
 import { PoolLog, type PoolLogger } from './logger'
 import { readStatementHead } from './statement-info'
@@ -251,6 +252,23 @@ export class PoolTelemetry {
   /** New connections reach another server than before (a multi-host target) (warn). */
   failover(info: FailoverInfo): void {
     this.log?.write('warn', 'failover', { from: info.from, to: info.to, lane: info.lane }, 'failover: new connections reach another server')
+  }
+
+  /** A replica of the read lane was taken out (warn) or is usable again (info). */
+  replica(info: ReplicaStateInfo): void {
+    if (info.usable) this.log?.write('info', 'replica', { replica: info.replica, usable: true }, 'replica usable again')
+    else
+      this.log?.write(
+        'warn',
+        'replica',
+        { replica: info.replica, usable: false, reason: info.reason, lagMs: info.lagMs, err: info.error && this.log.error(info.error) },
+        'replica taken out of the read lane',
+      )
+  }
+
+  /** Read-lane work runs on the primary: no replica is usable (warn). */
+  readFallback(info: ReadFallbackInfo): void {
+    this.log?.write('warn', 'readFallback', { replicas: info.replicas }, 'no usable replica: reads run on the primary')
   }
 
   /** A background failure (warm-up connect, keepalive, destroy) (warn). */

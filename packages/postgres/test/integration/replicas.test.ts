@@ -135,7 +135,10 @@ suite('read replicas as the read lane', () => {
   }, 60_000)
 
   it('a standby that is down: reads run on the primary, with a replica and a readFallback event; it comes back', async () => {
-    const p = pool({}, 100)
+    const logged: { level: string; event: unknown }[] = []
+    const at = (level: string) => (obj: { event?: unknown }) => void logged.push({ level, event: obj.event })
+    const logger = { trace: at('trace'), debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }
+    const p = pool({ logger }, 100)
     const states: ReplicaStateInfo[] = []
     const fallbacks: ReadFallbackInfo[] = []
     p.on('replica', (info) => states.push(info))
@@ -154,5 +157,11 @@ suite('read replicas as the read lane', () => {
     }
     await until('the standby back', () => states.some((s) => s.usable))
     expect(await inRecovery(p, { lane: 'read' })).toBe(true)
+    // the same changes as log lines
+    expect(logged.filter((l) => l.event === 'replica' || l.event === 'readFallback')).toEqual([
+      { level: 'warn', event: 'replica' },
+      { level: 'warn', event: 'readFallback' },
+      { level: 'info', event: 'replica' },
+    ])
   }, 60_000)
 })
