@@ -290,10 +290,13 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
 
   /** One host, with sslmode=prefer's fallback to plain TCP when the server refuses TLS. */
   async #openHost(host: ResolvedHost, password: string | undefined, hooks: ConnectionHooks): Promise<PostgresConnection> {
+    // per host: a socket directory in the list never uses TLS (pg names the host it reached for SNI and the identity check)
+    const { sslMode, sslRootCert } = this.config
+    const ssl = this.config.hosts.length === 1 ? this.#ssl : tlsOptions({ host: host.host, sslMode, sslRootCert })
     try {
-      return await this.#open(host, this.#ssl, password, hooks)
+      return await this.#open(host, ssl, password, hooks)
     } catch (err) {
-      if (this.#ssl === false || !fallsBackToPlain(this.config.sslMode) || !isTlsRefusal(err)) throw this.#connectError(err, host)
+      if (ssl === false || !fallsBackToPlain(this.config.sslMode) || !isTlsRefusal(err)) throw this.#connectError(err, host)
       // sslmode=prefer as libpq means it: the server refused TLS, so connect without it
       try {
         return await this.#open(host, false, password, hooks)
@@ -880,4 +883,3 @@ function setPipeline(conn: PostgresConnection, on: boolean): boolean {
   if (was !== on) client.pipeline = on
   return was
 }
-

@@ -147,6 +147,25 @@ describe('multi-host targets (libpq target_session_attrs)', () => {
     }
   })
 
+  it('TLS is decided per host: a socket directory listed first does not turn TLS off for a TCP host (sslmode=require)', async () => {
+    // the shared server has ssl off: with require, a TCP connection to it must fail, never go plain
+    const u = new URL(db.url)
+    const config = new DatabaseConfig({
+      hosts: [{ host: '/nonexistent-dbpool-socket-dir', port: 5432 }, primary()],
+      database: db.name,
+      username: decodeURIComponent(u.username),
+      password: decodeURIComponent(u.password),
+      sslMode: 'require',
+    })
+    const p = createPostgresPool(config, { min: 0, max: 1, name: 'hosts' })
+    pools.push(p)
+    const err = await rejection(p.query('select 1'))
+    expect(err.code).toBe('CONNECTION_FAILED')
+    expect(err.message).toContain(
+      `${primary().host}:${primary().port} CONNECTION_FAILED: failed: The server does not support SSL connections`,
+    )
+  })
+
   it('read-write skips a read-only server listed first; read-only picks it; any takes the first', async () => {
     await setFenced(true)
     expect(await serverPort(pool([fenced(), primary()], 'read-write'))).toBe(primary().port)
