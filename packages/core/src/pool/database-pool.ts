@@ -377,8 +377,18 @@ export class DatabasePool<out C = unknown> {
       return Promise.reject(err)
     }
     // one getter when nothing watches (no SDK, no meter provider, no slow-statement log)
-    if (this.#telemetry.watching) return this.#telemetry.statement(compiled, () => this.#dispatch<R>(lane, compiled, options))
+    if (this.#telemetry.watching) return this.#watchedQuery<R>(lane, compiled, options)
     return this.#dispatch<R>(lane, compiled, options)
+  }
+
+  // the closures of the watched paths live in methods of their own: a closure in query() or #run would
+  // make V8 allocate a context for their variables on every call, watched or not
+  #watchedQuery<R>(lane: Lane, compiled: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
+    return this.#telemetry.statement(compiled, () => this.#dispatch<R>(lane, compiled, options))
+  }
+
+  #watchedExecute<R>(lease: Lease<unknown>, compiled: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
+    return this.#telemetry.statement(compiled, () => this.#execute<R>(lease, compiled, options))
   }
 
   /** Runs a compiled statement on the lease-free path the manager allows, or on a lease of its own. */
@@ -554,10 +564,13 @@ export class DatabasePool<out C = unknown> {
   transaction<T>(fn: (tx: Transaction<C>) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     if (this.#state !== 'open') return Promise.reject<T>(this.#closedError())
     this.#admitted++
-    const telemetry = this.#telemetry
-    const running = telemetry.tracing ? telemetry.transaction(() => this.#runTransaction(fn, options)) : this.#runTransaction(fn, options)
+    const running = this.#telemetry.tracing ? this.#tracedTransaction(fn, options) : this.#runTransaction(fn, options)
     running.then(this.#finish, this.#finish)
     return running
+  }
+
+  #tracedTransaction<T>(fn: (tx: Transaction<C>) => Promise<T>, options: TransactionOptions): Promise<T> {
+    return this.#telemetry.transaction(() => this.#runTransaction(fn, options))
   }
 
   #runTransaction<T>(fn: (tx: Transaction<C>) => Promise<T>, options: TransactionOptions): Promise<T> {
@@ -898,7 +911,7 @@ export class DatabasePool<out C = unknown> {
   ) => {
     if (!lease.active) return Promise.reject<QueryResult<R>>(this.#closedError())
     const compiled = this.#compile(query, params)
-    if (this.#telemetry.watching) return this.#telemetry.statement(compiled, () => this.#execute<R>(lease, compiled, options))
+    if (this.#telemetry.watching) return this.#watchedExecute<R>(lease, compiled, options)
     return this.#execute<R>(lease, compiled, options)
   }
 
