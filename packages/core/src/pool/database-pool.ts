@@ -231,7 +231,11 @@ export class DatabasePool<out C = unknown> {
           : requested === 'read' && this.#replicas
             ? 'read'
             : this.#lane(requested).lane,
-      acquire: (lane, signal) => this.#acquire(lane, this.#leased, undefined, signal),
+      acquire: (lane, signal) => {
+        const leasing = this.#acquire(lane, this.#leased, undefined, signal)
+        // readYourWrites: a stream's statement does not pass #execute; a write-lane stream may write (INSERT ... RETURNING)
+        return lane === 'write' && this.#replicas?.readYourWrites ? leasing.then(markWrote) : leasing
+      },
       release: (lease) => this.#release(lease),
       fail: (lease, err) =>
         this.#manager.isUsable(lease.conn.native) ? toDatabaseError(this.#manager, err) : this.#markBroken(lease, err),
@@ -874,11 +878,14 @@ export class DatabasePool<out C = unknown> {
     )
   }
 
-  /** A usable connection outside any transaction: what ran on it is committed (or was rolled back). */
+  /**
+   * Whether what ran on a usable connection may have committed: not when a transaction is still open
+   * or failed (the release rolls it back); when the state is not known (yet), it may have.
+   */
   #committed(conn: PooledConnection<unknown>): boolean {
     if (conn.broken || !this.#manager.isUsable(conn.native)) return false
     const state = this.#manager.transactionState?.(conn.native)
-    return state === undefined || state === 'idle'
+    return state !== 'open' && state !== 'failed'
   }
 
   #giveBack(conn: PooledConnection<unknown>, now: number): void {
@@ -1024,6 +1031,11 @@ export class DatabasePool<out C = unknown> {
 
 /** Connect failures of a replica (nothing ran on it): the read goes to another replica or the primary. */
 const REPLICA_DOWN_CODES: ReadonlySet<string> = new Set(['CONNECTION_FAILED', 'CONNECTION_LOST'])
+
+function markWrote(lease: Lease<unknown>): Lease<unknown> {
+  lease.wrote = true
+  return lease
+}
 
 function checkLane(lane: unknown): Lane {
   if (lane !== 'write' && lane !== 'read')

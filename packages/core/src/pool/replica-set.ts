@@ -113,6 +113,11 @@ export class ReplicaSet {
   #readsOnPrimaryForWrites = 0
   #positions = 0
 
+  /** Whether write positions are recorded (`readYourWrites`). */
+  get readYourWrites(): boolean {
+    return this.#host.readYourWrites
+  }
+
   constructor(host: ReplicaHost, labels: readonly string[], max: number, min: number) {
     this.#host = host
     this.#targets = labels.map((label, i) => new Target(label, new LanePool(host.laneHost, 'read', max, min, i)))

@@ -114,6 +114,16 @@ suite('read replicas as the read lane', () => {
     await until('a read served by the standby again', async () => inRecovery(ryw, { lane: 'read' }))
     const after = await ryw.query<{ n: number }>('select count(*)::int as n from notes where id in (1, 2)', [], { lane: 'read' })
     expect(after.rows).toEqual([{ n: 2 }])
+    // a write streamed through a cursor (INSERT ... RETURNING, which does not pass a statement's path)
+    // while the standby, caught up with every earlier write, is paused again
+    await cluster.pauseReplay(1)
+    try {
+      for await (const row of ryw.stream("insert into notes values (4, 'streamed') returning id")) expect(row).toEqual({ id: 4 })
+      const streamed = await ryw.query('select body from notes where id = 4', [], { lane: 'read' })
+      expect(streamed.rows).toEqual([{ body: 'streamed' }])
+    } finally {
+      await cluster.resumeReplay(1)
+    }
   }, 60_000)
 
   it('a standby lagging more than maxReplicaLagMs is taken out in the keepalive pass and comes back', async () => {
