@@ -144,6 +144,11 @@ export class ReplicaSet {
     if (!this.#host.readYourWrites || this.#written === 0n) return this.#onReplica(candidates[0] as Target)
     const caughtUp = candidates.find((t) => t.position >= this.#written)
     if (caughtUp) return this.#onReplica(caughtUp)
+    if (this.#written === UNKNOWN) {
+      // no replica can be shown to have it: asking them would only add round trips
+      this.#readsOnPrimaryForWrites++
+      return undefined
+    }
     return this.#chooseAfterRefresh(candidates)
   }
 

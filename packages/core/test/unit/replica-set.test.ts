@@ -124,7 +124,10 @@ describe('the replica read lane (fake manager)', () => {
       manager.replicas[0]!.position = 1_000n
       manager.replicas[1]!.position = 1_000n
       await pool.query('update t set a = 1')
+      const asked = manager.statusCalls
       expect(await whereRead(manager, pool)).toBe('primary')
+      // without asking the replicas: none can be shown to have it
+      expect(manager.statusCalls).toBe(asked)
       // a later recording succeeds: known again
       manager.positionFault = undefined
       manager.primaryPosition = 500n
