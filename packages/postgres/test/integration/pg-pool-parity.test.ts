@@ -383,7 +383,18 @@ describe('lifecycle hooks and events (pg-pool: lifecycle-hooks.js, events.js)', 
     let connects = 0
     pool.on('connect', () => connects++)
     for (let i = 0; i < 5; i++) await pool.query('select 1')
-    await Promise.all([pool.withConnection(() => sleep(20)), pool.withConnection(() => sleep(20))])
+    // Both leases held at once (a barrier, not a sleep): with a sleep, a loaded machine opened the
+    // second connection slower than the first lease lasted, the second caller took the released
+    // first connection, and the check below ran while the second connection's session init was
+    // still in flight (1 connect, 1 row logged).
+    let arrived = 0
+    let bothIn!: () => void
+    const together = new Promise<void>((resolve) => (bothIn = resolve))
+    const hold = async (): Promise<void> => {
+      if (++arrived === 2) bothIn()
+      await together
+    }
+    await Promise.all([pool.withConnection(hold), pool.withConnection(hold)])
     const logged = await pool.query<{ pid: number }>('select pid from hook_log')
     expect(connects).toBe(2)
     expect(logged.rows).toHaveLength(2)
