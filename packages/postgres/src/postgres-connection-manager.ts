@@ -342,8 +342,17 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         backend: 'postgres',
       },
     )
-    for (const other of this.#live) if (hostLabel(other.host, other.port) !== at) other.markBroken(moved)
+    for (const other of this.#live) if (hostLabel(other.host, other.port) !== at) other.evict(moved)
     hooks.onFailover?.({ from: previous, to: at, lane: 'write' })
+  }
+
+  /**
+   * Every write-lane connection to `at` is evicted: the server became read-only for every session,
+   * and a replay must not be handed another of its idle connections (each would fail the same way
+   * and use up an attempt).
+   */
+  #evictServer(at: string, reason: DatabaseError): void {
+    for (const conn of this.#live) if (hostLabel(conn.host, conn.port) === at) conn.evict(reason)
   }
 
   isUsable(conn: PostgresConnection): boolean {
@@ -768,7 +777,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * sent in this lease asked for read-only mode (`BEGIN READ ONLY`, `transaction({ readOnly: true })`,
    * `SET ... read_only`), the server is the wrong one (a standby, a primary fenced or demoted by a
    * failover: it reports `in_hot_standby` or `default_transaction_read_only` on, though possibly
-   * only after this error): the connection is evicted and the error is READ_ONLY with
+   * only after this error): every connection to that server is evicted and the error is READ_ONLY with
    * `retryable: true`, so `transaction(fn, { retry })` replays on a new connection, which the host
    * walk sends to a read-write server. A read-only transaction the application opened keeps its
    * connection and is not retryable.
@@ -790,6 +799,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       },
     )
     conn.markBroken(error)
+    this.#evictServer(at, error)
     return error
   }
 

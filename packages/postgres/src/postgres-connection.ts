@@ -124,6 +124,18 @@ export class PostgresConnection implements ReferencedHandle {
     this.#ready = true
   }
 
+  /**
+   * @internal Never reuse this connection, and tell the pool now through `onLost` (an idle one is
+   * closed at once, a leased one when its lease ends): its server is not the one to use any more
+   * (a failover moved new connections elsewhere, or the server became read-only).
+   */
+  evict(reason: Error): void {
+    this.#broken ??= reason
+    if (!this.#ready || this.#lostReported || this.#closing) return
+    this.#lostReported = true
+    this.#onLost(reason)
+  }
+
   /** @internal Never reuse this connection (fatal SQLSTATE, deadline, failed reset). */
   markBroken(reason: Error): void {
     this.#broken ??= reason

@@ -237,6 +237,24 @@ describe('multi-host targets (libpq target_session_attrs)', () => {
     for (let i = 0; i < 5; i++) expect(await serverPort(p)).toBe(primary().port)
   })
 
+  it('a READ_ONLY evicts every connection to that server: a replay is not handed another idle one of it', async () => {
+    const p = pool([fenced(), primary()], 'read-write', 4)
+    const lost: string[] = []
+    p.on('connectionLost', (error) => lost.push(error.code))
+    // four idle connections on the first host
+    await Promise.all([1, 2, 3, 4].map((i) => p.transaction((tx) => tx.query('select pg_sleep(0.05), $1::int', [i]))))
+    expect(p.stats().idle).toBe(4)
+    await setFenced(true)
+    // two attempts only: the second must reach the read-write host, not another idle connection of the fenced one
+    await p.transaction((tx) => tx.query('insert into t values (20, $1)', ['second attempt']), {
+      retry: { maxAttempts: 2, baseDelayMs: 0 },
+    })
+    // all four, the one that saw the error included
+    expect(lost.filter((code) => code === 'READ_ONLY')).toHaveLength(4)
+    expect(p.stats().size).toBe(1)
+    for (let i = 0; i < 4; i++) expect(await serverPort(p)).toBe(primary().port)
+  })
+
   it('a read-only transaction the application opened keeps its connection and is not retryable', async () => {
     const p = pool([primary()], 'read-write', 1)
     let attempts = 0
