@@ -1,8 +1,8 @@
 import { PassThrough, type Readable } from 'node:stream'
 import { from as copyFromStdin, to as copyToStdout } from 'pg-copy-streams'
 import { DatabaseError, type DatabasePool } from '@dbpool/core'
-import { checkStatementText } from '@dbpool/core/internal'
 import type { PostgresConnection } from './postgres-connection'
+import { checkCopyStatement } from './postgres-copy-statement'
 import { mapPostgresError } from './postgres-errors'
 import { requirePostgresPool } from './postgres-feature'
 import { postgresParameters } from './postgres-params'
@@ -23,9 +23,6 @@ const WRITE_BYTES = 64 * 1024
 /** How long an aborted COPY may take to be confirmed by the server before its connection is closed. */
 const SETTLE_MS = 5_000
 
-const COPY_FROM = /^\s*copy\b[\s\S]*?\bfrom\s+stdin\b/i
-const COPY_TO = /^\s*copy\b[\s\S]*\bto\s+stdout\b/i
-
 type RowFormat = 'text' | 'csv' | 'raw'
 
 /**
@@ -39,7 +36,8 @@ type RowFormat = 'text' | 'csv' | 'raw'
  * await copyFrom(pool, "copy t (a, b) from stdin with (format csv)", createReadStream('t.csv'))
  * ```
  *
- * Errors (rejections): CONFIGURATION for a SQLite pool or a text that is not `COPY ... FROM STDIN`;
+ * Errors (rejections): CONFIGURATION for a SQLite pool or a text that is not one `COPY ... FROM STDIN`
+ * statement (see `checkCopyStatement`);
  * INVALID_PARAMETER for a row value the contract refuses; the server's error, mapped (a bad line:
  * QUERY_FAILED with `sqlState`, e.g. 22P02); QUERY_FAILED wrapping the source's own error. On every
  * error the COPY is ended (a CopyFail when the source failed: the server writes nothing) and the
@@ -47,12 +45,12 @@ type RowFormat = 'text' | 'csv' | 'raw'
  */
 export async function copyFrom(pool: DatabasePool, text: string, source: CopySource): Promise<number> {
   const db = requirePostgresPool(pool, 'copyFrom')
-  checkCopyText(text, COPY_FROM, 'copyFrom', 'COPY ... FROM STDIN')
+  const words = checkCopyStatement(text, 'from stdin', 'copyFrom')
   if (source === null || typeof source !== 'object' || !(Symbol.asyncIterator in source || Symbol.iterator in source))
     throw new DatabaseError('CONFIGURATION', 'copyFrom(): source must be a Readable or an (async) iterable of chunks or rows', {
       retryable: false,
     })
-  const format = rowFormat(text)
+  const format = rowFormat(words)
   return db.withConnection((conn) => copyIn(conn.native, text, source, format))
 }
 
@@ -122,11 +120,11 @@ async function abort(native: PostgresConnection, copy: ReturnType<typeof copyFro
  *
  * Errors (the Readable's `error`): the server's error, mapped (e.g. a statement failing mid-way);
  * POOL_CLOSED, ACQUIRE_TIMEOUT as for `pool.query()`. Thrown at once: CONFIGURATION for a SQLite pool
- * or a text that is not `COPY ... TO STDOUT`.
+ * or a text that is not one `COPY ... TO STDOUT` statement (see `checkCopyStatement`).
  */
 export function copyTo(pool: DatabasePool, text: string): Readable {
   const db = requirePostgresPool(pool, 'copyTo')
-  checkCopyText(text, COPY_TO, 'copyTo', 'COPY ... TO STDOUT')
+  checkCopyStatement(text, 'to stdout', 'copyTo')
   const out = new PassThrough()
   db.withConnection((conn) => copyOut(conn.native, text, out)).catch((err: unknown) => {
     if (!out.destroyed) out.destroy(DatabaseError.is(err) ? err : mapPostgresError(err))
@@ -160,18 +158,10 @@ function copyOut(native: PostgresConnection, text: string, out: PassThrough): Pr
   })
 }
 
-function checkCopyText(text: unknown, pattern: RegExp, fn: string, expected: string): asserts text is string {
-  if (typeof text !== 'string' || !pattern.test(text))
-    throw new DatabaseError('CONFIGURATION', `${fn}(): the statement must be ${expected}, got ${JSON.stringify(text)}`, {
-      retryable: false,
-    })
-  checkStatementText(text, 'postgres')
-}
-
-/** How array rows are encoded: from the statement's options (after STDIN). */
-function rowFormat(text: string): RowFormat {
-  const match = COPY_FROM.exec(text)
-  const options = match ? text.slice(match[0].length) : ''
+/** How array rows are encoded: from the statement's options (after STDIN; `words` has no comments or literals). */
+function rowFormat(words: string): RowFormat {
+  const match = /\bfrom\s+stdin\b/i.exec(words)
+  const options = match ? words.slice(match.index + match[0].length) : ''
   if (/\b(binary|delimiter|null|quote|escape|force_not_null|force_null|encoding)\b/i.test(options)) return 'raw'
   return /\bcsv\b/i.test(options) ? 'csv' : 'text'
 }

@@ -135,6 +135,52 @@ describe('copyFrom', () => {
   })
 })
 
+describe('the COPY statement is one statement of the right kind', () => {
+  // pg-copy-streams sends the text as a simple Query, which runs every statement in it
+  it('a second statement after the COPY is refused before anything is sent (it used to run: the rows were loaded, then the table dropped)', async () => {
+    await pool.query('create table victim (id int)')
+    for (const text of [
+      'copy items (id) from stdin; drop table victim',
+      'copy items (id) from stdin with (format csv); drop table victim;',
+      "copy items (id) from stdin with (delimiter ';'); drop table victim",
+    ]) {
+      const error = await rejection(copyFrom(pool, text, ['1\n']))
+      expect(error.code).toBe('CONFIGURATION')
+      expect(error.message).toContain('one COPY ... FROM STDIN statement')
+    }
+    expect(() => copyTo(pool, 'copy (select 1) to stdout; drop table victim')).toThrow(expect.objectContaining({ code: 'CONFIGURATION' }))
+    await sleep(50)
+    expect((await pool.query('select count(*)::int as n from victim')).rows).toEqual([{ n: 0 }])
+    expect(await count()).toBe(0)
+    await pool.query('drop table victim')
+  })
+
+  it('STDIN or STDOUT only in a comment or a literal does not make a COPY from a file or a program acceptable', async () => {
+    for (const text of [
+      "copy items (id) from '/etc/passwd' -- from stdin",
+      "copy items (id) from '/etc/passwd' /* from stdin */",
+      "copy items (id) from program 'true' with (format csv, quote '\"') -- from stdin",
+      "copy items (id) from 'stdin'",
+      "copy items (id) from stdin with (format csv, quote ''''); drop table items --",
+    ])
+      expect((await rejection(copyFrom(pool, text, []))).code).toBe('CONFIGURATION')
+    for (const text of [
+      "copy (select 1) to '/tmp/x' -- to stdout",
+      "copy (select 'to stdout') to program 'true'",
+      "copy (select $$; to stdout$$) to '/tmp/x'",
+    ])
+      expect(() => copyTo(pool, text)).toThrow(expect.objectContaining({ code: 'CONFIGURATION' }))
+  })
+
+  it('semicolons, quotes and comments inside one COPY statement are still accepted', async () => {
+    expect(await copyFrom(pool, "copy items (id, label) from stdin with (format csv, delimiter ';'); -- done", ['1;"a;b"\n'])).toBe(1)
+    expect(await copyFrom(pool, 'copy items (id, "label") /* ; */ from stdin with (format \'csv\');', [[2, 'x;y']])).toBe(1)
+    expect(
+      await readAll(copyTo(pool, "copy (select label from items where label <> $$;$$ and label <> E'\\';' order by id) to stdout;")),
+    ).toBe('a;b\nx;y\n')
+  })
+})
+
 describe('copyTo', () => {
   it('returns the data as a Readable (CSV here), releasing the lease at the end', async () => {
     await pool.query("insert into items (id, label) values (1, 'one'), (2, 'two, with comma')")
