@@ -11,8 +11,13 @@ export interface NotificationInfo {
   readonly processId: number
 }
 
-/** Called for every notification on the channel, in the order the server sent them. */
-export type NotificationHandler = (payload: string, info: NotificationInfo) => void
+/**
+ * Called for every notification on the channel, in the order the server sent them (an async
+ * handler is not awaited: the next notification does not wait for it). A handler that throws, or
+ * returns a promise that rejects, is an `error` event of its subscription (QUERY_FAILED, the
+ * handler's error as `cause`), never an uncaught exception or unhandled rejection.
+ */
+export type NotificationHandler = (payload: string, info: NotificationInfo) => void | Promise<void>
 
 /** What a `reconnect` event carries. */
 export interface ReconnectInfo {
@@ -346,16 +351,22 @@ class ChannelSubscription implements Subscription {
   deliver(payload: string, info: NotificationInfo): void {
     if (!this.#active) return
     try {
-      this.#handler(payload, info)
+      const result: unknown = this.#handler(payload, info)
+      // an async handler's rejection would otherwise be an unhandled rejection, which ends the process
+      if (isThenable(result)) result.then(undefined, (err: unknown) => this.#handlerFailed(err))
     } catch (err) {
-      this.emit(
-        'error',
-        new DatabaseError('QUERY_FAILED', `a notification handler of channel ${JSON.stringify(this.channel)} threw`, {
-          backend: 'postgres',
-          cause: err,
-        }),
-      )
+      this.#handlerFailed(err)
     }
+  }
+
+  #handlerFailed(err: unknown): void {
+    this.emit(
+      'error',
+      new DatabaseError('QUERY_FAILED', `a notification handler of channel ${JSON.stringify(this.channel)} threw`, {
+        backend: 'postgres',
+        cause: err,
+      }),
+    )
   }
 
   /** @internal A throwing event listener never breaks the listener; an error nobody listens to is a process warning. */
@@ -374,4 +385,12 @@ class ChannelSubscription implements Subscription {
       }
     }
   }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as PromiseLike<unknown>).then === 'function'
+  )
 }

@@ -117,6 +117,33 @@ it('several handlers share a channel; one unlisten keeps the others; a throwing 
   expect(errors).toHaveLength(2)
 })
 
+it('an async handler that rejects is an error event, not an unhandled rejection ending the process', async () => {
+  const unhandled: unknown[] = []
+  const onUnhandled = (reason: unknown): void => void unhandled.push(reason)
+  // jest installs its own handler; ours records what would have ended a plain Node process
+  process.on('unhandledRejection', onUnhandled)
+  try {
+    const errors: { cause?: unknown }[] = []
+    const box = inbox()
+    const failing = await listen(pool, 'async_jobs', async (payload) => {
+      await sleep(1)
+      throw new Error(`async handler bug ${payload}`)
+    })
+    failing.on('error', (err) => errors.push(err))
+    await listen(pool, 'async_jobs', box.handler)
+    await notify(pool, 'async_jobs', 'one')
+    await notify(pool, 'async_jobs', 'two')
+    expect(await box.next()).toBe('one')
+    expect(await box.next()).toBe('two')
+    await eventually(() => errors.length === 2, 2_000, 'both rejections as error events')
+    await sleep(50)
+    expect(unhandled).toEqual([])
+    expect((errors[0]?.cause as Error).message).toBe('async handler bug one')
+  } finally {
+    process.off('unhandledRejection', onUnhandled)
+  }
+})
+
 it('after pg_terminate_backend of the listening connection it reconnects, listens again and emits reconnect; notifications arrive within 2 s', async () => {
   const watch = watchProcess()
   const box = inbox()
