@@ -8,6 +8,7 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely'
+import { withCallerStack } from './caller-stack'
 import { HeldLease } from './held-lease'
 import { HeldTransaction } from './held-transaction'
 import { toKyselyResult } from './query-result'
@@ -57,10 +58,14 @@ export class DbpoolConnection implements DatabaseConnection {
     return this.context.pool
   }
 
-  executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
-    const conn = this.#adopted ?? this.#transaction?.tx ?? this.#leased(compiled)
-    if (conn !== undefined) return this.#run<R>(conn, compiled)
-    return this.#hold(compiled).then((held) => this.#run<R>(held, compiled))
+  /** Kysely's `executeQuery`: rejects with dbpool's DatabaseError, the caller's frames added to its stack. */
+  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+    try {
+      const conn = this.#adopted ?? this.#transaction?.tx ?? this.#leased(compiled) ?? (await this.#hold(compiled))
+      return await this.#run<R>(conn, compiled)
+    } catch (err) {
+      throw withCallerStack(err)
+    }
   }
 
   /**
@@ -78,18 +83,31 @@ export class DbpoolConnection implements DatabaseConnection {
         ? held.stream<R>(compiled.sql, compiled.parameters, options)
         : this.context.pool.stream<R>(compiled.sql, compiled.parameters, options)
     let chunk: R[] = []
-    for await (const row of rows) {
-      chunk.push(row)
-      if (chunk.length >= chunkSize) {
-        yield { rows: chunk }
-        chunk = []
+    try {
+      for await (const row of rows) {
+        chunk.push(row)
+        if (chunk.length >= chunkSize) {
+          yield { rows: chunk }
+          chunk = []
+        }
       }
+    } catch (err) {
+      // the statement's or the cursor's error (a loop ended early by the consumer is a return(), not this)
+      throw withCallerStack(err)
     }
     if (chunk.length > 0) yield { rows: chunk }
   }
 
-  /** Kysely's `beginTransaction`. */
+  /** Kysely's `beginTransaction`: rejects with dbpool's error (POOL_CLOSED, ACQUIRE_TIMEOUT, BUSY...), the caller's frames added. */
   async begin(settings: TransactionSettings): Promise<void> {
+    try {
+      await this.#begin(settings)
+    } catch (err) {
+      throw withCallerStack(err)
+    }
+  }
+
+  async #begin(settings: TransactionSettings): Promise<void> {
     if (this.#adopted || this.#transaction)
       throw new DatabaseError(
         'QUERY_FAILED',
@@ -111,11 +129,15 @@ export class DbpoolConnection implements DatabaseConnection {
   }
 
   /** Kysely's `commitTransaction`: rejects with dbpool's error when the work was not committed. */
-  commit(): Promise<void> {
+  async commit(): Promise<void> {
     const transaction = this.#transaction
     this.#transaction = undefined
     // after a failed commit Kysely rolls back: dbpool already did
-    return transaction ? transaction.commit() : Promise.resolve()
+    try {
+      if (transaction) await transaction.commit()
+    } catch (err) {
+      throw withCallerStack(err)
+    }
   }
 
   /** Kysely's `rollbackTransaction`. */
