@@ -69,10 +69,16 @@ async function copyIn(native: PostgresConnection, text: string, source: CopySour
     if (serverError !== undefined) throw serverError
     if (!copy.write(chunk)) await Promise.race([new Promise((resolve) => copy.once('drain', resolve)), finished])
   }
+  const chunks = iterate(source)
   try {
     let pending = ''
     let row = 0
-    for await (const chunk of source as AsyncIterable<unknown>) {
+    for (;;) {
+      // a server error (the COPY refused, a bad line) ends the wait for the source's next chunk: a
+      // slow or idle source would otherwise hold the lease and the rejection until it produced one
+      const step = await Promise.race([chunks.next(), finished.then(() => ({ done: true as const, value: undefined }))])
+      if (step.done === true) break
+      const chunk: unknown = step.value
       if (serverError !== undefined) throw serverError
       if (typeof chunk === 'string') pending += chunk
       else if (chunk instanceof Uint8Array) {
@@ -92,11 +98,36 @@ async function copyIn(native: PostgresConnection, text: string, source: CopySour
     await finished
     return copy.rowCount
   } catch (err) {
+    stopSource(source, chunks)
     const fromServer = serverError
     // the source (or a row's encoding) failed: the server must hear of it (its answer to the CopyFail is not the error)
     if (fromServer === undefined) await abort(native, copy, err)
     throw copyError(native, fromServer ?? err)
   }
+}
+
+/** The source's chunks as one async iterator (a sync iterable's `next()` throwing becomes a rejection). */
+function iterate(source: CopySource): AsyncIterator<unknown> {
+  if (Symbol.asyncIterator in source) return (source as AsyncIterable<unknown>)[Symbol.asyncIterator]()
+  const iterator = (source as Iterable<unknown>)[Symbol.iterator]()
+  return {
+    next: async () => iterator.next(),
+    return: async (value?: unknown) => iterator.return?.(value) ?? { done: true, value },
+  }
+}
+
+/**
+ * The COPY failed or the loop left early: the source is stopped as `for await` would stop it, without
+ * waiting (a `next()` may still be pending, behind which an async generator's `return()` queues): a
+ * Readable is destroyed, an iterator's `return()` is called.
+ */
+function stopSource(source: CopySource, chunks: AsyncIterator<unknown>): void {
+  const readable = source as Partial<Readable>
+  if (typeof readable.destroy === 'function') {
+    if (readable.destroyed !== true) readable.destroy()
+    return
+  }
+  chunks.return?.().catch(() => undefined)
 }
 
 /** The source (or encoding) failed: CopyFail ends the COPY; the server's answer is awaited, or the connection closed. */

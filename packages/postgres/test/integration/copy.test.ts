@@ -111,6 +111,42 @@ describe('copyFrom', () => {
     expect(await copyFrom(pool, 'copy items (id, label) from stdin', [[1, 'ok']])).toBe(1)
   })
 
+  it('a server error while the source is idle rejects at once and stops the source (it used to wait for the next chunk, holding the lease)', async () => {
+    let openGate!: () => void
+    const gate = new Promise<void>((resolve) => (openGate = resolve))
+    let resumed = false
+    let stopped = false
+    async function* idleAfterOne(): AsyncGenerator<string> {
+      try {
+        yield '1\tone\n'
+        await gate // a source with nothing to send for now (a queue, a socket)
+        resumed = true
+        yield '2\ttwo\n'
+      } finally {
+        stopped = true
+      }
+    }
+    const readable = new Readable({ read: () => undefined })
+    readable.push('1\tone\n')
+    try {
+      for (const source of [idleAfterOne(), readable]) {
+        const outcome = await Promise.race([
+          rejection(copyFrom(pool, 'copy no_such_table from stdin', source)),
+          sleep(5_000).then(() => 'still waiting for the source'),
+        ])
+        expect(outcome).toMatchObject({ code: 'QUERY_FAILED', sqlState: '42P01' })
+        expect(resumed).toBe(false)
+        expect(pool.stats().used).toBe(0)
+      }
+      expect(readable.destroyed).toBe(true)
+    } finally {
+      openGate()
+    }
+    // the generator's return() ran once its pending step ended
+    for (let i = 0; i < 100 && !stopped; i++) await sleep(10)
+    expect(stopped).toBe(true)
+  })
+
   it('a row value the parameter contract refuses is INVALID_PARAMETER naming the row; nothing written', async () => {
     const error = await rejection(
       copyFrom(pool, 'copy items (id, label) from stdin', [
