@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks'
 import { TimeoutError } from 'tarn'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
 import type { ConnectionManager, FailoverInfo, Lane, ReferencedHandle } from '../driver/connection-manager'
@@ -34,12 +35,19 @@ export interface LaneHost<C> {
 
 /**
  * @internal A caller waiting in a lane's queue, then (once fed) in tarn's: the whole state of a
- * waiting caller besides its promise, about 100 bytes (the queue holds many; `bench/queue-scaling.js`).
+ * waiting caller besides its promise, about 100 bytes, plus about 60 for the `context` of one queued
+ * in the lane's queue (the queue holds many; `bench/queue-scaling.js`).
  */
 class Waiter<C> implements Queued {
   queued = false
   /** Set only for a caller with an AbortSignal (rare): what cancelling it needs. */
   cancel: WaiterCancel<C> | undefined = undefined
+  /**
+   * Set only for a caller that waits in the lane's queue: its async context (AsyncLocalStorage,
+   * OpenTelemetry's context manager, domains), captured when it arrived. It is fed to tarn later by
+   * another caller's release, so `onAcquired` (and the caller's callback it runs) is run in it.
+   */
+  context: AsyncResource | undefined = undefined
 
   constructor(
     readonly since: number,
@@ -232,10 +240,18 @@ export class LanePool<C> {
     }
     if (this.#queue.size === 0 && this.#inTarn < this.#tarnLimit)
       this.#start(waiter, this.#host.config.acquireTimeoutMs, this.tarn.numFree() === 0)
-    else this.#queue.push(waiter)
+    else {
+      // fed to tarn later from another caller's release (see #start): keep this caller's context
+      waiter.context = new AsyncResource('dbpool.Waiter')
+      this.#queue.push(waiter)
+    }
   }
 
-  /** Hands a waiter to tarn, with `timeoutMs` left before its deadline. */
+  /**
+   * Hands a waiter to tarn, with `timeoutMs` left before its deadline. Called in the caller's own
+   * context (from acquire) or, for a queued caller, in the context of whoever released the
+   * connection: `onAcquired` then runs in the context the caller captured when it was queued.
+   */
   #start(waiter: Waiter<C>, timeoutMs: number, waited: boolean): void {
     this.#inTarn++
     const op = timeoutMs === this.#host.config.acquireTimeoutMs ? this.tarn.acquire() : this.tarn.acquireWithin(timeoutMs)
@@ -246,7 +262,10 @@ export class LanePool<C> {
         this.#leave(waiter)
         let value: unknown
         try {
-          value = waiter.onAcquired(conn, waited || conn.pinged, waiter.since, waiter.a, waiter.b)
+          const { context } = waiter
+          value = context
+            ? context.runInAsyncScope(waiter.onAcquired, undefined, conn, waited || conn.pinged, waiter.since, waiter.a, waiter.b)
+            : waiter.onAcquired(conn, waited || conn.pinged, waiter.since, waiter.a, waiter.b)
         } catch (err) {
           waiter.reject(err)
           return

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks'
 import { DatabaseError, DatabasePool } from '@dbpool/core'
 import { FakeConnectionManager } from '@dbpool/core/testing'
 import { TARN_SLACK } from '../../src/pool/lane-pool'
@@ -274,5 +275,29 @@ describe('the wait queue: callers waiting for a connection', () => {
     expect(errors.every((e) => e.code === 'CONNECTION_FAILED')).toBe(true)
     // tarn retries a failed connect every 100 ms, failing one caller each time: far below the 10 s timeout
     expect(Date.now() - started).toBeLessThan(5_000)
+  })
+  it("runs a queued caller's callback in its own async context, not the releasing caller's (200 callers, max 2, no tracing)", async () => {
+    const { pool } = makePool({ max: 2, acquireTimeoutMs: 5_000 })
+    const requestId = new AsyncLocalStorage<number>()
+    const a = await hold(pool)
+    const b = await hold(pool)
+    const seen: { id: number; inConnection: number | undefined; inTransaction: number | undefined }[] = []
+    const callers = Array.from({ length: 200 }, (_, id) =>
+      requestId.run(id, async () => {
+        const inConnection = await pool.withConnection(async () => {
+          await sleep(0)
+          return requestId.getStore()
+        })
+        const inTransaction = await pool.transaction(async () => requestId.getStore())
+        seen.push({ id, inConnection, inTransaction })
+      }),
+    )
+    // more than max + 32 callers: most of them wait in dbpool's own queue
+    expect(pool.stats()).toMatchObject({ used: 2, pending: 200 })
+    a.release()
+    b.release()
+    await Promise.all([...callers, a.done, b.done])
+    expect(seen).toHaveLength(200)
+    expect(seen.filter((s) => s.inConnection !== s.id || s.inTransaction !== s.id)).toEqual([])
   })
 })
