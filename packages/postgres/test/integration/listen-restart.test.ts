@@ -20,7 +20,7 @@ it('after a server restart the subscription listens again (reconnect event) and 
   const watch = watchProcess()
   pool = poolOn(server.url, { min: 0, max: 2, acquireTimeoutMs: 2_000, createTimeoutMs: 2_000, name: 'listen-restart' })
   const received: string[] = []
-  const subscription = await listen(pool, 'restart_channel', (payload) => received.push(payload))
+  const subscription = await listen(pool, 'restart_channel', (payload) => void received.push(payload))
   const reconnects: ReconnectInfo[] = []
   subscription.on('reconnect', (info) => reconnects.push(info))
   const errors: unknown[] = []

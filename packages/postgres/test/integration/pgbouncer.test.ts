@@ -201,7 +201,7 @@ suite('pgbouncer modes against a PgBouncer that refuses unknown startup paramete
     expect(pool.sessionFeatures).toEqual({ pgbouncer: 'session', sessions: true })
     // listen() too: its dedicated connection keeps its server session
     const received: string[] = []
-    const subscription = await listen(pool, 'dbpool_modes', (payload) => received.push(payload))
+    const subscription = await listen(pool, 'dbpool_modes', (payload) => void received.push(payload))
     await notify(pool, 'dbpool_modes', 'through session mode')
     for (let i = 0; i < 100 && received.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
     expect(received).toEqual(['through session mode'])
