@@ -41,7 +41,9 @@ export function checkCopyStatement(text: unknown, direction: CopyDirection, fn: 
  * `text` with comments replaced by a space, quoted identifiers by `"_"`, and string literals by `''`
  * (a literal that is one word, as in `format 'csv'`, is kept: it cannot hold a `;`); `undefined`
  * when one of them is not terminated. Follows the server's lexer: nested block comments, `''` inside
- * literals, backslash escapes in `E'...'` only, dollar quotes `$$` / `$tag$` not preceded by a name.
+ * literals, backslash escapes in `E'...'` only (`standard_conforming_strings` on, the server's default
+ * since 9.1), dollar quotes `$$` / `$tag$` not preceded by a name. A guard against a mistaken
+ * statement text, not a sanitizer for text built from untrusted input.
  */
 function copyWords(text: string): string | undefined {
   let out = ''
