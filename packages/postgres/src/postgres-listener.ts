@@ -17,7 +17,7 @@ export interface NotificationInfo {
  * returns a promise that rejects, is an `error` event of its subscription (QUERY_FAILED, the
  * handler's error as `cause`), never an uncaught exception or unhandled rejection.
  */
-export type NotificationHandler = (payload: string, info: NotificationInfo) => void | Promise<void>
+export type NotificationHandler = (payload: string, info: NotificationInfo) => void
 
 /** What a `reconnect` event carries. */
 export interface ReconnectInfo {
