@@ -16,6 +16,9 @@ it('vitest: one shared server for the run, from the global setup, gone after it'
     delete env.DBPOOL_TEST_PG_URL
     delete env.DBPOOL_TEST_PG_SHARED
     delete env.JEST_WORKER_ID
+    // plain output to read (jest's workers get FORCE_COLOR)
+    delete env.FORCE_COLOR
+    env.NO_COLOR = '1'
     const vitest = join(root, 'node_modules', 'vitest', 'vitest.mjs')
     const config = join(__dirname, '..', 'vitest', 'vitest.config.mjs')
     const child = spawn(process.execPath, [vitest, 'run', '--config', config], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -24,7 +27,8 @@ it('vitest: one shared server for the run, from the global setup, gone after it'
     child.stderr.on('data', (d: Buffer) => (output += d.toString()))
     const code = await new Promise<number | null>((done) => child.on('exit', done))
     if (code !== 0) throw new Error(`vitest exited ${code}:\n${output}`)
-    expect(output).toMatch(/Test Files\s+2 passed \(2\)/)
+    // eslint-disable-next-line no-control-regex
+    expect(output.replace(/\u001b\[[0-9;]*m/g, '')).toMatch(/Test Files\s+2 passed \(2\)/)
     const a = JSON.parse(await readFile(join(out, 'a.json'), 'utf8')) as { host: string; shared: string }
     const b = JSON.parse(await readFile(join(out, 'b.json'), 'utf8')) as { host: string; shared: string }
     expect(a.shared).toBeTruthy()
