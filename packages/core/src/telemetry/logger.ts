@@ -54,10 +54,25 @@ export class PoolLog {
     this.#redact = redact
   }
 
-  /** A secret-free plain object for an error: code, message, native codes and the cause's message. */
+  /**
+   * A secret-free plain object for an error: code, message, native codes and the cause's message.
+   * Its prototype is null and it carries `name` and the redacted `stack` as non-enumerable
+   * properties: pino's `err` serializer takes `type` from the constructor's name (it would say
+   * `Object`) unless there is none, then from `name`, and prints `stack`; a logger that
+   * JSON-stringifies sees the enumerable fields only.
+   */
   error(err: unknown): Record<string, unknown> {
-    if (!(err instanceof Error)) return { message: this.#redact(String(err)) }
-    const out: Record<string, unknown> = { type: err.name, message: this.#redact(err.message) }
+    const out = Object.create(null) as Record<string, unknown>
+    if (!(err instanceof Error)) {
+      out.message = this.#redact(String(err))
+      return out
+    }
+    out.type = err.name
+    out.message = this.#redact(err.message)
+    Object.defineProperties(out, {
+      name: { value: err.name },
+      stack: { value: this.#redact(err.stack ?? `${err.name}: ${err.message}`) },
+    })
     if (DatabaseError.is(err)) {
       out.code = err.code
       out.retryable = err.retryable

@@ -1,3 +1,5 @@
+import { Writable } from 'node:stream'
+import { pino } from 'pino'
 import { MeterProvider, MetricReader, type Histogram } from '@opentelemetry/sdk-metrics'
 import { DatabaseError, DatabasePool, METRIC_NAMES, MetricsCollector, OPERATION_DURATION_BUCKETS, type PoolLogger } from '@dbpool/core'
 import { FakeConnectionManager } from '@dbpool/core/testing'
@@ -212,6 +214,38 @@ describe('pool logger', () => {
         cause: 'Error: password "[REDACTED]" rejected',
       })
       expect(JSON.stringify(logger.lines)).not.toContain('hunter2')
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('pino itself: err keeps type DatabaseError (not "Object") and its code; the stack pino prints is redacted', async () => {
+    const out: string[] = []
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        out.push(chunk.toString())
+        done()
+      },
+    })
+    const manager = new SecretManager()
+    manager.connectFault = {
+      kind: 'fail',
+      error: new DatabaseError('CONNECTION_FAILED', 'connecting to postgres://app:hunter2@db/ledger failed', {
+        cause: new Error('password "hunter2" rejected'),
+      }),
+    }
+    const pool = new DatabasePool(manager, { min: 1, max: 1 }, { logger: pino({ level: 'debug' }, sink) })
+    try {
+      await waitFor(() => out.some((l) => l.includes('"event":"error"')))
+      const line = JSON.parse(out.find((l) => l.includes('"event":"error"'))!) as { err: Record<string, unknown> }
+      expect(line.err).toMatchObject({
+        type: 'DatabaseError',
+        code: 'CONNECTION_FAILED',
+        message: 'connecting to postgres://app:[REDACTED]@db/ledger failed',
+        cause: 'Error: password "[REDACTED]" rejected',
+      })
+      expect(line.err.stack).toMatch(/^DatabaseError: connecting to postgres:\/\/app:\[REDACTED\]@db\/ledger failed\n\s+at /)
+      expect(out.join('')).not.toContain('hunter2')
     } finally {
       await pool.close()
     }
