@@ -21,13 +21,13 @@ function names(tree: NpmTree, into = new Set<string>()): Set<string> {
   return into
 }
 
-it("@dbpool/core's run-time dependencies are exactly @opentelemetry/api, tarn and pg-connection-string", () => {
+it("@dbpool/core's run-time dependencies are exactly @opentelemetry/api and tarn", () => {
   const pkg = JSON.parse(readFileSync(join(root, 'packages', 'core', 'package.json'), 'utf8')) as {
     dependencies?: Record<string, string>
     peerDependencies?: Record<string, string>
     optionalDependencies?: Record<string, string>
   }
-  expect(Object.keys(pkg.dependencies ?? {}).sort()).toEqual(['@opentelemetry/api', 'pg-connection-string', 'tarn'])
+  expect(Object.keys(pkg.dependencies ?? {}).sort()).toEqual(['@opentelemetry/api', 'tarn'])
   expect(pkg.peerDependencies ?? {}).toEqual({})
   expect(pkg.optionalDependencies ?? {}).toEqual({})
 })
