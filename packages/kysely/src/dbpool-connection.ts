@@ -23,7 +23,7 @@ const RELEASED: Promise<void> = Promise.resolve()
 export interface ConnectionContext {
   readonly pool: DatabasePool
   readonly backend: Backend
-  /** The pool has a read lane (SQLite readers): selects outside a transaction may borrow a reader. */
+  /** A SQLite pool with readers: selects outside a transaction borrow a reader (never a Postgres replica). */
   readonly readLane: boolean
   /** The dialect and driver this connection belongs to (for the `Transaction` of `dbpoolTransaction()`). */
   readonly dialect: Dialect

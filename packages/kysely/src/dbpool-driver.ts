@@ -12,7 +12,10 @@ export class DbpoolDriver implements Driver {
   readonly #closePool: boolean
 
   constructor(dialect: Dialect, pool: DatabasePool, closePool: boolean) {
-    this.#context = { pool, backend: pool.backend, readLane: pool.stats('read').max > 0, dialect, driver: this }
+    // SQLite readers see every committed write at once; Postgres replicas lag, and a pool with them
+    // routes nothing there by itself (`readRouting: 'manual'`): only a read-only transaction asks for them
+    const readLane = pool.backend === 'sqlite' && pool.stats('read').max > 0
+    this.#context = { pool, backend: pool.backend, readLane, dialect, driver: this }
     this.#closePool = closePool
   }
 
