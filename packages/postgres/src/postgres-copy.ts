@@ -29,7 +29,8 @@ type RowFormat = 'text' | 'csv' | 'raw'
  * Runs `COPY ... FROM STDIN` on a connection of `pool` (one lease, released whatever happens) and
  * streams `source` into it with backpressure (pg-copy-streams); resolves with the row count the
  * server reports. Rows given as arrays are encoded for the statement's format (text, or CSV when the
- * options say `csv`; with `binary` or a custom `delimiter`/`null`/`quote` write the data yourself).
+ * options say `csv`; with `binary`, `header` or a custom `delimiter`/`null`/`quote` write the data
+ * yourself: array rows are then CONFIGURATION, since with HEADER the server would skip the first row).
  *
  * ```ts
  * const n = await copyFrom(pool, 'copy journal (id, account, amount) from stdin', rows) // rows: [1, 'cash', 100n], ...
@@ -194,6 +195,9 @@ function rowFormat(words: string): RowFormat {
   const match = /\bfrom\s+stdin\b/i.exec(words)
   const options = match ? words.slice(match.index + match[0].length) : ''
   if (/\b(binary|delimiter|null|quote|escape|force_not_null|force_null|encoding)\b/i.test(options)) return 'raw'
+  // HEADER (any value but false/off/0): the server skips the first line, which would be the first row
+  const header = /\bheader\b(?:\s+'?([a-z0-9_]+)'?)?/i.exec(options)
+  if (header && !/^(false|off|0)$/i.test(header[1] ?? '')) return 'raw'
   return /\bcsv\b/i.test(options) ? 'csv' : 'text'
 }
 
@@ -202,7 +206,7 @@ function encodeRow(values: unknown[], format: RowFormat, row: number): string {
   if (format === 'raw')
     throw new DatabaseError(
       'CONFIGURATION',
-      'copyFrom(): rows given as arrays are encoded only for the text and CSV formats with default options; with binary, delimiter, null or quote options write the data as strings or Buffers',
+      'copyFrom(): rows given as arrays are encoded only for the text and CSV formats with default options; with binary, header, delimiter, null or quote options write the data as strings or Buffers',
       { retryable: false },
     )
   let converted: readonly unknown[]

@@ -160,6 +160,34 @@ describe('copyFrom', () => {
     expect(pool.stats().used).toBe(0)
   })
 
+  it('array rows with HEADER are CONFIGURATION, nothing written (the server skipped the first row: 2 rows given, 1 stored)', async () => {
+    for (const text of [
+      'copy items (id, label) from stdin with (format csv, header true)',
+      'copy items (id, label) from stdin csv header',
+      'copy items (id, label) from stdin with (format csv, header)',
+      "copy items (id, label) from stdin with (format csv, header 'on')",
+    ]) {
+      const error = await rejection(
+        copyFrom(pool, text, [
+          [1, 'a'],
+          [2, 'b'],
+        ]),
+      )
+      expect(error.code).toBe('CONFIGURATION')
+      expect(error.message).toContain('header')
+      expect(await count()).toBe(0)
+    }
+    expect(
+      await copyFrom(pool, 'copy items (id, label) from stdin with (format csv, header false)', [
+        [1, 'a'],
+        [2, 'b'],
+      ]),
+    ).toBe(2)
+    expect(await copyFrom(pool, 'copy items (id, label) from stdin with (format csv, header true)', ['id,label\n3,c\n'])).toBe(1)
+    expect(await count()).toBe(3)
+    expect(pool.stats().used).toBe(0)
+  })
+
   it('refuses what is not COPY ... FROM STDIN, and array rows with custom format options, with CONFIGURATION', async () => {
     expect((await rejection(copyFrom(pool, 'select 1', []))).code).toBe('CONFIGURATION')
     expect((await rejection(copyFrom(pool, "copy items from '/etc/passwd'", []))).code).toBe('CONFIGURATION')
