@@ -852,7 +852,7 @@ export class DatabasePool<out C = unknown> {
   /** Ends a lease: reset, then back to tarn, or destroyed. Synchronous when the reset is. */
   #release(lease: Lease<unknown>): void | Promise<void> {
     // readYourWrites: the write's position is recorded before the caller sees its result
-    if (lease.wrote && this.#replicas && lease.active && this.#committed(lease.conn))
+    if (lease.wrote && this.#replicas?.readYourWrites && lease.active && this.#committed(lease.conn))
       return this.#replicas.recordWrite(lease, Math.min(this.config.createTimeoutMs, 5_000)).then(() => this.#release(lease))
     if (!lease.markReleased()) return
     const conn = lease.conn

@@ -108,7 +108,19 @@ export class ConnectionHandle<C> implements Transaction<C> {
     return this.#live().conn.lane
   }
 
+  /**
+   * The application's way to the manager's connection. What it runs there does not pass the pool's
+   * statement path, so on the write lane the lease counts as one that may have written
+   * (`readYourWrites` records the write position at its release: `copyFrom()`, a raw `pg.Client` query).
+   */
   get native(): C {
+    const lease = this.#live()
+    if (lease.conn.lane === 'write') lease.wrote = true
+    return lease.conn.native
+  }
+
+  /** The manager's connection for the pool's own use (not counted as a possible write, see {@link native}). */
+  ownNative(): C {
     return this.#live().conn.native
   }
 

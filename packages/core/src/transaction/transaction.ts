@@ -111,7 +111,7 @@ async function runOnce<C, T>(
 ): Promise<T> {
   await tx.control(begin)
   const readState = host.transactionState
-  const native = tx.native
+  const native = tx.ownNative()
   const outcome = new TransactionOutcome(host.backend, readState && (() => readState(native)))
   tx.track(outcome)
   let result: T

@@ -1,5 +1,5 @@
 import type { DatabasePool, ReadFallbackInfo, ReplicaStateInfo } from '@dbpool/core'
-import { createPostgresPool, type PostgresConnection, type PostgresPoolOptions } from '@dbpool/postgres'
+import { copyFrom, createPostgresPool, type PostgresConnection, type PostgresPoolOptions } from '@dbpool/postgres'
 import { findPostgresBinDir, startPostgresCluster, type PostgresCluster } from '@dbpool/testing'
 
 // A primary and one streaming standby (startPostgresCluster: Debian's PostgreSQL binaries, which .ci/run
@@ -121,6 +121,26 @@ suite('read replicas as the read lane', () => {
       for await (const row of ryw.stream("insert into notes values (4, 'streamed') returning id")) expect(row).toEqual({ id: 4 })
       const streamed = await ryw.query('select body from notes where id = 4', [], { lane: 'read' })
       expect(streamed.rows).toEqual([{ body: 'streamed' }])
+    } finally {
+      await cluster.resumeReplay(1)
+    }
+  }, 60_000)
+
+  it('readYourWrites: a copyFrom() and a write made on conn.native inside withConnection are read back on the read lane', async () => {
+    const ryw = pool({ readYourWrites: true })
+    await cluster.waitForReplay(1)
+    expect(await inRecovery(ryw, { lane: 'read' })).toBe(true)
+    await cluster.pauseReplay(1)
+    try {
+      // COPY runs on the pg.Client itself (pg-copy-streams), not through the pool's statement path
+      expect(await copyFrom(ryw, 'copy notes (id, body) from stdin', [[10, 'copied']])).toBe(1)
+      const copied = await ryw.query('select body from notes where id = 10', [], { lane: 'read' })
+      expect(copied.rows).toEqual([{ body: 'copied' }])
+      await ryw.withConnection(async (conn) => {
+        await conn.native.client.query("insert into notes values (11, 'native')")
+      })
+      const native = await ryw.query('select body from notes where id = 11', [], { lane: 'read' })
+      expect(native.rows).toEqual([{ body: 'native' }])
     } finally {
       await cluster.resumeReplay(1)
     }
