@@ -58,26 +58,47 @@ export async function copyFrom(pool: DatabasePool, text: string, source: CopySou
 async function copyIn(native: PostgresConnection, text: string, source: CopySource, format: RowFormat): Promise<number> {
   const copy = native.client.query(copyFromStdin(text))
   let serverError: unknown
+  let interrupt: ((err: unknown) => void) | undefined
   const finished = new Promise<void>((resolve, reject) => {
     copy.once('finish', resolve)
     copy.on('error', (err) => {
       serverError ??= err
       reject(err)
+      interrupt?.(err)
     })
   })
   finished.catch(() => undefined)
+  // `wait`, or the server's error as soon as it comes: a server error (the COPY refused, a bad line)
+  // ends a wait for the source's next chunk or for a drain, so a slow or idle source does not hold
+  // the lease and the rejection until it produces one. One wait at a time; nothing is left attached
+  // to a long-lived promise per chunk (a Promise.race against `finished` would keep one reaction per
+  // chunk until the COPY ends).
+  const untilServerError = <T>(wait: Promise<T>): Promise<T> => {
+    if (serverError !== undefined) return Promise.reject(serverError as Error)
+    return new Promise<T>((resolve, reject) => {
+      interrupt = reject
+      wait.then(
+        (value) => {
+          interrupt = undefined
+          resolve(value)
+        },
+        (err: unknown) => {
+          interrupt = undefined
+          reject(err)
+        },
+      )
+    })
+  }
   const write = async (chunk: Uint8Array): Promise<void> => {
     if (serverError !== undefined) throw serverError
-    if (!copy.write(chunk)) await Promise.race([new Promise((resolve) => copy.once('drain', resolve)), finished])
+    if (!copy.write(chunk)) await untilServerError(new Promise((resolve) => copy.once('drain', resolve)))
   }
   const chunks = iterate(source)
   try {
     let pending = ''
     let row = 0
     for (;;) {
-      // a server error (the COPY refused, a bad line) ends the wait for the source's next chunk: a
-      // slow or idle source would otherwise hold the lease and the rejection until it produced one
-      const step = await Promise.race([chunks.next(), finished.then(() => ({ done: true as const, value: undefined }))])
+      const step = await untilServerError(chunks.next())
       if (step.done === true) break
       const chunk: unknown = step.value
       if (serverError !== undefined) throw serverError
