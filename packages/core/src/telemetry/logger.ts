@@ -45,10 +45,13 @@ export function checkLogger(value: unknown): PoolLogger | undefined {
 export class PoolLog {
   readonly #logger: PoolLogger
   readonly #pool: string
-  readonly #redact: (text: string) => string
+  readonly #redact: (text: string, err?: unknown) => string
 
-  /** `redact` hides secrets in a text (URL passwords and the manager's known secrets). */
-  constructor(logger: PoolLogger, pool: string, redact: (text: string) => string) {
+  /**
+   * `redact` hides secrets in a text (URL passwords and the manager's known secrets) and, given the
+   * error the text comes from, the parameter values of the statement that failed with it.
+   */
+  constructor(logger: PoolLogger, pool: string, redact: (text: string, err?: unknown) => string) {
     this.#logger = logger
     this.#pool = pool
     this.#redact = redact
@@ -68,10 +71,10 @@ export class PoolLog {
       return out
     }
     out.type = err.name
-    out.message = this.#redact(err.message)
+    out.message = this.#redact(err.message, err)
     Object.defineProperties(out, {
       name: { value: err.name },
-      stack: { value: this.#redact(err.stack ?? `${err.name}: ${err.message}`) },
+      stack: { value: this.#redact(err.stack ?? `${err.name}: ${err.message}`, err) },
     })
     if (DatabaseError.is(err)) {
       out.code = err.code
@@ -81,7 +84,7 @@ export class PoolLog {
     }
     const cause = err.cause
     if (cause !== undefined && cause !== null)
-      out.cause = cause instanceof Error ? `${cause.name}: ${this.#redact(cause.message)}` : this.#redact(String(cause))
+      out.cause = cause instanceof Error ? `${cause.name}: ${this.#redact(cause.message, err)}` : this.#redact(String(cause), err)
     return out
   }
 

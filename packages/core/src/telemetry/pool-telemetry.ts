@@ -87,12 +87,18 @@ export class PoolTelemetry {
   readonly #poolName: string
   readonly #stats: () => PoolStatsSnapshot
   readonly #statements = new Map<string, StatementInfo>()
+  /**
+   * The parameter values of a failed statement, as the server quotes them in its message (`"value"`:
+   * Postgres' invalid_text_representation, numeric_value_out_of_range...), by error: hidden from
+   * span statuses and log lines unless `logParameters` (the error the caller gets keeps them).
+   */
+  readonly #quotedParams = new WeakMap<object, readonly string[]>()
 
   constructor(options: PoolTelemetryOptions) {
     const { config, target } = options
     const managerRedact = options.redact
     this.#redact = managerRedact ? (text) => managerRedact(redactUrlPasswords(text)) : redactUrlPasswords
-    this.log = options.logger ? new PoolLog(options.logger, config.name, this.#redact) : undefined
+    this.log = options.logger ? new PoolLog(options.logger, config.name, (text, err) => this.#scrub(text, err)) : undefined
     this.#poolName = config.name
     if (options.tracer) {
       this.#tracer = options.tracer
@@ -296,6 +302,8 @@ export class PoolTelemetry {
     let errorType: string | undefined
     let status: string | undefined
     if (err !== undefined) {
+      if (!this.#logParameters && query.params.length > 0 && typeof err === 'object' && err !== null && !this.#quotedParams.has(err))
+        this.#quotedParams.set(err, quotedValues(query.params))
       errorType = DatabaseError.is(err) ? err.code : err instanceof Error ? err.name : '_OTHER'
       status = DatabaseError.is(err) ? (err.sqlState ?? err.sqliteCode) : undefined
     }
@@ -328,7 +336,15 @@ export class PoolTelemetry {
       const status = err.sqlState ?? err.sqliteCode
       if (status !== undefined) span.setAttribute('db.response.status_code', status)
     } else span.setAttribute('error.type', err instanceof Error ? err.name : '_OTHER')
-    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? this.#redact(err.message) : undefined })
+    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? this.#scrub(err.message, err) : undefined })
+  }
+
+  /** `text` (a message of `err` or of its cause) without secrets, nor the values of the statement that failed with `err`. */
+  #scrub(text: string, err?: unknown): string {
+    let out = this.#redact(text)
+    const hidden = typeof err === 'object' && err !== null ? this.#quotedParams.get(err) : undefined
+    if (hidden) for (const quoted of hidden) out = out.split(quoted).join(HIDDEN_PARAMETER)
+    return out
   }
 
   #info(text: string): StatementInfo {
@@ -351,6 +367,18 @@ export class PoolTelemetry {
     this.#statements.set(text, info)
     return info
   }
+}
+
+/** What replaces a quoted parameter value in a message. */
+const HIDDEN_PARAMETER = '"[PARAMETER]"'
+
+/** The values a server may quote in a message, quoted as it does (`"value"`); longest first. */
+function quotedValues(params: readonly unknown[]): string[] {
+  const quoted: string[] = []
+  for (const value of params) {
+    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint') quoted.push(`"${String(value)}"`)
+  }
+  return quoted.sort((a, b) => b.length - a.length)
 }
 
 function round(ms: number): number {

@@ -250,6 +250,39 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
         expect(span?.status.message).toContain('[REDACTED]')
         expect(JSON.stringify(exporter.getFinishedSpans().map((s) => [s.attributes, s.status]))).not.toContain(secret)
       })
+
+      it('no parameter value in a span or log line without logParameters, even when the server quotes it in its error', async () => {
+        const file = join(dir, 'param-in-error.log')
+        const pool = await open({ slowQueryMs: 20 }, file)
+        // the target list is evaluated after the 50 ms scan (random() keeps the planner from folding the
+        // cast): the statement is slow, then fails with 22P02 quoting $1
+        const failing = "select ($1::text || repeat('', (random() * 0)::integer))::integer from pg_sleep(0.05)"
+        const caller = await inSpan('POST /orders', async () => {
+          await expect(pool.transaction((tx) => tx.query(failing, ['card-4111-1111']))).rejects.toMatchObject({
+            sqlState: '22P02',
+            message: expect.stringContaining('card-4111-1111'),
+          })
+        })
+        await pool.close()
+        const slow = logLines(file).find((l) => l.event === 'slowStatement')
+        expect(slow?.err).toMatchObject({ code: 'QUERY_FAILED', message: 'invalid input syntax for type integer: "[PARAMETER]"' })
+        expect(readFileSync(file, 'utf8')).not.toContain('card-4111')
+        const transaction = childrenOf(caller).find((s) => s.name === 'transaction')!
+        const statement = childrenOf(transaction).find((s) => s.attributes['db.query.text'] === failing)!
+        expect(statement.status).toEqual({ code: SpanStatusCode.ERROR, message: 'invalid input syntax for type integer: "[PARAMETER]"' })
+        expect(transaction.status).toEqual(statement.status)
+        expect(JSON.stringify(exporter.getFinishedSpans().map((s) => [s.name, s.attributes, s.status, s.events]))).not.toContain(
+          'card-4111',
+        )
+
+        const verbose = join(dir, 'param-in-error-verbose.log')
+        const withValues = await open({ slowQueryMs: 20, logParameters: true }, verbose)
+        await expect(withValues.query(failing, ['card-4111-1111'])).rejects.toMatchObject({ sqlState: '22P02' })
+        expect(logLines(verbose).find((l) => l.event === 'slowStatement')).toMatchObject({
+          params: ['card-4111-1111'],
+          err: { message: 'invalid input syntax for type integer: "card-4111-1111"' },
+        })
+      })
     }
   })
 }
