@@ -1,4 +1,5 @@
 import { configError, type DatabaseConfig, type SessionFeatures } from '@dbpool/core'
+import { skipCommentsAndLiterals } from './postgres-sql-text'
 
 /**
  * How the PgBouncer in front of the server pools connections (its `pool_mode`). `'transaction'`:
@@ -90,17 +91,47 @@ export function checkSessionOptions(mode: PgBouncerMode | false, sessionInit: re
 const SESSION_STATEMENT =
   /(?:^|;)\s*(listen|prepare|set(?!\s+(local|transaction|constraints)\b)|reset|declare\s+\S+\s+(binary\s+)?(insensitive\s+)?(no\s+)?(scroll\s+)?cursor\s+with\s+hold)\b/i
 const SESSION_LOCK = /\bpg_(try_)?advisory_lock(_shared)?\s*\(/i
+const SET_CONFIG = /\bset_config\s*\(/gi
 
 /**
  * Why `text` needs a session (a LISTEN, a session-level SET or RESET, an SQL PREPARE, a cursor
- * WITH HOLD, a session-level advisory lock), or `undefined`. Checked before sending when the target
- * is PgBouncer in transaction mode. A statement hidden behind a leading comment is not recognised.
+ * WITH HOLD, a session-level advisory lock, `set_config()` whose `is_local` is not the literal
+ * `true`), or `undefined`. Checked before sending when the target is PgBouncer in transaction mode.
+ * Comments and string literals are skipped first (their words are data, and a leading comment does
+ * not hide a statement); a text they cannot be skipped in safely (dollar quoting, `E'...'` strings)
+ * is judged as written, which may refuse what is fine but lets no session statement through.
  */
 export function sessionStatement(text: string): string | undefined {
-  const statement = SESSION_STATEMENT.exec(text)
+  const judged = skipCommentsAndLiterals(text) ?? text
+  const statement = SESSION_STATEMENT.exec(judged)
   if (statement) return `${statement[1]!.split(/\s+/)[0]!.toUpperCase()} keeps session state`
-  const lock = SESSION_LOCK.exec(text)
+  const lock = SESSION_LOCK.exec(judged)
   if (lock)
     return `pg_${(lock[1] ?? '').toLowerCase()}advisory_lock${(lock[2] ?? '').toLowerCase()}() takes a session-level lock (use pg_advisory_xact_lock in a transaction)`
+  if (sessionSetConfig(judged))
+    return 'set_config() without is_local true keeps session state (use set_config(name, value, true) in a transaction)'
   return undefined
+}
+
+/** Whether a `set_config(name, value, is_local)` call in `text` (comments and literals skipped) has an `is_local` other than `true`. */
+function sessionSetConfig(text: string): boolean {
+  for (const match of text.matchAll(SET_CONFIG)) {
+    let depth = 0
+    let last = ''
+    let i = (match.index ?? 0) + match[0].length
+    for (; i < text.length; i++) {
+      const c = text[i] as string
+      if (c === '(') depth++
+      else if (c === ')') {
+        if (depth === 0) break
+        depth--
+      } else if (c === ',' && depth === 0) {
+        last = ''
+        continue
+      }
+      last += c
+    }
+    if (last.trim().toLowerCase() !== 'true') return true
+  }
+  return false
 }

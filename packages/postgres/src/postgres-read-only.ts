@@ -1,3 +1,5 @@
+import { skipCommentsAndLiterals } from './postgres-sql-text'
+
 /**
  * Whether a Postgres statement text is known not to write, for `readRouting: 'auto'` (which sends such
  * lone statements to a replica) and `readYourWrites` (which records the primary's write position after
@@ -12,7 +14,7 @@
  * `E'...'` string makes it not known read-only. Comments and string literals are skipped.
  */
 export function isReadOnlyStatement(text: string): boolean {
-  const stripped = strip(text)
+  const stripped = skipCommentsAndLiterals(text)
   if (stripped === undefined) return false
   const body = stripped.trim().replace(/;\s*$/, '')
   if (body.includes(';')) return false
@@ -77,58 +79,3 @@ const SAFE_CALLS = new Set(
     'pg_last_wal_receive_lsn pg_last_xact_replay_timestamp pg_backend_pid'
   ).split(' '),
 )
-
-/**
- * The text with comments and string literals replaced by spaces; `undefined` when it holds what is
- * not skipped safely here (dollar quoting, `E'...'` escapes, an unterminated literal or comment).
- * Quoted identifiers are kept (a quoted name before `(` is then not a known call).
- */
-function strip(text: string): string | undefined {
-  let out = ''
-  let i = 0
-  const n = text.length
-  while (i < n) {
-    const c = text[i] as string
-    const next = text[i + 1]
-    if (c === '-' && next === '-') {
-      const end = text.indexOf('\n', i)
-      i = end < 0 ? n : end
-      out += ' '
-    } else if (c === '/' && next === '*') {
-      let depth = 1
-      i += 2
-      while (i < n && depth > 0) {
-        const pair = text.slice(i, i + 2)
-        if (pair === '/*') depth++
-        else if (pair === '*/') depth--
-        i += pair === '/*' || pair === '*/' ? 2 : 1
-      }
-      if (depth > 0) return undefined
-      out += ' '
-    } else if (c === "'") {
-      if (/[eE]$/.test(out) && !/[a-zA-Z0-9_$][eE]$/.test(out)) return undefined
-      i++
-      for (;;) {
-        if (i >= n) return undefined
-        if (text[i] === "'") {
-          if (text[i + 1] === "'") i += 2
-          else break
-        } else i++
-      }
-      i++
-      out += " '' "
-    } else if (c === '"') {
-      const end = text.indexOf('"', i + 1)
-      if (end < 0) return undefined
-      out += text.slice(i, end + 1)
-      i = end + 1
-    } else if (c === '$' && next !== undefined && !/[0-9]/.test(next) && !/[a-zA-Z0-9_]$/.test(out)) {
-      // $tag$ ... $tag$ (a $1 parameter, or a $ inside a name, is not one)
-      return undefined
-    } else {
-      out += c
-      i++
-    }
-  }
-  return out
-}

@@ -67,6 +67,14 @@ describe('pgbouncer modes', () => {
     ['select pg_advisory_lock(1)', 'pg_advisory_lock()'],
     ['select pg_try_advisory_lock($1::bigint) as locked', 'pg_try_advisory_lock()'],
     ['SELECT PG_ADVISORY_LOCK_SHARED (7)', 'pg_advisory_lock_shared()'],
+    // a comment before the statement does not hide it
+    ['/* app */ set search_path = public', 'SET'],
+    ['-- tenant\nSET search_path TO tenant_7', 'SET'],
+    ['select 1; /* x */ listen jobs', 'LISTEN'],
+    // set_config() with is_local false (or not known to be true) is a session SET
+    ["select set_config('search_path', 'tenant_7', false)", 'set_config()'],
+    ["SELECT set_config('search_path', $1, $2)", 'set_config()'],
+    ["select set_config('a.b', concat('x', 'y'), (1 = 0))", 'set_config()'],
   ])('a session statement is recognised: %s', (text, what) => {
     expect(sessionStatement(text)).toContain(what)
   })
@@ -81,6 +89,13 @@ describe('pgbouncer modes', () => {
     "insert into settings (name) values ('set')",
     'declare c cursor for select 1',
     'BEGIN READ ONLY',
+    // the words in a literal or a comment are data, not statements
+    "insert into notes values (1, 'a; set b')",
+    "insert into notes values (2, 'calls pg_advisory_lock(1)')",
+    'select 1 -- ; set search_path = x\n',
+    'select /* pg_advisory_lock(1) */ 1',
+    "select set_config('statement_timeout', '5s', true)",
+    "select set_config('a.b', 'c, d', TRUE) as v",
   ])('a transaction-scoped statement is not: %s', (text) => {
     expect(sessionStatement(text)).toBeUndefined()
   })
