@@ -29,4 +29,5 @@ it('a burst of queued transactions lets timers run (no macrotask starvation)', a
     await pool.close()
     fs.rmSync(dir, { recursive: true, force: true })
   }
-})
+  // about 1 s alone; what is asserted is that timers ran, not how fast, and a loaded full run took over 5 s
+}, 60_000)
