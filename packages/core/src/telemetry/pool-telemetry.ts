@@ -350,8 +350,9 @@ export class PoolTelemetry {
   #info(text: string): StatementInfo {
     const known = this.#statements.get(text)
     if (known) return known
-    const { operation, collection } = readStatementHead(text)
     const redacted = this.#redact(text)
+    // read from the redacted text: the span's name and db.collection.name carry no secret either
+    const { operation, collection } = readStatementHead(redacted)
     const target = collection ?? this.#namespace
     const spanName = operation ? (target ? `${operation} ${target}` : operation) : (target ?? this.#system)
     const metricAttributes: Attributes = { ...this.#base }
