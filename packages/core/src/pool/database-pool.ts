@@ -371,18 +371,40 @@ export class DatabasePool<out C = unknown> {
     // not an async function: the lease-free paths return their own promise without an extra frame
     let compiled: CompiledQuery
     let lane: Lane
+    let routed = false
     try {
       compiled = this.#compile(query, params)
       if (options?.lane !== undefined) {
         lane = checkLane(options.lane)
         options = withoutLane(options)
-      } else lane = this.#hasReadLane && this.#manager.route ? this.#manager.route(compiled) : 'write'
+      } else if (this.#hasReadLane && this.#manager.route) {
+        lane = this.#manager.route(compiled)
+        routed = true
+      } else lane = 'write'
     } catch (err) {
       return Promise.reject(err)
     }
+    if (routed && lane === 'read' && this.#replicas) return this.#routedToReplica<R>(compiled, options)
     // one getter when nothing watches (no SDK, no meter provider, no slow-statement log)
     if (this.#telemetry.watching) return this.#watchedQuery<R>(lane, compiled, options)
     return this.#dispatch<R>(lane, compiled, options)
+  }
+
+  /**
+   * `readRouting: 'auto'` sent a statement to a replica: one the standby refuses as a write (25006,
+   * READ_ONLY: a view or functional notation `t.f` calling a function that writes, which the text
+   * does not show) runs again on the primary. Nothing ran on the standby (it commits nothing).
+   */
+  #routedToReplica<R>(compiled: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
+    const running = this.#telemetry.watching
+      ? this.#watchedQuery<R>('read', compiled, options)
+      : this.#dispatch<R>('read', compiled, options)
+    return running.catch((err: unknown) => {
+      if (!DatabaseError.is(err) || err.code !== 'READ_ONLY' || this.#state !== 'open') throw err
+      // a write after all: readYourWrites records its position
+      this.#replicas?.refusedOnReplica(compiled)
+      return this.#telemetry.watching ? this.#watchedQuery<R>('write', compiled, options) : this.#dispatch<R>('write', compiled, options)
+    })
   }
 
   // the closures of the watched paths live in methods of their own: a closure in query() or #run would

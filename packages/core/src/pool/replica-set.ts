@@ -101,6 +101,8 @@ const TRANSACTION_CONTROL = /^\s*(begin|start\s+transaction|commit|end|rollback|
 export class ReplicaSet {
   readonly #host: ReplicaHost
   readonly #targets: Target[]
+  /** Statements judged read-only from their text that a standby refused as writes (see refusedOnReplica). */
+  readonly #refused = new WeakSet<CompiledQuery>()
   /** The highest write position this process recorded (readYourWrites); {@link UNKNOWN} after a failed recording. */
   #written = 0n
   /** Recordings started so far; one that started after a failed one may clear {@link UNKNOWN}. */
@@ -172,13 +174,22 @@ export class ReplicaSet {
   /** A statement ran on a write-lane lease: remember whether it may have written. */
   noteStatement(lease: Lease<unknown>, query: CompiledQuery): void {
     if (lease.wrote || !this.#host.readYourWrites || lease.conn.lane !== 'write') return
-    if (TRANSACTION_CONTROL.test(query.text) || this.#host.isReadOnly(query)) return
+    if (TRANSACTION_CONTROL.test(query.text) || this.#readOnly(query)) return
     lease.wrote = true
   }
 
   /** Whether a lone statement on the write lane must run on a lease of its own (its release records the write position). */
   needsLease(query: CompiledQuery): boolean {
-    return this.#host.readYourWrites && !this.#host.isReadOnly(query)
+    return this.#host.readYourWrites && !this.#readOnly(query)
+  }
+
+  /** A statement `readRouting: 'auto'` judged read-only that a standby refused as a write: it runs again on the primary as a write. */
+  refusedOnReplica(query: CompiledQuery): void {
+    this.#refused.add(query)
+  }
+
+  #readOnly(query: CompiledQuery): boolean {
+    return !this.#refused.has(query) && this.#host.isReadOnly(query)
   }
 
   /**

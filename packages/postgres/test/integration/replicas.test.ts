@@ -84,6 +84,37 @@ suite('read replicas as the read lane', () => {
     expect(await inRecovery(p, { lane: 'write' })).toBe(false)
   })
 
+  it("readRouting: 'auto': a SELECT that writes through what the text does not show (a view, functional notation) runs on the primary, not READ_ONLY", async () => {
+    const setup = pool()
+    await setup.query('create table counters (id int primary key, v int not null)')
+    await setup.query('insert into counters values (1, 0)')
+    await setup.query(
+      'create function bump(counters) returns int language sql as $$ update counters set v = v + 1 where id = $1.id returning v $$',
+    )
+    await setup.query('create view bumped as select id, bump(c) as v from counters c')
+    await cluster.waitForReplay(1)
+    const p = pool({ readRouting: 'auto' })
+    expect(await inRecovery(p)).toBe(true)
+    // both look like plain reads (no call the text shows); the standby refuses them (25006) before
+    // anything ran, and the pool runs them again on the primary
+    expect((await p.query('select x.bump as v from counters x')).rows).toEqual([{ v: 1 }])
+    expect((await p.query('select v from bumped')).rows).toEqual([{ v: 2 }])
+    expect((await p.query('select v from counters', [], { lane: 'write' })).rows).toEqual([{ v: 2 }])
+    // asked for the read lane explicitly, a write is the caller's error
+    await expect(p.query('select v from bumped', [], { lane: 'read' })).rejects.toMatchObject({ code: 'READ_ONLY', retryable: false })
+    // with readYourWrites, the write it made on the primary is read back on the read lane
+    const ryw = pool({ readRouting: 'auto', readYourWrites: true })
+    await cluster.waitForReplay(1)
+    expect(await inRecovery(ryw)).toBe(true)
+    await cluster.pauseReplay(1)
+    try {
+      expect((await ryw.query('select x.bump as v from counters x')).rows).toEqual([{ v: 3 }])
+      expect((await ryw.query('select v from counters', [], { lane: 'read' })).rows).toEqual([{ v: 3 }])
+    } finally {
+      await cluster.resumeReplay(1)
+    }
+  })
+
   it('readYourWrites: with replay paused on the standby, a write followed by a read returns the write', async () => {
     const ryw = pool({ readYourWrites: true })
     const plain = pool()
