@@ -44,7 +44,7 @@ export class PostgresCursor<R> implements RowCursor<R> {
     const cursor = (this.#cursor ??= this.#conn.client.query(
       new Cursor<R>(this.#query.text, this.#query.values, { types: this.#hooks.types }),
     ))
-    return cursor.read(this.#batchSize).then(
+    return this.#untilLost(cursor.read(this.#batchSize)).then(
       (rows) => {
         if (rows.length === 0) this.#done = true
         return rows
@@ -71,12 +71,37 @@ export class PostgresCursor<R> implements RowCursor<R> {
         resolve()
       }, this.#hooks.closeTimeoutMs)
     })
-    return Promise.race([closing.catch((err: unknown) => void this.#hooks.fail(err)), deadline]).finally(() => clearTimeout(timer))
+    return Promise.race([this.#untilLost(closing).catch((err: unknown) => void this.#hooks.fail(err)), deadline]).finally(() =>
+      clearTimeout(timer),
+    )
   }
 
   abandon(reason: DatabaseError): void {
     this.#done = true
     this.#hooks.abandon(reason)
+  }
+
+  /**
+   * `work`, or a rejection with the connection's loss if its socket ends or fails first. pg-cursor
+   * alone never settles a read whose connection dies between CommandComplete and ReadyForQuery: at
+   * CommandComplete it marks itself done (and sends Close and Sync), so pg's error for the lost
+   * connection (the server's FATAL, then `Connection terminated unexpectedly`) is ignored and the
+   * read's callback, called only at ReadyForQuery, never runs. Its `close()` waits for a
+   * ReadyForQuery the same way.
+   */
+  #untilLost<T>(work: Promise<T>): Promise<T> {
+    const client = this.#conn.client
+    let onError!: (err: Error) => void
+    const lost = new Promise<never>((_, reject) => {
+      onError = reject
+    })
+    const onEnd = (): void => onError(this.#conn.brokenBy ?? new Error('the server closed the connection'))
+    client.on('error', onError)
+    client.on('end', onEnd)
+    return Promise.race([work, lost]).finally(() => {
+      client.off('error', onError)
+      client.off('end', onEnd)
+    })
   }
 
   #closeTimeout(): DatabaseError {
