@@ -98,3 +98,48 @@ export function watchProcess(): { readonly failures: unknown[]; stop(): void } {
     },
   }
 }
+
+/** How a promise settled ({@link within}). */
+export type Outcome<T> = { value: T } | { error: unknown } | 'pending'
+
+/** How `promise` settled, or 'pending' if it did not within `ms`. */
+export async function within<T>(promise: Promise<T>, ms: number): Promise<Outcome<T>> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<'pending'>((resolve) => {
+    timer = setTimeout(() => resolve('pending'), ms)
+  })
+  try {
+    return await Promise.race([
+      promise.then(
+        (value) => ({ value }),
+        (error: unknown) => ({ error }),
+      ),
+      late,
+    ])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** pg.Client fields the tests read that @types/pg does not declare. */
+export interface PgClientInternals {
+  readonly processID: number
+  readonly _activeQuery: object | null
+}
+
+/**
+ * Resolves when a pg-cursor on `client` gets its CommandComplete, after the socket's writes were
+ * corked there: the Close and Sync pg-cursor sends then stay on the client, so no ReadyForQuery comes.
+ */
+export function corkAtCursorCommandComplete(client: Client): Promise<void> {
+  const connection = client.connection as unknown as NodeJS.EventEmitter & { stream: { cork(): void } }
+  return new Promise((resolve) => {
+    const onComplete = (): void => {
+      if ((client as unknown as PgClientInternals)._activeQuery?.constructor.name !== 'Cursor') return
+      connection.removeListener('commandComplete', onComplete)
+      connection.stream.cork()
+      resolve()
+    }
+    connection.prependListener('commandComplete', onComplete)
+  })
+}

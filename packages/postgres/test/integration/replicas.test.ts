@@ -1,6 +1,7 @@
 import type { DatabasePool, ReadFallbackInfo, ReplicaStateInfo } from '@dbpool/core'
 import { copyFrom, createPostgresPool, type PostgresConnection, type PostgresPoolOptions } from '@dbpool/postgres'
 import { findPostgresBinDir, startPostgresCluster, type PostgresCluster } from '@dbpool/testing'
+import { corkAtCursorCommandComplete, within } from './helpers'
 
 // A primary and one streaming standby (startPostgresCluster: Debian's PostgreSQL binaries, which .ci/run
 // installs); with CI set missing binaries fail these tests instead of skipping them.
@@ -224,5 +225,29 @@ suite('read replicas as the read lane', () => {
       { level: 'warn', event: 'readFallback' },
       { level: 'info', event: 'replica' },
     ])
+  }, 60_000)
+
+  it("a read-lane stream whose standby stops ('immediate') before the rows' ReadyForQuery fails with CONNECTION_LOST and releases its lease", async () => {
+    // review 12: such a stream waited on its first next() forever, holding its standby connection.
+    // The window is opened on purpose: the socket's writes held at the cursor's CommandComplete, so
+    // the Sync that the rows wait for never leaves (see stream-connection-lost.test.ts)
+    const p = pool()
+    p.on('error', () => undefined)
+    const client = await p.withConnection(async (c) => c.native.client, { lane: 'read' })
+    const corked = corkAtCursorCommandComplete(client)
+    const it = p.stream('select generate_series(1, 50) as n', [], { lane: 'read', batchSize: 100 })[Symbol.asyncIterator]()
+    const first = it.next()
+    first.catch(() => undefined)
+    expect(await within(corked, 5_000)).toEqual({ value: undefined })
+    await cluster.stop(1, 'immediate')
+    try {
+      const outcome = await within(first, 10_000)
+      if (outcome === 'pending') throw new Error('the read-lane stream was still pending 10 s after its standby stopped')
+      expect('error' in outcome && (outcome.error as { code?: unknown }).code).toBe('CONNECTION_LOST')
+      await until('the stream to give its lease back', () => p.stats('read').used === 0, 10_000)
+      expect(await inRecovery(p, { lane: 'read' })).toBe(false)
+    } finally {
+      await cluster.start(1)
+    }
   }, 60_000)
 })

@@ -2,7 +2,7 @@ import type { Client } from 'pg'
 import { DatabaseError, type DatabasePool } from '@dbpool/core'
 import type { PostgresConnection } from '@dbpool/postgres'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
-import { admin, eventually, poolOn } from './helpers'
+import { admin, corkAtCursorCommandComplete, eventually, poolOn, within, type PgClientInternals } from './helpers'
 
 // A stream whose connection dies while its read is in flight fails with CONNECTION_LOST and gives its
 // lease back (review 12: after a replica's immediate stop, a read-lane stream waited on its first
@@ -27,49 +27,6 @@ afterAll(async () => {
   await db?.drop()
 }, 60_000)
 
-type Outcome<T> = { value: T } | { error: unknown } | 'pending'
-
-/** How `promise` settled, or 'pending' if it did not within `ms`. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<Outcome<T>> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<'pending'>((resolve) => {
-    timer = setTimeout(() => resolve('pending'), ms)
-  })
-  try {
-    return await Promise.race([
-      promise.then(
-        (value) => ({ value }),
-        (error: unknown) => ({ error }),
-      ),
-      late,
-    ])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-interface PgInternals {
-  readonly processID: number
-  readonly _activeQuery: object | null
-}
-
-/**
- * Resolves when a pg-cursor on `client` gets its CommandComplete, after the socket's writes were
- * corked there: the Close and Sync pg-cursor sends then stay on the client, so no ReadyForQuery comes.
- */
-function corkAtCursorCommandComplete(client: Client): Promise<void> {
-  const connection = client.connection as unknown as NodeJS.EventEmitter & { stream: { cork(): void } }
-  return new Promise((resolve) => {
-    const onComplete = (): void => {
-      if ((client as unknown as PgInternals)._activeQuery?.constructor.name !== 'Cursor') return
-      connection.removeListener('commandComplete', onComplete)
-      connection.stream.cork()
-      resolve()
-    }
-    connection.prependListener('commandComplete', onComplete)
-  })
-}
-
 /** A one-connection pool and the pg client of its connection. */
 async function onePool(): Promise<{ pool: DatabasePool<PostgresConnection>; client: Client }> {
   const created = poolOn(db.url, { max: 1, min: 0, acquireTimeoutMs: 5_000 })
@@ -91,7 +48,7 @@ async function expectLostAndReleased(pool: DatabasePool<PostgresConnection>, fir
 describe('pool.stream() on a connection that dies between CommandComplete and ReadyForQuery', () => {
   it('fails with CONNECTION_LOST when the server terminates the backend (pg_terminate_backend), and releases its lease', async () => {
     const { pool, client } = await onePool()
-    const pid = (client as unknown as PgInternals).processID
+    const pid = (client as unknown as PgClientInternals).processID
     const corked = corkAtCursorCommandComplete(client)
     const it = pool.stream<{ n: number }>('select generate_series(1, 50) as n', [], { batchSize: 100 })[Symbol.asyncIterator]()
     const first = it.next()
