@@ -4,6 +4,9 @@ import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '@dbpool/test
 import { Client } from 'pg'
 import { poolOn, sleep, uniqueAppName, watchProcess } from './helpers'
 
+/** How long after the server is back a caller may still get the refusal of a connect begun before (ms). */
+const READY_GRACE_MS = 250
+
 // A dedicated server (never the shared one) is stopped and started again while callers keep querying.
 let server: EmbeddedPostgresServer
 let pool: DatabasePool<PostgresConnection> | undefined
@@ -95,16 +98,19 @@ it('server stopped and restarted under load: errors only while down, first succe
   expect(before.every((o) => !o.error)).toBe(true)
   expect(errors.length).toBeGreaterThan(0)
   for (const op of errors) {
-    // every failure surfaced after the stop began, from an attempt that started before the server was back
+    // every failure surfaced after the stop began, from an attempt that started before the server was
+    // back (or within READY_GRACE_MS of it: a connect begun while the server was down fails the oldest
+    // waiting caller when it is refused, pg-pool's fail-fast rule, and under load that answer can come
+    // a little after the restart)
     expect(op.end).toBeGreaterThanOrEqual(stopAt)
-    expect(op.start).toBeLessThanOrEqual(readyAt)
+    expect(op.start).toBeLessThanOrEqual(readyAt + READY_GRACE_MS)
     expect(['CONNECTION_LOST', 'CONNECTION_FAILED']).toContain(op.error?.code)
     expect(op.error?.retryable).toBe(true)
   }
   expect(firstSuccessAfter).toBeDefined()
   const recoveryMs = firstSuccessAfter!.end - readyAt
   expect(recoveryMs).toBeLessThan(2_000)
-  expect(ops.filter((o) => o.start > readyAt + 100 && o.error)).toEqual([])
+  expect(ops.filter((o) => o.start > readyAt + READY_GRACE_MS && o.error)).toEqual([])
   expect(samples).toBeGreaterThan(20)
   expect(maxBackends).toBeLessThanOrEqual(max)
   expect(watch.failures).toEqual([])
