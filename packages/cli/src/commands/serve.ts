@@ -48,6 +48,9 @@ export async function serveCommand(ctx: CommandContext, options: ServeCommandOpt
     throw configError(`--token / ${SERVE_TOKEN_ENV}`, '[set]', `must be at least ${MIN_TOKEN_LENGTH} characters without whitespace`)
   // the token never reaches the output, whatever prints it (an error naming it included)
   if (token !== undefined) ctx.out.addSecrets([token])
+  // set but empty usually means a secret that failed to load: still statuses only, but said
+  else if (!options.details && ctx.io.env[SERVE_TOKEN_ENV] === '')
+    ctx.out.note(`dbpool serve: ${SERVE_TOKEN_ENV} is set but empty, so no caller can see the detail (statuses only)`)
   // listening for SIGINT / SIGTERM before anything is opened: a signal sent as soon as the
   // "listening" line appears (or during startup) stops the server cleanly instead of killing it
   const stop = stopRequest(options.signal)

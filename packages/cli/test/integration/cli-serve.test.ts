@@ -49,6 +49,13 @@ describe('dbpool serve: what the endpoint tells strangers', () => {
     expect(JSON.parse((await get(`${server.base}/ready`, TOKEN)).text).pools.default).toEqual({ status: 'healthy' })
   }, 60_000)
 
+  it('an empty DBPOOL_SERVE_TOKEN (a secret that failed to load) serves statuses only and says so on stderr', async () => {
+    const server = await serve([], { DBPOOL_SERVE_TOKEN: '' })
+    expect(server.stdout()).toContain('; statuses only) for default')
+    expect(server.stderr()).toContain('DBPOOL_SERVE_TOKEN is set but empty')
+    expect(JSON.parse((await get(`${server.base}/ready`, TOKEN)).text).pools.default).toEqual({ status: 'healthy' })
+  }, 60_000)
+
   it('--details: every caller sees the target, stats and checks', async () => {
     const server = await serve(['--details'], { DBPOOL_SERVE_TOKEN: TOKEN })
     expect(server.stdout()).toContain('; details for everyone) for default')
