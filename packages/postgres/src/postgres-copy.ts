@@ -42,7 +42,9 @@ type RowFormat = 'text' | 'csv' | 'raw'
  * INVALID_PARAMETER for a row value the contract refuses; the server's error, mapped (a bad line:
  * QUERY_FAILED with `sqlState`, e.g. 22P02); QUERY_FAILED wrapping the source's own error. On every
  * error the COPY is ended (a CopyFail when the source failed: the server writes nothing) and the
- * connection is reset, or closed if the server does not confirm within 5 s.
+ * connection is reset, or closed if the server does not confirm within 5 s. A connection lost after
+ * the server reported the COPY complete (it commits before it says so) resolves with the row count:
+ * the rows are in, and a rejection would invite a retry that loads them twice.
  */
 export async function copyFrom(pool: DatabasePool, text: string, source: CopySource): Promise<number> {
   const db = requirePostgresPool(pool, 'copyFrom')
@@ -57,6 +59,17 @@ export async function copyFrom(pool: DatabasePool, text: string, source: CopySou
 
 async function copyIn(native: PostgresConnection, text: string, source: CopySource, format: RowFormat): Promise<number> {
   const copy = native.client.query(copyFromStdin(text))
+  // The server commits an auto-commit COPY before it sends CommandComplete (exec_simple_query ends the
+  // transaction, then reports the command), and pg-copy-streams settles only at ReadyForQuery: a
+  // connection lost between the two must not report committed rows as failed (a retry would load
+  // them twice). copyFrom() always runs on a lease of its own outside any transaction.
+  let committed = false
+  const hooks = copy as unknown as { handleCommandComplete(msg: unknown): void }
+  const onCommandComplete = hooks.handleCommandComplete.bind(copy)
+  hooks.handleCommandComplete = (msg: unknown): void => {
+    committed = true
+    onCommandComplete(msg)
+  }
   let serverError: unknown
   let interrupt: ((err: unknown) => void) | undefined
   const finished = new Promise<void>((resolve, reject) => {
@@ -122,6 +135,10 @@ async function copyIn(native: PostgresConnection, text: string, source: CopySour
   } catch (err) {
     stopSource(source, chunks)
     const fromServer = serverError
+    if (committed && fromServer !== undefined) {
+      native.markBroken(new DatabaseError('CONNECTION_LOST', 'the connection was lost after the COPY committed', { backend: 'postgres' }))
+      return copy.rowCount
+    }
     // the source (or a row's encoding) failed: the server must hear of it (its answer to the CopyFail is not the error)
     if (fromServer === undefined) await abort(native, copy, err)
     throw copyError(native, fromServer ?? err)
