@@ -10,6 +10,12 @@ export interface SqlStateMapping {
 /**
  * SQLSTATE → DatabaseError code, exact states first; {@link SQLSTATE_CLASSES} covers the rest of a
  * class. Anything else is QUERY_FAILED. A flat table on purpose: no message parsing.
+ *
+ * Class 42: a syntax error and a name in the text that is missing (42P01 table, 42703 column, 42883
+ * function, 42704 object), ambiguous (42702, 42725, 42P09) or already taken (42701, 42P07, 42710,
+ * 42723, 42P06, 42712) are SYNTAX_ERROR, the code SQLite gives the same statements (`SQLITE_ERROR`).
+ * Not 42501 insufficient_privilege (QUERY_FAILED: a grant fixes it, not the text), not 42P02
+ * (INVALID_PARAMETER), not 42P05 duplicate_prepared_statement (the driver's statement names, not the text).
  */
 export const SQLSTATE_CODES: Readonly<Record<string, SqlStateMapping>> = Object.freeze({
   // class 08: connection exception (during a statement; connect() reports CONNECTION_FAILED)
@@ -40,6 +46,21 @@ export const SQLSTATE_CODES: Readonly<Record<string, SqlStateMapping>> = Object.
   // class 42: syntax error or access rule violation
   '42000': { code: 'SYNTAX_ERROR' },
   '42601': { code: 'SYNTAX_ERROR' },
+  // a name in the text that is missing, ambiguous or already taken: SQLite reports all of these as
+  // SQLITE_ERROR (SYNTAX_ERROR), so both backends give one code for the same bad statement
+  '42P01': { code: 'SYNTAX_ERROR' }, // undefined_table
+  '42703': { code: 'SYNTAX_ERROR' }, // undefined_column
+  '42883': { code: 'SYNTAX_ERROR' }, // undefined_function
+  '42704': { code: 'SYNTAX_ERROR' }, // undefined_object (type, index, setting...)
+  '42702': { code: 'SYNTAX_ERROR' }, // ambiguous_column
+  '42725': { code: 'SYNTAX_ERROR' }, // ambiguous_function
+  '42P09': { code: 'SYNTAX_ERROR' }, // ambiguous_alias
+  '42701': { code: 'SYNTAX_ERROR' }, // duplicate_column
+  '42P07': { code: 'SYNTAX_ERROR' }, // duplicate_table (also an index or view of that name)
+  '42710': { code: 'SYNTAX_ERROR' }, // duplicate_object
+  '42723': { code: 'SYNTAX_ERROR' }, // duplicate_function
+  '42P06': { code: 'SYNTAX_ERROR' }, // duplicate_schema
+  '42712': { code: 'SYNTAX_ERROR' }, // duplicate_alias
   '42P02': { code: 'INVALID_PARAMETER', retryable: false }, // undefined_parameter: `$1` in a statement sent without values
   // class 53: insufficient resources
   '53300': { code: 'CONNECTION_FAILED' }, // too_many_connections

@@ -13,8 +13,9 @@ export interface SqliteErrorMapping {
  * SQLite result codes (extended first, then primary) to DatabaseError codes. A code missing here
  * falls back to its primary code (`SQLITE_IOERR_READ` → `SQLITE_IOERR`), then to QUERY_FAILED.
  *
- * SQLite reports syntax errors, unknown tables and columns and misuse with the generic
- * `SQLITE_ERROR`; like SQLSTATE class 42 on Postgres, that maps to SYNTAX_ERROR.
+ * SQLite reports syntax errors, unknown tables, columns and functions, ambiguous and already existing
+ * names and misuse with the generic `SQLITE_ERROR`, which maps to SYNTAX_ERROR: the code Postgres gives
+ * the same statements (42601, 42P01, 42703, 42883, 42P07...; see SQLSTATE_CODES in @dbpool/postgres).
  */
 export const SQLITE_ERROR_CODES: Readonly<Record<string, SqliteErrorMapping>> = Object.freeze({
   SQLITE_CONSTRAINT_UNIQUE: { code: 'UNIQUE_VIOLATION' },

@@ -189,6 +189,19 @@ export function defineConformanceSuite(t: ConformanceTestApi, setup: Conformance
       assert.equal(err.retryable, false)
     })
 
+    t.it('maps a missing or already taken table, column or function to SYNTAX_ERROR', async () => {
+      const statements = [
+        'select * from conf_no_such_table',
+        'select no_such_column from conf_items',
+        'select conf_no_such_function(1)',
+        'create table conf_parents (id integer primary key)',
+      ]
+      for (const text of statements) {
+        const err = await expectCode(pool.query(text), 'SYNTAX_ERROR')
+        assert.equal(err.retryable, false, text)
+      }
+    })
+
     t.it('leaves no connection in use after work', async () => {
       await Promise.all(Array.from({ length: 20 }, (_, i) => pool.query(sql`select ${i} as n`)))
       assert.equal(pool.stats().used, 0)

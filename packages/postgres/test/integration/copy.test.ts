@@ -136,7 +136,7 @@ describe('copyFrom', () => {
           rejection(copyFrom(pool, 'copy no_such_table from stdin', source)),
           sleep(5_000).then(() => 'still waiting for the source'),
         ])
-        expect(outcome).toMatchObject({ code: 'QUERY_FAILED', sqlState: '42P01' })
+        expect(outcome).toMatchObject({ code: 'SYNTAX_ERROR', sqlState: '42P01' })
         expect(resumed).toBe(false)
         expect(pool.stats().used).toBe(0)
       }

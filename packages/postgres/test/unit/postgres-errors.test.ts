@@ -40,7 +40,15 @@ describe('SQLSTATE table', () => {
     ['53300', 'CONNECTION_FAILED', true],
     ['3D000', 'CONNECTION_FAILED', false],
     ['0A000', 'QUERY_FAILED', false],
-    ['42P01', 'QUERY_FAILED', false],
+    ['42P01', 'SYNTAX_ERROR', false],
+    ['42703', 'SYNTAX_ERROR', false],
+    ['42883', 'SYNTAX_ERROR', false],
+    ['42704', 'SYNTAX_ERROR', false],
+    ['42702', 'SYNTAX_ERROR', false],
+    ['42P07', 'SYNTAX_ERROR', false],
+    ['42701', 'SYNTAX_ERROR', false],
+    ['42501', 'QUERY_FAILED', false],
+    ['42P05', 'QUERY_FAILED', false],
     ['22012', 'QUERY_FAILED', false],
   ])('%s → %s (retryable %s)', (sqlState, code, retryable) => {
     const err = mapPostgresError(pgError(sqlState))
