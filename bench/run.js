@@ -21,7 +21,7 @@ const SUITES = [
     name: 'wait-queue',
     title: 'Wait-queue scaling: cost per lease with N callers waiting at once',
     meaning:
-      'µs per acquire+release when N callers ask at once for one of 4 connections (no-op manager), through DatabasePool and raw tarn; every (side, N) runs in a fresh child process, a round runs them all once, and growth is cost(100,000) ÷ cost(1,000) within a round (dbpool target at most 1.5: the cost of a lease should not depend on the queue length).',
+      "µs per acquire+release when N callers ask at once for one of 4 connections (no-op manager and no-op work), through DatabasePool, raw tarn, and a floor: 4 slots and a FIFO of bare promises, the least any promise-based pool does, whose cost grows too because N callers' promises live at once (they survive young-generation collections and are promoted). dbpool − floor, per round, is the pool's own cost. Every (side, N) runs in a fresh child process, a round runs them all once, and growth is cost(100,000) ÷ cost(1,000) within a round, by wall clock and by CPU time (target at most 1.5: the cost of a lease should not depend on the queue length).",
   },
   {
     name: 'memory',

@@ -1,63 +1,115 @@
 'use strict'
 // Wait-queue scaling: the cost of one acquire+release (µs) when N callers ask at once for one of 4
-// connections, so N - 4 of them wait in the queue, through DatabasePool and through raw tarn with
-// the same no-op manager. Every (side, N) runs in a fresh child process; a round runs every child
-// once (1,000 dbpool, 1,000 tarn, 10,000 dbpool, ...), and a side's growth, cost(100,000) ÷
-// cost(1,000), is taken within each round. Figures are medians over the rounds, with min–max.
-const { SIDES } = require('./noop-sides')
-const { size, spread, ratios, runChild, childMain, runStandalone } = require('./lib')
+// connections, so N - 4 of them wait, with the same no-op manager and no-op work on three sides:
+// - dbpool: DatabasePool, its wait queue in front of tarn;
+// - tarn: raw tarn, whose queue is an array (shift() per hand-out, indexOf + splice per timeout);
+// - floor: the least any promise-based pool can do: 4 slots, then a FIFO of bare promises (no
+//   deadline, no validation, no async context). Its cost grows too, from the burst itself: N callers'
+//   promises (and Promise.all's reactions) live at once, survive young-generation collections, are
+//   promoted and marked, and are cold in the cache when served. No pool can avoid that part.
+// "dbpool − floor" (per round) is the pool's own cost per lease; its growth is the figure that says
+// whether the queue's cost depends on its length. µs per lease = burst time ÷ N, wall clock and CPU
+// time (user + system, GC threads included: steadier than wall time on a loaded machine). Every
+// (side, N) runs in a fresh child process; a round runs every child once, growth cost(100,000) ÷
+// cost(1,000) is taken within each round; figures are medians over the rounds with min–max.
+const { SIDES, work } = require('./noop-sides')
+const { size, median, spread, ratios, runChild, childMain, runStandalone } = require('./lib')
 
 const MAX = 4
 /** 3 rounds unless BENCH_ROUNDS asks for more: a queue that grows quadratically costs ~10 s per 100,000 burst. */
 const ROUNDS = Math.max(3, Number(process.env.BENCH_ROUNDS) || 3)
 const CALLERS = [1_000, 10_000, 100_000]
+const SIDE_NAMES = ['dbpool', 'tarn', 'floor']
 
-/** µs per lease for one burst: `callers` cycles started in the same tick, awaited together. */
+/** A pool reduced to its queue: `max` slots, then a FIFO of bare promises (no deadline, no validation). */
+function floorSide(max) {
+  let free = max
+  let queue = []
+  let head = 0
+  const acquire = () => {
+    if (free > 0 && head === queue.length) {
+      free--
+      return Promise.resolve()
+    }
+    return new Promise((resolve) => queue.push(resolve))
+  }
+  const release = () => {
+    if (head === queue.length) {
+      free++
+      return
+    }
+    const next = queue[head]
+    queue[head++] = undefined
+    if (head === queue.length) {
+      queue = []
+      head = 0
+    }
+    next()
+  }
+  const lend = async (fn) => {
+    try {
+      return await fn()
+    } finally {
+      release()
+    }
+  }
+  return { cycle: (fn = work) => acquire().then(() => lend(fn)), close: async () => undefined }
+}
+
+const make = (which) => (which === 'floor' ? floorSide(MAX) : SIDES[which](MAX))
+
+/** µs per lease (wall and CPU) for one burst of `callers` cycles started in the same tick. */
 async function burst(side, callers) {
   const pending = new Array(callers)
+  const cpu0 = process.cpuUsage()
   const started = performance.now()
   for (let i = 0; i < callers; i++) pending[i] = side.cycle()
   await Promise.all(pending)
-  return ((performance.now() - started) * 1000) / callers
+  const wall = ((performance.now() - started) * 1000) / callers
+  const cpu = process.cpuUsage(cpu0)
+  return { wall, cpu: (cpu.user + cpu.system) / callers }
 }
 
 /**
  * Child: warm up on bursts of 1,000 (a queue's cost may grow faster than linearly: warming up on
  * 100,000 would cost minutes on a quadratic queue), then bursts of `callers` until 100,000 leases
- * (at least one burst); the median burst's µs per lease.
+ * (at least one burst); the median burst's µs per lease, wall and CPU.
  */
 async function child(which, callers) {
-  const side = SIDES[which](MAX)
+  const side = make(which)
   for (let i = 0; i < size(20, 5); i++) await burst(side, 1_000)
-  const costs = []
-  const bursts = Math.max(1, Math.floor(size(100_000, 30_000) / callers))
-  for (let i = 0; i < bursts; i++) costs.push(await burst(side, callers))
+  const bursts = []
+  for (let i = 0; i < Math.max(1, Math.floor(size(100_000, 30_000) / callers)); i++) bursts.push(await burst(side, callers))
   await side.close()
-  costs.sort((a, b) => a - b)
-  return costs[costs.length >> 1]
+  return { wall: median(bursts.map((b) => b.wall)), cpu: median(bursts.map((b) => b.cpu)) }
 }
 
 async function main() {
-  const cost = { dbpool: CALLERS.map(() => []), tarn: CALLERS.map(() => []) }
+  const cost = Object.fromEntries(SIDE_NAMES.map((s) => [s, CALLERS.map(() => [])]))
   for (let round = 0; round < ROUNDS; round++) {
     for (const [i, callers] of CALLERS.entries()) {
-      for (const which of ['dbpool', 'tarn']) cost[which][i].push(await runChild(__filename, ['--child', which, String(callers)]))
+      for (const which of SIDE_NAMES) cost[which][i].push(await runChild(__filename, ['--child', which, String(callers)]))
     }
   }
   const us = (x) => x.toFixed(2)
-  const rows = CALLERS.map((callers, i) => ({
-    case: `µs per acquire+release, ${callers.toLocaleString('en-US')} callers at once (max ${MAX})`,
-    dbpool: spread(cost.dbpool[i], us),
-    tarn: spread(cost.tarn[i], us),
-    'dbpool ÷ tarn': spread(ratios(cost.dbpool[i], cost.tarn[i])),
-  }))
+  const pick = (which, i, key) => cost[which][i].map((c) => c[key])
+  // the pool's own cost: dbpool minus the floor, per round
+  const own = (i, key) => pick('dbpool', i, key).map((d, r) => d - pick('floor', i, key)[r])
   const last = CALLERS.length - 1
-  rows.push({
-    case: `growth: cost(${CALLERS[last].toLocaleString('en-US')}) ÷ cost(${CALLERS[0].toLocaleString('en-US')}) (dbpool target ≤ 1.5)`,
-    dbpool: spread(ratios(cost.dbpool[last], cost.dbpool[0])),
-    tarn: spread(ratios(cost.tarn[last], cost.tarn[0])),
-    'dbpool ÷ tarn': '',
-  })
+  const rows = CALLERS.map((callers, i) => ({
+    case: `µs per acquire+release (wall), ${callers.toLocaleString('en-US')} callers at once (max ${MAX})`,
+    ...Object.fromEntries(SIDE_NAMES.map((s) => [s, spread(pick(s, i, 'wall'), us)])),
+    'dbpool − floor (own cost)': spread(own(i, 'wall'), us),
+    'dbpool ÷ tarn': spread(ratios(pick('dbpool', i, 'wall'), pick('tarn', i, 'wall'))),
+  }))
+  for (const key of ['wall', 'cpu']) {
+    rows.push({
+      case: `growth (${key}${key === 'cpu' ? ' time' : ' clock'}): cost(${CALLERS[last].toLocaleString('en-US')}) ÷ cost(${CALLERS[0].toLocaleString('en-US')}) (target ≤ 1.5)`,
+      ...Object.fromEntries(SIDE_NAMES.map((s) => [s, spread(ratios(pick(s, last, key), pick(s, 0, key)))])),
+      'dbpool − floor (own cost)': spread(ratios(own(last, key), own(0, key))),
+      'dbpool ÷ tarn': '',
+    })
+  }
   return rows
 }
 

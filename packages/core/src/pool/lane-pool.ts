@@ -36,7 +36,7 @@ export interface LaneHost<C> {
 /**
  * @internal A caller waiting in a lane's queue, then (once fed) in tarn's: the whole state of a
  * waiting caller besides its promise, about 100 bytes, plus about 60 for the `context` of one queued
- * in the lane's queue (the queue holds many; `bench/queue-scaling.js`).
+ * in the lane's queue (the queue holds many; `bench/memory.js`, `bench/wait-queue.js`).
  */
 class Waiter<C> implements Queued {
   queued = false
