@@ -92,11 +92,17 @@ const SESSION_STATEMENT =
   /(?:^|;)\s*(listen|prepare|set(?!\s+(local|transaction|constraints)\b)|reset|declare\s+\S+\s+(binary\s+)?(insensitive\s+)?(no\s+)?(scroll\s+)?cursor\s+with\s+hold)\b/i
 const SESSION_LOCK = /\bpg_(try_)?advisory_lock(_shared)?\s*\(/i
 const SET_CONFIG = /\bset_config\s*\(/gi
+// a temporary table, view or sequence lives until the session ends (CREATE TEMP, SELECT ... INTO TEMP)
+const TEMP_OBJECT =
+  /(?:^|;)\s*(?:create\s+(?:or\s+replace\s+)?(?:(?:global|local)\s+)?(?:temp|temporary)\s+(?:unlogged\s+)?(?:recursive\s+)?(table|view|sequence)\b|select\b[^;]*?\binto\s+(?:temp|temporary)\b)/gi
+const ON_COMMIT_DROP = /\bon\s+commit\s+drop\b/i
 
 /**
  * Why `text` needs a session (a LISTEN, a session-level SET or RESET, an SQL PREPARE, a cursor
  * WITH HOLD, a session-level advisory lock, `set_config()` whose `is_local` is not the literal
- * `true`), or `undefined`. Checked before sending when the target is PgBouncer in transaction mode.
+ * `true`), a temporary table, view or sequence that outlives its transaction (only `CREATE TEMP TABLE
+ * ... ON COMMIT DROP` does not), or `undefined`. Checked before sending when the target is PgBouncer
+ * in transaction mode.
  * Comments and string literals are skipped first (their words are data, and a leading comment does
  * not hide a statement); a text they cannot be skipped in safely (dollar quoting, `E'...'` strings)
  * is judged as written, which may refuse what is fine but lets no session statement through.
@@ -110,6 +116,23 @@ export function sessionStatement(text: string): string | undefined {
     return `pg_${(lock[1] ?? '').toLowerCase()}advisory_lock${(lock[2] ?? '').toLowerCase()}() takes a session-level lock (use pg_advisory_xact_lock in a transaction)`
   if (sessionSetConfig(judged))
     return 'set_config() without is_local true keeps session state (use set_config(name, value, true) in a transaction)'
+  const temp = sessionTempObject(judged)
+  if (temp) return temp
+  return undefined
+}
+
+/** Why a temporary object created in `text` outlives its transaction, or undefined. */
+function sessionTempObject(text: string): string | undefined {
+  for (const match of text.matchAll(TEMP_OBJECT)) {
+    const kind = (match[1] ?? 'table').toLowerCase()
+    const start = match.index ?? 0
+    const end = text.indexOf(';', start + 1)
+    const statement = text.slice(start, end === -1 ? text.length : end)
+    if (kind === 'table' && match[1] !== undefined && ON_COMMIT_DROP.test(statement)) continue
+    return kind === 'table'
+      ? 'a temporary table lives as long as the server session (use CREATE TEMP TABLE ... ON COMMIT DROP in a transaction)'
+      : `a temporary ${kind} lives as long as the server session`
+  }
   return undefined
 }
 

@@ -211,7 +211,13 @@ suite('pgbouncer modes against a PgBouncer that refuses unknown startup paramete
   it('transaction mode: LISTEN, SET, session advisory locks are CONFIGURATION before anything is sent; their transaction-scoped forms run', async () => {
     const pool = through(inTransactionMode, 'pgbouncer=true')
     expect((await rejection(listen(pool, 'jobs', () => undefined))).code).toBe('CONFIGURATION')
-    for (const text of ['listen jobs', 'set search_path to public', 'select pg_advisory_lock(42)', 'select pg_try_advisory_lock(42)']) {
+    for (const text of [
+      'listen jobs',
+      'set search_path to public',
+      'select pg_advisory_lock(42)',
+      'select pg_try_advisory_lock(42)',
+      'create temp table pgb_scratch (id int)',
+    ]) {
       const err = await rejection(pool.query(text))
       expect(err.code).toBe('CONFIGURATION')
       expect(err.message).toContain('PgBouncer in transaction mode')
@@ -221,6 +227,9 @@ suite('pgbouncer modes against a PgBouncer that refuses unknown startup paramete
     const got = await pool.transaction(async (tx) => {
       await tx.query('set local search_path to pg_catalog')
       await tx.query('select pg_advisory_xact_lock(42)')
+      // a temporary table dropped at commit never outlives the transaction
+      await tx.query('create temp table pgb_scratch (id int) on commit drop')
+      await tx.query('insert into pgb_scratch values (1)')
       return (await tx.query<{ sp: string }>("select current_setting('search_path') as sp")).rows[0]!.sp
     })
     expect(got).toBe('pg_catalog')

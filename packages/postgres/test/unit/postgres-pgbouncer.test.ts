@@ -75,6 +75,17 @@ describe('pgbouncer modes', () => {
     ["select set_config('search_path', 'tenant_7', false)", 'set_config()'],
     ["SELECT set_config('search_path', $1, $2)", 'set_config()'],
     ["select set_config('a.b', concat('x', 'y'), (1 = 0))", 'set_config()'],
+    // a temporary object outlives its transaction unless it is a table dropped at commit
+    ['create temp table scratch (id int)', 'temporary table'],
+    ['CREATE TEMPORARY TABLE scratch AS SELECT 1 AS id', 'temporary table'],
+    ['create local temp unlogged table t (id int)', 'temporary table'],
+    ['create temp table t (id int) on commit delete rows', 'temporary table'],
+    ['create temp table t (id int) on commit preserve rows', 'temporary table'],
+    ['create temp table a (id int) on commit drop; create temp table b (id int)', 'temporary table'],
+    ['create or replace temp view v as select 1', 'temporary view'],
+    ['create temporary sequence s', 'temporary sequence'],
+    ['select 1 as id into temp scratch', 'temporary table'],
+    ['SELECT * INTO TEMPORARY TABLE copy FROM accounts', 'temporary table'],
   ])('a session statement is recognised: %s', (text, what) => {
     expect(sessionStatement(text)).toContain(what)
   })
@@ -96,6 +107,12 @@ describe('pgbouncer modes', () => {
     'select /* pg_advisory_lock(1) */ 1',
     "select set_config('statement_timeout', '5s', true)",
     "select set_config('a.b', 'c, d', TRUE) as v",
+    'create temp table scratch (id int) on commit drop',
+    'CREATE TEMPORARY TABLE scratch ON COMMIT DROP AS SELECT 1 AS id',
+    'create table temp (id int)',
+    'select temp from readings',
+    'select x into strict y from t',
+    "insert into notes values ('create temp table x (id int)')",
   ])('a transaction-scoped statement is not: %s', (text) => {
     expect(sessionStatement(text)).toBeUndefined()
   })
