@@ -41,6 +41,7 @@ import { createTypeParsers } from './postgres-types'
 import { hostLabel, mismatchOf, passesOf, reportsReadOnly } from './postgres-session-attrs'
 import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, sessionStatement, TRANSACTION_MODE_REASON } from './postgres-pgbouncer'
 import { isReadOnlyStatement } from './postgres-read-only'
+import { endsSession, outcomeUnknown, StatementProgress, unknownOutcomeError } from './postgres-outcome'
 import {
   parseLsn,
   REPLICA_OPTION_KEYS,
@@ -636,10 +637,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   async #run<R>(conn: PostgresConnection, query: CompiledQuery, shared: boolean): Promise<QueryResult<R>> {
     // refused before anything is sent: the connection stays usable
     const prepared = pgQuery(query)
+    const progress = new StatementProgress()
     try {
-      return normalize<R>(await this.#send(conn, prepared, shared, false))
+      return normalize<R>(await this.#send(conn, prepared, shared, false, progress))
     } catch (err) {
-      throw this.#queryError(conn, err)
+      throw this.#queryError(conn, err, query.text, progress)
     }
   }
 
@@ -649,21 +651,27 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * the server no longer accepts as cached (see {@link statementInvalidation}) is prepared again and
    * run once more when that is safe.
    */
-  #send(conn: PostgresConnection, query: PgQuery, shared: boolean, retried: boolean): Promise<PgAnswer> {
+  #send(conn: PostgresConnection, query: PgQuery, shared: boolean, retried: boolean, progress: StatementProgress): Promise<PgAnswer> {
     const cache = conn.statements
     // without parameters only one plain query or DML statement is named: the simple protocol runs the
     // rest (several statements, DDL, control). An unnamed statement still carries the cache: its
     // command tag may say statements were dropped
     if (cache === undefined || (query.values.length === 0 && !(QUERY_OR_DML.test(query.text) && this.#lone(query.text))))
-      return runStatement(conn.client, query.text, query.values, undefined, cache)
+      return runStatement(conn.client, query.text, query.values, undefined, cache, undefined, progress)
     const entry = cache.acquire(query.text)
-    if (entry === undefined) return runStatement(conn.client, query.text, query.values, undefined, cache)
+    if (entry === undefined) return runStatement(conn.client, query.text, query.values, undefined, cache, undefined, progress)
     // a statement run outside a transaction left nothing behind when it failed, so it can run again;
     // shared statements are lone auto-commit ones by construction (canPipeline)
     const outside = shared || this.transactionState(conn) === 'idle'
     const wasParsed = entry.description !== undefined
-    return runStatement(conn.client, query.text, query.values, entry, cache, (err) =>
-      this.#recover(conn, query, shared, retried, outside, wasParsed, entry, err),
+    return runStatement(
+      conn.client,
+      query.text,
+      query.values,
+      entry,
+      cache,
+      (err) => this.#recover(conn, query, shared, retried, outside, wasParsed, entry, err, progress),
+      progress,
     )
   }
 
@@ -677,6 +685,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     wasParsed: boolean,
     entry: CachedStatement,
     err: unknown,
+    progress: StatementProgress,
   ): Promise<PgAnswer> {
     const kind = statementInvalidation(err, wasParsed)
     const cache = conn.statements
@@ -685,7 +694,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // a dropped statement concerns this connection's session only
     if (kind === 'changed') cache.invalidateEverywhere()
     else cache.invalidateAll()
-    if (outside && !retried && conn.usable) return this.#send(conn, query, shared, true)
+    if (outside && !retried && conn.usable) return this.#send(conn, query, shared, true, progress)
     const mapped = this.mapError(err)
     const why = outside
       ? 'it failed again after being prepared again'
@@ -708,7 +717,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         cause: signal.reason,
       })
     }
-    const running = this.#send(conn, pgQuery(query), false, false)
+    const progress = new StatementProgress()
+    const running = this.#send(conn, pgQuery(query), false, false, progress)
     // if we stop waiting (deadline), the pg promise still settles later: never unhandled
     running.catch(() => undefined)
     let stop!: (why: Stop) => void
@@ -727,7 +737,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       if (first === 'deadline' || first === 'abandoned') throw this.#abandon(conn, first, timeoutMs)
       return normalize<R>(first)
     } catch (err) {
-      throw this.#queryError(conn, err)
+      throw this.#queryError(conn, err, query.text, progress)
     } finally {
       clearTimeout(deadline)
       clearTimeout(grace)
@@ -803,16 +813,28 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return error
   }
 
-  #queryError(conn: PostgresConnection, err: unknown): DatabaseError {
+  /**
+   * The DatabaseError for a statement's failure. With `progress` (what the statement reached on the
+   * wire): when its session ended after it was sent and it may have committed (see
+   * {@link outcomeUnknown}: a write outside a transaction, a COMMIT), the error is restated as
+   * not retryable with `detail.outcome: 'unknown'`; a statement the server refused before completing
+   * it, or one inside a transaction (rolled back with the session), keeps its mapping.
+   */
+  #queryError(conn: PostgresConnection, err: unknown, text?: string, progress?: StatementProgress): DatabaseError {
+    const sqlState = sqlStateOf(err)
     // a cached plan's changed result type (0A000) says nothing about the connection, unlike the rest of 0A;
     // nor does a Bind with the wrong number of values (08P01 from exec_bind_message: the session goes on)
-    if (isFatalSqlState(sqlStateOf(err)) && statementInvalidation(err, true) === undefined && !isParameterCountMismatch(err))
+    if (isFatalSqlState(sqlState) && statementInvalidation(err, true) === undefined && !isParameterCountMismatch(err))
       conn.markBroken(err as Error)
     const mapped = mapPostgresError(err, { connectionBroken: !conn.usable, secrets: this.#secrets })
     if (mapped.sqlState === '25006') return this.#readOnlyError(conn, mapped)
     // a socket error (EPIPE, ECONNRESET) can reach the statement before pg reports it on the client
     if (mapped.code === 'CONNECTION_LOST' && conn.usable) conn.markBroken(mapped)
-    return mapped
+    if (progress === undefined || text === undefined) return mapped
+    // the session is gone: lost, closed at a deadline (QUERY_TIMEOUT), or ended by the server (FATAL)
+    const serverError = sqlState !== undefined
+    const sessionEnded = mapped.code === 'CONNECTION_LOST' || (serverError ? endsSession(err) : !conn.usable)
+    return outcomeUnknown(progress, text, sessionEnded, serverError) ? unknownOutcomeError(mapped, text) : mapped
   }
 }
 

@@ -76,6 +76,6 @@ const SAFE_CALLS = new Set(
     'character bpchar timestamp timestamptz date time timetz bool boolean uuid json jsonb bytea ' +
     // information
     'current_setting version current_database current_schema pg_is_in_recovery pg_last_wal_replay_lsn ' +
-    'pg_last_wal_receive_lsn pg_last_xact_replay_timestamp pg_backend_pid'
+    'pg_last_wal_receive_lsn pg_last_xact_replay_timestamp pg_backend_pid pg_sleep'
   ).split(' '),
 )

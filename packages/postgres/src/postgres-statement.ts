@@ -1,4 +1,5 @@
 import { Query, type Client, type QueryResult as PgQueryResult } from 'pg'
+import type { StatementProgress } from './postgres-outcome'
 import type { CachedStatement, StatementCache, StatementDescription } from './postgres-statement-cache'
 
 /** What pg answers for one statement text: one result, or one per statement of a multi-statement text. */
@@ -28,6 +29,7 @@ interface PgQueryInternals {
   handleRowDescription(msg: StatementDescription): void
   handleCommandComplete(msg: { text?: string }, connection: PgWire): void
   handleError(err: Error, connection: PgWire): void
+  submit(connection: PgWire): Error | null
   _getRows(connection: PgWire, rows: number | undefined): void
   _accumulateRows: unknown
   readonly _result: PgResultInternals
@@ -55,14 +57,37 @@ const NO_FIELDS: StatementDescription = Object.freeze({ fields: Object.freeze([]
 class PgStatement extends PgQuery {
   readonly #entry: CachedStatement | undefined
   readonly #cache: StatementCache | undefined
+  readonly #client: Client
+  readonly #progress: StatementProgress | undefined
   /** The row description this run received (from its Describe). */
   described: StatementDescription | undefined
 
-  constructor(text: string, values: unknown[], entry: CachedStatement | undefined, cache: StatementCache | undefined) {
+  constructor(
+    client: Client,
+    text: string,
+    values: unknown[],
+    entry: CachedStatement | undefined,
+    cache: StatementCache | undefined,
+    progress: StatementProgress | undefined,
+  ) {
     super(text, values)
     if (entry !== undefined) this.name = entry.name
+    this.#client = client
     this.#entry = entry
     this.#cache = cache
+    this.#progress = progress
+  }
+
+  /** pg's submit (called when pg writes the statement), noting in `progress` that it was sent and in which transaction status. */
+  override submit(connection: PgWire): Error | null {
+    const refused = super.submit(connection)
+    const progress = this.#progress
+    if (progress !== undefined && refused == null) {
+      progress.sent = true
+      const status = this.#client.getTransactionStatus()
+      progress.inTransaction = status === 'T' || status === 'E'
+    }
+    return refused
   }
 
   /**
@@ -118,6 +143,7 @@ class PgStatement extends PgQuery {
     // 'DEALLOCATE', 'DEALLOCATE ALL', 'DISCARD ALL': the server dropped prepared statements
     const tag = msg.text
     if (this.#cache !== undefined && tag !== undefined && tag.charCodeAt(0) === 68 && droppedStatements(tag)) this.#cache.invalidateAll()
+    if (this.#progress !== undefined) this.#progress.completed++
     super.handleCommandComplete(msg, connection)
   }
 
@@ -144,7 +170,9 @@ class PgStatement extends PgQuery {
  * Sends one statement on `client`: unnamed, or as the named statement `entry` of `cache` (parsed on
  * its first run, then Bind/Execute only). `entry` is released from in-flight when pg answers. A
  * failure goes to `recover` when given (its promise, or its throw, settles the statement): one
- * promise fewer than a `.catch` on the way of every success.
+ * promise fewer than a `.catch` on the way of every success. `progress`, when given, records whether
+ * it was sent, in which transaction status, and how many CommandCompletes came back (see
+ * StatementProgress): what decides whether a lost connection left its outcome unknown.
  */
 export function runStatement(
   client: Client,
@@ -153,9 +181,10 @@ export function runStatement(
   entry: CachedStatement | undefined,
   cache: StatementCache | undefined,
   recover?: (err: Error) => Promise<PgAnswer>,
+  progress?: StatementProgress,
 ): Promise<PgAnswer> {
   return new Promise<PgAnswer>((resolve, reject) => {
-    const statement = new PgStatement(text, values, entry, cache)
+    const statement = new PgStatement(client, text, values, entry, cache, progress)
     let settled = false
     statement.callback = (err, result) => {
       // pg can call back twice for one run (an error while writing, then ReadyForQuery)

@@ -1,5 +1,6 @@
 import { PoolConfig, type PoolOptions } from '../config/pool-config'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
+import { isOutcomeUnknown } from '../errors/error-outcome'
 import type {
   Backend,
   ConnectionManager,
@@ -456,6 +457,8 @@ export class DatabasePool<out C = unknown> {
     return running.catch((err: unknown) => {
       if (!DatabaseError.is(err) || !REPLICA_DOWN_CODES.has(err.code) || this.#state !== 'open') throw err
       replicas.failed(pool, err)
+      // a statement that may have taken effect (a write sent to the read lane of a server that took it) is not run again
+      if (isOutcomeUnknown(err)) throw err
       return this.#queryOnLease<R>('read', compiled, undefined)
     })
   }

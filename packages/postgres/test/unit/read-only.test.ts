@@ -12,6 +12,7 @@ describe('isReadOnlyStatement (readRouting: auto, readYourWrites)', () => {
     'select \'a;b\' as s, "Col" from x -- trailing ; comment',
     '/* app:ledger */ select exists (select 1 from a where b = $1)',
     'select pg_is_in_recovery()',
+    'select pg_sleep(1)',
     "select amount::numeric(12, 2), to_char(created_at, 'YYYY') from t",
   ])('%s is read-only', (text) => {
     expect(isReadOnlyStatement(text)).toBe(true)

@@ -1,0 +1,14 @@
+import { DatabaseError } from './database-error'
+
+/**
+ * `detail.outcome` of an error whose statement may or may not have taken effect: the connection was
+ * lost (or closed at a deadline) while a statement that may write ran outside a transaction, or while a
+ * COMMIT was in flight. Such an error is never `retryable`: check whether the work was done before
+ * running it again (Postgres; a SQLite statement runs in process and has no such window).
+ */
+export const OUTCOME_UNKNOWN = 'unknown'
+
+/** Whether `err` is a DatabaseError whose statement's outcome is unknown (`detail.outcome === 'unknown'`). */
+export function isOutcomeUnknown(err: unknown): err is DatabaseError {
+  return DatabaseError.is(err) && err.detail?.outcome === OUTCOME_UNKNOWN
+}

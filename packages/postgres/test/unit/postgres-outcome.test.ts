@@ -1,0 +1,125 @@
+import { DatabaseError, isOutcomeUnknown } from '@dbpool/core'
+import { endsSession, mayHaveCommitted, outcomeUnknown, StatementProgress, unknownOutcomeError } from '../../src/postgres-outcome'
+
+function progress(fields: Partial<StatementProgress>): StatementProgress {
+  return Object.assign(new StatementProgress(), fields)
+}
+
+describe('mayHaveCommitted: a statement lost in flight outside a transaction', () => {
+  it.each([
+    'insert into t values (1)',
+    'update t set a = 1',
+    'delete from t',
+    'with d as (delete from t returning *) select * from d',
+    "select nextval('s')",
+    'select my_function(1)',
+    "select pg_notify('c', 'x')",
+    'call p()',
+    'do $$ begin perform 1; end $$',
+    'create table t (id int)',
+    'begin; insert into t values (1); commit',
+    'select 1; insert into t values (1)',
+    'COMMIT',
+    'end',
+    "commit prepared 'gid'",
+    "rollback prepared 'gid'",
+    'copy t from stdin',
+    'select 1 /* unterminated',
+  ])('%s may have committed', (text) => {
+    expect(mayHaveCommitted(text, false)).toBe(true)
+  })
+
+  it.each([
+    'select 1',
+    'SELECT id FROM t WHERE id = $1',
+    'select pg_sleep(1)',
+    'BEGIN',
+    'begin isolation level serializable',
+    'START TRANSACTION',
+    'rollback',
+    'abort;',
+    'show search_path',
+    "set statement_timeout = '1s'",
+    'reset all',
+  ])('%s cannot have committed', (text) => {
+    expect(mayHaveCommitted(text, false)).toBe(false)
+  })
+})
+
+describe('mayHaveCommitted: a statement lost in flight inside a transaction (the server rolls it back)', () => {
+  it.each([
+    'COMMIT',
+    'commit work',
+    'END',
+    "PREPARE TRANSACTION 'gid'",
+    'insert into t values (1); commit',
+    'rollback; insert into t values (1)',
+  ])('%s may have committed', (text) => {
+    expect(mayHaveCommitted(text, true)).toBe(true)
+  })
+
+  it.each([
+    'insert into t values (1)',
+    'update t set a = 1',
+    'select my_function(1)',
+    'call p()',
+    'ROLLBACK',
+    'rollback to savepoint s',
+    'release savepoint s',
+    'savepoint s',
+    "select 'commit'",
+    '-- commit\nselect 1',
+  ])('%s cannot have committed', (text) => {
+    expect(mayHaveCommitted(text, true)).toBe(false)
+  })
+})
+
+describe('outcomeUnknown', () => {
+  const write = 'insert into t values (1)'
+
+  it('is unknown for a write sent outside a transaction whose session ended without the server refusing it', () => {
+    expect(outcomeUnknown(progress({ sent: true }), write, true, false)).toBe(true)
+    // FATAL after CommandComplete (simple protocol: committed; extended: maybe committed at Sync)
+    expect(outcomeUnknown(progress({ sent: true, completed: 1 }), write, true, true)).toBe(true)
+  })
+
+  it('is known when the statement was never sent, the session did not end, or the server refused it before completing it', () => {
+    expect(outcomeUnknown(progress({ sent: false }), write, true, false)).toBe(false)
+    expect(outcomeUnknown(progress({ sent: true }), write, false, false)).toBe(false)
+    expect(outcomeUnknown(progress({ sent: true, completed: 0 }), write, true, true)).toBe(false)
+  })
+
+  it('is known for a write inside a transaction and for a read, unknown for a COMMIT', () => {
+    expect(outcomeUnknown(progress({ sent: true, inTransaction: true }), write, true, false)).toBe(false)
+    expect(outcomeUnknown(progress({ sent: true }), 'select 1', true, false)).toBe(false)
+    expect(outcomeUnknown(progress({ sent: true, inTransaction: true }), 'COMMIT', true, false)).toBe(true)
+  })
+})
+
+describe('unknownOutcomeError', () => {
+  it('keeps code, SQLSTATE, cause and detail; not retryable; says so in the message and detail.outcome', () => {
+    const cause = new Error('terminating connection due to administrator command')
+    const lost = new DatabaseError('CONNECTION_LOST', 'terminating connection', {
+      backend: 'postgres',
+      sqlState: '57P01',
+      cause,
+      detail: { severity: 'FATAL' },
+    })
+    const err = unknownOutcomeError(lost, 'COMMIT')
+    expect(err).toMatchObject({ code: 'CONNECTION_LOST', sqlState: '57P01', retryable: false, backend: 'postgres', cause })
+    expect(err.detail).toEqual({ severity: 'FATAL', outcome: 'unknown' })
+    expect(err.message).toBe(
+      'terminating connection (the connection was lost while COMMIT was in flight: its outcome is unknown, it may have committed; check before running it again)',
+    )
+    expect(isOutcomeUnknown(err)).toBe(true)
+    expect(isOutcomeUnknown(lost)).toBe(false)
+    expect(isOutcomeUnknown(new Error('x'))).toBe(false)
+  })
+
+  it('endsSession: FATAL and PANIC ErrorResponses end the session', () => {
+    expect(endsSession({ severity: 'FATAL' })).toBe(true)
+    expect(endsSession({ severity: 'PANIC' })).toBe(true)
+    expect(endsSession({ severity: 'ERROR' })).toBe(false)
+    expect(endsSession(null)).toBe(false)
+  })
+})
