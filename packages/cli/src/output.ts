@@ -1,4 +1,4 @@
-import { DatabaseError, redactSecrets, type ErrorCode } from '@dbpool/core'
+import { DatabaseError, isOutcomeUnknown, redactSecrets, type ErrorCode } from '@dbpool/core'
 
 /** A stream the CLI writes to (process.stdout / process.stderr, or a buffer in tests). */
 export interface OutputStream {
@@ -144,7 +144,10 @@ export class ProgressDisplay {
 /** `dbpool: CODE: message (what to do)` on one line. */
 export function describeError(err: unknown): string {
   if (DatabaseError.is(err)) {
-    const hint = HINTS[err.code] ?? 'run again with --verbose for details'
+    // a statement that may have committed must not be run again blindly
+    const hint = isOutcomeUnknown(err)
+      ? 'it may have been applied: check the database before running it again'
+      : (HINTS[err.code] ?? 'run again with --verbose for details')
     return `dbpool: ${err.code}: ${oneLine(err.message)} (${hint})`
   }
   const message = err instanceof Error ? err.message : String(err)

@@ -25,6 +25,14 @@ describe('describeError', () => {
     expect(describeError('text')).toBe('dbpool: error: text (run again with --verbose for details)')
   })
 
+  it('does not advise a retry when the statement may have committed (detail.outcome unknown)', () => {
+    expect(describeError(new DatabaseError('CONNECTION_LOST', 'lost'))).toContain('check the server and retry')
+    const unknown = new DatabaseError('CONNECTION_LOST', 'lost', { retryable: false, detail: { outcome: 'unknown' } })
+    expect(describeError(unknown)).toBe(
+      'dbpool: CONNECTION_LOST: lost (it may have been applied: check the database before running it again)',
+    )
+  })
+
   it('gives the stack and the chain of causes for --verbose', () => {
     const root = new Error('socket hang up')
     const err = new DatabaseError('CONNECTION_LOST', 'lost', { cause: root })

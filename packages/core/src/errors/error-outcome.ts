@@ -9,6 +9,6 @@ import { DatabaseError } from './database-error'
 export const OUTCOME_UNKNOWN = 'unknown'
 
 /** Whether `err` is a DatabaseError whose statement's outcome is unknown (`detail.outcome === 'unknown'`). */
-export function isOutcomeUnknown(err: unknown): err is DatabaseError {
+export function isOutcomeUnknown(err: unknown): boolean {
   return DatabaseError.is(err) && err.detail?.outcome === OUTCOME_UNKNOWN
 }

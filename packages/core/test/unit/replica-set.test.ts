@@ -16,8 +16,8 @@ class ReplicatedFake extends FakeConnectionManager {
   positionFault: Error | undefined
   statusCalls = 0
 
-  constructor(readYourWrites: boolean) {
-    super()
+  constructor(readYourWrites: boolean, pipelineDepth?: number) {
+    super({ pipelineDepth })
     this.readYourWrites = readYourWrites
   }
 
@@ -153,6 +153,32 @@ describe('the replica read lane (fake manager)', () => {
     } finally {
       await pool.close()
     }
+  })
+})
+
+describe('a read-lane statement sharing a replica connection that is lost', () => {
+  async function runs(error: DatabaseError): Promise<{ error: unknown; attempts: number }> {
+    const manager = new ReplicatedFake(false, 4)
+    const pool = new DatabasePool(manager, { min: 0, max: 2, keepaliveIntervalMs: 0 })
+    manager.queryFaults.push({ match: /^insert/, fault: { kind: 'fail', error }, fatal: true })
+    try {
+      const failed = await pool.query('insert into t values (1)', [], { lane: 'read' }).then(
+        () => undefined,
+        (err: unknown) => err,
+      )
+      return { error: failed, attempts: manager.connections.filter((c) => c.statements.includes('insert into t values (1)')).length }
+    } finally {
+      await pool.close()
+    }
+  }
+
+  it('runs again on the next choice when its outcome is known, never when it is unknown (it may have committed)', async () => {
+    const plain = await runs(new DatabaseError('CONNECTION_LOST', 'lost', { backend: 'postgres' }))
+    expect(plain.attempts).toBe(2)
+    const unknown = new DatabaseError('CONNECTION_LOST', 'lost', { backend: 'postgres', retryable: false, detail: { outcome: 'unknown' } })
+    const once = await runs(unknown)
+    expect(once.error).toBe(unknown)
+    expect(once.attempts).toBe(1)
   })
 })
 
