@@ -31,6 +31,7 @@ export type {
   ReferencedHandle,
   RowCursor,
   TelemetryTarget,
+  ConnectedServer,
   TransactionSettings,
   TransactionState,
 } from './driver/connection-manager'

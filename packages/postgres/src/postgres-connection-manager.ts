@@ -5,6 +5,7 @@ import {
   REDACTED,
   configError,
   type CompiledQuery,
+  type ConnectedServer,
   type ConnectionHooks,
   type ConnectionManager,
   type CursorOptions,
@@ -98,6 +99,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   /** `db.namespace` (the database), `server.address` and `server.port` of every span and operation metric. */
   readonly telemetryTarget: TelemetryTarget
   /**
+   * With several hosts or with replicas: the host and port a connection reached, which the pool puts in
+   * a statement's `server.address` / `server.port` instead of the first host of the target.
+   */
+  readonly serverOf?: (conn: PostgresConnection) => ConnectedServer
+  /**
    * What a session can be relied on for: `sessions: false` behind PgBouncer in transaction mode
    * (`pgbouncer` names the mode), read by features that need a session (LISTEN, session locks).
    */
@@ -144,6 +150,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     this.maxReplicaLagMs = this.replicaOptions.maxReplicaLagMs
     if (readTargets.length > 0 && this.replicaOptions.readRouting === 'auto')
       this.route = (query) => (isReadOnlyStatement(query.text) ? 'read' : 'write')
+    if (readTargets.length > 0 || this.config.hosts.length > 1) this.serverOf = (conn) => ({ address: conn.host, port: conn.port })
   }
 
   /** Whether a statement is known not to write (see {@link isReadOnlyStatement}). */

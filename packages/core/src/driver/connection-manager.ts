@@ -170,6 +170,14 @@ export interface TelemetryTarget {
   readonly serverPort?: number
 }
 
+/** The server a connection reached (see {@link ConnectionManager.serverOf}). */
+export interface ConnectedServer {
+  /** `server.address`: host name, IP address or Unix socket directory. */
+  readonly address: string
+  /** `server.port`. */
+  readonly port?: number
+}
+
 /**
  * Creates, checks, resets and destroys physical connections of one backend, runs statements on
  * them and maps native errors. A manager never pools: {@link DatabasePool} does.
@@ -185,6 +193,12 @@ export interface ConnectionManager<C = unknown> {
   readonly lanes: LaneLayout
   /** Where statements go, for span and metric attributes. Default: only `db.system.name` is set. */
   readonly telemetryTarget?: TelemetryTarget
+  /**
+   * The server `conn` reached, when that can differ from {@link telemetryTarget} (a multi-host target,
+   * read replicas): the pool puts it in `server.address` / `server.port` of the statement's span and
+   * `db.client.operation.duration` instead of the target's first host. Absent: the target is used.
+   */
+  serverOf?(conn: C): ConnectedServer
   /**
    * Hides the secrets this manager knows (passwords it handed to the driver) in a text bound for a log
    * line or a span. Default: none beyond what the pool always hides (passwords in URLs).

@@ -33,6 +33,7 @@ import { PoolExtensions, type PoolExtension } from './pool-extensions'
 import { PoolEventEmitter, type PoolEventName, type PoolEvents } from './pool-events'
 import { checkLogger, type PoolLogger } from '../telemetry/logger'
 import { PoolTelemetry } from '../telemetry/pool-telemetry'
+import { noteServer } from '../telemetry/statement-server'
 import type { Tracer } from '@opentelemetry/api'
 import type { PooledConnection } from './pooled-connection'
 
@@ -950,9 +951,12 @@ export class DatabasePool<out C = unknown> {
   async #execute<R>(lease: Lease<unknown>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
     this.#replicas?.noteStatement(lease, query)
     try {
-      return await this.#manager.execute<R>(lease.conn.native, query, options ?? {})
+      const result = await this.#manager.execute<R>(lease.conn.native, query, options ?? {})
+      if (this.#manager.serverOf !== undefined && this.#telemetry.watching) this.#noteServer(lease, result)
+      return result
     } catch (err) {
       const error = this.#manager.isUsable(lease.conn.native) ? toDatabaseError(this.#manager, err) : this.#markBroken(lease, err)
+      if (this.#manager.serverOf !== undefined && this.#telemetry.watching) this.#noteServer(lease, error)
       throw error
     }
   }
@@ -960,10 +964,19 @@ export class DatabasePool<out C = unknown> {
   async #executeShared<R>(lease: Lease<unknown>, query: CompiledQuery): Promise<QueryResult<R>> {
     if (!this.#manager.executeShared) return this.#execute<R>(lease, query, undefined)
     try {
-      return await this.#manager.executeShared<R>(lease.conn.native, query)
+      const result = await this.#manager.executeShared<R>(lease.conn.native, query)
+      if (this.#manager.serverOf !== undefined && this.#telemetry.watching) this.#noteServer(lease, result)
+      return result
     } catch (err) {
-      throw this.#manager.isUsable(lease.conn.native) ? toDatabaseError(this.#manager, err) : this.#markBroken(lease, err)
+      const error = this.#manager.isUsable(lease.conn.native) ? toDatabaseError(this.#manager, err) : this.#markBroken(lease, err)
+      if (this.#manager.serverOf !== undefined && this.#telemetry.watching) this.#noteServer(lease, error)
+      throw error
     }
+  }
+
+  /** Tells the statement's span and metric which server it ran on (a multi-host target, a replica). */
+  #noteServer(lease: Lease<unknown>, outcome: unknown): void {
+    noteServer(outcome, this.#manager.serverOf!(lease.conn.native))
   }
 
   #markBroken(lease: Lease<unknown>, err: unknown): DatabaseError {

@@ -10,7 +10,7 @@ import {
   type TracerProvider,
 } from '@opentelemetry/api'
 import type { PoolConfig } from '../config/pool-config'
-import type { Backend, FailoverInfo, Lane, TelemetryTarget } from '../driver/connection-manager'
+import type { Backend, ConnectedServer, FailoverInfo, Lane, TelemetryTarget } from '../driver/connection-manager'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
 import type { MetricsCollector } from '../metrics/metrics-collector'
 import { POOL_NAME_ATTRIBUTE } from '../metrics/metrics-collector'
@@ -19,6 +19,7 @@ import type { ReadFallbackInfo, ReplicaStateInfo } from '../pool/replica-set'
 import type { CompiledQuery } from '../sql/sql'
 import { PoolLog, type PoolLogger } from './logger'
 import { readStatementHead } from './statement-info'
+import { notedServer } from './statement-server'
 import { redactUrlPasswords } from '../util/redact'
 
 /** The instrumentation scope of dbpool's spans. */
@@ -154,7 +155,7 @@ export class PoolTelemetry {
     }
     return running.then(
       (result) => {
-        this.#finished(query, info, span, started, undefined)
+        this.#finished(query, info, span, started, undefined, true, result)
         return result
       },
       (err: unknown) => {
@@ -297,8 +298,18 @@ export class PoolTelemetry {
     this.log?.write('warn', 'listenerError', { listenerOf: event, err: this.log.error(err) }, 'a pool event listener threw')
   }
 
-  #finished(query: CompiledQuery, info: StatementInfo, span: Span | undefined, started: number, err: unknown, logSlow = true): void {
+  #finished(
+    query: CompiledQuery,
+    info: StatementInfo,
+    span: Span | undefined,
+    started: number,
+    err: unknown,
+    logSlow = true,
+    result?: unknown,
+  ): void {
     const ms = performance.now() - started
+    // a multi-host target or a replica: the server the statement ran on, not the target's first host
+    const server = notedServer(err ?? result)
     let errorType: string | undefined
     let status: string | undefined
     if (err !== undefined) {
@@ -308,11 +319,13 @@ export class PoolTelemetry {
       status = DatabaseError.is(err) ? (err.sqlState ?? err.sqliteCode) : undefined
     }
     if (span) {
+      if (server !== undefined) span.setAttributes(serverAttributes(server))
       if (err !== undefined) this.#failSpan(span, err)
       span.end()
     }
     if (this.#metrics.recordsOperations) {
       let attributes = info.metricAttributes
+      if (server !== undefined) attributes = { ...attributes, ...serverAttributes(server) }
       if (errorType !== undefined) {
         attributes = { ...attributes, 'error.type': errorType }
         if (status !== undefined) attributes['db.response.status_code'] = status
@@ -391,4 +404,9 @@ function loggable(value: unknown): unknown {
   if (typeof value === 'bigint') return value.toString()
   if (value instanceof Uint8Array) return `[${value.byteLength} bytes]`
   return value
+}
+
+/** `server.address` and `server.port` of a connected server. */
+function serverAttributes(server: ConnectedServer): Attributes {
+  return server.port === undefined ? { 'server.address': server.address } : { 'server.address': server.address, 'server.port': server.port }
 }
