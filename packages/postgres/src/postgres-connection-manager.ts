@@ -501,7 +501,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return new PostgresCursor<R>(conn, prepared, options.batchSize, {
       types: this.#types,
       closeTimeoutMs: this.options.cancelTimeoutMs,
-      fail: (err) => this.#queryError(conn, err),
+      fail: (err, progress) => this.#queryError(conn, err, query.text, progress),
       abandon: (reason) => {
         conn.markBroken(reason)
         void this.#cancel(conn)

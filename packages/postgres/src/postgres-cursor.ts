@@ -2,6 +2,7 @@ import type { CustomTypesConfig } from 'pg'
 import Cursor from 'pg-cursor'
 import { DatabaseError, type RowCursor } from '@dbpool/core'
 import type { PostgresConnection } from './postgres-connection'
+import { StatementProgress } from './postgres-outcome'
 import type { PgQuery } from './postgres-params'
 
 /** @internal What a cursor needs from its manager. */
@@ -10,8 +11,11 @@ export interface PostgresCursorHooks {
   readonly types: CustomTypesConfig
   /** Deadline of closing an unfinished cursor (the manager's `cancelTimeoutMs`). */
   readonly closeTimeoutMs: number
-  /** Maps a statement error; marks the connection broken on a fatal one. */
-  fail(err: unknown): DatabaseError
+  /**
+   * Maps a statement error; marks the connection broken on a fatal one. With `progress`, a loss after
+   * the cursor's Sync was sent is restated as outcome unknown when the text may have committed.
+   */
+  fail(err: unknown, progress?: StatementProgress): DatabaseError
   /** Gives up on the connection at once: a cancel request, then the socket closed. */
   abandon(reason: DatabaseError): void
 }
@@ -31,6 +35,8 @@ export class PostgresCursor<R> implements RowCursor<R> {
   readonly #hooks: PostgresCursorHooks
   #cursor: Cursor<R> | undefined
   #done = false
+  /** The session was inside a transaction (`T`, `E`) when the cursor was opened. */
+  #inTransaction = false
 
   constructor(conn: PostgresConnection, query: PgQuery, batchSize: number, hooks: PostgresCursorHooks) {
     this.#conn = conn
@@ -41,6 +47,10 @@ export class PostgresCursor<R> implements RowCursor<R> {
 
   read(): Promise<R[]> {
     if (this.#done) return Promise.resolve([])
+    if (this.#cursor === undefined) {
+      const status = this.#conn.client.getTransactionStatus()
+      this.#inTransaction = status === 'T' || status === 'E'
+    }
     const cursor = (this.#cursor ??= this.#conn.client.query(
       new Cursor<R>(this.#query.text, this.#query.values, { types: this.#hooks.types }),
     ))
@@ -52,7 +62,7 @@ export class PostgresCursor<R> implements RowCursor<R> {
       (err: unknown) => {
         // the server ended the portal with the error (pg-cursor sent Sync): nothing left to close
         this.#done = true
-        throw this.#hooks.fail(err)
+        throw this.#hooks.fail(err, this.#progress(cursor))
       },
     )
   }
@@ -102,6 +112,20 @@ export class PostgresCursor<R> implements RowCursor<R> {
       client.off('error', onError)
       client.off('end', onEnd)
     })
+  }
+
+  /**
+   * What the cursor's statement reached: outside a transaction its implicit one commits at the Sync
+   * pg-cursor sends at CommandComplete (its state is then `done`), so only a loss after that may
+   * leave a write committed; before it the server rolls the portal's work back with the session.
+   */
+  #progress(cursor: Cursor<R>): StatementProgress {
+    const progress = new StatementProgress()
+    const synced = (cursor as unknown as { state?: string }).state === 'done'
+    progress.sent = synced
+    progress.completed = synced ? 1 : 0
+    progress.inTransaction = this.#inTransaction
+    return progress
   }
 
   #closeTimeout(): DatabaseError {

@@ -286,3 +286,28 @@ describe('a write outside a transaction whose socket is lost while it runs', () 
     expect(isOutcomeUnknown(err)).toBe(true)
   }, 30_000)
 })
+
+describe('pool.stream() of a write outside a transaction, lost after its CommandComplete (the cursor sent Sync: it committed)', () => {
+  it('INSERT ... RETURNING: CONNECTION_LOST with outcome unknown; the rows are there. A SELECT in the same window stays retryable', async () => {
+    const { client } = await onePool()
+    const ids = [newId(), newId()]
+    const lost = loseAtCommandComplete(client)
+    const writing = pool!
+      .stream<{ id: number }>(sql`insert into ledger (id, note) select g, 'streamed' from unnest(${ids}::int[]) g returning id`, [], {
+        batchSize: 100,
+      })
+      [Symbol.asyncIterator]()
+      .next()
+    expectUnknown(await failure(writing))
+    await expectLost(lost)
+    expect(await rowExists(ids[0]!)).toBe(true)
+    expect(await rowExists(ids[1]!)).toBe(true)
+
+    await pool!.close({ timeoutMs: 5_000 })
+    const { client: second } = await onePool()
+    const lostRead = loseAtCommandComplete(second)
+    const reading = pool!.stream('select generate_series(1, 3) as n', [], { batchSize: 100 })[Symbol.asyncIterator]().next()
+    expectRetryable(await failure(reading))
+    await expectLost(lostRead)
+  }, 30_000)
+})
