@@ -24,6 +24,7 @@ import { WAL_IDENTITY_INTERVAL_MS, fileIdentityError, fileIdentityOf, fileIdenti
 import { DEFAULT_MAX_PARAMETERS, maxParametersOf, sqliteParameters } from './sqlite-params'
 import { exactRows, hasUnsafeNumber, MAX_SAFE, narrow, narrowIntegers } from './sqlite-integers'
 import { errorName, isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
+import { runScript } from './sqlite-script'
 import { sqliteHealthChecks, walSizeBytes } from './sqlite-health'
 import { resolveSqliteOptions, SYNCHRONOUS_LEVELS, TEMP_STORES, type ResolvedSqliteOptions, type SqliteOptions } from './sqlite-options'
 
@@ -617,7 +618,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       if (errorName(err) === 'RangeError' && params.length === 0) {
         // a script may write and commit: it is checked whatever the transaction state
         this.#checkIdentity(db, state)
-        db.exec(text)
+        runScript(db, text, (scriptError) => this.#fail(db, scriptError))
         return undefined
       }
       throw err

@@ -1,0 +1,73 @@
+import Database from 'better-sqlite3'
+import { DatabaseError, isOutcomeUnknown } from '@dbpool/core'
+import { createSqlitePool } from '@dbpool/sqlite'
+import { tempDir } from './helpers'
+
+// A single SQLite statement has no commit-unknown window (it runs in process, to its end, inside the
+// call). A multi-statement script run outside a transaction does: exec() commits its statements one by
+// one, so a retryable failure of a later statement (BUSY: another process holds the lock of an
+// attached database) comes after the first ones committed, and a retry would apply them twice.
+const tmp = tempDir()
+afterAll(() => tmp.cleanup())
+
+async function failure(work: Promise<unknown>): Promise<DatabaseError> {
+  const err = await work.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  if (!DatabaseError.is(err)) throw new Error(`expected a DatabaseError, got ${String(err)}`)
+  return err
+}
+
+describe('a multi-statement script that fails with BUSY part-way', () => {
+  it('outside a transaction, after an earlier statement committed: BUSY, not retryable, outcome unknown; the first row is there', async () => {
+    const main = tmp.file('script-main.db')
+    const other = tmp.file('script-other.db')
+    const locker = new Database(other)
+    locker.exec('create table t (x integer)')
+    const pool = createSqlitePool(main, { name: 'script' }, { busyTimeoutMs: 50 })
+    try {
+      await pool.query('create table ledger (id integer primary key)')
+      await pool.query(`attach database '${other}' as other`)
+      locker.exec('begin immediate')
+      const err = await failure(pool.query('insert into ledger (id) values (1); insert into other.t (x) values (1)'))
+      expect(err.code).toBe('BUSY')
+      expect(err.retryable).toBe(false)
+      expect(isOutcomeUnknown(err)).toBe(true)
+      expect(err.message).toContain('its outcome is unknown')
+      // what a retry on `retryable: true` would have inserted twice (here: a UNIQUE_VIOLATION at best)
+      expect((await pool.query('select id from ledger')).rows).toEqual([{ id: 1 }])
+    } finally {
+      if (locker.inTransaction) locker.exec('rollback')
+      locker.close()
+      await pool.close()
+    }
+  })
+
+  it('failing on its first statement (nothing written), or inside a transaction, BUSY stays retryable', async () => {
+    const main = tmp.file('script-main-2.db')
+    const other = tmp.file('script-other-2.db')
+    const locker = new Database(other)
+    locker.exec('create table t (x integer)')
+    const pool = createSqlitePool(main, { name: 'script-2' }, { busyTimeoutMs: 50 })
+    try {
+      await pool.query('create table ledger (id integer primary key)')
+      await pool.query(`attach database '${other}' as other`)
+      locker.exec('begin immediate')
+      const first = await failure(pool.query('insert into other.t (x) values (1); insert into ledger (id) values (1)'))
+      expect(first).toMatchObject({ code: 'BUSY', retryable: true })
+      expect(isOutcomeUnknown(first)).toBe(false)
+      const inside = await failure(
+        pool.transaction(async (tx) => {
+          await tx.query('insert into ledger (id) values (2); insert into other.t (x) values (2)')
+        }),
+      )
+      expect(inside).toMatchObject({ code: 'BUSY', retryable: true })
+      expect((await pool.query('select id from ledger')).rows).toEqual([])
+    } finally {
+      if (locker.inTransaction) locker.exec('rollback')
+      locker.close()
+      await pool.close()
+    }
+  })
+})
