@@ -20,8 +20,8 @@ export {
   checkBoolean,
   checkString,
   checkFraction,
-  checkExecuteOptions,
 } from './config/validate'
+export { checkExecuteOptions, checkQueryOptions, checkSignal } from './config/call-options'
 export { isPlainObject, describeValue, invalidParameter, jsonParameterText, checkStatementText, stringProblem } from './sql/parameters'
 export { withDeadline } from './pool/lane-pool'
 export { parsePostgresUrl, URL_PARAMETERS } from './config/postgres-url'

@@ -248,6 +248,7 @@ export class BackupManager {
 
   /** Deletes the backups the retention policy does not keep; never the newest. Resolves with the deleted files. */
   async prune(now: Date = new Date()): Promise<string[]> {
+    if (!(now instanceof Date) || Number.isNaN(now.getTime())) throw configError('prune.now', now, 'must be a valid Date')
     const policy = this.#options.retention
     if (!policy) return []
     const all = await this.list()
@@ -296,7 +297,7 @@ export class BackupManager {
 
   /** Checks a backup file (plain or gzip) without touching the database: resolves with its page count. */
   async verify(file: string): Promise<{ pages: number }> {
-    const source = resolve(checkString('file', file))
+    const source = resolve(checkString('verify.file', file))
     const staged = await this.#stage(source, this.#options.directory)
     try {
       return { pages: verifyDatabaseFile(staged, source) }
@@ -312,8 +313,17 @@ export class BackupManager {
    * one filesystem) and opens a new pool with the same settings. Other processes must not have the
    * database open. The old pool stays closed; `this.pool` is the new one.
    */
-  restore(file: string, options: RestoreOptions = {}): Promise<DatabasePool<SqliteDatabase>> {
-    return this.#serial(() => this.#restore(file, options))
+  restore(file: string, options?: RestoreOptions): Promise<DatabasePool<SqliteDatabase>> {
+    let closeTimeoutMs: number
+    let source: string
+    try {
+      // refused at once, not after the backups queued before it
+      closeTimeoutMs = restoreCloseTimeout(options)
+      source = resolve(checkString('restore.file', file))
+    } catch (err) {
+      return Promise.reject<DatabasePool<SqliteDatabase>>(err)
+    }
+    return this.#serial(() => this.#restore(source, closeTimeoutMs))
   }
 
   // ---- internals ----
@@ -417,15 +427,10 @@ export class BackupManager {
     return new DatabaseError('POOL_CLOSED', `pool "${this.#pool.config.name}" is closed: no backup taken`, { backend: 'sqlite' })
   }
 
-  async #restore(file: string, options: RestoreOptions): Promise<DatabasePool<SqliteDatabase>> {
-    const raw = requireObject('restore', options)
-    rejectUnknownKeys('restore', raw, ['closeTimeoutMs'])
-    const closeTimeoutMs =
-      raw.closeTimeoutMs === undefined ? 30_000 : checkInteger('restore.closeTimeoutMs', raw.closeTimeoutMs, 0, 2_147_483_647)
+  async #restore(source: string, closeTimeoutMs: number): Promise<DatabasePool<SqliteDatabase>> {
     const manager = this.#manager
     if (manager.options.memory)
       throw configError('sqlite.path', manager.options.path, 'an in-memory database cannot be restored from a file')
-    const source = resolve(checkString('file', file))
     const target = resolve(manager.options.path)
     const staged = await this.#stage(source, dirname(target))
     try {
@@ -543,8 +548,8 @@ export async function replaceDatabaseFile(staged: string, target: string): Promi
  * gzip) on a staged copy beside `target`, then {@link replaceDatabaseFile}.
  */
 export async function restoreDatabaseFile(target: string, file: string): Promise<void> {
-  const source = resolve(file)
-  const dest = resolve(target)
+  const source = resolve(checkString('restoreDatabaseFile.file', file))
+  const dest = resolve(checkString('restoreDatabaseFile.target', target))
   const staged = tempName(dirname(dest), basename(dest))
   try {
     if (source.endsWith('.gz')) await pipeline(createReadStream(source), createGunzip(), createWriteStream(staged, { mode: 0o600 }))
@@ -555,6 +560,12 @@ export async function restoreDatabaseFile(target: string, file: string): Promise
     await removeQuietly(staged)
     throw asBackupError(err)
   }
+}
+
+function restoreCloseTimeout(options: unknown): number {
+  const raw = requireObject('restore options', options)
+  rejectUnknownKeys('restore', raw, ['closeTimeoutMs'])
+  return raw.closeTimeoutMs === undefined ? 30_000 : checkInteger('restore.closeTimeoutMs', raw.closeTimeoutMs, 0, 2_147_483_647)
 }
 
 function resolveRetention(value: unknown): RetentionPolicy {

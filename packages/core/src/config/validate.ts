@@ -82,21 +82,3 @@ export function parseEnvInteger(name: string, raw: string): number {
 
 /** The largest delay a Node.js timer takes (2^31 - 1 ms, about 24.8 days); a larger one fires after 1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647
-
-/**
- * Validates the per-statement options of `query(q, params, options)`: `timeoutMs` an integer from 1
- * to {@link MAX_TIMER_MS} (leave it out for no deadline: a timer cannot take `0`, `NaN` or a larger
- * value, which used to time the statement out at once and close its connection), `signal` an
- * `AbortSignal`, no other keys. Throws CONFIGURATION naming `query.<option>` and the value.
- */
-export function checkExecuteOptions(options: unknown): void {
-  const raw = requireObject('query options', options)
-  rejectUnknownKeys('query', raw, ['timeoutMs', 'signal'])
-  if (raw.timeoutMs !== undefined) checkInteger('query.timeoutMs', raw.timeoutMs, 1, MAX_TIMER_MS)
-  const signal = raw.signal as { aborted?: unknown; addEventListener?: unknown } | undefined
-  if (
-    signal !== undefined &&
-    (typeof signal !== 'object' || signal === null || typeof signal.aborted !== 'boolean' || typeof signal.addEventListener !== 'function')
-  )
-    throw configError('query.signal', signal, 'must be an AbortSignal')
-}

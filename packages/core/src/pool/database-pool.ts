@@ -1,4 +1,12 @@
 import { PoolConfig, type PoolOptions } from '../config/pool-config'
+import {
+  POOL_QUERY_OPTION_KEYS,
+  checkBackendCheckOptions,
+  checkCloseOptions,
+  checkPingTimeout,
+  checkQueryOptions,
+  checkWithConnection,
+} from '../config/call-options'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
 import { isOutcomeUnknown } from '../errors/error-outcome'
 import type {
@@ -375,9 +383,11 @@ export class DatabasePool<out C = unknown> {
     let lane: Lane
     let routed = false
     try {
+      // refused before anything runs, whatever the backend (see config/call-options)
+      if (options !== undefined) checkQueryOptions(options, POOL_QUERY_OPTION_KEYS)
       compiled = this.#compile(query, params)
       if (options?.lane !== undefined) {
-        lane = checkLane(options.lane)
+        lane = options.lane
         options = withoutLane(options)
       } else if (this.#hasReadLane && this.#manager.route) {
         lane = this.#manager.route(compiled)
@@ -557,9 +567,12 @@ export class DatabasePool<out C = unknown> {
 
   /** Lends a connection to `fn` and takes it back when `fn` settles. The only way to hold one. */
   withConnection<T>(fn: (conn: PoolConnection<C>) => Promise<T>, options?: WithConnectionOptions): Promise<T> {
-    const lane = options?.lane ?? 'write'
-    if (lane !== 'write' && lane !== 'read')
-      return Promise.reject(new DatabaseError('CONFIGURATION', `invalid lane ${JSON.stringify(lane)}: must be write or read`))
+    let lane: Lane
+    try {
+      lane = checkWithConnection(fn, options)
+    } catch (err) {
+      return Promise.reject<T>(err)
+    }
     return this.#acquire(lane === 'read' && this.#hasReadLane ? 'read' : 'write', this.#lendConnection, fn) as Promise<T>
   }
 
@@ -634,6 +647,7 @@ export class DatabasePool<out C = unknown> {
 
   /** Borrows a connection and makes a real round trip; resolves with the latency in ms. */
   async ping(timeoutMs = 5_000): Promise<number> {
+    checkPingTimeout(timeoutMs)
     const started = performance.now()
     const lease = await this.#acquire('write', this.#leased, undefined)
     try {
@@ -648,11 +662,12 @@ export class DatabasePool<out C = unknown> {
 
   /** Runs the manager's backend checks (SQLite integrity, WAL size, ...) on a leased connection. */
   async backendChecks(options: { readonly deep?: boolean; readonly timeoutMs?: number } = {}): Promise<HealthCheckDetail[]> {
+    const settings = checkBackendCheckOptions(options)
     const checks = this.#manager.healthChecks
     if (!checks) return []
     const lease = await this.#acquire('write', this.#leased, undefined)
     try {
-      return await checks.call(this.#manager, lease.conn.native, { deep: options.deep ?? false, timeoutMs: options.timeoutMs ?? 5_000 })
+      return await checks.call(this.#manager, lease.conn.native, settings)
     } finally {
       await this.#release(lease)
     }
@@ -691,8 +706,15 @@ export class DatabasePool<out C = unknown> {
    * many waiting callers failed, and whether the deadline was hit. Background work (warm-up,
    * keepalive, retirement) stops at once. Idempotent: later calls return the same report.
    */
-  close(options: CloseOptions = {}): Promise<CloseReport> {
-    this.#closing ??= this.#close(options.timeoutMs ?? 30_000)
+  close(options?: CloseOptions): Promise<CloseReport> {
+    let timeoutMs: number
+    try {
+      timeoutMs = checkCloseOptions(options)
+    } catch (err) {
+      // refused before anything happens: the pool stays open
+      return Promise.reject<CloseReport>(err)
+    }
+    this.#closing ??= this.#close(timeoutMs)
     return this.#closing
   }
 
@@ -1075,28 +1097,15 @@ function markWrote(lease: Lease<unknown>): Lease<unknown> {
   return lease
 }
 
-function checkLane(lane: unknown): Lane {
-  if (lane !== 'write' && lane !== 'read')
-    throw new DatabaseError('CONFIGURATION', `invalid query.lane ${JSON.stringify(lane)}: must be 'write' or 'read'`, { retryable: false })
-  return lane
-}
-
-/** The options without `lane` (the manager refuses keys it does not know). */
+/** The options without `lane`, which the manager does not take. */
 function withoutLane(options: QueryOptions): ExecuteOptions | undefined {
   const { lane: _lane, ...rest } = options
   return rest.timeoutMs === undefined && rest.signal === undefined && Object.keys(rest).length === 0 ? undefined : rest
 }
 
-/**
- * The statement's signal, for waiting in the queue. Anything else than an AbortSignal is left to the
- * manager, which refuses it with CONFIGURATION (`checkExecuteOptions`) when the statement runs.
- */
+/** The statement's signal, for waiting in the queue (validated by `query()` / the handle's `query()`). */
 function waitSignal(options: ExecuteOptions | undefined): AbortSignal | undefined {
-  const signal = options?.signal as Partial<AbortSignal> | null | undefined
-  if (typeof signal !== 'object' || signal === null) return undefined
-  const usable =
-    typeof signal.aborted === 'boolean' && typeof signal.addEventListener === 'function' && typeof signal.removeEventListener === 'function'
-  return usable ? (signal as AbortSignal) : undefined
+  return options?.signal
 }
 
 /**

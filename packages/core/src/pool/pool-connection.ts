@@ -1,4 +1,5 @@
 import { DatabaseError } from '../errors/database-error'
+import { HANDLE_QUERY_OPTION_KEYS, checkQueryOptions } from '../config/call-options'
 import type { Backend, ExecuteOptions, Lane, QueryResult, TransactionSettings } from '../driver/connection-manager'
 import type { SqlFragment } from '../sql/sql'
 import type { Lease } from './lease'
@@ -125,6 +126,14 @@ export class ConnectionHandle<C> implements Transaction<C> {
   }
 
   query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>> {
+    if (options !== undefined) {
+      // refused before anything runs, as pool.query() refuses them (never counted as a statement error of the transaction)
+      try {
+        checkQueryOptions(options, HANDLE_QUERY_OPTION_KEYS)
+      } catch (err) {
+        return Promise.reject(err)
+      }
+    }
     if (this.#closeStream) return Promise.reject(streamOpen('query()'))
     const outcome = this.#outcome
     if (outcome === undefined) return this.control<R>(query, params, options)

@@ -3,6 +3,7 @@ import { DatabaseError } from '../errors/database-error'
 import type { ErrorCode } from '../errors/error-codes'
 import type { DatabasePool } from '../pool/database-pool'
 import { sql } from '../sql/sql'
+import { checkBadCallOptions } from './call-options-conformance'
 
 /** The subset of a test framework the suite needs (jest, vitest and mocha all fit). */
 export interface ConformanceTestApi {
@@ -200,6 +201,10 @@ export function defineConformanceSuite(t: ConformanceTestApi, setup: Conformance
         const err = await expectCode(pool.query(text), 'SYNTAX_ERROR')
         assert.equal(err.retryable, false, text)
       }
+    })
+
+    t.it('refuses a bad per-call option of every entry point with CONFIGURATION naming it, before anything runs', async () => {
+      await checkBadCallOptions(pool)
     })
 
     t.it('leaves no connection in use after work', async () => {

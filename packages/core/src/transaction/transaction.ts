@@ -99,6 +99,7 @@ export function runOnHeldConnection<C, T>(
       throw configError('transaction.readOnly', false, 'a connection of the read lane runs read-only transactions only')
     resolved.readOnly = true
   }
+  checkDeferrable(resolved)
   return runOnce(host, handle, host.beginStatement(resolved), fn, markBroken)
 }
 
@@ -142,7 +143,7 @@ async function rollback<C>(tx: ConnectionHandle<C>, markBroken: (err: unknown) =
 }
 
 function resolveOptions(options: TransactionOptions): { settings: TransactionSettings; retry: ResolvedRetry } {
-  const settings = resolveSettings(options, OPTION_KEYS)
+  const settings = checkDeferrable(resolveSettings(options, OPTION_KEYS))
   return { settings, retry: resolveRetry((options as { retry?: unknown }).retry) }
 }
 
@@ -155,6 +156,17 @@ function resolveSettings(options: TransactionSettings, keys: readonly string[]):
   if (raw.isolation !== undefined) settings.isolation = checkEnum('transaction.isolation', raw.isolation, ISOLATION_LEVELS)
   if (raw.readOnly !== undefined) settings.readOnly = checkBoolean('transaction.readOnly', raw.readOnly)
   if (raw.deferrable !== undefined) settings.deferrable = checkBoolean('transaction.deferrable', raw.deferrable)
+  return settings
+}
+
+/**
+ * `deferrable: true` only with `isolation: 'serializable'` and `readOnly: true` (Postgres's rule: it
+ * ignores DEFERRABLE otherwise), checked here so that every backend refuses the same settings (SQLite,
+ * whose transactions are serializable, has nothing to defer and used to accept any).
+ */
+function checkDeferrable(settings: MutableSettings): MutableSettings {
+  if (settings.deferrable && (settings.isolation !== 'serializable' || settings.readOnly !== true))
+    throw configError('transaction.deferrable', true, 'only applies to isolation serializable with readOnly true (Postgres ignores it otherwise)')
   return settings
 }
 
