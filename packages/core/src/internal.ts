@@ -12,15 +12,7 @@
  *
  * @packageDocumentation
  */
-export {
-  rejectUnknownKeys,
-  requireObject,
-  checkInteger,
-  checkEnum,
-  checkBoolean,
-  checkString,
-  checkFraction,
-} from './config/validate'
+export { rejectUnknownKeys, requireObject, checkInteger, checkEnum, checkBoolean, checkString, checkFraction } from './config/validate'
 export { checkExecuteOptions, checkQueryOptions, checkSignal } from './config/call-options'
 export { isPlainObject, describeValue, invalidParameter, jsonParameterText, checkStatementText, stringProblem } from './sql/parameters'
 export { withDeadline } from './pool/lane-pool'

@@ -375,7 +375,9 @@ export class DatabasePool<out C = unknown> {
 
   /**
    * Runs one statement: an `sql` fragment, or backend-native text with parameters. On a pool with a
-   * read lane, a statement the manager routes as read-only runs on a reader.
+   * read lane, a statement the manager routes as read-only runs on a reader. `options` ({@link QueryOptions})
+   * are checked before anything runs, the same on every backend: a bad `lane`, `timeoutMs` or `signal`,
+   * another key, or options that are not an object reject with CONFIGURATION naming `query.<option>`.
    */
   query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<R>> {
     // not an async function: the lease-free paths return their own promise without an extra frame
@@ -565,7 +567,11 @@ export class DatabasePool<out C = unknown> {
     return this.#streams.pool<R>(query, params, options)
   }
 
-  /** Lends a connection to `fn` and takes it back when `fn` settles. The only way to hold one. */
+  /**
+   * Lends a connection to `fn` and takes it back when `fn` settles. The only way to hold one. A `fn`
+   * that is not a function, a bad `lane` or another key rejects with CONFIGURATION (`withConnection.<option>`)
+   * before a connection is taken.
+   */
   withConnection<T>(fn: (conn: PoolConnection<C>) => Promise<T>, options?: WithConnectionOptions): Promise<T> {
     let lane: Lane
     try {
@@ -645,7 +651,10 @@ export class DatabasePool<out C = unknown> {
     }
   }
 
-  /** Borrows a connection and makes a real round trip; resolves with the latency in ms. */
+  /**
+   * Borrows a connection and makes a real round trip; resolves with the latency in ms. `timeoutMs`
+   * (1 to 2^31 - 1, default 5000) bounds the round trip; a bad one is CONFIGURATION (`ping.timeoutMs`).
+   */
   async ping(timeoutMs = 5_000): Promise<number> {
     checkPingTimeout(timeoutMs)
     const started = performance.now()
@@ -660,7 +669,11 @@ export class DatabasePool<out C = unknown> {
     }
   }
 
-  /** Runs the manager's backend checks (SQLite integrity, WAL size, ...) on a leased connection. */
+  /**
+   * Runs the manager's backend checks (SQLite integrity, WAL size, ...) on a leased connection.
+   * `deep` (default false), `timeoutMs` (1 to 2^31 - 1, default 5000); bad options are CONFIGURATION
+   * (`backendChecks.<option>`) before a connection is taken.
+   */
   async backendChecks(options: { readonly deep?: boolean; readonly timeoutMs?: number } = {}): Promise<HealthCheckDetail[]> {
     const settings = checkBackendCheckOptions(options)
     const checks = this.#manager.healthChecks
@@ -705,6 +718,9 @@ export class DatabasePool<out C = unknown> {
    * The report holds the revoked leases (with the acquirer's stack when leak detection is on), how
    * many waiting callers failed, and whether the deadline was hit. Background work (warm-up,
    * keepalive, retirement) stops at once. Idempotent: later calls return the same report.
+   *
+   * `timeoutMs`: 0 to 2^31 - 1 (default 30000). A bad value or another key rejects with CONFIGURATION
+   * (`close.<option>`) and closes nothing.
    */
   close(options?: CloseOptions): Promise<CloseReport> {
     let timeoutMs: number

@@ -21,7 +21,11 @@ export interface PoolConnection<C = unknown> {
    * Postgres a `PostgresConnection` whose `client` is the `pg.Client` (`conn.native.client.query(new Cursor(...))`).
    */
   readonly native: C
-  /** Runs one statement on this connection. */
+  /**
+   * Runs one statement on this connection. `options`: `timeoutMs` (1 to 2^31 - 1) and `signal` (see
+   * {@link ExecuteOptions}); a bad value or another key rejects with CONFIGURATION naming
+   * `query.<option>` before anything runs.
+   */
   query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>>
   /**
    * Runs `fn` in a transaction on this connection, keeping its session (a session-level advisory

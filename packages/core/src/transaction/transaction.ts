@@ -166,7 +166,11 @@ function resolveSettings(options: TransactionSettings, keys: readonly string[]):
  */
 function checkDeferrable(settings: MutableSettings): MutableSettings {
   if (settings.deferrable && (settings.isolation !== 'serializable' || settings.readOnly !== true))
-    throw configError('transaction.deferrable', true, 'only applies to isolation serializable with readOnly true (Postgres ignores it otherwise)')
+    throw configError(
+      'transaction.deferrable',
+      true,
+      'only applies to isolation serializable with readOnly true (Postgres ignores it otherwise)',
+    )
   return settings
 }
 
