@@ -2,6 +2,7 @@ import { Client, type CustomTypesConfig, type QueryResult as PgQueryResult, type
 import {
   DatabaseConfig,
   DatabaseError,
+  isOutcomeUnknown,
   REDACTED,
   configError,
   type CompiledQuery,
@@ -238,7 +239,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
           backend: 'postgres',
           sqlState: mapped.sqlState,
           cause: mapped,
-          retryable: mapped.code === 'QUERY_TIMEOUT' || mapped.retryable,
+          // every new connection runs sessionInit again, whatever it did on this one: an unknown outcome changes nothing here
+          retryable: mapped.code === 'QUERY_TIMEOUT' || mapped.retryable || isOutcomeUnknown(mapped),
         },
       )
     }
