@@ -1,7 +1,9 @@
 import { PassThrough, type Readable } from 'node:stream'
 import { from as copyFromStdin, to as copyToStdout } from 'pg-copy-streams'
 import { DatabaseError, type DatabasePool } from '@dbpool/core'
+import { sendCancelRequest } from './postgres-cancel'
 import type { PostgresConnection } from './postgres-connection'
+import { CopyDeadline, type CopyOptions } from './postgres-copy-deadline'
 import { checkCopyStatement } from './postgres-copy-statement'
 import { mapPostgresError } from './postgres-errors'
 import { requirePostgresPool } from './postgres-feature'
@@ -22,6 +24,8 @@ export type CopyChunk = string | Uint8Array | readonly unknown[]
 const WRITE_BYTES = 64 * 1024
 /** How long an aborted COPY may take to be confirmed by the server before its connection is closed. */
 const SETTLE_MS = 5_000
+/** SQLSTATE query_canceled: the server's answer to a cancel request. */
+const QUERY_CANCELED = '57014'
 
 type RowFormat = 'text' | 'csv' | 'raw'
 
@@ -45,19 +49,60 @@ type RowFormat = 'text' | 'csv' | 'raw'
  * connection is reset, or closed if the server does not confirm within 5 s. A connection lost after
  * the server reported the COPY complete (it commits before it says so) resolves with the row count:
  * the rows are in, and a rejection would invite a retry that loads them twice.
+ *
+ * `options` ({@link CopyOptions}): `timeoutMs` (the wait for a connection included) and `signal`.
+ * CONFIGURATION naming `copyFrom.timeoutMs`, `copyFrom.signal` or an unknown `copyFrom.<key>` and the
+ * value, before anything else happens. At the deadline QUERY_TIMEOUT, on abort QUERY_CANCELLED
+ * (`cause`: the signal's reason; an already aborted signal takes no connection): the source is stopped
+ * (a Readable destroyed, an iterator's `return()` called) and the COPY stopped on the server. While
+ * the data is still being sent the server cannot commit: the connection is closed (a cancel request
+ * sent first), which aborts the COPY, so nothing is loaded. Once it was all sent (CopyDone), a cancel
+ * request is sent and the server's answer awaited (up to 5 s): canceled (57014) is the timeout, the
+ * COPY reported complete resolves with the row count (it committed), and no answer closes the
+ * connection and rejects with QUERY_TIMEOUT / QUERY_CANCELLED with `detail.outcome` `'unknown'`
+ * (check the table before loading again). The lease is released in every case.
  */
-export async function copyFrom(pool: DatabasePool, text: string, source: CopySource): Promise<number> {
+export async function copyFrom(pool: DatabasePool, text: string, source: CopySource, options?: CopyOptions): Promise<number> {
   const db = requirePostgresPool(pool, 'copyFrom')
   const words = checkCopyStatement(text, 'from stdin', 'copyFrom')
   if (source === null || typeof source !== 'object' || !(Symbol.asyncIterator in source || Symbol.iterator in source))
     throw new DatabaseError('CONFIGURATION', 'copyFrom(): source must be a Readable or an (async) iterable of chunks or rows', {
       retryable: false,
     })
+  const deadline = new CopyDeadline('copyFrom', options)
   const format = rowFormat(words)
-  return db.withConnection((conn) => copyIn(conn.native, text, source, format))
+  let lent = false
+  try {
+    if (deadline.stopped) throw deadline.reason
+    return await db.withConnection(
+      (conn) => {
+        lent = true
+        return copyIn(conn.native, text, source, format, deadline)
+      },
+      { signal: deadline.signal },
+    )
+  } catch (err) {
+    if (lent) throw err
+    // the COPY never started: its source will never be read
+    stopSource(source, undefined)
+    // the deadline or the signal took the caller out of the queue: report why
+    throw deadline.reason ?? err
+  } finally {
+    deadline.dispose()
+  }
 }
 
-async function copyIn(native: PostgresConnection, text: string, source: CopySource, format: RowFormat): Promise<number> {
+async function copyIn(
+  native: PostgresConnection,
+  text: string,
+  source: CopySource,
+  format: RowFormat,
+  deadline: CopyDeadline,
+): Promise<number> {
+  if (deadline.stopped) {
+    stopSource(source, undefined)
+    throw deadline.reason
+  }
   const copy = native.client.query(copyFromStdin(text))
   // The server commits an auto-commit COPY before it sends CommandComplete (exec_simple_query ends the
   // transaction, then reports the command), and pg-copy-streams settles only at ReadyForQuery: a
@@ -81,13 +126,15 @@ async function copyIn(native: PostgresConnection, text: string, source: CopySour
     })
   })
   finished.catch(() => undefined)
-  // `wait`, or the server's error as soon as it comes: a server error (the COPY refused, a bad line)
-  // ends a wait for the source's next chunk or for a drain, so a slow or idle source does not hold
-  // the lease and the rejection until it produces one. One wait at a time; nothing is left attached
-  // to a long-lived promise per chunk (a Promise.race against `finished` would keep one reaction per
-  // chunk until the COPY ends).
+  const unwatch = deadline.onStop((reason) => interrupt?.(reason))
+  // `wait`, or the server's error as soon as it comes, or the deadline / abort: a server error (the
+  // COPY refused, a bad line) ends a wait for the source's next chunk, for a drain or for the server's
+  // answer, so a slow or idle source does not hold the lease and the rejection until it produces one.
+  // One wait at a time; nothing is left attached to a long-lived promise per chunk (a Promise.race
+  // against `finished` would keep one reaction per chunk until the COPY ends).
   const untilServerError = <T>(wait: Promise<T>): Promise<T> => {
     if (serverError !== undefined) return Promise.reject(serverError as Error)
+    if (deadline.stopped) return Promise.reject(deadline.reason)
     return new Promise<T>((resolve, reject) => {
       interrupt = reject
       wait.then(
@@ -130,7 +177,7 @@ async function copyIn(native: PostgresConnection, text: string, source: CopySour
     }
     if (pending) await write(Buffer.from(pending))
     copy.end()
-    await finished
+    await untilServerError(finished)
     return copy.rowCount
   } catch (err) {
     stopSource(source, chunks)
@@ -139,10 +186,72 @@ async function copyIn(native: PostgresConnection, text: string, source: CopySour
       native.markBroken(new DatabaseError('CONNECTION_LOST', 'the connection was lost after the COPY committed', { backend: 'postgres' }))
       return copy.rowCount
     }
+    const stop = deadline.reason
+    if (fromServer === undefined && stop !== undefined && err === stop) {
+      return await stopCopy(
+        native,
+        copy,
+        stop,
+        finished,
+        () => committed,
+        () => serverError,
+      )
+    }
     // the source (or a row's encoding) failed: the server must hear of it (its answer to the CopyFail is not the error)
     if (fromServer === undefined) await abort(native, copy, err)
     throw copyError(native, fromServer ?? err)
+  } finally {
+    unwatch()
   }
+}
+
+/**
+ * The deadline passed or the signal aborted mid-COPY. Before CopyDone the server cannot commit: the
+ * connection is closed (after a cancel request, for a server busy with the data it has). After it,
+ * the server may be committing: it is asked to cancel and its answer awaited (see `copyFrom()`).
+ */
+async function stopCopy(
+  native: PostgresConnection,
+  copy: ReturnType<typeof copyFromStdin>,
+  reason: DatabaseError,
+  finished: Promise<void>,
+  committed: () => boolean,
+  serverError: () => unknown,
+): Promise<number> {
+  // pg-copy-streams' _final sets this when it writes CopyDone
+  const doneSent = (copy as unknown as { cb_ReadyForQuery: unknown }).cb_ReadyForQuery != null
+  if (!doneSent && !committed()) {
+    native.markBroken(reason)
+    void cancel(native)
+    native.kill()
+    throw reason
+  }
+  const cancelling = committed() ? undefined : cancel(native)
+  const answered = await settles(finished.catch(() => undefined))
+  if (!answered) closeBroken(native, 'the server did not answer a COPY stopped after all its data was sent')
+  // a cancel still in flight could hit the next statement on this connection: confirmed, or the connection goes
+  if (cancelling && native.usable && !(await cancelling)) native.markBroken(new Error('a cancel request was not confirmed by the server'))
+  // the server reported the COPY complete: it committed, whatever the deadline says
+  if (committed()) return copy.rowCount
+  const fromServer = serverError()
+  if (answered && fromServer !== undefined && (fromServer as { code?: unknown }).code !== QUERY_CANCELED)
+    throw copyError(native, fromServer)
+  if (answered) throw reason
+  throw new DatabaseError(
+    reason.code,
+    `${reason.message}; all its data had been sent and the server did not answer the cancel within ${SETTLE_MS} ms: whether the rows were committed is unknown (check before loading them again); the connection was closed`,
+    { backend: 'postgres', retryable: false, cause: reason.cause, detail: { ...reason.detail, outcome: 'unknown' } },
+  )
+}
+
+/** Asks the server to cancel what runs on `native` (on a socket of its own); true once the server confirmed. */
+function cancel(native: PostgresConnection): Promise<boolean> {
+  const { processId, secretKey } = native
+  if (processId === null || secretKey === null) return Promise.resolve(false)
+  return sendCancelRequest({ host: native.host, port: native.port, processId, secretKey }, SETTLE_MS).then(
+    () => true,
+    () => false,
+  )
 }
 
 /** The source's chunks as one async iterator (a sync iterable's `next()` throwing becomes a rejection). */
@@ -160,13 +269,16 @@ function iterate(source: CopySource): AsyncIterator<unknown> {
  * waiting (a `next()` may still be pending, behind which an async generator's `return()` queues): a
  * Readable is destroyed, an iterator's `return()` is called.
  */
-function stopSource(source: CopySource, chunks: AsyncIterator<unknown>): void {
+function stopSource(source: CopySource, chunks: AsyncIterator<unknown> | undefined): void {
   const readable = source as Partial<Readable>
   if (typeof readable.destroy === 'function') {
     if (readable.destroyed !== true) readable.destroy()
     return
   }
-  chunks.return?.().catch(() => undefined)
+  // never iterated: an iterator given as the source (a generator) is stopped all the same
+  const maybe = source as Partial<AsyncIterator<unknown>>
+  const iterator = chunks ?? (typeof maybe.next === 'function' ? (maybe as AsyncIterator<unknown>) : undefined)
+  iterator?.return?.()?.catch?.(() => undefined)
 }
 
 /** The source (or encoding) failed: CopyFail ends the COPY; the server's answer is awaited, or the connection closed. */
@@ -188,37 +300,82 @@ async function abort(native: PostgresConnection, copy: ReturnType<typeof copyFro
  * await pipeline(copyTo(pool, 'copy (select * from journal order by id) to stdout with (format csv)'), createWriteStream('journal.csv'))
  * ```
  *
+ * `options` ({@link CopyOptions}): `timeoutMs` runs from the call (the wait for a connection
+ * included) until the server's last data was read from the socket, so a consumer that stops reading
+ * holds it up; at the deadline the Readable fails with QUERY_TIMEOUT, on abort with QUERY_CANCELLED
+ * (`cause`: the signal's reason): a cancel request is sent and the connection closed (never reused
+ * mid-COPY), the lease released.
+ *
  * Errors (the Readable's `error`): the server's error, mapped (e.g. a statement failing mid-way);
- * POOL_CLOSED, ACQUIRE_TIMEOUT as for `pool.query()`. Thrown at once: CONFIGURATION for a SQLite pool
- * or a text that is not one `COPY ... TO STDOUT` statement (see `checkCopyStatement`).
+ * POOL_CLOSED, ACQUIRE_TIMEOUT as for `pool.query()`; QUERY_TIMEOUT, QUERY_CANCELLED. Thrown at once:
+ * CONFIGURATION for a SQLite pool, a text that is not one `COPY ... TO STDOUT` statement (see
+ * `checkCopyStatement`), or invalid options (naming `copyTo.timeoutMs`, `copyTo.signal` or an unknown
+ * `copyTo.<key>`, and the value).
  */
-export function copyTo(pool: DatabasePool, text: string): Readable {
+export function copyTo(pool: DatabasePool, text: string, options?: CopyOptions): Readable {
   const db = requirePostgresPool(pool, 'copyTo')
   checkCopyStatement(text, 'to stdout', 'copyTo')
+  const deadline = new CopyDeadline('copyTo', options)
   const out = new PassThrough()
-  db.withConnection((conn) => copyOut(conn.native, text, out)).catch((err: unknown) => {
-    if (!out.destroyed) out.destroy(DatabaseError.is(err) ? err : mapPostgresError(err))
-  })
+  if (deadline.stopped) {
+    out.destroy(deadline.reason)
+    return out
+  }
+  let lent = false
+  db.withConnection(
+    (conn) => {
+      lent = true
+      return copyOut(conn.native, text, out, deadline)
+    },
+    { signal: deadline.signal },
+  )
+    .catch((err: unknown) => {
+      // the deadline or the signal took the caller out of the queue: report why
+      const error = !lent && deadline.reason ? deadline.reason : DatabaseError.is(err) ? err : mapPostgresError(err)
+      if (!out.destroyed) out.destroy(error)
+    })
+    .finally(() => deadline.dispose())
   return out
 }
 
-function copyOut(native: PostgresConnection, text: string, out: PassThrough): Promise<void> {
+function copyOut(native: PostgresConnection, text: string, out: PassThrough, deadline: CopyDeadline): Promise<void> {
   if (out.destroyed) return Promise.resolve()
+  if (deadline.reason) {
+    out.destroy(deadline.reason)
+    return Promise.resolve()
+  }
   const copy = native.client.query(copyToStdout(text))
   return new Promise<void>((resolve) => {
     let ended = false
-    copy.on('error', (err) => {
+    const unwatch = deadline.onStop((reason) => {
+      if (ended) return
       ended = true
+      // the server would keep sending: it is asked to cancel and this connection is never reused
+      copy.unpipe(out)
+      native.markBroken(reason)
+      void cancel(native)
+      native.kill()
+      out.destroy(reason)
+      resolve()
+    })
+    copy.on('error', (err) => {
+      if (ended) return
+      ended = true
+      unwatch()
       out.destroy(copyError(native, err))
       resolve()
     })
     copy.once('end', () => {
+      if (ended) return
       ended = true
+      unwatch()
       // released once the server said ReadyForQuery (the release would otherwise queue a ROLLBACK)
       void readyForQuery(native).then(() => resolve())
     })
     out.once('close', () => {
       if (ended) return
+      ended = true
+      unwatch()
       // the consumer stopped mid-COPY: the server would keep sending; this connection cannot be reused
       copy.unpipe(out)
       closeBroken(native, 'the consumer of copyTo() stopped reading before the end of the COPY')

@@ -55,12 +55,16 @@ export function checkExecuteOptions(options: unknown): void {
   checkQueryOptions(options, HANDLE_QUERY_OPTION_KEYS)
 }
 
-/** Validates `withConnection(fn, options)`: `fn` a function, `options.lane` `'write'` or `'read'`. Returns the lane (default `'write'`). */
+/**
+ * Validates `withConnection(fn, options)`: `fn` a function, `options.lane` `'write'` or `'read'`,
+ * `options.signal` an AbortSignal. Returns the lane (default `'write'`).
+ */
 export function checkWithConnection(fn: unknown, options: unknown): Lane {
   if (typeof fn !== 'function') throw configError('withConnection callback', fn, 'must be a function')
   if (options === undefined) return 'write'
   const raw = requireObject('withConnection options', options)
-  rejectUnknownKeys('withConnection', raw, ['lane'])
+  rejectUnknownKeys('withConnection', raw, ['lane', 'signal'])
+  if (raw.signal !== undefined) checkSignal('withConnection.signal', raw.signal)
   return raw.lane === undefined ? 'write' : checkEnum('withConnection.lane', raw.lane, LANES)
 }
 

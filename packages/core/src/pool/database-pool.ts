@@ -77,6 +77,12 @@ export interface QueryOptions extends ExecuteOptions {
 export interface WithConnectionOptions {
   /** Which lane to borrow from. Default is `'write'`. */
   readonly lane?: Lane
+  /**
+   * Aborting while the caller still waits for a connection takes it out of the queue: the call
+   * rejects with QUERY_CANCELLED (`cause`: the signal's reason) and `fn` never runs. Once `fn` runs,
+   * the signal is `fn`'s to watch. Default: none.
+   */
+  readonly signal?: AbortSignal
 }
 
 /** Options of `close()`. */
@@ -579,7 +585,12 @@ export class DatabasePool<out C = unknown> {
     } catch (err) {
       return Promise.reject<T>(err)
     }
-    return this.#acquire(lane === 'read' && this.#hasReadLane ? 'read' : 'write', this.#lendConnection, fn) as Promise<T>
+    return this.#acquire(
+      lane === 'read' && this.#hasReadLane ? 'read' : 'write',
+      this.#lendConnection,
+      fn,
+      waitSignal(options),
+    ) as Promise<T>
   }
 
   /** `immediate`: the lease may have been handed out inside withConnection() itself (see `#lendConnection`). */
@@ -1119,8 +1130,8 @@ function withoutLane(options: QueryOptions): ExecuteOptions | undefined {
   return rest.timeoutMs === undefined && rest.signal === undefined && Object.keys(rest).length === 0 ? undefined : rest
 }
 
-/** The statement's signal, for waiting in the queue (validated by `query()` / the handle's `query()`). */
-function waitSignal(options: ExecuteOptions | undefined): AbortSignal | undefined {
+/** The statement's signal, for waiting in the queue (validated by `query()` / the handle's `query()` / `withConnection()`). */
+function waitSignal(options: ExecuteOptions | WithConnectionOptions | undefined): AbortSignal | undefined {
   return options?.signal
 }
 

@@ -1,0 +1,223 @@
+import { Readable } from 'node:stream'
+import type { DatabasePool } from '@dbpool/core'
+import { copyFrom, copyTo, type PostgresConnection } from '@dbpool/postgres'
+import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
+import { eventually, poolOn, rejection, sleep, watchProcess, within } from './helpers'
+
+// copyFrom()/copyTo() with timeoutMs and signal: the wait for a connection is covered, the COPY is
+// stopped on the server, nothing half-loaded is committed, the source is stopped, the lease released
+// and the connection clean or closed. Each of these hung (or ignored the options) before they existed.
+let db: TestDatabase
+let pool: DatabasePool<PostgresConnection>
+
+/** The bound a stopped COPY must settle within: a hang guard, far above the deadlines used. */
+const SETTLED_MS = 8_000
+
+beforeAll(async () => {
+  db = await createTestDatabase()
+  pool = poolOn(db.url, { min: 0, max: 2, name: 'copy-deadlines' })
+  await pool.query('create table items (id int primary key, label text)')
+  await pool.query("insert into items values (0, 'before')")
+}, 120_000)
+
+afterAll(async () => {
+  await pool?.close()
+  await db?.drop()
+}, 60_000)
+
+async function ids(): Promise<number[]> {
+  return (await pool.query<{ id: number }>('select id from items order by id')).rows.map((r) => r.id)
+}
+
+/** A Readable that gives `rows` lines of COPY text at once, then never ends; `reading` resolves once they were taken. */
+function endless(rows: number): { source: Readable; reading: Promise<void> } {
+  let lines = ''
+  for (let i = 1; i <= rows; i++) lines += `${i}\trow ${i}\n`
+  let given = false
+  let taken!: () => void
+  const reading = new Promise<void>((resolve) => (taken = resolve))
+  const source = new Readable({
+    read() {
+      if (given) {
+        taken()
+        return
+      }
+      given = true
+      this.push(lines)
+    },
+  })
+  return { source, reading }
+}
+
+async function released(): Promise<void> {
+  await eventually(() => pool.stats().used === 0 && pool.stats().pending === 0, 5_000, 'the COPY lease to be released')
+}
+
+async function poolWorks(): Promise<void> {
+  expect((await pool.query('select 1 as one')).rows).toEqual([{ one: 1 }])
+  expect(await copyFrom(pool, 'copy items (id, label) from stdin', [[-1, 'after']])).toBe(1)
+  await pool.query('delete from items where id = -1')
+}
+
+describe('copyFrom deadlines', () => {
+  it('a source that never ends with timeoutMs: QUERY_TIMEOUT within a bound, the rows sent are not committed, the source destroyed, the lease released', async () => {
+    const watch = watchProcess()
+    const { source, reading } = endless(1_000)
+    const copying = copyFrom(pool, 'copy items (id, label) from stdin', source, { timeoutMs: 300 })
+    await reading
+    const outcome = await within(copying, SETTLED_MS)
+    expect(outcome).not.toBe('pending')
+    const error = await rejection(copying)
+    expect(error.code).toBe('QUERY_TIMEOUT')
+    expect(error.message).toContain('copyFrom.timeoutMs')
+    expect(source.destroyed).toBe(true)
+    await released()
+    expect(await ids()).toEqual([0])
+    await poolWorks()
+    watch.stop()
+    expect(watch.failures).toEqual([])
+  }, 20_000)
+
+  it('abort mid-copy: QUERY_CANCELLED with the signal reason as cause, the table unchanged, an async generator source stopped', async () => {
+    const controller = new AbortController()
+    let stopped = false
+    let sent = 0
+    async function* rows(): AsyncGenerator<unknown[]> {
+      try {
+        for (let id = 1; ; id++) {
+          sent++
+          yield [id, `row ${id}`]
+          if (id % 5_000 === 0) await sleep(5)
+        }
+      } finally {
+        stopped = true
+      }
+    }
+    const copying = copyFrom(pool, 'copy items (id, label) from stdin', rows(), { signal: controller.signal })
+    await eventually(() => sent > 20_000, 10_000, 'rows to flow')
+    const reason = new Error('user pressed stop')
+    controller.abort(reason)
+    const outcome = await within(copying, SETTLED_MS)
+    expect(outcome).not.toBe('pending')
+    const error = await rejection(copying)
+    expect(error.code).toBe('QUERY_CANCELLED')
+    expect(error.cause).toBe(reason)
+    await eventually(() => stopped, 2_000, 'the generator to be stopped')
+    await released()
+    expect(await ids()).toEqual([0])
+    await poolWorks()
+  }, 20_000)
+
+  it('a signal aborted before the call: QUERY_CANCELLED, no lease taken, nothing sent, the source destroyed', async () => {
+    const controller = new AbortController()
+    controller.abort('too late')
+    const source = Readable.from(['1\tone\n'])
+    const acquired = pool.metrics.snapshot().acquired
+    const error = await rejection(copyFrom(pool, 'copy items (id, label) from stdin', source, { signal: controller.signal }))
+    expect(error.code).toBe('QUERY_CANCELLED')
+    expect(error.cause).toBe('too late')
+    expect(source.destroyed).toBe(true)
+    expect(pool.metrics.snapshot().acquired).toBe(acquired)
+    expect(await ids()).toEqual([0])
+  })
+
+  it('timeoutMs covers the wait for a connection: QUERY_TIMEOUT, the caller leaves the queue, nothing sent', async () => {
+    const small = poolOn(db.url, { min: 0, max: 1, name: 'copy-wait', acquireTimeoutMs: 30_000 })
+    try {
+      let release!: () => void
+      const held = small.withConnection(() => new Promise<void>((resolve) => (release = resolve)))
+      await eventually(() => small.stats().used === 1, 5_000, 'the only connection to be held')
+      const copying = copyFrom(small, 'copy items (id, label) from stdin', [[5, 'five']], { timeoutMs: 200 })
+      const outcome = await within(copying, SETTLED_MS)
+      expect(outcome).not.toBe('pending')
+      expect((await rejection(copying)).code).toBe('QUERY_TIMEOUT')
+      expect(small.stats().pending).toBe(0)
+      release()
+      await held
+      expect(await ids()).toEqual([0])
+    } finally {
+      await small.close()
+    }
+  }, 20_000)
+
+  it('stopped after all the data was sent (a deferred trigger runs at commit): the server cancels, QUERY_TIMEOUT, nothing committed, the connection reusable', async () => {
+    await pool.query('create table slow (id int primary key)')
+    await pool.query("create function slow_commit() returns trigger language plpgsql as 'begin perform pg_sleep(3); return null; end'")
+    await pool.query(
+      'create constraint trigger slow_commit after insert on slow deferrable initially deferred for each row execute function slow_commit()',
+    )
+    try {
+      const started = performance.now()
+      const error = await rejection(copyFrom(pool, 'copy slow (id) from stdin', [[1]], { timeoutMs: 300 }))
+      expect(error.code).toBe('QUERY_TIMEOUT')
+      // the server's cancel ended the pg_sleep: it did not run its 3 s
+      expect(performance.now() - started).toBeLessThan(2_900)
+      await released()
+      expect((await pool.query('select count(*)::int as n from slow')).rows).toEqual([{ n: 0 }])
+      await poolWorks()
+    } finally {
+      await pool.query('drop table slow')
+      await pool.query('drop function slow_commit()')
+    }
+  }, 20_000)
+
+  it('invalid options are CONFIGURATION naming the option and the value, before anything is sent', async () => {
+    const cases: [unknown, string][] = [
+      [{ timeoutMs: 0 }, 'copyFrom.timeoutMs 0'],
+      [{ timeoutMs: 1.5 }, 'copyFrom.timeoutMs 1.5'],
+      [{ timeoutMs: 2 ** 31 }, `copyFrom.timeoutMs ${2 ** 31}`],
+      [{ timeoutMs: '100' }, 'copyFrom.timeoutMs "100"'],
+      [{ signal: {} }, 'copyFrom.signal'],
+      [{ timeout: 100 }, 'copyFrom.timeout 100'],
+      ['fast', 'copyFrom options "fast"'],
+    ]
+    for (const [options, named] of cases) {
+      const source = [[9, 'nine']]
+      const error = await rejection(copyFrom(pool, 'copy items (id, label) from stdin', source, options as never))
+      expect(error.code).toBe('CONFIGURATION')
+      expect(error.message).toContain(named)
+    }
+    expect(() => copyTo(pool, 'copy items to stdout', { timeoutMs: -1 })).toThrow(/copyTo\.timeoutMs -1/)
+    expect(() => copyTo(pool, 'copy items to stdout', { limit: 1 } as never)).toThrow(/copyTo\.limit 1/)
+    expect(await ids()).toEqual([0])
+  })
+})
+
+describe('copyTo deadlines', () => {
+  const big = 'copy (select i, repeat($$x$$, 200) from generate_series(1, 2000000) as s(i)) to stdout'
+
+  it('a consumer that stops reading with timeoutMs: the Readable fails with QUERY_TIMEOUT, the connection is closed, the lease released', async () => {
+    const watch = watchProcess()
+    const out = copyTo(pool, big, { timeoutMs: 400 })
+    const failed = new Promise<unknown>((resolve) => out.once('error', resolve))
+    await new Promise<void>((resolve) => out.once('data', () => resolve()))
+    out.pause()
+    const outcome = await within(failed, SETTLED_MS)
+    expect(outcome).not.toBe('pending')
+    expect((outcome as { value: { code: string } }).value.code).toBe('QUERY_TIMEOUT')
+    await released()
+    await poolWorks()
+    watch.stop()
+    expect(watch.failures).toEqual([])
+  }, 20_000)
+
+  it('abort mid-copy: QUERY_CANCELLED with the reason as cause; a finished copyTo ignores a later abort', async () => {
+    const controller = new AbortController()
+    const out = copyTo(pool, big, { signal: controller.signal })
+    const failed = new Promise<{ code: string; cause: unknown }>((resolve) => out.once('error', resolve as never))
+    await new Promise<void>((resolve) => out.once('data', () => resolve()))
+    out.pause()
+    controller.abort('enough')
+    const error = await failed
+    expect(error.code).toBe('QUERY_CANCELLED')
+    expect(error.cause).toBe('enough')
+    await released()
+    const late = new AbortController()
+    let text = ''
+    for await (const chunk of copyTo(pool, 'copy (select 7) to stdout', { signal: late.signal, timeoutMs: 60_000 })) text += String(chunk)
+    late.abort()
+    expect(text).toBe('7\n')
+    await released()
+    await poolWorks()
+  }, 20_000)
+})
