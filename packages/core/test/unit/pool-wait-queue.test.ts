@@ -226,6 +226,34 @@ describe('the wait queue: callers waiting for a connection', () => {
     expect(pool.metrics.snapshot().acquired).toBe(0)
   })
 
+  it('withConnection({ signal }): a waiting caller leaves the queue on abort with QUERY_CANCELLED (cause: the reason), its callback never runs; an invalid signal is CONFIGURATION', async () => {
+    const { pool } = makePool({ max: 1, acquireTimeoutMs: 5_000 })
+    const first = await hold(pool)
+    const controller = new AbortController()
+    let ran = false
+    const cancelled = rejection(
+      pool.withConnection(
+        async () => {
+          ran = true
+        },
+        { signal: controller.signal },
+      ),
+    )
+    await sleep(10)
+    expect(pool.stats().pending).toBe(1)
+    controller.abort('gone')
+    const err = await cancelled
+    expect(err.code).toBe('QUERY_CANCELLED')
+    expect(err.cause).toBe('gone')
+    expect(pool.stats().pending).toBe(0)
+    first.release()
+    await first.done
+    expect(ran).toBe(false)
+    const bad = await rejection(pool.withConnection(async () => 1, { signal: {} as AbortSignal }))
+    expect(bad.code).toBe('CONFIGURATION')
+    expect(bad.message).toContain('withConnection.signal')
+  })
+
   it('records the wait of a queued caller in wait_time', async () => {
     const { pool } = makePool({ max: 1, acquireTimeoutMs: 5_000 })
     const first = await hold(pool)
