@@ -6,11 +6,11 @@ import { pipeline } from 'node:stream/promises'
 import { createGunzip, createGzip } from 'node:zlib'
 import { configError, DatabaseError, type DatabasePool } from '@dbpool/core'
 import { checkBoolean, checkEnum, checkInteger, checkString, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
-import Database from 'better-sqlite3'
-import { copyDatabaseFile, type BackupCopyMode } from './backup-copy'
+import { copyDatabaseFile, defaultBackupTimeoutMs, type BackupCopyMode } from './backup-copy'
+import { verifyDatabaseFileOffThread } from './backup-verify'
 import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'
 import { SqliteConnectionManager, type SqliteDatabase } from './sqlite-connection-manager'
-import { mapSqliteError, messageOf } from './sqlite-errors'
+import { messageOf } from './sqlite-errors'
 import { toSqliteOptions } from './sqlite-options'
 
 /** How a backup copies the database. */
@@ -53,9 +53,10 @@ export interface BackupManagerOptions {
   /**
    * Deadline of the page copy of the `backup` method on a file, in ms (1 to 2147483647), checked
    * after every step: past it the copy stops, its temp file is removed and `backup()` rejects with
-   * BACKUP_FAILED (elapsed time, pages copied, steps, restarts and why). Verification and gzip come
-   * after and are not counted; `vacuum` and `:memory:` copies are one synchronous call and cannot be
-   * cut short. Default: 4 times the copy time of the database file (+ `-wal`) at an assumed 20 MiB/s,
+   * BACKUP_FAILED (elapsed time, pages copied, steps, restarts and why). The same deadline, from the
+   * start of the backup, bounds the `integrity_check` that follows (every method; it runs in a worker
+   * thread, terminated at the deadline: BACKUP_FAILED with `detail.phase` `'verify'`); gzip is not
+   * counted. `vacuum` and `:memory:` copies are one synchronous call and cannot be cut short. Default: 4 times the copy time of the database file (+ `-wal`) at an assumed 20 MiB/s,
    * at least 10000 and at most 300000 (10 s up to 50 MiB, 200 s for 1 GiB, 300 s from 1.5 GiB); see
    * {@link defaultBackupTimeoutMs}.
    */
@@ -119,6 +120,13 @@ const OPTION_KEYS = [
   'manager',
 ] as const
 const RETENTION_KEYS = ['keepLast', 'keepDays'] as const
+
+/** How a backup's pages were copied; `timeoutMs`: the deadline the page copy applied (the `backup` method of a file). */
+interface CopyOutcome {
+  readonly copyMode: BackupCopyMode
+  readonly restarts: number
+  readonly timeoutMs?: number
+}
 const DAY_MS = 86_400_000
 
 /**
@@ -213,8 +221,9 @@ export class BackupManager {
   }
 
   /**
-   * Takes a backup, verifies it with `integrity_check`, compresses it when asked, gives it its
-   * final timestamped name and applies the retention policy. Backups run one at a time.
+   * Takes a backup, verifies it with `integrity_check` in a worker thread (see
+   * {@link verifyDatabaseFileOffThread}), compresses it when asked, gives it its final timestamped
+   * name and applies the retention policy. Backups run one at a time.
    *
    * Rejects with BACKUP_FAILED (the copy passed `timeoutMs`, the copy or its verification failed;
    * no file is left behind: the temp file is removed) or POOL_CLOSED (the pool was closed before or
@@ -300,7 +309,7 @@ export class BackupManager {
     const source = resolve(checkString('verify.file', file))
     const staged = await this.#stage(source, this.#options.directory)
     try {
-      return { pages: verifyDatabaseFile(staged, source) }
+      return { pages: await this.#verifyStaged(staged, source) }
     } finally {
       await removeQuietly(staged)
     }
@@ -344,13 +353,19 @@ export class BackupManager {
     let copyMs = 0
     let verifyMs = 0
     let pages = 0
-    let copied: { copyMode: BackupCopyMode; restarts: number }
+    let copied: CopyOutcome
     try {
       copied = await this.#copy(tmp)
       copyMs = performance.now() - started
       this.#progress({ phase: 'verify', totalPages: 0, remainingPages: 0 })
       const verifyStarted = performance.now()
-      pages = verifyDatabaseFile(tmp, final)
+      // one deadline for the copy and its verification, which runs in a worker thread
+      const timeoutMs = copied.timeoutMs ?? this.#options.timeoutMs ?? defaultBackupTimeoutMs((await stat(tmp)).size)
+      pages = await verifyDatabaseFileOffThread(tmp, final, {
+        timeoutMs: started + timeoutMs - verifyStarted,
+        deadline: `the backup's timeoutMs ${timeoutMs}${this.#options.timeoutMs === undefined ? ', the default for its size' : ''}`,
+        warn: (message) => this.#warn(message),
+      })
       verifyMs = performance.now() - verifyStarted
       let ready = tmp
       if (gzip) {
@@ -387,7 +402,7 @@ export class BackupManager {
     }
   }
 
-  async #copy(tmp: string): Promise<{ copyMode: BackupCopyMode; restarts: number }> {
+  async #copy(tmp: string): Promise<CopyOutcome> {
     if (!this.#pool.isOpen) throw this.#closed()
     if (this.#options.method === 'vacuum') {
       // a reader's snapshot: writers go on meanwhile. The path is bound, never spliced into the text.
@@ -408,11 +423,11 @@ export class BackupManager {
     })
     // better-sqlite3 reports progress between steps only: the last step is reported here
     this.#progress({ phase: 'copy', totalPages: copied.totalPages, remainingPages: 0 })
-    return { copyMode: copied.mode, restarts: copied.restarts }
+    return { copyMode: copied.mode, restarts: copied.restarts, timeoutMs: copied.timeoutMs }
   }
 
   /** `:memory:`: the pool's one connection is the only copy; `serialize()` holds it for one memory copy, not for the file write. */
-  async #serialize(tmp: string): Promise<{ copyMode: BackupCopyMode; restarts: number }> {
+  async #serialize(tmp: string): Promise<CopyOutcome> {
     const { image, pageSize } = await this.#pool.withConnection(
       async (conn) => ({ image: conn.native.serialize(), pageSize: Number(conn.native.pragma('page_size', { simple: true })) }),
       { lane: 'write' },
@@ -435,7 +450,7 @@ export class BackupManager {
     const staged = await this.#stage(source, dirname(target))
     try {
       this.#progress({ phase: 'verify', totalPages: 0, remainingPages: 0 })
-      verifyDatabaseFile(staged, source)
+      await this.#verifyStaged(staged, source)
       await this.#pool.close({ timeoutMs: closeTimeoutMs })
       await replaceDatabaseFile(staged, target)
     } catch (err) {
@@ -475,6 +490,23 @@ export class BackupManager {
     return staged
   }
 
+  /** A staged file's verification off the event loop, bounded by `timeoutMs` (default: {@link defaultBackupTimeoutMs} of its size). */
+  async #verifyStaged(staged: string, label: string): Promise<number> {
+    const timeoutMs = this.#options.timeoutMs ?? defaultBackupTimeoutMs((await stat(staged)).size)
+    return verifyDatabaseFileOffThread(staged, label, {
+      timeoutMs,
+      deadline: `timeoutMs ${timeoutMs}${this.#options.timeoutMs === undefined ? ', the default for its size' : ''}`,
+      warn: (message) => this.#warn(message),
+    })
+  }
+
+  /** A warning on the pool's logger when it has one, else `process.emitWarning`. */
+  #warn(message: string): void {
+    const logger = sqlitePoolOptionsOf(this.#pool)?.logger
+    if (logger) logger.warn({ pool: this.#pool.name, event: 'backupWarning' }, message)
+    else process.emitWarning(message, 'DbpoolBackupWarning')
+  }
+
   #progress(progress: BackupProgress): void {
     this.#options.onProgress?.(progress)
   }
@@ -494,40 +526,6 @@ export class BackupManager {
       const file = join(this.#options.directory, `${base}${n === 0 ? '' : `-${n}`}${ext}`)
       if (!existsSync(file)) return file
     }
-  }
-}
-
-/**
- * Verifies a database file we own (a staged copy): makes it self-contained (`journal_mode=DELETE`,
- * so no `-wal` travels with it) and runs `integrity_check`. Returns the page count; throws
- * BACKUP_FAILED naming `label` when the file is not a sound database. Synchronous: it takes time
- * in proportion to the file's size.
- */
-export function verifyDatabaseFile(file: string, label: string = file): number {
-  let db: SqliteDatabase | undefined
-  try {
-    db = new Database(file, { fileMustExist: true })
-    db.pragma('journal_mode = DELETE')
-    const rows = db.pragma('integrity_check(10)', { simple: false }) as Record<string, unknown>[]
-    const messages = rows.map((row) => String(Object.values(row)[0]))
-    if (messages.length !== 1 || messages[0] !== 'ok') {
-      throw new DatabaseError('BACKUP_FAILED', `${label} failed integrity_check: ${messages.join('; ')}`, {
-        backend: 'sqlite',
-        detail: { file: label, errors: messages },
-      })
-    }
-    return Number(db.pragma('page_count', { simple: true }))
-  } catch (err) {
-    if (DatabaseError.is(err)) throw err
-    const mapped = mapSqliteError(err)
-    throw new DatabaseError('BACKUP_FAILED', `${label} is not a sound SQLite database: ${mapped.code}: ${mapped.message}`, {
-      backend: 'sqlite',
-      cause: mapped,
-      sqliteCode: mapped.sqliteCode,
-      detail: { file: label },
-    })
-  } finally {
-    db?.close()
   }
 }
 
@@ -554,7 +552,12 @@ export async function restoreDatabaseFile(target: string, file: string): Promise
   try {
     if (source.endsWith('.gz')) await pipeline(createReadStream(source), createGunzip(), createWriteStream(staged, { mode: 0o600 }))
     else await copyFile(source, staged)
-    verifyDatabaseFile(staged, source)
+    const timeoutMs = defaultBackupTimeoutMs((await stat(staged)).size)
+    await verifyDatabaseFileOffThread(staged, source, {
+      timeoutMs,
+      deadline: `timeoutMs ${timeoutMs}, the default for its size`,
+      warn: (message) => process.emitWarning(message, 'DbpoolBackupWarning'),
+    })
     await replaceDatabaseFile(staged, dest)
   } catch (err) {
     await removeQuietly(staged)

@@ -21,7 +21,9 @@ export { fileIdentityOf, fileIdentityProblem, fileIdentityCheck } from './file-i
 export type { FileIdentity, FileIdentityProblem } from './file-identity'
 export type { SqliteHealthContext } from './sqlite-health'
 export { sqlitePoolFor, sqliteManagerOf } from './create-sqlite-pool'
-export { BackupManager, verifyDatabaseFile, replaceDatabaseFile, restoreDatabaseFile } from './backup-manager'
+export { BackupManager, replaceDatabaseFile, restoreDatabaseFile } from './backup-manager'
+export { verifyDatabaseFile, verifyDatabaseFileOffThread } from './backup-verify'
+export type { VerifyOptions } from './backup-verify'
 export type {
   BackupInfo,
   BackupManagerOptions,
