@@ -18,3 +18,4 @@ export { isPlainObject, describeValue, invalidParameter, jsonParameterText, chec
 export { withDeadline } from './pool/lane-pool'
 export { parsePostgresUrl, URL_PARAMETERS } from './config/postgres-url'
 export type { ParsedPostgresUrl } from './config/postgres-url'
+export type { OperationOptions, OperationSpan } from './telemetry/pool-telemetry'

@@ -24,6 +24,10 @@ export type CopyChunk = string | Uint8Array | readonly unknown[]
 const WRITE_BYTES = 64 * 1024
 /** How long an aborted COPY may take to be confirmed by the server before its connection is closed. */
 const SETTLE_MS = 5_000
+/** The span attribute of a COPY's row count (copyTo also sets `db.response.returned_rows`). */
+const ROWS_ATTRIBUTE = 'dbpool.copy.rows'
+/** COPY's span: `db.operation.name` COPY however the text spells it. */
+const COPY_SPAN = { operation: 'COPY' } as const
 /** SQLSTATE query_canceled: the server's answer to a cancel request. */
 const QUERY_CANCELED = '57014'
 
@@ -74,12 +78,20 @@ export async function copyFrom(pool: DatabasePool, text: string, source: CopySou
   let lent = false
   try {
     if (deadline.stopped) throw deadline.reason
-    return await db.withConnection(
-      (conn) => {
-        lent = true
-        return copyIn(conn.native, text, source, format, deadline)
+    return await db.traced(
+      text,
+      async (span) => {
+        const rows = await db.withConnection(
+          (conn) => {
+            lent = true
+            return copyIn(conn.native, text, source, format, deadline)
+          },
+          { signal: deadline.signal },
+        )
+        span.setAttribute(ROWS_ATTRIBUTE, rows)
+        return rows
       },
-      { signal: deadline.signal },
+      COPY_SPAN,
     )
   } catch (err) {
     if (lent) throw err
@@ -322,12 +334,22 @@ export function copyTo(pool: DatabasePool, text: string, options?: CopyOptions):
     return out
   }
   let lent = false
-  db.withConnection(
-    (conn) => {
-      lent = true
-      return copyOut(conn.native, text, out, deadline)
+  db.traced(
+    text,
+    async (span) => {
+      const rows = await db.withConnection(
+        async (conn) => {
+          lent = true
+          const outcome = await copyOut(conn.native, text, out, deadline)
+          if (typeof outcome !== 'number') throw outcome
+          return outcome
+        },
+        { signal: deadline.signal },
+      )
+      span.setAttribute('db.response.returned_rows', rows)
+      span.setAttribute(ROWS_ATTRIBUTE, rows)
     },
-    { signal: deadline.signal },
+    COPY_SPAN,
   )
     .catch((err: unknown) => {
       // the deadline or the signal took the caller out of the queue: report why
@@ -338,14 +360,19 @@ export function copyTo(pool: DatabasePool, text: string, options?: CopyOptions):
   return out
 }
 
-function copyOut(native: PostgresConnection, text: string, out: PassThrough, deadline: CopyDeadline): Promise<void> {
-  if (out.destroyed) return Promise.resolve()
+/**
+ * Pipes the COPY's data into `out`; resolves (never rejects) once the lease may be released: with the
+ * row count when the data ended (or the consumer stopped early: the rows sent so far), else with the
+ * error `out` was destroyed with.
+ */
+function copyOut(native: PostgresConnection, text: string, out: PassThrough, deadline: CopyDeadline): Promise<number | DatabaseError> {
+  if (out.destroyed) return Promise.resolve(0)
   if (deadline.reason) {
     out.destroy(deadline.reason)
-    return Promise.resolve()
+    return Promise.resolve(deadline.reason)
   }
   const copy = native.client.query(copyToStdout(text))
-  return new Promise<void>((resolve) => {
+  return new Promise<number | DatabaseError>((resolve) => {
     let ended = false
     const unwatch = deadline.onStop((reason) => {
       if (ended) return
@@ -356,21 +383,22 @@ function copyOut(native: PostgresConnection, text: string, out: PassThrough, dea
       void cancel(native)
       native.kill()
       out.destroy(reason)
-      resolve()
+      resolve(reason)
     })
     copy.on('error', (err) => {
       if (ended) return
       ended = true
       unwatch()
-      out.destroy(copyError(native, err))
-      resolve()
+      const error = copyError(native, err)
+      out.destroy(error)
+      resolve(error)
     })
     copy.once('end', () => {
       if (ended) return
       ended = true
       unwatch()
       // released once the server said ReadyForQuery (the release would otherwise queue a ROLLBACK)
-      void readyForQuery(native).then(() => resolve())
+      void readyForQuery(native).then(() => resolve(copy.rowCount))
     })
     out.once('close', () => {
       if (ended) return
@@ -379,7 +407,7 @@ function copyOut(native: PostgresConnection, text: string, out: PassThrough, dea
       // the consumer stopped mid-COPY: the server would keep sending; this connection cannot be reused
       copy.unpipe(out)
       closeBroken(native, 'the consumer of copyTo() stopped reading before the end of the COPY')
-      resolve()
+      resolve(copy.rowCount)
     })
     copy.pipe(out)
   })

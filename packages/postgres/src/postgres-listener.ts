@@ -1,4 +1,5 @@
 import { DatabaseError, type DatabasePool, type PoolExtension } from '@dbpool/core'
+import type { OperationSpan } from '@dbpool/core/internal'
 import type { PostgresConnection } from './postgres-connection'
 import { PostgresConnectionManager } from './postgres-connection-manager'
 import { requirePostgresPool } from './postgres-feature'
@@ -57,6 +58,14 @@ const MAX_BACKOFF_MS = 800
 const MAX_CHANNEL_BYTES = 63
 
 const LISTENER = Symbol('dbpool.postgres.listener')
+const NOTIFY_TEXT = 'select pg_notify($1, $2)'
+/** Span attribute: the channel of a NOTIFY. */
+const CHANNEL_ATTRIBUTE = 'dbpool.channel'
+/** Span attributes of the LISTEN that (re)opens the connection: whether it is a reconnect, and which attempt. */
+const RECONNECT_ATTRIBUTE = 'dbpool.listen.reconnect'
+const ATTEMPT_ATTRIBUTE = 'dbpool.listen.attempt'
+/** Span event of a LISTEN connection opened again after a loss. */
+const RECONNECTED_EVENT = 'dbpool.listen.reconnected'
 
 /**
  * Calls `handler` for every notification on `channel` (Postgres LISTEN). Every subscription of a pool
@@ -88,7 +97,7 @@ export function listen(pool: DatabasePool, channel: string, handler: Notificatio
     checkChannel('listen', channel)
     if (typeof handler !== 'function')
       throw new DatabaseError('CONFIGURATION', 'invalid listen.handler: must be a function (payload, info) => void', { retryable: false })
-    const listener = db.extension(LISTENER, (manager) => new PostgresListener(checkManager(manager)))
+    const listener = db.extension(LISTENER, (manager) => new PostgresListener(checkManager(manager), db))
     return listener.subscribe(channel, handler)
   } catch (err) {
     return Promise.reject(err)
@@ -109,7 +118,12 @@ export async function notify(pool: DatabasePool, channel: string, payload = ''):
       backend: 'postgres',
       retryable: false,
     })
-  await db.query('select pg_notify($1, $2)', [channel, payload])
+  // an INTERNAL span: the statement's own CLIENT span nests under it
+  await db.traced(NOTIFY_TEXT, () => db.query(NOTIFY_TEXT, [channel, payload]), {
+    operation: 'NOTIFY',
+    kind: 'internal',
+    attributes: { [CHANNEL_ATTRIBUTE]: channel },
+  })
 }
 
 /** A channel as a quoted identifier: `"` doubled inside, case kept (pg_notify() takes the text as is). */
@@ -145,6 +159,8 @@ function checkManager(manager: unknown): PostgresConnectionManager {
 /** @internal The pool's LISTEN connection and its subscriptions (a {@link PoolExtension}). */
 class PostgresListener implements PoolExtension {
   readonly #manager: PostgresConnectionManager
+  /** The pool: its tracer spans the LISTEN / UNLISTEN statements and the reconnects. */
+  readonly #pool: DatabasePool<PostgresConnection>
   readonly #channels = new Map<string, Set<ChannelSubscription>>()
   #conn: PostgresConnection | undefined
   #retry: NodeJS.Timeout | undefined
@@ -154,8 +170,9 @@ class PostgresListener implements PoolExtension {
   /** LISTEN, UNLISTEN, connects and closes run one after another. */
   #chain: Promise<unknown> = Promise.resolve()
 
-  constructor(manager: PostgresConnectionManager) {
+  constructor(manager: PostgresConnectionManager, pool: DatabasePool<PostgresConnection>) {
     this.#manager = manager
+    this.#pool = pool
   }
 
   get connections(): number {
@@ -173,7 +190,7 @@ class PostgresListener implements PoolExtension {
       try {
         const conn = this.#conn
         if (conn?.usable) {
-          if (first) await this.#run(conn, `LISTEN ${quoteChannel(channel)}`)
+          if (first) await this.#traced(conn, `LISTEN ${quoteChannel(channel)}`)
         } else {
           // no connection yet, or one lost without notice: open one listening to every channel
           await this.#listenAll(subscription)
@@ -200,7 +217,7 @@ class PostgresListener implements PoolExtension {
       // closing the session ends every LISTEN at once
       if (this.#channels.size === 0) return this.#end()
       const conn = this.#conn
-      if (conn?.usable) await this.#run(conn, `UNLISTEN ${quoteChannel(channel)}`).catch(() => undefined)
+      if (conn?.usable) await this.#traced(conn, `UNLISTEN ${quoteChannel(channel)}`).catch(() => undefined)
     })
   }
 
@@ -235,6 +252,11 @@ class PostgresListener implements PoolExtension {
 
   #run(conn: PostgresConnection, text: string): Promise<unknown> {
     return this.#manager.execute(conn, { text, params: [] }, { timeoutMs: this.#manager.options.cancelTimeoutMs })
+  }
+
+  /** {@link #run} under a CLIENT span of the pool (`LISTEN`, `UNLISTEN`). */
+  #traced(conn: PostgresConnection, text: string): Promise<unknown> {
+    return this.#pool.traced(text, () => this.#run(conn, text))
   }
 
   #lost(conn: PostgresConnection): void {
@@ -272,7 +294,14 @@ class PostgresListener implements PoolExtension {
    * Opens the connection and LISTENs every channel in one round trip. When channels were listened
    * before (a reconnect), their subscriptions other than `joining` get `reconnect`.
    */
-  async #listenAll(joining: ChannelSubscription | undefined): Promise<void> {
+  #listenAll(joining: ChannelSubscription | undefined): Promise<void> {
+    const text = [...this.#channels.keys()].map((channel) => `LISTEN ${quoteChannel(channel)}`).join('; ')
+    // one CLIENT span for the connect and its LISTENs: a reconnect (and each failed attempt) is one too
+    const attributes = { [RECONNECT_ATTRIBUTE]: this.#lostAt > 0 || this.#conn !== undefined, [ATTEMPT_ATTRIBUTE]: this.#attempts + 1 }
+    return this.#pool.traced(text, (span) => this.#openAndListen(joining, text, span), { attributes })
+  }
+
+  async #openAndListen(joining: ChannelSubscription | undefined, text: string, span: OperationSpan): Promise<void> {
     const stale = this.#conn
     if (stale) {
       // lost without an event (a LISTEN that timed out closed it): the channels missed what came meanwhile
@@ -287,7 +316,7 @@ class PostgresListener implements PoolExtension {
       throw DatabaseError.is(err) ? err : this.#manager.mapError(err)
     })
     try {
-      await this.#run(conn, [...this.#channels.keys()].map((channel) => `LISTEN ${quoteChannel(channel)}`).join('; '))
+      await this.#run(conn, text)
     } catch (err) {
       if (this.#conn === conn) this.#conn = undefined
       await this.#manager.destroy(conn)
@@ -298,6 +327,7 @@ class PostgresListener implements PoolExtension {
     this.#attempts = 0
     this.#lostAt = 0
     if (!reconnected) return
+    span.addEvent(RECONNECTED_EVENT, { attempts: info.attempts, 'dbpool.down_ms': info.downMs })
     for (const set of this.#channels.values())
       for (const subscription of set) if (subscription !== joining) subscription.emit('reconnect', info)
   }

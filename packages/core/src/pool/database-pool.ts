@@ -40,7 +40,7 @@ import { StreamSupport, type RowStream, type StreamOptions } from './row-stream'
 import { PoolExtensions, type PoolExtension } from './pool-extensions'
 import { PoolEventEmitter, type PoolEventName, type PoolEvents } from './pool-events'
 import { checkLogger, type PoolLogger } from '../telemetry/logger'
-import { PoolTelemetry } from '../telemetry/pool-telemetry'
+import { PoolTelemetry, type OperationOptions, type OperationSpan } from '../telemetry/pool-telemetry'
 import { noteServer } from '../telemetry/statement-server'
 import type { Tracer } from '@opentelemetry/api'
 import type { PooledConnection } from './pooled-connection'
@@ -324,6 +324,16 @@ export class DatabasePool<out C = unknown> {
   extension<T extends PoolExtension>(key: symbol, create: (manager: ConnectionManager<unknown>) => T): T {
     if (this.#state !== 'open') throw this.#closedError()
     return this.#extensions.get(key, () => create(this.#manager))
+  }
+
+  /**
+   * @internal For backend packages: runs work that does not go through `query()` (Postgres COPY,
+   * LISTEN, NOTIFY) under a span of the pool's tracer, named and attributed from `text` as a
+   * statement's CLIENT span is, failed with `error.type` when `run` rejects (see
+   * `PoolTelemetry.operation`). `run` gets the span for attributes and events (a no-op one without an SDK).
+   */
+  traced<T>(text: string, run: (span: OperationSpan) => Promise<T>, options?: OperationOptions): Promise<T> {
+    return this.#telemetry.operation(text, run, options)
   }
 
   #oneLaneStats(lane: Lane): PoolStatsSnapshot {

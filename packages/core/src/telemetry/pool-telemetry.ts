@@ -53,6 +53,28 @@ export interface PoolTelemetryOptions {
   readonly stats: () => PoolStatsSnapshot
 }
 
+/**
+ * @internal The span of {@link PoolTelemetry.operation}, as the work sees it: attributes and events
+ * (OpenTelemetry's `Span` methods of the same names).
+ */
+export interface OperationSpan {
+  setAttribute(key: string, value: string | number | boolean): unknown
+  addEvent(name: string, attributes?: Record<string, string | number | boolean>): unknown
+}
+
+/** @internal How {@link PoolTelemetry.operation} names and kinds its span. */
+export interface OperationOptions {
+  /** `db.operation.name` (and the span name's first word) instead of the text's first keyword. */
+  readonly operation?: string
+  /** `'client'` (default) or `'internal'` (the work's own statements have CLIENT spans). */
+  readonly kind?: 'client' | 'internal'
+  /** More span attributes. */
+  readonly attributes?: Readonly<Record<string, string | number | boolean>>
+}
+
+/** What work gets when no span records. */
+const NO_SPAN: OperationSpan = Object.freeze({ setAttribute: () => undefined, addEvent: () => undefined })
+
 /** What is worked out once per statement text. */
 interface StatementInfo {
   readonly spanName: string
@@ -179,6 +201,49 @@ export class PoolTelemetry {
       if (opened.isRecording()) span = opened
     }
     return { end: (error) => this.#finished(query, info, span, started, error, false) }
+  }
+
+  /**
+   * Runs work that does not go through `query()` (a backend's COPY, LISTEN, NOTIFY) under a span named
+   * and attributed from `text` as a statement is (`db.operation.name`, or `operation` when given,
+   * `db.collection.name`, `db.query.text`, redacted), active while `run` runs; a failure sets status
+   * ERROR and `error.type`. `run` gets the span ({@link OperationSpan}; a no-op one when nothing
+   * records) for attributes and events such as a row count. CLIENT by default; INTERNAL when the work
+   * runs its own statements (their CLIENT spans nest under it). Not the operation metric nor the
+   * slow-statement log: such work lasts as long as its caller's data.
+   */
+  operation<R>(text: string, run: (span: OperationSpan) => Promise<R>, options: OperationOptions = {}): Promise<R> {
+    if (!this.tracing) return run(NO_SPAN)
+    const info = this.#info(text)
+    let spanName = info.spanName
+    let attributes = info.spanAttributes
+    if (options.operation !== undefined) {
+      const head = readStatementHead(info.text)
+      const target = head.collection ?? this.#namespace
+      spanName = target ? `${options.operation} ${target}` : options.operation
+      attributes = { ...attributes, 'db.operation.name': options.operation }
+    }
+    if (options.attributes) attributes = { ...attributes, ...options.attributes }
+    const kind = options.kind === 'internal' ? SpanKind.INTERNAL : SpanKind.CLIENT
+    const span = this.#tracer.startSpan(spanName, { kind, attributes })
+    let running: Promise<R>
+    try {
+      running = context.with(trace.setSpan(context.active(), span), () => run(span.isRecording() ? span : NO_SPAN))
+    } catch (err) {
+      running = Promise.reject(err)
+    }
+    if (!span.isRecording()) return running
+    return running.then(
+      (result) => {
+        span.end()
+        return result
+      },
+      (err: unknown) => {
+        this.#failSpan(span, err)
+        span.end()
+        throw err
+      },
+    )
   }
 
   /**

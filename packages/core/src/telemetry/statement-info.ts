@@ -2,7 +2,7 @@
 export interface StatementHead {
   /** `db.operation.name`: the first keyword, as written (`select`, `INSERT`, `BEGIN`...). */
   readonly operation: string | undefined
-  /** `db.collection.name`: the first table of a SELECT/DELETE (after FROM), INSERT (INTO) or UPDATE, as written. */
+  /** `db.collection.name`: the first table of a SELECT/DELETE (after FROM), INSERT (INTO), UPDATE or COPY, as written. */
   readonly collection: string | undefined
 }
 
@@ -12,6 +12,7 @@ const HEAD = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*([A-Za-z]+)/
 const IDENT = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)(?:\s*\.\s*(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*))*`
 const FROM = new RegExp(String.raw`\bfrom\s+(${IDENT})`, 'i')
 const INTO = new RegExp(String.raw`^\s*(?:or\s+\w+\s+)?into\s+(${IDENT})`, 'i')
+const COPY = new RegExp(String.raw`^\s*(${IDENT})`, 'i')
 const UPDATE = new RegExp(String.raw`^\s*(?:or\s+\w+\s+)?(?:only\s+)?(${IDENT})`, 'i')
 // FROM followed by one of these is not a table (`delete from ... using`, `select ... from (subquery)` never matches IDENT)
 const NOT_TABLES: ReadonlySet<string> = new Set(['select', 'lateral', 'unnest', 'generate_series', 'json_each', 'jsonb_each'])
@@ -38,6 +39,10 @@ export function readStatementHead(text: string): StatementHead {
       break
     case 'update':
       match = UPDATE.exec(rest)
+      break
+    case 'copy':
+      // `copy table [(columns)] from/to ...`; `copy (query) to ...` names no table
+      match = COPY.exec(rest)
       break
   }
   const collection = match?.[1]
