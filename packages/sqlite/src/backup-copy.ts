@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs'
-import { DatabaseError } from '@dbpool/core'
+import { DatabaseError, MAX_TIMER_MS, configError } from '@dbpool/core'
+import { checkInteger, checkString, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
 import Database from 'better-sqlite3'
 import type { SqliteDatabase } from './sqlite-connection-manager'
 import { mapSqliteError } from './sqlite-errors'
@@ -94,9 +95,11 @@ export function defaultBackupTimeoutMs(bytes: number): number {
  *
  * Steps of `pagesPerStep` pages run one per event-loop turn. The deadline is checked after every step:
  * once past, the copy stops, `target` is removed and BACKUP_FAILED says so, with pages copied, steps
- * and restarts. Throws BACKUP_FAILED when the source cannot be opened.
+ * and restarts. Throws BACKUP_FAILED when the source cannot be opened, CONFIGURATION naming
+ * `copyDatabaseFile.<option>` for a bad option (before anything is opened).
  */
 export async function copyDatabaseFile(options: FileCopyOptions): Promise<FileCopyResult> {
+  checkCopyOptions(options)
   const started = performance.now()
   const timeoutMs = options.timeoutMs ?? defaultBackupTimeoutMs(fileBytes(options.source) + fileBytes(`${options.source}-wal`))
   const deadline = started + timeoutMs
@@ -274,6 +277,19 @@ class StepRun {
       },
     )
   }
+}
+
+const COPY_OPTION_KEYS = ['source', 'target', 'pagesPerStep', 'timeoutMs', 'onStep', 'abortReason'] as const
+
+function checkCopyOptions(options: unknown): void {
+  const raw = requireObject('copyDatabaseFile options', options === undefined ? null : options)
+  rejectUnknownKeys('copyDatabaseFile', raw, COPY_OPTION_KEYS)
+  checkString('copyDatabaseFile.source', raw.source)
+  checkString('copyDatabaseFile.target', raw.target)
+  checkInteger('copyDatabaseFile.pagesPerStep', raw.pagesPerStep, 1, 1_000_000)
+  if (raw.timeoutMs !== undefined) checkInteger('copyDatabaseFile.timeoutMs', raw.timeoutMs, 1, MAX_TIMER_MS)
+  for (const key of ['onStep', 'abortReason'] as const)
+    if (typeof raw[key] !== 'function') throw configError(`copyDatabaseFile.${key}`, raw[key], 'must be a function')
 }
 
 function fileBytes(file: string): number {

@@ -1,6 +1,13 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { DatabaseError, sql, type DatabasePool } from '@dbpool/core'
-import { BackupManager, createSqlitePool, restoreDatabaseFile, type BackupProgress, type SqliteDatabase } from '@dbpool/sqlite'
+import {
+  BackupManager,
+  copyDatabaseFile,
+  createSqlitePool,
+  restoreDatabaseFile,
+  type BackupProgress,
+  type SqliteDatabase,
+} from '@dbpool/sqlite'
 import Database from 'better-sqlite3'
 import { sleep, tempDir } from './helpers'
 
@@ -215,6 +222,41 @@ describe('BackupManager', () => {
         expect(() => new BackupManager(pool, { directory: 'x', timeoutMs } as never)).toThrow(/backup\.timeoutMs/)
     } finally {
       void pool.close()
+    }
+  })
+})
+
+describe('per-call options of backups', () => {
+  it('are refused with CONFIGURATION naming them before anything runs', async () => {
+    const { pool, path } = await seeded(10)
+    const directory = tmp.file('out-call-options')
+    const backups = new BackupManager(pool, { directory })
+    const configuration = (option: string) =>
+      expect.objectContaining({ code: 'CONFIGURATION', message: expect.stringMatching(new RegExp(`^invalid ${option} `)) })
+    try {
+      await expect(backups.restore(path, { closeTimeoutMs: -1 })).rejects.toEqual(configuration('restore.closeTimeoutMs'))
+      await expect(backups.restore(path, { bogus: 1 } as never)).rejects.toEqual(configuration('restore.bogus'))
+      await expect(backups.restore(42 as never)).rejects.toEqual(configuration('restore.file'))
+      await expect(backups.verify('')).rejects.toEqual(configuration('verify.file'))
+      await expect(backups.prune('yesterday' as never)).rejects.toEqual(configuration('prune.now'))
+      await expect(restoreDatabaseFile(undefined as never, path)).rejects.toEqual(configuration('restoreDatabaseFile.target'))
+      const copy = {
+        source: path,
+        target: tmp.file('copy.db'),
+        pagesPerStep: 16,
+        timeoutMs: undefined,
+        onStep: () => undefined,
+        abortReason: () => undefined,
+      }
+      await expect(copyDatabaseFile({ ...copy, pagesPerStep: 0 })).rejects.toEqual(configuration('copyDatabaseFile.pagesPerStep'))
+      await expect(copyDatabaseFile({ ...copy, timeoutMs: -5 })).rejects.toEqual(configuration('copyDatabaseFile.timeoutMs'))
+      await expect(copyDatabaseFile({ ...copy, bogus: 1 } as never)).rejects.toEqual(configuration('copyDatabaseFile.bogus'))
+      expect(existsSync(tmp.file('copy.db'))).toBe(false)
+      expect(pool.isOpen).toBe(true)
+      expect(backups.pool).toBe(pool)
+      expect((await pool.query('select count(*) as n from item')).rows).toEqual([{ n: 10 }])
+    } finally {
+      await pool.close()
     }
   })
 })
