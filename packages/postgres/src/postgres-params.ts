@@ -7,6 +7,9 @@ export const MAX_PARAMETERS = 65_535
 /** Postgres arrays have at most 6 dimensions (MAXDIM); deeper nesting (or a cycle) is refused. */
 const MAX_ARRAY_DEPTH = 6
 
+/** 2^53 − 1: beyond it `String(n)` is a rounded shortest text, not the double's exact value. */
+const MAX_SAFE = Number.MAX_SAFE_INTEGER
+
 /** What pg's `client.query` is given: the text and the converted values. */
 export interface PgQuery {
   readonly text: string
@@ -29,11 +32,11 @@ export function pgQuery(query: CompiledQuery): PgQuery {
  * | JS value | sent as |
  * |---|---|
  * | null, undefined | NULL |
- * | boolean, finite number, bigint | its text (`true`, `1.5`, `9007199254740993`) |
+ * | boolean, finite number, bigint | its text (`true`, `1.5`, `9007199254740993`); an integral number beyond ±(2^53 − 1) as the double's exact integer (`2 ** 60` → `1152921504606846976`, `1e21` → `1000000000000000000000`), never `String(n)`'s shortest round-trip text (`1152921504606847000`, `1e+21`) |
  * | string | text; refused with U+0000 (Postgres text cannot hold it) or a lone surrogate (UTF-8 would turn it into U+FFFD) |
  * | Date | ISO-8601 UTC text (`2024-03-01T00:30:00.000Z`), never the process time zone (pg's `dateToString` uses it); years outside 1..9999 in Postgres's form (`10000-01-01T...Z`, `0044-03-15T...Z BC`) |
  * | Buffer, Uint8Array | bytea |
- * | array | a Postgres array literal, each element converted by these rules (nested arrays up to 6 dimensions; plain objects and `sql.json` values as JSON text; Buffers as `\x` hex) |
+ * | array | a Postgres array literal, each element converted by these rules (numbers as above; nested arrays up to 6 dimensions; plain objects and `sql.json` values as JSON text; Buffers as `\x` hex) |
  * | plain object, `sql.json(v)` | JSON text (core's `jsonParameterText`: a bigint inside becomes a digit string) |
  *
  * Refused with INVALID_PARAMETER (1-based position and type in the message and `detail`): NaN and
@@ -41,8 +44,9 @@ export function pgQuery(query: CompiledQuery): PgQuery {
  * instances, typed arrays other than Uint8Array, boxed primitives; pg would send `JSON.stringify` or
  * `toString()` text), and more than {@link MAX_PARAMETERS} parameters.
  *
- * Returns `params` itself when no value needs converting (numbers, strings, booleans, null, bigints,
- * Buffers: pg's own `prepareValue` writes those exactly); otherwise a copy. Allocates nothing in that
+ * Returns `params` itself when no value needs converting (numbers within ±(2^53 − 1) and fractions,
+ * strings, booleans, null, bigints, Buffers: pg's own `prepareValue` writes those exactly); otherwise
+ * a copy. Allocates nothing in that
  * common case: one pass, a `typeof` switch.
  */
 export function postgresParameters(params: readonly unknown[]): readonly unknown[] {
@@ -57,6 +61,9 @@ export function postgresParameters(params: readonly unknown[]): readonly unknown
         break
       case 'number':
         if (!Number.isFinite(value)) throw refusedNumber(i + 1, value)
+        // every double beyond ±(2^53 - 1) is integral: pg would send String(n), its shortest round-trip
+        // text (2 ** 60 -> "1152921504606847000", 1e21 -> "1e+21"), another number than SQLite stores
+        if (value > MAX_SAFE || value < -MAX_SAFE) (converted ??= params.slice())[i] = exactInteger(value)
         break
       case 'boolean':
       case 'undefined':
@@ -116,7 +123,7 @@ function arrayElement(element: unknown, position: number, parameter: unknown[], 
     }
     case 'number':
       if (!Number.isFinite(element)) throw refusedElement(position, parameter, path, element, 'is not a finite number')
-      return String(element)
+      return element > MAX_SAFE || element < -MAX_SAFE ? exactInteger(element) : String(element)
     case 'boolean':
       return element ? 'true' : 'false'
     case 'bigint':
@@ -134,6 +141,15 @@ function arrayElement(element: unknown, position: number, parameter: unknown[], 
     default:
       throw refusedElement(position, parameter, path, element, 'has no Postgres representation')
   }
+}
+
+/**
+ * The exact decimal integer a double beyond ±(2^53 − 1) holds (every such double is integral):
+ * `2 ** 60` → `1152921504606846976`, `1e21` → `1000000000000000000000`. The same number SQLite stores
+ * for it, and what `bigint`, `numeric` and `double precision` columns read as that double.
+ */
+function exactInteger(value: number): string {
+  return BigInt(value).toString()
 }
 
 /** A quoted array element: backslash and double quote escaped with a backslash. */

@@ -18,6 +18,7 @@ const OID = {
   TIMESTAMP: 1114,
   TIMESTAMP_ARRAY: 1115,
   TEXT_ARRAY: 1009,
+  NUMERIC_ARRAY: 1231,
 } as const
 
 type Parser = (text: string) => unknown
@@ -32,7 +33,8 @@ type Nested = unknown[] | unknown
  *   ±(2^53−1) (`Number.MAX_SAFE_INTEGER`) and a `bigint` beyond it, never a silently rounded number
  *   (the same rule as SQLite's default reads; the parser never throws, which inside pg would fail
  *   the whole statement).
- * - `numeric` / `decimal`: a string (exact; JS has no decimal type). pg's default.
+ * - `numeric` / `decimal`: a string (exact; JS has no decimal type). pg's default; `numeric[]` too
+ *   (pg parses its elements with `parseFloat`, which rounds `12345678901234567.89`).
  * - `timestamptz`: a `Date` (an instant). pg's default.
  * - `timestamp` (without time zone) and `date`: the server's text, e.g. `'2024-03-01 12:00:00'` and
  *   `'2024-03-01'`; pg would build a Date in the process's local zone, a silent shift.
@@ -46,6 +48,7 @@ export function createTypeParsers(int8: Int8Mode): CustomTypesConfig {
     overrides.set(OID.INT8, int8Parser)
     overrides.set(OID.INT8_ARRAY, arrayOf(int8Parser))
   }
+  overrides.set(OID.NUMERIC_ARRAY, arrayOf(identity))
   overrides.set(OID.DATE, identity)
   overrides.set(OID.DATE_ARRAY, arrayOf(identity))
   overrides.set(OID.TIMESTAMP, identity)

@@ -10,6 +10,11 @@ export const DEFAULT_MAX_PARAMETERS = 32_766
 
 const MIN_INT64 = -(2n ** 63n)
 const MAX_INT64 = 2n ** 63n - 1n
+/** 2^63 as a double: integral numbers in [-2^63, 2^63) fit SQLite's signed 64-bit INTEGER exactly. */
+const TWO_63 = 2 ** 63
+/** A boolean is bound as an INTEGER: better-sqlite3 binds every JS number (`1`) as a double (REAL). */
+const TRUE = 1n
+const FALSE = 0n
 
 /**
  * The most parameters one statement can carry in the SQLite better-sqlite3 was built with, read from
@@ -35,8 +40,8 @@ export function maxParametersOf(db: Database.Database): number {
  * | JS value | bound as |
  * |---|---|
  * | null, undefined | NULL |
- * | boolean | 1 / 0 |
- * | finite number | INTEGER when integral and safe, else REAL (better-sqlite3's rule) |
+ * | boolean | INTEGER 1 / 0 |
+ * | finite number | INTEGER when integral within signed 64-bit (the double's exact value), else REAL |
  * | bigint within signed 64-bit | INTEGER |
  * | string | TEXT |
  * | Date (valid) | TEXT, ISO-8601 UTC (`2024-03-01T00:30:00.000Z`) |
@@ -50,8 +55,11 @@ export function maxParametersOf(db: Database.Database): number {
  * (Map, Set, class instances, typed arrays other than Uint8Array; better-sqlite3 would read a plain
  * object as named parameters), and more than `maxParameters` values.
  *
- * An integral number within ±(2^53 − 1) is bound as an INTEGER (as a bigint: better-sqlite3 binds
- * every number as a double), so `5` is `5` in a TEXT column or an expression, as on Postgres.
+ * An integral number within signed 64 bits (`-2^63 <= n < 2^63`) and a boolean are bound as an
+ * INTEGER (as a bigint: better-sqlite3 binds every JS number as a double, REAL in SQLite's eyes:
+ * `'5.0'` or `'1.0'` in a TEXT column, `5 / 2 = 2.5`, `2 ** 60` as `'1.15292150460685e+18'` text),
+ * so `5` is `'5'` and `2 ** 60` is `'1152921504606846976'` in a TEXT column or an expression, as on
+ * Postgres. Integral numbers beyond that (`1e21`) stay REAL.
  *
  * Returns `params` itself when nothing needs converting (fractional numbers, strings, null, in-range bigints,
  * Buffers): one `typeof` pass, no allocation. Otherwise a copy. Either way the result holds no plain
@@ -71,13 +79,14 @@ export function sqliteParameters(params: readonly unknown[], maxParameters: numb
         if (value - value !== 0) throw refusedNumber(i + 1, value)
         // better-sqlite3 binds every number as a double: an integral one would be REAL in SQLite's
         // eyes ('5.0' in a TEXT column, 5 / 2 = 2.5, -0 kept), where Postgres stores the integer
-        if (Number.isSafeInteger(value)) (converted ??= params.slice())[i] = BigInt(value)
+        if (Number.isSafeInteger(value) || (Number.isInteger(value) && value >= -TWO_63 && value < TWO_63))
+          (converted ??= params.slice())[i] = BigInt(value)
         break
       case 'bigint':
         if (value < MIN_INT64 || value > MAX_INT64) throw refusedBigint(i + 1, value)
         break
       case 'boolean':
-        ;(converted ??= params.slice())[i] = value ? 1 : 0
+        ;(converted ??= params.slice())[i] = value ? TRUE : FALSE
         break
       case 'undefined':
         ;(converted ??= params.slice())[i] = null

@@ -24,6 +24,20 @@ describe('postgresParameters', () => {
     expect(postgresParameters([])).toEqual([])
   })
 
+  it('sends an integral number beyond ±(2^53 - 1) as the exact integer the double holds, in arrays too (String(n) rounded it)', () => {
+    const params = [2 ** 53, -(2 ** 60), 1e21, 2 ** 70, Number.MAX_SAFE_INTEGER, 0.1, -0]
+    expect(postgresParameters(params)).toEqual([
+      '9007199254740992',
+      '-1152921504606846976',
+      '1000000000000000000000',
+      '1180591620717411303424',
+      Number.MAX_SAFE_INTEGER,
+      0.1,
+      -0,
+    ])
+    expect(postgresParameters([[2 ** 60, 1.5, -(2 ** 63)]])).toEqual(['{1152921504606846976,1.5,-9223372036854775808}'])
+  })
+
   it('sends a Date as ISO-8601 UTC text whatever the process time zone', async () => {
     const instant = new Date('2024-03-01T00:30:00Z')
     for (const [tz, offset] of [

@@ -37,8 +37,9 @@ describe('sqliteParameters', () => {
     const out = sqliteParameters(params, MAX)
     expect(out).not.toBe(params)
     expect(out).toEqual([
-      1,
-      0,
+      // INTEGER 1 / 0: a JS number would be bound as a double (REAL, '1.0' in a TEXT column)
+      1n,
+      0n,
       null,
       '2024-02-29T12:30:00.005Z',
       Buffer.from([2, 3]),
@@ -88,9 +89,21 @@ describe('sqliteParameters', () => {
     expect(sqliteParameters([1, 2, 3], 3)).toEqual([1n, 2n, 3n])
   })
 
-  it('binds an integral number within ±(2^53 - 1) as an INTEGER (a bigint), -0 as 0; fractions and larger doubles stay doubles', () => {
+  it('binds an integral number within signed 64 bits as an INTEGER (a bigint, its exact value), -0 as 0; fractions and larger doubles stay doubles', () => {
     const max = Number.MAX_SAFE_INTEGER
-    expect(sqliteParameters([1, -0, max, -max, 2.5, 2 ** 53, 1e300], MAX)).toEqual([1n, 0n, BigInt(max), BigInt(-max), 2.5, 2 ** 53, 1e300])
+    expect(sqliteParameters([1, -0, max, -max, 2.5, 2 ** 53, 2 ** 60, -(2 ** 63), 2 ** 63, 1e21, 1e300], MAX)).toEqual([
+      1n,
+      0n,
+      BigInt(max),
+      BigInt(-max),
+      2.5,
+      2n ** 53n,
+      2n ** 60n,
+      -(2n ** 63n),
+      2 ** 63,
+      1e21,
+      1e300,
+    ])
   })
 
   it('never leaves a plain object for better-sqlite3 to read as named parameters', () => {
