@@ -119,7 +119,12 @@ describe('numbers beyond ±(2^53 - 1): both engines store the exact integer the 
     await pools.postgres.query('create table number_lists (id int, ids bigint[], vals numeric[])')
     const big = [2 ** 60, -(2 ** 60), 2 ** 63 - 1024]
     await pools.postgres.query(sql`insert into number_lists values (1, ${big}, ${[1e21, 0.5]})`)
-    await pools.postgres.query(sql`insert into number_lists values (2, null, ${[['12345678901234567.89', '0.10'], [null, '-1e-30']]})`)
+    await pools.postgres.query(
+      sql`insert into number_lists values (2, null, ${[
+        ['12345678901234567.89', '0.10'],
+        [null, '-1e-30'],
+      ]})`,
+    )
     const { rows } = await pools.postgres.query<{ ids: bigint[]; vals: unknown[] }>('select ids, vals from number_lists order by id')
     expect(rows[0]!.ids).toEqual(big.map((n) => BigInt(n)))
     expect(rows[0]!.vals).toEqual(['1000000000000000000000', '0.5'])
@@ -140,7 +145,8 @@ describe('numbers beyond ±(2^53 - 1): both engines store the exact integer the 
       const { rows } = await pool.query<{ v: unknown }>('select v from docs where id = 1')
       const read = backend === 'postgres' ? rows[0]!.v : JSON.parse(rows[0]!.v as string)
       expect(read).toEqual({ n: 2 ** 60, e: 1e21, z: 0 })
-      const extract = backend === 'postgres' ? sql`select (v->>'n')::numeric as n from docs` : sql`select json_extract(v, '$.n') as n from docs`
+      const extract =
+        backend === 'postgres' ? sql`select (v->>'n')::numeric as n from docs` : sql`select json_extract(v, '$.n') as n from docs`
       inSql[backend] = decimal((await pool.query<{ n: unknown }>(extract)).rows[0]!.n)
     }
     // JSON.stringify's shortest text, not the double's exact integer (1152921504606846976): the same on both
