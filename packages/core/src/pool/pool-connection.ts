@@ -1,5 +1,6 @@
 import { DatabaseError } from '../errors/database-error'
 import { HANDLE_QUERY_OPTION_KEYS, checkQueryOptions } from '../config/call-options'
+import { configError } from '../config/validate'
 import type { Backend, ExecuteOptions, Lane, QueryResult, TransactionSettings } from '../driver/connection-manager'
 import type { SqlFragment } from '../sql/sql'
 import type { Lease } from './lease'
@@ -212,6 +213,7 @@ export class ConnectionHandle<C> implements Transaction<C> {
         runOnHeldConnection(held, this, fn, settings, lease.conn.lane === 'read', (err) => held.markBroken(lease, err)),
       )
     }
+    if (typeof fn !== 'function') throw configError('transaction callback', fn, 'must be a function')
     if (settings !== undefined)
       throw new DatabaseError('CONFIGURATION', 'transaction settings cannot change inside a transaction: tx.transaction() is a savepoint')
     const name = `dbpool_sp_${++this.#savepoints}`

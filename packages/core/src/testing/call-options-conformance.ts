@@ -142,6 +142,12 @@ const BAD_CALLS: readonly BadCall[] = [
     option: 'transaction.retry',
     run: (pool) => pool.withConnection((conn) => conn.transaction((tx) => tx.query(INSERT), bad({ retry: true }))),
   },
+  {
+    what: 'tx.transaction() (a savepoint) without a callback',
+    option: 'transaction callback',
+    run: (pool) => pool.transaction((tx) => tx.transaction(bad(undefined))),
+  },
+  { what: 'transaction() without a callback', option: 'transaction callback', run: (pool) => pool.transaction(bad('not a function')) },
   // ping(), backendChecks(), HealthChecker
   { what: 'ping(-1)', option: 'ping.timeoutMs', run: (pool) => pool.ping(-1) },
   { what: 'ping("x")', option: 'ping.timeoutMs', run: (pool) => pool.ping(bad('x')) },
