@@ -1,5 +1,6 @@
 import { configError } from '../config/validate'
 import { DatabaseError } from '../errors/database-error'
+import { isOutcomeUnknown, OUTCOME_UNKNOWN } from '../errors/error-outcome'
 
 /**
  * One level of a {@link PoolLogger}: a structured object and a message, as pino's methods take them
@@ -58,7 +59,8 @@ export class PoolLog {
   }
 
   /**
-   * A secret-free plain object for an error: code, message, native codes and the cause's message.
+   * A secret-free plain object for an error: code, message, native codes, `outcome: 'unknown'` for a
+   * statement that may have committed (see `isOutcomeUnknown`) and the cause's message.
    * Its prototype is null and it carries `name` and the redacted `stack` as non-enumerable
    * properties: pino's `err` serializer takes `type` from the constructor's name (it would say
    * `Object`) unless there is none, then from `name`, and prints `stack`; a logger that
@@ -81,6 +83,8 @@ export class PoolLog {
       out.retryable = err.retryable
       if (err.sqlState !== undefined) out.sqlState = err.sqlState
       if (err.sqliteCode !== undefined) out.sqliteCode = err.sqliteCode
+      // the statement may have committed: whoever reads the line must not assume it failed
+      if (isOutcomeUnknown(err)) out.outcome = OUTCOME_UNKNOWN
     }
     const cause = err.cause
     if (cause !== undefined && cause !== null)

@@ -4,6 +4,7 @@ import { MeterProvider, MetricReader, type Histogram } from '@opentelemetry/sdk-
 import { DatabaseError, DatabasePool, METRIC_NAMES, MetricsCollector, OPERATION_DURATION_BUCKETS, type PoolLogger } from '@dbpool/core'
 import { FakeConnectionManager } from '@dbpool/core/testing'
 import { makePool, sleep, waitFor } from './helpers'
+import { PoolLog } from '../../src/telemetry/logger'
 
 class TestReader extends MetricReader {
   protected async onForceFlush(): Promise<void> {}
@@ -217,6 +218,14 @@ describe('pool logger', () => {
     } finally {
       await pool.close()
     }
+  })
+
+  it('an error whose statement may have committed says so in the line: err.outcome unknown, retryable false', () => {
+    const lines: Record<string, unknown>[] = []
+    const log = new PoolLog({ warn: (obj: Record<string, unknown>) => lines.push(obj) } as unknown as PoolLogger, 'ledger', (t) => t)
+    const unknown = new DatabaseError('CONNECTION_LOST', 'lost', { backend: 'postgres', retryable: false, detail: { outcome: 'unknown' } })
+    expect(log.error(unknown)).toMatchObject({ code: 'CONNECTION_LOST', retryable: false, outcome: 'unknown' })
+    expect(log.error(new DatabaseError('CONNECTION_LOST', 'lost'))).not.toHaveProperty('outcome')
   })
 
   it('pino itself: err keeps type DatabaseError (not "Object") and its code; the stack pino prints is redacted', async () => {
