@@ -494,7 +494,10 @@ export class DatabasePool<out C = unknown> {
 
   #queryOnLease<R>(lane: Lane, compiled: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
     // a signal that aborts while the caller waits for a connection takes it out of the queue
-    return this.#acquire(lane, this.#lendQuery, { compiled, options }, waitSignal(options)) as Promise<QueryResult<R>>
+    // a statement's timeoutMs bounds its wait for a connection too (ACQUIRE_TIMEOUT: nothing was sent)
+    return this.#acquire(lane, this.#lendQuery, { compiled, options }, waitSignal(options), false, options?.timeoutMs) as Promise<
+      QueryResult<R>
+    >
   }
 
   async #queryLeased<R>(lease: Lease<unknown>, compiled: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
@@ -841,10 +844,10 @@ export class DatabasePool<out C = unknown> {
    * holds an admission (a transaction, across its attempts), so the lease is allowed while close()
    * drains and neither adds nor ends one (`lend` is {@link #lendTransaction}).
    */
-  #acquire<B, T>(lane: Lane, lend: Lender<B, T>, arg: B, signal?: AbortSignal, admitted = false): Promise<Awaited<T>> {
+  #acquire<B, T>(lane: Lane, lend: Lender<B, T>, arg: B, signal?: AbortSignal, admitted = false, waitMs?: number): Promise<Awaited<T>> {
     if (admitted ? this.#revoking : this.#state !== 'open') return Promise.reject<Awaited<T>>(this.#closedError())
-    if (lane === 'read' && this.#replicas) return this.#acquireReplica(this.#replicas, lend, arg, signal, admitted)
-    return this.#acquireOn(this.#lane(lane), lend, arg, signal, admitted)
+    if (lane === 'read' && this.#replicas) return this.#acquireReplica(this.#replicas, lend, arg, signal, admitted, waitMs)
+    return this.#acquireOn(this.#lane(lane), lend, arg, signal, admitted, waitMs)
   }
 
   /**
@@ -857,18 +860,19 @@ export class DatabasePool<out C = unknown> {
     arg: B,
     signal: AbortSignal | undefined,
     admitted: boolean,
+    waitMs: number | undefined,
   ): Promise<Awaited<T>> {
     for (;;) {
       const chosen = replicas.choose()
       const pool = (chosen instanceof Promise ? await chosen : chosen) ?? this.#write
-      if (pool === this.#write) return this.#acquireOn(pool, lend, arg, signal, admitted)
+      if (pool === this.#write) return this.#acquireOn(pool, lend, arg, signal, admitted, waitMs)
       let lent = false
       const lendOnce: Lender<B, T> = (conn, waited, started, origin, b) => {
         lent = true
         return lend(conn, waited, started, origin, b)
       }
       try {
-        return await this.#acquireOn(pool, lendOnce, arg, signal, admitted)
+        return await this.#acquireOn(pool, lendOnce, arg, signal, admitted, waitMs)
       } catch (err) {
         if (lent || !DatabaseError.is(err) || !REPLICA_DOWN_CODES.has(err.code) || this.#state !== 'open') throw err
         replicas.failed(pool, err)
@@ -882,16 +886,17 @@ export class DatabasePool<out C = unknown> {
     arg: B,
     signal: AbortSignal | undefined,
     admitted: boolean,
+    waitMs?: number,
   ): Promise<Awaited<T>> {
     // the connection may come through another caller's release: `lend` (and the callback it runs) keeps this caller's context
     if (this.#telemetry.tracing) lend = this.#telemetry.bind(lend)
     const started = performance.now()
     // captured before the first await, so the stack still holds the caller's frames
     const origin = this.config.leakDetectionThresholdMs > 0 ? new Error('connection acquired here') : undefined
-    if (admitted) return pool.acquire(lend, origin, arg, started, undefined, signal)
+    if (admitted) return pool.acquire(lend, origin, arg, started, undefined, signal, waitMs)
     // admitted now: close() lets it finish, even if it is still waiting when close() is called
     this.#admitted++
-    return pool.acquire(lend, origin, arg, started, this.#finish, signal)
+    return pool.acquire(lend, origin, arg, started, this.#finish, signal, waitMs)
   }
 
   /** A bare lease (ping, backend checks, statement sharing): the caller releases it. */
@@ -901,8 +906,10 @@ export class DatabasePool<out C = unknown> {
   readonly #lendConnection: Lender<(conn: PoolConnection<C>) => Promise<unknown>, Promise<unknown>> = (conn, waited, started, origin, fn) =>
     this.#withHandle(this.#lease(conn, waited, started, origin, true), fn, !waited)
 
-  readonly #lendQuery: Lender<LeasedQuery, Promise<QueryResult<unknown>>> = (conn, waited, started, origin, q) =>
-    this.#queryLeased(this.#lease(conn, waited, started, origin, true), q.compiled, q.options)
+  readonly #lendQuery: Lender<LeasedQuery, Promise<QueryResult<unknown>>> = (conn, waited, started, origin, q) => {
+    const lease = this.#lease(conn, waited, started, origin, true)
+    return this.#queryLeased(lease, q.compiled, waited ? afterWait(q.options, lease.acquiredAt - started) : q.options)
+  }
 
   readonly #lendTransaction: Lender<TransactionBody<unknown>, Promise<unknown>> = (conn, waited, started, origin, body) =>
     this.#transactionLeased(this.#lease(conn, waited, started, origin, false), body)
@@ -1143,6 +1150,13 @@ function withoutLane(options: QueryOptions): ExecuteOptions | undefined {
 /** The statement's signal, for waiting in the queue (validated by `query()` / the handle's `query()` / `withConnection()`). */
 function waitSignal(options: ExecuteOptions | WithConnectionOptions | undefined): AbortSignal | undefined {
   return options?.signal
+}
+
+/** A statement's options once it waited `waitedMs` for its connection: what is left of its `timeoutMs` (at least 1 ms). */
+function afterWait(options: ExecuteOptions | undefined, waitedMs: number): ExecuteOptions | undefined {
+  const timeoutMs = options?.timeoutMs
+  if (timeoutMs === undefined || waitedMs < 1) return options
+  return { ...options, timeoutMs: Math.max(1, Math.floor(timeoutMs - waitedMs)) }
 }
 
 /**

@@ -60,14 +60,15 @@ class Waiter<C> implements Queued {
   ) {}
 }
 
-/** @internal The abort listener of a waiting caller, and its pending acquire once fed to tarn. */
+/**
+ * @internal What can stop a waiting caller before `acquireTimeoutMs`: its AbortSignal's listener, its
+ * own shorter deadline (a statement's `timeoutMs`), and its pending acquire once fed to tarn.
+ */
 class WaiterCancel<C> {
   op: PendingAcquire<PooledConnection<C>> | undefined = undefined
-
-  constructor(
-    readonly signal: AbortSignal,
-    readonly listener: () => void,
-  ) {}
+  signal: AbortSignal | undefined = undefined
+  listener: (() => void) | undefined = undefined
+  timer: NodeJS.Timeout | undefined = undefined
 }
 
 /**
@@ -175,6 +176,7 @@ export class LanePool<C> {
     now = performance.now(),
     onFailed?: () => void,
     signal?: AbortSignal,
+    waitMs?: number,
   ): Promise<Awaited<T>> {
     const { tarn } = this
     this.#now = now
@@ -204,7 +206,7 @@ export class LanePool<C> {
         }
       }
     }
-    if (queued === 0 && this.#inTarn < this.#tarnLimit && signal === undefined) {
+    if (queued === 0 && this.#inTarn < this.#tarnLimit && signal === undefined && waitMs === undefined) {
       // straight to tarn, whose deadline is the caller's whole acquireTimeoutMs. Only a caller that
       // may wait is marked so (the lease then reads the connection's clock)
       const mayWait = tarn.numFree() === 0
@@ -225,18 +227,25 @@ export class LanePool<C> {
     }
     return new Promise<Awaited<T>>((resolve, reject) => {
       const handler = onAcquired as OnAcquired<C, unknown, unknown, unknown>
-      this.#enqueue(new Waiter<C>(now, handler, a, b, onFailed, resolve as (v: unknown) => void, reject), signal)
+      this.#enqueue(new Waiter<C>(now, handler, a, b, onFailed, resolve as (v: unknown) => void, reject), signal, waitMs)
     })
   }
 
-  #enqueue(waiter: Waiter<C>, signal: AbortSignal | undefined): void {
+  #enqueue(waiter: Waiter<C>, signal: AbortSignal | undefined, waitMs: number | undefined): void {
     if (signal) {
       if (signal.aborted) {
         this.#fail(waiter, this.#cancelledError(signal))
         return
       }
-      waiter.cancel = new WaiterCancel(signal, () => this.#cancel(waiter))
-      signal.addEventListener('abort', waiter.cancel.listener, { once: true })
+      const cancel = (waiter.cancel = new WaiterCancel<C>())
+      cancel.signal = signal
+      cancel.listener = () => this.#cancel(waiter, this.#cancelledError(signal))
+      signal.addEventListener('abort', cancel.listener, { once: true })
+    }
+    if (waitMs !== undefined && waitMs < this.#host.config.acquireTimeoutMs) {
+      // a deadline of the caller's own, shorter than the pool's: one timer, only for a caller that waits
+      const cancel = (waiter.cancel ??= new WaiterCancel<C>())
+      cancel.timer = setTimeout(() => this.#cancel(waiter, this.#deadlineError(waitMs)), waitMs)
     }
     if (this.#queue.size === 0 && this.#inTarn < this.#tarnLimit)
       this.#start(waiter, this.#host.config.acquireTimeoutMs, this.tarn.numFree() === 0)
@@ -308,11 +317,10 @@ export class LanePool<C> {
     this.#fail(waiter, this.#timeoutError())
   }
 
-  /** The caller's signal aborted: out of the queue now, or out of tarn's (its rejection settles it). */
-  #cancel(waiter: Waiter<C>): void {
+  /** The caller's signal aborted or its own deadline passed: out of the queue now, or out of tarn's (its rejection settles it). */
+  #cancel(waiter: Waiter<C>, error: DatabaseError): void {
     const cancel = waiter.cancel
     if (!cancel) return
-    const error = this.#cancelledError(cancel.signal)
     if (this.#queue.remove(waiter)) this.#fail(waiter, error)
     else cancel.op?.reject(error)
   }
@@ -328,7 +336,8 @@ export class LanePool<C> {
     const cancel = waiter.cancel
     if (!cancel) return
     waiter.cancel = undefined
-    cancel.signal.removeEventListener('abort', cancel.listener)
+    if (cancel.listener) cancel.signal?.removeEventListener('abort', cancel.listener)
+    clearTimeout(cancel.timer)
   }
 
   /**
@@ -561,6 +570,17 @@ export class LanePool<C> {
 
   #closedError(): DatabaseError {
     return this.#poolError('POOL_CLOSED', `${this.#describe()} is closed`)
+  }
+
+  /** ACQUIRE_TIMEOUT for a caller whose own deadline (a statement's `timeoutMs`) passed while it waited: nothing ran. */
+  #deadlineError(waitMs: number): DatabaseError {
+    this.#host.onAcquireTimeout()
+    // made while the caller still waits: the counters include it
+    return new DatabaseError(
+      'ACQUIRE_TIMEOUT',
+      `${this.#describe()}: no connection within the statement's timeoutMs (${waitMs} ms); the statement was not sent`,
+      { poolStats: this.stats(), cause: this.#lastCreateError, detail: { timeoutMs: waitMs } },
+    )
   }
 
   #cancelledError(signal: AbortSignal): DatabaseError {

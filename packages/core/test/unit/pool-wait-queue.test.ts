@@ -218,6 +218,66 @@ describe('the wait queue: callers waiting for a connection', () => {
     expect(id).not.toBe(manager.connections[0]!.id)
   })
 
+  it("a statement's timeoutMs bounds its wait for a connection: ACQUIRE_TIMEOUT at its deadline, not acquireTimeoutMs, nothing sent, in tarn's queue and in the pool's", async () => {
+    const { pool, manager } = makePool({ max: 1, acquireTimeoutMs: 5_000 })
+    const first = await hold(pool)
+    const timersBefore = refedTimers()
+    const started = performance.now()
+    // the first waits in tarn's own queue; after TARN_SLACK fillers, the last waits in the pool's queue
+    const inTarn = rejection(pool.query('select in tarn', [], { timeoutMs: 50 }))
+    const filler = fillTarn(pool, 1)
+    const inQueue = rejection(pool.query('select in queue', [], { timeoutMs: 60 }))
+    const patient = pool.query('select patient', [], { timeoutMs: 4_000 })
+    for (const err of await Promise.all([inTarn, inQueue])) {
+      expect(err.code).toBe('ACQUIRE_TIMEOUT')
+      expect(err.retryable).toBe(true)
+      expect(err.message).toContain("statement's timeoutMs")
+      expect(err.message).toContain('the statement was not sent')
+      expect(err.poolStats?.max).toBe(1)
+    }
+    // well before the pool's own 5 s deadline
+    expect(performance.now() - started).toBeLessThan(2_500)
+    filler.open()
+    first.release()
+    await Promise.all([patient, first.done, ...filler.callers])
+    const sent = manager.connections.flatMap((c) => c.statements)
+    expect(sent).toContain('select patient')
+    expect(sent).not.toContain('select in tarn')
+    expect(sent).not.toContain('select in queue')
+    expect(pool.stats()).toMatchObject({ pending: 0, used: 0 })
+    // the deadline timers of the served callers were cleared
+    expect(refedTimers()).toBeLessThanOrEqual(timersBefore)
+  })
+
+  it('a statement that waited for its connection runs with what is left of its timeoutMs', async () => {
+    const seen: (number | undefined)[] = []
+    class RecordingManager extends FakeConnectionManager {
+      override execute<R>(
+        conn: Parameters<FakeConnectionManager['execute']>[0],
+        query: Parameters<FakeConnectionManager['execute']>[1],
+        options: Parameters<FakeConnectionManager['execute']>[2],
+      ) {
+        if (query.text === 'select timed') seen.push(options.timeoutMs)
+        return super.execute<R>(conn, query, options)
+      }
+    }
+    const manager = new RecordingManager()
+    const pool = new DatabasePool(manager, { min: 0, max: 1, acquireTimeoutMs: 5_000, leakDetectionThresholdMs: 0 })
+    try {
+      await pool.query('select timed', [], { timeoutMs: 1_000 })
+      const first = await hold(pool)
+      const waiting = pool.query('select timed', [], { timeoutMs: 1_000 })
+      await sleep(150)
+      first.release()
+      await Promise.all([waiting, first.done])
+      expect(seen[0]).toBe(1_000)
+      expect(seen[1]).toBeLessThanOrEqual(1_000 - 140)
+      expect(seen[1]).toBeGreaterThanOrEqual(1)
+    } finally {
+      await pool.close({ timeoutMs: 100 })
+    }
+  })
+
   it('an already aborted signal fails at once, without borrowing a connection', async () => {
     const { pool, manager } = makePool({ max: 1 })
     const err = await rejection(pool.query('select 1', [], { signal: AbortSignal.abort() }))
