@@ -1,6 +1,6 @@
 import { PassThrough, type Readable } from 'node:stream'
 import { from as copyFromStdin, to as copyToStdout } from 'pg-copy-streams'
-import { DatabaseError, type DatabasePool } from '@dbpool/core'
+import { DatabaseError, type DatabasePool, type PoolConnection } from '@dbpool/core'
 import { sendCancelRequest } from './postgres-cancel'
 import type { PostgresConnection } from './postgres-connection'
 import { CopyDeadline, type CopyOptions } from './postgres-copy-deadline'
@@ -65,14 +65,23 @@ type RowFormat = 'text' | 'csv' | 'raw'
  * COPY reported complete resolves with the row count (it committed), and no answer closes the
  * connection and rejects with QUERY_TIMEOUT / QUERY_CANCELLED with `detail.outcome` `'unknown'`
  * (check the table before loading again). The lease is released in every case.
+ *
+ * Given a connection handle instead of a pool (`withConnection`'s `conn`, a transaction's `tx`), the
+ * COPY runs on that connection: inside a transaction it commits or rolls back with the transaction's
+ * other statements (a stopped COPY then closes the connection: the transaction fails, nothing of it
+ * is committed); outside one it commits at once, as with a pool. QUERY_FAILED when the connection is
+ * busy (a statement or a stream of the handle still running) or the handle was released; no span.
  */
-export async function copyFrom(pool: DatabasePool, text: string, source: CopySource, options?: CopyOptions): Promise<number> {
-  const db = requirePostgresPool(pool, 'copyFrom')
+export async function copyFrom(
+  target: DatabasePool | PoolConnection,
+  text: string,
+  source: CopySource,
+  options?: CopyOptions,
+): Promise<number> {
+  if (isHandle(target)) return copyFromHandle(target, text, source, options)
+  const db = requirePostgresPool(target, 'copyFrom')
   const words = checkCopyStatement(text, 'from stdin', 'copyFrom')
-  if (source === null || typeof source !== 'object' || !(Symbol.asyncIterator in source || Symbol.iterator in source))
-    throw new DatabaseError('CONFIGURATION', 'copyFrom(): source must be a Readable or an (async) iterable of chunks or rows', {
-      retryable: false,
-    })
+  checkSource(source)
   const deadline = new CopyDeadline('copyFrom', options)
   const format = rowFormat(words)
   let lent = false
@@ -104,12 +113,68 @@ export async function copyFrom(pool: DatabasePool, text: string, source: CopySou
   }
 }
 
+function checkSource(source: unknown): asserts source is CopySource {
+  if (source === null || typeof source !== 'object' || !(Symbol.asyncIterator in source || Symbol.iterator in source))
+    throw new DatabaseError('CONFIGURATION', 'copyFrom(): source must be a Readable or an (async) iterable of chunks or rows', {
+      retryable: false,
+    })
+}
+
+/** A `withConnection` / transaction handle: it has a `native` connection and no `withConnection`. */
+function isHandle(target: unknown): target is PoolConnection {
+  const candidate = target as Partial<PoolConnection & DatabasePool> | null
+  return (
+    typeof candidate === 'object' &&
+    candidate !== null &&
+    typeof candidate.withConnection !== 'function' &&
+    typeof candidate.query === 'function' &&
+    'native' in candidate
+  )
+}
+
+/** `copyFrom(conn or tx, ...)`: on the handle's own connection, in its transaction when one is open. */
+async function copyFromHandle(conn: PoolConnection, text: string, source: CopySource, options: CopyOptions | undefined): Promise<number> {
+  if (conn.backend !== 'postgres')
+    throw new DatabaseError(
+      'CONFIGURATION',
+      `copyFrom() is a PostgreSQL feature; this connection is a ${String(conn.backend)} connection: SQLite has no COPY protocol`,
+      { retryable: false, detail: { feature: 'copyFrom', backend: conn.backend } },
+    )
+  const words = checkCopyStatement(text, 'from stdin', 'copyFrom')
+  checkSource(source)
+  const deadline = new CopyDeadline('copyFrom', options)
+  try {
+    if (deadline.stopped) throw deadline.reason
+    // refused (QUERY_FAILED) once the handle was released
+    const native = conn.native as PostgresConnection
+    const client = native.client as unknown as { _activeQuery: unknown; _queryQueue: unknown[] }
+    if (client._activeQuery != null || client._queryQueue.length > 0)
+      throw new DatabaseError(
+        'QUERY_FAILED',
+        'copyFrom() refused: the connection is busy (a statement or a stream of this handle is still running); await it or finish the stream first',
+        { backend: 'postgres', retryable: false },
+      )
+    const autoCommit = native.client.getTransactionStatus() === 'I'
+    return await copyIn(native, text, source, rowFormat(words), deadline, autoCommit)
+  } catch (err) {
+    stopSource(source, undefined)
+    throw err
+  } finally {
+    deadline.dispose()
+  }
+}
+
+/**
+ * `autoCommit`: no transaction is open, so the server commits at CommandComplete (the committed
+ * window rules apply); inside one nothing commits before the transaction does.
+ */
 async function copyIn(
   native: PostgresConnection,
   text: string,
   source: CopySource,
   format: RowFormat,
   deadline: CopyDeadline,
+  autoCommit = true,
 ): Promise<number> {
   if (deadline.stopped) {
     stopSource(source, undefined)
@@ -119,12 +184,12 @@ async function copyIn(
   // The server commits an auto-commit COPY before it sends CommandComplete (exec_simple_query ends the
   // transaction, then reports the command), and pg-copy-streams settles only at ReadyForQuery: a
   // connection lost between the two must not report committed rows as failed (a retry would load
-  // them twice). copyFrom() always runs on a lease of its own outside any transaction.
+  // them twice). Inside a transaction (`copyFrom(tx, ...)`) CommandComplete commits nothing.
   let committed = false
   const hooks = copy as unknown as { handleCommandComplete(msg: unknown): void }
   const onCommandComplete = hooks.handleCommandComplete.bind(copy)
   hooks.handleCommandComplete = (msg: unknown): void => {
-    committed = true
+    committed = autoCommit
     onCommandComplete(msg)
   }
   let serverError: unknown
@@ -200,6 +265,13 @@ async function copyIn(
     }
     const stop = deadline.reason
     if (fromServer === undefined && stop !== undefined && err === stop) {
+      if (!autoCommit) {
+        // nothing commits before the transaction does: the connection goes, and the transaction with it
+        native.markBroken(stop)
+        void cancel(native)
+        native.kill()
+        throw stop
+      }
       return await stopCopy(
         native,
         copy,
