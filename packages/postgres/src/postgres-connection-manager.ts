@@ -37,6 +37,7 @@ import {
 } from './postgres-options'
 import { pgQuery, type PgQuery } from './postgres-params'
 import { runStatement, type PgAnswer } from './postgres-statement'
+import { resultColumnsError } from './postgres-columns'
 import { StatementCache, type CachedStatement, type SharedGeneration } from './postgres-statement-cache'
 import { fallsBackToPlain, isTlsRefusal, tlsOptions, type PgSsl } from './postgres-tls'
 import { createTypeParsers } from './postgres-types'
@@ -228,7 +229,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const conn = await this.#walk(password, hooks)
     try {
       for (const text of [...this.#startupSettings, ...this.options.sessionInit])
-        await this.execute(conn, { text, params: [] }, { timeoutMs: this.options.connectTimeoutMs })
+        await this.#execute(conn, { text, params: [] }, { timeoutMs: this.options.connectTimeoutMs }, false)
     } catch (err) {
       conn.kill()
       const mapped = this.mapError(err)
@@ -415,7 +416,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const deadline = { timeoutMs: this.options.cancelTimeoutMs }
     try {
       await this.execute(conn, { text: CLEAN_SESSION_SQL, params: [] }, deadline)
-      for (const text of this.options.sessionInit) await this.execute(conn, { text, params: [] }, deadline)
+      for (const text of this.options.sessionInit) await this.#execute(conn, { text, params: [] }, deadline, false)
     } catch (err) {
       const reason = new DatabaseError(
         'QUERY_FAILED',
@@ -461,18 +462,27 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * (see {@link ExecuteOptions}); invalid values are refused with CONFIGURATION before anything runs.
    */
   execute<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
+    return this.#execute<R>(conn, query, options, true)
+  }
+
+  /**
+   * `execute`; `columns`: refuse a result with two columns of one name (SYNTAX_ERROR, see
+   * resultColumnsError). False for statements whose rows nobody reads (the startup settings,
+   * `sessionInit`: `SELECT set_config('a', ...), set_config('b', ...)` names two columns alike).
+   */
+  #execute<R>(conn: PostgresConnection, query: CompiledQuery, options: ExecuteOptions, columns: boolean): Promise<QueryResult<R>> {
     if (this.options.pgbouncer === 'transaction') {
       const refused = this.#needsSession(query.text)
       if (refused) return Promise.reject(refused)
     }
     if (!conn.readOnlyByApp && READ_ONLY_TEXT.test(query.text)) conn.readOnlyByApp = true
-    if (options.timeoutMs === undefined && options.signal === undefined) return this.#run<R>(conn, query, false)
+    if (options.timeoutMs === undefined && options.signal === undefined) return this.#run<R>(conn, query, false, columns)
     try {
       checkExecuteOptions(options)
     } catch (err) {
       return Promise.reject(err)
     }
-    return this.#runGuarded<R>(conn, query, options)
+    return this.#runGuarded<R>(conn, query, options, columns)
   }
 
   /** A lone auto-commit statement sharing the connection: sent at once, without waiting for the ones before it. */
@@ -643,12 +653,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return mapPostgresError(err, { connecting: true, secrets: this.#secrets, prefix })
   }
 
-  async #run<R>(conn: PostgresConnection, query: CompiledQuery, shared: boolean): Promise<QueryResult<R>> {
+  async #run<R>(conn: PostgresConnection, query: CompiledQuery, shared: boolean, columns = true): Promise<QueryResult<R>> {
     // refused before anything is sent: the connection stays usable
     const prepared = pgQuery(query)
     const progress = new StatementProgress()
     try {
-      return normalize<R>(await this.#send(conn, prepared, shared, false, progress))
+      return normalize<R>(await this.#send(conn, prepared, shared, false, progress), columns ? query.text : undefined, progress)
     } catch (err) {
       throw this.#queryError(conn, err, query.text, progress)
     }
@@ -718,7 +728,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   }
 
   /** A statement with a deadline and/or an AbortSignal. */
-  async #runGuarded<R>(conn: PostgresConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
+  async #runGuarded<R>(conn: PostgresConnection, query: CompiledQuery, options: ExecuteOptions, columns: boolean): Promise<QueryResult<R>> {
     const { timeoutMs, signal } = options
     if (signal?.aborted) {
       throw new DatabaseError('QUERY_CANCELLED', 'the statement was cancelled before it started (AbortSignal already aborted)', {
@@ -744,7 +754,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     try {
       const first = await Promise.race([running, stopped])
       if (first === 'deadline' || first === 'abandoned') throw this.#abandon(conn, first, timeoutMs)
-      return normalize<R>(first)
+      return normalize<R>(first, columns ? query.text : undefined, progress)
     } catch (err) {
       throw this.#queryError(conn, err, query.text, progress)
     } finally {
@@ -858,10 +868,19 @@ const READ_ONLY_TEXT = /read[\s_]+only/i
  * pg returns an array of results for a multi-statement text: the last one is the answer, its rows,
  * row count and command tag (`'INSERT'`, `'COMMIT'`, or `'ROLLBACK'` for a COMMIT of an aborted
  * transaction: core's transaction() checks it).
+ *
+ * @param text The statement text, to check the answer's columns with; undefined: not checked (rows nobody reads).
+ * @throws SYNTAX_ERROR when two of the answer's columns share a name (see resultColumnsError): pg
+ * kept only the last one's value in each row.
  */
-function normalize<R>(result: PgQueryResult | PgQueryResult[]): QueryResult<R> {
+function normalize<R>(result: PgQueryResult | PgQueryResult[], text: string | undefined, progress: StatementProgress): QueryResult<R> {
   const last = Array.isArray(result) ? result[result.length - 1] : result
   if (!last) return { rows: [], rowCount: 0 }
+  const fields = last.fields as readonly unknown[] | undefined
+  if (text !== undefined && fields !== undefined && fields.length > 1) {
+    const refused = resultColumnsError(fields, text, progress.inTransaction)
+    if (refused !== undefined) throw refused
+  }
   const rows = (Array.isArray(last.rows) ? last.rows : []) as R[]
   return { rows, rowCount: last.rowCount ?? rows.length, command: last.command ?? undefined }
 }

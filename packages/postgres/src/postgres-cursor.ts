@@ -2,6 +2,7 @@ import type { CustomTypesConfig } from 'pg'
 import Cursor from 'pg-cursor'
 import { DatabaseError, type RowCursor } from '@dbpool/core'
 import type { PostgresConnection } from './postgres-connection'
+import { resultColumnsError } from './postgres-columns'
 import { StatementProgress } from './postgres-outcome'
 import type { PgQuery } from './postgres-params'
 
@@ -37,6 +38,8 @@ export class PostgresCursor<R> implements RowCursor<R> {
   #done = false
   /** The session was inside a transaction (`T`, `E`) when the cursor was opened. */
   #inTransaction = false
+  /** The first read was issued: its row description is checked for columns of one name. */
+  #checked = false
 
   constructor(conn: PostgresConnection, query: PgQuery, batchSize: number, hooks: PostgresCursorHooks) {
     this.#conn = conn
@@ -54,8 +57,14 @@ export class PostgresCursor<R> implements RowCursor<R> {
     const cursor = (this.#cursor ??= this.#conn.client.query(
       new Cursor<R>(this.#query.text, this.#query.values, { types: this.#hooks.types }),
     ))
+    const first = !this.#checked
+    this.#checked = true
     return this.#untilLost(cursor.read(this.#batchSize)).then(
       (rows) => {
+        if (first) {
+          const refused = this.#columnsError(cursor)
+          if (refused !== undefined) return this.#refuse(refused)
+        }
         if (rows.length === 0) this.#done = true
         return rows
       },
@@ -112,6 +121,24 @@ export class PostgresCursor<R> implements RowCursor<R> {
       client.off('error', onError)
       client.off('end', onEnd)
     })
+  }
+
+  /**
+   * SYNTAX_ERROR when two columns of the result share a name (pg-cursor builds rows keyed by name: one
+   * value would be lost), judged from the row description that came with the first batch; see
+   * resultColumnsError. A write outside a transaction (`INSERT ... RETURNING`) commits when the
+   * cursor is closed, so that error says it may have committed.
+   */
+  #columnsError(cursor: Cursor<R>): DatabaseError | undefined {
+    const fields = (cursor as unknown as { _result?: { fields?: readonly unknown[] } })._result?.fields
+    if (fields === undefined) return undefined
+    return resultColumnsError(fields, this.#query.text, this.#inTransaction)
+  }
+
+  /** Closes the cursor (no row is handed out), then rejects with `error`. */
+  async #refuse(error: DatabaseError): Promise<never> {
+    await this.close()
+    throw error
   }
 
   /**

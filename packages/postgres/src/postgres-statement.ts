@@ -1,4 +1,5 @@
 import { Query, type Client, type QueryResult as PgQueryResult } from 'pg'
+import { rememberColumns } from './postgres-columns'
 import type { StatementProgress } from './postgres-outcome'
 import type { CachedStatement, StatementCache, StatementDescription } from './postgres-statement-cache'
 
@@ -156,6 +157,8 @@ class PgStatement extends PgQuery {
       entry.description = NO_FIELDS
       return
     }
+    // its columns are checked for a shared name once here, not on every later run's result
+    rememberColumns(described.fields)
     const result = this._result
     const parsers = result._parsers
     const emptyRow = result._prebuiltEmptyResultObject

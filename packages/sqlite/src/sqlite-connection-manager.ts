@@ -15,7 +15,7 @@ import {
   type TelemetryTarget,
   type TransactionSettings,
 } from '@dbpool/core'
-import { checkStatementText } from '@dbpool/core/internal'
+import { checkStatementText, duplicateColumn, duplicateColumnError } from '@dbpool/core/internal'
 import Database from 'better-sqlite3'
 import { StatementCache } from './statement-cache'
 import { allRows, runStatement } from './statement-call'
@@ -307,6 +307,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       params = sqliteParameters(query.params, this.#maxParameters)
       checkStatementText(query.text, 'sqlite')
       stmt = db.prepare(query.text)
+      if (stmt.reader) checkColumns(stmt)
     } catch (err) {
       throw this.#fail(db, err)
     }
@@ -547,6 +548,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     checkStatementText(text, 'sqlite')
     const stmt = db.prepare(text)
     const { reader, readonly } = stmt
+    // once per text, before it ever runs: a statement whose columns share a name is never cached
+    if (reader) checkColumns(stmt)
     const rereadable = reader && readonly
     let integers: IntegerReading = 'plain'
     if (reader && !this.options.safeIntegers) {
@@ -692,6 +695,16 @@ function statementKind(text: string, readonly: boolean): StatementKind {
   if (COMMITS.test(text)) return 'commit'
   if (CONTROLS.test(text)) return 'control'
   return readonly ? 'read' : 'write'
+}
+
+/**
+ * Refuses a statement two of whose result columns share a name (`select 1 as a, 2 as a`, `select a.id,
+ * b.id ...`), read from better-sqlite3's `stmt.columns()` when it is prepared, before it runs: rows are
+ * objects keyed by column name, so one value would be silently lost. SYNTAX_ERROR naming the column.
+ */
+function checkColumns(stmt: Statement): void {
+  const duplicate = duplicateColumn(stmt.columns())
+  if (duplicate !== undefined) throw duplicateColumnError(duplicate, 'sqlite')
 }
 
 function checkMode(mode: string): CheckpointMode {

@@ -1,0 +1,79 @@
+import { DatabaseError, type ErrorBackend } from '../errors/database-error'
+import { OUTCOME_UNKNOWN } from '../errors/error-outcome'
+
+/** A result column as the drivers describe it: pg's `fields`, better-sqlite3's `stmt.columns()`. */
+export interface ResultColumn {
+  readonly name: string
+}
+
+/** Where a name is used twice: the name and its first two 1-based positions. */
+export interface DuplicateColumn {
+  readonly name: string
+  readonly positions: readonly [number, number]
+}
+
+/**
+ * The first column name that two columns of a result share, or `undefined`. Rows are objects keyed by
+ * column name (pg and better-sqlite3 build them so), so of two columns named alike only the last value
+ * reaches the row: `select 1 as a, 2 as a` gives `{ a: 2 }`. Compares exactly (case-sensitive, as the
+ * row keys are). Allocates nothing for results of up to 16 columns.
+ */
+export function duplicateColumn(columns: readonly ResultColumn[]): DuplicateColumn | undefined {
+  const count = columns.length
+  if (count < 2) return undefined
+  if (count <= 16) {
+    for (let i = 1; i < count; i++) {
+      const name = columns[i]!.name
+      for (let j = 0; j < i; j++) if (columns[j]!.name === name) return { name, positions: [j + 1, i + 1] }
+    }
+    return undefined
+  }
+  const seen = new Map<string, number>()
+  for (let i = 0; i < count; i++) {
+    const name = columns[i]!.name
+    const first = seen.get(name)
+    if (first !== undefined) return { name, positions: [first + 1, i + 1] }
+    seen.set(name, i)
+  }
+  return undefined
+}
+
+/** What the statement had done when its result was refused (Postgres: it already ran). */
+export interface DuplicateColumnContext {
+  /**
+   * It ran outside a transaction and may have written (a write with RETURNING, a function call):
+   * the error then says it may have committed, with `detail.outcome: 'unknown'`.
+   */
+  readonly mayHaveCommitted?: boolean
+  /** It already ran (Postgres); SQLite refuses it when it is prepared, before it runs. */
+  readonly ran?: boolean
+}
+
+/**
+ * The error for a result with two columns of the same name: code `SYNTAX_ERROR` (fix the text: alias
+ * the columns), not retryable, `detail: { column, positions }` (1-based). The message names the column
+ * and says to alias it; Postgres names every unnamed expression `?column?`, which the message says
+ * too. With `mayHaveCommitted` it adds that the statement may have committed and sets
+ * `detail.outcome: 'unknown'` (see `isOutcomeUnknown`), so nobody runs a committed write again.
+ */
+export function duplicateColumnError(
+  duplicate: DuplicateColumn,
+  backend: ErrorBackend,
+  context: DuplicateColumnContext = {},
+): DatabaseError {
+  const { name, positions } = duplicate
+  const unnamed = name === '?column?' ? ' (Postgres names every expression without an alias "?column?")' : ''
+  let message =
+    `the result has two columns named ${JSON.stringify(name)} (columns ${positions[0]} and ${positions[1]})${unnamed}: ` +
+    `rows are keyed by column name, so one value would be lost. Give each column its own name with AS`
+  if (context.mayHaveCommitted)
+    message +=
+      '. The statement already ran outside a transaction and may have committed: its outcome is unknown, check before running it again'
+  else if (context.ran) message += '. The statement already ran; inside a transaction its changes stay until the transaction ends'
+  else message += '. The statement was not run'
+  return new DatabaseError('SYNTAX_ERROR', message, {
+    backend,
+    retryable: false,
+    detail: { column: name, positions: [...positions], ...(context.mayHaveCommitted ? { outcome: OUTCOME_UNKNOWN } : {}) },
+  })
+}

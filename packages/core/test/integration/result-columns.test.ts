@@ -1,0 +1,128 @@
+import { DatabaseError, isOutcomeUnknown, PoolFactory, sql, type DatabasePool } from '@dbpool/core'
+import { createTempSqlite, createTestDatabase, type TempSqlite, type TestDatabase } from '@dbpool/testing'
+
+// A result with two columns of one name is refused with SYNTAX_ERROR on both engines (README, errors
+// table): rows are objects keyed by column name, so one value was silently lost (`{ a: 2 }`).
+
+jest.setTimeout(120_000)
+
+type Backend = 'postgres' | 'sqlite'
+const BACKENDS = ['postgres', 'sqlite'] as const
+
+let pgDb: TestDatabase
+let file: TempSqlite
+const pools = {} as Record<Backend, DatabasePool<unknown>>
+
+beforeAll(async () => {
+  pgDb = await createTestDatabase()
+  file = await createTempSqlite()
+  pools.postgres = await PoolFactory.create(pgDb.url, { min: 0, max: 2, name: 'columns-pg' })
+  pools.sqlite = await PoolFactory.create(file.url, { min: 0, max: 2, name: 'columns-sqlite' })
+  for (const backend of BACKENDS) {
+    await pools[backend].query('create table items (id integer primary key, name text)')
+    await pools[backend].query("insert into items (id, name) values (1, 'one'), (2, 'two')")
+  }
+})
+
+afterAll(async () => {
+  await pools.postgres?.close()
+  await pools.sqlite?.close()
+  await pgDb?.drop()
+  await file?.remove()
+})
+
+async function failure(work: Promise<unknown>): Promise<DatabaseError> {
+  const err = await work.then(
+    () => undefined,
+    (e: unknown) => e,
+  )
+  if (!DatabaseError.is(err)) throw new Error(`expected a DatabaseError, got ${String(err)}`)
+  return err
+}
+
+async function drain(iterable: AsyncIterable<unknown>): Promise<unknown[]> {
+  const rows: unknown[] = []
+  for await (const row of iterable) rows.push(row)
+  return rows
+}
+
+async function count(backend: Backend, id: number): Promise<number> {
+  const { rows } = await pools[backend].query<{ n: unknown }>(sql`select count(*) as n from items where id = ${id}`)
+  return Number(rows[0]!.n)
+}
+
+describe.each(BACKENDS)('%s', (backend) => {
+  it.each([
+    ['two aliases alike', 'select 1 as a, 2 as a', 'a', [1, 2]],
+    ['the same column of two tables of a join', 'select x.id, y.id from items x join items y on y.id = x.id', 'id', [1, 2]],
+    ['a parameterised statement', sql`select ${1} as v, name, ${2} as v from items where id = ${1}`, 'v', [1, 3]],
+  ] as const)('%s: SYNTAX_ERROR naming the column, not a row missing a value', async (_label, query, column, positions) => {
+    const err = await failure(pools[backend].query(query))
+    expect(err.code).toBe('SYNTAX_ERROR')
+    expect(err.retryable).toBe(false)
+    expect(err.detail).toMatchObject({ column, positions })
+    expect(err.message).toContain(`two columns named "${column}"`)
+    expect(err.message).toContain('with AS')
+    // refused again on the next run (a cached statement is no way around it), and the pool still works
+    expect((await failure(pools[backend].query(query))).code).toBe('SYNTAX_ERROR')
+    expect((await pools[backend].query<{ a: number; b: number }>('select 1 as a, 2 as b')).rows).toEqual([{ a: 1, b: 2 }])
+  })
+
+  it('aliased columns are fine; a streamed result is refused the same way', async () => {
+    const { rows } = await pools[backend].query(
+      'select x.id as left_id, y.id as right_id from items x join items y on y.id = x.id order by x.id',
+    )
+    expect(rows).toEqual([
+      { left_id: 1, right_id: 1 },
+      { left_id: 2, right_id: 2 },
+    ])
+    const err = await failure(drain(pools[backend].stream('select id, name, id from items order by id')))
+    expect(err.code).toBe('SYNTAX_ERROR')
+    expect(err.detail).toMatchObject({ column: 'id', positions: [1, 3] })
+    expect(await drain(pools[backend].stream('select id, name from items order by id'))).toHaveLength(2)
+  })
+
+  it('a write with RETURNING of two columns alike outside a transaction: SQLite refuses it before it runs; Postgres already committed it and says so', async () => {
+    const err = await failure(pools[backend].query(sql`insert into items (id, name) values (${10}, 'ten') returning id, id`))
+    expect(err.code).toBe('SYNTAX_ERROR')
+    if (backend === 'sqlite') {
+      expect(isOutcomeUnknown(err)).toBe(false)
+      expect(err.message).toContain('was not run')
+      expect(await count(backend, 10)).toBe(0)
+    } else {
+      // never reported as a plain refusal that a caller would fix and run again: the row is there
+      expect(isOutcomeUnknown(err)).toBe(true)
+      expect(err.detail).toMatchObject({ outcome: 'unknown', column: 'id' })
+      expect(err.message).toContain('may have committed')
+      expect(await count(backend, 10)).toBe(1)
+    }
+  })
+
+  it('the same inside a transaction: the transaction rolls back, nothing is written', async () => {
+    const err = await failure(
+      pools[backend].transaction(async (tx) => {
+        await tx.query(sql`insert into items (id, name) values (${11}, 'eleven') returning name, name`)
+      }),
+    )
+    // the callback's error, as transaction() rethrows it after the rollback
+    expect(err.code).toBe('SYNTAX_ERROR')
+    expect(isOutcomeUnknown(err)).toBe(false)
+    if (backend === 'postgres') expect(err.message).toContain('already ran; inside a transaction')
+    expect(await count(backend, 11)).toBe(0)
+  })
+
+  it('a streamed write of two columns alike: refused, and on Postgres outside a transaction it says the write may have committed', async () => {
+    const err = await failure(drain(pools[backend].stream(sql`insert into items (id, name) values (${12}, 'twelve') returning id, id`)))
+    expect(err.code).toBe('SYNTAX_ERROR')
+    expect(isOutcomeUnknown(err)).toBe(backend === 'postgres')
+    expect(await count(backend, 12)).toBe(backend === 'postgres' ? 1 : 0)
+  })
+})
+
+it('unnamed expressions: Postgres names each one "?column?" (refused, the message says why); SQLite names them by their text', async () => {
+  const err = await failure(pools.postgres.query("select 1 + 1, 'a' || 'b'"))
+  expect(err.code).toBe('SYNTAX_ERROR')
+  expect(err.detail).toMatchObject({ column: '?column?', positions: [1, 2] })
+  expect(err.message).toContain('names every expression without an alias "?column?"')
+  expect((await pools.sqlite.query("select 1 + 1, 'a' || 'b'")).rows).toEqual([{ '1 + 1': 2, "'a' || 'b'": 'ab' }])
+})
