@@ -132,10 +132,11 @@ describe('copyFrom', () => {
     readable.push('1\tone\n')
     try {
       for (const source of [idleAfterOne(), readable]) {
+        let timer: NodeJS.Timeout | undefined
         const outcome = await Promise.race([
           rejection(copyFrom(pool, 'copy no_such_table from stdin', source)),
-          sleep(5_000).then(() => 'still waiting for the source'),
-        ])
+          new Promise((resolve) => (timer = setTimeout(() => resolve('still waiting for the source'), 5_000))),
+        ]).finally(() => clearTimeout(timer))
         expect(outcome).toMatchObject({ code: 'SYNTAX_ERROR', sqlState: '42P01' })
         expect(resumed).toBe(false)
         expect(pool.stats().used).toBe(0)
