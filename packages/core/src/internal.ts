@@ -10,6 +10,8 @@
  * - Result columns: `duplicateColumn` / `duplicateColumnError` (`SYNTAX_ERROR`: two columns of one name).
  * - `withDeadline`: races a promise against a timer (cleared when the promise settles).
  * - `parsePostgresUrl`: libpq's URI grammar (several hosts), unknown query parameters refused.
+ * - `abortedTransactionError`, `transactionControlOf`: what a backend needs to refuse statements of an
+ *   aborted transaction and to tell a script's own transaction control, as core does.
  *
  * @packageDocumentation
  */
@@ -22,3 +24,5 @@ export { withDeadline } from './pool/lane-pool'
 export { parsePostgresUrl, URL_PARAMETERS } from './config/postgres-url'
 export type { ParsedPostgresUrl } from './config/postgres-url'
 export type { OperationOptions, OperationSpan } from './telemetry/pool-telemetry'
+export { abortedTransactionError } from './transaction/transaction-outcome'
+export { transactionControlOf } from './transaction/transaction-control'

@@ -24,7 +24,7 @@ import {
   type TelemetryTarget,
   type TransactionState,
 } from '@dbpool/core'
-import { checkExecuteOptions } from '@dbpool/core/internal'
+import { abortedTransactionError, checkExecuteOptions } from '@dbpool/core/internal'
 import { sendCancelRequest } from './postgres-cancel'
 import { PostgresConnection } from './postgres-connection'
 import { PostgresCursor } from './postgres-cursor'
@@ -387,6 +387,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // change session state, so it needs no cleaning.
     const wasPipelined = setPipeline(conn, false)
     conn.readOnlyByApp = false
+    conn.abortedBy = undefined
     const clean = this.options.sessionReset === 'clean' && !wasPipelined
     if (awaitsReadyForQuery(conn)) return this.#rollback(conn, 'unknown', clean)
     const status = conn.client.getTransactionStatus()
@@ -658,7 +659,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const prepared = pgQuery(query)
     const progress = new StatementProgress()
     try {
-      return normalize<R>(await this.#send(conn, prepared, shared, false, progress), columns ? query.text : undefined, progress)
+      const answer = await this.#send(conn, prepared, shared, false, progress)
+      // a statement that succeeded left no aborted transaction behind (ROLLBACK TO, ROLLBACK, BEGIN...)
+      conn.abortedBy = undefined
+      return normalize<R>(answer, columns ? query.text : undefined, progress)
     } catch (err) {
       throw this.#queryError(conn, err, query.text, progress)
     }
@@ -754,6 +758,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     try {
       const first = await Promise.race([running, stopped])
       if (first === 'deadline' || first === 'abandoned') throw this.#abandon(conn, first, timeoutMs)
+      conn.abortedBy = undefined
       return normalize<R>(first, columns ? query.text : undefined, progress)
     } catch (err) {
       throw this.#queryError(conn, err, query.text, progress)
@@ -847,6 +852,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       conn.markBroken(err as Error)
     const mapped = mapPostgresError(err, { connectionBroken: !conn.usable, secrets: this.#secrets })
     if (mapped.sqlState === '25006') return this.#readOnlyError(conn, mapped)
+    // refused by an aborted transaction: the error that aborted it is what the caller needs (the
+    // statement was not run), with SQLite's code for the same refusal
+    if (mapped.sqlState === IN_FAILED_SQL_TRANSACTION) return abortedTransactionError('postgres', conn.abortedBy, IN_FAILED_SQL_TRANSACTION)
+    // the first error of a transaction aborts it: a later 25P02 names it as its cause
+    if (sqlState !== undefined) conn.abortedBy = mapped
     // a socket error (EPIPE, ECONNRESET) can reach the statement before pg reports it on the client
     if (mapped.code === 'CONNECTION_LOST' && conn.usable) conn.markBroken(mapped)
     if (progress === undefined || text === undefined) return mapped
@@ -863,6 +873,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
  * that connection may be the application's own doing.
  */
 const READ_ONLY_TEXT = /read[\s_]+only/i
+
+/** SQLSTATE 25P02: a statement sent to an aborted transaction, refused until ROLLBACK. */
+const IN_FAILED_SQL_TRANSACTION = '25P02'
 
 /**
  * pg returns an array of results for a multi-statement text: the last one is the answer, its rows,

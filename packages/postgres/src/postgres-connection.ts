@@ -1,5 +1,5 @@
 import type { Client } from 'pg'
-import type { ReferencedHandle } from '@dbpool/core'
+import type { DatabaseError, ReferencedHandle } from '@dbpool/core'
 import type { StatementCache } from './postgres-statement-cache'
 
 /** The pg.Client fields we read that @types/pg does not declare. */
@@ -53,6 +53,12 @@ export class PostgresConnection implements ReferencedHandle {
   readOnlyByApp = false
   /** @internal A read-lane connection to a read replica: a 25006 there is the application's write on a standby, never a failover. */
   onReplica = false
+  /**
+   * @internal The last server error of a statement on this connection since the last statement that
+   * succeeded: in an aborted transaction (status `E`), the error that aborted it, which a later 25P02
+   * refusal names as its cause.
+   */
+  abortedBy: DatabaseError | undefined = undefined
 
   /** @internal */
   constructor(

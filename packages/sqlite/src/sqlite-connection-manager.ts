@@ -15,7 +15,7 @@ import {
   type TelemetryTarget,
   type TransactionSettings,
 } from '@dbpool/core'
-import { checkStatementText, duplicateColumn, duplicateColumnError } from '@dbpool/core/internal'
+import { abortedTransactionError, checkStatementText, duplicateColumn, duplicateColumnError } from '@dbpool/core/internal'
 import Database from 'better-sqlite3'
 import { StatementCache } from './statement-cache'
 import { allRows, runStatement } from './statement-call'
@@ -87,6 +87,12 @@ interface ConnectionState {
   closed: boolean
   /** Cursors open on it (`pool.stream()`): better-sqlite3 refuses its other statements meanwhile. */
   readonly cursors: Set<SqliteCursor<unknown>>
+  /**
+   * The error of a statement that failed inside the open transaction: the transaction is aborted, as
+   * Postgres aborts it, and every statement but ROLLBACK (or ROLLBACK TO SAVEPOINT) is refused until
+   * it ends (see {@link SqliteConnectionManager.transactionState}). Cleared when the transaction ends.
+   */
+  aborted: DatabaseError | undefined
 }
 
 // how often (at most) a write looks at the -wal size
@@ -191,8 +197,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
 
   /** Rolls back an open transaction, synchronously (the pool's release then stays synchronous); throws if that fails. */
   reset(db: SqliteDatabase): void {
-    if (!db.inTransaction) return
     const state = stateOf(db)
+    if (state) state.aborted = undefined
+    if (!db.inTransaction) return
     if (state) state.dirty = false
     try {
       db.exec('ROLLBACK')
@@ -204,14 +211,16 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   /**
-   * `'open'` while SQLite has a transaction open on the handle (`db.inTransaction`), else `'idle'`
+   * `'open'` while SQLite has a transaction open on the handle (`db.inTransaction`), `'failed'` when a
+   * statement failed inside it (aborted as Postgres aborts it: see {@link executeSync}), else `'idle'`
    * (a closed handle too: closing rolled its transaction back). Core's transaction() compares it
    * with what it began, to notice a transaction SQLite ended by itself (a conflict clause ROLLBACK,
-   * `RAISE(ROLLBACK)`, SQLITE_FULL, SQLITE_INTERRUPT, ...).
+   * `RAISE(ROLLBACK)`, SQLITE_FULL, SQLITE_INTERRUPT, ...) or one that can no longer commit.
    */
-  transactionState(db: SqliteDatabase): 'idle' | 'open' {
+  transactionState(db: SqliteDatabase): 'idle' | 'open' | 'failed' {
     // better-sqlite3's inTransaction is false on a closed handle
-    return db.inTransaction ? 'open' : 'idle'
+    if (!db.inTransaction) return 'idle'
+    return stateOf(db)?.aborted === undefined ? 'open' : 'failed'
   }
 
   async destroy(db: SqliteDatabase): Promise<void> {
@@ -252,11 +261,23 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     return this.executeSync<R>(db, query)
   }
 
-  /** Runs one statement to completion before returning (the pool's lease-free path for `pool.query`). */
+  /**
+   * Runs one statement to completion before returning (the pool's lease-free path for `pool.query`).
+   *
+   * Inside a transaction a failed statement aborts the transaction, as on Postgres (SQLite itself
+   * only undoes the statement and would commit the rest): until ROLLBACK every statement is refused
+   * without running, with TRANSACTION_ROLLED_BACK whose `cause` is the first error; a COMMIT (or END)
+   * rolls back and resolves with `command: 'ROLLBACK'`, as Postgres answers it; ROLLBACK TO SAVEPOINT
+   * undoes the failure and the transaction goes on.
+   */
   executeSync<R = Record<string, unknown>>(db: SqliteDatabase, query: CompiledQuery): QueryResult<R> {
     const state = this.#state(db)
     // no upfront `db.open` (a native call per statement): a closed connection throws, and #fail reports it as CONNECTION_LOST
     const { text } = query
+    if (state.aborted !== undefined) {
+      const answered = this.#whileAborted<R>(db, state, text)
+      if (answered !== undefined) return answered
+    }
     // SQLite rolls back by itself on some errors (BUSY, FULL, IOERR): a later ROLLBACK is then a no-op, not a failure
     if (text === 'ROLLBACK' && !db.inTransaction) return { rows: [], rowCount: 0 }
     let result: QueryResult<R>
@@ -301,6 +322,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    */
   openCursor<R = Record<string, unknown>>(db: SqliteDatabase, query: CompiledQuery, options: CursorOptions): RowCursor<R> {
     const state = this.#state(db)
+    // an aborted transaction refuses the stream's statement too (see executeSync)
+    if (state.aborted !== undefined && db.inTransaction) throw abortedTransactionError('sqlite', state.aborted)
     let stmt: Statement
     let params: readonly unknown[]
     try {
@@ -326,6 +349,37 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     })
     state.cursors.add(cursor)
     return cursor
+  }
+
+  /**
+   * A statement sent while the open transaction is aborted ({@link ConnectionState.aborted}): the
+   * answer for a COMMIT or END (the transaction is rolled back instead, command `'ROLLBACK'`);
+   * undefined for ROLLBACK and ROLLBACK TO, which run (the latter ends the aborted state); throws
+   * TRANSACTION_ROLLED_BACK for anything else, which is not run.
+   */
+  #whileAborted<R>(db: SqliteDatabase, state: ConnectionState, text: string): QueryResult<R> | undefined {
+    const first = state.aborted
+    if (!db.inTransaction) {
+      state.aborted = undefined
+      return undefined
+    }
+    if (ROLLBACK_TO.test(text)) {
+      // the savepoint undoes the failed statement: the transaction may go on (a failing ROLLBACK TO aborts it again)
+      state.aborted = undefined
+      return undefined
+    }
+    if (ROLLBACK.test(text)) return undefined
+    if (COMMITS_TRANSACTION.test(text)) {
+      state.dirty = false
+      try {
+        db.exec('ROLLBACK')
+      } catch (err) {
+        throw this.#fail(db, err)
+      }
+      state.aborted = undefined
+      return { rows: [], rowCount: 0, command: 'ROLLBACK' }
+    }
+    throw abortedTransactionError('sqlite', first)
   }
 
   beginStatement(settings: TransactionSettings): string {
@@ -459,6 +513,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       rowid: undefined,
       closed: false,
       cursors: new Set(),
+      aborted: undefined,
     })
     this.#open.add(db)
   }
@@ -621,7 +676,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       if (errorName(err) === 'RangeError' && params.length === 0) {
         // a script may write and commit: it is checked whatever the transaction state
         this.#checkIdentity(db, state)
-        runScript(db, text, (scriptError) => this.#fail(db, scriptError))
+        const begin = state.lane === 'write' && !this.options.readonly ? 'BEGIN IMMEDIATE' : 'BEGIN DEFERRED'
+        runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError))
         return undefined
       }
       throw err
@@ -633,6 +689,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const error = this.mapError(err)
     const state = stateOf(db)
     if (state && isFatalSqliteCode(error.sqliteCode)) state.fatal ??= error
+    // a statement that reached SQLite and failed inside a transaction aborts it, as on Postgres (a
+    // value refused before anything ran does not)
+    if (state && state.aborted === undefined && error.code !== 'INVALID_PARAMETER' && db.open && db.inTransaction) state.aborted = error
     if (!db.open)
       return new DatabaseError('CONNECTION_LOST', `the SQLite connection is closed: ${error.message}`, { backend: 'sqlite', cause: err })
     return error
@@ -686,6 +745,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
 }
 
 // leading blanks and comments, then the keyword
+const ROLLBACK_TO = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*rollback(?:\s+transaction)?\s+to\b/i
+const ROLLBACK = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*rollback\b/i
+const COMMITS_TRANSACTION = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:commit|end)\b/i
 const COMMITS = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:commit|end|release)\b/i
 const CONTROLS = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:begin|rollback|savepoint)\b/i
 

@@ -84,7 +84,8 @@ export interface SqliteErrorContext {
 /**
  * Maps anything better-sqlite3 throws to a {@link DatabaseError}: `SqliteError` through
  * {@link SQLITE_ERROR_CODES}; better-sqlite3's own check of values against placeholders (too many, too
- * few, a missing named parameter) to INVALID_PARAMETER; anything else (a TypeError) to QUERY_FAILED.
+ * few, a missing named parameter) to INVALID_PARAMETER; its refusal of a text of several statements
+ * with parameters to SYNTAX_ERROR (Postgres 42601); anything else (a TypeError) to QUERY_FAILED.
  */
 export function mapSqliteError(err: unknown, context: SqliteErrorContext = {}): DatabaseError {
   if (DatabaseError.is(err)) return err
@@ -102,9 +103,18 @@ export function mapSqliteError(err: unknown, context: SqliteErrorContext = {}): 
       ...(where ? { detail: { path: context.path } } : {}),
     })
   }
+  const name = errorName(err)
+  // better-sqlite3 prepares one statement at a time: a text of several statements with parameters
+  // (only a script without them runs, through exec()) is the statement's fault, as Postgres answers
+  // it with 42601 ("cannot insert multiple commands into a prepared statement")
+  if (name === 'RangeError' && /more than one statement/i.test(message))
+    return new DatabaseError(
+      'SYNTAX_ERROR',
+      `a text of several statements cannot take parameters (only a script without parameters runs as several statements): ${message}`,
+      { backend: 'sqlite', cause: err, retryable: false },
+    )
   // better-sqlite3 checks the values against the placeholders before running anything ("Too many
   // parameter values were provided", "Missing named parameter "x"")
-  const name = errorName(err)
   if ((name === 'RangeError' || name === 'TypeError') && /\bparameter/i.test(message))
     return new DatabaseError('INVALID_PARAMETER', `the statement's parameters do not fit its placeholders: ${message}`, {
       backend: 'sqlite',

@@ -1,23 +1,37 @@
-import { DatabaseError, OUTCOME_UNKNOWN } from '@dbpool/core'
+import { DatabaseError, OUTCOME_UNKNOWN, splitSqlStatements } from '@dbpool/core'
+import { transactionControlOf } from '@dbpool/core/internal'
 import type { Database } from 'better-sqlite3'
 
 // what moves when a statement writes: rows changed (committed or not) and the schema cookie (DDL)
 const WRITE_MARK_SQL = 'select total_changes() as c, schema_version as s from pragma_schema_version'
 
 /**
- * Runs a multi-statement script (better-sqlite3's `exec`). A single SQLite statement has no
- * commit-unknown window: it runs in process and has finished or failed when the call returns. A
- * script outside a transaction is different: `exec` runs its statements one by one, each committed
- * on its own (auto-commit), so a failure of a later one (BUSY from another process, ...) comes after
- * earlier ones committed. When such a failure is retryable, the script did not stay inside a
- * transaction the caller had open, and it wrote something before failing (`total_changes()` or the
- * schema cookie moved), it is restated with `retryable: false` and
- * `detail.outcome: 'unknown'`: running the script again would apply its first statements twice.
+ * Runs a multi-statement script without parameters (better-sqlite3's `exec`), with Postgres's outcome:
  *
+ * - Outside a transaction, a script without transaction control of its own runs inside `begin`
+ *   (`BEGIN IMMEDIATE` on the writer) and COMMIT: all or nothing, as Postgres runs a simple-query
+ *   text as one implicit transaction. A failure part-way rolls back what the script did and rejects
+ *   with the failing statement's own error (a BUSY stays retryable: nothing was kept). `exec` alone
+ *   committed each statement on its own, so the first ones stayed.
+ * - Inside the caller's transaction it runs as written; a failure aborts that transaction (the
+ *   manager's `#fail`), as on Postgres.
+ * - A script with its own BEGIN, COMMIT, ROLLBACK, END, SAVEPOINT... (a migration file), or with a
+ *   statement SQLite refuses or ignores inside a transaction (VACUUM, ATTACH, DETACH, PRAGMA), runs
+ *   as written, as `exec` runs it. When such a script fails retryably (BUSY from another process, ...) outside the
+ *   caller's transaction after an earlier statement of it wrote (`total_changes()` or the schema
+ *   cookie moved), the error is restated with `retryable: false` and `detail.outcome: 'unknown'`: its
+ *   first statements may have been committed, and running it again would apply them twice.
+ *
+ * @param begin The statement that opens the implicit transaction (`BEGIN IMMEDIATE` on the writer,
+ *   so that the write lock is taken before anything runs; `BEGIN DEFERRED` on a reader).
  * @param fail Maps a native error (the manager's mapping).
  * @throws The mapped error, restated as above when the script may have committed part of its work.
  */
-export function runScript(db: Database, text: string, fail: (err: unknown) => DatabaseError): void {
+export function runScript(db: Database, text: string, begin: string, fail: (err: unknown) => DatabaseError): void {
+  if (!db.inTransaction && runsAtomically(text)) {
+    runAtomic(db, text, begin, fail)
+    return
+  }
   const wasInTransaction = db.inTransaction
   const before = writeMark(db)
   try {
@@ -40,6 +54,43 @@ export function runScript(db: Database, text: string, fail: (err: unknown) => Da
         detail: { ...error.detail, outcome: OUTCOME_UNKNOWN },
       },
     )
+  }
+}
+
+// SQLite refuses these inside a transaction (VACUUM, ATTACH, DETACH) or ignores them there (PRAGMA
+// foreign_keys, journal_mode...): a script holding one runs as written
+const OUTSIDE_TRANSACTION = new Set(['VACUUM', 'ATTACH', 'DETACH', 'PRAGMA'])
+
+/** Whether a script runs as one transaction: none of its statements is transaction control or needs to run outside one. */
+function runsAtomically(text: string): boolean {
+  for (const { head } of splitSqlStatements(text, 'sqlite')) {
+    const first = head[0]
+    if (first === 'SAVEPOINT' || first === 'RELEASE' || (first !== undefined && OUTSIDE_TRANSACTION.has(first))) return false
+    if (transactionControlOf(head) !== undefined) return false
+  }
+  return true
+}
+
+/** `begin`, the script, COMMIT; on any failure ROLLBACK (when SQLite did not already) and the statement's own error. */
+function runAtomic(db: Database, text: string, begin: string, fail: (err: unknown) => DatabaseError): void {
+  try {
+    db.exec(begin)
+  } catch (err) {
+    throw fail(err)
+  }
+  try {
+    db.exec(text)
+    db.exec('COMMIT')
+  } catch (err) {
+    // rolled back before the error is mapped: the manager must not see it as a failure inside a transaction of the caller's
+    if (db.inTransaction) {
+      try {
+        db.exec('ROLLBACK')
+      } catch {
+        // the pool's release (or the failed connection's discard) rolls back
+      }
+    }
+    throw fail(err)
   }
 }
 

@@ -618,7 +618,13 @@ export class DatabasePool<out C = unknown> {
     try {
       // `fn` always starts after withConnection() has returned, as it did before immediate hand-outs
       if (immediate) await SETTLED
-      return await fn(handle)
+      const result = await fn(handle)
+      // the release below rolls back a transaction `fn` began and left open (or aborted): never report that work as done
+      if (lease.active) {
+        const state = this.#manager.transactionState?.(lease.conn.native)
+        if (state === 'open' || state === 'failed') throw leftOpenByCallback(this.#manager.backend, state, handle.lastError)
+      }
+      return result
     } finally {
       handle.detach()
       const releasing = this.#release(lease)
@@ -1168,6 +1174,25 @@ function leftOpen(backend: Backend): DatabaseError {
     'TRANSACTION_ROLLED_BACK',
     'the statement left a transaction open (BEGIN without COMMIT); pool.query() runs each statement on whichever connection is free, so the pool rolled it back: what ran inside it was not committed. Use pool.transaction() or withConnection()',
     { backend, retryable: false },
+  )
+}
+
+/**
+ * A `withConnection` callback that resolved while its connection was inside a transaction (a BEGIN
+ * sent through `conn.query()` without COMMIT, or one aborted by an error): the release rolls it back,
+ * so withConnection rejects instead of resolving, as `pool.query('BEGIN; ...')` does. `cause`: the
+ * statement error that aborted it, when the handle saw one.
+ */
+function leftOpenByCallback(backend: Backend, state: 'open' | 'failed', cause: DatabaseError | undefined): DatabaseError {
+  const first = state === 'failed' ? cause : undefined
+  const why =
+    state === 'failed'
+      ? `a transaction aborted by an error${first ? ` (${first.code}: ${first.message})` : ''}`
+      : 'a transaction open (BEGIN without COMMIT)'
+  return new DatabaseError(
+    'TRANSACTION_ROLLED_BACK',
+    `the withConnection callback returned with ${why}; the pool rolled it back when the connection was released: what ran inside it was not committed. COMMIT before returning, or use conn.transaction()`,
+    { backend, cause: first, retryable: first?.retryable ?? false, sqlState: first?.sqlState, sqliteCode: first?.sqliteCode },
   )
 }
 

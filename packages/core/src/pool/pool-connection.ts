@@ -95,6 +95,13 @@ export class ConnectionHandle<C> implements Transaction<C> {
   /** Closes the stream open on this handle, if one is. */
   #closeStream: (() => Promise<void>) | undefined
 
+  /**
+   * The last error of a statement run outside `transaction()` (a TRANSACTION_ROLLED_BACK refusal
+   * counts as its cause): what aborted a transaction the callback began by hand, for
+   * {@link ConnectionHandle.lastError}.
+   */
+  #lastError: DatabaseError | undefined
+
   constructor(
     lease: Lease<C>,
     readonly backend: Backend,
@@ -141,7 +148,7 @@ export class ConnectionHandle<C> implements Transaction<C> {
     }
     if (this.#closeStream) return Promise.reject(streamOpen('query()'))
     const outcome = this.#outcome
-    if (outcome === undefined) return this.control<R>(query, params, options)
+    if (outcome === undefined) return this.control<R>(query, params, options).catch(this.#noteError)
     // the engine ended the transaction: a statement now would run in autocommit and be kept
     if (outcome.ended) return Promise.reject(outcome.ended)
     let refused: DatabaseError | undefined
@@ -198,6 +205,16 @@ export class ConnectionHandle<C> implements Transaction<C> {
     } catch (err) {
       return Promise.reject(err)
     }
+  }
+
+  readonly #noteError = (err: unknown): never => {
+    if (DatabaseError.is(err)) this.#lastError = err.code === 'TRANSACTION_ROLLED_BACK' && DatabaseError.is(err.cause) ? err.cause : err
+    throw err
+  }
+
+  /** @internal The last statement error outside `transaction()` (see `withConnection`'s check of a transaction left open). */
+  get lastError(): DatabaseError | undefined {
+    return this.#lastError
   }
 
   /** @internal transaction() watches the statements of `fn` through this. */

@@ -162,18 +162,168 @@ export function defineConformanceSuite(t: ConformanceTestApi, setup: Conformance
       assert.deepEqual((await pool.query(sql`select id from conf_items where id = ${23}`)).rows, [])
     })
 
-    t.it('a connection released inside an open transaction reaches the next borrower clean', async () => {
-      await pool.withConnection(async (conn) => {
-        await conn.query(pool.backend === 'sqlite' ? 'BEGIN IMMEDIATE' : 'BEGIN')
-        await conn.query(sql`insert into conf_items (id, name) values (${20}, ${'uncommitted'})`)
-      })
-      const { rows } = await pool.query(sql`select id from conf_items where id = ${20}`)
-      assert.equal(rows.length, 0)
-      await pool.transaction(async (tx) => {
-        await tx.query(sql`insert into conf_items (id, name) values (${21}, ${'after'})`)
-      })
-      assert.equal((await pool.query(sql`select id from conf_items where id = ${21}`)).rows.length, 1)
+    t.it(
+      'a withConnection callback returning inside its own open transaction rejects TRANSACTION_ROLLED_BACK; the next borrower is clean',
+      async () => {
+        const err = await expectCode(
+          pool.withConnection(async (conn) => {
+            await conn.query(pool.backend === 'sqlite' ? 'BEGIN IMMEDIATE' : 'BEGIN')
+            await conn.query(sql`insert into conf_items (id, name) values (${20}, ${'uncommitted'})`)
+            return 'reported done'
+          }),
+          'TRANSACTION_ROLLED_BACK',
+        )
+        assert.equal(err.retryable, false)
+        const { rows } = await pool.query(sql`select id from conf_items where id = ${20}`)
+        assert.equal(rows.length, 0)
+        await pool.transaction(async (tx) => {
+          await tx.query(sql`insert into conf_items (id, name) values (${21}, ${'after'})`)
+        })
+        assert.equal((await pool.query(sql`select id from conf_items where id = ${21}`)).rows.length, 1)
+      },
+    )
+
+    t.it(
+      'a withConnection callback returning inside a transaction it aborted rejects TRANSACTION_ROLLED_BACK with the first error as cause',
+      async () => {
+        const err = await expectCode(
+          pool.withConnection(async (conn) => {
+            await conn.query('BEGIN')
+            await conn.query(sql`insert into conf_items (id, name) values (${24}, ${'wc lost'})`)
+            await conn.query(sql`insert into conf_items (id, name) values (${25}, ${'alpha'})`).catch(() => undefined)
+            return 'reported done'
+          }),
+          'TRANSACTION_ROLLED_BACK',
+        )
+        assert.ok(DatabaseError.is(err.cause) && err.cause.code === 'UNIQUE_VIOLATION', String(err.cause))
+        assert.deepEqual((await pool.query(sql`select id from conf_items where id in (${24}, ${25})`)).rows, [])
+      },
+    )
+
+    t.it('a multi-statement text failing part-way keeps none of its statements, with the failing statement own error', async () => {
+      await expectCode(
+        pool.query(
+          "insert into conf_items (id, name) values (40, 'first'); insert into conf_items (id, name) values (41, 'alpha'); insert into conf_items (id, name) values (42, 'third')",
+        ),
+        'UNIQUE_VIOLATION',
+      )
+      assert.deepEqual((await pool.query(sql`select id from conf_items where id in (${40}, ${41}, ${42})`)).rows, [])
+      // a schema script too: the first table is not created
+      await expectCode(pool.query('create table conf_script_a (x integer); create table conf_script_a (x integer)'), 'SYNTAX_ERROR')
+      await expectCode(pool.query('select x from conf_script_a'), 'SYNTAX_ERROR')
+      // one that succeeds keeps everything
+      await pool.query("insert into conf_items (id, name) values (43, 's1'); insert into conf_items (id, name) values (44, 's2')")
+      assert.equal((await pool.query(sql`select id from conf_items where id in (${43}, ${44})`)).rows.length, 2)
     })
+
+    t.it('a multi-statement text with its own BEGIN ... COMMIT runs as written', async () => {
+      await pool.query(
+        "begin; insert into conf_items (id, name) values (45, 'in block'); commit; insert into conf_items (id, name) values (46, 'after block')",
+      )
+      assert.equal((await pool.query(sql`select id from conf_items where id in (${45}, ${46})`)).rows.length, 2)
+      // a block the text leaves open is rolled back and reported (left open)
+      await expectCode(pool.query("begin; insert into conf_items (id, name) values (47, 'left open')"), 'TRANSACTION_ROLLED_BACK')
+      assert.deepEqual((await pool.query(sql`select id from conf_items where id = ${47}`)).rows, [])
+    })
+
+    t.it('a text of several statements with parameters is SYNTAX_ERROR', async () => {
+      const err = await expectCode(pool.query(sql`select ${1} as x; select ${2} as y`), 'SYNTAX_ERROR')
+      assert.equal(err.retryable, false)
+    })
+
+    t.it(
+      'a transaction whose callback caught a statement error and returned rejects TRANSACTION_ROLLED_BACK (cause: that error) and keeps nothing',
+      async () => {
+        let caught: unknown
+        const err = await expectCode(
+          pool.transaction(async (tx) => {
+            await tx.query(sql`insert into conf_items (id, name) values (${50}, ${'caught before'})`)
+            caught = await tx.query(sql`insert into conf_items (id, name) values (${51}, ${'alpha'})`).catch((e: unknown) => e)
+            return 'done'
+          }),
+          'TRANSACTION_ROLLED_BACK',
+        )
+        assert.ok(DatabaseError.is(caught) && caught.code === 'UNIQUE_VIOLATION', String(caught))
+        assert.equal(err.cause, caught)
+        assert.equal(err.retryable, false)
+        assert.deepEqual((await pool.query(sql`select id from conf_items where id in (${50}, ${51})`)).rows, [])
+      },
+    )
+
+    t.it(
+      'after a statement error in a transaction, later statements are refused with TRANSACTION_ROLLED_BACK whose cause is the first error',
+      async () => {
+        let first: unknown
+        let later: unknown
+        const err = await expectCode(
+          pool.transaction(async (tx) => {
+            await tx.query(sql`insert into conf_items (id, name) values (${52}, ${'refused before'})`)
+            first = await tx.query(sql`insert into conf_items (id, name) values (${53}, ${'alpha'})`).catch((e: unknown) => e)
+            later = await tx.query(sql`insert into conf_items (id, name) values (${54}, ${'refused later'})`).catch((e: unknown) => e)
+            await tx.query(sql`select 1 as x`)
+          }),
+          'TRANSACTION_ROLLED_BACK',
+        )
+        assert.ok(DatabaseError.is(first) && first.code === 'UNIQUE_VIOLATION', String(first))
+        assert.ok(DatabaseError.is(later) && later.code === 'TRANSACTION_ROLLED_BACK', String(later))
+        assert.equal(later.cause, first)
+        assert.equal(later.retryable, false)
+        if (pool.backend === 'postgres') assert.equal(later.sqlState, '25P02')
+        assert.equal(err.cause, first)
+        assert.deepEqual((await pool.query(sql`select id from conf_items where id in (${52}, ${53}, ${54})`)).rows, [])
+      },
+    )
+
+    t.it(
+      'a savepoint whose callback caught a statement error rejects TRANSACTION_ROLLED_BACK; the outer transaction goes on and commits',
+      async () => {
+        const out = await pool.transaction(async (tx) => {
+          await tx.query(sql`insert into conf_items (id, name) values (${55}, ${'sp outer'})`)
+          const inner = await tx
+            .transaction(async (sp) => {
+              await sp.query(sql`insert into conf_items (id, name) values (${56}, ${'sp inner'})`)
+              await sp.query(sql`insert into conf_items (id, name) values (${57}, ${'alpha'})`).catch(() => undefined)
+              return 'inner done'
+            })
+            .catch((e: unknown) => e)
+          await tx.query(sql`insert into conf_items (id, name) values (${58}, ${'sp outer again'})`)
+          return inner
+        })
+        assert.ok(DatabaseError.is(out) && out.code === 'TRANSACTION_ROLLED_BACK', String(out))
+        assert.ok(DatabaseError.is(out.cause) && out.cause.code === 'UNIQUE_VIOLATION', String(out.cause))
+        const { rows } = await pool.query<{ id: number }>(sql`select id from conf_items where id between ${55} and ${58} order by id`)
+        assert.deepEqual(
+          rows.map((r) => Number(r.id)),
+          [55, 58],
+        )
+      },
+    )
+
+    t.it(
+      'ROLLBACK TO SAVEPOINT after a statement error lets the transaction go on; COMMIT of an aborted one answers ROLLBACK',
+      async () => {
+        await pool.transaction(async (tx) => {
+          await tx.query(sql`insert into conf_items (id, name) values (${60}, ${'rb kept'})`)
+          await tx.query('SAVEPOINT mine')
+          await expectCode(tx.query(sql`insert into conf_items (id, name) values (${61}, ${'alpha'})`), 'UNIQUE_VIOLATION')
+          await tx.query('ROLLBACK TO SAVEPOINT mine')
+          await tx.query(sql`insert into conf_items (id, name) values (${62}, ${'rb kept too'})`)
+        })
+        const kept = await pool.query<{ id: number }>(sql`select id from conf_items where id between ${60} and ${62} order by id`)
+        assert.deepEqual(
+          kept.rows.map((r) => Number(r.id)),
+          [60, 62],
+        )
+        const commit = await pool.withConnection(async (conn) => {
+          await conn.query('BEGIN')
+          await conn.query(sql`insert into conf_items (id, name) values (${63}, ${'commit lost'})`)
+          await conn.query(sql`insert into conf_items (id, name) values (${64}, ${'alpha'})`).catch(() => undefined)
+          return conn.query('COMMIT')
+        })
+        assert.equal(commit.command?.toUpperCase(), 'ROLLBACK')
+        assert.deepEqual((await pool.query(sql`select id from conf_items where id in (${63}, ${64})`)).rows, [])
+      },
+    )
 
     t.it('maps constraint violations to stable codes', async () => {
       await expectCode(pool.query(sql`insert into conf_items (id, name) values (${30}, ${'alpha'})`), 'UNIQUE_VIOLATION')

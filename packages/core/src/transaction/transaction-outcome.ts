@@ -134,3 +134,29 @@ export function rolledBack(backend: ErrorBackend, reason: string, cause: unknown
     sqliteCode: first?.sqliteCode,
   })
 }
+
+/**
+ * The error a statement gets when it is refused because an earlier statement of the same transaction
+ * failed: TRANSACTION_ROLLED_BACK whose `cause` is that first error (retryable exactly when it is),
+ * as Postgres refuses every statement of an aborted transaction until ROLLBACK (SQLSTATE 25P02,
+ * `in_failed_sql_transaction`, kept in `sqlState` on Postgres). The SQLite manager refuses the same
+ * statements itself, without running them, so that the same code has the same outcome on both.
+ *
+ * @param backend The backend named in the error.
+ * @param first The error that aborted the transaction, when known.
+ * @param sqlState `'25P02'` on Postgres (the server's refusal); undefined on SQLite.
+ */
+export function abortedTransactionError(backend: ErrorBackend, first: DatabaseError | undefined, sqlState?: string): DatabaseError {
+  const detail = first ? `; first error: ${first.code}: ${first.message}` : ''
+  return new DatabaseError(
+    'TRANSACTION_ROLLED_BACK',
+    `current transaction is aborted, commands ignored until end of transaction block: the statement was not run, and the transaction can only roll back (ROLLBACK, or ROLLBACK TO SAVEPOINT)${detail}`,
+    {
+      backend,
+      cause: first,
+      retryable: first?.retryable ?? false,
+      ...(sqlState === undefined ? {} : { sqlState }),
+      ...(first?.sqliteCode === undefined ? {} : { sqliteCode: first.sqliteCode }),
+    },
+  )
+}

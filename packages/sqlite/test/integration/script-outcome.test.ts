@@ -4,9 +4,11 @@ import { createSqlitePool } from '@dbpool/sqlite'
 import { tempDir } from './helpers'
 
 // A single SQLite statement has no commit-unknown window (it runs in process, to its end, inside the
-// call). A multi-statement script run outside a transaction does: exec() commits its statements one by
-// one, so a retryable failure of a later statement (BUSY: another process holds the lock of an
-// attached database) comes after the first ones committed, and a retry would apply them twice.
+// call). A multi-statement script run outside a transaction runs inside BEGIN IMMEDIATE ... COMMIT (all
+// or nothing, as Postgres runs a text as one implicit transaction), so it has none either. A script
+// with its own transaction control runs as written: exec() commits its blocks one by one, so a
+// retryable failure of a later statement (BUSY: another process holds the lock of an attached
+// database) comes after the first ones committed, and a retry would apply them twice.
 const tmp = tempDir()
 afterAll(() => tmp.cleanup())
 
@@ -20,7 +22,32 @@ async function failure(work: Promise<unknown>): Promise<DatabaseError> {
 }
 
 describe('a multi-statement script that fails with BUSY part-way', () => {
-  it('outside a transaction, after an earlier statement committed: BUSY, not retryable, outcome unknown; the first row is there', async () => {
+  it('outside a transaction, without transaction control: BUSY, retryable, nothing kept (the script is one transaction); a retry applies it once', async () => {
+    const main = tmp.file('script-atomic.db')
+    const other = tmp.file('script-atomic-other.db')
+    const locker = new Database(other)
+    locker.exec('create table t (x integer)')
+    const pool = createSqlitePool(main, { name: 'script-atomic' }, { busyTimeoutMs: 50 })
+    try {
+      await pool.query('create table ledger (id integer primary key)')
+      await pool.query(`attach database '${other}' as other`)
+      locker.exec('begin immediate')
+      const script = 'insert into ledger (id) values (1); insert into other.t (x) values (1)'
+      const err = await failure(pool.query(script))
+      expect(err).toMatchObject({ code: 'BUSY', retryable: true })
+      expect(isOutcomeUnknown(err)).toBe(false)
+      expect((await pool.query('select id from ledger')).rows).toEqual([])
+      locker.exec('rollback')
+      await pool.query(script)
+      expect((await pool.query('select id from ledger')).rows).toEqual([{ id: 1 }])
+    } finally {
+      if (locker.inTransaction) locker.exec('rollback')
+      locker.close()
+      await pool.close()
+    }
+  })
+
+  it('with its own BEGIN ... COMMIT, failing after that block committed: BUSY, not retryable, outcome unknown; the block is there', async () => {
     const main = tmp.file('script-main.db')
     const other = tmp.file('script-other.db')
     const locker = new Database(other)
@@ -30,7 +57,7 @@ describe('a multi-statement script that fails with BUSY part-way', () => {
       await pool.query('create table ledger (id integer primary key)')
       await pool.query(`attach database '${other}' as other`)
       locker.exec('begin immediate')
-      const err = await failure(pool.query('insert into ledger (id) values (1); insert into other.t (x) values (1)'))
+      const err = await failure(pool.query('begin; insert into ledger (id) values (1); commit; insert into other.t (x) values (1)'))
       expect(err.code).toBe('BUSY')
       expect(err.retryable).toBe(false)
       expect(isOutcomeUnknown(err)).toBe(true)
