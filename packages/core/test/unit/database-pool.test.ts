@@ -213,11 +213,13 @@ describe('DatabasePool: connection lifecycle', () => {
     await waitFor(() => manager.open.length === 1)
   })
 
-  it('rolls back a connection released inside a transaction', async () => {
+  it("rolls back a connection released inside a transaction, and the callback's withConnection rejects TRANSACTION_ROLLED_BACK", async () => {
     const { pool, manager } = makePool({ max: 1 })
-    await pool.withConnection(async (conn) => {
-      await conn.query('BEGIN')
-    })
+    await expect(
+      pool.withConnection(async (conn) => {
+        await conn.query('BEGIN')
+      }),
+    ).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
     const conn = manager.connections[0]!
     expect(conn.inTransaction).toBe(false)
     expect(conn.statements).toEqual(['BEGIN', 'ROLLBACK'])

@@ -26,12 +26,15 @@ describe('release hygiene', () => {
   it('a connection released inside an open transaction is rolled back: the next borrower is idle and sees no uncommitted write', async () => {
     pool = poolOn(db.url, { max: 1, min: 0 })
     let pid: number | undefined
-    await pool.withConnection(async (conn) => {
-      await conn.query('begin')
-      await conn.query(sql`insert into hygiene values (${1}, ${'uncommitted'})`)
-      pid = (await conn.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid
-      expect(conn.native.client.getTransactionStatus()).toBe('T')
-    })
+    // the callback returned inside its transaction: the release rolls it back, so withConnection rejects
+    await expect(
+      pool.withConnection(async (conn) => {
+        await conn.query('begin')
+        await conn.query(sql`insert into hygiene values (${1}, ${'uncommitted'})`)
+        pid = (await conn.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid
+        expect(conn.native.client.getTransactionStatus()).toBe('T')
+      }),
+    ).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
     await pool.withConnection(async (conn) => {
       expect(conn.native.client.getTransactionStatus()).toBe('I')
       expect((await conn.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]?.pid).toBe(pid) // reused, not replaced
@@ -41,14 +44,21 @@ describe('release hygiene', () => {
 
   it('a connection released in a failed transaction is rolled back too', async () => {
     pool = poolOn(db.url, { max: 1, min: 0 })
-    await pool.withConnection(async (conn) => {
-      await conn.query('begin')
-      await expect(conn.query('select * from no_such_table')).rejects.toThrow()
-      // pg settles the failed query before the server's ReadyForQuery, which carries the status;
-      // a second statement is only sent after it, so once that one fails the status is known
-      await expect(conn.query('select 1')).rejects.toThrow(/current transaction is aborted/)
-      expect(conn.native.client.getTransactionStatus()).toBe('E')
-    })
+    await expect(
+      pool.withConnection(async (conn) => {
+        await conn.query('begin')
+        await expect(conn.query('select * from no_such_table')).rejects.toThrow()
+        // pg settles the failed query before the server's ReadyForQuery, which carries the status;
+        // a second statement is only sent after it, so once that one fails the status is known
+        await expect(conn.query('select 1')).rejects.toMatchObject({
+          code: 'TRANSACTION_ROLLED_BACK',
+          sqlState: '25P02',
+          message: expect.stringMatching(/current transaction is aborted/),
+          cause: { code: 'SYNTAX_ERROR', sqlState: '42P01' },
+        })
+        expect(conn.native.client.getTransactionStatus()).toBe('E')
+      }),
+    ).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK', cause: { code: 'SYNTAX_ERROR' } })
     await pool.withConnection(async (conn) => {
       expect(conn.native.client.getTransactionStatus()).toBe('I')
       expect((await conn.query<{ n: number }>('select 1 as n')).rows).toEqual([{ n: 1 }])
@@ -79,12 +89,14 @@ describe('release hygiene', () => {
     pool = poolOn(db.url, { max: 1, min: 0 }, {}, { applicationName: appName })
     const destroyed: string[] = []
     pool.on('destroy', (info) => destroyed.push(info.reason))
-    await pool.withConnection(async (conn) => {
-      await conn.query('begin')
-      await conn.query(sql`insert into hygiene values (${2}, ${'lost'})`)
-      await terminate(db.url, appName)
-      await eventually(() => !conn.native.usable, 2_000, 'the connection to notice')
-    })
+    await expect(
+      pool.withConnection(async (conn) => {
+        await conn.query('begin')
+        await conn.query(sql`insert into hygiene values (${2}, ${'lost'})`)
+        await terminate(db.url, appName)
+        await eventually(() => !conn.native.usable, 2_000, 'the connection to notice')
+      }),
+    ).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
     expect(destroyed).toHaveLength(1)
     expect((await pool.query('select * from hygiene where id = 2')).rows).toEqual([])
   })

@@ -102,11 +102,13 @@ describe("sessionReset: 'clean'", () => {
   it('cleans after rolling back a transaction the lease left open', async () => {
     pool = poolOn(db.url, { max: 1, min: 0, name: 'reset-tx' }, { sessionReset: 'clean' })
     const fresh = await session(pool)
-    await pool.withConnection(async (conn) => {
-      await conn.query("set work_mem = '2MB'")
-      await conn.query('begin')
-      await conn.query("set local work_mem = '3MB'")
-    })
+    await expect(
+      pool.withConnection(async (conn) => {
+        await conn.query("set work_mem = '2MB'")
+        await conn.query('begin')
+        await conn.query("set local work_mem = '3MB'")
+      }),
+    ).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
     const after = await session(pool)
     expect(after.pid).toBe(fresh.pid)
     expect(after.workMem).toBe(fresh.workMem)

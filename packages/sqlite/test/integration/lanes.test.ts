@@ -62,7 +62,7 @@ describe('lanes on a WAL file', () => {
   })
 
   it('a read-only transaction runs on a reader with a stable snapshot and refuses writes', async () => {
-    await pool.transaction(
+    const committed = pool.transaction(
       async (tx) => {
         expect(tx.lane).toBe('read')
         expect(tx.native.readonly).toBe(true)
@@ -75,6 +75,8 @@ describe('lanes on a WAL file', () => {
       },
       { readOnly: true, isolation: 'repeatable read' },
     )
+    // the refused write aborted the transaction, as on Postgres (25006): the callback caught it and returned
+    await expect(committed).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK', cause: { code: 'READ_ONLY' } })
     expect((await pool.query(sql`select v from kv where k = ${'a'}`)).rows).toEqual([{ v: 50 }])
   })
 

@@ -86,6 +86,11 @@ describe('SQLite error table', () => {
       expect(mapped.retryable).toBe(false)
       expect(mapped.message).toContain(err.message)
     }
-    expect(mapSqliteError(new RangeError('The supplied SQL string contains more than one statement')).code).toBe('QUERY_FAILED')
+  })
+
+  it("maps better-sqlite3's refusal of several statements with parameters to SYNTAX_ERROR (Postgres 42601)", () => {
+    const mapped = mapSqliteError(new RangeError('The supplied SQL string contains more than one statement'))
+    expect(mapped.code).toBe('SYNTAX_ERROR')
+    expect(mapped.retryable).toBe(false)
   })
 })
