@@ -23,7 +23,7 @@ import { SqliteCursor } from './sqlite-cursor'
 import { WAL_IDENTITY_INTERVAL_MS, fileIdentityError, fileIdentityOf, fileIdentityProblem, type FileIdentity } from './file-identity'
 import { DEFAULT_MAX_PARAMETERS, maxParametersOf, sqliteParameters } from './sqlite-params'
 import { exactRows, hasUnsafeNumber, MAX_SAFE, narrow, narrowIntegers } from './sqlite-integers'
-import { errorName, isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
+import { abortsTransaction, errorName, isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
 import { runScript } from './sqlite-script'
 import { sqliteHealthChecks, walSizeBytes } from './sqlite-health'
 import { resolveSqliteOptions, SYNCHRONOUS_LEVELS, TEMP_STORES, type ResolvedSqliteOptions, type SqliteOptions } from './sqlite-options'
@@ -689,9 +689,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const error = this.mapError(err)
     const state = stateOf(db)
     if (state && isFatalSqliteCode(error.sqliteCode)) state.fatal ??= error
-    // a statement that reached SQLite and failed inside a transaction aborts it, as on Postgres (a
-    // value refused before anything ran does not)
-    if (state && state.aborted === undefined && error.code !== 'INVALID_PARAMETER' && db.open && db.inTransaction) state.aborted = error
+    // a statement SQLite refused or failed inside a transaction aborts it, as the server aborts it on
+    // Postgres; a check of dbpool's own before anything ran (a value, two columns of one name: on
+    // Postgres made in the client too) does not
+    if (state && state.aborted === undefined && abortsTransaction(error) && db.open && db.inTransaction) state.aborted = error
     if (!db.open)
       return new DatabaseError('CONNECTION_LOST', `the SQLite connection is closed: ${error.message}`, { backend: 'sqlite', cause: err })
     return error

@@ -75,6 +75,16 @@ export function isFatalSqliteCode(sqliteCode: string | undefined): boolean {
   return sqliteCode !== undefined && lookupSqliteCode(sqliteCode)?.fatal === true
 }
 
+/**
+ * Whether a mapped error came from SQLite itself (it has a `sqliteCode`) or is better-sqlite3's refusal
+ * of several statements with parameters (Postgres's server refuses the same text, 42601): what aborts
+ * the open transaction, as on Postgres. dbpool's own checks before running (INVALID_PARAMETER, two
+ * result columns of one name) do not.
+ */
+export function abortsTransaction(error: DatabaseError): boolean {
+  return error.sqliteCode !== undefined || error.detail?.severalStatements === true
+}
+
 /** What {@link mapSqliteError} adds to messages and details. */
 export interface SqliteErrorContext {
   /** The database path, named in CONNECTION_FAILED and CORRUPT messages. */
@@ -111,7 +121,7 @@ export function mapSqliteError(err: unknown, context: SqliteErrorContext = {}): 
     return new DatabaseError(
       'SYNTAX_ERROR',
       `a text of several statements cannot take parameters (only a script without parameters runs as several statements): ${message}`,
-      { backend: 'sqlite', cause: err, retryable: false },
+      { backend: 'sqlite', cause: err, retryable: false, detail: { severalStatements: true } },
     )
   // better-sqlite3 checks the values against the placeholders before running anything ("Too many
   // parameter values were provided", "Missing named parameter "x"")

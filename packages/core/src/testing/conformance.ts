@@ -299,6 +299,14 @@ export function defineConformanceSuite(t: ConformanceTestApi, setup: Conformance
       },
     )
 
+    t.it('a statement dbpool refuses itself (two result columns of one name) does not abort the transaction', async () => {
+      await pool.transaction(async (tx) => {
+        await expectCode(tx.query('select 1 as a, 2 as a'), 'SYNTAX_ERROR')
+        await tx.query(sql`insert into conf_items (id, name) values (${59}, ${'after a client-side refusal'})`)
+      })
+      assert.equal((await pool.query(sql`select id from conf_items where id = ${59}`)).rows.length, 1)
+    })
+
     t.it(
       'ROLLBACK TO SAVEPOINT after a statement error lets the transaction go on; COMMIT of an aborted one answers ROLLBACK',
       async () => {
