@@ -23,7 +23,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   CONNECTION_FAILED: 'check that the database is running and reachable (host, port or file path)',
   AUTHENTICATION_FAILED: 'check the user name and password (in the URL or PGPASSWORD)',
   CONNECTION_LOST: 'the database closed the connection; check the server and retry',
-  ACQUIRE_TIMEOUT: 'the pool is saturated; raise max or acquireTimeoutMs',
+  ACQUIRE_TIMEOUT: 'no connection in time: the pool is saturated or slow to connect; raise max, acquireTimeoutMs or the statement timeout',
   POOL_EXHAUSTED: 'the pool is saturated; raise max or maxWaitingClients',
   POOL_CLOSED: 'the pool was closed; run the command again',
   QUERY_TIMEOUT: 'the statement took too long; check for locks or raise the timeout',

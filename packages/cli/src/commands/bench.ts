@@ -58,7 +58,12 @@ export async function benchCommand(ctx: CommandContext, options: BenchCommandOpt
   const timeoutMs = options.statementTimeoutMs ?? 5_000
   const report = await withPools([def], async (manager) => {
     const pool = manager.get(def.name)
-    // warm-up: open the connections and prepare the statement (its first error fails fast, before the clock)
+    // warm-up: open the connections (each caller holds one for a tick, so up to `max` open), without the
+    // statement's deadline, which bounds the wait for a connection too; then run the statement once per
+    // caller to prepare it (its first error fails fast, before the clock)
+    await Promise.all(
+      Array.from({ length: concurrency }, () => pool.withConnection(() => new Promise<void>((resolve) => setImmediate(resolve)))),
+    )
     await Promise.all(Array.from({ length: concurrency }, () => pool.query(query, [], { timeoutMs })))
     return measure(def.name, pool, { seconds, concurrency, query, timeoutMs })
   })

@@ -176,6 +176,10 @@ describe('blackhole', () => {
     // while the partition lasts, a new connection cannot be made: fail fast with the connect error
     const during = await rejection(pool.query('select 1', [], { timeoutMs }))
     expect(['CONNECTION_FAILED', 'ACQUIRE_TIMEOUT']).toContain(during.code)
+    // a statement's timeoutMs ends its wait (ACQUIRE_TIMEOUT) while the connect it set off goes on to its own
+    // deadline; a caller arriving after the partition while that connect is still pending would get its
+    // failure (tarn's fail-fast rule: a connect error fails the oldest waiting caller), so let it end first
+    await eventually(() => pool!.stats().size === 0, 3_000, 'the connect begun during the partition to end')
 
     proxy.resume()
     const recoveredAt = performance.now()
