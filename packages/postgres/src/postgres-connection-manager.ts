@@ -449,6 +449,29 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     }
   }
 
+  /**
+   * {@link transactionState} once the server reported it: while a failed statement's ReadyForQuery is
+   * still on its way, waits for it (or the connection's end), at most `cancelTimeoutMs`, then answers
+   * what is known (`unknown` when nothing came). Never rejects.
+   */
+  settledTransactionState(conn: PostgresConnection): Promise<TransactionState> {
+    const now = this.transactionState(conn)
+    if (now !== 'unknown' || !conn.usable) return Promise.resolve(now)
+    const connection = conn.client.connection
+    return new Promise<TransactionState>((resolve) => {
+      // pg's own readyForQuery listener was attached first: the status is recorded when this one runs
+      const settle = (): void => {
+        clearTimeout(timer)
+        connection.off('readyForQuery', settle)
+        connection.off('end', settle)
+        resolve(this.transactionState(conn))
+      }
+      const timer = setTimeout(settle, this.options.cancelTimeoutMs)
+      connection.on('readyForQuery', settle)
+      connection.on('end', settle)
+    })
+  }
+
   async destroy(conn: PostgresConnection): Promise<void> {
     this.#live.delete(conn)
     try {

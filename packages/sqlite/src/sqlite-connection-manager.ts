@@ -93,6 +93,8 @@ interface ConnectionState {
    * it ends (see {@link SqliteConnectionManager.transactionState}). Cleared when the transaction ends.
    */
   aborted: DatabaseError | undefined
+  /** `PRAGMA query_only` is on for the read-only transaction open on it (see {@link READ_ONLY_BEGIN}). */
+  queryOnly: boolean
 }
 
 // how often (at most) a write looks at the -wal size
@@ -198,7 +200,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   /** Rolls back an open transaction, synchronously (the pool's release then stays synchronous); throws if that fails. */
   reset(db: SqliteDatabase): void {
     const state = stateOf(db)
-    if (state) state.aborted = undefined
+    if (state) {
+      state.aborted = undefined
+      if (state.queryOnly) this.#setQueryOnly(db, state, false)
+    }
     if (!db.inTransaction) return
     if (state) state.dirty = false
     try {
@@ -290,6 +295,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       } else {
         const kind = cached.kind
         if (kind !== 'read') this.#beforeChange(db, state, kind)
+        if (kind === 'control' && text === READ_ONLY_BEGIN) this.#setQueryOnly(db, state, true)
         if (cached.reader) {
           let rows = allRows(cached.stmt, params) as R[]
           if (cached.integers === 'scan') {
@@ -303,10 +309,15 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
           if (typeof rowid === 'number' && (rowid > MAX_SAFE || rowid < -MAX_SAFE)) rowid = this.#exactRowid(db, state)
           result = { rows: [], rowCount: info.changes, lastInsertRowid: rowid }
         }
-        // a finished transaction has nothing left to check at COMMIT
-        if (state.dirty && (kind === 'commit' || kind === 'control') && !db.inTransaction) state.dirty = false
+        if ((kind === 'commit' || kind === 'control') && (state.dirty || state.queryOnly) && !db.inTransaction) {
+          // a finished transaction has nothing left to check at COMMIT, and its read-only mode ends with it
+          state.dirty = false
+          if (state.queryOnly) this.#setQueryOnly(db, state, false)
+        }
       }
     } catch (err) {
+      // a read-only BEGIN that failed, or a transaction SQLite ended at an error: writes are allowed again
+      if (state.queryOnly && db.open && !db.inTransaction) this.#setQueryOnly(db, state, false)
       throw this.#fail(db, err)
     }
     if (state.lane === 'write') this.#maybeCheckpoint(db, state)
@@ -377,6 +388,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         throw this.#fail(db, err)
       }
       state.aborted = undefined
+      if (state.queryOnly) this.#setQueryOnly(db, state, false)
       return { rows: [], rowCount: 0, command: 'ROLLBACK' }
     }
     throw abortedTransactionError('sqlite', first)
@@ -385,8 +397,19 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   beginStatement(settings: TransactionSettings): string {
     // every isolation level is satisfied: SQLite transactions are serializable. A read-write
     // transaction takes the write lock at BEGIN so it can never fail later on a lock upgrade.
-    if (settings.readOnly || this.options.readonly) return 'BEGIN DEFERRED'
+    if (settings.readOnly || this.options.readonly) return READ_ONLY_BEGIN
     return 'BEGIN IMMEDIATE'
+  }
+
+  /**
+   * `PRAGMA query_only` on for a read-only transaction (from its BEGIN until it ends), off after: a
+   * write of any kind, a temporary table's too, is then READ_ONLY (SQLITE_READONLY), as Postgres
+   * refuses it (25006) in a `READ ONLY` transaction. A reader's read-only file alone still let
+   * `CREATE TEMP TABLE` through. Throws when the pragma cannot be set (the connection is discarded).
+   */
+  #setQueryOnly(db: SqliteDatabase, state: ConnectionState, on: boolean): void {
+    db.pragma(on ? 'query_only = ON' : 'query_only = OFF')
+    state.queryOnly = on
   }
 
   mapError(err: unknown): DatabaseError {
@@ -514,6 +537,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       closed: false,
       cursors: new Set(),
       aborted: undefined,
+      queryOnly: false,
     })
     this.#open.add(db)
   }
@@ -744,6 +768,12 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     })
   }
 }
+
+/**
+ * The BEGIN of a read-only transaction (`BEGIN DEFERRED`: SQLite has no `READ ONLY` clause); the manager
+ * knows it by its text and sets `PRAGMA query_only` for the transaction's duration.
+ */
+const READ_ONLY_BEGIN = 'BEGIN DEFERRED /* dbpool: read only */'
 
 // leading blanks and comments, then the keyword
 const ROLLBACK_TO = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*rollback(?:\s+transaction)?\s+to\b/i

@@ -254,10 +254,18 @@ export interface ConnectionManager<C = unknown> {
   openCursor?<R = Record<string, unknown>>(conn: C, query: CompiledQuery, options: CursorOptions): RowCursor<R>
   /**
    * The engine's view of the connection's transaction, read cheaply and synchronously (Postgres:
-   * the ReadyForQuery status; SQLite: `sqlite3_get_autocommit`). `transaction()` uses it to notice a
+   * the ReadyForQuery status; SQLite: `sqlite3_get_autocommit`, and `failed` once a statement failed
+   * inside the transaction, which dbpool then aborts as Postgres does). `transaction()` uses it to notice a
    * transaction the engine aborted or ended by itself. Default: not known (nothing is checked).
    */
   transactionState?(conn: C): TransactionState
+  /**
+   * The transaction state once the engine has reported it, for a state {@link transactionState} gives
+   * as `unknown` (Postgres: a failed statement settles before the server's ReadyForQuery, which
+   * carries the status): waits for the report, bounded by the manager (then `unknown`); never rejects.
+   * `withConnection` asks it when its callback returned. Default: `transactionState`.
+   */
+  settledTransactionState?(conn: C): Promise<TransactionState>
   /** The `BEGIN ...` text for these settings; throws CONFIGURATION for settings the backend refuses. */
   beginStatement(settings: TransactionSettings): string
   /** Maps a native error to a DatabaseError. */

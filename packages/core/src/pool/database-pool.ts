@@ -621,7 +621,10 @@ export class DatabasePool<out C = unknown> {
       const result = await fn(handle)
       // the release below rolls back a transaction `fn` began and left open (or aborted): never report that work as done
       if (lease.active) {
-        const state = this.#manager.transactionState?.(lease.conn.native)
+        let state = this.#manager.transactionState?.(lease.conn.native)
+        // Postgres: the callback returned right after a failed statement, before the server reported the status
+        if (state === 'unknown' && this.#manager.settledTransactionState)
+          state = await this.#manager.settledTransactionState(lease.conn.native)
         if (state === 'open' || state === 'failed') throw leftOpenByCallback(this.#manager.backend, state, handle.lastError)
       }
       return result

@@ -333,6 +333,31 @@ export function defineConformanceSuite(t: ConformanceTestApi, setup: Conformance
       },
     )
 
+    t.it(
+      'a readOnly transaction refuses every write, a temporary table too, with READ_ONLY; the connection writes again after it',
+      async () => {
+        const writes = [
+          sql`insert into conf_items (id, name) values (${70}, ${'read only'})`,
+          // ON COMMIT DROP on Postgres: PgBouncer in transaction mode refuses a temporary table that outlives its transaction
+          pool.backend === 'postgres'
+            ? 'create temp table conf_ro_temp (x integer) on commit drop'
+            : 'create temp table conf_ro_temp (x integer)',
+        ]
+        for (const write of writes) {
+          const err = await expectCode(
+            pool.transaction((tx) => tx.query(write), { readOnly: true }),
+            'READ_ONLY',
+          )
+          assert.equal(err.retryable, false)
+        }
+        // a write after the read-only transaction, on the same (only) writer or a fresh transaction, runs
+        await pool.transaction(async (tx) => {
+          await tx.query(sql`insert into conf_items (id, name) values (${71}, ${'after read only'})`)
+        })
+        assert.equal((await pool.query(sql`select id from conf_items where id in (${70}, ${71})`)).rows.length, 1)
+      },
+    )
+
     t.it('maps constraint violations to stable codes', async () => {
       await expectCode(pool.query(sql`insert into conf_items (id, name) values (${30}, ${'alpha'})`), 'UNIQUE_VIOLATION')
       await expectCode(pool.query(sql`insert into conf_items (id, name) values (${31}, ${null})`), 'NOT_NULL_VIOLATION')

@@ -65,15 +65,32 @@ describe('release hygiene', () => {
     })
   })
 
+  it('a withConnection callback returning before the server reported its aborted transaction still rejects TRANSACTION_ROLLED_BACK (the status is awaited)', async () => {
+    pool = poolOn(db.url, { max: 1, min: 0 })
+    let failing: Promise<unknown> | undefined
+    const done = pool.withConnection(async (conn) => {
+      await conn.query('begin')
+      await conn.query(sql`insert into hygiene values (${3}, ${'lost'})`)
+      // returns with the failing statement in flight: its ReadyForQuery (status E) has not arrived
+      failing = conn.query('select 1 / 0').catch((err: unknown) => err)
+    })
+    await expect(done).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
+    await failing
+    expect((await pool.query('select * from hygiene where id = 3')).rows).toEqual([])
+  })
+
   it('a connection released before the server reported its transaction status is rolled back, not trusted on the stale status', async () => {
     pool = poolOn(db.url, { max: 1, min: 0 })
     let batch: Promise<unknown> | undefined
-    await pool.withConnection((conn) => {
-      // released with the batch in flight: the status pg holds is still the idle one from before it
-      batch = conn.native.client.query('begin; select pg_sleep(0.3)')
-      expect(conn.native.client.getTransactionStatus()).toBe('I')
-      return Promise.resolve()
-    })
+    // withConnection waits for the status the batch's ReadyForQuery carries (T): the transaction it left open is rolled back, so it rejects
+    await expect(
+      pool.withConnection((conn) => {
+        // released with the batch in flight: the status pg holds is still the idle one from before it
+        batch = conn.native.client.query('begin; select pg_sleep(0.3)')
+        expect(conn.native.client.getTransactionStatus()).toBe('I')
+        return Promise.resolve()
+      }),
+    ).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
     await batch
     await pool.withConnection(async (conn) => {
       expect(conn.native.client.getTransactionStatus()).toBe('I')
