@@ -89,13 +89,17 @@ export function checkSessionOptions(mode: PgBouncerMode | false, sessionInit: re
 
 // statements whose effect outlives their transaction on the server connection
 const SESSION_STATEMENT =
-  /(?:^|;)\s*(listen|prepare|set(?!\s+(local|transaction|constraints)\b)|reset|declare\s+\S+\s+(binary\s+)?(insensitive\s+)?(no\s+)?(scroll\s+)?cursor\s+with\s+hold)\b/i
+  /(?:^|;)\s*(listen|prepare|load|set(?!\s+(local|transaction|constraints)\b)|reset|declare\s+\S+\s+(binary\s+)?(insensitive\s+)?(no\s+)?(scroll\s+)?cursor\s+with\s+hold)\b/i
 const SESSION_LOCK = /\bpg_(try_)?advisory_lock(_shared)?\s*\(/i
 const SET_CONFIG = /\bset_config\s*\(/gi
-// a temporary table, view or sequence lives until the session ends (CREATE TEMP, SELECT ... INTO TEMP)
+// a temporary table, view or sequence lives until the session ends: CREATE TEMP anywhere in the text
+// (EXPLAIN ANALYZE, a DO block), SELECT ... INTO TEMP (not INSERT INTO a table named temp), and any
+// object in the session's own schema (pg_temp.x, created or used)
 const TEMP_OBJECT =
-  /(?:^|;)\s*(?:create\s+(?:or\s+replace\s+)?(?:(?:global|local)\s+)?(?:temp|temporary)\s+(?:unlogged\s+)?(?:recursive\s+)?(table|view|sequence)\b|select\b[^;]*?\binto\s+(?:temp|temporary)\b)/gi
+  /\bcreate\s+(?:or\s+replace\s+)?(?:(?:global|local)\s+)?(?:temp|temporary)\s+(?:unlogged\s+)?(?:recursive\s+)?(table|view|sequence)\b|(?<!\b(?:insert|merge)\s+)\binto\s+(?:temp|temporary)\b|\bpg_temp(?:_\d+)?\s*\./gi
 const ON_COMMIT_DROP = /\bon\s+commit\s+drop\b/i
+// a double-quoted identifier: its words are names, not keywords
+const QUOTED_NAME = /"(?:[^"]|"")*"/g
 
 /**
  * Why `text` needs a session (a LISTEN, a session-level SET or RESET, an SQL PREPARE, a cursor
@@ -108,7 +112,10 @@ const ON_COMMIT_DROP = /\bon\s+commit\s+drop\b/i
  * is judged as written, which may refuse what is fine but lets no session statement through.
  */
 export function sessionStatement(text: string): string | undefined {
-  const judged = skipCommentsAndLiterals(text) ?? text
+  // quoted names cannot be keywords ("on commit drop" as a column, `as "into temp"`); "pg_temp" is the schema
+  const judged = (skipCommentsAndLiterals(text) ?? text).replace(QUOTED_NAME, (name) =>
+    name.slice(1, -1).toLowerCase() === 'pg_temp' ? 'pg_temp' : '"_"',
+  )
   const statement = SESSION_STATEMENT.exec(judged)
   if (statement) return `${statement[1]!.split(/\s+/)[0]!.toUpperCase()} keeps session state`
   const lock = SESSION_LOCK.exec(judged)
@@ -124,6 +131,7 @@ export function sessionStatement(text: string): string | undefined {
 /** Why a temporary object created in `text` outlives its transaction, or undefined. */
 function sessionTempObject(text: string): string | undefined {
   for (const match of text.matchAll(TEMP_OBJECT)) {
+    if (match[0].toLowerCase().startsWith('pg_temp')) return 'an object in pg_temp lives as long as the server session'
     const kind = (match[1] ?? 'table').toLowerCase()
     const start = match.index ?? 0
     const end = text.indexOf(';', start + 1)

@@ -86,6 +86,18 @@ describe('pgbouncer modes', () => {
     ['create temporary sequence s', 'temporary sequence'],
     ['select 1 as id into temp scratch', 'temporary table'],
     ['SELECT * INTO TEMPORARY TABLE copy FROM accounts', 'temporary table'],
+    // found by review: a temporary object named through pg_temp, inside a DO block, after EXPLAIN ANALYZE,
+    // in a parenthesised or WITH select, or a quoted column that reads like the clause
+    ['create table pg_temp.x (id int)', 'pg_temp'],
+    ['create view pg_temp.v as select 1', 'pg_temp'],
+    ['create sequence "pg_temp".s', 'pg_temp'],
+    ['insert into pg_temp.x values (1)', 'pg_temp'],
+    ['do $$ begin create temp table x (id int); end $$', 'temporary table'],
+    ['explain analyze create temp table x as select 1', 'temporary table'],
+    ['(select 1 as id into temp y)', 'temporary table'],
+    ['with s as (select 1 as id) select * into temp y from s', 'temporary table'],
+    ['create temp table x ("on commit drop" int)', 'temporary table'],
+    ["load 'auto_explain'", 'LOAD'],
   ])('a session statement is recognised: %s', (text, what) => {
     expect(sessionStatement(text)).toContain(what)
   })
@@ -113,6 +125,11 @@ describe('pgbouncer modes', () => {
     'select temp from readings',
     'select x into strict y from t',
     "insert into notes values ('create temp table x (id int)')",
+    'select 1 as "into temp"',
+    'insert into temp values (1)',
+    'insert into temporary (id) select 1',
+    'select * from temp_readings',
+    'select x into temp_var from t',
   ])('a transaction-scoped statement is not: %s', (text) => {
     expect(sessionStatement(text)).toBeUndefined()
   })
