@@ -188,6 +188,14 @@ describe("every row of the README's parameter table binds as the table says, on 
     expect(lite.rows[0]).toEqual({ type: sqliteType, t: sqliteText })
   })
 
+  it('an array: a Postgres array literal on Postgres, refused on SQLite (no arrays) with INVALID_PARAMETER', async () => {
+    const { rows } = await pools.postgres.query<{ t: string }>(sql`select ${[1, 2 ** 60, 'x', null]}::text as t`)
+    // the literal as sent: numbers bare (exact), strings quoted, NULL
+    expect(rows).toEqual([{ t: '{1,1152921504606846976,"x",NULL}' }])
+    const err = await outcome(pools.sqlite.query(sql`select typeof(${[1, 2]}) as type`))
+    expect(err).toMatchObject({ code: 'INVALID_PARAMETER', detail: { position: 1, type: 'Array' } })
+  })
+
   it('a boolean stored in a TEXT column reads the same digits on both (it was 1.0 on SQLite)', async () => {
     for (const backend of BACKENDS) {
       const pool = pools[backend]
