@@ -177,22 +177,26 @@ describe('time and isolation', () => {
   it('default isolation: a read-modify-write of two interleaved transactions loses an update on Postgres (read committed); SQLite serializes the writers', async () => {
     for (const backend of BACKENDS) await pools[backend].query('create table counter (id integer primary key, n integer not null)')
     for (const backend of BACKENDS) await pools[backend].query('insert into counter (id, n) values (1, 100)')
-    // Postgres: both read 100 before either writes
+    // Postgres: both read 100 before either writes (each step waits for the other's signal)
     const pg = pools.postgres
-    let firstRead!: () => void
-    const read = new Promise<void>((resolve) => (firstRead = resolve))
-    let firstDone!: () => void
-    const done = new Promise<void>((resolve) => (firstDone = resolve))
-    const increment = (before?: Promise<void>, after?: () => void, wait?: Promise<void>) =>
+    const signal = (): { wait: Promise<void>; give: () => void } => {
+      let give!: () => void
+      const wait = new Promise<void>((resolve) => (give = resolve))
+      return { wait, give }
+    }
+    const firstRead = signal()
+    const secondRead = signal()
+    const firstCommitted = signal()
+    const increment = (steps: { before?: Promise<void>; read: () => void; write?: Promise<void> }) =>
       pg.transaction(async (tx) => {
-        await before
+        await steps.before
         const { rows } = await tx.query<{ n: number }>('select n from counter where id = 1')
-        after?.()
-        await wait
+        steps.read()
+        await steps.write
         await tx.query(sql`update counter set n = ${rows[0]!.n + 1} where id = 1`)
       })
-    const second = increment(read, undefined, done)
-    await increment(undefined, firstRead).then(firstDone)
+    const second = increment({ before: firstRead.wait, read: secondRead.give, write: firstCommitted.wait })
+    await increment({ read: firstRead.give, write: secondRead.wait }).then(firstCommitted.give)
     await second
     expect((await pg.query<{ n: number }>('select n from counter')).rows).toEqual([{ n: 101 }])
     // SQLite: BEGIN IMMEDIATE takes the write lock first, so the second transaction reads the first's write
