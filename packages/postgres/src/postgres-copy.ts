@@ -1,6 +1,6 @@
 import { PassThrough, type Readable } from 'node:stream'
 import { from as copyFromStdin, to as copyToStdout } from 'pg-copy-streams'
-import { DatabaseError, type DatabasePool, type PoolConnection } from '@dbpool/core'
+import { DatabaseError, OUTCOME_UNKNOWN, type DatabasePool, type PoolConnection } from '@dbpool/core'
 import { sendCancelRequest } from './postgres-cancel'
 import type { PostgresConnection } from './postgres-connection'
 import { CopyDeadline, type CopyOptions } from './postgres-copy-deadline'
@@ -52,7 +52,10 @@ type RowFormat = 'text' | 'csv' | 'raw'
  * error the COPY is ended (a CopyFail when the source failed: the server writes nothing) and the
  * connection is reset, or closed if the server does not confirm within 5 s. A connection lost after
  * the server reported the COPY complete (it commits before it says so) resolves with the row count:
- * the rows are in, and a rejection would invite a retry that loads them twice.
+ * the rows are in, and a rejection would invite a retry that loads them twice. A connection lost
+ * before that (CONNECTION_LOST; POOL_CLOSED when `close()` revoked the lease) while the data was still
+ * being sent keeps its code's retryability (nothing can have committed); once it was all sent
+ * (CopyDone) the server may run on and commit: `retryable: false`, `detail.outcome` `'unknown'`.
  *
  * `options` ({@link CopyOptions}): `timeoutMs` (the wait for a connection included) and `signal`.
  * CONFIGURATION naming `copyFrom.timeoutMs`, `copyFrom.signal` or an unknown `copyFrom.<key>` and the
@@ -263,6 +266,8 @@ async function copyIn(
       native.markBroken(new DatabaseError('CONNECTION_LOST', 'the connection was lost after the COPY committed', { backend: 'postgres' }))
       return copy.rowCount
     }
+    // the connection went mid-COPY (socket lost, or close() revoked the lease): not a server's answer
+    if (fromServer !== undefined && !hasSqlState(fromServer) && !native.usable) throw lostError(native, copy, fromServer, autoCommit)
     const stop = deadline.reason
     if (fromServer === undefined && stop !== undefined && err === stop) {
       if (!autoCommit) {
@@ -302,9 +307,7 @@ async function stopCopy(
   committed: () => boolean,
   serverError: () => unknown,
 ): Promise<number> {
-  // pg-copy-streams' _final sets this when it writes CopyDone
-  const doneSent = (copy as unknown as { cb_ReadyForQuery: unknown }).cb_ReadyForQuery != null
-  if (!doneSent && !committed()) {
+  if (!copyDoneSent(copy) && !committed()) {
     native.markBroken(reason)
     void cancel(native)
     native.kill()
@@ -326,6 +329,41 @@ async function stopCopy(
     `${reason.message}; all its data had been sent and the server did not answer the cancel within ${SETTLE_MS} ms: whether the rows were committed is unknown (check before loading them again); the connection was closed`,
     { backend: 'postgres', retryable: false, cause: reason.cause, detail: { ...reason.detail, outcome: 'unknown' } },
   )
+}
+
+/** Whether CopyDone was (or is being) written: pg-copy-streams' `_final` sets `cb_ReadyForQuery` before it writes it. */
+function copyDoneSent(copy: ReturnType<typeof copyFromStdin>): boolean {
+  return (copy as unknown as { cb_ReadyForQuery: unknown }).cb_ReadyForQuery != null
+}
+
+/**
+ * The connection was lost mid-COPY before the server reported it complete: `err` is pg's error for
+ * it (no SQLSTATE). POOL_CLOSED when the pool closed it (`close()` revoked the lease: the connection
+ * was closed by dbpool, not lost), else CONNECTION_LOST. Before CopyDone, or inside a transaction,
+ * nothing can have committed (the server aborts an unfinished COPY, and rolls back the transaction
+ * of a dead session): the error keeps its code's retryability. After CopyDone in auto-commit the
+ * server may run on without its client and commit: `retryable: false`, `detail.outcome` `'unknown'`.
+ */
+function lostError(native: PostgresConnection, copy: ReturnType<typeof copyFromStdin>, err: unknown, autoCommit: boolean): DatabaseError {
+  // only the pool's destroy closes a leased connection (close() revoking its lease); a loss leaves `closing` false
+  const base = native.closing
+    ? new DatabaseError('POOL_CLOSED', 'the pool was closed during the COPY: close() revoked its lease and closed the connection', {
+        backend: 'postgres',
+        retryable: false,
+        cause: err,
+      })
+    : mapPostgresError(err, { connectionBroken: true })
+  if (!autoCommit || !copyDoneSent(copy)) return base
+  return new DatabaseError(
+    base.code,
+    `${base.message}; all the COPY's data had been sent: the server may have committed the rows, its outcome is unknown (check the table before loading them again)`,
+    { backend: 'postgres', retryable: false, cause: base.cause ?? err, detail: { ...base.detail, outcome: OUTCOME_UNKNOWN } },
+  )
+}
+
+function hasSqlState(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)
 }
 
 /** Asks the server to cancel what runs on `native` (on a socket of its own); true once the server confirmed. */
@@ -550,8 +588,7 @@ function badChunk(chunk: unknown): DatabaseError {
 
 function copyError(native: PostgresConnection, err: unknown): DatabaseError {
   if (DatabaseError.is(err)) return err
-  const hasSqlState = typeof (err as { code?: unknown } | null)?.code === 'string' && /^[0-9A-Z]{5}$/.test((err as { code: string }).code)
-  if (hasSqlState || !native.usable) return mapPostgresError(err, { connectionBroken: !native.usable })
+  if (hasSqlState(err) || !native.usable) return mapPostgresError(err, { connectionBroken: !native.usable })
   return new DatabaseError(
     'QUERY_FAILED',
     `the COPY source failed: ${err instanceof Error ? err.message : String(err)}; the COPY was aborted and wrote nothing`,

@@ -15,7 +15,13 @@ let pool: DatabasePool<PostgresConnection> | undefined
 
 beforeAll(async () => {
   db = await createTestDatabase()
-  await admin(db.url, async (c) => c.query('create table sink (n int, label text)'))
+  await admin(db.url, async (c) => {
+    await c.query('create table sink (n int, label text)')
+    // 5 ms of server time per row: a COPY of 100 rows runs ~500 ms after all its data was sent
+    await c.query("create function slow_row() returns trigger language plpgsql as 'begin perform pg_sleep(0.005); return new; end'")
+    await c.query('create table slow (n int, label text)')
+    await c.query('create trigger slow_row before insert on slow for each row execute function slow_row()')
+  })
 }, 120_000)
 
 afterEach(async () => {
@@ -177,5 +183,95 @@ describe('copyTo() whose connection dies mid-COPY', () => {
     expect(await within(pool.query<{ n: number }>('select 1 as n'), 5_000)).toEqual({
       value: expect.objectContaining({ rows: [{ n: 1 }] }),
     })
+  }, 30_000)
+})
+
+/** 100 rows for `slow`: all sent at once (a few bytes), then ~500 ms of server work before CommandComplete. */
+const SLOW_ROWS = Array.from({ length: 100 }, (_, i) => [i, 'x'])
+
+async function slowCount(): Promise<number> {
+  return admin(db.url, async (c) => (await c.query<{ n: number }>('select count(*)::int as n from slow')).rows[0]!.n)
+}
+
+/** Waits until the server runs the COPY (its data all sent), then `lose()`; the COPY's error. */
+async function loseWhileServerRuns(
+  pool: DatabasePool<PostgresConnection>,
+  copying: Promise<unknown>,
+  lose: () => unknown,
+): Promise<DatabaseError> {
+  copying.catch(() => undefined)
+  await eventually(
+    async () =>
+      admin(db.url, async (c) => {
+        const r = await c.query<{ n: number }>(
+          "select count(*)::int as n from pg_stat_activity where query ilike 'copy slow%' and state = 'active'",
+        )
+        return r.rows[0]!.n > 0
+      }),
+    5_000,
+    'the server to run the COPY',
+  )
+  await sleep(100)
+  await lose()
+  const outcome = await within(copying, 5_000)
+  if (outcome === 'pending' || !('error' in outcome)) throw new Error(`expected the COPY to fail, got ${JSON.stringify(outcome)}`)
+  expect(DatabaseError.is(outcome.error)).toBe(true)
+  await eventually(() => pool.stats().used === 0 || !pool.isOpen, 5_000, 'the COPY to give its lease back')
+  return outcome.error as DatabaseError
+}
+
+describe('copyFrom() whose connection is lost after all its data was sent, before the server reported it complete', () => {
+  beforeEach(async () => {
+    await admin(db.url, async (c) => c.query('truncate slow'))
+  })
+
+  it('socket destroyed: CONNECTION_LOST, not retryable, outcome unknown (the server runs on and commits the rows)', async () => {
+    const { pool, client } = await onePool()
+    const error = await loseWhileServerRuns(pool, copyFrom(pool, 'copy slow (n, label) from stdin', SLOW_ROWS), () =>
+      client.connection.stream.destroy(),
+    )
+    expect(error.code).toBe('CONNECTION_LOST')
+    expect(error.retryable).toBe(false)
+    expect(error.detail?.outcome).toBe('unknown')
+    // the backend ran on without its client: the rows are there, as the outcome 'unknown' warned
+    await eventually(async () => (await slowCount()) === 100, 5_000, 'the orphaned COPY to commit')
+  }, 30_000)
+
+  it('close() revoking the lease: POOL_CLOSED, not retryable, outcome unknown', async () => {
+    const { pool } = await onePool()
+    const error = await loseWhileServerRuns(pool, copyFrom(pool, 'copy slow (n, label) from stdin', SLOW_ROWS), () =>
+      pool.close({ timeoutMs: 50 }),
+    )
+    expect(error.code).toBe('POOL_CLOSED')
+    expect(error.retryable).toBe(false)
+    expect(error.detail?.outcome).toBe('unknown')
+  }, 30_000)
+
+  it('close() revoking the lease while the data is still being sent: POOL_CLOSED without an outcome (nothing can commit), nothing loaded', async () => {
+    const { pool } = await onePool()
+    const { rows, started } = slowRows()
+    const copying = copyFrom(pool, 'copy sink (n, label) from stdin', rows)
+    copying.catch(() => undefined)
+    expect(await within(started, 5_000)).toEqual({ value: undefined })
+    await pool.close({ timeoutMs: 50 })
+    const outcome = await within(copying, 5_000)
+    if (outcome === 'pending' || !('error' in outcome)) throw new Error(`expected the COPY to fail, got ${JSON.stringify(outcome)}`)
+    const error = outcome.error as DatabaseError
+    expect(error.code).toBe('POOL_CLOSED')
+    expect(error.detail?.outcome).toBeUndefined()
+  }, 30_000)
+
+  it('inside a transaction: CONNECTION_LOST stays retryable with no outcome (the dead session rolled back), nothing committed', async () => {
+    const { pool, client } = await onePool()
+    const error = await loseWhileServerRuns(
+      pool,
+      pool.transaction(async (tx) => copyFrom(tx, 'copy slow (n, label) from stdin', SLOW_ROWS)),
+      () => client.connection.stream.destroy(),
+    )
+    expect(error.code).toBe('CONNECTION_LOST')
+    expect(error.retryable).toBe(true)
+    expect(error.detail?.outcome).toBeUndefined()
+    await sleep(800)
+    expect(await slowCount()).toBe(0)
   }, 30_000)
 })
