@@ -7,7 +7,7 @@ import { createGunzip, createGzip } from 'node:zlib'
 import { configError, DatabaseError, type DatabasePool } from '@dbpool/core'
 import { checkBoolean, checkEnum, checkInteger, checkString, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
 import { copyDatabaseFile, defaultBackupTimeoutMs, type BackupCopyMode } from './backup-copy'
-import { verifyDatabaseFileOffThread } from './backup-verify'
+import { checkDatabaseFileShape, refused, schemaObjectsOf, verifyDatabaseFileOffThread } from './backup-verify'
 import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'
 import { SqliteConnectionManager, type SqliteDatabase } from './sqlite-connection-manager'
 import { messageOf } from './sqlite-errors'
@@ -121,11 +121,18 @@ const OPTION_KEYS = [
 ] as const
 const RETENTION_KEYS = ['keepLast', 'keepDays'] as const
 
-/** How a backup's pages were copied; `timeoutMs`: the deadline the page copy applied (the `backup` method of a file). */
+/**
+ * How a backup's pages were copied; `timeoutMs`: the deadline the page copy applied (the `backup`
+ * method of a file); `sourcePages`: the pages of the copied snapshot, which the copy must hold
+ * exactly (page copies; a VACUUM INTO compacts); `sourceSchema`: the source had a schema before and
+ * after a VACUUM INTO, so the copy must have one.
+ */
 interface CopyOutcome {
   readonly copyMode: BackupCopyMode
   readonly restarts: number
   readonly timeoutMs?: number
+  readonly sourcePages?: number
+  readonly sourceSchema?: boolean
 }
 const DAY_MS = 86_400_000
 
@@ -304,12 +311,18 @@ export class BackupManager {
     await this.#queue.catch(() => undefined)
   }
 
-  /** Checks a backup file (plain or gzip) without touching the database: resolves with its page count. */
+  /**
+   * Checks a backup file (plain or gzip) without touching the database: resolves with its page count
+   * (at least 1). Rejects with BACKUP_FAILED (`detail.reason`, see `checkDatabaseFileShape`) when
+   * the file is missing, empty (0 bytes, also once gunzipped), not a SQLite database, truncated,
+   * fails `integrity_check`, or has no schema object while the pool's database has one.
+   */
   async verify(file: string): Promise<{ pages: number }> {
     const source = resolve(checkString('verify.file', file))
+    const requireSchema = await this.#sourceHasSchema()
     const staged = await this.#stage(source, this.#options.directory)
     try {
-      return { pages: await this.#verifyStaged(staged, source) }
+      return { pages: await this.#verifyStaged(staged, source, requireSchema) }
     } finally {
       await removeQuietly(staged)
     }
@@ -321,6 +334,9 @@ export class BackupManager {
    * leases), removes stale `-wal`/`-shm` files, renames the staged copy over the database (atomic on
    * one filesystem) and opens a new pool with the same settings. Other processes must not have the
    * database open. The old pool stays closed; `this.pool` is the new one.
+   *
+   * A file {@link verify} refuses (empty, truncated, not a database, corrupt, no schema while the
+   * database has one) rejects with BACKUP_FAILED before the pool is closed: the database is untouched.
    */
   restore(file: string, options?: RestoreOptions): Promise<DatabasePool<SqliteDatabase>> {
     let closeTimeoutMs: number
@@ -357,6 +373,8 @@ export class BackupManager {
     try {
       copied = await this.#copy(tmp)
       copyMs = performance.now() - started
+      if (copied.sourcePages === 0)
+        throw refused(this.#sourceLabel(), 'empty', 'is empty (0 pages, never written): nothing to back up')
       this.#progress({ phase: 'verify', totalPages: 0, remainingPages: 0 })
       const verifyStarted = performance.now()
       // one deadline for the copy and its verification, which runs in a worker thread
@@ -365,7 +383,11 @@ export class BackupManager {
         timeoutMs: started + timeoutMs - verifyStarted,
         deadline: `the backup's timeoutMs ${timeoutMs}${this.#options.timeoutMs === undefined ? ', the default for its size' : ''}`,
         warn: (message) => this.#warn(message),
+        requireSchema: copied.sourceSchema === true,
       })
+      // a page copy holds every page of its snapshot: fewer (0 from a failed write) is no backup
+      if (copied.sourcePages !== undefined && pages !== copied.sourcePages)
+        throw refused(final, 'pages-mismatch', `holds ${pages} pages, the database copied had ${copied.sourcePages}: not a whole copy`)
       verifyMs = performance.now() - verifyStarted
       let ready = tmp
       if (gzip) {
@@ -406,8 +428,17 @@ export class BackupManager {
     if (!this.#pool.isOpen) throw this.#closed()
     if (this.#options.method === 'vacuum') {
       // a reader's snapshot: writers go on meanwhile. The path is bound, never spliced into the text.
-      await this.#pool.withConnection((conn) => conn.query('VACUUM INTO ?', [tmp]), { lane: 'read' })
-      return { copyMode: 'vacuum', restarts: 0 }
+      const sourceSchema = await this.#pool.withConnection(
+        async (conn) => {
+          const count = async (): Promise<number> =>
+            Number((await conn.query<{ n: number }>('select count(*) as n from sqlite_schema')).rows[0]?.n ?? 0)
+          const before = await count()
+          await conn.query('VACUUM INTO ?', [tmp])
+          return before > 0 && (await count()) > 0
+        },
+        { lane: 'read' },
+      )
+      return { copyMode: 'vacuum', restarts: 0, sourceSchema }
     }
     const { path, memory } = this.#manager.options
     if (memory) return this.#serialize(tmp)
@@ -423,7 +454,7 @@ export class BackupManager {
     })
     // better-sqlite3 reports progress between steps only: the last step is reported here
     this.#progress({ phase: 'copy', totalPages: copied.totalPages, remainingPages: 0 })
-    return { copyMode: copied.mode, restarts: copied.restarts, timeoutMs: copied.timeoutMs }
+    return { copyMode: copied.mode, restarts: copied.restarts, timeoutMs: copied.timeoutMs, sourcePages: copied.totalPages }
   }
 
   /** `:memory:`: the pool's one connection is the only copy; `serialize()` holds it for one memory copy, not for the file write. */
@@ -435,7 +466,7 @@ export class BackupManager {
     const totalPages = Math.round(image.length / pageSize)
     await writeFile(tmp, image, { mode: 0o600, flag: 'wx' })
     this.#progress({ phase: 'copy', totalPages, remainingPages: 0 })
-    return { copyMode: 'serialize', restarts: 0 }
+    return { copyMode: 'serialize', restarts: 0, sourcePages: totalPages }
   }
 
   #closed(): DatabaseError {
@@ -447,10 +478,11 @@ export class BackupManager {
     if (manager.options.memory)
       throw configError('sqlite.path', manager.options.path, 'an in-memory database cannot be restored from a file')
     const target = resolve(manager.options.path)
+    const requireSchema = await this.#sourceHasSchema()
     const staged = await this.#stage(source, dirname(target))
     try {
       this.#progress({ phase: 'verify', totalPages: 0, remainingPages: 0 })
-      await this.#verifyStaged(staged, source)
+      await this.#verifyStaged(staged, source, requireSchema)
       await this.#pool.close({ timeoutMs: closeTimeoutMs })
       await replaceDatabaseFile(staged, target)
     } catch (err) {
@@ -491,13 +523,37 @@ export class BackupManager {
   }
 
   /** A staged file's verification off the event loop, bounded by `timeoutMs` (default: {@link defaultBackupTimeoutMs} of its size). */
-  async #verifyStaged(staged: string, label: string): Promise<number> {
+  async #verifyStaged(staged: string, label: string, requireSchema: boolean): Promise<number> {
     const timeoutMs = this.#options.timeoutMs ?? defaultBackupTimeoutMs((await stat(staged)).size)
     return verifyDatabaseFileOffThread(staged, label, {
       timeoutMs,
       deadline: `timeoutMs ${timeoutMs}${this.#options.timeoutMs === undefined ? ', the default for its size' : ''}`,
       warn: (message) => this.#warn(message),
+      requireSchema,
     })
+  }
+
+  /**
+   * Whether the pool's database has a schema object (a backup without any is then no backup of it):
+   * asked through the pool while it is open, else read from the file; a database that cannot be read
+   * (corrupt: what a restore repairs) counts as none.
+   */
+  async #sourceHasSchema(): Promise<boolean> {
+    if (this.#pool.isOpen) {
+      try {
+        const { rows } = await this.#pool.query<{ n: number }>('select count(*) as n from sqlite_schema')
+        return Number(rows[0]?.n ?? 0) > 0
+      } catch {
+        // unreadable through the pool: try the file
+      }
+    }
+    const { path, memory } = this.#manager.options
+    return !memory && existsSync(path) && (schemaObjectsOf(path) ?? 0) > 0
+  }
+
+  /** The database's path for messages (`:memory:` for an in-memory one). */
+  #sourceLabel(): string {
+    return this.#manager.options.memory ? ':memory:' : resolve(this.#manager.options.path)
   }
 
   /** A warning on the pool's logger when it has one, else `process.emitWarning`. */
@@ -533,8 +589,11 @@ export class BackupManager {
  * Puts a verified file in place of a closed database: removes the old `-wal` and `-shm` (their
  * frames belong to the old file and would be replayed onto the new one), then renames `staged`
  * over `target` (atomic within one filesystem) and syncs the directory. No connection may be open.
+ * Rejects with BACKUP_FAILED before touching `target` when `staged` is empty (0 bytes), not a
+ * SQLite database or truncated (`checkDatabaseFileShape`).
  */
 export async function replaceDatabaseFile(staged: string, target: string): Promise<void> {
+  checkDatabaseFileShape(staged)
   await syncFile(staged)
   for (const suffix of ['-wal', '-shm', '-journal']) await removeQuietly(`${target}${suffix}`)
   await rename(staged, target)
@@ -543,11 +602,17 @@ export async function replaceDatabaseFile(staged: string, target: string): Promi
 
 /**
  * Restores a database that no pool has open (the CLI's `dbpool restore`): verifies `file` (plain or
- * gzip) on a staged copy beside `target`, then {@link replaceDatabaseFile}.
+ * gzip) on a staged copy beside `target`, then {@link replaceDatabaseFile}. Rejects with
+ * BACKUP_FAILED, `target` untouched, when `file` is missing, empty (0 bytes, also once gunzipped),
+ * not a SQLite database, truncated, fails `integrity_check`, or has no schema object while `target`
+ * has one (see {@link BackupManager.verify}).
  */
 export async function restoreDatabaseFile(target: string, file: string): Promise<void> {
   const source = resolve(checkString('restoreDatabaseFile.file', file))
   const dest = resolve(checkString('restoreDatabaseFile.target', target))
+  if (!existsSync(source))
+    throw new DatabaseError('BACKUP_FAILED', `backup file ${source} does not exist`, { backend: 'sqlite', detail: { file: source } })
+  const requireSchema = existsSync(dest) && (schemaObjectsOf(dest) ?? 0) > 0
   const staged = tempName(dirname(dest), basename(dest))
   try {
     if (source.endsWith('.gz')) await pipeline(createReadStream(source), createGunzip(), createWriteStream(staged, { mode: 0o600 }))
@@ -557,6 +622,7 @@ export async function restoreDatabaseFile(target: string, file: string): Promise
       timeoutMs,
       deadline: `timeoutMs ${timeoutMs}, the default for its size`,
       warn: (message) => process.emitWarning(message, 'DbpoolBackupWarning'),
+      requireSchema,
     })
     await replaceDatabaseFile(staged, dest)
   } catch (err) {

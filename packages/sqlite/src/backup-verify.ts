@@ -1,3 +1,4 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { Worker } from 'node:worker_threads'
 import { DatabaseError } from '@dbpool/core'
 import Database from 'better-sqlite3'
@@ -16,7 +17,16 @@ export interface VerifyOptions {
   readonly deadline: string
   /** Told when the check has to run on the main thread (no worker could load better-sqlite3). */
   readonly warn: (message: string) => void
+  /**
+   * The database the file stands for has a schema (tables, indexes...): a file without any schema
+   * object is refused (BACKUP_FAILED, `detail.reason` `'no-schema'`), an empty database is no backup
+   * of it. Default is `false`.
+   */
+  readonly requireSchema?: boolean
 }
+
+/** Why a file is not accepted as a backup: `detail.reason` of the BACKUP_FAILED. */
+export type UnsoundBackupReason = 'empty' | 'not-a-database' | 'truncated' | 'no-schema' | 'pages-mismatch'
 
 /**
  * @internal Where the verification worker loads better-sqlite3 from (resolved here, so the worker
@@ -43,7 +53,8 @@ function check() {
     const rows = db.pragma('integrity_check(10)', { simple: false })
     const messages = rows.map((row) => String(Object.values(row)[0]))
     const pages = Number(db.pragma('page_count', { simple: true }))
-    return { kind: 'checked', messages, pages }
+    const schemaObjects = Number(db.prepare('select count(*) from sqlite_schema').pluck().get())
+    return { kind: 'checked', messages, pages, schemaObjects }
   } catch (err) {
     return { kind: 'failed', message: String((err && err.message) || err), code: err && typeof err.code === 'string' ? err.code : undefined }
   } finally {
@@ -57,17 +68,20 @@ parentPort.postMessage(check())
 
 type WorkerAnswer =
   | { readonly kind: 'unavailable'; readonly message: string }
-  | { readonly kind: 'checked'; readonly messages: string[]; readonly pages: number }
+  | { readonly kind: 'checked'; readonly messages: string[]; readonly pages: number; readonly schemaObjects: number }
   | { readonly kind: 'failed'; readonly message: string; readonly code: string | undefined }
 
 /**
- * Verifies a database file we own (a staged copy): makes it self-contained (`journal_mode=DELETE`,
- * so no `-wal` travels with it) and runs `integrity_check`. Returns the page count; throws
- * BACKUP_FAILED naming `label` when the file is not a sound database. Synchronous, on the calling
- * thread: it blocks the event loop in proportion to the file's size (see
- * {@link verifyDatabaseFileOffThread}).
+ * Verifies a database file we own (a staged copy): checks its shape (see {@link checkDatabaseFileShape}:
+ * a 0-byte, headerless or truncated file is refused before SQLite opens it, which would take a 0-byte
+ * file for an empty database), makes it self-contained (`journal_mode=DELETE`, so no `-wal` travels
+ * with it) and runs `integrity_check`. Returns the page count (at least 1); throws BACKUP_FAILED
+ * naming `label` when the file is not a sound database, or has no schema object while
+ * `options.requireSchema`. Synchronous, on the calling thread: it blocks the event loop in
+ * proportion to the file's size (see {@link verifyDatabaseFileOffThread}).
  */
-export function verifyDatabaseFile(file: string, label: string = file): number {
+export function verifyDatabaseFile(file: string, label: string = file, options: { readonly requireSchema?: boolean } = {}): number {
+  checkDatabaseFileShape(file, label)
   let db: SqliteDatabase | undefined
   try {
     db = new Database(file, { fileMustExist: true })
@@ -77,6 +91,8 @@ export function verifyDatabaseFile(file: string, label: string = file): number {
       label,
       rows.map((row) => String(Object.values(row)[0])),
       Number(db.pragma('page_count', { simple: true })),
+      Number(db.prepare('select count(*) from sqlite_schema').pluck().get()),
+      options.requireSchema === true,
     )
   } catch (err) {
     throw unsound(label, err)
@@ -92,9 +108,11 @@ export function verifyDatabaseFile(file: string, label: string = file): number {
  * used to stall every timer and socket of the process). Past `timeoutMs` the worker is terminated and
  * this rejects with BACKUP_FAILED naming the deadline. When no worker can load better-sqlite3 (a
  * bundled or restricted environment), the check runs on the calling thread after `warn` was told.
- * Resolves with the page count; rejects with BACKUP_FAILED naming `label` as {@link verifyDatabaseFile}.
+ * Resolves with the page count (at least 1); rejects with BACKUP_FAILED naming `label` as
+ * {@link verifyDatabaseFile} (a 0-byte, headerless or truncated file before anything opens it).
  */
 export async function verifyDatabaseFileOffThread(file: string, label: string, options: VerifyOptions): Promise<number> {
+  checkDatabaseFileShape(file, label)
   selfContained(file, label)
   const started = performance.now()
   const answer = await inWorker(file, label, options, started)
@@ -102,10 +120,83 @@ export async function verifyDatabaseFileOffThread(file: string, label: string, o
     const why =
       answer === undefined ? 'no worker thread could be started' : `a worker thread could not load better-sqlite3 (${answer.message})`
     options.warn(`dbpool: the SQLite backup's integrity_check runs on the main thread and blocks the event loop meanwhile: ${why}`)
-    return verifyDatabaseFile(file, label)
+    return verifyDatabaseFile(file, label, { requireSchema: options.requireSchema === true })
   }
   if (answer.kind === 'failed') throw unsound(label, new Database.SqliteError(answer.message, answer.code ?? 'SQLITE_ERROR'))
-  return checkedPages(label, answer.messages, answer.pages)
+  return checkedPages(label, answer.messages, answer.pages, answer.schemaObjects, options.requireSchema === true)
+}
+
+const HEADER_BYTES = 100
+const MAGIC = Buffer.from('SQLite format 3\0', 'latin1')
+
+/**
+ * Checks that `file` has the shape of a whole SQLite database, from its size and its 100-byte header
+ * (https://sqlite.org/fileformat.html), without opening it with SQLite: SQLite opens a 0-byte file as
+ * an empty database (0 pages), so a backup truncated to nothing (disk full, failed copy) would
+ * "verify" and restore as an empty database. Throws BACKUP_FAILED naming `label`, `detail.reason`:
+ * - `empty`: 0 bytes;
+ * - `not-a-database`: shorter than the header, no `SQLite format 3` magic, or an invalid page size;
+ * - `truncated`: not a whole number of pages, or fewer pages than the header counts (when the header
+ *   count is valid: its change counter matches its version-valid-for number).
+ */
+export function checkDatabaseFileShape(file: string, label: string = file): void {
+  const header = Buffer.alloc(HEADER_BYTES)
+  let size: number
+  let read: number
+  let fd: number | undefined
+  try {
+    fd = openSync(file, 'r')
+    size = fstatSync(fd).size
+    read = readSync(fd, header, 0, HEADER_BYTES, 0)
+  } catch (err) {
+    throw new DatabaseError('BACKUP_FAILED', `cannot read backup file ${label}: ${messageOf(err)}`, {
+      backend: 'sqlite',
+      cause: err,
+      detail: { file: label },
+    })
+  } finally {
+    if (fd !== undefined) closeSync(fd)
+  }
+  if (size === 0) throw refused(label, 'empty', 'is empty (0 bytes): not a backup (a SQLite database has at least one page)')
+  if (read < HEADER_BYTES || !header.subarray(0, MAGIC.length).equals(MAGIC))
+    throw refused(label, 'not-a-database', `is not a SQLite database (${size} bytes without the "SQLite format 3" header)`)
+  const rawPageSize = header.readUInt16BE(16)
+  const pageSize = rawPageSize === 1 ? 65_536 : rawPageSize
+  if (pageSize < 512 || (pageSize & (pageSize - 1)) !== 0)
+    throw refused(label, 'not-a-database', `is not a SQLite database (page size ${rawPageSize} in its header)`)
+  if (size % pageSize !== 0)
+    throw refused(label, 'truncated', `is truncated: ${size} bytes is not a whole number of ${pageSize}-byte pages`)
+  const filePages = size / pageSize
+  const headerPages = header.readUInt32BE(28)
+  const headerCountValid = headerPages > 0 && header.readUInt32BE(24) === header.readUInt32BE(92)
+  if (headerCountValid && headerPages > filePages)
+    throw refused(label, 'truncated', `is truncated: its header counts ${headerPages} pages of ${pageSize} bytes, the file holds ${filePages}`)
+}
+
+/**
+ * How many schema objects (tables, indexes, views, triggers) the database at `file` has; `undefined`
+ * when it cannot be read (missing, corrupt, locked): a restore replacing a broken database must not
+ * depend on it. Opens the file read-only.
+ */
+export function schemaObjectsOf(file: string): number | undefined {
+  let db: SqliteDatabase | undefined
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true, timeout: 0 })
+    return Number(db.prepare('select count(*) from sqlite_schema').pluck().get())
+  } catch {
+    return undefined
+  } finally {
+    try {
+      db?.close()
+    } catch {
+      // nothing to do
+    }
+  }
+}
+
+/** BACKUP_FAILED: `file` is not accepted as a backup, for `reason`. */
+export function refused(label: string, reason: UnsoundBackupReason, why: string): DatabaseError {
+  return new DatabaseError('BACKUP_FAILED', `${label} ${why}`, { backend: 'sqlite', detail: { file: label, reason } })
 }
 
 /** `journal_mode=DELETE` on the calling thread: the read-only worker cannot change the header. */
@@ -172,13 +263,16 @@ function inWorker(file: string, label: string, options: VerifyOptions, started: 
   })
 }
 
-function checkedPages(label: string, messages: readonly string[], pages: number): number {
+function checkedPages(label: string, messages: readonly string[], pages: number, schemaObjects: number, requireSchema: boolean): number {
   if (messages.length !== 1 || messages[0] !== 'ok') {
     throw new DatabaseError('BACKUP_FAILED', `${label} failed integrity_check: ${messages.join('; ')}`, {
       backend: 'sqlite',
       detail: { file: label, errors: messages },
     })
   }
+  if (pages < 1) throw refused(label, 'empty', 'has no pages: not a backup')
+  if (requireSchema && schemaObjects === 0)
+    throw refused(label, 'no-schema', 'has no schema at all (no table, index, view or trigger) while the database it stands for has one: not a backup of it')
   return pages
 }
 

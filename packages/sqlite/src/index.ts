@@ -22,8 +22,8 @@ export type { FileIdentity, FileIdentityProblem } from './file-identity'
 export type { SqliteHealthContext } from './sqlite-health'
 export { sqlitePoolFor, sqliteManagerOf } from './create-sqlite-pool'
 export { BackupManager, replaceDatabaseFile, restoreDatabaseFile } from './backup-manager'
-export { verifyDatabaseFile, verifyDatabaseFileOffThread } from './backup-verify'
-export type { VerifyOptions } from './backup-verify'
+export { checkDatabaseFileShape, verifyDatabaseFile, verifyDatabaseFileOffThread } from './backup-verify'
+export type { UnsoundBackupReason, VerifyOptions } from './backup-verify'
 export type {
   BackupInfo,
   BackupManagerOptions,
