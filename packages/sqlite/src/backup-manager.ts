@@ -373,8 +373,7 @@ export class BackupManager {
     try {
       copied = await this.#copy(tmp)
       copyMs = performance.now() - started
-      if (copied.sourcePages === 0)
-        throw refused(this.#sourceLabel(), 'empty', 'is empty (0 pages, never written): nothing to back up')
+      if (copied.sourcePages === 0) throw refused(this.#sourceLabel(), 'empty', 'is empty (0 pages, never written): nothing to back up')
       this.#progress({ phase: 'verify', totalPages: 0, remainingPages: 0 })
       const verifyStarted = performance.now()
       // one deadline for the copy and its verification, which runs in a worker thread

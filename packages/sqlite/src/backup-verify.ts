@@ -170,7 +170,11 @@ export function checkDatabaseFileShape(file: string, label: string = file): void
   const headerPages = header.readUInt32BE(28)
   const headerCountValid = headerPages > 0 && header.readUInt32BE(24) === header.readUInt32BE(92)
   if (headerCountValid && headerPages > filePages)
-    throw refused(label, 'truncated', `is truncated: its header counts ${headerPages} pages of ${pageSize} bytes, the file holds ${filePages}`)
+    throw refused(
+      label,
+      'truncated',
+      `is truncated: its header counts ${headerPages} pages of ${pageSize} bytes, the file holds ${filePages}`,
+    )
 }
 
 /**
@@ -272,7 +276,11 @@ function checkedPages(label: string, messages: readonly string[], pages: number,
   }
   if (pages < 1) throw refused(label, 'empty', 'has no pages: not a backup')
   if (requireSchema && schemaObjects === 0)
-    throw refused(label, 'no-schema', 'has no schema at all (no table, index, view or trigger) while the database it stands for has one: not a backup of it')
+    throw refused(
+      label,
+      'no-schema',
+      'has no schema at all (no table, index, view or trigger) while the database it stands for has one: not a backup of it',
+    )
   return pages
 }
 

@@ -230,7 +230,7 @@ describe('dbpool on SQLite (child process)', () => {
     const lines = res.stderr.trim().split('\n')
     expect(lines.filter((l) => l.startsWith('dbpool:'))).toHaveLength(1)
     expect(lines[lines.length - 1]).toMatch(
-      /^dbpool: BACKUP_FAILED: .*bogus.db is not a sound SQLite database: CORRUPT: file is not a database \(check the file/,
+      /^dbpool: BACKUP_FAILED: .*bogus.db is not a SQLite database \(2100 bytes without the "SQLite format 3" header\) \(check the file/,
     )
     expect(await count(`sqlite:${join(cwd, 'data', 'app.db')}`, 'select count(*) as n from notes')).toBe(1)
   }, 60_000)
