@@ -917,7 +917,12 @@ export class DatabasePool<out C = unknown> {
 
   readonly #lendQuery: Lender<LeasedQuery, Promise<QueryResult<unknown>>> = (conn, waited, started, origin, q) => {
     const lease = this.#lease(conn, waited, started, origin, true)
-    return this.#queryLeased(lease, q.compiled, waited ? afterWait(q.options, lease.acquiredAt - started) : q.options)
+    const options = waited ? afterWait(q.options, lease.acquiredAt - started) : q.options
+    const running = this.#queryLeased(lease, q.compiled, options)
+    if (options === q.options) return running
+    return running.catch((err: unknown) => {
+      throw callersDeadline(err, options?.timeoutMs, q.options?.timeoutMs)
+    })
   }
 
   readonly #lendTransaction: Lender<TransactionBody<unknown>, Promise<unknown>> = (conn, waited, started, origin, body) =>
@@ -1166,6 +1171,31 @@ function afterWait(options: ExecuteOptions | undefined, waitedMs: number): Execu
   const timeoutMs = options?.timeoutMs
   if (timeoutMs === undefined || waitedMs < 1) return options
   return { ...options, timeoutMs: Math.max(1, Math.floor(timeoutMs - waitedMs)) }
+}
+
+/**
+ * A QUERY_TIMEOUT of a statement that ran with what was left of its `timeoutMs` after the wait for a
+ * connection ({@link afterWait}) names the caller's `timeoutMs` (the manager only knew the rest):
+ * "exceeded its 150 ms deadline (query.timeoutMs; 5 ms of it spent waiting for a connection)", not
+ * "its 145 ms deadline". Every other error, and every other field, is kept as it is.
+ */
+function callersDeadline(err: unknown, leftMs: number | undefined, givenMs: number | undefined): unknown {
+  if (!DatabaseError.is(err, 'QUERY_TIMEOUT') || leftMs === undefined || givenMs === undefined) return err
+  const named = `its ${leftMs} ms deadline`
+  if (!err.message.includes(named)) return err
+  const message = err.message.replace(
+    named,
+    `its ${givenMs} ms deadline (query.timeoutMs; ${givenMs - leftMs} ms of it spent waiting for a connection)`,
+  )
+  return new DatabaseError(err.code, message, {
+    cause: err.cause,
+    retryable: err.retryable,
+    backend: err.backend,
+    sqlState: err.sqlState,
+    sqliteCode: err.sqliteCode,
+    poolStats: err.poolStats,
+    detail: { ...err.detail, timeoutMs: givenMs },
+  })
 }
 
 /**

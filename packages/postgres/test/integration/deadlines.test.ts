@@ -56,6 +56,27 @@ describe('timeoutMs', () => {
     expect(pidAfter).not.toBe(pidBefore)
   }, 20_000)
 
+  it("a statement that waited for its connection and then timed out names the caller's timeoutMs, not what was left of it", async () => {
+    pool = poolOn(db.url, { max: 1, min: 0 })
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    let holding!: () => void
+    const lent = new Promise<void>((resolve) => (holding = resolve))
+    const holder = pool.withConnection(async () => {
+      holding()
+      await held
+    })
+    await lent
+    const timingOut = rejection(pool.query('select pg_sleep(30)', [], { timeoutMs: 400 }))
+    await new Promise((resolve) => setTimeout(resolve, 60))
+    release()
+    await holder
+    const err = await timingOut
+    expect(err.code).toBe('QUERY_TIMEOUT')
+    expect(err.message).toMatch(/exceeded its 400 ms deadline \(query\.timeoutMs; \d+ ms of it spent waiting for a connection\)/)
+    expect(err.detail).toMatchObject({ timeoutMs: 400 })
+  }, 20_000)
+
   it('a statement that finishes in time is unaffected and keeps its connection', async () => {
     pool = poolOn(db.url, { max: 1, min: 0 })
     const a = (await pool.query<{ pid: number }>('select pg_backend_pid() as pid', [], { timeoutMs: 5_000 })).rows[0]?.pid
