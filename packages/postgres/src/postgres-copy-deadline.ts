@@ -7,7 +7,8 @@ export interface CopyOptions {
    * Deadline of the whole COPY in ms, the wait for a connection included: an integer from 1 to
    * 2^31-1. `copyFrom()`: until the server reports the COPY complete; `copyTo()`: until the server's
    * last row was read (a consumer that stops reading holds it up). On expiry the COPY is stopped on
-   * the server and the call fails with QUERY_TIMEOUT. Default: none.
+   * the server and the call fails with QUERY_TIMEOUT; when it passed before the COPY had a
+   * connection, with ACQUIRE_TIMEOUT (retryable: nothing was sent). Default: none.
    */
   readonly timeoutMs?: number
   /** Aborting stops the COPY as `timeoutMs` does, with QUERY_CANCELLED (`cause`: the signal's reason). Default: none. */
@@ -80,6 +81,24 @@ export class CopyDeadline {
   /** Why it stopped (QUERY_TIMEOUT or QUERY_CANCELLED); undefined while it runs. */
   get reason(): DatabaseError | undefined {
     return this.stopped ? (this.#stop.signal.reason as DatabaseError) : undefined
+  }
+
+  /**
+   * The error for a COPY that stopped before it had a connection (`waitError`: what the wait for it
+   * rejected with): at the deadline ACQUIRE_TIMEOUT naming `<fn>.timeoutMs` (nothing was sent:
+   * retryable), as `pool.query()` reports a statement's deadline passed in the queue; else
+   * {@link reason} (QUERY_CANCELLED), or `waitError` when the COPY was not stopped.
+   */
+  beforeConnection(waitError: unknown): unknown {
+    const reason = this.reason
+    if (reason === undefined) return waitError
+    if (reason.code !== 'QUERY_TIMEOUT') return reason
+    const timeoutMs = reason.detail?.timeoutMs
+    return new DatabaseError(
+      'ACQUIRE_TIMEOUT',
+      `${this.#fn}(): no connection within its timeoutMs (${String(timeoutMs)} ms, ${this.#fn}.timeoutMs); the COPY was not sent`,
+      { backend: 'pool', poolStats: DatabaseError.is(waitError) ? waitError.poolStats : undefined, detail: { timeoutMs } },
+    )
   }
 
   /** Calls `fn` once when the COPY must stop (at once if it already must). Returns the unsubscribe. */

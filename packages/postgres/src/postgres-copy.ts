@@ -110,7 +110,7 @@ export async function copyFrom(
     // the COPY never started: its source will never be read
     stopSource(source, undefined)
     // the deadline or the signal took the caller out of the queue: report why
-    throw deadline.reason ?? err
+    throw deadline.beforeConnection(err)
   } finally {
     deadline.dispose()
   }
@@ -463,7 +463,8 @@ export function copyTo(pool: DatabasePool, text: string, options?: CopyOptions):
   )
     .catch((err: unknown) => {
       // the deadline or the signal took the caller out of the queue: report why
-      const error = !lent && deadline.reason ? deadline.reason : DatabaseError.is(err) ? err : mapPostgresError(err)
+      const error =
+        !lent && deadline.reason ? (deadline.beforeConnection(err) as DatabaseError) : DatabaseError.is(err) ? err : mapPostgresError(err)
       if (!out.destroyed) out.destroy(error)
     })
     .finally(() => deadline.dispose())

@@ -20,7 +20,8 @@ export interface ConnectionStreamOptions {
   /**
    * Deadline of the whole stream in ms, from the first `next()` (waiting for a connection included)
    * to the last row: then the iteration rejects with QUERY_TIMEOUT (Postgres: a read in flight is
-   * cancelled on the server and its connection closed). 1 to 2^31 - 1; default none.
+   * cancelled on the server and its connection closed), or with ACQUIRE_TIMEOUT (retryable: nothing
+   * was sent) when it passed before the stream had a connection. 1 to 2^31 - 1; default none.
    */
   readonly timeoutMs?: number
   /** Aborting ends the stream with QUERY_CANCELLED, like `timeoutMs`. */
@@ -277,10 +278,10 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
         lease = await access.acquire(access.lane(compiled, options.lane), stop)
       } catch (err) {
         // the deadline or the signal took the caller out of the queue: report why
-        throw stop.aborted ? stop.reason : err
+        throw stop.aborted ? this.#beforeSent(stop.reason, err) : err
       }
       this.#loan = { lease, end: () => access.release(lease) }
-      if (stop.aborted) throw stop.reason
+      if (stop.aborted) throw this.#beforeSent(stop.reason, undefined)
     }
     const lease = this.#loan.lease
     try {
@@ -288,6 +289,22 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
     } catch (err) {
       throw access.fail(lease, err)
     }
+  }
+
+  /**
+   * The stream stopped before its statement was sent: a deadline (QUERY_TIMEOUT) that passed while it
+   * waited for a connection is ACQUIRE_TIMEOUT naming `stream.timeoutMs` (nothing ran: retryable), as
+   * for `pool.query()`; an abort stays QUERY_CANCELLED. `waitError`: what the wait itself rejected with.
+   */
+  #beforeSent(reason: unknown, waitError: unknown): unknown {
+    if (!DatabaseError.is(reason, 'QUERY_TIMEOUT')) return reason
+    const timeoutMs = reason.detail?.timeoutMs
+    const stats = DatabaseError.is(waitError) ? waitError.poolStats : undefined
+    return new DatabaseError(
+      'ACQUIRE_TIMEOUT',
+      `stream: no connection within its timeoutMs (${String(timeoutMs)} ms, stream.timeoutMs); the statement was not sent`,
+      { backend: 'pool', poolStats: stats, detail: { timeoutMs } },
+    )
   }
 
   /** Starts the deadline and listens to the caller's signal; both stop the stream through `#stop`. */
@@ -307,6 +324,7 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
           new DatabaseError('QUERY_TIMEOUT', `stream exceeded its ${timeoutMs} ms deadline (stream.timeoutMs)`, {
             backend,
             retryable: false,
+            detail: { timeoutMs },
           }),
         )
       }, timeoutMs)

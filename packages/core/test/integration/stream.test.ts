@@ -175,6 +175,26 @@ describe.each(BACKENDS)('%s: pool.stream', (backend) => {
     expect((await pool().query('select 4 as four')).rows).toEqual([{ four: 4 }])
   })
 
+  it('a deadline that passes while the stream waits for a connection: ACQUIRE_TIMEOUT naming stream.timeoutMs, retryable, nothing sent', async () => {
+    const url = backend === 'postgres' ? pgDb.url : file.url
+    const own = await PoolFactory.create(url, { min: 0, max: 1, name: `stream-wait-${backend}`, acquireTimeoutMs: 30_000 })
+    try {
+      let release!: () => void
+      const held = own.withConnection(() => new Promise<void>((resolve) => (release = resolve)), { lane: 'write' })
+      await sleep(20)
+      const error = await rejection(collect(own.stream(series(backend, 10), [], { timeoutMs: 150, lane: 'write' })))
+      release()
+      await held
+      expect(error.code).toBe('ACQUIRE_TIMEOUT')
+      expect(error.retryable).toBe(true)
+      expect(error.message).toContain('stream.timeoutMs')
+      expect(error.detail).toMatchObject({ timeoutMs: 150 })
+      expect(own.stats().pending).toBe(0)
+    } finally {
+      await own.close()
+    }
+  })
+
   it('an error raised by the engine mid-stream rejects with a typed error after the rows before it; the lease is given back', async () => {
     const text =
       backend === 'postgres'

@@ -121,7 +121,7 @@ describe('copyFrom deadlines', () => {
     expect(await ids()).toEqual([0])
   })
 
-  it('timeoutMs covers the wait for a connection: QUERY_TIMEOUT, the caller leaves the queue, nothing sent', async () => {
+  it('timeoutMs covers the wait for a connection: ACQUIRE_TIMEOUT naming copyFrom.timeoutMs / copyTo.timeoutMs (retryable: nothing sent), the caller leaves the queue', async () => {
     const small = poolOn(db.url, { min: 0, max: 1, name: 'copy-wait', acquireTimeoutMs: 30_000 })
     try {
       let release!: () => void
@@ -130,7 +130,17 @@ describe('copyFrom deadlines', () => {
       const copying = copyFrom(small, 'copy items (id, label) from stdin', [[5, 'five']], { timeoutMs: 200 })
       const outcome = await within(copying, SETTLED_MS)
       expect(outcome).not.toBe('pending')
-      expect((await rejection(copying)).code).toBe('QUERY_TIMEOUT')
+      const error = await rejection(copying)
+      expect(error.code).toBe('ACQUIRE_TIMEOUT')
+      expect(error.retryable).toBe(true)
+      expect(error.message).toContain('copyFrom.timeoutMs')
+      expect(error.detail).toMatchObject({ timeoutMs: 200 })
+      expect(small.stats().pending).toBe(0)
+      const reading = copyTo(small, 'copy items to stdout', { timeoutMs: 150 }).toArray()
+      const readError = await rejection(reading)
+      expect(readError.code).toBe('ACQUIRE_TIMEOUT')
+      expect(readError.retryable).toBe(true)
+      expect(readError.message).toContain('copyTo.timeoutMs')
       expect(small.stats().pending).toBe(0)
       release()
       await held
