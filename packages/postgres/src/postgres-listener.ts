@@ -1,5 +1,5 @@
-import { DatabaseError, type DatabasePool, type PoolExtension } from '@dbpool/core'
-import type { OperationSpan } from '@dbpool/core/internal'
+import { DatabaseError, MAX_TIMER_MS, type DatabasePool, type PoolExtension } from '@dbpool/core'
+import { checkInteger, checkSignal, rejectUnknownKeys, requireObject, type OperationSpan } from '@dbpool/core/internal'
 import type { PostgresConnection } from './postgres-connection'
 import { PostgresConnectionManager } from './postgres-connection-manager'
 import { requirePostgresPool } from './postgres-feature'
@@ -104,13 +104,25 @@ export function listen(pool: DatabasePool, channel: string, handler: Notificatio
   }
 }
 
+/** Options of {@link notify}: those of the `pool.query()` it runs. */
+export interface NotifyOptions {
+  /** Deadline of the statement in ms (1 to 2147483647), as `pool.query()`'s `timeoutMs`. Default: none. */
+  readonly timeoutMs?: number
+  /** Cancels the statement, as `pool.query()`'s `signal`. */
+  readonly signal?: AbortSignal
+}
+
+const NOTIFY_OPTION_KEYS = ['timeoutMs', 'signal'] as const
+
 /**
  * Sends a notification: `select pg_notify($1, $2)` through `pool.query()`, the channel and payload as
- * parameters (never spliced into the text). Delivered when the sender's transaction commits (at once
- * outside one). Errors: CONFIGURATION for a SQLite pool or an invalid channel; INVALID_PARAMETER for a
+ * parameters (never spliced into the text), with `options` ({@link NotifyOptions}) as the statement's.
+ * Delivered when the sender's transaction commits (at once outside one). Errors: CONFIGURATION for a
+ * SQLite pool, an invalid channel, options that are not an object, an unknown option or a bad
+ * `timeoutMs`/`signal` (naming `notify.<option>`, before anything is sent); INVALID_PARAMETER for a
  * payload that is not a string; the server's error (a payload of 8000 bytes or more is refused).
  */
-export async function notify(pool: DatabasePool, channel: string, payload = ''): Promise<void> {
+export async function notify(pool: DatabasePool, channel: string, payload = '', options?: NotifyOptions): Promise<void> {
   const db = requirePostgresPool(pool, 'notify')
   checkChannel('notify', channel)
   if (typeof payload !== 'string')
@@ -118,8 +130,13 @@ export async function notify(pool: DatabasePool, channel: string, payload = ''):
       backend: 'postgres',
       retryable: false,
     })
+  const raw = requireObject('notify options', options)
+  rejectUnknownKeys('notify', raw, NOTIFY_OPTION_KEYS)
+  const timeoutMs = raw.timeoutMs === undefined ? undefined : checkInteger('notify.timeoutMs', raw.timeoutMs, 1, MAX_TIMER_MS)
+  const signal = raw.signal === undefined ? undefined : checkSignal('notify.signal', raw.signal)
+  const queryOptions = { ...(timeoutMs === undefined ? {} : { timeoutMs }), ...(signal === undefined ? {} : { signal }) }
   // an INTERNAL span: the statement's own CLIENT span nests under it
-  await db.traced(NOTIFY_TEXT, () => db.query(NOTIFY_TEXT, [channel, payload]), {
+  await db.traced(NOTIFY_TEXT, () => db.query(NOTIFY_TEXT, [channel, payload], queryOptions), {
     operation: 'NOTIFY',
     kind: 'internal',
     attributes: { [CHANNEL_ATTRIBUTE]: channel },

@@ -1,4 +1,5 @@
 import type { Lane } from '../driver/connection-manager'
+import { isSqlFragment } from '../sql/sql'
 import { MAX_TIMER_MS, checkBoolean, checkEnum, checkInteger, configError, rejectUnknownKeys, requireObject } from './validate'
 
 /**
@@ -32,6 +33,15 @@ export function checkSignal(option: string, value: unknown): AbortSignal {
   )
     throw configError(option, value, 'must be an AbortSignal')
   return signal as AbortSignal
+}
+
+/**
+ * Throws CONFIGURATION naming `query` unless `query` is SQL text (a string) or an `sql` fragment:
+ * `pool.query(undefined)` or `query(42)` is a programming error, refused before anything runs (it
+ * used to reach the driver and come back QUERY_FAILED).
+ */
+export function checkQueryText(query: unknown): void {
+  if (typeof query !== 'string' && !isSqlFragment(query)) throw configError('query', query, 'must be SQL text or a sql`` fragment')
 }
 
 /**

@@ -18,21 +18,32 @@ function show(value: unknown): string {
   }
 }
 
-/** Throws when `input` has a key not in `known`; `scope` prefixes the option name. */
+/**
+ * Throws when `input` has a key not in `known`; `scope` prefixes the option name. Inherited enumerable
+ * keys count (an options object made with `Object.create(defaults)`): a known one is read like an own
+ * one, so an unknown one is refused like an own one.
+ */
 export function rejectUnknownKeys(scope: string, input: object, known: readonly string[]): void {
-  for (const key of Object.keys(input)) {
+  for (const key in input) {
     if (!known.includes(key)) {
       throw configError(`${scope}.${key}`, (input as Record<string, unknown>)[key], `unknown option; known options are ${known.join(', ')}`)
     }
   }
 }
 
-/** Throws unless `input` is a plain object (or undefined, which reads as `{}`). */
+/**
+ * Throws unless `input` is an object of options (or undefined, which reads as `{}`): not null, an
+ * array, or a built-in whose entries are not its keys (a `Map`, `Set`, `Date`, boxed primitive...:
+ * anything `Object.prototype.toString` does not call `[object Object]`), whose options would be
+ * silently ignored.
+ */
 export function requireObject(scope: string, input: unknown): Record<string, unknown> {
   if (input === undefined) return {}
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw configError(scope, input, 'must be an object')
   }
+  if (Object.prototype.toString.call(input) !== '[object Object]')
+    throw configError(scope, input, `must be a plain object of options, not a ${input.constructor?.name ?? 'built-in object'}`)
   return input as Record<string, unknown>
 }
 

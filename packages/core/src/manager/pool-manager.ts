@@ -1,3 +1,4 @@
+import { checkCloseOptions } from '../config/call-options'
 import { configError } from '../config/validate'
 import { HealthChecker, worstStatus, type HealthCheckOptions } from '../health/health-checker'
 import type { HealthReport, HealthStatus } from '../health/health-report'
@@ -56,8 +57,13 @@ export class PoolManager {
     return { status: worstStatus(entries.map(([, r]) => r.status)), pools: Object.fromEntries(entries) }
   }
 
-  /** Closes every pool in parallel, each with the same deadline. */
+  /**
+   * Closes every pool in parallel, each with the same deadline. `options` are checked first, as
+   * `pool.close()` checks them (CONFIGURATION naming `close.<option>`), even when no pool is
+   * registered: nothing is closed when they are bad.
+   */
   async closeAll(options: CloseOptions = {}): Promise<Record<string, CloseReport>> {
+    checkCloseOptions(options)
     const entries = await Promise.all([...this.#pools].map(async ([name, pool]) => [name, await pool.close(options)] as const))
     return Object.fromEntries(entries)
   }

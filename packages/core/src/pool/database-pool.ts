@@ -5,6 +5,7 @@ import {
   checkCloseOptions,
   checkPingTimeout,
   checkQueryOptions,
+  checkQueryText,
   checkWithConnection,
 } from '../config/call-options'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
@@ -289,13 +290,18 @@ export class DatabasePool<out C = unknown> {
     return this.#state === 'open'
   }
 
-  /** Subscribes to a pool event; a throwing listener never breaks the pool. */
+  /**
+   * Subscribes to a pool event; a throwing listener never breaks the pool. Returns the pool (chains
+   * as Node's EventEmitter). Throws CONFIGURATION naming `on.event` for a name that is not one of
+   * {@link PoolEvents} (a typo would wait for an event that never comes) and `on.listener` for a
+   * listener that is not a function.
+   */
   on<E extends PoolEventName>(event: E, listener: PoolEvents[E]): this {
     this.#events.on(event, listener)
     return this
   }
 
-  /** Removes a listener added with {@link on}. */
+  /** Removes a listener added with {@link on} (nothing when it was not); CONFIGURATION as {@link on}, naming `off.<argument>`. */
   off<E extends PoolEventName>(event: E, listener: PoolEvents[E]): this {
     this.#events.off(event, listener)
     return this
@@ -838,8 +844,7 @@ export class DatabasePool<out C = unknown> {
       }
       return query.compile(this.#manager.dialect)
     }
-    if (typeof query !== 'string')
-      throw new DatabaseError('QUERY_FAILED', `query must be an sql\`...\` fragment or a string, got ${typeof query}`)
+    checkQueryText(query)
     if (params !== undefined && !Array.isArray(params))
       throw new DatabaseError('INVALID_PARAMETER', `params must be an array, got ${describeValue(params)}`, { retryable: false })
     return { text: query, params: params ?? [] }

@@ -1,5 +1,5 @@
 import { DatabaseError } from '../errors/database-error'
-import { HANDLE_QUERY_OPTION_KEYS, checkQueryOptions } from '../config/call-options'
+import { HANDLE_QUERY_OPTION_KEYS, checkQueryOptions, checkQueryText } from '../config/call-options'
 import { configError } from '../config/validate'
 import type { Backend, ExecuteOptions, Lane, QueryResult, TransactionSettings } from '../driver/connection-manager'
 import type { SqlFragment } from '../sql/sql'
@@ -138,13 +138,12 @@ export class ConnectionHandle<C> implements Transaction<C> {
   }
 
   query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>> {
-    if (options !== undefined) {
-      // refused before anything runs, as pool.query() refuses them (never counted as a statement error of the transaction)
-      try {
-        checkQueryOptions(options, HANDLE_QUERY_OPTION_KEYS)
-      } catch (err) {
-        return Promise.reject(err)
-      }
+    // refused before anything runs, as pool.query() refuses them (never counted as a statement error of the transaction)
+    try {
+      checkQueryText(query)
+      if (options !== undefined) checkQueryOptions(options, HANDLE_QUERY_OPTION_KEYS)
+    } catch (err) {
+      return Promise.reject(err)
     }
     if (this.#closeStream) return Promise.reject(streamOpen('query()'))
     const outcome = this.#outcome
@@ -176,6 +175,7 @@ export class ConnectionHandle<C> implements Transaction<C> {
     return streams.onLease<R>(
       {
         begin: (close) => {
+          checkQueryText(query)
           const lease = this.#live()
           if (this.#closeStream) throw streamOpen('stream()')
           const outcome = this.#outcome

@@ -1,3 +1,4 @@
+import { configError } from '../config/validate'
 import type { DatabaseError } from '../errors/database-error'
 import type { FailoverInfo, Lane } from '../driver/connection-manager'
 import type { ReadFallbackInfo, ReplicaStateInfo } from './replica-set'
@@ -40,6 +41,30 @@ export interface PoolEvents {
 /** Event names of {@link PoolEvents}. */
 export type PoolEventName = keyof PoolEvents
 
+const EVENT_NAMES: Readonly<Record<PoolEventName, true>> = {
+  error: true,
+  connectionLost: true,
+  leak: true,
+  connect: true,
+  failover: true,
+  replica: true,
+  readFallback: true,
+  destroy: true,
+}
+/** Every event name of {@link PoolEvents}. */
+export const POOL_EVENT_NAMES: readonly PoolEventName[] = Object.keys(EVENT_NAMES) as PoolEventName[]
+
+/**
+ * Throws CONFIGURATION naming `<call>.event` unless `event` is a {@link PoolEventName} (a typo would
+ * subscribe to an event that never comes), and `<call>.listener` unless `listener` is a function (as
+ * Node's EventEmitter refuses it, ERR_INVALID_ARG_TYPE there).
+ */
+export function checkPoolListener(call: 'on' | 'off', event: unknown, listener: unknown): void {
+  if (typeof event !== 'string' || !Object.hasOwn(EVENT_NAMES, event))
+    throw configError(`${call}.event`, event, `unknown pool event; known events are ${POOL_EVENT_NAMES.join(', ')}`)
+  if (typeof listener !== 'function') throw configError(`${call}.listener`, listener, 'must be a function')
+}
+
 /**
  * A small typed emitter whose listeners are isolated: a throwing listener is reported through
  * `onListenerError` and never breaks the pool or the other listeners.
@@ -52,13 +77,17 @@ export class PoolEventEmitter {
     this.#onListenerError = onListenerError
   }
 
+  /** Adds `listener`; CONFIGURATION for an unknown event or a listener that is not a function ({@link checkPoolListener}). */
   on<E extends PoolEventName>(event: E, listener: PoolEvents[E]): void {
+    checkPoolListener('on', event, listener)
     let set = this.#listeners.get(event)
     if (!set) this.#listeners.set(event, (set = new Set()))
     set.add(listener as (...args: never[]) => void)
   }
 
+  /** Removes `listener` (nothing when it was not added); CONFIGURATION as {@link on}. */
   off<E extends PoolEventName>(event: E, listener: PoolEvents[E]): void {
+    checkPoolListener('off', event, listener)
     this.#listeners.get(event)?.delete(listener as (...args: never[]) => void)
   }
 

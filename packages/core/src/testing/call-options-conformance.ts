@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { DatabaseError } from '../errors/database-error'
 import { HealthChecker } from '../health/health-checker'
+import { PoolManager } from '../manager/pool-manager'
 import type { DatabasePool } from '../pool/database-pool'
 import type { PoolConnection } from '../pool/pool-connection'
 
@@ -39,6 +40,8 @@ const BAD_CALLS: readonly BadCall[] = [
       ['lane "primary"', 'query.lane', { lane: 'primary' }],
       ['null options', 'query options', null],
       ['array options', 'query options', []],
+      ['a Map of options', 'query options', new Map([['timeoutMs', 5]])],
+      ['an inherited unknown key', 'query.bogus', Object.create({ bogus: 1 }) as object],
     ] as const
   ).map(([what, option, options]): BadCall => ({
     what: `pool.query() with ${what}`,
@@ -68,6 +71,22 @@ const BAD_CALLS: readonly BadCall[] = [
       what: `conn.transaction()'s tx.query() with ${what}`,
       option,
       run: (pool) => pool.withConnection((conn) => conn.transaction((tx) => tx.query(INSERT, [], bad(options)))),
+    },
+  ]),
+  // a query that is neither SQL text nor an sql`` fragment, on every statement path
+  ...([undefined, 42, {}] as const).flatMap((text): BadCall[] => [
+    { what: `pool.query(${String(JSON.stringify(text))})`, option: 'query', run: (pool) => pool.query(bad(text)) },
+    {
+      what: `conn.query(${String(JSON.stringify(text))})`,
+      option: 'query',
+      run: (pool) => pool.withConnection((conn) => conn.query(bad(text))),
+    },
+    { what: `tx.query(${String(JSON.stringify(text))})`, option: 'query', run: (pool) => pool.transaction((tx) => tx.query(bad(text))) },
+    { what: `pool.stream(${String(JSON.stringify(text))})`, option: 'query', run: (pool) => drain(pool.stream(bad(text))) },
+    {
+      what: `conn.stream(${String(JSON.stringify(text))})`,
+      option: 'query',
+      run: (pool) => pool.withConnection((conn) => drain(conn.stream(bad(text)))),
     },
   ]),
   // streams: refused when the iteration starts, before a connection is taken
@@ -138,6 +157,11 @@ const BAD_CALLS: readonly BadCall[] = [
     run: (pool) => pool.transaction((tx) => tx.query(INSERT), { retry: bad({ attempts: 3 }) }),
   },
   {
+    what: 'transaction() with retry baseDelayMs above maxDelayMs',
+    option: 'transaction.retry.baseDelayMs',
+    run: (pool) => pool.transaction((tx) => tx.query(INSERT), { retry: { baseDelayMs: 100, maxDelayMs: 1 } }),
+  },
+  {
     what: 'conn.transaction() with retry',
     option: 'transaction.retry',
     run: (pool) => pool.withConnection((conn) => conn.transaction((tx) => tx.query(INSERT), bad({ retry: true }))),
@@ -154,6 +178,13 @@ const BAD_CALLS: readonly BadCall[] = [
   { what: 'backendChecks() with deep "yes"', option: 'backendChecks.deep', run: (pool) => pool.backendChecks(bad({ deep: 'yes' })) },
   { what: 'backendChecks() with an unknown key', option: 'backendChecks.bogus', run: (pool) => pool.backendChecks(bad({ bogus: 1 })) },
   { what: 'a HealthChecker with timeoutMs -1', option: 'health.timeoutMs', run: async () => new HealthChecker({ timeoutMs: -1 }) },
+  // on(event, listener): an event that never comes, a listener that is not a function
+  { what: "on('bogus', fn)", option: 'on.event', run: async (pool) => pool.on(bad<'error'>('bogus'), () => undefined) },
+  { what: "on('error', 5)", option: 'on.listener', run: async (pool) => pool.on('error', bad(5)) },
+  { what: "off('bogus', fn)", option: 'off.event', run: async (pool) => pool.off(bad<'error'>('bogus'), () => undefined) },
+  // PoolManager.closeAll(options): checked even with no pool registered
+  { what: 'PoolManager.closeAll() with timeoutMs -1', option: 'close.timeoutMs', run: () => new PoolManager().closeAll({ timeoutMs: -1 }) },
+  { what: 'PoolManager.closeAll("x")', option: 'close options', run: () => new PoolManager().closeAll(bad('x')) },
   // close(options): refused, and the pool stays open
   { what: 'close() with timeoutMs -1', option: 'close.timeoutMs', run: (pool) => pool.close({ timeoutMs: -1 }) },
   { what: 'close() with timeoutMs "x"', option: 'close.timeoutMs', run: (pool) => pool.close(bad({ timeoutMs: 'x' })) },

@@ -188,13 +188,18 @@ function resolveRetry(value: unknown): ResolvedRetry {
   rejectUnknownKeys('transaction.retry', raw, RETRY_KEYS)
   const retryOn = raw.retryOn ?? defaults.retryOn
   if (typeof retryOn !== 'function') throw configError('transaction.retry.retryOn', retryOn, 'must be a function')
+  const baseDelayMs =
+    raw.baseDelayMs === undefined ? defaults.baseDelayMs : checkInteger('transaction.retry.baseDelayMs', raw.baseDelayMs, 0, 60_000)
+  const maxDelayMs =
+    raw.maxDelayMs === undefined ? defaults.maxDelayMs : checkInteger('transaction.retry.maxDelayMs', raw.maxDelayMs, 0, 600_000)
+  // a ceiling under the first delay would silently cap every delay at it
+  if (baseDelayMs > maxDelayMs)
+    throw configError('transaction.retry.baseDelayMs', baseDelayMs, `must not exceed transaction.retry.maxDelayMs (${maxDelayMs})`)
   return {
     maxAttempts:
       raw.maxAttempts === undefined ? defaults.maxAttempts : checkInteger('transaction.retry.maxAttempts', raw.maxAttempts, 1, 100),
-    baseDelayMs:
-      raw.baseDelayMs === undefined ? defaults.baseDelayMs : checkInteger('transaction.retry.baseDelayMs', raw.baseDelayMs, 0, 60_000),
-    maxDelayMs:
-      raw.maxDelayMs === undefined ? defaults.maxDelayMs : checkInteger('transaction.retry.maxDelayMs', raw.maxDelayMs, 0, 600_000),
+    baseDelayMs,
+    maxDelayMs,
     retryOn: retryOn as (e: DatabaseError) => boolean,
   }
 }
