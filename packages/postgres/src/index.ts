@@ -40,5 +40,12 @@ export { copyFrom, copyTo } from './postgres-copy'
 export type { CopyChunk, CopySource } from './postgres-copy'
 export type { CopyOptions } from './postgres-copy-deadline'
 export { listen, notify, quoteChannel } from './postgres-listener'
-export type { NotificationHandler, NotificationInfo, NotifyOptions, ReconnectInfo, Subscription, SubscriptionEvents } from './postgres-listener'
+export type {
+  NotificationHandler,
+  NotificationInfo,
+  NotifyOptions,
+  ReconnectInfo,
+  Subscription,
+  SubscriptionEvents,
+} from './postgres-listener'
 export { requirePostgresPool } from './postgres-feature'

@@ -25,7 +25,8 @@ describe('DatabasePool: queries and leases', () => {
     const { pool } = makePool()
     expect((await rejection(pool.query(sql`select 1`, [1]))).code).toBe('INVALID_PARAMETER')
     expect((await rejection(pool.query('select 1', 'x' as never))).code).toBe('INVALID_PARAMETER')
-    expect((await rejection(pool.query(42 as never))).code).toBe('QUERY_FAILED')
+    const notText = await rejection(pool.query(42 as never))
+    expect([notText.code, notText.message]).toEqual(['CONFIGURATION', 'invalid query 42: must be SQL text or a sql`` fragment'])
   })
 
   it('a handle refuses work after its callback returned', async () => {

@@ -214,6 +214,35 @@ it('refuses bad channels and handlers with CONFIGURATION; a pgbouncer: true pool
   }
 })
 
+it('notify() takes timeoutMs and signal as its statement options and refuses any other 4th argument before sending', async () => {
+  const box = inbox()
+  const sub = await listen(pool, 'notify_options', box.handler)
+  try {
+    await notify(pool, 'notify_options', 'with a deadline', { timeoutMs: 5_000, signal: new AbortController().signal })
+    expect(await box.next()).toBe('with a deadline')
+    const aborted = new AbortController()
+    aborted.abort(new Error('stop'))
+    const cancelled = await rejection(notify(pool, 'notify_options', 'never sent', { signal: aborted.signal }))
+    expect(cancelled.code).not.toBe('CONFIGURATION')
+    for (const [options, option] of [
+      [{ bogus: 1 }, 'notify.bogus'],
+      [{ timeoutMs: 0 }, 'notify.timeoutMs'],
+      [{ timeoutMs: '5' }, 'notify.timeoutMs'],
+      [{ signal: {} }, 'notify.signal'],
+      ['x', 'notify options'],
+      [new Map(), 'notify options'],
+    ] as const) {
+      const err = await rejection(notify(pool, 'notify_options', 'never sent', options as never))
+      expect([option, err.code, err.message.startsWith(`invalid ${option} `)]).toEqual([option, 'CONFIGURATION', true])
+    }
+    await notify(pool, 'notify_options', 'last')
+    expect(await box.next()).toBe('last')
+    expect(box.received).toEqual(['with a deadline', 'last'])
+  } finally {
+    await sub.unlisten()
+  }
+})
+
 it('pool.close() ends the dedicated connection; listen() after close is POOL_CLOSED', async () => {
   await listen(pool, 'closing', () => undefined)
   const pid = await listenerPid()
