@@ -22,6 +22,15 @@ export type CopyChunk = string | Uint8Array | readonly unknown[]
 
 /** Bytes of encoded rows collected before one CopyData message is written. */
 const WRITE_BYTES = 64 * 1024
+/**
+ * Longest run of back-to-back source reads and writes before copyFrom yields to the event loop (one
+ * `setImmediate`: timers and I/O run first), as a SQLite stream cuts its work into slices: a fast
+ * source (an array, a generator) never waits on I/O, so without it a deadline, an abort, keepalives
+ * and the pool's other work would wait for the end of the COPY.
+ */
+const YIELD_AFTER_MS = 4
+/** Chunks between two reads of the clock (a read costs a few tens of ns; a chunk at least as much). */
+const CLOCK_EVERY = 64
 /** How long an aborted COPY may take to be confirmed by the server before its connection is closed. */
 const SETTLE_MS = 5_000
 /** The span attribute of a COPY's row count (copyTo also sets `db.response.returned_rows`). */
@@ -237,7 +246,17 @@ async function copyIn(
   try {
     let pending = ''
     let row = 0
+    let sliceStart = performance.now()
+    let sinceClock = 0
     for (;;) {
+      if (++sinceClock >= CLOCK_EVERY) {
+        sinceClock = 0
+        if (performance.now() - sliceStart >= YIELD_AFTER_MS) {
+          // a deadline or an abort that fires meanwhile ends the wait (untilServerError)
+          await untilServerError(nextTurn())
+          sliceStart = performance.now()
+        }
+      }
       const step = await untilServerError(chunks.next())
       if (step.done === true) break
       const chunk: unknown = step.value
@@ -329,6 +348,11 @@ async function stopCopy(
     `${reason.message}; all its data had been sent and the server did not answer the cancel within ${SETTLE_MS} ms: whether the rows were committed is unknown (check before loading them again); the connection was closed`,
     { backend: 'postgres', retryable: false, cause: reason.cause, detail: { ...reason.detail, outcome: 'unknown' } },
   )
+}
+
+/** Resolves on the event loop's next check phase, after the timers and I/O due now. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
 }
 
 /** Whether CopyDone was (or is being) written: pg-copy-streams' `_final` sets `cb_ReadyForQuery` before it writes it. */

@@ -18,6 +18,7 @@ beforeAll(async () => {
   pool = poolOn(db.url, { min: 0, max: 2, name: 'copy-deadlines' })
   await pool.query('create table items (id int primary key, label text)')
   await pool.query("insert into items values (0, 'before')")
+  await pool.query('create table bulk (id int, label text)')
 }, 120_000)
 
 afterAll(async () => {
@@ -107,6 +108,56 @@ describe('copyFrom deadlines', () => {
     expect(await ids()).toEqual([0])
     await poolWorks()
   }, 20_000)
+
+  it('a fast source (an array of 1,000,000 rows) does not hold the event loop: a 10 ms timer keeps ticking during the COPY', async () => {
+    await pool.query('truncate bulk')
+    const rows = Array.from({ length: 1_000_000 }, (_, i) => [i, `r${i}`])
+    let ticks = 0
+    const timer = setInterval(() => ticks++, 10)
+    const started = performance.now()
+    try {
+      expect(await copyFrom(pool, 'copy bulk (id, label) from stdin', rows)).toBe(1_000_000)
+    } finally {
+      clearInterval(timer)
+    }
+    const elapsed = performance.now() - started
+    // a liveness check, not a speed one: at least one tick per 50 ms of COPY (it ticked 1-3 times in all when it never yielded)
+    expect(ticks).toBeGreaterThanOrEqual(Math.max(5, Math.floor(elapsed / 50)))
+    await pool.query('truncate bulk')
+  }, 60_000)
+
+  it.each([
+    ['an array of 1,000,000 rows, timeoutMs 100', 'QUERY_TIMEOUT', 'array'],
+    ['a sync generator of 2,000,000 rows, aborted after 100 ms', 'QUERY_CANCELLED', 'generator'],
+  ] as const)(
+    'a fast source is stopped mid-COPY: %s gives %s soon after, nothing committed',
+    async (_what, code, kind) => {
+      await pool.query('truncate bulk')
+      const controller = new AbortController()
+      function* generated(): Generator<unknown[]> {
+        for (let i = 0; i < 2_000_000; i++) yield [i, `r${i}`]
+      }
+      const source = kind === 'array' ? Array.from({ length: 1_000_000 }, (_, i) => [i, `r${i}`]) : generated()
+      const options = kind === 'array' ? { timeoutMs: 100 } : { signal: controller.signal }
+      let stoppedAt = 0
+      const stop = setTimeout(() => {
+        stoppedAt = performance.now()
+        controller.abort(new Error('stop'))
+      }, 100)
+      const copying = copyFrom(pool, 'copy bulk (id, label) from stdin', source, options)
+      const error = await rejection(copying)
+      const settledAt = performance.now()
+      clearTimeout(stop)
+      expect(error.code).toBe(code)
+      // the stop was seen mid-COPY, not after all the rows went (a hang guard, far above one 4 ms slice)
+      expect(stoppedAt).toBeGreaterThan(0)
+      expect(settledAt - stoppedAt).toBeLessThan(1_500)
+      await released()
+      expect((await pool.query<{ n: number }>('select count(*)::int as n from bulk')).rows).toEqual([{ n: 0 }])
+      await poolWorks()
+    },
+    60_000,
+  )
 
   it('a signal aborted before the call: QUERY_CANCELLED, no lease taken, nothing sent, the source destroyed', async () => {
     const controller = new AbortController()
