@@ -15,7 +15,16 @@
  *
  * @packageDocumentation
  */
-export { rejectUnknownKeys, requireObject, checkInteger, checkEnum, checkBoolean, checkString, checkFraction } from './config/validate'
+export {
+  rejectExtraArguments,
+  rejectUnknownKeys,
+  requireObject,
+  checkInteger,
+  checkEnum,
+  checkBoolean,
+  checkString,
+  checkFraction,
+} from './config/validate'
 export { checkExecuteOptions, checkQueryOptions, checkSignal } from './config/call-options'
 export { isPlainObject, describeValue, invalidParameter, jsonParameterText, checkStatementText, stringProblem } from './sql/parameters'
 export { duplicateColumn, duplicateColumnError } from './sql/result-columns'

@@ -1,5 +1,12 @@
 import { DatabaseError, MAX_TIMER_MS, type DatabasePool, type PoolExtension } from '@dbpool/core'
-import { checkInteger, checkSignal, rejectUnknownKeys, requireObject, type OperationSpan } from '@dbpool/core/internal'
+import {
+  checkInteger,
+  checkSignal,
+  rejectExtraArguments,
+  rejectUnknownKeys,
+  requireObject,
+  type OperationSpan,
+} from '@dbpool/core/internal'
 import type { PostgresConnection } from './postgres-connection'
 import { PostgresConnectionManager } from './postgres-connection-manager'
 import { requirePostgresPool } from './postgres-feature'
@@ -91,8 +98,9 @@ const RECONNECTED_EVENT = 'dbpool.listen.reconnected'
  * (PgBouncer in transaction mode gives each transaction any server session, so a LISTEN would not
  * stay anywhere); POOL_CLOSED; the connect error (CONNECTION_FAILED, AUTHENTICATION_FAILED).
  */
-export function listen(pool: DatabasePool, channel: string, handler: NotificationHandler): Promise<Subscription> {
+export function listen(pool: DatabasePool, channel: string, handler: NotificationHandler, ...extra: []): Promise<Subscription> {
   try {
+    rejectExtraArguments('listen', extra)
     const db = requirePostgresPool(pool, 'listen')
     checkChannel('listen', channel)
     if (typeof handler !== 'function')

@@ -5,7 +5,15 @@ import { basename, dirname, extname, join, resolve } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip, createGzip } from 'node:zlib'
 import { configError, DatabaseError, type DatabasePool } from '@dbpool/core'
-import { checkBoolean, checkEnum, checkInteger, checkString, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
+import {
+  checkBoolean,
+  checkEnum,
+  checkInteger,
+  checkString,
+  rejectExtraArguments,
+  rejectUnknownKeys,
+  requireObject,
+} from '@dbpool/core/internal'
 import { copyDatabaseFile, defaultBackupTimeoutMs, type BackupCopyMode } from './backup-copy'
 import { checkDatabaseFileShape, refused, schemaObjectsOf, verifyDatabaseFileOffThread } from './backup-verify'
 import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'
@@ -232,11 +240,16 @@ export class BackupManager {
    * {@link verifyDatabaseFileOffThread}), compresses it when asked, gives it its final timestamped
    * name and applies the retention policy. Backups run one at a time.
    *
-   * Rejects with BACKUP_FAILED (the copy passed `timeoutMs`, the copy or its verification failed;
+   * Rejects with CONFIGURATION naming `backup argument` when given an argument (it takes none), BACKUP_FAILED (the copy passed `timeoutMs`, the copy or its verification failed;
    * no file is left behind: the temp file is removed) or POOL_CLOSED (the pool was closed before or
    * during the copy).
    */
-  backup(): Promise<BackupResult> {
+  backup(...extra: []): Promise<BackupResult> {
+    try {
+      rejectExtraArguments('backup', extra)
+    } catch (err) {
+      return Promise.reject<BackupResult>(err)
+    }
     return this.#serial(() => this.#backup())
   }
 
@@ -317,7 +330,8 @@ export class BackupManager {
    * the file is missing, empty (0 bytes, also once gunzipped), not a SQLite database, truncated,
    * fails `integrity_check`, or has no schema object while the pool's database has one.
    */
-  async verify(file: string): Promise<{ pages: number }> {
+  async verify(file: string, ...extra: []): Promise<{ pages: number }> {
+    rejectExtraArguments('verify', extra)
     const source = resolve(checkString('verify.file', file))
     const requireSchema = await this.#sourceHasSchema()
     const staged = await this.#stage(source, this.#options.directory)

@@ -32,6 +32,14 @@ export function rejectUnknownKeys(scope: string, input: object, known: readonly 
 }
 
 /**
+ * Throws CONFIGURATION naming `<call> argument` when `extra` (the rest parameter `...extra: []` of a
+ * call that takes no more arguments) is not empty: an argument JavaScript would silently ignore.
+ */
+export function rejectExtraArguments(call: string, extra: readonly unknown[]): void {
+  if (extra.length > 0) throw configError(`${call} argument`, extra[0], `${call}() takes no such argument`)
+}
+
+/**
  * Throws unless `input` is an object of options (or undefined, which reads as `{}`): not null, an
  * array, or a built-in whose entries are not its keys (a `Map`, `Set`, `Date`, boxed primitive...:
  * anything `Object.prototype.toString` does not call `[object Object]`), whose options would be

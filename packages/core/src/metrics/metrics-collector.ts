@@ -8,6 +8,7 @@ import {
   type Meter,
   type ObservableUpDownCounter,
 } from '@opentelemetry/api'
+import { rejectExtraArguments } from '../config/validate'
 import type { PoolStatsSnapshot } from '../errors/database-error'
 
 /** The OpenTelemetry semantic-convention names dbpool records. */
@@ -202,8 +203,9 @@ export class MetricsCollector {
     this.#timeouts.add(1, this.#attrs)
   }
 
-  /** Totals and current gauges, without any OpenTelemetry SDK. */
-  snapshot(): MetricsSnapshot {
+  /** Totals and current gauges, without any OpenTelemetry SDK. Takes no argument (CONFIGURATION naming `metrics.snapshot argument`). */
+  snapshot(...extra: []): MetricsSnapshot {
+    rejectExtraArguments('metrics.snapshot', extra)
     const s = this.#stats()
     return {
       poolName: this.poolName,

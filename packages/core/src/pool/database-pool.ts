@@ -8,6 +8,7 @@ import {
   checkQueryText,
   checkWithConnection,
 } from '../config/call-options'
+import { configError } from '../config/validate'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
 import { isOutcomeUnknown } from '../errors/error-outcome'
 import type {
@@ -315,8 +316,12 @@ export class DatabasePool<out C = unknown> {
     return this.#replicas?.stats()
   }
 
-  /** Counters over all lanes: size, idle, used, pending, max, min, utilization. */
+  /**
+   * Counters over all lanes (or `lane`'s): size, idle, used, pending, max, min, utilization. Throws
+   * CONFIGURATION naming `stats.lane` for a lane that is not `'write'` or `'read'`.
+   */
   stats(lane?: Lane): PoolStatsSnapshot {
+    if (lane !== undefined && lane !== 'write' && lane !== 'read') throw configError('stats.lane', lane, "must be 'write' or 'read'")
     const dedicated = lane === undefined ? this.#extensions.connections : undefined
     if (dedicated !== undefined) return { ...this.#allStats(), dedicated }
     return lane === undefined ? this.#allStats() : this.#oneLaneStats(lane)

@@ -182,6 +182,13 @@ const BAD_CALLS: readonly BadCall[] = [
   { what: "on('bogus', fn)", option: 'on.event', run: async (pool) => pool.on(bad<'error'>('bogus'), () => undefined) },
   { what: "on('error', 5)", option: 'on.listener', run: async (pool) => pool.on('error', bad(5)) },
   { what: "off('bogus', fn)", option: 'off.event', run: async (pool) => pool.off(bad<'error'>('bogus'), () => undefined) },
+  // stats(lane), metrics.snapshot(): an argument they do not take
+  { what: 'stats({ x: 1 })', option: 'stats.lane', run: async (pool) => pool.stats(bad({ x: 1 })) },
+  {
+    what: 'metrics.snapshot({ bogus: 1 })',
+    option: 'metrics.snapshot argument',
+    run: async (pool) => (pool.metrics.snapshot as (...a: unknown[]) => unknown)({ bogus: 1 }),
+  },
   // PoolManager.closeAll(options): checked even with no pool registered
   { what: 'PoolManager.closeAll() with timeoutMs -1', option: 'close.timeoutMs', run: () => new PoolManager().closeAll({ timeoutMs: -1 }) },
   { what: 'PoolManager.closeAll("x")', option: 'close options', run: () => new PoolManager().closeAll(bad('x')) },

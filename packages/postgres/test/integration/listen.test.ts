@@ -235,6 +235,10 @@ it('notify() takes timeoutMs and signal as its statement options and refuses any
       const err = await rejection(notify(pool, 'notify_options', 'never sent', options as never))
       expect([option, err.code, err.message.startsWith(`invalid ${option} `)]).toEqual([option, 'CONFIGURATION', true])
     }
+    // listen() takes no options: a 4th argument is refused, not ignored
+    const looseListen = listen as (...a: unknown[]) => Promise<unknown>
+    const refused = await rejection(looseListen(pool, 'notify_options', () => undefined, { bogus: 1 }))
+    expect([refused.code, refused.message.startsWith('invalid listen argument ')]).toEqual(['CONFIGURATION', true])
     await notify(pool, 'notify_options', 'last')
     expect(await box.next()).toBe('last')
     expect(box.received).toEqual(['with a deadline', 'last'])

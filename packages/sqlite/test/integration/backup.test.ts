@@ -238,6 +238,11 @@ describe('per-call options of backups', () => {
       await expect(backups.restore(path, { bogus: 1 } as never)).rejects.toEqual(configuration('restore.bogus'))
       await expect(backups.restore(42 as never)).rejects.toEqual(configuration('restore.file'))
       await expect(backups.verify('')).rejects.toEqual(configuration('verify.file'))
+      // arguments the calls do not take (they used to be ignored)
+      const loose = backups as unknown as { backup(...a: unknown[]): Promise<unknown>; verify(...a: unknown[]): Promise<unknown> }
+      await expect(loose.backup({ timeoutMs: 5 })).rejects.toEqual(configuration('backup argument'))
+      await expect(loose.verify(path, { timeoutMs: 5 })).rejects.toEqual(configuration('verify argument'))
+      expect(existsSync(directory)).toBe(false)
       await expect(backups.prune('yesterday' as never)).rejects.toEqual(configuration('prune.now'))
       await expect(restoreDatabaseFile(undefined as never, path)).rejects.toEqual(configuration('restoreDatabaseFile.target'))
       const copy = {
