@@ -68,8 +68,10 @@ type RowFormat = 'text' | 'csv' | 'raw'
  *
  * `options` ({@link CopyOptions}): `timeoutMs` (the wait for a connection included) and `signal`.
  * CONFIGURATION naming `copyFrom.timeoutMs`, `copyFrom.signal` or an unknown `copyFrom.<key>` and the
- * value, before anything else happens. At the deadline QUERY_TIMEOUT, on abort QUERY_CANCELLED
- * (`cause`: the signal's reason; an already aborted signal takes no connection): the source is stopped
+ * value, before anything else happens. At the deadline QUERY_TIMEOUT (ACQUIRE_TIMEOUT naming
+ * `copyFrom.timeoutMs`, retryable, when it passed before a connection was had: nothing was sent), on
+ * abort QUERY_CANCELLED (`cause`: the signal's reason; an already aborted signal takes no
+ * connection): the source is stopped
  * (a Readable destroyed, an iterator's `return()` called) and the COPY stopped on the server. While
  * the data is still being sent the server cannot commit: the connection is closed (a cancel request
  * sent first), which aborts the COPY, so nothing is loaded. Once it was all sent (CopyDone), a cancel
@@ -448,7 +450,8 @@ async function abort(native: PostgresConnection, copy: ReturnType<typeof copyFro
  *
  * `options` ({@link CopyOptions}): `timeoutMs` runs from the call (the wait for a connection
  * included) until the server's last data was read from the socket, so a consumer that stops reading
- * holds it up; at the deadline the Readable fails with QUERY_TIMEOUT, on abort with QUERY_CANCELLED
+ * holds it up; at the deadline the Readable fails with QUERY_TIMEOUT (ACQUIRE_TIMEOUT naming
+ * `copyTo.timeoutMs` when no connection was had by then: nothing sent), on abort with QUERY_CANCELLED
  * (`cause`: the signal's reason): a cancel request is sent and the connection closed (never reused
  * mid-COPY), the lease released.
  *
