@@ -436,8 +436,13 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * settles a failed statement before it) or on a connection that never reached it.
    */
   transactionState(conn: PostgresConnection): TransactionState {
+    const status = conn.client.getTransactionStatus()
+    // a session that is gone (lost, or closed at a statement's deadline) took its open transaction with
+    // it: the server rolled it back, so COMMIT cannot commit (transaction() reports the first error);
+    // unless a COMMIT was in flight when it went (its own error says the outcome is unknown)
+    if (!conn.usable && (status === 'T' || status === 'E')) return conn.endedInDoubt ? 'unknown' : 'failed'
     if (awaitsReadyForQuery(conn)) return 'unknown'
-    switch (conn.client.getTransactionStatus()) {
+    switch (status) {
       case 'I':
         return 'idle'
       case 'T':
@@ -886,7 +891,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // the session is gone: lost, closed at a deadline (QUERY_TIMEOUT), or ended by the server (FATAL)
     const serverError = sqlState !== undefined
     const sessionEnded = mapped.code === 'CONNECTION_LOST' || (serverError ? endsSession(err) : !conn.usable)
-    return outcomeUnknown(progress, text, sessionEnded, serverError) ? unknownOutcomeError(mapped, text) : mapped
+    if (!outcomeUnknown(progress, text, sessionEnded, serverError)) return mapped
+    conn.endedInDoubt = true
+    return unknownOutcomeError(mapped, text)
   }
 }
 

@@ -59,6 +59,11 @@ export class PostgresConnection implements ReferencedHandle {
    * refusal names as its cause.
    */
   abortedBy: DatabaseError | undefined = undefined
+  /**
+   * @internal The session ended while a statement that may have committed was in flight (a COMMIT):
+   * its transaction's fate is unknown, not rolled back.
+   */
+  endedInDoubt = false
 
   /** @internal */
   constructor(

@@ -144,6 +144,23 @@ describe('AbortSignal', () => {
     expect((await pool.query('select * from never_inserted')).rows).toEqual([])
   })
 
+  it('a QUERY_TIMEOUT caught inside a transaction: transaction() rejects TRANSACTION_ROLLED_BACK whose cause is the timeout, nothing committed', async () => {
+    pool = poolOn(db.url, { max: 1, min: 0 })
+    await pool.query('create table if not exists timed_out_tx (id int)')
+    const err = await rejection(
+      pool.transaction(async (tx) => {
+        await tx.query('insert into timed_out_tx values (1)')
+        // the deadline closes the connection: the server rolls the transaction back with the session
+        await tx.query('select pg_sleep(5)', [], { timeoutMs: 100 }).catch(() => undefined)
+        return 'carried on'
+      }),
+    )
+    expect(err.code).toBe('TRANSACTION_ROLLED_BACK')
+    expect((err.cause as DatabaseError).code).toBe('QUERY_TIMEOUT')
+    expect(err.retryable).toBe(false)
+    expect((await pool.query('select * from timed_out_tx')).rows).toEqual([])
+  }, 20_000)
+
   it('cancels inside a transaction: the transaction rolls back and the connection comes back clean', async () => {
     pool = poolOn(db.url, { max: 1, min: 0 })
     await pool.query('create table if not exists cancelled_tx (id int)')
