@@ -101,7 +101,9 @@ export class TransactionOutcome {
    */
   checkBeforeCommit(): void {
     if (this.#ended) throw this.#ended
-    if (this.state?.() === 'failed')
+    // with no statement error seen, COMMIT itself tells: answered ROLLBACK (see checkCommitted), or the
+    // session is gone (Postgres: a lost connection, CONNECTION_LOST, never sent)
+    if (this.firstError !== undefined && this.state?.() === 'failed')
       throw rolledBack(this.backend, 'the transaction was aborted by an earlier error and could not commit', this.firstError)
   }
 

@@ -115,7 +115,7 @@ describe('error handling (pg-pool: error-handling.js)', () => {
   it('a query that is neither text nor a sql fragment rejects (it does not throw synchronously)', async () => {
     const { pool } = pgPool()
     const result = pool.query(null as unknown as string)
-    expect((await rejection(result)).code).toBe('QUERY_FAILED')
+    expect((await rejection(result)).code).toBe('CONFIGURATION')
   })
 
   it('a handle cannot be used once its callback returned (dbpool releases in one place; there is no release() to call twice)', async () => {
