@@ -1,5 +1,13 @@
 import { DatabaseError } from '../errors/database-error'
-import { MAX_TIMER_MS, checkBoolean, checkInteger, configError, rejectUnknownKeys, requireObject } from '../config/validate'
+import {
+  MAX_TIMER_MS,
+  checkBoolean,
+  checkInteger,
+  configError,
+  rejectExtraArguments,
+  rejectUnknownKeys,
+  requireObject,
+} from '../config/validate'
 import type { DatabasePool } from '../pool/database-pool'
 import { withDeadline } from '../pool/lane-pool'
 import type { HealthCheckDetail, HealthReport, HealthStatus } from './health-report'
@@ -77,8 +85,13 @@ export class HealthChecker {
     }
   }
 
-  /** Pings every idle connection and evicts the ones that fail. Never throws. */
-  async validateConnections(pool: DatabasePool<unknown>): Promise<{ checked: number; evicted: number; error?: string }> {
+  /**
+   * Pings every idle connection and evicts the ones that fail. Never rejects for the pool's state
+   * (`error` says what failed); rejects with CONFIGURATION naming `validateConnections argument` for an
+   * argument after `pool` (it takes none).
+   */
+  async validateConnections(pool: DatabasePool<unknown>, ...extra: []): Promise<{ checked: number; evicted: number; error?: string }> {
+    rejectExtraArguments('validateConnections', extra)
     try {
       return await pool.validateConnections()
     } catch (err) {

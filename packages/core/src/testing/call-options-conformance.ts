@@ -182,12 +182,20 @@ const BAD_CALLS: readonly BadCall[] = [
   { what: "on('bogus', fn)", option: 'on.event', run: async (pool) => pool.on(bad<'error'>('bogus'), () => undefined) },
   { what: "on('error', 5)", option: 'on.listener', run: async (pool) => pool.on('error', bad(5)) },
   { what: "off('bogus', fn)", option: 'off.event', run: async (pool) => pool.off(bad<'error'>('bogus'), () => undefined) },
+  {
+    what: 'HealthChecker.validateConnections(pool, { bogus: 1 })',
+    option: 'validateConnections argument',
+    run: (pool) =>
+      (new HealthChecker() as unknown as { validateConnections(...a: unknown[]): Promise<unknown> }).validateConnections(pool, {
+        bogus: 1,
+      }),
+  },
   // stats(lane), metrics.snapshot(): an argument they do not take
   { what: 'stats({ x: 1 })', option: 'stats.lane', run: async (pool) => pool.stats(bad({ x: 1 })) },
   {
     what: 'metrics.snapshot({ bogus: 1 })',
     option: 'metrics.snapshot argument',
-    run: async (pool) => (pool.metrics.snapshot as (...a: unknown[]) => unknown)({ bogus: 1 }),
+    run: async (pool) => (pool.metrics as unknown as { snapshot(...a: unknown[]): unknown }).snapshot({ bogus: 1 }),
   },
   // PoolManager.closeAll(options): checked even with no pool registered
   { what: 'PoolManager.closeAll() with timeoutMs -1', option: 'close.timeoutMs', run: () => new PoolManager().closeAll({ timeoutMs: -1 }) },
