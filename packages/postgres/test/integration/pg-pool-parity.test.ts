@@ -112,10 +112,11 @@ describe('error handling (pg-pool: error-handling.js)', () => {
     expect((await pool.query('select 1 as n')).rows).toEqual([{ n: 1 }])
   })
 
-  it('a query that is neither text nor a sql fragment rejects (it does not throw synchronously)', async () => {
+  it('a query that is neither text nor a sql fragment rejects CONFIGURATION naming query (it does not throw synchronously)', async () => {
     const { pool } = pgPool()
     const result = pool.query(null as unknown as string)
-    expect((await rejection(result)).code).toBe('CONFIGURATION')
+    const err = await rejection(result)
+    expect([err.code, err.message]).toEqual(['CONFIGURATION', 'invalid query null: must be SQL text or a sql`` fragment'])
   })
 
   it('a handle cannot be used once its callback returned (dbpool releases in one place; there is no release() to call twice)', async () => {
