@@ -615,13 +615,18 @@ function badChunk(chunk: unknown): DatabaseError {
 }
 
 function copyError(native: PostgresConnection, err: unknown): DatabaseError {
-  if (DatabaseError.is(err)) return err
-  if (hasSqlState(err) || !native.usable) return mapPostgresError(err, { connectionBroken: !native.usable })
-  return new DatabaseError(
-    'QUERY_FAILED',
-    `the COPY source failed: ${err instanceof Error ? err.message : String(err)}; the COPY was aborted and wrote nothing`,
-    { backend: 'postgres', retryable: false, cause: err },
-  )
+  const error = DatabaseError.is(err)
+    ? err
+    : hasSqlState(err) || !native.usable
+      ? mapPostgresError(err, { connectionBroken: !native.usable })
+      : new DatabaseError(
+          'QUERY_FAILED',
+          `the COPY source failed: ${err instanceof Error ? err.message : String(err)}; the COPY was aborted and wrote nothing`,
+          { backend: 'postgres', retryable: false, cause: err },
+        )
+  // a failed COPY aborts the open transaction: a later statement's 25P02 names it as its cause
+  native.abortedBy = error
+  return error
 }
 
 function closeBroken(native: PostgresConnection, why: string): void {

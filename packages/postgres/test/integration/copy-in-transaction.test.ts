@@ -85,6 +85,23 @@ describe('copyFrom on a transaction', () => {
 })
 
 describe('copyFrom on a withConnection handle', () => {
+  it('a failed COPY caught inside the transaction: the next statement is TRANSACTION_ROLLED_BACK whose cause is the COPY error, nothing committed', async () => {
+    let next: unknown
+    const err = await rejection(
+      pool.transaction(async (tx) => {
+        await tx.query("insert into items values (1, 'before')")
+        const copyErr = await rejection(copyFrom(tx, 'copy items (id, label) from stdin', [[1, 'duplicate']]))
+        expect(copyErr.code).toBe('UNIQUE_VIOLATION')
+        next = await rejection(tx.query("insert into items values (2, 'after')"))
+      }),
+    )
+    expect((next as { code: string }).code).toBe('TRANSACTION_ROLLED_BACK')
+    expect(((next as { cause?: { code: string } }).cause ?? {}).code).toBe('UNIQUE_VIOLATION')
+    expect(err.code).toBe('TRANSACTION_ROLLED_BACK')
+    expect(await ids()).toEqual([])
+    await released()
+  })
+
   it('outside a transaction it commits at once, on the same session', async () => {
     await pool.withConnection(async (conn) => {
       await conn.query('create temporary table scratch (id int)')
