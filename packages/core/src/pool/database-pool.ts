@@ -927,7 +927,8 @@ export class DatabasePool<out C = unknown> {
 
   readonly #lendQuery: Lender<LeasedQuery, Promise<QueryResult<unknown>>> = (conn, waited, started, origin, q) => {
     const lease = this.#lease(conn, waited, started, origin, true)
-    const options = waited ? afterWait(q.options, lease.acquiredAt - started) : q.options
+    // the clock is read again only for a statement with a deadline that may have waited
+    const options = waited && q.options?.timeoutMs !== undefined ? afterWait(q.options, performance.now() - started) : q.options
     const running = this.#queryLeased(lease, q.compiled, options)
     if (options === q.options) return running
     return running.catch((err: unknown) => {
