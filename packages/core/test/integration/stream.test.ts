@@ -179,11 +179,12 @@ describe.each(BACKENDS)('%s: pool.stream', (backend) => {
     const url = backend === 'postgres' ? pgDb.url : file.url
     const own = await PoolFactory.create(url, { min: 0, max: 1, name: `stream-wait-${backend}`, acquireTimeoutMs: 30_000 })
     try {
-      let release!: () => void
+      let release: (() => void) | undefined
       const held = own.withConnection(() => new Promise<void>((resolve) => (release = resolve)), { lane: 'write' })
-      await sleep(20)
+      // the connection is held once the callback runs (connecting may take a while on a loaded machine)
+      for (let i = 0; i < 500 && release === undefined; i++) await sleep(10)
       const error = await rejection(collect(own.stream(series(backend, 10), [], { timeoutMs: 150, lane: 'write' })))
-      release()
+      release!()
       await held
       expect(error.code).toBe('ACQUIRE_TIMEOUT')
       expect(error.retryable).toBe(true)
