@@ -107,6 +107,7 @@ export async function copyFrom(
         const rows = await db.withConnection(
           (conn) => {
             lent = true
+            nameServer(span, conn.native)
             return copyIn(conn.native, text, source, format, deadline)
           },
           { signal: deadline.signal },
@@ -125,6 +126,12 @@ export async function copyFrom(
   } finally {
     deadline.dispose()
   }
+}
+
+/** The span names the server the COPY's connection reached (a multi-host target: not always the first host). */
+function nameServer(span: { setAttribute(key: string, value: string | number): unknown }, native: PostgresConnection): void {
+  span.setAttribute('server.address', native.host)
+  span.setAttribute('server.port', native.port)
 }
 
 function checkSource(source: unknown): asserts source is CopySource {
@@ -477,6 +484,7 @@ export function copyTo(pool: DatabasePool, text: string, options?: CopyOptions):
       const rows = await db.withConnection(
         async (conn) => {
           lent = true
+          nameServer(span, conn.native)
           const outcome = await copyOut(conn.native, text, out, deadline)
           if (typeof outcome !== 'number') throw outcome
           return outcome

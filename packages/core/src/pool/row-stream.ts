@@ -1,6 +1,6 @@
 import { checkEnum, checkInteger, configError, rejectUnknownKeys, requireObject, MAX_TIMER_MS } from '../config/validate'
 import { DatabaseError } from '../errors/database-error'
-import type { Backend, ConnectionManager, Lane, RowCursor } from '../driver/connection-manager'
+import type { Backend, ConnectedServer, ConnectionManager, Lane, RowCursor } from '../driver/connection-manager'
 import type { CompiledQuery } from '../sql/sql'
 import type { Lease } from './lease'
 import type { Queryable } from './pool-connection'
@@ -191,7 +191,7 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
   #pending: Promise<IteratorResult<R>> | undefined
   #ending: Promise<void> | undefined
   #failure: DatabaseError | undefined
-  #watch: { end(error: DatabaseError | undefined): void } | undefined
+  #watch: { end(error: DatabaseError | undefined, server?: ConnectedServer): void } | undefined
 
   constructor(source: StreamSource, query: Queryable, params: readonly unknown[] | undefined, options: unknown) {
     this.#source = source
@@ -402,7 +402,9 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
       if (loan) this.#source.access.fail(loan.lease, err)
     }
     if (loan) await loan.end(this.#failure)
-    this.#watch?.end(this.#failure)
+    // a multi-host target or a replica: the span names the server the stream's connection reached
+    const serverOf = this.#source.access.manager.serverOf
+    this.#watch?.end(this.#failure, loan && serverOf ? serverOf.call(this.#source.access.manager, loan.lease.conn.native) : undefined)
   }
 }
 

@@ -192,7 +192,7 @@ export class PoolTelemetry {
    * from the first read to the end of the iteration, and `db.client.operation.duration` over the same
    * time. Not the slow-statement log: a stream lasts as long as its consumer takes.
    */
-  stream(query: CompiledQuery): { end(error: DatabaseError | undefined): void } {
+  stream(query: CompiledQuery): { end(error: DatabaseError | undefined, server?: ConnectedServer): void } {
     const info = this.#info(query.text)
     const started = performance.now()
     let span: Span | undefined
@@ -200,7 +200,7 @@ export class PoolTelemetry {
       const opened = this.#tracer.startSpan(info.spanName, { kind: SpanKind.CLIENT, attributes: info.spanAttributes })
       if (opened.isRecording()) span = opened
     }
-    return { end: (error) => this.#finished(query, info, span, started, error, false) }
+    return { end: (error, server) => this.#finished(query, info, span, started, error, false, undefined, server) }
   }
 
   /**
@@ -371,10 +371,11 @@ export class PoolTelemetry {
     err: unknown,
     logSlow = true,
     result?: unknown,
+    ranOn?: ConnectedServer,
   ): void {
     const ms = performance.now() - started
     // a multi-host target or a replica: the server the statement ran on, not the target's first host
-    const server = notedServer(err ?? result)
+    const server = ranOn ?? notedServer(err ?? result)
     let errorType: string | undefined
     let status: string | undefined
     if (err !== undefined) {

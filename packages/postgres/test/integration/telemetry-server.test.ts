@@ -4,7 +4,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { AggregationTemporality, MeterProvider, MetricReader, type DataPoint, type Histogram } from '@opentelemetry/sdk-metrics'
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base'
 import { DatabaseConfig, METRIC_NAMES, type DatabasePool } from '@dbpool/core'
-import { createPostgresPool, type PostgresConnection } from '@dbpool/postgres'
+import { copyFrom, copyTo, createPostgresPool, type PostgresConnection } from '@dbpool/postgres'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
 import { rejection } from './helpers'
 
@@ -96,4 +96,27 @@ it('a statement on a multi-host target names the server it ran on in its span an
   expect(ours.length).toBeGreaterThan(0)
   for (const point of ours) expect([point.attributes['server.address'], point.attributes['server.port']]).toEqual([address, port])
   expect(ours.some((p) => p.attributes['error.type'] === 'UNIQUE_VIOLATION')).toBe(true)
+})
+
+it('a stream and a COPY on a multi-host target name the server their connection reached', async () => {
+  exporter.reset()
+  const pool = multiHostPool()
+  const real = new URL(db.url)
+  const port = Number(real.port || 5432)
+  await pool.query('create table telemetry_server_copy (id int primary key)')
+  expect(await copyFrom(pool, 'copy telemetry_server_copy (id) from stdin', [[1], [2]])).toBe(2)
+  const out: Buffer[] = []
+  for await (const chunk of copyTo(pool, 'copy telemetry_server_copy to stdout')) out.push(chunk as Buffer)
+  expect(Buffer.concat(out).toString()).toBe('1\n2\n')
+  const rows: unknown[] = []
+  for await (const row of pool.stream('select id from telemetry_server_copy order by id')) rows.push(row)
+  expect(rows).toHaveLength(2)
+  const spans = exporter.getFinishedSpans()
+  const copies = spans.filter((s) => s.name.startsWith('COPY'))
+  const stream = spans.filter((s) => String(s.attributes['db.query.text']).startsWith('select id from telemetry_server_copy'))
+  expect(copies).toHaveLength(2)
+  expect(stream).toHaveLength(1)
+  for (const span of [...copies, ...stream]) {
+    expect([span.name, span.attributes['server.address'], span.attributes['server.port']]).toEqual([span.name, real.hostname, port])
+  }
 })
