@@ -117,10 +117,31 @@ export async function copyDatabaseFile(options: FileCopyOptions): Promise<FileCo
   try {
     const source = await beginSnapshot(db, deadline, timeoutMs)
     const run = new StepRun(options, source, started, deadline, timeoutMs)
-    const done = await db.backup(options.target, { progress: (step) => run.next(step) })
-    return run.result(done.totalPages)
+    for (;;) {
+      const done = await db.backup(options.target, { progress: (step) => run.next(step) })
+      // better-sqlite3 ends a backup whose first step was refused with SQLITE_BUSY (another process held
+      // the lock, rollback-journal mode) as if it were done: 0 of 0 pages, an empty copy. Only a source
+      // that really has no pages may end so; otherwise copy again once the lock is gone
+      if (done.totalPages > 0 || sourcePages(db) === 0) return run.result(done.totalPages)
+      if (performance.now() >= deadline) {
+        throw new DatabaseError('BACKUP_FAILED', `SQLite backup timed out after ${timeoutMs} ms: the database stayed locked`, {
+          backend: 'sqlite',
+          detail: { timeoutMs, copiedPages: 0 },
+        })
+      }
+      await new Promise((resolve) => setTimeout(resolve, BUSY_RETRY_MS))
+    }
   } finally {
     closeQuietly(db)
+  }
+}
+
+/** The source's page count, or undefined while it is locked (SQLITE_BUSY). */
+function sourcePages(db: SqliteDatabase): number | undefined {
+  try {
+    return Number(db.pragma('page_count', { simple: true }))
+  } catch {
+    return undefined
   }
 }
 

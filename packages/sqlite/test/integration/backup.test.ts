@@ -226,6 +226,46 @@ describe('BackupManager', () => {
   })
 })
 
+describe('copyDatabaseFile on a locked rollback-journal file', () => {
+  it('a first step refused with SQLITE_BUSY (another process holds the lock) is copied again once the lock is gone, never reported done with 0 pages', async () => {
+    const source = tmp.file('locked-source.db')
+    const seed = new Database(source)
+    seed.pragma('journal_mode = DELETE')
+    seed.exec('create table item (id integer primary key, payload text not null)')
+    const insert = seed.prepare('insert into item (payload) values (?)')
+    seed.transaction(() => {
+      for (let i = 0; i < 100; i++) insert.run('x'.repeat(200))
+    })()
+    seed.close()
+    const other = new Database(source, { timeout: 0 })
+    const target = tmp.file('locked-copy.db')
+    try {
+      const copying = copyDatabaseFile({
+        source,
+        target,
+        pagesPerStep: 16,
+        timeoutMs: 10_000,
+        onStep: () => undefined,
+        abortReason: () => undefined,
+      })
+      // the copy has read the source's settings; its first backup step comes after this
+      other.exec('BEGIN EXCLUSIVE')
+      setTimeout(() => other.exec('COMMIT'), 50)
+      const result = await copying
+      expect(result.totalPages).toBeGreaterThan(1)
+      const copy = new Database(target, { readonly: true })
+      try {
+        expect((copy.prepare('select count(*) as n from item').get() as { n: number }).n).toBe(100)
+      } finally {
+        copy.close()
+      }
+    } finally {
+      if (other.inTransaction) other.exec('COMMIT')
+      other.close()
+    }
+  })
+})
+
 describe('per-call options of backups', () => {
   it('are refused with CONFIGURATION naming them before anything runs', async () => {
     const { pool, path } = await seeded(10)
