@@ -261,8 +261,17 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     }
     // statements on a lease run back to back in microtasks (no I/O ever yields): let timers, sockets
     // and health probes in while a burst of transactions has held the thread for a while
-    const yielding = this.#fairness.due()
-    if (yielding) await yielding
+    if (this.#fairness.due()) await new Promise<void>((resolve) => setImmediate(resolve))
+    return this.executeSync<R>(db, query)
+  }
+
+  /**
+   * A leased statement (no deadline, no signal) run now, as {@link execute} would run it, unless the
+   * thread has run statements for {@link YIELD_AFTER_MS} without the event loop turning: then
+   * undefined, and the pool calls `execute`, which lets the event loop in first.
+   */
+  executeNow<R = Record<string, unknown>>(db: SqliteDatabase, query: CompiledQuery): QueryResult<R> | undefined {
+    if (this.#fairness.due()) return undefined
     return this.executeSync<R>(db, query)
   }
 
@@ -841,18 +850,20 @@ class EventLoopFairness {
 
   constructor(private readonly afterMs: number) {}
 
-  due(): Promise<void> | undefined {
+  /** True when the thread has run statements for `afterMs` since the event loop last turned: time to yield. */
+  due(): boolean {
     const now = performance.now()
     if (!this.#armed) {
       this.#armed = true
       this.#armedAt = now
-      setImmediate(() => {
-        this.#armed = false
-      })
-      return undefined
+      setImmediate(this.#disarm)
+      return false
     }
-    if (now - this.#armedAt < this.afterMs) return undefined
-    return new Promise((resolve) => setImmediate(resolve))
+    return now - this.#armedAt >= this.afterMs
+  }
+
+  readonly #disarm = (): void => {
+    this.#armed = false
   }
 }
 

@@ -2,15 +2,31 @@
  * A small LRU map: `get` refreshes an entry, `set` evicts the least recently used entry past
  * `capacity` and hands it to `onEvict`. Capacity `0` stores nothing.
  */
+/** An entry, linked from least to most recently used. */
+class Node<K, V> {
+  prev: Node<K, V> | undefined = undefined
+  next: Node<K, V> | undefined = undefined
+  constructor(
+    readonly key: K,
+    public value: V,
+  ) {}
+}
+
 export class StatementCache<K, V> {
-  readonly #map = new Map<K, V>()
+  readonly #map = new Map<K, Node<K, V>>()
   readonly #capacity: number
   readonly #onEvict: ((value: V, key: K) => void) | undefined
   #hits = 0
   #misses = 0
+  /**
+   * The recency order is a linked list beside the map (oldest first): a hit moves its node to the
+   * end with a few pointer writes. Re-inserting the key into the Map instead (delete + set) cost a
+   * transaction of four statements, each a hit on another key than the last, about 0.5 µs, and left
+   * the Map deleted slots to rehash.
+   */
+  #oldest: Node<K, V> | undefined
   /** The most recently used entry, answered without a map lookup (a hot statement runs again and again). */
-  #newest: K | undefined
-  #newestValue: V | undefined
+  #newest: Node<K, V> | undefined
 
   constructor(capacity: number, onEvict?: (value: V, key: K) => void) {
     if (!Number.isInteger(capacity) || capacity < 0)
@@ -36,22 +52,20 @@ export class StatementCache<K, V> {
 
   /** The entry for `key`, marked most recently used. */
   get(key: K): V | undefined {
-    if (key === this.#newest) {
+    const newest = this.#newest
+    if (newest !== undefined && newest.key === key) {
       this.#hits++
-      return this.#newestValue
+      return newest.value
     }
-    const value = this.#map.get(key)
-    if (value === undefined) {
+    const node = this.#map.get(key)
+    if (node === undefined) {
       this.#misses++
       return undefined
     }
     this.#hits++
-    // re-insert: a Map iterates in insertion order, so the first key is the least recently used
-    this.#map.delete(key)
-    this.#map.set(key, value)
-    this.#newest = key
-    this.#newestValue = value
-    return value
+    this.#unlink(node)
+    this.#append(node)
+    return node.value
   }
 
   /** True when `key` is held (does not refresh it). */
@@ -62,16 +76,39 @@ export class StatementCache<K, V> {
   /** Stores `value` as most recently used, evicting the oldest entries beyond capacity. */
   set(key: K, value: V): void {
     if (this.#capacity === 0) return
-    if (this.#map.has(key)) this.#map.delete(key)
-    this.#map.set(key, value)
-    this.#newest = key
-    this.#newestValue = value
-    while (this.#map.size > this.#capacity) {
-      const oldest = this.#map.keys().next().value as K
-      const evicted = this.#map.get(oldest) as V
-      this.#map.delete(oldest)
-      this.#onEvict?.(evicted, oldest)
+    const held = this.#map.get(key)
+    if (held !== undefined) {
+      held.value = value
+      this.#unlink(held)
+      this.#append(held)
+      return
     }
+    const node = new Node(key, value)
+    this.#map.set(key, node)
+    this.#append(node)
+    while (this.#map.size > this.#capacity) {
+      const oldest = this.#oldest as Node<K, V>
+      this.#unlink(oldest)
+      this.#map.delete(oldest.key)
+      this.#onEvict?.(oldest.value, oldest.key)
+    }
+  }
+
+  #unlink(node: Node<K, V>): void {
+    const { prev, next } = node
+    if (prev === undefined) this.#oldest = next
+    else prev.next = next
+    if (next === undefined) this.#newest = prev
+    else next.prev = prev
+    node.prev = node.next = undefined
+  }
+
+  #append(node: Node<K, V>): void {
+    const newest = this.#newest
+    node.prev = newest
+    if (newest === undefined) this.#oldest = node
+    else newest.next = node
+    this.#newest = node
   }
 
   /** Returns the cached value, or creates, caches and returns it. */
@@ -85,13 +122,14 @@ export class StatementCache<K, V> {
 
   /** Keys from least to most recently used. */
   keys(): K[] {
-    return [...this.#map.keys()]
+    const keys: K[] = []
+    for (let node = this.#oldest; node !== undefined; node = node.next) keys.push(node.key)
+    return keys
   }
 
   /** Drops every entry (without calling `onEvict`). */
   clear(): void {
     this.#map.clear()
-    this.#newest = undefined
-    this.#newestValue = undefined
+    this.#oldest = this.#newest = undefined
   }
 }

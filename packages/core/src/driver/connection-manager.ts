@@ -232,6 +232,16 @@ export interface ConnectionManager<C = unknown> {
    */
   executeSync?<R = Record<string, unknown>>(conn: C, query: CompiledQuery): QueryResult<R>
   /**
+   * Synchronous drivers only: a statement on a leased connection (a transaction's, a `withConnection`
+   * callback's) without a deadline or signal, run to completion now and its result returned, as
+   * `execute` would resolve; or undefined, without running anything, when the driver wants the event
+   * loop to turn first (the pool then calls `execute`, which yields, then runs it). Throws what
+   * `execute` rejects with. Saves `execute`'s promise and async frame per statement: a SQLite
+   * transaction's BEGIN, statements and COMMIT each ran through two of them (see docs/architecture.md,
+   * "Hot path").
+   */
+  executeNow?<R = Record<string, unknown>>(conn: C, query: CompiledQuery): QueryResult<R> | undefined
+  /**
    * Pipelining drivers only (pg.Client in pipeline mode): how many lone auto-commit statements may be
    * in flight on one connection. Above 1, `pool.query()` shares connections between callers instead
    * of queueing them (see `canPipeline`).

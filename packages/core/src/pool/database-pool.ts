@@ -1039,8 +1039,30 @@ export class DatabasePool<out C = unknown> {
     return this.#execute<R>(lease, compiled, options)
   }
 
-  async #execute<R>(lease: Lease<unknown>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
-    this.#replicas?.noteStatement(lease, query)
+  #execute<R>(lease: Lease<unknown>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
+    const manager = this.#manager
+    // a synchronous driver runs a statement without a deadline now: no promise and async frame of its own
+    if (manager.executeNow !== undefined && options === undefined && manager.serverOf === undefined) {
+      this.#replicas?.noteStatement(lease, query)
+      let result: QueryResult<R> | undefined
+      try {
+        result = manager.executeNow<R>(lease.conn.native, query)
+      } catch (err) {
+        return Promise.reject(manager.isUsable(lease.conn.native) ? toDatabaseError(manager, err) : this.#markBroken(lease, err))
+      }
+      if (result !== undefined) return Promise.resolve(result)
+      return this.#executeAsync<R>(lease, query, undefined, false)
+    }
+    return this.#executeAsync<R>(lease, query, options, true)
+  }
+
+  async #executeAsync<R>(
+    lease: Lease<unknown>,
+    query: CompiledQuery,
+    options: ExecuteOptions | undefined,
+    note: boolean,
+  ): Promise<QueryResult<R>> {
+    if (note) this.#replicas?.noteStatement(lease, query)
     try {
       const result = await this.#manager.execute<R>(lease.conn.native, query, options ?? {})
       if (this.#manager.serverOf !== undefined && this.#telemetry.watching) this.#noteServer(lease, result)

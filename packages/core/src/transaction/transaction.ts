@@ -174,14 +174,18 @@ function checkDeferrable(settings: MutableSettings): MutableSettings {
   return settings
 }
 
+/** The default retry rule: see {@link RetryOptions.retryOn}. */
+const defaultRetryOn = (e: DatabaseError): boolean =>
+  replaysByDefault(e) || (e.code === 'TRANSACTION_ROLLED_BACK' && DatabaseError.is(e.cause) && replaysByDefault(e.cause))
+
+const RETRY_DEFAULTS: ResolvedRetry = Object.freeze({ maxAttempts: 5, baseDelayMs: 10, maxDelayMs: 1_000, retryOn: defaultRetryOn })
+
+/** No `retry` (every transaction without one): shared, nothing allocated per call. */
+const NO_RETRY: ResolvedRetry = Object.freeze({ ...RETRY_DEFAULTS, maxAttempts: 1 })
+
 function resolveRetry(value: unknown): ResolvedRetry {
-  const defaults: ResolvedRetry = {
-    maxAttempts: 5,
-    baseDelayMs: 10,
-    maxDelayMs: 1_000,
-    retryOn: (e) => replaysByDefault(e) || (e.code === 'TRANSACTION_ROLLED_BACK' && DatabaseError.is(e.cause) && replaysByDefault(e.cause)),
-  }
-  if (value === undefined || value === false) return { ...defaults, maxAttempts: 1 }
+  const defaults = RETRY_DEFAULTS
+  if (value === undefined || value === false) return NO_RETRY
   if (value === true) return defaults
   if (typeof value === 'number') return { ...defaults, maxAttempts: checkInteger('transaction.retry', value, 1, 100) }
   const raw = requireObject('transaction.retry', value)

@@ -74,4 +74,50 @@ describe('StatementCache (LRU)', () => {
     expect(cache.size).toBe(0)
     expect(cache.capacity).toBe(3)
   })
+
+  // the recency order is a linked list beside the map: checked against a plain array model over
+  // thousands of random gets, sets and clears (every eviction, order and hit count must agree)
+  it('keeps exact LRU order through random operations, like an array model', () => {
+    let seed = 42
+    const random = (n: number): number => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648
+      return seed % n
+    }
+    for (const capacity of [1, 2, 3, 7]) {
+      const evicted: string[] = []
+      const cache = new StatementCache<string, number>(capacity, (v, k) => evicted.push(`${k}=${v}`))
+      let model: Array<[string, number]> = []
+      const modelEvicted: string[] = []
+      let hits = 0
+      let misses = 0
+      for (let i = 0; i < 5_000; i++) {
+        const key = `k${random(capacity + 3)}`
+        const op = random(10)
+        if (op < 5) {
+          const at = model.findIndex(([k]) => k === key)
+          if (at < 0) misses++
+          else {
+            hits++
+            model.push(model.splice(at, 1)[0])
+          }
+          expect(cache.get(key)).toBe(at < 0 ? undefined : model[model.length - 1][1])
+        } else if (op < 9) {
+          model = model.filter(([k]) => k !== key)
+          model.push([key, i])
+          while (model.length > capacity) {
+            const [k, v] = model.shift()!
+            modelEvicted.push(`${k}=${v}`)
+          }
+          cache.set(key, i)
+        } else if (random(50) === 0) {
+          model = []
+          cache.clear()
+        }
+        expect(cache.keys()).toEqual(model.map(([k]) => k))
+        expect(cache.size).toBe(model.length)
+      }
+      expect(evicted).toEqual(modelEvicted)
+      expect(cache.stats).toEqual({ hits, misses })
+    }
+  })
 })
