@@ -98,9 +98,9 @@ describe('StatementCache (LRU)', () => {
           if (at < 0) misses++
           else {
             hits++
-            model.push(model.splice(at, 1)[0])
+            model.push(...model.splice(at, 1))
           }
-          expect(cache.get(key)).toBe(at < 0 ? undefined : model[model.length - 1][1])
+          expect(cache.get(key)).toBe(at < 0 ? undefined : model[model.length - 1]?.[1])
         } else if (op < 9) {
           model = model.filter(([k]) => k !== key)
           model.push([key, i])
