@@ -147,6 +147,9 @@ type TransactionBody<T> = (tx: ConnectionHandle<unknown>, markBroken: (err: unkn
  * await pool.close()
  * ```
  */
+/** Swallows a settled statement's outcome where only its end matters. */
+function noop(): void {}
+
 export class DatabasePool<out C = unknown> {
   /** The validated settings. */
   readonly config: PoolConfig
@@ -968,6 +971,9 @@ export class DatabasePool<out C = unknown> {
 
   /** Ends a lease: reset, then back to tarn, or destroyed. Synchronous when the reset is. */
   #release(lease: Lease<unknown>): void | Promise<void> {
+    // statements issued on the lease still waiting for the event loop run first (see #executeLater)
+    const pending = lease.pending
+    if (pending !== undefined) return pending.then(() => this.#release(lease))
     // readYourWrites: the write's position is recorded before the caller sees its result
     if (lease.wrote && this.#replicas?.readYourWrites && lease.active && this.#committed(lease.conn))
       return this.#replicas.recordWrite(lease, Math.min(this.config.createTimeoutMs, 5_000)).then(() => this.#release(lease))
@@ -1041,28 +1047,45 @@ export class DatabasePool<out C = unknown> {
 
   #execute<R>(lease: Lease<unknown>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
     const manager = this.#manager
-    // a synchronous driver runs a statement without a deadline now: no promise and async frame of its own
-    if (manager.executeNow !== undefined && options === undefined && manager.serverOf === undefined) {
+    if (manager.executeNow === undefined) return this.#executeAsync<R>(lease, query, options)
+    // a synchronous driver: statements issued on a lease run in the order they were issued, the ones
+    // waiting for the event loop included, and before the lease ends (see #release)
+    if (lease.pending !== undefined || options !== undefined || manager.serverOf !== undefined)
+      return this.#executeLater<R>(lease, query, options)
+    // a statement without a deadline runs now: no promise and async frame of its own
+    let result: QueryResult<R> | undefined
+    try {
+      result = manager.executeNow<R>(lease.conn.native, query)
+    } catch (err) {
       this.#replicas?.noteStatement(lease, query)
-      let result: QueryResult<R> | undefined
-      try {
-        result = manager.executeNow<R>(lease.conn.native, query)
-      } catch (err) {
-        return Promise.reject(manager.isUsable(lease.conn.native) ? toDatabaseError(manager, err) : this.#markBroken(lease, err))
-      }
-      if (result !== undefined) return Promise.resolve(result)
-      return this.#executeAsync<R>(lease, query, undefined, false)
+      return Promise.reject(manager.isUsable(lease.conn.native) ? toDatabaseError(manager, err) : this.#markBroken(lease, err))
     }
-    return this.#executeAsync<R>(lease, query, options, true)
+    if (result === undefined) return this.#executeLater<R>(lease, query, undefined)
+    this.#replicas?.noteStatement(lease, query)
+    return Promise.resolve(result)
   }
 
-  async #executeAsync<R>(
-    lease: Lease<unknown>,
-    query: CompiledQuery,
-    options: ExecuteOptions | undefined,
-    note: boolean,
-  ): Promise<QueryResult<R>> {
-    if (note) this.#replicas?.noteStatement(lease, query)
+  /**
+   * A statement of a synchronous driver that may wait for the event loop (the manager's fairness
+   * yield): queued behind the lease's earlier waiting statements, and recorded on the lease so that
+   * later statements queue behind it and the release waits for it. Without that, a statement issued
+   * and not awaited could run after the callback returned, on the connection's next lease: inside
+   * another caller's transaction, and rolled back with it after resolving as done.
+   */
+  #executeLater<R>(lease: Lease<unknown>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
+    const before = lease.pending
+    const running =
+      before === undefined ? this.#executeAsync<R>(lease, query, options) : before.then(() => this.#executeAsync<R>(lease, query, options))
+    const settled = running.then(noop, noop)
+    lease.pending = settled
+    void settled.then(() => {
+      if (lease.pending === settled) lease.pending = undefined
+    })
+    return running
+  }
+
+  async #executeAsync<R>(lease: Lease<unknown>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
+    this.#replicas?.noteStatement(lease, query)
     try {
       const result = await this.#manager.execute<R>(lease.conn.native, query, options ?? {})
       if (this.#manager.serverOf !== undefined && this.#telemetry.watching) this.#noteServer(lease, result)

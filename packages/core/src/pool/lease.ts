@@ -14,6 +14,12 @@ export class Lease<C> {
   leakReported = false
   /** `readYourWrites`: a write-lane statement that may have written ran on it (its release records the write position). */
   wrote = false
+  /**
+   * Synchronous drivers: settles when the statements issued on this lease that are waiting for the
+   * event loop (see `ConnectionManager.executeNow`) have run. Later statements on the lease run after
+   * them, and the release waits for them, so the connection serves nobody else first.
+   */
+  pending: Promise<void> | undefined = undefined
   #state: 'active' | 'released' | 'revoked' = 'active'
 
   constructor(

@@ -264,6 +264,9 @@ describe('the wait queue: callers waiting for a connection', () => {
     const manager = new RecordingManager()
     const pool = new DatabasePool(manager, { min: 0, max: 1, acquireTimeoutMs: 5_000, leakDetectionThresholdMs: 0 })
     try {
+      // the connection exists first: a first statement that had to wait for its creation would run
+      // with less than its whole timeoutMs (under load, creation can take over a millisecond)
+      await pool.query('select warm-up')
       await pool.query('select timed', [], { timeoutMs: 1_000 })
       const first = await hold(pool)
       const waiting = pool.query('select timed', [], { timeoutMs: 1_000 })

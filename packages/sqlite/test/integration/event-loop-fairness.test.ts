@@ -31,3 +31,84 @@ it('a burst of queued transactions lets timers run (no macrotask starvation)', a
   }
   // about 1 s alone; what is asserted is that timers ran, not how fast, and a loaded full run took over 5 s
 }, 60_000)
+
+/** Keeps the thread busy for `ms` without yielding: the next leased statement then waits for a macrotask. */
+function busy(ms: number): void {
+  const until = performance.now() + ms
+  while (performance.now() < until) {
+    // spin
+  }
+}
+
+// A statement issued on a lease and not awaited may wait for the event loop (the fairness yield). It
+// must still run before the connection serves anyone else: the lease's release waits for it. Before,
+// the lease was released at once, the next caller's transaction began on the writer, and the late
+// statement ran inside that transaction: it resolved as done, then was rolled back with it.
+it('a leased statement that waits for the event loop runs before the connection is handed to the next caller', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dbpool-fair-'))
+  const pool = createSqlitePool(path.join(dir, 'late.db'), {}, { readers: 1, synchronous: 'OFF' })
+  const events: string[] = []
+  try {
+    await pool.query('create table t (v text not null)')
+    // the reader is open: the read below is served at once, and waits only for the event loop
+    await pool.withConnection((r) => r.query('select 1'), { lane: 'read' })
+    let late: Promise<unknown> | undefined
+    const holder = pool.withConnection(async (conn) => {
+      await conn.query('select 1')
+      busy(12)
+      // a read on another lease, issued first, waits for the event loop too and is served first
+      const read = pool.withConnection((r) => r.query('select 1'), { lane: 'read' })
+      for (let i = 0; i < 20; i++) await Promise.resolve()
+      // not awaited (an application bug, but a statement the caller was told nothing against)
+      late = conn.query("insert into t (v) values ('late')").then(
+        () => events.push('late resolved'),
+        (err: unknown) => events.push(`late rejected ${String(err)}`),
+      )
+      await read
+    })
+    const other = pool.transaction(async (tx) => {
+      events.push('other began')
+      await tx.query("insert into t (v) values ('other')")
+      await new Promise((resolve) => setTimeout(resolve, 5))
+      throw new Error('the other caller rolls back')
+    })
+    await holder
+    await expect(other).rejects.toThrow('the other caller rolls back')
+    await late
+    const rows = (await pool.query<{ v: string }>('select v from t order by rowid')).rows.map((r) => r.v)
+    // the late insert resolved, so it is there: it ran in its own lease, not in the rolled-back transaction
+    expect(events).toContain('late resolved')
+    expect(rows).toEqual(['late'])
+    expect(events.indexOf('late resolved')).toBeLessThan(events.indexOf('other began'))
+  } finally {
+    await pool.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+// The same inside a transaction: a statement issued and not awaited, waiting for the event loop, runs
+// before the COMMIT, so it belongs to the transaction. Here it fails, so the transaction rolls back
+// (TRANSACTION_ROLLED_BACK) instead of committing the rest and failing the statement on its own later.
+it('a transaction statement that waits for the event loop runs before the COMMIT', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dbpool-fair-'))
+  const pool = createSqlitePool(path.join(dir, 'late-tx.db'), {}, { readers: 1, synchronous: 'OFF' })
+  try {
+    await pool.query('create table t (v text not null)')
+    await pool.withConnection((r) => r.query('select 1'), { lane: 'read' })
+    let late: Promise<unknown> | undefined
+    const outcome = pool.transaction(async (tx) => {
+      await tx.query("insert into t (v) values ('a')")
+      busy(12)
+      const read = pool.withConnection((r) => r.query('select 1'), { lane: 'read' })
+      for (let i = 0; i < 20; i++) await Promise.resolve()
+      late = tx.query('insert into t (v) values (null)').catch((err: unknown) => err)
+      await read
+    })
+    await expect(outcome).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
+    expect(await late).toMatchObject({ code: 'NOT_NULL_VIOLATION' })
+    expect((await pool.query('select v from t')).rows).toEqual([])
+  } finally {
+    await pool.close()
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})
