@@ -89,3 +89,41 @@ describe('a connection whose pg client was ended or failed during a lease is nev
     expect(next).not.toContain(pid)
   })
 })
+
+// The rule SQLite's fairness yield now keeps too (packages/sqlite/test/integration/event-loop-fairness):
+// a statement issued on a lease and not awaited runs before the connection serves the next caller,
+// and a transaction's statement before its COMMIT (pg.Client's queue keeps the order here).
+describe('a statement issued on a lease and not awaited', () => {
+  it('runs before the next caller of the connection: resolved means kept, not rolled back with another transaction', async () => {
+    pool = poolOn(db.url, { max: 1, min: 0 })
+    const p = pool
+    await p.query('create table late_lease (v text not null)')
+    let late: Promise<unknown> | undefined
+    const holder = p.withConnection(async (conn) => {
+      await conn.query('select 1')
+      late = conn.query("insert into late_lease (v) values ('late')")
+    })
+    const other = p.transaction(async (tx) => {
+      await tx.query("insert into late_lease (v) values ('other')")
+      throw new Error('the other caller rolls back')
+    })
+    await holder
+    await expect(other).rejects.toThrow('the other caller rolls back')
+    await expect(late).resolves.toMatchObject({ rowCount: 1 })
+    expect((await p.query('select v from late_lease')).rows).toEqual([{ v: 'late' }])
+  })
+
+  it('inside a transaction runs before the COMMIT: its failure rolls the transaction back', async () => {
+    pool = poolOn(db.url, { max: 1, min: 0 })
+    const p = pool
+    await p.query('create table late_tx (v text not null)')
+    let late: Promise<unknown> | undefined
+    const outcome = p.transaction(async (tx) => {
+      await tx.query("insert into late_tx (v) values ('a')")
+      late = tx.query('insert into late_tx (v) values (null)').catch((err: unknown) => err)
+    })
+    await expect(outcome).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
+    expect(await late).toMatchObject({ code: 'NOT_NULL_VIOLATION' })
+    expect((await p.query('select v from late_tx')).rows).toEqual([])
+  })
+})
