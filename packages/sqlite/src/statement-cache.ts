@@ -73,8 +73,12 @@ export class StatementCache<K, V> {
     return this.#map.has(key)
   }
 
-  /** Stores `value` as most recently used, evicting the oldest entries beyond capacity. */
+  /**
+   * Stores `value` as most recently used, evicting the oldest entries beyond capacity. `undefined`
+   * is refused with a TypeError: `get()` answers undefined for a key it does not hold.
+   */
   set(key: K, value: V): void {
+    if (value === undefined) throw new TypeError('StatementCache cannot hold undefined: get() answers undefined for a missing key')
     if (this.#capacity === 0) return
     const held = this.#map.get(key)
     if (held !== undefined) {

@@ -43,6 +43,8 @@ describe('StatementCache (LRU)', () => {
     expect(cache.size).toBe(0)
     expect(cache.get('a')).toBeUndefined()
     expect(() => new StatementCache(-1)).toThrow(RangeError)
+    // get() answers undefined for a missing key, so undefined cannot be held
+    expect(() => new StatementCache<string, number | undefined>(2).set('a', undefined)).toThrow(TypeError)
     expect(() => new StatementCache(1.5)).toThrow(RangeError)
   })
 
