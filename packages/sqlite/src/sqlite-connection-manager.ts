@@ -93,6 +93,14 @@ interface ConnectionState {
    * it ends (see {@link SqliteConnectionManager.transactionState}). Cleared when the transaction ends.
    */
   aborted: DatabaseError | undefined
+  /**
+   * The transaction was open when the statement behind {@link aborted} began, and SQLite ended it by
+   * itself at that error (`RAISE(ROLLBACK)`, an `ON CONFLICT ROLLBACK` clause, SQLITE_FULL, an
+   * interrupt). Until the transaction's owner answers with ROLLBACK or COMMIT (answered `ROLLBACK`),
+   * or the release resets the connection, every other statement is refused: it would run in
+   * autocommit and be kept, while the transaction reports that nothing was committed.
+   */
+  endedByEngine: boolean
   /** `PRAGMA query_only` is on for the read-only transaction open on it (see {@link READ_ONLY_BEGIN}). */
   queryOnly: boolean
 }
@@ -202,6 +210,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const state = stateOf(db)
     if (state) {
       state.aborted = undefined
+      state.endedByEngine = false
       if (state.queryOnly) this.#setQueryOnly(db, state, false)
     }
     if (!db.inTransaction) return
@@ -224,7 +233,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    */
   transactionState(db: SqliteDatabase): 'idle' | 'open' | 'failed' {
     // better-sqlite3's inTransaction is false on a closed handle
-    if (!db.inTransaction) return 'idle'
+    if (!db.inTransaction) return stateOf(db)?.endedByEngine === true ? 'failed' : 'idle'
     return stateOf(db)?.aborted === undefined ? 'open' : 'failed'
   }
 
@@ -293,7 +302,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       if (answered !== undefined) return answered
     }
     // SQLite rolls back by itself on some errors (BUSY, FULL, IOERR): a later ROLLBACK is then a no-op, not a failure
-    if (text === 'ROLLBACK' && !db.inTransaction) return { rows: [], rowCount: 0 }
+    const inTransaction = db.inTransaction
+    if (!inTransaction && text === 'ROLLBACK') return { rows: [], rowCount: 0 }
     let result: QueryResult<R>
     try {
       const params = sqliteParameters(query.params, this.#maxParameters)
@@ -327,7 +337,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     } catch (err) {
       // a read-only BEGIN that failed, or a transaction SQLite ended at an error: writes are allowed again
       if (state.queryOnly && db.open && !db.inTransaction) this.#setQueryOnly(db, state, false)
-      throw this.#fail(db, err)
+      throw this.#fail(db, err, inTransaction)
     }
     if (state.lane === 'write') this.#maybeCheckpoint(db, state)
     return result
@@ -343,7 +353,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   openCursor<R = Record<string, unknown>>(db: SqliteDatabase, query: CompiledQuery, options: CursorOptions): RowCursor<R> {
     const state = this.#state(db)
     // an aborted transaction refuses the stream's statement too (see executeSync)
-    if (state.aborted !== undefined && db.inTransaction) throw abortedTransactionError('sqlite', state.aborted)
+    if (state.aborted !== undefined && (db.inTransaction || state.endedByEngine)) throw abortedTransactionError('sqlite', state.aborted)
     let stmt: Statement
     let params: readonly unknown[]
     try {
@@ -380,8 +390,14 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   #whileAborted<R>(db: SqliteDatabase, state: ConnectionState, text: string): QueryResult<R> | undefined {
     const first = state.aborted
     if (!db.inTransaction) {
+      // (a savepoint went with the transaction: ROLLBACK TO is refused too)
+      if (state.endedByEngine && (ROLLBACK_TO.test(text) || (!ROLLBACK.test(text) && !COMMITS_TRANSACTION.test(text))))
+        throw abortedTransactionError('sqlite', first)
+      // the owner ends the transaction SQLite already ended: ROLLBACK is a no-op, COMMIT answers ROLLBACK
+      const commits = state.endedByEngine && COMMITS_TRANSACTION.test(text)
       state.aborted = undefined
-      return undefined
+      state.endedByEngine = false
+      return commits ? { rows: [], rowCount: 0, command: 'ROLLBACK' } : undefined
     }
     if (ROLLBACK_TO.test(text)) {
       // the savepoint undoes the failed statement: the transaction may go on (a failing ROLLBACK TO aborts it again)
@@ -546,6 +562,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       closed: false,
       cursors: new Set(),
       aborted: undefined,
+      endedByEngine: false,
       queryOnly: false,
     })
     this.#open.add(db)
@@ -718,14 +735,21 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   /** Maps an error and remembers a fatal one, so the pool discards the connection. */
-  #fail(db: SqliteDatabase, err: unknown): DatabaseError {
+  #fail(db: SqliteDatabase, err: unknown, inTransaction = false): DatabaseError {
     const error = this.mapError(err)
     const state = stateOf(db)
     if (state && isFatalSqliteCode(error.sqliteCode)) state.fatal ??= error
     // a statement SQLite refused or failed inside a transaction aborts it, as the server aborts it on
     // Postgres; a check of dbpool's own before anything ran (a value, two columns of one name: on
-    // Postgres made in the client too) does not
-    if (state && state.aborted === undefined && abortsTransaction(error) && db.open && db.inTransaction) state.aborted = error
+    // Postgres made in the client too) does not. `inTransaction`: one was open when the statement
+    // began; if it is gone now, SQLite ended it at this error (see ConnectionState.endedByEngine)
+    if (state && state.aborted === undefined && abortsTransaction(error) && db.open) {
+      if (db.inTransaction) state.aborted = error
+      else if (inTransaction) {
+        state.aborted = error
+        state.endedByEngine = true
+      }
+    }
     if (!db.open)
       return new DatabaseError('CONNECTION_LOST', `the SQLite connection is closed: ${error.message}`, { backend: 'sqlite', cause: err })
     return error

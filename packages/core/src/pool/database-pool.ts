@@ -633,6 +633,9 @@ export class DatabasePool<out C = unknown> {
       // `fn` always starts after withConnection() has returned, as it did before immediate hand-outs
       if (immediate) await SETTLED
       const result = await fn(handle)
+      // statements `fn` issued and did not await, still waiting for the event loop, run first (#executeLater)
+      handle.detach()
+      while (lease.pending !== undefined) await lease.pending
       // the release below rolls back a transaction `fn` began and left open (or aborted): never report that work as done
       if (lease.active) {
         let state = this.#manager.transactionState?.(lease.conn.native)
@@ -1075,7 +1078,12 @@ export class DatabasePool<out C = unknown> {
   #executeLater<R>(lease: Lease<unknown>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
     const before = lease.pending
     const running =
-      before === undefined ? this.#executeAsync<R>(lease, query, options) : before.then(() => this.#executeAsync<R>(lease, query, options))
+      before === undefined
+        ? this.#executeAsync<R>(lease, query, options)
+        : // a lease revoked meanwhile (close() at its deadline) runs nothing more
+          before.then(() =>
+            lease.active ? this.#executeAsync<R>(lease, query, options) : Promise.reject<QueryResult<R>>(this.#closedError()),
+          )
     const settled = running.then(noop, noop)
     lease.pending = settled
     void settled.then(() => {

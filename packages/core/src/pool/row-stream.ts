@@ -284,6 +284,10 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
       if (stop.aborted) throw this.#beforeSent(stop.reason, undefined)
     }
     const lease = this.#loan.lease
+    // statements issued on the lease before the stream, still waiting for the event loop, run first
+    // (a synchronous driver's fairness yield): the stream then sees what they wrote
+    while (lease.pending !== undefined) await lease.pending
+    if (stop.aborted) throw stop.reason
     try {
       this.#cursor = manager.openCursor<R>(lease.conn.native, compiled, { batchSize: options.batchSize })
     } catch (err) {

@@ -238,7 +238,10 @@ describe('BackupManager with another process committing about every millisecond'
     try {
       writer = await startWriter(path, 'delete')
       const copy = copyWatch()
-      const backups = new BackupManager(pool, { directory: tmp.file('out-delete'), pagesPerStep: 16, onProgress: copy.onProgress })
+      // small steps: enough of them that the writer's commits restart the copy 3 times even when a
+      // loaded machine slows the writer down (with 16 pages a step, a CI run under load finished the
+      // copy online before the third restart)
+      const backups = new BackupManager(pool, { directory: tmp.file('out-delete'), pagesPerStep: 4, onProgress: copy.onProgress })
       const before = await counter(pool)
       let running = true
       const started = performance.now()

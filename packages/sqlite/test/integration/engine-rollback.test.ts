@@ -210,3 +210,40 @@ describe.each(scenarios)('SQLite ends the transaction by itself: $name', ({ name
     expect(await notes()).toEqual(['committed before'])
   })
 })
+
+// The statement that made SQLite end the transaction has not settled when the next one is issued
+// (both issued before either is awaited): the second must be refused all the same, or it runs in
+// autocommit and is kept while transaction() reports that nothing was committed (found by review).
+it.each([false, true])(
+  'a statement issued before the one that ended the transaction settled is refused, not kept (waits for the event loop: %s)',
+  async (waits) => {
+    const pool = createSqlitePool(join(tmp.dir, `ended-early-${String(waits)}.db`))
+    try {
+      await pool.query('create table t (v text)')
+      await pool.query("create trigger boom before insert on t when new.v = 'boom' begin select raise(rollback, 'boom'); end")
+      const seen: string[] = []
+      const outcome = pool.transaction(async (tx) => {
+        await tx.query("insert into t values ('first')")
+        if (waits) {
+          const until = performance.now() + 12
+          while (performance.now() < until) {
+            // the next statements wait for the event loop
+          }
+        }
+        const failing = tx.query("insert into t values ('boom')").catch((err: DatabaseError) => seen.push(`boom ${err.code}`))
+        const next = tx.query("insert into t values ('kept?')").then(
+          () => seen.push('next ran'),
+          (err: DatabaseError) => seen.push(`next ${err.code}`),
+        )
+        await Promise.all([failing, next])
+      })
+      const error = (await outcome.catch((err: unknown) => err)) as DatabaseError
+      expect(error).toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
+      expect(DatabaseError.is(error.cause) && error.cause.message).toContain('boom')
+      expect(seen).toContain('next TRANSACTION_ROLLED_BACK')
+      expect((await pool.query('select v from t')).rows).toEqual([])
+    } finally {
+      await pool.close()
+    }
+  },
+)

@@ -112,3 +112,68 @@ it('a transaction statement that waits for the event loop runs before the COMMIT
     fs.rmSync(dir, { recursive: true, force: true })
   }
 })
+
+// What withConnection checks after its callback returns (a transaction left open) waits for the
+// statements still waiting: a COMMIT issued last and not awaited commits, and withConnection
+// resolves; a BEGIN and an INSERT issued and not awaited leave a transaction open, which is rolled
+// back and reported (found by review: the check ran before them, so the first case rejected with
+// TRANSACTION_ROLLED_BACK while the row was committed).
+describe('withConnection, statements waiting for the event loop when the callback returns', () => {
+  it('a COMMIT issued last commits, and withConnection resolves', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dbpool-fair-'))
+    const pool = createSqlitePool(path.join(dir, 'commit-late.db'))
+    try {
+      await pool.query('create table t (v text not null)')
+      await pool.withConnection(async (conn) => {
+        await conn.query('BEGIN IMMEDIATE')
+        await conn.query("insert into t (v) values ('x')")
+        busy(12)
+        void conn.query('COMMIT')
+      })
+      expect((await pool.query('select v from t')).rows).toEqual([{ v: 'x' }])
+    } finally {
+      await pool.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a BEGIN and an INSERT issued and not awaited: rejected as left open, nothing kept', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dbpool-fair-'))
+    const pool = createSqlitePool(path.join(dir, 'begin-late.db'))
+    try {
+      await pool.query('create table t (v text not null)')
+      const outcome = pool.withConnection(async (conn) => {
+        await conn.query('select 1')
+        busy(12)
+        void conn.query('BEGIN IMMEDIATE')
+        void conn.query("insert into t (v) values ('y')")
+      })
+      await expect(outcome).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
+      expect((await pool.query('select v from t')).rows).toEqual([])
+    } finally {
+      await pool.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('a stream opened after a statement that waits sees what that statement wrote', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dbpool-fair-'))
+    const pool = createSqlitePool(path.join(dir, 'stream-late.db'))
+    try {
+      await pool.query('create table t (v text not null)')
+      const seen = await pool.withConnection(async (conn) => {
+        await conn.query('select 1')
+        busy(12)
+        const written = conn.query("insert into t (v) values ('before the stream')")
+        const rows: string[] = []
+        for await (const row of conn.stream<{ v: string }>('select v from t', [], { batchSize: 1 })) rows.push(row.v)
+        await written
+        return rows
+      })
+      expect(seen).toEqual(['before the stream'])
+    } finally {
+      await pool.close()
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
