@@ -24,7 +24,7 @@ import { WAL_IDENTITY_INTERVAL_MS, fileIdentityError, fileIdentityOf, fileIdenti
 import { DEFAULT_MAX_PARAMETERS, maxParametersOf, sqliteParameters } from './sqlite-params'
 import { exactRows, hasUnsafeNumber, MAX_SAFE, narrow, narrowIntegers } from './sqlite-integers'
 import { abortsTransaction, errorName, isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
-import { runScript } from './sqlite-script'
+import { controlsTransaction, runScript } from './sqlite-script'
 import { sqliteHealthChecks, walSizeBytes } from './sqlite-health'
 import { resolveSqliteOptions, SYNCHRONOUS_LEVELS, TEMP_STORES, type ResolvedSqliteOptions, type SqliteOptions } from './sqlite-options'
 
@@ -337,7 +337,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     } catch (err) {
       // a read-only BEGIN that failed, or a transaction SQLite ended at an error: writes are allowed again
       if (state.queryOnly && db.open && !db.inTransaction) this.#setQueryOnly(db, state, false)
-      throw this.#fail(db, err, inTransaction)
+      throw this.#fail(db, err, inTransaction, text)
     }
     if (state.lane === 'write') this.#maybeCheckpoint(db, state)
     return result
@@ -365,6 +365,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       throw this.#fail(db, err)
     }
     const kind = statementKind(query.text, stmt.readonly)
+    // nothing else runs on the connection while its cursor is open: a transaction gone at the cursor's
+    // error was ended by SQLite (see ConnectionState.endedByEngine)
+    const inTransaction = db.inTransaction
     const narrowing = stmt.reader && !this.options.safeIntegers
     if (narrowing) stmt.safeIntegers(true)
     const cursor = new SqliteCursor<R>(stmt, params, options.batchSize, {
@@ -372,7 +375,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       before: () => {
         if (kind !== 'read') this.#beforeChange(db, state, kind)
       },
-      fail: (err) => this.#fail(db, err),
+      fail: (err) => this.#fail(db, err, inTransaction, query.text),
       ended: () => {
         state.cursors.delete(cursor)
       },
@@ -393,11 +396,13 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       // (a savepoint went with the transaction: ROLLBACK TO is refused too)
       if (state.endedByEngine && (ROLLBACK_TO.test(text) || (!ROLLBACK.test(text) && !COMMITS_TRANSACTION.test(text))))
         throw abortedTransactionError('sqlite', first)
-      // the owner ends the transaction SQLite already ended: ROLLBACK is a no-op, COMMIT answers ROLLBACK
-      const commits = state.endedByEngine && COMMITS_TRANSACTION.test(text)
+      // the owner ends the transaction SQLite already ended: ROLLBACK (in any spelling) is a no-op,
+      // COMMIT answers ROLLBACK
+      const ended = state.endedByEngine
       state.aborted = undefined
       state.endedByEngine = false
-      return commits ? { rows: [], rowCount: 0, command: 'ROLLBACK' } : undefined
+      if (!ended) return undefined
+      return COMMITS_TRANSACTION.test(text) ? { rows: [], rowCount: 0, command: 'ROLLBACK' } : { rows: [], rowCount: 0 }
     }
     if (ROLLBACK_TO.test(text)) {
       // the savepoint undoes the failed statement: the transaction may go on (a failing ROLLBACK TO aborts it again)
@@ -735,7 +740,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   /** Maps an error and remembers a fatal one, so the pool discards the connection. */
-  #fail(db: SqliteDatabase, err: unknown, inTransaction = false): DatabaseError {
+  #fail(db: SqliteDatabase, err: unknown, inTransaction = false, text?: string): DatabaseError {
     const error = this.mapError(err)
     const state = stateOf(db)
     if (state && isFatalSqliteCode(error.sqliteCode)) state.fatal ??= error
@@ -745,7 +750,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     // began; if it is gone now, SQLite ended it at this error (see ConnectionState.endedByEngine)
     if (state && state.aborted === undefined && abortsTransaction(error) && db.open) {
       if (db.inTransaction) state.aborted = error
-      else if (inTransaction) {
+      // a text that commits or rolls back itself (a script `...; COMMIT; ...` failing after its COMMIT) ended it, not SQLite
+      else if (inTransaction && (text === undefined || !controlsTransaction(text))) {
         state.aborted = error
         state.endedByEngine = true
       }

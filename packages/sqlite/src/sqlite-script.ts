@@ -71,6 +71,18 @@ function runsAtomically(text: string): boolean {
   return true
 }
 
+/**
+ * Whether `text` ends or begins a transaction itself (COMMIT, END, ROLLBACK but not ROLLBACK TO,
+ * BEGIN, RELEASE of a savepoint): a transaction that is gone after it failed may have been ended by
+ * the text, not by SQLite.
+ */
+export function controlsTransaction(text: string): boolean {
+  for (const { head } of splitSqlStatements(text, 'sqlite')) {
+    if (head[0] === 'RELEASE' || transactionControlOf(head) !== undefined) return true
+  }
+  return false
+}
+
 /** `begin`, the script, COMMIT; on any failure ROLLBACK (when SQLite did not already) and the statement's own error. */
 function runAtomic(db: Database, text: string, begin: string, fail: (err: unknown) => DatabaseError): void {
   try {

@@ -247,3 +247,70 @@ it.each([false, true])(
     }
   },
 )
+
+// Found by review of the mark above: it is set only when SQLite ended the transaction, whatever path
+// the failing statement took, and the owner's ROLLBACK is a no-op in any spelling.
+describe('a transaction SQLite ended by itself, on a withConnection handle', () => {
+  const boomSchema = async (pool: DatabasePool<SqliteDatabase>): Promise<void> => {
+    await pool.query('create table t (v text unique)')
+    await pool.query("create trigger boom before insert on t when new.v = 'boom' begin select raise(rollback, 'boom'); end")
+  }
+
+  it('a stream whose statement made SQLite roll back: later statements refused, COMMIT answered ROLLBACK, nothing kept', async () => {
+    const pool = createSqlitePool(join(tmp.dir, 'ended-stream.db'))
+    try {
+      await boomSchema(pool)
+      const seen: string[] = []
+      await pool.withConnection(async (conn) => {
+        await conn.query('BEGIN')
+        await conn.query("insert into t values ('a')")
+        try {
+          for await (const row of conn.stream("insert into t values ('boom') returning v")) seen.push(String(row.v))
+        } catch (err) {
+          seen.push(`stream ${(err as DatabaseError).code}`)
+        }
+        await conn.query("insert into t values ('after')").catch((err: DatabaseError) => seen.push(`after ${err.code}`))
+        seen.push(`commit ${String((await conn.query('COMMIT')).command)}`)
+      })
+      expect(seen).toEqual([expect.stringMatching(/^stream /), 'after TRANSACTION_ROLLED_BACK', 'commit ROLLBACK'])
+      expect((await pool.query('select v from t')).rows).toEqual([])
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it.each(['rollback', 'ROLLBACK;', 'rollback transaction'])('the owner’s %j is a no-op, and the connection goes on', async (rollback) => {
+    const pool = createSqlitePool(join(tmp.dir, `ended-rollback-${rollback.length}.db`))
+    try {
+      await boomSchema(pool)
+      await pool.withConnection(async (conn) => {
+        await conn.query('BEGIN')
+        await expect(conn.query("insert into t values ('boom')")).rejects.toThrow('boom')
+        await expect(conn.query('select 1')).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
+        await expect(conn.query(rollback)).resolves.toMatchObject({ rowCount: 0 })
+        await conn.query("insert into t values ('next')")
+      })
+      expect((await pool.query('select v from t')).rows).toEqual([{ v: 'next' }])
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('a script that committed itself and then failed marks nothing: the commit is reported as what it is', async () => {
+    const pool = createSqlitePool(join(tmp.dir, 'ended-script.db'))
+    try {
+      await boomSchema(pool)
+      await pool.withConnection(async (conn) => {
+        await conn.query('BEGIN')
+        await expect(conn.query("insert into t values ('a'); COMMIT; insert into t values ('a')")).rejects.toMatchObject({
+          code: 'UNIQUE_VIOLATION',
+        })
+        // the script's own COMMIT ended the transaction: the connection is in autocommit, not refused
+        await conn.query("insert into t values ('b')")
+      })
+      expect((await pool.query('select v from t order by v')).rows).toEqual([{ v: 'a' }, { v: 'b' }])
+    } finally {
+      await pool.close()
+    }
+  })
+})
