@@ -237,10 +237,14 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
   }
 
   async #advance(): Promise<IteratorResult<R>> {
-    if (this.#state === 'done') return DONE
+    if (this.#state === 'done') {
+      if (this.#closedEarly) throw this.#closedEarly
+      return DONE
+    }
     try {
       if (this.#state === 'new') await this.#open()
       const rows = await this.#read()
+      if (this.#closedEarly) throw this.#closedEarly
       if (rows.length === 0) {
         await this.#finish(undefined)
         return DONE
@@ -254,6 +258,9 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
       throw error
     }
   }
+
+  /** Set when the handle closed the stream before its end (see {@link #closeFromHandle}). */
+  #closedEarly: DatabaseError | undefined
 
   async #open(): Promise<void> {
     this.#state = 'open'
@@ -270,7 +277,7 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
     const stop = this.#stop.signal
     if (stop.aborted) throw stop.reason
     if (hooks) {
-      const lease = hooks.begin(() => this.#finish(undefined))
+      const lease = hooks.begin(() => this.#closeFromHandle())
       this.#loan = { lease, end: (error) => hooks.end(error) }
     } else {
       let lease: Lease<unknown>
@@ -383,6 +390,20 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
   }
 
   /** Closes the cursor, then gives the connection back; once. */
+  /**
+   * The handle closed the stream before its end: its callback returned, or its transaction commits,
+   * while the stream was open. A read still waiting, or a later one, rejects: ending the iteration
+   * quietly would look like the end of the rows.
+   */
+  #closeFromHandle(): Promise<void> {
+    this.#closedEarly ??= new DatabaseError(
+      'QUERY_FAILED',
+      "the stream was closed before its last row: its connection's callback returned (or its transaction ended) while the stream was open; read it to its end or break its loop inside the callback",
+      { backend: this.#source.access.manager.backend, retryable: false },
+    )
+    return this.#finish(undefined)
+  }
+
   #finish(error: DatabaseError | undefined): Promise<void> {
     this.#failure ??= error
     this.#ending ??= this.#end()

@@ -30,3 +30,30 @@ it('a stream still open at close() deadline is revoked, its cursor ended and its
     dir.cleanup()
   }
 })
+
+// A stream on a handle still being read when its callback returns is closed with the lease. The read
+// that was waiting, and any later one, reject: ending the iteration quietly looked like the end of
+// the rows, an empty or cut result (found by review).
+it('a handle stream still being read when its callback returns rejects the reads, not a quiet end', async () => {
+  const dir = tempDir()
+  try {
+    const manager = new SqliteConnectionManager({ path: dir.file('stream-early.db') })
+    const pool = new DatabasePool(manager, { min: 0, max: 2 })
+    await pool.query('create table t as with recursive s(i) as (select 1 union all select i + 1 from s where i < 100) select i from s')
+    let iterator: AsyncIterator<{ i: number }> | undefined
+    let waiting: Promise<unknown> | undefined
+    await pool.withConnection(async (conn) => {
+      iterator = conn.stream<{ i: number }>('select i from t order by i', [], { batchSize: 10 })[Symbol.asyncIterator]()
+      waiting = iterator.next().catch((err: unknown) => err)
+    })
+    for (const read of [await waiting, await iterator!.next().catch((err: unknown) => err)]) {
+      expect(DatabaseError.is(read) ? read.code : read).toBe('QUERY_FAILED')
+      expect((read as DatabaseError).message).toContain('closed before its last row')
+    }
+    // the connection is back and usable
+    expect((await pool.query<{ n: number }>('select count(*) as n from t')).rows).toEqual([{ n: 100 }])
+    await pool.close()
+  } finally {
+    dir.cleanup()
+  }
+})
