@@ -4,8 +4,9 @@ import { DatabaseError, OUTCOME_UNKNOWN, type DatabasePool, type PoolConnection 
 import { sendCancelRequest } from './postgres-cancel'
 import type { PostgresConnection } from './postgres-connection'
 import { CopyDeadline, type CopyOptions } from './postgres-copy-deadline'
-import { checkCopyStatement } from './postgres-copy-statement'
+import { checkCopyStatement, copyToMayWrite } from './postgres-copy-statement'
 import { mapPostgresError } from './postgres-errors'
+import { unknownOutcomeError } from './postgres-outcome'
 import { requirePostgresPool } from './postgres-feature'
 import { postgresParameters } from './postgres-params'
 
@@ -378,20 +379,28 @@ function copyDoneSent(copy: ReturnType<typeof copyFromStdin>): boolean {
  * server may run on without its client and commit: `retryable: false`, `detail.outcome` `'unknown'`.
  */
 function lostError(native: PostgresConnection, copy: ReturnType<typeof copyFromStdin>, err: unknown, autoCommit: boolean): DatabaseError {
-  // only the pool's destroy closes a leased connection (close() revoking its lease); a loss leaves `closing` false
-  const base = native.closing
-    ? new DatabaseError('POOL_CLOSED', 'the pool was closed during the COPY: close() revoked its lease and closed the connection', {
-        backend: 'postgres',
-        retryable: false,
-        cause: err,
-      })
-    : mapPostgresError(err, { connectionBroken: true })
+  const base = lostBase(native, err)
   if (!autoCommit || !copyDoneSent(copy)) return base
   return new DatabaseError(
     base.code,
     `${base.message}; all the COPY's data had been sent: the server may have committed the rows, its outcome is unknown (check the table before loading them again)`,
     { backend: 'postgres', retryable: false, cause: base.cause ?? err, detail: { ...base.detail, outcome: OUTCOME_UNKNOWN } },
   )
+}
+
+/**
+ * The error of a COPY whose connection went mid-way (`err`: pg's error for it, no SQLSTATE):
+ * POOL_CLOSED when the pool closed it (`close()` revoked the lease), else CONNECTION_LOST.
+ */
+function lostBase(native: PostgresConnection, err: unknown): DatabaseError {
+  // only the pool's destroy closes a leased connection (close() revoking its lease); a loss leaves `closing` false
+  return native.closing
+    ? new DatabaseError('POOL_CLOSED', 'the pool was closed during the COPY: close() revoked its lease and closed the connection', {
+        backend: 'postgres',
+        retryable: false,
+        cause: err,
+      })
+    : mapPostgresError(err, { connectionBroken: true })
 }
 
 function hasSqlState(err: unknown): boolean {
@@ -508,8 +517,16 @@ export function copyTo(pool: DatabasePool, text: string, options?: CopyOptions):
 
 /**
  * Pipes the COPY's data into `out`; resolves (never rejects) once the lease may be released: with the
- * row count when the data ended (or the consumer stopped early: the rows sent so far), else with the
- * error `out` was destroyed with.
+ * row count when the COPY ended (or the consumer stopped early: the rows sent so far), else with the
+ * error `out` was destroyed with. `out` ends only once the server reported the COPY complete
+ * (CommandComplete: an auto-commit COPY has committed then), so a failure after its last data (a
+ * commit refused, a connection lost before the commit was confirmed) reaches the consumer.
+ *
+ * When the session ends (connection lost, closed at the deadline) after the COPY was sent and before
+ * the server reported it complete, and its query may write ({@link copyToMayWrite}), the server may
+ * have committed: the error is restated by `unknownOutcomeError` (`retryable: false`,
+ * `detail.outcome: 'unknown'`). The server's ErrorResponse before completing it (57P01 included) is a
+ * definite failure: nothing committed.
  */
 function copyOut(native: PostgresConnection, text: string, out: PassThrough, deadline: CopyDeadline): Promise<number | DatabaseError> {
   if (out.destroyed) return Promise.resolve(0)
@@ -517,46 +534,118 @@ function copyOut(native: PostgresConnection, text: string, out: PassThrough, dea
     out.destroy(deadline.reason)
     return Promise.resolve(deadline.reason)
   }
+  const mayWrite = copyToMayWrite(text)
   const copy = native.client.query(copyToStdout(text))
+  // The server commits an auto-commit COPY before it sends CommandComplete; after it, all the data
+  // was read from the socket (CopyDone comes first) and nothing can fail the COPY any more
+  let completed = false
+  const hooks = copy as unknown as { handleCommandComplete(msg: unknown): void }
+  const onCommandComplete = hooks.handleCommandComplete.bind(copy)
+  hooks.handleCommandComplete = (msg: unknown): void => {
+    completed = true
+    onCommandComplete(msg)
+  }
   return new Promise<number | DatabaseError>((resolve) => {
-    let ended = false
+    // 'data': the server's data is being read; 'confirming': all of it was read, the server's
+    // CommandComplete and ReadyForQuery are awaited; 'done': settled
+    let phase: 'data' | 'confirming' | 'done' = 'data'
+    // an error that came once the data was all read, or after CommandComplete
+    let late: unknown
+    let confirmTimer: NodeJS.Timeout | undefined
+    const connection = (native.client as unknown as { connection: NodeJS.EventEmitter }).connection
+    const fail = (error: DatabaseError): void => {
+      phase = 'done'
+      unwatch()
+      out.destroy(error)
+      resolve(error)
+    }
     const unwatch = deadline.onStop((reason) => {
-      if (ended) return
-      ended = true
+      // after CommandComplete all the data was read from the socket: the deadline's span is over
+      if (phase !== 'data' || completed) return
       // the server would keep sending: it is asked to cancel and this connection is never reused
       copy.unpipe(out)
       native.markBroken(reason)
       void cancel(native)
       native.kill()
-      out.destroy(reason)
-      resolve(reason)
+      fail(mayWrite ? unknownOutcomeError(reason, text) : reason)
     })
+    const confirmed = (): void => {
+      if (phase !== 'confirming') return
+      phase = 'done'
+      clearTimeout(confirmTimer)
+      connection.removeListener('readyForQuery', confirmed)
+      // the server refused the COPY after its data (a commit failing), or the session ended before it
+      // reported the COPY complete: a write may have committed; a read has all its data
+      const error =
+        late === undefined || completed || (!mayWrite && !hasSqlState(late)) ? undefined : copyToError(native, late, text, mayWrite, true)
+      if (error !== undefined) {
+        out.destroy(error)
+        resolve(error)
+        return
+      }
+      if (!out.destroyed) out.end()
+      resolve(copy.rowCount)
+    }
     copy.on('error', (err) => {
-      if (ended) return
-      ended = true
-      unwatch()
-      const error = copyError(native, err)
-      out.destroy(error)
-      resolve(error)
+      if (phase === 'done') return
+      if (phase === 'confirming' || completed) {
+        // judged once the data was all read (a loss after CommandComplete changes nothing: it committed)
+        late ??= err
+        confirmed()
+        return
+      }
+      fail(copyToError(native, err, text, mayWrite, false))
     })
     copy.once('end', () => {
-      if (ended) return
-      ended = true
+      if (phase !== 'data') return
+      phase = 'confirming'
       unwatch()
-      // released once the server said ReadyForQuery (the release would otherwise queue a ROLLBACK)
-      void readyForQuery(native).then(() => resolve(copy.rowCount))
+      // ended once the server said ReadyForQuery (the release would otherwise queue a ROLLBACK), or
+      // failed; a server that says nothing within 5 s loses its connection
+      if (late !== undefined || !native.usable || (native.client as unknown as { readyForQuery: boolean }).readyForQuery) {
+        if (!native.usable) late ??= new Error('the connection was lost before the server reported the COPY complete')
+        confirmed()
+        return
+      }
+      connection.once('readyForQuery', confirmed)
+      confirmTimer = setTimeout(() => {
+        const silent = new DatabaseError(
+          'CONNECTION_LOST',
+          `the server did not report the COPY complete within ${SETTLE_MS} ms; the connection was closed`,
+          {
+            backend: 'postgres',
+          },
+        )
+        native.markBroken(silent)
+        native.kill()
+        late ??= silent
+        confirmed()
+      }, SETTLE_MS)
     })
     out.once('close', () => {
-      if (ended) return
-      ended = true
+      if (phase !== 'data') return
+      phase = 'done'
       unwatch()
       // the consumer stopped mid-COPY: the server would keep sending; this connection cannot be reused
       copy.unpipe(out)
       closeBroken(native, 'the consumer of copyTo() stopped reading before the end of the COPY')
       resolve(copy.rowCount)
     })
-    copy.pipe(out)
+    copy.pipe(out, { end: false })
   })
+}
+
+/**
+ * The error of a copyTo whose COPY failed with `err` (`afterData`: once all its data was read). The
+ * server's ErrorResponse is a definite failure (it did not complete the COPY, so it committed
+ * nothing); a lost session (no SQLSTATE: the socket, or `close()` revoking the lease, POOL_CLOSED)
+ * is restated as outcome unknown when the query may write, else keeps its code's retryability.
+ */
+function copyToError(native: PostgresConnection, err: unknown, text: string, mayWrite: boolean, afterData: boolean): DatabaseError {
+  if (hasSqlState(err) || (native.usable && !afterData && !DatabaseError.is(err))) return copyError(native, err)
+  const base = DatabaseError.is(err) ? err : lostBase(native, err)
+  native.abortedBy = base
+  return mayWrite ? unknownOutcomeError(base, text) : base
 }
 
 /** How array rows are encoded: from the statement's options (after STDIN; `words` has no comments or literals). */
@@ -651,12 +740,4 @@ async function settles(promise: Promise<unknown>): Promise<boolean> {
   } finally {
     clearTimeout(timer)
   }
-}
-
-/** Resolves once the server sent ReadyForQuery after the COPY (or the connection is gone, or 5 s passed). */
-async function readyForQuery(native: PostgresConnection): Promise<void> {
-  const client = native.client as unknown as { readyForQuery: boolean; connection: NodeJS.EventEmitter }
-  if (client.readyForQuery || !native.usable) return
-  const ready = new Promise<void>((resolve) => client.connection.once('readyForQuery', () => resolve()))
-  if (!(await settles(ready))) closeBroken(native, 'the server did not finish a COPY')
 }
