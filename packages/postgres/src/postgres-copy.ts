@@ -457,8 +457,10 @@ async function abort(native: PostgresConnection, copy: ReturnType<typeof copyFro
 /**
  * Runs `COPY ... TO STDOUT` on a connection of `pool` and returns its data as a `Readable` of
  * Buffers (pg-copy-streams), with backpressure: the server's data is read from the socket only as
- * fast as the consumer reads. The lease is taken at once and released when the data ends, the COPY
- * fails, or the consumer destroys the Readable early (the connection, mid-COPY, is then closed).
+ * fast as the consumer reads. The Readable ends once the server reported the COPY complete
+ * (CommandComplete: a writing query has committed then). The lease is taken at once and released
+ * when the data ends, the COPY fails, or the consumer destroys the Readable early (the connection,
+ * mid-COPY, is then closed; a writing query's outcome is then unknown).
  *
  * ```ts
  * await pipeline(copyTo(pool, 'copy (select * from journal order by id) to stdout with (format csv)'), createWriteStream('journal.csv'))
@@ -471,8 +473,15 @@ async function abort(native: PostgresConnection, copy: ReturnType<typeof copyFro
  * (`cause`: the signal's reason): a cancel request is sent and the connection closed (never reused
  * mid-COPY), the lease released.
  *
- * Errors (the Readable's `error`): the server's error, mapped (e.g. a statement failing mid-way);
- * POOL_CLOSED, ACQUIRE_TIMEOUT as for `pool.query()`; QUERY_TIMEOUT, QUERY_CANCELLED. Thrown at once:
+ * Errors (the Readable's `error`): the server's error, mapped (e.g. a statement failing mid-way, a
+ * commit refused): a definite failure, nothing committed; CONNECTION_LOST (POOL_CLOSED when
+ * `close()` revoked the lease), ACQUIRE_TIMEOUT as for `pool.query()`; QUERY_TIMEOUT, QUERY_CANCELLED.
+ * The COPY runs in auto-commit: when its session ends after it was sent and before the server
+ * reported it complete (connection lost, closed at the deadline or on abort) and its query may
+ * write (`COPY (INSERT / UPDATE / DELETE ... RETURNING ...)`, a `WITH` holding one, a call the strict
+ * classifier of `readRouting: 'auto'` does not know: see `copyToMayWrite`), the server may have
+ * committed it: same code, `retryable: false`, `detail.outcome` `'unknown'` (check before running it
+ * again). A COPY of a table and a known read-only `COPY (query)` keep their code's retryability. Thrown at once:
  * CONFIGURATION for a SQLite pool, a text that is not one `COPY ... TO STDOUT` statement (see
  * `checkCopyStatement`), or invalid options (naming `copyTo.timeoutMs`, `copyTo.signal` or an unknown
  * `copyTo.<key>`, and the value).
