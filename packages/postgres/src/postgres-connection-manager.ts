@@ -533,7 +533,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * in `execute` (SYNTAX_ERROR, INVALID_PARAMETER: thrown before anything is sent). The connection is
    * the stream's own lease, in classic mode (statement sharing never joins it). A read abandoned at
    * the stream's deadline or abort sends a cancel request and closes the connection, as a statement's
-   * deadline does.
+   * deadline does; when the cursor had sent its Sync (the implicit transaction's commit in flight)
+   * and the text may write, the stream reports the reason as outcome unknown (`unknownOutcomeError`).
    */
   openCursor<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery, options: CursorOptions): RowCursor<R> {
     const prepared = pgQuery(query)
@@ -543,10 +544,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       types: this.#types,
       closeTimeoutMs: this.options.cancelTimeoutMs,
       fail: (err, progress) => this.#queryError(conn, err, query.text, progress),
-      abandon: (reason) => {
+      abandon: (reason, progress) => {
         conn.markBroken(reason)
         void this.#cancel(conn)
         conn.kill()
+        // the cursor's Sync was sent (its commit in flight) for a text that may write: it may have committed
+        if (progress === undefined || !outcomeUnknown(progress, query.text, true, false)) return reason
+        conn.endedInDoubt = true
+        return unknownOutcomeError(reason, query.text)
       },
     })
   }

@@ -17,8 +17,12 @@ export interface PostgresCursorHooks {
    * the cursor's Sync was sent is restated as outcome unknown when the text may have committed.
    */
   fail(err: unknown, progress?: StatementProgress): DatabaseError
-  /** Gives up on the connection at once: a cancel request, then the socket closed. */
-  abandon(reason: DatabaseError): void
+  /**
+   * Gives up on the connection at once: a cancel request, then the socket closed. Returns the error
+   * to report: `reason`, or with `progress` showing the statement's commit in flight (the cursor's
+   * Sync sent outside a transaction, a text that may write), `reason` as outcome unknown.
+   */
+  abandon(reason: DatabaseError, progress?: StatementProgress): DatabaseError
 }
 
 /**
@@ -95,9 +99,10 @@ export class PostgresCursor<R> implements RowCursor<R> {
     )
   }
 
-  abandon(reason: DatabaseError): void {
+  abandon(reason: DatabaseError): DatabaseError {
     this.#done = true
-    this.#hooks.abandon(reason)
+    const cursor = this.#cursor
+    return this.#hooks.abandon(reason, cursor === undefined ? undefined : this.#progress(cursor))
   }
 
   /**

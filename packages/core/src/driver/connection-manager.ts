@@ -61,10 +61,12 @@ export interface RowCursor<R = Record<string, unknown>> {
   close(): void | Promise<void>
   /**
    * Gives up on a `read()` still in flight at once (the stream's deadline passed or its signal
-   * aborted): Postgres sends a cancel request and closes the connection. Optional: a manager whose
-   * reads cannot be interrupted leaves it out.
+   * aborted): Postgres sends a cancel request and closes the connection. Returns the error to report
+   * instead of `reason` when the backend knows more (Postgres: the statement's commit was in flight,
+   * so it is restated with `detail.outcome: 'unknown'`), or nothing. Optional: a manager whose reads
+   * cannot be interrupted leaves it out.
    */
-  abandon?(reason: DatabaseError): void
+  abandon?(reason: DatabaseError): DatabaseError | void
 }
 
 /** Transaction isolation levels (SQLite always runs serializable, which satisfies every level). */

@@ -380,8 +380,8 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
     if (rows !== undefined && !stop.aborted) return rows
     // the deadline or the signal won: the read in flight is given up (Postgres: cancelled, connection closed)
     reading.catch(ignore)
-    cursor.abandon?.(stop.reason as DatabaseError)
-    throw stop.reason
+    const reason = stop.reason as DatabaseError
+    throw cursor.abandon?.(reason) ?? reason
   }
 
   #toError(err: unknown): DatabaseError {
