@@ -1,5 +1,6 @@
 import { checkInteger, configError, rejectUnknownKeys, requireObject } from '../config/validate'
 import { DatabaseError } from '../errors/database-error'
+import { isOutcomeUnknown, OUTCOME_UNKNOWN } from '../errors/error-outcome'
 import type { Backend } from '../driver/connection-manager'
 import type { DatabasePool } from '../pool/database-pool'
 import type { PoolConnection } from '../pool/pool-connection'
@@ -54,7 +55,9 @@ type Prepared = Migration & {
  * Applies and reverts schema migrations through a {@link DatabasePool}, on Postgres and SQLite alike.
  *
  * - Each migration runs in its own transaction; a failing statement rolls it back and throws
- *   MIGRATION_FAILED naming the file, the statement's number and line, and the database's error.
+ *   MIGRATION_FAILED naming the file, the statement's number and line, and the database's error
+ *   (`detail.outcome: 'unknown'` when that error's outcome is unknown: a COMMIT or a
+ *   `transaction:false` statement lost in flight may have taken effect).
  *   On Postgres a section marked `transaction:false` runs statement by statement instead (for
  *   `CREATE INDEX CONCURRENTLY`), holding a session-level advisory lock.
  * - Applied migrations are recorded in `dbpool_migrations` (version, name, sha256 checksum,
@@ -432,8 +435,13 @@ async function runStep(
       await conn.query(statement.text)
     } catch (err) {
       const preview = previewStatement(statement.text)
+      // outside a transaction a statement whose connection was lost in flight may itself have taken effect
+      const itself =
+        !step.transaction && isOutcomeUnknown(err)
+          ? '; the failing statement itself may have taken effect too (its outcome is unknown)'
+          : ''
       throw migrationError(
-        `migration ${step.source} failed at statement ${i + 1} (line ${statement.line}): ${preview}: ${describe(err)}${note}`,
+        `migration ${step.source} failed at statement ${i + 1} (line ${statement.line}): ${preview}: ${describe(err)}${note}${itself}`,
         m,
         { statementIndex: i + 1, line: statement.line, statement: preview, file: step.source, ...mode },
         err,
@@ -462,6 +470,8 @@ function migrationError(message: string, m?: Migration, detail: Record<string, u
     detail: {
       ...(m ? { version: m.version, name: m.name, source: m.source } : {}),
       ...(native ? { causeCode: native.code } : {}),
+      // a COMMIT (or a transaction:false statement) lost in flight: the migration may be applied
+      ...(isOutcomeUnknown(cause) ? { outcome: OUTCOME_UNKNOWN } : {}),
       ...detail,
     },
   })

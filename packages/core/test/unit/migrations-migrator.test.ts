@@ -1,7 +1,15 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DatabaseError, DatabasePool, Migrator, migrationChecksum, type MigrationDefinition, type MigrationEvent } from '@dbpool/core'
+import {
+  DatabaseError,
+  DatabasePool,
+  isOutcomeUnknown,
+  Migrator,
+  migrationChecksum,
+  type MigrationDefinition,
+  type MigrationEvent,
+} from '@dbpool/core'
 import type { FakeConnection } from '@dbpool/core/testing'
 import { FakeMigrationDatabase, MigrationFakeManager } from './migrations-fake'
 
@@ -328,6 +336,30 @@ describe('Migrator.up', () => {
     expect(err.detail).toMatchObject({ version: 1, name: 'a' })
   })
 
+  it('a COMMIT whose connection was lost in flight (outcome unknown): MIGRATION_FAILED keeps detail.outcome unknown', async () => {
+    const { pool, manager, db } = setup()
+    const migrator = new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1' }] })
+    await migrator.status()
+    await pool.withConnection(async () => undefined)
+    db.tableExists = true
+    manager.queryFaults.push({
+      match: /^COMMIT$/,
+      fault: {
+        kind: 'fail',
+        error: new DatabaseError('CONNECTION_LOST', 'connection lost (it may have committed)', {
+          backend: 'postgres',
+          retryable: false,
+          detail: { outcome: 'unknown' },
+        }),
+      },
+      fatal: false,
+    })
+    const err = await failure(migrator.up())
+    expect(err.code).toBe('MIGRATION_FAILED')
+    expect(isOutcomeUnknown(err)).toBe(true)
+    expect(err.detail).toMatchObject({ version: 1, causeCode: 'CONNECTION_LOST' })
+  })
+
   it('reports a failing table creation with its own cause', async () => {
     const { pool, manager } = setup()
     manager.queryFaults.push({
@@ -633,6 +665,39 @@ describe('Migrator: transaction:false (Postgres)', () => {
     expect([...db.rows.keys()]).toEqual([1])
     expect(db.sessionLockHolder).toBeUndefined()
     expect(pool.stats().used).toBe(0)
+  })
+
+  it('a statement lost in flight (outcome unknown): MIGRATION_FAILED says it may itself have taken effect, detail.outcome unknown', async () => {
+    const { pool, manager } = setup('postgres')
+    manager.queryFaults.push({
+      match: /^analyze a$/,
+      fault: {
+        kind: 'fail',
+        error: new DatabaseError('CONNECTION_LOST', 'connection lost (it may have committed)', {
+          backend: 'postgres',
+          retryable: false,
+          detail: { outcome: 'unknown' },
+        }),
+      },
+      fatal: false,
+    })
+    const err = await failure(new Migrator(pool, { migrations: definitions('create index concurrently a_x on a (x); analyze a') }).up())
+    expect(err.code).toBe('MIGRATION_FAILED')
+    expect(err.message).toMatch(/the failing statement itself may have taken effect too/)
+    expect(isOutcomeUnknown(err)).toBe(true)
+    expect(err.detail).toMatchObject({ version: 2, statementIndex: 2, transaction: false })
+  })
+
+  it('a statement refused by the server: no outcome', async () => {
+    const { pool, manager } = setup('postgres')
+    manager.queryFaults.push({
+      match: /^analyze a$/,
+      fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'no', { backend: 'postgres', sqlState: '42P01' }) },
+      fatal: false,
+    })
+    const err = await failure(new Migrator(pool, { migrations: definitions('create index concurrently a_x on a (x); analyze a') }).up())
+    expect(isOutcomeUnknown(err)).toBe(false)
+    expect(err.message).not.toMatch(/itself may have taken effect/)
   })
 
   it('waits while another process holds either lock, then runs', async () => {
