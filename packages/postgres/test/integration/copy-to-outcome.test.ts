@@ -151,6 +151,26 @@ describe('copyTo() of a writing query whose session ends mid-COPY', () => {
     expect(error.message).toContain('copyTo.timeoutMs')
   }, 30_000)
 
+  it('signal aborted mid-COPY (a slow consumer): QUERY_CANCELLED with outcome unknown', async () => {
+    await onePool()
+    const controller = new AbortController()
+    const error = await failure(consume(copyTo(pool!, WRITE_BIG, { signal: controller.signal }), () => controller.abort('stop'), 500))
+    expect(error.code).toBe('QUERY_CANCELLED')
+    expect(error.retryable).toBe(false)
+    expect(isOutcomeUnknown(error)).toBe(true)
+  }, 30_000)
+
+  it('close() revoking the lease mid-COPY: POOL_CLOSED, not retryable, outcome unknown', async () => {
+    const { pool: closing } = await onePool()
+    const reading = consume(copyTo(closing, WRITE_BIG), () => closing.close({ timeoutMs: 50 }), 500)
+    const outcome = await within(reading, 10_000)
+    if (outcome === 'pending' || !('error' in outcome) || !DatabaseError.is(outcome.error))
+      throw new Error(`expected the COPY to fail with a DatabaseError, got ${JSON.stringify(outcome)}`)
+    expect(outcome.error.code).toBe('POOL_CLOSED')
+    expect(outcome.error.retryable).toBe(false)
+    expect(isOutcomeUnknown(outcome.error)).toBe(true)
+  }, 30_000)
+
   it('connection lost while the server holds the commit (a deferred trigger): outcome unknown; the orphaned COPY commits', async () => {
     const { client } = await onePool()
     const before = await count('slow_commit')
