@@ -1,3 +1,4 @@
+import { parse as parseLossless } from 'lossless-json'
 import { types as pgTypes, type CustomTypesConfig } from 'pg'
 
 /**
@@ -19,6 +20,10 @@ const OID = {
   TIMESTAMP_ARRAY: 1115,
   TEXT_ARRAY: 1009,
   NUMERIC_ARRAY: 1231,
+  JSON: 114,
+  JSON_ARRAY: 199,
+  JSONB: 3802,
+  JSONB_ARRAY: 3807,
 } as const
 
 type Parser = (text: string) => unknown
@@ -38,7 +43,11 @@ type Nested = unknown[] | unknown
  * - `timestamptz`: a `Date` (an instant). pg's default.
  * - `timestamp` (without time zone) and `date`: the server's text, e.g. `'2024-03-01 12:00:00'` and
  *   `'2024-03-01'`; pg would build a Date in the process's local zone, a silent shift.
- * - `json` / `jsonb`: parsed. `bytea`: Buffer. `int2`/`int4`/`float4`/`float8`: number. pg's defaults.
+ * - `json` / `jsonb`: parsed, as JSON.parse does, except that an integer beyond ±(2^53−1) that JS
+ *   would not write back as written (`{"id": 12345678901234567890}`, which JSON.parse rounds to
+ *   `12345678901234567000`) comes back as the exact `bigint`, the `int8: 'number'` rule (see
+ *   {@link parseJson}).
+ * - `bytea`: Buffer. `int2`/`int4`/`float4`/`float8`: number. pg's defaults.
  * - Arrays of these follow their element type.
  */
 export function createTypeParsers(int8: Int8Mode): CustomTypesConfig {
@@ -53,6 +62,8 @@ export function createTypeParsers(int8: Int8Mode): CustomTypesConfig {
   overrides.set(OID.DATE_ARRAY, arrayOf(identity))
   overrides.set(OID.TIMESTAMP, identity)
   overrides.set(OID.TIMESTAMP_ARRAY, arrayOf(identity))
+  for (const oid of [OID.JSON, OID.JSONB]) overrides.set(oid, parseJson)
+  for (const oid of [OID.JSON_ARRAY, OID.JSONB_ARRAY]) overrides.set(oid, arrayOf(parseJson))
   const getTypeParser = ((oid: number, format?: 'text' | 'binary') => {
     if (format !== 'binary') {
       const parser = overrides.get(oid)
@@ -73,6 +84,47 @@ function int8Parse(mode: Int8Mode): Parser | undefined {
     }
   }
   return undefined
+}
+
+/** A digit run long enough to be an integer beyond ±(2^53−1) (16 digits: 2^53 is 9007199254740992). */
+const LONG_DIGITS = /\d{16}/
+const INTEGER = /^-?\d+$/
+
+/**
+ * A `json` / `jsonb` value: JSON.parse, except for an integer literal that JS would not write back as
+ * the same integer: that one becomes the exact `bigint` (JSON.parse reads `12345678901234567890` as
+ * `12345678901234567000`, `9007199254740993` as `9007199254740992`: an id or an amount changed
+ * silently, and written back changed). An integer that JS prints back as written stays a number:
+ * `1152921504606847000`, the text `JSON.stringify(2 ** 60)` writes, reads back as the double `2 ** 60`,
+ * as with JSON.parse, and `1000000000000000000000` (jsonb's spelling of `1e21`) as `1e21`. Numbers
+ * with a fraction or an exponent stay doubles, as in JSON.parse. Only a text with a run of 16 digits
+ * (an integer beyond ±(2^53−1) has at least 16) goes through lossless-json, a JS parser that hands
+ * over each number's text; every other value takes JSON.parse's fast path. A text lossless-json
+ * refuses where JSON.parse does not (duplicate keys in `json`) falls back to JSON.parse (the last key
+ * wins), so a read never fails here.
+ */
+export function parseJson(text: string): unknown {
+  if (!LONG_DIGITS.test(text)) return JSON.parse(text)
+  try {
+    return parseLossless(text, null, jsonNumber)
+  } catch {
+    return JSON.parse(text)
+  }
+}
+
+function jsonNumber(text: string): number | bigint {
+  const value = Number(text)
+  if (!INTEGER.test(text) || Number.isSafeInteger(value)) return value
+  return Number.isFinite(value) && integerDigits(value) === text ? value : BigInt(text)
+}
+
+/** The integer JS writes for an integral double (its shortest round-trip text), without an exponent: `1e+21` → `1000000000000000000000`. */
+function integerDigits(value: number): string {
+  const text = String(value)
+  const match = /^(-?)(\d)(?:\.(\d+))?e\+(\d+)$/.exec(text)
+  if (!match) return text
+  const fraction = match[3] ?? ''
+  return `${match[1]}${match[2]}${fraction}${'0'.repeat(Number(match[4]) - fraction.length)}`
 }
 
 function identity(text: string): string {

@@ -81,6 +81,28 @@ describe('types', () => {
     expect([...rows[0]!.by]).toEqual([1, 2, 255])
   })
 
+  it('json and jsonb read an integer JS would round as the exact bigint, and keep numbers JS wrote (arrays of them too)', async () => {
+    const text = '{"id": 12345678901234567890, "neg": -9007199254740993, "s": "98765432109876543210", "ok": 42}'
+    const written = { big: 2 ** 60, huge: 1e21, half: 0.5 }
+    for (const prepare of [true, false]) {
+      const p = poolOn(db.url, { max: 1, min: 0 }, { prepare })
+      try {
+        const { rows } = await p.query<{ j: unknown; jb: unknown; arr: unknown; w: unknown }>(
+          sql`select ${text}::json as j, ${text}::jsonb as jb, array[${text}::jsonb, '7'::jsonb] as arr, ${written}::jsonb as w`,
+        )
+        const exact = { id: 12345678901234567890n, neg: -9007199254740993n, s: '98765432109876543210', ok: 42 }
+        // JSON.parse would give id 12345678901234567000 and neg -9007199254740992: changed silently
+        expect(rows[0]?.j).toEqual(exact)
+        expect(rows[0]?.jb).toEqual(exact)
+        expect(rows[0]?.arr).toEqual([exact, 7])
+        // what JS wrote reads back as the same doubles (jsonb spells 1e21 in full digits)
+        expect(rows[0]?.w).toEqual(written)
+      } finally {
+        await p.close()
+      }
+    }
+  })
+
   it('returns the last result of a multi-statement text, and rowCount for writes', async () => {
     await pool.query('create table if not exists multi (id int)')
     const r = await pool.query('insert into multi values (1); insert into multi values (2), (3)')
