@@ -48,7 +48,7 @@ export function parseMigrationFileName(file: string): FileName | undefined {
  */
 export function parseMigrationSections(file: string, text: string): { up: MigrationStep; down: MigrationStep | undefined } {
   const lines = text.replace(/\r\n?/g, '\n').split('\n')
-  const sections: { kind: 'up' | 'down'; start: number; lines: string[]; transaction: boolean }[] = []
+  const sections: { kind: 'up' | 'down'; start: number; lines: string[]; transaction: boolean; foreignKeys: boolean }[] = []
   const preamble: string[] = []
   lines.forEach((line, index) => {
     const marker = MARKER.exec(line)
@@ -56,9 +56,9 @@ export function parseMigrationSections(file: string, text: string): { up: Migrat
       const kind = (marker[1] as string).toLowerCase()
       if (kind !== 'up' && kind !== 'down')
         throw sectionError(file, index + 1, `unknown marker "-- migrate:${marker[1]}": use -- migrate:up and -- migrate:down`)
-      const transaction = markerTransaction(file, index + 1, kind, marker[2] ?? '')
+      const { transaction, foreignKeys } = markerOptions(file, index + 1, kind, marker[2] ?? '')
       if (sections.some((s) => s.kind === kind)) throw sectionError(file, index + 1, `a second "-- migrate:${kind}" section`)
-      sections.push({ kind, start: index + 2, lines: [], transaction })
+      sections.push({ kind, start: index + 2, lines: [], transaction, foreignKeys })
       return
     }
     const current = sections[sections.length - 1]
@@ -77,22 +77,36 @@ export function parseMigrationSections(file: string, text: string): { up: Migrat
     firstLine: s.start,
     source: file,
     transaction: s.transaction,
+    ...(s.foreignKeys ? {} : { foreignKeys: false as const }),
   })
   return { up: step(up), down: down && down.lines.some((l) => l.trim() !== '') ? step(down) : undefined }
 }
 
-/** The options after a section marker: nothing, or `transaction:false` / `transaction:true` (dbmate's spelling). */
-function markerTransaction(file: string, line: number, kind: string, options: string): boolean {
-  const text = options.trim()
-  if (text === '') return true
-  const match = /^transaction:(true|false)$/i.exec(text)
-  if (!match)
-    throw sectionError(
-      file,
-      line,
-      `unsupported options after "-- migrate:${kind}": ${JSON.stringify(text)} (the only option is transaction:false)`,
-    )
-  return (match[1] as string).toLowerCase() === 'true'
+/**
+ * The options after a section marker, separated by spaces: `transaction:false` / `transaction:true`
+ * (dbmate's spelling) and `foreign_keys:off` / `foreign_keys:on` (SQLite: run the section with
+ * foreign-key enforcement off, see {@link MigrationDefinition.foreignKeys}).
+ */
+function markerOptions(file: string, line: number, kind: string, options: string): { transaction: boolean; foreignKeys: boolean } {
+  const out = { transaction: true, foreignKeys: true }
+  const seen = new Set<string>()
+  for (const word of options
+    .trim()
+    .split(/\s+/)
+    .filter((w) => w !== '')) {
+    const match = /^(transaction):(true|false)$|^(foreign_keys):(on|off)$/i.exec(word)
+    const name = match ? ((match[1] ?? match[3]) as string).toLowerCase() : undefined
+    if (!match || !name || seen.has(name))
+      throw sectionError(
+        file,
+        line,
+        `unsupported option after "-- migrate:${kind}": ${JSON.stringify(word)} (the options are transaction:false and foreign_keys:off, each at most once)`,
+      )
+    seen.add(name)
+    if (name === 'transaction') out.transaction = (match[2] as string).toLowerCase() === 'true'
+    else out.foreignKeys = (match[4] as string).toLowerCase() === 'on'
+  }
+  return out
 }
 
 function sectionError(file: string, line: number, problem: string): DatabaseError {
@@ -170,8 +184,11 @@ export function migrationsFromDefinitions(definitions: readonly MigrationDefinit
     if (def.transaction !== undefined && typeof def.transaction !== 'boolean')
       throw configError(`${where}.transaction`, def.transaction, 'must be true or false')
     const transaction = def.transaction ?? true
-    const up = toStep(`${where}.up`, def.up, source, transaction)
-    const down = def.down === undefined ? undefined : toStep(`${where}.down`, def.down, source, transaction)
+    if (def.foreignKeys !== undefined && typeof def.foreignKeys !== 'boolean')
+      throw configError(`${where}.foreignKeys`, def.foreignKeys, 'must be true or false')
+    const foreignKeys = def.foreignKeys ?? true
+    const up = toStep(`${where}.up`, def.up, source, transaction, foreignKeys)
+    const down = def.down === undefined ? undefined : toStep(`${where}.down`, def.down, source, transaction, foreignKeys)
     if (def.checksum !== undefined && (typeof def.checksum !== 'string' || def.checksum === ''))
       throw configError(`${where}.checksum`, def.checksum, 'must be a non-empty string')
     const checksum = def.checksum ?? (up.kind === 'sql' ? migrationChecksum(up.sql) : '')
@@ -180,12 +197,13 @@ export function migrationsFromDefinitions(definitions: readonly MigrationDefinit
   return out.sort((a, b) => a.version - b.version)
 }
 
-function toStep(option: string, value: unknown, source: string, transaction: boolean): MigrationStep {
+function toStep(option: string, value: unknown, source: string, transaction: boolean, foreignKeys: boolean): MigrationStep {
+  const fk: { foreignKeys?: false } = foreignKeys ? {} : { foreignKeys: false }
   if (typeof value === 'function')
-    return { kind: 'function', fn: value as Extract<MigrationStep, { kind: 'function' }>['fn'], source, transaction }
+    return { kind: 'function', fn: value as Extract<MigrationStep, { kind: 'function' }>['fn'], source, transaction, ...fk }
   if (typeof value === 'string') {
     if (value.trim() === '') throw configError(option, value, 'must not be empty')
-    return { kind: 'sql', sql: value, firstLine: 1, source, transaction }
+    return { kind: 'sql', sql: value, firstLine: 1, source, transaction, ...fk }
   }
   throw configError(option, value, 'must be SQL text or a function')
 }

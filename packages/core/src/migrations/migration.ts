@@ -25,6 +25,17 @@ export interface MigrationDefinition {
    */
   readonly transaction?: boolean
   /**
+   * `false` runs both sides with SQLite's foreign-key enforcement off, for a table rebuild (create
+   * the new table, copy, drop the old one, rename: SQLite's 12 steps, https://www.sqlite.org/lang_altertable.html):
+   * with enforcement on, dropping the old table fires the `ON DELETE CASCADE` / `SET NULL` actions of
+   * its child tables, and `PRAGMA defer_foreign_keys` does not stop them. The Migrator sets
+   * `PRAGMA foreign_keys = OFF` before `BEGIN` (inside a transaction SQLite ignores it), runs
+   * `PRAGMA foreign_key_check` before `COMMIT` (a violation rolls back: MIGRATION_FAILED naming the
+   * rows) and turns enforcement back on afterwards, whatever happened. The file spelling is
+   * `-- migrate:up foreign_keys:off`. SQLite only: on Postgres it is CONFIGURATION. Default is `true`.
+   */
+  readonly foreignKeys?: boolean
+  /**
    * Overrides the recorded checksum. SQL migrations default to the sha256 of the `up` text; function
    * migrations have no checksum (drift is not detected) unless you set one here.
    */
@@ -33,11 +44,26 @@ export interface MigrationDefinition {
 
 /**
  * One side (`up` or `down`) of a loaded migration. `transaction` is `false` when it runs outside a
- * transaction (`-- migrate:up transaction:false`, or `transaction: false` in code).
+ * transaction (`-- migrate:up transaction:false`, or `transaction: false` in code); `foreignKeys` is
+ * `false` (absent otherwise) when it runs with SQLite's foreign-key enforcement off
+ * (`-- migrate:up foreign_keys:off`, or `foreignKeys: false` in code).
  */
 export type MigrationStep =
-  | { readonly kind: 'sql'; readonly sql: string; readonly firstLine: number; readonly source: string; readonly transaction: boolean }
-  | { readonly kind: 'function'; readonly fn: MigrationFunction; readonly source: string; readonly transaction: boolean }
+  | {
+      readonly kind: 'sql'
+      readonly sql: string
+      readonly firstLine: number
+      readonly source: string
+      readonly transaction: boolean
+      readonly foreignKeys?: false
+    }
+  | {
+      readonly kind: 'function'
+      readonly fn: MigrationFunction
+      readonly source: string
+      readonly transaction: boolean
+      readonly foreignKeys?: false
+    }
 
 /** A migration as the {@link Migrator} runs it, from a file or from code. */
 export interface Migration {

@@ -3,7 +3,7 @@ import { DatabaseError } from '../errors/database-error'
 import { isOutcomeUnknown, OUTCOME_UNKNOWN } from '../errors/error-outcome'
 import type { Backend } from '../driver/connection-manager'
 import type { DatabasePool } from '../pool/database-pool'
-import type { PoolConnection } from '../pool/pool-connection'
+import type { ConnectionHandle, PoolConnection } from '../pool/pool-connection'
 import type { SqlDialect } from '../sql/sql'
 import type {
   Migration,
@@ -60,6 +60,10 @@ type Prepared = Migration & {
  *   `transaction:false` statement lost in flight may have taken effect).
  *   On Postgres a section marked `transaction:false` runs statement by statement instead (for
  *   `CREATE INDEX CONCURRENTLY`), holding a session-level advisory lock.
+ * - On SQLite a section marked `foreign_keys:off` (code: `foreignKeys: false`) runs with foreign-key
+ *   enforcement off, set before BEGIN, checked with `PRAGMA foreign_key_check` before COMMIT (a
+ *   violation rolls back: MIGRATION_FAILED) and restored after; `PRAGMA foreign_keys` in a migration
+ *   file is refused (CONFIGURATION), since SQLite ignores it inside a transaction.
  * - Applied migrations are recorded in `dbpool_migrations` (version, name, sha256 checksum,
  *   applied_at, duration_ms). A file edited after it was applied is refused (checksum drift).
  * - Safe when several processes migrate at once: each migration's transaction first takes a lock
@@ -200,7 +204,10 @@ export class Migrator {
         ? await loadMigrationsFromDirectory(this.#directory)
         : migrationsFromDefinitions(this.#definitions ?? [])
     const dialect: SqlDialect = this.#pool.backend
-    if (dialect === 'sqlite') for (const m of migrations) refuseOutsideTransaction(m)
+    for (const m of migrations) {
+      if (dialect === 'sqlite') refuseOutsideTransaction(m)
+      else refuseForeignKeysOff(m)
+    }
     return migrations.map((m) => ({
       ...m,
       upStatements: statementsOf(m.up, dialect),
@@ -231,12 +238,8 @@ export class Migrator {
     const skipped: number[] = []
     for (const m of plan) {
       this.#emit({ type: 'start', direction, version: m.version, name: m.name })
-      const inTransaction = (direction === 'up' ? m.up : (m.down as MigrationStep)).transaction
-      const durationMs = await this.#pool.withConnection((conn) =>
-        inTransaction
-          ? this.#locked(conn, () => this.#step(conn, direction, m), m)
-          : this.#sessionLocked(conn, () => this.#step(conn, direction, m)),
-      )
+      const step = direction === 'up' ? m.up : (m.down as MigrationStep)
+      const durationMs = await this.#pool.withConnection((conn) => this.#apply(conn, direction, m, step))
       if (durationMs === undefined) {
         skipped.push(m.version)
         this.#emit({ type: 'skip', direction, version: m.version, name: m.name })
@@ -247,6 +250,38 @@ export class Migrator {
     }
     const rows = await this.#store.readAll(this.#pool)
     return { direction, migrations: done, skipped, current: rows.length === 0 ? null : (rows[rows.length - 1] as AppliedMigration).version }
+  }
+
+  /** Runs one side of a migration on `conn` the way it asks: in a transaction or not, foreign keys on or off. */
+  async #apply(conn: PoolConnection, direction: Direction, m: Prepared, step: MigrationStep): Promise<number | undefined> {
+    if (!step.transaction) return this.#sessionLocked(conn, () => this.#step(conn, direction, m))
+    if (step.foreignKeys === false)
+      return this.#withoutForeignKeys(conn, m, (check) =>
+        this.#locked(conn, () => this.#step(conn, direction, m), m, check ? () => checkForeignKeys(conn, m) : undefined),
+      )
+    return this.#locked(conn, () => this.#step(conn, direction, m), m)
+  }
+
+  /**
+   * SQLite, a section marked `foreign_keys:off`: turns enforcement off before `BEGIN` (inside a
+   * transaction SQLite ignores the pragma), runs `run` (`check`: enforcement was on, so `run` must
+   * check the keys before COMMIT), and turns it back on whatever happened. A connection whose
+   * enforcement cannot be restored is closed at its release instead of reused.
+   */
+  async #withoutForeignKeys<T>(conn: PoolConnection, m: Migration, run: (check: boolean) => Promise<T>): Promise<T> {
+    if (!(await foreignKeysOn(conn))) return run(false)
+    await conn.query('PRAGMA foreign_keys = OFF')
+    let result: T
+    try {
+      if (await foreignKeysOn(conn))
+        throw migrationError(`migration ${m.source}: SQLite did not turn foreign keys off (foreign_keys:off); nothing was run`, m)
+      result = await run(true)
+    } catch (err) {
+      await restoreForeignKeys(conn, m).catch(() => undefined)
+      throw err
+    }
+    await restoreForeignKeys(conn, m)
+    return result
   }
 
   /**
@@ -266,12 +301,16 @@ export class Migrator {
     return durationMs
   }
 
-  /** Begins a transaction holding the migration lock, runs `fn`, commits; rolls back on any error. */
-  async #locked<T>(conn: PoolConnection, fn: () => Promise<T>, m?: Migration): Promise<T> {
+  /**
+   * Begins a transaction holding the migration lock, runs `fn` then `beforeCommit`, commits; rolls
+   * back on any error.
+   */
+  async #locked<T>(conn: PoolConnection, fn: () => Promise<T>, m?: Migration, beforeCommit?: () => Promise<void>): Promise<T> {
     await this.#acquire(conn, () => this.#tryBegin(conn))
     let result: T
     try {
       result = await fn()
+      if (beforeCommit) await beforeCommit()
     } catch (err) {
       // the pool's reset rolls back (or destroys the connection) if this fails too
       await conn.query('ROLLBACK').catch(() => undefined)
@@ -375,17 +414,72 @@ export class Migrator {
 
 /**
  * SQLite has no lock that outlives a transaction, so two processes could both run a migration
- * outside one; and nothing needs it there (DDL is transactional, and a table rebuild can defer
- * foreign-key checks to COMMIT with `PRAGMA defer_foreign_keys = ON`).
+ * outside one; and nothing needs it there (DDL is transactional, and a table rebuild runs with
+ * `foreign_keys:off`).
  */
 function refuseOutsideTransaction(m: Migration): void {
   const side = !m.up.transaction ? m.up : m.down && !m.down.transaction ? m.down : undefined
   if (!side) return
   throw new DatabaseError(
     'CONFIGURATION',
-    `migration ${side.source} asks to run outside a transaction (transaction:false), which only Postgres supports; on SQLite every migration runs in one (for a table rebuild, PRAGMA defer_foreign_keys = ON works inside it)`,
+    `migration ${side.source} asks to run outside a transaction (transaction:false), which only Postgres supports; on SQLite every migration runs in one (for a table rebuild, mark the section foreign_keys:off instead)`,
     { detail: { version: m.version, name: m.name, source: side.source } },
   )
+}
+
+/** `foreign_keys:off` is SQLite's: Postgres has no switch that stops foreign-key actions for one transaction. */
+function refuseForeignKeysOff(m: Migration): void {
+  const side = m.up.foreignKeys === false ? m.up : m.down?.foreignKeys === false ? m.down : undefined
+  if (!side) return
+  throw new DatabaseError(
+    'CONFIGURATION',
+    `migration ${side.source} asks to run with foreign keys off (foreign_keys:off / foreignKeys: false), which only SQLite supports; on Postgres rebuild a table with ALTER TABLE, or drop and re-create its constraints`,
+    { detail: { version: m.version, name: m.name, source: side.source } },
+  )
+}
+
+/**
+ * Turns SQLite's foreign-key enforcement back on; where that fails the connection is closed at its
+ * release instead of reused (rejects only when it cannot be: a custom {@link MigrationPool}).
+ */
+async function restoreForeignKeys(conn: PoolConnection, m: Migration): Promise<void> {
+  const restored = await conn.query('PRAGMA foreign_keys = ON').then(
+    () => foreignKeysOn(conn),
+    () => false,
+  )
+  if (restored) return
+  const reason = migrationError(`could not turn foreign keys back on after migration ${m.source}`, m)
+  if (!discardAtRelease(conn, reason)) throw reason
+}
+
+/** Whether SQLite enforces foreign keys on this connection (`PRAGMA foreign_keys`). */
+async function foreignKeysOn(conn: PoolConnection): Promise<boolean> {
+  const { rows } = await conn.query<{ foreign_keys: unknown }>('PRAGMA foreign_keys')
+  return Number(rows[0]?.foreign_keys) === 1
+}
+
+/** SQLite, before the COMMIT of a `foreign_keys:off` migration: any `PRAGMA foreign_key_check` row fails it. */
+async function checkForeignKeys(conn: PoolConnection, m: Migration): Promise<void> {
+  const { rows } = await conn.query<{ table: unknown; rowid: unknown; parent: unknown }>('PRAGMA foreign_key_check')
+  if (rows.length === 0) return
+  const shown = rows
+    .slice(0, 5)
+    .map((r) => `${String(r.table)} rowid ${String(r.rowid)} -> ${String(r.parent)}`)
+    .join(', ')
+  throw migrationError(
+    `migration ${m.source} ran with foreign keys off (foreign_keys:off) and leaves ${rows.length} foreign-key violation(s): ${shown}${rows.length > 5 ? ', ...' : ''}; it was rolled back`,
+    m,
+    { violations: rows.slice(0, 20).map((r) => ({ table: r.table, rowid: r.rowid, parent: r.parent })) },
+  )
+}
+
+/**
+ * Closes `conn` at its release instead of reusing it; false when `conn` is not a `withConnection`
+ * handle of a {@link DatabasePool} (a custom {@link MigrationPool}).
+ */
+function discardAtRelease(conn: PoolConnection, reason: DatabaseError): boolean {
+  const handle = conn as Partial<Pick<ConnectionHandle<unknown>, 'discardAtRelease'>>
+  return typeof handle.discardAtRelease === 'function' ? handle.discardAtRelease(reason) : false
 }
 
 function statementsOf(step: MigrationStep, dialect: SqlDialect): SqlStatement[] | undefined {
@@ -396,6 +490,13 @@ function statementsOf(step: MigrationStep, dialect: SqlDialect): SqlStatement[] 
       detail: { source: step.source },
     })
   for (const s of statements) {
+    if (dialect === 'sqlite' && isForeignKeysPragma(s.head)) {
+      throw new DatabaseError(
+        'CONFIGURATION',
+        `migration ${step.source} line ${s.line}: remove "PRAGMA foreign_keys": inside the migration's transaction SQLite ignores it (and PRAGMA defer_foreign_keys does not stop ON DELETE actions); mark the section "-- migrate:up foreign_keys:off" (in code: foreignKeys: false) and the Migrator turns foreign keys off before BEGIN, checks them before COMMIT and turns them back on`,
+        { detail: { source: step.source, line: s.line, option: 'foreign_keys:off' } },
+      )
+    }
     if (isTransactionControl(s.head)) {
       throw new DatabaseError(
         'CONFIGURATION',
@@ -448,6 +549,11 @@ async function runStep(
       )
     }
   }
+}
+
+/** `PRAGMA foreign_keys` or `PRAGMA schema.foreign_keys`, read or set. */
+function isForeignKeysPragma(head: readonly string[]): boolean {
+  return head[0] === 'PRAGMA' && (head[1] === 'FOREIGN_KEYS' || head[2] === 'FOREIGN_KEYS')
 }
 
 /** BEGIN / COMMIT / END / ABORT / ROLLBACK (not ROLLBACK TO) / START or PREPARE TRANSACTION at the top level. */

@@ -268,6 +268,18 @@ export class ConnectionHandle<C> implements Transaction<C> {
     if (this.#outcome && this.#outcome.errors.length > recovered) this.#outcome.errors.length = recovered
   }
 
+  /**
+   * @internal Closes this connection at its release instead of giving it back to the pool, for a
+   * session whose state cannot be trusted (the Migrator, after a migration's SQL ran on it).
+   * `withConnection` handles only; elsewhere false (nothing done).
+   */
+  discardAtRelease(reason: DatabaseError): boolean {
+    const lease = this.#live()
+    if (!this.held) return false
+    this.held.markBroken(lease, reason)
+    return true
+  }
+
   /** Ends the handle: every later call throws. */
   detach(): void {
     // a stream left open: its cursor is closed before the connection is released

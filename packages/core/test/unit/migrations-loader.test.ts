@@ -85,9 +85,9 @@ describe('parseMigrationSections', () => {
     ['-- migrate:sideways\nselect 1', /unknown marker/],
     [
       '-- migrate:up transactions:false\nselect 1',
-      /line 1: unsupported options after "-- migrate:up": "transactions:false" \(the only option is transaction:false\)/,
+      /line 1: unsupported option after "-- migrate:up": "transactions:false" \(the options are transaction:false and foreign_keys:off/,
     ],
-    ['-- migrate:up\nselect 1\n-- migrate:down transaction:no\nselect 2', /line 3: unsupported options after "-- migrate:down"/],
+    ['-- migrate:up\nselect 1\n-- migrate:down transaction:no\nselect 2', /line 3: unsupported option after "-- migrate:down"/],
   ])('rejects a malformed file: %j', (text, pattern) => {
     expect(() => parseMigrationSections('bad.sql', text)).toThrow(pattern)
   })
