@@ -1,10 +1,10 @@
 import { DatabaseError } from '../errors/database-error'
 import { HANDLE_QUERY_OPTION_KEYS, checkQueryOptions, checkQueryText } from '../config/call-options'
 import { configError } from '../config/validate'
-import type { Backend, ExecuteOptions, Lane, QueryResult, TransactionSettings } from '../driver/connection-manager'
+import type { Backend, ExecuteOptions, Lane, QueryResult, TransactionSettings, TransactionState } from '../driver/connection-manager'
 import type { SqlFragment } from '../sql/sql'
 import type { Lease } from './lease'
-import type { TransactionOutcome } from '../transaction/transaction-outcome'
+import { TransactionOutcome } from '../transaction/transaction-outcome'
 import { runOnHeldConnection, type HeldTransactionHost } from '../transaction/transaction'
 import type { ConnectionStreamOptions, RowStream, StreamSupport } from './row-stream'
 
@@ -37,6 +37,12 @@ export interface PoolConnection<C = unknown> {
    * connection of the read lane the transaction is read-only; `readOnly: false` there is CONFIGURATION.
    * Invalid settings are CONFIGURATION naming `transaction.<option>`. Inside the callback,
    * `tx.transaction()` nests with a savepoint.
+   *
+   * When the connection is already inside a transaction the callback opened itself (a `BEGIN` sent
+   * through `conn.query()`, the Migrator's), this nests as a savepoint in it, as `tx.transaction()`
+   * does (the same on both backends: a BEGIN would be refused by SQLite, and on Postgres its COMMIT
+   * would commit the outer transaction): `settings` are then refused with CONFIGURATION before
+   * anything is sent, and the outer transaction stays the callback's to commit or roll back.
    */
   transaction<T>(fn: (tx: Transaction<C>) => Promise<T>, settings?: TransactionSettings): Promise<T>
   /**
@@ -73,6 +79,11 @@ export type LeaseRunner<C> = <R>(
  */
 export interface HeldConnectionHost<C> extends HeldTransactionHost<C> {
   markBroken(lease: Lease<C>, err: unknown): DatabaseError
+  /**
+   * The manager's `settledTransactionState`, when it has one: the state once the engine reported it
+   * (Postgres, while a statement's ReadyForQuery is on its way), asked only when `transactionState` is `'unknown'`.
+   */
+  settledTransactionState: ((conn: C) => Promise<TransactionState>) | undefined
   /** Runs a whole transaction under the pool's transaction span (telemetry). */
   traced<T>(run: () => Promise<T>): Promise<T>
 }
@@ -226,6 +237,12 @@ export class ConnectionHandle<C> implements Transaction<C> {
     const held = this.held
     if (held && this.#outcome === undefined) {
       const lease = this.#live()
+      // the callback began a transaction by hand (a BEGIN through conn.query(), the Migrator's): a
+      // BEGIN now would be refused (SQLite) or ignored (Postgres: a warning), and the COMMIT after fn
+      // would commit the outer transaction. It nests as a savepoint instead, as tx.transaction() does.
+      const state = held.transactionState?.(lease.conn.native)
+      if (state === 'open' || state === 'failed' || (state === 'unknown' && held.settledTransactionState))
+        return this.#inOpenTransaction(held, lease, state, fn, settings)
       return held.traced(() =>
         runOnHeldConnection(held, this, fn, settings, lease.conn.lane === 'read', (err) => held.markBroken(lease, err)),
       )
@@ -233,6 +250,48 @@ export class ConnectionHandle<C> implements Transaction<C> {
     if (typeof fn !== 'function') throw configError('transaction callback', fn, 'must be a function')
     if (settings !== undefined)
       throw new DatabaseError('CONFIGURATION', 'transaction settings cannot change inside a transaction: tx.transaction() is a savepoint')
+    return this.#savepoint(fn)
+  }
+
+  /**
+   * `conn.transaction()` on a handle whose connection is already inside a transaction the callback
+   * opened itself: a savepoint in it (settings refused with CONFIGURATION before anything is sent),
+   * watched like a nested `tx.transaction()` (COMMIT, ROLLBACK, BEGIN through `tx.query()` refused; a
+   * caught statement error rolls the savepoint back and rejects with TRANSACTION_ROLLED_BACK). The
+   * outer transaction stays the callback's to commit or roll back. `state` `'unknown'` (Postgres, a
+   * statement's answer still on its way) is settled first.
+   */
+  async #inOpenTransaction<T>(
+    held: HeldConnectionHost<C>,
+    lease: Lease<C>,
+    state: TransactionState,
+    fn: (tx: Transaction<C>) => Promise<T>,
+    settings: TransactionSettings | undefined,
+  ): Promise<T> {
+    const native = lease.conn.native
+    if (state === 'unknown') state = await held.settledTransactionState!(native)
+    if (state !== 'open' && state !== 'failed')
+      return held.traced(() =>
+        runOnHeldConnection(held, this, fn, settings, lease.conn.lane === 'read', (err) => held.markBroken(lease, err)),
+      )
+    if (typeof fn !== 'function') throw configError('transaction callback', fn, 'must be a function')
+    if (settings !== undefined)
+      throw new DatabaseError(
+        'CONFIGURATION',
+        "transaction settings cannot apply: the connection's transaction is already open (a BEGIN sent through conn.query()), so conn.transaction() is a savepoint inside it",
+        { backend: this.backend, retryable: false },
+      )
+    const readState = held.transactionState
+    this.track(new TransactionOutcome(this.backend, readState && (() => readState(native))))
+    try {
+      return await this.#savepoint(fn).catch(this.#noteError)
+    } finally {
+      this.track(undefined)
+    }
+  }
+
+  /** Runs `fn` inside a savepoint of the transaction this handle is in (see {@link Transaction.transaction}). */
+  async #savepoint<T>(fn: (tx: Transaction<C>) => Promise<T>): Promise<T> {
     const name = `dbpool_sp_${++this.#savepoints}`
     await this.query(`SAVEPOINT ${name}`)
     const recovered = this.#outcome?.errors.length ?? 0

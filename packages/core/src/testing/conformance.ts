@@ -200,6 +200,58 @@ export function defineConformanceSuite(t: ConformanceTestApi, setup: Conformance
       },
     )
 
+    t.it(
+      'conn.transaction() inside a transaction the callback opened itself is a savepoint: nothing commits before the outer COMMIT, the outer ROLLBACK undoes it',
+      async () => {
+        const begin = pool.backend === 'sqlite' ? 'BEGIN IMMEDIATE' : 'BEGIN'
+        const err = await pool
+          .withConnection(async (conn) => {
+            await conn.query(begin)
+            const inner = await conn.transaction(async (tx) => {
+              await tx.query(sql`insert into conf_items (id, name) values (${610}, ${'inner'})`)
+              return 'inner done'
+            })
+            assert.equal(inner, 'inner done')
+            // still inside the outer transaction: not committed by the inner one
+            await conn.query(sql`insert into conf_items (id, name) values (${611}, ${'after inner'})`)
+            // settings cannot apply to a savepoint: refused before anything is sent
+            await expectCode(
+              conn.transaction(async () => 1, { isolation: 'serializable' }),
+              'CONFIGURATION',
+            )
+            // a caught error inside it rolls the savepoint back (TRANSACTION_ROLLED_BACK) and the outer one goes on
+            await expectCode(
+              conn.transaction(async (tx) => {
+                await tx.query(sql`insert into conf_items (id, name) values (${612}, ${'in savepoint'})`)
+                await tx.query(sql`insert into conf_items (id, name) values (${613}, ${'alpha'})`).catch(() => undefined)
+              }),
+              'TRANSACTION_ROLLED_BACK',
+            )
+            await conn.query(sql`insert into conf_items (id, name) values (${614}, ${'still outer'})`)
+            await conn.query('ROLLBACK')
+            throw new Error('migration failed')
+          })
+          .then(
+            () => undefined,
+            (e: unknown) => e,
+          )
+        assert.ok(err instanceof Error && err.message.includes('migration failed'), String(err))
+        assert.deepEqual((await pool.query(sql`select id from conf_items where id >= ${610} and id < ${620}`)).rows, [])
+        // committed by the outer COMMIT only, the savepoint's work with it
+        await pool.withConnection(async (conn) => {
+          await conn.query(begin)
+          await conn.transaction(async (tx) => void (await tx.query(sql`insert into conf_items (id, name) values (${615}, ${'kept'})`)))
+          await conn.query('COMMIT')
+        })
+        assert.deepEqual(
+          (await pool.query<{ id: number }>(sql`select id from conf_items where id >= ${610} and id < ${620}`)).rows.map((r) =>
+            Number(r.id),
+          ),
+          [615],
+        )
+      },
+    )
+
     t.it('a multi-statement text failing part-way keeps none of its statements, with the failing statement own error', async () => {
       await expectCode(
         pool.query(
