@@ -1,4 +1,5 @@
 import type { CrmDemoReport, PhaseOutcomes } from './demo'
+import { formatMinorUnits } from '@dbpool/example-kit'
 
 /** The demo report as text for a terminal or a log. */
 export function formatCrmReport(report: CrmDemoReport): string {
@@ -23,10 +24,7 @@ export function formatCrmReport(report: CrmDemoReport): string {
     `  searches: ${report.searches.map((s) => `"${s.term}" ${s.matches} matches`).join(', ')}`,
     '',
     '== pipeline',
-    ...report.pipeline.map(
-      (p) =>
-        `  ${p.stage.padEnd(12)} ${String(p.deals).padStart(4)} deals ${(p.amount / 100).toLocaleString('en-US', { minimumFractionDigits: 2 })} EUR`,
-    ),
+    ...report.pipeline.map((p) => `  ${p.stage.padEnd(12)} ${String(p.deals).padStart(4)} deals ${formatMinorUnits(p.amount, 'EUR')}`),
     '',
     `== invariants: ${invariants.ok ? 'all hold' : 'VIOLATED'}`,
     ...invariants.checks.map((c) => `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`),

@@ -13,10 +13,11 @@ import { EQUITY_ACCOUNT, planDemo, type DemoPlan, type PlannedKind } from './dem
 import { FinanceError } from './errors'
 import { checkLedgerInvariants, type InvariantCheck, type InvariantReport } from './ledger-invariants'
 import { resetFinance } from './migrations'
-import { Progress, type ProgressSink } from '@dbpool/example-kit'
+import { formatMinorUnits, Progress, type ProgressSink } from '@dbpool/example-kit'
 import { TransactionRepository } from './transaction-repository'
 import { TransferService, type TransferResult } from './transfer-service'
 import { exportJournalCsv, type JournalExport } from './journal-export'
+import { addExact, sumExact, toInteger } from './values'
 
 /** Options of {@link runFinanceDemo}. */
 export interface FinanceDemoOptions {
@@ -197,7 +198,7 @@ export async function runFinanceDemo(pool: DatabasePool<unknown>, options: Finan
 
 /** Opens the equity account and the customer accounts, and posts every opening balance as one entry. */
 async function openAccounts(pool: DatabasePool<unknown>, plan: DemoPlan): Promise<number> {
-  const total = plan.accounts.reduce((sum, a) => sum + a.opening, 0)
+  const total = sumOpenings(plan)
   await pool.transaction(async (tx) => {
     const accounts = new AccountRepository(tx)
     await accounts.create({ id: EQUITY_ACCOUNT, name: 'Equity (opening balances)', currency: plan.currency, minBalance: null })
@@ -329,11 +330,11 @@ async function checkDemo(
   const expectedEntries = 1 + classified.posted
   // the model: opening balances plus every transfer that posted, computed without the database
   const expected = new Map<string, number>(plan.accounts.map((a) => [a.id, a.opening]))
-  expected.set(EQUITY_ACCOUNT, -plan.accounts.reduce((s, a) => s + a.opening, 0))
+  expected.set(EQUITY_ACCOUNT, -sumOpenings(plan))
   for (const o of outcomes) {
     if (!('result' in o) || o.result.replayed) continue
-    expected.set(o.result.from, (expected.get(o.result.from) ?? 0) - o.result.amount)
-    expected.set(o.result.to, (expected.get(o.result.to) ?? 0) + o.result.amount)
+    expected.set(o.result.from, addExact(expected.get(o.result.from) ?? 0, -o.result.amount, `model balance of ${o.result.from}`))
+    expected.set(o.result.to, addExact(expected.get(o.result.to) ?? 0, o.result.amount, `model balance of ${o.result.to}`))
   }
   const actual = await new AccountRepository(pool).balances([...expected.keys()])
   const differing = [...expected].filter(([id, balance]) => actual.get(id) !== balance).length
@@ -372,10 +373,12 @@ function countKinds(plan: DemoPlan): Record<PlannedKind, number> {
   return kinds
 }
 
-/** `123456` EUR → `1,234.56 EUR` (two decimals). */
-export function formatMoney(minor: number, currency: string): string {
-  const sign = minor < 0 ? '-' : ''
-  const abs = Math.abs(minor)
-  const units = Math.floor(abs / 100).toLocaleString('en-US')
-  return `${sign}${units}.${String(abs % 100).padStart(2, '0')} ${currency}`
+/** The sum of the plan's opening balances, exact (RangeError rather than a rounded total). */
+function sumOpenings(plan: DemoPlan): number {
+  return toInteger(sumExact(plan.accounts.map((a) => a.opening)), 'opening total')
+}
+
+/** `123456` EUR → `1,234.56 EUR` (two decimals, exact for any integer: `formatMinorUnits` of the kit). */
+export function formatMoney(minor: number | bigint, currency: string): string {
+  return formatMinorUnits(minor, currency)
 }

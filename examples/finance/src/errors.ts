@@ -1,6 +1,12 @@
 /** Stable codes of the finance domain errors. */
 export type FinanceErrorCode =
-  'ACCOUNT_NOT_FOUND' | 'DUPLICATE_ACCOUNT' | 'INSUFFICIENT_FUNDS' | 'CURRENCY_MISMATCH' | 'IDEMPOTENCY_CONFLICT' | 'INVALID_ENTRY'
+  | 'ACCOUNT_NOT_FOUND'
+  | 'DUPLICATE_ACCOUNT'
+  | 'INSUFFICIENT_FUNDS'
+  | 'BALANCE_OUT_OF_RANGE'
+  | 'CURRENCY_MISMATCH'
+  | 'IDEMPOTENCY_CONFLICT'
+  | 'INVALID_ENTRY'
 
 /**
  * A business rule said no. Database failures stay `DatabaseError`s; these are the answers a caller
@@ -59,6 +65,25 @@ export class InsufficientFundsError extends FinanceError {
       minBalance,
       amount,
     })
+  }
+}
+
+/**
+ * The posting would take the account's balance outside ±(2^53 - 1) minor units, the range a balance
+ * is exact in as a JS number (what every read of it returns). Nothing is written.
+ */
+export class BalanceOutOfRangeError extends FinanceError {
+  override readonly name = 'BalanceOutOfRangeError'
+  constructor(
+    readonly accountId: string,
+    readonly balance: number,
+    readonly amount: number,
+  ) {
+    super(
+      'BALANCE_OUT_OF_RANGE',
+      `account ${accountId} cannot be moved by ${amount}: balance ${balance} would leave ±${Number.MAX_SAFE_INTEGER} minor units`,
+      { accountId, balance, amount },
+    )
   }
 }
 

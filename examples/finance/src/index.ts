@@ -19,6 +19,7 @@ export {
   AccountNotFoundError,
   DuplicateAccountError,
   InsufficientFundsError,
+  BalanceOutOfRangeError,
   CurrencyMismatchError,
   IdempotencyConflictError,
   InvalidEntryError,
@@ -36,6 +37,6 @@ export { Progress } from '@dbpool/example-kit'
 export type { ProgressOptions, ProgressSink } from '@dbpool/example-kit'
 export { SeededRandom } from '@dbpool/example-kit'
 export type { Db } from './db'
-export { toInteger, toNullableInteger, toDate } from './values'
+export { toInteger, toNullableInteger, toDate, sumExact, addExact } from './values'
 export { exportJournalCsv, JOURNAL_CSV_HEADER } from './journal-export'
 export type { JournalExport } from './journal-export'

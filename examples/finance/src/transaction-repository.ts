@@ -2,8 +2,15 @@ import { randomUUID } from 'node:crypto'
 import { sql, type SqlFragment } from '@dbpool/core'
 import { checkCurrency } from './account-repository'
 import type { Db } from './db'
-import { AccountNotFoundError, CurrencyMismatchError, IdempotencyConflictError, InsufficientFundsError, InvalidEntryError } from './errors'
-import { toDate, toInteger, toNullableInteger } from './values'
+import {
+  AccountNotFoundError,
+  BalanceOutOfRangeError,
+  CurrencyMismatchError,
+  IdempotencyConflictError,
+  InsufficientFundsError,
+  InvalidEntryError,
+} from './errors'
+import { addExact, sumExact, toDate, toInteger, toNullableInteger } from './values'
 
 /** One line of a journal entry: a signed amount on one account (negative debits the balance). */
 export interface JournalLine {
@@ -27,7 +34,10 @@ export interface JournalEntry {
 export interface NewJournalEntry {
   readonly description: string
   readonly currency: string
-  /** Two or more lines summing to zero. */
+  /**
+   * Two or more lines summing to zero (summed exactly, never in floats); each account's net change
+   * over the entry's lines must be within ±(2^53 - 1) minor units.
+   */
   readonly lines: readonly JournalLine[]
   /** Posting the same key again returns the first entry instead of posting twice. */
   readonly idempotencyKey?: string
@@ -102,10 +112,11 @@ export class TransactionRepository {
   /**
    * Posts an entry, or, when its idempotency key was posted before, returns that first entry
    * (`replayed: true`) without touching any balance. Throws INVALID_ENTRY, ACCOUNT_NOT_FOUND,
-   * CURRENCY_MISMATCH, INSUFFICIENT_FUNDS or IDEMPOTENCY_CONFLICT; nothing is written then.
+   * CURRENCY_MISMATCH, INSUFFICIENT_FUNDS, BALANCE_OUT_OF_RANGE (a balance would leave ±(2^53 - 1))
+   * or IDEMPOTENCY_CONFLICT; nothing is written then.
    */
   async post(input: NewJournalEntry): Promise<PostResult> {
-    const entry = this.#validate(input)
+    const { entry, net } = this.#validate(input)
     return this.#db.transaction(async (tx) => {
       // claiming the key first: a concurrent duplicate waits on the unique index, not on a read
       const claimed = await tx.query(sql`
@@ -113,7 +124,7 @@ export class TransactionRepository {
         values (${entry.id}, ${entry.idempotencyKey}, ${entry.requestHash}, ${entry.currency}, ${entry.description}, ${entry.postedAt})
         on conflict (idempotency_key) do nothing`)
       if (claimed.rowCount === 0) return { entry: await this.#replay(tx, entry), replayed: true }
-      for (const [accountId, delta] of netByAccount(entry.lines)) await this.#apply(tx, accountId, delta, entry.currency)
+      for (const [accountId, delta] of net) await this.#apply(tx, accountId, delta, entry.currency)
       const values = entry.lines.map((line, i) => sql`(${entry.id}, ${i + 1}, ${line.accountId}, ${line.amount})`)
       await tx.query(sql`insert into journal_lines (entry_id, line_no, account_id, amount) values ${sql.join(values)}`)
       return { entry, replayed: false }
@@ -174,9 +185,10 @@ export class TransactionRepository {
         const lines: StatementLine[] = []
         for await (const row of rows) {
           const amount = toInteger(row.amount, 'amount')
-          balance += amount
-          if (amount < 0) debits += amount
-          else credits += amount
+          // exact: a running total beyond 2^53 throws a RangeError instead of rounding
+          balance = addExact(balance, amount, 'balance')
+          if (amount < 0) debits = addExact(debits, amount, 'debits')
+          else credits = addExact(credits, amount, 'credits')
           lines.push({ entryId: row.entry_id, postedAt: toDate(row.posted_at), description: row.description, amount, balance })
         }
         return {
@@ -202,10 +214,9 @@ export class TransactionRepository {
     return { entries: toInteger(rows[0]?.entries), lines: toInteger(rows[0]?.lines) }
   }
 
-  #validate(input: NewJournalEntry): JournalEntry {
+  #validate(input: NewJournalEntry): { entry: JournalEntry; net: [string, number][] } {
     const lines = input.lines
     if (!Array.isArray(lines) || lines.length < 2) throw new InvalidEntryError('an entry needs at least two lines')
-    let sum = 0
     for (const [i, line] of lines.entries()) {
       if (typeof line.accountId !== 'string' || line.accountId === '')
         throw new InvalidEntryError(`line ${i + 1}: accountId must be a non-empty string`)
@@ -214,15 +225,15 @@ export class TransactionRepository {
           line: i + 1,
         })
       }
-      sum += line.amount
     }
-    if (sum !== 0) throw new InvalidEntryError(`the lines sum to ${sum}, not 0: a journal entry must balance`, { sum })
+    const sum = sumExact(lines.map((l) => l.amount))
+    if (sum !== 0n) throw new InvalidEntryError(`the lines sum to ${sum}, not 0: a journal entry must balance`, { sum: String(sum) })
     if (typeof input.description !== 'string') throw new InvalidEntryError('description must be a string')
     const key = input.idempotencyKey
     if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 200)) {
       throw new InvalidEntryError(`idempotencyKey ${JSON.stringify(key)}: must be a string of 1 to 200 characters`)
     }
-    return {
+    const entry: JournalEntry = {
       id: randomUUID(),
       idempotencyKey: key ?? null,
       requestHash: input.requestHash ?? null,
@@ -231,6 +242,7 @@ export class TransactionRepository {
       postedAt: input.postedAt ?? this.#clock(),
       lines: lines.map((l) => ({ accountId: l.accountId, amount: l.amount })),
     }
+    return { entry, net: netByAccount(entry.lines) }
   }
 
   async #replay(db: Db, entry: JournalEntry): Promise<JournalEntry> {
@@ -242,9 +254,16 @@ export class TransactionRepository {
     return first
   }
 
-  /** Adds `delta` to a balance unless that takes it below its limit; explains a refusal. */
+  /**
+   * Adds `delta` to a balance unless that takes it below its limit or outside ±(2^53 - 1) (the range
+   * a balance reads back exactly as a number; it also keeps SQLite's `balance + delta` from overflowing
+   * int64 into a rounded REAL); explains a refusal.
+   */
   async #apply(db: Db, accountId: string, delta: number, currency: string): Promise<void> {
-    const limit = delta < 0 ? sql`and (min_balance is null or balance + ${delta} >= min_balance)` : sql.empty
+    const limit =
+      delta < 0
+        ? sql`and balance + ${delta} >= ${MIN_BALANCE} and (min_balance is null or balance + ${delta} >= min_balance)`
+        : sql`and balance + ${delta} <= ${MAX_BALANCE}`
     const { rowCount } = await db.query(sql`
       update accounts set balance = balance + ${delta} where id = ${accountId} and currency = ${currency} ${limit}`)
     if (rowCount === 1) return
@@ -254,9 +273,18 @@ export class TransactionRepository {
     const row = rows[0]
     if (!row) throw new AccountNotFoundError(accountId)
     if (row.currency !== currency) throw new CurrencyMismatchError(accountId, row.currency, currency)
-    throw new InsufficientFundsError(accountId, toInteger(row.balance), toNullableInteger(row.min_balance) ?? 0, delta)
+    const balance = toInteger(row.balance, 'balance')
+    const minBalance = toNullableInteger(row.min_balance, 'min_balance')
+    const next = BigInt(balance) + BigInt(delta)
+    if (next > SAFE || next < -SAFE) throw new BalanceOutOfRangeError(accountId, balance, delta)
+    throw new InsufficientFundsError(accountId, balance, minBalance ?? 0, delta)
   }
 }
+
+/** The range of a balance: exact as a JS number. Literals, so the hot update binds no extra parameter. */
+const MAX_BALANCE = sql.raw(String(Number.MAX_SAFE_INTEGER))
+const MIN_BALANCE = sql.raw(String(-Number.MAX_SAFE_INTEGER))
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER)
 
 const entryColumns = sql`id, idempotency_key, request_hash, currency, description, posted_at`
 
@@ -280,11 +308,30 @@ async function withLines(db: Db, row: EntryRow): Promise<JournalEntry> {
   }
 }
 
-/** Net change per account, in id order (a fixed lock order: two postings never deadlock on Postgres). */
+/**
+ * Net change per account, summed exactly, in id order (a fixed lock order: two postings never
+ * deadlock on Postgres). INVALID_ENTRY when an account's net change is not a safe integer.
+ */
 function netByAccount(lines: readonly JournalLine[]): [string, number][] {
-  const net = new Map<string, number>()
-  for (const line of lines) net.set(line.accountId, (net.get(line.accountId) ?? 0) + line.amount)
-  return [...net].filter(([, delta]) => delta !== 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+  const amounts = new Map<string, number[]>()
+  for (const line of lines) {
+    const list = amounts.get(line.accountId)
+    if (list) list.push(line.amount)
+    else amounts.set(line.accountId, [line.amount])
+  }
+  const net: [string, number][] = []
+  for (const [accountId, list] of amounts) {
+    const delta = sumExact(list)
+    if (delta === 0n) continue
+    if (delta > SAFE || delta < -SAFE) {
+      throw new InvalidEntryError(
+        `account ${accountId}: the net change ${delta} of its lines is outside ±${Number.MAX_SAFE_INTEGER} minor units`,
+        { accountId, net: String(delta) },
+      )
+    }
+    net.push([accountId, Number(delta)])
+  }
+  return net.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
 }
 
 function rangeFilter(range: DateRange, prefix: '' | 'e.' = ''): SqlFragment {
