@@ -2,6 +2,7 @@
 import { run } from './cli'
 import { GuardedStream } from './guarded-stream'
 import { EXIT_CODES } from './output'
+import { argvSecrets, envSecrets, scrubSecrets } from './secrets'
 
 // A reader that goes away (`dbpool ... | head -1`) must not kill the command halfway: the guards
 // drop what cannot be written and the command ends normally, with its own exit code.
@@ -12,7 +13,8 @@ run(process.argv.slice(2), { stdout, stderr, env: process.env, cwd: process.cwd(
   (code) => finish(code),
   (err: unknown) => {
     // run() never rejects; this is a last resort that still prints one line
-    stderr.write(`dbpool: error: ${err instanceof Error ? err.message : String(err)}\n`)
+    const secrets = [...argvSecrets(process.argv.slice(2)), ...envSecrets(process.env)]
+    stderr.write(`${scrubSecrets(`dbpool: error: ${err instanceof Error ? err.message : String(err)}`, secrets)}\n`)
     finish(EXIT_CODES.error)
   },
 )

@@ -13,6 +13,7 @@ import { serveCommand } from './commands/serve'
 import { statsCommand } from './commands/stats'
 import { EXIT_CODES, Output, type CliIo } from './output'
 import { resolveConfig, type ResolvedConfig } from './resolve-config'
+import { argvSecrets, envSecrets } from './secrets'
 
 interface GlobalOptions {
   readonly url?: string
@@ -33,6 +34,9 @@ export interface RunOptions {
  */
 export async function run(argv: readonly string[], io: CliIo, runOptions: RunOptions = {}): Promise<number> {
   const out = new Output(io)
+  // known before commander parses: its usage errors echo the arguments (`unknown command 'postgres://...'`)
+  out.addSecrets(argvSecrets(argv))
+  out.addSecrets(envSecrets(io.env))
   let exitCode: number = EXIT_CODES.ok
   let failureCode: number = EXIT_CODES.error
   let verbose = argv.includes('--verbose')
@@ -58,6 +62,7 @@ export async function run(argv: readonly string[], io: CliIo, runOptions: RunOpt
       exitCode = await task(ctx)
     },
     runOptions,
+    out,
   )
   try {
     await program.parseAsync([...argv], { from: 'user' })
@@ -71,8 +76,8 @@ export async function run(argv: readonly string[], io: CliIo, runOptions: RunOpt
 
 type Runner = (globals: GlobalOptions, task: (ctx: CommandContext) => Promise<number>, failureCode: number) => Promise<void>
 
-/** The commander program: global options and one subcommand per task. */
-export function buildProgram(io: CliIo, runner: Runner, runOptions: RunOptions = {}): Command {
+/** The commander program: global options and one subcommand per task; its help and usage errors are written through `out` (scrubbed). */
+export function buildProgram(io: CliIo, runner: Runner, runOptions: RunOptions = {}, out: Output = new Output(io)): Command {
   const program = new Command('dbpool')
     .description('Health, stats, checks, migrations, backups and a health endpoint for dbpool pools (PostgreSQL and SQLite).')
     .version(version(), '-V, --version')
@@ -82,7 +87,7 @@ export function buildProgram(io: CliIo, runner: Runner, runOptions: RunOptions =
     .option('--verbose', 'print stacks and causes of errors')
     .showHelpAfterError('(run dbpool --help for usage)')
     .exitOverride()
-    .configureOutput({ writeOut: (s) => void io.stdout.write(s), writeErr: (s) => void io.stderr.write(s) })
+    .configureOutput({ writeOut: (s) => void io.stdout.write(out.scrub(s)), writeErr: (s) => void io.stderr.write(out.scrub(s)) })
     .addHelpText(
       'after',
       `

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { basename, resolve } from 'node:path'
-import { DatabaseError, DEFAULT_POOL_OPTIONS, PoolConfig, configError, type PoolOptions } from '@dbpool/core'
+import { DatabaseError, DEFAULT_POOL_OPTIONS, PoolConfig, type PoolOptions } from '@dbpool/core'
+import { credentialSecrets, scrubSecrets } from './secrets'
 
 /** One named pool as the configuration describes it. */
 export interface PoolDefinition {
@@ -22,6 +23,8 @@ export interface ConfigFile {
   /** The file's absolute path. */
   readonly path: string
   readonly pools: readonly PoolDefinition[]
+  /** Secrets the file holds (URL passwords, values of `password`/`secret`/`token`-like keys at any depth): output is scrubbed of them. */
+  readonly secrets: readonly string[]
 }
 
 /** Names looked for in the working directory, in order. */
@@ -58,18 +61,21 @@ export async function parseConfigFile(path: string, text: string, env: NodeJS.Pr
   } catch (err) {
     const position = err as { line?: unknown; column?: unknown }
     const where = typeof position.line === 'number' ? ` at line ${position.line}, column ${String(position.column)}` : ''
-    const reason = ((err as Error).message.split('\n')[0] ?? '').trim()
-    throw new DatabaseError('CONFIGURATION', `${file}: cannot be parsed${where}: ${reason}`, { cause: err, detail: { file: path } })
+    throw new DatabaseError('CONFIGURATION', `${file}: cannot be parsed${where}: ${parseReason(err, text)}`, {
+      cause: err,
+      detail: { file: path },
+    })
   }
   const root = table(data, file)
   for (const key of Object.keys(root)) {
-    if (key !== 'pools') throw configError(`${file} ${key}`, root[key], 'unknown section; the file has one [pools.<name>] table per pool')
+    if (key !== 'pools') throw keyError(`${file} ${key}`, 'unknown section; the file has one [pools.<name>] table per pool')
   }
   const pools = table(root.pools ?? {}, `${file} pools`)
   const definitions = Object.entries(pools).map(([name, entry]) => poolDefinition(file, name, entry, env))
   const primaries = definitions.filter((d) => d.primary)
-  if (primaries.length > 1) throw configError(`${file} primary`, primaries.map((p) => p.name).join(', '), 'only one pool may be primary')
-  return { path: resolve(path), pools: definitions }
+  if (primaries.length > 1)
+    throw keyError(`${file} primary`, `only one pool may be primary (${primaries.map((p) => p.name).join(', ')} are)`)
+  return { path: resolve(path), pools: definitions, secrets: fileSecrets(root) }
 }
 
 /** Reads and parses a config file; without `path`, the first of {@link CONFIG_FILE_NAMES} found in `cwd`. */
@@ -95,36 +101,68 @@ function poolDefinition(file: string, name: string, entry: unknown, env: NodeJS.
   const options: Record<string, unknown> = {}
   for (const [key, value] of Object.entries(raw)) {
     const camel = key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())
-    if (!ENTRY_KEYS.includes(camel))
-      throw configError(`${scope}.${key}`, value, `unknown option; known options are ${ENTRY_KEYS.join(', ')}`)
-    if (camel in options) throw configError(`${scope}.${key}`, value, `is given twice (as ${camel} too)`)
+    if (!ENTRY_KEYS.includes(camel)) throw keyError(`${scope}.${key}`, `unknown option; known options are ${ENTRY_KEYS.join(', ')}`)
+    if (camel in options) throw keyError(`${scope}.${key}`, `is given twice (as ${camel} too)`)
     options[camel] = value
   }
   const { url, urlEnv, primary, backend, ...pool } = options
-  if (url !== undefined && urlEnv !== undefined) throw configError(`${scope}.url`, '[set]', 'give url or urlEnv, not both')
+  if (url !== undefined && urlEnv !== undefined) throw keyError(`${scope}.url`, 'give url or urlEnv, not both')
   let resolvedUrl: unknown = url
   if (urlEnv !== undefined) {
-    if (typeof urlEnv !== 'string' || urlEnv === '') throw configError(`${scope}.urlEnv`, urlEnv, 'must name an environment variable')
+    if (typeof urlEnv !== 'string' || urlEnv === '') throw keyError(`${scope}.urlEnv`, 'must name an environment variable')
     resolvedUrl = env[urlEnv]
-    if (!resolvedUrl) throw configError(`${scope}.urlEnv`, urlEnv, `the variable ${urlEnv} is not set`)
+    if (!resolvedUrl) throw keyError(`${scope}.urlEnv`, `the variable ${urlEnv} is not set`)
   }
   if (typeof resolvedUrl !== 'string' || resolvedUrl === '')
-    throw configError(`${scope}.url`, resolvedUrl, 'must be a postgres://, postgresql:// or sqlite: URL')
-  if (primary !== undefined && typeof primary !== 'boolean') throw configError(`${scope}.primary`, primary, 'must be true or false')
+    throw keyError(`${scope}.url`, 'must be a postgres://, postgresql:// or sqlite: URL')
+  if (primary !== undefined && typeof primary !== 'boolean') throw keyError(`${scope}.primary`, 'must be true or false')
   const backendOptions = backend === undefined ? {} : table(backend, `${scope}.backend`)
   const poolOptions = { name, ...pool } as PoolOptions
   // validated now so a bad value names the file and the pool
   try {
     new PoolConfig(poolOptions)
   } catch (err) {
-    if (DatabaseError.is(err, 'CONFIGURATION'))
-      throw new DatabaseError('CONFIGURATION', `${scope}: ${err.message}`, { cause: err, detail: err.detail })
+    // PoolConfig's message shows the value: only the key and the rule are repeated
+    if (DatabaseError.is(err, 'CONFIGURATION')) {
+      const { option, rule } = (err.detail ?? {}) as { option?: unknown; rule?: unknown }
+      const message =
+        typeof option === 'string' && typeof rule === 'string'
+          ? `invalid ${scope}.${option.replace(/^pool\./, '')}: ${rule}`
+          : `invalid ${scope}: see --verbose`
+      throw new DatabaseError('CONFIGURATION', message, { cause: err, detail: err.detail })
+    }
     throw err
   }
   return { name, url: resolvedUrl, primary: primary === true, pool: poolOptions, backend: backendOptions }
 }
 
 function table(value: unknown, scope: string): Record<string, unknown> {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw configError(scope, value, 'must be a table')
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw keyError(scope, 'must be a table')
   return value as Record<string, unknown>
+}
+
+/** CONFIGURATION naming the key only: a config file's value is never echoed (it may be a password). */
+function keyError(key: string, rule: string): DatabaseError {
+  return new DatabaseError('CONFIGURATION', `invalid ${key}: ${rule}`, { detail: { option: key, rule } })
+}
+
+const SECRET_KEY = /pass|pwd|secret|token|credential|key$/i
+
+/** URL passwords and values of secret-looking keys anywhere in the parsed file. */
+function fileSecrets(value: unknown, key = ''): string[] {
+  if (typeof value === 'string') return [...credentialSecrets(value), ...(SECRET_KEY.test(key) && value !== '' ? [value] : [])]
+  if (value === null || typeof value !== 'object') return []
+  return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) => fileSecrets(v, Array.isArray(value) ? key : k))
+}
+
+/**
+ * The parser's reason, without the quoted source text V8 adds to JSON errors (`"..." is not valid
+ * JSON`) and scrubbed of every secret-looking value in the file: the file could not be read, so
+ * nothing else knows them yet.
+ */
+function parseReason(err: unknown, text: string): string {
+  const first = ((err as Error).message.split('\n')[0] ?? '').trim()
+  const reason = first.replace(/,?\s*".*" is not valid JSON$/s, ' (not valid JSON)')
+  const quoted = [...text.matchAll(/(?:pass|pwd|secret|token|credential)\w*"?\s*[=:]\s*"([^"\n]*)/gi)].map((m) => m[1] ?? '')
+  return scrubSecrets(reason, [...credentialSecrets(text), ...quoted])
 }

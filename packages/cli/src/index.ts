@@ -6,6 +6,7 @@ export { resolveConfig, selectPool, selectPools, urlSecrets } from './resolve-co
 export type { ConfigFlags, ResolvedConfig } from './resolve-config'
 export { Output, ProgressDisplay, describeError, errorDetails, EXIT_CODES } from './output'
 export type { CliIo, OutputStream } from './output'
+export { argvSecrets, credentialSecrets, envSecrets, hasAmbiguousCredentials, scrubSecrets } from './secrets'
 export { formatNumber, formatMs } from './format'
 export { GuardedStream } from './guarded-stream'
 export type { GuardableStream } from './guarded-stream'

@@ -1,4 +1,5 @@
-import { DatabaseError, isOutcomeUnknown, redactSecrets, type ErrorCode } from '@dbpool/core'
+import { DatabaseError, isOutcomeUnknown, type ErrorCode } from '@dbpool/core'
+import { scrubSecrets } from './secrets'
 
 /** A stream the CLI writes to (process.stdout / process.stderr, or a buffer in tests). */
 export interface OutputStream {
@@ -36,7 +37,11 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   HEALTH_CHECK_FAILED: 'run dbpool check for details',
 }
 
-/** Writes lines to stdout and stderr with every known secret scrubbed (and any URL password). */
+/**
+ * Writes lines to stdout and stderr with every known secret scrubbed (and any URL password, to the
+ * last `@` of the word). Everything the CLI prints goes through {@link Output.scrub}: its own lines,
+ * JSON, error reports and commander's usage errors.
+ */
 export class Output {
   readonly #io: CliIo
   readonly #secrets = new Set<string>()
@@ -55,9 +60,9 @@ export class Output {
     return this.#io.stderr.isTTY === true
   }
 
-  /** Scrubs `text` of secrets. */
+  /** Scrubs `text` of secrets (see {@link scrubSecrets}). */
   scrub(text: string): string {
-    return redactSecrets(text, [...this.#secrets])
+    return scrubSecrets(text, this.#secrets)
   }
 
   /** A line on stdout. */

@@ -1,5 +1,6 @@
 import { DatabaseError, PoolConfig, configError, type PoolOptions } from '@dbpool/core'
 import { loadConfigFile, type PoolDefinition } from './config-file'
+import { credentialSecrets, envSecrets, hasAmbiguousCredentials } from './secrets'
 
 /** The flags that choose the configuration. */
 export interface ConfigFlags {
@@ -14,7 +15,7 @@ export interface ResolvedConfig {
   readonly pools: readonly PoolDefinition[]
   /** `--url`, `DATABASE_URL`, or the config file's path. */
   readonly source: string
-  /** Passwords found in the URLs and environment: output is scrubbed of them. */
+  /** Passwords found in the URLs, the environment (`*PASSWORD*`, `*SECRET*`, `*TOKEN*`) and the config file: output is scrubbed of them. */
   readonly secrets: readonly string[]
 }
 
@@ -28,8 +29,18 @@ export interface ResolvedConfig {
 export async function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv, cwd: string): Promise<ResolvedConfig> {
   const secrets = new Set<string>()
   if (env.PGPASSWORD) secrets.add(env.PGPASSWORD)
+  for (const s of envSecrets(env)) secrets.add(s)
   const done = (pools: PoolDefinition[], source: string): ResolvedConfig => {
     for (const p of pools) for (const s of urlSecrets(p.url)) secrets.add(s)
+    for (const p of pools) {
+      // refused before any parser reads part of the password as the host or port and prints it
+      if (hasAmbiguousCredentials(p.url))
+        throw new DatabaseError(
+          'CONFIGURATION',
+          `invalid URL of pool ${p.name} (from ${source === '--url' || source === 'DATABASE_URL' ? source : 'the config file or environment'}): its password has an unencoded "/", "?" or "#" (or its database name an "@"); percent-encode them (%2F, %3F, %23, %40)`,
+          { detail: { option: 'url', pool: p.name } },
+        )
+    }
     return { pools, source, secrets: [...secrets] }
   }
   if (flags.url !== undefined) {
@@ -42,6 +53,7 @@ export async function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv, 
   }
   if (env.DATABASE_URL) for (const s of urlSecrets(env.DATABASE_URL)) secrets.add(s)
   const file = await loadConfigFile(flags.config ?? (env.DBPOOL_CONFIG || undefined), cwd, env)
+  for (const s of file?.secrets ?? []) secrets.add(s)
   if (file && file.pools.length > 0) {
     const primary = file.pools.find((p) => p.primary) ?? file.pools[0]
     const pools = file.pools.map((p): PoolDefinition => {
@@ -80,18 +92,9 @@ export function selectPools(config: ResolvedConfig, name: string | undefined): P
   return name === undefined ? [...config.pools] : [selectPool(config, name)]
 }
 
-/** The password of a URL, raw and percent-decoded. */
+/** The passwords of a URL (user info and `password=`), raw and percent-decoded (see {@link credentialSecrets}). */
 export function urlSecrets(url: string): string[] {
-  const match = /^[a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*:([^@/\s]*)@/i.exec(url)
-  const raw = match?.[1]
-  if (!raw) return []
-  let decoded = raw
-  try {
-    decoded = decodeURIComponent(raw)
-  } catch {
-    // keep the raw form only
-  }
-  return decoded === raw ? [raw] : [raw, decoded]
+  return credentialSecrets(url)
 }
 
 function fromEnv(env: NodeJS.ProcessEnv, prefix: string, base: PoolOptions): PoolOptions {

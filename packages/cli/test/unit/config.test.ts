@@ -62,35 +62,33 @@ describe('parseConfigFile', () => {
     const file = await parseConfigFile('dbpool.toml', '[pools.main]\nurl_env = "MAIN_DB"\n', { MAIN_DB: 'sqlite:./x.db' })
     expect(file.pools[0]?.url).toBe('sqlite:./x.db')
     expect((await failure(parseConfigFile('dbpool.toml', '[pools.main]\nurlEnv = "NOPE"\n', {}))).message).toBe(
-      'invalid dbpool.toml pools.main.urlEnv "NOPE": the variable NOPE is not set',
+      'invalid dbpool.toml pools.main.urlEnv: the variable NOPE is not set',
     )
   })
 
   it.each([
-    [
-      '[pools.main]\nurl = "sqlite:a.db"\nmax = 0\n',
-      /^dbpool.toml pools.main: invalid pool.max 0: must be an integer between 1 and 10000$/,
-    ],
+    ['[pools.main]\nurl = "sqlite:a.db"\nmax = 0\n', /^invalid dbpool.toml pools.main.max: must be an integer between 1 and 10000$/],
     [
       '[pools.main]\nurl = "sqlite:a.db"\nmaxx = 3\n',
-      /^invalid dbpool.toml pools.main.maxx 3: unknown option; known options are url, urlEnv, primary, backend, min, max/,
+      /^invalid dbpool.toml pools.main.maxx: unknown option; known options are url, urlEnv, primary, backend, min, max/,
     ],
-    ['[pools.main]\nmax = 3\n', /^invalid dbpool.toml pools.main.url undefined: must be a postgres/],
+    ['[pools.main]\nmax = 3\n', /^invalid dbpool.toml pools.main.url: must be a postgres/],
     ['[pools.main]\nurl = "sqlite:a.db"\nurlEnv = "X"\n', /give url or urlEnv, not both/],
-    ['[pools.main]\nurl = "sqlite:a.db"\nprimary = "yes"\n', /pools.main.primary "yes": must be true or false/],
-    ['[pools.main]\nurl = "sqlite:a.db"\nbackend = 3\n', /pools.main.backend 3: must be a table/],
+    ['[pools.main]\nurl = "sqlite:a.db"\nprimary = "yes"\n', /pools.main.primary: must be true or false/],
+    ['[pools.main]\nurl = "sqlite:a.db"\nbackend = 3\n', /pools.main.backend: must be a table/],
     [
       '[pools.a]\nurl = "sqlite:a.db"\nprimary = true\n[pools.b]\nurl = "sqlite:b.db"\nprimary = true\n',
-      /dbpool.toml primary "a, b": only one pool may be primary/,
+      /dbpool.toml primary: only one pool may be primary \(a, b are\)/,
     ],
-    ['[pool.main]\nurl = "sqlite:a.db"\n', /dbpool.toml pool .*unknown section/],
+    ['[pool.main]\nurl = "sqlite:a.db"\n', /dbpool.toml pool: unknown section/],
     ['[pools.main]\nurl = "sqlite:a.db"\nmax_connections = 3\nmaxConnections = 4\n', /unknown option/],
-    ['[pools.main]\nurl = "sqlite:a.db"\nacquire_timeout_ms = 1\nacquireTimeoutMs = 2\n', /acquireTimeoutMs 2: is given twice/],
-    ['[pools]\nmain = 3\n', /dbpool.toml pools.main 3: must be a table/],
-  ])('rejects %j naming the file, the pool and the option', async (text, pattern) => {
+    ['[pools.main]\nurl = "sqlite:a.db"\nacquire_timeout_ms = 1\nacquireTimeoutMs = 2\n', /acquireTimeoutMs: is given twice/],
+    ['[pools]\nmain = 3\n', /dbpool.toml pools.main: must be a table/],
+  ])('rejects %j naming the file, the pool and the option, never the value', async (text, pattern) => {
     const err = await failure(parseConfigFile('dbpool.toml', text))
     expect(err.code).toBe('CONFIGURATION')
     expect(err.message).toMatch(pattern)
+    expect(err.message).not.toMatch(/"yes"|\b[023]\b/)
   })
 
   it('reports a TOML syntax error with its line', async () => {

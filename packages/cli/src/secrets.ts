@@ -1,0 +1,111 @@
+import { REDACTED } from '@dbpool/core'
+
+/**
+ * Where the CLI finds secrets, and the one scrubber every line it writes goes through.
+ *
+ * A URL's password is read two ways and both are kept: as libpq reads it (the user info ends at the
+ * last `@` before the first `/`, `?` or `#`, so `p@ss` is one password), and as a person meant it
+ * (up to the last `@` of the whole word, so a password with an unencoded `/`, `?` or `#` is kept
+ * whole). A `password=` / `sslpassword=` query parameter is a secret too. Each is kept raw and
+ * percent-decoded.
+ */
+
+/** `scheme://user:password@` with the password running to the last `@` of the word. */
+const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*):(\S*)@/gi
+/** `password=...` / `sslpassword=...` in a URL query. */
+const QUERY_PASSWORD = /[?&](?:ssl)?password=([^&#\s]*)/gi
+/** A flag whose value is a secret (`--url`, `--password`, `--token`, `--secret`, abbreviations of `--url` included). */
+const SECRET_FLAG = /^--?(?:u|ur|url|[a-z-]*(?:pass|pwd|token|secret|credential)[a-z-]*)$/i
+/** An environment variable holding a secret by its name. */
+const SECRET_ENV = /(?:PASSWORD|PASSWD|SECRET|TOKEN)/i
+
+/** Every password in `text` (URL user info and `password=` query parameters), raw and percent-decoded. */
+export function credentialSecrets(text: string): string[] {
+  const found = new Set<string>()
+  const add = (raw: string | undefined): void => {
+    if (!raw) return
+    found.add(raw)
+    try {
+      const decoded = decodeURIComponent(raw)
+      if (decoded !== '') found.add(decoded)
+    } catch {
+      // keep the raw form only
+    }
+  }
+  for (const word of text.split(/\s+/)) {
+    const start = /[a-z][a-z0-9+.-]*:\/\//i.exec(word)
+    if (start) {
+      const rest = word.slice(start.index + start[0].length)
+      // libpq: the authority ends at the first "/", "?" or "#", the user info at its last "@"
+      const end = rest.search(/[/?#]/)
+      const authority = end < 0 ? rest : rest.slice(0, end)
+      const at = authority.lastIndexOf('@')
+      const colon = authority.indexOf(':')
+      if (at >= 0 && colon >= 0 && colon < at) add(authority.slice(colon + 1, at))
+      // as meant: to the last "@" of the word (an unencoded "/", "?" or "#" in the password)
+      const lastAt = rest.lastIndexOf('@')
+      const firstColon = rest.indexOf(':')
+      if (lastAt >= 0 && firstColon >= 0 && firstColon < lastAt && !/[/?#@]/.test(rest.slice(0, firstColon)))
+        add(rest.slice(firstColon + 1, lastAt))
+    }
+    for (const match of word.matchAll(QUERY_PASSWORD)) add(match[1])
+  }
+  return [...found]
+}
+
+/**
+ * Whether a `postgres://` URL's password holds an unencoded `/`, `?` or `#` (or its path an `@`):
+ * libpq would read part of the password as the host or the port, and an error would print that part.
+ * A `@` after `=` (a query value such as `application_name=me@host`) is not counted.
+ */
+export function hasAmbiguousCredentials(url: string): boolean {
+  const start = /^postgres(?:ql)?:\/\//i.exec(url)
+  if (!start) return false
+  const rest = url.slice(start[0].length)
+  const end = rest.search(/[/?#]/)
+  const lastAt = rest.lastIndexOf('@')
+  if (end < 0 || lastAt < end) return false
+  return !rest.slice(0, lastAt).includes('=')
+}
+
+/**
+ * Secrets in the command line: the value after (or `=`-joined to) a `--url`-, `--password`- or
+ * `--token`-like flag (abbreviated or misspelt ones included, as commander echoes them in its
+ * errors), and the password of every URL anywhere in it.
+ */
+export function argvSecrets(argv: readonly string[]): string[] {
+  const found = new Set<string>()
+  argv.forEach((arg, i) => {
+    for (const s of credentialSecrets(arg)) found.add(s)
+    const eq = arg.indexOf('=')
+    const flag = eq > 0 ? arg.slice(0, eq) : arg
+    if (!SECRET_FLAG.test(flag)) return
+    const value = eq > 0 ? arg.slice(eq + 1) : argv[i + 1]
+    if (value === undefined || value === '' || value.startsWith('-')) return
+    // a URL itself is no secret (its password is one, found above); anything else after such a flag is
+    if (!/^[a-z][a-z0-9+.-]*:/i.test(value)) found.add(value)
+  })
+  return [...found]
+}
+
+/** Secrets in the environment: `*PASSWORD*`, `*SECRET*`, `*TOKEN*` variables and every URL password. */
+export function envSecrets(env: NodeJS.ProcessEnv): string[] {
+  const found = new Set<string>()
+  for (const [name, value] of Object.entries(env)) {
+    if (!value) continue
+    if (SECRET_ENV.test(name)) found.add(value)
+    if (value.includes('://') || /password=/i.test(value)) for (const s of credentialSecrets(value)) found.add(s)
+  }
+  return [...found]
+}
+
+/**
+ * `text` with every secret (longest first, so a secret containing another goes whole) and every URL
+ * password (to the last `@` of the word) replaced by `[REDACTED]`.
+ */
+export function scrubSecrets(text: string, secrets: Iterable<string>): string {
+  let out = text
+  const sorted = [...new Set(secrets)].filter((s) => s.length > 0).sort((a, b) => b.length - a.length)
+  for (const secret of sorted) if (out.includes(secret)) out = out.split(secret).join(REDACTED)
+  return out.replace(URL_CREDENTIALS, `$1:${REDACTED}@`).replace(QUERY_PASSWORD, (m) => `${m.slice(0, m.indexOf('=') + 1)}${REDACTED}`)
+}

@@ -1,0 +1,125 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { argvSecrets, credentialSecrets, hasAmbiguousCredentials, run, scrubSecrets, type CliIo } from '@dbpool/cli'
+
+// Every line the CLI writes (stdout, stderr, commander's usage errors, config and driver errors)
+// goes through one scrubber that knows every secret it was given: these runs grep all of it.
+let dir: string
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dbpool-cli-secrets-'))
+})
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+async function runAll(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; all: string }> {
+  const chunks: string[] = []
+  const io: CliIo = {
+    stdout: { write: (s: string) => chunks.push(s) },
+    stderr: { write: (s: string) => chunks.push(s) },
+    env,
+    cwd: dir,
+  }
+  const code = await run(argv, io)
+  return { code, all: chunks.join('') }
+}
+
+// a closed port: the connection is refused at once, no server needed
+const url = (password: string): string => `postgres://app:${password}@127.0.0.1:1/db?connect_timeout=2`
+
+describe('the CLI never prints a secret', () => {
+  it('scrubs commander usage errors that echo an argument (a forgotten --url, --ur=, --timeout=URL)', async () => {
+    for (const argv of [
+      [url('S3cretPW'), 'health'],
+      [`--ur=${url('S3cretPW')}`, 'health'],
+      ['health', `--timeout=${url('S3cretPW')}`],
+      ['health', '--timeout', url('S3cretPW')],
+      ['health', '--password=S3cretPW'],
+      ['--url', url('S3cretPW'), 'health', 'extra', 'S3cretPW'],
+    ]) {
+      const { code, all } = await runAll(argv)
+      expect(code).toBe(64)
+      expect(all).not.toContain('S3cretPW')
+    }
+  })
+
+  it('scrubs a password with a raw "@" whole, and only it', async () => {
+    const { all } = await runAll(['--url', url('p@ss'), 'health', '--timeout', '5000'])
+    expect(all).not.toContain('p@ss')
+    expect(all).not.toContain('@ss')
+    // the old scrubber took "p" for the password and replaced every "p" ("[REDACTED]ostgres")
+    expect(all).toContain('postgres://app@127.0.0.1:1/db')
+    expect(all).not.toMatch(/\[REDACTED\]ostgres/)
+  })
+
+  it('refuses a password with an unencoded "/", "?" or "#" without printing any part of it as a host or port', async () => {
+    for (const password of ['Qz7/Wv9XY', 'Qz7#Wv9XY', 'Qz7?Wv9XY']) {
+      const { code, all } = await runAll(['--url', url(password), 'health'])
+      expect(code).toBe(2)
+      expect(all).toContain('CONFIGURATION')
+      expect(all).toContain('percent-encode')
+      expect(all).not.toMatch(/Qz7|Wv9XY/)
+    }
+    // the same URL from DATABASE_URL
+    const { all } = await runAll(['health'], { DATABASE_URL: url('Qz7/Wv9XY') })
+    expect(all).toContain('percent-encode')
+    expect(all).not.toMatch(/Qz7|Wv9XY/)
+  })
+
+  it('never echoes a config file value in an error, only its key', async () => {
+    writeFileSync(join(dir, 'dbpool.toml'), '[pools.x]\nurl = "postgres://app@127.0.0.1:1/x"\npassword = "Hunter2PW"\n')
+    let result = await runAll(['health'])
+    expect(result.all).toContain('pools.x.password: unknown option')
+    expect(result.all).not.toContain('Hunter2PW')
+    writeFileSync(join(dir, 'dbpool.toml'), '[pools.x]\nurl = "postgres://app:Hunter2PW@127.0.0.1:1/x"\nmax = "Hunter2PW"\n')
+    result = await runAll(['health'])
+    expect(result.all).toContain('pools.x.max')
+    expect(result.all).not.toContain('Hunter2PW')
+    rmSync(join(dir, 'dbpool.toml'))
+    // a parse error: V8 quotes the source of a JSON file
+    writeFileSync(join(dir, 'dbpool.json'), '{"pools": {"x": {"url": "postgres://app:Hunter2PW@h/x", "password": Hunter2PW}}}')
+    result = await runAll(['health'])
+    expect(result.all).toContain('cannot be parsed')
+    expect(result.all).not.toContain('Hunter2PW')
+    rmSync(join(dir, 'dbpool.json'))
+  })
+
+  it('scrubs secrets from the environment (PGPASSWORD, *_TOKEN, URLs) wherever they appear', async () => {
+    const { all } = await runAll(['health', 'tok-Very-Secret-1', 'pg-Env-Pw'], {
+      PGPASSWORD: 'pg-Env-Pw',
+      DBPOOL_SERVE_TOKEN: 'tok-Very-Secret-1',
+    })
+    expect(all).not.toMatch(/tok-Very-Secret-1|pg-Env-Pw/)
+  })
+})
+
+describe('secret finders', () => {
+  it('reads a URL password as libpq does and as a person meant it, raw and decoded', () => {
+    expect(credentialSecrets('postgres://u:pw@h/d')).toEqual(['pw'])
+    expect(credentialSecrets('postgres://u:p@ss@h/d')).toEqual(['p@ss'])
+    expect(credentialSecrets('postgres://u:ab/cd@h/d')).toEqual(['ab/cd'])
+    expect(credentialSecrets('postgres://u:p%40ss@h/d')).toEqual(['p%40ss', 'p@ss'])
+    expect(credentialSecrets('postgres://u@h/d?password=qp&sslmode=require')).toEqual(['qp'])
+    expect(credentialSecrets('sqlite:./a.db')).toEqual([])
+  })
+
+  it('finds values after secret-like flags, abbreviated or joined with "="', () => {
+    expect(argvSecrets(['--password', 'a1', '--token=b2', '--url', 'sqlite:x.db', 'health'])).toEqual(['a1', 'b2'])
+    expect(argvSecrets([`--ur=${url('c3')}`])).toEqual(['c3'])
+  })
+
+  it('tells an unencoded delimiter in a password from a query value with "@"', () => {
+    expect(hasAmbiguousCredentials('postgres://u:ab/cd@h/d')).toBe(true)
+    expect(hasAmbiguousCredentials('postgres://u:ab#cd@h/d')).toBe(true)
+    expect(hasAmbiguousCredentials('postgres://u:p@ss@h/d')).toBe(false)
+    expect(hasAmbiguousCredentials('postgres://u:pw@h/d?application_name=me@x')).toBe(false)
+    expect(hasAmbiguousCredentials('sqlite:./a@b/c.db')).toBe(false)
+  })
+
+  it('scrubs the longest secret first and URL passwords to the last "@" of the word', () => {
+    expect(scrubSecrets('x p@ss y', ['p', 'p@ss'])).toBe('x [REDACTED] y')
+    expect(scrubSecrets('postgres://u:a@b@h/d', [])).toBe('postgres://u:[REDACTED]@h/d')
+    expect(scrubSecrets('postgres://u@h/d?password=z&x=1', [])).toBe('postgres://u@h/d?password=[REDACTED]&x=1')
+  })
+})
