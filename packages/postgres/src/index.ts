@@ -11,7 +11,8 @@ export {
   DEFAULT_PREPARE_MODE,
 } from './postgres-options'
 export type { PostgresManagerOptions, ResolvedPostgresManagerOptions, SessionReset } from './postgres-options'
-export { PGBOUNCER_MODES, sessionStatement, sessionFeaturesOf } from './postgres-pgbouncer'
+export { PGBOUNCER_MODES, sessionFeaturesOf } from './postgres-pgbouncer'
+export { sessionStatement } from './postgres-session-statement'
 export type { PgBouncerMode } from './postgres-pgbouncer'
 export {
   SQLSTATE_CODES,

@@ -42,7 +42,8 @@ import { StatementCache, type CachedStatement, type SharedGeneration } from './p
 import { fallsBackToPlain, isTlsRefusal, tlsOptions, type PgSsl } from './postgres-tls'
 import { createTypeParsers } from './postgres-types'
 import { hostLabel, mismatchOf, passesOf, reportsReadOnly } from './postgres-session-attrs'
-import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, sessionStatement, TRANSACTION_MODE_REASON } from './postgres-pgbouncer'
+import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, TRANSACTION_MODE_REASON } from './postgres-pgbouncer'
+import { sessionStatement } from './postgres-session-statement'
 import { isReadOnlyStatement } from './postgres-read-only'
 import { endsSession, outcomeUnknown, StatementProgress, unknownOutcomeError } from './postgres-outcome'
 import {
@@ -61,6 +62,8 @@ type Stop = 'deadline' | 'abandoned'
 const MAX_REMEMBERED_SECRETS = 4
 /** Statement texts whose canPipeline verdict is kept (forgotten all at once beyond this). */
 const MAX_REMEMBERED_TEXTS = 512
+/** The longest text whose sessionStatement verdict is kept (a longer one is judged each time). */
+const MAX_REMEMBERED_TEXT_LENGTH = 8192
 
 // statements that change transaction or session state, hold a portal, or can commit: never pipelined
 const UNSHAREABLE =
@@ -118,6 +121,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   readonly #secrets: string[] = []
   /** #lone's verdict per statement text. */
   readonly #lonely = new Map<string, boolean>()
+  /** sessionStatement's verdict per statement text (PgBouncer in transaction mode checks every statement). */
+  readonly #sessionNeeds = new Map<string, string | false>()
   /** Bumped when the server reports a changed result type: every connection's statements are re-prepared. */
   readonly #statementGeneration: SharedGeneration = { value: 0 }
   /** Write-lane connections not destroyed yet: evicted when new ones reach another server. */
@@ -319,13 +324,28 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
 
   /** PgBouncer in transaction mode: CONFIGURATION for a statement that leaves session state behind (see sessionStatement). */
   #needsSession(text: string): DatabaseError | undefined {
-    const why = sessionStatement(text)
+    const why = this.#sessionNeed(text)
     if (why === undefined) return undefined
     return new DatabaseError('CONFIGURATION', `refused before sending: ${why}, and ${TRANSACTION_MODE_REASON}`, {
       backend: 'postgres',
       retryable: false,
       detail: { option: 'postgres.pgbouncer', pgbouncer: 'transaction' },
     })
+  }
+
+  /**
+   * {@link sessionStatement}, remembered per text up to MAX_REMEMBERED_TEXT_LENGTH characters (the
+   * same texts come back; forgotten all at once beyond MAX_REMEMBERED_TEXTS).
+   */
+  #sessionNeed(text: string): string | undefined {
+    const known = this.#sessionNeeds.get(text)
+    if (known !== undefined) return known === false ? undefined : known
+    const why = sessionStatement(text)
+    if (text.length <= MAX_REMEMBERED_TEXT_LENGTH) {
+      if (this.#sessionNeeds.size >= MAX_REMEMBERED_TEXTS) this.#sessionNeeds.clear()
+      this.#sessionNeeds.set(text, why ?? false)
+    }
+    return why
   }
 
   /** A statement of the target_session_attrs check, bounded by the per-host connect deadline. */

@@ -217,6 +217,12 @@ suite('pgbouncer modes against a PgBouncer that refuses unknown startup paramete
       'select pg_advisory_lock(42)',
       'select pg_try_advisory_lock(42)',
       'create temp table pgb_scratch (id int)',
+      // found by review: quoted names, a SET in a DO block or its dynamic SQL
+      `select "set_config"('search_path', 'pg_catalog', false)`,
+      `select pg_catalog."set_config"('search_path', 'pg_catalog', false)`,
+      'select "pg_advisory_lock"(42)',
+      'do $$ begin set search_path = pg_catalog; end $$',
+      "do $$ begin execute 'set search_path = pg_catalog'; end $$",
     ]) {
       const err = await rejection(pool.query(text))
       expect(err.code).toBe('CONFIGURATION')
@@ -233,6 +239,8 @@ suite('pgbouncer modes against a PgBouncer that refuses unknown startup paramete
       return (await tx.query<{ sp: string }>("select current_setting('search_path') as sp")).rows[0]!.sp
     })
     expect(got).toBe('pg_catalog')
+    // a DO block whose setting is transaction-scoped runs
+    await pool.query("do $$ begin perform set_config('search_path', 'pg_catalog', true); end $$")
     // nothing was sent: no session lock is held in this database (other test files on the server hold their own)
     const locks = await admin(strictDb.url, (c) =>
       c.query<{ n: number }>(

@@ -1,0 +1,278 @@
+/**
+ * Which statement texts leave state behind in the server session (it outlives their transaction):
+ * checked before sending through PgBouncer in transaction mode, and by statement sharing, which
+ * never shares such a statement (so `sessionReset: 'clean'` cleans the connection that ran it).
+ */
+
+/** A string literal of the text: its value (escapes undone) and where its placeholder is in `code`. */
+interface Literal {
+  readonly value: string
+  readonly at: number
+}
+
+/** A text with comments removed, every literal replaced by `''`, quoted identifiers kept as written. */
+interface Lexed {
+  readonly code: string
+  readonly literals: readonly Literal[]
+}
+
+// a PL/pgSQL body may hold DO blocks that run dynamic SQL holding DO blocks...: beyond this, refused
+const MAX_DEPTH = 8
+
+// statements whose effect outlives their transaction, at the start of a statement
+const SESSION_COMMAND =
+  '(listen|prepare|load|set(?!\\s+(?:local|transaction|constraints)\\b)|reset|declare\\s+\\S+\\s+(?:binary\\s+)?(?:insensitive\\s+)?(?:no\\s+)?(?:scroll\\s+)?cursor\\s+with\\s+hold)\\b'
+// where a statement starts: in SQL after `;`; in PL/pgSQL also after BEGIN, THEN, ELSE, LOOP and a <<label>>
+const SQL_COMMAND = new RegExp(`(?:^|;)\\s*${SESSION_COMMAND}`, 'i')
+const PLPGSQL_COMMAND = new RegExp(`(?:^|;|\\b(?:begin|then|else|loop)\\b|>>)\\s*${SESSION_COMMAND}`, 'i')
+// a text that could not be read (unterminated): every quote may open code too
+const UNREAD_COMMAND = new RegExp(`(?:^|[;'$]|\\b(?:begin|then|else|loop)\\b|>>)\\s*${SESSION_COMMAND}`, 'i')
+const SESSION_LOCK = /\bpg_(try_)?advisory_lock(_shared)?\s*\(/i
+const SET_CONFIG = /\bset_config\s*\(/gi
+// a temporary table, view or sequence lives until the session ends: CREATE TEMP anywhere in the text
+// (EXPLAIN ANALYZE, a DO block), SELECT ... INTO TEMP (not INSERT INTO a table named temp), and any
+// object in the session's own schema (pg_temp.x, created or used)
+const TEMP_OBJECT =
+  /\bcreate\s+(?:or\s+replace\s+)?(?:(?:global|local)\s+)?(?:temp|temporary)\s+(?:unlogged\s+)?(?:recursive\s+)?(table|view|sequence)\b|(?<!\b(?:insert|merge)\s+)\binto\s+(?:temp|temporary)\b|\bpg_temp(?:_\d+)?\s*\./gi
+const ON_COMMIT_DROP = /\bon\s+commit\s+drop\b/i
+const QUOTED_NAME = /"((?:[^"]|"")*)"/g
+const PLAIN_NAME = /^[A-Za-z_][A-Za-z0-9_$]*$/
+const NAME_FOLLOWS = /\s*[.(]/y
+const DOLLAR_TAG = /\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/y
+const IDENTIFIER_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/
+const DO_HEAD = /^do\b/i
+const SQL_DO = /(?:^|;)\s*do\b/i
+// in PL/pgSQL, a literal that is not dynamic SQL: a RAISE or ASSERT message (or the rest of a concatenation)
+const MESSAGE_HEAD = /^(?:raise|assert)\b/i
+const SQL_BOUNDARY = /;/g
+const PLPGSQL_BOUNDARY = /;|\b(?:begin|then|else|loop)\b|>>/gi
+// how much of a statement's head is read to tell what it is (its first word)
+const HEAD_LENGTH = 8
+
+/**
+ * Why `text` needs a session (a LISTEN, a session-level SET or RESET, an SQL PREPARE, a cursor
+ * WITH HOLD, a LOAD, a session-level advisory lock, `set_config()` whose `is_local` is not the
+ * literal `true`), a temporary table, view or sequence that outlives its transaction (only `CREATE
+ * TEMP TABLE ... ON COMMIT DROP` does not) or an object in `pg_temp`, or `undefined`.
+ *
+ * Comments are skipped and string literals are data (a leading comment does not hide a statement);
+ * a quoted name is matched unquoted where it names a function or schema (`pg_catalog."set_config"(`,
+ * `"pg_temp".t`) and is never a keyword elsewhere. The body of a DO block is read as PL/pgSQL (its
+ * statements also start after BEGIN, THEN, ELSE, LOOP), and the string literals inside it as the
+ * dynamic SQL they may be (`EXECUTE 'set search_path = ...'`, `format('set ...')`), except the
+ * continuation of a concatenation and RAISE/ASSERT messages; a body nested deeper than 8 levels is
+ * refused. Standard-conforming strings are assumed; `E'...'` escapes are undone. A text that cannot
+ * be read (an unterminated literal, comment or quoted name) is judged as written, with a statement
+ * possibly starting after any quote: it may refuse what is fine, never the reverse.
+ *
+ * Not detectable (the text does not show it): a function or procedure whose body changes the
+ * session (`select my_tenant_switch()`, `CALL`), and dynamic SQL assembled at run time from pieces
+ * that read as nothing (`execute 'se' || 't search_path ...'`, a value read from a table).
+ */
+export function sessionStatement(text: string): string | undefined {
+  return judge(text, false, 0)
+}
+
+function judge(text: string, plpgsql: boolean, depth: number): string | undefined {
+  if (depth > MAX_DEPTH) return `a DO block or dynamic SQL nested more than ${MAX_DEPTH} levels deep cannot be checked`
+  const lexed = lex(text)
+  if (lexed === undefined) return judgeCode(text, UNREAD_COMMAND)
+  const { code, literals } = lexed
+  const why = judgeCode(code, plpgsql ? PLPGSQL_COMMAND : SQL_COMMAND)
+  if (why !== undefined || literals.length === 0) return why
+  // a literal of SQL is data, except the body of a DO block (it runs, as PL/pgSQL); a literal of
+  // PL/pgSQL may be dynamic SQL, a statement of its own
+  if (!plpgsql && !SQL_DO.test(code)) return undefined
+  const starts = statementStarts(code, plpgsql ? PLPGSQL_BOUNDARY : SQL_BOUNDARY)
+  let s = 0
+  for (const literal of literals) {
+    while (s + 1 < starts.length && starts[s + 1]! <= literal.at) s++
+    const head = headOf(code, starts[s]!, literal.at)
+    if (plpgsql ? MESSAGE_HEAD.test(head) || concatenated(code, literal.at) : !DO_HEAD.test(head)) continue
+    const inner = judge(literal.value, !plpgsql, depth + 1)
+    if (inner !== undefined) return inner
+  }
+  return undefined
+}
+
+/** Where each statement of `code` starts (0, then after each boundary), in order. */
+function statementStarts(code: string, boundary: RegExp): number[] {
+  const starts = [0]
+  for (const match of code.matchAll(boundary)) starts.push((match.index ?? 0) + match[0].length)
+  return starts
+}
+
+/** The first word or so of the statement starting at `start` (before `end`), leading whitespace skipped. */
+function headOf(code: string, start: number, end: number): string {
+  let i = start
+  while (i < end && /\s/.test(code[i]!)) i++
+  return code.slice(i, Math.min(end, i + HEAD_LENGTH))
+}
+
+/** Whether the literal at `at` continues a concatenation (`... || 'set x = 1'`): not a statement of its own. */
+function concatenated(code: string, at: number): boolean {
+  let i = at - 1
+  while (i >= 0 && /\s/.test(code[i]!)) i--
+  return i >= 1 && code[i] === '|' && code[i - 1] === '|'
+}
+
+/** The checks on code whose literals are gone; `command` finds a session command at a statement start. */
+function judgeCode(code: string, command: RegExp): string | undefined {
+  const named = unquoteNames(code)
+  const statement = command.exec(named)
+  if (statement) return `${statement[1]!.split(/\s+/)[0]!.toUpperCase()} keeps session state`
+  const lock = SESSION_LOCK.exec(named)
+  if (lock)
+    return `pg_${(lock[1] ?? '').toLowerCase()}advisory_lock${(lock[2] ?? '').toLowerCase()}() takes a session-level lock (use pg_advisory_xact_lock in a transaction)`
+  if (sessionSetConfig(named))
+    return 'set_config() without is_local true keeps session state (use set_config(name, value, true) in a transaction)'
+  return sessionTempObject(named)
+}
+
+/**
+ * Quoted names: one that names a function or a schema (before `(` or `.`, after `.`) and is a plain
+ * identifier is written unquoted, so `pg_catalog."set_config"(` is a call to set_config; any other
+ * becomes `"_"`, so its words are never keywords (`"on commit drop"` as a column, `as "into temp"`).
+ */
+function unquoteNames(code: string): string {
+  if (!code.includes('"')) return code
+  return code.replace(QUOTED_NAME, (quoted: string, inner: string, offset: number) => {
+    const name = inner.replace(/""/g, '"')
+    if (!PLAIN_NAME.test(name)) return '"_"'
+    NAME_FOLLOWS.lastIndex = offset + quoted.length
+    if (NAME_FOLLOWS.test(code)) return name
+    let i = offset - 1
+    while (i >= 0 && /\s/.test(code[i]!)) i--
+    return i >= 0 && code[i] === '.' ? name : '"_"'
+  })
+}
+
+/** Why a temporary object created in `text` outlives its transaction, or undefined. */
+function sessionTempObject(text: string): string | undefined {
+  for (const match of text.matchAll(TEMP_OBJECT)) {
+    if (match[0].toLowerCase().startsWith('pg_temp')) return 'an object in pg_temp lives as long as the server session'
+    const kind = (match[1] ?? 'table').toLowerCase()
+    const start = match.index ?? 0
+    const end = text.indexOf(';', start + 1)
+    const statement = text.slice(start, end === -1 ? text.length : end)
+    if (kind === 'table' && match[1] !== undefined && ON_COMMIT_DROP.test(statement)) continue
+    return kind === 'table'
+      ? 'a temporary table lives as long as the server session (use CREATE TEMP TABLE ... ON COMMIT DROP in a transaction)'
+      : `a temporary ${kind} lives as long as the server session`
+  }
+  return undefined
+}
+
+/** Whether a `set_config(name, value, is_local)` call in `text` (literals gone) has an `is_local` other than `true`. */
+function sessionSetConfig(text: string): boolean {
+  for (const match of text.matchAll(SET_CONFIG)) {
+    let depth = 0
+    let last = ''
+    let i = (match.index ?? 0) + match[0].length
+    for (; i < text.length; i++) {
+      const c = text[i] as string
+      if (c === '(') depth++
+      else if (c === ')') {
+        if (depth === 0) break
+        depth--
+      } else if (c === ',' && depth === 0) {
+        last = ''
+        continue
+      }
+      last += c
+    }
+    // named notation: set_config(setting_name => ..., new_value => ..., is_local => true)
+    const isLocal = last
+      .trim()
+      .toLowerCase()
+      .replace(/^is_local\s*(?:=>|:=)\s*/, '')
+    if (isLocal !== 'true') return true
+  }
+  return false
+}
+
+/**
+ * Postgres' lexical rules for what hides code: `--` and nested `/* *\/` comments (dropped), string
+ * literals (`'...'` with `''`, `E'...'` with backslash escapes, `$tag$...$tag$`; each replaced by
+ * `''` and recorded), quoted names (kept). `undefined` for an unterminated literal, comment or name.
+ */
+function lex(text: string): Lexed | undefined {
+  const literals: Literal[] = []
+  let code = ''
+  let i = 0
+  const n = text.length
+  while (i < n) {
+    const c = text[i]!
+    const next = text[i + 1]
+    if (c === '-' && next === '-') {
+      const end = text.indexOf('\n', i)
+      i = end < 0 ? n : end
+      code += ' '
+    } else if (c === '/' && next === '*') {
+      let depth = 1
+      i += 2
+      while (i < n && depth > 0) {
+        const pair = text.slice(i, i + 2)
+        if (pair === '/*') depth++
+        else if (pair === '*/') depth--
+        i += pair === '/*' || pair === '*/' ? 2 : 1
+      }
+      if (depth > 0) return undefined
+      code += ' '
+    } else if (c === "'") {
+      const last = code.length - 1
+      const escapes = (code[last] === 'e' || code[last] === 'E') && (last === 0 || !IDENTIFIER_CHAR.test(code[last - 1]!))
+      let value = ''
+      i++
+      for (;;) {
+        if (i >= n) return undefined
+        const d = text[i]!
+        if (d === "'") {
+          if (text[i + 1] !== "'") break
+          value += "'"
+          i += 2
+        } else if (d === '\\' && escapes) {
+          if (i + 1 >= n) return undefined
+          const e = text[i + 1]!
+          value += e === 'n' || e === 'r' || e === 't' || e === 'f' || e === 'b' ? ' ' : e
+          i += 2
+        } else {
+          value += d
+          i++
+        }
+      }
+      i++
+      literals.push({ value, at: code.length })
+      code += " '' "
+    } else if (c === '"') {
+      let end = i + 1
+      for (;;) {
+        end = text.indexOf('"', end)
+        if (end < 0) return undefined
+        if (text[end + 1] !== '"') break
+        end += 2
+      }
+      code += text.slice(i, end + 1)
+      i = end + 1
+    } else if (c === '$' && (code.length === 0 || !IDENTIFIER_CHAR.test(code[code.length - 1]!))) {
+      // $tag$ ... $tag$ (a $1 parameter, or a $ inside a name, is not one)
+      DOLLAR_TAG.lastIndex = i
+      const tag = DOLLAR_TAG.exec(text)
+      if (tag === null) {
+        code += c
+        i++
+        continue
+      }
+      const start = i + tag[0].length
+      const end = text.indexOf(tag[0], start)
+      if (end < 0) return undefined
+      literals.push({ value: text.slice(start, end), at: code.length })
+      code += " '' "
+      i = end + tag[0].length
+    } else {
+      code += c
+      i++
+    }
+  }
+  return { code, literals }
+}

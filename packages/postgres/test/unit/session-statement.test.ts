@@ -1,0 +1,96 @@
+import { PostgresConnectionManager, sessionStatement } from '@dbpool/postgres'
+
+// found by review (review-pg/08, 03): texts that kept session state and passed the check
+describe('sessionStatement: quoted names, DO blocks, dynamic SQL', () => {
+  it.each([
+    // a quoted function or schema name is the same function
+    [`select "set_config"('search_path', 'tenant_b', false)`, 'set_config()'],
+    [`select pg_catalog."set_config"('search_path', 'tenant_b', false)`, 'set_config()'],
+    [`select "pg_catalog"."set_config" ('role', 'x', false)`, 'set_config()'],
+    [`select pg_catalog . set_config('role', 'x', false)`, 'set_config()'],
+    [`select pg_catalog./* c */set_config('role', 'x', false)`, 'set_config()'],
+    ['select "pg_advisory_lock"($1)', 'pg_advisory_lock()'],
+    ['select pg_catalog."pg_try_advisory_lock_shared"(1, 2)', 'pg_try_advisory_lock_shared()'],
+    ['select "pg_catalog".pg_advisory_lock(7)', 'pg_advisory_lock()'],
+    ['create table "pg_temp"."x" (id int)', 'pg_temp'],
+    // named notation: is_local must be true
+    [`select set_config(setting_name => 'a.b', new_value => 'c', is_local => false)`, 'set_config()'],
+    [`select set_config('a.b', 'c', 'true')`, 'set_config()'],
+    // a SET inside a DO block, wherever a PL/pgSQL statement starts
+    ['do $$ begin set search_path = tenant_b; end $$', 'SET'],
+    ['DO $body$ BEGIN SET ROLE tenant; END $body$', 'SET'],
+    ['do $$ declare n int; begin n := 1; if n = 1 then set search_path = b; end if; end $$', 'SET'],
+    ['do $$ begin if false then null; else reset role; end if; end $$', 'RESET'],
+    ['do $$ begin for i in 1..2 loop set work_mem = 1000; end loop; end $$', 'SET'],
+    ['do $$ <<blk>> begin listen jobs; end $$', 'LISTEN'],
+    ['do language plpgsql $$ begin set search_path = b; end $$', 'SET'],
+    ['do $$ begin set search_path = b; end $$ language plpgsql', 'SET'],
+    ["do 'begin set search_path = b; end'", 'SET'],
+    ["do E'begin set search_path = b; end'", 'SET'],
+    ['select 1; do $$ begin set search_path = b; end $$', 'SET'],
+    // functions and temporary objects in a DO block
+    ["do $$ begin perform set_config('search_path', 'b', false); end $$", 'set_config()'],
+    ["do $$ begin perform \"set_config\"('search_path', 'b', false); end $$", 'set_config()'],
+    ['do $$ begin perform pg_advisory_lock(1); end $$', 'pg_advisory_lock()'],
+    ['do $$ begin create temp table x (id int); end $$', 'temporary table'],
+    // dynamic SQL: EXECUTE of a literal, a format() template, an assignment, nested quoting
+    ["do $$ begin execute 'set search_path = tenant_b'; end $$", 'SET'],
+    ["do $$ begin execute format('set search_path = %I', 'b'); end $$", 'SET'],
+    ["do $$ begin execute 'set search_path = ' || quote_ident('b'); end $$", 'SET'],
+    ["do $$ declare q text := 'set role x'; begin execute q; end $$", 'SET'],
+    ['do $$ begin execute $q$ set search_path = b $q$; end $$', 'SET'],
+    ["do $$ begin execute E'set\\nsearch_path = b'; end $$", 'SET'],
+    ["do 'begin execute ''set search_path = b''; end'", 'SET'],
+    ["do $$ begin execute 'select set_config(''role'', ''x'', false)'; end $$", 'set_config()'],
+    ["do $$ begin execute 'select pg_advisory_lock(1)'; end $$", 'pg_advisory_lock()'],
+    ["do $$ begin execute 'create temp table t (id int)'; end $$", 'temporary table'],
+    ["do $$ begin execute 'listen jobs'; end $$", 'LISTEN'],
+    ["do $$ begin execute 'prepare p as select 1'; end $$", 'PREPARE'],
+    ['do $a$ begin execute $b$ do $c$ begin set search_path = b; end $c$ $b$; end $a$', 'SET'],
+    // unterminated text: judged as written, a statement may start after a quote
+    ["do $$ begin execute 'set search_path = b", 'SET'],
+  ])('is recognised: %s', (text, what) => {
+    expect(sessionStatement(text)).toContain(what)
+  })
+
+  it.each([
+    // UPDATE ... SET is not SET, in a DO block or in dynamic SQL
+    'do $$ begin update t set x = 1; end $$',
+    'do $$ begin update t\n  set x = 1 where id = 2; end $$',
+    "do $$ begin execute 'update t ' || 'set x = 1'; end $$",
+    'do $$ begin insert into t values (1) on conflict (id) do update set x = 2; end $$',
+    'do $$ begin merge into t using s on t.id = s.id when matched then update set x = s.x; end $$',
+    // transaction-scoped forms in a DO block
+    'do $$ begin set local search_path = b; end $$',
+    "do $$ begin perform set_config('search_path', 'b', true); end $$",
+    'do $$ begin perform pg_advisory_xact_lock(1); end $$',
+    'do $$ begin create temp table x (id int) on commit drop; end $$',
+    "do $$ begin execute 'set local role x'; end $$",
+    // messages are not dynamic SQL
+    "do $$ begin raise notice 'set search_path next'; end $$",
+    "do $$ begin assert true, 'reset role failed'; end $$",
+    // literals outside a DO block are data, whatever their quoting
+    'select $$set search_path = b$$ as note',
+    'insert into notes values ($1, $tag$listen jobs; select pg_advisory_lock(1)$tag$)',
+    "select E'\\'; set search_path = b' as note",
+    "select 'it''s; set role x' as note",
+    // a function body is not run by CREATE FUNCTION
+    "create function f() returns void language sql as $$ select set_config('search_path', 'b', false) $$",
+    // quoted names that read like keywords or functions but are neither
+    'select "set", "reset" from "listen"',
+    'select 1 as "set_config"',
+    'select x as "into temp" from t',
+    'create temp table x ("on commit drop" int) on commit drop',
+    'select "pg_advisory_xact_lock"(1)',
+    'select "ident$with$dollars" from t',
+    'select a$b from t where c = $1',
+  ])('is not: %s', (text) => {
+    expect(sessionStatement(text)).toBeUndefined()
+  })
+
+  it('a body nested beyond the limit is refused rather than guessed', () => {
+    let text = 'select 1'
+    for (let i = 0; i < 10; i++) text = `do $l${i}$ begin execute $e${i}$ ${text} $e${i}$; end $l${i}$`
+    expect(sessionStatement(text)).toMatch(/nested more than 8 levels/)
+  })
+})
