@@ -200,13 +200,16 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   /**
    * One plain statement (see {@link canPipeline}): safe to share a connection, and safe to run as a
    * named prepared statement even without parameters (it cannot hold several statements, which only
-   * the simple protocol runs, nor control the transaction or the session).
+   * the simple protocol runs, nor control the transaction or the session). A statement that may leave
+   * session state behind ({@link sessionStatement}: `select set_config(..., false)`,
+   * `pg_advisory_lock()`, `SELECT ... INTO TEMP`) is not one: it runs on a lease of its own in classic
+   * mode, so `sessionReset: 'clean'` cleans the connection on release (a shared one is not cleaned).
    */
   #lone(sqlText: string): boolean {
     const known = this.#lonely.get(sqlText)
     if (known !== undefined) return known
     const text = sqlText.trim().replace(/;\s*$/, '')
-    const lone = !text.includes(';') && !UNSHAREABLE.test(text)
+    const lone = !text.includes(';') && !UNSHAREABLE.test(text) && this.#sessionNeed(sqlText) === undefined
     // the same texts come back (sql`` caches its text per call site): remember the verdict, bounded
     if (this.#lonely.size >= MAX_REMEMBERED_TEXTS) this.#lonely.clear()
     this.#lonely.set(sqlText, lone)
@@ -403,8 +406,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   reset(conn: PostgresConnection): void | Promise<void> {
     // pipeline mode is only for statements sharing the connection (executeShared); every lease starts
     // in classic mode, whatever sessionReset is (pg refuses cursors and `rows` queries in pipeline
-    // mode). A connection that was in pipeline mode only ran shared lone statements, which never
-    // change session state, so it needs no cleaning.
+    // mode). A connection that was in pipeline mode only ran shared lone statements, and a statement
+    // that may change the session is never shared (#lone asks sessionStatement), so it is not cleaned;
+    // what the text cannot show (a function that changes the session) is not detected.
     const wasPipelined = setPipeline(conn, false)
     conn.readOnlyByApp = false
     conn.abortedBy = undefined

@@ -1,4 +1,4 @@
-import type { DatabasePool } from '@dbpool/core'
+import { sql, type DatabasePool } from '@dbpool/core'
 import type { PostgresConnection } from '@dbpool/postgres'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
 import { admin, eventually, poolOn } from './helpers'
@@ -82,6 +82,30 @@ describe("sessionReset: 'clean'", () => {
       const { rows } = await conn.native.client.query({ name: 'named_probe', text: 'select $1::int as n', values: [2] })
       expect(rows).toEqual([{ n: 2 }])
     })
+  })
+
+  it('a lone pool.query that changes the session (set_config(..., false), a session advisory lock, SELECT INTO TEMP) is not shared: the next borrower gets a fresh session', async () => {
+    // found by review (review-pg/03): with the default pipelineDepth every lone statement shared a
+    // pipelined connection, whose release skipped the clean
+    pool = poolOn(db.url, { max: 1, min: 0, name: 'reset-lone' }, { sessionReset: 'clean' })
+    const fresh = await session(pool)
+    const role = `reset_role_${fresh.pid}`
+    await admin(db.url, (c) => c.query(`create role ${role}`))
+    try {
+      await pool.query("select set_config('work_mem', '2MB', false)")
+      await pool.query(sql`select "set_config"('statement_timeout', '4321', false)`)
+      await pool.query(sql`select pg_advisory_lock(${424243})`)
+      await pool.query('select 1 as x into temp table scratch')
+      await pool.query(`select pg_catalog.set_config('role', '${role}', false)`)
+      const after = await session(pool)
+      expect(after).toEqual(fresh)
+      const who = await pool.withConnection((c) => c.query<{ u: string }>('select current_user as u'))
+      expect(who.rows[0]!.u).not.toBe(role)
+    } finally {
+      await pool.close({ timeoutMs: 5_000 })
+      pool = undefined
+      await admin(db.url, (c) => c.query(`drop role ${role}`))
+    }
   })
 
   it("by contrast 'none' (the default) hands the next borrower the same session state, like pg-pool", async () => {

@@ -94,3 +94,26 @@ describe('sessionStatement: quoted names, DO blocks, dynamic SQL', () => {
     expect(sessionStatement(text)).toMatch(/nested more than 8 levels/)
   })
 })
+
+describe('statement sharing never takes a statement that may change the session', () => {
+  const manager = new PostgresConnectionManager('postgres://u@h/d', { pipelineDepth: 8 })
+  const shared = (text: string): boolean => manager.canPipeline({ text, values: [] } as never)
+
+  it.each([
+    "select set_config('search_path', 'tenant_b', false)",
+    `select "set_config"('role', 'x', false)`,
+    'select pg_advisory_lock($1)',
+    'select 1 as x into temp table leftover',
+    'select * from pg_temp.leftover',
+  ])('not shared: %s', (text) => {
+    expect(shared(text)).toBe(false)
+    expect(shared(text)).toBe(false) // the remembered verdict too
+  })
+
+  it.each(['select 1', "select set_config('search_path', 'b', true)", 'select pg_advisory_xact_lock(1)', 'update t set x = 1'])(
+    'shared: %s',
+    (text) => {
+      expect(shared(text)).toBe(true)
+    },
+  )
+})
