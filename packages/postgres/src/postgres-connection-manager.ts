@@ -37,6 +37,7 @@ import {
 } from './postgres-options'
 import { pgQuery, type PgQuery } from './postgres-params'
 import { runStatement, type PgAnswer } from './postgres-statement'
+import { isCachedPlanChange, statementInvalidation } from './postgres-statement-invalidation'
 import { resultColumnsError } from './postgres-columns'
 import { StatementCache, type CachedStatement, type SharedGeneration } from './postgres-statement-cache'
 import { fallsBackToPlain, isTlsRefusal, tlsOptions, type PgSsl } from './postgres-tls'
@@ -743,14 +744,13 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // a statement run outside a transaction left nothing behind when it failed, so it can run again;
     // shared statements are lone auto-commit ones by construction (canPipeline)
     const outside = shared || this.transactionState(conn) === 'idle'
-    const wasParsed = entry.description !== undefined
     return runStatement(
       conn.client,
       query.text,
       query.values,
       entry,
       cache,
-      (err) => this.#recover(conn, query, shared, retried, outside, wasParsed, entry, err, progress),
+      (err, wasParsed) => this.#recover(conn, query, shared, retried, outside, wasParsed, entry, err, progress),
       progress,
     )
   }
@@ -905,8 +905,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const sqlState = sqlStateOf(err)
     // a cached plan's changed result type (0A000) says nothing about the connection, unlike the rest of 0A;
     // nor does a Bind with the wrong number of values (08P01 from exec_bind_message: the session goes on)
-    if (isFatalSqlState(sqlState) && statementInvalidation(err, true) === undefined && !isParameterCountMismatch(err))
-      conn.markBroken(err as Error)
+    if (isFatalSqlState(sqlState) && !isCachedPlanChange(err) && !isParameterCountMismatch(err)) conn.markBroken(err as Error)
     const mapped = mapPostgresError(err, { connectionBroken: !conn.usable, secrets: this.#secrets })
     if (mapped.sqlState === '25006') return this.#readOnlyError(conn, mapped)
     // refused by an aborted transaction: the error that aborted it is what the caller needs (the
@@ -955,25 +954,6 @@ function normalize<R>(result: PgQueryResult | PgQueryResult[], text: string | un
   }
   const rows = (Array.isArray(last.rows) ? last.rows : []) as R[]
   return { rows, rowCount: last.rowCount ?? rows.length, command: last.command ?? undefined }
-}
-
-/**
- * Whether a named statement failed because the server no longer accepts it as cached, so preparing it
- * again fixes it (postgres.js retries on the same server routines):
- * - `'changed'`: 0A000 from RevalidateCachedQuery, "cached plan must not change result type" (a
- *   table the statement reads changed its columns), or 42804 from transformAssignedExpr on a
- *   statement parsed before this run (a column it writes changed type, the cached parameter types
- *   no longer fit);
- * - `'dropped'`: 26000, "prepared statement does not exist" (`DEALLOCATE`, `DISCARD ALL`, a pooler).
- */
-function statementInvalidation(err: unknown, wasParsed: boolean): 'changed' | 'dropped' | undefined {
-  const sqlState = sqlStateOf(err)
-  if (sqlState === undefined) return undefined
-  const routine = (err as { routine?: unknown }).routine
-  if (sqlState === '0A000' && routine === 'RevalidateCachedQuery') return 'changed'
-  if (sqlState === '42804' && routine === 'transformAssignedExpr' && wasParsed) return 'changed'
-  if (sqlState === '26000') return 'dropped'
-  return undefined
 }
 
 /** pg's record of the statement names it parsed on a client's connection (pg skips Parse for those). */

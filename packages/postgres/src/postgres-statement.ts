@@ -62,6 +62,8 @@ class PgStatement extends PgQuery {
   readonly #progress: StatementProgress | undefined
   /** The row description this run received (from its Describe). */
   described: StatementDescription | undefined
+  /** This run sent Parse (the statement was not parsed on the connection before it). */
+  parsing = false
 
   constructor(
     client: Client,
@@ -103,6 +105,7 @@ class PgStatement extends PgQuery {
       // a name dropped by dbpool but perhaps alive on the server (or parsed by another client, behind a
       // pooler) is closed first: Parse of an existing name would fail with 42P05
       if (name) connection.close({ type: 'S', name })
+      this.parsing = true
       connection.parse({ text: this.text, name: name ?? '', types: this.types })
       if (name) connection.submittedNamedStatements[name] = this.text
     }
@@ -172,7 +175,8 @@ class PgStatement extends PgQuery {
 /**
  * Sends one statement on `client`: unnamed, or as the named statement `entry` of `cache` (parsed on
  * its first run, then Bind/Execute only). `entry` is released from in-flight when pg answers. A
- * failure goes to `recover` when given (its promise, or its throw, settles the statement): one
+ * failure goes to `recover` when given, with whether the statement was parsed before this run (no
+ * Parse sent), and its promise, or its throw, settles the statement: one
  * promise fewer than a `.catch` on the way of every success. `progress`, when given, records whether
  * it was sent, in which transaction status, and how many CommandCompletes came back (see
  * StatementProgress): what decides whether a lost connection left its outcome unknown.
@@ -183,7 +187,7 @@ export function runStatement(
   values: unknown[],
   entry: CachedStatement | undefined,
   cache: StatementCache | undefined,
-  recover?: (err: Error) => Promise<PgAnswer>,
+  recover?: (err: Error, parsedBefore: boolean) => Promise<PgAnswer>,
   progress?: StatementProgress,
 ): Promise<PgAnswer> {
   return new Promise<PgAnswer>((resolve, reject) => {
@@ -201,7 +205,8 @@ export function runStatement(
       else if (recover === undefined) reject(err)
       else {
         try {
-          resolve(recover(err))
+          // parsed before: this run only bound and executed it
+          resolve(recover(err, !statement.parsing))
         } catch (thrown) {
           reject(thrown as Error)
         }
