@@ -3,6 +3,7 @@ import { DatabaseError, sql, type SqlFragment } from '@dbpool/core'
 import { decodeCursor, encodeCursor } from './cursor'
 import type { Db } from './db'
 import { CustomerNotFoundError, DuplicateEmailError, InvalidInputError } from './errors'
+import { foldForSearch } from './search-text'
 import { toDate, toInteger, toNullableDate } from './values'
 
 /** A customer as stored. */
@@ -93,8 +94,9 @@ export class CustomerRepository {
     }
     await this.#unique(customer.email, () =>
       this.#db.query(sql`
-        insert into customers (id, name, email, phone, created_at, updated_at, deleted_at)
-        values (${customer.id}, ${customer.name}, ${customer.email}, ${customer.phone}, ${now}, ${now}, ${null})`),
+        insert into customers (id, name, email, phone, created_at, updated_at, deleted_at, name_search, email_search)
+        values (${customer.id}, ${customer.name}, ${customer.email}, ${customer.phone}, ${now}, ${now}, ${null},
+                ${foldForSearch(customer.name)}, ${foldForSearch(customer.email)})`),
     )
     return customer
   }
@@ -124,9 +126,12 @@ export class CustomerRepository {
   /** Changes name, email or phone of an active customer; DUPLICATE_EMAIL, CUSTOMER_NOT_FOUND. */
   async update(id: string, changes: CustomerChanges): Promise<Customer> {
     const sets: SqlFragment[] = []
-    if (changes.name !== undefined) sets.push(sql`name = ${checkName(changes.name)}`)
+    if (changes.name !== undefined) {
+      const name = checkName(changes.name)
+      sets.push(sql`name = ${name}`, sql`name_search = ${foldForSearch(name)}`)
+    }
     const email = changes.email === undefined ? undefined : normaliseEmail(changes.email)
-    if (email !== undefined) sets.push(sql`email = ${email}`)
+    if (email !== undefined) sets.push(sql`email = ${email}`, sql`email_search = ${foldForSearch(email)}`)
     if (changes.phone !== undefined) sets.push(sql`phone = ${changes.phone}`)
     sets.push(sql`updated_at = ${this.#clock()}`)
     const { rowCount } = await this.#unique(email ?? '', () =>
@@ -163,16 +168,20 @@ export class CustomerRepository {
   }
 
   /**
-   * Active customers whose name or email contains `term` (case-insensitive; `%` and `_` match
-   * themselves), ordered by (name, id), one page at a time.
+   * Active customers whose name or email contains `term` (`%` and `_` match themselves), ordered by
+   * (name, id), one page at a time. Case-insensitive for every script, the same on both backends:
+   * the term and the stored `name_search` / `email_search` columns are folded in JS by
+   * {@link foldForSearch} (NFKC, then `toLowerCase()`), so `ÉMILE` finds `Émile` and `öko` finds
+   * `ÖKO` on SQLite as on Postgres, whatever the database's locale. INVALID_INPUT for an empty term.
    */
   search(term: string, options: PageOptions = {}): Promise<Page<Customer>> {
     if (typeof term !== 'string' || term.trim() === '') throw new InvalidInputError('a search term must be a non-empty string')
-    const pattern = `%${term
-      .trim()
-      .toLowerCase()
-      .replace(/[\\%_]/g, (c) => `\\${c}`)}%`
-    return this.#page(sql`and (lower(name) like ${pattern} escape '\\' or email like ${pattern} escape '\\')`, options)
+    const pattern = `%${foldForSearch(term.trim()).replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+    // a row not yet backfilled (name_search null: written before migration 0004) falls back to its old columns
+    return this.#page(
+      sql`and (coalesce(name_search, lower(name)) like ${pattern} escape '\\' or coalesce(email_search, email) like ${pattern} escape '\\')`,
+      options,
+    )
   }
 
   /** How many customers there are: active ones, or every one with `includeDeleted`. */

@@ -18,6 +18,7 @@ import { CrmError, CustomerNotFoundError } from './errors'
 import { crmKysely } from './kysely-db'
 import { resetCrm } from './migrations'
 import { PipelineService } from './pipeline-service'
+import { foldForSearch } from './search-text'
 import { Progress, type ProgressSink } from '@dbpool/example-kit'
 
 /** Options of {@link runCrmDemo}. */
@@ -274,9 +275,8 @@ async function checkAll(
   const deletedIds = new Set(deletedCustomers.map((c) => c.id))
   const activeNow = await collect((after) => customers.list({ limit: 200, after }))
   const searchHits = await collect((after) => customers.search(plan.searches[1] as string, { limit: 200, after }))
-  const expectedHits = activeNow.filter(
-    (c) => c.name.toLowerCase().includes(plan.searches[1] as string) || c.email.includes(plan.searches[1] as string),
-  )
+  const folded = foldForSearch((plan.searches[1] as string).trim())
+  const expectedHits = activeNow.filter((c) => foldForSearch(c.name).includes(folded) || foldForSearch(c.email).includes(folded))
   const { rows } = await pool.query<{ moves: unknown }>(sql`select coalesce(sum(version - 1), 0) as moves from deals`)
   const recordedMoves = Number(rows[0]?.moves)
   const settledAll = [created.outcomes, opened.outcomes, moved.outcomes].reduce((n, o) => n + o.unexpectedCount, 0)

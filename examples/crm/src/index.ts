@@ -22,6 +22,7 @@ export {
 } from './errors'
 export type { CrmErrorCode } from './errors'
 export { encodeCursor, decodeCursor } from './cursor'
+export { foldForSearch, backfillCustomerSearch } from './search-text'
 export { CRM_MIGRATIONS_DIRECTORY, CRM_MIGRATIONS_TABLE, crmMigrator, migrateCrm, resetCrm } from './migrations'
 export { crmConfigFromEnv, DEFAULT_CRM_DATABASE_URL } from './config'
 export type { CrmConfig } from './config'
