@@ -24,7 +24,8 @@ import { WAL_IDENTITY_INTERVAL_MS, fileIdentityError, fileIdentityOf, fileIdenti
 import { DEFAULT_MAX_PARAMETERS, maxParametersOf, sqliteParameters } from './sqlite-params'
 import { exactRows, hasUnsafeNumber, MAX_SAFE, narrow, narrowIntegers } from './sqlite-integers'
 import { abortsTransaction, errorName, isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
-import { controlsTransaction, runScript } from './sqlite-script'
+import { controlsTransaction, runsAtomically, runScript } from './sqlite-script'
+import { isLockBusy, NATIVE_BUSY_TIMEOUT_MS, waitForLock } from './sqlite-lock-wait'
 import { sqliteHealthChecks, walSizeBytes } from './sqlite-health'
 import { resolveSqliteOptions, SYNCHRONOUS_LEVELS, TEMP_STORES, type ResolvedSqliteOptions, type SqliteOptions } from './sqlite-options'
 
@@ -103,6 +104,13 @@ interface ConnectionState {
   endedByEngine: boolean
   /** `PRAGMA query_only` is on for the read-only transaction open on it (see {@link READ_ONLY_BEGIN}). */
   queryOnly: boolean
+  /**
+   * The last attempt of a statement that waits for a lock held elsewhere (see
+   * {@link SqliteConnectionManager.execute}): a BUSY is then thrown, not answered with undefined.
+   */
+  lastAttempt: boolean
+  /** The error of the last attempt that found a lock held elsewhere (the `cause` of a lock wait's QUERY_TIMEOUT). */
+  busy: unknown
 }
 
 // how often (at most) a write looks at the -wal size
@@ -115,8 +123,10 @@ const WAL_CHECK_INTERVAL_MS = 250
  *
  * better-sqlite3 is synchronous: a statement runs to completion on the calling thread, so nothing
  * interleaves with it. Writers therefore wait for the single writer in the pool's async FIFO queue,
- * never in SQLite's busy handler (which would block the event loop); `busyTimeoutMs` only matters
- * when another process holds the lock.
+ * never in SQLite's busy handler (which would block the event loop). A lock another connection holds
+ * (another process, another pool of this one) is waited for off the thread: SQLite's own busy
+ * timeout is a few ms ({@link NATIVE_BUSY_TIMEOUT_MS}), then a statement that changed nothing is
+ * tried again after a timer, up to `busyTimeoutMs` or the call's deadline (see {@link execute}).
  *
  * ```ts
  * const manager = new SqliteConnectionManager({ path: './data/app.db', readers: 4 })
@@ -144,6 +154,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   readonly #hasReaders: boolean
   #prepared = false
   #memory: SqliteDatabase | undefined
+  /** SQLite's own `busy_timeout`: a few ms at most; a longer wait for a lock happens off the thread (see {@link execute}). */
+  readonly #nativeBusyTimeoutMs: number
 
   constructor(options: SqliteOptions) {
     this.options = resolveSqliteOptions(options)
@@ -151,6 +163,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     this.lanes = Object.freeze({ writeMax: 1, readers: this.options.readers })
     this.telemetryTarget = Object.freeze({ namespace: this.options.path })
     this.#hasReaders = this.options.readers > 0
+    this.#nativeBusyTimeoutMs = Math.min(this.options.busyTimeoutMs, NATIVE_BUSY_TIMEOUT_MS)
     this.#routes = new StatementCache<string, Lane>(Math.max(100, this.options.statementCacheSize))
   }
 
@@ -164,10 +177,40 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     return this.#open.size
   }
 
+  /**
+   * Opens and configures a connection. Setting the journal mode reads the file, which another
+   * connection's exclusive lock (rollback-journal mode) can refuse: the attempt is then made again
+   * after a timer, off the thread, for up to `busyTimeoutMs` (then BUSY); the pool's
+   * `createTimeoutMs` bounds it too.
+   */
   async connect(lane: Lane, hooks: ConnectionHooks): Promise<SqliteDatabase> {
     // SQLite connections are not lost asynchronously (no socket): failures surface on the next statement
     void hooks
     if (this.options.memory) return this.#connectMemory()
+    if (this.options.busyTimeoutMs <= NATIVE_BUSY_TIMEOUT_MS) return this.#connectFile(lane)
+    let busy: unknown
+    const attempt = (): SqliteDatabase | undefined => {
+      try {
+        return this.#connectFile(lane)
+      } catch (err) {
+        // opening changes nothing (the journal mode is set to what it already is, or to the option's)
+        if (!isLockBusy(this.mapError(err).sqliteCode)) throw err
+        busy = err
+        return undefined
+      }
+    }
+    return (
+      attempt() ??
+      waitForLock(
+        attempt,
+        () => this.#connectFile(lane),
+        { busyTimeoutMs: this.options.busyTimeoutMs },
+        () => busy,
+      )
+    )
+  }
+
+  #connectFile(lane: Lane): SqliteDatabase {
     this.#prepareFile()
     const readonly = this.options.readonly || lane === 'read'
     // the file exists now (#prepareFile made it, or refused): a file deleted later is an error, never
@@ -271,13 +314,39 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     // statements on a lease run back to back in microtasks (no I/O ever yields): let timers, sockets
     // and health probes in while a burst of transactions has held the thread for a while
     if (this.#fairness.due()) await new Promise<void>((resolve) => setImmediate(resolve))
-    return this.executeSync<R>(db, query)
+    return this.executeSync<R>(db, query) ?? this.#waitForLock<R>(db, query, options)
+  }
+
+  /**
+   * A statement that found a lock another connection holds, and changed nothing (see
+   * {@link #mayWaitForLock}), tried again after a timer until it runs, `busyTimeoutMs` passes (then
+   * BUSY, as SQLite's busy handler failed it), or the call's `timeoutMs` or `signal` ends the wait
+   * (QUERY_TIMEOUT, retryable, or QUERY_CANCELLED: not run). The lease's later statements wait
+   * behind it (core's `Lease.pending`): the order on a connection is kept.
+   */
+  #waitForLock<R>(db: SqliteDatabase, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
+    const state = this.#state(db)
+    const last = (): QueryResult<R> => {
+      state.lastAttempt = true
+      try {
+        return this.executeSync<R>(db, query)!
+      } finally {
+        state.lastAttempt = false
+      }
+    }
+    return waitForLock(
+      () => this.executeSync<R>(db, query),
+      last,
+      { busyTimeoutMs: this.options.busyTimeoutMs, timeoutMs: options.timeoutMs, signal: options.signal },
+      () => (state.busy === undefined ? undefined : this.mapError(state.busy)),
+    )
   }
 
   /**
    * A leased statement (no deadline, no signal) run now, as {@link execute} would run it, unless the
-   * thread has run statements for {@link YIELD_AFTER_MS} without the event loop turning: then
-   * undefined, and the pool calls `execute`, which lets the event loop in first.
+   * thread has run statements for {@link YIELD_AFTER_MS} without the event loop turning, or the
+   * statement found a lock another connection holds and changed nothing: then undefined, and the pool
+   * calls `execute`, which lets the event loop in first, or waits for the lock off the thread.
    */
   executeNow<R = Record<string, unknown>>(db: SqliteDatabase, query: CompiledQuery): QueryResult<R> | undefined {
     if (this.#fairness.due()) return undefined
@@ -292,8 +361,12 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    * without running, with TRANSACTION_ROLLED_BACK whose `cause` is the first error; a COMMIT (or END)
    * rolls back and resolves with `command: 'ROLLBACK'`, as Postgres answers it; ROLLBACK TO SAVEPOINT
    * undoes the failure and the transaction goes on.
+   *
+   * Undefined when the statement found a lock another connection holds (SQLITE_BUSY after SQLite's
+   * short busy timeout) and changed nothing: the caller waits off the thread and runs it again
+   * ({@link execute}; the pool does that on a lease).
    */
-  executeSync<R = Record<string, unknown>>(db: SqliteDatabase, query: CompiledQuery): QueryResult<R> {
+  executeSync<R = Record<string, unknown>>(db: SqliteDatabase, query: CompiledQuery): QueryResult<R> | undefined {
     const state = this.#state(db)
     // no upfront `db.open` (a native call per statement): a closed connection throws, and #fail reports it as CONNECTION_LOST
     const { text } = query
@@ -305,10 +378,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const inTransaction = db.inTransaction
     if (!inTransaction && text === 'ROLLBACK') return { rows: [], rowCount: 0 }
     let result: QueryResult<R>
+    let cached: CachedStatement | undefined
     try {
       const params = sqliteParameters(query.params, this.#maxParameters)
       // one lookup for a statement run again (the cache answers its newest entry without a map lookup)
-      const cached = state.statements.get(text) ?? this.#prepareOrExec(db, state, text, params)
+      cached = state.statements.get(text) ?? this.#prepareOrExec(db, state, text, params)
       if (cached === undefined) {
         result = { rows: [], rowCount: 0 }
       } else {
@@ -337,10 +411,44 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     } catch (err) {
       // a read-only BEGIN that failed, or a transaction SQLite ended at an error: writes are allowed again
       if (state.queryOnly && db.open && !db.inTransaction) this.#setQueryOnly(db, state, false)
+      if (!state.lastAttempt && this.#mayWaitForLock(db, err, inTransaction, text, cached)) {
+        state.busy = err
+        return undefined
+      }
       throw this.#fail(db, err, inTransaction, text)
     }
     if (state.lane === 'write') this.#maybeCheckpoint(db, state)
     return result
+  }
+
+  /**
+   * Whether a statement that failed may wait for the lock and run again: the error is SQLITE_BUSY (or
+   * BUSY_RECOVERY: a lock another connection holds) and the attempt changed nothing, by SQLite's rules
+   * (https://www.sqlite.org/rescode.html#busy, lang_transaction.html):
+   * - it was refused while being prepared (the schema could not be read);
+   * - no transaction was open before it and none is after: an auto-commit statement that fails is
+   *   rolled back whole (also when its own commit got BUSY, in rollback-journal mode), a
+   *   `BEGIN IMMEDIATE` that got BUSY did not begin; a multi-statement text only when it ran as one
+   *   transaction, rolled back whole (see runScript);
+   * - a COMMIT, END or RELEASE that got BUSY with the transaction still open (rollback-journal mode:
+   *   readers kept it from the exclusive lock): SQLite kept the transaction, nothing was committed;
+   * - a read-only statement inside a transaction still open: it could not take its read lock.
+   * Never a write inside a transaction (SQLite itself does not wait there: the connection may hold a
+   * lock the other one waits for, or a snapshot that is already stale), and never with `busyTimeoutMs`
+   * at most SQLite's own short wait. Runs only on the failure path.
+   */
+  #mayWaitForLock(db: SqliteDatabase, err: unknown, inTransaction: boolean, text: string, cached: CachedStatement | undefined): boolean {
+    if (this.options.busyTimeoutMs <= NATIVE_BUSY_TIMEOUT_MS || !db.open) return false
+    if (DatabaseError.is(err)) {
+      // a multi-statement script's error, from runScript (a restated one, whose outcome is unknown, is not retryable)
+      return (
+        isLockBusy(err.sqliteCode) && err.retryable && !inTransaction && !db.inTransaction && cached === undefined && runsAtomically(text)
+      )
+    }
+    if (!isLockBusy(this.mapError(err).sqliteCode)) return false
+    if (cached === undefined) return true
+    if (!inTransaction) return !db.inTransaction
+    return db.inTransaction && (cached.kind === 'commit' || cached.kind === 'read')
   }
 
   /**
@@ -501,7 +609,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       const first = row[0] ?? { busy: 0, log: 0, checkpointed: 0 }
       return { busy: Number(first.busy) !== 0, logFrames: Number(first.log), checkpointedFrames: Number(first.checkpointed) }
     } finally {
-      db.pragma(`busy_timeout = ${this.options.busyTimeoutMs}`)
+      db.pragma(`busy_timeout = ${this.#nativeBusyTimeoutMs}`)
     }
   }
 
@@ -529,10 +637,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   #openDatabase(readonly: boolean, create: boolean): SqliteDatabase {
-    const { path, busyTimeoutMs } = this.options
+    const { path } = this.options
     let db: SqliteDatabase
     try {
-      db = new ManagedDatabase(path, { readonly, fileMustExist: !create || readonly, timeout: busyTimeoutMs })
+      db = new ManagedDatabase(path, { readonly, fileMustExist: !create || readonly, timeout: this.#nativeBusyTimeoutMs })
     } catch (err) {
       const mapped = this.mapError(err)
       if (mapped.code === 'CONNECTION_FAILED' || !mapped.sqliteCode) throw this.#cantOpen(mapped.message, err)
@@ -543,7 +651,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
 
   #connectMemory(): SqliteDatabase {
     if (this.#memory?.open && stateOf(this.#memory)?.fatal === undefined) return this.#memory
-    const db = new ManagedDatabase(':memory:', { timeout: this.options.busyTimeoutMs })
+    const db = new ManagedDatabase(':memory:', { timeout: this.#nativeBusyTimeoutMs })
     this.#configure(db, 'write', false)
     this.#register(db, 'write', undefined)
     this.#memory = db
@@ -569,6 +677,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       aborted: undefined,
       endedByEngine: false,
       queryOnly: false,
+      lastAttempt: false,
+      busy: undefined,
     })
     this.#open.add(db)
   }
@@ -600,7 +710,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   #configure(db: SqliteDatabase, lane: Lane, readonly: boolean): void {
     const o = this.options
     try {
-      expectPragma(db, 'busy_timeout', o.busyTimeoutMs, Number(db.pragma('busy_timeout', { simple: true })))
+      expectPragma(db, 'busy_timeout', this.#nativeBusyTimeoutMs, Number(db.pragma('busy_timeout', { simple: true })))
       if (o.memory) {
         expectPragma(
           db,

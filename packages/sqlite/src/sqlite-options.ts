@@ -41,7 +41,12 @@ export interface SqliteOptions {
   readonly journalMode?: JournalMode
   /** `PRAGMA synchronous`. Default is `'FULL'` (a committed transaction survives power loss). */
   readonly synchronous?: SynchronousLevel
-  /** `PRAGMA busy_timeout`: how long SQLite waits for another process's lock. Default is `5000`. */
+  /**
+   * The longest wait, in ms, for a lock another connection holds (another process, another pool on the
+   * file), 0 to 2^31 - 1. Default is `5000`. SQLite's own `PRAGMA busy_timeout` (which blocks the
+   * thread) is set to at most 5 ms; the rest is waited off the event loop, between attempts of a
+   * statement that changed nothing (see the package README). Past it: BUSY.
+   */
   readonly busyTimeoutMs?: number
   /** `PRAGMA foreign_keys`. Default is `true`. */
   readonly foreignKeys?: boolean

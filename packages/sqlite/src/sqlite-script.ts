@@ -61,8 +61,11 @@ export function runScript(db: Database, text: string, begin: string, fail: (err:
 // foreign_keys, journal_mode...): a script holding one runs as written
 const OUTSIDE_TRANSACTION = new Set(['VACUUM', 'ATTACH', 'DETACH', 'PRAGMA'])
 
-/** Whether a script runs as one transaction: none of its statements is transaction control or needs to run outside one. */
-function runsAtomically(text: string): boolean {
+/**
+ * Whether a script runs as one transaction (outside the caller's): none of its statements is
+ * transaction control or needs to run outside one. Such a script that failed kept nothing.
+ */
+export function runsAtomically(text: string): boolean {
   for (const { head } of splitSqlStatements(text, 'sqlite')) {
     const first = head[0]
     if (first === 'SAVEPOINT' || first === 'RELEASE' || (first !== undefined && OUTSIDE_TRANSACTION.has(first))) return false

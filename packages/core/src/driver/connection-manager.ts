@@ -230,14 +230,17 @@ export interface ConnectionManager<C = unknown> {
    * Synchronous drivers only (better-sqlite3): runs one auto-commit statement to completion before
    * returning, throwing a mapped DatabaseError. When present, `pool.query()` runs a statement directly
    * on an idle connection of its lane instead of taking a lease: nothing can interleave with a
-   * synchronous statement, so a lease would only add cost.
+   * synchronous statement, so a lease would only add cost. Undefined when the statement must wait
+   * for the event loop before it can run (SQLite: a lock another connection holds; the attempt
+   * changed nothing): the pool then runs it on a lease through `execute`, which waits off the thread.
    */
-  executeSync?<R = Record<string, unknown>>(conn: C, query: CompiledQuery): QueryResult<R>
+  executeSync?<R = Record<string, unknown>>(conn: C, query: CompiledQuery): QueryResult<R> | undefined
   /**
    * Synchronous drivers only: a statement on a leased connection (a transaction's, a `withConnection`
    * callback's) without a deadline or signal, run to completion now and its result returned, as
-   * `execute` would resolve; or undefined, without running anything, when the driver wants the event
-   * loop to turn first (the pool then calls `execute`, which yields, then runs it). Throws what
+   * `execute` would resolve; or undefined, without running anything (or after an attempt that changed
+   * nothing: SQLite found a lock another connection holds), when the driver wants the event loop to
+   * turn first (the pool then calls `execute`, which yields or waits, then runs it). Throws what
    * `execute` rejects with. Saves `execute`'s promise and async frame per statement: a SQLite
    * transaction's BEGIN, statements and COMMIT each ran through two of them (see docs/architecture.md,
    * "Hot path").

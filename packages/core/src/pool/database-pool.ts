@@ -467,7 +467,10 @@ export class DatabasePool<out C = unknown> {
     if (this.#manager.executeSync && this.#state === 'open' && options?.signal?.aborted !== true) {
       try {
         const idle = this.#idleConnection(this.#lane(lane))
-        if (idle) return Promise.resolve(this.#executeDirect<R>(idle, compiled))
+        const result = idle && this.#executeDirect<R>(idle, compiled)
+        if (result) return Promise.resolve(result)
+        // undefined: no idle connection, or the statement must wait (a SQLite lock held elsewhere; it
+        // changed nothing) and waits on a lease, through the manager's `execute`
       } catch (err) {
         return Promise.reject(err)
       }
@@ -546,8 +549,8 @@ export class DatabasePool<out C = unknown> {
     return !conn.leased && !conn.broken && !conn.destroyed && this.#manager.isUsable(conn.native)
   }
 
-  #executeDirect<R>(conn: PooledConnection<unknown>, query: CompiledQuery): QueryResult<R> {
-    let result: QueryResult<R>
+  #executeDirect<R>(conn: PooledConnection<unknown>, query: CompiledQuery): QueryResult<R> | undefined {
+    let result: QueryResult<R> | undefined
     try {
       result = this.#manager.executeSync!<R>(conn.native, query)
     } catch (err) {
@@ -561,7 +564,7 @@ export class DatabasePool<out C = unknown> {
       this.#resetDirect(conn)
       throw error
     }
-    if (conn.lane !== 'write') return result
+    if (result === undefined || conn.lane !== 'write') return result
     const readState = this.#manager.transactionState
     if (readState === undefined) {
       this.#resetDirect(conn)
