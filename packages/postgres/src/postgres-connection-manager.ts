@@ -36,7 +36,7 @@ import {
   type ResolvedPostgresManagerOptions,
 } from './postgres-options'
 import { pgQuery, type PgQuery } from './postgres-params'
-import { runStatement, type PgAnswer } from './postgres-statement'
+import { RerunRefused, runStatement, type PgAnswer } from './postgres-statement'
 import { isCachedPlanChange, statementInvalidation } from './postgres-statement-invalidation'
 import { resultColumnsError } from './postgres-columns'
 import { StatementCache, type CachedStatement, type SharedGeneration } from './postgres-statement-cache'
@@ -736,11 +736,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const cache = conn.statements
     // without parameters only one plain query or DML statement is named: the simple protocol runs the
     // rest (several statements, DDL, control). An unnamed statement still carries the cache: its
-    // command tag may say statements were dropped
+    // command tag may say statements were dropped. A run again (retried) is sent only outside a transaction.
     if (cache === undefined || (query.values.length === 0 && !(QUERY_OR_DML.test(query.text) && this.#lone(query.text))))
-      return runStatement(conn.client, query.text, query.values, undefined, cache, undefined, progress)
+      return runStatement(conn.client, query.text, query.values, undefined, cache, undefined, progress, retried)
     const entry = cache.acquire(query.text)
-    if (entry === undefined) return runStatement(conn.client, query.text, query.values, undefined, cache, undefined, progress)
+    if (entry === undefined) return runStatement(conn.client, query.text, query.values, undefined, cache, undefined, progress, retried)
     // a statement run outside a transaction left nothing behind when it failed, so it can run again;
     // shared statements are lone auto-commit ones by construction (canPipeline)
     const outside = shared || this.transactionState(conn) === 'idle'
@@ -752,10 +752,21 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       cache,
       (err, wasParsed) => this.#recover(conn, query, shared, retried, outside, wasParsed, entry, err, progress),
       progress,
+      retried,
     )
   }
 
-  /** A failed named statement: when the server dropped or invalidated it, prepare again and retry once, or say it is retryable. */
+  /**
+   * A failed named statement. When the server dropped or invalidated it (see
+   * {@link statementInvalidation}), every statement it concerns is prepared again on its next run,
+   * and this one is run again at once when that changes nothing else: it failed outside a
+   * transaction (so it left nothing behind), it was not run again already, and nothing was issued on
+   * the connection after it (pg's queue behind it is empty), so the run again is the next statement
+   * the server sees, in the order issued, and it is sent only if the connection is still outside a
+   * transaction then. A statement sharing a pipelined connection (lone and auto-commit, behind or
+   * beside other callers' statements, whose order nothing promises) is run again behind them.
+   * Otherwise the error says why it was not run again, with `retryable: true` (it did not run).
+   */
   #recover(
     conn: PostgresConnection,
     query: PgQuery,
@@ -774,12 +785,22 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // a dropped statement concerns this connection's session only
     if (kind === 'changed') cache.invalidateEverywhere()
     else cache.invalidateAll()
-    if (outside && !retried && conn.usable) return this.#send(conn, query, shared, true, progress)
+    let why: string
+    if (!outside) why = 'it is prepared again on its next run; the transaction it ran in was aborted, so run the transaction again'
+    else if (retried) why = 'it failed again after being prepared again'
+    else if (!conn.usable) why = 'it did not run, and the connection closed before it could run again'
+    else if (!shared && issuedAfter(conn)) why = LATER_STATEMENTS_QUEUED
+    else
+      return this.#send(conn, query, shared, true, progress).catch((again: unknown) => {
+        throw again instanceof RerunRefused ? this.#notRunAgain(err, entry, REFUSED_IN_TRANSACTION) : again
+      })
+    throw this.#notRunAgain(err, entry, why)
+  }
+
+  /** The error of an invalidated named statement not run again: its own, retryable, saying why. */
+  #notRunAgain(err: unknown, entry: CachedStatement, why: string): DatabaseError {
     const mapped = this.mapError(err)
-    const why = outside
-      ? 'it failed again after being prepared again'
-      : 'it is prepared again on its next run; the transaction it ran in was aborted, so run the transaction again'
-    throw new DatabaseError(mapped.code, `${mapped.message} (named prepared statement ${entry.name}: ${why})`, {
+    return new DatabaseError(mapped.code, `${mapped.message} (named prepared statement ${entry.name}: ${why})`, {
       backend: 'postgres',
       sqlState: mapped.sqlState,
       cause: mapped.cause,
@@ -932,6 +953,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
  */
 const READ_ONLY_TEXT = /read[\s_]+only/i
 
+/** Why an invalidated named statement outside a transaction was not run again: statements issued after it wait in pg's queue. */
+const LATER_STATEMENTS_QUEUED =
+  'it did not run, and was not run again because statements issued after it on this connection were already queued (run again now, it would run after them); it is prepared again on its next run'
+
+/** Why it was not run again: the connection was in a transaction when the run again's turn came. */
+const REFUSED_IN_TRANSACTION =
+  'it did not run, and was not run again because the connection was inside a transaction when its turn came; it is prepared again on its next run'
+
 /** SQLSTATE 25P02: a statement sent to an aborted transaction, refused until ROLLBACK. */
 const IN_FAILED_SQL_TRANSACTION = '25P02'
 
@@ -982,6 +1011,17 @@ function toDatabaseConfig(config: DatabaseConfig | DatabaseOptions | string): Da
  */
 function awaitsReadyForQuery(conn: PostgresConnection): boolean {
   return (conn.client as unknown as { readyForQuery: boolean }).readyForQuery !== true
+}
+
+/**
+ * Whether statements were issued on the connection after the one being answered: pg's queue of
+ * statements not written yet, and in pipeline mode the ones written behind it. pg keeps both untyped
+ * (`queryQueue`, its public getter, warns that it is deprecated); missing, they count as issued.
+ */
+function issuedAfter(conn: PostgresConnection): boolean {
+  const client = conn.client as unknown as { _queryQueue?: readonly unknown[]; _sentQueryQueue?: readonly unknown[] }
+  const queued = client._queryQueue
+  return queued === undefined || queued.length > 0 || (client._sentQueryQueue?.length ?? 0) > 0
 }
 
 /**

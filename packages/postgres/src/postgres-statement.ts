@@ -49,6 +49,18 @@ const PgQuery = Query as unknown as new (text: string, values: unknown[]) => PgQ
 const NO_FIELDS: StatementDescription = Object.freeze({ fields: Object.freeze([]) })
 
 /**
+ * The rejection of a statement run again after its named statement was prepared again (see
+ * `runStatement`'s `onlyWhenIdle`) that was not sent: when its turn came, the connection was inside
+ * a transaction, where the run would have joined (and shared the fate of) someone else's work.
+ */
+export class RerunRefused extends Error {
+  constructor() {
+    super('not run again: the connection was inside a transaction when its turn came')
+    this.name = 'RerunRefused'
+  }
+}
+
+/**
  * One statement as pg's Query runs it, plus what the statement cache needs: the names to Close
  * written in front of it, no Describe for a named statement whose row description is known (as
  * postgres.js does: its answer is then Bind, Execute and Sync only), and the command tags that drop
@@ -60,6 +72,8 @@ class PgStatement extends PgQuery {
   readonly #cache: StatementCache | undefined
   readonly #client: Client
   readonly #progress: StatementProgress | undefined
+  /** Sent only if the connection is idle (`I`) when pg writes it: a run again of a statement that failed outside a transaction. */
+  readonly #onlyWhenIdle: boolean
   /** The row description this run received (from its Describe). */
   described: StatementDescription | undefined
   /** This run sent Parse (the statement was not parsed on the connection before it). */
@@ -72,6 +86,7 @@ class PgStatement extends PgQuery {
     entry: CachedStatement | undefined,
     cache: StatementCache | undefined,
     progress: StatementProgress | undefined,
+    onlyWhenIdle: boolean,
   ) {
     super(text, values)
     if (entry !== undefined) this.name = entry.name
@@ -79,10 +94,16 @@ class PgStatement extends PgQuery {
     this.#entry = entry
     this.#cache = cache
     this.#progress = progress
+    this.#onlyWhenIdle = onlyWhenIdle
   }
 
-  /** pg's submit (called when pg writes the statement), noting in `progress` that it was sent and in which transaction status. */
+  /**
+   * pg's submit (called when pg writes the statement), noting in `progress` that it was sent and in
+   * which transaction status. With `onlyWhenIdle`, nothing is written unless the status is `I`: pg
+   * then fails the statement with {@link RerunRefused} (its handleError, on the next tick).
+   */
   override submit(connection: PgWire): Error | null {
+    if (this.#onlyWhenIdle && this.#client.getTransactionStatus() !== 'I') return new RerunRefused()
     const refused = super.submit(connection)
     const progress = this.#progress
     if (progress !== undefined && refused == null) {
@@ -179,7 +200,9 @@ class PgStatement extends PgQuery {
  * Parse sent), and its promise, or its throw, settles the statement: one
  * promise fewer than a `.catch` on the way of every success. `progress`, when given, records whether
  * it was sent, in which transaction status, and how many CommandCompletes came back (see
- * StatementProgress): what decides whether a lost connection left its outcome unknown.
+ * StatementProgress): what decides whether a lost connection left its outcome unknown. With
+ * `onlyWhenIdle` (a run again after the named statement was prepared again), it is sent only if the
+ * connection is outside a transaction when its turn comes, else it fails with {@link RerunRefused}.
  */
 export function runStatement(
   client: Client,
@@ -189,9 +212,10 @@ export function runStatement(
   cache: StatementCache | undefined,
   recover?: (err: Error, parsedBefore: boolean) => Promise<PgAnswer>,
   progress?: StatementProgress,
+  onlyWhenIdle = false,
 ): Promise<PgAnswer> {
   return new Promise<PgAnswer>((resolve, reject) => {
-    const statement = new PgStatement(client, text, values, entry, cache, progress)
+    const statement = new PgStatement(client, text, values, entry, cache, progress, onlyWhenIdle)
     let settled = false
     statement.callback = (err, result) => {
       // pg can call back twice for one run (an error while writing, then ReadyForQuery)

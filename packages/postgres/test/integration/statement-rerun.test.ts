@@ -1,4 +1,4 @@
-import type { DatabasePool } from '@dbpool/core'
+import { DatabaseError, sql, type DatabasePool } from '@dbpool/core'
 import type { PostgresConnection, PostgresPoolOptions } from '@dbpool/postgres'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
 import { admin, poolOn, rejection } from './helpers'
@@ -28,6 +28,87 @@ function onePool(options: PostgresPoolOptions = {}): DatabasePool<PostgresConnec
   pools.push(pool)
   return pool
 }
+
+/** The ids in `table`, read outside the pool. */
+async function ids(table: string): Promise<number[]> {
+  return admin(db.url, async (c) => (await c.query<{ id: number }>(`select id from ${table} order by id`)).rows.map((r) => r.id))
+}
+
+/** How a promise settled, without leaving a rejection unhandled. */
+function settle<T>(promise: Promise<T>): Promise<{ value: T } | { error: unknown }> {
+  return promise.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  )
+}
+
+describe('a stale named statement keeps the order statements were issued in', () => {
+  it('with a later statement of the lease already queued, it is not run again behind it: retryable error, nothing ran', async () => {
+    await admin(db.url, (c) => c.query('create table reorder (id int primary key, v text)'))
+    const pool = onePool()
+    const insert = (id: number) => sql`insert into reorder (id, v) values (${id}, 'x') returning *`
+    await pool.query(insert(1))
+    await pool.query('delete from reorder')
+    await admin(db.url, (c) => c.query('alter table reorder add column extra int')) // 'returning *' changes shape
+    const [inserted, deleted] = await pool.withConnection(async (c) => {
+      const a = settle(c.query(insert(10))) // issued first
+      const b = c.query(sql`delete from reorder where id = ${10}`) // issued second: must see a's row if a ran
+      return [await a, await b] as const
+    })
+    // before: the insert was run again behind the delete, resolved, and its row stayed
+    expect('error' in inserted).toBe(true)
+    const err = (inserted as { error: DatabaseError }).error
+    expect(err).toBeInstanceOf(DatabaseError)
+    expect(err.sqlState).toBe('0A000')
+    expect(err.retryable).toBe(true)
+    expect(err.message).toContain('statements issued after it on this connection were already queued')
+    expect(deleted.rowCount).toBe(0)
+    expect(await ids('reorder')).toEqual([])
+    // prepared again: the next run succeeds
+    expect((await pool.query(insert(11))).rows).toEqual([{ id: 11, v: 'x', extra: null }])
+  })
+
+  it('a transaction issued after it never takes in its run again (which would be rolled back with it)', async () => {
+    await admin(db.url, (c) => c.query('create table intotx (id int primary key, v text)'))
+    const pool = onePool()
+    const insert = (id: number) => sql`insert into intotx (id, v) values (${id}, 'x') returning *`
+    const stale = async (): Promise<void> => {
+      await pool.query(insert(1))
+      await pool.query('delete from intotx')
+      await admin(db.url, (c) => c.query(`alter table intotx add column c${Date.now()} int`))
+    }
+    await stale()
+    const inserted = await pool.withConnection(async (c) => {
+      const a = settle(c.query(insert(10))) // auto-commit, not awaited yet
+      void c.query('begin')
+      await c.query(sql`select 1`) // a's answer came meanwhile
+      await c.query('rollback')
+      return a
+    })
+    // before: run again behind BEGIN, inside the transaction, resolved and rolled back with it
+    expect('error' in inserted).toBe(true)
+    expect((inserted as { error: DatabaseError }).error.retryable).toBe(true)
+    expect(await ids('intotx')).toEqual([])
+    // through conn.transaction(): whatever the insert's promise says is what the table holds
+    await stale()
+    const [again, transaction] = await pool.withConnection(async (c) => {
+      const a = settle(c.query(insert(20)))
+      const t = settle(
+        c.transaction(async (tx) => {
+          await tx.query(sql`select 1`)
+          throw new Error('business rule says no')
+        }),
+      )
+      return [await a, await t] as const
+    })
+    expect('error' in transaction).toBe(true)
+    if ('value' in again) expect(await ids('intotx')).toEqual([20])
+    else {
+      expect((again.error as DatabaseError).retryable).toBe(true)
+      expect(await ids('intotx')).toEqual([])
+    }
+  })
+})
 
 describe('an error raised inside the statement’s own work is never taken for a stale statement', () => {
   beforeAll(async () => {
