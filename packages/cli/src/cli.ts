@@ -12,6 +12,7 @@ import { restoreCommand } from './commands/restore'
 import { serveCommand } from './commands/serve'
 import { statsCommand } from './commands/stats'
 import { EXIT_CODES, Output, type CliIo } from './output'
+import { withoutCreatingDatabases } from './pools'
 import { resolveConfig, type ResolvedConfig } from './resolve-config'
 import { argvSecrets, envSecrets } from './secrets'
 
@@ -42,7 +43,7 @@ export async function run(argv: readonly string[], io: CliIo, runOptions: RunOpt
   let verbose = argv.includes('--verbose')
   const program = buildProgram(
     io,
-    async (globals, task, onFailure) => {
+    async (globals, task, onFailure, createsDatabase = false) => {
       verbose = globals.verbose === true
       failureCode = onFailure
       let resolved: Promise<ResolvedConfig> | undefined
@@ -54,7 +55,8 @@ export async function run(argv: readonly string[], io: CliIo, runOptions: RunOpt
         config: () => {
           resolved ??= resolveConfig({ url: globals.url, config: globals.config }, io.env, io.cwd).then((config) => {
             out.addSecrets(config.secrets)
-            return config
+            // a mistyped SQLite path must fail, not become a new empty database reported healthy
+            return createsDatabase ? config : withoutCreatingDatabases(config)
           })
           return resolved
         },
@@ -74,7 +76,13 @@ export async function run(argv: readonly string[], io: CliIo, runOptions: RunOpt
   }
 }
 
-type Runner = (globals: GlobalOptions, task: (ctx: CommandContext) => Promise<number>, failureCode: number) => Promise<void>
+/** Runs one command; only `createsDatabase` commands (`migrate up`) may create a missing SQLite file. */
+type Runner = (
+  globals: GlobalOptions,
+  task: (ctx: CommandContext) => Promise<number>,
+  failureCode: number,
+  createsDatabase?: boolean,
+) => Promise<void>
 
 /** The commander program: global options and one subcommand per task; its help and usage errors are written through `out` (scrubbed). */
 export function buildProgram(io: CliIo, runner: Runner, runOptions: RunOptions = {}, out: Output = new Output(io)): Command {
@@ -142,6 +150,7 @@ Exit codes: 0 ok / healthy, 1 degraded or failed, 2 unhealthy, 64 usage error.`,
         globals(cmd),
         (ctx) => migrateCommand(ctx, 'up', { ...migrateFlags(opts), ...(opts.to === undefined ? {} : { to: opts.to }) }),
         EXIT_CODES.error,
+        true,
       ),
     )
   migrateOptions(migrate.command('down').description('revert the last migration (or --steps N, or --all)'))
@@ -179,8 +188,9 @@ Exit codes: 0 ok / healthy, 1 degraded or failed, 2 unhealthy, 64 usage error.`,
     .command('restore')
     .description('replace a SQLite database with a backup file (verified first, swapped atomically)')
     .argument('<file>', 'backup file (.db or .db.gz)')
+    .option('--create', 'restore into a database file that does not exist yet (default: refuse, the path may be mistyped)')
     .option('--json', 'print JSON')
-    .action((file: string, opts: { json?: boolean }, cmd: Command) =>
+    .action((file: string, opts: { json?: boolean; create?: boolean }, cmd: Command) =>
       runner(globals(cmd), (ctx) => restoreCommand(ctx, file, opts), EXIT_CODES.error),
     )
 

@@ -10,7 +10,7 @@ export { argvSecrets, credentialSecrets, envSecrets, hasAmbiguousCredentials, sc
 export { formatNumber, formatMs } from './format'
 export { GuardedStream } from './guarded-stream'
 export type { GuardableStream } from './guarded-stream'
-export { openPool, openPools, withPools } from './pools'
+export { openPool, openPools, withPools, withoutCreatingDatabases } from './pools'
 export type { OpenPoolsOptions } from './pools'
 export type { CommandContext } from './commands/context'
 export { healthCommand, exitCodeFor, printHealth } from './commands/health'

@@ -1,5 +1,6 @@
 import { PoolFactory, PoolManager, type DatabasePool } from '@dbpool/core'
 import type { PoolDefinition } from './config-file'
+import type { ResolvedConfig } from './resolve-config'
 
 /** Options of {@link openPools}. */
 export interface OpenPoolsOptions {
@@ -33,4 +34,19 @@ export async function withPools<T>(definitions: readonly PoolDefinition[], fn: (
   } finally {
     await manager.closeAll({ timeoutMs: 5_000 })
   }
+}
+
+/**
+ * The configuration with every SQLite pool opened with `createIfMissing: false` (unless its config
+ * file `backend` sets `createIfMissing` itself): a command that only reads or checks a database
+ * (health, check, stats, backup, restore, migrate status/down, serve, bench) on a mistyped path fails
+ * with CONNECTION_FAILED ("file does not exist") instead of creating an empty database, and its
+ * directory, and reporting it healthy. Only `dbpool migrate up` creates a database.
+ */
+export function withoutCreatingDatabases(config: ResolvedConfig): ResolvedConfig {
+  const pools = config.pools.map((def): PoolDefinition => {
+    if (!/^sqlite:/i.test(def.url) || 'createIfMissing' in def.backend) return def
+    return { ...def, backend: { ...def.backend, createIfMissing: false } }
+  })
+  return { ...config, pools }
 }

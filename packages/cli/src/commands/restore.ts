@@ -1,4 +1,6 @@
+import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
+import { DatabaseError, sqlitePathFromUrl } from '@dbpool/core'
 import { BackupManager } from '@dbpool/sqlite'
 import { EXIT_CODES } from '../output'
 import { openPool } from '../pools'
@@ -9,16 +11,31 @@ import type { CommandContext } from './context'
 /** Options of `dbpool restore`. */
 export interface RestoreCommandOptions {
   readonly json?: boolean
+  /** Restore into a database file that does not exist yet (it was lost). Default is `false`. */
+  readonly create?: boolean
 }
 
 /**
  * Replaces a SQLite database (`--pool`, or the primary) with a backup file (`.db` or `.db.gz`):
  * the file is verified with `integrity_check` first, then swapped in atomically.
+ *
+ * Throws CONNECTION_FAILED (not retryable) when the database file does not exist, unless
+ * `create`: a mistyped path must not receive the backup while the real database stays as it was.
  */
 export async function restoreCommand(ctx: CommandContext, file: string, options: RestoreCommandOptions): Promise<number> {
   const config = await ctx.config()
   const def = selectPool(config, ctx.poolName)
   const source = resolve(ctx.io.cwd, file)
+  if (/^sqlite:/i.test(def.url) && !options.create) {
+    // the pool resolves a relative path against the process's working directory, as here
+    const path = sqlitePathFromUrl(def.url)
+    if (path !== ':memory:' && !existsSync(resolve(path)))
+      throw new DatabaseError(
+        'CONNECTION_FAILED',
+        `cannot restore into SQLite database ${path}: the file does not exist (check the path; --create restores into a new file)`,
+        { backend: 'sqlite', retryable: false, detail: { path } },
+      )
+  }
   const pool = sqlitePool(await openPool(def), 'restore')
   const progress = ctx.out.progress('restore')
   const backups = new BackupManager(pool, { directory: resolve(source, '..'), onProgress: (p) => showProgress(progress, p) })

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { HealthReport } from '@dbpool/core'
+import { PoolFactory, type HealthReport } from '@dbpool/core'
 import type { ReadinessBody } from '@dbpool/http'
 import { buildCli, runCli, startServe, type RunningServe } from './cli-helpers'
 
@@ -16,6 +16,10 @@ beforeAll(async () => {
   await buildCli()
   cwd = mkdtempSync(join(tmpdir(), 'dbpool-cli-serve-'))
   url = `sqlite:${join(cwd, 'secret-file-name.db')}`
+  // serve watches a database, it does not create one
+  const pool = await PoolFactory.create(url, { min: 0, max: 1 })
+  await pool.query('select 1')
+  await pool.close()
 }, 240_000)
 
 afterEach(async () => {

@@ -77,6 +77,12 @@ describe('dbpool on SQLite (child process)', () => {
 
   it('migrates up, reports status, reverts and re-applies with a config file', async () => {
     writeFileSync(join(cwd, 'dbpool.toml'), '[pools.app]\nurl = "sqlite:./data/app.db"\nmax = 4\n\n[pools.app.backend]\nreaders = 1\n')
+    // only migrate up creates a database: status on a missing file fails
+    const missing = await cli('migrate', 'status')
+    expect(missing.code).toBe(1)
+    expect(missing.stderr).toMatch(/CONNECTION_FAILED: cannot open SQLite database .*app\.db: .*does not exist/)
+    expect(existsSync(join(cwd, 'data', 'app.db'))).toBe(false)
+    await count(`sqlite:${join(cwd, 'data', 'app.db')}`, 'select 0 as n')
     const before = await cli('migrate', 'status')
     expect(before.code).toBe(0)
     expect(before.stdout).toMatch(
@@ -155,6 +161,7 @@ describe('dbpool on SQLite (child process)', () => {
 
   it('bench: statements through the pool for a while, errors counted by code, bad options refused', async () => {
     const url = `sqlite:${join(cwd, 'bench.db')}`
+    await count(url, 'select 0 as n')
     const ok = await cli('--url', url, 'bench', '--duration', '0.5', '--concurrency', '4', '--query', 'select 40 + 2 as n', '--json')
     expect(ok.code).toBe(0)
     const report = JSON.parse(ok.stdout) as BenchReport

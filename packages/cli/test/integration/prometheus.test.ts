@@ -86,6 +86,10 @@ describeWithPrometheus('Prometheus scrapes dbpool serve', () => {
       join(dir, 'dbpool.toml'),
       `[pools.ledger]\nurlEnv = "LEDGER_URL"\nprimary = true\nmin = 1\nmax = 3\n\n[pools.notes]\nurl = "sqlite:./notes.db"\nmin = 1\nmax = 2\n`,
     )
+    // serve watches the notes database, it does not create it
+    const notes = createSqlitePool(join(dir, 'notes.db'), { min: 0, max: 1 })
+    await notes.query('select 1')
+    await notes.close()
     serve = await startServe(['--port', '0', '--host', '127.0.0.1'], { cwd: dir, env: { LEDGER_URL: db.url } })
     const target = new URL(serve.base).host
 

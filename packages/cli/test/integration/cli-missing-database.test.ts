@@ -1,0 +1,83 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { run, type CliIo } from '@dbpool/cli'
+
+// A mistyped SQLite path given to a command that only reads or checks a database must fail, not
+// create an empty database (and its directory) and report it healthy or verified.
+let dir: string
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'dbpool-cli-missing-'))
+  mkdirSync(join(dir, 'migrations'))
+  writeFileSync(join(dir, 'migrations', '0001_t.sql'), '-- migrate:up\ncreate table t (x integer);\n-- migrate:down\ndrop table t;\n')
+})
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = []
+  const err: string[] = []
+  const io: CliIo = { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) }, env: {}, cwd: dir }
+  const code = await run(argv, io)
+  return { code, out: out.join(''), err: err.join('') }
+}
+
+describe('one-shot commands on a SQLite file that does not exist', () => {
+  it.each([
+    [['health'], 2],
+    [['health', '--json'], 2],
+    [['check'], 2],
+    [['stats'], 1],
+    [['backup', '--out', 'backups', '--keep-last', '1'], 1],
+    [['migrate', 'status', '--dir', 'migrations'], 1],
+    [['migrate', 'down', '--dir', 'migrations'], 1],
+    [['bench', '--duration', '1', '--concurrency', '1'], 1],
+  ])('dbpool %j fails with exit %i and creates nothing', async (args, exitCode) => {
+    for (const missing of [join(dir, 'typo.db'), join(dir, 'no-such-dir', 'app.db')]) {
+      const result = await cli('--url', `sqlite:${missing}`, ...args)
+      expect(result.code).toBe(exitCode)
+      expect(result.out + result.err).toMatch(/does not exist/)
+      expect(existsSync(missing)).toBe(false)
+      expect(existsSync(join(dir, 'no-such-dir'))).toBe(false)
+    }
+  })
+
+  it('serve reports a missing database unready and does not create it', async () => {
+    const missing = join(dir, 'serve-typo.db')
+    const out: string[] = []
+    const io: CliIo = { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => out.push(s) }, env: {}, cwd: dir }
+    const stop = new AbortController()
+    const done = run(['--url', `sqlite:${missing}`, 'serve', '--port', '0', '--host', '127.0.0.1'], io, { signal: stop.signal })
+    try {
+      let base: RegExpExecArray | null = null
+      while (!(base = /listening on (http:\/\/\S+)/.exec(out.join('')))) await new Promise((r) => setTimeout(r, 20))
+      const ready = await fetch(`${base[1] as string}/ready`)
+      expect(ready.status).toBe(503)
+      await ready.text()
+    } finally {
+      stop.abort()
+      await done
+    }
+    expect(existsSync(missing)).toBe(false)
+  })
+
+  it('restore refuses a target that does not exist unless --create; migrate up still creates a database', async () => {
+    const real = join(dir, 'real.db')
+    expect((await cli('--url', `sqlite:${real}`, 'migrate', 'up', '--dir', 'migrations')).code).toBe(0)
+    expect(existsSync(real)).toBe(true)
+    expect((await cli('--url', `sqlite:${real}`, 'backup', '--out', 'bk')).code).toBe(0)
+    const backup = join(dir, 'bk', readdirSync(join(dir, 'bk'))[0] as string)
+    const typo = join(dir, 'raal.db')
+    const refused = await cli('--url', `sqlite:${typo}`, 'restore', backup)
+    expect(refused.code).toBe(1)
+    expect(refused.err).toContain('CONNECTION_FAILED: cannot restore into SQLite database')
+    expect(refused.err).toContain('--create')
+    expect(existsSync(typo)).toBe(false)
+    const created = await cli('--url', `sqlite:${typo}`, 'restore', '--create', backup)
+    expect(created.code).toBe(0)
+    expect(existsSync(typo)).toBe(true)
+    // an existing database is checked as before
+    expect((await cli('--url', `sqlite:${real}`, 'health')).code).toBe(0)
+  })
+})
