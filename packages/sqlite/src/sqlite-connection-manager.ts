@@ -411,7 +411,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     } catch (err) {
       // a read-only BEGIN that failed, or a transaction SQLite ended at an error: writes are allowed again
       if (state.queryOnly && db.open && !db.inTransaction) this.#setQueryOnly(db, state, false)
-      if (!state.lastAttempt && this.#mayWaitForLock(db, err, inTransaction, text, cached)) {
+      if (!state.lastAttempt && this.#mayWaitForLock(db, err, inTransaction, text, cached?.kind)) {
         state.busy = err
         return undefined
       }
@@ -435,20 +435,21 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    * - a read-only statement inside a transaction still open: it could not take its read lock.
    * Never a write inside a transaction (SQLite itself does not wait there: the connection may hold a
    * lock the other one waits for, or a snapshot that is already stale), and never with `busyTimeoutMs`
-   * at most SQLite's own short wait. Runs only on the failure path.
+   * at most SQLite's own short wait. Runs only on the failure path. `kind`: undefined when the
+   * statement was not prepared (a script, or a prepare that failed).
    */
-  #mayWaitForLock(db: SqliteDatabase, err: unknown, inTransaction: boolean, text: string, cached: CachedStatement | undefined): boolean {
+  #mayWaitForLock(db: SqliteDatabase, err: unknown, inTransaction: boolean, text: string, kind: StatementKind | undefined): boolean {
     if (this.options.busyTimeoutMs <= NATIVE_BUSY_TIMEOUT_MS || !db.open) return false
     if (DatabaseError.is(err)) {
       // a multi-statement script's error, from runScript (a restated one, whose outcome is unknown, is not retryable)
       return (
-        isLockBusy(err.sqliteCode) && err.retryable && !inTransaction && !db.inTransaction && cached === undefined && runsAtomically(text)
+        isLockBusy(err.sqliteCode) && err.retryable && !inTransaction && !db.inTransaction && kind === undefined && runsAtomically(text)
       )
     }
     if (!isLockBusy(this.mapError(err).sqliteCode)) return false
-    if (cached === undefined) return true
+    if (kind === undefined) return true
     if (!inTransaction) return !db.inTransaction
-    return db.inTransaction && (cached.kind === 'commit' || cached.kind === 'read')
+    return db.inTransaction && (kind === 'commit' || kind === 'read')
   }
 
   /**
@@ -480,6 +481,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (narrowing) stmt.safeIntegers(true)
     const cursor = new SqliteCursor<R>(stmt, params, options.batchSize, {
       narrowing,
+      busyTimeoutMs: this.options.busyTimeoutMs,
+      // its first batch, before any row: the statement changed nothing (see executeSync)
+      mayWaitForLock: (err) => this.#mayWaitForLock(db, err, inTransaction, query.text, kind),
       before: () => {
         if (kind !== 'read') this.#beforeChange(db, state, kind)
       },

@@ -1,6 +1,7 @@
 import type { DatabaseError, RowCursor } from '@dbpool/core'
 import type Database from 'better-sqlite3'
 import { narrowIntegers } from './sqlite-integers'
+import { waitForLock } from './sqlite-lock-wait'
 import { runStatement } from './statement-call'
 
 type Statement = Database.Statement<unknown[], unknown>
@@ -16,6 +17,10 @@ export const STREAM_SLICE_MS = 4
 export interface SqliteCursorHooks {
   /** Rows come back with every INTEGER as a bigint, narrowed to numbers where exact (`safeIntegers` off). */
   readonly narrowing: boolean
+  /** The longest wait for a lock another connection holds (the `busyTimeoutMs` option). */
+  readonly busyTimeoutMs: number
+  /** Whether the statement's first run failed on a lock held elsewhere having changed nothing: it may run again after a pause. */
+  mayWaitForLock(err: unknown): boolean
   /** Before the statement first runs (a statement that writes: the file identity check). */
   before(): void
   /** Maps an error, remembering a fatal one. */
@@ -33,6 +38,11 @@ export interface SqliteCursorHooks {
  * better-sqlite3 is synchronous: a batch is read on the calling thread. Each `read()` after the first
  * waits for one `setImmediate` (timers and I/O run first), and stops early after
  * {@link STREAM_SLICE_MS}, so a long export never stalls the event loop for long.
+ *
+ * A first batch that finds a lock another connection holds (SQLITE_BUSY before any row, the statement
+ * having changed nothing: rollback-journal mode, a writer's exclusive lock) is read again after a
+ * pause, off the event loop, until `busyTimeoutMs` (then BUSY); the stream's own deadline or signal
+ * closes the cursor, which ends the wait.
  */
 export class SqliteCursor<R> implements RowCursor<R> {
   readonly #stmt: Statement
@@ -56,17 +66,48 @@ export class SqliteCursor<R> implements RowCursor<R> {
       await new Promise<void>((resolve) => setImmediate(resolve))
       if (this.#done) return []
     }
+    const first = !this.#started
     this.#started = true
     let rows: unknown[]
     try {
       rows = this.#batch()
     } catch (err) {
-      this.close()
-      throw this.#hooks.fail(err)
+      if (!first || this.#done || !this.#hooks.mayWaitForLock(err)) {
+        this.close()
+        throw this.#hooks.fail(err)
+      }
+      try {
+        rows = await this.#waitForLock(err)
+      } catch (waitError) {
+        this.close()
+        throw this.#hooks.fail(waitError)
+      }
     }
     if (rows.length === 0) return rows as R[]
     if (this.#hooks.narrowing) narrowIntegers(rows)
     return sameRealm(rows) as R[]
+  }
+
+  /** The first batch, tried again after pauses while the lock is held elsewhere (see the class). */
+  #waitForLock(busy: unknown): Promise<unknown[]> {
+    let last = busy
+    const attempt = (): unknown[] | undefined => {
+      if (this.#done) return []
+      this.#iterator = undefined
+      try {
+        return this.#batch()
+      } catch (err) {
+        if (this.#done || !this.#hooks.mayWaitForLock(err)) throw err
+        last = err
+        return undefined
+      }
+    }
+    const final = (): unknown[] => {
+      if (this.#done) return []
+      this.#iterator = undefined
+      return this.#batch()
+    }
+    return waitForLock(attempt, final, { busyTimeoutMs: this.#hooks.busyTimeoutMs }, () => last)
   }
 
   close(): void {

@@ -242,6 +242,38 @@ describe('a SQLite lock held by another connection', () => {
     }
   }, 30_000)
 
+  it('rollback journal: a stream whose first batch meets an exclusive lock waits off the event loop, then reads every row', async () => {
+    const { pool, holder } = setUp('stream.db', 'DELETE')
+    try {
+      await pool.query('create table items (id integer primary key, v text not null)')
+      await pool.query("insert into items (v) values ('a'), ('b'), ('c')")
+      // EXCLUSIVE from BEGIN: readers are locked out until the holder ends its transaction
+      holder.exec('BEGIN EXCLUSIVE')
+      const end = setTimeout(() => holder.exec('COMMIT'), 300)
+      const { result, stallMs } = await longestStall(async () => {
+        const seen: string[] = []
+        for await (const row of pool.stream<{ v: string }>('select v from items order by id', [], { batchSize: 2 })) seen.push(row.v)
+        return seen
+      })
+      clearTimeout(end)
+      expect(released(result)).toEqual(['a', 'b', 'c'])
+      expect(stallMs).toBeLessThan(MAX_STALL_MS)
+
+      // the stream's own deadline ends the wait
+      holder.exec('BEGIN EXCLUSIVE')
+      const timedOut = await longestStall(async () => {
+        for await (const row of pool.stream('select v from items', [], { timeoutMs: 200 })) void row
+      })
+      expect(rejection(timedOut.result).code).toBe('QUERY_TIMEOUT')
+      holder.exec('COMMIT')
+      expect(await rows(pool)).toEqual(['a', 'b', 'c'])
+    } finally {
+      if (holder.inTransaction) holder.exec('ROLLBACK')
+      holder.close()
+      await pool.close()
+    }
+  }, 30_000)
+
   it('a write inside a transaction that already read is not retried (SQLite does not wait there either): BUSY, the transaction aborted', async () => {
     const { pool, holder } = setUp('deferred.db')
     try {
