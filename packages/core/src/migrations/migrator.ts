@@ -46,6 +46,17 @@ export interface MigratorOptions {
 const OPTION_KEYS = ['directory', 'migrations', 'table', 'lockTimeoutMs', 'onEvent'] as const
 
 type Direction = 'up' | 'down'
+
+/** Postgres: what `DISCARD ALL` resets, except prepared statements (the driver's cache keeps its own). */
+const SESSION_RESET = [
+  'CLOSE ALL',
+  'SET SESSION AUTHORIZATION DEFAULT',
+  'RESET ALL',
+  'UNLISTEN *',
+  'SELECT pg_advisory_unlock_all()',
+  'DISCARD TEMP',
+  'DISCARD SEQUENCES',
+] as const
 type Prepared = Migration & {
   readonly upStatements: readonly SqlStatement[] | undefined
   readonly downStatements: readonly SqlStatement[] | undefined
@@ -64,6 +75,9 @@ type Prepared = Migration & {
  *   enforcement off, set before BEGIN, checked with `PRAGMA foreign_key_check` before COMMIT (a
  *   violation rolls back: MIGRATION_FAILED) and restored after; `PRAGMA foreign_keys` in a migration
  *   file is refused (CONFIGURATION), since SQLite ignores it inside a transaction.
+ * - Postgres: the connection a migration ran on is closed at its release, never reused, so its
+ *   session-level changes (`SET search_path`, `SET ROLE`, `session_replication_role`, temp tables)
+ *   cannot reach the application's statements.
  * - Applied migrations are recorded in `dbpool_migrations` (version, name, sha256 checksum,
  *   applied_at, duration_ms). A file edited after it was applied is refused (checksum drift).
  * - Safe when several processes migrate at once: each migration's transaction first takes a lock
@@ -239,7 +253,13 @@ export class Migrator {
     for (const m of plan) {
       this.#emit({ type: 'start', direction, version: m.version, name: m.name })
       const step = direction === 'up' ? m.up : (m.down as MigrationStep)
-      const durationMs = await this.#pool.withConnection((conn) => this.#apply(conn, direction, m, step))
+      const durationMs = await this.#pool.withConnection(async (conn) => {
+        try {
+          return await this.#apply(conn, direction, m, step)
+        } finally {
+          await this.#endSession(conn)
+        }
+      })
       if (durationMs === undefined) {
         skipped.push(m.version)
         this.#emit({ type: 'skip', direction, version: m.version, name: m.name })
@@ -250,6 +270,21 @@ export class Migrator {
     }
     const rows = await this.#store.readAll(this.#pool)
     return { direction, migrations: done, skipped, current: rows.length === 0 ? null : (rows[rows.length - 1] as AppliedMigration).version }
+  }
+
+  /**
+   * Postgres: the migration's session-level changes (`SET search_path`, `SET ROLE`,
+   * `session_replication_role`, `set_config(..., false)`, temporary tables, LISTEN, prepared
+   * statements) must not reach the application's later statements on the pooled connection, so
+   * the connection is closed at its release; a custom {@link MigrationPool} without that gets
+   * the session reset instead (as `DISCARD ALL` does, keeping prepared statements). SQLite:
+   * nothing (its in-memory database lives on that one connection).
+   */
+  async #endSession(conn: PoolConnection): Promise<void> {
+    if (this.#store.backend !== 'postgres') return
+    const reason = new DatabaseError('QUERY_FAILED', 'a migration ran on this session: it is closed instead of reused')
+    if (discardAtRelease(conn, reason)) return
+    for (const statement of SESSION_RESET) await conn.query(statement)
   }
 
   /** Runs one side of a migration on `conn` the way it asks: in a transaction or not, foreign keys on or off. */
