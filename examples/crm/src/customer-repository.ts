@@ -194,7 +194,9 @@ export class CustomerRepository {
   async #page(filter: SqlFragment, options: PageOptions): Promise<Page<Customer>> {
     const limit = options.limit ?? 50
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > 500)
-      throw new InvalidInputError(`limit ${String(limit)} must be an integer from 1 to 500`)
+      throw new InvalidInputError(`limit ${String(limit)} must be an integer from 1 to 500`, { option: 'limit', value: limit })
+    if (options.after !== undefined && options.after !== null && typeof options.after !== 'string')
+      throw new InvalidInputError(`after ${String(options.after)}: must be a nextCursor string or null`, { option: 'after' })
     let after = sql.empty
     if (options.after) {
       const [name, id] = decodeCursor(options.after, 2) as [string, string]

@@ -148,10 +148,17 @@ export class DealRepository {
 
   /**
    * Moves a deal to `to`: INVALID_STAGE_TRANSITION when the pipeline forbids it, CONCURRENT_UPDATE
-   * when `expectedVersion` is given and the deal is past it (or it changed between read and write).
+   * when `expectedVersion` is given and the deal is past it (or it changed between read and write),
+   * INVALID_INPUT for an unknown stage, an `expectedVersion` that is not an integer >= 1 or a `note`
+   * that is not a string.
    */
   async moveStage(dealId: string, to: Stage, options: { readonly note?: string; readonly expectedVersion?: number } = {}): Promise<Deal> {
     if (!isStage(to)) throw new InvalidInputError(`unknown stage ${JSON.stringify(to)}: one of ${STAGES.join(', ')}`)
+    const expected = options.expectedVersion
+    if (expected !== undefined && (typeof expected !== 'number' || !Number.isSafeInteger(expected) || expected < 1))
+      throw new InvalidInputError(`expectedVersion ${String(expected)}: must be an integer >= 1`, { option: 'expectedVersion' })
+    if (options.note !== undefined && typeof options.note !== 'string')
+      throw new InvalidInputError('note must be a string', { option: 'note' })
     return this.#atomically(async (trx) => {
       const current = await new DealRepository(trx).get(dealId)
       if (options.expectedVersion !== undefined && options.expectedVersion !== current.version)

@@ -62,8 +62,16 @@ export class AccountRepository {
     this.#clock = options.clock ?? (() => new Date())
   }
 
-  /** Opens an account with a zero balance; DUPLICATE_ACCOUNT when the id is taken. */
+  /**
+   * Opens an account with a zero balance; DUPLICATE_ACCOUNT when the id is taken, INVALID_ENTRY for
+   * an id that is not a string of 1 to 200 characters, a name that is not a string of at most 200, a
+   * bad currency or limit.
+   */
   async create(input: NewAccount): Promise<Account> {
+    if (input.id !== undefined && (typeof input.id !== 'string' || input.id === '' || input.id.length > 200))
+      throw new InvalidEntryError(`id ${JSON.stringify(input.id)}: must be a string of 1 to 200 characters`, { option: 'id' })
+    if (typeof input.name !== 'string' || input.name.length > 200)
+      throw new InvalidEntryError('name must be a string of at most 200 characters', { option: 'name' })
     const account: Account = {
       id: input.id ?? randomUUID(),
       name: input.name,
@@ -96,9 +104,16 @@ export class AccountRepository {
     return account
   }
 
-  /** One page of accounts by id (keyset pagination): pass the last id seen as `after`. */
+  /**
+   * One page of accounts by id (keyset pagination): pass the last id seen as `after`. `limit` is an
+   * integer from 1 to {@link MAX_PAGE_SIZE} (default `100`), `after` a string: anything else is
+   * INVALID_ENTRY naming the option, checked here because the backends disagree (SQLite reads
+   * `limit -1` as no limit and refuses `2.5`; Postgres refuses both, with other errors).
+   */
   async list(options: { readonly limit?: number; readonly after?: string } = {}): Promise<Account[]> {
-    const limit = options.limit ?? 100
+    const limit = checkPageLimit(options.limit)
+    if (options.after !== undefined && typeof options.after !== 'string')
+      throw new InvalidEntryError(`after ${String(options.after)}: must be an account id (a string)`, { option: 'after' })
     const after = options.after === undefined ? sql.empty : sql`where id > ${options.after}`
     const { rows } = await this.#db.query<AccountRow>(sql`select ${columns} from accounts ${after} order by id limit ${limit}`)
     return rows.map(toAccount)
@@ -109,13 +124,26 @@ export class AccountRepository {
     return (await this.get(id)).balance
   }
 
-  /** Current balances of the given accounts (missing ids are left out). */
+  /**
+   * Current balances of the given accounts (missing ids are left out). `ids` is an array of strings
+   * (INVALID_ENTRY otherwise), of any length: beyond {@link IN_LIST_CHUNK} ids it is read in chunks
+   * inside one read-only repeatable-read transaction (one snapshot), so a long list works the same on
+   * SQLite (at most 32,766 parameters a statement) and Postgres (65,535).
+   */
   async balances(ids: readonly string[]): Promise<Map<string, number>> {
+    if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string'))
+      throw new InvalidEntryError('ids must be an array of account ids (strings)', { option: 'ids' })
     if (ids.length === 0) return new Map()
-    const { rows } = await this.#db.query<{ id: string; balance: unknown }>(
-      sql`select id, balance from accounts where id in (${sql.join(ids)})`,
+    if (ids.length <= IN_LIST_CHUNK) return readBalances(this.#db, ids)
+    return this.#db.transaction(
+      async (tx) => {
+        const out = new Map<string, number>()
+        for (let i = 0; i < ids.length; i += IN_LIST_CHUNK)
+          for (const [id, balance] of await readBalances(tx, ids.slice(i, i + IN_LIST_CHUNK))) out.set(id, balance)
+        return out
+      },
+      { isolation: 'repeatable read', readOnly: true },
     )
-    return new Map(rows.map((r) => [r.id, toInteger(r.balance, 'balance')]))
   }
 
   /** Count, total, lowest and highest balance, and how many are below their limit, over accounts of one currency. */
@@ -137,6 +165,25 @@ export class AccountRepository {
 }
 
 const columns = sql`id, name, currency, min_balance, balance, created_at`
+
+/** The largest page {@link AccountRepository.list} returns. */
+export const MAX_PAGE_SIZE = 10_000
+
+/** Ids per `in (...)` list: well under SQLite's 32,766 parameters a statement and Postgres's 65,535. */
+export const IN_LIST_CHUNK = 1_000
+
+/** @internal `limit` of a page: an integer from 1 to {@link MAX_PAGE_SIZE}, default 100; INVALID_ENTRY otherwise. */
+export function checkPageLimit(limit: unknown): number {
+  if (limit === undefined) return 100
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE)
+    throw new InvalidEntryError(`limit ${String(limit)}: must be an integer from 1 to ${MAX_PAGE_SIZE}`, { option: 'limit', value: limit })
+  return limit
+}
+
+async function readBalances(db: Db, ids: readonly string[]): Promise<Map<string, number>> {
+  const { rows } = await db.query<{ id: string; balance: unknown }>(sql`select id, balance from accounts where id in (${sql.join(ids)})`)
+  return new Map(rows.map((r) => [r.id, toInteger(r.balance, 'balance')]))
+}
 
 function toAccount(row: AccountRow): Account {
   return {

@@ -126,7 +126,12 @@ export class TransactionRepository {
       if (claimed.rowCount === 0) return { entry: await this.#replay(tx, entry), replayed: true }
       for (const [accountId, delta] of net) await this.#apply(tx, accountId, delta, entry.currency)
       const values = entry.lines.map((line, i) => sql`(${entry.id}, ${i + 1}, ${line.accountId}, ${line.amount})`)
-      await tx.query(sql`insert into journal_lines (entry_id, line_no, account_id, amount) values ${sql.join(values)}`)
+      // one statement up to LINES_PER_INSERT lines (4 parameters each): a longer entry is inserted in
+      // chunks, the same on SQLite (32,766 parameters a statement) and Postgres (65,535)
+      for (let i = 0; i < values.length; i += LINES_PER_INSERT)
+        await tx.query(
+          sql`insert into journal_lines (entry_id, line_no, account_id, amount) values ${sql.join(values.slice(i, i + LINES_PER_INSERT))}`,
+        )
       return { entry, replayed: false }
     })
   }
@@ -142,8 +147,9 @@ export class TransactionRepository {
     return findByKey(this.#db, key)
   }
 
-  /** Entries (with lines) touching `accountId` within `range`, oldest first. */
+  /** Entries (with lines) touching `accountId` within `range`, oldest first; INVALID_ENTRY for a bad range. */
   async entriesForAccount(accountId: string, range: DateRange = {}): Promise<JournalEntry[]> {
+    checkRange(range)
     const { rows } = await this.#db.query<EntryRow>(sql`
       select ${entryColumns} from journal_entries
       where id in (select entry_id from journal_lines where account_id = ${accountId}) ${rangeFilter(range)}
@@ -151,8 +157,12 @@ export class TransactionRepository {
     return Promise.all(rows.map((row) => withLines(this.#db, row)))
   }
 
-  /** The balance of `accountId` from its lines posted before `at` (every line when `at` is omitted). */
+  /**
+   * The balance of `accountId` from its lines posted before `at` (every line when `at` is omitted);
+   * INVALID_ENTRY when `at` is not a valid Date.
+   */
   async balanceAt(accountId: string, at?: Date): Promise<number> {
+    if (at !== undefined) checkDate(at, 'at')
     const before = at === undefined ? sql.empty : sql`and e.posted_at < ${at}`
     const { rows } = await this.#db.query<{ total: unknown }>(sql`
       select coalesce(sum(l.amount), 0) as total
@@ -229,6 +239,9 @@ export class TransactionRepository {
     const sum = sumExact(lines.map((l) => l.amount))
     if (sum !== 0n) throw new InvalidEntryError(`the lines sum to ${sum}, not 0: a journal entry must balance`, { sum: String(sum) })
     if (typeof input.description !== 'string') throw new InvalidEntryError('description must be a string')
+    if (input.requestHash !== undefined && typeof input.requestHash !== 'string')
+      throw new InvalidEntryError('requestHash must be a string', { option: 'requestHash' })
+    if (input.postedAt !== undefined) checkDate(input.postedAt, 'postedAt')
     const key = input.idempotencyKey
     if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 200)) {
       throw new InvalidEntryError(`idempotencyKey ${JSON.stringify(key)}: must be a string of 1 to 200 characters`)
@@ -341,11 +354,19 @@ function rangeFilter(range: DateRange, prefix: '' | 'e.' = ''): SqlFragment {
   return sql`${from} ${to}`
 }
 
+/** Journal lines per `insert` statement (4 parameters each). */
+const LINES_PER_INSERT = 1_000
+
+/** INVALID_ENTRY naming `what` unless `value` is a valid Date. */
+function checkDate(value: unknown, what: string): void {
+  // the tag, not instanceof: a Date from another realm (vm, worker) is a Date too
+  if (Object.prototype.toString.call(value) !== '[object Date]' || Number.isNaN((value as Date).getTime()))
+    throw new InvalidEntryError(`${what} ${String(value)}: must be a valid Date`, { option: what })
+}
+
 function checkRange(range: DateRange): void {
-  for (const key of ['from', 'to'] as const) {
-    const value = range[key]
-    if (value !== undefined && (!(value instanceof Date) || Number.isNaN(value.getTime())))
-      throw new InvalidEntryError(`range.${key} must be a valid Date`)
-  }
+  if (typeof range !== 'object' || range === null)
+    throw new InvalidEntryError('range must be an object { from?, to? }', { option: 'range' })
+  for (const key of ['from', 'to'] as const) if (range[key] !== undefined) checkDate(range[key], `range.${key}`)
   if (range.from && range.to && range.from > range.to) throw new InvalidEntryError('range.from must not be after range.to')
 }

@@ -1,0 +1,58 @@
+import { crmKysely, CustomerRepository, DealRepository, InvalidInputError, resetCrm } from '../src'
+import { BACKENDS, openTestDb, rejection, type TestDb } from './helpers'
+
+jest.setTimeout(60_000)
+
+describe.each(BACKENDS)('CRM repository inputs are checked the same way on %s', (backend) => {
+  let db: TestDb
+  let customers: CustomerRepository
+
+  beforeAll(async () => {
+    db = await openTestDb(backend)
+  }, 180_000)
+  afterAll(() => db?.close())
+  beforeEach(async () => {
+    await resetCrm(db.pool)
+    customers = new CustomerRepository(db.pool)
+    await customers.create({ name: 'Ada', email: 'ada@example.com' })
+  })
+
+  it.each<[string, unknown]>([
+    ['-1', -1],
+    ['0', 0],
+    ['2.5', 2.5],
+    ['501', 501],
+    ['a string', '5'],
+  ])('list and search refuse limit %s with INVALID_INPUT naming the option', async (_name, limit) => {
+    for (const page of [() => customers.list({ limit: limit as number }), () => customers.search('ada', { limit: limit as number })]) {
+      const err = await rejection(page())
+      expect(err).toBeInstanceOf(InvalidInputError)
+      expect(err).toMatchObject({ code: 'INVALID_INPUT', detail: { option: 'limit' } })
+    }
+  })
+
+  it('refuses a cursor that is not a string with INVALID_INPUT (not a TypeError)', async () => {
+    for (const after of [5, {}, true]) {
+      const err = await rejection(customers.list({ after: after as unknown as string }))
+      expect(err).toMatchObject({ code: 'INVALID_INPUT', detail: { option: 'after' } })
+    }
+    expect((await customers.list({ after: null })).items).toHaveLength(1)
+  })
+
+  it('moveStage refuses an expectedVersion that is not an integer >= 1, and a non-string note', async () => {
+    const [ada] = (await customers.list()).items
+    const deals = new DealRepository(crmKysely(db.pool))
+    const deal = await deals.create({ customerId: ada!.id, title: 't', amount: 1, currency: 'EUR' })
+    for (const expectedVersion of ['1', 0, 1.5]) {
+      await expect(deals.moveStage(deal.id, 'qualified', { expectedVersion: expectedVersion as number })).rejects.toMatchObject({
+        code: 'INVALID_INPUT',
+        detail: { option: 'expectedVersion' },
+      })
+    }
+    await expect(deals.moveStage(deal.id, 'qualified', { note: 5 as unknown as string })).rejects.toMatchObject({
+      code: 'INVALID_INPUT',
+      detail: { option: 'note' },
+    })
+    expect((await deals.moveStage(deal.id, 'qualified', { expectedVersion: 1 })).version).toBe(2)
+  })
+})

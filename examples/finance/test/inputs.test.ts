@@ -1,0 +1,109 @@
+import { AccountRepository, checkLedgerInvariants, InvalidEntryError, resetFinance, TransactionRepository, type JournalLine } from '../src'
+import { BACKENDS, openTestDb, rejection, type TestDb } from './helpers'
+
+jest.setTimeout(120_000)
+
+describe.each(BACKENDS)('repository inputs are checked the same way on %s', (backend) => {
+  let db: TestDb
+  let accounts: AccountRepository
+  let journal: TransactionRepository
+
+  beforeAll(async () => {
+    db = await openTestDb(backend)
+  }, 180_000)
+  afterAll(() => db?.close())
+  beforeEach(async () => {
+    await resetFinance(db.pool)
+    accounts = new AccountRepository(db.pool)
+    journal = new TransactionRepository(db.pool)
+    for (let i = 0; i < 5; i++) await accounts.create({ id: `A${i}`, name: 'n', currency: 'EUR', minBalance: null })
+  })
+  afterEach(async () => {
+    expect((await checkLedgerInvariants(db.pool)).checks.filter((c) => !c.ok)).toEqual([])
+  })
+
+  it.each<[string, unknown]>([
+    ['-1', -1],
+    ['0', 0],
+    ['2.5', 2.5],
+    ['NaN', NaN],
+    ['a string', '5'],
+    ['above the maximum', 10_001],
+  ])('list refuses limit %s with INVALID_ENTRY naming the option', async (_name, limit) => {
+    const err = await rejection(accounts.list({ limit: limit as number }))
+    expect(err).toBeInstanceOf(InvalidEntryError)
+    expect(err).toMatchObject({ code: 'INVALID_ENTRY', detail: { option: 'limit' } })
+    expect((err as Error).message).toContain(`limit ${String(limit)}`)
+  })
+
+  it('list takes limits from 1 to 10,000 and a string after', async () => {
+    expect((await accounts.list({ limit: 1 })).map((a) => a.id)).toEqual(['A0'])
+    expect(await accounts.list({ limit: 10_000 })).toHaveLength(5)
+    expect((await accounts.list({ limit: 2, after: 'A2' })).map((a) => a.id)).toEqual(['A3', 'A4'])
+    await expect(accounts.list({ after: 3 as unknown as string })).rejects.toMatchObject({
+      code: 'INVALID_ENTRY',
+      detail: { option: 'after' },
+    })
+  })
+
+  it('create refuses a non-string id or name with INVALID_ENTRY', async () => {
+    await expect(accounts.create({ id: 7 as unknown as string, name: 'x', currency: 'EUR' })).rejects.toMatchObject({
+      code: 'INVALID_ENTRY',
+      detail: { option: 'id' },
+    })
+    await expect(accounts.create({ name: undefined as unknown as string, currency: 'EUR' })).rejects.toMatchObject({
+      code: 'INVALID_ENTRY',
+      detail: { option: 'name' },
+    })
+  })
+
+  it('reads balances of 40,000 ids (beyond SQLite’s 32,766 parameters a statement) in one snapshot', async () => {
+    const ids = Array.from({ length: 40_000 }, (_, i) => `missing-${i}`)
+    ids[39_999] = 'A3'
+    expect(await accounts.balances(ids)).toEqual(new Map([['A3', 0]]))
+    await expect(accounts.balances([1 as unknown as string])).rejects.toMatchObject({ code: 'INVALID_ENTRY', detail: { option: 'ids' } })
+  })
+
+  it('posts an entry of 9,000 lines (beyond 32,766 parameters in one insert)', async () => {
+    const lines: JournalLine[] = Array.from({ length: 9_000 }, (_, i) => ({
+      accountId: i % 2 === 0 ? 'A0' : 'A1',
+      amount: i % 2 === 0 ? 1 : -1,
+    }))
+    const { entry } = await journal.post({ description: 'long', currency: 'EUR', lines })
+    expect(await journal.counts()).toEqual({ entries: 1, lines: 9_000 })
+    expect((await journal.findById(entry.id))?.lines).toHaveLength(9_000)
+    expect(await accounts.balances(['A0', 'A1'])).toEqual(
+      new Map([
+        ['A0', 4_500],
+        ['A1', -4_500],
+      ]),
+    )
+  })
+
+  it('refuses an invalid date or range with INVALID_ENTRY naming it, writing nothing', async () => {
+    const lines: JournalLine[] = [
+      { accountId: 'A0', amount: -1 },
+      { accountId: 'A1', amount: 1 },
+    ]
+    const bad = new Date('not a date')
+    await expect(journal.post({ description: 'x', currency: 'EUR', lines, postedAt: bad })).rejects.toMatchObject({
+      code: 'INVALID_ENTRY',
+      detail: { option: 'postedAt' },
+    })
+    await expect(journal.post({ description: 'x', currency: 'EUR', lines, requestHash: 5 as unknown as string })).rejects.toMatchObject({
+      code: 'INVALID_ENTRY',
+      detail: { option: 'requestHash' },
+    })
+    expect(await journal.counts()).toEqual({ entries: 0, lines: 0 })
+    await expect(journal.balanceAt('A0', bad)).rejects.toMatchObject({ code: 'INVALID_ENTRY', detail: { option: 'at' } })
+    await expect(journal.entriesForAccount('A0', { from: bad })).rejects.toMatchObject({
+      code: 'INVALID_ENTRY',
+      detail: { option: 'range.from' },
+    })
+    await expect(journal.entriesForAccount('A0', { from: new Date(2), to: new Date(1) })).rejects.toBeInstanceOf(InvalidEntryError)
+    await expect(journal.statement('A0', { to: '2024-01-01' as unknown as Date })).rejects.toMatchObject({
+      code: 'INVALID_ENTRY',
+      detail: { option: 'range.to' },
+    })
+  })
+})
