@@ -1,7 +1,7 @@
 export { ERROR_CODES, RETRYABLE_CODES, TRANSACTION_RETRY_CODES } from './errors/error-codes'
 export type { ErrorCode } from './errors/error-codes'
 export { DatabaseError } from './errors/database-error'
-export { OUTCOME_UNKNOWN, isOutcomeUnknown } from './errors/error-outcome'
+export { OUTCOME_COMMITTED, OUTCOME_UNKNOWN, isOutcomeUnknown } from './errors/error-outcome'
 export type { DatabaseErrorOptions, ErrorBackend, PoolStatsSnapshot } from './errors/database-error'
 export { PoolConfig, PoolConfigBuilder, DEFAULT_POOL_OPTIONS } from './config/pool-config'
 export type { PoolOptions, ResolvedPoolOptions } from './config/pool-config'

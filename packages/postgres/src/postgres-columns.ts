@@ -1,6 +1,7 @@
 import type { DatabaseError } from '@dbpool/core'
 import { duplicateColumn, duplicateColumnError, type ResultColumn } from '@dbpool/core/internal'
 import { mayHaveCommitted } from './postgres-outcome'
+import type { PostgresConnection } from './postgres-connection'
 
 /**
  * Row descriptions (pg's `fields` arrays) known to name every column once: a named prepared
@@ -15,19 +16,48 @@ export function rememberColumns(fields: readonly unknown[]): void {
 }
 
 /**
+ * What the session's transaction status says about a statement whose result is refused, once its
+ * answer arrived: `'committed'` when the server's ReadyForQuery came and reports the session idle
+ * (`I`: a statement sent outside a transaction committed), `'aborted'` when it reports a transaction
+ * (`T`: the manager then aborts it, see `PostgresConnectionManager`), else `'unknown'`.
+ */
+function refusedState(conn: PostgresConnection): 'committed' | 'aborted' | 'unknown' {
+  // pg keeps this flag untyped (see awaitsReadyForQuery in the manager)
+  if ((conn.client as unknown as { readyForQuery: boolean }).readyForQuery !== true || !conn.usable) return 'unknown'
+  const status = conn.client.getTransactionStatus()
+  return status === 'I' ? 'committed' : status === 'T' ? 'aborted' : 'unknown'
+}
+
+/**
  * The error for a result whose columns share a name (`select 1 as a, 2 as a`; every unnamed
  * expression is `?column?` on Postgres), else `undefined`: pg builds each row as an object keyed by
  * column name, so one of the values would be silently lost. The statement has already run (the row
- * description arrives with its answer): when it ran outside a transaction and may have written
- * ({@link mayHaveCommitted}), the error says it may have committed (`detail.outcome: 'unknown'`).
+ * description arrives with its answer). With `conn` (the answer arrived whole), its session's status
+ * ({@link refusedState}) says more: a write sent outside a transaction committed
+ * (`detail.outcome: 'committed'`), or the transaction it ran in is aborted (the caller aborts it).
+ * Otherwise, when it ran outside a transaction and may have written ({@link mayHaveCommitted}), the
+ * error says it may have committed (`detail.outcome: 'unknown'`).
  *
  * @param fields The result's row description (pg's `result.fields`).
  * @param text The statement text, to judge whether it may have written.
  * @param inTransaction The session was inside a transaction when the statement was sent.
+ * @param conn The connection it ran on, when its answer arrived whole (not a cursor's first batch).
  */
-export function resultColumnsError(fields: readonly unknown[], text: string, inTransaction: boolean): DatabaseError | undefined {
+export function resultColumnsError(
+  fields: readonly unknown[],
+  text: string,
+  inTransaction: boolean,
+  conn?: PostgresConnection,
+): DatabaseError | undefined {
   if (fields.length < 2 || UNIQUE.has(fields)) return undefined
   const duplicate = duplicateColumn(fields as readonly ResultColumn[])
   if (duplicate === undefined) return undefined
-  return duplicateColumnError(duplicate, 'postgres', { ran: true, mayHaveCommitted: !inTransaction && mayHaveCommitted(text, false) })
+  const known = conn === undefined ? 'unknown' : refusedState(conn)
+  const mayHave = !inTransaction && mayHaveCommitted(text, false)
+  return duplicateColumnError(duplicate, 'postgres', {
+    ran: true,
+    committed: known === 'committed' && mayHave,
+    mayHaveCommitted: known !== 'aborted' && mayHave,
+    aborted: known === 'aborted',
+  })
 }

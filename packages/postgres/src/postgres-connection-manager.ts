@@ -569,6 +569,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       types: this.#types,
       closeTimeoutMs: this.options.cancelTimeoutMs,
       fail: (err, progress) => this.#queryError(conn, err, query.text, progress),
+      refused: (error) => this.#refusedAfterRun(conn, error),
       abandon: (reason, progress) => {
         conn.markBroken(reason)
         void this.#cancel(conn)
@@ -716,14 +717,47 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // refused before anything is sent: the connection stays usable
     const prepared = pgQuery(query)
     const progress = new StatementProgress()
+    let answer: PgAnswer
     try {
-      const answer = await this.#send(conn, prepared, shared, false, progress)
-      // a statement that succeeded left no aborted transaction behind (ROLLBACK TO, ROLLBACK, BEGIN...)
-      conn.abortedBy = undefined
-      return normalize<R>(answer, columns ? query.text : undefined, progress)
+      answer = await this.#send(conn, prepared, shared, false, progress)
     } catch (err) {
       throw this.#queryError(conn, err, query.text, progress)
     }
+    // a statement that succeeded left no aborted transaction behind (ROLLBACK TO, ROLLBACK, BEGIN...)
+    conn.abortedBy = undefined
+    try {
+      return normalize<R>(answer, columns ? query.text : undefined, progress, conn)
+    } catch (refused) {
+      throw await this.#refusedAfterRun(conn, refused)
+    }
+  }
+
+  /**
+   * A result refused in the client after the server ran its statement (two columns of one name, see
+   * resultColumnsError): inside a transaction the server saw no error, so a caller catching the
+   * refusal could go on and COMMIT the statement's work. The transaction is aborted in the server
+   * instead, as a statement the server refused aborts it: one statement that fails there
+   * ({@link ABORT_TRANSACTION_SQL}), so that every later statement is refused (25P02, `cause`: the
+   * refusal), COMMIT is answered ROLLBACK, `transaction()` rejects with TRANSACTION_ROLLED_BACK and
+   * ROLLBACK TO SAVEPOINT recovers, exactly as after a server error. One round trip, on this rare path
+   * only. When the transaction cannot be aborted so, the connection is closed (the server rolls the
+   * transaction back with the session). Resolves with the error to report (the refusal).
+   */
+  async #refusedAfterRun(conn: PostgresConnection, refused: unknown): Promise<unknown> {
+    if (!conn.usable || awaitsReadyForQuery(conn) || conn.client.getTransactionStatus() !== 'T') return refused
+    const error = DatabaseError.is(refused) ? refused : this.mapError(refused)
+    try {
+      await conn.client.query(ABORT_TRANSACTION_SQL)
+    } catch {
+      // the failure is the point; its ReadyForQuery (status E) may come after this rejection
+    }
+    if ((await this.settledTransactionState(conn)) === 'failed') {
+      conn.abortedBy = error
+      return refused
+    }
+    conn.markBroken(error)
+    conn.kill()
+    return refused
   }
 
   /**
@@ -833,11 +867,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       grace ??= setTimeout(() => stop('abandoned'), this.options.cancelTimeoutMs)
     }
     signal?.addEventListener('abort', onAbort, { once: true })
+    let answer: PgAnswer
     try {
       const first = await Promise.race([running, stopped])
       if (first === 'deadline' || first === 'abandoned') throw this.#abandon(conn, first, timeoutMs)
       conn.abortedBy = undefined
-      return normalize<R>(first, columns ? query.text : undefined, progress)
+      answer = first
     } catch (err) {
       throw this.#queryError(conn, err, query.text, progress)
     } finally {
@@ -847,6 +882,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       // a cancel still in flight could hit the next statement on this connection: wait for the
       // server to confirm it, or never reuse the connection
       if (cancel && conn.usable && !(await cancel)) conn.markBroken(new Error('a cancel request was not confirmed by the server'))
+    }
+    try {
+      return normalize<R>(answer, columns ? query.text : undefined, progress, conn)
+    } catch (refused) {
+      throw await this.#refusedAfterRun(conn, refused)
     }
   }
 
@@ -961,6 +1001,13 @@ const LATER_STATEMENTS_QUEUED =
 const REFUSED_IN_TRANSACTION =
   'it did not run, and was not run again because the connection was inside a transaction when its turn came; it is prepared again on its next run'
 
+/**
+ * Aborts the open transaction in the server after a result was refused in the client (see
+ * `#refusedAfterRun`): a statement that fails in any session, read-only and standby ones included
+ * (22P02, invalid input for integer), whose text says why in the server's log.
+ */
+const ABORT_TRANSACTION_SQL = "SELECT 'dbpool: a result was refused in the client, so this transaction is aborted'::integer"
+
 /** SQLSTATE 25P02: a statement sent to an aborted transaction, refused until ROLLBACK. */
 const IN_FAILED_SQL_TRANSACTION = '25P02'
 
@@ -973,12 +1020,17 @@ const IN_FAILED_SQL_TRANSACTION = '25P02'
  * @throws SYNTAX_ERROR when two of the answer's columns share a name (see resultColumnsError): pg
  * kept only the last one's value in each row.
  */
-function normalize<R>(result: PgQueryResult | PgQueryResult[], text: string | undefined, progress: StatementProgress): QueryResult<R> {
+function normalize<R>(
+  result: PgQueryResult | PgQueryResult[],
+  text: string | undefined,
+  progress: StatementProgress,
+  conn: PostgresConnection,
+): QueryResult<R> {
   const last = Array.isArray(result) ? result[result.length - 1] : result
   if (!last) return { rows: [], rowCount: 0 }
   const fields = last.fields as readonly unknown[] | undefined
   if (text !== undefined && fields !== undefined && fields.length > 1) {
-    const refused = resultColumnsError(fields, text, progress.inTransaction)
+    const refused = resultColumnsError(fields, text, progress.inTransaction, conn)
     if (refused !== undefined) throw refused
   }
   const rows = (Array.isArray(last.rows) ? last.rows : []) as R[]

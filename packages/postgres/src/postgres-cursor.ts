@@ -23,6 +23,12 @@ export interface PostgresCursorHooks {
    * Sync sent outside a transaction, a text that may write), `reason` as outcome unknown.
    */
   abandon(reason: DatabaseError, progress?: StatementProgress): DatabaseError
+  /**
+   * A result refused in the client after the statement ran (two columns of one name), the cursor
+   * closed: inside a transaction, aborts it in the server as a server error would. Resolves with the
+   * error to report.
+   */
+  refused(error: DatabaseError): Promise<unknown>
 }
 
 /**
@@ -66,8 +72,7 @@ export class PostgresCursor<R> implements RowCursor<R> {
     return this.#untilLost(cursor.read(this.#batchSize)).then(
       (rows) => {
         if (first) {
-          const refused = this.#columnsError(cursor)
-          if (refused !== undefined) return this.#refuse(refused)
+          if (this.#columnsError(cursor) !== undefined) return this.#refuse(cursor)
         }
         if (rows.length === 0) this.#done = true
         return rows
@@ -134,16 +139,20 @@ export class PostgresCursor<R> implements RowCursor<R> {
    * resultColumnsError. A write outside a transaction (`INSERT ... RETURNING`) commits when the
    * cursor is closed, so that error says it may have committed.
    */
-  #columnsError(cursor: Cursor<R>): DatabaseError | undefined {
+  #columnsError(cursor: Cursor<R>, closed = false): DatabaseError | undefined {
     const fields = (cursor as unknown as { _result?: { fields?: readonly unknown[] } })._result?.fields
     if (fields === undefined) return undefined
-    return resultColumnsError(fields, this.#query.text, this.#inTransaction)
+    // once the cursor is closed, the session's status tells what became of the statement
+    return resultColumnsError(fields, this.#query.text, this.#inTransaction, closed ? this.#conn : undefined)
   }
 
-  /** Closes the cursor (no row is handed out), then rejects with `error`. */
-  async #refuse(error: DatabaseError): Promise<never> {
+  /**
+   * Closes the cursor (no row is handed out), then rejects with the refusal, told what became of the
+   * statement (committed outside a transaction; inside one, the transaction aborted: see `refused`).
+   */
+  async #refuse(cursor: Cursor<R>): Promise<never> {
     await this.close()
-    throw error
+    throw await this.#hooks.refused(this.#columnsError(cursor, true)!)
   }
 
   /**

@@ -859,8 +859,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const state = stateOf(db)
     if (state && isFatalSqliteCode(error.sqliteCode)) state.fatal ??= error
     // a statement SQLite refused or failed inside a transaction aborts it, as the server aborts it on
-    // Postgres; a check of dbpool's own before anything ran (a value, two columns of one name: on
-    // Postgres made in the client too) does not. `inTransaction`: one was open when the statement
+    // Postgres, and so does a result of two columns of one name (see abortsTransaction); dbpool's check
+    // of a value before anything ran does not. `inTransaction`: one was open when the statement
     // began; if it is gone now, SQLite ended it at this error (see ConnectionState.endedByEngine)
     if (state && state.aborted === undefined && abortsTransaction(error) && db.open) {
       if (db.inTransaction) state.aborted = error

@@ -1,4 +1,5 @@
 import { DatabaseError, type ErrorCode } from '@dbpool/core'
+import { isDuplicateColumnError } from '@dbpool/core/internal'
 
 /** How one SQLite result code maps: the DatabaseError code, and whether the connection is done for. */
 export interface SqliteErrorMapping {
@@ -76,13 +77,15 @@ export function isFatalSqliteCode(sqliteCode: string | undefined): boolean {
 }
 
 /**
- * Whether a mapped error came from SQLite itself (it has a `sqliteCode`) or is better-sqlite3's refusal
- * of several statements with parameters (Postgres's server refuses the same text, 42601): what aborts
- * the open transaction, as on Postgres. dbpool's own checks before running (INVALID_PARAMETER, two
- * result columns of one name) do not.
+ * Whether a mapped error came from SQLite itself (it has a `sqliteCode`), is better-sqlite3's refusal
+ * of several statements with parameters (Postgres's server refuses the same text, 42601), or dbpool's
+ * refusal of a result with two columns of one name (on Postgres the statement already ran when it is
+ * refused, and the pool aborts the transaction there: the same here, though SQLite refused it before
+ * it ran): what aborts the open transaction, as on Postgres. dbpool's check of values before running
+ * (INVALID_PARAMETER) does not, on either backend.
  */
 export function abortsTransaction(error: DatabaseError): boolean {
-  return error.sqliteCode !== undefined || error.detail?.severalStatements === true
+  return error.sqliteCode !== undefined || error.detail?.severalStatements === true || isDuplicateColumnError(error)
 }
 
 /** What {@link mapSqliteError} adds to messages and details. */

@@ -8,6 +8,13 @@ import { DatabaseError } from './database-error'
  */
 export const OUTCOME_UNKNOWN = 'unknown'
 
+/**
+ * `detail.outcome` of an error reported after its statement is known to have committed (Postgres: a
+ * result refused in the client, of a statement that ran outside a transaction and whose session the
+ * server then reported idle). Do not run it again as is.
+ */
+export const OUTCOME_COMMITTED = 'committed'
+
 /** Whether `err` is a DatabaseError whose statement's outcome is unknown (`detail.outcome === 'unknown'`). */
 export function isOutcomeUnknown(err: unknown): boolean {
   return DatabaseError.is(err) && err.detail?.outcome === OUTCOME_UNKNOWN

@@ -1,5 +1,5 @@
 import { DatabaseError, type ErrorBackend } from '../errors/database-error'
-import { OUTCOME_UNKNOWN } from '../errors/error-outcome'
+import { OUTCOME_COMMITTED, OUTCOME_UNKNOWN } from '../errors/error-outcome'
 
 /** A result column as the drivers describe it: pg's `fields`, better-sqlite3's `stmt.columns()`. */
 export interface ResultColumn {
@@ -45,6 +45,16 @@ export interface DuplicateColumnContext {
    * the error then says it may have committed, with `detail.outcome: 'unknown'`.
    */
   readonly mayHaveCommitted?: boolean
+  /**
+   * It ran outside a transaction and the server reported the session idle after it (Postgres
+   * ReadyForQuery `I`): a write it made is committed. The error says so, with `detail.outcome: 'committed'`.
+   */
+  readonly committed?: boolean
+  /**
+   * It ran inside a transaction, which the refusal aborts (Postgres: the pool makes the server abort
+   * it, as a statement the server refused would): nothing of the transaction commits.
+   */
+  readonly aborted?: boolean
   /** It already ran (Postgres); SQLite refuses it when it is prepared, before it runs. */
   readonly ran?: boolean
 }
@@ -54,7 +64,9 @@ export interface DuplicateColumnContext {
  * the columns), not retryable, `detail: { column, positions }` (1-based). The message names the column
  * and says to alias it; Postgres names every unnamed expression `?column?`, which the message says
  * too. With `mayHaveCommitted` it adds that the statement may have committed and sets
- * `detail.outcome: 'unknown'` (see `isOutcomeUnknown`), so nobody runs a committed write again.
+ * `detail.outcome: 'unknown'` (see `isOutcomeUnknown`), so nobody runs a committed write again; with
+ * `committed`, that it committed (`detail.outcome: 'committed'`); with `aborted`, that the
+ * transaction it ran in is aborted and commits nothing.
  */
 export function duplicateColumnError(
   duplicate: DuplicateColumn,
@@ -66,14 +78,31 @@ export function duplicateColumnError(
   let message =
     `the result has two columns named ${JSON.stringify(name)} (columns ${positions[0]} and ${positions[1]})${unnamed}: ` +
     `rows are keyed by column name, so one value would be lost. Give each column its own name with AS`
-  if (context.mayHaveCommitted)
+  let outcome: string | undefined
+  if (context.committed) {
+    message += '. The statement already ran outside a transaction and committed: do not run it again as is'
+    outcome = OUTCOME_COMMITTED
+  } else if (context.mayHaveCommitted) {
     message +=
       '. The statement already ran outside a transaction and may have committed: its outcome is unknown, check before running it again'
-  else if (context.ran) message += '. The statement already ran; inside a transaction its changes stay until the transaction ends'
+    outcome = OUTCOME_UNKNOWN
+  } else if (context.aborted)
+    message +=
+      '. The statement already ran inside a transaction, which is now aborted as if the server had refused the statement: nothing of it commits, and every later statement is refused until ROLLBACK (or ROLLBACK TO SAVEPOINT)'
+  else if (context.ran) message += '. The statement already ran'
   else message += '. The statement was not run'
   return new DatabaseError('SYNTAX_ERROR', message, {
     backend,
     retryable: false,
-    detail: { column: name, positions: [...positions], ...(context.mayHaveCommitted ? { outcome: OUTCOME_UNKNOWN } : {}) },
+    detail: { column: name, positions: [...positions], ...(outcome === undefined ? {} : { outcome }) },
   })
+}
+
+/**
+ * Whether `err` is the refusal {@link duplicateColumnError} builds (SYNTAX_ERROR with `detail.column`
+ * and `detail.positions`): inside a transaction it aborts the transaction on both backends, as the
+ * server's own refusal of a statement would (Postgres: the statement already ran in it).
+ */
+export function isDuplicateColumnError(err: unknown): boolean {
+  return DatabaseError.is(err, 'SYNTAX_ERROR') && Array.isArray(err.detail?.positions) && typeof err.detail?.column === 'string'
 }

@@ -351,13 +351,25 @@ export function defineConformanceSuite(t: ConformanceTestApi, setup: Conformance
       },
     )
 
-    t.it('a statement dbpool refuses itself (two result columns of one name) does not abort the transaction', async () => {
-      await pool.transaction(async (tx) => {
-        await expectCode(tx.query('select 1 as a, 2 as a'), 'SYNTAX_ERROR')
-        await tx.query(sql`insert into conf_items (id, name) values (${59}, ${'after a client-side refusal'})`)
-      })
-      assert.equal((await pool.query(sql`select id from conf_items where id = ${59}`)).rows.length, 1)
-    })
+    t.it(
+      'a result dbpool refuses itself (two result columns of one name) aborts the transaction as a server error does (on Postgres the statement ran)',
+      async () => {
+        let refused: DatabaseError | undefined
+        const err = await expectCode(
+          pool.transaction(async (tx) => {
+            refused = await expectCode(tx.query('select 1 as a, 2 as a'), 'SYNTAX_ERROR')
+            const later = await expectCode(
+              tx.query(sql`insert into conf_items (id, name) values (${59}, ${'after a client-side refusal'})`),
+              'TRANSACTION_ROLLED_BACK',
+            )
+            assert.equal(later.cause, refused)
+          }),
+          'TRANSACTION_ROLLED_BACK',
+        )
+        assert.equal(err.cause, refused)
+        assert.equal((await pool.query(sql`select id from conf_items where id = ${59}`)).rows.length, 0)
+      },
+    )
 
     t.it(
       'ROLLBACK TO SAVEPOINT after a statement error lets the transaction go on; COMMIT of an aborted one answers ROLLBACK',

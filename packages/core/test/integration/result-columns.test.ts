@@ -1,4 +1,4 @@
-import { DatabaseError, isOutcomeUnknown, PoolFactory, sql, type DatabasePool } from '@dbpool/core'
+import { DatabaseError, isOutcomeUnknown, OUTCOME_COMMITTED, PoolFactory, sql, type DatabasePool } from '@dbpool/core'
 import { createTempSqlite, createTestDatabase, type TempSqlite, type TestDatabase } from '@dbpool/testing'
 
 // A result with two columns of one name is refused with SYNTAX_ERROR on both engines (README, errors
@@ -85,15 +85,15 @@ describe.each(BACKENDS)('%s', (backend) => {
   it('a write with RETURNING of two columns alike outside a transaction: SQLite refuses it before it runs; Postgres already committed it and says so', async () => {
     const err = await failure(pools[backend].query(sql`insert into items (id, name) values (${10}, 'ten') returning id, id`))
     expect(err.code).toBe('SYNTAX_ERROR')
+    expect(isOutcomeUnknown(err)).toBe(false)
     if (backend === 'sqlite') {
-      expect(isOutcomeUnknown(err)).toBe(false)
       expect(err.message).toContain('was not run')
       expect(await count(backend, 10)).toBe(0)
     } else {
-      // never reported as a plain refusal that a caller would fix and run again: the row is there
-      expect(isOutcomeUnknown(err)).toBe(true)
-      expect(err.detail).toMatchObject({ outcome: 'unknown', column: 'id' })
-      expect(err.message).toContain('may have committed')
+      // never reported as a plain refusal that a caller would fix and run again: the row is there, and
+      // the server reported the session idle after it (it committed)
+      expect(err.detail).toMatchObject({ outcome: OUTCOME_COMMITTED, column: 'id' })
+      expect(err.message).toContain('outside a transaction and committed')
       expect(await count(backend, 10)).toBe(1)
     }
   })
@@ -107,14 +107,79 @@ describe.each(BACKENDS)('%s', (backend) => {
     // the callback's error, as transaction() rethrows it after the rollback
     expect(err.code).toBe('SYNTAX_ERROR')
     expect(isOutcomeUnknown(err)).toBe(false)
-    if (backend === 'postgres') expect(err.message).toContain('already ran; inside a transaction')
+    if (backend === 'postgres') expect(err.message).toContain('already ran inside a transaction, which is now aborted')
     expect(await count(backend, 11)).toBe(0)
   })
 
-  it('a streamed write of two columns alike: refused, and on Postgres outside a transaction it says the write may have committed', async () => {
+  it('a caller that catches the refusal inside transaction() and goes on: the transaction is aborted (later statements refused), nothing commits, transaction() rejects TRANSACTION_ROLLED_BACK', async () => {
+    for (const options of [undefined, { timeoutMs: 10_000 }]) {
+      let refused: unknown
+      let later: unknown
+      const err = await failure(
+        pools[backend].transaction(async (tx) => {
+          await tx.query(sql`insert into items (id, name) values (${13}, 'before')`)
+          refused = await failure(tx.query(sql`insert into items (id, name) values (${14}, 'refused') returning id, id`, [], options))
+          later = await failure(tx.query(sql`insert into items (id, name) values (${15}, 'after')`))
+          return 'done'
+        }),
+      )
+      expect(DatabaseError.is(refused, 'SYNTAX_ERROR')).toBe(true)
+      // refused like any statement of an aborted transaction (Postgres 25P02), the refusal as its cause
+      expect(DatabaseError.is(later, 'TRANSACTION_ROLLED_BACK')).toBe(true)
+      expect((later as DatabaseError).cause).toBe(refused)
+      if (backend === 'postgres') expect((later as DatabaseError).sqlState).toBe('25P02')
+      expect(err.code).toBe('TRANSACTION_ROLLED_BACK')
+      expect(err.cause).toBe(refused)
+      for (const id of [13, 14, 15]) expect(await count(backend, id)).toBe(0)
+    }
+  })
+
+  it('caught inside a savepoint: the savepoint is rolled back (TRANSACTION_ROLLED_BACK) and the outer transaction goes on and commits', async () => {
+    const inner = await pools[backend].transaction(async (tx) => {
+      await tx.query(sql`insert into items (id, name) values (${16}, 'outer')`)
+      const out = await tx
+        .transaction(async (sp) => {
+          await sp.query(sql`insert into items (id, name) values (${17}, 'in savepoint')`)
+          await sp.query(sql`insert into items (id, name) values (${18}, 'refused') returning id, id`).catch(() => undefined)
+          return 'savepoint done'
+        })
+        .catch((e: unknown) => e)
+      await tx.query(sql`insert into items (id, name) values (${19}, 'outer again')`)
+      return out
+    })
+    expect(DatabaseError.is(inner, 'TRANSACTION_ROLLED_BACK')).toBe(true)
+    expect(DatabaseError.is((inner as DatabaseError).cause, 'SYNTAX_ERROR')).toBe(true)
+    expect([await count(backend, 16), await count(backend, 17), await count(backend, 18), await count(backend, 19)]).toEqual([1, 0, 0, 1])
+  })
+
+  it('a streamed result refused inside a transaction the caller goes on with: nothing commits', async () => {
+    const err = await failure(
+      pools[backend].transaction(async (tx) => {
+        await failure(drain(tx.stream(sql`insert into items (id, name) values (${30}, 'streamed') returning id, id`)))
+        await tx.query(sql`insert into items (id, name) values (${31}, 'after stream')`).catch(() => undefined)
+      }),
+    )
+    expect(err.code).toBe('TRANSACTION_ROLLED_BACK')
+    expect(DatabaseError.is(err.cause, 'SYNTAX_ERROR')).toBe(true)
+    expect([await count(backend, 30), await count(backend, 31)]).toEqual([0, 0])
+  })
+
+  it('in a transaction begun with BEGIN on a withConnection handle: COMMIT after the caught refusal answers ROLLBACK', async () => {
+    const commit = await pools[backend].withConnection(async (conn) => {
+      await conn.query(backend === 'sqlite' ? 'BEGIN IMMEDIATE' : 'BEGIN')
+      await conn.query(sql`insert into items (id, name) values (${32}, 'by hand')`)
+      await failure(conn.query(sql`insert into items (id, name) values (${33}, 'refused') returning id, id`))
+      return conn.query('COMMIT')
+    })
+    expect(commit.command).toBe('ROLLBACK')
+    expect([await count(backend, 32), await count(backend, 33)]).toEqual([0, 0])
+  })
+
+  it('a streamed write of two columns alike: refused, and on Postgres outside a transaction it says the write committed (closing the cursor committed it)', async () => {
     const err = await failure(drain(pools[backend].stream(sql`insert into items (id, name) values (${12}, 'twelve') returning id, id`)))
     expect(err.code).toBe('SYNTAX_ERROR')
-    expect(isOutcomeUnknown(err)).toBe(backend === 'postgres')
+    // Postgres: the cursor closed (its Sync committed it) before the refusal was reported
+    expect(err.detail?.outcome).toBe(backend === 'postgres' ? OUTCOME_COMMITTED : undefined)
     expect(await count(backend, 12)).toBe(backend === 'postgres' ? 1 : 0)
   })
 })
