@@ -775,16 +775,13 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       return runStatement(conn.client, query.text, query.values, undefined, cache, undefined, progress, retried)
     const entry = cache.acquire(query.text)
     if (entry === undefined) return runStatement(conn.client, query.text, query.values, undefined, cache, undefined, progress, retried)
-    // a statement run outside a transaction left nothing behind when it failed, so it can run again;
-    // shared statements are lone auto-commit ones by construction (canPipeline)
-    const outside = shared || this.transactionState(conn) === 'idle'
     return runStatement(
       conn.client,
       query.text,
       query.values,
       entry,
       cache,
-      (err, wasParsed) => this.#recover(conn, query, shared, retried, outside, wasParsed, entry, err, progress),
+      (err, wasParsed) => this.#recover(conn, query, shared, retried, wasParsed, entry, err, progress),
       progress,
       retried,
     )
@@ -806,7 +803,6 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     query: PgQuery,
     shared: boolean,
     retried: boolean,
-    outside: boolean,
     wasParsed: boolean,
     entry: CachedStatement,
     err: unknown,
@@ -819,6 +815,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // a dropped statement concerns this connection's session only
     if (kind === 'changed') cache.invalidateEverywhere()
     else cache.invalidateAll()
+    // the transaction status it was sent in (pg sends a statement once the one before it is answered)
+    const outside = shared || !progress.inTransaction
     let why: string
     if (!outside) why = 'it is prepared again on its next run; the transaction it ran in was aborted, so run the transaction again'
     else if (retried) why = 'it failed again after being prepared again'

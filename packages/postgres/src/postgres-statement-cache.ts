@@ -146,6 +146,22 @@ export class StatementCache {
     this.#shared.value++
   }
 
+  /**
+   * Called as a run of `entry` is written (pg's submit): when the entry was invalidated after it was
+   * acquired (a `DEALLOCATE ALL` or `DISCARD ALL` command tag, or a changed result type, reported
+   * while this run waited in pg's queue), the run parses it again under its name (behind a Close)
+   * instead of failing on the server. Safe with other runs of it in flight: pg writes a classic-mode
+   * statement once everything before it was answered, and a pipelined one behind the runs already
+   * written, which the server finishes first.
+   */
+  refreshStale(entry: CachedStatement): void {
+    const generation = this.#generation()
+    if (entry.generation === generation) return
+    this.#forget(entry.name)
+    entry.generation = generation
+    entry.description = undefined
+  }
+
   #generation(): number {
     return this.#shared.value + this.#localGeneration
   }

@@ -74,6 +74,8 @@ class PgStatement extends PgQuery {
   readonly #progress: StatementProgress | undefined
   /** Sent only if the connection is idle (`I`) when pg writes it: a run again of a statement that failed outside a transaction. */
   readonly #onlyWhenIdle: boolean
+  /** The cache generation of the named statement as this run was written, and whether it sent Describe. */
+  #describedIn: number | undefined
   /** The row description this run received (from its Describe). */
   described: StatementDescription | undefined
   /** This run sent Parse (the statement was not parsed on the connection before it). */
@@ -119,8 +121,13 @@ class PgStatement extends PgQuery {
    * Close messages in front, a Close of the name in front of its Parse, and Describe only when needed.
    */
   prepare(connection: PgWire): void {
-    const closing = this.#cache?.takeClosing()
+    const cache = this.#cache
+    const entry = this.#entry
+    const closing = cache?.takeClosing()
     if (closing !== undefined) for (const name of closing) connection.close({ type: 'S', name })
+    // invalidated while it waited in pg's queue (a DEALLOCATE ALL, a changed result type reported
+    // before it): parsed again now, instead of a round trip that fails
+    if (entry !== undefined) cache?.refreshStale(entry)
     const name = this.name
     if (!this.hasBeenParsed(connection)) {
       // a name dropped by dbpool but perhaps alive on the server (or parsed by another client, behind a
@@ -138,9 +145,11 @@ class PgStatement extends PgQuery {
       this.handleError(err as Error, connection)
       return
     }
-    const known = this.#entry?.description
-    if (known === undefined || this.binary) connection.describe({ type: 'P', name: this.portal })
-    else if (known.fields.length > 0) this.#describedBefore(known)
+    const known = entry?.description
+    if (known === undefined || this.binary) {
+      connection.describe({ type: 'P', name: this.portal })
+      this.#describedIn = entry?.generation
+    } else if (known.fields.length > 0) this.#describedBefore(known)
     this._getRows(connection, undefined)
   }
 
@@ -175,7 +184,9 @@ class PgStatement extends PgQuery {
   /** After a successful run: remember the row description of a named statement, and what pg built from it. */
   remember(): void {
     const entry = this.#entry
-    if (entry === undefined || entry.description !== undefined) return
+    // only a run that described the statement as it is parsed now: a run sent before the statement was
+    // parsed again (pipelined) described, or skipped describing, the old one
+    if (entry === undefined || entry.description !== undefined || this.#describedIn !== entry.generation) return
     const described = this.described
     if (described === undefined) {
       entry.description = NO_FIELDS

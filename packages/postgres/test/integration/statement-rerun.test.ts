@@ -34,6 +34,20 @@ async function ids(table: string): Promise<number[]> {
   return admin(db.url, async (c) => (await c.query<{ id: number }>(`select id from ${table} order by id`)).rows.map((r) => r.id))
 }
 
+/** Counts the ErrorResponses the server sends on a leased connection while `fn` runs. */
+async function serverErrors(c: { native: PostgresConnection }, fn: () => Promise<unknown>): Promise<number> {
+  let errors = 0
+  const count = (): void => void errors++
+  const wire = c.native.client.connection
+  wire.on('errorMessage', count)
+  try {
+    await fn()
+  } finally {
+    wire.off('errorMessage', count)
+  }
+  return errors
+}
+
 /** How a promise settled, without leaving a rejection unhandled. */
 function settle<T>(promise: Promise<T>): Promise<{ value: T } | { error: unknown }> {
   return promise.then(
@@ -107,6 +121,55 @@ describe('a stale named statement keeps the order statements were issued in', ()
       expect((again.error as DatabaseError).retryable).toBe(true)
       expect(await ids('intotx')).toEqual([])
     }
+  })
+
+  it('issued behind an in-flight statement with nothing after it, it is run again transparently (outside a transaction)', async () => {
+    await admin(db.url, (c) => c.query('create table behind (id int primary key, a int); insert into behind values (1, 1)'))
+    const pool = onePool()
+    const select = sql`select * from behind where id = ${1}`
+    await pool.query(select)
+    await admin(db.url, (c) => c.query('alter table behind add column b int default 2'))
+    const rows = await pool.withConnection(async (c) => {
+      const first = c.query(sql`select pg_sleep(${0.05})`)
+      const second = c.query(select) // sent when the sleep is answered, outside a transaction
+      await first
+      return (await second).rows
+    })
+    // before: QUERY_FAILED "the transaction it ran in was aborted" although there was no transaction
+    expect(rows).toEqual([{ id: 1, a: 1, b: 2 }])
+  })
+
+  it('DEALLOCATE ALL issued and not awaited: the named statement behind it parses again without a failed round trip', async () => {
+    await admin(db.url, (c) => c.query("create table unawaited (id int primary key, v text); insert into unawaited values (1, 'one')"))
+    const pool = onePool()
+    const select = sql`select v from unawaited where id = ${1}`
+    await pool.query(select)
+    await pool.withConnection(async (c) => {
+      let rows: unknown[] = []
+      const errors = await serverErrors(c, async () => {
+        const dropped = c.query('DEALLOCATE ALL')
+        const again = c.query(select) // acquired before DEALLOCATE ALL's command tag arrives
+        await dropped
+        rows = (await again).rows
+      })
+      expect(rows).toEqual([{ v: 'one' }])
+      // before: 26000 "prepared statement does not exist" (then run again, or refused)
+      expect(errors).toBe(0)
+    })
+  })
+
+  it('statements sharing a pipelined connection are each prepared again and run after a changed result type', async () => {
+    await admin(db.url, (c) =>
+      c.query('create table piped (id int primary key, a int); insert into piped select g, g from generate_series(1, 20) g'),
+    )
+    const pool = onePool({ pipelineDepth: 8 })
+    const text = 'select * from piped where id = $1'
+    await pool.query(text, [1])
+    await admin(db.url, (c) => c.query('alter table piped add column b int default 0'))
+    const rows = await Promise.all(Array.from({ length: 20 }, (_, i) => pool.query(text, [i + 1]).then((r) => r.rows)))
+    expect(rows).toEqual(Array.from({ length: 20 }, (_, i) => [{ id: i + 1, a: i + 1, b: 0 }]))
+    // the kept row description is the new one
+    expect((await pool.query(text, [3])).rows).toEqual([{ id: 3, a: 3, b: 0 }])
   })
 })
 

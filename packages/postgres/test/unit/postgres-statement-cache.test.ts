@@ -122,4 +122,23 @@ describe('StatementCache', () => {
     expect(one.pg.parsedStatements[a]).toBeUndefined()
     expect(two.pg.parsedStatements[a]).toBeUndefined()
   })
+  it('refreshStale: a run acquired before an invalidation parses again as it is written, once; a current one is untouched', () => {
+    const { statements, pg, run } = cache(10)
+    const name = run('a $1')!
+    const queued = statements.acquire('a $1')!
+    queued.description = { fields: [] }
+    statements.refreshStale(queued)
+    expect(pg.parsedStatements[name]).toBe('a $1')
+    expect(queued.description).toEqual({ fields: [] })
+    const behind = statements.acquire('a $1')!
+    statements.invalidateAll() // DEALLOCATE ALL answered while both waited in pg's queue
+    statements.refreshStale(queued)
+    expect(pg.parsedStatements[name]).toBeUndefined()
+    expect(queued.description).toBeUndefined()
+    pg.parsedStatements[name] = 'a $1' // its Parse completed
+    statements.refreshStale(behind) // the same entry, current again: not parsed a second time
+    expect(pg.parsedStatements[name]).toBe('a $1')
+    statements.done(queued)
+    statements.done(behind)
+  })
 })
