@@ -178,7 +178,11 @@ Exit codes: 0 ok / healthy, 1 degraded or failed, 2 unhealthy, 64 usage error.`,
         .choices(['backup', 'vacuum'])
         .default('backup'),
     )
-    .option('--keep-last <n>', 'delete all but the newest N backups afterwards', positiveInt)
+    .option(
+      '--keep-last <n>',
+      "delete all but the newest N backups of this database afterwards (other databases' backups are left)",
+      positiveInt,
+    )
     .option('--json', 'print JSON')
     .action((opts: { out: string; gzip?: boolean; method: 'backup' | 'vacuum'; keepLast?: number; json?: boolean }, cmd: Command) =>
       runner(globals(cmd), (ctx) => backupCommand(ctx, opts), EXIT_CODES.error),

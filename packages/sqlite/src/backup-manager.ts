@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { createReadStream, createWriteStream, existsSync } from 'node:fs'
-import { chmod, copyFile, mkdir, open, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { createReadStream, createWriteStream, existsSync, realpathSync } from 'node:fs'
+import { chmod, copyFile, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, extname, join, resolve } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip, createGzip } from 'node:zlib'
@@ -34,7 +34,14 @@ export interface BackupProgress {
   readonly remainingPages: number
 }
 
-/** Which backups {@link BackupManager.prune} keeps. The newest backup is always kept. */
+/**
+ * Which backups {@link BackupManager.prune} keeps. The newest backup is always kept. Only backups
+ * recorded as this database's count and are ever deleted: each backup has a record beside it
+ * (`<backup file>.json`, `{ "source": "<real path of the database>" }`), so two databases with the same
+ * file name (`a/app.db`, `b/app.db`) backed up into one directory never delete each other's backups.
+ * A backup of another database, or without a record (taken by an older version, copied without it),
+ * is never deleted.
+ */
 export interface RetentionPolicy {
   /** Keep the newest N backups. */
   readonly keepLast?: number
@@ -104,6 +111,11 @@ export interface BackupResult {
 /** A backup found in the directory. */
 export interface BackupInfo {
   readonly file: string
+  /**
+   * The database it was taken from, as recorded beside it (`<file>.json`): the real path of the
+   * database file, `:memory:` for an in-memory one; `undefined` when there is no readable record.
+   */
+  readonly source: string | undefined
   readonly createdAt: Date
   readonly bytes: number
   readonly gzip: boolean
@@ -270,26 +282,43 @@ export class BackupManager {
       const file = join(this.#options.directory, name)
       const info = await stat(file).catch(() => undefined)
       if (!info?.isFile()) continue
-      found.push({ file, createdAt: parseStamp(match[1]), bytes: info.size, gzip: match[2] !== undefined })
+      found.push({ file, source: await readSource(file), createdAt: parseStamp(match[1]), bytes: info.size, gzip: match[2] !== undefined })
     }
     return found.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.file < b.file ? 1 : -1))
   }
 
-  /** Deletes the backups the retention policy does not keep; never the newest. Resolves with the deleted files. */
+  /**
+   * Deletes the backups of this database the retention policy does not keep; never the newest one.
+   * Counts and deletes only backups recorded as this database's (see {@link RetentionPolicy}); others
+   * with the same prefix are left alone. Resolves with the deleted files.
+   */
   async prune(now: Date = new Date()): Promise<string[]> {
     if (!(now instanceof Date) || Number.isNaN(now.getTime())) throw configError('prune.now', now, 'must be a valid Date')
     const policy = this.#options.retention
     if (!policy) return []
-    const all = await this.list()
+    const source = this.#sourceId()
+    const ours = (await this.list()).filter((item) => item.source === source)
     const deleted: string[] = []
-    for (const [index, item] of all.entries()) {
+    for (const [index, item] of ours.entries()) {
       if (keeps(policy, index, item.createdAt, now)) continue
       await unlink(item.file).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err
       })
+      await removeQuietly(recordOf(item.file))
       deleted.push(item.file)
     }
     return deleted
+  }
+
+  /** The identity recorded beside each backup: the real path of the database file (`:memory:` for an in-memory one). */
+  #sourceId(): string {
+    const { memory, path } = this.#manager.options
+    if (memory) return ':memory:'
+    try {
+      return realpathSync(path)
+    } catch {
+      return resolve(path)
+    }
   }
 
   /**
@@ -411,11 +440,14 @@ export class BackupManager {
       }
       await syncFile(ready)
       await chmod(ready, 0o600)
+      // the record first: a backup under its final name always says whose it is (retention counts on it)
+      await writeRecord(recordOf(final), this.#sourceId())
       await rename(ready, final)
       await syncDirectory(directory)
     } catch (err) {
       await removeQuietly(tmp)
       await removeQuietly(`${tmp}.gz`)
+      if (!existsSync(final)) await removeQuietly(recordOf(final))
       throw asBackupError(err)
     }
     this.#progress({ phase: 'done', totalPages: pages, remainingPages: 0 })
@@ -684,6 +716,34 @@ function defaultPrefix(path: string): string {
   if (path === ':memory:') return 'memory'
   const name = basename(path, extname(path)).replace(/[^A-Za-z0-9._-]/g, '_')
   return name.length > 0 ? name : 'backup'
+}
+
+/** The record beside a backup file: `<file>.json`. */
+function recordOf(file: string): string {
+  return `${file}.json`
+}
+
+/** Writes `{ "source": ... }` atomically (temp file, fsync, rename). */
+async function writeRecord(record: string, source: string): Promise<void> {
+  const tmp = tempName(dirname(record), basename(record))
+  try {
+    await writeFile(tmp, `${JSON.stringify({ source })}\n`, { mode: 0o600 })
+    await syncFile(tmp)
+    await rename(tmp, record)
+  } catch (err) {
+    await removeQuietly(tmp)
+    throw err
+  }
+}
+
+/** The source recorded beside `file`, or `undefined` when there is no readable record. */
+async function readSource(file: string): Promise<string | undefined> {
+  try {
+    const parsed = JSON.parse(await readFile(recordOf(file), 'utf8')) as { source?: unknown }
+    return typeof parsed.source === 'string' ? parsed.source : undefined
+  } catch {
+    return undefined
+  }
 }
 
 function tempName(directory: string, name: string): string {

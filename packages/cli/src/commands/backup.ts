@@ -13,7 +13,7 @@ export interface BackupCommandOptions {
   readonly out: string
   readonly gzip?: boolean
   readonly method?: BackupMethod
-  /** Keep only the newest N backups in the directory afterwards. */
+  /** Keep only the newest N backups of this database in the directory afterwards (see the SQLite RetentionPolicy: backups of other databases are never counted nor deleted). */
   readonly keepLast?: number
   readonly json?: boolean
 }
@@ -33,6 +33,16 @@ export async function backupCommand(ctx: CommandContext, options: BackupCommandO
       onProgress: (p) => showProgress(progress, p),
     })
     const result = await backups.backup().finally(() => progress.finish())
+    if (options.keepLast !== undefined) {
+      // retention counts only this database's backups: say so when others share the name
+      const all = await backups.list()
+      const mine = all.find((b) => b.file === result.file)?.source
+      const others = all.filter((b) => b.source !== mine).length
+      if (others > 0)
+        ctx.out.note(
+          `backup: ${others} other backup(s) in ${backups.directory} with the same name are of another database or unrecorded; --keep-last leaves them (a directory per database keeps them apart)`,
+        )
+    }
     if (options.json) ctx.out.json(result)
     else {
       ctx.out.line(`backup written: ${result.file}`)

@@ -306,6 +306,38 @@ describe('per-call options of backups', () => {
   })
 })
 
+describe('retention across databases sharing a directory', () => {
+  it('a/app.db and b/app.db with keepLast 1 keep their own newest backup each (the old code deleted the other backups)', async () => {
+    const dir = tmp.file('shared-backups')
+    const pools = ['a', 'b'].map((name) => {
+      mkdirSync(tmp.file(name), { recursive: true })
+      return createSqlitePool(tmp.file(`${name}/app.db`), { name })
+    })
+    try {
+      for (const pool of pools) await pool.query('create table t (x integer)')
+      const [a, b] = pools.map(
+        (pool) => new BackupManager(pool as DatabasePool<SqliteDatabase>, { directory: dir, retention: { keepLast: 1 } }),
+      )
+      const a1 = await a!.backup()
+      const b1 = await b!.backup()
+      expect(b1.deleted).toEqual([])
+      expect(existsSync(a1.file)).toBe(true)
+      const a2 = await a!.backup()
+      expect(a2.deleted).toEqual([a1.file])
+      expect(existsSync(b1.file)).toBe(true)
+      const b2 = await b!.backup()
+      expect(b2.deleted).toEqual([b1.file])
+      expect(existsSync(a2.file)).toBe(true)
+      expect(JSON.parse(readFileSync(`${a2.file}.json`, 'utf8'))).toEqual({ source: expect.stringMatching(/[/\\]a[/\\]app\.db$/) })
+      expect(readdirSync(dir).sort()).toEqual(
+        [a2.file, `${a2.file}.json`, b2.file, `${b2.file}.json`].map((f) => f.slice(dir.length + 1)).sort(),
+      )
+    } finally {
+      for (const pool of pools) await pool.close()
+    }
+  })
+})
+
 describe('retention', () => {
   const day = 86_400_000
   const now = new Date('2025-06-15T12:00:00.000Z')
@@ -321,6 +353,8 @@ describe('retention', () => {
     const files = ages.map((ageDays) => {
       const file = `${dir}/app-${stampOf(new Date(now.getTime() - ageDays * day))}.db`
       writeFileSync(file, 'not checked by prune')
+      // the record naming the database it was taken from: the in-memory one below
+      writeFileSync(`${file}.json`, JSON.stringify({ source: ':memory:' }))
       return file
     })
     // files that are not ours (other prefix, temp files, other names) are never touched
@@ -368,6 +402,27 @@ describe('retention', () => {
     const f = fixture('both', [8, 9, 10, 11])
     try {
       expect((await f.backups.prune(now)).sort()).toEqual([f.files[2], f.files[3]].sort())
+    } finally {
+      await f.close()
+    }
+  })
+
+  it('counts and deletes only backups recorded as this database, never those of another database or unrecorded ones', async () => {
+    const f = fixture('last', [0.5, 1, 2, 3])
+    const dir = f.backups.directory
+    const foreign = [0.1, 0.2, 5].map((ageDays) => `${dir}/app-${stampOf(new Date(now.getTime() - ageDays * day))}.db`)
+    for (const file of foreign) writeFileSync(file, 'of another database')
+    writeFileSync(`${foreign[0] as string}.json`, JSON.stringify({ source: '/elsewhere/b/app.db' }))
+    writeFileSync(`${foreign[1] as string}.json`, 'not json')
+    try {
+      // keepLast 3 of this database's four; the newer foreign ones neither count nor go
+      expect(await f.backups.prune(now)).toEqual([f.files[3]])
+      expect(existsSync(`${f.files[3] as string}.json`)).toBe(false)
+      for (const file of foreign) expect(existsSync(file)).toBe(true)
+      const sources = new Map((await f.backups.list()).map((b) => [b.file, b.source]))
+      expect(sources.get(foreign[0] as string)).toBe('/elsewhere/b/app.db')
+      expect(sources.get(foreign[2] as string)).toBeUndefined()
+      expect(sources.get(f.files[0] as string)).toBe(':memory:')
     } finally {
       await f.close()
     }

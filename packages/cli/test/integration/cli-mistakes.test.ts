@@ -81,3 +81,27 @@ describe('one-shot commands on a SQLite file that does not exist', () => {
     expect((await cli('--url', `sqlite:${real}`, 'health')).code).toBe(0)
   })
 })
+
+describe('dbpool backup --keep-last with two databases of the same name in one directory', () => {
+  it('deletes only backups of the database it backs up', async () => {
+    const a = join(dir, 'two', 'a', 'app.db')
+    const b = join(dir, 'two', 'b', 'app.db')
+    for (const db of [a, b]) expect((await cli('--url', `sqlite:${db}`, 'migrate', 'up', '--dir', 'migrations')).code).toBe(0)
+    const shared = join(dir, 'two', 'bk')
+    const backup = async (db: string): Promise<{ file: string; deleted: string[]; err: string }> => {
+      const res = await cli('--url', `sqlite:${db}`, 'backup', '--out', shared, '--keep-last', '1', '--json')
+      expect(res.code).toBe(0)
+      return { ...(JSON.parse(res.out) as { file: string; deleted: string[] }), err: res.err }
+    }
+    const a1 = await backup(a)
+    const b1 = await backup(b)
+    expect(b1.deleted).toEqual([])
+    expect(b1.err).toContain('1 other backup(s)')
+    const a2 = await backup(a)
+    expect(a2.deleted).toEqual([a1.file])
+    const b2 = await backup(b)
+    expect(b2.deleted).toEqual([b1.file])
+    for (const file of [a2.file, b2.file]) expect(existsSync(file)).toBe(true)
+    expect(readdirSync(shared).filter((f) => f.endsWith('.db'))).toHaveLength(2)
+  })
+})
