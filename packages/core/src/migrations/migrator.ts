@@ -19,10 +19,16 @@ import { MigrationStore, type AppliedMigration } from './migration-store'
 import { splitSqlStatements, type SqlStatement } from './sql-splitter'
 import { transactionControlOf } from '../transaction/transaction-control'
 
-/** The part of a {@link DatabasePool} the Migrator uses; every `DatabasePool<C>` fits. */
+/**
+ * The part of a {@link DatabasePool} the Migrator uses; every `DatabasePool<C>` fits. Every
+ * statement of the Migrator (its reads of the migrations table included) runs through
+ * `withConnection`, which must lend a connection of the write lane (the primary): `pool.query` is
+ * not used, since `readRouting: 'auto'` would send a read to a replica that may lag behind.
+ */
 export interface MigrationPool {
   readonly backend: Backend
-  query: DatabasePool<unknown>['query']
+  /** Not used by the Migrator (kept so existing implementations still fit). */
+  query?: DatabasePool<unknown>['query']
   withConnection<T>(fn: (conn: PoolConnection) => Promise<T>): Promise<T>
 }
 
@@ -137,7 +143,7 @@ export class Migrator {
     if (target !== undefined) checkInteger('migrate up target', target, 0)
     const migrations = await this.#prepare()
     await this.#ensureTable()
-    const applied = await this.#store.readAll(this.#pool)
+    const applied = await this.#primary((conn) => this.#store.readAll(conn))
     const byVersion = new Map(applied.map((a) => [a.version, a]))
     this.#refuseDrift(
       migrations.filter((m) => byVersion.has(m.version)),
@@ -159,8 +165,8 @@ export class Migrator {
   async down(steps = 1): Promise<MigrationRunResult> {
     if (steps !== Infinity) checkInteger('migrate down steps', steps, 1)
     const migrations = await this.#prepare()
-    if (!(await this.#store.exists(this.#pool))) return { direction: 'down', migrations: [], skipped: [], current: null }
-    const applied = await this.#store.readAll(this.#pool)
+    const applied = await this.#primary(async (conn) => ((await this.#store.exists(conn)) ? this.#store.readAll(conn) : undefined))
+    if (!applied) return { direction: 'down', migrations: [], skipped: [], current: null }
     const known = new Map(migrations.map((m) => [m.version, m]))
     const targets = applied.slice(steps === Infinity ? 0 : Math.max(0, applied.length - steps)).reverse()
     const plan = targets.map((a) => {
@@ -181,7 +187,7 @@ export class Migrator {
   /** Every migration known here or recorded in the database, by version, with its state. */
   async status(): Promise<MigrationStatus[]> {
     const migrations = await this.#prepare()
-    const applied = (await this.#store.exists(this.#pool)) ? await this.#store.readAll(this.#pool) : []
+    const applied = await this.#primary(async (conn) => ((await this.#store.exists(conn)) ? this.#store.readAll(conn) : []))
     const byVersion = new Map(applied.map((a) => [a.version, a]))
     const out: MigrationStatus[] = migrations.map((m) => {
       const a = byVersion.get(m.version)
@@ -229,9 +235,18 @@ export class Migrator {
     }))
   }
 
+  /**
+   * Runs the Migrator's own statements on a connection of the write lane (the primary): never
+   * through `pool.query`, which `readRouting: 'auto'` sends to a replica that may lag behind.
+   */
+  #primary<T>(fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    return this.#pool.withConnection(fn)
+  }
+
   async #ensureTable(): Promise<void> {
-    if (await this.#store.exists(this.#pool)) return
-    await this.#pool.withConnection((conn) => this.#locked(conn, () => this.#store.create(conn)))
+    await this.#primary(async (conn) => {
+      if (!(await this.#store.exists(conn))) await this.#locked(conn, () => this.#store.create(conn))
+    })
   }
 
   #refuseDrift(migrations: readonly Migration[], applied: Map<number, AppliedMigration>): void {
@@ -268,7 +283,7 @@ export class Migrator {
         this.#emit({ type: 'done', direction, version: m.version, name: m.name, durationMs })
       }
     }
-    const rows = await this.#store.readAll(this.#pool)
+    const rows = await this.#primary((conn) => this.#store.readAll(conn))
     return { direction, migrations: done, skipped, current: rows.length === 0 ? null : (rows[rows.length - 1] as AppliedMigration).version }
   }
 

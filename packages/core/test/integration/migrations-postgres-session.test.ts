@@ -1,6 +1,8 @@
 import { Migrator, PoolFactory, type DatabasePool, type MigrationPool, type PoolConnection } from '@dbpool/core'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
 
+jest.setTimeout(60_000)
+
 const schemas = {
   version: 1,
   name: 'schemas',

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseError, Migrator, PoolFactory, type DatabasePool } from '@dbpool/core'
 
+jest.setTimeout(60_000)
+
 /** SQLite's table rebuild (create new, copy, drop old, rename) must not fire the children's ON DELETE actions. */
 describe('Migrator on sqlite: foreign_keys:off', () => {
   let dir: string
