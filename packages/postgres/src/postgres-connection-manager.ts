@@ -442,6 +442,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const deadline = { timeoutMs: this.options.cancelTimeoutMs }
     try {
       await this.execute(conn, { text: CLEAN_SESSION_SQL, params: [] }, deadline)
+      // RESET ALL undid a session-level read-only setting (sessionInit may set it again)
+      conn.sessionReadOnlyByApp = false
       for (const text of this.options.sessionInit) await this.#execute(conn, { text, params: [] }, deadline, false)
     } catch (err) {
       const reason = new DatabaseError(
@@ -529,7 +531,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       const refused = this.#needsSession(query.text)
       if (refused) return Promise.reject(refused)
     }
-    if (!conn.readOnlyByApp && READ_ONLY_TEXT.test(query.text)) conn.readOnlyByApp = true
+    if (!conn.sessionReadOnlyByApp && READ_ONLY_TEXT.test(query.text)) {
+      conn.readOnlyByApp = true
+      if (SESSION_READ_ONLY_TEXT.test(query.text)) conn.sessionReadOnlyByApp = true
+    }
     if (options.timeoutMs === undefined && options.signal === undefined) return this.#run<R>(conn, query, false, columns)
     try {
       checkExecuteOptions(options)
@@ -930,12 +935,21 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * only after this error): every connection to that server is evicted and the error is READ_ONLY with
    * `retryable: true`, so `transaction(fn, { retry })` replays on a new connection, which the host
    * walk sends to a read-write server. A read-only transaction the application opened keeps its
-   * connection and is not retryable.
+   * connection and is not retryable; so does a write on a connection whose session the application
+   * made read-only in an earlier lease (`SET default_transaction_read_only = on` left behind with
+   * `sessionReset: 'none'`, or in `sessionInit`: see SESSION_READ_ONLY_TEXT). A function that sets
+   * it is not seen: its 25006 is taken for a fenced server.
    */
   #readOnlyError(conn: PostgresConnection, mapped: DatabaseError): DatabaseError {
     const server = reportsReadOnly(conn)
     // the application asked for read-only mode in this lease: the write is its own mistake
     if (conn.readOnlyByApp || conn.onReplica) return mapped
+    if (conn.sessionReadOnlyByApp)
+      return new DatabaseError(
+        'READ_ONLY',
+        `${mapped.message} (a statement of an earlier lease or sessionInit made this connection's session read-only: default_transaction_read_only; sessionReset: 'clean' resets it on release)`,
+        { backend: 'postgres', sqlState: mapped.sqlState, cause: mapped.cause, retryable: false, detail: mapped.detail },
+      )
     const at = hostLabel(conn.host, conn.port)
     const error = new DatabaseError(
       'READ_ONLY',
@@ -990,6 +1004,15 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
  * that connection may be the application's own doing.
  */
 const READ_ONLY_TEXT = /read[\s_]+only/i
+
+/**
+ * Of those, a text that sets read-only mode for the session (`SET default_transaction_read_only`,
+ * `set_config('default_transaction_read_only', ...)`, `SET SESSION CHARACTERISTICS AS TRANSACTION
+ * READ ONLY`): it outlives the lease (with `sessionReset: 'none'`, or from `sessionInit`), so a later
+ * 25006 on that connection is the application's setting, not a server fenced by a failover.
+ */
+const SESSION_READ_ONLY_TEXT =
+  /\bset(?:\s+session)?\s+default_transaction_read_only\b|\bset_config\s*\(\s*'default_transaction_read_only'|\bsession\s+characteristics\b/i
 
 /** Why an invalidated named statement outside a transaction was not run again: statements issued after it wait in pg's queue. */
 const LATER_STATEMENTS_QUEUED =

@@ -51,6 +51,12 @@ export class PostgresConnection implements ReferencedHandle {
    * not a server that became read-only.
    */
   readOnlyByApp = false
+  /**
+   * @internal A statement on this session set read-only mode for the session itself (`SET
+   * default_transaction_read_only = on`, also from `sessionInit`): unlike {@link readOnlyByApp} it
+   * outlives the lease, until `sessionReset: 'clean'` resets the session.
+   */
+  sessionReadOnlyByApp = false
   /** @internal A read-lane connection to a read replica: a 25006 there is the application's write on a standby, never a failover. */
   onReplica = false
   /**

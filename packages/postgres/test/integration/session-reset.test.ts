@@ -1,4 +1,4 @@
-import { sql, type DatabasePool } from '@dbpool/core'
+import { sql, type DatabaseError, type DatabasePool } from '@dbpool/core'
 import type { PostgresConnection } from '@dbpool/postgres'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
 import { admin, eventually, poolOn } from './helpers'
@@ -121,6 +121,41 @@ describe("sessionReset: 'clean'", () => {
       channels: 1,
       advisoryLocks: 1,
     })
+  })
+
+  it("'none': a session made read-only in an earlier lease (or by sessionInit) fails the next write with READ_ONLY, not retryable, and evicts nothing (it is no failover)", async () => {
+    // found by review (review-pg/17): it was READ_ONLY retryable "fenced by a failover", every connection evicted
+    pool = poolOn(db.url, { max: 2, min: 2, name: 'reset-read-only' })
+    const events: string[] = []
+    for (const event of ['connectionLost', 'failover', 'destroy'] as const) pool.on(event, () => events.push(event))
+    await Promise.all([1, 2].map(() => pool!.withConnection(() => new Promise((resolve) => setTimeout(resolve, 20)))))
+    expect(pool.stats().size).toBe(2)
+    // one connection held throughout, so both leases below get the other one
+    await pool.withConnection(async (held) => {
+      await pool!.withConnection((conn) => conn.query('set default_transaction_read_only = on'))
+      const err = await pool!
+        .withConnection((conn) => conn.query('insert into reset_flag values (1)'))
+        .then(
+          () => undefined,
+          (e: unknown) => e as DatabaseError,
+        )
+      expect(err).toMatchObject({ code: 'READ_ONLY', sqlState: '25006', retryable: false })
+      expect(err!.message).toContain('default_transaction_read_only')
+      await held.query('select 1')
+    })
+    expect(events).toEqual([])
+    expect(pool.stats().size).toBe(2)
+    await pool.close({ timeoutMs: 5_000 })
+    // the same from sessionInit
+    pool = poolOn(db.url, { max: 1, min: 0, name: 'reset-read-only-init' }, { sessionInit: 'SET default_transaction_read_only = on' })
+    const destroyed: string[] = []
+    pool.on('destroy', (info) => destroyed.push(info.reason))
+    const again = await pool.query('insert into reset_flag values (1)').then(
+      () => undefined,
+      (e: unknown) => e as DatabaseError,
+    )
+    expect(again).toMatchObject({ code: 'READ_ONLY', retryable: false })
+    expect(destroyed).toEqual([])
   })
 
   it('cleans after rolling back a transaction the lease left open', async () => {
