@@ -23,6 +23,7 @@ export {
   isParameterCountMismatch,
   mapSqlState,
   mapPostgresError,
+  authenticationFailure,
   scrubError,
   sqlStateOf,
 } from './postgres-errors'

@@ -163,6 +163,9 @@ export interface MapContext {
  * detail and a scrubbed cause. DatabaseErrors pass through unchanged. A server certificate that failed
  * verification (`CERTIFICATE_ERROR_CODES`) is CONNECTION_FAILED with `retryable: false`, the
  * message naming Node's code and reason, and `detail.tlsCode`: only a configuration change fixes it.
+ * pg's client-side authentication errors (no password where the server asks for one, any SCRAM
+ * `SASL:` failure, see {@link authenticationFailure}) are AUTHENTICATION_FAILED, `retryable: false`,
+ * like the server's 28P01.
  */
 export function mapPostgresError(err: unknown, context: MapContext = {}): DatabaseError {
   if (DatabaseError.is(err)) return err
@@ -196,11 +199,27 @@ export function mapPostgresError(err: unknown, context: MapContext = {}): Databa
     return new DatabaseError(code, message, { backend: 'postgres', sqlState, cause, retryable: mapping.retryable, detail: detailOf(err) })
   }
   const socketCode = typeof (err as { code?: unknown })?.code === 'string' ? SOCKET_ERROR_CODES[(err as { code: string }).code] : undefined
+  const auth = authenticationFailure(native)
+  if (auth !== undefined)
+    return new DatabaseError('AUTHENTICATION_FAILED', `${message}${auth}`, { backend: 'postgres', cause, retryable: false })
   if (context.connecting) return new DatabaseError('CONNECTION_FAILED', message, { backend: 'postgres', cause })
   if (socketCode)
     return new DatabaseError(socketCode === 'CONNECTION_FAILED' ? 'CONNECTION_LOST' : socketCode, message, { backend: 'postgres', cause })
   if (context.connectionBroken) return new DatabaseError('CONNECTION_LOST', message, { backend: 'postgres', cause })
   return new DatabaseError('QUERY_FAILED', message, { backend: 'postgres', cause })
+}
+
+/**
+ * pg's own authentication failures, raised on the client before the server could answer with a
+ * SQLSTATE: every `SASL: ...` error of its SCRAM exchange (no password, an empty one, a mechanism or
+ * server signature it refuses) and a password function's non-string result. Retrying cannot fix
+ * them. Returns the hint to append, or `undefined` when `message` is not one of them.
+ */
+export function authenticationFailure(message: string): string | undefined {
+  if (/^SASL: .*client password must be a (non-empty )?string/.test(message))
+    return ' (the server asks for a password and none was given: put it in the URL, PGPASSWORD or a password function)'
+  if (/^SASL: /.test(message) || /^Password must be a string$/.test(message)) return ''
+  return undefined
 }
 
 function detailOf(err: unknown): Record<string, unknown> | undefined {

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { run, type CliIo } from '@dbpool/cli'
+import { testPostgresUrl } from '@dbpool/testing'
 
 // A mistyped SQLite path given to a command that only reads or checks a database must fail, not
 // create an empty database (and its directory) and report it healthy or verified.
@@ -104,4 +105,25 @@ describe('dbpool backup --keep-last with two databases of the same name in one d
     for (const file of [a2.file, b2.file]) expect(existsSync(file)).toBe(true)
     expect(readdirSync(shared).filter((f) => f.endsWith('.db'))).toHaveLength(2)
   })
+})
+
+describe('a Postgres URL without the password the server asks for', () => {
+  it('is AUTHENTICATION_FAILED with the password hint, not CONNECTION_FAILED "check that the database is running"', async () => {
+    const url = new URL(await testPostgresUrl())
+    url.password = ''
+    const saved = process.env.PGPASSWORD
+    delete process.env.PGPASSWORD
+    try {
+      for (const command of ['check', 'stats']) {
+        const result = await cli('--url', url.toString(), command)
+        expect(result.code).toBe(command === 'check' ? 2 : 1)
+        expect(result.out + result.err).toContain('AUTHENTICATION_FAILED')
+        expect(result.out + result.err).not.toContain('CONNECTION_FAILED')
+      }
+      const stats = await cli('--url', url.toString(), 'stats')
+      expect(stats.err).toContain('(check the user name and password (in the URL or PGPASSWORD))')
+    } finally {
+      if (saved !== undefined) process.env.PGPASSWORD = saved
+    }
+  }, 60_000)
 })

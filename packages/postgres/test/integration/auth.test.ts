@@ -134,3 +134,41 @@ it('a password function that throws fails the connect with CONNECTION_FAILED and
   expect(err.message).toContain('vault unavailable')
   expect(err.cause).toBe(boom)
 })
+
+it.each([
+  ['no password at all', (url: string) => withPassword(url, '')],
+  ['an empty password', (url: string) => `${withPassword(url, 'x').replace(':x@', ':@')}`],
+])(
+  '%s where the server asks for one: AUTHENTICATION_FAILED, not retryable, saying none was given (pg said CONNECTION_FAILED, retryable)',
+  async (_, urlOf) => {
+    const saved = process.env.PGPASSWORD
+    delete process.env.PGPASSWORD
+    try {
+      pool = await PoolFactory.create(urlOf(db.url), { min: 0, acquireTimeoutMs: 10_000, name: 'no-password' })
+      const err = await rejection(pool.query('select 1'))
+      expect(err.code).toBe('AUTHENTICATION_FAILED')
+      expect(err.retryable).toBe(false)
+      expect(err.message).toMatch(/client password must be a (non-empty )?string \(the server asks for a password and none was given/)
+    } finally {
+      if (saved !== undefined) process.env.PGPASSWORD = saved
+    }
+  },
+  30_000,
+)
+
+it('a password function that resolves to no string fails with AUTHENTICATION_FAILED', async () => {
+  const url = new URL(db.url)
+  pool = createPostgresPool(
+    new DatabaseConfig({
+      host: url.hostname,
+      port: Number(url.port),
+      database: db.name,
+      password: () => Promise.resolve(''),
+      sslMode: 'disable',
+    }),
+    { min: 0, acquireTimeoutMs: 5_000 },
+  )
+  const err = await rejection(pool.query('select 1'))
+  expect(err.code).toBe('AUTHENTICATION_FAILED')
+  expect(err.retryable).toBe(false)
+})

@@ -1,6 +1,7 @@
 import { inspect } from 'node:util'
 import { DatabaseError } from '@dbpool/core'
 import {
+  authenticationFailure,
   CERTIFICATE_ERROR_CODES,
   FATAL_SQLSTATES,
   SQLSTATE_CODES,
@@ -190,5 +191,28 @@ describe('server certificate verification failures', () => {
     })
     expect(refused.code).toBe('CONNECTION_FAILED')
     expect(refused.retryable).toBe(true)
+  })
+})
+
+describe("pg's client-side authentication errors", () => {
+  it.each([
+    'SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string',
+    'SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a non-empty string',
+    'SASL: Only mechanism(s) SCRAM-SHA-256 are supported',
+    'SASL: SCRAM-SERVER-FINAL-MESSAGE: server signature does not match',
+    'Password must be a string',
+  ])('%j is AUTHENTICATION_FAILED, not retryable, while connecting or not', (message) => {
+    for (const connecting of [true, false]) {
+      const err = mapPostgresError(new Error(message), { connecting, prefix: 'connecting to postgres://app@db/x failed' })
+      expect(err.code).toBe('AUTHENTICATION_FAILED')
+      expect(err.retryable).toBe(false)
+      expect(err.message).toContain(message)
+    }
+  })
+
+  it('says what to do when no password was given; other errors are unchanged', () => {
+    expect(authenticationFailure('SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string')).toMatch(/none was given/)
+    expect(authenticationFailure('connect ECONNREFUSED 127.0.0.1:5432')).toBeUndefined()
+    expect(mapPostgresError(new Error('timeout expired'), { connecting: true }).code).toBe('CONNECTION_FAILED')
   })
 })
