@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
-import { readdir, readFile } from 'node:fs/promises'
+import type { Dirent } from 'node:fs'
+import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { configError } from '../config/validate'
 import { DatabaseError } from '../errors/database-error'
@@ -114,19 +115,43 @@ function sectionError(file: string, line: number, problem: string): DatabaseErro
 }
 
 /**
+ * Whether a directory entry is a migration file to read: a regular file, or a symbolic link to one
+ * (a Kubernetes ConfigMap mounts each file as a link into `..data/`). Names that are not migrations
+ * (hidden, not `.sql`) and directories are skipped; a migration name on a link to a directory or on
+ * a dangling link is CONFIGURATION naming it.
+ */
+async function isMigrationFile(directory: string, entry: Dirent): Promise<boolean> {
+  if (entry.isFile()) return true
+  if (!entry.isSymbolicLink() || !parseMigrationFileName(entry.name)) return false
+  const problem = await stat(join(directory, entry.name)).then(
+    (target) => (target.isFile() ? undefined : 'is a symbolic link to something that is not a regular file (a directory?)'),
+    (err: NodeJS.ErrnoException) =>
+      err.code === 'ENOENT' ? 'is a symbolic link to nothing (dangling)' : `is a symbolic link that cannot be followed: ${err.message}`,
+  )
+  if (problem === undefined) return true
+  throw new DatabaseError('CONFIGURATION', `migration file ${join(directory, entry.name)} ${problem}`, {
+    detail: { directory, file: entry.name },
+  })
+}
+
+/**
  * Reads every migration in `directory`: single files with `-- migrate:up` / `-- migrate:down`
- * sections, or `.up.sql` / `.down.sql` pairs. Other files (not `.sql`, hidden) are ignored.
+ * sections, or `.up.sql` / `.down.sql` pairs, as regular files or symbolic links to them (a
+ * Kubernetes ConfigMap); a migration name on a dangling link or a link to a directory is
+ * CONFIGURATION. Other files (not `.sql`, hidden) are ignored.
  */
 export async function loadMigrationsFromDirectory(directory: string): Promise<Migration[]> {
-  let entries: string[]
+  let dirents: Dirent[]
   try {
-    entries = (await readdir(directory, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name)
+    dirents = await readdir(directory, { withFileTypes: true })
   } catch (err) {
     throw new DatabaseError('CONFIGURATION', `cannot read the migrations directory ${directory}: ${(err as Error).message}`, {
       cause: err,
       detail: { directory },
     })
   }
+  const entries: string[] = []
+  for (const entry of dirents) if (await isMigrationFile(directory, entry)) entries.push(entry.name)
   const groups = new Map<number, { name: string; files: Partial<Record<FileName['part'], string>> }>()
   for (const file of entries.sort()) {
     const parsed = parseMigrationFileName(file)

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import {
@@ -113,6 +113,36 @@ describe('loadMigrationsFromDirectory', () => {
     expect(migrations[0]?.checksum).toBe(migrationChecksum('create table a (id int);'))
     expect(migrations[1]?.checksum).toBe(migrationChecksum('create table b (id int);'))
     expect(migrations[1]?.down).toMatchObject({ source: '0002_pair.down.sql' })
+  })
+
+  it('follows symbolic links to files (a Kubernetes ConfigMap: each file a link into ..data/)', async () => {
+    mkdirSync(join(dir, '..2026_01_01'))
+    writeFileSync(join(dir, '..2026_01_01', '0001_a.sql'), 'create table a (id int);')
+    writeFileSync(join(dir, '..2026_01_01', '0002_b.sql'), '-- migrate:up\ncreate table b (id int);\n-- migrate:down\ndrop table b;')
+    symlinkSync('..2026_01_01', join(dir, '..data'))
+    symlinkSync(join('..data', '0001_a.sql'), join(dir, '0001_a.sql'))
+    symlinkSync(join('..data', '0002_b.sql'), join(dir, '0002_b.sql'))
+    write('0003_c.sql', 'create table c (id int);')
+    const migrations = await loadMigrationsFromDirectory(dir)
+    expect(migrations.map((m) => [m.version, m.source, m.down !== undefined])).toEqual([
+      [1, '0001_a.sql', false],
+      [2, '0002_b.sql', true],
+      [3, '0003_c.sql', false],
+    ])
+    expect(migrations[0]?.checksum).toBe(migrationChecksum('create table a (id int);'))
+  })
+
+  it('rejects a dangling link or a link to a directory under a migration name, naming it', async () => {
+    symlinkSync(join(dir, 'nowhere.sql'), join(dir, '0001_gone.sql'))
+    await rejects(loadMigrationsFromDirectory(dir), 'CONFIGURATION', /0001_gone.sql is a symbolic link to nothing \(dangling\)/)
+    rmSync(join(dir, '0001_gone.sql'))
+    mkdirSync(join(dir, 'folder'))
+    symlinkSync(join(dir, 'folder'), join(dir, '0001_folder.sql'))
+    await rejects(
+      loadMigrationsFromDirectory(dir),
+      'CONFIGURATION',
+      /0001_folder.sql is a symbolic link to something that is not a regular file/,
+    )
   })
 
   it('normalises line endings and outer whitespace in checksums', () => {
