@@ -259,6 +259,8 @@ export class DatabasePool<out C = unknown> {
         return lane === 'write' && this.#replicas?.readYourWrites ? leasing.then(markWrote) : leasing
       },
       release: (lease) => this.#release(lease),
+      noteStatement: (lease, compiled) => this.#replicas?.noteStatement(lease, compiled),
+      afterStatement: (lease) => (this.#replicas?.readYourWrites ? this.#recordCommitted(lease) : undefined),
       fail: (lease, err) =>
         this.#manager.isUsable(lease.conn.native) ? toDatabaseError(this.#manager, err) : this.#markBroken(lease, err),
       closedError: () => this.#closedError(),
@@ -1048,8 +1050,46 @@ export class DatabasePool<out C = unknown> {
   ) => {
     if (!lease.active) return Promise.reject<QueryResult<R>>(this.#closedError())
     const compiled = this.#compile(query, params)
-    if (this.#telemetry.watching) return this.#watchedExecute<R>(lease, compiled, options)
-    return this.#execute<R>(lease, compiled, options)
+    const running = this.#telemetry.watching
+      ? this.#watchedExecute<R>(lease, compiled, options)
+      : this.#execute<R>(lease, compiled, options)
+    return this.#replicas?.readYourWrites ? this.#recordingWrites<R>(lease, running) : running
+  }
+
+  /**
+   * `readYourWrites` on a lease the caller holds (`withConnection`, a transaction's `tx`, a
+   * `conn.transaction()`): a statement after which a write of the lease is committed (an auto-commit
+   * write, a COMMIT) records the write position before its caller sees the result, as a lone
+   * statement's release does, so a read-lane read later in the same callback is not served by a
+   * replica that has not replayed it. Failed statements too (a text that committed part of itself).
+   */
+  #recordingWrites<R>(lease: Lease<unknown>, running: Promise<QueryResult<R>>): Promise<QueryResult<R>> {
+    return running.then(
+      (result) => {
+        const recording = this.#recordCommitted(lease)
+        return recording === undefined ? result : recording.then(() => result)
+      },
+      (err: unknown) => {
+        const recording = this.#recordCommitted(lease)
+        if (recording === undefined) throw err
+        return recording.then(() => {
+          throw err
+        })
+      },
+    )
+  }
+
+  /**
+   * Records the write position (see ReplicaSet.recordWrite) when a statement that may have written
+   * ran on the lease and the engine reports no transaction open now (known `'idle'`: what it wrote is
+   * committed); undefined otherwise (nothing written, a transaction still open or failed, or a state
+   * not known yet: the release then decides, see {@link #release}).
+   */
+  #recordCommitted(lease: Lease<unknown>): Promise<void> | undefined {
+    if (!lease.wrote || !lease.active) return undefined
+    const conn = lease.conn
+    if (conn.broken || !this.#manager.isUsable(conn.native) || this.#manager.transactionState?.(conn.native) !== 'idle') return undefined
+    return this.#replicas!.recordWrite(lease, Math.min(this.config.createTimeoutMs, 5_000))
   }
 
   #execute<R>(lease: Lease<unknown>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {

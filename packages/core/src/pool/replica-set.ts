@@ -93,7 +93,8 @@ const TRANSACTION_CONTROL = /^\s*(begin|start\s+transaction|commit|end|rollback|
  * (`readFallback` event, once per spell, and a counter).
  *
  * `readYourWrites`: each write-lane lease that ran a statement not known to be read-only records the
- * primary's write position before its caller sees the result (one round trip: see
+ * primary's write position before its caller sees the result (at its release; on a lease the caller
+ * holds, after the statement that left the write committed: see `DatabasePool`), one round trip (see
  * `ConnectionManager.writePosition`); the set keeps the highest (process-wide). A replica is used only
  * once it is known to have replayed that far: known from the last probe, else asked (one round trip on
  * one of its connections, shared by the reads waiting for it); behind, the read runs on the primary.

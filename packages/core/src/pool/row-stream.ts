@@ -52,6 +52,16 @@ export interface StreamAccess {
   release(lease: Lease<unknown>): void | Promise<void>
   /** Maps an error seen on the lease's connection; marks the connection broken when it is no longer usable. */
   fail(lease: Lease<unknown>, err: unknown): DatabaseError
+  /**
+   * A handle's stream is about to run `compiled` on its lease (`readYourWrites`: whether it may
+   * write, see `ReplicaSet.noteStatement`).
+   */
+  noteStatement(lease: Lease<unknown>, compiled: CompiledQuery): void
+  /**
+   * A handle's stream ended: `readYourWrites` records the write position before the loop ends when
+   * what it wrote committed (outside a transaction); undefined when there is nothing to record.
+   */
+  afterStatement(lease: Lease<unknown>): Promise<void> | undefined
   /** POOL_CLOSED. */
   closedError(): DatabaseError
   /** Telemetry of one stream, from its statement's start to its end (undefined: nothing watches). */
@@ -278,7 +288,14 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
     if (stop.aborted) throw stop.reason
     if (hooks) {
       const lease = hooks.begin(() => this.#closeFromHandle())
-      this.#loan = { lease, end: (error) => hooks.end(error) }
+      access.noteStatement(lease, compiled)
+      this.#loan = {
+        lease,
+        end: (error) => {
+          hooks.end(error)
+          return access.afterStatement(lease)
+        },
+      }
     } else {
       let lease: Lease<unknown>
       try {

@@ -178,6 +178,40 @@ suite('read replicas as the read lane', () => {
     }
   }, 60_000)
 
+  it('readYourWrites inside one withConnection callback: a read-lane read after a committed auto-commit write, conn.transaction(), a BEGIN ... COMMIT by hand or a streamed write sees it', async () => {
+    const ryw = pool({ readYourWrites: true })
+    await cluster.waitForReplay(1)
+    expect(await inRecovery(ryw, { lane: 'read' })).toBe(true)
+    const bodyOf = async (id: number): Promise<unknown[]> =>
+      (await ryw.query('select body from notes where id = $1', [id], { lane: 'read' })).rows
+    await cluster.pauseReplay(1)
+    try {
+      await ryw.withConnection(async (conn) => {
+        await conn.query("insert into notes values (20, 'auto-commit')")
+        expect(await bodyOf(20)).toEqual([{ body: 'auto-commit' }])
+        await conn.transaction(async (tx) => {
+          await tx.query("insert into notes values (21, 'conn.transaction')")
+          // not committed yet: nothing to record inside the transaction
+          expect(await bodyOf(21)).toEqual([])
+        })
+        expect(await bodyOf(21)).toEqual([{ body: 'conn.transaction' }])
+        await conn.query('begin')
+        await conn.query("insert into notes values (22, 'by hand')")
+        await conn.query('commit')
+        expect(await bodyOf(22)).toEqual([{ body: 'by hand' }])
+        for await (const row of conn.stream("insert into notes values (23, 'streamed') returning id")) expect(row).toEqual({ id: 23 })
+        expect(await bodyOf(23)).toEqual([{ body: 'streamed' }])
+      })
+      // one position per committed write, none more at the release
+      expect(ryw.replicaStats()?.positionsRecorded).toBe(4)
+      // a read-only statement on the held connection records nothing
+      await ryw.withConnection(async (conn) => void (await conn.query('select 1')))
+      expect(ryw.replicaStats()?.positionsRecorded).toBe(4)
+    } finally {
+      await cluster.resumeReplay(1)
+    }
+  }, 60_000)
+
   it('a standby lagging more than maxReplicaLagMs is taken out in the keepalive pass and comes back', async () => {
     const p = pool({ maxReplicaLagMs: 200 }, 100)
     const states: ReplicaStateInfo[] = []
