@@ -7,6 +7,12 @@ import { DatabaseError } from '../errors/database-error'
 import type { Migration, MigrationDefinition, MigrationStep } from './migration'
 
 const MARKER = /^[ \t]*--[ \t]*migrate:(\w+)\b(.*)$/i
+/**
+ * A comment that looks like a section marker without being one: `-- migrate: up`, `-- migrate up`,
+ * goose's `-- +goose Up`, sql-migrate's `-- +migrate Up`. Refused rather than run as a comment (up
+ * and down would run together).
+ */
+const LOOKS_LIKE_MARKER = /^[ \t]*--[ \t]*(\+[ \t]*(goose|migrate)\b|migrate[ \t]*:|migrate[ \t]+(up|down)\b)/i
 
 /** sha256 (hex) of SQL text with line endings normalised to `\n` and outer whitespace trimmed. */
 export function migrationChecksum(sqlText: string): string {
@@ -45,14 +51,26 @@ export function parseMigrationFileName(file: string): FileName | undefined {
 
 /**
  * Splits a single migration file into its `-- migrate:up` and `-- migrate:down` sections. A file
- * without markers is all `up`. Only comments may come before the first marker.
+ * without markers is all `up`. Only comments may come before the first marker. A leading byte-order
+ * mark is dropped. A comment that looks like a marker but is not exactly one (`-- migrate: up`,
+ * `-- +goose Up`) is CONFIGURATION naming the file and line, as is any other malformed marker.
  */
 export function parseMigrationSections(file: string, text: string): { up: MigrationStep; down: MigrationStep | undefined } {
-  const lines = text.replace(/\r\n?/g, '\n').split('\n')
+  // a byte-order mark (editors on Windows) would hide a marker on line 1
+  const lines = text
+    .replace(/^\uFEFF/, '')
+    .replace(/\r\n?/g, '\n')
+    .split('\n')
   const sections: { kind: 'up' | 'down'; start: number; lines: string[]; transaction: boolean; foreignKeys: boolean }[] = []
   const preamble: string[] = []
   lines.forEach((line, index) => {
     const marker = MARKER.exec(line)
+    if (!marker && LOOKS_LIKE_MARKER.test(line))
+      throw sectionError(
+        file,
+        index + 1,
+        `"${line.trim()}" looks like a section marker but is not one: write exactly "-- migrate:up" or "-- migrate:down" (no space after the colon; goose and sql-migrate markers are not read)`,
+      )
     if (marker) {
       const kind = (marker[1] as string).toLowerCase()
       if (kind !== 'up' && kind !== 'down')
@@ -66,7 +84,8 @@ export function parseMigrationSections(file: string, text: string): { up: Migrat
     if (current) current.lines.push(line)
     else preamble.push(line)
   })
-  if (sections.length === 0) return { up: { kind: 'sql', sql: text, firstLine: 1, source: file, transaction: true }, down: undefined }
+  if (sections.length === 0)
+    return { up: { kind: 'sql', sql: text.replace(/^\uFEFF/, ''), firstLine: 1, source: file, transaction: true }, down: undefined }
   const stray = preamble.findIndex((line) => line.trim() !== '' && !line.trim().startsWith('--'))
   if (stray >= 0) throw sectionError(file, stray + 1, 'SQL before the first "-- migrate:up" marker')
   const up = sections.find((s) => s.kind === 'up')
@@ -166,7 +185,8 @@ export async function loadMigrationsFromDirectory(directory: string): Promise<Mi
   }
   const migrations: Migration[] = []
   for (const [version, { name, files }] of groups) {
-    const read = (file: string): Promise<string> => readFile(join(directory, file), 'utf8')
+    // a leading byte-order mark is not SQL
+    const read = async (file: string): Promise<string> => (await readFile(join(directory, file), 'utf8')).replace(/^\uFEFF/, '')
     if (files.single) {
       const text = await read(files.single)
       const { up, down } = parseMigrationSections(files.single, text)

@@ -88,8 +88,27 @@ describe('parseMigrationSections', () => {
       /line 1: unsupported option after "-- migrate:up": "transactions:false" \(the options are transaction:false and foreign_keys:off/,
     ],
     ['-- migrate:up\nselect 1\n-- migrate:down transaction:no\nselect 2', /line 3: unsupported option after "-- migrate:down"/],
+    ['-- migrate: up\ncreate table a (id int);\n-- migrate: down\ndrop table a;', /line 1: "-- migrate: up" looks like a section marker/],
+    ['-- +goose Up\ncreate table a (id int);\n-- +goose Down\ndrop table a;', /line 1: "-- \+goose Up" looks like a section marker/],
+    ['-- +migrate Up\nselect 1', /line 1: .*looks like a section marker/],
+    ['-- migrate:up\nselect 1;\n-- migrate down\nselect 2', /line 3: "-- migrate down" looks like a section marker/],
+    ['select 1;\n  --migrate :down\nselect 2', /line 2: .*looks like a section marker/],
   ])('rejects a malformed file: %j', (text, pattern) => {
     expect(() => parseMigrationSections('bad.sql', text)).toThrow(pattern)
+  })
+})
+
+describe('parseMigrationSections: byte-order mark and ordinary comments', () => {
+  it('drops a leading byte-order mark: the marker on line 1 is read and lines keep their numbers', () => {
+    const { up, down } = parseMigrationSections('bom.sql', '\uFEFF-- migrate:up\ncreate table a (id int);\n-- migrate:down\ndrop table a;')
+    expect(up).toMatchObject({ sql: 'create table a (id int);', firstLine: 2 })
+    expect(down).toMatchObject({ sql: 'drop table a;', firstLine: 4 })
+    expect(parseMigrationSections('bom.sql', '\uFEFFcreate table a (id int);').up).toMatchObject({ sql: 'create table a (id int);' })
+  })
+
+  it('keeps comments that merely mention migrating', () => {
+    const { up } = parseMigrationSections('c.sql', '-- migrate:up\n-- migrate the accounts to the new layout\n-- migrated by ops\nselect 1')
+    expect(up).toMatchObject({ sql: '-- migrate the accounts to the new layout\n-- migrated by ops\nselect 1' })
   })
 })
 
