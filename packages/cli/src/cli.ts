@@ -193,8 +193,9 @@ Exit codes: 0 ok / healthy, 1 degraded or failed, 2 unhealthy, 64 usage error.`,
     .description('replace a SQLite database with a backup file (verified first, swapped atomically)')
     .argument('<file>', 'backup file (.db or .db.gz)')
     .option('--create', 'restore into a database file that does not exist yet (default: refuse, the path may be mistyped)')
+    .option('--force', 'restore even when another process has the database open (it goes on reading the replaced file)')
     .option('--json', 'print JSON')
-    .action((file: string, opts: { json?: boolean; create?: boolean }, cmd: Command) =>
+    .action((file: string, opts: { json?: boolean; create?: boolean; force?: boolean }, cmd: Command) =>
       runner(globals(cmd), (ctx) => restoreCommand(ctx, file, opts), EXIT_CODES.error),
     )
 

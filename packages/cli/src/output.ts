@@ -152,7 +152,9 @@ export function describeError(err: unknown): string {
     // a statement that may have committed must not be run again blindly
     const hint = isOutcomeUnknown(err)
       ? 'it may have been applied: check the database before running it again'
-      : (HINTS[err.code] ?? 'run again with --verbose for details')
+      : (err.detail as { reason?: unknown } | undefined)?.reason === 'in-use'
+        ? 'stop the processes that have the database open, or pass --force'
+        : (HINTS[err.code] ?? 'run again with --verbose for details')
     return `dbpool: ${err.code}: ${oneLine(err.message)} (${hint})`
   }
   const message = err instanceof Error ? err.message : String(err)

@@ -15,6 +15,7 @@ import {
   requireObject,
 } from '@dbpool/core/internal'
 import { copyDatabaseFile, defaultBackupTimeoutMs, type BackupCopyMode } from './backup-copy'
+import { refuseInUse } from './database-in-use'
 import { checkDatabaseFileShape, refused, schemaObjectsOf, verifyDatabaseFileOffThread } from './backup-verify'
 import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'
 import { SqliteConnectionManager, type SqliteDatabase } from './sqlite-connection-manager'
@@ -125,6 +126,12 @@ export interface BackupInfo {
 export interface RestoreOptions {
   /** How long to wait for the pool's leases to come back. Default is `30000`. */
   readonly closeTimeoutMs?: number
+  /**
+   * Replace the database even when another connection has it open (see `databaseInUse`): that
+   * connection keeps reading the replaced file until it reopens. Default is `false`: BACKUP_FAILED
+   * with `detail.reason` `'in-use'`, the database untouched.
+   */
+  readonly force?: boolean
 }
 
 const OPTION_KEYS = [
@@ -375,23 +382,26 @@ export class BackupManager {
    * Replaces the database with a backup and returns the pool to use from now on: verifies the file
    * (integrity_check on a staged copy next to the database), closes the current pool (draining its
    * leases), removes stale `-wal`/`-shm` files, renames the staged copy over the database (atomic on
-   * one filesystem) and opens a new pool with the same settings. Other processes must not have the
-   * database open. The old pool stays closed; `this.pool` is the new one.
+   * one filesystem) and opens a new pool with the same settings. The old pool stays closed;
+   * `this.pool` is the new one. Once the pool is closed, a database another connection still has open
+   * (another process, another pool) is refused with BACKUP_FAILED (`detail.reason` `'in-use'`; the
+   * database untouched, `this.pool` reopened) unless `force`: that connection would go on reading
+   * the deleted file (see `databaseInUse` for what is detected).
    *
    * A file {@link verify} refuses (empty, truncated, not a database, corrupt, no schema while the
    * database has one) rejects with BACKUP_FAILED before the pool is closed: the database is untouched.
    */
   restore(file: string, options?: RestoreOptions): Promise<DatabasePool<SqliteDatabase>> {
-    let closeTimeoutMs: number
+    let parsed: { closeTimeoutMs: number; force: boolean }
     let source: string
     try {
       // refused at once, not after the backups queued before it
-      closeTimeoutMs = restoreCloseTimeout(options)
+      parsed = restoreOptions(options)
       source = resolve(checkString('restore.file', file))
     } catch (err) {
       return Promise.reject<DatabasePool<SqliteDatabase>>(err)
     }
-    return this.#serial(() => this.#restore(source, closeTimeoutMs))
+    return this.#serial(() => this.#restore(source, parsed.closeTimeoutMs, parsed.force))
   }
 
   // ---- internals ----
@@ -518,7 +528,7 @@ export class BackupManager {
     return new DatabaseError('POOL_CLOSED', `pool "${this.#pool.config.name}" is closed: no backup taken`, { backend: 'sqlite' })
   }
 
-  async #restore(source: string, closeTimeoutMs: number): Promise<DatabasePool<SqliteDatabase>> {
+  async #restore(source: string, closeTimeoutMs: number, force: boolean): Promise<DatabasePool<SqliteDatabase>> {
     const manager = this.#manager
     if (manager.options.memory)
       throw configError('sqlite.path', manager.options.path, 'an in-memory database cannot be restored from a file')
@@ -529,6 +539,8 @@ export class BackupManager {
       this.#progress({ phase: 'verify', totalPages: 0, remainingPages: 0 })
       await this.#verifyStaged(staged, source, requireSchema)
       await this.#pool.close({ timeoutMs: closeTimeoutMs })
+      // our connections are closed: any left are someone else's, who would read the replaced file
+      if (!force) refuseInUse(target)
       await replaceDatabaseFile(staged, target)
     } catch (err) {
       await removeQuietly(staged)
@@ -650,9 +662,13 @@ export async function replaceDatabaseFile(staged: string, target: string): Promi
  * gzip) on a staged copy beside `target`, then {@link replaceDatabaseFile}. Rejects with
  * BACKUP_FAILED, `target` untouched, when `file` is missing, empty (0 bytes, also once gunzipped),
  * not a SQLite database, truncated, fails `integrity_check`, or has no schema object while `target`
- * has one (see {@link BackupManager.verify}).
+ * has one (see {@link BackupManager.verify}), or when another connection has `target` open, unless
+ * `options.force` (`detail.reason` `'in-use'`, see `databaseInUse`).
  */
-export async function restoreDatabaseFile(target: string, file: string): Promise<void> {
+export async function restoreDatabaseFile(target: string, file: string, options?: { readonly force?: boolean }): Promise<void> {
+  const raw = requireObject('restoreDatabaseFile options', options)
+  rejectUnknownKeys('restoreDatabaseFile', raw, ['force'])
+  const force = raw.force === undefined ? false : checkBoolean('restoreDatabaseFile.force', raw.force)
   const source = resolve(checkString('restoreDatabaseFile.file', file))
   const dest = resolve(checkString('restoreDatabaseFile.target', target))
   if (!existsSync(source))
@@ -669,6 +685,7 @@ export async function restoreDatabaseFile(target: string, file: string): Promise
       warn: (message) => process.emitWarning(message, 'DbpoolBackupWarning'),
       requireSchema,
     })
+    if (!force) refuseInUse(dest)
     await replaceDatabaseFile(staged, dest)
   } catch (err) {
     await removeQuietly(staged)
@@ -676,10 +693,14 @@ export async function restoreDatabaseFile(target: string, file: string): Promise
   }
 }
 
-function restoreCloseTimeout(options: unknown): number {
+function restoreOptions(options: unknown): { closeTimeoutMs: number; force: boolean } {
   const raw = requireObject('restore options', options)
-  rejectUnknownKeys('restore', raw, ['closeTimeoutMs'])
-  return raw.closeTimeoutMs === undefined ? 30_000 : checkInteger('restore.closeTimeoutMs', raw.closeTimeoutMs, 0, 2_147_483_647)
+  rejectUnknownKeys('restore', raw, ['closeTimeoutMs', 'force'])
+  return {
+    closeTimeoutMs:
+      raw.closeTimeoutMs === undefined ? 30_000 : checkInteger('restore.closeTimeoutMs', raw.closeTimeoutMs, 0, 2_147_483_647),
+    force: raw.force === undefined ? false : checkBoolean('restore.force', raw.force),
+  }
 }
 
 function resolveRetention(value: unknown): RetentionPolicy {

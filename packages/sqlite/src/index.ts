@@ -22,6 +22,7 @@ export type { FileIdentity, FileIdentityProblem } from './file-identity'
 export type { SqliteHealthContext } from './sqlite-health'
 export { sqlitePoolFor, sqliteManagerOf } from './create-sqlite-pool'
 export { BackupManager, replaceDatabaseFile, restoreDatabaseFile } from './backup-manager'
+export { databaseInUse } from './database-in-use'
 export { checkDatabaseFileShape, verifyDatabaseFile, verifyDatabaseFileOffThread } from './backup-verify'
 export type { UnsoundBackupReason, VerifyOptions } from './backup-verify'
 export type {

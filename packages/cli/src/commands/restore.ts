@@ -13,6 +13,8 @@ export interface RestoreCommandOptions {
   readonly json?: boolean
   /** Restore into a database file that does not exist yet (it was lost). Default is `false`. */
   readonly create?: boolean
+  /** Restore even when another process has the database open (it goes on reading the replaced file). Default is `false`. */
+  readonly force?: boolean
 }
 
 /**
@@ -21,6 +23,8 @@ export interface RestoreCommandOptions {
  *
  * Throws CONNECTION_FAILED (not retryable) when the database file does not exist, unless
  * `create`: a mistyped path must not receive the backup while the real database stays as it was.
+ * Throws BACKUP_FAILED (`detail.reason` `'in-use'`) when another process has the database open,
+ * unless `force`: that process would go on reading the replaced file.
  */
 export async function restoreCommand(ctx: CommandContext, file: string, options: RestoreCommandOptions): Promise<number> {
   const config = await ctx.config()
@@ -40,7 +44,7 @@ export async function restoreCommand(ctx: CommandContext, file: string, options:
   const progress = ctx.out.progress('restore')
   const backups = new BackupManager(pool, { directory: resolve(source, '..'), onProgress: (p) => showProgress(progress, p) })
   try {
-    const restored = await backups.restore(source).finally(() => progress.finish())
+    const restored = await backups.restore(source, { force: options.force ?? false }).finally(() => progress.finish())
     const { rows } = await restored.query<{ n: number }>('pragma page_count')
     const pages = Number(Object.values(rows[0] ?? {})[0] ?? 0)
     if (options.json) ctx.out.json({ restored: source, target: restored.target, pages })

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { run, type CliIo } from '@dbpool/cli'
+import { PoolFactory } from '@dbpool/core'
 import { testPostgresUrl } from '@dbpool/testing'
 
 // A mistyped SQLite path given to a command that only reads or checks a database must fail, not
@@ -125,5 +126,30 @@ describe('a Postgres URL without the password the server asks for', () => {
     } finally {
       if (saved !== undefined) process.env.PGPASSWORD = saved
     }
+  }, 60_000)
+})
+
+describe('dbpool restore while the database is open elsewhere', () => {
+  it('is refused (exit 1, database untouched) unless --force', async () => {
+    const db = join(dir, 'busy.db')
+    expect((await cli('--url', `sqlite:${db}`, 'migrate', 'up', '--dir', 'migrations')).code).toBe(0)
+    const taken = await cli('--url', `sqlite:${db}`, 'backup', '--out', 'busy-bk', '--json')
+    const backup = (JSON.parse(taken.out) as { file: string }).file
+    // an application with its pool open (its connections hold SQLite's shared lock on the WAL file)
+    const app = await PoolFactory.create(`sqlite:${db}`, { name: 'app' })
+    try {
+      await app.query('insert into t (x) values (1)')
+      const refused = await cli('--url', `sqlite:${db}`, 'restore', backup)
+      expect(refused.code).toBe(1)
+      expect(refused.err).toContain('BACKUP_FAILED: cannot restore')
+      expect(refused.err).toContain('another connection has the database open')
+      expect(refused.err).toContain('(stop the processes that have the database open, or pass --force)')
+      expect((await app.query<{ n: number }>('select count(*) as n from t')).rows[0]?.n).toBe(1)
+      const forced = await cli('--url', `sqlite:${db}`, 'restore', '--force', backup)
+      expect(forced.code).toBe(0)
+    } finally {
+      await app.close()
+    }
+    expect((await cli('--url', `sqlite:${db}`, 'restore', backup)).code).toBe(0)
   }, 60_000)
 })

@@ -1,0 +1,101 @@
+import type { ChildProcess } from 'node:child_process'
+import { DatabaseError, type DatabasePool } from '@dbpool/core'
+import { BackupManager, createSqlitePool, databaseInUse, restoreDatabaseFile, type SqliteDatabase } from '@dbpool/sqlite'
+import { exited, lines, spawnFixture, tempDir } from './helpers'
+
+// A restore renames a new file over the database: a process that still has the old one open goes on
+// reading (and writing) the deleted file. Such a restore is refused unless forced.
+const tmp = tempDir()
+afterAll(() => tmp.cleanup())
+let n = 0
+
+async function seeded(): Promise<{ pool: DatabasePool<SqliteDatabase>; path: string; backup: string }> {
+  const path = tmp.file(`in-use-${++n}.db`)
+  const pool = createSqlitePool(path, { name: `in-use-${n}` })
+  await pool.query('create table item (id integer primary key, v text)')
+  await pool.query("insert into item (v) values ('backed up')")
+  const { file } = await new BackupManager(pool, { directory: tmp.file(`in-use-backups-${n}`) }).backup()
+  await pool.query("insert into item (v) values ('after the backup')")
+  return { pool, path, backup: file }
+}
+
+async function holder(path: string): Promise<ChildProcess> {
+  const child = spawnFixture('hold-open-child.ts', [path])
+  await lines(child).waitFor(/^ready$/, 60_000)
+  return child
+}
+
+async function kill(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  child.kill('SIGKILL')
+  await exited(child)
+}
+
+async function count(pool: DatabasePool<SqliteDatabase>): Promise<number> {
+  return Number((await pool.query<{ n: number }>('select count(*) as n from item')).rows[0]?.n)
+}
+
+describe('restoring a database another process has open', () => {
+  it('databaseInUse sees an idle connection of another process (WAL), and nothing once it is gone', async () => {
+    const { pool, path } = await seeded()
+    await pool.close()
+    expect(databaseInUse(path)).toBe(false)
+    const child = await holder(path)
+    try {
+      expect(databaseInUse(path)).toBe(true)
+      // asking twice changes nothing (the probe leaves the file in WAL mode)
+      expect(databaseInUse(path)).toBe(true)
+    } finally {
+      await kill(child)
+    }
+    expect(databaseInUse(path)).toBe(false)
+    expect(databaseInUse(tmp.file('never-created.db'))).toBe(false)
+  }, 90_000)
+
+  it('BackupManager.restore and restoreDatabaseFile refuse (BACKUP_FAILED in-use, database untouched) unless force', async () => {
+    const { pool, path, backup } = await seeded()
+    const backups = new BackupManager(pool, { directory: tmp.file('unused') })
+    const child = await holder(path)
+    try {
+      const err = (await backups.restore(backup).catch((e: unknown) => e)) as DatabaseError
+      expect(DatabaseError.is(err, 'BACKUP_FAILED')).toBe(true)
+      expect(err.detail).toMatchObject({ reason: 'in-use' })
+      expect(err.message).toContain('another connection has the database open')
+      // untouched, and the manager's pool reopened: 2 rows of ours + 1 of the holder
+      expect(await count(backups.pool)).toBe(3)
+      await backups.pool.close()
+      await expect(restoreDatabaseFile(path, backup)).rejects.toMatchObject({ code: 'BACKUP_FAILED', detail: { reason: 'in-use' } })
+      // forced: replaced although the holder has it open
+      await restoreDatabaseFile(path, backup, { force: true })
+      const after = createSqlitePool(path)
+      expect(await count(after)).toBe(1)
+      await after.close()
+    } finally {
+      await kill(child)
+      await backups.pool.close()
+    }
+    // alone again: restored without force
+    const reopened = createSqlitePool(path)
+    await reopened.query("insert into item (v) values ('x')")
+    const again = await new BackupManager(reopened, { directory: tmp.file('unused') }).restore(backup)
+    expect(await count(again)).toBe(1)
+    await again.close()
+  }, 90_000)
+
+  it('another pool of this process counts too; force is validated', async () => {
+    const { pool, path, backup } = await seeded()
+    const other = createSqlitePool(path, { name: 'other' })
+    await other.query('select 1')
+    const backups = new BackupManager(pool, { directory: tmp.file('unused') })
+    try {
+      await expect(backups.restore(backup)).rejects.toMatchObject({ code: 'BACKUP_FAILED', detail: { reason: 'in-use' } })
+      await expect(backups.restore(backup, { force: 'yes' as never })).rejects.toMatchObject({ code: 'CONFIGURATION' })
+      await other.close()
+      const restored = await backups.restore(backup)
+      expect(await count(restored)).toBe(1)
+    } finally {
+      await other.close()
+      await backups.pool.close()
+    }
+  }, 60_000)
+})
