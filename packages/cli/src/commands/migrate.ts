@@ -1,5 +1,12 @@
 import { resolve } from 'node:path'
-import { Migrator, type MigrationEvent, type MigrationRunResult, type MigrationStatus } from '@dbpool/core'
+import {
+  DatabaseError,
+  Migrator,
+  sqlitePathFromUrl,
+  type MigrationEvent,
+  type MigrationRunResult,
+  type MigrationStatus,
+} from '@dbpool/core'
 import { formatMs } from '../format'
 import { EXIT_CODES, type Output } from '../output'
 import { withPools } from '../pools'
@@ -23,7 +30,11 @@ export interface MigrateCommandOptions {
   readonly json?: boolean
 }
 
-/** Runs the Migrator on one pool (`--pool`, or the primary). */
+/**
+ * Runs the Migrator on one pool (`--pool`, or the primary). Exit code: 0; `status` 1 when a
+ * migration is `changed` (edited since applied) or `missing` (applied, not among the files). `up`
+ * and `down` on `sqlite::memory:` are refused (CONFIGURATION): that database ends with the command.
+ */
 export async function migrateCommand(
   ctx: CommandContext,
   action: 'up' | 'down' | 'status',
@@ -32,6 +43,12 @@ export async function migrateCommand(
   const config = await ctx.config()
   const def = selectPool(config, ctx.poolName)
   const directory = resolve(ctx.io.cwd, options.dir ?? 'migrations')
+  if (action !== 'status' && isSqliteMemory(def.url))
+    throw new DatabaseError(
+      'CONFIGURATION',
+      `migrate ${action} on sqlite::memory: would change a database that disappears when this command exits (nothing persists): give a file, e.g. --url sqlite:./app.db`,
+      { detail: { option: 'url', pool: def.name } },
+    )
   return withPools([def], async (manager) => {
     const pool = manager.get(def.name)
     const migrator = new Migrator(pool, {
@@ -44,7 +61,8 @@ export async function migrateCommand(
       const status = await migrator.status()
       if (options.json) ctx.out.json(status)
       else printStatus(ctx.out, def.name, pool.target, status)
-      return EXIT_CODES.ok
+      // a changed or missing migration needs someone's attention (scripts and CI see it)
+      return status.some((m) => m.state === 'changed' || m.state === 'missing') ? EXIT_CODES.error : EXIT_CODES.ok
     }
     if (!options.json) ctx.out.line(`${action === 'up' ? 'migrating' : 'reverting'} ${def.name} (${pool.target}) with ${directory}`)
     const result = action === 'up' ? await migrator.up(options.to) : await migrator.down(options.all ? Infinity : (options.steps ?? 1))
@@ -85,5 +103,20 @@ function printStatus(out: Output, name: string, target: string, status: readonly
   }
   const pending = status.filter((s) => s.state === 'pending').length
   const changed = status.filter((s) => s.state === 'changed').length
-  out.line(`  ${pending} pending${changed > 0 ? `, ${changed} changed since applied (refused until restored)` : ''}`)
+  const missing = status.filter((s) => s.state === 'missing').length
+  out.line(
+    `  ${pending} pending${changed > 0 ? `, ${changed} changed since applied (refused until restored)` : ''}${
+      missing > 0 ? `, ${missing} missing (applied, not among the files: a newer release, or a deleted file)` : ''
+    }`,
+  )
+}
+
+/** `sqlite::memory:` (a private database that ends with the process). */
+function isSqliteMemory(url: string): boolean {
+  if (!/^sqlite:/i.test(url)) return false
+  try {
+    return sqlitePathFromUrl(url) === ':memory:'
+  } catch {
+    return false
+  }
 }

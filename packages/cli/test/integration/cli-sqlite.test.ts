@@ -107,6 +107,35 @@ describe('dbpool on SQLite (child process)', () => {
     expect(again.migrations.map((m) => m.version)).toEqual([2])
   }, 60_000)
 
+  it('migrate status exits 1 when a migration is changed or missing, and counts both', async () => {
+    const dir = join(cwd, 'drift-migrations')
+    mkdirSync(dir)
+    writeFileSync(join(dir, '0001_a.sql'), 'create table drift_a (id integer);')
+    writeFileSync(join(dir, '0002_b.sql'), 'create table drift_b (id integer);')
+    const url = `sqlite:${join(cwd, 'drift.db')}`
+    expect((await cli('--url', url, 'migrate', 'up', '--dir', dir)).code).toBe(0)
+    const clean = await cli('--url', url, 'migrate', 'status', '--dir', dir)
+    expect(clean.code).toBe(0)
+    expect(clean.stdout).toMatch(/ {2}0 pending\n$/)
+    writeFileSync(join(dir, '0001_a.sql'), 'create table drift_a (id integer, edited integer);')
+    rmSync(join(dir, '0002_b.sql'))
+    const drift = await cli('--url', url, 'migrate', 'status', '--dir', dir)
+    expect(drift.code).toBe(1)
+    expect(drift.stdout).toMatch(/0 pending, 1 changed since applied \(refused until restored\), 1 missing \(applied, not among the files/)
+    expect((await cli('--url', url, 'migrate', 'status', '--dir', dir, '--json')).code).toBe(1)
+  }, 60_000)
+
+  it('refuses migrate up and down on sqlite::memory: (nothing would persist); status still runs', async () => {
+    for (const action of ['up', 'down']) {
+      const res = await cli('--url', 'sqlite::memory:', 'migrate', action)
+      expect(res.code).toBe(1)
+      expect(res.stderr).toMatch(
+        /^dbpool: CONFIGURATION: migrate (up|down) on sqlite::memory: would change a database that disappears when this command exits \(nothing persists\)/,
+      )
+    }
+    expect((await cli('--url', 'sqlite::memory:', 'migrate', 'status')).code).toBe(0)
+  }, 60_000)
+
   it('reports a failing migration in one line, the stack only with --verbose, and leaves nothing behind', async () => {
     const dir = join(cwd, 'broken-migrations')
     mkdirSync(dir)
