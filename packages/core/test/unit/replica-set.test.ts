@@ -138,6 +138,36 @@ describe('the replica read lane (fake manager)', () => {
     }
   })
 
+  it('readYourWrites inside withConnection: each statement that leaves a write committed records the position before it resolves, not one still in a transaction', async () => {
+    const { manager, pool } = open(true)
+    try {
+      manager.replicas[0]!.position = 10n
+      manager.replicas[1]!.position = 10n
+      await pool.withConnection(async (conn) => {
+        manager.primaryPosition = 20n
+        await conn.query('insert into t values (1)')
+        expect(pool.replicaStats()?.positionsRecorded).toBe(1)
+        // the replicas have not replayed it: the read in the same callback goes to the primary
+        expect(await whereRead(manager, pool)).toBe('primary')
+        manager.replicas[1]!.position = 20n
+        await conn.transaction(async (tx) => {
+          manager.primaryPosition = 30n
+          await tx.query('insert into t values (2)')
+          // still open: nothing to record yet
+          expect(pool.replicaStats()?.positionsRecorded).toBe(1)
+        })
+        expect(pool.replicaStats()?.positionsRecorded).toBe(2)
+        expect(await whereRead(manager, pool)).toBe('primary')
+        await conn.query('select 1')
+        expect(pool.replicaStats()?.positionsRecorded).toBe(2)
+      })
+      // nothing left to record at the release
+      expect(pool.replicaStats()?.positionsRecorded).toBe(2)
+    } finally {
+      await pool.close()
+    }
+  })
+
   it('readYourWrites: a write inside a transaction is recorded once it committed, before transaction() resolves', async () => {
     const { manager, pool } = open(true)
     try {
