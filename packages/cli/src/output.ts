@@ -151,7 +151,7 @@ export function describeError(err: unknown): string {
   if (DatabaseError.is(err)) {
     // a statement that may have committed must not be run again blindly
     const hint = isOutcomeUnknown(err)
-      ? 'it may have been applied: check the database before running it again'
+      ? `it may have been applied: check ${err.code === 'MIGRATION_FAILED' ? 'dbpool migrate status and ' : ''}the database before running it again`
       : (err.detail as { reason?: unknown } | undefined)?.reason === 'in-use'
         ? 'stop the processes that have the database open, or pass --force'
         : (HINTS[err.code] ?? 'run again with --verbose for details')

@@ -31,6 +31,10 @@ describe('describeError', () => {
     expect(describeError(unknown)).toBe(
       'dbpool: CONNECTION_LOST: lost (it may have been applied: check the database before running it again)',
     )
+    const commit = new DatabaseError('MIGRATION_FAILED', 'migration 0001_a.sql failed to commit', { detail: { outcome: 'unknown' } })
+    expect(describeError(commit)).toBe(
+      'dbpool: MIGRATION_FAILED: migration 0001_a.sql failed to commit (it may have been applied: check dbpool migrate status and the database before running it again)',
+    )
   })
 
   it('gives the stack and the chain of causes for --verbose', () => {
