@@ -204,7 +204,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * the simple protocol runs, nor control the transaction or the session). A statement that may leave
    * session state behind ({@link sessionStatement}: `select set_config(..., false)`,
    * `pg_advisory_lock()`, `SELECT ... INTO TEMP`) is not one: it runs on a lease of its own in classic
-   * mode, so `sessionReset: 'clean'` cleans the connection on release (a shared one is not cleaned).
+   * mode, so the statements of other callers never run in the session it changed, and
+   * `sessionReset: 'clean'` cleans the connection on release (a shared connection is cleaned too, once
+   * its burst of shared statements ends: see {@link reset}).
    */
   #lone(sqlText: string): boolean {
     const known = this.#lonely.get(sqlText)
@@ -402,18 +404,19 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * Idle (`I`): nothing to do, synchronously. In a transaction (`T`) or failed one (`E`): ROLLBACK.
    * Not known yet (see {@link awaitsReadyForQuery}): ROLLBACK too, which pg sends once the server
    * has answered. Otherwise: throw, so the pool destroys it. With `sessionReset: 'clean'`, an idle
-   * (or rolled back) session is then cleaned, unless the connection only carried shared statements.
+   * (or rolled back) session is then cleaned, after a lease and after a burst of shared statements
+   * alike (statement sharing releases its connection once nothing is in flight on it).
    */
   reset(conn: PostgresConnection): void | Promise<void> {
     // pipeline mode is only for statements sharing the connection (executeShared); every lease starts
     // in classic mode, whatever sessionReset is (pg refuses cursors and `rows` queries in pipeline
-    // mode). A connection that was in pipeline mode only ran shared lone statements, and a statement
-    // that may change the session is never shared (#lone asks sessionStatement), so it is not cleaned;
-    // what the text cannot show (a function that changes the session) is not detected.
-    const wasPipelined = setPipeline(conn, false)
+    // mode). A shared statement may change the session in a way its text cannot show (a function
+    // calling set_config(..., false) or SET), so a connection that carried shared statements is
+    // cleaned too: once per burst, here, when statement sharing gives it back with nothing in flight.
+    setPipeline(conn, false)
     conn.readOnlyByApp = false
     conn.abortedBy = undefined
-    const clean = this.options.sessionReset === 'clean' && !wasPipelined
+    const clean = this.options.sessionReset === 'clean'
     if (awaitsReadyForQuery(conn)) return this.#rollback(conn, 'unknown', clean)
     const status = conn.client.getTransactionStatus()
     if (status === 'I') return clean ? this.#clean(conn) : undefined
@@ -1100,11 +1103,8 @@ function issuedAfter(conn: PostgresConnection): boolean {
 /**
  * pg reads `client.pipeline` each time it sends from its queue, so it can be switched between
  * statements; we only switch while nothing is in flight (before the first shared statement, on release).
- * Returns whether pipeline mode was on.
  */
-function setPipeline(conn: PostgresConnection, on: boolean): boolean {
+function setPipeline(conn: PostgresConnection, on: boolean): void {
   const client = conn.client as unknown as { pipeline: boolean }
-  const was = client.pipeline === true
-  if (was !== on) client.pipeline = on
-  return was
+  if ((client.pipeline === true) !== on) client.pipeline = on
 }

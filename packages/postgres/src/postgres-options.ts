@@ -28,7 +28,8 @@ export interface PostgresManagerOptions extends PostgresReplicaOptions {
    * `'none'`: nothing (pg-pool's behaviour: `SET`, temp tables, `LISTEN` and session advisory locks
    * stay for the next borrower). `'clean'`: when the lease ran a statement, one round trip of
    * {@link CLEAN_SESSION_SQL} (everything `DISCARD ALL` does except dropping prepared statements),
-   * then `sessionInit` again. Default is `'none'`.
+   * then `sessionInit` again; a connection that carried shared (`pipelineDepth`) statements is
+   * cleaned the same way once its burst ends, before its next lease. Default is `'none'`.
    */
   readonly sessionReset?: SessionReset
   /**

@@ -1,5 +1,5 @@
 import { sql, type DatabaseError, type DatabasePool } from '@dbpool/core'
-import type { PostgresConnection } from '@dbpool/postgres'
+import { PostgresConnectionManager, type PostgresConnection } from '@dbpool/postgres'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
 import { admin, eventually, poolOn } from './helpers'
 
@@ -105,6 +105,59 @@ describe("sessionReset: 'clean'", () => {
       await pool.close({ timeoutMs: 5_000 })
       pool = undefined
       await admin(db.url, (c) => c.query(`drop role ${role}`))
+    }
+  })
+
+  it('a connection that ran shared (pipelined) statements is cleaned before its next lease: a function called through pool.query that sets search_path and role leaves nothing for the next borrower', async () => {
+    // found by review (review-pg/03): the text `select switch_tenant(7)` cannot show that it changes the
+    // session, so it was shared, and the release of a pipelined connection skipped the clean
+    pool = poolOn(db.url, { max: 1, min: 0, name: 'reset-shared' }, { sessionReset: 'clean', pipelineDepth: 8 })
+    const fresh = await pool.withConnection((c) =>
+      c.query<{ sp: string; u: string }>("select current_setting('search_path') as sp, current_user as u"),
+    )
+    const role = `reset_shared_role_${process.pid}`
+    await admin(db.url, async (c) => {
+      await c.query(`create role ${role}`)
+      await c.query(`create schema if not exists tenant_7`)
+      await c.query(`grant usage on schema tenant_7 to ${role}`)
+      await c.query(`create or replace function switch_tenant(id int) returns int language plpgsql as $$
+        begin
+          perform set_config('search_path', 'tenant_' || id, false);
+          execute format('set role %I', '${role}');
+          return id;
+        end $$`)
+    })
+    try {
+      // concurrent callers on one connection: they share it in pipeline mode
+      const shared = jest.spyOn(PostgresConnectionManager.prototype, 'executeShared')
+      const results = await Promise.all([
+        pool.query<{ n: number }>('select 1 as n'),
+        pool.query<{ n: number }>('select switch_tenant(7) as n'),
+        pool.query<{ n: number }>('select 3 as n'),
+        pool.query<{ n: number }>('select 4 as n'),
+      ])
+      expect(results.map((r) => r.rows[0]!.n)).toEqual([1, 7, 3, 4])
+      expect(shared.mock.calls.map(([, q]) => q.text)).toContain('select switch_tenant(7) as n')
+      shared.mockRestore()
+      const after = await pool.withConnection((c) =>
+        c.query<{ sp: string; u: string }>("select current_setting('search_path') as sp, current_user as u"),
+      )
+      expect(after.rows).toEqual(fresh.rows)
+      // the same for the statements a lone caller issues one after another (one kept shared connection)
+      await pool.query('select switch_tenant(7)')
+      await pool.query('select 2')
+      const again = await pool.withConnection((c) =>
+        c.query<{ sp: string; u: string }>("select current_setting('search_path') as sp, current_user as u"),
+      )
+      expect(again.rows).toEqual(fresh.rows)
+    } finally {
+      await pool.close({ timeoutMs: 5_000 })
+      pool = undefined
+      await admin(db.url, async (c) => {
+        await c.query('drop function switch_tenant(int)')
+        await c.query('drop schema tenant_7')
+        await c.query(`drop role ${role}`)
+      })
     }
   })
 
