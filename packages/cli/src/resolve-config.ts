@@ -15,7 +15,7 @@ export interface ResolvedConfig {
   readonly pools: readonly PoolDefinition[]
   /** `--url`, `DATABASE_URL`, or the config file's path. */
   readonly source: string
-  /** Passwords found in the URLs, the environment (`*PASSWORD*`, `*SECRET*`, `*TOKEN*`) and the config file: output is scrubbed of them. */
+  /** Passwords found in the URLs, the environment (see `envSecrets`) and the config file: output is scrubbed of them. */
   readonly secrets: readonly string[]
 }
 

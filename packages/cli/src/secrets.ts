@@ -16,8 +16,12 @@ const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*):(\S*)@/gi
 const QUERY_PASSWORD = /[?&](?:ssl)?password=([^&#\s]*)/gi
 /** A flag whose value is a secret (`--url`, `--password`, `--token`, `--secret`, abbreviations of `--url` included). */
 const SECRET_FLAG = /^--?(?:u|ur|url|[a-z-]*(?:pass|pwd|token|secret|credential)[a-z-]*)$/i
-/** An environment variable holding a secret by its name. */
-const SECRET_ENV = /(?:PASSWORD|PASSWD|SECRET|TOKEN)/i
+/**
+ * An environment variable the CLI reads that holds a secret by its name: `PGPASSWORD`, and `DBPOOL_*`
+ * ones named like a password, secret or token (`DBPOOL_SERVE_TOKEN`). Others (`GITHUB_TOKEN`,
+ * `CSRF_TOKEN_ENABLED=true`) are not given to the CLI; scrubbing their values (`true`) would garble output.
+ */
+const SECRET_ENV = /^(?:PGPASSWORD|DBPOOL_\w*(?:PASSWORD|PASSWD|SECRET|TOKEN)\w*)$/i
 
 /** Every password in `text` (URL user info and `password=` query parameters), raw and percent-decoded. */
 export function credentialSecrets(text: string): string[] {
@@ -88,7 +92,7 @@ export function argvSecrets(argv: readonly string[]): string[] {
   return [...found]
 }
 
-/** Secrets in the environment: `*PASSWORD*`, `*SECRET*`, `*TOKEN*` variables and every URL password. */
+/** Secrets in the environment: `PGPASSWORD`, `DBPOOL_*PASSWORD*` / `*SECRET*` / `*TOKEN*` variables, and every URL password. */
 export function envSecrets(env: NodeJS.ProcessEnv): string[] {
   const found = new Set<string>()
   for (const [name, value] of Object.entries(env)) {

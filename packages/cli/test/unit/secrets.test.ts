@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { argvSecrets, credentialSecrets, hasAmbiguousCredentials, run, scrubSecrets, type CliIo } from '@dbpool/cli'
+import { argvSecrets, credentialSecrets, envSecrets, hasAmbiguousCredentials, run, scrubSecrets, type CliIo } from '@dbpool/cli'
 
 // Every line the CLI writes (stdout, stderr, commander's usage errors, config and driver errors)
 // goes through one scrubber that knows every secret it was given: these runs grep all of it.
@@ -95,6 +95,19 @@ describe('the CLI never prints a secret', () => {
 })
 
 describe('secret finders', () => {
+  it('takes from the environment the variables the CLI reads, and URL passwords from any', () => {
+    expect(
+      envSecrets({
+        PGPASSWORD: 'pg',
+        DBPOOL_SERVE_TOKEN: 'tok',
+        DBPOOL_LEDGER_PASSWORD: 'led',
+        CSRF_TOKEN_ENABLED: 'true',
+        GITHUB_TOKEN: 'gh',
+        OTHER_URL: 'postgres://u:envpw@h/d',
+      }).sort(),
+    ).toEqual(['envpw', 'led', 'pg', 'tok'])
+  })
+
   it('reads a URL password as libpq does and as a person meant it, raw and decoded', () => {
     expect(credentialSecrets('postgres://u:pw@h/d')).toEqual(['pw'])
     expect(credentialSecrets('postgres://u:p@ss@h/d')).toEqual(['p@ss'])
