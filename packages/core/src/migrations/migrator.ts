@@ -4,7 +4,7 @@ import { isOutcomeUnknown, OUTCOME_UNKNOWN } from '../errors/error-outcome'
 import type { Backend } from '../driver/connection-manager'
 import type { DatabasePool } from '../pool/database-pool'
 import type { ConnectionHandle, PoolConnection } from '../pool/pool-connection'
-import type { SqlDialect } from '../sql/sql'
+import { SqlFragment, type SqlDialect } from '../sql/sql'
 import type {
   Migration,
   MigrationDefinition,
@@ -540,13 +540,7 @@ function statementsOf(step: MigrationStep, dialect: SqlDialect): SqlStatement[] 
       detail: { source: step.source },
     })
   for (const s of statements) {
-    if (dialect === 'sqlite' && isForeignKeysPragma(s.head)) {
-      throw new DatabaseError(
-        'CONFIGURATION',
-        `migration ${step.source} line ${s.line}: remove "PRAGMA foreign_keys": inside the migration's transaction SQLite ignores it (and PRAGMA defer_foreign_keys does not stop ON DELETE actions); mark the section "-- migrate:up foreign_keys:off" (in code: foreignKeys: false) and the Migrator turns foreign keys off before BEGIN, checks them before COMMIT and turns them back on`,
-        { detail: { source: step.source, line: s.line, option: 'foreign_keys:off' } },
-      )
-    }
+    if (dialect === 'sqlite' && isForeignKeysPragma(s.head)) throw foreignKeysPragmaError(step.source, s.line)
     if (isTransactionControl(s.head)) {
       throw new DatabaseError(
         'CONFIGURATION',
@@ -573,7 +567,7 @@ async function runStep(
   const mode = step.transaction ? {} : { transaction: false }
   if (step.kind === 'function') {
     try {
-      await step.fn(conn)
+      await step.fn(conn.backend === 'sqlite' ? refusingForeignKeysPragma(conn, step.source) : conn)
     } catch (err) {
       throw migrationError(`migration ${m.version} (${m.name}) failed in its function: ${describe(err)}${note}`, m, mode, err)
     }
@@ -599,6 +593,39 @@ async function runStep(
       )
     }
   }
+}
+
+/** The CONFIGURATION error for a `PRAGMA foreign_keys` in a SQLite migration (ignored inside its transaction). */
+function foreignKeysPragmaError(source: string, line: number | undefined): DatabaseError {
+  return new DatabaseError(
+    'CONFIGURATION',
+    `migration ${source}${line === undefined ? '' : ` line ${line}`}: remove "PRAGMA foreign_keys": inside the migration's transaction SQLite ignores it (and PRAGMA defer_foreign_keys does not stop ON DELETE actions); mark the section "-- migrate:up foreign_keys:off" (in code: foreignKeys: false) and the Migrator turns foreign keys off before BEGIN, checks them before COMMIT and turns them back on`,
+    { detail: { source, ...(line === undefined ? {} : { line }), option: 'foreign_keys:off' } },
+  )
+}
+
+/**
+ * SQLite: the connection a function migration receives, refusing `PRAGMA foreign_keys` in its
+ * `query()` (CONFIGURATION naming `foreign_keys:off`) instead of letting SQLite ignore it silently.
+ */
+function refusingForeignKeysPragma(conn: PoolConnection, source: string): PoolConnection {
+  const query: PoolConnection['query'] = (q, params, options) => {
+    let pragma = false
+    try {
+      const text = q instanceof SqlFragment ? q.compile('sqlite').text : q
+      pragma = typeof text === 'string' && splitSqlStatements(text, 'sqlite').some((s) => isForeignKeysPragma(s.head))
+    } catch {
+      // not text the pool accepts: conn.query reports that
+    }
+    return pragma ? Promise.reject(foreignKeysPragmaError(source, undefined)) : conn.query(q, params, options)
+  }
+  return new Proxy(conn, {
+    get(target, prop) {
+      if (prop === 'query') return query
+      const value: unknown = Reflect.get(target, prop, target)
+      return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
+    },
+  })
 }
 
 /** `PRAGMA foreign_keys` or `PRAGMA schema.foreign_keys`, read or set. */

@@ -96,6 +96,27 @@ alter table authors_new rename to authors;
     expect((await pool.query("select name from sqlite_master where type = 'table'")).rows).toEqual([])
   })
 
+  it('refuses PRAGMA foreign_keys run by a function migration, and rolls it back', async () => {
+    const m = new Migrator(pool, {
+      migrations: [
+        { version: 1, name: 'init', up: init('cascade').replace('-- migrate:up\n', '') },
+        {
+          version: 2,
+          name: 'rebuild',
+          up: async (conn) => {
+            await conn.query('create table marker (id integer)')
+            await conn.query('PRAGMA foreign_keys = OFF')
+            await conn.query('drop table authors')
+          },
+        },
+      ],
+    })
+    const err = (await m.up().catch((e: unknown) => e)) as DatabaseError
+    expect(err).toMatchObject({ code: 'MIGRATION_FAILED', cause: { code: 'CONFIGURATION', detail: { option: 'foreign_keys:off' } } })
+    expect(await books()).toEqual({ n: 3, with_author: 3 })
+    expect((await pool.query("select name from sqlite_master where name = 'marker'")).rows).toEqual([])
+  })
+
   it('refuses an unknown foreign_keys value in a file and a non-boolean foreignKeys in code', async () => {
     const bad = migrations({ '0001_init.sql': '-- migrate:up foreign_keys:maybe\ncreate table t (id integer);\n' })
     await expect(bad.load()).rejects.toMatchObject({ code: 'CONFIGURATION', detail: { line: 1 } })
