@@ -154,7 +154,9 @@ export function describeError(err: unknown): string {
       ? `it may have been applied: check ${err.code === 'MIGRATION_FAILED' ? 'dbpool migrate status and ' : ''}the database before running it again`
       : (err.detail as { reason?: unknown } | undefined)?.reason === 'in-use'
         ? 'stop the processes that have the database open, or pass --force'
-        : (HINTS[err.code] ?? 'run again with --verbose for details')
+        : missingSqliteFile(err) || missingSqliteFile(err.cause)
+          ? 'check the path: only dbpool migrate up creates a database'
+          : (HINTS[err.code] ?? 'run again with --verbose for details')
     return `dbpool: ${err.code}: ${oneLine(err.message)} (${hint})`
   }
   const message = err instanceof Error ? err.message : String(err)
@@ -171,6 +173,11 @@ export function errorDetails(err: unknown): string {
     current = current instanceof Error ? current.cause : undefined
   }
   return parts.join('\n')
+}
+
+/** A SQLite database file (or its directory) that does not exist: the pool was told not to create it. */
+function missingSqliteFile(err: unknown): boolean {
+  return DatabaseError.is(err, 'CONNECTION_FAILED') && err.backend === 'sqlite' && /does not exist/.test(err.message)
 }
 
 function oneLine(text: string): string {

@@ -40,6 +40,7 @@ describe('one-shot commands on a SQLite file that does not exist', () => {
       const result = await cli('--url', `sqlite:${missing}`, ...args)
       expect(result.code).toBe(exitCode)
       expect(result.out + result.err).toMatch(/does not exist/)
+      if (result.err !== '') expect(result.err).toContain('(check the path: only dbpool migrate up creates a database)')
       expect(existsSync(missing)).toBe(false)
       expect(existsSync(join(dir, 'no-such-dir'))).toBe(false)
     }
