@@ -46,12 +46,23 @@ export function databaseInUse(path: string): boolean {
 }
 
 /**
- * Throws BACKUP_FAILED (`detail.reason` `'in-use'`, not retryable) when {@link databaseInUse}: a
- * database replaced under another process's open connection leaves that process reading (and
- * writing) the deleted file.
+ * Throws BACKUP_FAILED (`detail.reason` `'in-use'`, not retryable) when {@link databaseInUse}, or when
+ * it cannot tell (the probe failed, e.g. on a read-only file; the cause is kept): a database replaced
+ * under another process's open connection leaves that process reading (and writing) the deleted file.
  */
 export function refuseInUse(path: string): void {
-  if (!databaseInUse(path)) return
+  let inUse: boolean
+  try {
+    inUse = databaseInUse(path)
+  } catch (err) {
+    // e.g. a read-only database file: the probe cannot take the lock it needs
+    throw new DatabaseError(
+      'BACKUP_FAILED',
+      `cannot restore ${path}: cannot tell whether another connection has the database open (${(err as Error).message}). Check the file, or force the restore`,
+      { backend: 'sqlite', retryable: false, cause: err, detail: { path, reason: 'in-use' } },
+    )
+  }
+  if (!inUse) return
   throw new DatabaseError(
     'BACKUP_FAILED',
     `cannot restore ${path}: another connection has the database open (another process, or another pool in this one); it would go on reading the replaced file. Stop it first, or force the restore`,

@@ -99,3 +99,18 @@ describe('restoring a database another process has open', () => {
     }
   }, 60_000)
 })
+
+describe('the in-use probe', () => {
+  it('the probe leaves a database it was alone on in WAL mode, with every committed row', async () => {
+    const { pool, path } = await seeded()
+    await pool.close()
+    expect(databaseInUse(path)).toBe(false)
+    const check = createSqlitePool(path)
+    try {
+      expect((await check.query<{ journal_mode: string }>('pragma journal_mode')).rows[0]?.journal_mode).toBe('wal')
+      expect(await count(check)).toBe(2)
+    } finally {
+      await check.close()
+    }
+  })
+})
