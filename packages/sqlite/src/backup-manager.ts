@@ -272,7 +272,10 @@ export class BackupManager {
     return this.#serial(() => this.#backup())
   }
 
-  /** The backups in the directory, newest first (only finished, verified ones carry the final name). */
+  /**
+   * The backups in the directory with this manager's prefix, newest first (only finished, verified
+   * ones carry the final name), whichever database they were taken from: `source` says whose.
+   */
   async list(): Promise<BackupInfo[]> {
     let names: string[]
     try {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import parsePrometheus from 'parse-prometheus-text-format'
 import type { BenchReport } from '@dbpool/cli'
-import type { ManagerHealthReport, MigrationStatus } from '@dbpool/core'
+import { PoolFactory, type ManagerHealthReport, type MigrationStatus } from '@dbpool/core'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
 import { buildCli, runCli, spawnCli, startDelayProxy, type CliResult } from './cli-helpers'
 
@@ -159,6 +159,10 @@ describe('dbpool on Postgres (child process)', () => {
       join(cwd, 'dbpool.toml'),
       `[pools.ledger]\nurl = "${url.toString()}"\nprimary = true\nmax = 3\n\n[pools.cache]\nurl = "sqlite:./cache.db"\nmax = 2\n`,
     )
+    // serve watches the SQLite database, it does not create it
+    const cache = await PoolFactory.create(`sqlite:${join(cwd, 'cache.db')}`, { min: 0, max: 1 })
+    await cache.query('select 1')
+    await cache.close()
     const child = spawnCli(['serve', '--port', '0', '--host', '127.0.0.1'], { cwd, env: { PGPASSWORD: password } })
     let stdout = ''
     let stderr = ''
