@@ -13,7 +13,12 @@ export function redactSecrets(text: string, secrets: readonly (string | undefine
   return out
 }
 
-/** Hides the password in every `scheme://user:password@host` found in `text`. */
+/**
+ * Hides the password in every `scheme://user:password@host` found in `text`. The password runs to the
+ * LAST `@` before the path (the WHATWG URL rule: `postgres://u:p@ss@db/x` is password `p@ss` on host
+ * `db`), so a raw `@` in a password never leaves its tail printed; a `?` or `#` after it may be hidden
+ * with it (never less).
+ */
 export function redactUrlPasswords(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*):([^@/\s]*)@/gi, `$1:${REDACTED}@`)
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*):([^/\s]*)@/gi, `$1:${REDACTED}@`)
 }

@@ -53,6 +53,16 @@ describe('redaction', () => {
     expect(redactUrlPasswords('connect postgres://app:hunter2@db/x failed')).toBe('connect postgres://app:[REDACTED]@db/x failed')
     expect(redactSecrets('pw hunter2 and hunter2', ['hunter2', undefined, ''])).toBe('pw [REDACTED] and [REDACTED]')
   })
+
+  it('hides a password with a raw @ whole (the URL parser takes the last @ before the host)', () => {
+    expect(redactUrlPasswords('connect postgres://app:p@ss@db:5432/x failed')).toBe('connect postgres://app:[REDACTED]@db:5432/x failed')
+    expect(redactUrlPasswords('postgres://a:x@y@z@h/d?u=q@r')).toBe('postgres://a:[REDACTED]@h/d?u=q@r')
+    // two URLs on one line: each keeps its own host
+    expect(redactUrlPasswords('postgres://a:p1@h1/d,postgres://b:p@2@h2/d')).toBe(
+      'postgres://a:[REDACTED]@h1/d,postgres://b:[REDACTED]@h2/d',
+    )
+    expect(redactUrlPasswords('postgres://a@h/d and https://x.y/z@w')).toBe('postgres://a@h/d and https://x.y/z@w')
+  })
 })
 
 describe('DatabaseError in util.inspect', () => {
