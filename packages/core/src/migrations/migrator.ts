@@ -81,9 +81,9 @@ type Prepared = Migration & {
  *   enforcement off, set before BEGIN, checked with `PRAGMA foreign_key_check` before COMMIT (a
  *   violation rolls back: MIGRATION_FAILED) and restored after; `PRAGMA foreign_keys` in a migration
  *   file is refused (CONFIGURATION), since SQLite ignores it inside a transaction.
- * - Postgres: the connection a migration ran on is closed at its release, never reused, so its
- *   session-level changes (`SET search_path`, `SET ROLE`, `session_replication_role`, temp tables)
- *   cannot reach the application's statements.
+ * - The connection a migration ran on is closed at its release, never reused (a SQLite in-memory
+ *   database excepted), so its session-level changes (`SET search_path`, `SET ROLE`,
+ *   `session_replication_role`, temp tables, SQLite pragmas) cannot reach the application's statements.
  * - Applied migrations are recorded in `dbpool_migrations` (version, name, sha256 checksum,
  *   applied_at, duration_ms). A file edited after it was applied is refused (checksum drift).
  * - Safe when several processes migrate at once: each migration's transaction first takes a lock
@@ -288,16 +288,20 @@ export class Migrator {
   }
 
   /**
-   * Postgres: the migration's session-level changes (`SET search_path`, `SET ROLE`,
-   * `session_replication_role`, `set_config(..., false)`, temporary tables, LISTEN, prepared
-   * statements) must not reach the application's later statements on the pooled connection, so
-   * the connection is closed at its release; a custom {@link MigrationPool} without that gets
-   * the session reset instead (as `DISCARD ALL` does, keeping prepared statements). SQLite:
-   * nothing (its in-memory database lives on that one connection).
+   * The migration's session-level changes must not reach the application's later statements on the
+   * pooled connection, so the connection is closed at its release. Postgres: `SET search_path`,
+   * `SET ROLE`, `session_replication_role`, `set_config(..., false)`, temporary tables, LISTEN; a
+   * custom {@link MigrationPool} that cannot close it gets the session reset instead (as `DISCARD
+   * ALL` does, keeping prepared statements). SQLite (a database file): a temporary table that
+   * would shadow a real one, `PRAGMA ignore_check_constraints` and the like; an in-memory database
+   * lives on that one connection, so it is kept.
    */
   async #endSession(conn: PoolConnection): Promise<void> {
-    if (this.#store.backend !== 'postgres') return
     const reason = new DatabaseError('QUERY_FAILED', 'a migration ran on this session: it is closed instead of reused')
+    if (this.#store.backend === 'sqlite') {
+      if (!inMemory(conn)) discardAtRelease(conn, reason)
+      return
+    }
     if (discardAtRelease(conn, reason)) return
     for (const statement of SESSION_RESET) await conn.query(statement)
   }
@@ -500,6 +504,14 @@ async function restoreForeignKeys(conn: PoolConnection, m: Migration): Promise<v
   if (restored) return
   const reason = migrationError(`could not turn foreign keys back on after migration ${m.source}`, m)
   if (!discardAtRelease(conn, reason)) throw reason
+}
+
+/** SQLite: whether the connection holds a private in-memory database (`:memory:`, `mode=memory`, a temporary one). */
+function inMemory(conn: PoolConnection): boolean {
+  const db = (conn as { ownNative?: () => unknown }).ownNative?.() as { memory?: unknown; name?: unknown } | undefined
+  if (!db) return true
+  const name = typeof db.name === 'string' ? db.name : ''
+  return db.memory === true || name === '' || name.includes(':memory:') || /[?&]mode=memory\b/.test(name)
 }
 
 /** Whether SQLite enforces foreign keys on this connection (`PRAGMA foreign_keys`). */
