@@ -129,6 +129,21 @@ function markerOptions(file: string, line: number, kind: string, options: string
   return out
 }
 
+/**
+ * A `.up.sql` / `.down.sql` file is one side whole: a section marker in it (or a look-alike) would be
+ * a mere comment, running both sides together, so it is CONFIGURATION naming the file and line.
+ */
+function refuseMarkers(file: string, text: string): string {
+  const index = text.split(/\r\n?|\n/).findIndex((line) => MARKER.test(line) || LOOKS_LIKE_MARKER.test(line))
+  if (index >= 0)
+    throw sectionError(
+      file,
+      index + 1,
+      'a section marker in a .up.sql/.down.sql file (the whole file is one side): remove it, or use one file with -- migrate:up and -- migrate:down sections',
+    )
+  return text
+}
+
 function sectionError(file: string, line: number, problem: string): DatabaseError {
   return new DatabaseError('CONFIGURATION', `migration file ${file} line ${line}: ${problem}`, { detail: { file, line } })
 }
@@ -194,8 +209,8 @@ export async function loadMigrationsFromDirectory(directory: string): Promise<Mi
       continue
     }
     if (!files.up) throw configError('migration file', files.down, 'has no matching .up.sql file')
-    const upSql = await read(files.up)
-    const downSql = files.down ? await read(files.down) : undefined
+    const upSql = refuseMarkers(files.up, await read(files.up))
+    const downSql = files.down ? refuseMarkers(files.down, await read(files.down)) : undefined
     migrations.push({
       version,
       name,

@@ -182,6 +182,14 @@ describe('loadMigrationsFromDirectory', () => {
     await rejects(loadMigrationsFromDirectory(dir), 'CONFIGURATION', /same version 1/)
   })
 
+  it('rejects a section marker (or a look-alike) inside a .up.sql / .down.sql pair, naming file and line', async () => {
+    write('0001_a.up.sql', 'create table a (id int);\n-- migrate:down\ndrop table a;\n')
+    await rejects(loadMigrationsFromDirectory(dir), 'CONFIGURATION', /0001_a.up.sql line 2: a section marker in a .up.sql\/.down.sql file/)
+    write('0001_a.up.sql', 'create table a (id int);\n')
+    write('0001_a.down.sql', '-- +goose Down\ndrop table a;\n')
+    await rejects(loadMigrationsFromDirectory(dir), 'CONFIGURATION', /0001_a.down.sql line 1: a section marker/)
+  })
+
   it('rejects a .down.sql without its .up.sql', async () => {
     write('0001_a.down.sql', 'select 1')
     await rejects(loadMigrationsFromDirectory(dir), 'CONFIGURATION', /0001_a.down.sql.*no matching .up.sql/)
