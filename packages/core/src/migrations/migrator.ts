@@ -51,6 +51,9 @@ export interface MigratorOptions {
 
 const OPTION_KEYS = ['directory', 'migrations', 'table', 'lockTimeoutMs', 'onEvent'] as const
 
+/** The longest one try at the migration lock may wait for it (SQLite's BEGIN IMMEDIATE), in ms. */
+const ATTEMPT_WAIT_MS = 1_000
+
 type Direction = 'up' | 'down'
 
 /** Postgres: what `DISCARD ALL` resets, except prepared statements (the driver's cache keeps its own). */
@@ -360,7 +363,7 @@ export class Migrator {
    * back on any error.
    */
   async #locked<T>(conn: PoolConnection, fn: () => Promise<T>, m?: Migration, beforeCommit?: () => Promise<void>): Promise<T> {
-    await this.#acquire(conn, () => this.#tryBegin(conn))
+    await this.#acquire(conn, (waitMs) => this.#tryBegin(conn, waitMs))
     let result: T
     try {
       result = await fn()
@@ -398,15 +401,17 @@ export class Migrator {
    * advisory lock, rolling back when it is taken, so a waiting process never sits in a transaction
    * (or in the server's lock queue, holding a snapshot that another process's
    * `CREATE INDEX CONCURRENTLY` would wait for: a deadlock). SQLite: `BEGIN IMMEDIATE`, which
-   * fails with BUSY after `busyTimeoutMs` while another process holds the write lock.
+   * waits (off the event loop) while another connection holds the write lock, for at most `waitMs`
+   * (else up to `busyTimeoutMs`, which may be longer than `lockTimeoutMs`): BUSY or QUERY_TIMEOUT
+   * (nothing began) means not taken.
    */
-  async #tryBegin(conn: PoolConnection): Promise<boolean> {
+  async #tryBegin(conn: PoolConnection, waitMs: number): Promise<boolean> {
     if (this.#store.backend === 'sqlite') {
       try {
-        await conn.query(this.#store.beginStatement())
+        await conn.query(this.#store.beginStatement(), [], { timeoutMs: Math.max(1, Math.ceil(waitMs)) })
         return true
       } catch (err) {
-        if (DatabaseError.is(err, 'BUSY')) return false
+        if (DatabaseError.is(err, 'BUSY') || DatabaseError.is(err, 'QUERY_TIMEOUT')) return false
         throw err
       }
     }
@@ -423,18 +428,20 @@ export class Migrator {
   /**
    * Tries `attempt` until it takes the lock, backing off from 5 to 100 ms between tries, for at most
    * `lockTimeoutMs`; the deadline restarts whenever another process is seen to record a migration,
-   * so a long series of short migrations elsewhere never times this one out.
+   * so a long series of short migrations elsewhere never times this one out. An attempt that can wait
+   * for the lock itself (SQLite's BEGIN IMMEDIATE) is given what is left of the deadline, at most
+   * {@link ATTEMPT_WAIT_MS} (so progress elsewhere is still seen).
    */
-  async #acquire(conn: PoolConnection, attempt: () => Promise<boolean>): Promise<void> {
-    if (await attempt()) return
-    let seen = await this.#appliedCount(conn)
+  async #acquire(conn: PoolConnection, attempt: (waitMs: number) => Promise<boolean>): Promise<void> {
     let deadline = Date.now() + this.#lockTimeoutMs
+    if (await attempt(Math.min(this.#lockTimeoutMs, ATTEMPT_WAIT_MS))) return
+    let seen = await this.#appliedCount(conn)
     let delay = 5
     for (;;) {
       if (Date.now() >= deadline) throw this.#lockTimeout()
       await sleep(Math.min(delay, Math.max(1, deadline - Date.now())))
       delay = Math.min(delay * 2, 100)
-      if (await attempt()) return
+      if (await attempt(Math.min(deadline - Date.now(), ATTEMPT_WAIT_MS))) return
       const now = await this.#appliedCount(conn)
       if (now !== seen) {
         seen = now
