@@ -60,8 +60,10 @@ export function isPlainObject(value: object): boolean {
 
 /**
  * JSON text for one parameter (`sql.json(v)`, and plain objects). Exact, or refused:
- * - a `bigint` anywhere inside becomes a JSON string of its decimal digits (`9007199254740993n` →
- *   `"9007199254740993"`), so it reads back exactly (the protobuf JSON mapping writes int64 the same way);
+ * - a `bigint` anywhere inside becomes a JSON integer of its exact digits (`9007199254740993n` →
+ *   `9007199254740993`, where JSON.stringify would throw): Postgres json/jsonb keep it exactly and
+ *   dbpool reads it back as the same bigint when JS would round it (as a number otherwise), so a
+ *   value read and written back stays a JSON number (it used to become a JSON string of its digits);
  * - `NaN`/`±Infinity` (JSON.stringify would write `null`), functions and symbols (it would drop them or
  *   write `null`), `undefined` as an array element or as the whole value, invalid Dates (written as
  *   `null`), objects whose contents JSON.stringify drops (`Map`, `Set`, `RegExp`, `Error`, typed
@@ -74,12 +76,15 @@ export function isPlainObject(value: object): boolean {
 export function jsonParameterText(value: unknown, position: number, backend: ErrorBackend): string {
   let problem: string | undefined
   let top = true
+  let bigints = 0
   const replacer = function (this: unknown, key: string, v: unknown): unknown {
     const isTop = top
     top = false
     switch (typeof v) {
       case 'bigint':
-        return v.toString()
+        // a marked string now, its bare digits below (JSON.stringify cannot write a raw number text)
+        bigints++
+        return `${BIGINT_MARK}${v}`
       case 'number':
         if (!Number.isFinite(v)) problem ??= `holds ${describeValue(v)} at ${where(key)}, which JSON cannot represent`
         return v
@@ -117,7 +122,23 @@ export function jsonParameterText(value: unknown, position: number, backend: Err
   if (problem !== undefined || text === undefined) {
     throw invalidParameter(position, value, problem ?? 'has no JSON representation', backend)
   }
-  return text
+  return bigints === 0 ? text : bareBigints(text, bigints, position, value, backend)
+}
+
+/** Marks a bigint's digits in the first pass (U+0000 is written `\u0000` by JSON.stringify). */
+const BIGINT_MARK = '\u0000dbpool:bigint\u0000'
+const MARKED_BIGINT = /"\\u0000dbpool:bigint\\u0000(-?\d+)"/g
+
+/** `text` with each marked bigint written as its bare digits; refuses a value whose own strings hold the mark. */
+function bareBigints(text: string, bigints: number, position: number, value: unknown, backend: ErrorBackend): string {
+  let replaced = 0
+  const out = text.replace(MARKED_BIGINT, (_match, digits: string) => {
+    replaced++
+    return digits
+  })
+  if (replaced !== bigints || out.includes('\\u0000dbpool:bigint\\u0000'))
+    throw invalidParameter(position, value, "holds a string that contains dbpool's internal bigint mark", backend)
+  return out
 }
 
 /**

@@ -122,7 +122,7 @@ export interface SqlTag {
   /**
    * One JSON parameter holding `value` (any JSON value, arrays included), the same on every backend:
    * `sql\`insert into docs (body) values (${sql.json({ tags: ['a'] })})\``. A bigint inside is written
-   * as a JSON string of its digits; NaN, Infinity, functions and cycles are refused (INVALID_PARAMETER)
+   * as a JSON integer of its exact digits; NaN, Infinity, functions and cycles are refused (INVALID_PARAMETER)
    * when the statement runs. Also accepted in a params array.
    */
   json(value: unknown): SqlJson

@@ -24,9 +24,17 @@ describe('sql.json', () => {
 })
 
 describe('jsonParameterText', () => {
-  it('writes a bigint anywhere inside as a string of its exact digits', () => {
-    expect(jsonParameterText({ id: 9007199254740993n, list: [1n, -2n] }, 1, 'postgres')).toBe('{"id":"9007199254740993","list":["1","-2"]}')
-    expect(jsonParameterText(12n, 1, 'sqlite')).toBe('"12"')
+  it('writes a bigint anywhere inside as a JSON integer of its exact digits', () => {
+    expect(jsonParameterText({ id: 9007199254740993n, list: [1n, -2n] }, 1, 'postgres')).toBe('{"id":9007199254740993,"list":[1,-2]}')
+    expect(jsonParameterText(12n, 1, 'sqlite')).toBe('12')
+    expect(jsonParameterText({ s: '9007199254740993', n: 2n ** 70n }, 1, 'postgres')).toBe(
+      '{"s":"9007199254740993","n":1180591620717411303424}',
+    )
+  })
+
+  it("refuses a string holding dbpool's internal bigint mark, instead of writing it as a number", () => {
+    for (const s of ['\u0000dbpool:bigint\u00005', 'x\u0000dbpool:bigint\u00005'])
+      expect(() => jsonParameterText({ s, n: 1n }, 3, 'postgres')).toThrow(expect.objectContaining({ code: 'INVALID_PARAMETER' }))
   })
 
   it.each([

@@ -74,20 +74,40 @@ describe('Dates are sent as UTC, never in the process time zone', () => {
 })
 
 describe('JSON', () => {
-  it('sql.json([...]) and a plain object go into json and jsonb columns; a bigint inside is an exact digit string', async () => {
+  it('sql.json([...]) and a plain object go into json and jsonb columns; a bigint inside is an exact JSON integer, read back exactly', async () => {
     const list = [1, 'two', { n: 9007199254740993n }, null]
     const doc = { a: { b: [1, null, 'x'] }, big: 2n ** 70n, when: new Date('2024-03-01T00:30:00Z') }
     await pool.query(sql`insert into docs values ('list', ${sql.json(list)}, ${sql.json(list)})`)
     await pool.query(sql`insert into docs values ('doc', ${doc}, ${doc})`)
     await pool.query('insert into docs values ($1, $2, $3)', ['params', sql.json('a string'), { k: 1n }])
     const { rows } = await pool.query<{ tag: string; j: unknown; jb: unknown }>('select tag, j, jb from docs order by tag')
-    const expectedList = [1, 'two', { n: '9007199254740993' }, null]
-    const expectedDoc = { a: { b: [1, null, 'x'] }, big: '1180591620717411303424', when: '2024-03-01T00:30:00.000Z' }
+    const expectedList = [1, 'two', { n: 9007199254740993n }, null]
+    const expectedDoc = { a: { b: [1, null, 'x'] }, big: 2n ** 70n, when: '2024-03-01T00:30:00.000Z' }
     expect(rows).toEqual([
       { tag: 'doc', j: expectedDoc, jb: expectedDoc },
       { tag: 'list', j: expectedList, jb: expectedList },
-      { tag: 'params', j: 'a string', jb: { k: '1' } },
+      // a bigint JS holds exactly comes back as a number
+      { tag: 'params', j: 'a string', jb: { k: 1 } },
     ])
+    // it is a JSON number in the database, so SQL sees a number
+    const typed = await pool.query<{ t: string; n: string }>(
+      "select jsonb_typeof(jb->'big') as t, (jb->'big')::numeric::text as n from docs where tag = 'doc'",
+    )
+    expect(typed.rows).toEqual([{ t: 'number', n: '1180591620717411303424' }])
+  })
+
+  it('a document read and written back keeps its big integers as JSON numbers, exactly', async () => {
+    await pool.query(
+      `insert into docs values ('rt', '{"orderId": 12345678901234567890, "qty": 1}', '{"orderId": 12345678901234567890, "qty": 1}')`,
+    )
+    const read = await pool.query<{ jb: { orderId: unknown; qty: number } }>("select jb from docs where tag = 'rt'")
+    const doc = read.rows[0]!.jb
+    expect(doc.orderId).toBe(12345678901234567890n)
+    await pool.query(sql`update docs set jb = ${{ ...doc, qty: 2 }} where tag = 'rt'`)
+    const after = await pool.query<{ t: string; hit: boolean }>(
+      `select jsonb_typeof(jb->'orderId') as t, jb @> '{"orderId": 12345678901234567890, "qty": 2}' as hit from docs where tag = 'rt'`,
+    )
+    expect(after.rows).toEqual([{ t: 'number', hit: true }])
   })
 })
 
@@ -127,7 +147,7 @@ describe('arrays', () => {
       [1, 2],
       [3, 4],
     ])
-    expect(rows[0]?.docs).toBe('{"{\\"a\\": \\"q\\\\\\"\\"}","[\\"1\\"]"}')
+    expect(rows[0]?.docs).toBe('{"{\\"a\\": \\"q\\\\\\"\\"}",[1]}')
   })
 })
 
