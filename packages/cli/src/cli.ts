@@ -55,6 +55,8 @@ export async function run(argv: readonly string[], io: CliIo, runOptions: RunOpt
         config: () => {
           resolved ??= resolveConfig({ url: globals.url, config: globals.config }, io.env, io.cwd).then((config) => {
             out.addSecrets(config.secrets)
+            // a config file's values may be secrets no key name marks: errors name the key, not the value
+            if (config.source !== '--url' && config.source !== 'DATABASE_URL') out.hideConfigValues()
             // a mistyped SQLite path must fail, not become a new empty database reported healthy
             return createsDatabase ? config : withoutCreatingDatabases(config)
           })

@@ -49,6 +49,10 @@ const ENTRY_KEYS = ['url', 'urlEnv', 'primary', 'backend', ...POOL_KEYS]
  * url = "sqlite:./data/cache.db"
  * backend = { readers = 4 }
  * ```
+ *
+ * @throws DatabaseError CONFIGURATION naming the file, the pool and the key, never a value; a file
+ *   that does not parse: `<file>: cannot be parsed at line L, column C: <reason>`, with no cause and
+ *   no text of the file (smol-toml's code frame and V8's JSON excerpt are left out).
  */
 export async function parseConfigFile(path: string, text: string, env: NodeJS.ProcessEnv = {}): Promise<ConfigFile> {
   const file = basename(path)
@@ -59,12 +63,9 @@ export async function parseConfigFile(path: string, text: string, env: NodeJS.Pr
   try {
     data = toml ? toml.parse(text) : JSON.parse(text)
   } catch (err) {
-    const position = err as { line?: unknown; column?: unknown }
-    const where = typeof position.line === 'number' ? ` at line ${position.line}, column ${String(position.column)}` : ''
-    throw new DatabaseError('CONFIGURATION', `${file}: cannot be parsed${where}: ${parseReason(err, text)}`, {
-      cause: err,
-      detail: { file: path },
-    })
+    // no cause: the parser's error quotes the source (smol-toml a code frame, V8 the text), and a
+    // file that does not parse has registered none of its secrets yet
+    throw parseError(path, text, err, json)
   }
   const root = table(data, file)
   for (const key of Object.keys(root)) {
@@ -122,14 +123,12 @@ function poolDefinition(file: string, name: string, entry: unknown, env: NodeJS.
   try {
     new PoolConfig(poolOptions)
   } catch (err) {
-    // PoolConfig's message shows the value: only the key and the rule are repeated
+    // PoolConfig's message (and stack) shows the value: only the key and the rule are repeated, and
+    // the error is not kept as the cause (--verbose prints causes)
     if (DatabaseError.is(err, 'CONFIGURATION')) {
       const { option, rule } = (err.detail ?? {}) as { option?: unknown; rule?: unknown }
-      const message =
-        typeof option === 'string' && typeof rule === 'string'
-          ? `invalid ${scope}.${option.replace(/^pool\./, '')}: ${rule}`
-          : `invalid ${scope}: see --verbose`
-      throw new DatabaseError('CONFIGURATION', message, { cause: err, detail: err.detail })
+      const key = typeof option === 'string' ? `${scope}.${option.replace(/^pool\./, '')}` : scope
+      throw keyError(key, typeof rule === 'string' ? rule : 'is not a valid pool setting')
     }
     throw err
   }
@@ -156,13 +155,78 @@ function fileSecrets(value: unknown, key = ''): string[] {
 }
 
 /**
- * The parser's reason, without the quoted source text V8 adds to JSON errors (`"..." is not valid
- * JSON`) and scrubbed of every secret-looking value in the file: the file could not be read, so
- * nothing else knows them yet.
+ * CONFIGURATION for a file that does not parse: file, line, column (1-based) and the parser's reason,
+ * without any text of the file (no quoted source, no code frame, no cause), so no value of it can be
+ * printed at any verbosity.
  */
-function parseReason(err: unknown, text: string): string {
-  const first = ((err as Error).message.split('\n')[0] ?? '').trim()
-  const reason = first.replace(/,?\s*".*" is not valid JSON$/s, ' (not valid JSON)')
-  const quoted = [...text.matchAll(/(?:pass|pwd|secret|token|credential)\w*"?\s*[=:]\s*"([^"\n]*)/gi)].map((m) => m[1] ?? '')
-  return scrubSecrets(reason, [...credentialSecrets(text), ...quoted])
+function parseError(path: string, text: string, err: unknown, json: boolean): DatabaseError {
+  const message = err instanceof Error ? err.message : String(err)
+  const position = err as { line?: unknown; column?: unknown }
+  let at: { line: number; column: number } | undefined
+  if (typeof position.line === 'number' && typeof position.column === 'number') at = { line: position.line, column: position.column }
+  else if (json) {
+    const offset = jsonErrorOffset(text, message)
+    if (offset !== undefined) at = lineAndColumn(text, offset)
+  }
+  const where = at ? ` at line ${at.line}, column ${at.column}` : ''
+  return new DatabaseError('CONFIGURATION', `${basename(path)}: cannot be parsed${where}: ${parseReason(message, text)}`, {
+    detail: { file: path, ...at },
+  })
+}
+
+/**
+ * The first line of the parser's message with everything it quotes removed (but JSON punctuation): V8 quotes the text
+ * (`Unexpected token 'T', "{"password": T..." is not valid JSON`) and says `at position N` (given
+ * as line and column instead); smol-toml adds a code frame after the first line.
+ */
+function parseReason(message: string, text: string): string {
+  // V8's excerpt of the text (`Unexpected token 'T', ..."pw": T"... is not valid JSON`) may hold
+  // quotes and line breaks: the whole message is replaced
+  if (/is not valid JSON\s*$/.test(message)) return /^Unexpected token/.test(message) ? 'Unexpected token' : 'not valid JSON'
+  const reason = (message.split('\n')[0] ?? '')
+    .replace(/\s+at position \d+.*$/, '')
+    .replace(/\s+in JSON$/, '')
+    // JSON punctuation V8 names ("Expected ',' or '}'") stays; any other quoted text goes
+    .replace(/(["'`])(.*?)\1/g, (quoted, _q: string, inner: string) => (/^[,:{}[\]]$/.test(inner) ? quoted : ''))
+    .replace(/["`]/g, '')
+    .replace(/\s+/g, ' ')
+    .trim()
+  return reason === '' ? 'syntax error' : scrubSecrets(reason, credentialSecrets(text))
+}
+
+/**
+ * The offset of the character V8's JSON.parse failed on: its `at position N`, the end of the text
+ * for an unexpected end, else (an unexpected
+ * token on Node.js 20 gives none) the shortest prefix of the text that fails before its end, found
+ * by bisection (only on this error path).
+ */
+function jsonErrorOffset(text: string, message: string): number | undefined {
+  const given = /at position (\d+)/.exec(message)
+  if (given) return Math.min(Number(given[1]), text.length)
+  if (/Unexpected end of JSON input/.test(message)) return text.length
+  const failsInside = (n: number): boolean => {
+    try {
+      JSON.parse(text.slice(0, n))
+      return false
+    } catch (e) {
+      const m = e instanceof Error ? e.message : ''
+      const at = /at position (\d+)/.exec(m)
+      return at ? Number(at[1]) < n : !/Unexpected end of JSON input/.test(m)
+    }
+  }
+  if (!failsInside(text.length)) return undefined
+  let lo = 1
+  let hi = text.length
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1
+    if (failsInside(mid)) hi = mid
+    else lo = mid + 1
+  }
+  return lo - 1
+}
+
+function lineAndColumn(text: string, offset: number): { line: number; column: number } {
+  const before = text.slice(0, offset)
+  const lastBreak = before.lastIndexOf('\n')
+  return { line: before.split('\n').length, column: offset - lastBreak }
 }

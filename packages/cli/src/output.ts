@@ -45,6 +45,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
 export class Output {
   readonly #io: CliIo
   readonly #secrets = new Set<string>()
+  #hideConfigValues = false
 
   constructor(io: CliIo) {
     this.#io = io
@@ -53,6 +54,17 @@ export class Output {
   /** Passwords to scrub from everything written from now on. */
   addSecrets(secrets: Iterable<string>): void {
     for (const s of secrets) if (s.length > 0) this.#secrets.add(s)
+  }
+
+  /**
+   * From now on, print a CONFIGURATION error that names an option and a rule (core's `configError`,
+   * whose message quotes the value) as `invalid <option>: <rule>`, in the one-line report and in every
+   * cause of `--verbose`: set once the configuration comes from a config file, whose values (a
+   * backend option, a URL parameter) may be secrets no key name marks as such. Values of command
+   * line options (`--pool`, `--dir`) are still shown.
+   */
+  hideConfigValues(): void {
+    this.#hideConfigValues = true
   }
 
   /** Whether stderr is a terminal (progress bars) . */
@@ -87,8 +99,9 @@ export class Output {
 
   /** The one-line error report on stderr; the stack and causes only when `verbose`. */
   error(err: unknown, verbose: boolean): void {
-    this.#io.stderr.write(`${this.scrub(describeError(err))}\n`)
-    if (verbose) this.#io.stderr.write(`${this.scrub(errorDetails(err))}\n`)
+    const options = { hideConfigValues: this.#hideConfigValues }
+    this.#io.stderr.write(`${this.scrub(describeError(err, options))}\n`)
+    if (verbose) this.#io.stderr.write(`${this.scrub(errorDetails(err, options))}\n`)
   }
 
   /** A progress display: a bar on a terminal, a line per 10 % otherwise. */
@@ -146,8 +159,14 @@ export class ProgressDisplay {
   }
 }
 
+/** Options of {@link describeError} and {@link errorDetails}. */
+export interface DescribeOptions {
+  /** Print CONFIGURATION errors of core's `configError` as `invalid <option>: <rule>`, without the value (see {@link Output.hideConfigValues}). Default `false`. */
+  readonly hideConfigValues?: boolean
+}
+
 /** `dbpool: CODE: message (what to do)` on one line. */
-export function describeError(err: unknown): string {
+export function describeError(err: unknown, options: DescribeOptions = {}): string {
   if (DatabaseError.is(err)) {
     // a statement that may have committed must not be run again blindly
     const hint = isOutcomeUnknown(err)
@@ -157,22 +176,42 @@ export function describeError(err: unknown): string {
         : missingSqliteFile(err) || missingSqliteFile(err.cause)
           ? 'check the path: only dbpool migrate up creates a database'
           : (HINTS[err.code] ?? 'run again with --verbose for details')
-    return `dbpool: ${err.code}: ${oneLine(err.message)} (${hint})`
+    return `dbpool: ${err.code}: ${oneLine(safeMessage(err, options))} (${hint})`
   }
   const message = err instanceof Error ? err.message : String(err)
   return `dbpool: error: ${oneLine(message)} (run again with --verbose for details)`
 }
 
-/** The stack and the chain of causes, for `--verbose`. */
-export function errorDetails(err: unknown): string {
+/** The stack and the chain of causes, for `--verbose`; a hidden value (see {@link DescribeOptions}) is left out of the stack too. */
+export function errorDetails(err: unknown, options: DescribeOptions = {}): string {
   const parts: string[] = []
   let current: unknown = err
   for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
-    if (current instanceof Error) parts.push(`${depth === 0 ? '' : 'caused by: '}${current.stack ?? `${current.name}: ${current.message}`}`)
-    else parts.push(`caused by: ${String(current)}`)
+    const prefix = depth === 0 ? '' : 'caused by: '
+    if (current instanceof Error) {
+      const message = safeMessage(current, options)
+      if (message === current.message) parts.push(`${prefix}${current.stack ?? `${current.name}: ${current.message}`}`)
+      else parts.push(`${prefix}${current.name}: ${message}\n${stackFrames(current)}`)
+    } else parts.push(`${prefix}${String(current)}`)
     current = current instanceof Error ? current.cause : undefined
   }
   return parts.join('\n')
+}
+
+/** The message, or `invalid <option>: <rule>` for a `configError` when values are hidden. */
+function safeMessage(err: Error, options: DescribeOptions): string {
+  if (!options.hideConfigValues || !DatabaseError.is(err, 'CONFIGURATION')) return err.message
+  const { option, rule } = (err.detail ?? {}) as { option?: unknown; rule?: unknown }
+  if (typeof option !== 'string' || typeof rule !== 'string' || option.startsWith('--')) return err.message
+  return `invalid ${option}: ${rule}`
+}
+
+/** The `    at ...` lines of a stack, without the message V8 puts before them. */
+function stackFrames(err: Error): string {
+  return (err.stack ?? '')
+    .split('\n')
+    .filter((line) => /^\s+at /.test(line))
+    .join('\n')
 }
 
 /** A SQLite database file (or its directory) that does not exist: the pool was told not to create it. */

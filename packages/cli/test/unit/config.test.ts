@@ -94,7 +94,25 @@ describe('parseConfigFile', () => {
   it('reports a TOML syntax error with its line', async () => {
     const err = await failure(parseConfigFile('/etc/dbpool.toml', '[pools.main]\nurl = "sqlite:a.db\n'))
     expect(err.message).toMatch(/^dbpool.toml: cannot be parsed at line 2, column \d+: /)
-    expect((await failure(parseConfigFile('dbpool.json', '{ "pools": '))).message).toMatch(/^dbpool.json: cannot be parsed: /)
+    expect((await failure(parseConfigFile('dbpool.json', '{ "pools": '))).message).toBe(
+      'dbpool.json: cannot be parsed at line 1, column 12: Unexpected end of JSON input',
+    )
+  })
+
+  it('reports a syntax error by line, column and reason only: no text of the file, no cause', async () => {
+    const toml = await failure(parseConfigFile('dbpool.toml', '[pools.main]\nurl = "sqlite:a.db"\npassword = "Hidden-T1" oops\n'))
+    expect(toml.message).toBe(
+      'dbpool.toml: cannot be parsed at line 3, column 24: Invalid TOML document: each key-value declaration must be followed by an end-of-line',
+    )
+    expect(toml.cause).toBeUndefined()
+    expect(toml.detail).toEqual({ file: 'dbpool.toml', line: 3, column: 24 })
+    const json = await failure(parseConfigFile('dbpool.json', '{"pools": {"main": {\n"password": Hidden-J1}}}'))
+    expect(json.message).toBe('dbpool.json: cannot be parsed at line 2, column 13: Unexpected token')
+    expect(json.cause).toBeUndefined()
+    const value = await failure(parseConfigFile('dbpool.json', '{"pools": {"main": {"url": "sqlite:a.db", "max": "Hidden-V1"}}}'))
+    expect(value.message).toBe('invalid dbpool.json pools.main.max: must be an integer between 1 and 10000')
+    expect(value.cause).toBeUndefined()
+    for (const err of [toml, json, value]) expect(JSON.stringify({ ...err, stack: err.stack })).not.toContain('Hidden-')
   })
 })
 

@@ -1,4 +1,4 @@
-import { DatabaseError } from '@dbpool/core'
+import { DatabaseError, configError } from '@dbpool/core'
 import { EXIT_CODES, Output, describeError, errorDetails, exitCodeFor, type CliIo } from '@dbpool/cli'
 
 function io(tty = false): CliIo & { out: string[]; err: string[] } {
@@ -44,6 +44,21 @@ describe('describeError', () => {
     expect(details).toMatch(/^DatabaseError: lost\n\s+at /)
     expect(details).toContain('caused by: Error: socket hang up')
     expect(errorDetails(new DatabaseError('QUERY_FAILED', 'x', { cause: 'plain' }))).toContain('caused by: plain')
+  })
+
+  it('names the key, not the value, of configError errors when config values are hidden (stack and causes too)', () => {
+    const value = configError('sqlite.readers', 'Hidden-R1', 'must be an integer between 0 and 64')
+    const err = new DatabaseError('CONFIGURATION', 'cannot open', { cause: value })
+    const hide = { hideConfigValues: true }
+    expect(describeError(value, hide)).toBe(
+      'dbpool: CONFIGURATION: invalid sqlite.readers: must be an integer between 0 and 64 (check --url, DATABASE_URL and dbpool.toml)',
+    )
+    const details = errorDetails(err, hide)
+    expect(details).toMatch(/\ncaused by: DatabaseError: invalid sqlite.readers: must be an integer between 0 and 64\n\s+at /)
+    expect(details).not.toContain('Hidden-R1')
+    // without a config file (--url) and for command line options the value is shown
+    expect(describeError(value)).toContain('"Hidden-R1"')
+    expect(describeError(configError('--pool', 'nope', 'is not configured'), hide)).toContain('"nope"')
   })
 })
 
