@@ -21,7 +21,7 @@ const MAX_DEPTH = 8
 
 // statements whose effect outlives their transaction, at the start of a statement
 const SESSION_COMMAND =
-  '(listen|prepare|load|set(?!\\s+(?:local|transaction|constraints)\\b)|reset|declare\\s+\\S+\\s+(?:binary\\s+)?(?:insensitive\\s+)?(?:no\\s+)?(?:scroll\\s+)?cursor\\s+with\\s+hold)\\b'
+  '(listen|prepare|load|set(?!\\s+(?:local|transaction|constraints)\\b)|reset|declare\\s+\\S+\\s+(?:(?:binary|asensitive|insensitive|sensitive|scroll|no\\s+scroll)\\s+)*cursor\\s+with\\s+hold)\\b'
 // where a statement starts: in SQL after `;`; in PL/pgSQL also after BEGIN, THEN, ELSE, LOOP and a <<label>>
 const SQL_COMMAND = new RegExp(`(?:^|;)\\s*${SESSION_COMMAND}`, 'i')
 const PLPGSQL_COMMAND = new RegExp(`(?:^|;|\\b(?:begin|then|else|loop)\\b|>>)\\s*${SESSION_COMMAND}`, 'i')
@@ -48,6 +48,14 @@ const SQL_BOUNDARY = /;/g
 const PLPGSQL_BOUNDARY = /;|\b(?:begin|then|else|loop)\b|>>/gi
 // how much of a statement's head is read to tell what it is (its first word)
 const HEAD_LENGTH = 8
+// the placeholder of a literal in lexed code
+const PLACEHOLDER = " '' "
+// escapes: E'\x73', E'\163', E'\u0073', E'\U00000073'; U&'...' UESCAPE '!'
+const HEX_2 = /[0-9A-Fa-f]{1,2}/y
+const HEX_4 = /[0-9A-Fa-f]{4}/y
+const HEX_8 = /[0-9A-Fa-f]{8}/y
+const OCTAL_3 = /[0-7]{1,3}/y
+const UESCAPE = /\s*uescape\s*'([^'])'/iy
 
 /**
  * Why `text` needs a session (a LISTEN, a session-level SET or RESET, an SQL PREPARE, a cursor
@@ -222,6 +230,8 @@ function lex(text: string): Lexed | undefined {
     } else if (c === "'") {
       const last = code.length - 1
       const escapes = (code[last] === 'e' || code[last] === 'E') && (last === 0 || !IDENTIFIER_CHAR.test(code[last - 1]!))
+      const unicode =
+        code[last] === '&' && (code[last - 1] === 'u' || code[last - 1] === 'U') && (last === 1 || !IDENTIFIER_CHAR.test(code[last - 2]!))
       let value = ''
       i++
       for (;;) {
@@ -233,17 +243,25 @@ function lex(text: string): Lexed | undefined {
           i += 2
         } else if (d === '\\' && escapes) {
           if (i + 1 >= n) return undefined
-          const e = text[i + 1]!
-          value += e === 'n' || e === 'r' || e === 't' || e === 'f' || e === 'b' ? ' ' : e
-          i += 2
+          const [char, length] = backslashEscape(text, i + 1)
+          value += char
+          i += 1 + length
         } else {
           value += d
           i++
         }
       }
       i++
+      if (unicode) {
+        // U&'...' [UESCAPE 'c']: \XXXX and \+XXXXXX (or c instead of \) are code points
+        UESCAPE.lastIndex = i
+        const clause = UESCAPE.exec(text)
+        if (clause !== null) i += clause[0].length
+        value = unicodeEscapes(value, clause?.[1] ?? '\\')
+        code = code.slice(0, -2)
+      }
       literals.push({ value, at: code.length })
-      code += " '' "
+      code += PLACEHOLDER
     } else if (c === '"') {
       let end = i + 1
       for (;;) {
@@ -267,7 +285,7 @@ function lex(text: string): Lexed | undefined {
       const end = text.indexOf(tag[0], start)
       if (end < 0) return undefined
       literals.push({ value: text.slice(start, end), at: code.length })
-      code += " '' "
+      code += PLACEHOLDER
       i = end + tag[0].length
     } else {
       code += c
@@ -275,4 +293,50 @@ function lex(text: string): Lexed | undefined {
     }
   }
   return { code, literals }
+}
+
+/**
+ * The character of a backslash escape of an `E'...'` string whose letter is at `at`, and how many
+ * characters it takes: `\b \f \n \r \t`, `\xh[h]`, octal `\o[o[o]]`, `\uXXXX`, `\UXXXXXXXX`
+ * (Postgres' rules), any other character itself. The whitespace escapes read as a space.
+ */
+function backslashEscape(text: string, at: number): [string, number] {
+  const e = text[at]!
+  if (e === 'n' || e === 'r' || e === 't' || e === 'f') return [' ', 1]
+  if (e === 'b') return ['\b', 1]
+  const digits = e === 'x' ? HEX_2 : e === 'u' ? HEX_4 : e === 'U' ? HEX_8 : /[0-7]/.test(e) ? OCTAL_3 : undefined
+  if (digits === undefined) return [e, 1]
+  digits.lastIndex = e >= '0' && e <= '7' ? at : at + 1
+  const found = digits.exec(text)
+  if (found === null) return [e, 1]
+  const point = Number.parseInt(found[0], e >= '0' && e <= '7' ? 8 : 16)
+  const char = point <= 0x10ffff ? String.fromCodePoint(point) : '\ufffd'
+  return [char, (e >= '0' && e <= '7' ? 0 : 1) + found[0].length]
+}
+
+/** The value of a `U&'...'` string (quotes already undone): `cc` is `c`, `cXXXX` and `c+XXXXXX` code points. */
+function unicodeEscapes(raw: string, escape: string): string {
+  let value = ''
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!
+    if (c !== escape) {
+      value += c
+      continue
+    }
+    if (raw[i + 1] === escape) {
+      value += escape
+      i++
+      continue
+    }
+    const long = raw[i + 1] === '+'
+    const hex = raw.slice(i + (long ? 2 : 1), i + (long ? 8 : 5))
+    if (!(long ? /^[0-9A-Fa-f]{6}$/ : /^[0-9A-Fa-f]{4}$/).test(hex)) {
+      value += c
+      continue
+    }
+    const point = Number.parseInt(hex, 16)
+    value += point <= 0x10ffff ? String.fromCodePoint(point) : '\ufffd'
+    i += hex.length + (long ? 1 : 0)
+  }
+  return value
 }

@@ -95,6 +95,39 @@ describe('sessionStatement: quoted names, DO blocks, dynamic SQL', () => {
   })
 })
 
+// found by review (review-fixes/guard*.js): session changes that were missed
+describe('sessionStatement: cursor options in any order, escaped strings, concatenated pieces', () => {
+  it.each([
+    ['DECLARE c SCROLL BINARY CURSOR WITH HOLD FOR SELECT 1', 'DECLARE'],
+    ['DECLARE c ASENSITIVE CURSOR WITH HOLD FOR SELECT 1', 'DECLARE'],
+    ['DECLARE c NO SCROLL BINARY CURSOR WITH HOLD FOR SELECT 1', 'DECLARE'],
+    ['declare c sensitive no scroll cursor with hold for select 1', 'DECLARE'],
+    ['declare c insensitive binary scroll cursor with hold for select 1', 'DECLARE'],
+    ["DO $$ BEGIN EXECUTE E'\\x73et search_path = x'; END $$", 'SET'],
+    ["DO $$ BEGIN EXECUTE E'\\163et search_path = x'; END $$", 'SET'],
+    ["DO $$ BEGIN EXECUTE E'\\u0073et search_path = x'; END $$", 'SET'],
+    ["DO $$ BEGIN EXECUTE E'\\U00000073et search_path = x'; END $$", 'SET'],
+    ["DO $$ BEGIN EXECUTE U&'\\0073et search_path = x'; END $$", 'SET'],
+    ["DO $$ BEGIN EXECUTE u&'\\+000073et search_path = x'; END $$", 'SET'],
+    ["DO $$ BEGIN EXECUTE U&'!0073et search_path = x' UESCAPE '!'; END $$", 'SET'],
+    ["DO E'BEGIN \\x73et search_path = x; END'", 'SET'],
+    ["DO U&'BEGIN \\0073et search_path = x; END'", 'SET'],
+  ])('is recognised: %s', (text, what) => {
+    expect(sessionStatement(text)).toContain(what)
+  })
+
+  it.each([
+    'DECLARE c SCROLL BINARY CURSOR FOR SELECT 1',
+    'DECLARE c NO SCROLL CURSOR WITHOUT HOLD FOR SELECT 1',
+    "select E'\\x73et search_path = x' as note",
+    "select U&'\\0073et role x' as note",
+    "DO $$ BEGIN EXECUTE E'\\x73elect 1'; END $$",
+    "DO $$ BEGIN EXECUTE 'select 1' || ' where true'; END $$",
+  ])('is not: %s', (text) => {
+    expect(sessionStatement(text)).toBeUndefined()
+  })
+})
+
 describe('statement sharing never takes a statement that may change the session', () => {
   const manager = new PostgresConnectionManager('postgres://u@h/d', { pipelineDepth: 8 })
   const shared = (text: string): boolean => manager.canPipeline({ text, values: [] } as never)
