@@ -42,14 +42,28 @@ const DOLLAR_TAG = /\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/y
 const IDENTIFIER_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/
 const DO_HEAD = /^do\b/i
 const SQL_DO = /(?:^|;)\s*do\b/i
-// in PL/pgSQL, a literal that is not dynamic SQL: a RAISE or ASSERT message (or the rest of a concatenation)
-const MESSAGE_HEAD = /^(?:raise|assert)\b/i
+// in PL/pgSQL: what EXECUTE runs (up to INTO, USING, the LOOP of FOR ... IN EXECUTE, or the end)
+const EXECUTE = /\bexecute\b/gi
+const EXECUTE_END = /;|\b(?:into|using|loop)\b/gi
+// the placeholder of a literal in lexed code, literals joined by ||, a piece continuing a concatenation
+const PLACEHOLDER = " '' "
+const JOINED = /^\s*\|\|\s*$/
+const CONCATENATED = /\|\|\s*$/
+const ARGUMENT = /,\s*$/
+// a value stored in a variable may be run later: judged only when it starts like a session command
+// (its shape, so that a sentence is not: 'set up done', 'reset password requested', 'listen to me')
+const COMMAND_SHAPED =
+  /^\s*(?:prepare\s+\S+(?:\s*\([^)]*\))?\s+as\b|listen\s+[^\s;]+\s*(?:;|$)|load\s+'|reset\s+[^\s;]+\s*(?:;|$)|set\s+(?:(?:session|local)\s+)?(?:role\b|session\s+authorization\b|time\s+zone\b|schema\b|names\b|[\w."]+\s*(?:=|\bto\b))|declare\s+\S+\s+[\w\s]*?\bcursor\b)/i
+const ASSIGNMENT = /^\s*[A-Za-z_"][\w$"]*(?:\s*\.\s*[A-Za-z_"][\w$"]*|\s*\[[^\]]*\])*\s*:?=/
+const SELECT_HEAD = /^\s*select\b/i
+const INTO_WORD = /\binto\b/i
+const LAST_DECLARE = /\bdeclare\b(?![\s\S]*\bdeclare\b)/i
+const BEGIN_WORD = /\bbegin\b/i
+const CURSOR_WORD = /\bcursor\b/i
 const SQL_BOUNDARY = /;/g
 const PLPGSQL_BOUNDARY = /;|\b(?:begin|then|else|loop)\b|>>/gi
 // how much of a statement's head is read to tell what it is (its first word)
 const HEAD_LENGTH = 8
-// the placeholder of a literal in lexed code
-const PLACEHOLDER = " '' "
 // escapes: E'\x73', E'\163', E'\u0073', E'\U00000073'; U&'...' UESCAPE '!'
 const HEX_2 = /[0-9A-Fa-f]{1,2}/y
 const HEX_4 = /[0-9A-Fa-f]{4}/y
@@ -66,16 +80,25 @@ const UESCAPE = /\s*uescape\s*'([^'])'/iy
  * Comments are skipped and string literals are data (a leading comment does not hide a statement);
  * a quoted name is matched unquoted where it names a function or schema (`pg_catalog."set_config"(`,
  * `"pg_temp".t`) and is never a keyword elsewhere. The body of a DO block is read as PL/pgSQL (its
- * statements also start after BEGIN, THEN, ELSE, LOOP), and the string literals inside it as the
- * dynamic SQL they may be (`EXECUTE 'set search_path = ...'`, `format('set ...')`), except the
- * continuation of a concatenation and RAISE/ASSERT messages; a body nested deeper than 8 levels is
- * refused. Standard-conforming strings are assumed; `E'...'` escapes are undone. A text that cannot
- * be read (an unterminated literal, comment or quoted name) is judged as written, with a statement
- * possibly starting after any quote: it may refuse what is fine, never the reverse.
+ * statements also start after BEGIN, THEN, ELSE, LOOP). Of its string literals only those that run
+ * are read as SQL: what EXECUTE runs (`EXECUTE 'set search_path = ...'`, a `format('set ...')`
+ * template; literals joined by `||` read as one text, so `'select 1' || '; set role x'` is seen; a
+ * piece after a variable only from its first `;`; a later format() argument like a stored value) and
+ * a nested DO body. A value stored in a variable (a DECLARE default, `v := '...'`, `SELECT ... INTO v`)
+ * may be run later: it is read only when it starts like a session command (`'set role x'`, not
+ * `'set up done'` or `'listen'`). Any other literal is data (`INSERT ... VALUES ('reset password
+ * requested')`, `CREATE TYPE ... AS ENUM ('prepare', 'load')`, a comparison, a RAISE message). A
+ * body nested deeper than 8 levels is refused. Standard-conforming strings are assumed; the escapes
+ * of `E'...'` (`\n`, `\x73`, `\163`, `\u0073`, `\U00000073`) and `U&'...'` (with UESCAPE) strings are
+ * undone first. A text that cannot be read (an unterminated literal, comment or quoted name) is
+ * judged as written, with a statement possibly starting after any quote: it may refuse what is
+ * fine, never the reverse.
  *
  * Not detectable (the text does not show it): a function or procedure whose body changes the
- * session (`select my_tenant_switch()`, `CALL`), and dynamic SQL assembled at run time from pieces
- * that read as nothing (`execute 'se' || 't search_path ...'`, a value read from a table).
+ * session (`select my_tenant_switch()`, `CALL`, `dblink_exec(...)`), and dynamic SQL assembled at
+ * run time from pieces that read as nothing alone (`execute 'se' || v || 't search_path ...'`,
+ * `format('%s %s', 'prepare p', 'as select 1')`, a variable whose value does not start like a
+ * session command, a value read from a table).
  */
 export function sessionStatement(text: string): string | undefined {
   return judge(text, false, 0)
@@ -88,19 +111,93 @@ function judge(text: string, plpgsql: boolean, depth: number): string | undefine
   const { code, literals } = lexed
   const why = judgeCode(code, plpgsql ? PLPGSQL_COMMAND : SQL_COMMAND)
   if (why !== undefined || literals.length === 0) return why
-  // a literal of SQL is data, except the body of a DO block (it runs, as PL/pgSQL); a literal of
-  // PL/pgSQL may be dynamic SQL, a statement of its own
-  if (!plpgsql && !SQL_DO.test(code)) return undefined
-  const starts = statementStarts(code, plpgsql ? PLPGSQL_BOUNDARY : SQL_BOUNDARY)
+  // a literal of SQL is data, except the body of a DO block (it runs, as PL/pgSQL)
+  if (!plpgsql) {
+    if (!SQL_DO.test(code)) return undefined
+    const starts = statementStarts(code, SQL_BOUNDARY)
+    let s = 0
+    for (const literal of literals) {
+      while (s + 1 < starts.length && starts[s + 1]! <= literal.at) s++
+      if (!DO_HEAD.test(headOf(code, starts[s]!, literal.at))) continue
+      const inner = judge(literal.value, true, depth + 1)
+      if (inner !== undefined) return inner
+    }
+    return undefined
+  }
+  return judgePlpgsqlLiterals(code, literals, depth)
+}
+
+/**
+ * The literals of a PL/pgSQL body that may run: those EXECUTE runs (its whole expression up to
+ * INTO, USING or LOOP: a format() template and its arguments, each chain of concatenated
+ * literals read joined, a chain continuing a non-literal piece read from its first `;`), the body
+ * of a nested DO, and, unsure, a value stored in a variable (a DECLARE default, `v := ...`,
+ * `SELECT ... INTO v`) only when it starts with a session command and its argument. Any other
+ * literal (an INSERT's values, a comparison, an enum label, a message) is data.
+ */
+function judgePlpgsqlLiterals(code: string, literals: readonly Literal[], depth: number): string | undefined {
+  const executed = executedRanges(code)
+  const starts = statementStarts(code, PLPGSQL_BOUNDARY)
   let s = 0
-  for (const literal of literals) {
+  let chain: string | undefined
+  let continues = false
+  let argument = false
+  for (let l = 0; l < literals.length; l++) {
+    const literal = literals[l]!
+    const range = executed.find(([from, to]) => literal.at >= from && literal.at < to)
+    if (range !== undefined) {
+      // dynamic SQL: literals joined by || read as one text
+      if (chain === undefined) {
+        const lead = code.slice(range[0], literal.at)
+        continues = CONCATENATED.test(lead)
+        argument = ARGUMENT.test(lead)
+      }
+      chain = (chain ?? '') + literal.value
+      const next = literals[l + 1]
+      if (next !== undefined && next.at < range[1] && JOINED.test(code.slice(literal.at + PLACEHOLDER.length, next.at))) continue
+      const semicolon = chain.indexOf(';')
+      // a later argument (of format(): %L data or %s SQL) is judged like a stored value
+      const sql = continues ? (semicolon < 0 ? '' : chain.slice(semicolon)) : !argument || COMMAND_SHAPED.test(chain) ? chain : ''
+      chain = undefined
+      const inner = sql === '' ? undefined : judge(sql, false, depth + 1)
+      if (inner !== undefined) return inner
+      continue
+    }
     while (s + 1 < starts.length && starts[s + 1]! <= literal.at) s++
-    const head = headOf(code, starts[s]!, literal.at)
-    if (plpgsql ? MESSAGE_HEAD.test(head) || concatenated(code, literal.at) : !DO_HEAD.test(head)) continue
-    const inner = judge(literal.value, !plpgsql, depth + 1)
+    let inner: string | undefined
+    if (DO_HEAD.test(headOf(code, starts[s]!, literal.at))) inner = judge(literal.value, true, depth + 1)
+    else if (COMMAND_SHAPED.test(literal.value) && stored(code, starts[s]!, literal.at)) inner = judge(literal.value, false, depth + 1)
     if (inner !== undefined) return inner
   }
   return undefined
+}
+
+/** Where the expressions EXECUTE runs are in `code`: from after EXECUTE to INTO, USING, LOOP or `;`. */
+function executedRanges(code: string): Array<[number, number]> {
+  const ranges: Array<[number, number]> = []
+  for (const match of code.matchAll(EXECUTE)) {
+    const from = (match.index ?? 0) + match[0].length
+    EXECUTE_END.lastIndex = from
+    const end = EXECUTE_END.exec(code)
+    ranges.push([from, end === null ? code.length : end.index])
+  }
+  return ranges
+}
+
+/**
+ * Whether the literal at `at`, in the statement starting at `start`, is stored in a variable (it
+ * may be run later): an assignment, `SELECT ... INTO`, a DECLARE section's default (not a cursor's query).
+ */
+function stored(code: string, start: number, at: number): boolean {
+  const before = code.slice(start, at)
+  if (ASSIGNMENT.test(before)) return true
+  if (SELECT_HEAD.test(before)) {
+    const end = code.indexOf(';', at)
+    return INTO_WORD.test(code.slice(start, end < 0 ? code.length : end))
+  }
+  const section = code.slice(0, at)
+  const declare = section.search(LAST_DECLARE)
+  return declare >= 0 && !BEGIN_WORD.test(section.slice(declare)) && !CURSOR_WORD.test(before)
 }
 
 /** Where each statement of `code` starts (0, then after each boundary), in order. */
@@ -115,13 +212,6 @@ function headOf(code: string, start: number, end: number): string {
   let i = start
   while (i < end && /\s/.test(code[i]!)) i++
   return code.slice(i, Math.min(end, i + HEAD_LENGTH))
-}
-
-/** Whether the literal at `at` continues a concatenation (`... || 'set x = 1'`): not a statement of its own. */
-function concatenated(code: string, at: number): boolean {
-  let i = at - 1
-  while (i >= 0 && /\s/.test(code[i]!)) i--
-  return i >= 1 && code[i] === '|' && code[i - 1] === '|'
 }
 
 /** The checks on code whose literals are gone; `command` finds a session command at a statement start. */

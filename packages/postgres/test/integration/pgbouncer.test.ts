@@ -223,6 +223,10 @@ suite('pgbouncer modes against a PgBouncer that refuses unknown startup paramete
       'select "pg_advisory_lock"(42)',
       'do $$ begin set search_path = pg_catalog; end $$',
       "do $$ begin execute 'set search_path = pg_catalog'; end $$",
+      // found by review: cursor options in any order, escaped dynamic SQL, a concatenated piece
+      'declare c scroll binary cursor with hold for select 1',
+      "do $$ begin execute E'\\x73et search_path = pg_catalog'; end $$",
+      "do $$ begin execute 'select 1' || '; set search_path = pg_catalog'; end $$",
     ]) {
       const err = await rejection(pool.query(text))
       expect(err.code).toBe('CONFIGURATION')
@@ -241,6 +245,14 @@ suite('pgbouncer modes against a PgBouncer that refuses unknown startup paramete
     expect(got).toBe('pg_catalog')
     // a DO block whose setting is transaction-scoped runs
     await pool.query("do $$ begin perform set_config('search_path', 'pg_catalog', true); end $$")
+    // found by review: a common migration whose data literals read like session commands runs
+    const migration =
+      "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'pgb_job_state') THEN CREATE TYPE pgb_job_state AS ENUM ('prepare', 'load', 'run'); END IF; END $$"
+    await pool.query(migration)
+    await pool.query(migration)
+    await pool.query("DO $$ DECLARE v text := 'listen'; BEGIN PERFORM 'reset password requested'; END $$")
+    const labels = await pool.query<{ l: string }>('select unnest(enum_range(null::pgb_job_state))::text as l')
+    expect(labels.rows.map((r) => r.l)).toEqual(['prepare', 'load', 'run'])
     // nothing was sent: no session lock is held in this database (other test files on the server hold their own)
     const locks = await admin(strictDb.url, (c) =>
       c.query<{ n: number }>(

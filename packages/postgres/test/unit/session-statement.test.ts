@@ -95,7 +95,46 @@ describe('sessionStatement: quoted names, DO blocks, dynamic SQL', () => {
   })
 })
 
-// found by review (review-fixes/guard*.js): session changes that were missed
+// found by review (review-fixes/guard*.js): data literals in a DO block were judged as SQL (common
+// migrations refused), and some session changes were missed
+describe('sessionStatement: only the literals a DO block runs are SQL', () => {
+  it.each([
+    // data: enum labels, values, comparisons, defaults that are words, sentences
+    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_type WHERE typname = 'job_state') THEN CREATE TYPE job_state AS ENUM ('prepare', 'load', 'run'); END IF; END $$",
+    "DO $$ BEGIN INSERT INTO audit(action) VALUES ('reset password requested'); END $$",
+    "DO $$ BEGIN INSERT INTO log(msg) VALUES ('set up done'); END $$",
+    "DO $$ BEGIN IF (SELECT state FROM jobs LIMIT 1) = 'reset' THEN UPDATE jobs SET state = 'idle'; END IF; END $$",
+    "DO $$ DECLARE v text := 'listen'; BEGIN PERFORM 1; END $$",
+    "DO $$ BEGIN UPDATE t SET note = 'prepare the report' WHERE id = 1; END $$",
+    "DO $$ BEGIN UPDATE settings SET value = 'x' WHERE key = 'load_factor'; END $$",
+    "DO $$ BEGIN INSERT INTO t VALUES (DEFAULT, 'reset password requested'); END $$",
+    "DO $$ DECLARE c CURSOR FOR SELECT * FROM t WHERE a = 'set role x'; BEGIN NULL; END $$",
+    "DO $$ DECLARE v text := 'the listen queue'; BEGIN v := 'we set it'; END $$",
+    "DO $$ BEGIN PERFORM format('set role %I', 'x'); END $$",
+    // what EXECUTE runs, but its parameters and the rest of a concatenation are data
+    "DO $$ BEGIN EXECUTE 'insert into audit(action) values ($1)' USING 'reset role'; END $$",
+    "DO $$ DECLARE n int; BEGIN EXECUTE 'select count(*) from t' INTO n; END $$",
+    "DO $$ DECLARE tbl text := 't'; BEGIN EXECUTE 'update ' || tbl || ' set x = 1'; END $$",
+    "DO $$ BEGIN EXECUTE format('update %I set note = %L', 't', 'prepare the report'); END $$",
+    // a stored value that is a sentence, not a command
+    "DO $$ DECLARE v text; BEGIN v := 'reset password requested'; v := 'set up done'; v := 'listen to me'; END $$",
+  ])('is not: %s', (text) => {
+    expect(sessionStatement(text)).toBeUndefined()
+  })
+
+  it.each([
+    ["DO $$ BEGIN FOR r IN EXECUTE 'set role x' LOOP NULL; END LOOP; END $$", 'SET'],
+    ["DO $$ DECLARE q text; BEGIN q := 'set search_path = x'; EXECUTE q; END $$", 'SET'],
+    ["DO $$ DECLARE q text DEFAULT ' listen jobs'; BEGIN EXECUTE q; END $$", 'LISTEN'],
+    ["DO $$ DECLARE q text; BEGIN SELECT 'reset role' INTO q; EXECUTE q; END $$", 'RESET'],
+    ['DO $$ BEGIN DO $i$ BEGIN SET ROLE x; END $i$; END $$', 'SET'],
+    ["DO $$ BEGIN EXECUTE format('%s', 'set role x'); END $$", 'SET'],
+    ["DO $$ BEGIN EXECUTE format('%s', 'prepare p as select 1'); END $$", 'PREPARE'],
+  ])('is recognised: %s', (text, what) => {
+    expect(sessionStatement(text)).toContain(what)
+  })
+})
+
 describe('sessionStatement: cursor options in any order, escaped strings, concatenated pieces', () => {
   it.each([
     ['DECLARE c SCROLL BINARY CURSOR WITH HOLD FOR SELECT 1', 'DECLARE'],
@@ -112,6 +151,10 @@ describe('sessionStatement: cursor options in any order, escaped strings, concat
     ["DO $$ BEGIN EXECUTE U&'!0073et search_path = x' UESCAPE '!'; END $$", 'SET'],
     ["DO E'BEGIN \\x73et search_path = x; END'", 'SET'],
     ["DO U&'BEGIN \\0073et search_path = x; END'", 'SET'],
+    ["DO $$ BEGIN EXECUTE 'select 1' || '; set role x'; END $$", 'SET'],
+    ["DO $$ BEGIN EXECUTE 'select 1; ' || 'reset role'; END $$", 'RESET'],
+    ["DO $$ DECLARE v text := 't'; BEGIN EXECUTE 'select * from ' || v || '; listen jobs'; END $$", 'LISTEN'],
+    ["DO $$ BEGIN EXECUTE 'se' || 't search_path = x'; END $$", 'SET'],
   ])('is recognised: %s', (text, what) => {
     expect(sessionStatement(text)).toContain(what)
   })
