@@ -87,6 +87,28 @@ export class BalanceOutOfRangeError extends FinanceError {
   }
 }
 
+/**
+ * A balance read back (a statement's opening or running balance, {@link TransactionRepository.balanceAt})
+ * is outside ±(2^53 - 1) minor units, where a JS number would round it. Postings keep every balance
+ * in range in the order they commit, but a statement adds lines in `posted_at` order: a backdated
+ * entry (`postedAt`) can put a past balance out of range. Code `BALANCE_OUT_OF_RANGE`; `balance` is
+ * the exact value as a decimal string. Nothing was read wrong: the statement is refused.
+ */
+export class BalanceReadOutOfRangeError extends FinanceError {
+  override readonly name = 'BalanceReadOutOfRangeError'
+  constructor(
+    readonly accountId: string,
+    readonly balance: string,
+    readonly entryId: string | null,
+  ) {
+    super(
+      'BALANCE_OUT_OF_RANGE',
+      `account ${accountId}'s balance ${entryId === null ? '' : `after entry ${entryId} `}is ${balance}, outside ±${Number.MAX_SAFE_INTEGER} minor units`,
+      { accountId, balance, entryId },
+    )
+  }
+}
+
 /** An account's currency differs from the entry's. */
 export class CurrencyMismatchError extends FinanceError {
   override readonly name = 'CurrencyMismatchError'

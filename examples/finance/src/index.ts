@@ -20,6 +20,7 @@ export {
   DuplicateAccountError,
   InsufficientFundsError,
   BalanceOutOfRangeError,
+  BalanceReadOutOfRangeError,
   CurrencyMismatchError,
   IdempotencyConflictError,
   InvalidEntryError,
@@ -37,6 +38,6 @@ export { Progress } from '@dbpool/example-kit'
 export type { ProgressOptions, ProgressSink } from '@dbpool/example-kit'
 export { SeededRandom } from '@dbpool/example-kit'
 export type { Db } from './db'
-export { toInteger, toNullableInteger, toDate, sumExact, addExact } from './values'
+export { toInteger, toNullableInteger, toDate, sumExact, addExact, ExactTotal } from './values'
 export { exportJournalCsv, JOURNAL_CSV_HEADER } from './journal-export'
 export type { JournalExport } from './journal-export'

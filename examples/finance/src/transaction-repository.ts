@@ -5,12 +5,13 @@ import type { Db } from './db'
 import {
   AccountNotFoundError,
   BalanceOutOfRangeError,
+  BalanceReadOutOfRangeError,
   CurrencyMismatchError,
   IdempotencyConflictError,
   InsufficientFundsError,
   InvalidEntryError,
 } from './errors'
-import { addExact, sumExact, toDate, toInteger, toNullableInteger } from './values'
+import { ExactTotal, sumExact, toDate, toInteger, toNullableInteger } from './values'
 
 /** One line of a journal entry: a signed amount on one account (negative debits the balance). */
 export interface JournalLine {
@@ -78,10 +79,14 @@ export interface AccountStatement {
   /** The balance at `from` (sum of every earlier line). */
   readonly openingBalance: number
   readonly closingBalance: number
-  /** Sum of the negative lines (as a negative number). */
-  readonly debits: number
-  /** Sum of the positive lines. */
-  readonly credits: number
+  /**
+   * Sum of the negative lines (negative), exact, in minor units. A `bigint`: each balance stays within
+   * ±(2^53 - 1) but the money that went through an account can add up past it (print it with
+   * `formatMinorUnits()`).
+   */
+  readonly debits: bigint
+  /** Sum of the positive lines, exact, in minor units (a `bigint`, like {@link AccountStatement.debits}). */
+  readonly credits: bigint
   readonly lines: readonly StatementLine[]
 }
 
@@ -159,7 +164,8 @@ export class TransactionRepository {
 
   /**
    * The balance of `accountId` from its lines posted before `at` (every line when `at` is omitted);
-   * INVALID_ENTRY when `at` is not a valid Date.
+   * INVALID_ENTRY when `at` is not a valid Date; BALANCE_OUT_OF_RANGE ({@link BalanceReadOutOfRangeError})
+   * when that past balance is beyond ±(2^53 - 1) (possible with backdated entries).
    */
   async balanceAt(accountId: string, at?: Date): Promise<number> {
     if (at !== undefined) checkDate(at, 'at')
@@ -168,12 +174,15 @@ export class TransactionRepository {
       select coalesce(sum(l.amount), 0) as total
       from journal_lines l join journal_entries e on e.id = l.entry_id
       where l.account_id = ${accountId} ${before}`)
-    return toInteger(rows[0]?.total, 'balance')
+    return balanceValue(rows[0]?.total, accountId)
   }
 
   /**
    * The statement of `accountId` over `range`: opening balance, each line with the running balance,
-   * totals, closing balance. Read in one snapshot when the repository runs on a pool.
+   * totals (debits and credits as exact `bigint`s), closing balance. Read in one snapshot when the
+   * repository runs on a pool. ACCOUNT_NOT_FOUND for an unknown account; BALANCE_OUT_OF_RANGE
+   * ({@link BalanceReadOutOfRangeError}) when the opening or a running balance, in `posted_at` order,
+   * is beyond ±(2^53 - 1) (a backdated entry can do that), never a RangeError.
    */
   async statement(accountId: string, range: DateRange = {}): Promise<AccountStatement> {
     checkRange(range)
@@ -190,15 +199,20 @@ export class TransactionRepository {
           where l.account_id = ${accountId} ${rangeFilter(range, 'e.')}
           order by e.posted_at, l.entry_id, l.line_no`)
         let balance = opening
-        let debits = 0
-        let credits = 0
+        // money in and out are not bounded like a balance: exact totals that turn bigint past 2^53
+        const debits = new ExactTotal()
+        const credits = new ExactTotal()
         const lines: StatementLine[] = []
         for await (const row of rows) {
           const amount = toInteger(row.amount, 'amount')
-          // exact: a running total beyond 2^53 throws a RangeError instead of rounding
-          balance = addExact(balance, amount, 'balance')
-          if (amount < 0) debits = addExact(debits, amount, 'debits')
-          else credits = addExact(credits, amount, 'credits')
+          // postings keep balances in range in commit order; in posted_at order (a backdated entry) a
+          // running balance can leave it: a typed refusal, never a rounded number (checked only then)
+          const next = balance + amount
+          if (!Number.isSafeInteger(next))
+            throw new BalanceReadOutOfRangeError(accountId, String(BigInt(balance) + BigInt(amount)), row.entry_id)
+          balance = next
+          if (amount < 0) debits.add(amount)
+          else credits.add(amount)
           lines.push({ entryId: row.entry_id, postedAt: toDate(row.posted_at), description: row.description, amount, balance })
         }
         return {
@@ -207,8 +221,8 @@ export class TransactionRepository {
           to: range.to ?? null,
           openingBalance: opening,
           closingBalance: balance,
-          debits,
-          credits,
+          debits: debits.value,
+          credits: credits.value,
           lines,
         }
       },
@@ -369,4 +383,13 @@ function checkRange(range: DateRange): void {
     throw new InvalidEntryError('range must be an object { from?, to? }', { option: 'range' })
   for (const key of ['from', 'to'] as const) if (range[key] !== undefined) checkDate(range[key], `range.${key}`)
   if (range.from && range.to && range.from > range.to) throw new InvalidEntryError('range.from must not be after range.to')
+}
+
+/** A balance summed in SQL (exact on both backends), as a number; BALANCE_OUT_OF_RANGE instead of a RangeError. */
+function balanceValue(total: unknown, accountId: string): number {
+  const n = typeof total === 'number' ? total : Number(total)
+  if (Number.isSafeInteger(n)) return n
+  if (typeof total === 'bigint' || (typeof total === 'string' && /^-?\d+$/.test(total)))
+    throw new BalanceReadOutOfRangeError(accountId, String(total), null)
+  return toInteger(total, 'balance')
 }

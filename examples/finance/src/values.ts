@@ -31,6 +31,35 @@ function sumBig(amounts: readonly number[]): bigint {
   return sum
 }
 
+/**
+ * A running exact total of safe integers (minor units), read as a `bigint`: for totals no rule
+ * bounds (a statement's money in and money out, where every balance stays within ±(2^53 - 1) but
+ * alternating +2^52 / -2^52 lines add up past it). Numbers while every partial sum is a safe integer
+ * (exact, and as fast as `+=`), `bigint` from the first one that is not; never a RangeError, never a
+ * rounded total. Every amount must already be a safe integer.
+ */
+export class ExactTotal {
+  #small = 0
+  #big: bigint | undefined
+
+  /** Adds one safe integer. */
+  add(amount: number): void {
+    if (this.#big !== undefined) {
+      this.#big += BigInt(amount)
+      return
+    }
+    const sum = this.#small + amount
+    // two safe integers add exactly whenever the true sum is safe: an unsafe result is the only one that rounds
+    if (Number.isSafeInteger(sum)) this.#small = sum
+    else this.#big = BigInt(this.#small) + BigInt(amount)
+  }
+
+  /** The exact total. */
+  get value(): bigint {
+    return this.#big ?? BigInt(this.#small)
+  }
+}
+
 /** `a + b` exactly, as a number; RangeError (naming `what`) when the sum is not a safe integer, never a rounded one. */
 export function addExact(a: number, b: number, what = 'sum'): number {
   const sum = a + b

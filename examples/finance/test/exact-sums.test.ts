@@ -1,6 +1,7 @@
 import {
   AccountRepository,
   BalanceOutOfRangeError,
+  BalanceReadOutOfRangeError,
   checkLedgerInvariants,
   formatMoney,
   InvalidEntryError,
@@ -39,6 +40,10 @@ describe.each(BACKENDS)('money is summed exactly on %s', (backend) => {
   let accounts: AccountRepository
 
   const post = (lines: JournalLine[]) => journal.post({ description: 'exact', currency: 'EUR', lines })
+  // one posting a second from a fixed start: statement order (posted_at) is posting order
+  const start = Date.parse('2024-03-01T00:00:00Z')
+  const postAt = (second: number, lines: JournalLine[]) =>
+    journal.post({ description: 'exact', currency: 'EUR', lines, postedAt: new Date(start + second * 1000) })
 
   beforeAll(async () => {
     db = await openTestDb(backend)
@@ -146,7 +151,7 @@ describe.each(BACKENDS)('money is summed exactly on %s', (backend) => {
     )
   })
 
-  it('throws a RangeError for a statement total beyond 2^53 instead of rounding it', async () => {
+  it('totals a statement exactly as bigints, past 2^53, where a float would round', async () => {
     const move = (from: string, to: string, amount: number) =>
       post([
         { accountId: from, amount: -amount },
@@ -156,8 +161,67 @@ describe.each(BACKENDS)('money is summed exactly on %s', (backend) => {
     await move('A', 'B', 2)
     await move('B', 'A', 2)
     // A's credits are 2^53 + 1: as a float that is 2^53
-    await expect(journal.statement('A')).rejects.toThrow(RangeError)
+    const a = await journal.statement('A')
+    expect(a).toMatchObject({ closingBalance: MAX, debits: -2n, credits: BigInt(MAX) + 2n })
     const b = await journal.statement('B')
-    expect(b).toMatchObject({ closingBalance: 0, debits: -2, credits: 2 })
+    expect(b).toMatchObject({ closingBalance: 0, debits: -2n, credits: 2n })
+  })
+
+  it('totals money in and out of an account past 2^53 while its balance stays in range (alternating ±2^52)', async () => {
+    const half = 2 ** 52
+    for (let i = 0; i < 3; i++) {
+      await postAt(2 * i, [
+        { accountId: 'EQ', amount: -half },
+        { accountId: 'A', amount: half },
+      ])
+      await postAt(2 * i + 1, [
+        { accountId: 'A', amount: -half },
+        { accountId: 'EQ', amount: half },
+      ])
+    }
+    await postAt(6, [
+      { accountId: 'A', amount: 1 },
+      { accountId: 'EQ', amount: -1 },
+    ])
+    const big = 3n * 2n ** 52n
+    const a = await journal.statement('A')
+    expect(a).toMatchObject({ openingBalance: 0, closingBalance: 1, debits: -big, credits: big + 1n })
+    expect(a.lines.map((l) => l.balance)).toEqual([half, 0, half, 0, half, 0, 1])
+    const eq = await journal.statement('EQ')
+    expect(eq).toMatchObject({ closingBalance: -1, debits: -big - 1n, credits: big })
+    expect(formatMinorUnits(a.credits, 'EUR')).toBe('135,107,988,821,114.89 EUR')
+  })
+
+  it('refuses a statement whose balance in posted_at order leaves ±(2^53 - 1) (a backdated entry) with BALANCE_OUT_OF_RANGE, not a RangeError', async () => {
+    await postAt(10, [
+      { accountId: 'EQ', amount: -MAX },
+      { accountId: 'A', amount: MAX },
+    ])
+    await postAt(20, [
+      { accountId: 'A', amount: -MAX },
+      { accountId: 'EQ', amount: MAX },
+    ])
+    // posted last, dated first: A's balance was in range at every commit, but in date order it is 1, then 2^53
+    await postAt(5, [
+      { accountId: 'EQ', amount: -1 },
+      { accountId: 'A', amount: 1 },
+    ])
+    expect(await accounts.balance('A')).toBe(1)
+    const err = await rejection(journal.statement('A'))
+    expect(err).toBeInstanceOf(BalanceReadOutOfRangeError)
+    expect(err).toMatchObject({ code: 'BALANCE_OUT_OF_RANGE', detail: { accountId: 'A', balance: String(BigInt(MAX) + 1n) } })
+    // the opening balance of a range starting between them too (summed in SQL)
+    const at = new Date(start + 15_000)
+    expect(await rejection(journal.balanceAt('A', at))).toMatchObject({
+      code: 'BALANCE_OUT_OF_RANGE',
+      detail: { accountId: 'A', balance: String(BigInt(MAX) + 1n), entryId: null },
+    })
+    expect(await rejection(journal.statement('A', { from: at }))).toBeInstanceOf(BalanceReadOutOfRangeError)
+    // a range past the excursion reads
+    expect(await journal.statement('A', { from: new Date(start + 21_000) })).toMatchObject({
+      openingBalance: 1,
+      closingBalance: 1,
+      lines: [],
+    })
   })
 })

@@ -237,7 +237,7 @@ describe.each(BACKENDS)('TransactionRepository on %s', (backend) => {
         [day(10).toISOString(), 300, 9_300],
         [day(15).toISOString(), -2_000, 7_300],
       ])
-      expect(s).toMatchObject({ accountId: 'A', from: day(5), to: day(16), closingBalance: 7_300, debits: -3_000, credits: 300 })
+      expect(s).toMatchObject({ accountId: 'A', from: day(5), to: day(16), closingBalance: 7_300, debits: -3_000n, credits: 300n })
       expect(s.lines[0]?.description).toBe('A -> B')
     })
 
