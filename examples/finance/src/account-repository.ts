@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { DatabaseError, sql } from '@dbpool/core'
 import type { Db } from './db'
 import { AccountNotFoundError, DuplicateAccountError, InvalidEntryError } from './errors'
-import { toDate, toInteger, toNullableInteger } from './values'
+import { toBigInteger, toDate, toInteger, toNullableInteger } from './values'
 
 /** An account as stored. Amounts are integer minor units. */
 export interface Account {
@@ -29,7 +29,11 @@ export interface NewAccount {
 /** Totals over every account (one currency assumed per call: filter by currency to mix). */
 export interface BalanceSummary {
   readonly accounts: number
-  readonly total: number
+  /**
+   * Sum of the balances in minor units, exact: a `bigint`, since each balance is within ±(2^53 - 1)
+   * but their sum need not be.
+   */
+  readonly total: bigint
   readonly min: number
   readonly max: number
   readonly belowLimit: number
@@ -156,7 +160,7 @@ export class AccountRepository {
     const r = rows[0] ?? {}
     return {
       accounts: toInteger(r.accounts),
-      total: toInteger(r.total),
+      total: toBigInteger(r.total, 'total'),
       min: toInteger(r.min),
       max: toInteger(r.max),
       belowLimit: toInteger(r.below),

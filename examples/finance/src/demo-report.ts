@@ -4,7 +4,7 @@ import { formatMoney } from './demo'
 /** The demo report as text for a terminal or a log: summary, invariants, pool stats, health, metrics. */
 export function formatFinanceReport(report: FinanceDemoReport): string {
   const { storm, balances, invariants, stats, health, metrics, currency } = report
-  const money = (minor: number): string => formatMoney(minor, currency)
+  const money = (minor: number | bigint): string => formatMoney(minor, currency)
   const counts = (record: Readonly<Record<string, number>>): string =>
     Object.keys(record).length === 0
       ? 'none'

@@ -10,6 +10,18 @@ export function toInteger(value: unknown, what = 'value'): number {
 }
 
 /**
+ * An exact integer read from either backend as a `bigint`: for sums SQL computed exactly that may be
+ * beyond 2^53 (Postgres `sum(bigint)` is a `numeric` string, SQLite a number or, beyond ±(2^53 - 1),
+ * a `bigint`). RangeError (naming `what`) for anything that is not an integer.
+ */
+export function toBigInteger(value: unknown, what = 'value'): bigint {
+  if (typeof value === 'bigint') return value
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value)
+  if (typeof value === 'string' && /^-?\d+$/.test(value)) return BigInt(value)
+  throw new RangeError(`${what} ${String(value)} is not an exact integer`)
+}
+
+/**
  * The exact sum of integer amounts (minor units) as a `bigint`. JS numbers add exactly only while every
  * partial sum stays a safe integer: `[2^53 - 1, 2, -(2^53 - 1), -1]` sums to 0 in floats (the real sum
  * is 1). The fast path adds numbers and checks each partial sum; the first one outside ±(2^53 - 1)

@@ -106,15 +106,15 @@ describe.each(BACKENDS)('AccountRepository on %s', (backend) => {
         ['B', 500],
       ]),
     )
-    expect(await accounts.summary('EUR')).toEqual({ accounts: 3, total: 0, min: -1_500, max: 1_000, belowLimit: 0 })
+    expect(await accounts.summary('EUR')).toEqual({ accounts: 3, total: 0n, min: -1_500, max: 1_000, belowLimit: 0 })
     expect(await accounts.summary('EUR', { excludeUnlimited: true })).toEqual({
       accounts: 2,
-      total: 1_500,
+      total: 1_500n,
       min: 500,
       max: 1_000,
       belowLimit: 0,
     })
-    expect(await accounts.summary('GBP')).toEqual({ accounts: 0, total: 0, min: 0, max: 0, belowLimit: 0 })
+    expect(await accounts.summary('GBP')).toEqual({ accounts: 0, total: 0n, min: 0, max: 0, belowLimit: 0 })
   })
 
   it('keeps amounts exact up to 2^53 - 1 minor units', async () => {

@@ -224,4 +224,24 @@ describe.each(BACKENDS)('money is summed exactly on %s', (backend) => {
       lines: [],
     })
   })
+
+  it('totals balances in a summary exactly as a bigint past 2^53 (each balance in range)', async () => {
+    for (const id of ['P', 'Q']) await accounts.create({ id, name: id, currency: 'EUR' })
+    await post([
+      { accountId: 'EQ', amount: -MAX },
+      { accountId: 'P', amount: MAX },
+    ])
+    await post([
+      { accountId: 'D', amount: -MAX },
+      { accountId: 'Q', amount: MAX },
+    ])
+    expect(await accounts.summary('EUR', { excludeUnlimited: true })).toEqual({
+      accounts: 2,
+      total: 2n * BigInt(MAX),
+      min: MAX,
+      max: MAX,
+      belowLimit: 0,
+    })
+    expect((await accounts.summary('EUR')).total).toBe(0n)
+  })
 })
