@@ -3,7 +3,7 @@ import type { Selectable } from 'kysely'
 import type { CrmDatabase, CrmKysely } from './kysely-db'
 import { ConcurrentUpdateError, CustomerNotFoundError, DealNotFoundError, InvalidInputError, InvalidStageTransitionError } from './errors'
 import { canMove, isClosed, isStage, STAGES, type Stage } from './pipeline'
-import { toDate, toInteger, toNullableDate } from './values'
+import { toBigInteger, toDate, toInteger, toNullableDate } from './values'
 
 /** A deal in the pipeline. */
 export interface Deal {
@@ -44,7 +44,8 @@ export interface StageChange {
 export interface PipelineSummary {
   readonly stage: Stage
   readonly deals: number
-  readonly amount: number
+  /** Total of the stage's deal amounts in minor units, exact: a `bigint` (each amount is at most 2^53 - 1, their sum need not be). */
+  readonly amount: bigint
 }
 
 type DealRow = Selectable<CrmDatabase['deals']>
@@ -207,7 +208,7 @@ export class DealRepository {
     const byStage = new Map(rows.map((r) => [r.stage, r]))
     return STAGES.map((stage) => {
       const row = byStage.get(stage)
-      return { stage, deals: row ? toInteger(row.deals) : 0, amount: row ? toInteger(row.amount) : 0 }
+      return { stage, deals: row ? toInteger(row.deals) : 0, amount: row ? toBigInteger(row.amount, 'amount') : 0n }
     })
   }
 

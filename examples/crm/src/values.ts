@@ -9,6 +9,18 @@ export function toInteger(value: unknown, what = 'value'): number {
   return n
 }
 
+/**
+ * An exact integer read from either backend as a `bigint`, for sums SQL computed exactly that may be
+ * beyond 2^53 (Postgres `sum(bigint)` is a `numeric` string, SQLite a number or, beyond ±(2^53 - 1),
+ * a `bigint`). RangeError (naming `what`) for anything that is not an integer.
+ */
+export function toBigInteger(value: unknown, what = 'value'): bigint {
+  if (typeof value === 'bigint') return value
+  if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value)
+  if (typeof value === 'string' && /^-?\d+$/.test(value)) return BigInt(value)
+  throw new RangeError(`${what} ${String(value)} is not an exact integer`)
+}
+
 /** A timestamp read from either backend: Postgres returns a `Date` for `timestamptz`, SQLite the ISO text written. */
 export function toDate(value: unknown): Date {
   // a Date from another realm (the native driver's) fails instanceof: test the tag instead

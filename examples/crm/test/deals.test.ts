@@ -111,13 +111,20 @@ describe.each(BACKENDS)('deals on %s', (backend) => {
     await deals.create({ customerId, title: 'c', amount: 999, currency: 'EUR' })
     await deals.moveStage(a.id, 'lost')
     expect(await deals.pipelineSummary('USD')).toEqual([
-      { stage: 'lead', deals: 1, amount: 200 },
-      { stage: 'qualified', deals: 0, amount: 0 },
-      { stage: 'proposal', deals: 0, amount: 0 },
-      { stage: 'negotiation', deals: 0, amount: 0 },
-      { stage: 'won', deals: 0, amount: 0 },
-      { stage: 'lost', deals: 1, amount: 100 },
+      { stage: 'lead', deals: 1, amount: 200n },
+      { stage: 'qualified', deals: 0, amount: 0n },
+      { stage: 'proposal', deals: 0, amount: 0n },
+      { stage: 'negotiation', deals: 0, amount: 0n },
+      { stage: 'won', deals: 0, amount: 0n },
+      { stage: 'lost', deals: 1, amount: 100n },
     ])
+  })
+
+  it('totals a stage exactly as a bigint past 2^53 (each amount in range)', async () => {
+    const max = Number.MAX_SAFE_INTEGER
+    for (const title of ['x', 'y', 'z']) await deals.create({ customerId, title, amount: max, currency: 'JPY' })
+    const lead = (await deals.pipelineSummary('JPY')).find((p) => p.stage === 'lead')
+    expect(lead).toEqual({ stage: 'lead', deals: 3, amount: 3n * BigInt(max) })
   })
 
   it('100 concurrent moves of one deal: applied one after another, history stays a chain', async () => {
