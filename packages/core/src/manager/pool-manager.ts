@@ -1,5 +1,6 @@
 import { checkCloseOptions } from '../config/call-options'
 import { configError } from '../config/validate'
+import { DatabaseError } from '../errors/database-error'
 import { HealthChecker, worstStatus, type HealthCheckOptions } from '../health/health-checker'
 import type { HealthReport, HealthStatus } from '../health/health-report'
 import type { CloseOptions, CloseReport, DatabasePool } from '../pool/database-pool'
@@ -12,16 +13,28 @@ export interface ManagerHealthReport {
 
 /**
  * Named pools with one primary (the first added unless another is marked), checked and closed
- * together.
+ * together. Once `closeAll()` was called the manager is closed: it adopts no more pools.
  */
 export class PoolManager {
   readonly #pools = new Map<string, DatabasePool<unknown>>()
   #primary: string | undefined
+  #closed = false
 
-  /** Adds a pool under a unique name. */
+  /**
+   * Adds a pool under a unique name. Throws POOL_CLOSED once `closeAll()` was called (the pool is not
+   * adopted and stays as it is: its owner closes it), CONFIGURATION naming `pool name` for an empty or
+   * taken name, and CONFIGURATION naming `pool` when the same pool object is already registered under
+   * another name (one pool counted twice in health and closed twice).
+   */
   add(name: string, pool: DatabasePool<unknown>, options: { readonly primary?: boolean } = {}): this {
+    if (this.#closed)
+      throw new DatabaseError('POOL_CLOSED', `the pool manager is closed (closeAll() was called): pool "${String(name)}" was not added`, {
+        retryable: false,
+      })
     if (typeof name !== 'string' || name.length === 0) throw configError('pool name', name, 'must be a non-empty string')
     if (this.#pools.has(name)) throw configError('pool name', name, 'is already registered')
+    for (const [known, registered] of this.#pools)
+      if (registered === pool) throw configError('pool', name, `is the pool already registered as "${known}"`)
     this.#pools.set(name, pool)
     if (options.primary || this.#primary === undefined) this.#primary = name
     return this
@@ -50,7 +63,16 @@ export class PoolManager {
     return [...this.#pools.keys()]
   }
 
-  /** Checks every pool in parallel; the status is the worst of them. Never throws. */
+  /** Whether `closeAll()` was called (`add()` then throws POOL_CLOSED). */
+  get isClosed(): boolean {
+    return this.#closed
+  }
+
+  /**
+   * Checks every pool in parallel; the status is the worst of them. Never throws. A manager with no
+   * pool reports `healthy` with no entries (nothing is failing: the liveness reading); after
+   * `closeAll()` each pool reports `unhealthy` ("pool is closed").
+   */
   async healthCheckAll(options: HealthCheckOptions = {}): Promise<ManagerHealthReport> {
     const checker = new HealthChecker(options)
     const entries = await Promise.all([...this.#pools].map(async ([name, pool]) => [name, await checker.check(pool)] as const))
@@ -60,10 +82,12 @@ export class PoolManager {
   /**
    * Closes every pool in parallel, each with the same deadline. `options` are checked first, as
    * `pool.close()` checks them (CONFIGURATION naming `close.<option>`), even when no pool is
-   * registered: nothing is closed when they are bad.
+   * registered: nothing is closed when they are bad. Then the manager is closed: a later `add()`
+   * throws POOL_CLOSED; a second `closeAll()` closes the same pools again (each `close()` is idempotent).
    */
   async closeAll(options: CloseOptions = {}): Promise<Record<string, CloseReport>> {
     checkCloseOptions(options)
+    this.#closed = true
     const entries = await Promise.all([...this.#pools].map(async ([name, pool]) => [name, await pool.close(options)] as const))
     return Object.fromEntries(entries)
   }

@@ -117,6 +117,38 @@ describe('PoolManager', () => {
     expect(() => new PoolManager().primary).toThrow(/no pool is registered/)
     expect(new HealthChecker()).toBeDefined()
   })
+
+  it('reports an empty manager healthy with no entries (nothing is failing)', async () => {
+    expect(await new PoolManager().healthCheckAll()).toEqual({ status: 'healthy', pools: {} })
+  })
+
+  it('refuses the same pool under a second name (CONFIGURATION) and keeps the first', async () => {
+    const a = makePool({ name: 'a' }).pool
+    const manager = new PoolManager().add('a', a)
+    const err = catchSync(() => manager.add('dup', a))
+    expect(err).toMatchObject({ code: 'CONFIGURATION', message: expect.stringMatching(/already registered as "a"/) })
+    expect(manager.names).toEqual(['a'])
+    await manager.closeAll()
+  })
+
+  it('is closed after closeAll(): add() is POOL_CLOSED and the pool is not adopted (it stays open)', async () => {
+    const a = makePool({ name: 'a' }).pool
+    const late = makePool({ name: 'late' }).pool
+    const manager = new PoolManager().add('a', a)
+    expect(manager.isClosed).toBe(false)
+    const closing = manager.closeAll({ timeoutMs: 100 })
+    // closed from the call on, not only once every pool finished closing
+    expect(catchSync(() => manager.add('during', late))).toMatchObject({ code: 'POOL_CLOSED' })
+    await closing
+    expect(manager.isClosed).toBe(true)
+    const err = catchSync(() => manager.add('late', late))
+    expect(err).toMatchObject({ code: 'POOL_CLOSED', message: expect.stringMatching(/closeAll\(\) was called/) })
+    expect(manager.names).toEqual(['a'])
+    expect(late.isOpen).toBe(true)
+    expect(Object.keys(await manager.closeAll())).toEqual(['a'])
+    expect(late.isOpen).toBe(true)
+    await late.close()
+  })
 })
 
 describe('PoolFactory pool options', () => {
@@ -139,3 +171,12 @@ describe('PoolFactory pool options', () => {
     await pool.close()
   })
 })
+
+function catchSync(fn: () => unknown): unknown {
+  try {
+    fn()
+  } catch (err) {
+    return err
+  }
+  throw new Error('expected a throw')
+}
