@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { configError } from '@dbpool/core'
 
 /** A SQLite file path in a fresh temp directory. */
 export interface TempSqlite {
@@ -23,12 +24,21 @@ export interface TempSqlite {
  * ...
  * await pool.close(); await file.remove()
  * ```
+ *
+ * `fileName` (default `'test.db'`) must be a plain file name: a non-empty string without `/`, `\` or
+ * NUL, and not `.` or `..` (those name the temp directory or its parent, never a file in it); anything
+ * else throws a CONFIGURATION `DatabaseError` (from `@dbpool/core`) naming `createTempSqlite fileName`, before any
+ * directory is made.
  */
 export async function createTempSqlite(options: { readonly fileName?: string } = {}): Promise<TempSqlite> {
   const fileName = options.fileName ?? 'test.db'
-  if (fileName.includes('/') || fileName.includes('\\') || fileName.length === 0)
-    throw new Error(`fileName ${JSON.stringify(fileName)}: must be a plain file name`)
+  if (!isPlainFileName(fileName))
+    throw configError('createTempSqlite fileName', fileName, 'must be a plain file name (no / or \\, not . or ..)')
   const dir = await mkdtemp(join(tmpdir(), 'dbpool-sqlite-'))
   const path = join(dir, fileName)
   return { path, url: `sqlite:${path}`, dir, remove: () => rm(dir, { recursive: true, force: true }) }
+}
+
+function isPlainFileName(name: unknown): boolean {
+  return typeof name === 'string' && name.length > 0 && name !== '.' && name !== '..' && !/[/\\\0]/.test(name)
 }

@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { once } from 'node:events'
+import { join } from 'node:path'
+import { DatabaseError } from '@dbpool/core'
 import { createServer, connect, type Socket } from 'node:net'
 import { createTempSqlite, dockerAnswers, setupTestPostgres, startPostgres, startTcpProxy, teardownTestPostgres } from '@dbpool/testing'
 
@@ -18,8 +20,18 @@ describe('createTempSqlite', () => {
     await a.remove()
   })
 
-  it('refuses a file name with a directory in it', async () => {
-    await expect(createTempSqlite({ fileName: '../escape.db' })).rejects.toThrow('plain file name')
+  it('refuses a file name with a directory in it, or . or .. (the temp directory or its parent), as CONFIGURATION', async () => {
+    for (const fileName of ['../escape.db', 'a/b.db', 'a\\b.db', '.', '..', '', 'a\0b.db']) {
+      const err = await createTempSqlite({ fileName }).then(
+        (t) => t.path,
+        (e: unknown) => e,
+      )
+      expect(err).toBeInstanceOf(DatabaseError)
+      expect(err).toMatchObject({ code: 'CONFIGURATION', message: expect.stringContaining('createTempSqlite fileName') })
+    }
+    const ok = await createTempSqlite({ fileName: '..db' })
+    expect(ok.path).toBe(join(ok.dir, '..db'))
+    await ok.remove()
   })
 })
 
