@@ -4,6 +4,7 @@ import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
+import { untilSuccess } from './until-success'
 
 /** A PgBouncer this process started in front of a Postgres. */
 export interface PgBouncer {
@@ -17,7 +18,7 @@ export interface PgBouncer {
   urlFor(url: string): string
   /** What PgBouncer logged so far (for a failing test's message). */
   log(): Promise<string>
-  /** Stops it and removes its directory. Idempotent. */
+  /** Stops it and removes its directory. Idempotent: a call after a failure tries again. */
   stop(): Promise<void>
 }
 
@@ -112,25 +113,24 @@ export async function startPgBouncer(upstreamUrl: string, options: StartPgBounce
   })
   const onExit = (): void => kill(child)
   process.once('exit', onExit)
-  let stopping: Promise<void> | undefined
   const log = async (): Promise<string> => `${await readFile(logFile, 'utf8').catch(() => '')}${stderr}`
-  const stop = (): Promise<void> =>
-    (stopping ??= (async () => {
-      process.off('exit', onExit)
-      await new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve()
-        const timer = setTimeout(() => {
-          kill(child, 'SIGKILL')
-          resolve()
-        }, 5_000)
-        child.once('exit', () => {
-          clearTimeout(timer)
-          resolve()
-        })
-        kill(child)
+  // a stop that failed (its directory not removed) is tried again by the next call
+  const stop = untilSuccess(async () => {
+    process.off('exit', onExit)
+    await new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve()
+      const timer = setTimeout(() => {
+        kill(child, 'SIGKILL')
+        resolve()
+      }, 5_000)
+      child.once('exit', () => {
+        clearTimeout(timer)
+        resolve()
       })
-      await rm(dir, { recursive: true, force: true })
-    })())
+      kill(child)
+    })
+    await rm(dir, { recursive: true, force: true })
+  })
   try {
     await acceptsConnections(port, child, options.startTimeoutMs ?? 10_000)
   } catch (err) {

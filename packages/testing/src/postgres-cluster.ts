@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { startPgBouncer, type PgBouncer } from './pgbouncer'
 import { withAdmin, withDatabase } from './test-database'
+import { untilSuccess } from './until-success'
 
 const run = promisify(execFile)
 
@@ -94,7 +95,10 @@ export interface PostgresCluster {
   isInRecovery(i: number): Promise<boolean>
   /** Member `i`'s server log so far (for a failing test's message). */
   log(i: number): Promise<string>
-  /** Stops PgBouncer and every server and removes their directories. Idempotent. */
+  /**
+   * Stops PgBouncer and every server and removes their directories. Idempotent: a call after a
+   * success resolves at once, a call after a failure tries again.
+   */
   close(): Promise<void>
 }
 
@@ -173,7 +177,6 @@ class Cluster implements PostgresCluster {
   #watchdog: ReturnType<typeof spawn> | undefined
   #bouncer: PgBouncer | undefined
   #majorVersion = 0
-  #closing: Promise<void> | undefined
 
   constructor(binDir: string, options: StartPostgresClusterOptions, replicas: number) {
     this.#binDir = binDir
@@ -319,15 +322,18 @@ class Cluster implements PostgresCluster {
   }
 
   close(): Promise<void> {
-    return (this.#closing ??= (async () => {
-      await this.#bouncer?.stop().catch(() => undefined)
-      // standbys first: a synchronous primary stopping in fast mode does not wait for them, but a
-      // standby left running would only retry its connection
-      for (const member of [...this.#members].reverse()) await this.stop(member.index, 'immediate').catch(() => undefined)
-      this.#watchdog?.kill('SIGTERM')
-      if (this.#root) await rm(this.#root, { recursive: true, force: true })
-    })())
+    return this.#close()
   }
+
+  // a close that failed (the directory not removed) is tried again by the next call
+  readonly #close = untilSuccess(async () => {
+    await this.#bouncer?.stop().catch(() => undefined)
+    // standbys first: a synchronous primary stopping in fast mode does not wait for them, but a
+    // standby left running would only retry its connection
+    for (const member of [...this.#members].reverse()) await this.stop(member.index, 'immediate').catch(() => undefined)
+    this.#watchdog?.kill('SIGTERM')
+    if (this.#root) await rm(this.#root, { recursive: true, force: true })
+  })
 
   #member(i: number): MemberState {
     const member = this.#members[i]

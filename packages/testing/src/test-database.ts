@@ -1,6 +1,7 @@
 import { Client } from 'pg'
 import { randomSuffix } from './shared-postgres'
 import { testPostgresUrl } from './shared-postgres'
+import { untilSuccess } from './until-success'
 
 /** A database of its own for one test file. */
 export interface TestDatabase {
@@ -8,7 +9,11 @@ export interface TestDatabase {
   readonly url: string
   /** The database name (`dbpool_test_...`). */
   readonly name: string
-  /** Drops the database, terminating sessions still connected. Idempotent. */
+  /**
+   * Drops the database (`DROP DATABASE IF EXISTS ... WITH (FORCE)`, terminating sessions still
+   * connected). Idempotent: calls during a drop share it, calls after a success resolve at once, and
+   * a call after a failure (the server unreachable...) tries again; rejects with pg's error.
+   */
   drop(): Promise<void>
 }
 
@@ -48,14 +53,13 @@ export async function createTestDatabase(options: CreateTestDatabaseOptions = {}
       }
     }
   })
-  let dropping: Promise<void> | undefined
   return {
     url: withDatabase(serverUrl, name),
     name,
-    drop: () =>
-      (dropping ??= withAdmin(serverUrl, (client) =>
-        client.query(`DROP DATABASE IF EXISTS ${quote(name)} WITH (FORCE)`).then(() => undefined),
-      )),
+    // a drop that failed (server unreachable, connect timeout) is tried again by the next call
+    drop: untilSuccess(() =>
+      withAdmin(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${quote(name)} WITH (FORCE)`).then(() => undefined)),
+    ),
   }
 }
 
