@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import { startPgBouncer, type PgBouncer } from './pgbouncer'
 import { withAdmin, withDatabase } from './test-database'
+import { toolError } from './tool-error'
 import { untilSuccess } from './until-success'
 
 const run = promisify(execFile)
@@ -459,10 +460,8 @@ class Cluster implements PostgresCluster {
     try {
       await run(file, argv, { timeout: (this.#options.startTimeoutMs ?? 120_000) + 5_000, cwd: this.#root })
     } catch (err) {
-      const e = err as Error & { stderr?: string; stdout?: string }
-      throw new Error(`${tool} ${args.filter((a) => !a.includes('password=')).join(' ')} failed: ${e.stderr || e.stdout || e.message}`, {
-        cause: err,
-      })
+      // the command line holds the replication role's password (pg_basebackup's conninfo)
+      throw toolError(tool, args, err, [this.#password, this.#replicationPassword])
     }
   }
 

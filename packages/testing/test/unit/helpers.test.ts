@@ -1,8 +1,11 @@
 import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
 import { once } from 'node:events'
+import { promisify } from 'node:util'
 import { join } from 'node:path'
 import { DatabaseError } from '@dbpool/core'
+import { toolError } from '../../src/tool-error'
 import { createServer, connect, type Socket } from 'node:net'
 import { createTempSqlite, dockerAnswers, setupTestPostgres, startPostgres, startTcpProxy, teardownTestPostgres } from '@dbpool/testing'
 
@@ -178,5 +181,39 @@ describe('startPostgres never skips silently', () => {
     } finally {
       delete process.env.DBPOOL_TEST_PG_PROVIDER
     }
+  })
+})
+
+describe('toolError (startPostgresCluster running initdb, pg_ctl, pg_basebackup)', () => {
+  it('hides the conninfo password of a tool killed at its timeout (Node names the whole command), in the message and the cause', async () => {
+    const secret = 'replpw0123456789abcdef'
+    const args = ['-e', 'setTimeout(() => {}, 10000)', `host=127.0.0.1 user=replicator password=${secret} application_name=standby1`]
+    const failure = await promisify(execFile)(process.execPath, args, { timeout: 200 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    // what the old message was built from: empty output, Node's message with the command line
+    expect(failure).toMatchObject({ killed: true, stderr: '', stdout: '' })
+    expect((failure as Error).message).toContain(secret)
+    const err = toolError('pg_basebackup', args, failure, [secret])
+    const everything = `${err.stack} ${JSON.stringify(err, Object.getOwnPropertyNames(err))} ${JSON.stringify(err.cause, Object.getOwnPropertyNames(err.cause))} ${(err.cause as Error).stack}`
+    expect(everything).not.toContain(secret)
+    expect(err.message).toContain('pg_basebackup')
+    expect(err.message).toContain('killed by SIGTERM')
+    expect(err.message).toContain('password=[REDACTED]')
+    expect(err.cause).toMatchObject({ killed: true, signal: 'SIGTERM' })
+  })
+
+  it('hides a secret the tool printed on stderr', async () => {
+    const secret = 'superpw0123456789abcdef'
+    const args = ['-e', `process.stderr.write('could not connect: password=${secret} and postgres://u:${secret}@h/db'); process.exit(3)`]
+    const failure = await promisify(execFile)(process.execPath, args).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    const err = toolError('pg_ctl', args, failure, [secret])
+    expect(`${err.stack} ${JSON.stringify(err.cause, Object.getOwnPropertyNames(err.cause))}`).not.toContain(secret)
+    expect(err.message).toContain('could not connect')
+    expect(err.cause).toMatchObject({ code: 3 })
   })
 })
