@@ -661,7 +661,9 @@ export class DatabasePool<out C = unknown> {
   /**
    * Runs `fn` in a transaction: commit on success; on error roll back (only if BEGIN succeeded) and
    * rethrow the original error. `retry` replays the whole callback on serialization failures,
-   * deadlocks and busy errors. `readOnly` runs on the read lane when there is one.
+   * deadlocks and busy errors. `readOnly` runs on the read lane when there is one. Once `fn` has
+   * settled, `tx` refuses new work with QUERY_FAILED (a statement `fn` did not await would otherwise
+   * run after the COMMIT, outside the transaction); statements issued before run before the COMMIT.
    *
    * A transaction is admitted once, for all its attempts: a replay that starts while `close()`
    * drains belongs to a call made before it and runs (until close()'s deadline).

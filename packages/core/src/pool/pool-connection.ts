@@ -43,6 +43,10 @@ export interface PoolConnection<C = unknown> {
    * does (the same on both backends: a BEGIN would be refused by SQLite, and on Postgres its COMMIT
    * would commit the outer transaction): `settings` are then refused with CONFIGURATION before
    * anything is sent, and the outer transaction stays the callback's to commit or roll back.
+   *
+   * Once `fn` has settled, until the transaction has ended (its COMMIT or ROLLBACK in flight), the
+   * handle refuses new statements, streams, savepoints and `native` with QUERY_FAILED: one `fn`
+   * started without awaiting it would run after the COMMIT, outside the transaction.
    */
   transaction<T>(fn: (tx: Transaction<C>) => Promise<T>, settings?: TransactionSettings): Promise<T>
   /**
@@ -60,7 +64,8 @@ export interface Transaction<C = unknown> extends PoolConnection<C> {
    * Runs `fn` inside a savepoint: released on success, rolled back to on error (which is rethrown).
    * When `fn` returned after a statement error had aborted the transaction (Postgres), the savepoint
    * is rolled back and this rejects with TRANSACTION_ROLLED_BACK, its `cause` that first error: the
-   * transaction may go on after catching it.
+   * transaction may go on after catching it. Once `fn` has settled, while the RELEASE (or ROLLBACK
+   * TO) is in flight, the handle refuses new statements with QUERY_FAILED ("this savepoint is ending").
    */
   transaction<T>(fn: (tx: Transaction<C>) => Promise<T>): Promise<T>
 }
@@ -88,6 +93,19 @@ export interface HeldConnectionHost<C> extends HeldTransactionHost<C> {
   traced<T>(run: () => Promise<T>): Promise<T>
 }
 
+/**
+ * A statement sent to a transaction (or savepoint) whose callback has settled: its COMMIT, ROLLBACK
+ * or RELEASE is on its way, and a statement now would run after it, outside the transaction
+ * (autocommit). The same family as a statement on a released handle (QUERY_FAILED, not retryable).
+ */
+function ending(scope: 'transaction' | 'savepoint'): DatabaseError {
+  return new DatabaseError(
+    'QUERY_FAILED',
+    `this ${scope} is ending (its callback has settled; its ${scope === 'transaction' ? 'COMMIT or ROLLBACK' : 'RELEASE or ROLLBACK TO'} is on its way): a statement now would run outside it; await every statement inside the callback`,
+    { retryable: false },
+  )
+}
+
 function streamOpen(what: string): DatabaseError {
   return new DatabaseError(
     'QUERY_FAILED',
@@ -100,6 +118,14 @@ function streamOpen(what: string): DatabaseError {
 export class ConnectionHandle<C> implements Transaction<C> {
   #lease: Lease<C> | undefined
   #savepoints = 0
+  /**
+   * Set from the moment a transaction's callback settles (before its COMMIT or ROLLBACK is sent) until
+   * the handle is detached, or, on a `withConnection` handle, until the transaction has ended: new
+   * statements, streams, savepoints and `native` are refused then (see {@link ending}).
+   */
+  #txEnding = false
+  /** Savepoints of this handle whose callback settled and whose RELEASE / ROLLBACK TO is in flight. */
+  #spEnding = 0
   /** Set while the handle runs a transaction's callback. */
   #outcome: TransactionOutcome | undefined
 
@@ -139,6 +165,7 @@ export class ConnectionHandle<C> implements Transaction<C> {
    */
   get native(): C {
     const lease = this.#live()
+    this.#refuseIfEnding()
     if (lease.conn.lane === 'write') lease.wrote = true
     return lease.conn.native
   }
@@ -149,6 +176,13 @@ export class ConnectionHandle<C> implements Transaction<C> {
   }
 
   query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>> {
+    // a statement left running by a callback that settled (a forgotten await): it would run after the COMMIT, outside the transaction
+    if (this.#txEnding || this.#spEnding > 0) return Promise.reject(ending(this.#txEnding ? 'transaction' : 'savepoint'))
+    return this.#query<R>(query, params, options)
+  }
+
+  /** {@link query} without the ending check: the savepoint statements of {@link #savepoint}. */
+  #query<R>(query: Queryable, params: readonly unknown[] | undefined, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
     // refused before anything runs, as pool.query() refuses them (never counted as a statement error of the transaction)
     try {
       checkQueryText(query)
@@ -188,6 +222,7 @@ export class ConnectionHandle<C> implements Transaction<C> {
         begin: (close) => {
           checkQueryText(query)
           const lease = this.#live()
+          this.#refuseIfEnding()
           if (this.#closeStream) throw streamOpen('stream()')
           const outcome = this.#outcome
           if (outcome?.ended) throw outcome.ended
@@ -228,12 +263,33 @@ export class ConnectionHandle<C> implements Transaction<C> {
     return this.#lastError
   }
 
+  /**
+   * @internal A transaction's callback has settled: from now on new statements are refused (its
+   * COMMIT or ROLLBACK goes through {@link control}), until {@link transactionEnded}.
+   */
+  callbackSettled(): void {
+    this.#txEnding = true
+  }
+
+  /**
+   * @internal The transaction's COMMIT or ROLLBACK has settled. A `withConnection` handle serves its
+   * callback again; any other handle stays closed until it is detached.
+   */
+  transactionEnded(): void {
+    if (this.held) this.#txEnding = false
+  }
+
+  #refuseIfEnding(): void {
+    if (this.#txEnding || this.#spEnding > 0) throw ending(this.#txEnding ? 'transaction' : 'savepoint')
+  }
+
   /** @internal transaction() watches the statements of `fn` through this. */
   track(outcome: TransactionOutcome | undefined): void {
     this.#outcome = outcome
   }
 
   async transaction<T>(fn: (tx: Transaction<C>) => Promise<T>, settings?: TransactionSettings): Promise<T> {
+    this.#refuseIfEnding()
     const held = this.held
     if (held && this.#outcome === undefined) {
       const lease = this.#live()
@@ -293,21 +349,30 @@ export class ConnectionHandle<C> implements Transaction<C> {
   /** Runs `fn` inside a savepoint of the transaction this handle is in (see {@link Transaction.transaction}). */
   async #savepoint<T>(fn: (tx: Transaction<C>) => Promise<T>): Promise<T> {
     const name = `dbpool_sp_${++this.#savepoints}`
-    await this.query(`SAVEPOINT ${name}`)
+    await this.#query(`SAVEPOINT ${name}`, undefined, undefined)
     const recovered = this.#outcome?.errors.length ?? 0
     let result: T
     let releasing = false
+    let settled = false
     try {
-      result = await fn(this)
+      try {
+        result = await fn(this)
+      } finally {
+        // until the savepoint has ended, a statement fn left running would land outside it
+        settled = true
+        this.#spEnding++
+      }
       // a savepoint whose work the engine threw away is rolled back, not released
       this.#outcome?.checkSavepoint(recovered)
       releasing = true
-      await this.query(`RELEASE SAVEPOINT ${name}`)
+      await this.#query(`RELEASE SAVEPOINT ${name}`, undefined, undefined)
     } catch (err) {
       // a RELEASE refused because an earlier error aborted the transaction must not hide that error
       const reported = releasing && this.#outcome ? this.#outcome.releaseFailed(err, recovered) : err
       await this.#rollbackTo(name, recovered, reported)
       throw reported
+    } finally {
+      if (settled) this.#spEnding--
     }
     return result
   }
@@ -315,8 +380,8 @@ export class ConnectionHandle<C> implements Transaction<C> {
   /** Undoes a savepoint after `fn` failed. Its own failure never replaces `err`: the whole transaction is abandoned instead. */
   async #rollbackTo(name: string, recovered: number, err: unknown): Promise<void> {
     try {
-      await this.query(`ROLLBACK TO SAVEPOINT ${name}`)
-      await this.query(`RELEASE SAVEPOINT ${name}`)
+      await this.#query(`ROLLBACK TO SAVEPOINT ${name}`, undefined, undefined)
+      await this.#query(`RELEASE SAVEPOINT ${name}`, undefined, undefined)
     } catch (cleanupError) {
       // e.g. SQLite ended the transaction by itself ("no such savepoint"): err is what the caller must see
       this.#outcome?.abandon(err)
@@ -345,6 +410,8 @@ export class ConnectionHandle<C> implements Transaction<C> {
     if (this.#closeStream) void this.#closeStream()
     this.#lease = undefined
     this.#outcome = undefined
+    // from now on every call reports the release (#live)
+    this.#txEnding = false
   }
 
   #live(): Lease<C> {

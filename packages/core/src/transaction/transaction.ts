@@ -118,7 +118,14 @@ async function runOnce<C, T>(
   let result: T
   let ended = false
   try {
-    result = await fn(tx)
+    try {
+      result = await fn(tx)
+    } finally {
+      // a statement fn started and did not await (a forgotten await) that reaches tx from now on would
+      // run after the COMMIT or ROLLBACK, outside the transaction: refused. Those issued before this
+      // point are already queued on the connection and run before the COMMIT (Lease.pending, pg's queue).
+      tx.callbackSettled()
+    }
     // resolve only if the engine committed: never report work it threw away as done
     outcome.checkBeforeCommit()
     tx.track(undefined)
@@ -129,6 +136,8 @@ async function runOnce<C, T>(
     tx.track(undefined)
     if (!ended) await rollback(tx, markBroken)
     throw err
+  } finally {
+    tx.transactionEnded()
   }
   return result
 }
