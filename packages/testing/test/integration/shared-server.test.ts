@@ -1,6 +1,7 @@
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Client } from 'pg'
 import { setupTestPostgres, teardownTestPostgres, testPostgresUrl } from '@dbpool/testing'
@@ -68,11 +69,13 @@ function readUrlFromOtherCaller(): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...TS_NODE, '-e', script], {
       env: { ...process.env, DBPOOL_TEST_PG_URL: '' },
-      stdio: ['ignore', 'pipe', 'inherit'],
+      stdio: ['ignore', 'pipe', 'pipe'],
     })
     let out = ''
+    let err = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`caller exited ${code}`))))
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`caller exited ${code}: ${err}`))))
   })
 }
 
@@ -112,3 +115,77 @@ it('testPostgresUrl() in this worker is the run’s server and answers', async (
   expect((await client.query('select 1 as n')).rows).toEqual([{ n: 1 }])
   await client.end()
 }, 120_000)
+
+/** Runs `fn` with the shared-server environment given (restored after), on a module instance of its own. */
+async function withSharedEnv<T>(env: Record<string, string | undefined>, fn: (module: typeof Testing) => Promise<T>): Promise<T> {
+  const names = ['DBPOOL_TEST_PG_URL', 'DBPOOL_TEST_PG_SHARED', 'DBPOOL_TEST_PG_PROVIDER', ...Object.keys(env)]
+  const saved = new Map(names.map((n) => [n, process.env[n]]))
+  delete process.env.DBPOOL_TEST_PG_URL
+  delete process.env.DBPOOL_TEST_PG_SHARED
+  delete process.env.DBPOOL_TEST_PG_PROVIDER
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) process.env[k] = v
+  try {
+    let module!: typeof Testing
+    await jest.isolateModulesAsync(async () => {
+      module = await import('@dbpool/testing')
+    })
+    return await fn(module)
+  } finally {
+    for (const [k, v] of saved) {
+      if (v === undefined) delete process.env[k]
+      else process.env[k] = v
+    }
+  }
+}
+
+async function sharedDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'dbpool-shared-test-'))
+  await writeFile(join(dir, 'owner.json'), JSON.stringify({ pid: process.pid }))
+  return dir
+}
+
+// jest's timeout is what fails these on a hang: a caller used to wait 2 x 180 s for a report that never came
+it('a start that throws before publishing fails every later caller at once with its cause', async () => {
+  const dir = await sharedDir()
+  try {
+    await withSharedEnv({ DBPOOL_TEST_PG_SHARED: dir, DBPOOL_TEST_PG_PROVIDER: 'embeded' }, async (module) => {
+      // the starter: the typo is its own error
+      await expect(module.testPostgresUrl()).rejects.toThrow('DBPOOL_TEST_PG_PROVIDER="embeded"')
+      // the same worker again, and another worker (a process of its own): the published cause
+      await expect(module.testPostgresUrl()).rejects.toThrow(/could not start: DBPOOL_TEST_PG_PROVIDER="embeded"/)
+      await expect(readUrlFromOtherCaller()).rejects.toThrow(/caller exited 1: .*could not start: DBPOOL_TEST_PG_PROVIDER="embeded"/)
+      expect(process.env.DBPOOL_TEST_PG_URL).toBeUndefined()
+    })
+    // the teardown has no runner to stop (the failed report names none) and removes the directory
+    process.env.DBPOOL_TEST_PG_SHARED = dir
+    await teardownTestPostgres()
+    expect(existsSync(dir)).toBe(false)
+  } finally {
+    delete process.env.DBPOOL_TEST_PG_SHARED
+    await rm(dir, { recursive: true, force: true })
+  }
+}, 30_000)
+
+it('a starter killed before publishing fails the waiting callers within a poll, naming it', async () => {
+  const dir = await sharedDir()
+  // owner.json as a FIFO: the starter blocks reading it, after it took the lock, until it is killed
+  await rm(join(dir, 'owner.json'))
+  execFileSync('mkfifo', [join(dir, 'owner.json')])
+  const script = `require(${JSON.stringify(join(__dirname, '..', '..', 'src', 'shared-postgres.ts'))}).testPostgresUrl()`
+  const starter = spawn(process.execPath, [...TS_NODE, '-e', script], {
+    env: { ...process.env, DBPOOL_TEST_PG_URL: '', DBPOOL_TEST_PG_SHARED: dir, DBPOOL_TEST_PG_PROVIDER: 'embedded' },
+    stdio: 'ignore',
+  })
+  try {
+    expect(await waitUntil(() => existsSync(join(dir, 'lock', 'starter.json')), 20_000)).toBe(true)
+    await withSharedEnv({ DBPOOL_TEST_PG_SHARED: dir }, async (module) => {
+      const waiting = module.testPostgresUrl()
+      waiting.catch(() => undefined)
+      starter.kill('SIGKILL')
+      await expect(waiting).rejects.toThrow(`process ${starter.pid}, which exited before it reported`)
+    })
+  } finally {
+    starter.kill('SIGKILL')
+    await rm(dir, { recursive: true, force: true })
+  }
+}, 30_000)
