@@ -14,7 +14,7 @@ import type { HealthCheckDetail, HealthReport, HealthStatus } from './health-rep
 
 /** Options of a {@link HealthChecker}. */
 export interface HealthCheckOptions {
-  /** Deadline for the whole check; a dead database cannot hang it. Default is `5000`. */
+  /** Deadline for the whole check, the wait for a connection included; a dead database cannot hang it. Default is `5000`. */
   readonly timeoutMs?: number
   /** Utilization at or above which (with callers waiting) the pool is degraded. Default is `0.9`. */
   readonly degradedUtilization?: number
@@ -41,7 +41,10 @@ export function worstStatus(statuses: Iterable<HealthStatus>): HealthStatus {
 
 /**
  * Checks a pool: a real round trip, saturation, and the backend's own checks. `check()` never
- * throws and is bounded by `timeoutMs`.
+ * throws and is bounded by `timeoutMs`, the wait for a connection included: at the deadline the
+ * check's request leaves the pool's queue (ACQUIRE_TIMEOUT), so timed-out probes leave no waiter
+ * behind. On SQLite with readers the probes run on a reader (a long write transaction does not
+ * block them).
  */
 export class HealthChecker {
   readonly #options: Required<HealthCheckOptions>
@@ -69,7 +72,7 @@ export class HealthChecker {
     if (!pool.isOpen) {
       checks = [{ name: 'pool', status: 'unhealthy', message: 'pool is closed' }]
     } else {
-      checks = await withDeadline(this.#run(pool), timeoutMs, () => new Error('deadline')).catch(() => [
+      checks = await withDeadline(this.#run(pool, started + timeoutMs), timeoutMs, () => new Error('deadline')).catch(() => [
         { name: 'deadline', status: 'unhealthy' as const, message: `health check did not finish within ${timeoutMs} ms` },
       ])
     }
@@ -99,11 +102,18 @@ export class HealthChecker {
     }
   }
 
-  async #run(pool: DatabasePool<unknown>): Promise<HealthCheckDetail[]> {
-    const { timeoutMs, slowPingMs, degradedUtilization, deep } = this.#options
+  /**
+   * The checks, each given what is left before `deadline` (a `performance.now()` time) as its
+   * `timeoutMs`, which bounds its wait for a connection too: a check that times out has left the
+   * pool's queue by the time its report says so (no abandoned probe keeps waiting, counting against
+   * `maxWaitingClients` or served before later callers).
+   */
+  async #run(pool: DatabasePool<unknown>, deadline: number): Promise<HealthCheckDetail[]> {
+    const { slowPingMs, degradedUtilization, deep } = this.#options
+    const left = (): number => Math.max(1, Math.floor(deadline - performance.now()))
     const checks: HealthCheckDetail[] = []
     try {
-      const latency = await pool.ping(timeoutMs)
+      const latency = await pool.ping(left())
       const slow = latency > slowPingMs
       checks.push({
         name: 'ping',
@@ -112,12 +122,14 @@ export class HealthChecker {
         ...(slow ? { message: `ping took ${round(latency)} ms (> ${slowPingMs} ms)` } : {}),
       })
     } catch (err) {
-      checks.push({
-        name: 'ping',
-        status: 'unhealthy',
-        message: describe(err),
-        data: { code: DatabaseError.is(err) ? err.code : 'QUERY_FAILED' },
-      })
+      checks.push(
+        this.#deadlineCheck(err, deadline, 'ping') ?? {
+          name: 'ping',
+          status: 'unhealthy',
+          message: describe(err),
+          data: { code: DatabaseError.is(err) ? err.code : 'QUERY_FAILED' },
+        },
+      )
       return checks
     }
     const stats = pool.stats()
@@ -129,11 +141,28 @@ export class HealthChecker {
       ...(saturated ? { message: `${stats.used}/${stats.max} connections in use with ${stats.pending} callers waiting` } : {}),
     })
     try {
-      checks.push(...(await pool.backendChecks({ deep, timeoutMs })))
+      checks.push(...(await pool.backendChecks({ deep, timeoutMs: left() })))
     } catch (err) {
-      checks.push({ name: 'backend', status: 'unhealthy', message: describe(err) })
+      checks.push(this.#deadlineCheck(err, deadline, 'backend') ?? { name: 'backend', status: 'unhealthy', message: describe(err) })
     }
     return checks
+  }
+
+  /**
+   * The `deadline` check for a probe that ran out of the check's own time (its wait for a connection,
+   * ACQUIRE_TIMEOUT, or its round trip, QUERY_TIMEOUT, ended at the check's deadline): the same
+   * report whichever of the two timers, the probe's or the check's, fires first.
+   */
+  #deadlineCheck(err: unknown, deadline: number, what: string): HealthCheckDetail | undefined {
+    if (!DatabaseError.is(err) || (err.code !== 'ACQUIRE_TIMEOUT' && err.code !== 'QUERY_TIMEOUT')) return undefined
+    // a timer may fire up to a millisecond early by performance.now()
+    if (performance.now() < deadline - 2) return undefined
+    return {
+      name: 'deadline',
+      status: 'unhealthy',
+      message: `health check did not finish within ${this.#options.timeoutMs} ms (${what}: ${describe(err)})`,
+      data: { code: err.code },
+    }
   }
 }
 

@@ -710,35 +710,59 @@ export class DatabasePool<out C = unknown> {
   }
 
   /**
-   * Borrows a connection and makes a real round trip; resolves with the latency in ms. `timeoutMs`
-   * (1 to 2^31 - 1, default 5000) bounds the round trip; a bad one is CONFIGURATION (`ping.timeoutMs`).
+   * Borrows a connection and makes a real round trip; resolves with the latency in ms (the wait for
+   * the connection included). `timeoutMs` (1 to 2^31 - 1, default 5000) bounds the whole call, the
+   * wait for a connection too, as a statement's `timeoutMs` does: a caller still waiting at the
+   * deadline leaves the queue at once with ACQUIRE_TIMEOUT (nothing was sent), so timed-out probes
+   * never pile up behind busy connections (nor count against `maxWaitingClients`, nor get served
+   * before later callers); the round trip gets what is left (QUERY_TIMEOUT past it). It runs on the
+   * writer when one is free, else on a SQLite reader when there are readers, so a long write
+   * transaction holding the single writer does not make it wait; Postgres probes the primary (never
+   * a replica). A bad `timeoutMs` is CONFIGURATION (`ping.timeoutMs`); a closed pool is POOL_CLOSED.
    */
   async ping(timeoutMs = 5_000): Promise<number> {
     checkPingTimeout(timeoutMs)
     const started = performance.now()
-    const lease = await this.#acquire('write', this.#leased, undefined)
-    try {
-      await this.#manager.ping(lease.conn.native, timeoutMs).catch((err: unknown) => {
+    return this.#probe(timeoutMs, started, async (lease, leftMs) => {
+      await this.#manager.ping(lease.conn.native, leftMs).catch((err: unknown) => {
         throw this.#markBroken(lease, err)
       })
       return performance.now() - started
-    } finally {
-      await this.#release(lease)
-    }
+    })
   }
 
   /**
-   * Runs the manager's backend checks (SQLite integrity, WAL size, ...) on a leased connection.
-   * `deep` (default false), `timeoutMs` (1 to 2^31 - 1, default 5000); bad options are CONFIGURATION
+   * Runs the manager's backend checks (SQLite integrity, WAL size, ...) on a leased connection (the
+   * writer when free, else a SQLite reader, as {@link ping}). `deep` (default false), `timeoutMs` (1 to
+   * 2^31 - 1, default 5000) bounds the wait for the connection too (ACQUIRE_TIMEOUT, the caller
+   * leaves the queue at its deadline); the checks get what is left. Bad options are CONFIGURATION
    * (`backendChecks.<option>`) before a connection is taken.
    */
   async backendChecks(options: { readonly deep?: boolean; readonly timeoutMs?: number } = {}): Promise<HealthCheckDetail[]> {
     const settings = checkBackendCheckOptions(options)
     const checks = this.#manager.healthChecks
     if (!checks) return []
-    const lease = await this.#acquire('write', this.#leased, undefined)
+    return this.#probe(settings.timeoutMs, performance.now(), (lease, leftMs) =>
+      checks.call(this.#manager, lease.conn.native, { deep: settings.deep, timeoutMs: leftMs }),
+    )
+  }
+
+  /**
+   * A health probe's lease, waiting at most `timeoutMs` (from `started`) for it; `body` gets what is
+   * left of `timeoutMs` (at least 1 ms) and the lease is released after. On the writer when it can be
+   * had without waiting (its checks, such as SQLite's file identity, are the ones that guard the
+   * data), else on the local read lane when there is one (SQLite readers; never a Postgres replica:
+   * the primary is what is probed), so a long write transaction does not hold the probe up.
+   */
+  async #probe<T>(timeoutMs: number, started: number, body: (lease: Lease<unknown>, leftMs: number) => Promise<T>): Promise<T> {
+    let lane: Lane = 'write'
+    if (this.#read !== undefined && this.#replicas === undefined) {
+      const writer = this.#write.stats()
+      if (writer.pending > 0 || (writer.idle === 0 && writer.size >= writer.max)) lane = 'read'
+    }
+    const lease = await this.#acquire(lane, this.#leased, undefined, undefined, false, timeoutMs)
     try {
-      return await checks.call(this.#manager, lease.conn.native, settings)
+      return await body(lease, Math.max(1, Math.floor(timeoutMs - (performance.now() - started))))
     } finally {
       await this.#release(lease)
     }

@@ -50,6 +50,11 @@ describe('HealthChecker', () => {
     expect(Date.now() - started).toBeLessThan(1_000)
     expect(report.status).toBe('unhealthy')
     expect(report.checks[0]?.name).toBe('deadline')
+    expect(report.checks[0]?.message).toMatch(/did not finish within 50 ms/)
+    // the ping left the queue: no waiter outlives the check
+    await waitFor(() => pool.stats().pending === 0)
+    expect(pool.stats().pending).toBe(0)
+    await pool.close({ timeoutMs: 100 })
   })
 
   it('reports degraded when saturated with callers waiting', async () => {

@@ -1,0 +1,63 @@
+import { HealthChecker, type DatabasePool } from '@dbpool/core'
+import type { PostgresConnection } from '@dbpool/postgres'
+import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
+import { poolOn, rejection, sleep } from './helpers'
+
+// A health probe's timeoutMs bounds its wait for a connection too: at its deadline it leaves the
+// queue (ACQUIRE_TIMEOUT), so timed-out probes leave no waiter behind to count against
+// maxWaitingClients or to be served before the application's calls (review h2/h3/h4).
+let db: TestDatabase
+let pool: DatabasePool<PostgresConnection> | undefined
+
+beforeAll(async () => {
+  db = await createTestDatabase()
+}, 120_000)
+
+afterEach(async () => {
+  await pool?.close({ timeoutMs: 5_000 })
+  pool = undefined
+})
+
+afterAll(async () => {
+  await db?.drop()
+}, 60_000)
+
+describe('Postgres health probes at their deadline', () => {
+  it('with every connection held: ping, backendChecks and HealthChecker leave the queue at their deadline; the app query is not refused', async () => {
+    pool = poolOn(db.url, { max: 1, min: 0, acquireTimeoutMs: 20_000, maxWaitingClients: 2, name: 'probe' })
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const holder = pool.withConnection(async (conn) => {
+      await conn.query('select 1')
+      await held
+    })
+    await sleep(50)
+    expect(pool.stats().used).toBe(1)
+
+    const ping = await rejection(pool.ping(50))
+    expect(ping.code).toBe('ACQUIRE_TIMEOUT')
+    expect(pool.stats().pending).toBe(0)
+    const checks = await rejection(pool.backendChecks({ timeoutMs: 50 }))
+    expect(checks.code).toBe('ACQUIRE_TIMEOUT')
+    expect(pool.stats().pending).toBe(0)
+
+    const checker = new HealthChecker({ timeoutMs: 50 })
+    for (let i = 0; i < 3; i++) {
+      const report = await checker.check(pool)
+      expect(report.status).toBe('unhealthy')
+      // the probe's wait ends with its deadline (its timer is due by now)
+      await sleep(5)
+      expect(pool.stats().pending).toBe(0)
+    }
+
+    // maxWaitingClients 2: abandoned probes would have filled it (POOL_EXHAUSTED)
+    const app = pool.query<{ one: number }>('select 1 as one')
+    await sleep(10)
+    expect(pool.stats().pending).toBe(1)
+    release()
+    await holder
+    expect((await app).rows).toEqual([{ one: 1 }])
+    // and a probe that gets its connection in time is healthy
+    expect((await new HealthChecker({ timeoutMs: 2_000 }).check(pool)).status).toBe('healthy')
+  })
+})
