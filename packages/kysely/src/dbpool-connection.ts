@@ -19,6 +19,19 @@ const DEFAULT_CHUNK_SIZE = 100
 
 const RELEASED: Promise<void> = Promise.resolve()
 
+/**
+ * A statement on a connection whose transaction is ending: it would otherwise borrow a connection of
+ * its own and run outside the transaction (autocommit), kept even when the COMMIT fails. The same
+ * family as dbpool's own refusal on a transaction handle (QUERY_FAILED, not retryable).
+ */
+function transactionEnding(): DatabaseError {
+  return new DatabaseError(
+    'QUERY_FAILED',
+    'this transaction is ending (its callback has settled or its COMMIT or ROLLBACK is on its way): a statement now would run outside it; await every statement inside the transaction',
+    { retryable: false },
+  )
+}
+
 /** What every connection of one driver shares. */
 export interface ConnectionContext {
   readonly pool: DatabasePool
@@ -50,6 +63,12 @@ export class DbpoolConnection implements DatabaseConnection {
   #adopted: Transaction | undefined
   /** Set by {@link release}: a connection borrowed after it (a statement still waiting) goes straight back. */
   #released = false
+  /**
+   * Set while the transaction ends (from Kysely's commit or rollback until it succeeds; a failed
+   * COMMIT keeps it until the rollback Kysely sends next) and, for `dbpoolTransaction()`, from the
+   * end of the callback on: statements and streams are refused instead of borrowing a connection.
+   */
+  #ending = false
 
   constructor(readonly context: ConnectionContext) {}
 
@@ -108,6 +127,7 @@ export class DbpoolConnection implements DatabaseConnection {
   }
 
   async #begin(settings: TransactionSettings): Promise<void> {
+    if (this.#ending) throw transactionEnding()
     if (this.#adopted || this.#transaction)
       throw new DatabaseError(
         'QUERY_FAILED',
@@ -132,19 +152,30 @@ export class DbpoolConnection implements DatabaseConnection {
   async commit(): Promise<void> {
     const transaction = this.#transaction
     this.#transaction = undefined
-    // after a failed commit Kysely rolls back: dbpool already did
+    if (!transaction) return
+    // a statement reaching this connection while the COMMIT is in flight is refused, never run on a
+    // connection of its own; after a failed commit Kysely rolls back (dbpool already did): refused until then
+    this.#ending = true
     try {
-      if (transaction) await transaction.commit()
+      await transaction.commit()
     } catch (err) {
       throw withCallerStack(err)
     }
+    this.#ending = false
   }
 
-  /** Kysely's `rollbackTransaction`. */
+  /** Kysely's `rollbackTransaction`: statements are refused until the rollback has settled. */
   rollback(): Promise<void> {
     const transaction = this.#transaction
     this.#transaction = undefined
-    return transaction ? transaction.rollback() : Promise.resolve()
+    if (!transaction) {
+      this.#ending = false
+      return RELEASED
+    }
+    this.#ending = true
+    return transaction.rollback().finally(() => {
+      this.#ending = false
+    })
   }
 
   /** Kysely's `releaseConnection`: rolls back a transaction left open, gives the held connection back. */
@@ -169,18 +200,24 @@ export class DbpoolConnection implements DatabaseConnection {
 
   /** @internal `dbpoolTransaction()`: statements run on `tx` until {@link disown}. */
   adopt(tx: Transaction): void {
-    if (this.#adopted || this.#transaction || this.#lease)
+    if (this.#adopted || this.#transaction || this.#lease || this.#ending)
       throw new DatabaseError('QUERY_FAILED', 'dbpoolTransaction() needs a connection of its own')
     this.#adopted = tx
   }
 
-  /** @internal The end of `dbpoolTransaction()`'s callback. */
+  /**
+   * @internal The end of `dbpoolTransaction()`'s callback: this connection (one per attempt) refuses
+   * every later statement, which would otherwise run outside the transaction.
+   */
   disown(): void {
     this.#adopted = undefined
+    this.#ending = true
   }
 
   /** The held connection, when it can run `compiled` (a reader runs selects only). */
   #leased(compiled: CompiledQuery): PoolConnection | undefined {
+    // outside a transaction: one that is ending refuses here, before the held connection or a new one
+    if (this.#ending) throw transactionEnding()
     const lease = this.#lease
     if (lease === undefined) return undefined
     if (lease.lane === 'read' && !SelectQueryNode.is(compiled.query)) return undefined

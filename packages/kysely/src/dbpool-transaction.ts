@@ -1,5 +1,5 @@
 import { DatabaseError, type TransactionOptions } from '@dbpool/core'
-import { Transaction, type Kysely } from 'kysely'
+import { SingleConnectionProvider, Transaction, type Kysely } from 'kysely'
 import { DbpoolConnection } from './dbpool-connection'
 
 /**
@@ -18,6 +18,8 @@ import { DbpoolConnection } from './dbpool-connection'
  * `fn` must be safe to run more than once when `retry` is set. Inside it, `trx.transaction()` throws
  * (Kysely's rule for a `Transaction`) and `trx.startTransaction()` is refused with QUERY_FAILED: the
  * transaction belongs to dbpool, which commits when `fn` resolves and rolls back when it rejects.
+ * Once `fn` has settled, `trx` refuses every statement with QUERY_FAILED (one `fn` left running
+ * would otherwise run outside the transaction, or inside a replay's).
  *
  * @throws DatabaseError CONFIGURATION when `db` does not run on a {@link DbpoolDialect}, or for
  *   invalid options (as `pool.transaction()`); otherwise the error that ended the last attempt.
@@ -34,13 +36,17 @@ export async function dbpoolTransaction<DB, T>(
     if (!(connection instanceof DbpoolConnection))
       throw new DatabaseError('CONFIGURATION', 'dbpoolTransaction: db must be a Kysely instance on a DbpoolDialect')
     return connection.pool.transaction(async (tx) => {
-      connection.adopt(tx)
+      // each attempt's trx runs on a connection of its own, closed when fn settles: a statement fn
+      // left running (a forgotten await) is refused, never run outside the transaction or in a replay
+      const attempt = new DbpoolConnection(connection.context)
+      attempt.adopt(tx)
       try {
         const { dialect, driver } = connection.context
-        const trx = new Transaction<DB>({ config: { dialect }, dialect, driver, executor: scoped.getExecutor() })
+        const executor = scoped.getExecutor().withConnectionProvider(new SingleConnectionProvider(attempt))
+        const trx = new Transaction<DB>({ config: { dialect }, dialect, driver, executor })
         return await fn(trx)
       } finally {
-        connection.disown()
+        attempt.disown()
       }
     }, options)
   })
