@@ -48,8 +48,12 @@ const OPTION_KEYS = ['prefix', 'withoutScopeInfo', 'withoutTargetInfo', 'timeout
  *
  * A pool that does not record here still gets its connection gauges (count, max, idle, pending)
  * at scrape time, read from `pool.stats()`; its timings and timeouts need the meter. Give pools
- * distinct names: the name is the `db_client_connection_pool_name` label. Series of a closed pool
- * stay (OpenTelemetry keeps cumulative series) and read zero connections.
+ * distinct names: the name is the `db_client_connection_pool_name` label; a second open pool with a
+ * name already reporting on this meter gets a `DBPOOL_DUPLICATE_POOL_NAME` process warning and its
+ * gauges wait until the first closes (see MetricsCollector). Series of a closed pool stay
+ * (OpenTelemetry's JS SDK keeps cumulative series once seen; it cannot withdraw them as Prometheus
+ * would a gone target's) and read its final state: zero connections (idle and used), zero pending,
+ * `max` as configured; its counters and histograms keep their totals.
  */
 export class MetricsRegistry {
   /** The SDK meter provider; add views or more readers through the SDK if you need them. */
@@ -106,6 +110,13 @@ export class MetricsRegistry {
     let metrics = await this.#collect()
     const seen = poolNames(metrics)
     let added = false
+    for (const [pool, collector] of this.#fallbacks) {
+      // a pool observed here closed: its series now read its final state (and its name is free)
+      if (pool.isOpen) continue
+      collector.detach()
+      this.#fallbacks.delete(pool)
+      added = true
+    }
     for (const pool of pools) {
       if (!pool.isOpen || seen.has(pool.name) || this.#fallbacks.has(pool)) continue
       const collector = new MetricsCollector(pool.name, { meter: this.meter })

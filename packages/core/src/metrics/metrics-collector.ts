@@ -86,9 +86,42 @@ class Timing {
 }
 
 /**
+ * The collectors whose gauges a meter observes, by pool name: one name, one set of series. A closed
+ * pool's collector stays here (reporting its final state) until a collector with the same name
+ * takes its place.
+ */
+const SAME_NAME = new WeakMap<Meter, Map<string, MetricsCollector[]>>()
+
+/** Names already warned about per meter (one warning per name). */
+const WARNED = new WeakMap<Meter, Set<string>>()
+
+function warnDuplicate(meter: Meter, poolName: string): void {
+  let warned = WARNED.get(meter)
+  if (!warned) WARNED.set(meter, (warned = new Set()))
+  if (warned.has(poolName)) return
+  warned.add(poolName)
+  process.emitWarning(
+    `two open pools named ${JSON.stringify(poolName)} record on the same meter: their connection gauges would be one series, so only the first pool's are reported until it closes (give pools distinct names)`,
+    { code: 'DBPOOL_DUPLICATE_POOL_NAME' },
+  )
+}
+
+/**
  * Records pool metrics through `@opentelemetry/api` under the semantic-convention names (units in
  * seconds, attribute `db.client.connection.pool.name`) and keeps plain totals for {@link snapshot}.
  * Gauges are read from the pool at collection time, so they are exact and cost nothing per query.
+ *
+ * The pool name is the series' identity. Two open pools with the same name on the same meter would
+ * write the same series (the last observation wins, the other pool is invisible): the second one
+ * emits a process warning `DBPOOL_DUPLICATE_POOL_NAME` (once per name and meter) and its gauges are
+ * not reported until the first closes (then it takes the series over); its timings and timeouts
+ * still add to the shared series.
+ * A closed pool ({@link detach}) keeps reporting its final state: zero connections (idle and used)
+ * and zero pending, its `max`, `idle.max` and `idle.min` as they were. OpenTelemetry's JS SDK keeps
+ * exporting a cumulative series once seen (it has no staleness for asynchronous instruments), so the
+ * series of a closed pool cannot be withdrawn and must not keep its last scrape (Prometheus's own
+ * convention for a gone target is that its series stop; the nearest the SDK allows is the final,
+ * empty state, which sums correctly across pools). A new pool with that name takes the series over.
  */
 export class MetricsCollector {
   readonly poolName: string
@@ -108,6 +141,8 @@ export class MetricsCollector {
   readonly #create = new Timing()
   readonly #wait = new Timing()
   readonly #use = new Timing()
+  #observing = false
+  #closed = false
 
   constructor(poolName: string, options: MetricsCollectorOptions = {}) {
     this.poolName = poolName
@@ -148,7 +183,53 @@ export class MetricsCollector {
       result.observe(max, s.max, this.#attrs)
       result.observe(pending, s.pending, this.#attrs)
     }
-    meter.addBatchObservableCallback(this.#callback, this.#observables)
+    this.#observe()
+  }
+
+  /**
+   * Joins the collectors of its name on this meter (warning once when an open one is there already)
+   * and lets {@link MetricsCollector.#elect} choose which of them reports the series.
+   */
+  #observe(): void {
+    if (!this.recordsOperations) {
+      // the API's no-op meter (no SDK): nothing is exported, names cannot clash
+      this.#report()
+      return
+    }
+    let byName = SAME_NAME.get(this.#meter)
+    if (!byName) SAME_NAME.set(this.#meter, (byName = new Map()))
+    let list = byName.get(this.poolName)
+    if (!list) byName.set(this.poolName, (list = []))
+    if (list.some((c) => !c.#closed)) warnDuplicate(this.#meter, this.poolName)
+    list.push(this)
+    MetricsCollector.#elect(list)
+  }
+
+  /**
+   * One collector per name reports the gauges: the oldest open one, else the newest closed one (the
+   * final state of the last pool of that name). Closed ones that no longer report are forgotten.
+   */
+  static #elect(list: MetricsCollector[]): void {
+    const reporter = list.find((c) => !c.#closed) ?? list[list.length - 1]
+    for (let i = list.length - 1; i >= 0; i--) {
+      const c = list[i]!
+      if (c === reporter) continue
+      c.#unreport()
+      if (c.#closed) list.splice(i, 1)
+    }
+    if (reporter) reporter.#report()
+  }
+
+  #report(): void {
+    if (this.#observing) return
+    this.#observing = true
+    this.#meter.addBatchObservableCallback(this.#callback, this.#observables)
+  }
+
+  #unreport(): void {
+    if (!this.#observing) return
+    this.#observing = false
+    this.#meter.removeBatchObservableCallback(this.#callback, this.#observables)
   }
 
   /** Connects the gauges to a source of pool counters (the pool does this). */
@@ -221,8 +302,25 @@ export class MetricsCollector {
     }
   }
 
-  /** Stops reporting gauges (the pool calls this on close). */
+  /**
+   * The pool closed (the pool calls this at the end of `close()`): from now on the gauges report its
+   * final state, zero connections and zero pending with `max`, `idle.max` and `idle.min` as they
+   * were, until a collector of the same name on the same meter takes the series over (a pool made
+   * afterwards with that name); {@link snapshot} reads the same. Idempotent.
+   */
   detach(): void {
-    this.#meter.removeBatchObservableCallback(this.#callback, this.#observables)
+    if (this.#closed) return
+    this.#closed = true
+    let last: PoolStatsSnapshot
+    try {
+      last = this.#stats()
+    } catch {
+      last = { size: 0, idle: 0, used: 0, pending: 0, max: 0, min: 0, utilization: 0 }
+    }
+    const final: PoolStatsSnapshot = { ...last, size: 0, idle: 0, used: 0, pending: 0, utilization: 0 }
+    this.#stats = () => final
+    const list = SAME_NAME.get(this.#meter)?.get(this.poolName)
+    if (list) MetricsCollector.#elect(list)
+    else this.#unreport()
   }
 }

@@ -86,3 +86,76 @@ describe('wait time of a caller that waited', () => {
     await pool.close()
   })
 })
+
+describe('gauges of a closed pool and of pools sharing a name', () => {
+  function gauges(metrics: ResourceMetrics, poolName: string): Record<string, unknown> {
+    const of = (name: string) => points(metrics, name).points.filter((p) => p.attributes[POOL_NAME_ATTRIBUTE] === poolName)
+    const count = of(METRIC_NAMES.count)
+    return {
+      idle: count.find((p) => p.attributes['db.client.connection.state'] === 'idle')?.value,
+      used: count.find((p) => p.attributes['db.client.connection.state'] === 'used')?.value,
+      pending: of(METRIC_NAMES.pendingRequests)[0]?.value,
+      max: of(METRIC_NAMES.max)[0]?.value,
+    }
+  }
+
+  it('a closed pool reads its final state (zero connections, zero pending), not its last scrape', async () => {
+    const reader = new TestReader()
+    const provider = new MeterProvider({ readers: [reader] })
+    const pool = new DatabasePool(
+      new FakeConnectionManager(),
+      { min: 0, max: 3, name: 'gone' },
+      { metricsOptions: { meter: provider.getMeter('t') } },
+    )
+    await pool.query('select 1')
+    await pool.withConnection(async () => {
+      await pool.withConnection(async () => {
+        // the last scrape before close sees connections in use
+        expect(gauges((await reader.collect()).resourceMetrics, 'gone')).toEqual({ idle: 0, used: 2, pending: 0, max: 3 })
+      })
+    })
+    await pool.close()
+    expect(gauges((await reader.collect()).resourceMetrics, 'gone')).toEqual({ idle: 0, used: 0, pending: 0, max: 3 })
+    expect(gauges((await reader.collect()).resourceMetrics, 'gone')).toEqual({ idle: 0, used: 0, pending: 0, max: 3 })
+    expect(pool.metrics.snapshot().connections).toMatchObject({ idle: 0, used: 0, pending: 0 })
+    // a pool made later under that name takes the series over
+    const again = new DatabasePool(
+      new FakeConnectionManager(),
+      { min: 0, max: 5, name: 'gone' },
+      { metricsOptions: { meter: provider.getMeter('t') } },
+    )
+    await again.withConnection(async () => {
+      expect(gauges((await reader.collect()).resourceMetrics, 'gone')).toEqual({ idle: 0, used: 1, pending: 0, max: 5 })
+    })
+    await again.close()
+    await provider.shutdown()
+  })
+
+  it('two open pools with one name: a DBPOOL_DUPLICATE_POOL_NAME warning, the first reports until it closes, then the second', async () => {
+    const reader = new TestReader()
+    const provider = new MeterProvider({ readers: [reader] })
+    const meter = provider.getMeter('t')
+    const warnings: unknown[] = []
+    const spy = jest.spyOn(process, 'emitWarning').mockImplementation((...args: unknown[]) => void warnings.push(args))
+    try {
+      const a = new DatabasePool(new FakeConnectionManager(), { min: 0, max: 2, name: 'same' }, { metricsOptions: { meter } })
+      const b = new DatabasePool(new FakeConnectionManager(), { min: 0, max: 7, name: 'same' }, { metricsOptions: { meter } })
+      const c = new DatabasePool(new FakeConnectionManager(), { min: 0, max: 9, name: 'same' }, { metricsOptions: { meter } })
+      expect(warnings).toHaveLength(1)
+      expect(warnings[0]).toEqual([expect.stringMatching(/two open pools named "same"/), { code: 'DBPOOL_DUPLICATE_POOL_NAME' }])
+      await a.withConnection(async () => {
+        // one series, one pool's values (not a merge of the three)
+        expect(gauges((await reader.collect()).resourceMetrics, 'same')).toEqual({ idle: 0, used: 1, pending: 0, max: 2 })
+      })
+      await a.close()
+      expect(gauges((await reader.collect()).resourceMetrics, 'same')).toEqual({ idle: 0, used: 0, pending: 0, max: 7 })
+      await b.close()
+      await c.close()
+      // every pool of that name closed: the last one's final state
+      expect(gauges((await reader.collect()).resourceMetrics, 'same')).toEqual({ idle: 0, used: 0, pending: 0, max: 9 })
+    } finally {
+      spy.mockRestore()
+      await provider.shutdown()
+    }
+  })
+})

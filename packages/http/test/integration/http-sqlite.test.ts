@@ -165,3 +165,53 @@ describe('health handler on SQLite', () => {
     await registry.shutdown()
   }, 30_000)
 })
+
+describe('/metrics of closed pools and same-named pools (SQLite)', () => {
+  function gauge(text: string, metric: string, pool: string, state?: string): string | undefined {
+    const labels = `db_client_connection_pool_name="${pool}"${state ? `,db_client_connection_state="${state}"` : ''}`
+    const line = text.split('\n').find((l) => l.startsWith(`${metric}{${labels}`))
+    return line?.slice(line.lastIndexOf(' ') + 1)
+  }
+
+  it('a closed pool that recorded on the registry reads its final state (zero connections), not its last scrape', async () => {
+    const registry = createMetricsRegistry({ withoutScopeInfo: true })
+    const pool = createSqlitePool(join(dir, 'metrics-closed.db'), { name: 'closing' }, {}, registry.poolOptions())
+    const base = await serve(createHealthHandler(pool, { metrics: registry }))
+    try {
+      let held = ''
+      await pool.withConnection(async () => {
+        held = (await get(`${base}/metrics`)).text
+      })
+      expect(gauge(held, 'db_client_connection_count', 'closing', 'used')).toBe('1')
+      await pool.close()
+      const after = (await get(`${base}/metrics`)).text
+      expect(gauge(after, 'db_client_connection_count', 'closing', 'used')).toBe('0')
+      expect(gauge(after, 'db_client_connection_count', 'closing', 'idle')).toBe('0')
+      expect(gauge(after, 'db_client_connection_pending_requests', 'closing')).toBe('0')
+      expect(gauge(after, 'db_client_connection_max', 'closing')).toBe(String(pool.stats().max))
+    } finally {
+      await pool.close()
+      await registry.shutdown()
+    }
+  })
+
+  it('two open pools with one name: a warning, one pool per series (never a mix), the second after the first closes', async () => {
+    const registry = createMetricsRegistry({ withoutScopeInfo: true })
+    const warnings: unknown[] = []
+    const spy = jest.spyOn(process, 'emitWarning').mockImplementation((...args: unknown[]) => void warnings.push(args))
+    const a = createSqlitePool(join(dir, 'same-a.db'), { name: 'same' }, { readers: 1 }, registry.poolOptions())
+    const b = createSqlitePool(join(dir, 'same-b.db'), { name: 'same' }, { readers: 4 }, registry.poolOptions())
+    try {
+      expect(warnings).toEqual([[expect.stringMatching(/two open pools named "same"/), { code: 'DBPOOL_DUPLICATE_POOL_NAME' }]])
+      const base = await serve(createHealthHandler(new PoolManager().add('a', a).add('b', b), { metrics: registry }))
+      expect(gauge((await get(`${base}/metrics`)).text, 'db_client_connection_max', 'same')).toBe('2')
+      await a.close()
+      expect(gauge((await get(`${base}/metrics`)).text, 'db_client_connection_max', 'same')).toBe('5')
+    } finally {
+      spy.mockRestore()
+      await a.close()
+      await b.close()
+      await registry.shutdown()
+    }
+  })
+})
