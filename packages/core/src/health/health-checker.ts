@@ -24,6 +24,9 @@ export interface HealthCheckOptions {
   readonly deep?: boolean
 }
 
+/** How long after its deadline `check()` gives up on a probe that did not end at the deadline itself. */
+const DEADLINE_BACKSTOP_MS = 10
+
 const RANK: Record<HealthStatus, number> = { healthy: 0, degraded: 1, unhealthy: 2 }
 
 function utilization(value: unknown): number {
@@ -42,8 +45,9 @@ export function worstStatus(statuses: Iterable<HealthStatus>): HealthStatus {
 /**
  * Checks a pool: a real round trip, saturation, and the backend's own checks. `check()` never
  * throws and is bounded by `timeoutMs`, the wait for a connection included: at the deadline the
- * check's request leaves the pool's queue (ACQUIRE_TIMEOUT), so timed-out probes leave no waiter
- * behind. On SQLite with readers the probes run on a reader (a long write transaction does not
+ * check's request leaves the pool's queue (ACQUIRE_TIMEOUT) before the report says `deadline`, so
+ * timed-out probes leave no waiter behind (a probe that cannot be cut short is given up 10 ms after
+ * the deadline). On SQLite with readers the probes run on a reader (a long write transaction does not
  * block them).
  */
 export class HealthChecker {
@@ -72,7 +76,11 @@ export class HealthChecker {
     if (!pool.isOpen) {
       checks = [{ name: 'pool', status: 'unhealthy', message: 'pool is closed' }]
     } else {
-      checks = await withDeadline(this.#run(pool, started + timeoutMs), timeoutMs, () => new Error('deadline')).catch(() => [
+      // the probes end at the deadline themselves (their wait for a connection included), so the
+      // report comes once they have left the pool's queue; this timer is the backstop for a probe
+      // that cannot be cut short (a synchronous SQLite call, a driver that ignores its deadline)
+      const backstop = Math.min(timeoutMs + DEADLINE_BACKSTOP_MS, MAX_TIMER_MS)
+      checks = await withDeadline(this.#run(pool, started + timeoutMs), backstop, () => new Error('deadline')).catch(() => [
         { name: 'deadline', status: 'unhealthy' as const, message: `health check did not finish within ${timeoutMs} ms` },
       ])
     }
