@@ -75,7 +75,10 @@ export async function startTcpProxy(target: { readonly host: string; readonly po
     },
     resetAll() {
       for (const { client, upstream } of pairs) {
-        client.resetAndDestroy()
+        // libuv cannot reset a socket whose write side is shutting down (the peer's FIN ended it):
+        // Node then reports EINVAL and never closes the handle, which keeps the process alive.
+        if (client.writableEnded || client.destroyed) client.destroy()
+        else client.resetAndDestroy()
         upstream.destroy()
       }
       pairs.clear()

@@ -2,11 +2,12 @@ import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
+import { createHook } from 'node:async_hooks'
 import { promisify } from 'node:util'
 import { join } from 'node:path'
 import { DatabaseError } from '@dbpool/core'
 import { toolError } from '../../src/tool-error'
-import { createServer, connect, type Socket } from 'node:net'
+import { createServer, connect, Socket } from 'node:net'
 import { createTempSqlite, dockerAnswers, setupTestPostgres, startPostgres, startTcpProxy, teardownTestPostgres } from '@dbpool/testing'
 
 describe('createTempSqlite', () => {
@@ -114,6 +115,55 @@ describe('startTcpProxy', () => {
     } finally {
       await proxy.close()
       echo.close()
+    }
+  })
+})
+
+describe('startTcpProxy resetAll while a connection shuts down', () => {
+  it('closes every accepted socket, so no handle keeps the process alive', async () => {
+    const live = new Set<number>()
+    const hook = createHook({
+      init(id, type) {
+        if (type === 'TCPWRAP') live.add(id)
+      },
+      destroy(id) {
+        live.delete(id)
+      },
+    }).enable()
+    const target = createServer((s) => s.on('error', () => undefined))
+    target.listen(0, '127.0.0.1')
+    await once(target, 'listening')
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port: (target.address() as { port: number }).port })
+    // resetAll lands in the window between the client's FIN (the proxy's socket then ends its own
+    // write side) and the end of that shutdown, as when a pool closes its connection just as a test
+    // resets the proxy: libuv refuses to reset a socket that is shutting down, and Node then never
+    // closes the handle (before the fix it stayed open and kept the process alive)
+    const end = Socket.prototype.end
+    let raced = false
+    const spy = jest.spyOn(Socket.prototype, 'end').mockImplementation(function (this: Socket, ...args: unknown[]) {
+      const result = (end as (...a: unknown[]) => Socket).apply(this, args)
+      if (!raced && this.localPort === proxy.port) {
+        raced = true
+        proxy.resetAll()
+      }
+      return result
+    })
+    try {
+      const socket = connect(proxy.port, '127.0.0.1')
+      socket.on('error', () => undefined)
+      await once(socket, 'connect')
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      socket.end()
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      expect(raced).toBe(true)
+      await proxy.close()
+      socket.destroy()
+      target.close()
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      expect(live.size).toBe(0)
+    } finally {
+      spy.mockRestore()
+      hook.disable()
     }
   })
 })
