@@ -80,13 +80,16 @@ type Pools = () => [string, DatabasePool<unknown>][]
  *
  * - `GET /health`: liveness. 200 while every pool is open, 503 once one is closed. No database work.
  * - `GET /ready`: readiness. Checks every pool (a real round trip, saturation, backend checks) within
- *   `timeoutMs`: 200 when healthy or degraded, 503 when unhealthy, with each pool's status as JSON;
+ *   `timeoutMs`: 200 when healthy or degraded, 503 when unhealthy or when there is no pool (an empty
+ *   PoolManager), with each pool's status as JSON;
  *   each pool's whole report (redacted target, version, stats, check messages) only for requests
  *   allowed the detail (`details`, `token`). Passwords never appear. Concurrent probes share one check.
  * - `GET /metrics`: the Prometheus text format rendered by `@opentelemetry/exporter-prometheus`
  *   from the `db.client.connection.*` instruments (see {@link MetricsRegistry}).
  *
- * Other paths answer 404 (or go to Express's `next()`); methods other than GET and HEAD answer 405;
+ * Other paths answer 404 without listing the served ones (or go to Express's `next()`); a request
+ * target in absolute form (`GET http://host/ready`) is routed by its path; methods other than GET and
+ * HEAD answer 405;
  * with a `token`, a request to `/health` or `/ready` that presents a wrong one answers 401.
  *
  * @throws DatabaseError `CONFIGURATION` naming the option for a bad option or target.
@@ -123,7 +126,8 @@ export function createHealthHandler<C>(target: DatabasePool<C> | PoolManager, op
         res,
         404,
         'application/json; charset=utf-8',
-        JSON.stringify({ error: 'not found', paths: Object.values(settings.paths) }),
+        // the configured paths are not listed: a non-default metrics path may be meant to stay unknown
+        JSON.stringify({ error: 'not found' }),
       )
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -235,7 +239,9 @@ async function checkAll(pools: Pools, checker: HealthChecker, timeoutMs: number)
     }),
   )
   const statuses = entries.map(([, r]) => r.status)
-  const status: HealthStatus = statuses.includes('unhealthy') ? 'unhealthy' : statuses.includes('degraded') ? 'degraded' : 'healthy'
+  // nothing registered (yet) is not ready: an app whose pools are not there cannot serve
+  const status: HealthStatus =
+    statuses.length === 0 || statuses.includes('unhealthy') ? 'unhealthy' : statuses.includes('degraded') ? 'degraded' : 'healthy'
   return { status, checkedAt: new Date().toISOString(), pools: Object.fromEntries(entries) }
 }
 
@@ -261,8 +267,20 @@ function send(req: IncomingMessage, res: ServerResponse, status: number, content
   res.end(req.method === 'HEAD' ? undefined : body)
 }
 
+/**
+ * The path of a request target: origin form (`/ready?x`) or absolute form (`http://host/ready`, which
+ * RFC 9112 section 3.2.2 says a server must accept, and which proxies send).
+ */
 function pathOf(url: string | undefined): string {
-  const raw = (url ?? '/').split('?')[0] ?? '/'
+  let target = url ?? '/'
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(target)) {
+    try {
+      target = new URL(target).pathname
+    } catch {
+      target = '/'
+    }
+  }
+  const raw = target.split(/[?#]/)[0] ?? '/'
   return trimSlash(raw === '' ? '/' : raw)
 }
 

@@ -364,7 +364,7 @@ describe('createHealthHandler: routing', () => {
     const base = await serve(pool)
     const missing = await get(`${base}/nope`)
     expect(missing.status).toBe(404)
-    expect(JSON.parse(missing.text).paths).toEqual(['/health', '/ready', '/metrics'])
+    expect(JSON.parse(missing.text)).toEqual({ error: 'not found' })
     const post = await get(`${base}/ready`, { method: 'POST' })
     expect(post.status).toBe(405)
     expect(post.headers.get('allow')).toBe('GET, HEAD')
@@ -372,6 +372,46 @@ describe('createHealthHandler: routing', () => {
     expect(head.status).toBe(200)
     expect(head.text).toBe('')
     expect((await get(`${base}/health/?probe=k8s`)).status).toBe(200)
+  })
+
+  it('does not tell an unknown path which paths exist (a custom metrics path stays unlisted)', async () => {
+    const { pool } = fakePool()
+    const base = await serve(pool, { paths: { metrics: '/internal-metrics-7f3a' } })
+    const missing = await get(`${base}/x`)
+    expect(missing.status).toBe(404)
+    expect(missing.text).not.toContain('internal-metrics')
+    expect(missing.text).not.toContain('/ready')
+  })
+
+  it('routes a request target in absolute form (RFC 9112) by its path', async () => {
+    const { pool } = fakePool()
+    const handler = createHealthHandler(pool)
+    for (const [url, status] of [
+      ['http://example.test/health', 200],
+      ['http://example.test:9464/health/?probe=1', 200],
+      ['HTTP://example.test/nope', 404],
+      ['/health#frag', 200],
+    ] as const) {
+      const res = { statusCode: 0, headersSent: false, writableEnded: false, setHeader: jest.fn(), end: jest.fn() }
+      handler({ url, method: 'GET', headers: {} } as IncomingMessage, res as unknown as ServerResponse)
+      await new Promise((resolve) => setImmediate(resolve))
+      expect([url, res.statusCode]).toEqual([url, status])
+    }
+  })
+
+  it('is not ready with no pool at all (an empty PoolManager), while liveness stays 200', async () => {
+    const handler = createHealthHandler(new PoolManager())
+    const server = createServer(handler)
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+      const ready = await fetch(`${base}/ready`)
+      expect(ready.status).toBe(503)
+      expect(await ready.json()).toMatchObject({ status: 'unhealthy', pools: {} })
+      expect((await fetch(`${base}/health`)).status).toBe(200)
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
   })
 
   it('serves custom paths', async () => {
