@@ -50,6 +50,7 @@ import { endsSession, outcomeUnknown, StatementProgress, unknownOutcomeError } f
 import {
   parseLsn,
   REPLICA_OPTION_KEYS,
+  REPLICA_SESSION_OPTIONS,
   REPLICA_STATUS_SQL,
   replicaStatusOf,
   resolveReplicaOptions,
@@ -130,6 +131,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   readonly #live = new Set<PostgresConnection>()
   /** The server (`host:port`) the latest write-lane connection reached. */
   #current: string | undefined
+  /** A replica's manager: its sessions are read-only (REPLICA_SESSION_OPTIONS) and must reach a standby. */
+  #standby = false
 
   constructor(
     config: DatabaseConfig | DatabaseOptions | string,
@@ -149,9 +152,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const perReplica = Object.fromEntries(
       Object.entries(options ?? {}).filter(([key]) => !(REPLICA_OPTION_KEYS as readonly string[]).includes(key)),
     ) as PostgresManagerOptions
-    this.#replicaManagers = this.replicaOptions.replicas.map(
-      (replica) => new PostgresConnectionManager(replica, { ...perReplica, replicas: [] }, defaults),
-    )
+    this.#replicaManagers = this.replicaOptions.replicas.map((replica) => {
+      const manager = new PostgresConnectionManager(replica, { ...perReplica, replicas: [] }, defaults)
+      manager.#standby = true
+      return manager
+    })
     const readTargets = this.#replicaManagers.map((m) => hostLabel(m.config.host, m.config.port))
     this.lanes = readTargets.length > 0 ? { readers: 0, readTargets } : { readers: 0 }
     this.readYourWrites = readTargets.length > 0 && this.replicaOptions.readYourWrites
@@ -234,6 +239,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       if (!replica) throw new DatabaseError('CONFIGURATION', `there is no replica ${target} (${this.#replicaManagers.length} configured)`)
       const conn = await replica.connect('read', hooks)
       conn.onReplica = true
+      await replica.#checkStandby(conn)
       return conn
     }
     const password = await this.#password()
@@ -259,6 +265,29 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     conn.markReady()
     if (lane === 'write') this.#landed(conn, hooks)
     return conn
+  }
+
+  /**
+   * A replica connection must reach a standby (libpq's `target_session_attrs=standby` check: the
+   * `in_hot_standby` the server reported at startup, else `pg_is_in_recovery()`): a promoted server,
+   * or a primary listed as a replica, is refused with CONNECTION_FAILED (`detail.standby: false`,
+   * retryable), which takes the replica out of the read lane (reason `not-standby`).
+   */
+  async #checkStandby(conn: PostgresConnection): Promise<void> {
+    let mismatch: string | undefined
+    try {
+      mismatch = await mismatchOf(conn, 'standby', (c, text) => this.#probe(c, text))
+    } catch (err) {
+      conn.kill()
+      throw this.mapError(err)
+    }
+    if (mismatch === undefined) return
+    void conn.close(this.options.cancelTimeoutMs)
+    throw new DatabaseError('CONNECTION_FAILED', `the replica ${hostLabel(conn.host, conn.port)} ${mismatch}`, {
+      backend: 'postgres',
+      retryable: true,
+      detail: { standby: false },
+    })
   }
 
   /** The host walk of {@link connect}. */
@@ -392,8 +421,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     for (const conn of this.#live) if (hostLabel(conn.host, conn.port) === at) conn.evict(reason)
   }
 
+  /**
+   * A replica connection whose server reported `in_hot_standby = off` (PostgreSQL 14 and later
+   * report it at the first ReadyForQuery after a promotion) is not reused.
+   */
   isUsable(conn: PostgresConnection): boolean {
-    return conn.usable
+    return conn.usable && !(conn.onReplica && conn.serverParameter('in_hot_standby') === 'off')
   }
 
   async ping(conn: PostgresConnection, timeoutMs: number): Promise<void> {
@@ -686,7 +719,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       idle_in_transaction_session_timeout: (!options.pgbouncer && config.idleInTransactionTimeoutMs) || undefined,
       lock_timeout: (!options.pgbouncer && config.lockTimeoutMs) || undefined,
       connectionTimeoutMillis: this.#hostTimeoutMs,
-      options: config.options,
+      options: this.#standby && !options.pgbouncer ? [config.options, REPLICA_SESSION_OPTIONS].filter(Boolean).join(' ') : config.options,
       keepAlive: config.keepAlive,
       keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs,
       types: this.#types,

@@ -84,14 +84,14 @@ function toConfig(option: string, target: unknown): DatabaseConfig {
 }
 
 /**
- * What a replica reports, in one round trip: whether it is a standby, how far it replayed (on a server
- * that is not a standby any more, how far it wrote), and its lag: 0 when it replayed everything it
- * received, else the age of the last transaction it replayed (`pg_last_xact_replay_timestamp()`).
- * A standby cut off from its primary looks caught up by this measure, as by every measure taken on
- * the standby alone.
+ * What a replica reports, in one round trip: whether it is a standby, how far it replayed (0 on a
+ * server that is not a standby any more: a promoted server's positions are on a timeline of its own,
+ * never compared with the primary's), and its lag: 0 when it replayed everything it received, else
+ * the age of the last transaction it replayed (`pg_last_xact_replay_timestamp()`). A standby cut off
+ * from its primary looks caught up by this measure, as by every measure taken on the standby alone.
  */
 export const REPLICA_STATUS_SQL = `select pg_is_in_recovery() as r,
-  coalesce(case when pg_is_in_recovery() then pg_last_wal_replay_lsn() else pg_current_wal_insert_lsn() end, '0/0'::pg_lsn)::text as lsn,
+  coalesce(case when pg_is_in_recovery() then pg_last_wal_replay_lsn() end, '0/0'::pg_lsn)::text as lsn,
   (case when not pg_is_in_recovery() or pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
    else coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp()) * 1000, 0) end)::float8 as lag`
 
@@ -112,5 +112,14 @@ export function parseLsn(text: unknown): bigint {
 
 /** A status row of {@link REPLICA_STATUS_SQL}. */
 export function replicaStatusOf(row: Record<string, unknown> | undefined): ReplicaStatus {
-  return { inRecovery: row?.r === true, position: parseLsn(row?.lsn), lagMs: Math.max(0, Number(row?.lag ?? 0)) }
+  const inRecovery = row?.r === true
+  return { inRecovery, position: inRecovery ? parseLsn(row?.lsn) : 0n, lagMs: Math.max(0, Number(row?.lag ?? 0)) }
 }
+
+/**
+ * What a replica connection's session is given at startup (libpq `options`): every transaction on it
+ * is read-only, so a write sent to the read lane fails with READ_ONLY (25006) even on a server that
+ * was promoted since the last status query, as it does on a standby. Not sent through PgBouncer,
+ * which refuses the startup parameter `options`.
+ */
+export const REPLICA_SESSION_OPTIONS = '-c default_transaction_read_only=on'

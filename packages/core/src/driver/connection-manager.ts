@@ -135,11 +135,15 @@ export interface LaneLayout {
  * primary's write-ahead log and how far behind it is.
  */
 export interface ReplicaStatus {
-  /** Whether the server is a standby (`pg_is_in_recovery()`); a promoted one is not. */
+  /**
+   * Whether the server is a standby (`pg_is_in_recovery()`); a promoted one is not, and the pool then
+   * takes it out of the read lane at once (reason `not-standby`) and closes its connections.
+   */
   readonly inRecovery: boolean
   /**
    * Everything up to this position is visible to new reads (Postgres: `pg_last_wal_replay_lsn()` on a
-   * standby, `pg_current_wal_insert_lsn()` on a server that is not one), as a number.
+   * standby), as a number; 0 on a server that is not a standby (a promoted server writes on a
+   * timeline of its own: its positions are not comparable with the primary's).
    */
   readonly position: bigint
   /** Replay lag in ms: 0 when it replayed all it received, else the age of the last replayed commit. */

@@ -6,8 +6,13 @@ import { LanePool, type LaneHost } from './lane-pool'
 import type { Lease } from './lease'
 import type { PooledConnection } from './pooled-connection'
 
-/** Why a replica is not used for reads. */
-export type ReplicaOutReason = 'unreachable' | 'lagging'
+/**
+ * Why a replica is not used for reads: `'unreachable'` (connect or status query failed), `'lagging'`
+ * (replay lag beyond `maxReplicaLagMs`), `'not-standby'` (the server is not in recovery: promoted, or
+ * a primary configured as a replica; its connections are closed and new ones refused until it is a
+ * standby again).
+ */
+export type ReplicaOutReason = 'unreachable' | 'lagging' | 'not-standby'
 
 /** What the `replica` pool event carries: a replica of the read lane was taken out or came back. */
 export interface ReplicaStateInfo {
@@ -166,10 +171,13 @@ export class ReplicaSet {
     return undefined
   }
 
-  /** A read-lane acquire on `pool` failed before anything ran (CONNECTION_FAILED...): the replica is out. */
+  /**
+   * A read-lane acquire on `pool` failed before anything ran (CONNECTION_FAILED...): the replica is
+   * out (`not-standby` when the connect found a server that is not in recovery, see {@link notStandby}).
+   */
   failed(pool: LanePool<unknown>, error: DatabaseError): void {
     const target = this.#targets.find((t) => t.pool === pool)
-    if (target) this.#takeOut(target, 'unreachable', { error })
+    if (target) this.#takeOut(target, reasonOf(error), { error })
   }
 
   /** A statement ran on a write-lane lease: remember whether it may have written. */
@@ -244,10 +252,13 @@ export class ReplicaSet {
     target.refreshing ??= (async () => {
       try {
         const conn = await target.pool.acquire(connectionOf, undefined, undefined)
+        let standby = true
         try {
           const status = await this.#host.replicaStatus(conn.native, timeoutMs)
-          target.lagMs = status.lagMs
-          if (status.position > target.position) target.position = status.position
+          standby = status.inRecovery
+          // a server out of recovery writes on a timeline of its own: its positions say nothing of the primary's
+          target.lagMs = standby ? status.lagMs : undefined
+          if (standby && status.position > target.position) target.position = status.position
         } catch (err) {
           conn.broken ??= DatabaseError.is(err) ? err : this.#host.laneHost.manager.mapError(err)
           throw err
@@ -258,11 +269,15 @@ export class ReplicaSet {
             target.pool.dropDestroyed()
           } else target.pool.release(conn)
         }
-        if (!target.usable && target.reason === 'unreachable' && target.lagMs <= this.#host.maxLagMs) this.#bringBack(target)
+        if (!standby) {
+          await this.#notStandby(target)
+          return
+        }
+        if (!target.usable && target.reason !== 'lagging' && target.lagMs! <= this.#host.maxLagMs) this.#bringBack(target)
       } catch (err) {
         const error = DatabaseError.is(err) ? err : this.#host.laneHost.manager.mapError(err)
         target.lagMs = undefined
-        this.#takeOut(target, 'unreachable', { error })
+        this.#takeOut(target, reasonOf(error), { error })
       } finally {
         target.refreshing = undefined
       }
@@ -290,9 +305,24 @@ export class ReplicaSet {
     return undefined
   }
 
+  /**
+   * The status query found the replica out of recovery (promoted): out at once, and every connection
+   * to it is closed (idle ones now, leased ones when their lease ends), so no read-lane work runs on
+   * a server that takes writes. New connections to it fail their standby check until it is one again.
+   */
+  #notStandby(target: Target): Promise<void> {
+    const error = new DatabaseError('CONNECTION_FAILED', `the replica ${target.label} is not a standby any more (not in recovery)`, {
+      retryable: true,
+      detail: { standby: false },
+    })
+    this.#takeOut(target, 'not-standby', { error })
+    for (const conn of target.pool.live) conn.broken ??= error
+    return target.pool.sweep()
+  }
+
   #takeOut(target: Target, reason: ReplicaOutReason, extra: { readonly lagMs?: number; readonly error?: DatabaseError }): void {
     // after a failure its replayed position is not known any more (a restarted standby may show less)
-    if (reason === 'unreachable') target.position = 0n
+    if (reason !== 'lagging') target.position = 0n
     if (!target.usable && target.reason === reason) return
     target.usable = false
     target.reason = reason
@@ -304,6 +334,11 @@ export class ReplicaSet {
     target.reason = undefined
     this.#host.emitState({ replica: target.label, usable: true })
   }
+}
+
+/** Why a replica whose connect or status query failed is out: a connect that found no standby says so in `detail.standby`. */
+function reasonOf(error: DatabaseError): ReplicaOutReason {
+  return (error.detail as { standby?: unknown } | undefined)?.standby === false ? 'not-standby' : 'unreachable'
 }
 
 /** Share of a pool's capacity in use or asked for. */

@@ -59,6 +59,8 @@ describe('replica option helpers', () => {
 
   it('reads a status row', () => {
     expect(replicaStatusOf({ r: true, lsn: '0/10', lag: 12.5 })).toEqual({ inRecovery: true, position: 16n, lagMs: 12.5 })
+    // a server out of recovery (promoted) writes on a timeline of its own: no position comparable with the primary's
+    expect(replicaStatusOf({ r: false, lsn: 'FF/10', lag: 0 })).toEqual({ inRecovery: false, position: 0n, lagMs: 0 })
   })
 
   it('takes replicas from the option, else DATABASE_REPLICA_URLS, and refuses bad values naming them', () => {
