@@ -61,6 +61,20 @@ interface CachedStatement {
   /** How its integers are read (see {@link IntegerReading}). */
   readonly integers: IntegerReading
   readonly kind: StatementKind
+  /**
+   * Its text can expand a `*` (`select *`, `t.*`, `returning *`): SQLite re-prepares it silently
+   * after a schema change (this connection's or another process's), and the expansion may then
+   * gain a column whose name another one has. Its columns are checked after each run (see
+   * {@link SqliteConnectionManager.#checkRanColumns}); a statement with explicit columns cannot gain
+   * one (an ambiguous name fails the re-prepare).
+   */
+  readonly star: boolean
+  /** Returns rows and writes nothing: it may run again (see {@link IntegerReading}). */
+  readonly rereadable: boolean
+  /** `PRAGMA schema_version` when its columns were last checked after a run (-1: never). */
+  checkedAt: number
+  /** The statement may still hold a plan older than {@link checkedAt}: check its columns after the next run too. */
+  recheck: boolean
 }
 
 /**
@@ -111,6 +125,8 @@ interface ConnectionState {
   lastAttempt: boolean
   /** The error of the last attempt that found a lock held elsewhere (the `cause` of a lock wait's QUERY_TIMEOUT). */
   busy: unknown
+  /** `PRAGMA schema_version` (numbers), prepared when a statement that can expand a `*` first runs. */
+  schemaVersion: Statement | undefined
 }
 
 // how often (at most) a write looks at the -wal size
@@ -390,7 +406,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         if (kind !== 'read') this.#beforeChange(db, state, kind)
         if (kind === 'control' && text === READ_ONLY_BEGIN) this.#setQueryOnly(db, state, true)
         if (cached.reader) {
-          let rows = allRows(cached.stmt, params) as R[]
+          let rows = (cached.star ? this.#allChecked(db, state, cached, params) : allRows(cached.stmt, params)) as R[]
           if (cached.integers === 'scan') {
             if (hasUnsafeNumber(rows)) rows = exactRows(cached.stmt, params)
           } else if (cached.integers === 'narrow') narrowIntegers(rows)
@@ -479,8 +495,24 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const inTransaction = db.inTransaction
     const narrowing = stmt.reader && !this.options.safeIntegers
     if (narrowing) stmt.safeIntegers(true)
+    // a `*` may expand to other columns when the statement runs than when it was prepared (see CachedStatement.star)
+    const star = stmt.reader && canExpandStar(query.text)
     const cursor = new SqliteCursor<R>(stmt, params, options.batchSize, {
       narrowing,
+      // a read: its columns checked after the first batch, before any row is handed out
+      ...(star && stmt.readonly ? { checkColumns: () => checkColumns(stmt, true) } : {}),
+      // a write returning rows: SQLite makes every change at the first step; run whole, checked (see #allChecked)
+      ...(star && !stmt.readonly
+        ? {
+            materialize: () =>
+              this.#allChecked(
+                db,
+                state,
+                { stmt, reader: true, integers: 'plain', kind, star, rereadable: false, checkedAt: -1, recheck: true },
+                params,
+              ),
+          }
+        : {}),
       busyTimeoutMs: this.options.busyTimeoutMs,
       // its first batch, before any row: the statement changed nothing (see executeSync)
       mayWaitForLock: (err) => this.#mayWaitForLock(db, err, inTransaction, query.text, kind),
@@ -683,6 +715,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       queryOnly: false,
       lastAttempt: false,
       busy: undefined,
+      schemaVersion: undefined,
     })
     this.#open.add(db)
   }
@@ -781,9 +814,70 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       // a statement that writes cannot be run twice: it reads every integer exactly, always
       if (!rereadable) stmt.safeIntegers(true)
     }
-    const entry: CachedStatement = { stmt, reader, integers, kind: statementKind(text, readonly) }
+    const entry: CachedStatement = {
+      stmt,
+      reader,
+      integers,
+      kind: statementKind(text, readonly),
+      star: reader && canExpandStar(text),
+      rereadable,
+      checkedAt: -1,
+      recheck: true,
+    }
     state.statements.set(text, entry)
     return entry
+  }
+
+  /**
+   * `allRows` for a statement whose text can expand a `*` ({@link CachedStatement.star}), with its
+   * result columns checked for a shared name after the run (SQLite may have re-prepared it against a
+   * newer schema): SYNTAX_ERROR naming the column, as at prepare. A statement that writes and returns
+   * rows (`INSERT ... RETURNING *`) outside a transaction runs inside a savepoint of its own, rolled
+   * back when its columns are refused, so nothing it wrote is kept; inside a transaction the refusal
+   * aborts the transaction (see {@link #fail}).
+   */
+  #allChecked(db: SqliteDatabase, state: ConnectionState, entry: CachedStatement, params: readonly unknown[]): unknown[] {
+    if (entry.rereadable || db.inTransaction) {
+      const rows = allRows(entry.stmt, params)
+      this.#checkRanColumns(db, state, entry)
+      return rows
+    }
+    db.exec('SAVEPOINT dbpool_columns')
+    try {
+      const rows = allRows(entry.stmt, params)
+      this.#checkRanColumns(db, state, entry)
+      db.exec('RELEASE dbpool_columns')
+      return rows
+    } catch (err) {
+      // the savepoint began the transaction: nothing of it is kept (a RELEASE that failed, BUSY in rollback-journal mode, too)
+      try {
+        if (db.inTransaction) db.exec('ROLLBACK')
+      } catch {
+        // closing a broken connection discards it anyway
+      }
+      throw err
+    }
+  }
+
+  /**
+   * After a run of a statement that can expand a `*`: when the schema changed since its columns were
+   * last checked (`PRAGMA schema_version`, read after the run: it is at least the version the run
+   * used), reads `stmt.columns()` (the plan that just ran) and refuses two columns of one name. One
+   * pragma per run (about 0.1 µs inside a transaction, 1.8 µs outside on a file); `stmt.columns()`,
+   * about 6 µs for 7 columns, only after a schema change. The plan may be older than the version
+   * read (a change between the run and the pragma): the next run is checked too.
+   */
+  #checkRanColumns(db: SqliteDatabase, state: ConnectionState, entry: CachedStatement): void {
+    state.schemaVersion ??= db.prepare('PRAGMA schema_version').pluck().safeIntegers(false)
+    const version = state.schemaVersion.get() as number
+    if (version === entry.checkedAt && !entry.recheck) return
+    entry.recheck = version !== entry.checkedAt
+    entry.checkedAt = version
+    const duplicate = duplicateColumn(entry.stmt.columns())
+    if (duplicate === undefined) return
+    // checked again on every run until its columns are unique
+    entry.checkedAt = -1
+    throw duplicateColumnError(duplicate, 'sqlite', db.inTransaction ? { aborted: true } : entry.rereadable ? { ran: true } : {})
   }
 
   /**
@@ -948,9 +1042,18 @@ function statementKind(text: string, readonly: boolean): StatementKind {
  * b.id ...`), read from better-sqlite3's `stmt.columns()` when it is prepared, before it runs: rows are
  * objects keyed by column name, so one value would be silently lost. SYNTAX_ERROR naming the column.
  */
-function checkColumns(stmt: Statement): void {
+function checkColumns(stmt: Statement, ran = false): void {
   const duplicate = duplicateColumn(stmt.columns())
-  if (duplicate !== undefined) throw duplicateColumnError(duplicate, 'sqlite')
+  if (duplicate !== undefined) throw duplicateColumnError(duplicate, 'sqlite', ran ? { ran, aborted: stmt.database.inTransaction } : {})
+}
+
+/**
+ * Whether a statement's result columns can change with the schema without the text failing to
+ * prepare: a `*` anywhere (`select *`, `t.*`, `returning *`; a product or a comment makes the check
+ * run needlessly, never miss one).
+ */
+function canExpandStar(text: string): boolean {
+  return text.includes('*')
 }
 
 function checkMode(mode: string): CheckpointMode {

@@ -23,6 +23,17 @@ export interface SqliteCursorHooks {
   mayWaitForLock(err: unknown): boolean
   /** Before the statement first runs (a statement that writes: the file identity check). */
   before(): void
+  /**
+   * After the first batch of a read whose text can expand a `*`, before any row is handed out:
+   * throws when the plan that ran has two columns of one name (SQLite re-prepared it after a schema change).
+   */
+  readonly checkColumns?: () => void
+  /**
+   * A statement that writes and returns rows, whose text can expand a `*`: runs it whole (SQLite
+   * makes every change at the first step anyway) with its columns checked, and answers its rows,
+   * then read from memory a batch at a time.
+   */
+  readonly materialize?: () => unknown[]
   /** Maps an error, remembering a fatal one. */
   fail(err: unknown): DatabaseError
   /** The cursor ended (read to the end, closed, or failed): the connection is no longer busy with it. */
@@ -52,6 +63,7 @@ export class SqliteCursor<R> implements RowCursor<R> {
   #iterator: IterableIterator<unknown> | undefined
   #started = false
   #done = false
+  #checked = false
 
   constructor(stmt: Statement, params: readonly unknown[], batchSize: number, hooks: SqliteCursorHooks) {
     this.#stmt = stmt
@@ -132,8 +144,10 @@ export class SqliteCursor<R> implements RowCursor<R> {
         this.close()
         return []
       }
-      iterator = this.#iterator = this.#stmt.iterate(...this.#params)
+      const materialize = this.#hooks.materialize
+      iterator = this.#iterator = materialize ? materialize()[Symbol.iterator]() : this.#stmt.iterate(...this.#params)
     }
+    const check = this.#checked ? undefined : this.#hooks.checkColumns
     const rows: unknown[] = []
     const size = this.#batchSize
     const until = performance.now() + STREAM_SLICE_MS
@@ -145,6 +159,11 @@ export class SqliteCursor<R> implements RowCursor<R> {
       }
       rows.push(next.value)
       if ((rows.length & 63) === 0 && performance.now() > until) break
+    }
+    if (check !== undefined) {
+      // the plan that ran (a reset, at the end of the rows, keeps it)
+      this.#checked = true
+      check()
     }
     return rows
   }

@@ -1,0 +1,89 @@
+import { DatabaseError } from '@dbpool/core'
+import { createSqlitePool } from '@dbpool/sqlite'
+import Database from 'better-sqlite3'
+import { tempDir } from './helpers'
+
+const tmp = tempDir()
+afterAll(() => tmp.cleanup())
+
+// a statement whose result columns were unique when it was prepared: a column added later whose name
+// another one has must not replace that column's value under its name (SQLite re-prepares silently)
+describe('a `*` that gains a column of a name already in the result', () => {
+  const join = 'select * from a join b on a.id = b.aid where a.id = ?'
+  let n = 0
+
+  async function setup(statementCacheSize: number) {
+    const path = tmp.file(`cols-${++n}.db`)
+    const pool = createSqlitePool(path, { name: 'cols', acquireTimeoutMs: 2_000 }, { statementCacheSize })
+    await pool.query('create table a (id integer primary key, name text)')
+    await pool.query('create table b (aid integer, note text)')
+    await pool.query(`insert into a values (1, 'alice')`)
+    await pool.query(`insert into b values (1, 'n1')`)
+    expect((await pool.query(join, [1])).rows).toEqual([{ id: 1, name: 'alice', aid: 1, note: 'n1' }])
+    return { pool, path }
+  }
+
+  it.each([100, 0])('is refused after another process adds it (statementCacheSize %d)', async (size) => {
+    const { pool, path } = await setup(size)
+    try {
+      const other = new Database(path)
+      other.exec(`alter table b add column name text default 'FROM-B'`)
+      other.close()
+      for (let i = 0; i < 2; i++) {
+        const err = await pool.query(join, [1]).catch((e: unknown) => e)
+        expect(DatabaseError.is(err, 'SYNTAX_ERROR')).toBe(true)
+        expect((err as DatabaseError).detail).toMatchObject({ column: 'name' })
+      }
+      // a stream on a reader (its schema not read again yet) too
+      const streamed = await (async () => {
+        for await (const row of pool.stream(join, [1])) void row
+      })().catch((e: unknown) => e)
+      expect(streamed).toMatchObject({ code: 'SYNTAX_ERROR' })
+      // explicit columns are unaffected
+      expect((await pool.query('select a.name, b.name as bname from a join b on a.id = b.aid')).rows).toEqual([
+        { name: 'alice', bname: 'FROM-B' },
+      ])
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('is refused after the pool itself adds it, in and out of a transaction', async () => {
+    const { pool } = await setup(100)
+    try {
+      await pool.query(`alter table b add column name text default 'FROM-B'`)
+      await expect(pool.query(join, [1])).rejects.toMatchObject({ code: 'SYNTAX_ERROR' })
+      await expect(pool.transaction((tx) => tx.query(join, [1]))).rejects.toMatchObject({ code: 'SYNTAX_ERROR' })
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('INSERT ... RETURNING * refused after the change keeps nothing it wrote', async () => {
+    const { pool, path } = await setup(100)
+    try {
+      const ret = 'insert into b (aid, note) values (?, ?) returning *'
+      expect((await pool.query(ret, [1, 'r1'])).rows).toEqual([{ aid: 1, note: 'r1' }])
+      const other = new Database(path)
+      other.exec(`alter table b add column aid2 text; alter table b rename column aid2 to note2`)
+      other.exec(`create table c (x)`)
+      other.close()
+      // a new column, no clash: answered with it
+      expect((await pool.query(ret, [1, 'r2'])).rows).toEqual([{ aid: 1, note: 'r2', note2: null }])
+      const returning = 'insert into b (aid, note) values (?, ?) returning *, note2 as x'
+      expect((await pool.query(returning, [1, 'r4'])).rows).toEqual([{ aid: 1, note: 'r4', note2: null, x: null }])
+      const third = new Database(path)
+      third.exec(`alter table b add column x text`)
+      third.close()
+      await expect(pool.query(returning, [1, 'r5'])).rejects.toMatchObject({ code: 'SYNTAX_ERROR' })
+      const streamed = await (async () => {
+        for await (const row of pool.stream(returning, [1, 'r6'])) void row
+      })().catch((e: unknown) => e)
+      expect(streamed).toMatchObject({ code: 'SYNTAX_ERROR' })
+      const notes = (await pool.query<{ note: string }>('select note from b order by rowid')).rows.map((r) => r.note)
+      expect(notes).toEqual(['n1', 'r1', 'r2', 'r4'])
+    } finally {
+      await pool.close()
+    }
+  })
+})
