@@ -40,7 +40,16 @@ import { RerunRefused, runStatement, type PgAnswer } from './postgres-statement'
 import { isCachedPlanChange, statementInvalidation } from './postgres-statement-invalidation'
 import { resultColumnsError } from './postgres-columns'
 import { StatementCache, type CachedStatement, type SharedGeneration } from './postgres-statement-cache'
-import { fallsBackToPlain, isTlsRefusal, tlsOptions, type PgSsl } from './postgres-tls'
+import {
+  fallsBackToPlain,
+  isConnectTimeout,
+  isSecured,
+  isTlsRefusal,
+  retriesWithoutTls,
+  retriesWithTls,
+  tlsOptions,
+  type PgSsl,
+} from './postgres-tls'
 import { createTypeParsers } from './postgres-types'
 import { hostLabel, mismatchOf, passesOf, reportsReadOnly } from './postgres-session-attrs'
 import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, TRANSACTION_MODE_REASON } from './postgres-pgbouncer'
@@ -339,21 +348,53 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     )
   }
 
-  /** One host, with sslmode=prefer's fallback to plain TCP when the server refuses TLS. */
+  /**
+   * One host, with libpq's second attempts: sslmode=prefer connects without TLS when the server
+   * refuses TLS or the session over TLS (see {@link retriesWithoutTls}); sslmode=allow connects
+   * without TLS first and with TLS when the server refuses the plain session (see
+   * {@link retriesWithTls}). At most two attempts, with the same password; `require` and `verify-*`
+   * never go without TLS. When both fail, the error is the second's, naming the first's reason.
+   */
   async #openHost(host: ResolvedHost, password: string | undefined, hooks: ConnectionHooks): Promise<PostgresConnection> {
     // per host: a socket directory in the list never uses TLS (pg names the host it reached for SNI and the identity check)
     const { sslMode, sslRootCert } = this.config
     const ssl = this.config.hosts.length === 1 ? this.#ssl : tlsOptions({ host: host.host, sslMode, sslRootCert })
+    const first = sslMode === 'allow' ? false : ssl
+    const attempt = { secured: false }
+    let firstErr: unknown
     try {
-      return await this.#open(host, ssl, password, hooks)
+      return await this.#open(host, first, password, hooks, attempt)
     } catch (err) {
-      if (ssl === false || !fallsBackToPlain(this.config.sslMode) || !isTlsRefusal(err)) throw this.#connectError(err, host)
-      // sslmode=prefer as libpq means it: the server refused TLS, so connect without it
-      try {
-        return await this.#open(host, false, password, hooks)
-      } catch (plainErr) {
-        throw this.#connectError(plainErr, host)
-      }
+      firstErr = err
+    }
+    let second: PgSsl
+    if (ssl === false) throw this.#connectError(firstErr, host)
+    else if (first === false && retriesWithTls(sslMode, sqlStateOf(firstErr))) second = ssl
+    else if (
+      first !== false &&
+      fallsBackToPlain(sslMode) &&
+      (isTlsRefusal(firstErr) || retriesWithoutTls(sslMode, attempt.secured, firstErr))
+    )
+      second = false
+    else throw this.#connectError(firstErr, host)
+    try {
+      return await this.#open(host, second, password, hooks)
+    } catch (err) {
+      const error = this.#connectError(err, host)
+      // the server said it has no TLS: nothing more to say about the first attempt
+      if (isTlsRefusal(firstErr)) throw error
+      const before = this.#connectError(firstErr, host).message.replace(/^connecting to \S+ (failed: )?/, '')
+      throw new DatabaseError(
+        error.code,
+        `${error.message} (sslmode=${sslMode}: ${second === false ? 'without TLS after' : 'with TLS after'} ${first === false ? 'plain TCP' : 'TLS'} failed: ${before})`,
+        {
+          backend: 'postgres',
+          sqlState: error.sqlState,
+          cause: error.cause,
+          retryable: error.retryable,
+          detail: error.detail,
+        },
+      )
     }
   }
 
@@ -704,7 +745,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return password
   }
 
-  async #open(host: ResolvedHost, ssl: PgSsl, password: string | undefined, hooks: ConnectionHooks): Promise<PostgresConnection> {
+  /** One connect attempt; on failure `attempt.secured` tells whether the server had accepted TLS (see {@link isSecured}). */
+  async #open(
+    host: ResolvedHost,
+    ssl: PgSsl,
+    password: string | undefined,
+    hooks: ConnectionHooks,
+    attempt?: { secured: boolean },
+  ): Promise<PostgresConnection> {
     const { config, options } = this
     const client = new Client({
       host: host.host,
@@ -740,6 +788,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     try {
       await client.connect()
     } catch (err) {
+      if (attempt) attempt.secured = isSecured(client.connection.stream)
       conn.kill()
       throw err
     }
@@ -748,7 +797,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
 
   #connectError(err: unknown, host: ResolvedHost): DatabaseError {
     if (DatabaseError.is(err)) return err
-    const timedOut = err instanceof Error && err.message === 'timeout expired'
+    const timedOut = isConnectTimeout(err)
     const target = this.config.hosts.length === 1 ? this.target : hostLabel(host.host, host.port)
     const prefix = timedOut ? `connecting to ${target} timed out after ${this.#hostTimeoutMs} ms` : `connecting to ${target} failed`
     return mapPostgresError(err, { connecting: true, secrets: this.#secrets, prefix })

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net'
-import type { ConnectionOptions } from 'node:tls'
+import { TLSSocket, type ConnectionOptions } from 'node:tls'
 import type { DatabaseConfig, SslMode } from '@dbpool/core'
 
 /** What a connect attempt uses: TLS options, or `false` for plain TCP. */
@@ -12,18 +12,21 @@ export type PgSsl = false | ConnectionOptions
  * | sslMode     | first attempt                         | chain checked | host name checked |
  * |-------------|---------------------------------------|---------------|-------------------|
  * | disable     | plain TCP                             | -             | -                 |
- * | prefer      | TLS; plain TCP if the server refuses  | no            | no                |
+ * | allow       | plain TCP; TLS if the server refuses the plain session (see {@link retriesWithTls}) | no | no |
+ * | prefer      | TLS; plain TCP if the server refuses TLS or the session over TLS (see {@link retriesWithoutTls}) | no | no |
  * | require     | TLS, or fail                          | only with sslRootCert (as libpq) | no |
  * | verify-ca   | TLS, or fail                          | yes           | no                |
  * | verify-full | TLS, or fail                          | yes           | yes (SNI sent)    |
  *
  * The chain is checked against `sslRootCert` when given, else Node's bundled CA store. Unix-socket
- * hosts (a path) never use TLS, whatever the mode: libpq ignores sslmode there too.
+ * hosts (a path) never use TLS, whatever the mode: libpq ignores sslmode there too. For `allow` these
+ * are the options of its second (TLS) attempt.
  */
 export function tlsOptions(config: Pick<DatabaseConfig, 'host' | 'sslMode' | 'sslRootCert'>): PgSsl {
   if (config.sslMode === 'disable' || config.host.startsWith('/')) return false
   const ca = config.sslRootCert === undefined ? {} : { ca: config.sslRootCert }
   switch (config.sslMode) {
+    case 'allow':
     case 'prefer':
       return { rejectUnauthorized: false }
     case 'require':
@@ -41,6 +44,38 @@ export function tlsOptions(config: Pick<DatabaseConfig, 'host' | 'sslMode' | 'ss
 /** True when TLS is attempted first but plain TCP is allowed when the server refuses it. */
 export function fallsBackToPlain(mode: SslMode): boolean {
   return mode === 'prefer'
+}
+
+/**
+ * sslmode=prefer's second attempt, as libpq's (fe-connect.c, "if sslmode is prefer and we're in an SSL
+ * connection, then do a non-SSL retry"): the server accepted TLS (`secured`: it answered the SSLRequest
+ * with 'S') and then the TLS handshake or the startup failed (an ErrorResponse such as 28000 from a
+ * `hostnossl`-only pg_hba.conf, or the server closing the session). Not after the per-host connect
+ * timeout (the host does not answer: another attempt would only wait again). Once per connect; never
+ * for `require` and `verify-*`, which must not downgrade.
+ */
+export function retriesWithoutTls(mode: SslMode, secured: boolean, err: unknown): boolean {
+  return mode === 'prefer' && secured && !isConnectTimeout(err)
+}
+
+/**
+ * sslmode=allow's second attempt, as libpq's ("if sslmode is allow and we haven't tried an SSL
+ * connection already, then retry with an SSL connection"): the plain attempt reached the server and
+ * was refused with an ErrorResponse at startup (`sqlState`, e.g. 28000 from a `hostssl`-only
+ * pg_hba.conf). A socket error or a timeout (no SQLSTATE) is not retried.
+ */
+export function retriesWithTls(mode: SslMode, sqlState: string | undefined): boolean {
+  return mode === 'allow' && sqlState !== undefined
+}
+
+/** True when pg's socket is a TLS socket: the server answered the SSLRequest with 'S'. */
+export function isSecured(stream: unknown): boolean {
+  return stream instanceof TLSSocket
+}
+
+/** pg's error when `connectionTimeoutMillis` expired (a fixed, client-side message). */
+export function isConnectTimeout(err: unknown): boolean {
+  return err instanceof Error && err.message === 'timeout expired'
 }
 
 /**

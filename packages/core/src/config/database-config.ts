@@ -13,8 +13,8 @@ import {
   requireObject,
 } from './validate'
 
-/** TLS modes with libpq's meaning (verify-full checks the chain and the host name). */
-export const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'] as const
+/** TLS modes with libpq's meaning (`allow`: plain TCP first, then TLS; verify-full checks the chain and the host name). */
+export const SSL_MODES = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const
 /** One of {@link SSL_MODES}. */
 export type SslMode = (typeof SSL_MODES)[number]
 
@@ -177,7 +177,7 @@ export class DatabaseConfig {
   /**
    * Parses a libpq URI (see {@link parsePostgresUrl}): `postgres://user:password@h1:5432,h2:5433/db?name=value&...`,
    * with hosts and ports also as `host=` / `port=` lists. Query parameters, all optional: `sslmode`
-   * (libpq's values, `allow` read as `prefer`, `no-verify` as `require`), `sslrootcert` (a file, read
+   * (libpq's values, `no-verify` read as `require`), `sslrootcert` (a file, read
    * now), `application_name`, `fallback_application_name`, `options`, `connect_timeout` (seconds per
    * host), `target_session_attrs`, `statement_timeout`, `idle_in_transaction_session_timeout`,
    * `lock_timeout` (ms), `pgbouncer=true|false`, `user`, `password`, `dbname`. Any other parameter is
@@ -344,8 +344,7 @@ function fromParsed(parsed: ParsedPostgresUrl): Record<string, unknown> {
   if (str(parsed.database)) out.database = parsed.database
   if (str(parsed.user)) out.username = parsed.user
   if (str(parsed.password)) out.password = parsed.password
-  if (str(p.sslmode)) out.sslMode = checkEnum('database.url sslmode', p.sslmode, [...SSL_MODES, 'allow', 'no-verify'] as const)
-  if (out.sslMode === 'allow') out.sslMode = 'prefer'
+  if (str(p.sslmode)) out.sslMode = checkEnum('database.url sslmode', p.sslmode, [...SSL_MODES, 'no-verify'] as const)
   if (out.sslMode === 'no-verify') out.sslMode = 'require'
   if (str(p.sslrootcert)) out.sslRootCert = readRootCert(p.sslrootcert!)
   const appName = str(p.application_name) ?? str(p.fallback_application_name)

@@ -70,8 +70,8 @@ describe('DatabaseConfig', () => {
     }
   })
 
-  it('maps the sslmode aliases allow and no-verify', () => {
-    expect(DatabaseConfig.fromUrl('postgres://h/d?sslmode=allow').sslMode).toBe('prefer')
+  it('keeps sslmode=allow (plain first, then TLS, as libpq) and maps the alias no-verify', () => {
+    expect(DatabaseConfig.fromUrl('postgres://h/d?sslmode=allow').sslMode).toBe('allow')
     expect(DatabaseConfig.fromUrl('postgres://h/d?sslmode=no-verify').sslMode).toBe('require')
   })
 

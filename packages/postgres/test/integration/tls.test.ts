@@ -1,4 +1,4 @@
-import { chmod, chown, copyFile, mkdtemp, rm } from 'node:fs/promises'
+import { chmod, chown, copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { readFileSync } from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import { tmpdir } from 'node:os'
@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { DatabaseConfig, type DatabaseError, type SslMode } from '@dbpool/core'
 import { createPostgresPool } from '@dbpool/postgres'
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '@dbpool/testing'
-import { rejection } from './helpers'
+import { admin, rejection } from './helpers'
 
 // sslMode against real TLS servers: dedicated embedded servers with ssl=on, one with a certificate for
 // `localhost` (no IP SAN) signed by a test CA, one with a self-signed certificate for `localhost`
@@ -16,10 +16,12 @@ const CA = readFileSync(join(FIXTURES, 'ca.crt'), 'utf8')
 const OTHER_CA = readFileSync(join(FIXTURES, 'other-ca.crt'), 'utf8')
 let server: EmbeddedPostgresServer
 let selfSigned: EmbeddedPostgresServer
+/** A TLS server whose pg_hba.conf lets `plain_only` in only without TLS, `tls_only` only with TLS. */
+let split: EmbeddedPostgresServer
 let certDir: string
 
 /** Starts an embedded server with TLS on, serving the fixture certificate `name`.crt / `name`.key. */
-async function startTlsServer(name: string): Promise<EmbeddedPostgresServer> {
+async function startTlsServer(name: string, flags: readonly string[] = []): Promise<EmbeddedPostgresServer> {
   const [crt, key] = [join(certDir, `${name}.crt`), join(certDir, `${name}.key`)]
   await copyFile(join(FIXTURES, `${name}.crt`), crt)
   await copyFile(join(FIXTURES, `${name}.key`), key)
@@ -30,7 +32,7 @@ async function startTlsServer(name: string): Promise<EmbeddedPostgresServer> {
     const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim())
     for (const file of [crt, key]) await chown(file, uid, gid)
   }
-  return startEmbeddedPostgres({ postgresFlags: ['-c', 'ssl=on', '-c', `ssl_cert_file=${crt}`, '-c', `ssl_key_file=${key}`] })
+  return startEmbeddedPostgres({ postgresFlags: ['-c', 'ssl=on', '-c', `ssl_cert_file=${crt}`, '-c', `ssl_key_file=${key}`, ...flags] })
 }
 
 beforeAll(async () => {
@@ -38,10 +40,26 @@ beforeAll(async () => {
   await chmod(certDir, 0o755)
   server = await startTlsServer('server')
   selfSigned = await startTlsServer('self-signed')
-}, 120_000)
+  const hba = join(certDir, 'split_hba.conf')
+  await writeFile(
+    hba,
+    [
+      'host all postgres 127.0.0.1/32 md5',
+      'hostnossl all plain_only 127.0.0.1/32 md5',
+      'hostssl all tls_only 127.0.0.1/32 md5',
+      'hostnossl all tls_only 127.0.0.1/32 reject',
+      '',
+    ].join('\n'),
+    { mode: 0o644 },
+  )
+  split = await startTlsServer('server', ['-c', `hba_file=${hba}`])
+  await admin(split.url, async (c) => {
+    for (const role of ['plain_only', 'tls_only']) await c.query(`create role ${role} login password 'split-pw-${role}'`)
+  })
+}, 180_000)
 
 afterAll(async () => {
-  await Promise.all([server?.stop(), selfSigned?.stop()])
+  await Promise.all([server?.stop(), selfSigned?.stop(), split?.stop()])
   if (certDir) await rm(certDir, { recursive: true, force: true })
 }, 60_000)
 
@@ -140,4 +158,50 @@ describe('a certificate that fails verification is CONNECTION_FAILED, not retrya
       await pool.close()
     }
   }, 15_000)
+})
+
+describe("libpq's second attempt: sslmode=prefer goes without TLS after a session refused over TLS, allow tries plain first", () => {
+  /** A URL of the split server for `role`, with `sslmode`. */
+  function splitUrl(role: string, sslmode: string): string {
+    const url = new URL(split.url)
+    url.username = role
+    url.password = `split-pw-${role}`
+    url.pathname = '/postgres'
+    url.search = `?sslmode=${sslmode}`
+    return url.toString()
+  }
+
+  async function sslOf(url: string): Promise<boolean> {
+    const pool = createPostgresPool(url, { min: 0, acquireTimeoutMs: 10_000 })
+    try {
+      const { rows } = await pool.query<{ ssl: boolean }>('select ssl from pg_stat_ssl where pid = pg_backend_pid()')
+      return rows[0]!.ssl
+    } finally {
+      await pool.close()
+    }
+  }
+
+  it('prefer: a login refused over TLS (28000, hostnossl only) is tried once more without TLS, as libpq does', async () => {
+    expect(await sslOf(splitUrl('plain_only', 'prefer'))).toBe(false)
+    expect(await sslOf(splitUrl('tls_only', 'prefer'))).toBe(true)
+  }, 30_000)
+
+  it('allow: plain TCP first, TLS when the server refuses the plain session', async () => {
+    const superuser = new URL(split.url)
+    superuser.search = '?sslmode=allow'
+    expect(await sslOf(superuser.toString())).toBe(false)
+    expect(await sslOf(splitUrl('plain_only', 'allow'))).toBe(false)
+    expect(await sslOf(splitUrl('tls_only', 'allow'))).toBe(true)
+  }, 30_000)
+
+  it('require and verify-* never go without TLS; both refusals are named', async () => {
+    for (const mode of ['require', `verify-ca&sslrootcert=${encodeURIComponent(join(FIXTURES, 'ca.crt'))}`]) {
+      const err = await rejection(sslOf(splitUrl('plain_only', mode)))
+      expect(err.code).toBe('AUTHENTICATION_FAILED')
+      expect(err.message).toMatch(/SSL encryption|no pg_hba.conf entry/)
+      expect(err.message).not.toContain('sslmode=')
+    }
+    const both = await rejection(sslOf(splitUrl('nobody', 'prefer')))
+    expect(both.message).toContain('sslmode=prefer: without TLS after TLS failed')
+  }, 30_000)
 })

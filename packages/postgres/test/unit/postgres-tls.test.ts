@@ -19,6 +19,11 @@ describe('sslMode → pg ssl options (libpq meaning)', () => {
     expect(tls({})).toEqual({ rejectUnauthorized: false }) // prefer is the default, as in libpq
   })
 
+  it('allow: the options of its second (TLS) attempt, without verification; it never falls back from TLS first', () => {
+    expect(tls({ sslMode: 'allow' })).toEqual({ rejectUnauthorized: false })
+    expect(fallsBackToPlain('allow')).toBe(false)
+  })
+
   it('require: TLS without verification; with a root certificate it verifies the chain like verify-ca', () => {
     expect(tls({ sslMode: 'require' })).toEqual({ rejectUnauthorized: false })
     expect(fallsBackToPlain('require')).toBe(false)
