@@ -86,13 +86,15 @@ function toConfig(option: string, target: unknown): DatabaseConfig {
 /**
  * What a replica reports, in one round trip: whether it is a standby, how far it replayed (0 on a
  * server that is not a standby any more: a promoted server's positions are on a timeline of its own,
- * never compared with the primary's), and its lag: 0 when it replayed everything it received, else
- * the age of the last transaction it replayed (`pg_last_xact_replay_timestamp()`). A standby cut off
+ * never compared with the primary's), and its lag: 0 when it replayed everything it received (the
+ * receive position at or before the replay position: after a restart a standby resumes streaming
+ * from the start of a WAL segment, behind what it already replayed), else the age of the last
+ * transaction it replayed (`pg_last_xact_replay_timestamp()`). A standby cut off
  * from its primary looks caught up by this measure, as by every measure taken on the standby alone.
  */
 export const REPLICA_STATUS_SQL = `select pg_is_in_recovery() as r,
   coalesce(case when pg_is_in_recovery() then pg_last_wal_replay_lsn() end, '0/0'::pg_lsn)::text as lsn,
-  (case when not pg_is_in_recovery() or pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() then 0
+  (case when not pg_is_in_recovery() or pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() then 0
    else coalesce(extract(epoch from now() - pg_last_xact_replay_timestamp()) * 1000, 0) end)::float8 as lag`
 
 /**

@@ -1,18 +1,19 @@
 import type { DatabasePool, ReplicaStateInfo } from '@dbpool/core'
 import { createPostgresPool, type PostgresConnection } from '@dbpool/postgres'
 import { findPostgresBinDir, startPostgresCluster, type PostgresCluster } from '@dbpool/testing'
-import { admin, eventually } from './helpers'
+import { admin, eventually, sleep } from './helpers'
 
-// A primary and one streaming standby that the test promotes (the old primary keeps running): the
+// A primary and one streaming standby of their own: the tests restart the standby, then promote it
+// (the old primary keeps running). A restarted standby that replayed everything is caught up; the
 // promoted server must leave the read lane at once, and no read-lane work may write on it.
 const available = findPostgresBinDir() !== undefined || Boolean(process.env.CI)
 const suite = available ? describe : describe.skip
-if (!available) console.warn('replica-promoted.test.ts: no PostgreSQL binaries with pg_basebackup: skipped')
+if (!available) console.warn('replica-state.test.ts: no PostgreSQL binaries with pg_basebackup: skipped')
 
 let cluster: PostgresCluster
 const pools: DatabasePool<PostgresConnection>[] = []
 
-suite('a promoted replica', () => {
+suite("a replica's state (restarted, promoted)", () => {
   beforeAll(async () => {
     cluster = await startPostgresCluster({ replicas: 1 })
   }, 180_000)
@@ -20,6 +21,40 @@ suite('a promoted replica', () => {
   afterAll(async () => {
     await Promise.all(pools.splice(0).map((p) => p.close({ timeoutMs: 5_000 })))
     await cluster?.close()
+  }, 60_000)
+
+  it('a standby restarted while the primary is idle (receive position behind replay) is caught up, not lagging', async () => {
+    await admin(cluster.primaryUrl, (c) => c.query('create table restarted (i int); insert into restarted values (1)'))
+    await cluster.waitForReplay(1)
+    await cluster.stop(1, 'fast')
+    await cluster.start(1)
+    const receiving = (): Promise<boolean> =>
+      admin(
+        cluster.replicaUrls[0]!,
+        async (c) => (await c.query("select 1 from pg_stat_wal_receiver where status = 'streaming'")).rowCount === 1,
+      )
+    await eventually(receiving, 20_000, 'the standby streaming again')
+    // the last replayed commit is now older than maxReplicaLagMs: the old measure called that lag
+    await sleep(1_200)
+    const p = createPostgresPool(
+      cluster.primaryUrl,
+      { min: 0, max: 2, keepaliveIntervalMs: 200 },
+      { replicas: [cluster.replicaUrls[0]!], maxReplicaLagMs: 1_000 },
+    )
+    pools.push(p)
+    const states: ReplicaStateInfo[] = []
+    p.on('replica', (info) => states.push(info))
+    const { rows } = await p.query<{ r: boolean; behind: boolean }>(
+      'select pg_is_in_recovery() as r, pg_last_wal_receive_lsn() < pg_last_wal_replay_lsn() as behind',
+      [],
+      { lane: 'read' },
+    )
+    expect(rows[0]).toEqual({ r: true, behind: true })
+    await eventually(() => p.replicaStats()?.replicas[0]?.lagMs !== undefined, 10_000, 'a keepalive pass')
+    await sleep(600) // a few more passes
+    expect(states).toEqual([])
+    expect(p.replicaStats()?.replicas[0]).toMatchObject({ usable: true, lagMs: 0 })
+    expect((await p.query<{ r: boolean }>('select pg_is_in_recovery() as r', [], { lane: 'read' })).rows[0]?.r).toBe(true)
   }, 60_000)
 
   it('is refused on the read lane (READ_ONLY before the status query sees it), taken out as not-standby, and nothing commits on it', async () => {
