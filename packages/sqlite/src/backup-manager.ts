@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import { createReadStream, createWriteStream, existsSync, realpathSync } from 'node:fs'
-import { chmod, copyFile, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { createReadStream, createWriteStream, existsSync, lstatSync, readlinkSync, realpathSync } from 'node:fs'
+import { chmod, chown, copyFile, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, extname, join, resolve } from 'node:path'
+import type { Stats } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip, createGzip } from 'node:zlib'
 import { configError, DatabaseError, type DatabasePool } from '@dbpool/core'
@@ -535,7 +536,8 @@ export class BackupManager {
     const manager = this.#manager
     if (manager.options.memory)
       throw configError('sqlite.path', manager.options.path, 'an in-memory database cannot be restored from a file')
-    const target = resolve(manager.options.path)
+    // the file the path leads to: a symlink (data/app.db -> ../volume/app.db) stays, its target is restored
+    const target = realDatabasePath(manager.options.path)
     const requireSchema = await this.#sourceHasSchema()
     const staged = await this.#stage(source, dirname(target))
     try {
@@ -646,14 +648,69 @@ export class BackupManager {
 }
 
 /**
- * Puts a verified file in place of a closed database: removes the old `-wal` and `-shm` (their
- * frames belong to the old file and would be replayed onto the new one), then renames `staged`
- * over `target` (atomic within one filesystem) and syncs the directory. No connection may be open.
+ * The file a database path leads to, as SQLite opens it (it follows symlinks, and keeps its `-wal`
+ * and `-shm` beside the real file): the real path of `path`, of a dangling symlink's target, or
+ * `path` under its directory's real path when the file does not exist. A restore replaces this file:
+ * renaming over the symlink itself would replace the link with a regular file and leave the real
+ * database (on the volume the link points to) as it was.
+ */
+export function realDatabasePath(path: string): string {
+  let absolute = resolve(path)
+  for (let hops = 0; hops < 40; hops++) {
+    try {
+      return realpathSync(absolute)
+    } catch {
+      // missing, or a link to a missing file: follow the link by hand
+    }
+    let link: string
+    try {
+      if (!lstatSync(absolute).isSymbolicLink()) break
+      link = readlinkSync(absolute)
+    } catch {
+      break
+    }
+    absolute = resolve(dirname(absolute), link)
+  }
+  try {
+    return join(realpathSync(dirname(absolute)), basename(absolute))
+  } catch {
+    return absolute
+  }
+}
+
+/**
+ * Gives `staged` the mode, and when the process may (root, or the same owner), the owner and group of
+ * the database it replaces: the restored file is the application's database, not a copy of the
+ * backup file's permissions (0600, the backup's owner). Nothing when `target` does not exist.
+ */
+async function keepModeAndOwner(staged: string, target: string): Promise<void> {
+  let before: Stats
+  try {
+    before = await stat(target)
+  } catch {
+    return
+  }
+  await chmod(staged, Number(before.mode) & 0o7777)
+  try {
+    await chown(staged, Number(before.uid), Number(before.gid))
+  } catch {
+    // EPERM: only root may give a file away; the mode is kept
+  }
+}
+
+/**
+ * Puts a verified file in place of a closed database: gives it the database's mode and owner
+ * (`keepModeAndOwner`), removes the old `-wal` and `-shm` (their frames belong to the old file and
+ * would be replayed onto the new one), then renames `staged` over `target` (atomic within one
+ * filesystem) and syncs the directory. `target` is the real file ({@link realDatabasePath}), and
+ * `staged` in its directory. No connection may be open.
  * Rejects with BACKUP_FAILED before touching `target` when `staged` is empty (0 bytes), not a
  * SQLite database or truncated (`checkDatabaseFileShape`).
  */
-export async function replaceDatabaseFile(staged: string, target: string): Promise<void> {
+export async function replaceDatabaseFile(staged: string, databasePath: string): Promise<void> {
+  const target = realDatabasePath(databasePath)
   checkDatabaseFileShape(staged)
+  await keepModeAndOwner(staged, target)
   await syncFile(staged)
   for (const suffix of ['-wal', '-shm', '-journal']) await removeQuietly(`${target}${suffix}`)
   await rename(staged, target)
@@ -673,7 +730,7 @@ export async function restoreDatabaseFile(target: string, file: string, options?
   rejectUnknownKeys('restoreDatabaseFile', raw, ['force'])
   const force = raw.force === undefined ? false : checkBoolean('restoreDatabaseFile.force', raw.force)
   const source = resolve(checkString('restoreDatabaseFile.file', file))
-  const dest = resolve(checkString('restoreDatabaseFile.target', target))
+  const dest = realDatabasePath(checkString('restoreDatabaseFile.target', target))
   if (!existsSync(source))
     throw new DatabaseError('BACKUP_FAILED', `backup file ${source} does not exist`, { backend: 'sqlite', detail: { file: source } })
   const requireSchema = existsSync(dest) && (schemaObjectsOf(dest) ?? 0) > 0
