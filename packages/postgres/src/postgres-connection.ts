@@ -13,6 +13,12 @@ interface PgClientInternals {
   readonly _ended: boolean
   /** False once pg saw a socket or protocol error: pg refuses every further query. */
   readonly _queryable: boolean
+  /** The statement being answered (outside pipeline mode). */
+  readonly _activeQuery?: unknown
+  /** Pipeline mode: statements written and not answered yet. */
+  readonly _sentQueryQueue?: readonly unknown[]
+  /** Statements not written yet. */
+  readonly _queryQueue?: readonly unknown[]
 }
 
 /** pg.Client's ref()/unref() of its socket, which @types/pg does not declare. */
@@ -197,11 +203,18 @@ export class PostgresConnection implements ReferencedHandle {
     this.client.connection.stream.destroy()
   }
 
-  /** @internal Closes gracefully when healthy (Terminate, bounded by `timeoutMs`), else destroys the socket. */
+  /**
+   * @internal Closes gracefully when healthy and idle (Terminate, bounded by `timeoutMs`), else
+   * destroys the socket at once: a connection with statements in flight or queued (a lease revoked by
+   * `close()` at its deadline) is not waited for. pg's own `end()` destroys the socket under an active
+   * statement, but in pipeline mode it waits for every statement on the wire to finish (then
+   * Terminate), which could hold `close()` for as long as the longest statement runs. The statements
+   * fail with the connection loss; one that may have committed reports its outcome as unknown.
+   */
   async close(timeoutMs: number): Promise<void> {
     const wasUsable = this.usable
     this.#closing = true
-    if (!wasUsable) {
+    if (!wasUsable || this.#busy()) {
       this.client.connection.stream.destroy()
       return
     }
@@ -217,6 +230,15 @@ export class PostgresConnection implements ReferencedHandle {
     } finally {
       clearTimeout(timer)
     }
+  }
+
+  /** Statements answered, on the wire or queued on this client (pg's fields; missing ones count as busy). */
+  #busy(): boolean {
+    const pg = this.#pg
+    if (pg._activeQuery) return true
+    const sent = pg._sentQueryQueue
+    const queued = pg._queryQueue
+    return sent === undefined || queued === undefined || sent.length > 0 || queued.length > 0
   }
 
   #fail(err: Error): void {

@@ -794,7 +794,9 @@ export class DatabasePool<out C = unknown> {
    *   connection (they get one; connections are still opened for them), statements queued to share a
    *   pipelined connection, and leases already out (their handles keep working);
    * - at the deadline: callers still waiting fail with POOL_CLOSED, leases still out are revoked (their
-   *   handles refuse work with POOL_CLOSED) and their connections destroyed;
+   *   handles refuse work with POOL_CLOSED) and their connections destroyed at once, all together (a
+   *   busy Postgres connection's socket is destroyed, not ended gracefully: the statement in flight
+   *   fails with CONNECTION_LOST, its outcome unknown when it may have committed);
    * - then every connection is destroyed and the manager ended.
    *
    * The report holds the revoked leases (with the acquirer's stack when leak detection is on), how
@@ -1230,7 +1232,8 @@ export class DatabasePool<out C = unknown> {
       heldForMs: Math.round(performance.now() - lease.acquiredAt),
       stack: lease.stack(),
     }))
-    for (const lease of this.#activeLeases()) await this.#revoke(lease)
+    // all at once: each destroy is bounded by the manager, and one busy connection must not hold up the next
+    await Promise.all(this.#activeLeases().map((lease) => this.#revoke(lease)))
     let timedOut = !drained
     const remaining = Math.max(1_000, timeoutMs - (Date.now() - started))
     try {

@@ -141,6 +141,33 @@ describe('close(): work issued before close() runs to completion', () => {
     expect(manager.open).toHaveLength(0)
   })
 
+  it('at the deadline, the leases still out are revoked together: one slow destroy does not hold up the next', async () => {
+    const { pool, manager } = makePool({ min: 0, max: 3, acquireTimeoutMs: 10_000 })
+    let running = 0
+    let most = 0
+    const destroy = manager.destroy.bind(manager)
+    manager.destroy = async (conn) => {
+      most = Math.max(most, ++running)
+      // a busy connection the manager takes a while to close
+      await sleep(50)
+      running--
+      return destroy(conn)
+    }
+    let held = 0
+    for (let i = 0; i < 3; i++) {
+      const holder = pool.withConnection(async () => {
+        held++
+        await new Promise(() => undefined) // never finishes
+      })
+      void holder.catch(() => undefined)
+    }
+    await waitFor(() => held === 3)
+    const report = await pool.close({ timeoutMs: 50 })
+    expect(report.outstandingLeases).toHaveLength(3)
+    expect(most).toBe(3)
+    expect(manager.open).toHaveLength(0)
+  })
+
   it('close() on an unused pool resolves at once', async () => {
     const { pool } = makePool({ min: 0 })
     const report = await pool.close({ timeoutMs: 10_000 })
