@@ -170,6 +170,8 @@ export class DatabasePool<out C = unknown> {
   /** Set at close()'s deadline: a connection handed out from then on is refused. */
   #revoking = false
   #closing: Promise<CloseReport> | undefined
+  /** Transactions sleeping their retry backoff (see {@link #backoff}): woken at close()'s deadline. */
+  readonly #sleeping = new Set<() => void>()
   #drained: (() => void) | undefined
   readonly #maintenance: PoolMaintenance
   readonly #sharing: StatementSharing | undefined
@@ -666,7 +668,8 @@ export class DatabasePool<out C = unknown> {
    * run after the COMMIT, outside the transaction); statements issued before run before the COMMIT.
    *
    * A transaction is admitted once, for all its attempts: a replay that starts while `close()`
-   * drains belongs to a call made before it and runs (until close()'s deadline).
+   * drains belongs to a call made before it and runs (until close()'s deadline); a backoff still
+   * running at the deadline ends then with POOL_CLOSED (`cause`: the last attempt's error).
    */
   transaction<T>(fn: (tx: Transaction<C>) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     if (this.#state !== 'open') return Promise.reject<T>(this.#closedError())
@@ -695,6 +698,28 @@ export class DatabasePool<out C = unknown> {
           true,
         ) as Promise<R>,
       onRetry: (attempt, error, delayMs) => this.#telemetry.retrying(attempt, error, delayMs),
+      backoff: this.#backoff,
+    })
+  }
+
+  /**
+   * A transaction's retry backoff: a timer, woken at close()'s deadline (the replay is then refused
+   * with POOL_CLOSED, `cause`: the attempt's error, and the timer cleared). Until the deadline the
+   * replay belongs to a call made before close() and runs.
+   */
+  readonly #backoff = (delayMs: number, error: DatabaseError): Promise<void> => {
+    if (this.#revoking) return Promise.reject(this.#closedError(error))
+    return new Promise<void>((resolve, reject) => {
+      const wake = (): void => {
+        clearTimeout(timer)
+        this.#sleeping.delete(wake)
+        reject(this.#closedError(error))
+      }
+      const timer = setTimeout(() => {
+        this.#sleeping.delete(wake)
+        resolve()
+      }, delayMs)
+      this.#sleeping.add(wake)
     })
   }
 
@@ -788,11 +813,13 @@ export class DatabasePool<out C = unknown> {
    * Closes the pool, letting the work issued before it finish (what pg-pool's `end()` does):
    *
    * - refused at once with POOL_CLOSED: every call made after `close()` (`query`, `withConnection`,
-   *   `transaction`, `ping`, ... including a call a running callback makes on the pool itself, and a
-   *   transaction retry that would start after it);
+   *   `transaction`, `ping`, ... including a call a running callback makes on the pool itself);
    * - drained, up to `timeoutMs`: every call made before it, including callers still waiting for a
    *   connection (they get one; connections are still opened for them), statements queued to share a
-   *   pipelined connection, and leases already out (their handles keep working);
+   *   pipelined connection, leases already out (their handles keep working), and the `retry`
+   *   replays of a transaction begun before it;
+   * - at the deadline, a transaction sleeping its retry backoff fails at once with POOL_CLOSED
+   *   (`cause`: the error of its last attempt; the timer is cleared) and counts as an aborted waiter;
    * - at the deadline: callers still waiting fail with POOL_CLOSED, leases still out are revoked (their
    *   handles refuse work with POOL_CLOSED) and their connections destroyed at once, all together (a
    *   busy Postgres connection's socket is destroyed, not ended gracefully: the statement in flight
@@ -1201,8 +1228,14 @@ export class DatabasePool<out C = unknown> {
     return error
   }
 
-  #closedError(): DatabaseError {
-    return new DatabaseError('POOL_CLOSED', `pool "${this.config.name}" is closed`, { poolStats: this.stats() })
+  /** `retried`: the error of a transaction attempt whose replay close() refused. */
+  #closedError(retried?: DatabaseError): DatabaseError {
+    if (retried === undefined) return new DatabaseError('POOL_CLOSED', `pool "${this.config.name}" is closed`, { poolStats: this.stats() })
+    return new DatabaseError(
+      'POOL_CLOSED',
+      `pool "${this.config.name}" is closed: the transaction was waiting to retry after ${retried.code}, and close() reached its deadline`,
+      { poolStats: this.stats(), cause: retried },
+    )
   }
 
   #emitError(error: DatabaseError): void {
@@ -1222,6 +1255,8 @@ export class DatabasePool<out C = unknown> {
     const drained = await this.#drain(timeoutMs)
     // the deadline (or nothing left): refuse what is still waiting, revoke what is still out
     this.#revoking = true
+    // transactions sleeping their retry backoff fail now (counted below as aborted waiters)
+    for (const wake of [...this.#sleeping]) wake()
     const leased = this.#activeLeases().length
     const abortedWaiters = drained ? 0 : Math.max(0, this.#admitted - leased)
     for (const lane of this.#lanes()) lane.abortWaiting()

@@ -45,6 +45,11 @@ export interface TransactionHost<C> extends HeldTransactionHost<C> {
   lease<T>(readOnly: boolean, body: (handle: ConnectionHandle<C>, markBroken: (err: unknown) => DatabaseError) => Promise<T>): Promise<T>
   /** Told before each replay: the attempt that failed (1 for the first), its error, the backoff in ms. */
   onRetry?(attempt: number, error: DatabaseError, delayMs: number): void
+  /**
+   * Waits out the backoff before a replay (a plain timer when absent). The pool's rejects with
+   * POOL_CLOSED (`cause`: the attempt's error) at `close()`'s deadline, and clears its timer.
+   */
+  backoff?(delayMs: number, error: DatabaseError): Promise<void>
 }
 
 interface ResolvedRetry {
@@ -74,7 +79,7 @@ export async function runTransaction<C, T>(
       if (!DatabaseError.is(err) || attempt >= retry.maxAttempts || !retry.retryOn(err)) throw err
       const delayMs = backoff(attempt, retry)
       host.onRetry?.(attempt, err, delayMs)
-      await sleep(delayMs)
+      await (host.backoff ? host.backoff(delayMs, err) : sleep(delayMs))
     }
   }
 }

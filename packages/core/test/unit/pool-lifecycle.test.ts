@@ -57,6 +57,36 @@ describe('close(): work issued before close() runs to completion', () => {
     expect((await closing).timedOut).toBe(false)
   })
 
+  it('a transaction sleeping its retry backoff at close()`s deadline fails then with POOL_CLOSED; its timer is cleared', async () => {
+    const timersBefore = refedTimers()
+    const { pool } = makePool({ min: 0, max: 1 })
+    // the longest backoff the settings allow: 60 s
+    const random = jest.spyOn(Math, 'random').mockReturnValue(0.999_999)
+    try {
+      let attempts = 0
+      const result = pool.transaction(
+        async () => {
+          attempts++
+          throw new DatabaseError('BUSY', 'database is locked', { backend: 'sqlite', retryable: true })
+        },
+        { retry: { maxAttempts: 3, baseDelayMs: 60_000, maxDelayMs: 60_000 } },
+      )
+      void result.catch(() => undefined)
+      await waitFor(() => attempts === 1)
+      await sleep(5)
+      const report = await pool.close({ timeoutMs: 50 })
+      const err = await rejection(result)
+      expect(err.code).toBe('POOL_CLOSED')
+      expect((err.cause as DatabaseError).code).toBe('BUSY')
+      expect(attempts).toBe(1)
+      expect(report).toMatchObject({ abortedWaiters: 1, timedOut: true })
+      // the backoff's timer does not keep the process alive for the rest of its 60 s
+      expect(refedTimers()).toBe(timersBefore)
+    } finally {
+      random.mockRestore()
+    }
+  })
+
   it('a transaction retry whose first attempt began before close() replays during the drain and commits', async () => {
     const { pool, manager } = makePool({ min: 0, max: 1, acquireTimeoutMs: 5_000 })
     let attempts = 0
