@@ -663,7 +663,10 @@ export class DatabasePool<out C = unknown> {
   /**
    * Runs `fn` in a transaction: commit on success; on error roll back (only if BEGIN succeeded) and
    * rethrow the original error. `retry` replays the whole callback on serialization failures,
-   * deadlocks and busy errors. `readOnly` runs on the read lane when there is one. Once `fn` has
+   * deadlocks and busy errors. `readOnly` runs on the read lane when there is one, except
+   * `isolation: 'serializable'` with read replicas: a standby refuses serializable transactions
+   * (Postgres 0A000 "cannot use serializable mode in a hot standby"), so those run on the primary
+   * (still `READ ONLY`). Once `fn` has
    * settled, `tx` refuses new work with QUERY_FAILED (a statement `fn` did not await would otherwise
    * run after the COMMIT, outside the transaction); statements issued before run before the COMMIT.
    *
@@ -691,7 +694,7 @@ export class DatabasePool<out C = unknown> {
       transactionState: readState && ((native) => readState.call(this.#manager, native)),
       lease: <R>(readOnly: boolean, body: (tx: ConnectionHandle<C>, markBroken: (err: unknown) => DatabaseError) => Promise<R>) =>
         this.#acquire(
-          readOnly && this.#hasReadLane ? 'read' : 'write',
+          readOnly && this.#hasReadLane && !(this.#replicas && options.isolation === 'serializable') ? 'read' : 'write',
           this.#lendTransaction,
           body as TransactionBody<unknown>,
           undefined,

@@ -73,6 +73,30 @@ suite('read replicas as the read lane', () => {
     expect(p.stats('read').size).toBeGreaterThan(0)
   })
 
+  it("transaction({ readOnly: true, isolation: 'serializable' }) runs read-only on the primary (a standby refuses serializable), other read-only ones on the standby", async () => {
+    const p = pool()
+    let lost = 0
+    p.on('connectionLost', () => lost++)
+    const settingsSql =
+      "select pg_is_in_recovery() as r, current_setting('transaction_isolation') as iso, current_setting('transaction_read_only') as ro"
+    for (const options of [
+      { readOnly: true, isolation: 'serializable' },
+      { readOnly: true, isolation: 'serializable', deferrable: true },
+      { readOnly: true, isolation: 'serializable', retry: true },
+    ] as const) {
+      const row = await p.transaction(async (tx) => (await tx.query(settingsSql)).rows[0], options)
+      expect(row).toEqual({ r: false, iso: 'serializable', ro: 'on' })
+    }
+    expect(
+      await p.transaction(async (tx) => (await tx.query(settingsSql)).rows[0], { readOnly: true, isolation: 'repeatable read' }),
+    ).toEqual({
+      r: true,
+      iso: 'repeatable read',
+      ro: 'on',
+    })
+    expect(lost).toBe(0)
+  })
+
   it("readRouting: 'auto' sends lone read-only statements to the standby, anything doubtful to the primary", async () => {
     const p = pool({ readRouting: 'auto' })
     expect(await inRecovery(p)).toBe(true)
