@@ -80,7 +80,12 @@ export interface BackupManagerOptions {
   readonly timeoutMs?: number
   /** Applied after every successful backup. Default: keep everything. */
   readonly retention?: RetentionPolicy
-  /** Called as a backup (or a restore's verification) advances. A throwing callback aborts the backup. */
+  /**
+   * Called as a backup (or a restore) advances. A throwing callback aborts the backup in any phase,
+   * `done` too: BACKUP_FAILED with the callback's error as `cause`, the file removed. A restore's
+   * verification is aborted likewise; at a restore's `done` the database is already replaced, so the
+   * error is only warned about.
+   */
   readonly onProgress?: (progress: BackupProgress) => void
   /** Receives the failures of scheduled backups (they have no caller). Default: `process.emitWarning`. */
   readonly onError?: (error: DatabaseError) => void
@@ -305,13 +310,22 @@ export class BackupManager {
    */
   async prune(now: Date = new Date()): Promise<string[]> {
     if (!(now instanceof Date) || Number.isNaN(now.getTime())) throw configError('prune.now', now, 'must be a valid Date')
+    return this.#prune(now, undefined)
+  }
+
+  /**
+   * {@link prune}, never deleting `taken` (the backup just taken): ordered by the names' timestamps, a
+   * backup dated later than now (taken while the clock was ahead, copied in from another host) would
+   * otherwise make each new backup "not among the newest" and delete it right after it was taken.
+   */
+  async #prune(now: Date, taken: string | undefined): Promise<string[]> {
     const policy = this.#options.retention
     if (!policy) return []
     const source = this.#sourceId()
     const ours = (await this.list()).filter((item) => item.source === source)
     const deleted: string[] = []
     for (const [index, item] of ours.entries()) {
-      if (keeps(policy, index, item.createdAt, now)) continue
+      if (item.file === taken || keeps(policy, index, item.createdAt, now)) continue
       await unlink(item.file).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err
       })
@@ -427,6 +441,7 @@ export class BackupManager {
     let verifyMs = 0
     let pages = 0
     let copied: CopyOutcome
+    let placed = false
     try {
       copied = await this.#copy(tmp)
       copyMs = performance.now() - started
@@ -457,16 +472,19 @@ export class BackupManager {
       // the record first: a backup under its final name always says whose it is (retention counts on it)
       await writeRecord(recordOf(final), this.#sourceId())
       await rename(ready, final)
+      placed = true
       await syncDirectory(directory)
+      // a callback that throws here fails the backup as in every other phase: the file is removed
+      this.#progress({ phase: 'done', totalPages: pages, remainingPages: 0 })
     } catch (err) {
       await removeQuietly(tmp)
       await removeQuietly(`${tmp}.gz`)
+      if (placed) await removeQuietly(final)
       if (!existsSync(final)) await removeQuietly(recordOf(final))
       throw asBackupError(err)
     }
-    this.#progress({ phase: 'done', totalPages: pages, remainingPages: 0 })
     const bytes = (await stat(final)).size
-    const deleted = await this.prune()
+    const deleted = await this.#prune(new Date(), final)
     return {
       file: final,
       bytes,
@@ -554,7 +572,12 @@ export class BackupManager {
       throw asBackupError(err)
     }
     this.#reopen()
-    this.#progress({ phase: 'done', totalPages: 0, remainingPages: 0 })
+    try {
+      this.#progress({ phase: 'done', totalPages: 0, remainingPages: 0 })
+    } catch (err) {
+      // the database is restored and cannot be put back: a rejection would hide that (and the new pool)
+      this.#warn(`the onProgress callback threw at the restore's 'done' phase (the restore is complete): ${messageOf(err)}`)
+    }
     return this.#pool
   }
 
