@@ -25,6 +25,8 @@ import {
   type TransactionState,
 } from '@dbpool/core'
 import { abortedTransactionError, checkExecuteOptions } from '@dbpool/core/internal'
+import { isIP } from 'node:net'
+import { addressesOf } from './postgres-addresses'
 import { sendCancelRequest } from './postgres-cancel'
 import { PostgresConnection } from './postgres-connection'
 import { PostgresCursor } from './postgres-cursor'
@@ -305,32 +307,40 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     if (hosts.length === 1 && targetSessionAttrs === 'any') return this.#openHost(hosts[0]!, password, hooks)
     const tried: string[] = []
     const failures: DatabaseError[] = []
+    // each host's addresses, looked up once per walk (prefer-standby's second pass reuses them)
+    const addresses = new Map<ResolvedHost, readonly string[]>()
     for (const want of passesOf(targetSessionAttrs)) {
       for (const host of hosts) {
-        const label = hostLabel(host.host, host.port)
-        let conn: PostgresConnection
-        try {
-          conn = await this.#openHost(host, password, hooks)
-        } catch (err) {
-          const error = this.mapError(err)
-          failures.push(error)
-          // "failed: <native reason>" or "timed out after N ms", without the "connecting to <host>" prefix
-          tried.push(`${label} ${error.code}: ${error.message.replace(`connecting to ${label} `, '')}`)
-          continue
+        let list = addresses.get(host)
+        if (list === undefined) addresses.set(host, (list = await addressesOf(host.host)))
+        for (const address of list) {
+          // with several addresses, each is named: "db:5432 (10.0.0.2)"
+          const label = hostLabel(host.host, host.port)
+          const named = list.length > 1 ? `${label} (${address})` : label
+          let conn: PostgresConnection
+          try {
+            conn = await this.#openHost(host, password, hooks, address)
+          } catch (err) {
+            const error = this.mapError(err)
+            failures.push(error)
+            // "failed: <native reason>" or "timed out after N ms", without the "connecting to <host>" prefix
+            tried.push(`${named} ${error.code}: ${error.message.replace(`connecting to ${label} `, '')}`)
+            continue
+          }
+          let mismatch: string | undefined
+          try {
+            mismatch = await mismatchOf(conn, want, (c, text) => this.#probe(c, text))
+          } catch (err) {
+            conn.kill()
+            const error = this.mapError(err)
+            failures.push(error)
+            tried.push(`${named} ${error.code}: checking target_session_attrs failed: ${error.message}`)
+            continue
+          }
+          if (mismatch === undefined) return conn
+          void conn.close(this.options.cancelTimeoutMs)
+          tried.push(`${named} ${mismatch}${want === targetSessionAttrs ? '' : ` (prefer-standby pass ${want})`}`)
         }
-        let mismatch: string | undefined
-        try {
-          mismatch = await mismatchOf(conn, want, (c, text) => this.#probe(c, text))
-        } catch (err) {
-          conn.kill()
-          const error = this.mapError(err)
-          failures.push(error)
-          tried.push(`${label} ${error.code}: checking target_session_attrs failed: ${error.message}`)
-          continue
-        }
-        if (mismatch === undefined) return conn
-        void conn.close(this.options.cancelTimeoutMs)
-        tried.push(`${label} ${mismatch}${want === targetSessionAttrs ? '' : ` (prefer-standby pass ${want})`}`)
       }
     }
     // every host failed the same way (a wrong password everywhere): that code, else CONNECTION_FAILED
@@ -355,7 +365,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * {@link retriesWithTls}). At most two attempts, with the same password; `require` and `verify-*`
    * never go without TLS. When both fail, the error is the second's, naming the first's reason.
    */
-  async #openHost(host: ResolvedHost, password: string | undefined, hooks: ConnectionHooks): Promise<PostgresConnection> {
+  async #openHost(
+    host: ResolvedHost,
+    password: string | undefined,
+    hooks: ConnectionHooks,
+    address = host.host,
+  ): Promise<PostgresConnection> {
     // per host: a socket directory in the list never uses TLS (pg names the host it reached for SNI and the identity check)
     const { sslMode, sslRootCert } = this.config
     const ssl = this.config.hosts.length === 1 ? this.#ssl : tlsOptions({ host: host.host, sslMode, sslRootCert })
@@ -363,7 +378,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const attempt = { secured: false }
     let firstErr: unknown
     try {
-      return await this.#open(host, first, password, hooks, attempt)
+      return await this.#open(host, address, first, password, hooks, attempt)
     } catch (err) {
       firstErr = err
     }
@@ -378,7 +393,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       second = false
     else throw this.#connectError(firstErr, host)
     try {
-      return await this.#open(host, second, password, hooks)
+      return await this.#open(host, address, second, password, hooks)
     } catch (err) {
       const error = this.#connectError(err, host)
       // the server said it has no TLS: nothing more to say about the first attempt
@@ -745,9 +760,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return password
   }
 
-  /** One connect attempt; on failure `attempt.secured` tells whether the server had accepted TLS (see {@link isSecured}). */
+  /**
+   * One connect attempt to `address` (the host itself, or one of the addresses its name resolved to:
+   * the name is kept for TLS, as SNI and for verify-full's identity check); on failure
+   * `attempt.secured` tells whether the server had accepted TLS (see {@link isSecured}).
+   */
   async #open(
     host: ResolvedHost,
+    address: string,
     ssl: PgSsl,
     password: string | undefined,
     hooks: ConnectionHooks,
@@ -755,12 +775,13 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   ): Promise<PostgresConnection> {
     const { config, options } = this
     const client = new Client({
-      host: host.host,
+      host: address,
       port: host.port,
       database: config.database,
       user: config.username,
       password,
-      ssl,
+      // pg names the host it connects to (an address now) for SNI: name the host of the config instead
+      ssl: ssl !== false && address !== host.host && isIP(host.host) === 0 ? { servername: host.host, ...ssl } : ssl,
       application_name: config.applicationName,
       // behind PgBouncer these go with SET after connecting (see sessionSettingsThroughPgBouncer)
       statement_timeout: (!options.pgbouncer && config.statementTimeoutMs) || undefined,
@@ -783,7 +804,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       client,
       (err) => hooks.onLost(mapPostgresError(err, { connectionBroken: true, secrets: this.#secrets })),
       statements,
-      host,
+      { host: host.host, port: host.port, address },
     )
     try {
       await client.connect()
@@ -1006,7 +1027,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const secretKey = conn.secretKey
     if (processId === null || secretKey === null) return Promise.resolve(false)
     // the server this connection reached, not the config's first host
-    return sendCancelRequest({ host: conn.host, port: conn.port, processId, secretKey }, this.options.cancelTimeoutMs).then(
+    return sendCancelRequest({ host: conn.address, port: conn.port, processId, secretKey }, this.options.cancelTimeoutMs).then(
       () => true,
       () => false,
     )

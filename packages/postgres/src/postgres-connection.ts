@@ -48,9 +48,14 @@ export class PostgresConnection implements ReferencedHandle {
   readonly #onLost: (err: Error) => void
   /** The latest value of each parameter the server reported (ParameterStatus: at startup, and on change for GUC_REPORT settings). */
   readonly #reported = new Map<string, string>()
-  /** The host this connection reached (one of the config's `hosts`). */
+  /** The host this connection reached (one of the config's `hosts`, as written there: a name stays a name). */
   readonly host: string
   readonly port: number
+  /**
+   * The address it connected to: {@link host}, or, for a name a host walk resolved itself (several
+   * hosts or `target_session_attrs`), the one address of it that was used. Cancel requests go there.
+   */
+  readonly address: string
   /**
    * @internal A statement sent on this session mentioned read-only mode (`BEGIN READ ONLY`,
    * `SET default_transaction_read_only`...): a later 25006 may be the application's own doing,
@@ -82,12 +87,13 @@ export class PostgresConnection implements ReferencedHandle {
     client: Client,
     onLost: (err: Error) => void,
     statements?: StatementCache,
-    at: { host: string; port: number } = { host: '', port: 0 },
+    at: { host: string; port: number; address?: string } = { host: '', port: 0 },
   ) {
     this.client = client
     this.statements = statements
     this.host = at.host
     this.port = at.port
+    this.address = at.address ?? at.host
     this.#pg = client as unknown as PgClientInternals
     this.#onLost = onLost
     client.connection.on('parameterStatus', (msg: { parameterName: string; parameterValue: string }) =>

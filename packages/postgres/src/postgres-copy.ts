@@ -412,7 +412,7 @@ function hasSqlState(err: unknown): boolean {
 function cancel(native: PostgresConnection): Promise<boolean> {
   const { processId, secretKey } = native
   if (processId === null || secretKey === null) return Promise.resolve(false)
-  return sendCancelRequest({ host: native.host, port: native.port, processId, secretKey }, SETTLE_MS).then(
+  return sendCancelRequest({ host: native.address, port: native.port, processId, secretKey }, SETTLE_MS).then(
     () => true,
     () => false,
   )

@@ -1,4 +1,5 @@
-import { createServer, type Socket } from 'node:net'
+import dns from 'node:dns'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import { inspect } from 'node:util'
 import { DatabaseConfig, DatabaseError, type DatabasePool, type FailoverInfo } from '@dbpool/core'
 import { createPostgresPool, type PostgresConnection } from '@dbpool/postgres'
@@ -164,6 +165,54 @@ describe('multi-host targets (libpq target_session_attrs)', () => {
     expect(err.message).toContain(
       `${primary().host}:${primary().port} CONNECTION_FAILED: failed: The server does not support SSL connections`,
     )
+  })
+
+  it('a host name with several addresses: each address is tried in order, as libpq does (DNS-based HA)', async () => {
+    // the name stands for 127.0.0.2 (the fenced server, behind a forwarder) then 127.0.0.1 (the primary, behind one too), same port
+    await setFenced(true)
+    const name = 'multi-address.dbpool.test'
+    const sockets = new Set<Socket>()
+    const forwarder = (to: { host: string; port: number }): Server =>
+      createServer((client) => {
+        const upstream = connect(to.port, to.host)
+        for (const s of [client, upstream]) {
+          sockets.add(s)
+          s.on('error', () => undefined)
+        }
+        client.pipe(upstream).pipe(client)
+      })
+    const toPrimary = forwarder(primary())
+    const toFenced = forwarder(fenced())
+    await new Promise<void>((resolve) => toPrimary.listen(0, '127.0.0.1', resolve))
+    const port = (toPrimary.address() as { port: number }).port
+    await new Promise<void>((resolve) => toFenced.listen(port, '127.0.0.2', resolve))
+    const real = dns.lookup
+    const fake = (host: string, options: unknown, callback?: unknown): void => {
+      const cb = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void
+      const opts = (typeof options === 'object' && options !== null ? options : {}) as { all?: boolean }
+      if (host !== name) return void (real as (...args: unknown[]) => void)(host, options, callback)
+      const all = [
+        { address: '127.0.0.2', family: 4 },
+        { address: '127.0.0.1', family: 4 },
+      ]
+      if (opts.all) cb(null, all)
+      else cb(null, all[0]!.address, 4)
+    }
+    ;(dns as { lookup: unknown }).lookup = fake
+    try {
+      const target = [{ host: name, port }]
+      expect(await serverPort(pool(target, 'read-write'))).toBe(primary().port)
+      expect(await serverPort(pool(target, 'read-only'))).toBe(other.port)
+      expect(await serverPort(pool(target, 'any'))).toBe(other.port)
+      const err = await rejection(pool(target, 'standby').query('select 1'))
+      expect(err.message).toContain(`${name}:${port} (127.0.0.2) is not a standby`)
+      expect(err.message).toContain(`${name}:${port} (127.0.0.1) is not a standby`)
+    } finally {
+      ;(dns as { lookup: unknown }).lookup = real
+      await Promise.all(pools.splice(0).map((p) => p.close({ timeoutMs: 5_000 })))
+      for (const socket of sockets) socket.destroy()
+      await Promise.all([toPrimary, toFenced].map((server) => new Promise((resolve) => server.close(resolve))))
+    }
   })
 
   it('read-write skips a read-only server listed first; read-only picks it; any takes the first', async () => {
