@@ -170,6 +170,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   readonly #hasReaders: boolean
   #prepared = false
   #memory: SqliteDatabase | undefined
+  /** A read-only connection route() prepares on before the pool has one (see {@link #prepareBeforeConnections}). */
+  #routeOnly: SqliteDatabase | undefined
   /** SQLite's own `busy_timeout`: a few ms at most; a longer wait for a lock happens off the thread (see {@link execute}). */
   readonly #nativeBusyTimeoutMs: number
 
@@ -600,10 +602,12 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const known = this.#routes.get(query.text)
     if (known !== undefined) return known
     const db = this.#classifier()
-    if (db === undefined) return 'write'
     let lane: Lane
     try {
-      const { stmt } = this.#statement(db, this.#state(db), query.text)
+      // before the pool's first connection exists: prepared on a private read-only one (a stream of a
+      // SELECT routed to the writer would hold it, and a write in its loop would wait for it forever)
+      const stmt = db === undefined ? this.#prepareBeforeConnections(query.text) : this.#statement(db, this.#state(db), query.text).stmt
+      if (stmt === undefined) return 'write'
       lane = stmt.reader && stmt.readonly && !/^\s*pragma\b/i.test(query.text) ? 'read' : 'write'
     } catch {
       // an error (unknown table, syntax) is reported by the writer when the statement runs
@@ -625,6 +629,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   async end(): Promise<void> {
     for (const db of [...this.#open]) this.#close(db)
     this.#memory = undefined
+    this.#closeRouteOnly()
     this.#routes.clear()
   }
 
@@ -718,6 +723,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       schemaVersion: undefined,
     })
     this.#open.add(db)
+    if (this.#routeOnly !== undefined) this.#closeRouteOnly()
   }
 
   /** The identity of the file `db` just opened (and, in WAL mode, of its write-ahead log); closes `db` when the file is gone already. */
@@ -990,6 +996,31 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       if (state?.lane === 'read' && db.open && (db.inTransaction || state.cursors.size > 0)) return true
     }
     return false
+  }
+
+  /**
+   * `text` prepared (never run) on a private read-only connection, for {@link route} before any of the
+   * pool's connections is open; undefined when the file cannot be opened yet (it does not exist: the
+   * writer creates it). The connection is closed when the pool's first connection opens, or at `end()`.
+   */
+  #prepareBeforeConnections(text: string): Statement | undefined {
+    let db = this.#routeOnly
+    if (db === undefined || !db.open) {
+      if (this.options.memory || !existsSync(this.options.path)) return undefined
+      db = this.#routeOnly = new Database(this.options.path, { readonly: true, fileMustExist: true, timeout: this.#nativeBusyTimeoutMs })
+    }
+    checkStatementText(text, 'sqlite')
+    return db.prepare(text)
+  }
+
+  #closeRouteOnly(): void {
+    const db = this.#routeOnly
+    this.#routeOnly = undefined
+    try {
+      db?.close()
+    } catch {
+      // nothing ran on it
+    }
   }
 
   /** The connection route() prepares on: the writer (its schema is the newest), else any open one. */
