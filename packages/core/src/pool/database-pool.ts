@@ -879,6 +879,7 @@ export class DatabasePool<out C = unknown> {
       },
       onBackgroundError: (error) => this.#emitError(error),
       onAcquireTimeout: () => this.metrics.recordTimeout(),
+      reclaimIdle: (lane) => this.#sharing?.reclaim(lane) ?? false,
     }
   }
 

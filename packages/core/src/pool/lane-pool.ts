@@ -31,6 +31,12 @@ export interface LaneHost<C> {
   onDestroyed(conn: PooledConnection<C>, reason: string): void
   onBackgroundError(error: DatabaseError): void
   onAcquireTimeout(): void
+  /**
+   * Hands back now the connections of `lane` held by nobody waiting on them (statement sharing keeps
+   * one until the next macrotask after its last statement); true when it gave any back. Asked only
+   * before a caller would be refused with POOL_EXHAUSTED: such a connection is idle to the caller.
+   */
+  reclaimIdle?(lane: LanePool<C>): boolean
 }
 
 /**
@@ -183,7 +189,9 @@ export class LanePool<C> {
     const queued = this.#queue.size
     if (queued > 0 || (tarn.numFree() === 0 && tarn.numUsed() + tarn.numPendingCreates() >= this.max)) {
       const waiting = queued + tarn.numPendingAcquires()
-      if (waiting >= this.#host.config.maxWaitingClients) {
+      // (rare path) a connection kept by statement sharing with nothing in flight is idle to the
+      // caller: it is handed back (or on its way back, after its reset) instead of refusing the caller
+      if (waiting >= this.#host.config.maxWaitingClients && !(this.#host.reclaimIdle?.(this) ?? false)) {
         onFailed?.()
         return Promise.reject(
           this.#poolError(

@@ -64,6 +64,21 @@ export class StatementSharing {
     return n
   }
 
+  /**
+   * Returns the idle slots of `lane` now (a caller would otherwise be refused with POOL_EXHAUSTED
+   * while the connection only waits for the next macrotask); true when there was one.
+   */
+  reclaim(lane: LanePool<unknown>): boolean {
+    let any = false
+    for (const slot of this.#slots) {
+      if (slot.lane === lane && slot.inFlight === 0 && slot.lease) {
+        this.#finish(slot)
+        any = true
+      }
+    }
+    return any
+  }
+
   /** Returns every idle slot at once (close() calls this before it waits for leases). */
   flush(): void {
     for (const slot of this.#slots) if (slot.inFlight === 0 && slot.lease) this.#finish(slot)

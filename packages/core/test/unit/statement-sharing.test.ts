@@ -68,6 +68,25 @@ describe('DatabasePool: statement sharing (pipelining managers)', () => {
     await expect(pool.query('select after')).resolves.toBeDefined()
   })
 
+  it.each([
+    ['withConnection', (pool: ReturnType<typeof makePool>['pool']) => pool.withConnection(async (c) => c.query('select 2'))],
+    ['transaction', (pool: ReturnType<typeof makePool>['pool']) => pool.transaction(async (tx) => tx.query('select 2'))],
+    ['a statement with a deadline', (pool: ReturnType<typeof makePool>['pool']) => pool.query('select 2', [], { timeoutMs: 1_000 })],
+  ])('maxWaitingClients 0: %s right after an awaited shared statement is served, not refused with POOL_EXHAUSTED', async (_name, next) => {
+    // the connection statement sharing keeps until the next macrotask is idle to the caller
+    const { pool } = makePool({ max: 1, min: 1, maxWaitingClients: 0 }, { pipelineDepth: 4 })
+    for (let i = 0; i < 3; i++) {
+      await pool.query('select 1')
+      await expect(next(pool)).resolves.toBeDefined()
+    }
+    // a connection really busy (a statement in flight) still refuses the caller that would wait
+    const { pool: busy } = makePool({ max: 1, min: 1, maxWaitingClients: 0 }, { pipelineDepth: 4, queryDelayMs: 30 })
+    const running = busy.query('select 1')
+    await sleep(5)
+    expect((await rejection(next(busy))).code).toBe('POOL_EXHAUSTED')
+    await running
+  })
+
   it('close() returns idle shared connections at once', async () => {
     const { pool } = makePool({ max: 2 }, { pipelineDepth: 4 })
     await pool.query('select 1')
