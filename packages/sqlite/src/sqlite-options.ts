@@ -1,8 +1,12 @@
 import { configError } from '@dbpool/core'
 import { checkBoolean, checkEnum, checkInteger, checkString, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
 
-/** SQLite journal modes (`PRAGMA journal_mode`). */
-export const JOURNAL_MODES = ['WAL', 'DELETE', 'TRUNCATE', 'PERSIST', 'MEMORY', 'OFF'] as const
+/**
+ * SQLite journal modes (`PRAGMA journal_mode`) dbpool accepts. `OFF` is refused (CONFIGURATION): without
+ * a rollback journal SQLite cannot roll back a failed statement or transaction (the database is left
+ * half-written, and may be corrupted), and better-sqlite3's defensive mode refuses it anyway.
+ */
+export const JOURNAL_MODES = ['WAL', 'DELETE', 'TRUNCATE', 'PERSIST', 'MEMORY'] as const
 /** One of {@link JOURNAL_MODES}. */
 export type JournalMode = (typeof JOURNAL_MODES)[number]
 
@@ -37,7 +41,10 @@ export interface SqliteOptions {
   readonly readonly?: boolean
   /** Create the file (and its missing parent directories) when absent. Default is `true`. */
   readonly createIfMissing?: boolean
-  /** `PRAGMA journal_mode`. Default is `'WAL'` for files, `'MEMORY'` for `:memory:`. */
+  /**
+   * `PRAGMA journal_mode`. Default is `'WAL'` for files, `'MEMORY'` for `:memory:`. `'OFF'` is refused
+   * with CONFIGURATION: it loses atomic rollback (see {@link JOURNAL_MODES}).
+   */
   readonly journalMode?: JournalMode
   /** `PRAGMA synchronous`. Default is `'FULL'` (a committed transaction survives power loss). */
   readonly synchronous?: SynchronousLevel
@@ -119,9 +126,16 @@ export function resolveSqliteOptions(input: SqliteOptions): ResolvedSqliteOption
   const readonly = optional(raw.readonly, false, (v) => checkBoolean('sqlite.readonly', v))
   const createIfMissing = optional(raw.createIfMissing, true, (v) => checkBoolean('sqlite.createIfMissing', v))
   const journalModeExplicit = raw.journalMode !== undefined
+  if (typeof raw.journalMode === 'string' && raw.journalMode.toUpperCase() === 'OFF') {
+    throw configError(
+      'sqlite.journalMode',
+      raw.journalMode,
+      'OFF is refused: without a rollback journal SQLite cannot roll back a failed statement or transaction (the database is left half-written, possibly corrupt), and better-sqlite3 runs SQLite in defensive mode, which refuses it; use WAL (default), DELETE, TRUNCATE, PERSIST or MEMORY',
+    )
+  }
   const journalMode = optional(raw.journalMode, memory ? 'MEMORY' : 'WAL', (v) => enumOf('sqlite.journalMode', v, JOURNAL_MODES))
-  if (memory && journalMode !== 'MEMORY' && journalMode !== 'OFF') {
-    throw configError('sqlite.journalMode', raw.journalMode, 'an in-memory database supports only MEMORY or OFF')
+  if (memory && journalMode !== 'MEMORY') {
+    throw configError('sqlite.journalMode', raw.journalMode, 'an in-memory database supports only MEMORY')
   }
   const synchronous = optional(raw.synchronous, 'FULL', (v) => enumOf('sqlite.synchronous', v, SYNCHRONOUS_LEVELS))
   const busyTimeoutMs = optional(raw.busyTimeoutMs, 5_000, (v) => checkInteger('sqlite.busyTimeoutMs', v, 0, MAX_INT32))

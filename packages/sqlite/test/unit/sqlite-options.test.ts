@@ -84,6 +84,16 @@ describe('resolveSqliteOptions', () => {
     if (typeof value === 'number') expect(err.message).toContain(String(value))
   })
 
+  it.each([
+    ['a file', 'a.db', 'OFF'],
+    ['a file, lower case', 'a.db', 'off'],
+    ['an in-memory database', ':memory:', 'OFF'],
+  ])('refuses journalMode OFF for %s, saying why (no atomic rollback)', (_label, path, journalMode) => {
+    const err = configErrorOf(() => resolveSqliteOptions({ path, journalMode } as SqliteOptions))
+    expect(err.detail).toMatchObject({ option: 'sqlite.journalMode' })
+    expect(err.message).toMatch(/cannot roll back/)
+  })
+
   it('rejects a non-object', () => {
     expect(configErrorOf(() => resolveSqliteOptions('x.db' as never)).message).toContain('sqlite')
   })
