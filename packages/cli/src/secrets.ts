@@ -1,4 +1,4 @@
-import { REDACTED } from '@dbpool/core'
+import { hasAmbiguousCredentials, REDACTED, redactUrlPasswords } from '@dbpool/core'
 
 /**
  * Where the CLI finds secrets, and the one scrubber every line it writes goes through.
@@ -10,8 +10,6 @@ import { REDACTED } from '@dbpool/core'
  * percent-decoded.
  */
 
-/** `scheme://user:password@` with the password running to the last `@` of the word. */
-const URL_CREDENTIALS = /([a-z][a-z0-9+.-]*:\/\/[^:/?#@\s]*):(\S*)@/gi
 /** `password=...` / `sslpassword=...` in a URL query. */
 const QUERY_PASSWORD = /[?&](?:ssl)?password=([^&#\s]*)/gi
 /** A flag whose value is a secret (`--url`, `--password`, `--token`, `--secret`, abbreviations of `--url` included). */
@@ -37,9 +35,10 @@ export function credentialSecrets(text: string): string[] {
     }
   }
   for (const word of text.split(/\s+/)) {
-    const start = /[a-z][a-z0-9+.-]*:\/\//i.exec(word)
-    if (start) {
-      const rest = word.slice(start.index + start[0].length)
+    // "://" first: a regular expression starting at every letter is quadratic in a long word
+    const sep = word.indexOf('://')
+    if (sep > 0) {
+      const rest = word.slice(sep + 3)
       // libpq: the authority ends at the first "/", "?" or "#", the user info at its last "@"
       const end = rest.search(/[/?#]/)
       const authority = end < 0 ? rest : rest.slice(0, end)
@@ -57,20 +56,8 @@ export function credentialSecrets(text: string): string[] {
   return [...found]
 }
 
-/**
- * Whether a `postgres://` URL's password holds an unencoded `/`, `?` or `#` (or its path an `@`):
- * libpq would read part of the password as the host or the port, and an error would print that part.
- * A `@` after `=` (a query value such as `application_name=me@host`) is not counted.
- */
-export function hasAmbiguousCredentials(url: string): boolean {
-  const start = /^postgres(?:ql)?:\/\//i.exec(url)
-  if (!start) return false
-  const rest = url.slice(start[0].length)
-  const end = rest.search(/[/?#]/)
-  const lastAt = rest.lastIndexOf('@')
-  if (end < 0 || lastAt < end) return false
-  return !rest.slice(0, lastAt).includes('=')
-}
+/** Whether a `postgres://` URL's password holds an unencoded `/`, `?` or `#`: @dbpool/core's check, the one its URL parser applies. */
+export { hasAmbiguousCredentials }
 
 /**
  * Secrets in the command line: the value after (or `=`-joined to) a `--url`-, `--password`- or
@@ -111,5 +98,5 @@ export function scrubSecrets(text: string, secrets: Iterable<string>): string {
   let out = text
   const sorted = [...new Set(secrets)].filter((s) => s.length > 0).sort((a, b) => b.length - a.length)
   for (const secret of sorted) if (out.includes(secret)) out = out.split(secret).join(REDACTED)
-  return out.replace(URL_CREDENTIALS, `$1:${REDACTED}@`).replace(QUERY_PASSWORD, (m) => `${m.slice(0, m.indexOf('=') + 1)}${REDACTED}`)
+  return redactUrlPasswords(out).replace(QUERY_PASSWORD, (m) => `${m.slice(0, m.indexOf('=') + 1)}${REDACTED}`)
 }

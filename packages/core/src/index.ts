@@ -7,6 +7,7 @@ export { PoolConfig, PoolConfigBuilder, DEFAULT_POOL_OPTIONS } from './config/po
 export type { PoolOptions, ResolvedPoolOptions } from './config/pool-config'
 export { DatabaseConfig, SSL_MODES, TARGET_SESSION_ATTRS } from './config/database-config'
 export type { DatabaseOptions, PasswordSource, ResolvedHost, SslMode, TargetSessionAttrs } from './config/database-config'
+export { hasAmbiguousCredentials } from './config/postgres-url'
 export type { PostgresHost } from './config/postgres-url'
 // option validators (checkInteger, requireObject...) are in @dbpool/core/internal (src/internal.ts)
 export { configError, MAX_TIMER_MS } from './config/validate'

@@ -17,7 +17,8 @@ export interface PostgresReplicaOptions {
    * to the pool's `max`). Work asked for on the read lane runs there: `pool.query(q, params, { lane:
    * 'read' })`, `withConnection(fn, { lane: 'read' })`, `transaction(fn, { readOnly: true })`, and with
    * `readRouting: 'auto'` lone read-only statements. Default is `DATABASE_REPLICA_URLS` (URLs separated
-   * by commas), else none (everything on the primary).
+   * by commas; a comma not followed by `postgres://` or `postgresql://` belongs to the URL before it,
+   * e.g. a multi-host list), else none (everything on the primary).
    */
   readonly replicas?: readonly ReplicaTarget[]
   /**
@@ -58,7 +59,8 @@ export function resolveReplicaOptions(raw: Record<string, unknown>, env: NodeJS.
     if (!Array.isArray(raw.replicas)) throw configError('postgres.replicas', raw.replicas, 'must be an array of URLs or DatabaseConfigs')
     replicas = raw.replicas.map((target: unknown, i) => toConfig(`postgres.replicas[${i}]`, target))
   } else if (env.DATABASE_REPLICA_URLS) {
-    replicas = env.DATABASE_REPLICA_URLS.split(',')
+    // split only before a scheme: a comma inside a URL (a multi-host list, a password) stays in it
+    replicas = env.DATABASE_REPLICA_URLS.split(/,(?=\s*postgres(?:ql)?:\/\/)/i)
       .map((url) => url.trim())
       .filter(Boolean)
       .map((url, i) => toConfig(`DATABASE_REPLICA_URLS[${i}]`, url))

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { hasAmbiguousCredentials as coreHasAmbiguousCredentials } from '@dbpool/core'
 import { argvSecrets, credentialSecrets, envSecrets, hasAmbiguousCredentials, run, scrubSecrets, type CliIo } from '@dbpool/cli'
 
 // Every line the CLI writes (stdout, stderr, commander's usage errors, config and driver errors)
@@ -128,6 +129,16 @@ describe('secret finders', () => {
     expect(hasAmbiguousCredentials('postgres://u:p@ss@h/d')).toBe(false)
     expect(hasAmbiguousCredentials('postgres://u:pw@h/d?application_name=me@x')).toBe(false)
     expect(hasAmbiguousCredentials('sqlite:./a@b/c.db')).toBe(false)
+    // a "?" in the password followed by "name=value" is no query value of libpq's
+    expect(hasAmbiguousCredentials('postgres://u:p?q=1@h/d')).toBe(true)
+    // one function, the one @dbpool/core's URL parser applies
+    expect(hasAmbiguousCredentials).toBe(coreHasAmbiguousCredentials)
+  })
+
+  it('scrubs a 1 MB word without a URL and credentials in a 1 MB line (linear, no regular expression per letter)', () => {
+    const hex = 'ab'.repeat(500_000)
+    expect(scrubSecrets(hex, [])).toBe(hex)
+    expect(credentialSecrets(`${hex};x`)).toEqual([])
   })
 
   it('scrubs the longest secret first and URL passwords to the last "@" of the word', () => {

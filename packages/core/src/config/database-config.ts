@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { inspect } from 'node:util'
-import { REDACTED } from '../util/redact'
+import { REDACTED, scrubUrlPasswords } from '../util/redact'
 import { parsePostgresUrl, type ParsedPostgresUrl, type PostgresHost } from './postgres-url'
 import {
   checkBoolean,
@@ -313,20 +313,13 @@ function optionalMs(key: string, value: unknown): number {
   return value === undefined ? 0 : checkInteger(`database.${key}`, value, 0, MAX_MS)
 }
 
-/** The URL with the password (in the user info, or a `password=` query parameter) replaced by `[REDACTED]`. */
+/**
+ * The URL with the password (in the user info, to the LAST `@` of the URL, and in a `password=` query
+ * parameter) replaced by `[REDACTED]`: an unencoded `/`, `?`, `#` or `@` in the password never leaves
+ * part of it shown.
+ */
 function redactUrl(url: string): string {
-  const start = url.indexOf('//')
-  let out = url
-  if (start >= 0) {
-    // up to the query: an unencoded "/" or "@" in the password must not expose the rest of it
-    const end = url.slice(start + 2).search(/[?#]/)
-    const authority = end < 0 ? url.slice(start + 2) : url.slice(start + 2, start + 2 + end)
-    const at = authority.lastIndexOf('@')
-    const colon = authority.indexOf(':')
-    if (at >= 0 && colon >= 0 && colon < at)
-      out = `${url.slice(0, start + 2)}${authority.slice(0, colon)}:${REDACTED}${authority.slice(at)}${url.slice(start + 2 + authority.length)}`
-  }
-  return out.replace(/([?&]password=)[^&#]*/gi, `$1${REDACTED}`)
+  return scrubUrlPasswords(url, true).replace(/([?&]password=)[^&#]*/gi, `$1${REDACTED}`)
 }
 
 function fromParsed(parsed: ParsedPostgresUrl): Record<string, unknown> {

@@ -53,6 +53,37 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
 }
 
 /**
+ * Whether a `postgres://` / `postgresql://` URL's password holds an unencoded `/`, `?` or `#` (or its
+ * path an `@`): a URL parser ends the user info at the first of those, so it would read part of the
+ * password as the host, the port, the database name or the query, and an error, the pool's target or
+ * a span would print that part. {@link parsePostgresUrl} refuses such a URL (CONFIGURATION); the CLI
+ * checks its URLs with it too. Any other text (a `sqlite:` URL included) answers `false`.
+ *
+ * An `@` after the authority counts as part of the password unless it is in the value of a known
+ * query parameter (`?application_name=me@host`) of a URL whose authority is well formed: it has its own
+ * `user@`, or each host's port is digits (`postgres://u:p?application_name=x@h/d` reads `p` as a port:
+ * ambiguous). Linear in the length of `url`.
+ */
+export function hasAmbiguousCredentials(url: string): boolean {
+  const scheme = /^postgres(?:ql)?:\/\//i.exec(url)
+  if (!scheme) return false
+  const rest = url.slice(scheme[0].length)
+  const end = rest.search(/[/?#]/)
+  const lastAt = rest.lastIndexOf('@')
+  if (end < 0 || lastAt < end) return false
+  // the "@" may be in a query value: "?name=...@" or "&name=...@" with a known name, no "#" before it
+  const query = rest.indexOf('?', end)
+  if (query < 0 || query > lastAt || rest.lastIndexOf('#', lastAt) >= end) return true
+  const pair = rest.slice(Math.max(rest.lastIndexOf('&', lastAt), rest.lastIndexOf('?', lastAt)) + 1, lastAt)
+  const eq = pair.indexOf('=')
+  if (eq < 0 || !(URL_PARAMETERS as readonly string[]).includes(pair.slice(0, eq))) return true
+  const authority = rest.slice(0, end)
+  if (authority.includes('@')) return false
+  // no user info of its own: then every port must be digits, else the "port" was a password
+  return authority.split(',').some((spec) => !/^(?:\[[^\]]*\]|[^:[\]]*)(?::\d*)?$/.test(spec))
+}
+
+/**
  * Parses a libpq connection URI: `postgres[ql]://[user[:password]@][host[:port][,host[:port]...]][/dbname][?name=value&...]`
  * (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS). Hosts may be
  * names, IPv4, IPv6 in brackets (`[::1]:5433`) or a percent-encoded socket directory (`%2Fvar%2Frun%2Fpostgresql`);
@@ -62,12 +93,19 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
  *
  * pg-connection-string (which dbpool used before) reads only one host: it throws on `h1:5432,h2:5433`.
  *
- * Throws CONFIGURATION (option `database.url`, the password never shown) on a malformed URL, on an
- * unknown query parameter (naming every unknown one) and on port lists that do not match the hosts.
+ * Throws CONFIGURATION (option `database.url`, the password never shown) on a malformed URL, on a
+ * password with an unencoded `/`, `?` or `#` ({@link hasAmbiguousCredentials}), on an unknown query
+ * parameter (naming every unknown one) and on port lists that do not match the hosts.
  */
 export function parsePostgresUrl(url: string, shown: string): ParsedPostgresUrl {
   const scheme = /^postgres(ql)?:\/\//i.exec(url)
   if (!scheme) throw configError('database.url', shown, 'must start with postgres:// or postgresql://')
+  if (hasAmbiguousCredentials(url))
+    throw configError(
+      'database.url',
+      shown,
+      'its password has an unencoded "/", "?" or "#" (or its database name an "@"): a URL parser would read part of it as the host, port or database; percent-encode them (%2F, %3F, %23, %40)',
+    )
   let rest = url.slice(scheme[0].length)
   const hash = rest.indexOf('#')
   if (hash >= 0) rest = rest.slice(0, hash)

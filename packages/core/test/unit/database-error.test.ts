@@ -56,12 +56,33 @@ describe('redaction', () => {
 
   it('hides a password with a raw @ whole (the URL parser takes the last @ before the host)', () => {
     expect(redactUrlPasswords('connect postgres://app:p@ss@db:5432/x failed')).toBe('connect postgres://app:[REDACTED]@db:5432/x failed')
-    expect(redactUrlPasswords('postgres://a:x@y@z@h/d?u=q@r')).toBe('postgres://a:[REDACTED]@h/d?u=q@r')
+    // to the last "@" of the URL: an "@" in a query value may be hidden with the host (never less)
+    expect(redactUrlPasswords('postgres://a:x@y@z@h/d?u=q@r')).toBe('postgres://a:[REDACTED]@r')
     // two URLs on one line: each keeps its own host
     expect(redactUrlPasswords('postgres://a:p1@h1/d,postgres://b:p@2@h2/d')).toBe(
       'postgres://a:[REDACTED]@h1/d,postgres://b:[REDACTED]@h2/d',
     )
     expect(redactUrlPasswords('postgres://a@h/d and https://x.y/z@w')).toBe('postgres://a@h/d and https://x.y/z@w')
+  })
+
+  it('hides a password with an unencoded "/", "?" or "#" whole (to the last "@", not to the first delimiter)', () => {
+    expect(redactUrlPasswords('connect postgres://app:4711/Secr3t@db/x failed')).toBe('connect postgres://app:[REDACTED]@db/x failed')
+    expect(redactUrlPasswords('postgres://app:Xk9?vQ2#pL@db/x')).toBe('postgres://app:[REDACTED]@db/x')
+    expect(redactUrlPasswords('"postgres://app:a/b?c#d@e@db:5432/x"')).toBe('"postgres://app:[REDACTED]@db:5432/x"')
+    // a password with "://" in it
+    expect(redactUrlPasswords('postgres://u:a://b@h/d')).toBe('postgres://u:[REDACTED]@h/d')
+    // idempotent
+    expect(redactUrlPasswords('postgres://u:[REDACTED]@h/d')).toBe('postgres://u:[REDACTED]@h/d')
+  })
+
+  it('is linear: a 1 MB run of scheme characters, of "://" and of ":" completes', () => {
+    // the old expression restarted at every letter of a run of [a-z0-9+.-] (quadratic: minutes for 1 MB)
+    const hex = `select decode('${'4a'.repeat(500_000)}', 'hex')`
+    expect(redactUrlPasswords(hex)).toBe(hex)
+    const seps = 'a://b:'.repeat(200_000)
+    expect(redactUrlPasswords(seps)).toBe(seps)
+    const withAt = `${'a://b:c'.repeat(150_000)}@h`
+    expect(redactUrlPasswords(withAt).endsWith('[REDACTED]@h')).toBe(true)
   })
 })
 

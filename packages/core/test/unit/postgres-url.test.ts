@@ -2,7 +2,7 @@ import { inspect } from 'node:util'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DatabaseConfig, DatabaseError, TARGET_SESSION_ATTRS } from '@dbpool/core'
+import { DatabaseConfig, DatabaseError, hasAmbiguousCredentials, TARGET_SESSION_ATTRS } from '@dbpool/core'
 
 const SECRET = 'pw-S3cret'
 
@@ -134,6 +134,29 @@ describe('multi-host URLs (libpq grammar)', () => {
       expect(err.message + err.stack + inspect(err) + JSON.stringify(err)).not.toContain(SECRET)
     }
     expect(DatabaseConfig.fromUrl(`postgres://u@h/d?password=${SECRET}`).hasPassword).toBe(true)
+  })
+
+  it('refuses a password with an unencoded "/", "?" or "#" (CONFIGURATION) before any part of it is read as host, port or query', () => {
+    // each would have been parsed: host "u", port "4711" or "Xk9", database or query from the password
+    for (const pw of ['4711/Secr3tPart', 'Xk9?vQ2pLpart', 'Xk9#vQ2pLpart', 'p?q=1part', 'ab/cd@efpart', 'p?application_name=xpart']) {
+      for (const url of [`postgres://u:${pw}@db.internal:5432/ledger`, `postgresql://u:${pw}@h1,h2/d?sslmode=disable`]) {
+        expect(hasAmbiguousCredentials(url)).toBe(true)
+        const err = thrown(() => DatabaseConfig.fromUrl(url))
+        expect(err.code).toBe('CONFIGURATION')
+        expect(err.message).toMatch(/unencoded "\/", "\?" or "#"/)
+        const shown = err.message + err.stack + inspect(err) + JSON.stringify(err)
+        for (const part of pw.split(/[/?#@=]/).filter((x) => x.length >= 3)) expect(shown).not.toContain(part)
+      }
+    }
+    // DATABASE_URL goes the same way
+    expect(thrown(() => DatabaseConfig.fromEnv({ DATABASE_URL: 'postgres://u:4711/Secr3t@h/d' })).message).not.toContain('Secr3t')
+    // an "@" in the password, in a known query value, percent-encoded delimiters and sqlite: URLs are not ambiguous
+    expect(DatabaseConfig.fromUrl('postgres://u:p@ss@h/d').host).toBe('h')
+    expect(DatabaseConfig.fromUrl('postgres://u:pw@h/d?application_name=me@x').applicationName).toBe('me@x')
+    expect(DatabaseConfig.fromUrl('postgres://h:5433/d?application_name=me@x').port).toBe(5433)
+    expect(DatabaseConfig.fromUrl('postgres://u:a%2Fb%3Fc%23d@h/d').host).toBe('h')
+    expect(hasAmbiguousCredentials('sqlite:./a@b/c.db')).toBe(false)
+    expect(hasAmbiguousCredentials('sqlite://u:a/b@c.db')).toBe(false)
   })
 
   it('DatabaseConfig({ hosts }): ports default to port, host and hosts exclude each other, with() swaps the list', () => {

@@ -68,6 +68,18 @@ describe('replica option helpers', () => {
     const fromEnv = resolveReplicaOptions({}, { DATABASE_REPLICA_URLS: 'postgres://u:p@r1:5433/db, postgres://u:p@r2:5434/db' })
     expect(fromEnv.replicas.map((c) => `${c.host}:${c.port}`)).toEqual(['r1:5433', 'r2:5434'])
     expect(resolveReplicaOptions({ replicas: [] }, { DATABASE_REPLICA_URLS: 'postgres://r1/db' }).replicas).toEqual([])
+    // a comma inside a URL (a host list, a password) does not split it; its password is never shown
+    const multi = resolveReplicaOptions({}, { DATABASE_REPLICA_URLS: 'postgres://u:a,b@r1,r2:5434/db,postgresql://u:p@r3/db' })
+    expect(multi.replicas.map((c) => c.hosts.map((h) => `${h.host}:${h.port}`).join(','))).toEqual(['r1:5432,r2:5434', 'r3:5432'])
+    const leak = (() => {
+      try {
+        resolveReplicaOptions({}, { DATABASE_REPLICA_URLS: 'postgres://app:Zz7?secretpart@replica/ledger' })
+      } catch (err) {
+        return err as Error & { code: string }
+      }
+    })()
+    expect(leak?.code).toBe('CONFIGURATION')
+    expect(leak?.message).not.toContain('secretpart')
     expect(() => resolveReplicaOptions({ replicas: 'postgres://r1/db' }, {})).toThrow(expect.objectContaining({ code: 'CONFIGURATION' }))
     expect(() => resolveReplicaOptions({ replicas: [42] }, {})).toThrow(/postgres\.replicas\[0\]/)
     expect(() => resolveReplicaOptions({ readRouting: 'always' }, {})).toThrow(/postgres\.readRouting/)
