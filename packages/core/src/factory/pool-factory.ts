@@ -59,13 +59,42 @@ function pick(mod: unknown, exportName: string): unknown {
   return mod && typeof (mod as Record<string, unknown>)[exportName] === 'function' ? mod : undefined
 }
 
-/** Splits a `sqlite:` URL into a path: `sqlite:./app.db`, `sqlite:///abs/app.db`, `sqlite::memory:`. */
+/**
+ * Splits a `sqlite:` URL into a path: `sqlite:./app.db`, `sqlite:///abs/app.db`, `sqlite::memory:`;
+ * `%XX` escapes are decoded (`%20` a space, `%25` a `%`, `%3F` a `?`).
+ *
+ * Throws CONFIGURATION (option `url`) for a URL without a path, for a malformed escape (a `%` not
+ * followed by two hex digits: write `%25`), and for a query string: a `sqlite:` URL takes no
+ * parameters, and `?mode=ro` or `?journal_mode=delete` ignored would open the database read-write, in
+ * WAL (set SQLite options, `readonly`, `journalMode`, ..., as backend options or in the config file).
+ * The error names the parameters.
+ */
 export function sqlitePathFromUrl(url: string): string {
   const rest = url.replace(/^sqlite:/i, '')
   if (rest === ':memory:' || rest === '//:memory:') return ':memory:'
   const path = rest.startsWith('//') ? rest.slice(2) : rest
   if (path.length === 0) throw configError('url', url, 'a sqlite: URL needs a path, e.g. sqlite:./data/app.db or sqlite::memory:')
-  return decodeURIComponent(path.split('?')[0] ?? path)
+  const query = path.indexOf('?')
+  if (query >= 0) {
+    const names = path
+      .slice(query + 1)
+      .split('&')
+      .filter((pair) => pair.length > 0)
+      .map((pair) => pair.split('=')[0] ?? pair)
+    throw configError(
+      `url?${names[0] ?? ''}`,
+      url,
+      `a sqlite: URL takes no query parameters (${names.length > 0 ? names.join(', ') : 'an empty query'} would be ignored): set SQLite options (readonly, journalMode, ...) as backend options or in the config file; write a ? in a file name as %3F`,
+    )
+  }
+  try {
+    return decodeURIComponent(path)
+  } catch (err) {
+    throw new DatabaseError('CONFIGURATION', `invalid url ${JSON.stringify(url)}: a malformed %-escape in the path (write a % as %25)`, {
+      cause: err,
+      detail: { option: 'url', rule: 'malformed %-escape' },
+    })
+  }
 }
 
 const CREATE_OPTION_KEYS = ['backend', 'pool', 'database', 'importer'] as const
@@ -104,8 +133,9 @@ export class PoolFactory {
       return PoolFactory.createPostgresPool(DatabaseConfig.fromUrl(url, options.database), poolConfig, options)
     }
     if (/^sqlite:/i.test(url)) {
+      const path = sqlitePathFromUrl(url)
       const backend = await loadBackend<SqliteBackendModule>('@dbpool/sqlite', 'createSqlitePool', options.importer)
-      return backend.createSqlitePool(sqlitePathFromUrl(url), poolConfig, options.backend, options.pool)
+      return backend.createSqlitePool(path, poolConfig, options.backend, options.pool)
     }
     const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]
     throw configError('url', scheme ? `${scheme}:...` : '[unrecognised]', 'must be a postgres://, postgresql:// or sqlite: URL')

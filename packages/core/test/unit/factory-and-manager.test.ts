@@ -88,6 +88,35 @@ describe('PoolFactory', () => {
     expect(sqlitePathFromUrl('sqlite:./a.db')).toBe('./a.db')
     expect(sqlitePathFromUrl('sqlite:///var/db/a%20b.db')).toBe('/var/db/a b.db')
     expect(() => sqlitePathFromUrl('sqlite:')).toThrow(/needs a path/)
+    expect(sqlitePathFromUrl('sqlite:./100%25.db')).toBe('./100%.db')
+    expect(sqlitePathFromUrl('sqlite:./what%3F.db')).toBe('./what?.db')
+  })
+
+  it('refuses a sqlite URL with a query string (it was dropped: ?mode=ro opened read-write) or a malformed escape', async () => {
+    for (const [url, option, names] of [
+      ['sqlite:./app.db?mode=ro', 'url?mode', 'mode'],
+      ['sqlite:./a.db?readonly=true&journal_mode=delete', 'url?readonly', 'readonly, journal_mode'],
+      ['sqlite:///abs/a.db?', 'url?', 'an empty query'],
+    ] as const) {
+      const err = (() => {
+        try {
+          sqlitePathFromUrl(url)
+        } catch (e) {
+          return e
+        }
+        return undefined
+      })()
+      expect(DatabaseError.is(err, 'CONFIGURATION')).toBe(true)
+      expect((err as DatabaseError).detail).toMatchObject({ option })
+      expect((err as DatabaseError).message).toContain(`(${names} would be ignored)`)
+      // PoolFactory.create refuses it before loading the backend
+      await expect(PoolFactory.create(url, { name: 'u' })).rejects.toMatchObject({ code: 'CONFIGURATION', detail: { option } })
+    }
+    expect(() => sqlitePathFromUrl('sqlite:./100%.db')).toThrow(expect.objectContaining({ code: 'CONFIGURATION' }) as unknown as Error)
+    await expect(PoolFactory.create('sqlite:./100%.db', { name: 'u' })).rejects.toMatchObject({
+      code: 'CONFIGURATION',
+      detail: { option: 'url' },
+    })
   })
 })
 
