@@ -413,7 +413,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
             if (hasUnsafeNumber(rows)) rows = exactRows(cached.stmt, params)
           } else if (cached.integers === 'narrow') narrowIntegers(rows)
           rows = sameRealm(rows)
-          result = { rows, rowCount: rows.length }
+          // a write returning rows (`INSERT ... RETURNING`) reports the rowid as run() does (one more statement, on this path only)
+          result = cached.rereadable
+            ? { rows, rowCount: rows.length }
+            : { rows, rowCount: rows.length, lastInsertRowid: this.#rowidOf(db, state) }
         } else {
           const info = runStatement(cached.stmt, params)
           let rowid = info.lastInsertRowid
@@ -929,7 +932,16 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     throw error
   }
 
-  /** `last_insert_rowid()` read exactly, for a rowid beyond ±(2^53 - 1) that better-sqlite3 rounded. */
+  /** `last_insert_rowid()` as `run()` reports it: a bigint with `safeIntegers`, else a number where exact. */
+  #rowidOf(db: SqliteDatabase, state: ConnectionState): number | bigint {
+    const rowid = this.#exactRowid(db, state)
+    return this.options.safeIntegers ? BigInt(rowid) : rowid
+  }
+
+  /**
+   * `last_insert_rowid()` read exactly: for a rowid beyond ±(2^53 - 1) that better-sqlite3 rounded,
+   * and for a write that returns rows (run through `all()`, which reports no rowid).
+   */
   #exactRowid(db: SqliteDatabase, state: ConnectionState): number | bigint {
     state.rowid ??= db.prepare('select last_insert_rowid()').pluck().safeIntegers(true)
     return narrow(state.rowid.get() as bigint)
