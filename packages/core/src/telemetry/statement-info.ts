@@ -1,50 +1,253 @@
 /** @internal What telemetry reads from a statement's text: its operation and the table it names first. */
 export interface StatementHead {
-  /** `db.operation.name`: the first keyword, as written (`select`, `INSERT`, `BEGIN`...). */
+  /** `db.operation.name`: the first keyword, as written (`select`, `INSERT`, `BEGIN`...); none for several statements. */
   readonly operation: string | undefined
-  /** `db.collection.name`: the first table of a SELECT/DELETE (after FROM), INSERT (INTO), UPDATE or COPY, as written. */
+  /**
+   * `db.collection.name`: the first table of a SELECT/DELETE (after a FROM outside parentheses),
+   * INSERT (INTO), UPDATE or COPY, as written; none for several statements.
+   */
   readonly collection: string | undefined
 }
 
-// leading blanks and comments, then the first word
-const HEAD = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*([A-Za-z]+)/
-// an identifier, plain or double-quoted, optionally qualified (schema.table)
-const IDENT = String.raw`(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*)(?:\s*\.\s*(?:"(?:[^"]|"")+"|[A-Za-z_][\w$]*))*`
-const FROM = new RegExp(String.raw`\bfrom\s+(${IDENT})`, 'i')
-const INTO = new RegExp(String.raw`^\s*(?:or\s+\w+\s+)?into\s+(${IDENT})`, 'i')
-const COPY = new RegExp(String.raw`^\s*(${IDENT})`, 'i')
-const UPDATE = new RegExp(String.raw`^\s*(?:or\s+\w+\s+)?(?:only\s+)?(${IDENT})`, 'i')
-// FROM followed by one of these is not a table (`delete from ... using`, `select ... from (subquery)` never matches IDENT)
+// FROM followed by one of these is not a table (`delete from ... using`, `select ... from (subquery)` has no name)
 const NOT_TABLES: ReadonlySet<string> = new Set(['select', 'lateral', 'unnest', 'generate_series', 'json_each', 'jsonb_each'])
+const NONE: StatementHead = Object.freeze({ operation: undefined, collection: undefined })
 
 /**
- * @internal Reads the operation and first table from the head of a statement: a regular expression or
- * two, no SQL parser. A text it does not understand simply has no collection (a `WITH` query names its
- * CTE's tables after the operation `WITH`, so none is given for it).
+ * @internal Reads the operation and first table of a statement with a small scanner (no SQL parser, no
+ * regular expression): blanks, comments (`--`, nested `/* *\/`), string literals (`'...'`, `E'...'`,
+ * `$tag$...$tag$`) and quoted identifiers are skipped as units, so a `from` inside them, or inside the
+ * parentheses of a call (`extract(year from x)`, `trim(both 'x' from name)`) or a subquery, is not
+ * taken for the statement's FROM. Text of several statements (a `;` followed by more) gets neither
+ * name, as the OpenTelemetry conventions ask. A text it does not understand simply has no collection (a
+ * `WITH` query names its CTE's tables after the operation `WITH`, so none is given for it). Linear in
+ * the length of `text`: every character is read once.
  */
 export function readStatementHead(text: string): StatementHead {
-  const head = HEAD.exec(text)
-  if (!head) return { operation: undefined, collection: undefined }
-  const operation = head[1]!
-  const rest = text.slice(head[0].length)
-  let match: RegExpExecArray | null = null
-  switch (operation.toLowerCase()) {
-    case 'select':
-    case 'delete':
-      match = FROM.exec(rest)
-      break
+  const scan = new Scanner(text)
+  if (scan.next() !== WORD) return NONE
+  const operation = text.slice(scan.start, scan.end)
+  const op = operation.toLowerCase()
+  let collection: string | undefined
+  switch (op) {
     case 'insert':
     case 'replace':
-      match = INTO.exec(rest)
+      skipOr(scan)
+      if (scan.next() === WORD && scan.word() === 'into') collection = readName(scan)
       break
     case 'update':
-      match = UPDATE.exec(rest)
+      skipOr(scan)
+      scan.take('only')
+      collection = readName(scan)
       break
     case 'copy':
-      // `copy table [(columns)] from/to ...`; `copy (query) to ...` names no table
-      match = COPY.exec(rest)
+      collection = readName(scan)
       break
   }
-  const collection = match?.[1]
-  return { operation, collection: collection && !NOT_TABLES.has(collection.toLowerCase()) ? collection : undefined }
+  // the rest: the first FROM outside parentheses (SELECT, DELETE), and a ";" followed by another statement
+  const findFrom = op === 'select' || op === 'delete'
+  let depth = 0
+  // BEGIN ... END bodies of CREATE FUNCTION / TRIGGER hold ";"
+  let block = 0
+  let separated = false
+  let fromSeen = false
+  for (let kind = scan.next(); kind !== END; kind = scan.next()) {
+    if (separated) return NONE
+    if (kind === OPEN) depth++
+    else if (kind === CLOSE) depth = Math.max(0, depth - 1)
+    else if (kind === SEMICOLON) separated = depth === 0 && block === 0
+    else if (kind === WORD && depth === 0) {
+      const word = scan.word()
+      if (findFrom && !fromSeen && word === 'from') {
+        fromSeen = true
+        collection = readName(scan, true)
+      } else if (op === 'create') {
+        if (word === 'begin' || (block > 0 && word === 'case')) block++
+        else if (word === 'end' && block > 0) block--
+      }
+    }
+  }
+  return { operation, collection }
+}
+
+/** `or <conflict-clause>` of SQLite's `INSERT OR REPLACE` / `UPDATE OR IGNORE`. */
+function skipOr(scan: Scanner): void {
+  if (scan.take('or')) scan.next()
+}
+
+/**
+ * An identifier, plain or quoted, optionally qualified (`schema.table`), as written; `undefined` when
+ * the next token is none, one of {@link NOT_TABLES} or, `afterFrom`, a call (`unnest(...)`; after
+ * INTO or COPY a `(` starts the column list). Only reads what it returns
+ * (a token that is no name, and the one after a name, are put back).
+ */
+function readName(scan: Scanner, afterFrom = false): string | undefined {
+  const before = scan.pos
+  const first = scan.next()
+  if (first !== WORD && first !== QUOTED) {
+    scan.pos = before
+    return undefined
+  }
+  const start = scan.start
+  let end = scan.end
+  for (;;) {
+    const mark = scan.pos
+    if (scan.next() !== DOT) {
+      scan.pos = mark
+      break
+    }
+    const part = scan.next()
+    if (part !== WORD && part !== QUOTED) {
+      scan.pos = mark
+      break
+    }
+    end = scan.end
+  }
+  const mark = scan.pos
+  const call = afterFrom && scan.next() === OPEN
+  scan.pos = mark
+  const name = scan.text.slice(start, end)
+  return call || NOT_TABLES.has(name.toLowerCase()) ? undefined : name
+}
+
+const END = 0
+const WORD = 1
+const QUOTED = 2
+const OPEN = 3
+const CLOSE = 4
+const SEMICOLON = 5
+const DOT = 6
+const OTHER = 7
+type Token = typeof END | typeof WORD | typeof QUOTED | typeof OPEN | typeof CLOSE | typeof SEMICOLON | typeof DOT | typeof OTHER
+
+/** Tokens of SQL text (Postgres and SQLite lexical rules, enough to skip what holds no keyword). */
+class Scanner {
+  readonly text: string
+  /** Where the next token is looked for. */
+  pos = 0
+  /** The last token's span. */
+  start = 0
+  end = 0
+
+  constructor(text: string) {
+    this.text = text
+  }
+
+  /** The last token, lower-cased. */
+  word(): string {
+    return this.text.slice(this.start, this.end).toLowerCase()
+  }
+
+  /** Consumes the next token if it is the word `word` (lower case), else leaves it. */
+  take(word: string): boolean {
+    const mark = this.pos
+    if (this.next() === WORD && this.word() === word) return true
+    this.pos = mark
+    return false
+  }
+
+  next(): Token {
+    const text = this.text
+    const length = text.length
+    let i = this.pos
+    for (;;) {
+      while (i < length && isBlank(text.charCodeAt(i))) i++
+      if (i >= length) {
+        this.pos = this.start = this.end = length
+        return END
+      }
+      const c = text.charCodeAt(i)
+      if (c === 45 /* - */ && text.charCodeAt(i + 1) === 45) {
+        const newline = text.indexOf('\n', i + 2)
+        i = newline < 0 ? length : newline + 1
+        continue
+      }
+      if (c === 47 /* / */ && text.charCodeAt(i + 1) === 42 /* * */) {
+        // Postgres nests block comments
+        let nesting = 1
+        i += 2
+        while (i < length && nesting > 0) {
+          const d = text.charCodeAt(i)
+          if (d === 42 && text.charCodeAt(i + 1) === 47) {
+            nesting--
+            i += 2
+          } else if (d === 47 && text.charCodeAt(i + 1) === 42) {
+            nesting++
+            i += 2
+          } else i++
+        }
+        continue
+      }
+      break
+    }
+    this.start = i
+    const c = text.charCodeAt(i)
+    let kind: Token = OTHER
+    if ((c === 69 || c === 101) /* E e */ && text.charCodeAt(i + 1) === 39) {
+      i = skipQuoted(text, i + 1, 39, true)
+    } else if (isWordStart(c)) {
+      i++
+      while (i < length && isWordPart(text.charCodeAt(i))) i++
+      kind = WORD
+    } else if (c === 39 /* ' */) {
+      i = skipQuoted(text, i, 39, false)
+    } else if (c === 34 /* " */ || c === 96 /* ` */) {
+      i = skipQuoted(text, i, c, false)
+      kind = QUOTED
+    } else if (c === 36 /* $ */) {
+      i = skipDollar(text, i)
+    } else if (c >= 48 && c <= 57) {
+      i++
+      while (i < length && isWordPart(text.charCodeAt(i))) i++
+    } else {
+      i++
+      kind = c === 40 ? OPEN : c === 41 ? CLOSE : c === 59 ? SEMICOLON : c === 46 ? DOT : OTHER
+    }
+    this.pos = this.end = i
+    return kind
+  }
+}
+
+/** Past the literal or identifier opened by `quote` at `i` (a doubled quote stays inside; with `backslash`, `\x` too). */
+function skipQuoted(text: string, i: number, quote: number, backslash: boolean): number {
+  const length = text.length
+  i++
+  while (i < length) {
+    const c = text.charCodeAt(i)
+    if (backslash && c === 92 /* \ */) i += 2
+    else if (c === quote) {
+      if (text.charCodeAt(i + 1) !== quote) return i + 1
+      i += 2
+    } else i++
+  }
+  return length
+}
+
+/** Past `$1` (a parameter), `$tag$...$tag$` (a dollar-quoted literal) or a lone `$`. */
+function skipDollar(text: string, i: number): number {
+  const length = text.length
+  let j = i + 1
+  while (j < length && isTagPart(text.charCodeAt(j))) j++
+  if (j < length && text.charCodeAt(j) === 36 && !(text.charCodeAt(i + 1) >= 48 && text.charCodeAt(i + 1) <= 57)) {
+    const tag = text.slice(i, j + 1)
+    const close = text.indexOf(tag, j + 1)
+    return close < 0 ? length : close + tag.length
+  }
+  return j > i + 1 ? j : i + 1
+}
+
+function isWordStart(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95 || c >= 128
+}
+
+function isWordPart(c: number): boolean {
+  return isWordStart(c) || (c >= 48 && c <= 57) || c === 36
+}
+
+function isTagPart(c: number): boolean {
+  return isWordStart(c) || (c >= 48 && c <= 57)
+}
+
+function isBlank(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13) || c === 0xa0 || c === 0xfeff || c === 0x2028 || c === 0x2029
 }

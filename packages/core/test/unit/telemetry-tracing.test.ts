@@ -88,8 +88,46 @@ describe('readStatementHead', () => {
     ['BEGIN ISOLATION LEVEL SERIALIZABLE', 'BEGIN', undefined],
     ['', undefined, undefined],
     ['-- only a comment', undefined, undefined],
+    // FROM inside a call's parentheses, a literal, a comment or a quoted name is not the statement's
+    ['select extract(year from created_at) as y from orders', 'select', 'orders'],
+    ["select trim(both 'x' from name) from orders", 'select', 'orders'],
+    ['select substring(name from 2) from orders', 'select', 'orders'],
+    ["select 'from accounts' as s from orders", 'select', 'orders'],
+    ["select E'it\\'s from x' as s, $$ from y $$, $q$ from z $q$, $1 from orders", 'select', 'orders'],
+    ['select "from" from orders', 'select', 'orders'],
+    ['/* from secrets */ select 1', 'select', undefined],
+    ['/* a /* nested */ from x */ select * from t', 'select', 't'],
+    ['delete from orders where id in (select id from orders)', 'delete', 'orders'],
+    ['select a from t union select b from u', 'select', 't'],
+    ['select * from unnest($1) u', 'select', undefined],
+    ['select * from my_function(1)', 'select', undefined],
+    ['SELECT * FROM "orders"', 'SELECT', '"orders"'],
+    ['copy t (a, b) from stdin', 'copy', 't'],
+    ['copy (select 1) to stdout', 'copy', undefined],
+    ['UPDATE OR IGNORE t SET a = 1', 'UPDATE', 't'],
+    // several statements: neither name (OpenTelemetry: not from a batch of different statements)
+    ['select 1; delete from orders where false', undefined, undefined],
+    ['create table a (x int); create table b (y int)', undefined, undefined],
+    ['select * from t;  -- one statement, a trailing semicolon', 'select', 't'],
+    [
+      'create trigger tr after insert on t begin update x set a = case when 1 then 2 end; insert into y values (1); end',
+      'create',
+      undefined,
+    ],
+    ['   (select 1) union (select 2)', undefined, undefined],
   ])('%j: operation %j, collection %j', (text, operation, collection) => {
     expect(readStatementHead(text)).toEqual({ operation, collection })
+  })
+
+  it('reads 1 MB adversarial texts (linear: every character once; the old expression backtracked exponentially)', () => {
+    // blanks then no word: the old head expression doubled its work with every blank (30 blanks: seconds)
+    expect(readStatementHead(`${' \n'.repeat(500_000)}(select 1)`)).toEqual({ operation: undefined, collection: undefined })
+    expect(readStatementHead(`${'-- c\n/**/ '.repeat(100_000)}select * from t`)).toEqual({ operation: 'select', collection: 't' })
+    // unterminated openers of every kind, and a long run of nested comments
+    for (const filler of ["'", '"', '$a', '$$', '/*', "e'\\", '(', 'from ', 'x.', ';']) {
+      const text = `select a from t where b = ${filler.repeat(Math.ceil(1_000_000 / filler.length))}`
+      expect(readStatementHead(text).operation === 'select' || filler === ';').toBe(true)
+    }
   })
 })
 
@@ -124,6 +162,15 @@ describe('statement spans', () => {
     await pool.query("select set_config('app.key', 's3cret', false)")
     const [span] = named('select ledger')
     expect(span?.attributes['db.query.text']).toBe("select set_config('app.key', '[REDACTED]', false)")
+  })
+
+  it('names text of several statements after the namespace alone, without db.operation.name or db.collection.name', async () => {
+    const { pool } = makePool()
+    await pool.query('select 1; delete from orders where false')
+    const [span] = named('ledger')
+    expect(span?.attributes['db.query.text']).toBe('select 1; delete from orders where false')
+    expect(span?.attributes['db.operation.name']).toBeUndefined()
+    expect(span?.attributes['db.collection.name']).toBeUndefined()
   })
 
   it('a failing statement ends its span with status ERROR, error.type and db.response.status_code', async () => {
