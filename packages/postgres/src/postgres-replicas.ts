@@ -30,8 +30,9 @@ export interface PostgresReplicaOptions {
   /**
    * After a write commits on the primary, later read-lane work in this process never sees the database
    * as it was before it: the pool records the primary's WAL position (`pg_current_wal_insert_lsn()`,
-   * one round trip per lease that may have written) and uses a replica only once its
-   * `pg_last_wal_replay_lsn()` reached it, else the primary. Process-wide. Default is `false`.
+   * one round trip per lease that may have written) and runs a read on a replica connection only once
+   * that connection's `pg_last_wal_replay_lsn()` reached it (asked on the connection itself: a replica
+   * URL may reach several standbys), else on another replica or the primary. Process-wide. Default is `false`.
    */
   readonly readYourWrites?: boolean
   /**

@@ -495,14 +495,13 @@ export class DatabasePool<out C = unknown> {
   }
 
   /**
-   * A lone read-lane statement sharing a replica's connection: on the replica the set chooses (when it
-   * need not ask one first, else on a lease of its own); a replica found down is taken out and the
-   * statement, a read, runs again on the next choice.
+   * A lone read-lane statement sharing a replica's connection: on the replica the set chooses (on a
+   * lease of its own when `readYourWrites` must check the connection that serves it); a replica
+   * found down is taken out and the statement, a read, runs again on the next choice.
    */
   #shareOnReplica<R>(replicas: ReplicaSet, compiled: CompiledQuery): Promise<QueryResult<R>> {
-    const chosen = replicas.choose()
-    if (chosen instanceof Promise) return this.#queryOnLease<R>('read', compiled, undefined)
-    const pool = chosen ?? this.#write
+    if (replicas.checksConnections) return this.#queryOnLease<R>('read', compiled, undefined)
+    const pool = replicas.choose() ?? this.#write
     const running = this.#sharing!.run<R>(pool, compiled)
     if (pool === this.#write) return running
     return running.catch((err: unknown) => {
@@ -942,7 +941,10 @@ export class DatabasePool<out C = unknown> {
 
   /**
    * A read-lane acquire with replicas: on the replica the set chooses (or the primary); a replica whose
-   * connect fails (nothing ran yet) is taken out and the next choice is tried.
+   * connect fails (nothing ran yet) is taken out and the next choice is tried. `readYourWrites`: the
+   * connection handed out is checked before it is lent (`ReplicaSet.check`: no round trip when it is
+   * known to have replayed the last write); one behind goes back unused and the next choice is tried
+   * without that replica (in the end the primary).
    */
   async #acquireReplica<B, T>(
     replicas: ReplicaSet,
@@ -952,18 +954,46 @@ export class DatabasePool<out C = unknown> {
     admitted: boolean,
     waitMs: number | undefined,
   ): Promise<Awaited<T>> {
+    let skip: Set<LanePool<unknown>> | undefined
+    // a replica connection found behind leaves its acquire's admission to the next acquire
+    let carried = false
     for (;;) {
-      const chosen = replicas.choose()
-      const pool = (chosen instanceof Promise ? await chosen : chosen) ?? this.#write
-      if (pool === this.#write) return this.#acquireOn(pool, lend, arg, signal, admitted, waitMs)
+      const pool = replicas.choose(skip) ?? this.#write
       let lent = false
+      let behind = false
       const lendOnce: Lender<B, T> = (conn, waited, started, origin, b) => {
-        lent = true
-        return lend(conn, waited, started, origin, b)
+        const checking = replicas.check(conn)
+        if (checking === undefined) {
+          lent = true
+          return lend(conn, waited, started, origin, b)
+        }
+        return checking.then((caughtUp) => {
+          if (caughtUp) {
+            lent = true
+            return lend(conn, waited, started, origin, b)
+          }
+          // not lent: back to its pool (destroyed when the question failed)
+          behind = true
+          if (conn.broken) void this.#discard(conn)
+          else this.#giveBack(conn, performance.now())
+          throw BEHIND
+        }) as T
       }
+      const acquiring = this.#acquireOn(pool, pool === this.#write ? lend : lendOnce, arg, signal, admitted, waitMs)
+      if (carried) {
+        // ended once the next acquire holds its own, so close() never sees 0 in between
+        carried = false
+        this.#finished()
+      }
+      if (pool === this.#write) return acquiring
       try {
-        return await this.#acquireOn(pool, lendOnce, arg, signal, admitted, waitMs)
+        return await acquiring
       } catch (err) {
+        if (behind) {
+          ;(skip ??= new Set()).add(pool)
+          carried = !admitted
+          continue
+        }
         if (lent || !DatabaseError.is(err) || !REPLICA_DOWN_CODES.has(err.code) || this.#state !== 'open') throw err
         replicas.failed(pool, err)
       }
@@ -1325,6 +1355,9 @@ export class DatabasePool<out C = unknown> {
 
 /** Connect failures of a replica (nothing ran on it): the read goes to another replica or the primary. */
 const REPLICA_DOWN_CODES: ReadonlySet<string> = new Set(['CONNECTION_FAILED', 'CONNECTION_LOST'])
+
+/** `readYourWrites`: the replica connection handed out had not replayed the last write (never seen by callers). */
+const BEHIND = new Error('replica connection behind the last write')
 
 function markWrote(lease: Lease<unknown>): Lease<unknown> {
   lease.wrote = true

@@ -73,7 +73,11 @@ class Target {
   usable = true
   reason: ReplicaOutReason | undefined = undefined
   lagMs: number | undefined = undefined
-  /** The highest position known replayed; 0 when not known (after a failure or a restart). */
+  /**
+   * The highest position known replayed by one of its connections; 0 when not known (after a failure
+   * or a restart). A hint for choosing: behind a load balancer or a multi-host URL its connections
+   * reach different standbys, so a read checks the connection that serves it (see `ReplicaSet.check`).
+   */
   position = 0n
   refreshing: Promise<void> | undefined = undefined
 
@@ -100,9 +104,12 @@ const TRANSACTION_CONTROL = /^\s*(begin|start\s+transaction|commit|end|rollback|
  * `readYourWrites`: each write-lane lease that ran a statement not known to be read-only records the
  * primary's write position before its caller sees the result (at its release; on a lease the caller
  * holds, after the statement that left the write committed: see `DatabasePool`), one round trip (see
- * `ConnectionManager.writePosition`); the set keeps the highest (process-wide). A replica is used only
- * once it is known to have replayed that far: known from the last probe, else asked (one round trip on
- * one of its connections, shared by the reads waiting for it); behind, the read runs on the primary.
+ * `ConnectionManager.writePosition`); the set keeps the highest (process-wide). A read then runs on a
+ * replica connection only once **that connection** is known to have replayed that far (a replica URL
+ * may reach several standbys: a load balancer, a multi-host URL): known from an earlier answer on the
+ * same connection (no round trip), else asked on it (one round trip, {@link check}); behind, the read
+ * runs on the primary. Lone read-lane statements then take a lease instead of sharing a pipelined
+ * connection, so that the connection is checked.
  */
 export class ReplicaSet {
   readonly #host: ReplicaHost
@@ -120,14 +127,18 @@ export class ReplicaSet {
   #readsOnPrimaryFallback = 0
   #readsOnPrimaryForWrites = 0
   #positions = 0
+  /** readYourWrites: how far each replica connection is known to have replayed (asked on it). */
+  readonly #replayed = new WeakMap<PooledConnection<unknown>, bigint>()
+  readonly #statusTimeoutMs: number
 
   /** Whether write positions are recorded (`readYourWrites`). */
   get readYourWrites(): boolean {
     return this.#host.readYourWrites
   }
 
-  constructor(host: ReplicaHost, labels: readonly string[], max: number, min: number) {
+  constructor(host: ReplicaHost, labels: readonly string[], max: number, min: number, statusTimeoutMs = 5_000) {
     this.#host = host
+    this.#statusTimeoutMs = statusTimeoutMs
     this.#targets = labels.map((label, i) => new Target(label, new LanePool(host.laneHost, 'read', max, min, i)))
   }
 
@@ -142,33 +153,66 @@ export class ReplicaSet {
   }
 
   /**
-   * Where the next read-lane acquire goes: a replica's pool, or `undefined` for the primary. A promise
-   * when `readYourWrites` must ask a replica how far it replayed first.
+   * Where the next read-lane acquire goes: a replica's pool, or `undefined` for the primary. With
+   * `readYourWrites` after a write, a replica known (from one of its connections) to have replayed it
+   * first, else the least busy one: the connection handed out is checked by {@link check}; `skip`:
+   * the replicas whose connection was found behind for this read (none left: the primary).
    */
-  choose(): LanePool<unknown> | undefined | Promise<LanePool<unknown> | undefined> {
-    const candidates = this.#usable()
+  choose(skip?: ReadonlySet<LanePool<unknown>>): LanePool<unknown> | undefined {
+    let candidates = this.#usable()
+    if (skip !== undefined) {
+      candidates = candidates.filter((t) => !skip.has(t.pool))
+      if (candidates.length === 0) {
+        this.#readsOnPrimaryForWrites++
+        return undefined
+      }
+    }
     if (candidates.length === 0) return this.#onPrimary()
     this.#fallingBack = false
     if (!this.#host.readYourWrites || this.#written === 0n) return this.#onReplica(candidates[0] as Target)
-    const caughtUp = candidates.find((t) => t.position >= this.#written)
-    if (caughtUp) return this.#onReplica(caughtUp)
     if (this.#written === UNKNOWN) {
       // no replica can be shown to have it: asking them would only add round trips
       this.#readsOnPrimaryForWrites++
       return undefined
     }
-    return this.#chooseAfterRefresh(candidates)
+    return this.#onReplica(candidates.find((t) => t.position >= this.#written) ?? (candidates[0] as Target))
   }
 
-  async #chooseAfterRefresh(candidates: Target[]): Promise<LanePool<unknown> | undefined> {
+  /** Whether read-lane work must check the replica connection that serves it ({@link check}): `readYourWrites` after a write. */
+  get checksConnections(): boolean {
+    return this.#host.readYourWrites && this.#written !== 0n
+  }
+
+  /**
+   * `readYourWrites`: whether the replica connection `conn`, handed out for a read, has replayed this
+   * process's last write. `undefined` (no round trip) when nothing is to be waited for or `conn` is
+   * known to have replayed it; else a promise: asks `conn` itself how far it replayed (one round
+   * trip). `false`: behind (or the question failed: `conn.broken` is then set, or it is not a
+   * standby: the replica is taken out); the read goes to the next choice, skipping this replica.
+   */
+  check(conn: PooledConnection<unknown>): Promise<boolean> | undefined {
     const wanted = this.#written
-    // the least busy first; a replica that cannot answer is taken out and the next one asked
-    for (const target of candidates) {
-      await this.#refresh(target)
-      if (target.usable && target.position >= wanted) return this.#onReplica(target)
+    if (!this.#host.readYourWrites || wanted === 0n || (this.#replayed.get(conn) ?? 0n) >= wanted) return undefined
+    return this.#ask(conn, wanted)
+  }
+
+  async #ask(conn: PooledConnection<unknown>, wanted: bigint): Promise<boolean> {
+    const target = this.#targets[conn.target] as Target
+    try {
+      const status = await this.#host.replicaStatus(conn.native, this.#statusTimeoutMs)
+      if (!status.inRecovery) {
+        await this.#notStandby(target)
+      } else {
+        this.#replayed.set(conn, status.position)
+        if (status.position > target.position) target.position = status.position
+        if (status.position >= wanted) return true
+      }
+    } catch (err) {
+      conn.broken ??= DatabaseError.is(err) ? err : this.#host.laneHost.manager.mapError(err)
     }
-    this.#readsOnPrimaryForWrites++
-    return undefined
+    // not served here after all: the next choice counts it
+    this.#readsOnReplicas--
+    return false
   }
 
   /**
@@ -258,6 +302,7 @@ export class ReplicaSet {
           standby = status.inRecovery
           // a server out of recovery writes on a timeline of its own: its positions say nothing of the primary's
           target.lagMs = standby ? status.lagMs : undefined
+          if (standby) this.#replayed.set(conn, status.position)
           if (standby && status.position > target.position) target.position = status.position
         } catch (err) {
           conn.broken ??= DatabaseError.is(err) ? err : this.#host.laneHost.manager.mapError(err)
@@ -371,5 +416,5 @@ export function createReplicaSet(
     writePosition: manager.writePosition ? (native, ms) => manager.writePosition!(native, ms) : unsupported('writePosition()'),
     ...emit,
   }
-  return new ReplicaSet(host, targets, config.max, config.min)
+  return new ReplicaSet(host, targets, config.max, config.min, Math.min(config.createTimeoutMs, 5_000))
 }
