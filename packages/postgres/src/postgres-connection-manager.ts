@@ -251,6 +251,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       const conn = await replica.connect('read', hooks)
       conn.onReplica = true
       await replica.#checkStandby(conn)
+      // PostgreSQL 14+ reports in_hot_standby = off at the first ReadyForQuery after a promotion: never reused from then on
+      conn.client.connection.on('parameterStatus', (msg: { parameterName: string; parameterValue: string }) => {
+        if (msg.parameterName === 'in_hot_standby' && msg.parameterValue === 'off') conn.evict(promoted(conn))
+      })
       return conn
     }
     const password = await this.#password()
@@ -477,12 +481,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     for (const conn of this.#live) if (hostLabel(conn.host, conn.port) === at) conn.evict(reason)
   }
 
-  /**
-   * A replica connection whose server reported `in_hot_standby = off` (PostgreSQL 14 and later
-   * report it at the first ReadyForQuery after a promotion) is not reused.
-   */
   isUsable(conn: PostgresConnection): boolean {
-    return conn.usable && !(conn.onReplica && conn.serverParameter('in_hot_standby') === 'off')
+    return conn.usable
   }
 
   async ping(conn: PostgresConnection, timeoutMs: number): Promise<void> {
@@ -1210,4 +1210,13 @@ function issuedAfter(conn: PostgresConnection): boolean {
 function setPipeline(conn: PostgresConnection, on: boolean): void {
   const client = conn.client as unknown as { pipeline: boolean }
   if ((client.pipeline === true) !== on) client.pipeline = on
+}
+
+/** A replica connection's server reported that it left recovery (promoted): the connection is evicted. */
+function promoted(conn: PostgresConnection): DatabaseError {
+  return new DatabaseError(
+    'CONNECTION_LOST',
+    `the replica ${hostLabel(conn.host, conn.port)} is not a standby any more (promoted): its connection is closed instead of reused`,
+    { backend: 'postgres', retryable: true, detail: { standby: false } },
+  )
 }
