@@ -42,7 +42,10 @@ export interface SubscriptionEvents {
    * in between were missed, so resync what they would have told (reload the cache, poll the jobs).
    */
   reconnect: (info: ReconnectInfo) => void
-  /** A reconnect attempt failed (it is retried with backoff), or the handler threw. */
+  /**
+   * A reconnect attempt failed (it is retried with backoff), or the handler threw. Nobody listening:
+   * a line on the pool's `logger` (event `listen`), else a process warning, at most one a minute per pool.
+   */
   error: (error: DatabaseError) => void
 }
 
@@ -73,6 +76,14 @@ const RECONNECT_ATTRIBUTE = 'dbpool.listen.reconnect'
 const ATTEMPT_ATTRIBUTE = 'dbpool.listen.attempt'
 /** Span event of a LISTEN connection opened again after a loss. */
 const RECONNECTED_EVENT = 'dbpool.listen.reconnected'
+/** The `event` of the pool logger's lines about the LISTEN connection. */
+const LOG_EVENT = 'listen'
+/**
+ * Without a logger, an error no `error` listener took becomes a process warning, at most one per
+ * this many ms per pool (the next one counts those left out), so a server down for minutes does not
+ * print a line per attempt per subscription.
+ */
+const WARNING_INTERVAL_MS = 60_000
 
 /**
  * Calls `handler` for every notification on `channel` (Postgres LISTEN). Every subscription of a pool
@@ -192,6 +203,9 @@ class PostgresListener implements PoolExtension {
   #attempts = 0
   #lostAt = 0
   #closed = false
+  /** When the last process warning was emitted, and how many were left out since (see WARNING_INTERVAL_MS). */
+  #warnedAt = -Infinity
+  #unwarned = 0
   /** LISTEN, UNLISTEN, connects and closes run one after another. */
   #chain: Promise<unknown> = Promise.resolve()
 
@@ -288,6 +302,15 @@ class PostgresListener implements PoolExtension {
     if (this.#conn !== conn) return
     this.#conn = undefined
     this.#lostAt ||= performance.now()
+    this.#pool.log(
+      'warn',
+      LOG_EVENT,
+      'LISTEN connection lost; reconnecting (notifications sent until it is back are lost)',
+      {
+        channels: [...this.#channels.keys()],
+      },
+      conn.brokenBy,
+    )
     void this.#manager.destroy(conn)
     this.#scheduleReconnect()
   }
@@ -309,10 +332,45 @@ class PostgresListener implements PoolExtension {
         await this.#listenAll(undefined)
       } catch (err) {
         const error = DatabaseError.is(err) ? err : this.#manager.mapError(err)
-        for (const set of this.#channels.values()) for (const subscription of set) subscription.emit('error', error)
+        const attempt = this.#attempts
+        let unheard = false
+        for (const set of this.#channels.values()) for (const subscription of set) if (!subscription.emit('error', error)) unheard = true
+        // one line per attempt, whatever the number of subscriptions
+        const channels = [...this.#channels.keys()]
+        const logged = this.#pool.log(
+          'warn',
+          LOG_EVENT,
+          'LISTEN reconnect attempt failed; retrying with backoff',
+          { channels, attempt },
+          error,
+        )
+        if (!logged && unheard)
+          this.#warn(`listen(${channels.map((c) => JSON.stringify(c)).join(', ')}): reconnect attempt ${attempt} failed: ${error.message}`)
         this.#scheduleReconnect()
       }
     })
+  }
+
+  /**
+   * @internal An error of one subscription that no `error` listener took (a handler threw): a line on
+   * the pool's logger, else a process warning (rate-limited).
+   */
+  unheard(channel: string, error: DatabaseError): void {
+    if (!this.#pool.log('warn', LOG_EVENT, 'a notification handler threw', { channels: [channel] }, error))
+      this.#warn(`listen(${JSON.stringify(channel)}): ${error.message}`)
+  }
+
+  /** A process warning, at most one per WARNING_INTERVAL_MS (the next one says how many were left out). */
+  #warn(text: string): void {
+    const now = performance.now()
+    if (now - this.#warnedAt < WARNING_INTERVAL_MS) {
+      this.#unwarned++
+      return
+    }
+    const more = this.#unwarned > 0 ? ` (${this.#unwarned} similar warning(s) left out in the last ${WARNING_INTERVAL_MS / 1000} s)` : ''
+    this.#warnedAt = now
+    this.#unwarned = 0
+    process.emitWarning(`dbpool: ${text}${more}`, 'DbpoolWarning')
   }
 
   /**
@@ -353,6 +411,11 @@ class PostgresListener implements PoolExtension {
     this.#lostAt = 0
     if (!reconnected) return
     span.addEvent(RECONNECTED_EVENT, { attempts: info.attempts, 'dbpool.down_ms': info.downMs })
+    this.#pool.log('info', LOG_EVENT, 'LISTEN connection back; notifications sent while it was down were lost', {
+      channels: [...this.#channels.keys()],
+      attempts: info.attempts,
+      downMs: info.downMs,
+    })
     for (const set of this.#channels.values())
       for (const subscription of set) if (subscription !== joining) subscription.emit('reconnect', info)
   }
@@ -415,23 +478,21 @@ class ChannelSubscription implements Subscription {
   }
 
   #handlerFailed(err: unknown): void {
-    this.emit(
-      'error',
-      new DatabaseError('QUERY_FAILED', `a notification handler of channel ${JSON.stringify(this.channel)} threw`, {
-        backend: 'postgres',
-        cause: err,
-      }),
-    )
+    const error = new DatabaseError('QUERY_FAILED', `a notification handler of channel ${JSON.stringify(this.channel)} threw`, {
+      backend: 'postgres',
+      cause: err,
+    })
+    if (!this.emit('error', error)) this.#listener.unheard(this.channel, error)
   }
 
-  /** @internal A throwing event listener never breaks the listener; an error nobody listens to is a process warning. */
-  emit<E extends keyof SubscriptionEvents>(event: E, arg: Parameters<SubscriptionEvents[E]>[0]): void {
+  /**
+   * @internal Calls the listeners of `event`; false when it has none (the listener then reports an
+   * `error` on the pool's logger or as a rate-limited process warning). A throwing event listener
+   * never breaks the listener.
+   */
+  emit<E extends keyof SubscriptionEvents>(event: E, arg: Parameters<SubscriptionEvents[E]>[0]): boolean {
     const set = this.#events.get(event)
-    if (!set || set.size === 0) {
-      if (event === 'error')
-        process.emitWarning(`dbpool: listen(${JSON.stringify(this.channel)}): ${(arg as DatabaseError).message}`, 'DbpoolWarning')
-      return
-    }
+    if (!set || set.size === 0) return false
     for (const listener of set) {
       try {
         ;(listener as (value: typeof arg) => void)(arg)
@@ -439,6 +500,7 @@ class ChannelSubscription implements Subscription {
         // a listener's own failure is its business
       }
     }
+    return true
   }
 }
 

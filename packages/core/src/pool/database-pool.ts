@@ -355,6 +355,24 @@ export class DatabasePool<out C = unknown> {
     return this.#telemetry.operation(text, run, options)
   }
 
+  /**
+   * @internal For backend packages: one line on the pool's `logger` at `level`, with `pool` and
+   * `event` first as the pool's own lines, and `err` (when given) written secret-free as theirs are.
+   * False when the pool has no logger (the caller decides whether a process warning replaces it).
+   */
+  log(
+    level: 'debug' | 'info' | 'warn' | 'error',
+    event: string,
+    msg: string,
+    fields: Record<string, unknown> = {},
+    err?: unknown,
+  ): boolean {
+    const log = this.#telemetry.log
+    if (log === undefined) return false
+    log.write(level, event, err === undefined ? fields : { ...fields, err: log.error(err) }, msg)
+    return true
+  }
+
   #oneLaneStats(lane: Lane): PoolStatsSnapshot {
     if (lane === 'write') return this.#laneStats(this.#write)
     if (lane === 'read') return this.#readStats() ?? { size: 0, idle: 0, used: 0, pending: 0, max: 0, min: 0, utilization: 0 }

@@ -15,7 +15,9 @@ export type PoolLogFn = (obj: Record<string, unknown>, msg: string) => void
  *
  * What the pool logs: connections opened and closed (`debug`); connections lost, background failures
  * (warm-up connects, keepalive), failovers to another server, transaction replays, leases held past `leakDetectionThresholdMs` (with
- * the acquirer's stack) and statements slower than `slowQueryMs` (`warn`). Every line carries
+ * the acquirer's stack) and statements slower than `slowQueryMs` (`warn`); the Postgres LISTEN
+ * connection's losses and failed reconnect attempts, one line per attempt (`listen`, `warn`), and its
+ * return (`listen`, `info`). Every line carries
  * `pool` (the pool's name) and `event`. Passwords never reach a field: URLs are redacted, and the
  * manager's known secrets are replaced with `[REDACTED]`; parameter values only with `logParameters`.
  */
