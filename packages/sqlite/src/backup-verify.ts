@@ -36,7 +36,8 @@ export const verifyWorkerSettings: { betterSqlite3: string | undefined } = { bet
 
 /**
  * The worker (CommonJS, run with `eval`: nothing to locate next to the built files): opens the file
- * read-only, runs `integrity_check(10)` and reads `page_count`, posts one message and ends.
+ * read-only, runs `workerData.pragma` (`integrity_check(10)` for a backup) and reads `page_count`,
+ * posts one message and ends.
  */
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
@@ -50,7 +51,7 @@ function check() {
   let db
   try {
     db = new Database(workerData.file, { readonly: true, fileMustExist: true })
-    const rows = db.pragma('integrity_check(10)', { simple: false })
+    const rows = db.pragma(workerData.pragma, { simple: false })
     const messages = rows.map((row) => String(Object.values(row)[0]))
     const pages = Number(db.pragma('page_count', { simple: true }))
     const schemaObjects = Number(db.prepare('select count(*) from sqlite_schema').pluck().get())
@@ -66,7 +67,8 @@ function check() {
 parentPort.postMessage(check())
 `
 
-type WorkerAnswer =
+/** @internal What the verification worker answers. */
+export type WorkerAnswer =
   | { readonly kind: 'unavailable'; readonly message: string }
   | { readonly kind: 'checked'; readonly messages: string[]; readonly pages: number; readonly schemaObjects: number }
   | { readonly kind: 'failed'; readonly message: string; readonly code: string | undefined }
@@ -115,7 +117,9 @@ export async function verifyDatabaseFileOffThread(file: string, label: string, o
   checkDatabaseFileShape(file, label)
   selfContained(file, label)
   const started = performance.now()
-  const answer = await inWorker(file, label, options, started)
+  const answer = await inWorker(file, 'integrity_check(10)', options.timeoutMs, label, () =>
+    timedOut(label, options, performance.now() - started),
+  )
   if (answer === undefined || answer.kind === 'unavailable') {
     const why =
       answer === undefined ? 'no worker thread could be started' : `a worker thread could not load better-sqlite3 (${answer.message})`
@@ -216,13 +220,35 @@ function selfContained(file: string, label: string): void {
   }
 }
 
+/**
+ * @internal `PRAGMA integrity_check(n)` or `quick_check(n)` of `file` in the verification worker
+ * (read-only connection of its own), off the event loop: the health check's deep integrity check
+ * reuses it. Resolves with the worker's answer (`unavailable`: no worker could load better-sqlite3),
+ * undefined when no worker could be started; past `timeoutMs` the worker is terminated and it
+ * rejects with `timeoutError()`.
+ */
+export function pragmaCheckOffThread(
+  file: string,
+  pragma: `${'integrity_check' | 'quick_check'}(${number})`,
+  timeoutMs: number,
+  timeoutError: () => Error,
+): Promise<WorkerAnswer | undefined> {
+  return inWorker(file, pragma, timeoutMs, file, timeoutError)
+}
+
 /** Runs the check in a worker; undefined when no worker could be started. */
-function inWorker(file: string, label: string, options: VerifyOptions, started: number): Promise<WorkerAnswer | undefined> {
+function inWorker(
+  file: string,
+  pragma: string,
+  timeoutMs: number,
+  label: string,
+  timeoutError: () => Error,
+): Promise<WorkerAnswer | undefined> {
   const module = verifyWorkerSettings.betterSqlite3
   if (module === undefined) return Promise.resolve({ kind: 'unavailable', message: 'better-sqlite3 could not be resolved' })
   let worker: Worker
   try {
-    worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, file } })
+    worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, file, pragma } })
   } catch {
     return Promise.resolve(undefined)
   }
@@ -238,9 +264,9 @@ function inWorker(file: string, label: string, options: VerifyOptions, started: 
       () => {
         if (!settle()) return
         void worker.terminate()
-        reject(timedOut(label, options, performance.now() - started))
+        reject(timeoutError())
       },
-      Math.max(1, Math.ceil(options.timeoutMs)),
+      Math.max(1, Math.ceil(timeoutMs)),
     )
     worker.once('message', (answer: WorkerAnswer) => {
       if (settle()) resolve(answer)

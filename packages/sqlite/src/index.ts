@@ -16,7 +16,7 @@ export type { JournalMode, ResolvedSqliteOptions, SqliteOptions, SynchronousLeve
 export { SQLITE_ERROR_CODES, lookupSqliteCode, isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
 export type { SqliteErrorContext, SqliteErrorMapping } from './sqlite-errors'
 export { StatementCache } from './statement-cache'
-export { sqliteHealthChecks, integrityCheck, walCheck, pageCheck, walSizeBytes } from './sqlite-health'
+export { sqliteHealthChecks, deepIntegrityCheck, integrityCheck, walCheck, pageCheck, walSizeBytes } from './sqlite-health'
 export { fileIdentityOf, fileIdentityProblem, fileIdentityCheck } from './file-identity'
 export type { FileIdentity, FileIdentityProblem } from './file-identity'
 export type { SqliteHealthContext } from './sqlite-health'

@@ -624,6 +624,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const identity = stateOf(db)?.identity
     return sqliteHealthChecks(db, options.deep, {
       path: this.options.path,
+      timeoutMs: options.timeoutMs,
       walCheckpointThresholdBytes: this.options.walCheckpointThresholdBytes,
       ...(identity === undefined ? {} : { identity }),
     })

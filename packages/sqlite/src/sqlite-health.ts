@@ -1,7 +1,8 @@
 import { statSync } from 'node:fs'
 import type { HealthCheckDetail } from '@dbpool/core'
-import type BetterSqlite3 from 'better-sqlite3'
-import { mapSqliteError } from './sqlite-errors'
+import BetterSqlite3 from 'better-sqlite3'
+import { pragmaCheckOffThread } from './backup-verify'
+import { mapSqliteError, messageOf } from './sqlite-errors'
 import { fileIdentityCheck, type FileIdentity } from './file-identity'
 
 /** What the SQLite health checks need besides the connection. */
@@ -14,21 +15,97 @@ export interface SqliteHealthContext {
   readonly maxErrors?: number
   /** The file the connection opened; given, the `file` check compares the path with it. */
   readonly identity?: FileIdentity
+  /** Longest a deep `integrity_check` may take, in ms (its worker is then stopped). Default is `5000`. */
+  readonly timeoutMs?: number
 }
 
 /**
- * Runs the SQLite checks on one connection and never throws: `integrity` (`quick_check`, or
- * `integrity_check` when `deep`), `wal` (the `-wal` file size), `pages` (page and freelist counts)
- * and, when `context.identity` is given, `file` (unhealthy when the path no longer names the file
- * the connection opened: deleted, moved or replaced; see fileIdentityProblem).
+ * Runs the SQLite checks on one connection and never rejects: `wal` (the `-wal` file size), `pages`
+ * (page and freelist counts), when `context.identity` is given `file` (unhealthy when the path no
+ * longer names the file the connection opened: deleted, moved or replaced; see fileIdentityProblem),
+ * and when `deep` `integrity` (`integrity_check`, off the event loop: see {@link deepIntegrityCheck}).
+ *
+ * A check that is not deep (`/ready`, the HealthChecker's default) scans nothing: `quick_check` reads
+ * every page (140 to 200 ms on a 210 MB file, seconds on a large one) and ran on the event loop at
+ * every probe, stalling the process; on a thread it would still cost that I/O per probe and fail
+ * every probe whose deadline is shorter than the scan (a readiness flapping with the database's size).
+ * Corruption is found by deep checks (`dbpool check`, `HealthChecker({ deep: true })`) and by each
+ * backup's verification.
  */
-export function sqliteHealthChecks(db: BetterSqlite3.Database, deep: boolean, context: SqliteHealthContext): HealthCheckDetail[] {
-  const checks = [integrityCheck(db, deep, context), walCheck(context), pageCheck(db)]
+export async function sqliteHealthChecks(
+  db: BetterSqlite3.Database,
+  deep: boolean,
+  context: SqliteHealthContext,
+): Promise<HealthCheckDetail[]> {
+  const checks = deep ? [await deepIntegrityCheck(db, context)] : []
+  checks.push(walCheck(context), pageCheck(db))
   if (context.identity !== undefined) checks.push(fileIdentityCheck(context.path, context.identity))
   return checks
 }
 
-/** `PRAGMA quick_check` / `integrity_check`: healthy only when SQLite answers exactly `ok`. */
+/**
+ * `integrity_check` of the database file in the backup verification's worker thread (its own
+ * read-only connection, `pragmaCheckOffThread`), so the event loop keeps running; stopped after
+ * `context.timeoutMs` (default 5000), then degraded: the integrity is not known. An in-memory
+ * database, or a process where no worker can load better-sqlite3, is checked on `db` on the calling
+ * thread ({@link integrityCheck}). Never rejects.
+ */
+export async function deepIntegrityCheck(db: BetterSqlite3.Database, context: SqliteHealthContext): Promise<HealthCheckDetail> {
+  if (context.path === ':memory:') return integrityCheck(db, true, context)
+  const mode = 'integrity_check'
+  const maxErrors = Math.max(1, Math.trunc(context.maxErrors ?? 10))
+  const timeoutMs = Math.max(1, Math.trunc(context.timeoutMs ?? 5_000))
+  const started = performance.now()
+  const timeout = new Error('deadline')
+  let answer: Awaited<ReturnType<typeof pragmaCheckOffThread>>
+  try {
+    answer = await pragmaCheckOffThread(context.path, `${mode}(${maxErrors})`, timeoutMs, () => timeout)
+  } catch (err) {
+    if (err !== timeout) {
+      // the worker failed or exited before answering
+      return {
+        name: 'integrity',
+        status: 'degraded',
+        latencyMs: elapsed(started),
+        message: `${mode} could not run: ${messageOf(err)}`,
+        data: { mode, ok: false, errors: [] },
+      }
+    }
+    return {
+      name: 'integrity',
+      status: 'degraded',
+      latencyMs: elapsed(started),
+      message: `${mode} did not finish within timeoutMs ${timeoutMs} and was stopped: the integrity is not known (raise timeoutMs for deep checks)`,
+      data: { mode, ok: false, timedOut: true, errors: [] },
+    }
+  }
+  if (answer === undefined || answer.kind === 'unavailable') return integrityCheck(db, true, context)
+  if (answer.kind === 'failed') {
+    const error = mapSqliteError(new BetterSqlite3.SqliteError(answer.message, answer.code ?? 'SQLITE_ERROR'), { path: context.path })
+    return {
+      name: 'integrity',
+      status: 'unhealthy',
+      latencyMs: elapsed(started),
+      message: `${mode} failed: ${error.code}: ${error.message}`,
+      data: { mode, ok: false, code: error.code, sqliteCode: error.sqliteCode, errors: [error.message] },
+    }
+  }
+  const messages = answer.messages
+  const ok = messages.length === 1 && messages[0] === 'ok'
+  return {
+    name: 'integrity',
+    status: ok ? 'healthy' : 'unhealthy',
+    latencyMs: elapsed(started),
+    ...(ok ? {} : { message: `${mode} found ${messages.length} problem(s): ${messages[0] ?? ''}` }),
+    data: { mode, ok, errors: ok ? [] : messages },
+  }
+}
+
+/**
+ * `PRAGMA quick_check` / `integrity_check` on `db`, on the calling thread (it blocks the event loop
+ * for a scan of the whole file): healthy only when SQLite answers exactly `ok`. The health checks use
+ * it only where no worker can ({@link deepIntegrityCheck}).
+ */
 export function integrityCheck(db: BetterSqlite3.Database, deep: boolean, context: SqliteHealthContext): HealthCheckDetail {
   const mode = deep ? 'integrity_check' : 'quick_check'
   const maxErrors = context.maxErrors ?? 10

@@ -69,7 +69,10 @@ async function checkSqlite(pool: DatabasePool<unknown>, timeoutMs: number): Prom
   if (integrity?.data) facts.integrity_detail = integrity.data
   const { rows } = failed ? { rows: [] } : await pool.query<{ v: string }>('select sqlite_version() as v')
   if (rows[0]) facts.sqlite_version = rows[0].v
-  return failed ? { ok: false, facts, error: `${failed.name}: ${failed.message ?? failed.status}` } : { ok: integrity !== undefined, facts }
+  if (failed) return { ok: false, facts, error: `${failed.name}: ${failed.message ?? failed.status}` }
+  // a deep check stopped at its deadline is degraded: the integrity is not known, which is no pass
+  if (integrity?.status !== 'healthy') return { ok: false, facts, error: `integrity: ${integrity?.message ?? 'not checked'}` }
+  return { ok: true, facts }
 }
 
 async function checkPostgres(pool: DatabasePool<unknown>, timeoutMs: number): Promise<Omit<CheckResult, 'backend' | 'target'>> {

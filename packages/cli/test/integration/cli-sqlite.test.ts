@@ -163,7 +163,9 @@ describe('dbpool on SQLite (child process)', () => {
     expect(human.stdout).toMatch(
       /^app: healthy {2}sqlite:.*app\.db {2}\(sqlite, checked in \d+(\.\d{1,2})? ms, 0\/2 connections in use\)\n {2}ping {9}healthy {3}\d+(\.\d{1,2})? ms\n/,
     )
-    expect(human.stdout).toMatch(/\n {2}integrity {4}healthy/)
+    // not deep: no integrity scan (see sqliteHealthChecks); --deep runs integrity_check
+    expect(human.stdout).toMatch(/\n {2}pages {8}healthy/)
+    expect(human.stdout).not.toMatch(/integrity/)
     expect(human.stdout.trim().split('\n').pop()).toBe('overall: healthy')
     const json = JSON.parse((await cli('health', '--json', '--deep')).stdout) as ManagerHealthReport
     expect(json.status).toBe('healthy')

@@ -20,7 +20,7 @@ export interface HealthCheckOptions {
   readonly degradedUtilization?: number
   /** A ping slower than this makes the pool degraded. Default is `1000`. */
   readonly slowPingMs?: number
-  /** Run the deep backend checks (SQLite `integrity_check` instead of `quick_check`). Default is `false`. */
+  /** Run the deep backend checks (SQLite `integrity_check`, in a worker thread; not deep, SQLite scans nothing). Default is `false`. */
   readonly deep?: boolean
 }
 

@@ -83,7 +83,7 @@ describe('SQLite health probes at their deadline', () => {
       expect(pool.stats('write').used).toBe(1)
       const report = await new HealthChecker({ timeoutMs: 200 }).check(pool)
       expect(report.status).toBe('healthy')
-      expect(report.checks.map((c) => c.name)).toEqual(expect.arrayContaining(['ping', 'integrity', 'pages']))
+      expect(report.checks.map((c) => c.name)).toEqual(expect.arrayContaining(['ping', 'wal', 'pages']))
       expect(typeof (await pool.ping(200))).toBe('number')
       expect(pool.stats('write').pending).toBe(0)
       writer.release()
