@@ -43,7 +43,8 @@ export interface SubscriptionEvents {
    */
   reconnect: (info: ReconnectInfo) => void
   /**
-   * A reconnect attempt failed (it is retried with backoff), or the handler threw. Nobody listening:
+   * A reconnect attempt failed (it is retried with backoff), the connection failed its liveness check
+   * (CONNECTION_LOST: it is reopened, `reconnect` follows), or the handler threw. Nobody listening:
    * a line on the pool's `logger` (event `listen`), else a process warning, at most one a minute per pool.
    */
   error: (error: DatabaseError) => void
@@ -84,6 +85,13 @@ const LOG_EVENT = 'listen'
  * print a line per attempt per subscription.
  */
 const WARNING_INTERVAL_MS = 60_000
+/**
+ * The LISTEN connection's liveness check runs every `keepaliveIntervalMs` of the pool, at most this
+ * many ms apart (also when the pool's keepalive is off): a partition that neither end sees (no RST, no
+ * FIN) would otherwise leave the pool deaf, losing notifications without any event.
+ */
+const MAX_LIVENESS_INTERVAL_MS = 30_000
+const LIVENESS_TEXT = 'SELECT 1'
 
 /**
  * Calls `handler` for every notification on `channel` (Postgres LISTEN). Every subscription of a pool
@@ -94,7 +102,12 @@ const WARNING_INTERVAL_MS = 60_000
  *
  * When the connection is lost (`pg_terminate_backend`, a server restart, a network cut) it is opened
  * again with backoff (50 ms doubling to 800 ms, ±20%), every channel is listened again, and each
- * subscription emits `reconnect`: what was notified in between is lost, so resync then. The channel
+ * subscription emits `reconnect`: what was notified in between is lost, so resync then. A link that
+ * dies silently (a partition, a dead server host: no RST) is found by a liveness check, `SELECT 1`
+ * every `keepaliveIntervalMs` of the pool (at most 30 s) with a deadline of `cancelTimeoutMs`: within
+ * about their sum the connection is closed, `error` (CONNECTION_LOST) emitted and the reconnect
+ * begins. PostgreSQL keeps no notification for a session that is gone: those sent while the pool was
+ * not listening are lost. The channel
  * is sent as a quoted identifier (any text, case kept, up to 63 bytes), matching `notify()` and
  * `pg_notify()`.
  *
@@ -200,6 +213,8 @@ class PostgresListener implements PoolExtension {
   readonly #channels = new Map<string, Set<ChannelSubscription>>()
   #conn: PostgresConnection | undefined
   #retry: NodeJS.Timeout | undefined
+  /** The liveness check's timer (see {@link #checkAlive}), while the listener has a connection or reconnects. */
+  #liveness: NodeJS.Timeout | undefined
   #attempts = 0
   #lostAt = 0
   #closed = false
@@ -286,7 +301,49 @@ class PostgresListener implements PoolExtension {
       throw new DatabaseError('POOL_CLOSED', 'the pool was closed while listen() connected')
     }
     this.#conn = conn
+    if (this.#liveness === undefined) {
+      const keepalive = this.#pool.config.keepaliveIntervalMs
+      const every = keepalive > 0 ? Math.min(keepalive, MAX_LIVENESS_INTERVAL_MS) : MAX_LIVENESS_INTERVAL_MS
+      // unref'd: the connection's own socket keeps a listening process up
+      this.#liveness = setInterval(() => void this.#checkAlive(), every).unref()
+    }
     return conn
+  }
+
+  /**
+   * The liveness check: `SELECT 1` on the LISTEN connection with a deadline of `cancelTimeoutMs` (of
+   * the manager's options). No answer in time (a partition, a dead server host), or a connection
+   * found unusable: it is closed, every subscription gets `error` (CONNECTION_LOST), and it is
+   * reopened with backoff, which ends with `reconnect`. A dead link is so noticed within
+   * `keepaliveIntervalMs` (at most 30 s) plus `cancelTimeoutMs`; notifications sent while the pool
+   * was not listening are lost, as PostgreSQL keeps none for a session that is gone.
+   */
+  #checkAlive(): Promise<void> {
+    return this.#serial(async () => {
+      const conn = this.#conn
+      if (conn === undefined || this.#closed) return
+      const timeoutMs = this.#manager.options.cancelTimeoutMs
+      let failure: unknown
+      if (conn.usable) {
+        try {
+          await this.#run(conn, LIVENESS_TEXT)
+          return
+        } catch (err) {
+          failure = err
+        }
+      }
+      if (this.#conn !== conn) return
+      const error = new DatabaseError(
+        'CONNECTION_LOST',
+        `the LISTEN connection did not pass its liveness check (${LIVENESS_TEXT} answered within ${timeoutMs} ms); it is closed and opened again, and notifications sent until then are lost`,
+        { backend: 'postgres', cause: failure ?? conn.brokenBy },
+      )
+      conn.markBroken(error)
+      const logged = this.#lost(conn)
+      let unheard = false
+      for (const set of this.#channels.values()) for (const subscription of set) if (!subscription.emit('error', error)) unheard = true
+      if (unheard && !logged) this.#warn(`listen(${[...this.#channels.keys()].map((c) => JSON.stringify(c)).join(', ')}): ${error.message}`)
+    })
   }
 
   #run(conn: PostgresConnection, text: string): Promise<unknown> {
@@ -298,21 +355,17 @@ class PostgresListener implements PoolExtension {
     return this.#pool.traced(text, () => this.#run(conn, text))
   }
 
-  #lost(conn: PostgresConnection): void {
-    if (this.#conn !== conn) return
+  /** The connection is gone: reopened with backoff. True when the pool's logger got a line about it. */
+  #lost(conn: PostgresConnection): boolean {
+    if (this.#conn !== conn) return false
     this.#conn = undefined
     this.#lostAt ||= performance.now()
-    this.#pool.log(
-      'warn',
-      LOG_EVENT,
-      'LISTEN connection lost; reconnecting (notifications sent until it is back are lost)',
-      {
-        channels: [...this.#channels.keys()],
-      },
-      conn.brokenBy,
-    )
+    const channels = [...this.#channels.keys()]
+    const message = 'LISTEN connection lost; reconnecting (notifications sent until it is back are lost)'
+    const logged = this.#pool.log('warn', LOG_EVENT, message, { channels }, conn.brokenBy)
     void this.#manager.destroy(conn)
     this.#scheduleReconnect()
+    return logged
   }
 
   #scheduleReconnect(): void {
@@ -423,6 +476,8 @@ class PostgresListener implements PoolExtension {
   async #end(): Promise<void> {
     clearTimeout(this.#retry)
     this.#retry = undefined
+    clearInterval(this.#liveness)
+    this.#liveness = undefined
     this.#attempts = 0
     this.#lostAt = 0
     const conn = this.#conn

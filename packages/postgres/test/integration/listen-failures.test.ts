@@ -1,12 +1,12 @@
 import { createServer, connect, type Server, type Socket } from 'node:net'
-import type { DatabasePool, PoolLogger } from '@dbpool/core'
-import { listen, type PostgresConnection, type Subscription } from '@dbpool/postgres'
-import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
+import type { DatabaseError, DatabasePool, PoolLogger } from '@dbpool/core'
+import { listen, notify, type PostgresConnection, type ReconnectInfo, type Subscription } from '@dbpool/postgres'
+import { createTestDatabase, startTcpProxy, type TestDatabase } from '@dbpool/testing'
 import { eventually, poolOn, sleep } from './helpers'
 
 // How the LISTEN connection reports what goes wrong with it: a failed reconnect attempt is one line on
 // the pool's logger per attempt (not one per subscription), and a process warning only without a
-// logger, at most one a minute.
+// logger, at most one a minute; a silent partition is noticed by its liveness check.
 let db: TestDatabase
 jest.setTimeout(60_000)
 
@@ -119,5 +119,42 @@ describe('failed LISTEN reconnect attempts', () => {
     await eventually(() => errors.length >= 2, 20_000, 'error events')
     await proxy.start()
     await proxy.stop()
+  })
+})
+
+describe('the LISTEN connection behind a silent partition (no RST, no FIN: bytes just stop)', () => {
+  it('its liveness check notices within keepaliveIntervalMs + cancelTimeoutMs: error CONNECTION_LOST, then reconnect once the network is back', async () => {
+    const target = new URL(db.url)
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) })
+    const pool = poolOn(
+      proxy.urlFor(db.url),
+      { min: 0, max: 1, name: 'listen-partition', keepaliveIntervalMs: 300 },
+      { cancelTimeoutMs: 500, connectTimeoutMs: 1_000 },
+    )
+    const direct = poolOn(db.url, { min: 0, max: 1, name: 'listen-partition-notify' })
+    const received: string[] = []
+    const errors: DatabaseError[] = []
+    const reconnects: ReconnectInfo[] = []
+    try {
+      const sub = await listen(pool, 'partition_ch', (payload) => received.push(payload))
+      sub.on('error', (err) => errors.push(err)).on('reconnect', (info) => reconnects.push(info))
+      await notify(direct, 'partition_ch', 'before')
+      await eventually(() => received.includes('before'), 10_000, 'the first notification')
+      proxy.blackhole()
+      // the old code never noticed: no event at all, however long the partition
+      await eventually(() => errors.some((e) => e.code === 'CONNECTION_LOST'), 15_000, 'the liveness check to fail')
+      expect(errors.find((e) => e.code === 'CONNECTION_LOST')!.message).toContain('liveness check')
+      expect(pool.stats().dedicated).toBe(0)
+      proxy.resume()
+      await eventually(() => reconnects.length > 0, 20_000, 'reconnect')
+      expect(pool.stats().dedicated).toBe(1)
+      await notify(direct, 'partition_ch', 'after')
+      await eventually(() => received.includes('after'), 10_000, 'a notification after the reconnect')
+      await sub.unlisten()
+    } finally {
+      await pool.close({ timeoutMs: 2_000 })
+      await direct.close()
+      await proxy.close()
+    }
   })
 })
