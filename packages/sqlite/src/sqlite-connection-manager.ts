@@ -751,6 +751,29 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     } catch {
       // close never throws to the pool
     }
+    const state = stateOf(db)
+    if (this.#open.size === 0 && state?.lane === 'read' && state.fatal === undefined) this.#tidyAfterReaders()
+  }
+
+  /**
+   * The last of this manager's connections to close was a reader: a read-only connection cannot
+   * checkpoint the WAL and delete `-wal`/`-shm` when it closes, as SQLite's last connection does. A
+   * writable connection that reads the header and closes does it (when no other process has the file open).
+   * Rare path: the pool closing, or its last reader retired with no writer open.
+   */
+  #tidyAfterReaders(): void {
+    if (this.options.readonly || this.options.memory || !this.#prepared) return
+    try {
+      const db = new Database(this.options.path, { fileMustExist: true, timeout: this.#nativeBusyTimeoutMs })
+      try {
+        // SQLite opens the WAL at the first read: only then does its close checkpoint and delete it
+        db.pragma('schema_version')
+      } finally {
+        db.close()
+      }
+    } catch {
+      // best effort: the WAL is checkpointed by the next writer anyway
+    }
   }
 
   /** Applies every pragma and reads it back; a value SQLite did not take is an error. Closes `db` on failure. */

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { sql } from '@dbpool/core'
 import { createSqlitePool } from '@dbpool/sqlite'
 import { tempDir } from './helpers'
@@ -31,6 +32,15 @@ describe('routing on a pool with no connection open yet', () => {
     } finally {
       await pool.close()
     }
+  })
+
+  it('a pool whose last connection to close is a reader leaves no -wal behind (a reader cannot delete it)', async () => {
+    const path = await seeded('tidy')
+    const pool = createSqlitePool(path, { name: 'tidy' })
+    expect((await pool.query('select count(*) as n from jobs')).rows).toEqual([{ n: 3 }])
+    expect(pool.stats('write').size).toBe(0)
+    await pool.close()
+    expect(existsSync(`${path}-wal`)).toBe(false)
   })
 
   it('still sends a write, and a statement on a file that does not exist yet, to the writer', async () => {
