@@ -37,7 +37,7 @@ export function pgQuery(query: CompiledQuery): PgQuery {
  * | Date | ISO-8601 UTC text (`2024-03-01T00:30:00.000Z`), never the process time zone (pg's `dateToString` uses it); years outside 1..9999 in Postgres's form (`10000-01-01T...Z`, `0044-03-15T...Z BC`) |
  * | Buffer, Uint8Array | bytea |
  * | array | a Postgres array literal, each element converted by these rules (numbers as above; nested arrays up to 6 dimensions; plain objects and `sql.json` values as JSON text; Buffers as `\x` hex) |
- * | plain object, `sql.json(v)` | JSON text (core's `jsonParameterText`: a bigint inside becomes a JSON integer of its digits) |
+ * | plain object, `sql.json(v)` | JSON text (core's `jsonParameterText`: a bigint inside becomes a JSON integer of its digits; what JSON.stringify would change silently, such as a Buffer, a class instance or an `undefined` property inside, is refused) |
  *
  * Refused with INVALID_PARAMETER (1-based position and type in the message and `detail`): NaN and
  * ±Infinity, invalid Dates, functions, symbols, and every other object (Map, Set, RegExp, class

@@ -46,7 +46,7 @@ export function maxParametersOf(db: Database.Database): number {
  * | string | TEXT |
  * | Date (valid) | TEXT, ISO-8601 UTC (`2024-03-01T00:30:00.000Z`) |
  * | Buffer, Uint8Array | BLOB |
- * | plain object, `sql.json(v)` | TEXT, JSON (core's `jsonParameterText`: a bigint inside becomes a JSON integer of its digits) |
+ * | plain object, `sql.json(v)` | TEXT, JSON (core's `jsonParameterText`: a bigint inside becomes a JSON integer of its digits; what JSON.stringify would change silently, such as a Buffer, a class instance or an `undefined` property inside, is refused) |
  *
  * Refused with INVALID_PARAMETER (1-based position and type in the message and `detail`), before the
  * statement runs: arrays (SQLite has no arrays; better-sqlite3 would spread one over several

@@ -64,14 +64,16 @@ export function isPlainObject(value: object): boolean {
  *   `9007199254740993`, where JSON.stringify would throw): Postgres json/jsonb keep it exactly and
  *   dbpool reads it back as the same bigint when JS would round it (as a number otherwise), so a
  *   value read and written back stays a JSON number (it used to become a JSON string of its digits);
- * - `NaN`/`±Infinity` (JSON.stringify would write `null`), functions and symbols (it would drop them or
- *   write `null`), `undefined` as an array element or as the whole value, invalid Dates (written as
- *   `null`), objects whose contents JSON.stringify drops (`Map`, `Set`, `RegExp`, `Error`, typed
- *   arrays, `ArrayBuffer`, ...: written as `{}` or as an object of indices), and cycles are refused
- *   with `INVALID_PARAMETER` (position 1-based).
- * `undefined` object properties are left out and `toJSON()` is honoured (a Date becomes its ISO text,
- * a Buffer `{"type":"Buffer","data":[...]}`), and class instances are written with their own
- * enumerable properties, as JSON.stringify does.
+ * - what JSON.stringify would change silently is refused with `INVALID_PARAMETER` (position 1-based),
+ *   at any depth and at the top level alike: `NaN`/`±Infinity` (it would write `null`), functions and
+ *   symbols (dropped or `null`), `undefined` anywhere (an array element becomes `null`, a property
+ *   vanishes), invalid Dates (`null`), Buffers, typed arrays and `DataView`s (`{"type":"Buffer",...}`
+ *   or an object of indices), objects whose contents it drops (`Map`, `Set`, `RegExp`, `Error`,
+ *   `ArrayBuffer`, ...: `{}`), class instances without a `toJSON()` (a plain object of their own
+ *   properties, the class lost; boxed primitives are written as their primitive), and cycles.
+ * Plain objects (prototype `Object.prototype` or `null`) and arrays are written as JSON.stringify
+ * does; `toJSON()` is honoured (a valid Date becomes its ISO text; a class that defines one chose its
+ * JSON form).
  */
 export function jsonParameterText(value: unknown, position: number, backend: ErrorBackend): string {
   let problem: string | undefined
@@ -93,7 +95,9 @@ export function jsonParameterText(value: unknown, position: number, backend: Err
         problem ??= `holds a ${typeof v} at ${where(key)}, which JSON cannot represent`
         return v
       case 'undefined':
+        // an array element would become null, a property vanish, the whole value be no JSON at all
         if (isTop || Array.isArray(this)) problem ??= `holds undefined at ${where(key)}, which JSON cannot represent`
+        else problem ??= `holds undefined at ${where(key)}, a property JSON.stringify would drop: leave it out or use null`
         return v
       case 'object':
         if (v === null) {
@@ -102,10 +106,18 @@ export function jsonParameterText(value: unknown, position: number, backend: Err
             problem ??= `holds an invalid Date at ${where(key)}, which JSON.stringify would write as null`
           return v
         }
-        if (!Array.isArray(v) && !isPlainObject(v)) {
+        if (Array.isArray(v)) return v
+        // Buffer.prototype.toJSON already ran: { type: 'Buffer', data: [...] } in place of the bytes
+        if ((v as { type?: unknown }).type === 'Buffer' && ArrayBuffer.isView((this as Record<string, unknown>)[key])) {
+          problem ??= `holds a Buffer at ${where(key)}, which JSON.stringify would write as {"type":"Buffer","data":[...]}: ${BYTES_HINT}`
+          return v
+        }
+        if (!isJsonObject(v)) {
           const lost = contentsLostInJson(v)
           if (lost !== undefined)
-            problem ??= `holds a ${lost} at ${where(key)}, whose contents JSON.stringify would drop: convert it first (Object.fromEntries(map), [...set], Array.from(bytes), String(regexp))`
+            problem ??= `holds a ${lost} at ${where(key)}, whose contents JSON.stringify would drop: convert it first (Object.fromEntries(map), [...set], ${BYTES_HINT}, String(regexp))`
+          else if (typeof (v as { toJSON?: unknown }).toJSON !== 'function' && !isBoxedPrimitive(v))
+            problem ??= `holds a class instance (${describeValue(v)}) at ${where(key)}, which JSON.stringify would write as a plain object of its own properties: pass a plain object (or give the class a toJSON())`
         }
         return v
       default:
@@ -124,6 +136,9 @@ export function jsonParameterText(value: unknown, position: number, backend: Err
   }
   return bigints === 0 ? text : bareBigints(text, bigints, position, value, backend)
 }
+
+/** How to put bytes in JSON. */
+const BYTES_HINT = "bytes as text (buf.toString('base64')) or numbers (Array.from(bytes))"
 
 /** Marks a bigint's digits in the first pass (U+0000 is written `\u0000` by JSON.stringify). */
 const BIGINT_MARK = '\u0000dbpool:bigint\u0000'
@@ -165,6 +180,22 @@ function contentsLostInJson(value: object): string | undefined {
   const tag = Object.prototype.toString.call(value).slice(8, -1)
   if (LOSSY_JSON_TAGS.has(tag) || ArrayBuffer.isView(value)) return describeValue(value)
   return undefined
+}
+
+/** A plain object of any realm (a `vm` context's too): its prototype is null, or an `Object.prototype` (whose own prototype is null). */
+function isJsonObject(value: object): boolean {
+  const proto = Object.getPrototypeOf(value) as object | null
+  return (
+    proto === null ||
+    proto === Object.prototype ||
+    (Object.getPrototypeOf(proto) === null && Object.prototype.hasOwnProperty.call(proto, 'hasOwnProperty'))
+  )
+}
+
+/** `new String('x')`, `new Number(1)`, `new Boolean(true)`: JSON.stringify writes the primitive. */
+function isBoxedPrimitive(value: object): boolean {
+  const tag = Object.prototype.toString.call(value)
+  return tag === '[object String]' || tag === '[object Number]' || tag === '[object Boolean]'
 }
 
 function isInvalidDate(value: unknown): boolean {

@@ -122,8 +122,9 @@ export interface SqlTag {
   /**
    * One JSON parameter holding `value` (any JSON value, arrays included), the same on every backend:
    * `sql\`insert into docs (body) values (${sql.json({ tags: ['a'] })})\``. A bigint inside is written
-   * as a JSON integer of its exact digits; NaN, Infinity, functions and cycles are refused (INVALID_PARAMETER)
-   * when the statement runs. Also accepted in a params array.
+   * as a JSON integer of its exact digits; what JSON.stringify would change silently (NaN, Infinity,
+   * functions, `undefined`, Buffers and typed arrays, class instances without `toJSON()`, cycles...) is
+   * refused (INVALID_PARAMETER) when the statement runs. Also accepted in a params array.
    */
   json(value: unknown): SqlJson
   /** An empty fragment, handy for optional clauses. */

@@ -196,6 +196,33 @@ describe("every row of the README's parameter table binds as the table says, on 
     expect(err).toMatchObject({ code: 'INVALID_PARAMETER', detail: { position: 1, type: 'Array' } })
   })
 
+  it('JSON refuses what JSON.stringify would change silently, at any depth, on both engines; the connection stays usable', async () => {
+    class Point {
+      x = 1
+    }
+    const refused: readonly [string, unknown][] = [
+      ['a Buffer property', { b: Buffer.from('hi') }],
+      ['a Uint8Array property', sql.json({ b: new Uint8Array([1]) })],
+      ['a nested class instance', { c: new Point() }],
+      ['a class instance in sql.json', sql.json(new Point())],
+      ['an undefined property', { u: undefined, k: 1 }],
+      ['an undefined nested property', sql.json([[1, { a: undefined }]])],
+    ]
+    for (const backend of BACKENDS) {
+      for (const [label, value] of refused) {
+        const err = await outcome(pools[backend].query(sql`select ${value} as j`))
+        expect([label, err]).toEqual([
+          label,
+          expect.objectContaining({ code: 'INVALID_PARAMETER', detail: { position: 1, type: expect.any(String) } }),
+        ])
+      }
+      const { rows } = await pools[backend].query<{ j: string }>(
+        sql`select cast(${{ d: new Date('2024-01-01T00:00:00Z'), o: Object.assign(Object.create(null) as object, { x: 1 }) }} as text) as j`,
+      )
+      expect(rows[0]!.j.replace(/ /g, '')).toBe('{"d":"2024-01-01T00:00:00.000Z","o":{"x":1}}')
+    }
+  })
+
   it('a boolean stored in a TEXT column reads the same digits on both (it was 1.0 on SQLite)', async () => {
     for (const backend of BACKENDS) {
       const pool = pools[backend]

@@ -73,17 +73,64 @@ describe('jsonParameterText', () => {
     expect(err.detail).toMatchObject({ position: 2 })
   })
 
-  it('keeps what JSON.stringify writes without loss: toJSON results, class instances, boxed primitives', () => {
-    class Point {
-      constructor(
-        readonly x: number,
-        readonly y: number,
-      ) {}
+  it('keeps what JSON.stringify writes without loss: plain objects, toJSON results, Dates, boxed primitives', () => {
+    class Money {
+      constructor(readonly cents: bigint) {}
+      toJSON(): string {
+        return `${this.cents}`
+      }
     }
-    expect(jsonParameterText({ p: new Point(1, 2), b: Buffer.from('hi'), s: Object(1) as unknown }, 1, 'postgres')).toBe(
-      '{"p":{"x":1,"y":2},"b":{"type":"Buffer","data":[104,105]},"s":1}',
-    )
+    const bare = Object.assign(Object.create(null) as object, { x: 1 })
+    expect(
+      jsonParameterText({ m: new Money(5n), at: new Date('2024-03-01T00:30:00Z'), s: Object(1) as unknown, bare }, 1, 'postgres'),
+    ).toBe('{"m":"5","at":"2024-03-01T00:30:00.000Z","s":1,"bare":{"x":1}}')
     expect(jsonParameterText({ n: null, list: [null] }, 1, 'postgres')).toBe('{"n":null,"list":[null]}')
+    expect(jsonParameterText(new Date('2024-03-01T00:30:00Z'), 1, 'postgres')).toBe('"2024-03-01T00:30:00.000Z"')
+  })
+
+  // one rule at every depth and at the top level: what JSON.stringify would change silently is refused
+  it.each([
+    ['a Buffer property', { b: Buffer.from('hi') }, /Buffer at key "b", which JSON.stringify would write as \{"type":"Buffer"/],
+    ['a Buffer at the top level', Buffer.from('hi'), /Buffer at the top level/],
+    ['a Buffer in an array', [Buffer.from('hi')], /Buffer at key "0"/],
+    ['a Uint8Array property', { b: new Uint8Array([1]) }, /Uint8Array at key "b"/],
+    ['a Float64Array property', { b: new Float64Array([1]) }, /Float64Array at key "b"/],
+    ['a DataView property', { b: new DataView(new ArrayBuffer(1)) }, /DataView at key "b"/],
+    [
+      'a nested class instance',
+      {
+        c: new (class Point {
+          x = 1
+        })(),
+      },
+      /class instance \(Point\) at key "c"/,
+    ],
+    [
+      'a class instance at the top level',
+      new (class Point {
+        x = 1
+      })(),
+      /class instance \(Point\) at the top level/,
+    ],
+    [
+      'a class instance in an array',
+      [
+        new (class Point {
+          x = 1
+        })(),
+      ],
+      /class instance \(Point\) at key "0"/,
+    ],
+    ['an undefined property', { u: undefined, k: 1 }, /undefined at key "u", a property JSON.stringify would drop/],
+    ['a nested undefined property', [[1, { a: undefined }]], /undefined at key "a"/],
+  ])('refuses %s (JSON.stringify would change it silently)', (_name, value, message) => {
+    for (const backend of ['postgres', 'sqlite'] as const) {
+      const err = refusal(() => jsonParameterText(value, 4, backend))
+      expect(err.code).toBe('INVALID_PARAMETER')
+      expect(err.backend).toBe(backend)
+      expect(err.message).toMatch(/^parameter 4 /)
+      expect(err.message).toMatch(message)
+    }
   })
 
   it('refuses a cycle with the serializer error as cause', () => {
@@ -92,12 +139,6 @@ describe('jsonParameterText', () => {
     const err = refusal(() => jsonParameterText(cyclic, 1, 'sqlite'))
     expect(err.code).toBe('INVALID_PARAMETER')
     expect(err.cause).toBeInstanceOf(Error)
-  })
-
-  it('keeps JSON.stringify rules for undefined properties and toJSON', () => {
-    expect(jsonParameterText({ a: undefined, at: new Date('2024-03-01T00:30:00Z') }, 1, 'postgres')).toBe(
-      '{"at":"2024-03-01T00:30:00.000Z"}',
-    )
   })
 
   it('never puts the value in the message (it may be a secret)', () => {
