@@ -100,6 +100,11 @@ interface ConnectionState {
   rowid: Statement | undefined
   /** Set when `close()` returned (see {@link ManagedDatabase}). */
   closed: boolean
+  /**
+   * The pool destroyed it (`destroy()`): a statement still waiting on it, off the thread for a lock,
+   * belongs to a lease close() revoked at its deadline, and fails with POOL_CLOSED (it never ran).
+   */
+  closedByPool: boolean
   /** Cursors open on it (`pool.stream()`): better-sqlite3 refuses its other statements meanwhile. */
   readonly cursors: Set<SqliteCursor<unknown>>
   /**
@@ -300,6 +305,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
 
   async destroy(db: SqliteDatabase): Promise<void> {
     const state = stateOf(db)
+    if (state) state.closedByPool = true
     // a cursor still open (close()'s deadline revoked its lease) keeps the handle busy: ROLLBACK and
     // close would both be refused
     if (state) for (const cursor of [...state.cursors]) cursor.close()
@@ -718,6 +724,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       dirty: false,
       rowid: undefined,
       closed: false,
+      closedByPool: false,
       cursors: new Set(),
       aborted: undefined,
       endedByEngine: false,
@@ -1006,8 +1013,16 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         state.endedByEngine = true
       }
     }
-    if (!db.open)
+    if (!db.open) {
+      // (rare path) closed under a statement waiting for a lock: close() revoked the lease at its deadline
+      if (state?.closedByPool === true)
+        return new DatabaseError(
+          'POOL_CLOSED',
+          'the pool closed this SQLite connection (close() revoked its lease at its deadline) before the statement ran (it was waiting for a lock)',
+          { backend: 'sqlite', cause: err, retryable: false },
+        )
       return new DatabaseError('CONNECTION_LOST', `the SQLite connection is closed: ${error.message}`, { backend: 'sqlite', cause: err })
+    }
     return error
   }
 

@@ -302,4 +302,37 @@ describe('a SQLite lock held by another connection', () => {
       await pool.close()
     }
   }, 30_000)
+
+  it.each(['a lone write', 'a transaction'])(
+    'close() revoking %s still waiting for the lock: POOL_CLOSED (not retryable; it never ran), nothing written after',
+    async (kind) => {
+      const { pool, holder } = setUp(kind === 'a lone write' ? 'close-lone.db' : 'close-tx.db')
+      try {
+        await pool.query('create table items (id integer primary key, v text not null)')
+        holder.exec('BEGIN IMMEDIATE')
+        const waiting = (
+          kind === 'a lone write'
+            ? pool.query("insert into items (v) values ('pool')")
+            : pool.transaction(async (tx) => tx.query("insert into items (v) values ('pool')"))
+        ).then(
+          () => 'ran',
+          (err: unknown) => err,
+        )
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        const report = await pool.close({ timeoutMs: 50 })
+        expect(report.outstandingLeases).toHaveLength(1)
+        const err = (await waiting) as DatabaseError
+        expect(DatabaseError.is(err)).toBe(true)
+        expect(err.code).toBe('POOL_CLOSED')
+        expect(err.retryable).toBe(false)
+        holder.exec('COMMIT')
+        expect(holder.prepare('select count(*) as n from items').get()).toEqual({ n: 0 })
+      } finally {
+        if (holder.inTransaction) holder.exec('ROLLBACK')
+        holder.close()
+        await pool.close()
+      }
+    },
+    30_000,
+  )
 })
