@@ -109,6 +109,8 @@ const DURATION_KEYS = [
   'leakDetectionThresholdMs',
   'slowQueryMs',
 ] as const
+/** Durations that must be at least 1 ms (a 0 deadline would fail every acquire / connect). */
+const POSITIVE_DURATION_KEYS: ReadonlySet<string> = new Set(['acquireTimeoutMs', 'createTimeoutMs'])
 const ENV_NAMES: Record<keyof PoolOptions, string> = {
   min: 'MIN',
   max: 'MAX',
@@ -283,10 +285,8 @@ export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
   const max = checkInteger('pool.max', merged.max, 1, 10_000)
   const min = checkInteger('pool.min', merged.min, 0, 10_000)
   if (min > max) throw configError('pool.min', min, `must not exceed pool.max (${max})`)
-  for (const key of DURATION_KEYS) checkInteger(`pool.${key}`, merged[key], 0, 2_147_483_647)
-  if ((merged.acquireTimeoutMs as number) < 1)
-    throw configError('pool.acquireTimeoutMs', merged.acquireTimeoutMs, 'must be an integer >= 1')
-  if ((merged.createTimeoutMs as number) < 1) throw configError('pool.createTimeoutMs', merged.createTimeoutMs, 'must be an integer >= 1')
+  // the two deadlines that cannot be 0 say so in every refusal (NaN, a string, 0, too large alike)
+  for (const key of DURATION_KEYS) checkInteger(`pool.${key}`, merged[key], POSITIVE_DURATION_KEYS.has(key) ? 1 : 0, 2_147_483_647)
   checkFraction('pool.maxLifetimeJitter', merged.maxLifetimeJitter, 0, 1)
   checkInteger('pool.maxWaitingClients', merged.maxWaitingClients, 0)
   checkBoolean('pool.allowExitOnIdle', merged.allowExitOnIdle)

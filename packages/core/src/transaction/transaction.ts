@@ -197,11 +197,17 @@ const RETRY_DEFAULTS: ResolvedRetry = Object.freeze({ maxAttempts: 5, baseDelayM
 /** No `retry` (every transaction without one): shared, nothing allocated per call. */
 const NO_RETRY: ResolvedRetry = Object.freeze({ ...RETRY_DEFAULTS, maxAttempts: 1 })
 
+/** What `retry` accepts, as a refusal names it. */
+const RETRY_FORMS =
+  'true, false, a number of attempts (an integer between 1 and 100) or an object { maxAttempts, baseDelayMs, maxDelayMs, retryOn }'
+
 function resolveRetry(value: unknown): ResolvedRetry {
   const defaults = RETRY_DEFAULTS
   if (value === undefined || value === false) return NO_RETRY
   if (value === true) return defaults
   if (typeof value === 'number') return { ...defaults, maxAttempts: checkInteger('transaction.retry', value, 1, 100) }
+  // every form it takes, not only the object one ('3', null)
+  if (value === null || typeof value !== 'object') throw configError('transaction.retry', value, `must be ${RETRY_FORMS}`)
   const raw = requireObject('transaction.retry', value)
   rejectUnknownKeys('transaction.retry', raw, RETRY_KEYS)
   const retryOn = raw.retryOn ?? defaults.retryOn

@@ -33,6 +33,11 @@ describe('PoolConfig', () => {
     [{ min: 5, max: 2 }, /invalid pool\.min 5: must not exceed pool\.max \(2\)/],
     [{ acquireTimeoutMs: -1 }, /pool\.acquireTimeoutMs -1/],
     [{ acquireTimeoutMs: 0 }, /pool\.acquireTimeoutMs 0/],
+    // the range named is the one accepted: 0 is refused, so no refusal says "between 0 and ..."
+    [{ acquireTimeoutMs: NaN }, /pool\.acquireTimeoutMs NaN: must be an integer between 1 and 2147483647$/],
+    [{ acquireTimeoutMs: 0 }, /pool\.acquireTimeoutMs 0: must be an integer between 1 and 2147483647$/],
+    [{ createTimeoutMs: 3e9 }, /pool\.createTimeoutMs 3000000000: must be an integer between 1 and 2147483647$/],
+    [{ idleTimeoutMs: NaN }, /pool\.idleTimeoutMs NaN: must be an integer between 0 and 2147483647$/],
     [{ createTimeoutMs: 0 }, /pool\.createTimeoutMs 0/],
     [{ idleTimeoutMs: 10.5 }, /pool\.idleTimeoutMs 10\.5/],
     [{ maxLifetimeMs: '5' }, /pool\.maxLifetimeMs "5"/],

@@ -190,6 +190,9 @@ describe('transaction', () => {
     [{ readOnly: 'yes' }, /transaction\.readOnly "yes"/],
     [{ deferrable: 1 }, /transaction\.deferrable 1/],
     [{ retry: 0 }, /transaction\.retry 0/],
+    // a value of none of its forms names them all (numbers and booleans are accepted, not only objects)
+    [{ retry: '3' }, /transaction\.retry "3": must be true, false, a number of attempts \(an integer between 1 and 100\) or an object/],
+    [{ retry: null }, /transaction\.retry null: must be true, false, a number of attempts/],
     [{ retry: { attempts: 3 } }, /transaction\.retry\.attempts 3: unknown option/],
     [{ retry: { retryOn: 'x' } }, /transaction\.retry\.retryOn "x"/],
     [{ retry: { maxAttempts: 0 } }, /transaction\.retry\.maxAttempts 0/],
