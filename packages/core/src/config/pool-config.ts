@@ -17,7 +17,11 @@ import {
  * ```
  */
 export interface PoolOptions {
-  /** Connections kept open (warmed up at start and after losses). Default is `1`. */
+  /**
+   * Connections kept open per lane, as `max` is (warmed up at start and after losses), each lane
+   * capped at its own size: SQLite keeps `min` writers (at most 1) and `min` readers (at most
+   * `readers`), so `min: 1` keeps 2 open; a Postgres pool with replicas keeps `min` on each. Default is `1`.
+   */
   readonly min?: number
   /** Most connections open at once (per lane). Default is `10`. */
   readonly max?: number

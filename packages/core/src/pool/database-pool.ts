@@ -325,8 +325,10 @@ export class DatabasePool<out C = unknown> {
   }
 
   /**
-   * Counters over all lanes (or `lane`'s): size, idle, used, pending, max, min, utilization. Throws
-   * CONFIGURATION naming `stats.lane` for a lane that is not `'write'` or `'read'`.
+   * Counters over all lanes (or `lane`'s): size, idle, used, pending, max, min, utilization. `max`
+   * and `min` are the lanes' own, summed (`min` applies per lane, each capped at the lane's size:
+   * SQLite with `min: 1` reports 2, its writer and one reader). Throws CONFIGURATION naming
+   * `stats.lane` for a lane that is not `'write'` or `'read'`.
    */
   stats(lane?: Lane): PoolStatsSnapshot {
     if (lane !== undefined && lane !== 'write' && lane !== 'read') throw configError('stats.lane', lane, "must be 'write' or 'read'")

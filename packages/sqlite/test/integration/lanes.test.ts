@@ -102,6 +102,27 @@ describe('lanes on a WAL file', () => {
   })
 })
 
+describe('min applies per lane', () => {
+  it.each([
+    { min: 1, readers: 2, write: 1, read: 1 },
+    { min: 3, readers: 2, write: 1, read: 2 },
+  ])(
+    'min $min with $readers readers keeps $write writer(s) and $read reader(s) open; stats().min is what is kept open',
+    async ({ min, readers, write, read }) => {
+      const pool = createSqlitePool(tmp.file(`min-${min}.db`), { min, max: 4, name: 'min' }, { readers })
+      try {
+        await pool.query('select 1')
+        for (let i = 0; i < 100 && pool.stats().size < write + read; i++) await sleep(10)
+        expect(pool.stats('write')).toMatchObject({ min: write, size: write })
+        expect(pool.stats('read')).toMatchObject({ min: read, size: read })
+        expect(pool.stats()).toMatchObject({ min: write + read, size: write + read })
+      } finally {
+        await pool.close({ timeoutMs: 2_000 })
+      }
+    },
+  )
+})
+
 describe(':memory:', () => {
   it('has one connection that every lane and every transaction shares', async () => {
     const pool = createSqlitePool(':memory:', { max: 10 })
