@@ -92,6 +92,7 @@ export interface CloseOptions {
   /**
    * How long the work issued before `close()` may take to finish (callers still waiting for a
    * connection included) before waiting callers fail and leases still out are taken back. Default is `30000`.
+   * Destroying the connections after that gets what is left, but at least 1 s (see `close()`).
    */
   readonly timeoutMs?: number
 }
@@ -846,7 +847,11 @@ export class DatabasePool<out C = unknown> {
    *   handles refuse work with POOL_CLOSED) and their connections destroyed at once, all together (a
    *   busy Postgres connection's socket is destroyed, not ended gracefully: the statement in flight
    *   fails with CONNECTION_LOST, its outcome unknown when it may have committed);
-   * - then every connection is destroyed and the manager ended.
+   * - then every connection is destroyed (Postgres: an idle one gets its Terminate, each bounded by
+   *   `cancelTimeoutMs`) and the manager ended. Destroying the connections, the revoked ones
+   *   included, gets what is left of `timeoutMs`, but at least 1 s, so idle connections are still
+   *   closed cleanly with `timeoutMs: 0`: close() can return up to 1 s after `timeoutMs` (a server
+   *   that does not answer; `timedOut` is then true, and what is left finishes in the background).
    *
    * The report holds the revoked leases (with the acquirer's stack when leak detection is on), how
    * many waiting callers failed, and whether the deadline was hit. Background work (warm-up,
@@ -1321,12 +1326,17 @@ export class DatabasePool<out C = unknown> {
       heldForMs: Math.round(performance.now() - lease.acquiredAt),
       stack: lease.stack(),
     }))
-    // all at once: each destroy is bounded by the manager, and one busy connection must not hold up the next
-    await Promise.all(this.#activeLeases().map((lease) => this.#revoke(lease)))
     let timedOut = !drained
-    const remaining = Math.max(1_000, timeoutMs - (Date.now() - started))
+    const remaining = Math.max(CLOSE_GOODBYE_FLOOR_MS, timeoutMs - (Date.now() - started))
+    // the revokes all at once (each handle refuses work from the first step of #revoke on), so one
+    // busy connection does not hold up the next; tarn's destroy waits for their release
+    const revoked = Promise.all(this.#activeLeases().map((lease) => this.#revoke(lease)))
     try {
-      await withDeadline(Promise.all(this.#lanes().map((lane) => lane.tarn.destroy())), remaining, () => new Error('destroy deadline'))
+      await withDeadline(
+        revoked.then(() => Promise.all(this.#lanes().map((lane) => lane.tarn.destroy()))),
+        remaining,
+        () => new Error('destroy deadline'),
+      )
     } catch {
       timedOut = true
     }
@@ -1372,6 +1382,12 @@ export class DatabasePool<out C = unknown> {
     pool.dropDestroyed()
   }
 }
+
+/**
+ * The least time close() gives the destruction of its connections after the drain, whatever is left
+ * of `timeoutMs` (see `close()`): an idle connection's clean goodbye takes a round trip.
+ */
+const CLOSE_GOODBYE_FLOOR_MS = 1_000
 
 /** Connect failures of a replica (nothing ran on it): the read goes to another replica or the primary. */
 const REPLICA_DOWN_CODES: ReadonlySet<string> = new Set(['CONNECTION_FAILED', 'CONNECTION_LOST'])

@@ -198,6 +198,23 @@ describe('close(): work issued before close() runs to completion', () => {
     expect(manager.open).toHaveLength(0)
   })
 
+  it('a revoked connection whose destroy never ends does not hold close() past its last step`s deadline (timeoutMs, at least 1 s)', async () => {
+    const { pool, manager } = makePool({ min: 0, max: 1, acquireTimeoutMs: 10_000 })
+    // a connection whose goodbye never completes (a server that stopped answering)
+    manager.destroy = () => new Promise<void>(() => undefined)
+    let held = false
+    void pool
+      .withConnection(async () => {
+        held = true
+        await new Promise(() => undefined) // never finishes
+      })
+      .catch(() => undefined)
+    await waitFor(() => held)
+    const report = await pool.close({ timeoutMs: 50 })
+    expect(report.outstandingLeases).toHaveLength(1)
+    expect(report.timedOut).toBe(true)
+  })
+
   it('close() on an unused pool resolves at once', async () => {
     const { pool } = makePool({ min: 0 })
     const report = await pool.close({ timeoutMs: 10_000 })
