@@ -339,7 +339,7 @@ class PostgresListener implements PoolExtension {
         { backend: 'postgres', cause: failure ?? conn.brokenBy },
       )
       conn.markBroken(error)
-      const logged = this.#lost(conn)
+      const logged = this.#lost(conn, error)
       let unheard = false
       for (const set of this.#channels.values()) for (const subscription of set) if (!subscription.emit('error', error)) unheard = true
       if (unheard && !logged) this.#warn(`listen(${[...this.#channels.keys()].map((c) => JSON.stringify(c)).join(', ')}): ${error.message}`)
@@ -355,14 +355,14 @@ class PostgresListener implements PoolExtension {
     return this.#pool.traced(text, () => this.#run(conn, text))
   }
 
-  /** The connection is gone: reopened with backoff. True when the pool's logger got a line about it. */
-  #lost(conn: PostgresConnection): boolean {
+  /** The connection is gone (`reason`: why, else what broke it): reopened with backoff. True when the pool's logger got a line about it. */
+  #lost(conn: PostgresConnection, reason?: DatabaseError): boolean {
     if (this.#conn !== conn) return false
     this.#conn = undefined
     this.#lostAt ||= performance.now()
     const channels = [...this.#channels.keys()]
     const message = 'LISTEN connection lost; reconnecting (notifications sent until it is back are lost)'
-    const logged = this.#pool.log('warn', LOG_EVENT, message, { channels }, conn.brokenBy)
+    const logged = this.#pool.log('warn', LOG_EVENT, message, { channels }, reason ?? conn.brokenBy)
     void this.#manager.destroy(conn)
     this.#scheduleReconnect()
     return logged

@@ -120,6 +120,28 @@ describe('failed LISTEN reconnect attempts', () => {
     await proxy.start()
     await proxy.stop()
   })
+
+  it('a handler that throws with nobody listening to error: a logger line with a logger, else one process warning a minute', async () => {
+    const lines: Line[] = []
+    pool = poolOn(db.url, { min: 0, max: 1, name: 'listen-handler' }, { logger: capturingLogger(lines) })
+    const throwing = (): never => {
+      throw new Error('handler broke')
+    }
+    subs = [await listen(pool, 'handler_ch', throwing)]
+    for (let i = 0; i < 3; i++) await pool.query('select pg_notify($1, $2)', ['handler_ch', String(i)])
+    const handlerLines = (): Line[] => lines.filter((l) => l.obj.event === 'listen' && l.msg.includes('handler'))
+    await eventually(() => handlerLines().length === 3, 10_000, 'three logger lines')
+    expect((handlerLines()[0]!.obj.err as { code: string }).code).toBe('QUERY_FAILED')
+    expect(listenWarnings()).toEqual([])
+    await subs[0]!.unlisten()
+    await pool.close()
+    pool = poolOn(db.url, { min: 0, max: 1, name: 'listen-handler' })
+    subs = [await listen(pool, 'handler_ch', throwing)]
+    for (let i = 0; i < 3; i++) await pool.query('select pg_notify($1, $2)', ['handler_ch', String(i)])
+    await eventually(() => listenWarnings().length >= 1, 10_000, 'a process warning')
+    await sleep(300)
+    expect(listenWarnings()).toHaveLength(1)
+  })
 })
 
 describe('the LISTEN connection behind a silent partition (no RST, no FIN: bytes just stop)', () => {
