@@ -1105,11 +1105,13 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
 const READ_ONLY_BEGIN = 'BEGIN DEFERRED /* dbpool: read only */'
 
 // leading blanks and comments, then the keyword
-const ROLLBACK_TO = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*rollback(?:\s+transaction)?\s+to\b/i
-const ROLLBACK = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*rollback\b/i
-const COMMITS_TRANSACTION = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:commit|end)\b/i
-const COMMITS = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:commit|end|release)\b/i
-const CONTROLS = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:begin|rollback|savepoint)\b/i
+// block comments match one way only (SQLite's: to the first "*/"); the lazy [\s\S]*? form let a run of
+// comments split in exponentially many ways when the word did not follow
+const ROLLBACK_TO = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\/)*rollback(?:\s+transaction)?\s+to\b/i
+const ROLLBACK = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\/)*rollback\b/i
+const COMMITS_TRANSACTION = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\/)*(?:commit|end)\b/i
+const COMMITS = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\/)*(?:commit|end|release)\b/i
+const CONTROLS = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\/)*(?:begin|rollback|savepoint)\b/i
 
 /** Classifies a statement once, when it is prepared (`readonly` is SQLite's sqlite3_stmt_readonly). */
 function statementKind(text: string, readonly: boolean): StatementKind {

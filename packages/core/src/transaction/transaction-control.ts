@@ -2,12 +2,13 @@ import type { Backend } from '../driver/connection-manager'
 import { splitSqlStatements } from '../migrations/sql-splitter'
 import type { SqlFragment } from '../sql/sql'
 
-// a cheap look first: one of these words at the start of the text or after a `;` (comments
-// skipped). Only texts that pass are split (which also rules out matches inside strings); a CASE
-// ... END or a start_date column never gets that far.
-const CONTROL_START = /(?:^|;)\s*(?:(?:--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)\s*)*(?:commit|end|rollback|abort|begin|start|prepare)\b/i
-// the same for a text without `;` (one statement: only its start matters), without scanning the rest
-const CONTROL_LEADING = /^\s*(?:(?:--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)\s*)*(?:commit|end|rollback|abort|begin|start|prepare)\b/i
+// a cheap look first, linear in the text (no regular expression over comments: a lazy comment pattern
+// repeated split a run of comments in exponentially many ways when the match failed): a text without
+// `;` is one statement, only its first word counts; with `;`, one of the words anywhere after the
+// first `;` sends it to the exact split (which also rules out matches inside strings and comments).
+// A CASE ... END or a start_date column in a single statement never gets that far.
+const CONTROL_WORDS: ReadonlySet<string> = new Set(['commit', 'end', 'rollback', 'abort', 'begin', 'start', 'prepare'])
+const CONTROL_WORD = /\b(?:commit|end|rollback|abort|begin|start|prepare)\b/i
 
 /**
  * The statement of `text` that would end or begin a transaction, by its first words (comments,
@@ -22,7 +23,9 @@ const CONTROL_LEADING = /^\s*(?:(?:--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)\s*)*(?:com
  * @returns The first words naming the statement (`'COMMIT'`, `'ROLLBACK'`, `'PREPARE TRANSACTION'`), or undefined.
  */
 export function transactionControlStatement(text: string, backend: Backend): string | undefined {
-  if (!(text.includes(';') ? CONTROL_START : CONTROL_LEADING).test(text)) return undefined
+  const semicolon = text.indexOf(';')
+  const leading = CONTROL_WORDS.has(leadingWord(text, backend === 'postgres'))
+  if (!leading && (semicolon < 0 || !CONTROL_WORD.test(semicolon === 0 ? text : text.slice(semicolon)))) return undefined
   for (const { head } of splitSqlStatements(text, backend)) {
     const statement = transactionControlOf(head)
     if (statement !== undefined) return statement
@@ -59,4 +62,40 @@ export function transactionControlOf(head: readonly string[]): string | undefine
 /** The text of what `query()` received, for {@link transactionControlStatement}. */
 export function queryText(query: SqlFragment | string, backend: Backend): string {
   return typeof query === 'string' ? query : query.compile(backend).text
+}
+
+/**
+ * The first word of `text`, lower-cased, after blanks and comments (`--` to the end of the line;
+ * block comments nest when `nested`, as on Postgres, and end at the first `*\/` on SQLite), or `''`.
+ * Reads each character once.
+ */
+function leadingWord(text: string, nested: boolean): string {
+  const length = text.length
+  let i = 0
+  for (;;) {
+    while (i < length && /\s/.test(text[i]!)) i++
+    if (text.startsWith('--', i)) {
+      const newline = text.indexOf('\n', i + 2)
+      if (newline < 0) return ''
+      i = newline + 1
+    } else if (text.startsWith('/*', i)) {
+      let depth = 1
+      i += 2
+      while (i < length && depth > 0) {
+        if (text.startsWith('*/', i)) {
+          depth--
+          i += 2
+        } else if (nested && text.startsWith('/*', i)) {
+          depth++
+          i += 2
+        } else i++
+      }
+      if (depth > 0) return ''
+    } else break
+  }
+  let end = i
+  while (end < length && /[A-Za-z]/.test(text[end]!)) end++
+  // a word goes on with a letter, digit or "_"
+  if (end < length && /\w/.test(text[end]!)) return ''
+  return text.slice(i, end).toLowerCase()
 }

@@ -24,7 +24,22 @@ describe('transactionControlStatement: statements that would end or begin the tr
     ['prepare q as select 1', 'postgres', undefined],
     ['create trigger tr after insert on t begin insert into u values (1); end', 'sqlite', undefined],
     ['do $$ begin perform 1; end $$', 'postgres', undefined],
+    // block comments nest on Postgres, not on SQLite
+    ['/* a /* b */ c */ commit', 'postgres', 'COMMIT'],
+    ['/* a /* b */ commit', 'sqlite', 'COMMIT'],
+    ['/* a /* b */ commit', 'postgres', undefined],
+    ['/**/'.repeat(8) + 'rollback', 'sqlite', 'ROLLBACK'],
   ])('%j (%s) -> %s', (text, backend, expected) => {
     expect(transactionControlStatement(text, backend)).toBe(expected)
+  })
+
+  it('reads 1 MB adversarial texts (linear: the old comment expression backtracked exponentially on a run of comments)', () => {
+    // 40 comments before a word that is no control word: the old pre-check tried 2^40 ways to split them
+    for (const backend of ['postgres', 'sqlite'] as const) {
+      expect(transactionControlStatement(`${'/**/'.repeat(40)}select 1`, backend)).toBeUndefined()
+      expect(transactionControlStatement(`${'/**/'.repeat(250_000)}select 1`, backend)).toBeUndefined()
+      expect(transactionControlStatement(`select 1;${'/**/'.repeat(250_000)}commit`, backend)).toBe('COMMIT')
+      expect(transactionControlStatement(`select 1${';/*'.repeat(300_000)}`, backend)).toBeUndefined()
+    }
   })
 })

@@ -53,6 +53,22 @@ describe('bad input', () => {
     }
   })
 
+  it('a statement behind a long run of comments runs (its classification is linear; it backtracked exponentially)', async () => {
+    const pool = createSqlitePool(tmp.file('comments.db'))
+    try {
+      // 40 comments: 2^40 ways for the old leading-comment expressions to split them before failing
+      expect((await pool.query(`${'/**/'.repeat(40)}select 1 as n`)).rows).toEqual([{ n: 1 }])
+      expect((await pool.query(`${'/* c */ -- d\n'.repeat(50_000)}select 2 as n`)).rows).toEqual([{ n: 2 }])
+      await pool.transaction(async (tx) => {
+        await tx.query('create table c (x integer)')
+        await tx.query(`${'/**/'.repeat(40)}insert into c values (1)`)
+      })
+      expect((await pool.query('select count(*) as n from c')).rows).toEqual([{ n: 1 }])
+    } finally {
+      await pool.close()
+    }
+  })
+
   it('a read-only pool answers a write with READ_ONLY', async () => {
     const path = tmp.file('ro-option.db')
     await makeDatabase(path, 5)
