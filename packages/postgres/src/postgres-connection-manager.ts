@@ -142,8 +142,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   readonly #live = new Set<PostgresConnection>()
   /** The server (`host:port`) the latest write-lane connection reached. */
   #current: string | undefined
-  /** A replica's manager: its sessions are read-only (REPLICA_SESSION_OPTIONS) and must reach a standby. */
-  #standby = false
+  /** A manager of read-lane connections (a replica's, the primary's read-only one): its sessions are read-only (REPLICA_SESSION_OPTIONS). */
+  #readOnlySession = false
+  /**
+   * With replicas (not behind PgBouncer, which refuses the startup option that makes a session
+   * read-only): read-only connections to the primary, read target `replicas.length`
+   * (`lanes.readOnlyFallback`), for read-lane work no replica may serve.
+   */
+  readonly #primaryReader: PostgresConnectionManager | undefined
 
   constructor(
     config: DatabaseConfig | DatabaseOptions | string,
@@ -165,11 +171,15 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     ) as PostgresManagerOptions
     this.#replicaManagers = this.replicaOptions.replicas.map((replica) => {
       const manager = new PostgresConnectionManager(replica, { ...perReplica, replicas: [] }, defaults)
-      manager.#standby = true
+      manager.#readOnlySession = true
       return manager
     })
     const readTargets = this.#replicaManagers.map((m) => hostLabel(m.config.host, m.config.port))
-    this.lanes = readTargets.length > 0 ? { readers: 0, readTargets } : { readers: 0 }
+    if (readTargets.length > 0 && !this.options.pgbouncer) {
+      this.#primaryReader = new PostgresConnectionManager(this.config, { ...perReplica, replicas: [] }, defaults)
+      this.#primaryReader.#readOnlySession = true
+    }
+    this.lanes = readTargets.length > 0 ? { readers: 0, readTargets, readOnlyFallback: this.#primaryReader !== undefined } : { readers: 0 }
     this.readYourWrites = readTargets.length > 0 && this.replicaOptions.readYourWrites
     this.maxReplicaLagMs = this.replicaOptions.maxReplicaLagMs
     if (readTargets.length > 0 && this.replicaOptions.readRouting === 'auto')
@@ -246,6 +256,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    */
   async connect(lane: Lane, hooks: ConnectionHooks, target?: number): Promise<PostgresConnection> {
     if (lane === 'read' && target !== undefined) {
+      if (target === this.#replicaManagers.length && this.#primaryReader) {
+        // read-lane work on the primary: read-only, so a write fails there as on a replica
+        const conn = await this.#primaryReader.connect('read', hooks)
+        conn.onReplica = true
+        return conn
+      }
       const replica = this.#replicaManagers[target]
       if (!replica) throw new DatabaseError('CONFIGURATION', `there is no replica ${target} (${this.#replicaManagers.length} configured)`)
       const conn = await replica.connect('read', hooks)
@@ -788,7 +804,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       idle_in_transaction_session_timeout: (!options.pgbouncer && config.idleInTransactionTimeoutMs) || undefined,
       lock_timeout: (!options.pgbouncer && config.lockTimeoutMs) || undefined,
       connectionTimeoutMillis: this.#hostTimeoutMs,
-      options: this.#standby && !options.pgbouncer ? [config.options, REPLICA_SESSION_OPTIONS].filter(Boolean).join(' ') : config.options,
+      options:
+        this.#readOnlySession && !options.pgbouncer ? [config.options, REPLICA_SESSION_OPTIONS].filter(Boolean).join(' ') : config.options,
       keepAlive: config.keepAlive,
       keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs,
       types: this.#types,

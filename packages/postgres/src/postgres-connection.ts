@@ -68,7 +68,10 @@ export class PostgresConnection implements ReferencedHandle {
    * outlives the lease, until `sessionReset: 'clean'` resets the session.
    */
   sessionReadOnlyByApp = false
-  /** @internal A read-lane connection to a read replica: a 25006 there is the application's write on a standby, never a failover. */
+  /**
+   * @internal A read-lane connection (to a read replica, or the primary's read-only one used when no
+   * replica may serve): a 25006 there is the application's write on the read lane, never a failover.
+   */
   onReplica = false
   /**
    * @internal The last server error of a statement on this connection since the last statement that

@@ -122,9 +122,10 @@ export function replicaStatusOf(row: Record<string, unknown> | undefined): Repli
 }
 
 /**
- * What a replica connection's session is given at startup (libpq `options`): every transaction on it
- * is read-only, so a write sent to the read lane fails with READ_ONLY (25006) even on a server that
- * was promoted since the last status query, as it does on a standby. Not sent through PgBouncer,
- * which refuses the startup parameter `options`.
+ * What a read-lane connection's session is given at startup (libpq `options`), on a replica and on
+ * the primary's read-only pool (read-lane work no replica may serve): every transaction on it is
+ * read-only, so a write sent to the read lane fails with READ_ONLY (25006) wherever it runs: on a
+ * standby, on a server promoted since the last status query, on the primary. Not sent through
+ * PgBouncer, which refuses the startup parameter `options` (then there is no read-only primary pool).
  */
 export const REPLICA_SESSION_OPTIONS = '-c default_transaction_read_only=on'

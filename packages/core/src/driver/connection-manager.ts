@@ -128,6 +128,13 @@ export interface LaneLayout {
    * opens a connection to target `i`. See the pool's `replicas` behaviour in docs/architecture.md.
    */
   readonly readTargets?: readonly string[]
+  /**
+   * With `readTargets`: `connect('read', hooks, readTargets.length)` opens a **read-only** connection
+   * to the primary (Postgres: a session with `default_transaction_read_only=on`), on which read-lane
+   * work runs when no replica may serve it, so a write there fails with READ_ONLY as on a replica.
+   * Without it, that work runs on the write lane. Default: `false`.
+   */
+  readonly readOnlyFallback?: boolean
 }
 
 /**

@@ -524,7 +524,7 @@ export class DatabasePool<out C = unknown> {
     if (replicas.checksConnections) return this.#queryOnLease<R>('read', compiled, undefined)
     const pool = replicas.choose() ?? this.#write
     const running = this.#sharing!.run<R>(pool, compiled)
-    if (pool === this.#write) return running
+    if (pool === this.#write || replicas.isPrimary(pool)) return running
     return running.catch((err: unknown) => {
       if (!DatabaseError.is(err) || !REPLICA_DOWN_CODES.has(err.code) || this.#state !== 'open') throw err
       replicas.failed(pool, err)
@@ -1004,13 +1004,14 @@ export class DatabasePool<out C = unknown> {
           throw BEHIND
         }) as T
       }
-      const acquiring = this.#acquireOn(pool, pool === this.#write ? lend : lendOnce, arg, signal, admitted, waitMs)
+      const onPrimary = pool === this.#write || replicas.isPrimary(pool)
+      const acquiring = this.#acquireOn(pool, onPrimary ? lend : lendOnce, arg, signal, admitted, waitMs)
       if (carried) {
         // ended once the next acquire holds its own, so close() never sees 0 in between
         carried = false
         this.#finished()
       }
-      if (pool === this.#write) return acquiring
+      if (onPrimary) return acquiring
       try {
         return await acquiring
       } catch (err) {

@@ -99,7 +99,8 @@ const TRANSACTION_CONTROL = /^\s*(begin|start\s+transaction|commit|end|rollback|
  * busy usable replica (fewest connections in use and waiting, relative to its size); a replica whose
  * connect fails, or whose lag measured in the keepalive pass exceeds `maxReplicaLagMs`, is taken out
  * (`replica` event) and probed again in each pass; with none usable, reads run on the primary
- * (`readFallback` event, once per spell, and a counter).
+ * (`readFallback` event, once per spell, and a counter): on its read-only pool when the manager
+ * offers one (`lanes.readOnlyFallback`), else on the write lane.
  *
  * `readYourWrites`: each write-lane lease that ran a statement not known to be read-only records the
  * primary's write position before its caller sees the result (at its release; on a lease the caller
@@ -114,6 +115,8 @@ const TRANSACTION_CONTROL = /^\s*(begin|start\s+transaction|commit|end|rollback|
 export class ReplicaSet {
   readonly #host: ReplicaHost
   readonly #targets: Target[]
+  /** Read-only connections to the primary (`lanes.readOnlyFallback`): read-lane work no replica serves; else `undefined` (the write lane). */
+  readonly #primary: LanePool<unknown> | undefined
   /** Statements judged read-only from their text that a standby refused as writes (see refusedOnReplica). */
   readonly #refused = new WeakSet<CompiledQuery>()
   /** The highest write position this process recorded (readYourWrites); {@link UNKNOWN} after a failed recording. */
@@ -136,24 +139,34 @@ export class ReplicaSet {
     return this.#host.readYourWrites
   }
 
-  constructor(host: ReplicaHost, labels: readonly string[], max: number, min: number, statusTimeoutMs = 5_000) {
+  constructor(host: ReplicaHost, labels: readonly string[], max: number, min: number, statusTimeoutMs = 5_000, readOnlyFallback = false) {
     this.#host = host
     this.#statusTimeoutMs = statusTimeoutMs
     this.#targets = labels.map((label, i) => new Target(label, new LanePool(host.laneHost, 'read', max, min, i)))
+    // opened only when needed (min 0): with healthy replicas it holds no connection
+    this.#primary = readOnlyFallback ? new LanePool(host.laneHost, 'read', max, 0, labels.length) : undefined
   }
 
-  /** Every replica's lane pool. */
+  /** Every replica's lane pool, and the primary's read-only one. */
   get pools(): LanePool<unknown>[] {
-    return this.#targets.map((t) => t.pool)
+    const pools = this.#targets.map((t) => t.pool)
+    if (this.#primary) pools.push(this.#primary)
+    return pools
   }
 
   /** The lane pool a read-lane connection belongs to. */
   poolOf(conn: PooledConnection<unknown>): LanePool<unknown> {
-    return (this.#targets[conn.target] as Target).pool
+    return conn.target === this.#targets.length ? this.#primary! : (this.#targets[conn.target] as Target).pool
+  }
+
+  /** Whether `pool` is the primary's read-only pool (not a replica: nothing to check, nothing to take out). */
+  isPrimary(pool: LanePool<unknown>): boolean {
+    return pool === this.#primary
   }
 
   /**
-   * Where the next read-lane acquire goes: a replica's pool, or `undefined` for the primary. With
+   * Where the next read-lane acquire goes: a replica's pool, or the primary's read-only pool
+   * (`undefined` without one: the write lane). With
    * `readYourWrites` after a write, a replica known (from one of its connections) to have replayed it
    * first, else the least busy one: the connection handed out is checked by {@link check}; `skip`:
    * the replicas whose connection was found behind for this read (none left: the primary).
@@ -164,7 +177,7 @@ export class ReplicaSet {
       candidates = candidates.filter((t) => !skip.has(t.pool))
       if (candidates.length === 0) {
         this.#readsOnPrimaryForWrites++
-        return undefined
+        return this.#primary
       }
     }
     if (candidates.length === 0) return this.#onPrimary()
@@ -173,7 +186,7 @@ export class ReplicaSet {
     if (this.#written === UNKNOWN) {
       // no replica can be shown to have it: asking them would only add round trips
       this.#readsOnPrimaryForWrites++
-      return undefined
+      return this.#primary
     }
     return this.#onReplica(candidates.find((t) => t.position >= this.#written) ?? (candidates[0] as Target))
   }
@@ -341,13 +354,13 @@ export class ReplicaSet {
     return target.pool
   }
 
-  #onPrimary(): undefined {
+  #onPrimary(): LanePool<unknown> | undefined {
     this.#readsOnPrimaryFallback++
     if (!this.#fallingBack) {
       this.#fallingBack = true
       this.#host.emitFallback({ replicas: this.#targets.map((t) => ({ replica: t.label, reason: t.reason ?? 'unreachable' })) })
     }
-    return undefined
+    return this.#primary
   }
 
   /**
@@ -416,5 +429,12 @@ export function createReplicaSet(
     writePosition: manager.writePosition ? (native, ms) => manager.writePosition!(native, ms) : unsupported('writePosition()'),
     ...emit,
   }
-  return new ReplicaSet(host, targets, config.max, config.min, Math.min(config.createTimeoutMs, 5_000))
+  return new ReplicaSet(
+    host,
+    targets,
+    config.max,
+    config.min,
+    Math.min(config.createTimeoutMs, 5_000),
+    manager.lanes.readOnlyFallback === true,
+  )
 }

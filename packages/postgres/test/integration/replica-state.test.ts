@@ -87,9 +87,12 @@ suite("a replica's state (restarted, promoted)", () => {
 
     // the idle read-lane connection reaches the promoted server: its session is read-only, the write fails there
     await expect(quiet.query("insert into acct values (1, 'ada')", [], { lane: 'read' })).rejects.toMatchObject({ code: 'READ_ONLY' })
-    // the server reported in_hot_standby = off: that connection is not reused; a new one finds no standby
-    const rows = await quiet.query<{ r: boolean }>('select pg_is_in_recovery() as r', [], { lane: 'read' })
-    expect(rows.rows[0]?.r).toBe(false) // on the primary: the read lane has no usable replica
+    // the server reported in_hot_standby = off with that statement's ReadyForQuery: its connection is
+    // evicted (a statement issued before that message was read may still share it); a new one finds no standby
+    const primaryPort = Number(new URL(cluster.primaryUrl).port)
+    const served = async () =>
+      (await quiet.query<{ port: number }>('select inet_server_port() as port', [], { lane: 'read' })).rows[0]?.port
+    await eventually(async () => (await served()) === primaryPort, 5_000, 'read-lane reads on the primary')
     expect(quietStates).toEqual([expect.objectContaining({ usable: false, reason: 'not-standby' })])
     expect(quiet.replicaStats()?.replicas[0]).toMatchObject({ usable: false, reason: 'not-standby' })
     // an auto-routed statement that writes through a view runs on the primary, not on the promoted server
@@ -99,6 +102,8 @@ suite("a replica's state (restarted, promoted)", () => {
     await eventually(() => probedStates.length > 0, 10_000, 'the replica event')
     expect(probedStates[0]).toMatchObject({ usable: false, reason: 'not-standby' })
     expect(probed.replicaStats()?.replicas[0]).toMatchObject({ usable: false, reason: 'not-standby', size: 0 })
+    // read-lane work on the primary is read-only too: the same write fails the same way
+    await expect(probed.query("insert into acct values (2, 'bob')", [], { lane: 'read' })).rejects.toMatchObject({ code: 'READ_ONLY' })
 
     // nothing was written on the promoted server; the view's write went to the primary
     const onPromoted = await admin(cluster.replicaUrls[0]!, async (c) => (await c.query<{ id: number }>('select id from acct')).rows)
