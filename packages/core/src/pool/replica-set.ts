@@ -230,7 +230,7 @@ export class ReplicaSet {
 
   /**
    * A read-lane acquire on `pool` failed before anything ran (CONNECTION_FAILED...): the replica is
-   * out (`not-standby` when the connect found a server that is not in recovery, see {@link notStandby}).
+   * out (`not-standby` when the connect found a server that is not in recovery: `detail.standby: false`).
    */
   failed(pool: LanePool<unknown>, error: DatabaseError): void {
     const target = this.#targets.find((t) => t.pool === pool)
