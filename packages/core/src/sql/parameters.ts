@@ -70,7 +70,8 @@ export function isPlainObject(value: object): boolean {
  *   vanishes), invalid Dates (`null`), Buffers, typed arrays and `DataView`s (`{"type":"Buffer",...}`
  *   or an object of indices), objects whose contents it drops (`Map`, `Set`, `RegExp`, `Error`,
  *   `ArrayBuffer`, ...: `{}`), class instances without a `toJSON()` (a plain object of their own
- *   properties, the class lost; boxed primitives are written as their primitive), and cycles.
+ *   properties, the class lost; boxed primitives are written as their primitive, and a boxed
+ *   `new Number(NaN)` / `±Infinity` is refused like an unboxed one), and cycles.
  * Plain objects (prototype `Object.prototype` or `null`) and arrays are written as JSON.stringify
  * does; `toJSON()` is honoured (a valid Date becomes its ISO text; a class that defines one chose its
  * JSON form).
@@ -113,10 +114,17 @@ export function jsonParameterText(value: unknown, position: number, backend: Err
           return v
         }
         if (!isJsonObject(v)) {
+          // a boxed primitive: JSON.stringify writes its primitive (a boxed NaN as null), so check that
+          if (isBoxedPrimitive(v)) {
+            const primitive = unbox(v)
+            if (typeof primitive === 'number' && !Number.isFinite(primitive))
+              problem ??= `holds a boxed ${describeValue(primitive)} (new Number(${primitive})) at ${where(key)}, which JSON cannot represent`
+            return primitive
+          }
           const lost = contentsLostInJson(v)
           if (lost !== undefined)
             problem ??= `holds a ${lost} at ${where(key)}, whose contents JSON.stringify would drop: convert it first (Object.fromEntries(map), [...set], ${BYTES_HINT}, String(regexp))`
-          else if (typeof (v as { toJSON?: unknown }).toJSON !== 'function' && !isBoxedPrimitive(v))
+          else if (typeof (v as { toJSON?: unknown }).toJSON !== 'function')
             problem ??= `holds a class instance (${describeValue(v)}) at ${where(key)}, which JSON.stringify would write as a plain object of its own properties: pass a plain object (or give the class a toJSON())`
         }
         return v
@@ -196,6 +204,17 @@ function isJsonObject(value: object): boolean {
 function isBoxedPrimitive(value: object): boolean {
   const tag = Object.prototype.toString.call(value)
   return tag === '[object String]' || tag === '[object Number]' || tag === '[object Boolean]'
+}
+
+/**
+ * The primitive JSON.stringify writes for a boxed one, read as it reads it (ECMA-262 SerializeJSONProperty:
+ * ToNumber for a Number, ToString for a String, the internal value for a Boolean), so it is read once, here.
+ */
+function unbox(value: object): number | string | boolean {
+  const tag = Object.prototype.toString.call(value)
+  if (tag === '[object Number]') return Number(value)
+  if (tag === '[object String]') return String(value)
+  return Boolean.prototype.valueOf.call(value)
 }
 
 function isInvalidDate(value: unknown): boolean {

@@ -39,6 +39,10 @@ describe('jsonParameterText', () => {
 
   it.each([
     [{ a: NaN }, /number NaN at key "a"/],
+    // boxed: JSON.stringify writes the primitive, a boxed NaN / Infinity as null
+    [{ a: Object(NaN) as unknown }, /boxed number NaN \(new Number\(NaN\)\) at key "a"/],
+    [[Object(-Infinity) as unknown], /boxed number -Infinity .*at key "0"/],
+    [Object(Infinity) as unknown, /boxed number Infinity .*at the top level/],
     [[1, Infinity], /number Infinity/],
     [{ f: () => 1 }, /function at key "f"/],
     [[undefined], /undefined/],

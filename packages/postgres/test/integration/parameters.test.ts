@@ -155,6 +155,9 @@ describe('refused before sending; the connection stays usable', () => {
   it.each<[string, string, unknown[], string]>([
     ['NaN', 'select $1::float8', [Number.NaN], 'INVALID_PARAMETER'],
     ['NaN inside an array', 'select $1::float8[]', [[1, Number.NaN]], 'INVALID_PARAMETER'],
+    // JSON.stringify writes a boxed NaN / Infinity as null, like an unboxed one
+    ['a boxed NaN inside sql.json', 'select $1::jsonb', [sql.json({ n: new Number(Number.NaN) })], 'INVALID_PARAMETER'],
+    ['a boxed Infinity inside a plain object', 'select $1::jsonb', [{ n: [new Number(Infinity)] }], 'INVALID_PARAMETER'],
     ['a Map', 'select $1::text', [new Map()], 'INVALID_PARAMETER'],
     ['a class instance', 'select $1::text', [new URL('https://example.com')], 'INVALID_PARAMETER'],
     ['a string with U+0000', 'select $1::text', ['a\u0000b'], 'INVALID_PARAMETER'],

@@ -95,6 +95,9 @@ describe('parameters on a SQLite file', () => {
     ['a Float64Array', new Float64Array([1]), 'Float64Array'],
     ['a function', () => 1, 'function'],
     ['a symbol', Symbol('x'), 'symbol'],
+    // JSON.stringify writes a boxed NaN / Infinity as null, like an unboxed one
+    ['a boxed NaN inside sql.json', sql.json({ n: new Number(NaN) }), 'object'],
+    ['a boxed -Infinity inside a plain object', { n: [new Number(-Infinity)] }, 'object'],
   ])('refuses %s with INVALID_PARAMETER naming position and type; nothing runs; the writer stays usable', async (_, value, type) => {
     const before = await count()
     const err = await failure(pool.query(sql`insert into t (id, v) values (${++id}, ${value})`))
