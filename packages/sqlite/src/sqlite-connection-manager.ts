@@ -71,8 +71,11 @@ interface CachedStatement {
   readonly star: boolean
   /** Returns rows and writes nothing: it may run again (see {@link IntegerReading}). */
   readonly rereadable: boolean
-  /** `PRAGMA schema_version` when its columns were last checked after a run (-1: never). */
-  checkedAt: number
+  /**
+   * The connection's schema versions when its columns were last checked after a run (-1: never): main's
+   * `PRAGMA schema_version`, or every schema's (see {@link ConnectionState.schemas}) as one string.
+   */
+  checkedAt: number | string
   /** The statement may still hold a plan older than {@link checkedAt}: check its columns after the next run too. */
   recheck: boolean
 }
@@ -132,6 +135,15 @@ interface ConnectionState {
   busy: unknown
   /** `PRAGMA schema_version` (numbers), prepared when a statement that can expand a `*` first runs. */
   schemaVersion: Statement | undefined
+  /**
+   * A text prepared or run on it may have attached a database or created a temp object (it contains
+   * `temp` or `tach`, see {@link mayAddSchema}): the `*` check then reads the schema version of every
+   * schema (`PRAGMA database_list`), not main's alone. Never cleared (a false alarm costs a few µs per
+   * run of a statement with a `*`, nothing else).
+   */
+  schemas: boolean
+  /** `PRAGMA database_list` and `PRAGMA "<schema>".schema_version` per schema, prepared when {@link schemas} is first needed. */
+  schemaStatements: { list: Statement; versions: Map<string, Statement> } | undefined
 }
 
 // how often (at most) a write looks at the -wal size
@@ -495,6 +507,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     try {
       params = sqliteParameters(query.params, this.#maxParameters)
       checkStatementText(query.text, 'sqlite')
+      if (!state.schemas && mayAddSchema(query.text)) state.schemas = true
       stmt = db.prepare(query.text)
       if (stmt.reader) checkColumns(stmt)
     } catch (err) {
@@ -732,6 +745,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       lastAttempt: false,
       busy: undefined,
       schemaVersion: undefined,
+      schemas: false,
+      schemaStatements: undefined,
     })
     this.#open.add(db)
     if (this.#routeOnly !== undefined) this.#closeRouteOnly()
@@ -843,6 +858,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   #prepare(db: SqliteDatabase, state: ConnectionState, text: string): CachedStatement {
     // checked once per text, when it is first prepared: SQLite would ignore everything after a NUL
     checkStatementText(text, 'sqlite')
+    if (!state.schemas && mayAddSchema(text)) state.schemas = true
     const stmt = db.prepare(text)
     const { reader, readonly } = stmt
     // once per text, before it ever runs: a statement whose columns share a name is never cached
@@ -906,11 +922,17 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    * pragma per run (about 0.1 µs inside a transaction, 1.8 µs outside on a file, where it starts a read
    * transaction; 3.5 to 4.5 µs per point read through the pool, measured); `stmt.columns()`,
    * about 6 µs for 7 columns, only after a schema change. The plan may be older than the version
-   * read (a change between the run and the pragma): the next run is checked too.
+   * read (a change between the run and the pragma): the next run is checked too. On a connection
+   * that may have an attached database or temp objects ({@link ConnectionState.schemas}) every
+   * schema's version is read ({@link everySchemaVersion}): main's alone misses a change there.
    */
   #checkRanColumns(db: SqliteDatabase, state: ConnectionState, entry: CachedStatement): void {
-    state.schemaVersion ??= db.prepare('PRAGMA schema_version').pluck().safeIntegers(false)
-    const version = state.schemaVersion.get() as number
+    let version: number | string
+    if (state.schemas) version = everySchemaVersion(db, state)
+    else {
+      state.schemaVersion ??= db.prepare('PRAGMA schema_version').pluck().safeIntegers(false)
+      version = state.schemaVersion.get() as number
+    }
     if (version === entry.checkedAt && !entry.recheck) return
     entry.recheck = version !== entry.checkedAt
     entry.checkedAt = version
@@ -1139,6 +1161,40 @@ function checkColumns(stmt: Statement, ran = false): void {
  */
 function canExpandStar(text: string): boolean {
   return text.includes('*')
+}
+
+/**
+ * Whether a statement's text may attach a database or create an object in the temp schema (`ATTACH`,
+ * `CREATE TEMP TABLE`, `create table temp.t`...; `DETACH` too): SQLite keywords and schema names are
+ * ASCII, matched case-insensitively, so such a text holds `temp` or `tach` (a column named
+ * `temperature` makes the `*` check read every schema needlessly, never miss one). Checked when a
+ * text is prepared (a cache miss) or run as a script, never per run.
+ */
+function mayAddSchema(text: string): boolean {
+  return /temp|tach/i.test(text)
+}
+
+/**
+ * Every schema of the connection (main, temp, attached ones) with its file and `schema_version`, as
+ * one string: it changes when any of them changes, or when another file is attached under a name.
+ * Statements prepared once per connection and schema name (SQLite's table-valued
+ * `pragma_schema_version` reads main only).
+ */
+function everySchemaVersion(db: SqliteDatabase, state: ConnectionState): string {
+  const statements = (state.schemaStatements ??= { list: db.prepare('PRAGMA database_list').raw(), versions: new Map() })
+  let key = ''
+  for (const [, name, file] of statements.list.all() as [unknown, string, string][]) {
+    let version = statements.versions.get(name)
+    if (version === undefined) {
+      version = db
+        .prepare(`PRAGMA "${name.replaceAll('"', '""')}".schema_version`)
+        .pluck()
+        .safeIntegers(false)
+      statements.versions.set(name, version)
+    }
+    key += `${name.length}:${name}${file.length}:${file}=${String(version.get())};`
+  }
+  return key
 }
 
 function checkMode(mode: string): CheckpointMode {

@@ -86,4 +86,39 @@ describe('a `*` that gains a column of a name already in the result', () => {
       await pool.close()
     }
   })
+
+  // the check read main's schema_version only: a change in an attached database or in the temp schema went unseen
+  it('is refused after a change in an ATTACHed database (another process) or a TEMP table shadowing a main one', async () => {
+    const main = tmp.file(`cols-${++n}.db`)
+    const aux = tmp.file(`cols-${n}-aux.db`)
+    const seed = new Database(aux)
+    seed.exec(`create table p (id integer primary key, name text); create table c (id integer primary key, pid int, note text)`)
+    seed.exec(`insert into p values (1, 'parent'); insert into c values (1, 1, 'n')`)
+    seed.close()
+    const pool = createSqlitePool(main, { name: 'cols', acquireTimeoutMs: 2_000 }, { readers: 0 })
+    try {
+      await pool.query(`attach database '${aux}' as aux`)
+      const q = 'select c.*, p.name from aux.c c join aux.p p on p.id = c.pid'
+      for (let i = 0; i < 2; i++) expect((await pool.query(q)).rows).toEqual([{ id: 1, pid: 1, note: 'n', name: 'parent' }])
+      const other = new Database(aux)
+      other.exec(`alter table c add column name text default 'CHILD-NAME'`)
+      other.close()
+      await expect(pool.query(q)).rejects.toMatchObject({ code: 'SYNTAX_ERROR', detail: { column: 'name' } })
+
+      await pool.query('create table m (id integer primary key, v text)')
+      await pool.query(`insert into m values (1, 'main-v')`)
+      await pool.query('create table k (id integer primary key, w text)')
+      await pool.query(`insert into k values (1, 'k-w')`)
+      const q2 = 'select m.*, k.w from m join k on k.id = m.id'
+      for (let i = 0; i < 2; i++) expect((await pool.query(q2)).rows).toEqual([{ id: 1, v: 'main-v', w: 'k-w' }])
+      await pool.query('create temp table m (id integer primary key, v text, w text)')
+      await pool.query(`insert into temp.m values (1, 'temp-v', 'TEMP-W')`)
+      await expect(pool.query(q2)).rejects.toMatchObject({ code: 'SYNTAX_ERROR', detail: { column: 'w' } })
+      // detached: the statement over it fails to prepare again, as any statement naming a missing table
+      await pool.query('detach database aux')
+      await expect(pool.query(q)).rejects.toMatchObject({ code: 'SYNTAX_ERROR' })
+    } finally {
+      await pool.close()
+    }
+  })
 })
