@@ -3,7 +3,7 @@ import Cursor from 'pg-cursor'
 import { DatabaseError, type RowCursor } from '@dbpool/core'
 import type { PostgresConnection } from './postgres-connection'
 import { resultColumnsError } from './postgres-columns'
-import { StatementProgress } from './postgres-outcome'
+import { mayHaveCommitted, StatementProgress } from './postgres-outcome'
 import type { PgQuery } from './postgres-params'
 
 /** @internal What a cursor needs from its manager. */
@@ -50,6 +50,8 @@ export class PostgresCursor<R> implements RowCursor<R> {
   #inTransaction = false
   /** The first read was issued: its row description is checked for columns of one name. */
   #checked = false
+  /** Outside a transaction: a ReadyForQuery `I` answered the Sync that ended the portal (its work committed). */
+  #committed = false
 
   constructor(conn: PostgresConnection, query: PgQuery, batchSize: number, hooks: PostgresCursorHooks) {
     this.#conn = conn
@@ -75,6 +77,8 @@ export class PostgresCursor<R> implements RowCursor<R> {
           if (this.#columnsError(cursor) !== undefined) return this.#refuse(cursor)
         }
         if (rows.length === 0) this.#done = true
+        // the read settles at the ReadyForQuery that answers the Sync sent at CommandComplete
+        if (this.#synced(cursor)) this.#noteCommit()
         return rows
       },
       (err: unknown) => {
@@ -99,9 +103,37 @@ export class PostgresCursor<R> implements RowCursor<R> {
         resolve()
       }, this.#hooks.closeTimeoutMs)
     })
-    return Promise.race([this.#untilLost(closing).catch((err: unknown) => void this.#hooks.fail(err)), deadline]).finally(() =>
-      clearTimeout(timer),
+    const closed = this.#untilLost(closing).then(
+      () => this.#noteCommit(),
+      (err: unknown) => void this.#hooks.fail(err),
     )
+    return Promise.race([closed, deadline]).finally(() => clearTimeout(timer))
+  }
+
+  /**
+   * What became of a statement that may write ({@link mayHaveCommitted}) run outside a transaction,
+   * once the stream ended: `'committed'` when a ReadyForQuery `I` answered the Sync that ended its
+   * portal (pg-cursor sends Close and Sync at CommandComplete, or when the cursor is closed early:
+   * the implicit transaction then commits what the portal did: an `INSERT ... RETURNING` ran whole at
+   * the first Execute); `'unknown'` when that Sync was sent but the connection was lost before its
+   * answer; undefined when the connection was closed before the Sync (the server rolls the implicit
+   * transaction back with the session), the statement failed, reads, or ran inside a transaction.
+   */
+  outcome(): 'committed' | 'unknown' | undefined {
+    const cursor = this.#cursor
+    if (cursor === undefined || this.#inTransaction || !mayHaveCommitted(this.#query.text, false)) return undefined
+    if (this.#committed) return 'committed'
+    return this.#synced(cursor) ? 'unknown' : undefined
+  }
+
+  /** pg-cursor sent the Sync that ends the portal's implicit transaction (its state is then `done`, never `error`). */
+  #synced(cursor: Cursor<R>): boolean {
+    return (cursor as unknown as { state?: string }).state === 'done'
+  }
+
+  /** A ReadyForQuery was just seen for the cursor's Sync: `I` outside a transaction means its work committed. */
+  #noteCommit(): void {
+    if (!this.#inTransaction && this.#conn.client.getTransactionStatus() === 'I') this.#committed = true
   }
 
   abandon(reason: DatabaseError): DatabaseError {
@@ -162,7 +194,7 @@ export class PostgresCursor<R> implements RowCursor<R> {
    */
   #progress(cursor: Cursor<R>): StatementProgress {
     const progress = new StatementProgress()
-    const synced = (cursor as unknown as { state?: string }).state === 'done'
+    const synced = this.#synced(cursor)
     progress.sent = synced
     progress.completed = synced ? 1 : 0
     progress.inTransaction = this.#inTransaction

@@ -64,6 +64,10 @@ export class SqliteCursor<R> implements RowCursor<R> {
   #started = false
   #done = false
   #checked = false
+  /** A statement that writes, started outside a transaction (auto-commit): decided before its first step. */
+  #autoCommitWrite = false
+  /** Its first batch ran: SQLite made every change of a write at that first step. */
+  #ran = false
 
   constructor(stmt: Statement, params: readonly unknown[], batchSize: number, hooks: SqliteCursorHooks) {
     this.#stmt = stmt
@@ -80,6 +84,7 @@ export class SqliteCursor<R> implements RowCursor<R> {
     }
     const first = !this.#started
     this.#started = true
+    if (first) this.#autoCommitWrite = !this.#stmt.readonly && !this.#stmt.database.inTransaction
     let rows: unknown[]
     try {
       rows = this.#batch()
@@ -122,6 +127,16 @@ export class SqliteCursor<R> implements RowCursor<R> {
     return waitForLock(attempt, final, { busyTimeoutMs: this.#hooks.busyTimeoutMs }, () => last)
   }
 
+  /**
+   * `'committed'` once the first batch of a statement that writes, started outside a transaction,
+   * ran: SQLite makes every change of an `INSERT ... RETURNING` at its first step, and the auto-commit
+   * statement commits them when it is reset (the cursor's `close()`), however early the stream ends.
+   * Undefined for a read, inside a transaction (the owner commits or rolls back), or before it ran.
+   */
+  outcome(): 'committed' | undefined {
+    return this.#ran && this.#autoCommitWrite ? 'committed' : undefined
+  }
+
   close(): void {
     if (this.#done) return
     this.#done = true
@@ -141,6 +156,7 @@ export class SqliteCursor<R> implements RowCursor<R> {
       if (!this.#stmt.reader) {
         // a statement that returns no rows (an INSERT without RETURNING): it runs, the stream is empty
         runStatement(this.#stmt, this.#params)
+        this.#ran = true
         this.close()
         return []
       }
@@ -160,6 +176,8 @@ export class SqliteCursor<R> implements RowCursor<R> {
       rows.push(next.value)
       if ((rows.length & 63) === 0 && performance.now() > until) break
     }
+    // its first step did not throw: a write made its changes
+    this.#ran = true
     if (check !== undefined) {
       // the plan that ran (a reset, at the end of the rows, keeps it)
       this.#checked = true

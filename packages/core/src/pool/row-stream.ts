@@ -1,5 +1,6 @@
 import { checkEnum, checkInteger, configError, rejectUnknownKeys, requireObject, MAX_TIMER_MS } from '../config/validate'
 import { DatabaseError } from '../errors/database-error'
+import { OUTCOME_COMMITTED } from '../errors/error-outcome'
 import type { Backend, ConnectedServer, ConnectionManager, Lane, RowCursor } from '../driver/connection-manager'
 import type { CompiledQuery } from '../sql/sql'
 import type { Lease } from './lease'
@@ -130,7 +131,10 @@ export class StreamSupport {
  * Errors (rejections of `next()`): CONFIGURATION for invalid options or a manager that cannot
  * stream; the parameter contract of `pool.query()` (INVALID_PARAMETER, SYNTAX_ERROR, nothing sent);
  * the statement's own errors, mapped; QUERY_TIMEOUT / QUERY_CANCELLED from `timeoutMs` / `signal`;
- * ACQUIRE_TIMEOUT, POOL_CLOSED as for `pool.query()`.
+ * ACQUIRE_TIMEOUT, POOL_CLOSED as for `pool.query()`. Such an error ending a stream of a write run
+ * outside a transaction after its first batch says what became of it: `detail.outcome: 'committed'`
+ * (its work committed: Postgres at the Sync ending its portal, SQLite at its first step) or
+ * `'unknown'` (its commit in flight), `retryable: false` (see `RowCursor.outcome`).
  */
 export class RowStream<R = Record<string, unknown>> implements AsyncIterable<R> {
   readonly #source: StreamSource
@@ -193,6 +197,8 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
   #index = 0
   #loan: Loan | undefined
   #cursor: RowCursor<R> | undefined
+  /** The cursor opened for this iteration, kept after it is closed: it tells what became of its statement. */
+  #ran: RowCursor<R> | undefined
   /** Aborted by the deadline or the caller's signal; its reason is the stream's error. */
   readonly #stop = new AbortController()
   #stopped: Promise<void> | undefined
@@ -248,13 +254,13 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
 
   async #advance(): Promise<IteratorResult<R>> {
     if (this.#state === 'done') {
-      if (this.#closedEarly) throw this.#closedEarly
+      if (this.#closedEarly) throw (this.#closedEarly = this.#settled(this.#closedEarly))
       return DONE
     }
     try {
       if (this.#state === 'new') await this.#open()
       const rows = await this.#read()
-      if (this.#closedEarly) throw this.#closedEarly
+      if (this.#closedEarly) throw (this.#closedEarly = this.#settled(this.#closedEarly))
       if (rows.length === 0) {
         await this.#finish(undefined)
         return DONE
@@ -265,8 +271,33 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
     } catch (err) {
       const error = this.#toError(err)
       await this.#finish(error)
-      throw error
+      throw this.#settled(error)
     }
+  }
+
+  /**
+   * `error`, which ended the stream, told what became of its statement once the cursor is closed (see
+   * `RowCursor.outcome`): a write outside a transaction that already ran (Postgres: committed by its
+   * cursor's Sync; SQLite: at its first step) is `detail.outcome: 'committed'`, or `'unknown'` when
+   * its commit was in flight, and never `retryable`. Only on this error path; an error that already
+   * carries an outcome is kept.
+   */
+  #settled(error: DatabaseError): DatabaseError {
+    const outcome = this.#ran?.outcome?.()
+    if (outcome === undefined || error.detail?.outcome !== undefined) return error
+    const what =
+      outcome === OUTCOME_COMMITTED
+        ? 'the statement had already run and its changes were committed: do not run it again as is'
+        : 'the statement had already run and its commit was in flight: its outcome is unknown, it may have committed; check before running it again'
+    return new DatabaseError(error.code, `${error.message} (${what})`, {
+      backend: error.backend,
+      sqlState: error.sqlState,
+      sqliteCode: error.sqliteCode,
+      poolStats: error.poolStats,
+      cause: error.cause ?? error,
+      retryable: false,
+      detail: { ...error.detail, outcome },
+    })
   }
 
   /** Set when the handle closed the stream before its end (see {@link #closeFromHandle}). */
@@ -313,7 +344,7 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
     while (lease.pending !== undefined) await lease.pending
     if (stop.aborted) throw stop.reason
     try {
-      this.#cursor = manager.openCursor<R>(lease.conn.native, compiled, { batchSize: options.batchSize })
+      this.#cursor = this.#ran = manager.openCursor<R>(lease.conn.native, compiled, { batchSize: options.batchSize })
     } catch (err) {
       throw access.fail(lease, err)
     }
