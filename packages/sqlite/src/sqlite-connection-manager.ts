@@ -20,6 +20,7 @@ import Database from 'better-sqlite3'
 import { StatementCache } from './statement-cache'
 import { allRows, runStatement } from './statement-call'
 import { SqliteCursor } from './sqlite-cursor'
+import { keptChangesError } from './sqlite-kept-changes'
 import { WAL_IDENTITY_INTERVAL_MS, fileIdentityError, fileIdentityOf, fileIdentityProblem, type FileIdentity } from './file-identity'
 import { DEFAULT_MAX_PARAMETERS, maxParametersOf, sqliteParameters } from './sqlite-params'
 import { exactRows, hasUnsafeNumber, MAX_SAFE, narrow, narrowIntegers } from './sqlite-integers'
@@ -454,7 +455,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         state.busy = err
         return undefined
       }
-      throw this.#fail(db, err, inTransaction, text)
+      throw this.#fail(db, err, inTransaction, text, cached?.kind)
     }
     if (state.lane === 'write') this.#maybeCheckpoint(db, state)
     return result
@@ -543,7 +544,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       before: () => {
         if (kind !== 'read') this.#beforeChange(db, state, kind)
       },
-      fail: (err) => this.#fail(db, err, inTransaction, query.text),
+      fail: (err) => this.#fail(db, err, inTransaction, query.text, kind),
       ended: () => {
         state.cursors.delete(cursor)
       },
@@ -899,12 +900,23 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       return rows
     }
     db.exec('SAVEPOINT dbpool_columns')
+    let ran = false
     try {
       const rows = allRows(entry.stmt, params)
+      ran = true
       this.#checkRanColumns(db, state, entry)
       db.exec('RELEASE dbpool_columns')
       return rows
     } catch (err) {
+      // the statement itself failed and SQLite kept its earlier changes (its FAIL conflict resolution):
+      // they are committed, as without the savepoint (see keptChangesError)
+      if (!ran && db.inTransaction && String((err as { code?: unknown } | null)?.code).startsWith('SQLITE_CONSTRAINT')) {
+        try {
+          db.exec('RELEASE dbpool_columns')
+        } catch {
+          // rolled back below
+        }
+      }
       // the savepoint began the transaction: nothing of it is kept (a RELEASE that failed, BUSY in rollback-journal mode, too)
       try {
         if (db.inTransaction) db.exec('ROLLBACK')
@@ -1020,7 +1032,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   /** Maps an error and remembers a fatal one, so the pool discards the connection. */
-  #fail(db: SqliteDatabase, err: unknown, inTransaction = false, text?: string): DatabaseError {
+  #fail(db: SqliteDatabase, err: unknown, inTransaction = false, text?: string, kind?: StatementKind): DatabaseError {
     const error = this.mapError(err)
     const state = stateOf(db)
     if (state && isFatalSqliteCode(error.sqliteCode)) state.fatal ??= error
@@ -1046,6 +1058,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         )
       return new DatabaseError('CONNECTION_LOST', `the SQLite connection is closed: ${error.message}`, { backend: 'sqlite', cause: err })
     }
+    // (rare path) a write outside a transaction whose FAIL conflict resolution kept its earlier changes
+    if (kind === 'write' && !inTransaction && text !== undefined && !db.inTransaction) return keptChangesError(db, error, text)
     return error
   }
 

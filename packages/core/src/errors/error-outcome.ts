@@ -11,7 +11,10 @@ export const OUTCOME_UNKNOWN = 'unknown'
 /**
  * `detail.outcome` of an error reported after its statement is known to have committed (Postgres: a
  * result refused in the client, of a statement that ran outside a transaction and whose session the
- * server then reported idle). Do not run it again as is.
+ * server then reported idle; both backends: a stream of a write outside a transaction ended by its
+ * deadline, its signal or `close()` after its statement ran; SQLite: a constraint error of a statement
+ * whose FAIL conflict resolution kept its earlier changes, `detail.changes` of them). Such an error is
+ * never `retryable`. Do not run it again as is.
  */
 export const OUTCOME_COMMITTED = 'committed'
 

@@ -1,0 +1,44 @@
+import { DatabaseError, OUTCOME_COMMITTED } from '@dbpool/core'
+import type Database from 'better-sqlite3'
+
+/** A single INSERT, UPDATE, DELETE or REPLACE (a `WITH` before it allowed), after leading comments. */
+const DML_HEAD = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:insert|update|delete|replace|with)\b/i
+
+/**
+ * A constraint error of a data-changing statement run outside a transaction, restated when SQLite
+ * kept (and committed) the statement's earlier changes: the `FAIL` conflict resolution (`INSERT OR
+ * FAIL`, `UPDATE OR FAIL`, a column's `ON CONFLICT FAIL`, a trigger's `RAISE(FAIL, ...)`) ends the
+ * statement at the failing row and keeps the rows it changed before it, where the default `ABORT`
+ * undoes them (https://www.sqlite.org/lang_conflict.html). Then `detail.outcome: 'committed'`,
+ * `detail.changes` (rows kept) and `retryable: false`; anything else is returned as is.
+ *
+ * How it knows: `changes()` after a failed auto-commit statement is the count SQLite committed for it
+ * (`sqlite3VdbeHalt`: the count of a statement rolled back is 0); it counts only INSERT, UPDATE and
+ * DELETE, so other statements (a `CREATE UNIQUE INDEX` refused) are not asked. Rare path: one
+ * statement prepared and run, only after such an error.
+ *
+ * @param db The connection, open, with no transaction open (the statement began and ended outside one).
+ * @param error The mapped error of the statement.
+ * @param text The statement's text.
+ */
+export function keptChangesError(db: Database.Database, error: DatabaseError, text: string): DatabaseError {
+  if (error.sqliteCode?.startsWith('SQLITE_CONSTRAINT') !== true || !DML_HEAD.test(text)) return error
+  let changes: number
+  try {
+    changes = Number(db.prepare('select changes()').pluck().safeIntegers(false).get())
+  } catch {
+    return error
+  }
+  if (!(changes > 0)) return error
+  return new DatabaseError(
+    error.code,
+    `${error.message} (SQLite kept and committed the ${changes} row change(s) the statement made before the failing row, as its FAIL conflict resolution does: do not run it again as is)`,
+    {
+      backend: error.backend,
+      sqliteCode: error.sqliteCode,
+      cause: error.cause ?? error,
+      retryable: false,
+      detail: { ...error.detail, outcome: OUTCOME_COMMITTED, changes },
+    },
+  )
+}
