@@ -59,8 +59,10 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
  * a span would print that part. {@link parsePostgresUrl} refuses such a URL (CONFIGURATION); the CLI
  * checks its URLs with it too. Any other text (a `sqlite:` URL included) answers `false`.
  *
- * An `@` after the authority counts as part of the password unless it is in the value of a known
- * query parameter (`?application_name=me@host`) of a URL whose authority is well formed: it has its own
+ * An `@` in the path (after the authority's `/`, before `?` or `#`) always counts: a database name
+ * writes it as `%40`, so `postgres://u:1234/Secret@db/app?application_name=me@host` (host `u`, port
+ * `1234` to a URL parser) is refused. Any other `@` after the authority counts as part of the password
+ * unless it is in the value of a known query parameter (`?application_name=me@host`) of a URL whose authority is well formed: it has its own
  * `user@`, or each host's port is digits (`postgres://u:p?application_name=x@h/d` reads `p` as a port:
  * ambiguous). Linear in the length of `url`.
  */
@@ -71,6 +73,10 @@ export function hasAmbiguousCredentials(url: string): boolean {
   const end = rest.search(/[/?#]/)
   const lastAt = rest.lastIndexOf('@')
   if (end < 0 || lastAt < end) return false
+  // an "@" in the path (after the authority, before "?" or "#"): a database name takes it as %40, so it
+  // is a password's "@" after an unencoded "/" (u:1234/Secret@db/app read as host u, port 1234)
+  const at = rest.indexOf('@', end)
+  if (rest.charCodeAt(end) === 47 /* / */ && at < pathEnd(rest, end)) return true
   // the "@" may be in a query value: "?name=...@" or "&name=...@" with a known name, no "#" before it
   const query = rest.indexOf('?', end)
   if (query < 0 || query > lastAt || rest.lastIndexOf('#', lastAt) >= end) return true
@@ -81,6 +87,14 @@ export function hasAmbiguousCredentials(url: string): boolean {
   if (authority.includes('@')) return false
   // no user info of its own: then every port must be digits, else the "port" was a password
   return authority.split(',').some((spec) => !/^(?:\[[^\]]*\]|[^:[\]]*)(?::\d*)?$/.test(spec))
+}
+
+/** Where the path starting at `from` ends: the first `?` or `#` after it, else the end of `rest`. */
+function pathEnd(rest: string, from: number): number {
+  const query = rest.indexOf('?', from)
+  const hash = rest.indexOf('#', from)
+  if (query < 0) return hash < 0 ? rest.length : hash
+  return hash < 0 ? query : Math.min(query, hash)
 }
 
 /**

@@ -159,6 +159,27 @@ describe('multi-host URLs (libpq grammar)', () => {
     expect(hasAmbiguousCredentials('sqlite://u:a/b@c.db')).toBe(false)
   })
 
+  it('refuses an "@" in the path even when a known query value holds another one (a database name writes it as %40)', () => {
+    // "1234/Secr3t" as a password: host "u", port 1234, database "Secr3t@db.example/app" to a URL parser
+    for (const url of [
+      'postgres://u:1234/Secr3tPart@db.example/app?application_name=me@host',
+      'postgres://u:1234/Secr3tPart@db.example/app#frag?application_name=me@host',
+      'postgres://u:1234/Secr3tPart@db.example/app?sslmode=disable&application_name=me@host',
+      'postgresql://u:1234/Secr3tPart@h1,h2/app?fallback_application_name=a@b',
+    ]) {
+      expect(hasAmbiguousCredentials(url)).toBe(true)
+      const err = thrown(() => DatabaseConfig.fromUrl(url))
+      expect(err.code).toBe('CONFIGURATION')
+      expect(err.message + inspect(err) + JSON.stringify(err)).not.toContain('Secr3tPart')
+    }
+    // the legitimate forms still parse: %40 in the database name, "@" only in a known query value
+    const encoded = DatabaseConfig.fromUrl('postgres://u:p%2F1@db.example/my%40db?application_name=me@host')
+    expect([encoded.host, encoded.database, encoded.applicationName]).toEqual(['db.example', 'my@db', 'me@host'])
+    expect(DatabaseConfig.fromUrl('postgres://db.example:5433/app?application_name=me@host').port).toBe(5433)
+    expect(DatabaseConfig.fromUrl('postgres://u@db.example/app?application_name=me@host').database).toBe('app')
+    expect(hasAmbiguousCredentials('postgres://u:p@db.example/app?application_name=a/b@c')).toBe(false)
+  })
+
   it('DatabaseConfig({ hosts }): ports default to port, host and hosts exclude each other, with() swaps the list', () => {
     const c = new DatabaseConfig({ hosts: [{ host: 'a' }, { host: 'b', port: 2 }], port: 9, targetSessionAttrs: 'prefer-standby' })
     expect(c.hosts).toEqual([
