@@ -146,4 +146,25 @@ describe('secret finders', () => {
     expect(scrubSecrets('postgres://u:a@b@h/d', [])).toBe('postgres://u:[REDACTED]@h/d')
     expect(scrubSecrets('postgres://u@h/d?password=z&x=1', [])).toBe('postgres://u@h/d?password=[REDACTED]&x=1')
   })
+
+  it('scrubs every query value of a sqlite: URL (it takes no query: a value there may be a key), keeping the names', () => {
+    expect(scrubSecrets('open sqlite:./a.db?key=hunter2&mode=ro#f?x=1 failed', [])).toBe(
+      'open sqlite:./a.db?key=[REDACTED]&mode=[REDACTED]#f?x=1 failed',
+    )
+    expect(scrubSecrets('--url=SQLITE:///abs/a.db?&k=%41%42 sqlite:b.db ?q=1', [])).toBe(
+      '--url=SQLITE:///abs/a.db?&k=[REDACTED] sqlite:b.db ?q=1',
+    )
+  })
+
+  it('the CLI never prints a sqlite: URL query value', async () => {
+    for (const argv of [
+      ['--url', 'sqlite:./never-created.db?key=hunter2Secret', 'health'],
+      ['--url', 'sqlite:./never-created.db?password=hunter2Secret&mode=ro', '--verbose', 'check'],
+    ]) {
+      const { code, all } = await runAll(argv)
+      expect(code).not.toBe(0)
+      expect(all).toMatch(/url\?(key|password)/)
+      expect(all).not.toContain('hunter2')
+    }
+  })
 })

@@ -314,12 +314,32 @@ function optionalMs(key: string, value: unknown): number {
 }
 
 /**
- * The URL with the password (in the user info, to the LAST `@` of the URL, and in a `password=` query
- * parameter) replaced by `[REDACTED]`: an unencoded `/`, `?`, `#` or `@` in the password never leaves
- * part of it shown.
+ * The URL with the password (in the user info, to the LAST `@` of the URL, and in a `password=` or
+ * `sslpassword=` query parameter, its name percent-encoded or not) replaced by `[REDACTED]`: an
+ * unencoded `/`, `?`, `#` or `@` in the password never leaves part of it shown.
  */
 function redactUrl(url: string): string {
-  return scrubUrlPasswords(url, true).replace(/([?&]password=)[^&#]*/gi, `$1${REDACTED}`)
+  const scrubbed = scrubUrlPasswords(url, true)
+  const question = scrubbed.indexOf('?')
+  if (question < 0) return scrubbed
+  const hash = scrubbed.indexOf('#', question)
+  const end = hash < 0 ? scrubbed.length : hash
+  const pairs = scrubbed
+    .slice(question + 1, end)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=')
+      return eq >= 0 && /^(?:ssl)?password$/i.test(decodeQuietly(pair.slice(0, eq))) ? `${pair.slice(0, eq + 1)}${REDACTED}` : pair
+    })
+  return `${scrubbed.slice(0, question + 1)}${pairs.join('&')}${scrubbed.slice(end)}`
+}
+
+function decodeQuietly(text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
 }
 
 function fromParsed(parsed: ParsedPostgresUrl): Record<string, unknown> {

@@ -2,6 +2,7 @@ import { DatabaseConfig, type DatabaseOptions } from '../config/database-config'
 import type { PoolConfig, PoolOptions } from '../config/pool-config'
 import { configError, rejectUnknownKeys, requireObject } from '../config/validate'
 import { DatabaseError } from '../errors/database-error'
+import { redactUrlPasswords } from '../util/redact'
 import type { DatabasePool, DatabasePoolOptions } from '../pool/database-pool'
 
 /** What `@dbpool/postgres` exports for the factory. */
@@ -67,7 +68,7 @@ function pick(mod: unknown, exportName: string): unknown {
  * followed by two hex digits: write `%25`), and for a query string: a `sqlite:` URL takes no
  * parameters, and `?mode=ro` or `?journal_mode=delete` ignored would open the database read-write, in
  * WAL (set SQLite options, `readonly`, `journalMode`, ..., as backend options or in the config file).
- * The error names the parameters.
+ * The error names the parameters, never their values (the URL is shown with its query as `?...`).
  */
 export function sqlitePathFromUrl(url: string): string {
   const rest = url.replace(/^sqlite:/i, '')
@@ -76,25 +77,44 @@ export function sqlitePathFromUrl(url: string): string {
   if (path.length === 0) throw configError('url', url, 'a sqlite: URL needs a path, e.g. sqlite:./data/app.db or sqlite::memory:')
   const query = path.indexOf('?')
   if (query >= 0) {
+    // named, never shown: a value may be a key (?key=..., SQLCipher's) or a password
     const names = path
       .slice(query + 1)
       .split('&')
       .filter((pair) => pair.length > 0)
-      .map((pair) => pair.split('=')[0] ?? pair)
+      .map((pair) => parameterName(pair.split('=')[0] ?? ''))
     throw configError(
       `url?${names[0] ?? ''}`,
-      url,
+      shownSqliteUrl(url),
       `a sqlite: URL takes no query parameters (${names.length > 0 ? names.join(', ') : 'an empty query'} would be ignored): set SQLite options (readonly, journalMode, ...) as backend options or in the config file; write a ? in a file name as %3F`,
     )
   }
   try {
     return decodeURIComponent(path)
   } catch (err) {
-    throw new DatabaseError('CONFIGURATION', `invalid url ${JSON.stringify(url)}: a malformed %-escape in the path (write a % as %25)`, {
-      cause: err,
-      detail: { option: 'url', rule: 'malformed %-escape' },
-    })
+    throw new DatabaseError(
+      'CONFIGURATION',
+      `invalid url ${JSON.stringify(shownSqliteUrl(url))}: a malformed %-escape in the path (write a % as %25)`,
+      {
+        cause: err,
+        detail: { option: 'url', rule: 'malformed %-escape' },
+      },
+    )
   }
+}
+
+/**
+ * A `sqlite:` URL as errors show it: the query (whose values may be keys or passwords) as `?...`, and
+ * any `scheme://user:password@` password redacted.
+ */
+function shownSqliteUrl(url: string): string {
+  const query = url.indexOf('?')
+  return redactUrlPasswords(query >= 0 ? `${url.slice(0, query)}?...` : url)
+}
+
+/** A query parameter's name as errors show it: a name-like word (`key`, `mode`, `journal_mode`), else a placeholder (it may be a value). */
+function parameterName(raw: string): string {
+  return /^[A-Za-z_][\w.-]{0,63}$/.test(raw) ? raw : '(a parameter)'
 }
 
 const CREATE_OPTION_KEYS = ['backend', 'pool', 'database', 'importer'] as const

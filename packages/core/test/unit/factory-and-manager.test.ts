@@ -1,3 +1,4 @@
+import { inspect } from 'node:util'
 import { DatabaseConfig, DatabaseError, DatabasePool, HealthChecker, PoolFactory, PoolManager, sqlitePathFromUrl } from '@dbpool/core'
 import { FakeConnectionManager } from '@dbpool/core/testing'
 import { makePool } from './helpers'
@@ -117,6 +118,32 @@ describe('PoolFactory', () => {
       code: 'CONFIGURATION',
       detail: { option: 'url' },
     })
+  })
+
+  it('names the query parameters of a sqlite URL, never their values (a key, a password)', async () => {
+    for (const [url, option, names] of [
+      ['sqlite:./a.db?key=hunter2Secret', 'url?key', 'key'],
+      ['sqlite:./a.db?password=hunter2Secret&mode=ro', 'url?password', 'password, mode'],
+      ['sqlite://u:hunter2Secret@a.db?mode=ro', 'url?mode', 'mode'],
+      ['sqlite:./a.db?k%3Dhunter2Secret', 'url?(a parameter)', '(a parameter)'],
+    ] as const) {
+      const err = await PoolFactory.create(url, { name: 'u' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect(DatabaseError.is(err, 'CONFIGURATION')).toBe(true)
+      expect((err as DatabaseError).detail).toMatchObject({ option })
+      expect((err as DatabaseError).message).toContain(`(${names} would be ignored)`)
+      expect((err as DatabaseError).message).toContain('?...')
+      expect(`${(err as DatabaseError).message}${inspect(err)}${JSON.stringify(err)}`).not.toContain('hunter2')
+    }
+    // a malformed escape: the URL shown without its user-info password
+    const bad = await PoolFactory.create('sqlite://u:hunter2Secret@a%zz.db', { name: 'u' }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(bad).toMatchObject({ code: 'CONFIGURATION', detail: { option: 'url' } })
+    expect(`${(bad as DatabaseError).message}${inspect(bad)}`).not.toContain('hunter2')
   })
 })
 

@@ -159,6 +159,21 @@ describe('multi-host URLs (libpq grammar)', () => {
     expect(hasAmbiguousCredentials('sqlite://u:a/b@c.db')).toBe(false)
   })
 
+  it('never shows a password= or sslpassword= query value (its name percent-encoded or not) when another part of the URL is refused', () => {
+    for (const url of [
+      'postgres://h/db?foo&sslpassword=hunter2Secret',
+      'postgres://h/db?port=%zz&sslpassword=hunter2Secret',
+      'postgres://h/d@b?sslpassword=hunter2Secret',
+      'postgres://h/db?foo&pass%77ord=hunter2Secret#frag',
+      'postgres://h/db?foo&PASSWORD=hunter2Secret',
+    ]) {
+      const err = thrown(() => DatabaseConfig.fromUrl(url))
+      expect(err.code).toBe('CONFIGURATION')
+      expect(err.message).toContain('[REDACTED]')
+      expect(err.message + inspect(err) + JSON.stringify(err)).not.toContain('hunter2')
+    }
+  })
+
   it('refuses an "@" in the path even when a known query value holds another one (a database name writes it as %40)', () => {
     // "1234/Secr3t" as a password: host "u", port 1234, database "Secr3t@db.example/app" to a URL parser
     for (const url of [
