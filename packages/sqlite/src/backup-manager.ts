@@ -39,10 +39,17 @@ export interface BackupProgress {
 /**
  * Which backups {@link BackupManager.prune} keeps. The newest backup is always kept. Only backups
  * recorded as this database's count and are ever deleted: each backup has a record beside it
- * (`<backup file>.json`, `{ "source": "<real path of the database>" }`), so two databases with the same
+ * (`<backup file>.json`, `{ "source": "<real path of the database>", "sequence": n }`), so two databases with the same
  * file name (`a/app.db`, `b/app.db`) backed up into one directory never delete each other's backups.
  * A backup of another database, or without a record (taken by an older version, copied without it),
  * is never deleted.
+ *
+ * "Newest" is by the recorded `sequence` (see {@link BackupInfo.sequence}), not by the time in the
+ * name: a backup taken while the system clock was ahead (then stepped back) would otherwise stay
+ * "the newest" until the clock caught up, keep a `keepLast` slot, and make retention delete the
+ * backups taken after it. Backups recorded without a sequence (older versions) count as older than
+ * every sequenced one, ordered by their names' time. `keepDays` reads the time in the name: a
+ * backup dated in the future is young, kept by it.
  */
 export interface RetentionPolicy {
   /** Keep the newest N backups. */
@@ -123,6 +130,13 @@ export interface BackupInfo {
    * database file, `:memory:` for an in-memory one; `undefined` when there is no readable record.
    */
   readonly source: string | undefined
+  /**
+   * Its place among the backups of its database in this directory, recorded beside it: 1 + the
+   * highest sequence recorded for the same source when it was taken (retention orders by it, see
+   * {@link RetentionPolicy}). `undefined` without a record, or for a record of an older version.
+   */
+  readonly sequence: number | undefined
+  /** The time in its name: the system clock when it was taken (a clock stepped back makes it no order). */
   readonly createdAt: Date
   readonly bytes: number
   readonly gzip: boolean
@@ -298,7 +312,8 @@ export class BackupManager {
       const file = join(this.#options.directory, name)
       const info = await stat(file).catch(() => undefined)
       if (!info?.isFile()) continue
-      found.push({ file, source: await readSource(file), createdAt: parseStamp(match[1]), bytes: info.size, gzip: match[2] !== undefined })
+      const { source, sequence } = await readRecord(file)
+      found.push({ file, source, sequence, createdAt: parseStamp(match[1]), bytes: info.size, gzip: match[2] !== undefined })
     }
     return found.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.file < b.file ? 1 : -1))
   }
@@ -314,15 +329,15 @@ export class BackupManager {
   }
 
   /**
-   * {@link prune}, never deleting `taken` (the backup just taken): ordered by the names' timestamps, a
-   * backup dated later than now (taken while the clock was ahead, copied in from another host) would
-   * otherwise make each new backup "not among the newest" and delete it right after it was taken.
+   * {@link prune}, never deleting `taken` (the backup just taken), ordered by the records' sequence
+   * ({@link newestFirst}): by the names' timestamps, a backup dated later than now (taken while the
+   * clock was ahead) would make each new backup "not among the newest" and delete it.
    */
   async #prune(now: Date, taken: string | undefined): Promise<string[]> {
     const policy = this.#options.retention
     if (!policy) return []
     const source = this.#sourceId()
-    const ours = (await this.list()).filter((item) => item.source === source)
+    const ours = newestFirst((await this.list()).filter((item) => item.source === source))
     const deleted: string[] = []
     for (const [index, item] of ours.entries()) {
       if (item.file === taken || keeps(policy, index, item.createdAt, now)) continue
@@ -470,7 +485,7 @@ export class BackupManager {
       await syncFile(ready)
       await chmod(ready, 0o600)
       // the record first: a backup under its final name always says whose it is (retention counts on it)
-      await writeRecord(recordOf(final), this.#sourceId())
+      await writeRecord(recordOf(final), this.#sourceId(), await this.#nextSequence())
       await rename(ready, final)
       placed = true
       await syncDirectory(directory)
@@ -660,6 +675,15 @@ export class BackupManager {
     return now
   }
 
+  /** 1 + the highest sequence recorded for this database's backups in the directory (1 when none). */
+  async #nextSequence(): Promise<number> {
+    const source = this.#sourceId()
+    let highest = 0
+    for (const item of await this.list())
+      if (item.source === source && item.sequence !== undefined && item.sequence > highest) highest = item.sequence
+    return highest + 1
+  }
+
   async #finalName(createdAt: Date): Promise<string> {
     const ext = this.#options.gzip ? '.db.gz' : '.db'
     const base = `${this.#options.prefix}-${stamp(createdAt)}`
@@ -828,10 +852,10 @@ function recordOf(file: string): string {
 }
 
 /** Writes `{ "source": ... }` atomically (temp file, fsync, rename). */
-async function writeRecord(record: string, source: string): Promise<void> {
+async function writeRecord(record: string, source: string, sequence: number): Promise<void> {
   const tmp = tempName(dirname(record), basename(record))
   try {
-    await writeFile(tmp, `${JSON.stringify({ source })}\n`, { mode: 0o600 })
+    await writeFile(tmp, `${JSON.stringify({ source, sequence })}\n`, { mode: 0o600 })
     await syncFile(tmp)
     await rename(tmp, record)
   } catch (err) {
@@ -840,14 +864,30 @@ async function writeRecord(record: string, source: string): Promise<void> {
   }
 }
 
-/** The source recorded beside `file`, or `undefined` when there is no readable record. */
-async function readSource(file: string): Promise<string | undefined> {
+/** The source and sequence recorded beside `file`; each `undefined` when there is no readable record or no such field. */
+async function readRecord(file: string): Promise<{ source: string | undefined; sequence: number | undefined }> {
   try {
-    const parsed = JSON.parse(await readFile(recordOf(file), 'utf8')) as { source?: unknown }
-    return typeof parsed.source === 'string' ? parsed.source : undefined
+    const parsed = JSON.parse(await readFile(recordOf(file), 'utf8')) as { source?: unknown; sequence?: unknown }
+    return {
+      source: typeof parsed.source === 'string' ? parsed.source : undefined,
+      sequence: Number.isSafeInteger(parsed.sequence) && (parsed.sequence as number) > 0 ? (parsed.sequence as number) : undefined,
+    }
   } catch {
-    return undefined
+    return { source: undefined, sequence: undefined }
   }
+}
+
+/**
+ * One database's backups, newest first by their records' sequence (never by the clock, see
+ * {@link RetentionPolicy}); those without one after, by their names' time (then name).
+ */
+function newestFirst(backups: BackupInfo[]): BackupInfo[] {
+  return backups.sort(
+    (a, b) =>
+      (b.sequence ?? 0) - (a.sequence ?? 0) ||
+      b.createdAt.getTime() - a.createdAt.getTime() ||
+      (a.file < b.file ? 1 : a.file > b.file ? -1 : 0),
+  )
 }
 
 function tempName(directory: string, name: string): string {

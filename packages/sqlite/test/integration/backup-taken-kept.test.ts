@@ -3,6 +3,26 @@ import { DatabaseError } from '@dbpool/core'
 import { BackupManager, createSqlitePool } from '@dbpool/sqlite'
 import { tempDir } from './helpers'
 
+const RealDate = Date
+
+/** Runs `task` with the system clock `skewMs` ahead (`new Date()` and `Date.now()`), as after an NTP step back. */
+async function withClockAhead<T>(skewMs: number, task: () => Promise<T>): Promise<T> {
+  globalThis.Date = class extends RealDate {
+    constructor(...args: unknown[]) {
+      if (args.length === 0) super(RealDate.now() + skewMs)
+      else super(...(args as [number]))
+    }
+    static override now(): number {
+      return RealDate.now() + skewMs
+    }
+  } as DateConstructor
+  try {
+    return await task()
+  } finally {
+    globalThis.Date = RealDate
+  }
+}
+
 const tmp = tempDir()
 afterAll(() => tmp.cleanup())
 
@@ -21,13 +41,14 @@ describe('the backup just taken', () => {
       renameSync(first.file, moved)
       renameSync(`${first.file}.json`, `${moved}.json`)
       const second = await backups.backup()
-      expect(second.deleted).toEqual([])
+      // ordered by the records' sequence, not the names' time: the later-dated one was taken first
+      expect(second.deleted).toEqual([moved])
       expect(existsSync(second.file)).toBe(true)
       const third = await backups.backup()
       expect(existsSync(third.file)).toBe(true)
-      // the later-dated one counts as the newest; the older of the two new ones goes
       expect(third.deleted).toEqual([second.file])
-      expect(existsSync(moved)).toBe(true)
+      expect(await backups.prune()).toEqual([])
+      expect(existsSync(third.file)).toBe(true)
     } finally {
       await pool.close()
     }
@@ -50,6 +71,36 @@ describe('the backup just taken', () => {
       expect(DatabaseError.is(err, 'BACKUP_FAILED')).toBe(true)
       expect((err as DatabaseError).cause).toBe(boom)
       expect(readdirSync(directory)).toEqual([])
+    } finally {
+      await pool.close()
+    }
+  })
+
+  // retention ordered by the names' time: a backup taken while the clock was a day ahead stayed "the
+  // newest", kept keepLast's slot, and a manual prune() with keepLast 1 deleted the only current backup
+  it.each([1, 2])('survives a clock stepped back: keepLast %d keeps the newest taken, a manual prune() too', async (keepLast) => {
+    const pool = createSqlitePool(tmp.file(`step-${keepLast}.db`), { name: 'step' })
+    try {
+      await pool.query('create table t (x)')
+      const directory = tmp.file(`bk-step-${keepLast}`)
+      const ahead = await withClockAhead(86_400_000, () => new BackupManager(pool, { directory }).backup())
+      const backups = new BackupManager(pool, { directory, retention: { keepLast } })
+      const taken: string[] = []
+      for (let i = 0; i < 3; i++) {
+        await pool.query('insert into t values (?)', [i])
+        taken.push((await backups.backup()).file)
+      }
+      expect(await backups.prune()).toEqual([])
+      const left = readdirSync(directory).filter((f) => f.endsWith('.db'))
+      // the last keepLast taken, newest first; the day-ahead one (taken before them) is gone
+      expect(left.sort()).toEqual(
+        taken
+          .slice(-keepLast)
+          .map((f) => f.slice(directory.length + 1))
+          .sort(),
+      )
+      expect(existsSync(ahead.file)).toBe(false)
+      expect((await backups.list()).find((b) => b.file === taken[2])?.sequence).toBe(4)
     } finally {
       await pool.close()
     }

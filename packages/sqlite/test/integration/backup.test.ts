@@ -328,7 +328,10 @@ describe('retention across databases sharing a directory', () => {
       const b2 = await b!.backup()
       expect(b2.deleted).toEqual([b1.file])
       expect(existsSync(a2.file)).toBe(true)
-      expect(JSON.parse(readFileSync(`${a2.file}.json`, 'utf8'))).toEqual({ source: expect.stringMatching(/[/\\]a[/\\]app\.db$/) })
+      expect(JSON.parse(readFileSync(`${a2.file}.json`, 'utf8'))).toEqual({
+        source: expect.stringMatching(/[/\\]a[/\\]app\.db$/),
+        sequence: 2,
+      })
       expect(readdirSync(dir).sort()).toEqual(
         [a2.file, `${a2.file}.json`, b2.file, `${b2.file}.json`].map((f) => f.slice(dir.length + 1)).sort(),
       )
