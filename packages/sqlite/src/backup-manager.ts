@@ -221,7 +221,7 @@ export class BackupManager {
   #queue: Promise<unknown> = Promise.resolve()
   #timer: NodeJS.Timeout | undefined
   #scheduled = false
-  #lastStamp = ''
+  #lastStampMs = -Infinity
 
   constructor(pool: DatabasePool<SqliteDatabase>, options: BackupManagerOptions) {
     const raw = requireObject('backup', options)
@@ -667,12 +667,18 @@ export class BackupManager {
     this.#options.onProgress?.(progress)
   }
 
-  /** A timestamp strictly after the previous one of this manager (names sort by time). */
+  /**
+   * The time of a new backup: the clock, or 1 ms after this manager's previous backup when the clock
+   * has not moved past it by up to {@link STAMP_STEP_BACK_MS} (two backups within one ms). Further
+   * back, the clock was stepped back: the clock's time (a name already taken gets a `-n` suffix,
+   * retention orders by the records' sequence, not by time). O(1).
+   */
   #nextStamp(): Date {
-    let now = new Date()
-    while (stamp(now) <= this.#lastStamp) now = new Date(now.getTime() + 1)
-    this.#lastStamp = stamp(now)
-    return now
+    const now = Date.now()
+    const last = this.#lastStampMs
+    const ms = now <= last && last - now < STAMP_STEP_BACK_MS ? last + 1 : now
+    this.#lastStampMs = ms
+    return new Date(ms)
   }
 
   /** 1 + the highest sequence recorded for this database's backups in the directory (1 when none). */
@@ -828,6 +834,9 @@ function keeps(policy: RetentionPolicy, index: number, createdAt: Date, now: Dat
   if (policy.keepDays !== undefined && now.getTime() - createdAt.getTime() < policy.keepDays * DAY_MS) return true
   return false
 }
+
+// a clock this far behind the previous backup's time was stepped back (not two backups in one ms)
+const STAMP_STEP_BACK_MS = 1_000
 
 /** `2025-01-31T12:00:00.123Z` → `20250131T120000123Z`. */
 function stamp(date: Date): string {

@@ -105,4 +105,25 @@ describe('the backup just taken', () => {
       await pool.close()
     }
   })
+
+  // #nextStamp stepped 1 ms at a time past the previous backup's time: an hour behind, a busy loop
+  // of 3.6 million dates blocking the event loop for seconds, and a backup dated an hour ahead
+  it('after a clock step back is dated by the clock, not stepped past the previous backup', async () => {
+    const pool = createSqlitePool(tmp.file('stamp.db'), { name: 'stamp' })
+    try {
+      await pool.query('create table t (x)')
+      const backups = new BackupManager(pool, { directory: tmp.file('bk-stamp') })
+      const first = await withClockAhead(3_600_000, () => backups.backup())
+      const before = RealDate.now()
+      const second = await backups.backup()
+      expect(second.createdAt.getTime()).toBeGreaterThanOrEqual(before)
+      expect(second.createdAt.getTime()).toBeLessThan(first.createdAt.getTime() - 3_000_000)
+      expect(second.file).not.toBe(first.file)
+      // two backups within one ms still get distinct, ordered times
+      const third = await backups.backup()
+      expect(third.createdAt.getTime()).toBeGreaterThan(second.createdAt.getTime())
+    } finally {
+      await pool.close()
+    }
+  })
 })
