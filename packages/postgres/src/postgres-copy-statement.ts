@@ -1,5 +1,5 @@
 import { DatabaseError } from '@dbpool/core'
-import { checkStatementText } from '@dbpool/core/internal'
+import { checkStatementText, lineCommentEnd } from '@dbpool/core/internal'
 import { isReadOnlyStatement } from './postgres-read-only'
 
 /** Which COPY `copyFrom()` and `copyTo()` accept. */
@@ -71,9 +71,9 @@ function pieces(text: string): Piece[] | undefined {
     const c = text[i] as string
     const next = text[i + 1]
     if (c === '-' && next === '-') {
-      const end = text.indexOf('\n', i)
-      skip('comment', i, end < 0 ? n : end, ' ')
-      i = end < 0 ? n : end
+      const end = lineCommentEnd(text, i, 'postgres')
+      skip('comment', i, end, ' ')
+      i = end
     } else if (c === '/' && next === '*') {
       const start = i
       let depth = 1

@@ -1,3 +1,4 @@
+import { lineCommentEnd } from '@dbpool/core/internal'
 /**
  * Which statement texts leave state behind in the server session (it outlives their transaction):
  * checked before sending through PgBouncer in transaction mode, and by statement sharing, which
@@ -303,8 +304,8 @@ function lex(text: string): Lexed | undefined {
     const c = text[i]!
     const next = text[i + 1]
     if (c === '-' && next === '-') {
-      const end = text.indexOf('\n', i)
-      i = end < 0 ? n : end
+      const end = lineCommentEnd(text, i, 'postgres')
+      i = end
       code += ' '
     } else if (c === '/' && next === '*') {
       let depth = 1

@@ -1,3 +1,4 @@
+import { lineCommentEnd } from '@dbpool/core/internal'
 /**
  * The text with comments and string literals replaced by spaces (a literal by `''`); `undefined` when it holds what is
  * not skipped safely here (dollar quoting, `E'...'` escapes, an unterminated literal or comment).
@@ -11,8 +12,8 @@ export function skipCommentsAndLiterals(text: string): string | undefined {
     const c = text[i] as string
     const next = text[i + 1]
     if (c === '-' && next === '-') {
-      const end = text.indexOf('\n', i)
-      i = end < 0 ? n : end
+      const end = lineCommentEnd(text, i, 'postgres')
+      i = end
       out += ' '
     } else if (c === '/' && next === '*') {
       let depth = 1

@@ -1,4 +1,5 @@
 import type { SqlDialect } from '../sql/sql'
+import { lineCommentEnd } from '../sql/line-comment'
 
 /** One statement cut out of a migration script. */
 export interface SqlStatement {
@@ -59,7 +60,7 @@ export function splitSqlStatements(script: string, dialect: SqlDialect = 'postgr
       line++
       i++
     } else if (ch === '-' && next === '-') {
-      while (i < n && script[i] !== '\n') i++
+      i = lineCommentEnd(script, i, dialect)
     } else if (ch === '/' && next === '*') {
       i = skipBlockComment(script, i, dialect === 'postgres', (count) => (line += count))
     } else if (ch === "'") {

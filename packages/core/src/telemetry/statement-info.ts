@@ -1,3 +1,4 @@
+import { lineCommentEnd } from '../sql/line-comment'
 /** @internal What telemetry reads from a statement's text: its operation and the table it names first. */
 export interface StatementHead {
   /** `db.operation.name`: the first keyword, as written (`select`, `INSERT`, `BEGIN`...); none for several statements. */
@@ -158,8 +159,8 @@ class Scanner {
       }
       const c = text.charCodeAt(i)
       if (c === 45 /* - */ && text.charCodeAt(i + 1) === 45) {
-        const newline = text.indexOf('\n', i + 2)
-        i = newline < 0 ? length : newline + 1
+        // Postgres's rule (`\r` ends it too): names only; the backends' own classifiers follow each engine
+        i = Math.min(lineCommentEnd(text, i, 'postgres') + 1, length)
         continue
       }
       if (c === 47 /* / */ && text.charCodeAt(i + 1) === 42 /* * */) {

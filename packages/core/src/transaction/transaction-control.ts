@@ -1,6 +1,7 @@
 import type { Backend } from '../driver/connection-manager'
 import { splitSqlStatements } from '../migrations/sql-splitter'
 import type { SqlFragment } from '../sql/sql'
+import { lineCommentEnd } from '../sql/line-comment'
 
 // a cheap look first, linear in the text (no regular expression over comments: a lazy comment pattern
 // repeated split a run of comments in exponentially many ways when the match failed): a text without
@@ -65,7 +66,8 @@ export function queryText(query: SqlFragment | string, backend: Backend): string
 }
 
 /**
- * The first word of `text`, lower-cased, after blanks and comments (`--` to the end of the line;
+ * The first word of `text`, lower-cased, after blanks and comments (`--` to the end of the line: `\n`,
+ * or `\r` too on Postgres, see {@link lineCommentEnd};
  * block comments nest when `nested`, as on Postgres, and end at the first `*\/` on SQLite), or `''`.
  * Reads each character once.
  */
@@ -75,9 +77,9 @@ function leadingWord(text: string, nested: boolean): string {
   for (;;) {
     while (i < length && /\s/.test(text[i]!)) i++
     if (text.startsWith('--', i)) {
-      const newline = text.indexOf('\n', i + 2)
-      if (newline < 0) return ''
-      i = newline + 1
+      const end = lineCommentEnd(text, i, nested ? 'postgres' : 'sqlite')
+      if (end >= length) return ''
+      i = end + 1
     } else if (text.startsWith('/*', i)) {
       let depth = 1
       i += 2

@@ -94,3 +94,11 @@ select 1`
     expect(texts('select $$ never closed')).toEqual(['select $$ never closed'])
   })
 })
+
+describe('splitSqlStatements: where a -- comment ends', () => {
+  it('ends at \\r too on Postgres (scan.l), only at \\n on SQLite (tokenize.c)', () => {
+    const text = 'select 1 -- note\r; insert into t values (1)'
+    expect(splitSqlStatements(text, 'postgres').map((s) => s.text)).toEqual(['select 1 -- note', 'insert into t values (1)'])
+    expect(splitSqlStatements(text, 'sqlite').map((s) => s.text)).toEqual([text])
+  })
+})

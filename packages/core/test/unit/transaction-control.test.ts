@@ -29,6 +29,12 @@ describe('transactionControlStatement: statements that would end or begin the tr
     ['/* a /* b */ commit', 'sqlite', 'COMMIT'],
     ['/* a /* b */ commit', 'postgres', undefined],
     ['/**/'.repeat(8) + 'rollback', 'sqlite', 'ROLLBACK'],
+    // a `--` comment ends at \r too on Postgres (scan.l), only at \n on SQLite (tokenize.c)
+    ['-- step 2\rCOMMIT', 'postgres', 'COMMIT'],
+    ['/* x */ -- y\rrollback', 'postgres', 'ROLLBACK'],
+    ['select 1; -- a\rbegin', 'postgres', 'BEGIN'],
+    ['-- step 2\rCOMMIT', 'sqlite', undefined],
+    ['select 1; -- a\rbegin', 'sqlite', undefined],
   ])('%j (%s) -> %s', (text, backend, expected) => {
     expect(transactionControlStatement(text, backend)).toBe(expected)
   })

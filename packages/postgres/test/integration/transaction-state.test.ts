@@ -115,6 +115,19 @@ describe('transaction() with the Postgres pieces', () => {
     expect((await pool.query('select id from ledger where id in (22, 23, 24) order by id')).rows).toEqual([{ id: 22 }, { id: 24 }])
   })
 
+  it('a COMMIT behind a -- comment ended by \\r (Postgres ends the comment there) is refused before it is sent, nothing kept', async () => {
+    await pool.query('create table cr_ledger (id int primary key)')
+    const failure = await rejection(
+      pool.transaction(async (tx) => {
+        await tx.query('insert into cr_ledger values (1)')
+        await tx.query('-- step 2\rCOMMIT')
+      }),
+    )
+    expect(failure.message).toMatch(/COMMIT/)
+    const { rows } = await pool.query<{ n: number }>('select count(*)::int as n from cr_ledger')
+    expect(rows[0]!.n).toBe(0)
+  })
+
   it('a committed transaction resolves and is kept', async () => {
     await pool.transaction((tx) => tx.query('insert into ledger values (11)'))
     expect((await pool.query('select count(*)::int as n from ledger where id = 11')).rows).toEqual([{ n: 1 }])

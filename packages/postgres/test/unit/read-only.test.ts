@@ -18,6 +18,13 @@ describe('isReadOnlyStatement (readRouting: auto, readYourWrites)', () => {
     expect(isReadOnlyStatement(text)).toBe(true)
   })
 
+  it.each(['select 1 --x\r; insert into t values (1)', 'select 1 -- note\rdelete from t', '-- only a comment\rupdate t set a = 1'])(
+    '%j is not read-only: a -- comment ends at \\r too on Postgres (scan.l), so what follows runs',
+    (text) => {
+      expect(isReadOnlyStatement(text)).toBe(false)
+    },
+  )
+
   it.each([
     'insert into t values (1)',
     'update t set a = 1',

@@ -28,6 +28,9 @@ describe('sessionStatement: quoted names, DO blocks, dynamic SQL', () => {
     ["do 'begin set search_path = b; end'", 'SET'],
     ["do E'begin set search_path = b; end'", 'SET'],
     ['select 1; do $$ begin set search_path = b; end $$', 'SET'],
+    // a -- comment ends at \r too (scan.l): what follows runs
+    ['-- tenant switch\rset search_path = tenant_b', 'SET'],
+    ['select 1 -- x\r; select pg_advisory_lock(1)', 'pg_advisory_lock()'],
     // functions and temporary objects in a DO block
     ["do $$ begin perform set_config('search_path', 'b', false); end $$", 'set_config()'],
     ["do $$ begin perform \"set_config\"('search_path', 'b', false); end $$", 'set_config()'],
