@@ -18,6 +18,12 @@ interface Slot {
   lease: Lease<unknown> | undefined
   inFlight: number
   releaseScheduled: boolean
+  /**
+   * Opened with a free or creatable connection and nobody waiting: its acquire queues behind no one,
+   * so statements may join it while it opens (two issued in one tick share it, as they would a tick
+   * later) without becoming waiters that maxWaitingClients counts.
+   */
+  readonly immediate: boolean
 }
 
 /**
@@ -90,9 +96,11 @@ export class StatementSharing {
       if (slot.lane === lane && slot.inFlight === 0 && slot.lease?.active && !slot.lease.conn.broken) return slot
     }
     const s = lane.stats()
-    // an opening slot is worth joining only while its connection is being created; one queued behind
-    // exclusive holders would turn joiners into unbounded waiters (maxWaitingClients must hold)
+    // an opening slot is worth joining only while its connection is being created or handed out at
+    // once (immediate); one queued behind exclusive holders would turn joiners into unbounded waiters
+    // (maxWaitingClients must hold)
     const creating = s.size - s.idle - s.used > 0
+    const spare = s.idle > 0 || s.size < lane.max
     let best: Slot | undefined
     let opening = 0
     for (const slot of this.#slots) {
@@ -100,18 +108,18 @@ export class StatementSharing {
       const lease = slot.lease
       if (!lease) {
         opening++
-        if (!creating) continue
+        if (!creating && !slot.immediate) continue
       } else if (lease.conn.broken || !lease.active) continue
       if (slot.inFlight < this.#depth && (!best || slot.inFlight < best.inFlight)) best = slot
     }
     const exclusiveWaiting = s.pending - opening > 0
-    const spare = s.idle > 0 || s.size < lane.max
-    return best && !exclusiveWaiting && !spare ? best : this.#open(lane)
+    return best && !exclusiveWaiting && !spare ? best : this.#open(lane, spare && s.pending === 0)
   }
 
-  #open(lane: LanePool<unknown>): Slot {
+  #open(lane: LanePool<unknown>, immediate: boolean): Slot {
     const slot: Slot = {
       lane,
+      immediate,
       lease: undefined,
       inFlight: 0,
       releaseScheduled: false,

@@ -87,6 +87,32 @@ describe('DatabasePool: statement sharing (pipelining managers)', () => {
     await running
   })
 
+  it('maxWaitingClients 0: lone statements issued in one tick share the idle connection (up to the depth), none refused', async () => {
+    for (const validateAfterIdleMs of [undefined, 1]) {
+      // validateAfterIdleMs 1: the idle connection is pinged first (tarn's acquire), not handed out at once
+      const { pool, manager } = makePool(
+        { max: 1, min: 1, maxWaitingClients: 0, ...(validateAfterIdleMs ? { validateAfterIdleMs } : {}) },
+        { pipelineDepth: 4, queryDelayMs: 20 },
+      )
+      await pool.query('select warm')
+      await sleep(10) // the kept connection goes back: one idle connection
+      const burst = await Promise.allSettled(Array.from({ length: 4 }, (_, i) => pool.query(`select ${i}`)))
+      expect(burst.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as DatabaseError).code))).toEqual(['ok', 'ok', 'ok', 'ok'])
+      expect(manager.connections).toHaveLength(1)
+      await sleep(10)
+      // beyond the depth a statement would wait: still refused
+      const over = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => pool.query(`select ${i}`)))
+      expect(over.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as DatabaseError).code))).toEqual([
+        'ok',
+        'ok',
+        'ok',
+        'ok',
+        'POOL_EXHAUSTED',
+      ])
+      await pool.close()
+    }
+  })
+
   it('close() returns idle shared connections at once', async () => {
     const { pool } = makePool({ max: 2 }, { pipelineDepth: 4 })
     await pool.query('select 1')

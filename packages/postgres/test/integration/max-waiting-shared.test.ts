@@ -34,3 +34,15 @@ it('withConnection, transaction and a statement with a deadline right after an a
     await expect(call()).resolves.toBeDefined()
   }
 }, 30_000)
+
+it('two lone pool.query() calls issued in one tick share the idle connection instead of one being refused', async () => {
+  const p = (pool = poolOn(db.url, { max: 1, min: 1, maxWaitingClients: 0, name: 'max-waiting-burst' }))
+  await p.query('select 1')
+  await new Promise((resolve) => setTimeout(resolve, 20)) // the kept connection goes back: one idle connection
+  const outcome = (q: Promise<unknown>): Promise<string> =>
+    q.then(
+      () => 'ok',
+      (err: { code?: string }) => err.code ?? 'error',
+    )
+  expect(await Promise.all([outcome(p.query('select pg_sleep(0.1)')), outcome(p.query('select 2'))])).toEqual(['ok', 'ok'])
+}, 30_000)
