@@ -904,7 +904,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     try {
       const rows = allRows(entry.stmt, params)
       ran = true
-      this.#checkRanColumns(db, state, entry)
+      this.#checkRanColumns(db, state, entry, true)
       db.exec('RELEASE dbpool_columns')
       return rows
     } catch (err) {
@@ -937,8 +937,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    * read (a change between the run and the pragma): the next run is checked too. On a connection
    * that may have an attached database or temp objects ({@link ConnectionState.schemas}) every
    * schema's version is read ({@link everySchemaVersion}): main's alone misses a change there.
+   *
+   * @param ownSavepoint It ran in {@link #allChecked}'s savepoint (outside a transaction): the error
+   *   says it was rolled back, nothing kept, no transaction open (not "aborted").
    */
-  #checkRanColumns(db: SqliteDatabase, state: ConnectionState, entry: CachedStatement): void {
+  #checkRanColumns(db: SqliteDatabase, state: ConnectionState, entry: CachedStatement, ownSavepoint = false): void {
     let version: number | string
     if (state.schemas) version = everySchemaVersion(db, state)
     else {
@@ -952,7 +955,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (duplicate === undefined) return
     // checked again on every run until its columns are unique
     entry.checkedAt = -1
-    throw duplicateColumnError(duplicate, 'sqlite', db.inTransaction ? { aborted: true } : entry.rereadable ? { ran: true } : {})
+    // in the savepoint #allChecked opened: rolled back by its caller, no transaction left open
+    const context = ownSavepoint ? { rolledBack: true } : db.inTransaction ? { aborted: true } : entry.rereadable ? { ran: true } : {}
+    throw duplicateColumnError(duplicate, 'sqlite', context)
   }
 
   /**

@@ -57,6 +57,12 @@ export interface DuplicateColumnContext {
   readonly aborted?: boolean
   /** It already ran (Postgres); SQLite refuses it when it is prepared, before it runs. */
   readonly ran?: boolean
+  /**
+   * It ran outside a transaction inside a savepoint of the pool's own (SQLite, a write with
+   * `RETURNING *`), rolled back with the refusal: nothing it wrote is kept, no transaction is open,
+   * and later statements run as usual (nothing to ROLLBACK).
+   */
+  readonly rolledBack?: boolean
 }
 
 /**
@@ -66,7 +72,8 @@ export interface DuplicateColumnContext {
  * too. With `mayHaveCommitted` it adds that the statement may have committed and sets
  * `detail.outcome: 'unknown'` (see `isOutcomeUnknown`), so nobody runs a committed write again; with
  * `committed`, that it committed (`detail.outcome: 'committed'`); with `aborted`, that the
- * transaction it ran in is aborted and commits nothing.
+ * transaction it ran in is aborted and commits nothing; with `rolledBack`, that it ran in the pool's
+ * own savepoint outside a transaction, rolled back: nothing kept, no transaction open.
  */
 export function duplicateColumnError(
   duplicate: DuplicateColumn,
@@ -86,6 +93,9 @@ export function duplicateColumnError(
     message +=
       '. The statement already ran outside a transaction and may have committed: its outcome is unknown, check before running it again'
     outcome = OUTCOME_UNKNOWN
+  } else if (context.rolledBack) {
+    message +=
+      ". The statement ran outside a transaction, in a savepoint of the pool's own that was rolled back: nothing it wrote was kept, no transaction is open, and later statements run as usual"
   } else if (context.aborted)
     message +=
       '. The statement already ran inside a transaction, which is now aborted as if the server had refused the statement: nothing of it commits, and every later statement is refused until ROLLBACK (or ROLLBACK TO SAVEPOINT)'

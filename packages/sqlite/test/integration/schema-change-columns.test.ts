@@ -75,7 +75,21 @@ describe('a `*` that gains a column of a name already in the result', () => {
       const third = new Database(path)
       third.exec(`alter table b add column x text`)
       third.close()
-      await expect(pool.query(returning, [1, 'r5'])).rejects.toMatchObject({ code: 'SYNTAX_ERROR' })
+      // outside a transaction: rolled back in the pool's own savepoint, no transaction aborted or left open
+      for (const run of [() => pool.query(returning, [1, 'r5']), () => pool.withConnection((c) => c.query(returning, [1, 'r5']))]) {
+        const refused = await run().catch((e: unknown) => e)
+        expect(refused).toMatchObject({ code: 'SYNTAX_ERROR', detail: { column: 'x' } })
+        expect((refused as DatabaseError).message).toMatch(/rolled back: nothing it wrote was kept, no transaction is open/)
+        expect((refused as DatabaseError).message).not.toMatch(/aborted|until ROLLBACK/)
+      }
+      await pool.withConnection(async (c) => {
+        await expect(c.query(returning, [1, 'r5'])).rejects.toMatchObject({ code: 'SYNTAX_ERROR' })
+        expect(c.native.inTransaction).toBe(false)
+        expect((await c.query('select 1 as one')).rows).toEqual([{ one: 1 }])
+      })
+      // inside the caller's transaction the refusal aborts it, and says so
+      const inTx = await pool.transaction((tx) => tx.query(returning, [1, 'r5'])).catch((e: unknown) => e)
+      expect((inTx as DatabaseError).message).toMatch(/which is now aborted/)
       const streamed = await (async () => {
         for await (const row of pool.stream(returning, [1, 'r6'])) void row
       })().catch((e: unknown) => e)
