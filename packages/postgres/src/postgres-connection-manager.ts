@@ -53,7 +53,7 @@ import {
   type PgSsl,
 } from './postgres-tls'
 import { createTypeParsers } from './postgres-types'
-import { hostLabel, mismatchOf, passesOf, reportsReadOnly } from './postgres-session-attrs'
+import { hostLabel, mismatchOf, passesOf, reportsReadOnly, roleKindOf } from './postgres-session-attrs'
 import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, TRANSACTION_MODE_REASON } from './postgres-pgbouncer'
 import { sessionStatement } from './postgres-session-statement'
 import { isReadOnlyStatement } from './postgres-read-only'
@@ -253,6 +253,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * CONNECTION_FAILED naming every host tried and why (the code of the hosts' own error when they all
    * failed the same way, e.g. AUTHENTICATION_FAILED). A write-lane connection that reaches another
    * server than the one before reports `onFailover`, and the connections to the old one are evicted.
+   * Read-only sessions (a replica's, the primary's read-only pool) are judged by the server's role:
+   * `read-write` as `primary`, `read-only` as `standby` (see roleKindOf).
    */
   async connect(lane: Lane, hooks: ConnectionHooks, target?: number): Promise<PostgresConnection> {
     if (lane === 'read' && target !== undefined) {
@@ -349,7 +351,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
           }
           let mismatch: string | undefined
           try {
-            mismatch = await mismatchOf(conn, want, (c, text) => this.#probe(c, text))
+            // a read-only session reports itself read-only on every server: judged by the server's role (roleKindOf)
+            mismatch = await mismatchOf(conn, this.#readOnlySession ? roleKindOf(want) : want, (c, text) => this.#probe(c, text))
           } catch (err) {
             conn.kill()
             const error = this.mapError(err)

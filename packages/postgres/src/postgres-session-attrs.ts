@@ -10,6 +10,20 @@ export function passesOf(attrs: TargetSessionAttrs): readonly Exclude<TargetSess
 }
 
 /**
+ * The kind a host walk of read-only sessions (a replica's, the primary's read-only pool: their own
+ * startup option `default_transaction_read_only=on` makes every session read-only, which the server
+ * reports back) looks for: the server's role, never the session's own setting. `read-write` is
+ * `primary` (not in recovery), `read-only` is `standby` (in recovery); the other kinds already judge
+ * the server's role. A fenced primary (`default_transaction_read_only` on in its configuration) is
+ * not told apart from the pool's own option there: the write lane's walk refuses it, a read does not need to.
+ */
+export function roleKindOf(
+  want: Exclude<TargetSessionAttrs, 'prefer-standby'>,
+): Exclude<TargetSessionAttrs, 'prefer-standby' | 'read-write' | 'read-only'> {
+  return want === 'read-write' ? 'primary' : want === 'read-only' ? 'standby' : want
+}
+
+/**
  * Why `conn` is not of the `want` kind, or `undefined` when it is. As libpq decides
  * (fe-connect.c, PQconnectPoll): on a server that reports `in_hot_standby` and
  * `default_transaction_read_only` at startup (PostgreSQL 14 and later) from those values, with no

@@ -1,4 +1,4 @@
-import type { DatabasePool, ReadFallbackInfo } from '@dbpool/core'
+import { DatabaseConfig, type DatabasePool, type ReadFallbackInfo } from '@dbpool/core'
 import { createPostgresPool, type PostgresConnection } from '@dbpool/postgres'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
 
@@ -69,5 +69,49 @@ describe('read-lane work on the primary when no replica is usable', () => {
     await p.query(`create function add_row(v int) returns int language sql as $$ insert into fallback_rows values (v) returning v $$`)
     await p.query('create view added as select add_row(11) as v')
     expect((await p.query<{ v: number }>('select * from added')).rows).toEqual([{ v: 11 }])
+  })
+})
+
+describe('the primary read-only pool', () => {
+  function primaryHost(): { host: string; port: number } {
+    const u = new URL(db.url)
+    return { host: u.hostname, port: Number(u.port || 5432) }
+  }
+
+  it('connects when the primary URL has target_session_attrs=read-write (judged as a primary, not by its own read-only session)', async () => {
+    const u = new URL(db.url)
+    u.searchParams.set('target_session_attrs', 'read-write')
+    const p = (pool = createPostgresPool(u.toString(), { min: 0, max: 2 }, { replicas: [unreachableReplica(db.url)] }))
+    const { rows } = await p.query<{ r: boolean; ro: string }>(
+      "select pg_is_in_recovery() as r, current_setting('transaction_read_only') as ro",
+      [],
+      { lane: 'read' },
+    )
+    expect(rows[0]).toEqual({ r: false, ro: 'on' })
+    await expect(p.query('create table tsa_rows (i int)', [], { lane: 'read' })).rejects.toMatchObject({ code: 'READ_ONLY' })
+    // a multi-host primary URL: the first host down, the walk goes on to the primary
+    const { host, port } = primaryHost()
+    const multi = new DatabaseConfig({
+      hosts: [
+        { host: '127.0.0.1', port: 1 },
+        { host, port },
+      ],
+      targetSessionAttrs: 'read-write',
+      database: db.name,
+      username: decodeURIComponent(u.username),
+      password: decodeURIComponent(u.password),
+      sslMode: 'disable',
+    })
+    const m = createPostgresPool(multi, { min: 0, max: 1 }, { replicas: [unreachableReplica(db.url)] })
+    try {
+      const read = await m.query<{ r: boolean; ro: string }>(
+        "select pg_is_in_recovery() as r, current_setting('transaction_read_only') as ro",
+        [],
+        { lane: 'read' },
+      )
+      expect(read.rows[0]).toEqual({ r: false, ro: 'on' })
+    } finally {
+      await m.close({ timeoutMs: 5_000 })
+    }
   })
 })
