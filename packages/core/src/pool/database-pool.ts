@@ -527,9 +527,10 @@ export class DatabasePool<out C = unknown> {
     if (pool === this.#write || replicas.isPrimary(pool)) return running
     return running.catch((err: unknown) => {
       if (!DatabaseError.is(err) || !REPLICA_DOWN_CODES.has(err.code) || this.#state !== 'open') throw err
-      replicas.failed(pool, err)
       // a statement that may have taken effect (a write sent to the read lane of a server that took it) is not run again
-      if (isOutcomeUnknown(err)) throw err
+      const unknown = isOutcomeUnknown(err)
+      replicas.failed(pool, err, unknown)
+      if (unknown) throw err
       return this.#queryOnLease<R>('read', compiled, undefined)
     })
   }

@@ -116,6 +116,8 @@ export class LanePool<C> {
     readonly min: number,
     /** The manager's read target (`lanes.readTargets` index) this pool's connections go to; `-1`: the lane's only target. */
     readonly target = -1,
+    /** What its errors name it after the lane: `replica <target>` by default (a read target), e.g. `primary read-only`. */
+    readonly targetName = `replica ${target}`,
   ) {
     this.#host = host
     const { config } = host
@@ -606,7 +608,7 @@ export class LanePool<C> {
   #describe(extraPending = 0): string {
     const s = this.stats()
     s.pending += extraPending
-    const lane = this.lane === 'read' ? (this.target < 0 ? ' (read lane)' : ` (read lane, replica ${this.target})`) : ''
+    const lane = this.lane === 'read' ? (this.target < 0 ? ' (read lane)' : ` (read lane, ${this.targetName})`) : ''
     return `pool "${this.#host.config.name}"${lane} (size=${s.size}, used=${s.used}, idle=${s.idle}, pending=${s.pending}, max=${s.max})`
   }
 }

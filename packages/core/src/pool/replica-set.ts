@@ -47,7 +47,13 @@ export interface ReplicaStats {
     readonly used: number
     readonly pending: number
   }[]
-  /** Read-lane acquires served by a replica. */
+  /**
+   * The primary's read-only pool (read-lane work no replica may serve; Postgres, not behind
+   * PgBouncer): connections open, in use, waiting. Up to the pool's `max` of its own, counted in
+   * `stats('read')` and `stats().max`; `undefined` without one (such reads run on the write lane).
+   */
+  readonly primary?: { readonly size: number; readonly used: number; readonly pending: number }
+  /** Read-lane acquires served by a replica (an acquire whose replica failed and that ran elsewhere counts where it ran). */
   readonly readsOnReplicas: number
   /** Read-lane acquires served by the primary because no replica was usable. */
   readonly readsOnPrimaryFallback: number
@@ -144,7 +150,7 @@ export class ReplicaSet {
     this.#statusTimeoutMs = statusTimeoutMs
     this.#targets = labels.map((label, i) => new Target(label, new LanePool(host.laneHost, 'read', max, min, i)))
     // opened only when needed (min 0): with healthy replicas it holds no connection
-    this.#primary = readOnlyFallback ? new LanePool(host.laneHost, 'read', max, 0, labels.length) : undefined
+    this.#primary = readOnlyFallback ? new LanePool(host.laneHost, 'read', max, 0, labels.length, 'primary read-only') : undefined
   }
 
   /** Every replica's lane pool, and the primary's read-only one. */
@@ -230,11 +236,16 @@ export class ReplicaSet {
 
   /**
    * A read-lane acquire on `pool` failed before anything ran (CONNECTION_FAILED...): the replica is
-   * out (`not-standby` when the connect found a server that is not in recovery: `detail.standby: false`).
+   * out (`not-standby` when the connect found a server that is not in recovery: `detail.standby: false`),
+   * and the read, which the caller runs on the next choice, is not counted on it (`readsOnReplicas`);
+   * `servedThere`: it was sent and is not run again (its outcome unknown), it stays counted there.
    */
-  failed(pool: LanePool<unknown>, error: DatabaseError): void {
+  failed(pool: LanePool<unknown>, error: DatabaseError, servedThere = false): void {
     const target = this.#targets.find((t) => t.pool === pool)
-    if (target) this.#takeOut(target, reasonOf(error), { error })
+    if (!target) return
+    // not served there: the next choice counts it where it runs
+    if (!servedThere) this.#readsOnReplicas--
+    this.#takeOut(target, reasonOf(error), { error })
   }
 
   /** A statement ran on a write-lane lease: remember whether it may have written. */
@@ -297,6 +308,7 @@ export class ReplicaSet {
         const s = t.pool.stats()
         return { replica: t.label, usable: t.usable, reason: t.reason, lagMs: t.lagMs, size: s.size, used: s.used, pending: s.pending }
       }),
+      primary: this.#primary && sizesOf(this.#primary),
       readsOnReplicas: this.#readsOnReplicas,
       readsOnPrimaryFallback: this.#readsOnPrimaryFallback,
       readsOnPrimaryForWrites: this.#readsOnPrimaryForWrites,
@@ -397,6 +409,11 @@ export class ReplicaSet {
 /** Why a replica whose connect or status query failed is out: a connect that found no standby says so in `detail.standby`. */
 function reasonOf(error: DatabaseError): ReplicaOutReason {
   return (error.detail as { standby?: unknown } | undefined)?.standby === false ? 'not-standby' : 'unreachable'
+}
+
+function sizesOf(pool: LanePool<unknown>): { size: number; used: number; pending: number } {
+  const s = pool.stats()
+  return { size: s.size, used: s.used, pending: s.pending }
 }
 
 /** Share of a pool's capacity in use or asked for. */

@@ -114,4 +114,29 @@ describe('the primary read-only pool', () => {
       await m.close({ timeoutMs: 5_000 })
     }
   })
+
+  it('names itself in ACQUIRE_TIMEOUT, shows in replicaStats().primary, and a read counts once, where it ran', async () => {
+    const p = (pool = createPostgresPool(db.url, { min: 0, max: 1, acquireTimeoutMs: 300 }, { replicas: [unreachableReplica(db.url)] }))
+    await p.query('select 1', [], { lane: 'read' })
+    expect(p.replicaStats()).toMatchObject({ readsOnReplicas: 0, readsOnPrimaryFallback: 1 })
+    await p.withConnection((c) => c.query('select 1'), { lane: 'read' })
+    expect(p.replicaStats()).toMatchObject({ readsOnReplicas: 0, readsOnPrimaryFallback: 2 })
+    let release!: () => void
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const holding = p.withConnection(
+      async (c) => {
+        await c.query('select 1')
+        await held
+      },
+      { lane: 'read' },
+    )
+    for (let i = 0; i < 500 && (p.replicaStats()?.primary?.used ?? 0) < 1; i++) await new Promise((resolve) => setTimeout(resolve, 10))
+    expect(p.replicaStats()?.primary).toEqual({ size: 1, used: 1, pending: 0 })
+    const err = await p.withConnection((c) => c.query('select 1'), { lane: 'read' }).catch((e: unknown) => e)
+    expect(err).toMatchObject({ code: 'ACQUIRE_TIMEOUT' })
+    expect((err as Error).message).toContain('(read lane, primary read-only)')
+    expect((err as Error).message).not.toContain('replica 1')
+    release()
+    await holding
+  })
 })
