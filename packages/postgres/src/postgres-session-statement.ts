@@ -54,13 +54,13 @@ const ARGUMENT = /,\s*$/
 // a value stored in a variable may be run later: judged only when it starts like a session command
 // (its shape, so that a sentence is not: 'set up done', 'reset password requested', 'listen to me')
 const COMMAND_SHAPED =
-  /^\s*(?:prepare\s+\S+(?:\s*\([^)]*\))?\s+as\b|listen\s+[^\s;]+\s*(?:;|$)|load\s+'|reset\s+[^\s;]+\s*(?:;|$)|set\s+(?:(?:session|local)\s+)?(?:role\b|session\s+authorization\b|time\s+zone\b|schema\b|names\b|[\w."]+\s*(?:=|\bto\b))|declare\s+\S+\s+[\w\s]*?\bcursor\b)/i
+  /^\s*(?:prepare\s+\S+(?:\s+\([^)]*\))?\s+as\b|listen\s+[^\s;]+\s*(?:;|$)|load\s+'|reset\s+[^\s;]+\s*(?:;|$)|set\s+(?:(?:session|local)\s+)?(?:role\b|session\s+authorization\b|time\s+zone\b|schema\b|names\b|[\w."]+\s*(?:=|\bto\b))|declare\s+\S+(?:\s+\w+)*?\s+cursor\b)/i
 const ASSIGNMENT = /^\s*[A-Za-z_"][\w$"]*(?:\s*\.\s*[A-Za-z_"][\w$"]*|\s*\[[^\]]*\])*\s*:?=/
 const SELECT_HEAD = /^\s*select\b/i
-const INTO_WORD = /\binto\b/i
-const LAST_DECLARE = /\bdeclare\b(?![\s\S]*\bdeclare\b)/i
-const BEGIN_WORD = /\bbegin\b/i
-const CURSOR_WORD = /\bcursor\b/i
+const DECLARE_WORD = /\bdeclare\b/gi
+const BEGIN_WORD = /\bbegin\b/gi
+const CURSOR_WORD = /\bcursor\b/gi
+const INTO_WORD = /\binto\b/gi
 const SQL_BOUNDARY = /;/g
 const PLPGSQL_BOUNDARY = /;|\b(?:begin|then|else|loop)\b|>>/gi
 // how much of a statement's head is read to tell what it is (its first word)
@@ -139,19 +139,25 @@ function judge(text: string, plpgsql: boolean, depth: number): string | undefine
 function judgePlpgsqlLiterals(code: string, literals: readonly Literal[], depth: number): string | undefined {
   const executed = executedRanges(code)
   const starts = statementStarts(code, PLPGSQL_BOUNDARY)
+  let words: BodyWords | undefined // found on first use
   let s = 0
+  // literals and ranges both go forward: the first range not ended before a literal is the only one that may hold it
+  let r = 0
   let chain: string | undefined
   let continues = false
   let argument = false
   for (let l = 0; l < literals.length; l++) {
     const literal = literals[l]!
-    const range = executed.find(([from, to]) => literal.at >= from && literal.at < to)
+    while (r < executed.length && executed[r]![1] <= literal.at) r++
+    const range = r < executed.length && executed[r]![0] <= literal.at ? executed[r] : undefined
     if (range !== undefined) {
       // dynamic SQL: literals joined by || read as one text
       if (chain === undefined) {
+        // what ends the code before it (after EXECUTE): "||" or "," and blanks (read backwards: linear)
         const lead = code.slice(range[0], literal.at)
-        continues = CONCATENATED.test(lead)
-        argument = ARGUMENT.test(lead)
+        const tail = lead.slice(Math.max(0, lastNonBlank(lead) - 2))
+        continues = CONCATENATED.test(tail)
+        argument = ARGUMENT.test(tail)
       }
       chain = (chain ?? '') + literal.value
       const next = literals[l + 1]
@@ -167,7 +173,8 @@ function judgePlpgsqlLiterals(code: string, literals: readonly Literal[], depth:
     while (s + 1 < starts.length && starts[s + 1]! <= literal.at) s++
     let inner: string | undefined
     if (DO_HEAD.test(headOf(code, starts[s]!, literal.at))) inner = judge(literal.value, true, depth + 1)
-    else if (COMMAND_SHAPED.test(literal.value) && stored(code, starts[s]!, literal.at)) inner = judge(literal.value, false, depth + 1)
+    else if (COMMAND_SHAPED.test(literal.value) && stored(code, starts[s]!, literal.at, (words ??= new BodyWords(code))))
+      inner = judge(literal.value, false, depth + 1)
     if (inner !== undefined) return inner
   }
   return undefined
@@ -176,11 +183,15 @@ function judgePlpgsqlLiterals(code: string, literals: readonly Literal[], depth:
 /** Where the expressions EXECUTE runs are in `code`: from after EXECUTE to INTO, USING, LOOP or `;`. */
 function executedRanges(code: string): Array<[number, number]> {
   const ranges: Array<[number, number]> = []
+  // the end found for one EXECUTE is the end of every later one before it: each end is searched once
+  let end = -1
   for (const match of code.matchAll(EXECUTE)) {
     const from = (match.index ?? 0) + match[0].length
-    EXECUTE_END.lastIndex = from
-    const end = EXECUTE_END.exec(code)
-    ranges.push([from, end === null ? code.length : end.index])
+    if (end < from) {
+      EXECUTE_END.lastIndex = from
+      end = EXECUTE_END.exec(code)?.index ?? code.length
+    }
+    ranges.push([from, end])
   }
   return ranges
 }
@@ -189,16 +200,87 @@ function executedRanges(code: string): Array<[number, number]> {
  * Whether the literal at `at`, in the statement starting at `start`, is stored in a variable (it
  * may be run later): an assignment, `SELECT ... INTO`, a DECLARE section's default (not a cursor's query).
  */
-function stored(code: string, start: number, at: number): boolean {
+function stored(code: string, start: number, at: number, words: BodyWords): boolean {
   const before = code.slice(start, at)
   if (ASSIGNMENT.test(before)) return true
   if (SELECT_HEAD.test(before)) {
-    const end = code.indexOf(';', at)
-    return INTO_WORD.test(code.slice(start, end < 0 ? code.length : end))
+    const end = words.semicolons.firstFrom(at)
+    return words.into.within(start, end < 0 ? code.length : end)
   }
-  const section = code.slice(0, at)
-  const declare = section.search(LAST_DECLARE)
-  return declare >= 0 && !BEGIN_WORD.test(section.slice(declare)) && !CURSOR_WORD.test(before)
+  const declare = words.declare.lastWithin(at)
+  return declare >= 0 && !words.begin.within(declare, at) && !words.cursor.within(start, at)
+}
+
+/** Where a word (or `;`) occurs in a body, found once: stored() asks per literal, in O(log n) each. */
+class WordMatches {
+  readonly #starts: number[] = []
+  readonly #ends: number[] = []
+
+  constructor(code: string, word: RegExp) {
+    for (const match of code.matchAll(word)) {
+      this.#starts.push(match.index ?? 0)
+      this.#ends.push((match.index ?? 0) + match[0].length)
+    }
+  }
+
+  /** The start of the first match starting at or after `from`, or -1. */
+  firstFrom(from: number): number {
+    const i = this.#firstStartFrom(from)
+    return i < this.#starts.length ? this.#starts[i]! : -1
+  }
+
+  /** Whether a match lies whole in [`from`, `to`). */
+  within(from: number, to: number): boolean {
+    const i = this.#firstStartFrom(from)
+    return i < this.#starts.length && this.#ends[i]! <= to
+  }
+
+  /** The start of the last match ending at or before `to`, or -1. */
+  lastWithin(to: number): number {
+    let lo = 0
+    let hi = this.#ends.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.#ends[mid]! <= to) lo = mid + 1
+      else hi = mid
+    }
+    return lo > 0 ? this.#starts[lo - 1]! : -1
+  }
+
+  #firstStartFrom(from: number): number {
+    let lo = 0
+    let hi = this.#starts.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.#starts[mid]! < from) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+}
+
+/** The words of a PL/pgSQL body stored() looks for. */
+class BodyWords {
+  readonly semicolons: WordMatches
+  readonly into: WordMatches
+  readonly declare: WordMatches
+  readonly begin: WordMatches
+  readonly cursor: WordMatches
+
+  constructor(code: string) {
+    this.semicolons = new WordMatches(code, SQL_BOUNDARY)
+    this.into = new WordMatches(code, INTO_WORD)
+    this.declare = new WordMatches(code, DECLARE_WORD)
+    this.begin = new WordMatches(code, BEGIN_WORD)
+    this.cursor = new WordMatches(code, CURSOR_WORD)
+  }
+}
+
+/** The index after the last non-blank character of `text` (0 when all blank). */
+function lastNonBlank(text: string): number {
+  let i = text.length
+  while (i > 0 && /\s/.test(text[i - 1]!)) i--
+  return i
 }
 
 /** Where each statement of `code` starts (0, then after each boundary), in order. */
@@ -262,32 +344,41 @@ function sessionTempObject(text: string): string | undefined {
   return undefined
 }
 
-/** Whether a `set_config(name, value, is_local)` call in `text` (literals gone) has an `is_local` other than `true`. */
+/**
+ * Whether a `set_config(name, value, is_local)` call in `text` (literals gone) has an `is_local` other
+ * than `true`. One pass over the text (nested calls included): a stack of open parentheses, each
+ * knowing whether it opened a set_config() call and where its last argument starts.
+ */
 function sessionSetConfig(text: string): boolean {
-  for (const match of text.matchAll(SET_CONFIG)) {
-    let depth = 0
-    let last = ''
-    let i = (match.index ?? 0) + match[0].length
-    for (; i < text.length; i++) {
-      const c = text[i] as string
-      if (c === '(') depth++
-      else if (c === ')') {
-        if (depth === 0) break
-        depth--
-      } else if (c === ',' && depth === 0) {
-        last = ''
-        continue
-      }
-      last += c
+  const calls: number[] = []
+  for (const match of text.matchAll(SET_CONFIG)) calls.push((match.index ?? 0) + match[0].length - 1)
+  if (calls.length === 0) return false
+  const stack: Array<{ readonly call: boolean; lastArgument: number }> = []
+  let next = 0
+  for (let i = calls[0]!; i < text.length; i++) {
+    const c = text[i]
+    if (i === calls[next]) {
+      next++
+      stack.push({ call: true, lastArgument: i + 1 })
+    } else if (c === '(') stack.push({ call: false, lastArgument: i + 1 })
+    else if (c === ',' && stack.length > 0) stack[stack.length - 1]!.lastArgument = i + 1
+    else if (c === ')') {
+      const frame = stack.pop()
+      if (frame?.call && !isLocalTrue(text.slice(frame.lastArgument, i))) return true
     }
-    // named notation: set_config(setting_name => ..., new_value => ..., is_local => true)
-    const isLocal = last
+  }
+  // a call left open: its last argument runs to the end
+  return stack.some((frame) => frame.call && !isLocalTrue(text.slice(frame.lastArgument)))
+}
+
+/** Whether set_config()'s last argument is `true` (named notation too: `is_local => true`). */
+function isLocalTrue(argument: string): boolean {
+  return (
+    argument
       .trim()
       .toLowerCase()
-      .replace(/^is_local\s*(?:=>|:=)\s*/, '')
-    if (isLocal !== 'true') return true
-  }
-  return false
+      .replace(/^is_local\s*(?:=>|:=)\s*/, '') === 'true'
+  )
 }
 
 /**
@@ -297,7 +388,9 @@ function sessionSetConfig(text: string): boolean {
  */
 function lex(text: string): Lexed | undefined {
   const literals: Literal[] = []
-  let code = ''
+  // the code is built in pieces and its last three characters kept apart: reading a character of a
+  // string built by += flattens it, a copy of all of it at each quote (quadratic in a long text)
+  const code = new CodeBuilder()
   let i = 0
   const n = text.length
   while (i < n) {
@@ -306,7 +399,7 @@ function lex(text: string): Lexed | undefined {
     if (c === '-' && next === '-') {
       const end = lineCommentEnd(text, i, 'postgres')
       i = end
-      code += ' '
+      code.add(' ')
     } else if (c === '/' && next === '*') {
       let depth = 1
       i += 2
@@ -317,12 +410,11 @@ function lex(text: string): Lexed | undefined {
         i += pair === '/*' || pair === '*/' ? 2 : 1
       }
       if (depth > 0) return undefined
-      code += ' '
+      code.add(' ')
     } else if (c === "'") {
-      const last = code.length - 1
-      const escapes = (code[last] === 'e' || code[last] === 'E') && (last === 0 || !IDENTIFIER_CHAR.test(code[last - 1]!))
-      const unicode =
-        code[last] === '&' && (code[last - 1] === 'u' || code[last - 1] === 'U') && (last === 1 || !IDENTIFIER_CHAR.test(code[last - 2]!))
+      const [c1, c2, c3] = [code.last(1), code.last(2), code.last(3)]
+      const escapes = (c1 === 'e' || c1 === 'E') && (c2 === '' || !IDENTIFIER_CHAR.test(c2))
+      const unicode = c1 === '&' && (c2 === 'u' || c2 === 'U') && (c3 === '' || !IDENTIFIER_CHAR.test(c3))
       let value = ''
       i++
       for (;;) {
@@ -349,10 +441,10 @@ function lex(text: string): Lexed | undefined {
         const clause = UESCAPE.exec(text)
         if (clause !== null) i += clause[0].length
         value = unicodeEscapes(value, clause?.[1] ?? '\\')
-        code = code.slice(0, -2)
+        code.dropLast2()
       }
       literals.push({ value, at: code.length })
-      code += PLACEHOLDER
+      code.add(PLACEHOLDER)
     } else if (c === '"') {
       let end = i + 1
       for (;;) {
@@ -361,14 +453,14 @@ function lex(text: string): Lexed | undefined {
         if (text[end + 1] !== '"') break
         end += 2
       }
-      code += text.slice(i, end + 1)
+      code.add(text.slice(i, end + 1))
       i = end + 1
-    } else if (c === '$' && (code.length === 0 || !IDENTIFIER_CHAR.test(code[code.length - 1]!))) {
+    } else if (c === '$' && (code.length === 0 || !IDENTIFIER_CHAR.test(code.last(1)))) {
       // $tag$ ... $tag$ (a $1 parameter, or a $ inside a name, is not one)
       DOLLAR_TAG.lastIndex = i
       const tag = DOLLAR_TAG.exec(text)
       if (tag === null) {
-        code += c
+        code.add(c)
         i++
         continue
       }
@@ -376,14 +468,48 @@ function lex(text: string): Lexed | undefined {
       const end = text.indexOf(tag[0], start)
       if (end < 0) return undefined
       literals.push({ value: text.slice(start, end), at: code.length })
-      code += PLACEHOLDER
+      code.add(PLACEHOLDER)
       i = end + tag[0].length
     } else {
-      code += c
+      code.add(c)
       i++
     }
   }
-  return { code, literals }
+  return { code: code.text(), literals }
+}
+
+/** lex()'s output: pieces joined once at the end, the last three characters kept apart (never read back from the text). */
+class CodeBuilder {
+  readonly #pieces: string[] = []
+  length = 0
+  #tail = ''
+
+  add(piece: string): void {
+    this.#pieces.push(piece)
+    this.length += piece.length
+    this.#tail = piece.length >= 3 ? piece.slice(-3) : (this.#tail + piece).slice(-3)
+  }
+
+  /** The `n`th character from the end (1: the last), or '' before the start. */
+  last(n: 1 | 2 | 3): string {
+    return this.#tail.length >= n ? this.#tail[this.#tail.length - n]! : ''
+  }
+
+  /** Drops the last two characters (the `U&` of a `U&'...'` string, each added alone). */
+  dropLast2(): void {
+    let drop = 2
+    while (drop > 0) {
+      const piece = this.#pieces.pop()!
+      if (piece.length > drop) this.#pieces.push(piece.slice(0, piece.length - drop))
+      drop -= Math.min(drop, piece.length)
+    }
+    this.length -= 2
+    this.#tail = this.#tail.slice(0, -2)
+  }
+
+  text(): string {
+    return this.#pieces.join('')
+  }
 }
 
 /**

@@ -196,3 +196,54 @@ describe('statement sharing never takes a statement that may change the session'
     },
   )
 })
+
+// each text is 1 MB; the old expressions and scans were quadratic (or worse) on them: hours, now linear
+describe('sessionStatement reads 1 MB adversarial texts in linear time', () => {
+  const MB = 1 << 20
+  const fill = (unit: string): string => unit.repeat(Math.ceil(MB / unit.length))
+  it.each<[string, string, RegExp | undefined]>([
+    // lex(): a character read back from the code built so far flattened it at every quote
+    ['many string literals', `select ${fill("'' ")}`, undefined],
+    ['many U&-strings', `select ${fill("U&'' ")}`, undefined],
+    // a stored value "prepare ((((...": \S+ and \s*\( split the parentheses every way
+    ['a stored prepare with unclosed parentheses', `do $$ begin v := 'prepare ${fill('(')}'; end $$`, undefined],
+    // a stored value "declare x    ...": \s+ and [\w\s]*? split the blanks every way
+    ['a stored declare with a long run of blanks', `do $$ begin v := 'declare x ${fill(' ')}'; end $$`, undefined],
+    // LAST_DECLARE looked ahead to the end for each DECLARE, once per literal
+    ['many DECLARE sections with stored values', `do $$${fill(" declare v text := 'set role x';")}$$`, /^SET/],
+    // each literal's lead after EXECUTE was searched from the EXECUTE; ranges searched per literal
+    ['many format() arguments after EXECUTE', `do $$ execute f(${fill("'', ")})$$`, undefined],
+    // each EXECUTE searched to the end for INTO, USING, LOOP or ";"
+    ['many EXECUTEs without an end', `do $$${fill(' execute x')} ''$$`, undefined],
+    // stored(): INTO and CURSOR searched in the whole statement per literal
+    ['a SELECT (no INTO) with many command-shaped literals', `do $$ begin select ${fill("'set role x', ")} 1; end $$`, undefined],
+    ['a DECLARE default with many command-shaped literals', `do $$ declare v text := ${fill("'set role x' x ")}; begin end $$`, /^SET/],
+    // set_config(): each call scanned to its closing parenthesis, nested calls again
+    ['nested set_config() calls', `select ${'set_config(a,b,'.repeat(60_000)}true${'),true'.repeat(59_999)})`, undefined],
+    ['a set_config() left open inside many', `select ${fill('set_config(')}`, /^set_config\(\)/],
+  ])('%s', (_what, text, verdict) => {
+    expect(text.length).toBeGreaterThanOrEqual(MB - 20)
+    const why = sessionStatement(text)
+    if (verdict === undefined) expect(why).toBeUndefined()
+    else expect(why).toMatch(verdict)
+  })
+
+  it('the linear forms read what the old ones read', () => {
+    expect(sessionStatement(`do $$ declare v text := 'prepare p(numeric(10,2)) as select 1'; begin execute v; end $$`)).toMatch(/^PREPARE/)
+    expect(sessionStatement(`do $$ declare v text := 'prepare p (int) as select $1'; begin end $$`)).toMatch(/^PREPARE/)
+    expect(sessionStatement(`do $$ begin v := 'declare c no scroll cursor with hold for select 1'; end $$`)).toMatch(/^DECLARE/)
+    expect(sessionStatement(`do $$ begin v := 'declare c cursor with hold for select 1'; end $$`)).toMatch(/^DECLARE/)
+    expect(sessionStatement(`do $$ begin select 'set role x' into v; end $$`)).toMatch(/^SET/)
+    expect(sessionStatement(`do $$ begin select 'set role x'; end $$`)).toBeUndefined()
+    expect(sessionStatement(`do $$ declare c cursor for select 'set role x'; begin end $$`)).toBeUndefined()
+    expect(sessionStatement(`do $$ declare v text := 'set role x'; begin end $$`)).toMatch(/^SET/)
+    expect(sessionStatement(`do $$ begin execute 'select 1' || '; set role x'; end $$`)).toMatch(/^SET/)
+    expect(sessionStatement(`do $$ begin execute v || 'x; set role x'; end $$`)).toMatch(/^SET/)
+    expect(sessionStatement(`do $$ begin execute format('%s', 'set role x'); end $$`)).toMatch(/^SET/)
+    expect(sessionStatement(`select U&'d\\0061t\\+000061' || E'\\x73et'`)).toBeUndefined()
+    expect(sessionStatement(`do U&'begin set role x; end'`)).toMatch(/^SET/)
+    expect(sessionStatement(`select set_config('a', set_config('b', 'c', false), true)`)).toMatch(/^set_config\(\)/)
+    expect(sessionStatement(`select set_config('a', (select 'x'), true), set_config('b', 'c', (true))`)).toMatch(/^set_config\(\)/)
+    expect(sessionStatement(`select set_config('a', (select 'x'), true), f(set_config('b', 'c', true))`)).toBeUndefined()
+  })
+})
