@@ -53,6 +53,7 @@ import {
   type PgSsl,
 } from './postgres-tls'
 import { createTypeParsers } from './postgres-types'
+import { startDeadline, type Deadline } from './postgres-deadline'
 import { hostLabel, mismatchOf, passesOf, reportsReadOnly, roleKindOf } from './postgres-session-attrs'
 import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, TRANSACTION_MODE_REASON } from './postgres-pgbouncer'
 import { sessionStatement } from './postgres-session-statement'
@@ -987,13 +988,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     running.catch(() => undefined)
     let stop!: (why: Stop) => void
     const stopped = new Promise<Stop>((resolve) => (stop = resolve))
-    const deadline = timeoutMs === undefined ? undefined : setTimeout(() => stop('deadline'), timeoutMs)
-    let grace: NodeJS.Timeout | undefined
+    // at the deadline, an answer already received is read first (startDeadline): only one not received times out
+    const deadline = timeoutMs === undefined ? undefined : startDeadline(timeoutMs, () => stop('deadline'))
+    let grace: Deadline | undefined
     let cancel: Promise<boolean> | undefined
     const onAbort = (): void => {
       cancel ??= this.#cancel(conn)
       // a cancel the server never answers must not hang the caller
-      grace ??= setTimeout(() => stop('abandoned'), this.options.cancelTimeoutMs)
+      grace ??= startDeadline(this.options.cancelTimeoutMs, () => stop('abandoned'))
     }
     signal?.addEventListener('abort', onAbort, { once: true })
     let answer: PgAnswer
@@ -1005,8 +1007,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     } catch (err) {
       throw this.#queryError(conn, err, query.text, progress)
     } finally {
-      clearTimeout(deadline)
-      clearTimeout(grace)
+      deadline?.clear()
+      grace?.clear()
       signal?.removeEventListener('abort', onAbort)
       // a cancel still in flight could hit the next statement on this connection: wait for the
       // server to confirm it, or never reuse the connection

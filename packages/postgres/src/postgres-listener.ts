@@ -312,7 +312,8 @@ class PostgresListener implements PoolExtension {
 
   /**
    * The liveness check: `SELECT 1` on the LISTEN connection with a deadline of `cancelTimeoutMs` (of
-   * the manager's options). No answer in time (a partition, a dead server host), or a connection
+   * the manager's options; an answer already received when it expires is read first, so a handler
+   * that blocked the event loop past it does not make a healthy connection look dead). No answer in time (a partition, a dead server host), or a connection
    * found unusable: it is closed, every subscription gets `error` (CONNECTION_LOST), and it is
    * reopened with backoff, which ends with `reconnect`. A dead link is so noticed within
    * `keepaliveIntervalMs` (at most 30 s) plus `cancelTimeoutMs`; notifications sent while the pool
@@ -335,7 +336,7 @@ class PostgresListener implements PoolExtension {
       if (this.#conn !== conn) return
       const error = new DatabaseError(
         'CONNECTION_LOST',
-        `the LISTEN connection did not pass its liveness check (${LIVENESS_TEXT} answered within ${timeoutMs} ms); it is closed and opened again, and notifications sent until then are lost`,
+        `the LISTEN connection did not pass its liveness check (${LIVENESS_TEXT} not answered within ${timeoutMs} ms, or the connection unusable); it is closed and opened again, and notifications sent until then are lost`,
         { backend: 'postgres', cause: failure ?? conn.brokenBy },
       )
       conn.markBroken(error)

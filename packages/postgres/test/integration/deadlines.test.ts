@@ -37,6 +37,24 @@ async function sleepingBackends(appName: string): Promise<number> {
 }
 
 describe('timeoutMs', () => {
+  it('an answer received before the deadline but not read yet (the event loop blocked past it) is the result, not QUERY_TIMEOUT', async () => {
+    pool = poolOn(db.url, { min: 0, max: 1, name: 'deadline-blocked' })
+    const result = await pool.withConnection(async (c) => {
+      await c.query('select 1')
+      const running = c.query<{ one: number }>('select 1 as one', [], { timeoutMs: 100 })
+      // once the statement is on the wire: block the loop past the deadline while its answer arrives
+      await new Promise<void>((resolve) =>
+        setImmediate(() => {
+          const end = Date.now() + 400
+          while (Date.now() < end);
+          resolve()
+        }),
+      )
+      return running
+    })
+    expect(result.rows).toEqual([{ one: 1 }])
+  })
+
   it('fails with QUERY_TIMEOUT at the deadline, cancels the statement on the server and destroys the connection', async () => {
     const appName = uniqueAppName('deadline')
     pool = poolOn(db.url, { max: 1, min: 0 }, {}, { applicationName: appName })

@@ -1,4 +1,4 @@
-import { createServer, connect, type Server, type Socket } from 'node:net'
+import { createServer, connect, Socket, type Server } from 'node:net'
 import type { DatabaseError, DatabasePool, PoolLogger } from '@dbpool/core'
 import { listen, notify, type PostgresConnection, type ReconnectInfo, type Subscription } from '@dbpool/postgres'
 import { createTestDatabase, startTcpProxy, type TestDatabase } from '@dbpool/testing'
@@ -165,7 +165,7 @@ describe('the LISTEN connection behind a silent partition (no RST, no FIN: bytes
       proxy.blackhole()
       // the old code never noticed: no event at all, however long the partition
       await eventually(() => errors.some((e) => e.code === 'CONNECTION_LOST'), 15_000, 'the liveness check to fail')
-      expect(errors.find((e) => e.code === 'CONNECTION_LOST')!.message).toContain('liveness check')
+      expect(errors.find((e) => e.code === 'CONNECTION_LOST')!.message).toContain('liveness check (SELECT 1 not answered within 500 ms')
       expect(pool.stats().dedicated).toBe(0)
       proxy.resume()
       await eventually(() => reconnects.length > 0, 20_000, 'reconnect')
@@ -177,6 +177,47 @@ describe('the LISTEN connection behind a silent partition (no RST, no FIN: bytes
       await pool.close({ timeoutMs: 2_000 })
       await direct.close()
       await proxy.close()
+    }
+  })
+})
+
+describe('the event loop blocked past the liveness deadline (a long synchronous handler, a busy host)', () => {
+  it('does not make the healthy LISTEN connection look dead: the answer received meanwhile is read first (no error, no reconnect)', async () => {
+    const pool = poolOn(db.url, { min: 0, max: 1, name: 'listen-blocked', keepaliveIntervalMs: 200 }, { cancelTimeoutMs: 150 })
+    const direct = poolOn(db.url, { min: 0, max: 1, name: 'listen-blocked-notify' })
+    const received: string[] = []
+    const errors: DatabaseError[] = []
+    const reconnects: ReconnectInfo[] = []
+    // once a liveness SELECT 1 is on the wire: the loop blocks (after this turn's I/O) past its
+    // deadline while the answer arrives, as a handler of another notification would block it
+    let blocks = 0
+    const write = Socket.prototype.write
+    const spy = jest.spyOn(Socket.prototype, 'write').mockImplementation(function (this: Socket, ...args: unknown[]) {
+      const chunk = args[0]
+      if (blocks < 1 && Buffer.isBuffer(chunk) && chunk.includes('SELECT 1\0')) {
+        blocks++
+        setImmediate(() => {
+          const end = Date.now() + 400
+          while (Date.now() < end);
+        })
+      }
+      return (write as (...a: unknown[]) => boolean).apply(this, args)
+    })
+    try {
+      const sub = await listen(pool, 'blocked_ch', (payload) => received.push(payload))
+      sub.on('error', (err) => errors.push(err)).on('reconnect', (info) => reconnects.push(info))
+      await eventually(() => blocks >= 1, 10_000, 'a liveness check with a blocked loop')
+      // several more checks (every 200 ms) on the same connection
+      await sleep(1_000)
+      spy.mockRestore()
+      expect({ errors: errors.map((e) => e.message), reconnects: reconnects.length }).toEqual({ errors: [], reconnects: 0 })
+      await notify(direct, 'blocked_ch', 'after')
+      await eventually(() => received.includes('after'), 10_000, 'a notification on the same connection')
+      await sub.unlisten()
+    } finally {
+      spy.mockRestore()
+      await pool.close({ timeoutMs: 2_000 })
+      await direct.close()
     }
   })
 })
