@@ -30,8 +30,12 @@ export function isReadOnlyStatement(text: string): boolean {
 const WRITE_WORDS =
   /\b(insert|update|delete|merge|into|copy|call|do|create|alter|drop|truncate|grant|revoke|refresh|notify|listen|lock|set|reset|execute|prepare|vacuum|analyze|cluster|reindex|comment|security|import)\b/i
 const LOCKING = /\bfor\s+(update|share|no\s+key\s+update|key\s+share)\b/i
-/** A name followed by `(`: a call, a keyword with a parenthesis (`IN (`, `EXISTS (`), or a type modifier. */
-const CALL = /(?:[a-z_][a-z0-9_$]*\s*\.\s*)?([a-z_][a-z0-9_$]*|"[^"]*")\s*\(/gi
+/**
+ * A name followed by `(`: a call, a keyword with a parenthesis (`IN (`, `EXISTS (`), or a type modifier.
+ * A name is tried only where it starts (not after a name character): tried at every character of a
+ * long name, each attempt read the rest of it (quadratic).
+ */
+const CALL = /(?:(?<![a-z0-9_$])[a-z_][a-z0-9_$]*\s*\.\s*)?((?<![a-z0-9_$])[a-z_][a-z0-9_$]*|"[^"]*")\s*\(/gi
 
 /** Keywords that may stand before a parenthesis. */
 const KEYWORDS = new Set(

@@ -6,6 +6,15 @@ import { lineCommentEnd } from '@dbpool/core/internal'
  */
 export function skipCommentsAndLiterals(text: string): string | undefined {
   let out = ''
+  // the last two characters of out, kept apart: testing out itself (a string built by +=) flattened
+  // and scanned all of it at every quote and $ (quadratic in a text of many literals)
+  let last = ''
+  let beforeLast = ''
+  const emit = (piece: string): void => {
+    out += piece
+    beforeLast = piece.length >= 2 ? piece[piece.length - 2]! : last
+    last = piece[piece.length - 1]!
+  }
   let i = 0
   const n = text.length
   while (i < n) {
@@ -14,7 +23,7 @@ export function skipCommentsAndLiterals(text: string): string | undefined {
     if (c === '-' && next === '-') {
       const end = lineCommentEnd(text, i, 'postgres')
       i = end
-      out += ' '
+      emit(' ')
     } else if (c === '/' && next === '*') {
       let depth = 1
       i += 2
@@ -25,9 +34,9 @@ export function skipCommentsAndLiterals(text: string): string | undefined {
         i += pair === '/*' || pair === '*/' ? 2 : 1
       }
       if (depth > 0) return undefined
-      out += ' '
+      emit(' ')
     } else if (c === "'") {
-      if (/[eE]$/.test(out) && !/[a-zA-Z0-9_$][eE]$/.test(out)) return undefined
+      if ((last === 'e' || last === 'E') && !NAME_CHAR.test(beforeLast)) return undefined
       i++
       for (;;) {
         if (i >= n) return undefined
@@ -37,19 +46,22 @@ export function skipCommentsAndLiterals(text: string): string | undefined {
         } else i++
       }
       i++
-      out += " '' "
+      emit(" '' ")
     } else if (c === '"') {
       const end = text.indexOf('"', i + 1)
       if (end < 0) return undefined
-      out += text.slice(i, end + 1)
+      emit(text.slice(i, end + 1))
       i = end + 1
-    } else if (c === '$' && next !== undefined && !/[0-9]/.test(next) && !/[a-zA-Z0-9_]$/.test(out)) {
+    } else if (c === '$' && next !== undefined && !/[0-9]/.test(next) && !/[a-zA-Z0-9_]/.test(last)) {
       // $tag$ ... $tag$ (a $1 parameter, or a $ inside a name, is not one)
       return undefined
     } else {
-      out += c
+      emit(c)
       i++
     }
   }
   return out
 }
+
+/** A character that continues a name: `xe'...'` is a name then a literal, not an `E'...'` string. */
+const NAME_CHAR = /[a-zA-Z0-9_$]/

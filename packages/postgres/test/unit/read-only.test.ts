@@ -94,3 +94,32 @@ describe('replica option helpers', () => {
     expect(() => resolveReplicaOptions({ maxReplicaLagMs: -1 }, {})).toThrow(/postgres\.maxReplicaLagMs/)
   })
 })
+
+// each text is 1 MB; the old scans were quadratic on them (minutes to hours), now linear
+describe('isReadOnlyStatement reads 1 MB adversarial texts in linear time', () => {
+  const MB = 1 << 20
+  const fill = (unit: string): string => unit.repeat(Math.ceil(MB / unit.length))
+  it.each<[string, string, boolean]>([
+    // skipCommentsAndLiterals tested the text built so far with /[eE]$/ at every quote (and $)
+    ['many string literals', `select ${fill("'' ")}`, true],
+    ['many $ after names', `select ${fill('a$ ')}`, true],
+    // CALL was tried at every character of a long name, each attempt reading the rest of it
+    ['one long name', `select ${fill('a')}`, true],
+    ['one long name, then a call', `select ${fill('a')} + nextval('s')`, false],
+  ])('%s', (_what, text, readOnly) => {
+    expect(text.length).toBeGreaterThanOrEqual(MB)
+    expect(isReadOnlyStatement(text)).toBe(readOnly)
+  })
+
+  it('reads calls and E-strings as before', () => {
+    expect(isReadOnlyStatement(`select xnextval('s')`)).toBe(false)
+    expect(isReadOnlyStatement(`select lower('A'), public.f(1)`)).toBe(false)
+    expect(isReadOnlyStatement(`select "nextval"('s')`)).toBe(false)
+    expect(isReadOnlyStatement(`select lower ('A') from t where x in (1, 2)`)).toBe(true)
+    expect(isReadOnlyStatement(`select e'\\x41'`)).toBe(false)
+    expect(isReadOnlyStatement(`select x'41', 'a'`)).toBe(true)
+    expect(isReadOnlyStatement(`select name'x' from t`)).toBe(true)
+    expect(isReadOnlyStatement(`select $$x$$`)).toBe(false)
+    expect(isReadOnlyStatement(`select a$1 from t`)).toBe(true)
+  })
+})
