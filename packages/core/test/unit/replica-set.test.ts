@@ -97,7 +97,10 @@ describe('the replica read lane (fake manager)', () => {
       expect(rows).toEqual([])
       expect(manager.connections.map((c) => manager.where.get(c))).toEqual(['primary'])
       expect(events).toEqual(['r0:5432 false unreachable', 'r1:5432 false unreachable', 'fallback'])
-      expect(pool.replicaStats()).toMatchObject({ readsOnPrimaryFallback: 1 })
+      // counted once, where it ran (not also on the replicas whose connect failed)
+      expect(pool.replicaStats()).toMatchObject({ readsOnReplicas: 0, readsOnPrimaryFallback: 1 })
+      await pool.withConnection((c) => c.query('select 1'), { lane: 'read' })
+      expect(pool.replicaStats()).toMatchObject({ readsOnReplicas: 0, readsOnPrimaryFallback: 2 })
     } finally {
       await pool.close()
     }
