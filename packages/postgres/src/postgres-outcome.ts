@@ -113,6 +113,7 @@ export function unknownOutcomeError(error: DatabaseError, text: string): Databas
 }
 
 function describeStatement(text: string): string {
-  const kind = /^\s*(commit|end)\b\s*;?\s*$/i.exec(text)
+  // one way to read the blanks around the ";" (two \s* around an optional ";" split a run of blanks every way)
+  const kind = /^\s*(commit|end)\b\s*(?:;\s*)?$/i.exec(text)
   return kind ? kind[1]!.toUpperCase() : 'the statement'
 }

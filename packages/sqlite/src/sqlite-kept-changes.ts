@@ -1,8 +1,12 @@
 import { DatabaseError, OUTCOME_COMMITTED } from '@dbpool/core'
 import type Database from 'better-sqlite3'
 
-/** A single INSERT, UPDATE, DELETE or REPLACE (a `WITH` before it allowed), after leading comments. */
-const DML_HEAD = /^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:insert|update|delete|replace|with)\b/i
+/**
+ * A single INSERT, UPDATE, DELETE or REPLACE (a `WITH` before it allowed), after leading comments.
+ * Each blank, line comment and block comment is read one way only (`\s+` inside `*` split a run of
+ * blanks in exponentially many ways, a lazy comment body a run of comments): linear.
+ */
+const DML_HEAD = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\/)*(?:insert|update|delete|replace|with)\b/i
 
 /**
  * A constraint error of a data-changing statement run outside a transaction, restated when SQLite

@@ -123,3 +123,13 @@ describe('unknownOutcomeError', () => {
     expect(endsSession(null)).toBe(false)
   })
 })
+
+describe('unknownOutcomeError names COMMIT / END, in linear time', () => {
+  const lost = new DatabaseError('CONNECTION_LOST', 'lost')
+  it('reads a COMMIT with 1 MB of blanks around its ";" (two \\s* around an optional ";" split them every way)', () => {
+    const blanks = ' '.repeat(1 << 20)
+    expect(unknownOutcomeError(lost, `commit${blanks};${blanks}`).message).toContain('while COMMIT was in flight')
+    expect(unknownOutcomeError(lost, `end${blanks}`).message).toContain('while END was in flight')
+    expect(unknownOutcomeError(lost, `commit${blanks}x`).message).toContain('while the statement was in flight')
+  })
+})

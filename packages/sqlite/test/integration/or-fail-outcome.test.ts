@@ -110,4 +110,17 @@ describe('FAIL conflict resolution outside a transaction', () => {
     expect(inTx.detail?.outcome).toBeUndefined()
     expect(await ids()).toEqual([3, 10, 11, 12, 13])
   })
+
+  it('reads a statement head after 1 MB of blanks and comments in linear time (\\s+ inside * was exponential)', async () => {
+    await reset()
+    await pool.query("insert into t (id, x) values (20, 'dup'), (21, 'dup')")
+    const lead = `${' '.repeat(1 << 19)}${'/**/ -- c\n'.repeat(50_000)}`
+    // a schema statement after the run: the head is read (and is no DML), nothing kept
+    const index = await failure(pool.query(`${lead}create unique index t_x2 on t (x)`))
+    expect(index.code).toBe('UNIQUE_VIOLATION')
+    expect(index.detail?.outcome).toBeUndefined()
+    // a DML statement after the run is still recognised
+    await pool.query("insert into t (id, x, n) values (1, 'a', 1)")
+    expectKept(await failure(pool.query(`${lead}insert or fail into t (id, x, n) values (2, 'b', 2), (4, 'c', 3)`)), 1)
+  })
 })
