@@ -220,5 +220,6 @@ function missingSqliteFile(err: unknown): boolean {
 }
 
 function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, ' ').trim()
+  // each run of blanks read once (\s*\n\s* was tried at every blank of a long run: quadratic)
+  return text.replace(/\s+/g, (run) => (run.includes('\n') ? ' ' : run)).trim()
 }

@@ -156,6 +156,12 @@ describe('secret finders', () => {
     )
   })
 
+  it('writes an error holding 1 MB of blanks on one line in linear time (\\s*\\n\\s* was tried at every blank)', async () => {
+    const { code, all } = await runAll(['--url', 'sqlite::memory:', '--pool', `${' '.repeat(1 << 20)}x\n y`, 'health'])
+    expect(code).toBe(2)
+    expect(all).toMatch(/^dbpool: CONFIGURATION: invalid --pool " {1048576}x\\n y"/)
+  })
+
   it('the CLI never prints a sqlite: URL query value', async () => {
     for (const argv of [
       ['--url', 'sqlite:./never-created.db?key=hunter2Secret', 'health'],
