@@ -57,7 +57,8 @@ export const REPLICA_OPTION_KEYS = ['replicas', 'readRouting', 'readYourWrites',
 export function resolveReplicaOptions(raw: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): ResolvedReplicaOptions {
   let replicas: readonly DatabaseConfig[] = []
   if (raw.replicas !== undefined) {
-    if (!Array.isArray(raw.replicas)) throw configError('postgres.replicas', raw.replicas, 'must be an array of URLs or DatabaseConfigs')
+    if (!Array.isArray(raw.replicas))
+      throw configError('postgres.replicas', shownTarget(raw.replicas), 'must be an array of URLs or DatabaseConfigs')
     replicas = raw.replicas.map((target: unknown, i) => toConfig(`postgres.replicas[${i}]`, target))
   } else if (env.DATABASE_REPLICA_URLS) {
     // split only before a scheme: a comma inside a URL (a multi-host list, a password) stays in it
@@ -81,9 +82,18 @@ function toConfig(option: string, target: unknown): DatabaseConfig {
     if (typeof target === 'string') return DatabaseConfig.fromUrl(target)
     if (typeof target === 'object' && target !== null) return new DatabaseConfig(target as DatabaseOptions)
   } catch (err) {
-    throw configError(option, typeof target === 'string' ? '(a URL)' : target, `is not a valid target: ${(err as Error).message}`)
+    throw configError(option, shownTarget(target), `is not a valid target: ${(err as Error).message}`)
   }
-  throw configError(option, target, 'must be a postgres:// URL, a DatabaseConfig or DatabaseConfig options')
+  throw configError(option, shownTarget(target), 'must be a postgres:// URL, a DatabaseConfig or DatabaseConfig options')
+}
+
+/** A replica target as errors show it: a string (a URL, its password in it) as `(a URL)`, an options object with its password hidden. */
+function shownTarget(target: unknown): unknown {
+  if (typeof target === 'string') return '(a URL)'
+  if (typeof target !== 'object' || target === null || Array.isArray(target)) return target
+  return Object.fromEntries(
+    Object.entries(target).map(([key, value]) => [key, /pass|secret|url/i.test(key) && value !== undefined ? '[hidden]' : value]),
+  )
 }
 
 /**

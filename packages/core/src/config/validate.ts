@@ -21,12 +21,17 @@ function show(value: unknown): string {
 /**
  * Throws when `input` has a key not in `known`; `scope` prefixes the option name. Inherited enumerable
  * keys count (an options object made with `Object.create(defaults)`): a known one is read like an own
- * one, so an unknown one is refused like an own one.
+ * one, so an unknown one is refused like an own one. The error shows the value unless it may be a
+ * secret (a misspelt `pasword`, a `url`, an object: hidden).
  */
 export function rejectUnknownKeys(scope: string, input: object, known: readonly string[]): void {
   for (const key in input) {
     if (!known.includes(key)) {
-      throw configError(`${scope}.${key}`, (input as Record<string, unknown>)[key], `unknown option; known options are ${known.join(', ')}`)
+      throw configError(
+        `${scope}.${key}`,
+        shownUnknown(key, (input as Record<string, unknown>)[key]),
+        `unknown option; known options are ${known.join(', ')}`,
+      )
     }
   }
 }
@@ -101,3 +106,14 @@ export function parseEnvInteger(name: string, raw: string): number {
 
 /** The largest delay a Node.js timer takes (2^31 - 1 ms, about 24.8 days); a larger one fires after 1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647
+
+/**
+ * The value of an unknown option as its error shows it: hidden when it may be a secret (a misspelt
+ * `pasword`, a `url` with a password in it, an object that may hold either), else as given.
+ */
+function shownUnknown(key: string, value: unknown): unknown {
+  if (/pass|pas+w|pwd|^pw|secret|token|cred|key|url|uri|dsn/i.test(key)) return '[hidden]'
+  if (typeof value === 'string' && value.includes('://')) return '[hidden]'
+  if (typeof value === 'object' && value !== null) return '[object]'
+  return value
+}

@@ -124,6 +124,25 @@ describe('DatabaseConfig', () => {
     expect(() => new DatabaseConfig(options as never)).toThrow(message)
   })
 
+  it('an unknown option that may hold a secret (a misspelt password, a url, an object) is named, its value hidden', () => {
+    for (const options of [
+      { pasword: SECRET },
+      { url: `postgres://u:${SECRET}@h/db` },
+      { conn: `postgres://u:${SECRET}@h/db` },
+      { tls: { passphrase: SECRET } },
+    ]) {
+      let err: unknown
+      try {
+        new DatabaseConfig(options as never)
+      } catch (e) {
+        err = e
+      }
+      expect(err).toMatchObject({ code: 'CONFIGURATION' })
+      expect((err as Error).message).toMatch(/unknown option/)
+      expect(`${(err as Error).message} ${inspect(err)} ${JSON.stringify(err)}`).not.toContain(SECRET)
+    }
+  })
+
   it('rejects URLs of other schemes, and unparsable ones, as CONFIGURATION', () => {
     expect(() => DatabaseConfig.fromUrl('mysql://x')).toThrow(DatabaseError)
     expect(() => DatabaseConfig.fromUrl('postgres://h:notaport/d')).toThrow(/CONFIGURATION|port|invalid/)

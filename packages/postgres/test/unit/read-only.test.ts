@@ -123,3 +123,21 @@ describe('isReadOnlyStatement reads 1 MB adversarial texts in linear time', () =
     expect(isReadOnlyStatement(`select a$1 from t`)).toBe(true)
   })
 })
+
+describe('resolveReplicaOptions never shows a replica password', () => {
+  it.each<[string, unknown]>([
+    ['a URL string instead of an array', 'postgres://u:hunter2Secret@h/db'],
+    ['options with a bad port', [{ host: 'h', port: 'x', password: 'hunter2Secret' }]],
+    ['options with a URL key', [{ url: 'postgres://u:hunter2Secret@h/db', port: -1 }]],
+    ['a bad URL', ['postgres://u:hunter2Secret@h/db?sslmod=x']],
+  ])('%s', (_what, replicas) => {
+    let err: unknown
+    try {
+      resolveReplicaOptions({ replicas }, {})
+    } catch (e) {
+      err = e
+    }
+    expect(err).toMatchObject({ code: 'CONFIGURATION' })
+    expect(`${(err as Error).message} ${JSON.stringify(err)}`).not.toContain('hunter2')
+  })
+})
