@@ -1,4 +1,4 @@
-import { hasAmbiguousCredentials, REDACTED, redactUrlPasswords } from '@dbpool/core'
+import { hasAmbiguousCredentials, REDACTED, redactUrlPasswords, redactUrlQueryValues } from '@dbpool/core'
 
 /**
  * Where the CLI finds secrets, and the one scrubber every line it writes goes through.
@@ -12,8 +12,6 @@ import { hasAmbiguousCredentials, REDACTED, redactUrlPasswords } from '@dbpool/c
 
 /** `password=...` / `sslpassword=...` in a URL query. */
 const QUERY_PASSWORD = /[?&](?:ssl)?password=([^&#\s]*)/gi
-/** Where a `sqlite:` URL starts (see {@link redactSqliteQueries}). */
-const SQLITE_SCHEME = /sqlite:/gi
 /** A flag whose value is a secret (`--url`, `--password`, `--token`, `--secret`, abbreviations of `--url` included). */
 const SECRET_FLAG = /^--?(?:u|ur|url|[a-z-]*(?:pass|pwd|token|secret|credential)[a-z-]*)$/i
 /**
@@ -94,50 +92,18 @@ export function envSecrets(env: NodeJS.ProcessEnv): string[] {
 
 /**
  * `text` with every secret (longest first, so a secret containing another goes whole), every URL
- * password (to the last `@` of the word) and every `sqlite:` URL query value replaced by `[REDACTED]`.
+ * password (to the last `@` of the word) and the value of every query parameter of every URL
+ * (`postgres://...?pasword=[REDACTED]`, `sqlite:./a.db?key=[REDACTED]`; core's `redactUrlQueryValues`) replaced by `[REDACTED]`.
  */
 export function scrubSecrets(text: string, secrets: Iterable<string>): string {
   let out = text
   const sorted = [...new Set(secrets)].filter((s) => s.length > 0).sort((a, b) => b.length - a.length)
   for (const secret of sorted) if (out.includes(secret)) out = out.split(secret).join(REDACTED)
-  return redactSqliteQueries(redactUrlPasswords(out).replace(QUERY_PASSWORD, (m) => `${m.slice(0, m.indexOf('=') + 1)}${REDACTED}`))
+  return redactUrlQueryValues(redactUrlPasswords(out)).replace(QUERY_PASSWORD, (m) => `${m.slice(0, m.indexOf('=') + 1)}${REDACTED}`)
 }
 
 /**
- * `text` with the value of every query parameter of a `sqlite:` URL replaced by `[REDACTED]`
- * (`sqlite:./a.db?key=[REDACTED]&mode=[REDACTED]`): a sqlite: URL takes no query, so a value there was
- * meant for something else, a SQLCipher key or a password. Names stay. Linear: each `sqlite:` is found
- * once and its word read once.
+ * `text` with the value of every query parameter of a URL replaced by `[REDACTED]`
+ * (`sqlite:./a.db?key=[REDACTED]&mode=[REDACTED]`); names stay. Core's `redactUrlQueryValues`, kept under this name.
  */
-export function redactSqliteQueries(text: string): string {
-  let out = ''
-  let copied = 0
-  SQLITE_SCHEME.lastIndex = 0
-  for (let match = SQLITE_SCHEME.exec(text); match !== null; match = SQLITE_SCHEME.exec(text)) {
-    // the word: to the next blank; its first "?" and the first "#" after that, read in the same pass
-    let end = match.index + match[0].length
-    let question = -1
-    let queryEnd = -1
-    for (; end < text.length && !isBlank(text.charCodeAt(end)); end++) {
-      const c = text.charCodeAt(end)
-      if (c === 63 /* ? */ && question < 0) question = end
-      else if (c === 35 /* # */ && question >= 0 && queryEnd < 0) queryEnd = end
-    }
-    SQLITE_SCHEME.lastIndex = end
-    if (question < 0) continue
-    if (queryEnd < 0) queryEnd = end
-    const query = text
-      .slice(question + 1, queryEnd)
-      .split('&')
-      .map((pair) => (pair.includes('=') ? `${pair.slice(0, pair.indexOf('=') + 1)}${REDACTED}` : pair))
-      .join('&')
-    out += `${text.slice(copied, question + 1)}${query}`
-    copied = queryEnd
-  }
-  return copied === 0 ? text : out + text.slice(copied)
-}
-
-/** A blank ends a word: space, tab, CR, LF, and the other ASCII and Unicode spaces `\s` matches. */
-function isBlank(code: number): boolean {
-  return /\s/.test(String.fromCharCode(code))
-}
+export const redactSqliteQueries = redactUrlQueryValues

@@ -63,7 +63,7 @@ export { PoolFactory, sqlitePathFromUrl } from './factory/pool-factory'
 export type { CreatePoolOptions, ModuleImporter, PostgresBackendModule, SqliteBackendModule } from './factory/pool-factory'
 export { PoolManager } from './manager/pool-manager'
 export type { ManagerHealthReport } from './manager/pool-manager'
-export { redactSecrets, redactUrlPasswords, REDACTED } from './util/redact'
+export { redactSecrets, redactUrl, redactUrlPasswords, redactUrlQueryValues, REDACTED } from './util/redact'
 export { Migrator } from './migrations/migrator'
 export type { MigrationPool, MigratorOptions } from './migrations/migrator'
 export type {

@@ -144,7 +144,19 @@ describe('secret finders', () => {
   it('scrubs the longest secret first and URL passwords to the last "@" of the word', () => {
     expect(scrubSecrets('x p@ss y', ['p', 'p@ss'])).toBe('x [REDACTED] y')
     expect(scrubSecrets('postgres://u:a@b@h/d', [])).toBe('postgres://u:[REDACTED]@h/d')
-    expect(scrubSecrets('postgres://u@h/d?password=z&x=1', [])).toBe('postgres://u@h/d?password=[REDACTED]&x=1')
+    expect(scrubSecrets('postgres://u@h/d?password=z&x=1', [])).toBe('postgres://u@h/d?password=[REDACTED]&x=[REDACTED]')
+  })
+
+  it('scrubs every query value of any URL (a misspelt ?pasword=), keeping the names and the closing quote', async () => {
+    expect(scrubSecrets('bad "postgres://u@h/d?sslmode=require&pasword=S3cretTypo": unknown', [])).toBe(
+      'bad "postgres://u@h/d?sslmode=[REDACTED]&pasword=[REDACTED]": unknown',
+    )
+    expect(scrubSecrets('x https://h/p?token=ab"c:d y', [])).toBe('x https://h/p?token=[REDACTED] y')
+    const { code, all } = await runAll(['--url', 'postgres://app:pw1@127.0.0.1:1/app?pasword=S3cretTypo', 'health'])
+    expect(code).toBe(2)
+    expect(all).toContain('"pasword"')
+    expect(all).toContain('?pasword=[REDACTED]"')
+    expect(all).not.toContain('S3cretTypo')
   })
 
   it('scrubs every query value of a sqlite: URL (it takes no query: a value there may be a key), keeping the names', () => {

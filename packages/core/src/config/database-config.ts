@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { inspect } from 'node:util'
-import { REDACTED, scrubUrlPasswords } from '../util/redact'
+import { REDACTED, redactUrl } from '../util/redact'
 import { parsePostgresUrl, type ParsedPostgresUrl, type PostgresHost } from './postgres-url'
 import {
   checkBoolean,
@@ -311,35 +311,6 @@ function checkPassword(value: unknown): PasswordSource | undefined {
 
 function optionalMs(key: string, value: unknown): number {
   return value === undefined ? 0 : checkInteger(`database.${key}`, value, 0, MAX_MS)
-}
-
-/**
- * The URL with the password (in the user info, to the LAST `@` of the URL, and in a `password=` or
- * `sslpassword=` query parameter, its name percent-encoded or not) replaced by `[REDACTED]`: an
- * unencoded `/`, `?`, `#` or `@` in the password never leaves part of it shown.
- */
-function redactUrl(url: string): string {
-  const scrubbed = scrubUrlPasswords(url, true)
-  const question = scrubbed.indexOf('?')
-  if (question < 0) return scrubbed
-  const hash = scrubbed.indexOf('#', question)
-  const end = hash < 0 ? scrubbed.length : hash
-  const pairs = scrubbed
-    .slice(question + 1, end)
-    .split('&')
-    .map((pair) => {
-      const eq = pair.indexOf('=')
-      return eq >= 0 && /^(?:ssl)?password$/i.test(decodeQuietly(pair.slice(0, eq))) ? `${pair.slice(0, eq + 1)}${REDACTED}` : pair
-    })
-  return `${scrubbed.slice(0, question + 1)}${pairs.join('&')}${scrubbed.slice(end)}`
-}
-
-function decodeQuietly(text: string): string {
-  try {
-    return decodeURIComponent(text)
-  } catch {
-    return text
-  }
 }
 
 function fromParsed(parsed: ParsedPostgresUrl): Record<string, unknown> {

@@ -62,7 +62,8 @@ const UNSUPPORTED: Readonly<Record<string, string>> = {
  * An `@` in the path (after the authority's `/`, before `?` or `#`) always counts: a database name
  * writes it as `%40`, so `postgres://u:1234/Secret@db/app?application_name=me@host` (host `u`, port
  * `1234` to a URL parser) is refused. Any other `@` after the authority counts as part of the password
- * unless it is in the value of a known query parameter (`?application_name=me@host`) of a URL whose authority is well formed: it has its own
+ * unless it is in the value of a query parameter (`?application_name=me@host`; an unknown or unsupported
+ * name such as `?sslpassword=s3cr@t` is then refused by {@link parsePostgresUrl} naming it) of a URL whose authority is well formed: it has its own
  * `user@`, or each host's port is digits (`postgres://u:p?application_name=x@h/d` reads `p` as a port:
  * ambiguous). Linear in the length of `url`.
  */
@@ -82,7 +83,8 @@ export function hasAmbiguousCredentials(url: string): boolean {
   if (query < 0 || query > lastAt || rest.lastIndexOf('#', lastAt) >= end) return true
   const pair = rest.slice(Math.max(rest.lastIndexOf('&', lastAt), rest.lastIndexOf('?', lastAt)) + 1, lastAt)
   const eq = pair.indexOf('=')
-  if (eq < 0 || !(URL_PARAMETERS as readonly string[]).includes(pair.slice(0, eq))) return true
+  // any "name=": a known one is read, any other refused naming it (never "an unencoded /" for ?sslpassword=s3cr@t)
+  if (eq < 0) return true
   const authority = rest.slice(0, end)
   if (authority.includes('@')) return false
   // no user info of its own: then every port must be digits, else the "port" was a password

@@ -68,6 +68,93 @@ export function scrubUrlPasswords(text: string, whole: boolean): string {
   return copied === 0 ? text : out + text.slice(copied)
 }
 
+/**
+ * One URL as an error or a log may show it: its password (in the user info, to the URL's LAST `@`) and
+ * the VALUE of every query parameter (`?name=value&...`, names kept: `?pasword=[REDACTED]&sslmode=[REDACTED]`)
+ * replaced by {@link REDACTED}. A misspelt `pasword=`, a `sslpassword=`, a SQLCipher `key=` are hidden
+ * this way without a list of secret names. The text is read as one URL (a blank is part of it). Every
+ * place dbpool shows a URL in an error (core's config, @dbpool/postgres, the CLI) goes through this or
+ * {@link redactUrlQueryValues}.
+ */
+export function redactUrl(url: string): string {
+  const scrubbed = scrubUrlPasswords(url, true)
+  const question = scrubbed.indexOf('?')
+  if (question < 0) return scrubbed
+  const hash = scrubbed.indexOf('#', question)
+  return hideQueryValues(scrubbed, question, hash < 0 ? scrubbed.length : hash)
+}
+
+/**
+ * `text` with the value of every query parameter of every URL in it (`scheme://...?` or `sqlite:...?`,
+ * up to the next blank or `#`, a closing quote at the word's end excluded) replaced by {@link REDACTED}, names kept. Linear: each URL start is
+ * found once and its word read once. Passwords in the user info: {@link redactUrlPasswords}.
+ */
+export function redactUrlQueryValues(text: string): string {
+  let out = ''
+  let copied = 0
+  let from = 0
+  // the next "://" and "sqlite:", each searched again only once passed (linear)
+  let sep = -2
+  let sqlite = -2
+  for (;;) {
+    if (sep !== -1 && sep < from) sep = text.indexOf('://', from)
+    if (sqlite !== -1 && sqlite < from) sqlite = indexOfSqlite(text, from)
+    const start = sep < 0 ? sqlite : sqlite < 0 ? sep : Math.min(sep, sqlite)
+    if (start < 0) break
+    let end = start
+    let question = -1
+    let queryEnd = -1
+    for (; end < text.length && !isBlank(text.charCodeAt(end)); end++) {
+      const c = text.charCodeAt(end)
+      if (c === 63 /* ? */ && question < 0) question = end
+      else if (c === 35 /* # */ && question >= 0 && queryEnd < 0) queryEnd = end
+    }
+    from = end + 1
+    if (question < 0) continue
+    if (queryEnd < 0) queryEnd = trimQuote(text, question, end)
+    out += hideQueryValues(text.slice(copied, queryEnd), question - copied, queryEnd - copied)
+    copied = queryEnd
+  }
+  return copied === 0 ? text : out + text.slice(copied)
+}
+
+/**
+ * Where a word's query ends without its closing quote: a `"` or `'` that ends the word or is followed
+ * only by `:`, `,`, `.` or `)` (`invalid database.url "postgres://h/d?x=[REDACTED]": ...`); a quote
+ * inside the word is part of the value.
+ */
+function trimQuote(text: string, question: number, end: number): number {
+  let i = end
+  while (i > question + 1 && isTail(text.charCodeAt(i - 1))) i--
+  const c = text.charCodeAt(i - 1)
+  return i > question + 1 && (c === 34 /* " */ || c === 39) /* ' */ ? i - 1 : end
+}
+
+/** `:`, `,`, `.`, `)`. */
+function isTail(c: number): boolean {
+  return c === 58 || c === 44 || c === 46 || c === 41
+}
+
+/** The first `sqlite:` (any case) at or after `from`, else -1. */
+function indexOfSqlite(text: string, from: number): number {
+  const re = /sqlite:/gi
+  re.lastIndex = from
+  const m = re.exec(text)
+  return m === null ? -1 : m.index
+}
+
+/** `text` with the values of the `&`-separated pairs between `question` (the `?`) and `end` hidden. */
+function hideQueryValues(text: string, question: number, end: number): string {
+  const pairs = text
+    .slice(question + 1, end)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=')
+      return eq >= 0 ? `${pair.slice(0, eq + 1)}${REDACTED}` : pair
+    })
+  return `${text.slice(0, question + 1)}${pairs.join('&')}${text.slice(end)}`
+}
+
 /** `[a-z0-9+.-]`, the characters of a URL scheme. */
 function isSchemeChar(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 43 || c === 46 || c === 45

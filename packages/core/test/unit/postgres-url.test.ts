@@ -159,6 +159,32 @@ describe('multi-host URLs (libpq grammar)', () => {
     expect(hasAmbiguousCredentials('sqlite://u:a/b@c.db')).toBe(false)
   })
 
+  it('never shows any query value (a misspelt pasword=, passwd=) in a CONFIGURATION error, names kept; ?sslpassword=s3cr@t is named', () => {
+    for (const url of [
+      'postgres://app:pw1@db.example/app?pasword=S3cretTypo',
+      'postgres://app@db.example/app?sslmode=require&passwd=S3cretTypo',
+      'postgres://app@db.example/app?pass%77d=S3cretTypo&sslmode=require',
+      'postgres://app@db.example/app?pasword=S3cretTypo#frag',
+    ]) {
+      const err = thrown(() => DatabaseConfig.fromUrl(url))
+      expect(err.code).toBe('CONFIGURATION')
+      expect(err.message).toMatch(/unknown query parameter "pas/)
+      expect(err.message).toMatch(/\?(?:sslmode=\[REDACTED\]&)?pas[^=]*=\[REDACTED\]/)
+      expect(err.message + err.stack + inspect(err) + JSON.stringify(err)).not.toContain('S3cretTypo')
+    }
+    for (const [url, name] of [
+      ['postgres://app@db.example/app?sslpassword=s3cr@tX', 'sslpassword'],
+      ['postgres://app@db.example/app?pasword=s3cr@tX', 'pasword'],
+    ] as const) {
+      const err = thrown(() => DatabaseConfig.fromUrl(url))
+      expect(err.message).toContain(name)
+      expect(err.message).not.toMatch(/unencoded/)
+      expect(err.message + inspect(err) + JSON.stringify(err)).not.toContain('s3cr')
+    }
+    // still ambiguous: the "port" of an authority without user info is not digits
+    expect(hasAmbiguousCredentials('postgres://u:p?q=1part@h/d')).toBe(true)
+  })
+
   it('never shows a password= or sslpassword= query value (its name percent-encoded or not) when another part of the URL is refused', () => {
     for (const url of [
       'postgres://h/db?foo&sslpassword=hunter2Secret',
