@@ -17,6 +17,7 @@ import type {
 import { loadMigrationsFromDirectory, migrationsFromDefinitions } from './migration-loader'
 import { MigrationStore, type AppliedMigration } from './migration-store'
 import { splitSqlStatements, type SqlStatement } from './sql-splitter'
+import { previewStatement } from './statement-preview'
 import { transactionControlOf } from '../transaction/transaction-control'
 
 /**
@@ -679,15 +680,7 @@ function migrationError(message: string, m?: Migration, detail: Record<string, u
   })
 }
 
-/** One line, at most 200 characters, with password literals hidden. */
-export function previewStatement(text: string): string {
-  const flat = text
-    .replace(/--[^\n]*/g, ' ')
-    .replace(/\s+/g, ' ')
-    .trim()
-    .replace(/(password\s*(=\s*)?)'(?:[^']|'')*'/gi, "$1'[REDACTED]'")
-  return flat.length > 200 ? `${flat.slice(0, 197)}...` : flat
-}
+export { previewStatement }
 
 function describe(err: unknown): string {
   if (DatabaseError.is(err)) return `${err.code}: ${err.message}`

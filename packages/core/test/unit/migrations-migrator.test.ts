@@ -176,6 +176,30 @@ describe('Migrator.up', () => {
     expect(JSON.stringify(err.detail)).not.toContain('hunter2')
   })
 
+  it("hides every literal of the failing statement (dollar-quoted, E'', U&'', one holding \"--\"), comments read after literals", async () => {
+    for (const [sql, shown] of [
+      ['alter role app password $$Hunter2Secret$$', 'alter role app password $$[REDACTED]$$'],
+      ['alter role app password $pw$Hunter2Secret$pw$', 'alter role app password $pw$[REDACTED]$pw$'],
+      ["alter role app password E'Hunter2\\'Secret'", "alter role app password E'[REDACTED]'"],
+      ["alter role app password U&'Hunter2Secret'", "alter role app password U&'[REDACTED]'"],
+      ["alter role app password 'Hunter2--Secret'", "alter role app password '[REDACTED]'"],
+      ["create table \"a--b\" (x text default 'Hunter2Secret') -- note 'x", 'create table "a--b" (x text default \'[REDACTED]\')'],
+      ["select /* c /* nested */ 'x' */ 'Hunter2Secret", "select '[REDACTED]'"],
+    ] as const) {
+      write('0001_role.sql', sql)
+      const { pool, manager } = setup()
+      manager.queryFaults.push({
+        match: /Hunter2/,
+        fault: { kind: 'fail', error: new DatabaseError('QUERY_FAILED', 'permission denied') },
+        fatal: false,
+      })
+      const err = await failure(new Migrator(pool, { directory: dir }).up())
+      expect(err.detail?.statement).toBe(shown)
+      expect(err.message + JSON.stringify(err.detail)).not.toContain('Hunter2')
+      await pool.close()
+    }
+  })
+
   it('truncates a long failing statement to one line', async () => {
     write('0001_long.sql', `select\n${'x, '.repeat(200)}1`)
     const { pool, manager } = setup()
