@@ -52,6 +52,12 @@ export class PostgresCursor<R> implements RowCursor<R> {
   #checked = false
   /** Outside a transaction: a ReadyForQuery `I` answered the Sync that ended the portal (its work committed). */
   #committed = false
+  /**
+   * The server's error that came after the Sync ending the portal (pg-cursor already `done`): the
+   * implicit transaction's COMMIT failed (a deferred constraint) and rolled everything back. Its
+   * ReadyForQuery is `I` too, so only the absence of this error proves the commit.
+   */
+  #commitError: unknown = undefined
 
   constructor(conn: PostgresConnection, query: PgQuery, batchSize: number, hooks: PostgresCursorHooks) {
     this.#conn = conn
@@ -117,12 +123,15 @@ export class PostgresCursor<R> implements RowCursor<R> {
    * the implicit transaction then commits what the portal did: an `INSERT ... RETURNING` ran whole at
    * the first Execute); `'unknown'` when that Sync was sent but the connection was lost before its
    * answer; undefined when the connection was closed before the Sync (the server rolls the implicit
-   * transaction back with the session), the statement failed, reads, or ran inside a transaction.
+   * transaction back with the session), the statement failed (its implicit COMMIT too: a deferred
+   * constraint's ErrorResponse before that ReadyForQuery, which is `I` as well), reads, or ran inside
+   * a transaction.
    */
   outcome(): 'committed' | 'unknown' | undefined {
     const cursor = this.#cursor
     if (cursor === undefined || this.#inTransaction || !mayHaveCommitted(this.#query.text, false)) return undefined
     if (this.#committed) return 'committed'
+    if (this.#commitError !== undefined) return undefined
     return this.#synced(cursor) ? 'unknown' : undefined
   }
 
@@ -133,6 +142,7 @@ export class PostgresCursor<R> implements RowCursor<R> {
 
   /** A ReadyForQuery was just seen for the cursor's Sync: `I` outside a transaction means its work committed. */
   #noteCommit(): void {
+    if (this.#commitError !== undefined) return
     if (!this.#inTransaction && this.#conn.client.getTransactionStatus() === 'I') this.#committed = true
   }
 
@@ -157,11 +167,24 @@ export class PostgresCursor<R> implements RowCursor<R> {
       onError = reject
     })
     const onEnd = (): void => onError(this.#conn.brokenBy ?? new Error('the server closed the connection'))
+    // an ErrorResponse once pg-cursor is `done` (its Sync sent): the implicit COMMIT failed. pg hands it
+    // to the cursor, which ignores it, and clears its active query, so the read's callback never runs:
+    // the error is kept and reported at the ReadyForQuery that follows (the session is idle again)
+    const connection = (client as unknown as { connection: NodeJS.EventEmitter }).connection
+    const onReady = (): void => onError(this.#commitError as Error)
+    const onErrorMessage = (msg: unknown): void => {
+      if (this.#commitError !== undefined || !this.#synced(this.#cursor!)) return
+      this.#commitError = msg
+      connection.once('readyForQuery', onReady)
+    }
     client.on('error', onError)
     client.on('end', onEnd)
+    connection.on('errorMessage', onErrorMessage)
     return Promise.race([work, lost]).finally(() => {
       client.off('error', onError)
       client.off('end', onEnd)
+      connection.off('errorMessage', onErrorMessage)
+      connection.off('readyForQuery', onReady)
     })
   }
 
@@ -175,7 +198,9 @@ export class PostgresCursor<R> implements RowCursor<R> {
     const fields = (cursor as unknown as { _result?: { fields?: readonly unknown[] } })._result?.fields
     if (fields === undefined) return undefined
     // once the cursor is closed, the session's status tells what became of the statement
-    return resultColumnsError(fields, this.#query.text, this.#inTransaction, closed ? this.#conn : undefined)
+    // a failed implicit COMMIT leaves the session idle too: its status then proves nothing
+    const answered = closed && this.#commitError === undefined
+    return resultColumnsError(fields, this.#query.text, this.#inTransaction, answered ? this.#conn : undefined)
   }
 
   /**
