@@ -20,7 +20,7 @@ import Database from 'better-sqlite3'
 import { StatementCache } from './statement-cache'
 import { allRows, runStatement } from './statement-call'
 import { SqliteCursor } from './sqlite-cursor'
-import { keptChangesError } from './sqlite-kept-changes'
+import { keptChangesError, rolledBackWhole, wasRolledBackWhole } from './sqlite-kept-changes'
 import { WAL_IDENTITY_INTERVAL_MS, fileIdentityError, fileIdentityOf, fileIdentityProblem, type FileIdentity } from './file-identity'
 import { DEFAULT_MAX_PARAMETERS, maxParametersOf, sqliteParameters } from './sqlite-params'
 import { exactRows, hasUnsafeNumber, MAX_SAFE, narrow, narrowIntegers } from './sqlite-integers'
@@ -907,23 +907,28 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       this.#checkRanColumns(db, state, entry, true)
       db.exec('RELEASE dbpool_columns')
       return rows
-    } catch (err) {
+    } catch (statementError) {
+      let err = statementError
       // the statement itself failed and SQLite kept its earlier changes (its FAIL conflict resolution):
       // they are committed, as without the savepoint (see keptChangesError)
       if (!ran && db.inTransaction && String((err as { code?: unknown } | null)?.code).startsWith('SQLITE_CONSTRAINT')) {
         try {
           db.exec('RELEASE dbpool_columns')
-        } catch {
-          // rolled back below
+        } catch (releaseError) {
+          // the kept changes' commit failed (a deferred foreign key): that is the error, as SQLite
+          // reports it for the statement run alone; rolled back below
+          err = releaseError
         }
+        if (err === statementError) throw err
       }
-      // the savepoint began the transaction: nothing of it is kept (a RELEASE that failed, BUSY in rollback-journal mode, too)
+      // the savepoint began the transaction: nothing of it is kept (a RELEASE that failed, BUSY in
+      // rollback-journal mode, too), whatever changes() still says of the statement
       try {
         if (db.inTransaction) db.exec('ROLLBACK')
       } catch {
         // closing a broken connection discards it anyway
       }
-      throw err
+      throw rolledBackWhole(err)
     }
   }
 
@@ -1064,7 +1069,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       return new DatabaseError('CONNECTION_LOST', `the SQLite connection is closed: ${error.message}`, { backend: 'sqlite', cause: err })
     }
     // (rare path) a write outside a transaction whose FAIL conflict resolution kept its earlier changes
-    if (kind === 'write' && !inTransaction && text !== undefined && !db.inTransaction) return keptChangesError(db, error, text)
+    if (kind === 'write' && !inTransaction && text !== undefined && !db.inTransaction && !wasRolledBackWhole(err))
+      return keptChangesError(db, error, text)
     return error
   }
 

@@ -68,6 +68,13 @@ export class SqliteCursor<R> implements RowCursor<R> {
   #autoCommitWrite = false
   /** Its first batch ran: SQLite made every change of a write at that first step. */
   #ran = false
+  /**
+   * Its changes are known not committed: a later step failed (the statement's end, a deferred foreign
+   * key checked there), or the reset of a statement ended early rolled it back (see `close()`).
+   */
+  #rolledBack = false
+  /** Its iterator reached its end (SQLite reset the statement there, and a failing reset threw). */
+  #finished = false
 
   constructor(stmt: Statement, params: readonly unknown[], batchSize: number, hooks: SqliteCursorHooks) {
     this.#stmt = stmt
@@ -90,6 +97,10 @@ export class SqliteCursor<R> implements RowCursor<R> {
       rows = this.#batch()
     } catch (err) {
       if (!first || this.#done || !this.#hooks.mayWaitForLock(err)) {
+        // a step after the first failed (a deferred foreign key at the statement's end): an auto-commit
+        // statement is rolled back whole, nothing of it committed
+        this.#rolledBack = true
+        this.#finished = true
         this.close()
         throw this.#hooks.fail(err)
       }
@@ -131,21 +142,37 @@ export class SqliteCursor<R> implements RowCursor<R> {
    * `'committed'` once the first batch of a statement that writes, started outside a transaction,
    * ran: SQLite makes every change of an `INSERT ... RETURNING` at its first step, and the auto-commit
    * statement commits them when it is reset (the cursor's `close()`), however early the stream ends.
-   * Undefined for a read, inside a transaction (the owner commits or rolls back), or before it ran.
+   * Undefined for a read, inside a transaction (the owner commits or rolls back), before it ran, or
+   * when it was rolled back: a later step failed (a deferred foreign key is checked at the
+   * statement's end), or the reset of a stream ended early did not commit (see `close()`).
    */
   outcome(): 'committed' | undefined {
-    return this.#ran && this.#autoCommitWrite ? 'committed' : undefined
+    return this.#ran && this.#autoCommitWrite && !this.#rolledBack ? 'committed' : undefined
   }
 
   close(): void {
     if (this.#done) return
     this.#done = true
+    const iterator = this.#iterator
+    this.#iterator = undefined
     try {
-      this.#iterator?.return?.()
+      iterator?.return?.()
     } catch {
       // resetting a statement does not fail; the pool's release checks the connection anyway
     }
-    this.#iterator = undefined
+    // (rare path) an auto-commit write ended early: its reset commits it, or rolls it back when its
+    // commit fails (a deferred foreign key), and better-sqlite3's return() hides that error. Every
+    // row handed out was a change, so changes() (set by the reset: 0 for a statement rolled back,
+    // sqlite3VdbeHalt) tells which
+    if (iterator !== undefined && !this.#finished && this.#ran && this.#autoCommitWrite && this.#hooks.materialize === undefined) {
+      let changes = 0
+      try {
+        changes = Number(this.#stmt.database.prepare('select changes()').pluck().safeIntegers(false).get())
+      } catch {
+        // unknown: no outcome is claimed
+      }
+      if (!(changes > 0)) this.#rolledBack = true
+    }
     this.#hooks.ended()
   }
 
@@ -170,6 +197,7 @@ export class SqliteCursor<R> implements RowCursor<R> {
     while (rows.length < size) {
       const next = iterator.next()
       if (next.done === true) {
+        this.#finished = true
         this.close()
         break
       }

@@ -46,3 +46,22 @@ export function keptChangesError(db: Database.Database, error: DatabaseError, te
     },
   )
 }
+
+/** Errors of statements known rolled back whole (see {@link rolledBackWhole}). */
+const ROLLED_BACK = new WeakSet<object>()
+
+/**
+ * @internal Marks `err` (an error of better-sqlite3) as the error of a statement that committed
+ * nothing: its savepoint was rolled back (see the manager's `#allChecked`). `changes()` still counts
+ * what the statement did before that rollback, so {@link keptChangesError} must not read it.
+ * Returns `err`.
+ */
+export function rolledBackWhole(err: unknown): unknown {
+  if (typeof err === 'object' && err !== null) ROLLED_BACK.add(err)
+  return err
+}
+
+/** @internal Whether `err` was marked by {@link rolledBackWhole}. */
+export function wasRolledBackWhole(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && ROLLED_BACK.has(err)
+}
