@@ -138,7 +138,8 @@ interface ConnectionState {
   schemaVersion: Statement | undefined
   /**
    * A text prepared or run on it may have attached a database or created a temp object (it contains
-   * `temp` or `tach`, see {@link mayAddSchema}): the `*` check then reads the schema version of every
+   * `temp` or `tach`, see {@link mayAddSchema}), or the application took `conn.native` (see
+   * `nativeLent`): the `*` check then reads the schema version of every
    * schema (`PRAGMA database_list`), not main's alone. Never cleared (a false alarm costs a few µs per
    * run of a statement with a `*`, nothing else).
    */
@@ -267,6 +268,16 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const state = stateOf(db)
     if (state === undefined) return db.open
     return !state.closed && state.fatal === undefined
+  }
+
+  /**
+   * The application took the `Database` (`conn.native`): a `CREATE TEMP TABLE` or an `ATTACH` it runs
+   * there is never seen by {@link mayAddSchema}, so from now on the `*` check of this connection reads
+   * every schema's version (a temp table shadowing a main one re-expands a cached `select *`).
+   */
+  nativeLent(db: SqliteDatabase): void {
+    const state = stateOf(db)
+    if (state !== undefined) state.schemas = true
   }
 
   /**

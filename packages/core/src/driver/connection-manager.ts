@@ -229,6 +229,13 @@ export interface ConnectionManager<C = unknown> {
    * line or a span. Default: none beyond what the pool always hides (passwords in URLs).
    */
   redact?(text: string): string
+  /**
+   * Told each time the application reads `PoolConnection.native` of this connection (before it gets
+   * it): what it runs there bypasses {@link execute}, so state the manager keeps from the statements
+   * it saw may be stale (SQLite: the `*` check then reads every schema's version, a TEMP table or an
+   * ATTACH done there included). Synchronous and cheap; absent: nothing to note.
+   */
+  nativeLent?(conn: C): void
   /** What sessions can be relied on for (see {@link SessionFeatures}); absent means a plain session. */
   readonly sessionFeatures?: SessionFeatures
   /**

@@ -465,6 +465,7 @@ export class LanePool<C> {
           }),
       )
       conn = new PooledConnection(native, this.lane, expiry(config.maxLifetimeMs, config.maxLifetimeJitter), this.target)
+      if (manager.nativeLent) conn.nativeLent = () => manager.nativeLent!(native)
       if (config.allowExitOnIdle && isReferencedHandle(native)) {
         // idle until leased: its socket must not keep the process alive (pg-pool's allowExitOnIdle)
         conn.unrefWhileIdle = true

@@ -161,12 +161,15 @@ export class ConnectionHandle<C> implements Transaction<C> {
   /**
    * The application's way to the manager's connection. What it runs there does not pass the pool's
    * statement path, so on the write lane the lease counts as one that may have written
-   * (`readYourWrites` records the write position at its release: `copyFrom()`, a raw `pg.Client` query).
+   * (`readYourWrites` records the write position at its release: `copyFrom()`, a raw `pg.Client` query),
+   * and the manager is told (`ConnectionManager.nativeLent`: SQLite's `*` check then reads every
+   * schema's version, so a TEMP table or an ATTACH done through `native` is seen).
    */
   get native(): C {
     const lease = this.#live()
     this.#refuseIfEnding()
     if (lease.conn.lane === 'write') lease.wrote = true
+    lease.conn.nativeLent?.()
     return lease.conn.native
   }
 

@@ -22,6 +22,8 @@ export class PooledConnection<C> {
   destroyed = false
   /** With `allowExitOnIdle`: its native handle is unref'd while idle and ref'd while leased. */
   unrefWhileIdle = false
+  /** The manager's `nativeLent` for this connection, when it has one (called by `PoolConnection.native`). */
+  nativeLent: (() => void) | undefined = undefined
 
   constructor(
     readonly native: C,

@@ -135,4 +135,35 @@ describe('a `*` that gains a column of a name already in the result', () => {
       await pool.close()
     }
   })
+
+  it('is refused after a TEMP table or an ATTACH made through conn.native (text the pool never saw)', async () => {
+    const { pool } = await setup(100)
+    const aux = tmp.file(`cols-aux-native-${n}.db`)
+    const seed = new Database(aux)
+    seed.exec(`create table a (id integer primary key, name text); insert into a values (1, 'aux')`)
+    seed.close()
+    try {
+      await pool.withConnection(async (conn) => {
+        for (let i = 0; i < 3; i++) expect((await conn.query(join, [1])).rows).toEqual([{ id: 1, name: 'alice', aid: 1, note: 'n1' }])
+        ;(conn.native as Database.Database).exec(
+          `create temp table b (aid integer, note text, name text); insert into temp.b values (1, 'tn', 'TEMP-NAME')`,
+        )
+        await expect(conn.query(join, [1])).rejects.toMatchObject({ code: 'SYNTAX_ERROR', detail: { column: 'name' } })
+        ;(conn.native as Database.Database).exec('drop table temp.b')
+        expect((await conn.query(join, [1])).rows).toEqual([{ id: 1, name: 'alice', aid: 1, note: 'n1' }])
+      })
+      await pool.withConnection(async (conn) => {
+        // attached through native; the statement over it ("aux", no "tach" in its text) prepared through the pool
+        ;(conn.native as Database.Database).exec(`attach database '${aux}' as aux`)
+        const q = 'select x.*, b.note from aux.a x join main.b b on b.aid = x.id'
+        for (let i = 0; i < 3; i++) expect((await conn.query(q)).rows).toEqual([{ id: 1, name: 'aux', note: 'n1' }])
+        const other = new Database(aux)
+        other.exec(`alter table a add column note text default 'AUX-NOTE'`)
+        other.close()
+        await expect(conn.query(q)).rejects.toMatchObject({ code: 'SYNTAX_ERROR', detail: { column: 'note' } })
+      })
+    } finally {
+      await pool.close()
+    }
+  })
 })
