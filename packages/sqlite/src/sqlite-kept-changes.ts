@@ -1,4 +1,4 @@
-import { DatabaseError, OUTCOME_COMMITTED } from '@dbpool/core'
+import { DatabaseError, OUTCOME_COMMITTED, OUTCOME_UNKNOWN } from '@dbpool/core'
 import type Database from 'better-sqlite3'
 
 /**
@@ -18,22 +18,33 @@ const DML_HEAD = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\/)*(?:i
  *
  * How it knows: `changes()` after a failed auto-commit statement is the count SQLite committed for it
  * (`sqlite3VdbeHalt`: the count of a statement rolled back is 0); it counts only INSERT, UPDATE and
- * DELETE, so other statements (a `CREATE UNIQUE INDEX` refused) are not asked. Rare path: one
- * statement prepared and run, only after such an error.
+ * DELETE, so other statements (a `CREATE UNIQUE INDEX` refused) are not asked. It leaves out what
+ * triggers did: when it is 0, `total_changes()` minus its value before the statement (`totalBefore`,
+ * read by the manager before each write outside a transaction) counts the triggers' changes, kept
+ * under FAIL, undone under ABORT (SQLite counts them either way, and the error does not say which
+ * resolution ran): then `detail.outcome: 'unknown'`, `retryable: false`. Rare path: two statements
+ * prepared and run, only after such an error.
+ *
+ * @param totalBefore `total_changes()` just before the statement ran; without it, trigger changes
+ *   are not seen.
  *
  * @param db The connection, open, with no transaction open (the statement began and ended outside one).
  * @param error The mapped error of the statement.
  * @param text The statement's text.
  */
-export function keptChangesError(db: Database.Database, error: DatabaseError, text: string): DatabaseError {
+export function keptChangesError(db: Database.Database, error: DatabaseError, text: string, totalBefore?: number): DatabaseError {
   if (error.sqliteCode?.startsWith('SQLITE_CONSTRAINT') !== true || !DML_HEAD.test(text)) return error
   let changes: number
+  let kept = 0
   try {
     changes = Number(db.prepare('select changes()').pluck().safeIntegers(false).get())
+    if (totalBefore !== undefined) kept = Number(db.prepare('select total_changes()').pluck().safeIntegers(false).get()) - totalBefore
   } catch {
     return error
   }
-  if (!(changes > 0)) return error
+  // changes() counts the statement's own rows only: a trigger's changes (a BEFORE trigger's row for the
+  // failing row itself) show in total_changes() alone, which counts them even when ABORT undid them
+  if (!(changes > 0)) return kept > 0 ? triggerChangesError(error, kept) : error
   return new DatabaseError(
     error.code,
     `${error.message} (SQLite kept and committed the ${changes} row change(s) the statement made before the failing row, as its FAIL conflict resolution does: do not run it again as is)`,
@@ -43,6 +54,25 @@ export function keptChangesError(db: Database.Database, error: DatabaseError, te
       cause: error.cause ?? error,
       retryable: false,
       detail: { ...error.detail, outcome: OUTCOME_COMMITTED, changes },
+    },
+  )
+}
+
+/**
+ * The statement's own rows were all undone (`changes()` 0) but its triggers changed `kept` rows: FAIL
+ * keeps (and the auto-commit commits) them, ABORT undoes them, and SQLite does not tell which ran
+ * (`total_changes()` counts them either way): `detail.outcome: 'unknown'`, `retryable: false`.
+ */
+function triggerChangesError(error: DatabaseError, kept: number): DatabaseError {
+  return new DatabaseError(
+    error.code,
+    `${error.message} (its triggers made ${kept} change(s) before it failed: a FAIL conflict resolution keeps and commits them, ABORT undoes them, and SQLite does not tell which: its outcome is unknown, check before running it again)`,
+    {
+      backend: error.backend,
+      sqliteCode: error.sqliteCode,
+      cause: error.cause ?? error,
+      retryable: false,
+      detail: { ...error.detail, outcome: OUTCOME_UNKNOWN },
     },
   )
 }
