@@ -71,10 +71,11 @@ export interface RowCursor<R = Record<string, unknown>> {
    * After `close()` (or a failed read): what became of a statement that may write and ran outside a
    * transaction, for the error that ended its stream early (the deadline, the signal, `close()`'s
    * deadline). `'committed'`: its work is known committed (Postgres: the portal's Close and Sync were
-   * answered with ReadyForQuery `I`, or its CommandComplete came with the first batches; SQLite: an
-   * auto-commit statement makes its changes at its first step and commits them when reset);
-   * `'unknown'`: its commit was in flight when the connection was lost; undefined: it did not commit
-   * (the server rolled it back with the session, or it failed), it is read-only, it ran inside a
+   * answered with ReadyForQuery `I` and no ErrorResponse before it, or its CommandComplete came with
+   * the first batches; SQLite: an auto-commit statement makes its changes at its first step and its
+   * reset committed them); `'unknown'`: its commit was in flight when the connection was lost;
+   * undefined: it did not commit (the server rolled it back with the session, or it failed, its
+   * commit too: a deferred foreign key), it is read-only, it ran inside a
    * transaction, or it never ran. The pool restates the stream's error with it as `detail.outcome`
    * (`retryable: false`) unless that error already carries one. Optional.
    */

@@ -278,7 +278,8 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
   /**
    * `error`, which ended the stream, told what became of its statement once the cursor is closed (see
    * `RowCursor.outcome`): a write outside a transaction that already ran (Postgres: committed by its
-   * cursor's Sync; SQLite: at its first step) is `detail.outcome: 'committed'`, or `'unknown'` when
+   * cursor's Sync; SQLite: at its first step, by its reset) is `detail.outcome: 'committed'` (never
+   * when that commit failed: a deferred foreign key), or `'unknown'` when
    * its commit was in flight, and never `retryable`. Only on this error path; an error that already
    * carries an outcome is kept.
    */
