@@ -7,7 +7,7 @@
  *
  * - Option validators: each throws `DatabaseError` `CONFIGURATION` naming the option and the value.
  * - Parameter helpers: each problem is `DatabaseError` `INVALID_PARAMETER` naming the position.
- * - Result columns: `duplicateColumn` / `duplicateColumnError` / `isDuplicateColumnError` (`SYNTAX_ERROR`: two columns of one name).
+ * - Result columns: `duplicateColumn` / `duplicateColumnError` / `protoColumnError` / `isDuplicateColumnError` (`SYNTAX_ERROR`: two columns of one name, or a `__proto__` column a driver's rows would drop).
  * - `withDeadline`: races a promise against a timer (cleared when the promise settles).
  * - `parsePostgresUrl`: libpq's URI grammar (several hosts), unknown query parameters refused.
  * - `abortedTransactionError`, `transactionControlOf`: what a backend needs to refuse statements of an
@@ -27,7 +27,7 @@ export {
 } from './config/validate'
 export { checkExecuteOptions, checkQueryOptions, checkSignal } from './config/call-options'
 export { isPlainObject, describeValue, invalidParameter, jsonParameterText, checkStatementText, stringProblem } from './sql/parameters'
-export { duplicateColumn, duplicateColumnError, isDuplicateColumnError } from './sql/result-columns'
+export { duplicateColumn, duplicateColumnError, isDuplicateColumnError, protoColumnError } from './sql/result-columns'
 export type { DuplicateColumn, DuplicateColumnContext, ResultColumn } from './sql/result-columns'
 export { withDeadline } from './pool/lane-pool'
 export { parsePostgresUrl, URL_PARAMETERS } from './config/postgres-url'

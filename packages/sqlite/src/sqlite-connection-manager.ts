@@ -15,9 +15,18 @@ import {
   type TelemetryTarget,
   type TransactionSettings,
 } from '@dbpool/core'
-import { abortedTransactionError, checkStatementText, duplicateColumn, duplicateColumnError } from '@dbpool/core/internal'
+import {
+  abortedTransactionError,
+  checkStatementText,
+  duplicateColumn,
+  duplicateColumnError,
+  protoColumnError,
+  type DuplicateColumnContext,
+  type ResultColumn,
+} from '@dbpool/core/internal'
 import Database from 'better-sqlite3'
 import { StatementCache } from './statement-cache'
+import { rowObjects, rowShape, type RowShape } from './row-objects'
 import { allRows, runStatement } from './statement-call'
 import { SqliteCursor } from './sqlite-cursor'
 import { keptChangesError, rolledBackWhole, wasRolledBackWhole } from './sqlite-kept-changes'
@@ -72,6 +81,11 @@ interface CachedStatement {
   readonly star: boolean
   /** Returns rows and writes nothing: it may run again (see {@link IntegerReading}). */
   readonly rereadable: boolean
+  /**
+   * Its result columns, when it runs in better-sqlite3's raw mode and its rows are built by
+   * {@link rowObjects} (every statement that returns rows and has no `*`); undefined otherwise.
+   */
+  readonly shape: RowShape | undefined
   /**
    * The connection's schema versions when its columns were last checked after a run (-1: never): main's
    * `PRAGMA schema_version`, or every schema's (see {@link ConnectionState.schemas}) as one string.
@@ -446,11 +460,20 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         if (kind !== 'read') this.#beforeChange(db, state, kind)
         if (kind === 'control' && text === READ_ONLY_BEGIN) this.#setQueryOnly(db, state, true)
         if (cached.reader) {
-          let rows = (cached.star ? this.#allChecked(db, state, cached, params) : allRows(cached.stmt, params)) as R[]
-          if (cached.integers === 'scan') {
-            if (hasUnsafeNumber(rows)) rows = exactRows(cached.stmt, params)
-          } else if (cached.integers === 'narrow') narrowIntegers(rows)
-          rows = sameRealm(rows)
+          let rows: R[]
+          const shape = cached.shape
+          if (shape !== undefined) {
+            const integers = cached.integers
+            const values = allRows(cached.stmt, params)
+            if (integers === 'narrow') narrowIntegers(values)
+            rows = (rowObjects(values, shape, integers === 'scan') ?? exactRows(cached.stmt, params, shape)) as R[]
+          } else {
+            rows = (cached.star ? this.#allChecked(db, state, cached, params) : allRows(cached.stmt, params)) as R[]
+            if (cached.integers === 'scan') {
+              if (hasUnsafeNumber(rows)) rows = exactRows(cached.stmt, params)
+            } else if (cached.integers === 'narrow') narrowIntegers(rows)
+            rows = sameRealm(rows)
+          }
           // a write returning rows (`INSERT ... RETURNING`) reports the rowid as run() does (one more statement, on this path only)
           result = cached.rereadable
             ? { rows, rowCount: rows.length }
@@ -524,12 +547,19 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (state.aborted !== undefined && (db.inTransaction || state.endedByEngine)) throw abortedTransactionError('sqlite', state.aborted)
     let stmt: Statement
     let params: readonly unknown[]
+    let star = false
+    let shape: RowShape | undefined
     try {
       params = sqliteParameters(query.params, this.#maxParameters)
       checkStatementText(query.text, 'sqlite')
       if (!state.schemas && mayAddSchema(query.text)) state.schemas = true
       stmt = db.prepare(query.text)
-      if (stmt.reader) checkColumns(stmt)
+      // a `*` may expand to other columns when the statement runs than when it was prepared (see CachedStatement.star)
+      star = stmt.reader && canExpandStar(query.text)
+      if (stmt.reader) {
+        const columns = checkColumns(stmt, false, star)
+        if (!star) shape = rawRows(stmt, columns)
+      }
     } catch (err) {
       throw this.#fail(db, err)
     }
@@ -539,12 +569,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const inTransaction = db.inTransaction
     const narrowing = stmt.reader && !this.options.safeIntegers
     if (narrowing) stmt.safeIntegers(true)
-    // a `*` may expand to other columns when the statement runs than when it was prepared (see CachedStatement.star)
-    const star = stmt.reader && canExpandStar(query.text)
     const cursor = new SqliteCursor<R>(stmt, params, options.batchSize, {
       narrowing,
+      shape,
       // a read: its columns checked after the first batch, before any row is handed out
-      ...(star && stmt.readonly ? { checkColumns: () => checkColumns(stmt, true) } : {}),
+      ...(star && stmt.readonly ? { checkColumns: () => checkColumns(stmt, true, true) } : {}),
       // a write returning rows: SQLite makes every change at the first step; run whole, checked (see #allChecked)
       ...(star && !stmt.readonly
         ? {
@@ -552,7 +581,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
               this.#allChecked(
                 db,
                 state,
-                { stmt, reader: true, integers: 'plain', kind, star, rereadable: false, checkedAt: -1, recheck: true },
+                { stmt, reader: true, integers: 'plain', kind, star, rereadable: false, shape: undefined, checkedAt: -1, recheck: true },
                 params,
               ),
           }
@@ -884,8 +913,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const stmt = db.prepare(text)
     const { reader, readonly } = stmt
     // once per text, before it ever runs: a statement whose columns share a name is never cached
-    if (reader) checkColumns(stmt)
+    const star = reader && canExpandStar(text)
+    const columns = reader ? checkColumns(stmt, false, star) : undefined
     const rereadable = reader && readonly
+    const shape = columns && !star ? rawRows(stmt, columns) : undefined
     let integers: IntegerReading = 'plain'
     if (reader && !this.options.safeIntegers) {
       integers = rereadable ? 'scan' : 'narrow'
@@ -897,8 +928,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       reader,
       integers,
       kind: statementKind(text, readonly),
-      star: reader && canExpandStar(text),
+      star,
       rereadable,
+      shape,
       checkedAt: -1,
       recheck: true,
     }
@@ -977,13 +1009,16 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (version === entry.checkedAt && !entry.recheck) return
     entry.recheck = version !== entry.checkedAt
     entry.checkedAt = version
-    const duplicate = duplicateColumn(entry.stmt.columns())
-    if (duplicate === undefined) return
-    // checked again on every run until its columns are unique
+    const columns = entry.stmt.columns()
+    const duplicate = duplicateColumn(columns)
+    const proto = duplicate === undefined && columns.some((c) => c.name === '__proto__')
+    if (duplicate === undefined && !proto) return
+    // checked again on every run until its columns can all be returned
     entry.checkedAt = -1
     // in the savepoint #allChecked opened: rolled back by its caller, no transaction left open
     const context = ownSavepoint ? { rolledBack: true } : db.inTransaction ? { aborted: true } : entry.rereadable ? { ran: true } : {}
-    throw duplicateColumnError(duplicate, 'sqlite', context)
+    if (duplicate !== undefined) throw duplicateColumnError(duplicate, 'sqlite', context)
+    checkStarColumns(columns, context)
   }
 
   /**
@@ -1199,9 +1234,33 @@ function statementKind(text: string, readonly: boolean): StatementKind {
  * b.id ...`), read from better-sqlite3's `stmt.columns()` when it is prepared, before it runs: rows are
  * objects keyed by column name, so one value would be silently lost. SYNTAX_ERROR naming the column.
  */
-function checkColumns(stmt: Statement, ran = false): void {
-  const duplicate = duplicateColumn(stmt.columns())
-  if (duplicate !== undefined) throw duplicateColumnError(duplicate, 'sqlite', ran ? { ran, aborted: stmt.database.inTransaction } : {})
+function checkColumns(stmt: Statement, ran = false, star = false): Database.ColumnDefinition[] {
+  const columns = stmt.columns()
+  const duplicate = duplicateColumn(columns)
+  const context = ran ? { ran, aborted: stmt.database.inTransaction } : {}
+  if (duplicate !== undefined) throw duplicateColumnError(duplicate, 'sqlite', context)
+  if (star) checkStarColumns(columns, context)
+  return columns
+}
+
+/**
+ * Puts a statement without a `*` into better-sqlite3's raw mode and answers its {@link RowShape}:
+ * its rows are then built by {@link rowObjects} from the names read at prepare.
+ */
+function rawRows(stmt: Statement, columns: readonly Database.ColumnDefinition[]): RowShape {
+  stmt.raw(true)
+  return rowShape(columns.map((c) => c.name))
+}
+
+/**
+ * A statement whose text can expand a `*` keeps better-sqlite3's own row objects (its columns may
+ * change after a schema change, see CachedStatement.star), which drop a column named `__proto__`
+ * (the assignment sets the prototype): refused with SYNTAX_ERROR (`protoColumnError`) before any row
+ * is handed out, as for two columns of one name. Listing the columns returns it.
+ */
+function checkStarColumns(columns: readonly ResultColumn[], context: DuplicateColumnContext): void {
+  const at = columns.findIndex((c) => c.name === '__proto__')
+  if (at >= 0) throw protoColumnError(at + 1, 'sqlite', context)
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { DatabaseError, RowCursor } from '@dbpool/core'
 import type Database from 'better-sqlite3'
+import { rowObjects, type RowShape } from './row-objects'
 import { narrowIntegers } from './sqlite-integers'
 import { waitForLock } from './sqlite-lock-wait'
 import { runStatement } from './statement-call'
@@ -17,6 +18,8 @@ export const STREAM_SLICE_MS = 4
 export interface SqliteCursorHooks {
   /** Rows come back with every INTEGER as a bigint, narrowed to numbers where exact (`safeIntegers` off). */
   readonly narrowing: boolean
+  /** The statement runs in raw mode: rows are arrays, made objects with these columns (see rowObjects). */
+  readonly shape: RowShape | undefined
   /** The longest wait for a lock another connection holds (the `busyTimeoutMs` option). */
   readonly busyTimeoutMs: number
   /** Whether the statement's first run failed on a lock held elsewhere having changed nothing: it may run again after a pause. */
@@ -113,7 +116,8 @@ export class SqliteCursor<R> implements RowCursor<R> {
     }
     if (rows.length === 0) return rows as R[]
     if (this.#hooks.narrowing) narrowIntegers(rows)
-    return sameRealm(rows) as R[]
+    const shape = this.#hooks.shape
+    return (shape === undefined ? sameRealm(rows) : rowObjects(rows, shape, false)!) as R[]
   }
 
   /** The first batch, tried again after pauses while the lock is held elsewhere (see the class). */

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3'
+import { rowObjects, type RowShape } from './row-objects'
 import { allRows } from './statement-call'
 
 /**
@@ -32,16 +33,17 @@ export function hasUnsafeNumber(rows: readonly unknown[]): boolean {
  * Runs a read-only statement again with safe integers and narrows the rows: an INTEGER within
  * ±(2^53 - 1) becomes a number, one beyond stays a bigint, a REAL stays a number.
  */
-export function exactRows<R>(stmt: Database.Statement<unknown[], unknown>, params: readonly unknown[]): R[] {
+export function exactRows<R>(stmt: Database.Statement<unknown[], unknown>, params: readonly unknown[], shape?: RowShape): R[] {
   stmt.safeIntegers(true)
-  let rows: R[]
+  let rows: unknown[]
   try {
-    rows = allRows(stmt, params) as R[]
+    rows = allRows(stmt, params)
   } finally {
     stmt.safeIntegers(false)
   }
+  // raw mode (`shape`): each row is an array of values, keyed by the shape's names after narrowing
   narrowIntegers(rows)
-  return rows
+  return (shape === undefined ? rows : rowObjects(rows, shape, false)!) as R[]
 }
 
 /** In place: every bigint within ±(2^53 - 1) in `rows` becomes a number. */

@@ -82,9 +82,41 @@ export function duplicateColumnError(
 ): DatabaseError {
   const { name, positions } = duplicate
   const unnamed = name === '?column?' ? ' (Postgres names every expression without an alias "?column?")' : ''
-  let message =
+  return refusedResult(
     `the result has two columns named ${JSON.stringify(name)} (columns ${positions[0]} and ${positions[1]})${unnamed}: ` +
-    `rows are keyed by column name, so one value would be lost. Give each column its own name with AS`
+      `rows are keyed by column name, so one value would be lost. Give each column its own name with AS`,
+    name,
+    [...positions],
+    backend,
+    context,
+  )
+}
+
+/**
+ * The error for a result column named `__proto__` that the driver's own row objects would drop (an
+ * assignment of that key sets the prototype instead: better-sqlite3's rows, used by SQLite statements
+ * whose text can expand a `*`). Same code, context and `detail` shape as {@link duplicateColumnError}
+ * (`positions` holds the one column), so it is handled the same way (see {@link isDuplicateColumnError}).
+ */
+export function protoColumnError(position: number, backend: ErrorBackend, context: DuplicateColumnContext = {}): DatabaseError {
+  return refusedResult(
+    `result column ${position} is named "__proto__", which a row built from a \`*\` expansion cannot hold (the value would be lost). ` +
+      `List the columns instead of \`*\`: an explicit "__proto__" column is kept`,
+    '__proto__',
+    [position],
+    backend,
+    context,
+  )
+}
+
+function refusedResult(
+  what: string,
+  column: string,
+  positions: number[],
+  backend: ErrorBackend,
+  context: DuplicateColumnContext,
+): DatabaseError {
+  let message = what
   let outcome: string | undefined
   if (context.committed) {
     message += '. The statement already ran outside a transaction and committed: do not run it again as is'
@@ -104,12 +136,12 @@ export function duplicateColumnError(
   return new DatabaseError('SYNTAX_ERROR', message, {
     backend,
     retryable: false,
-    detail: { column: name, positions: [...positions], ...(outcome === undefined ? {} : { outcome }) },
+    detail: { column, positions, ...(outcome === undefined ? {} : { outcome }) },
   })
 }
 
 /**
- * Whether `err` is the refusal {@link duplicateColumnError} builds (SYNTAX_ERROR with `detail.column`
+ * Whether `err` is the refusal {@link duplicateColumnError} or {@link protoColumnError} builds (SYNTAX_ERROR with `detail.column`
  * and `detail.positions`): inside a transaction it aborts the transaction on both backends, as the
  * server's own refusal of a statement would (Postgres: the statement already ran in it).
  */

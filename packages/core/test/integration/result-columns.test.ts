@@ -191,3 +191,72 @@ it('unnamed expressions: Postgres names each one "?column?" (refused, the messag
   expect(err.message).toContain('names every expression without an alias "?column?"')
   expect((await pools.sqlite.query("select 1 + 1, 'a' || 'b'")).rows).toEqual([{ '1 + 1': 2, "'a' || 'b'": 'ab' }])
 })
+
+// A column named "__proto__": an assignment of that key sets the prototype (and ignores a value that
+// is not an object), so better-sqlite3's own rows dropped the column silently, where node-postgres
+// keeps it as an own property. Both engines now return it.
+describe.each(BACKENDS)('%s: a column named "__proto__"', (backend) => {
+  const own = (row: unknown): void => {
+    expect(Object.getPrototypeOf(row)).toBe(Object.prototype)
+    expect(Object.keys(row as object)).toEqual(['__proto__', 'a'])
+    expect(Object.getOwnPropertyDescriptor(row, '__proto__')).toMatchObject({ value: 7, enumerable: true, writable: true })
+    expect(JSON.stringify(row)).toBe('{"__proto__":7,"a":2}')
+  }
+
+  it('is an own property of the row from query(), a transaction, a stream and RETURNING', async () => {
+    const pool = pools[backend]
+    own((await pool.query('select 7 as "__proto__", 2 as a')).rows[0])
+    own((await pool.query(sql`select cast(${7} as integer) as "__proto__", cast(${2} as integer) as a`)).rows[0])
+    await pool.transaction(async (tx) => own((await tx.query('select 7 as "__proto__", 2 as a')).rows[0]))
+    const streamed = await drain(pool.stream('select 7 as "__proto__", 2 as a'))
+    expect(streamed).toHaveLength(1)
+    own(streamed[0])
+    const returned = await pool.query('insert into items (id, name) values (7, \'seven\') returning id as "__proto__", 2 as a')
+    own(returned.rows[0])
+    await pool.query('delete from items where id = 7')
+  })
+
+  it('an object value does not become the prototype', async () => {
+    const { rows } = await pools[backend].query<Record<string, unknown>>(
+      backend === 'postgres' ? `select '{"polluted":1}'::json as "__proto__"` : `select json_object('polluted', 1) as "__proto__"`,
+    )
+    const row = rows[0]!
+    expect(Object.getPrototypeOf(row)).toBe(Object.prototype)
+    expect((row as { polluted?: unknown }).polluted).toBeUndefined()
+    expect(Object.keys(row)).toEqual(['__proto__'])
+  })
+})
+
+describe('sqlite: a "__proto__" column from a `*` expansion (better-sqlite3 rows would drop it)', () => {
+  beforeAll(async () => {
+    await pools.sqlite.query('create table protos ("__proto__" integer, a integer)')
+    await pools.sqlite.query('insert into protos values (7, 2)')
+    await pools.sqlite.query('create table grows (id integer primary key)')
+    await pools.sqlite.query('insert into grows values (1)')
+  })
+
+  it('is refused with SYNTAX_ERROR naming it, not returned without it; an explicit list returns it', async () => {
+    const err = await failure(pools.sqlite.query('select * from protos'))
+    expect(err.code).toBe('SYNTAX_ERROR')
+    expect(err.detail).toMatchObject({ column: '__proto__', positions: [1] })
+    const streamed = await failure(drain(pools.sqlite.stream('select * from protos')))
+    expect(streamed.detail).toMatchObject({ column: '__proto__' })
+    expect((await pools.sqlite.query('select "__proto__", a from protos')).rows).toEqual([JSON.parse('{"__proto__":7,"a":2}')])
+  })
+
+  it('gained by a schema change after the statement was cached: refused at its next run; inside a transaction the transaction aborts', async () => {
+    expect((await pools.sqlite.query('select * from grows')).rows).toEqual([{ id: 1 }])
+    await pools.sqlite.query('alter table grows add column "__proto__" integer')
+    const err = await failure(pools.sqlite.query('select * from grows'))
+    expect(err.detail).toMatchObject({ column: '__proto__', positions: [2] })
+    const inTx = await failure(
+      pools.sqlite.transaction(async (tx) => {
+        await tx.query("insert into items (id, name) values (8, 'eight')")
+        await tx.query('select * from grows').catch(() => undefined)
+        await tx.query('select 1')
+      }),
+    )
+    expect(inTx.code).toBe('TRANSACTION_ROLLED_BACK')
+    expect(await count('sqlite', 8)).toBe(0)
+  })
+})
