@@ -605,12 +605,13 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return new Promise<TransactionState>((resolve) => {
       // pg's own readyForQuery listener was attached first: the status is recorded when this one runs
       const settle = (): void => {
-        clearTimeout(timer)
+        timer.clear()
         connection.off('readyForQuery', settle)
         connection.off('end', settle)
         resolve(this.transactionState(conn))
       }
-      const timer = setTimeout(settle, this.options.cancelTimeoutMs)
+      // a ReadyForQuery already received is read before the deadline judges (startDeadline)
+      const timer = startDeadline(this.options.cancelTimeoutMs, settle)
       connection.on('readyForQuery', settle)
       connection.on('end', settle)
     })

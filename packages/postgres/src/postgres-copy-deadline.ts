@@ -1,5 +1,6 @@
 import { configError, DatabaseError, MAX_TIMER_MS } from '@dbpool/core'
 import { checkInteger, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
+import { startDeadline, type Deadline } from './postgres-deadline'
 
 /** Options of `copyFrom()` and `copyTo()`: the COPY's deadline and its cancellation. */
 export interface CopyOptions {
@@ -26,7 +27,7 @@ const COPY_OPTION_KEYS = ['timeoutMs', 'signal'] as const
 export class CopyDeadline {
   readonly #stop = new AbortController()
   readonly #fn: string
-  #timer: NodeJS.Timeout | undefined
+  #timer: Deadline | undefined
   #signal: AbortSignal | undefined
 
   constructor(fn: 'copyFrom' | 'copyTo', options: unknown) {
@@ -54,16 +55,16 @@ export class CopyDeadline {
       signal.addEventListener('abort', this.#onAbort, { once: true })
     }
     if (timeoutMs !== undefined) {
-      this.#timer = setTimeout(
-        () =>
-          this.#halt(
-            new DatabaseError('QUERY_TIMEOUT', `${fn}() exceeded its ${timeoutMs} ms deadline (${fn}.timeoutMs); the COPY was stopped`, {
-              backend: 'postgres',
-              retryable: false,
-              detail: { timeoutMs },
-            }),
-          ),
-        timeoutMs,
+      // at the deadline, what the server already sent is read first (startDeadline): a COPY whose
+      // completion arrived while the event loop was blocked is not reported stopped
+      this.#timer = startDeadline(timeoutMs, () =>
+        this.#halt(
+          new DatabaseError('QUERY_TIMEOUT', `${fn}() exceeded its ${timeoutMs} ms deadline (${fn}.timeoutMs); the COPY was stopped`, {
+            backend: 'postgres',
+            retryable: false,
+            detail: { timeoutMs },
+          }),
+        ),
       )
     }
   }
@@ -115,7 +116,7 @@ export class CopyDeadline {
 
   /** The COPY is over: the timer is cleared and the caller's signal no longer listened to. */
   dispose(): void {
-    clearTimeout(this.#timer)
+    this.#timer?.clear()
     this.#timer = undefined
     this.#signal?.removeEventListener('abort', this.#onAbort)
     this.#signal = undefined

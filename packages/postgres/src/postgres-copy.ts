@@ -4,6 +4,7 @@ import { DatabaseError, OUTCOME_UNKNOWN, type DatabasePool, type PoolConnection 
 import { sendCancelRequest } from './postgres-cancel'
 import type { PostgresConnection } from './postgres-connection'
 import { CopyDeadline, type CopyOptions } from './postgres-copy-deadline'
+import { startDeadline, type Deadline } from './postgres-deadline'
 import { checkCopyStatement, copyToMayWrite } from './postgres-copy-statement'
 import { mapPostgresError } from './postgres-errors'
 import { unknownOutcomeError } from './postgres-outcome'
@@ -560,7 +561,7 @@ function copyOut(native: PostgresConnection, text: string, out: PassThrough, dea
     let phase: 'data' | 'confirming' | 'done' = 'data'
     // an error that came once the data was all read, or after CommandComplete
     let late: unknown
-    let confirmTimer: NodeJS.Timeout | undefined
+    let confirmTimer: Deadline | undefined
     const connection = (native.client as unknown as { connection: NodeJS.EventEmitter }).connection
     const fail = (error: DatabaseError): void => {
       phase = 'done'
@@ -581,7 +582,7 @@ function copyOut(native: PostgresConnection, text: string, out: PassThrough, dea
     const confirmed = (): void => {
       if (phase !== 'confirming') return
       phase = 'done'
-      clearTimeout(confirmTimer)
+      confirmTimer?.clear()
       connection.removeListener('readyForQuery', confirmed)
       // the server refused the COPY after its data (a commit failing), or the session ended before it
       // reported the COPY complete: a write may have committed; a read has all its data
@@ -617,7 +618,8 @@ function copyOut(native: PostgresConnection, text: string, out: PassThrough, dea
         return
       }
       connection.once('readyForQuery', confirmed)
-      confirmTimer = setTimeout(() => {
+      // an answer that arrived while the event loop was blocked is read before the timer judges (startDeadline)
+      confirmTimer = startDeadline(SETTLE_MS, () => {
         const silent = new DatabaseError(
           'CONNECTION_LOST',
           `the server did not report the COPY complete within ${SETTLE_MS} ms; the connection was closed`,
@@ -629,7 +631,7 @@ function copyOut(native: PostgresConnection, text: string, out: PassThrough, dea
         native.kill()
         late ??= silent
         confirmed()
-      }, SETTLE_MS)
+      })
     })
     out.once('close', () => {
       if (phase !== 'data') return
@@ -742,11 +744,12 @@ function closeBroken(native: PostgresConnection, why: string): void {
 
 /** True when `promise` settles within {@link SETTLE_MS}. */
 async function settles(promise: Promise<unknown>): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), SETTLE_MS)))
+  let timer: Deadline | undefined
+  // an answer already received is read before the deadline judges (startDeadline)
+  const late = new Promise<false>((resolve) => (timer = startDeadline(SETTLE_MS, () => resolve(false))))
   try {
     return await Promise.race([promise.then(() => true as const), late])
   } finally {
-    clearTimeout(timer)
+    timer?.clear()
   }
 }

@@ -5,6 +5,7 @@ import type { PostgresConnection } from './postgres-connection'
 import { resultColumnsError } from './postgres-columns'
 import { mayHaveCommitted, StatementProgress } from './postgres-outcome'
 import type { PgQuery } from './postgres-params'
+import { startDeadline, type Deadline } from './postgres-deadline'
 
 /** @internal What a cursor needs from its manager. */
 export interface PostgresCursorHooks {
@@ -102,18 +103,19 @@ export class PostgresCursor<R> implements RowCursor<R> {
     if (cursor === undefined || !this.#conn.usable) return
     // called synchronously: a statement queued on the client after this runs after the Close
     const closing = cursor.close()
-    let timer: NodeJS.Timeout | undefined
+    let timer: Deadline | undefined
+    // the server's answer to the Close, if it arrived while the event loop was blocked, is read first (startDeadline)
     const deadline = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
+      timer = startDeadline(this.#hooks.closeTimeoutMs, () => {
         this.abandon(this.#closeTimeout())
         resolve()
-      }, this.#hooks.closeTimeoutMs)
+      })
     })
     const closed = this.#untilLost(closing).then(
       () => this.#noteCommit(),
       (err: unknown) => void this.#hooks.fail(err),
     )
-    return Promise.race([closed, deadline]).finally(() => clearTimeout(timer))
+    return Promise.race([closed, deadline]).finally(() => timer?.clear())
   }
 
   /**

@@ -222,6 +222,38 @@ describe('copyFrom deadlines', () => {
     }
   }, 20_000)
 
+  it('the server reported the COPY complete before the deadline but the event loop was blocked past it: the row count, not QUERY_TIMEOUT', async () => {
+    const own = poolOn(db.url, { min: 1, max: 1, name: 'copy-blocked' })
+    try {
+      const socket = await own.withConnection(async (c) => c.native.client.connection.stream)
+      const write = socket.write.bind(socket) as (...args: unknown[]) => boolean
+      // once CopyDone ('c', length 4) is on the wire: block the loop past the deadline while the answer arrives
+      socket.write = ((chunk: unknown, ...rest: unknown[]) => {
+        const sent = write(chunk, ...rest)
+        if (Buffer.isBuffer(chunk) && chunk.includes(Buffer.from([0x63, 0, 0, 0, 4])))
+          setImmediate(() => {
+            const end = Date.now() + 400
+            while (Date.now() < end);
+          })
+        return sent
+      }) as typeof socket.write
+      const count = await copyFrom(
+        own,
+        'copy bulk (id, label) from stdin',
+        [
+          [501, 'a'],
+          [502, 'b'],
+        ],
+        { timeoutMs: 150 },
+      )
+      expect(count).toBe(2)
+      expect(Number((await own.query<{ n: bigint }>('select count(*) as n from bulk where id in (501, 502)')).rows[0]!.n)).toBe(2)
+      await own.query('delete from bulk where id in (501, 502)')
+    } finally {
+      await own.close()
+    }
+  })
+
   it('invalid options are CONFIGURATION naming the option and the value, before anything is sent', async () => {
     const cases: [unknown, string][] = [
       [{ timeoutMs: 0 }, 'copyFrom.timeoutMs 0'],
