@@ -123,7 +123,11 @@ export class CustomerRepository {
     return rows[0] && toCustomer(rows[0])
   }
 
-  /** Changes name, email or phone of an active customer; DUPLICATE_EMAIL, CUSTOMER_NOT_FOUND. */
+  /**
+   * Changes name, email or phone of an active customer; DUPLICATE_EMAIL, CUSTOMER_NOT_FOUND. Returns
+   * the customer as this call's UPDATE left it (`update ... returning`, one statement): never a
+   * concurrent caller's values, and never CUSTOMER_NOT_FOUND once the change is stored.
+   */
   async update(id: string, changes: CustomerChanges): Promise<Customer> {
     const sets: SqlFragment[] = []
     if (changes.name !== undefined) {
@@ -134,11 +138,13 @@ export class CustomerRepository {
     if (email !== undefined) sets.push(sql`email = ${email}`, sql`email_search = ${foldForSearch(email)}`)
     if (changes.phone !== undefined) sets.push(sql`phone = ${changes.phone}`)
     sets.push(sql`updated_at = ${this.#clock()}`)
-    const { rowCount } = await this.#unique(email ?? '', () =>
-      this.#db.query(sql`update customers set ${sql.join(sets)} where id = ${id} and deleted_at is null`),
+    // `returning`: the row as this statement wrote it (SQLite 3.35+, Postgres). A re-read after the
+    // write could see a softDelete or another update that landed in between.
+    const { rows } = await this.#unique(email ?? '', () =>
+      this.#db.query<CustomerRow>(sql`update customers set ${sql.join(sets)} where id = ${id} and deleted_at is null returning ${columns}`),
     )
-    if (rowCount === 0) throw new CustomerNotFoundError(id)
-    return this.get(id)
+    if (!rows[0]) throw new CustomerNotFoundError(id)
+    return toCustomer(rows[0])
   }
 
   /** Marks an active customer deleted (its email becomes free); false when there was none. */
@@ -150,16 +156,22 @@ export class CustomerRepository {
     return rowCount === 1
   }
 
-  /** Brings a deleted customer back; DUPLICATE_EMAIL when its email was taken meanwhile. */
+  /**
+   * Brings a deleted customer back and returns it as this call's UPDATE left it (`returning`);
+   * DUPLICATE_EMAIL when its email was taken meanwhile, CUSTOMER_NOT_FOUND when it is not deleted
+   * (or another call restored it first).
+   */
   async restore(id: string): Promise<Customer> {
     const deleted = await this.findById(id, { includeDeleted: true })
     if (!deleted || deleted.deletedAt === null) throw new CustomerNotFoundError(id)
-    await this.#unique(deleted.email, () =>
-      this.#db.query(
-        sql`update customers set deleted_at = ${null}, updated_at = ${this.#clock()} where id = ${id} and deleted_at is not null`,
+    const { rows } = await this.#unique(deleted.email, () =>
+      this.#db.query<CustomerRow>(
+        sql`update customers set deleted_at = ${null}, updated_at = ${this.#clock()} where id = ${id} and deleted_at is not null returning ${columns}`,
       ),
     )
-    return this.get(id)
+    // restored by a concurrent call in between: not this call's doing
+    if (!rows[0]) throw new CustomerNotFoundError(id)
+    return toCustomer(rows[0])
   }
 
   /** Active customers ordered by (name, id), one page at a time. */

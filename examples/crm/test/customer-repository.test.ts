@@ -88,6 +88,22 @@ describe.each(BACKENDS)('CustomerRepository on %s', (backend) => {
     await expect(customers.update('ghost', { name: 'x' })).rejects.toBeInstanceOf(CustomerNotFoundError)
   })
 
+  it("update() returns what it wrote: never CUSTOMER_NOT_FOUND once stored (racing softDelete), never another caller's values", async () => {
+    for (let i = 0; i < 10; i++) {
+      const x = await customers.create({ name: 'Orig', email: `x${i}@example.com` })
+      const [updated] = await Promise.allSettled([customers.update(x.id, { name: 'Changed' }), customers.softDelete(x.id)])
+      const stored = await customers.findById(x.id, { includeDeleted: true })
+      // either the update came first (and says so) or the delete did (and the update changed nothing)
+      if (stored?.name === 'Changed') expect(updated).toMatchObject({ status: 'fulfilled', value: { name: 'Changed' } })
+      else expect(updated).toMatchObject({ status: 'rejected', reason: { code: 'CUSTOMER_NOT_FOUND' } })
+      const y = await customers.create({ name: 'Y', email: `y${i}@example.com` })
+      const [first, second] = await Promise.all([customers.update(y.id, { name: 'First' }), customers.update(y.id, { name: 'Second' })])
+      expect([first.name, second.name]).toEqual(['First', 'Second'])
+      const [restored] = await Promise.allSettled([customers.restore(x.id), customers.update(x.id, { name: 'Again' })])
+      if (restored.status === 'fulfilled') expect(restored.value.deletedAt).toBeNull()
+    }
+  })
+
   it('soft delete hides the customer everywhere and frees its email; restore brings it back', async () => {
     const a = await customers.create({ name: 'Gone Soon', email: 'gone@example.com' })
     expect(await customers.softDelete(a.id)).toBe(true)
