@@ -20,6 +20,7 @@ import {
   checkStatementText,
   duplicateColumn,
   duplicateColumnError,
+  isDuplicateColumnError,
   protoColumnError,
   type DuplicateColumnContext,
   type ResultColumn,
@@ -82,10 +83,20 @@ interface CachedStatement {
   /** Returns rows and writes nothing: it may run again (see {@link IntegerReading}). */
   readonly rereadable: boolean
   /**
-   * Its result columns, when it runs in better-sqlite3's raw mode and its rows are built by
-   * {@link rowObjects} (every statement that returns rows and has no `*`); undefined otherwise.
+   * It runs in better-sqlite3's raw mode and its rows are built by {@link rowObjects} (see
+   * {@link rawEligible}): every statement that returns rows, has no `*` and names no rowid alias.
    */
-  readonly shape: RowShape | undefined
+  readonly raw: boolean
+  /**
+   * Its result columns ({@link raw}), read from `stmt.columns()` after a run (the plan that ran: SQLite
+   * prepares against the connection's schema as it last read it and re-prepares at the first step when
+   * it changed), and again after the manager's {@link SqliteConnectionManager.schemaEpoch} moved.
+   */
+  shape: RowShape | undefined
+  /** The schema epoch {@link shape} was read at. */
+  shapeEpoch: number
+  /** Its text may change the schema (see {@link mayChangeSchema}): a run moves the schema epoch. */
+  readonly ddl: boolean
   /**
    * The connection's schema versions when its columns were last checked after a run (-1: never): main's
    * `PRAGMA schema_version`, or every schema's (see {@link ConnectionState.schemas}) as one string.
@@ -153,6 +164,14 @@ interface ConnectionState {
   /** `select total_changes()` (numbers), prepared at the first write outside a transaction. */
   totalChanges: Statement | undefined
   /**
+   * A statement that may change the schema ran in the open transaction (or the application holds
+   * `conn.native`): when the transaction ends, however it ends, the schema epoch moves (the change was
+   * committed, or rolled back after statements of this connection had read their columns from it).
+   */
+  schemaDirty: boolean
+  /** The application took `conn.native` on the current lease (see {@link SqliteConnectionManager.nativeLent}). */
+  nativeTaken: boolean
+  /**
    * `total_changes()` read before the last write that began outside a transaction (about 0.1 µs, next
    * to 15 µs or more for the auto-commit write): on its constraint error, what it kept is the difference
    * (its triggers' changes included), see keptChangesError.
@@ -211,6 +230,13 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   readonly #hasReaders: boolean
   #prepared = false
   #memory: SqliteDatabase | undefined
+  /**
+   * Moves whenever a statement that may change the schema runs through this manager, and when the
+   * transaction it ran in ends: a raw statement ({@link CachedStatement.raw}) then reads its result
+   * columns again after its next run. Changes made by another process are not seen (see
+   * {@link rawEligible}).
+   */
+  #schemaEpoch = 0
   /** A read-only connection route() prepares on before the pool has one (see {@link #prepareBeforeConnections}). */
   #routeOnly: SqliteDatabase | undefined
   /** SQLite's own `busy_timeout`: a few ms at most; a longer wait for a lock happens off the thread (see {@link execute}). */
@@ -299,7 +325,13 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    */
   nativeLent(db: SqliteDatabase): void {
     const state = stateOf(db)
-    if (state !== undefined) state.schemas = true
+    if (state === undefined) return
+    state.schemas = true
+    // what runs there may change the schema: until the release, the epoch moves at every statement
+    // of this connection, and at the release (conn.native is valid during the lease only)
+    state.nativeTaken = true
+    state.schemaDirty = true
+    this.#schemaEpoch++
   }
 
   /**
@@ -321,6 +353,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   reset(db: SqliteDatabase): void {
     const state = stateOf(db)
     if (state) {
+      // (a release) a schema change made on this lease is committed or rolled back by now
+      if (state.schemaDirty) this.#schemaEpoch++
+      state.schemaDirty = false
+      state.nativeTaken = false
       state.aborted = undefined
       state.endedByEngine = false
       if (state.queryOnly) this.#setQueryOnly(db, state, false)
@@ -440,6 +476,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const state = this.#state(db)
     // no upfront `db.open` (a native call per statement): a closed connection throws, and #fail reports it as CONNECTION_LOST
     const { text } = query
+    // a transaction that changed the schema ended since (a release's rollback, SQLite ending it at an error)
+    if (state.schemaDirty) this.#schemaSettled(db, state)
     if (state.aborted !== undefined) {
       const answered = this.#whileAborted<R>(db, state, text)
       if (answered !== undefined) return answered
@@ -461,10 +499,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         if (kind === 'control' && text === READ_ONLY_BEGIN) this.#setQueryOnly(db, state, true)
         if (cached.reader) {
           let rows: R[]
-          const shape = cached.shape
-          if (shape !== undefined) {
+          if (cached.raw) {
             const integers = cached.integers
             const values = allRows(cached.stmt, params)
+            // the names of the plan that just ran, read again when the schema may have changed since
+            const shape = cached.shapeEpoch === this.#schemaEpoch ? cached.shape! : this.#readShape(db, cached)
             if (integers === 'narrow') narrowIntegers(values)
             rows = (rowObjects(values, shape, integers === 'scan') ?? exactRows(cached.stmt, params, shape)) as R[]
           } else {
@@ -484,6 +523,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
           if (typeof rowid === 'number' && (rowid > MAX_SAFE || rowid < -MAX_SAFE)) rowid = this.#exactRowid(db, state)
           result = { rows: [], rowCount: info.changes, lastInsertRowid: rowid }
         }
+        if (cached.ddl) this.#schemaChanged(db, state)
+        else if (state.schemaDirty && (kind === 'commit' || kind === 'control')) this.#schemaSettled(db, state)
         if ((kind === 'commit' || kind === 'control') && (state.dirty || state.queryOnly) && !db.inTransaction) {
           // a finished transaction has nothing left to check at COMMIT, and its read-only mode ends with it
           state.dirty = false
@@ -548,18 +589,12 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     let stmt: Statement
     let params: readonly unknown[]
     let star = false
-    let shape: RowShape | undefined
+    let raw = false
     try {
       params = sqliteParameters(query.params, this.#maxParameters)
       checkStatementText(query.text, 'sqlite')
       if (!state.schemas && mayAddSchema(query.text)) state.schemas = true
-      stmt = db.prepare(query.text)
-      // a `*` may expand to other columns when the statement runs than when it was prepared (see CachedStatement.star)
-      star = stmt.reader && canExpandStar(query.text)
-      if (stmt.reader) {
-        const columns = checkColumns(stmt, false, star)
-        if (!star) shape = rawRows(stmt, columns)
-      }
+      ;({ stmt, star, raw } = prepareChecked(db, query.text))
     } catch (err) {
       throw this.#fail(db, err)
     }
@@ -571,9 +606,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (narrowing) stmt.safeIntegers(true)
     const cursor = new SqliteCursor<R>(stmt, params, options.batchSize, {
       narrowing,
-      shape,
+      // raw rows: keyed by the columns of the plan that ran, read after the first batch
+      ...(raw ? { shapeAfterFirstBatch: () => shapeOf(stmt, db.inTransaction ? { ran: true, aborted: true } : { ran: true }) } : {}),
       // a read: its columns checked after the first batch, before any row is handed out
-      ...(star && stmt.readonly ? { checkColumns: () => checkColumns(stmt, true, true) } : {}),
+      ...(star && stmt.readonly ? { checkColumns: () => void checkColumns(stmt, true, true) } : {}),
       // a write returning rows: SQLite makes every change at the first step; run whole, checked (see #allChecked)
       ...(star && !stmt.readonly
         ? {
@@ -581,7 +617,20 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
               this.#allChecked(
                 db,
                 state,
-                { stmt, reader: true, integers: 'plain', kind, star, rereadable: false, shape: undefined, checkedAt: -1, recheck: true },
+                {
+                  stmt,
+                  reader: true,
+                  integers: 'plain',
+                  kind,
+                  star,
+                  rereadable: false,
+                  raw: false,
+                  shape: undefined,
+                  shapeEpoch: -1,
+                  ddl: false,
+                  checkedAt: -1,
+                  recheck: true,
+                },
                 params,
               ),
           }
@@ -795,6 +844,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       busy: undefined,
       schemaVersion: undefined,
       totalChanges: undefined,
+      schemaDirty: false,
+      nativeTaken: false,
       totalBefore: undefined,
       schemas: false,
       schemaStatements: undefined,
@@ -905,18 +956,40 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     return state.statements.get(text) ?? this.#prepare(db, state, text)
   }
 
+  /**
+   * Reads the result columns of a raw statement after a run ({@link CachedStatement.shape}); a plan
+   * whose columns share a name is refused as at prepare (SYNTAX_ERROR), with what the run did.
+   */
+  #readShape(db: SqliteDatabase, entry: CachedStatement): RowShape {
+    const context = db.inTransaction ? { aborted: true } : entry.rereadable ? { ran: true } : { committed: true }
+    const shape = shapeOf(entry.stmt, context)
+    entry.shape = shape
+    entry.shapeEpoch = this.#schemaEpoch
+    return shape
+  }
+
+  /** A statement that may change the schema ran: every raw statement reads its columns again at its next run. */
+  #schemaChanged(db: SqliteDatabase, state: ConnectionState): void {
+    this.#schemaEpoch++
+    if (db.inTransaction || state.nativeTaken) state.schemaDirty = true
+  }
+
+  /** The transaction that changed the schema may have ended: if so, the epoch moves once more. */
+  #schemaSettled(db: SqliteDatabase, state: ConnectionState): void {
+    if (db.open && db.inTransaction && !state.nativeTaken) return
+    this.#schemaEpoch++
+    if (!state.nativeTaken) state.schemaDirty = false
+  }
+
   /** Prepares `text`, classifies it and caches it (a cache miss). */
   #prepare(db: SqliteDatabase, state: ConnectionState, text: string): CachedStatement {
     // checked once per text, when it is first prepared: SQLite would ignore everything after a NUL
     checkStatementText(text, 'sqlite')
     if (!state.schemas && mayAddSchema(text)) state.schemas = true
-    const stmt = db.prepare(text)
-    const { reader, readonly } = stmt
     // once per text, before it ever runs: a statement whose columns share a name is never cached
-    const star = reader && canExpandStar(text)
-    const columns = reader ? checkColumns(stmt, false, star) : undefined
+    const { stmt, star, raw } = prepareChecked(db, text)
+    const { reader, readonly } = stmt
     const rereadable = reader && readonly
-    const shape = columns && !star ? rawRows(stmt, columns) : undefined
     let integers: IntegerReading = 'plain'
     if (reader && !this.options.safeIntegers) {
       integers = rereadable ? 'scan' : 'narrow'
@@ -930,7 +1003,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       kind: statementKind(text, readonly),
       star,
       rereadable,
-      shape,
+      raw,
+      shape: undefined,
+      shapeEpoch: -1,
+      ddl: mayChangeSchema(text),
       checkedAt: -1,
       recheck: true,
     }
@@ -1018,7 +1094,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     // in the savepoint #allChecked opened: rolled back by its caller, no transaction left open
     const context = ownSavepoint ? { rolledBack: true } : db.inTransaction ? { aborted: true } : entry.rereadable ? { ran: true } : {}
     if (duplicate !== undefined) throw duplicateColumnError(duplicate, 'sqlite', context)
-    checkStarColumns(columns, context)
+    checkNativeColumns(columns, context)
   }
 
   /**
@@ -1094,7 +1170,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         // a script may write and commit: it is checked whatever the transaction state
         this.#checkIdentity(db, state)
         const begin = state.lane === 'write' && !this.options.readonly ? 'BEGIN IMMEDIATE' : 'BEGIN DEFERRED'
-        runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError))
+        try {
+          runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError))
+        } finally {
+          if (mayChangeSchema(text)) this.#schemaChanged(db, state)
+        }
         return undefined
       }
       throw err
@@ -1234,31 +1314,84 @@ function statementKind(text: string, readonly: boolean): StatementKind {
  * b.id ...`), read from better-sqlite3's `stmt.columns()` when it is prepared, before it runs: rows are
  * objects keyed by column name, so one value would be silently lost. SYNTAX_ERROR naming the column.
  */
-function checkColumns(stmt: Statement, ran = false, star = false): Database.ColumnDefinition[] {
+function checkColumns(stmt: Statement, ran = false, nativeRows = false): void {
   const columns = stmt.columns()
   const duplicate = duplicateColumn(columns)
   const context = ran ? { ran, aborted: stmt.database.inTransaction } : {}
   if (duplicate !== undefined) throw duplicateColumnError(duplicate, 'sqlite', context)
-  if (star) checkStarColumns(columns, context)
-  return columns
+  if (nativeRows) checkNativeColumns(columns, context)
 }
 
 /**
- * Puts a statement without a `*` into better-sqlite3's raw mode and answers its {@link RowShape}:
- * its rows are then built by {@link rowObjects} from the names read at prepare.
+ * Prepares `text` and checks its result columns (see {@link checkColumns}); a statement that returns
+ * rows and is {@link rawEligible} is put into raw mode. `star`: its text can expand a `*`.
+ *
+ * SQLite prepares against the schema as this connection last read it, and reads it again only when a
+ * statement steps: after a change made by another connection, the columns seen here may be stale. A
+ * refusal (two columns of one name, a `__proto__` column) is therefore checked once more after the
+ * connection has read the current schema (`select count(*) from sqlite_schema`, on the refusal path
+ * only); without that, a statement refused against a stale schema was refused again on every call.
  */
-function rawRows(stmt: Statement, columns: readonly Database.ColumnDefinition[]): RowShape {
-  stmt.raw(true)
+function prepareChecked(db: SqliteDatabase, text: string): { stmt: Statement; star: boolean; raw: boolean } {
+  let stmt = db.prepare(text)
+  const star = stmt.reader && canExpandStar(text)
+  const raw = stmt.reader && rawEligible(text, star)
+  if (stmt.reader) {
+    try {
+      checkColumns(stmt, false, !raw)
+    } catch (err) {
+      if (!isDuplicateColumnError(err)) throw err
+      db.prepare('select count(*) from sqlite_schema').pluck().get()
+      stmt = db.prepare(text)
+      checkColumns(stmt, false, !raw)
+    }
+  }
+  if (raw) stmt.raw(true)
+  return { stmt, star, raw }
+}
+
+/**
+ * Whether a statement that returns rows runs in better-sqlite3's raw mode, its rows built by
+ * {@link rowObjects}: its text has no `*` (an expansion can gain or lose columns) and does not name a
+ * rowid alias (`rowid`, `oid`, `_rowid_`: SQLite names such a column after the table's INTEGER PRIMARY
+ * KEY, or after a real column of that name, so a schema change by another process could give the
+ * value another real column's name). Then a schema change can move no value to another key; the
+ * names are read again after this manager sees a schema change ({@link CachedStatement.shape}), and
+ * one made by another process after a statement's first run keeps at most the old spelling of a
+ * column's name (a case-only rename: SQLite identifiers are case-insensitive).
+ */
+function rawEligible(text: string, star: boolean): boolean {
+  return !star && !ROWID_NAME.test(text)
+}
+
+const ROWID_NAME = /(?:^|[^\w$])(?:_rowid_|rowid|oid)(?![\w$])/i
+
+/**
+ * Whether a text may change the schema (CREATE, ALTER, DROP, ATTACH, DETACH as a word anywhere: a
+ * comment or a string naming one only makes raw statements read their columns once more). Checked
+ * once per text, when it is prepared (or for each run of a multi-statement script).
+ */
+function mayChangeSchema(text: string): boolean {
+  return SCHEMA_WORD.test(text)
+}
+
+const SCHEMA_WORD = /(?:^|[^\w$])(?:create|alter|drop|attach|detach)(?![\w$])/i
+
+/** The {@link RowShape} of the plan `stmt` last ran; two columns of one name refused (SYNTAX_ERROR). */
+function shapeOf(stmt: Statement, context: DuplicateColumnContext): RowShape {
+  const columns = stmt.columns()
+  const duplicate = duplicateColumn(columns)
+  if (duplicate !== undefined) throw duplicateColumnError(duplicate, 'sqlite', context)
   return rowShape(columns.map((c) => c.name))
 }
 
 /**
- * A statement whose text can expand a `*` keeps better-sqlite3's own row objects (its columns may
- * change after a schema change, see CachedStatement.star), which drop a column named `__proto__`
- * (the assignment sets the prototype): refused with SYNTAX_ERROR (`protoColumnError`) before any row
- * is handed out, as for two columns of one name. Listing the columns returns it.
+ * A statement that is not raw ({@link rawEligible}: a `*` in its text, or a rowid alias) keeps
+ * better-sqlite3's own row objects, which drop a column named `__proto__` (the assignment sets the
+ * prototype): refused with SYNTAX_ERROR (`protoColumnError`) before any row is handed out, as for two
+ * columns of one name.
  */
-function checkStarColumns(columns: readonly ResultColumn[], context: DuplicateColumnContext): void {
+function checkNativeColumns(columns: readonly ResultColumn[], context: DuplicateColumnContext): void {
   const at = columns.findIndex((c) => c.name === '__proto__')
   if (at >= 0) throw protoColumnError(at + 1, 'sqlite', context)
 }

@@ -18,8 +18,11 @@ export const STREAM_SLICE_MS = 4
 export interface SqliteCursorHooks {
   /** Rows come back with every INTEGER as a bigint, narrowed to numbers where exact (`safeIntegers` off). */
   readonly narrowing: boolean
-  /** The statement runs in raw mode: rows are arrays, made objects with these columns (see rowObjects). */
-  readonly shape: RowShape | undefined
+  /**
+   * The statement runs in raw mode (rows are arrays, made objects by rowObjects): the columns of the
+   * plan that ran, read after the first batch (throws when two share a name).
+   */
+  readonly shapeAfterFirstBatch?: () => RowShape
   /** The longest wait for a lock another connection holds (the `busyTimeoutMs` option). */
   readonly busyTimeoutMs: number
   /** Whether the statement's first run failed on a lock held elsewhere having changed nothing: it may run again after a pause. */
@@ -60,6 +63,8 @@ export interface SqliteCursorHooks {
  */
 export class SqliteCursor<R> implements RowCursor<R> {
   readonly #stmt: Statement
+  /** Result columns of a raw statement, read after its first batch. */
+  #shape: RowShape | undefined
   readonly #params: readonly unknown[]
   readonly #batchSize: number
   readonly #hooks: SqliteCursorHooks
@@ -116,7 +121,7 @@ export class SqliteCursor<R> implements RowCursor<R> {
     }
     if (rows.length === 0) return rows as R[]
     if (this.#hooks.narrowing) narrowIntegers(rows)
-    const shape = this.#hooks.shape
+    const shape = this.#shape
     return (shape === undefined ? sameRealm(rows) : rowObjects(rows, shape, false)!) as R[]
   }
 
@@ -215,6 +220,8 @@ export class SqliteCursor<R> implements RowCursor<R> {
       this.#checked = true
       check()
     }
+    // raw rows: the names of the plan that ran, once (SQLite may have re-prepared it at the first step)
+    if (this.#shape === undefined && this.#hooks.shapeAfterFirstBatch !== undefined) this.#shape = this.#hooks.shapeAfterFirstBatch()
     return rows
   }
 }

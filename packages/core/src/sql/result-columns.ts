@@ -95,13 +95,13 @@ export function duplicateColumnError(
 /**
  * The error for a result column named `__proto__` that the driver's own row objects would drop (an
  * assignment of that key sets the prototype instead: better-sqlite3's rows, used by SQLite statements
- * whose text can expand a `*`). Same code, context and `detail` shape as {@link duplicateColumnError}
+ * whose text has a `*` or names a rowid alias). Same code, context and `detail` shape as {@link duplicateColumnError}
  * (`positions` holds the one column), so it is handled the same way (see {@link isDuplicateColumnError}).
  */
 export function protoColumnError(position: number, backend: ErrorBackend, context: DuplicateColumnContext = {}): DatabaseError {
   return refusedResult(
-    `result column ${position} is named "__proto__", which a row built from a \`*\` expansion cannot hold (the value would be lost). ` +
-      `List the columns instead of \`*\`: an explicit "__proto__" column is kept`,
+    `result column ${position} is named "__proto__", which the driver's own rows, used for this statement, would drop (the value would be lost). ` +
+      `Give that column another name with AS (SQLite keeps a "__proto__" column when the text has no \`*\` and names no rowid, oid or _rowid_)`,
     '__proto__',
     [position],
     backend,
