@@ -1,5 +1,5 @@
 import { sql, type SqlFragment } from '@dbpool/core'
-import type { Db } from './db'
+import { atomically, type Db } from './db'
 import { canMove, isStage, type Stage } from './pipeline'
 import { toInteger } from './values'
 
@@ -17,14 +17,17 @@ export interface InvariantReport {
 }
 
 /**
- * Checks the CRM's invariants in one read-only snapshot:
+ * Checks the CRM's invariants in one read-only snapshot (on a pool: a read-only repeatable-read
+ * transaction; on a transaction: a savepoint of it, one snapshot when the caller's isolation is
+ * repeatable read or serializable, or on SQLite):
  * - no two active customers share an email;
  * - every deal's history is a chain: rows 1..version, the first creating a lead, each move starting
  *   where the previous ended and allowed by the pipeline, the last ending at the deal's stage;
  * - closed deals (won, lost) have a close date and open ones do not.
  */
 export function checkCrmInvariants(db: Db): Promise<InvariantReport> {
-  return db.transaction(
+  return atomically(
+    db,
     async (tx) => {
       const scalar = async (query: SqlFragment): Promise<number> => toInteger((await tx.query<{ n: unknown }>(query)).rows[0]?.n)
       const duplicateEmails = await scalar(

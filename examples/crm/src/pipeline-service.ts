@@ -47,16 +47,20 @@ export class PipelineService {
     this.#clock = options.clock
   }
 
-  /** Moves the deal; throws INVALID_STAGE_TRANSITION, DEAL_NOT_FOUND, or the DatabaseError that outlasted the retries. */
+  /**
+   * Moves the deal; throws INVALID_STAGE_TRANSITION, DEAL_NOT_FOUND, or the DatabaseError that
+   * outlasted the retries. On a Kysely transaction (`new PipelineService(trx)`) the move runs inside
+   * it, under the caller's isolation, and is never retried: a serialization failure or busy error
+   * ends the caller's transaction, which only the caller can replay (`dbpoolTransaction(db, fn, { retry })`).
+   */
   move(dealId: string, to: Stage, options: { readonly note?: string } = {}): Promise<Deal> {
-    return dbpoolTransaction(
-      this.#db,
-      (trx) => {
-        this.#attempts++
-        return new DealRepository(trx, { clock: this.#clock }).moveStage(dealId, to, options)
-      },
-      { isolation: 'serializable', retry: this.#retry },
-    )
+    const move = (trx: CrmKysely): Promise<Deal> => {
+      this.#attempts++
+      return new DealRepository(trx, { clock: this.#clock }).moveStage(dealId, to, options)
+    }
+    // a Kysely transaction (dbpoolTransaction's trx, or Kysely's own): the move runs in it, unretried
+    if (this.#db.isTransaction) return move(this.#db)
+    return dbpoolTransaction(this.#db, move, { isolation: 'serializable', retry: this.#retry })
   }
 
   /** Transactions started and retries by error code. */

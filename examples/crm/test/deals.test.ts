@@ -13,6 +13,7 @@ import {
   resetCrm,
   type Stage,
 } from '../src'
+import { dbpoolTransaction } from '@dbpool/kysely'
 import { BACKENDS, openTestDb, type TestDb } from './helpers'
 
 jest.setTimeout(120_000)
@@ -125,6 +126,18 @@ describe.each(BACKENDS)('deals on %s', (backend) => {
     for (const title of ['x', 'y', 'z']) await deals.create({ customerId, title, amount: max, currency: 'JPY' })
     const lead = (await deals.pipelineSummary('JPY')).find((p) => p.stage === 'lead')
     expect(lead).toEqual({ stage: 'lead', deals: 3, amount: 3n * BigInt(max) })
+  })
+
+  it('PipelineService and checkCrmInvariants work on a caller transaction (no settings passed to a savepoint)', async () => {
+    const deal = await deals.create({ customerId, title: 'x', amount: 1, currency: 'USD' })
+    const kysely = crmKysely(db.pool)
+    const moved = await dbpoolTransaction(kysely, (trx) => new PipelineService(trx).move(deal.id, 'qualified'))
+    expect(moved).toMatchObject({ stage: 'qualified', version: 2 })
+    const viaKysely = await kysely.transaction().execute((trx) => new PipelineService(trx).move(deal.id, 'proposal'))
+    expect(viaKysely).toMatchObject({ stage: 'proposal', version: 3 })
+    const report = await db.pool.transaction((tx) => checkCrmInvariants(tx))
+    expect(report.checks.filter((c) => !c.ok)).toEqual([])
+    expect(await deals.get(deal.id)).toMatchObject({ stage: 'proposal', version: 3 })
   })
 
   it('100 concurrent moves of one deal: applied one after another, history stays a chain', async () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { DatabaseError, sql } from '@dbpool/core'
-import type { Db } from './db'
+import { atomically, type Db } from './db'
 import { AccountNotFoundError, DuplicateAccountError, InvalidEntryError } from './errors'
 import { toBigInteger, toDate, toInteger, toNullableInteger } from './values'
 
@@ -132,14 +132,17 @@ export class AccountRepository {
    * Current balances of the given accounts (missing ids are left out). `ids` is an array of strings
    * (INVALID_ENTRY otherwise), of any length: beyond {@link IN_LIST_CHUNK} ids it is read in chunks
    * inside one read-only repeatable-read transaction (one snapshot), so a long list works the same on
-   * SQLite (at most 32,766 parameters a statement) and Postgres (65,535).
+   * SQLite (at most 32,766 parameters a statement) and Postgres (65,535). On a transaction the chunks
+   * are read in it (a savepoint, under the caller's isolation: one snapshot when that is repeatable
+   * read or serializable, or on SQLite).
    */
   async balances(ids: readonly string[]): Promise<Map<string, number>> {
     if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string'))
       throw new InvalidEntryError('ids must be an array of account ids (strings)', { option: 'ids' })
     if (ids.length === 0) return new Map()
     if (ids.length <= IN_LIST_CHUNK) return readBalances(this.#db, ids)
-    return this.#db.transaction(
+    return atomically(
+      this.#db,
       async (tx) => {
         const out = new Map<string, number>()
         for (let i = 0; i < ids.length; i += IN_LIST_CHUNK)

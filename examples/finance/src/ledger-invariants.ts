@@ -1,5 +1,5 @@
 import { sql, type SqlFragment } from '@dbpool/core'
-import type { Db } from './db'
+import { atomically, type Db } from './db'
 import { toInteger } from './values'
 
 /** The result of one invariant. */
@@ -17,13 +17,16 @@ export interface InvariantReport {
 }
 
 /**
- * Checks the ledger's invariants in one read-only snapshot:
+ * Checks the ledger's invariants in one read-only snapshot (on a pool: a read-only repeatable-read
+ * transaction; on a transaction: a savepoint of it, one snapshot when the caller's isolation is
+ * repeatable read or serializable, or on SQLite):
  * - the journal balances: the sum of all lines is zero, and so is each entry's;
  * - every account's stored balance equals the sum of its lines;
  * - no account is below its limit.
  */
 export function checkLedgerInvariants(db: Db): Promise<InvariantReport> {
-  return db.transaction(
+  return atomically(
+    db,
     async (tx) => {
       const scalar = async (query: SqlFragment): Promise<number> => {
         const { rows } = await tx.query<{ n: unknown }>(query)

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { sql, type SqlFragment } from '@dbpool/core'
 import { checkCurrency } from './account-repository'
-import type { Db } from './db'
+import { atomically, type Db } from './db'
 import {
   AccountNotFoundError,
   BalanceOutOfRangeError,
@@ -180,13 +180,16 @@ export class TransactionRepository {
   /**
    * The statement of `accountId` over `range`: opening balance, each line with the running balance,
    * totals (debits and credits as exact `bigint`s), closing balance. Read in one snapshot when the
-   * repository runs on a pool. ACCOUNT_NOT_FOUND for an unknown account; BALANCE_OUT_OF_RANGE
+   * repository runs on a pool (a read-only repeatable-read transaction); on a transaction, in a
+   * savepoint of it under the caller's isolation (one snapshot when that is repeatable read or
+   * serializable, or on SQLite). ACCOUNT_NOT_FOUND for an unknown account; BALANCE_OUT_OF_RANGE
    * ({@link BalanceReadOutOfRangeError}) when the opening or a running balance, in `posted_at` order,
    * is beyond ±(2^53 - 1) (a backdated entry can do that), never a RangeError.
    */
   async statement(accountId: string, range: DateRange = {}): Promise<AccountStatement> {
     checkRange(range)
-    return this.#db.transaction(
+    return atomically(
+      this.#db,
       async (tx) => {
         const exists = await tx.query(sql`select id from accounts where id = ${accountId}`)
         if (exists.rowCount === 0) throw new AccountNotFoundError(accountId)

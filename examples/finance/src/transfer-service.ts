@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto'
 import { TRANSACTION_RETRY_CODES, type DatabaseError, type RetryOptions } from '@dbpool/core'
-import type { Db } from './db'
+import { isPool, type Db } from './db'
 import { InvalidEntryError } from './errors'
-import { TransactionRepository } from './transaction-repository'
+import { TransactionRepository, type PostResult } from './transaction-repository'
 
 /** A request to move money between two accounts of the same currency. */
 export interface TransferRequest {
@@ -52,7 +52,8 @@ const DEFAULT_RETRY: RetryOptions = { maxAttempts: 20, baseDelayMs: 2, maxDelayM
 
 /**
  * Moves money: each transfer is a two-line journal entry posted in a serializable transaction that
- * is replayed on serialization failures (Postgres) or busy errors (SQLite). With an idempotency key,
+ * is replayed on serialization failures (Postgres) or busy errors (SQLite) (on a pool; on a caller's
+ * transaction it runs in that transaction, without retry: see {@link TransferService.transfer}). With an idempotency key,
  * a repeated request (sequential or concurrent) posts once and every copy gets the same result.
  *
  * ```ts
@@ -85,6 +86,12 @@ export class TransferService {
   /**
    * Posts the transfer, or returns the first result of its idempotency key. Throws the finance
    * errors of {@link TransactionRepository.post}, or the DatabaseError that outlasted the retries.
+   *
+   * On a transaction (`new TransferService(tx)`) the transfer runs inside it (a savepoint: a refused
+   * transfer is undone without aborting the caller) under the caller's isolation, and is never
+   * retried: a serialization failure, deadlock or busy error aborts the caller's transaction, which
+   * only the caller can replay (`pool.transaction(fn, { isolation: 'serializable', retry })`).
+   * `attempts` is then 1, and `retry` is unused.
    */
   async transfer(request: TransferRequest): Promise<TransferResult> {
     const { from, to, amount, currency, idempotencyKey } = request
@@ -93,24 +100,25 @@ export class TransferService {
       throw new InvalidEntryError(`amount ${String(amount)} must be a positive integer (minor units)`, { amount })
     const requestHash = idempotencyKey === undefined ? undefined : hashRequest(request)
     let attempts = 0
-    const { entry, replayed } = await this.#db.transaction(
-      (tx) => {
-        attempts++
-        this.#attempts++
-        return new TransactionRepository(tx).post({
-          description: request.description ?? `transfer ${from} -> ${to}`,
-          currency,
-          idempotencyKey,
-          requestHash,
-          postedAt: this.#clock(),
-          lines: [
-            { accountId: from, amount: -amount },
-            { accountId: to, amount },
-          ],
-        })
-      },
-      { isolation: 'serializable', retry: this.#retry },
-    )
+    const post = (db: Db): Promise<PostResult> => {
+      attempts++
+      this.#attempts++
+      return new TransactionRepository(db).post({
+        description: request.description ?? `transfer ${from} -> ${to}`,
+        currency,
+        idempotencyKey,
+        requestHash,
+        postedAt: this.#clock(),
+        lines: [
+          { accountId: from, amount: -amount },
+          { accountId: to, amount },
+        ],
+      })
+    }
+    // inside a caller's transaction: post() runs in a savepoint of it; no isolation to set, nothing to replay
+    const { entry, replayed } = isPool(this.#db)
+      ? await this.#db.transaction(post, { isolation: 'serializable', retry: this.#retry })
+      : await post(this.#db)
     const debit = entry.lines.find((l) => l.amount < 0)
     const credit = entry.lines.find((l) => l.amount > 0)
     return {
