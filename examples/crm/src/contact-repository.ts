@@ -3,6 +3,7 @@ import { sql } from '@dbpool/core'
 import type { Db } from './db'
 import { CustomerNotFoundError, InvalidInputError } from './errors'
 import { toDate, toInteger } from './values'
+import { checkedClock } from './dates'
 
 /** A person at a customer. */
 export interface Contact {
@@ -39,9 +40,13 @@ export class ContactRepository {
   readonly #db: Db
   readonly #clock: () => Date
 
+  /**
+   * `clock`: where timestamps come from, default `() => new Date()`; a reading that is not a Date
+   * within years 0000 to 9999 (UTC) is INVALID_INPUT naming `clock` (`checkDate`).
+   */
   constructor(db: Db, options: { readonly clock?: () => Date } = {}) {
     this.#db = db
-    this.#clock = options.clock ?? (() => new Date())
+    this.#clock = checkedClock(options.clock)
   }
 
   /** Adds a contact to an active customer. */

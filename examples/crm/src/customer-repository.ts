@@ -5,6 +5,7 @@ import type { Db } from './db'
 import { CustomerNotFoundError, DuplicateEmailError, InvalidInputError } from './errors'
 import { foldForSearch } from './search-text'
 import { toDate, toInteger, toNullableDate } from './values'
+import { checkedClock } from './dates'
 
 /** A customer as stored. */
 export interface Customer {
@@ -75,9 +76,13 @@ export class CustomerRepository {
   readonly #db: Db
   readonly #clock: () => Date
 
+  /**
+   * `clock`: where timestamps come from, default `() => new Date()`; a reading that is not a Date
+   * within years 0000 to 9999 (UTC) is INVALID_INPUT naming `clock` (`checkDate`).
+   */
   constructor(db: Db, options: { readonly clock?: () => Date } = {}) {
     this.#db = db
-    this.#clock = options.clock ?? (() => new Date())
+    this.#clock = checkedClock(options.clock)
   }
 
   /** Adds a customer; DUPLICATE_EMAIL when an active customer has the email. */

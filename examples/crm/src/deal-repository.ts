@@ -4,6 +4,7 @@ import type { CrmDatabase, CrmKysely } from './kysely-db'
 import { ConcurrentUpdateError, CustomerNotFoundError, DealNotFoundError, InvalidInputError, InvalidStageTransitionError } from './errors'
 import { canMove, isClosed, isStage, STAGES, type Stage } from './pipeline'
 import { toBigInteger, toDate, toInteger, toNullableDate } from './values'
+import { checkedClock } from './dates'
 
 /** A deal in the pipeline. */
 export interface Deal {
@@ -65,10 +66,14 @@ export class DealRepository {
   readonly #db: CrmKysely
   readonly #clock: () => Date
 
-  /** `db`: a Kysely on the pool, or a Kysely transaction (then every method runs inside it). */
+  /**
+   * `db`: a Kysely on the pool, or a Kysely transaction (then every method runs inside it). `clock`:
+   * default `() => new Date()`; a reading that is not a Date within years 0000 to 9999 (UTC) is
+   * INVALID_INPUT naming `clock` (`checkDate`).
+   */
   constructor(db: CrmKysely, options: { readonly clock?: () => Date } = {}) {
     this.#db = db
-    this.#clock = options.clock ?? (() => new Date())
+    this.#clock = checkedClock(options.clock)
   }
 
   /** Opens a deal as a `lead` for an active customer (history row 1). */

@@ -8,7 +8,10 @@ import type { Stage } from './pipeline'
 export interface PipelineServiceOptions {
   /** How serialization failures, deadlocks and busy errors are replayed. Default is `{ maxAttempts: 20, baseDelayMs: 2, maxDelayMs: 200 }`. */
   readonly retry?: RetryOptions
-  /** Passed to the repository. Default is `() => new Date()`. */
+  /**
+   * Passed to the repository. Default is `() => new Date()`. A reading that is not a Date within
+   * years 0000 to 9999 (UTC) is INVALID_INPUT naming `clock` (see `checkDate`), on both backends.
+   */
   readonly clock?: () => Date
 }
 

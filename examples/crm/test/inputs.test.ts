@@ -1,4 +1,4 @@
-import { crmKysely, CustomerRepository, DealRepository, InvalidInputError, resetCrm } from '../src'
+import { ContactRepository, crmKysely, CustomerRepository, DealRepository, InvalidInputError, PipelineService, resetCrm } from '../src'
 import { BACKENDS, openTestDb, rejection, type TestDb } from './helpers'
 
 jest.setTimeout(60_000)
@@ -29,6 +29,33 @@ describe.each(BACKENDS)('CRM repository inputs are checked the same way on %s', 
       expect(err).toBeInstanceOf(InvalidInputError)
       expect(err).toMatchObject({ code: 'INVALID_INPUT', detail: { option: 'limit' } })
     }
+  })
+
+  it('refuses a clock reading outside years 0000-9999 (SQLite would sort its ISO text wrongly) with INVALID_INPUT', async () => {
+    const bad = new Date('+010000-01-01T00:00:00Z')
+    const [ada] = (await customers.list()).items
+    const deals = new DealRepository(crmKysely(db.pool))
+    const deal = await deals.create({ customerId: ada!.id, title: 't', amount: 1, currency: 'EUR' })
+    for (const call of [
+      () => new CustomerRepository(db.pool, { clock: () => bad }).create({ name: 'B', email: 'b@example.com' }),
+      () => new CustomerRepository(db.pool, { clock: () => bad }).update(ada!.id, { name: 'Ada L' }),
+      () => new CustomerRepository(db.pool, { clock: () => bad }).softDelete(ada!.id),
+      () => new ContactRepository(db.pool, { clock: () => bad }).add(ada!.id, { name: 'C' }),
+      () =>
+        new DealRepository(crmKysely(db.pool), { clock: () => bad }).create({
+          customerId: ada!.id,
+          title: 't',
+          amount: 1,
+          currency: 'EUR',
+        }),
+      () => new PipelineService(crmKysely(db.pool), { clock: () => bad }).move(deal.id, 'qualified'),
+    ]) {
+      const err = await rejection(call())
+      expect(err).toBeInstanceOf(InvalidInputError)
+      expect(err).toMatchObject({ code: 'INVALID_INPUT', detail: { option: 'clock' } })
+    }
+    expect(await customers.get(ada!.id)).toMatchObject({ name: 'Ada', deletedAt: null })
+    expect(await deals.get(deal.id)).toMatchObject({ stage: 'lead', version: 1 })
   })
 
   it('refuses a cursor that is not a string with INVALID_INPUT (not a TypeError)', async () => {

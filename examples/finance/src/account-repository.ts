@@ -3,6 +3,7 @@ import { DatabaseError, sql } from '@dbpool/core'
 import { atomically, type Db } from './db'
 import { AccountNotFoundError, DuplicateAccountError, InvalidEntryError } from './errors'
 import { toBigInteger, toDate, toInteger, toNullableInteger } from './values'
+import { checkedClock } from './dates'
 
 /** An account as stored. Amounts are integer minor units. */
 export interface Account {
@@ -61,9 +62,13 @@ export class AccountRepository {
   readonly #db: Db
   readonly #clock: () => Date
 
+  /**
+   * `clock`: where timestamps come from, default `() => new Date()`; a reading that is not a Date
+   * within years 0000 to 9999 (UTC) is INVALID_ENTRY naming `clock` (`checkDate`).
+   */
   constructor(db: Db, options: { readonly clock?: () => Date } = {}) {
     this.#db = db
-    this.#clock = options.clock ?? (() => new Date())
+    this.#clock = checkedClock(options.clock)
   }
 
   /**

@@ -12,6 +12,7 @@ import {
   InvalidEntryError,
 } from './errors'
 import { ExactTotal, sumExact, toDate, toInteger, toNullableInteger } from './values'
+import { checkDate, checkedClock } from './dates'
 
 /** One line of a journal entry: a signed amount on one account (negative debits the balance). */
 export interface JournalLine {
@@ -44,7 +45,10 @@ export interface NewJournalEntry {
   readonly idempotencyKey?: string
   /** Identifies the request a key belongs to; a key reused with another hash is IDEMPOTENCY_CONFLICT. */
   readonly requestHash?: string
-  /** Default is the repository's clock. */
+  /**
+   * Default is the repository's clock. A valid Date within years 0000 to 9999 (UTC), INVALID_ENTRY
+   * otherwise: SQLite compares timestamps as ISO text, which sorts a 6-digit year wrongly (`checkDate`).
+   */
   readonly postedAt?: Date
 }
 
@@ -55,7 +59,10 @@ export interface PostResult {
   readonly replayed: boolean
 }
 
-/** A date range: `from` inclusive, `to` exclusive; either may be open. */
+/**
+ * A date range: `from` inclusive, `to` exclusive; either may be open. Each a valid Date within years
+ * 0000 to 9999 (UTC), INVALID_ENTRY otherwise (`checkDate`).
+ */
 export interface DateRange {
   readonly from?: Date
   readonly to?: Date
@@ -109,9 +116,13 @@ export class TransactionRepository {
   readonly #db: Db
   readonly #clock: () => Date
 
+  /**
+   * `clock`: where timestamps come from, default `() => new Date()`; a reading that is not a Date
+   * within years 0000 to 9999 (UTC) is INVALID_ENTRY naming `clock` (`checkDate`).
+   */
   constructor(db: Db, options: { readonly clock?: () => Date } = {}) {
     this.#db = db
-    this.#clock = options.clock ?? (() => new Date())
+    this.#clock = checkedClock(options.clock)
   }
 
   /**
@@ -373,13 +384,6 @@ function rangeFilter(range: DateRange, prefix: '' | 'e.' = ''): SqlFragment {
 
 /** Journal lines per `insert` statement (4 parameters each). */
 const LINES_PER_INSERT = 1_000
-
-/** INVALID_ENTRY naming `what` unless `value` is a valid Date. */
-function checkDate(value: unknown, what: string): void {
-  // the tag, not instanceof: a Date from another realm (vm, worker) is a Date too
-  if (Object.prototype.toString.call(value) !== '[object Date]' || Number.isNaN((value as Date).getTime()))
-    throw new InvalidEntryError(`${what} ${String(value)}: must be a valid Date`, { option: what })
-}
 
 function checkRange(range: DateRange): void {
   if (typeof range !== 'object' || range === null)

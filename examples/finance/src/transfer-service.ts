@@ -3,6 +3,7 @@ import { TRANSACTION_RETRY_CODES, type DatabaseError, type RetryOptions } from '
 import { isPool, type Db } from './db'
 import { InvalidEntryError } from './errors'
 import { TransactionRepository, type PostResult } from './transaction-repository'
+import { checkedClock } from './dates'
 
 /** A request to move money between two accounts of the same currency. */
 export interface TransferRequest {
@@ -36,7 +37,10 @@ export interface TransferResult {
 export interface TransferServiceOptions {
   /** How serialization failures, deadlocks and busy errors are replayed. Default is `{ maxAttempts: 20, baseDelayMs: 2, maxDelayMs: 200 }`. */
   readonly retry?: RetryOptions
-  /** Where `postedAt` comes from. Default is `() => new Date()`. */
+  /**
+   * Where `postedAt` comes from. Default is `() => new Date()`. A reading that is not a Date within
+   * years 0000 to 9999 (UTC) is INVALID_ENTRY naming `clock` (see `checkDate`), on both backends.
+   */
   readonly clock?: () => Date
 }
 
@@ -80,7 +84,7 @@ export class TransferService {
         return again
       },
     }
-    this.#clock = options.clock ?? (() => new Date())
+    this.#clock = checkedClock(options.clock)
   }
 
   /**

@@ -1,4 +1,12 @@
-import { AccountRepository, checkLedgerInvariants, InvalidEntryError, resetFinance, TransactionRepository, type JournalLine } from '../src'
+import {
+  AccountRepository,
+  checkLedgerInvariants,
+  InvalidEntryError,
+  resetFinance,
+  TransactionRepository,
+  TransferService,
+  type JournalLine,
+} from '../src'
 import { BACKENDS, openTestDb, rejection, type TestDb } from './helpers'
 
 jest.setTimeout(120_000)
@@ -34,6 +42,45 @@ describe.each(BACKENDS)('repository inputs are checked the same way on %s', (bac
     expect(err).toBeInstanceOf(InvalidEntryError)
     expect(err).toMatchObject({ code: 'INVALID_ENTRY', detail: { option: 'limit' } })
     expect((err as Error).message).toContain(`limit ${String(limit)}`)
+  })
+
+  it('refuses dates outside years 0000-9999 (SQLite would sort their ISO text wrongly) with INVALID_ENTRY, on every date input', async () => {
+    const lines: JournalLine[] = [
+      { accountId: 'A0', amount: 1 },
+      { accountId: 'A1', amount: -1 },
+    ]
+    for (const bad of [new Date('+010000-01-01T00:00:00Z'), new Date('-000001-12-31T23:59:59.999Z'), new Date(8.64e15)]) {
+      const iso = bad.toISOString()
+      for (const [what, call] of [
+        ['postedAt', () => journal.post({ description: 'x', currency: 'EUR', postedAt: bad, lines })],
+        ['at', () => journal.balanceAt('A0', bad)],
+        ['range.from', () => journal.statement('A0', { from: bad })],
+        ['range.to', () => journal.entriesForAccount('A0', { to: bad })],
+        ['clock', () => new TransactionRepository(db.pool, { clock: () => bad }).post({ description: 'x', currency: 'EUR', lines })],
+        ['clock', () => new AccountRepository(db.pool, { clock: () => bad }).create({ name: 'n', currency: 'EUR' })],
+        ['clock', () => new TransferService(db.pool, { clock: () => bad }).transfer({ from: 'A0', to: 'A1', amount: 1, currency: 'EUR' })],
+      ] as const) {
+        const err = await rejection(call())
+        expect(err).toBeInstanceOf(InvalidEntryError)
+        expect(err).toMatchObject({ code: 'INVALID_ENTRY', detail: { option: what } })
+        expect((err as Error).message).toContain(iso)
+      }
+    }
+    // the edges are accepted, and sort with the rest on both backends
+    await journal.post({ description: 'first', currency: 'EUR', postedAt: new Date('0000-01-01T00:00:00.000Z'), lines })
+    await journal.post({
+      description: 'last',
+      currency: 'EUR',
+      postedAt: new Date('9999-12-31T23:59:59.999Z'),
+      lines: [
+        { accountId: 'A0', amount: 100 },
+        { accountId: 'A1', amount: -100 },
+      ],
+    })
+    expect(await journal.balanceAt('A0', new Date('2025-01-01'))).toBe(1)
+    expect((await journal.statement('A0', { from: new Date('2020-01-01') })).openingBalance).toBe(1)
+    expect(await accounts.list()).toHaveLength(5)
+    expect(await journal.counts()).toEqual({ entries: 2, lines: 4 })
   })
 
   it('list takes limits from 1 to 10,000 and a string after', async () => {
