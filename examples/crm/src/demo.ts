@@ -19,7 +19,7 @@ import { crmKysely } from './kysely-db'
 import { resetCrm } from './migrations'
 import { PipelineService } from './pipeline-service'
 import { foldForSearch } from './search-text'
-import { Progress, type ProgressSink } from '@dbpool/example-kit'
+import { forEachBounded, inFlightLimit, Progress, type ProgressSink } from '@dbpool/example-kit'
 
 /** Options of {@link runCrmDemo}. */
 export interface CrmDemoOptions {
@@ -27,7 +27,7 @@ export interface CrmDemoOptions {
   readonly customers?: number
   /** Deals to open. Default is `300`. */
   readonly deals?: number
-  /** Stage moves to send at once. Default is `1500`. */
+  /** Stage moves to send concurrently (at most the pool's `maxWaitingClients` in flight). Default is `1500`. */
   readonly moves?: number
   /** Plans the requests. Default is `7`. */
   readonly seed?: number
@@ -93,12 +93,14 @@ export async function runCrmDemo(pool: DatabasePool<unknown>, options: CrmDemoOp
   })
 
   say(`crm demo on ${pool.backend} (${pool.target})`)
+  // at most maxWaitingClients requests in flight: beyond that the pool refuses waiters (POOL_EXHAUSTED)
+  const limit = inFlightLimit(pool)
   const migrated = await resetCrm(pool)
   const applied = migrated.applied.migrations.map((m) => `${m.version} ${m.name}`)
   say(`  migrations: reverted ${migrated.reverted.migrations.length}, applied ${applied.length} (${applied.join(', ')})`)
 
-  // 1. customers with their contacts, one transaction each, all at once
-  const created = await runPhase('  customers', plan.customers, sink, (c) =>
+  // 1. customers with their contacts, one transaction each, all at once (up to limit)
+  const created = await runPhase('  customers', plan.customers, sink, limit, (c) =>
     pool.transaction(async (tx) => {
       const customer = await new CustomerRepository(tx).create({ name: c.name, email: c.email })
       const contacts = new ContactRepository(tx)
@@ -113,16 +115,16 @@ export async function runCrmDemo(pool: DatabasePool<unknown>, options: CrmDemoOp
   // deals are a Kysely repository on the same pool (customers and contacts use the sql tag)
   const kysely = crmKysely(pool)
   const deals = new DealRepository(kysely)
-  const opened = await runPhase('  deals', plan.deals, sink, (d) => {
+  const opened = await runPhase('  deals', plan.deals, sink, limit, (d) => {
     const id = idByEmail.get(normaliseEmail((plan.customers[d.customer] as CrmDemoPlan['customers'][number]).email))
     if (!id) return Promise.reject(new CustomerNotFoundError(`#${d.customer}`))
     return deals.create({ customerId: id, title: d.title, amount: d.amount, currency: plan.currency })
   })
   const dealIds = opened.settled.map((s) => ('value' in s ? s.value.id : undefined))
 
-  // 3. stage moves, all at once, many on the same ten deals
+  // 3. stage moves, all at once (up to limit), many on the same ten deals
   const pipeline = new PipelineService(kysely, { retry: options.retry })
-  const moved = await runPhase('  moves', plan.moves, sink, (m) => {
+  const moved = await runPhase('  moves', plan.moves, sink, limit, (m) => {
     const id = dealIds[m.deal]
     if (!id) return Promise.reject(new Error(`deal #${m.deal} was not opened`))
     return pipeline.move(id, m.to, { note: 'demo' })
@@ -137,7 +139,9 @@ export async function runCrmDemo(pool: DatabasePool<unknown>, options: CrmDemoOp
 
   // 5. soft-delete every 10th active customer, then reuse one freed email
   const toDelete = pagination.items.filter((_, i) => i % 10 === 0)
-  await Promise.all(toDelete.map((c) => customers.softDelete(c.id)))
+  await forEachBounded(toDelete, limit, async (c) => {
+    await customers.softDelete(c.id)
+  })
   const reused = toDelete[0] ? await customers.create({ name: 'Returning Customer', email: toDelete[0].email }) : undefined
   say(
     `  reads: ${pagination.pages} pages of 50, searches ${searches.map((s) => `"${s.term}" ${s.matches}`).join(', ')}; soft-deleted ${toDelete.length}, reused a freed email`,
@@ -171,11 +175,15 @@ export async function runCrmDemo(pool: DatabasePool<unknown>, options: CrmDemoOp
   }
 }
 
-/** Runs `fn` for every item at once, with progress, and classifies how each ended. */
+/**
+ * Runs `fn` for every item concurrently, at most `limit` in flight (the pool's `maxWaitingClients`:
+ * more would be refused with POOL_EXHAUSTED), with progress, and classifies how each ended.
+ */
 async function runPhase<I, T>(
   label: string,
   items: readonly I[],
   sink: ProgressSink,
+  limit: number,
   fn: (item: I) => Promise<T>,
 ): Promise<{ settled: Settled<T>[]; outcomes: PhaseOutcomes }> {
   const settled = new Array<Settled<T>>(items.length)
@@ -184,19 +192,17 @@ async function runPhase<I, T>(
   const progress = new Progress(label, items.length, () => ({ done, detail: `ok ${ok}, refused ${done - ok}` }), { sink }).start()
   const started = performance.now()
   try {
-    await Promise.all(
-      items.map(async (item, i) => {
-        try {
-          settled[i] = { value: await fn(item) }
-          ok++
-        } catch (error) {
-          settled[i] = { error }
-        } finally {
-          done++
-          progress.tick()
-        }
-      }),
-    )
+    await forEachBounded(items, limit, async (item, i) => {
+      try {
+        settled[i] = { value: await fn(item) }
+        ok++
+      } catch (error) {
+        settled[i] = { error }
+      } finally {
+        done++
+        progress.tick()
+      }
+    })
   } finally {
     progress.stop()
   }

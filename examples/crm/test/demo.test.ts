@@ -43,3 +43,21 @@ describe.each(BACKENDS)('the CRM demo on %s', (backend) => {
     expect(output.join('')).toMatch(/moves .*1500\/1500 \(100%\)/)
   })
 })
+
+// More requests than the pool lets wait (maxWaitingClients): the demo keeps at most that many in
+// flight instead of sending all at once (which the pool refused with POOL_EXHAUSTED).
+describe.each(BACKENDS)('the CRM demo beyond maxWaitingClients on %s', (backend) => {
+  let db: TestDb
+
+  beforeAll(async () => {
+    db = await openTestDb(backend, { max: 4, maxWaitingClients: 8 })
+  }, 180_000)
+  afterAll(() => db?.close())
+
+  it('runs 100 customers, 40 deals and 200 moves with at most 8 waiting: nothing POOL_EXHAUSTED', async () => {
+    const report = await runCrmDemo(db.pool, { customers: 100, deals: 40, moves: 200, sink: { write: () => true } })
+    for (const phase of [report.customers, report.deals, report.moves]) expect(phase.unexpected).toEqual([])
+    expect(report.invariants.checks.filter((c) => !c.ok)).toEqual([])
+    expect(report.ok).toBe(true)
+  })
+})

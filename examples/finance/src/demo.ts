@@ -13,7 +13,7 @@ import { EQUITY_ACCOUNT, planDemo, type DemoPlan, type PlannedKind } from './dem
 import { FinanceError } from './errors'
 import { checkLedgerInvariants, type InvariantCheck, type InvariantReport } from './ledger-invariants'
 import { resetFinance } from './migrations'
-import { formatMinorUnits, Progress, type ProgressSink } from '@dbpool/example-kit'
+import { forEachBounded, formatMinorUnits, inFlightLimit, Progress, type ProgressSink } from '@dbpool/example-kit'
 import { TransactionRepository } from './transaction-repository'
 import { TransferService, type TransferResult } from './transfer-service'
 import { exportJournalCsv, type JournalExport } from './journal-export'
@@ -23,7 +23,7 @@ import { addExact, sumExact, toInteger } from './values'
 export interface FinanceDemoOptions {
   /** Customer accounts to open. Default is `100`. */
   readonly accounts?: number
-  /** Transfer requests to send at once. Default is `2000`. */
+  /** Transfer requests to send concurrently (at most the pool's `maxWaitingClients` in flight). Default is `2000`. */
   readonly transfers?: number
   /** Plans the requests. Default is `42`. */
   readonly seed?: number
@@ -100,7 +100,8 @@ type Outcome = { readonly result: TransferResult } | { readonly error: unknown }
 
 /**
  * The finance demo on an open pool (the caller closes it): resets and migrates the finance tables,
- * opens the accounts, sends every planned transfer at once with progress, re-sends some of them,
+ * opens the accounts, sends the planned transfers concurrently (all at once up to the pool's
+ * `maxWaitingClients`, 10,000 by default, then as requests finish) with progress, re-sends some of them,
  * then checks the invariants and gathers pool stats, health and metrics. Never throws for a broken
  * invariant: `report.ok` says.
  */
@@ -122,7 +123,7 @@ export async function runFinanceDemo(pool: DatabasePool<unknown>, options: Finan
 
   const service = new TransferService(pool, { retry: options.retry })
   const stormStart = new Date()
-  const storm = await sendAll(service, plan, sink)
+  const storm = await sendAll(service, plan, sink, inFlightLimit(pool))
   const stats = service.stats()
   const outcomes = classify(storm.outcomes)
 
@@ -213,8 +214,16 @@ async function openAccounts(pool: DatabasePool<unknown>, plan: DemoPlan): Promis
   return total
 }
 
-/** Sends every planned transfer at once and waits for all, showing progress. */
-async function sendAll(service: TransferService, plan: DemoPlan, sink: ProgressSink): Promise<{ outcomes: Outcome[]; durationMs: number }> {
+/**
+ * Sends the planned transfers concurrently, at most `limit` in flight (the pool's
+ * `maxWaitingClients`: more would be refused with POOL_EXHAUSTED), and waits for all, showing progress.
+ */
+async function sendAll(
+  service: TransferService,
+  plan: DemoPlan,
+  sink: ProgressSink,
+  limit: number,
+): Promise<{ outcomes: Outcome[]; durationMs: number }> {
   const outcomes = new Array<Outcome>(plan.transfers.length)
   let done = 0
   let posted = 0
@@ -232,22 +241,20 @@ async function sendAll(service: TransferService, plan: DemoPlan, sink: ProgressS
   ).start()
   const started = performance.now()
   try {
-    await Promise.all(
-      plan.transfers.map(async (planned, i) => {
-        try {
-          const result = await service.transfer(planned.request)
-          outcomes[i] = { result }
-          if (result.replayed) replayed++
-          else posted++
-        } catch (error) {
-          outcomes[i] = { error }
-          refused++
-        } finally {
-          done++
-          progress.tick()
-        }
-      }),
-    )
+    await forEachBounded(plan.transfers, limit, async (planned, i) => {
+      try {
+        const result = await service.transfer(planned.request)
+        outcomes[i] = { result }
+        if (result.replayed) replayed++
+        else posted++
+      } catch (error) {
+        outcomes[i] = { error }
+        refused++
+      } finally {
+        done++
+        progress.tick()
+      }
+    })
   } finally {
     progress.stop()
   }

@@ -88,3 +88,22 @@ describe.each(BACKENDS)('the finance demo on %s', (backend) => {
     expect(output.join('')).toMatch(/transfers .*2000\/2000 \(100%\)/)
   })
 })
+
+// More requests than the pool lets wait (maxWaitingClients): the demo keeps at most that many in
+// flight instead of sending all at once (which the pool refused with POOL_EXHAUSTED).
+describe.each(BACKENDS)('the finance demo beyond maxWaitingClients on %s', (backend) => {
+  let db: TestDb
+
+  beforeAll(async () => {
+    db = await openTestDb(backend, { max: 4, maxWaitingClients: 8 })
+  }, 180_000)
+  afterAll(() => db?.close())
+
+  it('sends 300 transfers with at most 8 waiting: every request settles, none POOL_EXHAUSTED', async () => {
+    const report = await runFinanceDemo(db.pool, { accounts: 20, transfers: 300, sink: { write: () => true } })
+    expect(report.storm.outcomes.unexpected).toEqual([])
+    expect(report.storm.outcomes.requested).toBe(300)
+    expect(report.invariants.checks.filter((c) => !c.ok)).toEqual([])
+    expect(report.ok).toBe(true)
+  })
+})
