@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { DatabaseError, sql, type SqlFragment } from '@dbpool/core'
 import { decodeCursor, encodeCursor } from './cursor'
 import type { Db } from './db'
-import { CustomerNotFoundError, DuplicateEmailError, InvalidInputError } from './errors'
+import { CustomerNotFoundError, DuplicateCustomerError, DuplicateEmailError, InvalidInputError } from './errors'
 import { foldForSearch } from './search-text'
 import { toDate, toInteger, toNullableDate } from './values'
 import { checkedClock } from './dates'
@@ -22,7 +22,7 @@ export interface Customer {
 
 /** What {@link CustomerRepository.create} needs. */
 export interface NewCustomer {
-  /** Default is a random UUID. */
+  /** A string of 1 to 200 characters, unique among all customers (deleted ones too). Default is a random UUID. */
   readonly id?: string
   readonly name: string
   readonly email: string
@@ -85,8 +85,16 @@ export class CustomerRepository {
     this.#clock = checkedClock(options.clock)
   }
 
-  /** Adds a customer; DUPLICATE_EMAIL when an active customer has the email. */
+  /**
+   * Adds a customer; DUPLICATE_CUSTOMER when a customer (active or deleted) already has the id,
+   * DUPLICATE_EMAIL when an active customer has the email (the id is checked first when both are
+   * taken), INVALID_INPUT for an id that is not a string of 1 to 200 characters, a bad name or email.
+   */
   async create(input: NewCustomer): Promise<Customer> {
+    if (input.id !== undefined && (typeof input.id !== 'string' || input.id === '' || input.id.length > 200))
+      throw new InvalidInputError(`id ${JSON.stringify(input.id)?.slice(0, 60)}: must be a string of 1 to 200 characters`, {
+        option: 'id',
+      })
     const now = this.#clock()
     const customer: Customer = {
       id: input.id ?? randomUUID(),
@@ -97,12 +105,16 @@ export class CustomerRepository {
       updatedAt: now,
       deletedAt: null,
     }
-    await this.#unique(customer.email, () =>
+    // `on conflict (id) do nothing` handles the id alone (both engines): a taken id inserts nothing,
+    // a taken email still raises UNIQUE_VIOLATION (the only other unique key)
+    const { rowCount } = await this.#unique(customer.email, () =>
       this.#db.query(sql`
         insert into customers (id, name, email, phone, created_at, updated_at, deleted_at, name_search, email_search)
         values (${customer.id}, ${customer.name}, ${customer.email}, ${customer.phone}, ${now}, ${now}, ${null},
-                ${foldForSearch(customer.name)}, ${foldForSearch(customer.email)})`),
+                ${foldForSearch(customer.name)}, ${foldForSearch(customer.email)})
+        on conflict (id) do nothing`),
     )
+    if (rowCount === 0) throw new DuplicateCustomerError(customer.id)
     return customer
   }
 
@@ -234,7 +246,7 @@ export class CustomerRepository {
     try {
       return await write()
     } catch (err) {
-      // the active-email index is the table's only unique key besides the random id
+      // the active-email index is the table's only unique key besides the id (which create() handles)
       if (DatabaseError.is(err, 'UNIQUE_VIOLATION')) throw new DuplicateEmailError(email, err)
       throw err
     }

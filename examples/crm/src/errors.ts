@@ -4,6 +4,7 @@ import type { Stage } from './pipeline'
 export type CrmErrorCode =
   | 'CUSTOMER_NOT_FOUND'
   | 'DUPLICATE_EMAIL'
+  | 'DUPLICATE_CUSTOMER'
   | 'INVALID_INPUT'
   | 'INVALID_CURSOR'
   | 'DEAL_NOT_FOUND'
@@ -49,6 +50,14 @@ export class DuplicateEmailError extends CrmError {
     cause?: unknown,
   ) {
     super('DUPLICATE_EMAIL', `a customer with email ${email} already exists`, { email }, cause)
+  }
+}
+
+/** A customer (active or soft-deleted) already has this id. */
+export class DuplicateCustomerError extends CrmError {
+  override readonly name = 'DuplicateCustomerError'
+  constructor(readonly customerId: string) {
+    super('DUPLICATE_CUSTOMER', `a customer with id ${customerId} already exists`, { customerId })
   }
 }
 

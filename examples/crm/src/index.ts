@@ -14,6 +14,7 @@ export {
   CrmError,
   CustomerNotFoundError,
   DuplicateEmailError,
+  DuplicateCustomerError,
   InvalidInputError,
   InvalidCursorError,
   DealNotFoundError,

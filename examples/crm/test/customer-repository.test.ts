@@ -3,6 +3,7 @@ import {
   ContactRepository,
   CustomerNotFoundError,
   CustomerRepository,
+  DuplicateCustomerError,
   DuplicateEmailError,
   InvalidCursorError,
   InvalidInputError,
@@ -69,6 +70,29 @@ describe.each(BACKENDS)('CustomerRepository on %s', (backend) => {
     )
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1)
     for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(DuplicateEmailError)
+  })
+
+  it("a taken id is DuplicateCustomerError naming the id (even a deleted customer's, even when the email is taken too); ids are checked", async () => {
+    const first = await customers.create({ id: 'c1', name: 'Ada', email: 'ada@example.com' })
+    for (const input of [
+      { id: 'c1', name: 'Bob', email: 'bob@example.com' },
+      { id: 'c1', name: 'Bob', email: 'ada@example.com' },
+    ]) {
+      const err = await rejection(customers.create(input))
+      expect(err).toBeInstanceOf(DuplicateCustomerError)
+      expect(err).toMatchObject({ code: 'DUPLICATE_CUSTOMER', detail: { customerId: 'c1' } })
+    }
+    await customers.softDelete('c1')
+    expect(await rejection(customers.create({ id: 'c1', name: 'Bob', email: 'bob@example.com' }))).toBeInstanceOf(DuplicateCustomerError)
+    expect((await customers.create({ id: 'c2', name: 'Bob', email: 'bob@example.com' })).id).toBe('c2')
+    expect(await customers.findById('c1', { includeDeleted: true })).toEqual({ ...first, deletedAt: now, updatedAt: now })
+    for (const id of ['', 42, 'x'.repeat(201), null]) {
+      const err = await rejection(customers.create({ id: id as string, name: 'Eve', email: 'eve@example.com' }))
+      expect(err).toBeInstanceOf(InvalidInputError)
+      expect(err).toMatchObject({ code: 'INVALID_INPUT', detail: { option: 'id' } })
+    }
+    expect((await customers.create({ id: 'x'.repeat(200), name: 'Eve', email: 'eve@example.com' })).id).toHaveLength(200)
+    expect(await customers.count({ includeDeleted: true })).toBe(3)
   })
 
   it('refuses malformed input', async () => {
