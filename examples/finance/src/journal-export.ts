@@ -1,5 +1,6 @@
 import { createWriteStream } from 'node:fs'
-import { mkdir, rename, stat } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -23,7 +24,9 @@ export const JOURNAL_CSV_HEADER = 'entry_id,line_no,posted_at,account_id,amount,
  * Writes every journal line to `path` as CSV (RFC 4180: fields with a comma, quote or line break are
  * quoted), in posting order, through `db.stream()`: one lease (or the transaction's connection), rows
  * read in batches of 500 only as fast as the file takes them, so memory stays flat however long the
- * journal. Written to `path.tmp` and renamed, so a failed export never leaves a partial file under `path`.
+ * journal. Written to a temporary file next to it (`<path>.<random hex>.tmp`) and renamed, so a
+ * failed export never leaves a partial file under `path`; on failure (the pool closed or a connection
+ * lost mid-export, `path` naming a directory) the temporary file is removed and the error rethrown.
  */
 export async function exportJournalCsv(db: Db, path: string): Promise<JournalExport> {
   const started = performance.now()
@@ -62,9 +65,17 @@ export async function exportJournalCsv(db: Db, path: string): Promise<JournalExp
         .join(',')}\n`
     }
   }
-  const partial = `${path}.tmp`
-  await pipeline(Readable.from(csv()), createWriteStream(partial))
-  await rename(partial, path)
+  // a name of its own: two exports to one path never write into the same temporary file
+  const partial = `${path}.${randomBytes(6).toString('hex')}.tmp`
+  try {
+    await pipeline(Readable.from(csv()), createWriteStream(partial))
+    await rename(partial, path)
+  } catch (err) {
+    // the stream failed (pool closed, connection lost) or `path` cannot take the file (a directory):
+    // the partial file goes too, and the export's own error is what the caller sees
+    await rm(partial, { force: true }).catch(() => undefined)
+    throw err
+  }
   const { size } = await stat(path)
   return { path, lines, bytes: size, durationMs: Math.round(performance.now() - started) }
 }
