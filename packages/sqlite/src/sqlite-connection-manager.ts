@@ -38,6 +38,8 @@ import { abortsTransaction, errorName, isFatalSqliteCode, mapSqliteError } from 
 import { controlsTransaction, runsAtomically, runScript } from './sqlite-script'
 import { isLockBusy, NATIVE_BUSY_TIMEOUT_MS, waitForLock } from './sqlite-lock-wait'
 import { sqliteHealthChecks, walSizeBytes } from './sqlite-health'
+import { scanPragmas, SETS_FOREIGN_KEYS, type PragmaScan } from './sqlite-pragma'
+import { readSettings, restoreSettings, type SessionSettings } from './sqlite-session-settings'
 import { resolveSqliteOptions, SYNCHRONOUS_LEVELS, TEMP_STORES, type ResolvedSqliteOptions, type SqliteOptions } from './sqlite-options'
 
 /** The native connection: a better-sqlite3 `Database`. */
@@ -95,6 +97,12 @@ interface CachedStatement {
   shape: RowShape | undefined
   /** The schema epoch {@link shape} was read at. */
   shapeEpoch: number
+  /**
+   * The PRAGMA settings its text changes (read once, when it is prepared: see {@link scanPragmas}),
+   * undefined when none: the release restores them, and a `foreign_keys` one is refused inside a
+   * transaction (see {@link SqliteConnectionManager.executeSync}).
+   */
+  readonly pragma: PragmaScan | undefined
   /** Its text may change the schema (see {@link mayChangeSchema}): a run moves the schema epoch. */
   readonly ddl: boolean
   /**
@@ -187,6 +195,14 @@ interface ConnectionState {
   schemas: boolean
   /** `PRAGMA database_list` and `PRAGMA "<schema>".schema_version` per schema, prepared when {@link schemas} is first needed. */
   schemaStatements: { list: Statement; versions: Map<string, Statement> } | undefined
+  /** The connection's settings as configured (see {@link readSettings}), read when it opened. */
+  readonly settings: SessionSettings
+  /**
+   * The settings a PRAGMA run on it changed since it was last given back (`'all'`: the application
+   * took `conn.native`): restored at the release, or at once after a lease-free statement (see
+   * {@link SqliteConnectionManager.reset}). Undefined when none.
+   */
+  changedSettings: Set<string> | 'all' | undefined
 }
 
 // how often (at most) a write looks at the -wal size
@@ -303,7 +319,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const db = this.#openDatabase(readonly, false)
     this.#configure(db, lane, readonly)
     // the file this connection opened: a write (and a ping) is refused once the path names another file, or none
-    this.#register(db, lane, this.#identityOf(db))
+    this.#register(db, lane, this.#identityOf(db), readSettings(db))
     return db
   }
 
@@ -331,6 +347,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     // of this connection, and at the release (conn.native is valid during the lease only)
     state.nativeTaken = true
     state.schemaDirty = true
+    // a PRAGMA run there is not seen: every setting is checked at the release
+    state.changedSettings = 'all'
     this.#schemaEpoch++
   }
 
@@ -361,15 +379,47 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       state.endedByEngine = false
       if (state.queryOnly) this.#setQueryOnly(db, state, false)
     }
-    if (!db.inTransaction) return
-    if (state) state.dirty = false
-    try {
-      db.exec('ROLLBACK')
-    } catch (err) {
-      throw this.#fail(db, err)
+    if (db.inTransaction) {
+      if (state) state.dirty = false
+      try {
+        db.exec('ROLLBACK')
+      } catch (err) {
+        throw this.#fail(db, err)
+      }
+      if (db.inTransaction)
+        throw new DatabaseError('QUERY_FAILED', 'ROLLBACK left the connection inside a transaction', { backend: 'sqlite' })
     }
-    if (db.inTransaction)
-      throw new DatabaseError('QUERY_FAILED', 'ROLLBACK left the connection inside a transaction', { backend: 'sqlite' })
+    // after the transaction: SQLite ignores `foreign_keys` inside one
+    if (state?.changedSettings !== undefined) this.#restoreSettings(db, state)
+  }
+
+  /**
+   * Restores the settings a lease changed with PRAGMA (`foreign_keys`, `query_only`,
+   * `recursive_triggers`, `busy_timeout`, `synchronous`...) to the pool's configuration, so the next
+   * caller never runs, say, without foreign-key enforcement. A setting that cannot be restored here
+   * (another schema's, or one not known) closes a file connection instead (a fresh one is configured);
+   * the in-memory database, which lives on its one connection, is kept with what was restored.
+   *
+   * @throws DatabaseError (the pool then closes the connection) when a setting does not read back.
+   */
+  #restoreSettings(db: SqliteDatabase, state: ConnectionState): void {
+    const changed = state.changedSettings as Set<string> | 'all'
+    state.changedSettings = undefined
+    let reusable: boolean
+    try {
+      reusable = restoreSettings(db, state.settings, changed)
+    } catch (err) {
+      state.fatal ??= this.mapError(err)
+      throw state.fatal
+    }
+    if (reusable || db === this.#memory) return
+    const error = new DatabaseError(
+      'CONFIGURATION',
+      'a PRAGMA changed a setting of this SQLite connection that the pool cannot restore (another schema\'s, or an unknown one): the connection is closed instead of reused',
+      { backend: 'sqlite', detail: { pragmas: [...changed] } },
+    )
+    state.fatal ??= error
+    throw error
   }
 
   /**
@@ -420,7 +470,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     // statements on a lease run back to back in microtasks (no I/O ever yields): let timers, sockets
     // and health probes in while a burst of transactions has held the thread for a while
     if (this.#fairness.due()) await new Promise<void>((resolve) => setImmediate(resolve))
-    return this.executeSync<R>(db, query) ?? this.#waitForLock<R>(db, query, options)
+    return this.#runSync<R>(db, query) ?? this.#waitForLock<R>(db, query, options)
   }
 
   /**
@@ -435,13 +485,13 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const last = (): QueryResult<R> => {
       state.lastAttempt = true
       try {
-        return this.executeSync<R>(db, query)!
+        return this.#runSync<R>(db, query)!
       } finally {
         state.lastAttempt = false
       }
     }
     return waitForLock(
-      () => this.executeSync<R>(db, query),
+      () => this.#runSync<R>(db, query),
       last,
       { busyTimeoutMs: this.options.busyTimeoutMs, timeoutMs: options.timeoutMs, signal: options.signal },
       () => (state.busy === undefined ? undefined : this.mapError(state.busy)),
@@ -456,7 +506,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    */
   executeNow<R = Record<string, unknown>>(db: SqliteDatabase, query: CompiledQuery): QueryResult<R> | undefined {
     if (this.#fairness.due()) return undefined
-    return this.executeSync<R>(db, query)
+    return this.#runSync<R>(db, query)
   }
 
   /**
@@ -471,8 +521,25 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    * Undefined when the statement found a lock another connection holds (SQLITE_BUSY after SQLite's
    * short busy timeout) and changed nothing: the caller waits off the thread and runs it again
    * ({@link execute}; the pool does that on a lease).
+   *
+   * A lease-free statement is followed by no release: a setting its PRAGMA changed (outside a
+   * transaction) is restored at once (see {@link reset}); inside a transaction the pool's reset does it.
    */
   executeSync<R = Record<string, unknown>>(db: SqliteDatabase, query: CompiledQuery): QueryResult<R> | undefined {
+    const result = this.#runSync<R>(db, query)
+    const state = stateOf(db)
+    if (state?.changedSettings !== undefined && !db.inTransaction) this.#restoreSettings(db, state)
+    return result
+  }
+
+  /**
+   * Runs one statement (see {@link executeSync}). A statement that sets `PRAGMA foreign_keys` (any
+   * spelling) inside a transaction is refused with CONFIGURATION and not run: SQLite ignores it there
+   * silently, and a table rebuild written for it (`DROP TABLE` of a parent) would then run its
+   * `ON DELETE CASCADE` and delete every child row. The refusal aborts the transaction (only
+   * ROLLBACK runs), so nothing written after it can be committed.
+   */
+  #runSync<R>(db: SqliteDatabase, query: CompiledQuery): QueryResult<R> | undefined {
     const state = this.#state(db)
     // no upfront `db.open` (a native call per statement): a closed connection throws, and #fail reports it as CONNECTION_LOST
     const { text } = query
@@ -494,6 +561,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       if (cached === undefined) {
         result = { rows: [], rowCount: 0 }
       } else {
+        if (cached.pragma !== undefined) this.#beforePragma(db, state, cached.pragma)
         const kind = cached.kind
         if (kind !== 'read') this.#beforeChange(db, state, kind)
         if (kind === 'control' && text === READ_ONLY_BEGIN) this.#setQueryOnly(db, state, true)
@@ -599,6 +667,14 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       throw this.#fail(db, err)
     }
     const kind = statementKind(query.text, stmt.readonly)
+    const pragma = pragmaOf(query.text)
+    if (pragma !== undefined) {
+      try {
+        this.#beforePragma(db, state, pragma)
+      } catch (err) {
+        throw this.#fail(db, err)
+      }
+    }
     // nothing else runs on the connection while its cursor is open: a transaction gone at the cursor's
     // error was ended by SQLite (see ConnectionState.endedByEngine)
     const inTransaction = db.inTransaction
@@ -630,6 +706,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
                   ddl: false,
                   checkedAt: -1,
                   recheck: true,
+                  pragma: undefined,
                 },
                 params,
               ),
@@ -648,6 +725,22 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     })
     state.cursors.add(cursor)
     return cursor
+  }
+
+  /**
+   * Before a statement whose PRAGMAs change settings: refuses one that sets `foreign_keys` inside a
+   * transaction (open before it, or opened by the text itself), which SQLite would ignore, aborting
+   * the open transaction; otherwise notes the settings for the release to restore.
+   */
+  #beforePragma(db: SqliteDatabase, state: ConnectionState, scan: PragmaScan): void {
+    if (scan.effect === SETS_FOREIGN_KEYS && (scan.foreignKeysInOwnTransaction || db.inTransaction)) {
+      const error = foreignKeysInTransactionError()
+      if (db.inTransaction) state.aborted ??= error
+      throw error
+    }
+    if (state.changedSettings === 'all') return
+    state.changedSettings ??= new Set()
+    for (const name of scan.names) state.changedSettings.add(name)
   }
 
   /**
@@ -815,12 +908,12 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (this.#memory?.open && stateOf(this.#memory)?.fatal === undefined) return this.#memory
     const db = new ManagedDatabase(':memory:', { timeout: this.#nativeBusyTimeoutMs })
     this.#configure(db, 'write', false)
-    this.#register(db, 'write', undefined)
+    this.#register(db, 'write', undefined, readSettings(db))
     this.#memory = db
     return db
   }
 
-  #register(db: SqliteDatabase, lane: Lane, identity: FileIdentity | undefined): void {
+  #register(db: SqliteDatabase, lane: Lane, identity: FileIdentity | undefined, settings: SessionSettings): void {
     db.defaultSafeIntegers(this.options.safeIntegers)
     if (!this.#maxParametersRead) {
       this.#maxParameters = maxParametersOf(db)
@@ -849,6 +942,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       totalBefore: undefined,
       schemas: false,
       schemaStatements: undefined,
+      settings,
+      changedSettings: undefined,
     })
     this.#open.add(db)
     if (this.#routeOnly !== undefined) this.#closeRouteOnly()
@@ -1009,6 +1104,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       ddl: mayChangeSchema(text),
       checkedAt: -1,
       recheck: true,
+      pragma: pragmaOf(text),
     }
     state.statements.set(text, entry)
     return entry
@@ -1170,6 +1266,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         // a script may write and commit: it is checked whatever the transaction state
         this.#checkIdentity(db, state)
         const begin = state.lane === 'write' && !this.options.readonly ? 'BEGIN IMMEDIATE' : 'BEGIN DEFERRED'
+        const pragma = scanPragmas(text, db.inTransaction)
+        if (pragma.effect !== 0) this.#beforePragma(db, state, pragma)
         try {
           runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError))
         } finally {
@@ -1284,6 +1382,24 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       ...(cause && mapSqliteError(cause).sqliteCode ? { sqliteCode: mapSqliteError(cause).sqliteCode } : {}),
     })
   }
+}
+
+/** The PRAGMA settings `text` changes, undefined when none (once per prepared text: see {@link scanPragmas}). */
+function pragmaOf(text: string): PragmaScan | undefined {
+  const scan = scanPragmas(text, false)
+  return scan.effect === 0 ? undefined : scan
+}
+
+/**
+ * The refusal of a statement setting `PRAGMA foreign_keys` inside a transaction, where SQLite ignores
+ * it (https://www.sqlite.org/pragma.html#pragma_foreign_keys).
+ */
+function foreignKeysInTransactionError(): DatabaseError {
+  return new DatabaseError(
+    'CONFIGURATION',
+    'PRAGMA foreign_keys inside a transaction is refused and was not run: SQLite ignores it there, so foreign keys would stay enforced and a table rebuild (DROP TABLE of a parent) would run its ON DELETE actions; the transaction is aborted. Set it before BEGIN: core Migrator, mark the migration foreign_keys:off; Kysely, see the @dbpool/kysely README ("Rebuilding a table on SQLite")',
+    { backend: 'sqlite', retryable: false, detail: { pragma: 'foreign_keys' } },
+  )
 }
 
 /**

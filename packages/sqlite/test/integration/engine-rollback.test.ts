@@ -90,13 +90,13 @@ const scenarios: Scenario[] = [
     setup: async (pool) => {
       await baseSchema(pool)
       await pool.query('create table big (b blob)')
-      // max_page_count belongs to the connection: set it on the writer, which every transaction uses
-      await pool.withConnection(async (conn) => {
-        const pages = Number(conn.native.pragma('page_count', { simple: true }))
-        conn.native.pragma(`max_page_count = ${pages + 3}`)
-      })
     },
-    fail: (tx) => tx.query(sql`insert into big (b) values (zeroblob(${200_000}))`),
+    // max_page_count belongs to the connection, and the release restores it: set it in the transaction
+    fail: async (tx) => {
+      const pages = Number((await tx.query<{ page_count: number }>('PRAGMA page_count')).rows[0]!.page_count)
+      await tx.query(`PRAGMA max_page_count = ${pages + 3}`)
+      return tx.query(sql`insert into big (b) values (zeroblob(${200_000}))`)
+    },
     original: (err) => err.sqliteCode === 'SQLITE_FULL',
   },
   {

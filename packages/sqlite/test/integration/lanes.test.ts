@@ -23,13 +23,27 @@ describe('lanes on a WAL file', () => {
     const manager = sqliteManagerOf(pool)
     if (!manager) throw new Error('no manager')
     const seen = { texts: [] as string[], readonlyConn: [] as boolean[] }
-    // every statement goes through executeSync: pool.query calls it directly on an idle connection,
-    // a lease calls execute(), which delegates to it
-    const executeSync = manager.executeSync.bind(manager)
-    jest.spyOn(manager, 'executeSync').mockImplementation((db, query) => {
+    // pool.query calls executeSync directly on an idle connection; a lease calls executeNow (undefined:
+    // not run, the pool then calls execute)
+    const record = (db: { readonly: boolean }, query: { text: string }): void => {
       seen.texts.push(query.text)
       seen.readonlyConn.push(db.readonly)
+    }
+    const executeSync = manager.executeSync.bind(manager)
+    jest.spyOn(manager, 'executeSync').mockImplementation((db, query) => {
+      record(db, query)
       return executeSync(db, query)
+    })
+    const executeNow = manager.executeNow.bind(manager)
+    jest.spyOn(manager, 'executeNow').mockImplementation((db, query) => {
+      const result = executeNow(db, query)
+      if (result !== undefined) record(db, query)
+      return result
+    })
+    const execute = manager.execute.bind(manager)
+    jest.spyOn(manager, 'execute').mockImplementation((db, query, options) => {
+      record(db, query)
+      return execute(db, query, options)
     })
     return seen
   }
