@@ -353,9 +353,23 @@ export class Migrator {
     if (direction === 'up') await runStep(conn, m, m.up, m.upStatements)
     else await runStep(conn, m, m.down as MigrationStep, m.downStatements)
     const durationMs = Math.round(performance.now() - started)
-    if (direction === 'up')
-      await this.#store.insert(conn, { version: m.version, name: m.name, checksum: m.checksum, appliedAt: new Date(), durationMs })
-    else await this.#store.remove(conn, m.version)
+    try {
+      if (direction === 'up')
+        await this.#store.insert(conn, { version: m.version, name: m.name, checksum: m.checksum, appliedAt: new Date(), durationMs })
+      else await this.#store.remove(conn, m.version)
+    } catch (err) {
+      const step = direction === 'up' ? m.up : (m.down as MigrationStep)
+      // a function migration that caught a statement's error and returned: its transaction is aborted
+      // (Postgres) or was ended by SQLite, and the record is refused; the migration is what failed
+      if (step.kind === 'function' && DatabaseError.is(err, 'TRANSACTION_ROLLED_BACK'))
+        throw migrationError(
+          `migration ${m.version} (${m.name}) failed: a statement inside its function failed and the error was caught there, which aborted the migration's transaction (nothing of it is kept, it is not recorded); let the error propagate, or use conn.transaction() (a savepoint) around a statement that may fail: ${describe(err)}`,
+          m,
+          {},
+          err,
+        )
+      throw err
+    }
     return durationMs
   }
 
@@ -560,7 +574,7 @@ function statementsOf(step: MigrationStep, dialect: SqlDialect): SqlStatement[] 
       detail: { source: step.source },
     })
   for (const s of statements) {
-    if (dialect === 'sqlite' && isForeignKeysPragma(s.head)) throw foreignKeysPragmaError(step.source, s.line)
+    if (dialect === 'sqlite' && isForeignKeysPragma(s)) throw foreignKeysPragmaError(step.source, s.line)
     if (isTransactionControl(s.head)) {
       throw new DatabaseError(
         'CONFIGURATION',
@@ -587,7 +601,7 @@ async function runStep(
   const mode = step.transaction ? {} : { transaction: false }
   if (step.kind === 'function') {
     try {
-      await step.fn(conn.backend === 'sqlite' ? refusingForeignKeysPragma(conn, step.source) : conn)
+      await step.fn(migrationConnection(conn, step.source))
     } catch (err) {
       throw migrationError(`migration ${m.version} (${m.name}) failed in its function: ${describe(err)}${note}`, m, mode, err)
     }
@@ -625,32 +639,67 @@ function foreignKeysPragmaError(source: string, line: number | undefined): Datab
 }
 
 /**
- * SQLite: the connection a function migration receives, refusing `PRAGMA foreign_keys` in its
- * `query()` (CONFIGURATION naming `foreign_keys:off`) instead of letting SQLite ignore it silently.
+ * The connection a function migration receives: `query()` and `stream()` refuse, without running it,
+ * a statement that would end or begin the migration's transaction (COMMIT, ROLLBACK, END, BEGIN...:
+ * QUERY_FAILED, as `tx.query()` and migration files refuse it; a COMMIT kept half a migration
+ * unrecorded, a ROLLBACK dropped its first part and the rest was recorded as applied), and on SQLite
+ * `PRAGMA foreign_keys` (CONFIGURATION naming `foreign_keys:off`) instead of letting SQLite ignore
+ * it. `conn.transaction()` is a savepoint of the migration's transaction and stays as it is (the
+ * SQLite manager refuses `PRAGMA foreign_keys` inside any transaction, whatever path it takes).
  */
-function refusingForeignKeysPragma(conn: PoolConnection, source: string): PoolConnection {
-  const query: PoolConnection['query'] = (q, params, options) => {
-    let pragma = false
+function migrationConnection(conn: PoolConnection, source: string): PoolConnection {
+  const backend = conn.backend
+  const refusal = (q: unknown): DatabaseError | undefined => {
+    let text: string | undefined
     try {
-      const text = q instanceof SqlFragment ? q.compile('sqlite').text : q
-      pragma = typeof text === 'string' && splitSqlStatements(text, 'sqlite').some((s) => isForeignKeysPragma(s.head))
+      text = q instanceof SqlFragment ? q.compile(backend).text : typeof q === 'string' ? q : undefined
     } catch {
       // not text the pool accepts: conn.query reports that
     }
-    return pragma ? Promise.reject(foreignKeysPragmaError(source, undefined)) : conn.query(q, params, options)
+    if (text === undefined) return undefined
+    const statements = splitSqlStatements(text, backend)
+    if (backend === 'sqlite' && statements.some((s) => isForeignKeysPragma(s))) return foreignKeysPragmaError(source, undefined)
+    const control = statements.map((s) => transactionControlOf(s.head)).find((c) => c !== undefined)
+    if (control === undefined) return undefined
+    return new DatabaseError(
+      'QUERY_FAILED',
+      `${control} in migration ${source} is refused and was not run: the Migrator owns the migration's transaction (return to commit it with its record, throw to roll it back; conn.transaction() for a savepoint)`,
+      { backend, retryable: false, detail: { statement: control, source } },
+    )
+  }
+  const query: PoolConnection['query'] = (q, params, options) => {
+    const refused = refusal(q)
+    return refused ? Promise.reject(refused) : conn.query(q, params, options)
+  }
+  const stream: PoolConnection['stream'] = (q, params, options) => {
+    const refused = refusal(q)
+    if (refused) throw refused
+    return conn.stream(q, params, options)
   }
   return new Proxy(conn, {
     get(target, prop) {
       if (prop === 'query') return query
+      if (prop === 'stream') return stream
       const value: unknown = Reflect.get(target, prop, target)
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
     },
   })
 }
 
-/** `PRAGMA foreign_keys` or `PRAGMA schema.foreign_keys`, read or set. */
-function isForeignKeysPragma(head: readonly string[]): boolean {
-  return head[0] === 'PRAGMA' && (head[1] === 'FOREIGN_KEYS' || head[2] === 'FOREIGN_KEYS')
+// `PRAGMA [schema.]foreign_keys`, the names bare or quoted as SQLite reads them ("x", `x`, [x], 'x'),
+// comments before it skipped
+const QUOTED_OR_BARE = String.raw`(?:"(?:[^"]|"")*"|\`(?:[^\`]|\`\`)*\`|\[[^\]]*\]|'(?:[^']|'')*'|[A-Za-z_][A-Za-z0-9_$]*)`
+const FOREIGN_KEYS_NAME = String.raw`(?:"foreign_keys"|\`foreign_keys\`|\[foreign_keys\]|'foreign_keys'|foreign_keys(?![A-Za-z0-9_$]))`
+const FOREIGN_KEYS_PRAGMA = new RegExp(
+  String.raw`^(?:\s|--[^
+]*(?:
+|$)|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/)*pragma\s*(?:${QUOTED_OR_BARE}\s*\.\s*)?${FOREIGN_KEYS_NAME}`,
+  'i',
+)
+
+/** `PRAGMA foreign_keys` or `PRAGMA schema.foreign_keys`, read or set, in any quoting SQLite accepts. */
+function isForeignKeysPragma(statement: SqlStatement): boolean {
+  return statement.head[0] === 'PRAGMA' && FOREIGN_KEYS_PRAGMA.test(statement.text)
 }
 
 /** BEGIN / COMMIT / END / ABORT / ROLLBACK (not ROLLBACK TO) / START or PREPARE TRANSACTION at the top level. */

@@ -117,6 +117,43 @@ alter table authors_new rename to authors;
     expect((await pool.query("select name from sqlite_master where name = 'marker'")).rows).toEqual([])
   })
 
+  it.each([
+    'PRAGMA "foreign_keys" = OFF',
+    'PRAGMA `foreign_keys` = OFF',
+    "PRAGMA 'foreign_keys' = OFF",
+    'PRAGMA "main"."foreign_keys" = OFF',
+    'PRAGMA [main].[foreign_keys] = OFF',
+  ])('refuses a quoted spelling in a file before anything runs: %s', async (pragma) => {
+    const m = migrations({ '0001_init.sql': init('cascade'), '0002_rebuild.sql': rebuild(`-- migrate:up\n${pragma};`) })
+    const err = (await m.up().catch((e: unknown) => e)) as DatabaseError
+    expect(err).toMatchObject({ code: 'CONFIGURATION', detail: { source: '0002_rebuild.sql', line: 2, option: 'foreign_keys:off' } })
+    expect((await pool.query("select name from sqlite_master where type = 'table'")).rows).toEqual([])
+  })
+
+  it.each(['transaction', 'stream'] as const)(
+    'refuses PRAGMA foreign_keys sent through conn.%s in a function migration: rolled back, no child deleted',
+    async (path) => {
+      const m = new Migrator(pool, {
+        migrations: [
+          { version: 1, name: 'init', up: init('cascade').replace('-- migrate:up\n', '') },
+          {
+            version: 2,
+            name: 'rebuild',
+            up: async (conn) => {
+              if (path === 'transaction') await conn.transaction((tx) => tx.query('PRAGMA foreign_keys = OFF'))
+              else for await (const row of conn.stream('PRAGMA "foreign_keys" = OFF')) void row
+              for (const s of rebuild('').split(';\n').filter((x) => x.trim() !== '')) await conn.query(s)
+            },
+          },
+        ],
+      })
+      const err = (await m.up().catch((e: unknown) => e)) as DatabaseError
+      expect(err).toMatchObject({ code: 'MIGRATION_FAILED', cause: { code: 'CONFIGURATION' } })
+      expect(await books()).toEqual({ n: 3, with_author: 3 })
+      expect((await m.status()).map((s) => s.state)).toEqual(['applied', 'pending'])
+    },
+  )
+
   it('refuses an unknown foreign_keys value in a file and a non-boolean foreignKeys in code', async () => {
     const bad = migrations({ '0001_init.sql': '-- migrate:up foreign_keys:maybe\ncreate table t (id integer);\n' })
     await expect(bad.load()).rejects.toMatchObject({ code: 'CONFIGURATION', detail: { line: 1 } })
