@@ -201,10 +201,19 @@ export class CustomerRepository {
    * (name, id), one page at a time. Case-insensitive for every script, the same on both backends:
    * the term and the stored `name_search` / `email_search` columns are folded in JS by
    * {@link foldForSearch} (NFKC, then `toLowerCase()`), so `ÉMILE` finds `Émile` and `öko` finds
-   * `ÖKO` on SQLite as on Postgres, whatever the database's locale. INVALID_INPUT for an empty term.
+   * `ÖKO` on SQLite as on Postgres, whatever the database's locale. INVALID_INPUT (naming `term`) for
+   * a term that is not a string, empty, or longer than {@link MAX_SEARCH_TERM_LENGTH} characters once
+   * trimmed: no name (200) or email (254) is longer, and SQLite refuses a LIKE pattern over 50,000
+   * bytes ("LIKE or GLOB pattern too complex") where Postgres would answer, so both refuse it here.
    */
-  search(term: string, options: PageOptions = {}): Promise<Page<Customer>> {
-    if (typeof term !== 'string' || term.trim() === '') throw new InvalidInputError('a search term must be a non-empty string')
+  async search(term: string, options: PageOptions = {}): Promise<Page<Customer>> {
+    if (typeof term !== 'string' || term.trim() === '')
+      throw new InvalidInputError('a search term must be a non-empty string', { option: 'term' })
+    if (term.trim().length > MAX_SEARCH_TERM_LENGTH)
+      throw new InvalidInputError(`a search term must be at most ${MAX_SEARCH_TERM_LENGTH} characters (got ${term.trim().length})`, {
+        option: 'term',
+        length: term.trim().length,
+      })
     const pattern = `%${foldForSearch(term.trim()).replace(/[\\%_]/g, (c) => `\\${c}`)}%`
     // a row not yet backfilled (name_search null: written before migration 0004) falls back to its old columns
     return this.#page(
@@ -254,6 +263,13 @@ export class CustomerRepository {
 }
 
 const columns = sql`id, name, email, phone, created_at, updated_at, deleted_at`
+
+/**
+ * The longest search term (trimmed) {@link CustomerRepository.search} takes: the longest email (254
+ * characters). Folding (NFKC) and escaping keep the LIKE pattern of such a term well under SQLite's
+ * 50,000-byte limit (SQLITE_MAX_LIKE_PATTERN_LENGTH).
+ */
+export const MAX_SEARCH_TERM_LENGTH = 254
 
 function toCustomer(row: CustomerRow): Customer {
   return {

@@ -7,6 +7,7 @@ import {
   DuplicateEmailError,
   InvalidCursorError,
   InvalidInputError,
+  MAX_SEARCH_TERM_LENGTH,
   checkCrmInvariants,
   resetCrm,
   type CrmError,
@@ -98,7 +99,7 @@ describe.each(BACKENDS)('CustomerRepository on %s', (backend) => {
   it('refuses malformed input', async () => {
     await expect(customers.create({ name: 'x', email: 'not-an-email' })).rejects.toBeInstanceOf(InvalidInputError)
     await expect(customers.create({ name: ' ', email: 'a@b.co' })).rejects.toBeInstanceOf(InvalidInputError)
-    expect(() => customers.search('  ')).toThrow(InvalidInputError)
+    await expect(customers.search('  ')).rejects.toBeInstanceOf(InvalidInputError)
     await expect(customers.list({ limit: 0 })).rejects.toBeInstanceOf(InvalidInputError)
   })
 
@@ -201,6 +202,18 @@ describe.each(BACKENDS)('CustomerRepository on %s', (backend) => {
     expect((await customers.search('%')).items.map((c) => c.name)).toEqual(['100% Discount'])
     expect((await customers.search('under_')).items.map((c) => c.name)).toEqual(['under_score'])
     expect((await customers.search('nobody')).items).toEqual([])
+  })
+
+  it(`search refuses a term longer than MAX_SEARCH_TERM_LENGTH (${MAX_SEARCH_TERM_LENGTH}) with INVALID_INPUT, the same on both backends`, async () => {
+    const email = `${'a'.repeat(240)}@example.com`
+    await customers.create({ name: 'Long Mail', email })
+    expect((await customers.search(`  ${email.slice(0, MAX_SEARCH_TERM_LENGTH)}  `)).items.map((c) => c.name)).toEqual(['Long Mail'])
+    for (const term of ['x'.repeat(MAX_SEARCH_TERM_LENGTH + 1), 'x'.repeat(50_001), '%'.repeat(30_000)]) {
+      const err = await rejection(customers.search(term))
+      expect(err).toBeInstanceOf(InvalidInputError)
+      expect(err).toMatchObject({ code: 'INVALID_INPUT', detail: { option: 'term', length: term.length } })
+    }
+    for (const term of [5, '', '   ']) await expect(customers.search(term as string)).rejects.toMatchObject({ detail: { option: 'term' } })
   })
 })
 
