@@ -173,9 +173,11 @@ export function describeError(err: unknown, options: DescribeOptions = {}): stri
       ? `it may have been applied: check ${err.code === 'MIGRATION_FAILED' ? 'dbpool migrate status and ' : ''}the database before running it again`
       : (err.detail as { reason?: unknown } | undefined)?.reason === 'in-use'
         ? 'stop the processes that have the database open, or pass --force'
-        : missingSqliteFile(err) || missingSqliteFile(err.cause)
-          ? 'check the path: only dbpool migrate up creates a database'
-          : (HINTS[err.code] ?? 'run again with --verbose for details')
+        : (err.detail as { reason?: unknown } | undefined)?.reason === 'in-use-unknown'
+          ? 'stop every process that may have the database open, then pass --force'
+          : missingSqliteFile(err) || missingSqliteFile(err.cause)
+            ? 'check the path: only dbpool migrate up creates a database'
+            : (HINTS[err.code] ?? 'run again with --verbose for details')
     return `dbpool: ${err.code}: ${oneLine(safeMessage(err, options))} (${hint})`
   }
   const message = err instanceof Error ? err.message : String(err)

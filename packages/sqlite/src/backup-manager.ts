@@ -16,7 +16,7 @@ import {
   requireObject,
 } from '@dbpool/core/internal'
 import { copyDatabaseFile, defaultBackupTimeoutMs, type BackupCopyMode } from './backup-copy'
-import { refuseInUse } from './database-in-use'
+import { refuseInUse, refuseRollbackJournal } from './database-in-use'
 import { checkDatabaseFileShape, refused, schemaObjectsOf, verifyDatabaseFileOffThread } from './backup-verify'
 import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'
 import { SqliteConnectionManager, type SqliteDatabase } from './sqlite-connection-manager'
@@ -149,7 +149,9 @@ export interface RestoreOptions {
   /**
    * Replace the database even when another connection has it open (see `databaseInUse`): that
    * connection keeps reading the replaced file until it reopens. Default is `false`: BACKUP_FAILED
-   * with `detail.reason` `'in-use'`, the database untouched.
+   * with `detail.reason` `'in-use'`, the database untouched; `'in-use-unknown'` for a rollback-journal
+   * database (not WAL), where an idle connection holds no lock and cannot be seen (see `databaseUse`):
+   * stop every process using it, then force.
    */
   readonly force?: boolean
 }
@@ -571,6 +573,9 @@ export class BackupManager {
       throw configError('sqlite.path', manager.options.path, 'an in-memory database cannot be restored from a file')
     // the file the path leads to: a symlink (data/app.db -> ../volume/app.db) stays, its target is restored
     const target = realDatabasePath(manager.options.path)
+    // before the pool opens it: a WAL pool's first connection would switch a rollback-journal file
+    // that another process holds idle to WAL, unseen by that process and by the probe
+    if (!force) refuseRollbackJournal(target)
     const requireSchema = await this.#sourceHasSchema()
     const staged = await this.#stage(source, dirname(target))
     try {
@@ -776,7 +781,8 @@ export async function replaceDatabaseFile(staged: string, databasePath: string):
  * BACKUP_FAILED, `target` untouched, when `file` is missing, empty (0 bytes, also once gunzipped),
  * not a SQLite database, truncated, fails `integrity_check`, or has no schema object while `target`
  * has one (see {@link BackupManager.verify}), or when another connection has `target` open, unless
- * `options.force` (`detail.reason` `'in-use'`, see `databaseInUse`).
+ * `options.force` (`detail.reason` `'in-use'`, see `databaseUse`), or when that cannot be told (a
+ * rollback-journal database: `'in-use-unknown'`).
  */
 export async function restoreDatabaseFile(target: string, file: string, options?: { readonly force?: boolean }): Promise<void> {
   const raw = requireObject('restoreDatabaseFile options', options)
@@ -786,6 +792,7 @@ export async function restoreDatabaseFile(target: string, file: string, options?
   const dest = realDatabasePath(checkString('restoreDatabaseFile.target', target))
   if (!existsSync(source))
     throw new DatabaseError('BACKUP_FAILED', `backup file ${source} does not exist`, { backend: 'sqlite', detail: { file: source } })
+  if (!force) refuseRollbackJournal(dest)
   const requireSchema = existsSync(dest) && (schemaObjectsOf(dest) ?? 0) > 0
   const staged = tempName(dirname(dest), basename(dest))
   try {

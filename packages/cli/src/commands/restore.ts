@@ -24,7 +24,8 @@ export interface RestoreCommandOptions {
  * Throws CONNECTION_FAILED (not retryable) when the database file does not exist, unless
  * `create`: a mistyped path must not receive the backup while the real database stays as it was.
  * Throws BACKUP_FAILED (`detail.reason` `'in-use'`) when another process has the database open,
- * unless `force`: that process would go on reading the replaced file.
+ * unless `force`: that process would go on reading the replaced file; `'in-use-unknown'` for a
+ * rollback-journal database (not WAL), where that cannot be told, unless `force`.
  */
 export async function restoreCommand(ctx: CommandContext, file: string, options: RestoreCommandOptions): Promise<number> {
   const config = await ctx.config()

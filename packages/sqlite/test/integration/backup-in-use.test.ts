@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process'
 import { DatabaseError, type DatabasePool } from '@dbpool/core'
-import { BackupManager, createSqlitePool, databaseInUse, restoreDatabaseFile, type SqliteDatabase } from '@dbpool/sqlite'
+import { BackupManager, createSqlitePool, databaseInUse, databaseUse, restoreDatabaseFile, type SqliteDatabase } from '@dbpool/sqlite'
 import { exited, lines, spawnFixture, tempDir } from './helpers'
 
 // A restore renames a new file over the database: a process that still has the old one open goes on
@@ -19,8 +19,8 @@ async function seeded(): Promise<{ pool: DatabasePool<SqliteDatabase>; path: str
   return { pool, path, backup: file }
 }
 
-async function holder(path: string): Promise<ChildProcess> {
-  const child = spawnFixture('hold-open-child.ts', [path])
+async function holder(path: string, journalMode?: 'DELETE'): Promise<ChildProcess> {
+  const child = spawnFixture('hold-open-child.ts', journalMode ? [path, journalMode] : [path])
   await lines(child).waitFor(/^ready$/, 60_000)
   return child
 }
@@ -113,4 +113,40 @@ describe('the in-use probe', () => {
       await check.close()
     }
   })
+})
+
+describe('a rollback-journal database (in use cannot be told)', () => {
+  it('restore and restoreDatabaseFile refuse (BACKUP_FAILED in-use-unknown, untouched) unless force, also while another process holds it idle', async () => {
+    const path = tmp.file(`journal-${++n}.db`)
+    const pool = createSqlitePool(path, { name: `journal-${n}` }, { journalMode: 'DELETE' })
+    await pool.query('create table item (id integer primary key, v text)')
+    await pool.query("insert into item (v) values ('backed up')")
+    const { file: backup } = await new BackupManager(pool, { directory: tmp.file(`journal-backups-${n}`) }).backup()
+    await pool.query("insert into item (v) values ('after the backup')")
+    const backups = new BackupManager(pool, { directory: tmp.file('unused') })
+    // an idle connection of another process: no lock, invisible to any probe
+    const child = await holder(path, 'DELETE')
+    try {
+      expect(databaseUse(path)).toBe('unknown')
+      const err = (await backups.restore(backup).catch((e: unknown) => e)) as DatabaseError
+      expect(DatabaseError.is(err, 'BACKUP_FAILED')).toBe(true)
+      expect(err.detail).toMatchObject({ reason: 'in-use-unknown' })
+      expect(err.message).toContain('rollback-journal database')
+      expect(await count(backups.pool)).toBe(3)
+      await backups.pool.close()
+      await expect(restoreDatabaseFile(path, backup)).rejects.toMatchObject({
+        code: 'BACKUP_FAILED',
+        detail: { reason: 'in-use-unknown' },
+      })
+    } finally {
+      await kill(child)
+      await backups.pool.close()
+    }
+    // nobody left, but that still cannot be told: only force restores it
+    await expect(restoreDatabaseFile(path, backup)).rejects.toMatchObject({ detail: { reason: 'in-use-unknown' } })
+    await restoreDatabaseFile(path, backup, { force: true })
+    const after = createSqlitePool(path, {}, { journalMode: 'DELETE' })
+    expect(await count(after)).toBe(1)
+    await after.close()
+  }, 90_000)
 })

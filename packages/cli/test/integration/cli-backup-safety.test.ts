@@ -1,0 +1,53 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { buildCli, runCli } from './cli-helpers'
+
+// `dbpool backup` / `dbpool restore` (the built CLI, child processes) where a wrong step loses data.
+let cwd: string
+
+beforeAll(async () => {
+  await buildCli()
+  cwd = mkdtempSync(join(tmpdir(), 'dbpool-cli-backup-safety-'))
+}, 240_000)
+
+afterAll(() => rmSync(cwd, { recursive: true, force: true }))
+
+const cli = (...args: string[]): ReturnType<typeof runCli> => runCli(args, { cwd })
+
+function rows(path: string, table: string): number[] {
+  const db = new Database(path, { readonly: true })
+  try {
+    return (db.prepare(`select id from ${table} order by id`).all() as { id: number }[]).map((r) => r.id)
+  } finally {
+    db.close()
+  }
+}
+
+describe('dbpool restore', () => {
+  it('refuses a rollback-journal database another process holds idle (in-use-unknown), untouched; --force restores', async () => {
+    const path = join(cwd, 'journal.db')
+    const app = new Database(path)
+    app.pragma('journal_mode = DELETE')
+    app.exec('create table a (id integer primary key); insert into a values (1)')
+    const backup = join(cwd, 'journal-backup.db')
+    app.exec(`vacuum into '${backup}'`)
+    app.exec('insert into a values (2)')
+    // the application keeps its connection open, idle: it holds no lock
+    try {
+      const res = await cli('--url', `sqlite:${path}`, 'restore', backup)
+      expect(res.code).toBe(1)
+      expect(res.stderr).toMatch(/^dbpool: BACKUP_FAILED: cannot restore .*journal\.db: it is a rollback-journal database/)
+      expect(res.stderr).toContain('then pass --force')
+      expect(String(app.pragma('journal_mode', { simple: true }))).toBe('delete')
+      expect(app.prepare('select count(*) as n from a').get()).toEqual({ n: 2 })
+    } finally {
+      app.close()
+    }
+    expect(rows(path, 'a')).toEqual([1, 2])
+    const forced = await cli('--url', `sqlite:${path}`, 'restore', backup, '--force')
+    expect(forced.code).toBe(0)
+    expect(rows(path, 'a')).toEqual([1])
+  }, 60_000)
+})
