@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream, existsSync, lstatSync, readlinkSync, realpathSync } from 'node:fs'
-import { chmod, chown, copyFile, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, extname, join, resolve } from 'node:path'
 import type { Stats } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
-import { createGunzip, createGzip } from 'node:zlib'
+import { createGzip } from 'node:zlib'
 import { configError, DatabaseError, type DatabasePool } from '@dbpool/core'
 import {
   checkBoolean,
@@ -17,6 +17,7 @@ import {
 } from '@dbpool/core/internal'
 import { copyDatabaseFile, defaultBackupTimeoutMs, type BackupCopyMode } from './backup-copy'
 import { refuseInUse, refuseRollbackJournal } from './database-in-use'
+import { refuseSameFile, stageBackupFile } from './backup-stage'
 import { checkDatabaseFileShape, refused, schemaObjectsOf, verifyDatabaseFileOffThread } from './backup-verify'
 import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'
 import { SqliteConnectionManager, type SqliteDatabase } from './sqlite-connection-manager'
@@ -425,6 +426,9 @@ export class BackupManager {
    *
    * A file {@link verify} refuses (empty, truncated, not a database, corrupt, no schema while the
    * database has one) rejects with BACKUP_FAILED before the pool is closed: the database is untouched.
+   * A file with a non-empty `-wal` (or `-journal`) beside it is read through SQLite, its WAL commits
+   * included (see `stageBackupFile`); the database itself as `file` (same device and inode) rejects
+   * with CONFIGURATION naming `restore.file`.
    */
   restore(file: string, options?: RestoreOptions): Promise<DatabasePool<SqliteDatabase>> {
     let parsed: { closeTimeoutMs: number; force: boolean }
@@ -573,6 +577,7 @@ export class BackupManager {
       throw configError('sqlite.path', manager.options.path, 'an in-memory database cannot be restored from a file')
     // the file the path leads to: a symlink (data/app.db -> ../volume/app.db) stays, its target is restored
     const target = realDatabasePath(manager.options.path)
+    refuseSameFile('restore.file', source, target)
     // before the pool opens it: a WAL pool's first connection would switch a rollback-journal file
     // that another process holds idle to WAL, unseen by that process and by the probe
     if (!force) refuseRollbackJournal(target)
@@ -614,15 +619,10 @@ export class BackupManager {
     await mkdir(directory, { recursive: true })
     const staged = tempName(directory, basename(source).replace(/\.gz$/, ''))
     try {
-      if (source.endsWith('.gz')) await pipeline(createReadStream(source), createGunzip(), createWriteStream(staged, { mode: 0o600 }))
-      else await copyFile(source, staged)
+      await stageBackupFile(source, staged)
     } catch (err) {
       await removeQuietly(staged)
-      throw new DatabaseError('BACKUP_FAILED', `cannot read backup file ${source}: ${(err as Error).message}`, {
-        backend: 'sqlite',
-        cause: err,
-        detail: { file: source },
-      })
+      throw err
     }
     return staged
   }
@@ -780,7 +780,9 @@ export async function replaceDatabaseFile(staged: string, databasePath: string):
  * gzip) on a staged copy beside `target`, then {@link replaceDatabaseFile}. Rejects with
  * BACKUP_FAILED, `target` untouched, when `file` is missing, empty (0 bytes, also once gunzipped),
  * not a SQLite database, truncated, fails `integrity_check`, or has no schema object while `target`
- * has one (see {@link BackupManager.verify}), or when another connection has `target` open, unless
+ * has one (see {@link BackupManager.verify}), with CONFIGURATION naming `restoreDatabaseFile.file` when
+ * `file` is `target` itself (a `-wal` beside `file` is read with it, see `stageBackupFile`), or when
+ * another connection has `target` open, unless
  * `options.force` (`detail.reason` `'in-use'`, see `databaseUse`), or when that cannot be told (a
  * rollback-journal database: `'in-use-unknown'`).
  */
@@ -792,12 +794,12 @@ export async function restoreDatabaseFile(target: string, file: string, options?
   const dest = realDatabasePath(checkString('restoreDatabaseFile.target', target))
   if (!existsSync(source))
     throw new DatabaseError('BACKUP_FAILED', `backup file ${source} does not exist`, { backend: 'sqlite', detail: { file: source } })
+  refuseSameFile('restoreDatabaseFile.file', source, dest)
   if (!force) refuseRollbackJournal(dest)
   const requireSchema = existsSync(dest) && (schemaObjectsOf(dest) ?? 0) > 0
   const staged = tempName(dirname(dest), basename(dest))
   try {
-    if (source.endsWith('.gz')) await pipeline(createReadStream(source), createGunzip(), createWriteStream(staged, { mode: 0o600 }))
-    else await copyFile(source, staged)
+    await stageBackupFile(source, staged)
     const timeoutMs = defaultBackupTimeoutMs((await stat(staged)).size)
     await verifyDatabaseFileOffThread(staged, source, {
       timeoutMs,

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -49,5 +49,41 @@ describe('dbpool restore', () => {
     const forced = await cli('--url', `sqlite:${path}`, 'restore', backup, '--force')
     expect(forced.code).toBe(0)
     expect(rows(path, 'a')).toEqual([1])
+  }, 60_000)
+})
+
+describe('dbpool restore FILE with a -wal beside FILE', () => {
+  /** A WAL database whose last commit is only in its -wal (its writer died before a checkpoint): copies of both files. */
+  function crashed(name: string): string {
+    const live = join(cwd, `${name}-live.db`)
+    const db = new Database(live)
+    db.pragma('journal_mode = WAL')
+    db.pragma('wal_autocheckpoint = 0')
+    db.exec('create table a (id integer primary key); insert into a values (1)')
+    db.pragma('wal_checkpoint(TRUNCATE)')
+    db.exec('insert into a values (100)')
+    const path = join(cwd, `${name}.db`)
+    copyFileSync(live, path)
+    copyFileSync(`${live}-wal`, `${path}-wal`)
+    db.close()
+    return path
+  }
+
+  it('restores the commits only in the source -wal; refuses the database itself as its source', async () => {
+    const target = join(cwd, 'target.db')
+    const db = new Database(target)
+    db.pragma('journal_mode = WAL')
+    db.exec('create table a (id integer primary key); insert into a values (1)')
+    db.close()
+    const res = await cli('--url', 'sqlite:./target.db', 'restore', crashed('src'))
+    expect(res.code).toBe(0)
+    expect(rows(target, 'a')).toEqual([1, 100])
+
+    const self = crashed('self')
+    const again = await cli('--url', 'sqlite:./self.db', 'restore', 'self.db')
+    expect(again.code).toBe(1)
+    expect(again.stderr).toMatch(/^dbpool: CONFIGURATION: invalid restore\.file/)
+    expect(statSync(`${self}-wal`).size).toBeGreaterThan(0)
+    expect(rows(self, 'a')).toEqual([1, 100])
   }, 60_000)
 })
