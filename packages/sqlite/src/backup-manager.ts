@@ -45,8 +45,9 @@ export interface BackupProgress {
  * A backup of another database, or without a record (taken by an older version, copied without it),
  * is never deleted.
  *
- * "Newest" is by the recorded `sequence` (see {@link BackupInfo.sequence}), not by the time in the
- * name: a backup taken while the system clock was ahead (then stepped back) would otherwise stay
+ * "Newest" is by the recorded `sequence` (see {@link BackupInfo.sequence}, taken when the backup's
+ * snapshot starts, not when it finishes; equal sequences of overlapping backups are ordered by the
+ * time in their names, also taken at the start), not by the time in the name alone: a backup taken while the system clock was ahead (then stepped back) would otherwise stay
  * "the newest" until the clock caught up, keep a `keepLast` slot, and make retention delete the
  * backups taken after it. Backups recorded without a sequence (older versions) count as older than
  * every sequenced one, ordered by their names' time. `keepDays` reads the time in the name: a
@@ -133,7 +134,7 @@ export interface BackupInfo {
   readonly source: string | undefined
   /**
    * Its place among the backups of its database in this directory, recorded beside it: 1 + the
-   * highest sequence recorded for the same source when it was taken (retention orders by it, see
+   * highest sequence recorded for the same source when its snapshot started (retention orders by it, see
    * {@link RetentionPolicy}). `undefined` without a record, or for a record of an older version.
    */
   readonly sequence: number | undefined
@@ -332,18 +333,22 @@ export class BackupManager {
   }
 
   /**
-   * {@link prune}, never deleting `taken` (the backup just taken), ordered by the records' sequence
-   * ({@link newestFirst}): by the names' timestamps, a backup dated later than now (taken while the
-   * clock was ahead) would make each new backup "not among the newest" and delete it.
+   * {@link prune}, never deleting `taken` (the backup just taken) nor a backup ranked newer than it
+   * (one a concurrent run started later and finished first: that run prunes for itself), ordered by
+   * the records' sequence ({@link newestFirst}): by the names' timestamps, a backup dated later than
+   * now (taken while the clock was ahead) would make each new backup "not among the newest" and
+   * delete it.
    */
   async #prune(now: Date, taken: string | undefined): Promise<string[]> {
     const policy = this.#options.retention
     if (!policy) return []
     const source = this.#sourceId()
     const ours = newestFirst((await this.list()).filter((item) => item.source === source))
+    // backups ranked before the one just taken were taken by concurrent runs after it started: theirs to prune
+    const takenIndex = taken === undefined ? -1 : ours.findIndex((item) => item.file === taken)
     const deleted: string[] = []
     for (const [index, item] of ours.entries()) {
-      if (item.file === taken || keeps(policy, index, item.createdAt, now)) continue
+      if (index <= takenIndex || keeps(policy, index, item.createdAt, now)) continue
       await unlink(item.file).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err
       })
@@ -455,6 +460,9 @@ export class BackupManager {
     const started = performance.now()
     const { directory, gzip, method } = this.#options
     await mkdir(directory, { recursive: true })
+    // the place among this database's backups is taken when its snapshot is, not when it finishes: a
+    // slower backup started earlier (older data) must not outrank one started later
+    const sequence = await this.#nextSequence()
     const createdAt = this.#nextStamp()
     const final = await this.#finalName(createdAt)
     const tmp = tempName(directory, basename(final))
@@ -491,7 +499,7 @@ export class BackupManager {
       await syncFile(ready)
       await chmod(ready, 0o600)
       // the record first: a backup under its final name always says whose it is (retention counts on it)
-      await writeRecord(recordOf(final), this.#sourceId(), await this.#nextSequence())
+      await writeRecord(recordOf(final), this.#sourceId(), sequence)
       await rename(ready, final)
       placed = true
       await syncDirectory(directory)

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { configError, type DatabasePool } from '@dbpool/core'
 import { BackupManager, type BackupMethod, type BackupProgress, type SqliteDatabase } from '@dbpool/sqlite'
@@ -18,7 +19,11 @@ export interface BackupCommandOptions {
   readonly json?: boolean
 }
 
-/** An online, verified backup of a SQLite pool (`--pool`, or the primary) into `--out`. */
+/**
+ * An online, verified backup of a SQLite pool (`--pool`, or the primary) into `--out`. The JSON
+ * output is the `BackupResult` plus `exists`: `false` when a concurrent run's `--keep-last`, whose
+ * snapshot is newer, deleted this backup before it was reported.
+ */
 export async function backupCommand(ctx: CommandContext, options: BackupCommandOptions): Promise<number> {
   const config = await ctx.config()
   const def = selectPool(config, ctx.poolName)
@@ -43,9 +48,12 @@ export async function backupCommand(ctx: CommandContext, options: BackupCommandO
           `backup: ${others} other backup(s) in ${backups.directory} with the same name are of another database or unrecorded; --keep-last leaves them (a directory per database keeps them apart)`,
         )
     }
-    if (options.json) ctx.out.json(result)
+    // a concurrent run's --keep-last may have deleted it already (its snapshot was newer): say so
+    const exists = existsSync(result.file)
+    if (options.json) ctx.out.json({ ...result, exists })
     else {
       ctx.out.line(`backup written: ${result.file}`)
+      if (!exists) ctx.out.line('  deleted since by the --keep-last of a newer backup that another run took meanwhile')
       ctx.out.line(
         `  ${result.pages} pages, ${result.bytes} bytes${result.gzip ? ' (gzip)' : ''}, verified with integrity_check, ${formatMs(result.durationMs)}`,
       )

@@ -1,4 +1,5 @@
-import { existsSync, readdirSync, renameSync } from 'node:fs'
+import { copyFileSync, existsSync, readdirSync, realpathSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { DatabaseError } from '@dbpool/core'
 import { BackupManager, createSqlitePool } from '@dbpool/sqlite'
 import { tempDir } from './helpers'
@@ -122,6 +123,41 @@ describe('the backup just taken', () => {
       // two backups within one ms still get distinct, ordered times
       const third = await backups.backup()
       expect(third.createdAt.getTime()).toBeGreaterThan(second.createdAt.getTime())
+    } finally {
+      await pool.close()
+    }
+  })
+
+  // the sequence was taken when a backup finished: a slower backup started earlier (older data)
+  // outranked one started later and finished first, and its keepLast 1 deleted the newer snapshot
+  it('is ranked by when its snapshot started: a newer backup finished meanwhile by another run is kept, and so is this one', async () => {
+    const path = tmp.file('overlap.db')
+    const pool = createSqlitePool(path, { name: 'overlap' })
+    try {
+      await pool.query('create table t (x)')
+      await pool.query('insert into t values (1)')
+      const directory = tmp.file('bk-overlap')
+      const seed = await new BackupManager(pool, { directory }).backup()
+      let other = ''
+      const backups = new BackupManager(pool, {
+        directory,
+        retention: { keepLast: 1 },
+        onProgress: (p) => {
+          if (p.phase !== 'verify' || other !== '') return
+          // meanwhile another run (started after this one's snapshot) finished its backup
+          other = join(directory, `overlap-${new Date(Date.now() + 60_000).toISOString().replace(/[-:.]/g, '')}.db`)
+          copyFileSync(seed.file, other)
+          writeFileSync(`${other}.json`, JSON.stringify({ source: realpathSync(path), sequence: 2 }))
+        },
+      })
+      const taken = await backups.backup()
+      expect(taken.deleted).toEqual([seed.file])
+      expect(existsSync(other)).toBe(true)
+      expect(existsSync(taken.file)).toBe(true)
+      const list = await backups.list()
+      expect(list.find((b) => b.file === taken.file)?.sequence).toBe(2)
+      // the next run keeps only the newest: the other run's (equal sequence, started later)
+      expect(await backups.prune()).toEqual([taken.file])
     } finally {
       await pool.close()
     }
