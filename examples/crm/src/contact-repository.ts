@@ -2,8 +2,10 @@ import { randomUUID } from 'node:crypto'
 import { sql } from '@dbpool/core'
 import type { Db } from './db'
 import { CustomerNotFoundError, InvalidInputError } from './errors'
+import { checkPhone, normaliseEmail } from './customer-repository'
 import { toDate, toInteger } from './values'
 import { checkedClock } from './dates'
+import { checkObject } from './checks'
 
 /** A person at a customer. */
 export interface Contact {
@@ -19,9 +21,13 @@ export interface Contact {
 
 /** What {@link ContactRepository.add} needs. */
 export interface NewContact {
+  /** A non-empty string of at most 200 characters. */
   readonly name: string
+  /** Checked and normalised as a customer's (`normaliseEmail`: trimmed, lower-case); not unique. */
   readonly email?: string | null
+  /** A string of at most 50 characters. */
   readonly phone?: string | null
+  /** A string of at most 200 characters. */
   readonly role?: string | null
 }
 
@@ -49,15 +55,23 @@ export class ContactRepository {
     this.#clock = checkedClock(options.clock)
   }
 
-  /** Adds a contact to an active customer. */
+  /**
+   * Adds a contact to an active customer: CUSTOMER_NOT_FOUND, or INVALID_INPUT naming the field for
+   * an `input` that is not an object, a bad name, email, phone or role.
+   */
   async add(customerId: string, input: NewContact): Promise<Contact> {
-    if (typeof input.name !== 'string' || input.name.trim() === '') throw new InvalidInputError('a contact needs a name')
+    checkObject(input, 'input')
+    if (typeof input.name !== 'string' || input.name.trim() === '' || input.name.length > 200)
+      throw new InvalidInputError('a contact needs a name: a non-empty string of at most 200 characters', { option: 'name' })
+    if (input.role !== undefined && input.role !== null && (typeof input.role !== 'string' || input.role.length > 200))
+      throw new InvalidInputError('role must be a string of at most 200 characters or null', { option: 'role' })
     const contact: Contact = {
       id: randomUUID(),
       customerId,
       name: input.name.trim(),
-      email: input.email?.trim().toLowerCase() ?? null,
-      phone: input.phone ?? null,
+      // validated and normalised as a customer's email is (trimmed, lower-case, an address's shape)
+      email: input.email === undefined || input.email === null ? null : normaliseEmail(input.email),
+      phone: checkPhone(input.phone),
       role: input.role ?? null,
       createdAt: this.#clock(),
     }

@@ -6,6 +6,7 @@ import { CustomerNotFoundError, DuplicateCustomerError, DuplicateEmailError, Inv
 import { foldForSearch } from './search-text'
 import { toDate, toInteger, toNullableDate } from './values'
 import { checkedClock } from './dates'
+import { checkObject } from './checks'
 
 /** A customer as stored. */
 export interface Customer {
@@ -26,6 +27,7 @@ export interface NewCustomer {
   readonly id?: string
   readonly name: string
   readonly email: string
+  /** A string of at most {@link MAX_PHONE_LENGTH} characters, or null. */
   readonly phone?: string | null
 }
 
@@ -91,6 +93,7 @@ export class CustomerRepository {
    * taken), INVALID_INPUT for an id that is not a string of 1 to 200 characters, a bad name or email.
    */
   async create(input: NewCustomer): Promise<Customer> {
+    checkObject(input, 'input')
     if (input.id !== undefined && (typeof input.id !== 'string' || input.id === '' || input.id.length > 200))
       throw new InvalidInputError(`id ${JSON.stringify(input.id)?.slice(0, 60)}: must be a string of 1 to 200 characters`, {
         option: 'id',
@@ -100,7 +103,7 @@ export class CustomerRepository {
       id: input.id ?? randomUUID(),
       name: checkName(input.name),
       email: normaliseEmail(input.email),
-      phone: input.phone ?? null,
+      phone: checkPhone(input.phone),
       createdAt: now,
       updatedAt: now,
       deletedAt: null,
@@ -120,6 +123,7 @@ export class CustomerRepository {
 
   /** The active customer, or undefined (also for a deleted one unless `includeDeleted`). */
   async findById(id: string, options: { readonly includeDeleted?: boolean } = {}): Promise<Customer | undefined> {
+    checkObject(options, 'options')
     const active = options.includeDeleted ? sql.empty : sql`and deleted_at is null`
     const { rows } = await this.#db.query<CustomerRow>(sql`select ${columns} from customers where id = ${id} ${active}`)
     return rows[0] && toCustomer(rows[0])
@@ -147,13 +151,14 @@ export class CustomerRepository {
    */
   async update(id: string, changes: CustomerChanges): Promise<Customer> {
     const sets: SqlFragment[] = []
+    checkObject(changes, 'changes')
     if (changes.name !== undefined) {
       const name = checkName(changes.name)
       sets.push(sql`name = ${name}`, sql`name_search = ${foldForSearch(name)}`)
     }
     const email = changes.email === undefined ? undefined : normaliseEmail(changes.email)
     if (email !== undefined) sets.push(sql`email = ${email}`, sql`email_search = ${foldForSearch(email)}`)
-    if (changes.phone !== undefined) sets.push(sql`phone = ${changes.phone}`)
+    if (changes.phone !== undefined) sets.push(sql`phone = ${checkPhone(changes.phone)}`)
     sets.push(sql`updated_at = ${this.#clock()}`)
     // `returning`: the row as this statement wrote it (SQLite 3.35+, Postgres). A re-read after the
     // write could see a softDelete or another update that landed in between.
@@ -224,12 +229,14 @@ export class CustomerRepository {
 
   /** How many customers there are: active ones, or every one with `includeDeleted`. */
   async count(options: { readonly includeDeleted?: boolean } = {}): Promise<number> {
+    checkObject(options, 'options')
     const where = options.includeDeleted ? sql.empty : sql`where deleted_at is null`
     const { rows } = await this.#db.query<{ n: unknown }>(sql`select count(*) as n from customers ${where}`)
     return toInteger(rows[0]?.n)
   }
 
   async #page(filter: SqlFragment, options: PageOptions): Promise<Page<Customer>> {
+    checkObject(options, 'options')
     const limit = options.limit ?? 50
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > 500)
       throw new InvalidInputError(`limit ${String(limit)} must be an integer from 1 to 500`, { option: 'limit', value: limit })
@@ -285,10 +292,10 @@ function toCustomer(row: CustomerRow): Customer {
 
 /** Trims and lower-cases an email and checks its shape; INVALID_INPUT otherwise. */
 export function normaliseEmail(email: unknown): string {
-  if (typeof email !== 'string') throw new InvalidInputError('email must be a string')
+  if (typeof email !== 'string') throw new InvalidInputError('email must be a string', { option: 'email' })
   const normalised = email.trim().toLowerCase()
   if (normalised.length > 254 || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(normalised))
-    throw new InvalidInputError(`invalid email ${JSON.stringify(email)}`, { email })
+    throw new InvalidInputError(`invalid email ${JSON.stringify(email.slice(0, 300))}`, { option: 'email', email: email.slice(0, 300) })
   return normalised
 }
 
@@ -296,4 +303,15 @@ function checkName(name: unknown): string {
   if (typeof name !== 'string' || name.trim() === '' || name.length > 200)
     throw new InvalidInputError('name must be a non-empty string of at most 200 characters')
   return name.trim()
+}
+
+/** The longest phone number (a free-form string) a customer or contact takes. */
+export const MAX_PHONE_LENGTH = 50
+
+/** `null` for `undefined` / `null`; otherwise a string of at most {@link MAX_PHONE_LENGTH} characters, INVALID_INPUT naming `phone`. */
+export function checkPhone(phone: unknown): string | null {
+  if (phone === undefined || phone === null) return null
+  if (typeof phone !== 'string' || phone.length > MAX_PHONE_LENGTH)
+    throw new InvalidInputError(`phone must be a string of at most ${MAX_PHONE_LENGTH} characters or null`, { option: 'phone' })
+  return phone
 }

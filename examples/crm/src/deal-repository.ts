@@ -5,6 +5,7 @@ import { ConcurrentUpdateError, CustomerNotFoundError, DealNotFoundError, Invali
 import { canMove, isClosed, isStage, STAGES, type Stage } from './pipeline'
 import { toBigInteger, toDate, toInteger, toNullableDate } from './values'
 import { checkedClock } from './dates'
+import { checkObject } from './checks'
 
 /** A deal in the pipeline. */
 export interface Deal {
@@ -78,6 +79,8 @@ export class DealRepository {
 
   /** Opens a deal as a `lead` for an active customer (history row 1). */
   async create(input: NewDeal): Promise<Deal> {
+    checkObject(input, 'input')
+    if (typeof input.customerId !== 'string') throw new InvalidInputError('customerId must be a string', { option: 'customerId' })
     if (typeof input.title !== 'string' || input.title.trim() === '') throw new InvalidInputError('a deal needs a title')
     if (!Number.isSafeInteger(input.amount) || input.amount < 0)
       throw new InvalidInputError(`amount ${String(input.amount)} must be an integer >= 0 (minor units)`)
@@ -155,11 +158,13 @@ export class DealRepository {
   /**
    * Moves a deal to `to`: INVALID_STAGE_TRANSITION when the pipeline forbids it, CONCURRENT_UPDATE
    * when `expectedVersion` is given and the deal is past it (or it changed between read and write),
-   * INVALID_INPUT for an unknown stage, an `expectedVersion` that is not an integer >= 1 or a `note`
-   * that is not a string.
+   * INVALID_INPUT for an unknown stage, an `expectedVersion` that is not an integer >= 1 or is above
+   * the deal's version (one it never had: `detail.version` is the current one), a `note` that is not
+   * a string, or `options` that is not an object.
    */
   async moveStage(dealId: string, to: Stage, options: { readonly note?: string; readonly expectedVersion?: number } = {}): Promise<Deal> {
     if (!isStage(to)) throw new InvalidInputError(`unknown stage ${JSON.stringify(to)}: one of ${STAGES.join(', ')}`)
+    checkObject(options, 'options')
     const expected = options.expectedVersion
     if (expected !== undefined && (typeof expected !== 'number' || !Number.isSafeInteger(expected) || expected < 1))
       throw new InvalidInputError(`expectedVersion ${String(expected)}: must be an integer >= 1`, { option: 'expectedVersion' })
@@ -167,8 +172,16 @@ export class DealRepository {
       throw new InvalidInputError('note must be a string', { option: 'note' })
     return this.#atomically(async (trx) => {
       const current = await new DealRepository(trx).get(dealId)
-      if (options.expectedVersion !== undefined && options.expectedVersion !== current.version)
-        throw new ConcurrentUpdateError(dealId, options.expectedVersion)
+      // versions only grow: one above the deal's was never read (a bad input, not a concurrent change)
+      if (expected !== undefined && expected > current.version)
+        throw new InvalidInputError(
+          `expectedVersion ${expected}: deal ${dealId} is at version ${current.version}, it never had ${expected}`,
+          {
+            option: 'expectedVersion',
+            version: current.version,
+          },
+        )
+      if (expected !== undefined && expected !== current.version) throw new ConcurrentUpdateError(dealId, expected, current.version)
       if (!canMove(current.stage, to)) throw new InvalidStageTransitionError(dealId, current.stage, to)
       const now = this.#clock()
       const closedAt = isClosed(to) ? now : null

@@ -103,7 +103,13 @@ export class ConcurrentUpdateError extends CrmError {
   constructor(
     readonly dealId: string,
     readonly expectedVersion: number,
+    /** The version the deal is at now, when known (an `expectedVersion` check read it). */
+    readonly currentVersion?: number,
   ) {
-    super('CONCURRENT_UPDATE', `deal ${dealId} changed after version ${expectedVersion} was read`, { dealId, expectedVersion })
+    super(
+      'CONCURRENT_UPDATE',
+      `deal ${dealId} changed after version ${expectedVersion} was read${currentVersion === undefined ? '' : ` (now at version ${currentVersion})`}`,
+      currentVersion === undefined ? { dealId, expectedVersion } : { dealId, expectedVersion, currentVersion },
+    )
   }
 }

@@ -1,4 +1,4 @@
-export { CustomerRepository, MAX_SEARCH_TERM_LENGTH, normaliseEmail } from './customer-repository'
+export { CustomerRepository, MAX_PHONE_LENGTH, MAX_SEARCH_TERM_LENGTH, normaliseEmail } from './customer-repository'
 export type { Customer, CustomerChanges, NewCustomer, Page, PageOptions } from './customer-repository'
 export { ContactRepository } from './contact-repository'
 export type { Contact, NewContact } from './contact-repository'

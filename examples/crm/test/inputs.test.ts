@@ -1,4 +1,13 @@
-import { ContactRepository, crmKysely, CustomerRepository, DealRepository, InvalidInputError, PipelineService, resetCrm } from '../src'
+import {
+  ConcurrentUpdateError,
+  ContactRepository,
+  crmKysely,
+  CustomerRepository,
+  DealRepository,
+  InvalidInputError,
+  PipelineService,
+  resetCrm,
+} from '../src'
 import { BACKENDS, openTestDb, rejection, type TestDb } from './helpers'
 
 jest.setTimeout(60_000)
@@ -56,6 +65,56 @@ describe.each(BACKENDS)('CRM repository inputs are checked the same way on %s', 
     }
     expect(await customers.get(ada!.id)).toMatchObject({ name: 'Ada', deletedAt: null })
     expect(await deals.get(deal.id)).toMatchObject({ stage: 'lead', version: 1 })
+  })
+
+  it('refuses non-object inputs and options, a bad contact email / phone / role with INVALID_INPUT, never a TypeError', async () => {
+    const [ada] = (await customers.list()).items
+    const contacts = new ContactRepository(db.pool)
+    const deals = new DealRepository(crmKysely(db.pool))
+    const deal = await deals.create({ customerId: ada!.id, title: 't', amount: 1, currency: 'EUR' })
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a null where an object is expected
+    const none = null as any
+    for (const [what, call] of [
+      ['email', () => contacts.add(ada!.id, { name: 'x', email: 5 as unknown as string })],
+      ['email', () => contacts.add(ada!.id, { name: 'x', email: 'not an email' })],
+      ['phone', () => contacts.add(ada!.id, { name: 'x', phone: 5 as unknown as string })],
+      ['role', () => contacts.add(ada!.id, { name: 'x', role: {} as unknown as string })],
+      ['name', () => contacts.add(ada!.id, { name: 'x'.repeat(201) })],
+      ['input', () => contacts.add(ada!.id, none)],
+      ['input', () => customers.create(none)],
+      ['phone', () => customers.create({ name: 'B', email: 'b@example.com', phone: 5 as unknown as string })],
+      ['phone', () => customers.update(ada!.id, { phone: 'x'.repeat(51) })],
+      ['changes', () => customers.update(ada!.id, none)],
+      ['options', () => customers.list(none)],
+      ['options', () => customers.findById(ada!.id, none)],
+      ['options', () => customers.count(none)],
+      ['input', () => deals.create(none)],
+      ['customerId', () => deals.create({ customerId: 5 as unknown as string, title: 't', amount: 1, currency: 'EUR' })],
+      ['options', () => deals.moveStage(deal.id, 'qualified', none)],
+    ] as const) {
+      const err = await rejection(call())
+      expect(err).toBeInstanceOf(InvalidInputError)
+      expect(err).toMatchObject({ code: 'INVALID_INPUT', detail: { option: what } })
+    }
+    expect(await contacts.count()).toBe(0)
+    const added = await contacts.add(ada!.id, { name: 'Wile', email: ' Wile@ACME.test ', phone: '+1 555', role: 'buyer' })
+    expect(added).toMatchObject({ email: 'wile@acme.test', phone: '+1 555', role: 'buyer' })
+  })
+
+  it("moveStage with an expectedVersion above the deal's is INVALID_INPUT (a version it never had); below it CONCURRENT_UPDATE naming both", async () => {
+    const [ada] = (await customers.list()).items
+    const deals = new DealRepository(crmKysely(db.pool))
+    const deal = await deals.create({ customerId: ada!.id, title: 't', amount: 1, currency: 'EUR' })
+    const above = await rejection(deals.moveStage(deal.id, 'qualified', { expectedVersion: 7 }))
+    expect(above).toBeInstanceOf(InvalidInputError)
+    expect(above).toMatchObject({ detail: { option: 'expectedVersion', version: 1 } })
+    expect((above as Error).message).toContain('is at version 1')
+    await deals.moveStage(deal.id, 'qualified', { expectedVersion: 1 })
+    await deals.moveStage(deal.id, 'proposal', { expectedVersion: 2 })
+    const stale = await rejection(deals.moveStage(deal.id, 'negotiation', { expectedVersion: 2 }))
+    expect(stale).toBeInstanceOf(ConcurrentUpdateError)
+    expect(stale).toMatchObject({ code: 'CONCURRENT_UPDATE', detail: { expectedVersion: 2, currentVersion: 3 } })
+    expect((stale as Error).message).toContain('changed after version 2 was read (now at version 3)')
   })
 
   it('refuses a cursor that is not a string with INVALID_INPUT (not a TypeError)', async () => {

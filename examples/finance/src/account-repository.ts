@@ -4,6 +4,7 @@ import { atomically, type Db } from './db'
 import { AccountNotFoundError, DuplicateAccountError, InvalidEntryError } from './errors'
 import { toBigInteger, toDate, toInteger, toNullableInteger } from './values'
 import { checkedClock } from './dates'
+import { checkObject } from './checks'
 
 /** An account as stored. Amounts are integer minor units. */
 export interface Account {
@@ -77,6 +78,7 @@ export class AccountRepository {
    * bad currency or limit.
    */
   async create(input: NewAccount): Promise<Account> {
+    checkObject(input, 'input')
     if (input.id !== undefined && (typeof input.id !== 'string' || input.id === '' || input.id.length > 200))
       throw new InvalidEntryError(`id ${JSON.stringify(input.id)}: must be a string of 1 to 200 characters`, { option: 'id' })
     if (typeof input.name !== 'string' || input.name.length > 200)
@@ -120,6 +122,7 @@ export class AccountRepository {
    * `limit -1` as no limit and refuses `2.5`; Postgres refuses both, with other errors).
    */
   async list(options: { readonly limit?: number; readonly after?: string } = {}): Promise<Account[]> {
+    checkObject(options, 'options')
     const limit = checkPageLimit(options.limit)
     if (options.after !== undefined && typeof options.after !== 'string')
       throw new InvalidEntryError(`after ${String(options.after)}: must be an account id (a string)`, { option: 'after' })
@@ -160,6 +163,7 @@ export class AccountRepository {
 
   /** Count, total, lowest and highest balance, and how many are below their limit, over accounts of one currency. */
   async summary(currency: string, options: { readonly excludeUnlimited?: boolean } = {}): Promise<BalanceSummary> {
+    checkObject(options, 'options')
     const unlimited = options.excludeUnlimited ? sql`and min_balance is not null` : sql.empty
     const { rows } = await this.#db.query<Record<string, unknown>>(sql`
       select count(*) as accounts, coalesce(sum(balance), 0) as total, coalesce(min(balance), 0) as min, coalesce(max(balance), 0) as max,

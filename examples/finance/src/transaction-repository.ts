@@ -13,6 +13,7 @@ import {
 } from './errors'
 import { ExactTotal, sumExact, toDate, toInteger, toNullableInteger } from './values'
 import { checkDate, checkedClock } from './dates'
+import { checkObject } from './checks'
 
 /** One line of a journal entry: a signed amount on one account (negative debits the balance). */
 export interface JournalLine {
@@ -253,9 +254,11 @@ export class TransactionRepository {
   }
 
   #validate(input: NewJournalEntry): { entry: JournalEntry; net: [string, number][] } {
+    checkObject(input, 'input')
     const lines = input.lines
     if (!Array.isArray(lines) || lines.length < 2) throw new InvalidEntryError('an entry needs at least two lines')
     for (const [i, line] of lines.entries()) {
+      checkObject(line, `line ${i + 1}`)
       if (typeof line.accountId !== 'string' || line.accountId === '')
         throw new InvalidEntryError(`line ${i + 1}: accountId must be a non-empty string`)
       if (!Number.isSafeInteger(line.amount) || line.amount === 0) {

@@ -4,6 +4,7 @@ import { isPool, type Db } from './db'
 import { InvalidEntryError } from './errors'
 import { TransactionRepository, type PostResult } from './transaction-repository'
 import { checkedClock } from './dates'
+import { checkObject } from './checks'
 
 /** A request to move money between two accounts of the same currency. */
 export interface TransferRequest {
@@ -98,7 +99,10 @@ export class TransferService {
    * `attempts` is then 1, and `retry` is unused.
    */
   async transfer(request: TransferRequest): Promise<TransferResult> {
+    checkObject(request, 'request')
     const { from, to, amount, currency, idempotencyKey } = request
+    if (typeof from !== 'string' || typeof to !== 'string')
+      throw new InvalidEntryError('from and to must be account ids (strings)', { option: typeof from !== 'string' ? 'from' : 'to' })
     if (from === to) throw new InvalidEntryError('a transfer needs two different accounts', { from, to })
     if (!Number.isSafeInteger(amount) || amount <= 0)
       throw new InvalidEntryError(`amount ${String(amount)} must be a positive integer (minor units)`, { amount })

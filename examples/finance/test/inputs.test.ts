@@ -83,6 +83,26 @@ describe.each(BACKENDS)('repository inputs are checked the same way on %s', (bac
     expect(await journal.counts()).toEqual({ entries: 2, lines: 4 })
   })
 
+  it('refuses non-object inputs, lines and options with INVALID_ENTRY, never a TypeError', async () => {
+    const line = { accountId: 'A1', amount: -4 }
+    const service = new TransferService(db.pool)
+    for (const [what, call] of [
+      ['line 1', () => journal.post({ description: 'd', currency: 'EUR', lines: [null as unknown as JournalLine, line] })],
+      ['line 2', () => journal.post({ description: 'd', currency: 'EUR', lines: [line, 5 as unknown as JournalLine] })],
+      ['input', () => journal.post(null as unknown as Parameters<TransactionRepository['post']>[0])],
+      ['request', () => service.transfer(null as unknown as Parameters<TransferService['transfer']>[0])],
+      ['from', () => service.transfer({ from: 5 as unknown as string, to: 'A1', amount: 1, currency: 'EUR' })],
+      ['input', () => accounts.create(null as unknown as Parameters<AccountRepository['create']>[0])],
+      ['options', () => accounts.list(null as unknown as { limit?: number })],
+      ['options', () => accounts.summary('EUR', null as unknown as { excludeUnlimited?: boolean })],
+    ] as const) {
+      const err = await rejection(call())
+      expect(err).toBeInstanceOf(InvalidEntryError)
+      expect(err).toMatchObject({ code: 'INVALID_ENTRY', detail: { option: what } })
+    }
+    expect(await journal.counts()).toEqual({ entries: 0, lines: 0 })
+  })
+
   it('list takes limits from 1 to 10,000 and a string after', async () => {
     expect((await accounts.list({ limit: 1 })).map((a) => a.id)).toEqual(['A0'])
     expect(await accounts.list({ limit: 10_000 })).toHaveLength(5)
