@@ -22,7 +22,8 @@ const BLOCK_HEAD = /^CREATE (OR REPLACE )?((TEMP|TEMPORARY) )?(TRIGGER|FUNCTION|
  * Splits a SQL script into statements at top-level `;`, respecting single-quoted strings (with `''`
  * and Postgres `E'\''` escapes), double-quoted and backquoted identifiers, Postgres dollar quoting
  * (`$$ ... $$`, `$tag$ ... $tag$`), `--` and `/* *\/` comments (nested on Postgres), and the
- * `BEGIN ... END` bodies of SQLite triggers and Postgres `BEGIN ATOMIC` functions. Statements made
+ * `BEGIN ... END` bodies of SQLite triggers and Postgres `BEGIN ATOMIC` functions, and on Postgres
+ * parentheses (a multi-action rule `DO ALSO (insert ...; insert ...)`, as psql keeps it whole). Statements made
  * only of comments and whitespace are dropped.
  *
  * @param script The SQL text.
@@ -38,6 +39,9 @@ export function splitSqlStatements(script: string, dialect: SqlDialect = 'postgr
   let words: string[] = []
   let block = false
   let depth = 0
+  // Postgres: `;` inside parentheses is not a statement's end (a rule's `DO ALSO (a; b)`), as psql reads it
+  const parens = dialect === 'postgres'
+  let parenDepth = 0
 
   const finish = (end: number): void => {
     const text = script.slice(start, end).trim()
@@ -47,6 +51,7 @@ export function splitSqlStatements(script: string, dialect: SqlDialect = 'postgr
     words = []
     block = false
     depth = 0
+    parenDepth = 0
   }
   const mark = (): void => {
     if (startLine < 0) startLine = line
@@ -78,7 +83,7 @@ export function splitSqlStatements(script: string, dialect: SqlDialect = 'postgr
       line += countNewlines(script, i, end)
       i = end
     } else if (ch === ';') {
-      if (block && depth > 0) {
+      if ((block && depth > 0) || parenDepth > 0) {
         i++
       } else {
         finish(i)
@@ -100,6 +105,8 @@ export function splitSqlStatements(script: string, dialect: SqlDialect = 'postgr
       i = j
     } else {
       if (!/\s/.test(ch)) mark()
+      if (parens && ch === '(') parenDepth++
+      else if (parens && ch === ')' && parenDepth > 0) parenDepth--
       i++
     }
   }

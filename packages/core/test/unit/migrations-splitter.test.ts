@@ -102,3 +102,22 @@ describe('splitSqlStatements: where a -- comment ends', () => {
     expect(splitSqlStatements(text, 'sqlite').map((s) => s.text)).toEqual([text])
   })
 })
+
+describe('splitSqlStatements: parentheses on Postgres', () => {
+  it('keeps a multi-action rule DO ALSO (a; b) whole, as psql does', () => {
+    const script = `create table rt (id int);
+create rule r as on insert to rt do also (insert into ru values (1); insert into ru values (2));
+select ';' as "(", ')' as x;
+insert into ru values (3)`
+    expect(texts(script)).toEqual([
+      'create table rt (id int)',
+      'create rule r as on insert to rt do also (insert into ru values (1); insert into ru values (2))',
+      `select ';' as "(", ')' as x`,
+      'insert into ru values (3)',
+    ])
+  })
+
+  it('an unbalanced ) does not swallow the next statement', () => {
+    expect(texts('select 1); select 2')).toEqual(['select 1)', 'select 2'])
+  })
+})
