@@ -17,7 +17,7 @@ import type {
 import { loadMigrationsFromDirectory, migrationsFromDefinitions } from './migration-loader'
 import { MigrationStore, type AppliedMigration } from './migration-store'
 import { splitSqlStatements, type SqlStatement } from './sql-splitter'
-import { previewStatement } from './statement-preview'
+import { hideLiterals, previewStatement, statementLiterals } from './statement-preview'
 import { transactionControlOf } from '../transaction/transaction-control'
 
 /**
@@ -266,29 +266,43 @@ export class Migrator {
     }
   }
 
+  /**
+   * Runs the plan in order. An error after some migrations were applied (or reverted) and recorded
+   * says which (`detail.applied` / `detail.reverted`, versions): a later migration's failure, or the
+   * final read of the table (the pool closed meanwhile) would otherwise hide that work was committed.
+   */
   async #run(direction: Direction, plan: readonly Prepared[]): Promise<MigrationRunResult> {
     const done: MigrationRunStep[] = []
     const skipped: number[] = []
-    for (const m of plan) {
-      this.#emit({ type: 'start', direction, version: m.version, name: m.name })
-      const step = direction === 'up' ? m.up : (m.down as MigrationStep)
-      const durationMs = await this.#pool.withConnection(async (conn) => {
-        try {
-          return await this.#apply(conn, direction, m, step)
-        } finally {
-          await this.#endSession(conn)
+    try {
+      for (const m of plan) {
+        this.#emit({ type: 'start', direction, version: m.version, name: m.name })
+        const step = direction === 'up' ? m.up : (m.down as MigrationStep)
+        const durationMs = await this.#pool.withConnection(async (conn) => {
+          try {
+            return await this.#apply(conn, direction, m, step)
+          } finally {
+            await this.#endSession(conn)
+          }
+        })
+        if (durationMs === undefined) {
+          skipped.push(m.version)
+          this.#emit({ type: 'skip', direction, version: m.version, name: m.name })
+        } else {
+          done.push({ version: m.version, name: m.name, durationMs })
+          this.#emit({ type: 'done', direction, version: m.version, name: m.name, durationMs })
         }
-      })
-      if (durationMs === undefined) {
-        skipped.push(m.version)
-        this.#emit({ type: 'skip', direction, version: m.version, name: m.name })
-      } else {
-        done.push({ version: m.version, name: m.name, durationMs })
-        this.#emit({ type: 'done', direction, version: m.version, name: m.name, durationMs })
       }
+      const rows = await this.#primary((conn) => this.#store.readAll(conn))
+      return {
+        direction,
+        migrations: done,
+        skipped,
+        current: rows.length === 0 ? null : (rows[rows.length - 1] as AppliedMigration).version,
+      }
+    } catch (err) {
+      throw withDone(err, direction, done)
     }
-    const rows = await this.#primary((conn) => this.#store.readAll(conn))
-    return { direction, migrations: done, skipped, current: rows.length === 0 ? null : (rows[rows.length - 1] as AppliedMigration).version }
   }
 
   /**
@@ -363,7 +377,7 @@ export class Migrator {
       // (Postgres) or was ended by SQLite, and the record is refused; the migration is what failed
       if (step.kind === 'function' && DatabaseError.is(err, 'TRANSACTION_ROLLED_BACK'))
         throw migrationError(
-          `migration ${m.version} (${m.name}) failed: a statement inside its function failed and the error was caught there, which aborted the migration's transaction (nothing of it is kept, it is not recorded); let the error propagate, or use conn.transaction() (a savepoint) around a statement that may fail: ${describe(err)}`,
+          `migration ${m.version} (${m.name}) failed: a statement inside its function failed and the error was caught there, which aborted the migration's transaction (nothing of it is kept, it is not recorded); let the error propagate, or use conn.transaction() (a savepoint) around a statement that may fail: ${describe(err, [])}`,
           m,
           {},
           err,
@@ -392,7 +406,7 @@ export class Migrator {
       await conn.query('COMMIT')
     } catch (err) {
       await conn.query('ROLLBACK').catch(() => undefined)
-      throw migrationError(`${m ? `migration ${m.source}` : 'the migrations table'} failed to commit: ${describe(err)}`, m, {}, err)
+      throw migrationError(`${m ? `migration ${m.source}` : 'the migrations table'} failed to commit: ${describe(err, [])}`, m, {}, err)
     }
     return result
   }
@@ -486,6 +500,32 @@ export class Migrator {
       // a progress listener must never break a migration
     }
   }
+}
+
+/**
+ * `err` (which ended a run) restated to say which migrations the run had already applied or reverted
+ * and recorded (committed: they stay), in the message and in `detail.applied` / `detail.reverted`;
+ * `err` itself when there are none. A MIGRATION_FAILED keeps its message, detail and cause; another
+ * error (POOL_CLOSED from the final read of the table) becomes MIGRATION_FAILED with it as `cause`.
+ */
+function withDone(err: unknown, direction: Direction, done: readonly MigrationRunStep[]): unknown {
+  if (done.length === 0) return err
+  const versions = done.map((d) => d.version)
+  const key = direction === 'up' ? 'applied' : 'reverted'
+  const list = versions.join(', ')
+  if (DatabaseError.is(err, 'MIGRATION_FAILED'))
+    return migrationError(
+      `${err.message}; ${key} before it in this run (committed and recorded, they stay): ${list}`,
+      undefined,
+      { ...err.detail, [key]: versions },
+      err.cause,
+    )
+  return migrationError(
+    `the migration run stopped at an error after it ${key} ${list} (committed and recorded, they stay): ${describe(err, [])}`,
+    undefined,
+    { [key]: versions },
+    err,
+  )
 }
 
 /**
@@ -603,7 +643,7 @@ async function runStep(
     try {
       await step.fn(migrationConnection(conn, step.source))
     } catch (err) {
-      throw migrationError(`migration ${m.version} (${m.name}) failed in its function: ${describe(err)}${note}`, m, mode, err)
+      throw migrationError(`migration ${m.version} (${m.name}) failed in its function: ${describe(err, [])}${note}`, m, mode, err)
     }
     return
   }
@@ -620,7 +660,7 @@ async function runStep(
           ? '; the failing statement itself may have taken effect too (its outcome is unknown)'
           : ''
       throw migrationError(
-        `migration ${step.source} failed at statement ${i + 1} (line ${statement.line}): ${preview}: ${describe(err)}${note}${itself}`,
+        `migration ${step.source} failed at statement ${i + 1} (line ${statement.line}): ${preview}: ${describe(err, statementLiterals(statement.text))}${note}${itself}`,
         m,
         { statementIndex: i + 1, line: statement.line, statement: preview, file: step.source, ...mode },
         err,
@@ -731,9 +771,17 @@ function migrationError(message: string, m?: Migration, detail: Record<string, u
 
 export { previewStatement }
 
-function describe(err: unknown): string {
-  if (DatabaseError.is(err)) return `${err.code}: ${err.message}`
-  return err instanceof Error ? err.message : String(err)
+/**
+ * An error as MIGRATION_FAILED's message repeats it. With `literals` (a failing statement's: see
+ * {@link statementLiterals}; `[]` for a function migration's error), the database's message is shown
+ * without the values it repeats (Postgres 22P02 `invalid input syntax for type integer: "..."` quotes
+ * the input), as the statement preview hides them; the code, SQLSTATE and the error itself (`cause`,
+ * whose message is the database's own) are kept.
+ */
+function describe(err: unknown, literals?: readonly string[]): string {
+  const message = err instanceof Error ? err.message : String(err)
+  const shown = literals === undefined ? message : hideLiterals(message, literals, DatabaseError.is(err) ? err.sqlState : undefined)
+  return DatabaseError.is(err) ? `${err.code}: ${shown}` : shown
 }
 
 function sleep(ms: number): Promise<void> {

@@ -12,6 +12,37 @@ import { REDACTED } from '../util/redact'
  * An unterminated literal is hidden to the end. Linear in the length of `text`.
  */
 export function previewStatement(text: string): string {
+  return scanStatement(text).preview
+}
+
+/**
+ * The values of the literals of `text` that {@link previewStatement} hides (`'...'` strings with `''`
+ * read as one quote, dollar-quoted bodies), for hiding them also where the database repeats them.
+ */
+export function statementLiterals(text: string): string[] {
+  return scanStatement(text).literals
+}
+
+/**
+ * Hides, in a message about `statement` (the database's own error text), what a reader of the message
+ * should not see of the statement's literals (see {@link previewStatement}): every literal of the
+ * statement that the message repeats (quoted or, from 4 characters on, anywhere), and, for a
+ * Postgres data exception (SQLSTATE class 22: `invalid input syntax for type integer: "S3CRET"`,
+ * whose quoted text is the input value, a bound parameter's too), every double-quoted value.
+ */
+export function hideLiterals(message: string, literals: readonly string[], sqlState: string | undefined): string {
+  let out = message
+  for (const literal of literals) {
+    if (literal === '') continue
+    if (literal.length >= 4) out = out.split(literal).join(REDACTED)
+    else out = out.split(`"${literal}"`).join(`"${REDACTED}"`).split(`'${literal}'`).join(`'${REDACTED}'`)
+  }
+  if (sqlState?.startsWith('22')) out = out.replace(/"(?:[^"]|"")*"/g, `"${REDACTED}"`)
+  return out
+}
+
+function scanStatement(text: string): { preview: string; literals: string[] } {
+  const literals: string[] = []
   const length = text.length
   let out = ''
   let copied = 0
@@ -21,7 +52,9 @@ export function previewStatement(text: string): string {
     if (c === 39 /* ' */) {
       const escapes = isEscapePrefix(text, i)
       out += `${text.slice(copied, i)}'${REDACTED}'`
-      i = skipQuoted(text, i + 1, 39, escapes)
+      const start = i + 1
+      i = skipQuoted(text, start, 39, escapes)
+      literals.push(text.slice(start, text.charCodeAt(i - 1) === 39 && i - 1 >= start ? i - 1 : i).replaceAll("''", "'"))
       copied = i
     } else if (c === 34 /* " */) {
       i = skipQuoted(text, i + 1, 34, false)
@@ -43,6 +76,7 @@ export function previewStatement(text: string): string {
       const tag = text.slice(i, tagEnd + 1)
       const close = text.indexOf(tag, tagEnd + 1)
       out += `${text.slice(copied, i)}${tag}${REDACTED}${tag}`
+      literals.push(text.slice(tagEnd + 1, close < 0 ? length : close))
       i = close < 0 ? length : close + tag.length
       copied = i
     } else {
@@ -50,7 +84,7 @@ export function previewStatement(text: string): string {
     }
   }
   const flat = (out + text.slice(copied)).replace(/\s+/g, ' ').trim()
-  return flat.length > 200 ? `${flat.slice(0, 197)}...` : flat
+  return { preview: flat.length > 200 ? `${flat.slice(0, 197)}...` : flat, literals }
 }
 
 /** After the opening quote at `from - 1`: the index after the closing one (a doubled quote is one character; with `escapes`, `\x` too). */

@@ -103,4 +103,78 @@ describe.each(Object.keys(BACKENDS) as (keyof typeof BACKENDS)[])('Migrator on %
     expect(await rows()).toEqual([])
     expect(await states(m)).toEqual(['7:pending'])
   })
+
+  it('MIGRATION_FAILED repeats no literal of the statement through the database message (22P02 quotes the input)', async () => {
+    const strict = backend === 'sqlite' ? ' strict' : ''
+    await pool.query(`create table creds (id integer primary key, pin integer)${strict}`)
+    const fromFile = new Migrator(pool, {
+      migrations: [
+        {
+          version: 1,
+          name: 'creds',
+          up: "insert into creds (id, pin) values (2, 'S3CRET-PIN');\ninsert into creds (id, pin) values (3, 'x9')",
+        },
+      ],
+    })
+    const err = (await fromFile.up().catch((e: unknown) => e)) as DatabaseError
+    expect(err).toMatchObject({ code: 'MIGRATION_FAILED', detail: { statementIndex: 1 } })
+    expect(`${err.message} ${JSON.stringify(err.detail)}`).not.toMatch(/S3CRET/)
+    // the code, the SQLSTATE and the database's own error are kept
+    expect(err.cause).toBeInstanceOf(DatabaseError)
+    if (backend === 'postgres') expect(err).toMatchObject({ sqlState: '22P02' })
+    const fromCode = new Migrator(pool, {
+      migrations: [
+        {
+          version: 1,
+          name: 'creds',
+          up: async (conn) =>
+            void (await conn.query('insert into creds (id, pin) values ($1, $2)'.replace(/\$\d/g, backend === 'sqlite' ? '?' : '$&'), [
+              4,
+              'PARAM-S3CRET',
+            ])),
+        },
+      ],
+    })
+    const err2 = (await fromCode.up().catch((e: unknown) => e)) as DatabaseError
+    expect(err2).toMatchObject({ code: 'MIGRATION_FAILED' })
+    expect(`${err2.message} ${JSON.stringify(err2.detail)}`).not.toMatch(/S3CRET/)
+  })
+
+  it('an error after a migration committed says which were applied (detail.applied): a later failure, the pool closed', async () => {
+    const slow =
+      backend === 'sqlite'
+        ? 'with recursive c(x) as (select 1 union all select x + 1 from c where x < 300000) select count(*) from c'
+        : 'select pg_sleep(0.3)'
+    const twoSteps = new Migrator(pool, {
+      migrations: [
+        { version: 1, name: 'one', up: 'insert into t values (1)' },
+        { version: 2, name: 'two', up: 'insert into t values (null)' },
+      ],
+    })
+    const failed = (await twoSteps.up().catch((e: unknown) => e)) as DatabaseError
+    expect(failed).toMatchObject({ code: 'MIGRATION_FAILED', detail: { version: 2, applied: [1] } })
+    expect(failed.message).toMatch(/applied before it in this run .*: 1$/)
+    expect(await rows()).toEqual([1])
+
+    const other = await PoolFactory.create(database.url, { min: 0, max: 2, name: 'migrations-guard-close' })
+    let started!: () => void
+    const running = new Promise<void>((resolve) => (started = resolve))
+    const closing = new Migrator(other, {
+      table: 'closing_migrations',
+      migrations: [{ version: 1, name: 'slow', up: async (conn) => void (started(), await conn.query(slow)) }],
+    })
+    const up = closing.up().then(
+      (result) => ({ ok: true as const, applied: result.migrations.map((m) => m.version) }),
+      (e: DatabaseError) => ({ ok: false as const, applied: e.detail?.applied, code: e.code }),
+    )
+    await running
+    await other.close({ timeoutMs: 5_000 })
+    const outcome = await up
+    // it committed: the outcome says so, whether up() could read the table back (resolves) or not (MIGRATION_FAILED)
+    expect(outcome.applied).toEqual([1])
+    if (!outcome.ok) expect(outcome.code).toBe('MIGRATION_FAILED')
+    expect((await pool.query<{ version: number }>('select version from closing_migrations')).rows.map((r) => Number(r.version))).toEqual([
+      1,
+    ])
+  })
 })

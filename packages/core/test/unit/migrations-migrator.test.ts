@@ -140,7 +140,10 @@ describe('Migrator.up', () => {
     const err = await failure(migrator.up())
     expect(err.code).toBe('MIGRATION_FAILED')
     expect(err.message).toMatch(/^migration 0004_broken.sql failed at statement 2 \(line 4\): alter table accounts add column/)
-    expect(err.message).toMatch(/SYNTAX_ERROR: syntax error at or near "alter"$/)
+    expect(err.message).toMatch(
+      /SYNTAX_ERROR: syntax error at or near "alter"; applied before it in this run \(committed and recorded, they stay\): 1, 2, 3$/,
+    )
+    expect(err.detail?.applied).toEqual([1, 2, 3])
     expect(err.sqlState).toBe('42601')
     expect(err.backend).toBe('postgres')
     expect(err.retryable).toBe(false)
@@ -228,7 +231,9 @@ describe('Migrator.up', () => {
     ]
     const err = await failure(new Migrator(pool, { migrations }).up())
     expect(err.code).toBe('MIGRATION_FAILED')
-    expect(err.message).toBe('migration 2 (fn) failed in its function: data check failed')
+    expect(err.message).toBe(
+      'migration 2 (fn) failed in its function: data check failed; applied before it in this run (committed and recorded, they stay): 1',
+    )
     expect(db.committed).toEqual(['create table a (id int)'])
     expect([...db.rows.keys()]).toEqual([1])
   })
