@@ -302,28 +302,40 @@ export class TransactionRepository {
    * Adds `delta` to a balance unless that takes it below its limit or outside ±(2^53 - 1) (the range
    * a balance reads back exactly as a number; it also keeps SQLite's `balance + delta` from overflowing
    * int64 into a rounded REAL); explains a refusal.
+   *
+   * The explanation is a second statement: under read committed (a post on a pool, Postgres) it can
+   * see a change committed after the refused update (a credit landing in between), by which the
+   * update would now pass. The update is then tried again (at most {@link APPLY_ATTEMPTS} times), so a
+   * refusal always names a balance that really refuses it; under repeatable read or serializable, and
+   * on SQLite (one writer), both statements see the same state and it never loops.
    */
   async #apply(db: Db, accountId: string, delta: number, currency: string): Promise<void> {
     const limit =
       delta < 0
         ? sql`and balance + ${delta} >= ${MIN_BALANCE} and (min_balance is null or balance + ${delta} >= min_balance)`
         : sql`and balance + ${delta} <= ${MAX_BALANCE}`
-    const { rowCount } = await db.query(sql`
-      update accounts set balance = balance + ${delta} where id = ${accountId} and currency = ${currency} ${limit}`)
-    if (rowCount === 1) return
-    const { rows } = await db.query<{ currency: string; balance: unknown; min_balance: unknown }>(
-      sql`select currency, balance, min_balance from accounts where id = ${accountId}`,
-    )
-    const row = rows[0]
-    if (!row) throw new AccountNotFoundError(accountId)
-    if (row.currency !== currency) throw new CurrencyMismatchError(accountId, row.currency, currency)
-    const balance = toInteger(row.balance, 'balance')
-    const minBalance = toNullableInteger(row.min_balance, 'min_balance')
-    const next = BigInt(balance) + BigInt(delta)
-    if (next > SAFE || next < -SAFE) throw new BalanceOutOfRangeError(accountId, balance, delta)
-    throw new InsufficientFundsError(accountId, balance, minBalance ?? 0, delta)
+    for (let attempt = 1; ; attempt++) {
+      const { rowCount } = await db.query(sql`
+        update accounts set balance = balance + ${delta} where id = ${accountId} and currency = ${currency} ${limit}`)
+      if (rowCount === 1) return
+      const { rows } = await db.query<{ currency: string; balance: unknown; min_balance: unknown }>(
+        sql`select currency, balance, min_balance from accounts where id = ${accountId}`,
+      )
+      const row = rows[0]
+      if (!row) throw new AccountNotFoundError(accountId)
+      if (row.currency !== currency) throw new CurrencyMismatchError(accountId, row.currency, currency)
+      const balance = toInteger(row.balance, 'balance')
+      const minBalance = toNullableInteger(row.min_balance, 'min_balance')
+      const next = BigInt(balance) + BigInt(delta)
+      if (next > SAFE || next < -SAFE) throw new BalanceOutOfRangeError(accountId, balance, delta)
+      const refused = delta < 0 && minBalance !== null && next < BigInt(minBalance)
+      if (refused || attempt >= APPLY_ATTEMPTS) throw new InsufficientFundsError(accountId, balance, minBalance ?? 0, delta)
+    }
   }
 }
+
+/** Updates {@link TransactionRepository} tries on one account when the explaining read says it would now pass. */
+const APPLY_ATTEMPTS = 5
 
 /** The range of a balance: exact as a JS number. Literals, so the hot update binds no extra parameter. */
 const MAX_BALANCE = sql.raw(String(Number.MAX_SAFE_INTEGER))
