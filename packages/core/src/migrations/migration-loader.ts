@@ -45,7 +45,8 @@ export function parseMigrationFileName(file: string): FileName | undefined {
   const match = /^(\d+)[_-](.+)$/.exec(stem)
   if (!match) throw configError('migration file', file, 'must be named like 0001_create_accounts.sql (or .up.sql / .down.sql)')
   const version = Number(match[1])
-  if (!Number.isSafeInteger(version) || version < 1) throw configError('migration file', file, 'must start with a version >= 1')
+  if (!Number.isSafeInteger(version) || version < 1)
+    throw configError('migration file', file, 'must start with a version from 1 to 9007199254740991 (Number.MAX_SAFE_INTEGER)')
   return { version, name: match[2] as string, part }
 }
 
@@ -235,7 +236,7 @@ export function migrationsFromDefinitions(definitions: readonly MigrationDefinit
     if (def === null || typeof def !== 'object') throw configError(where, def, 'must be an object { version, name, up, down? }')
     const { version, name } = def
     if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
-      throw configError(`${where}.version`, version, 'must be an integer >= 1')
+      throw configError(`${where}.version`, version, 'must be an integer from 1 to 9007199254740991 (Number.MAX_SAFE_INTEGER)')
     if (typeof name !== 'string' || name.trim() === '') throw configError(`${where}.name`, name, 'must be a non-empty string')
     const other = seen.get(version)
     if (other !== undefined) throw configError(`${where}.version`, version, `is used twice (also by "${other}")`)

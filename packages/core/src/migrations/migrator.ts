@@ -112,6 +112,8 @@ export class Migrator {
   constructor(pool: MigrationPool, options: MigratorOptions) {
     if (!pool || typeof (pool as { withConnection?: unknown }).withConnection !== 'function')
       throw configError('migrator pool', pool, 'must be a DatabasePool')
+    if (options === undefined)
+      throw configError('migrations', options, 'give the options { directory } (a folder of .sql files) or { migrations } (an array)')
     const raw = requireObject('migrations', options)
     rejectUnknownKeys('migrations', raw, OPTION_KEYS)
     if ((raw.directory === undefined) === (raw.migrations === undefined)) {

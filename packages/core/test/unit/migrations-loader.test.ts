@@ -42,7 +42,10 @@ describe('parseMigrationFileName', () => {
 
   it('rejects a .sql file without a version or with version 0, naming the file', () => {
     expect(() => parseMigrationFileName('create_accounts.sql')).toThrow(/migration file "create_accounts.sql".*0001_create_accounts.sql/)
-    expect(() => parseMigrationFileName('0000_zero.sql')).toThrow(/version >= 1/)
+    expect(() => parseMigrationFileName('0000_zero.sql')).toThrow(/version from 1 to 9007199254740991/)
+    expect(() => parseMigrationFileName('99999999999999999999_big.sql')).toThrow(
+      /"99999999999999999999_big.sql": must start with a version from 1 to 9007199254740991/,
+    )
   })
 })
 

@@ -790,6 +790,11 @@ describe('Migrator options', () => {
     [{ migrations: [], lockTimeoutMs: -1 }, /migrations.lockTimeoutMs -1/],
     [{ migrations: [], onEvent: 'x' }, /migrations.onEvent "x": must be a function/],
     [{ migrations: [{ version: 1, name: 'a', up: 7 }] }, /migrations\[0\].up 7/],
+    [
+      { migrations: [{ version: 2 ** 53 + 2, name: 'a', up: 'select 1' }] },
+      /version 9007199254740994: must be an integer from 1 to 9007199254740991/,
+    ],
+    [undefined, /^invalid migrations undefined: give the options \{ directory \}/],
   ])('rejects %j', (options, pattern) => {
     expect(() => new Migrator(pool(), options as never)).toThrow(pattern)
   })
