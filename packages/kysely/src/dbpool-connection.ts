@@ -198,6 +198,15 @@ export class DbpoolConnection implements DatabaseConnection {
     }
   }
 
+  /**
+   * @internal Closes the connection this one holds at its release instead of giving it back to the
+   * pool (Kysely's Migrator ran on its session: see `DbpoolPostgresAdapter`); false when it holds none.
+   */
+  discardAtRelease(reason: DatabaseError): boolean {
+    const conn = this.#lease?.conn as { discardAtRelease?: (reason: DatabaseError) => boolean } | undefined
+    return typeof conn?.discardAtRelease === 'function' ? conn.discardAtRelease(reason) : false
+  }
+
   /** @internal `dbpoolTransaction()`: statements run on `tx` until {@link disown}. */
   adopt(tx: Transaction): void {
     if (this.#adopted || this.#transaction || this.#lease || this.#ending)

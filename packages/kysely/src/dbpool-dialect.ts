@@ -1,4 +1,4 @@
-import { configError, type DatabasePool } from '@dbpool/core'
+import { configError, DatabaseError, type DatabasePool } from '@dbpool/core'
 import { checkBoolean, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
 import {
   PostgresAdapter,
@@ -12,8 +12,10 @@ import {
   type DialectAdapter,
   type Driver,
   type Kysely,
+  type MigrationLockOptions,
   type QueryCompiler,
 } from 'kysely'
+import { DbpoolConnection } from './dbpool-connection'
 import { DbpoolDriver } from './dbpool-driver'
 
 /** Options of {@link DbpoolDialect}. */
@@ -40,9 +42,40 @@ export class DbpoolSqliteAdapter extends SqliteAdapter {
 }
 
 /**
+ * Postgres as Kysely's `PostgresAdapter` (its `Migrator` holds `pg_advisory_lock` on the run's
+ * connection), except that the connection a `Migrator` run holds is closed at its release instead of
+ * going back to the pool, as the core Migrator does: a session-level change in a migration (`SET
+ * session_replication_role = replica`, `SET search_path`, `SET ROLE`, a temporary table) never
+ * reaches the application's later statements on that pooled session.
+ */
+export class DbpoolPostgresAdapter extends PostgresAdapter {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override async acquireMigrationLock(db: Kysely<any>, options: MigrationLockOptions): Promise<void> {
+    await super.acquireMigrationLock(db, options)
+    await discardMigrationSession(db)
+  }
+}
+
+/**
+ * Marks the connection `db` is bound to (a Migrator run's `db.connection()`) to be closed at its
+ * release. Reaches the connection through Kysely's executor (`getExecutor().provideConnection`, as
+ * `dbpoolTransaction()` does: the one a `db.connection()` callback holds); nothing is done when that
+ * is not a {@link DbpoolConnection}.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function discardMigrationSession(db: Kysely<any>): Promise<void> {
+  await db.getExecutor().provideConnection(async (connection) => {
+    if (connection instanceof DbpoolConnection)
+      connection.discardAtRelease(
+        new DatabaseError('QUERY_FAILED', "Kysely's Migrator ran on this session: it is closed instead of reused", { retryable: false }),
+      )
+  })
+}
+
+/**
  * Kysely's dialect for a dbpool pool: `new Kysely<DB>({ dialect: new DbpoolDialect({ pool }) })`.
  * The adapter, introspector and query compiler are Kysely's Postgres or SQLite ones, chosen from
- * `pool.backend` (SQLite with {@link DbpoolSqliteAdapter}). Statements, transactions and errors go
+ * `pool.backend` (with {@link DbpoolPostgresAdapter} / {@link DbpoolSqliteAdapter}). Statements, transactions and errors go
  * through the pool: see the package README.
  *
  * @throws DatabaseError CONFIGURATION naming `DbpoolDialect.<option>` for a missing pool, a pool of
@@ -78,7 +111,7 @@ export class DbpoolDialect implements Dialect {
   }
 
   createAdapter(): DialectAdapter {
-    return this.#pool.backend === 'postgres' ? new PostgresAdapter() : new DbpoolSqliteAdapter()
+    return this.#pool.backend === 'postgres' ? new DbpoolPostgresAdapter() : new DbpoolSqliteAdapter()
   }
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any

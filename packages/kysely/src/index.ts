@@ -1,4 +1,4 @@
-export { DbpoolDialect, DbpoolSqliteAdapter } from './dbpool-dialect'
+export { DbpoolDialect, DbpoolPostgresAdapter, DbpoolSqliteAdapter } from './dbpool-dialect'
 export type { DbpoolDialectConfig } from './dbpool-dialect'
 export { DbpoolDriver } from './dbpool-driver'
 export { DbpoolConnection } from './dbpool-connection'
