@@ -1,21 +1,14 @@
 /**
  * Result rows built from better-sqlite3's raw mode (`stmt.raw(true)`: each row an array of values),
- * keyed by the statement's column names, read once when it was prepared.
+ * keyed by the column names of the plan that ran. Used for statements with a result column named
+ * `__proto__`: better-sqlite3's own rows assign each key, which sets (or, for a value that is not an
+ * object, ignores) the prototype, so that column vanished from the row; here it is an own property,
+ * as node-postgres returns it. The names are read from `stmt.columns()` after every run of such a
+ * statement (SQLite may re-prepare it after a schema change).
  *
- * Why: better-sqlite3 builds each row object in C++, one `Object::Set` per column with a key
- * internalized from UTF-8 on every row; a raw array turned into an object here, with the names
- * already JS strings, costs less. Measured on a point read by primary key (3 columns): `.all()` made
- * 0.91 of `.get()`'s rate, raw `.all()` plus this loop 0.98 (docs/architecture.md, "Hot path").
- *
- * It also keeps a column named `__proto__`: better-sqlite3's own rows assign it, which sets (or, for
- * a value that is not an object, ignores) the prototype, so the column vanished from the row; here
- * it is an own property, as node-postgres returns it.
- *
- * Used only for statements whose columns cannot change while the statement stays cached: no `*` in
- * the text (see `CachedStatement.star`). SQLite names an unaliased column reference after the column's
- * declaration, so a case-only rename (`name` to `Name`) made elsewhere re-prepares the statement
- * under the new spelling while its rows keep the spelling it was prepared with; the column and its
- * values are the same (SQLite identifiers are case-insensitive).
+ * Raw mode for every statement was tried (0.80 to 0.84 of a raw `.get()` on a point read) and taken
+ * back: the names must then be cached, and SQLite renames a result column by itself after a schema
+ * change made anywhere (docs/architecture.md, "Hot path of a SQLite point read").
  */
 
 type Row = Record<string, unknown>

@@ -85,26 +85,17 @@ interface CachedStatement {
   /** Returns rows and writes nothing: it may run again (see {@link IntegerReading}). */
   readonly rereadable: boolean
   /**
-   * It runs in better-sqlite3's raw mode and its rows are built by {@link rowObjects} (see
-   * {@link rawEligible}): every statement that returns rows, has no `*` and names no rowid alias.
+   * A result column is named `__proto__` (see {@link prepareChecked}): it runs in better-sqlite3's raw
+   * mode and its rows are built by {@link rowObjects} with the names of the plan that ran, read after
+   * every run (better-sqlite3's own rows would drop that column: the assignment sets the prototype).
    */
   readonly raw: boolean
-  /**
-   * Its result columns ({@link raw}), read from `stmt.columns()` after a run (the plan that ran: SQLite
-   * prepares against the connection's schema as it last read it and re-prepares at the first step when
-   * it changed), and again after the manager's {@link SqliteConnectionManager.schemaEpoch} moved.
-   */
-  shape: RowShape | undefined
-  /** The schema epoch {@link shape} was read at. */
-  shapeEpoch: number
   /**
    * The PRAGMA settings its text changes (read once, when it is prepared: see {@link scanPragmas}),
    * undefined when none: the release restores them, and a `foreign_keys` one is refused inside a
    * transaction (see {@link SqliteConnectionManager.executeSync}).
    */
   readonly pragma: PragmaScan | undefined
-  /** Its text may change the schema (see {@link mayChangeSchema}): a run moves the schema epoch. */
-  readonly ddl: boolean
   /**
    * The connection's schema versions when its columns were last checked after a run (-1: never): main's
    * `PRAGMA schema_version`, or every schema's (see {@link ConnectionState.schemas}) as one string.
@@ -172,14 +163,6 @@ interface ConnectionState {
   /** `select total_changes()` (numbers), prepared at the first write outside a transaction. */
   totalChanges: Statement | undefined
   /**
-   * A statement that may change the schema ran in the open transaction (or the application holds
-   * `conn.native`): when the transaction ends, however it ends, the schema epoch moves (the change was
-   * committed, or rolled back after statements of this connection had read their columns from it).
-   */
-  schemaDirty: boolean
-  /** The application took `conn.native` on the current lease (see {@link SqliteConnectionManager.nativeLent}). */
-  nativeTaken: boolean
-  /**
    * `total_changes()` read before the last write that began outside a transaction (about 0.1 µs, next
    * to 15 µs or more for the auto-commit write): on its constraint error, what it kept is the difference
    * (its triggers' changes included), see keptChangesError.
@@ -246,13 +229,6 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   readonly #hasReaders: boolean
   #prepared = false
   #memory: SqliteDatabase | undefined
-  /**
-   * Moves whenever a statement that may change the schema runs through this manager, and when the
-   * transaction it ran in ends: a raw statement ({@link CachedStatement.raw}) then reads its result
-   * columns again after its next run. Changes made by another process are not seen (see
-   * {@link rawEligible}).
-   */
-  #schemaEpoch = 0
   /** A read-only connection route() prepares on before the pool has one (see {@link #prepareBeforeConnections}). */
   #routeOnly: SqliteDatabase | undefined
   /** SQLite's own `busy_timeout`: a few ms at most; a longer wait for a lock happens off the thread (see {@link execute}). */
@@ -343,13 +319,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const state = stateOf(db)
     if (state === undefined) return
     state.schemas = true
-    // what runs there may change the schema: until the release, the epoch moves at every statement
-    // of this connection, and at the release (conn.native is valid during the lease only)
-    state.nativeTaken = true
-    state.schemaDirty = true
     // a PRAGMA run there is not seen: every setting is checked at the release
     state.changedSettings = 'all'
-    this.#schemaEpoch++
   }
 
   /**
@@ -371,10 +342,6 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   reset(db: SqliteDatabase): void {
     const state = stateOf(db)
     if (state) {
-      // (a release) a schema change made on this lease is committed or rolled back by now
-      if (state.schemaDirty) this.#schemaEpoch++
-      state.schemaDirty = false
-      state.nativeTaken = false
       state.aborted = undefined
       state.endedByEngine = false
       if (state.queryOnly) this.#setQueryOnly(db, state, false)
@@ -415,7 +382,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (reusable || db === this.#memory) return
     const error = new DatabaseError(
       'CONFIGURATION',
-      'a PRAGMA changed a setting of this SQLite connection that the pool cannot restore (another schema\'s, or an unknown one): the connection is closed instead of reused',
+      "a PRAGMA changed a setting of this SQLite connection that the pool cannot restore (another schema's, or an unknown one): the connection is closed instead of reused",
       { backend: 'sqlite', detail: { pragmas: [...changed] } },
     )
     state.fatal ??= error
@@ -543,8 +510,6 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const state = this.#state(db)
     // no upfront `db.open` (a native call per statement): a closed connection throws, and #fail reports it as CONNECTION_LOST
     const { text } = query
-    // a transaction that changed the schema ended since (a release's rollback, SQLite ending it at an error)
-    if (state.schemaDirty) this.#schemaSettled(db, state)
     if (state.aborted !== undefined) {
       const answered = this.#whileAborted<R>(db, state, text)
       if (answered !== undefined) return answered
@@ -570,8 +535,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
           if (cached.raw) {
             const integers = cached.integers
             const values = allRows(cached.stmt, params)
-            // the names of the plan that just ran, read again when the schema may have changed since
-            const shape = cached.shapeEpoch === this.#schemaEpoch ? cached.shape! : this.#readShape(db, cached)
+            // the names of the plan that just ran (SQLite may have re-prepared it at this run)
+            const shape = readShape(db, cached)
             if (integers === 'narrow') narrowIntegers(values)
             rows = (rowObjects(values, shape, integers === 'scan') ?? exactRows(cached.stmt, params, shape)) as R[]
           } else {
@@ -591,8 +556,6 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
           if (typeof rowid === 'number' && (rowid > MAX_SAFE || rowid < -MAX_SAFE)) rowid = this.#exactRowid(db, state)
           result = { rows: [], rowCount: info.changes, lastInsertRowid: rowid }
         }
-        if (cached.ddl) this.#schemaChanged(db, state)
-        else if (state.schemaDirty && (kind === 'commit' || kind === 'control')) this.#schemaSettled(db, state)
         if ((kind === 'commit' || kind === 'control') && (state.dirty || state.queryOnly) && !db.inTransaction) {
           // a finished transaction has nothing left to check at COMMIT, and its read-only mode ends with it
           state.dirty = false
@@ -663,6 +626,12 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       checkStatementText(query.text, 'sqlite')
       if (!state.schemas && mayAddSchema(query.text)) state.schemas = true
       ;({ stmt, star, raw } = prepareChecked(db, query.text))
+      // a write returning a `__proto__` column makes its changes at the first step, before its
+      // columns could be checked: refused before it runs (pool.query() returns it)
+      if (raw && !stmt.readonly) {
+        const at = stmt.columns().findIndex((c) => c.name === '__proto__')
+        throw protoColumnError(at + 1, 'sqlite')
+      }
     } catch (err) {
       throw this.#fail(db, err)
     }
@@ -685,7 +654,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       // raw rows: keyed by the columns of the plan that ran, read after the first batch
       ...(raw ? { shapeAfterFirstBatch: () => shapeOf(stmt, db.inTransaction ? { ran: true, aborted: true } : { ran: true }) } : {}),
       // a read: its columns checked after the first batch, before any row is handed out
-      ...(star && stmt.readonly ? { checkColumns: () => void checkColumns(stmt, true, true) } : {}),
+      ...(star && stmt.readonly && !raw ? { checkColumns: () => void checkColumns(stmt, true, true) } : {}),
       // a write returning rows: SQLite makes every change at the first step; run whole, checked (see #allChecked)
       ...(star && !stmt.readonly
         ? {
@@ -701,9 +670,6 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
                   star,
                   rereadable: false,
                   raw: false,
-                  shape: undefined,
-                  shapeEpoch: -1,
-                  ddl: false,
                   checkedAt: -1,
                   recheck: true,
                   pragma: undefined,
@@ -937,8 +903,6 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       busy: undefined,
       schemaVersion: undefined,
       totalChanges: undefined,
-      schemaDirty: false,
-      nativeTaken: false,
       totalBefore: undefined,
       schemas: false,
       schemaStatements: undefined,
@@ -1051,31 +1015,6 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     return state.statements.get(text) ?? this.#prepare(db, state, text)
   }
 
-  /**
-   * Reads the result columns of a raw statement after a run ({@link CachedStatement.shape}); a plan
-   * whose columns share a name is refused as at prepare (SYNTAX_ERROR), with what the run did.
-   */
-  #readShape(db: SqliteDatabase, entry: CachedStatement): RowShape {
-    const context = db.inTransaction ? { aborted: true } : entry.rereadable ? { ran: true } : { committed: true }
-    const shape = shapeOf(entry.stmt, context)
-    entry.shape = shape
-    entry.shapeEpoch = this.#schemaEpoch
-    return shape
-  }
-
-  /** A statement that may change the schema ran: every raw statement reads its columns again at its next run. */
-  #schemaChanged(db: SqliteDatabase, state: ConnectionState): void {
-    this.#schemaEpoch++
-    if (db.inTransaction || state.nativeTaken) state.schemaDirty = true
-  }
-
-  /** The transaction that changed the schema may have ended: if so, the epoch moves once more. */
-  #schemaSettled(db: SqliteDatabase, state: ConnectionState): void {
-    if (db.open && db.inTransaction && !state.nativeTaken) return
-    this.#schemaEpoch++
-    if (!state.nativeTaken) state.schemaDirty = false
-  }
-
   /** Prepares `text`, classifies it and caches it (a cache miss). */
   #prepare(db: SqliteDatabase, state: ConnectionState, text: string): CachedStatement {
     // checked once per text, when it is first prepared: SQLite would ignore everything after a NUL
@@ -1099,9 +1038,6 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       star,
       rereadable,
       raw,
-      shape: undefined,
-      shapeEpoch: -1,
-      ddl: mayChangeSchema(text),
       checkedAt: -1,
       recheck: true,
       pragma: pragmaOf(text),
@@ -1268,11 +1204,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         const begin = state.lane === 'write' && !this.options.readonly ? 'BEGIN IMMEDIATE' : 'BEGIN DEFERRED'
         const pragma = scanPragmas(text, db.inTransaction)
         if (pragma.effect !== 0) this.#beforePragma(db, state, pragma)
-        try {
-          runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError))
-        } finally {
-          if (mayChangeSchema(text)) this.#schemaChanged(db, state)
-        }
+        runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError))
         return undefined
       }
       throw err
@@ -1430,68 +1362,73 @@ function statementKind(text: string, readonly: boolean): StatementKind {
  * b.id ...`), read from better-sqlite3's `stmt.columns()` when it is prepared, before it runs: rows are
  * objects keyed by column name, so one value would be silently lost. SYNTAX_ERROR naming the column.
  */
-function checkColumns(stmt: Statement, ran = false, nativeRows = false): void {
+function checkColumns(stmt: Statement, ran = false, nativeRows = false): Database.ColumnDefinition[] {
   const columns = stmt.columns()
   const duplicate = duplicateColumn(columns)
   const context = ran ? { ran, aborted: stmt.database.inTransaction } : {}
   if (duplicate !== undefined) throw duplicateColumnError(duplicate, 'sqlite', context)
   if (nativeRows) checkNativeColumns(columns, context)
+  return columns
 }
 
 /**
- * Prepares `text` and checks its result columns (see {@link checkColumns}); a statement that returns
- * rows and is {@link rawEligible} is put into raw mode. `star`: its text can expand a `*`.
+ * Prepares `text` and checks its result columns (see {@link checkColumns}). `star`: its result columns
+ * can change with the schema (see {@link columnsMayChange}), so they are checked after each run too.
+ * `raw`: a result column is named `__proto__`, which better-sqlite3's own rows drop (the assignment
+ * sets the prototype): the statement runs in raw mode and its rows are built by {@link rowObjects},
+ * with the names of the plan that ran read after every run ({@link readShape}; about 6 µs, for these
+ * statements only).
  *
  * SQLite prepares against the schema as this connection last read it, and reads it again only when a
  * statement steps: after a change made by another connection, the columns seen here may be stale. A
- * refusal (two columns of one name, a `__proto__` column) is therefore checked once more after the
- * connection has read the current schema (`select count(*) from sqlite_schema`, on the refusal path
- * only); without that, a statement refused against a stale schema was refused again on every call.
+ * refusal (two columns of one name) is therefore checked once more after the connection has read the
+ * current schema (`select count(*) from sqlite_schema`, on the refusal path only); without that, a
+ * statement refused against a stale schema was refused again on every call.
  */
 function prepareChecked(db: SqliteDatabase, text: string): { stmt: Statement; star: boolean; raw: boolean } {
   let stmt = db.prepare(text)
-  const star = stmt.reader && canExpandStar(text)
-  const raw = stmt.reader && rawEligible(text, star)
-  if (stmt.reader) {
-    try {
-      checkColumns(stmt, false, !raw)
-    } catch (err) {
-      if (!isDuplicateColumnError(err)) throw err
-      db.prepare('select count(*) from sqlite_schema').pluck().get()
-      stmt = db.prepare(text)
-      checkColumns(stmt, false, !raw)
-    }
+  if (!stmt.reader) return { stmt, star: false, raw: false }
+  const star = columnsMayChange(text)
+  let columns: Database.ColumnDefinition[]
+  try {
+    columns = checkColumns(stmt)
+  } catch (err) {
+    if (!isDuplicateColumnError(err)) throw err
+    db.prepare('select count(*) from sqlite_schema').pluck().get()
+    stmt = db.prepare(text)
+    columns = checkColumns(stmt)
   }
+  const raw = columns.some((c) => c.name === '__proto__')
   if (raw) stmt.raw(true)
   return { stmt, star, raw }
 }
 
 /**
- * Whether a statement that returns rows runs in better-sqlite3's raw mode, its rows built by
- * {@link rowObjects}: its text has no `*` (an expansion can gain or lose columns) and does not name a
- * rowid alias (`rowid`, `oid`, `_rowid_`: SQLite names such a column after the table's INTEGER PRIMARY
- * KEY, or after a real column of that name, so a schema change by another process could give the
- * value another real column's name). Then a schema change can move no value to another key; the
- * names are read again after this manager sees a schema change ({@link CachedStatement.shape}), and
- * one made by another process after a statement's first run keeps at most the old spelling of a
- * column's name (a case-only rename: SQLite identifiers are case-insensitive).
+ * Whether a statement's result columns can change with the schema without the text failing to prepare
+ * (then they are checked after each run when the schema version moved, see `#checkRanColumns`):
+ * - a `*` anywhere (`select *`, `t.*`, `returning *`): an expansion can gain or lose columns (a product
+ *   or a comment makes the check run needlessly, never miss one);
+ * - a rowid alias (`rowid`, `oid`, `_rowid_` as a word): SQLite names that column after the table's
+ *   INTEGER PRIMARY KEY, or after a real column of that name, so a rename can give it the name of
+ *   another result column (`select o.rowid, c.id`), and one value would be lost.
+ * Other statements' columns are fixed by their text: SQLite re-prepares them after a schema change
+ * with the same expression at each position, and a name can change only in case.
  */
-function rawEligible(text: string, star: boolean): boolean {
-  return !star && !ROWID_NAME.test(text)
+function columnsMayChange(text: string): boolean {
+  return text.includes('*') || ROWID_NAME.test(text)
 }
 
 const ROWID_NAME = /(?:^|[^\w$])(?:_rowid_|rowid|oid)(?![\w$])/i
 
 /**
- * Whether a text may change the schema (CREATE, ALTER, DROP, ATTACH, DETACH as a word anywhere: a
- * comment or a string naming one only makes raw statements read their columns once more). Checked
- * once per text, when it is prepared (or for each run of a multi-statement script).
+ * The {@link RowShape} of the plan a raw statement just ran (`stmt.columns()`); two columns of one
+ * name are refused (SYNTAX_ERROR), saying what the run did: inside a transaction it is aborted, a
+ * read ran, a write outside one committed.
  */
-function mayChangeSchema(text: string): boolean {
-  return SCHEMA_WORD.test(text)
+function readShape(db: SqliteDatabase, entry: CachedStatement): RowShape {
+  const context = db.inTransaction ? { aborted: true } : entry.rereadable ? { ran: true } : { committed: true }
+  return shapeOf(entry.stmt, context)
 }
-
-const SCHEMA_WORD = /(?:^|[^\w$])(?:create|alter|drop|attach|detach)(?![\w$])/i
 
 /** The {@link RowShape} of the plan `stmt` last ran; two columns of one name refused (SYNTAX_ERROR). */
 function shapeOf(stmt: Statement, context: DuplicateColumnContext): RowShape {
@@ -1502,23 +1439,14 @@ function shapeOf(stmt: Statement, context: DuplicateColumnContext): RowShape {
 }
 
 /**
- * A statement that is not raw ({@link rawEligible}: a `*` in its text, or a rowid alias) keeps
- * better-sqlite3's own row objects, which drop a column named `__proto__` (the assignment sets the
- * prototype): refused with SYNTAX_ERROR (`protoColumnError`) before any row is handed out, as for two
- * columns of one name.
+ * A statement that is not raw keeps better-sqlite3's own row objects, which drop a column named
+ * `__proto__` (the assignment sets the prototype): one whose columns changed after a schema change
+ * (see {@link columnsMayChange}) to include it is refused with SYNTAX_ERROR (`protoColumnError`) before
+ * any row is handed out, as for two columns of one name.
  */
 function checkNativeColumns(columns: readonly ResultColumn[], context: DuplicateColumnContext): void {
   const at = columns.findIndex((c) => c.name === '__proto__')
   if (at >= 0) throw protoColumnError(at + 1, 'sqlite', context)
-}
-
-/**
- * Whether a statement's result columns can change with the schema without the text failing to
- * prepare: a `*` anywhere (`select *`, `t.*`, `returning *`; a product or a comment makes the check
- * run needlessly, never miss one).
- */
-function canExpandStar(text: string): boolean {
-  return text.includes('*')
 }
 
 /**

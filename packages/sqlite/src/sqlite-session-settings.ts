@@ -48,7 +48,14 @@ const SESSION_PRAGMAS = [
 const WRITE_ONLY_DEFAULTS: ReadonlyMap<string, string> = new Map([['case_sensitive_like', 'OFF']])
 
 /** Settings of the database file (persistent): a change is the application's data, never undone. */
-const FILE_PRAGMAS: ReadonlySet<string> = new Set(['user_version', 'application_id', 'schema_version', 'page_size', 'auto_vacuum', 'encoding'])
+const FILE_PRAGMAS: ReadonlySet<string> = new Set([
+  'user_version',
+  'application_id',
+  'schema_version',
+  'page_size',
+  'auto_vacuum',
+  'encoding',
+])
 
 /** A connection's settings as configured: name to value (`PRAGMA name` read back). */
 export type SessionSettings = ReadonlyMap<string, unknown>

@@ -142,7 +142,10 @@ alter table authors_new rename to authors;
             up: async (conn) => {
               if (path === 'transaction') await conn.transaction((tx) => tx.query('PRAGMA foreign_keys = OFF'))
               else for await (const row of conn.stream('PRAGMA "foreign_keys" = OFF')) void row
-              for (const s of rebuild('').split(';\n').filter((x) => x.trim() !== '')) await conn.query(s)
+              for (const s of rebuild('')
+                .split(';\n')
+                .filter((x) => x.trim() !== ''))
+                await conn.query(s)
             },
           },
         ],

@@ -70,9 +70,9 @@ describe.each(['file', 'memory'] as const)('sqlite %s: PRAGMA foreign_keys insid
   })
 
   it('is refused through a savepoint, a stream, a script, and a script with its own BEGIN', async () => {
-    await expect(
-      pool.transaction((tx) => tx.transaction((sp) => sp.query('PRAGMA `foreign_keys` = OFF'))),
-    ).rejects.toMatchObject({ code: 'CONFIGURATION' })
+    await expect(pool.transaction((tx) => tx.transaction((sp) => sp.query('PRAGMA `foreign_keys` = OFF')))).rejects.toMatchObject({
+      code: 'CONFIGURATION',
+    })
     await expect(
       pool.transaction(async (tx) => {
         for await (const row of tx.stream("PRAGMA 'foreign_keys' = OFF")) void row
@@ -141,7 +141,15 @@ describe.each(['file', 'memory'] as const)('sqlite %s: settings changed by a lea
   })
 
   it('every session setting: query_only, recursive_triggers, case_sensitive_like, busy_timeout, synchronous, cache_size, temp_store', async () => {
-    const names = ['query_only', 'recursive_triggers', 'busy_timeout', 'synchronous', 'cache_size', 'temp_store', 'ignore_check_constraints']
+    const names = [
+      'query_only',
+      'recursive_triggers',
+      'busy_timeout',
+      'synchronous',
+      'cache_size',
+      'temp_store',
+      'ignore_check_constraints',
+    ]
     const before = new Map<string, unknown>()
     for (const name of names) before.set(name, await read(name))
     await pool.withConnection(async (conn) => {
@@ -170,7 +178,9 @@ describe('sqlite file: a setting the pool cannot restore closes the connection',
         await conn.query('create temp table marker (x)')
         await conn.query('PRAGMA temp.cache_size = 5')
       })
-      const marked = await pool.withConnection(async (conn) => (await conn.query(`select count(*) as n from temp.sqlite_master where name = 'marker'`)).rows)
+      const marked = await pool.withConnection(
+        async (conn) => (await conn.query(`select count(*) as n from temp.sqlite_master where name = 'marker'`)).rows,
+      )
       expect(marked).toEqual([{ n: 0 }])
     } finally {
       await pool.close()

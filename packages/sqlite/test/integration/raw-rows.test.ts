@@ -4,9 +4,10 @@ import Database from 'better-sqlite3'
 import { createSqlitePool } from '@dbpool/sqlite'
 import { tempDir } from './helpers'
 
-// Statements without a `*` run in better-sqlite3's raw mode and their row objects are built by the
-// pool (row-objects.ts): they must be the rows better-sqlite3 itself builds, key for key and value
-// for value, in column order, through every path (query, transaction, stream, RETURNING).
+// Rows must be the rows better-sqlite3 itself builds (a fresh connection on the same file), key for
+// key and value for value, in column order, through every path (query, transaction, stream,
+// RETURNING), also after schema changes made by this pool or another process. (Statements with a
+// `__proto__` column run in raw mode, their rows built by row-objects.ts: see result-columns.test.ts.)
 
 const tmp = tempDir()
 afterAll(() => tmp.cleanup())
@@ -20,7 +21,7 @@ const value = fc.oneof(
   fc.uint8Array({ maxLength: 8 }).map((a) => Buffer.from(a)),
 )
 
-describe('rows built from raw mode', () => {
+describe('result rows', () => {
   it('equal better-sqlite3 rows for any values, in column order, on every path', async () => {
     const path = tmp.file('raw-rows.db')
     const pool = createSqlitePool(path, { name: 'raw-rows' }, { readers: 1 })
@@ -164,6 +165,30 @@ describe('row keys after a schema change', () => {
       } finally {
         await pool.close()
       }
+    }
+  })
+
+  it('a rename that gives a rowid alias the name of another result column: refused (SYNTAX_ERROR), not a value dropped', async () => {
+    const path = tmp.file('rowid-duplicate.db')
+    const pool = createSqlitePool(path, { name: 'rowid-duplicate' }, { readers: 1 })
+    try {
+      await pool.query('create table orders (pk integer primary key, customer_id integer)')
+      await pool.query('create table customers (id integer primary key, name text)')
+      await pool.query("insert into customers values (7, 'c7')")
+      await pool.query('insert into orders values (100, 7)')
+      const text = 'select o.rowid, c.id, c.name from orders o join customers c on c.id = o.customer_id where c.id = ?'
+      expect((await pool.query(text, [7])).rows).toEqual([{ pk: 100, id: 7, name: 'c7' }])
+      await pool.query('alter table orders rename column pk to id')
+      await expect(pool.query(text, [7])).rejects.toMatchObject({ code: 'SYNTAX_ERROR', detail: { column: 'id' } })
+      await expect(pool.transaction((tx) => tx.query(text, [7]))).rejects.toMatchObject({ code: 'SYNTAX_ERROR' })
+      const streamed = (async () => {
+        for await (const row of pool.stream(text, [7])) void row
+      })()
+      await expect(streamed).rejects.toMatchObject({ code: 'SYNTAX_ERROR', detail: { column: 'id' } })
+      elsewhere(path, 'alter table orders rename column id to pk')
+      expect((await pool.query(text, [7])).rows).toEqual([{ pk: 100, id: 7, name: 'c7' }])
+    } finally {
+      await pool.close()
     }
   })
 
