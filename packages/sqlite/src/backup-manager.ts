@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import { createReadStream, createWriteStream, existsSync, lstatSync, readlinkSync, realpathSync } from 'node:fs'
 import { chmod, chown, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, extname, join, resolve } from 'node:path'
@@ -17,7 +16,8 @@ import {
 } from '@dbpool/core/internal'
 import { copyDatabaseFile, defaultBackupTimeoutMs, type BackupCopyMode } from './backup-copy'
 import { refuseInUse, refuseRollbackJournal } from './database-in-use'
-import { refuseSameFile, stageBackupFile } from './backup-stage'
+import { createEmpty, refuseSameFile, stageBackupFile } from './backup-stage'
+import { forgetTemp, removeStaleTempFiles, removeTemp, tempName } from './backup-temp'
 import { checkDatabaseFileShape, refused, schemaObjectsOf, verifyDatabaseFileOffThread } from './backup-verify'
 import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'
 import { SqliteConnectionManager, type SqliteDatabase } from './sqlite-connection-manager'
@@ -329,6 +329,7 @@ export class BackupManager {
    */
   async prune(now: Date = new Date()): Promise<string[]> {
     if (!(now instanceof Date) || Number.isNaN(now.getTime())) throw configError('prune.now', now, 'must be a valid Date')
+    await removeStaleTempFiles(this.#options.directory, `${this.#options.prefix}-`)
     return this.#prune(now, undefined)
   }
 
@@ -415,7 +416,7 @@ export class BackupManager {
     try {
       return { pages: await this.#verifyStaged(staged, source, requireSchema) }
     } finally {
-      await removeQuietly(staged)
+      await removeTemp(staged)
     }
   }
 
@@ -460,6 +461,8 @@ export class BackupManager {
     const started = performance.now()
     const { directory, gzip, method } = this.#options
     await mkdir(directory, { recursive: true })
+    // copies left by a backup of this host that was killed (SIGKILL, a crash) hold the whole database
+    await removeStaleTempFiles(directory, `${this.#options.prefix}-`)
     // the place among this database's backups is taken when its snapshot is, not when it finishes: a
     // slower backup started earlier (older data) must not outrank one started later
     const sequence = await this.#nextSequence()
@@ -472,6 +475,9 @@ export class BackupManager {
     let copied: CopyOutcome
     let placed = false
     try {
+      // 0600 from the start: the copy holds every row of the database (SQLite's -journal beside it
+      // takes the file's mode), not the umask's 0644 until the end
+      await createEmpty(tmp)
       copied = await this.#copy(tmp)
       copyMs = performance.now() - started
       if (copied.sourcePages === 0) throw refused(this.#sourceLabel(), 'empty', 'is empty (0 pages, never written): nothing to back up')
@@ -501,13 +507,13 @@ export class BackupManager {
       // the record first: a backup under its final name always says whose it is (retention counts on it)
       await writeRecord(recordOf(final), this.#sourceId(), sequence)
       await rename(ready, final)
+      forgetTemp(tmp)
       placed = true
       await syncDirectory(directory)
       // a callback that throws here fails the backup as in every other phase: the file is removed
       this.#progress({ phase: 'done', totalPages: pages, remainingPages: 0 })
     } catch (err) {
-      await removeQuietly(tmp)
-      await removeQuietly(`${tmp}.gz`)
+      await removeTemp(tmp)
       if (placed) await removeQuietly(final)
       if (!existsSync(final)) await removeQuietly(recordOf(final))
       throw asBackupError(err)
@@ -570,7 +576,7 @@ export class BackupManager {
       { lane: 'write' },
     )
     const totalPages = Math.round(image.length / pageSize)
-    await writeFile(tmp, image, { mode: 0o600, flag: 'wx' })
+    await writeFile(tmp, image, { mode: 0o600 })
     this.#progress({ phase: 'copy', totalPages, remainingPages: 0 })
     return { copyMode: 'serialize', restarts: 0, sourcePages: totalPages }
   }
@@ -586,6 +592,7 @@ export class BackupManager {
     // the file the path leads to: a symlink (data/app.db -> ../volume/app.db) stays, its target is restored
     const target = realDatabasePath(manager.options.path)
     refuseSameFile('restore.file', source, target)
+    await removeStaleTempFiles(dirname(target), basename(target))
     // before the pool opens it: a WAL pool's first connection would switch a rollback-journal file
     // that another process holds idle to WAL, unseen by that process and by the probe
     if (!force) refuseRollbackJournal(target)
@@ -598,8 +605,9 @@ export class BackupManager {
       // our connections are closed: any left are someone else's, who would read the replaced file
       if (!force) refuseInUse(target)
       await replaceDatabaseFile(staged, target)
+      forgetTemp(staged)
     } catch (err) {
-      await removeQuietly(staged)
+      await removeTemp(staged)
       // the old pool may be closed already: `this.pool` is reopened on the unchanged database
       if (!this.#pool.isOpen) this.#reopen()
       throw asBackupError(err)
@@ -629,7 +637,7 @@ export class BackupManager {
     try {
       await stageBackupFile(source, staged)
     } catch (err) {
-      await removeQuietly(staged)
+      await removeTemp(staged)
       throw err
     }
     return staged
@@ -804,6 +812,7 @@ export async function restoreDatabaseFile(target: string, file: string, options?
     throw new DatabaseError('BACKUP_FAILED', `backup file ${source} does not exist`, { backend: 'sqlite', detail: { file: source } })
   refuseSameFile('restoreDatabaseFile.file', source, dest)
   if (!force) refuseRollbackJournal(dest)
+  await removeStaleTempFiles(dirname(dest), basename(dest))
   const requireSchema = existsSync(dest) && (schemaObjectsOf(dest) ?? 0) > 0
   const staged = tempName(dirname(dest), basename(dest))
   try {
@@ -817,8 +826,9 @@ export async function restoreDatabaseFile(target: string, file: string, options?
     })
     if (!force) refuseInUse(dest)
     await replaceDatabaseFile(staged, dest)
+    forgetTemp(staged)
   } catch (err) {
-    await removeQuietly(staged)
+    await removeTemp(staged)
     throw asBackupError(err)
   }
 }
@@ -884,8 +894,9 @@ async function writeRecord(record: string, source: string, sequence: number): Pr
     await writeFile(tmp, `${JSON.stringify({ source, sequence })}\n`, { mode: 0o600 })
     await syncFile(tmp)
     await rename(tmp, record)
+    forgetTemp(tmp)
   } catch (err) {
-    await removeQuietly(tmp)
+    await removeTemp(tmp)
     throw err
   }
 }
@@ -914,10 +925,6 @@ function newestFirst(backups: BackupInfo[]): BackupInfo[] {
       b.createdAt.getTime() - a.createdAt.getTime() ||
       (a.file < b.file ? 1 : a.file > b.file ? -1 : 0),
   )
-}
-
-function tempName(directory: string, name: string): string {
-  return join(directory, `.${name}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`)
 }
 
 function escapeRegExp(text: string): string {

@@ -36,4 +36,5 @@ export type {
   RetentionPolicy,
 } from './backup-manager'
 export { copyDatabaseFile, defaultBackupTimeoutMs } from './backup-copy'
+export { removeBackupTempFilesSync, removeStaleTempFiles } from './backup-temp'
 export type { BackupCopyMode, CopyStep, FileCopyOptions, FileCopyResult } from './backup-copy'

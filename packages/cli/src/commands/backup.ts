@@ -6,6 +6,7 @@ import { formatMs } from '../format'
 import { EXIT_CODES, type ProgressDisplay } from '../output'
 import { withPools } from '../pools'
 import { selectPool } from '../resolve-config'
+import { removeTempFilesOnSignals } from '../signal-cleanup'
 import type { CommandContext } from './context'
 
 /** Options of `dbpool backup`. */
@@ -37,7 +38,11 @@ export async function backupCommand(ctx: CommandContext, options: BackupCommandO
       ...(options.keepLast === undefined ? {} : { retention: { keepLast: options.keepLast } }),
       onProgress: (p) => showProgress(progress, p),
     })
-    const result = await backups.backup().finally(() => progress.finish())
+    const stopCleanup = removeTempFilesOnSignals()
+    const result = await backups
+      .backup()
+      .finally(() => progress.finish())
+      .finally(stopCleanup)
     if (options.keepLast !== undefined) {
       // retention counts only this database's backups: say so when others share the name
       const all = await backups.list()

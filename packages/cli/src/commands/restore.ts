@@ -5,6 +5,7 @@ import { BackupManager } from '@dbpool/sqlite'
 import { EXIT_CODES } from '../output'
 import { openPool } from '../pools'
 import { selectPool } from '../resolve-config'
+import { removeTempFilesOnSignals } from '../signal-cleanup'
 import { showProgress, sqlitePool } from './backup'
 import type { CommandContext } from './context'
 
@@ -44,8 +45,12 @@ export async function restoreCommand(ctx: CommandContext, file: string, options:
   const pool = sqlitePool(await openPool(def), 'restore')
   const progress = ctx.out.progress('restore')
   const backups = new BackupManager(pool, { directory: resolve(source, '..'), onProgress: (p) => showProgress(progress, p) })
+  const stopCleanup = removeTempFilesOnSignals()
   try {
-    const restored = await backups.restore(source, { force: options.force ?? false }).finally(() => progress.finish())
+    const restored = await backups
+      .restore(source, { force: options.force ?? false })
+      .finally(() => progress.finish())
+      .finally(stopCleanup)
     const { rows } = await restored.query<{ n: number }>('pragma page_count')
     const pages = Number(Object.values(rows[0] ?? {})[0] ?? 0)
     if (options.json) ctx.out.json({ restored: source, target: restored.target, pages })

@@ -1,8 +1,8 @@
-import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { buildCli, runCli } from './cli-helpers'
+import { buildCli, runCli, spawnCli } from './cli-helpers'
 
 // `dbpool backup` / `dbpool restore` (the built CLI, child processes) where a wrong step loses data.
 let cwd: string
@@ -85,5 +85,40 @@ describe('dbpool restore FILE with a -wal beside FILE', () => {
     expect(again.stderr).toMatch(/^dbpool: CONFIGURATION: invalid restore\.file/)
     expect(statSync(`${self}-wal`).size).toBeGreaterThan(0)
     expect(rows(self, 'a')).toEqual([1, 100])
+  }, 60_000)
+})
+
+describe('dbpool backup interrupted', () => {
+  it('a SIGTERM while the copy is written removes it (0600 while it existed) and ends the process by the signal', async () => {
+    const path = join(cwd, 'big.db')
+    const db = new Database(path)
+    db.pragma('journal_mode = WAL')
+    db.exec('create table t (id integer primary key, pad blob)')
+    const insert = db.prepare('insert into t (pad) values (randomblob(2000))')
+    db.transaction(() => {
+      for (let i = 0; i < 12_000; i++) insert.run()
+    })()
+    db.close()
+    const out = join(cwd, 'bk-signal')
+    const child = spawnCli(['--url', 'sqlite:./big.db', 'backup', '--out', 'bk-signal', '--gzip'], { cwd })
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.once('exit', (_code, signal) => resolve(signal)))
+    const modes: number[] = []
+    for (let i = 0; i < 3000 && modes.length === 0 && child.exitCode === null; i++) {
+      const found = existsSync(out) ? readdirSync(out).filter((f) => f.includes('.tmp-')) : []
+      for (const f of found) {
+        try {
+          modes.push(statSync(join(out, f)).mode & 0o777)
+        } catch {
+          // renamed meanwhile
+        }
+      }
+      if (modes.length === 0) await new Promise((r) => setTimeout(r, 5))
+    }
+    child.kill('SIGTERM')
+    const signal = await exited
+    expect(modes.length).toBeGreaterThan(0)
+    expect(new Set(modes)).toEqual(new Set([0o600]))
+    expect(signal).toBe('SIGTERM')
+    expect(readdirSync(out).filter((f) => f.includes('.tmp-'))).toEqual([])
   }, 60_000)
 })
