@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { basename, resolve } from 'node:path'
+import { basename, dirname, isAbsolute, resolve } from 'node:path'
 import { DatabaseError, DEFAULT_POOL_OPTIONS, PoolConfig, type PoolOptions } from '@dbpool/core'
 import { credentialSecrets, scrubSecrets } from './secrets'
 
@@ -72,7 +72,7 @@ export async function parseConfigFile(path: string, text: string, env: NodeJS.Pr
     if (key !== 'pools') throw keyError(`${file} ${key}`, 'unknown section; the file has one [pools.<name>] table per pool')
   }
   const pools = table(root.pools ?? {}, `${file} pools`)
-  const definitions = Object.entries(pools).map(([name, entry]) => poolDefinition(file, name, entry, env))
+  const definitions = Object.entries(pools).map(([name, entry]) => poolDefinition(file, dirname(resolve(path)), name, entry, env))
   const primaries = definitions.filter((d) => d.primary)
   if (primaries.length > 1)
     throw keyError(`${file} primary`, `only one pool may be primary (${primaries.map((p) => p.name).join(', ')} are)`)
@@ -96,7 +96,7 @@ export async function loadConfigFile(path: string | undefined, cwd: string, env:
   return await parseConfigFile(chosen, text, env)
 }
 
-function poolDefinition(file: string, name: string, entry: unknown, env: NodeJS.ProcessEnv): PoolDefinition {
+function poolDefinition(file: string, directory: string, name: string, entry: unknown, env: NodeJS.ProcessEnv): PoolDefinition {
   const scope = `${file} pools.${name}`
   const raw = table(entry, scope)
   const options: Record<string, unknown> = {}
@@ -132,7 +132,29 @@ function poolDefinition(file: string, name: string, entry: unknown, env: NodeJS.
     }
     throw err
   }
-  return { name, url: resolvedUrl, primary: primary === true, pool: poolOptions, backend: backendOptions }
+  // a path written in the file is relative to the file, wherever the command runs (cron, CI, a container's WORKDIR)
+  const finalUrl = url === undefined ? resolvedUrl : sqliteUrlRelativeTo(directory, resolvedUrl)
+  return { name, url: finalUrl, primary: primary === true, pool: poolOptions, backend: backendOptions }
+}
+
+/**
+ * A `sqlite:` URL with a relative path (`sqlite:./data/app.db`, `sqlite:app.db`) made absolute
+ * against `directory` (the config file's); any other URL (absolute, `:memory:`, Postgres, or one
+ * the pool factory will refuse) as it is. The path is re-encoded as `sqlitePathFromUrl` decodes it.
+ */
+export function sqliteUrlRelativeTo(directory: string, url: string): string {
+  const match = /^sqlite:(.*)$/is.exec(url)
+  if (!match) return url
+  const rest = (match[1] as string).replace(/^\/\//, '')
+  if (rest === ':memory:' || rest.includes('?')) return url
+  let path: string
+  try {
+    path = decodeURIComponent(rest)
+  } catch {
+    return url
+  }
+  if (path === '' || isAbsolute(path)) return url
+  return `sqlite:${resolve(directory, path).replace(/%/g, '%25').replace(/\?/g, '%3F')}`
 }
 
 function table(value: unknown, scope: string): Record<string, unknown> {

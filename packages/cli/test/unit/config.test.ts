@@ -1,7 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DatabaseError } from '@dbpool/core'
+import { DatabaseError, sqlitePathFromUrl } from '@dbpool/core'
 import { loadConfigFile, parseConfigFile, resolveConfig, selectPool, selectPools, urlSecrets } from '@dbpool/cli'
 
 let dir: string
@@ -47,7 +47,7 @@ describe('parseConfigFile', () => {
         pool: { name: 'ledger', max: 20, acquireTimeoutMs: 5000 },
         backend: { sessionInit: 'SET search_path TO ledger' },
       },
-      { name: 'cache', url: 'sqlite:./data/cache.db', primary: false, pool: { name: 'cache' }, backend: { readers: 4 } },
+      { name: 'cache', url: `sqlite:${join(dir, 'data', 'cache.db')}`, primary: false, pool: { name: 'cache' }, backend: { readers: 4 } },
     ])
   })
 
@@ -131,6 +131,36 @@ describe('loadConfigFile', () => {
     const err = await failure(loadConfigFile('missing.toml', dir))
     expect(err.message).toBe(`cannot read the config file ${join(dir, 'missing.toml')}: ENOENT`)
   })
+
+  // resolved against the working directory, `--config /srv/app/dbpool.toml migrate up` run elsewhere
+  // created and migrated a stray database there
+  it("resolves a relative sqlite: path in the file against the file's directory, not the working directory", async () => {
+    const app = join(dir, 'srv app')
+    mkdirSync(app)
+    writeFileSync(
+      join(app, 'dbpool.toml'),
+      [
+        '[pools.a]\nurl = "sqlite:./data/app.db"',
+        '[pools.b]\nurl = "sqlite:b%3Fc.db"',
+        '[pools.c]\nurl = "sqlite:/abs/c.db"',
+        '[pools.m]\nurl = "sqlite::memory:"',
+        '[pools.e]\nurl_env = "REL_URL"',
+        '[pools.p]\nurl = "postgres://app@db/x"',
+      ].join('\n'),
+    )
+    const file = await loadConfigFile(join('srv app', 'dbpool.toml'), dir, { REL_URL: 'sqlite:./env.db' })
+    const urls = Object.fromEntries((file?.pools ?? []).map((p) => [p.name, p.url]))
+    expect(urls).toEqual({
+      a: `sqlite:${join(app, 'data', 'app.db')}`,
+      b: `sqlite:${join(app, 'b%3Fc.db')}`,
+      c: 'sqlite:/abs/c.db',
+      m: 'sqlite::memory:',
+      // from the environment: relative to the working directory, as every environment variable
+      e: 'sqlite:./env.db',
+      p: 'postgres://app@db/x',
+    })
+    expect(sqlitePathFromUrl(urls.b as string)).toBe(join(app, 'b?c.db'))
+  })
 })
 
 describe('resolveConfig', () => {
@@ -171,7 +201,7 @@ describe('resolveConfig', () => {
     const config = await resolveConfig({}, { DBPOOL_CONFIG: 'custom.json', DATABASE_URL: 'sqlite:env.db' }, dir)
     expect(config.pools.map((p) => [p.name, p.primary, p.url])).toEqual([
       ['a', true, 'sqlite:env.db'],
-      ['b', false, 'sqlite:b.db'],
+      ['b', false, `sqlite:${join(dir, 'b.db')}`],
     ])
   })
 
