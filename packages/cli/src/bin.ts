@@ -19,13 +19,22 @@ run(process.argv.slice(2), { stdout, stderr, env: process.env, cwd: process.cwd(
   },
 )
 
+/** How long the process may linger after its command ended (ms) before it exits anyway. */
+const EXIT_GRACE_MS = 200
+
 /**
  * Sets the exit code. Output lost to a write error other than a closed reader (a full disk) is
- * reported once the last write has settled (`beforeExit`), and turns a success into exit 1.
+ * reported once the last write has settled (`beforeExit`), and turns a success into exit 1. The
+ * command has ended (its pools closed): a handle left behind, such as a connection attempt to a
+ * server that never answers (pg's connect timeout), must not keep the process alive, so it exits
+ * {@link EXIT_GRACE_MS} later anyway (an unref'd timer: a process that empties sooner ends sooner).
  */
 function finish(code: number): void {
   process.exitCode = code
-  process.once('beforeExit', () => {
+  let checked = false
+  const checkLostOutput = (): void => {
+    if (checked) return
+    checked = true
     const lost = Object.entries({ stdout, stderr }).find(([, stream]) => stream.failure !== undefined)
     if (lost === undefined) return
     const [name, stream] = lost
@@ -33,5 +42,10 @@ function finish(code: number): void {
       `dbpool: error: could not write to ${name}: ${stream.failure?.message ?? ''} (check where ${name} goes: the file, free disk space)\n`,
     )
     if (code === EXIT_CODES.ok) process.exitCode = EXIT_CODES.error
-  })
+  }
+  process.once('beforeExit', checkLostOutput)
+  setTimeout(() => {
+    checkLostOutput()
+    process.exit()
+  }, EXIT_GRACE_MS).unref()
 }

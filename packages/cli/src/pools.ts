@@ -26,13 +26,29 @@ export function openPool(def: PoolDefinition, options: OpenPoolsOptions = {}): P
   return PoolFactory.create(def.url, oneShot ? { ...def.pool, min: 0 } : def.pool, { backend: { ...def.backend } })
 }
 
-/** Runs `fn` with the pools open and closes them afterwards, whatever happens. */
-export async function withPools<T>(definitions: readonly PoolDefinition[], fn: (manager: PoolManager) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with the pools open and closes them afterwards, whatever happens (`closeAll` with a 5 s
+ * timeout). With `closeWaitMs`, waits at most that long for the close (health and check: a
+ * connection attempt to a server that never answers would hold it until its connect timeout); the
+ * close goes on in the background, and the CLI process exits shortly after its command ends.
+ */
+export async function withPools<T>(
+  definitions: readonly PoolDefinition[],
+  fn: (manager: PoolManager) => Promise<T>,
+  closeWaitMs?: number,
+): Promise<T> {
   const manager = await openPools(definitions)
   try {
     return await fn(manager)
   } finally {
-    await manager.closeAll({ timeoutMs: 5_000 })
+    const closing = manager.closeAll({ timeoutMs: Math.min(5_000, closeWaitMs ?? 5_000) })
+    if (closeWaitMs === undefined) await closing
+    else {
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([closing, new Promise<void>((resolve) => (timer = setTimeout(resolve, closeWaitMs)))])
+      clearTimeout(timer)
+      closing.catch(() => undefined)
+    }
   }
 }
 

@@ -3,6 +3,7 @@ import { formatMs, formatNumber } from '../format'
 import { EXIT_CODES } from '../output'
 import { withPools } from '../pools'
 import { selectPools } from '../resolve-config'
+import { CLOSE_AFTER_CHECK_MS, withinCommandDeadline } from '../deadline'
 import type { CommandContext } from './context'
 
 /** Options of `dbpool check`. */
@@ -25,16 +26,31 @@ export interface CheckResult {
 
 /**
  * SQLite: `integrity_check` of the whole file. Postgres: connectivity, server version, database,
- * user and TLS. Exit 0 when every pool passes, 2 otherwise.
+ * user and TLS. Exit 0 when every pool passes, 2 otherwise. The pools are checked at once, each
+ * within `timeoutMs`; the whole command ends within `timeoutMs` plus `COMMAND_MARGIN_MS` (500, `cli/src/deadline.ts`)
+ * (else HEALTH_CHECK_FAILED, exit 2).
  */
 export async function checkCommand(ctx: CommandContext, options: CheckCommandOptions): Promise<number> {
   const config = await ctx.config()
   const timeoutMs = options.timeoutMs ?? 30_000
-  const results = await withPools(selectPools(config, ctx.poolName), async (manager) => {
-    const out: Record<string, CheckResult> = {}
-    for (const name of manager.names) out[name] = await checkPool(manager.get(name), timeoutMs)
-    return out
-  })
+  return withPools(
+    selectPools(config, ctx.poolName),
+    async (manager) => {
+      // every pool at once: the command ends within one --timeout, not one per pool
+      const names = [...manager.names]
+      const checked = await withinCommandDeadline(
+        'check',
+        timeoutMs,
+        Promise.all(names.map((name) => checkPool(manager.get(name), timeoutMs))),
+      )
+      return report(ctx, options, Object.fromEntries(names.map((name, i) => [name, checked[i] as CheckResult])))
+    },
+    CLOSE_AFTER_CHECK_MS,
+  )
+}
+
+/** Prints the results (before the pools close) and returns the exit code. */
+function report(ctx: CommandContext, options: CheckCommandOptions, results: Record<string, CheckResult>): number {
   const ok = Object.values(results).every((r) => r.ok)
   if (options.json) {
     ctx.out.json({ ok, pools: results })
@@ -76,12 +92,15 @@ async function checkSqlite(pool: DatabasePool<unknown>, timeoutMs: number): Prom
 }
 
 async function checkPostgres(pool: DatabasePool<unknown>, timeoutMs: number): Promise<Omit<CheckResult, 'backend' | 'target'>> {
+  const started = performance.now()
   const latency = await pool.ping(timeoutMs)
+  // one deadline for the ping and the query
+  const left = Math.max(1, Math.round(timeoutMs - (performance.now() - started)))
   const { rows } = await pool.query<Record<string, unknown>>(
     `select current_setting('server_version') as server_version, version() as version, current_database() as database, current_user as "user",
             coalesce((select ssl from pg_stat_ssl where pid = pg_backend_pid()), false) as tls, pg_is_in_recovery() as in_recovery`,
     [],
-    { timeoutMs },
+    { timeoutMs: left },
   )
   const row = rows[0] ?? {}
   return { ok: true, facts: { connect: `ok (${formatMs(latency)})`, ...row } }

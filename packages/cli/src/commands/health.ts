@@ -3,6 +3,7 @@ import { formatMs } from '../format'
 import { EXIT_CODES, type Output } from '../output'
 import { withPools } from '../pools'
 import { selectPools } from '../resolve-config'
+import { CLOSE_AFTER_CHECK_MS, withinCommandDeadline } from '../deadline'
 import type { CommandContext } from './context'
 
 /** Options of `dbpool health`. */
@@ -15,15 +16,25 @@ export interface HealthCommandOptions {
   readonly deep?: boolean
 }
 
-/** Checks every configured pool (or `--pool`); exit 0 healthy, 1 degraded, 2 unhealthy. */
+/**
+ * Checks every configured pool (or `--pool`); exit 0 healthy, 1 degraded, 2 unhealthy. The report is
+ * printed as soon as the checks end, before the pools close; the whole command ends within
+ * `timeoutMs` plus `COMMAND_MARGIN_MS` (500, `cli/src/deadline.ts`) (else HEALTH_CHECK_FAILED, exit 2), a connection attempt
+ * still pending (a server that never answers) included.
+ */
 export async function healthCommand(ctx: CommandContext, options: HealthCommandOptions): Promise<number> {
+  const timeoutMs = options.timeoutMs ?? 5_000
   const config = await ctx.config()
-  const report = await withPools(selectPools(config, ctx.poolName), (manager) =>
-    manager.healthCheckAll({ timeoutMs: options.timeoutMs ?? 5_000, deep: options.deep ?? false }),
+  return withPools(
+    selectPools(config, ctx.poolName),
+    async (manager) => {
+      const report = await withinCommandDeadline('health', timeoutMs, manager.healthCheckAll({ timeoutMs, deep: options.deep ?? false }))
+      if (options.json) ctx.out.json(report)
+      else printHealth(ctx.out, report)
+      return exitCodeFor(report.status)
+    },
+    CLOSE_AFTER_CHECK_MS,
   )
-  if (options.json) ctx.out.json(report)
-  else printHealth(ctx.out, report)
-  return exitCodeFor(report.status)
 }
 
 /** The exit code of a health status. */

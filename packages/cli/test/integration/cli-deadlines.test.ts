@@ -1,0 +1,36 @@
+import { createServer, type Server } from 'node:net'
+import { tmpdir } from 'node:os'
+import { buildCli, runCli } from './cli-helpers'
+
+// `health` / `check --timeout N` against a server that accepts TCP and never answers: the report
+// said "checked in N ms" but came seconds later, and the process lived until the 10 s connect timeout.
+let server: Server
+let url: string
+
+beforeAll(async () => {
+  await buildCli()
+  server = createServer(() => undefined)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  url = `postgres://app@127.0.0.1:${address.port}/x`
+}, 240_000)
+
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())))
+
+describe('--timeout bounds the whole command', () => {
+  it.each([['health'], ['check']])(
+    '%s --timeout 1000 reports and exits non-zero well before the 10 s connect timeout',
+    async (command) => {
+      const started = Date.now()
+      const res = await runCli(['--url', url, command, '--timeout', '1000'], { cwd: tmpdir(), timeoutMs: 30_000 })
+      const elapsed = Date.now() - started
+      expect(res.code).toBe(2)
+      expect(res.stdout).toMatch(command === 'health' ? /overall: unhealthy/ : /default: FAILED/)
+      // a bound, not a speed: the old code took over 10 s (the connect timeout); this one the timeout,
+      // process start and a few hundred ms
+      expect(elapsed).toBeLessThan(7_000)
+    },
+    40_000,
+  )
+})
