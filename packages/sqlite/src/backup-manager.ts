@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream, existsSync, lstatSync, readlinkSync, realpathSync } from 'node:fs'
-import { chmod, chown, mkdir, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { chmod, chown, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, extname, join, resolve } from 'node:path'
 import type { Stats } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
@@ -16,6 +16,7 @@ import {
 } from '@dbpool/core/internal'
 import { copyDatabaseFile, defaultBackupTimeoutMs, type BackupCopyMode } from './backup-copy'
 import { refuseInUse, refuseRollbackJournal } from './database-in-use'
+import { ensureDirectory } from './backup-directory'
 import { createEmpty, refuseSameFile, stageBackupFile } from './backup-stage'
 import { forgetTemp, removeStaleTempFiles, removeTemp, tempName } from './backup-temp'
 import { checkDatabaseFileShape, refused, schemaObjectsOf, verifyDatabaseFileOffThread } from './backup-verify'
@@ -62,7 +63,10 @@ export interface RetentionPolicy {
 
 /** Options of a {@link BackupManager}. */
 export interface BackupManagerOptions {
-  /** Directory the backups are written to (created when missing). */
+  /**
+   * Directory the backups are written to (created level by level when missing; BACKUP_FAILED naming it
+   * when a level cannot be made, e.g. under `/proc`, where Node's recursive mkdir loops forever).
+   */
   readonly directory: string
   /** File name prefix. Default: the database file's name without extension (`memory` for `:memory:`). */
   readonly prefix?: string
@@ -460,7 +464,7 @@ export class BackupManager {
   async #backup(): Promise<BackupResult> {
     const started = performance.now()
     const { directory, gzip, method } = this.#options
-    await mkdir(directory, { recursive: true })
+    await ensureDirectory(directory, 'backup directory')
     // copies left by a backup of this host that was killed (SIGKILL, a crash) hold the whole database
     await removeStaleTempFiles(directory, `${this.#options.prefix}-`)
     // the place among this database's backups is taken when its snapshot is, not when it finishes: a
@@ -632,7 +636,7 @@ export class BackupManager {
   async #stage(source: string, directory: string): Promise<string> {
     if (!existsSync(source))
       throw new DatabaseError('BACKUP_FAILED', `backup file ${source} does not exist`, { backend: 'sqlite', detail: { file: source } })
-    await mkdir(directory, { recursive: true })
+    await ensureDirectory(directory, 'directory of the staged copy')
     const staged = tempName(directory, basename(source).replace(/\.gz$/, ''))
     try {
       await stageBackupFile(source, staged)
