@@ -5,6 +5,7 @@ import {
   sqlitePathFromUrl,
   type MigrationEvent,
   type MigrationRunResult,
+  type MigrationRunStep,
   type MigrationStatus,
 } from '@dbpool/core'
 import { formatMs } from '../format'
@@ -31,7 +32,9 @@ export interface MigrateCommandOptions {
 }
 
 /**
- * Runs the Migrator on one pool (`--pool`, or the primary). Exit code: 0; `status` 1 when a
+ * Runs the Migrator on one pool (`--pool`, or the primary). With `json`, a failing `up`/`down` still
+ * prints on stdout what it did before the failure: `{ direction, migrations, skipped, failed: {
+ * version, name, code } }` (the error itself on stderr, exit 1). Exit code: 0; `status` 1 when a
  * migration is `changed` (edited since applied) or `missing` (applied, not among the files). `up`
  * and `down` on `sqlite::memory:` are refused (CONFIGURATION): that database ends with the command.
  */
@@ -51,11 +54,22 @@ export async function migrateCommand(
     )
   return withPools([def], async (manager) => {
     const pool = manager.get(def.name)
+    // what this run did so far: a failing --json run prints it (stdout had nothing about the migrations applied before the failure)
+    const done: MigrationRunStep[] = []
+    const skipped: number[] = []
+    let running: MigrationEvent | undefined
     const migrator = new Migrator(pool, {
       directory,
       ...(options.table === undefined ? {} : { table: options.table }),
       ...(options.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: options.lockTimeoutMs }),
-      ...(options.json ? {} : { onEvent: (event: MigrationEvent) => printEvent(ctx.out, event) }),
+      onEvent: (event: MigrationEvent) => {
+        if (event.type === 'start') running = event
+        else if (event.type === 'done') {
+          running = undefined
+          done.push({ version: event.version, name: event.name, durationMs: event.durationMs ?? 0 })
+        } else skipped.push(event.version)
+        if (!options.json) printEvent(ctx.out, event)
+      },
     })
     if (action === 'status') {
       const status = await migrator.status()
@@ -65,7 +79,21 @@ export async function migrateCommand(
       return status.some((m) => m.state === 'changed' || m.state === 'missing') ? EXIT_CODES.error : EXIT_CODES.ok
     }
     if (!options.json) ctx.out.line(`${action === 'up' ? 'migrating' : 'reverting'} ${def.name} (${pool.target}) with ${directory}`)
-    const result = action === 'up' ? await migrator.up(options.to) : await migrator.down(options.all ? Infinity : (options.steps ?? 1))
+    let result: MigrationRunResult
+    try {
+      result = action === 'up' ? await migrator.up(options.to) : await migrator.down(options.all ? Infinity : (options.steps ?? 1))
+    } catch (err) {
+      if (options.json) {
+        const failed = running === undefined ? {} : { version: running.version, name: running.name }
+        ctx.out.json({
+          direction: action,
+          migrations: done,
+          skipped,
+          failed: { ...failed, code: DatabaseError.is(err) ? err.code : 'ERROR' },
+        })
+      }
+      throw err
+    }
     if (options.json) ctx.out.json(result)
     else printResult(ctx.out, result)
     return EXIT_CODES.ok

@@ -1,0 +1,31 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { buildCli, runCli } from './cli-helpers'
+
+// `migrate up --json` that applied 0001 and 0002 and failed on 0003 printed nothing on stdout: a
+// script reading the JSON could not tell two migrations were applied
+let cwd: string
+
+beforeAll(async () => {
+  await buildCli()
+  cwd = mkdtempSync(join(tmpdir(), 'dbpool-cli-migrate-json-'))
+  mkdirSync(join(cwd, 'm'))
+  writeFileSync(join(cwd, 'm', '0001_a.sql'), 'create table a (id integer primary key);\n')
+  writeFileSync(join(cwd, 'm', '0002_b.sql'), 'create table b (id integer primary key);\n')
+  writeFileSync(join(cwd, 'm', '0003_c.sql'), 'insert into nowhere values (1);\n')
+}, 240_000)
+
+afterAll(() => rmSync(cwd, { recursive: true, force: true }))
+
+describe('migrate up --json failing halfway', () => {
+  it('prints the migrations applied before the failure and the one that failed, exit 1', async () => {
+    const res = await runCli(['--url', 'sqlite:./app.db', 'migrate', 'up', '--dir', 'm', '--json'], { cwd })
+    expect(res.code).toBe(1)
+    const out = JSON.parse(res.stdout) as { direction: string; migrations: { version: number }[]; failed: unknown }
+    expect(out.direction).toBe('up')
+    expect(out.migrations.map((m) => m.version)).toEqual([1, 2])
+    expect(out.failed).toEqual({ version: 3, name: 'c', code: 'MIGRATION_FAILED' })
+    expect(res.stderr).toMatch(/^dbpool: MIGRATION_FAILED: migration 0003_c\.sql failed/)
+  }, 60_000)
+})
