@@ -55,6 +55,7 @@ export async function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv, 
   const file = await loadConfigFile(flags.config ?? (env.DBPOOL_CONFIG || undefined), cwd, env)
   for (const s of file?.secrets ?? []) secrets.add(s)
   if (file && file.pools.length > 0) {
+    refuseSharedEnvNames(file.pools.map((p) => p.name))
     const primary = file.pools.find((p) => p.primary) ?? file.pools[0]
     const pools = file.pools.map((p): PoolDefinition => {
       const key = envName(p.name)
@@ -99,6 +100,33 @@ export function urlSecrets(url: string): string[] {
 
 function fromEnv(env: NodeJS.ProcessEnv, prefix: string, base: PoolOptions): PoolOptions {
   return PoolConfig.fromEnv(env, prefix, base).toJSON()
+}
+
+/**
+ * Throws CONFIGURATION naming both pools when two pool names map to one environment name
+ * (`ledger-ro` and `ledger_ro` both read `DBPOOL_LEDGER_RO_URL`: setting it for one would point both
+ * at that database), or naming the pool whose name maps to `POOL` (its `DBPOOL_POOL_<SETTING>` would
+ * be every pool's).
+ */
+function refuseSharedEnvNames(names: readonly string[]): void {
+  const seen = new Map<string, string>()
+  for (const name of names) {
+    const key = envName(name)
+    if (key === 'POOL')
+      throw new DatabaseError(
+        'CONFIGURATION',
+        `pool "${name}" would read DBPOOL_POOL_URL and DBPOOL_POOL_<SETTING>, which set every pool: rename it`,
+        { detail: { option: 'pools', pools: [name] } },
+      )
+    const other = seen.get(key)
+    if (other !== undefined)
+      throw new DatabaseError(
+        'CONFIGURATION',
+        `pools "${other}" and "${name}" both read DBPOOL_${key}_URL and DBPOOL_${key}_<SETTING> (names map to environment variables in upper case, other characters as "_"): rename one`,
+        { detail: { option: 'pools', pools: [other, name] } },
+      )
+    seen.set(key, name)
+  }
 }
 
 function envName(pool: string): string {

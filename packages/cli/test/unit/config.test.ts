@@ -237,6 +237,18 @@ describe('resolveConfig', () => {
   })
 })
 
+describe('pool names and environment variables', () => {
+  // both read DBPOOL_LEDGER_RO_URL: setting it for one pointed both at that database
+  it('refuses two pools with one environment name, naming both, and a pool named like the shared prefix', async () => {
+    writeFileSync(join(dir, 'dbpool.toml'), '[pools.ledger-ro]\nurl = "sqlite:a.db"\n[pools.ledger_ro]\nurl = "sqlite:b.db"\n')
+    const err = await failure(resolveConfig({}, { DBPOOL_LEDGER_RO_URL: 'sqlite:c.db' }, dir))
+    expect(err.code).toBe('CONFIGURATION')
+    expect(err.message).toContain('pools "ledger-ro" and "ledger_ro" both read DBPOOL_LEDGER_RO_URL')
+    writeFileSync(join(dir, 'dbpool.toml'), '[pools.pool]\nurl = "sqlite:a.db"\n')
+    expect((await failure(resolveConfig({}, {}, dir))).message).toContain('pool "pool" would read DBPOOL_POOL_URL')
+  })
+})
+
 describe('urlSecrets', () => {
   it('finds the password part of a URL', () => {
     expect(urlSecrets('postgres://u:pw@h/d')).toEqual(['pw'])
