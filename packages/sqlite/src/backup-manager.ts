@@ -5,6 +5,7 @@ import type { Stats } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
 import { configError, DatabaseError, type DatabasePool } from '@dbpool/core'
+import Database from 'better-sqlite3'
 import {
   checkBoolean,
   checkEnum,
@@ -15,7 +16,7 @@ import {
   requireObject,
 } from '@dbpool/core/internal'
 import { copyDatabaseFile, defaultBackupTimeoutMs, type BackupCopyMode } from './backup-copy'
-import { refuseInUse, refuseRollbackJournal } from './database-in-use'
+import { journalKindOf, refuseInUse, refuseRollbackJournal } from './database-in-use'
 import { ensureDirectory } from './backup-directory'
 import { createEmpty, refuseSameFile, stageBackupFile } from './backup-stage'
 import { forgetTemp, removeStaleTempFiles, removeTemp, tempName } from './backup-temp'
@@ -777,8 +778,9 @@ async function keepModeAndOwner(staged: string, target: string): Promise<void> {
 }
 
 /**
- * Puts a verified file in place of a closed database: gives it the database's mode and owner
- * (`keepModeAndOwner`), removes the old `-wal` and `-shm` (their frames belong to the old file and
+ * Puts a verified file in place of a closed database: sets it to WAL when the database is WAL (a
+ * backup is self-contained, journal_mode DELETE; a restored rollback-journal file could not be told
+ * in use at the next restore), gives it the database's mode and owner (`keepModeAndOwner`), removes the old `-wal` and `-shm` (their frames belong to the old file and
  * would be replayed onto the new one), then renames `staged` over `target` (atomic within one
  * filesystem) and syncs the directory. `target` is the real file ({@link realDatabasePath}), and
  * `staged` in its directory. No connection may be open.
@@ -788,6 +790,9 @@ async function keepModeAndOwner(staged: string, target: string): Promise<void> {
 export async function replaceDatabaseFile(staged: string, databasePath: string): Promise<void> {
   const target = realDatabasePath(databasePath)
   checkDatabaseFileShape(staged)
+  // a backup is self-contained (journal_mode DELETE): a WAL database stays WAL, so that the next
+  // restore can still tell whether another process has it open (see databaseUse)
+  if (journalKindOf(target) === 'wal') setWal(staged)
   await keepModeAndOwner(staged, target)
   await syncFile(staged)
   for (const suffix of ['-wal', '-shm', '-journal']) await removeQuietly(`${target}${suffix}`)
@@ -834,6 +839,16 @@ export async function restoreDatabaseFile(target: string, file: string, options?
   } catch (err) {
     await removeTemp(staged)
     throw asBackupError(err)
+  }
+}
+
+/** Sets a closed file we own to WAL (a header setting); its -wal and -shm are gone again once it is closed. */
+function setWal(file: string): void {
+  const db = new Database(file, { fileMustExist: true })
+  try {
+    db.pragma('journal_mode = WAL')
+  } finally {
+    db.close()
   }
 }
 

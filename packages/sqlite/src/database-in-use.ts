@@ -115,16 +115,25 @@ export function refuseRollbackJournal(path: string): void {
 
 /** The database file's header says rollback journal (not WAL); false for a missing or headerless file. */
 export function rollbackJournalFile(path: string): boolean {
+  return journalKindOf(path) === 'rollback'
+}
+
+/**
+ * The journal kind the database file's header records (bytes 18-19: 1 rollback journal, 2 WAL, a
+ * persistent setting), or `undefined` for a missing, short or headerless file.
+ */
+export function journalKindOf(path: string): 'wal' | 'rollback' | undefined {
   let fd: number
   try {
     fd = openSync(path, 'r')
   } catch {
-    return false
+    return undefined
   }
   try {
     const header = Buffer.alloc(20)
-    if (readSync(fd, header, 0, 20, 0) < 20 || header.toString('latin1', 0, 16) !== 'SQLite format 3\0') return false
-    return header[18] === 1 || header[19] === 1
+    if (readSync(fd, header, 0, 20, 0) < 20 || header.toString('latin1', 0, 16) !== 'SQLite format 3\0') return undefined
+    if (header[18] === 2 && header[19] === 2) return 'wal'
+    return header[18] === 1 || header[19] === 1 ? 'rollback' : undefined
   } finally {
     closeSync(fd)
   }

@@ -84,4 +84,19 @@ describe('restoring from a database file with a -wal beside it', () => {
       await backups.pool.close()
     }
   })
+
+  it('a restored WAL database stays WAL: the next restore can tell it is unused and needs no force', async () => {
+    const path = await target()
+    const backup = tmp.file(`plain-${n}.db`)
+    const db = new Database(path)
+    db.exec(`vacuum into '${backup}'`)
+    db.close()
+    await restoreDatabaseFile(path, backup)
+    const check = new Database(path, { readonly: true })
+    expect(check.pragma('journal_mode', { simple: true })).toBe('wal')
+    check.close()
+    await restoreDatabaseFile(path, backup)
+    expect(ids(path)).toEqual([1])
+    expect(readdirSync(tmp.dir).filter((f) => f.includes('.tmp-'))).toEqual([])
+  })
 })
