@@ -1,22 +1,30 @@
-import { createServer, type Server } from 'node:net'
+import { createServer, type Server, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { buildCli, runCli } from './cli-helpers'
 
 // `health` / `check --timeout N` against a server that accepts TCP and never answers: the report
 // said "checked in N ms" but came seconds later, and the process lived until the 10 s connect timeout.
 let server: Server
+const sockets = new Set<Socket>()
 let url: string
 
 beforeAll(async () => {
   await buildCli()
-  server = createServer(() => undefined)
+  // accepts and never answers
+  server = createServer((socket) => {
+    sockets.add(socket)
+    socket.on('close', () => sockets.delete(socket))
+  })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const address = server.address()
   if (address === null || typeof address === 'string') throw new Error('no port')
   url = `postgres://app@127.0.0.1:${address.port}/x`
 }, 240_000)
 
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())))
+afterAll(async () => {
+  for (const socket of sockets) socket.destroy()
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+})
 
 describe('--timeout bounds the whole command', () => {
   it.each([['health'], ['check']])(
