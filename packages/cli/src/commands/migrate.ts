@@ -10,6 +10,7 @@ import {
 } from '@dbpool/core'
 import { formatMs } from '../format'
 import { EXIT_CODES, type Output } from '../output'
+import { makeDatabaseDirectory } from '../database-directory'
 import { withPools } from '../pools'
 import { selectPool } from '../resolve-config'
 import type { CommandContext } from './context'
@@ -52,6 +53,9 @@ export async function migrateCommand(
       `migrate ${action} on sqlite::memory: would change a database that disappears when this command exits (nothing persists): give a file, e.g. --url sqlite:./app.db`,
       { detail: { option: 'url', pool: def.name } },
     )
+  // the one command that creates a database: its directory is made here, safely (see makeDatabaseDirectory)
+  if (action === 'up' && /^sqlite:/i.test(def.url) && def.backend.createIfMissing !== false && !isSqliteMemory(def.url))
+    makeDatabaseDirectory(sqlitePathFromUrl(def.url))
   return withPools([def], async (manager) => {
     const pool = manager.get(def.name)
     // what this run did so far: a failing --json run prints it (stdout had nothing about the migrations applied before the failure)

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildCli, runCli } from './cli-helpers'
@@ -28,4 +28,14 @@ describe('migrate up --json failing halfway', () => {
     expect(out.failed).toEqual({ version: 3, name: 'c', code: 'MIGRATION_FAILED' })
     expect(res.stderr).toMatch(/^dbpool: MIGRATION_FAILED: migration 0003_c\.sql failed/)
   }, 60_000)
+
+  // Node's mkdirSync({ recursive: true }) loops forever under /proc: migrate up never ended, spinning a core
+  it('migrate up refuses a database directory that cannot be made (under /proc) with CONNECTION_FAILED naming it', async () => {
+    if (!existsSync('/proc/self')) return
+    const res = await runCli(['--url', 'sqlite:/proc/dbpool-cli-test/app.db', 'migrate', 'up', '--dir', 'm'], { cwd, timeoutMs: 20_000 })
+    expect(res.code).toBe(1)
+    expect(res.stderr).toMatch(
+      /^dbpool: CONNECTION_FAILED: cannot create the directory \/proc\/dbpool-cli-test of the SQLite database: ENOENT/,
+    )
+  }, 30_000)
 })
