@@ -174,7 +174,7 @@ export function describeError(err: unknown, options: DescribeOptions = {}): stri
       : (err.detail as { reason?: unknown } | undefined)?.reason === 'in-use'
         ? 'stop the processes that have the database open, or pass --force'
         : (err.detail as { reason?: unknown } | undefined)?.reason === 'in-use-unknown'
-          ? 'stop every process that may have the database open, then pass --force'
+          ? '--force once no other process can have it open'
           : missingSqliteFile(err) || missingSqliteFile(err.cause)
             ? 'check the path: only dbpool migrate up creates a database'
             : (HINTS[err.code] ?? 'run again with --verbose for details')

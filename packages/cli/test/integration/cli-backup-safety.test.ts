@@ -39,7 +39,7 @@ describe('dbpool restore', () => {
       const res = await cli('--url', `sqlite:${path}`, 'restore', backup)
       expect(res.code).toBe(1)
       expect(res.stderr).toMatch(/^dbpool: BACKUP_FAILED: cannot restore .*journal\.db: it is a rollback-journal database/)
-      expect(res.stderr).toContain('then pass --force')
+      expect(res.stderr).toContain('(--force once no other process can have it open)')
       expect(String(app.pragma('journal_mode', { simple: true }))).toBe('delete')
       expect(app.prepare('select count(*) as n from a').get()).toEqual({ n: 2 })
     } finally {
