@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { existsSync, mkdirSync, statSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import {
   DatabaseError,
   type CompiledQuery,
@@ -843,7 +843,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const dir = dirname(path)
     if (!existsSync(dir)) {
       if (!createIfMissing || readonly) throw this.#cantOpen(`directory ${dir} does not exist`)
-      mkdirSync(dir, { recursive: true })
+      try {
+        makeDirectoryLevels(dir)
+      } catch (err) {
+        throw this.#cantOpen(`directory ${dir} cannot be created: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
+      }
     }
     if (!existsSync(path) && (!createIfMissing || readonly)) throw this.#cantOpen('file does not exist and createIfMissing is false')
     if (!readonly) {
@@ -1369,6 +1373,31 @@ function checkColumns(stmt: Statement, ran = false, nativeRows = false): Databas
   if (duplicate !== undefined) throw duplicateColumnError(duplicate, 'sqlite', context)
   if (nativeRows) checkNativeColumns(columns, context)
   return columns
+}
+
+/**
+ * Makes `directory` and its missing parents one level at a time (synchronously: a pool's first
+ * connection), instead of Node's `mkdirSync({ recursive: true })`, which loops forever, spinning a
+ * core, where a filesystem answers ENOENT to creating a directory whose parent exists (`/proc/x`).
+ * Throws the system error of the level that cannot be made (as backup-directory.ts does for backups).
+ */
+function makeDirectoryLevels(directory: string): void {
+  const missing: string[] = []
+  for (let current = resolve(directory); ; ) {
+    if (statSync(current, { throwIfNoEntry: false }) !== undefined) break
+    missing.unshift(current)
+    const parent = dirname(current)
+    if (parent === current) break
+    current = parent
+  }
+  for (const level of missing) {
+    try {
+      mkdirSync(level)
+    } catch (err) {
+      // made meanwhile by another process: fine when it is a directory
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || statSync(level, { throwIfNoEntry: false })?.isDirectory() !== true) throw err
+    }
+  }
 }
 
 /**
