@@ -1383,7 +1383,7 @@ function checkColumns(stmt: Statement, ran = false, nativeRows = false): Databas
  */
 function makeDirectoryLevels(directory: string): void {
   const missing: string[] = []
-  for (let current = resolve(directory); ; ) {
+  for (let current = resolve(directory); ;) {
     if (statSync(current, { throwIfNoEntry: false }) !== undefined) break
     missing.unshift(current)
     const parent = dirname(current)
