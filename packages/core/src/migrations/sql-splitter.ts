@@ -14,6 +14,10 @@ export interface SqlStatement {
 const WORD_START = /[A-Za-z_]/
 const WORD_CHAR = /[A-Za-z0-9_$]/
 const DOLLAR_TAG = /^\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/
+/** A character of a Postgres identifier (letters beyond ASCII too, as its lexer reads them), or `$`. */
+const IDENTIFIER_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/
+/** How far a dollar tag is looked for: Postgres reads a tag of any length (an identifier is cut at 63 bytes, a tag is not). */
+const DOLLAR_TAG_WINDOW = 1_024
 const HEAD_WORDS = 6
 // statements whose body may hold `;` between BEGIN ... END (SQLite triggers, Postgres BEGIN ATOMIC)
 const BLOCK_HEAD = /^CREATE (OR REPLACE )?((TEMP|TEMPORARY) )?(TRIGGER|FUNCTION|PROCEDURE)\b/
@@ -75,9 +79,16 @@ export function splitSqlStatements(script: string, dialect: SqlDialect = 'postgr
     } else if (ch === '"' || ch === '`') {
       mark()
       i = skipQuoted(script, i, ch, false, (count) => (line += count))
-    } else if (ch === '$' && !WORD_CHAR.test(script[i - 1] ?? ' ') && DOLLAR_TAG.test(script.slice(i, i + 64))) {
+    } else if (
+      // dollar quoting is Postgres' alone (on SQLite `$$` is a parameter name); a `$` right after an
+      // identifier character (non-ASCII letters included: `é$$` is an identifier) does not open one
+      ch === '$' &&
+      dialect === 'postgres' &&
+      !IDENTIFIER_CHAR.test(script[i - 1] ?? ' ') &&
+      DOLLAR_TAG.test(script.slice(i, i + DOLLAR_TAG_WINDOW))
+    ) {
       mark()
-      const tag = (DOLLAR_TAG.exec(script.slice(i, i + 64)) as RegExpExecArray)[0]
+      const tag = (DOLLAR_TAG.exec(script.slice(i, i + DOLLAR_TAG_WINDOW)) as RegExpExecArray)[0]
       const close = script.indexOf(tag, i + tag.length)
       const end = close < 0 ? n : close + tag.length
       line += countNewlines(script, i, end)

@@ -121,3 +121,22 @@ insert into ru values (3)`
     expect(texts('select 1); select 2')).toEqual(['select 1)', 'select 2'])
   })
 })
+
+describe('splitSqlStatements: dollar quotes', () => {
+  it('are Postgres only: on SQLite `$$` is a parameter name, and a COMMIT between two of them is a statement', () => {
+    const text = 'select $$; commit; select $$'
+    expect(splitSqlStatements(text, 'sqlite').map((s) => s.text)).toEqual(['select $$', 'commit', 'select $$'])
+    expect(splitSqlStatements(text, 'postgres').map((s) => s.text)).toEqual([text])
+  })
+
+  it('a `$` after a non-ASCII identifier character does not open one on Postgres (`é$$` is an identifier)', () => {
+    const text = 'select 1 as é$$; commit; select $$x$$'
+    expect(splitSqlStatements(text, 'postgres').map((s) => s.text)).toEqual(['select 1 as é$$', 'commit', 'select $$x$$'])
+  })
+
+  it('a tag longer than 62 characters is still a tag', () => {
+    const tag = `$${'t'.repeat(80)}$`
+    const text = `do ${tag} begin perform 1; end ${tag}; select 2`
+    expect(splitSqlStatements(text, 'postgres').map((s) => s.text)).toEqual([`do ${tag} begin perform 1; end ${tag}`, 'select 2'])
+  })
+})
