@@ -691,13 +691,16 @@ function foreignKeysPragmaError(source: string, line: number | undefined): Datab
  */
 function migrationConnection(conn: PoolConnection, source: string): PoolConnection {
   const backend = conn.backend
-  const refusal = (q: unknown): DatabaseError | undefined => {
-    let text: string | undefined
+  const compiled = (q: unknown): { text: string; params?: readonly unknown[] } | undefined => {
     try {
-      text = q instanceof SqlFragment ? q.compile(backend).text : typeof q === 'string' ? q : undefined
+      return q instanceof SqlFragment ? q.compile(backend) : typeof q === 'string' ? { text: q } : undefined
     } catch {
       // not text the pool accepts: conn.query reports that
+      return undefined
     }
+  }
+  const refusal = (q: unknown): DatabaseError | undefined => {
+    const text = compiled(q)?.text
     if (text === undefined) return undefined
     const statements = splitSqlStatements(text, backend)
     if (backend === 'sqlite' && statements.some((s) => isForeignKeysPragma(s))) return foreignKeysPragmaError(source, undefined)
@@ -709,9 +712,18 @@ function migrationConnection(conn: PoolConnection, source: string): PoolConnecti
       { backend, retryable: false, detail: { statement: control, source } },
     )
   }
-  const query: PoolConnection['query'] = (q, params, options) => {
+  const query: PoolConnection['query'] = <R>(
+    q: Parameters<PoolConnection['query']>[0],
+    params?: readonly unknown[],
+    options?: Parameters<PoolConnection['query']>[2],
+  ) => {
     const refused = refusal(q)
-    return refused ? Promise.reject(refused) : conn.query(q, params, options)
+    if (refused) return Promise.reject(refused)
+    return conn.query<R>(q, params, options).catch((err: unknown) => {
+      const c = compiled(q)
+      rememberFailure(err, c?.text, c?.params ?? params)
+      throw err
+    })
   }
   const stream: PoolConnection['stream'] = (q, params, options) => {
     const refused = refusal(q)
@@ -775,15 +787,71 @@ export { previewStatement }
 
 /**
  * An error as MIGRATION_FAILED's message repeats it. With `literals` (a failing statement's: see
- * {@link statementLiterals}; `[]` for a function migration's error), the database's message is shown
- * without the values it repeats (Postgres 22P02 `invalid input syntax for type integer: "..."` quotes
- * the input), as the statement preview hides them; the code, SQLSTATE and the error itself (`cause`,
- * whose message is the database's own) are kept.
+ * {@link statementLiterals}; `[]` for a function migration's error), every database message in it is
+ * shown without the values it repeats (see {@link hideLiterals}: the statement's literals, the
+ * literals and bound values of the function migration's statement that failed, a data exception's
+ * quoted input), as the statement preview hides them. Each message is judged by its own SQLSTATE:
+ * an error whose message repeats its cause's (TRANSACTION_ROLLED_BACK's `first error: ...`, SQLSTATE
+ * 25P02) has that part hidden as the cause's own message is. The code, SQLSTATE and the error itself
+ * (`cause`, whose message is the database's own) are kept.
  */
 function describe(err: unknown, literals?: readonly string[]): string {
   const message = err instanceof Error ? err.message : String(err)
-  const shown = literals === undefined ? message : hideLiterals(message, literals, DatabaseError.is(err) ? err.sqlState : undefined)
+  if (literals === undefined) return DatabaseError.is(err) ? `${err.code}: ${message}` : message
+  const all = [...literals]
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < CAUSE_DEPTH; e = e.cause, depth++)
+    all.push(...(FAILED_WITH.get(e) ?? []))
+  const shown = hiddenMessage(err, all, 0)
   return DatabaseError.is(err) ? `${err.code}: ${shown}` : shown
+}
+
+/** How deep {@link describe} follows `cause`. */
+const CAUSE_DEPTH = 8
+
+/** `err`'s message with {@link hideLiterals} applied to each part by the SQLSTATE of the error that wrote it. */
+function hiddenMessage(err: unknown, literals: readonly string[], depth: number): string {
+  const message = err instanceof Error ? err.message : String(err)
+  const sqlState = DatabaseError.is(err) ? err.sqlState : undefined
+  const cause = err instanceof Error ? err.cause : undefined
+  const inner = cause instanceof Error ? cause.message : undefined
+  if (depth + 1 < CAUSE_DEPTH && inner !== undefined && inner !== '' && message.includes(inner)) {
+    const innerShown = hiddenMessage(cause, literals, depth + 1)
+    return message
+      .split(inner)
+      .map((part) => hideLiterals(part, literals, sqlState))
+      .join(innerShown)
+  }
+  return hideLiterals(message, literals, sqlState)
+}
+
+/**
+ * The literals of the statement a function migration's `query()` / `stream()` ran and its bound
+ * values (strings, and the strings of an array), by the error it failed with: {@link describe} hides
+ * them wherever that error's message (or a later error's repeating it) quotes them.
+ */
+const FAILED_WITH = new WeakMap<object, string[]>()
+
+function rememberFailure(err: unknown, text: string | undefined, params: unknown): void {
+  if (!(err instanceof Error) || FAILED_WITH.has(err)) return
+  const values: string[] = text === undefined ? [] : statementLiterals(text)
+  const add = (v: unknown): void => {
+    if (typeof v === 'string') values.push(v)
+    else if (typeof v === 'bigint' || typeof v === 'number') return
+    else if (v instanceof Date || v === null || v === undefined || typeof v === 'boolean') return
+    else if (typeof v === 'object' && !(v instanceof Uint8Array)) {
+      try {
+        values.push(JSON.stringify(v))
+      } catch {
+        // not JSON: the pool refuses it before the database sees it
+      }
+    }
+  }
+  if (Array.isArray(params))
+    for (const p of params) {
+      add(p)
+      if (Array.isArray(p)) for (const q of p as unknown[]) add(q)
+    }
+  FAILED_WITH.set(err, values)
 }
 
 function sleep(ms: number): Promise<void> {

@@ -16,29 +16,126 @@ export function previewStatement(text: string): string {
 }
 
 /**
- * The values of the literals of `text` that {@link previewStatement} hides (`'...'` strings with `''`
- * read as one quote, dollar-quoted bodies), for hiding them also where the database repeats them.
+ * The literals of `text` that {@link previewStatement} hides, for hiding them also where the database
+ * repeats them: each `'...'` string both as read (`''` as one quote) and as written (`''`, `\'`: a
+ * syntax error echoes the token as written), each dollar-quoted body, and, scanned the same way, the
+ * literals inside those bodies (a `DO $$ ... $$` block or a function body is one literal holding the
+ * statements whose strings a syntax error repeats), up to {@link NESTED_DEPTH} levels deep.
  */
 export function statementLiterals(text: string): string[] {
-  return scanStatement(text).literals
+  const found = new Set<string>()
+  collectLiterals(text, found, 0)
+  return [...found]
+}
+
+/** How many levels of quoted bodies inside quoted bodies {@link statementLiterals} reads. */
+const NESTED_DEPTH = 3
+
+function collectLiterals(text: string, found: Set<string>, depth: number): void {
+  for (const literal of scanStatement(text).literals) {
+    if (literal === '' || found.has(literal)) continue
+    found.add(literal)
+    if (depth < NESTED_DEPTH && (literal.includes("'") || literal.includes('$'))) collectLiterals(literal, found, depth + 1)
+  }
 }
 
 /**
- * Hides, in a message about `statement` (the database's own error text), what a reader of the message
- * should not see of the statement's literals (see {@link previewStatement}): every literal of the
- * statement that the message repeats (quoted or, from 4 characters on, anywhere), and, for a
- * Postgres data exception (SQLSTATE class 22: `invalid input syntax for type integer: "S3CRET"`,
- * whose quoted text is the input value, a bound parameter's too), every double-quoted value.
+ * Hides, in one message of the database about `statement` (its own error text; a wrapping error's
+ * message is judged apart by the caller), what a reader of the message should not see of the
+ * statement's literals and bound values (`literals`, see {@link statementLiterals}):
+ * - every string or dollar-quoted token the message quotes (`syntax error at or near "'...'"`,
+ *   SQLite's `near "'...'": syntax error`, `unrecognized token: "'...`): a token that is a literal is
+ *   hidden whatever it holds (to the message's last `"` when it does not end);
+ * - each literal where the message repeats it quoted (`"..."`, `'...'`), and from 4 characters on
+ *   also as a whole token, never inside another word (`default 'user'` keeps `relation "users"`);
+ * - for a data exception (SQLSTATE class 22, `sqlState`), the input value it quotes, a bound
+ *   parameter's too: after the first `: "` everything up to the message's last `"` (Postgres quotes
+ *   the value raw, so a `"` inside it does not end it), and without a `: "` every quoted value
+ *   (`value "..." is out of range`). A name quoted before that colon stays (`invalid value for
+ *   parameter "TimeZone": "..."`).
  */
 export function hideLiterals(message: string, literals: readonly string[], sqlState: string | undefined): string {
-  let out = message
-  for (const literal of literals) {
-    if (literal === '') continue
-    if (literal.length >= 4) out = out.split(literal).join(REDACTED)
-    else out = out.split(`"${literal}"`).join(`"${REDACTED}"`).split(`'${literal}'`).join(`'${REDACTED}'`)
+  let out = hideQuotedTokens(message)
+  const byLength = [...new Set(literals)].filter((l) => l !== '').sort((a, b) => b.length - a.length)
+  for (const literal of byLength) {
+    out = out.split(`"${literal}"`).join(`"${REDACTED}"`).split(`'${literal}'`).join(`'${REDACTED}'`)
+    if (literal.length >= 4) out = hideWholeTokens(out, literal)
   }
-  if (sqlState?.startsWith('22')) out = out.replace(/"(?:[^"]|"")*"/g, `"${REDACTED}"`)
+  if (sqlState?.startsWith('22')) out = hideDataExceptionValue(out)
   return out
+}
+
+/** Replaces each occurrence of `literal` in `text` that does not continue a word on either side. */
+function hideWholeTokens(text: string, literal: string): string {
+  const startsWord = isIdentChar(literal.charCodeAt(0))
+  const endsWord = isIdentChar(literal.charCodeAt(literal.length - 1))
+  let out = ''
+  let copied = 0
+  let at = text.indexOf(literal)
+  while (at >= 0) {
+    const end = at + literal.length
+    const whole = !(startsWord && isIdentChar(text.charCodeAt(at - 1))) && !(endsWord && isIdentChar(text.charCodeAt(end)))
+    if (whole) {
+      out += text.slice(copied, at) + REDACTED
+      copied = end
+      at = text.indexOf(literal, end)
+    } else at = text.indexOf(literal, at + 1)
+  }
+  return out + text.slice(copied)
+}
+
+/** Class 22: the quoted input value (see {@link hideLiterals}). */
+function hideDataExceptionValue(message: string): string {
+  const open = message.indexOf(': "')
+  const close = message.lastIndexOf('"')
+  if (open >= 0 && close > open + 2) return `${message.slice(0, open + 3)}${REDACTED}${message.slice(close)}`
+  if (open >= 0) return `${message.slice(0, open + 3)}${REDACTED}`
+  return message.replace(/"(?:[^"]|"")*"/g, `"${REDACTED}"`)
+}
+
+/**
+ * Hides every string or dollar-quoted token quoted in `message` with `"` (as syntax errors of both
+ * databases echo the token they stopped at): `"'...'"` with `''` (`E'...'`: also `\'`) inside, any
+ * prefix `E`, `U&`, `B`, `X`, `N` kept, and `"$tag$...$tag$"`; a token that does not end there is
+ * hidden to the message's last `"` (or its end).
+ */
+function hideQuotedTokens(message: string): string {
+  let out = ''
+  let copied = 0
+  let i = message.indexOf('"')
+  while (i >= 0) {
+    let at = i + 1
+    const c = message.charCodeAt(at)
+    if (c === 85 || c === 117 /* U u */) at = message.charCodeAt(at + 1) === 38 /* & */ ? at + 2 : at
+    else if ([69, 101, 66, 98, 88, 120, 78, 110].includes(c) && message.charCodeAt(at + 1) === 39) at++
+    let end = -1
+    let body = -1
+    if (message.charCodeAt(at) === 39 /* ' */) {
+      body = at + 1
+      const after = skipQuoted(message, body, 39, at > i + 1 && isEscapePrefix(message, at))
+      end = message.charCodeAt(after) === 34 && message.charCodeAt(after - 1) === 39 && after > body ? after - 1 : -1
+    } else if (c === 36 /* $ */) {
+      const tagEnd = dollarTagEnd(message, at)
+      if (tagEnd >= 0) {
+        const tag = message.slice(at, tagEnd + 1)
+        body = tagEnd + 1
+        const close = message.indexOf(`${tag}"`, body)
+        end = close < 0 ? -1 : close
+      }
+    }
+    if (body < 0) {
+      i = message.indexOf('"', i + 1)
+      continue
+    }
+    if (end < 0) {
+      const last = message.lastIndexOf('"')
+      end = last > body ? last : message.length
+    }
+    out += `${message.slice(copied, body)}${REDACTED}`
+    copied = end
+    i = message.indexOf('"', Math.max(end, i + 1) + 1)
+  }
+  return out + message.slice(copied)
 }
 
 function scanStatement(text: string): { preview: string; literals: string[] } {
@@ -54,7 +151,10 @@ function scanStatement(text: string): { preview: string; literals: string[] } {
       out += `${text.slice(copied, i)}'${REDACTED}'`
       const start = i + 1
       i = skipQuoted(text, start, 39, escapes)
-      literals.push(text.slice(start, text.charCodeAt(i - 1) === 39 && i - 1 >= start ? i - 1 : i).replaceAll("''", "'"))
+      const raw = text.slice(start, text.charCodeAt(i - 1) === 39 && i - 1 >= start ? i - 1 : i)
+      const value = raw.replaceAll("''", "'")
+      literals.push(value)
+      if (value !== raw) literals.push(raw)
       copied = i
     } else if (c === 34 /* " */) {
       i = skipQuoted(text, i + 1, 34, false)
