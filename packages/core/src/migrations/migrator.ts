@@ -280,19 +280,19 @@ export class Migrator {
       for (const m of plan) {
         this.#emit({ type: 'start', direction, version: m.version, name: m.name })
         const step = direction === 'up' ? m.up : (m.down as MigrationStep)
-        const durationMs = await this.#pool.withConnection(async (conn) => {
-          try {
-            return await this.#apply(conn, direction, m, step)
-          } finally {
-            await this.#endSession(conn)
-          }
-        })
-        if (durationMs === undefined) {
-          skipped.push(m.version)
-          this.#emit({ type: 'skip', direction, version: m.version, name: m.name })
-        } else {
-          done.push({ version: m.version, name: m.name, durationMs })
-          this.#emit({ type: 'done', direction, version: m.version, name: m.name, durationMs })
+        // set once the migration committed (or was skipped): a failure after it (the session reset of a
+        // custom MigrationPool, the release) must not hide that it is applied (detail.applied)
+        let outcome: { durationMs: number | undefined } | undefined
+        try {
+          await this.#pool.withConnection(async (conn) => {
+            try {
+              outcome = { durationMs: await this.#apply(conn, direction, m, step) }
+            } finally {
+              await this.#endSession(conn)
+            }
+          })
+        } finally {
+          if (outcome) this.#record(direction, m, outcome.durationMs, done, skipped)
         }
       }
       const rows = await this.#primary((conn) => this.#store.readAll(conn))
@@ -304,6 +304,17 @@ export class Migrator {
       }
     } catch (err) {
       throw withDone(err, direction, done)
+    }
+  }
+
+  /** Counts a migration that committed (`durationMs`) or that another process had already run (undefined). */
+  #record(direction: Direction, m: Prepared, durationMs: number | undefined, done: MigrationRunStep[], skipped: number[]): void {
+    if (durationMs === undefined) {
+      skipped.push(m.version)
+      this.#emit({ type: 'skip', direction, version: m.version, name: m.name })
+    } else {
+      done.push({ version: m.version, name: m.name, durationMs })
+      this.#emit({ type: 'done', direction, version: m.version, name: m.name, durationMs })
     }
   }
 
