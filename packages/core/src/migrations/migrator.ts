@@ -654,7 +654,7 @@ async function runStep(
   const mode = step.transaction ? {} : { transaction: false }
   if (step.kind === 'function') {
     try {
-      await step.fn(migrationConnection(conn, step.source))
+      await step.fn(migrationConnection(conn, step.source, step.transaction))
     } catch (err) {
       throw migrationError(`migration ${m.version} (${m.name}) failed in its function: ${describe(err, [])}${note}`, m, mode, err)
     }
@@ -699,8 +699,11 @@ function foreignKeysPragmaError(source: string, line: number | undefined): Datab
  * `PRAGMA foreign_keys` (CONFIGURATION naming `foreign_keys:off`) instead of letting SQLite ignore
  * it. `conn.transaction()` is a savepoint of the migration's transaction and stays as it is (the
  * SQLite manager refuses `PRAGMA foreign_keys` inside any transaction, whatever path it takes).
+ * Outside a transaction (`inTransaction` false: `transaction: false`) BEGIN/COMMIT are refused too
+ * (a BEGIN left open would hold the rest of the migration in an uncommitted transaction), the message
+ * pointing to `conn.transaction()`, there a real transaction that commits.
  */
-function migrationConnection(conn: PoolConnection, source: string): PoolConnection {
+function migrationConnection(conn: PoolConnection, source: string, inTransaction: boolean): PoolConnection {
   const backend = conn.backend
   const compiled = (q: unknown): { text: string; params?: readonly unknown[] } | undefined => {
     try {
@@ -719,7 +722,9 @@ function migrationConnection(conn: PoolConnection, source: string): PoolConnecti
     if (control === undefined) return undefined
     return new DatabaseError(
       'QUERY_FAILED',
-      `${control} in migration ${source} is refused and was not run: the Migrator owns the migration's transaction (return to commit it with its record, throw to roll it back; conn.transaction() for a savepoint)`,
+      inTransaction
+        ? `${control} in migration ${source} is refused and was not run: the Migrator owns the migration's transaction (return to commit it with its record, throw to roll it back; conn.transaction() for a savepoint)`
+        : `${control} in migration ${source} is refused and was not run: it runs outside a transaction (transaction: false), each statement commits on its own; to commit a batch of statements together use conn.transaction(), a real transaction that commits when its callback returns (and rolls back when it throws)`,
       { backend, retryable: false, detail: { statement: control, source } },
     )
   }

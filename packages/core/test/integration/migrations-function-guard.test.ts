@@ -146,6 +146,32 @@ describe.each(Object.keys(BACKENDS) as (keyof typeof BACKENDS)[])('Migrator on %
     expect(`${err2.message} ${JSON.stringify(err2.detail)}`).not.toMatch(/S3CRET/)
   })
 
+  if (backend === 'postgres')
+    it('transaction: false: BEGIN is refused saying what holds there, and conn.transaction() commits a batch', async () => {
+      await pool.query('insert into t values (1), (2)')
+      let refused: unknown
+      const m = new Migrator(pool, {
+        migrations: [
+          {
+            version: 1,
+            name: 'backfill',
+            transaction: false,
+            up: async (conn) => {
+              refused = await conn.query('begin').catch((e: unknown) => e)
+              await conn.transaction(async (tx) => void (await tx.query('update t set v = v + 10')))
+            },
+          },
+        ],
+      })
+      await m.up()
+      expect(refused).toMatchObject({ code: 'QUERY_FAILED', message: expect.stringMatching(/is refused and was not run/) })
+      const message = (refused as DatabaseError).message
+      expect(message).toMatch(/outside a transaction \(transaction: false\)/)
+      expect(message).toMatch(/conn\.transaction\(\), a real transaction that commits/)
+      expect(message).not.toMatch(/savepoint|owns the migration's transaction/)
+      expect(await rows()).toEqual([11, 12])
+    })
+
   it('an error after a migration committed says which were applied (detail.applied): a later failure, the pool closed', async () => {
     const slow =
       backend === 'sqlite'
