@@ -767,9 +767,47 @@ const FOREIGN_KEYS_PRAGMA = new RegExp(
   'i',
 )
 
-/** `PRAGMA foreign_keys` or `PRAGMA schema.foreign_keys`, read or set, in any quoting SQLite accepts. */
+// the same anywhere in a statement's text (`EXPLAIN PRAGMA ...`, or a text the splitter misread)
+const FOREIGN_KEYS_PRAGMA_ANYWHERE = new RegExp(
+  String.raw`(?<![A-Za-z0-9_$])pragma\s*(?:${QUOTED_OR_BARE}\s*\.\s*)?${FOREIGN_KEYS_NAME}`,
+  'i',
+)
+
+/**
+ * `PRAGMA foreign_keys` or `PRAGMA schema.foreign_keys`, read or set, in any quoting SQLite accepts,
+ * at the head of the statement or anywhere in its text outside comments (conservative: a string
+ * holding those words is refused too), so that a statement the splitter cut wrongly cannot hide one.
+ */
 function isForeignKeysPragma(statement: SqlStatement): boolean {
-  return statement.head[0] === 'PRAGMA' && FOREIGN_KEYS_PRAGMA.test(statement.text)
+  if (statement.head[0] === 'PRAGMA' && FOREIGN_KEYS_PRAGMA.test(statement.text)) return true
+  return /pragma/i.test(statement.text) && FOREIGN_KEYS_PRAGMA_ANYWHERE.test(withoutSqliteComments(statement.text))
+}
+
+/** `text` with its `--` and `/* *\/` comments blanked, strings and quoted names (`'x'`, `"x"`, `` `x` ``, `[x]`) kept. */
+function withoutSqliteComments(text: string): string {
+  let out = ''
+  let i = 0
+  while (i < text.length) {
+    const ch = text[i]!
+    if (ch === '-' && text[i + 1] === '-') {
+      const end = text.indexOf('\n', i)
+      i = end < 0 ? text.length : end
+      out += ' '
+    } else if (ch === '/' && text[i + 1] === '*') {
+      const end = text.indexOf('*/', i + 2)
+      i = end < 0 ? text.length : end + 2
+      out += ' '
+    } else if (ch === "'" || ch === '"' || ch === '`' || ch === '[') {
+      const close = text.indexOf(ch === '[' ? ']' : ch, i + 1)
+      const end = close < 0 ? text.length : close + 1
+      out += text.slice(i, end)
+      i = end
+    } else {
+      out += ch
+      i++
+    }
+  }
+  return out
 }
 
 /** BEGIN / COMMIT / END / ABORT / ROLLBACK (not ROLLBACK TO) / START or PREPARE TRANSACTION at the top level. */

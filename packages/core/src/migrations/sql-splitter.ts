@@ -21,10 +21,12 @@ const DOLLAR_TAG_WINDOW = 1_024
 const HEAD_WORDS = 6
 // statements whose body may hold `;` between BEGIN ... END (SQLite triggers, Postgres BEGIN ATOMIC)
 const BLOCK_HEAD = /^CREATE (OR REPLACE )?((TEMP|TEMPORARY) )?(TRIGGER|FUNCTION|PROCEDURE)\b/
+// the statements a SQLite trigger body holds
+const TRIGGER_BODY_START: ReadonlySet<string> = new Set(['INSERT', 'UPDATE', 'DELETE', 'SELECT', 'WITH', 'REPLACE', 'VALUES'])
 
 /**
  * Splits a SQL script into statements at top-level `;`, respecting single-quoted strings (with `''`
- * and Postgres `E'\''` escapes), double-quoted and backquoted identifiers, Postgres dollar quoting
+ * and Postgres `E'\''` escapes), double-quoted and backquoted identifiers (and SQLite's `[name]`), Postgres dollar quoting
  * (`$$ ... $$`, `$tag$ ... $tag$`), `--` and `/* *\/` comments (nested on Postgres), and the
  * `BEGIN ... END` bodies of SQLite triggers and Postgres `BEGIN ATOMIC` functions, and on Postgres
  * parentheses (a multi-action rule `DO ALSO (insert ...; insert ...)`, as psql keeps it whole). Statements made
@@ -43,6 +45,11 @@ export function splitSqlStatements(script: string, dialect: SqlDialect = 'postgr
   let words: string[] = []
   let block = false
   let depth = 0
+  const sqlite = dialect === 'sqlite'
+  // SQLite trigger bodies (see the word branch below)
+  let body = false
+  let pendingBegin = false
+  let afterSemicolon = false
   // Postgres: `;` inside parentheses is not a statement's end (a rule's `DO ALSO (a; b)`), as psql reads it
   const parens = dialect === 'postgres'
   let parenDepth = 0
@@ -56,6 +63,9 @@ export function splitSqlStatements(script: string, dialect: SqlDialect = 'postgr
     block = false
     depth = 0
     parenDepth = 0
+    body = false
+    pendingBegin = false
+    afterSemicolon = false
   }
   const mark = (): void => {
     if (startLine < 0) startLine = line
@@ -79,6 +89,13 @@ export function splitSqlStatements(script: string, dialect: SqlDialect = 'postgr
     } else if (ch === '"' || ch === '`') {
       mark()
       i = skipQuoted(script, i, ch, false, (count) => (line += count))
+    } else if (ch === '[' && sqlite) {
+      // SQLite reads `[name]` as a quoted name (no escape inside): a `'` or `;` in it is part of the name
+      mark()
+      const close = script.indexOf(']', i + 1)
+      const end = close < 0 ? n : close + 1
+      line += countNewlines(script, i, end)
+      i = end
     } else if (
       // dollar quoting is Postgres' alone (on SQLite `$$` is a parameter name); a `$` right after an
       // identifier character (non-ASCII letters included: `é$$` is an identifier) does not open one
@@ -94,7 +111,8 @@ export function splitSqlStatements(script: string, dialect: SqlDialect = 'postgr
       line += countNewlines(script, i, end)
       i = end
     } else if (ch === ';') {
-      if ((block && depth > 0) || parenDepth > 0) {
+      if (sqlite ? body : (block && depth > 0) || parenDepth > 0) {
+        afterSemicolon = true
         i++
       } else {
         finish(i)
@@ -109,13 +127,25 @@ export function splitSqlStatements(script: string, dialect: SqlDialect = 'postgr
         words.push(word)
         if (!block && BLOCK_HEAD.test(words.join(' '))) block = true
       }
-      if (block) {
+      if (block && sqlite) {
+        // a trigger's body opens at the BEGIN before its first statement (a column, table or trigger
+        // may be named begin) and closes at the END right after the `;` of its last statement, which
+        // SQLite requires (a CASE's END never follows a `;`; a column may be named end)
+        if (!body && pendingBegin && TRIGGER_BODY_START.has(word)) body = true
+        else if (body && afterSemicolon && word === 'END') body = false
+        pendingBegin = !body && word === 'BEGIN' && script[i - 1] !== '.'
+      } else if (block) {
         if (word === 'BEGIN' || word === 'CASE') depth++
         else if (word === 'END' && depth > 0) depth--
       }
+      afterSemicolon = false
       i = j
     } else {
-      if (!/\s/.test(ch)) mark()
+      if (!/\s/.test(ch)) {
+        mark()
+        afterSemicolon = false
+        pendingBegin = false
+      }
       if (parens && ch === '(') parenDepth++
       else if (parens && ch === ')' && parenDepth > 0) parenDepth--
       i++

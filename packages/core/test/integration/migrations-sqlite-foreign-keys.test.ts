@@ -130,6 +130,20 @@ alter table authors_new rename to authors;
     expect((await pool.query("select name from sqlite_master where type = 'table'")).rows).toEqual([])
   })
 
+  it.each([
+    [
+      'a trigger body naming a column begin',
+      'alter table books add column begin integer;\ncreate trigger t after insert on books begin update books set begin = 1 where id = new.id; end;\nPRAGMA foreign_keys = OFF;',
+    ],
+    ['a [bracketed] name holding a quote', "alter table books add column [it's] text;\nPRAGMA foreign_keys = OFF;"],
+    ['an EXPLAIN', 'EXPLAIN PRAGMA foreign_keys = OFF;'],
+  ])('refuses PRAGMA foreign_keys hidden after %s, before anything runs', async (_label, before) => {
+    const m = migrations({ '0001_init.sql': init('cascade'), '0002_rebuild.sql': rebuild(`-- migrate:up\n${before}`) })
+    const err = (await m.up().catch((e: unknown) => e)) as DatabaseError
+    expect(err).toMatchObject({ code: 'CONFIGURATION', detail: { source: '0002_rebuild.sql', option: 'foreign_keys:off' } })
+    expect((await pool.query("select name from sqlite_master where type = 'table'")).rows).toEqual([])
+  })
+
   it.each(['transaction', 'stream'] as const)(
     'refuses PRAGMA foreign_keys sent through conn.%s in a function migration: rolled back, no child deleted',
     async (path) => {

@@ -140,3 +140,19 @@ describe('splitSqlStatements: dollar quotes', () => {
     expect(splitSqlStatements(text, 'postgres').map((s) => s.text)).toEqual([`do ${tag} begin perform 1; end ${tag}`, 'select 2'])
   })
 })
+
+describe('splitSqlStatements: SQLite names that looked like block words or quotes', () => {
+  it('a trigger body naming a column begin or end, or a trigger of a column begin, ends at its own END', () => {
+    const script = `create trigger t after update of begin on t begin update t set begin = 1, end = 2 where id = new.id; end;
+PRAGMA foreign_keys = OFF;
+select 1`
+    expect(splitSqlStatements(script, 'sqlite').map((s) => s.head[0])).toEqual(['CREATE', 'PRAGMA', 'SELECT'])
+  })
+
+  it('a [bracketed] name is a name: a quote or ; inside it starts nothing', () => {
+    const script = "alter table book add column [it's;x] text; PRAGMA foreign_keys = OFF; select 1"
+    expect(texts(script, 'sqlite')).toEqual(["alter table book add column [it's;x] text", 'PRAGMA foreign_keys = OFF', 'select 1'])
+    // Postgres has no bracketed names ([ is an array subscript)
+    expect(texts("select a[1], 'x;y'; select 2")).toEqual(["select a[1], 'x;y'", 'select 2'])
+  })
+})
