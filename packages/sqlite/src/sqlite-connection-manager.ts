@@ -38,7 +38,7 @@ import { abortsTransaction, errorName, isFatalSqliteCode, mapSqliteError } from 
 import { controlsTransaction, runsAtomically, runScript } from './sqlite-script'
 import { isLockBusy, NATIVE_BUSY_TIMEOUT_MS, waitForLock } from './sqlite-lock-wait'
 import { sqliteHealthChecks, walSizeBytes } from './sqlite-health'
-import { scanPragmas, SETS_FOREIGN_KEYS, type PragmaScan } from './sqlite-pragma'
+import { mentionsPragma, scanPragmas, SETS_FOREIGN_KEYS, type PragmaScan } from './sqlite-pragma'
 import { readSettings, restoreSettings, type SessionSettings } from './sqlite-session-settings'
 import { resolveSqliteOptions, SYNCHRONOUS_LEVELS, TEMP_STORES, type ResolvedSqliteOptions, type SqliteOptions } from './sqlite-options'
 
@@ -363,28 +363,35 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   /**
    * Restores the settings a lease changed with PRAGMA (`foreign_keys`, `query_only`,
    * `recursive_triggers`, `busy_timeout`, `synchronous`...) to the pool's configuration, so the next
-   * caller never runs, say, without foreign-key enforcement. A setting that cannot be restored here
-   * (another schema's, or one not known) closes a file connection instead (a fresh one is configured);
-   * the in-memory database, which lives on its one connection, is kept with what was restored.
+   * caller never runs, say, without foreign-key enforcement. A file connection with a setting that
+   * could not be restored (another schema's, or one that did not read back) is closed instead (a fresh
+   * one is configured): CONFIGURATION. The in-memory database lives on its one connection and is never
+   * closed for this: what could be restored is, the rest is tried again at the next release, and each
+   * failure is reported as a process warning (code `DBPOOL_SQLITE_SETTINGS`).
    *
-   * @throws DatabaseError (the pool then closes the connection) when a setting does not read back.
+   * @throws DatabaseError CONFIGURATION (file connections only; the pool then closes the connection).
    */
   #restoreSettings(db: SqliteDatabase, state: ConnectionState): void {
     const changed = state.changedSettings as Set<string> | 'all'
     state.changedSettings = undefined
-    let reusable: boolean
-    try {
-      reusable = restoreSettings(db, state.settings, changed)
-    } catch (err) {
-      state.fatal ??= this.mapError(err)
-      throw state.fatal
+    const outcome = restoreSettings(db, state.settings, changed)
+    if (outcome.error === undefined && outcome.unrestorable.length === 0) return
+    if (db === this.#memory) {
+      // tried again at the next release; a setting of another schema stays as the lease left it
+      if (outcome.failed.length > 0) state.changedSettings = changed === 'all' ? 'all' : new Set(outcome.failed)
+      if (outcome.error !== undefined)
+        process.emitWarning(`${outcome.error.message} (the in-memory database is kept; retried at the next release)`, {
+          code: 'DBPOOL_SQLITE_SETTINGS',
+        })
+      return
     }
-    if (reusable || db === this.#memory) return
-    const error = new DatabaseError(
-      'CONFIGURATION',
-      "a PRAGMA changed a setting of this SQLite connection that the pool cannot restore (another schema's, or an unknown one): the connection is closed instead of reused",
-      { backend: 'sqlite', detail: { pragmas: [...changed] } },
-    )
+    const error =
+      outcome.error ??
+      new DatabaseError(
+        'CONFIGURATION',
+        `a PRAGMA changed a setting of this SQLite connection that the pool cannot restore (${outcome.unrestorable.join(', ')}: another schema's): the connection is closed instead of reused`,
+        { backend: 'sqlite', detail: { pragmas: outcome.unrestorable } },
+      )
     state.fatal ??= error
     throw error
   }
@@ -493,7 +500,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    * transaction) is restored at once (see {@link reset}); inside a transaction the pool's reset does it.
    */
   executeSync<R = Record<string, unknown>>(db: SqliteDatabase, query: CompiledQuery): QueryResult<R> | undefined {
-    const result = this.#runSync<R>(db, query)
+    const result = this.#runSync<R>(db, query, true)
     const state = stateOf(db)
     if (state?.changedSettings !== undefined && !db.inTransaction) this.#restoreSettings(db, state)
     return result
@@ -506,7 +513,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    * `ON DELETE CASCADE` and delete every child row. The refusal aborts the transaction (only
    * ROLLBACK runs), so nothing written after it can be committed.
    */
-  #runSync<R>(db: SqliteDatabase, query: CompiledQuery): QueryResult<R> | undefined {
+  #runSync<R>(db: SqliteDatabase, query: CompiledQuery, leaseFree = false): QueryResult<R> | undefined {
     const state = this.#state(db)
     // no upfront `db.open` (a native call per statement): a closed connection throws, and #fail reports it as CONNECTION_LOST
     const { text } = query
@@ -522,11 +529,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     try {
       const params = sqliteParameters(query.params, this.#maxParameters)
       // one lookup for a statement run again (the cache answers its newest entry without a map lookup)
-      cached = state.statements.get(text) ?? this.#prepareOrExec(db, state, text, params)
+      cached = state.statements.get(text) ?? this.#prepareOrExec(db, state, text, params, leaseFree)
       if (cached === undefined) {
         result = { rows: [], rowCount: 0 }
       } else {
-        if (cached.pragma !== undefined) this.#beforePragma(db, state, cached.pragma)
+        if (cached.pragma !== undefined) this.#beforePragma(db, state, cached.pragma, leaseFree)
         const kind = cached.kind
         if (kind !== 'read') this.#beforeChange(db, state, kind)
         if (kind === 'control' && text === READ_ONLY_BEGIN) this.#setQueryOnly(db, state, true)
@@ -694,11 +701,13 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   /**
-   * Before a statement whose PRAGMAs change settings: refuses one that sets `foreign_keys` inside a
+   * Before a statement whose PRAGMAs change settings: refuses one sent without a lease (`leaseFree`:
+   * the change would not last, see {@link checkLeaseFree}); refuses one that sets `foreign_keys` inside a
    * transaction (open before it, or opened by the text itself), which SQLite would ignore, aborting
    * the open transaction; otherwise notes the settings for the release to restore.
    */
-  #beforePragma(db: SqliteDatabase, state: ConnectionState, scan: PragmaScan): void {
+  #beforePragma(db: SqliteDatabase, state: ConnectionState, scan: PragmaScan, leaseFree = false): void {
+    if (leaseFree) throw leaseFreeSettingError(scan.names)
     if (scan.effect === SETS_FOREIGN_KEYS && (scan.foreignKeysInOwnTransaction || db.inTransaction)) {
       const error = foreignKeysInTransactionError()
       if (db.inTransaction) state.aborted ??= error
@@ -772,14 +781,31 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   /**
+   * A `pool.query` that waits for a lease of its own (no idle connection): refused, as on the idle
+   * connection, when it sets a connection setting with PRAGMA (see {@link leaseFreeSettingError}).
+   *
+   * @throws DatabaseError CONFIGURATION, before anything runs.
+   */
+  checkLeaseFree(query: CompiledQuery): void {
+    const scan = scanPragmas(query.text, false)
+    if (scan.effect !== 0) throw leaseFreeSettingError(scan.names)
+  }
+
+  /**
    * `read` for a statement better-sqlite3 reports as a read-only query (`reader && readonly`),
-   * `write` otherwise. Classified by preparing it on the writer (cached by text); PRAGMAs always
-   * go to the writer.
+   * `write` otherwise. Classified by preparing it on the writer (cached by text), never run there; a
+   * text holding a PRAGMA (`EXPLAIN PRAGMA` too) goes to the writer without being prepared.
    */
   route(query: CompiledQuery): Lane {
     if (!this.#hasReaders) return 'write'
     const known = this.#routes.get(query.text)
     if (known !== undefined) return known
+    // never prepared here: SQLite applies a flag PRAGMA (`foreign_keys = OFF`, `EXPLAIN PRAGMA ...`)
+    // when it prepares it, and the writer may be held by another lease
+    if (mentionsPragma(query.text)) {
+      this.#routes.set(query.text, 'write')
+      return 'write'
+    }
     const db = this.#classifier()
     let lane: Lane
     try {
@@ -787,7 +813,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       // SELECT routed to the writer would hold it, and a write in its loop would wait for it forever)
       const stmt = db === undefined ? this.#prepareBeforeConnections(query.text) : this.#statement(db, this.#state(db), query.text).stmt
       if (stmt === undefined) return 'write'
-      lane = stmt.reader && stmt.readonly && !/^\s*pragma\b/i.test(query.text) ? 'read' : 'write'
+      lane = stmt.reader && stmt.readonly ? 'read' : 'write'
     } catch {
       // an error (unknown table, syntax) is reported by the writer when the statement runs
       return 'write'
@@ -1196,7 +1222,15 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   /** Prepares and caches `text` (not cached yet), or runs it as a multi-statement script without parameters (then undefined). */
-  #prepareOrExec(db: SqliteDatabase, state: ConnectionState, text: string, params: readonly unknown[]): CachedStatement | undefined {
+  #prepareOrExec(
+    db: SqliteDatabase,
+    state: ConnectionState,
+    text: string,
+    params: readonly unknown[],
+    leaseFree: boolean,
+  ): CachedStatement | undefined {
+    // before preparing: SQLite applies a flag PRAGMA (`foreign_keys = OFF`) when it prepares it
+    if (leaseFree && pragmaOf(text) !== undefined) throw leaseFreeSettingError(pragmaOf(text)!.names)
     try {
       return this.#prepare(db, state, text)
     } catch (err) {
@@ -1207,7 +1241,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         this.#checkIdentity(db, state)
         const begin = state.lane === 'write' && !this.options.readonly ? 'BEGIN IMMEDIATE' : 'BEGIN DEFERRED'
         const pragma = scanPragmas(text, db.inTransaction)
-        if (pragma.effect !== 0) this.#beforePragma(db, state, pragma)
+        if (pragma.effect !== 0) this.#beforePragma(db, state, pragma, leaseFree)
         runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError))
         return undefined
       }
@@ -1327,6 +1361,20 @@ function pragmaOf(text: string): PragmaScan | undefined {
 }
 
 /**
+ * The refusal of a lease-free `pool.query` that sets a connection setting with PRAGMA: the pool gives
+ * the connection back at once and restores what it changed (a foreign_keys change undone without a
+ * word was how a table rebuild deleted every child row), so the change would not last.
+ */
+function leaseFreeSettingError(names: readonly string[]): DatabaseError {
+  const list = [...new Set(names)].join(', ')
+  return new DatabaseError(
+    'CONFIGURATION',
+    `PRAGMA ${list} through pool.query (without a lease) is refused and was not run: the pool restores a connection's settings as soon as the statement ends, so the change would not last. Set it on a lease (pool.withConnection(async (conn) => { await conn.query('PRAGMA ...'); ... }), restored at its release), for every connection with the pool's sqlite options (foreignKeys, busyTimeoutMs, synchronous, cacheSizeKiB, ...), or for a table rebuild mark the migration foreign_keys:off (core Migrator)`,
+    { backend: 'sqlite', retryable: false, detail: { pragma: names[0], pragmas: [...new Set(names)] } },
+  )
+}
+
+/**
  * The refusal of a statement setting `PRAGMA foreign_keys` inside a transaction, where SQLite ignores
  * it (https://www.sqlite.org/pragma.html#pragma_foreign_keys).
  */
@@ -1417,7 +1465,7 @@ function makeDirectoryLevels(directory: string): void {
 function prepareChecked(db: SqliteDatabase, text: string): { stmt: Statement; star: boolean; raw: boolean } {
   let stmt = db.prepare(text)
   if (!stmt.reader) return { stmt, star: false, raw: false }
-  const star = columnsMayChange(text)
+  let star = columnsMayChange(text)
   let columns: Database.ColumnDefinition[]
   try {
     columns = checkColumns(stmt)
@@ -1429,6 +1477,9 @@ function prepareChecked(db: SqliteDatabase, text: string): { stmt: Statement; st
   }
   const raw = columns.some((c) => c.name === '__proto__')
   if (raw) stmt.raw(true)
+  // names equal but for case (`o.ID, p.id` prepared as `Id` and `id`): a rename of one column in
+  // case only (`rename column Id to id`) gives both one name, and SQLite re-prepares with it
+  if (!star && columns.length > 1) star = namesDifferOnlyInCase(columns)
   return { stmt, star, raw }
 }
 
@@ -1441,8 +1492,20 @@ function prepareChecked(db: SqliteDatabase, text: string): { stmt: Statement; st
  *   INTEGER PRIMARY KEY, or after a real column of that name, so a rename can give it the name of
  *   another result column (`select o.rowid, c.id`), and one value would be lost.
  * Other statements' columns are fixed by their text: SQLite re-prepares them after a schema change
- * with the same expression at each position, and a name can change only in case.
+ * with the same expression at each position, and a name can change only in case; statements with two
+ * names equal but for case are checked after each run too (see {@link prepareChecked}).
  */
+/** Whether two result columns have names equal but for ASCII case (SQLite compares names that way). */
+function namesDifferOnlyInCase(columns: readonly Database.ColumnDefinition[]): boolean {
+  const seen = new Set<string>()
+  for (const { name } of columns) {
+    const key = name.toLowerCase()
+    if (seen.has(key)) return true
+    seen.add(key)
+  }
+  return false
+}
+
 function columnsMayChange(text: string): boolean {
   return text.includes('*') || ROWID_NAME.test(text)
 }

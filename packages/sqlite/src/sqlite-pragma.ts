@@ -1,5 +1,4 @@
-import { splitSqlStatements } from '@dbpool/core'
-import { transactionControlOf } from '@dbpool/core/internal'
+import { settingOf } from './sqlite-session-settings'
 
 /**
  * What a statement text does with PRAGMAs, read once per prepared text (a cache miss) or per run of a
@@ -16,7 +15,11 @@ export const SETS_FOREIGN_KEYS = 2
 /** The result of {@link scanPragmas}. */
 export interface PragmaScan {
   readonly effect: PragmaEffect
-  /** The names of the settings the text sets, lower-cased, with their schema when one is given (`temp.cache_size`). */
+  /**
+   * The connection settings the text sets, as `settingOf` names them: lower-cased, a connection-wide
+   * flag without its (ignored) schema (`temp.foreign_keys` is `foreign_keys`), a per-schema setting of
+   * another schema than main with it (`temp.cache_size`).
+   */
   readonly names: readonly string[]
   /**
    * A `foreign_keys` assignment the text itself runs inside a transaction it opened (`BEGIN; PRAGMA
@@ -28,36 +31,6 @@ export interface PragmaScan {
 const NOTHING: PragmaScan = Object.freeze({ effect: 0, names: [], foreignKeysInOwnTransaction: false })
 
 /**
- * PRAGMAs that take an argument and change no setting of the connection: they read or act
- * (`table_info(t)`, `wal_checkpoint(TRUNCATE)`, `optimize`, `foreign_key_check`...).
- */
-const QUERY_PRAGMAS: ReadonlySet<string> = new Set([
-  'table_info',
-  'table_xinfo',
-  'table_list',
-  'index_info',
-  'index_xinfo',
-  'index_list',
-  'foreign_key_list',
-  'foreign_key_check',
-  'integrity_check',
-  'quick_check',
-  'wal_checkpoint',
-  'incremental_vacuum',
-  'optimize',
-  'shrink_memory',
-  'collation_list',
-  'compile_options',
-  'database_list',
-  'function_list',
-  'module_list',
-  'pragma_list',
-  'data_version',
-  'freelist_count',
-  'page_count',
-])
-
-/**
  * The PRAGMA effect of one statement text (see {@link scanPragmas}); a text without the word
  * `pragma` costs one case-insensitive search.
  */
@@ -65,33 +38,65 @@ export function pragmaEffect(text: string): PragmaEffect {
   return scanPragmas(text, false).effect
 }
 
+/** Whether `text` holds a `PRAGMA` keyword outside strings, quoted names and comments (`pragma_table_info(...)` does not). */
+export function mentionsPragma(text: string): boolean {
+  return /pragma/i.test(text) && lex(text).some((token) => token.length === 7 && token.toLowerCase() === 'wpragma')
+}
+
 /**
- * Reads every PRAGMA statement of `text` (several statements allowed: comments, strings and trigger
- * bodies skipped, see `splitSqlStatements`). A PRAGMA sets something when it has `= value` or
- * `(value)` and is not one of the {@link QUERY_PRAGMAS}. The name is read the way SQLite reads it:
- * case-insensitive, bare or quoted (`"foreign_keys"`, `` `foreign_keys` ``, `[foreign_keys]`, and
- * `'foreign_keys'`, which SQLite accepts as a name there), with an optional schema (`main.`,
- * `"main".`), so that no spelling escapes the checks.
+ * Reads every PRAGMA of `text`, wherever it stands (several statements, `EXPLAIN PRAGMA ...`): the
+ * text is read with SQLite's own lexical rules (`'strings'`, `"names"`, `` `names` ``, `[names]`,
+ * `--` and `/* *\/` comments), and every `PRAGMA` keyword outside them is read, without relying on
+ * where statements end (a trigger body cannot hide one). A PRAGMA sets something when it has
+ * `= value` or `(value)` and names a connection setting (`settingOf`: settings of the database file,
+ * process-wide ones, reading PRAGMAs and names SQLite does not know are not). The name is read the way
+ * SQLite reads it: case-insensitive, bare or quoted (`"foreign_keys"`, `` `foreign_keys` ``,
+ * `[foreign_keys]`, and `'foreign_keys'`, which SQLite accepts as a name there), with an optional
+ * schema (`main.`, `"temp".`), so that no spelling escapes the checks.
  *
  * @param inTransaction A transaction is open before the text runs (for {@link PragmaScan.foreignKeysInOwnTransaction}).
  */
 export function scanPragmas(text: string, inTransaction: boolean): PragmaScan {
   if (!/pragma/i.test(text)) return NOTHING
+  const tokens = lex(text)
   let effect: PragmaEffect = 0
   const names: string[] = []
   let open = inTransaction
   let inOwn = false
-  for (const statement of splitSqlStatements(text, 'sqlite')) {
-    const head = statement.head
-    const control = transactionControlOf(head)
-    if (control === 'BEGIN') open = true
-    else if (control !== undefined) open = false
-    else if (head[0] === 'SAVEPOINT') open = true
-    if (head[0] !== 'PRAGMA') continue
-    const parsed = parsePragma(statement.text)
-    if (parsed === undefined || !parsed.sets || QUERY_PRAGMAS.has(parsed.name)) continue
-    names.push(parsed.schema === undefined ? parsed.name : `${parsed.schema}.${parsed.name}`)
-    if (parsed.name === 'foreign_keys') {
+  // statement heads, for the transaction the text opens itself; trigger bodies (`BEGIN ... END`) hold `;`
+  let atHead = true
+  let trigger: 'no' | 'head' | 'body' = 'no'
+  let afterSemicolon = false
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i]!
+    if (token === ';') {
+      if (trigger === 'body') afterSemicolon = true
+      else {
+        atHead = true
+        trigger = 'no'
+      }
+      continue
+    }
+    const word = token.startsWith('w') ? token.slice(1).toUpperCase() : ''
+    if (trigger === 'body') {
+      // a trigger body's END follows the `;` of its last statement (SQLite requires it); a CASE's never does
+      if (afterSemicolon && word === 'END') trigger = 'no'
+      afterSemicolon = false
+    } else if (atHead) {
+      atHead = false
+      if (word === 'BEGIN' || word === 'SAVEPOINT') open = true
+      else if (word === 'COMMIT' || word === 'END') open = false
+      else if (word === 'ROLLBACK' && !rollsBackToSavepoint(tokens, i)) open = false
+      else if (word === 'CREATE' && isTrigger(tokens, i)) trigger = 'head'
+    } else if (trigger === 'head' && word === 'BEGIN' && BODY_START.has(wordAt(tokens, i + 1))) {
+      trigger = 'body'
+      afterSemicolon = false
+    }
+    if (word !== 'PRAGMA') continue
+    const name = settingAt(tokens, i + 1)
+    if (name === undefined) continue
+    names.push(name)
+    if (name === 'foreign_keys') {
       effect = SETS_FOREIGN_KEYS
       if (open && !inTransaction) inOwn = true
     } else if (effect === 0) effect = SETS_SETTING
@@ -99,84 +104,100 @@ export function scanPragmas(text: string, inTransaction: boolean): PragmaScan {
   return effect === 0 ? NOTHING : { effect, names, foreignKeysInOwnTransaction: inOwn }
 }
 
-/** A PRAGMA statement's schema and name (unquoted, lower-cased) and whether it gives a value. */
-function parsePragma(text: string): { schema: string | undefined; name: string; sets: boolean } | undefined {
-  const tokens = new Tokens(text)
-  if (tokens.word()?.toLowerCase() !== 'pragma') return undefined
-  let name = tokens.name()
-  if (name === undefined) return undefined
-  let schema: string | undefined
-  if (tokens.peek() === '.') {
-    tokens.skip()
-    schema = name
-    name = tokens.name()
-    if (name === undefined) return undefined
-  }
-  const next = tokens.peek()
-  return { schema, name, sets: next === '=' || next === '(' }
+// the statements a trigger body holds
+const BODY_START: ReadonlySet<string> = new Set(['INSERT', 'UPDATE', 'DELETE', 'SELECT', 'WITH', 'REPLACE', 'VALUES'])
+
+function wordAt(tokens: readonly string[], i: number): string {
+  const token = tokens[i]
+  return token?.startsWith('w') ? token.slice(1).toUpperCase() : ''
 }
 
-/** Just enough of SQLite's tokenizer for a PRAGMA's head: blanks and comments, words, quoted names. */
-class Tokens {
-  #at = 0
+/** `CREATE [TEMP|TEMPORARY] TRIGGER` at `i`. */
+function isTrigger(tokens: readonly string[], i: number): boolean {
+  const next = wordAt(tokens, i + 1)
+  return next === 'TRIGGER' || ((next === 'TEMP' || next === 'TEMPORARY') && wordAt(tokens, i + 2) === 'TRIGGER')
+}
 
-  constructor(private readonly text: string) {}
+/** `ROLLBACK [TRANSACTION] TO` at `i`. */
+function rollsBackToSavepoint(tokens: readonly string[], i: number): boolean {
+  const next = wordAt(tokens, i + 1)
+  return next === 'TO' || (next === 'TRANSACTION' && wordAt(tokens, i + 2) === 'TO')
+}
 
-  /** The next character after blanks and comments ('' at the end). */
-  peek(): string {
-    this.#blanks()
-    return this.text[this.#at] ?? ''
+/** The setting a PRAGMA whose name starts at `i` sets (`settingOf`), undefined when it reads or sets none. */
+function settingAt(tokens: readonly string[], i: number): string | undefined {
+  let name = nameOf(tokens[i])
+  if (name === undefined) return undefined
+  let schema: string | undefined
+  if (tokens[i + 1] === '.') {
+    schema = name
+    i += 2
+    name = nameOf(tokens[i])
+    if (name === undefined) return undefined
   }
+  const next = tokens[i + 1]
+  if (next !== '=' && next !== '(') return undefined
+  return settingOf(schema, name)
+}
 
-  skip(): void {
-    this.#at++
-  }
+/** A bare word, quoted name or string token as a name, lower-cased (SQLite compares names case-insensitively). */
+function nameOf(token: string | undefined): string | undefined {
+  if (token === undefined) return undefined
+  const kind = token[0]
+  return kind === 'w' || kind === 'n' ? token.slice(1).toLowerCase() : undefined
+}
 
-  word(): string | undefined {
-    this.#blanks()
-    const match = /^[A-Za-z_][A-Za-z0-9_$]*/.exec(this.text.slice(this.#at, this.#at + 64))
-    if (match === null) return undefined
-    this.#at += match[0].length
-    return match[0]
-  }
-
-  /** A bare or quoted name, unquoted and lower-cased (SQLite compares names case-insensitively). */
-  name(): string | undefined {
-    const first = this.peek()
-    const close = first === '"' ? '"' : first === '`' ? '`' : first === "'" ? "'" : first === '[' ? ']' : undefined
-    if (close === undefined) return this.word()?.toLowerCase()
-    let out = ''
-    let i = this.#at + 1
-    for (;;) {
-      const ch = this.text[i]
-      if (ch === undefined) return undefined
-      if (ch === close) {
-        // a doubled quote is one quote character ([...] has no escape)
-        if (close !== ']' && this.text[i + 1] === close) {
-          out += ch
-          i += 2
-          continue
+/**
+ * SQLite's lexical rules, enough to find keywords: a token is `w<word>`, `n<name>` (a quoted name or
+ * a string, unquoted), or one punctuation character. Comments and blanks are dropped.
+ */
+function lex(text: string): string[] {
+  const tokens: string[] = []
+  const n = text.length
+  let i = 0
+  while (i < n) {
+    const ch = text[i]!
+    if (ch === '-' && text[i + 1] === '-') {
+      const end = text.indexOf('\n', i)
+      i = end < 0 ? n : end + 1
+    } else if (ch === '/' && text[i + 1] === '*') {
+      const end = text.indexOf('*/', i + 2)
+      i = end < 0 ? n : end + 2
+    } else if (ch === "'" || ch === '"' || ch === '`' || ch === '[') {
+      const close = ch === '[' ? ']' : ch
+      let value = ''
+      let j = i + 1
+      for (;;) {
+        const c = text[j]
+        if (c === undefined) break
+        if (c === close) {
+          // a doubled quote is one quote character ([...] has no escape)
+          if (close !== ']' && text[j + 1] === close) {
+            value += c
+            j += 2
+            continue
+          }
+          break
         }
-        break
+        value += c
+        j++
       }
-      out += ch
+      tokens.push(`n${value}`)
+      i = j + 1
+    } else if (/[A-Za-z_\u0080-\uffff]/.test(ch)) {
+      let j = i + 1
+      while (j < n && /[A-Za-z0-9_$\u0080-\uffff]/.test(text[j]!)) j++
+      tokens.push(`w${text.slice(i, j)}`)
+      i = j
+    } else if (/[0-9]/.test(ch)) {
+      let j = i + 1
+      while (j < n && /[A-Za-z0-9_.]/.test(text[j]!)) j++
+      tokens.push('0')
+      i = j
+    } else {
+      if (!/\s/.test(ch)) tokens.push(ch)
       i++
     }
-    this.#at = i + 1
-    return out.toLowerCase()
   }
-
-  #blanks(): void {
-    const text = this.text
-    for (;;) {
-      while (this.#at < text.length && /\s/.test(text[this.#at]!)) this.#at++
-      if (text.startsWith('--', this.#at)) {
-        const end = text.indexOf('\n', this.#at)
-        this.#at = end < 0 ? text.length : end + 1
-      } else if (text.startsWith('/*', this.#at)) {
-        const end = text.indexOf('*/', this.#at + 2)
-        this.#at = end < 0 ? text.length : end + 2
-      } else return
-    }
-  }
+  return tokens
 }

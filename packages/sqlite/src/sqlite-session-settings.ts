@@ -4,10 +4,13 @@ import type { Database } from 'better-sqlite3'
 /**
  * The connection settings a statement can change with a PRAGMA and that stay on the connection
  * (SQLite keeps them until it closes), read on every new connection once it is configured: a lease
- * that changed one of them gets it restored at its release (see {@link restoreSettings}). Settings
- * of the database file itself (`user_version`, `application_id`, `page_size`, `auto_vacuum`,
- * `journal_mode = WAL`) are data, not session state, and are left alone (journal_mode is read back
- * and restored like the rest). Deprecated ones a build may omit are skipped when they read nothing.
+ * that changed one of them gets it restored at its release (see {@link restoreSettings}), and a
+ * lease-free `pool.query` is refused from setting one. `journal_mode` is among them: `PRAGMA
+ * journal_mode = DELETE` on a lease is put back to the pool's mode (WAL by default) at the release.
+ * Settings of the database file itself ({@link FILE_PRAGMAS}) are data, not session state, and are
+ * left alone. Deprecated ones a build may omit are skipped when they read nothing. Listed in the
+ * order they are restored: `cache_size` before `cache_spill`, which reads back as the larger of the
+ * spill threshold and the cache size.
  */
 const SESSION_PRAGMAS = [
   'analysis_limit',
@@ -38,16 +41,39 @@ const SESSION_PRAGMAS = [
   'short_column_names',
   'synchronous',
   'temp_store',
-  'threads',
   'trusted_schema',
   'wal_autocheckpoint',
   'writable_schema',
 ] as const
 
-/** Settings SQLite can set but not read: restored to SQLite's default. */
+/**
+ * Settings SQLite can set but not read: restored to SQLite's default, and only after a PRAGMA setting
+ * them was seen (restoring `case_sensitive_like` registers SQLite's built-in `like()` again, over one
+ * the application registered itself).
+ */
 const WRITE_ONLY_DEFAULTS: ReadonlyMap<string, string> = new Map([['case_sensitive_like', 'OFF']])
 
-/** Settings of the database file (persistent): a change is the application's data, never undone. */
+/** Settings SQLite keeps per schema (`PRAGMA temp.cache_size`); every other setting is connection-wide and ignores a schema. */
+const PER_SCHEMA: ReadonlySet<string> = new Set([
+  'cache_size',
+  'cache_spill',
+  'journal_mode',
+  'journal_size_limit',
+  'locking_mode',
+  'max_page_count',
+  'mmap_size',
+  'secure_delete',
+  'synchronous',
+])
+
+const SETTINGS: ReadonlySet<string> = new Set<string>([...SESSION_PRAGMAS, ...WRITE_ONLY_DEFAULTS.keys()])
+
+/**
+ * Settings of the database file (persistent): a change is the application's data, never undone.
+ * Process-wide ones (`soft_heap_limit`, `hard_heap_limit`, `temp_store_directory`,
+ * `data_store_directory`) and `threads` (a limit on helper threads, no effect on results) are not
+ * connection settings either, nor names SQLite does not know (it ignores them).
+ */
 const FILE_PRAGMAS: ReadonlySet<string> = new Set([
   'user_version',
   'application_id',
@@ -56,6 +82,18 @@ const FILE_PRAGMAS: ReadonlySet<string> = new Set([
   'auto_vacuum',
   'encoding',
 ])
+
+/**
+ * The connection setting `PRAGMA [schema.]name = ...` changes, as the pool tracks it (lower-cased):
+ * `name`, or `schema.name` for a per-schema setting of another schema than main (not restorable:
+ * see {@link restoreSettings}); a connection-wide flag ignores its schema (`temp.foreign_keys` is
+ * `foreign_keys`). Undefined for anything else: file settings, process-wide ones, reading PRAGMAs
+ * (`table_info(t)`, `wal_checkpoint(...)`) and unknown names.
+ */
+export function settingOf(schema: string | undefined, name: string): string | undefined {
+  if (!SETTINGS.has(name) || FILE_PRAGMAS.has(name)) return undefined
+  return schema === undefined || schema === 'main' || !PER_SCHEMA.has(name) ? name : `${schema}.${name}`
+}
 
 /** A connection's settings as configured: name to value (`PRAGMA name` read back). */
 export type SessionSettings = ReadonlyMap<string, unknown>
@@ -70,49 +108,65 @@ export function readSettings(db: Database): SessionSettings {
   return settings
 }
 
-/**
- * Puts back the settings a lease changed (`changed`: the names its PRAGMAs set, lower-cased, or
- * `'all'` after `conn.native`), then reads them back. Runs at the release, after the transaction
- * ended (SQLite ignores `foreign_keys` inside one).
- *
- * @returns Whether the connection can be reused: false when a setting of another schema than main
- *   (`PRAGMA temp.cache_size = ...`) or an unknown setting was changed, which is not restored here
- *   (the pool then closes a file connection and opens a fresh one).
- * @throws DatabaseError CONFIGURATION when a setting does not read back as configured (the pool
- *   discards the connection).
- */
-export function restoreSettings(db: Database, settings: SessionSettings, changed: ReadonlySet<string> | 'all'): boolean {
-  let reusable = true
-  const names = changed === 'all' ? [...settings.keys(), ...WRITE_ONLY_DEFAULTS.keys()] : changed
-  for (const qualified of names) {
-    const dot = qualified.indexOf('.')
-    const schema = dot < 0 ? 'main' : qualified.slice(0, dot)
-    const name = dot < 0 ? qualified : qualified.slice(dot + 1)
-    if (FILE_PRAGMAS.has(name)) continue
-    const fallback = WRITE_ONLY_DEFAULTS.get(name)
-    if (fallback !== undefined) {
-      db.pragma(`${name} = ${fallback}`)
-      continue
-    }
-    if (schema !== 'main' || !settings.has(name)) {
-      reusable = false
-      continue
-    }
-    const expected = settings.get(name)
-    if (readSetting(db, name) === expected) continue
-    // values read from SQLite itself (numbers, or a mode word such as 'wal' / 'normal'), never user text
-    db.pragma(`${name} = ${String(expected)}`)
-    const actual = readSetting(db, name)
-    if (actual !== expected)
-      throw new DatabaseError(
-        'CONFIGURATION',
-        `SQLite did not restore PRAGMA ${name} after a lease changed it: asked for ${String(expected)}, it reports ${String(actual)} (the connection is closed)`,
-        { backend: 'sqlite', detail: { pragma: name, expected, actual } },
-      )
-  }
-  return reusable
+/** What {@link restoreSettings} could not do. */
+export interface RestoreOutcome {
+  /** A setting of another schema than main was changed: not restored here (a file connection is closed instead). */
+  readonly unrestorable: readonly string[]
+  /** Settings that failed to restore (a PRAGMA refused, or a value that did not read back), with the first error. */
+  readonly failed: readonly string[]
+  readonly error: DatabaseError | undefined
 }
 
+/**
+ * Puts back the settings a lease changed (`changed`: {@link settingOf} names, or `'all'` after
+ * `conn.native`: every readable setting), in {@link SESSION_PRAGMAS} order, then reads each back.
+ * Runs at the release, after the transaction ended (SQLite ignores `foreign_keys` inside one). Every
+ * setting is tried, whatever failed before it; never throws.
+ *
+ * @returns What was not restored: `error` is a DatabaseError CONFIGURATION naming the failed settings.
+ */
+export function restoreSettings(db: Database, settings: SessionSettings, changed: ReadonlySet<string> | 'all'): RestoreOutcome {
+  const unrestorable: string[] = []
+  const failed: string[] = []
+  let first: { name: string; expected: unknown; actual: unknown; cause: unknown } | undefined
+  const names = changed === 'all' ? [...settings.keys()] : [...SESSION_PRAGMAS, ...WRITE_ONLY_DEFAULTS.keys()].filter((n) => changed.has(n))
+  if (changed !== 'all') for (const name of changed) if (name.includes('.')) unrestorable.push(name)
+  for (const name of names) {
+    try {
+      const fallback = WRITE_ONLY_DEFAULTS.get(name)
+      if (fallback !== undefined) {
+        db.pragma(`${name} = ${fallback}`)
+        continue
+      }
+      if (!settings.has(name)) continue
+      const expected = settings.get(name)
+      if (readSetting(db, name) === expected) continue
+      // values read from SQLite itself (numbers, or a mode word such as 'wal' / 'normal'), never user text
+      db.pragma(`${name} = ${String(expected)}`)
+      const actual = readSetting(db, name)
+      if (actual !== expected) {
+        failed.push(name)
+        first ??= { name, expected, actual, cause: undefined }
+      }
+    } catch (err) {
+      failed.push(name)
+      first ??= { name, expected: settings.get(name), actual: undefined, cause: err }
+    }
+  }
+  const error =
+    first === undefined
+      ? undefined
+      : new DatabaseError(
+          'CONFIGURATION',
+          `SQLite did not restore PRAGMA ${failed.join(', ')} after a lease changed ${failed.length === 1 ? 'it' : 'them'}: ${first.name} asked for ${String(first.expected)}, ${first.cause === undefined ? `it reports ${String(first.actual)}` : `refused: ${first.cause instanceof Error ? first.cause.message : String(first.cause)}`}`,
+          {
+            backend: 'sqlite',
+            cause: first.cause,
+            detail: { pragmas: failed, pragma: first.name, expected: first.expected, actual: first.actual },
+          },
+        )
+  return { unrestorable, failed, error }
+}
 function readSetting(db: Database, name: string): unknown {
   try {
     const value: unknown = db.pragma(name, { simple: true })

@@ -319,6 +319,12 @@ export interface ConnectionManager<C = unknown> {
   /** The lane a single auto-commit statement runs on. Default: `write`. */
   route?(query: CompiledQuery): Lane
   /**
+   * A `pool.query` statement (no lease of the caller's) about to wait for a lease of its own because
+   * no connection was idle: throws to refuse it before it waits or runs (SQLite: a PRAGMA that sets a
+   * connection setting, which the release would undo at once). Optional.
+   */
+  checkLeaseFree?(query: CompiledQuery): void
+  /**
    * Whether a statement is known not to write (conservative: `false` when in doubt). With read targets
    * and `readYourWrites`, a statement that is not records the write position before its lease ends.
    * Default: nothing is known read-only.

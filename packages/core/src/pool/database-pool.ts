@@ -536,6 +536,13 @@ export class DatabasePool<out C = unknown> {
   }
 
   #queryOnLease<R>(lane: Lane, compiled: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
+    if (this.#manager.checkLeaseFree) {
+      try {
+        this.#manager.checkLeaseFree(compiled)
+      } catch (err) {
+        return Promise.reject(toDatabaseError(this.#manager, err))
+      }
+    }
     // a signal that aborts while the caller waits for a connection takes it out of the queue
     // a statement's timeoutMs bounds its wait for a connection too (ACQUIRE_TIMEOUT: nothing was sent)
     return this.#acquire(lane, this.#lendQuery, { compiled, options }, waitSignal(options), false, options?.timeoutMs) as Promise<

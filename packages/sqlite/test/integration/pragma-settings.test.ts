@@ -129,7 +129,7 @@ describe.each(['file', 'memory'] as const)('sqlite %s: settings changed by a lea
       })
       .catch(() => undefined)
     expect(await read('foreign_keys')).toBe(1)
-    await pool.query('PRAGMA foreign_keys = OFF')
+    await expect(pool.query('PRAGMA foreign_keys = OFF')).rejects.toMatchObject({ code: 'CONFIGURATION' })
     expect(await read('foreign_keys')).toBe(1)
     await pool.withConnection(async (conn) => {
       conn.native.pragma('foreign_keys = OFF')
