@@ -496,8 +496,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    * short busy timeout) and changed nothing: the caller waits off the thread and runs it again
    * ({@link execute}; the pool does that on a lease).
    *
-   * A lease-free statement is followed by no release: a setting its PRAGMA changed (outside a
-   * transaction) is restored at once (see {@link reset}); inside a transaction the pool's reset does it.
+   * A lease-free statement is followed by no release, so one that sets a connection setting with
+   * PRAGMA is refused before it is prepared or run (CONFIGURATION: the change would not last; see
+   * {@link checkLeaseFree}). A setting left to restore from an earlier lease (`:memory:` after a failed
+   * restore) is restored again after it.
    */
   executeSync<R = Record<string, unknown>>(db: SqliteDatabase, query: CompiledQuery): QueryResult<R> | undefined {
     const result = this.#runSync<R>(db, query, true)
