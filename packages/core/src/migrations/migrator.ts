@@ -760,12 +760,11 @@ function migrationConnection(conn: PoolConnection, source: string, inTransaction
 // comments before it skipped
 const QUOTED_OR_BARE = String.raw`(?:"(?:[^"]|"")*"|\`(?:[^\`]|\`\`)*\`|\[[^\]]*\]|'(?:[^']|'')*'|[A-Za-z_][A-Za-z0-9_$]*)`
 const FOREIGN_KEYS_NAME = String.raw`(?:"foreign_keys"|\`foreign_keys\`|\[foreign_keys\]|'foreign_keys'|foreign_keys(?![A-Za-z0-9_$]))`
-const FOREIGN_KEYS_PRAGMA = new RegExp(
-  String.raw`^(?:\s|--[^
+// blanks and comments, between any two words (`PRAGMA/**/foreign_keys`)
+const GAP = String.raw`(?:\s|--[^
 ]*(?:
-|$)|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/)*pragma\s*(?:${QUOTED_OR_BARE}\s*\.\s*)?${FOREIGN_KEYS_NAME}`,
-  'i',
-)
+|$)|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/)*`
+const FOREIGN_KEYS_PRAGMA = new RegExp(String.raw`^${GAP}pragma${GAP}(?:${QUOTED_OR_BARE}${GAP}\.${GAP})?${FOREIGN_KEYS_NAME}`, 'i')
 
 // the same anywhere in a statement's text (`EXPLAIN PRAGMA ...`, or a text the splitter misread)
 const FOREIGN_KEYS_PRAGMA_ANYWHERE = new RegExp(

@@ -123,7 +123,12 @@ alter table authors_new rename to authors;
     "PRAGMA 'foreign_keys' = OFF",
     'PRAGMA "main"."foreign_keys" = OFF',
     'PRAGMA [main].[foreign_keys] = OFF',
-  ])('refuses a quoted spelling in a file before anything runs: %s', async (pragma) => {
+    'PRAGMA/**/foreign_keys = OFF',
+    'PRAGMA main/**/.foreign_keys = OFF',
+    'PRAGMA -- x\nforeign_keys = OFF',
+    'PRAGMA main./* c */foreign_keys=0',
+    'pragma "main" . "foreign_keys" = false',
+  ])('refuses a quoted or commented spelling in a file before anything runs: %s', async (pragma) => {
     const m = migrations({ '0001_init.sql': init('cascade'), '0002_rebuild.sql': rebuild(`-- migrate:up\n${pragma};`) })
     const err = (await m.up().catch((e: unknown) => e)) as DatabaseError
     expect(err).toMatchObject({ code: 'CONFIGURATION', detail: { source: '0002_rebuild.sql', line: 2, option: 'foreign_keys:off' } })
