@@ -186,6 +186,8 @@ interface ConnectionState {
    * {@link SqliteConnectionManager.reset}). Undefined when none.
    */
   changedSettings: Set<string> | 'all' | undefined
+  /** A failed restore of the `:memory:` connection was reported (once, until a restore succeeds). */
+  restoreReported: boolean
 }
 
 // how often (at most) a write looks at the -wal size
@@ -367,7 +369,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    * could not be restored (another schema's, or one that did not read back) is closed instead (a fresh
    * one is configured): CONFIGURATION. The in-memory database lives on its one connection and is never
    * closed for this: what could be restored is, the rest is tried again at the next release, and each
-   * failure is reported as a process warning (code `DBPOOL_SQLITE_SETTINGS`).
+   * failure is reported as a process warning (code `DBPOOL_SQLITE_SETTINGS`, once until a restore succeeds).
    *
    * @throws DatabaseError CONFIGURATION (file connections only; the pool then closes the connection).
    */
@@ -375,14 +377,19 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const changed = state.changedSettings as Set<string> | 'all'
     state.changedSettings = undefined
     const outcome = restoreSettings(db, state.settings, changed)
-    if (outcome.error === undefined && outcome.unrestorable.length === 0) return
+    if (outcome.error === undefined && outcome.unrestorable.length === 0) {
+      state.restoreReported = false
+      return
+    }
     if (db === this.#memory) {
       // tried again at the next release; a setting of another schema stays as the lease left it
       if (outcome.failed.length > 0) state.changedSettings = changed === 'all' ? 'all' : new Set(outcome.failed)
-      if (outcome.error !== undefined)
+      if (outcome.error !== undefined && !state.restoreReported) {
+        state.restoreReported = true
         process.emitWarning(`${outcome.error.message} (the in-memory database is kept; retried at the next release)`, {
           code: 'DBPOOL_SQLITE_SETTINGS',
         })
+      }
       return
     }
     const error =
@@ -940,6 +947,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       schemaStatements: undefined,
       settings,
       changedSettings: undefined,
+      restoreReported: false,
     })
     this.#open.add(db)
     if (this.#routeOnly !== undefined) this.#closeRouteOnly()

@@ -133,9 +133,14 @@ describe('sqlite: route() never prepares a PRAGMA on a writer another lease hold
 
 describe('sqlite memory: a setting that cannot be restored never closes the in-memory database', () => {
   const warnings: string[] = []
-  const onWarning = (w: Error): void => void warnings.push(w.message)
-  beforeAll(() => process.on('warning', onWarning))
-  afterAll(() => process.off('warning', onWarning))
+  let spy: jest.SpyInstance | undefined
+  beforeAll(() => {
+    spy = jest.spyOn(process, 'emitWarning').mockImplementation((w: string | Error) => void warnings.push(String(w)))
+  })
+  afterAll(() => spy?.mockRestore())
+  beforeEach(() => {
+    warnings.length = 0
+  })
 
   it('conn.native leaving an iterator open: the data stays', async () => {
     const pool = open('memory')
@@ -146,6 +151,8 @@ describe('sqlite memory: a setting that cannot be restored never closes the in-m
       // (the iterator is left open: the release cannot run a PRAGMA)
     })
     expect(await books(pool)).toBe(3)
+    // reported, once
+    expect(warnings.filter((w) => w.includes('did not restore'))).toHaveLength(1)
   })
 
   it('cache_spill then cache_size on a lease: both restored, the data stays', async () => {
