@@ -19,15 +19,18 @@ run(process.argv.slice(2), { stdout, stderr, env: process.env, cwd: process.cwd(
   },
 )
 
-/** How long the process may linger after its command ended (ms) before it exits anyway. */
+/** How long the process may linger (ms) after its command ended and its output was flushed, before it exits anyway. */
 const EXIT_GRACE_MS = 200
 
 /**
- * Sets the exit code. Output lost to a write error other than a closed reader (a full disk) is
- * reported once the last write has settled (`beforeExit`), and turns a success into exit 1. The
- * command has ended (its pools closed): a handle left behind, such as a connection attempt to a
- * server that never answers (pg's connect timeout), must not keep the process alive, so it exits
- * {@link EXIT_GRACE_MS} later anyway (an unref'd timer: a process that empties sooner ends sooner).
+ * Sets the exit code, then waits until stdout and stderr have handed everything written to the
+ * operating system ({@link GuardedStream.flush}: Node writes to a pipe asynchronously, and
+ * `process.exit()` would drop what a slow reader has not taken yet, cutting a `--json` document
+ * short under exit 0). Output lost to a write error other than a closed reader (a full disk) is then
+ * reported, and turns a success into exit 1. The command has ended (its pools closed): a handle left
+ * behind, such as a connection attempt to a server that never answers (pg's connect timeout), must
+ * not keep the process alive, so once the output is flushed it exits {@link EXIT_GRACE_MS} later
+ * anyway (an unref'd timer: a process that empties sooner ends sooner).
  */
 function finish(code: number): void {
   process.exitCode = code
@@ -44,8 +47,13 @@ function finish(code: number): void {
     if (code === EXIT_CODES.ok) process.exitCode = EXIT_CODES.error
   }
   process.once('beforeExit', checkLostOutput)
-  setTimeout(() => {
-    checkLostOutput()
-    process.exit()
-  }, EXIT_GRACE_MS).unref()
+  const flushed = (): Promise<unknown> => Promise.all([stdout.flush(), stderr.flush()])
+  void flushed()
+    .then(() => {
+      checkLostOutput()
+      return flushed()
+    })
+    .then(() => {
+      setTimeout(() => process.exit(), EXIT_GRACE_MS).unref()
+    })
 }

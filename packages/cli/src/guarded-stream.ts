@@ -8,7 +8,7 @@ const READER_GONE: ReadonlySet<string> = new Set(['EPIPE', 'ECONNRESET', 'ERR_ST
 
 /** What {@link GuardedStream} needs of `process.stdout` / `process.stderr`. */
 export interface GuardableStream extends OutputStream {
-  write(text: string): boolean
+  write(text: string, callback?: (err?: Error | null) => void): boolean
   on(event: 'error', listener: (err: Error) => void): unknown
   readonly destroyed?: boolean
 }
@@ -63,6 +63,29 @@ export class GuardedStream implements OutputStream {
       this.#stop(err instanceof Error ? err : new Error(String(err)))
       return false
     }
+  }
+
+  /**
+   * Resolves once everything written so far has been handed to the operating system (the kernel
+   * pipe or file), or once the stream has failed or its reader went away (nothing more can be
+   * delivered). Node writes to a pipe asynchronously: what the pipe buffer (64 KiB on Linux) did not
+   * take yet is still queued in the process, and `process.exit()` drops it. Never rejects; it waits
+   * as long as the reader takes (a reader that never reads keeps it waiting, as a blocking write would).
+   */
+  flush(): Promise<void> {
+    if (this.#readerGone || this.#failure !== undefined || this.#stream.destroyed === true) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      try {
+        // an empty write's callback runs after every earlier write has completed (Writable keeps order)
+        this.#stream.write('', (err) => {
+          if (err) this.#stop(err)
+          resolve()
+        })
+      } catch (err) {
+        this.#stop(err instanceof Error ? err : new Error(String(err)))
+        resolve()
+      }
+    })
   }
 
   #stop(err: Error): void {

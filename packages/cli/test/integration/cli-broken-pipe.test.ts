@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process'
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PoolFactory } from '@dbpool/core'
-import { binPath, buildCli, cleanEnv, runCliClosingReader } from './cli-helpers'
+import { binPath, buildCli, cleanEnv, runCli, runCliClosingReader } from './cli-helpers'
 
 // `dbpool ... | head -1`: the reader of the output goes away while the CLI still writes. Node
 // ignores SIGPIPE, so the next write fails with EPIPE; the command must end as it would have
@@ -170,4 +170,44 @@ describe('dbpool when the reader of its output goes away', () => {
     },
     60_000,
   )
+})
+
+describe('dbpool into a slow reader', () => {
+  // `dbpool ... --json | slow-reader`: Node writes to a pipe asynchronously, and what the pipe
+  // buffer (64 KiB) has not taken when the process exits is lost. The CLI waits for its output to be
+  // taken before it exits: the reader here only starts once the CLI has exited (or after 3 s).
+  it('migrate status --json of 1500 migrations (over 64 KiB): the reader gets the whole document', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dbpool-cli-slow-reader-'))
+    try {
+      mkdirSync(join(dir, 'migrations'))
+      for (let i = 1; i <= 1500; i++) {
+        const v = String(i).padStart(4, '0')
+        writeFileSync(
+          join(dir, 'migrations', `${v}_a_table_with_a_long_descriptive_name.sql`),
+          `create table t_${v} (id integer primary key);\n`,
+        )
+      }
+      const up = await runCli(['--url', 'sqlite:./app.db', 'migrate', 'up'], { cwd: dir, env: cleanEnv(), timeoutMs: 120_000 })
+      expect(up.code).toBe(0)
+      const cli = `node ${JSON.stringify(binPath)} --url sqlite:./app.db migrate status --json; echo $? > rc`
+      const wait = 'i=0; while [ ! -f rc ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done'
+      await new Promise<void>((resolve, reject) => {
+        const sh = spawn('sh', ['-c', `(${cli}) | (${wait}; cat > out.json)`], { cwd: dir, env: cleanEnv(), stdio: 'ignore' })
+        sh.on('error', reject)
+        sh.on('close', () => resolve())
+      })
+      expect(readFileSync(join(dir, 'rc'), 'utf8').trim()).toBe('0')
+      const text = readFileSync(join(dir, 'out.json'), 'utf8')
+      expect(text.length).toBeGreaterThan(65_536)
+      let complete: boolean
+      try {
+        complete = JSON.stringify(JSON.parse(text)).includes('"version":1500')
+      } catch {
+        complete = false
+      }
+      expect({ bytes: text.length, complete }).toEqual({ bytes: text.length, complete: true })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
 })
