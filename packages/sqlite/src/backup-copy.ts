@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs'
+import { realpathSync, statSync } from 'node:fs'
 import { DatabaseError, MAX_TIMER_MS, configError } from '@dbpool/core'
 import { checkInteger, checkString, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
 import Database from 'better-sqlite3'
@@ -101,7 +101,7 @@ export function defaultBackupTimeoutMs(bytes: number): number {
 export async function copyDatabaseFile(options: FileCopyOptions): Promise<FileCopyResult> {
   checkCopyOptions(options)
   const started = performance.now()
-  const timeoutMs = options.timeoutMs ?? defaultBackupTimeoutMs(fileBytes(options.source) + fileBytes(`${options.source}-wal`))
+  const timeoutMs = options.timeoutMs ?? defaultBackupTimeoutMs(fileBytes(options.source) + walBytes(options.source))
   const deadline = started + timeoutMs
   let db: SqliteDatabase
   try {
@@ -311,6 +311,17 @@ function checkCopyOptions(options: unknown): void {
   if (raw.timeoutMs !== undefined) checkInteger('copyDatabaseFile.timeoutMs', raw.timeoutMs, 1, MAX_TIMER_MS)
   for (const key of ['onStep', 'abortReason'] as const)
     if (typeof raw[key] !== 'function') throw configError(`copyDatabaseFile.${key}`, raw[key], 'must be a function')
+}
+
+/** Size of the `-wal` SQLite uses for `file`: the one beside the real file, symlinks followed. */
+function walBytes(file: string): number {
+  let real = file
+  try {
+    real = realpathSync(file)
+  } catch {
+    // missing: the open fails and says so
+  }
+  return fileBytes(`${real}-wal`)
 }
 
 function fileBytes(file: string): number {

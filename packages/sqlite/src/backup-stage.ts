@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, statSync } from 'node:fs'
+import { createReadStream, createWriteStream, realpathSync, statSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip } from 'node:zlib'
@@ -11,11 +11,14 @@ import { copyDatabaseFile } from './backup-copy'
  * SQLite (its online backup API on a read-only connection, one snapshot) when a non-empty `-wal` or
  * `-journal` lies beside `source`, so that commits still in its write-ahead log are part of the copy
  * (a byte copy of the main file alone drops them) and a hot journal is never copied half-applied
- * (SQLite refuses to open it read-only: BACKUP_FAILED); else a byte copy.
+ * (SQLite refuses to open it read-only: BACKUP_FAILED); else a byte copy. The `-wal` and
+ * `-journal` are looked for beside the file `source` leads to ({@link realSourcePath}): SQLite
+ * follows a symlink and uses the `-wal` beside the real file, not the one beside the link.
  * Rejects with BACKUP_FAILED when `source` cannot be read.
  */
-export async function stageBackupFile(source: string, staged: string): Promise<void> {
-  if (!source.endsWith('.gz') && (sizeOf(`${source}-wal`) > 0 || sizeOf(`${source}-journal`) > 0)) {
+export async function stageBackupFile(given: string, staged: string): Promise<void> {
+  const source = realSourcePath(given)
+  if (!given.endsWith('.gz') && (sizeOf(`${source}-wal`) > 0 || sizeOf(`${source}-journal`) > 0)) {
     await createEmpty(staged)
     try {
       await copyDatabaseFile({
@@ -29,8 +32,8 @@ export async function stageBackupFile(source: string, staged: string): Promise<v
     } catch (err) {
       throw new DatabaseError(
         'BACKUP_FAILED',
-        `cannot read backup file ${source} with the -wal or -journal beside it (it holds commits not in the file): ${(err as Error).message}`,
-        { backend: 'sqlite', cause: err, detail: { file: source } },
+        `cannot read backup file ${given}${given === source ? '' : ` (${source})`} with the -wal or -journal beside it (it holds commits not in the file): ${(err as Error).message}`,
+        { backend: 'sqlite', cause: err, detail: { file: given } },
       )
     }
     return
@@ -38,13 +41,13 @@ export async function stageBackupFile(source: string, staged: string): Promise<v
   try {
     const read = createReadStream(source)
     const write = createWriteStream(staged, { mode: 0o600, flags: 'wx' })
-    if (source.endsWith('.gz')) await pipeline(read, createGunzip(), write)
+    if (given.endsWith('.gz')) await pipeline(read, createGunzip(), write)
     else await pipeline(read, write)
   } catch (err) {
-    throw new DatabaseError('BACKUP_FAILED', `cannot read backup file ${source}: ${(err as Error).message}`, {
+    throw new DatabaseError('BACKUP_FAILED', `cannot read backup file ${given}: ${(err as Error).message}`, {
       backend: 'sqlite',
       cause: err,
-      detail: { file: source },
+      detail: { file: given },
     })
   }
 }
@@ -66,6 +69,19 @@ export function refuseSameFile(option: string, source: string, target: string): 
 export async function createEmpty(file: string): Promise<void> {
   const handle = await open(file, 'wx', 0o600)
   await handle.close()
+}
+
+/**
+ * The real path of a backup file (symlinks followed, as SQLite follows them when it opens the file
+ * and looks for its `-wal` and `-journal`), or `source` itself when it cannot be resolved (missing:
+ * the read then fails naming it).
+ */
+export function realSourcePath(source: string): string {
+  try {
+    return realpathSync(source)
+  } catch {
+    return source
+  }
 }
 
 function sizeOf(file: string): number {

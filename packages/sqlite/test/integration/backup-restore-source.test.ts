@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, linkSync, readdirSync, statSync } from 'node:fs'
+import { copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, statSync, symlinkSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { BackupManager, createSqlitePool, restoreDatabaseFile } from '@dbpool/sqlite'
 import { tempDir } from './helpers'
@@ -63,6 +63,30 @@ describe('restoring from a database file with a -wal beside it', () => {
     // the source was only read: its -wal is still there, nothing staged is left
     expect(existsSync(`${source}-wal`)).toBe(true)
     expect(readdirSync(tmp.dir).filter((f) => f.includes('.tmp-'))).toEqual([])
+  })
+
+  it('a source that is a symlink: the -wal beside the real file is read (SQLite follows the link), in restoreDatabaseFile, restore and verify', async () => {
+    // latest.db -> snap/crashed.db: the -wal is beside crashed.db, none beside latest.db
+    const real = crashedSource()
+    mkdirSync(tmp.file(`links-${n}`))
+    const link = tmp.file(`links-${n}/latest.db`)
+    symlinkSync(real, link)
+    expect(existsSync(`${link}-wal`)).toBe(false)
+    const first = await target()
+    await restoreDatabaseFile(first, link)
+    expect(ids(first)).toEqual([1, 100])
+
+    const second = await target()
+    const pool = createSqlitePool(second)
+    const backups = new BackupManager(pool, { directory: tmp.file('unused') })
+    try {
+      const restored = await backups.restore(link)
+      expect((await restored.query<{ id: number }>('select id from a order by id')).rows.map((r) => r.id)).toEqual([1, 100])
+      expect(await backups.verify(link)).toMatchObject({ pages: expect.any(Number) })
+    } finally {
+      await backups.pool.close()
+    }
+    expect(statSync(`${real}-wal`).size).toBeGreaterThan(0)
   })
 
   it('refuses to restore a database onto itself (same file: path, hard link), database and -wal untouched', async () => {
