@@ -741,6 +741,31 @@ function migrationConnection(conn: PoolConnection, source: string, inTransaction
       throw err
     })
   }
+  // a statement run through conn.transaction()'s tx: its literals and values are remembered as well
+  const rememberingTx = <T extends object>(tx: T): T =>
+    new Proxy(tx, {
+      get(target, prop) {
+        const value: unknown = Reflect.get(target, prop, target)
+        if (typeof value !== 'function') return value
+        const fn = (value as (...args: unknown[]) => unknown).bind(target)
+        if (prop === 'query')
+          return (q: unknown, params?: unknown, ...rest: unknown[]) =>
+            (fn(q, params, ...rest) as Promise<unknown>).catch((err: unknown) => {
+              const c = compiled(q)
+              rememberFailure(err, c?.text, c?.params ?? params)
+              throw err
+            })
+        if (prop === 'transaction')
+          return (callback: (inner: object) => Promise<unknown>, ...rest: unknown[]) =>
+            fn((inner: object) => callback(rememberingTx(inner)), ...rest)
+        return fn
+      },
+    })
+  const transaction = ((callback: (tx: object) => Promise<unknown>, ...settings: unknown[]) =>
+    (conn.transaction as (fn: (tx: object) => Promise<unknown>, ...settings: unknown[]) => Promise<unknown>)(
+      (tx) => callback(rememberingTx(tx)),
+      ...settings,
+    )) as PoolConnection['transaction']
   const stream: PoolConnection['stream'] = (q, params, options) => {
     const refused = refusal(q)
     if (refused) throw refused
@@ -750,6 +775,7 @@ function migrationConnection(conn: PoolConnection, source: string, inTransaction
     get(target, prop) {
       if (prop === 'query') return query
       if (prop === 'stream') return stream
+      if (prop === 'transaction') return transaction
       const value: unknown = Reflect.get(target, prop, target)
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value
     },

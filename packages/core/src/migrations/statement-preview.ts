@@ -47,7 +47,8 @@ function collectLiterals(text: string, found: Set<string>, depth: number): void 
  *   SQLite's `near "'...'": syntax error`, `unrecognized token: "'...`): a token that is a literal is
  *   hidden whatever it holds (to the message's last `"` when it does not end);
  * - each literal where the message repeats it quoted (`"..."`, `'...'`), and from 4 characters on
- *   also as a whole token, never inside another word (`default 'user'` keeps `relation "users"`);
+ *   also as a whole token, never inside another word (`default 'user'` keeps `relation "users"`),
+ *   in any letter case (Postgres folds an identifier it repeats: `select $1::regclass`);
  * - for a data exception (SQLSTATE class 22, `sqlState`), the input value it quotes, a bound
  *   parameter's too: after the first `: "` everything up to the message's last `"` (Postgres quotes
  *   the value raw, so a `"` inside it does not end it), and without a `: "` every quoted value
@@ -58,31 +59,20 @@ export function hideLiterals(message: string, literals: readonly string[], sqlSt
   let out = hideQuotedTokens(message)
   const byLength = [...new Set(literals)].filter((l) => l !== '').sort((a, b) => b.length - a.length)
   for (const literal of byLength) {
-    out = out.split(`"${literal}"`).join(`"${REDACTED}"`).split(`'${literal}'`).join(`'${REDACTED}'`)
-    if (literal.length >= 4) out = hideWholeTokens(out, literal)
+    // in any letter case: Postgres folds an identifier it echoes (`select $1::regclass`: relation "pw_s3cret")
+    const body = literal.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&')
+    out = out.replace(new RegExp(`"${body}"`, 'gi'), `"${REDACTED}"`).replace(new RegExp(`'${body}'`, 'gi'), `'${REDACTED}'`)
+    if (literal.length < 4) continue
+    const before = isIdentChar(literal.charCodeAt(0)) ? `(?<!${WORD})` : ''
+    const after = isIdentChar(literal.charCodeAt(literal.length - 1)) ? `(?!${WORD})` : ''
+    out = out.replace(new RegExp(`${before}${body}${after}`, 'gi'), REDACTED)
   }
   if (sqlState?.startsWith('22')) out = hideDataExceptionValue(out)
   return out
 }
 
-/** Replaces each occurrence of `literal` in `text` that does not continue a word on either side. */
-function hideWholeTokens(text: string, literal: string): string {
-  const startsWord = isIdentChar(literal.charCodeAt(0))
-  const endsWord = isIdentChar(literal.charCodeAt(literal.length - 1))
-  let out = ''
-  let copied = 0
-  let at = text.indexOf(literal)
-  while (at >= 0) {
-    const end = at + literal.length
-    const whole = !(startsWord && isIdentChar(text.charCodeAt(at - 1))) && !(endsWord && isIdentChar(text.charCodeAt(end)))
-    if (whole) {
-      out += text.slice(copied, at) + REDACTED
-      copied = end
-      at = text.indexOf(literal, end)
-    } else at = text.indexOf(literal, at + 1)
-  }
-  return out + text.slice(copied)
-}
+/** An identifier character, as {@link isIdentChar} reads one, for a regular expression. */
+const WORD = String.raw`[A-Za-z0-9_\u0080-\uffff]`
 
 /** Class 22: the quoted input value (see {@link hideLiterals}). */
 function hideDataExceptionValue(message: string): string {

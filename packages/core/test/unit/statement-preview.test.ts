@@ -46,6 +46,10 @@ describe('statement literals in MIGRATION_FAILED', () => {
     expect(hideLiterals('no such column: user', ['user'], undefined)).toBe(`no such column: [REDACTED]`)
     expect(hideLiterals('key (k)=(user) already exists', ['user'], '23505')).toBe('key (k)=([REDACTED]) already exists')
     expect(hideLiterals('near "-x-y": syntax', ['-x-y'], undefined)).toBe('near "[REDACTED]": syntax')
+    // in any letter case (Postgres folds an identifier it repeats), regular-expression characters literal
+    expect(hideLiterals('relation "pw_s3cret" does not exist', ['pw_S3CRET'], '42P01')).toBe('relation "[REDACTED]" does not exist')
+    expect(hideLiterals('near a.b*(c): x', ['a.b*(c)'], undefined)).toBe('near [REDACTED]: x')
+    expect(hideLiterals('near aXb*(c): x', ['a.b*(c)'], undefined)).toBe('near aXb*(c): x')
   })
 
   it('hides a data exception value whole, a double quote inside it too, and keeps the parameter name', () => {
