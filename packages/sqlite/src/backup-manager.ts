@@ -19,7 +19,7 @@ import { copyDatabaseFile, defaultBackupTimeoutMs, type BackupCopyMode } from '.
 import { journalKindOf, refuseInUse, refuseRollbackJournal } from './database-in-use'
 import { ensureDirectory } from './backup-directory'
 import { createEmpty, refuseSameFile, stageBackupFile } from './backup-stage'
-import { forgetTemp, removeStaleTempFiles, removeTemp, tempName } from './backup-temp'
+import { forgetTemp, hostTag, removeStaleTempFiles, removeTemp, tempName } from './backup-temp'
 import { checkDatabaseFileShape, refused, schemaObjectsOf, verifyDatabaseFileOffThread } from './backup-verify'
 import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'
 import { SqliteConnectionManager, type SqliteDatabase } from './sqlite-connection-manager'
@@ -137,6 +137,13 @@ export interface BackupInfo {
    * database file, `:memory:` for an in-memory one; `undefined` when there is no readable record.
    */
   readonly source: string | undefined
+  /**
+   * The host that took it, as recorded beside it: 8 hex digits of a hash of its host name (as in temp
+   * names). Two hosts sharing a backup directory (an NFS mount) may each have a database at the same
+   * path: retention ranks and deletes per host and path. `undefined` without a record, or for a
+   * record of an older version (counted as this host's when its path matches).
+   */
+  readonly host: string | undefined
   /**
    * Its place among the backups of its database in this directory, recorded beside it: 1 + the
    * highest sequence recorded for the same source when its snapshot started (retention orders by it, see
@@ -321,8 +328,8 @@ export class BackupManager {
       const file = join(this.#options.directory, name)
       const info = await stat(file).catch(() => undefined)
       if (!info?.isFile()) continue
-      const { source, sequence } = await readRecord(file)
-      found.push({ file, source, sequence, createdAt: parseStamp(match[1]), bytes: info.size, gzip: match[2] !== undefined })
+      const { source, host, sequence } = await readRecord(file)
+      found.push({ file, source, host, sequence, createdAt: parseStamp(match[1]), bytes: info.size, gzip: match[2] !== undefined })
     }
     return found.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.file < b.file ? 1 : -1))
   }
@@ -348,8 +355,7 @@ export class BackupManager {
   async #prune(now: Date, taken: string | undefined): Promise<string[]> {
     const policy = this.#options.retention
     if (!policy) return []
-    const source = this.#sourceId()
-    const ours = newestFirst((await this.list()).filter((item) => item.source === source))
+    const ours = newestFirst((await this.list()).filter((item) => this.#isOurs(item)))
     // backups ranked before the one just taken were taken by concurrent runs after it started: theirs to prune
     const takenIndex = taken === undefined ? -1 : ours.findIndex((item) => item.file === taken)
     const deleted: string[] = []
@@ -362,6 +368,15 @@ export class BackupManager {
       deleted.push(item.file)
     }
     return deleted
+  }
+
+  /**
+   * Whether a listed backup is this database's: the same recorded source path, taken on this host
+   * (a record naming another host is another machine's database at the same path, never ranked nor
+   * deleted here; a record without a host, of an older version, counts as this host's).
+   */
+  #isOurs(item: BackupInfo): boolean {
+    return item.source === this.#sourceId() && (item.host === undefined || item.host === hostTag())
   }
 
   /** The identity recorded beside each backup: the real path of the database file (`:memory:` for an in-memory one). */
@@ -709,10 +724,9 @@ export class BackupManager {
 
   /** 1 + the highest sequence recorded for this database's backups in the directory (1 when none). */
   async #nextSequence(): Promise<number> {
-    const source = this.#sourceId()
     let highest = 0
     for (const item of await this.list())
-      if (item.source === source && item.sequence !== undefined && item.sequence > highest) highest = item.sequence
+      if (this.#isOurs(item) && item.sequence !== undefined && item.sequence > highest) highest = item.sequence
     return highest + 1
   }
 
@@ -906,11 +920,11 @@ function recordOf(file: string): string {
   return `${file}.json`
 }
 
-/** Writes `{ "source": ... }` atomically (temp file, fsync, rename). */
+/** Writes `{ "source", "host", "sequence" }` atomically (temp file, fsync, rename); `host` is {@link hostTag}. */
 async function writeRecord(record: string, source: string, sequence: number): Promise<void> {
   const tmp = tempName(dirname(record), basename(record))
   try {
-    await writeFile(tmp, `${JSON.stringify({ source, sequence })}\n`, { mode: 0o600 })
+    await writeFile(tmp, `${JSON.stringify({ source, host: hostTag(), sequence })}\n`, { mode: 0o600 })
     await syncFile(tmp)
     await rename(tmp, record)
     forgetTemp(tmp)
@@ -920,16 +934,17 @@ async function writeRecord(record: string, source: string, sequence: number): Pr
   }
 }
 
-/** The source and sequence recorded beside `file`; each `undefined` when there is no readable record or no such field. */
-async function readRecord(file: string): Promise<{ source: string | undefined; sequence: number | undefined }> {
+/** The source, host and sequence recorded beside `file`; each `undefined` when there is no readable record or no such field. */
+async function readRecord(file: string): Promise<{ source: string | undefined; host: string | undefined; sequence: number | undefined }> {
   try {
-    const parsed = JSON.parse(await readFile(recordOf(file), 'utf8')) as { source?: unknown; sequence?: unknown }
+    const parsed = JSON.parse(await readFile(recordOf(file), 'utf8')) as { source?: unknown; host?: unknown; sequence?: unknown }
     return {
       source: typeof parsed.source === 'string' ? parsed.source : undefined,
+      host: typeof parsed.host === 'string' ? parsed.host : undefined,
       sequence: Number.isSafeInteger(parsed.sequence) && (parsed.sequence as number) > 0 ? (parsed.sequence as number) : undefined,
     }
   } catch {
-    return { source: undefined, sequence: undefined }
+    return { source: undefined, host: undefined, sequence: undefined }
   }
 }
 

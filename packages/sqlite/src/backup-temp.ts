@@ -12,6 +12,14 @@ import { join } from 'node:path'
  * tell a stale one (its process gone) from one in progress ({@link removeStaleTempFiles}).
  */
 const HOST = createHash('sha256').update(hostname()).digest('hex').slice(0, 8)
+
+/**
+ * This host's identity in temp names and backup records: 8 hex digits of a SHA-256 of the host name
+ * (the name itself is not written to a shared directory).
+ */
+export function hostTag(): string {
+  return HOST
+}
 const SIDE_SUFFIXES = ['', '-journal', '-wal', '-shm', '.gz'] as const
 const TEMP_PATTERN = /^\.(.+)\.tmp-(?:([0-9a-f]{8})-)?(\d+)-[0-9a-f]{8}(?:-journal|-wal|-shm|\.gz)?$/
 /** A temp file of an older version (no host in its name) is stale when its process is gone and it is older than this (ms). */

@@ -46,11 +46,11 @@ export async function backupCommand(ctx: CommandContext, options: BackupCommandO
     if (options.keepLast !== undefined) {
       // retention counts only this database's backups: say so when others share the name
       const all = await backups.list()
-      const mine = all.find((b) => b.file === result.file)?.source
-      const others = all.filter((b) => b.source !== mine).length
+      const mine = all.find((b) => b.file === result.file)
+      const others = all.filter((b) => b.source !== mine?.source || (b.host !== undefined && b.host !== mine?.host)).length
       if (others > 0)
         ctx.out.note(
-          `backup: ${others} other backup(s) in ${backups.directory} with the same name are of another database or unrecorded; --keep-last leaves them (a directory per database keeps them apart)`,
+          `backup: ${others} other backup(s) in ${backups.directory} with the same name are of another database, of another host or unrecorded; --keep-last leaves them (a directory per database keeps them apart)`,
         )
     }
     // a concurrent run's --keep-last may have deleted it already (its snapshot was newer): say so

@@ -330,6 +330,7 @@ describe('retention across databases sharing a directory', () => {
       expect(existsSync(a2.file)).toBe(true)
       expect(JSON.parse(readFileSync(`${a2.file}.json`, 'utf8'))).toEqual({
         source: expect.stringMatching(/[/\\]a[/\\]app\.db$/),
+        host: expect.stringMatching(/^[0-9a-f]{8}$/),
         sequence: 2,
       })
       expect(readdirSync(dir).sort()).toEqual(
