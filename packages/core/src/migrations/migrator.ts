@@ -888,19 +888,29 @@ function describe(err: unknown, literals?: readonly string[]): string {
 const CAUSE_DEPTH = 8
 
 /** `err`'s message with {@link hideLiterals} applied to each part by the SQLSTATE of the error that wrote it. */
-function hiddenMessage(err: unknown, literals: readonly string[], depth: number): string {
+function hiddenMessage(err: unknown, literals: readonly string[], depth: number, outer?: string): string {
   const message = err instanceof Error ? err.message : String(err)
-  const sqlState = DatabaseError.is(err) ? err.sqlState : undefined
+  const sqlState = sqlStateOf(err) ?? outer
   const cause = err instanceof Error ? err.cause : undefined
   const inner = cause instanceof Error ? cause.message : undefined
   if (depth + 1 < CAUSE_DEPTH && inner !== undefined && inner !== '' && message.includes(inner)) {
-    const innerShown = hiddenMessage(cause, literals, depth + 1)
+    const innerShown = hiddenMessage(cause, literals, depth + 1, sqlState)
     return message
       .split(inner)
       .map((part) => hideLiterals(part, literals, sqlState))
       .join(innerShown)
   }
   return hideLiterals(message, literals, sqlState)
+}
+
+/**
+ * An error's SQLSTATE: a {@link DatabaseError}'s `sqlState`, or a driver error's five-character `code`
+ * (node-postgres puts the server's there); undefined when it has none (the wrapping error's is used).
+ */
+function sqlStateOf(err: unknown): string | undefined {
+  if (DatabaseError.is(err)) return err.sqlState
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
 }
 
 /**

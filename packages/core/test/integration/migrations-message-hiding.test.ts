@@ -148,6 +148,19 @@ describe.each(Object.keys(BACKENDS) as (keyof typeof BACKENDS)[])('Migrator on %
       expect(shown(caught)).not.toMatch(/S3CRET/i)
     })
 
+    it('a class-22 value of an error raised at COMMIT (a deferred constraint trigger) is hidden', async () => {
+      await pool.query('create table tokens (token text)')
+      await pool.query(
+        'create function check_token() returns trigger language plpgsql as $$ begin perform new.token::int; return null; end $$',
+      )
+      await pool.query(
+        'create constraint trigger tokens_check after insert on tokens deferrable initially deferred for each row execute function check_token()',
+      )
+      const err = await failure([{ version: 1, name: 'seed', up: "insert into tokens values ('sk_live_COMMIT_S3CRET')" }])
+      expect(err.message).toMatch(/failed to commit: .*"\[REDACTED\]"/)
+      expect(shown(err)).not.toMatch(/S3CRET/i)
+    })
+
     it('a parameter name stays readable in a data exception, its value does not', async () => {
       const err = await failure([{ version: 1, name: 'tz', up: "set local timezone = 'Europe/Pariss_SECRET'" }])
       expect(err.message).toMatch(/invalid value for parameter "TimeZone": "\[REDACTED\]"/)
