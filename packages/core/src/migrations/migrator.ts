@@ -735,12 +735,37 @@ function migrationConnection(conn: PoolConnection, source: string, inTransaction
   ) => {
     const refused = refusal(q)
     if (refused) return Promise.reject(refused)
-    return conn.query<R>(q, params, options).catch((err: unknown) => {
-      const c = compiled(q)
-      rememberFailure(err, c?.text, c?.params ?? params)
-      throw err
-    })
+    return conn.query<R>(q, params, options).catch((err: unknown) => remembered(err, q, params))
   }
+  const remembered = (err: unknown, q: unknown, params: unknown): never => {
+    const c = compiled(q)
+    rememberFailure(err, c?.text, c?.params ?? params)
+    throw err
+  }
+  // a stream's errors reject its iterator's next(): remembered there
+  const rememberingStream = <S extends object>(rows: S, q: unknown, params: unknown): S =>
+    new Proxy(rows, {
+      get(target, prop) {
+        const value: unknown = Reflect.get(target, prop, target)
+        if (typeof value !== 'function') return value
+        const fn = (value as (...args: unknown[]) => unknown).bind(target)
+        if (prop !== Symbol.asyncIterator) return fn
+        return () => {
+          const iterator = fn() as AsyncIterableIterator<unknown>
+          const wrapped: AsyncIterableIterator<unknown> = new Proxy(iterator, {
+            get(it, key) {
+              const member: unknown = Reflect.get(it, key, it)
+              if (key === Symbol.asyncIterator) return () => wrapped
+              if (typeof member !== 'function') return member
+              const call = (member as (...args: unknown[]) => unknown).bind(it)
+              if (key !== 'next') return call
+              return (...args: unknown[]) => (call(...args) as Promise<unknown>).catch((err: unknown) => remembered(err, q, params))
+            },
+          })
+          return wrapped
+        }
+      },
+    })
   // a statement run through conn.transaction()'s tx: its literals and values are remembered as well
   const rememberingTx = <T extends object>(tx: T): T =>
     new Proxy(tx, {
@@ -750,11 +775,9 @@ function migrationConnection(conn: PoolConnection, source: string, inTransaction
         const fn = (value as (...args: unknown[]) => unknown).bind(target)
         if (prop === 'query')
           return (q: unknown, params?: unknown, ...rest: unknown[]) =>
-            (fn(q, params, ...rest) as Promise<unknown>).catch((err: unknown) => {
-              const c = compiled(q)
-              rememberFailure(err, c?.text, c?.params ?? params)
-              throw err
-            })
+            (fn(q, params, ...rest) as Promise<unknown>).catch((err: unknown) => remembered(err, q, params))
+        if (prop === 'stream')
+          return (q: unknown, params?: unknown, ...rest: unknown[]) => rememberingStream(fn(q, params, ...rest) as object, q, params)
         if (prop === 'transaction')
           return (callback: (inner: object) => Promise<unknown>, ...rest: unknown[]) =>
             fn((inner: object) => callback(rememberingTx(inner)), ...rest)
@@ -769,7 +792,7 @@ function migrationConnection(conn: PoolConnection, source: string, inTransaction
   const stream: PoolConnection['stream'] = (q, params, options) => {
     const refused = refusal(q)
     if (refused) throw refused
-    return conn.stream(q, params, options)
+    return rememberingStream(conn.stream(q, params, options), q, params)
   }
   return new Proxy(conn, {
     get(target, prop) {

@@ -119,7 +119,7 @@ describe.each(Object.keys(BACKENDS) as (keyof typeof BACKENDS)[])('Migrator on %
       expect(shown(quoted)).not.toMatch(/S3CRET/i)
     })
 
-    it('a bound value another error class repeats is hidden by value, through conn.query and conn.transaction', async () => {
+    it('a bound value another error class repeats is hidden by value, through conn.query, conn.stream and conn.transaction', async () => {
       const direct = await failure([
         { version: 1, name: 'direct', up: async (conn) => void (await conn.query('select $1::regclass', ['pw_S3CRET_direct'])) },
       ])
@@ -146,6 +146,27 @@ describe.each(Object.keys(BACKENDS) as (keyof typeof BACKENDS)[])('Migrator on %
         },
       ])
       expect(shown(caught)).not.toMatch(/S3CRET/i)
+      const streamed = await failure([
+        {
+          version: 1,
+          name: 'streamed',
+          up: async (conn) => {
+            for await (const row of conn.stream('select $1::regclass as r', ['pw_S3CRET_stream'])) void row
+          },
+        },
+      ])
+      expect(shown(streamed)).not.toMatch(/S3CRET/i)
+      const txStreamed = await failure([
+        {
+          version: 1,
+          name: 'tx_streamed',
+          up: async (conn) =>
+            conn.transaction(async (tx) => {
+              for await (const row of tx.stream('select $1::regclass as r', ['pw_S3CRET_txstream'])) void row
+            }),
+        },
+      ])
+      expect(shown(txStreamed)).not.toMatch(/S3CRET/i)
     })
 
     it('a class-22 value of an error raised at COMMIT (a deferred constraint trigger) is hidden', async () => {
