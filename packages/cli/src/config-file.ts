@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { existsSync, realpathSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { basename, dirname, isAbsolute, resolve } from 'node:path'
 import { DatabaseError, DEFAULT_POOL_OPTIONS, PoolConfig, type PoolOptions } from '@dbpool/core'
@@ -72,7 +72,9 @@ export async function parseConfigFile(path: string, text: string, env: NodeJS.Pr
     if (key !== 'pools') throw keyError(`${file} ${key}`, 'unknown section; the file has one [pools.<name>] table per pool')
   }
   const pools = table(root.pools ?? {}, `${file} pools`)
-  const definitions = Object.entries(pools).map(([name, entry]) => poolDefinition(file, dirname(resolve(path)), name, entry, env))
+  // relative to the file itself: a symlinked config (/etc/app/dbpool.toml -> /srv/app/dbpool.toml) means its target's directory
+  const directory = dirname(realFilePath(resolve(path)))
+  const definitions = Object.entries(pools).map(([name, entry]) => poolDefinition(file, directory, name, entry, env))
   const primaries = definitions.filter((d) => d.primary)
   if (primaries.length > 1)
     throw keyError(`${file} primary`, `only one pool may be primary (${primaries.map((p) => p.name).join(', ')} are)`)
@@ -94,6 +96,15 @@ export async function loadConfigFile(path: string | undefined, cwd: string, env:
     )
   }
   return await parseConfigFile(chosen, text, env)
+}
+
+/** The real path of a file (symlinks followed), or `path` when it cannot be resolved (a text given without a file, in tests). */
+function realFilePath(path: string): string {
+  try {
+    return realpathSync(path)
+  } catch {
+    return path
+  }
 }
 
 function poolDefinition(file: string, directory: string, name: string, entry: unknown, env: NodeJS.ProcessEnv): PoolDefinition {

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseError, sqlitePathFromUrl } from '@dbpool/core'
@@ -160,6 +160,18 @@ describe('loadConfigFile', () => {
       p: 'postgres://app@db/x',
     })
     expect(sqlitePathFromUrl(urls.b as string)).toBe(join(app, 'b?c.db'))
+  })
+
+  // /etc/app/dbpool.toml -> /srv/app/dbpool.toml: the link's directory is not where the file's paths point
+  it("resolves a relative sqlite: path against a symlinked config file's real directory", async () => {
+    const real = join(dir, 'srv-real')
+    const etc = join(dir, 'etc-link')
+    mkdirSync(real)
+    mkdirSync(etc)
+    writeFileSync(join(real, 'dbpool.toml'), '[pools.a]\nurl = "sqlite:./data/app.db"\n')
+    symlinkSync(join(real, 'dbpool.toml'), join(etc, 'dbpool.toml'))
+    const file = await loadConfigFile(join(etc, 'dbpool.toml'), dir)
+    expect(file?.pools[0]?.url).toBe(`sqlite:${join(realpathSync(real), 'data', 'app.db')}`)
   })
 })
 
