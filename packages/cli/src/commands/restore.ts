@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { DatabaseError, sqlitePathFromUrl } from '@dbpool/core'
 import { BackupManager } from '@dbpool/sqlite'
@@ -8,6 +8,27 @@ import { selectPool } from '../resolve-config'
 import { removeTempFilesOnSignals } from '../signal-cleanup'
 import { showProgress, sqlitePool } from './backup'
 import type { CommandContext } from './context'
+
+/**
+ * Whether a SQLite file's header records a rollback journal (bytes 18-19 are 1; WAL is 2, a
+ * persistent setting): `false` for a missing, short or headerless file.
+ */
+function isRollbackJournalFile(path: string): boolean {
+  if (path === ':memory:') return false
+  let fd: number
+  try {
+    fd = openSync(resolve(path), 'r')
+  } catch {
+    return false
+  }
+  try {
+    const header = Buffer.alloc(20)
+    if (readSync(fd, header, 0, 20, 0) < 20 || header.toString('latin1', 0, 16) !== 'SQLite format 3\0') return false
+    return header[18] === 1 || header[19] === 1
+  } finally {
+    closeSync(fd)
+  }
+}
 
 /** Options of `dbpool restore`. */
 export interface RestoreCommandOptions {
@@ -26,7 +47,8 @@ export interface RestoreCommandOptions {
  * `create`: a mistyped path must not receive the backup while the real database stays as it was.
  * Throws BACKUP_FAILED (`detail.reason` `'in-use'`) when another process has the database open,
  * unless `force`: that process would go on reading the replaced file; `'in-use-unknown'` for a
- * rollback-journal database (not WAL), where that cannot be told, unless `force`.
+ * rollback-journal database (not WAL), where that cannot be told, unless `force`. A
+ * rollback-journal database is opened with `journalMode` DELETE and stays a rollback-journal file.
  */
 export async function restoreCommand(ctx: CommandContext, file: string, options: RestoreCommandOptions): Promise<number> {
   const config = await ctx.config()
@@ -42,7 +64,10 @@ export async function restoreCommand(ctx: CommandContext, file: string, options:
         { backend: 'sqlite', retryable: false, detail: { path } },
       )
   }
-  const pool = sqlitePool(await openPool(def), 'restore')
+  // a rollback-journal database stays one: the pool (WAL by default) would switch it to WAL when it
+  // opens it, before the restore, and the restored file then takes the mode it found
+  const rollback = /^sqlite:/i.test(def.url) && isRollbackJournalFile(sqlitePathFromUrl(def.url))
+  const pool = sqlitePool(await openPool(rollback ? { ...def, backend: { ...def.backend, journalMode: 'DELETE' } } : def), 'restore')
   const progress = ctx.out.progress('restore')
   const backups = new BackupManager(pool, { directory: resolve(source, '..'), onProgress: (p) => showProgress(progress, p) })
   const stopCleanup = removeTempFilesOnSignals()

@@ -49,6 +49,13 @@ describe('dbpool restore', () => {
     const forced = await cli('--url', `sqlite:${path}`, 'restore', backup, '--force')
     expect(forced.code).toBe(0)
     expect(rows(path, 'a')).toEqual([1])
+    // the restored database keeps its journal mode: the CLI's pool (WAL by default) made it WAL
+    const after = new Database(path, { readonly: true })
+    try {
+      expect(String(after.pragma('journal_mode', { simple: true }))).toBe('delete')
+    } finally {
+      after.close()
+    }
   }, 60_000)
 })
 
