@@ -26,11 +26,16 @@ export function openPool(def: PoolDefinition, options: OpenPoolsOptions = {}): P
   return PoolFactory.create(def.url, oneShot ? { ...def.pool, min: 0 } : def.pool, { backend: { ...def.backend } })
 }
 
+/** How long (ms) a failed command waits for its pools' close before its error is reported; the close goes on meanwhile. */
+export const FAILED_CLOSE_WAIT_MS = 500
+
 /**
  * Runs `fn` with the pools open and closes them afterwards, whatever happens (`closeAll` with a 5 s
  * timeout). With `closeWaitMs`, waits at most that long for the close (health and check: a
  * connection attempt to a server that never answers would hold it until its connect timeout); the
- * close goes on in the background, and the CLI process exits shortly after its command ends.
+ * close goes on in the background, and the CLI process exits shortly after its command ends. When
+ * `fn` fails, the wait is at most {@link FAILED_CLOSE_WAIT_MS}: its error is reported at once, not
+ * after a close held by a connection attempt still out.
  */
 export async function withPools<T>(
   definitions: readonly PoolDefinition[],
@@ -38,14 +43,21 @@ export async function withPools<T>(
   closeWaitMs?: number,
 ): Promise<T> {
   const manager = await openPools(definitions)
+  let failed = false
   try {
     return await fn(manager)
+  } catch (err) {
+    failed = true
+    throw err
   } finally {
+    // a failed command's error is reported first: a close held by a connection attempt still out
+    // (a server that never answers) must not delay it by the close's 5 s
+    const waitMs = failed ? Math.min(FAILED_CLOSE_WAIT_MS, closeWaitMs ?? FAILED_CLOSE_WAIT_MS) : closeWaitMs
     const closing = manager.closeAll({ timeoutMs: Math.min(5_000, closeWaitMs ?? 5_000) })
-    if (closeWaitMs === undefined) await closing
+    if (waitMs === undefined) await closing
     else {
       let timer: NodeJS.Timeout | undefined
-      await Promise.race([closing, new Promise<void>((resolve) => (timer = setTimeout(resolve, closeWaitMs)))])
+      await Promise.race([closing, new Promise<void>((resolve) => (timer = setTimeout(resolve, waitMs)))])
       clearTimeout(timer)
       closing.catch(() => undefined)
     }

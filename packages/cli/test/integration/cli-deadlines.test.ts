@@ -42,3 +42,16 @@ describe('--timeout bounds the whole command', () => {
     40_000,
   )
 })
+
+describe('a failed command reports before its pools are closed', () => {
+  it('stats: ACQUIRE_TIMEOUT after the 5 s statement timeout, not after a further 5 s close held by the connection attempt', async () => {
+    const started = Date.now()
+    const res = await runCli(['--url', url, 'stats'], { cwd: tmpdir(), timeoutMs: 30_000 })
+    const elapsed = Date.now() - started
+    expect(res.code).toBe(1)
+    expect(res.stderr).toMatch(/^dbpool: ACQUIRE_TIMEOUT: /)
+    // a bound, not a speed: the old code took over 10 s (5 s timeout, then up to 5 s for the close);
+    // this one the timeout, process start and a few hundred ms
+    expect(elapsed).toBeLessThan(9_000)
+  }, 40_000)
+})
