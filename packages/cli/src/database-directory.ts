@@ -1,4 +1,4 @@
-import { mkdirSync, statSync } from 'node:fs'
+import { mkdirSync, statSync, type Stats } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { DatabaseError } from '@dbpool/core'
 
@@ -13,7 +13,7 @@ export function makeDatabaseDirectory(path: string): void {
   const directory = dirname(resolve(path))
   const missing: string[] = []
   for (let current = directory; ;) {
-    const info = statSync(current, { throwIfNoEntry: false })
+    const info = statOf(directory, current)
     if (info?.isDirectory()) break
     if (info !== undefined) throw failed(directory, `${current} is not a directory`)
     missing.unshift(current)
@@ -25,9 +25,23 @@ export function makeDatabaseDirectory(path: string): void {
     try {
       mkdirSync(level)
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST' && statSync(level, { throwIfNoEntry: false })?.isDirectory()) continue
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST' && statOf(directory, level)?.isDirectory()) continue
       throw failed(directory, (err as NodeJS.ErrnoException).code ?? (err as Error).message, err)
     }
+  }
+}
+
+/**
+ * `stat` of one level, `undefined` when it is missing; CONNECTION_FAILED naming `directory` when it
+ * cannot be told (a file on the way above it: ENOTDIR; a symlink loop: ELOOP; EACCES).
+ */
+function statOf(directory: string, level: string): Stats | undefined {
+  try {
+    return statSync(level, { throwIfNoEntry: false })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    const why = code === 'ENOTDIR' ? 'a file is on the way' : code === 'ELOOP' ? 'a symlink loop is on the way' : 'it cannot be read'
+    throw failed(directory, `${why} (${level}: ${code ?? (err as Error).message})`, err)
   }
 }
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildCli, runCli } from './cli-helpers'
@@ -37,5 +37,21 @@ describe('migrate up --json failing halfway', () => {
     expect(res.stderr).toMatch(
       /^dbpool: CONNECTION_FAILED: cannot create the directory \/proc\/dbpool-cli-test of the SQLite database: ENOENT/,
     )
+  }, 30_000)
+
+  it('migrate up with a file or a symlink loop on the database directory path: CONNECTION_FAILED naming the directory, not a raw Node error', async () => {
+    writeFileSync(join(cwd, 'afile'), '')
+    symlinkSync('loop', join(cwd, 'loop'))
+    for (const [name, why] of [
+      ['afile', /a file is on the way \(.*afile\/sub: ENOTDIR\)/],
+      ['loop', /a symlink loop is on the way \(.*loop\/sub: ELOOP\)/],
+    ] as const) {
+      const res = await runCli(['--url', `sqlite:./${name}/sub/app.db`, 'migrate', 'up', '--dir', 'm'], { cwd, timeoutMs: 20_000 })
+      expect(res.code).toBe(1)
+      expect(res.stderr).toMatch(
+        new RegExp(`^dbpool: CONNECTION_FAILED: cannot create the directory \\S*${name}/sub of the SQLite database: `),
+      )
+      expect(res.stderr).toMatch(why)
+    }
   }, 30_000)
 })
