@@ -175,9 +175,11 @@ export function describeError(err: unknown, options: DescribeOptions = {}): stri
         ? 'stop the processes that have the database open, or pass --force'
         : (err.detail as { reason?: unknown } | undefined)?.reason === 'in-use-unknown'
           ? '--force once no other process can have it open'
-          : missingSqliteFile(err) || missingSqliteFile(err.cause)
-            ? 'check the path: only dbpool migrate up creates a database'
-            : (HINTS[err.code] ?? 'run again with --verbose for details')
+          : selfRestore(err)
+            ? 'restore from a backup file, not from the database itself'
+            : missingSqliteFile(err) || missingSqliteFile(err.cause)
+              ? 'check the path: only dbpool migrate up creates a database'
+              : (HINTS[err.code] ?? 'run again with --verbose for details')
     return `dbpool: ${err.code}: ${oneLine(safeMessage(err, options))} (${hint})`
   }
   const message = err instanceof Error ? err.message : String(err)
@@ -214,6 +216,12 @@ function stackFrames(err: Error): string {
     .split('\n')
     .filter((line) => /^\s+at /.test(line))
     .join('\n')
+}
+
+/** The database being restored given as its own source (`refuseSameFile` in `@dbpool/sqlite`): the URL is right, the FILE is not. */
+function selfRestore(err: DatabaseError): boolean {
+  const option = (err.detail as { option?: unknown } | undefined)?.option
+  return err.code === 'CONFIGURATION' && (option === 'restore.file' || option === 'restoreDatabaseFile.file')
 }
 
 /** A SQLite database file (or its directory) that does not exist: the pool was told not to create it. */

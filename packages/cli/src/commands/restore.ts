@@ -1,4 +1,4 @@
-import { closeSync, existsSync, openSync, readSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readSync, statSync, writeSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { DatabaseError, sqlitePathFromUrl } from '@dbpool/core'
 import { BackupManager } from '@dbpool/sqlite'
@@ -70,7 +70,19 @@ export async function restoreCommand(ctx: CommandContext, file: string, options:
   const pool = sqlitePool(await openPool(rollback ? { ...def, backend: { ...def.backend, journalMode: 'DELETE' } } : def), 'restore')
   const progress = ctx.out.progress('restore')
   const backups = new BackupManager(pool, { directory: resolve(source, '..'), onProgress: (p) => showProgress(progress, p) })
-  const stopCleanup = removeTempFilesOnSignals()
+  // a signal after the staged copy was renamed into place ends the command by that signal (exit
+  // 128+n), but the database is restored: say so (the file the path leads to is a new one)
+  const targetPath = /^sqlite:/i.test(def.url) ? sqlitePathFromUrl(def.url) : ':memory:'
+  const before = targetPath === ':memory:' ? undefined : statSync(resolve(targetPath), { throwIfNoEntry: false })
+  const stopCleanup = removeTempFilesOnSignals((signal) => {
+    if (targetPath === ':memory:') return
+    const now = statSync(resolve(targetPath), { throwIfNoEntry: false })
+    if (now === undefined || (before !== undefined && now.ino === before.ino && now.dev === before.dev)) return
+    writeSync(
+      2,
+      `${ctx.out.scrub(`dbpool: restore: ${signal} after the database was replaced: ${resolve(targetPath)} is restored from ${source} (verified); only the command's end was cut short`)}\n`,
+    )
+  })
   try {
     const restored = await backups
       .restore(source, { force: options.force ?? false })

@@ -60,6 +60,19 @@ describe('describeError', () => {
     expect(describeError(value)).toContain('"Hidden-R1"')
     expect(describeError(configError('--pool', 'nope', 'is not configured'), hide)).toContain('"nope"')
   })
+
+  it('a restore given the database itself as its source points at FILE, not at the configuration', () => {
+    for (const option of ['restore.file', 'restoreDatabaseFile.file']) {
+      const err = configError(
+        option,
+        '/srv/app.db',
+        'is the database being restored (/srv/app.db): restore from a backup, not from the database itself',
+      )
+      const line = describeError(err)
+      expect(line).toMatch(/\(restore from a backup file, not from the database itself\)$/)
+      expect(line).not.toContain('check --url')
+    }
+  })
 })
 
 describe('Output', () => {
