@@ -152,14 +152,16 @@ describe.each(BACKENDS)('money is summed exactly on %s', (backend) => {
   })
 
   it('totals a statement exactly as bigints, past 2^53, where a float would round', async () => {
-    const move = (from: string, to: string, amount: number) =>
-      post([
+    // one a second: two postings in the same millisecond are ordered by entry id in a statement, and
+    // B -> A before A -> B would put A's running balance past 2^53 (BalanceReadOutOfRangeError)
+    const move = (second: number, from: string, to: string, amount: number) =>
+      postAt(second, [
         { accountId: from, amount: -amount },
         { accountId: to, amount },
       ])
-    await move('EQ', 'A', MAX)
-    await move('A', 'B', 2)
-    await move('B', 'A', 2)
+    await move(0, 'EQ', 'A', MAX)
+    await move(1, 'A', 'B', 2)
+    await move(2, 'B', 'A', 2)
     // A's credits are 2^53 + 1: as a float that is 2^53
     const a = await journal.statement('A')
     expect(a).toMatchObject({ closingBalance: MAX, debits: -2n, credits: BigInt(MAX) + 2n })
