@@ -58,6 +58,7 @@ import { hostLabel, mismatchOf, passesOf, reportsReadOnly, roleKindOf } from './
 import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, TRANSACTION_MODE_REASON } from './postgres-pgbouncer'
 import { sessionStatement } from './postgres-session-statement'
 import { isReadOnlyStatement } from './postgres-read-only'
+import { resetsSession } from './postgres-session-restore'
 import { endsSession, outcomeUnknown, StatementProgress, unknownOutcomeError } from './postgres-outcome'
 import {
   parseLsn,
@@ -127,8 +128,13 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * (`pgbouncer` names the mode), read by features that need a session (LISTEN, session locks).
    */
   readonly sessionFeatures: SessionFeatures
-  /** Behind PgBouncer: the settings sent with SET after connecting instead of as startup parameters. */
-  readonly #startupSettings: readonly string[]
+  /**
+   * What every new connection runs after connecting: behind PgBouncer the settings sent with SET
+   * instead of as startup parameters (see sessionSettingsThroughPgBouncer), then `sessionInit`. Run
+   * again on release after a statement that reset settings (see resetsSession) and after
+   * `sessionReset: 'clean'`: both drop what a SET established.
+   */
+  readonly #sessionSetup: readonly string[]
   readonly #ssl: PgSsl
   readonly #types: CustomTypesConfig
   /** Passwords handed to pg recently, scrubbed from every native message. */
@@ -165,7 +171,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     this.pipelineDepth = this.options.pipelineDepth
     this.telemetryTarget = { namespace: this.config.database, serverAddress: this.config.host, serverPort: this.config.port }
     this.sessionFeatures = sessionFeaturesOf(this.options.pgbouncer)
-    this.#startupSettings = this.options.pgbouncer ? sessionSettingsThroughPgBouncer(this.options.pgbouncer, this.config) : []
+    const startupSettings = this.options.pgbouncer ? sessionSettingsThroughPgBouncer(this.options.pgbouncer, this.config) : []
+    this.#sessionSetup = Object.freeze([...startupSettings, ...this.options.sessionInit])
     this.replicaOptions = resolveReplicaOptions((options ?? {}) as Record<string, unknown>)
     const perReplica = Object.fromEntries(
       Object.entries(options ?? {}).filter(([key]) => !(REPLICA_OPTION_KEYS as readonly string[]).includes(key)),
@@ -279,8 +286,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const password = await this.#password()
     const conn = await this.#walk(password, hooks)
     try {
-      for (const text of [...this.#startupSettings, ...this.options.sessionInit])
+      for (const text of this.#sessionSetup)
         await this.#execute(conn, { text, params: [] }, { timeoutMs: this.options.connectTimeoutMs }, false)
+      // a sessionInit statement that resets something (`RESET ROLE; SET ...`) is part of the setup
+      conn.setupLost = false
     } catch (err) {
       conn.kill()
       const mapped = this.mapError(err)
@@ -514,7 +523,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * Not known yet (see {@link awaitsReadyForQuery}): ROLLBACK too, which pg sends once the server
    * has answered. Otherwise: throw, so the pool destroys it. With `sessionReset: 'clean'`, an idle
    * (or rolled back) session is then cleaned, after a lease and after a burst of shared statements
-   * alike (statement sharing releases its connection once nothing is in flight on it).
+   * alike (statement sharing releases its connection once nothing is in flight on it). With
+   * `'none'`, a session where a statement reset settings (`RESET ALL`, `DISCARD ALL`: see
+   * resetsSession) gets its setup run again (see {@link #restore}); one without: nothing.
    */
   reset(conn: PostgresConnection): void | Promise<void> {
     // pipeline mode is only for statements sharing the connection (executeShared); every lease starts
@@ -528,15 +539,21 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const clean = this.options.sessionReset === 'clean'
     if (awaitsReadyForQuery(conn)) return this.#rollback(conn, 'unknown', clean)
     const status = conn.client.getTransactionStatus()
-    if (status === 'I') return clean ? this.#clean(conn) : undefined
+    if (status === 'I') return this.#tidy(conn, clean)
     return this.#rollback(conn, status, clean)
+  }
+
+  /** An idle session on release: cleaned (`sessionReset: 'clean'`), its setup restored, or nothing. */
+  #tidy(conn: PostgresConnection, clean: boolean): void | Promise<void> {
+    if (clean) return this.#clean(conn)
+    return conn.setupLost ? this.#restore(conn) : undefined
   }
 
   async #rollback(conn: PostgresConnection, status: TransactionStatus | 'unknown', clean: boolean): Promise<void> {
     // ROLLBACK outside a transaction is only a WARNING, so it is safe when the status is unknown
     if (status === 'T' || status === 'E' || status === 'unknown') {
       await this.execute(conn, { text: 'ROLLBACK', params: [] }, { timeoutMs: this.options.cancelTimeoutMs })
-      if (conn.client.getTransactionStatus() === 'I') return clean ? this.#clean(conn) : undefined
+      if (conn.client.getTransactionStatus() === 'I') return this.#tidy(conn, clean)
     }
     const reason = new DatabaseError(
       'QUERY_FAILED',
@@ -549,18 +566,44 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     throw reason
   }
 
-  /** `sessionReset: 'clean'`: back to a fresh session (see CLEAN_SESSION_SQL), then `sessionInit`; a failure destroys it. */
+  /**
+   * `sessionReset: 'clean'`: back to a fresh session (see CLEAN_SESSION_SQL), then the setup every new
+   * connection runs (the timeouts sent with SET behind PgBouncer, which RESET ALL dropped, and
+   * `sessionInit`); a failure destroys it.
+   */
   async #clean(conn: PostgresConnection): Promise<void> {
     const deadline = { timeoutMs: this.options.cancelTimeoutMs }
     try {
       await this.execute(conn, { text: CLEAN_SESSION_SQL, params: [] }, deadline)
       // RESET ALL undid a session-level read-only setting (sessionInit may set it again)
       conn.sessionReadOnlyByApp = false
-      for (const text of this.options.sessionInit) await this.#execute(conn, { text, params: [] }, deadline, false)
+      for (const text of this.#sessionSetup) await this.#execute(conn, { text, params: [] }, deadline, false)
+      conn.setupLost = false
     } catch (err) {
       const reason = new DatabaseError(
         'QUERY_FAILED',
         `the session of a released connection could not be reset (sessionReset: 'clean'): ${this.mapError(err).message}; it is closed instead of reused`,
+        { backend: 'postgres', cause: err },
+      )
+      conn.markBroken(reason)
+      throw reason
+    }
+  }
+  /**
+   * `sessionReset: 'none'` after a statement that reset settings (see resetsSession: `RESET ALL`,
+   * `DISCARD ALL`, `RESET search_path`...): the setup every new connection runs is run again (the
+   * timeouts sent with SET behind PgBouncer, `sessionInit`), each statement bounded by
+   * `cancelTimeoutMs`, so the next borrower finds the session the pool promises. A failure destroys it.
+   */
+  async #restore(conn: PostgresConnection): Promise<void> {
+    const deadline = { timeoutMs: this.options.cancelTimeoutMs }
+    try {
+      for (const text of this.#sessionSetup) await this.#execute(conn, { text, params: [] }, deadline, false)
+      conn.setupLost = false
+    } catch (err) {
+      const reason = new DatabaseError(
+        'QUERY_FAILED',
+        `the setup of a released connection (sessionInit, or the timeouts set behind PgBouncer) could not be run again after a statement reset its settings: ${this.mapError(err).message}; it is closed instead of reused`,
         { backend: 'postgres', cause: err },
       )
       conn.markBroken(reason)
@@ -648,6 +691,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       conn.readOnlyByApp = true
       if (SESSION_READ_ONLY_TEXT.test(query.text)) conn.sessionReadOnlyByApp = true
     }
+    this.#noteReset(conn, query.text)
     if (options.timeoutMs === undefined && options.signal === undefined) return this.#run<R>(conn, query, false, columns)
     try {
       checkExecuteOptions(options)
@@ -657,7 +701,20 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return this.#runGuarded<R>(conn, query, options, columns)
   }
 
-  /** A lone auto-commit statement sharing the connection: sent at once, without waiting for the ones before it. */
+  /**
+   * Marks `conn` for its setup to be run again on release when `text` may reset settings (see
+   * resetsSession). Only when there is a setup to lose: without `sessionInit` (and the timeouts
+   * behind PgBouncer) nothing is read.
+   */
+  #noteReset(conn: PostgresConnection, text: string): void {
+    if (this.#sessionSetup.length > 0 && !conn.setupLost && resetsSession(text)) conn.setupLost = true
+  }
+
+  /**
+   * A lone auto-commit statement sharing the connection: sent at once, without waiting for the ones
+   * before it. Its text was judged shareable (see {@link canPipeline}): no SET, RESET or DISCARD,
+   * so it cannot reset the session's setup (see {@link #noteReset}).
+   */
   executeShared<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery): Promise<QueryResult<R>> {
     if (this.options.pgbouncer === 'transaction') {
       const refused = this.#needsSession(query.text)
@@ -681,6 +738,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    */
   openCursor<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery, options: CursorOptions): RowCursor<R> {
     const prepared = pgQuery(query)
+    this.#noteReset(conn, query.text)
     // a lease starts in classic mode (reset switches pipeline mode off); pg refuses cursors otherwise
     setPipeline(conn, false)
     return new PostgresCursor<R>(conn, prepared, options.batchSize, {

@@ -69,6 +69,12 @@ export class PostgresConnection implements ReferencedHandle {
    */
   sessionReadOnlyByApp = false
   /**
+   * @internal A statement on this session may have put settings back to their defaults (`RESET ALL`,
+   * `DISCARD ALL`, `RESET search_path`...: see `resetsSession`), undoing the pool's setup (the startup
+   * SETs behind PgBouncer, `sessionInit`): the release runs the setup again before anyone else uses it.
+   */
+  setupLost = false
+  /**
    * @internal A read-lane connection (to a read replica, or the primary's read-only one used when no
    * replica may serve): a 25006 there is the application's write on the read lane, never a failover.
    */

@@ -7,7 +7,12 @@ import { REPLICA_OPTION_KEYS, type PostgresReplicaOptions } from './postgres-rep
 
 /** Options of the {@link PostgresConnectionManager} beyond the {@link DatabaseConfig}. */
 export interface PostgresManagerOptions extends PostgresReplicaOptions {
-  /** SQL run on every new connection after connecting (e.g. `SET search_path TO app`). Default is none. */
+  /**
+   * SQL run on every new connection after connecting (e.g. `SET search_path TO app`). Run again on
+   * release when a statement of the lease may have reset settings (`DISCARD ALL`, `RESET ALL`,
+   * `RESET search_path`, `SET search_path TO DEFAULT`, `RESET ROLE`...), which would drop what it
+   * SET for every later borrower; and after `sessionReset: 'clean'`. Default is none.
+   */
   readonly sessionInit?: string | readonly string[]
   /** Deadline of one connect (TCP, TLS, auth, session init). Default is the pool's `createTimeoutMs`, else `10000`. */
   readonly connectTimeoutMs?: number
@@ -26,9 +31,11 @@ export interface PostgresManagerOptions extends PostgresReplicaOptions {
   /**
    * What a released connection's session is put back to, besides rolling back an open transaction.
    * `'none'`: nothing (pg-pool's behaviour: `SET`, temp tables, `LISTEN` and session advisory locks
-   * stay for the next borrower). `'clean'`: when the lease ran a statement, one round trip of
+   * stay for the next borrower; but after a statement that reset settings, such as `RESET ALL` or
+   * `DISCARD ALL`, the connection's setup is run again, see `sessionInit`). `'clean'`: when the lease ran a statement, one round trip of
    * {@link CLEAN_SESSION_SQL} (everything `DISCARD ALL` does except dropping prepared statements),
-   * then `sessionInit` again; a connection that carried shared (`pipelineDepth`) statements is
+   * then the connection's setup again (the timeouts sent with SET behind PgBouncer in session mode,
+   * `sessionInit`); a connection that carried shared (`pipelineDepth`) statements is
    * cleaned the same way once its burst ends, before its next lease. Default is `'none'`.
    */
   readonly sessionReset?: SessionReset
@@ -84,7 +91,9 @@ export type SessionReset = (typeof SESSION_RESET_MODES)[number]
  * The statements `sessionReset: 'clean'` runs in one round trip: `DISCARD ALL` without
  * `DEALLOCATE ALL`, which would invalidate pg's record of the named prepared statements it created
  * (as deadpool-postgres' `RecyclingMethod::Clean` does). `RESET ALL` returns settings to the
- * session's defaults, which include the connect-time `application_name` and timeouts.
+ * session's defaults, which include the connect-time `application_name` and timeouts sent as
+ * startup parameters; what was SET after connecting (`sessionInit`, and behind PgBouncer in session
+ * mode the timeouts) is run again after it.
  */
 export const CLEAN_SESSION_SQL =
   'CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES'

@@ -38,7 +38,8 @@ export function resolvePgBouncerMode(value: unknown, configFlag: boolean): PgBou
  * the manager clears for PgBouncer.
  *
  * Session mode: the timeouts are applied with SET after connecting (the session is the client's
- * until it disconnects); transaction mode: CONFIGURATION, since a SET would reach one server
+ * until it disconnects), and again on release after a statement or a `sessionReset: 'clean'` that
+ * reset them (RESET ALL returns a SET setting to the server's default); transaction mode: CONFIGURATION, since a SET would reach one server
  * connection only. `options` (free-form command-line switches) is CONFIGURATION in both.
  */
 export function sessionSettingsThroughPgBouncer(mode: PgBouncerMode, config: DatabaseConfig): readonly string[] {

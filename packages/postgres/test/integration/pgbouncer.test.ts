@@ -208,6 +208,33 @@ suite('pgbouncer modes against a PgBouncer that refuses unknown startup paramete
     await subscription.unlisten()
   })
 
+  it("session mode: the timeouts sent with SET survive sessionReset 'clean' and a RESET ALL (the setup runs again on release)", async () => {
+    // found by review (r11a t10): the clean's RESET ALL, or the application's, set them to 0 for good
+    const expected = { st: '4321ms', lt: '1234ms', it: '9876ms' }
+    for (const sessionReset of ['none', 'clean'] as const) {
+      const pool = through(
+        inSessionMode,
+        'statement_timeout=4321&lock_timeout=1234&idle_in_transaction_session_timeout=9876',
+        { pgbouncer: 'session', sessionReset, sessionInit: 'SET search_path TO pg_catalog, public' },
+        {},
+      )
+      const show = async (): Promise<Record<string, string>> =>
+        (
+          await pool.query<Record<string, string>>(
+            "select current_setting('statement_timeout') st, current_setting('lock_timeout') lt, current_setting('idle_in_transaction_session_timeout') it, current_setting('search_path') sp",
+          )
+        ).rows[0]!
+      const all = { ...expected, sp: 'pg_catalog, public' }
+      expect(await show()).toEqual(all)
+      await pool.withConnection((conn) => conn.query('select 1'))
+      expect(await show()).toEqual(all)
+      await pool.query('RESET ALL')
+      expect(await show()).toEqual(all)
+      await pool.query('DISCARD ALL')
+      expect(await show()).toEqual(all)
+    }
+  })
+
   it('transaction mode: LISTEN, SET, session advisory locks are CONFIGURATION before anything is sent; their transaction-scoped forms run', async () => {
     const pool = through(inTransactionMode, 'pgbouncer=true')
     expect((await rejection(listen(pool, 'jobs', () => undefined))).code).toBe('CONFIGURATION')
