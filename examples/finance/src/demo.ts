@@ -14,7 +14,7 @@ import { FinanceError } from './errors'
 import { checkLedgerInvariants, type InvariantCheck, type InvariantReport } from './ledger-invariants'
 import { resetFinance } from './migrations'
 import { forEachBounded, formatMinorUnits, inFlightLimit, Progress, type ProgressSink } from '@dbpool/example-kit'
-import { TransactionRepository } from './transaction-repository'
+import { TransactionRepository, type AccountStatement } from './transaction-repository'
 import { TransferService, type TransferResult } from './transfer-service'
 import { exportJournalCsv, type JournalExport } from './journal-export'
 import { addExact, sumExact, toInteger } from './values'
@@ -140,7 +140,7 @@ export async function runFinanceDemo(pool: DatabasePool<unknown>, options: Finan
   }
 
   const ledger = await checkLedgerInvariants(pool)
-  const demoChecks = await checkDemo(pool, plan, storm.outcomes, outcomes, replayCheck, statement.closingBalance, hotAccount)
+  const demoChecks = await checkDemo(pool, plan, storm.outcomes, outcomes, replayCheck, statement)
   const checks = [...ledger.checks, ...demoChecks]
 
   let exported: JournalExport | undefined
@@ -316,8 +316,7 @@ async function checkDemo(
   outcomes: readonly Outcome[],
   classified: TransferOutcomes,
   replayCheck: { resent: number; identical: number },
-  statementClosing: number,
-  statementAccount: string,
+  statement: AccountStatement,
 ): Promise<InvariantCheck[]> {
   // per idempotency key: one posting at most, and every answer names that same entry
   const byKey = new Map<string, TransferResult[]>()
@@ -345,6 +344,15 @@ async function checkDemo(
   }
   const actual = await new AccountRepository(pool).balances([...expected.keys()])
   const differing = [...expected].filter(([id, balance]) => actual.get(id) !== balance).length
+  // the statement's lines, in posting order, carry the balances their postings recorded: each one the
+  // previous plus its amount (from the opening balance), the last one the account's balance
+  const balance = actual.get(statement.accountId)
+  const last = statement.lines[statement.lines.length - 1]
+  let unchained = 0
+  statement.lines.reduce((previous, line) => {
+    if (line.balance !== previous + line.amount) unchained++
+    return line.balance
+  }, statement.openingBalance)
   return [
     {
       name: 'each idempotency key posted once',
@@ -363,8 +371,8 @@ async function checkDemo(
     },
     {
       name: 'statement closes at the balance',
-      ok: statementClosing === actual.get(statementAccount),
-      detail: `${statementAccount}: statement closing ${statementClosing}, balance ${actual.get(statementAccount)}`,
+      ok: statement.closingBalance === balance && unchained === 0 && (last === undefined || last.balance === balance),
+      detail: `${statement.accountId}: statement closing ${statement.closingBalance}, last line ${last?.balance ?? 'none'}, balance ${balance}; ${unchained} of ${statement.lines.length} lines whose balance is not the previous one plus their amount`,
     },
     {
       name: 'every request settled',

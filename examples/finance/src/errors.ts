@@ -88,11 +88,14 @@ export class BalanceOutOfRangeError extends FinanceError {
 }
 
 /**
- * A balance read back (a statement's opening or running balance, {@link TransactionRepository.balanceAt})
+ * A balance read back (a statement's opening or closing balance, {@link TransactionRepository.balanceAt})
  * is outside ±(2^53 - 1) minor units, where a JS number would round it. Postings keep every balance
- * in range in the order they commit, but a statement adds lines in `posted_at` order: a backdated
- * entry (`postedAt`) can put a past balance out of range. Code `BALANCE_OUT_OF_RANGE`; `balance` is
- * the exact value as a decimal string. Nothing was read wrong: the statement is refused.
+ * in range in the order they are applied (each posting records the balance it left, and a statement
+ * shows those), but a balance as of a date sums the lines by `posted_at`: a backdated entry
+ * (`postedAt`) can put it out of range. A recorded balance is out of range only on a line migration
+ * 0003 numbered from the order statements used before it (`entryId` names it). Code
+ * `BALANCE_OUT_OF_RANGE`; `balance` is the exact value as a decimal string. Nothing was read wrong:
+ * the statement is refused.
  */
 export class BalanceReadOutOfRangeError extends FinanceError {
   override readonly name = 'BalanceReadOutOfRangeError'

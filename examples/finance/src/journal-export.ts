@@ -6,7 +6,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { sql } from '@dbpool/core'
 import type { Db } from './db'
-import { toDate, toInteger } from './values'
+import { toBigInteger, toDate, toInteger } from './values'
 
 /** What {@link exportJournalCsv} wrote. */
 export interface JournalExport {
@@ -18,11 +18,15 @@ export interface JournalExport {
 }
 
 /** Columns of the CSV, in order. */
-export const JOURNAL_CSV_HEADER = 'entry_id,line_no,posted_at,account_id,amount,currency,description'
+export const JOURNAL_CSV_HEADER = 'entry_id,line_no,posted_at,account_id,amount,currency,description,journal_seq,account_seq,balance_after'
 
 /**
  * Writes every journal line to `path` as CSV (RFC 4180: fields with a comma, quote or line break are
- * quoted), in posting order, through `db.stream()`: one lease (or the transaction's connection), rows
+ * quoted), in posting order: by `journal_seq` (an order of entries that follows every account's
+ * postings; entries sharing no account may tie and are then by entry id), an entry's lines by
+ * `line_no`; never by `posted_at`, the business date a caller may set. Each line carries its
+ * account's posting number (`account_seq`) and the balance right after that posting (`balance_after`,
+ * the same on every line of the entry on that account). Through `db.stream()`: one lease (or the transaction's connection), rows
  * read in batches of 500 only as fast as the file takes them, so memory stays flat however long the
  * journal. Written to a temporary file next to it (`<path>.<random hex>.tmp`) and renamed, so a
  * failed export never leaves a partial file under `path`; on failure (the pool closed or a connection
@@ -39,11 +43,15 @@ export async function exportJournalCsv(db: Db, path: string): Promise<JournalExp
     amount: unknown
     currency: string
     description: string
+    journal_seq: unknown
+    account_seq: unknown
+    balance_after: unknown
   }>(
     sql`
-      select l.entry_id, l.line_no, e.posted_at, l.account_id, l.amount, e.currency, e.description
+      select l.entry_id, l.line_no, e.posted_at, l.account_id, l.amount, e.currency, e.description,
+             l.journal_seq, l.account_seq, l.balance_after
       from journal_lines l join journal_entries e on e.id = l.entry_id
-      order by e.posted_at, l.entry_id, l.line_no`,
+      order by l.journal_seq, l.entry_id, l.line_no`,
     undefined,
     { batchSize: 500 },
   )
@@ -60,6 +68,9 @@ export async function exportJournalCsv(db: Db, path: string): Promise<JournalExp
         toInteger(row.amount, 'amount'),
         row.currency,
         row.description,
+        toInteger(row.journal_seq, 'journal_seq'),
+        toInteger(row.account_seq, 'account_seq'),
+        toBigInteger(row.balance_after, 'balance_after'),
       ]
         .map((v) => csvField(String(v)))
         .join(',')}\n`

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { sql, type SqlFragment } from '@dbpool/core'
-import { checkCurrency } from './account-repository'
+import { checkCurrency, IN_LIST_CHUNK } from './account-repository'
 import { atomically, type Db } from './db'
 import {
   AccountNotFoundError,
@@ -47,8 +47,12 @@ export interface NewJournalEntry {
   /** Identifies the request a key belongs to; a key reused with another hash is IDEMPOTENCY_CONFLICT. */
   readonly requestHash?: string
   /**
-   * Default is the repository's clock. A valid Date within years 0000 to 9999 (UTC), INVALID_ENTRY
-   * otherwise: SQLite compares timestamps as ISO text, which sorts a 6-digit year wrongly (`checkDate`).
+   * The entry's business date: what statements show and what date ranges (`statement`, `balanceAt`,
+   * `entriesForAccount`) select by, never the order postings are listed in (each account's posting
+   * sequence is). Default is the repository's clock, read before the posting waits for its accounts,
+   * so concurrent postings can be applied in the other order; a caller may set any date, earlier
+   * postings' included. A valid Date within years 0000 to 9999 (UTC), INVALID_ENTRY otherwise: SQLite
+   * compares timestamps as ISO text, which sorts a 6-digit year wrongly (`checkDate`).
    */
   readonly postedAt?: Date
 }
@@ -69,13 +73,20 @@ export interface DateRange {
   readonly to?: Date
 }
 
-/** One line of an account statement. */
+/** One line of an account statement: one posting to the account. */
 export interface StatementLine {
+  /**
+   * The posting's number on the account: 1 for its first posting, then 2, 3, ... in the order they
+   * were applied to its balance (`journal_lines.account_seq`). Lines are in this order.
+   */
+  readonly sequence: number
   readonly entryId: string
+  /** The entry's business date: shown, not the order (a caller may set it, see {@link NewJournalEntry.postedAt}). */
   readonly postedAt: Date
   readonly description: string
+  /** The net change of the account's lines in the entry, minor units (0 when they cancel out). */
   readonly amount: number
-  /** The balance after this line. */
+  /** The account's balance right after this posting, as the posting recorded it. */
   readonly balance: number
 }
 
@@ -84,8 +95,9 @@ export interface AccountStatement {
   readonly accountId: string
   readonly from: Date | null
   readonly to: Date | null
-  /** The balance at `from` (sum of every earlier line). */
+  /** The balance as of `from`: the sum of the account's lines dated (`postedAt`) before it; 0 without `from`. */
   readonly openingBalance: number
+  /** `openingBalance` plus the amounts of `lines`: the balance as of `to` (the account's balance without `to`). */
   readonly closingBalance: number
   /**
    * Sum of the negative lines (negative), exact, in minor units. A `bigint`: each balance stays within
@@ -141,13 +153,31 @@ export class TransactionRepository {
         values (${entry.id}, ${entry.idempotencyKey}, ${entry.requestHash}, ${entry.currency}, ${entry.description}, ${entry.postedAt})
         on conflict (idempotency_key) do nothing`)
       if (claimed.rowCount === 0) return { entry: await this.#replay(tx, entry), replayed: true }
-      for (const [accountId, delta] of net) await this.#apply(tx, accountId, delta, entry.currency)
-      const values = entry.lines.map((line, i) => sql`(${entry.id}, ${i + 1}, ${line.accountId}, ${line.amount})`)
-      // one statement up to LINES_PER_INSERT lines (4 parameters each): a longer entry is inserted in
+      // each account's posting number and balance after it, from the update that changes the balance
+      // (under its row lock: the order the postings really happened in on that account)
+      const applied = new Map<string, Applied>()
+      let journalSeq = 0
+      for (const [accountId, delta] of net) {
+        const posting = await this.#apply(tx, accountId, delta, entry.currency)
+        applied.set(accountId, posting)
+        journalSeq = Math.max(journalSeq, posting.journalSeq)
+      }
+      // the entry's place in the journal, taken once every account is locked: after the last entry
+      // of each of them (a Lamport clock, no journal-wide counter that every posting would queue on)
+      journalSeq += 1
+      const ids = [...applied.keys()]
+      for (let i = 0; i < ids.length; i += IN_LIST_CHUNK)
+        await tx.query(sql`update accounts set journal_seq = ${journalSeq} where id in (${sql.join(ids.slice(i, i + IN_LIST_CHUNK))})`)
+      const values = entry.lines.map((line, i) => {
+        const posting = applied.get(line.accountId) as Applied
+        return sql`(${entry.id}, ${i + 1}, ${line.accountId}, ${line.amount}, ${posting.sequence}, ${posting.balance}, ${journalSeq})`
+      })
+      // one statement up to LINES_PER_INSERT lines (7 parameters each): a longer entry is inserted in
       // chunks, the same on SQLite (32,766 parameters a statement) and Postgres (65,535)
       for (let i = 0; i < values.length; i += LINES_PER_INSERT)
         await tx.query(
-          sql`insert into journal_lines (entry_id, line_no, account_id, amount) values ${sql.join(values.slice(i, i + LINES_PER_INSERT))}`,
+          sql`insert into journal_lines (entry_id, line_no, account_id, amount, account_seq, balance_after, journal_seq)
+              values ${sql.join(values.slice(i, i + LINES_PER_INSERT))}`,
         )
       return { entry, replayed: false }
     })
@@ -164,13 +194,18 @@ export class TransactionRepository {
     return findByKey(this.#db, key)
   }
 
-  /** Entries (with lines) touching `accountId` within `range`, oldest first; INVALID_ENTRY for a bad range. */
+  /**
+   * Entries (with lines) touching `accountId` whose `postedAt` is within `range`, in the order they were
+   * posted to the account (its posting sequence, not `postedAt`); INVALID_ENTRY for a bad range.
+   */
   async entriesForAccount(accountId: string, range: DateRange = {}): Promise<JournalEntry[]> {
     checkRange(range)
     const { rows } = await this.#db.query<EntryRow>(sql`
       select ${entryColumns} from journal_entries
-      where id in (select entry_id from journal_lines where account_id = ${accountId}) ${rangeFilter(range)}
-      order by posted_at, id`)
+      join (select entry_id, min(account_seq) as account_seq from journal_lines where account_id = ${accountId} group by entry_id) p
+        on p.entry_id = id
+      where 1 = 1 ${rangeFilter(range)}
+      order by p.account_seq`)
     return Promise.all(rows.map((row) => withLines(this.#db, row)))
   }
 
@@ -190,13 +225,22 @@ export class TransactionRepository {
   }
 
   /**
-   * The statement of `accountId` over `range`: opening balance, each line with the running balance,
-   * totals (debits and credits as exact `bigint`s), closing balance. Read in one snapshot when the
-   * repository runs on a pool (a read-only repeatable-read transaction); on a transaction, in a
-   * savepoint of it under the caller's isolation (one snapshot when that is repeatable read or
-   * serializable, or on SQLite). ACCOUNT_NOT_FOUND for an unknown account; BALANCE_OUT_OF_RANGE
-   * ({@link BalanceReadOutOfRangeError}) when the opening or a running balance, in `posted_at` order,
-   * is beyond ±(2^53 - 1) (a backdated entry can do that), never a RangeError.
+   * The statement of `accountId` over `range`: one line per posting to the account whose `postedAt`
+   * is within `range`, in the order the postings were applied to it (the account's posting sequence,
+   * never `postedAt` or the entry id), each with the balance the account had right after it; totals
+   * (debits and credits as exact `bigint`s); the opening and closing balances as of `from` and `to`.
+   * Read in one snapshot when the repository runs on a pool (a read-only repeatable-read transaction);
+   * on a transaction, in a savepoint of it under the caller's isolation (one snapshot when that is
+   * repeatable read or serializable, or on SQLite). ACCOUNT_NOT_FOUND for an unknown account;
+   * BALANCE_OUT_OF_RANGE ({@link BalanceReadOutOfRangeError}) when the opening or closing balance (sums
+   * by `postedAt`) is beyond ±(2^53 - 1), which a backdated entry can cause, never a RangeError.
+   *
+   * A line's `balance` is the balance recorded by its posting (`journal_lines.balance_after`), not a
+   * sum: always a balance the account really had. `closingBalance` is `openingBalance` plus the
+   * lines' amounts; the two agree with the lines' balances (the first line's balance is opening +
+   * its amount, the last one's is closing) unless a posting dated outside `range` was applied between
+   * the first and last line (a backdated or postdated `postedAt`). Without a range they always agree,
+   * and the last line's balance is the account's balance.
    */
   async statement(accountId: string, range: DateRange = {}): Promise<AccountStatement> {
     checkRange(range)
@@ -207,35 +251,49 @@ export class TransactionRepository {
         if (exists.rowCount === 0) throw new AccountNotFoundError(accountId)
         const opening = range.from === undefined ? 0 : await new TransactionRepository(tx).balanceAt(accountId, range.from)
         // read through a stream: a statement over a busy account's year is built line by line, never
-        // held twice (rows, then lines)
-        const rows = tx.stream<{ entry_id: string; posted_at: unknown; description: string; amount: unknown }>(sql`
-          select l.entry_id, e.posted_at, e.description, l.amount
+        // held twice (rows, then lines). One row per posting: an entry's lines on the account are
+        // applied as one net change, and only the balance after it is one the account had.
+        const rows = tx.stream<{
+          account_seq: unknown
+          entry_id: string
+          posted_at: unknown
+          description: string
+          amount: unknown
+          balance_after: unknown
+        }>(sql`
+          select l.account_seq, l.entry_id, e.posted_at, e.description, sum(l.amount) as amount, l.balance_after
           from journal_lines l join journal_entries e on e.id = l.entry_id
           where l.account_id = ${accountId} ${rangeFilter(range, 'e.')}
-          order by e.posted_at, l.entry_id, l.line_no`)
-        let balance = opening
+          group by l.account_seq, l.entry_id, e.posted_at, e.description, l.balance_after
+          order by l.account_seq`)
         // money in and out are not bounded like a balance: exact totals that turn bigint past 2^53
+        const total = new ExactTotal()
         const debits = new ExactTotal()
         const credits = new ExactTotal()
         const lines: StatementLine[] = []
         for await (const row of rows) {
           const amount = toInteger(row.amount, 'amount')
-          // postings keep balances in range in commit order; in posted_at order (a backdated entry) a
-          // running balance can leave it: a typed refusal, never a rounded number (checked only then)
-          const next = balance + amount
-          if (!Number.isSafeInteger(next))
-            throw new BalanceReadOutOfRangeError(accountId, String(BigInt(balance) + BigInt(amount)), row.entry_id)
-          balance = next
+          total.add(amount)
           if (amount < 0) debits.add(amount)
-          else credits.add(amount)
-          lines.push({ entryId: row.entry_id, postedAt: toDate(row.posted_at), description: row.description, amount, balance })
+          else if (amount > 0) credits.add(amount)
+          lines.push({
+            sequence: toInteger(row.account_seq, 'account_seq'),
+            entryId: row.entry_id,
+            postedAt: toDate(row.posted_at),
+            description: row.description,
+            amount,
+            balance: balanceValue(row.balance_after, accountId, row.entry_id),
+          })
         }
+        const closing = BigInt(opening) + total.value
+        // a sum by posted_at: a backdated entry can put it out of range (the recorded balances never are)
+        if (closing > SAFE || closing < -SAFE) throw new BalanceReadOutOfRangeError(accountId, String(closing), null)
         return {
           accountId,
           from: range.from ?? null,
           to: range.to ?? null,
           openingBalance: opening,
-          closingBalance: balance,
+          closingBalance: Number(closing),
           debits: debits.value,
           credits: credits.value,
           lines,
@@ -301,7 +359,10 @@ export class TransactionRepository {
   /**
    * Adds `delta` to a balance unless that takes it below its limit or outside ±(2^53 - 1) (the range
    * a balance reads back exactly as a number; it also keeps SQLite's `balance + delta` from overflowing
-   * int64 into a rounded REAL); explains a refusal.
+   * int64 into a rounded REAL), and numbers the posting (`posting_seq + 1`) in the same statement,
+   * under the row lock that orders postings on the account; returns that number, the new balance and
+   * the account's last `journal_seq`. Explains a refusal. A `delta` of 0 (lines that net to zero on
+   * the account) is a posting too: it is numbered, and the account's currency checked.
    *
    * The explanation is a second statement: under read committed (a post on a pool, Postgres) it can
    * see a change committed after the refused update (a credit landing in between), by which the
@@ -309,15 +370,23 @@ export class TransactionRepository {
    * refusal always names a balance that really refuses it; under repeatable read or serializable, and
    * on SQLite (one writer), both statements see the same state and it never loops.
    */
-  async #apply(db: Db, accountId: string, delta: number, currency: string): Promise<void> {
+  async #apply(db: Db, accountId: string, delta: number, currency: string): Promise<Applied> {
     const limit =
       delta < 0
         ? sql`and balance + ${delta} >= ${MIN_BALANCE} and (min_balance is null or balance + ${delta} >= min_balance)`
         : sql`and balance + ${delta} <= ${MAX_BALANCE}`
     for (let attempt = 1; ; attempt++) {
-      const { rowCount } = await db.query(sql`
-        update accounts set balance = balance + ${delta} where id = ${accountId} and currency = ${currency} ${limit}`)
-      if (rowCount === 1) return
+      const { rows: updated } = await db.query<{ posting_seq: unknown; balance: unknown; journal_seq: unknown }>(sql`
+        update accounts set balance = balance + ${delta}, posting_seq = posting_seq + 1
+        where id = ${accountId} and currency = ${currency} ${limit}
+        returning posting_seq, balance, journal_seq`)
+      const done = updated[0]
+      if (done)
+        return {
+          sequence: toInteger(done.posting_seq, 'posting_seq'),
+          balance: toInteger(done.balance, 'balance'),
+          journalSeq: toInteger(done.journal_seq, 'journal_seq'),
+        }
       const { rows } = await db.query<{ currency: string; balance: unknown; min_balance: unknown }>(
         sql`select currency, balance, min_balance from accounts where id = ${accountId}`,
       )
@@ -332,6 +401,16 @@ export class TransactionRepository {
       if (refused || attempt >= APPLY_ATTEMPTS) throw new InsufficientFundsError(accountId, balance, minBalance ?? 0, delta)
     }
   }
+}
+
+/** What one account's posting was given by the update that applied it. */
+interface Applied {
+  /** The account's posting number (`accounts.posting_seq` after the update). */
+  readonly sequence: number
+  /** The balance right after the posting. */
+  readonly balance: number
+  /** The account's `journal_seq` before this entry (its last entry's place in the journal). */
+  readonly journalSeq: number
 }
 
 /** Updates {@link TransactionRepository} tries on one account when the explaining read says it would now pass. */
@@ -365,8 +444,8 @@ async function withLines(db: Db, row: EntryRow): Promise<JournalEntry> {
 }
 
 /**
- * Net change per account, summed exactly, in id order (a fixed lock order: two postings never
- * deadlock on Postgres). INVALID_ENTRY when an account's net change is not a safe integer.
+ * Net change per account (0 included: the account still gets a posting number), summed exactly, in
+ * id order (a fixed lock order: two postings never deadlock on Postgres). INVALID_ENTRY when an account's net change is not a safe integer.
  */
 function netByAccount(lines: readonly JournalLine[]): [string, number][] {
   const amounts = new Map<string, number[]>()
@@ -378,7 +457,6 @@ function netByAccount(lines: readonly JournalLine[]): [string, number][] {
   const net: [string, number][] = []
   for (const [accountId, list] of amounts) {
     const delta = sumExact(list)
-    if (delta === 0n) continue
     if (delta > SAFE || delta < -SAFE) {
       throw new InvalidEntryError(
         `account ${accountId}: the net change ${delta} of its lines is outside ±${Number.MAX_SAFE_INTEGER} minor units`,
@@ -407,11 +485,15 @@ function checkRange(range: DateRange): void {
   if (range.from && range.to && range.from > range.to) throw new InvalidEntryError('range.from must not be after range.to')
 }
 
-/** A balance summed in SQL (exact on both backends), as a number; BALANCE_OUT_OF_RANGE instead of a RangeError. */
-function balanceValue(total: unknown, accountId: string): number {
+/**
+ * A balance summed in SQL (exact on both backends) or recorded by a posting (`entryId`), as a number;
+ * BALANCE_OUT_OF_RANGE instead of a RangeError. A recorded balance is out of range only on a line
+ * numbered by migration 0003 from the order statements used before it (posted_at, entry id).
+ */
+function balanceValue(total: unknown, accountId: string, entryId: string | null = null): number {
   const n = typeof total === 'number' ? total : Number(total)
   if (Number.isSafeInteger(n)) return n
   if (typeof total === 'bigint' || (typeof total === 'string' && /^-?\d+$/.test(total)))
-    throw new BalanceReadOutOfRangeError(accountId, String(total), null)
+    throw new BalanceReadOutOfRangeError(accountId, String(total), entryId)
   return toInteger(total, 'balance')
 }

@@ -27,6 +27,7 @@ export interface TransferResult {
   readonly amount: number
   readonly currency: string
   readonly idempotencyKey: string | null
+  /** The entry's business date (from the service's clock): shown, not the order postings were applied in. */
   readonly postedAt: Date
   /** True when this request's key had already been posted: nothing moved this time. */
   readonly replayed: boolean

@@ -34,7 +34,7 @@ describe('the built finance demo', () => {
     expect(existsSync(file.path)).toBe(true)
     expect(stdout).toMatch(/journal export has every line: \d+ lines written/)
     const csv = readFileSync(exportPath, 'utf8').trimEnd().split('\n')
-    expect(csv[0]).toBe('entry_id,line_no,posted_at,account_id,amount,currency,description')
+    expect(csv[0]).toBe('entry_id,line_no,posted_at,account_id,amount,currency,description,journal_seq,account_seq,balance_after')
     expect(stdout).toContain(`export: ${csv.length - 1} journal lines to ${exportPath}`)
   })
 

@@ -32,6 +32,8 @@ describe.each(BACKENDS)('the finance demo on %s', (backend) => {
       'every entry balances',
       'balances match the journal',
       'no account below its limit',
+      'postings numbered in order',
+      'recorded balances chain',
       'each idempotency key posted once',
       'repeats return the original result',
       'balances equal opening + posted transfers',
@@ -44,11 +46,27 @@ describe.each(BACKENDS)('the finance demo on %s', (backend) => {
   it('ends by exporting every journal line to CSV through pool.stream(), in posting order', async () => {
     const { rows } = await db.pool.query<{ n: unknown }>(sql`select count(*) as n from journal_lines`)
     const csv = readFileSync(exportPath, 'utf8').trimEnd().split('\n')
-    expect(csv[0]).toBe('entry_id,line_no,posted_at,account_id,amount,currency,description')
+    expect(csv[0]).toBe('entry_id,line_no,posted_at,account_id,amount,currency,description,journal_seq,account_seq,balance_after')
     expect(csv.length - 1).toBe(Number(rows[0]!.n))
     expect(report.export).toMatchObject({ path: exportPath, lines: csv.length - 1 })
-    const postedAt = csv.slice(1).map((line) => line.split(',')[2]!)
-    expect([...postedAt].sort()).toEqual(postedAt)
+    // posting order: journal_seq never goes down; along the file each account's postings come 1, 2,
+    // 3, ... and each balance_after is the previous one plus the posting's amount
+    let journalSeq = 0
+    const accounts = new Map<string, { seq: number; balance: number; amount: number }>()
+    for (const line of csv.slice(1)) {
+      const f = line.split(',')
+      const [account, amount, seq, accountSeq, balance] = [f[3]!, Number(f[4]), Number(f[7]), Number(f[8]), Number(f[9])]
+      expect(seq).toBeGreaterThanOrEqual(journalSeq)
+      journalSeq = seq
+      const last = accounts.get(account) ?? { seq: 0, balance: 0, amount: 0 }
+      if (accountSeq === last.seq) {
+        // another line of the same entry on the account (the demo's entries have none)
+        accounts.set(account, { ...last, amount: last.amount + amount })
+      } else {
+        expect([accountSeq, balance]).toEqual([last.seq + 1, last.balance + amount])
+        accounts.set(account, { seq: accountSeq, balance, amount })
+      }
+    }
     expect(db.pool.stats().used).toBe(0)
   })
 
