@@ -59,7 +59,14 @@ import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, TRANSACTION_MODE_RE
 import { sessionStatement } from './postgres-session-statement'
 import { isReadOnlyStatement } from './postgres-read-only'
 import { resetsSession } from './postgres-session-restore'
-import { endsSession, outcomeUnknown, StatementProgress, unknownOutcomeError } from './postgres-outcome'
+import {
+  endsSession,
+  mayHavePartlyCommitted,
+  outcomeUnknown,
+  partlyCommittedError,
+  StatementProgress,
+  unknownOutcomeError,
+} from './postgres-outcome'
 import {
   parseLsn,
   REPLICA_OPTION_KEYS,
@@ -1159,7 +1166,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * wire): when its session ended after it was sent and it may have committed (see
    * {@link outcomeUnknown}: a write outside a transaction, a COMMIT), the error is restated as
    * not retryable with `detail.outcome: 'unknown'`; a statement the server refused before completing
-   * it, or one inside a transaction (rolled back with the session), keeps its mapping.
+   * it, or one inside a transaction (rolled back with the session), keeps its mapping. A retryable
+   * error of the server (BUSY, DEADLOCK...) for a text that may have committed part of its work
+   * before it (a `CALL` or `DO` outside a transaction block, `...; COMMIT; ...`: see
+   * {@link mayHavePartlyCommitted}) is restated the same way (`partlyCommittedError`).
    */
   #queryError(conn: PostgresConnection, err: unknown, text?: string, progress?: StatementProgress): DatabaseError {
     const sqlState = sqlStateOf(err)
@@ -1179,9 +1189,16 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // the session is gone: lost, closed at a deadline (QUERY_TIMEOUT), or ended by the server (FATAL)
     const serverError = sqlState !== undefined
     const sessionEnded = mapped.code === 'CONNECTION_LOST' || (serverError ? endsSession(err) : !conn.usable)
-    if (!outcomeUnknown(progress, text, sessionEnded, serverError)) return mapped
-    conn.endedInDoubt = true
-    return unknownOutcomeError(mapped, text)
+    if (outcomeUnknown(progress, text, sessionEnded, serverError)) {
+      conn.endedInDoubt = true
+      return unknownOutcomeError(mapped, text)
+    }
+    // a retryable error after a CALL's or DO's COMMIT, or a COMMIT of the text, left that part committed
+    if (serverError && mapped.retryable) {
+      const point = mayHavePartlyCommitted(progress, text)
+      if (point !== undefined) return partlyCommittedError(mapped, point)
+    }
+    return mapped
   }
 }
 

@@ -68,6 +68,95 @@ export function mayHaveCommitted(text: string, inTransaction: boolean): boolean 
   return !isReadOnlyStatement(text)
 }
 
+/**
+ * Statements whose body can commit part of their work before they end, when they run outside a
+ * transaction block: a procedure (`CALL`: its body, a `COMMIT` in it, is not seen here) and a `DO`
+ * block. Inside a transaction block neither can commit (the server refuses it: 2D000). A function
+ * (`SELECT f()`) never commits on its own (Postgres refuses transaction control in functions).
+ */
+const BODY_HEADS: ReadonlySet<string> = new Set(['CALL', 'DO'])
+
+/** Statements that open a transaction block. */
+const OPENING_HEADS: ReadonlySet<string> = new Set(['BEGIN', 'START TRANSACTION'])
+
+/** Where a text can commit part of its work before it ends (see {@link innerCommitPoint}). */
+export interface CommitPoint {
+  /** The 0-based index of the statement in the text. */
+  readonly index: number
+  /** The statement's first words: `CALL`, `DO`, `COMMIT`, `END`, `PREPARE TRANSACTION`, `COMMIT PREPARED`. */
+  readonly kind: string
+}
+
+/**
+ * The first statement of `text` after whose start part of the text's work may be committed while
+ * the text goes on (so that a later error leaves that part committed), judged from the text alone
+ * and conservatively: a `CALL` or `DO` run outside a transaction block (its body may `COMMIT`), or
+ * a `COMMIT`, `END`, `PREPARE TRANSACTION` or `COMMIT PREPARED` followed by more statements (`insert
+ * ...; commit; lock ...`). `undefined` when the text cannot commit before it ends: a lone statement
+ * other than `CALL`/`DO`, a text ending with its `COMMIT`, a `CALL` inside a transaction block. A
+ * text the splitter cannot read counts as committing at its first statement.
+ *
+ * @param inTransaction The session was inside a transaction block (`T` or `E`) when it was sent.
+ */
+export function innerCommitPoint(text: string, inTransaction: boolean): CommitPoint | undefined {
+  let statements: { head: readonly string[] }[]
+  try {
+    statements = splitSqlStatements(text, 'postgres')
+  } catch {
+    // not split (it does not throw today): counted as a body that may commit
+    return { index: 0, kind: 'DO' }
+  }
+  let open = inTransaction
+  for (let i = 0; i < statements.length; i++) {
+    const head = statements[i]!.head
+    const kind = kindOf(head)
+    const last = i === statements.length - 1
+    if (BODY_HEADS.has(kind) && !open) return { index: i, kind }
+    if (ENDING_HEADS.has(kind) || kind === 'COMMIT PREPARED') {
+      if (!last) return { index: i, kind }
+    } else if (OPENING_HEADS.has(kind)) open = true
+    // ROLLBACK AND CHAIN opens the next transaction at once; a plain ROLLBACK leaves auto-commit
+    else if (DISCARDING_HEADS.has(kind)) open = head.includes('CHAIN') && !head.includes('NO')
+  }
+  return undefined
+}
+
+/**
+ * Whether a statement text that failed with an error of the server may have committed part of its
+ * work before the error: its {@link innerCommitPoint} was reached (a `CALL` or `DO` had started; a
+ * `COMMIT` followed by more statements had completed, as the CommandComplete messages counted in
+ * `progress` say). Such a text must not be run again as if nothing happened (`retryable: false`,
+ * `detail.outcome: 'unknown'`: see {@link partlyCommittedError}).
+ */
+export function mayHavePartlyCommitted(progress: StatementProgress, text: string): CommitPoint | undefined {
+  if (!progress.sent) return undefined
+  const point = innerCommitPoint(text, progress.inTransaction)
+  if (point === undefined) return undefined
+  // the failing statement is the one after the last completed one
+  const failing = progress.completed
+  if (failing > point.index || (failing === point.index && BODY_HEADS.has(point.kind))) return point
+  return undefined
+}
+
+/**
+ * `error` (a retryable error of the server) restated for a text that may have committed part of its
+ * work before it failed ({@link mayHavePartlyCommitted}): same code, SQLSTATE and cause,
+ * `retryable: false`, `detail.outcome: 'unknown'`. The SQLite backend words the same rule for a
+ * multi-statement script with its own COMMIT (`runScript`).
+ */
+export function partlyCommittedError(error: DatabaseError, point: CommitPoint): DatabaseError {
+  const why = BODY_HEADS.has(point.kind)
+    ? `${point.kind === 'DO' ? 'a DO block' : 'a CALL'} run outside a transaction block failed, and its body may have committed part of its work before the error`
+    : `a statement of a multi-statement text failed after its ${point.kind} had committed the work before it`
+  return new DatabaseError(error.code, `${error.message} (${why}: its outcome is unknown; check before running it again)`, {
+    backend: error.backend,
+    sqlState: error.sqlState,
+    cause: error.cause ?? error,
+    retryable: false,
+    detail: { ...error.detail, outcome: OUTCOME_UNKNOWN },
+  })
+}
+
 /** The fields of a pg error (an ErrorResponse) this module reads. */
 interface ServerErrorFields {
   readonly severity?: unknown
@@ -75,14 +164,17 @@ interface ServerErrorFields {
 
 /**
  * Whether a failed statement's outcome is unknown: its session ended (`sessionEnded`: the connection
- * was lost, killed at a deadline, or the server sent FATAL) after the statement was sent, the server
- * did not refuse it before completing it (an ErrorResponse before any CommandComplete: then it did
- * not commit), and its text may have committed ({@link mayHaveCommitted}).
+ * was lost, killed at a deadline, or the server sent FATAL) after the statement was sent, and its
+ * text may have committed ({@link mayHaveCommitted}), or part of it may have
+ * ({@link mayHavePartlyCommitted}: a `CALL` or `DO` whose body commits, which sends no
+ * CommandComplete for it). An ErrorResponse (FATAL) before any CommandComplete otherwise says the
+ * server refused the text before completing anything of it: then it did not commit.
  *
  * @param serverError The failure is the server's ErrorResponse for this statement (it has a SQLSTATE).
  */
 export function outcomeUnknown(progress: StatementProgress, text: string, sessionEnded: boolean, serverError: boolean): boolean {
   if (!sessionEnded || !progress.sent) return false
+  if (mayHavePartlyCommitted(progress, text) !== undefined) return true
   if (serverError && progress.completed === 0) return false
   return mayHaveCommitted(text, progress.inTransaction)
 }

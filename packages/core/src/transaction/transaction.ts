@@ -17,8 +17,9 @@ export interface RetryOptions {
   /**
    * Which errors replay. Default: SERIALIZATION_FAILURE, DEADLOCK, BUSY, a retryable READ_ONLY (a
    * write on a Postgres server that became read-only after a failover), a retryable error of a named
-   * prepared statement the server invalidated (Postgres 0A000 / 26000 inside a transaction), and
-   * TRANSACTION_ROLLED_BACK whose cause is one of those (fn caught it and went on).
+   * prepared statement the server invalidated (Postgres 0A000 / 26000 / 42804 inside a transaction), and
+   * TRANSACTION_ROLLED_BACK whose cause is one of those (fn caught it and went on). Never an error
+   * with `detail.outcome` (`'unknown'`, `'committed'`): part of the work may have been committed.
    */
   readonly retryOn?: (error: DatabaseError) => boolean
 }
@@ -236,6 +237,9 @@ function resolveRetry(value: unknown): ResolvedRetry {
 const STATEMENT_INVALIDATION_SQLSTATES: ReadonlySet<string> = new Set(['0A000', '26000'])
 
 function replaysByDefault(e: DatabaseError): boolean {
+  // work of it may have been committed (detail.outcome 'unknown' or 'committed': a CALL whose body
+  // committed, a lost COMMIT): a replay could apply it twice, whatever the code says
+  if (e.detail?.outcome !== undefined) return false
   return (
     TRANSACTION_RETRY_CODES.has(e.code) ||
     (e.retryable && e.sqlState !== undefined && STATEMENT_INVALIDATION_SQLSTATES.has(e.sqlState)) ||

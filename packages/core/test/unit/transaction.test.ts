@@ -170,6 +170,39 @@ describe('transaction', () => {
     expect(calls).toBe(2)
   })
 
+  it('never replays an error whose work may have been committed (detail.outcome), whatever its code', async () => {
+    const { pool } = makePool({ max: 1 })
+    for (const outcome of ['unknown', 'committed']) {
+      for (const code of ['BUSY', 'DEADLOCK', 'SERIALIZATION_FAILURE'] as const) {
+        let calls = 0
+        const cause = new DatabaseError(code, 'after a CALL that committed', { backend: 'postgres', retryable: false, detail: { outcome } })
+        const err = await rejection(
+          pool.transaction(
+            async () => {
+              calls++
+              throw cause
+            },
+            { retry: { baseDelayMs: 0 } },
+          ),
+        )
+        expect(err).toBe(cause)
+        expect(calls).toBe(1)
+        // nor a TRANSACTION_ROLLED_BACK it caused
+        calls = 0
+        await rejection(
+          pool.transaction(
+            async () => {
+              calls++
+              throw new DatabaseError('TRANSACTION_ROLLED_BACK', 'rolled back', { cause, retryable: false })
+            },
+            { retry: { baseDelayMs: 0 } },
+          ),
+        )
+        expect(calls).toBe(1)
+      }
+    }
+  })
+
   it('honours a custom retryOn', async () => {
     const { pool } = makePool({ max: 1 })
     let calls = 0

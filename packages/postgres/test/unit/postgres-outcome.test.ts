@@ -1,5 +1,14 @@
 import { DatabaseError, isOutcomeUnknown } from '@dbpool/core'
-import { endsSession, mayHaveCommitted, outcomeUnknown, StatementProgress, unknownOutcomeError } from '../../src/postgres-outcome'
+import {
+  endsSession,
+  innerCommitPoint,
+  mayHaveCommitted,
+  mayHavePartlyCommitted,
+  outcomeUnknown,
+  partlyCommittedError,
+  StatementProgress,
+  unknownOutcomeError,
+} from '../../src/postgres-outcome'
 
 function progress(fields: Partial<StatementProgress>): StatementProgress {
   return Object.assign(new StatementProgress(), fields)
@@ -93,6 +102,68 @@ describe('outcomeUnknown', () => {
     expect(outcomeUnknown(progress({ sent: true, inTransaction: true }), write, true, false)).toBe(false)
     expect(outcomeUnknown(progress({ sent: true }), 'select 1', true, false)).toBe(false)
     expect(outcomeUnknown(progress({ sent: true, inTransaction: true }), 'COMMIT', true, false)).toBe(true)
+  })
+})
+
+describe('innerCommitPoint: where a text can commit part of its work before it ends', () => {
+  it.each([
+    ['call p()', false, { index: 0, kind: 'CALL' }],
+    ['CALL p($1)', false, { index: 0, kind: 'CALL' }],
+    ['do $$ begin commit; end $$', false, { index: 0, kind: 'DO' }],
+    ["insert into t values (1); commit; set lock_timeout = '1s'; lock table y", false, { index: 1, kind: 'COMMIT' }],
+    ['begin; insert into t values (1); end; select 1', false, { index: 2, kind: 'END' }],
+    ["insert into t values (1); prepare transaction 'g'; select 1", true, { index: 1, kind: 'PREPARE TRANSACTION' }],
+    ["commit prepared 'g'; select 1", false, { index: 0, kind: 'COMMIT PREPARED' }],
+    ['insert into t values (1); commit and chain; insert into t values (2)', true, { index: 1, kind: 'COMMIT' }],
+    // inside a transaction a ROLLBACK leaves auto-commit: a CALL after it can commit
+    ['rollback; call p()', true, { index: 1, kind: 'CALL' }],
+  ])('%s (in a transaction: %s) can commit at %o', (text, inTransaction, point) => {
+    expect(innerCommitPoint(text, inTransaction)).toEqual(point)
+  })
+
+  it.each([
+    ['insert into t values (1)', false],
+    ['insert into t values (1); lock table y', false],
+    ['insert into t values (1); commit', false],
+    ['begin; insert into t values (1); commit', false],
+    ['select my_function(1)', false],
+    // a CALL or DO inside a transaction block cannot commit (2D000)
+    ['call p()', true],
+    ['do $$ begin perform 1; end $$', true],
+    ['begin; call p(); commit', false],
+    ['rollback and chain; call p()', true],
+    ['COMMIT', true],
+  ])('%s (in a transaction: %s) cannot', (text, inTransaction) => {
+    expect(innerCommitPoint(text, inTransaction)).toBeUndefined()
+  })
+})
+
+describe('mayHavePartlyCommitted', () => {
+  const script = 'insert into t values (1); commit; lock table y'
+  it('a CALL or DO that started, a text past its COMMIT', () => {
+    expect(mayHavePartlyCommitted(progress({ sent: true, completed: 0 }), 'call p()')).toEqual({ index: 0, kind: 'CALL' })
+    expect(mayHavePartlyCommitted(progress({ sent: true, completed: 2 }), script)).toEqual({ index: 1, kind: 'COMMIT' })
+  })
+  it('not before its commit point, not unsent, not in a transaction block', () => {
+    // the INSERT failed (0 complete), the COMMIT itself failed (1 complete)
+    expect(mayHavePartlyCommitted(progress({ sent: true, completed: 0 }), script)).toBeUndefined()
+    expect(mayHavePartlyCommitted(progress({ sent: true, completed: 1 }), script)).toBeUndefined()
+    expect(mayHavePartlyCommitted(progress({ sent: false }), 'call p()')).toBeUndefined()
+    expect(mayHavePartlyCommitted(progress({ sent: true, inTransaction: true }), 'call p()')).toBeUndefined()
+  })
+  it('outcomeUnknown: a FATAL for a CALL before any CommandComplete is unknown (its body may have committed)', () => {
+    expect(outcomeUnknown(progress({ sent: true, completed: 0 }), 'call p()', true, true)).toBe(true)
+    expect(outcomeUnknown(progress({ sent: true, completed: 0 }), 'do $$ begin commit; end $$', true, true)).toBe(true)
+    expect(outcomeUnknown(progress({ sent: true, completed: 0, inTransaction: true }), 'call p()', true, true)).toBe(false)
+  })
+  it('partlyCommittedError: not retryable, outcome unknown, same code', () => {
+    const busy = new DatabaseError('BUSY', 'canceling statement due to lock timeout', { backend: 'postgres', sqlState: '55P03' })
+    const err = partlyCommittedError(busy, { index: 0, kind: 'CALL' })
+    expect(err.code).toBe('BUSY')
+    expect(err.sqlState).toBe('55P03')
+    expect(err.retryable).toBe(false)
+    expect(isOutcomeUnknown(err)).toBe(true)
+    expect(err.message).toMatch(/a CALL run outside a transaction block failed, and its body may have committed/)
   })
 })
 

@@ -1,0 +1,132 @@
+import { DatabaseError, isOutcomeUnknown, type DatabasePool } from '@dbpool/core'
+import type { PostgresConnection } from '@dbpool/postgres'
+import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
+import { admin, poolOn, rejection } from './helpers'
+
+// A CALL, a DO block or a multi-statement text can commit part of its work before it fails (a COMMIT
+// in a procedure's body sends no CommandComplete): the error must never say `retryable: true`, and a
+// session lost after it started leaves its outcome unknown.
+let db: TestDatabase
+let pool: DatabasePool<PostgresConnection> | undefined
+
+beforeAll(async () => {
+  db = await createTestDatabase()
+  await admin(db.url, async (c) => {
+    await c.query(`create table w (id int); create table y (id int);
+      create procedure p_lock(n int) language plpgsql as $$ begin
+        insert into w values (n); commit; perform set_config('lock_timeout', '100ms', true); lock table y; end $$;
+      create procedure p_sleep(n int) language plpgsql as $$ begin insert into w values (n); commit; perform pg_sleep(30); end $$;
+      create procedure p_lock_only() language plpgsql as $$ begin
+        perform set_config('lock_timeout', '100ms', true); lock table y; end $$`)
+  })
+}, 120_000)
+
+afterEach(async () => {
+  await pool?.close({ timeoutMs: 5_000 })
+  pool = undefined
+  await admin(db.url, (c) => c.query('truncate w'))
+})
+
+afterAll(async () => {
+  await db?.drop()
+}, 60_000)
+
+/** Runs `fn` while another session holds an ACCESS EXCLUSIVE lock on y. */
+async function withYLocked<T>(fn: () => Promise<T>): Promise<T> {
+  return admin(db.url, async (c) => {
+    await c.query('begin; lock table y')
+    try {
+      return await fn()
+    } finally {
+      await c.query('rollback')
+    }
+  })
+}
+
+async function committed(): Promise<number[]> {
+  return admin(db.url, async (c) => (await c.query<{ id: number }>('select id from w order by id')).rows.map((r) => r.id))
+}
+
+it.each([
+  {
+    title: 'a text with its own COMMIT',
+    text: "insert into w values (1); commit; set lock_timeout = '100ms'; lock table y",
+    prepare: false,
+  },
+  { title: 'CALL', text: 'call p_lock(1)', prepare: false },
+  { title: 'CALL, parameterised and named', text: 'call p_lock($1)', prepare: 'always' },
+  {
+    title: 'DO',
+    text: "do $$ begin insert into w values (1); commit; perform set_config('lock_timeout', '100ms', true); lock table y; end $$",
+    prepare: false,
+  },
+] as const)(
+  '$title that committed, then hit a lock timeout: BUSY, not retryable, outcome unknown',
+  async ({ text, prepare }) => {
+    pool = poolOn(db.url, { max: 1, name: 'partial-busy' }, { prepare })
+    const err = await withYLocked(() => rejection(pool!.query(text, text.includes('$1') ? [1] : [])))
+    expect(err.code).toBe('BUSY')
+    expect(err.sqlState).toBe('55P03')
+    expect(err.retryable).toBe(false)
+    expect(isOutcomeUnknown(err)).toBe(true)
+    expect(err.message).toMatch(/outcome is unknown/)
+    expect(await committed()).toEqual([1])
+    // the connection goes on
+    expect((await pool.query<{ n: number }>('select 1 as n')).rows).toEqual([{ n: 1 }])
+  },
+  30_000,
+)
+
+it('a text that fails before any commit of its own keeps its retryable BUSY (nothing was committed)', async () => {
+  pool = poolOn(db.url, { max: 1, name: 'partial-none' })
+  const plain = await withYLocked(() =>
+    rejection(pool!.query("insert into w values (1); select set_config('lock_timeout', '100ms', true); lock table y")),
+  )
+  expect(plain.code).toBe('BUSY')
+  expect(plain.retryable).toBe(true)
+  expect(isOutcomeUnknown(plain)).toBe(false)
+  // a CALL inside a transaction cannot commit (the server refuses COMMIT there): its BUSY replays
+  let attempts = 0
+  const err = await withYLocked(() =>
+    rejection(
+      pool!.transaction(
+        async (tx) => {
+          attempts++
+          await tx.query('insert into w values (2)')
+          await tx.query('call p_lock_only()')
+        },
+        { retry: { maxAttempts: 2, baseDelayMs: 0 } },
+      ),
+    ),
+  )
+  expect(err.code).toBe('BUSY')
+  expect(err.retryable).toBe(true)
+  expect(attempts).toBe(2)
+  expect(await committed()).toEqual([])
+}, 30_000)
+
+it.each([
+  { title: 'CALL', text: 'call p_sleep(1)' },
+  { title: 'DO', text: 'do $$ begin insert into w values (1); commit; perform pg_sleep(30); end $$' },
+])(
+  '$title whose session is terminated after its COMMIT: CONNECTION_LOST, not retryable, outcome unknown',
+  async ({ text }) => {
+    pool = poolOn(db.url, { max: 1, name: 'partial-fatal' }, { prepare: false })
+    const running = rejection(pool.query(text))
+    // wait for the body's COMMIT to be visible, then end the session
+    for (let i = 0; i < 100 && (await committed()).length === 0; i++) await new Promise((r) => setTimeout(r, 50))
+    await admin(db.url, (c) =>
+      c.query(
+        "select pg_terminate_backend(pid) from pg_stat_activity where query like 'call p_sleep%' or query like 'do $$ begin insert into w%'",
+      ),
+    )
+    const err = await running
+    expect(DatabaseError.is(err)).toBe(true)
+    expect(err.code).toBe('CONNECTION_LOST')
+    expect(err.sqlState).toBe('57P01')
+    expect(err.retryable).toBe(false)
+    expect(isOutcomeUnknown(err)).toBe(true)
+    expect(await committed()).toEqual([1])
+  },
+  30_000,
+)
