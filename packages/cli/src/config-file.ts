@@ -1,7 +1,7 @@
 import { existsSync, realpathSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { basename, dirname, isAbsolute, resolve } from 'node:path'
-import { DatabaseError, DEFAULT_POOL_OPTIONS, PoolConfig, type PoolOptions } from '@dbpool/core'
+import { DatabaseError, DEFAULT_POOL_OPTIONS, PoolConfig, sqlitePathFromUrl, type PoolOptions } from '@dbpool/core'
 import { credentialSecrets, scrubSecrets } from './secrets'
 
 /** One named pool as the configuration describes it. */
@@ -154,17 +154,15 @@ function poolDefinition(file: string, directory: string, name: string, entry: un
  * the pool factory will refuse) as it is. The path is re-encoded as `sqlitePathFromUrl` decodes it.
  */
 export function sqliteUrlRelativeTo(directory: string, url: string): string {
-  const match = /^sqlite:(.*)$/is.exec(url)
-  if (!match) return url
-  const rest = (match[1] as string).replace(/^\/\//, '')
-  if (rest === ':memory:' || rest.includes('?')) return url
+  if (!/^sqlite:/i.test(url)) return url
   let path: string
   try {
-    path = decodeURIComponent(rest)
+    // the pool factory's own reading (sqlite://localhost/abs is absolute; a host is refused there)
+    path = sqlitePathFromUrl(url)
   } catch {
     return url
   }
-  if (path === '' || isAbsolute(path)) return url
+  if (path === ':memory:' || isAbsolute(path)) return url
   return `sqlite:${resolve(directory, path).replace(/%/g, '%25').replace(/\?/g, '%3F')}`
 }
 

@@ -143,6 +143,9 @@ describe('loadConfigFile', () => {
         '[pools.a]\nurl = "sqlite:./data/app.db"',
         '[pools.b]\nurl = "sqlite:b%3Fc.db"',
         '[pools.c]\nurl = "sqlite:/abs/c.db"',
+        // RFC 8089: localhost is this machine, the path after it absolute (it was resolved as ./localhost/abs/l.db)
+        '[pools.l]\nurl = "sqlite://localhost/abs/l.db"',
+        '[pools.h]\nurl = "sqlite://db.internal/abs/h.db"',
         '[pools.m]\nurl = "sqlite::memory:"',
         '[pools.e]\nurl_env = "REL_URL"',
         '[pools.p]\nurl = "postgres://app@db/x"',
@@ -154,12 +157,16 @@ describe('loadConfigFile', () => {
       a: `sqlite:${join(app, 'data', 'app.db')}`,
       b: `sqlite:${join(app, 'b%3Fc.db')}`,
       c: 'sqlite:/abs/c.db',
+      l: 'sqlite://localhost/abs/l.db',
+      // left as written: the pool factory refuses it (a host)
+      h: 'sqlite://db.internal/abs/h.db',
       m: 'sqlite::memory:',
       // from the environment: relative to the working directory, as every environment variable
       e: 'sqlite:./env.db',
       p: 'postgres://app@db/x',
     })
     expect(sqlitePathFromUrl(urls.b as string)).toBe(join(app, 'b?c.db'))
+    expect(sqlitePathFromUrl(urls.l as string)).toBe('/abs/l.db')
   })
 
   // /etc/app/dbpool.toml -> /srv/app/dbpool.toml: the link's directory is not where the file's paths point

@@ -73,8 +73,9 @@ function pick(mod: unknown, exportName: string): unknown {
 export function sqlitePathFromUrl(url: string): string {
   const rest = url.replace(/^sqlite:/i, '')
   if (rest === ':memory:' || rest === '//:memory:') return ':memory:'
-  const path = rest.startsWith('//') ? rest.slice(2) : rest
-  if (path.length === 0) throw configError('url', url, 'a sqlite: URL needs a path, e.g. sqlite:./data/app.db or sqlite::memory:')
+  let path = rest.startsWith('//') ? rest.slice(2) : rest
+  if (path.length === 0)
+    throw configError('url', shownSqliteUrl(url), 'a sqlite: URL needs a path, e.g. sqlite:./data/app.db or sqlite::memory:')
   const query = path.indexOf('?')
   if (query >= 0) {
     // named, never shown: a value may be a key (?key=..., SQLCipher's) or a password
@@ -89,6 +90,7 @@ export function sqlitePathFromUrl(url: string): string {
       `a sqlite: URL takes no query parameters (${names.length > 0 ? names.join(', ') : 'an empty query'} would be ignored): set SQLite options (readonly, journalMode, ...) as backend options or in the config file; write a ? in a file name as %3F`,
     )
   }
+  if (rest.startsWith('//')) path = withoutAuthority(url, path)
   try {
     return decodeURIComponent(path)
   } catch (err) {
@@ -101,6 +103,31 @@ export function sqlitePathFromUrl(url: string): string {
       },
     )
   }
+}
+
+/**
+ * The path of a `sqlite://...` URL after its `//`, read as RFC 8089 reads a `file://` URL: an empty
+ * authority or `localhost` is this machine and the path after it is absolute
+ * (`sqlite://localhost/var/db/a.db` is `/var/db/a.db`, as `sqlite:///var/db/a.db`). Any other host
+ * or a user-info part (`sqlite://db.internal/a.db`, `sqlite://u:pw@/a.db`) is refused (CONFIGURATION):
+ * read as a relative path it would open, and create, a new empty database under the working
+ * directory (`./localhost/var/db/a.db`). Kept as before: `sqlite://./a.db`, `sqlite://../a.db` and a
+ * bare file name (`sqlite://a.db`), which have no other reading.
+ */
+function withoutAuthority(url: string, afterSlashes: string): string {
+  const slash = afterSlashes.indexOf('/')
+  if (slash < 0) {
+    if (!afterSlashes.includes('@')) return afterSlashes
+  } else {
+    const authority = afterSlashes.slice(0, slash)
+    if (authority === '' || authority === '.' || authority === '..') return afterSlashes
+    if (authority.toLowerCase() === 'localhost') return afterSlashes.slice(slash)
+  }
+  throw configError(
+    'url',
+    shownSqliteUrl(url),
+    'a sqlite: URL names a file on this machine, not a host or a user: write sqlite:///abs/path/app.db (or sqlite://localhost/abs/path/app.db) for an absolute path, sqlite:./app.db for a relative one',
+  )
 }
 
 /**

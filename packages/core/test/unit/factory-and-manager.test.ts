@@ -91,6 +91,31 @@ describe('PoolFactory', () => {
     expect(() => sqlitePathFromUrl('sqlite:')).toThrow(/needs a path/)
     expect(sqlitePathFromUrl('sqlite:./100%25.db')).toBe('./100%.db')
     expect(sqlitePathFromUrl('sqlite:./what%3F.db')).toBe('./what?.db')
+    // RFC 8089 (file: URLs): an empty authority or localhost is this machine, the path after it absolute
+    expect(sqlitePathFromUrl('sqlite://localhost/var/db/a.db')).toBe('/var/db/a.db')
+    expect(sqlitePathFromUrl('sqlite://LOCALHOST/var/db/a.db')).toBe('/var/db/a.db')
+    // no other reading: kept as relative paths
+    expect(sqlitePathFromUrl('sqlite://./a.db')).toBe('./a.db')
+    expect(sqlitePathFromUrl('sqlite://../a.db')).toBe('../a.db')
+    expect(sqlitePathFromUrl('sqlite://a.db')).toBe('a.db')
+  })
+
+  // read as a relative path, sqlite://localhost/tmp/a.db opened (and created) ./localhost/tmp/a.db: a new empty database
+  it('refuses a sqlite URL that names a host or a user, never showing a password', async () => {
+    for (const url of [
+      'sqlite://db.internal/var/a.db',
+      'sqlite://u:hunter2Secret@/tmp/a.db',
+      'sqlite://u:hunter2Secret@a.db',
+      'sqlite://127.0.0.1/a.db',
+    ]) {
+      const err = await PoolFactory.create(url, { name: 'u' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect(err).toMatchObject({ code: 'CONFIGURATION', detail: { option: 'url' } })
+      expect((err as DatabaseError).message).toMatch(/names a file on this machine, not a host or a user/)
+      expect(`${(err as DatabaseError).message}${inspect(err)}${JSON.stringify(err)}`).not.toContain('hunter2')
+    }
   })
 
   it('refuses a sqlite URL with a query string (it was dropped: ?mode=ro opened read-write) or a malformed escape', async () => {
