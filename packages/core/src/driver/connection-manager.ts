@@ -280,7 +280,9 @@ export interface ConnectionManager<C = unknown> {
   /**
    * Pipelining drivers only (pg.Client in pipeline mode): how many lone auto-commit statements may be
    * in flight on one connection. Above 1, `pool.query()` shares connections between callers instead
-   * of queueing them (see `canPipeline`).
+   * of queueing them (see `canPipeline`), but never joins a connection whose oldest statement has run
+   * longer than `STALLED_HEAD_MS` (25 ms): it waits for a connection of its own, bounded by
+   * `acquireTimeoutMs`.
    */
   readonly pipelineDepth?: number
   /** Whether a statement may share a connection: no transaction control, no session state. Default: no. */

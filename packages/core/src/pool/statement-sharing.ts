@@ -11,12 +11,28 @@ export interface SharingHost {
   isOpen(): boolean
 }
 
+/**
+ * How long the statement at the head of a shared connection (the oldest one not answered: the server
+ * runs pipelined statements one after another) may have been running before no statement joins it
+ * any more, in ms. A statement that waits for a lock, a long scan, a `pg_sleep` makes every statement
+ * pipelined behind it wait as long, and forever when the lock is held by the caller of one of them
+ * (a transaction that calls `pool.query()`): such a statement takes a connection of its own instead,
+ * waiting for one at most `acquireTimeoutMs` (ACQUIRE_TIMEOUT, nothing sent).
+ */
+export const STALLED_HEAD_MS = 25
+
 /** One leased connection carrying pipelined auto-commit statements (or about to: `lease` unset while opening). */
 interface Slot {
   readonly lane: LanePool<unknown>
   readonly ready: Promise<Lease<unknown>>
   lease: Lease<unknown> | undefined
   inFlight: number
+  /**
+   * `performance.now()` when the statement now at the head started running: the first statement's
+   * send (or the lease's arrival, for statements that joined while it opened), then each answer
+   * while more are in flight (the next one runs from then on). See {@link STALLED_HEAD_MS}.
+   */
+  headSince: number
   releaseScheduled: boolean
   /**
    * Opened with a free or creatable connection and nobody waiting: its acquire queues behind no one,
@@ -36,7 +52,10 @@ interface Slot {
  * - a connection whose last statement finished is kept until the next macrotask, so a caller issuing
  *   statements one after another skips tarn entirely;
  * - while anyone waits for an exclusive lease (a transaction), no statement joins a busy connection:
- *   the connections drain and the waiter gets one, so sharing never starves transactions.
+ *   the connections drain and the waiter gets one, so sharing never starves transactions;
+ * - no statement joins a connection whose head statement has run longer than {@link STALLED_HEAD_MS}
+ *   (blocked on a lock, perhaps one its own caller holds): it waits for a connection of its own,
+ *   bounded by `acquireTimeoutMs`, as without sharing.
  *
  * Only statements the manager calls safe (no transaction control, no session state) are shared.
  */
@@ -53,13 +72,16 @@ export class StatementSharing {
   /** Runs one statement on a shared connection of `lane`. */
   async run<R>(lane: LanePool<unknown>, query: CompiledQuery): Promise<QueryResult<R>> {
     const slot = this.#pick(lane)
-    slot.inFlight++
+    // the clock is read when a statement becomes the head: sent on an idle connection, or answered
+    // with more behind it (one read per statement on the back-to-back path, no timer)
+    if (slot.inFlight++ === 0) slot.headSince = performance.now()
     try {
       const lease = slot.lease ?? (await slot.ready)
       return await this.#host.execute<R>(lease, query)
     } finally {
-      slot.inFlight--
-      if (slot.inFlight === 0 && slot.lease) this.#settle(slot)
+      if (--slot.inFlight === 0) {
+        if (slot.lease) this.#settle(slot)
+      } else slot.headSince = performance.now()
     }
   }
 
@@ -101,6 +123,8 @@ export class StatementSharing {
     // (maxWaitingClients must hold)
     const creating = s.size - s.idle - s.used > 0
     const spare = s.idle > 0 || s.size < lane.max
+    // a head statement started before this has stalled: nothing joins behind it
+    const stalledBefore = performance.now() - STALLED_HEAD_MS
     let best: Slot | undefined
     let opening = 0
     for (const slot of this.#slots) {
@@ -109,7 +133,7 @@ export class StatementSharing {
       if (!lease) {
         opening++
         if (!creating && !slot.immediate) continue
-      } else if (lease.conn.broken || !lease.active) continue
+      } else if (lease.conn.broken || !lease.active || (slot.inFlight > 0 && slot.headSince < stalledBefore)) continue
       if (slot.inFlight < this.#depth && (!best || slot.inFlight < best.inFlight)) best = slot
     }
     const exclusiveWaiting = s.pending - opening > 0
@@ -122,10 +146,13 @@ export class StatementSharing {
       immediate,
       lease: undefined,
       inFlight: 0,
+      headSince: 0,
       releaseScheduled: false,
       ready: this.#host.acquire(lane).then(
         (lease) => {
           slot.lease = lease
+          // the statements that joined while it opened are sent now
+          slot.headSince = performance.now()
           // every statement that joined while it opened may already have given up
           if (slot.inFlight === 0) this.#settle(slot)
           return lease

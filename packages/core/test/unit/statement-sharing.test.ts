@@ -1,4 +1,5 @@
 import { DatabaseError } from '@dbpool/core'
+import { STALLED_HEAD_MS } from '../../src/pool/statement-sharing'
 import { makePool, rejection, sleep } from './helpers'
 
 describe('DatabasePool: statement sharing (pipelining managers)', () => {
@@ -111,6 +112,41 @@ describe('DatabasePool: statement sharing (pipelining managers)', () => {
       ])
       await pool.close()
     }
+  })
+
+  it('a statement does not join a shared connection whose head statement has stalled: it waits for a connection of its own, at most acquireTimeoutMs', async () => {
+    // found by review (r11a t14): a transaction's pool.query('select 1') joined the shared connection
+    // behind another caller's update waiting for the transaction's own row lock, and waited forever
+    const { pool, manager } = makePool({ max: 2, acquireTimeoutMs: 300 }, { pipelineDepth: 8 })
+    manager.queryFaults.push({ match: /blocked/, fault: { kind: 'hang' }, fatal: false })
+    const outcome = await pool
+      .transaction(async (tx) => {
+        await tx.query('update mine')
+        const blocked = pool.query('update blocked')
+        blocked.catch(() => undefined)
+        await sleep(STALLED_HEAD_MS + 30)
+        return rejection(pool.query('select 1'))
+      })
+      .catch((err: DatabaseError) => err)
+    expect(outcome.code).toBe('ACQUIRE_TIMEOUT')
+    // nothing was sent behind the stalled statement
+    const shared = manager.connections.find((c) => c.statements.includes('update blocked'))!
+    expect(shared.statements).not.toContain('select 1')
+    manager.releaseHangs()
+    await pool.close({ timeoutMs: 1_000 })
+  })
+
+  it('a statement still joins a shared connection whose head statement started within STALLED_HEAD_MS', async () => {
+    const { pool, manager } = makePool({ max: 1, acquireTimeoutMs: 300 }, { pipelineDepth: 8 })
+    manager.queryFaults.push({ match: /slow/, fault: { kind: 'hang' }, fatal: false })
+    const slow = pool.query('select slow')
+    slow.catch(() => undefined)
+    await Promise.resolve()
+    await expect(pool.query('select 1')).resolves.toBeDefined()
+    expect(manager.connections).toHaveLength(1)
+    expect(manager.connections[0]!.statements).toEqual(['select slow', 'select 1'])
+    manager.releaseHangs()
+    await pool.close({ timeoutMs: 1_000 })
   })
 
   it('close() returns idle shared connections at once', async () => {
