@@ -697,6 +697,9 @@ export class DatabasePool<out C = unknown> {
    * (still `READ ONLY`). Once `fn` has
    * settled, `tx` refuses new work with QUERY_FAILED (a statement `fn` did not await would otherwise
    * run after the COMMIT, outside the transaction); statements issued before run before the COMMIT.
+   * While a savepoint (`tx.transaction()`) is open, `tx` refuses other work (QUERY_FAILED,
+   * `detail.reason: 'scope-open'`: see {@link Transaction.transaction}); `fn` resolving with one still
+   * running rolls the transaction back.
    *
    * A transaction is admitted once, for all its attempts: a replay that starts while `close()`
    * drains belongs to a call made before it and runs (until close()'s deadline); a backoff still

@@ -44,16 +44,25 @@ export interface PoolConnection<C = unknown> {
    * would commit the outer transaction): `settings` are then refused with CONFIGURATION before
    * anything is sent, and the outer transaction stays the callback's to commit or roll back.
    *
-   * Once `fn` has settled, until the transaction has ended (its COMMIT or ROLLBACK in flight), the
-   * handle refuses new statements, streams, savepoints and `native` with QUERY_FAILED: one `fn`
-   * started without awaiting it would run after the COMMIT, outside the transaction.
+   * `fn` gets a handle of its own (`tx`), valid for this transaction only. Once `fn` has settled,
+   * while its COMMIT or ROLLBACK is in flight, `tx` refuses new statements, streams, savepoints and
+   * `native` with QUERY_FAILED ("this transaction is ending"); once the transaction has ended, with
+   * QUERY_FAILED ("this transaction was released"), as a released connection: one `fn` started
+   * without awaiting it would otherwise run after the COMMIT or ROLLBACK, in autocommit, and be kept.
+   *
+   * One scope at a time: from this call until the transaction has ended, this handle refuses
+   * `query()`, `stream()`, `native` and another `transaction()` with QUERY_FAILED, `detail:
+   * { reason: 'scope-open', scope: 'transaction' }`, before anything is sent (refused, not queued: a
+   * queue would deadlock an `fn` that awaits this handle). Work of another async branch would
+   * otherwise run inside this transaction, committed or rolled back with it whatever its own caller
+   * was told. `transaction()` while a stream of this handle is open is QUERY_FAILED too.
    */
   transaction<T>(fn: (tx: Transaction<C>) => Promise<T>, settings?: TransactionSettings): Promise<T>
   /**
    * Streams a statement's rows on this connection, a batch at a time (see `pool.stream()`). While
    * the stream is open the connection is busy with it: `query()` and a second `stream()` on this
    * handle are refused (QUERY_FAILED) until the loop ends or breaks. A stream still open when the
-   * callback returns is closed before COMMIT or the release.
+   * callback returns is closed before COMMIT, a savepoint's RELEASE, or the release.
    */
   stream<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ConnectionStreamOptions): RowStream<R>
 }
@@ -64,8 +73,17 @@ export interface Transaction<C = unknown> extends PoolConnection<C> {
    * Runs `fn` inside a savepoint: released on success, rolled back to on error (which is rethrown).
    * When `fn` returned after a statement error had aborted the transaction (Postgres), the savepoint
    * is rolled back and this rejects with TRANSACTION_ROLLED_BACK, its `cause` that first error: the
-   * transaction may go on after catching it. Once `fn` has settled, while the RELEASE (or ROLLBACK
-   * TO) is in flight, the handle refuses new statements with QUERY_FAILED ("this savepoint is ending").
+   * transaction may go on after catching it. `fn` gets a handle of its own: once `fn` has settled,
+   * while the RELEASE (or ROLLBACK TO) is in flight, it refuses new statements with QUERY_FAILED
+   * ("this savepoint is ending"), and once the savepoint has ended with QUERY_FAILED ("this savepoint
+   * was released"), never running them in the outer transaction. A stream `fn` left open is closed
+   * before the RELEASE. A savepoint of its own that `fn` opened and did not await, still running when
+   * `fn` resolves, rolls this one back (QUERY_FAILED, `detail.reason: 'scope-open'`).
+   *
+   * While the savepoint is open, this handle (the outer `tx`) refuses `query()`, `stream()`, `native`
+   * and a second `transaction()` with QUERY_FAILED, `detail: { reason: 'scope-open', scope:
+   * 'savepoint' }`, before anything is sent: a savepoint's ROLLBACK TO would otherwise also undo the
+   * work of another async branch issued while it was open. Await the savepoint, or use its handle.
    */
   transaction<T>(fn: (tx: Transaction<C>) => Promise<T>): Promise<T>
 }
@@ -93,16 +111,57 @@ export interface HeldConnectionHost<C> extends HeldTransactionHost<C> {
   traced<T>(run: () => Promise<T>): Promise<T>
 }
 
+/** What a handle stands for: a `withConnection` connection, a transaction, or a savepoint of one. */
+type HandleScope = 'connection' | 'transaction' | 'savepoint'
+
 /**
  * A statement sent to a transaction (or savepoint) whose callback has settled: its COMMIT, ROLLBACK
  * or RELEASE is on its way, and a statement now would run after it, outside the transaction
  * (autocommit). The same family as a statement on a released handle (QUERY_FAILED, not retryable).
  */
-function ending(scope: 'transaction' | 'savepoint'): DatabaseError {
+function ending(scope: HandleScope): DatabaseError {
   return new DatabaseError(
     'QUERY_FAILED',
-    `this ${scope} is ending (its callback has settled; its ${scope === 'transaction' ? 'COMMIT or ROLLBACK' : 'RELEASE or ROLLBACK TO'} is on its way): a statement now would run outside it; await every statement inside the callback`,
+    `this ${scope} is ending (its callback has settled; its ${scope === 'savepoint' ? 'RELEASE or ROLLBACK TO' : 'COMMIT or ROLLBACK'} is on its way): a statement now would run outside it; await every statement inside the callback`,
     { retryable: false },
+  )
+}
+
+/**
+ * A handle used after its scope ended: the connection given back to the pool, or the transaction
+ * (savepoint) of `conn.transaction()` (`tx.transaction()`) committed or rolled back. The same error
+ * on every entry point: a statement now would run outside the scope its caller meant.
+ */
+function released(scope: HandleScope, root: boolean): DatabaseError {
+  if (root) return new DatabaseError('QUERY_FAILED', 'this connection was released: use it only inside the callback that received it')
+  return new DatabaseError(
+    'QUERY_FAILED',
+    `this ${scope} was released (it has ended: committed, rolled back or released): use its handle only inside the callback that received it; a statement now would run outside it`,
+    { retryable: false },
+  )
+}
+
+/**
+ * Work sent to a handle while a transaction or savepoint opened on it (`conn.transaction()`,
+ * `tx.transaction()`) is still open: it would run inside that scope and share its fate (rolled back
+ * with it while its caller was told it succeeded, or committed when its caller was told it rolled
+ * back), so it is refused before anything is sent. `detail.reason` is `'scope-open'`.
+ */
+function scopeOpen(what: string, child: HandleScope): DatabaseError {
+  const scope = child === 'savepoint' ? 'a savepoint (tx.transaction())' : 'a transaction (conn.transaction())'
+  return new DatabaseError(
+    'QUERY_FAILED',
+    `${what} refused and not run: ${scope} is open on this connection; until it ends, work sent here would run inside it and be committed or rolled back with it. Use the handle its callback received, or await it first`,
+    { retryable: false, detail: { reason: 'scope-open', scope: child } },
+  )
+}
+
+/** A callback that settled while a transaction or savepoint it opened (not awaited) was still running. */
+function scopeLeftOpen(scope: HandleScope, child: HandleScope): DatabaseError {
+  return new DatabaseError(
+    'QUERY_FAILED',
+    `the ${scope}'s callback settled while a ${child} it opened (${child === 'savepoint' ? 'tx.transaction()' : 'conn.transaction()'} not awaited) was still running: the ${scope} is rolled back, nothing of it is kept; await every transaction() inside the callback`,
+    { retryable: false, detail: { reason: 'scope-open', scope: child } },
   )
 }
 
@@ -114,19 +173,30 @@ function streamOpen(what: string): DatabaseError {
   )
 }
 
-/** @internal The object user code holds; it refuses work once its lease has ended. */
+/**
+ * @internal The object user code holds; it refuses work once its scope has ended. A `withConnection`
+ * callback or a `pool.transaction()` attempt gets a root handle; each `conn.transaction()` and
+ * `tx.transaction()` gives its callback a child handle of its own on the same lease, closed when that
+ * scope ends (later use: QUERY_FAILED, as a released connection). While a child is open its parent
+ * refuses statements, streams, `native` and a second scope (QUERY_FAILED, `detail.reason`
+ * `'scope-open'`), so one scope's work never lands in another's.
+ */
 export class ConnectionHandle<C> implements Transaction<C> {
   #lease: Lease<C> | undefined
-  #savepoints = 0
+  #scope: HandleScope
+  /** The handle this one's scope was opened on (undefined on a root handle). */
+  #parent: ConnectionHandle<C> | undefined
+  /** The scope open on this handle: this handle refuses work until it ends. */
+  #child: ConnectionHandle<C> | undefined
+  /** Savepoint numbering, shared by a root handle and all its children (`dbpool_sp_<n>`). */
+  #names: { savepoints: number } = { savepoints: 0 }
   /**
-   * Set from the moment a transaction's callback settles (before its COMMIT or ROLLBACK is sent) until
-   * the handle is detached, or, on a `withConnection` handle, until the transaction has ended: new
-   * statements, streams, savepoints and `native` are refused then (see {@link ending}).
+   * Set from the moment this scope's callback settles (before its COMMIT, ROLLBACK, RELEASE or
+   * ROLLBACK TO is sent) until the handle is closed: new statements, streams, savepoints and `native`
+   * are refused then (see {@link ending}), on this handle and its children.
    */
-  #txEnding = false
-  /** Savepoints of this handle whose callback settled and whose RELEASE / ROLLBACK TO is in flight. */
-  #spEnding = 0
-  /** Set while the handle runs a transaction's callback. */
+  #ending = false
+  /** Set while the handle (or the savepoint of a transaction) runs a transaction's callback. */
   #outcome: TransactionOutcome | undefined
 
   /** Closes the stream open on this handle, if one is. */
@@ -148,6 +218,7 @@ export class ConnectionHandle<C> implements Transaction<C> {
     private readonly streams?: StreamSupport,
   ) {
     this.#lease = lease
+    this.#scope = held ? 'connection' : 'transaction'
   }
 
   get id(): number {
@@ -167,7 +238,7 @@ export class ConnectionHandle<C> implements Transaction<C> {
    */
   get native(): C {
     const lease = this.#live()
-    this.#refuseIfEnding()
+    this.#refuseIfBusy('native')
     if (lease.conn.lane === 'write') lease.wrote = true
     lease.conn.nativeLent?.()
     return lease.conn.native
@@ -179,12 +250,16 @@ export class ConnectionHandle<C> implements Transaction<C> {
   }
 
   query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>> {
-    // a statement left running by a callback that settled (a forgotten await): it would run after the COMMIT, outside the transaction
-    if (this.#txEnding || this.#spEnding > 0) return Promise.reject(ending(this.#txEnding ? 'transaction' : 'savepoint'))
+    // a statement left running by a callback that settled (a forgotten await): it would run after the
+    // COMMIT, outside the transaction; one sent while a scope opened here is open would run inside it
+    if (this.#ending || this.#child !== undefined || this.#parent !== undefined) {
+      const refused = this.#busy('query()')
+      if (refused) return Promise.reject(refused)
+    }
     return this.#query<R>(query, params, options)
   }
 
-  /** {@link query} without the ending check: the savepoint statements of {@link #savepoint}. */
+  /** {@link query} without the scope checks. */
   #query<R>(query: Queryable, params: readonly unknown[] | undefined, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
     // refused before anything runs, as pool.query() refuses them (never counted as a statement error of the transaction)
     try {
@@ -205,7 +280,12 @@ export class ConnectionHandle<C> implements Transaction<C> {
       return Promise.reject(err)
     }
     if (refused) return Promise.reject(refused)
-    return this.control<R>(query, params, options).then(
+    return this.#watched<R>(outcome, this.control<R>(query, params, options))
+  }
+
+  #watched<R>(outcome: TransactionOutcome | undefined, running: Promise<QueryResult<R>>): Promise<QueryResult<R>> {
+    if (outcome === undefined) return running
+    return running.then(
       (result) => {
         outcome.afterStatement(undefined)
         return result
@@ -217,6 +297,21 @@ export class ConnectionHandle<C> implements Transaction<C> {
     )
   }
 
+  /**
+   * A savepoint's own statement (SAVEPOINT, RELEASE, ROLLBACK TO) on this savepoint's handle: watched
+   * like the callback's statements; a stream the callback left open is closed first. Refused when an
+   * enclosing scope is ending or closed (it would run after the enclosing COMMIT or ROLLBACK).
+   */
+  #scopeStatement(text: string): Promise<QueryResult<Record<string, unknown>>> {
+    for (let h = this.#parent; h !== undefined; h = h.#parent) {
+      if (h.#lease === undefined) return Promise.reject(released(h.#scope, h.#parent === undefined))
+      if (h.#ending) return Promise.reject(ending(h.#scope))
+    }
+    const outcome = this.#outcome
+    if (outcome?.ended) return Promise.reject(outcome.ended)
+    return this.#watched(outcome, this.control(text))
+  }
+
   stream<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ConnectionStreamOptions): RowStream<R> {
     const streams = this.streams
     if (!streams) throw new DatabaseError('CONFIGURATION', 'this connection handle cannot stream')
@@ -225,7 +320,7 @@ export class ConnectionHandle<C> implements Transaction<C> {
         begin: (close) => {
           checkQueryText(query)
           const lease = this.#live()
-          this.#refuseIfEnding()
+          this.#refuseIfBusy('stream()')
           if (this.#closeStream) throw streamOpen('stream()')
           const outcome = this.#outcome
           if (outcome?.ended) throw outcome.ended
@@ -267,23 +362,49 @@ export class ConnectionHandle<C> implements Transaction<C> {
   }
 
   /**
-   * @internal A transaction's callback has settled: from now on new statements are refused (its
-   * COMMIT or ROLLBACK goes through {@link control}), until {@link transactionEnded}.
+   * @internal A transaction's callback has settled: from now on new work is refused, on this handle
+   * and its children (its COMMIT or ROLLBACK goes through {@link control}), until it is closed.
    */
   callbackSettled(): void {
-    this.#txEnding = true
+    this.#ending = true
   }
 
   /**
-   * @internal The transaction's COMMIT or ROLLBACK has settled. A `withConnection` handle serves its
-   * callback again; any other handle stays closed until it is detached.
+   * @internal After the callback resolved: throws (QUERY_FAILED, `detail.reason` `'scope-open'`) when
+   * a savepoint it opened and did not await is still open: the transaction must then roll back, not
+   * commit half of it.
    */
-  transactionEnded(): void {
-    if (this.held) this.#txEnding = false
+  checkScopesEnded(): void {
+    this.#checkNoChild()
   }
 
-  #refuseIfEnding(): void {
-    if (this.#txEnding || this.#spEnding > 0) throw ending(this.#txEnding ? 'transaction' : 'savepoint')
+  #checkNoChild(): void {
+    const child = this.#child
+    if (child !== undefined) throw scopeLeftOpen(this.#scope, child.#scope)
+  }
+
+  /**
+   * Refuses work on this handle: its scope or an enclosing one is ending (QUERY_FAILED "is ending"),
+   * an enclosing one has ended (QUERY_FAILED "was released"), or a scope opened on it is still open
+   * (QUERY_FAILED, `detail.reason` `'scope-open'`). A handle that was itself released is left to
+   * {@link #live} (the statement's own checks come first, as they always did).
+   */
+  #refuseIfBusy(what: string): void {
+    const refused = this.#busy(what)
+    if (refused) throw refused
+  }
+
+  /** {@link #refuseIfBusy}'s error, or undefined. */
+  #busy(what: string): DatabaseError | undefined {
+    if (this.#lease === undefined) return undefined
+    if (this.#ending) return ending(this.#scope)
+    const child = this.#child
+    if (child !== undefined) return scopeOpen(what, child.#scope)
+    for (let h = this.#parent; h !== undefined; h = h.#parent) {
+      if (h.#lease === undefined) return released(h.#scope, h.#parent === undefined)
+      if (h.#ending) return ending(h.#scope)
+    }
+    return undefined
   }
 
   /** @internal transaction() watches the statements of `fn` through this. */
@@ -292,24 +413,62 @@ export class ConnectionHandle<C> implements Transaction<C> {
   }
 
   async transaction<T>(fn: (tx: Transaction<C>) => Promise<T>, settings?: TransactionSettings): Promise<T> {
-    this.#refuseIfEnding()
+    this.#refuseIfBusy('transaction()')
+    const lease = this.#live()
+    if (this.#closeStream) throw streamOpen('transaction()')
     const held = this.held
-    if (held && this.#outcome === undefined) {
-      const lease = this.#live()
-      // the callback began a transaction by hand (a BEGIN through conn.query(), the Migrator's): a
-      // BEGIN now would be refused (SQLite) or ignored (Postgres: a warning), and the COMMIT after fn
-      // would commit the outer transaction. It nests as a savepoint instead, as tx.transaction() does.
-      const state = held.transactionState?.(lease.conn.native)
-      if (state === 'open' || state === 'failed' || (state === 'unknown' && held.settledTransactionState))
-        return this.#inOpenTransaction(held, lease, state, fn, settings)
-      return held.traced(() =>
-        runOnHeldConnection(held, this, fn, settings, lease.conn.lane === 'read', (err) => held.markBroken(lease, err)),
-      )
+    if (held && this.#scope === 'connection') {
+      // the scope is claimed before anything is awaited: a second transaction() or a statement of
+      // another async branch is refused from now on, until this one has ended
+      const child = this.#open('transaction', undefined)
+      try {
+        // the callback began a transaction by hand (a BEGIN through conn.query(), the Migrator's): a
+        // BEGIN now would be refused (SQLite) or ignored (Postgres: a warning), and the COMMIT after fn
+        // would commit the outer transaction. It nests as a savepoint instead, as tx.transaction() does.
+        const state = held.transactionState?.(lease.conn.native)
+        if (state === 'open' || state === 'failed' || (state === 'unknown' && held.settledTransactionState))
+          return await this.#inOpenTransaction(held, lease, child, state, fn, settings)
+        return await held.traced(() =>
+          runOnHeldConnection(held, child, fn, settings, lease.conn.lane === 'read', (err) => held.markBroken(lease, err)),
+        )
+      } finally {
+        this.#closeChild(child)
+      }
     }
     if (typeof fn !== 'function') throw configError('transaction callback', fn, 'must be a function')
     if (settings !== undefined)
       throw new DatabaseError('CONFIGURATION', 'transaction settings cannot change inside a transaction: tx.transaction() is a savepoint')
-    return this.#savepoint(fn)
+    const child = this.#open('savepoint', this.#outcome)
+    try {
+      return await child.#savepoint(fn)
+    } finally {
+      this.#closeChild(child)
+    }
+  }
+
+  /** Opens a child scope on this handle (same lease): this handle refuses work until {@link #closeChild}. */
+  #open(scope: 'transaction' | 'savepoint', outcome: TransactionOutcome | undefined): ConnectionHandle<C> {
+    const child = new ConnectionHandle<C>(this.#live(), this.backend, this.runner, this.held, this.streams)
+    child.#scope = scope
+    child.#parent = this
+    child.#names = this.#names
+    child.#outcome = outcome
+    this.#child = child
+    return child
+  }
+
+  /** The child's scope has ended: it refuses everything from now on; this handle serves again. */
+  #closeChild(child: ConnectionHandle<C>): void {
+    child.#close()
+    if (this.#child === child) this.#child = undefined
+  }
+
+  #close(): void {
+    // a stream left open: its cursor is closed (the scope's own end closed it before, through control())
+    if (this.#closeStream) void this.#closeStream()
+    this.#lease = undefined
+    this.#outcome = undefined
+    this.#ending = false
   }
 
   /**
@@ -318,11 +477,12 @@ export class ConnectionHandle<C> implements Transaction<C> {
    * watched like a nested `tx.transaction()` (COMMIT, ROLLBACK, BEGIN through `tx.query()` refused; a
    * caught statement error rolls the savepoint back and rejects with TRANSACTION_ROLLED_BACK). The
    * outer transaction stays the callback's to commit or roll back. `state` `'unknown'` (Postgres, a
-   * statement's answer still on its way) is settled first.
+   * statement's answer still on its way) is settled first. `child`: the scope already claimed.
    */
   async #inOpenTransaction<T>(
     held: HeldConnectionHost<C>,
     lease: Lease<C>,
+    child: ConnectionHandle<C>,
     state: TransactionState,
     fn: (tx: Transaction<C>) => Promise<T>,
     settings: TransactionSettings | undefined,
@@ -331,7 +491,7 @@ export class ConnectionHandle<C> implements Transaction<C> {
     if (state === 'unknown') state = await held.settledTransactionState!(native)
     if (state !== 'open' && state !== 'failed')
       return held.traced(() =>
-        runOnHeldConnection(held, this, fn, settings, lease.conn.lane === 'read', (err) => held.markBroken(lease, err)),
+        runOnHeldConnection(held, child, fn, settings, lease.conn.lane === 'read', (err) => held.markBroken(lease, err)),
       )
     if (typeof fn !== 'function') throw configError('transaction callback', fn, 'must be a function')
     if (settings !== undefined)
@@ -341,58 +501,55 @@ export class ConnectionHandle<C> implements Transaction<C> {
         { backend: this.backend, retryable: false },
       )
     const readState = held.transactionState
-    this.track(new TransactionOutcome(this.backend, readState && (() => readState(native))))
-    try {
-      return await this.#savepoint(fn).catch(this.#noteError)
-    } finally {
-      this.track(undefined)
-    }
+    child.#scope = 'savepoint'
+    child.#outcome = new TransactionOutcome(this.backend, readState && (() => readState(native)))
+    return child.#savepoint(fn).catch(this.#noteError)
   }
 
-  /** Runs `fn` inside a savepoint of the transaction this handle is in (see {@link Transaction.transaction}). */
+  /** Runs `fn` inside a savepoint, on this savepoint's own handle (see {@link Transaction.transaction}). */
   async #savepoint<T>(fn: (tx: Transaction<C>) => Promise<T>): Promise<T> {
-    const name = `dbpool_sp_${++this.#savepoints}`
-    await this.#query(`SAVEPOINT ${name}`, undefined, undefined)
-    const recovered = this.#outcome?.errors.length ?? 0
+    const name = `dbpool_sp_${++this.#names.savepoints}`
+    await this.#scopeStatement(`SAVEPOINT ${name}`)
+    const outcome = this.#outcome
+    const recovered = outcome?.errors.length ?? 0
     let result: T
     let releasing = false
-    let settled = false
     try {
       try {
         result = await fn(this)
       } finally {
         // until the savepoint has ended, a statement fn left running would land outside it
-        settled = true
-        this.#spEnding++
+        this.#ending = true
       }
+      // a savepoint opened inside and not awaited: this one rolls back rather than release half of it
+      this.#checkNoChild()
       // a savepoint whose work the engine threw away is rolled back, not released
-      this.#outcome?.checkSavepoint(recovered)
+      outcome?.checkSavepoint(recovered)
       releasing = true
-      await this.#query(`RELEASE SAVEPOINT ${name}`, undefined, undefined)
+      await this.#scopeStatement(`RELEASE SAVEPOINT ${name}`)
     } catch (err) {
       // a RELEASE refused because an earlier error aborted the transaction must not hide that error
-      const reported = releasing && this.#outcome ? this.#outcome.releaseFailed(err, recovered) : err
+      const reported = releasing && outcome ? outcome.releaseFailed(err, recovered) : err
       await this.#rollbackTo(name, recovered, reported)
       throw reported
-    } finally {
-      if (settled) this.#spEnding--
     }
     return result
   }
 
   /** Undoes a savepoint after `fn` failed. Its own failure never replaces `err`: the whole transaction is abandoned instead. */
   async #rollbackTo(name: string, recovered: number, err: unknown): Promise<void> {
+    const outcome = this.#outcome
     try {
-      await this.#query(`ROLLBACK TO SAVEPOINT ${name}`, undefined, undefined)
-      await this.#query(`RELEASE SAVEPOINT ${name}`, undefined, undefined)
+      await this.#scopeStatement(`ROLLBACK TO SAVEPOINT ${name}`)
+      await this.#scopeStatement(`RELEASE SAVEPOINT ${name}`)
     } catch (cleanupError) {
       // e.g. SQLite ended the transaction by itself ("no such savepoint"): err is what the caller must see
-      this.#outcome?.abandon(err)
+      outcome?.abandon(err)
       void cleanupError
       return
     }
     // the errors inside the savepoint were undone with it: they no longer decide the outcome
-    if (this.#outcome && this.#outcome.errors.length > recovered) this.#outcome.errors.length = recovered
+    if (outcome && outcome.errors.length > recovered) outcome.errors.length = recovered
   }
 
   /**
@@ -410,16 +567,11 @@ export class ConnectionHandle<C> implements Transaction<C> {
   /** Ends the handle: every later call throws. */
   detach(): void {
     // a stream left open: its cursor is closed before the connection is released
-    if (this.#closeStream) void this.#closeStream()
-    this.#lease = undefined
-    this.#outcome = undefined
-    // from now on every call reports the release (#live)
-    this.#txEnding = false
+    this.#close()
   }
 
   #live(): Lease<C> {
-    if (!this.#lease)
-      throw new DatabaseError('QUERY_FAILED', 'this connection was released: use it only inside the callback that received it')
+    if (!this.#lease) throw released(this.#scope, this.#parent === undefined)
     return this.#lease
   }
 }

@@ -132,6 +132,8 @@ async function runOnce<C, T>(
       // point are already queued on the connection and run before the COMMIT (Lease.pending, pg's queue).
       tx.callbackSettled()
     }
+    // a savepoint fn opened and did not await, still running: roll back rather than commit half of it
+    tx.checkScopesEnded()
     // resolve only if the engine committed: never report work it threw away as done
     outcome.checkBeforeCommit()
     tx.track(undefined)
@@ -142,8 +144,6 @@ async function runOnce<C, T>(
     tx.track(undefined)
     if (!ended) await rollback(tx, markBroken)
     throw err
-  } finally {
-    tx.transactionEnded()
   }
   return result
 }

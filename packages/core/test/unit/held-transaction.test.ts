@@ -88,3 +88,89 @@ describe('conn.transaction() on a withConnection handle', () => {
     expect(err.code).toBe('CONFIGURATION')
   })
 })
+
+// one scope at a time on a handle: what is refused is never sent
+describe('scopes opened on a handle', () => {
+  it('a second conn.transaction(), a conn.query() and conn.native while a transaction is open are refused without sending anything', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    await pool.withConnection(async (conn) => {
+      const first = conn.transaction(async (tx) => {
+        await tx.query('insert 1')
+        await gate
+      })
+      const second = jest.fn(async () => undefined)
+      const refused = [
+        await rejection(conn.transaction(second)),
+        await rejection(conn.query('insert 2')),
+        await rejection((async () => conn.native)()),
+      ]
+      for (const err of refused) {
+        expect(err.code).toBe('QUERY_FAILED')
+        expect(err.detail).toMatchObject({ reason: 'scope-open', scope: 'transaction' })
+      }
+      expect(second).not.toHaveBeenCalled()
+      release()
+      await first
+      await conn.query('after')
+    })
+    expect(manager.connections[0]!.statements).toEqual(['BEGIN', 'insert 1', 'COMMIT', 'after'])
+  })
+
+  it('tx.transaction() and tx.query() while a savepoint is open are refused without sending anything', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    await pool.transaction(async (tx) => {
+      const first = tx.transaction(async (sp) => {
+        await sp.query('insert 1')
+        await gate
+      })
+      await new Promise((resolve) => setImmediate(resolve))
+      for (const err of [
+        await rejection(tx.transaction(async (b) => void (await b.query('insert 2')))),
+        await rejection(tx.query('insert 3')),
+      ])
+        expect(err.detail).toMatchObject({ reason: 'scope-open', scope: 'savepoint' })
+      release()
+      await first
+      await tx.query('after')
+    })
+    expect(manager.connections[0]!.statements).toEqual([
+      'BEGIN',
+      'SAVEPOINT dbpool_sp_1',
+      'insert 1',
+      'RELEASE SAVEPOINT dbpool_sp_1',
+      'after',
+      'COMMIT',
+    ])
+  })
+
+  it('a savepoint handle used after its savepoint ended is refused as released; the savepoints of one transaction are numbered apart', async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    await pool.transaction(async (tx) => {
+      let kept: PoolConnection | undefined
+      await tx.transaction(async (sp) => {
+        kept = sp
+        await sp.transaction(async (inner) => void (await inner.query('inner')))
+      })
+      const err = await rejection(kept!.query('late'))
+      expect(err.code).toBe('QUERY_FAILED')
+      expect(err.message).toMatch(/this savepoint was released/)
+      await tx.transaction(async (sp) => void (await sp.query('second')))
+    })
+    expect(manager.connections[0]!.statements).toEqual([
+      'BEGIN',
+      'SAVEPOINT dbpool_sp_1',
+      'SAVEPOINT dbpool_sp_2',
+      'inner',
+      'RELEASE SAVEPOINT dbpool_sp_2',
+      'RELEASE SAVEPOINT dbpool_sp_1',
+      'SAVEPOINT dbpool_sp_3',
+      'second',
+      'RELEASE SAVEPOINT dbpool_sp_3',
+      'COMMIT',
+    ])
+  })
+})
