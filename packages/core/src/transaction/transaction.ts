@@ -20,6 +20,8 @@ export interface RetryOptions {
    * prepared statement the server invalidated (Postgres 0A000 / 26000 / 42804 inside a transaction), and
    * TRANSACTION_ROLLED_BACK whose cause is one of those (fn caught it and went on). Never an error
    * with `detail.outcome` (`'unknown'`, `'committed'`): part of the work may have been committed.
+   * One that throws rejects the transaction with CONFIGURATION naming `transaction.retry.retryOn`,
+   * `cause` the attempt's error (rolled back), `detail.retryOnError` what it threw; nothing is replayed.
    */
   readonly retryOn?: (error: DatabaseError) => boolean
 }
@@ -77,7 +79,7 @@ export async function runTransaction<C, T>(
     try {
       return await host.lease(settings.readOnly ?? false, (handle, markBroken) => runOnce(host, handle, begin, fn, markBroken))
     } catch (err) {
-      if (!DatabaseError.is(err) || attempt >= retry.maxAttempts || !retry.retryOn(err)) throw err
+      if (!DatabaseError.is(err) || attempt >= retry.maxAttempts || !replays(retry, err)) throw err
       const delayMs = backoff(attempt, retry)
       host.onRetry?.(attempt, err, delayMs)
       await (host.backoff ? host.backoff(delayMs, err) : sleep(delayMs))
@@ -247,6 +249,24 @@ function replaysByDefault(e: DatabaseError): boolean {
     // backend evicted the connection, and the replay's new connection looks for a read-write server
     (e.code === 'READ_ONLY' && e.retryable)
   )
+}
+
+/**
+ * Asks `retryOn` whether `err` replays. A `retryOn` that throws rejects the transaction with
+ * CONFIGURATION naming `transaction.retry.retryOn` (its error in `detail.retryOnError`), the
+ * attempt's error as `cause`: what happened to the attempt (rolled back) is never hidden.
+ */
+function replays(retry: ResolvedRetry, err: DatabaseError): boolean {
+  try {
+    return retry.retryOn(err)
+  } catch (retryOnError) {
+    const thrown = retryOnError instanceof Error ? `${retryOnError.name}: ${retryOnError.message}` : String(retryOnError)
+    throw new DatabaseError(
+      'CONFIGURATION',
+      `transaction.retry.retryOn threw (${thrown}) when asked about the attempt's error, so the attempt (rolled back) was not replayed: its error is the cause`,
+      { cause: err, retryable: false, detail: { option: 'transaction.retry.retryOn', retryOnError } },
+    )
+  }
 }
 
 function backoff(attempt: number, retry: ResolvedRetry): number {

@@ -260,4 +260,26 @@ describe.each<Backend>(['postgres', 'sqlite'])('transaction scopes on one handle
     })
     expect(await rows()).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'])
   })
+
+  it('a retryOn that throws keeps the attempt’s error as cause', async () => {
+    const err = await settle(
+      pool.transaction(
+        async (tx) => {
+          await insert(tx, 'x')
+          await tx.query('select * from missing_table')
+        },
+        {
+          retry: {
+            retryOn: () => {
+              throw new TypeError('bug in retryOn')
+            },
+          },
+        },
+      ),
+    )
+    expect(DatabaseError.is(err, 'CONFIGURATION')).toBe(true)
+    expect((err as DatabaseError).message).toMatch(/transaction\.retry\.retryOn threw \(TypeError: bug in retryOn\)/)
+    expect(DatabaseError.is((err as DatabaseError).cause, 'SYNTAX_ERROR')).toBe(true)
+    expect(await rows()).toEqual([])
+  })
 })

@@ -218,6 +218,34 @@ describe('transaction', () => {
     expect(calls).toBe(3)
   })
 
+  it("a retryOn that throws rejects with CONFIGURATION, the attempt's error as cause, and replays nothing", async () => {
+    const { pool, manager } = makePool({ max: 1 })
+    const attemptError = new DatabaseError('UNIQUE_VIOLATION', 'dup')
+    const bug = new TypeError('bug in retryOn')
+    let calls = 0
+    const err = await rejection(
+      pool.transaction(
+        async () => {
+          calls++
+          throw attemptError
+        },
+        {
+          retry: {
+            retryOn: () => {
+              throw bug
+            },
+          },
+        },
+      ),
+    )
+    expect(err.code).toBe('CONFIGURATION')
+    expect(err.cause).toBe(attemptError)
+    expect(err.detail).toMatchObject({ option: 'transaction.retry.retryOn', retryOnError: bug })
+    expect(err.message).toMatch(/transaction\.retry\.retryOn threw \(TypeError: bug in retryOn\)/)
+    expect(calls).toBe(1)
+    expect(manager.connections[0]!.statements).toEqual(['BEGIN', 'ROLLBACK'])
+  })
+
   it.each([
     [{ isolation: 'snapshot' }, /transaction\.isolation "snapshot"/],
     [{ readOnly: 'yes' }, /transaction\.readOnly "yes"/],
