@@ -139,7 +139,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * What every new connection runs after connecting: behind PgBouncer the settings sent with SET
    * instead of as startup parameters (see sessionSettingsThroughPgBouncer), then `sessionInit`. Run
    * again on release after a statement that reset settings (see resetsSession) and after
-   * `sessionReset: 'clean'`: both drop what a SET established.
+   * `sessionReset: 'clean'`: both drop what a SET established. Each connection keeps it (`setup`).
    */
   readonly #sessionSetup: readonly string[]
   readonly #ssl: PgSsl
@@ -297,6 +297,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         await this.#execute(conn, { text, params: [] }, { timeoutMs: this.options.connectTimeoutMs }, false)
       // a sessionInit statement that resets something (`RESET ROLE; SET ...`) is part of the setup
       conn.setupLost = false
+      // the manager that connected it knows its setup (a replica's config has its own timeouts)
+      conn.setup = this.#sessionSetup
     } catch (err) {
       conn.kill()
       const mapped = this.mapError(err)
@@ -584,7 +586,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       await this.execute(conn, { text: CLEAN_SESSION_SQL, params: [] }, deadline)
       // RESET ALL undid a session-level read-only setting (sessionInit may set it again)
       conn.sessionReadOnlyByApp = false
-      for (const text of this.#sessionSetup) await this.#execute(conn, { text, params: [] }, deadline, false)
+      for (const text of conn.setup) await this.#execute(conn, { text, params: [] }, deadline, false)
       conn.setupLost = false
     } catch (err) {
       const reason = new DatabaseError(
@@ -605,7 +607,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   async #restore(conn: PostgresConnection): Promise<void> {
     const deadline = { timeoutMs: this.options.cancelTimeoutMs }
     try {
-      for (const text of this.#sessionSetup) await this.#execute(conn, { text, params: [] }, deadline, false)
+      for (const text of conn.setup) await this.#execute(conn, { text, params: [] }, deadline, false)
       conn.setupLost = false
     } catch (err) {
       const reason = new DatabaseError(
@@ -714,7 +716,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * behind PgBouncer) nothing is read.
    */
   #noteReset(conn: PostgresConnection, text: string): void {
-    if (this.#sessionSetup.length > 0 && !conn.setupLost && resetsSession(text)) conn.setupLost = true
+    if (conn.setup.length > 0 && !conn.setupLost && resetsSession(text)) conn.setupLost = true
   }
 
   /**

@@ -75,6 +75,12 @@ export class PostgresConnection implements ReferencedHandle {
    */
   setupLost = false
   /**
+   * @internal What this connection ran after connecting (the startup SETs behind PgBouncer, then
+   * `sessionInit`), as the manager that opened it (the primary's, a replica's) configured it: run
+   * again on release after a reset (see {@link setupLost}) and by `sessionReset: 'clean'`.
+   */
+  setup: readonly string[] = []
+  /**
    * @internal A read-lane connection (to a read replica, or the primary's read-only one used when no
    * replica may serve): a 25006 there is the application's write on the read lane, never a failover.
    */
