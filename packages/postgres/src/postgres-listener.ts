@@ -182,10 +182,16 @@ export function quoteChannel(channel: string): string {
 
 function checkChannel(fn: string, channel: unknown): asserts channel is string {
   const bytes = typeof channel === 'string' ? Buffer.byteLength(channel) : 0
-  if (typeof channel !== 'string' || bytes === 0 || bytes > MAX_CHANNEL_BYTES || channel.includes('\u0000'))
+  if (
+    typeof channel !== 'string' ||
+    bytes === 0 ||
+    bytes > MAX_CHANNEL_BYTES ||
+    channel.includes('\u0000') ||
+    !(channel as string & { isWellFormed(): boolean }).isWellFormed()
+  )
     throw new DatabaseError(
       'CONFIGURATION',
-      `invalid ${fn}.channel ${JSON.stringify(channel)}: must be a string of 1 to ${MAX_CHANNEL_BYTES} bytes without U+0000 (Postgres truncates longer identifiers)`,
+      `invalid ${fn}.channel ${JSON.stringify(channel)}: must be a string of 1 to ${MAX_CHANNEL_BYTES} bytes without U+0000 or a lone UTF-16 surrogate (Postgres truncates longer identifiers; UTF-8 would turn a lone surrogate into U+FFFD, another channel)`,
       { retryable: false, detail: { option: `${fn}.channel` } },
     )
 }

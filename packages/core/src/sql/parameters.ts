@@ -239,19 +239,42 @@ function withCause(error: DatabaseError, cause: unknown): DatabaseError {
 }
 
 /**
- * Refuses statement text holding U+0000 before it is sent: SQLite stops reading at the NUL and
- * silently ignores the rest (a script would run only its first statements), and the Postgres protocol
- * ends strings at NUL (the server drops the connection with 08P01). Throws `SYNTAX_ERROR` with
- * `detail.position`, the 1-based character offset (as Postgres reports error positions).
+ * Refuses statement text that cannot be sent unchanged, before it is sent. Throws `SYNTAX_ERROR` with
+ * `detail.position`, the 1-based character offset (as Postgres reports error positions), for:
+ * - U+0000: SQLite stops reading at the NUL and silently ignores the rest (a script would run only its
+ *   first statements), and the Postgres protocol ends strings at NUL (the server drops the connection
+ *   with 08P01);
+ * - a lone UTF-16 surrogate (in a literal, an alias, `sql.raw()` text): UTF-8 encoding would replace
+ *   it with U+FFFD (one on Postgres, three on SQLite), a silent change of the stored value or of a
+ *   result column's name; the same string as a parameter is refused too (see {@link stringProblem}).
+ *
+ * Cheap on the hot path: `indexOf` and `isWellFormed()` (a one-byte string, the usual SQL text,
+ * holds no surrogate and is answered at once); the position is searched only for a refused text.
  */
 export function checkStatementText(text: string, backend: ErrorBackend): void {
   const at = text.indexOf('\u0000')
-  if (at === -1) return
+  if (at !== -1)
+    throw new DatabaseError(
+      'SYNTAX_ERROR',
+      `statement text contains a NUL character (U+0000) at position ${at + 1}; it was not sent (the rest of the text would be lost or the connection dropped)`,
+      { backend, retryable: false, detail: { position: at + 1 } },
+    )
+  if ((text as string & { isWellFormed(): boolean }).isWellFormed()) return
+  const position = loneSurrogateAt(text) + 1
   throw new DatabaseError(
     'SYNTAX_ERROR',
-    `statement text contains a NUL character (U+0000) at position ${at + 1}; it was not sent (the rest of the text would be lost or the connection dropped)`,
-    { backend, retryable: false, detail: { position: at + 1 } },
+    `statement text contains a lone UTF-16 surrogate at position ${position}; it was not sent (UTF-8 would silently replace it with U+FFFD)`,
+    { backend, retryable: false, detail: { position } },
   )
+}
+
+/** A high surrogate not followed by a low one, or a low one not preceded by a high one. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/** The 0-based index of the first lone surrogate in `text`, or -1. */
+export function loneSurrogateAt(text: string): number {
+  const match = LONE_SURROGATE.exec(text)
+  return match === null ? -1 : match.index
 }
 
 /**

@@ -98,9 +98,21 @@ function quoteIdentifier(name: string): string {
   return `"${name.replace(/"/g, '""')}"`
 }
 
+/**
+ * A name part for {@link sql.id}: a non-empty string without U+0000 (the protocol ends strings there)
+ * and without a lone UTF-16 surrogate (UTF-8 would turn it into U+FFFD: another name). SYNTAX_ERROR.
+ */
 function checkIdentifier(part: unknown): string {
-  if (typeof part !== 'string' || part.length === 0 || part.includes('\u0000')) {
-    throw new DatabaseError('SYNTAX_ERROR', `invalid SQL identifier ${JSON.stringify(part)}: must be a non-empty string without NUL`)
+  if (
+    typeof part !== 'string' ||
+    part.length === 0 ||
+    part.includes('\u0000') ||
+    !(part as string & { isWellFormed(): boolean }).isWellFormed()
+  ) {
+    throw new DatabaseError(
+      'SYNTAX_ERROR',
+      `invalid SQL identifier ${JSON.stringify(part)}: must be a non-empty string without NUL and without a lone UTF-16 surrogate`,
+    )
   }
   return part
 }
@@ -114,7 +126,9 @@ export interface SqlTag {
    * Joins fragments or values with a separator (default `, `): trusted text, or a fragment
    * (`sql.join(conditions, sql\` and \`)`); values become parameters. Anything else (an items
    * argument that is not an array, a separator of another type) throws SYNTAX_ERROR: an object
-   * separator used to be spliced into the text as `[object Object]`.
+   * separator used to be spliced into the text as `[object Object]`. So does a sparse array
+   * (`sql.join([1, , 3])`): a hole is a missing item, most likely a bug, and used to drop the
+   * separator after it (`$1$2, $3`); write `null` (or `undefined`) for a NULL item.
    */
   join(items: readonly unknown[], separator?: string | SqlFragment): SqlFragment
   /** Trusted SQL text, spliced verbatim. Never pass user input. */
@@ -149,6 +163,13 @@ export const sql: SqlTag = Object.assign(
     },
     join: (items: readonly unknown[], separator: string | SqlFragment = ', '): SqlFragment => {
       if (!Array.isArray(items)) throw new DatabaseError('SYNTAX_ERROR', 'sql.join() needs an array of items')
+      for (let i = 0; i < items.length; i++)
+        if (!(i in items))
+          throw new DatabaseError(
+            'SYNTAX_ERROR',
+            `sql.join() items has a hole at index ${i} (a sparse array): write null for a NULL item`,
+            { detail: { index: i } },
+          )
       if (items.length === 0) return new SqlFragment([''], [])
       if (separator instanceof SqlFragment) {
         const values: unknown[] = []

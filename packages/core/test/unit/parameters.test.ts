@@ -180,6 +180,22 @@ describe('checkStatementText', () => {
   it('accepts text without NUL', () => {
     expect(() => checkStatementText('select 1', 'postgres')).not.toThrow()
   })
+
+  it.each([
+    ["select 'a\uD800b'", 10],
+    ['select 1 as "k\uDC00"', 15],
+    ["select '\uD83D\uDE00', '\uDE00'", 15],
+    ["select 'x' || '\uD83D'", 16],
+  ])('refuses a lone UTF-16 surrogate with SYNTAX_ERROR naming its position (%j)', (text, position) => {
+    const err = refusal(() => checkStatementText(text, 'postgres'))
+    expect(err.code).toBe('SYNTAX_ERROR')
+    expect(err.detail).toEqual({ position })
+    expect(err.message).toMatch(/lone UTF-16 surrogate at position/)
+  })
+
+  it('accepts well-formed text with surrogate pairs', () => {
+    expect(() => checkStatementText('select \'\uD83D\uDE00\' as "\uD83D\uDE00"', 'sqlite')).not.toThrow()
+  })
 })
 
 describe('stringProblem', () => {

@@ -33,6 +33,20 @@ describe('sql tag', () => {
     expect(sql`x${sql.join([])}`.compile('postgres').text).toBe('x')
   })
 
+  it('refuses a sparse array (a hole dropped the separator after it: `$1$2, $3`)', () => {
+    // eslint-disable-next-line no-sparse-arrays
+    for (const separator of [', ', sql`, `]) expect(() => sql.join([1, , 3], separator)).toThrow(/hole at index 1/)
+    // eslint-disable-next-line no-sparse-arrays
+    expect(() => sql.join([1, 2, ,])).toThrow(/hole at index 2/)
+    expect(sql`${sql.join([1, undefined, null])}`.compile('postgres')).toEqual({ text: '$1, $2, $3', params: [1, undefined, null] })
+  })
+
+  it('sql.id refuses a lone UTF-16 surrogate as it refuses NUL (UTF-8 would turn it into U+FFFD: another name)', () => {
+    expect(() => sql.id('k\uD800')).toThrow(/invalid SQL identifier.*lone UTF-16 surrogate/)
+    expect(() => sql.id('ok', '\uDC00x')).toThrow(DatabaseError)
+    expect(sql.id('\uD83D\uDE00').compile('postgres').text).toBe('"\uD83D\uDE00"')
+  })
+
   it('joins with a fragment as separator, and refuses other separators and non-array items', () => {
     expect(sql`${sql.join([sql`a = ${1}`, sql`b = ${2}`, 3], sql` and ${'x'} `)}`.compile('postgres')).toEqual({
       text: 'a = $1 and $2 b = $3 and $4 $5',

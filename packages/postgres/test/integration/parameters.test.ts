@@ -165,6 +165,9 @@ describe('refused before sending; the connection stays usable', () => {
     ['an invalid Date', 'select $1::timestamptz', [new Date('nope')], 'INVALID_PARAMETER'],
     ['65,536 parameters', 'select $1::int', new Array<number>(65_536).fill(1), 'INVALID_PARAMETER'],
     ['statement text with U+0000', 'select 1\u0000; select 2', [], 'SYNTAX_ERROR'],
+    // UTF-8 turned it into U+FFFD: a literal stored changed, an alias named otherwise
+    ['statement text with a lone surrogate in a literal', "select 'a\ud800b' as v", [], 'SYNTAX_ERROR'],
+    ['statement text with a lone surrogate in an alias', 'select 1 as "k\udc00"', [], 'SYNTAX_ERROR'],
   ])('%s', async (_what, text, params, code) => {
     const one = poolOn(db.url, { max: 1, min: 0 })
     const destroyed: string[] = []

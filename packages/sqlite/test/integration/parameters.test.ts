@@ -189,3 +189,24 @@ describe('statement text holding U+0000', () => {
     }
   })
 })
+
+describe('statement text holding a lone UTF-16 surrogate', () => {
+  it('is refused before running, as U+0000 is (UTF-8 stored three U+FFFD bytes instead)', async () => {
+    const pool = createSqlitePool(tmp.file('lone.db'), { name: 'lone' }, { readers: 2 })
+    try {
+      await pool.query('create table t (id integer primary key, v text)')
+      const write = await failure(pool.query("insert into t (v) values ('a\ud800b')"))
+      expect(write.code).toBe('SYNTAX_ERROR')
+      expect(write.detail).toEqual({ position: 29 })
+      expect((await failure(pool.query(sql`insert into t (v) values (${sql.raw("'c\udc00'")})`))).code).toBe('SYNTAX_ERROR')
+      expect((await failure(pool.query("select 1 as one; select 'x\ud800'"))).code).toBe('SYNTAX_ERROR')
+      expect(() => sql`select v as ${sql.id('k\ud800')} from t`).toThrow(DatabaseError)
+      expect((await pool.query('select count(*) as n from t')).rows).toEqual([{ n: 0 }])
+      // a valid pair is stored as written
+      await pool.query("insert into t (v) values ('\ud83d\ude00')")
+      expect((await pool.query('select v from t')).rows).toEqual([{ v: '\ud83d\ude00' }])
+    } finally {
+      await pool.close()
+    }
+  })
+})
