@@ -26,7 +26,15 @@ export {
   checkFraction,
 } from './config/validate'
 export { checkExecuteOptions, checkQueryOptions, checkSignal } from './config/call-options'
-export { isPlainObject, describeValue, invalidParameter, jsonParameterText, checkStatementText, stringProblem } from './sql/parameters'
+export {
+  isPlainObject,
+  describeValue,
+  invalidParameter,
+  jsonParameterText,
+  checkStatementText,
+  loneSurrogateAt,
+  stringProblem,
+} from './sql/parameters'
 export { duplicateColumn, duplicateColumnError, isDuplicateColumnError, protoColumnError } from './sql/result-columns'
 export type { DuplicateColumn, DuplicateColumnContext, ResultColumn } from './sql/result-columns'
 export { withDeadline } from './pool/lane-pool'

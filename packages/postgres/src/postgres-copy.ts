@@ -1,6 +1,7 @@
 import { PassThrough, type Readable } from 'node:stream'
 import { from as copyFromStdin, to as copyToStdout } from 'pg-copy-streams'
 import { DatabaseError, OUTCOME_UNKNOWN, type DatabasePool, type PoolConnection } from '@dbpool/core'
+import { loneSurrogateAt } from '@dbpool/core/internal'
 import { sendCancelRequest } from './postgres-cancel'
 import type { PostgresConnection } from './postgres-connection'
 import { CopyDeadline, type CopyOptions } from './postgres-copy-deadline'
@@ -58,7 +59,10 @@ type RowFormat = 'text' | 'csv' | 'raw'
  *
  * Errors (rejections): CONFIGURATION for a SQLite pool or a text that is not one `COPY ... FROM STDIN`
  * statement (see `checkCopyStatement`);
- * INVALID_PARAMETER for a row value the contract refuses; the server's error, mapped (a bad line:
+ * INVALID_PARAMETER for a row value the contract refuses (`detail.row`), an empty row `[]` (it wrote an
+ * empty line: `''` in the text format, NULL in CSV) and a string chunk holding a lone UTF-16 surrogate
+ * (`detail.chunk`; UTF-8 would store U+FFFD: string chunks follow the contract's string rule; a
+ * surrogate pair split across two string chunks is joined, never encoded half by half); the server's error, mapped (a bad line:
  * QUERY_FAILED with `sqlState`, e.g. 22P02); QUERY_FAILED wrapping the source's own error. On every
  * error the COPY is ended (a CopyFail when the source failed: the server writes nothing) and the
  * connection is reset, or closed if the server does not confirm within 5 s. A connection lost after
@@ -256,6 +260,10 @@ async function copyIn(
   const chunks = iterate(source)
   try {
     let pending = ''
+    // a high surrogate ending a string chunk, held back: its low half may start the next string chunk
+    // (encoding it alone, at a flush, wrote U+FFFD for each half of the pair)
+    let carry = ''
+    let chunkNumber = 0
     let row = 0
     let sliceStart = performance.now()
     let sinceClock = 0
@@ -272,19 +280,29 @@ async function copyIn(
       if (step.done === true) break
       const chunk: unknown = step.value
       if (serverError !== undefined) throw serverError
-      if (typeof chunk === 'string') pending += chunk
-      else if (chunk instanceof Uint8Array) {
-        if (pending) await write(Buffer.from(pending))
-        pending = ''
-        await write(chunk)
-        continue
-      } else if (Array.isArray(chunk)) pending += encodeRow(chunk as unknown[], format, ++row)
-      else throw badChunk(chunk)
+      chunkNumber++
+      if (typeof chunk === 'string') {
+        const text = carry === '' ? chunk : carry + chunk
+        carry = endsWithHighSurrogate(text) ? text.slice(-1) : ''
+        const body = carry === '' ? text : text.slice(0, -1)
+        if (!(body as string & { isWellFormed(): boolean }).isWellFormed()) throw loneSurrogateChunk(chunkNumber, body)
+        pending += body
+      } else {
+        if (carry !== '') throw loneSurrogateChunk(chunkNumber - 1, carry)
+        if (chunk instanceof Uint8Array) {
+          if (pending) await write(Buffer.from(pending))
+          pending = ''
+          await write(chunk)
+          continue
+        } else if (Array.isArray(chunk)) pending += encodeRow(chunk as unknown[], format, ++row)
+        else throw badChunk(chunk)
+      }
       if (pending.length >= WRITE_BYTES) {
         await write(Buffer.from(pending))
         pending = ''
       }
     }
+    if (carry !== '') throw loneSurrogateChunk(chunkNumber, carry)
     if (pending) await write(Buffer.from(pending))
     copy.end()
     await untilServerError(finished)
@@ -678,6 +696,13 @@ function encodeRow(values: unknown[], format: RowFormat, row: number): string {
       'copyFrom(): rows given as arrays are encoded only for the text and CSV formats with default options; with binary, header, delimiter, null or quote options write the data as strings or Buffers',
       { retryable: false },
     )
+  // an empty row wrote an empty line: one '' value in the text format, NULL in CSV (a missing value stored)
+  if (values.length === 0)
+    throw new DatabaseError(
+      'INVALID_PARAMETER',
+      `copyFrom() row ${row} is an empty array: a row needs one value per column (null for NULL); nothing was written`,
+      { backend: 'postgres', retryable: false, detail: { row } },
+    )
   let converted: readonly unknown[]
   try {
     converted = postgresParameters(values)
@@ -712,6 +737,25 @@ function textField(value: unknown): string {
 function csvField(value: unknown): string {
   if (value === null || value === undefined) return ''
   return `"${plain(value).replace(/"/g, '""')}"`
+}
+
+function endsWithHighSurrogate(text: string): boolean {
+  const last = text.charCodeAt(text.length - 1)
+  return last >= 0xd800 && last <= 0xdbff
+}
+
+/**
+ * A string chunk holding a lone UTF-16 surrogate (one not completed by the next string chunk either):
+ * UTF-8 would store U+FFFD instead, so it is refused as the same string in an array row or a
+ * parameter is (INVALID_PARAMETER, `detail.chunk`: the 1-based chunk number).
+ */
+function loneSurrogateChunk(chunk: number, text: string): DatabaseError {
+  const at = loneSurrogateAt(text)
+  return new DatabaseError(
+    'INVALID_PARAMETER',
+    `copyFrom() chunk ${chunk}: a string chunk holds a lone UTF-16 surrogate${at === -1 ? ' at its end, not completed by the next string chunk' : ` at offset ${at}`}, which UTF-8 would silently replace with U+FFFD; the COPY was aborted and wrote nothing`,
+    { backend: 'postgres', retryable: false, detail: { chunk } },
+  )
 }
 
 function badChunk(chunk: unknown): DatabaseError {

@@ -182,6 +182,45 @@ describe('copyFrom', () => {
     expect(pool.stats().used).toBe(0)
   })
 
+  it.each(['copy items (id, label) from stdin', 'copy items (id, label) from stdin with (format csv)'])(
+    'an empty row [] is INVALID_PARAMETER naming the row, nothing written (it stored an empty string in the text format, NULL in CSV): %s',
+    async (text) => {
+      const error = await rejection(copyFrom(pool, text, [[1, 'a'], [], [3, 'c']]))
+      expect(error.code).toBe('INVALID_PARAMETER')
+      expect(error.detail).toMatchObject({ row: 2 })
+      expect(await count()).toBe(0)
+      await pool.query('create table if not exists one_col (body text)')
+      expect((await rejection(copyFrom(pool, text.replace('items (id, label)', 'one_col'), [[]]))).code).toBe('INVALID_PARAMETER')
+      expect((await pool.query('select count(*)::int as n from one_col')).rows).toEqual([{ n: 0 }])
+    },
+  )
+
+  it('string chunks: a lone surrogate is INVALID_PARAMETER, nothing written (it was stored as U+FFFD); a pair split across two chunks is stored whole', async () => {
+    // the high half ends a chunk of 64 KiB and more (it was encoded alone at the flush: two U+FFFD); right(..., 3) counts code points
+    const big = '1\t' + 'a'.repeat(70_000) + '\ud83d'
+    expect(await copyFrom(pool, 'copy items (id, label) from stdin', [big, '\ude00\n', '2\tx\ud83d', '\ude00y\n'])).toBe(2)
+    const { rows } = await pool.query<{ id: number; tail: string }>('select id, right(label, 3) as tail from items order by id')
+    expect(rows).toEqual([
+      { id: 1, tail: 'aa\ud83d\ude00' },
+      { id: 2, tail: 'x\ud83d\ude00y' },
+    ])
+    await pool.query('truncate items')
+    const refused: [string, unknown[], number][] = [
+      ['a lone high surrogate inside a chunk', ['3\tlone \ud800 surrogate\n'], 1],
+      ['a lone low surrogate', ['3\tlone \udc00\n'], 1],
+      ['a high half at the end, then a chunk not starting with its low half', ['3\tx\ud83d', 'y\n'], 2],
+      ['a high half at the end of the last chunk', ['3\tx\n4\ty\ud83d'], 1],
+      ['a high half at the end, then a Buffer', ['3\tx\ud83d', Buffer.from('\n')], 1],
+      ['a high half at the end, then an array row', ['3\tx\ud83d', [4, 'y']], 1],
+    ]
+    for (const [what, chunks, chunk] of refused) {
+      const error = await rejection(copyFrom(pool, 'copy items (id, label) from stdin', chunks as never))
+      expect([what, error.code, error.detail]).toEqual([what, 'INVALID_PARAMETER', { chunk }])
+      expect(await count()).toBe(0)
+    }
+    expect(pool.stats().used).toBe(0)
+  })
+
   it('array rows with HEADER are CONFIGURATION, nothing written (the server skipped the first row: 2 rows given, 1 stored)', async () => {
     for (const text of [
       'copy items (id, label) from stdin with (format csv, header true)',
