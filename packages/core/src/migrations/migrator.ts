@@ -17,7 +17,8 @@ import type {
 import { loadMigrationsFromDirectory, migrationsFromDefinitions } from './migration-loader'
 import { MigrationStore, type AppliedMigration } from './migration-store'
 import { splitSqlStatements, type SqlStatement } from './sql-splitter'
-import { hideLiterals, previewStatement, statementLiterals } from './statement-preview'
+import { parameterTexts } from '../util/parameter-texts'
+import { ERROR_CAUSE_DEPTH, hideErrorLiterals, previewStatement, statementLiterals } from './statement-preview'
 import { transactionControlOf } from '../transaction/transaction-control'
 
 /**
@@ -901,44 +902,15 @@ function describe(err: unknown, literals?: readonly string[]): string {
   const message = err instanceof Error ? err.message : String(err)
   if (literals === undefined) return DatabaseError.is(err) ? `${err.code}: ${message}` : message
   const all = [...literals]
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < CAUSE_DEPTH; e = e.cause, depth++)
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < ERROR_CAUSE_DEPTH; e = e.cause, depth++)
     all.push(...(FAILED_WITH.get(e) ?? []))
-  const shown = hiddenMessage(err, all, 0)
+  const shown = hideErrorLiterals(err, all)
   return DatabaseError.is(err) ? `${err.code}: ${shown}` : shown
-}
-
-/** How deep {@link describe} follows `cause`. */
-const CAUSE_DEPTH = 8
-
-/** `err`'s message with {@link hideLiterals} applied to each part by the SQLSTATE of the error that wrote it. */
-function hiddenMessage(err: unknown, literals: readonly string[], depth: number, outer?: string): string {
-  const message = err instanceof Error ? err.message : String(err)
-  const sqlState = sqlStateOf(err) ?? outer
-  const cause = err instanceof Error ? err.cause : undefined
-  const inner = cause instanceof Error ? cause.message : undefined
-  if (depth + 1 < CAUSE_DEPTH && inner !== undefined && inner !== '' && message.includes(inner)) {
-    const innerShown = hiddenMessage(cause, literals, depth + 1, sqlState)
-    return message
-      .split(inner)
-      .map((part) => hideLiterals(part, literals, sqlState))
-      .join(innerShown)
-  }
-  return hideLiterals(message, literals, sqlState)
-}
-
-/**
- * An error's SQLSTATE: a {@link DatabaseError}'s `sqlState`, or a driver error's five-character `code`
- * (node-postgres puts the server's there); undefined when it has none (the wrapping error's is used).
- */
-function sqlStateOf(err: unknown): string | undefined {
-  if (DatabaseError.is(err)) return err.sqlState
-  const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
 }
 
 /**
  * The literals of the statement a function migration's `query()` / `stream()` ran and its bound
- * values (strings, and the strings of an array), by the error it failed with: {@link describe} hides
+ * values (every text it may be repeated in: see `parameterTexts`), by the error it failed with: {@link describe} hides
  * them wherever that error's message (or a later error's repeating it) quotes them.
  */
 const FAILED_WITH = new WeakMap<object, string[]>()
@@ -946,23 +918,7 @@ const FAILED_WITH = new WeakMap<object, string[]>()
 function rememberFailure(err: unknown, text: string | undefined, params: unknown): void {
   if (!(err instanceof Error) || FAILED_WITH.has(err)) return
   const values: string[] = text === undefined ? [] : statementLiterals(text)
-  const add = (v: unknown): void => {
-    if (typeof v === 'string') values.push(v)
-    else if (typeof v === 'bigint' || typeof v === 'number') return
-    else if (v instanceof Date || v === null || v === undefined || typeof v === 'boolean') return
-    else if (typeof v === 'object' && !(v instanceof Uint8Array)) {
-      try {
-        values.push(JSON.stringify(v))
-      } catch {
-        // not JSON: the pool refuses it before the database sees it
-      }
-    }
-  }
-  if (Array.isArray(params))
-    for (const p of params) {
-      add(p)
-      if (Array.isArray(p)) for (const q of p as unknown[]) add(q)
-    }
+  if (Array.isArray(params)) values.push(...parameterTexts(params as unknown[]))
   FAILED_WITH.set(err, values)
 }
 

@@ -1,3 +1,4 @@
+import { DatabaseError } from '../errors/database-error'
 import { REDACTED } from '../util/redact'
 
 /**
@@ -55,32 +56,75 @@ function collectLiterals(text: string, found: Set<string>, depth: number): void 
  *   (`value "..." is out of range`). A name quoted before that colon stays (`invalid value for
  *   parameter "TimeZone": "..."`).
  */
-export function hideLiterals(message: string, literals: readonly string[], sqlState: string | undefined): string {
-  let out = hideQuotedTokens(message)
+export function hideLiterals(
+  message: string,
+  literals: readonly string[],
+  sqlState: string | undefined,
+  marker: string = REDACTED,
+): string {
+  let out = hideQuotedTokens(message, marker)
   const byLength = [...new Set(literals)].filter((l) => l !== '').sort((a, b) => b.length - a.length)
   for (const literal of byLength) {
     // in any letter case: Postgres folds an identifier it echoes (`select $1::regclass`: relation "pw_s3cret")
     const body = literal.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&')
-    out = out.replace(new RegExp(`"${body}"`, 'gi'), `"${REDACTED}"`).replace(new RegExp(`'${body}'`, 'gi'), `'${REDACTED}'`)
+    out = out.replace(new RegExp(`"${body}"`, 'gi'), `"${marker}"`).replace(new RegExp(`'${body}'`, 'gi'), `'${marker}'`)
     if (literal.length < 4) continue
     const before = isIdentChar(literal.charCodeAt(0)) ? `(?<!${WORD})` : ''
     const after = isIdentChar(literal.charCodeAt(literal.length - 1)) ? `(?!${WORD})` : ''
-    out = out.replace(new RegExp(`${before}${body}${after}`, 'gi'), REDACTED)
+    out = out.replace(new RegExp(`${before}${body}${after}`, 'gi'), marker)
   }
-  if (sqlState?.startsWith('22')) out = hideDataExceptionValue(out)
+  if (sqlState?.startsWith('22')) out = hideDataExceptionValue(out, marker)
   return out
+}
+
+/** @internal How deep {@link hideErrorLiterals} (and the Migrator) follow an error's `cause`. */
+export const ERROR_CAUSE_DEPTH = 8
+
+/**
+ * @internal `err`'s message with {@link hideLiterals} applied to each part by the SQLSTATE of the
+ * error that wrote it: an error whose message repeats its cause's (TRANSACTION_ROLLED_BACK's
+ * `first error: ...`, SQLSTATE 25P02) has that part hidden as the cause's own message is. Used by
+ * MIGRATION_FAILED (`marker` `[REDACTED]`) and by the pool's telemetry and log lines (`[PARAMETER]`).
+ */
+export function hideErrorLiterals(err: unknown, literals: readonly string[], marker: string = REDACTED): string {
+  return hiddenMessage(err, literals, marker, 0)
+}
+
+function hiddenMessage(err: unknown, literals: readonly string[], marker: string, depth: number, outer?: string): string {
+  const message = err instanceof Error ? err.message : String(err)
+  const sqlState = sqlStateOf(err) ?? outer
+  const cause = err instanceof Error ? err.cause : undefined
+  const inner = cause instanceof Error ? cause.message : undefined
+  if (depth + 1 < ERROR_CAUSE_DEPTH && inner !== undefined && inner !== '' && message.includes(inner)) {
+    const innerShown = hiddenMessage(cause, literals, marker, depth + 1, sqlState)
+    return message
+      .split(inner)
+      .map((part) => hideLiterals(part, literals, sqlState, marker))
+      .join(innerShown)
+  }
+  return hideLiterals(message, literals, sqlState, marker)
+}
+
+/**
+ * @internal An error's SQLSTATE: a {@link DatabaseError}'s `sqlState`, or a driver error's
+ * five-character `code` (node-postgres puts the server's there); undefined when it has none.
+ */
+export function sqlStateOf(err: unknown): string | undefined {
+  if (DatabaseError.is(err)) return err.sqlState
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
 }
 
 /** An identifier character, as {@link isIdentChar} reads one, for a regular expression. */
 const WORD = String.raw`[A-Za-z0-9_\u0080-\uffff]`
 
 /** Class 22: the quoted input value (see {@link hideLiterals}). */
-function hideDataExceptionValue(message: string): string {
+function hideDataExceptionValue(message: string, marker: string): string {
   const open = message.indexOf(': "')
   const close = message.lastIndexOf('"')
-  if (open >= 0 && close > open + 2) return `${message.slice(0, open + 3)}${REDACTED}${message.slice(close)}`
-  if (open >= 0) return `${message.slice(0, open + 3)}${REDACTED}`
-  return message.replace(/"(?:[^"]|"")*"/g, `"${REDACTED}"`)
+  if (open >= 0 && close > open + 2) return `${message.slice(0, open + 3)}${marker}${message.slice(close)}`
+  if (open >= 0) return `${message.slice(0, open + 3)}${marker}`
+  return message.replace(/"(?:[^"]|"")*"/g, `"${marker}"`)
 }
 
 /**
@@ -89,7 +133,7 @@ function hideDataExceptionValue(message: string): string {
  * prefix `E`, `U&`, `B`, `X`, `N` kept, and `"$tag$...$tag$"`; a token that does not end there is
  * hidden to the message's last `"` (or its end).
  */
-function hideQuotedTokens(message: string): string {
+function hideQuotedTokens(message: string, marker: string): string {
   let out = ''
   let copied = 0
   let i = message.indexOf('"')
@@ -121,7 +165,7 @@ function hideQuotedTokens(message: string): string {
       const last = message.lastIndexOf('"')
       end = last > body ? last : message.length
     }
-    out += `${message.slice(copied, body)}${REDACTED}`
+    out += `${message.slice(copied, body)}${marker}`
     copied = end
     i = message.indexOf('"', Math.max(end, i + 1) + 1)
   }

@@ -48,16 +48,20 @@ export function checkLogger(value: unknown): PoolLogger | undefined {
 export class PoolLog {
   readonly #logger: PoolLogger
   readonly #pool: string
-  readonly #redact: (text: string, err?: unknown) => string
+  readonly #redact: (text: string) => string
+  readonly #describe: (err: Error, from: Error) => string
 
   /**
-   * `redact` hides secrets in a text (URL passwords and the manager's known secrets) and, given the
-   * error the text comes from, the parameter values of the statement that failed with it.
+   * `redact` hides secrets in a text (URL passwords and the manager's known secrets); `describe`
+   * gives an error's message (`err`'s, or a cause's of `from`) without secrets nor the values of the
+   * statement `from` failed with (its parameters in every form the database may repeat them,
+   * unless `logParameters`).
    */
-  constructor(logger: PoolLogger, pool: string, redact: (text: string, err?: unknown) => string) {
+  constructor(logger: PoolLogger, pool: string, redact: (text: string) => string, describe: (err: Error, from: Error) => string) {
     this.#logger = logger
     this.#pool = pool
     this.#redact = redact
+    this.#describe = describe
   }
 
   /**
@@ -75,11 +79,9 @@ export class PoolLog {
       return out
     }
     out.type = err.name
-    out.message = this.#redact(err.message, err)
-    Object.defineProperties(out, {
-      name: { value: err.name },
-      stack: { value: this.#redact(err.stack ?? `${err.name}: ${err.message}`, err) },
-    })
+    const message = this.#describe(err, err)
+    out.message = message
+    Object.defineProperties(out, { name: { value: err.name }, stack: { value: this.#stack(err, message) } })
     if (DatabaseError.is(err)) {
       out.code = err.code
       out.retryable = err.retryable
@@ -90,8 +92,18 @@ export class PoolLog {
     }
     const cause = err.cause
     if (cause !== undefined && cause !== null)
-      out.cause = cause instanceof Error ? `${cause.name}: ${this.#redact(cause.message, err)}` : this.#redact(String(cause), err)
+      out.cause = cause instanceof Error ? `${cause.name}: ${this.#describe(cause, err)}` : this.#redact(String(cause))
     return out
+  }
+
+  /**
+   * `err.stack` with its head (which repeats the message, maybe an older one) replaced by
+   * `${name}: ${message}` (`message` as shown), its frames redacted.
+   */
+  #stack(err: Error, message: string): string {
+    const stack = err.stack ?? ''
+    const frames = stack.indexOf('\n    at ')
+    return `${err.name}: ${message}${frames < 0 ? '' : this.#redact(stack.slice(frames))}`
   }
 
   /** Writes one line at `level` with `pool` and `event` first; a throwing logger is reported, not thrown. */

@@ -21,6 +21,8 @@ import { PoolLog, type PoolLogger } from './logger'
 import { readStatementHead } from './statement-info'
 import { notedServer } from './statement-server'
 import { redactUrlPasswords } from '../util/redact'
+import { parameterTexts } from '../util/parameter-texts'
+import { ERROR_CAUSE_DEPTH, hideErrorLiterals } from '../migrations/statement-preview'
 
 /** The instrumentation scope of dbpool's spans. */
 export const TRACER_NAME = '@dbpool/core'
@@ -111,17 +113,26 @@ export class PoolTelemetry {
   readonly #stats: () => PoolStatsSnapshot
   readonly #statements = new Map<string, StatementInfo>()
   /**
-   * The parameter values of a failed statement, as the server quotes them in its message (`"value"`:
-   * Postgres' invalid_text_representation, numeric_value_out_of_range...), by error: hidden from
-   * span statuses and log lines unless `logParameters` (the error the caller gets keeps them).
+   * The statement (text and parameters) a failed statement's error comes from, by error: its values
+   * are hidden from span statuses and log lines unless `logParameters` (the error the caller gets
+   * keeps them). See {@link #describe}.
    */
-  readonly #quotedParams = new WeakMap<object, readonly string[]>()
+  readonly #failedWith = new WeakMap<object, CompiledQuery>()
+  /** The texts {@link #describe} hides for an error (see `parameterTexts`), worked out once per error. */
+  readonly #hiddenTexts = new WeakMap<object, readonly string[]>()
 
   constructor(options: PoolTelemetryOptions) {
     const { config, target } = options
     const managerRedact = options.redact
     this.#redact = managerRedact ? (text) => managerRedact(redactUrlPasswords(text)) : redactUrlPasswords
-    this.log = options.logger ? new PoolLog(options.logger, config.name, (text, err) => this.#scrub(text, err)) : undefined
+    this.log = options.logger
+      ? new PoolLog(
+          options.logger,
+          config.name,
+          (text) => this.#redact(text),
+          (err, from) => this.#describe(err, from),
+        )
+      : undefined
     this.#poolName = config.name
     if (options.tracer) {
       this.#tracer = options.tracer
@@ -379,8 +390,7 @@ export class PoolTelemetry {
     let errorType: string | undefined
     let status: string | undefined
     if (err !== undefined) {
-      if (!this.#logParameters && query.params.length > 0 && typeof err === 'object' && err !== null && !this.#quotedParams.has(err))
-        this.#quotedParams.set(err, quotedValues(query.params))
+      if (!this.#logParameters && typeof err === 'object' && err !== null && !this.#failedWith.has(err)) this.#failedWith.set(err, query)
       errorType = DatabaseError.is(err) ? err.code : err instanceof Error ? err.name : '_OTHER'
       status = DatabaseError.is(err) ? (err.sqlState ?? err.sqliteCode) : undefined
     }
@@ -415,15 +425,35 @@ export class PoolTelemetry {
       const status = err.sqlState ?? err.sqliteCode
       if (status !== undefined) span.setAttribute('db.response.status_code', status)
     } else span.setAttribute('error.type', err instanceof Error ? err.name : '_OTHER')
-    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? this.#scrub(err.message, err) : undefined })
+    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? this.#describe(err, err) : undefined })
   }
 
-  /** `text` (a message of `err` or of its cause) without secrets, nor the values of the statement that failed with `err`. */
-  #scrub(text: string, err?: unknown): string {
-    let out = this.#redact(text)
-    const hidden = typeof err === 'object' && err !== null ? this.#quotedParams.get(err) : undefined
-    if (hidden) for (const quoted of hidden) out = out.split(quoted).join(HIDDEN_PARAMETER)
-    return out
+  /**
+   * The message of `err` (`from` itself or one of its causes) as telemetry shows it: secrets hidden
+   * (`[REDACTED]`) and, unless `logParameters`, whatever the database may repeat of the values of the
+   * statement that failed (`[PARAMETER]`, core's `hideErrorLiterals`, the Migrator's rules): each
+   * parameter of that statement (of `from` or an error in its `cause` chain) in every form it is sent
+   * in (`parameterTexts`: text, array literal and each element, JSON, Date and bytes texts), where the
+   * message quotes it or, from 4 characters on, repeats it as a whole token; a string literal a syntax
+   * error echoes; and, for a Postgres data exception (SQLSTATE class 22, whatever the statement:
+   * also a COPY row's field), the input value it quotes.
+   */
+  #describe(err: Error, from: Error): string {
+    if (this.#logParameters) return this.#redact(err.message)
+    return this.#redact(hideErrorLiterals(err, this.#hidden(from), HIDDEN_PARAMETER))
+  }
+
+  /** The texts to hide in the messages of `err` and its causes (see {@link #describe}). */
+  #hidden(err: Error): readonly string[] {
+    const known = this.#hiddenTexts.get(err)
+    if (known) return known
+    const texts: string[] = []
+    for (let e: unknown = err, depth = 0; e instanceof Error && depth < ERROR_CAUSE_DEPTH; e = e.cause, depth++) {
+      const query = this.#failedWith.get(e)
+      if (query) texts.push(...parameterTexts(query.params))
+    }
+    this.#hiddenTexts.set(err, texts)
+    return texts
   }
 
   #info(text: string): StatementInfo {
@@ -449,17 +479,8 @@ export class PoolTelemetry {
   }
 }
 
-/** What replaces a quoted parameter value in a message. */
-const HIDDEN_PARAMETER = '"[PARAMETER]"'
-
-/** The values a server may quote in a message, quoted as it does (`"value"`); longest first. */
-function quotedValues(params: readonly unknown[]): string[] {
-  const quoted: string[] = []
-  for (const value of params) {
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint') quoted.push(`"${String(value)}"`)
-  }
-  return quoted.sort((a, b) => b.length - a.length)
-}
+/** What replaces a parameter value in a message. */
+const HIDDEN_PARAMETER = '[PARAMETER]'
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000

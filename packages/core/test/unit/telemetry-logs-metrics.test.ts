@@ -222,7 +222,12 @@ describe('pool logger', () => {
 
   it('an error whose statement may have committed says so in the line: err.outcome unknown, retryable false', () => {
     const lines: Record<string, unknown>[] = []
-    const log = new PoolLog({ warn: (obj: Record<string, unknown>) => lines.push(obj) } as unknown as PoolLogger, 'ledger', (t) => t)
+    const log = new PoolLog(
+      { warn: (obj: Record<string, unknown>) => lines.push(obj) } as unknown as PoolLogger,
+      'ledger',
+      (t) => t,
+      (e) => e.message,
+    )
     const unknown = new DatabaseError('CONNECTION_LOST', 'lost', { backend: 'postgres', retryable: false, detail: { outcome: 'unknown' } })
     expect(log.error(unknown)).toMatchObject({ code: 'CONNECTION_LOST', retryable: false, outcome: 'unknown' })
     expect(log.error(new DatabaseError('CONNECTION_LOST', 'lost'))).not.toHaveProperty('outcome')

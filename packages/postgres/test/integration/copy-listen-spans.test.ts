@@ -60,6 +60,13 @@ describe('COPY spans', () => {
     expect(span!.status.code).not.toBe(SpanStatusCode.ERROR)
   })
 
+  it('copyFrom: a row the server rejects (a data exception quoting its field) puts no value in the span status', async () => {
+    await rejection(copyFrom(pool, 'copy items (id, label) from stdin', ['CopyRowValue-555\tx\n']))
+    const [failed] = spans('COPY items')
+    expect(failed!.status).toEqual({ code: SpanStatusCode.ERROR, message: 'invalid input syntax for type integer: "[PARAMETER]"' })
+    expect(JSON.stringify([failed!.attributes, failed!.events])).not.toContain('CopyRowValue')
+  })
+
   it('copyFrom failing (a duplicate key; a deadline): status ERROR with error.type', async () => {
     await rejection(
       copyFrom(pool, 'copy items (id, label) from stdin', [
