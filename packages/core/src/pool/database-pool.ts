@@ -1110,8 +1110,12 @@ export class DatabasePool<out C = unknown> {
     const pending = lease.pending
     if (pending !== undefined) return pending.then(() => this.#release(lease))
     // readYourWrites: the write's position is recorded before the caller sees its result
-    if (lease.wrote && this.#replicas?.readYourWrites && lease.active && this.#committed(lease.conn))
-      return this.#replicas.recordWrite(lease, Math.min(this.config.createTimeoutMs, 5_000)).then(() => this.#release(lease))
+    if (lease.wrote && this.#replicas?.readYourWrites && lease.active) {
+      if (this.#committed(lease.conn))
+        return this.#replicas.recordWrite(lease, Math.min(this.config.createTimeoutMs, 5_000)).then(() => this.#release(lease))
+      // the connection was lost (an outcome unknown): what it sent may have committed
+      if (this.#lost(lease.conn)) this.#replicas.lostWrite(lease)
+    }
     if (!lease.markReleased()) return
     const conn = lease.conn
     conn.lease = undefined
@@ -1141,9 +1145,14 @@ export class DatabasePool<out C = unknown> {
    * or failed (the release rolls it back); when the state is not known (yet), it may have.
    */
   #committed(conn: PooledConnection<unknown>): boolean {
-    if (conn.broken || !this.#manager.isUsable(conn.native)) return false
+    if (this.#lost(conn)) return false
     const state = this.#manager.transactionState?.(conn.native)
     return state !== 'open' && state !== 'failed'
+  }
+
+  /** Whether the connection is broken or unusable: nothing more can be asked on it. */
+  #lost(conn: PooledConnection<unknown>): boolean {
+    return conn.broken !== undefined || !this.#manager.isUsable(conn.native)
   }
 
   #giveBack(conn: PooledConnection<unknown>, now: number): void {
@@ -1209,12 +1218,18 @@ export class DatabasePool<out C = unknown> {
    * Records the write position (see ReplicaSet.recordWrite) when a statement that may have written
    * ran on the lease and the engine reports no transaction open now (known `'idle'`: what it wrote is
    * committed); undefined otherwise (nothing written, a transaction still open or failed, or a state
-   * not known yet: the release then decides, see {@link #release}).
+   * not known yet: the release then decides, see {@link #release}). A lost connection records the
+   * position as unknown ({@link ReplicaSet.lostWrite}): what it sent may have committed.
    */
   #recordCommitted(lease: Lease<unknown>): Promise<void> | undefined {
     if (!lease.wrote || !lease.active) return undefined
     const conn = lease.conn
-    if (conn.broken || !this.#manager.isUsable(conn.native) || this.#manager.transactionState?.(conn.native) !== 'idle') return undefined
+    if (this.#lost(conn)) {
+      // what it sent may have committed (an outcome unknown): reads later in the callback go to the primary
+      this.#replicas!.lostWrite(lease)
+      return undefined
+    }
+    if (this.#manager.transactionState?.(conn.native) !== 'idle') return undefined
     return this.#replicas!.recordWrite(lease, Math.min(this.config.createTimeoutMs, 5_000))
   }
 

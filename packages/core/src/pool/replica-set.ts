@@ -2,6 +2,7 @@ import type { PoolConfig } from '../config/pool-config'
 import { DatabaseError } from '../errors/database-error'
 import type { CompiledQuery } from '../sql/sql'
 import type { ConnectionManager, ReplicaStatus } from '../driver/connection-manager'
+import { splitSqlStatements } from '../migrations/sql-splitter'
 import { LanePool, type LaneHost } from './lane-pool'
 import type { Lease } from './lease'
 import type { PooledConnection } from './pooled-connection'
@@ -96,8 +97,31 @@ class Target {
 /** Above every real position: no replica is known to have replayed that far. */
 const UNKNOWN = BigInt('0xFFFFFFFFFFFFFFFF')
 
-/** Transaction control: neither a read nor a write by itself. */
-const TRANSACTION_CONTROL = /^\s*(begin|start\s+transaction|commit|end|rollback|abort|savepoint|release)\b/i
+/**
+ * Transaction control, a text of one statement (no `;`): neither a read nor a write by itself.
+ * `COMMIT PREPARED` is not (it commits a prepared transaction's writes).
+ */
+const TRANSACTION_CONTROL = /^\s*(begin|start\s+transaction|commit(?!\s+prepared\b)|end|rollback|abort|savepoint|release)\b/i
+
+/** The same, for one statement of a text of several (its first words, upper-cased: `SqlStatement.head`). */
+function isTransactionControl(head: readonly string[]): boolean {
+  const [first, second] = head
+  switch (first) {
+    case 'BEGIN':
+    case 'END':
+    case 'ABORT':
+    case 'ROLLBACK':
+    case 'SAVEPOINT':
+    case 'RELEASE':
+      return true
+    case 'COMMIT':
+      return second !== 'PREPARED'
+    case 'START':
+      return second === 'TRANSACTION'
+    default:
+      return false
+  }
+}
 
 /**
  * @internal The read lane of a pool whose manager has several read targets (Postgres replicas): one
@@ -116,7 +140,9 @@ const TRANSACTION_CONTROL = /^\s*(begin|start\s+transaction|commit|end|rollback|
  * may reach several standbys: a load balancer, a multi-host URL): known from an earlier answer on the
  * same connection (no round trip), else asked on it (one round trip, {@link check}); behind, the read
  * runs on the primary. Lone read-lane statements then take a lease instead of sharing a pipelined
- * connection, so that the connection is checked.
+ * connection, so that the connection is checked. A failed recording, or a lease that may have written
+ * whose connection was lost (its outcome unknown, {@link lostWrite}), leaves the position unknown:
+ * every read runs on the primary until a recording started after it succeeds.
  */
 export class ReplicaSet {
   readonly #host: ReplicaHost
@@ -248,11 +274,27 @@ export class ReplicaSet {
     this.#takeOut(target, reasonOf(error), { error })
   }
 
-  /** A statement ran on a write-lane lease: remember whether it may have written. */
+  /**
+   * A statement ran on a write-lane lease: remember whether it may have written. A text of several
+   * statements (`BEGIN; INSERT ...; COMMIT`, `COMMIT; INSERT ...`) may write when any of them may:
+   * only a text made of transaction control alone writes nothing.
+   */
   noteStatement(lease: Lease<unknown>, query: CompiledQuery): void {
     if (lease.wrote || !this.#host.readYourWrites || lease.conn.lane !== 'write') return
-    if (TRANSACTION_CONTROL.test(query.text) || this.#readOnly(query)) return
+    if (this.#readOnly(query) || this.#onlyTransactionControl(query.text)) return
     lease.wrote = true
+  }
+
+  /**
+   * A write-lane lease that may have written lost its connection (or its statement's outcome is
+   * otherwise unknown): what it sent may have committed, and no position can be asked on it. As
+   * after a failed recording ({@link recordWrite}), no replica can be shown to have it: read-lane
+   * work runs on the primary until a recording started after this one succeeds.
+   */
+  lostWrite(lease: Lease<unknown>): void {
+    lease.wrote = false
+    this.#written = UNKNOWN
+    this.#failedRecording = this.#recordings
   }
 
   /** Whether a lone statement on the write lane must run on a lease of its own (its release records the write position). */
@@ -263,6 +305,13 @@ export class ReplicaSet {
   /** A statement `readRouting: 'auto'` judged read-only that a standby refused as a write: it runs again on the primary as a write. */
   refusedOnReplica(query: CompiledQuery): void {
     this.#refused.add(query)
+  }
+
+  /** Whether `text` is transaction control only (`BEGIN`, `COMMIT; BEGIN`...): nothing that writes. */
+  #onlyTransactionControl(text: string): boolean {
+    if (!text.includes(';')) return TRANSACTION_CONTROL.test(text)
+    const statements = splitSqlStatements(text, this.#host.laneHost.manager.backend)
+    return statements.length > 0 && statements.every((s) => isTransactionControl(s.head))
   }
 
   #readOnly(query: CompiledQuery): boolean {
@@ -286,7 +335,8 @@ export class ReplicaSet {
     } catch {
       // not known how far: no replica can be shown to have it, until a later recording succeeds
       this.#written = UNKNOWN
-      this.#failedRecording = recording
+      // an earlier recording failing late does not let one started before a later failure clear it
+      this.#failedRecording = Math.max(this.#failedRecording, recording)
     }
   }
 

@@ -189,6 +189,71 @@ describe('the replica read lane (fake manager)', () => {
   })
 })
 
+describe('readYourWrites: writes the pool cannot record a position for', () => {
+  it('a write whose connection is lost (its outcome unknown) sends reads to the primary until a later write records a position', async () => {
+    const { manager, pool } = open(true)
+    try {
+      manager.primaryPosition = 10n
+      manager.replicas[0]!.position = 1_000n
+      manager.replicas[1]!.position = 1_000n
+      const lost = new DatabaseError('QUERY_TIMEOUT', 'timed out', {
+        backend: 'postgres',
+        retryable: false,
+        detail: { outcome: 'unknown' },
+      })
+      manager.queryFaults.push({ match: /^insert into t values \(1\)/, fault: { kind: 'fail', error: lost }, fatal: true })
+      await expect(pool.query('insert into t values (1)')).rejects.toBe(lost)
+      // it may have committed: no replica can be shown to have it (the caller's check before running it again)
+      const asked = manager.statusCalls
+      expect(await whereRead(manager, pool)).toBe('primary')
+      expect(manager.statusCalls).toBe(asked)
+      // a later write records a position: known again
+      await pool.query('update t set a = 1')
+      expect(await whereRead(manager, pool)).not.toBe('primary')
+      // inside withConnection: a read later in the same callback goes to the primary
+      manager.queryFaults.push({ match: /^insert into t values \(2\)/, fault: { kind: 'fail', error: lost }, fatal: true })
+      await pool.withConnection(async (conn) => {
+        await expect(conn.query('insert into t values (2)')).rejects.toBe(lost)
+        expect(await whereRead(manager, pool)).toBe('primary')
+      })
+      expect(await whereRead(manager, pool)).toBe('primary')
+      // a COMMIT whose connection is lost, in a transaction
+      await pool.query('update t set a = 2')
+      expect(await whereRead(manager, pool)).not.toBe('primary')
+      manager.queryFaults.push({ match: /^COMMIT$/, fault: { kind: 'fail', error: lost }, fatal: true })
+      await expect(pool.transaction((tx) => tx.query('insert into t values (3)'))).rejects.toThrow()
+      expect(await whereRead(manager, pool)).toBe('primary')
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('a text of several statements that starts with transaction control is a write when one of its statements may write', async () => {
+    const { manager, pool } = open(true)
+    try {
+      manager.primaryPosition = 10n
+      for (const text of [
+        'commit; insert into t values (1)',
+        'rollback; insert into t values (2)',
+        'END; insert into t values (3)',
+        'savepoint a; release a; insert into t values (4)',
+        "commit prepared 'x'",
+      ]) {
+        const before = pool.replicaStats()!.positionsRecorded
+        await pool.query(text)
+        expect([text, pool.replicaStats()!.positionsRecorded]).toEqual([text, before + 1])
+      }
+      // transaction control alone writes nothing
+      const before = pool.replicaStats()!.positionsRecorded
+      await pool.query('commit')
+      await pool.query('rollback; commit;')
+      expect(pool.replicaStats()!.positionsRecorded).toBe(before)
+    } finally {
+      await pool.close()
+    }
+  })
+})
+
 describe('a read-lane statement sharing a replica connection that is lost', () => {
   async function runs(error: DatabaseError): Promise<{ error: unknown; attempts: number }> {
     const manager = new ReplicatedFake(false, 4)
