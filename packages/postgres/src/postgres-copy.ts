@@ -1,7 +1,7 @@
 import { PassThrough, type Readable } from 'node:stream'
 import { from as copyFromStdin, to as copyToStdout } from 'pg-copy-streams'
 import { DatabaseError, OUTCOME_UNKNOWN, type DatabasePool, type PoolConnection } from '@dbpool/core'
-import { loneSurrogateAt } from '@dbpool/core/internal'
+import { loneSurrogateAt, nativeWorkDone } from '@dbpool/core/internal'
 import { sendCancelRequest } from './postgres-cancel'
 import type { PostgresConnection } from './postgres-connection'
 import { CopyDeadline, type CopyOptions } from './postgres-copy-deadline'
@@ -182,7 +182,10 @@ async function copyFromHandle(conn: PoolConnection, text: string, source: CopySo
         { backend: 'postgres', retryable: false },
       )
     const autoCommit = native.client.getTransactionStatus() === 'I'
-    return await copyIn(native, text, source, rowFormat(words), deadline, autoCommit)
+    const rows = await copyIn(native, text, source, rowFormat(words), deadline, autoCommit)
+    // readYourWrites: recorded before the caller resumes (a read-lane read later in the callback sees it)
+    await nativeWorkDone(conn)
+    return rows
   } catch (err) {
     stopSource(source, undefined)
     throw err
@@ -522,7 +525,7 @@ export function copyTo(pool: DatabasePool, text: string, options?: CopyOptions):
         async (conn) => {
           lent = true
           nameServer(span, conn.native)
-          const outcome = await copyOut(conn.native, text, out, deadline)
+          const outcome = await copyOut(conn.native, text, out, deadline, () => nativeWorkDone(conn))
           if (typeof outcome !== 'number') throw outcome
           return outcome
         },
@@ -555,8 +558,17 @@ export function copyTo(pool: DatabasePool, text: string, options?: CopyOptions):
  * have committed: the error is restated by `unknownOutcomeError` (`retryable: false`,
  * `detail.outcome: 'unknown'`). The server's ErrorResponse before completing it (57P01 included) is a
  * definite failure: nothing committed.
+ *
+ * `recordWrite`: called once the COPY completed when its query may write; `out` ends after the promise
+ * it returns (`readYourWrites` records the write position: a read-lane read right after the end sees it).
  */
-function copyOut(native: PostgresConnection, text: string, out: PassThrough, deadline: CopyDeadline): Promise<number | DatabaseError> {
+function copyOut(
+  native: PostgresConnection,
+  text: string,
+  out: PassThrough,
+  deadline: CopyDeadline,
+  recordWrite: () => Promise<void> | undefined,
+): Promise<number | DatabaseError> {
   if (out.destroyed) return Promise.resolve(0)
   if (deadline.reason) {
     out.destroy(deadline.reason)
@@ -611,6 +623,12 @@ function copyOut(native: PostgresConnection, text: string, out: PassThrough, dea
         resolve(error)
         return
       }
+      // readYourWrites: a query that may write has its position recorded before the consumer sees the end
+      const recording = mayWrite ? recordWrite() : undefined
+      if (recording === undefined) end()
+      else void recording.then(end, end)
+    }
+    const end = (): void => {
       if (!out.destroyed) out.end()
       resolve(copy.rowCount)
     }

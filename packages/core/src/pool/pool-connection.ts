@@ -564,6 +564,16 @@ export class ConnectionHandle<C> implements Transaction<C> {
     return true
   }
 
+  /**
+   * `readYourWrites`: work done through {@link native} (a COPY) has completed: records the write
+   * position now when it left a write committed (no transaction open), as a statement does, rather
+   * than at the lease's end. undefined when there is nothing to record (or the handle was released).
+   */
+  nativeDone(): Promise<void> | undefined {
+    const lease = this.#lease
+    return lease?.active ? this.streams?.afterStatement(lease) : undefined
+  }
+
   /** Ends the handle: every later call throws. */
   detach(): void {
     // a stream left open: its cursor is closed before the connection is released
@@ -574,4 +584,14 @@ export class ConnectionHandle<C> implements Transaction<C> {
     if (!this.#lease) throw released(this.#scope, this.#parent === undefined)
     return this.#lease
   }
+}
+
+/**
+ * `readYourWrites`: what a backend ran through `conn.native` (a COPY) has completed; records the write
+ * position now when it left a write committed, as a statement on the handle does, so that a read-lane
+ * read right after sees it (not only at the lease's end). Resolves once recorded (never rejects: a
+ * failed recording leaves the position unknown); undefined when there is nothing to record.
+ */
+export function nativeWorkDone(conn: PoolConnection): Promise<void> | undefined {
+  return conn instanceof ConnectionHandle ? conn.nativeDone() : undefined
 }

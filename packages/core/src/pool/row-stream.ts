@@ -107,6 +107,11 @@ export class StreamSupport {
     return new RowStream<R>(this.#pool, query, params, options)
   }
 
+  /** Work on a handle's lease outside the statement path ended (see `ConnectionHandle.nativeDone`): as a stream's end. */
+  afterStatement(lease: Lease<unknown>): Promise<void> | undefined {
+    return this.#access.afterStatement(lease)
+  }
+
   /** `conn.stream()` / `tx.stream()`. */
   onLease<R>(
     hooks: HandleStreamHooks,

@@ -1,5 +1,5 @@
 import { isOutcomeUnknown, type DatabasePool } from '@dbpool/core'
-import { createPostgresPool, type PostgresConnection, type PostgresPoolOptions } from '@dbpool/postgres'
+import { copyFrom, copyTo, createPostgresPool, type PostgresConnection, type PostgresPoolOptions } from '@dbpool/postgres'
 import { findPostgresBinDir, startPostgresCluster, startTcpProxy, type PostgresCluster, type TcpProxy } from '@dbpool/testing'
 
 // readYourWrites and the writes it must not miss: a write whose outcome is unknown, a text of several
@@ -108,4 +108,27 @@ suite('readYourWrites: writes it must not miss', () => {
       expect([v, await countRead(p, v)]).toEqual([v, 1])
     }
   }, 90_000)
+
+  it('a COPY that writes is recorded when it completes: copyTo(pool) of COPY (INSERT ... RETURNING) before its stream ends, copyFrom(conn) before it resolves', async () => {
+    const p = pool()
+    await lagFromNow(p)
+    const chunks: Buffer[] = []
+    for await (const chunk of copyTo(p, "copy (insert into ryw_w (v) values ('copy-to') returning v) to stdout"))
+      chunks.push(chunk as Buffer)
+    expect(Buffer.concat(chunks).toString()).toBe('copy-to\n')
+    // read right after the stream's end (the lease's release may still be under way)
+    expect(await countRead(p, 'copy-to')).toBe(1)
+    await lagFromNow(p)
+    await p.withConnection(async (conn) => {
+      expect(await copyFrom(conn, 'copy ryw_w (v) from stdin', ['copy-from\n'])).toBe(1)
+      expect(await countRead(p, 'copy-from')).toBe(1)
+      // inside a transaction nothing is committed yet: nothing recorded until the COMMIT
+      const recorded = p.replicaStats()!.positionsRecorded
+      await conn.transaction(async (tx) => {
+        await copyFrom(tx, 'copy ryw_w (v) from stdin', ['copy-in-tx\n'])
+        expect(p.replicaStats()!.positionsRecorded).toBe(recorded)
+      })
+      expect(await countRead(p, 'copy-in-tx')).toBe(1)
+    })
+  }, 60_000)
 })
