@@ -69,12 +69,16 @@ import {
 } from './postgres-outcome'
 import {
   parseLsn,
+  READ_ONLY_SESSION_SQL,
+  readOnlyViaOf,
+  replicaPgBouncerMode,
   REPLICA_OPTION_KEYS,
   REPLICA_SESSION_OPTIONS,
   REPLICA_STATUS_SQL,
   replicaStatusOf,
   resolveReplicaOptions,
   WRITE_POSITION_SQL,
+  type ReadOnlyVia,
   type ResolvedReplicaOptions,
 } from './postgres-replicas'
 
@@ -141,7 +145,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * again on release after a statement that reset settings (see resetsSession) and after
    * `sessionReset: 'clean'`: both drop what a SET established. Each connection keeps it (`setup`).
    */
-  readonly #sessionSetup: readonly string[]
+  #sessionSetup: readonly string[]
   readonly #ssl: PgSsl
   readonly #types: CustomTypesConfig
   /** Passwords handed to pg recently, scrubbed from every native message. */
@@ -156,11 +160,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   readonly #live = new Set<PostgresConnection>()
   /** The server (`host:port`) the latest write-lane connection reached. */
   #current: string | undefined
-  /** A manager of read-lane connections (a replica's, the primary's read-only one): its sessions are read-only (REPLICA_SESSION_OPTIONS). */
-  #readOnlySession = false
   /**
-   * With replicas (not behind PgBouncer, which refuses the startup option that makes a session
-   * read-only): read-only connections to the primary, read target `replicas.length`
+   * A manager of read-lane connections (a replica's, the primary's read-only one): how its sessions
+   * are made read-only (see ReadOnlyVia); `undefined` on the write lane's manager.
+   */
+  #readOnlyVia: ReadOnlyVia | undefined
+  /**
+   * With replicas (not behind PgBouncer in transaction mode, where no setting lasts beyond a
+   * transaction): read-only connections to the primary, read target `replicas.length`
    * (`lanes.readOnlyFallback`), for read-lane work no replica may serve.
    */
   readonly #primaryReader: PostgresConnectionManager | undefined
@@ -181,18 +188,24 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const startupSettings = this.options.pgbouncer ? sessionSettingsThroughPgBouncer(this.options.pgbouncer, this.config) : []
     this.#sessionSetup = Object.freeze([...startupSettings, ...this.options.sessionInit])
     this.replicaOptions = resolveReplicaOptions((options ?? {}) as Record<string, unknown>)
+    // `pgbouncer` describes the primary's target: a replica's comes from its own config (see replicaPgBouncerMode)
     const perReplica = Object.fromEntries(
-      Object.entries(options ?? {}).filter(([key]) => !(REPLICA_OPTION_KEYS as readonly string[]).includes(key)),
+      Object.entries(options ?? {}).filter(([key]) => key !== 'pgbouncer' && !(REPLICA_OPTION_KEYS as readonly string[]).includes(key)),
     ) as PostgresManagerOptions
     this.#replicaManagers = this.replicaOptions.replicas.map((replica) => {
-      const manager = new PostgresConnectionManager(replica, { ...perReplica, replicas: [] }, defaults)
-      manager.#readOnlySession = true
+      const pgbouncer = replicaPgBouncerMode(replica, this.options.pgbouncer)
+      const manager = new PostgresConnectionManager(replica, { ...perReplica, pgbouncer, replicas: [] }, defaults)
+      manager.#makeReadOnly(readOnlyViaOf(pgbouncer, false))
       return manager
     })
     const readTargets = this.#replicaManagers.map((m) => hostLabel(m.config.host, m.config.port))
-    if (readTargets.length > 0 && !this.options.pgbouncer) {
-      this.#primaryReader = new PostgresConnectionManager(this.config, { ...perReplica, replicas: [] }, defaults)
-      this.#primaryReader.#readOnlySession = true
+    if (readTargets.length > 0 && this.options.pgbouncer !== 'transaction') {
+      this.#primaryReader = new PostgresConnectionManager(
+        this.config,
+        { ...perReplica, pgbouncer: this.options.pgbouncer, replicas: [] },
+        defaults,
+      )
+      this.#primaryReader.#makeReadOnly(readOnlyViaOf(this.options.pgbouncer, true))
     }
     this.lanes = readTargets.length > 0 ? { readers: 0, readTargets, readOnlyFallback: this.#primaryReader !== undefined } : { readers: 0 }
     this.readYourWrites = readTargets.length > 0 && this.replicaOptions.readYourWrites
@@ -200,6 +213,13 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     if (readTargets.length > 0 && this.replicaOptions.readRouting === 'auto')
       this.route = (query) => (isReadOnlyStatement(query.text) ? 'read' : 'write')
     if (readTargets.length > 0 || this.config.hosts.length > 1) this.serverOf = (conn) => ({ address: conn.host, port: conn.port })
+  }
+
+  /** Makes this (read-lane) manager's sessions read-only `via` the startup option, a SET after connecting, or not at all. */
+  #makeReadOnly(via: ReadOnlyVia): void {
+    this.#readOnlyVia = via
+    // after sessionInit, so that it wins
+    if (via === 'set') this.#sessionSetup = Object.freeze([...this.#sessionSetup, READ_ONLY_SESSION_SQL])
   }
 
   /** Whether a statement is known not to write (see {@link isReadOnlyStatement}). */
@@ -268,8 +288,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * CONNECTION_FAILED naming every host tried and why (the code of the hosts' own error when they all
    * failed the same way, e.g. AUTHENTICATION_FAILED). A write-lane connection that reaches another
    * server than the one before reports `onFailover`, and the connections to the old one are evicted.
-   * Read-only sessions (a replica's, the primary's read-only pool) are judged by the server's role:
-   * `read-write` as `primary`, `read-only` as `standby` (see roleKindOf).
+   * A replica's sessions, read-only from their startup option, are judged by the server's role:
+   * `read-write` as `primary`, `read-only` as `standby` (see roleKindOf). The primary's read-only
+   * pool walks exactly as the write lane does (`read-write`: the server reports neither
+   * `in_hot_standby` nor `default_transaction_read_only` on, as libpq decides, so a fenced primary
+   * is skipped), then makes its session read-only with SET (READ_ONLY_SESSION_SQL); its connections
+   * are evicted with the write lane's when that moves to another server.
    */
   async connect(lane: Lane, hooks: ConnectionHooks, target?: number): Promise<PostgresConnection> {
     if (lane === 'read' && target !== undefined) {
@@ -277,12 +301,16 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         // read-lane work on the primary: read-only, so a write fails there as on a replica
         const conn = await this.#primaryReader.connect('read', hooks)
         conn.onReplica = true
+        conn.readOnlySession = true
+        // evicted when the write lane moves to another server (see #landed), as the write lane's own are
+        this.#primaryReader.#live.add(conn)
         return conn
       }
       const replica = this.#replicaManagers[target]
       if (!replica) throw new DatabaseError('CONFIGURATION', `there is no replica ${target} (${this.#replicaManagers.length} configured)`)
       const conn = await replica.connect('read', hooks)
       conn.onReplica = true
+      conn.readOnlySession = replica.#readOnlyVia !== 'none'
       await replica.#checkStandby(conn)
       // PostgreSQL 14+ reports in_hot_standby = off at the first ReadyForQuery after a promotion: never reused from then on
       conn.client.connection.on('parameterStatus', (msg: { parameterName: string; parameterValue: string }) => {
@@ -370,8 +398,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
           }
           let mismatch: string | undefined
           try {
-            // a read-only session reports itself read-only on every server: judged by the server's role (roleKindOf)
-            mismatch = await mismatchOf(conn, this.#readOnlySession ? roleKindOf(want) : want, (c, text) => this.#probe(c, text))
+            // a session read-only from its startup option reports itself read-only on every server: judged by
+            // the server's role (roleKindOf); one made read-only by SET after the walk is judged as the write lane's
+            mismatch = await mismatchOf(conn, this.#readOnlyVia === 'startup' ? roleKindOf(want) : want, (c, text) => this.#probe(c, text))
           } catch (err) {
             conn.kill()
             const error = this.mapError(err)
@@ -507,16 +536,20 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       },
     )
     for (const other of this.#live) if (hostLabel(other.host, other.port) !== at) other.evict(moved)
+    // the primary's read-only pool follows: read-lane work must not go on reading the old server
+    if (this.#primaryReader) for (const other of this.#primaryReader.#live) if (hostLabel(other.host, other.port) !== at) other.evict(moved)
     hooks.onFailover?.({ from: previous, to: at, lane: 'write' })
   }
 
   /**
    * Every write-lane connection to `at` is evicted: the server became read-only for every session,
    * and a replay must not be handed another of its idle connections (each would fail the same way
-   * and use up an attempt).
+   * and use up an attempt). So is every connection of the primary's read-only pool to it: a fenced
+   * or demoted primary is not the primary any more, and its reads may be stale.
    */
   #evictServer(at: string, reason: DatabaseError): void {
     for (const conn of this.#live) if (hostLabel(conn.host, conn.port) === at) conn.evict(reason)
+    if (this.#primaryReader) for (const conn of this.#primaryReader.#live) if (hostLabel(conn.host, conn.port) === at) conn.evict(reason)
   }
 
   isUsable(conn: PostgresConnection): boolean {
@@ -552,10 +585,48 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return this.#rollback(conn, status, clean)
   }
 
-  /** An idle session on release: cleaned (`sessionReset: 'clean'`), its setup restored, or nothing. */
+  /**
+   * An idle session on release: cleaned (`sessionReset: 'clean'`), its setup restored, or nothing;
+   * then a read-lane session the pool made read-only is made sure to still be (see {@link #keepReadOnly}).
+   */
   #tidy(conn: PostgresConnection, clean: boolean): void | Promise<void> {
-    if (clean) return this.#clean(conn)
-    return conn.setupLost ? this.#restore(conn) : undefined
+    const tidied = clean ? this.#clean(conn) : conn.setupLost ? this.#restore(conn) : undefined
+    if (!conn.readOnlySession) return tidied
+    // RESET ALL: a read-only setting made with SET is gone (one from the startup option is back)
+    if (clean) conn.readOnlyMayBeLost = true
+    return tidied ? tidied.then(() => this.#keepReadOnly(conn)) : this.#keepReadOnly(conn)
+  }
+
+  /**
+   * A read-lane session the pool made read-only (a replica's, the primary's read-only pool's) is
+   * read-only again before anyone else borrows it: when the server reports
+   * `default_transaction_read_only` (PostgreSQL 14 and later) not `on`, or, where it is not
+   * reported, a statement of the lease may have turned it off (`SET default_transaction_read_only =
+   * off`, `SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE`, `RESET ALL`, `DISCARD ALL`,
+   * `set_config(...)`), {@link READ_ONLY_SESSION_SQL} is run (bounded by `cancelTimeoutMs`); if that
+   * fails, the connection is destroyed. Synchronous, with no round trip, when nothing changed.
+   */
+  #keepReadOnly(conn: PostgresConnection): void | Promise<void> {
+    const reported = conn.serverParameter('default_transaction_read_only')
+    if (reported !== undefined ? reported === 'on' : !conn.readOnlyMayBeLost) return
+    return this.#setReadOnlyAgain(conn)
+  }
+
+  async #setReadOnlyAgain(conn: PostgresConnection): Promise<void> {
+    try {
+      await this.#execute(conn, { text: READ_ONLY_SESSION_SQL, params: [] }, { timeoutMs: this.options.cancelTimeoutMs }, false)
+      conn.readOnlyMayBeLost = false
+      const now = conn.serverParameter('default_transaction_read_only')
+      if (now !== undefined && now !== 'on') throw new Error(`default_transaction_read_only is still ${now}`)
+    } catch (err) {
+      const reason = new DatabaseError(
+        'QUERY_FAILED',
+        `a read-lane session whose read-only setting was turned off could not be made read-only again: ${this.mapError(err).message}; it is closed instead of reused`,
+        { backend: 'postgres', cause: err },
+      )
+      conn.markBroken(reason)
+      throw reason
+    }
   }
 
   async #rollback(conn: PostgresConnection, status: TransactionStatus | 'unknown', clean: boolean): Promise<void> {
@@ -671,6 +742,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
 
   async destroy(conn: PostgresConnection): Promise<void> {
     this.#live.delete(conn)
+    if (this.#primaryReader) this.#primaryReader.#live.delete(conn)
     try {
       await conn.close(this.options.cancelTimeoutMs)
     } catch {
@@ -701,6 +773,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       if (SESSION_READ_ONLY_TEXT.test(query.text)) conn.sessionReadOnlyByApp = true
     }
     this.#noteReset(conn, query.text)
+    if (conn.readOnlySession && !conn.readOnlyMayBeLost && MAY_UNSET_READ_ONLY.test(query.text)) conn.readOnlyMayBeLost = true
     if (options.timeoutMs === undefined && options.signal === undefined) return this.#run<R>(conn, query, false, columns)
     try {
       checkExecuteOptions(options)
@@ -748,6 +821,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   openCursor<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery, options: CursorOptions): RowCursor<R> {
     const prepared = pgQuery(query)
     this.#noteReset(conn, query.text)
+    if (conn.readOnlySession && !conn.readOnlyMayBeLost && MAY_UNSET_READ_ONLY.test(query.text)) conn.readOnlyMayBeLost = true
     // a lease starts in classic mode (reset switches pipeline mode off); pg refuses cursors otherwise
     setPipeline(conn, false)
     return new PostgresCursor<R>(conn, prepared, options.batchSize, {
@@ -876,8 +950,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       idle_in_transaction_session_timeout: (!options.pgbouncer && config.idleInTransactionTimeoutMs) || undefined,
       lock_timeout: (!options.pgbouncer && config.lockTimeoutMs) || undefined,
       connectionTimeoutMillis: this.#hostTimeoutMs,
-      options:
-        this.#readOnlySession && !options.pgbouncer ? [config.options, REPLICA_SESSION_OPTIONS].filter(Boolean).join(' ') : config.options,
+      options: this.#readOnlyVia === 'startup' ? [config.options, REPLICA_SESSION_OPTIONS].filter(Boolean).join(' ') : config.options,
       keepAlive: config.keepAlive,
       keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs,
       types: this.#types,
@@ -1219,6 +1292,13 @@ const READ_ONLY_TEXT = /read[\s_]+only/i
  */
 const SESSION_READ_ONLY_TEXT =
   /\bset(?:\s+session)?\s+default_transaction_read_only\b|\bset_config\s*\(\s*'default_transaction_read_only'|\bsession\s+characteristics\b/i
+
+/**
+ * A text that may turn a read-only session's `default_transaction_read_only` off: it mentions read-only
+ * or read-write mode, resets or discards settings, or calls `set_config`. Read on release only where
+ * the server does not report the setting (see `#keepReadOnly`); a function that changes it is not seen there.
+ */
+const MAY_UNSET_READ_ONLY = /read[\s_]+(?:only|write)|\breset\b|\bdiscard\b|set_config|session\s+characteristics/i
 
 /** Why an invalidated named statement outside a transaction was not run again: statements issued after it wait in pg's queue. */
 const LATER_STATEMENTS_QUEUED =

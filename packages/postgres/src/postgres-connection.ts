@@ -86,6 +86,19 @@ export class PostgresConnection implements ReferencedHandle {
    */
   onReplica = false
   /**
+   * @internal The pool made this read-lane session read-only (`default_transaction_read_only` on, at
+   * startup or with SET after connecting): its release checks that it still is (see
+   * `PostgresConnectionManager.reset`), so a lease that turned it off cannot hand a writable session
+   * to the next read-lane borrower.
+   */
+  readOnlySession = false
+  /**
+   * @internal A statement on this read-only session may have turned `default_transaction_read_only`
+   * off (`SET ... read_only`, `READ WRITE`, `RESET`, `DISCARD`, `set_config`): read on release when
+   * the server does not report the setting (before PostgreSQL 14, through PgBouncer).
+   */
+  readOnlyMayBeLost = false
+  /**
    * @internal The last server error of a statement on this connection since the last statement that
    * succeeded: in an aborted transaction (status `E`), the error that aborted it, which a later 25P02
    * refusal names as its cause.

@@ -73,7 +73,8 @@ export interface PostgresManagerOptions extends PostgresReplicaOptions {
    * `pg_advisory_lock()` and the other session-level advisory locks). `'session'`: like a direct
    * connection, except that the startup parameters PgBouncer refuses are not sent (the timeouts
    * are applied with SET after connecting; `options` is refused). `false`: a direct connection, even
-   * if the config says `pgbouncer: true`. Default is the config's flag.
+   * if the config says `pgbouncer: true`. Default is the config's flag. The primary's target only:
+   * each replica's own config says whether it is behind PgBouncer (see `replicaPgBouncerMode`).
    */
   readonly pgbouncer?: PgBouncerMode | false
 }

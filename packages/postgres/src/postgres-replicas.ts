@@ -1,5 +1,6 @@
 import { configError, DatabaseConfig, type DatabaseOptions, type ReplicaStatus } from '@dbpool/core'
 import { checkBoolean, checkEnum, checkInteger } from '@dbpool/core/internal'
+import type { PgBouncerMode } from './postgres-pgbouncer'
 
 /** A read replica: a URL, or a config (its own host, user, password, database). */
 export type ReplicaTarget = string | DatabaseConfig | DatabaseOptions
@@ -132,10 +133,45 @@ export function replicaStatusOf(row: Record<string, unknown> | undefined): Repli
 }
 
 /**
- * What a read-lane connection's session is given at startup (libpq `options`), on a replica and on
- * the primary's read-only pool (read-lane work no replica may serve): every transaction on it is
- * read-only, so a write sent to the read lane fails with READ_ONLY (25006) wherever it runs: on a
- * standby, on a server promoted since the last status query, on the primary. Not sent through
- * PgBouncer, which refuses the startup parameter `options` (then there is no read-only primary pool).
+ * What a replica connection's session is given at startup (libpq `options`) when the replica is
+ * reached directly: every transaction on it is read-only, so a write sent to the read lane fails
+ * with READ_ONLY (25006) on a standby and on a server promoted since the last status query. `RESET`
+ * returns to it (a startup parameter is the session's default). Never sent through PgBouncer, which
+ * refuses the startup parameter `options` (see {@link ReadOnlyVia}).
  */
 export const REPLICA_SESSION_OPTIONS = '-c default_transaction_read_only=on'
+
+/**
+ * The same, run after connecting: on the primary's read-only pool (its host walk must first see
+ * the server's own `default_transaction_read_only`, as the write lane's does: a fenced primary
+ * reports it on), and on a replica behind PgBouncer in session mode (which refuses the startup
+ * option, and keeps the server session for the client's whole connection). `RESET ALL` drops it:
+ * the release sets it again or closes the connection (see `PostgresConnectionManager.reset`).
+ */
+export const READ_ONLY_SESSION_SQL = 'SET default_transaction_read_only = on'
+
+/**
+ * How a read-lane manager makes its sessions read-only: `'startup'` ({@link REPLICA_SESSION_OPTIONS},
+ * a replica reached directly), `'set'` ({@link READ_ONLY_SESSION_SQL}: the primary's read-only pool,
+ * a replica behind PgBouncer in session mode), `'none'` (a replica behind PgBouncer in transaction
+ * mode, where a SET reaches one server connection and the startup option is refused: only the
+ * standby's own recovery refuses writes there, not a standby promoted since the last status query).
+ */
+export type ReadOnlyVia = 'startup' | 'set' | 'none'
+
+/** {@link ReadOnlyVia} of a read-lane target behind `pgbouncer`; `primary`: the primary's read-only pool. */
+export function readOnlyViaOf(pgbouncer: PgBouncerMode | false, primary: boolean): ReadOnlyVia {
+  if (pgbouncer === 'transaction') return 'none'
+  return pgbouncer === 'session' || primary ? 'set' : 'startup'
+}
+
+/**
+ * The PgBouncer mode of a replica: its own config's `pgbouncer` flag (URL `?pgbouncer=true`), never
+ * the primary's `pgbouncer` option, which describes the primary's target only (a replica reached
+ * directly keeps its read-only startup option and named prepared statements). A replica marked
+ * `pgbouncer` takes the mode the option names (`'session'`), else `'transaction'`.
+ */
+export function replicaPgBouncerMode(replica: DatabaseConfig, primaryMode: PgBouncerMode | false): PgBouncerMode | false {
+  if (!replica.pgbouncer) return false
+  return primaryMode === 'session' ? 'session' : 'transaction'
+}
