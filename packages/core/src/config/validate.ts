@@ -1,10 +1,41 @@
 import { DatabaseError } from '../errors/database-error'
 
-/** Builds the CONFIGURATION error every validator throws: it names the option and the value. */
+/**
+ * Builds the CONFIGURATION error every validator throws: it names the option and the value. The value
+ * of a secret option (see {@link isSecretName}: `password`, `token`, `passphrase`, `key`...) is never
+ * shown, whatever its type: only its kind (`[hidden Buffer]`, `[hidden number]`); inside an object
+ * shown as JSON, a property with a secret name is `[hidden]`.
+ */
 export function configError(option: string, value: unknown, rule: string): DatabaseError {
-  return new DatabaseError('CONFIGURATION', `invalid ${option} ${show(value)}: ${rule}`, {
+  // the option's own name (`health handler.token`: token); not a name: a caller's description (`url?password`)
+  const name = option.split(/[.\s/]/).at(-1) ?? option
+  const secret = /^[\w-]+$/.test(name) && isSecretName(name)
+  return new DatabaseError('CONFIGURATION', `invalid ${option} ${secret ? hiddenKind(value) : show(value)}: ${rule}`, {
     detail: { option, rule },
   })
+}
+
+/**
+ * @internal Whether an option or property named `name` may hold a secret: a password (`password`,
+ * a misspelt `pasword`, `pwd`, `pw`), a `passphrase`, a `secret`, a `token`, `credentials`, a private
+ * or API `key`.
+ */
+export function isSecretName(name: string): boolean {
+  return /pass|pas+w|pwd|^pw$|secret|token|cred|^key$|privatekey|private_key|apikey|api_key/i.test(name)
+}
+
+/** Markers a caller already shows instead of a secret. */
+const MARKERS: ReadonlySet<unknown> = new Set(['[set]', '[hidden]', '[function result]'])
+
+/** A secret's kind, never its value (a marker the caller chose, such as `'[set]'`, as is). */
+function hiddenKind(value: unknown): string {
+  if (MARKERS.has(value)) return show(value)
+  if (value === null || value === undefined) return String(value)
+  const kind =
+    typeof value === 'object'
+      ? (Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null)?.constructor?.name
+      : typeof value
+  return `[hidden ${kind ?? 'object'}]`
 }
 
 function show(value: unknown): string {
@@ -12,7 +43,7 @@ function show(value: unknown): string {
   if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value)
   if (typeof value === 'function') return '[function]'
   try {
-    return JSON.stringify(value) ?? String(value)
+    return JSON.stringify(value, (key, v: unknown) => (key !== '' && isSecretName(key) ? '[hidden]' : v)) ?? String(value)
   } catch {
     return Object.prototype.toString.call(value)
   }
@@ -112,7 +143,7 @@ export const MAX_TIMER_MS = 2_147_483_647
  * `pasword`, a `url` with a password in it, an object that may hold either), else as given.
  */
 function shownUnknown(key: string, value: unknown): unknown {
-  if (/pass|pas+w|pwd|^pw|secret|token|cred|key|url|uri|dsn/i.test(key)) return '[hidden]'
+  if (isSecretName(key) || /^pw|key|url|uri|dsn/i.test(key)) return '[hidden]'
   if (typeof value === 'string' && value.includes('://')) return '[hidden]'
   if (typeof value === 'object' && value !== null) return '[object]'
   return value

@@ -1,5 +1,5 @@
 import { inspect } from 'node:util'
-import { DatabaseConfig, DatabaseError } from '@dbpool/core'
+import { configError, DatabaseConfig, DatabaseError } from '@dbpool/core'
 
 const SECRET = 's3cr3t-P@ss'
 
@@ -170,5 +170,25 @@ describe('DatabaseConfig.redactPassword', () => {
     expect(config.redactPassword('select 1')).toBe('select 1')
     expect(new DatabaseConfig({ password: () => 's3cr3t' }).redactPassword('s3cr3t')).toBe('s3cr3t')
     expect(new DatabaseConfig({}).redactPassword('s3cr3t')).toBe('s3cr3t')
+  })
+})
+
+describe('configError never shows a secret option`s value', () => {
+  it.each([
+    ['health handler.token', Buffer.from('TokenBytes-SECRET'), '[hidden Buffer]'],
+    ['health handler.token', 90210902109021, '[hidden number]'],
+    ['database.password', 'Pw-SECRET', '[hidden string]'],
+    ['postgres.ssl.passphrase', ['Pass-SECRET'], '[hidden Array]'],
+    ['--token / DBPOOL_SERVE_TOKEN', 'Cli-SECRET', '[hidden string]'],
+  ])('%s: only the kind of its value', (option, value, shown) => {
+    const message = configError(option, value, 'must be right').message
+    expect(message).toBe(`invalid ${option} ${shown}: must be right`)
+    expect(message).not.toMatch(/SECRET|90210/)
+  })
+
+  it('an object shown as JSON has its secret-named properties hidden; other options keep their value', () => {
+    const message = configError('postgres.ssl', { ca: 'ca-text', key: 'Key-SECRET', passphrase: 'Pass-SECRET' }, 'is wrong').message
+    expect(message).toBe('invalid postgres.ssl {"ca":"ca-text","key":"[hidden]","passphrase":"[hidden]"}: is wrong')
+    expect(configError('pool.max', 0, 'must be >= 1').message).toBe('invalid pool.max 0: must be >= 1')
   })
 })

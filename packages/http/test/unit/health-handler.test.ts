@@ -258,7 +258,9 @@ describe('createHealthHandler: what strangers see (details, token)', () => {
 
   it.each([
     [{ details: 'yes' }, /health handler.details "yes"/],
-    [{ token: 42 }, /health handler.token 42/],
+    [{ token: 4242424242424242 }, /health handler.token \[hidden number\]: must be a non-empty string$/],
+    // a secret file read without 'utf8': its bytes never reach the message
+    [{ token: Buffer.from('SuperSecretHealthToken42') }, /health handler.token \[hidden Buffer\]: must be a non-empty string$/],
     [{ token: 'short' }, /health handler.token "\[set\]": must be at least 16 characters/],
     [{ token: 'has white space in it ok' }, /health handler.token "\[set\]": must be at least 16 characters without whitespace/],
     [{ details: true, token: TOKEN }, /health handler.details true: give details: true or a token, not both/],
@@ -275,6 +277,7 @@ describe('createHealthHandler: what strangers see (details, token)', () => {
     expect((error as Error).message).toMatch(pattern)
     expect((error as Error).message).not.toContain('white space')
     expect((error as Error).message).not.toContain(TOKEN)
+    expect((error as Error).message).not.toMatch(/4242|SuperSecret|"data"|83,117/)
   })
 })
 
