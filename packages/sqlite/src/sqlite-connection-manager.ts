@@ -38,6 +38,7 @@ import { abortsTransaction, errorName, isFatalSqliteCode, mapSqliteError } from 
 import { controlsTransaction, runsAtomically, runScript } from './sqlite-script'
 import { isLockBusy, NATIVE_BUSY_TIMEOUT_MS, waitForLock } from './sqlite-lock-wait'
 import { sqliteHealthChecks, walSizeBytes } from './sqlite-health'
+import { firstPlaceholder } from './sqlite-lex'
 import { mentionsPragma, scanPragmas, SETS_FOREIGN_KEYS, type PragmaScan } from './sqlite-pragma'
 import { readSettings, restoreSettings, type SessionSettings } from './sqlite-session-settings'
 import { resolveSqliteOptions, SYNCHRONOUS_LEVELS, TEMP_STORES, type ResolvedSqliteOptions, type SqliteOptions } from './sqlite-options'
@@ -1231,7 +1232,12 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     return narrow(state.rowid.get() as bigint)
   }
 
-  /** Prepares and caches `text` (not cached yet), or runs it as a multi-statement script without parameters (then undefined). */
+  /**
+   * Prepares and caches `text` (not cached yet), or runs it as a multi-statement script without
+   * parameters (then undefined). A script holding a placeholder (`?`, `?5`, `:x`, `@x`, `$x`, outside
+   * strings, quoted names and comments) is refused with INVALID_PARAMETER before anything runs
+   * ({@link scriptPlaceholderError}); one sent with parameters is SYNTAX_ERROR (`mapSqliteError`).
+   */
   #prepareOrExec(
     db: SqliteDatabase,
     state: ConnectionState,
@@ -1247,6 +1253,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       // better-sqlite3 prepares one statement at a time (RangeError otherwise); a script without
       // parameters (a migration, a schema) runs through exec()
       if (errorName(err) === 'RangeError' && params.length === 0) {
+        // exec() binds nothing: every placeholder of a script would run as NULL (refused before anything runs)
+        const placeholder = firstPlaceholder(text)
+        if (placeholder !== undefined) throw scriptPlaceholderError(placeholder)
         // a script may write and commit: it is checked whatever the transaction state
         this.#checkIdentity(db, state)
         const begin = state.lane === 'write' && !this.options.readonly ? 'BEGIN IMMEDIATE' : 'BEGIN DEFERRED'
@@ -1381,6 +1390,20 @@ function leaseFreeSettingError(names: readonly string[]): DatabaseError {
     'CONFIGURATION',
     `PRAGMA ${list} through pool.query (without a lease) is refused and was not run: the pool restores a connection's settings as soon as the statement ends, so the change would not last. Set it on a lease (pool.withConnection(async (conn) => { await conn.query('PRAGMA ...'); ... }), restored at its release), for every connection with the pool's sqlite options (foreignKeys, busyTimeoutMs, synchronous, cacheSizeKiB, ...), or for a table rebuild mark the migration foreign_keys:off (core Migrator)`,
     { backend: 'sqlite', retryable: false, detail: { pragma: names[0], pragmas: [...new Set(names)] } },
+  )
+}
+
+/**
+ * The refusal of a multi-statement text (a script: better-sqlite3's `exec()`, which binds nothing)
+ * that holds a placeholder: SQLite would run every placeholder as NULL. Postgres refuses the same
+ * text (42P02, "there is no parameter $1"), and, as there, the refusal aborts an open transaction
+ * (`detail.severalStatements`, see abortsTransaction). Nothing ran.
+ */
+function scriptPlaceholderError(placeholder: string): DatabaseError {
+  return new DatabaseError(
+    'INVALID_PARAMETER',
+    `a text of several statements runs as a script, which takes no parameters, and this one holds the placeholder ${placeholder}: SQLite would run it as NULL, so nothing was run. Send each statement with its parameters on its own (inside pool.transaction() for all or nothing)`,
+    { backend: 'sqlite', retryable: false, detail: { severalStatements: true, placeholder } },
   )
 }
 

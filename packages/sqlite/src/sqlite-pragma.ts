@@ -1,3 +1,4 @@
+import { lex } from './sqlite-lex'
 import { settingOf } from './sqlite-session-settings'
 
 /**
@@ -145,59 +146,4 @@ function nameOf(token: string | undefined): string | undefined {
   if (token === undefined) return undefined
   const kind = token[0]
   return kind === 'w' || kind === 'n' ? token.slice(1).toLowerCase() : undefined
-}
-
-/**
- * SQLite's lexical rules, enough to find keywords: a token is `w<word>`, `n<name>` (a quoted name or
- * a string, unquoted), or one punctuation character. Comments and blanks are dropped.
- */
-function lex(text: string): string[] {
-  const tokens: string[] = []
-  const n = text.length
-  let i = 0
-  while (i < n) {
-    const ch = text[i]!
-    if (ch === '-' && text[i + 1] === '-') {
-      const end = text.indexOf('\n', i)
-      i = end < 0 ? n : end + 1
-    } else if (ch === '/' && text[i + 1] === '*') {
-      const end = text.indexOf('*/', i + 2)
-      i = end < 0 ? n : end + 2
-    } else if (ch === "'" || ch === '"' || ch === '`' || ch === '[') {
-      const close = ch === '[' ? ']' : ch
-      let value = ''
-      let j = i + 1
-      for (;;) {
-        const c = text[j]
-        if (c === undefined) break
-        if (c === close) {
-          // a doubled quote is one quote character ([...] has no escape)
-          if (close !== ']' && text[j + 1] === close) {
-            value += c
-            j += 2
-            continue
-          }
-          break
-        }
-        value += c
-        j++
-      }
-      tokens.push(`n${value}`)
-      i = j + 1
-    } else if (/[A-Za-z_\u0080-\uffff]/.test(ch)) {
-      let j = i + 1
-      while (j < n && /[A-Za-z0-9_$\u0080-\uffff]/.test(text[j]!)) j++
-      tokens.push(`w${text.slice(i, j)}`)
-      i = j
-    } else if (/[0-9]/.test(ch)) {
-      let j = i + 1
-      while (j < n && /[A-Za-z0-9_.]/.test(text[j]!)) j++
-      tokens.push('0')
-      i = j
-    } else {
-      if (!/\s/.test(ch)) tokens.push(ch)
-      i++
-    }
-  }
-  return tokens
 }
