@@ -72,8 +72,8 @@ interface CachedStatement {
   readonly stmt: Statement
   /** Returns rows (a SELECT, a PRAGMA that reads, an `INSERT ... RETURNING`). */
   readonly reader: boolean
-  /** How its integers are read (see {@link IntegerReading}). */
-  readonly integers: IntegerReading
+  /** How its integers are read (see {@link IntegerReading}; `scan` becomes `narrow` when the connection is lent). */
+  integers: IntegerReading
   readonly kind: StatementKind
   /**
    * Its text can expand a `*` (`select *`, `t.*`, `returning *`): SQLite re-prepares it silently
@@ -109,9 +109,13 @@ interface CachedStatement {
 /**
  * How a statement that returns rows keeps integers exact while `safeIntegers` is off. `scan`: rows
  * are read as numbers and scanned for one beyond ±(2^53 - 1) (better-sqlite3 rounded it); only then
- * is the statement read again with safe integers (it writes nothing, so a second run is harmless).
- * `narrow`: the statement writes (`INSERT ... RETURNING`) and cannot run twice, so it always reads
- * bigints, narrowed to numbers where exact. `plain`: nothing to do (`safeIntegers` on).
+ * is the statement read again with safe integers. Only for a statement that can run twice unseen: it
+ * writes nothing (`sqlite3_stmt_readonly`) and runs on a connection the application never took
+ * (`conn.native`, see {@link ConnectionState.appCode}: a function it registered there runs inside a
+ * read-only SELECT, and a second run would call it again and drop the first call's result).
+ * `narrow`: every other statement that returns rows (`INSERT ... RETURNING`, any read on a connection
+ * lent through `conn.native`) runs once, reading bigints narrowed to numbers where exact. `plain`:
+ * nothing to do (`safeIntegers` on).
  */
 type IntegerReading = 'plain' | 'scan' | 'narrow'
 
@@ -152,6 +156,13 @@ interface ConnectionState {
   endedByEngine: boolean
   /** `PRAGMA query_only` is on for the read-only transaction open on it (see {@link READ_ONLY_BEGIN}). */
   queryOnly: boolean
+  /**
+   * The application took `conn.native` (see `nativeLent`): it may have registered a function
+   * (`db.function`, `db.aggregate`, `db.table`, an extension) that a statement SQLite calls read-only
+   * runs, with effects outside the database. Its statements are then never run twice to re-read an
+   * integer (see {@link IntegerReading}). Never cleared (a registration lasts as long as the connection).
+   */
+  appCode: boolean
   /**
    * The last attempt of a statement that waits for a lock held elsewhere (see
    * {@link SqliteConnectionManager.execute}): a BUSY is then thrown, not answered with undefined.
@@ -316,7 +327,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   /**
    * The application took the `Database` (`conn.native`): a `CREATE TEMP TABLE` or an `ATTACH` it runs
    * there is never seen by {@link mayAddSchema}, so from now on the `*` check of this connection reads
-   * every schema's version (a temp table shadowing a main one re-expands a cached `select *`).
+   * every schema's version (a temp table shadowing a main one re-expands a cached `select *`), and its
+   * reads are never run twice to re-read an integer (a function registered there may have effects:
+   * see {@link ConnectionState.appCode}).
    */
   nativeLent(db: SqliteDatabase): void {
     const state = stateOf(db)
@@ -324,6 +337,16 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     state.schemas = true
     // a PRAGMA run there is not seen: every setting is checked at the release
     state.changedSettings = 'all'
+    if (!state.appCode) {
+      // a function registered there may run inside a read: statements cached to be read twice
+      // (`scan`) are read once from now on, with safe integers (see IntegerReading)
+      state.appCode = true
+      for (const entry of state.statements.values()) {
+        if (entry.integers !== 'scan') continue
+        entry.integers = 'narrow'
+        entry.stmt.safeIntegers(true)
+      }
+    }
   }
 
   /**
@@ -939,6 +962,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       aborted: undefined,
       endedByEngine: false,
       queryOnly: false,
+      appCode: false,
       lastAttempt: false,
       busy: undefined,
       schemaVersion: undefined,
@@ -1067,9 +1091,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const rereadable = reader && readonly
     let integers: IntegerReading = 'plain'
     if (reader && !this.options.safeIntegers) {
-      integers = rereadable ? 'scan' : 'narrow'
-      // a statement that writes cannot be run twice: it reads every integer exactly, always
-      if (!rereadable) stmt.safeIntegers(true)
+      integers = rereadable && !state.appCode ? 'scan' : 'narrow'
+      // a statement that writes, or may call the application's code, is never run twice: it reads every integer exactly, always
+      if (integers === 'narrow') stmt.safeIntegers(true)
     }
     const entry: CachedStatement = {
       stmt,

@@ -7,7 +7,10 @@ import { allRows } from './statement-call'
  * a JS number, which rounds a value beyond ±(2^53 - 1) silently (9007199254740993 comes back as
  * 9007199254740992, and looking the row up by it finds nothing). A rounded integer is always
  * beyond that range, so a cheap scan of the numbers read finds every candidate; reading again with
- * safe integers then tells an INTEGER (a bigint, kept) from a REAL (a number, kept as it is).
+ * safe integers then tells an INTEGER (a bigint, kept) from a REAL (a number, kept as it is). The
+ * manager reads again only a statement that writes nothing on a connection never lent through
+ * `conn.native` (no application function can run in it: see the manager's `IntegerReading`); every
+ * other statement is read once with safe integers and narrowed ({@link narrowIntegers}).
  */
 
 /** 2^53 - 1: the largest integer a number holds exactly. */
@@ -30,7 +33,7 @@ export function hasUnsafeNumber(rows: readonly unknown[]): boolean {
 }
 
 /**
- * Runs a read-only statement again with safe integers and narrows the rows: an INTEGER within
+ * Runs a read-only statement again (one that can run twice unseen: see above) with safe integers and narrows the rows: an INTEGER within
  * ±(2^53 - 1) becomes a number, one beyond stays a bigint, a REAL stays a number.
  */
 export function exactRows<R>(stmt: Database.Statement<unknown[], unknown>, params: readonly unknown[], shape?: RowShape): R[] {

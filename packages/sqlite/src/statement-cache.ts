@@ -131,6 +131,13 @@ export class StatementCache<K, V> {
     return keys
   }
 
+  /** Values from least to most recently used (does not refresh them). */
+  values(): V[] {
+    const values: V[] = []
+    for (let node = this.#oldest; node !== undefined; node = node.next) values.push(node.value)
+    return values
+  }
+
   /** Drops every entry (without calling `onEvict`). */
   clear(): void {
     this.#map.clear()
