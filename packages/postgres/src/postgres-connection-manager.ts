@@ -61,6 +61,7 @@ import { isReadOnlyStatement } from './postgres-read-only'
 import { resetsSession } from './postgres-session-restore'
 import {
   endsSession,
+  innerCommitPoint,
   mayHavePartlyCommitted,
   outcomeUnknown,
   partlyCommittedError,
@@ -961,6 +962,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       options.prepare === false
         ? undefined
         : new StatementCache(options.statementCacheSize, options.prepare, this.#statementGeneration, pgStatementRecord(client))
+    // the transaction status of every ReadyForQuery: tells one transaction from the next, publishes schema changes (DDL tags)
+    if (statements !== undefined) client.connection.on('readyForQuery', (msg: { status?: string }) => statements.readyForQuery(msg.status))
     // the error listener exists before the first byte is sent (see PostgresConnection)
     const conn = new PostgresConnection(
       client,
@@ -1061,15 +1064,24 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   }
 
   /**
-   * A failed named statement. When the server dropped or invalidated it (see
-   * {@link statementInvalidation}), every statement it concerns is prepared again on its next run,
-   * and this one is run again at once when that changes nothing else: it failed outside a
-   * transaction (so it left nothing behind), it was not run again already, and nothing was issued on
-   * the connection after it (pg's queue behind it is empty), so the run again is the next statement
-   * the server sees, in the order issued, and it is sent only if the connection is still outside a
-   * transaction then. A statement sharing a pipelined connection (lone and auto-commit, behind or
-   * beside other callers' statements, whose order nothing promises) is run again behind them.
-   * Otherwise the error says why it was not run again, with `retryable: true` (it did not run).
+   * A failed named statement. When the server dropped or invalidated it, or its cached parameter
+   * types may be stale (see {@link statementInvalidation}), the statements it concerns are prepared
+   * again on their next run (`'changed'`: every connection's; `'dropped'`: this connection's;
+   * `'types'`, `'parameter'`: this one), and this one is run again at once when that changes
+   * nothing else: it failed outside a transaction (so it left nothing behind), it was not run again
+   * already, it is not a `CALL` or `DO` (whose body may commit: see {@link innerCommitPoint}),
+   * and nothing was issued on the connection after it (pg's queue behind it is empty), so the run
+   * again is the next statement the server sees, in the order issued, and it is sent only if the
+   * connection is still outside a transaction then. A statement sharing a pipelined connection
+   * (lone and auto-commit, behind or beside other callers' statements, whose order nothing
+   * promises) is run again behind them.
+   *
+   * Otherwise the error says why it was not run again, with `retryable: true` (it did not run), except:
+   * - `'parameter'` (a Bind value the cached parameter type refused): thrown as mapped (not
+   *   retryable), since a value wrong for the column is as likely, and a replay would repeat it;
+   * - a statement parsed inside the transaction still open, and dropped or invalidated there: the
+   *   transaction did it itself (a function running DDL or `DEALLOCATE`), so a replay would fail the
+   *   same way: `retryable: false`.
    */
   #recover(
     conn: PostgresConnection,
@@ -1084,32 +1096,36 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const kind = statementInvalidation(err, wasParsed)
     const cache = conn.statements
     if (kind === undefined || cache === undefined) throw err
-    // the server reports a changed type for every connection's copy: all of them prepare again;
-    // a dropped statement concerns this connection's session only
-    if (kind === 'changed') cache.invalidateEverywhere()
-    else cache.invalidateAll()
     // the transaction status it was sent in (pg sends a statement once the one before it is answered)
     const outside = shared || !progress.inTransaction
+    const ownDoing = !outside && kind !== 'parameter' && cache.parsedInOpenTransaction(entry)
+    // the server reports a changed type for every connection's copy: all of them prepare again;
+    // a dropped statement concerns this connection's session only; stale parameter types, this statement
+    if (kind === 'changed') cache.invalidateEverywhere()
+    else if (kind === 'dropped') cache.invalidateAll()
+    else cache.invalidate(entry)
     let why: string
-    if (!outside) why = 'it is prepared again on its next run; the transaction it ran in was aborted, so run the transaction again'
+    if (ownDoing) why = PARSED_IN_THIS_TRANSACTION
+    else if (!outside) why = kind === 'parameter' ? 'it failed inside a transaction, which the server aborted' : IN_TRANSACTION
     else if (retried) why = 'it failed again after being prepared again'
     else if (!conn.usable) why = 'it did not run, and the connection closed before it could run again'
     else if (!shared && issuedAfter(conn)) why = LATER_STATEMENTS_QUEUED
+    else if (innerCommitPoint(query.text, false) !== undefined) why = 'it is a CALL or DO, never run again by dbpool'
     else
       return this.#send(conn, query, shared, true, progress).catch((again: unknown) => {
-        throw again instanceof RerunRefused ? this.#notRunAgain(err, entry, REFUSED_IN_TRANSACTION) : again
+        throw again instanceof RerunRefused ? this.#notRunAgain(err, entry, REFUSED_IN_TRANSACTION, kind !== 'parameter') : again
       })
-    throw this.#notRunAgain(err, entry, why)
+    throw this.#notRunAgain(err, entry, kind === 'parameter' ? `${why}; ${STALE_PARAMETER_NOTE}` : why, kind !== 'parameter' && !ownDoing)
   }
 
-  /** The error of an invalidated named statement not run again: its own, retryable, saying why. */
-  #notRunAgain(err: unknown, entry: CachedStatement, why: string): DatabaseError {
+  /** The error of an invalidated named statement not run again: its own, saying why; `retryable` as given. */
+  #notRunAgain(err: unknown, entry: CachedStatement, why: string, retryable: boolean): DatabaseError {
     const mapped = this.mapError(err)
     return new DatabaseError(mapped.code, `${mapped.message} (named prepared statement ${entry.name}: ${why})`, {
       backend: 'postgres',
       sqlState: mapped.sqlState,
       cause: mapped.cause,
-      retryable: true,
+      retryable: retryable || mapped.retryable,
       detail: { ...mapped.detail, statement: entry.name },
     })
   }
@@ -1299,6 +1315,18 @@ const SESSION_READ_ONLY_TEXT =
  * the server does not report the setting (see `#keepReadOnly`); a function that changes it is not seen there.
  */
 const MAY_UNSET_READ_ONLY = /read[\s_]+(?:only|write)|\breset\b|\bdiscard\b|set_config|session\s+characteristics/i
+
+/** Why an invalidated named statement inside a transaction was not run again (inside a savepoint only the savepoint's work is undone). */
+const IN_TRANSACTION =
+  'it is prepared again on its next run; it failed inside a transaction, which the server aborted (inside a savepoint, only the work since the savepoint: roll back to it and run that part again; else run the transaction again)'
+
+/** Why it is not retryable: the transaction itself invalidated a statement it had parsed. */
+const PARSED_IN_THIS_TRANSACTION =
+  'it was parsed in this transaction and the transaction itself dropped or changed it since (DDL or DEALLOCATE run by a function, a procedure or dynamic SQL, which no command tag shows), so running the transaction again would fail the same way; it is prepared again on its next run'
+
+/** What a Bind value refused by a statement's cached parameter type may mean. */
+const STALE_PARAMETER_NOTE =
+  "the value may be wrong for the column, or the column's type changed since the statement was parsed: it is prepared again (fresh parameter types) on its next run"
 
 /** Why an invalidated named statement outside a transaction was not run again: statements issued after it wait in pg's queue. */
 const LATER_STATEMENTS_QUEUED =

@@ -50,9 +50,14 @@ export interface PostgresManagerOptions extends PostgresReplicaOptions {
    * second run, so one-off texts never take a cache slot. `true`: the default mode. `false`: every
    * statement unnamed (pg's behaviour). Several statements in one text, DDL and transaction or
    * session control always use pg's simple protocol.
-   * A 0A000 "cached plan must not change result type" (after `ALTER TABLE`) or a 26000 "prepared
-   * statement does not exist" (after `DEALLOCATE ALL`, `DISCARD ALL`) is answered by preparing again
-   * and running once more outside a transaction; inside one it is thrown with `retryable: true`.
+   * A 0A000 "cached plan must not change result type" (after `ALTER TABLE`), a 26000 "prepared
+   * statement does not exist" (after `DEALLOCATE ALL`, `DISCARD ALL`), or an error of stale cached
+   * parameter types (42883, 42804... at Bind; 22003, 22P02... converting a Bind value, after a
+   * column changed type elsewhere) is answered by preparing again and running once more outside a
+   * transaction; inside one it is thrown with `retryable: true` (a class 22 error: as is, not
+   * retryable; the next run is prepared again). DDL run through the pool (`CREATE`, `ALTER`, `DROP`,
+   * `DO` command tags) re-prepares the connection's statements, and after `ALTER`/`DROP` every
+   * connection's once it is committed.
    * Off, and refused when asked for, with `pgbouncer: true` (PgBouncer in transaction mode cannot
    * route named statements before 1.21). Default is `'second-use'`: as fast as `'always'` in
    * `npm run bench`-style runs, and a text built once (an `IN` list of a new length) evicts nothing.

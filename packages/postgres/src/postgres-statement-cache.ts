@@ -27,6 +27,11 @@ export interface CachedStatement {
   generation: number
   /** Set once the server described its result; `undefined` until then (the next run sends Describe). */
   description: StatementDescription | undefined
+  /**
+   * The cache's transaction count ({@link StatementCache.readyForQuery}) when it was last parsed inside
+   * a transaction block; `undefined` when it was last parsed outside one.
+   */
+  parsedInTransaction?: number
 }
 
 /**
@@ -65,6 +70,10 @@ export class StatementCache {
   #localGeneration = 0
   readonly #parsed: Record<string, string | undefined>
   readonly #submitted: Record<string, string | undefined>
+  /** Transactions ended on the connection (ReadyForQuery `I` after a statement): tells one transaction from the next. */
+  #ended = 0
+  /** The schema changed in the open transaction (or statement): every connection re-prepares once it ends. */
+  #schemaChangePending = false
 
   constructor(
     size: number,
@@ -160,6 +169,51 @@ export class StatementCache {
     this.#forget(entry.name)
     entry.generation = generation
     entry.description = undefined
+  }
+
+  /**
+   * A command tag of DDL run on this connection (`ALTER TABLE`, `DROP ...`, `CREATE ...`, `DO`: see
+   * `schemaChangeOf` in postgres-statement.ts): the statements of this connection are re-prepared on
+   * their next run (inside the same transaction too, where a cached one would fail with 0A000 or keep
+   * stale parameter types); with `everywhere` (ALTER, DROP: a change of objects other connections'
+   * statements use), every connection of the manager re-prepares its statements once the transaction
+   * (or auto-commit statement) that ran it has ended, when the change is visible to them.
+   */
+  schemaChanged(everywhere: boolean): void {
+    this.#localGeneration++
+    if (everywhere) this.#schemaChangePending = true
+  }
+
+  /**
+   * The server's ReadyForQuery on this connection, with its transaction status: `I` ends the
+   * transaction (or auto-commit statement) under way, which publishes a pending schema change.
+   */
+  readyForQuery(status: string | undefined): void {
+    if (status !== 'I') return
+    this.#ended++
+    if (this.#schemaChangePending) {
+      this.#schemaChangePending = false
+      this.#shared.value++
+    }
+  }
+
+  /** A run of `entry` sent Parse, in a transaction block (`T`, `E`) or not. */
+  parsed(entry: CachedStatement, inTransaction: boolean): void {
+    entry.parsedInTransaction = inTransaction ? this.#ended : undefined
+  }
+
+  /**
+   * Whether `entry` was parsed inside the transaction still open on the connection: when the server
+   * then drops or invalidates it there, the transaction did it itself (DDL or `DEALLOCATE` run by a
+   * function, which no command tag shows), and a replay of the transaction would do it again.
+   */
+  parsedInOpenTransaction(entry: CachedStatement): boolean {
+    return entry.parsedInTransaction === this.#ended
+  }
+
+  /** `entry` alone is parsed again on its next run (its cached parameter types may be stale). */
+  invalidate(entry: CachedStatement): void {
+    entry.generation = -1
   }
 
   #generation(): number {

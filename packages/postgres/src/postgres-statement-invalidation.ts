@@ -11,7 +11,24 @@ interface ErrorOrigin {
 }
 
 /** How the server stopped accepting a cached named statement (see {@link statementInvalidation}). */
-export type StatementInvalidation = 'changed' | 'dropped'
+export type StatementInvalidation = 'changed' | 'types' | 'dropped' | 'parameter'
+
+/**
+ * Errors of parse analysis that a statement parsed before can only meet again when something it uses
+ * changed since (its text and parameter types are the same): the server analyses a cached statement
+ * again at Bind after a change (RevalidateCachedQuery), with the parameter types fixed at its Parse.
+ * 42804 datatype_mismatch (a written column changed type), 42883 undefined_function (`operator does
+ * not exist: text = integer` after an `int` column became `text`), 42846 cannot_coerce, 42725
+ * ambiguous_function.
+ */
+const STALE_PARAMETER_TYPE_STATES: ReadonlySet<string> = new Set(['42804', '42883', '42846', '42725'])
+
+/**
+ * The context (`where`) the server gives an error raised while it converted a Bind value to its
+ * parameter's type (PostgreSQL 13+): `unnamed portal parameter $1 = '...'`, `portal "p" parameter $2 = ...`,
+ * as its last (outermost) line; an input function may add its own lines before it (`JSON data, line 1: ...`).
+ */
+const BIND_PARAMETER_CONTEXT = /(?:^|\n)(?:unnamed portal|portal "[^"\n]*") parameter \$\d+ = [^\n]*$/
 
 /**
  * Whether a named statement failed because the server no longer accepts it as cached, so preparing it
@@ -20,12 +37,23 @@ export type StatementInvalidation = 'changed' | 'dropped'
  *   table the statement reads changed its columns), or 42804 from transformAssignedExpr on a
  *   statement parsed before this run (a column it writes changed type, the cached parameter types
  *   no longer fit);
- * - `'dropped'`: 26000, "prepared statement does not exist" (`DEALLOCATE`, `DISCARD ALL`, a pooler).
+ *   no longer fit);
+ * - `'types'`: on a statement parsed before this run, 42883, 42846, 42725 or another 42804 (see
+ *   STALE_PARAMETER_TYPE_STATES: parse analysis at Bind with stale parameter types): only this
+ *   statement is prepared again (one of them raised while it ran, `'x'::regprocedure`, must not
+ *   make every connection re-prepare);
+ * - `'dropped'`: 26000, "prepared statement does not exist" (`DEALLOCATE`, `DISCARD ALL`, a pooler);
+ * - `'parameter'`: a class 22 error (22003 out of range, 22P02 invalid input syntax...) raised while
+ *   the server converted a Bind value to the parameter type cached at Parse, on a statement parsed
+ *   before this run (the `where` context `unnamed portal parameter $1 = ...`, PostgreSQL 13+): the
+ *   column the value is for may have changed type (`int` → `bigint`) since. Raised at Bind, before
+ *   anything ran. Also the error of a value that is wrong for the column: only this statement is
+ *   prepared again (a bad value from a user must not make every connection re-prepare).
  *
- * Only an error of the top-level statement qualifies: one with a context (`where`, set for anything
- * raised inside a function, a trigger or a PL/pgSQL `EXECUTE`) or an internal query (`internalQuery`)
- * was raised by the statement's own work, not by its cached plan; running it again would run that
- * work (a `nextval`, a write through dblink) twice, and fail the same way.
+ * Only an error of the top-level statement qualifies: one with another context (`where`, set for
+ * anything raised inside a function, a trigger or a PL/pgSQL `EXECUTE`) or an internal query
+ * (`internalQuery`) was raised by the statement's own work, not by its cached plan; running it again
+ * would run that work (a `nextval`, a write through dblink) twice, and fail the same way.
  *
  * @param err What pg rejected the statement with.
  * @param wasParsed The statement was parsed on the connection before this run (this run sent no Parse).
@@ -35,10 +63,16 @@ export function statementInvalidation(err: unknown, wasParsed: boolean): Stateme
   const sqlState = sqlStateOf(err)
   if (sqlState === undefined) return undefined
   const origin = err as ErrorOrigin
-  // raised inside the statement's own work (a function, a trigger, dynamic SQL), not by its cached plan
-  if (origin.where !== undefined || origin.internalQuery !== undefined) return undefined
+  if (origin.internalQuery !== undefined) return undefined
+  if (origin.where !== undefined) {
+    // a Bind value the cached parameter type cannot take; anything else with a context was raised
+    // inside the statement's own work (a function, a trigger, dynamic SQL), not by its cached plan
+    const bind = wasParsed && sqlState.startsWith('22') && typeof origin.where === 'string' && BIND_PARAMETER_CONTEXT.test(origin.where)
+    return bind ? 'parameter' : undefined
+  }
   if (sqlState === '0A000' && origin.routine === 'RevalidateCachedQuery') return 'changed'
   if (sqlState === '42804' && origin.routine === 'transformAssignedExpr' && wasParsed) return 'changed'
+  if (wasParsed && STALE_PARAMETER_TYPE_STATES.has(sqlState)) return 'types'
   if (sqlState === '26000') return 'dropped'
   return undefined
 }

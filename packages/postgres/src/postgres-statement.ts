@@ -108,10 +108,14 @@ class PgStatement extends PgQuery {
     if (this.#onlyWhenIdle && this.#client.getTransactionStatus() !== 'I') return new RerunRefused()
     const refused = super.submit(connection)
     const progress = this.#progress
-    if (progress !== undefined && refused == null) {
-      progress.sent = true
+    if (refused == null && (progress !== undefined || this.parsing)) {
       const status = this.#client.getTransactionStatus()
-      progress.inTransaction = status === 'T' || status === 'E'
+      const inTransaction = status === 'T' || status === 'E'
+      if (progress !== undefined) {
+        progress.sent = true
+        progress.inTransaction = inTransaction
+      }
+      if (this.parsing && this.#entry !== undefined) this.#cache?.parsed(this.#entry, inTransaction)
     }
     return refused
   }
@@ -174,9 +178,18 @@ class PgStatement extends PgQuery {
   }
 
   override handleCommandComplete(msg: { text?: string }, connection: PgWire): void {
-    // 'DEALLOCATE', 'DEALLOCATE ALL', 'DISCARD ALL': the server dropped prepared statements
     const tag = msg.text
-    if (this.#cache !== undefined && tag !== undefined && tag.charCodeAt(0) === 68 && droppedStatements(tag)) this.#cache.invalidateAll()
+    const cache = this.#cache
+    if (cache !== undefined && tag !== undefined) {
+      const first = tag.charCodeAt(0)
+      // 'DEALLOCATE', 'DEALLOCATE ALL', 'DISCARD ALL': the server dropped prepared statements
+      if (first === 68 && droppedStatements(tag)) cache.invalidateAll()
+      // 'ALTER TABLE', 'DROP VIEW', 'CREATE TABLE', 'DO'...: cached statements may see stale objects or types
+      else if (first === 65 || first === 67 || first === 68) {
+        const change = schemaChangeOf(tag)
+        if (change !== undefined) cache.schemaChanged(change === 'everywhere')
+      }
+    }
     if (this.#progress !== undefined) this.#progress.completed++
     super.handleCommandComplete(msg, connection)
   }
@@ -253,6 +266,21 @@ export function runStatement(
 
 function droppedStatements(tag: string): boolean {
   return tag.startsWith('DEALLOCATE') || tag === 'DISCARD ALL'
+}
+
+/**
+ * What a command tag says about the schema the connection's cached statements were parsed against
+ * (see StatementCache.schemaChanged): `'everywhere'` for `ALTER ...` and `DROP ...` (a column type,
+ * a table, a function other connections' statements use); `'here'` for `CREATE ...` (a temp table or
+ * a table earlier in `search_path` that shadows one a statement resolved) and `DO` (a block that may
+ * run any DDL); `undefined` for anything else. DDL run inside a function or procedure (`SELECT f()`,
+ * `CALL`) has no tag of its own: a statement it invalidates fails once (0A000, 26000, 42804...) and
+ * is prepared again then.
+ */
+export function schemaChangeOf(tag: string): 'everywhere' | 'here' | undefined {
+  if (tag.startsWith('ALTER ') || tag.startsWith('DROP ')) return 'everywhere'
+  if (tag.startsWith('CREATE ') || tag === 'DO') return 'here'
+  return undefined
 }
 
 /**

@@ -17,7 +17,8 @@ export interface RetryOptions {
   /**
    * Which errors replay. Default: SERIALIZATION_FAILURE, DEADLOCK, BUSY, a retryable READ_ONLY (a
    * write on a Postgres server that became read-only after a failover), a retryable error of a named
-   * prepared statement the server invalidated (Postgres 0A000 / 26000 / 42804 inside a transaction), and
+   * prepared statement the server invalidated (Postgres 0A000 / 26000 / 42804 / 42883 / 42846 / 42725
+   * inside a transaction: thrown retryable only when a replay prepares it again), and
    * TRANSACTION_ROLLED_BACK whose cause is one of those (fn caught it and went on). Never an error
    * with `detail.outcome` (`'unknown'`, `'committed'`): part of the work may have been committed.
    * One that throws rejects the transaction with CONFIGURATION naming `transaction.retry.retryOn`,
@@ -233,10 +234,12 @@ function resolveRetry(value: unknown): ResolvedRetry {
 
 /**
  * SQLSTATEs of a named prepared statement the server invalidated (0A000 "cached plan must not change
- * result type" after ALTER TABLE; 26000 "prepared statement does not exist" after DEALLOCATE): inside
- * a transaction the backend throws them retryable, and the replay prepares the statement again.
+ * result type" after ALTER TABLE; 26000 "prepared statement does not exist" after DEALLOCATE; 42804,
+ * 42883, 42846, 42725 from its stale parameter types after a column changed type): inside a
+ * transaction the Postgres backend throws them retryable (only then), and the replay prepares the
+ * statement again. One the transaction did to itself (a function running DDL) is not retryable.
  */
-const STATEMENT_INVALIDATION_SQLSTATES: ReadonlySet<string> = new Set(['0A000', '26000'])
+const STATEMENT_INVALIDATION_SQLSTATES: ReadonlySet<string> = new Set(['0A000', '26000', '42804', '42883', '42846', '42725'])
 
 function replaysByDefault(e: DatabaseError): boolean {
   // work of it may have been committed (detail.outcome 'unknown' or 'committed': a CALL whose body

@@ -122,6 +122,61 @@ describe('StatementCache', () => {
     expect(one.pg.parsedStatements[a]).toBeUndefined()
     expect(two.pg.parsedStatements[a]).toBeUndefined()
   })
+  it('schemaChanged: this connection re-prepares at once; with everywhere, the others once the transaction has ended', () => {
+    const shared = { value: 0 }
+    const one = cache(10, 'always', shared)
+    const two = cache(10, 'always', shared)
+    const a = one.run('a $1')!
+    two.run('a $1')
+    one.statements.readyForQuery('T')
+    one.statements.schemaChanged(true)
+    // inside the transaction that ran the DDL: this connection parses again, the others not yet
+    expect(one.statements.acquire('a $1')).toBeDefined()
+    expect(one.pg.parsedStatements[a]).toBeUndefined()
+    expect(two.pg.parsedStatements[a]).toBe('a $1')
+    one.statements.readyForQuery('T')
+    two.statements.done(two.statements.acquire('a $1')!)
+    expect(two.pg.parsedStatements[a]).toBe('a $1')
+    // the transaction ended: every connection parses again, once
+    one.statements.readyForQuery('I')
+    two.statements.acquire('a $1')
+    expect(two.pg.parsedStatements[a]).toBeUndefined()
+    // a local change (CREATE, DO) stays local
+    const three = cache(10, 'always', shared)
+    const b = three.run('b $1')!
+    one.statements.schemaChanged(false)
+    one.statements.readyForQuery('I')
+    three.statements.acquire('b $1')
+    expect(three.pg.parsedStatements[b]).toBe('b $1')
+  })
+
+  it('invalidate(entry): that statement alone is parsed again on its next run', () => {
+    const { statements, pg, run } = cache(10)
+    const a = run('a $1')!
+    const b = run('b $1')!
+    const entry = statements.acquire('a $1')!
+    statements.done(entry)
+    statements.invalidate(entry)
+    statements.acquire('a $1')
+    statements.acquire('b $1')
+    expect(pg.parsedStatements[a]).toBeUndefined()
+    expect(pg.parsedStatements[b]).toBe('b $1')
+  })
+
+  it('parsedInOpenTransaction: parsed inside the transaction still open, not outside one nor in an earlier one', () => {
+    const { statements } = cache(10)
+    const entry = statements.acquire('a $1')!
+    statements.parsed(entry, false)
+    expect(statements.parsedInOpenTransaction(entry)).toBe(false)
+    statements.parsed(entry, true)
+    expect(statements.parsedInOpenTransaction(entry)).toBe(true)
+    statements.readyForQuery('T')
+    statements.readyForQuery('E')
+    expect(statements.parsedInOpenTransaction(entry)).toBe(true)
+    statements.readyForQuery('I')
+    expect(statements.parsedInOpenTransaction(entry)).toBe(false)
+  })
+
   it('refreshStale: a run acquired before an invalidation parses again as it is written, once; a current one is untouched', () => {
     const { statements, pg, run } = cache(10)
     const name = run('a $1')!

@@ -1,0 +1,137 @@
+import type { DatabasePool } from '@dbpool/core'
+import type { PostgresConnection } from '@dbpool/postgres'
+import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
+import { poolOn, rejection } from './helpers'
+
+// DDL run on a connection marks its cached named statements stale (as DEALLOCATE does), and once
+// committed every connection's; an invalidation the transaction does to itself (a function running
+// DDL or DEALLOCATE) is not replayed as retryable forever.
+let db: TestDatabase
+let pool: DatabasePool<PostgresConnection> | undefined
+
+beforeAll(async () => {
+  db = await createTestDatabase()
+}, 120_000)
+
+afterEach(async () => {
+  await pool?.close({ timeoutMs: 5_000 })
+  pool = undefined
+})
+
+afterAll(async () => {
+  await db?.drop()
+}, 60_000)
+
+it.each(['always', 'second-use'] as const)(
+  "prepare '%s': DDL inside a transaction between two runs of a cached statement: the second run parses again there",
+  async (prepare) => {
+    pool = poolOn(db.url, { max: 1, name: 'ddl-in-tx' }, { prepare })
+    await pool.query(
+      `drop table if exists t_${prepare.replace('-', '_')}; create table t_${prepare.replace('-', '_')} (id int primary key, v int)`,
+    )
+    const table = `t_${prepare.replace('-', '_')}`
+    await pool.query(`insert into ${table} values (1, 1)`)
+    const q = `select * from ${table} where id = $1`
+    await pool.query(q, [1])
+    await pool.query(q, [1])
+    let attempts = 0
+    const rows = await pool.transaction(
+      async (tx) => {
+        attempts++
+        await tx.query(q, [1])
+        await tx.query(`alter table ${table} add column note text`)
+        return (await tx.query(q, [1])).rows
+      },
+      { retry: true },
+    )
+    // before: 0A000 "cached plan must not change result type" on all 5 attempts, each retryable
+    expect(attempts).toBe(1)
+    expect(rows).toEqual([{ id: 1, v: 1, note: null }])
+  },
+  30_000,
+)
+
+it('a committed ALTER on one connection makes every connection of the pool parse again (no silent conversion by stale parameter types)', async () => {
+  pool = poolOn(db.url, { max: 2, min: 0, name: 'ddl-everywhere' }, { prepare: 'always' })
+  await pool.query('drop table if exists codes; create table codes (id serial, c int)')
+  const ins = 'insert into codes (c) values ($1)'
+  // both connections cache the insert with an int parameter
+  await Promise.all([
+    pool.withConnection(async (c) => {
+      await c.query(ins, ['7'])
+      await new Promise((r) => setTimeout(r, 100))
+    }),
+    pool.withConnection(async (c) => {
+      await c.query(ins, ['7'])
+      await new Promise((r) => setTimeout(r, 100))
+    }),
+  ])
+  await pool.transaction(async (tx) => {
+    await tx.query('alter table codes alter column c type text')
+  })
+  // both connections again: each must send '007' as text now, not through its old int parameter ('7')
+  await Promise.all([
+    pool.withConnection(async (c) => {
+      await c.query(ins, ['007'])
+      await new Promise((r) => setTimeout(r, 100))
+    }),
+    pool.withConnection(async (c) => {
+      await c.query(ins, ['007'])
+      await new Promise((r) => setTimeout(r, 100))
+    }),
+  ])
+  const { rows } = await pool.query<{ c: string }>("select c from codes where c <> '7' order by id")
+  expect(rows).toEqual([{ c: '007' }, { c: '007' }])
+}, 30_000)
+
+it('a function that deallocates or alters inside the transaction: not replayed as retryable on every attempt', async () => {
+  pool = poolOn(db.url, { max: 1, name: 'ddl-own-doing' }, { prepare: 'always' })
+  await pool.query(`drop table if exists own; create table own (id serial, v int);
+    create or replace function dealloc() returns int language plpgsql as $$ begin execute 'deallocate all'; return 1; end $$;
+    create or replace function widen() returns int language plpgsql as $$ begin execute 'alter table own add column extra' || (random() * 1e9)::int || ' int'; return 1; end $$`)
+  const ins = 'insert into own (v) values ($1) returning *'
+  for (const fn of ['dealloc', 'widen']) {
+    await pool.query(ins, [0])
+    let attempts = 0
+    const err = await rejection(
+      pool.transaction(
+        async (tx) => {
+          attempts++
+          await tx.query(ins, [1])
+          await tx.query(`select ${fn}()`)
+          await tx.query(ins, [2])
+        },
+        { retry: { maxAttempts: 5, baseDelayMs: 0 } },
+      ),
+    )
+    // before: 5 attempts, each failing the same way with retryable: true
+    expect(err.sqlState).toBe(fn === 'dealloc' ? '26000' : '0A000')
+    expect(err.retryable).toBe(false)
+    expect(err.message).toMatch(/parsed in this transaction and the transaction itself dropped or changed it/)
+    expect(attempts).toBeLessThanOrEqual(2)
+  }
+  // nothing of those transactions committed, and the statement runs again
+  await pool.query(ins, [3])
+  expect((await pool.query<{ v: number }>('select v from own order by id')).rows.map((r) => r.v)).toEqual([0, 0, 3])
+}, 30_000)
+
+it('a cached statement invalidated inside a savepoint: the message says only the savepoint was rolled back', async () => {
+  pool = poolOn(db.url, { max: 1, name: 'ddl-savepoint' }, { prepare: 'always' })
+  await pool.query(`drop table if exists sp; create table sp (id serial, v int);
+    create or replace function widen_sp() returns int language plpgsql as $$ begin alter table sp add column a int; return 1; end $$`)
+  const ins = 'insert into sp (v) values ($1) returning *'
+  await pool.query(ins, [0])
+  await pool.transaction(async (tx) => {
+    await tx.query('insert into sp (v) values (100)')
+    // a function changes the table behind the cached statement's back (no command tag seen)
+    await tx.query('select widen_sp()')
+    const err = await rejection(tx.transaction((s) => s.query(ins, [4])))
+    expect(err.sqlState).toBe('0A000')
+    expect(err.retryable).toBe(true)
+    expect(err.message).toMatch(/inside a savepoint, only the work since the savepoint/)
+    // before: "the transaction it ran in was aborted, so run the transaction again"
+    expect(err.message).not.toMatch(/the transaction it ran in was aborted/)
+    await tx.transaction((s) => s.query(ins, [5]))
+  })
+  expect((await pool.query<{ v: number }>('select v from sp order by id')).rows.map((r) => r.v)).toEqual([0, 100, 5])
+}, 30_000)
