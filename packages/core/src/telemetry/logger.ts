@@ -50,6 +50,8 @@ export class PoolLog {
   readonly #pool: string
   readonly #redact: (text: string) => string
   readonly #describe: (err: Error, from: Error) => string
+  /** A failure of the logger was reported already (see {@link write}). */
+  #reported = false
 
   /**
    * `redact` hides secrets in a text (URL passwords and the manager's known secrets); `describe`
@@ -106,12 +108,36 @@ export class PoolLog {
     return `${err.name}: ${message}${frames < 0 ? '' : this.#redact(stack.slice(frames))}`
   }
 
-  /** Writes one line at `level` with `pool` and `event` first; a throwing logger is reported, not thrown. */
+  /**
+   * Writes one line at `level` with `pool` and `event` first. A logger that throws, or whose method
+   * returns a promise that rejects (an async adapter shipping lines elsewhere), never breaks the
+   * pool nor the process (no unhandled rejection): the first such failure of the pool is reported
+   * with `process.emitWarning` (`DbpoolWarning`), later ones are dropped silently (a sink that is down
+   * would otherwise add a warning per line).
+   */
   write(level: (typeof LEVELS)[number], event: string, fields: Record<string, unknown>, msg: string): void {
+    let returned: unknown
     try {
-      this.#logger[level]({ pool: this.#pool, event, ...fields }, msg)
+      returned = this.#logger[level]({ pool: this.#pool, event, ...fields }, msg)
     } catch (err) {
-      process.emitWarning(`dbpool: the logger of pool "${this.#pool}" threw: ${this.#redact(String(err))}`, 'DbpoolWarning')
+      this.#failed('threw', err)
+      return
     }
+    if (isThenable(returned)) returned.then(undefined, (err: unknown) => this.#failed('rejected', err))
   }
+
+  #failed(how: 'threw' | 'rejected', err: unknown): void {
+    if (this.#reported) return
+    this.#reported = true
+    process.emitWarning(
+      `dbpool: the logger of pool "${this.#pool}" ${how}: ${this.#redact(String(err))} (later failures of this logger are not reported)`,
+      'DbpoolWarning',
+    )
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function'
+  )
 }

@@ -286,6 +286,30 @@ describe('pool logger', () => {
     }
   })
 
+  it('a logger whose methods return a rejected promise never crashes the process: reported once as a warning', async () => {
+    const warn = jest.spyOn(process, 'emitWarning').mockImplementation(() => undefined)
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    const down = async (): Promise<void> => {
+      throw new Error('log sink down')
+    }
+    const logger = { trace: down, debug: down, info: down, warn: down, error: down }
+    const pool = new DatabasePool(new FakeConnectionManager(), { min: 0 }, { logger })
+    try {
+      await pool.query('select 1')
+      await pool.query('select 2')
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      expect(unhandled).toEqual([])
+      const reports = warn.mock.calls.filter((c) => String(c[0]).includes('the logger of pool "default" rejected: Error: log sink down'))
+      expect(reports).toHaveLength(1)
+    } finally {
+      await pool.close()
+      process.off('unhandledRejection', onUnhandled)
+      warn.mockRestore()
+    }
+  })
+
   it('refuses a logger without the five level methods, naming the option', () => {
     expect(() => new DatabasePool(new FakeConnectionManager(), { min: 0 }, { logger: { info: () => undefined } as never })).toThrow(
       /invalid pool\.logger .*missing trace, debug, warn, error/,
