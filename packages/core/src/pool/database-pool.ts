@@ -1370,6 +1370,7 @@ export class DatabasePool<out C = unknown> {
     await extensionsClosed
     await this.#manager.end?.().catch((err: unknown) => this.#emitError(toDatabaseError(this.#manager, err)))
     this.metrics.detach()
+    this.#telemetry.close()
     this.#state = 'closed'
     return { durationMs: Date.now() - started, outstandingLeases: outstanding, abortedWaiters, timedOut }
   }

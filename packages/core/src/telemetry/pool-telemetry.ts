@@ -39,6 +39,12 @@ const NOOP_TRACER_PROVIDER: TracerProvider = new ProxyTracerProvider().getDelega
 /** Statement texts whose attributes are kept (forgotten all at once beyond this). */
 const MAX_REMEMBERED_TEXTS = 1_000
 
+/** The longest statement text (UTF-16 code units) whose attributes are kept: longer ones are worked out per call. */
+const MAX_REMEMBERED_TEXT_LENGTH = 16_384
+
+/** The most characters the kept texts hold together, keys and shown texts (forgotten all at once beyond this). */
+const MAX_REMEMBERED_CHARS = 2_000_000
+
 const SYSTEM_NAMES: Record<Backend, string> = { postgres: 'postgresql', sqlite: 'sqlite' }
 
 /** What a pool's telemetry is made from. */
@@ -111,7 +117,11 @@ export class PoolTelemetry {
   readonly #redact: (text: string) => string
   readonly #poolName: string
   readonly #stats: () => PoolStatsSnapshot
+  /** What was worked out per statement text (see {@link #info}); emptied at {@link close}. */
   readonly #statements = new Map<string, StatementInfo>()
+  /** The characters {@link #statements} holds (keys and shown texts). */
+  #rememberedChars = 0
+  #closed = false
   /**
    * The statement (text and parameters) a failed statement's error comes from, by error: its values
    * are hidden from span statuses and log lines unless `logParameters` (the error the caller gets
@@ -294,6 +304,18 @@ export class PoolTelemetry {
     return this.tracing ? context.bind(context.active(), fn) : fn
   }
 
+  /** @internal What is kept per statement text now: texts and their characters (keys and shown texts). */
+  get remembered(): { readonly texts: number; readonly chars: number } {
+    return { texts: this.#statements.size, chars: this.#rememberedChars }
+  }
+
+  /** The pool closed: what was kept per statement text is released (and nothing is kept any more). */
+  close(): void {
+    this.#closed = true
+    this.#statements.clear()
+    this.#rememberedChars = 0
+  }
+
   /** A caller waited for a connection from `started` to `now` (`performance.now()` readings). */
   waited(started: number, now: number, lane: Lane): void {
     if (!this.tracing) return
@@ -473,8 +495,15 @@ export class PoolTelemetry {
       metricAttributes: Object.freeze(metricAttributes),
       spanAttributes: Object.freeze({ ...metricAttributes, 'db.query.text': redacted }),
     }
-    if (this.#statements.size >= MAX_REMEMBERED_TEXTS) this.#statements.clear()
+    // a long text is worked out per call (linear), never pinned; the kept ones are bounded in count and size
+    if (this.#closed || text.length > MAX_REMEMBERED_TEXT_LENGTH) return info
+    const chars = text.length + (info.text === text ? 0 : info.text.length)
+    if (this.#statements.size >= MAX_REMEMBERED_TEXTS || this.#rememberedChars + chars > MAX_REMEMBERED_CHARS) {
+      this.#statements.clear()
+      this.#rememberedChars = 0
+    }
     this.#statements.set(text, info)
+    this.#rememberedChars += chars
     return info
   }
 }

@@ -361,3 +361,47 @@ describe('cost without an SDK', () => {
     }
   })
 })
+
+describe('the per-text cache', () => {
+  const telemetry = (): PoolTelemetry =>
+    new PoolTelemetry({
+      backend: 'sqlite',
+      target: undefined,
+      config: new PoolConfig(),
+      metrics: new MetricsCollector('cache'),
+      tracer,
+      logger: undefined,
+      redact: undefined,
+      stats: () => ({ size: 0, idle: 0, used: 0, pending: 0, max: 1, min: 0, utilization: 0 }),
+    })
+  const run = (t: PoolTelemetry, text: string): Promise<number> => t.statement({ text, params: [] } as never, () => Promise.resolve(1))
+
+  it('never pins a long text, bounds the kept texts by size, and releases them at close()', async () => {
+    const t = telemetry()
+    await run(t, 'select 1')
+    expect(t.remembered).toEqual({ texts: 1, chars: 'select 1'.length })
+    // 1 MB statements were each kept whole (1,000 of them: a gigabyte)
+    for (let i = 0; i < 20; i++) await run(t, `select length('${String(i).padStart(4, '0')}${'x'.repeat(1_000_000)}')`)
+    expect(t.remembered.texts).toBe(1)
+    // 10 KB ones are kept, within the size bound
+    for (let i = 0; i < 400; i++) await run(t, `select length('${String(i).padStart(4, '0')}${'y'.repeat(10_000)}')`)
+    expect(t.remembered.chars).toBeLessThanOrEqual(2_000_000)
+    expect(t.remembered.texts).toBeGreaterThan(0)
+    t.close()
+    expect(t.remembered).toEqual({ texts: 0, chars: 0 })
+    await run(t, 'select 2')
+    expect(t.remembered.texts).toBe(0)
+  })
+
+  it('a pool releases its telemetry`s texts when it closes', async () => {
+    const close = jest.spyOn(PoolTelemetry.prototype, 'close')
+    try {
+      const { pool } = makePool()
+      await pool.query('select 1')
+      await pool.close()
+      expect(close).toHaveBeenCalledTimes(1)
+    } finally {
+      close.mockRestore()
+    }
+  })
+})
