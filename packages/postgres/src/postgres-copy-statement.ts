@@ -38,6 +38,9 @@ export function checkCopyStatement(text: unknown, direction: CopyDirection, fn: 
   return body
 }
 
+/** `$$` or `$tag$`: a tag is a name of Postgres's rule without `$` (scan.l `dolq_start`, `dolq_cont`: non-ASCII letters too). */
+const DOLLAR_TAG = /^\$([a-zA-Z_\u0080-\uffff][a-zA-Z0-9_\u0080-\uffff]*)?\$/
+
 /** One piece of a statement text as the server's lexer cuts it: code, or what code skips over. */
 interface Piece {
   readonly kind: 'code' | 'comment' | 'literal' | 'identifier' | 'dollar'
@@ -87,7 +90,7 @@ function pieces(text: string): Piece[] | undefined {
       if (depth > 0) return undefined
       skip('comment', start, i, ' ')
     } else if (c === "'") {
-      const escapes = /(^|[^a-zA-Z0-9_$])[eE]$/.test(tail)
+      const escapes = /(^|[^a-zA-Z0-9_$\u0080-\uffff])[eE]$/.test(tail)
       const start = i++
       for (;;) {
         if (i >= n) return undefined
@@ -108,8 +111,8 @@ function pieces(text: string): Piece[] | undefined {
       }
       skip('identifier', i, end + 1, '"')
       i = end + 1
-    } else if (c === '$' && !/[a-zA-Z0-9_$]$/.test(tail) && /^\$([a-zA-Z_][a-zA-Z0-9_]*)?\$/.test(text.slice(i))) {
-      const tag = (/^\$([a-zA-Z_][a-zA-Z0-9_]*)?\$/.exec(text.slice(i)) as RegExpExecArray)[0]
+    } else if (c === '$' && !/[a-zA-Z0-9_$\u0080-\uffff]$/.test(tail) && DOLLAR_TAG.test(text.slice(i))) {
+      const tag = (DOLLAR_TAG.exec(text.slice(i)) as RegExpExecArray)[0]
       const end = text.indexOf(tag, i + tag.length)
       if (end < 0) return undefined
       skip('dollar', i, end + tag.length, ' ')

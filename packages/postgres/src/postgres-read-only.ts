@@ -11,31 +11,52 @@ import { skipCommentsAndLiterals } from './postgres-sql-text'
  * built-ins without side effects from a fixed list (aggregates, string, date, math and JSON
  * functions). Any other call (`nextval()`, `pg_advisory_lock()`, `set_config()`, a user-defined
  * function, which may write, a quoted or schema-qualified name), a dollar-quoted string or an
- * `E'...'` string makes it not known read-only. Comments and string literals are skipped.
+ * `E'...'` string makes it not known read-only. Comments and string literals are skipped. Names follow
+ * Postgres's rule (letters, every non-ASCII character among them, digits, `_`, `$`): `åcount(` calls
+ * `åcount`, not the built-in `count`, and a name holding a non-ASCII character is never a built-in.
  */
 export function isReadOnlyStatement(text: string): boolean {
   const stripped = skipCommentsAndLiterals(text)
   if (stripped === undefined) return false
   const body = stripped.trim().replace(/;\s*$/, '')
   if (body.includes(';')) return false
-  if (!/^(select|with|values|table)\b/i.test(body)) return false
+  if (!LEADING.test(body)) return false
   if (WRITE_WORDS.test(body) || LOCKING.test(body)) return false
   for (const match of body.matchAll(CALL)) {
+    // Postgres folds only ASCII letters of a name (JavaScript folds the Kelvin sign K to k): a name with
+    // any other letter is not a built-in's
     const name = (match[1] as string).toLowerCase()
-    if (match[0].includes('.') || !(SAFE_CALLS.has(name) || KEYWORDS.has(name))) return false
+    if (match[0].includes('.') || NON_ASCII.test(match[1] as string) || !(SAFE_CALLS.has(name) || KEYWORDS.has(name))) return false
   }
   return true
 }
 
-const WRITE_WORDS =
-  /\b(insert|update|delete|merge|into|copy|call|do|create|alter|drop|truncate|grant|revoke|refresh|notify|listen|lock|set|reset|execute|prepare|vacuum|analyze|cluster|reindex|comment|security|import)\b/i
+/**
+ * Postgres's identifier characters (scan.l: `ident_start` `[A-Za-z\200-\377_]`, `ident_cont` adds digits and
+ * `$`): every non-ASCII character is a letter of a name (`åcount` is one name, not `å` then `count`).
+ */
+const NAME_START = 'a-z_\\u0080-\\uffff'
+const NAME_CONT = 'a-z0-9_$\\u0080-\\uffff'
+/** A name of Postgres's rule, not in the middle of a longer one. */
+const NAME = `(?<![${NAME_CONT}])[${NAME_START}][${NAME_CONT}]*`
+const LEADING = new RegExp(`^(select|with|values|table)(?![${NAME_CONT}])`, 'i')
+/**
+ * A data-modifying word, as a word of its own: not inside a longer name (`insert_at`, `åinsert`); a
+ * digit before it still counts (`1insert` is a number then a word on servers before 15).
+ */
+const WRITE_WORDS = new RegExp(
+  `(?<![a-z_$\\u0080-\\uffff])(insert|update|delete|merge|into|copy|call|do|create|alter|drop|truncate|grant|revoke|refresh|notify|listen|lock|set|reset|execute|prepare|vacuum|analyze|cluster|reindex|comment|security|import)(?![${NAME_CONT}])`,
+  'i',
+)
+const NON_ASCII = /[\u0080-\uffff]/
 const LOCKING = /\bfor\s+(update|share|no\s+key\s+update|key\s+share)\b/i
 /**
  * A name followed by `(`: a call, a keyword with a parenthesis (`IN (`, `EXISTS (`), or a type modifier.
- * A name is tried only where it starts (not after a name character): tried at every character of a
- * long name, each attempt read the rest of it (quadratic).
+ * A name is tried only where it starts (not after a name character, non-ASCII letters included: in
+ * `åcount(` the name is `åcount`, not the built-in `count`): tried at every character of a long name,
+ * each attempt read the rest of it (quadratic).
  */
-const CALL = /(?:(?<![a-z0-9_$])[a-z_][a-z0-9_$]*\s*\.\s*)?((?<![a-z0-9_$])[a-z_][a-z0-9_$]*|"[^"]*")\s*\(/gi
+const CALL = new RegExp(`(?:${NAME}\\s*\\.\\s*)?(${NAME}|"[^"]*")\\s*\\(`, 'gi')
 
 /** Keywords that may stand before a parenthesis. */
 const KEYWORDS = new Set(

@@ -52,7 +52,7 @@ export function skipCommentsAndLiterals(text: string): string | undefined {
       if (end < 0) return undefined
       emit(text.slice(i, end + 1))
       i = end + 1
-    } else if (c === '$' && next !== undefined && !/[0-9]/.test(next) && !/[a-zA-Z0-9_]/.test(last)) {
+    } else if (c === '$' && next !== undefined && !/[0-9]/.test(next) && !NAME_CHAR.test(last)) {
       // $tag$ ... $tag$ (a $1 parameter, or a $ inside a name, is not one)
       return undefined
     } else {
@@ -63,5 +63,8 @@ export function skipCommentsAndLiterals(text: string): string | undefined {
   return out
 }
 
-/** A character that continues a name: `xe'...'` is a name then a literal, not an `E'...'` string. */
-const NAME_CHAR = /[a-zA-Z0-9_$]/
+/**
+ * A character that continues a name (Postgres's `ident_cont`: every non-ASCII character is a letter):
+ * `xe'...'` and `åe'...'` are a name then a literal, not an `E'...'` string; `å$a$` is a name.
+ */
+const NAME_CHAR = /[a-zA-Z0-9_$\u0080-\uffff]/

@@ -11,8 +11,11 @@ export interface SqlStatement {
   readonly head: readonly string[]
 }
 
-const WORD_START = /[A-Za-z_]/
-const WORD_CHAR = /[A-Za-z0-9_$]/
+// Postgres's names (scan.l `ident_start`, `ident_cont`): every non-ASCII character is a letter, so
+// `åe'...'` is a name then a literal (not an E'...' string) and `åbegin` is one word, not BEGIN
+const WORD_START = /[A-Za-z_\u0080-\uffff]/
+const WORD_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/
+const NON_ASCII = /[\u0080-\uffff]/
 const DOLLAR_TAG = /^\$([A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/
 /** A character of a Postgres identifier (letters beyond ASCII too, as its lexer reads them), or `$`. */
 const IDENTIFIER_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/
@@ -122,7 +125,7 @@ export function splitSqlStatements(script: string, dialect: SqlDialect = 'postgr
       mark()
       let j = i + 1
       while (j < n && WORD_CHAR.test(script[j] as string)) j++
-      const word = script.slice(i, j).toUpperCase()
+      const word = upperAscii(script.slice(i, j))
       if (words.length < HEAD_WORDS) {
         words.push(word)
         if (!block && BLOCK_HEAD.test(words.join(' '))) block = true
@@ -205,4 +208,9 @@ function countNewlines(text: string, from: number, to: number): number {
   let count = 0
   for (let i = from; i < to; i++) if (text.charCodeAt(i) === 10) count++
   return count
+}
+
+/** A word upper-cased as Postgres folds names: ASCII letters only (JavaScript's `'ı'.toUpperCase()` is `'I'`). */
+function upperAscii(word: string): string {
+  return NON_ASCII.test(word) ? word.replace(/[a-z]/g, (c) => c.toUpperCase()) : word.toUpperCase()
 }

@@ -97,7 +97,7 @@ function leadingWord(text: string, nested: boolean): string {
   }
   let end = i
   while (end < length && /[A-Za-z]/.test(text[end]!)) end++
-  // a word goes on with a letter, digit or "_"
-  if (end < length && /\w/.test(text[end]!)) return ''
+  // a word goes on with a letter (any non-ASCII character is one), digit, "_" or "$" (`beginå` is a name, not BEGIN)
+  if (end < length && /[\w$\u0080-\uffff]/.test(text[end]!)) return ''
   return text.slice(i, end).toLowerCase()
 }

@@ -25,6 +25,13 @@ describe('splitSqlStatements', () => {
     expect(texts("select 'c:\\'; select 4")).toEqual(["select 'c:\\'", 'select 4'])
   })
 
+  it("reads names by Postgres's rule: a non-ASCII letter is part of a name", () => {
+    // åe'...' is a name then a plain literal, in which a backslash is an ordinary character
+    expect(texts("select åe'c:\\'; select 4")).toEqual(["select åe'c:\\'", 'select 4'])
+    // one word, not BEGIN; and only ASCII letters are upper-cased (JavaScript's 'ı'.toUpperCase() is 'I')
+    expect(splitSqlStatements('åbegin; begın; commit').map((s) => s.head[0])).toEqual(['åBEGIN', 'BEGıN', 'COMMIT'])
+  })
+
   it('keeps semicolons inside double-quoted and backquoted identifiers', () => {
     expect(texts('create table "we;ird" ("a""b;" int); select `x;y` from t', 'sqlite')).toEqual([
       'create table "we;ird" ("a""b;" int)',

@@ -35,6 +35,10 @@ describe('transactionControlStatement: statements that would end or begin the tr
     ['select 1; -- a\rbegin', 'postgres', 'BEGIN'],
     ['-- step 2\rCOMMIT', 'sqlite', undefined],
     ['select 1; -- a\rbegin', 'sqlite', undefined],
+    // a non-ASCII letter or $ goes on with the word: a name, not the statement
+    ['commitå', 'postgres', undefined],
+    ['begin$x', 'postgres', undefined],
+    ['select 1; begın', 'postgres', undefined],
   ])('%j (%s) -> %s', (text, backend, expected) => {
     expect(transactionControlStatement(text, backend)).toBe(expected)
   })

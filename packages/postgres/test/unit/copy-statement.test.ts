@@ -22,6 +22,10 @@ describe('copyQuery: the query of COPY (query) TO STDOUT', () => {
     ['copy (select 1 -- )\n) to stdout', 'select 1 -- )\n'],
     ['copy (select f(x) from t where (a) in (1, 2)) to stdout', 'select f(x) from t where (a) in (1, 2)'],
     ['copy (insert into t values (1) returning *) to stdout', 'insert into t values (1) returning *'],
+    // non-ASCII letters are name characters: åe'...' is a name then a plain literal, å$q$ a name, $å$ a tag
+    ["copy (select åe'\\' as a) to stdout", "select åe'\\' as a"],
+    ['copy (select å$q$ as a) to stdout', 'select å$q$ as a'],
+    ['copy (select $å$ ) $å$ as a) to stdout', 'select $å$ ) $å$ as a'],
     ['copy (select 1 to stdout', undefined],
     ["copy (select ')) to stdout", undefined],
     ['copy (select 1) /* to stdout', undefined],

@@ -124,6 +124,33 @@ describe('isReadOnlyStatement reads 1 MB adversarial texts in linear time', () =
   })
 })
 
+describe("isReadOnlyStatement: names follow Postgres's rule (every non-ASCII character is a letter of a name)", () => {
+  it.each([
+    // the name is åcount (a user function, which may write), not the built-in count after å
+    "select åcount('x')",
+    "select öupper('x')",
+    "select \u00e9lower('x') from t",
+    "select ñ1count('x')",
+    "select x$count('x')",
+    // a non-ASCII letter JavaScript folds to ASCII (the Kelvin sign to k): Postgres folds only ASCII
+    'select ran\u212a() over ()',
+    // a data-modifying word in a name with non-ASCII letters is the name, but a call to it still is not known
+    "select åinsert('x')",
+  ])('%s is not known read-only', (text) => {
+    expect(isReadOnlyStatement(text)).toBe(false)
+  })
+
+  it.each([
+    'select åcount from t',
+    'select insertå, åupdate, x$delete from t',
+    "select count(*) from møbler where navn = 'x'",
+    "select åe'\\' from t",
+    'select å$a$ from t',
+  ])('%s is read-only', (text) => {
+    expect(isReadOnlyStatement(text)).toBe(true)
+  })
+})
+
 describe('resolveReplicaOptions never shows a replica password', () => {
   it.each<[string, unknown]>([
     ['a URL string instead of an array', 'postgres://u:hunter2Secret@h/db'],
