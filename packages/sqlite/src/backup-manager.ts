@@ -510,6 +510,7 @@ export class BackupManager {
         deadline: `the backup's timeoutMs ${timeoutMs}${this.#options.timeoutMs === undefined ? ', the default for its size' : ''}`,
         warn: (message) => this.#warn(message),
         requireSchema: copied.sourceSchema === true,
+        group: this.#sourceLabel(),
       })
       // a page copy holds every page of its snapshot: fewer (0 from a failed write) is no backup
       if (copied.sourcePages !== undefined && pages !== copied.sourcePages)
@@ -671,6 +672,7 @@ export class BackupManager {
       deadline: `timeoutMs ${timeoutMs}${this.#options.timeoutMs === undefined ? ', the default for its size' : ''}`,
       warn: (message) => this.#warn(message),
       requireSchema,
+      group: this.#sourceLabel(),
     })
   }
 
@@ -846,6 +848,7 @@ export async function restoreDatabaseFile(target: string, file: string, options?
       deadline: `timeoutMs ${timeoutMs}, the default for its size`,
       warn: (message) => process.emitWarning(message, 'DbpoolBackupWarning'),
       requireSchema,
+      group: dest,
     })
     if (!force) refuseInUse(dest)
     await replaceDatabaseFile(staged, dest)

@@ -1,16 +1,18 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { DatabaseError } from '@dbpool/core'
 import Database from 'better-sqlite3'
 import type { SqliteDatabase } from './sqlite-connection-manager'
+import { joinCheck } from './off-thread-check'
 import { mapSqliteError, messageOf } from './sqlite-errors'
 
 /** Options of {@link verifyDatabaseFileOffThread}. */
 export interface VerifyOptions {
   /**
-   * How long the `integrity_check` may take, in ms (at least 1): past it the worker is terminated and
-   * the verification rejects with BACKUP_FAILED naming `deadline` (what the time bounds, e.g. the
-   * backup's `timeoutMs 10000`).
+   * How long the `integrity_check` may take, in ms (at least 1): past it the verification rejects
+   * with BACKUP_FAILED naming `deadline` (what the time bounds, e.g. the backup's `timeoutMs 10000`);
+   * the worker cannot be interrupted mid-scan and exits when the scan ends (see `group`).
    */
   readonly timeoutMs: number
   /** Names the deadline in the BACKUP_FAILED message. */
@@ -23,6 +25,12 @@ export interface VerifyOptions {
    * of it. Default is `false`.
    */
   readonly requireSchema?: boolean
+  /**
+   * Verifications of one group never run two threads past their deadline: a verification waits
+   * (within its `timeoutMs`) for the previous one's worker, still scanning after its deadline, to end.
+   * Default is `'verify'` (one group for the process); the BackupManager uses its database's path.
+   */
+  readonly group?: string
 }
 
 /** Why a file is not accepted as a backup: `detail.reason` of the BACKUP_FAILED. */
@@ -107,8 +115,8 @@ export function verifyDatabaseFile(file: string, label: string = file, options: 
  * {@link verifyDatabaseFile} without blocking the event loop: the file is made self-contained
  * (`journal_mode=DELETE`, a header write) on the calling thread, then a worker thread opens it
  * read-only with better-sqlite3 and runs `integrity_check` (on a large database, seconds of work that
- * used to stall every timer and socket of the process). Past `timeoutMs` the worker is terminated and
- * this rejects with BACKUP_FAILED naming the deadline. When no worker can load better-sqlite3 (a
+ * used to stall every timer and socket of the process). Past `timeoutMs` this rejects with
+ * BACKUP_FAILED naming the deadline; the worker ends when its scan does (see `options.group`). When no worker can load better-sqlite3 (a
  * bundled or restricted environment), the check runs on the calling thread after `warn` was told.
  * Resolves with the page count (at least 1); rejects with BACKUP_FAILED naming `label` as
  * {@link verifyDatabaseFile} (a 0-byte, headerless or truncated file before anything opens it).
@@ -117,8 +125,8 @@ export async function verifyDatabaseFileOffThread(file: string, label: string, o
   checkDatabaseFileShape(file, label)
   selfContained(file, label)
   const started = performance.now()
-  const answer = await inWorker(file, 'integrity_check(10)', options.timeoutMs, label, () =>
-    timedOut(label, options, performance.now() - started),
+  const answer = await inWorker(file, 'integrity_check(10)', options.timeoutMs, label, options.group ?? 'verify', (previous) =>
+    timedOut(label, options, performance.now() - started, previous),
   )
   if (answer === undefined || answer.kind === 'unavailable') {
     const why =
@@ -223,56 +231,107 @@ function selfContained(file: string, label: string): void {
 /**
  * @internal `PRAGMA integrity_check(n)` or `quick_check(n)` of `file` in the verification worker
  * (read-only connection of its own), off the event loop: the health check's deep integrity check
- * reuses it. Resolves with the worker's answer (`unavailable`: no worker could load better-sqlite3),
- * undefined when no worker could be started; past `timeoutMs` the worker is terminated and it
- * rejects with `timeoutError()`.
+ * reuses it. Checks are shared (see {@link joinCheck}): a call while one of the same file and pragma
+ * runs joins it instead of starting another thread, and one that finished after every caller's
+ * deadline answers the next call (within a minute). Resolves with the worker's answer
+ * (`unavailable`: no worker could load better-sqlite3), undefined when no worker could be started,
+ * `running` when the check did not finish within `timeoutMs`: it goes on in its thread (SQLite cannot
+ * interrupt it), which no longer keeps the process alive.
  */
-export function pragmaCheckOffThread(
+export async function pragmaCheckOffThread(
   file: string,
   pragma: `${'integrity_check' | 'quick_check'}(${number})`,
   timeoutMs: number,
-  timeoutError: () => Error,
-): Promise<WorkerAnswer | undefined> {
-  return inWorker(file, pragma, timeoutMs, file, timeoutError)
+): Promise<(WorkerAnswer & { readonly ageMs?: number }) | { readonly kind: 'running'; readonly runningMs: number } | undefined> {
+  if (verifyWorkerSettings.betterSqlite3 === undefined) return { kind: 'unavailable', message: 'better-sqlite3 could not be resolved' }
+  const joined = await joinCheck(`${resolve(file)}\0${pragma}`, timeoutMs, () => startWorker(file, pragma, file), true)
+  if (joined === undefined) return undefined
+  if (joined.kind === 'running') return joined
+  return joined.ageMs === undefined ? joined.value : { ...joined.value, ageMs: joined.ageMs }
 }
 
-/** Runs the check in a worker; undefined when no worker could be started. */
-function inWorker(
+/**
+ * Verification workers past their deadline, by group: `worker.terminate()` takes effect only once
+ * the native `integrity_check` returns, so the thread goes on reading until then.
+ */
+const lingering = new Map<string, Promise<void>>()
+
+/**
+ * Runs the check in a worker; undefined when no worker could be started. One lingering worker per
+ * `group` at most: while the previous one (past its deadline) still runs, this waits for its end
+ * within `timeoutMs`, else rejects with `timeoutError(true)`. Past `timeoutMs` the worker is asked to
+ * stop (it does when the scan returns), no longer keeps the process alive, and this rejects with
+ * `timeoutError(false)`.
+ */
+async function inWorker(
   file: string,
   pragma: string,
   timeoutMs: number,
   label: string,
-  timeoutError: () => Error,
+  group: string,
+  timeoutError: (previousStillRunning: boolean) => Error,
 ): Promise<WorkerAnswer | undefined> {
+  if (verifyWorkerSettings.betterSqlite3 === undefined) return { kind: 'unavailable', message: 'better-sqlite3 could not be resolved' }
+  const deadline = performance.now() + Math.max(1, timeoutMs)
+  const previous = lingering.get(group)
+  if (previous !== undefined) {
+    let timer: NodeJS.Timeout | undefined
+    const waited = await Promise.race([
+      previous.then(() => 'ended' as const),
+      new Promise<'deadline'>((resolve) => {
+        timer = setTimeout(() => resolve('deadline'), Math.max(1, Math.ceil(deadline - performance.now())))
+      }),
+    ])
+    clearTimeout(timer)
+    if (waited === 'deadline') throw timeoutError(true)
+  }
+  const started = startWorker(file, pragma, label)
+  if (started === undefined) return undefined
+  const { worker, done } = started
+  let timer: NodeJS.Timeout | undefined
+  const outcome = await Promise.race([
+    done,
+    new Promise<'deadline'>((resolve) => {
+      timer = setTimeout(() => resolve('deadline'), Math.max(1, Math.ceil(deadline - performance.now())))
+    }),
+  ]).finally(() => clearTimeout(timer))
+  if (outcome !== 'deadline') return outcome
+  const ended = new Promise<void>((resolve) => {
+    worker.once('exit', () => resolve())
+  })
+  lingering.set(group, ended)
+  void ended.then(() => {
+    if (lingering.get(group) === ended) lingering.delete(group)
+  })
+  done.catch(() => undefined)
+  void worker.terminate().catch(() => undefined)
+  worker.unref()
+  throw timeoutError(false)
+}
+
+/** Starts the worker; undefined when none could be started. `done` rejects with BACKUP_FAILED when it failed or exited without an answer. */
+function startWorker(
+  file: string,
+  pragma: string,
+  label: string,
+): { readonly worker: Worker; readonly done: Promise<WorkerAnswer> } | undefined {
   const module = verifyWorkerSettings.betterSqlite3
-  if (module === undefined) return Promise.resolve({ kind: 'unavailable', message: 'better-sqlite3 could not be resolved' })
+  if (module === undefined) return undefined
   let worker: Worker
   try {
     worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, file, pragma } })
   } catch {
-    return Promise.resolve(undefined)
+    return undefined
   }
-  return new Promise<WorkerAnswer | undefined>((resolve, reject) => {
+  const done = new Promise<WorkerAnswer>((resolve, reject) => {
     let settled = false
-    const settle = (): boolean => {
-      if (settled) return false
-      settled = true
-      clearTimeout(timer)
-      return true
-    }
-    const timer = setTimeout(
-      () => {
-        if (!settle()) return
-        void worker.terminate()
-        reject(timeoutError())
-      },
-      Math.max(1, Math.ceil(timeoutMs)),
-    )
     worker.once('message', (answer: WorkerAnswer) => {
-      if (settle()) resolve(answer)
+      settled = true
+      resolve(answer)
     })
     worker.on('error', (err: Error) => {
-      if (!settle()) return
+      if (settled) return
+      settled = true
       reject(
         new DatabaseError('BACKUP_FAILED', `${label}: the integrity_check worker failed: ${messageOf(err)}`, {
           backend: 'sqlite',
@@ -282,7 +341,8 @@ function inWorker(
       )
     })
     worker.once('exit', (code) => {
-      if (!settle()) return
+      if (settled) return
+      settled = true
       reject(
         new DatabaseError('BACKUP_FAILED', `${label}: the integrity_check worker exited with code ${code} before answering`, {
           backend: 'sqlite',
@@ -291,6 +351,7 @@ function inWorker(
       )
     })
   })
+  return { worker, done }
 }
 
 function checkedPages(label: string, messages: readonly string[], pages: number, schemaObjects: number, requireSchema: boolean): number {
@@ -321,12 +382,18 @@ function unsound(label: string, err: unknown): DatabaseError {
   })
 }
 
-function timedOut(label: string, options: VerifyOptions, elapsedMs: number): DatabaseError {
+function timedOut(label: string, options: VerifyOptions, elapsedMs: number, previousStillRunning: boolean): DatabaseError {
   const elapsed = Math.round(elapsedMs)
+  const why = previousStillRunning
+    ? `the previous verification's integrity_check, past its own deadline, was still running in its worker thread (SQLite cannot interrupt it; one at a time); ${elapsed} ms spent waiting`
+    : `${elapsed} ms spent checking; SQLite cannot interrupt the integrity_check: its worker thread goes on reading the file until the scan ends, then exits, and no later verification starts meanwhile`
   return new DatabaseError(
     'BACKUP_FAILED',
-    `SQLite backup timed out: the integrity_check of ${label} did not finish within the deadline (${options.deadline}; ${elapsed} ms spent checking); the check was stopped: raise timeoutMs`,
-    { backend: 'sqlite', detail: { file: label, phase: 'verify', budgetMs: options.timeoutMs, elapsedMs: elapsed } },
+    `SQLite backup timed out: the integrity_check of ${label} did not finish within the deadline (${options.deadline}; ${why}): raise timeoutMs`,
+    {
+      backend: 'sqlite',
+      detail: { file: label, phase: 'verify', budgetMs: options.timeoutMs, elapsedMs: elapsed, previousStillRunning },
+    },
   )
 }
 

@@ -15,7 +15,10 @@ export interface SqliteHealthContext {
   readonly maxErrors?: number
   /** The file the connection opened; given, the `file` check compares the path with it. */
   readonly identity?: FileIdentity
-  /** Longest a deep `integrity_check` may take, in ms (its worker is then stopped). Default is `5000`. */
+  /**
+   * Longest a deep check waits for the `integrity_check`, in ms (then degraded; the check goes on in
+   * its worker, see {@link deepIntegrityCheck}). Default is `5000`.
+   */
   readonly timeoutMs?: number
 }
 
@@ -45,8 +48,12 @@ export async function sqliteHealthChecks(
 
 /**
  * `integrity_check` of the database file in the backup verification's worker thread (its own
- * read-only connection, `pragmaCheckOffThread`), so the event loop keeps running; stopped after
- * `context.timeoutMs` (default 5000), then degraded: the integrity is not known. An in-memory
+ * read-only connection, `pragmaCheckOffThread`), so the event loop keeps running. At most one runs
+ * per database file: a deep check arriving while one runs joins it. Past `context.timeoutMs` (default
+ * 5000) it is degraded (`data.timedOut`: the integrity is not known yet); the scan cannot be
+ * interrupted and goes on in its thread (which no longer holds the process open), and the next deep
+ * check joins it, or, when it finished meanwhile (within a minute), is answered from it
+ * (`data.ageMs`). An in-memory
  * database, or a process where no worker can load better-sqlite3, is checked on `db` on the calling
  * thread ({@link integrityCheck}). Never rejects.
  */
@@ -56,27 +63,26 @@ export async function deepIntegrityCheck(db: BetterSqlite3.Database, context: Sq
   const maxErrors = Math.max(1, Math.trunc(context.maxErrors ?? 10))
   const timeoutMs = Math.max(1, Math.trunc(context.timeoutMs ?? 5_000))
   const started = performance.now()
-  const timeout = new Error('deadline')
   let answer: Awaited<ReturnType<typeof pragmaCheckOffThread>>
   try {
-    answer = await pragmaCheckOffThread(context.path, `${mode}(${maxErrors})`, timeoutMs, () => timeout)
+    answer = await pragmaCheckOffThread(context.path, `${mode}(${maxErrors})`, timeoutMs)
   } catch (err) {
-    if (err !== timeout) {
-      // the worker failed or exited before answering
-      return {
-        name: 'integrity',
-        status: 'degraded',
-        latencyMs: elapsed(started),
-        message: `${mode} could not run: ${messageOf(err)}`,
-        data: { mode, ok: false, errors: [] },
-      }
-    }
+    // the worker failed or exited before answering
     return {
       name: 'integrity',
       status: 'degraded',
       latencyMs: elapsed(started),
-      message: `${mode} did not finish within timeoutMs ${timeoutMs} and was stopped: the integrity is not known (raise timeoutMs for deep checks)`,
-      data: { mode, ok: false, timedOut: true, errors: [] },
+      message: `${mode} could not run: ${messageOf(err)}`,
+      data: { mode, ok: false, errors: [] },
+    }
+  }
+  if (answer?.kind === 'running') {
+    return {
+      name: 'integrity',
+      status: 'degraded',
+      latencyMs: elapsed(started),
+      message: `${mode} did not finish within timeoutMs ${timeoutMs}: the integrity is not known yet; the check goes on in its worker thread (${answer.runningMs} ms so far; SQLite cannot interrupt it), a later deep check joins it or is answered from it (raise timeoutMs for deep checks)`,
+      data: { mode, ok: false, timedOut: true, runningMs: answer.runningMs, errors: [] },
     }
   }
   if (answer === undefined || answer.kind === 'unavailable') return integrityCheck(db, true, context)
@@ -97,7 +103,7 @@ export async function deepIntegrityCheck(db: BetterSqlite3.Database, context: Sq
     status: ok ? 'healthy' : 'unhealthy',
     latencyMs: elapsed(started),
     ...(ok ? {} : { message: `${mode} found ${messages.length} problem(s): ${messages[0] ?? ''}` }),
-    data: { mode, ok, errors: ok ? [] : messages },
+    data: { mode, ok, errors: ok ? [] : messages, ...(answer.ageMs === undefined ? {} : { ageMs: answer.ageMs }) },
   }
 }
 

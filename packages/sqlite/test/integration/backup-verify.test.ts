@@ -1,8 +1,9 @@
+import workerThreads from 'node:worker_threads'
 import { closeSync, openSync, readdirSync, statSync, writeSync } from 'node:fs'
 import { DatabaseError, type PoolLogger } from '@dbpool/core'
 import { BackupManager, createSqlitePool, type BackupProgress } from '@dbpool/sqlite'
 import Database from 'better-sqlite3'
-import { verifyWorkerSettings } from '../../src/backup-verify'
+import { verifyDatabaseFileOffThread, verifyWorkerSettings } from '../../src/backup-verify'
 import { tempDir } from './helpers'
 
 // A backup's integrity_check runs in a worker thread (it used to block the event loop for as long as
@@ -103,7 +104,34 @@ describe('backup verification off the event loop', () => {
     }
   }, 30_000)
 
-  it("past the backup's deadline the check is stopped (its worker terminated): BACKUP_FAILED naming timeoutMs", async () => {
+  // worker.terminate() cannot interrupt the native scan: each timed-out verification left a thread reading
+  it('past its deadline a verification says its scan goes on; the next one of its group never runs beside it', async () => {
+    const path = build(250_000)
+    const RealWorker = workerThreads.Worker
+    let live = 0
+    let mostLive = 0
+    const spawn = jest.spyOn(workerThreads, 'Worker').mockImplementation((...args: ConstructorParameters<typeof RealWorker>) => {
+      const worker = new RealWorker(...args)
+      mostLive = Math.max(mostLive, ++live)
+      worker.once('exit', () => live--)
+      return worker
+    })
+    try {
+      const options = { timeoutMs: 150, deadline: 'timeoutMs 150', warn: () => undefined, group: path }
+      const first = await verifyDatabaseFileOffThread(path, 'first', options).catch((e: unknown) => e)
+      expect(DatabaseError.is(first, 'BACKUP_FAILED')).toBe(true)
+      expect((first as DatabaseError).message).not.toMatch(/stopped/)
+      expect((first as DatabaseError).message).toMatch(/goes on reading/)
+      // with time, it waits for the lingering thread, then checks
+      expect(await verifyDatabaseFileOffThread(path, 'second', { ...options, timeoutMs: 60_000 })).toBeGreaterThan(10)
+      expect(spawn).toHaveBeenCalledTimes(2)
+      expect(mostLive).toBe(1)
+    } finally {
+      spawn.mockRestore()
+    }
+  }, 60_000)
+
+  it("past the backup's deadline the check fails: BACKUP_FAILED naming timeoutMs", async () => {
     const path = build(5_000)
     const pool = createSqlitePool(path, { name: 'verify-deadline' })
     const directory = tmp.file('out-deadline')

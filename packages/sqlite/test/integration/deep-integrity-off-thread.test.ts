@@ -1,3 +1,4 @@
+import workerThreads from 'node:worker_threads'
 import { createSqlitePool, sqliteManagerOf } from '@dbpool/sqlite'
 import { tempDir } from './helpers'
 
@@ -46,12 +47,35 @@ describe('SQLite health checks', () => {
     }
   })
 
-  it('a deep check past its timeoutMs stops the worker and is degraded (integrity not known)', async () => {
+  it('a deep check past its timeoutMs is degraded (integrity not known) and says its check goes on', async () => {
     const { pool, manager, db } = await seeded('deadline')
     try {
       const checks = await manager.healthChecks(db, { deep: true, timeoutMs: 1 })
-      expect(checks.find((c) => c.name === 'integrity')).toMatchObject({ status: 'degraded', data: { timedOut: true } })
+      const integrity = checks.find((c) => c.name === 'integrity')
+      expect(integrity).toMatchObject({ status: 'degraded', data: { timedOut: true } })
+      // worker.terminate() cannot interrupt the native scan: it was not "stopped"
+      expect(integrity?.message).not.toMatch(/stopped/)
+      expect(integrity?.message).toMatch(/goes on/)
     } finally {
+      await pool.close()
+    }
+  })
+
+  // each timed-out deep probe left its worker scanning the whole file: threads and I/O piled up
+  it('probes past their deadline share one worker per database; a later probe is answered from it', async () => {
+    const { pool, manager, db } = await seeded('pileup')
+    const RealWorker = workerThreads.Worker
+    const spawn = jest
+      .spyOn(workerThreads, 'Worker')
+      .mockImplementation((...args: ConstructorParameters<typeof RealWorker>) => new RealWorker(...args))
+    try {
+      const probes = await Promise.all(Array.from({ length: 8 }, () => manager.healthChecks(db, { deep: true, timeoutMs: 1 })))
+      for (const checks of probes) expect(checks.find((c) => c.name === 'integrity')?.status).toMatch(/^(degraded|healthy)$/)
+      expect(spawn).toHaveBeenCalledTimes(1)
+      const later = await manager.healthChecks(db, { deep: true, timeoutMs: 20_000 })
+      expect(later.find((c) => c.name === 'integrity')).toMatchObject({ status: 'healthy', data: { ok: true } })
+    } finally {
+      spawn.mockRestore()
       await pool.close()
     }
   })
