@@ -18,7 +18,7 @@ import type { LeakInfo } from '../pool/pool-events'
 import type { ReadFallbackInfo, ReplicaStateInfo } from '../pool/replica-set'
 import type { CompiledQuery } from '../sql/sql'
 import { PoolLog, type PoolLogger } from './logger'
-import { readStatementHead } from './statement-info'
+import { operationName, readStatementHead } from './statement-info'
 import { notedServer } from './statement-server'
 import { redactUrlPasswords } from '../util/redact'
 import { parameterTexts } from '../util/parameter-texts'
@@ -483,7 +483,9 @@ export class PoolTelemetry {
     if (known) return known
     const redacted = this.#redact(text)
     // read from the redacted text: the span's name and db.collection.name carry no secret either
-    const { operation, collection } = readStatementHead(redacted)
+    const head = readStatementHead(redacted)
+    const operation = operationName(head.operation)
+    const collection = head.collection
     const target = collection ?? this.#namespace
     const spanName = operation ? (target ? `${operation} ${target}` : operation) : (target ?? this.#system)
     const metricAttributes: Attributes = { ...this.#base }

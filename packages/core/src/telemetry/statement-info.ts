@@ -1,13 +1,39 @@
 import { lineCommentEnd } from '../sql/line-comment'
 /** @internal What telemetry reads from a statement's text: its operation and the table it names first. */
 export interface StatementHead {
-  /** `db.operation.name`: the first keyword, as written (`select`, `INSERT`, `BEGIN`...); none for several statements. */
+  /** The first keyword, as written (`select`, `INSERT`, `BEGIN`...; `db.operation.name` is {@link operationName} of it); none for several statements. */
   readonly operation: string | undefined
   /**
    * `db.collection.name`: the first table of a SELECT/DELETE (after a FROM outside parentheses),
    * INSERT (INTO), UPDATE or COPY, as written; none for several statements.
    */
   readonly collection: string | undefined
+}
+
+/**
+ * The statements' first keywords of PostgreSQL and SQLite (their SQL command references): the only
+ * values `db.operation.name` takes, upper-cased, so that `select`, `SELECT` and `Select` are one
+ * metric series and a malformed or unusual text adds none.
+ */
+const SQL_VERBS: ReadonlySet<string> = new Set(
+  (
+    'ABORT ALTER ANALYZE ANALYSE ATTACH BEGIN CALL CHECKPOINT CLOSE CLUSTER COMMENT COMMIT COPY CREATE DEALLOCATE ' +
+    'DECLARE DELETE DETACH DISCARD DO DROP END EXECUTE EXPLAIN FETCH GRANT IMPORT INSERT LISTEN LOAD LOCK MERGE MOVE ' +
+    'NOTIFY PRAGMA PREPARE REASSIGN REFRESH REINDEX RELEASE REPLACE RESET REVOKE ROLLBACK SAVEPOINT SECURITY SELECT ' +
+    'SET SHOW START TABLE TRUNCATE UNLISTEN UPDATE VACUUM VALUES WITH'
+  ).split(' '),
+)
+
+/**
+ * @internal `db.operation.name` for a statement's first keyword (see {@link readStatementHead}):
+ * upper-cased when it is one of PostgreSQL's or SQLite's statement keywords, else undefined (the
+ * conventions leave the attribute out when the operation is unknown; the span is then named after
+ * its table or database alone).
+ */
+export function operationName(keyword: string | undefined): string | undefined {
+  if (keyword === undefined) return undefined
+  const upper = keyword.toUpperCase()
+  return SQL_VERBS.has(upper) ? upper : undefined
 }
 
 // FROM followed by one of these is not a table (`delete from ... using`, `select ... from (subquery)` has no name)

@@ -106,12 +106,12 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
       expect(txSpan!.parentSpanContext?.spanId).toBe(handler.spanContext().spanId)
       const statements = childrenOf(txSpan!).filter((s) => s.kind === SpanKind.CLIENT)
       const ns = String(options.targetAttributes(db.url)['db.namespace'])
-      expect(statements.map((s) => s.name)).toEqual(['BEGIN ' + ns, 'insert accounts', 'select accounts', 'COMMIT ' + ns])
+      expect(statements.map((s) => s.name)).toEqual(['BEGIN ' + ns, 'INSERT accounts', 'SELECT accounts', 'COMMIT ' + ns])
       const select = statements[2]!
       expect(select.attributes).toEqual({
         'db.system.name': options.systemName,
         ...options.targetAttributes(db.url),
-        'db.operation.name': 'select',
+        'db.operation.name': 'SELECT',
         'db.collection.name': 'accounts',
         'db.query.text': `select email from accounts where id = ${p}`,
       })
@@ -128,9 +128,9 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
       })
       const names = childrenOf(job).map((s) => s.name)
       expect(names.filter((n) => n !== 'dbpool.acquire')).toEqual([
-        'select accounts',
-        `select ${String(options.targetAttributes(db.url)['db.namespace'])}`,
-        'select accounts',
+        'SELECT accounts',
+        `SELECT ${String(options.targetAttributes(db.url)['db.namespace'])}`,
+        'SELECT accounts',
       ])
     })
 
@@ -143,7 +143,7 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
           for await (const row of conn.stream('select email from accounts')) rows.push(row)
         })
       })
-      const streams = childrenOf(job).filter((s) => s.name === 'select accounts')
+      const streams = childrenOf(job).filter((s) => s.name === 'SELECT accounts')
       expect(streams).toHaveLength(2)
       expect(streams.every((s) => s.kind === SpanKind.CLIENT && s.status.code === SpanStatusCode.UNSET)).toBe(true)
       expect(rows.length).toBeGreaterThan(0)
@@ -152,7 +152,7 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
           for await (const row of pool.stream('select email from no_such_table')) rows.push(row)
         })(),
       ).rejects.toMatchObject({ code: expect.any(String) })
-      const failed = named('select no_such_table')[0]!
+      const failed = named('SELECT no_such_table')[0]!
       expect(failed.status.code).toBe(SpanStatusCode.ERROR)
       expect(failed.attributes['error.type']).toBeDefined()
     })
@@ -163,7 +163,7 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
       await expect(pool.query(`insert into accounts (id, email) values (3, 'dup@example.com')`)).rejects.toMatchObject({
         code: 'UNIQUE_VIOLATION',
       })
-      const failed = named('insert accounts').at(-1)!
+      const failed = named('INSERT accounts').at(-1)!
       expect(failed.status.code).toBe(SpanStatusCode.ERROR)
       expect(failed.attributes['error.type']).toBe('UNIQUE_VIOLATION')
       expect(failed.attributes['db.response.status_code']).toBe(options.uniqueStatus)
@@ -178,11 +178,38 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
         .find((m) => m.descriptor.name === METRIC_NAMES.operationDuration)
       expect(metric?.descriptor.unit).toBe('s')
       const point = (metric!.dataPoints as { attributes: Record<string, unknown>; value: Histogram }[]).find(
-        (d) => d.attributes['db.collection.name'] === 'accounts' && d.attributes['db.operation.name'] === 'select',
+        (d) => d.attributes['db.collection.name'] === 'accounts' && d.attributes['db.operation.name'] === 'SELECT',
       )
       expect(point?.attributes).toMatchObject({ 'db.system.name': options.systemName, ...options.targetAttributes(db.url) })
       expect(point!.value.count).toBeGreaterThanOrEqual(1)
       expect(point!.value.buckets.boundaries).toEqual([0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10])
+    })
+
+    it('db.operation.name is upper-cased and one of the SQL verbs: a letter case or a malformed statement adds no series', async () => {
+      const pool = await open()
+      await pool.query('select email from cardinality_probe').catch(() => undefined)
+      await pool.query('SELECT email from cardinality_probe').catch(() => undefined)
+      await pool.query('Select email from cardinality_probe').catch(() => undefined)
+      for (let i = 0; i < 5; i++) await expect(pool.query(`frobnicate${i} cardinality_probe`)).rejects.toBeDefined()
+      const { resourceMetrics } = await reader.collect()
+      const metric = resourceMetrics.scopeMetrics
+        .flatMap((s) => s.metrics)
+        .find((m) => m.descriptor.name === METRIC_NAMES.operationDuration)
+      const points = (metric!.dataPoints as { attributes: Record<string, unknown>; value: Histogram }[]).filter(
+        (d) => d.attributes['db.collection.name'] === 'cardinality_probe' || d.attributes['db.collection.name'] === undefined,
+      )
+      const operations = [...new Set(points.map((d) => d.attributes['db.operation.name']))]
+      expect(operations.filter((o) => o !== undefined && !['SELECT', 'BEGIN', 'COMMIT', 'CREATE', 'INSERT'].includes(o as string))).toEqual(
+        [],
+      )
+      const selects = points.filter((d) => d.attributes['db.collection.name'] === 'cardinality_probe')
+      expect(selects).toHaveLength(1)
+      expect(selects[0]!.value.count).toBe(3)
+      const ns = String(options.targetAttributes(db.url)['db.namespace'])
+      const names = new Set(exporter.getFinishedSpans().map((s) => s.name))
+      expect(names.has('SELECT cardinality_probe')).toBe(true)
+      expect([...names].filter((n) => /frobnicate|select|Select/.test(n))).toEqual([])
+      expect(names.has(ns)).toBe(true)
     })
 
     it('pino: connects at debug, a slow statement at warn with text, duration and stats, values only with logParameters', async () => {
@@ -286,7 +313,7 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
         // a data exception: the quoted input value is hidden whatever it is
         expect((error?.err as { message: string }).message).toMatch(/session init on postgres:\/\/postgres@.* failed: .*\[PARAMETER\]/)
         expect(readFileSync(file, 'utf8')).not.toContain(secret)
-        const span = exporter.getFinishedSpans().find((s) => s.status.code === SpanStatusCode.ERROR && s.name.startsWith('select'))
+        const span = exporter.getFinishedSpans().find((s) => s.status.code === SpanStatusCode.ERROR && s.name.startsWith('SELECT'))
         expect(span?.attributes['db.query.text']).toBe("select cast('[REDACTED]' as integer)")
         expect(span?.status.message).toContain('[PARAMETER]')
         expect(JSON.stringify(exporter.getFinishedSpans().map((s) => [s.name, s.attributes, s.status]))).not.toContain(secret)

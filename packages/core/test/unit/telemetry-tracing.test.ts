@@ -139,7 +139,7 @@ describe('statement spans', () => {
       await pool.query(sql`select * from accounts where email = ${email}`)
       return span.spanContext().spanId
     })
-    const [span] = named('select accounts')
+    const [span] = named('SELECT accounts')
     expect(span).toBeDefined()
     expect(span!.kind).toBe(SpanKind.CLIENT)
     expect(parentOf(span!)).toBe(parent)
@@ -148,7 +148,7 @@ describe('statement spans', () => {
       'db.namespace': 'ledger',
       'server.address': 'db.internal',
       'server.port': 5433,
-      'db.operation.name': 'select',
+      'db.operation.name': 'SELECT',
       'db.collection.name': 'accounts',
       'db.query.text': 'select * from accounts where email = $1',
     })
@@ -160,7 +160,7 @@ describe('statement spans', () => {
   it('names a statement without a table after the namespace, and hides secrets the manager knows in the text', async () => {
     const { pool } = makePool()
     await pool.query("select set_config('app.key', 's3cret', false)")
-    const [span] = named('select ledger')
+    const [span] = named('SELECT ledger')
     expect(span?.attributes['db.query.text']).toBe("select set_config('app.key', '[REDACTED]', false)")
   })
 
@@ -184,7 +184,7 @@ describe('statement spans', () => {
       },
     })
     await expect(pool.query('insert into users (email) values ($1)', ['a@b.c'])).rejects.toThrow(/duplicate key/)
-    const [span] = named('insert users')
+    const [span] = named('INSERT users')
     expect(span!.status).toEqual({ code: SpanStatusCode.ERROR, message: 'duplicate key value violates unique constraint' })
     expect(span!.attributes['error.type']).toBe('UNIQUE_VIOLATION')
     expect(span!.attributes['db.response.status_code']).toBe('23505')
@@ -195,7 +195,7 @@ describe('statement spans', () => {
     await sync.query('select 1')
     const shared = makePool({ max: 1 }, { pipelineDepth: 4 }).pool
     await Promise.all([shared.query('select 2'), shared.query('select 3'), shared.query('select 4')])
-    expect(named('select ledger')).toHaveLength(4)
+    expect(named('SELECT ledger')).toHaveLength(4)
   })
 
   it('withConnection: the callback runs in the caller`s context, so its statements nest under the caller`s span', async () => {
@@ -207,8 +207,8 @@ describe('statement spans', () => {
       })
       return span.spanContext().spanId
     })
-    expect(named('update accounts').map(parentOf)).toEqual([parent])
-    expect(named('delete sessions').map(parentOf)).toEqual([parent])
+    expect(named('UPDATE accounts').map(parentOf)).toEqual([parent])
+    expect(named('DELETE sessions').map(parentOf)).toEqual([parent])
   })
 
   it('callers fed to tarn from the wait queue (beyond max + 32) keep their own context', async () => {
@@ -222,7 +222,7 @@ describe('statement spans', () => {
         }),
       ),
     )
-    for (let i = 0; i < callers; i++) expect(named(`select t${i}`).map(parentOf)).toEqual([parents[i]])
+    for (let i = 0; i < callers; i++) expect(named(`SELECT t${i}`).map(parentOf)).toEqual([parents[i]])
   })
 
   it('a caller that waited for a connection gets a wait span under its statement; one served at once does not', async () => {
@@ -234,7 +234,7 @@ describe('statement spans', () => {
     await Promise.all([pool.query('select 1 from a'), pool.query('select 1 from b')])
     const waits = named(WAIT_SPAN_NAME)
     expect(waits).toHaveLength(1)
-    const b = named('select b')[0]!
+    const b = named('SELECT b')[0]!
     expect(parentOf(waits[0]!)).toBe(b.spanContext().spanId)
     expect(waits[0]!.kind).toBe(SpanKind.INTERNAL)
     expect(waits[0]!.attributes['db.client.connection.pool.name']).toBe('default')
@@ -262,9 +262,9 @@ describe('transaction spans', () => {
     expect(children.map((s) => s.name)).toEqual([
       WAIT_SPAN_NAME,
       'BEGIN ledger',
-      'update accounts',
+      'UPDATE accounts',
       'SAVEPOINT ledger',
-      'insert entries',
+      'INSERT entries',
       'RELEASE ledger',
       'COMMIT ledger',
     ])
@@ -283,7 +283,7 @@ describe('transaction spans', () => {
     const [txSpan] = named(TRANSACTION_SPAN_NAME)
     expect(parentOf(txSpan!)).toBe(parent)
     const children = spans().filter((s) => parentOf(s) === txSpan!.spanContext().spanId)
-    expect(children.map((s) => s.name)).toEqual(['BEGIN ledger', 'create ledger', 'COMMIT ledger'])
+    expect(children.map((s) => s.name)).toEqual(['BEGIN ledger', 'CREATE ledger', 'COMMIT ledger'])
   })
 
   it('a replayed transaction keeps one span with a retry event per replay; a failed one ends with ERROR', async () => {
@@ -328,7 +328,7 @@ describe('sampling and the tracer option', () => {
     pools.push(pool)
     await pool.query('select 1 from outside')
     await pool.transaction((tx) => tx.query('select 1 from inside'))
-    expect(own.getFinishedSpans().map((s) => s.name)).toEqual([WAIT_SPAN_NAME, 'select outside'])
+    expect(own.getFinishedSpans().map((s) => s.name)).toEqual([WAIT_SPAN_NAME, 'SELECT outside'])
     expect(spans()).toHaveLength(0)
   })
 })
