@@ -56,8 +56,8 @@ export interface PostgresManagerOptions extends PostgresReplicaOptions {
    * column changed type elsewhere) is answered by preparing again and running once more outside a
    * transaction; inside one it is thrown with `retryable: true` (a class 22 error: as is, not
    * retryable; the next run is prepared again). DDL run through the pool (`CREATE`, `ALTER`, `DROP`,
-   * `DO` command tags) re-prepares the connection's statements, and after `ALTER`/`DROP` every
-   * connection's once it is committed.
+   * `DO` command tags) re-prepares the connection's statements, and after `ALTER`/`DROP`/`CREATE`
+   * (not a lone `CREATE TEMP`) every connection's once it is committed.
    * Off, and refused when asked for, with `pgbouncer: true` (PgBouncer in transaction mode cannot
    * route named statements before 1.21). Default is `'second-use'`: as fast as `'always'` in
    * `npm run bench`-style runs, and a text built once (an `IN` list of a new length) evicts nothing.
@@ -66,7 +66,10 @@ export interface PostgresManagerOptions extends PostgresReplicaOptions {
   /**
    * Named prepared statements kept per connection (a least-recently-used cache; pgx keeps 512); an
    * evicted one is closed on the server with the protocol's Close message, sent with the next
-   * statement. Default is `100`.
+   * statement. Default is `100`. Checked (CONFIGURATION outside 1 to 10,000) but without effect when
+   * nothing is named: `prepare: false`, or PgBouncer in transaction mode (`?pgbouncer=true`), where no
+   * cache exists. Not refused there, so that one set of options serves an environment behind
+   * PgBouncer and one without it.
    */
   readonly statementCacheSize?: number
   /**

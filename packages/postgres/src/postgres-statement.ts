@@ -186,7 +186,7 @@ class PgStatement extends PgQuery {
       if (first === 68 && droppedStatements(tag)) cache.invalidateAll()
       // 'ALTER TABLE', 'DROP VIEW', 'CREATE TABLE', 'DO'...: cached statements may see stale objects or types
       else if (first === 65 || first === 67 || first === 68) {
-        const change = schemaChangeOf(tag)
+        const change = schemaChangeOf(tag, this.text)
         if (change !== undefined) cache.schemaChanged(change === 'everywhere')
       }
     }
@@ -270,18 +270,34 @@ function droppedStatements(tag: string): boolean {
 
 /**
  * What a command tag says about the schema the connection's cached statements were parsed against
- * (see StatementCache.schemaChanged): `'everywhere'` for `ALTER ...` and `DROP ...` (a column type,
- * a table, a function other connections' statements use); `'here'` for `CREATE ...` (a temp table or
- * a table earlier in `search_path` that shadows one a statement resolved) and `DO` (a block that may
- * run any DDL); `undefined` for anything else. DDL run inside a function or procedure (`SELECT f()`,
- * `CALL`) has no tag of its own: a statement it invalidates fails once (0A000, 26000, 42804...) and
- * is prepared again then.
+ * (see StatementCache.schemaChanged): `'everywhere'` for `ALTER ...`, `DROP ...` and `CREATE ...`
+ * (a column type, a function other connections' statements use; a table created earlier in
+ * `search_path` that shadows one a statement resolved); `'here'` for a text that is one `CREATE
+ * TEMP ...` (a temp table shadows for this session only: an application creating one per lease
+ * does not make every connection re-prepare) and for `DO` (a block that may run any DDL: seen here,
+ * a statement of another connection it invalidates fails once and is prepared again);
+ * `undefined` for anything else. DDL run inside a function or procedure (`SELECT f()`, `CALL`) has
+ * no tag of its own: a statement it invalidates fails once (0A000, 26000, 42804...) and is prepared
+ * again then; a temp table it creates is not seen (see the README's caveat).
+ *
+ * @param text The statement text that produced the tag.
  */
-export function schemaChangeOf(tag: string): 'everywhere' | 'here' | undefined {
+export function schemaChangeOf(tag: string, text: string): 'everywhere' | 'here' | undefined {
   if (tag.startsWith('ALTER ') || tag.startsWith('DROP ')) return 'everywhere'
-  if (tag.startsWith('CREATE ') || tag === 'DO') return 'here'
+  if (tag.startsWith('CREATE ')) return loneCreateTemp(text) ? 'here' : 'everywhere'
+  if (tag === 'DO') return 'here'
   return undefined
 }
+
+/** A text that is one `CREATE [GLOBAL | LOCAL] TEMP[ORARY] ...` statement (no `;` but a trailing one): its object is this session's. */
+function loneCreateTemp(text: string): boolean {
+  if (!CREATE_TEMP.test(text)) return false
+  const body = text.trimEnd()
+  const semicolon = body.indexOf(';')
+  return semicolon < 0 || semicolon === body.length - 1
+}
+
+const CREATE_TEMP = /^\s*create\s+(?:(?:global|local)\s+)?temp(?:orary)?\s/i
 
 /**
  * A converted parameter (see postgresParameters: strings, numbers, booleans, bigints, null, bytes) as

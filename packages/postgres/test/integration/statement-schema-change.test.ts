@@ -135,3 +135,48 @@ it('a cached statement invalidated inside a savepoint: the message says only the
   })
   expect((await pool.query<{ v: number }>('select v from sp order by id')).rows.map((r) => r.v)).toEqual([0, 100, 5])
 }, 30_000)
+
+it('a temp table created on the connection shadows the permanent one for its cached statements too (temp schema already there)', async () => {
+  pool = poolOn(db.url, { max: 1, name: 'ddl-temp' }, { prepare: 'second-use' })
+  await pool.query('drop table if exists items; create table items (v int)')
+  const ins = 'insert into items (v) values ($1)'
+  const counts = await pool.withConnection(async (c) => {
+    // the session's temp schema exists before: creating the shadowing table then changes no search_path
+    await c.query('create temp table scratch (x int)')
+    await c.query('drop table scratch')
+    await c.query(ins, [1])
+    await c.query(ins, [2])
+    await c.query('create temp table items (v int)')
+    await c.query(ins, [3])
+    const temp = (await c.query<{ n: number }>('select count(*)::int as n from pg_temp.items')).rows[0]!.n
+    const permanent = (await c.query<{ n: number }>('select count(*)::int as n from public.items')).rows[0]!.n
+    await c.query('drop table pg_temp.items')
+    return { temp, permanent }
+  })
+  // before: { temp: 0, permanent: 3 }: the cached insert went on writing to public.items
+  expect(counts).toEqual({ temp: 1, permanent: 2 })
+}, 30_000)
+
+it('a table created earlier in search_path by another connection of the pool is seen by every connection once committed', async () => {
+  pool = poolOn(db.url, { max: 2, min: 0, name: 'ddl-shadow' }, { prepare: 'always' }, {})
+  await pool.query('drop schema if exists app cascade; drop table if exists goods; create table goods (v int); create schema app')
+  const ins = 'insert into goods (v) values ($1)'
+  const both = async (value: number) => {
+    let ready = 0
+    const hold = async (c: { query: (t: string, p: unknown[]) => Promise<unknown> }) => {
+      await c.query("select set_config('search_path', 'app, public', false)", [])
+      await c.query(ins, [value])
+      ready++
+      while (ready < 2) await new Promise((r) => setTimeout(r, 10))
+    }
+    await Promise.all([pool!.withConnection(hold), pool!.withConnection(hold)])
+  }
+  await both(1)
+  // the schema existed already: the search_path the cached statements were parsed with resolves to the same schemas
+  await pool.query('create table app.goods (v int)')
+  await both(2)
+  const permanent = (await pool.query<{ v: number }>('select v from public.goods order by v')).rows.map((r) => r.v)
+  const shadowing = (await pool.query<{ v: number }>('select v from app.goods order by v')).rows.map((r) => r.v)
+  // before: the connection that did not run the CREATE went on writing to public.goods
+  expect({ permanent, shadowing }).toEqual({ permanent: [1, 1], shadowing: [2, 2] })
+}, 30_000)

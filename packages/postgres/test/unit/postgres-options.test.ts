@@ -82,6 +82,20 @@ describe('manager options', () => {
     }
   })
 
+  it('statementCacheSize with nothing named (prepare: false, pgbouncer=true): checked, accepted, without effect (one config for both environments)', () => {
+    for (const manager of [
+      new PostgresConnectionManager('postgres://u@h/d', { prepare: false, statementCacheSize: 5 }),
+      new PostgresConnectionManager('postgres://u@h/d?pgbouncer=true', { statementCacheSize: 50 }),
+    ]) {
+      expect(manager.options.prepare).toBe(false)
+      expect(manager.options.statementCacheSize).toBeGreaterThan(0)
+    }
+    // still checked: a typo'd value is refused there too
+    expect(
+      configError(() => new PostgresConnectionManager('postgres://u@h/d?pgbouncer=true', { statementCacheSize: 0 })).detail?.option,
+    ).toBe('postgres.statementCacheSize')
+  })
+
   it('createPostgresPool rejects unknown keys and accepts the metrics options', () => {
     expect(configError(() => createPostgresPool({ host: 'localhost' }, { min: 0 }, { nope: 1 } as never)).message).toContain(
       'postgres.nope',

@@ -1,4 +1,5 @@
 import { StatementCache, statementName, type PrepareMode } from '@dbpool/postgres'
+import { schemaChangeOf } from '../../src/postgres-statement'
 
 /** A cache with pg's records of parsed names beside it, as on a real pg connection. */
 function cache(size: number, mode: PrepareMode = 'always', shared = { value: 0 }) {
@@ -195,5 +196,25 @@ describe('StatementCache', () => {
     expect(pg.parsedStatements[name]).toBe('a $1')
     statements.done(queued)
     statements.done(behind)
+  })
+})
+
+describe('schemaChangeOf', () => {
+  it.each([
+    ['ALTER TABLE', 'alter table t add column c int', 'everywhere'],
+    ['DROP TABLE', 'drop table t', 'everywhere'],
+    ['CREATE TABLE', 'create table app.items (v int)', 'everywhere'],
+    ['CREATE FUNCTION', 'create function f() returns int language sql as $$ select 1 $$', 'everywhere'],
+    ['CREATE TABLE', 'create temp table items (v int)', 'here'],
+    ['CREATE TABLE', '  CREATE GLOBAL TEMPORARY TABLE items (v int);  ', 'here'],
+    // a temp table and something else in one text: everywhere
+    ['CREATE TABLE', 'create temp table a (v int); create table b (v int)', 'everywhere'],
+    ['DO', 'do $$ begin execute $q$alter table t add c int$q$; end $$', 'here'],
+    ['SELECT 1', 'select 1', undefined],
+    ['DELETE 3', 'delete from t', undefined],
+    ['COPY 2', 'copy t from stdin', undefined],
+    ['CALL', 'call p()', undefined],
+  ] as const)('%s from %s: %s', (tag, text, change) => {
+    expect(schemaChangeOf(tag, text)).toBe(change)
   })
 })
