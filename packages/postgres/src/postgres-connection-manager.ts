@@ -1,4 +1,4 @@
-import { Client, type CustomTypesConfig, type QueryResult as PgQueryResult, type TransactionStatus } from 'pg'
+import { Client, type QueryResult as PgQueryResult, type TransactionStatus } from 'pg'
 import {
   DatabaseConfig,
   DatabaseError,
@@ -53,6 +53,16 @@ import {
   type PgSsl,
 } from './postgres-tls'
 import { createTypeParsers } from './postgres-types'
+import { findUnreadable, ReadGuard, unreadableError } from './postgres-read-guard'
+import {
+  refusesReadFormatStartup,
+  readFormatProblem,
+  readFormatsChanged,
+  readFormatSetup,
+  readFormatStartup,
+  RESTORE_READ_FORMATS_SQL,
+  SHOW_READ_FORMATS_SQL,
+} from './postgres-read-formats'
 import { startDeadline, type Deadline } from './postgres-deadline'
 import { hostLabel, mismatchOf, passesOf, reportsReadOnly, roleKindOf } from './postgres-session-attrs'
 import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, TRANSACTION_MODE_REASON } from './postgres-pgbouncer'
@@ -148,7 +158,6 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    */
   #sessionSetup: readonly string[]
   readonly #ssl: PgSsl
-  readonly #types: CustomTypesConfig
   /** Passwords handed to pg recently, scrubbed from every native message. */
   readonly #secrets: string[] = []
   /** #lone's verdict per statement text. */
@@ -182,12 +191,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     this.options = resolveManagerOptions(options, defaults, { pgbouncer: this.config.pgbouncer })
     this.target = this.config.toString()
     this.#ssl = tlsOptions(this.config)
-    this.#types = createTypeParsers(this.options.int8)
     this.pipelineDepth = this.options.pipelineDepth
     this.telemetryTarget = { namespace: this.config.database, serverAddress: this.config.host, serverPort: this.config.port }
     this.sessionFeatures = sessionFeaturesOf(this.options.pgbouncer)
     const startupSettings = this.options.pgbouncer ? sessionSettingsThroughPgBouncer(this.options.pgbouncer, this.config) : []
-    this.#sessionSetup = Object.freeze([...startupSettings, ...this.options.sessionInit])
+    this.#sessionSetup = Object.freeze([...startupSettings, ...readFormatSetup(this.options.pgbouncer), ...this.options.sessionInit])
     this.replicaOptions = resolveReplicaOptions((options ?? {}) as Record<string, unknown>)
     // `pgbouncer` describes the primary's target: a replica's comes from its own config (see replicaPgBouncerMode)
     const perReplica = Object.fromEntries(
@@ -322,12 +330,15 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const password = await this.#password()
     const conn = await this.#walk(password, hooks)
     try {
-      for (const text of this.#sessionSetup)
-        await this.#execute(conn, { text, params: [] }, { timeoutMs: this.options.connectTimeoutMs }, false)
+      if (this.options.pgbouncer === 'transaction') await this.#checkReadFormats(conn)
+      // behind a PgBouncer the config does not declare, the output formats it refused at startup are SET
+      const setup =
+        conn.formatsBySet && !this.options.pgbouncer ? [...readFormatSetup('session'), ...this.#sessionSetup] : this.#sessionSetup
+      for (const text of setup) await this.#execute(conn, { text, params: [] }, { timeoutMs: this.options.connectTimeoutMs }, false)
       // a sessionInit statement that resets something (`RESET ROLE; SET ...`) is part of the setup
       conn.setupLost = false
       // the manager that connected it knows its setup (a replica's config has its own timeouts)
-      conn.setup = this.#sessionSetup
+      conn.setup = setup
     } catch (err) {
       conn.kill()
       const mapped = this.mapError(err)
@@ -338,6 +349,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
           backend: 'postgres',
           sqlState: mapped.sqlState,
           cause: mapped,
+          detail: mapped.detail,
           // every new connection runs sessionInit again, whatever it did on this one: an unknown outcome changes nothing here
           retryable: mapped.code === 'QUERY_TIMEOUT' || mapped.retryable || isOutcomeUnknown(mapped),
         },
@@ -592,10 +604,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    */
   #tidy(conn: PostgresConnection, clean: boolean): void | Promise<void> {
     const tidied = clean ? this.#clean(conn) : conn.setupLost ? this.#restore(conn) : undefined
-    if (!conn.readOnlySession) return tidied
+    // a lease that changed DateStyle / IntervalStyle: set back (see #restoreReadFormats)
+    const formats = tidied === undefined ? this.#restoreReadFormats(conn) : tidied.then(() => this.#restoreReadFormats(conn))
+    if (!conn.readOnlySession) return formats
     // RESET ALL: a read-only setting made with SET is gone (one from the startup option is back)
     if (clean) conn.readOnlyMayBeLost = true
-    return tidied ? tidied.then(() => this.#keepReadOnly(conn)) : this.#keepReadOnly(conn)
+    return formats ? formats.then(() => this.#keepReadOnly(conn)) : this.#keepReadOnly(conn)
   }
 
   /**
@@ -628,6 +642,40 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       conn.markBroken(reason)
       throw reason
     }
+  }
+
+  /**
+   * A statement of the lease changed DateStyle or IntervalStyle (see readFormatsChanged: one property
+   * read per release otherwise): both are set back to what the row parsers read
+   * ({@link RESTORE_READ_FORMATS_SQL}), bounded by `cancelTimeoutMs`; a failure destroys the connection.
+   * Not in PgBouncer transaction mode, where a SET is refused anyway.
+   */
+  #restoreReadFormats(conn: PostgresConnection): void | Promise<void> {
+    if (this.options.pgbouncer === 'transaction' || !readFormatsChanged(conn)) return undefined
+    return this.#execute(conn, { text: RESTORE_READ_FORMATS_SQL, params: [] }, { timeoutMs: this.options.cancelTimeoutMs }, false).then(
+      () => undefined,
+      (err: unknown) => {
+        const reason = new DatabaseError(
+          'QUERY_FAILED',
+          `the DateStyle / IntervalStyle a statement changed could not be set back on release: ${this.mapError(err).message}; the connection is closed instead of reused`,
+          { backend: 'postgres', cause: err },
+        )
+        conn.markBroken(reason)
+        throw reason
+      },
+    )
+  }
+
+  /** PgBouncer in transaction mode: the server's IntervalStyle and extra_float_digits must fit (see readFormatProblem). */
+  async #checkReadFormats(conn: PostgresConnection): Promise<void> {
+    const { rows } = await this.#execute<{ interval_style: string; extra_float_digits: number; version: number }>(
+      conn,
+      { text: SHOW_READ_FORMATS_SQL, params: [] },
+      { timeoutMs: this.options.connectTimeoutMs },
+      false,
+    )
+    const problem = rows[0] === undefined ? undefined : readFormatProblem(rows[0])
+    if (problem !== undefined) throw problem
   }
 
   async #rollback(conn: PostgresConnection, status: TransactionStatus | 'unknown', clean: boolean): Promise<void> {
@@ -826,7 +874,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // a lease starts in classic mode (reset switches pipeline mode off); pg refuses cursors otherwise
     setPipeline(conn, false)
     return new PostgresCursor<R>(conn, prepared, options.batchSize, {
-      types: this.#types,
+      types: conn.reads!.types,
       closeTimeoutMs: this.options.cancelTimeoutMs,
       fail: (err, progress) => this.#queryError(conn, err, query.text, progress),
       refused: (error) => this.#refusedAfterRun(conn, error),
@@ -935,8 +983,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     password: string | undefined,
     hooks: ConnectionHooks,
     attempt?: { secured: boolean },
+    startup = readFormatStartup(this.options.pgbouncer),
   ): Promise<PostgresConnection> {
     const { config, options } = this
+    const guard = new ReadGuard()
+    const types = createTypeParsers(options.int8, guard)
     const client = new Client({
       host: address,
       port: host.port,
@@ -954,7 +1005,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       options: this.#readOnlyVia === 'startup' ? [config.options, REPLICA_SESSION_OPTIONS].filter(Boolean).join(' ') : config.options,
       keepAlive: config.keepAlive,
       keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs,
-      types: this.#types,
+      types,
     })
     // pg falls back to PGOPTIONS for `options`, a startup parameter PgBouncer refuses
     if (options.pgbouncer) (client as unknown as { connectionParameters: { options?: string } }).connectionParameters.options = undefined
@@ -971,13 +1022,22 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       statements,
       { host: host.host, port: host.port, address },
     )
+    conn.reads = { types, guard }
+    // the output formats the parsers read, as startup parameters (see READ_FORMATS); pg sends a fixed set
+    const pgClient = client as unknown as { getStartupConf(): Record<string, string> }
+    const startupConf = pgClient.getStartupConf.bind(client)
+    pgClient.getStartupConf = () => ({ ...startupConf(), ...startup })
     try {
       await client.connect()
     } catch (err) {
       if (attempt) attempt.secured = isSecured(client.connection.stream)
       conn.kill()
+      // a PgBouncer the config does not declare: DateStyle alone at startup, the rest SET after connecting
+      if (refusesReadFormatStartup(err, startup))
+        return this.#open(host, address, ssl, password, hooks, attempt, readFormatStartup('session'))
       throw err
     }
+    conn.formatsBySet = !('IntervalStyle' in startup) && this.options.pgbouncer !== 'transaction'
     return conn
   }
 
@@ -1369,6 +1429,9 @@ function normalize<R>(
     if (refused !== undefined) throw refused
   }
   const rows = (Array.isArray(last.rows) ? last.rows : []) as R[]
+  // a value the type parsers could not read exactly (see UnreadableValue): the result is refused
+  const unreadable = findUnreadable(conn.reads?.guard, rows, fields)
+  if (unreadable !== undefined) throw unreadableError(unreadable, text ?? '', progress.inTransaction, conn)
   return { rows, rowCount: last.rowCount ?? rows.length, command: last.command ?? undefined }
 }
 

@@ -1,5 +1,6 @@
-import type { Client } from 'pg'
+import type { Client, CustomTypesConfig } from 'pg'
 import type { DatabaseError, ReferencedHandle } from '@dbpool/core'
+import type { ReadGuard } from './postgres-read-guard'
 import type { StatementCache } from './postgres-statement-cache'
 
 /** The pg.Client fields we read that @types/pg does not declare. */
@@ -109,6 +110,16 @@ export class PostgresConnection implements ReferencedHandle {
    * its transaction's fate is unknown, not rolled back.
    */
   endedInDoubt = false
+  /**
+   * @internal This connection's type parsers (see `createTypeParsers`; its cursors use them too) and
+   * the guard they report values they cannot read exactly to (see `ReadGuard`).
+   */
+  reads: { readonly types: CustomTypesConfig; readonly guard: ReadGuard } | undefined = undefined
+  /**
+   * @internal IntervalStyle and extra_float_digits are SET after connecting rather than sent as
+   * startup parameters (a PgBouncer, declared in session mode or not declared: see `READ_FORMATS`).
+   */
+  formatsBySet = false
 
   /** @internal */
   constructor(

@@ -5,6 +5,7 @@ import type { PostgresConnection } from './postgres-connection'
 import { resultColumnsError } from './postgres-columns'
 import { mayHaveCommitted, StatementProgress } from './postgres-outcome'
 import type { PgQuery } from './postgres-params'
+import { findUnreadable, unreadableError, type UnreadableFound } from './postgres-read-guard'
 import { startDeadline, type Deadline } from './postgres-deadline'
 
 /** @internal What a cursor needs from its manager. */
@@ -83,6 +84,9 @@ export class PostgresCursor<R> implements RowCursor<R> {
         if (first) {
           if (this.#columnsError(cursor) !== undefined) return this.#refuse(cursor)
         }
+        // a value the type parsers could not read exactly (see UnreadableValue): no row of it is handed out
+        const unreadable = findUnreadable(this.#conn.reads?.guard, rows, this.#fields(cursor))
+        if (unreadable !== undefined) return this.#refuseUnreadable(unreadable)
         if (rows.length === 0) this.#done = true
         // the read settles at the ReadyForQuery that answers the Sync sent at CommandComplete
         if (this.#synced(cursor)) this.#noteCommit()
@@ -203,6 +207,17 @@ export class PostgresCursor<R> implements RowCursor<R> {
     // a failed implicit COMMIT leaves the session idle too: its status then proves nothing
     const answered = closed && this.#commitError === undefined
     return resultColumnsError(fields, this.#query.text, this.#inTransaction, answered ? this.#conn : undefined)
+  }
+
+  #fields(cursor: Cursor<R>): readonly unknown[] | undefined {
+    return (cursor as unknown as { _result?: { fields?: readonly unknown[] } })._result?.fields
+  }
+
+  /** Closes the cursor (no row of the batch is handed out), then rejects naming the column (see unreadableError). */
+  async #refuseUnreadable(found: UnreadableFound): Promise<never> {
+    await this.close()
+    const answered = this.#commitError === undefined && this.#conn.usable
+    throw await this.#hooks.refused(unreadableError(found, this.#query.text, this.#inTransaction, answered ? this.#conn : undefined))
   }
 
   /**

@@ -1,4 +1,5 @@
 import { DatabaseError, isSqlJson, type CompiledQuery } from '@dbpool/core'
+import { checkFloatDigits } from './postgres-read-formats'
 import { checkStatementText, describeValue, invalidParameter, isPlainObject, jsonParameterText, stringProblem } from '@dbpool/core/internal'
 
 /** The most parameters one statement can carry: the protocol's Bind message counts them in an Int16. */
@@ -18,11 +19,13 @@ export interface PgQuery {
 
 /**
  * Checks and converts one statement for pg, before anything is sent (so a refusal leaves the
- * connection untouched and usable). The text is refused with SYNTAX_ERROR when it holds U+0000 (core's
- * `checkStatementText`); the parameters follow {@link postgresParameters}.
+ * connection untouched and usable). The text is refused with SYNTAX_ERROR when it holds U+0000 or a
+ * lone surrogate (core's `checkStatementText`), with CONFIGURATION when it sets `extra_float_digits`
+ * (see `checkFloatDigits`); the parameters follow {@link postgresParameters}.
  */
 export function pgQuery(query: CompiledQuery): PgQuery {
   checkStatementText(query.text, 'postgres')
+  checkFloatDigits(query.text)
   return { text: query.text, values: postgresParameters(query.params) as unknown[] }
 }
 

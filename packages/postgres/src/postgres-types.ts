@@ -1,5 +1,6 @@
 import { parse as parseLossless } from 'lossless-json'
 import { types as pgTypes, type CustomTypesConfig } from 'pg'
+import { ReadGuard } from './postgres-read-guard'
 
 /**
  * How `bigint` / `int8` columns (and `count(*)`, `sum(int)`) come back: `'bigint'` (default) always a
@@ -18,6 +19,10 @@ const OID = {
   DATE_ARRAY: 1182,
   TIMESTAMP: 1114,
   TIMESTAMP_ARRAY: 1115,
+  TIMESTAMPTZ: 1184,
+  TIMESTAMPTZ_ARRAY: 1185,
+  INTERVAL: 1186,
+  INTERVAL_ARRAY: 1187,
   TEXT_ARRAY: 1009,
   NUMERIC_ARRAY: 1231,
   JSON: 114,
@@ -40,30 +45,51 @@ type Nested = unknown[] | unknown
  *   the whole statement).
  * - `numeric` / `decimal`: a string (exact; JS has no decimal type). pg's default; `numeric[]` too
  *   (pg parses its elements with `parseFloat`, which rounds `12345678901234567.89`).
- * - `timestamptz`: a `Date` (an instant). pg's default.
+ * - `timestamptz`: a `Date` (an instant), pg's parser, **to the millisecond**: Postgres keeps
+ *   microseconds, a Date cannot, so `.123456` reads as `.123` (truncated; written back it stores
+ *   `.123000`). Read `at::text` (or `to_char`, `extract(epoch from at)`) where microseconds matter.
+ *   `infinity` / `-infinity` read as the numbers `Infinity` / `-Infinity` (pg's default). A value after
+ *   275760-09-13 (a Date's end; Postgres goes to 294276) is refused (the statement's result:
+ *   QUERY_FAILED naming the column, see `unreadableError`), never an Invalid Date.
  * - `timestamp` (without time zone) and `date`: the server's text, e.g. `'2024-03-01 12:00:00'` and
- *   `'2024-03-01'`; pg would build a Date in the process's local zone, a silent shift.
- * - `json` / `jsonb`: parsed, as JSON.parse does, except that an integer beyond ±(2^53−1) that JS
- *   would not write back as written (`{"id": 12345678901234567890}`, which JSON.parse rounds to
- *   `12345678901234567000`) comes back as the exact `bigint`, the `int8: 'number'` rule (see
- *   {@link parseJson}).
+ *   `'2024-03-01'` (exact, microseconds and every year included); pg would build a Date in the
+ *   process's local zone, a silent shift.
+ * - `interval`: pg's object (`{ days: 1, hours: 2 }`), read from IntervalStyle `postgres` text.
+ * - Date/time and interval texts in another DateStyle / IntervalStyle than the pool sets (ISO,
+ *   postgres: a session's `SET datestyle` changed it; pg read a timestamptz as `null`, an interval as
+ *   `{}`) are refused the same way, never read as something else.
+ * - `json` / `jsonb`: parsed, as JSON.parse does (duplicate keys: the last wins), except that a
+ *   number holding an integer that JS would not write back as written (`{"id": 12345678901234567890}`,
+ *   which JSON.parse rounds to `12345678901234567000`; `9007199254740993e0`; `1e400`, which JSON.parse
+ *   reads as Infinity) comes back as the exact `bigint`, the `int8: 'number'` rule (see
+ *   {@link parseJson}); a fraction beyond a double's range (Infinity) or a non-zero one below it (0)
+ *   is refused as above.
  * - `bytea`: Buffer. `int2`/`int4`/`float4`/`float8`: number. pg's defaults.
  * - Arrays of these follow their element type.
  */
-export function createTypeParsers(int8: Int8Mode): CustomTypesConfig {
+export function createTypeParsers(int8: Int8Mode, guard: ReadGuard = new ReadGuard()): CustomTypesConfig {
   const overrides = new Map<number, Parser>()
   const int8Parser = int8Parse(int8)
   if (int8Parser) {
     overrides.set(OID.INT8, int8Parser)
     overrides.set(OID.INT8_ARRAY, arrayOf(int8Parser))
   }
+  const date = isoText(ISO_DATE, 'date', guard)
+  const timestamp = isoText(ISO_TIMESTAMP, 'timestamp', guard)
+  const timestamptz = timestamptzParser(guard)
+  const interval = intervalParser(guard)
+  const json = (text: string): unknown => parseJson(text, guard)
   overrides.set(OID.NUMERIC_ARRAY, arrayOf(identity))
-  overrides.set(OID.DATE, identity)
-  overrides.set(OID.DATE_ARRAY, arrayOf(identity))
-  overrides.set(OID.TIMESTAMP, identity)
-  overrides.set(OID.TIMESTAMP_ARRAY, arrayOf(identity))
-  for (const oid of [OID.JSON, OID.JSONB]) overrides.set(oid, parseJson)
-  for (const oid of [OID.JSON_ARRAY, OID.JSONB_ARRAY]) overrides.set(oid, arrayOf(parseJson))
+  overrides.set(OID.DATE, date)
+  overrides.set(OID.DATE_ARRAY, arrayOf(date))
+  overrides.set(OID.TIMESTAMP, timestamp)
+  overrides.set(OID.TIMESTAMP_ARRAY, arrayOf(timestamp))
+  overrides.set(OID.TIMESTAMPTZ, timestamptz)
+  overrides.set(OID.TIMESTAMPTZ_ARRAY, arrayOf(timestamptz))
+  overrides.set(OID.INTERVAL, interval)
+  overrides.set(OID.INTERVAL_ARRAY, arrayOf(interval))
+  for (const oid of [OID.JSON, OID.JSONB]) overrides.set(oid, json)
+  for (const oid of [OID.JSON_ARRAY, OID.JSONB_ARRAY]) overrides.set(oid, arrayOf(json))
   const getTypeParser = ((oid: number, format?: 'text' | 'binary') => {
     if (format !== 'binary') {
       const parser = overrides.get(oid)
@@ -72,6 +98,35 @@ export function createTypeParsers(int8: Int8Mode): CustomTypesConfig {
     return format === undefined ? pgTypes.getTypeParser(oid) : pgTypes.getTypeParser(oid, format)
   }) as CustomTypesConfig['getTypeParser']
   return { getTypeParser }
+}
+
+/** DateStyle ISO output: `2024-03-01`, years beyond 9999 with more digits, ` BC` before year 1. */
+const ISO_DATE = /^\d{4,}-\d\d-\d\d(?: BC)?$/
+/** `2024-03-01 12:00:00[.ffffff]` (ISO DateStyle), ` BC` before year 1. */
+const ISO_TIMESTAMP = /^\d{4,}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?(?: BC)?$/
+/** `2024-03-01 12:00:00[.ffffff]+01[:30[:15]]` (ISO DateStyle). */
+const ISO_TIMESTAMPTZ = /^\d{4,}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?[+-]\d\d(?::\d\d){0,2}(?: BC)?$/
+/** IntervalStyle postgres output: `1 year 2 mons -3 days +04:05:06.5`, `00:00:00`. */
+const POSTGRES_INTERVAL = /^(?:[-+]?\d+ years? ?)?(?:[-+]?\d+ mons? ?)?(?:[-+]?\d+ days? ?)?(?:[-+]?\d+:\d\d:\d\d(?:\.\d+)?)?$/
+
+/** The server's text, when it is in the ISO DateStyle form (or ±infinity); otherwise refused. */
+function isoText(form: RegExp, type: string, guard: ReadGuard): Parser {
+  return (text) => (form.test(text) || text === 'infinity' || text === '-infinity' ? text : guard.unreadable(type, 'format'))
+}
+
+function timestamptzParser(guard: ReadGuard): Parser {
+  const pgParse = pgTypes.getTypeParser(OID.TIMESTAMPTZ) as Parser
+  return (text) => {
+    if (!ISO_TIMESTAMPTZ.test(text))
+      return text === 'infinity' || text === '-infinity' ? pgParse(text) : guard.unreadable('timestamptz', 'format')
+    const value = pgParse(text)
+    return value instanceof Date && Number.isNaN(value.getTime()) ? guard.unreadable('timestamptz', 'out-of-range') : value
+  }
+}
+
+function intervalParser(guard: ReadGuard): Parser {
+  const pgParse = pgTypes.getTypeParser(OID.INTERVAL) as Parser
+  return (text) => (POSTGRES_INTERVAL.test(text) ? pgParse(text) : guard.unreadable('interval', 'format'))
 }
 
 function int8Parse(mode: Int8Mode): Parser | undefined {
@@ -86,36 +141,68 @@ function int8Parse(mode: Int8Mode): Parser | undefined {
   return undefined
 }
 
-/** A digit run long enough to be an integer beyond ±(2^53−1) (16 digits: 2^53 is 9007199254740992). */
-const LONG_DIGITS = /\d{16}/
+/**
+ * A text that may hold a number JSON.parse would not read exactly: a run of 16 digits (an integer
+ * beyond ±(2^53−1) has at least 16) or an exponent (`9007199254740993e0`, `1e400`).
+ */
+const NEEDS_EXACT = /\d{16}|\d[eE][-+]?\d/
 const INTEGER = /^-?\d+$/
+const NUMBER = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([-+]?\d+))?$/
+/** Digits of the longest integer read as a bigint (an exponent can spell a huge one in a few bytes: `1e100000000`). */
+const MAX_INTEGER_DIGITS = 10_000
 
 /**
- * A `json` / `jsonb` value: JSON.parse, except for an integer literal that JS would not write back as
- * the same integer: that one becomes the exact `bigint` (JSON.parse reads `12345678901234567890` as
- * `12345678901234567000`, `9007199254740993` as `9007199254740992`: an id or an amount changed
- * silently, and written back changed). An integer that JS prints back as written stays a number:
- * `1152921504606847000`, the text `JSON.stringify(2 ** 60)` writes, reads back as the double `2 ** 60`,
- * as with JSON.parse, and `1000000000000000000000` (jsonb's spelling of `1e21`) as `1e21`. Numbers
- * with a fraction or an exponent stay doubles, as in JSON.parse. Only a text with a run of 16 digits
- * (an integer beyond ±(2^53−1) has at least 16) goes through lossless-json, a JS parser that hands
- * over each number's text; every other value takes JSON.parse's fast path. A text lossless-json
- * refuses where JSON.parse does not (duplicate keys in `json`) falls back to JSON.parse (the last key
- * wins), so a read never fails here.
+ * A `json` / `jsonb` value: JSON.parse, except for a number that JS would not read as written: an
+ * integer that JS would not write back as the same integer becomes the exact `bigint` (JSON.parse
+ * reads `12345678901234567890` as `12345678901234567000`, `9007199254740993` and `9007199254740993e0`
+ * as `9007199254740992`, `1e400` as Infinity: an id or an amount changed silently, and written back
+ * changed). An integer that JS prints back as written stays a number: `1152921504606847000`, the text
+ * `JSON.stringify(2 ** 60)` writes, reads back as the double `2 ** 60`, as with JSON.parse, and
+ * `1000000000000000000000` (jsonb's spelling of `1e21`) as `1e21`. Numbers with a fraction stay
+ * doubles, as in JSON.parse; one beyond a double's range (Infinity) or non-zero but read as 0 is
+ * unreadable (the result is refused: see {@link UnreadableValue}), as is an integer of more than
+ * 10,000 digits. Only a text with a run of 16 digits or an exponent goes through lossless-json, a JS
+ * parser that hands over each number's text (duplicate keys: the last wins, as JSON.parse and
+ * Postgres's json operators do); every other value takes JSON.parse's fast path.
  */
-export function parseJson(text: string): unknown {
-  if (!LONG_DIGITS.test(text)) return JSON.parse(text)
+export function parseJson(text: string, guard: ReadGuard = new ReadGuard()): unknown {
+  if (!NEEDS_EXACT.test(text)) return JSON.parse(text)
   try {
-    return parseLossless(text, null, jsonNumber)
+    return parseLossless(text, null, {
+      parseNumber: (number: string) => jsonNumber(number, guard),
+      onDuplicateKey: ({ newValue }: { newValue: unknown }) => newValue,
+    } as never)
   } catch {
-    return JSON.parse(text)
+    // Postgres json and jsonb are valid JSON: not expected; never a rounded value instead
+    return guard.unreadable('json', 'format')
   }
 }
 
-function jsonNumber(text: string): number | bigint {
+function jsonNumber(text: string, guard: ReadGuard): unknown {
   const value = Number(text)
-  if (!INTEGER.test(text) || Number.isSafeInteger(value)) return value
-  return Number.isFinite(value) && integerDigits(value) === text ? value : BigInt(text)
+  if (INTEGER.test(text)) {
+    if (Number.isSafeInteger(value)) return value
+    if (Number.isFinite(value) && integerDigits(value) === text) return value
+    return text.length - (text[0] === '-' ? 1 : 0) > MAX_INTEGER_DIGITS ? guard.unreadable('json', 'out-of-range') : BigInt(text)
+  }
+  const match = NUMBER.exec(text)
+  if (match === null) return value
+  const [, sign = '', whole = '', fraction = '', exponent = '0'] = match
+  let digits = (whole + fraction).replace(/^0+/, '')
+  if (digits === '') return value // a zero
+  let scale = Number(exponent) - fraction.length
+  const trailing = /0*$/.exec(digits)![0].length
+  digits = digits.slice(0, digits.length - trailing)
+  scale += trailing
+  if (scale < 0) {
+    // a fraction: a double, as JSON.parse reads it; but never Infinity, nor 0 for a non-zero number
+    return Number.isFinite(value) && value !== 0 ? value : guard.unreadable('json', 'out-of-range')
+  }
+  // an integer written with a fraction part or an exponent (`1.5e3`, `9007199254740993e0`, `1e400`)
+  if (digits.length + scale > MAX_INTEGER_DIGITS) return guard.unreadable('json', 'out-of-range')
+  const integer = `${sign}${digits}${'0'.repeat(scale)}`
+  if (Number.isFinite(value) && (Number.isSafeInteger(value) || integerDigits(value) === integer)) return value
+  return BigInt(integer)
 }
 
 /** The integer JS writes for an integral double (its shortest round-trip text), without an exponent: `1e+21` → `1000000000000000000000`. */

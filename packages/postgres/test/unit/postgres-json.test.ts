@@ -1,3 +1,4 @@
+import { ReadGuard, UnreadableValue } from '../../src/postgres-read-guard'
 import { parseJson } from '../../src/postgres-types'
 
 describe('parseJson: json / jsonb values', () => {
@@ -31,7 +32,29 @@ describe('parseJson: json / jsonb values', () => {
     expect(parseJson('[1.5,true,null,"x"]')).toEqual([1.5, true, null, 'x'])
   })
 
-  it('never throws where JSON.parse would not: duplicate keys in json keep the last', () => {
-    expect(parseJson('{"a":1,"a":12345678901234567890}')).toEqual(JSON.parse('{"a":1,"a":12345678901234567890}'))
+  it('duplicate keys anywhere (json keeps them): the last wins, as in JSON.parse, and big integers stay exact (they fell back to JSON.parse: rounded)', () => {
+    expect(parseJson('{"id": 1, "id": 12345678901234567890}')).toEqual({ id: 12345678901234567890n })
+    expect(parseJson('{"other": {"a": 1, "a": 2}, "id": 9007199254740993}')).toEqual({ other: { a: 2 }, id: 9007199254740993n })
+    const text = '{"b":1,"a":1,"b":[2,{"c":3,"c":4}]}'
+    expect(parseJson(text)).toEqual(JSON.parse(text))
+    expect(Object.keys(parseJson(text) as object)).toEqual(Object.keys(JSON.parse(text) as object))
+  })
+
+  it('an integer written with an exponent or a fraction part is exact too (9007199254740993e0, 1e400 read as 9007199254740992, Infinity)', () => {
+    expect(parseJson('{"id": 9007199254740993e0}')).toEqual({ id: 9007199254740993n })
+    expect(parseJson('{"n": 1e400}')).toEqual({ n: 10n ** 400n })
+    expect(parseJson('[-1.5E+400, 12345678901234567.890e3]')).toEqual([-15n * 10n ** 399n, 12345678901234567890n])
+    // what a double prints back as written stays a number, as with JSON.parse
+    expect(parseJson('[1e21, 1.5e3, 2.5e-3, 0e400, -0.0e0, 1152921504606847e3]')).toEqual([1e21, 1500, 0.0025, 0, -0, 1152921504606847000])
+  })
+
+  it('a fraction a double cannot hold (Infinity, or a non-zero read as 0) is unreadable, never rounded silently', () => {
+    const guard = new ReadGuard()
+    expect(parseJson(`{"x": 1${'0'.repeat(400)}.5}`, guard)).toEqual({ x: expect.any(UnreadableValue) })
+    expect(parseJson('[1e-400]', guard)).toEqual([expect.any(UnreadableValue)])
+    expect(parseJson('[1e100000000]', guard)).toEqual([expect.any(UnreadableValue)])
+    expect(guard.count).toBe(3)
+    expect(parseJson('[0.1e1, 5e-324]', guard)).toEqual([1, 5e-324])
+    expect(guard.count).toBe(3)
   })
 })

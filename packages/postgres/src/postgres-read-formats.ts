@@ -1,0 +1,116 @@
+import { DatabaseError } from '@dbpool/core'
+import type { PostgresConnection } from './postgres-connection'
+import type { PgBouncerMode } from './postgres-pgbouncer'
+
+/**
+ * The output formats dbpool's row parsers read exactly (see `createTypeParsers`), set on every
+ * session whatever the server, database or role default (`ALTER DATABASE ... SET datestyle = 'SQL,
+ * DMY'` made pg read a NOT NULL timestamptz as null; `extra_float_digits = 0` rounded float8 to 15
+ * digits, 0.30000000000000004 to 0.3; `IntervalStyle = 'sql_standard'` read an interval as `{}`):
+ *
+ * - `DateStyle` `ISO` (the output part; the day/month input order stays the server's);
+ * - `IntervalStyle` `postgres`;
+ * - `extra_float_digits` `3`: shortest exact text on PostgreSQL 12+ (any value ≥ 1), 17 significant
+ *   digits before (exact round trip).
+ *
+ * Sent as startup parameters (client settings: they win over database and role settings, and `RESET`
+ * returns to them). PgBouncer accepts only `DateStyle` of these (1.18: `user`, `database`,
+ * `application_name`, `client_encoding`, `DateStyle`, `TimeZone`, `standard_conforming_strings`;
+ * "unsupported startup parameter" otherwise): in session mode the other two are SET after connecting
+ * (part of the setup run again after a reset, see {@link readFormatSetup}); in transaction mode a SET
+ * would reach one server connection, so they are checked with SHOW at connect instead (see
+ * {@link readFormatProblem}): CONFIGURATION naming the setting when the server's default differs.
+ */
+export const READ_FORMATS = { DateStyle: 'ISO', IntervalStyle: 'postgres', extra_float_digits: '3' } as const
+
+/** The startup parameters added to pg's (see {@link READ_FORMATS}): all three, or `DateStyle` alone behind PgBouncer. */
+export function readFormatStartup(pgbouncer: PgBouncerMode | false): Readonly<Record<string, string>> {
+  return pgbouncer ? { DateStyle: READ_FORMATS.DateStyle } : READ_FORMATS
+}
+
+/**
+ * The server (a PgBouncer the config does not declare: `pgbouncer` unset) refused a startup parameter
+ * of {@link READ_FORMATS} that `startup` held ("unsupported startup parameter: IntervalStyle"): the
+ * connection is opened again with `DateStyle` alone, and the others are SET after connecting.
+ */
+export function refusesReadFormatStartup(err: unknown, startup: Readonly<Record<string, string>>): boolean {
+  if (!('IntervalStyle' in startup)) return false
+  const message = err instanceof Error ? err.message : ''
+  return /unsupported startup parameter: (?:IntervalStyle|extra_float_digits)/i.test(message)
+}
+
+/** The SETs run after connecting (and after a reset) in PgBouncer session mode: what it refuses at startup. */
+export function readFormatSetup(pgbouncer: PgBouncerMode | false): readonly string[] {
+  return pgbouncer === 'session'
+    ? [`SET IntervalStyle = ${READ_FORMATS.IntervalStyle}`, `SET extra_float_digits = ${READ_FORMATS.extra_float_digits}`]
+    : []
+}
+
+/** What restores the formats on release after a statement changed them (see {@link readFormatsChanged}). */
+export const RESTORE_READ_FORMATS_SQL = `SET DateStyle = ${READ_FORMATS.DateStyle}; SET IntervalStyle = ${READ_FORMATS.IntervalStyle}`
+
+/** The query checking the two settings PgBouncer in transaction mode cannot send. */
+export const SHOW_READ_FORMATS_SQL =
+  "select current_setting('IntervalStyle') as interval_style, current_setting('extra_float_digits')::int as extra_float_digits, current_setting('server_version_num')::int as version"
+
+/**
+ * CONFIGURATION when the server's defaults (behind PgBouncer in transaction mode, where they cannot be
+ * set) would make reads inexact: `IntervalStyle` other than `postgres`, `extra_float_digits` below 1
+ * (PostgreSQL 12+) or 3 (before). Undefined when they fit.
+ */
+export function readFormatProblem(row: { interval_style: string; extra_float_digits: number; version: number }): DatabaseError | undefined {
+  const floor = row.version >= 120000 ? 1 : 3
+  const [setting, value, want] =
+    row.interval_style !== READ_FORMATS.IntervalStyle
+      ? ['IntervalStyle', row.interval_style, `'${READ_FORMATS.IntervalStyle}'`]
+      : row.extra_float_digits < floor
+        ? ['extra_float_digits', row.extra_float_digits, floor === 1 ? 'at least 1' : '3']
+        : []
+  if (setting === undefined) return undefined
+  return new DatabaseError(
+    'CONFIGURATION',
+    `the server's ${setting} is ${JSON.stringify(value)}; dbpool reads values exactly only with ${setting} ${want}, and behind PgBouncer in transaction mode it can neither send it at startup (PgBouncer refuses the startup parameter) nor SET it (a SET reaches one server connection): set it on the server (ALTER ROLE ... SET ${setting} = ${want === 'at least 1' ? '1' : want}) or connect directly or through PgBouncer in session mode`,
+    { backend: 'postgres', retryable: false, detail: { option: 'postgres.pgbouncer', setting, value } },
+  )
+}
+
+/**
+ * Whether a statement of this session changed DateStyle or IntervalStyle (the server reports both with
+ * ParameterStatus; pg keeps the last value, see `PostgresConnection.serverParameter`): the release sets them
+ * back ({@link RESTORE_READ_FORMATS_SQL}) before anyone else uses the connection. Meanwhile values read
+ * in another format are refused, never read as something else (see `UnreadableValue`).
+ */
+export function readFormatsChanged(conn: PostgresConnection): boolean {
+  const dateStyle = conn.serverParameter('DateStyle')
+  const intervalStyle = conn.serverParameter('IntervalStyle')
+  return (
+    (dateStyle !== undefined && !dateStyle.startsWith('ISO')) ||
+    (intervalStyle !== undefined && intervalStyle !== READ_FORMATS.IntervalStyle)
+  )
+}
+
+/**
+ * A statement that sets `extra_float_digits` (`SET [SESSION | LOCAL] extra_float_digits ...`,
+ * `RESET extra_float_digits`, `set_config('extra_float_digits', ...)`), other than to the pool's value
+ * (`= 3`); `ALTER ROLE/DATABASE ... SET` (later sessions, whose startup value wins) passes.
+ */
+const SETS_FLOAT_DIGITS =
+  /\b(?:set\s+(?:session\s+|local\s+)?extra_float_digits\b(?!\s*(?:=|\bto\b)\s*'?3'?\s*(?:;|$))|reset\s+extra_float_digits\b|set_config\s*\(\s*'extra_float_digits')/i
+
+/**
+ * Refuses, before it is sent, a statement that sets `extra_float_digits` to anything but the pool's `3`
+ * (see {@link SETS_FLOAT_DIGITS}): below 1 float4/float8 are written rounded (15 digits: 0.1 + 0.2 read
+ * as 0.3), and, unlike DateStyle, the server does not report the change, so the pool could not see or
+ * undo it for the rest of the lease and later borrowers. CONFIGURATION, `detail.setting`. A function
+ * that sets it is not seen: do not.
+ */
+export function checkFloatDigits(text: string): void {
+  if (!FLOAT_DIGITS.test(text) || !SETS_FLOAT_DIGITS.test(text) || /^\s*alter\b/i.test(text)) return
+  throw new DatabaseError(
+    'CONFIGURATION',
+    `the statement sets extra_float_digits: the pool keeps it at ${READ_FORMATS.extra_float_digits} so that real and double precision values read back exactly (at 0 they are rounded to 15 digits), and Postgres does not report a change of it, so the rest of the session would read rounded floats silently; it was not sent. Format floats in the query instead (round(), to_char())`,
+    { backend: 'postgres', retryable: false, detail: { setting: 'extra_float_digits' } },
+  )
+}
+
+const FLOAT_DIGITS = /extra_float_digits/i
