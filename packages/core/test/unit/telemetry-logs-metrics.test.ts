@@ -62,18 +62,18 @@ describe('db.client.operation.duration', () => {
         .find((m) => m.descriptor.name === METRIC_NAMES.operationDuration)
       expect(metric?.descriptor.unit).toBe('s')
       const points = metric!.dataPoints as { attributes: Record<string, unknown>; value: Histogram }[]
-      const select = points.find((p) => p.attributes['db.operation.name'] === 'select')!
+      const select = points.find((p) => p.attributes['db.operation.name'] === 'SELECT')!
       expect(select.attributes).toEqual({
         'db.system.name': 'postgresql',
         'db.namespace': 'ledger',
-        'db.operation.name': 'select',
+        'db.operation.name': 'SELECT',
         'db.collection.name': 'accounts',
       })
       expect(select.value.count).toBe(2)
       expect(select.value.min).toBeGreaterThan(0.004)
       expect(select.value.max).toBeLessThan(60)
       expect(select.value.buckets.boundaries).toEqual([...OPERATION_DURATION_BUCKETS])
-      const insert = points.find((p) => p.attributes['db.operation.name'] === 'insert')!
+      const insert = points.find((p) => p.attributes['db.operation.name'] === 'INSERT')!
       expect(insert.attributes['error.type']).toBe('UNIQUE_VIOLATION')
       expect(insert.attributes['db.response.status_code']).toBe('23505')
     } finally {
