@@ -55,6 +55,10 @@ export function maxParametersOf(db: Database.Database): number {
  * (Map, Set, class instances, typed arrays other than Uint8Array; better-sqlite3 would read a plain
  * object as named parameters), and more than `maxParameters` values.
  *
+ * Values from another JS realm (a `vm` context) are read by brand, not `instanceof`: a Date by its
+ * time value (`Date.prototype.getTime`), a Uint8Array by its typed-array kind, a plain object by
+ * core's `isPlainObject`; an object that only claims to be one (`Symbol.toStringTag`) is refused.
+ *
  * An integral number within signed 64 bits (`-2^63 <= n < 2^63`) and a boolean are bound as an
  * INTEGER (as a bigint: better-sqlite3 binds every JS number as a double, REAL in SQLite's eyes:
  * `'5.0'` or `'1.0'` in a TEXT column, `5 / 2 = 2.5`, `2 ** 60` as `'1.15292150460685e+18'` text),
@@ -105,10 +109,7 @@ export function sqliteParameters(params: readonly unknown[], maxParameters: numb
 
 /** A non-null object other than a Buffer, as SQLite should bind it. */
 function objectParameter(value: object, position: number): unknown {
-  if (isDate(value)) {
-    if (Number.isNaN(value.getTime())) throw invalidParameter(position, value, 'is an invalid Date', 'sqlite')
-    return value.toISOString()
-  }
+  if (isDateTag(value)) return dateText(value, position)
   if (Array.isArray(value))
     throw invalidParameter(
       position,
@@ -122,16 +123,42 @@ function objectParameter(value: object, position: number): unknown {
   throw refused(position, value)
 }
 
-// tag checks, not instanceof: values may come from another realm (a vm context, a worker's message)
+/**
+ * A Date's ISO-8601 UTC text, read from its time value (a subclass's own `toISOString()` is not
+ * called). Refused (INVALID_PARAMETER): an object that only claims to be a Date (`Symbol.toStringTag`),
+ * an invalid Date.
+ */
+function dateText(value: object, position: number): string {
+  let time: number
+  try {
+    // the brand check: getTime reads the Date's internal time value, of any realm, and throws on anything else
+    time = Date.prototype.getTime.call(value)
+  } catch {
+    throw refused(position, value)
+  }
+  if (Number.isNaN(time)) throw invalidParameter(position, value, 'is an invalid Date', 'sqlite')
+  return new Date(time).toISOString()
+}
+
+// brand and tag checks, not instanceof: values may come from another realm (a vm context, a worker's message)
 function isBuffer(value: object): boolean {
   return Buffer.isBuffer(value)
 }
 
+/**
+ * `%TypedArray%.prototype[Symbol.toStringTag]`: the typed array's own kind read from its internal
+ * slot (of any realm), undefined for anything else; an own `Symbol.toStringTag` cannot fake it.
+ */
+const typedArrayKind = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), Symbol.toStringTag)!.get as (
+  this: unknown,
+) => string | undefined
+
 function isUint8Array(value: object): value is Uint8Array {
-  return ArrayBuffer.isView(value) && Object.prototype.toString.call(value) === '[object Uint8Array]'
+  return typedArrayKind.call(value) === 'Uint8Array'
 }
 
-function isDate(value: object): value is Date {
+/** Tagged `Date` (cheap; {@link dateText} then checks it really is one). */
+function isDateTag(value: object): boolean {
   return Object.prototype.toString.call(value) === '[object Date]'
 }
 

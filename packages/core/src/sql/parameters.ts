@@ -32,8 +32,8 @@ export function describeValue(value: unknown): string {
   if (type !== 'object') return type
   if (Array.isArray(value)) return 'Array'
   if (value instanceof Date) return Number.isNaN(value.getTime()) ? 'Date (invalid)' : 'Date'
-  const proto = Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null
-  if (proto === null || proto === Object.prototype) return 'object'
+  if (isJsonObject(value as object)) return 'object'
+  const proto = Object.getPrototypeOf(value) as { constructor?: { name?: string } }
   const name = proto.constructor?.name
   return name ? name : 'object with a custom prototype'
 }
@@ -52,10 +52,13 @@ export function invalidParameter(position: number, value: unknown, reason: strin
   })
 }
 
-/** True when a plain object: its prototype is `Object.prototype` or `null` (a JSON object). */
+/**
+ * True when a plain object (a JSON object): its prototype is `Object.prototype` or `null`, or another
+ * realm's `Object.prototype` (an object made in a `vm` context: it used to be refused as a class
+ * instance on both backends).
+ */
 export function isPlainObject(value: object): boolean {
-  const proto = Object.getPrototypeOf(value) as unknown
-  return proto === Object.prototype || proto === null
+  return isJsonObject(value)
 }
 
 /**
@@ -194,8 +197,8 @@ function contentsLostInJson(value: object): string | undefined {
 function isJsonObject(value: object): boolean {
   const proto = Object.getPrototypeOf(value) as object | null
   return (
-    proto === null ||
     proto === Object.prototype ||
+    proto === null ||
     (Object.getPrototypeOf(proto) === null && Object.prototype.hasOwnProperty.call(proto, 'hasOwnProperty'))
   )
 }

@@ -1,5 +1,6 @@
 import { DatabaseError, isSqlJson, sql } from '@dbpool/core'
-import { checkStatementText, describeValue, jsonParameterText, stringProblem } from '@dbpool/core/internal'
+import { runInNewContext } from 'node:vm'
+import { checkStatementText, describeValue, isPlainObject, jsonParameterText, stringProblem } from '@dbpool/core/internal'
 
 function refusal(fn: () => unknown): DatabaseError {
   try {
@@ -166,6 +167,27 @@ describe('describeValue', () => {
     [class Foo {}, 'function'],
   ])('%p -> %s', (value, expected) => {
     expect(describeValue(value)).toBe(expected)
+  })
+})
+
+describe('values from another JS realm (a vm context)', () => {
+  const [date, bytes, plain, nullProto, instance] = runInNewContext(
+    '[new Date(0), new Uint8Array([1]), { a: 1, d: new Date(0) }, Object.assign(Object.create(null), { b: 2 }), new (class Foo {})()]',
+  ) as object[]
+
+  // a plain object made there was refused as a class instance on both backends
+  it('isPlainObject accepts its plain objects, not its class instances, Dates or typed arrays', () => {
+    expect(isPlainObject(plain!)).toBe(true)
+    expect(isPlainObject(nullProto!)).toBe(true)
+    expect(isPlainObject(instance!)).toBe(false)
+    expect(isPlainObject(date!)).toBe(false)
+    expect(isPlainObject(bytes!)).toBe(false)
+    expect(jsonParameterText(plain, 1, 'sqlite')).toBe('{"a":1,"d":"1970-01-01T00:00:00.000Z"}')
+  })
+
+  it('describeValue calls its plain objects objects', () => {
+    expect(describeValue(plain)).toBe('object')
+    expect(describeValue(nullProto)).toBe('object')
   })
 })
 

@@ -1,3 +1,4 @@
+import { runInNewContext } from 'node:vm'
 import { DatabaseError, sql, type DatabasePool } from '@dbpool/core'
 import { createSqlitePool, type SqliteDatabase } from '@dbpool/sqlite'
 import { tempDir } from './helpers'
@@ -90,6 +91,7 @@ describe('parameters on a SQLite file', () => {
     ['a string with U+0000', 'a\u0000b', 'string'],
     ['a string with a lone surrogate', 'a\uDC00', 'string'],
     ['an invalid Date', new Date('nope'), 'Date (invalid)'],
+    ['an object that only claims to be a Date', { [Symbol.toStringTag]: 'Date' }, 'object'],
     ['a Map', new Map([[1, 2]]), 'Map'],
     ['a class instance', new (class Money {})(), 'Money'],
     ['a Float64Array', new Float64Array([1]), 'Float64Array'],
@@ -106,6 +108,24 @@ describe('parameters on a SQLite file', () => {
     expect(err.message).toContain(`parameter 2 (${type})`)
     expect(await count()).toBe(before)
     expect(await stored('still fine')).toBe('still fine')
+  })
+
+  // values from a vm context were read by tag (a Date, a Uint8Array) or refused (a plain object)
+  it("binds a Date, a Uint8Array and a plain object from another JS realm as it binds this realm's", async () => {
+    const [date, bytes, plain] = runInNewContext('[new Date(Date.UTC(2024, 2, 1)), new Uint8Array([1, 2]), { a: 1 }]') as unknown[]
+    expect(await stored(date)).toBe('2024-03-01T00:00:00.000Z')
+    expect(await stored(bytes)).toEqual(Buffer.from([1, 2]))
+    expect(await stored(plain)).toBe('{"a":1}')
+    // a subclass's own toISOString is not what is stored: the instant is
+    class Shifted extends Date {
+      override toISOString(): string {
+        return 'not the instant'
+      }
+    }
+    expect(await stored(new Shifted(Date.UTC(2024, 2, 1)))).toBe('2024-03-01T00:00:00.000Z')
+    // a typed array that claims to be a Uint8Array is still refused
+    const fake = Object.defineProperty(new Float32Array([1]), Symbol.toStringTag, { value: 'Uint8Array' })
+    expect((await failure(pool.query(sql`select ${fake} as x`))).code).toBe('INVALID_PARAMETER')
   })
 
   it('a refused value inside a transaction does not end it: fn catches it and commits', async () => {
