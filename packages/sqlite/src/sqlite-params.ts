@@ -44,14 +44,16 @@ export function maxParametersOf(db: Database.Database): number {
  * | finite number | INTEGER when integral within signed 64-bit (the double's exact value), else REAL |
  * | bigint within signed 64-bit | INTEGER |
  * | string | TEXT |
- * | Date (valid) | TEXT, ISO-8601 UTC (`2024-03-01T00:30:00.000Z`) |
+ * | Date (valid, years 0000 to 9999 UTC) | TEXT, ISO-8601 UTC (`2024-03-01T00:30:00.000Z`) |
  * | Buffer, Uint8Array | BLOB |
  * | plain object, `sql.json(v)` | TEXT, JSON (core's `jsonParameterText`: a bigint inside becomes a JSON integer of its digits; what JSON.stringify would change silently, such as a Buffer, a class instance or an `undefined` property inside, is refused) |
  *
  * Refused with INVALID_PARAMETER (1-based position and type in the message and `detail`), before the
  * statement runs: arrays (SQLite has no arrays; better-sqlite3 would spread one over several
  * placeholders), NaN and ±Infinity, bigints outside signed 64-bit, strings holding U+0000 or a lone
- * surrogate (the same rule as Postgres), invalid Dates, functions, symbols and every other object
+ * surrogate (the same rule as Postgres), invalid Dates, Dates outside years 0000 to 9999 UTC (their
+ * ISO text would have a signed 6-digit year, which sorts wrongly against the others and SQLite's date
+ * functions do not read), functions, symbols and every other object
  * (Map, Set, class instances, typed arrays other than Uint8Array; better-sqlite3 would read a plain
  * object as named parameters), and more than `maxParameters` values.
  *
@@ -123,10 +125,17 @@ function objectParameter(value: object, position: number): unknown {
   throw refused(position, value)
 }
 
+/** 0000-01-01T00:00:00.000Z: the first instant SQLite's date functions read, and whose ISO text has a 4-digit year. */
+export const MIN_DATE_MS = Date.parse('0000-01-01T00:00:00.000Z')
+/** 9999-12-31T23:59:59.999Z: the last such instant. */
+export const MAX_DATE_MS = Date.parse('9999-12-31T23:59:59.999Z')
+
 /**
  * A Date's ISO-8601 UTC text, read from its time value (a subclass's own `toISOString()` is not
  * called). Refused (INVALID_PARAMETER): an object that only claims to be a Date (`Symbol.toStringTag`),
- * an invalid Date.
+ * an invalid Date, and one outside years 0000 to 9999 (UTC), whose text would carry a signed 6-digit
+ * year (`+010000-01-01T...`, `-000001-...`) that sorts before `'2024-...'` as text and that SQLite's
+ * date functions do not read.
  */
 function dateText(value: object, position: number): string {
   let time: number
@@ -137,6 +146,13 @@ function dateText(value: object, position: number): string {
     throw refused(position, value)
   }
   if (Number.isNaN(time)) throw invalidParameter(position, value, 'is an invalid Date', 'sqlite')
+  if (time < MIN_DATE_MS || time > MAX_DATE_MS)
+    throw invalidParameter(
+      position,
+      value,
+      "is outside years 0000 to 9999 (UTC): SQLite stores a Date as ISO-8601 text, and beyond those years the text has a signed 6-digit year (+010000-..., -000001-...) that sorts before '2024-...' and that SQLite's date functions do not read; store such an instant as a number (date.getTime()) or as text of your own format",
+      'sqlite',
+    )
   return new Date(time).toISOString()
 }
 

@@ -91,6 +91,9 @@ describe('parameters on a SQLite file', () => {
     ['a string with U+0000', 'a\u0000b', 'string'],
     ['a string with a lone surrogate', 'a\uDC00', 'string'],
     ['an invalid Date', new Date('nope'), 'Date (invalid)'],
+    // their ISO text has a signed 6-digit year ('+010000-...', '-000001-...'): it sorted before '2024-...'
+    ['a Date after year 9999', new Date('+010000-01-01T00:00:00.000Z'), 'Date'],
+    ['a Date before year 0000', new Date('-000001-12-31T23:59:59.999Z'), 'Date'],
     ['an object that only claims to be a Date', { [Symbol.toStringTag]: 'Date' }, 'object'],
     ['a Map', new Map([[1, 2]]), 'Map'],
     ['a class instance', new (class Money {})(), 'Money'],
@@ -108,6 +111,15 @@ describe('parameters on a SQLite file', () => {
     expect(err.message).toContain(`parameter 2 (${type})`)
     expect(await count()).toBe(before)
     expect(await stored('still fine')).toBe('still fine')
+  })
+
+  it('Dates at the edges of years 0000 and 9999 are stored as 4-digit-year ISO text, sorting as instants', async () => {
+    const first = new Date('0000-01-01T00:00:00.000Z')
+    const last = new Date('9999-12-31T23:59:59.999Z')
+    expect(await stored(first)).toBe('0000-01-01T00:00:00.000Z')
+    expect(await stored(last)).toBe('9999-12-31T23:59:59.999Z')
+    const err = await failure(pool.query(sql`select ${new Date(last.getTime() + 1)} as x`))
+    expect(err.message).toMatch(/outside years 0000 to 9999 \(UTC\)/)
   })
 
   // values from a vm context were read by tag (a Date, a Uint8Array) or refused (a plain object)
