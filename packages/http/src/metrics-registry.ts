@@ -28,6 +28,8 @@ export interface ObservedPool {
   readonly name: string
   readonly isOpen: boolean
   stats(): PoolStatsSnapshot
+  /** The pool's collector (`DatabasePool.metrics`): a pool whose collector records on this registry is not observed again. */
+  readonly metrics?: { recordsOn?(meter: Meter): boolean }
 }
 
 const OPTION_KEYS = ['prefix', 'withoutScopeInfo', 'withoutTargetInfo', 'timeoutMs'] as const
@@ -95,16 +97,20 @@ export class MetricsRegistry {
 
   /**
    * Makes this registry the global OpenTelemetry meter provider, so every pool created afterwards
-   * with default metrics options records here. Returns false if another provider was registered first.
+   * with default metrics options records here. Returns false if another provider was registered first;
+   * true again when called again after it succeeded ({@link shutdown} still unregisters it).
    */
   registerGlobal(): boolean {
+    if (this.#global) return true
     this.#global = otel.setGlobalMeterProvider(this.meterProvider)
     return this.#global
   }
 
   /**
    * Collects every instrument and renders the Prometheus text exposition format (version 0.0.4).
-   * Pools in `pools` that do not record on this registry get their gauges observed from `stats()`.
+   * Pools in `pools` that do not record on this registry get their gauges observed from `stats()`:
+   * a pool records here when its collector does (`pool.metrics`, whatever name the collector was
+   * given: `registry.collector('other')`) or when a series of its name already reports here.
    */
   async scrape(pools: Iterable<ObservedPool> = []): Promise<string> {
     let metrics = await this.#collect()
@@ -118,7 +124,7 @@ export class MetricsRegistry {
       added = true
     }
     for (const pool of pools) {
-      if (!pool.isOpen || seen.has(pool.name) || this.#fallbacks.has(pool)) continue
+      if (!pool.isOpen || seen.has(pool.name) || this.#fallbacks.has(pool) || pool.metrics?.recordsOn?.(this.meter) === true) continue
       const collector = new MetricsCollector(pool.name, { meter: this.meter })
       collector.bind(() => pool.stats())
       this.#fallbacks.set(pool, collector)

@@ -190,6 +190,14 @@ export class MetricsCollector {
    * Joins the collectors of its name on this meter (warning once when an open one is there already)
    * and lets {@link MetricsCollector.#elect} choose which of them reports the series.
    */
+  /**
+   * Whether this collector records on `meter` (a registry tells by it that a pool reports there,
+   * whatever name the collector was given).
+   */
+  recordsOn(meter: Meter): boolean {
+    return this.#meter === meter
+  }
+
   #observe(): void {
     if (!this.recordsOperations) {
       // the API's no-op meter (no SDK): nothing is exported, names cannot clash

@@ -460,6 +460,26 @@ describe('createHealthHandler: routing', () => {
   })
 })
 
+describe('MetricsRegistry.scrape', () => {
+  it('a pool whose collector records here under another name is not observed a second time under its own', async () => {
+    const registry = createMetricsRegistry({ withoutTargetInfo: true })
+    try {
+      const pool = new DatabasePool(
+        new FakeConnectionManager(),
+        { name: 'ledger', min: 0, max: 2 },
+        { metrics: registry.collector('ledgr') },
+      )
+      pools.push(pool)
+      await pool.query('select 1')
+      const text = await registry.scrape([pool])
+      // one pool, one series: the collector's name (it was also counted as "ledger", twice in sums)
+      expect(text.match(/^db_client_connection_max\{.*$/gm)).toEqual([expect.stringContaining('db_client_connection_pool_name="ledgr"')])
+    } finally {
+      await registry.shutdown()
+    }
+  })
+})
+
 describe('MetricsRegistry.registerGlobal', () => {
   it('makes pools with default metrics options record on the registry', async () => {
     const { metrics } = await import('@opentelemetry/api')
@@ -476,5 +496,32 @@ describe('MetricsRegistry.registerGlobal', () => {
     }
     // shutdown unregistered the global provider it had set: meters are no-ops again
     expect(metrics.getMeterProvider()).not.toBe(registry.meterProvider)
+  })
+
+  it('called twice: true both times, and shutdown() still unregisters it (it forgot the first registration)', async () => {
+    const { metrics } = await import('@opentelemetry/api')
+    const registry = createMetricsRegistry()
+    expect(registry.registerGlobal()).toBe(true)
+    expect(registry.registerGlobal()).toBe(true)
+    await registry.shutdown()
+    expect(metrics.getMeterProvider()).not.toBe(registry.meterProvider)
+    const next = createMetricsRegistry()
+    try {
+      expect(next.registerGlobal()).toBe(true)
+    } finally {
+      await next.shutdown()
+    }
+    // another registry's provider stays: this one's registerGlobal is refused
+    const first = createMetricsRegistry()
+    const second = createMetricsRegistry()
+    try {
+      expect(first.registerGlobal()).toBe(true)
+      expect(second.registerGlobal()).toBe(false)
+      await second.shutdown()
+      expect(metrics.getMeterProvider()).toBe(first.meterProvider)
+    } finally {
+      await first.shutdown()
+      await second.shutdown()
+    }
   })
 })
