@@ -565,6 +565,16 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     if (this.#primaryReader) for (const conn of this.#primaryReader.#live) if (hostLabel(conn.host, conn.port) === at) conn.evict(reason)
   }
 
+  /**
+   * Destroys the socket at once (no Terminate, no cancel request: the server is not answering): the
+   * statement in flight fails with CONNECTION_LOST (its outcome judged as for any lost connection:
+   * a statement known not to write is retryable), and the connection is never reused.
+   */
+  interrupt(conn: PostgresConnection, reason: DatabaseError): void {
+    conn.markBroken(reason)
+    conn.kill()
+  }
+
   isUsable(conn: PostgresConnection): boolean {
     return conn.usable
   }

@@ -255,6 +255,14 @@ export interface ConnectionManager<C = unknown> {
   reset(conn: C): void | Promise<void>
   /** Closes the connection; never throws. */
   destroy(conn: C): Promise<void>
+  /**
+   * Ends a leased connection whose server stopped answering, at once, without a goodbye: the
+   * statement in flight on it fails (CONNECTION_LOST) instead of waiting for an answer that will not
+   * come, and the connection is never reused (`isUsable` false; the lease's release destroys it).
+   * The pool calls it on a replica's leased connections when its keepalive pass finds the replica
+   * not answering. Optional: without it, such a statement waits for its own deadline. Never throws.
+   */
+  interrupt?(conn: C, reason: DatabaseError): void
   /** Runs one statement; throws a mapped DatabaseError. */
   execute<R = Record<string, unknown>>(conn: C, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>>
   /**

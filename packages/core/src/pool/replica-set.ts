@@ -398,6 +398,7 @@ export class ReplicaSet {
         const error = DatabaseError.is(err) ? err : this.#host.laneHost.manager.mapError(err)
         target.lagMs = undefined
         this.#takeOut(target, reasonOf(error), { error })
+        if (notAnswering(error)) await this.#interrupt(target, error)
       } finally {
         target.refreshing = undefined
       }
@@ -440,6 +441,27 @@ export class ReplicaSet {
     return target.pool.sweep()
   }
 
+  /**
+   * The keepalive pass found the replica not answering (see notAnswering): its connections are not
+   * reused, and the work in flight on them fails now (CONNECTION_LOST, through
+   * `ConnectionManager.interrupt`) instead of waiting, without a deadline, for an answer that will
+   * not come. A read the pool runs again elsewhere (a lone read-lane statement) is; the rest is the caller's.
+   */
+  #interrupt(target: Target, cause: DatabaseError): Promise<void> {
+    const manager = this.#host.laneHost.manager
+    const lost = new DatabaseError(
+      'CONNECTION_LOST',
+      `the replica ${target.label} stopped answering (the keepalive pass: ${cause.code}); the connection was closed with the work in flight on it`,
+      { retryable: true, cause, detail: { replica: target.label } },
+    )
+    for (const conn of target.pool.live) {
+      if (conn.destroyed) continue
+      conn.broken ??= lost
+      if (conn.leased) manager.interrupt?.(conn.native, lost)
+    }
+    return target.pool.sweep()
+  }
+
   #takeOut(target: Target, reason: ReplicaOutReason, extra: { readonly lagMs?: number; readonly error?: DatabaseError }): void {
     // after a failure its replayed position is not known any more (a restarted standby may show less)
     if (reason !== 'lagging') target.position = 0n
@@ -459,6 +481,17 @@ export class ReplicaSet {
 /** Why a replica whose connect or status query failed is out: a connect that found no standby says so in `detail.standby`. */
 function reasonOf(error: DatabaseError): ReplicaOutReason {
   return (error.detail as { standby?: unknown } | undefined)?.standby === false ? 'not-standby' : 'unreachable'
+}
+
+/**
+ * Whether a failed status query or connect says the replica is not answering at all: a deadline
+ * (QUERY_TIMEOUT, a connect timeout) or a lost or refused connection, with no answer from the server
+ * (no SQLSTATE: a server that refuses with one, as for too many connections or a wrong password, is
+ * answering, and the work already running there goes on). Not a server found out of recovery.
+ */
+function notAnswering(error: DatabaseError): boolean {
+  if (error.sqlState !== undefined || reasonOf(error) === 'not-standby') return false
+  return error.code === 'QUERY_TIMEOUT' || error.code === 'CONNECTION_LOST' || error.code === 'CONNECTION_FAILED'
 }
 
 function sizesOf(pool: LanePool<unknown>): { size: number; used: number; pending: number } {

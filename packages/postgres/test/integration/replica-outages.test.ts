@@ -1,0 +1,66 @@
+import type { DatabasePool, ReplicaStateInfo } from '@dbpool/core'
+import { createPostgresPool, type PostgresConnection } from '@dbpool/postgres'
+import { startPostgresCluster, startTcpProxy, type PostgresCluster, type TcpProxy } from '@dbpool/testing'
+
+// A replica that stops answering while a read runs on it: the read lane takes it out and the
+// work does not hang.
+jest.setTimeout(60_000)
+const pools: DatabasePool<PostgresConnection>[] = []
+let cluster: PostgresCluster
+
+beforeAll(async () => {
+  cluster = await startPostgresCluster({ replicas: 1 })
+}, 240_000)
+
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((p) => p.close({ timeoutMs: 5_000 })))
+})
+
+afterAll(async () => {
+  await cluster?.close()
+}, 60_000)
+
+/** `work`'s outcome, or `'still running'` after `ms` (the old code waited forever). */
+function settledWithin<T>(work: Promise<T>, ms: number): Promise<T | { code: string; retryable?: boolean } | 'still running'> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<'still running'>((resolve) => (timer = setTimeout(() => resolve('still running'), ms)))
+  const outcome = work.then(
+    (value) => value,
+    (err: { code: string; retryable?: boolean }) => ({ code: err.code, retryable: err.retryable }),
+  )
+  return Promise.race([outcome, late]).finally(() => clearTimeout(timer))
+}
+
+describe('a replica that stops answering with a read in flight', () => {
+  let proxy: TcpProxy
+
+  beforeEach(async () => {
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: cluster.members[1]!.port })
+  })
+
+  afterEach(async () => {
+    proxy.resume()
+    proxy.resetAll()
+    await proxy.close()
+  })
+
+  it('the keepalive pass that takes it out ends the work in flight there: CONNECTION_LOST, retryable (a read), instead of waiting forever', async () => {
+    const pool = createPostgresPool(
+      cluster.primaryUrl,
+      { min: 0, max: 2, keepaliveIntervalMs: 1_000, createTimeoutMs: 2_000 },
+      { replicas: [proxy.urlFor(cluster.replicaUrls[0]!)] },
+    )
+    pools.push(pool)
+    const states: ReplicaStateInfo[] = []
+    pool.on('replica', (info) => states.push(info))
+    expect((await pool.query<{ r: boolean }>('select pg_is_in_recovery() as r', [], { lane: 'read' })).rows).toEqual([{ r: true }])
+    // a lease of its own (no deadline): the statement is sent, then the replica goes silent
+    const leased = pool.withConnection((conn) => conn.query('select pg_sleep(1) as slept'), { lane: 'read' })
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    proxy.blackhole()
+    expect(await settledWithin(leased, 30_000)).toEqual({ code: 'CONNECTION_LOST', retryable: true })
+    expect(states[0]).toMatchObject({ usable: false, reason: 'unreachable' })
+    // reads go on, on the primary
+    expect((await pool.query<{ r: boolean }>('select pg_is_in_recovery() as r', [], { lane: 'read' })).rows).toEqual([{ r: false }])
+  })
+})
