@@ -1417,8 +1417,13 @@ export class DatabasePool<out C = unknown> {
  */
 const CLOSE_GOODBYE_FLOOR_MS = 1_000
 
-/** Connect failures of a replica (nothing ran on it): the read goes to another replica or the primary. */
-const REPLICA_DOWN_CODES: ReadonlySet<string> = new Set(['CONNECTION_FAILED', 'CONNECTION_LOST'])
+/**
+ * Connect failures of a replica (nothing ran on it): the replica is taken out and the read goes to
+ * another replica or the primary. AUTHENTICATION_FAILED too: a replica that refuses the pool's
+ * credentials (a password rotated on the primary first, `pg_hba.conf` on the replica alone) serves
+ * nothing until a later keepalive pass finds it accepts them.
+ */
+const REPLICA_DOWN_CODES: ReadonlySet<string> = new Set(['CONNECTION_FAILED', 'CONNECTION_LOST', 'AUTHENTICATION_FAILED'])
 
 /** `readYourWrites`: the replica connection handed out had not replayed the last write (never seen by callers). */
 const BEHIND = new Error('replica connection behind the last write')

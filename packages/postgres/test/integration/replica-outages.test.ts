@@ -2,8 +2,8 @@ import type { DatabasePool, ReplicaStateInfo } from '@dbpool/core'
 import { createPostgresPool, type PostgresConnection } from '@dbpool/postgres'
 import { startPostgresCluster, startTcpProxy, type PostgresCluster, type TcpProxy } from '@dbpool/testing'
 
-// A replica that stops answering while a read runs on it: the read lane takes it out and the
-// work does not hang.
+// A replica that stops answering while a read runs on it, and one that refuses the pool's password:
+// the read lane takes it out and the work does not hang nor fail for lack of that replica.
 jest.setTimeout(60_000)
 const pools: DatabasePool<PostgresConnection>[] = []
 let cluster: PostgresCluster
@@ -62,5 +62,35 @@ describe('a replica that stops answering with a read in flight', () => {
     expect(states[0]).toMatchObject({ usable: false, reason: 'unreachable' })
     // reads go on, on the primary
     expect((await pool.query<{ r: boolean }>('select pg_is_in_recovery() as r', [], { lane: 'read' })).rows).toEqual([{ r: false }])
+  })
+})
+
+describe('a replica that refuses the pool password', () => {
+  it('is taken out at once (AUTHENTICATION_FAILED), and the read runs on the next replica or the primary', async () => {
+    const port = cluster.members[1]!.port
+    const wrong = `postgres://postgres:wrong-password@127.0.0.1:${port}/postgres`
+    for (const replicas of [[wrong, cluster.replicaUrls[0]!], [wrong]]) {
+      const pool = createPostgresPool(
+        cluster.primaryUrl,
+        { min: 0, max: 2, keepaliveIntervalMs: 600_000 },
+        { replicas, readRouting: 'auto' },
+      )
+      pools.push(pool)
+      const states: ReplicaStateInfo[] = []
+      pool.on('replica', (info) => states.push(info))
+      for (let i = 0; i < 3; i++) {
+        const { rows } = await pool.query<{ r: boolean }>('select pg_is_in_recovery() as r')
+        // on the healthy replica when there is one, else on the primary
+        expect(rows).toEqual([{ r: replicas.length > 1 }])
+      }
+      expect(states).toEqual([
+        expect.objectContaining({
+          usable: false,
+          reason: 'unreachable',
+          error: expect.objectContaining({ code: 'AUTHENTICATION_FAILED' }),
+        }),
+      ])
+      expect(pool.replicaStats()?.replicas[0]).toMatchObject({ usable: false })
+    }
   })
 })
