@@ -30,7 +30,7 @@ import { addressesOf } from './postgres-addresses'
 import { sendCancelRequest } from './postgres-cancel'
 import { PostgresConnection } from './postgres-connection'
 import { PostgresCursor } from './postgres-cursor'
-import { isFatalSqlState, isParameterCountMismatch, mapPostgresError, sqlStateOf } from './postgres-errors'
+import { isFatalSqlState, isParameterCountMismatch, mapPostgresError, pgBouncerError, sqlStateOf } from './postgres-errors'
 import {
   CLEAN_SESSION_SQL,
   resolveManagerOptions,
@@ -1347,8 +1347,13 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // a socket error (EPIPE, ECONNRESET) can reach the statement before pg reports it on the client
     if (mapped.code === 'CONNECTION_LOST' && conn.usable) conn.markBroken(mapped)
     if (progress === undefined || text === undefined) return mapped
+    // PgBouncer's own errors: one for a statement that never reached PostgreSQL, or sent while nothing
+    // was in flight, keeps its mapping; one that cut the statement off on the server is no server's
+    // answer: judged as a lost connection
+    const bouncer = sqlState === '08P01' ? pgBouncerError(err) : undefined
+    if (bouncer !== undefined && bouncer.reason !== 'in-doubt') return mapped
     // the session is gone: lost, closed at a deadline (QUERY_TIMEOUT), or ended by the server (FATAL)
-    const serverError = sqlState !== undefined
+    const serverError = sqlState !== undefined && bouncer === undefined
     const sessionEnded = mapped.code === 'CONNECTION_LOST' || (serverError ? endsSession(err) : !conn.usable)
     if (outcomeUnknown(progress, text, sessionEnded, serverError)) {
       conn.endedInDoubt = true

@@ -101,6 +101,60 @@ export function isParameterCountMismatch(err: unknown): boolean {
   return sqlStateOf(err) === '08P01' && (err as PgErrorFields).routine === 'exec_bind_message'
 }
 
+/**
+ * How one of PgBouncer's own errors maps. `'not-sent'`: the statement never reached PostgreSQL (the
+ * client was still waiting for a server connection, or logging in): retryable whatever it was.
+ * `'idle'`: nothing was in flight (the client's connection or transaction sat idle; an open transaction
+ * was rolled back). `'in-doubt'`: PgBouncer closed the server connection while the statement ran
+ * there: not the server's answer, so its outcome is judged as for a lost connection.
+ */
+export interface PgBouncerError {
+  readonly reason: 'not-sent' | 'idle' | 'in-doubt' | 'refused'
+  readonly code?: ErrorCode
+  readonly retryable?: boolean
+}
+
+/**
+ * PgBouncer's own errors, by their message: PgBouncer sends them as a FATAL ErrorResponse with SQLSTATE
+ * 08P01 (protocol_violation, whatever the cause: `send_pooler_error` in its src/proto.c) and closes the
+ * client connection, so the SQLSTATE alone (CONNECTION_LOST, `retryable: false`) cannot tell a query
+ * that never left PgBouncer from one it cut off. Messages from PgBouncer 1.x's src/janitor.c,
+ * client.c and objects.c (`disconnect_client`); anything else keeps the SQLSTATE's mapping.
+ */
+const PGBOUNCER_ERRORS: readonly (readonly [RegExp, PgBouncerError])[] = [
+  // waiting for a server connection (query_wait_timeout, or query_timeout while still waiting), or
+  // refused before one was given: nothing reached PostgreSQL
+  [/^query_wait_timeout$|^query_timeout$/, { reason: 'not-sent', retryable: true }],
+  [/^client_login_timeout\b/, { reason: 'not-sent', code: 'CONNECTION_FAILED', retryable: true }],
+  [/^server login has been failing\b/, { reason: 'not-sent', retryable: true }],
+  [
+    /^no more connections allowed \(max_client_conn\)$|^client connections exceeded \(max_\w+\)$/,
+    { reason: 'not-sent', code: 'CONNECTION_FAILED', retryable: true },
+  ],
+  [/^pooler is shutting down$|^server shutting down$/, { reason: 'not-sent', retryable: true }],
+  [/^database ".*" is disabled$/, { reason: 'not-sent', code: 'CONNECTION_FAILED', retryable: true }],
+  [/^no such database: /, { reason: 'refused', code: 'CONNECTION_FAILED', retryable: false }],
+  [
+    /^(password|SASL|"trust"|PAM|LDAP|certificate) authentication failed$|^no such user$|^login rejected$/,
+    { reason: 'refused', code: 'AUTHENTICATION_FAILED', retryable: false },
+  ],
+  // nothing in flight: the idle client's connection closed, or its idle transaction rolled back
+  [/^client_idle_timeout$|^idle transaction timeout$/, { reason: 'idle', retryable: true }],
+  // the server connection closed while the statement ran there
+  [/^query timeout$|^server conn crashed\?$|^admin forced disconnect$/, { reason: 'in-doubt' }],
+]
+
+/**
+ * The PgBouncer error `err` is (see {@link PGBOUNCER_ERRORS}), or `undefined`: an ErrorResponse with
+ * SQLSTATE 08P01 and one of PgBouncer's messages.
+ */
+export function pgBouncerError(err: unknown): PgBouncerError | undefined {
+  if (sqlStateOf(err) !== '08P01') return undefined
+  const message = (err as { message?: unknown }).message
+  if (typeof message !== 'string') return undefined
+  return PGBOUNCER_ERRORS.find(([pattern]) => pattern.test(message))?.[1]
+}
+
 /** The mapping for a SQLSTATE: exact, then class, then QUERY_FAILED. */
 export function mapSqlState(sqlState: string): SqlStateMapping {
   return SQLSTATE_CODES[sqlState] ?? SQLSTATE_CLASSES[sqlState.slice(0, 2)] ?? { code: 'QUERY_FAILED' }
@@ -165,7 +219,10 @@ export interface MapContext {
  * message naming Node's code and reason, and `detail.tlsCode`: only a configuration change fixes it.
  * pg's client-side authentication errors (no password where the server asks for one, any SCRAM
  * `SASL:` failure, see {@link authenticationFailure}) are AUTHENTICATION_FAILED, `retryable: false`,
- * like the server's 28P01.
+ * like the server's 28P01. PgBouncer's own errors (FATAL 08P01, see {@link pgBouncerError}) sent before
+ * the statement reached PostgreSQL or while nothing was in flight are CONNECTION_LOST (CONNECTION_FAILED
+ * when connecting) with `retryable: true`; its refused logins AUTHENTICATION_FAILED; all with
+ * `detail.pgbouncer` (its message).
  */
 export function mapPostgresError(err: unknown, context: MapContext = {}): DatabaseError {
   if (DatabaseError.is(err)) return err
@@ -191,6 +248,23 @@ export function mapPostgresError(err: unknown, context: MapContext = {}): Databa
       cause,
       retryable: false,
       detail: detailOf(err),
+    })
+  }
+  const bouncer = sqlState === '08P01' ? pgBouncerError(err) : undefined
+  if (bouncer !== undefined && bouncer.reason !== 'in-doubt') {
+    const code = bouncer.code ?? (context.connecting ? 'CONNECTION_FAILED' : 'CONNECTION_LOST')
+    const why =
+      bouncer.reason === 'not-sent'
+        ? 'PgBouncer ended the connection before the statement reached PostgreSQL: nothing ran'
+        : bouncer.reason === 'idle'
+          ? 'PgBouncer closed the idle connection: nothing was in flight (an open transaction was rolled back)'
+          : 'PgBouncer refused the connection'
+    return new DatabaseError(code, `${message} (${why})`, {
+      backend: 'postgres',
+      sqlState,
+      cause,
+      retryable: bouncer.retryable,
+      detail: { ...detailOf(err), pgbouncer: (err as { message: string }).message },
     })
   }
   if (sqlState) {

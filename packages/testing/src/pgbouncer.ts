@@ -36,6 +36,11 @@ export interface StartPgBouncerOptions {
    * (`extra_float_digits`, `statement_timeout`, `lock_timeout`, `idle_in_transaction_session_timeout`, `options`).
    */
   readonly ignoreStartupParameters?: readonly string[]
+  /**
+   * More `[pgbouncer]` settings, written as `key = value` after the ones above (e.g.
+   * `{ query_wait_timeout: 1 }`). Keys are setting names (letters, digits, `_`); values have no line break.
+   */
+  readonly settings?: Readonly<Record<string, string | number>>
 }
 
 /** Startup parameters pg may send that PgBouncer does not track (ignored by default, see StartPgBouncerOptions). */
@@ -94,6 +99,7 @@ export async function startPgBouncer(upstreamUrl: string, options: StartPgBounce
       'max_client_conn = 500',
       `ignore_startup_parameters = ${(options.ignoreStartupParameters ?? PG_STARTUP_PARAMETERS).join(',')}`,
       `logfile = ${logFile}`,
+      ...extraSettings(options.settings),
       '',
     ].join('\n'),
     { mode: 0o600 },
@@ -203,4 +209,12 @@ async function acceptsConnections(port: number, child: ChildProcess, timeoutMs: 
     if (Date.now() > deadline) throw new Error(`nothing accepted connections on 127.0.0.1:${port} within ${timeoutMs} ms`)
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
+}
+
+/** `settings` as ini lines; throws on a key or value that would not stay one line of its own. */
+function extraSettings(settings: Readonly<Record<string, string | number>> | undefined): string[] {
+  return Object.entries(settings ?? {}).map(([key, value]) => {
+    if (!/^[a-z0-9_]+$/i.test(key) || /[\r\n]/.test(String(value))) throw new Error(`startPgBouncer: bad setting ${JSON.stringify(key)}`)
+    return `${key} = ${value}`
+  })
 }

@@ -93,6 +93,47 @@ describe('SQLSTATE table', () => {
     expect(mapPostgresError(violation).code).toBe('CONNECTION_LOST')
   })
 
+  describe("PgBouncer's own errors (FATAL 08P01, told apart by their message)", () => {
+    const bouncer = (message: string): Error => pgError('08P01', message, { severity: 'FATAL' })
+
+    it.each([
+      ['query_wait_timeout', 'CONNECTION_LOST', 'CONNECTION_FAILED'],
+      ['query_timeout', 'CONNECTION_LOST', 'CONNECTION_FAILED'],
+      ['server login has been failing, try again later (server_login_retry)', 'CONNECTION_LOST', 'CONNECTION_FAILED'],
+      ['server login has been failing, cached error: connect failed (server_login_retry)', 'CONNECTION_LOST', 'CONNECTION_FAILED'],
+      ['client_login_timeout (server down)', 'CONNECTION_FAILED', 'CONNECTION_FAILED'],
+      ['no more connections allowed (max_client_conn)', 'CONNECTION_FAILED', 'CONNECTION_FAILED'],
+      ['client connections exceeded (max_db_client_connections)', 'CONNECTION_FAILED', 'CONNECTION_FAILED'],
+      ['pooler is shutting down', 'CONNECTION_LOST', 'CONNECTION_FAILED'],
+      ['database "app" is disabled', 'CONNECTION_FAILED', 'CONNECTION_FAILED'],
+      ['client_idle_timeout', 'CONNECTION_LOST', 'CONNECTION_FAILED'],
+      ['idle transaction timeout', 'CONNECTION_LOST', 'CONNECTION_FAILED'],
+    ])('%s: nothing reached PostgreSQL (or nothing was in flight): retryable', (message, during, connecting) => {
+      const err = mapPostgresError(bouncer(message))
+      expect(err).toMatchObject({ code: during, sqlState: '08P01', retryable: true, detail: { pgbouncer: message } })
+      expect(err.detail?.outcome).toBeUndefined()
+      expect(err.message).toContain(message)
+      expect(mapPostgresError(bouncer(message), { connecting: true })).toMatchObject({ code: connecting, retryable: true })
+    })
+
+    it.each([
+      ['no such database: app', 'CONNECTION_FAILED'],
+      ['password authentication failed', 'AUTHENTICATION_FAILED'],
+      ['SASL authentication failed', 'AUTHENTICATION_FAILED'],
+      ['no such user', 'AUTHENTICATION_FAILED'],
+    ])('%s: refused for good', (message, code) => {
+      expect(mapPostgresError(bouncer(message), { connecting: true })).toMatchObject({ code, retryable: false })
+    })
+
+    it('a statement PgBouncer cut off on the server (query timeout), and an unknown 08P01, keep the SQLSTATE mapping', () => {
+      for (const message of ['query timeout', 'server conn crashed?', 'invalid frontend message type 0'])
+        expect(mapPostgresError(bouncer(message))).toMatchObject({ code: 'CONNECTION_LOST', retryable: false })
+      // the same words from another SQLSTATE are not PgBouncer's
+      expect(mapPostgresError(pgError('57P01', 'query_wait_timeout'))).toMatchObject({ code: 'CONNECTION_LOST', retryable: true })
+      expect(mapPostgresError(pgError('XX000', 'query_wait_timeout')).code).toBe('QUERY_FAILED')
+    })
+  })
+
   it('while connecting, connection-class failures are CONNECTION_FAILED', () => {
     expect(mapPostgresError(pgError('08006'), { connecting: true }).code).toBe('CONNECTION_FAILED')
     expect(mapPostgresError(pgError('57P01'), { connecting: true }).code).toBe('CONNECTION_FAILED')
