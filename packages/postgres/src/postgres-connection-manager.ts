@@ -396,6 +396,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         let list = addresses.get(host)
         if (list === undefined) addresses.set(host, (list = await addressesOf(host.host)))
         for (const address of list) {
+          if (hooks.signal?.aborted === true) break
           // with several addresses, each is named: "db:5432 (10.0.0.2)"
           const label = hostLabel(host.host, host.port)
           const named = list.length > 1 ? `${label} (${address})` : label
@@ -1037,7 +1038,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const pgClient = client as unknown as { getStartupConf(): Record<string, string> }
     const startupConf = pgClient.getStartupConf.bind(client)
     pgClient.getStartupConf = () => ({ ...startupConf(), ...startup })
+    // close() gave up on this connect: the socket in flight is destroyed (it kept the process alive)
+    const abort = (): void => conn.kill()
+    hooks.signal?.addEventListener('abort', abort, { once: true })
     try {
+      if (hooks.signal?.aborted === true) throw new Error('the pool is closing: connect abandoned')
       await client.connect()
     } catch (err) {
       if (attempt) attempt.secured = isSecured(client.connection.stream)
@@ -1046,6 +1051,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       if (refusesReadFormatStartup(err, startup))
         return this.#open(host, address, ssl, password, hooks, attempt, readFormatStartup('session'))
       throw err
+    } finally {
+      hooks.signal?.removeEventListener('abort', abort)
     }
     conn.formatsBySet = !('IntervalStyle' in startup) && this.options.pgbouncer !== 'transaction'
     return conn

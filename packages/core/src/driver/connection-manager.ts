@@ -127,6 +127,13 @@ export interface ConnectionHooks {
    * target after a failover): the pool emits `failover`. Optional for callers of `connect()`.
    */
   onFailover?(info: FailoverInfo): void
+  /**
+   * Aborts once the pool no longer wants the connection being opened (close() gave up on its
+   * waiters): the manager should stop connecting at once (destroy the socket in flight, try no other
+   * host) and reject. The pool rejects the connect with POOL_CLOSED then anyway, and destroys a
+   * connection that still arrives. Optional for callers of `connect()`.
+   */
+  readonly signal?: AbortSignal
 }
 
 /** How many lanes a manager wants and how big they may be. */

@@ -100,6 +100,12 @@ export class LanePool<C> {
   #retireAt = Number.POSITIVE_INFINITY
   /** After close() began: no more retirement timers. */
   #stopped = false
+  /**
+   * Aborted when close() gives up on the lane's waiters ({@link abortWaiting}): connects in flight are
+   * then abandoned (the manager destroys their socket, see `ConnectionHooks.signal`), so neither
+   * their socket nor their deadline timers keep the process alive after close().
+   */
+  readonly #connects = new AbortController()
   /** How soon an expired connection that was leased at its expiry is looked at again. */
   readonly #recheckMs: number
   /** Callers waiting beyond the acquires tarn is given at once, oldest first. */
@@ -374,6 +380,8 @@ export class LanePool<C> {
     // the queue first: tarn's callers, failing, would feed queued ones to tarn
     for (const waiter of this.#queue.drain()) this.#fail(waiter, this.#closedError())
     this.tarn.abortWaiting()
+    // nobody is left to use a connection still being opened (a warm-up's included)
+    this.#connects.abort()
   }
 
   /** Clears the retirement timer for good (close() calls this first). */
@@ -450,10 +458,13 @@ export class LanePool<C> {
     const { manager, config } = this.#host
     const started = performance.now()
     let conn: PooledConnection<C> | undefined
+    const signal = this.#connects.signal
     const hooks = {
       onLost: (error: DatabaseError) => conn && this.#host.onLost(conn, error),
       onFailover: (info: FailoverInfo) => this.#host.onFailover(info),
+      signal,
     }
+    if (signal.aborted) throw this.#closedError()
     const connecting = this.target < 0 ? manager.connect(this.lane, hooks) : manager.connect(this.lane, hooks, this.target)
     try {
       const native = await withDeadline(
@@ -463,6 +474,8 @@ export class LanePool<C> {
           new DatabaseError('CONNECTION_FAILED', `connecting to ${manager.target} timed out after ${config.createTimeoutMs} ms`, {
             backend: manager.backend,
           }),
+        // the pool's timers never keep the process alive (a connect's socket does, until close())
+        { unref: true, signal, onAbort: () => this.#closedError() },
       )
       conn = new PooledConnection(native, this.lane, expiry(config.maxLifetimeMs, config.maxLifetimeJitter), this.target)
       if (manager.nativeLent) conn.nativeLent = () => manager.nativeLent!(native)
@@ -624,11 +637,31 @@ function expiry(lifetimeMs: number, jitter: number): number {
   return performance.now() + lifetimeMs - Math.floor(lifetimeMs * jitter * Math.random())
 }
 
-/** Races `promise` against a timer that rejects with `onTimeout()`; the timer is always cleared. */
-export function withDeadline<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+/**
+ * Races `promise` against a timer that rejects with `onTimeout()`; the timer is always cleared.
+ * Options: `unref` (the timer does not keep the process alive), `signal` (rejects with `onAbort()`
+ * once it aborts; its listener is removed when the race settles).
+ */
+export function withDeadline<T>(
+  promise: Promise<T>,
+  ms: number,
+  onTimeout: () => Error,
+  options: { readonly unref?: boolean; readonly signal?: AbortSignal; readonly onAbort?: () => Error } = {},
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined
+  let listener: (() => void) | undefined
+  const { signal } = options
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(onTimeout()), ms)
+    if (options.unref === true) timer.unref()
+    if (signal !== undefined) {
+      listener = () => reject(options.onAbort?.() ?? onTimeout())
+      if (signal.aborted) listener()
+      else signal.addEventListener('abort', listener, { once: true })
+    }
   })
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer))
+  return Promise.race([promise, deadline]).finally(() => {
+    clearTimeout(timer)
+    if (listener !== undefined) signal?.removeEventListener('abort', listener)
+  })
 }
