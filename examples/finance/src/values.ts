@@ -1,26 +1,10 @@
-/**
- * Normalises an integer read from either backend to a JS number: SQLite returns numbers, Postgres
- * returns `bigint` for `int8` columns and `count(*)` and a string for `numeric` (`sum(bigint)`).
- * Throws beyond 2^53 instead of rounding.
- */
-export function toInteger(value: unknown, what = 'value'): number {
-  const n = typeof value === 'number' ? value : typeof value === 'bigint' || typeof value === 'string' ? Number(value) : NaN
-  if (!Number.isSafeInteger(n)) throw new RangeError(`${what} ${String(value)} is not a safe integer`)
-  return n
-}
+import { toInteger } from '@dbpool/example-kit'
 
 /**
- * An exact integer read from either backend as a `bigint`: for sums SQL computed exactly that may be
- * beyond 2^53 (Postgres `sum(bigint)` is a `numeric` string, SQLite a number or, beyond ±(2^53 - 1),
- * a `bigint`). RangeError (naming `what`) for anything that is not an integer.
+ * The strict readers of values read back from either backend (`toInteger`, `toBigInteger`, `toDate`,
+ * ValueReadError): shared with the other example, see `@dbpool/example-kit` (`db-values.ts`).
  */
-export function toBigInteger(value: unknown, what = 'value'): bigint {
-  if (typeof value === 'bigint') return value
-  if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value)
-  if (typeof value === 'string' && /^-?\d+$/.test(value)) return BigInt(value)
-  throw new RangeError(`${what} ${String(value)} is not an exact integer`)
-}
-
+export { toBigInteger, toDate, toInteger, ValueReadError } from '@dbpool/example-kit'
 /**
  * The exact sum of integer amounts (minor units) as a `bigint`. JS numbers add exactly only while every
  * partial sum stays a safe integer: `[2^53 - 1, 2, -(2^53 - 1), -1]` sums to 0 in floats (the real sum
@@ -83,12 +67,4 @@ export function addExact(a: number, b: number, what = 'sum'): number {
 /** {@link toInteger}, keeping `null`. */
 export function toNullableInteger(value: unknown, what = 'value'): number | null {
   return value === null || value === undefined ? null : toInteger(value, what)
-}
-
-/** A timestamp read from either backend: Postgres returns a `Date` for `timestamptz`, SQLite the ISO text written. */
-export function toDate(value: unknown): Date {
-  // a Date from another realm (the native driver's) fails instanceof: test the tag instead
-  const date = Object.prototype.toString.call(value) === '[object Date]' ? new Date((value as Date).getTime()) : new Date(String(value))
-  if (Number.isNaN(date.getTime())) throw new RangeError(`${String(value)} is not a timestamp`)
-  return date
 }
