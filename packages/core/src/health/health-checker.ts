@@ -9,6 +9,7 @@ import {
   requireObject,
 } from '../config/validate'
 import type { DatabasePool } from '../pool/database-pool'
+import type { ReplicaStats } from '../pool/replica-set'
 import { withDeadline } from '../pool/lane-pool'
 import type { HealthCheckDetail, HealthReport, HealthStatus } from './health-report'
 
@@ -148,6 +149,8 @@ export class HealthChecker {
       data: { utilization: round(stats.utilization), pending: stats.pending },
       ...(saturated ? { message: `${stats.used}/${stats.max} connections in use with ${stats.pending} callers waiting` } : {}),
     })
+    const replicas = pool.replicaStats()
+    if (replicas !== undefined && replicas.replicas.length > 0) checks.push(replicaCheck(replicas))
     try {
       checks.push(...(await pool.backendChecks({ deep, timeoutMs: left() })))
     } catch (err) {
@@ -171,6 +174,34 @@ export class HealthChecker {
       message: `health check did not finish within ${this.#options.timeoutMs} ms (${what}: ${describe(err)})`,
       data: { code: err.code },
     }
+  }
+}
+
+/**
+ * The `replicas` check of a pool with read replicas: `degraded` while one or more is out of the read
+ * lane (unreachable, refusing the pool's credentials, lagging, not a standby), `healthy` otherwise,
+ * never `unhealthy`: the primary still serves the read lane then (read-only), so the pool stays
+ * ready. Read from the replica set's state (its last keepalive pass, or a read whose connect
+ * failed): a replica no read or pass has tried since it went down is not known to be out yet. The
+ * message names each replica by `host:port` and reason only.
+ */
+function replicaCheck(stats: ReplicaStats): HealthCheckDetail {
+  const out = stats.replicas.filter((r) => !r.usable)
+  const data = {
+    replicas: stats.replicas.map((r) => ({
+      replica: r.replica,
+      usable: r.usable,
+      ...(r.reason === undefined ? {} : { reason: r.reason }),
+      ...(r.lagMs === undefined ? {} : { lagMs: r.lagMs }),
+    })),
+  }
+  if (out.length === 0) return { name: 'replicas', status: 'healthy', data }
+  const where = out.length === stats.replicas.length ? 'the primary' : 'the other replicas'
+  return {
+    name: 'replicas',
+    status: 'degraded',
+    message: `${out.length} of ${stats.replicas.length} replicas out of the read lane (${out.map((r) => `${r.replica} ${r.reason ?? 'unreachable'}`).join(', ')}); read-lane work runs on ${where}`,
+    data,
   }
 }
 
