@@ -10,6 +10,7 @@
  * - Result columns: `duplicateColumn` / `duplicateColumnError` / `protoColumnError` / `isDuplicateColumnError` (`SYNTAX_ERROR`: two columns of one name, or a `__proto__` column a driver's rows would drop).
  * - `withDeadline`: races a promise against a timer (cleared when the promise settles).
  * - `parsePostgresUrl`: libpq's URI grammar (several hosts), unknown query parameters refused.
+ * - `previewStatement`, `statementLiterals`, `hideErrorLiterals`: a statement (and an error that repeats it) shown with every literal hidden.
  * - `nativeWorkDone`: `readYourWrites` records a write made through `conn.native` (a COPY) when it completes.
  * - `abortedTransactionError`, `transactionControlOf`: what a backend needs to refuse statements of an
  *   aborted transaction and to tell a script's own transaction control, as core does.
@@ -46,3 +47,4 @@ export { abortedTransactionError } from './transaction/transaction-outcome'
 export { transactionControlOf } from './transaction/transaction-control'
 export { lineCommentEnd } from './sql/line-comment'
 export { nativeWorkDone } from './pool/pool-connection'
+export { previewStatement, statementLiterals, hideErrorLiterals } from './migrations/statement-preview'

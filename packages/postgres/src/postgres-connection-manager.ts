@@ -24,7 +24,7 @@ import {
   type TelemetryTarget,
   type TransactionState,
 } from '@dbpool/core'
-import { abortedTransactionError, checkExecuteOptions } from '@dbpool/core/internal'
+import { abortedTransactionError, checkExecuteOptions, hideErrorLiterals, statementLiterals } from '@dbpool/core/internal'
 import { isIP } from 'node:net'
 import { addressesOf } from './postgres-addresses'
 import { sendCancelRequest } from './postgres-cancel'
@@ -329,12 +329,17 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     }
     const password = await this.#password()
     const conn = await this.#walk(password, hooks)
+    // the setup statement running: the server's error may repeat its literals (a token set with set_config())
+    let running: string | undefined
     try {
       if (this.options.pgbouncer === 'transaction') await this.#checkReadFormats(conn)
       // behind a PgBouncer the config does not declare, the output formats it refused at startup are SET
       const setup =
         conn.formatsBySet && !this.options.pgbouncer ? [...readFormatSetup('session'), ...this.#sessionSetup] : this.#sessionSetup
-      for (const text of setup) await this.#execute(conn, { text, params: [] }, { timeoutMs: this.options.connectTimeoutMs }, false)
+      for (const text of setup) {
+        running = text
+        await this.#execute(conn, { text, params: [] }, { timeoutMs: this.options.connectTimeoutMs }, false)
+      }
       // a sessionInit statement that resets something (`RESET ROLE; SET ...`) is part of the setup
       conn.setupLost = false
       // the manager that connected it knows its setup (a replica's config has its own timeouts)
@@ -344,7 +349,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       const mapped = this.mapError(err)
       throw new DatabaseError(
         mapped.code === 'QUERY_TIMEOUT' ? 'CONNECTION_FAILED' : mapped.code,
-        `session init on ${this.target} failed: ${mapped.message}`,
+        `session init on ${this.target} failed: ${running === undefined ? mapped.message : hideErrorLiterals(mapped, statementLiterals(running))}`,
         {
           backend: 'postgres',
           sqlState: mapped.sqlState,

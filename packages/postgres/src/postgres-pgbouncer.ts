@@ -1,4 +1,5 @@
 import { configError, type DatabaseConfig, type SessionFeatures } from '@dbpool/core'
+import { previewStatement } from '@dbpool/core/internal'
 
 /**
  * How the PgBouncer in front of the server pools connections (its `pool_mode`). `'transaction'`:
@@ -69,14 +70,16 @@ export function sessionSettingsThroughPgBouncer(mode: PgBouncerMode, config: Dat
 /**
  * Checks the manager options that need a session: with PgBouncer in transaction mode, `sessionInit`
  * (its SETs would reach one server connection) and `sessionReset: 'clean'` (it would clean whichever
- * server connection the release lands on) are CONFIGURATION naming why.
+ * server connection the release lands on) are CONFIGURATION naming why. The message shows `sessionInit`
+ * with every literal hidden (`previewStatement`: `set_config('app.token', '[REDACTED]', false)`).
  */
 export function checkSessionOptions(mode: PgBouncerMode | false, sessionInit: readonly string[], sessionReset: string): void {
   if (mode !== 'transaction') return
   if (sessionInit.length > 0)
     throw configError(
       'postgres.sessionInit',
-      sessionInit.length === 1 ? sessionInit[0] : sessionInit,
+      // shown with its literals hidden (a token set with set_config() must not reach a log)
+      sessionInit.length === 1 ? previewStatement(sessionInit[0]!) : sessionInit.map(previewStatement),
       `runs once per client connection, but ${TRANSACTION_MODE_REASON}; set it on the server (ALTER ROLE ... SET) or with SET LOCAL in each transaction`,
     )
   if (sessionReset === 'clean')

@@ -32,6 +32,17 @@ describe('pgbouncer modes', () => {
     expect(configError(() => new PostgresConnectionManager(url, { sessionInit: 'SET search_path TO app' })).message).toMatch(
       /postgres\.sessionInit .*PgBouncer in transaction mode/,
     )
+    // shown with its literals hidden: a token set with set_config() must not reach a log
+    for (const sessionInit of [
+      "select set_config('app.api_token', 'tok_LIVE_S3CRET', false)",
+      ['set search_path to app', "select set_config('app.api_token', $$tok_LIVE_S3CRET$$, false)"],
+    ]) {
+      const refused = configError(() => new PostgresConnectionManager(url, { sessionInit }))
+      expect(refused.message).toContain('postgres.sessionInit')
+      expect(refused.message).not.toContain('tok_LIVE_S3CRET')
+      expect(refused.message).not.toContain('api_token')
+      expect(JSON.stringify(refused.detail)).not.toContain('tok_LIVE_S3CRET')
+    }
     expect(configError(() => new PostgresConnectionManager(url, { sessionReset: 'clean' })).detail?.option).toBe('postgres.sessionReset')
     for (const [param, option] of [
       ['statement_timeout=5', 'database.statementTimeoutMs'],
