@@ -76,6 +76,15 @@ export interface PoolOptions {
    * data or secrets, so they are left out unless this is `true`. Default is `false`.
    */
   readonly logParameters?: boolean
+  /**
+   * Whether spans (`db.query.text`) and slow-statement log lines (`text`) carry the statement text as
+   * written. By default (`false`) they carry it sanitised, as OpenTelemetry's database conventions
+   * ask (`db.query.text` is not collected unsanitised by default): every literal (strings, `E'...'`,
+   * `B'...'`, `X'...'`, `N'...'`, `U&'...'`, dollar-quoted bodies, numbers) becomes `?`, parameters
+   * (`$1`, `?`, `:name`), names and comments stay. Turn on only where literal values may be recorded.
+   * Default is `false`.
+   */
+  readonly rawQueryText?: boolean
   /** The pool's name in metrics, errors and health reports. Default is `'default'`. */
   readonly name?: string
 }
@@ -99,6 +108,7 @@ export const DEFAULT_POOL_OPTIONS: ResolvedPoolOptions = Object.freeze({
   allowExitOnIdle: false,
   slowQueryMs: 0,
   logParameters: false,
+  rawQueryText: false,
   name: 'default',
 })
 
@@ -130,6 +140,7 @@ const ENV_NAMES: Record<keyof PoolOptions, string> = {
   allowExitOnIdle: 'ALLOW_EXIT_ON_IDLE',
   slowQueryMs: 'SLOW_QUERY_MS',
   logParameters: 'LOG_PARAMETERS',
+  rawQueryText: 'RAW_QUERY_TEXT',
   name: 'NAME',
 }
 
@@ -152,6 +163,7 @@ export class PoolConfig implements ResolvedPoolOptions {
   readonly allowExitOnIdle!: boolean
   readonly slowQueryMs!: number
   readonly logParameters!: boolean
+  readonly rawQueryText!: boolean
   readonly name!: string
 
   constructor(options: PoolOptions = {}) {
@@ -181,7 +193,7 @@ export class PoolConfig implements ResolvedPoolOptions {
       if (raw === undefined || raw === '') continue
       if (key === 'name') options[key] = raw
       else if (key === 'maxLifetimeJitter') options[key] = parseEnvNumber(name, raw)
-      else if (key === 'allowExitOnIdle' || key === 'logParameters') options[key] = parseEnvBoolean(name, raw)
+      else if (key === 'allowExitOnIdle' || key === 'logParameters' || key === 'rawQueryText') options[key] = parseEnvBoolean(name, raw)
       else options[key] = parseEnvInteger(name, raw)
     }
     return new PoolConfig(options as PoolOptions)
@@ -252,6 +264,9 @@ export class PoolConfigBuilder {
   /** Sets `logParameters`. */ logParameters(value: boolean): this {
     return this.#set('logParameters', value)
   }
+  /** Sets `rawQueryText`. */ rawQueryText(value: boolean): this {
+    return this.#set('rawQueryText', value)
+  }
   /** Sets `name`. */ name(value: string): this {
     return this.#set('name', value)
   }
@@ -295,6 +310,7 @@ export function resolvePoolOptions(input: PoolOptions): ResolvedPoolOptions {
   checkInteger('pool.maxWaitingClients', merged.maxWaitingClients, 0)
   checkBoolean('pool.allowExitOnIdle', merged.allowExitOnIdle)
   checkBoolean('pool.logParameters', merged.logParameters)
+  checkBoolean('pool.rawQueryText', merged.rawQueryText)
   checkString('pool.name', merged.name)
   return Object.freeze(merged) as ResolvedPoolOptions
 }

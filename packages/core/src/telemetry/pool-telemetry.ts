@@ -18,11 +18,11 @@ import type { LeakInfo } from '../pool/pool-events'
 import type { ReadFallbackInfo, ReplicaStateInfo } from '../pool/replica-set'
 import type { CompiledQuery } from '../sql/sql'
 import { PoolLog, type PoolLogger } from './logger'
-import { operationName, readStatementHead } from './statement-info'
+import { operationName, readStatementHead, sanitizeStatementText } from './statement-info'
 import { notedServer } from './statement-server'
 import { redactUrlPasswords } from '../util/redact'
 import { parameterTexts } from '../util/parameter-texts'
-import { ERROR_CAUSE_DEPTH, hideErrorLiterals } from '../migrations/statement-preview'
+import { ERROR_CAUSE_DEPTH, hideErrorLiterals, statementLiterals } from '../migrations/statement-preview'
 
 /** The instrumentation scope of dbpool's spans. */
 export const TRACER_NAME = '@dbpool/core'
@@ -86,7 +86,7 @@ const NO_SPAN: OperationSpan = Object.freeze({ setAttribute: () => undefined, ad
 /** What is worked out once per statement text. */
 interface StatementInfo {
   readonly spanName: string
-  /** The text with secrets hidden (`db.query.text`, the slow-statement log). */
+  /** The text with secrets hidden and, unless `rawQueryText`, literals as `?` (`db.query.text`, the slow-statement log). */
   readonly text: string
   readonly spanAttributes: Attributes
   readonly metricAttributes: Attributes
@@ -109,6 +109,7 @@ export class PoolTelemetry {
   readonly #metrics: MetricsCollector
   readonly #slowMs: number
   readonly #logParameters: boolean
+  readonly #rawQueryText: boolean
   /** The operation metric or the slow-statement log needs every statement timed. */
   readonly #timed: boolean
   readonly #base: Attributes
@@ -156,6 +157,7 @@ export class PoolTelemetry {
     this.#metrics = options.metrics
     this.#slowMs = this.log ? config.slowQueryMs : 0
     this.#logParameters = config.logParameters
+    this.#rawQueryText = config.rawQueryText
     this.#timed = options.metrics.recordsOperations || this.#slowMs > 0
     this.#system = SYSTEM_NAMES[options.backend]
     this.#namespace = target?.namespace
@@ -456,7 +458,8 @@ export class PoolTelemetry {
    * statement that failed (`[PARAMETER]`, core's `hideErrorLiterals`, the Migrator's rules): each
    * parameter of that statement (of `from` or an error in its `cause` chain) in every form it is sent
    * in (`parameterTexts`: text, array literal and each element, JSON, Date and bytes texts), where the
-   * message quotes it or, from 4 characters on, repeats it as a whole token; a string literal a syntax
+   * message quotes it or, from 4 characters on, repeats it as a whole token; unless `rawQueryText`,
+   * the literals of its text likewise (`db.query.text` shows them as `?`); a string literal a syntax
    * error echoes; and, for a Postgres data exception (SQLSTATE class 22, whatever the statement:
    * also a COPY row's field), the input value it quotes.
    */
@@ -473,6 +476,8 @@ export class PoolTelemetry {
     for (let e: unknown = err, depth = 0; e instanceof Error && depth < ERROR_CAUSE_DEPTH; e = e.cause, depth++) {
       const query = this.#failedWith.get(e)
       if (query) texts.push(...parameterTexts(query.params))
+      // the text's literals, recorded as `?`, are not shown where the message repeats them either
+      if (query && !this.#rawQueryText) texts.push(...statementLiterals(query.text))
     }
     this.#hiddenTexts.set(err, texts)
     return texts
@@ -491,11 +496,13 @@ export class PoolTelemetry {
     const metricAttributes: Attributes = { ...this.#base }
     if (operation) metricAttributes['db.operation.name'] = operation
     if (collection) metricAttributes['db.collection.name'] = collection
+    // literals as `?` unless rawQueryText (the conventions: db.query.text is not recorded unsanitised by default)
+    const shown = this.#rawQueryText ? redacted : sanitizeStatementText(redacted)
     const info: StatementInfo = {
       spanName,
-      text: redacted,
+      text: shown,
       metricAttributes: Object.freeze(metricAttributes),
-      spanAttributes: Object.freeze({ ...metricAttributes, 'db.query.text': redacted }),
+      spanAttributes: Object.freeze({ ...metricAttributes, 'db.query.text': shown }),
     }
     // a long text is worked out per call (linear), never pinned; the kept ones are bounded in count and size
     if (this.#closed || text.length > MAX_REMEMBERED_TEXT_LENGTH) return info

@@ -145,7 +145,61 @@ const CLOSE = 4
 const SEMICOLON = 5
 const DOT = 6
 const OTHER = 7
-type Token = typeof END | typeof WORD | typeof QUOTED | typeof OPEN | typeof CLOSE | typeof SEMICOLON | typeof DOT | typeof OTHER
+/** A string (`'...'`, `E'...'`), dollar-quoted body or number. */
+const LITERAL = 8
+type Token =
+  typeof END | typeof WORD | typeof QUOTED | typeof OPEN | typeof CLOSE | typeof SEMICOLON | typeof DOT | typeof OTHER | typeof LITERAL
+
+/**
+ * @internal `text` with every literal replaced by `?`, for `db.query.text` and the slow-statement
+ * log (OpenTelemetry's database conventions: the text is not recorded unsanitised by default). The
+ * same scanner as {@link readStatementHead} (Postgres and SQLite lexical rules): string literals
+ * (`'...'` with `''`, `E'...'` with `\'`, and their prefixes `B`, `X`, `N`, `U&`), dollar-quoted
+ * bodies (`$tag$...$tag$`), numbers (`42`, `1.5`, `1e-5`, `0x1F`) become `?`; parameters (`$1`,
+ * `?`, `?2`, `:name`, `@name`, `$name`), names (quoted ones too), keywords, operators and comments
+ * stay. An unterminated literal is hidden to the end. Linear in the length of `text`; returns `text`
+ * itself when it holds no literal.
+ */
+export function sanitizeStatementText(text: string): string {
+  const scan = new Scanner(text)
+  let out = ''
+  let copied = 0
+  // the two tokens before this one: a literal's prefix (`X'..'`, `U&'..'`) is hidden with it
+  let prevKind: Token = END
+  let prevStart = -1
+  let prevEnd = -1
+  let prev2Kind: Token = END
+  let prev2Start = -1
+  let prev2End = -1
+  for (let kind = scan.next(); kind !== END; kind = scan.next()) {
+    if (kind === LITERAL) {
+      let from = scan.start
+      if (text.charCodeAt(from) === 39 /* ' */) {
+        if (prevKind === WORD && prevEnd === from && /^[bxn]$/i.test(text.slice(prevStart, prevEnd))) from = prevStart
+        else if (
+          prevKind === OTHER &&
+          prevEnd === from &&
+          text.charCodeAt(prevStart) === 38 /* & */ &&
+          prev2Kind === WORD &&
+          prev2End === prevStart &&
+          /^u$/i.test(text.slice(prev2Start, prev2End))
+        )
+          from = prev2Start
+      }
+      if (from >= copied) {
+        out += `${text.slice(copied, from)}?`
+        copied = scan.end
+      }
+    }
+    prev2Kind = prevKind
+    prev2Start = prevStart
+    prev2End = prevEnd
+    prevKind = kind
+    prevStart = scan.start
+    prevEnd = scan.end
+  }
+  return copied === 0 ? text : out + text.slice(copied)
+}
 
 /** Tokens of SQL text (Postgres and SQLite lexical rules, enough to skip what holds no keyword). */
 class Scanner {
@@ -212,20 +266,28 @@ class Scanner {
     let kind: Token = OTHER
     if ((c === 69 || c === 101) /* E e */ && text.charCodeAt(i + 1) === 39) {
       i = skipQuoted(text, i + 1, 39, true)
+      kind = LITERAL
     } else if (isWordStart(c)) {
       i++
       while (i < length && isWordPart(text.charCodeAt(i))) i++
       kind = WORD
     } else if (c === 39 /* ' */) {
       i = skipQuoted(text, i, 39, false)
+      kind = LITERAL
     } else if (c === 34 /* " */ || c === 96 /* ` */) {
       i = skipQuoted(text, i, c, false)
       kind = QUOTED
     } else if (c === 36 /* $ */) {
       i = skipDollar(text, i)
-    } else if (c >= 48 && c <= 57) {
+      // `$tag$...$tag$` (not `$1`, nor SQLite's `$name`): its opening tag ends with a second `$`
+      if (i - this.start > 1 && !isDigit(text.charCodeAt(this.start + 1)) && isDollarQuote(text, this.start)) kind = LITERAL
+    } else if (c === 63 /* ? */) {
+      // SQLite's `?NNN` parameter: its number is no literal
       i++
-      while (i < length && isWordPart(text.charCodeAt(i))) i++
+      while (i < length && isDigit(text.charCodeAt(i))) i++
+    } else if (isDigit(c) || (c === 46 /* . */ && isDigit(text.charCodeAt(i + 1)))) {
+      i = skipNumber(text, i)
+      kind = LITERAL
     } else {
       i++
       kind = c === 40 ? OPEN : c === 41 ? CLOSE : c === 59 ? SEMICOLON : c === 46 ? DOT : OTHER
@@ -248,6 +310,34 @@ function skipQuoted(text: string, i: number, quote: number, backslash: boolean):
     } else i++
   }
   return length
+}
+
+/** Past a number: digits (and what follows them in one word: `0x1F`, `1e5`), a fraction, a signed exponent. */
+function skipNumber(text: string, i: number): number {
+  const length = text.length
+  while (i < length && isWordPart(text.charCodeAt(i))) i++
+  if (text.charCodeAt(i) === 46 /* . */ && isDigit(text.charCodeAt(i + 1))) {
+    i++
+    while (i < length && isWordPart(text.charCodeAt(i))) i++
+  } else if (text.charCodeAt(i) === 46 /* . */ && !isWordStart(text.charCodeAt(i + 1))) i++
+  const e = text.charCodeAt(i - 1)
+  const sign = text.charCodeAt(i)
+  if ((e === 69 || e === 101) && (sign === 43 || sign === 45) && isDigit(text.charCodeAt(i + 1))) {
+    i += 2
+    while (i < length && isDigit(text.charCodeAt(i))) i++
+  }
+  return i
+}
+
+function isDigit(c: number): boolean {
+  return c >= 48 && c <= 57
+}
+
+/** Whether the `$` at `i` opens a dollar-quoted literal: `$` + an optional tag + `$`. */
+function isDollarQuote(text: string, i: number): boolean {
+  let j = i + 1
+  while (j < text.length && isTagPart(text.charCodeAt(j))) j++
+  return text.charCodeAt(j) === 36
 }
 
 /** Past `$1` (a parameter), `$tag$...$tag$` (a dollar-quoted literal) or a lone `$`. */

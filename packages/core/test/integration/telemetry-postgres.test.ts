@@ -14,6 +14,7 @@ defineTelemetrySuite({
     return { 'db.namespace': parsed.pathname.slice(1), 'server.address': parsed.hostname, 'server.port': Number(parsed.port || 5432) }
   },
   slowStatement: 'select pg_sleep(0.1), $1::text as tag',
+  slowStatementSanitised: 'select pg_sleep(?), $1::text as tag',
   uniqueStatus: '23505',
   placeholder: '$1',
 })

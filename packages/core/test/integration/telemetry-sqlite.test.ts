@@ -16,6 +16,7 @@ defineTelemetrySuite({
   targetAttributes: () => ({ 'db.namespace': path }),
   // about 100 ms of work
   slowStatement: 'with recursive c(x) as (select 1 union all select x + 1 from c where x < 300000) select count(*), ? as tag from c',
+  slowStatementSanitised: 'with recursive c(x) as (select ? union all select x + ? from c where x < ?) select count(*), ? as tag from c',
   uniqueStatus: 'SQLITE_CONSTRAINT_UNIQUE',
   placeholder: '?',
 })

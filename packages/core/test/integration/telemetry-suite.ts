@@ -24,6 +24,8 @@ export interface TelemetrySuiteOptions {
   targetAttributes(url: string): Record<string, unknown>
   /** A statement that takes well over 20 ms, with one parameter. */
   readonly slowStatement: string
+  /** {@link slowStatement} as spans and log lines record it by default: its literals as `?`. */
+  readonly slowStatementSanitised: string
   /** `db.response.status_code` of a unique violation. */
   readonly uniqueStatus: string
   /** Placeholder of the first parameter in native text. */
@@ -221,7 +223,7 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
       const connect = lines.find((l) => l.event === 'connect')
       expect(connect).toMatchObject({ level: 20, pool: 'telemetry', msg: 'connection opened' })
       const slow = lines.find((l) => l.event === 'slowStatement')
-      expect(slow).toMatchObject({ level: 40, pool: 'telemetry', text: options.slowStatement, slowQueryMs: 20 })
+      expect(slow).toMatchObject({ level: 40, pool: 'telemetry', text: options.slowStatementSanitised, slowQueryMs: 20 })
       expect(slow!.durationMs as number).toBeGreaterThan(20)
       expect(slow!.stats).toMatchObject({ max: expect.any(Number), pending: 0 })
       expect(readFileSync(file, 'utf8')).not.toContain('param-value-42')
@@ -233,6 +235,29 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
       expect(logLines(withValues).find((l) => l.event === 'slowStatement')?.params).toEqual(['param-value-42'])
     })
 
+    it('literals in the text are ? in db.query.text and the slow-statement log by default; as written with rawQueryText', async () => {
+      const file = join(dir, 'literals.log')
+      const pool = await open({ slowQueryMs: 20 }, file)
+      const text = options.slowStatement.replace(' as tag', " || 'LiteralSecret-777' || 31337 as tag")
+      await pool.query(text, ['p'])
+      await pool.close()
+      const slow = logLines(file).find((l) => l.event === 'slowStatement')
+      const expected = options.slowStatementSanitised.replace(' as tag', ' || ? || ? as tag')
+      expect(slow?.text).toBe(expected)
+      const span = exporter.getFinishedSpans().find((s) => String(s.attributes['db.query.text']).includes(' || ? || ? as tag'))
+      expect(span?.attributes['db.query.text']).toBe(expected)
+      expect(readFileSync(file, 'utf8')).not.toMatch(/LiteralSecret|31337/)
+      expect(JSON.stringify(exporter.getFinishedSpans().map((s) => [s.name, s.attributes, s.status]))).not.toMatch(/LiteralSecret|31337/)
+
+      exporter.reset()
+      const rawFile = join(dir, 'literals-raw.log')
+      const raw = await open({ slowQueryMs: 20, rawQueryText: true }, rawFile)
+      await raw.query(text, ['p'])
+      await raw.close()
+      expect(logLines(rawFile).find((l) => l.event === 'slowStatement')?.text).toBe(text)
+      expect(exporter.getFinishedSpans().some((s) => s.attributes['db.query.text'] === text)).toBe(true)
+    })
+
     it('no secret in a log line or span: a URL password in a statement`s text is redacted', async () => {
       const file = join(dir, 'secrets.log')
       const pool = await open({ slowQueryMs: 20 }, file)
@@ -241,7 +266,7 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
       await pool.close()
       const logged = readFileSync(file, 'utf8')
       const slow = logLines(file).find((l) => l.event === 'slowStatement')
-      expect(slow?.text).toBe(`${options.slowStatement} -- from postgres://app:[REDACTED]@db.example/ledger`)
+      expect(slow?.text).toBe(`${options.slowStatementSanitised} -- from postgres://app:[REDACTED]@db.example/ledger`)
       const span = exporter.getFinishedSpans().find((s) => String(s.attributes['db.query.text']).includes('db.example'))
       expect(span?.attributes['db.query.text']).toBe(slow?.text)
       expect(logged).not.toContain('pw-in-url')
@@ -314,7 +339,7 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
         expect((error?.err as { message: string }).message).toMatch(/session init on postgres:\/\/postgres@.* failed: .*\[PARAMETER\]/)
         expect(readFileSync(file, 'utf8')).not.toContain(secret)
         const span = exporter.getFinishedSpans().find((s) => s.status.code === SpanStatusCode.ERROR && s.name.startsWith('SELECT'))
-        expect(span?.attributes['db.query.text']).toBe("select cast('[REDACTED]' as integer)")
+        expect(span?.attributes['db.query.text']).toBe('select cast(? as integer)')
         expect(span?.status.message).toContain('[PARAMETER]')
         expect(JSON.stringify(exporter.getFinishedSpans().map((s) => [s.name, s.attributes, s.status]))).not.toContain(secret)
       })
@@ -325,6 +350,7 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
         // the target list is evaluated after the 50 ms scan (random() keeps the planner from folding the
         // cast): the statement is slow, then fails with 22P02 quoting $1
         const failing = "select ($1::text || repeat('', (random() * 0)::integer))::integer from pg_sleep(0.05)"
+        const failingSanitised = 'select ($1::text || repeat(?, (random() * ?)::integer))::integer from pg_sleep(?)'
         const caller = await inSpan('POST /orders', async () => {
           await expect(pool.transaction((tx) => tx.query(failing, ['card-4111-1111']))).rejects.toMatchObject({
             sqlState: '22P02',
@@ -336,7 +362,7 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
         expect(slow?.err).toMatchObject({ code: 'QUERY_FAILED', message: 'invalid input syntax for type integer: "[PARAMETER]"' })
         expect(readFileSync(file, 'utf8')).not.toContain('card-4111')
         const transaction = childrenOf(caller).find((s) => s.name === 'transaction')!
-        const statement = childrenOf(transaction).find((s) => s.attributes['db.query.text'] === failing)!
+        const statement = childrenOf(transaction).find((s) => s.attributes['db.query.text'] === failingSanitised)!
         expect(statement.status).toEqual({ code: SpanStatusCode.ERROR, message: 'invalid input syntax for type integer: "[PARAMETER]"' })
         expect(transaction.status).toEqual(statement.status)
         expect(JSON.stringify(exporter.getFinishedSpans().map((s) => [s.name, s.attributes, s.status, s.events]))).not.toContain(

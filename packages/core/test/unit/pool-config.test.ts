@@ -79,6 +79,7 @@ describe('PoolConfig', () => {
       .allowExitOnIdle(true)
       .slowQueryMs(9)
       .logParameters(true)
+      .rawQueryText(true)
       .name('b')
       .build()
     expect(c.toJSON()).toEqual({
@@ -96,6 +97,7 @@ describe('PoolConfig', () => {
       allowExitOnIdle: true,
       slowQueryMs: 9,
       logParameters: true,
+      rawQueryText: true,
       name: 'b',
     })
     expect(() => PoolConfig.builder().min(3).max(2).build()).toThrow(/pool\.min/)
@@ -127,9 +129,10 @@ describe('PoolConfig', () => {
   })
 
   it('slowQueryMs is off (0) and logParameters false by default; both read from the environment', () => {
-    expect(new PoolConfig()).toMatchObject({ slowQueryMs: 0, logParameters: false })
-    const c = PoolConfig.fromEnv({ DBPOOL_POOL_SLOW_QUERY_MS: '250', DBPOOL_POOL_LOG_PARAMETERS: 'true' })
-    expect(c).toMatchObject({ slowQueryMs: 250, logParameters: true })
+    expect(new PoolConfig()).toMatchObject({ slowQueryMs: 0, logParameters: false, rawQueryText: false })
+    const c = PoolConfig.fromEnv({ DBPOOL_POOL_SLOW_QUERY_MS: '250', DBPOOL_POOL_LOG_PARAMETERS: 'true', DBPOOL_POOL_RAW_QUERY_TEXT: '1' })
+    expect(c).toMatchObject({ slowQueryMs: 250, logParameters: true, rawQueryText: true })
+    expect(configErrorOf(() => new PoolConfig({ rawQueryText: 'yes' as never })).message).toMatch(/invalid pool\.rawQueryText "yes"/)
     expect(configErrorOf(() => PoolConfig.fromEnv({ DBPOOL_POOL_SLOW_QUERY_MS: 'slow' })).message).toMatch(
       /DBPOOL_POOL_SLOW_QUERY_MS "slow"/,
     )

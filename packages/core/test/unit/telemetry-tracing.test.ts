@@ -21,7 +21,7 @@ import {
 import { FakeConnectionManager, type FakeManagerOptions } from '@dbpool/core/testing'
 import { TARN_SLACK } from '../../src/pool/lane-pool'
 import { PoolTelemetry } from '../../src/telemetry/pool-telemetry'
-import { readStatementHead } from '../../src/telemetry/statement-info'
+import { readStatementHead, sanitizeStatementText } from '../../src/telemetry/statement-info'
 
 /** A fake Postgres target with a secret the manager knows. */
 class TargetedManager extends FakeConnectionManager {
@@ -161,14 +161,19 @@ describe('statement spans', () => {
     const { pool } = makePool()
     await pool.query("select set_config('app.key', 's3cret', false)")
     const [span] = named('SELECT ledger')
-    expect(span?.attributes['db.query.text']).toBe("select set_config('app.key', '[REDACTED]', false)")
+    expect(span?.attributes['db.query.text']).toBe('select set_config(?, ?, false)')
+    // as written (rawQueryText): the secret still hidden
+    exporter.reset()
+    const { pool: raw } = makePool({ rawQueryText: true })
+    await raw.query("select set_config('app.key', 's3cret', false)")
+    expect(named('SELECT ledger')[0]?.attributes['db.query.text']).toBe("select set_config('app.key', '[REDACTED]', false)")
   })
 
   it('names text of several statements after the namespace alone, without db.operation.name or db.collection.name', async () => {
     const { pool } = makePool()
     await pool.query('select 1; delete from orders where false')
     const [span] = named('ledger')
-    expect(span?.attributes['db.query.text']).toBe('select 1; delete from orders where false')
+    expect(span?.attributes['db.query.text']).toBe('select ?; delete from orders where false')
     expect(span?.attributes['db.operation.name']).toBeUndefined()
     expect(span?.attributes['db.collection.name']).toBeUndefined()
   })
@@ -379,7 +384,8 @@ describe('the per-text cache', () => {
   it('never pins a long text, bounds the kept texts by size, and releases them at close()', async () => {
     const t = telemetry()
     await run(t, 'select 1')
-    expect(t.remembered).toEqual({ texts: 1, chars: 'select 1'.length })
+    // the text and its sanitised form (select ?)
+    expect(t.remembered).toEqual({ texts: 1, chars: 2 * 'select 1'.length })
     // 1 MB statements were each kept whole (1,000 of them: a gigabyte)
     for (let i = 0; i < 20; i++) await run(t, `select length('${String(i).padStart(4, '0')}${'x'.repeat(1_000_000)}')`)
     expect(t.remembered.texts).toBe(1)
@@ -403,5 +409,31 @@ describe('the per-text cache', () => {
     } finally {
       close.mockRestore()
     }
+  })
+})
+
+describe('db.query.text sanitised', () => {
+  it.each([
+    ["select * from t where a = 'secret' and b = 42", 'select * from t where a = ? and b = ?'],
+    ["select E'it\\'s', B'0101', X'DEAD', x'beef', N'nat', U&'d\\0061t', b'1'", 'select ?, ?, ?, ?, ?, ?, ?'],
+    ['select $$dollar body$$, $tag$ in $$ tag $tag$ from t', 'select ?, ? from t'],
+    ['select 1.5, .5, 1e-5, 2E+10, 0x1F, -3 from t1', 'select ?, ?, ?, ?, ?, -? from t1'],
+    ['select $1, ?, ?2, :name, @name, $name from "t 1" where c2 = $2', 'select $1, ?, ?2, :name, @name, $name from "t 1" where c2 = $2'],
+    ["select 'a''b' || 'c' -- it's a comment 'x'\nfrom t /* 'y' */", "select ? || ? -- it's a comment 'x'\nfrom t /* 'y' */"],
+    ["insert into t values ('unterminated", 'insert into t values (?'],
+    ['select x from t', 'select x from t'],
+  ])('%j -> %j', (text, sanitised) => {
+    expect(sanitizeStatementText(text)).toBe(sanitised)
+  })
+
+  it('spans and the slow-statement log carry the sanitised text; rawQueryText: true the text as written', async () => {
+    const { pool } = makePool()
+    const text = "select * from accounts where email = 'ann@example.com' and id = 42"
+    await pool.query(text)
+    expect(named('SELECT accounts')[0]?.attributes['db.query.text']).toBe('select * from accounts where email = ? and id = ?')
+    exporter.reset()
+    const { pool: raw } = makePool({ rawQueryText: true })
+    await raw.query(text)
+    expect(named('SELECT accounts')[0]?.attributes['db.query.text']).toBe(text)
   })
 })
