@@ -34,6 +34,10 @@ export interface PostgresReplicaOptions {
    * one round trip per lease that may have written) and runs a read on a replica connection only once
    * that connection's `pg_last_wal_replay_lsn()` reached it (asked on the connection itself: a replica
    * URL may reach several standbys), else on another replica or the primary. Process-wide. Default is `false`.
+   * A read-lane connection is checked when it is handed out: one held since before the write
+   * (`withConnection(fn, { lane: 'read' })`, a read-only `transaction()`) is not checked again, and
+   * its later statements may not see that write; read it with a new read-lane acquire
+   * (`pool.query(..., { lane: 'read' })`) or on the write lane.
    */
   readonly readYourWrites?: boolean
   /**
