@@ -54,6 +54,7 @@ import {
 } from './postgres-tls'
 import { createTypeParsers } from './postgres-types'
 import { findUnreadable, ReadGuard, unreadableError } from './postgres-read-guard'
+import { ArrayParameterCheck } from './postgres-array-params'
 import {
   refusesReadFormatStartup,
   readFormatProblem,
@@ -163,6 +164,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   /** #lone's verdict per statement text. */
   readonly #lonely = new Map<string, boolean>()
   /** sessionStatement's verdict per statement text (PgBouncer in transaction mode checks every statement). */
+  /** What the array-parameter check learnt (see ArrayParameterCheck). */
+  readonly #arrayCheck = new ArrayParameterCheck()
   readonly #sessionNeeds = new Map<string, string | false>()
   /** Bumped when the server reports a changed result type: every connection's statements are re-prepared. */
   readonly #statementGeneration: SharedGeneration = { value: 0 }
@@ -891,6 +894,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     setPipeline(conn, false)
     return new PostgresCursor<R>(conn, prepared, options.batchSize, {
       types: conn.reads!.types,
+      check: prepared.arrays === undefined ? undefined : () => this.#checkArrays(conn, prepared),
       closeTimeoutMs: this.options.cancelTimeoutMs,
       fail: (err, progress) => this.#queryError(conn, err, query.text, progress),
       refused: (error) => this.#refusedAfterRun(conn, error),
@@ -1125,6 +1129,27 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * run once more when that is safe.
    */
   #send(conn: PostgresConnection, query: PgQuery, shared: boolean, retried: boolean, progress: StatementProgress): Promise<PgAnswer> {
+    // a JS array goes only where the server expects an array (see ArrayParameterCheck): checked before sending
+    if (query.arrays !== undefined && !retried)
+      return this.#checkArrays(conn, query).then(() => this.#sendChecked(conn, query, shared, retried, progress))
+    return this.#sendChecked(conn, query, shared, retried, progress)
+  }
+
+  /** See ArrayParameterCheck.check: the server's parameter types of `query`'s text, kept per connection. */
+  #checkArrays(conn: PostgresConnection, query: PgQuery): Promise<void> {
+    return this.#arrayCheck.check(conn.client, query.text, query.arrays!, conn.statements?.generation, async (text: string) => {
+      const { rows } = await this.#execute<{ oid: number; a: boolean }>(conn, { text, params: [] }, {}, false)
+      return rows
+    })
+  }
+
+  #sendChecked(
+    conn: PostgresConnection,
+    query: PgQuery,
+    shared: boolean,
+    retried: boolean,
+    progress: StatementProgress,
+  ): Promise<PgAnswer> {
     const cache = conn.statements
     // without parameters only one plain query or DML statement is named: the simple protocol runs the
     // rest (several statements, DDL, control). An unnamed statement still carries the cache: its

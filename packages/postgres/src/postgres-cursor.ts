@@ -31,6 +31,8 @@ export interface PostgresCursorHooks {
    * error to report.
    */
   refused(error: DatabaseError): Promise<unknown>
+  /** Checks the query's array parameters against the server's types before the cursor is opened (see ArrayParameterCheck). */
+  readonly check?: () => Promise<void>
 }
 
 /**
@@ -52,6 +54,8 @@ export class PostgresCursor<R> implements RowCursor<R> {
   #inTransaction = false
   /** The first read was issued: its row description is checked for columns of one name. */
   #checked = false
+  /** The array parameters were checked (see {@link PostgresCursorHooks.check}). */
+  #arraysChecked = false
   /** Outside a transaction: a ReadyForQuery `I` answered the Sync that ended the portal (its work committed). */
   #committed = false
   /**
@@ -70,6 +74,17 @@ export class PostgresCursor<R> implements RowCursor<R> {
 
   read(): Promise<R[]> {
     if (this.#done) return Promise.resolve([])
+    const check = this.#hooks.check
+    if (check !== undefined && !this.#arraysChecked) {
+      this.#arraysChecked = true
+      return check().then(
+        () => this.read(),
+        (err: unknown) => {
+          this.#done = true
+          throw this.#hooks.fail(err)
+        },
+      )
+    }
     if (this.#cursor === undefined) {
       const status = this.#conn.client.getTransactionStatus()
       this.#inTransaction = status === 'T' || status === 'E'

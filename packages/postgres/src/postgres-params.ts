@@ -1,4 +1,5 @@
 import { DatabaseError, isSqlJson, type CompiledQuery } from '@dbpool/core'
+import { arrayPositions } from './postgres-array-params'
 import { checkFloatDigits } from './postgres-read-formats'
 import { checkStatementText, describeValue, invalidParameter, isPlainObject, jsonParameterText, stringProblem } from '@dbpool/core/internal'
 
@@ -15,6 +16,11 @@ const MAX_SAFE = Number.MAX_SAFE_INTEGER
 export interface PgQuery {
   readonly text: string
   readonly values: unknown[]
+  /**
+   * The 0-based positions of the parameters that were JS arrays (sent as Postgres array literals),
+   * checked against the server's parameter types before sending (see `ArrayParameterCheck`).
+   */
+  readonly arrays?: readonly number[]
 }
 
 /**
@@ -26,7 +32,12 @@ export interface PgQuery {
 export function pgQuery(query: CompiledQuery): PgQuery {
   checkStatementText(query.text, 'postgres')
   checkFloatDigits(query.text)
-  return { text: query.text, values: postgresParameters(query.params) as unknown[] }
+  const values = postgresParameters(query.params)
+  // an array is always converted: the common case (nothing converted) pays nothing here
+  const arrays = values === query.params ? undefined : arrayPositions(query.params)
+  return arrays === undefined
+    ? { text: query.text, values: values as unknown[] }
+    : { text: query.text, values: values as unknown[], arrays }
 }
 
 /**

@@ -216,6 +216,11 @@ export class StatementCache {
     entry.generation = -1
   }
 
+  /** The current invalidation generation: what was learnt about a statement text before it changed may be stale (a schema change). */
+  get generation(): number {
+    return this.#generation()
+  }
+
   #generation(): number {
     return this.#shared.value + this.#localGeneration
   }

@@ -189,9 +189,12 @@ describe("every row of the README's parameter table binds as the table says, on 
   })
 
   it('an array: a Postgres array literal on Postgres, refused on SQLite (no arrays) with INVALID_PARAMETER', async () => {
-    const { rows } = await pools.postgres.query<{ t: string }>(sql`select ${[1, 2 ** 60, 'x', null]}::text as t`)
-    // the literal as sent: numbers bare (exact), strings quoted, NULL
-    expect(rows).toEqual([{ t: '{1,1152921504606846976,"x",NULL}' }])
+    const { rows } = await pools.postgres.query<{ t: string }>(sql`select ${[1, 2 ** 60, 'x', null, 'a,b']}::text[]::text as t`)
+    // the literal as sent, read back as text[]: numbers exact, NULL, strings whole
+    expect(rows).toEqual([{ t: '{1,1152921504606846976,x,NULL,"a,b"}' }])
+    // a JS array where the server expects a scalar (here text) is refused before it is sent
+    const scalar = await outcome(pools.postgres.query(sql`select ${[1, 2]}::text as t`))
+    expect(scalar).toMatchObject({ code: 'INVALID_PARAMETER', detail: { position: 1, type: 'Array', serverType: 25 } })
     const err = await outcome(pools.sqlite.query(sql`select typeof(${[1, 2]}) as type`))
     expect(err).toMatchObject({ code: 'INVALID_PARAMETER', detail: { position: 1, type: 'Array' } })
   })
