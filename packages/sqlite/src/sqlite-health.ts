@@ -40,8 +40,10 @@ export async function sqliteHealthChecks(
   deep: boolean,
   context: SqliteHealthContext,
 ): Promise<HealthCheckDetail[]> {
+  const started = performance.now()
   const checks = deep ? [await deepIntegrityCheck(db, context)] : []
-  checks.push(walCheck(context), pageCheck(db))
+  const left = Math.max(1, Math.trunc(context.timeoutMs ?? 5_000) - (performance.now() - started))
+  checks.push(walCheck(context), await pageCheckWithin(db, left))
   if (context.identity !== undefined) checks.push(fileIdentityCheck(context.path, context.identity))
   return checks
 }
@@ -165,6 +167,31 @@ export function pageCheck(db: BetterSqlite3.Database): HealthCheckDetail {
   } catch (err) {
     const error = mapSqliteError(err)
     return { name: 'pages', status: 'unhealthy', message: `${error.code}: ${error.message}`, data: { code: error.code } }
+  }
+}
+
+/**
+ * {@link pageCheck} waiting for a lock another connection holds (BUSY: a writer of another process
+ * in DELETE journal mode holds the file): tried again after 1 ms, doubling up to 50 ms, on timers
+ * (the event loop runs meanwhile), within `timeoutMs`; still BUSY then: degraded (the database is
+ * busy, not down; `data.code` BUSY). Other errors are unhealthy.
+ */
+export async function pageCheckWithin(db: BetterSqlite3.Database, timeoutMs: number): Promise<HealthCheckDetail> {
+  const deadline = performance.now() + timeoutMs
+  let delay = 1
+  for (;;) {
+    const check = pageCheck(db)
+    if (check.status === 'healthy' || (check.data as { code?: string } | undefined)?.code !== 'BUSY') return check
+    const left = deadline - performance.now()
+    if (left <= 0)
+      return {
+        name: 'pages',
+        status: 'degraded',
+        message: `the database stayed locked by another connection for the check's ${Math.round(timeoutMs)} ms (busy, not down): ${check.message ?? ''}`,
+        data: { code: 'BUSY' },
+      }
+    await new Promise((resolve) => setTimeout(resolve, Math.max(1, Math.min(delay, Math.ceil(left)))))
+    delay = Math.min(50, delay * 2)
   }
 }
 

@@ -131,6 +131,8 @@ export class HealthChecker {
         ...(slow ? { message: `ping took ${round(latency)} ms (> ${slowPingMs} ms)` } : {}),
       })
     } catch (err) {
+      const busy = this.#busyCheck(err)
+      if (busy !== undefined) return [busy]
       checks.push(
         this.#deadlineCheck(err, deadline, 'ping') ?? {
           name: 'ping',
@@ -154,9 +156,31 @@ export class HealthChecker {
     try {
       checks.push(...(await pool.backendChecks({ deep, timeoutMs: left() })))
     } catch (err) {
-      checks.push(this.#deadlineCheck(err, deadline, 'backend') ?? { name: 'backend', status: 'unhealthy', message: describe(err) })
+      checks.push(
+        this.#busyCheck(err) ??
+          this.#deadlineCheck(err, deadline, 'backend') ?? { name: 'backend', status: 'unhealthy', message: describe(err) },
+      )
     }
     return checks
+  }
+
+  /**
+   * The `saturation` check (degraded) for a probe that got no connection (ACQUIRE_TIMEOUT) while every
+   * connection of its lane was leased and the lane's connects had not failed: the pool is busy, not
+   * down (one held transaction on a `max: 1` pool, a SQLite writer in DELETE mode). Unhealthy would
+   * take every replica of a loaded service out of its load balancer at once. Undefined otherwise (a
+   * lane that cannot open connections stays unhealthy).
+   */
+  #busyCheck(err: unknown): HealthCheckDetail | undefined {
+    if (!DatabaseError.is(err) || err.code !== 'ACQUIRE_TIMEOUT' || err.poolStats === undefined) return undefined
+    const { used, max, pending } = err.poolStats
+    if (used < max || DatabaseError.is(err.cause)) return undefined
+    return {
+      name: 'saturation',
+      status: 'degraded',
+      message: `no connection came free within the check's ${this.#options.timeoutMs} ms: all ${used}/${max} connections are in use (busy, not down; the database was not probed)`,
+      data: { utilization: 1, pending, code: err.code },
+    }
   }
 
   /**

@@ -74,6 +74,37 @@ describe('HealthChecker', () => {
     expect(['degraded', 'healthy']).toContain(result.status)
   })
 
+  // a merely busy pool (every connection leased by a long transaction) was unhealthy (deadline, 503):
+  // under load every replica of a service left its load balancer together
+  it('reports a pool whose every connection is leased as degraded (saturation), not unhealthy, when the ping gets none', async () => {
+    const { pool } = makePool({ max: 1, min: 0, acquireTimeoutMs: 10_000 })
+    let release!: () => void
+    const holder = pool.withConnection(() => new Promise<void>((r) => (release = r)))
+    await waitFor(() => pool.stats().used === 1)
+    const report = await new HealthChecker({ timeoutMs: 50 }).check(pool)
+    release()
+    await holder
+    expect(report.status).toBe('degraded')
+    expect(report.checks).toEqual([
+      expect.objectContaining({ name: 'saturation', status: 'degraded', data: expect.objectContaining({ code: 'ACQUIRE_TIMEOUT' }) }),
+    ])
+    expect(report.checks[0]?.message).toMatch(/all 1\/1 connections are in use/)
+    await pool.close()
+  })
+
+  it('stays unhealthy when the ping gets no connection because connects fail, even with every open one leased', async () => {
+    const { pool, manager } = makePool({ max: 2, min: 0, acquireTimeoutMs: 10_000 })
+    let release!: () => void
+    const holder = pool.withConnection(() => new Promise<void>((r) => (release = r)))
+    await waitFor(() => pool.stats().used === 1)
+    manager.connectFault = { kind: 'hang' }
+    const report = await new HealthChecker({ timeoutMs: 50 }).check(pool)
+    release()
+    await holder
+    expect(report.status).toBe('unhealthy')
+    await pool.close({ timeoutMs: 100 })
+  })
+
   it('reports degraded for a slow ping', async () => {
     const { pool, manager } = makePool()
     const ping = manager.ping.bind(manager)
