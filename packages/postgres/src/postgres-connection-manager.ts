@@ -610,6 +610,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     setPipeline(conn, false)
     conn.readOnlyByApp = false
     conn.abortedBy = undefined
+    // markers of results nobody read (an earlier result of a multi-statement text): no scans from now on
+    if (conn.reads !== undefined) conn.reads.guard.count = 0
     const clean = this.options.sessionReset === 'clean'
     if (awaitsReadyForQuery(conn)) return this.#rollback(conn, 'unknown', clean)
     const status = conn.client.getTransactionStatus()
