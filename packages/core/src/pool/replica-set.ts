@@ -366,29 +366,14 @@ export class ReplicaSet {
     }
   }
 
-  /** Asks a replica how far it replayed (one connection of its own pool); a failure takes it out. */
+  /**
+   * Asks a replica how far it replayed (one connection of its own pool; when every one of them is
+   * leased, one opened for the question and closed after: see {@link #statusAside}); a failure takes it out.
+   */
   #refresh(target: Target, timeoutMs = 5_000): Promise<void> {
     target.refreshing ??= (async () => {
       try {
-        const conn = await target.pool.acquire(connectionOf, undefined, undefined)
-        let standby = true
-        try {
-          const status = await this.#host.replicaStatus(conn.native, timeoutMs)
-          standby = status.inRecovery
-          // a server out of recovery writes on a timeline of its own: its positions say nothing of the primary's
-          target.lagMs = standby ? status.lagMs : undefined
-          if (standby) this.#replayed.set(conn, status.position)
-          if (standby && status.position > target.position) target.position = status.position
-        } catch (err) {
-          conn.broken ??= DatabaseError.is(err) ? err : this.#host.laneHost.manager.mapError(err)
-          throw err
-        } finally {
-          if (conn.broken) {
-            await target.pool.evict(conn, `broken: ${conn.broken.code}`)
-            target.pool.release(conn)
-            target.pool.dropDestroyed()
-          } else target.pool.release(conn)
-        }
+        const standby = isFull(target.pool) ? await this.#statusAside(target, timeoutMs) : await this.#statusPooled(target, timeoutMs)
         if (!standby) {
           await this.#notStandby(target)
           return
@@ -404,6 +389,55 @@ export class ReplicaSet {
       }
     })()
     return target.refreshing
+  }
+
+  /** The keepalive's status query on one of the replica's pooled connections; resolves whether it is a standby. */
+  async #statusPooled(target: Target, timeoutMs: number): Promise<boolean> {
+    const conn = await target.pool.acquire(connectionOf, undefined, undefined)
+    try {
+      const status = await this.#host.replicaStatus(conn.native, timeoutMs)
+      const standby = status.inRecovery
+      // a server out of recovery writes on a timeline of its own: its positions say nothing of the primary's
+      target.lagMs = standby ? status.lagMs : undefined
+      if (standby) this.#replayed.set(conn, status.position)
+      if (standby && status.position > target.position) target.position = status.position
+      return standby
+    } catch (err) {
+      conn.broken ??= DatabaseError.is(err) ? err : this.#host.laneHost.manager.mapError(err)
+      throw err
+    } finally {
+      if (conn.broken) {
+        await target.pool.evict(conn, `broken: ${conn.broken.code}`)
+        target.pool.release(conn)
+        target.pool.dropDestroyed()
+      } else target.pool.release(conn)
+    }
+  }
+
+  /**
+   * The keepalive's status query when every connection of the replica's pool is leased (each may be
+   * stuck on a server that stopped answering, and waiting for one would hold the pass until the
+   * acquire timed out, never finding out): on a connection opened for it (bounded by the manager's
+   * connect timeout), outside the pool, closed after.
+   */
+  async #statusAside(target: Target, timeoutMs: number): Promise<boolean> {
+    const manager = this.#host.laneHost.manager
+    let native: unknown
+    try {
+      native = await manager.connect('read', { onLost: () => undefined }, target.pool.target)
+    } catch (err) {
+      // the connect found a server that is not a standby: as the status query would have
+      if (DatabaseError.is(err) && reasonOf(err) === 'not-standby') return false
+      throw err
+    }
+    try {
+      const status = await this.#host.replicaStatus(native, timeoutMs)
+      target.lagMs = status.inRecovery ? status.lagMs : undefined
+      if (status.inRecovery && status.position > target.position) target.position = status.position
+      return status.inRecovery
+    } finally {
+      await manager.destroy(native)
+    }
   }
 
   #usable(): Target[] {
@@ -492,6 +526,12 @@ function reasonOf(error: DatabaseError): ReplicaOutReason {
 function notAnswering(error: DatabaseError): boolean {
   if (error.sqlState !== undefined || reasonOf(error) === 'not-standby') return false
   return error.code === 'QUERY_TIMEOUT' || error.code === 'CONNECTION_LOST' || error.code === 'CONNECTION_FAILED'
+}
+
+/** Every connection the pool may hold is leased: an acquire would wait for a release. */
+function isFull(pool: LanePool<unknown>): boolean {
+  const s = pool.stats()
+  return s.used >= s.max
 }
 
 function sizesOf(pool: LanePool<unknown>): { size: number; used: number; pending: number } {

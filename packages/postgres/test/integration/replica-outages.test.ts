@@ -63,6 +63,25 @@ describe('a replica that stops answering with a read in flight', () => {
     // reads go on, on the primary
     expect((await pool.query<{ r: boolean }>('select pg_is_in_recovery() as r', [], { lane: 'read' })).rows).toEqual([{ r: false }])
   })
+
+  it('with every connection of the replica stuck there: the keepalive pass asks on a connection of its own, and ends them all', async () => {
+    const pool = createPostgresPool(
+      cluster.primaryUrl,
+      { min: 0, max: 2, keepaliveIntervalMs: 1_000, createTimeoutMs: 2_000, acquireTimeoutMs: 600_000 },
+      { replicas: [proxy.urlFor(cluster.replicaUrls[0]!)] },
+    )
+    pools.push(pool)
+    const reads = [0, 1].map(() => pool.withConnection((conn) => conn.query('select pg_sleep(1) as slept'), { lane: 'read' }))
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    expect(pool.replicaStats()?.replicas[0]).toMatchObject({ used: 2 })
+    proxy.blackhole()
+    const outcomes = await Promise.all(reads.map((read) => settledWithin(read, 30_000)))
+    expect(outcomes).toEqual([
+      { code: 'CONNECTION_LOST', retryable: true },
+      { code: 'CONNECTION_LOST', retryable: true },
+    ])
+    expect(pool.replicaStats()?.replicas[0]).toMatchObject({ usable: false, reason: 'unreachable' })
+  })
 })
 
 describe('a replica that refuses the pool password', () => {
