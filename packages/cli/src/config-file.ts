@@ -1,7 +1,7 @@
 import { existsSync, realpathSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { basename, dirname, isAbsolute, resolve } from 'node:path'
-import { DatabaseError, DEFAULT_POOL_OPTIONS, PoolConfig, sqlitePathFromUrl, type PoolOptions } from '@dbpool/core'
+import { DatabaseError, DEFAULT_POOL_OPTIONS, PoolConfig, sqlitePathFromUrl, type DatabaseOptions, type PoolOptions } from '@dbpool/core'
 import { credentialSecrets, scrubSecrets } from './secrets'
 
 /** One named pool as the configuration describes it. */
@@ -16,6 +16,11 @@ export interface PoolDefinition {
   readonly pool: PoolOptions
   /** Options passed to the backend (SQLite options, Postgres manager options). */
   readonly backend: Readonly<Record<string, unknown>>
+  /**
+   * What the libpq environment fills in for a Postgres URL that leaves it out (`DatabaseConfig.envDefaults`:
+   * PGSSLMODE, PGSSLROOTCERT, PGTARGETSESSIONATTRS), set by `resolveConfig`. Default is none.
+   */
+  readonly databaseDefaults?: DatabaseOptions
 }
 
 /** A parsed configuration file. */

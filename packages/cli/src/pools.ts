@@ -1,4 +1,4 @@
-import { PoolFactory, PoolManager, type DatabasePool } from '@dbpool/core'
+import { DatabaseConfig, PoolFactory, PoolManager, type DatabasePool } from '@dbpool/core'
 import type { PoolDefinition } from './config-file'
 import type { ResolvedConfig } from './resolve-config'
 
@@ -20,10 +20,13 @@ export async function openPools(definitions: readonly PoolDefinition[], options:
   return manager
 }
 
-/** Opens the pool of one definition. */
-export function openPool(def: PoolDefinition, options: OpenPoolsOptions = {}): Promise<DatabasePool<unknown>> {
+/** Opens the pool of one definition (a Postgres URL completed with its `databaseDefaults`, as libpq's environment does). */
+export async function openPool(def: PoolDefinition, options: OpenPoolsOptions = {}): Promise<DatabasePool<unknown>> {
   const oneShot = options.oneShot ?? true
-  return PoolFactory.create(def.url, oneShot ? { ...def.pool, min: 0 } : def.pool, { backend: { ...def.backend } })
+  const pool = oneShot ? { ...def.pool, min: 0 } : def.pool
+  if (def.databaseDefaults !== undefined && /^postgres(ql)?:\/\//i.test(def.url))
+    return PoolFactory.createPostgresPool(DatabaseConfig.fromUrl(def.url, {}, def.databaseDefaults), pool, { backend: { ...def.backend } })
+  return PoolFactory.create(def.url, pool, { backend: { ...def.backend } })
 }
 
 /** How long (ms) a failed command waits for its pools' close before its error is reported; the close goes on meanwhile. */

@@ -1,4 +1,4 @@
-import { DatabaseError, PoolConfig, configError, type PoolOptions } from '@dbpool/core'
+import { DatabaseConfig, DatabaseError, PoolConfig, configError, type DatabaseOptions, type PoolOptions } from '@dbpool/core'
 import { loadConfigFile, type PoolDefinition } from './config-file'
 import { credentialSecrets, envSecrets, hasAmbiguousCredentials } from './secrets'
 
@@ -24,7 +24,8 @@ export interface ResolvedConfig {
  * environment overriding it (`DATABASE_URL` replaces the primary pool's URL, `DBPOOL_POOL_<SETTING>`
  * sets a pool setting for every pool, `DBPOOL_<NAME>_URL` and `DBPOOL_<NAME>_<SETTING>` one pool's);
  * `DATABASE_URL` alone (one pool, `default`). Settings from the environment use PoolConfig's names:
- * `MIN`, `MAX`, `ACQUIRE_TIMEOUT_MS`, ...
+ * `MIN`, `MAX`, `ACQUIRE_TIMEOUT_MS`, ...  As libpq, PGSSLMODE, PGSSLROOTCERT and PGTARGETSESSIONATTRS
+ * fill in what a Postgres URL leaves out (`databaseDefaults`; PGSSLCERT / PGSSLKEY are CONFIGURATION).
  */
 export async function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv, cwd: string): Promise<ResolvedConfig> {
   const secrets = new Set<string>()
@@ -41,7 +42,11 @@ export async function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv, 
           { detail: { option: 'url', pool: p.name } },
         )
     }
-    return { pools, source, secrets: [...secrets] }
+    let libpq: DatabaseOptions | undefined
+    const withEnv = pools.map((p) =>
+      /^postgres(ql)?:\/\//i.test(p.url) ? { ...p, databaseDefaults: (libpq ??= DatabaseConfig.envDefaults(env)) } : p,
+    )
+    return { pools: withEnv, source, secrets: [...secrets] }
   }
   if (flags.url !== undefined) {
     for (const s of urlSecrets(flags.url)) secrets.add(s)

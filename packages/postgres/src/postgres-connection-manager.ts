@@ -199,7 +199,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     this.sessionFeatures = sessionFeaturesOf(this.options.pgbouncer)
     const startupSettings = this.options.pgbouncer ? sessionSettingsThroughPgBouncer(this.options.pgbouncer, this.config) : []
     this.#sessionSetup = Object.freeze([...startupSettings, ...readFormatSetup(this.options.pgbouncer), ...this.options.sessionInit])
-    this.replicaOptions = resolveReplicaOptions((options ?? {}) as Record<string, unknown>)
+    this.replicaOptions = resolveReplicaOptions((options ?? {}) as Record<string, unknown>, process.env, this.config)
     // `pgbouncer` describes the primary's target: a replica's comes from its own config (see replicaPgBouncerMode)
     const perReplica = Object.fromEntries(
       Object.entries(options ?? {}).filter(([key]) => key !== 'pgbouncer' && !(REPLICA_OPTION_KEYS as readonly string[]).includes(key)),

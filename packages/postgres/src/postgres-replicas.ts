@@ -58,8 +58,23 @@ export interface ResolvedReplicaOptions {
 /** Option names of {@link PostgresReplicaOptions}. */
 export const REPLICA_OPTION_KEYS = ['replicas', 'readRouting', 'readYourWrites', 'maxReplicaLagMs'] as const
 
-/** Validates the replica options (CONFIGURATION naming the option and value); `env` gives `DATABASE_REPLICA_URLS`. */
-export function resolveReplicaOptions(raw: Record<string, unknown>, env: NodeJS.ProcessEnv = process.env): ResolvedReplicaOptions {
+/**
+ * Validates the replica options (CONFIGURATION naming the option and value); `env` gives
+ * `DATABASE_REPLICA_URLS`. A replica given as a URL or as options inherits the `primary`'s TLS
+ * settings (`sslMode`, `sslRootCert`) it does not set itself (URL `sslmode` / `sslrootcert`), as
+ * libpq's environment fills in what a URL leaves out: a verify-full primary never has replicas reached
+ * with `prefer`. A `DatabaseConfig` is taken as it is.
+ */
+export function resolveReplicaOptions(
+  raw: Record<string, unknown>,
+  env: NodeJS.ProcessEnv = process.env,
+  primary?: DatabaseConfig,
+): ResolvedReplicaOptions {
+  const inherit: DatabaseOptions =
+    primary === undefined
+      ? {}
+      : { sslMode: primary.sslMode, ...(primary.sslRootCert === undefined ? {} : { sslRootCert: primary.sslRootCert }) }
+  const toConfig = (option: string, target: unknown): DatabaseConfig => targetConfig(option, target, inherit)
   let replicas: readonly DatabaseConfig[] = []
   if (raw.replicas !== undefined) {
     if (!Array.isArray(raw.replicas))
@@ -81,11 +96,14 @@ export function resolveReplicaOptions(raw: Record<string, unknown>, env: NodeJS.
   }
 }
 
-function toConfig(option: string, target: unknown): DatabaseConfig {
+function targetConfig(option: string, target: unknown, inherit: DatabaseOptions): DatabaseConfig {
   if (target instanceof DatabaseConfig) return target
   try {
-    if (typeof target === 'string') return DatabaseConfig.fromUrl(target)
-    if (typeof target === 'object' && target !== null) return new DatabaseConfig(target as DatabaseOptions)
+    if (typeof target === 'string') return DatabaseConfig.fromUrl(target, {}, inherit)
+    if (typeof target === 'object' && target !== null && !Array.isArray(target)) {
+      const own = Object.fromEntries(Object.entries(target).filter(([, value]) => value !== undefined))
+      return new DatabaseConfig({ ...inherit, ...own } as DatabaseOptions)
+    }
   } catch (err) {
     throw configError(option, shownTarget(target), `is not a valid target: ${(err as Error).message}`)
   }

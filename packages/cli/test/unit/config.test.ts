@@ -193,6 +193,16 @@ describe('resolveConfig', () => {
     expect(config.pools[0]).toMatchObject({ name: 'default', url: 'sqlite:./one.db', primary: true, pool: { name: 'default', max: 3 } })
   })
 
+  it('fills in what a Postgres URL leaves out from PGSSLMODE, as libpq (DATABASE_URL and --url); PGSSLCERT is refused', async () => {
+    const env = { DATABASE_URL: 'postgres://u:p@db/app', PGSSLMODE: 'verify-full' }
+    const config = await resolveConfig({}, env, dir)
+    expect(config.pools[0]).toMatchObject({ url: env.DATABASE_URL, databaseDefaults: { sslMode: 'verify-full' } })
+    const viaFlag = await resolveConfig({ url: 'postgres://u:p@db/app' }, { PGSSLMODE: 'require' }, dir)
+    expect(viaFlag.pools[0]!.databaseDefaults).toEqual({ sslMode: 'require' })
+    expect((await resolveConfig({ url: 'sqlite:./one.db' }, { PGSSLMODE: 'require' }, dir)).pools[0]!.databaseDefaults).toBeUndefined()
+    await expect(resolveConfig({}, { ...env, PGSSLCERT: '/etc/client.crt' }, dir)).rejects.toThrow(/PGSSLCERT/)
+  })
+
   it('lets the environment override the file', async () => {
     file()
     const config = await resolveConfig(

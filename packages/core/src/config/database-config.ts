@@ -181,32 +181,37 @@ export class DatabaseConfig {
    * now), `application_name`, `fallback_application_name`, `options`, `connect_timeout` (seconds per
    * host), `target_session_attrs`, `statement_timeout`, `idle_in_transaction_session_timeout`,
    * `lock_timeout` (ms), `pgbouncer=true|false`, `user`, `password`, `dbname`. Any other parameter is
-   * CONFIGURATION naming it, as libpq refuses it. `overrides` win over the URL.
+   * CONFIGURATION naming it, as libpq refuses it. `overrides` win over the URL; `defaults` fill in
+   * what the URL leaves out (as libpq's environment variables do: {@link fromEnv}, a replica URL
+   * inheriting the primary's TLS settings).
    */
-  static fromUrl(url: string, overrides: DatabaseOptions = {}): DatabaseConfig {
+  static fromUrl(url: string, overrides: DatabaseOptions = {}, defaults: DatabaseOptions = {}): DatabaseConfig {
     if (typeof url !== 'string') throw configError('database.url', url === undefined ? url : redactUrl(String(url)), 'must be a string')
     const parsed = parsePostgresUrl(url, redactUrl(url))
     const fromUrl = fromParsed(parsed)
     // the host list of the overrides replaces the URL's
     if (overrides.host !== undefined || overrides.hosts !== undefined) delete fromUrl.hosts
     if (overrides.hosts !== undefined) delete fromUrl.host
-    return new DatabaseConfig({ ...fromUrl, ...overrides })
+    const base: Record<string, unknown> = { ...defaults }
+    if (fromUrl.host !== undefined || fromUrl.hosts !== undefined || overrides.host !== undefined || overrides.hosts !== undefined) {
+      delete base.host
+      delete base.hosts
+    }
+    return new DatabaseConfig({ ...base, ...fromUrl, ...overrides } as DatabaseOptions)
   }
 
   /**
    * Reads `DATABASE_URL` when set, otherwise the libpq variables PGHOST and PGPORT (comma-separated
-   * lists, as libpq reads them), PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE, PGAPPNAME,
-   * PGCONNECT_TIMEOUT (seconds). PGTARGETSESSIONATTRS applies in both cases unless the URL sets
-   * `target_session_attrs`.
+   * lists, as libpq reads them), PGDATABASE, PGUSER, PGPASSWORD, PGAPPNAME, PGCONNECT_TIMEOUT
+   * (seconds). As libpq, the environment fills in what the URL leaves out: PGSSLMODE, PGSSLROOTCERT (a
+   * file, read now) and PGTARGETSESSIONATTRS apply in both cases unless the URL
+   * sets `sslmode`, `sslrootcert` or `target_session_attrs`. PGSSLCERT / PGSSLKEY (client
+   * certificates, which dbpool does not support) are CONFIGURATION naming them: never ignored.
    */
   static fromEnv(env: NodeJS.ProcessEnv = process.env): DatabaseConfig {
-    const url = env.DATABASE_URL
-    const attrs = env.PGTARGETSESSIONATTRS ? checkEnum('PGTARGETSESSIONATTRS', env.PGTARGETSESSIONATTRS, TARGET_SESSION_ATTRS) : undefined
-    if (url) {
-      const config = DatabaseConfig.fromUrl(url)
-      const inUrl = /[?&]target_session_attrs=/.test(url)
-      return attrs === undefined || inUrl ? config : config.with({ targetSessionAttrs: attrs })
-    }
+    const defaults = DatabaseConfig.envDefaults(env)
+    if (env.DATABASE_URL) return DatabaseConfig.fromUrl(env.DATABASE_URL, {}, defaults)
+    const attrs = defaults.targetSessionAttrs
     const options: Record<string, unknown> = {}
     if (attrs !== undefined) options.targetSessionAttrs = attrs
     if (env.PGCONNECT_TIMEOUT) options.connectTimeoutMs = connectTimeoutMs(parseEnvInteger('PGCONNECT_TIMEOUT', env.PGCONNECT_TIMEOUT))
@@ -228,9 +233,31 @@ export class DatabaseConfig {
     if (env.PGDATABASE) options.database = env.PGDATABASE
     if (env.PGUSER) options.username = env.PGUSER
     if (env.PGPASSWORD) options.password = env.PGPASSWORD
-    if (env.PGSSLMODE) options.sslMode = checkEnum('PGSSLMODE', env.PGSSLMODE, SSL_MODES)
+    if (defaults.sslMode !== undefined) options.sslMode = defaults.sslMode
+    if (defaults.sslRootCert !== undefined) options.sslRootCert = defaults.sslRootCert
     if (env.PGAPPNAME) options.applicationName = env.PGAPPNAME
     return new DatabaseConfig(options as DatabaseOptions)
+  }
+
+  /**
+   * What the libpq environment fills in for a URL that leaves it out, as libpq applies its variables to
+   * every connection string (pass it as `fromUrl`'s `defaults`): PGSSLMODE (`sslMode`), PGSSLROOTCERT
+   * (`sslRootCert`, the file read now), PGTARGETSESSIONATTRS. PGSSLCERT / PGSSLKEY (client
+   * certificates, not supported) are CONFIGURATION naming them, never ignored; so is a bad value.
+   */
+  static envDefaults(env: NodeJS.ProcessEnv = process.env): DatabaseOptions {
+    for (const name of ['PGSSLCERT', 'PGSSLKEY'] as const) {
+      if (env[name])
+        throw configError(name, env[name], 'client certificates are not supported by dbpool (unset it; use password authentication)')
+    }
+    const out: Record<string, unknown> = {}
+    if (env.PGSSLMODE) {
+      const mode = checkEnum('PGSSLMODE', env.PGSSLMODE, [...SSL_MODES, 'no-verify'] as const)
+      out.sslMode = mode === 'no-verify' ? 'require' : mode
+    }
+    if (env.PGSSLROOTCERT) out.sslRootCert = readRootCert('PGSSLROOTCERT', env.PGSSLROOTCERT)
+    if (env.PGTARGETSESSIONATTRS) out.targetSessionAttrs = checkEnum('PGTARGETSESSIONATTRS', env.PGTARGETSESSIONATTRS, TARGET_SESSION_ATTRS)
+    return out as DatabaseOptions
   }
 
   /** Whether a password (or a password function) is set. */
@@ -330,7 +357,7 @@ function fromParsed(parsed: ParsedPostgresUrl): Record<string, unknown> {
   if (str(parsed.password)) out.password = parsed.password
   if (str(p.sslmode)) out.sslMode = checkEnum('database.url sslmode', p.sslmode, [...SSL_MODES, 'no-verify'] as const)
   if (out.sslMode === 'no-verify') out.sslMode = 'require'
-  if (str(p.sslrootcert)) out.sslRootCert = readRootCert(p.sslrootcert!)
+  if (str(p.sslrootcert)) out.sslRootCert = readRootCert('database.url sslrootcert', p.sslrootcert!)
   const appName = str(p.application_name) ?? str(p.fallback_application_name)
   if (appName) out.applicationName = appName
   if (str(p.options)) out.options = p.options
@@ -355,11 +382,11 @@ function connectTimeoutMs(seconds: number): number {
   return Math.min(Math.max(seconds, 2) * 1000, MAX_MS)
 }
 
-function readRootCert(path: string): string {
+function readRootCert(option: string, path: string): string {
   try {
     return readFileSync(path, 'utf8')
   } catch (err) {
-    throw configError('database.url sslrootcert', path, `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
+    throw configError(option, path, `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
   }
 }
 

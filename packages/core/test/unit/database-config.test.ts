@@ -1,7 +1,11 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { inspect } from 'node:util'
 import { configError, DatabaseConfig, DatabaseError } from '@dbpool/core'
 
 const SECRET = 's3cr3t-P@ss'
+const ROOT_PEM = readFileSync(join(__dirname, '../../../postgres/test/fixtures/tls/ca.crt'), 'utf8')
 
 function thrown(fn: () => unknown): Error {
   try {
@@ -110,6 +114,50 @@ describe('DatabaseConfig', () => {
     expect(c).toMatchObject({ host: 'h', port: 5433, database: 'd', username: 'u', sslMode: 'require', applicationName: 'app' })
     expect(() => DatabaseConfig.fromEnv({ PGPORT: 'x' })).toThrow(/PGPORT "x"/)
     expect(() => DatabaseConfig.fromEnv({ PGSSLMODE: 'maybe' })).toThrow(/PGSSLMODE "maybe"/)
+  })
+
+  it('fills in what DATABASE_URL leaves out from PGSSLMODE, PGSSLROOTCERT and PGTARGETSESSIONATTRS, as libpq', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dbpool-env-'))
+    const rootCert = join(dir, 'root.crt')
+    writeFileSync(rootCert, ROOT_PEM)
+    try {
+      const url = 'postgres://u:p@db.example/app'
+      expect(DatabaseConfig.fromEnv({ DATABASE_URL: url, PGSSLMODE: 'require' }).sslMode).toBe('require')
+      expect(DatabaseConfig.fromEnv({ DATABASE_URL: url, PGSSLMODE: 'verify-full' }).sslMode).toBe('verify-full')
+      expect(DatabaseConfig.fromEnv({ DATABASE_URL: url, PGSSLMODE: 'no-verify' }).sslMode).toBe('require')
+      // the URL's own setting wins
+      expect(DatabaseConfig.fromEnv({ DATABASE_URL: `${url}?sslmode=disable`, PGSSLMODE: 'verify-full' }).sslMode).toBe('disable')
+      const withRoot = DatabaseConfig.fromEnv({ DATABASE_URL: url, PGSSLMODE: 'require', PGSSLROOTCERT: rootCert })
+      expect(withRoot.sslRootCert).toBe(ROOT_PEM)
+      const noUrl = DatabaseConfig.fromEnv({ PGHOST: 'h', PGSSLMODE: 'require', PGSSLROOTCERT: rootCert })
+      expect(noUrl).toMatchObject({ sslMode: 'require', sslRootCert: ROOT_PEM })
+      expect(DatabaseConfig.fromEnv({ DATABASE_URL: url, PGTARGETSESSIONATTRS: 'primary' }).targetSessionAttrs).toBe('primary')
+      expect(DatabaseConfig.envDefaults({ PGSSLMODE: 'verify-ca', PGHOST: 'x' })).toEqual({ sslMode: 'verify-ca' })
+      expect(() => DatabaseConfig.fromEnv({ DATABASE_URL: url, PGSSLROOTCERT: join(dir, 'missing.crt') })).toThrow(
+        /PGSSLROOTCERT .*missing\.crt.*cannot be read \(ENOENT\)/,
+      )
+      expect(() => DatabaseConfig.fromEnv({ DATABASE_URL: url, PGSSLMODE: 'strict' })).toThrow(/PGSSLMODE "strict"/)
+      // client certificates are not supported: refused, never ignored
+      for (const name of ['PGSSLCERT', 'PGSSLKEY']) {
+        const err = thrown(() => DatabaseConfig.fromEnv({ DATABASE_URL: url, [name]: '/etc/client.pem' }))
+        expect(err).toMatchObject({ code: 'CONFIGURATION' })
+        expect(err.message).toContain(name)
+        expect(() => DatabaseConfig.fromEnv({ PGHOST: 'h', [name]: '/etc/client.pem' })).toThrow(new RegExp(name))
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('fromUrl(url, overrides, defaults): defaults fill in what the URL leaves out, overrides win', () => {
+    const c = DatabaseConfig.fromUrl(
+      'postgres://u@a/b?sslmode=require',
+      {},
+      { sslMode: 'verify-full', host: 'other', applicationName: 'x' },
+    )
+    expect(c).toMatchObject({ host: 'a', sslMode: 'require', applicationName: 'x' })
+    expect(DatabaseConfig.fromUrl('postgres://u@a/b', { sslMode: 'disable' }, { sslMode: 'verify-full' }).sslMode).toBe('disable')
+    expect(DatabaseConfig.fromUrl('postgres://u@a,b/c', {}, { host: 'z' }).hosts.map((h) => h.host)).toEqual(['a', 'b'])
   })
 
   it.each([

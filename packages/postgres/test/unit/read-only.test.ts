@@ -1,5 +1,11 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { DatabaseConfig } from '@dbpool/core'
+import { PostgresConnectionManager } from '../../src/postgres-connection-manager'
 import { isReadOnlyStatement } from '../../src/postgres-read-only'
 import { parseLsn, replicaStatusOf, resolveReplicaOptions } from '../../src/postgres-replicas'
+
+const ROOT_PEM = readFileSync(join(__dirname, '../fixtures/tls/ca.crt'), 'utf8')
 
 describe('isReadOnlyStatement (readRouting: auto, readYourWrites)', () => {
   it.each([
@@ -92,6 +98,33 @@ describe('replica option helpers', () => {
     expect(() => resolveReplicaOptions({ readRouting: 'always' }, {})).toThrow(/postgres\.readRouting/)
     expect(() => resolveReplicaOptions({ readYourWrites: 'yes' }, {})).toThrow(/postgres\.readYourWrites/)
     expect(() => resolveReplicaOptions({ maxReplicaLagMs: -1 }, {})).toThrow(/postgres\.maxReplicaLagMs/)
+  })
+})
+
+describe("replicas inherit the primary's TLS settings they do not set (libpq: what a URL leaves out is filled in)", () => {
+  const primary = new DatabaseConfig({ host: 'db', sslMode: 'verify-full', sslRootCert: ROOT_PEM })
+
+  it("a replica URL or options without sslmode take the primary's sslMode and sslRootCert", () => {
+    const { replicas } = resolveReplicaOptions({ replicas: ['postgres://u:p@r1/db', { host: 'r2' }] }, {}, primary)
+    for (const r of replicas) expect(r).toMatchObject({ sslMode: 'verify-full', sslRootCert: ROOT_PEM })
+    const fromEnv = resolveReplicaOptions({}, { DATABASE_REPLICA_URLS: 'postgres://u:p@r1/db,postgres://u:p@r2/db' }, primary)
+    expect(fromEnv.replicas.map((r) => r.sslMode)).toEqual(['verify-full', 'verify-full'])
+  })
+
+  it('a replica that sets its own keeps it; a DatabaseConfig is taken as it is', () => {
+    const own = new DatabaseConfig({ host: 'r3', sslMode: 'disable' })
+    const { replicas } = resolveReplicaOptions(
+      { replicas: ['postgres://u:p@r1/db?sslmode=require', { host: 'r2', sslMode: 'verify-ca' }, own] },
+      {},
+      primary,
+    )
+    expect(replicas.map((r) => r.sslMode)).toEqual(['require', 'verify-ca', 'disable'])
+    expect(replicas[0]!.sslRootCert).toBe(ROOT_PEM)
+  })
+
+  it('the manager passes its config as the primary', () => {
+    const manager = new PostgresConnectionManager(primary, { replicas: ['postgres://u:p@r1/db'] })
+    expect(manager.replicaOptions.replicas[0]!.sslMode).toBe('verify-full')
   })
 })
 
