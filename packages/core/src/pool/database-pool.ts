@@ -1400,6 +1400,8 @@ export class DatabasePool<out C = unknown> {
 
   async #revoke(lease: Lease<unknown>): Promise<void> {
     lease.revoke()
+    // the lease ends here (its holder's later release is a no-op): its use time is sampled now
+    this.metrics.recordConnectionReturned(performance.now() - lease.acquiredAt)
     const conn = lease.conn
     conn.lease = undefined
     if (lease.admission) this.#admitted--

@@ -1,6 +1,6 @@
 import { MeterProvider, MetricReader, type ResourceMetrics } from '@opentelemetry/sdk-metrics'
 import { DatabasePool, METRIC_NAMES, MetricsCollector, POOL_NAME_ATTRIBUTE } from '@dbpool/core'
-import { FakeConnectionManager } from '@dbpool/core/testing'
+import { FakeConnectionManager, type FakeConnection } from '@dbpool/core/testing'
 
 class TestReader extends MetricReader {
   protected async onForceFlush(): Promise<void> {}
@@ -66,6 +66,39 @@ describe('MetricsCollector', () => {
     const m = new MetricsCollector('empty')
     expect(m.snapshot().waitTime).toEqual({ count: 0, totalMs: 0, maxMs: 0, avgMs: 0 })
     m.detach()
+  })
+})
+
+describe('use time of every lease', () => {
+  it('a lease close() revoked, and one whose connection broke, each get their use_time sample (acquired = returned)', async () => {
+    const reader = new TestReader()
+    const provider = new MeterProvider({ readers: [reader] })
+    const metrics = new MetricsCollector('revoked', { meter: provider.getMeter('test') })
+    const manager = new FakeConnectionManager()
+    const pool = new DatabasePool(manager, { min: 0, max: 2, name: 'revoked' }, { metrics })
+    try {
+      // a lease whose connection broke while held
+      await pool
+        .withConnection(async (conn) => {
+          manager.kill(conn.native as FakeConnection)
+          await conn.query('select 1')
+        })
+        .catch(() => undefined)
+      let release = (): void => undefined
+      const held = pool.withConnection(() => new Promise<void>((resolve) => (release = resolve))).catch(() => undefined)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+      const report = await pool.close({ timeoutMs: 20 })
+      expect(report.outstandingLeases).toHaveLength(1)
+      release()
+      await held
+      const snap = pool.metrics.snapshot()
+      expect(snap.acquired).toBe(2)
+      expect(snap.returned).toBe(2)
+      const { resourceMetrics } = await reader.collect()
+      expect((points(resourceMetrics, METRIC_NAMES.useTime).points[0]?.value as { count: number }).count).toBe(2)
+    } finally {
+      await provider.shutdown()
+    }
   })
 })
 
