@@ -126,7 +126,11 @@ function timestamptzParser(guard: ReadGuard): Parser {
 
 function intervalParser(guard: ReadGuard): Parser {
   const pgParse = pgTypes.getTypeParser(OID.INTERVAL) as Parser
-  return (text) => (POSTGRES_INTERVAL.test(text) ? pgParse(text) : guard.unreadable('interval', 'format'))
+  return (text) =>
+    POSTGRES_INTERVAL.test(text)
+      ? pgParse(text)
+      : // PostgreSQL 17's infinite intervals: pg's object has no way to say it (it read {})
+        guard.unreadable('interval', text === 'infinity' || text === '-infinity' ? 'out-of-range' : 'format')
 }
 
 function int8Parse(mode: Int8Mode): Parser | undefined {

@@ -1,0 +1,87 @@
+import { DatabaseError } from '@dbpool/core'
+import { ReadGuard, UnreadableValue } from '../../src/postgres-read-guard'
+import { checkFloatDigits, readFormatProblem } from '../../src/postgres-read-formats'
+import { createTypeParsers } from '../../src/postgres-types'
+
+const parser = (guard: ReadGuard, oid: number) => createTypeParsers('bigint', guard).getTypeParser(oid) as (text: string) => unknown
+
+describe('type parsers read ISO DateStyle and postgres IntervalStyle only; others are unreadable, never another value', () => {
+  it.each<[string, number, string, unknown]>([
+    ['timestamptz', 1184, '2024-03-01 00:30:00.123456+00', new Date('2024-03-01T00:30:00.123Z')],
+    ['timestamptz with a seconds offset', 1184, '2024-03-01 00:30:00+05:53:28', new Date('2024-02-29T18:36:32Z')],
+    ['timestamptz, the last instant of a Date', 1184, '275760-09-13 00:00:00+00', new Date(8.64e15)],
+    ['timestamptz infinity (pg: a number)', 1184, 'infinity', Infinity],
+    ['date', 1082, '0044-03-15 BC', '0044-03-15 BC'],
+    ['timestamp', 1114, '294276-12-31 23:59:59.123456', '294276-12-31 23:59:59.123456'],
+    ['interval', 1186, '1 year -2 mons +3 days 04:05:06', { years: 1, months: -2, days: 3, hours: 4, minutes: 5, seconds: 6 }],
+  ])('%s: %s', (_what, oid, text, expected) => {
+    const guard = new ReadGuard()
+    expect(parser(guard, oid)(text)).toEqual(expected)
+    expect(guard.count).toBe(0)
+  })
+
+  it.each<[string, number, string, string]>([
+    ['timestamptz after a Date', 1184, '275760-09-13 00:00:01+00', 'out-of-range'],
+    ['timestamptz in DateStyle SQL', 1184, '01/03/2024 00:30:00.123 UTC', 'format'],
+    ['timestamptz in DateStyle Postgres', 1184, 'Fri Mar 01 00:30:00.123 2024 UTC', 'format'],
+    ['timestamptz in DateStyle German', 1184, '01.03.2024 00:30:00.123 UTC', 'format'],
+    ['date in DateStyle SQL', 1082, '01/03/2024', 'format'],
+    ['timestamp in DateStyle SQL', 1114, '01/03/2024 00:30:00', 'format'],
+    ['interval in sql_standard', 1186, '1 2:00:00', 'format'],
+    ['interval in iso_8601', 1186, 'P1DT2H', 'format'],
+    ['interval in postgres_verbose', 1186, '@ 1 day 2 hours', 'format'],
+    ['an infinite interval (PostgreSQL 17)', 1186, 'infinity', 'out-of-range'],
+  ])('%s is unreadable (%s)', (_what, oid, text, reason) => {
+    const guard = new ReadGuard()
+    expect(parser(guard, oid)(text)).toEqual(new UnreadableValue(expect.any(String) as never, reason as never))
+    expect(guard.count).toBe(1)
+  })
+
+  it('arrays of them too', () => {
+    const guard = new ReadGuard()
+    expect(parser(guard, 1185)('{"2024-03-01 00:30:00+00","275760-09-14 00:00:00+00"}')).toEqual([
+      new Date('2024-03-01T00:30:00Z'),
+      expect.any(UnreadableValue),
+    ])
+    expect(guard.count).toBe(1)
+  })
+})
+
+describe('checkFloatDigits', () => {
+  it.each([
+    'set extra_float_digits = 0',
+    'SET extra_float_digits TO 2',
+    'set session extra_float_digits=0',
+    "set local extra_float_digits to '0'",
+    'reset extra_float_digits',
+    "select set_config('extra_float_digits', '0', false)",
+    'set extra_float_digits = 3, x',
+  ])('refuses %j with CONFIGURATION', (text) => {
+    expect(() => checkFloatDigits(text)).toThrow(DatabaseError)
+  })
+
+  it.each([
+    'set extra_float_digits = 3',
+    "SET extra_float_digits TO '3';",
+    'show extra_float_digits',
+    "select current_setting('extra_float_digits')",
+    'alter role app set extra_float_digits = 0',
+    'select 1',
+  ])('passes %j', (text) => {
+    expect(() => checkFloatDigits(text)).not.toThrow()
+  })
+})
+
+describe('readFormatProblem (PgBouncer transaction mode)', () => {
+  it('names the setting that does not fit', () => {
+    expect(readFormatProblem({ interval_style: 'postgres', extra_float_digits: 1, version: 150000 })).toBeUndefined()
+    expect(readFormatProblem({ interval_style: 'sql_standard', extra_float_digits: 1, version: 150000 })?.detail).toMatchObject({
+      setting: 'IntervalStyle',
+    })
+    expect(readFormatProblem({ interval_style: 'postgres', extra_float_digits: 0, version: 150000 })?.detail).toMatchObject({
+      setting: 'extra_float_digits',
+      value: 0,
+    })
+    expect(readFormatProblem({ interval_style: 'postgres', extra_float_digits: 2, version: 110000 })?.code).toBe('CONFIGURATION')
+  })
+})
