@@ -952,13 +952,17 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const used = Number(row.used)
     const max = Number(row.max)
     const ratio = max > 0 ? used / max : 0
+    // a write pool on a standby fails every write (READ_ONLY): unhealthy, unless it is meant to be there
+    const wrongServer = row.recovery && !this.#standbyIntended(conn)
     return [
       {
         name: 'postgres.server',
-        status: 'healthy',
+        status: wrongServer ? 'unhealthy' : 'healthy',
         latencyMs: performance.now() - started,
-        message: `PostgreSQL ${row.version}${row.recovery ? ' (standby, read-only)' : ''}`,
-        data: { version: row.version, inRecovery: row.recovery },
+        message: wrongServer
+          ? `PostgreSQL ${row.version} (standby, read-only): every write fails with READ_ONLY; the pool's target_session_attrs ${this.config.targetSessionAttrs} does not ask for a standby (point it at the primary, list the cluster's hosts with targetSessionAttrs 'read-write', or use 'read-only' / 'standby' / 'prefer-standby' for a read pool)`
+          : `PostgreSQL ${row.version}${row.recovery ? ' (standby, read-only)' : ''}`,
+        data: { version: row.version, inRecovery: row.recovery, ...(row.recovery ? { standbyIntended: !wrongServer } : {}) },
       },
       {
         name: 'postgres.connections',
@@ -970,6 +974,18 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   }
 
   // ---- internals ----
+
+  /**
+   * A standby is where this connection is meant to be: a read-lane connection (replica), a pool whose
+   * `targetSessionAttrs` accepts one (`read-only`, `standby`, `prefer-standby`), or a session made
+   * read-only by its own setup (`sessionInit` or the startup `options` setting
+   * `default_transaction_read_only`): a read pool.
+   */
+  #standbyIntended(conn: PostgresConnection): boolean {
+    if (conn.onReplica || conn.sessionReadOnlyByApp) return true
+    if (STANDBY_TARGETS.has(this.config.targetSessionAttrs)) return true
+    return /default_transaction_read_only\s*=\s*(on|true|yes|1)\b/i.test(this.config.options ?? '')
+  }
 
   async #password(): Promise<string | undefined> {
     let password: string | undefined
@@ -1545,3 +1561,6 @@ function promoted(conn: PostgresConnection): DatabaseError {
     { backend: 'postgres', retryable: true, detail: { standby: false } },
   )
 }
+
+/** `targetSessionAttrs` values that accept a standby for the write lane's connections. */
+const STANDBY_TARGETS: ReadonlySet<string> = new Set(['read-only', 'standby', 'prefer-standby'])
