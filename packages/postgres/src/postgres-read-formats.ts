@@ -105,7 +105,15 @@ const SETS_FLOAT_DIGITS =
  * that sets it is not seen: do not.
  */
 export function checkFloatDigits(text: string): void {
-  if (!FLOAT_DIGITS.test(text) || !SETS_FLOAT_DIGITS.test(text) || /^\s*alter\b/i.test(text)) return
+  // the same texts come back (sql`` keeps its text per call site): a passed one is not scanned again
+  if (PASSED.has(text)) return
+  if (!FLOAT_DIGITS.test(text) || !SETS_FLOAT_DIGITS.test(text) || /^\s*alter\b/i.test(text)) {
+    if (text.length <= MAX_KEPT_LENGTH) {
+      if (PASSED.size >= MAX_KEPT) PASSED.clear()
+      PASSED.add(text)
+    }
+    return
+  }
   throw new DatabaseError(
     'CONFIGURATION',
     `the statement sets extra_float_digits: the pool keeps it at ${READ_FORMATS.extra_float_digits} so that real and double precision values read back exactly (at 0 they are rounded to 15 digits), and Postgres does not report a change of it, so the rest of the session would read rounded floats silently; it was not sent. Format floats in the query instead (round(), to_char())`,
@@ -114,3 +122,7 @@ export function checkFloatDigits(text: string): void {
 }
 
 const FLOAT_DIGITS = /extra_float_digits/i
+/** Texts that passed {@link checkFloatDigits}: at most {@link MAX_KEPT}, each at most {@link MAX_KEPT_LENGTH} characters. */
+const PASSED = new Set<string>()
+const MAX_KEPT = 2_000
+const MAX_KEPT_LENGTH = 4_096
