@@ -54,8 +54,10 @@ const ARGUMENT = /,\s*$/
 // a value stored in a variable may be run later: judged only when it starts like a session command
 // (its shape, so that a sentence is not: 'set up done', 'reset password requested', 'listen to me')
 const COMMAND_SHAPED =
-  /^\s*(?:prepare\s+\S+(?:\s+\([^)]*\))?\s+as\b|listen\s+[^\s;]+\s*(?:;|$)|load\s+'|reset\s+[^\s;]+\s*(?:;|$)|set\s+(?:(?:session|local)\s+)?(?:role\b|session\s+authorization\b|time\s+zone\b|schema\b|names\b|[\w."]+\s*(?:=|\bto\b))|declare\s+\S+(?:\s+\w+)*?\s+cursor\b)/i
-const ASSIGNMENT = /^\s*[A-Za-z_"][\w$"]*(?:\s*\.\s*[A-Za-z_"][\w$"]*|\s*\[[^\]]*\])*\s*:?=/
+  /^\s*(?:prepare\s+\S+(?:\s+\([^)]*\))?\s+as\b|listen\s+[^\s;]+\s*(?:;|$)|load\s+'|reset\s+[^\s;]+\s*(?:;|$)|set\s+(?:(?:session|local)\s+)?(?:role\b|session\s+authorization\b|time\s+zone\b|schema\b|names\b|[\w."\u0080-\uffff]+\s*(?:=|\bto\b))|declare\s+\S+(?:\s+\w+)*?\s+cursor\b)/i
+// a PL/pgSQL assignment; names by Postgres's rule (a non-ASCII character is a letter: `åq := '...'`)
+const ASSIGNMENT =
+  /^\s*[A-Za-z_"\u0080-\uffff][\w$"\u0080-\uffff]*(?:\s*\.\s*[A-Za-z_"\u0080-\uffff][\w$"\u0080-\uffff]*|\s*\[[^\]]*\])*\s*:?=/
 const SELECT_HEAD = /^\s*select\b/i
 const DECLARE_WORD = /\bdeclare\b/gi
 const BEGIN_WORD = /\bbegin\b/gi

@@ -41,6 +41,9 @@ describe('sessionStatement: quoted names, DO blocks, dynamic SQL', () => {
     ["do $$ begin execute format('set search_path = %I', 'b'); end $$", 'SET'],
     ["do $$ begin execute 'set search_path = ' || quote_ident('b'); end $$", 'SET'],
     ["do $$ declare q text := 'set role x'; begin execute q; end $$", 'SET'],
+    // names by Postgres's rule: a non-ASCII letter is part of a variable's or a setting's name
+    ["do $$ declare åq text; begin åq := 'set role x'; execute åq; end $$", 'SET'],
+    ["do $$ declare q text; begin q := 'set app.åx = 1'; execute q; end $$", 'SET'],
     ['do $$ begin execute $q$ set search_path = b $q$; end $$', 'SET'],
     ["do $$ begin execute E'set\\nsearch_path = b'; end $$", 'SET'],
     ["do 'begin execute ''set search_path = b''; end'", 'SET'],
