@@ -1,4 +1,6 @@
-import { Client } from 'pg'
+import { Client, type ClientConfig } from 'pg'
+import { DatabaseConfig } from '@dbpool/core'
+import { fallsBackToPlain, isTlsRefusal, tlsOptions } from '@dbpool/postgres'
 import { randomSuffix } from './shared-postgres'
 import { testPostgresUrl } from './shared-postgres'
 import { untilSuccess } from './until-success'
@@ -63,16 +65,57 @@ export async function createTestDatabase(options: CreateTestDatabaseOptions = {}
   }
 }
 
-/** Runs `fn` on a short-lived admin connection. */
+/**
+ * Runs `fn` on a short-lived admin connection. `serverUrl` is read as dbpool reads it
+ * (`DatabaseConfig.fromUrl`: libpq's `sslmode` meanings, `sslrootcert` read as a file, multi-host
+ * lists walked in order), never with pg's own connection-string rules: `sslmode=require` encrypts
+ * without verifying the chain (pg verified it and failed with UNABLE_TO_VERIFY_LEAF_SIGNATURE).
+ */
 export async function withAdmin<T>(serverUrl: string, fn: (client: Client) => Promise<T>): Promise<T> {
-  const client = new Client({ connectionString: serverUrl, connectionTimeoutMillis: 15_000, application_name: 'dbpool-testing' })
-  client.on('error', () => undefined)
-  await client.connect()
+  const client = await adminClient(serverUrl)
   try {
     return await fn(client)
   } finally {
     await client.end().catch(() => undefined)
   }
+}
+
+/** A connected pg.Client on the first host of `serverUrl` that accepts it, with dbpool's TLS settings. */
+async function adminClient(serverUrl: string): Promise<Client> {
+  const config = DatabaseConfig.fromUrl(serverUrl, { applicationName: 'dbpool-testing' })
+  const password = await config.resolvePassword()
+  let last: unknown
+  for (const { host, port } of config.hosts) {
+    const ssl = tlsOptions({ host, sslMode: config.sslMode, sslRootCert: config.sslRootCert })
+    // allow: plain TCP first; prefer: TLS first, plain TCP when the server refuses TLS (libpq)
+    const attempts =
+      config.sslMode === 'allow' ? [false, ssl] : fallsBackToPlain(config.sslMode) && ssl !== false ? [ssl, false as const] : [ssl]
+    for (const [i, attempt] of attempts.entries()) {
+      const options: ClientConfig = {
+        host,
+        port,
+        user: config.username,
+        database: config.database,
+        ...(password === undefined ? {} : { password }),
+        ...(config.options === undefined ? {} : { options: config.options }),
+        application_name: config.applicationName,
+        connectionTimeoutMillis: config.connectTimeoutMs || 15_000,
+        ssl: attempt,
+      }
+      const client = new Client(options)
+      client.on('error', () => undefined)
+      try {
+        await client.connect()
+        return client
+      } catch (err) {
+        last = err
+        await client.end().catch(() => undefined)
+        // prefer goes without TLS only when the server refused TLS; allow tries TLS after any refusal
+        if (!(config.sslMode === 'allow' || (i === 0 && isTlsRefusal(err)))) break
+      }
+    }
+  }
+  throw last
 }
 
 /** The same URL with another database. */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseConfig, type DatabaseError, type SslMode } from '@dbpool/core'
 import { createPostgresPool } from '@dbpool/postgres'
-import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '@dbpool/testing'
+import { createTestDatabase, startEmbeddedPostgres, type EmbeddedPostgresServer } from '@dbpool/testing'
 import { admin, rejection } from './helpers'
 
 // sslMode against real TLS servers: dedicated embedded servers with ssl=on, one with a certificate for
@@ -105,6 +105,42 @@ it('verify-full: the chain and the host name are checked', async () => {
 it('require with a root certificate verifies the chain (libpq)', async () => {
   expect(await sslInUse('require', '127.0.0.1', CA)).toBe(true)
   expect((await rejection(sslInUse('require', '127.0.0.1', OTHER_CA))).code).toBe('CONNECTION_FAILED')
+})
+
+describe("createTestDatabase({ serverUrl }) reads sslmode as dbpool does (libpq's meanings), not with pg's rules", () => {
+  /** The server URL of `on` with `host` and the query `query`. */
+  function serverUrl(query: string, host = '127.0.0.1', on = server): string {
+    const url = new URL(on.url)
+    url.hostname = host
+    url.search = query
+    return url.toString()
+  }
+
+  async function created(url: string): Promise<string> {
+    const db = await createTestDatabase({ serverUrl: url })
+    try {
+      const pool = createPostgresPool(DatabaseConfig.fromUrl(db.url), { min: 0, max: 1 })
+      try {
+        return (await pool.query<{ d: string }>('select current_database() as d')).rows[0]!.d
+      } finally {
+        await pool.close()
+      }
+    } finally {
+      await db.drop()
+    }
+  }
+
+  it('sslmode=require encrypts without verifying the chain (pg failed: UNABLE_TO_VERIFY_LEAF_SIGNATURE)', async () => {
+    expect(await created(serverUrl('?sslmode=require'))).toMatch(/^dbpool_test_/)
+  })
+
+  it('verify-full checks the chain (sslrootcert a file) and the host name', async () => {
+    const ca = join(FIXTURES, 'ca.crt')
+    expect(await created(serverUrl(`?sslmode=verify-full&sslrootcert=${encodeURIComponent(ca)}`, 'localhost'))).toMatch(/^dbpool_test_/)
+    await expect(
+      createTestDatabase({ serverUrl: serverUrl(`?sslmode=verify-full&sslrootcert=${encodeURIComponent(ca)}`) }),
+    ).rejects.toThrow(/IP: 127\.0\.0\.1|altnames/)
+  })
 })
 
 describe('a certificate that fails verification is CONNECTION_FAILED, not retryable, and fails the caller at once', () => {
