@@ -3,7 +3,10 @@ import { join } from 'node:path'
 import { DatabaseConfig } from '@dbpool/core'
 import { PostgresConnectionManager } from '../../src/postgres-connection-manager'
 import { isReadOnlyStatement } from '../../src/postgres-read-only'
-import { parseLsn, replicaStatusOf, resolveReplicaOptions } from '../../src/postgres-replicas'
+import { DatabaseConfig } from '@dbpool/core'
+import { PostgresConnectionManager } from '../../src/postgres-connection-manager'
+import type { PostgresManagerOptions } from '../../src/postgres-options'
+import { parseLsn, readOnlyViaOf, replicaPgBouncerMode, replicaStatusOf, resolveReplicaOptions } from '../../src/postgres-replicas'
 
 const ROOT_PEM = readFileSync(join(__dirname, '../fixtures/tls/ca.crt'), 'utf8')
 
@@ -199,5 +202,34 @@ describe('resolveReplicaOptions never shows a replica password', () => {
     }
     expect(err).toMatchObject({ code: 'CONFIGURATION' })
     expect(`${(err as Error).message} ${JSON.stringify(err)}`).not.toContain('hunter2')
+  })
+})
+
+describe("a replica's PgBouncer mode and read-only sessions", () => {
+  const direct = DatabaseConfig.fromUrl('postgres://u@replica/d')
+  const bounced = DatabaseConfig.fromUrl('postgres://u@replica/d?pgbouncer=true')
+
+  it("comes from the replica's own config, never from the primary's pgbouncer option", () => {
+    for (const primary of [false, 'transaction', 'session'] as const) expect(replicaPgBouncerMode(direct, primary)).toBe(false)
+    expect(replicaPgBouncerMode(bounced, false)).toBe('transaction')
+    expect(replicaPgBouncerMode(bounced, 'transaction')).toBe('transaction')
+    expect(replicaPgBouncerMode(bounced, 'session')).toBe('session')
+  })
+
+  it('makes read-lane sessions read-only by the startup option directly, by SET for the primary and behind session-mode PgBouncer, not in transaction mode', () => {
+    expect(readOnlyViaOf(false, false)).toBe('startup')
+    expect(readOnlyViaOf(false, true)).toBe('set')
+    expect(readOnlyViaOf('session', false)).toBe('set')
+    expect(readOnlyViaOf('session', true)).toBe('set')
+    expect(readOnlyViaOf('transaction', false)).toBe('none')
+  })
+
+  it("keeps the primary's read-only pool behind session-mode PgBouncer only", () => {
+    const lanes = (primary: string, options: PostgresManagerOptions) =>
+      new PostgresConnectionManager(primary, { ...options, replicas: ['postgres://u@replica/d'] }).lanes.readOnlyFallback
+    expect(lanes('postgres://u@h/d', {})).toBe(true)
+    expect(lanes('postgres://u@h/d', { pgbouncer: 'session' })).toBe(true)
+    expect(lanes('postgres://u@h/d', { pgbouncer: 'transaction' })).toBe(false)
+    expect(lanes('postgres://u@h/d?pgbouncer=true', {})).toBe(false)
   })
 })
