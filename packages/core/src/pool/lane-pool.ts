@@ -110,6 +110,8 @@ export class LanePool<C> {
   readonly #recheckMs: number
   /** Callers waiting beyond the acquires tarn is given at once, oldest first. */
   readonly #queue: WaitQueue<Waiter<C>>
+  /** Warm-up acquires not yet settled: in {@link waiting}'s queues, yet no caller's. */
+  #warming = 0
   /** tarn acquires issued and not yet settled, at most {@link #tarnLimit}. */
   #inTarn = 0
   /** How many acquires tarn may have at once: `max + TARN_SLACK`, whatever the number of callers. */
@@ -157,9 +159,34 @@ export class LanePool<C> {
     return { size, idle, used, pending: this.waiting, max: this.max, min: this.min, utilization: used / this.max }
   }
 
-  /** Callers waiting for a connection of this lane: in the lane's queue and in tarn's. */
+  /**
+   * Callers waiting for a connection of this lane: in the lane's queue and in tarn's, without the
+   * pool's own warm-up acquires (see {@link acquireForWarmUp}): nobody asked for those.
+   */
   get waiting(): number {
-    return this.#queue.size + this.tarn.numPendingAcquires()
+    return Math.max(0, this.#queue.size + this.tarn.numPendingAcquires() - this.#warming)
+  }
+
+  /**
+   * An acquire of the pool's warm-up to `min` (pool-maintenance): as {@link acquire}, resolving with
+   * the connection, but never counted as a pending request (`stats().pending`,
+   * `db.client.connection.pending_requests`, the counters in error messages, `maxWaitingClients`).
+   */
+  acquireForWarmUp(): Promise<PooledConnection<C>> {
+    this.#warming++
+    let counted = true
+    const settled = (): void => {
+      if (counted) this.#warming--
+      counted = false
+    }
+    return this.acquire(
+      (conn: PooledConnection<C>) => {
+        settled()
+        return conn
+      },
+      undefined,
+      undefined,
+    ).finally(settled)
   }
 
   /**
@@ -196,7 +223,7 @@ export class LanePool<C> {
     this.#now = now
     const queued = this.#queue.size
     if (queued > 0 || (tarn.numFree() === 0 && tarn.numUsed() + tarn.numPendingCreates() >= this.max)) {
-      const waiting = queued + tarn.numPendingAcquires()
+      const waiting = this.waiting
       // (rare path) a connection kept by statement sharing with nothing in flight is idle to the
       // caller: it is handed back (or on its way back, after its reset) instead of refusing the caller
       if (waiting >= this.#host.config.maxWaitingClients && !(this.#host.reclaimIdle?.(this) ?? false)) {

@@ -3,7 +3,6 @@ import type { DatabaseError } from '../errors/database-error'
 import type { LanePool } from './lane-pool'
 import type { Lease } from './lease'
 import type { LeakInfo } from './pool-events'
-import type { PooledConnection } from './pooled-connection'
 
 /** @internal What the background work needs from the pool. */
 export interface MaintenanceHost {
@@ -62,7 +61,8 @@ export class PoolMaintenance {
   async #cycle(lane: LanePool<unknown>, count: number): Promise<void> {
     const host = this.#host
     if (count <= 0 || !host.isOpen()) return
-    const results = await Promise.allSettled(Array.from({ length: count }, () => lane.acquire(connectionOf, undefined, undefined)))
+    // not callers: never counted as pending requests
+    const results = await Promise.allSettled(Array.from({ length: count }, () => lane.acquireForWarmUp()))
     let failure: DatabaseError | undefined
     for (const result of results) {
       if (result.status === 'fulfilled') lane.release(result.value)
@@ -124,8 +124,4 @@ export class PoolMaintenance {
       this.#host.emitLeak({ leaseId: lease.id, lane: lease.conn.lane, heldForMs: Math.round(now - lease.acquiredAt), stack: lease.stack() })
     }
   }
-}
-
-function connectionOf(conn: PooledConnection<unknown>): PooledConnection<unknown> {
-  return conn
 }
