@@ -50,7 +50,7 @@ export interface ReplicaStats {
   }[]
   /**
    * The primary's read-only pool (read-lane work no replica may serve; Postgres, not behind
-   * PgBouncer): connections open, in use, waiting. Up to the pool's `max` of its own, counted in
+   * PgBouncer in transaction mode): connections open, in use, waiting. Up to the pool's `max` of its own, counted in
    * `stats('read')` and `stats().max`; `undefined` without one (such reads run on the write lane).
    */
   readonly primary?: { readonly size: number; readonly used: number; readonly pending: number }
