@@ -63,7 +63,12 @@ export function hideLiterals(
   marker: string = REDACTED,
 ): string {
   let out = hideQuotedTokens(message, marker)
-  const byLength = [...new Set(literals)].filter((l) => l !== '').sort((a, b) => b.length - a.length)
+  // only the literals the message holds (in any letter case) cost a regular expression: a failed
+  // statement with thousands of bound values is hidden in time linear in their count
+  const lower = out.toLowerCase()
+  const upper = out.toUpperCase()
+  const held = (l: string): boolean => lower.includes(l.toLowerCase()) || upper.includes(l.toUpperCase())
+  const byLength = [...new Set(literals)].filter((l) => l !== '' && held(l)).sort((a, b) => b.length - a.length)
   for (const literal of byLength) {
     // in any letter case: Postgres folds an identifier it echoes (`select $1::regclass`: relation "pw_s3cret")
     const body = literal.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&')
