@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { inspect } from 'node:util'
 import { REDACTED, redactUrl } from '../util/redact'
 import { parsePostgresUrl, type ParsedPostgresUrl, type PostgresHost } from './postgres-url'
+import { checkRootCert, SYSTEM_ROOT_CERT } from './root-cert'
 import {
   checkBoolean,
   checkEnum,
@@ -74,7 +75,15 @@ export interface DatabaseOptions {
   readonly password?: PasswordSource
   /** Default is `'prefer'`, as in libpq. */
   readonly sslMode?: SslMode
-  /** PEM text of the CA that signs the server certificate (verify-ca / verify-full). */
+  /**
+   * PEM text of the CA certificate(s) that sign the server certificate: the chain is verified with
+   * `verify-ca` / `verify-full`, and with `require` too (libpq: a root certificate makes `require`
+   * act as `verify-ca`). Checked when the config is made: at least one certificate, each parsing, no
+   * private key; a file path is refused (CONFIGURATION naming `database.sslRootCert`; the URL's
+   * `sslrootcert` and PGSSLROOTCERT are files, read then). `'system'` (libpq 16's
+   * `sslrootcert=system`): Node's default trust store, with `verify-full` (the default mode then; a
+   * weaker one is CONFIGURATION). Default is none: `verify-*` use Node's default trust store.
+   */
   readonly sslRootCert?: string
   /** Sent as `application_name`. Default is `'dbpool'`. */
   readonly applicationName?: string
@@ -163,8 +172,17 @@ export class DatabaseConfig {
     this.username = raw.username === undefined ? 'postgres' : checkString('database.username', raw.username)
     this.database = raw.database === undefined ? this.username : checkString('database.database', raw.database)
     this.#password = checkPassword(raw.password)
-    this.sslMode = raw.sslMode === undefined ? 'prefer' : checkEnum('database.sslMode', raw.sslMode, SSL_MODES)
-    this.sslRootCert = raw.sslRootCert === undefined ? undefined : checkString('database.sslRootCert', raw.sslRootCert)
+    if (raw.sslRootCert === SYSTEM_ROOT_CERT) {
+      // libpq 16: the system's CAs, verify-full by default, a weaker mode refused
+      const mode = raw.sslMode === undefined ? 'verify-full' : checkEnum('database.sslMode', raw.sslMode, SSL_MODES)
+      if (mode !== 'verify-full')
+        throw configError('database.sslMode', mode, 'sslRootCert "system" (sslrootcert=system) needs verify-full, as in libpq')
+      this.sslMode = mode
+      this.sslRootCert = undefined
+    } else {
+      this.sslMode = raw.sslMode === undefined ? 'prefer' : checkEnum('database.sslMode', raw.sslMode, SSL_MODES)
+      this.sslRootCert = raw.sslRootCert === undefined ? undefined : checkRootCert('database.sslRootCert', raw.sslRootCert)
+    }
     this.applicationName = raw.applicationName === undefined ? 'dbpool' : checkString('database.applicationName', raw.applicationName)
     this.statementTimeoutMs = optionalMs('statementTimeoutMs', raw.statementTimeoutMs)
     this.idleInTransactionTimeoutMs = optionalMs('idleInTransactionTimeoutMs', raw.idleInTransactionTimeoutMs)
@@ -178,7 +196,7 @@ export class DatabaseConfig {
    * Parses a libpq URI (see {@link parsePostgresUrl}): `postgres://user:password@h1:5432,h2:5433/db?name=value&...`,
    * with hosts and ports also as `host=` / `port=` lists. Query parameters, all optional: `sslmode`
    * (libpq's values, `no-verify` read as `require`), `sslrootcert` (a file, read
-   * now), `application_name`, `fallback_application_name`, `options`, `connect_timeout` (seconds per
+   * and checked now; `system`: see {@link DatabaseOptions.sslRootCert}), `application_name`, `fallback_application_name`, `options`, `connect_timeout` (seconds per
    * host), `target_session_attrs`, `statement_timeout`, `idle_in_transaction_session_timeout`,
    * `lock_timeout` (ms), `pgbouncer=true|false`, `user`, `password`, `dbname`. Any other parameter is
    * CONFIGURATION naming it, as libpq refuses it. `overrides` win over the URL; `defaults` fill in
@@ -382,12 +400,16 @@ function connectTimeoutMs(seconds: number): number {
   return Math.min(Math.max(seconds, 2) * 1000, MAX_MS)
 }
 
+/** The PEM text of the root certificate file `path` (checked: see checkRootCert), or `system` as it is. */
 function readRootCert(option: string, path: string): string {
+  if (path === SYSTEM_ROOT_CERT) return path
+  let pem: string
   try {
-    return readFileSync(path, 'utf8')
+    pem = readFileSync(path, 'utf8')
   } catch (err) {
     throw configError(option, path, `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
   }
+  return checkRootCert(option, pem, path)
 }
 
 function checkHosts(value: unknown, defaultPort: number): readonly ResolvedHost[] {

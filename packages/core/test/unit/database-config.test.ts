@@ -149,6 +149,59 @@ describe('DatabaseConfig', () => {
     }
   })
 
+  describe('sslRootCert is checked when the config is made (CONFIGURATION naming it, never a key shown)', () => {
+    const KEY = readFileSync(join(__dirname, '../../../postgres/test/fixtures/tls/self-signed.key'), 'utf8')
+    const keyLine = KEY.split('\n')[1]!
+
+    it.each([
+      ['a file path', '/etc/ssl/ca.crt', /database\.sslRootCert "\/etc\/ssl\/ca\.crt": .*not a file path/],
+      ['garbage', 'garbage', /database\.sslRootCert "garbage": .*not a file path/],
+      ['multi-line text without a certificate', 'a\nb\nc', /database\.sslRootCert "\[text, 5 characters\]": holds no PEM certificate/],
+      ['a private key', KEY, /database\.sslRootCert "\[PEM with a private key\]": holds a private key/],
+      ['a certificate and a private key', `${ROOT_PEM}\n${KEY}`, /holds a private key/],
+      ['a broken certificate', ROOT_PEM.replace(/\n[A-Za-z0-9+/]{20}/, '\n'), /certificate 1 of 1 does not parse/],
+      ['an empty string', '', /database\.sslRootCert "": must be PEM text/],
+    ])('%s', (_label, sslRootCert, message) => {
+      for (const sslMode of ['disable', 'require', 'verify-ca'] as const) {
+        const err = thrown(() => new DatabaseConfig({ sslMode, sslRootCert }))
+        expect(err).toMatchObject({ code: 'CONFIGURATION', detail: { option: 'database.sslRootCert' } })
+        expect(err.message).toMatch(message)
+        expect(`${err.message}${JSON.stringify(err)}${inspect(err)}`).not.toContain(keyLine)
+      }
+    })
+
+    it('accepts one or more certificates', () => {
+      expect(new DatabaseConfig({ sslMode: 'verify-ca', sslRootCert: `${ROOT_PEM}\n${ROOT_PEM}` }).sslRootCert).toContain(
+        'BEGIN CERTIFICATE',
+      )
+    })
+
+    it('a sslrootcert file (URL, PGSSLROOTCERT) is checked too, named by its path', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'dbpool-root-'))
+      try {
+        writeFileSync(join(dir, 'key.pem'), KEY)
+        const path = join(dir, 'key.pem')
+        const err = thrown(() => DatabaseConfig.fromUrl(`postgres://h/d?sslmode=require&sslrootcert=${encodeURIComponent(path)}`))
+        expect(err.message).toContain('database.url sslrootcert')
+        expect(err.message).toContain(path)
+        expect(err.message).toMatch(/holds a private key/)
+        expect(err.message).not.toContain(keyLine)
+        expect(() => DatabaseConfig.fromEnv({ PGHOST: 'h', PGSSLROOTCERT: path })).toThrow(/PGSSLROOTCERT .*holds a private key/)
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    })
+
+    it("'system' (libpq 16 sslrootcert=system): Node's default trust store, verify-full, a weaker mode refused", () => {
+      expect(DatabaseConfig.fromUrl('postgres://h/d?sslrootcert=system')).toMatchObject({ sslMode: 'verify-full', sslRootCert: undefined })
+      expect(new DatabaseConfig({ sslRootCert: 'system', sslMode: 'verify-full' }).sslMode).toBe('verify-full')
+      expect(DatabaseConfig.fromEnv({ PGHOST: 'h', PGSSLROOTCERT: 'system' }).sslMode).toBe('verify-full')
+      expect(() => DatabaseConfig.fromUrl('postgres://h/d?sslrootcert=system&sslmode=require')).toThrow(
+        /database\.sslMode "require": sslRootCert "system" .*needs verify-full/,
+      )
+    })
+  })
+
   it('fromUrl(url, overrides, defaults): defaults fill in what the URL leaves out, overrides win', () => {
     const c = DatabaseConfig.fromUrl(
       'postgres://u@a/b?sslmode=require',
@@ -207,7 +260,7 @@ describe('DatabaseConfig', () => {
   it('renders IPv6 and socket hosts in the redacted target', () => {
     expect(new DatabaseConfig({ host: '::1' }).toString()).toBe('postgres://postgres@[::1]:5432/postgres')
     expect(new DatabaseConfig({ host: '/tmp/s' }).toString()).toContain('%2Ftmp%2Fs')
-    expect(inspect(new DatabaseConfig({ sslRootCert: 'PEM' }))).toContain('[PEM]')
+    expect(inspect(new DatabaseConfig({ sslRootCert: ROOT_PEM }))).toContain('[PEM]')
   })
 })
 

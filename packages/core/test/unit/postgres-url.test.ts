@@ -1,10 +1,11 @@
 import { inspect } from 'node:util'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseConfig, DatabaseError, hasAmbiguousCredentials, TARGET_SESSION_ATTRS } from '@dbpool/core'
 
 const SECRET = 'pw-S3cret'
+const ROOT_PEM = readFileSync(join(__dirname, '../../../postgres/test/fixtures/tls/ca.crt'), 'utf8')
 
 function thrown(fn: () => unknown): DatabaseError {
   try {
@@ -88,13 +89,13 @@ describe('multi-host URLs (libpq grammar)', () => {
   it('keeps every parameter accepted before: sslmode, application_name, options, timeouts, pgbouncer, sslrootcert', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dbpool-url-'))
     try {
-      writeFileSync(join(dir, 'ca.pem'), 'PEM TEXT')
+      writeFileSync(join(dir, 'ca.pem'), ROOT_PEM)
       const c = DatabaseConfig.fromUrl(
         `postgres://h/d?sslmode=verify-ca&sslrootcert=${encodeURIComponent(join(dir, 'ca.pem'))}&application_name=api&options=-c%20search_path%3Dapp&statement_timeout=10&lock_timeout=20&idle_in_transaction_session_timeout=30&pgbouncer=true&connect_timeout=1`,
       )
       expect(c).toMatchObject({
         sslMode: 'verify-ca',
-        sslRootCert: 'PEM TEXT',
+        sslRootCert: ROOT_PEM,
         applicationName: 'api',
         options: '-c search_path=app',
         statementTimeoutMs: 10,
@@ -104,7 +105,7 @@ describe('multi-host URLs (libpq grammar)', () => {
         // libpq: a connect_timeout of 1 s counts as 2 s
         connectTimeoutMs: 2000,
       })
-      expect(c.with({ port: 1 }).sslRootCert).toBe('PEM TEXT')
+      expect(c.with({ port: 1 }).sslRootCert).toBe(ROOT_PEM)
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

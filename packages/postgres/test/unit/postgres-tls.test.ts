@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { checkServerIdentity, type ConnectionOptions } from 'node:tls'
 import { DatabaseConfig } from '@dbpool/core'
 import { fallsBackToPlain, isTlsRefusal, tlsOptions } from '@dbpool/postgres'
 
-const CA = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'
+const CA = readFileSync(join(__dirname, '../fixtures/tls/ca.crt'), 'utf8')
 
 function tls(options: ConstructorParameters<typeof DatabaseConfig>[0]): ConnectionOptions | false {
   return tlsOptions(new DatabaseConfig(options))
