@@ -22,7 +22,9 @@ export interface RetryOptions {
    * TRANSACTION_ROLLED_BACK whose cause is one of those (fn caught it and went on). Never an error
    * with `detail.outcome` (`'unknown'`, `'committed'`): part of the work may have been committed.
    * One that throws rejects the transaction with CONFIGURATION naming `transaction.retry.retryOn`,
-   * `cause` the attempt's error (rolled back), `detail.retryOnError` what it threw; nothing is replayed.
+   * `cause` the attempt's error, `detail.retryOnError` what it threw; nothing is replayed. The message
+   * follows the attempt's outcome (rolled back; unknown or committed when the cause has
+   * `detail.outcome`, which the CONFIGURATION error keeps at its top level).
    */
   readonly retryOn?: (error: DatabaseError) => boolean
 }
@@ -257,17 +259,29 @@ function replaysByDefault(e: DatabaseError): boolean {
 /**
  * Asks `retryOn` whether `err` replays. A `retryOn` that throws rejects the transaction with
  * CONFIGURATION naming `transaction.retry.retryOn` (its error in `detail.retryOnError`), the
- * attempt's error as `cause`: what happened to the attempt (rolled back) is never hidden.
+ * attempt's error as `cause`: what happened to the attempt is never hidden (rolled back, or the
+ * cause's `detail.outcome`, kept in the CONFIGURATION error's `detail.outcome` and message).
  */
 function replays(retry: ResolvedRetry, err: DatabaseError): boolean {
   try {
     return retry.retryOn(err)
   } catch (retryOnError) {
     const thrown = retryOnError instanceof Error ? `${retryOnError.name}: ${retryOnError.message}` : String(retryOnError)
+    const outcome = err.detail?.outcome
+    const attempt =
+      outcome === 'unknown'
+        ? 'the attempt (whose outcome is unknown: it may have committed)'
+        : outcome === 'committed'
+          ? 'the attempt (committed)'
+          : 'the attempt (rolled back)'
     throw new DatabaseError(
       'CONFIGURATION',
-      `transaction.retry.retryOn threw (${thrown}) when asked about the attempt's error, so the attempt (rolled back) was not replayed: its error is the cause`,
-      { cause: err, retryable: false, detail: { option: 'transaction.retry.retryOn', retryOnError } },
+      `transaction.retry.retryOn threw (${thrown}) when asked about the attempt's error, so ${attempt} was not replayed: its error is the cause`,
+      {
+        cause: err,
+        retryable: false,
+        detail: { option: 'transaction.retry.retryOn', retryOnError, ...(outcome !== undefined ? { outcome } : {}) },
+      },
     )
   }
 }

@@ -246,6 +246,30 @@ describe('transaction', () => {
     expect(manager.connections[0]!.statements).toEqual(['BEGIN', 'ROLLBACK'])
   })
 
+  it("a retryOn that throws keeps the attempt's detail.outcome ('unknown': COMMIT's answer lost) in message and detail", async () => {
+    const { pool } = makePool({ max: 1 })
+    const lost = new DatabaseError('CONNECTION_LOST', 'lost during COMMIT', { detail: { outcome: 'unknown' } })
+    const err = await rejection(
+      pool.transaction(
+        () => {
+          throw lost
+        },
+        {
+          retry: {
+            retryOn: () => {
+              throw new Error('no rule')
+            },
+          },
+        },
+      ),
+    )
+    expect(err.code).toBe('CONFIGURATION')
+    expect(err.cause).toBe(lost)
+    expect(err.detail).toMatchObject({ option: 'transaction.retry.retryOn', outcome: 'unknown' })
+    expect(err.message).toMatch(/outcome is unknown: it may have committed/)
+    expect(err.message).not.toMatch(/rolled back/)
+  })
+
   it.each([
     [{ isolation: 'snapshot' }, /transaction\.isolation "snapshot"/],
     [{ readOnly: 'yes' }, /transaction\.readOnly "yes"/],
