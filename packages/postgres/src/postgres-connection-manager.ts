@@ -70,6 +70,7 @@ import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, TRANSACTION_MODE_RE
 import { sessionStatement } from './postgres-session-statement'
 import { isReadOnlyStatement } from './postgres-read-only'
 import { resetsSession } from './postgres-session-restore'
+import { refusesStartupSetting, STARTUP_SETTINGS_CHECK_SQL, startupParameterOf } from './postgres-session-startup'
 import {
   endsSession,
   innerCommitPoint,
@@ -158,6 +159,13 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * `sessionReset: 'clean'`: both drop what a SET established. Each connection keeps it (`setup`).
    */
   #sessionSetup: readonly string[]
+  /**
+   * The `sessionInit` statements of the simple form `SET [SESSION] name TO value` (see
+   * startupParameterOf), also sent as startup parameters on a direct connection (not behind
+   * PgBouncer, which refuses them): the session's default is then the pool's value, so any reset
+   * returns to it. Statement text to its parameter.
+   */
+  readonly #startupSettings = new Map<string, { readonly name: string; readonly value: string }>()
   readonly #ssl: PgSsl
   /** Passwords handed to pg recently, scrubbed from every native message. */
   readonly #secrets: string[] = []
@@ -199,6 +207,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     this.sessionFeatures = sessionFeaturesOf(this.options.pgbouncer)
     const startupSettings = this.options.pgbouncer ? sessionSettingsThroughPgBouncer(this.options.pgbouncer, this.config) : []
     this.#sessionSetup = Object.freeze([...startupSettings, ...readFormatSetup(this.options.pgbouncer), ...this.options.sessionInit])
+    if (!this.options.pgbouncer)
+      for (const text of this.options.sessionInit) {
+        const parameter = startupParameterOf(text)
+        if (parameter !== undefined) this.#startupSettings.set(text, parameter)
+      }
     this.replicaOptions = resolveReplicaOptions((options ?? {}) as Record<string, unknown>, process.env, this.config)
     // `pgbouncer` describes the primary's target: a replica's comes from its own config (see replicaPgBouncerMode)
     const perReplica = Object.fromEntries(
@@ -347,6 +360,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       conn.setupLost = false
       // the manager that connected it knows its setup (a replica's config has its own timeouts)
       conn.setup = setup
+      running = undefined
+      conn.setupResettable = await this.#setupResettable(conn, setup)
     } catch (err) {
       conn.kill()
       const mapped = this.mapError(err)
@@ -366,6 +381,25 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     conn.markReady()
     if (lane === 'write') this.#landed(conn, hooks)
     return conn
+  }
+
+  /**
+   * Whether a reset can drop part of `setup` on `conn` (see PostgresConnection.setupResettable): every
+   * statement given as a startup parameter whose server default (`reset_val`) is what its SET gave is
+   * safe (one round trip, only when there are such statements); any other statement is not.
+   */
+  async #setupResettable(conn: PostgresConnection, setup: readonly string[]): Promise<boolean> {
+    const given = setup.filter((text) => this.#startupSettings.has(text) && conn.startupSettings.length > 0)
+    if (given.length < setup.length) return setup.length > 0
+    const names = given.map((text) => this.#startupSettings.get(text)!.name.toLowerCase())
+    const { rows } = await this.#execute<{ name: string; same: boolean }>(
+      conn,
+      { text: STARTUP_SETTINGS_CHECK_SQL, params: [names] },
+      { timeoutMs: this.options.connectTimeoutMs },
+      false,
+    )
+    const same = new Set(rows.filter((row) => row.same).map((row) => row.name))
+    return !names.every((name) => same.has(name))
   }
 
   /**
@@ -859,7 +893,16 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * behind PgBouncer) nothing is read.
    */
   #noteReset(conn: PostgresConnection, text: string): void {
-    if (conn.setup.length > 0 && !conn.setupLost && resetsSession(text)) conn.setupLost = true
+    if (conn.setupResettable && !conn.setupLost && resetsSession(text)) conn.setupLost = true
+  }
+
+  /**
+   * The application took `conn.native`: what it runs there is never seen (`client.query('RESET ALL')`),
+   * so a connection whose setup a reset can drop (see PostgresConnection.setupResettable) gets it run
+   * again on release. One whose setup is all startup parameters needs nothing.
+   */
+  nativeLent(conn: PostgresConnection): void {
+    if (conn.setupResettable) conn.setupLost = true
   }
 
   /**
@@ -872,6 +915,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       const refused = this.#needsSession(query.text)
       if (refused) return Promise.reject(refused)
     }
+    // a function's body can reset settings the text does not show; what the text shows is read here too
+    this.#noteReset(conn, query.text)
     setPipeline(conn, true)
     // behind statements still in flight, writing at once gains nothing (the server answers in order):
     // the statements shared in this tick leave together. Alone, it leaves at once.
@@ -1022,6 +1067,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     hooks: ConnectionHooks,
     attempt?: { secured: boolean },
     startup = readFormatStartup(this.options.pgbouncer),
+    withSettings = true,
   ): Promise<PostgresConnection> {
     const { config, options } = this
     const guard = new ReadGuard()
@@ -1064,7 +1110,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // the output formats the parsers read, as startup parameters (see READ_FORMATS); pg sends a fixed set
     const pgClient = client as unknown as { getStartupConf(): Record<string, string> }
     const startupConf = pgClient.getStartupConf.bind(client)
-    pgClient.getStartupConf = () => ({ ...startupConf(), ...startup })
+    // sessionInit's plain SETs as startup parameters, the session's defaults (see #startupSettings);
+    // not to a PgBouncer the config does not declare (reopened with DateStyle alone: see refusesReadFormatStartup)
+    const settings = options.pgbouncer || !withSettings || !('IntervalStyle' in startup) ? [] : [...this.#startupSettings.values()]
+    const given = Object.fromEntries(settings.map(({ name, value }) => [name, value]))
+    pgClient.getStartupConf = () => ({ ...startupConf(), ...given, ...startup })
     // close() gave up on this connect: the socket in flight is destroyed (it kept the process alive)
     const abort = (): void => conn.kill()
     hooks.signal?.addEventListener('abort', abort, { once: true })
@@ -1077,11 +1127,15 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       // a PgBouncer the config does not declare: DateStyle alone at startup, the rest SET after connecting
       if (refusesReadFormatStartup(err, startup))
         return this.#open(host, address, ssl, password, hooks, attempt, readFormatStartup('session'))
+      // a setting the server refuses at startup (unknown name, bad value, not permitted): opened again
+      // without them, so that its SET fails as 'session init on ... failed', as without startup settings
+      if (settings.length > 0 && refusesStartupSetting(err)) return this.#open(host, address, ssl, password, hooks, attempt, startup, false)
       throw err
     } finally {
       hooks.signal?.removeEventListener('abort', abort)
     }
     conn.formatsBySet = !('IntervalStyle' in startup) && this.options.pgbouncer !== 'transaction'
+    conn.startupSettings = settings.map(({ name }) => name.toLowerCase())
     return conn
   }
 

@@ -82,6 +82,15 @@ export class PostgresConnection implements ReferencedHandle {
    */
   setup: readonly string[] = []
   /**
+   * @internal Part of {@link setup} is a plain SET a reset drops (not given as a startup parameter, or
+   * given as one the server did not take as its default): statements are then read for resets (see
+   * `resetsSession`), and a `conn.native` lent marks the setup lost. False when every setup statement
+   * became a startup parameter (a reset, however written, returns to it).
+   */
+  setupResettable = false
+  /** @internal The sessionInit settings sent as startup parameters on this connection (lower-cased names). */
+  startupSettings: readonly string[] = []
+  /**
    * @internal A read-lane connection (to a read replica, or the primary's read-only one used when no
    * replica may serve): a 25006 there is the application's write on the read lane, never a failover.
    */

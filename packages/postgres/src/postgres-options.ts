@@ -8,10 +8,15 @@ import { REPLICA_OPTION_KEYS, type PostgresReplicaOptions } from './postgres-rep
 /** Options of the {@link PostgresConnectionManager} beyond the {@link DatabaseConfig}. */
 export interface PostgresManagerOptions extends PostgresReplicaOptions {
   /**
-   * SQL run on every new connection after connecting (e.g. `SET search_path TO app`). Run again on
-   * release when a statement of the lease may have reset settings (`DISCARD ALL`, `RESET ALL`,
-   * `RESET search_path`, `SET search_path TO DEFAULT`, `RESET ROLE`...), which would drop what it
-   * SET for every later borrower; and after `sessionReset: 'clean'`. Default is none.
+   * SQL run on every new connection after connecting (e.g. `SET search_path TO app`). A statement of
+   * the form `SET [SESSION] name TO|= value` / `SET TIME ZONE value` (simple values, see
+   * startupParameterOf; not `role`) is also sent as a startup parameter on a direct connection, so
+   * any reset returns to it (checked per connection against `pg_settings.reset_val`). The others, and
+   * all behind PgBouncer, are run again on release when a statement may have reset settings
+   * (`DISCARD ALL`, `RESET ALL`, `RESET search_path`, `SET TIME ZONE LOCAL`, `set_config(...)`,
+   * `SET SESSION AUTHORIZATION`...: see resetsSession; a function's body is not seen) or after the
+   * lease took `conn.native`, which would drop what they SET for every later borrower; and after
+   * `sessionReset: 'clean'`. Default is none.
    */
   readonly sessionInit?: string | readonly string[]
   /** Deadline of one connect (TCP, TLS, auth, session init). Default is the pool's `createTimeoutMs`, else `10000`. */

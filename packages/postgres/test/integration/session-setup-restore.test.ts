@@ -8,6 +8,7 @@ import { admin, eventually, poolOn } from './helpers'
 // behind PgBouncer) for every later borrower of that connection: inserts went to public.items
 // instead of ledger.items, and statement_timeout / lock_timeout went to 0.
 
+const ROLE = `restore_role_${process.pid}`
 let db: TestDatabase
 let pool: DatabasePool<PostgresConnection> | undefined
 
@@ -15,7 +16,9 @@ beforeAll(async () => {
   db = await createTestDatabase()
   await admin(db.url, (c) =>
     c.query(
-      'create schema ledger; create table ledger.items (v int); create table public.items (v int); create table setup_runs (n int); create table restore_flag (x int)',
+      `create schema ledger; create table ledger.items (v int); create table public.items (v int); create table setup_runs (n int); create table restore_flag (x int);
+       create function do_reset() returns void language plpgsql as $$ begin execute 'RE' || 'SET search_path'; execute 'RE' || 'SET TimeZone'; end $$;
+       create role ${ROLE}`,
     ),
   )
 }, 120_000)
@@ -27,6 +30,7 @@ afterEach(async () => {
 
 afterAll(async () => {
   await db?.drop()
+  await admin(db.url.replace(/\/[^/]*$/, '/postgres'), (c) => c.query(`drop role if exists ${ROLE}`)).catch(() => undefined)
 }, 60_000)
 
 const LEDGER = 'SET search_path TO ledger, public'
@@ -55,8 +59,8 @@ describe('a statement that resets settings leaves the pool setup in place for th
       await pid()
       await pool.withConnection(async (conn) => {
         await conn.query('RESET ALL')
-        // inside the lease, the reset is what the application asked for
-        expect((await conn.query<{ sp: string }>("select current_setting('search_path') as sp")).rows[0]!.sp).toBe('"$user", public')
+        // a plain SET of sessionInit is a startup parameter, the session's default: RESET returns to it
+        expect((await conn.query<{ sp: string }>("select current_setting('search_path') as sp")).rows[0]!.sp).toBe('ledger, public')
       })
       await insert(3)
       await pool.transaction(async (tx) => {
@@ -120,6 +124,13 @@ describe('a statement that resets settings leaves the pool setup in place for th
       expect(await show()).toEqual(expected)
       await pool.withConnection((conn) => conn.query('reset statement_timeout'))
       expect(await show()).toEqual(expected)
+      // missed before (r12b): a NULL set_config, a comment, a native reset
+      await pool.query("select set_config('statement_timeout', NULL, false)")
+      expect(await show()).toEqual(expected)
+      await pool.query('set lock_timeout /* x */ to default')
+      expect(await show()).toEqual(expected)
+      await pool.withConnection((conn) => conn.native.client.query('reset all'))
+      expect(await show()).toEqual(expected)
       await pool.close({ timeoutMs: 5_000 })
     }
   })
@@ -145,5 +156,77 @@ describe('a statement that resets settings leaves the pool setup in place for th
     await eventually(() => destroyed.length > 0, 5_000, 'the connection whose setup failed to be destroyed')
     await admin(db.url, (c) => c.query('insert into restore_flag values (1)'))
     expect(Number((await pool.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid)).not.toBe(before)
+  })
+
+  // review r12b restore-miss / restore-data / restore-native: resets the text classifier missed
+  const RESETS: readonly [string, (pool: DatabasePool<PostgresConnection>) => Promise<unknown>][] = [
+    [
+      'set_config(name, NULL, false)',
+      (p) => p.query("select set_config('search_path', NULL, false) a, set_config('TimeZone', NULL, false) b"),
+    ],
+    ['a function whose body runs RESET', (p) => p.query('select do_reset()')],
+    ['a function in a transaction', (p) => p.transaction((tx) => tx.query('select do_reset()'))],
+    [
+      'SET TIME ZONE DEFAULT, SET search_path with a comment',
+      (p) =>
+        p.withConnection(async (c) => {
+          await c.query('SET TIME ZONE DEFAULT')
+          await c.query('SET search_path /*x*/ TO DEFAULT')
+        }),
+    ],
+    ['SET TIME ZONE LOCAL', (p) => p.query('SET TIME ZONE LOCAL; reset search_path')],
+    ['RESET ALL through conn.native', (p) => p.withConnection((c) => c.native.client.query('RESET ALL'))],
+    [
+      'a stream',
+      async (p) => {
+        for await (const row of p.stream(
+          "select 1 as x from (select set_config('search_path', NULL, false) a, set_config('TimeZone', NULL, false) b) s",
+        ))
+          void row
+      },
+    ],
+  ]
+
+  const AUCKLAND = "SET TIME ZONE 'Pacific/Auckland'"
+  const settings = async (p: DatabasePool<PostgresConnection>): Promise<Record<string, string>> =>
+    (await p.query<Record<string, string>>("select current_setting('search_path') sp, current_setting('TimeZone') tz, current_user cu"))
+      .rows[0]!
+
+  it.each(RESETS)('sessionInit SETs given as startup parameters: %s leaves search_path and TimeZone in place', async (_, reset) => {
+    pool = poolOn(db.url, { max: 1, min: 0, name: 'restore-startup' }, { sessionInit: [LEDGER, AUCKLAND] })
+    expect(await settings(pool)).toMatchObject({ sp: 'ledger, public', tz: 'Pacific/Auckland' })
+    await reset(pool)
+    expect(await settings(pool)).toMatchObject({ sp: 'ledger, public', tz: 'Pacific/Auckland' })
+    await pool.query('insert into items values (1)')
+    expect(await landed()).toEqual(['1->ledger'])
+  })
+
+  it('sessionInit statements that cannot be startup parameters (SET ROLE, set_config()): the text classifier and conn.native run the setup again', async () => {
+    const init = [
+      `SET ROLE ${ROLE}`,
+      "select set_config('search_path', 'ledger, public', false)",
+      "select set_config('TimeZone', 'Pacific/Auckland', false)",
+    ]
+    const expected = { sp: 'ledger, public', tz: 'Pacific/Auckland', cu: ROLE }
+    const cases: readonly ((p: DatabasePool<PostgresConnection>) => Promise<unknown>)[] = [
+      (p) => p.query("select set_config('search_path', NULL, false) a, set_config('TimeZone', NULL, false) b"),
+      (p) => p.query('SET TIME ZONE DEFAULT'),
+      (p) => p.query('SET TIME ZONE LOCAL'),
+      (p) => p.query('SET search_path /*x*/ TO DEFAULT'),
+      (p) => p.query('SET SESSION AUTHORIZATION postgres'),
+      (p) => p.withConnection((c) => c.native.client.query('RESET ALL; RESET ROLE; SET SESSION AUTHORIZATION DEFAULT; SET ROLE NONE')),
+    ]
+    for (const reset of cases) {
+      pool = poolOn(db.url, { max: 1, min: 0, name: 'restore-classifier' }, { sessionInit: init })
+      expect(await settings(pool)).toEqual(expected)
+      await reset(pool)
+      expect(await settings(pool)).toEqual(expected)
+      await pool.close({ timeoutMs: 5_000 })
+    }
+  })
+
+  it('a sessionInit SET the server refuses at startup fails as session init, as a SET always did', async () => {
+    pool = poolOn(db.url, { max: 1, min: 0, name: 'restore-refused' }, { sessionInit: ['SET no_such_setting TO 1'] })
+    await expect(pool.query('select 1')).rejects.toThrow(/session init on .* failed: .*no_such_setting/)
   })
 })

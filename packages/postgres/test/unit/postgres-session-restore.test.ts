@@ -1,4 +1,5 @@
 import { resetsSession } from '../../src/postgres-session-restore'
+import { startupParameterOf } from '../../src/postgres-session-startup'
 
 describe('resetsSession: statements that put settings back to their defaults (the pool setup runs again on release)', () => {
   it.each([
@@ -17,6 +18,17 @@ describe('resetsSession: statements that put settings back to their defaults (th
     'select 1; reset all',
     'do $$ begin reset all; end $$',
     "do $$ begin execute 'discard all'; end $$",
+    // missed before (review r12b restore-miss): a NULL set_config resets, TIME ZONE / NAMES forms,
+    // a comment inside, SESSION AUTHORIZATION to a user (drops a SET ROLE)
+    "select set_config('search_path', NULL, false)",
+    'select set_config($1, $2, false)',
+    'SET TIME ZONE DEFAULT',
+    'set session time zone local',
+    'SET NAMES DEFAULT',
+    'SET search_path /*x*/ TO DEFAULT',
+    'SET search_path -- why\n TO DEFAULT',
+    'SET SESSION AUTHORIZATION app',
+    'set session session authorization postgres',
   ])('%s: yes', (text) => {
     expect(resetsSession(text)).toBe(true)
   })
@@ -26,7 +38,7 @@ describe('resetsSession: statements that put settings back to their defaults (th
     'insert into items values ($1)',
     'SET search_path TO public',
     'SET ROLE app',
-    'SET SESSION AUTHORIZATION app',
+    "SET TIME ZONE 'UTC'",
     'DISCARD PLANS',
     'DISCARD TEMP',
     'DISCARD SEQUENCES',
@@ -35,5 +47,38 @@ describe('resetsSession: statements that put settings back to their defaults (th
     'select presets from t',
   ])('%s: no', (text) => {
     expect(resetsSession(text)).toBe(false)
+  })
+})
+
+describe('startupParameterOf: sessionInit statements given as startup parameters (a reset returns to them)', () => {
+  it.each([
+    ['SET search_path TO ledger, public', { name: 'search_path', value: 'ledger, public' }],
+    ["SET TIME ZONE 'Pacific/Auckland'", { name: 'TimeZone', value: 'Pacific/Auckland' }],
+    ["set session statement_timeout = '5s';", { name: 'statement_timeout', value: '5s' }],
+    ['SET lock_timeout=5000', { name: 'lock_timeout', value: '5000' }],
+    ['SET search_path TO Ledger', { name: 'search_path', value: 'ledger' }],
+    ["SET app.tenant TO 'it''s, a b'", { name: 'app.tenant', value: "it's, a b" }],
+  ])('%s: %j', (text, expected) => {
+    expect(startupParameterOf(text)).toEqual(expected)
+  })
+
+  it.each([
+    'SET search_path TO DEFAULT',
+    'SET TIME ZONE LOCAL',
+    'SET ROLE app',
+    'SET role TO app',
+    'SET SESSION AUTHORIZATION app',
+    'SET search_path /*x*/ TO a',
+    "SET x.y TO 'a\\b'",
+    "SET x.y TO E'a'",
+    'SET LOCAL lock_timeout TO 1',
+    'SET search_path TO "Ledger"',
+    'SET lock_timeout TO 1; SET statement_timeout TO 2',
+    "select set_config('search_path', 'ledger', false)",
+    'SET DateStyle TO ISO',
+    'SET client_encoding TO LATIN1',
+    'SET default_transaction_read_only = on',
+  ])('%s: stays a statement', (text) => {
+    expect(startupParameterOf(text)).toBeUndefined()
   })
 })

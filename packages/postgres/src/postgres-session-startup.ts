@@ -1,0 +1,86 @@
+/**
+ * Settings a connection can be given at startup (parameters of the startup message, which PostgreSQL
+ * applies as `-c name=value`, source `client`) instead of with a SET after connecting: they become the
+ * session's default, so `RESET name`, `RESET ALL`, `DISCARD ALL`, `SET name TO DEFAULT`,
+ * `set_config(name, NULL, false)`, also from inside a function, all return to them. A SET after
+ * connecting is lost to any of those (see resetsSession, which only sees statement texts).
+ */
+
+/**
+ * Names never sent as a startup parameter: pg sends them itself (`client_encoding`, the connection's
+ * identity), the pool sets them (the output formats its row parsers read, a read lane's read-only
+ * mode), or a reset does not return to the startup value (`role`: `SET SESSION AUTHORIZATION` and
+ * `SET ROLE NONE` drop it whatever the default, and `RESET ALL` leaves it).
+ */
+const NOT_AT_STARTUP = new Set([
+  'user',
+  'database',
+  'options',
+  'replication',
+  'application_name',
+  'fallback_application_name',
+  'client_encoding',
+  'datestyle',
+  'intervalstyle',
+  'extra_float_digits',
+  'default_transaction_read_only',
+  'transaction_read_only',
+  'transaction_isolation',
+  'transaction_deferrable',
+  'role',
+  'session_authorization',
+])
+
+const WORD = /^[A-Za-z_][A-Za-z0-9_$]*$/
+/** One value of a SET: a number, an unquoted word (folded to lower case as PostgreSQL does), a plain string literal. */
+const ITEM = /\s*(?:(-?\d+(?:\.\d+)?)|([A-Za-z_][A-Za-z0-9_$]*)|'((?:[^'\\]|'')*)')\s*/y
+
+/**
+ * The startup parameter `statement` amounts to, when it is exactly one `SET [SESSION] name TO|= value`
+ * (or `SET [SESSION] TIME ZONE value`), an optional `;` after it; the value a number, an unquoted word
+ * or a string literal without backslashes, or a comma list of those (`ledger, public`). Anything else
+ * (comments, `SET LOCAL`, `DEFAULT`, double-quoted identifiers, several statements, a function call)
+ * is undefined: it stays a statement run after connecting. The caller checks on each connection that
+ * the server's default (`reset_val`) then equals what the SET gave (see STARTUP_SETTINGS_CHECK_SQL).
+ */
+export function startupParameterOf(statement: string): { readonly name: string; readonly value: string } | undefined {
+  const m = /^\s*set\s+(?:session\s+)?(?:(time\s+zone)\s+|([A-Za-z_][\w.$]*)\s*(?:=|\s+to\b))(.*?)\s*;?\s*$/is.exec(statement)
+  if (m === null) return undefined
+  const name = m[1] !== undefined ? 'TimeZone' : m[2]!
+  if (NOT_AT_STARTUP.has(name.toLowerCase()) || !name.split('.').every((part) => WORD.test(part))) return undefined
+  const values: string[] = []
+  const text = m[3]!
+  let at = 0
+  for (;;) {
+    ITEM.lastIndex = at
+    const item = ITEM.exec(text)
+    if (item === null) return undefined
+    const [, number, word, literal] = item
+    if (word !== undefined && /^(?:default|local)$/i.test(word)) return undefined
+    values.push(number ?? (word !== undefined ? word.toLowerCase() : literal!.replace(/''/g, "'")))
+    at = ITEM.lastIndex
+    if (at === text.length) break
+    if (text[at] !== ',') return undefined
+    at++
+  }
+  if (m[1] !== undefined && values.length !== 1) return undefined
+  return { name, value: values.join(', ') }
+}
+
+/**
+ * Per setting given at startup (lower-cased name): whether the server's default (`reset_val`) equals
+ * the value the SET after connecting gave. A name absent from `pg_settings` (a custom `app.x`
+ * placeholder on some versions, `role`) is not covered.
+ */
+export const STARTUP_SETTINGS_CHECK_SQL =
+  'select lower(name) as name, setting = reset_val as same from pg_settings where lower(name) = any($1::text[])'
+
+/**
+ * The server refused a startup parameter (SQLSTATE 42704 unknown name, 22023 / 22P02 bad value, 42501
+ * not permitted, 55P02 not settable now): the connection is opened again without the settings, so
+ * their SETs fail as `sessionInit` always did.
+ */
+export function refusesStartupSetting(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && ['42704', '22023', '22P02', '42501', '55P02', '0A000'].includes(code)
+}
