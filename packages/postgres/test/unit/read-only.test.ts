@@ -3,8 +3,6 @@ import { join } from 'node:path'
 import { DatabaseConfig } from '@dbpool/core'
 import { PostgresConnectionManager } from '../../src/postgres-connection-manager'
 import { isReadOnlyStatement } from '../../src/postgres-read-only'
-import { DatabaseConfig } from '@dbpool/core'
-import { PostgresConnectionManager } from '../../src/postgres-connection-manager'
 import type { PostgresManagerOptions } from '../../src/postgres-options'
 import { parseLsn, readOnlyViaOf, replicaPgBouncerMode, replicaStatusOf, resolveReplicaOptions } from '../../src/postgres-replicas'
 
