@@ -240,6 +240,21 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     if (readTargets.length > 0 || this.config.hosts.length > 1) this.serverOf = (conn) => ({ address: conn.host, port: conn.port })
   }
 
+  /**
+   * A replica connect that PgBouncer refused for the read-only startup option ("unsupported startup
+   * parameter: options"): the replica's own URL does not say it is behind PgBouncer (the primary's
+   * `pgbouncer` option does not apply to replicas). Same code, with the fix in the message.
+   */
+  #behindPgBouncerHint(err: unknown): unknown {
+    if (this.#readOnlyVia !== 'startup' || !DatabaseError.is(err) || !/unsupported startup parameter: options/i.test(err.message))
+      return err
+    return new DatabaseError(
+      err.code,
+      `${err.message} (the replica ${hostLabel(this.config.host, this.config.port)} is behind PgBouncer: add ?pgbouncer=true to its URL, or pgbouncer: true to its config; the pgbouncer option describes the primary only)`,
+      { backend: 'postgres', sqlState: err.sqlState, cause: err.cause ?? err, retryable: err.retryable, detail: err.detail },
+    )
+  }
+
   /** Makes this (read-lane) manager's sessions read-only `via` the startup option, a SET after connecting, or not at all. */
   #makeReadOnly(via: ReadOnlyVia): void {
     this.#readOnlyVia = via
@@ -333,7 +348,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       }
       const replica = this.#replicaManagers[target]
       if (!replica) throw new DatabaseError('CONFIGURATION', `there is no replica ${target} (${this.#replicaManagers.length} configured)`)
-      const conn = await replica.connect('read', hooks)
+      let conn: PostgresConnection
+      try {
+        conn = await replica.connect('read', hooks)
+      } catch (err) {
+        throw replica.#behindPgBouncerHint(err)
+      }
       conn.onReplica = true
       conn.readOnlySession = replica.#readOnlyVia !== 'none'
       await replica.#checkStandby(conn)

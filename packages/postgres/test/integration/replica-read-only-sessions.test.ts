@@ -1,4 +1,4 @@
-import type { DatabasePool } from '@dbpool/core'
+import type { DatabasePool, ReplicaStateInfo } from '@dbpool/core'
 import { createPostgresPool, type PostgresConnection } from '@dbpool/postgres'
 import {
   createTestDatabase,
@@ -51,15 +51,22 @@ withBouncer("a replica's PgBouncer setting is its own, not the primary's", () =>
   let cluster: PostgresCluster
   let sessionBouncer: PgBouncer
   let replicaBouncer: PgBouncer
+  let strictReplicaBouncer: PgBouncer
 
   beforeAll(async () => {
     cluster = await startPostgresCluster({ replicas: 1, pgbouncer: 'transaction' })
     sessionBouncer = await startPgBouncer(cluster.primaryUrl, { poolMode: 'session', poolSize: 4, ignoreStartupParameters: [] })
     replicaBouncer = await startPgBouncer(cluster.replicaUrls[0]!, { poolMode: 'session', poolSize: 4, ignoreStartupParameters: [] })
+    strictReplicaBouncer = await startPgBouncer(cluster.replicaUrls[0]!, {
+      poolMode: 'transaction',
+      poolSize: 2,
+      ignoreStartupParameters: [],
+    })
   }, 240_000)
 
   afterAll(async () => {
     await replicaBouncer?.stop()
+    await strictReplicaBouncer?.stop()
     await sessionBouncer?.stop()
     await cluster?.close()
   }, 60_000)
@@ -121,6 +128,20 @@ withBouncer("a replica's PgBouncer setting is its own, not the primary's", () =>
         expect(await readOnlySetting(pool)).toBe('on')
       }
     }
+  })
+
+  it('a replica behind PgBouncer in transaction mode: ?pgbouncer=true on its URL reaches it; without, the refusal says to add it', async () => {
+    const viaBouncer = strictReplicaBouncer.urlFor(cluster.replicaUrls[0]!)
+    const marked = track(
+      createPostgresPool(cluster.primaryUrl, { min: 0, max: 1 }, { pgbouncer: 'transaction', replicas: [`${viaBouncer}?pgbouncer=true`] }),
+    )
+    expect(await isStandby(marked)).toBe(true)
+    const unmarked = track(createPostgresPool(cluster.primaryUrl, { min: 0, max: 1 }, { replicas: [viaBouncer] }))
+    const states: ReplicaStateInfo[] = []
+    unmarked.on('replica', (info) => states.push(info))
+    // refused by PgBouncer: taken out, the read runs on the primary
+    expect(await isStandby(unmarked)).toBe(false)
+    expect(states[0]?.error?.message).toMatch(/unsupported startup parameter: options .*add \?pgbouncer=true to its URL/)
   })
 
   // last: it promotes the standby
