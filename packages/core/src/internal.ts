@@ -26,6 +26,7 @@ export {
   checkBoolean,
   checkString,
   checkFraction,
+  checkPool,
 } from './config/validate'
 export { checkExecuteOptions, checkQueryOptions, checkSignal } from './config/call-options'
 export {

@@ -24,7 +24,12 @@ export interface HealthHandlerOptions {
    * observes each pool's connection gauges; `false` turns `/metrics` off (404).
    */
   readonly metrics?: MetricsRegistry | false
-  /** The three paths. Defaults are `/health`, `/ready` and `/metrics`. */
+  /**
+   * The three paths. Defaults are `/health`, `/ready` and `/metrics`. Each starts with `/`, is `/`
+   * or `/`-led segments of URL path characters (no query, fragment, space or empty segment: no
+   * request could reach it) and differs from the others (`metrics` only while `/metrics` is served):
+   * else CONFIGURATION naming `health handler.paths.<key>`.
+   */
   readonly paths?: { readonly health?: string; readonly ready?: string; readonly metrics?: string }
   /**
    * Show every caller the detail of `/ready` (each pool's target, backend, server version, stats,
@@ -69,6 +74,8 @@ export interface PoolReadiness {
 
 const OPTION_KEYS = ['timeoutMs', 'health', 'metrics', 'paths', 'details', 'token'] as const
 const PATH_KEYS = ['health', 'ready', 'metrics'] as const
+/** A configured path a request can reach: `/`-led segments of RFC 3986 `pchar`s, none empty, an optional trailing `/`. */
+const SERVABLE_PATH = /^(\/[A-Za-z0-9\-._~!$&'()*+,;=:@%]+)+\/?$/
 const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 
 type Pools = () => [string, DatabasePool<unknown>][]
@@ -183,10 +190,16 @@ function resolveOptions(options: HealthHandlerOptions): {
   const timeoutMs = raw.timeoutMs === undefined ? 2_000 : checkInteger('health handler.timeoutMs', raw.timeoutMs, 1, 600_000)
   const health = requireObject('health handler.health', raw.health) as Omit<HealthCheckOptions, 'timeoutMs'>
   rejectUnknownKeys('health handler.health', health, ['degradedUtilization', 'slowPingMs', 'deep'])
+  const metrics = raw.metrics as Partial<MetricsRegistry> | null | undefined | false
   if (
-    raw.metrics !== undefined &&
-    raw.metrics !== false &&
-    typeof (raw.metrics as Partial<MetricsRegistry> | null)?.scrape !== 'function'
+    metrics !== undefined &&
+    metrics !== false &&
+    !(metrics instanceof MetricsRegistry) &&
+    (metrics === null ||
+      typeof metrics !== 'object' ||
+      typeof metrics.scrape !== 'function' ||
+      typeof metrics.poolOptions !== 'function' ||
+      typeof metrics.collector !== 'function')
   ) {
     throw configError('health handler.metrics', raw.metrics, 'must be a MetricsRegistry (createMetricsRegistry()) or false')
   }
@@ -197,8 +210,21 @@ function resolveOptions(options: HealthHandlerOptions): {
     if (rawPaths[key] === undefined) continue
     const value = checkString(`health handler.paths.${key}`, rawPaths[key])
     if (!value.startsWith('/')) throw configError(`health handler.paths.${key}`, value, 'must start with /')
+    // a request's path (see pathOf) never holds a query, a fragment, a space or an empty segment
+    if (value !== '/' && !SERVABLE_PATH.test(value))
+      throw configError(
+        `health handler.paths.${key}`,
+        value,
+        'can never match a request: use "/" or segments of letters, digits and -._~!$&\'()*+,;=:@% (no query, fragment, space or empty segment)',
+      )
     paths[key] = trimSlash(value)
   }
+  // one path for two routes: the second could never be reached
+  const served = raw.metrics === false ? (['health', 'ready'] as const) : PATH_KEYS
+  for (const [i, key] of served.entries())
+    for (const other of served.slice(0, i))
+      if (paths[key] === paths[other])
+        throw configError(`health handler.paths.${key}`, paths[key], `is also the ${other} path: each route needs its own path`)
   return { timeoutMs, health, metrics: raw.metrics as MetricsRegistry | false | undefined, paths }
 }
 

@@ -113,6 +113,7 @@ export class MetricsRegistry {
    * given: `registry.collector('other')`) or when a series of its name already reports here.
    */
   async scrape(pools: Iterable<ObservedPool> = []): Promise<string> {
+    const observed = observedPools(pools)
     let metrics = await this.#collect()
     const seen = poolNames(metrics)
     let added = false
@@ -123,7 +124,7 @@ export class MetricsRegistry {
       this.#fallbacks.delete(pool)
       added = true
     }
-    for (const pool of pools) {
+    for (const pool of observed) {
       if (!pool.isOpen || seen.has(pool.name) || this.#fallbacks.has(pool) || pool.metrics?.recordsOn?.(this.meter) === true) continue
       const collector = new MetricsCollector(pool.name, { meter: this.meter })
       collector.bind(() => pool.stats())
@@ -167,4 +168,21 @@ function poolNames(metrics: ResourceMetrics): Set<string> {
     }
   }
   return names
+}
+
+/**
+ * `scrape()`'s pools as an array, checked first: CONFIGURATION naming `metrics registry scrape pools`
+ * when it is not iterable, or `metrics registry scrape pools[i]` for an entry that is not a pool (a
+ * TypeError mid-scrape, or an object silently skipped).
+ */
+function observedPools(pools: unknown): ObservedPool[] {
+  if (pools === null || typeof pools !== 'object' || typeof (pools as Partial<Iterable<unknown>>)[Symbol.iterator] !== 'function')
+    throw configError('metrics registry scrape pools', pools, 'must be an iterable of pools (an array)')
+  const list = [...(pools as Iterable<unknown>)]
+  list.forEach((pool, i) => {
+    const p = pool as Partial<ObservedPool> | null
+    if (p === null || typeof p !== 'object' || typeof p.name !== 'string' || typeof p.isOpen !== 'boolean' || typeof p.stats !== 'function')
+      throw configError(`metrics registry scrape pools[${i}]`, pool, 'must be a DatabasePool')
+  })
+  return list as ObservedPool[]
 }

@@ -91,6 +91,24 @@ export function requireObject(scope: string, input: unknown): Record<string, unk
   return input as Record<string, unknown>
 }
 
+/**
+ * Throws CONFIGURATION naming `option` unless `value` is a pool (a `DatabasePool`: told by its
+ * methods, so a pool of another copy of `@dbpool/core` passes).
+ */
+export function checkPool(option: string, value: unknown): void {
+  const pool = value as Record<string, unknown> | null | undefined
+  if (
+    pool === null ||
+    typeof pool !== 'object' ||
+    typeof pool.ping !== 'function' ||
+    typeof pool.stats !== 'function' ||
+    typeof pool.backendChecks !== 'function' ||
+    typeof pool.close !== 'function' ||
+    typeof pool.name !== 'string'
+  )
+    throw configError(option, value, 'must be a DatabasePool (createPostgresPool, createSqlitePool, PoolFactory.create)')
+}
+
 /** Validates an integer within bounds (inclusive). */
 export function checkInteger(option: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {

@@ -3,6 +3,7 @@ import {
   MAX_TIMER_MS,
   checkBoolean,
   checkInteger,
+  checkPool,
   configError,
   rejectExtraArguments,
   rejectUnknownKeys,
@@ -69,8 +70,14 @@ export class HealthChecker {
     }
   }
 
-  /** Healthy, degraded (saturated or slow) or unhealthy (cannot connect, query or integrity fails). */
-  async check(pool: DatabasePool<unknown>): Promise<HealthReport> {
+  /**
+   * Healthy, degraded (saturated or slow) or unhealthy (cannot connect, query or integrity fails).
+   * Never rejects for the pool's state; rejects with CONFIGURATION naming `health check pool` when
+   * `pool` is not a DatabasePool (it was a TypeError), or `check argument` for an argument after it.
+   */
+  async check(pool: DatabasePool<unknown>, ...extra: []): Promise<HealthReport> {
+    checkPool('health check pool', pool)
+    rejectExtraArguments('check', extra)
     const started = performance.now()
     const { timeoutMs } = this.#options
     let checks: HealthCheckDetail[]

@@ -1,5 +1,5 @@
 import { checkCloseOptions } from '../config/call-options'
-import { configError } from '../config/validate'
+import { checkBoolean, checkPool, configError, rejectExtraArguments, rejectUnknownKeys, requireObject } from '../config/validate'
 import { DatabaseError } from '../errors/database-error'
 import { HealthChecker, worstStatus, type HealthCheckOptions } from '../health/health-checker'
 import type { HealthReport, HealthStatus } from '../health/health-report'
@@ -20,11 +20,19 @@ export class PoolManager {
   #primary: string | undefined
   #closed = false
 
+  /** Takes no argument: pools are added with {@link add}; an argument is CONFIGURATION naming `PoolManager argument`. */
+  constructor(...extra: []) {
+    rejectExtraArguments('PoolManager', extra)
+  }
+
   /**
    * Adds a pool under a unique name. Throws POOL_CLOSED once `closeAll()` was called (the pool is not
    * adopted and stays as it is: its owner closes it), CONFIGURATION naming `pool name` for an empty or
    * taken name, and CONFIGURATION naming `pool` when the same pool object is already registered under
-   * another name (one pool counted twice in health and closed twice).
+   * another name (one pool counted twice in health and closed twice). CONFIGURATION naming `pool`
+   * when `pool` is not a DatabasePool (it failed later, in `closeAll()` and `/ready`), naming
+   * `pool manager add options` for options that are not an object or have an unknown key, naming
+   * `pool manager add options.primary` when it is not a boolean.
    */
   add(name: string, pool: DatabasePool<unknown>, options: { readonly primary?: boolean } = {}): this {
     if (this.#closed)
@@ -32,11 +40,16 @@ export class PoolManager {
         retryable: false,
       })
     if (typeof name !== 'string' || name.length === 0) throw configError('pool name', name, 'must be a non-empty string')
+    checkPool('pool', pool)
+    if (options === null) throw configError('pool manager add options', options, 'must be an object')
+    const raw = requireObject('pool manager add options', options)
+    rejectUnknownKeys('pool manager add options', raw, ['primary'])
+    const primary = raw.primary === undefined ? false : checkBoolean('pool manager add options.primary', raw.primary)
     if (this.#pools.has(name)) throw configError('pool name', name, 'is already registered')
     for (const [known, registered] of this.#pools)
       if (registered === pool) throw configError('pool', name, `is the pool already registered as "${known}"`)
     this.#pools.set(name, pool)
-    if (options.primary || this.#primary === undefined) this.#primary = name
+    if (primary || this.#primary === undefined) this.#primary = name
     return this
   }
 

@@ -8,7 +8,7 @@ import {
   type Meter,
   type ObservableUpDownCounter,
 } from '@opentelemetry/api'
-import { rejectExtraArguments } from '../config/validate'
+import { configError, rejectExtraArguments, rejectUnknownKeys, requireObject } from '../config/validate'
 import type { PoolStatsSnapshot } from '../errors/database-error'
 
 /** The OpenTelemetry semantic-convention names dbpool records. */
@@ -144,7 +144,14 @@ export class MetricsCollector {
   #observing = false
   #closed = false
 
+  /**
+   * @throws DatabaseError CONFIGURATION naming `metrics collector poolName` (not a non-empty string),
+   *   `metricsOptions` (not an object, an unknown key) or `metricsOptions.meter` (not a Meter).
+   */
   constructor(poolName: string, options: MetricsCollectorOptions = {}) {
+    if (typeof poolName !== 'string' || poolName.length === 0)
+      throw configError('metrics collector poolName', poolName, 'must be a non-empty string (the pool name)')
+    checkCollectorOptions(options)
     this.poolName = poolName
     this.#attrs = { [POOL_NAME_ATTRIBUTE]: poolName }
     const meter = (this.#meter = options.meter ?? otel.getMeter('@dbpool/core', '0.1.0'))
@@ -242,6 +249,7 @@ export class MetricsCollector {
 
   /** Connects the gauges to a source of pool counters (the pool does this). */
   bind(stats: () => PoolStatsSnapshot): void {
+    if (typeof stats !== 'function') throw configError('metrics collector bind stats', stats, 'must be a function returning pool stats')
     this.#stats = stats
   }
 
@@ -331,4 +339,21 @@ export class MetricsCollector {
     if (list) MetricsCollector.#elect(list)
     else this.#unreport()
   }
+}
+
+/** @internal CONFIGURATION for collector options that are not an object, have an unknown key, or a `meter` that is not a Meter. */
+export function checkCollectorOptions(options: unknown): void {
+  if (options === null) throw configError('metricsOptions', options, 'must be an object')
+  const raw = requireObject('metricsOptions', options)
+  rejectUnknownKeys('metricsOptions', raw, ['meter'])
+  const meter = raw.meter as Partial<Meter> | null | undefined
+  if (
+    meter !== undefined &&
+    (meter === null ||
+      typeof meter !== 'object' ||
+      typeof meter.createCounter !== 'function' ||
+      typeof meter.createHistogram !== 'function' ||
+      typeof meter.createObservableUpDownCounter !== 'function')
+  )
+    throw configError('metricsOptions.meter', meter, 'must be an OpenTelemetry Meter (metrics.getMeter(...))')
 }

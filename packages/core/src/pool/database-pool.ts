@@ -21,7 +21,7 @@ import type {
   SessionFeatures,
 } from '../driver/connection-manager'
 import type { HealthCheckDetail } from '../health/health-report'
-import { MetricsCollector, type MetricsCollectorOptions } from '../metrics/metrics-collector'
+import { MetricsCollector, checkCollectorOptions, type MetricsCollectorOptions } from '../metrics/metrics-collector'
 import { isSqlFragment, type CompiledQuery } from '../sql/sql'
 import { describeValue } from '../sql/parameters'
 import { runTransaction, type TransactionOptions } from '../transaction/transaction'
@@ -197,6 +197,7 @@ export class DatabasePool<out C = unknown> {
       else process.emitWarning(`dbpool: a "${event}" listener threw: ${err instanceof Error ? err.message : String(err)}`, 'DbpoolWarning')
     })
     const logger = checkLogger(options.logger)
+    checkTelemetryOptions(options)
     this.metrics = options.metrics ?? new MetricsCollector(this.config.name, options.metricsOptions)
     this.metrics.bind(() => this.stats())
     this.#telemetry = new PoolTelemetry({
@@ -1511,4 +1512,25 @@ function leftOpenByCallback(backend: Backend, state: 'open' | 'failed', cause: D
 
 function toDatabaseError(manager: ConnectionManager<unknown>, err: unknown): DatabaseError {
   return DatabaseError.is(err) ? err : manager.mapError(err)
+}
+
+/**
+ * CONFIGURATION naming `pool.metrics` (not a MetricsCollector), `metricsOptions...` (see
+ * checkCollectorOptions) or `pool.tracer` (not an OpenTelemetry Tracer: every statement then threw a
+ * TypeError, `startSpan is not a function`).
+ */
+function checkTelemetryOptions(options: DatabasePoolOptions): void {
+  const metrics = options.metrics as Partial<MetricsCollector> | null | undefined
+  if (metrics !== undefined && (metrics === null || typeof metrics !== 'object' || typeof metrics.bind !== 'function'))
+    throw configError('pool.metrics', metrics, 'must be a MetricsCollector (new MetricsCollector(name), registry.collector(name))')
+  if (options.metrics === undefined) checkCollectorOptions(options.metricsOptions)
+  const tracer = options.tracer as Partial<Tracer> | null | undefined
+  if (
+    tracer !== undefined &&
+    (tracer === null ||
+      typeof tracer !== 'object' ||
+      typeof tracer.startSpan !== 'function' ||
+      typeof tracer.startActiveSpan !== 'function')
+  )
+    throw configError('pool.tracer', tracer, 'must be an OpenTelemetry Tracer (trace.getTracer(...))')
 }
