@@ -229,6 +229,8 @@ class PostgresListener implements PoolExtension {
   #unwarned = 0
   /** LISTEN, UNLISTEN, connects and closes run one after another. */
   #chain: Promise<unknown> = Promise.resolve()
+  /** Aborts the connect in flight (see {@link #abandonConnect}). */
+  #connecting: AbortController | undefined
 
   constructor(manager: PostgresConnectionManager, pool: DatabasePool<PostgresConnection>) {
     this.#manager = manager
@@ -269,6 +271,9 @@ class PostgresListener implements PoolExtension {
   }
 
   unsubscribe(subscription: ChannelSubscription): Promise<void> {
+    // the last subscription going: a (re)connect in flight is for nobody, and would hold unlisten() up to its connect timeout
+    const others = [...this.#channels.values()].some((set) => set.size > (set.has(subscription) ? 1 : 0))
+    if (!others) this.#abandonConnect()
     return this.#serial(async () => {
       const { channel } = subscription
       const set = this.#channels.get(channel)
@@ -284,7 +289,16 @@ class PostgresListener implements PoolExtension {
   async close(): Promise<void> {
     this.#closed = true
     this.#channels.clear()
+    clearTimeout(this.#retry)
+    this.#retry = undefined
+    // a reconnect in flight (a host that does not answer) would hold close() up to its connect timeout
+    this.#abandonConnect()
     await this.#serial(() => this.#end())
+  }
+
+  /** Aborts the connect in flight, if any: the manager destroys its socket and tries no further host. */
+  #abandonConnect(): void {
+    this.#connecting?.abort(new DatabaseError('POOL_CLOSED', 'the LISTEN connection is no longer wanted: connect abandoned'))
   }
 
   #serial<T>(step: () => Promise<T>): Promise<T> {
@@ -294,7 +308,21 @@ class PostgresListener implements PoolExtension {
   }
 
   async #connect(): Promise<PostgresConnection> {
-    const conn = await this.#manager.connect('write', { onLost: () => this.#lost(conn) })
+    const controller = (this.#connecting = new AbortController())
+    let conn: PostgresConnection
+    try {
+      conn = await this.#manager.connect('write', { onLost: () => this.#lost(conn), signal: controller.signal })
+    } catch (err) {
+      if (controller.signal.aborted) throw controller.signal.reason
+      throw err
+    } finally {
+      if (this.#connecting === controller) this.#connecting = undefined
+    }
+    if (controller.signal.aborted && !this.#closed) {
+      // connected just as the last subscription went: not wanted any more
+      await this.#manager.destroy(conn)
+      throw controller.signal.reason
+    }
     conn.client.on('notification', (message) => {
       if (this.#conn !== conn) return
       const set = this.#channels.get(message.channel)
@@ -391,6 +419,8 @@ class PostgresListener implements PoolExtension {
       try {
         await this.#listenAll(undefined)
       } catch (err) {
+        // close() or the last unlisten() abandoned the attempt: nothing to report or retry
+        if (this.#closed || (DatabaseError.is(err) && err.code === 'POOL_CLOSED')) return
         const error = DatabaseError.is(err) ? err : this.#manager.mapError(err)
         const attempt = this.#attempts
         let unheard = false

@@ -221,3 +221,61 @@ describe('the event loop blocked past the liveness deadline (a long synchronous 
     }
   })
 })
+
+describe('close() and the last unlisten() while the LISTEN connection reconnects to a host that does not answer', () => {
+  /** Resolves 'done' when `promise` settles, 'pending' after `ms` (far below the 60 s connect timeout). */
+  function settlesWithin(promise: Promise<unknown>, ms: number): Promise<'done' | 'pending'> {
+    let timer: NodeJS.Timeout | undefined
+    return Promise.race([
+      promise.then(
+        () => 'done' as const,
+        () => 'done' as const,
+      ),
+      new Promise<'pending'>((resolve) => (timer = setTimeout(() => resolve('pending'), ms))),
+    ]).finally(() => clearTimeout(timer))
+  }
+
+  /** A pool LISTENing through a proxy that then drops every connection and blackholes the new ones: its reconnect hangs. */
+  async function reconnecting(name: string) {
+    const target = new URL(db.url)
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) })
+    // the old code waited for the connect attempt: up to its 60 s deadline
+    const pool = poolOn(proxy.urlFor(db.url), { min: 0, max: 1, name, createTimeoutMs: 60_000 }, { connectTimeoutMs: 60_000 })
+    const sub = await listen(pool, `${name}_ch`, () => undefined)
+    const errors: DatabaseError[] = []
+    sub.on('error', (err) => errors.push(err))
+    proxy.blackhole()
+    const before = proxy.connections
+    proxy.resetAll()
+    // the reconnect attempt is in flight once the proxy holds a new connection
+    await eventually(() => proxy.connections > 0 && proxy.connections <= before, 10_000, 'the reconnect attempt')
+    await sleep(200)
+    return { pool, sub, proxy, errors }
+  }
+
+  it('pool.close({ timeoutMs }) abandons the reconnect (was: waited for its connect timeout)', async () => {
+    const { pool, proxy } = await reconnecting('listen_close_rc')
+    try {
+      expect(await settlesWithin(pool.close({ timeoutMs: 1_000 }), 10_000)).toBe('done')
+      await eventually(() => proxy.connections === 0, 5_000, 'the abandoned socket to be closed')
+    } finally {
+      await pool.close()
+      await proxy.close()
+    }
+  })
+
+  it('the last unlisten() abandons it too, with no error event for it', async () => {
+    const { pool, sub, proxy, errors } = await reconnecting('listen_unlisten_rc')
+    try {
+      const before = errors.length
+      expect(await settlesWithin(sub.unlisten(), 10_000)).toBe('done')
+      expect(pool.stats().dedicated).toBe(0)
+      await eventually(() => proxy.connections === 0, 5_000, 'the abandoned socket to be closed')
+      await sleep(300)
+      expect(errors.length).toBe(before)
+    } finally {
+      await pool.close({ timeoutMs: 1_000 })
+      await proxy.close()
+    }
+  })
+})
