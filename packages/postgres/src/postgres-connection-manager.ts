@@ -170,7 +170,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   /** Passwords handed to pg recently, scrubbed from every native message. */
   readonly #secrets: string[] = []
   /** #lone's verdict per statement text. */
-  readonly #lonely = new Map<string, boolean>()
+  readonly #lonely = new Map<string, boolean | 'read'>()
   /** sessionStatement's verdict per statement text (PgBouncer in transaction mode checks every statement). */
   /** What the array-parameter check learnt (see ArrayParameterCheck). */
   readonly #arrayCheck = new ArrayParameterCheck()
@@ -293,9 +293,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   /**
    * Whether a lone statement may share a pipelined connection: one statement (no `;` inside), not
    * transaction or session control, not a cursor or COPY, not a procedure (which may commit), and
-   * not hidden behind a leading comment. Anything doubtful runs on a connection of its own.
+   * not hidden behind a leading comment. Anything doubtful runs on a connection of its own. `'read'`
+   * when it is also known read-only ({@link isReadOnlyStatement}: no locking clause, built-in calls
+   * only): it waits on no row lock, so statements may be pipelined behind it. Kept per text.
    */
-  canPipeline(query: CompiledQuery): boolean {
+  canPipeline(query: CompiledQuery): boolean | 'read' {
     return this.pipelineDepth > 1 && this.#lone(query.text)
   }
 
@@ -309,11 +311,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * `sessionReset: 'clean'` cleans the connection on release (a shared connection is cleaned too, once
    * its burst of shared statements ends: see {@link reset}).
    */
-  #lone(sqlText: string): boolean {
+  #lone(sqlText: string): boolean | 'read' {
     const known = this.#lonely.get(sqlText)
     if (known !== undefined) return known
     const text = sqlText.trim().replace(/;\s*$/, '')
-    const lone = !text.includes(';') && !UNSHAREABLE.test(text) && this.#sessionNeed(sqlText) === undefined
+    const shareable = !text.includes(';') && !UNSHAREABLE.test(text) && this.#sessionNeed(sqlText) === undefined
+    // 'read': known read-only (no locking clause, built-in calls only), so it waits on no row lock and
+    // statements may be pipelined behind it (see StatementSharing); a write may not be joined
+    const lone = shareable && isReadOnlyStatement(sqlText) ? 'read' : shareable
     // the same texts come back (sql`` caches its text per call site): remember the verdict, bounded
     if (this.#lonely.size >= MAX_REMEMBERED_TEXTS) this.#lonely.clear()
     this.#lonely.set(sqlText, lone)

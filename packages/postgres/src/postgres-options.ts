@@ -30,10 +30,11 @@ export interface PostgresManagerOptions extends PostgresReplicaOptions {
   /**
    * Lone auto-commit statements (`pool.query`) in flight at once on one connection, pipelined as
    * postgres.js does; `1` turns pipelining off. Transactions, `withConnection`, statements with a
-   * deadline or a signal, and session or transaction control never share. No statement joins a
-   * connection whose oldest statement has run longer than 25 ms (core's `STALLED_HEAD_MS`: a lock
-   * wait, perhaps on a lock the joining caller holds): it waits for a connection of its own, at
-   * most `acquireTimeoutMs` (ACQUIRE_TIMEOUT). Default is `8`.
+   * deadline or a signal, and session or transaction control never share. A statement joins a
+   * connection only behind reads (known read-only: a write may wait on a row lock the joining
+   * caller holds) and, while a transaction or `withConnection` is open, not behind a read that has
+   * run longer than 25 ms (core's `STALLED_HEAD_MS`: an ACCESS EXCLUSIVE lock wait): it waits for a
+   * connection of its own, at most `acquireTimeoutMs` (ACQUIRE_TIMEOUT). Default is `8`.
    */
   readonly pipelineDepth?: number
   /**

@@ -295,13 +295,20 @@ export interface ConnectionManager<C = unknown> {
   /**
    * Pipelining drivers only (pg.Client in pipeline mode): how many lone auto-commit statements may be
    * in flight on one connection. Above 1, `pool.query()` shares connections between callers instead
-   * of queueing them (see `canPipeline`), but never joins a connection whose oldest statement has run
-   * longer than `STALLED_HEAD_MS` (25 ms): it waits for a connection of its own, bounded by
-   * `acquireTimeoutMs`.
+   * of queueing them (see `canPipeline`), joining only connections whose statements in flight are all
+   * reads (`canPipeline` said `'read'`), and, while an exclusive lease is out, none whose oldest
+   * statement has run longer than `STALLED_HEAD_MS` (25 ms): it waits for a connection of its own,
+   * bounded by `acquireTimeoutMs`.
    */
   readonly pipelineDepth?: number
-  /** Whether a statement may share a connection: no transaction control, no session state. Default: no. */
-  canPipeline?(query: CompiledQuery): boolean
+  /**
+   * Whether a statement may share a connection: no transaction control, no session state. `'read'`:
+   * it may, and it cannot wait on a row lock (Postgres: a SELECT known read-only, no locking clause),
+   * so other statements may be pipelined behind it; `true`: it may, but nothing joins behind it (a
+   * write may wait on a row lock the caller of a later statement holds). Called per statement: cache
+   * the verdict per text. Default: no.
+   */
+  canPipeline?(query: CompiledQuery): boolean | 'read'
   /**
    * Runs a statement that may share the connection with other in-flight statements (switching the
    * connection to pipeline mode; `reset` switches it back). Default: `execute`.

@@ -501,17 +501,16 @@ export class DatabasePool<out C = unknown> {
         return Promise.reject(err)
       }
     }
-    if (
-      this.#sharing &&
+    const shareable =
+      this.#sharing !== undefined &&
       this.#state === 'open' &&
       options?.timeoutMs === undefined &&
       options?.signal === undefined &&
-      this.#manager.canPipeline!(compiled) &&
-      !(lane === 'write' && this.#replicas?.needsLease(compiled))
-    ) {
+      this.#manager.canPipeline!(compiled)
+    if (shareable && !(lane === 'write' && this.#replicas?.needsLease(compiled))) {
       // a deadline or a cancel can destroy the connection: such statements don't share one
-      if (lane === 'read' && this.#replicas) return this.#shareOnReplica<R>(this.#replicas, compiled)
-      return this.#sharing.run<R>(this.#lane(lane), compiled)
+      if (lane === 'read' && this.#replicas) return this.#shareOnReplica<R>(this.#replicas, compiled, shareable === 'read')
+      return this.#sharing!.run<R>(this.#lane(lane), compiled, shareable === 'read')
     }
     return this.#queryOnLease<R>(lane, compiled, options)
   }
@@ -521,10 +520,10 @@ export class DatabasePool<out C = unknown> {
    * lease of its own when `readYourWrites` must check the connection that serves it); a replica
    * found down is taken out and the statement, a read, runs again on the next choice.
    */
-  #shareOnReplica<R>(replicas: ReplicaSet, compiled: CompiledQuery): Promise<QueryResult<R>> {
+  #shareOnReplica<R>(replicas: ReplicaSet, compiled: CompiledQuery, read: boolean): Promise<QueryResult<R>> {
     if (replicas.checksConnections) return this.#queryOnLease<R>('read', compiled, undefined)
     const pool = replicas.choose() ?? this.#write
-    const running = this.#sharing!.run<R>(pool, compiled)
+    const running = this.#sharing!.run<R>(pool, compiled, read)
     if (pool === this.#write || replicas.isPrimary(pool)) return running
     return running.catch((err: unknown) => {
       if (!DatabaseError.is(err) || !REPLICA_DOWN_CODES.has(err.code) || this.#state !== 'open') throw err

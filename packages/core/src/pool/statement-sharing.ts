@@ -14,10 +14,13 @@ export interface SharingHost {
 /**
  * How long the statement at the head of a shared connection (the oldest one not answered: the server
  * runs pipelined statements one after another) may have been running before no statement joins it
- * any more, in ms. A statement that waits for a lock, a long scan, a `pg_sleep` makes every statement
- * pipelined behind it wait as long, and forever when the lock is held by the caller of one of them
- * (a transaction that calls `pool.query()`): such a statement takes a connection of its own instead,
- * waiting for one at most `acquireTimeoutMs` (ACQUIRE_TIMEOUT, nothing sent).
+ * any more while an exclusive lease (a transaction, a `withConnection`) is out on its lane, in ms.
+ * Only reads are ever joined (see {@link StatementSharing}); a read waits on no row lock, but it
+ * waits on an ACCESS EXCLUSIVE table lock (`LOCK TABLE`, `ALTER TABLE`, `TRUNCATE` in a transaction
+ * not committed yet), which a transaction that calls `pool.query()` may hold: after this long, with
+ * such a lease out, a statement takes a connection of its own instead, waiting for one at most
+ * `acquireTimeoutMs` (ACQUIRE_TIMEOUT, nothing sent). With no exclusive lease out, nobody in this
+ * pool holds a lock, so a stalled read (a long scan, `pg_sleep`) is joined as before.
  */
 export const STALLED_HEAD_MS = 25
 
@@ -27,6 +30,11 @@ interface Slot {
   readonly ready: Promise<Lease<unknown>>
   lease: Lease<unknown> | undefined
   inFlight: number
+  /**
+   * The statements in flight that are not known reads (see `ConnectionManager.canPipeline`: a write
+   * may wait on a row lock the caller of a statement behind it holds): while any is, nothing joins.
+   */
+  unsafe: number
   /**
    * `performance.now()` when the statement now at the head started running: the first statement's
    * send (or the lease's arrival, for statements that joined while it opened), then each answer
@@ -53,9 +61,16 @@ interface Slot {
  *   statements one after another skips tarn entirely;
  * - while anyone waits for an exclusive lease (a transaction), no statement joins a busy connection:
  *   the connections drain and the waiter gets one, so sharing never starves transactions;
- * - no statement joins a connection whose head statement has run longer than {@link STALLED_HEAD_MS}
- *   (blocked on a lock, perhaps one its own caller holds): it waits for a connection of its own,
- *   bounded by `acquireTimeoutMs`, as without sharing.
+ * - a statement joins only behind reads (the manager's `canPipeline` verdict `'read'`: a Postgres
+ *   SELECT known read-only, no locking clause): a write in flight may wait on a row lock that the
+ *   caller of a statement behind it holds (a transaction calling `pool.query()` while another caller's
+ *   `update` of its row blocks), and it would wait forever; it waits for a connection of its own,
+ *   bounded by `acquireTimeoutMs`, as without sharing;
+ * - while an exclusive lease is out on the lane, no statement joins a connection whose head read has
+ *   run longer than {@link STALLED_HEAD_MS} (a read waits on an ACCESS EXCLUSIVE lock the transaction
+ *   may hold). Within that window a joiner can still wait behind such a read: a transaction that
+ *   takes `LOCK TABLE` / `ALTER TABLE` and then calls `pool.query()` on that table's readers should
+ *   use its own handle.
  *
  * Only statements the manager calls safe (no transaction control, no session state) are shared.
  */
@@ -69,16 +84,21 @@ export class StatementSharing {
     this.#depth = depth
   }
 
-  /** Runs one statement on a shared connection of `lane`. */
-  async run<R>(lane: LanePool<unknown>, query: CompiledQuery): Promise<QueryResult<R>> {
+  /**
+   * Runs one statement on a shared connection of `lane`; `read`: it waits on no row lock (the
+   * manager's `canPipeline` said `'read'`), so others may join behind it.
+   */
+  async run<R>(lane: LanePool<unknown>, query: CompiledQuery, read: boolean): Promise<QueryResult<R>> {
     const slot = this.#pick(lane)
     // the clock is read when a statement becomes the head: sent on an idle connection, or answered
     // with more behind it (one read per statement on the back-to-back path, no timer)
     if (slot.inFlight++ === 0) slot.headSince = performance.now()
+    if (!read) slot.unsafe++
     try {
       const lease = slot.lease ?? (await slot.ready)
       return await this.#host.execute<R>(lease, query)
     } finally {
+      if (!read) slot.unsafe--
       if (--slot.inFlight === 0) {
         if (slot.lease) this.#settle(slot)
       } else slot.headSince = performance.now()
@@ -123,8 +143,11 @@ export class StatementSharing {
     // (maxWaitingClients must hold)
     const creating = s.size - s.idle - s.used > 0
     const spare = s.idle > 0 || s.size < lane.max
-    // a head statement started before this has stalled: nothing joins behind it
-    const stalledBefore = performance.now() - STALLED_HEAD_MS
+    // exclusive leases out on the lane (transactions, withConnection, streams): every lease but the slots'
+    let held = 0
+    for (const slot of this.#slots) if (slot.lane === lane && slot.lease) held++
+    // a head read started before this has stalled: with an exclusive lease out, nothing joins behind it
+    const stalledBefore = s.used > held ? performance.now() - STALLED_HEAD_MS : -Infinity
     let best: Slot | undefined
     let opening = 0
     for (const slot of this.#slots) {
@@ -134,6 +157,8 @@ export class StatementSharing {
         opening++
         if (!creating && !slot.immediate) continue
       } else if (lease.conn.broken || !lease.active || (slot.inFlight > 0 && slot.headSince < stalledBefore)) continue
+      // only behind reads: a write in flight may wait on a row lock a joiner's caller holds
+      if (slot.unsafe > 0) continue
       if (slot.inFlight < this.#depth && (!best || slot.inFlight < best.inFlight)) best = slot
     }
     const exclusiveWaiting = s.pending - opening > 0
@@ -146,6 +171,7 @@ export class StatementSharing {
       immediate,
       lease: undefined,
       inFlight: 0,
+      unsafe: 0,
       headSince: 0,
       releaseScheduled: false,
       ready: this.#host.acquire(lane).then(

@@ -169,8 +169,10 @@ export class FakeConnectionManager implements ConnectionManager<FakeConnection> 
     this.destroyed++
   }
 
-  canPipeline(query: CompiledQuery): boolean {
-    return this.pipelineDepth !== undefined && !/^\s*(begin|commit|rollback|set|savepoint|release)\b/i.test(query.text)
+  /** Shareable unless transaction control or SET; `'read'` for a `select` without a locking clause. */
+  canPipeline(query: CompiledQuery): boolean | 'read' {
+    if (this.pipelineDepth === undefined || /^\s*(begin|commit|rollback|set|savepoint|release)\b/i.test(query.text)) return false
+    return /^\s*select\b/i.test(query.text) && !/\bfor\s+(update|share)\b/i.test(query.text) ? 'read' : true
   }
 
   async execute<R>(conn: FakeConnection, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {

@@ -149,6 +149,53 @@ describe('DatabasePool: statement sharing (pipelining managers)', () => {
     await pool.close({ timeoutMs: 1_000 })
   })
 
+  it('r12b sharing-hang: nothing joins behind a write, however young (it may wait on a row lock the caller holds)', async () => {
+    const { pool, manager } = makePool({ max: 2, acquireTimeoutMs: 300 }, { pipelineDepth: 8 })
+    manager.queryFaults.push({ match: /blocked/, fault: { kind: 'hang' }, fatal: false })
+    const outcome = await pool
+      .transaction(async (tx) => {
+        await tx.query('update mine')
+        const blocked = pool.query('update blocked')
+        blocked.catch(() => undefined)
+        await Promise.resolve()
+        return rejection(pool.query('select 1'))
+      })
+      .catch((err: DatabaseError) => err)
+    expect(outcome.code).toBe('ACQUIRE_TIMEOUT')
+    const shared = manager.connections.find((c) => c.statements.includes('update blocked'))!
+    expect(shared.statements).not.toContain('select 1')
+    manager.releaseHangs()
+    await pool.close({ timeoutMs: 1_000 })
+  })
+
+  it('r12b sharing-load: a read that has run longer than STALLED_HEAD_MS is joined while no exclusive lease is out, not while one is', async () => {
+    const { pool, manager } = makePool({ max: 1, acquireTimeoutMs: 300 }, { pipelineDepth: 8 })
+    manager.queryFaults.push({ match: /slow/, fault: { kind: 'hang' }, fatal: false })
+    const slow = pool.query('select slow')
+    slow.catch(() => undefined)
+    await sleep(STALLED_HEAD_MS + 30)
+    await expect(pool.query('select 1')).resolves.toBeDefined()
+    expect(manager.connections).toHaveLength(1)
+    manager.releaseHangs()
+    await slow.catch(() => undefined)
+    await pool.close({ timeoutMs: 1_000 })
+
+    const second = makePool({ max: 2, acquireTimeoutMs: 300 }, { pipelineDepth: 8 })
+    second.manager.queryFaults.push({ match: /slow/, fault: { kind: 'hang' }, fatal: false })
+    const outcome = await second.pool
+      .transaction(async (tx) => {
+        await tx.query('lock table t')
+        const read = second.pool.query('select slow')
+        read.catch(() => undefined)
+        await sleep(STALLED_HEAD_MS + 30)
+        return rejection(second.pool.query('select 1'))
+      })
+      .catch((err: DatabaseError) => err)
+    expect(outcome.code).toBe('ACQUIRE_TIMEOUT')
+    second.manager.releaseHangs()
+    await second.pool.close({ timeoutMs: 1_000 })
+  })
+
   it('close() returns idle shared connections at once', async () => {
     const { pool } = makePool({ max: 2 }, { pipelineDepth: 4 })
     await pool.query('select 1')

@@ -27,16 +27,23 @@ afterAll(async () => {
 const HUNG = 'hung: no answer long after acquireTimeoutMs'
 
 describe('statement sharing behind a blocked statement', () => {
-  for (const pipelineDepth of [8, 1]) {
-    it(`pipelineDepth ${pipelineDepth}: a transaction's pool.query does not wait forever behind another caller's statement blocked on the transaction's lock: ACQUIRE_TIMEOUT, then the other statement completes`, async () => {
-      pool = poolOn(db.url, { max: 2, min: 0, acquireTimeoutMs: 1_000, name: `stalled-${pipelineDepth}` }, { pipelineDepth })
+  // r12b sharing-hang: the 25 ms stalled-head rule alone missed a pool.query issued 5 ms after the
+  // blocked update (its head still young): only reads are joined now, whatever their age
+  for (const [pipelineDepth, delayMs] of [
+    [8, 100],
+    [8, 5],
+    [8, 0],
+    [1, 100],
+  ] as const) {
+    it(`pipelineDepth ${pipelineDepth}, pool.query ${delayMs} ms after the blocked update: a transaction's pool.query does not wait forever behind another caller's statement blocked on the transaction's lock: ACQUIRE_TIMEOUT, then the other statement completes`, async () => {
+      pool = poolOn(db.url, { max: 2, min: 0, acquireTimeoutMs: 1_000, name: `stalled-${pipelineDepth}-${delayMs}` }, { pipelineDepth })
       let other: Promise<unknown> | undefined
       const running = pool.transaction(async (tx) => {
         await tx.query('update stalled set v = 1 where id = 1')
         // another caller: its own connection, waiting for the transaction's row lock
         other = pool!.query('update stalled set v = v + 10 where id = 1')
         other.catch(() => undefined)
-        await new Promise((resolve) => setTimeout(resolve, 100))
+        await new Promise((resolve) => setTimeout(resolve, delayMs))
         await pool!.query('select 1 as one')
       })
       let watchdog: NodeJS.Timeout | undefined
@@ -55,6 +62,17 @@ describe('statement sharing behind a blocked statement', () => {
       await pool.query('update stalled set v = 0 where id = 1')
     }, 30_000)
   }
+
+  it('r12b sharing-load: with no transaction open, a lone read joins a connection whose read has run for long (pg_sleep) instead of timing out', async () => {
+    pool = poolOn(db.url, { max: 2, min: 2, acquireTimeoutMs: 500, name: 'stalled-read' }, { pipelineDepth: 8 })
+    await pool.query('select 1')
+    const slow = [pool.query('select pg_sleep(1)')]
+    await new Promise((resolve) => setTimeout(resolve, 40))
+    slow.push(pool.query('select pg_sleep(1)'))
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    await expect(pool.query('select 1 as x')).resolves.toMatchObject({ rows: [{ x: 1 }] })
+    await Promise.all(slow)
+  }, 30_000)
 
   it('statements issued together still share one connection (pipelined: with maxWaitingClients 0 none is refused)', async () => {
     pool = poolOn(db.url, { max: 1, min: 0, maxWaitingClients: 0, name: 'stalled-share' }, { pipelineDepth: 8 })

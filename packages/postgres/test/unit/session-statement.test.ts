@@ -179,7 +179,7 @@ describe('sessionStatement: cursor options in any order, escaped strings, concat
 
 describe('statement sharing never takes a statement that may change the session', () => {
   const manager = new PostgresConnectionManager('postgres://u@h/d', { pipelineDepth: 8 })
-  const shared = (text: string): boolean => manager.canPipeline({ text, values: [] } as never)
+  const shared = (text: string): boolean => Boolean(manager.canPipeline({ text, values: [] } as never))
 
   it.each([
     "select set_config('search_path', 'tenant_b', false)",
@@ -198,6 +198,19 @@ describe('statement sharing never takes a statement that may change the session'
       expect(shared(text)).toBe(true)
     },
   )
+
+  // r12b sharing-hang: only reads (no row lock waits) may have statements pipelined behind them
+  it.each([
+    ['select 1', 'read'],
+    ['select * from acct where id = $1', 'read'],
+    ['select * from acct where id = $1 for update', true],
+    ['update acct set v = v + 10 where id = 1', true],
+    ['select pg_advisory_xact_lock(1)', true],
+    ['select my_function()', true],
+  ] as const)('verdict of %s: %s', (text, verdict) => {
+    expect(manager.canPipeline({ text, values: [] } as never)).toBe(verdict)
+    expect(manager.canPipeline({ text, values: [] } as never)).toBe(verdict)
+  })
 })
 
 // each text is 1 MB; the old expressions and scans were quadratic (or worse) on them: hours, now linear
