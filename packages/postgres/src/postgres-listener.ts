@@ -223,6 +223,8 @@ class PostgresListener implements PoolExtension {
   #liveness: NodeJS.Timeout | undefined
   #attempts = 0
   #lostAt = 0
+  /** The pool's logger got a line about the current loss (else its return warns when nobody hears `reconnect`). */
+  #lossLogged = false
   #closed = false
   /** When the last process warning was emitted, and how many were left out since (see WARNING_INTERVAL_MS). */
   #warnedAt = -Infinity
@@ -377,7 +379,10 @@ class PostgresListener implements PoolExtension {
       const logged = this.#lost(conn, error)
       let unheard = false
       for (const set of this.#channels.values()) for (const subscription of set) if (!subscription.emit('error', error)) unheard = true
-      if (unheard && !logged) this.#warn(`listen(${[...this.#channels.keys()].map((c) => JSON.stringify(c)).join(', ')}): ${error.message}`)
+      const lossLogged = this.#lossLogged
+      this.#lossLogged = false
+      if (unheard && !logged && !lossLogged)
+        this.#warn(`listen(${[...this.#channels.keys()].map((c) => JSON.stringify(c)).join(', ')}): ${error.message}`)
     })
   }
 
@@ -398,6 +403,7 @@ class PostgresListener implements PoolExtension {
     const channels = [...this.#channels.keys()]
     const message = 'LISTEN connection lost; reconnecting (notifications sent until it is back are lost)'
     const logged = this.#pool.log('warn', LOG_EVENT, message, { channels }, reason ?? conn.brokenBy)
+    if (logged) this.#lossLogged = true
     void this.#manager.destroy(conn)
     this.#scheduleReconnect()
     return logged
@@ -501,13 +507,22 @@ class PostgresListener implements PoolExtension {
     this.#lostAt = 0
     if (!reconnected) return
     span.addEvent(RECONNECTED_EVENT, { attempts: info.attempts, 'dbpool.down_ms': info.downMs })
-    this.#pool.log('info', LOG_EVENT, 'LISTEN connection back; notifications sent while it was down were lost', {
-      channels: [...this.#channels.keys()],
+    const channels = [...this.#channels.keys()]
+    const logged = this.#pool.log('info', LOG_EVENT, 'LISTEN connection back; notifications sent while it was down were lost', {
+      channels,
       attempts: info.attempts,
       downMs: info.downMs,
     })
+    let unheard = false
     for (const set of this.#channels.values())
-      for (const subscription of set) if (subscription !== joining) subscription.emit('reconnect', info)
+      for (const subscription of set) if (subscription !== joining && !subscription.emit('reconnect', info)) unheard = true
+    // the loss would otherwise go unnoticed: nobody resyncs, nothing is logged
+    const lossLogged = this.#lossLogged
+    this.#lossLogged = false
+    if (unheard && !logged && !lossLogged)
+      this.#warn(
+        `listen(${channels.map((c) => JSON.stringify(c)).join(', ')}): the LISTEN connection was lost and is back after ${info.downMs} ms; notifications sent meanwhile were lost (listen to 'reconnect' to resync, or give the pool a logger)`,
+      )
   }
 
   async #end(): Promise<void> {
@@ -517,6 +532,7 @@ class PostgresListener implements PoolExtension {
     this.#liveness = undefined
     this.#attempts = 0
     this.#lostAt = 0
+    this.#lossLogged = false
     const conn = this.#conn
     this.#conn = undefined
     if (conn) await this.#manager.destroy(conn)

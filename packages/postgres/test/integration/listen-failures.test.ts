@@ -2,7 +2,7 @@ import { createServer, connect, Socket, type Server } from 'node:net'
 import type { DatabaseError, DatabasePool, PoolLogger } from '@dbpool/core'
 import { listen, notify, type PostgresConnection, type ReconnectInfo, type Subscription } from '@dbpool/postgres'
 import { createTestDatabase, startTcpProxy, type TestDatabase } from '@dbpool/testing'
-import { eventually, poolOn, sleep } from './helpers'
+import { admin, eventually, poolOn, sleep } from './helpers'
 
 // How the LISTEN connection reports what goes wrong with it: a failed reconnect attempt is one line on
 // the pool's logger per attempt (not one per subscription), and a process warning only without a
@@ -119,6 +119,49 @@ describe('failed LISTEN reconnect attempts', () => {
     await eventually(() => errors.length >= 2, 20_000, 'error events')
     await proxy.start()
     await proxy.stop()
+  })
+
+  /** Terminates the LISTEN connection of `channel` (pg_terminate_backend) and waits for the pool to be listening again. */
+  async function terminateListener(channel: string, back: () => boolean): Promise<void> {
+    await eventually(
+      async () =>
+        (
+          await admin(db.url, (c) =>
+            c.query(`select pg_terminate_backend(pid) from pg_stat_activity where query like $1 and pid <> pg_backend_pid()`, [
+              `LISTEN "${channel}"%`,
+            ]),
+          )
+        ).rowCount! > 0,
+      10_000,
+      'the LISTEN backend',
+    )
+    await eventually(back, 10_000, 'the LISTEN connection back')
+  }
+
+  it('a loss nobody hears (no reconnect listener, no logger): one process warning when it is back, saying notifications were lost', async () => {
+    pool = poolOn(db.url, { min: 0, max: 1, name: 'listen-loss' })
+    subs = [await listen(pool, 'loss_ch', () => undefined)]
+    subs[0]!.on('error', () => undefined) // an error listener alone does not hear the loss
+    await terminateListener('loss_ch', () => listenWarnings().length > 0)
+    expect(String(listenWarnings()[0])).toMatch(
+      /listen\("loss_ch"\): the LISTEN connection was lost and is back .*notifications sent meanwhile were lost/,
+    )
+  })
+
+  it('a loss heard through reconnect, or logged: no process warning', async () => {
+    pool = poolOn(db.url, { min: 0, max: 1, name: 'listen-loss' })
+    const reconnects: ReconnectInfo[] = []
+    subs = [await listen(pool, 'heard_ch', () => undefined)]
+    subs[0]!.on('reconnect', (info) => reconnects.push(info))
+    await terminateListener('heard_ch', () => reconnects.length > 0)
+    await subs[0]!.unlisten()
+    await pool.close()
+    const lines: Line[] = []
+    pool = poolOn(db.url, { min: 0, max: 1, name: 'listen-loss' }, { logger: capturingLogger(lines) })
+    subs = [await listen(pool, 'logged_ch', () => undefined)]
+    await terminateListener('logged_ch', () => lines.some((l) => l.obj.event === 'listen' && l.level === 'info'))
+    await sleep(200)
+    expect(listenWarnings()).toEqual([])
   })
 
   it('a handler that throws with nobody listening to error: a logger line with a logger, else one process warning a minute', async () => {
