@@ -1,4 +1,5 @@
 import { AsyncResource } from 'node:async_hooks'
+import { setMaxListeners } from 'node:events'
 import { TimeoutError } from 'tarn'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
 import type { ConnectionManager, FailoverInfo, Lane, ReferencedHandle } from '../driver/connection-manager'
@@ -105,7 +106,7 @@ export class LanePool<C> {
    * then abandoned (the manager destroys their socket, see `ConnectionHooks.signal`), so neither
    * their socket nor their deadline timers keep the process alive after close().
    */
-  readonly #connects = new AbortController()
+  readonly #connects = connectsController()
   /** How soon an expired connection that was leased at its expiry is looked at again. */
   readonly #recheckMs: number
   /** Callers waiting beyond the acquires tarn is given at once, oldest first. */
@@ -691,4 +692,16 @@ export function withDeadline<T>(
     clearTimeout(timer)
     if (listener !== undefined) signal?.removeEventListener('abort', listener)
   })
+}
+
+/**
+ * The lane's connect-abort controller. Every connect in flight listens on its signal (twice: the
+ * create deadline and the manager's socket), and a lane opens up to `max` at once, so Node's default
+ * limit of 10 listeners printed a MaxListenersExceededWarning ('possible EventTarget memory leak')
+ * on a pool of 6 or more connecting together; each listener is removed when its connect settles.
+ */
+function connectsController(): AbortController {
+  const controller = new AbortController()
+  setMaxListeners(0, controller.signal)
+  return controller
 }
