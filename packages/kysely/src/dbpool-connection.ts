@@ -32,6 +32,18 @@ function transactionEnding(): DatabaseError {
   )
 }
 
+/**
+ * A statement on a `dbpoolTransaction()` trx whose transaction has ended (committed or rolled back):
+ * the same words as dbpool's own handle used after its scope (QUERY_FAILED, not retryable).
+ */
+function transactionReleased(): DatabaseError {
+  return new DatabaseError(
+    'QUERY_FAILED',
+    'this transaction was released (it has ended: committed or rolled back): use its trx only inside the callback that received it; a statement now would run outside it',
+    { retryable: false },
+  )
+}
+
 /** What every connection of one driver shares. */
 export interface ConnectionContext {
   readonly pool: DatabasePool
@@ -69,6 +81,8 @@ export class DbpoolConnection implements DatabaseConnection {
    * end of the callback on: statements and streams are refused instead of borrowing a connection.
    */
   #ending = false
+  /** Set by {@link ended}: the `dbpoolTransaction()` transaction is over, so a refusal says "was released". */
+  #ended = false
 
   constructor(readonly context: ConnectionContext) {}
 
@@ -127,7 +141,7 @@ export class DbpoolConnection implements DatabaseConnection {
   }
 
   async #begin(settings: TransactionSettings): Promise<void> {
-    if (this.#ending) throw transactionEnding()
+    if (this.#ending) throw this.#ended ? transactionReleased() : transactionEnding()
     if (this.#adopted || this.#transaction)
       throw new DatabaseError(
         'QUERY_FAILED',
@@ -223,10 +237,15 @@ export class DbpoolConnection implements DatabaseConnection {
     this.#ending = true
   }
 
+  /** @internal The `dbpoolTransaction()` transaction this attempt ran in has settled (committed or rolled back). */
+  ended(): void {
+    this.#ended = true
+  }
+
   /** The held connection, when it can run `compiled` (a reader runs selects only). */
   #leased(compiled: CompiledQuery): PoolConnection | undefined {
     // outside a transaction: one that is ending refuses here, before the held connection or a new one
-    if (this.#ending) throw transactionEnding()
+    if (this.#ending) throw this.#ended ? transactionReleased() : transactionEnding()
     const lease = this.#lease
     if (lease === undefined) return undefined
     if (lease.lane === 'read' && !SelectQueryNode.is(compiled.query)) return undefined

@@ -35,19 +35,26 @@ export async function dbpoolTransaction<DB, T>(
     const connection = await scoped.getExecutor().provideConnection(async (c) => c)
     if (!(connection instanceof DbpoolConnection))
       throw new DatabaseError('CONFIGURATION', 'dbpoolTransaction: db must be a Kysely instance on a DbpoolDialect')
-    return connection.pool.transaction(async (tx) => {
-      // each attempt's trx runs on a connection of its own, closed when fn settles: a statement fn
-      // left running (a forgotten await) is refused, never run outside the transaction or in a replay
-      const attempt = new DbpoolConnection(connection.context)
-      attempt.adopt(tx)
-      try {
-        const { dialect, driver } = connection.context
-        const executor = scoped.getExecutor().withConnectionProvider(new SingleConnectionProvider(attempt))
-        const trx = new Transaction<DB>({ config: { dialect }, dialect, driver, executor })
-        return await fn(trx)
-      } finally {
-        attempt.disown()
-      }
-    }, options)
+    const attempts: DbpoolConnection[] = []
+    const settled = (): void => {
+      for (const attempt of attempts) attempt.ended()
+    }
+    return connection.pool
+      .transaction(async (tx) => {
+        // each attempt's trx runs on a connection of its own, closed when fn settles: a statement fn
+        // left running (a forgotten await) is refused, never run outside the transaction or in a replay
+        const attempt = new DbpoolConnection(connection.context)
+        attempts.push(attempt)
+        attempt.adopt(tx)
+        try {
+          const { dialect, driver } = connection.context
+          const executor = scoped.getExecutor().withConnectionProvider(new SingleConnectionProvider(attempt))
+          const trx = new Transaction<DB>({ config: { dialect }, dialect, driver, executor })
+          return await fn(trx)
+        } finally {
+          attempt.disown()
+        }
+      }, options)
+      .finally(settled)
   })
 }

@@ -133,7 +133,9 @@ function ending(scope: HandleScope): DatabaseError {
  * on every entry point: a statement now would run outside the scope its caller meant.
  */
 function released(scope: HandleScope, root: boolean): DatabaseError {
-  if (root) return new DatabaseError('QUERY_FAILED', 'this connection was released: use it only inside the callback that received it')
+  // a pool.transaction() root is a 'transaction' scope: its savepoints say so (r12b tx-scopes 10)
+  if (root && scope === 'connection')
+    return new DatabaseError('QUERY_FAILED', 'this connection was released: use it only inside the callback that received it')
   return new DatabaseError(
     'QUERY_FAILED',
     `this ${scope} was released (it has ended: committed, rolled back or released): use its handle only inside the callback that received it; a statement now would run outside it`,
@@ -342,6 +344,12 @@ export class ConnectionHandle<C> implements Transaction<C> {
 
   /** @internal Runs a statement without the transaction checks (BEGIN, COMMIT, ROLLBACK). */
   control<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>> {
+    // a scope whose enclosing handle was released (a withConnection callback returned while a
+    // conn.transaction() it did not await ran): its BEGIN / COMMIT / ROLLBACK must not reach the
+    // runner with the lease given back (it said POOL_CLOSED on an open pool)
+    for (let h = this.#parent; h !== undefined; h = h.#parent) {
+      if (h.#lease === undefined) return Promise.reject(released(h.#scope, h.#parent === undefined))
+    }
     // a stream the callback left open is closed first (its close is sent before this statement)
     if (this.#closeStream) void this.#closeStream()
     try {

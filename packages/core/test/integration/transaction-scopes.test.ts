@@ -261,6 +261,45 @@ describe.each<Backend>(['postgres', 'sqlite'])('transaction scopes on one handle
     expect(await rows()).toEqual(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'])
   })
 
+  it('r12b orphan-scope: a conn.transaction() still running when its withConnection callback returned fails with "this connection was released" (not POOL_CLOSED), and keeps nothing', async () => {
+    let inner: Promise<unknown> | undefined
+    const outer = await settle(
+      pool.withConnection(async (conn) => {
+        inner = settle(
+          conn.transaction(async (tx) => {
+            await insert(tx, 'orphan')
+            await sleep(40)
+          }),
+        )
+        await sleep(10)
+      }),
+    )
+    expect(DatabaseError.is(outer, 'TRANSACTION_ROLLED_BACK')).toBe(true)
+    const err = await inner
+    expect(DatabaseError.is(err, 'QUERY_FAILED')).toBe(true)
+    expect((err as DatabaseError).message).toMatch(/this connection was released/)
+    expect(await rows()).toEqual([])
+  })
+
+  it('r12b tx-scopes 10: a savepoint left running when the pool.transaction callback threw says "this transaction was released"', async () => {
+    let late: Promise<unknown> | undefined
+    const err = await settle(
+      pool.transaction(async (tx) => {
+        await insert(tx, 'a')
+        late = settle(
+          tx.transaction(async (sp) => {
+            await sleep(30)
+            await insert(sp, 'b')
+          }),
+        )
+        throw new Error('outer fails')
+      }),
+    )
+    expect(err).toEqual(new Error('outer fails'))
+    expectReleased(await late, 'transaction')
+    expect(await rows()).toEqual([])
+  })
+
   it('a retryOn that throws keeps the attempt’s error as cause', async () => {
     const err = await settle(
       pool.transaction(
