@@ -1,4 +1,4 @@
-// Cleans up after a Postgres cluster of @dbpool/testing (startPostgresCluster) whose test process
+// Cleans up after a Postgres cluster of @dbpool/testing (startPostgresCluster), or a PgBouncer (startPgBouncer), whose test process
 // died without calling close(): the servers are daemons started by pg_ctl and PgBouncer runs detached,
 // so nothing else would stop them.
 //

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs'
 import { chmod, chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { delimiter, join, resolve } from 'node:path'
 import { untilSuccess } from './until-success'
 
 /** A PgBouncer this process started in front of a Postgres. */
@@ -46,6 +46,9 @@ export interface StartPgBouncerOptions {
 /** Startup parameters pg may send that PgBouncer does not track (ignored by default, see StartPgBouncerOptions). */
 const PG_STARTUP_PARAMETERS = ['extra_float_digits', 'statement_timeout', 'lock_timeout', 'idle_in_transaction_session_timeout', 'options']
 
+/** The cluster's watchdog, reused: it kills the process groups in `<dir>/kill.pids` and removes `<dir>` once this process is gone. */
+const WATCHDOG_PATH = resolve(__dirname, '..', 'runner', 'cluster-watchdog.mjs')
+
 /** Where the Debian package (`apt-get install pgbouncer`) puts the binary, besides PATH. */
 const KNOWN_PATHS = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer', '/usr/local/bin/pgbouncer']
 
@@ -79,6 +82,9 @@ export async function startPgBouncer(upstreamUrl: string, options: StartPgBounce
   const password = decodeURIComponent(upstream.password)
   const port = await freePort()
   const dir = await mkdtemp(join(tmpdir(), 'dbpool-pgbouncer-'))
+  // before the password is written: a test process killed (SIGINT, SIGTERM, SIGKILL) before stop()
+  // leaves neither PgBouncer running nor its userlist (the upstream password in plaintext) behind
+  const watchdog = startWatchdog(dir)
   const asRoot = process.getuid?.() === 0
   const ini = join(dir, 'pgbouncer.ini')
   const logFile = join(dir, 'pgbouncer.log')
@@ -113,6 +119,7 @@ export async function startPgBouncer(upstreamUrl: string, options: StartPgBounce
   const child = asRoot
     ? spawn('runuser', ['-u', 'postgres', '--', bin, ini], { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
     : spawn(bin, [ini], { stdio: ['ignore', 'ignore', 'pipe'], detached: true })
+  if (child.pid !== undefined) await writeFile(join(dir, 'kill.pids'), `${child.pid}\n`)
   let stderr = ''
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString()
@@ -136,6 +143,7 @@ export async function startPgBouncer(upstreamUrl: string, options: StartPgBounce
       kill(child)
     })
     await rm(dir, { recursive: true, force: true })
+    watchdog.kill('SIGTERM')
   })
   try {
     await acceptsConnections(port, child, options.startTimeoutMs ?? 10_000)
@@ -157,6 +165,17 @@ export async function startPgBouncer(upstreamUrl: string, options: StartPgBounce
     log,
     stop,
   }
+}
+
+/**
+ * A detached watchdog (runner/cluster-watchdog.mjs, as startPostgresCluster's) that, once this process
+ * is gone, kills the process group in `<dir>/kill.pids` and removes `dir`. `stop()` ends it (SIGTERM).
+ */
+function startWatchdog(dir: string): ChildProcess {
+  const spec = { watchPid: process.pid, root: dir, pgCtl: '', asPostgres: false }
+  const child = spawn(process.execPath, [WATCHDOG_PATH, JSON.stringify(spec)], { detached: true, stdio: 'ignore' })
+  child.unref()
+  return child
 }
 
 /** Signals the process group (runuser and pgbouncer under it). */
