@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto'
+import { readFileSync, readlinkSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { Client, type ClientConfig } from 'pg'
 import { DatabaseConfig } from '@dbpool/core'
 import { fallsBackToPlain, isTlsRefusal, tlsOptions } from '@dbpool/postgres'
@@ -30,8 +33,29 @@ export interface CreateTestDatabaseOptions {
 let counter = 0
 
 /**
+ * This process's host: a hash of the host name, the boot id and the pid namespace (Linux), so a pid in
+ * a database name is read only where it means the same process (another machine, container or boot
+ * never matches).
+ */
+const HOST_TAG = createHash('sha256')
+  .update([hostname(), readOr('/proc/sys/kernel/random/boot_id'), readOr('/proc/self/ns/pid', true)].join('\n'))
+  .digest('hex')
+  .slice(0, 8)
+
+/** `dbpool_test_<pid>_<host tag>_<n>_<random>`: a database of {@link createTestDatabase}. */
+const NAME = /^dbpool_test_(\d+)_([0-9a-f]{8})_\d+_[0-9a-f]+$/
+
+/** Servers this process already swept (see {@link dropStaleDatabases}). */
+const swept = new Set<string>()
+
+/**
  * Creates a fresh database (`CREATE DATABASE ... TEMPLATE ...`) on the test Postgres and returns its
  * URL and a `drop()`. Use one per test file; copy a migrated template to skip migrations per file.
+ * Its name is `dbpool_test_<pid>_<host>_<n>_<random>` (`<host>`: a hash of the host name, boot id and
+ * pid namespace). The first call of a process on a server drops the databases left there by processes
+ * that died before `drop()` (a crash, SIGKILL, a jest timeout): those of this host whose pid is gone,
+ * with no session on them. Another host's databases, a live process's, and names of any other form
+ * are never touched.
  *
  * ```ts
  * let db: TestDatabase
@@ -42,8 +66,12 @@ let counter = 0
 export async function createTestDatabase(options: CreateTestDatabaseOptions = {}): Promise<TestDatabase> {
   const serverUrl = options.serverUrl ?? (await testPostgresUrl())
   const template = options.template ?? 'template1'
-  const name = `dbpool_test_${process.pid}_${++counter}_${randomSuffix()}`
+  const name = `dbpool_test_${process.pid}_${HOST_TAG}_${++counter}_${randomSuffix()}`
   await withAdmin(serverUrl, async (client) => {
+    if (!swept.has(serverUrl)) {
+      swept.add(serverUrl)
+      await dropStaleDatabases(client)
+    }
     for (let attempt = 1; ; attempt++) {
       try {
         await client.query(`CREATE DATABASE ${quote(name)} TEMPLATE ${quote(template)}`)
@@ -116,6 +144,40 @@ async function adminClient(serverUrl: string): Promise<Client> {
     }
   }
   throw last
+}
+
+/**
+ * Drops the databases of {@link createTestDatabase} whose process is provably gone: made on this host
+ * (same host tag: host name, boot id, pid namespace) by a pid that no longer exists. Without FORCE:
+ * a database someone is still connected to is left (55006), as is any error (another process
+ * sweeping at the same time).
+ */
+async function dropStaleDatabases(client: Client): Promise<void> {
+  const { rows } = await client.query<{ datname: string }>(`select datname from pg_database where datname like 'dbpool\\_test\\_%'`)
+  for (const { datname } of rows) {
+    const match = NAME.exec(datname)
+    if (!match || match[2] !== HOST_TAG || processExists(Number(match[1]))) continue
+    await client.query(`DROP DATABASE IF EXISTS ${quote(datname)}`).catch(() => undefined)
+  }
+}
+
+/** Whether a process `pid` exists on this host (EPERM: it does, someone else's). */
+function processExists(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return true
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH'
+  }
+}
+
+function readOr(path: string, link = false): string {
+  try {
+    return link ? readlinkSync(path) : readFileSync(path, 'utf8').trim()
+  } catch {
+    return ''
+  }
 }
 
 /** The same URL with another database. */
