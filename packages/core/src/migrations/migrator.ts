@@ -659,6 +659,7 @@ async function runStep(
     } catch (err) {
       throw migrationError(`migration ${m.version} (${m.name}) failed in its function: ${describe(err, [])}${note}`, m, mode, err)
     }
+    scopesEnded(conn, m, step.transaction, note, mode)
     return
   }
   const list = statements ?? []
@@ -680,6 +681,31 @@ async function runStep(
         err,
       )
     }
+  }
+}
+
+/**
+ * A function migration resolved while a `conn.transaction()` it opened (not awaited) still runs: its
+ * work would land after the migration is recorded, or (`transaction: false`) outside the session's
+ * lock. MIGRATION_FAILED naming the migration (`detail.reason: 'scope-open'`, `detail.scope`), the
+ * pool's scope-open error as `cause`; the connection is closed at its release instead of reused (the
+ * session ends: its transaction rolls back, a `transaction: false` run's advisory lock is freed), and
+ * the scope left running is refused from then on ("this connection was released").
+ */
+function scopesEnded(conn: PoolConnection, m: Migration, inTransaction: boolean, note: string, mode: Record<string, unknown>): void {
+  const handle = conn as PoolConnection & { checkScopesEnded?: () => void; discardAtRelease?: (reason: DatabaseError) => boolean }
+  try {
+    handle.checkScopesEnded?.()
+  } catch (err) {
+    const scope = DatabaseError.is(err) ? (err.detail?.scope as string | undefined) : undefined
+    const failed = migrationError(
+      `migration ${m.version} (${m.name}) failed: its function returned while a ${scope ?? 'transaction'} it opened (conn.transaction() not awaited) was still running; ${inTransaction ? 'the migration is rolled back and not recorded' : 'it is not recorded'}: await every conn.transaction() inside the function${note}`,
+      m,
+      { ...mode, reason: 'scope-open', ...(scope ? { scope } : {}) },
+      err,
+    )
+    handle.discardAtRelease?.(failed)
+    throw failed
   }
 }
 

@@ -68,6 +68,42 @@ describe.each(Object.keys(BACKENDS) as (keyof typeof BACKENDS)[])('Migrator on %
     expect(await states(m)).toEqual(['1:pending'])
   })
 
+  // r12b migr M2, M3: a forgotten await on conn.transaction() failed with the Migrator's own record
+  // statement refused (QUERY_FAILED scope-open), naming no migration
+  it.each(backend === 'postgres' ? [true, false] : [true])(
+    'transaction %s: a conn.transaction() left running when the function returns is MIGRATION_FAILED naming the migration (scope-open), not recorded',
+    async (transaction) => {
+      let inner: Promise<unknown> | undefined
+      const m = new Migrator(pool, {
+        migrations: [
+          {
+            version: 1,
+            name: 'forgotten',
+            ...(transaction ? {} : { transaction: false }),
+            up: async (conn) => {
+              await conn.query('insert into t values (1)')
+              inner = conn
+                .transaction(async (tx) => {
+                  await new Promise((resolve) => setTimeout(resolve, 50))
+                  await tx.query('insert into t values (2)')
+                })
+                .catch((e: unknown) => e)
+            },
+          },
+        ],
+      })
+      const err = (await m.up().catch((e: unknown) => e)) as DatabaseError
+      expect(err).toMatchObject({ code: 'MIGRATION_FAILED', detail: { version: 1, name: 'forgotten', reason: 'scope-open' } })
+      expect(err.message).toMatch(/migration 1 \(forgotten\) failed: its function returned while a (transaction|savepoint) it opened/)
+      expect(DatabaseError.is(await inner)).toBe(true)
+      // transaction: false keeps what committed on its own (the note says so); nothing else is kept
+      expect(await rows()).toEqual(transaction ? [] : [1])
+      expect(await states(m)).toEqual(['1:pending'])
+      // the migration lock was freed (the connection was closed, not reused): a second run is not blocked
+      await expect(new Migrator(pool, { migrations: [{ version: 2, name: 'next', up: 'select 1' }] }).up()).resolves.toBeDefined()
+    },
+  )
+
   it('a ROLLBACK through conn.stream is refused too', async () => {
     const m = new Migrator(pool, {
       migrations: [
