@@ -46,10 +46,40 @@ export class ArrayParameterCheck {
    * `{"a","b"}` matched nothing, or was stored as that text): INVALID_PARAMETER naming the position
    * and the type. The types are the server's own inference for the text, from a Parse and Describe of
    * the unnamed statement (one round trip, the first time a text carries an array on a connection),
-   * kept per connection until the schema changes. `lookup` runs a catalog query (for type OIDs of
-   * 10000 and above). A server error of the Describe (a syntax error) is the statement's own: thrown.
+   * kept per connection until the schema changes (the statement cache's `generation`; `undefined`
+   * without a statement cache, `prepare: false`: described on every run). `lookup` runs a
+   * catalog query (for type OIDs of 10000 and above, once per manager). A server error of the
+   * Describe (a syntax error, a missing table, an aborted transaction) is the statement's own: the
+   * promise rejects with it as soon as the server answers.
+   *
+   * Synchronous when everything is known (the usual case after the first run): returns `undefined`
+   * or throws the INVALID_PARAMETER, so the statement is sent in the same tick, in the order issued.
+   * Otherwise returns a promise: the caller holds the connection's later statements until it settles.
    */
-  async check(
+  check(
+    client: Client,
+    text: string,
+    positions: readonly number[],
+    generation: number | undefined,
+    lookup: (sqlText: string) => Promise<readonly { oid: number; a: boolean }[]>,
+  ): Promise<void> | undefined {
+    const types = this.#texts.get(client)?.get(text)
+    if (types !== undefined && types.generation === (generation ?? -1) && this.#unknownTypes(types.types, positions).length === 0) {
+      this.#refuse(types.types, positions)
+      return undefined
+    }
+    return this.#checkDescribed(client, text, positions, generation, lookup)
+  }
+
+  /**
+   * Forgets the parameter types of `text` on `client` (its named statement is being prepared again:
+   * the types may have changed with the schema).
+   */
+  forget(client: Client, text: string): void {
+    this.#texts.get(client)?.delete(text)
+  }
+
+  async #checkDescribed(
     client: Client,
     text: string,
     positions: readonly number[],
@@ -58,22 +88,33 @@ export class ArrayParameterCheck {
   ): Promise<void> {
     let texts = this.#texts.get(client)
     let known = texts?.get(text)
-    if (known === undefined || known.generation !== generation) {
+    if (known === undefined || known.generation !== (generation ?? -1)) {
       const types = await describeParameters(client, text)
       if (texts === undefined) this.#texts.set(client, (texts = new Map()))
       if (texts.size >= MAX_TEXTS) texts.clear()
       known = { generation: generation ?? -1, types }
       if (generation !== undefined) texts.set(text, known)
     }
-    const unknown = positions.map((i) => known.types[i] ?? 0).filter((oid) => oid >= FIRST_UNLISTED_OID && !this.#arrayType.has(oid))
+    const unknown = this.#unknownTypes(known.types, positions)
     if (unknown.length > 0) {
       const rows = await lookup(
         `select oid::int as oid, typcategory = 'A' as a from pg_type where oid in (${[...new Set(unknown)].join(', ')})`,
       )
       for (const row of rows) this.#arrayType.set(row.oid, row.a)
+      // an OID the catalog does not have (dropped meanwhile): not refused (the server judges it)
+      for (const oid of unknown) if (!this.#arrayType.has(oid)) this.#arrayType.set(oid, true)
     }
+    this.#refuse(known.types, positions)
+  }
+
+  /** The type OIDs of `positions` not known yet to be array types or not (user types, looked up in pg_type). */
+  #unknownTypes(types: readonly number[], positions: readonly number[]): number[] {
+    return positions.map((i) => types[i] ?? 0).filter((oid) => oid >= FIRST_UNLISTED_OID && !this.#arrayType.has(oid))
+  }
+
+  #refuse(types: readonly number[], positions: readonly number[]): void {
     for (const i of positions) {
-      const oid = known.types[i] ?? 0
+      const oid = types[i] ?? 0
       // 0: the server inferred nothing (it would have refused the text)
       if (oid === 0 || (oid < FIRST_UNLISTED_OID ? BUILTIN_ARRAYS.has(oid) : this.#arrayType.get(oid) !== false)) continue
       throw new DatabaseError(
@@ -144,10 +185,15 @@ class ParameterProbe extends PgQuery {
     this.#types = types
   }
 
+  /**
+   * pg's Client hands a server's ErrorResponse to the active submittable and clears it at once: the
+   * ReadyForQuery that follows goes to no submittable (pg reads it itself: transaction status, next
+   * statement sent). So the probe settles on the error (a lost connection too), and on ReadyForQuery
+   * only when it succeeded.
+   */
   handleError(err: unknown): void {
     this.#error ??= err
-    // a server's ErrorResponse is followed by ReadyForQuery; a lost connection is not
-    if (typeof (err as { severity?: unknown })?.severity !== 'string') this.#settle()
+    this.#settle()
   }
 
   handleReadyForQuery(): void {

@@ -171,9 +171,15 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   readonly #secrets: string[] = []
   /** #lone's verdict per statement text. */
   readonly #lonely = new Map<string, boolean | 'read'>()
-  /** sessionStatement's verdict per statement text (PgBouncer in transaction mode checks every statement). */
   /** What the array-parameter check learnt (see ArrayParameterCheck). */
   readonly #arrayCheck = new ArrayParameterCheck()
+  /**
+   * Connections whose array check is in flight (a Parse/Describe probe the first time a text carries
+   * an array): the statements issued on them meanwhile, sent in order once the checked statement is
+   * queued in pg (see #sendInTurn). Without it a statement issued after an array statement ran first.
+   */
+  readonly #held = new WeakMap<PostgresConnection, (() => void)[]>()
+  /** sessionStatement's verdict per statement text (PgBouncer in transaction mode checks every statement). */
   readonly #sessionNeeds = new Map<string, string | false>()
   /** Bumped when the server reports a changed result type: every connection's statements are re-prepared. */
   readonly #statementGeneration: SharedGeneration = { value: 0 }
@@ -966,7 +972,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     setPipeline(conn, false)
     return new PostgresCursor<R>(conn, prepared, options.batchSize, {
       types: conn.reads!.types,
-      check: prepared.arrays === undefined ? undefined : () => this.#checkArrays(conn, prepared),
+      check:
+        prepared.arrays === undefined
+          ? undefined
+          : async () => {
+              await this.#checkArrays(conn, prepared)
+            },
       closeTimeoutMs: this.options.cancelTimeoutMs,
       fail: (err, progress) => this.#queryError(conn, err, query.text, progress),
       refused: (error) => this.#refusedAfterRun(conn, error),
@@ -1226,17 +1237,69 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * run once more when that is safe.
    */
   #send(conn: PostgresConnection, query: PgQuery, shared: boolean, retried: boolean, progress: StatementProgress): Promise<PgAnswer> {
-    // a JS array goes only where the server expects an array (see ArrayParameterCheck): checked before sending
-    if (query.arrays !== undefined && !retried)
-      return this.#checkArrays(conn, query).then(() => this.#sendChecked(conn, query, shared, retried, progress))
-    return this.#sendChecked(conn, query, shared, retried, progress)
+    if (retried) return this.#sendChecked(conn, query, shared, retried, progress)
+    // an array check in flight holds the connection: later statements are sent after it, in the order issued
+    const held = this.#held.get(conn)
+    if (held !== undefined)
+      return new Promise<PgAnswer>((resolve) => held.push(() => resolve(this.#sendInTurn(conn, query, shared, progress))))
+    return this.#sendInTurn(conn, query, shared, progress)
   }
 
-  /** See ArrayParameterCheck.check: the server's parameter types of `query`'s text, kept per connection. */
-  #checkArrays(conn: PostgresConnection, query: PgQuery): Promise<void> {
+  /**
+   * Sends `query` now (in pg's queue, behind what was issued before it), after its array check (see
+   * ArrayParameterCheck): synchronous when the server's parameter types of its text are known; else
+   * the Parse/Describe probe (and a pg_type lookup) are queued now, and the connection is held (see
+   * {@link #held}) until the statement itself is queued or refused.
+   */
+  #sendInTurn(conn: PostgresConnection, query: PgQuery, shared: boolean, progress: StatementProgress): Promise<PgAnswer> {
+    if (query.arrays === undefined) return this.#sendChecked(conn, query, shared, false, progress)
+    let checking: Promise<void> | undefined
+    try {
+      checking = this.#checkArrays(conn, query)
+    } catch (refused) {
+      return Promise.reject(refused as Error)
+    }
+    if (checking === undefined) return this.#sendChecked(conn, query, shared, false, progress)
+    this.#held.set(conn, [])
+    return checking.then(
+      () => {
+        try {
+          return this.#sendChecked(conn, query, shared, false, progress)
+        } finally {
+          this.#release(conn)
+        }
+      },
+      (err: unknown) => {
+        this.#release(conn)
+        throw err
+      },
+    )
+  }
+
+  /** The array check of `conn` settled: the statements held behind it are sent, in order, until one holds the connection again. */
+  #release(conn: PostgresConnection): void {
+    const waiting = this.#held.get(conn)
+    this.#held.delete(conn)
+    if (waiting === undefined) return
+    for (let i = 0; i < waiting.length; i++) {
+      waiting[i]!()
+      const again = this.#held.get(conn)
+      if (again !== undefined) {
+        again.push(...waiting.slice(i + 1))
+        return
+      }
+    }
+  }
+
+  /**
+   * See ArrayParameterCheck.check: the server's parameter types of `query`'s text, kept per
+   * connection; `undefined` when known (checked synchronously). The catalog lookup is queued on the
+   * client directly (the connection is held by this check).
+   */
+  #checkArrays(conn: PostgresConnection, query: PgQuery): Promise<void> | undefined {
     return this.#arrayCheck.check(conn.client, query.text, query.arrays!, conn.statements?.generation, async (text: string) => {
-      const { rows } = await this.#execute<{ oid: number; a: boolean }>(conn, { text, params: [] }, {}, false)
-      return rows
+      const { rows } = await conn.client.query<{ oid: unknown; a: unknown }>(text)
+      return rows.map((row) => ({ oid: Number(row.oid), a: row.a === true || row.a === 't' }))
     })
   }
 
@@ -1313,7 +1376,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     else if (!outside) why = kind === 'parameter' ? 'it failed inside a transaction, which the server aborted' : IN_TRANSACTION
     else if (retried) why = 'it failed again after being prepared again'
     else if (!conn.usable) why = 'it did not run, and the connection closed before it could run again'
-    else if (!shared && issuedAfter(conn)) why = LATER_STATEMENTS_QUEUED
+    else if (!shared && (issuedAfter(conn) || this.#held.has(conn))) why = LATER_STATEMENTS_QUEUED
     else if (innerCommitPoint(query.text, false) !== undefined) why = 'it is a CALL or DO, never run again by dbpool'
     else
       return this.#send(conn, query, shared, true, progress).catch((again: unknown) => {

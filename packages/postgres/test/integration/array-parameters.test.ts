@@ -1,4 +1,4 @@
-import { sql, type DatabasePool } from '@dbpool/core'
+import { DatabaseError, sql, type DatabasePool, type QueryResult } from '@dbpool/core'
 import type { PostgresConnection } from '@dbpool/postgres'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
 import { poolOn, rejection } from './helpers'
@@ -100,5 +100,91 @@ describe('arrays where the server expects one still work', () => {
     await pool.query('alter table tags alter column label type text[] using array[label]')
     await insert(['x', 'y'])
     expect((await pool.query('select label from tags')).rows).toEqual([{ label: ['x', 'y'] }])
+  })
+})
+
+/** `promise`'s settlement, or 'pending' after `ms` (a hang fails the assertion instead of the test timing out). */
+function within(promise: Promise<unknown>, ms = 5_000): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined
+  const pending = new Promise<string>((resolve) => (timer = setTimeout(() => resolve('pending'), ms)))
+  return Promise.race([
+    promise.then(
+      (value) => value,
+      (err: unknown) => err,
+    ),
+    pending,
+  ]).finally(() => clearTimeout(timer))
+}
+
+describe("an array statement the server refuses at Parse: the server's error at once, the connection goes on", () => {
+  // pg hands the ErrorResponse to the probe and clears it: the probe waited for a ReadyForQuery pg never gave it
+  it('a missing table, unnest($1), in (select unnest($1)), with timeoutMs, pipelined, in a transaction; max 1', async () => {
+    const one = poolOn(db.url, { max: 1, min: 0, acquireTimeoutMs: 3_000 })
+    try {
+      for (const text of ['select $1::int[] from no_such_table', 'select * from unnest($1) u', 'select 1 where 1 in (select unnest($1))']) {
+        const err = (await within(one.query(text, [[1, 2]]))) as DatabaseError
+        expect(err).toBeInstanceOf(DatabaseError)
+        expect(err.code).toBe('SYNTAX_ERROR')
+      }
+      const timed = (await within(one.query('select $1::int[] from no_such_table', [[1]], { timeoutMs: 2_000 }))) as DatabaseError
+      expect(timed.code).toBe('SYNTAX_ERROR')
+      expect(timed.message).toMatch(/no_such_table/)
+      expect((await within(one.query('select 1 as one'))) as QueryResult).toMatchObject({ rows: [{ one: 1 }] })
+      // shared behind a running statement, other callers' statements behind it
+      const shared = await Promise.all(
+        [
+          one.query('select pg_sleep(0.1) as s'),
+          one.query('select $1::int[] from no_such_table', [[1]]),
+          one.query('select 2 as two'),
+          one.query('select $1::int as three', [3]),
+        ].map((q) => within(q)),
+      )
+      expect((shared[1] as DatabaseError).code).toBe('SYNTAX_ERROR')
+      expect(shared[2]).toMatchObject({ rows: [{ two: 2 }] })
+      expect(shared[3]).toMatchObject({ rows: [{ three: 3 }] })
+      // inside a transaction: the statement's own error (the transaction rolls back), then the next one runs
+      const tx = await within(
+        one.transaction(async (t) => {
+          await t.query(`insert into people (name) values ('tx')`)
+          await t.query('select $1::int[] from no_such_table', [[1]])
+        }),
+      )
+      expect((tx as DatabaseError).code).toBe('SYNTAX_ERROR')
+      // an aborted transaction: 25P02 at the probe's Parse
+      const aborted = await within(
+        one.transaction(async (t) => {
+          await t.query('select 1 from no_such_table').catch(() => undefined)
+          await t.query(sql`select ${[1]}::int[] as a`)
+        }),
+      )
+      expect(aborted).toBeInstanceOf(DatabaseError)
+      expect(await within(one.query(sql`select count(*)::int as n from people where name = any(${['tx']})`))).toMatchObject({
+        rows: [{ n: 0 }],
+      })
+    } finally {
+      await one.close({ timeoutMs: 5_000 })
+    }
+  })
+})
+
+describe('an array statement does not reorder the statements issued after it on one handle', () => {
+  // the check (a Parse/Describe the first time, a microtask after) let a later statement without arrays go first
+  it('pool.transaction and withConnection, first time and cached, several statements not awaited one by one', async () => {
+    await pool.query('create table ord (seq serial, what text)')
+    const batch = (q: { query: DatabasePool<PostgresConnection>['query'] }, round: string) =>
+      Promise.all([
+        q.query(`insert into ord (what) select 'a-' || $2 where 1 = any($1)`, [[1, 2], round]),
+        q.query(`insert into ord (what) values ('b-' || $1)`, [round]),
+        q.query(`insert into ord (what) select 'c-' || $2 where $2 <> all($1)`, [['x'], round]),
+        q.query(`insert into ord (what) values ('d-' || $1)`, [round]),
+        q.query(`insert into ord (what) select 'e-' || $2 where 1 = any($1)`, [[1], round]),
+      ])
+    for (let round = 0; round < 2; round++) {
+      await pool.transaction((tx) => batch(tx, `t${round}`))
+      await pool.withConnection((conn) => batch(conn, `w${round}`))
+    }
+    const rows = (await pool.query<{ what: string }>('select what from ord order by seq')).rows.map((r) => r.what)
+    const expected = ['t0', 'w0', 't1', 'w1'].flatMap((round) => ['a', 'b', 'c', 'd', 'e'].map((s) => `${s}-${round}`))
+    expect(rows).toEqual(expected)
   })
 })
