@@ -123,6 +123,18 @@ describe('dbpool on Postgres (child process)', () => {
     expect(health.stdout + health.stderr).not.toContain('Wrong-Pass-4242')
   }, 60_000)
 
+  it('PGSSLMODE fills in what DATABASE_URL leaves out, as libpq: require refuses the dev server, which has no TLS', async () => {
+    const probe = await PoolFactory.create(db.url, { min: 0, max: 1 })
+    const ssl = await probe.query<{ ssl: string }>(`select current_setting('ssl') as ssl`).finally(() => probe.close())
+    if (ssl.rows[0]?.ssl !== 'on') {
+      const res = await runCli(['stats'], { cwd, env: { DATABASE_URL: db.url.replace(/[?&]sslmode=[^&]*/, ''), PGSSLMODE: 'require' } })
+      expect(res.code).toBe(1)
+      expect(res.stderr).toMatch(/CONNECTION_FAILED: .*does not support SSL/)
+    }
+    const sslCert = await runCli(['stats'], { cwd, env: { DATABASE_URL: db.url, PGSSLCERT: '/etc/client.crt' } })
+    expect(sslCert.stderr).toMatch(/CONFIGURATION: .*PGSSLCERT/)
+  }, 60_000)
+
   it('an unreachable server: health exit 2, check FAILED exit 2', async () => {
     const url = `postgres://app:Unreachable-Secret@127.0.0.1:1/${db.name}`
     const health = await cli('--url', url, 'health', '--timeout', '2000')
