@@ -38,7 +38,7 @@ import {
   type ResolvedPostgresManagerOptions,
 } from './postgres-options'
 import { pgQuery, type PgQuery } from './postgres-params'
-import { RerunRefused, runStatement, type PgAnswer } from './postgres-statement'
+import { RerunRefused, runStatement, trackBindComplete, type PgAnswer } from './postgres-statement'
 import { isCachedPlanChange, statementInvalidation } from './postgres-statement-invalidation'
 import { resultColumnsError } from './postgres-columns'
 import { StatementCache, type CachedStatement, type SharedGeneration } from './postgres-statement-cache'
@@ -1134,7 +1134,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         ? undefined
         : new StatementCache(options.statementCacheSize, options.prepare, this.#statementGeneration, pgStatementRecord(client))
     // the transaction status of every ReadyForQuery: tells one transaction from the next, publishes schema changes (DDL tags)
-    if (statements !== undefined) client.connection.on('readyForQuery', (msg: { status?: string }) => statements.readyForQuery(msg.status))
+    if (statements !== undefined) {
+      client.connection.on('readyForQuery', (msg: { status?: string }) => statements.readyForQuery(msg.status))
+      // which failed named statement was refused at Bind, before anything of it executed
+      trackBindComplete(client)
+    }
     // the error listener exists before the first byte is sent (see PostgresConnection)
     const conn = new PostgresConnection(
       client,
@@ -1324,7 +1328,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       query.values,
       entry,
       cache,
-      (err, wasParsed) => this.#recover(conn, query, shared, retried, wasParsed, entry, err, progress),
+      (err, wasParsed, bound) => this.#recover(conn, query, shared, retried, wasParsed, bound, entry, err, progress),
       progress,
       retried,
     )
@@ -1356,11 +1360,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     shared: boolean,
     retried: boolean,
     wasParsed: boolean,
+    bound: boolean,
     entry: CachedStatement,
     err: unknown,
     progress: StatementProgress,
   ): Promise<PgAnswer> {
-    const kind = statementInvalidation(err, wasParsed)
+    const kind = statementInvalidation(err, wasParsed, bound)
     const cache = conn.statements
     if (kind === undefined || cache === undefined) throw err
     // the transaction status it was sent in (pg sends a statement once the one before it is answered)
@@ -1385,7 +1390,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     throw this.#notRunAgain(err, entry, kind === 'parameter' ? `${why}; ${STALE_PARAMETER_NOTE}` : why, kind !== 'parameter' && !ownDoing)
   }
 
-  /** The error of an invalidated named statement not run again: its own, saying why; `retryable` as given. */
+  /**
+   * The error of an invalidated named statement not run again: its own, saying why; `retryable` as
+   * given; `detail.failedAtBind: true` (the server refused its Bind: nothing of it executed, see
+   * {@link statementInvalidation}), which core's default `retryOn` requires of 42804/42883/42846/42725.
+   */
   #notRunAgain(err: unknown, entry: CachedStatement, why: string, retryable: boolean): DatabaseError {
     const mapped = this.mapError(err)
     return new DatabaseError(mapped.code, `${mapped.message} (named prepared statement ${entry.name}: ${why})`, {
@@ -1393,7 +1402,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       sqlState: mapped.sqlState,
       cause: mapped.cause,
       retryable: retryable || mapped.retryable,
-      detail: { ...mapped.detail, statement: entry.name },
+      detail: { ...mapped.detail, statement: entry.name, failedAtBind: true },
     })
   }
 

@@ -25,10 +25,12 @@ const STALE_PARAMETER_TYPE_STATES: ReadonlySet<string> = new Set(['42804', '4288
 
 /**
  * The context (`where`) the server gives an error raised while it converted a Bind value to its
- * parameter's type (PostgreSQL 13+): `unnamed portal parameter $1 = '...'`, `portal "p" parameter $2 = ...`,
- * as its last (outermost) line; an input function may add its own lines before it (`JSON data, line 1: ...`).
+ * parameter's type (PostgreSQL 13+): `unnamed portal parameter $1 = '...'`, `portal "p" parameter $2`
+ * (the value shown only when log_parameter_max_length_on_error is not 0), as the whole context, or
+ * after the json input function's own line (`JSON data, line 1: ...`). One with other lines before it (`PL/pgSQL function audit_check(integer) line 2 at RAISE`, `SQL function ...`,
+ * a domain CHECK's function at Bind) ran user code, whose side effects a run again would repeat.
  */
-const BIND_PARAMETER_CONTEXT = /(?:^|\n)(?:unnamed portal|portal "[^"\n]*") parameter \$\d+ = [^\n]*$/
+const BIND_PARAMETER_CONTEXT = /^(?:JSON data, line \d+: [^\n]*\n)?(?:unnamed portal|portal "[^"\n]*") parameter \$\d+(?: = [\s\S]*)?$/
 
 /**
  * Whether a named statement failed because the server no longer accepts it as cached, so preparing it
@@ -50,16 +52,22 @@ const BIND_PARAMETER_CONTEXT = /(?:^|\n)(?:unnamed portal|portal "[^"\n]*") para
  *   anything ran. Also the error of a value that is wrong for the column: only this statement is
  *   prepared again (a bad value from a user must not make every connection re-prepare).
  *
- * Only an error of the top-level statement qualifies: one with another context (`where`, set for
- * anything raised inside a function, a trigger or a PL/pgSQL `EXECUTE`) or an internal query
- * (`internalQuery`) was raised by the statement's own work, not by its cached plan; running it again
- * would run that work (a `nextval`, a write through dblink) twice, and fail the same way.
+ * Only an error raised at Bind qualifies, proven twice: the server sent no BindComplete for this
+ * run (`bound` false: an error while the statement executed, `select nextval('s'), $1::regprocedure`
+ * with a bad name, comes after it), and it ran no user code: no context (`where`) but the Bind
+ * parameter's own line, no internal query (`internalQuery`). A domain CHECK calling a function runs
+ * user code at Bind, before BindComplete; its error has the function's line in its context. Running
+ * any of these again would run that work (a `nextval`, a write through dblink) twice, and fail the
+ * same way. Not provable (so not excluded): a domain CHECK whose SQL function the server inlined
+ * (no function line), whose class 22 error reads as `'parameter'`.
  *
  * @param err What pg rejected the statement with.
  * @param wasParsed The statement was parsed on the connection before this run (this run sent no Parse).
+ * @param bound The server answered this run's Bind with BindComplete (it may have executed since).
  * @returns The kind of invalidation, or `undefined` for any other error.
  */
-export function statementInvalidation(err: unknown, wasParsed: boolean): StatementInvalidation | undefined {
+export function statementInvalidation(err: unknown, wasParsed: boolean, bound: boolean): StatementInvalidation | undefined {
+  if (bound) return undefined
   const sqlState = sqlStateOf(err)
   if (sqlState === undefined) return undefined
   const origin = err as ErrorOrigin

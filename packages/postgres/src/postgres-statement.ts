@@ -80,6 +80,11 @@ class PgStatement extends PgQuery {
   described: StatementDescription | undefined
   /** This run sent Parse (the statement was not parsed on the connection before it). */
   parsing = false
+  /**
+   * The server answered this run's Bind with BindComplete (see {@link trackBindComplete}): from then
+   * on, the statement may have executed. An error before it was raised at Bind.
+   */
+  bound = false
 
   constructor(
     client: Client,
@@ -221,7 +226,8 @@ class PgStatement extends PgQuery {
  * Sends one statement on `client`: unnamed, or as the named statement `entry` of `cache` (parsed on
  * its first run, then Bind/Execute only). `entry` is released from in-flight when pg answers. A
  * failure goes to `recover` when given, with whether the statement was parsed before this run (no
- * Parse sent), and its promise, or its throw, settles the statement: one
+ * Parse sent) and whether the server answered its Bind with BindComplete (see
+ * {@link trackBindComplete}: without it, nothing of the statement executed), and its promise, or its throw, settles the statement: one
  * promise fewer than a `.catch` on the way of every success. `progress`, when given, records whether
  * it was sent, in which transaction status, and how many CommandCompletes came back (see
  * StatementProgress): what decides whether a lost connection left its outcome unknown. With
@@ -234,7 +240,7 @@ export function runStatement(
   values: unknown[],
   entry: CachedStatement | undefined,
   cache: StatementCache | undefined,
-  recover?: (err: Error, parsedBefore: boolean) => Promise<PgAnswer>,
+  recover?: (err: Error, parsedBefore: boolean, bound: boolean) => Promise<PgAnswer>,
   progress?: StatementProgress,
   onlyWhenIdle = false,
 ): Promise<PgAnswer> {
@@ -254,13 +260,28 @@ export function runStatement(
       else {
         try {
           // parsed before: this run only bound and executed it
-          resolve(recover(err, !statement.parsing))
+          resolve(recover(err, !statement.parsing, statement.bound))
         } catch (thrown) {
           reject(thrown as Error)
         }
       }
     }
     client.query(statement as never)
+  })
+}
+
+/**
+ * Records, on the statement pg is being answered for (`_getActiveQuery()`, the one answered in
+ * pipeline mode too), the server's BindComplete: the proof that its Bind succeeded, so that an error
+ * after it may have been raised while the statement executed (a `nextval`, a write through dblink
+ * done), and one without it was raised at Bind, before the portal existed (see
+ * `statementInvalidation`). Called once per connection, before its first statement.
+ */
+export function trackBindComplete(client: Client): void {
+  const answered = client as unknown as { _getActiveQuery(): unknown }
+  client.connection.on('bindComplete', () => {
+    const statement = answered._getActiveQuery()
+    if (statement instanceof PgStatement) statement.bound = true
   })
 }
 

@@ -18,7 +18,9 @@ export interface RetryOptions {
    * Which errors replay. Default: SERIALIZATION_FAILURE, DEADLOCK, BUSY, a retryable READ_ONLY (a
    * write on a Postgres server that became read-only after a failover), a retryable error of a named
    * prepared statement the server invalidated (Postgres 0A000 / 26000 / 42804 / 42883 / 42846 / 42725
-   * inside a transaction: thrown retryable only when a replay prepares it again), and
+   * inside a transaction: thrown retryable only when a replay prepares it again; 42804 / 42883 /
+   * 42846 / 42725 only with `detail.failedAtBind: true`, the proof it was refused at Bind, before
+   * anything of it executed), and
    * TRANSACTION_ROLLED_BACK whose cause is one of those (fn caught it and went on). Never an error
    * with `detail.outcome` (`'unknown'`, `'committed'`): part of the work may have been committed.
    * One that throws rejects the transaction with CONFIGURATION naming `transaction.retry.retryOn`,
@@ -243,13 +245,24 @@ function resolveRetry(value: unknown): ResolvedRetry {
  */
 const STATEMENT_INVALIDATION_SQLSTATES: ReadonlySet<string> = new Set(['0A000', '26000', '42804', '42883', '42846', '42725'])
 
+/**
+ * Of those, the ones a statement's own execution raises as well (`$1::text::regprocedure` with a name
+ * that does not exist: 42883): they replay only with `detail.failedAtBind: true`, the backend's proof
+ * that the server refused the statement's Bind, before anything of it executed (Postgres: no
+ * BindComplete, no user code in the error's context).
+ */
+const AT_BIND_ONLY_SQLSTATES: ReadonlySet<string> = new Set(['42804', '42883', '42846', '42725'])
+
 function replaysByDefault(e: DatabaseError): boolean {
   // work of it may have been committed (detail.outcome 'unknown' or 'committed': a CALL whose body
   // committed, a lost COMMIT): a replay could apply it twice, whatever the code says
   if (e.detail?.outcome !== undefined) return false
   return (
     TRANSACTION_RETRY_CODES.has(e.code) ||
-    (e.retryable && e.sqlState !== undefined && STATEMENT_INVALIDATION_SQLSTATES.has(e.sqlState)) ||
+    (e.retryable &&
+      e.sqlState !== undefined &&
+      STATEMENT_INVALIDATION_SQLSTATES.has(e.sqlState) &&
+      (!AT_BIND_ONLY_SQLSTATES.has(e.sqlState) || e.detail?.failedAtBind === true)) ||
     // a write that reached a server that became read-only (Postgres 25006 after a failover): the
     // backend evicted the connection, and the replay's new connection looks for a read-write server
     (e.code === 'READ_ONLY' && e.retryable)

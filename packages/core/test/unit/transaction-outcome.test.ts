@@ -289,6 +289,32 @@ describe('default replays', () => {
     await pool.close()
   })
 
+  it('replays a retryable 42883 / 42804 / 42846 / 42725 only with detail.failedAtBind (review r13a)', async () => {
+    for (const failedAtBind of [true, undefined]) {
+      const { pool, manager } = makePool({ max: 1 })
+      const error = new DatabaseError('SYNTAX_ERROR', 'function does not exist', {
+        backend: 'postgres',
+        sqlState: '42883',
+        retryable: true,
+        detail: failedAtBind === undefined ? {} : { failedAtBind },
+      })
+      manager.queryFaults.push({ match: /select stale/, fault: { kind: 'fail', error }, fatal: false })
+      let attempts = 0
+      const run = pool.transaction(
+        async (tx) => {
+          attempts++
+          if (attempts === 1) await tx.query('select stale')
+          return attempts
+        },
+        { retry: { maxAttempts: 5, baseDelayMs: 0 } },
+      )
+      // without the proof it was refused at Bind, the statement may have executed (a user's error)
+      if (failedAtBind === true) expect(await run).toBe(2)
+      else expect(await rejection(run)).toBe(error)
+      await pool.close()
+    }
+  })
+
   it('does not replay the same SQLSTATE when the backend did not mark it retryable', async () => {
     const { pool, manager } = makePool({ max: 1 })
     const fatal = new DatabaseError('QUERY_FAILED', 'feature not supported', { backend: 'postgres', sqlState: '0A000' })

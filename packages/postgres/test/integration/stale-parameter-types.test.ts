@@ -117,3 +117,57 @@ it('a CALL whose cached parameter type went stale is parsed again but never run 
   await pool.query('call put($1)', [huge])
   expect((await pool.query<{ n: bigint }>('select n from calls order by n')).rows).toEqual([{ n: 1n }, { n: BigInt(huge) }])
 }, 30_000)
+
+// review r13a: only an error the server raised at Bind (no BindComplete), with no user code in its
+// context, proves nothing ran; anything else ran the statement's side effects, which a run again repeats
+describe('an error raised while the statement ran, or by user code at Bind, is never run again', () => {
+  it.each(['always', 'second-use'] as const)(
+    "prepare '%s': 42883 from the statement's own execution (a bad regprocedure value): one nextval, not retryable, no transaction replay",
+    async (prepare) => {
+      pool = poolOn(db.url, { max: 1, name: 'rerun-executed' }, { prepare })
+      await pool.query('drop sequence if exists side; create sequence side')
+      const text = "select nextval('side') as n, $1::text::regprocedure as f"
+      await pool.query(text, ['now()'])
+      await pool.query(text, ['now()'])
+      const last = async () => Number((await pool!.query<{ n: string }>('select last_value::text as n from side')).rows[0]?.n)
+      const before = await last()
+      const err = await rejection(pool.query(text, ['no_such_function()']))
+      expect(err).toMatchObject({ sqlState: '42883', retryable: false })
+      // before: 2 (run again as a stale parameter type)
+      expect((await last()) - before).toBe(1)
+      let attempts = 0
+      const inTx = await rejection(
+        pool.transaction(async (tx) => {
+          attempts++
+          await tx.query(text, ['no_such_function()'])
+        }),
+      )
+      expect(inTx).toMatchObject({ sqlState: '42883', retryable: false })
+      expect(inTx.detail?.failedAtBind).toBeUndefined()
+      // before: 2 attempts (thrown retryable, and core's default retryOn replayed 42883)
+      expect(attempts).toBe(1)
+      expect((await last()) - before).toBe(2)
+    },
+    30_000,
+  )
+
+  it('a class 22 error raised at Bind by a domain CHECK function (user code ran): the function runs once', async () => {
+    pool = poolOn(db.url, { max: 1, name: 'rerun-domain' }, { prepare: 'always' })
+    await pool.query(`drop table if exists dt; drop domain if exists checked_amount; drop sequence if exists audit;
+      create sequence audit;
+      create or replace function audit_check(v int) returns bool language plpgsql as $f$ begin
+        perform nextval('audit');
+        if v < 0 then raise exception 'negative amount %', v using errcode = '22023'; end if;
+        return true; end $f$;
+      create domain checked_amount as int check (audit_check(value));
+      create table dt (v checked_amount)`)
+    const ins = 'insert into dt (v) values ($1::checked_amount)'
+    await pool.query(ins, [1])
+    const last = async () => Number((await pool!.query<{ n: string }>('select last_value::text as n from audit')).rows[0]?.n)
+    const before = await last()
+    const err = await rejection(pool.query(ins, [-5]))
+    expect(err).toMatchObject({ sqlState: '22023', retryable: false })
+    // before: 2 (read as a stale parameter type at Bind and run again)
+    expect((await last()) - before).toBe(1)
+  }, 30_000)
+})
