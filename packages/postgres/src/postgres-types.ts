@@ -89,7 +89,12 @@ export function createTypeParsers(int8: Int8Mode, guard: ReadGuard = new ReadGua
   overrides.set(OID.INTERVAL, interval)
   overrides.set(OID.INTERVAL_ARRAY, arrayOf(interval))
   for (const oid of [OID.JSON, OID.JSONB]) overrides.set(oid, json)
-  for (const oid of [OID.JSON_ARRAY, OID.JSONB_ARRAY]) overrides.set(oid, arrayOf(json))
+  // one digit budget per json[] value, shared by its elements (see MAX_SPELLED_DIGITS)
+  const jsonArray = (text: string): unknown => {
+    const budget = { left: MAX_SPELLED_DIGITS }
+    return arrayOf((element) => parseJson(element, guard, budget))(text)
+  }
+  for (const oid of [OID.JSON_ARRAY, OID.JSONB_ARRAY]) overrides.set(oid, jsonArray)
   const getTypeParser = ((oid: number, format?: 'text' | 'binary') => {
     if (format !== 'binary') {
       const parser = overrides.get(oid)
@@ -152,8 +157,20 @@ function int8Parse(mode: Int8Mode): Parser | undefined {
 const NEEDS_EXACT = /\d{16}|\d[eE][-+]?\d/
 const INTEGER = /^-?\d+$/
 const NUMBER = /^(-?)(\d+)(?:\.(\d+))?(?:[eE]([-+]?\d+))?$/
-/** Digits of the longest integer read as a bigint (an exponent can spell a huge one in a few bytes: `1e100000000`). */
+/** Digits of the longest integer written out in digits read as a bigint (work in proportion to the text read). */
 const MAX_INTEGER_DIGITS = 10_000
+/**
+ * Digits that integers written with an exponent or a fraction part may spell out as bigints in one
+ * `json` / `jsonb` value (a `json[]` value: all its elements together). An exponent spells many
+ * digits in a few bytes (`1e9999`: 10,000 digits in 6 bytes; a 684 KB document of them took 31 s
+ * and 400 MB): beyond this budget the value is unreadable. Real ids and amounts spend a few dozen.
+ */
+export const MAX_SPELLED_DIGITS = 10_000
+
+/** What one `json` value may still spell out (see {@link MAX_SPELLED_DIGITS}). */
+interface DigitBudget {
+  left: number
+}
 
 /**
  * A `json` / `jsonb` value: JSON.parse, except for a number that JS would not read as written: an
@@ -165,15 +182,19 @@ const MAX_INTEGER_DIGITS = 10_000
  * `1000000000000000000000` (jsonb's spelling of `1e21`) as `1e21`. Numbers with a fraction stay
  * doubles, as in JSON.parse; one beyond a double's range (Infinity) or non-zero but read as 0 is
  * unreadable (the result is refused: see {@link UnreadableValue}), as is an integer of more than
- * 10,000 digits. Only a text with a run of 16 digits or an exponent goes through lossless-json, a JS
- * parser that hands over each number's text (duplicate keys: the last wins, as JSON.parse and
- * Postgres's json operators do); every other value takes JSON.parse's fast path.
+ * 10,000 digits, and the value whose integers written with an exponent or a fraction part spell out
+ * more than {@link MAX_SPELLED_DIGITS} digits as bigints (`1e9999` twice). Only a text with a run
+ * of 16 digits or an exponent goes through lossless-json, a JS parser that hands over each number's
+ * text (duplicate keys: the last wins, as JSON.parse and Postgres's json operators do); every other
+ * value takes JSON.parse's fast path.
+ *
+ * @param budget Shared by the elements of one `json[]` value; a fresh one per value by default.
  */
-export function parseJson(text: string, guard: ReadGuard = new ReadGuard()): unknown {
+export function parseJson(text: string, guard: ReadGuard = new ReadGuard(), budget: DigitBudget = { left: MAX_SPELLED_DIGITS }): unknown {
   if (!NEEDS_EXACT.test(text)) return JSON.parse(text)
   try {
     return parseLossless(text, null, {
-      parseNumber: (number: string) => jsonNumber(number, guard),
+      parseNumber: (number: string) => jsonNumber(number, guard, budget),
       onDuplicateKey: ({ newValue }: { newValue: unknown }) => newValue,
     } as never)
   } catch {
@@ -182,7 +203,7 @@ export function parseJson(text: string, guard: ReadGuard = new ReadGuard()): unk
   }
 }
 
-function jsonNumber(text: string, guard: ReadGuard): unknown {
+function jsonNumber(text: string, guard: ReadGuard, budget: DigitBudget): unknown {
   const value = Number(text)
   if (INTEGER.test(text)) {
     if (Number.isSafeInteger(value)) return value
@@ -202,11 +223,26 @@ function jsonNumber(text: string, guard: ReadGuard): unknown {
     // a fraction: a double, as JSON.parse reads it; but never Infinity, nor 0 for a non-zero number
     return Number.isFinite(value) && value !== 0 ? value : guard.unreadable('json', 'out-of-range')
   }
-  // an integer written with a fraction part or an exponent (`1.5e3`, `9007199254740993e0`, `1e400`)
-  if (digits.length + scale > MAX_INTEGER_DIGITS) return guard.unreadable('json', 'out-of-range')
-  const integer = `${sign}${digits}${'0'.repeat(scale)}`
-  if (Number.isFinite(value) && (Number.isSafeInteger(value) || integerDigits(value) === integer)) return value
-  return BigInt(integer)
+  // an integer written with a fraction part or an exponent (`1.5e3`, `9007199254740993e0`, `1e400`):
+  // compared without writing its digits out (`1e300` stays the double it is)
+  if (Number.isSafeInteger(value) || (Number.isFinite(value) && sameInteger(value, digits, scale))) return value
+  const length = digits.length + scale
+  if (length > budget.left) return guard.unreadable('json', 'out-of-range')
+  budget.left -= length
+  return BigInt(`${sign}${digits}${'0'.repeat(scale)}`)
+}
+
+/** Whether the integral double `value` is the integer `digits` × 10^`scale` (`digits` without trailing zeros; the sign is Number's own). */
+function sameInteger(value: number, digits: string, scale: number): boolean {
+  const match = /^-?(\d+)(?:\.(\d+))?(?:e\+(\d+))?$/.exec(String(value))
+  if (match === null) return false
+  const [, whole = '', fraction = '', exponent = '0'] = match
+  let own = (whole + fraction).replace(/^0+/, '')
+  let ownScale = Number(exponent) - fraction.length
+  const trailing = /0*$/.exec(own)![0].length
+  own = own.slice(0, own.length - trailing)
+  ownScale += trailing
+  return own === digits && ownScale === scale
 }
 
 /** The integer JS writes for an integral double (its shortest round-trip text), without an exponent: `1e+21` → `1000000000000000000000`. */

@@ -1,5 +1,5 @@
 import { ReadGuard, UnreadableValue } from '../../src/postgres-read-guard'
-import { parseJson } from '../../src/postgres-types'
+import { MAX_SPELLED_DIGITS, parseJson } from '../../src/postgres-types'
 
 describe('parseJson: json / jsonb values', () => {
   it('reads an integer JS would round as the exact bigint, at any depth', () => {
@@ -56,5 +56,28 @@ describe('parseJson: json / jsonb values', () => {
     expect(guard.count).toBe(3)
     expect(parseJson('[0.1e1, 5e-324]', guard)).toEqual([1, 5e-324])
     expect(guard.count).toBe(3)
+  })
+
+  it('integers spelled by exponents share a budget of digits per value: 1e9999 once is exact, twice is unreadable', () => {
+    expect(MAX_SPELLED_DIGITS).toBe(10_000)
+    const guard = new ReadGuard()
+    expect(parseJson('[1e9999]', guard)).toEqual([10n ** 9999n])
+    expect(guard.count).toBe(0)
+    // 6 bytes each spelled 10,000 digits: 100,000 of them took 31 s and 400 MB
+    const many = parseJson(`[${Array(1000).fill('1e9999').join(',')}]`, guard) as unknown[]
+    expect(many[0]).toBe(10n ** 9999n)
+    expect(many[1]).toBeInstanceOf(UnreadableValue)
+    expect(guard.count).toBe(999)
+    // a fresh budget per value; the shared one (a json[] value's elements) runs out across them
+    expect(parseJson('1e9999', guard)).toBe(10n ** 9999n)
+    const budget = { left: MAX_SPELLED_DIGITS }
+    expect(parseJson('1e5000', guard, budget)).toBe(10n ** 5000n)
+    expect(parseJson('1e5000', guard, budget)).toBeInstanceOf(UnreadableValue)
+    // what a double holds exactly costs nothing: 100,000 copies of 1e300 read as the double
+    const doubles = parseJson(`[${Array(100_000).fill('1e300').join(',')}, 9007199254740993e0]`, guard) as unknown[]
+    expect(doubles[0]).toBe(1e300)
+    expect(doubles[100_000]).toBe(9007199254740993n)
+    // real ids and amounts, written out in digits, are never counted
+    expect(parseJson(`[${Array(2000).fill('12345678901234567890').join(',')}]`, guard)).toEqual(Array(2000).fill(12345678901234567890n))
   })
 })
