@@ -1241,12 +1241,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * run once more when that is safe.
    */
   #send(conn: PostgresConnection, query: PgQuery, shared: boolean, retried: boolean, progress: StatementProgress): Promise<PgAnswer> {
-    if (retried) return this.#sendChecked(conn, query, shared, retried, progress)
-    // an array check in flight holds the connection: later statements are sent after it, in the order issued
+    // a run again follows a statement prepared again (the schema changed): its arrays are checked afresh
+    if (retried && query.arrays !== undefined) this.#arrayCheck.forget(conn.client, query.text)
+    // an array check in flight holds the connection: later statements are sent after it, in the order
+    // issued (a run again is sent only when nothing was issued after it, or shared: behind them)
     const held = this.#held.get(conn)
     if (held !== undefined)
-      return new Promise<PgAnswer>((resolve) => held.push(() => resolve(this.#sendInTurn(conn, query, shared, progress))))
-    return this.#sendInTurn(conn, query, shared, progress)
+      return new Promise<PgAnswer>((resolve) => held.push(() => resolve(this.#sendInTurn(conn, query, shared, retried, progress))))
+    return this.#sendInTurn(conn, query, shared, retried, progress)
   }
 
   /**
@@ -1255,20 +1257,20 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * the Parse/Describe probe (and a pg_type lookup) are queued now, and the connection is held (see
    * {@link #held}) until the statement itself is queued or refused.
    */
-  #sendInTurn(conn: PostgresConnection, query: PgQuery, shared: boolean, progress: StatementProgress): Promise<PgAnswer> {
-    if (query.arrays === undefined) return this.#sendChecked(conn, query, shared, false, progress)
+  #sendInTurn(conn: PostgresConnection, query: PgQuery, shared: boolean, retried: boolean, progress: StatementProgress): Promise<PgAnswer> {
+    if (query.arrays === undefined) return this.#sendChecked(conn, query, shared, retried, progress)
     let checking: Promise<void> | undefined
     try {
       checking = this.#checkArrays(conn, query)
     } catch (refused) {
       return Promise.reject(refused as Error)
     }
-    if (checking === undefined) return this.#sendChecked(conn, query, shared, false, progress)
+    if (checking === undefined) return this.#sendChecked(conn, query, shared, retried, progress)
     this.#held.set(conn, [])
     return checking.then(
       () => {
         try {
-          return this.#sendChecked(conn, query, shared, false, progress)
+          return this.#sendChecked(conn, query, shared, retried, progress)
         } finally {
           this.#release(conn)
         }
@@ -1376,6 +1378,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     if (kind === 'changed') cache.invalidateEverywhere()
     else if (kind === 'dropped') cache.invalidateAll()
     else cache.invalidate(entry)
+    // the server's parameter types the array check kept for this text may be as stale
+    this.#arrayCheck.forget(conn.client, query.text)
     let why: string
     if (ownDoing) why = PARSED_IN_THIS_TRANSACTION
     else if (!outside) why = kind === 'parameter' ? 'it failed inside a transaction, which the server aborted' : IN_TRANSACTION

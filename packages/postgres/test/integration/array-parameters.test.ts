@@ -188,3 +188,27 @@ describe('an array statement does not reorder the statements issued after it on 
     expect(rows).toEqual(expected)
   })
 })
+
+describe('the array check after a schema change made elsewhere', () => {
+  // the statement cache sees no DDL tag: the check's types were kept, the named statement ran again unchecked
+  it('a named statement prepared again (run again after the server refused it) checks its arrays afresh', async () => {
+    const one = poolOn(db.url, { max: 1, min: 0 }, { prepare: 'always' })
+    const other = poolOn(db.url, { max: 1, min: 0 })
+    try {
+      await one.query(`create table tg (tags text[])`)
+      await one.query(`insert into tg values ('{a,b}')`)
+      const find = (tags: string[]) => one.query<{ n: number }>('select count(*)::int as n from tg where tags = $1', [tags])
+      expect((await find(['a', 'b'])).rows).toEqual([{ n: 1 }])
+      expect((await find(['a', 'b'])).rows).toEqual([{ n: 1 }])
+      // another service's migration: the column is text now, holding the text of an array literal
+      await other.query(`alter table tg alter column tags type text using array_to_string(tags, ',')`)
+      await other.query(`insert into tg values ('{c,d}')`)
+      // was: prepared again with $1 text and run again: matched the text '{c,d}' (n: 1)
+      const err = await rejection(find(['c', 'd']))
+      expect(err.code).toBe('INVALID_PARAMETER')
+    } finally {
+      await one.close({ timeoutMs: 5_000 })
+      await other.close({ timeoutMs: 5_000 })
+    }
+  })
+})
