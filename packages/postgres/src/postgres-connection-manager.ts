@@ -62,6 +62,9 @@ import {
   readFormatSetup,
   readFormatStartup,
   RESTORE_READ_FORMATS_SQL,
+  RESTORE_FLOAT_DIGITS_SQL,
+  mayChangeFloatDigits,
+  floatDigitsChangeInTransactionMode,
   SHOW_READ_FORMATS_SQL,
 } from './postgres-read-formats'
 import { startDeadline, type Deadline } from './postgres-deadline'
@@ -589,7 +592,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   #sessionNeed(text: string): string | undefined {
     const known = this.#sessionNeeds.get(text)
     if (known !== undefined) return known === false ? undefined : known
-    const why = sessionStatement(text)
+    const why = sessionStatement(text) ?? floatDigitsChangeInTransactionMode(text)
     if (text.length <= MAX_REMEMBERED_TEXT_LENGTH) {
       if (this.#sessionNeeds.size >= MAX_REMEMBERED_TEXTS) this.#sessionNeeds.clear()
       this.#sessionNeeds.set(text, why ?? false)
@@ -733,17 +736,30 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   /**
    * A statement of the lease changed DateStyle or IntervalStyle (see readFormatsChanged: one property
    * read per release otherwise): both are set back to what the row parsers read
-   * ({@link RESTORE_READ_FORMATS_SQL}), bounded by `cancelTimeoutMs`; a failure destroys the connection.
-   * Not in PgBouncer transaction mode, where a SET is refused anyway.
+   * ({@link RESTORE_READ_FORMATS_SQL}); one that may have changed `extra_float_digits` (not reported:
+   * see mayChangeFloatDigits, `conn.native`): it is set back ({@link RESTORE_FLOAT_DIGITS_SQL}). One
+   * round trip for both, bounded by `cancelTimeoutMs`; a failure destroys the connection.
+   * Not in PgBouncer transaction mode, where such a statement is refused (see #sessionNeed).
    */
   #restoreReadFormats(conn: PostgresConnection): void | Promise<void> {
-    if (this.options.pgbouncer === 'transaction' || !readFormatsChanged(conn)) return undefined
-    return this.#execute(conn, { text: RESTORE_READ_FORMATS_SQL, params: [] }, { timeoutMs: this.options.cancelTimeoutMs }, false).then(
-      () => undefined,
+    if (this.options.pgbouncer === 'transaction') return undefined
+    const formats = readFormatsChanged(conn)
+    const floats = conn.floatDigitsMayHaveChanged
+    if (!formats && !floats) return undefined
+    const text =
+      formats && floats
+        ? `${RESTORE_READ_FORMATS_SQL}; ${RESTORE_FLOAT_DIGITS_SQL}`
+        : formats
+          ? RESTORE_READ_FORMATS_SQL
+          : RESTORE_FLOAT_DIGITS_SQL
+    return this.#execute(conn, { text, params: [] }, { timeoutMs: this.options.cancelTimeoutMs }, false).then(
+      () => {
+        conn.floatDigitsMayHaveChanged = false
+      },
       (err: unknown) => {
         const reason = new DatabaseError(
           'QUERY_FAILED',
-          `the DateStyle / IntervalStyle a statement changed could not be set back on release: ${this.mapError(err).message}; the connection is closed instead of reused`,
+          `the DateStyle / IntervalStyle / extra_float_digits a statement may have changed could not be set back on release: ${this.mapError(err).message}; the connection is closed instead of reused`,
           { backend: 'postgres', cause: err },
         )
         conn.markBroken(reason)
@@ -925,15 +941,19 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    */
   #noteReset(conn: PostgresConnection, text: string): void {
     if (conn.setupResettable && !conn.setupLost && resetsSession(text)) conn.setupLost = true
+    // extra_float_digits is not reported: a text that may change it has it set back on release
+    if (!conn.floatDigitsMayHaveChanged && mayChangeFloatDigits(text)) conn.floatDigitsMayHaveChanged = true
   }
 
   /**
    * The application took `conn.native`: what it runs there is never seen (`client.query('RESET ALL')`),
    * so a connection whose setup a reset can drop (see PostgresConnection.setupResettable) gets it run
-   * again on release. One whose setup is all startup parameters needs nothing.
+   * again on release. One whose setup is all startup parameters needs nothing but
+   * `extra_float_digits` set back (see #restoreReadFormats).
    */
   nativeLent(conn: PostgresConnection): void {
     if (conn.setupResettable) conn.setupLost = true
+    conn.floatDigitsMayHaveChanged = true
   }
 
   /**

@@ -129,6 +129,12 @@ export class PostgresConnection implements ReferencedHandle {
    * startup parameters (a PgBouncer, declared in session mode or not declared: see `READ_FORMATS`).
    */
   formatsBySet = false
+  /**
+   * @internal A statement since the last release may have changed `extra_float_digits`, which the
+   * server does not report (see `mayChangeFloatDigits`; `conn.native` taken too): the release sets it
+   * back before anyone else uses the connection.
+   */
+  floatDigitsMayHaveChanged = false
 
   /** @internal */
   constructor(

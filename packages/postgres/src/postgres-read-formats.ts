@@ -122,6 +122,50 @@ export function checkFloatDigits(text: string): void {
 }
 
 const FLOAT_DIGITS = /extra_float_digits/i
+
+/**
+ * Whether `text` may change `extra_float_digits` in a way {@link checkFloatDigits} does not see (a text
+ * check cannot be complete: `set_config($1, $2, false)`, `update pg_settings set setting = '0' ...`,
+ * `set "extra_float_digits" = 0`, a comment inside, `E'...'` names, a DO block): it names the setting,
+ * `set_config` or `pg_settings`, or one of its statements is `SET`, `RESET`, `DISCARD` or `DO`
+ * (after leading comments). The release of a connection that ran one sets it back
+ * ({@link RESTORE_FLOAT_DIGITS_SQL}); what is read in the same lease after it is the application's doing.
+ * Not seen: a function or procedure whose body changes it (`select f()`, `CALL p()`).
+ */
+export function mayChangeFloatDigits(text: string): boolean {
+  return MAY_CHANGE_FLOAT_DIGITS.test(text) || SESSION_COMMAND.test(text)
+}
+
+const MAY_CHANGE_FLOAT_DIGITS = /extra_float_digits|set_config|pg_settings/i
+/** A statement (the text's first, or one after a `;`) starting, after comments, with SET, RESET, DISCARD or DO. */
+const SESSION_COMMAND = /(?:^|;)\s*(?:(?:\/\*[\s\S]*?\*\/|--[^\n]*(?:\n|$))\s*)*(?:set|reset|discard|do)\b/i
+
+/** What sets `extra_float_digits` back on release after a statement that may have changed it. */
+export const RESTORE_FLOAT_DIGITS_SQL = `SET extra_float_digits = ${READ_FORMATS.extra_float_digits}`
+
+/**
+ * Behind PgBouncer in transaction mode, why `text` is refused (CONFIGURATION) as one that may change
+ * `extra_float_digits`, or `undefined`: the server connection goes to other clients after the
+ * statement's transaction, which would read rounded floats, and nothing can set it back. Refused: a
+ * text naming the setting (or a `U&"..."` identifier) with a word that writes (`SET`, `RESET`,
+ * `UPDATE`, `set_config`, `DO`; `SHOW extra_float_digits`, `current_setting('extra_float_digits')`
+ * pass), `pg_settings` with `UPDATE`, and `set_config(` whose first argument is not a plain `'name'`
+ * literal (a parameter, an `E'...'` string, an expression). Not seen: a function whose body does it.
+ */
+export function floatDigitsChangeInTransactionMode(text: string): string | undefined {
+  if (!MAY_CHANGE_FLOAT_DIGITS.test(text) && !UNICODE_IDENTIFIER.test(text)) return undefined
+  const names = FLOAT_DIGITS.test(text) || UNICODE_IDENTIFIER.test(text)
+  const writes =
+    (names && WRITING_WORD.test(text)) || (/pg_settings/i.test(text) && /\bupdate\b/i.test(text)) || OPAQUE_SET_CONFIG.test(text)
+  return writes
+    ? `the statement may change extra_float_digits (the pool reads floats exactly at ${READ_FORMATS.extra_float_digits}; at 0 they are rounded to 15 digits), which every client later given this server connection would inherit`
+    : undefined
+}
+
+const UNICODE_IDENTIFIER = /\bu&["']/i
+const WRITING_WORD = /\b(?:set|reset|update|set_config|do)\b/i
+/** `set_config(` whose first argument is not a plain `'name'` literal. */
+const OPAQUE_SET_CONFIG = /\bset_config\s*\(\s*(?!'[a-z_][a-z0-9_.]*'\s*,)/i
 /** Texts that passed {@link checkFloatDigits}: at most {@link MAX_KEPT}, each at most {@link MAX_KEPT_LENGTH} characters. */
 const PASSED = new Set<string>()
 const MAX_KEPT = 2_000

@@ -1,6 +1,11 @@
 import { DatabaseError } from '@dbpool/core'
 import { ReadGuard, UnreadableValue } from '../../src/postgres-read-guard'
-import { checkFloatDigits, readFormatProblem } from '../../src/postgres-read-formats'
+import {
+  checkFloatDigits,
+  floatDigitsChangeInTransactionMode,
+  mayChangeFloatDigits,
+  readFormatProblem,
+} from '../../src/postgres-read-formats'
 import { createTypeParsers } from '../../src/postgres-types'
 
 const parser = (guard: ReadGuard, oid: number) => createTypeParsers('bigint', guard).getTypeParser(oid) as (text: string) => unknown
@@ -83,5 +88,41 @@ describe('readFormatProblem (PgBouncer transaction mode)', () => {
       value: 0,
     })
     expect(readFormatProblem({ interval_style: 'postgres', extra_float_digits: 2, version: 110000 })?.code).toBe('CONFIGURATION')
+  })
+})
+
+describe('extra_float_digits changes the text check misses (review r13a)', () => {
+  it('mayChangeFloatDigits: texts naming it, set_config, pg_settings, and SET/RESET/DISCARD/DO statements', () => {
+    for (const text of [
+      'select set_config($1, $2, false)',
+      "update pg_settings set setting = '0' where name = 'extra_float_digits'",
+      'set "extra_float_digits" = 0',
+      '/* c */ SET U&"extra\\005ffloat_digits" = 0',
+      'select 1; -- x\n reset all',
+      'discard all',
+      "do $$ begin execute 'set ' || 'x' ; end $$",
+    ])
+      expect(mayChangeFloatDigits(text)).toBe(true)
+    for (const text of ['select 1', 'update t set x = 1 where id = $1', "insert into t values ('reset')"])
+      expect(mayChangeFloatDigits(text)).toBe(false)
+  })
+
+  it('floatDigitsChangeInTransactionMode: writes refused, reads and other settings pass', () => {
+    for (const text of [
+      'select set_config($1, $2, false)',
+      "select set_config(E'extra_float_digits', '0', false)",
+      "update pg_settings set setting = '0' where name = 'extra_float_digits'",
+      'set /* x */ extra_float_digits = 0',
+      'set U&"extra\\005ffloat_digits" = 0',
+    ])
+      expect(floatDigitsChangeInTransactionMode(text)).toMatch(/extra_float_digits/)
+    for (const text of [
+      'select 1',
+      'show extra_float_digits',
+      "select current_setting('extra_float_digits')",
+      "select set_config('application_name', 'x', true)",
+      'select name from pg_settings',
+    ])
+      expect(floatDigitsChangeInTransactionMode(text)).toBeUndefined()
   })
 })
