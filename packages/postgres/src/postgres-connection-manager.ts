@@ -73,7 +73,7 @@ import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, TRANSACTION_MODE_RE
 import { sessionStatement } from './postgres-session-statement'
 import { isReadOnlyStatement } from './postgres-read-only'
 import { resetsSession } from './postgres-session-restore'
-import { refusesStartupSetting, STARTUP_SETTINGS_CHECK_SQL, startupParameterOf } from './postgres-session-startup'
+import { refusesStartupSetting, startupParameterOf, startupSettingsCheckSql } from './postgres-session-startup'
 import {
   endsSession,
   innerCommitPoint,
@@ -426,9 +426,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const given = setup.filter((text) => this.#startupSettings.has(text) && conn.startupSettings.length > 0)
     if (given.length < setup.length) return setup.length > 0
     const names = given.map((text) => this.#startupSettings.get(text)!.name.toLowerCase())
+    const check = startupSettingsCheckSql(names)
+    // nothing to lose, or names the check cannot write in (the text classifier covers those)
+    if (check === undefined) return names.length > 0
     const { rows } = await this.#execute<{ name: string; same: boolean }>(
       conn,
-      { text: STARTUP_SETTINGS_CHECK_SQL, params: [names] },
+      { text: check, params: [] },
       { timeoutMs: this.options.connectTimeoutMs },
       false,
     )

@@ -41,7 +41,7 @@ const ITEM = /\s*(?:(-?\d+(?:\.\d+)?)|([A-Za-z_][A-Za-z0-9_$]*)|'((?:[^'\\]|'')*
  * or a string literal without backslashes, or a comma list of those (`ledger, public`). Anything else
  * (comments, `SET LOCAL`, `DEFAULT`, double-quoted identifiers, several statements, a function call)
  * is undefined: it stays a statement run after connecting. The caller checks on each connection that
- * the server's default (`reset_val`) then equals what the SET gave (see STARTUP_SETTINGS_CHECK_SQL).
+ * the server's default (`reset_val`) then equals what the SET gave (see startupSettingsCheckSql).
  */
 export function startupParameterOf(statement: string): { readonly name: string; readonly value: string } | undefined {
   const m = /^\s*set\s+(?:session\s+)?(?:(time\s+zone)\s+|([A-Za-z_][\w.$]*)\s*(?:=|\s+to\b))(.*?)\s*;?\s*$/is.exec(statement)
@@ -70,10 +70,15 @@ export function startupParameterOf(statement: string): { readonly name: string; 
 /**
  * Per setting given at startup (lower-cased name): whether the server's default (`reset_val`) equals
  * the value the SET after connecting gave. A name absent from `pg_settings` (a custom `app.x`
- * placeholder on some versions, `role`) is not covered.
+ * placeholder on some versions, `role`) is not covered. The pool's own statement: the names are
+ * written in (only setting-name characters, else undefined: not checked), and the leading comment
+ * keeps it on the simple protocol, so it takes no place in the statement cache, is never a named
+ * prepared statement on the server, and has no array parameter to check.
  */
-export const STARTUP_SETTINGS_CHECK_SQL =
-  'select lower(name) as name, setting = reset_val as same from pg_settings where lower(name) = any($1::text[])'
+export function startupSettingsCheckSql(names: readonly string[]): string | undefined {
+  if (names.length === 0 || !names.every((name) => /^[a-z_][a-z0-9_$.]*$/.test(name))) return undefined
+  return `/* dbpool */ select lower(name) as name, setting = reset_val as same from pg_settings where lower(name) in (${names.map((n) => `'${n}'`).join(', ')})`
+}
 
 /**
  * The server refused a startup parameter (SQLSTATE 42704 unknown name, 22023 / 22P02 bad value, 42501
