@@ -24,13 +24,13 @@ import {
   type TelemetryTarget,
   type TransactionState,
 } from '@dbpool/core'
-import { abortedTransactionError, checkExecuteOptions, hideErrorLiterals, statementLiterals } from '@dbpool/core/internal'
+import { abortedTransactionError, checkExecuteOptions } from '@dbpool/core/internal'
 import { isIP } from 'node:net'
 import { addressesOf } from './postgres-addresses'
 import { sendCancelRequest } from './postgres-cancel'
 import { PostgresConnection } from './postgres-connection'
 import { PostgresCursor } from './postgres-cursor'
-import { isFatalSqlState, isParameterCountMismatch, mapPostgresError, pgBouncerError, sqlStateOf } from './postgres-errors'
+import { isFatalSqlState, isParameterCountMismatch, mapPostgresError, pgBouncerError, setupFailure, sqlStateOf } from './postgres-errors'
 import {
   CLEAN_SESSION_SQL,
   resolveManagerOptions,
@@ -398,10 +398,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       conn.setupResettable = await this.#setupResettable(conn, setup)
     } catch (err) {
       conn.kill()
-      const mapped = this.mapError(err)
+      const mapped = setupFailure(this.mapError(err), running)
       throw new DatabaseError(
         mapped.code === 'QUERY_TIMEOUT' ? 'CONNECTION_FAILED' : mapped.code,
-        `session init on ${this.target} failed: ${running === undefined ? mapped.message : hideErrorLiterals(mapped, statementLiterals(running))}`,
+        `session init on ${this.target} failed: ${mapped.message}`,
         {
           backend: 'postgres',
           sqlState: mapped.sqlState,
@@ -807,17 +807,22 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    */
   async #clean(conn: PostgresConnection): Promise<void> {
     const deadline = { timeoutMs: this.options.cancelTimeoutMs }
+    let running: string | undefined
     try {
       await this.execute(conn, { text: CLEAN_SESSION_SQL, params: [] }, deadline)
       // RESET ALL undid a session-level read-only setting (sessionInit may set it again)
       conn.sessionReadOnlyByApp = false
-      for (const text of conn.setup) await this.#execute(conn, { text, params: [] }, deadline, false)
+      for (const text of conn.setup) {
+        running = text
+        await this.#execute(conn, { text, params: [] }, deadline, false)
+      }
       conn.setupLost = false
     } catch (err) {
+      const cause = setupFailure(this.mapError(err), running)
       const reason = new DatabaseError(
         'QUERY_FAILED',
-        `the session of a released connection could not be reset (sessionReset: 'clean'): ${this.mapError(err).message}; it is closed instead of reused`,
-        { backend: 'postgres', cause: err },
+        `the session of a released connection could not be reset (sessionReset: 'clean'): ${cause.message}; it is closed instead of reused`,
+        { backend: 'postgres', cause },
       )
       conn.markBroken(reason)
       throw reason
@@ -831,14 +836,19 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    */
   async #restore(conn: PostgresConnection): Promise<void> {
     const deadline = { timeoutMs: this.options.cancelTimeoutMs }
+    let running: string | undefined
     try {
-      for (const text of conn.setup) await this.#execute(conn, { text, params: [] }, deadline, false)
+      for (const text of conn.setup) {
+        running = text
+        await this.#execute(conn, { text, params: [] }, deadline, false)
+      }
       conn.setupLost = false
     } catch (err) {
+      const cause = setupFailure(this.mapError(err), running)
       const reason = new DatabaseError(
         'QUERY_FAILED',
-        `the setup of a released connection (sessionInit, or the timeouts set behind PgBouncer) could not be run again after a statement reset its settings: ${this.mapError(err).message}; it is closed instead of reused`,
-        { backend: 'postgres', cause: err },
+        `the setup of a released connection (sessionInit, or the timeouts set behind PgBouncer) could not be run again after a statement reset its settings: ${cause.message}; it is closed instead of reused`,
+        { backend: 'postgres', cause },
       )
       conn.markBroken(reason)
       throw reason

@@ -1,4 +1,5 @@
 import { DatabaseError, redactSecrets, type ErrorCode } from '@dbpool/core'
+import { hideErrorLiterals, statementLiterals } from '@dbpool/core/internal'
 import { certificateErrorCode } from './postgres-tls'
 
 /** How one SQLSTATE maps: the code, and `retryable` when it differs from the code's default. */
@@ -320,4 +321,25 @@ export function scrubError(err: unknown, secrets: readonly (string | undefined)[
   Object.assign(copy, { code: fields.code })
   for (const key of DETAIL_FIELDS) if (typeof fields[key] === 'string') Object.assign(copy, { [key]: fields[key] })
   return copy
+}
+
+/**
+ * The error of a setup statement the pool runs on its own (`sessionInit`, the timeouts sent with SET
+ * behind PgBouncer, the read formats), as the pool's errors show it: `sessionInit` is configuration
+ * and may hold a secret (`SET app.token = '...'`, `set_config('app.key', '...', false)`), which the
+ * server repeats in its message (`invalid input syntax for type integer: "..."`) and node-postgres in
+ * its error's fields. With `text` (the statement that was running), a copy of `mapped`: its message
+ * with every literal of `text` hidden (core's `hideErrorLiterals`, the Migrator's rules), the same
+ * code, SQLSTATE, `detail` and `retryable`, and no `cause` (node-postgres's error, whose message,
+ * `detail`, `where` and `internalQuery` repeat them). Without `text` (nothing of the setup was
+ * running: a lost connection, the reset statement), `mapped` itself.
+ */
+export function setupFailure(mapped: DatabaseError, text: string | undefined): DatabaseError {
+  if (text === undefined) return mapped
+  return new DatabaseError(mapped.code, hideErrorLiterals(mapped, statementLiterals(text)), {
+    backend: 'postgres',
+    ...(mapped.sqlState === undefined ? {} : { sqlState: mapped.sqlState }),
+    ...(mapped.detail === undefined ? {} : { detail: mapped.detail }),
+    retryable: mapped.retryable,
+  })
 }
