@@ -21,6 +21,38 @@ export class UnreadableValue {
     readonly type: string,
     readonly reason: UnreadableReason,
   ) {}
+
+  // A row read past the pool (`conn.native.client.query()`) is not refused and may hold a marker: it
+  // refuses to stand in for the value, so it is never written back or shown as if it were one
+  // (JSON.stringify, a template string, `+`, node-postgres binding it as a parameter all throw)
+
+  /** Throws QUERY_FAILED: the marker is not the value. */
+  toJSON(): never {
+    throw this.#misused()
+  }
+
+  /** Throws QUERY_FAILED: the marker is not the value. */
+  toString(): never {
+    throw this.#misused()
+  }
+
+  /** Throws QUERY_FAILED: the marker is not the value. */
+  valueOf(): never {
+    throw this.#misused()
+  }
+
+  /** Throws QUERY_FAILED: the marker is not the value. */
+  [Symbol.toPrimitive](): never {
+    throw this.#misused()
+  }
+
+  #misused(): DatabaseError {
+    return new DatabaseError(
+      'QUERY_FAILED',
+      `a ${this.type} value read past the pool (conn.native) that dbpool cannot read exactly (${this.reason}) was used as a value: it is a marker standing for it, not the value; read it through the pool (which refuses the result) or as text (::text)`,
+      { backend: 'postgres', retryable: false, detail: { type: this.type, reason: this.reason } },
+    )
+  }
 }
 
 /**

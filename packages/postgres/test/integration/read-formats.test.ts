@@ -119,6 +119,30 @@ describe('values beyond what the JS type holds', () => {
     ])
   })
 
+  it('read past the pool (conn.native.client.query), an unreadable value is a marker that refuses to stand for the value: JSON, strings, arithmetic and binding it throw', async () => {
+    // the marker was a plain object there: JSON.stringify(row) wrote {"type":"timestamptz",...} where
+    // the value was, and node-postgres bound it as that JSON, so it could be written back silently
+    await pool.query('create temp table copy_back (j jsonb, t text)')
+    await pool.withConnection(async (conn) => {
+      const { rows } = await conn.native.client.query(`select '294276-12-31 23:59:59+00'::timestamptz as a, '{"n": 1.5e400}'::json as j`)
+      const row = rows[0] as { a: object; j: { n: unknown } }
+      const misuses: (() => unknown)[] = [
+        () => JSON.stringify(row),
+        () => `${String(row.a)}`,
+        () => (row.a as unknown as number) + 1,
+        () => String(row.a),
+      ]
+      for (const misuse of misuses)
+        expect(misuse).toThrow(expect.objectContaining({ code: 'QUERY_FAILED', detail: { type: 'timestamptz', reason: 'out-of-range' } }))
+      await expect(conn.native.client.query('insert into copy_back (t) values ($1)', [row.a])).rejects.toMatchObject({
+        code: 'QUERY_FAILED',
+      })
+      // a json number beyond a double is read exactly (a bigint), not a marker
+      expect(row.j.n).toBe(15n * 10n ** 399n)
+    })
+    expect((await pool.query('select count(*)::int as n from copy_back')).rows).toEqual([{ n: 0 }])
+  })
+
   it('timestamptz reads to the millisecond (a Date cannot hold microseconds: truncated, documented); ::text keeps them', async () => {
     const { rows } = await pool.query<{ a: Date; t: string }>(
       `select '2024-03-01 00:30:00.123999+00'::timestamptz as a, '2024-03-01 00:30:00.123999+00'::timestamptz::text as t`,
