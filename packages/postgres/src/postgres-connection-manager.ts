@@ -1140,7 +1140,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   ): Promise<PostgresConnection> {
     const { config, options } = this
     const guard = new ReadGuard()
-    const types = createTypeParsers(options.int8, guard)
+    const types = createTypeParsers(options.int8, guard, options.timestamptz)
     const client = new Client({
       host: address,
       port: host.port,

@@ -1,7 +1,7 @@
 import { configError } from '@dbpool/core'
 import { checkEnum, checkInteger, checkString, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
 import type { PrepareMode } from './postgres-statement-cache'
-import { INT8_MODES, type Int8Mode } from './postgres-types'
+import { INT8_MODES, TIMESTAMPTZ_MODES, type Int8Mode, type TimestamptzMode } from './postgres-types'
 import { checkSessionOptions, resolvePgBouncerMode, type PgBouncerMode } from './postgres-pgbouncer'
 import { REPLICA_OPTION_KEYS, type PostgresReplicaOptions } from './postgres-replicas'
 
@@ -27,6 +27,12 @@ export interface PostgresManagerOptions extends PostgresReplicaOptions {
   readonly cancelTimeoutMs?: number
   /** How `int8` columns come back: `'bigint'`, `'string'` or `'number'`. Default is `'bigint'`. */
   readonly int8?: Int8Mode
+  /**
+   * How `timestamptz` columns (and their arrays) come back: `'date'` a JS Date, to the millisecond
+   * (pg's default; microseconds are truncated), or `'string'` the server's ISO text, exact
+   * (`'2024-03-01 00:30:00.123456+00'`, in the session's TimeZone). Default is `'date'`.
+   */
+  readonly timestamptz?: TimestamptzMode
   /**
    * Lone auto-commit statements (`pool.query`) in flight at once on one connection, pipelined as
    * postgres.js does; `1` turns pipelining off. Transactions, `withConnection`, statements with a
@@ -123,6 +129,7 @@ export interface ResolvedPostgresManagerOptions {
   readonly keepAliveInitialDelayMs: number
   readonly cancelTimeoutMs: number
   readonly int8: Int8Mode
+  readonly timestamptz: TimestamptzMode
   readonly pipelineDepth: number
   readonly sessionReset: SessionReset
   /** The prepare mode, or `false` when statements are never named (`prepare: false`, or `pgbouncer: true`). */
@@ -139,6 +146,7 @@ export const POSTGRES_MANAGER_OPTION_KEYS = [
   'keepAliveInitialDelayMs',
   'cancelTimeoutMs',
   'int8',
+  'timestamptz',
   'pipelineDepth',
   'sessionReset',
   'prepare',
@@ -177,6 +185,7 @@ export function resolveManagerOptions(
         : checkInteger('postgres.keepAliveInitialDelayMs', raw.keepAliveInitialDelayMs, 0, MAX_MS),
     cancelTimeoutMs: raw.cancelTimeoutMs === undefined ? 5_000 : checkInteger('postgres.cancelTimeoutMs', raw.cancelTimeoutMs, 1, MAX_MS),
     int8: raw.int8 === undefined ? 'bigint' : checkEnum('postgres.int8', raw.int8, INT8_MODES),
+    timestamptz: raw.timestamptz === undefined ? 'date' : checkEnum('postgres.timestamptz', raw.timestamptz, TIMESTAMPTZ_MODES),
     pipelineDepth: raw.pipelineDepth === undefined ? 8 : checkInteger('postgres.pipelineDepth', raw.pipelineDepth, 1, 1_000),
     sessionReset,
     prepare: resolvePrepare(raw.prepare, pgbouncer === 'transaction'),

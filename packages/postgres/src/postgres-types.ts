@@ -12,6 +12,16 @@ export type Int8Mode = 'bigint' | 'string' | 'number'
 /** The `int8` modes. */
 export const INT8_MODES: readonly Int8Mode[] = ['bigint', 'string', 'number']
 
+/**
+ * How `timestamptz` columns come back: `'date'` (default) a JS `Date`, to the millisecond (a Date
+ * cannot hold Postgres's microseconds: `.123456` reads as `.123`); `'string'` the server's ISO text,
+ * exact (`'2024-03-01 00:30:00.123456+00'`, in the session's TimeZone, every year Postgres holds).
+ */
+export type TimestamptzMode = 'date' | 'string'
+
+/** The `timestamptz` modes. */
+export const TIMESTAMPTZ_MODES: readonly TimestamptzMode[] = ['date', 'string']
+
 const OID = {
   INT8: 20,
   INT8_ARRAY: 1016,
@@ -47,7 +57,8 @@ type Nested = unknown[] | unknown
  *   (pg parses its elements with `parseFloat`, which rounds `12345678901234567.89`).
  * - `timestamptz`: a `Date` (an instant), pg's parser, **to the millisecond**: Postgres keeps
  *   microseconds, a Date cannot, so `.123456` reads as `.123` (truncated; written back it stores
- *   `.123000`). Read `at::text` (or `to_char`, `extract(epoch from at)`) where microseconds matter.
+ *   `.123000`). Where microseconds matter: `timestamptz: 'string'` (the server's ISO text, exact, for
+ *   every column), or `at::text` (or `to_char`, `extract(epoch from at)`) for one.
  *   `infinity` / `-infinity` read as the numbers `Infinity` / `-Infinity` (pg's default). A value after
  *   275760-09-13 (a Date's end; Postgres goes to 294276) is refused (the statement's result:
  *   QUERY_FAILED naming the column, see `unreadableError`), never an Invalid Date.
@@ -67,7 +78,11 @@ type Nested = unknown[] | unknown
  * - `bytea`: Buffer. `int2`/`int4`/`float4`/`float8`: number. pg's defaults.
  * - Arrays of these follow their element type.
  */
-export function createTypeParsers(int8: Int8Mode, guard: ReadGuard = new ReadGuard()): CustomTypesConfig {
+export function createTypeParsers(
+  int8: Int8Mode,
+  guard: ReadGuard = new ReadGuard(),
+  timestamptzMode: TimestamptzMode = 'date',
+): CustomTypesConfig {
   const overrides = new Map<number, Parser>()
   const int8Parser = int8Parse(int8)
   if (int8Parser) {
@@ -76,7 +91,7 @@ export function createTypeParsers(int8: Int8Mode, guard: ReadGuard = new ReadGua
   }
   const date = isoText(ISO_DATE, 'date', guard)
   const timestamp = isoText(ISO_TIMESTAMP, 'timestamp', guard)
-  const timestamptz = timestamptzParser(guard)
+  const timestamptz = timestamptzMode === 'string' ? isoText(ISO_TIMESTAMPTZ, 'timestamptz', guard) : timestamptzParser(guard)
   const interval = intervalParser(guard)
   const json = (text: string): unknown => parseJson(text, guard)
   overrides.set(OID.NUMERIC_ARRAY, arrayOf(identity))

@@ -152,6 +152,48 @@ describe('values beyond what the JS type holds', () => {
   })
 })
 
+describe("timestamptz: 'string'", () => {
+  it('reads the server text, exact: microseconds, years beyond a Date, infinity, arrays, streams, every TimeZone', async () => {
+    const strings = poolOn(
+      db.url,
+      { max: 1, min: 0, name: 'tz-string' },
+      { timestamptz: 'string', sessionInit: "SET TimeZone TO 'Asia/Kolkata'" },
+    )
+    try {
+      const text = `select '2024-03-01 00:30:00.123999+00'::timestamptz as a, '294276-12-31 23:59:59.999999+00'::timestamptz as far,
+        'infinity'::timestamptz as inf, array['2024-03-01 00:00:00.000001+00'::timestamptz, null] as arr`
+      const expected = {
+        a: '2024-03-01 06:00:00.123999+05:30',
+        far: '294277-01-01 05:29:59.999999+05:30',
+        inf: 'infinity',
+        arr: ['2024-03-01 05:30:00.000001+05:30', null],
+      }
+      expect((await strings.query(text)).rows).toEqual([expected])
+      const streamed: unknown[] = []
+      for await (const row of strings.stream(text)) streamed.push(row)
+      expect(streamed).toEqual([expected])
+      // written back as read, the same instant to the microsecond
+      expect(
+        (await strings.query(sql`select ${expected.a}::timestamptz = '2024-03-01 00:30:00.123999+00'::timestamptz as same`)).rows,
+      ).toEqual([{ same: true }])
+      // a DateStyle another statement set is still refused, never read as another instant
+      await strings.withConnection(async (conn) => {
+        await conn.query("SET datestyle = 'SQL, DMY'")
+        expect((await rejection(conn.query(text))).detail).toMatchObject({ column: 'a', type: 'timestamptz', reason: 'format' })
+      })
+    } finally {
+      await strings.close({ timeoutMs: 5_000 })
+    }
+  })
+
+  it('a mode that is not date or string is CONFIGURATION naming postgres.timestamptz', () => {
+    for (const bad of ['Date', 'number', true, null])
+      expect(() => poolOn(db.url, {}, { timestamptz: bad as never })).toThrow(
+        expect.objectContaining({ code: 'CONFIGURATION', message: expect.stringContaining('postgres.timestamptz') }),
+      )
+  })
+})
+
 describe('json read exactly', () => {
   it('duplicate keys, exponents and 1e400 keep every integer exact (they read rounded, or Infinity in json and a bigint in jsonb)', async () => {
     const { rows } = await pool.query(`select

@@ -28,6 +28,7 @@ describe('manager options', () => {
       keepAliveInitialDelayMs: 10_000,
       cancelTimeoutMs: 5_000,
       int8: 'bigint',
+      timestamptz: 'date',
       pipelineDepth: 8,
       sessionReset: 'none',
       prepare: DEFAULT_PREPARE_MODE,
