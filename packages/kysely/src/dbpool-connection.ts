@@ -1,4 +1,12 @@
-import { DatabaseError, type Backend, type DatabasePool, type Lane, type PoolConnection, type Transaction } from '@dbpool/core'
+import {
+  DatabaseError,
+  isOutcomeUnknown,
+  type Backend,
+  type DatabasePool,
+  type Lane,
+  type PoolConnection,
+  type Transaction,
+} from '@dbpool/core'
 import {
   SelectQueryNode,
   type CompiledQuery,
@@ -44,6 +52,55 @@ function transactionReleased(): DatabaseError {
   )
 }
 
+/**
+ * How the last transaction of a connection ended, kept until the next begins: what a later
+ * `commit()` (Kysely's `commitTransaction` with no live transaction: a commit retried after it
+ * failed, one after `close()` revoked the transaction, one after the `db.connection()` callback
+ * returned) answers. `'committed'` lets a repeat of a successful commit resolve.
+ */
+type Ended =
+  | { readonly how: 'committed' }
+  | { readonly how: 'commit-failed'; readonly error: unknown }
+  | { readonly how: 'rolled-back' }
+  | { readonly how: 'released' }
+
+/**
+ * The error of a `commit` (or a savepoint command) with no live transaction on the connection. A
+ * commit that resolved here would tell the caller (and Kysely's `isCommitted`) that work was kept
+ * when none was: TRANSACTION_ROLLED_BACK when the transaction is known to be gone (its COMMIT failed,
+ * a rollback, the connection's release), with the COMMIT error as `cause`; that error's code when
+ * the COMMIT's outcome is unknown (`detail.outcome: 'unknown'`: it may have committed); QUERY_FAILED
+ * when none was begun or the last one committed. Never retryable: committing again cannot help.
+ *
+ * @param what `'commit'`, or the savepoint command (`'savepoint'`, `'rollback to'`, `'release'`).
+ */
+function noTransaction(what: string, ended: Ended | undefined): DatabaseError {
+  const statement = what === 'savepoint' ? 'SAVEPOINT' : `${what.toUpperCase()} SAVEPOINT`
+  const head = `there is no transaction to ${what === 'commit' ? 'commit' : `run ${statement} in`} on this connection`
+  if (ended === undefined || ended.how === 'committed')
+    return new DatabaseError('QUERY_FAILED', `${head}: ${ended ? 'it was committed' : 'none was begun'}`, { retryable: false })
+  if (ended.how === 'commit-failed') {
+    const first = DatabaseError.is(ended.error) ? ended.error : undefined
+    const why = first ? `${first.code}: ${first.message}` : String(ended.error)
+    if (first !== undefined && isOutcomeUnknown(first))
+      return new DatabaseError(
+        first.code,
+        `${head}: its COMMIT failed with an unknown outcome (it may have committed: check before running the work again); COMMIT error: ${why}`,
+        { backend: first.backend, cause: first, retryable: false, detail: first.detail },
+      )
+    return new DatabaseError(
+      'TRANSACTION_ROLLED_BACK',
+      `nothing was committed: ${head}: its COMMIT failed and the transaction was rolled back (committing again cannot keep the work: run the whole transaction again); COMMIT error: ${why}`,
+      { backend: first?.backend, cause: ended.error, retryable: false, sqlState: first?.sqlState, sqliteCode: first?.sqliteCode },
+    )
+  }
+  const reason =
+    ended.how === 'rolled-back'
+      ? 'it was rolled back'
+      : 'it was rolled back when Kysely released its connection (the db.connection() callback that started it had returned)'
+  return new DatabaseError('TRANSACTION_ROLLED_BACK', `nothing was committed: ${head}: ${reason}`, { retryable: false })
+}
+
 /** What every connection of one driver shares. */
 export interface ConnectionContext {
   readonly pool: DatabasePool
@@ -83,6 +140,8 @@ export class DbpoolConnection implements DatabaseConnection {
   #ending = false
   /** Set by {@link ended}: the `dbpoolTransaction()` transaction is over, so a refusal says "was released". */
   #ended = false
+  /** How the last transaction begun here ended (see {@link Ended}); undefined while one is live or none was begun. */
+  #last: Ended | undefined
 
   constructor(readonly context: ConnectionContext) {}
 
@@ -148,6 +207,7 @@ export class DbpoolConnection implements DatabaseConnection {
         'a transaction is already open on this connection (inside dbpoolTransaction(), nest with trx.savepoint() of a controlled transaction instead)',
       )
     const options = toDbpoolSettings(settings, this.context.backend)
+    this.#last = undefined
     const lease = this.#lease
     if (lease !== undefined && (lease.lane === 'write' || options.readOnly === true)) {
       // the session is kept: a lock or setting taken before the transaction still holds inside it
@@ -162,20 +222,48 @@ export class DbpoolConnection implements DatabaseConnection {
     this.#transaction = await HeldTransaction.begin((body) => this.context.pool.transaction(body, options))
   }
 
-  /** Kysely's `commitTransaction`: rejects with dbpool's error when the work was not committed. */
+  /**
+   * Kysely's `commitTransaction`: rejects with dbpool's error when the work was not committed. With
+   * no live transaction (a commit retried after one failed, or after `close()` revoked the
+   * transaction, or after the `db.connection()` callback that started it returned) it rejects too,
+   * never resolving for work that was not kept: TRANSACTION_ROLLED_BACK (the first COMMIT error as
+   * `cause`), that error's code when the first COMMIT's outcome is unknown, QUERY_FAILED when none
+   * was begun; all not retryable. Only a repeat of a commit that succeeded resolves.
+   */
   async commit(): Promise<void> {
     const transaction = this.#transaction
     this.#transaction = undefined
-    if (!transaction) return
+    if (!transaction) {
+      const last = this.#last
+      if (last?.how === 'committed') return
+      throw withCallerStack(noTransaction('commit', last))
+    }
     // a statement reaching this connection while the COMMIT is in flight is refused, never run on a
     // connection of its own; after a failed commit Kysely rolls back (dbpool already did): refused until then
     this.#ending = true
     try {
       await transaction.commit()
     } catch (err) {
+      this.#last = { how: 'commit-failed', error: err }
       throw withCallerStack(err)
     }
+    this.#last = { how: 'committed' }
     this.#ending = false
+  }
+
+  /**
+   * Kysely's `savepoint`, `rollbackToSavepoint` and `releaseSavepoint` (`command` is the statement's
+   * verb): run in the live transaction only. Without one (after a failed or retried commit, a
+   * rollback, `close()`, the release) the statement would run on a connection of its own, outside
+   * any transaction (on SQLite a SAVEPOINT there begins one): refused instead, with the same error
+   * as a commit there (TRANSACTION_ROLLED_BACK, or QUERY_FAILED while the COMMIT is in flight).
+   */
+  async savepointCommand(command: string, compiled: CompiledQuery): Promise<void> {
+    if (this.#adopted === undefined && this.#transaction === undefined) {
+      const refusal = this.#ending && this.#last === undefined ? transactionEnding() : noTransaction(command, this.#last)
+      throw withCallerStack(refusal)
+    }
+    await this.executeQuery(compiled)
   }
 
   /** Kysely's `rollbackTransaction`: statements are refused until the rollback has settled. */
@@ -183,10 +271,12 @@ export class DbpoolConnection implements DatabaseConnection {
     const transaction = this.#transaction
     this.#transaction = undefined
     if (!transaction) {
+      // after a failed COMMIT (Kysely's db.transaction() rolls back then): dbpool already rolled back
       this.#ending = false
       return RELEASED
     }
     this.#ending = true
+    this.#last = { how: 'rolled-back' }
     return transaction.rollback().finally(() => {
       this.#ending = false
     })
@@ -201,6 +291,7 @@ export class DbpoolConnection implements DatabaseConnection {
     this.#lease = undefined
     // the common case, one statement on a held connection: no extra async frame
     if (transaction === undefined) return lease ? lease.release() : RELEASED
+    this.#last = { how: 'released' }
     return this.#end(transaction, lease)
   }
 

@@ -39,15 +39,15 @@ export class DbpoolDriver implements Driver {
   }
 
   async savepoint(connection: DatabaseConnection, name: string, compileQuery: QueryCompiler['compileQuery']): Promise<void> {
-    await connection.executeQuery(savepointCommand('savepoint', name, compileQuery))
+    await (connection as DbpoolConnection).savepointCommand('savepoint', savepointCommand('savepoint', name, compileQuery))
   }
 
   async rollbackToSavepoint(connection: DatabaseConnection, name: string, compileQuery: QueryCompiler['compileQuery']): Promise<void> {
-    await connection.executeQuery(savepointCommand('rollback to', name, compileQuery))
+    await (connection as DbpoolConnection).savepointCommand('rollback to', savepointCommand('rollback to', name, compileQuery))
   }
 
   async releaseSavepoint(connection: DatabaseConnection, name: string, compileQuery: QueryCompiler['compileQuery']): Promise<void> {
-    await connection.executeQuery(savepointCommand('release', name, compileQuery))
+    await (connection as DbpoolConnection).savepointCommand('release', savepointCommand('release', name, compileQuery))
   }
 
   releaseConnection(connection: DatabaseConnection): Promise<void> {
