@@ -3,6 +3,7 @@ import { DatabaseError, MAX_TIMER_MS, configError } from '@dbpool/core'
 import { checkInteger, checkString, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
 import Database from 'better-sqlite3'
 import type { SqliteDatabase } from './sqlite-connection-manager'
+import { createNewTarget, removeNewTarget } from './backup-target'
 import { mapSqliteError } from './sqlite-errors'
 
 /**
@@ -28,7 +29,10 @@ export interface CopyStep {
 export interface FileCopyOptions {
   /** The database file to copy. */
   readonly source: string
-  /** The new file to write (must not exist; removed when the copy fails). */
+  /**
+   * The new file to write: created exclusively (0600), so it must not exist, nor SQLite's `-journal`,
+   * `-wal` or `-shm` beside it (CONFIGURATION, nothing touched); removed when the copy fails.
+   */
   readonly target: string
   /** Pages per step. */
   readonly pagesPerStep: number
@@ -73,8 +77,10 @@ const BUSY_RETRY_MS = 10
  * The default deadline of a copy, in ms: {@link DEFAULT_TIMEOUT_FACTOR} times the time `bytes` take at
  * {@link ASSUMED_COPY_BYTES_PER_MS}, at least {@link DEFAULT_TIMEOUT_FLOOR_MS}, at most
  * {@link DEFAULT_TIMEOUT_CAP_MS}: 10 s up to 50 MiB, 200 s for 1 GiB, 300 s from 1.5 GiB.
+ * CONFIGURATION naming `defaultBackupTimeoutMs.bytes` unless `bytes` is a number >= 0.
  */
 export function defaultBackupTimeoutMs(bytes: number): number {
+  if (typeof bytes !== 'number' || !(bytes >= 0)) throw configError('defaultBackupTimeoutMs.bytes', bytes, 'must be a number >= 0')
   const expected = bytes / ASSUMED_COPY_BYTES_PER_MS
   return Math.round(Math.min(DEFAULT_TIMEOUT_CAP_MS, Math.max(DEFAULT_TIMEOUT_FLOOR_MS, DEFAULT_TIMEOUT_FACTOR * expected)))
 }
@@ -97,6 +103,14 @@ export function defaultBackupTimeoutMs(bytes: number): number {
  * once past, the copy stops, `target` is removed and BACKUP_FAILED says so, with pages copied, steps
  * and restarts. Throws BACKUP_FAILED when the source cannot be opened, CONFIGURATION naming
  * `copyDatabaseFile.<option>` for a bad option (before anything is opened).
+ *
+ * The target is created exclusively, mode 0600 (`O_CREAT | O_EXCL`, see `createNewTarget`): an
+ * existing target (a database, any file, a directory, a symlink) or a `-journal`, `-wal` or `-shm`
+ * beside it is refused with CONFIGURATION naming `copyDatabaseFile.target`, and left as it was. A
+ * target that cannot be created (missing directory, no permission) or written (SQLite's error:
+ * disk full, I/O error) gives BACKUP_FAILED naming it (`detail.target`). On every failure the file
+ * this call created is removed (only while it is still that file), with the `-journal` SQLite
+ * wrote beside it.
  */
 export async function copyDatabaseFile(options: FileCopyOptions): Promise<FileCopyResult> {
   checkCopyOptions(options)
@@ -114,15 +128,24 @@ export async function copyDatabaseFile(options: FileCopyOptions): Promise<FileCo
       sqliteCode: mapped.sqliteCode,
     })
   }
+  let made
+  try {
+    made = await createNewTarget('copyDatabaseFile.target', options.target)
+  } catch (err) {
+    closeQuietly(db)
+    throw err
+  }
+  let run: StepRun | undefined
   try {
     const source = await beginSnapshot(db, deadline, timeoutMs)
-    const run = new StepRun(options, source, started, deadline, timeoutMs)
+    run = new StepRun(options, source, started, deadline, timeoutMs)
+    const current = run
     for (;;) {
-      const done = await db.backup(options.target, { progress: (step) => run.next(step) })
+      const done = await db.backup(options.target, { progress: (step) => current.next(step) })
       // better-sqlite3 ends a backup whose first step was refused with SQLITE_BUSY (another process held
       // the lock, rollback-journal mode) as if it were done: 0 of 0 pages, an empty copy. Only a source
       // that really has no pages may end so; otherwise copy again once the lock is gone
-      if (done.totalPages > 0 || sourcePages(db) === 0) return run.result(done.totalPages)
+      if (done.totalPages > 0 || sourcePages(db) === 0) return current.result(done.totalPages)
       if (performance.now() >= deadline) {
         throw new DatabaseError('BACKUP_FAILED', `SQLite backup timed out after ${timeoutMs} ms: the database stayed locked`, {
           backend: 'sqlite',
@@ -131,8 +154,20 @@ export async function copyDatabaseFile(options: FileCopyOptions): Promise<FileCo
       }
       await new Promise((resolve) => setTimeout(resolve, BUSY_RETRY_MS))
     }
-  } finally {
+  } catch (err) {
     closeQuietly(db)
+    await removeNewTarget(made)
+    // the callbacks' errors (and ours) as they are; SQLite's and better-sqlite3's name the target
+    if (DatabaseError.is(err) || (run !== undefined && run.callbackError === err)) throw err
+    const mapped = mapSqliteError(err)
+    throw new DatabaseError('BACKUP_FAILED', `cannot copy ${options.source} into ${options.target}: ${mapped.code}: ${mapped.message}`, {
+      backend: 'sqlite',
+      cause: mapped,
+      sqliteCode: mapped.sqliteCode,
+      detail: { target: options.target },
+    })
+  } finally {
+    if (db.open) closeQuietly(db)
   }
 }
 
@@ -200,6 +235,8 @@ class StepRun {
   #copiedPages = 0
   #copyingMs = 0
   #oneStepEstimateMs: number | undefined
+  /** What `onStep` threw or `abortReason` returned: the copy fails with it as it is. */
+  callbackError: unknown
 
   constructor(options: FileCopyOptions, source: SourceInfo, started: number, deadline: number, timeoutMs: number) {
     this.#options = options
@@ -215,9 +252,18 @@ class StepRun {
     const now = performance.now()
     this.#steps++
     this.#observe(now, totalPages, remainingPages)
-    this.#options.onStep({ totalPages, remainingPages })
-    const aborted = this.#options.abortReason()
-    if (aborted) throw aborted
+    let aborted: DatabaseError | undefined
+    try {
+      this.#options.onStep({ totalPages, remainingPages })
+      aborted = this.#options.abortReason()
+    } catch (err) {
+      this.callbackError = err
+      throw err
+    }
+    if (aborted) {
+      this.callbackError = aborted
+      throw aborted
+    }
     if (now >= this.#deadline) throw this.#timedOut(now, totalPages, remainingPages)
     const pages = this.#nextPages(now, totalPages)
     this.#previous = { remaining: remainingPages, requested: pages, returnedAt: performance.now() }

@@ -19,6 +19,7 @@ import { copyDatabaseFile, defaultBackupTimeoutMs, type BackupCopyMode } from '.
 import { journalKindOf, refuseInUse, refuseRollbackJournal } from './database-in-use'
 import { ensureDirectory } from './backup-directory'
 import { createEmpty, refuseSameFile, stageBackupFile } from './backup-stage'
+import { checkReplaceTarget, checkSameFilesystem } from './backup-target'
 import { forgetTemp, hostTag, removeStaleTempFiles, removeTemp, tempName } from './backup-temp'
 import { checkDatabaseFileShape, refused, schemaObjectsOf, verifyDatabaseFileOffThread } from './backup-verify'
 import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'
@@ -495,9 +496,6 @@ export class BackupManager {
     let copied: CopyOutcome
     let placed = false
     try {
-      // 0600 from the start: the copy holds every row of the database (SQLite's -journal beside it
-      // takes the file's mode), not the umask's 0644 until the end
-      await createEmpty(tmp)
       copied = await this.#copy(tmp)
       copyMs = performance.now() - started
       if (copied.sourcePages === 0) throw refused(this.#sourceLabel(), 'empty', 'is empty (0 pages, never written): nothing to back up')
@@ -559,6 +557,10 @@ export class BackupManager {
 
   async #copy(tmp: string): Promise<CopyOutcome> {
     if (!this.#pool.isOpen) throw this.#closed()
+    const { path, memory } = this.#manager.options
+    // 0600 from the start: the copy holds every row of the database (SQLite's -journal beside it
+    // takes the file's mode), not the umask's 0644 until the end (copyDatabaseFile creates its own)
+    if (this.#options.method === 'vacuum' || memory) await createEmpty(tmp)
     if (this.#options.method === 'vacuum') {
       // a reader's snapshot: writers go on meanwhile. The path is bound, never spliced into the text.
       const sourceSchema = await this.#pool.withConnection(
@@ -573,7 +575,6 @@ export class BackupManager {
       )
       return { copyMode: 'vacuum', restarts: 0, sourceSchema }
     }
-    const { path, memory } = this.#manager.options
     if (memory) return this.#serialize(tmp)
     // a pool that never connected has no file yet: its writer creates it (in its journal mode)
     if (!existsSync(path)) await this.#pool.withConnection(() => Promise.resolve(), { lane: 'write' })
@@ -613,6 +614,7 @@ export class BackupManager {
     // the file the path leads to: a symlink (data/app.db -> ../volume/app.db) stays, its target is restored
     const target = realDatabasePath(manager.options.path)
     refuseSameFile('restore.file', source, target)
+    checkReplaceTarget('sqlite.path', target)
     await removeStaleTempFiles(dirname(target), basename(target))
     // before the pool opens it: a WAL pool's first connection would switch a rollback-journal file
     // that another process holds idle to WAL, unseen by that process and by the probe
@@ -800,12 +802,34 @@ async function keepModeAndOwner(staged: string, target: string): Promise<void> {
  * would be replayed onto the new one), then renames `staged` over `target` (atomic within one
  * filesystem) and syncs the directory. `target` is the real file ({@link realDatabasePath}), and
  * `staged` in its directory. No connection may be open.
- * Rejects with BACKUP_FAILED before touching `target` when `staged` is empty (0 bytes), not a
- * SQLite database or truncated (`checkDatabaseFileShape`).
+ * Rejects before touching `target`: with CONFIGURATION naming `replaceDatabaseFile.staged` when
+ * `staged` is `target` itself (same device and inode: removing its `-wal` would drop the commits in
+ * it) and naming `replaceDatabaseFile.databasePath` when `target` is not a regular file (a
+ * directory); with BACKUP_FAILED when `staged` is empty (0 bytes), not a SQLite database or
+ * truncated (`checkDatabaseFileShape`), when `target`'s directory does not exist, or when `staged` is
+ * on another filesystem (the rename would fail after the old `-wal` was removed). A later failure
+ * (the rename itself) is BACKUP_FAILED naming `target`.
  */
 export async function replaceDatabaseFile(staged: string, databasePath: string): Promise<void> {
-  const target = realDatabasePath(databasePath)
+  checkString('replaceDatabaseFile.staged', staged)
+  const target = realDatabasePath(checkString('replaceDatabaseFile.databasePath', databasePath))
+  refuseSameFile('replaceDatabaseFile.staged', staged, target)
+  checkReplaceTarget('replaceDatabaseFile.databasePath', target)
   checkDatabaseFileShape(staged)
+  checkSameFilesystem(staged, target)
+  try {
+    await replaceChecked(staged, target)
+  } catch (err) {
+    if (DatabaseError.is(err)) throw err
+    throw new DatabaseError('BACKUP_FAILED', `cannot replace ${target} with ${staged}: ${messageOf(err)}`, {
+      backend: 'sqlite',
+      cause: err,
+      detail: { target, staged },
+    })
+  }
+}
+
+async function replaceChecked(staged: string, target: string): Promise<void> {
   // a backup is self-contained (journal_mode DELETE): a WAL database stays WAL, so that the next
   // restore can still tell whether another process has it open (see databaseUse)
   if (journalKindOf(target) === 'wal') setWal(staged)
@@ -833,6 +857,7 @@ export async function restoreDatabaseFile(target: string, file: string, options?
   const force = raw.force === undefined ? false : checkBoolean('restoreDatabaseFile.force', raw.force)
   const source = resolve(checkString('restoreDatabaseFile.file', file))
   const dest = realDatabasePath(checkString('restoreDatabaseFile.target', target))
+  checkReplaceTarget('restoreDatabaseFile.target', dest)
   if (!existsSync(source))
     throw new DatabaseError('BACKUP_FAILED', `backup file ${source} does not exist`, { backend: 'sqlite', detail: { file: source } })
   refuseSameFile('restoreDatabaseFile.file', source, dest)

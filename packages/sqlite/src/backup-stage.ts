@@ -19,8 +19,8 @@ import { copyDatabaseFile } from './backup-copy'
 export async function stageBackupFile(given: string, staged: string): Promise<void> {
   const source = realSourcePath(given)
   if (!given.endsWith('.gz') && (sizeOf(`${source}-wal`) > 0 || sizeOf(`${source}-journal`) > 0)) {
-    await createEmpty(staged)
     try {
+      // copyDatabaseFile creates `staged` itself (0600, exclusively)
       await copyDatabaseFile({
         source,
         target: staged,

@@ -4,6 +4,8 @@ import { readdir, stat, unlink } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { threadId } from 'node:worker_threads'
+import { configError } from '@dbpool/core'
+import { checkString } from '@dbpool/core/internal'
 
 /**
  * Temp files of backups and restores: `.<name>.tmp-<space>-<pid>-<start>-<thread>-<random>` beside
@@ -119,9 +121,12 @@ export function removeBackupTempFilesSync(): string[] {
  * other (another host or PID namespace sharing the volume, such as two containers of one pod;
  * another worker thread of this process; an older version's name) is stale only once unmodified
  * for {@link STALE_TEMP_MS}: one in progress is touched every {@link TEMP_HEARTBEAT_MS}. Returns the
- * files removed; never throws.
+ * files removed; never rejects but with CONFIGURATION for a `directory` that is not a non-empty
+ * string or a `namePrefix` that is not a string.
  */
 export async function removeStaleTempFiles(directory: string, namePrefix: string): Promise<string[]> {
+  checkString('removeStaleTempFiles.directory', directory)
+  if (typeof namePrefix !== 'string') throw configError('removeStaleTempFiles.namePrefix', namePrefix, 'must be a string')
   let names: string[]
   try {
     names = await readdir(directory)

@@ -1,7 +1,8 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
-import { DatabaseError } from '@dbpool/core'
+import { configError, DatabaseError } from '@dbpool/core'
+import { checkString, requireObject } from '@dbpool/core/internal'
 import Database from 'better-sqlite3'
 import type { SqliteDatabase } from './sqlite-connection-manager'
 import { joinCheck } from './off-thread-check'
@@ -88,9 +89,11 @@ export type WorkerAnswer =
  * with it) and runs `integrity_check`. Returns the page count (at least 1); throws BACKUP_FAILED
  * naming `label` when the file is not a sound database, or has no schema object while
  * `options.requireSchema`. Synchronous, on the calling thread: it blocks the event loop in
- * proportion to the file's size (see {@link verifyDatabaseFileOffThread}).
+ * proportion to the file's size (see {@link verifyDatabaseFileOffThread}). CONFIGURATION when `file`
+ * is not a non-empty string.
  */
 export function verifyDatabaseFile(file: string, label: string = file, options: { readonly requireSchema?: boolean } = {}): number {
+  checkString('verifyDatabaseFile.file', file)
   checkDatabaseFileShape(file, label)
   let db: SqliteDatabase | undefined
   try {
@@ -119,9 +122,16 @@ export function verifyDatabaseFile(file: string, label: string = file, options: 
  * BACKUP_FAILED naming the deadline; the worker ends when its scan does (see `options.group`). When no worker can load better-sqlite3 (a
  * bundled or restricted environment), the check runs on the calling thread after `warn` was told.
  * Resolves with the page count (at least 1); rejects with BACKUP_FAILED naming `label` as
- * {@link verifyDatabaseFile} (a 0-byte, headerless or truncated file before anything opens it).
+ * {@link verifyDatabaseFile} (a 0-byte, headerless or truncated file before anything opens it);
+ * throws CONFIGURATION for a `file` that is not a non-empty string, or `options` without a number
+ * `timeoutMs` and a function `warn`.
  */
 export async function verifyDatabaseFileOffThread(file: string, label: string, options: VerifyOptions): Promise<number> {
+  checkString('verifyDatabaseFileOffThread.file', file)
+  const raw = requireObject('verifyDatabaseFileOffThread options', options ?? null)
+  if (typeof raw.timeoutMs !== 'number' || Number.isNaN(raw.timeoutMs))
+    throw configError('verifyDatabaseFileOffThread.timeoutMs', raw.timeoutMs, 'must be a number of ms')
+  if (typeof raw.warn !== 'function') throw configError('verifyDatabaseFileOffThread.warn', raw.warn, 'must be a function')
   checkDatabaseFileShape(file, label)
   selfContained(file, label)
   const started = performance.now()
