@@ -78,14 +78,6 @@ export class MigrationStore {
     return rows.map(toApplied)
   }
 
-  /** The row of one version, read inside the caller's transaction. */
-  async readOne(conn: Runner, version: number): Promise<AppliedMigration | undefined> {
-    const { rows } = await conn.query<Row>(
-      sql`select version, name, checksum, applied_at, duration_ms from ${this.#table} where version = ${version}`,
-    )
-    return rows[0] ? toApplied(rows[0]) : undefined
-  }
-
   async insert(conn: Runner, row: AppliedMigration): Promise<void> {
     await conn.query(
       sql`insert into ${this.#table} (version, name, checksum, applied_at, duration_ms) values (${row.version}, ${row.name}, ${row.checksum}, ${row.appliedAt.toISOString()}, ${row.durationMs})`,

@@ -93,7 +93,9 @@ type Prepared = Migration & {
  *   applied_at, duration_ms). A file edited after it was applied is refused (checksum drift).
  * - Safe when several processes migrate at once: each migration's transaction first takes a lock
  *   (Postgres: `pg_try_advisory_xact_lock`, SQLite: `BEGIN IMMEDIATE`) and re-reads the table, so
- *   every migration is applied exactly once.
+ *   every migration is applied exactly once; under the lock the plan is checked again (MIGRATION_FAILED,
+ *   `detail.reason: 'plan-changed'`, when another process applied a newer migration meanwhile: `up()`
+ *   would apply an older one after it, `down()` would revert one that is no longer the newest).
  *
  * ```ts
  * const migrator = new Migrator(pool, { directory: './migrations' })
@@ -144,7 +146,8 @@ export class Migrator {
   /**
    * Applies every pending migration, or those up to and including `target`, in version order.
    * Refuses (MIGRATION_FAILED) when an applied migration's checksum changed or a pending migration
-   * is older than the newest applied one.
+   * is older than the newest applied one, checked again under the lock before each migration
+   * (`detail.reason: 'plan-changed'` when another process applied a newer one meanwhile).
    */
   async up(target?: number): Promise<MigrationRunResult> {
     if (target !== undefined) checkInteger('migrate up target', target, 0)
@@ -168,7 +171,11 @@ export class Migrator {
     return this.#run('up', pending)
   }
 
-  /** Reverts the last `steps` applied migrations (default `1`; `Infinity` for all), newest first. */
+  /**
+   * Reverts the last `steps` applied migrations (default `1`; `Infinity` for all), newest first.
+   * Refuses (MIGRATION_FAILED, `detail.reason: 'plan-changed'`) to revert one that, once the lock is
+   * held, is no longer the newest applied (another process applied a newer one meanwhile).
+   */
   async down(steps = 1): Promise<MigrationRunResult> {
     if (steps !== Infinity) checkInteger('migrate down steps', steps, 1)
     const migrations = await this.#prepare()
@@ -375,8 +382,10 @@ export class Migrator {
    * transaction, or outside any for `transaction:false`); undefined when someone else already did.
    */
   async #step(conn: PoolConnection, direction: Direction, m: Prepared): Promise<number | undefined> {
-    const row = await this.#store.readOne(conn, m.version)
+    const applied = await this.#store.readAll(conn)
+    const row = applied.find((a) => a.version === m.version)
     if (direction === 'up' ? row !== undefined : row === undefined) return undefined
+    this.#recheckPlan(direction, m, applied)
     const started = performance.now()
     if (direction === 'up') await runStep(conn, m, m.up, m.upStatements)
     else await runStep(conn, m, m.down as MigrationStep, m.downStatements)
@@ -399,6 +408,33 @@ export class Migrator {
       throw err
     }
     return durationMs
+  }
+
+  /**
+   * The plan was made before the lock was taken; another process may have migrated since. Under the
+   * lock, with the table as it is now (`applied`): `up` refuses a migration older than the newest
+   * applied one (two releases knowing different migrations ran at once: a version applied after a
+   * newer one is what a sequential `up()` refuses), `down` refuses to revert a migration that is no
+   * longer the newest applied (a newer one was applied meanwhile: reverting this one would undo part
+   * of that one too, which would stay recorded as applied). MIGRATION_FAILED saying what changed
+   * (`detail.reason: 'plan-changed'`, `detail.newest`); nothing of the migration ran.
+   */
+  #recheckPlan(direction: Direction, m: Prepared, applied: readonly AppliedMigration[]): void {
+    const newest = applied.reduce((max, a) => Math.max(max, a.version), 0)
+    if (newest <= m.version) return
+    const newer = applied.find((a) => a.version === newest) as AppliedMigration
+    const detail = { reason: 'plan-changed', newest }
+    if (direction === 'up')
+      throw migrationError(
+        `migration ${m.source} (version ${m.version}) was not applied: version ${newest} (${newer.name}) was applied meanwhile by another process, so version ${m.version} would now run after a newer migration; nothing of it was run: give it a version above ${newest}`,
+        m,
+        detail,
+      )
+    throw migrationError(
+      `migration ${m.source} (version ${m.version}) was not reverted: version ${newest} (${newer.name}) was applied meanwhile by another process, so version ${m.version} is no longer the newest applied migration (reverting it could undo part of ${newest} too); nothing was reverted: run down() again to revert from the newest`,
+      m,
+      detail,
+    )
   }
 
   /**
