@@ -9,7 +9,7 @@ export interface PostgresHost {
 
 /** What {@link parsePostgresUrl} found, still as strings (DatabaseConfig validates the values). */
 export interface ParsedPostgresUrl {
-  /** In the order written; an empty host means the default (`localhost`). Query `host=`/`port=` lists replace the ones before `/`. */
+  /** In the order written; an empty host means the default (`localhost`). Query `host=`/`port=` lists replace the names / the ports before `/` (see {@link parsePostgresUrl}). */
   readonly hosts: readonly { readonly host: string; readonly port: string | undefined }[]
   readonly user: string | undefined
   readonly password: string | undefined
@@ -103,15 +103,19 @@ function pathEnd(rest: string, from: number): number {
  * Parses a libpq connection URI: `postgres[ql]://[user[:password]@][host[:port][,host[:port]...]][/dbname][?name=value&...]`
  * (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS). Hosts may be
  * names, IPv4, IPv6 in brackets (`[::1]:5433`) or a percent-encoded socket directory (`%2Fvar%2Frun%2Fpostgresql`);
- * each may have its own port. `host=` and `port=` in the query take comma-separated lists too and win
- * over the hosts before `/` (one port applies to every host, else one per host). Percent-escapes are
+ * each may have its own port. `host=` and `port=` in the query take comma-separated lists too. As in
+ * libpq, the hosts and their ports are two lists: `host=` replaces only the host names (the ports
+ * written before `/` stay: `postgres://h:55432/db?host=/tmp` is `/tmp` port 55432, `postgres://h:6000/db?host=a,b`
+ * is `a:6000,b:6000`), `port=` replaces only the ports; then no port list means every host's default,
+ * one port applies to every host, else there must be one per host (`postgres://h1:1,h2:2/db?host=x`
+ * is refused, as libpq refuses it). Percent-escapes are
  * decoded everywhere; `+` is kept (libpq does not read it as a space).
  *
  * pg-connection-string (which dbpool used before) reads only one host: it throws on `h1:5432,h2:5433`.
  *
  * Throws CONFIGURATION (option `database.url`, the password never shown) on a malformed URL, on a
  * password with an unencoded `/`, `?` or `#` ({@link hasAmbiguousCredentials}), on an unknown query
- * parameter (naming every unknown one) and on port lists that do not match the hosts.
+ * parameter (naming every unknown one) and on a port list that does not match the host list.
  */
 export function parsePostgresUrl(url: string, shown: string): ParsedPostgresUrl {
   const scheme = /^postgres(ql)?:\/\//i.exec(url)
@@ -143,9 +147,19 @@ export function parsePostgresUrl(url: string, shown: string): ParsedPostgresUrl 
     if (colon >= 0) password = decode(userinfo.slice(colon + 1), shown, 'password')
   }
   const params = parseQuery(query, shown)
-  let hosts = hostspec === '' ? [] : hostspec.split(',').map((spec) => parseHostPort(spec, shown))
-  if (params.host !== undefined) hosts = params.host.split(',').map((host) => ({ host, port: undefined }))
-  if (params.port !== undefined) hosts = applyPorts(hosts, params.port.split(','), shown)
+  const written = hostspec === '' ? [] : hostspec.split(',').map((spec) => parseHostPort(spec, shown))
+  // libpq keeps two lists: the host names and the ports; host= replaces only the names, port= only the ports
+  const names = params.host !== undefined ? params.host.split(',') : written.map((h) => h.host)
+  const ports =
+    params.port !== undefined
+      ? params.port.split(',')
+      : written.some((h) => h.port !== undefined && h.port !== '')
+        ? written.map((h) => h.port ?? '')
+        : undefined
+  const hosts = matchPorts(names, ports, shown, {
+    names: params.host !== undefined ? 'in host=' : 'before "/"',
+    ports: params.port !== undefined ? 'in port=' : 'before "/"',
+  })
   return {
     hosts,
     user: params.user ?? (user === '' ? undefined : user),
@@ -201,16 +215,27 @@ function parseHostPort(spec: string, shown: string): { host: string; port: strin
   return { host, port: colon >= 0 ? spec.slice(colon + 1) : undefined }
 }
 
-function applyPorts(
-  hosts: { host: string; port: string | undefined }[],
-  ports: string[],
+/**
+ * libpq's pairing of the host list with the port list (connectOptions2): no port list, every host its
+ * default; one port, every host; else one port per host (an empty entry: that host's default), any
+ * other count refused ("could not match 2 port numbers to 1 hosts").
+ */
+function matchPorts(
+  names: readonly string[],
+  ports: readonly string[] | undefined,
   shown: string,
+  from: { readonly names: string; readonly ports: string },
 ): { host: string; port: string | undefined }[] {
-  const list = hosts.length > 0 ? hosts : [{ host: '', port: undefined }]
-  if (ports.length === 1) return list.map((h) => ({ host: h.host, port: ports[0] }))
+  if (ports === undefined) return names.map((host) => ({ host, port: undefined }))
+  const list = names.length > 0 ? names : ['']
+  if (ports.length === 1) return list.map((host) => ({ host, port: ports[0] }))
   if (ports.length !== list.length)
-    throw configError('database.url', shown, `${ports.length} ports for ${list.length} hosts (libpq: one port for all, or one per host)`)
-  return list.map((h, i) => ({ host: h.host, port: ports[i] }))
+    throw configError(
+      'database.url',
+      shown,
+      `${ports.length} ports (${from.ports}) for ${list.length} host${list.length > 1 ? 's' : ''} (${from.names}); libpq: "could not match ${ports.length} port numbers to ${list.length} hosts" (one port for all, or one per host)`,
+    )
+  return list.map((host, i) => ({ host, port: ports[i] === '' ? undefined : ports[i] }))
 }
 
 function decode(text: string, shown: string, what: string): string {

@@ -72,7 +72,36 @@ describe('multi-host URLs (libpq grammar)', () => {
     expect(DatabaseConfig.fromUrl('postgres:///?host=%2Ftmp&dbname=x&user=y')).toMatchObject({ host: '/tmp', database: 'x', username: 'y' })
     const mismatch = thrown(() => DatabaseConfig.fromUrl('postgres:///d?host=a,b,c&port=1,2'))
     expect(mismatch.code).toBe('CONFIGURATION')
-    expect(mismatch.message).toMatch(/2 ports for 3 hosts/)
+    expect(mismatch.message).toMatch(/2 ports \(in port=\) for 3 hosts \(in host=\)/)
+  })
+
+  it('host= replaces only the host names: the ports written before "/" stay, as in libpq', () => {
+    // libpq (psql): postgres://h:55432/db?host=/tmp connects to /tmp/.s.PGSQL.55432, never 5432
+    expect(DatabaseConfig.fromUrl('postgres://u@localhost:55432/postgres?host=/tmp').hosts).toEqual([{ host: '/tmp', port: 55432 }])
+    // one port written applies to every host of host=
+    expect(DatabaseConfig.fromUrl('postgres://u@h1:6000/db?host=a,b').hosts).toEqual([
+      { host: 'a', port: 6000 },
+      { host: 'b', port: 6000 },
+    ])
+    // one per host, paired in order; a host written without a port keeps the default
+    expect(DatabaseConfig.fromUrl('postgres://h1:1,h2:2/db?host=a,b').hosts).toEqual([
+      { host: 'a', port: 1 },
+      { host: 'b', port: 2 },
+    ])
+    expect(DatabaseConfig.fromUrl('postgres://h1:1,h2/db?host=a,b').hosts).toEqual([
+      { host: 'a', port: 1 },
+      { host: 'b', port: 5432 },
+    ])
+    // port= replaces the ports written before "/"
+    expect(DatabaseConfig.fromUrl('postgres://h1:1,h2:2/db?host=x&port=9').hosts).toEqual([{ host: 'x', port: 9 }])
+    expect(DatabaseConfig.fromUrl('postgres://h1:1/db?port=7').hosts).toEqual([{ host: 'h1', port: 7 }])
+    // no port written anywhere: every host's default
+    expect(DatabaseConfig.fromUrl('postgres://h1,h2/db?host=x').hosts).toEqual([{ host: 'x', port: 5432 }])
+    // libpq: "could not match 2 port numbers to 1 hosts"
+    const refused = thrown(() => DatabaseConfig.fromUrl('postgres://u:pw@h1:1,h2:2/db?host=x'))
+    expect(refused.code).toBe('CONFIGURATION')
+    expect(refused.message).toMatch(/2 ports \(before "\/"\) for 1 host \(in host=\)/)
+    expect(refused.message).not.toContain('pw')
   })
 
   it('refuses unknown query parameters, naming every one of them (libpq: invalid URI query parameter)', () => {
