@@ -15,7 +15,7 @@ export interface RetryOptions {
   /** Backoff cap. Default is `1000`. */
   readonly maxDelayMs?: number
   /**
-   * Which errors replay. Default: SERIALIZATION_FAILURE, DEADLOCK, BUSY, a retryable READ_ONLY (a
+   * Which errors replay (never one whose outcome is unknown or committed: see below). Default: SERIALIZATION_FAILURE, DEADLOCK, BUSY, a retryable READ_ONLY (a
    * write on a Postgres server that became read-only after a failover), a retryable error of a named
    * prepared statement the server invalidated (Postgres 0A000 / 26000 / 42804 / 42883 / 42846 / 42725
    * inside a transaction: thrown retryable only when a replay prepares it again; 42804 / 42883 /
@@ -27,6 +27,17 @@ export interface RetryOptions {
    * `cause` the attempt's error, `detail.retryOnError` what it threw; nothing is replayed. The message
    * follows the attempt's outcome (rolled back; unknown or committed when the cause has
    * `detail.outcome`, which the CONFIGURATION error keeps at its top level).
+   *
+   * An attempt whose error (or an error in its `cause` chain) has `detail.outcome` (`'unknown'`: a
+   * COMMIT whose answer was lost with its connection; `'committed'`: a statement that committed on
+   * its own, a CALL whose body committed) is never replayed, whatever `retryOn` returns: its work may
+   * already be in the database and a replay would apply it twice. When `retryOn` returned true for
+   * one, the transaction rejects with an error of the same code and `detail` (`outcome` at its top
+   * level, `notReplayed: true`), `retryable: false`, its message saying why it was not replayed, the
+   * attempt's error as `cause`.
+   *
+   * A replay runs the whole callback again, its side effects outside the database too (an HTTP call,
+   * an e-mail, a counter or cache in memory): keep them out of the callback, or make them idempotent.
    */
   readonly retryOn?: (error: DatabaseError) => boolean
 }
@@ -85,6 +96,9 @@ export async function runTransaction<C, T>(
       return await host.lease(settings.readOnly ?? false, (handle, markBroken) => runOnce(host, handle, begin, fn, markBroken))
     } catch (err) {
       if (!DatabaseError.is(err) || attempt >= retry.maxAttempts || !replays(retry, err)) throw err
+      // the attempt's work may have been committed: a replay could apply it twice, whatever retryOn said
+      const outcome = outcomeOf(err)
+      if (outcome !== undefined) throw notReplayed(err, outcome)
       const delayMs = backoff(attempt, retry)
       host.onRetry?.(attempt, err, delayMs)
       await (host.backoff ? host.backoff(delayMs, err) : sleep(delayMs))
@@ -297,6 +311,49 @@ function replays(retry: ResolvedRetry, err: DatabaseError): boolean {
       },
     )
   }
+}
+
+/** How deep {@link outcomeOf} follows `cause` (a TRANSACTION_ROLLED_BACK over the error of a CALL that committed). */
+const OUTCOME_CAUSE_DEPTH = 8
+
+/**
+ * The `detail.outcome` (`'unknown'`, `'committed'`) of `err` or of an error in its `cause` chain:
+ * part of the attempt's work may have been committed (a COMMIT whose answer was lost, a CALL whose
+ * body committed before `fn` caught its error).
+ */
+function outcomeOf(err: DatabaseError): string | undefined {
+  let e: unknown = err
+  for (let depth = 0; depth < OUTCOME_CAUSE_DEPTH && e instanceof Error; depth++, e = e.cause) {
+    const outcome = DatabaseError.is(e) ? e.detail?.outcome : undefined
+    if (typeof outcome === 'string') return outcome
+  }
+  return undefined
+}
+
+/**
+ * The error a transaction rejects with when `retryOn` asked to replay an attempt whose outcome is
+ * unknown or committed: the attempt's error (same code, `detail` with `outcome` at its top level,
+ * `detail.notReplayed: true`, `retryable: false`), its message saying why it was not replayed, the
+ * attempt's error as `cause`.
+ */
+function notReplayed(err: DatabaseError, outcome: string): DatabaseError {
+  const why =
+    outcome === 'committed'
+      ? 'its work was committed (detail.outcome committed)'
+      : 'its work may have been committed (detail.outcome unknown: the answer to its COMMIT, or to a statement that commits, was lost)'
+  return new DatabaseError(
+    err.code,
+    `${err.message} [transaction not replayed although transaction.retry.retryOn accepted this error: ${why}, and a replay could apply it twice; check whether it took effect before running it again]`,
+    {
+      cause: err,
+      retryable: false,
+      backend: err.backend,
+      ...(err.sqlState !== undefined ? { sqlState: err.sqlState } : {}),
+      ...(err.sqliteCode !== undefined ? { sqliteCode: err.sqliteCode } : {}),
+      ...(err.poolStats !== undefined ? { poolStats: err.poolStats } : {}),
+      detail: { ...err.detail, outcome, notReplayed: true },
+    },
+  )
 }
 
 function backoff(attempt: number, retry: ResolvedRetry): number {

@@ -203,6 +203,61 @@ describe('transaction', () => {
     }
   })
 
+  it('never replays an attempt whose outcome is unknown or committed, even when a custom retryOn accepts it', async () => {
+    for (const outcome of ['unknown', 'committed']) {
+      const { pool, manager } = makePool({ max: 1 })
+      const lost = new DatabaseError('CONNECTION_LOST', 'lost during COMMIT', {
+        backend: 'postgres',
+        retryable: false,
+        detail: { outcome },
+      })
+      manager.queryFaults.push({ match: /^COMMIT$/, fault: { kind: 'fail', error: lost }, fatal: false })
+      let calls = 0
+      const asked: DatabaseError[] = []
+      const err = await rejection(
+        pool.transaction(
+          async (tx) => {
+            calls++
+            await tx.query('insert 1')
+          },
+          {
+            retry: {
+              maxAttempts: 3,
+              baseDelayMs: 0,
+              retryOn: (e) => (asked.push(e), e.code === 'CONNECTION_LOST'),
+            },
+          },
+        ),
+      )
+      expect(calls).toBe(1)
+      expect(asked).toEqual([lost])
+      expect(err.code).toBe('CONNECTION_LOST')
+      expect(err.retryable).toBe(false)
+      expect(err.cause).toBe(lost)
+      expect(err.detail).toMatchObject({ outcome, notReplayed: true })
+      expect(err.message).toMatch(/^lost during COMMIT \[transaction not replayed although transaction\.retry\.retryOn accepted/)
+      expect(manager.connections.flatMap((c) => c.statements).filter((s) => s === 'insert 1')).toHaveLength(1)
+      await pool.close()
+    }
+    // nor a TRANSACTION_ROLLED_BACK over such an error (fn caught it and went on), retryOn accepting everything
+    const { pool } = makePool({ max: 1 })
+    const committed = new DatabaseError('UNIQUE_VIOLATION', 'kept rows', { retryable: false, detail: { outcome: 'committed' } })
+    let calls = 0
+    const err = await rejection(
+      pool.transaction(
+        async () => {
+          calls++
+          throw new DatabaseError('TRANSACTION_ROLLED_BACK', 'rolled back', { cause: committed, retryable: false })
+        },
+        { retry: { maxAttempts: 3, baseDelayMs: 0, retryOn: () => true } },
+      ),
+    )
+    expect(calls).toBe(1)
+    expect(err.code).toBe('TRANSACTION_ROLLED_BACK')
+    expect(err.detail).toMatchObject({ outcome: 'committed', notReplayed: true })
+    await pool.close()
+  })
+
   it('honours a custom retryOn', async () => {
     const { pool } = makePool({ max: 1 })
     let calls = 0

@@ -187,6 +187,29 @@ describe('a COMMIT lost between CommandComplete and ReadyForQuery (it committed)
     expect(await rowExists(id)).toBe(true)
   }, 30_000)
 
+  it('transaction() with a custom retryOn that accepts CONNECTION_LOST: not replayed (one call, one row), the message says why', async () => {
+    const { client } = await onePool()
+    const id = newId()
+    let attempts = 0
+    let lost: Promise<void> | undefined
+    const err = await failure(
+      pool!.transaction(
+        async (tx) => {
+          attempts++
+          await tx.query(sql`insert into ledger (id, note) values (${id}, ${'custom retryOn'})`)
+          if (attempts === 1) lost = loseAtCommandComplete(client)
+        },
+        { retry: { maxAttempts: 3, baseDelayMs: 0, retryOn: (e) => e.code === 'CONNECTION_LOST' } },
+      ),
+    )
+    await expectLost(lost)
+    expect(attempts).toBe(1)
+    expectUnknown(err)
+    expect(err.detail).toMatchObject({ notReplayed: true })
+    expect(err.message).toMatch(/transaction not replayed although transaction\.retry\.retryOn accepted this error/)
+    expect(await rowExists(id)).toBe(true)
+  }, 30_000)
+
   it('conn.query("COMMIT") on a held connection after BEGIN', async () => {
     const { client } = await onePool()
     const id = newId()
