@@ -16,6 +16,7 @@ import { resetFinance } from './migrations'
 import { forEachBounded, formatMinorUnits, inFlightLimit, Progress, type ProgressSink } from '@dbpool/example-kit'
 import { TransactionRepository, type AccountStatement } from './transaction-repository'
 import { TransferService, type TransferResult } from './transfer-service'
+import { refuseDatabaseFile } from './export-target'
 import { exportJournalCsv, type JournalExport } from './journal-export'
 import { addExact, sumExact, toInteger } from './values'
 
@@ -33,7 +34,10 @@ export interface FinanceDemoOptions {
   readonly sink?: ProgressSink
   /** Passed to the {@link TransferService}. */
   readonly retry?: RetryOptions
-  /** Where the demo ends by exporting the journal as CSV through `pool.stream()`. Default: no export. */
+  /**
+   * Where the demo ends by exporting the journal as CSV through `pool.stream()`. Default: no export.
+   * A file of the SQLite database (itself, its `-wal`, `-shm`, `-journal`) is refused up front.
+   */
   readonly exportPath?: string
 }
 
@@ -103,7 +107,8 @@ type Outcome = { readonly result: TransferResult } | { readonly error: unknown }
  * opens the accounts, sends the planned transfers concurrently (all at once up to the pool's
  * `maxWaitingClients`, 10,000 by default, then as requests finish) with progress, re-sends some of them,
  * then checks the invariants and gathers pool stats, health and metrics. Never throws for a broken
- * invariant: `report.ok` says.
+ * invariant: `report.ok` says. Throws CONFIGURATION naming `exportPath`, before anything runs, when
+ * it is a file of the SQLite database (see `exportJournalCsv`).
  */
 export async function runFinanceDemo(pool: DatabasePool<unknown>, options: FinanceDemoOptions = {}): Promise<FinanceDemoReport> {
   const started = performance.now()
@@ -111,6 +116,8 @@ export async function runFinanceDemo(pool: DatabasePool<unknown>, options: Finan
   const say = (line: string): void => void sink.write(`${line}\n`)
   const plan = planDemo({ accounts: options.accounts ?? 100, transfers: options.transfers ?? 2_000, seed: options.seed ?? 42 })
 
+  // before anything runs: an export path that is the database's own file is refused up front
+  if (options.exportPath !== undefined) await refuseDatabaseFile('exportPath', pool, options.exportPath)
   say(`finance demo on ${pool.backend} (${pool.target})`)
   const migrated = await resetFinance(pool)
   const applied = migrated.applied.migrations.map((m) => `${m.version} ${m.name}`)

@@ -6,6 +6,7 @@ import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { sql } from '@dbpool/core'
 import type { Db } from './db'
+import { refuseDatabaseFile } from './export-target'
 import { toBigInteger, toDate, toInteger } from './values'
 
 /** What {@link exportJournalCsv} wrote. */
@@ -31,9 +32,14 @@ export const JOURNAL_CSV_HEADER = 'entry_id,line_no,posted_at,account_id,amount,
  * journal. Written to a temporary file next to it (`<path>.<random hex>.tmp`) and renamed, so a
  * failed export never leaves a partial file under `path`; on failure (the pool closed or a connection
  * lost mid-export, `path` naming a directory) the temporary file is removed and the error rethrown.
+ * Throws CONFIGURATION naming `exportJournalCsv.path`, before anything is written, when `path` is a
+ * file of the SQLite database `db` runs on (the database, an attached one, or the `-wal`, `-shm` or
+ * `-journal` beside one; the same path or the same device and inode, see `refuseDatabaseFile`): the
+ * rename would have replaced the live database with the CSV.
  */
 export async function exportJournalCsv(db: Db, path: string): Promise<JournalExport> {
   const started = performance.now()
+  await refuseDatabaseFile('exportJournalCsv.path', db, path)
   await mkdir(dirname(path), { recursive: true })
   const rows = db.stream<{
     entry_id: string

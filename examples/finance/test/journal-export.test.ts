@@ -1,8 +1,8 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, relative as relativePath } from 'node:path'
 import { PoolFactory } from '@dbpool/core'
-import { AccountRepository, exportJournalCsv, JOURNAL_CSV_HEADER, resetFinance, TransactionRepository } from '../src'
+import { AccountRepository, exportJournalCsv, JOURNAL_CSV_HEADER, resetFinance, runFinanceDemo, TransactionRepository } from '../src'
 import { BACKENDS, openTestDb, rejection, type TestDb } from './helpers'
 
 jest.setTimeout(60_000)
@@ -47,6 +47,40 @@ describe.each(BACKENDS)('exportJournalCsv on %s', (backend) => {
     const err = await rejection(exportJournalCsv(db.pool, path))
     expect(err).toMatchObject({ code: expect.stringMatching(/^E/) })
     expect(readdirSync(dir)).toEqual(['taken'])
+  })
+
+  it('refuses (CONFIGURATION) a path that is the SQLite database or a file beside it, and leaves the database as it was', async () => {
+    // DEMO_EXPORT set to the database's own path used to rename the CSV over the live database
+    const before = await new TransactionRepository(db.pool).counts()
+    const files = (await db.pool.query<{ file: string }>(backend === 'sqlite' ? 'pragma database_list' : 'select 1 as file')).rows
+    if (backend === 'postgres') {
+      // the database's files are on the server: any local path is an export path
+      const path = join(dir, 'journal.csv')
+      await expect(exportJournalCsv(db.pool, path)).resolves.toMatchObject({ lines: 2 })
+      return
+    }
+    const file = files[0]?.file as string
+    const link = join(dir, 'link.db')
+    symlinkSync(file, link)
+    const relative = relativePath(process.cwd(), file)
+    for (const path of [file, relative, `${file}-wal`, `${file}-shm`, `${file}-journal`, link]) {
+      await expect(exportJournalCsv(db.pool, path)).rejects.toMatchObject({
+        code: 'CONFIGURATION',
+        message: expect.stringContaining('exportJournalCsv.path'),
+      })
+      // inside a transaction too (the transaction's connection is asked)
+      await expect(db.pool.transaction((tx) => exportJournalCsv(tx, path))).rejects.toMatchObject({ code: 'CONFIGURATION' })
+    }
+    // the demo (DEMO_EXPORT) refuses it before it resets anything, no longer after the run
+    const output: string[] = []
+    await expect(runFinanceDemo(db.pool, { exportPath: file, sink: { write: (t: string) => output.push(t) } })).rejects.toMatchObject({
+      code: 'CONFIGURATION',
+      message: expect.stringContaining('exportPath'),
+    })
+    expect(output).toEqual([])
+    expect(readFileSync(file).subarray(0, 15).toString('latin1')).toBe('SQLite format 3')
+    expect(await new TransactionRepository(db.pool).counts()).toEqual(before)
+    expect(readdirSync(dirname(file)).filter((f) => f.endsWith('.tmp'))).toEqual([])
   })
 
   it('a pool closed before the rows come: rejects with its DatabaseError and leaves nothing', async () => {
