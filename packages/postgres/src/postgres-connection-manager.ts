@@ -3,7 +3,7 @@ import {
   DatabaseConfig,
   DatabaseError,
   isOutcomeUnknown,
-  REDACTED,
+  redactSecrets,
   configError,
   type CompiledQuery,
   type ConnectedServer,
@@ -293,8 +293,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * results) in a text bound for a log line or a span (the pool hides URL passwords itself).
    */
   redact(text: string): string {
-    let out = this.config.redactPassword(text)
-    for (const secret of this.#secrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED)
+    let out = redactSecrets(this.config.redactPassword(text), this.#secrets)
     for (const replica of this.#replicaManagers) out = replica.redact(out)
     return out
   }
@@ -1116,11 +1115,19 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         },
       )
     }
-    if (password && !this.#secrets.includes(password)) {
+    // a password that is also the user, database, host or application name is shown as that name
+    // anyway: hiding it in free text would tell it (redactSecrets' `shown`; URLs still hide it)
+    if (password && !this.#secrets.includes(password) && !this.#shownValue(password)) {
       this.#secrets.push(password)
       if (this.#secrets.length > MAX_REMEMBERED_SECRETS) this.#secrets.shift()
     }
     return password
+  }
+
+  /** Whether `value` is a name every message shows as itself: the user, database, a host, the application name. */
+  #shownValue(value: string): boolean {
+    const c = this.config
+    return value === c.username || value === c.database || value === c.applicationName || c.hosts.some((h) => h.host === value)
   }
 
   /**

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { inspect } from 'node:util'
-import { REDACTED, redactUrl } from '../util/redact'
+import { REDACTED, redactSecrets, redactUrl } from '../util/redact'
 import { parsePostgresUrl, type ParsedPostgresUrl, type PostgresHost } from './postgres-url'
 import { checkRootCert, SYSTEM_ROOT_CERT } from './root-cert'
 import {
@@ -284,13 +284,18 @@ export class DatabaseConfig {
   }
 
   /**
-   * `text` with this config's password replaced by `[REDACTED]` wherever it occurs, when the password
-   * is a string (what a password function returns is known only once called: the manager hides those).
-   * For log lines and spans, before any connection has told the manager its password.
+   * `text` with this config's password replaced by `[REDACTED]` where it stands as a secret (core's
+   * `redactSecrets` rule: URL passwords and `password=` values always; the password itself as a whole
+   * value, quoted or a whole word, never inside a longer word; only in URLs and `password=` when it
+   * equals the user, database, a host or the application name, which messages show anyway), when the
+   * password is a string (what a password function returns is known only once called: the manager
+   * hides those). For log lines and spans, before any connection has told the manager its password.
    */
   redactPassword(text: string): string {
     const password = this.#password
-    return typeof password === 'string' && password.length > 0 && text.includes(password) ? text.split(password).join(REDACTED) : text
+    if (typeof password !== 'string' || password.length === 0 || !text.includes(password)) return redactSecrets(text)
+    const shown = [this.username, this.database, this.applicationName, ...this.hosts.map((h) => h.host)]
+    return redactSecrets(text, [password], shown)
   }
 
   /** Resolves the password, calling the password function if one was given. */

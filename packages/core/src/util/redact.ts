@@ -2,15 +2,85 @@
 export const REDACTED = '[REDACTED]'
 
 /**
- * Replaces every occurrence of each secret in `text` (and the password part of any URL) with
- * {@link REDACTED}. Used on native error messages before they reach a DatabaseError.
+ * `text` with its secrets hidden by {@link REDACTED}, where they stand as secrets and nowhere else (a
+ * secret hidden inside ordinary words would garble the message, and the gaps would spell it out:
+ * password `e` gave `auth[REDACTED]ntication`, a password equal to the user name gave
+ * `for user "[REDACTED]"` beside `postgres://postgres@`). Used on native error messages before they
+ * reach a DatabaseError, and on log lines and spans.
+ *
+ * - Always, whatever the value: the password of every URL (`scheme://user:[REDACTED]@host`,
+ *   {@link redactUrlPasswords}) and every `password=value` / `*password=value` key/value
+ *   (libpq conninfo, command lines; the value to the next blank, or quoted) and JSON
+ *   `"password": "value"`. These are hidden whatever they hold, so what is hidden tells nothing.
+ * - Each of `secrets` (the configured password, a password function's results) where it stands as a
+ *   whole value: the whole text, a whole quoted string (`"…"`, `'…'`, `` `…` ``: where PostgreSQL,
+ *   SQLite and Node echo a value), or a blank-delimited word (a trailing `.`, `,`, `;`, `:` or `)`
+ *   allowed) when the secret mixes letters with digits or symbols and has 4 characters or more.
+ *   Never inside a longer word (`no_table_devpass_x` stays), and a plain word or number is never
+ *   hidden unquoted: a password `password`, `failed` or `1` would turn a message's own words into
+ *   gaps that tell it.
+ * - A secret equal to one of `shown` (values every message shows as themselves: the user name, the
+ *   database, the host names) is hidden only where it is a secret by position (first rule): hiding
+ *   it elsewhere would tell it.
+ *
+ * Short secrets follow the same rule: a 1 to 3 character password is hidden in URLs, key/values and
+ * as a whole quoted value, never in words. Linear in the length of `text` per secret.
  */
-export function redactSecrets(text: string, secrets: readonly (string | undefined)[] = []): string {
-  let out = redactUrlPasswords(text)
+export function redactSecrets(
+  text: string,
+  secrets: readonly (string | undefined)[] = [],
+  shown: readonly (string | undefined)[] = [],
+): string {
+  let out = redactPasswordValues(redactUrlPasswords(text))
   for (const secret of secrets) {
-    if (secret && secret.length > 0) out = out.split(secret).join(REDACTED)
+    if (secret && secret.length > 0 && out.includes(secret) && !shown.includes(secret)) out = hideWhole(out, secret)
   }
   return out
+}
+
+/** `…password…=value` (unquoted to the next blank, or `'…'` / `"…"`) and JSON `"…password": "…"`. */
+const PASSWORD_VALUE = /(password[a-z_]*\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s'"]+)|(password[a-z_]*"\s*:\s*)"(?:[^"\\]|\\.)*"/gi
+
+/**
+ * `text` with the value of every `password=value` (any key ending or holding `password`, any case:
+ * `PGPASSWORD=`, `sslpassword=`, `--password=`; the value unquoted to the next blank, or quoted) and
+ * of every JSON `"password": "value"` replaced by {@link REDACTED}, whatever the value.
+ */
+export function redactPasswordValues(text: string): string {
+  if (!/password/i.test(text)) return text
+  return text.replace(PASSWORD_VALUE, (_m, key: string | undefined, _v, jsonKey: string | undefined) =>
+    key !== undefined ? `${key}${REDACTED}` : `${jsonKey}"${REDACTED}"`,
+  )
+}
+
+/** `text` with every occurrence of `secret` that stands as a whole value (see {@link redactSecrets}) hidden. */
+function hideWhole(text: string, secret: string): string {
+  const word = secret.length >= 4 && /[a-z]/i.test(secret) && /[^a-z]/i.test(secret)
+  let out = ''
+  let copied = 0
+  let i = text.indexOf(secret)
+  while (i >= 0) {
+    const end = i + secret.length
+    const before = i === 0 ? -1 : text.charCodeAt(i - 1)
+    const after = end === text.length ? -1 : text.charCodeAt(end)
+    const whole =
+      (before === -1 && after === -1) ||
+      (isQuote(before) && after === before) ||
+      (word &&
+        (before === -1 || isBlank(before) || before === 40 /* ( */ || before === 61) /* = */ &&
+        (after === -1 || isBlank(after) || isTail(after) || after === 59)) /* ; */
+    if (whole) {
+      out += text.slice(copied, i) + REDACTED
+      copied = end
+      i = text.indexOf(secret, end)
+    } else i = text.indexOf(secret, i + 1)
+  }
+  return copied === 0 ? text : out + text.slice(copied)
+}
+
+/** `"`, `'` or `` ` ``. */
+function isQuote(c: number): boolean {
+  return c === 34 || c === 39 || c === 96
 }
 
 /**

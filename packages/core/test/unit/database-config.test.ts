@@ -272,6 +272,16 @@ describe('DatabaseConfig.redactPassword', () => {
     expect(new DatabaseConfig({ password: () => 's3cr3t' }).redactPassword('s3cr3t')).toBe('s3cr3t')
     expect(new DatabaseConfig({}).redactPassword('s3cr3t')).toBe('s3cr3t')
   })
+
+  it('hides the password only where it stands as a secret: never inside words, nor where it is the user name', () => {
+    const same = DatabaseConfig.fromUrl('postgres://postgres:postgres@db/ledger')
+    const text = 'connect postgres://postgres:postgres@db/ledger: password authentication failed for user "postgres"'
+    expect(same.redactPassword(text)).toBe(
+      'connect postgres://postgres:[REDACTED]@db/ledger: password authentication failed for user "postgres"',
+    )
+    const short = DatabaseConfig.fromUrl('postgres://app:e@db/ledger')
+    expect(short.redactPassword('password authentication failed: "e"')).toBe('password authentication failed: "[REDACTED]"')
+  })
 })
 
 describe('configError never shows a secret option`s value', () => {

@@ -54,6 +54,33 @@ describe('redaction', () => {
     expect(redactSecrets('pw hunter2 and hunter2', ['hunter2', undefined, ''])).toBe('pw [REDACTED] and [REDACTED]')
   })
 
+  it('hides a secret where it stands as one, never inside words: the gaps would tell it', () => {
+    const auth = 'password authentication failed for user "postgres"'
+    // a short or common password: message words stay whole
+    for (const pw of ['e', 'ed', 'password', 'failed', 'for', '1', 'user']) expect(redactSecrets(auth, [pw])).toBe(auth)
+    // a password equal to a name messages show (the user) is hidden only in URLs and password= values
+    expect(redactSecrets(`postgres://postgres:postgres@h/d: ${auth}`, ['postgres'], ['postgres'])).toBe(
+      `postgres://postgres:[REDACTED]@h/d: ${auth}`,
+    )
+    // quoted whole values, whatever their length; the whole text
+    expect(redactSecrets('invalid input syntax for type integer: "e"', ['e'])).toBe('invalid input syntax for type integer: "[REDACTED]"')
+    expect(redactSecrets(`near 'postgres'`, ['postgres'])).toBe(`near '[REDACTED]'`)
+    expect(redactSecrets('e', ['e'])).toBe('[REDACTED]')
+    // a whole word when the secret cannot be a word of the message (letters with digits or symbols)
+    expect(redactSecrets('token (hunter2), x=hunter2; hunter2.', ['hunter2'])).toBe('token ([REDACTED]), x=[REDACTED]; [REDACTED].')
+    expect(redactSecrets('relation "no_table_hunter2_x" does not exist', ['hunter2'])).toBe('relation "no_table_hunter2_x" does not exist')
+    expect(redactSecrets('hunter2x or xhunter2', ['hunter2'])).toBe('hunter2x or xhunter2')
+  })
+
+  it('hides every password= value and JSON "password" whatever it holds', () => {
+    expect(redactSecrets('host=db password=e user=app')).toBe('host=db password=[REDACTED] user=app')
+    expect(redactSecrets(`PGPASSWORD='a b' sslpassword = "c d" --password=x`)).toBe(
+      'PGPASSWORD=[REDACTED] sslpassword = [REDACTED] --password=[REDACTED]',
+    )
+    expect(redactSecrets('{"user":"app","password":"e"}')).toBe('{"user":"app","password":"[REDACTED]"}')
+    expect(redactSecrets('password authentication failed')).toBe('password authentication failed')
+  })
+
   it('hides a password with a raw @ whole (the URL parser takes the last @ before the host)', () => {
     expect(redactUrlPasswords('connect postgres://app:p@ss@db:5432/x failed')).toBe('connect postgres://app:[REDACTED]@db:5432/x failed')
     // to the last "@" of the URL: an "@" in a query value may be hidden with the host (never less)

@@ -172,3 +172,29 @@ it('a password function that resolves to no string fails with AUTHENTICATION_FAI
   expect(err.code).toBe('AUTHENTICATION_FAILED')
   expect(err.retryable).toBe(false)
 })
+
+// A password hidden wherever it occurred told itself by the gaps: `postgres` (the user name too) gave
+// `for user "[REDACTED]"` beside `postgres://postgres@`, `e` gave `auth[REDACTED]ntication fail[REDACTED]d`.
+it.each(['postgres', 'e', '1', 'password', 'failed'])(
+  'a wrong password %j that is a short or common word leaves the message whole (nothing hidden tells it)',
+  async (password) => {
+    const user = decodeURIComponent(new URL(db.url).username)
+    pool = await PoolFactory.create(withPassword(db.url, password), { min: 0, acquireTimeoutMs: 10_000 })
+    const err = await rejection(pool.query('select 1'))
+    expect(err.code).toBe('AUTHENTICATION_FAILED')
+    expect(err.message).toContain(`password authentication failed for user "${user}"`)
+    for (const text of everyRendering(err)) expect(text).not.toContain('[REDACTED]')
+  },
+  30_000,
+)
+
+it('the right password is hidden where a statement error echoes it as a value, not inside a longer name', async () => {
+  const password = decodeURIComponent(new URL(db.url).password)
+  expect(password.length).toBeGreaterThan(0)
+  pool = await PoolFactory.create(db.url, { min: 0 })
+  const echoed = await rejection(pool.query(`select '${password}'::int`))
+  expect(echoed.message).toBe('invalid input syntax for type integer: "[REDACTED]"')
+  for (const text of everyRendering(echoed)) expect(text).not.toContain(`"${password}"`)
+  const named = await rejection(pool.query(`select * from no_table_${password}_x`))
+  expect(named.message).toBe(`relation "no_table_${password}_x" does not exist`)
+})
