@@ -80,41 +80,50 @@ export async function startPgBouncer(upstreamUrl: string, options: StartPgBounce
   const upstream = new URL(upstreamUrl)
   const user = decodeURIComponent(upstream.username || 'postgres')
   const password = decodeURIComponent(upstream.password)
+  // everything that can be refused is checked before anything is written or started
+  const settings = extraSettings(options.settings)
+  const asRoot = process.getuid?.() === 0
+  const runAs = asRoot ? await postgresUser() : undefined
   const port = await freePort()
   const dir = await mkdtemp(join(tmpdir(), 'dbpool-pgbouncer-'))
   // before the password is written: a test process killed (SIGINT, SIGTERM, SIGKILL) before stop()
   // leaves neither PgBouncer running nor its userlist (the upstream password in plaintext) behind
   const watchdog = startWatchdog(dir)
-  const asRoot = process.getuid?.() === 0
   const ini = join(dir, 'pgbouncer.ini')
   const logFile = join(dir, 'pgbouncer.log')
-  await writeFile(join(dir, 'userlist.txt'), `${quoted(user)} ${quoted(password)}\n`, { mode: 0o600 })
-  await writeFile(
-    ini,
-    [
-      '[databases]',
-      `* = host=${upstream.hostname.replace(/^\[|\]$/g, '')} port=${upstream.port || '5432'}`,
-      '[pgbouncer]',
-      'listen_addr = 127.0.0.1',
-      `listen_port = ${port}`,
-      'unix_socket_dir =',
-      'auth_type = scram-sha-256',
-      `auth_file = ${join(dir, 'userlist.txt')}`,
-      `pool_mode = ${options.poolMode ?? 'transaction'}`,
-      `default_pool_size = ${options.poolSize ?? 2}`,
-      'max_client_conn = 500',
-      `ignore_startup_parameters = ${(options.ignoreStartupParameters ?? PG_STARTUP_PARAMETERS).join(',')}`,
-      `logfile = ${logFile}`,
-      ...extraSettings(options.settings),
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  )
-  if (asRoot) {
-    // the postgres user reads its configuration and writes its log
-    const { uid, gid } = await postgresUser()
-    await chmod(dir, 0o700)
-    for (const path of [dir, ini, join(dir, 'userlist.txt')]) await chown(path, uid, gid)
+  try {
+    await writeFile(join(dir, 'userlist.txt'), `${quoted(user)} ${quoted(password)}\n`, { mode: 0o600 })
+    await writeFile(
+      ini,
+      [
+        '[databases]',
+        `* = host=${upstream.hostname.replace(/^\[|\]$/g, '')} port=${upstream.port || '5432'}`,
+        '[pgbouncer]',
+        'listen_addr = 127.0.0.1',
+        `listen_port = ${port}`,
+        'unix_socket_dir =',
+        'auth_type = scram-sha-256',
+        `auth_file = ${join(dir, 'userlist.txt')}`,
+        `pool_mode = ${options.poolMode ?? 'transaction'}`,
+        `default_pool_size = ${options.poolSize ?? 2}`,
+        'max_client_conn = 500',
+        `ignore_startup_parameters = ${(options.ignoreStartupParameters ?? PG_STARTUP_PARAMETERS).join(',')}`,
+        `logfile = ${logFile}`,
+        ...settings,
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    )
+    if (runAs) {
+      // the postgres user reads its configuration and writes its log
+      await chmod(dir, 0o700)
+      for (const path of [dir, ini, join(dir, 'userlist.txt')]) await chown(path, runAs.uid, runAs.gid)
+    }
+  } catch (err) {
+    // nothing started yet: the directory (the password with it) and the watchdog go now, not at exit
+    await rm(dir, { recursive: true, force: true })
+    watchdog.kill('SIGTERM')
+    throw err
   }
   const child = asRoot
     ? spawn('runuser', ['-u', 'postgres', '--', bin, ini], { stdio: ['ignore', 'ignore', 'pipe'], detached: true })

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process'
-import { existsSync, rmSync } from 'node:fs'
-import { resolve } from 'node:path'
-import { findPgBouncer, testPostgresUrl } from '@dbpool/testing'
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { findPgBouncer, startPgBouncer, testPostgresUrl } from '@dbpool/testing'
 
 // A test process that started startPgBouncer() and died before stop() (Ctrl-C, a CI cancel, a killed
 // jest worker) left PgBouncer running and its temp directory, whose userlist.txt holds the upstream
@@ -56,4 +57,24 @@ suite('startPgBouncer cleanup when its test process dies without stop()', () => 
     },
     60_000,
   )
+})
+
+suite('startPgBouncer refused', () => {
+  /** The userlists of every startPgBouncer directory there is (other tests' too) that hold `password`. */
+  const holding = (password: string): string[] =>
+    readdirSync(tmpdir())
+      .filter((name) => name.startsWith('dbpool-pgbouncer-'))
+      .map((name) => join(tmpdir(), name, 'userlist.txt'))
+      .filter((path) => existsSync(path) && readFileSync(path, 'utf8').includes(password))
+
+  // a bad setting was refused after the watchdog started and the userlist (the upstream password in
+  // plaintext) was written: both stayed until the test process exited (a whole jest run)
+  it('a bad setting: nothing is written, no watchdog started, the password is nowhere on disk', async () => {
+    const upstream = new URL(await testPostgresUrl())
+    const password = `refused-${process.pid}-${Date.now()}`
+    upstream.password = password
+    for (const settings of [{ 'bad key': 1 }, { max_db_connections: '1\nlisten_addr = 0.0.0.0' }])
+      await expect(startPgBouncer(upstream.href, { settings })).rejects.toThrow(/bad setting/)
+    expect(holding(password)).toEqual([])
+  })
 })
