@@ -236,7 +236,12 @@ Exit codes: 0 ok / healthy, 1 degraded or failed, 2 unhealthy, 64 usage error.`,
       'run one statement from N callers for a while through the pool: throughput, latency, errors (one pool: --pool or the primary)',
     )
     .option('--duration <seconds>', 'how long to run', positiveSeconds, 5)
-    .option('--concurrency <n>', 'callers issuing statements at once', positiveInt, 16)
+    .option(
+      '--concurrency <n>',
+      'callers issuing statements at once (at most 100000, and at most the pool max + maxWaitingClients)',
+      concurrencyArg,
+      16,
+    )
     .option('--query <sql>', 'the statement, run over and over (keep it read-only)', 'select 1')
     .option('--statement-timeout <ms>', 'deadline of one statement', timerMs, 5_000)
     .option('--json', 'print JSON')
@@ -273,6 +278,15 @@ function migrateFlags(opts: MigrateFlags): { dir: string; table: string; lockTim
 function positiveInt(value: string): number {
   const n = Number(value)
   if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('must be an integer >= 1')
+  return n
+}
+
+/** The most callers `bench` builds: beyond, memory grows by the gigabyte before any statement runs. */
+const MAX_BENCH_CONCURRENCY = 100_000
+
+function concurrencyArg(value: string): number {
+  const n = positiveInt(value)
+  if (n > MAX_BENCH_CONCURRENCY) throw new InvalidArgumentError(`must be at most ${MAX_BENCH_CONCURRENCY}`)
   return n
 }
 

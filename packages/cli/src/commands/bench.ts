@@ -58,6 +58,19 @@ export async function benchCommand(ctx: CommandContext, options: BenchCommandOpt
   const timeoutMs = options.statementTimeoutMs ?? 5_000
   const report = await withPools([def], async (manager) => {
     const pool = manager.get(def.name)
+    const { max, maxWaitingClients } = pool.config
+    if (concurrency > max + maxWaitingClients) {
+      // the callers beyond what the pool takes at once would only fail POOL_EXHAUSTED (after the
+      // others had been built: a million callers took 1.7 GB before failing)
+      ctx.out.error(
+        new DatabaseError(
+          'CONFIGURATION',
+          `--concurrency ${concurrency} is more callers than pool "${def.name}" takes at once (max ${max} + maxWaitingClients ${maxWaitingClients} = ${max + maxWaitingClients}): the rest would fail POOL_EXHAUSTED`,
+        ),
+        false,
+      )
+      return undefined
+    }
     // warm-up: open the connections (each caller holds one for a tick, so up to `max` open), without the
     // statement's deadline, which bounds the wait for a connection too; then run the statement once per
     // caller to prepare it (its first error fails fast, before the clock)
@@ -67,6 +80,7 @@ export async function benchCommand(ctx: CommandContext, options: BenchCommandOpt
     await Promise.all(Array.from({ length: concurrency }, () => pool.query(query, [], { timeoutMs })))
     return measure(def.name, pool, { seconds, concurrency, query, timeoutMs })
   })
+  if (report === undefined) return EXIT_CODES.usage
   if (options.json) ctx.out.json(report)
   else printReport(ctx, report)
   return Object.keys(report.errors).length === 0 ? EXIT_CODES.ok : EXIT_CODES.error

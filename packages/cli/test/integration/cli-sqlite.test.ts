@@ -225,11 +225,19 @@ describe('dbpool on SQLite (child process)', () => {
       ['--duration', '0'],
       ['--duration', 'soon'],
       ['--concurrency', '0'],
+      // a million callers took 1.7 GB and 14 s before failing POOL_EXHAUSTED; ten million aborted out of memory
+      ['--concurrency', '10000000'],
     ]) {
       const res = await cli('--url', url, 'bench', ...bad)
       expect(res.code).toBe(64)
       expect(res.stderr).toMatch(new RegExp(`option '${bad[0]} <`))
     }
+    // more callers than the pool takes at once (max 10 + maxWaitingClients 10000): refused before any is built
+    const over = await cli('--url', url, 'bench', '--duration', '5', '--concurrency', '10011')
+    expect(over.code).toBe(64)
+    expect(over.stderr).toMatch(
+      /--concurrency 10011 is more callers than pool "default" takes at once \(max \d+ \+ maxWaitingClients 10000 = \d+\)/,
+    )
   }, 60_000)
 
   it('backs up with plain progress lines, then restores the backup', async () => {
