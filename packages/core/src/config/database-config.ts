@@ -3,6 +3,7 @@ import { inspect } from 'node:util'
 import { REDACTED, redactSecrets, redactUrl } from '../util/redact'
 import { parsePostgresUrl, type ParsedPostgresUrl, type PostgresHost } from './postgres-url'
 import { checkRootCert, SYSTEM_ROOT_CERT } from './root-cert'
+import { hostOptionsOf, overlayHosts, resolvedHostsOf, targetHostsOf } from './target-hosts'
 import {
   checkBoolean,
   checkEnum,
@@ -201,21 +202,23 @@ export class DatabaseConfig {
    * `lock_timeout` (ms), `pgbouncer=true|false`, `user`, `password`, `dbname`. Any other parameter is
    * CONFIGURATION naming it, as libpq refuses it. `overrides` win over the URL; `defaults` fill in
    * what the URL leaves out (as libpq's environment variables do: {@link fromEnv}, a replica URL
-   * inheriting the primary's TLS settings).
+   * inheriting the primary's TLS settings). Host names and ports are two lists, each taken from the
+   * top layer that gives it (see {@link with}): `{ port: 6432 }` over `h1:1,h2:2` is `h1:6432,h2:6432`,
+   * `{ host: 'c' }` over `db:5433` is `c:5433`, and over `h1:1,h2:2` CONFIGURATION (which port?).
    */
   static fromUrl(url: string, overrides: DatabaseOptions = {}, defaults: DatabaseOptions = {}): DatabaseConfig {
     if (typeof url !== 'string') throw configError('database.url', url === undefined ? url : redactUrl(String(url)), 'must be a string')
     const parsed = parsePostgresUrl(url, redactUrl(url))
     const fromUrl = fromParsed(parsed)
-    // the host list of the overrides replaces the URL's
-    if (overrides.host !== undefined || overrides.hosts !== undefined) delete fromUrl.hosts
-    if (overrides.hosts !== undefined) delete fromUrl.host
-    const base: Record<string, unknown> = { ...defaults }
-    if (fromUrl.host !== undefined || fromUrl.hosts !== undefined || overrides.host !== undefined || overrides.hosts !== undefined) {
-      delete base.host
-      delete base.hosts
-    }
-    return new DatabaseConfig({ ...base, ...fromUrl, ...overrides } as DatabaseOptions)
+    // libpq's two lists, host names and ports, each replaced on its own: the URL's over the defaults', the overrides' over both
+    const target = [targetHostsOf(fromUrl), targetHostsOf(overrides)].reduce(overlayHosts, targetHostsOf(defaults))
+    const hostOptions = hostOptionsOf(target, overrides.hosts !== undefined ? 'database.hosts' : 'database.host')
+    return new DatabaseConfig({
+      ...withoutHosts(defaults),
+      ...withoutHosts(fromUrl),
+      ...withoutHosts(overrides),
+      ...hostOptions,
+    } as DatabaseOptions)
   }
 
   /**
@@ -307,17 +310,21 @@ export class DatabaseConfig {
     return value
   }
 
-  /** A copy with some options changed (the password is kept unless given; `host`/`port` or `hosts` replace the host list). */
+  /**
+   * A copy with some options changed (the password is kept unless given). Hosts and ports are two
+   * lists, as in libpq, each replaced on its own: `port` alone moves every host to that port
+   * (`db1:5433,db2:5434` with `{ port: 6432 }` is `db1:6432,db2:6432`); `host` or `hosts` replaces the
+   * host names and keeps the ports (one port for all, or one per host: a count that does not match,
+   * such as `{ host }` on `db1:5433,db2:5434`, is CONFIGURATION naming `database.host`; give `port`
+   * too); a `hosts` entry naming a port, or `port`, gives the ports with it.
+   */
   with(changes: DatabaseOptions): DatabaseConfig {
+    const raw = requireObject('database', changes)
     const current: Record<string, unknown> = { ...this.toJSON(), ...(this.#password === undefined ? {} : { password: this.#password }) }
     if (this.sslRootCert !== undefined) current.sslRootCert = this.sslRootCert
-    if (changes.host !== undefined || changes.port !== undefined) delete current.hosts
-    if (changes.hosts !== undefined) {
-      delete current.host
-      delete current.port
-    }
-    if (current.hosts !== undefined) delete current.host
-    return new DatabaseConfig({ ...(current as DatabaseOptions), ...changes })
+    const target = overlayHosts(resolvedHostsOf(this.hosts), targetHostsOf(raw))
+    const hostOptions = hostOptionsOf(target, raw.hosts !== undefined ? 'database.hosts' : 'database.host')
+    return new DatabaseConfig({ ...withoutHosts(current), ...withoutHosts(raw), ...hostOptions } as DatabaseOptions)
   }
 
   /** The redacted target: `postgres://user@host:port/database`, every host listed (`h1:5432,h2:5433`). */
@@ -361,6 +368,12 @@ function checkPassword(value: unknown): PasswordSource | undefined {
 
 function optionalMs(key: string, value: unknown): number {
   return value === undefined ? 0 : checkInteger(`database.${key}`, value, 0, MAX_MS)
+}
+
+/** `options` without its host list (`host`, `port`, `hosts`): that goes through {@link hostOptionsOf}. */
+function withoutHosts(options: object): Record<string, unknown> {
+  const { host: _host, port: _port, hosts: _hosts, ...rest } = options as Record<string, unknown>
+  return rest
 }
 
 function fromParsed(parsed: ParsedPostgresUrl): Record<string, unknown> {

@@ -263,8 +263,49 @@ describe('multi-host URLs (libpq grammar)', () => {
     expect(thrown(() => new DatabaseConfig({ hosts: [{ host: 'a', name: 'x' } as never] })).message).toMatch(/database\.hosts\[0\]\.name/)
     expect(c.with({ database: 'z' }).hosts).toEqual(c.hosts)
     expect(c.with({ database: 'z' }).targetSessionAttrs).toBe('prefer-standby')
-    expect(c.with({ host: 'only' }).hosts).toEqual([{ host: 'only', port: 5432 }])
+    // c's ports are 9 and 2: one host cannot keep both (libpq: could not match 2 port numbers to 1 hosts)
+    expect(thrown(() => c.with({ host: 'only' })).message).toMatch(/database\.host "only": 1 host for the 2 ports 9,2/)
+    expect(c.with({ host: 'only', port: 5432 }).hosts).toEqual([{ host: 'only', port: 5432 }])
     expect(DatabaseConfig.fromUrl('postgres://a,b/d', { host: 'c' }).hosts).toEqual([{ host: 'c', port: 5432 }])
+  })
+
+  it('with() and fromUrl overrides replace the host names and the ports each on its own (never a host list dropped for localhost)', () => {
+    const c = DatabaseConfig.fromUrl('postgres://app:pw@db1:5433,db2:5434/ledger?target_session_attrs=read-write')
+    // port alone: every host moves to it (was localhost:6432)
+    expect(c.with({ port: 6432 }).hosts).toEqual([
+      { host: 'db1', port: 6432 },
+      { host: 'db2', port: 6432 },
+    ])
+    expect(c.with({ port: 6432 }).targetSessionAttrs).toBe('read-write')
+    // new names keep the ports, paired in order
+    expect(c.with({ hosts: [{ host: 'a' }, { host: 'b' }] }).hosts).toEqual([
+      { host: 'a', port: 5433 },
+      { host: 'b', port: 5434 },
+    ])
+    expect(c.with({ hosts: [{ host: 'a', port: 1 }, { host: 'b' }], port: 2 }).hosts).toEqual([
+      { host: 'a', port: 1 },
+      { host: 'b', port: 2 },
+    ])
+    expect(thrown(() => c.with({ hosts: [{ host: 'a' }, { host: 'b' }, { host: 'c' }] })).message).toMatch(
+      /database\.hosts \["a","b","c"\]: 3 hosts for the 2 ports/,
+    )
+    // one port shared by every host stays with a new host
+    expect(new DatabaseConfig({ host: 'a', port: 7 }).with({ host: 'b' }).hosts).toEqual([{ host: 'b', port: 7 }])
+    expect(new DatabaseConfig({ hosts: [{ host: 'a' }, { host: 'b' }], port: 7 }).with({ host: 'c' }).hosts).toEqual([
+      { host: 'c', port: 7 },
+    ])
+    expect(thrown(() => c.with({ port: 0 })).message).toMatch(/database\.port 0/)
+    expect(thrown(() => c.with({ host: 'x', hosts: [{ host: 'y' }] })).message).toMatch(/host or hosts, not both/)
+    // fromUrl overrides win over the URL's ports too (a multi-host URL kept its own ports before)
+    expect(DatabaseConfig.fromUrl('postgres://h1:1,h2:2/d', { port: 9 }).hosts).toEqual([
+      { host: 'h1', port: 9 },
+      { host: 'h2', port: 9 },
+    ])
+    expect(DatabaseConfig.fromUrl('postgres://db:5433/d', { host: 'c' }).hosts).toEqual([{ host: 'c', port: 5433 }])
+    expect(thrown(() => DatabaseConfig.fromUrl('postgres://u:pw@h1:1,h2:2/d', { host: 'x' })).code).toBe('CONFIGURATION')
+    // defaults fill in what the URL leaves out, list by list
+    expect(DatabaseConfig.fromUrl('postgres://h1/d', {}, { port: 9 }).hosts).toEqual([{ host: 'h1', port: 9 }])
+    expect(DatabaseConfig.fromUrl('postgres:///d', {}, { host: 'dh', port: 9 }).hosts).toEqual([{ host: 'dh', port: 9 }])
   })
 
   it('fromEnv: PGHOST/PGPORT lists, PGTARGETSESSIONATTRS (also under DATABASE_URL unless the URL sets it), PGCONNECT_TIMEOUT', () => {
