@@ -10,6 +10,7 @@ import {
   checkInteger,
   checkString,
   configError,
+  definedOptions,
   parseEnvInteger,
   rejectUnknownKeys,
   requireObject,
@@ -205,11 +206,16 @@ export class DatabaseConfig {
    * inheriting the primary's TLS settings). Host names and ports are two lists, each taken from the
    * top layer that gives it (see {@link with}): `{ port: 6432 }` over `h1:1,h2:2` is `h1:6432,h2:6432`,
    * `{ host: 'c' }` over `db:5433` is `c:5433`, and over `h1:1,h2:2` CONFIGURATION (which port?).
+   * An override or default given as `undefined` (`{ sslMode: process.env.PGSSLMODE }`, unset) is not
+   * given: the URL's value stays (`sslmode=verify-full` is never weakened to the default `prefer`).
    */
   static fromUrl(url: string, overrides: DatabaseOptions = {}, defaults: DatabaseOptions = {}): DatabaseConfig {
     if (typeof url !== 'string') throw configError('database.url', url === undefined ? url : redactUrl(String(url)), 'must be a string')
     const parsed = parsePostgresUrl(url, redactUrl(url))
     const fromUrl = fromParsed(parsed)
+    // an option given as undefined (an unset variable) is not given: it never erases the URL's value
+    overrides = definedOptions(requireObject('database', overrides)) as DatabaseOptions
+    defaults = definedOptions(requireObject('database', defaults)) as DatabaseOptions
     // libpq's two lists, host names and ports, each replaced on its own: the URL's over the defaults', the overrides' over both
     const target = [targetHostsOf(fromUrl), targetHostsOf(overrides)].reduce(overlayHosts, targetHostsOf(defaults))
     const hostOptions = hostOptionsOf(target, overrides.hosts !== undefined ? 'database.hosts' : 'database.host')
@@ -316,10 +322,12 @@ export class DatabaseConfig {
    * (`db1:5433,db2:5434` with `{ port: 6432 }` is `db1:6432,db2:6432`); `host` or `hosts` replaces the
    * host names and keeps the ports (one port for all, or one per host: a count that does not match,
    * such as `{ host }` on `db1:5433,db2:5434`, is CONFIGURATION naming `database.host`; give `port`
-   * too); a `hosts` entry naming a port, or `port`, gives the ports with it.
+   * too); a `hosts` entry naming a port, or `port`, gives the ports with it. An option given as
+   * `undefined` is not given (it keeps the current value, never the default).
    */
   with(changes: DatabaseOptions): DatabaseConfig {
-    const raw = requireObject('database', changes)
+    // an option given as undefined is not given: it keeps the current value (sslMode stays verify-full)
+    const raw = definedOptions(requireObject('database', changes))
     const current: Record<string, unknown> = { ...this.toJSON(), ...(this.#password === undefined ? {} : { password: this.#password }) }
     if (this.sslRootCert !== undefined) current.sslRootCert = this.sslRootCert
     const target = overlayHosts(resolvedHostsOf(this.hosts), targetHostsOf(raw))

@@ -4,6 +4,7 @@ import {
   checkInteger,
   checkString,
   configError,
+  definedOptions,
   parseEnvInteger,
   rejectUnknownKeys,
   requireObject,
@@ -205,9 +206,9 @@ export class PoolConfig implements ResolvedPoolOptions {
     return this
   }
 
-  /** A copy with some options changed, validated again. */
+  /** A copy with some options changed, validated again; an option given as `undefined` keeps its current value. */
   with(changes: PoolOptions): PoolConfig {
-    return new PoolConfig({ ...this.toJSON(), ...changes })
+    return new PoolConfig({ ...this.toJSON(), ...definedOptions(requireObject('pool', changes)) })
   }
 
   /** The options as a plain object. */

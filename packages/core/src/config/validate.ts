@@ -76,6 +76,18 @@ export function rejectExtraArguments(call: string, extra: readonly unknown[]): v
 }
 
 /**
+ * A copy of the options `input` without the keys whose value is `undefined`: an option given as
+ * `undefined` (`{ sslMode: process.env.PGSSLMODE }` with the variable unset) means "not given", so a
+ * merge (`with()`, overrides over a URL) keeps what is below it instead of erasing it to the default.
+ * Inherited enumerable keys are read as own ones, as {@link rejectUnknownKeys} reads them.
+ */
+export function definedOptions(input: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const key in input) if (input[key] !== undefined) out[key] = input[key]
+  return out
+}
+
+/**
  * Throws unless `input` is an object of options (or undefined, which reads as `{}`): not null, an
  * array, or a built-in whose entries are not its keys (a `Map`, `Set`, `Date`, boxed primitive...:
  * anything `Object.prototype.toString` does not call `[object Object]`), whose options would be

@@ -1,6 +1,6 @@
 import { DatabaseConfig, type DatabaseOptions } from '../config/database-config'
 import type { PoolConfig, PoolOptions } from '../config/pool-config'
-import { configError, rejectUnknownKeys, requireObject } from '../config/validate'
+import { configError, definedOptions, rejectUnknownKeys, requireObject } from '../config/validate'
 import { DatabaseError } from '../errors/database-error'
 import { redactUrlPasswords } from '../util/redact'
 import type { DatabasePool, DatabasePoolOptions } from '../pool/database-pool'
@@ -196,7 +196,11 @@ export class PoolFactory {
   ): Promise<DatabasePool<unknown>> {
     const backend = await loadBackend<PostgresBackendModule>('@dbpool/postgres', 'createPostgresPool', options.importer)
     // the Postgres package takes its pool options (metrics, metricsOptions) among its backend options
-    return backend.createPostgresPool(config, poolConfig, options.pool ? { ...options.backend, ...options.pool } : options.backend)
+    return backend.createPostgresPool(
+      config,
+      poolConfig,
+      options.pool ? { ...options.backend, ...definedOptions(options.pool as Record<string, unknown>) } : options.backend,
+    )
   }
 
   /** A SQLite pool on a file path (or `:memory:`). */

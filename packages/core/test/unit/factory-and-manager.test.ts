@@ -24,6 +24,24 @@ describe('PoolFactory', () => {
     await pool.close()
   })
 
+  it('an override given as undefined (an unset variable) keeps the URL value: sslmode, pool options', async () => {
+    const pool = new DatabasePool(new FakeConnectionManager(), { min: 0 })
+    const seen: { config?: DatabaseConfig; options?: Record<string, unknown> } = {}
+    const importer = async () => ({
+      createPostgresPool: (config: DatabaseConfig, _pool: unknown, options: Record<string, unknown>) => {
+        Object.assign(seen, { config, options })
+        return pool
+      },
+    })
+    const url = 'postgres://app:pw@db1,db2/ledger?sslmode=verify-full&target_session_attrs=read-write&application_name=api'
+    const unset = process.env.DBPOOL_TEST_SURELY_UNSET
+    await PoolFactory.create(url, { min: 0 }, { importer, database: { sslMode: unset as never, applicationName: unset } })
+    expect(seen.config).toMatchObject({ sslMode: 'verify-full', targetSessionAttrs: 'read-write', applicationName: 'api' })
+    await PoolFactory.create(url, { min: 0 }, { importer, backend: { int8: 'string' }, pool: { int8: unset } as never })
+    expect(seen.options).toEqual({ int8: 'string' })
+    await pool.close()
+  })
+
   it('names the package to install when the backend is missing', async () => {
     const importer = async (name: string) => {
       throw notFound(name)

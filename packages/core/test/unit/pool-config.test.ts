@@ -151,4 +151,12 @@ describe('PoolConfig', () => {
     expect(() => c.with({ min: 9 })).toThrow(/pool\.min/)
     expect(c.validate()).toBe(c)
   })
+
+  it('with(): an option given as undefined keeps its current value (never the default)', () => {
+    const c = new PoolConfig({ max: 50, acquireTimeoutMs: 1000, name: 'ledger' })
+    const unset = process.env.DBPOOL_TEST_SURELY_UNSET
+    const d = c.with({ max: unset as never, name: unset, acquireTimeoutMs: unset as never })
+    expect(d.toJSON()).toEqual(c.toJSON())
+    expect(() => c.with(null as never)).toThrow(/pool/)
+  })
 })

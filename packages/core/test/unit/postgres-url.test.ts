@@ -308,6 +308,30 @@ describe('multi-host URLs (libpq grammar)', () => {
     expect(DatabaseConfig.fromUrl('postgres:///d', {}, { host: 'dh', port: 9 }).hosts).toEqual([{ host: 'dh', port: 9 }])
   })
 
+  it('an override, default or with() change given as undefined is not given: the URL value stays (TLS never weakened)', () => {
+    const url =
+      'postgres://app:pw@db1:5432,db2:5432/ledger?sslmode=verify-full&target_session_attrs=read-write&application_name=api&options=-c%20a%3Db'
+    const unset = process.env.DBPOOL_TEST_SURELY_UNSET
+    const c = DatabaseConfig.fromUrl(url, {
+      sslMode: unset as never,
+      targetSessionAttrs: unset as never,
+      password: unset,
+      applicationName: unset,
+      options: unset,
+      host: unset,
+      port: unset as never,
+      hosts: unset as never,
+    })
+    expect(c).toMatchObject({ sslMode: 'verify-full', targetSessionAttrs: 'read-write', applicationName: 'api', options: '-c a=b' })
+    expect(c.hasPassword).toBe(true)
+    expect(c.hosts.map((h) => h.host)).toEqual(['db1', 'db2'])
+    expect(DatabaseConfig.fromUrl('postgres://h/d', {}, { sslMode: unset as never, port: unset as never }).port).toBe(5432)
+    const w = c.with({ sslMode: unset as never, password: unset, applicationName: unset, port: unset as never })
+    expect(w).toMatchObject({ sslMode: 'verify-full', applicationName: 'api' })
+    expect(w.hasPassword).toBe(true)
+    expect(w.hosts).toEqual(c.hosts)
+  })
+
   it('fromEnv: PGHOST/PGPORT lists, PGTARGETSESSIONATTRS (also under DATABASE_URL unless the URL sets it), PGCONNECT_TIMEOUT', () => {
     const c = DatabaseConfig.fromEnv({ PGHOST: 'a,b', PGPORT: '1,2', PGTARGETSESSIONATTRS: 'standby', PGCONNECT_TIMEOUT: '5' })
     expect(c.hosts).toEqual([
