@@ -33,14 +33,24 @@ export interface CreateTestDatabaseOptions {
 let counter = 0
 
 /**
- * This process's host: a hash of the host name, the boot id and the pid namespace (Linux), so a pid in
- * a database name is read only where it means the same process (another machine, container or boot
- * never matches).
+ * @internal This process's host as a test database's name holds it: `tag`, a hash of the host name,
+ * the boot id and the pid namespace (Linux), so a pid in a database name is read only where it means
+ * the same process (another machine, container or boot never matches); `sweeps`, whether the host is
+ * told apart well enough to drop another process's databases: only with a boot id (random per boot).
+ * Without one (macOS, Windows) the tag is the host name alone, which two machines sharing a server may
+ * have alike (`MacBook-Pro`): a pid gone here may be a live process there, so nothing is swept.
  */
-const HOST_TAG = createHash('sha256')
-  .update([hostname(), readOr('/proc/sys/kernel/random/boot_id'), readOr('/proc/self/ns/pid', true)].join('\n'))
-  .digest('hex')
-  .slice(0, 8)
+export function hostIdentity(read: (path: string, link?: boolean) => string = readOr): { tag: string; sweeps: boolean } {
+  const bootId = read('/proc/sys/kernel/random/boot_id')
+  const tag = createHash('sha256')
+    .update([hostname(), bootId, read('/proc/self/ns/pid', true)].join('\n'))
+    .digest('hex')
+    .slice(0, 8)
+  return { tag, sweeps: bootId !== '' }
+}
+
+const HOST = hostIdentity()
+const HOST_TAG = HOST.tag
 
 /** `dbpool_test_<pid>_<host tag>_<n>_<random>`: a database of {@link createTestDatabase}. */
 const NAME = /^dbpool_test_(\d+)_([0-9a-f]{8})_\d+_[0-9a-f]+$/
@@ -55,7 +65,8 @@ const swept = new Set<string>()
  * pid namespace). The first call of a process on a server drops the databases left there by processes
  * that died before `drop()` (a crash, SIGKILL, a jest timeout): those of this host whose pid is gone,
  * with no session on them. Another host's databases, a live process's, and names of any other form
- * are never touched.
+ * are never touched; on a system without a boot id (`/proc/sys/kernel/random/boot_id`: macOS,
+ * Windows), where two machines may have the same host name, nothing is swept.
  *
  * ```ts
  * let db: TestDatabase
@@ -153,6 +164,7 @@ async function adminClient(serverUrl: string): Promise<Client> {
  * sweeping at the same time).
  */
 async function dropStaleDatabases(client: Client): Promise<void> {
+  if (!HOST.sweeps) return
   const { rows } = await client.query<{ datname: string }>(`select datname from pg_database where datname like 'dbpool\\_test\\_%'`)
   for (const { datname } of rows) {
     const match = NAME.exec(datname)

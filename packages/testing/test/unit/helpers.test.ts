@@ -7,6 +7,7 @@ import { promisify } from 'node:util'
 import { join } from 'node:path'
 import { DatabaseError } from '@dbpool/core'
 import { toolError } from '../../src/tool-error'
+import { hostIdentity } from '../../src/test-database'
 import { createServer, connect, Socket } from 'node:net'
 import { createTempSqlite, dockerAnswers, setupTestPostgres, startPostgres, startTcpProxy, teardownTestPostgres } from '@dbpool/testing'
 
@@ -265,5 +266,17 @@ describe('toolError (startPostgresCluster running initdb, pg_ctl, pg_basebackup)
     expect(`${err.stack} ${JSON.stringify(err.cause, Object.getOwnPropertyNames(err.cause))}`).not.toContain(secret)
     expect(err.message).toContain('could not connect')
     expect(err.cause).toMatchObject({ code: 3 })
+  })
+})
+
+describe('hostIdentity (which test databases the stale sweep may drop)', () => {
+  it('sweeps only where a boot id tells this machine apart; the tag changes with the boot id', () => {
+    const linux = (bootId: string) => (path: string) =>
+      path.endsWith('boot_id') ? bootId : path.endsWith('/pid') ? 'pid:[4026531836]' : ''
+    const a = hostIdentity(linux('0f5d...a'))
+    expect(a).toEqual({ tag: expect.stringMatching(/^[0-9a-f]{8}$/), sweeps: true })
+    expect(hostIdentity(linux('0f5d...b')).tag).not.toBe(a.tag)
+    // macOS, Windows: the host name alone, which another machine on the same server may share
+    expect(hostIdentity(() => '').sweeps).toBe(false)
   })
 })
