@@ -1,5 +1,5 @@
 import { existsSync, realpathSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { open } from 'node:fs/promises'
 import { basename, dirname, isAbsolute, resolve } from 'node:path'
 import { DatabaseError, DEFAULT_POOL_OPTIONS, PoolConfig, sqlitePathFromUrl, type DatabaseOptions, type PoolOptions } from '@dbpool/core'
 import { credentialSecrets, scrubSecrets } from './secrets'
@@ -92,8 +92,9 @@ export async function loadConfigFile(path: string | undefined, cwd: string, env:
   if (!chosen) return undefined
   let text: string
   try {
-    text = await readFile(chosen, 'utf8')
+    text = await readBounded(chosen, MAX_CONFIG_BYTES)
   } catch (err) {
+    if (DatabaseError.is(err)) throw err
     throw new DatabaseError(
       'CONFIGURATION',
       `cannot read the config file ${chosen}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
@@ -101,6 +102,30 @@ export async function loadConfigFile(path: string | undefined, cwd: string, env:
     )
   }
   return await parseConfigFile(chosen, text, env)
+}
+
+/** The largest config file read (bytes): a config is a few kB; `--config /dev/zero` took 620 MB before failing. */
+export const MAX_CONFIG_BYTES = 1024 * 1024
+
+/** The file's text, read at most `limit` bytes: CONFIGURATION when there is more (a device, a log file given by mistake). */
+async function readBounded(path: string, limit: number): Promise<string> {
+  const handle = await open(path, 'r')
+  try {
+    const buffer = Buffer.alloc(limit + 1)
+    let length = 0
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, length, buffer.length - length, null)
+      if (bytesRead === 0) break
+      length += bytesRead
+      if (length > limit)
+        throw new DatabaseError('CONFIGURATION', `the config file ${path} is larger than ${limit} bytes: is it the right file?`, {
+          detail: { file: path },
+        })
+    }
+    return buffer.toString('utf8', 0, length)
+  } finally {
+    await handle.close()
+  }
 }
 
 /** The real path of a file (symlinks followed), or `path` when it cannot be resolved (a text given without a file, in tests). */

@@ -1,6 +1,6 @@
 export { run, buildProgram } from './cli'
 export type { RunOptions } from './cli'
-export { parseConfigFile, loadConfigFile, CONFIG_FILE_NAMES } from './config-file'
+export { parseConfigFile, loadConfigFile, CONFIG_FILE_NAMES, MAX_CONFIG_BYTES } from './config-file'
 export type { ConfigFile, PoolDefinition } from './config-file'
 export { resolveConfig, selectPool, selectPools, urlSecrets } from './resolve-config'
 export type { ConfigFlags, ResolvedConfig } from './resolve-config'

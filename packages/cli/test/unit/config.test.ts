@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseError, sqlitePathFromUrl } from '@dbpool/core'
-import { loadConfigFile, parseConfigFile, resolveConfig, selectPool, selectPools, urlSecrets } from '@dbpool/cli'
+import { MAX_CONFIG_BYTES, loadConfigFile, parseConfigFile, resolveConfig, selectPool, selectPools, urlSecrets } from '@dbpool/cli'
 
 let dir: string
 beforeEach(() => {
@@ -130,6 +130,21 @@ describe('loadConfigFile', () => {
     expect((await loadConfigFile('other.toml', dir))?.pools[0]?.name).toBe('o')
     const err = await failure(loadConfigFile('missing.toml', dir))
     expect(err.message).toBe(`cannot read the config file ${join(dir, 'missing.toml')}: ENOENT`)
+  })
+
+  // --config /dev/zero used 620 MB before failing, /dev/urandom 1.1 GB and 13 s
+  it('reads at most MAX_CONFIG_BYTES: a device or a huge file given by mistake is CONFIGURATION at once', async () => {
+    for (const path of ['/dev/zero', '/dev/urandom']) {
+      const err = await failure(loadConfigFile(path, dir))
+      expect(err).toMatchObject({
+        code: 'CONFIGURATION',
+        message: `the config file ${path} is larger than ${MAX_CONFIG_BYTES} bytes: is it the right file?`,
+      })
+    }
+    writeFileSync(join(dir, 'big.toml'), `# ${'x'.repeat(MAX_CONFIG_BYTES)}\n[pools.b]\nurl = "sqlite:b.db"\n`)
+    expect((await failure(loadConfigFile('big.toml', dir))).code).toBe('CONFIGURATION')
+    writeFileSync(join(dir, 'fits.toml'), `# ${'x'.repeat(MAX_CONFIG_BYTES - 100)}\n[pools.f]\nurl = "sqlite:f.db"\n`)
+    expect((await loadConfigFile('fits.toml', dir))?.pools[0]?.name).toBe('f')
   })
 
   // resolved against the working directory, `--config /srv/app/dbpool.toml migrate up` run elsewhere
