@@ -809,8 +809,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     state.queryOnly = on
   }
 
-  mapError(err: unknown): DatabaseError {
-    return mapSqliteError(err, { path: this.options.path })
+  /** `phase` `'run'`: the statement was prepared and failed while it ran (see `sqliteErrorCodeOf`). */
+  mapError(err: unknown, phase?: 'run'): DatabaseError {
+    return mapSqliteError(err, phase === undefined ? { path: this.options.path } : { path: this.options.path, phase })
   }
 
   /**
@@ -1294,7 +1295,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
 
   /** Maps an error and remembers a fatal one, so the pool discards the connection. */
   #fail(db: SqliteDatabase, err: unknown, inTransaction = false, text?: string, kind?: StatementKind): DatabaseError {
-    const error = this.mapError(err)
+    // a kind: the statement was prepared, the error came while it ran
+    const error = this.mapError(err, kind === undefined ? undefined : 'run')
     const state = stateOf(db)
     if (state && isFatalSqliteCode(error.sqliteCode)) state.fatal ??= error
     // a statement SQLite refused or failed inside a transaction aborts it, as the server aborts it on

@@ -17,6 +17,10 @@ export interface SqliteErrorMapping {
  * SQLite reports syntax errors, unknown tables, columns and functions, ambiguous and already existing
  * names and misuse with the generic `SQLITE_ERROR`, which maps to SYNTAX_ERROR: the code Postgres gives
  * the same statements (42601, 42P01, 42703, 42883, 42P07...; see SQLSTATE_CODES in @dbpool/postgres).
+ * The same `SQLITE_ERROR` also reports errors of a statement while it runs (an integer overflow, too
+ * many levels of trigger recursion, malformed JSON, a function's error raised with
+ * `sqlite3_result_error`): those are QUERY_FAILED, as Postgres gives them (22003, 54001, 22P02...),
+ * see {@link sqliteErrorCodeOf}.
  */
 export const SQLITE_ERROR_CODES: Readonly<Record<string, SqliteErrorMapping>> = Object.freeze({
   SQLITE_CONSTRAINT_UNIQUE: { code: 'UNIQUE_VIOLATION' },
@@ -63,6 +67,81 @@ export const SQLITE_ERROR_CODES: Readonly<Record<string, SqliteErrorMapping>> = 
   SQLITE_PROTOCOL: { code: 'BUSY' },
 })
 
+/**
+ * Messages SQLite reports with `SQLITE_ERROR` while a statement runs, never while it is prepared:
+ * errors of built-in functions (`sqlite3_result_error`: `abs()`/`sum()` overflow, JSON, LIKE/GLOB,
+ * `unistr()`, window functions' arguments, `ATTACH`/`DETACH`, `load_extension()`, time functions) and
+ * of the VDBE (trigger recursion, transaction and savepoint state, `VACUUM`).
+ */
+const RUN_TIME_MESSAGES: readonly RegExp[] = [
+  /^integer overflow$/,
+  /^too many levels of trigger recursion$/,
+  /^malformed JSON$/,
+  /^JSON cannot hold BLOB values$/,
+  /^JSON nested too deep$/,
+  /^bad JSON path: /,
+  /^json_\w+\(\) (requires|needs|labels)/,
+  /^FLAGS parameter to json_valid\(\)/,
+  /^LIKE or GLOB pattern too complex$/,
+  /^ESCAPE expression must be a single character$/,
+  /^invalid Unicode escape$/,
+  /^local time unavailable$/,
+  /^(second )?argument (of|to) (ntile|nth_value) must be a positive integer$/,
+  /^frame (starting|ending) offset must be a non-negative (integer|number)$/,
+  /^non-deterministic use of /,
+  /^no such savepoint: /,
+  /^cannot (start a transaction within a transaction|commit - no transaction is active|rollback - no transaction is active)$/,
+  /^cannot (commit transaction|open savepoint|release savepoint|VACUUM) - SQL statements in progress$/,
+  /^cannot VACUUM from within a transaction$/,
+  /^cannot change (into|out of) wal mode from within a transaction$/,
+  /^output file already exists$/,
+  /^too many attached databases - max \d+$/,
+  /^database (\S+ is already in use|is already attached)$/,
+  /^cannot (ATTACH|DETACH) database within transaction$/,
+  /^no such database: /,
+  /^cannot detach database /,
+  /^database \S+ is locked$/,
+  /^unable to open database: /,
+  /^not authorized$/,
+]
+
+/**
+ * Messages SQLite reports with `SQLITE_ERROR` while it prepares a statement (also when a statement
+ * already prepared is prepared again at its run, the schema having changed): syntax, unknown,
+ * ambiguous or already taken names, misuse. Such an error stays SYNTAX_ERROR whenever it comes.
+ */
+const PREPARE_MESSAGES: readonly RegExp[] = [
+  /: syntax error$/,
+  /^incomplete input$/,
+  /^unrecognized token: /,
+  /^no such (table|column|function|index|view|trigger|module|collation sequence): /,
+  /^ambiguous column name: /,
+  /already exists$/,
+  /has no column named /,
+  /^wrong number of arguments to function /,
+  /^misuse of /,
+  /has \d+ columns but \d+ values were supplied$/,
+  /^\d+ values for \d+ columns$/,
+]
+
+/**
+ * The DatabaseError code of a SQLite error: {@link lookupSqliteCode}, except for `SQLITE_ERROR`,
+ * SYNTAX_ERROR for an error of preparing the statement (its syntax, its names), QUERY_FAILED for
+ * one of running it, as Postgres tells them (42xxx against 22003 numeric_value_out_of_range, 54001
+ * for trigger recursion, 22P02 malformed JSON, 3B001 savepoint...). A run-time message
+ * ({@link RUN_TIME_MESSAGES}) is QUERY_FAILED wherever it comes from; any other message of a
+ * statement that was prepared and failed while it ran (`phase` `'run'`: a function's own error
+ * raised with `sqlite3_result_error`, an extension's) is QUERY_FAILED too unless it is a prepare
+ * message (the statement prepared again at its run); the rest is SYNTAX_ERROR.
+ */
+export function sqliteErrorCodeOf(sqliteCode: string, message: string, phase?: 'run'): ErrorCode | undefined {
+  const mapped = lookupSqliteCode(sqliteCode)?.code
+  if (sqliteCode !== 'SQLITE_ERROR') return mapped
+  if (RUN_TIME_MESSAGES.some((pattern) => pattern.test(message))) return 'QUERY_FAILED'
+  if (phase === 'run' && !PREPARE_MESSAGES.some((pattern) => pattern.test(message))) return 'QUERY_FAILED'
+  return mapped
+}
+
 /** Finds the mapping for a SQLite result code name, falling back to the primary code. */
 export function lookupSqliteCode(sqliteCode: string): SqliteErrorMapping | undefined {
   const exact = SQLITE_ERROR_CODES[sqliteCode]
@@ -92,11 +171,16 @@ export function abortsTransaction(error: DatabaseError): boolean {
 export interface SqliteErrorContext {
   /** The database path, named in CONNECTION_FAILED and CORRUPT messages. */
   readonly path?: string
+  /**
+   * `'run'`: the statement was prepared and failed while it ran (a step), so that a `SQLITE_ERROR`
+   * not known as a prepare error is QUERY_FAILED (see {@link sqliteErrorCodeOf}).
+   */
+  readonly phase?: 'run'
 }
 
 /**
  * Maps anything better-sqlite3 throws to a {@link DatabaseError}: `SqliteError` through
- * {@link SQLITE_ERROR_CODES}; better-sqlite3's own check of values against placeholders (too many, too
+ * {@link SQLITE_ERROR_CODES} (`SQLITE_ERROR` of a statement that ran: see {@link sqliteErrorCodeOf}); better-sqlite3's own check of values against placeholders (too many, too
  * few, a missing named parameter) to INVALID_PARAMETER; its refusal of a text of several statements
  * with parameters to SYNTAX_ERROR (Postgres 42601); anything else (a TypeError) to QUERY_FAILED.
  */
@@ -105,7 +189,9 @@ export function mapSqliteError(err: unknown, context: SqliteErrorContext = {}): 
   const sqliteCode = nativeCode(err)
   const message = messageOf(err)
   if (sqliteCode !== undefined) {
-    const mapping = lookupSqliteCode(sqliteCode) ?? { code: 'QUERY_FAILED' }
+    const found = lookupSqliteCode(sqliteCode) ?? { code: 'QUERY_FAILED' }
+    const code = sqliteErrorCodeOf(sqliteCode, message, context.phase) ?? found.code
+    const mapping = code === found.code ? found : { code }
     const where =
       context.path !== undefined && (mapping.code === 'CONNECTION_FAILED' || mapping.code === 'CORRUPT') ? ` (${context.path})` : ''
     return new DatabaseError(mapping.code, `${message}${where}`, {

@@ -450,6 +450,35 @@ export function defineConformanceSuite(t: ConformanceTestApi, setup: Conformance
       }
     })
 
+    t.it('maps an error of a statement while it runs (integer overflow) to QUERY_FAILED, never SYNTAX_ERROR', async () => {
+      // SQLite reports it with SQLITE_ERROR (its syntax errors' code), Postgres with 22003
+      const text = 'select abs(-9223372036854775807 - 1) as x'
+      const err = await expectCode(pool.query(text), 'QUERY_FAILED')
+      assert.equal(err.retryable, false)
+      await expectCode(
+        pool.withConnection((conn) => conn.query(text)),
+        'QUERY_FAILED',
+      )
+      // mid-stream: rows came before the one that overflows
+      const rows: unknown[] = []
+      const midStream = (async () => {
+        for await (const row of pool.stream(
+          'select abs(v) as x from (select 1 as v union all select -9223372036854775807 - 1) as t',
+          undefined,
+          { batchSize: 1 },
+        ))
+          rows.push(row)
+      })()
+      await expectCode(midStream, 'QUERY_FAILED')
+      // a real syntax error stays SYNTAX_ERROR inside a stream too
+      await expectCode(
+        (async () => {
+          for await (const _ of pool.stream('selec 1')) void _
+        })(),
+        'SYNTAX_ERROR',
+      )
+    })
+
     t.it('refuses a bad per-call option of every entry point with CONFIGURATION naming it, before anything runs', async () => {
       await checkBadCallOptions(pool)
     })
