@@ -1,6 +1,7 @@
 import { realpathSync, statSync } from 'node:fs'
+import { checkDatabasePath } from './sqlite-options'
 import { DatabaseError, MAX_TIMER_MS, configError } from '@dbpool/core'
-import { checkInteger, checkString, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
+import { checkInteger, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
 import Database from 'better-sqlite3'
 import type { SqliteDatabase } from './sqlite-connection-manager'
 import { createNewTarget, removeNewTarget } from './backup-target'
@@ -351,8 +352,8 @@ const COPY_OPTION_KEYS = ['source', 'target', 'pagesPerStep', 'timeoutMs', 'onSt
 function checkCopyOptions(options: unknown): void {
   const raw = requireObject('copyDatabaseFile options', options === undefined ? null : options)
   rejectUnknownKeys('copyDatabaseFile', raw, COPY_OPTION_KEYS)
-  checkString('copyDatabaseFile.source', raw.source)
-  checkString('copyDatabaseFile.target', raw.target)
+  checkDatabasePath('copyDatabaseFile.source', raw.source)
+  checkDatabasePath('copyDatabaseFile.target', raw.target)
   checkInteger('copyDatabaseFile.pagesPerStep', raw.pagesPerStep, 1, 1_000_000)
   if (raw.timeoutMs !== undefined) checkInteger('copyDatabaseFile.timeoutMs', raw.timeoutMs, 1, MAX_TIMER_MS)
   for (const key of ['onStep', 'abortReason'] as const)

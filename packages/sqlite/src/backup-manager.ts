@@ -25,7 +25,7 @@ import { checkDatabaseFileShape, refused, schemaObjectsOf, verifyDatabaseFileOff
 import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'
 import { SqliteConnectionManager, type SqliteDatabase } from './sqlite-connection-manager'
 import { messageOf } from './sqlite-errors'
-import { toSqliteOptions } from './sqlite-options'
+import { checkDatabasePath, toSqliteOptions } from './sqlite-options'
 
 /** How a backup copies the database. */
 export type BackupMethod = 'backup' | 'vacuum'
@@ -431,7 +431,7 @@ export class BackupManager {
    */
   async verify(file: string, ...extra: []): Promise<{ pages: number }> {
     rejectExtraArguments('verify', extra)
-    const source = resolve(checkString('verify.file', file))
+    const source = resolve(checkDatabasePath('verify.file', file))
     const requireSchema = await this.#sourceHasSchema()
     const staged = await this.#stage(source, this.#options.directory)
     try {
@@ -463,7 +463,7 @@ export class BackupManager {
     try {
       // refused at once, not after the backups queued before it
       parsed = restoreOptions(options)
-      source = resolve(checkString('restore.file', file))
+      source = resolve(checkDatabasePath('restore.file', file))
     } catch (err) {
       return Promise.reject<DatabasePool<SqliteDatabase>>(err)
     }
@@ -811,8 +811,8 @@ async function keepModeAndOwner(staged: string, target: string): Promise<void> {
  * (the rename itself) is BACKUP_FAILED naming `target`.
  */
 export async function replaceDatabaseFile(staged: string, databasePath: string): Promise<void> {
-  checkString('replaceDatabaseFile.staged', staged)
-  const target = realDatabasePath(checkString('replaceDatabaseFile.databasePath', databasePath))
+  checkDatabasePath('replaceDatabaseFile.staged', staged)
+  const target = realDatabasePath(checkDatabasePath('replaceDatabaseFile.databasePath', databasePath))
   refuseSameFile('replaceDatabaseFile.staged', staged, target)
   checkReplaceTarget('replaceDatabaseFile.databasePath', target)
   checkDatabaseFileShape(staged)
@@ -855,8 +855,8 @@ export async function restoreDatabaseFile(target: string, file: string, options?
   const raw = requireObject('restoreDatabaseFile options', options)
   rejectUnknownKeys('restoreDatabaseFile', raw, ['force'])
   const force = raw.force === undefined ? false : checkBoolean('restoreDatabaseFile.force', raw.force)
-  const source = resolve(checkString('restoreDatabaseFile.file', file))
-  const dest = realDatabasePath(checkString('restoreDatabaseFile.target', target))
+  const source = resolve(checkDatabasePath('restoreDatabaseFile.file', file))
+  const dest = realDatabasePath(checkDatabasePath('restoreDatabaseFile.target', target))
   checkReplaceTarget('restoreDatabaseFile.target', dest)
   if (!existsSync(source))
     throw new DatabaseError('BACKUP_FAILED', `backup file ${source} does not exist`, { backend: 'sqlite', detail: { file: source } })

@@ -1,8 +1,9 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs'
+import { checkDatabasePath } from './sqlite-options'
 import { resolve } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { configError, DatabaseError } from '@dbpool/core'
-import { checkString, requireObject } from '@dbpool/core/internal'
+import { requireObject } from '@dbpool/core/internal'
 import Database from 'better-sqlite3'
 import type { SqliteDatabase } from './sqlite-connection-manager'
 import { joinCheck } from './off-thread-check'
@@ -93,7 +94,7 @@ export type WorkerAnswer =
  * is not a non-empty string.
  */
 export function verifyDatabaseFile(file: string, label: string = file, options: { readonly requireSchema?: boolean } = {}): number {
-  checkString('verifyDatabaseFile.file', file)
+  checkDatabasePath('verifyDatabaseFile.file', file)
   checkDatabaseFileShape(file, label)
   let db: SqliteDatabase | undefined
   try {
@@ -127,7 +128,7 @@ export function verifyDatabaseFile(file: string, label: string = file, options: 
  * `timeoutMs` and a function `warn`.
  */
 export async function verifyDatabaseFileOffThread(file: string, label: string, options: VerifyOptions): Promise<number> {
-  checkString('verifyDatabaseFileOffThread.file', file)
+  checkDatabasePath('verifyDatabaseFileOffThread.file', file)
   const raw = requireObject('verifyDatabaseFileOffThread options', options ?? null)
   if (typeof raw.timeoutMs !== 'number' || Number.isNaN(raw.timeoutMs))
     throw configError('verifyDatabaseFileOffThread.timeoutMs', raw.timeoutMs, 'must be a number of ms')

@@ -184,10 +184,45 @@ export function resolveSqliteOptions(input: SqliteOptions): ResolvedSqliteOption
   })
 }
 
+/**
+ * The database path, refused (CONFIGURATION naming `sqlite.path`) where better-sqlite3 or SQLite's
+ * VFS would open another file than the one the pool checks (its file identity, `-wal`, backups):
+ * better-sqlite3 trims blanks (`./app.db ` or a `DATABASE_URL` read with its newline opened `app.db`,
+ * and every statement then failed "the file was deleted while it was being opened"; an all-blank path
+ * opened a temporary database), and SQLite drops a trailing `/` or final `.` segment (`./data/`
+ * created a database FILE `data`, every statement then failed ENOTDIR). So: no leading or trailing
+ * blank, no control character (NUL, a newline, ...), and a last segment that names a file (not empty,
+ * `.` or `..`). A `.` or `..` segment inside the path, and `//`, are fine: the OS resolves them as
+ * SQLite does.
+ */
 function checkPath(value: unknown): string {
-  const path = checkString('sqlite.path', value)
-  if (path.includes('\u0000')) throw configError('sqlite.path', value, 'must not contain a NUL character')
-  if (/^file:/i.test(path)) throw configError('sqlite.path', value, 'must be a file path or :memory:, not a file: URI')
+  return checkDatabasePath('sqlite.path', value)
+}
+
+/**
+ * @internal A path better-sqlite3 opens as given (the pool's `sqlite.path`, and the files of the
+ * backup functions), by the rules of {@link checkPath}; CONFIGURATION naming `option` otherwise.
+ */
+export function checkDatabasePath(option: string, value: unknown): string {
+  const path = checkString(option, value)
+  if (path.includes('\u0000')) throw configError(option, value, 'must not contain a NUL character')
+  if (/^file:/i.test(path)) throw configError(option, value, 'must be a file path or :memory:, not a file: URI')
+  if (path.trim() !== path) {
+    throw configError(
+      option,
+      value,
+      'must not begin or end with a blank or line break: better-sqlite3 trims it and would open another file',
+    )
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0001-\u001f\u007f]/.test(path)) throw configError(option, value, 'must not contain a control character (a line break, a tab...)')
+  if (path !== MEMORY_PATH && /(^|[/\\])\.{0,2}$/.test(path)) {
+    throw configError(
+      option,
+      value,
+      'must name a file, not end with "/", "." or "..": SQLite drops that last segment and would open another file (or create a file where a directory was meant)',
+    )
+  }
   return path
 }
 
