@@ -215,7 +215,24 @@ function checkPrepareMode(value: unknown): PrepareMode {
 
 function resolveSessionInit(value: unknown): readonly string[] {
   if (value === undefined) return []
-  if (typeof value === 'string') return [checkString('postgres.sessionInit', value)]
+  if (typeof value === 'string') return [checkSessionInitText('postgres.sessionInit', value)]
   if (!Array.isArray(value)) throw configError('postgres.sessionInit', value, 'must be a SQL string or an array of SQL strings')
-  return Object.freeze(value.map((sql, i) => checkString(`postgres.sessionInit[${i}]`, sql)))
+  return Object.freeze(value.map((sql, i) => checkSessionInitText(`postgres.sessionInit[${i}]`, sql)))
+}
+
+/**
+ * A sessionInit statement: a non-empty string without a NUL character (U+0000), refused when the pool
+ * is made (its text not shown: it may hold a secret). A plain SET is sent as a startup parameter,
+ * where a NUL would end its value and the rest be read as further settings.
+ */
+function checkSessionInitText(option: string, value: unknown): string {
+  const text = checkString(option, value)
+  const at = text.indexOf('\u0000')
+  if (at >= 0)
+    throw configError(
+      option,
+      '[hidden]',
+      `contains a NUL character (U+0000) at position ${at + 1}: a statement text cannot hold one, and as a startup parameter the rest would be read as further settings`,
+    )
+  return text
 }

@@ -8,7 +8,7 @@ import {
   checkBoolean,
   checkEnum,
   checkInteger,
-  checkString,
+  checkStartupString,
   configError,
   definedOptions,
   parseEnvInteger,
@@ -163,16 +163,18 @@ export class DatabaseConfig {
     if (raw.hosts !== undefined && raw.host !== undefined) throw configError('database.host', raw.host, 'give host or hosts, not both')
     this.hosts =
       raw.hosts === undefined
-        ? Object.freeze([Object.freeze({ host: raw.host === undefined ? 'localhost' : checkString('database.host', raw.host), port })])
+        ? Object.freeze([
+            Object.freeze({ host: raw.host === undefined ? 'localhost' : checkStartupString('database.host', raw.host), port }),
+          ])
         : checkHosts(raw.hosts, port)
     this.host = this.hosts[0]!.host
     this.port = this.hosts[0]!.port
     this.targetSessionAttrs =
       raw.targetSessionAttrs === undefined ? 'any' : checkEnum('database.targetSessionAttrs', raw.targetSessionAttrs, TARGET_SESSION_ATTRS)
     this.connectTimeoutMs = optionalMs('connectTimeoutMs', raw.connectTimeoutMs)
-    this.options = raw.options === undefined ? undefined : checkString('database.options', raw.options)
-    this.username = raw.username === undefined ? 'postgres' : checkString('database.username', raw.username)
-    this.database = raw.database === undefined ? this.username : checkString('database.database', raw.database)
+    this.options = raw.options === undefined ? undefined : checkStartupString('database.options', raw.options)
+    this.username = raw.username === undefined ? 'postgres' : checkStartupString('database.username', raw.username)
+    this.database = raw.database === undefined ? this.username : checkStartupString('database.database', raw.database)
     this.#password = checkPassword(raw.password)
     if (raw.sslRootCert === SYSTEM_ROOT_CERT) {
       // libpq 16: the system's CAs, verify-full by default, a weaker mode refused
@@ -185,7 +187,8 @@ export class DatabaseConfig {
       this.sslMode = raw.sslMode === undefined ? 'prefer' : checkEnum('database.sslMode', raw.sslMode, SSL_MODES)
       this.sslRootCert = raw.sslRootCert === undefined ? undefined : checkRootCert('database.sslRootCert', raw.sslRootCert)
     }
-    this.applicationName = raw.applicationName === undefined ? 'dbpool' : checkString('database.applicationName', raw.applicationName)
+    this.applicationName =
+      raw.applicationName === undefined ? 'dbpool' : checkStartupString('database.applicationName', raw.applicationName)
     this.statementTimeoutMs = optionalMs('statementTimeoutMs', raw.statementTimeoutMs)
     this.idleInTransactionTimeoutMs = optionalMs('idleInTransactionTimeoutMs', raw.idleInTransactionTimeoutMs)
     this.lockTimeoutMs = optionalMs('lockTimeoutMs', raw.lockTimeoutMs)
@@ -313,7 +316,7 @@ export class DatabaseConfig {
     if (typeof source !== 'function') return source
     const value = await source()
     if (typeof value !== 'string') throw configError('database.password', '[function result]', 'the password function must return a string')
-    return value
+    return checkPasswordText(value, '[function result]')
   }
 
   /**
@@ -369,9 +372,17 @@ export class DatabaseConfig {
 
 function checkPassword(value: unknown): PasswordSource | undefined {
   if (value === undefined) return undefined
-  if (typeof value === 'string' || typeof value === 'function') return value as PasswordSource
+  if (typeof value === 'string') return checkPasswordText(value, '[hidden]')
+  if (typeof value === 'function') return value as PasswordSource
   // never echo the value: it is meant to be a secret
   throw configError('database.password', '[hidden]', 'must be a string or a function returning one')
+}
+
+/** A password with a NUL character (U+0000) would be cut there in the password message: refused, never shown. */
+function checkPasswordText(value: string, shown: string): string {
+  if (value.includes('\u0000'))
+    throw configError('database.password', shown, 'contains a NUL character (U+0000): the password message would end there')
+  return value
 }
 
 function optionalMs(key: string, value: unknown): number {
@@ -444,7 +455,7 @@ function checkHosts(value: unknown, defaultPort: number): readonly ResolvedHost[
     value.map((entry: unknown, i) => {
       const raw = requireObject(`database.hosts[${i}]`, entry)
       rejectUnknownKeys(`database.hosts[${i}]`, raw, ['host', 'port'])
-      const host = checkString(`database.hosts[${i}].host`, raw.host)
+      const host = checkStartupString(`database.hosts[${i}].host`, raw.host)
       const port = raw.port === undefined ? defaultPort : checkInteger(`database.hosts[${i}].port`, raw.port, 1, 65_535)
       return Object.freeze({ host, port })
     }),

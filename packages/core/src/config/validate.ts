@@ -152,6 +152,24 @@ export function checkString(option: string, value: unknown): string {
   return value
 }
 
+/**
+ * Validates a non-empty string sent to the server at connection start (a startup parameter: user,
+ * database, `options`, `application_name`; a host): no NUL character (U+0000), which ends a value in
+ * the startup message, so the rest would be read as further settings (`app\u0000search_path\u0000evil`
+ * sets search_path), as `sql.id`, statement texts and `listen()` channels refuse it.
+ */
+export function checkStartupString(option: string, value: unknown): string {
+  const text = checkString(option, value)
+  const at = text.indexOf('\u0000')
+  if (at >= 0)
+    throw configError(
+      option,
+      value,
+      `contains a NUL character (U+0000) at position ${at + 1}: the startup message ends a value there and would read the rest as further settings`,
+    )
+  return text
+}
+
 /** Validates a boolean. */
 export function checkBoolean(option: string, value: unknown): boolean {
   if (typeof value !== 'boolean') throw configError(option, value, 'must be true or false')

@@ -332,6 +332,32 @@ describe('multi-host URLs (libpq grammar)', () => {
     expect(w.hosts).toEqual(c.hosts)
   })
 
+  it('refuses a NUL character in every value sent at connection start (it would inject startup settings)', async () => {
+    const nul = (fn: () => unknown, option: string): void => {
+      const err = thrown(fn)
+      expect(err.code).toBe('CONFIGURATION')
+      expect(err.detail).toMatchObject({ option })
+      expect(err.message).toMatch(/NUL character \(U\+0000\)/)
+    }
+    nul(() => DatabaseConfig.fromUrl('postgres://u:pw@h/d?application_name=app%00search_path%00evil'), 'database.applicationName')
+    nul(() => DatabaseConfig.fromUrl('postgres://u:pw@h/d?options=-c%20a%3D%00b'), 'database.options')
+    nul(() => DatabaseConfig.fromUrl('postgres://u%00x:pw@h/d'), 'database.username')
+    nul(() => DatabaseConfig.fromUrl('postgres://u:pw@h/d%00search_path'), 'database.database')
+    nul(() => DatabaseConfig.fromUrl('postgres://u:pw@h%00x/d'), 'database.host')
+    nul(() => DatabaseConfig.fromUrl('postgres://u:pw@a,b%00x/d'), 'database.hosts[1].host')
+    nul(() => new DatabaseConfig({ username: 'app\u0000x' }), 'database.username')
+    nul(() => new DatabaseConfig({ options: '-c a=\u0000' }), 'database.options')
+    nul(() => new DatabaseConfig().with({ applicationName: 'a\u0000b' }), 'database.applicationName')
+    // the password message would be cut at the NUL: refused, never shown
+    const pw = thrown(() => DatabaseConfig.fromUrl('postgres://u:s3cr%00et@h/d'))
+    expect(pw.detail).toMatchObject({ option: 'database.password' })
+    expect(pw.message).not.toMatch(/s3cr/)
+    await expect(new DatabaseConfig({ password: () => 'a\u0000b' }).resolvePassword()).rejects.toMatchObject({
+      code: 'CONFIGURATION',
+      detail: { option: 'database.password' },
+    })
+  })
+
   it('fromEnv: PGHOST/PGPORT lists, PGTARGETSESSIONATTRS (also under DATABASE_URL unless the URL sets it), PGCONNECT_TIMEOUT', () => {
     const c = DatabaseConfig.fromEnv({ PGHOST: 'a,b', PGPORT: '1,2', PGTARGETSESSIONATTRS: 'standby', PGCONNECT_TIMEOUT: '5' })
     expect(c.hosts).toEqual([

@@ -40,6 +40,14 @@ describe('manager options', () => {
     expect(resolveManagerOptions({ sessionInit: 'SET a = 1' }).sessionInit).toEqual(['SET a = 1'])
   })
 
+  it('refuses a NUL character in sessionInit (a plain SET goes as a startup parameter: the rest would be further settings), its text not shown', () => {
+    for (const sessionInit of ["SET application_name = 'app\u0000search_path\u0000evil'", ['SET a = 1', "SET b = 'x\u0000tok3n'"]]) {
+      const err = configError(() => resolveManagerOptions({ sessionInit }))
+      expect(err.message).toMatch(/postgres\.sessionInit(\[1\])? "\[hidden\]": contains a NUL character/)
+      expect(err.message).not.toMatch(/evil|tok3n/)
+    }
+  })
+
   it.each([
     [{ sessionInit: '' }, 'postgres.sessionInit'],
     [{ sessionInit: ['SET a = 1', 42] }, 'postgres.sessionInit[1]'],
