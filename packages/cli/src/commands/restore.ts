@@ -84,17 +84,20 @@ export async function restoreCommand(ctx: CommandContext, file: string, options:
     )
   })
   try {
-    const restored = await backups
-      .restore(source, { force: options.force ?? false })
-      .finally(() => progress.finish())
-      .finally(stopCleanup)
+    // the handlers stay to the command's end: a signal after the restore (while the result is read
+    // and printed, the pools closed) still says the database was restored
+    const restored = await backups.restore(source, { force: options.force ?? false }).finally(() => progress.finish())
     const { rows } = await restored.query<{ n: number }>('pragma page_count')
     const pages = Number(Object.values(rows[0] ?? {})[0] ?? 0)
     if (options.json) ctx.out.json({ restored: source, target: restored.target, pages })
     else ctx.out.line(`restored ${source} into ${restored.target} (${pages} pages, verified)`)
     return EXIT_CODES.ok
   } finally {
-    await backups.pool.close({ timeoutMs: 5_000 })
-    if (pool !== backups.pool) await pool.close({ timeoutMs: 5_000 })
+    try {
+      await backups.pool.close({ timeoutMs: 5_000 })
+      if (pool !== backups.pool) await pool.close({ timeoutMs: 5_000 })
+    } finally {
+      stopCleanup()
+    }
   }
 }

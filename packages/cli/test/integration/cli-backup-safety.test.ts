@@ -129,3 +129,60 @@ describe('dbpool backup interrupted', () => {
     expect(readdirSync(out).filter((f) => f.includes('.tmp-'))).toEqual([])
   }, 60_000)
 })
+
+describe('dbpool restore interrupted after the database was replaced', () => {
+  // the signal handlers went as soon as the restore resolved: a SIGINT while its result was read and
+  // printed, or the pools closed, ended the process (exit 130) with no word that the database was
+  // already restored
+  it('a SIGINT once the restored file is in place says so on stderr, and the database is the backup', async () => {
+    const path = join(cwd, 'late.db')
+    const backup = join(cwd, 'late-backup.db')
+    const app = new Database(path)
+    app.pragma('journal_mode = WAL')
+    app.exec('create table t (id integer primary key, pad blob)')
+    const insert = app.prepare('insert into t (pad) values (randomblob(1000))')
+    app.transaction(() => {
+      for (let i = 0; i < 3_000; i++) insert.run()
+    })()
+    app.exec(`vacuum into '${backup}'`)
+    app.exec('delete from t where id > 10')
+    app.close()
+    let interrupted = 0
+    for (let attempt = 0; attempt < 8 && interrupted === 0; attempt++) {
+      const before = statSync(path).ino
+      const child = spawnCli(['--url', 'sqlite:./late.db', 'restore', 'late-backup.db'], { cwd })
+      let stderr = ''
+      child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+        child.once('exit', (code, signal) => resolve({ code, signal })),
+      )
+      // the moment the path leads to the restored file: the command is past the rename
+      const giveUpAt = Date.now() + 60_000
+      while (Date.now() < giveUpAt && child.exitCode === null && child.signalCode === null) {
+        const now = statSync(path, { throwIfNoEntry: false })
+        if (now !== undefined && now.ino !== before) {
+          child.kill('SIGINT')
+          break
+        }
+        await new Promise((r) => setImmediate(r))
+      }
+      const { code, signal } = await exited
+      expect({ stderr, rows: rows(path, 't').length }).toMatchObject({ rows: 3_000 })
+      if (signal === null) {
+        // the command ended before the signal: the next attempt tries again
+        expect(code).toBe(0)
+        continue
+      }
+      interrupted++
+      expect(signal).toBe('SIGINT')
+      expect(stderr).toMatch(
+        /dbpool: restore: SIGINT after the database was replaced: .*late\.db is restored from .*late-backup\.db \(verified\); only the command's end was cut short/,
+      )
+      // put the short table back for the next attempt
+      const db = new Database(path)
+      db.exec('delete from t where id > 10')
+      db.close()
+    }
+    expect(interrupted).toBeGreaterThan(0)
+  }, 120_000)
+})
