@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { configError } from '../config/validate'
 import type { Backend } from '../driver/connection-manager'
 import type { PoolConnection } from '../pool/pool-connection'
+import { DatabaseError } from '../errors/database-error'
 import { sql, type SqlFragment } from '../sql/sql'
 
 /** A row of the migrations table. */
@@ -26,13 +27,18 @@ type Runner = Pick<PoolConnection, 'query'>
 /**
  * @internal The migrations table (`version`, `name`, `checksum`, `applied_at`, `duration_ms`), with
  * the DDL and lock of each backend. All SQL goes through the pool, never a driver.
+ *
+ * Every statement names the table schema-qualified, with the schema {@link resolve} found once when
+ * the Migrator starts (Postgres: the schema given in `table`, else the one the table already exists
+ * in through the session's `search_path`, else `current_schema()`; SQLite: `main`), so a migration
+ * that changes `search_path` (or creates a temporary table of that name) cannot redirect the
+ * Migrator's reads and records to another table. The Postgres advisory-lock key is derived from that
+ * resolved name: `'dbpool_migrations'` and `'public.dbpool_migrations'` take the same lock.
  */
 export class MigrationStore {
   readonly backend: Backend
-  /** The Postgres advisory-lock key, derived from the table name. */
-  readonly lockKey: string
-  readonly #parts: string[]
-  readonly #table: SqlFragment
+  readonly #given: readonly string[]
+  #parts: readonly string[] | undefined
 
   constructor(backend: Backend, table: string) {
     this.backend = backend
@@ -45,19 +51,63 @@ export class MigrationStore {
           : 'must be an identifier ([A-Za-z_][A-Za-z0-9_]*)'
       throw configError('migrations.table', table, rule)
     }
-    this.#parts = parts
-    this.#table = sql.id(...parts)
-    this.lockKey = createHash('sha256').update(`dbpool:migrations:${table}`).digest().readBigInt64BE(0).toString()
+    this.#given = parts
+    // nothing to look up: a schema-qualified Postgres name, or SQLite's main database
+    if (parts.length === 2) this.#parts = parts
+    else if (backend === 'sqlite') this.#parts = ['main', ...parts]
+  }
+
+  /**
+   * Fixes the table's schema, once (later calls keep it). Postgres, an unqualified `table`: the
+   * schema the table exists in as the session's `search_path` finds it, else `current_schema()`
+   * (where `create table` would put it). MIGRATION_FAILED when the `search_path` names no existing
+   * schema (nowhere to create it: give `table` as `schema.table`).
+   */
+  async resolve(runner: Runner): Promise<void> {
+    if (this.#parts) return
+    const name = this.#given[0] as string
+    const { rows } = await runner.query<{ schema: unknown }>(
+      sql`select coalesce((select n.nspname from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace where c.oid = to_regclass(${quoteIdent(name)}) and c.relpersistence <> 't'), current_schema()) as schema`,
+    )
+    const schema = rows[0]?.schema
+    if (typeof schema !== 'string' || schema === '')
+      throw new DatabaseError(
+        'MIGRATION_FAILED',
+        `the migrations table ${name} has no schema to live in: the session's search_path names no existing schema; give the table option as schema.table`,
+        { retryable: false, detail: { table: name } },
+      )
+    this.#parts ??= [schema, name]
+  }
+
+  /** The resolved table's name, `schema.table` (Postgres) or `main.table` (SQLite); see {@link resolve}. */
+  get qualifiedName(): string {
+    return this.#resolved().join('.')
+  }
+
+  /** The Postgres advisory-lock key, derived from the resolved, schema-qualified table name. */
+  get lockKey(): string {
+    return createHash('sha256').update(`dbpool:migrations:${this.qualifiedName}`).digest().readBigInt64BE(0).toString()
+  }
+
+  get #table(): SqlFragment {
+    return sql.id(...this.#resolved())
+  }
+
+  #resolved(): readonly string[] {
+    if (!this.#parts) throw new DatabaseError('MIGRATION_FAILED', 'internal: the migrations table was used before its schema was resolved')
+    return this.#parts
   }
 
   /** Whether the table exists (without creating it). */
   async exists(pool: Runner): Promise<boolean> {
+    const parts = this.#resolved()
     if (this.backend === 'postgres') {
-      const quoted = this.#parts.map((p) => `"${p}"`).join('.')
-      const { rows } = await pool.query<{ found: unknown }>(sql`select to_regclass(${quoted}) is not null as found`)
+      const { rows } = await pool.query<{ found: unknown }>(
+        sql`select to_regclass(${parts.map(quoteIdent).join('.')}) is not null as found`,
+      )
       return rows[0]?.found === true
     }
-    const { rows } = await pool.query(sql`select name from sqlite_master where type = 'table' and name = ${this.#parts[0]}`)
+    const { rows } = await pool.query(sql`select name from main.sqlite_master where type = 'table' and name = ${parts[1]}`)
     return rows.length > 0
   }
 
@@ -114,6 +164,11 @@ export class MigrationStore {
     const { rows } = await conn.query<{ unlocked: unknown }>(sql`select pg_advisory_unlock(${this.lockKey}::bigint) as unlocked`)
     return rows[0]?.unlocked === true
   }
+}
+
+/** A name quoted as Postgres reads a quoted identifier (`"` doubled). */
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`
 }
 
 function toApplied(row: Row): AppliedMigration {

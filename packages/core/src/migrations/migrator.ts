@@ -40,7 +40,13 @@ export interface MigratorOptions {
   readonly directory?: string
   /** Migrations written in code. */
   readonly migrations?: readonly MigrationDefinition[]
-  /** The table recording applied migrations. Default is `'dbpool_migrations'`. */
+  /**
+   * The table recording applied migrations, `name` or (Postgres) `schema.name`. Default is
+   * `'dbpool_migrations'`. An unqualified name's schema is fixed when the Migrator first runs (the
+   * schema the table exists in through the pool's `search_path`, else `current_schema()`; SQLite:
+   * `main`) and every statement names it schema-qualified from then on, so a migration's
+   * `SET search_path` cannot redirect the record; the Postgres lock key comes from that resolved name.
+   */
   readonly table?: string
   /**
    * How long to wait for the lock while another process runs a migration before MIGRATION_FAILED
@@ -90,7 +96,9 @@ type Prepared = Migration & {
  *   database excepted), so its session-level changes (`SET search_path`, `SET ROLE`,
  *   `session_replication_role`, temp tables, SQLite pragmas) cannot reach the application's statements.
  * - Applied migrations are recorded in `dbpool_migrations` (version, name, sha256 checksum,
- *   applied_at, duration_ms). A file edited after it was applied is refused (checksum drift).
+ *   applied_at, duration_ms), named schema-qualified (its schema resolved once at start: see
+ *   {@link MigratorOptions.table}); an error writing the record is MIGRATION_FAILED naming the
+ *   migration. A file edited after it was applied is refused (checksum drift).
  * - Safe when several processes migrate at once: each migration's transaction first takes a lock
  *   (Postgres: `pg_try_advisory_xact_lock`, SQLite: `BEGIN IMMEDIATE`) and re-reads the table, so
  *   every migration is applied exactly once; under the lock the plan is checked again (MIGRATION_FAILED,
@@ -152,6 +160,7 @@ export class Migrator {
   async up(target?: number): Promise<MigrationRunResult> {
     if (target !== undefined) checkInteger('migrate up target', target, 0)
     const migrations = await this.#prepare()
+    await this.#resolveTable()
     await this.#ensureTable()
     const applied = await this.#primary((conn) => this.#store.readAll(conn))
     const byVersion = new Map(applied.map((a) => [a.version, a]))
@@ -179,6 +188,7 @@ export class Migrator {
   async down(steps = 1): Promise<MigrationRunResult> {
     if (steps !== Infinity) checkInteger('migrate down steps', steps, 1)
     const migrations = await this.#prepare()
+    await this.#resolveTable()
     const applied = await this.#primary(async (conn) => ((await this.#store.exists(conn)) ? this.#store.readAll(conn) : undefined))
     if (!applied) return { direction: 'down', migrations: [], skipped: [], current: null }
     const known = new Map(migrations.map((m) => [m.version, m]))
@@ -201,6 +211,7 @@ export class Migrator {
   /** Every migration known here or recorded in the database, by version, with its state. */
   async status(): Promise<MigrationStatus[]> {
     const migrations = await this.#prepare()
+    await this.#resolveTable()
     const applied = await this.#primary(async (conn) => ((await this.#store.exists(conn)) ? this.#store.readAll(conn) : []))
     const byVersion = new Map(applied.map((a) => [a.version, a]))
     const out: MigrationStatus[] = migrations.map((m) => {
@@ -255,6 +266,16 @@ export class Migrator {
    */
   #primary<T>(fn: (conn: PoolConnection) => Promise<T>): Promise<T> {
     return this.#pool.withConnection(fn)
+  }
+
+  /**
+   * Fixes the migrations table's schema once, before anything reads or writes it (see
+   * {@link MigrationStore.resolve}): every later statement names it schema-qualified, so a migration's
+   * `SET search_path` cannot send the record to another table, and the lock key follows the table,
+   * not the spelling of the `table` option.
+   */
+  async #resolveTable(): Promise<void> {
+    await this.#primary((conn) => this.#store.resolve(conn))
   }
 
   async #ensureTable(): Promise<void> {
@@ -405,7 +426,12 @@ export class Migrator {
           {},
           err,
         )
-      throw err
+      throw migrationError(
+        `migration ${m.source} ran but its record could not be ${direction === 'up' ? 'written to' : 'removed from'} ${this.#store.qualifiedName}: ${describe(err, [])}; ${step.transaction ? 'the migration was rolled back' : 'it ran outside a transaction (transaction:false): its statements took effect and it is not recorded'}`,
+        m,
+        { table: this.#store.qualifiedName, ...(step.transaction ? {} : { transaction: false }) },
+        err,
+      )
     }
     return durationMs
   }

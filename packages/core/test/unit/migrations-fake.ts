@@ -76,6 +76,8 @@ export class MigrationFakeManager extends FakeConnectionManager {
     }
     const pending = this.#pending.get(conn)
     const rows = (r: unknown[]): QueryResult<R> => ({ rows: r as R[], rowCount: r.length })
+    // the Migrator resolving its table's schema (Postgres, an unqualified table)
+    if (/current_schema\(\)/.test(text)) return rows([{ schema: 'public' }])
     if (/to_regclass/.test(text) || /sqlite_master/.test(text)) {
       return rows(
         this.db.tableExists ? [{ found: true, name: 'dbpool_migrations' }] : this.backend === 'postgres' ? [{ found: false }] : [],

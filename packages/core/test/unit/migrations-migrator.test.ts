@@ -89,10 +89,10 @@ describe('Migrator.up', () => {
     expect(statements.slice(at - 3, at + 4)).toEqual([
       'BEGIN ISOLATION LEVEL READ COMMITTED',
       'select pg_try_advisory_xact_lock($1::bigint) as locked',
-      'select version, name, checksum, applied_at, duration_ms from "dbpool_migrations" order by version',
+      'select version, name, checksum, applied_at, duration_ms from "public"."dbpool_migrations" order by version',
       'create table accounts (id int)',
       'create index accounts_id on accounts (id)',
-      'insert into "dbpool_migrations" (version, name, checksum, applied_at, duration_ms) values ($1, $2, $3, $4, $5)',
+      'insert into "public"."dbpool_migrations" (version, name, checksum, applied_at, duration_ms) values ($1, $2, $3, $4, $5)',
       'COMMIT',
     ])
   })
@@ -656,10 +656,10 @@ describe('Migrator: transaction:false (Postgres)', () => {
     const at = statements.indexOf('create index concurrently a_x on a (x)')
     expect(statements.slice(at - 2, at + 4)).toEqual([
       'select pg_try_advisory_lock($1::bigint) as locked',
-      'select version, name, checksum, applied_at, duration_ms from "dbpool_migrations" order by version',
+      'select version, name, checksum, applied_at, duration_ms from "public"."dbpool_migrations" order by version',
       'create index concurrently a_x on a (x)',
       'analyze a',
-      'insert into "dbpool_migrations" (version, name, checksum, applied_at, duration_ms) values ($1, $2, $3, $4, $5)',
+      'insert into "public"."dbpool_migrations" (version, name, checksum, applied_at, duration_ms) values ($1, $2, $3, $4, $5)',
       'select pg_advisory_unlock($1::bigint) as unlocked',
     ])
     expect(db.sessionLockHolder).toBeUndefined()

@@ -1,0 +1,196 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DatabaseError, Migrator, PoolFactory, type DatabasePool, type MigrationDefinition } from '@dbpool/core'
+import { createSqlitePool } from '@dbpool/sqlite'
+import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
+
+jest.setTimeout(60_000)
+
+// The Migrator fixes its table's schema when it starts and names it schema-qualified from then on: a
+// migration's `SET search_path` (or, on SQLite, a temporary table of the same name) cannot send its
+// record to another table, and the lock follows the table, not the spelling of the `table` option.
+
+async function versions(pool: DatabasePool<unknown>, table: string): Promise<number[]> {
+  const { rows } = await pool.query<{ version: unknown }>(`select version from ${table} order by version`)
+  return rows.map((r) => Number(r.version))
+}
+
+describe('Migrator on postgres: the migrations table is resolved once, schema-qualified', () => {
+  let db: TestDatabase
+  let pool: DatabasePool<unknown>
+  let other: DatabasePool<unknown> | undefined
+
+  beforeEach(async () => {
+    db = await createTestDatabase()
+    pool = await PoolFactory.create(db.url, { max: 2, name: 'table-schema' })
+  })
+
+  afterEach(async () => {
+    await other?.close({ timeoutMs: 5_000 })
+    other = undefined
+    await pool?.close({ timeoutMs: 5_000 })
+    await db?.drop()
+  })
+
+  /** App B keeps its migrations in schema reporting, in a table of the same default name. */
+  async function reportingApp(): Promise<MigrationDefinition[]> {
+    await pool.query('create schema reporting')
+    const b: MigrationDefinition[] = [
+      { version: 1, name: 'b_init', up: 'create table reporting.b_t (x int)' },
+      { version: 2, name: 'b_second', up: 'create table reporting.b_second (x int)' },
+    ]
+    await new Migrator(pool, { table: 'reporting.dbpool_migrations', migrations: b.slice(0, 1) }).up()
+    return b
+  }
+
+  it.each([
+    ['a SQL migration', 'set search_path = reporting, public; create table a_report (x int)'],
+    [
+      'a function migration',
+      async (conn: Parameters<Extract<MigrationDefinition['up'], (...args: never[]) => unknown>>[0]): Promise<void> => {
+        await conn.query('set search_path = reporting, public')
+        await conn.query('create table a_report (x int)')
+      },
+    ],
+  ] as const)("%s that sets search_path to another app's schema records itself in its own table", async (_kind, up) => {
+    const b = await reportingApp()
+    const a: MigrationDefinition[] = [
+      { version: 1, name: 'a_init', up: 'create table a_t (x int)' },
+      { version: 2, name: 'a_reporting', up },
+    ]
+    const result = await new Migrator(pool, { migrations: a }).up()
+    expect(result.migrations.map((m) => m.version)).toEqual([1, 2])
+    expect(await versions(pool, 'public.dbpool_migrations')).toEqual([1, 2])
+    expect(await versions(pool, 'reporting.dbpool_migrations')).toEqual([1])
+    expect((await new Migrator(pool, { migrations: a }).status()).map((s) => `${s.version}:${s.state}`)).toEqual(['1:applied', '2:applied'])
+    // B's own migration 2 is pending for B, and runs
+    const rb = await new Migrator(pool, { table: 'reporting.dbpool_migrations', migrations: b }).up()
+    expect(rb).toMatchObject({ migrations: [{ version: 2 }], skipped: [] })
+    expect(await versions(pool, 'reporting.dbpool_migrations')).toEqual([1, 2])
+  })
+
+  it('a migration that sets search_path to a schema without the table is recorded (no raw "relation does not exist")', async () => {
+    const a: MigrationDefinition[] = [
+      { version: 1, name: 'app_schema', up: 'create schema app; set search_path = app; create table accounts (id int)' },
+    ]
+    await expect(new Migrator(pool, { migrations: a }).up()).resolves.toMatchObject({ migrations: [{ version: 1 }] })
+    expect(await versions(pool, 'public.dbpool_migrations')).toEqual([1])
+    expect((await pool.query<{ found: boolean }>("select to_regclass('app.accounts') is not null as found")).rows[0]?.found).toBe(true)
+  })
+
+  it("uses the schema the table already exists in through the pool's search_path, else current_schema()", async () => {
+    await pool.query('create schema tools')
+    await pool.query('create schema scratch')
+    const on = (path: string): string =>
+      `${db.url}${db.url.includes('?') ? '&' : '?'}options=${encodeURIComponent(`-c search_path=${path}`)}`
+    const defs: MigrationDefinition[] = [{ version: 1, name: 'one', up: 'create table public.one (x int)' }]
+    // no table yet: created in current_schema() (tools)
+    other = await PoolFactory.create(on('tools,public'), { max: 1, name: 'table-schema-tools' })
+    await new Migrator(other, { migrations: defs }).up()
+    expect(await versions(pool, 'tools.dbpool_migrations')).toEqual([1])
+    await other.close()
+    // current_schema() is scratch, but the table exists in tools, further on the path: that one is used
+    other = await PoolFactory.create(on('scratch,tools'), { max: 1, name: 'table-schema-scratch' })
+    const again = await new Migrator(other, { migrations: defs }).up()
+    expect(again.migrations).toEqual([])
+    expect(
+      (await pool.query<{ found: boolean }>("select to_regclass('scratch.dbpool_migrations') is not null as found")).rows[0]?.found,
+    ).toBe(false)
+  })
+
+  it("an error of the record's insert is MIGRATION_FAILED naming the migration and the table; the migration is rolled back", async () => {
+    const a: MigrationDefinition[] = [
+      { version: 1, name: 'init', up: 'create table t (x int)' },
+      {
+        version: 2,
+        name: 'guard',
+        up: `create table u (x int);
+create function refuse_record() returns trigger language plpgsql as $$ begin raise exception 'no record'; end $$;
+create trigger refuse_record before insert on public.dbpool_migrations for each row execute function refuse_record()`,
+      },
+    ]
+    const err = await new Migrator(pool, { migrations: a }).up().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(err).toBeInstanceOf(DatabaseError)
+    const e = err as DatabaseError
+    expect(e.code).toBe('MIGRATION_FAILED')
+    expect(e.message).toMatch(/migration 2_guard|migration code|guard/)
+    expect(e.message).toMatch(/could not be written to public\.dbpool_migrations/)
+    expect(e.detail).toMatchObject({ version: 2, table: 'public.dbpool_migrations', applied: [1] })
+    expect((e.cause as DatabaseError).message).toMatch(/no record/)
+    expect((await pool.query<{ found: boolean }>("select to_regclass('public.u') is not null as found")).rows[0]?.found).toBe(false)
+    expect(await versions(pool, 'public.dbpool_migrations')).toEqual([1])
+  })
+
+  it("'dbpool_migrations' and 'public.dbpool_migrations' take one lock: a transaction:false migration runs once", async () => {
+    await pool.query('create table runlog (n int)')
+    other = await PoolFactory.create(db.url, { max: 2, name: 'table-schema-b' })
+    let runs = 0
+    let bStarted!: () => void
+    const started = new Promise<void>((resolve) => (bStarted = resolve))
+    const defs: MigrationDefinition[] = [
+      {
+        version: 1,
+        name: 'backfill',
+        transaction: false,
+        up: async (conn) => {
+          runs++
+          // the first run holds the lock until the other Migrator has planned and gone for the lock
+          await started
+          await new Promise((resolve) => setTimeout(resolve, 100))
+          await conn.query('insert into runlog values (1)')
+        },
+      },
+    ]
+    const a = new Migrator(pool, { migrations: defs }).up()
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const b = new Migrator(other, {
+      migrations: defs,
+      table: 'public.dbpool_migrations',
+      onEvent: (e) => e.type === 'start' && bStarted(),
+    }).up()
+    const [ra, rb] = await Promise.allSettled([a, b])
+    expect(ra).toMatchObject({ status: 'fulfilled', value: { migrations: [{ version: 1 }] } })
+    expect(rb).toMatchObject({ status: 'fulfilled', value: { migrations: [], skipped: [1] } })
+    expect(runs).toBe(1)
+    expect((await pool.query<{ n: number }>('select count(*)::int as n from runlog')).rows[0]?.n).toBe(1)
+  })
+})
+
+describe('Migrator on sqlite: the migrations table is main.<table>', () => {
+  let dir: string
+  let pool: DatabasePool<unknown>
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'dbpool-table-schema-'))
+    pool = createSqlitePool(join(dir, 'app.db'), { max: 2 }, { synchronous: 'OFF' })
+  })
+
+  afterEach(async () => {
+    await pool?.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('a migration that creates a temporary table of the same name does not take its record (it would vanish with the session)', async () => {
+    const defs: MigrationDefinition[] = [
+      { version: 1, name: 'init', up: 'create table t (x integer)' },
+      {
+        version: 2,
+        name: 'scratch',
+        up: 'create temp table dbpool_migrations (version integer primary key, name text, checksum text, applied_at text, duration_ms integer); create table u (x integer)',
+      },
+    ]
+    const result = await new Migrator(pool, { migrations: defs }).up()
+    expect(result.migrations.map((m) => m.version)).toEqual([1, 2])
+    expect(await versions(pool, 'main.dbpool_migrations')).toEqual([1, 2])
+    const again = await new Migrator(pool, { migrations: defs }).up()
+    expect(again.migrations).toEqual([])
+    expect((await new Migrator(pool, { migrations: defs }).status()).map((s) => `${s.version}:${s.state}`)).toEqual([
+      '1:applied',
+      '2:applied',
+    ])
+  })
+})
