@@ -61,7 +61,10 @@ import {
   readFormatsChanged,
   readFormatSetup,
   readFormatStartup,
-  RESTORE_READ_FORMATS_SQL,
+  readFormatsOf,
+  holdsReadFormats,
+  restoreReadFormatsSql,
+  type ReadFormats,
   RESTORE_FLOAT_DIGITS_SQL,
   mayChangeFloatDigits,
   floatDigitsChangeInTransactionMode,
@@ -169,6 +172,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * returns to it. Statement text to its parameter.
    */
   readonly #startupSettings = new Map<string, { readonly name: string; readonly value: string }>()
+  /**
+   * The output formats every connection is given (see ReadFormats), learnt from the server's defaults
+   * by the first connection (see readFormatsOf): `undefined` until then.
+   */
+  #formats: ReadFormats | undefined
   readonly #ssl: PgSsl
   /** Passwords handed to pg recently, scrubbed from every native message. */
   readonly #secrets: string[] = []
@@ -215,7 +223,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     this.telemetryTarget = { namespace: this.config.database, serverAddress: this.config.host, serverPort: this.config.port }
     this.sessionFeatures = sessionFeaturesOf(this.options.pgbouncer)
     const startupSettings = this.options.pgbouncer ? sessionSettingsThroughPgBouncer(this.options.pgbouncer, this.config) : []
-    this.#sessionSetup = Object.freeze([...startupSettings, ...readFormatSetup(this.options.pgbouncer), ...this.options.sessionInit])
+    this.#sessionSetup = Object.freeze([...startupSettings, ...this.options.sessionInit])
     if (!this.options.pgbouncer)
       for (const text of this.options.sessionInit) {
         const parameter = startupParameterOf(text)
@@ -382,9 +390,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     let running: string | undefined
     try {
       if (this.options.pgbouncer === 'transaction') await this.#checkReadFormats(conn)
-      // behind a PgBouncer the config does not declare, the output formats it refused at startup are SET
+      // behind PgBouncer in session mode (declared or not), the output formats it refuses at startup are SET
       const setup =
-        conn.formatsBySet && !this.options.pgbouncer ? [...readFormatSetup('session'), ...this.#sessionSetup] : this.#sessionSetup
+        conn.formatsBySet && conn.readFormats !== undefined
+          ? [...readFormatSetup(conn.readFormats), ...this.#sessionSetup]
+          : this.#sessionSetup
       for (const text of setup) {
         running = text
         await this.#execute(conn, { text, params: [] }, { timeoutMs: this.options.connectTimeoutMs }, false)
@@ -738,21 +748,21 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   /**
    * A statement of the lease changed DateStyle or IntervalStyle (see readFormatsChanged: one property
    * read per release otherwise): both are set back to what the row parsers read
-   * ({@link RESTORE_READ_FORMATS_SQL}); one that may have changed `extra_float_digits` (not reported:
+   * (DateStyle's output and input order: see restoreReadFormatsSql); one that may have changed `extra_float_digits` (not reported:
    * see mayChangeFloatDigits, `conn.native`): it is set back ({@link RESTORE_FLOAT_DIGITS_SQL}). One
    * round trip for both, bounded by `cancelTimeoutMs`; a failure destroys the connection.
    * Not in PgBouncer transaction mode, where such a statement is refused (see #sessionNeed).
    */
   #restoreReadFormats(conn: PostgresConnection): void | Promise<void> {
-    if (this.options.pgbouncer === 'transaction') return undefined
-    const formats = readFormatsChanged(conn)
+    if (this.options.pgbouncer === 'transaction' || conn.readFormats === undefined) return undefined
+    const formats = readFormatsChanged(conn, conn.readFormats)
     const floats = conn.floatDigitsMayHaveChanged
     if (!formats && !floats) return undefined
     const text =
       formats && floats
-        ? `${RESTORE_READ_FORMATS_SQL}; ${RESTORE_FLOAT_DIGITS_SQL}`
+        ? `${restoreReadFormatsSql(conn.readFormats)}; ${RESTORE_FLOAT_DIGITS_SQL}`
         : formats
-          ? RESTORE_READ_FORMATS_SQL
+          ? restoreReadFormatsSql(conn.readFormats)
           : RESTORE_FLOAT_DIGITS_SQL
     return this.#execute(conn, { text, params: [] }, { timeoutMs: this.options.cancelTimeoutMs }, false).then(
       () => {
@@ -1142,7 +1152,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     password: string | undefined,
     hooks: ConnectionHooks,
     attempt?: { secured: boolean },
-    startup = readFormatStartup(this.options.pgbouncer),
+    bouncer = Boolean(this.options.pgbouncer),
     withSettings = true,
   ): Promise<PostgresConnection> {
     const { config, options } = this
@@ -1187,12 +1197,15 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       { host: host.host, port: host.port, address },
     )
     conn.reads = { types, guard }
-    // the output formats the parsers read, as startup parameters (see READ_FORMATS); pg sends a fixed set
+    // the output formats the parsers read, as startup parameters (see ReadFormats); pg sends a fixed set.
+    // The first connection goes without DateStyle and IntervalStyle, to learn the server's defaults
+    const formats = this.#formats
+    const startup = readFormatStartup(bouncer, formats)
     const pgClient = client as unknown as { getStartupConf(): Record<string, string> }
     const startupConf = pgClient.getStartupConf.bind(client)
     // sessionInit's plain SETs as startup parameters, the session's defaults (see #startupSettings);
-    // not to a PgBouncer the config does not declare (reopened with DateStyle alone: see refusesReadFormatStartup)
-    const settings = options.pgbouncer || !withSettings || !('IntervalStyle' in startup) ? [] : [...this.#startupSettings.values()]
+    // not to a PgBouncer the config does not declare (reopened as behind one: see refusesReadFormatStartup)
+    const settings = bouncer || !withSettings ? [] : [...this.#startupSettings.values()]
     const given = Object.fromEntries(settings.map(({ name, value }) => [name, value]))
     pgClient.getStartupConf = () => ({ ...startupConf(), ...given, ...startup })
     // close() gave up on this connect: the socket in flight is destroyed (it kept the process alive)
@@ -1205,16 +1218,26 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       if (attempt) attempt.secured = isSecured(client.connection.stream)
       conn.kill()
       // a PgBouncer the config does not declare: DateStyle alone at startup, the rest SET after connecting
-      if (refusesReadFormatStartup(err, startup))
-        return this.#open(host, address, ssl, password, hooks, attempt, readFormatStartup('session'))
+      if (refusesReadFormatStartup(err, bouncer)) return this.#open(host, address, ssl, password, hooks, attempt, true)
       // a setting the server refuses at startup (unknown name, bad value, not permitted): opened again
       // without them, so that its SET fails as 'session init on ... failed', as without startup settings
-      if (settings.length > 0 && refusesStartupSetting(err)) return this.#open(host, address, ssl, password, hooks, attempt, startup, false)
+      if (settings.length > 0 && refusesStartupSetting(err)) return this.#open(host, address, ssl, password, hooks, attempt, bouncer, false)
       throw err
     } finally {
       hooks.signal?.removeEventListener('abort', abort)
     }
-    conn.formatsBySet = !('IntervalStyle' in startup) && this.options.pgbouncer !== 'transaction'
+    if (formats === undefined) {
+      // the server's defaults (database and role settings included), as it reported them: the pool
+      // keeps their input semantics (see readFormatsOf); a connection that does not hold the pool's
+      // formats yet is opened again with them as startup parameters (once per manager at most)
+      this.#formats ??= readFormatsOf(conn.serverParameter('DateStyle'), conn.serverParameter('IntervalStyle'))
+      if (!holdsReadFormats(conn, this.#formats, bouncer)) {
+        void conn.close(this.options.cancelTimeoutMs)
+        return this.#open(host, address, ssl, password, hooks, attempt, bouncer, withSettings)
+      }
+    }
+    conn.readFormats = this.#formats
+    conn.formatsBySet = bouncer && this.options.pgbouncer !== 'transaction'
     conn.startupSettings = settings.map(({ name }) => name.toLowerCase())
     return conn
   }

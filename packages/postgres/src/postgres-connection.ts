@@ -1,3 +1,4 @@
+import type { ReadFormats } from './postgres-read-formats'
 import type { Client, CustomTypesConfig } from 'pg'
 import type { DatabaseError, ReferencedHandle } from '@dbpool/core'
 import type { ReadGuard } from './postgres-read-guard'
@@ -126,9 +127,14 @@ export class PostgresConnection implements ReferencedHandle {
   reads: { readonly types: CustomTypesConfig; readonly guard: ReadGuard } | undefined = undefined
   /**
    * @internal IntervalStyle and extra_float_digits are SET after connecting rather than sent as
-   * startup parameters (a PgBouncer, declared in session mode or not declared: see `READ_FORMATS`).
+   * startup parameters (a PgBouncer, declared in session mode or not declared: see `ReadFormats`).
    */
   formatsBySet = false
+  /**
+   * @internal The output formats the pool gave this session (DateStyle with the server's input order,
+   * IntervalStyle: see `ReadFormats`), which the release restores when a statement changed them.
+   */
+  readFormats: ReadFormats | undefined = undefined
   /**
    * @internal A statement since the last release may have changed `extra_float_digits`, which the
    * server does not report (see `mayChangeFloatDigits`; `conn.native` taken too): the release sets it

@@ -1,53 +1,94 @@
 import { DatabaseError } from '@dbpool/core'
 import type { PostgresConnection } from './postgres-connection'
-import type { PgBouncerMode } from './postgres-pgbouncer'
+
+/** The `extra_float_digits` the pool keeps (see {@link ReadFormats}). */
+const EXTRA_FLOAT_DIGITS = '3'
 
 /**
  * The output formats dbpool's row parsers read exactly (see `createTypeParsers`), set on every
  * session whatever the server, database or role default (`ALTER DATABASE ... SET datestyle = 'SQL,
  * DMY'` made pg read a NOT NULL timestamptz as null; `extra_float_digits = 0` rounded float8 to 15
- * digits, 0.30000000000000004 to 0.3; `IntervalStyle = 'sql_standard'` read an interval as `{}`):
+ * digits, 0.30000000000000004 to 0.3; `IntervalStyle = 'postgres_verbose'` read an interval as `{}`),
+ * without changing how the server reads the texts the application sends (see {@link readFormatsOf}):
  *
- * - `DateStyle` `ISO` (the output part; the day/month input order stays the server's);
- * - `IntervalStyle` `postgres`;
+ * - `DateStyle` `ISO, <order>`: the output part ISO, the day/month input order (`DMY`, `MDY`, `YMD`)
+ *   the server's own default for the database and role (`'03/04/2024'` is 3 April under DMY, as
+ *   with psql);
+ * - `IntervalStyle` `postgres`, or `sql_standard` when that is the server's default: it also changes
+ *   how the server reads an interval text (`'-1 2:00:00'` is −26 h there, −22 h in the other styles),
+ *   so it is kept, and its output is read exactly (see `createTypeParsers`); `postgres_verbose` and
+ *   `iso_8601` read input as `postgres` does and are replaced;
  * - `extra_float_digits` `3`: shortest exact text on PostgreSQL 12+ (any value ≥ 1), 17 significant
- *   digits before (exact round trip).
- *
- * Sent as startup parameters (client settings: they win over database and role settings, and `RESET`
- * returns to them). PgBouncer accepts only `DateStyle` of these (1.18: `user`, `database`,
- * `application_name`, `client_encoding`, `DateStyle`, `TimeZone`, `standard_conforming_strings`;
- * "unsupported startup parameter" otherwise): in session mode the other two are SET after connecting
- * (part of the setup run again after a reset, see {@link readFormatSetup}); in transaction mode a SET
- * would reach one server connection, so they are checked with SHOW at connect instead (see
- * {@link readFormatProblem}): CONFIGURATION naming the setting when the server's default differs.
+ *   digits before (exact round trip). Output only.
  */
-export const READ_FORMATS = { DateStyle: 'ISO', IntervalStyle: 'postgres', extra_float_digits: '3' } as const
-
-/** The startup parameters added to pg's (see {@link READ_FORMATS}): all three, or `DateStyle` alone behind PgBouncer. */
-export function readFormatStartup(pgbouncer: PgBouncerMode | false): Readonly<Record<string, string>> {
-  return pgbouncer ? { DateStyle: READ_FORMATS.DateStyle } : READ_FORMATS
+export interface ReadFormats {
+  readonly DateStyle: string
+  readonly IntervalStyle: 'postgres' | 'sql_standard'
+  readonly extra_float_digits: '3'
 }
 
 /**
- * The server (a PgBouncer the config does not declare: `pgbouncer` unset) refused a startup parameter
- * of {@link READ_FORMATS} that `startup` held ("unsupported startup parameter: IntervalStyle"): the
- * connection is opened again with `DateStyle` alone, and the others are SET after connecting.
+ * The pool's {@link ReadFormats} for a server whose defaults (as it reported them with ParameterStatus
+ * on a connection opened without these startup parameters) are `dateStyle` and `intervalStyle`: the
+ * order of `dateStyle` (`'SQL, DMY'` → `'ISO, DMY'`; `MDY`, PostgreSQL's own default, when it names
+ * none or was not reported), `sql_standard` kept, every other IntervalStyle `postgres`.
  */
-export function refusesReadFormatStartup(err: unknown, startup: Readonly<Record<string, string>>): boolean {
-  if (!('IntervalStyle' in startup)) return false
+export function readFormatsOf(dateStyle: string | undefined, intervalStyle: string | undefined): ReadFormats {
+  const order = /\b(DMY|MDY|YMD)\b/i.exec(dateStyle ?? '')?.[1]?.toUpperCase() ?? 'MDY'
+  return {
+    DateStyle: `ISO, ${order}`,
+    IntervalStyle: intervalStyle?.toLowerCase() === 'sql_standard' ? 'sql_standard' : 'postgres',
+    extra_float_digits: EXTRA_FLOAT_DIGITS,
+  }
+}
+
+/**
+ * The startup parameters added to pg's (client settings: they win over database and role settings,
+ * and `RESET` returns to them). Without `formats` (a manager's first connection, which learns the
+ * server's defaults: see {@link readFormatsOf}) only `extra_float_digits`; then all three. Behind
+ * PgBouncer (`bouncer`), which accepts only `DateStyle` of these (1.18: `user`, `database`,
+ * `application_name`, `client_encoding`, `DateStyle`, `TimeZone`, `standard_conforming_strings`;
+ * "unsupported startup parameter" otherwise), `DateStyle` alone (nothing on the first connection): in
+ * session mode the other two are SET after connecting (part of the setup run again after a reset, see
+ * {@link readFormatSetup}); in transaction mode a SET would reach one server connection, so they are
+ * checked with SHOW at connect instead (see {@link readFormatProblem}).
+ */
+export function readFormatStartup(bouncer: boolean, formats: ReadFormats | undefined): Readonly<Record<string, string>> {
+  if (bouncer) return formats === undefined ? {} : { DateStyle: formats.DateStyle }
+  return formats === undefined ? { extra_float_digits: EXTRA_FLOAT_DIGITS } : { ...formats }
+}
+
+/**
+ * Whether a connection opened while learning the server's defaults (startup parameters without
+ * DateStyle and IntervalStyle) already holds `formats`: otherwise it is opened again with them.
+ * `bouncer`: IntervalStyle is SET after connecting (session mode) or checked (transaction mode).
+ */
+export function holdsReadFormats(conn: PostgresConnection, formats: ReadFormats, bouncer: boolean): boolean {
+  return (
+    conn.serverParameter('DateStyle') === formats.DateStyle && (bouncer || conn.serverParameter('IntervalStyle') === formats.IntervalStyle)
+  )
+}
+
+/**
+ * A server (a PgBouncer the config does not declare: `pgbouncer` unset) refused a startup parameter
+ * of {@link readFormatStartup} ("unsupported startup parameter: IntervalStyle"): the connection is
+ * opened again as behind PgBouncer (`DateStyle` alone), and the others are SET after connecting.
+ */
+export function refusesReadFormatStartup(err: unknown, bouncer: boolean): boolean {
+  if (bouncer) return false
   const message = err instanceof Error ? err.message : ''
   return /unsupported startup parameter: (?:IntervalStyle|extra_float_digits)/i.test(message)
 }
 
-/** The SETs run after connecting (and after a reset) in PgBouncer session mode: what it refuses at startup. */
-export function readFormatSetup(pgbouncer: PgBouncerMode | false): readonly string[] {
-  return pgbouncer === 'session'
-    ? [`SET IntervalStyle = ${READ_FORMATS.IntervalStyle}`, `SET extra_float_digits = ${READ_FORMATS.extra_float_digits}`]
-    : []
+/** The SETs run after connecting (and after a reset) behind PgBouncer in session mode: what it refuses at startup. */
+export function readFormatSetup(formats: ReadFormats): readonly string[] {
+  return [`SET IntervalStyle = ${formats.IntervalStyle}`, `SET extra_float_digits = ${formats.extra_float_digits}`]
 }
 
-/** What restores the formats on release after a statement changed them (see {@link readFormatsChanged}). */
-export const RESTORE_READ_FORMATS_SQL = `SET DateStyle = ${READ_FORMATS.DateStyle}; SET IntervalStyle = ${READ_FORMATS.IntervalStyle}`
+/** What restores DateStyle (output and input order) and IntervalStyle on release after a statement changed them (see {@link readFormatsChanged}). */
+export function restoreReadFormatsSql(formats: ReadFormats): string {
+  return `SET DateStyle = '${formats.DateStyle}'; SET IntervalStyle = ${formats.IntervalStyle}`
+}
 
 /** The query checking the two settings PgBouncer in transaction mode cannot send. */
 export const SHOW_READ_FORMATS_SQL =
@@ -55,37 +96,38 @@ export const SHOW_READ_FORMATS_SQL =
 
 /**
  * CONFIGURATION when the server's defaults (behind PgBouncer in transaction mode, where they cannot be
- * set) would make reads inexact: `IntervalStyle` other than `postgres`, `extra_float_digits` below 1
- * (PostgreSQL 12+) or 3 (before). Undefined when they fit.
+ * set) would make reads inexact: `IntervalStyle` other than `postgres` or `sql_standard` (both read
+ * exactly), `extra_float_digits` below 1 (PostgreSQL 12+) or 3 (before). Undefined when they fit.
  */
 export function readFormatProblem(row: { interval_style: string; extra_float_digits: number; version: number }): DatabaseError | undefined {
   const floor = row.version >= 120000 ? 1 : 3
-  const [setting, value, want] =
-    row.interval_style !== READ_FORMATS.IntervalStyle
-      ? ['IntervalStyle', row.interval_style, `'${READ_FORMATS.IntervalStyle}'`]
-      : row.extra_float_digits < floor
-        ? ['extra_float_digits', row.extra_float_digits, floor === 1 ? 'at least 1' : '3']
-        : []
+  const [setting, value, want] = !['postgres', 'sql_standard'].includes(row.interval_style)
+    ? ['IntervalStyle', row.interval_style, `'postgres'`]
+    : row.extra_float_digits < floor
+      ? ['extra_float_digits', row.extra_float_digits, floor === 1 ? 'at least 1' : '3']
+      : []
   if (setting === undefined) return undefined
   return new DatabaseError(
     'CONFIGURATION',
-    `the server's ${setting} is ${JSON.stringify(value)}; dbpool reads values exactly only with ${setting} ${want}, and behind PgBouncer in transaction mode it can neither send it at startup (PgBouncer refuses the startup parameter) nor SET it (a SET reaches one server connection): set it on the server (ALTER ROLE ... SET ${setting} = ${want === 'at least 1' ? '1' : want}) or connect directly or through PgBouncer in session mode`,
+    `the server's ${setting} is ${JSON.stringify(value)}; dbpool reads values exactly only with ${setting} ${setting === 'IntervalStyle' ? `'postgres' or 'sql_standard'` : want}, and behind PgBouncer in transaction mode it can neither send it at startup (PgBouncer refuses the startup parameter) nor SET it (a SET reaches one server connection): set it on the server (ALTER ROLE ... SET ${setting} = ${want === 'at least 1' ? '1' : want}) or connect directly or through PgBouncer in session mode`,
     { backend: 'postgres', retryable: false, detail: { option: 'postgres.pgbouncer', setting, value } },
   )
 }
 
 /**
- * Whether a statement of this session changed DateStyle or IntervalStyle (the server reports both with
- * ParameterStatus; pg keeps the last value, see `PostgresConnection.serverParameter`): the release sets them
- * back ({@link RESTORE_READ_FORMATS_SQL}) before anyone else uses the connection. Meanwhile values read
- * in another format are refused, never read as something else (see `UnreadableValue`).
+ * Whether a statement of this session changed DateStyle or IntervalStyle from the pool's `formats`
+ * (the server reports both with ParameterStatus; pg keeps the last value, see
+ * `PostgresConnection.serverParameter`): the whole DateStyle is compared, so a changed input order
+ * (`ISO, DMY` for `ISO, MDY`: `'03/04/2024'` read as 3 April) counts as well as a changed output. The
+ * release sets them back ({@link restoreReadFormatsSql}) before anyone else uses the connection.
+ * Meanwhile values read in another format are refused, never read as something else (see
+ * `UnreadableValue`).
  */
-export function readFormatsChanged(conn: PostgresConnection): boolean {
+export function readFormatsChanged(conn: PostgresConnection, formats: ReadFormats): boolean {
   const dateStyle = conn.serverParameter('DateStyle')
   const intervalStyle = conn.serverParameter('IntervalStyle')
   return (
-    (dateStyle !== undefined && !dateStyle.startsWith('ISO')) ||
-    (intervalStyle !== undefined && intervalStyle !== READ_FORMATS.IntervalStyle)
+    (dateStyle !== undefined && dateStyle !== formats.DateStyle) || (intervalStyle !== undefined && intervalStyle !== formats.IntervalStyle)
   )
 }
 
@@ -116,7 +158,7 @@ export function checkFloatDigits(text: string): void {
   }
   throw new DatabaseError(
     'CONFIGURATION',
-    `the statement sets extra_float_digits: the pool keeps it at ${READ_FORMATS.extra_float_digits} so that real and double precision values read back exactly (at 0 they are rounded to 15 digits), and Postgres does not report a change of it, so the rest of the session would read rounded floats silently; it was not sent. Format floats in the query instead (round(), to_char())`,
+    `the statement sets extra_float_digits: the pool keeps it at ${EXTRA_FLOAT_DIGITS} so that real and double precision values read back exactly (at 0 they are rounded to 15 digits), and Postgres does not report a change of it, so the rest of the session would read rounded floats silently; it was not sent. Format floats in the query instead (round(), to_char())`,
     { backend: 'postgres', retryable: false, detail: { setting: 'extra_float_digits' } },
   )
 }
@@ -141,7 +183,7 @@ const MAY_CHANGE_FLOAT_DIGITS = /extra_float_digits|set_config|pg_settings/i
 const SESSION_COMMAND = /(?:^|;)\s*(?:(?:\/\*[\s\S]*?\*\/|--[^\n]*(?:\n|$))\s*)*(?:set|reset|discard|do)\b/i
 
 /** What sets `extra_float_digits` back on release after a statement that may have changed it. */
-export const RESTORE_FLOAT_DIGITS_SQL = `SET extra_float_digits = ${READ_FORMATS.extra_float_digits}`
+export const RESTORE_FLOAT_DIGITS_SQL = `SET extra_float_digits = ${EXTRA_FLOAT_DIGITS}`
 
 /**
  * Behind PgBouncer in transaction mode, why `text` is refused (CONFIGURATION) as one that may change
@@ -158,7 +200,7 @@ export function floatDigitsChangeInTransactionMode(text: string): string | undef
   const writes =
     (names && WRITING_WORD.test(text)) || (/pg_settings/i.test(text) && /\bupdate\b/i.test(text)) || OPAQUE_SET_CONFIG.test(text)
   return writes
-    ? `the statement may change extra_float_digits (the pool reads floats exactly at ${READ_FORMATS.extra_float_digits}; at 0 they are rounded to 15 digits), which every client later given this server connection would inherit`
+    ? `the statement may change extra_float_digits (the pool reads floats exactly at ${EXTRA_FLOAT_DIGITS}; at 0 they are rounded to 15 digits), which every client later given this server connection would inherit`
     : undefined
 }
 

@@ -8,8 +8,8 @@ export type UnreadableReason = 'out-of-range' | 'format'
 /**
  * @internal What a type parser returns, in place of the value, for a server text it cannot turn into
  * the documented JS value exactly: a `timestamptz` beyond a JS Date's range (after 275760-09-13, an
- * Invalid Date before), a date/time or interval text not in the ISO DateStyle / `postgres`
- * IntervalStyle the parsers read (a session whose DateStyle was changed: pg read such a timestamptz
+ * Invalid Date before), a date/time or interval text not in the ISO DateStyle / `postgres` or
+ * `sql_standard` IntervalStyle the parsers read (a session whose DateStyle was changed: pg read such a timestamptz
  * as `null`, an interval as `{}`), a json number a double cannot hold (`1.5e400` was Infinity).
  * A parser never throws (inside pg-cursor a throw would escape the socket handler); it records the
  * marker on its connection's {@link ReadGuard} instead, and the statement's result is refused once
@@ -120,7 +120,7 @@ function markerIn(value: unknown, depth: number): UnreadableValue | undefined {
 const WHY: Record<UnreadableReason, string> = {
   'out-of-range': 'is outside the range its JS type holds exactly (a Date ends at 275760-09-13; a double at ±1.8e308)',
   format:
-    'is not in the output format dbpool reads (DateStyle ISO, IntervalStyle postgres): a statement of this session changed it (SET datestyle / intervalstyle); it is put back when the connection is released',
+    'is not in the output format dbpool reads (DateStyle ISO, IntervalStyle postgres or sql_standard): a statement of this session changed it (SET datestyle / intervalstyle); it is put back when the connection is released',
 }
 
 /**

@@ -65,9 +65,11 @@ type Nested = unknown[] | unknown
  * - `timestamp` (without time zone) and `date`: the server's text, e.g. `'2024-03-01 12:00:00'` and
  *   `'2024-03-01'` (exact, microseconds and every year included); pg would build a Date in the
  *   process's local zone, a silent shift.
- * - `interval`: pg's object (`{ days: 1, hours: 2 }`), read from IntervalStyle `postgres` text.
- * - Date/time and interval texts in another DateStyle / IntervalStyle than the pool sets (ISO,
- *   postgres: a session's `SET datestyle` changed it; pg read a timestamptz as `null`, an interval as
+ * - `interval`: pg's object (`{ days: 1, hours: 2 }`), read from IntervalStyle `postgres` text, or
+ *   `sql_standard` text (the pool keeps that style when it is the server's default, since it also
+ *   changes how the server reads interval input: see `ReadFormats`), read exactly the same.
+ * - Date/time and interval texts in another DateStyle / IntervalStyle than the pool reads (ISO;
+ *   postgres or sql_standard: a session's `SET datestyle` changed it; pg read a timestamptz as `null`, an interval as
  *   `{}`) are refused the same way, never read as something else.
  * - `json` / `jsonb`: parsed, as JSON.parse does (duplicate keys: the last wins), except that a
  *   number holding an integer that JS would not write back as written (`{"id": 12345678901234567890}`,
@@ -146,11 +148,36 @@ function timestamptzParser(guard: ReadGuard): Parser {
 
 function intervalParser(guard: ReadGuard): Parser {
   const pgParse = pgTypes.getTypeParser(OID.INTERVAL) as Parser
-  return (text) =>
-    POSTGRES_INTERVAL.test(text)
-      ? pgParse(text)
-      : // PostgreSQL 17's infinite intervals: pg's object has no way to say it (it read {})
-        guard.unreadable('interval', text === 'infinity' || text === '-infinity' ? 'out-of-range' : 'format')
+  return (text) => {
+    if (POSTGRES_INTERVAL.test(text)) return pgParse(text)
+    const postgres = postgresIntervalText(text)
+    if (postgres !== undefined) return pgParse(postgres)
+    // PostgreSQL 17's infinite intervals: pg's object has no way to say it (it read {})
+    return guard.unreadable('interval', text === 'infinity' || text === '-infinity' ? 'out-of-range' : 'format')
+  }
+}
+
+/**
+ * IntervalStyle sql_standard output (PostgreSQL's EncodeInterval): `0`; `[-]Y-M`; `[-]D H:MM:SS[.f]`;
+ * `[-]H:MM:SS[.f]` (one leading sign for every field); `±Y-M ±D ±H:MM:SS[.f]` (mixed signs, or both
+ * year-month and day-time fields).
+ */
+const SQL_STANDARD_INTERVAL =
+  /^(?:(0)|(-?)(\d+)-(\d+)|(-?)(?:(\d+) )?(\d+:\d\d:\d\d(?:\.\d+)?)|([-+])(\d+)-(\d+) ([-+])(\d+) ([-+])(\d+:\d\d:\d\d(?:\.\d+)?))$/
+
+/**
+ * The IntervalStyle postgres text of the same interval as the sql_standard text `text` (kept when it
+ * is the server's default: see `ReadFormats`), read by pg's parser as any other; `undefined` when
+ * `text` is not in that form. Exact: only the spelling of the fields changes.
+ */
+export function postgresIntervalText(text: string): string | undefined {
+  const m = SQL_STANDARD_INTERVAL.exec(text)
+  if (m === null) return undefined
+  if (m[1] !== undefined) return '00:00:00'
+  const [ym, y, mo, dt, d, time, ys, y2, mo2, ds, d2, ts, time2] = m.slice(2)
+  if (y !== undefined) return `${ym}${y} years ${ym}${mo} mons`
+  if (time !== undefined) return `${d !== undefined ? `${dt}${d} days ` : ''}${dt}${time}`
+  return `${ys}${y2} years ${ys}${mo2} mons ${ds}${d2} days ${ts}${time2}`
 }
 
 function int8Parse(mode: Int8Mode): Parser | undefined {

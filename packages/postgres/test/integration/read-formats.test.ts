@@ -47,6 +47,34 @@ describe('database settings for DateStyle, extra_float_digits, IntervalStyle cha
   })
 })
 
+describe("the server's input semantics are kept (review r14d)", () => {
+  it('a DMY database default reads 03/04/2024 as 3 April and a sql_standard one -1 2:00:00 as -26 h, as plain pg does, after any reset too', async () => {
+    const write = async (src: string, p: DatabasePool<PostgresConnection>): Promise<void> => {
+      await p.query(sql`insert into ev values (${src}, ${'03/04/2024'}, ${'-1 2:00:00'})`)
+    }
+    await pool.query('create table ev (src text, d date, i interval)')
+    await admin(db.url, (c) => c.query(`insert into ev values ('pg', $1, $2)`, ['03/04/2024', '-1 2:00:00']))
+    await write('pool', pool)
+    // a fresh pool: its first connection learns the defaults; RESET ALL returns to them
+    const fresh = poolOn(db.url, { max: 1, min: 0 })
+    try {
+      await write('fresh', fresh)
+      await fresh.query('reset all')
+      await write('reset', fresh)
+      expect((await fresh.query(`select current_setting('datestyle') as ds, current_setting('intervalstyle') as ivs`)).rows).toEqual([
+        { ds: 'ISO, DMY', ivs: 'sql_standard' },
+      ])
+    } finally {
+      await fresh.close({ timeoutMs: 5_000 })
+    }
+    const { rows } = await pool.query(`select src, d, i, extract(epoch from i) / 3600 as hours from ev order by src`)
+    const same = { d: '2024-04-03', i: { days: -1, hours: -2 } }
+    expect(rows.map((r) => ({ ...r, hours: Number(r.hours) }))).toEqual(
+      ['fresh', 'pg', 'pool', 'reset'].map((src) => ({ src, ...same, hours: -26 })),
+    )
+  })
+})
+
 describe('a lease that changes the formats', () => {
   it('SET datestyle / intervalstyle: values in the other format are refused naming the column, and the release sets them back', async () => {
     const pid = (await pool.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid
@@ -62,7 +90,7 @@ describe('a lease that changes the formats', () => {
         })(),
       )
       expect((await streamed).detail).toMatchObject({ column: 't', reason: 'format' })
-      await conn.query(`set intervalstyle = 'sql_standard'`)
+      await conn.query(`set intervalstyle = 'postgres_verbose'`)
       expect((await rejection(conn.query(`select interval '1 day 2 hours' as i`))).detail).toMatchObject({ column: 'i', type: 'interval' })
       // inside a transaction the refusal aborts it, as a server error would
       await conn.query('begin')
@@ -74,7 +102,21 @@ describe('a lease that changes the formats', () => {
     const { rows } = await pool.query<{ pid: number; ds: string; ivs: string; i: unknown }>(
       `select pg_backend_pid() as pid, current_setting('datestyle') as ds, current_setting('intervalstyle') as ivs, interval '1 day' as i`,
     )
-    expect(rows).toEqual([{ pid, ds: 'ISO, DMY', ivs: 'postgres', i: { days: 1 } }])
+    expect(rows).toEqual([{ pid, ds: 'ISO, DMY', ivs: 'sql_standard', i: { days: 1 } }])
+  })
+
+  it('a lease that changes only the input order (ISO, MDY; a function doing it) is set back whole: the next borrower reads 03/04/2024 as 3 April (review r14d)', async () => {
+    await pool.query(
+      `create or replace function to_mdy() returns text language sql as $$ select set_config('datestyle', 'ISO, MDY', false) $$`,
+    )
+    for (const change of [`set datestyle = 'ISO, MDY'`, 'select to_mdy()', `set datestyle = 'SQL, MDY'`]) {
+      await pool.withConnection(async (conn) => {
+        await conn.query(change)
+        expect((await conn.query(`select current_setting('datestyle') as ds`)).rows).toEqual([{ ds: expect.stringMatching(/MDY$/) }])
+      })
+      const { rows } = await pool.query(sql`select ${'03/04/2024'}::date as d, current_setting('datestyle') as ds`)
+      expect(rows).toEqual([{ d: '2024-04-03', ds: 'ISO, DMY' }])
+    }
   })
 
   it.each([
@@ -244,6 +286,10 @@ bouncerSuite('behind PgBouncer', () => {
           sql`select now() - now() as z, ${0.1 + 0.2}::float8 as f, interval '1 day' as i, current_date - current_date as n`,
         )
         expect(rows).toEqual([{ z: {}, f: 0.1 + 0.2, i: { days: 1 }, n: 0 }])
+        // the database's DMY input order and sql_standard interval input are kept (review r14d)
+        expect((await p.query(sql`select ${'03/04/2024'}::date as d, ${'-1 2:00:00'}::interval as i`)).rows).toEqual([
+          { d: '2024-04-03', i: { days: -1, hours: -2 } },
+        ])
         expect((await p.query(`select pg_typeof(now())::text as t, now() is not null as ok`)).rows).toEqual([
           { t: 'timestamp with time zone', ok: true },
         ])
@@ -257,7 +303,8 @@ bouncerSuite('behind PgBouncer', () => {
     await through('transaction', 'transaction', async (p) => {
       const err = await rejection(p.query('select 1 as n'))
       expect(err.code).toBe('CONFIGURATION')
-      expect(err.detail).toMatchObject({ setting: 'IntervalStyle', value: 'sql_standard' })
+      // sql_standard (the database's IntervalStyle) is read exactly; extra_float_digits = 0 cannot be
+      expect(err.detail).toMatchObject({ setting: 'extra_float_digits', value: 0 })
     })
   }, 60_000)
 })

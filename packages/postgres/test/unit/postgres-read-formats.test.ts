@@ -5,6 +5,9 @@ import {
   floatDigitsChangeInTransactionMode,
   mayChangeFloatDigits,
   readFormatProblem,
+  readFormatsOf,
+  readFormatStartup,
+  restoreReadFormatsSql,
 } from '../../src/postgres-read-formats'
 import { createTypeParsers } from '../../src/postgres-types'
 
@@ -19,6 +22,18 @@ describe('type parsers read ISO DateStyle and postgres IntervalStyle only; other
     ['date', 1082, '0044-03-15 BC', '0044-03-15 BC'],
     ['timestamp', 1114, '294276-12-31 23:59:59.123456', '294276-12-31 23:59:59.123456'],
     ['interval', 1186, '1 year -2 mons +3 days 04:05:06', { years: 1, months: -2, days: 3, hours: 4, minutes: 5, seconds: 6 }],
+    // sql_standard, kept when it is the server's default (it changes how input is read): the same objects
+    ['interval in sql_standard', 1186, '1 2:00:00', { days: 1, hours: 2 }],
+    ['interval in sql_standard, one sign for all', 1186, '-1 2:00:00', { days: -1, hours: -2 }],
+    [
+      'interval in sql_standard, mixed',
+      1186,
+      '+0-10 +3 -4:05:06.5',
+      { months: 10, days: 3, hours: -4, minutes: -5, seconds: -6, milliseconds: -500 },
+    ],
+    ['interval in sql_standard, year-month', 1186, '-1-2', { years: -1, months: -2 }],
+    ['interval in sql_standard, zero', 1186, '0', {}],
+    ['interval in sql_standard, time', 1186, '-0:00:01.5', { seconds: -1, milliseconds: -500 }],
   ])('%s: %s', (_what, oid, text, expected) => {
     const guard = new ReadGuard()
     expect(parser(guard, oid)(text)).toEqual(expected)
@@ -32,7 +47,6 @@ describe('type parsers read ISO DateStyle and postgres IntervalStyle only; other
     ['timestamptz in DateStyle German', 1184, '01.03.2024 00:30:00.123 UTC', 'format'],
     ['date in DateStyle SQL', 1082, '01/03/2024', 'format'],
     ['timestamp in DateStyle SQL', 1114, '01/03/2024 00:30:00', 'format'],
-    ['interval in sql_standard', 1186, '1 2:00:00', 'format'],
     ['interval in iso_8601', 1186, 'P1DT2H', 'format'],
     ['interval in postgres_verbose', 1186, '@ 1 day 2 hours', 'format'],
     ['an infinite interval (PostgreSQL 17)', 1186, 'infinity', 'out-of-range'],
@@ -80,7 +94,8 @@ describe('checkFloatDigits', () => {
 describe('readFormatProblem (PgBouncer transaction mode)', () => {
   it('names the setting that does not fit', () => {
     expect(readFormatProblem({ interval_style: 'postgres', extra_float_digits: 1, version: 150000 })).toBeUndefined()
-    expect(readFormatProblem({ interval_style: 'sql_standard', extra_float_digits: 1, version: 150000 })?.detail).toMatchObject({
+    expect(readFormatProblem({ interval_style: 'sql_standard', extra_float_digits: 1, version: 150000 })).toBeUndefined()
+    expect(readFormatProblem({ interval_style: 'iso_8601', extra_float_digits: 1, version: 150000 })?.detail).toMatchObject({
       setting: 'IntervalStyle',
     })
     expect(readFormatProblem({ interval_style: 'postgres', extra_float_digits: 0, version: 150000 })?.detail).toMatchObject({
@@ -124,5 +139,27 @@ describe('extra_float_digits changes the text check misses (review r13a)', () =>
       'select name from pg_settings',
     ])
       expect(floatDigitsChangeInTransactionMode(text)).toBeUndefined()
+  })
+})
+
+describe("the pool's formats keep the server's input semantics (review r14d)", () => {
+  it('readFormatsOf: the DateStyle order and a sql_standard IntervalStyle are the server defaults', () => {
+    expect(readFormatsOf('SQL, DMY', 'sql_standard')).toEqual({
+      DateStyle: 'ISO, DMY',
+      IntervalStyle: 'sql_standard',
+      extra_float_digits: '3',
+    })
+    expect(readFormatsOf('German, DMY', 'iso_8601')).toMatchObject({ DateStyle: 'ISO, DMY', IntervalStyle: 'postgres' })
+    expect(readFormatsOf('Postgres, YMD', 'postgres_verbose')).toMatchObject({ DateStyle: 'ISO, YMD', IntervalStyle: 'postgres' })
+    expect(readFormatsOf(undefined, undefined)).toMatchObject({ DateStyle: 'ISO, MDY', IntervalStyle: 'postgres' })
+  })
+
+  it('startup parameters: none of DateStyle / IntervalStyle before the defaults are known; the restore sets the whole DateStyle', () => {
+    const formats = readFormatsOf('SQL, DMY', 'postgres')
+    expect(readFormatStartup(false, undefined)).toEqual({ extra_float_digits: '3' })
+    expect(readFormatStartup(true, undefined)).toEqual({})
+    expect(readFormatStartup(false, formats)).toEqual({ DateStyle: 'ISO, DMY', IntervalStyle: 'postgres', extra_float_digits: '3' })
+    expect(readFormatStartup(true, formats)).toEqual({ DateStyle: 'ISO, DMY' })
+    expect(restoreReadFormatsSql(formats)).toBe(`SET DateStyle = 'ISO, DMY'; SET IntervalStyle = postgres`)
   })
 })
