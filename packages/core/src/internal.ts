@@ -33,6 +33,7 @@ export {
   isPlainObject,
   describeValue,
   invalidParameter,
+  holeParameter,
   jsonParameterText,
   checkStatementText,
   loneSurrogateAt,

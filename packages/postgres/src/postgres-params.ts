@@ -1,7 +1,15 @@
 import { DatabaseError, isSqlJson, type CompiledQuery } from '@dbpool/core'
 import { arrayPositions } from './postgres-array-params'
 import { checkFloatDigits } from './postgres-read-formats'
-import { checkStatementText, describeValue, invalidParameter, isPlainObject, jsonParameterText, stringProblem } from '@dbpool/core/internal'
+import {
+  checkStatementText,
+  describeValue,
+  holeParameter,
+  invalidParameter,
+  isPlainObject,
+  jsonParameterText,
+  stringProblem,
+} from '@dbpool/core/internal'
 
 /** The most parameters one statement can carry: the protocol's Bind message counts them in an Int16. */
 export const MAX_PARAMETERS = 65_535
@@ -45,7 +53,7 @@ export function pgQuery(query: CompiledQuery): PgQuery {
  *
  * | JS value | sent as |
  * |---|---|
- * | null, undefined | NULL |
+ * | null, undefined | NULL (a hole, `[1, , 3]`, is refused: INVALID_PARAMETER naming its position) |
  * | boolean, finite number, bigint | its text (`true`, `1.5`, `9007199254740993`); an integral number beyond ±(2^53 − 1) as the double's exact integer (`2 ** 60` → `1152921504606846976`, `1e21` → `1000000000000000000000`), never `String(n)`'s shortest round-trip text (`1152921504606847000`, `1e+21`) |
  * | string | text; refused with U+0000 (Postgres text cannot hold it) or a lone surrogate (UTF-8 would turn it into U+FFFD) |
  * | Date | ISO-8601 UTC text (`2024-03-01T00:30:00.000Z`), never the process time zone (pg's `dateToString` uses it); years outside 1..9999 in Postgres's form (`10000-01-01T...Z`, `0044-03-15T...Z BC`) |
@@ -79,8 +87,11 @@ export function postgresParameters(params: readonly unknown[]): readonly unknown
         // text (2 ** 60 -> "1152921504606847000", 1e21 -> "1e+21"), another number than SQLite stores
         if (value > MAX_SAFE || value < -MAX_SAFE) (converted ??= params.slice())[i] = exactInteger(value)
         break
-      case 'boolean':
       case 'undefined':
+        // a hole ([1, , 3]) reads as undefined: refused, never a silent NULL
+        if (!(i in params)) throw holeParameter(i + 1, 'postgres')
+        break
+      case 'boolean':
       case 'bigint':
         // pg writes a bigint with toString(): its exact decimal text
         break
@@ -121,14 +132,23 @@ function arrayLiteral(array: readonly unknown[], position: number, parameter: un
   let text = '{'
   for (let i = 0; i < array.length; i++) {
     if (i > 0) text += ','
-    text += arrayElement(array[i], position, parameter, depth, `${path}[${i}]`)
+    text += arrayElement(array, i, position, parameter, depth, `${path}[${i}]`)
   }
   return text + '}'
 }
 
-function arrayElement(element: unknown, position: number, parameter: unknown[], depth: number, path: string): string {
+function arrayElement(
+  array: readonly unknown[],
+  index: number,
+  position: number,
+  parameter: unknown[],
+  depth: number,
+  path: string,
+): string {
+  const element = array[index]
   switch (typeof element) {
     case 'undefined':
+      if (!(index in array)) throw holeParameter(position, 'postgres', path)
       return 'NULL'
     case 'string': {
       const problem = stringProblem(element)

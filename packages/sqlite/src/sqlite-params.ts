@@ -1,5 +1,5 @@
 import { DatabaseError, isSqlJson } from '@dbpool/core'
-import { invalidParameter, isPlainObject, jsonParameterText, stringProblem } from '@dbpool/core/internal'
+import { holeParameter, invalidParameter, isPlainObject, jsonParameterText, stringProblem } from '@dbpool/core/internal'
 import type Database from 'better-sqlite3'
 
 /**
@@ -39,7 +39,7 @@ export function maxParametersOf(db: Database.Database): number {
  *
  * | JS value | bound as |
  * |---|---|
- * | null, undefined | NULL |
+ * | null, undefined | NULL (a hole, `[1, , 3]`, is refused: INVALID_PARAMETER naming its position) |
  * | boolean | INTEGER 1 / 0 |
  * | finite number | INTEGER when integral within signed 64-bit (the double's exact value), else REAL |
  * | bigint within signed 64-bit | INTEGER |
@@ -95,6 +95,8 @@ export function sqliteParameters(params: readonly unknown[], maxParameters: numb
         ;(converted ??= params.slice())[i] = value ? TRUE : FALSE
         break
       case 'undefined':
+        // a hole ([1, , 3]) reads as undefined: refused, never a silent NULL
+        if (!(i in params)) throw holeParameter(i + 1, 'sqlite')
         ;(converted ??= params.slice())[i] = null
         break
       case 'object':

@@ -53,6 +53,22 @@ export function invalidParameter(position: number, value: unknown, reason: strin
 }
 
 /**
+ * The error for a hole in a params array (`[1, , 'x']`, a stray comma) or in an array parameter
+ * (`[1, , 3]`): INVALID_PARAMETER naming the 1-based parameter position (and the element's index
+ * `path`, `[1]`, for a hole inside an array parameter), `detail: { position, type: 'hole' }`. A hole
+ * reads as `undefined` and would be bound as NULL without a word; `sql.join()` refuses the same hole.
+ * Both backends, every path (query, stream, COPY rows, Kysely parameters). Write `null` for a NULL.
+ */
+export function holeParameter(position: number, backend: ErrorBackend, path?: string): DatabaseError {
+  const where = path === undefined ? `is missing: the params array has a hole at index ${position - 1}` : `has a hole at ${path}`
+  return new DatabaseError(
+    'INVALID_PARAMETER',
+    `parameter ${position} ${where} (a sparse array, e.g. a stray comma), most likely a bug: write null for a NULL`,
+    { backend, retryable: false, detail: { position, type: 'hole', ...(path === undefined ? {} : { path }) } },
+  )
+}
+
+/**
  * True when a plain object (a JSON object): its prototype is `Object.prototype` or `null`, or another
  * realm's `Object.prototype` (an object made in a `vm` context: it used to be refused as a class
  * instance on both backends).

@@ -343,4 +343,63 @@ describe('the parameter contract, on Postgres and SQLite at once', () => {
       expect(Number(rows[0]!.n)).toBe(0)
     }
   })
+
+  // a hole (a stray comma) reads as undefined and was stored as NULL on both backends, while
+  // sql.join() refused the same hole: now INVALID_PARAMETER naming its position, on every path
+  it('a hole in a params array is INVALID_PARAMETER naming its position on every path; nothing stored', async () => {
+    for (const backend of ['postgres', 'sqlite'] as const) {
+      const name = await table(backend, 'text')
+      const p = backend === 'postgres' ? ['$1', '$2'] : ['?', '?']
+      const insert = `insert into ${name} (id, v) values (${p[0]}, ${p[1]})`
+      const id = nextId++
+      // eslint-disable-next-line no-sparse-arrays
+      const sparse: unknown[] = [id, , 'x'].slice(0, 2)
+      expect(1 in sparse).toBe(false)
+      const expectHole = async (promise: Promise<unknown>): Promise<void> => {
+        const err = await promise.then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+        expect(DatabaseError.is(err, 'INVALID_PARAMETER')).toBe(true)
+        expect((err as DatabaseError).detail).toMatchObject({ position: 2, type: 'hole' })
+        expect((err as DatabaseError).message).toContain('parameter 2')
+      }
+      await expectHole(pools[backend].query(insert, sparse))
+      await expectHole(pools[backend].transaction((tx) => tx.query(insert, sparse)))
+      await expectHole(
+        (async () => {
+          for await (const row of pools[backend].stream(`select ${p[0]} as a, ${p[1]} as b`, sparse)) void row
+        })(),
+      )
+      await expectHole(pools[backend].withConnection((conn) => conn.query(insert, sparse)))
+      // undefined written out is still NULL, as the table says
+      await pools[backend].query(insert, [nextId++, undefined])
+      const { rows } = await pools[backend].query<{ n: unknown }>(`select count(*) as n from ${name} where id = ${id}`)
+      expect(Number(rows[0]!.n)).toBe(0)
+    }
+    // an array parameter (Postgres) with a hole: its position and the element's index
+    // eslint-disable-next-line no-sparse-arrays
+    const err = await pools.postgres.query(sql`select ${[1, , 3]}::int[] as a`).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(DatabaseError.is(err, 'INVALID_PARAMETER')).toBe(true)
+    expect((err as DatabaseError).detail).toMatchObject({ position: 1, type: 'hole', path: '[1]' })
+    const nested = await pools.postgres
+      .query('select $1::int[] as a', [
+        [
+          [1, 2],
+          [3, ,],
+        ],
+      ])
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+    expect((err as DatabaseError).code).toBe('INVALID_PARAMETER')
+    expect(nested).toMatchObject({ code: 'INVALID_PARAMETER', detail: { position: 1, path: '[1][1]' } })
+    // explicit undefined / null elements stay NULL
+    const { rows } = await pools.postgres.query<{ a: unknown }>('select $1::int[] as a', [[1, undefined, null]])
+    expect(rows[0]!.a).toEqual([1, null, null])
+  })
 })

@@ -182,6 +182,15 @@ describe('copyFrom', () => {
     expect(pool.stats().used).toBe(0)
   })
 
+  it('a row with a hole ([1, , 3], a stray comma) is INVALID_PARAMETER naming the row and position; nothing written (it was NULL)', async () => {
+    // eslint-disable-next-line no-sparse-arrays
+    const holed = [2, , 'x'].slice(0, 2)
+    const error = await rejection(copyFrom(pool, 'copy items (id, label) from stdin', [[1, 'a'], holed]))
+    expect(error.code).toBe('INVALID_PARAMETER')
+    expect(error.detail).toMatchObject({ row: 2, position: 2, type: 'hole' })
+    expect(await count()).toBe(0)
+  })
+
   it.each(['copy items (id, label) from stdin', 'copy items (id, label) from stdin with (format csv)'])(
     'an empty row [] is INVALID_PARAMETER naming the row, nothing written (it stored an empty string in the text format, NULL in CSV): %s',
     async (text) => {

@@ -18,6 +18,24 @@ class Money {
 }
 
 describe('postgresParameters', () => {
+  it('refuses a hole in the params array (a stray comma: it was bound as NULL), naming its position; undefined itself stays NULL', () => {
+    // eslint-disable-next-line no-sparse-arrays
+    const sparse = [1, , 'x']
+    expect(() => postgresParameters(sparse)).toThrow(
+      expect.objectContaining({
+        code: 'INVALID_PARAMETER',
+        message: expect.stringContaining('parameter 2'),
+        detail: { position: 2, type: 'hole' },
+      }),
+    )
+    expect(() => postgresParameters(new Array(2))).toThrow(expect.objectContaining({ detail: { position: 1, type: 'hole' } }))
+    // eslint-disable-next-line no-sparse-arrays
+    expect(() => postgresParameters([[1, , 3]])).toThrow(
+      expect.objectContaining({ code: 'INVALID_PARAMETER', detail: { position: 1, type: 'hole', path: '[1]' } }),
+    )
+    expect(postgresParameters([[1, undefined, null]])).toEqual(['{1,NULL,NULL}'])
+  })
+
   it('returns the same array, unconverted, when every value is sent as is (numbers, strings, booleans, null, bigint, bytes)', () => {
     const params = [1, -0.5, 'text', '', true, null, undefined, 9007199254740993n, Buffer.from([1]), new Uint8Array([2])]
     expect(postgresParameters(params)).toBe(params)

@@ -14,6 +14,21 @@ function refusal(params: unknown[], max = MAX): DatabaseError {
 }
 
 describe('sqliteParameters', () => {
+  it('refuses a hole in the params array (a stray comma: it was bound as NULL), naming its position; undefined itself stays NULL', () => {
+    // eslint-disable-next-line no-sparse-arrays
+    const sparse = [1, , 'x']
+    expect(() => sqliteParameters(sparse, DEFAULT_MAX_PARAMETERS)).toThrow(
+      expect.objectContaining({
+        code: 'INVALID_PARAMETER',
+        message: expect.stringContaining('parameter 2'),
+        detail: { position: 2, type: 'hole' },
+      }),
+    )
+    expect(() => sqliteParameters(new Array(2), DEFAULT_MAX_PARAMETERS)).toThrow(
+      expect.objectContaining({ detail: { position: 1, type: 'hole' } }),
+    )
+  })
+
   it('hands back the same array when nothing needs converting', () => {
     const params = [2.5, 'text', null, 9n, -(2n ** 63n), 2n ** 63n - 1n, Buffer.from('ab'), '😀', 1e300]
     expect(sqliteParameters(params, MAX)).toBe(params)
