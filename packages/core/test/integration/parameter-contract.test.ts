@@ -385,17 +385,12 @@ describe('the parameter contract, on Postgres and SQLite at once', () => {
     )
     expect(DatabaseError.is(err, 'INVALID_PARAMETER')).toBe(true)
     expect((err as DatabaseError).detail).toMatchObject({ position: 1, type: 'hole', path: '[1]' })
-    const nested = await pools.postgres
-      .query('select $1::int[] as a', [
-        [
-          [1, 2],
-          [3, ,],
-        ],
-      ])
-      .then(
-        () => undefined,
-        (e: unknown) => e,
-      )
+    const inner = [3]
+    inner.length = 2 // [3, <hole>]
+    const nested = await pools.postgres.query('select $1::int[] as a', [[[1, 2], inner]]).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
     expect((err as DatabaseError).code).toBe('INVALID_PARAMETER')
     expect(nested).toMatchObject({ code: 'INVALID_PARAMETER', detail: { position: 1, path: '[1][1]' } })
     // explicit undefined / null elements stay NULL
