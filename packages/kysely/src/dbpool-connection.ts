@@ -1,4 +1,5 @@
 import {
+  configError,
   DatabaseError,
   isOutcomeUnknown,
   type Backend,
@@ -6,6 +7,7 @@ import {
   type Lane,
   type PoolConnection,
   type Transaction,
+  type TransactionOptions,
 } from '@dbpool/core'
 import {
   SelectQueryNode,
@@ -201,11 +203,7 @@ export class DbpoolConnection implements DatabaseConnection {
 
   async #begin(settings: TransactionSettings): Promise<void> {
     if (this.#ending) throw this.#ended ? transactionReleased() : transactionEnding()
-    if (this.#adopted || this.#transaction)
-      throw new DatabaseError(
-        'QUERY_FAILED',
-        'a transaction is already open on this connection (inside dbpoolTransaction(), nest with trx.savepoint() of a controlled transaction instead)',
-      )
+    if (this.#adopted || this.#transaction) throw this.#alreadyOpen()
     const options = toDbpoolSettings(settings, this.context.backend)
     this.#last = undefined
     const lease = this.#lease
@@ -259,10 +257,7 @@ export class DbpoolConnection implements DatabaseConnection {
    * as a commit there (TRANSACTION_ROLLED_BACK, or QUERY_FAILED while the COMMIT is in flight).
    */
   async savepointCommand(command: string, compiled: CompiledQuery): Promise<void> {
-    if (this.#adopted === undefined && this.#transaction === undefined) {
-      const refusal = this.#ending && this.#last === undefined ? transactionEnding() : noTransaction(command, this.#last)
-      throw withCallerStack(refusal)
-    }
+    if (this.#adopted === undefined && this.#transaction === undefined) throw withCallerStack(this.#noLiveTransaction(command))
     await this.executeQuery(compiled)
   }
 
@@ -310,6 +305,73 @@ export class DbpoolConnection implements DatabaseConnection {
   discardAtRelease(reason: DatabaseError): boolean {
     const conn = this.#lease?.conn as { discardAtRelease?: (reason: DatabaseError) => boolean } | undefined
     return typeof conn?.discardAtRelease === 'function' ? conn.discardAtRelease(reason) : false
+  }
+
+  /**
+   * @internal `dbpoolTransaction(db, fn)` on this connection, as Kysely's `beginTransaction` here
+   * would run it: on the connection a `db.connection()` callback already holds (`conn.transaction()`,
+   * its session kept: a temporary table, an advisory lock, SQLite's writer it holds), else
+   * `pool.transaction()` (a reader it holds is given back first for a transaction that writes).
+   *
+   * @throws DatabaseError CONFIGURATION for `retry` on a held connection (`conn.transaction()` cannot
+   *   replay: a replay would need another connection, and the session would be lost), before
+   *   anything runs; QUERY_FAILED when a transaction is already open here (nest in it with
+   *   `dbpoolTransaction(trx, fn)`).
+   */
+  async runTransaction<T>(body: (tx: Transaction) => Promise<T>, options: TransactionOptions | undefined): Promise<T> {
+    if (this.#ending) throw this.#ended ? transactionReleased() : transactionEnding()
+    if (this.#adopted || this.#transaction) throw this.#alreadyOpen()
+    const lease = this.#lease
+    const raw = (typeof options === 'object' && options !== null ? options : {}) as TransactionOptions
+    if (lease !== undefined && (lease.lane === 'write' || raw.readOnly === true)) {
+      const { retry, ...settings } = raw
+      if (retry !== undefined && retry !== false)
+        throw configError(
+          'dbpoolTransaction.retry',
+          retry,
+          'inside db.connection() after a statement the transaction runs on the connection the callback holds (its session kept), which cannot be replayed; retry the whole db.connection() callback, or call dbpoolTransaction(db, fn, { retry }) outside it',
+        )
+      return lease.conn.transaction(body, options === undefined ? undefined : settings)
+    }
+    if (lease !== undefined) {
+      // a reader cannot write: give it back, the transaction takes the writer
+      this.#lease = undefined
+      await lease.release()
+    }
+    return this.context.pool.transaction(body, options)
+  }
+
+  /**
+   * @internal `dbpoolTransaction(trx, fn)`: `body` in a savepoint of the transaction this connection
+   * runs (dbpool's `tx.transaction()`: released when `body` resolves, rolled back to when it rejects;
+   * the outer handle refuses other work while it is open).
+   *
+   * @throws DatabaseError TRANSACTION_ROLLED_BACK or QUERY_FAILED when there is no live transaction
+   *   (as a savepoint command there).
+   */
+  runSavepoint<T>(body: (tx: Transaction) => Promise<T>): Promise<T> {
+    const tx = this.#adopted ?? this.#transaction?.tx
+    if (tx === undefined) throw this.#noLiveTransaction('savepoint')
+    return tx.transaction(body)
+  }
+
+  /**
+   * Why `what` (a savepoint command, `dbpoolTransaction(trx, fn)`) finds no live transaction: the
+   * transaction is ending (its COMMIT in flight, a `dbpoolTransaction()` callback settled) or was
+   * released; otherwise how it ended ({@link noTransaction}).
+   */
+  #noLiveTransaction(what: string): DatabaseError {
+    if (this.#ended) return transactionReleased()
+    if (this.#ending && this.#last === undefined) return transactionEnding()
+    return noTransaction(what, this.#last)
+  }
+
+  /** A second transaction on this connection: refused, naming the way to nest that works where it is. */
+  #alreadyOpen(): DatabaseError {
+    const nest = this.#adopted
+      ? 'inside dbpoolTransaction(), nest with dbpoolTransaction(trx, fn): a savepoint of the transaction'
+      : 'nest with dbpoolTransaction(trx, fn) (a savepoint of the transaction), or trx.savepoint() of a controlled transaction'
+    return new DatabaseError('QUERY_FAILED', `a transaction is already open on this connection (${nest})`, { retryable: false })
   }
 
   /** @internal `dbpoolTransaction()`: statements run on `tx` until {@link disown}. */
