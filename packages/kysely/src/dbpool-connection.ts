@@ -145,7 +145,15 @@ export class DbpoolConnection implements DatabaseConnection {
   /** How the last transaction begun here ended (see {@link Ended}); undefined while one is live or none was begun. */
   #last: Ended | undefined
 
-  constructor(readonly context: ConnectionContext) {}
+  /**
+   * Made by {@link DbpoolDriver}'s `acquireConnection()` (and one per `dbpoolTransaction()` attempt).
+   *
+   * @throws DatabaseError CONFIGURATION naming `DbpoolConnection.context` when it holds no pool.
+   */
+  constructor(readonly context: ConnectionContext) {
+    if (typeof context?.pool?.transaction !== 'function')
+      throw configError('DbpoolConnection.context', context, "must be a DbpoolDriver's connection context (with its pool)")
+  }
 
   /** The pool this connection borrows from. */
   get pool(): DatabasePool {

@@ -17,6 +17,7 @@ import {
 } from 'kysely'
 import { DbpoolConnection } from './dbpool-connection'
 import { DbpoolDriver } from './dbpool-driver'
+import { isPool } from './is-pool'
 
 /** Options of {@link DbpoolDialect}. */
 export interface DbpoolDialectConfig {
@@ -118,17 +119,4 @@ export class DbpoolDialect implements Dialect {
   createIntrospector(db: Kysely<any>): DatabaseIntrospector {
     return this.#pool.backend === 'postgres' ? new PostgresIntrospector(db) : new SqliteIntrospector(db)
   }
-}
-
-/** Duck-typed, so a pool from another copy of @dbpool/core (two versions installed) still passes. */
-function isPool(value: unknown): value is DatabasePool {
-  const pool = value as Partial<DatabasePool> | null | undefined
-  return (
-    typeof pool === 'object' &&
-    pool !== null &&
-    typeof pool.withConnection === 'function' &&
-    typeof pool.transaction === 'function' &&
-    typeof pool.query === 'function' &&
-    typeof pool.stats === 'function'
-  )
 }

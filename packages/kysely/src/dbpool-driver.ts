@@ -1,7 +1,8 @@
-import type { DatabasePool } from '@dbpool/core'
+import { configError, type DatabasePool } from '@dbpool/core'
 import type { DatabaseConnection, Dialect, Driver, QueryCompiler, TransactionSettings } from 'kysely'
 import { type CompiledQuery, IdentifierNode, RawNode, createQueryId } from 'kysely'
 import { DbpoolConnection, type ConnectionContext } from './dbpool-connection'
+import { isPool } from './is-pool'
 
 /**
  * Kysely's driver on a dbpool pool. The pool does the pooling: a {@link DbpoolConnection} borrows
@@ -11,7 +12,17 @@ export class DbpoolDriver implements Driver {
   readonly #context: ConnectionContext
   readonly #closePool: boolean
 
+  /**
+   * Made by {@link DbpoolDialect}'s `createDriver()`.
+   *
+   * @throws DatabaseError CONFIGURATION naming `DbpoolDriver.<parameter>` for a `pool` that is not a
+   *   Postgres or SQLite `DatabasePool`, a `dialect` that is not an object, a non-boolean `closePool`.
+   */
   constructor(dialect: Dialect, pool: DatabasePool, closePool: boolean) {
+    if (!isPool(pool) || (pool.backend !== 'postgres' && pool.backend !== 'sqlite'))
+      throw configError('DbpoolDriver.pool', pool, 'must be a postgres or a sqlite DatabasePool')
+    if (typeof dialect !== 'object' || dialect === null) throw configError('DbpoolDriver.dialect', dialect, 'must be the DbpoolDialect')
+    if (typeof closePool !== 'boolean') throw configError('DbpoolDriver.closePool', closePool, 'must be true or false')
     // SQLite readers see every committed write at once; Postgres replicas lag, and a pool with them
     // routes nothing there by itself (`readRouting: 'manual'`): only a read-only transaction asks for them
     const readLane = pool.backend === 'sqlite' && pool.stats('read').max > 0
