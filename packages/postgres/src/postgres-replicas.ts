@@ -1,5 +1,5 @@
-import { configError, DatabaseConfig, type DatabaseOptions, type ReplicaStatus } from '@dbpool/core'
-import { checkBoolean, checkEnum, checkInteger } from '@dbpool/core/internal'
+import { configError, DatabaseConfig, SSL_MODES, type DatabaseOptions, type ReplicaStatus, type SslMode } from '@dbpool/core'
+import { checkBoolean, checkEnum, checkInteger, parsePostgresUrl } from '@dbpool/core/internal'
 import type { PgBouncerMode } from './postgres-pgbouncer'
 
 /** A read replica: a URL, or a config (its own host, user, password, database). */
@@ -19,7 +19,9 @@ export interface PostgresReplicaOptions {
    * 'read' })`, `withConnection(fn, { lane: 'read' })`, `transaction(fn, { readOnly: true })`, and with
    * `readRouting: 'auto'` lone read-only statements. Default is `DATABASE_REPLICA_URLS` (URLs separated
    * by commas; a comma not followed by `postgres://` or `postgresql://` belongs to the URL before it,
-   * e.g. a multi-host list), else none (everything on the primary).
+   * e.g. a multi-host list), else none (everything on the primary). A replica URL or options object
+   * leaving out `sslmode` / `sslrootcert` gets them from the environment and the primary (see
+   * {@link resolveReplicaOptions}: never weaker than either).
    */
   readonly replicas?: readonly ReplicaTarget[]
   /**
@@ -60,10 +62,22 @@ export const REPLICA_OPTION_KEYS = ['replicas', 'readRouting', 'readYourWrites',
 
 /**
  * Validates the replica options (CONFIGURATION naming the option and value); `env` gives
- * `DATABASE_REPLICA_URLS`. A replica given as a URL or as options inherits the `primary`'s TLS
- * settings (`sslMode`, `sslRootCert`) it does not set itself (URL `sslmode` / `sslrootcert`), as
- * libpq's environment fills in what a URL leaves out: a verify-full primary never has replicas reached
- * with `prefer`. A `DatabaseConfig` is taken as it is.
+ * `DATABASE_REPLICA_URLS` and the libpq variables. The TLS settings of a replica, for every source:
+ *
+ * - a `DatabaseConfig`: taken as it is;
+ * - a URL (`replicas` strings, `DATABASE_REPLICA_URLS`, the CLI's `backend.replicas`): its own
+ *   `sslmode` / `sslrootcert` first; what it leaves out, the environment fills in as libpq does for
+ *   every connection string (PGSSLMODE, PGREQUIRESSL, PGSSLROOTCERT: see `DatabaseConfig.envDefaults`,
+ *   whose CONFIGURATION errors name the variable), then the primary's: the root certificate is the
+ *   environment's, else the primary's; the mode is the stricter of the environment's and the
+ *   primary's (`disable` < `allow` < `prefer` < `require` < `verify-ca` < `verify-full`), so neither a
+ *   primary's `sslmode=disable` nor a weaker PGSSLMODE sends a replica's password in plaintext where
+ *   the other asks for TLS. With `sslrootcert=system` (the URL's or PGSSLROOTCERT) the mode is the
+ *   URL's, else PGSSLMODE, else `verify-full`, as libpq;
+ * - options: their own `sslMode` / `sslRootCert`, else the primary's (an options object reads no
+ *   environment, as `new DatabaseConfig(options)` does not).
+ *
+ * PGTARGETSESSIONATTRS is not applied to replicas (each replica's role is checked: it must be a standby).
  */
 export function resolveReplicaOptions(
   raw: Record<string, unknown>,
@@ -74,19 +88,21 @@ export function resolveReplicaOptions(
     primary === undefined
       ? {}
       : { sslMode: primary.sslMode, ...(primary.sslRootCert === undefined ? {} : { sslRootCert: primary.sslRootCert }) }
-  const toConfig = (option: string, target: unknown): DatabaseConfig => targetConfig(option, target, inherit)
-  let replicas: readonly DatabaseConfig[] = []
+  let targets: readonly { readonly option: string; readonly target: unknown }[] = []
   if (raw.replicas !== undefined) {
     if (!Array.isArray(raw.replicas))
       throw configError('postgres.replicas', shownTarget(raw.replicas), 'must be an array of URLs or DatabaseConfigs')
-    replicas = raw.replicas.map((target: unknown, i) => toConfig(`postgres.replicas[${i}]`, target))
+    targets = raw.replicas.map((target: unknown, i) => ({ option: `postgres.replicas[${i}]`, target }))
   } else if (env.DATABASE_REPLICA_URLS) {
     // split only before a scheme: a comma inside a URL (a multi-host list, a password) stays in it
-    replicas = env.DATABASE_REPLICA_URLS.split(/,(?=\s*postgres(?:ql)?:\/\/)/i)
+    targets = env.DATABASE_REPLICA_URLS.split(/,(?=\s*postgres(?:ql)?:\/\/)/i)
       .map((url) => url.trim())
       .filter(Boolean)
-      .map((url, i) => toConfig(`DATABASE_REPLICA_URLS[${i}]`, url))
+      .map((url, i) => ({ option: `DATABASE_REPLICA_URLS[${i}]`, target: url }))
   }
+  // the libpq environment, read only when a URL needs it (its errors name the variable)
+  const fromEnv = targets.some((t) => typeof t.target === 'string') ? DatabaseConfig.envDefaults(env) : {}
+  const replicas = targets.map(({ option, target }) => targetConfig(option, target, inherit, fromEnv))
   return {
     replicas,
     readRouting: raw.readRouting === undefined ? 'manual' : checkEnum('postgres.readRouting', raw.readRouting, READ_ROUTING_MODES),
@@ -96,18 +112,44 @@ export function resolveReplicaOptions(
   }
 }
 
-function targetConfig(option: string, target: unknown, inherit: DatabaseOptions): DatabaseConfig {
+function targetConfig(option: string, target: unknown, inherit: DatabaseOptions, fromEnv: DatabaseOptions): DatabaseConfig {
   if (target instanceof DatabaseConfig) return target
   try {
-    if (typeof target === 'string') return DatabaseConfig.fromUrl(target, {}, inherit)
+    if (typeof target === 'string') return DatabaseConfig.fromUrl(target, {}, urlTlsDefaults(target, inherit, fromEnv))
     if (typeof target === 'object' && target !== null && !Array.isArray(target)) {
       const own = Object.fromEntries(Object.entries(target).filter(([, value]) => value !== undefined))
-      return new DatabaseConfig({ ...inherit, ...own } as DatabaseOptions)
+      // sslRootCert 'system' brings its own default mode (verify-full): the primary's does not replace it
+      const base = own.sslRootCert === 'system' && own.sslMode === undefined ? { ...inherit, sslMode: undefined } : inherit
+      return new DatabaseConfig({ ...base, ...own } as DatabaseOptions)
     }
   } catch (err) {
     throw configError(option, shownTarget(target), `is not a valid target: ${(err as Error).message}`)
   }
   throw configError(option, shownTarget(target), 'must be a postgres:// URL, a DatabaseConfig or DatabaseConfig options')
+}
+
+/**
+ * What fills in the TLS settings a replica `url` leaves out (see {@link resolveReplicaOptions}): the
+ * environment's (`fromEnv`, from `DatabaseConfig.envDefaults`) root certificate, else the primary's
+ * (`inherit`); the stricter of their modes, or with `sslrootcert=system` the environment's, else
+ * verify-full.
+ */
+function urlTlsDefaults(url: string, inherit: DatabaseOptions, fromEnv: DatabaseOptions): DatabaseOptions {
+  const own = parsePostgresUrl(url, '(a URL)').params
+  const out: { sslMode?: SslMode; sslRootCert?: string } = {}
+  const rootCert = fromEnv.sslRootCert ?? inherit.sslRootCert
+  if (!own.sslrootcert && rootCert !== undefined) out.sslRootCert = rootCert
+  if (own.sslmode) return out
+  const system = (own.sslrootcert || rootCert) === 'system'
+  const mode = system ? (fromEnv.sslMode ?? 'verify-full') : stricter(fromEnv.sslMode, inherit.sslMode)
+  if (mode !== undefined) out.sslMode = mode
+  return out
+}
+
+/** The stricter of two TLS modes (the later in {@link SSL_MODES}), or the one given. */
+function stricter(a: SslMode | undefined, b: SslMode | undefined): SslMode | undefined {
+  if (a === undefined || b === undefined) return a ?? b
+  return SSL_MODES.indexOf(a) >= SSL_MODES.indexOf(b) ? a : b
 }
 
 /** A replica target as errors show it: a string (a URL, its password in it) as `(a URL)`, an options object with its password hidden. */

@@ -123,6 +123,35 @@ describe("replicas inherit the primary's TLS settings they do not set (libpq: wh
     expect(replicas[0]!.sslRootCert).toBe(ROOT_PEM)
   })
 
+  it('a replica URL takes PGSSLMODE / PGSSLROOTCERT before the primary: a primary sslmode=disable never makes it plaintext', () => {
+    const disabled = DatabaseConfig.fromUrl('postgres://u:p@db/app?sslmode=disable')
+    const env = { PGSSLMODE: 'require', DATABASE_REPLICA_URLS: 'postgres://u:p@r1/db,postgres://u:p@r2/db?sslmode=prefer' }
+    expect(resolveReplicaOptions({}, env, disabled).replicas.map((r) => r.sslMode)).toEqual(['require', 'prefer'])
+    const strings = resolveReplicaOptions({ replicas: ['postgres://u:p@r1/db', { host: 'r2' }] }, { PGSSLMODE: 'verify-ca' }, disabled)
+    // an options object reads no environment (as new DatabaseConfig(options)): the primary's
+    expect(strings.replicas.map((r) => r.sslMode)).toEqual(['verify-ca', 'disable'])
+    // the stricter of the environment's and the primary's: a weaker PGSSLMODE does not lower a verify-full primary's replicas
+    expect(resolveReplicaOptions({ replicas: ['postgres://u:p@r1/db'] }, { PGSSLMODE: 'prefer' }, primary).replicas[0]!.sslMode).toBe(
+      'verify-full',
+    )
+    const ca = join(__dirname, '../fixtures/tls/ca.crt')
+    const plainRoot = new DatabaseConfig({ host: 'db', sslMode: 'disable' })
+    const rooted = resolveReplicaOptions({ replicas: ['postgres://u:p@r1/db'] }, { PGSSLROOTCERT: ca }, plainRoot).replicas[0]!
+    expect(rooted.sslRootCert).toBe(ROOT_PEM)
+    // sslrootcert=system: verify-full unless the URL or PGSSLMODE says otherwise, whatever the primary's mode
+    const system = resolveReplicaOptions(
+      { replicas: ['postgres://u:p@r1/db?sslrootcert=system', { host: 'r2', sslRootCert: 'system' }] },
+      {},
+      plainRoot,
+    )
+    expect(system.replicas.map((r) => r.sslMode)).toEqual(['verify-full', 'verify-full'])
+    // a bad variable is named; it is read only when a replica is a URL
+    expect(() => resolveReplicaOptions({ replicas: ['postgres://u:p@r1/db'] }, { PGSSLMODE: 'strict' }, disabled)).toThrow(
+      expect.objectContaining({ code: 'CONFIGURATION', detail: expect.objectContaining({ option: 'PGSSLMODE' }) }),
+    )
+    expect(resolveReplicaOptions({ replicas: [{ host: 'r2' }] }, { PGSSLMODE: 'strict' }, disabled).replicas).toHaveLength(1)
+  })
+
   it('the manager passes its config as the primary', () => {
     const manager = new PostgresConnectionManager(primary, { replicas: ['postgres://u:p@r1/db'] })
     expect(manager.replicaOptions.replicas[0]!.sslMode).toBe('verify-full')
