@@ -109,6 +109,8 @@ const MAX_REMEMBERED_SECRETS = 4
 const MAX_REMEMBERED_TEXTS = 512
 /** The longest text whose sessionStatement verdict is kept (a longer one is judged each time). */
 const MAX_REMEMBERED_TEXT_LENGTH = 8192
+/** libpq's least connect_timeout (1 s reads as 2): the least share of a host when the connect deadline is split among several. */
+const MIN_HOST_TIMEOUT_MS = 2_000
 
 // statements that change transaction or session state, hold a portal, or can commit: never pipelined
 const UNSHAREABLE =
@@ -489,13 +491,16 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
           const label = hostLabel(host.host, host.port)
           const named = list.length > 1 ? `${label} (${address})` : label
           let conn: PostgresConnection
+          hooks.onAttempt?.(named)
           try {
             conn = await this.#openHost(host, password, hooks, address)
           } catch (err) {
             const error = this.mapError(err)
             failures.push(error)
             // "failed: <native reason>" or "timed out after N ms", without the "connecting to <host>" prefix
-            tried.push(`${named} ${error.code}: ${error.message.replace(`connecting to ${label} `, '')}`)
+            const outcome = `${error.code}: ${error.message.replace(`connecting to ${label} `, '')}`
+            tried.push(`${named} ${outcome}`)
+            hooks.onAttempt?.(named, outcome)
             continue
           }
           let mismatch: string | undefined
@@ -507,12 +512,16 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
             conn.kill()
             const error = this.mapError(err)
             failures.push(error)
-            tried.push(`${named} ${error.code}: checking target_session_attrs failed: ${error.message}`)
+            const outcome = `${error.code}: checking target_session_attrs failed: ${error.message}`
+            tried.push(`${named} ${outcome}`)
+            hooks.onAttempt?.(named, outcome)
             continue
           }
           if (mismatch === undefined) return conn
           void conn.close(this.options.cancelTimeoutMs)
-          tried.push(`${named} ${mismatch}${want === targetSessionAttrs ? '' : ` (prefer-standby pass ${want})`}`)
+          const outcome = `${mismatch}${want === targetSessionAttrs ? '' : ` (prefer-standby pass ${want})`}`
+          tried.push(`${named} ${outcome}`)
+          hooks.onAttempt?.(named, outcome)
         }
       }
     }
@@ -618,9 +627,19 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return rows[0]
   }
 
-  /** libpq's connect_timeout applies to each host; without it, the manager's connectTimeoutMs. */
+  /**
+   * The deadline of the attempt on one host: libpq's connect_timeout (the config's `connectTimeoutMs`)
+   * when given. Without it, the manager's `connectTimeoutMs`, which is also the pool's deadline of
+   * the whole connect (`createTimeoutMs`): with several hosts it is split so that every host gets a
+   * try (a first host that accepts TCP and never answers would use all of it, and the next one never
+   * be reached): `connectTimeoutMs` ÷ the number of hosts, at least 2000 ms (libpq's least
+   * connect_timeout), at most `connectTimeoutMs`.
+   */
   get #hostTimeoutMs(): number {
-    return this.config.connectTimeoutMs || this.options.connectTimeoutMs
+    if (this.config.connectTimeoutMs > 0) return this.config.connectTimeoutMs
+    const budget = this.options.connectTimeoutMs
+    const hosts = this.config.hosts.length
+    return hosts > 1 ? Math.min(budget, Math.max(MIN_HOST_TIMEOUT_MS, Math.floor(budget / hosts))) : budget
   }
 
   /** A new write-lane connection is up: if it reached another server, the old server's connections go. */

@@ -64,7 +64,9 @@ export interface DatabaseOptions {
   readonly targetSessionAttrs?: TargetSessionAttrs
   /**
    * Deadline of the attempt on one host, in ms (libpq's `connect_timeout`, per host; the URL gives
-   * it in seconds, at least 2). `0`: the manager's `connectTimeoutMs`. Default is `0`.
+   * it in seconds, at least 2). `0`: the manager's `connectTimeoutMs` (the pool's whole connect
+   * deadline), with several hosts split among them so that each gets a try (÷ hosts, at least
+   * 2000 ms). Default is `0`.
    */
   readonly connectTimeoutMs?: number
   /** libpq's `options`: command-line options sent at connection start (`-c search_path=app`). Default is none. */

@@ -134,6 +134,14 @@ export interface ConnectionHooks {
    * connection that still arrives. Optional for callers of `connect()`.
    */
   readonly signal?: AbortSignal
+  /**
+   * Call as a connect walks several hosts (a multi-host target): with `outcome` undefined when an
+   * attempt on `host` (`db1:5432`, or `db1:5432 (10.0.0.2)` for one address of a name) starts, with
+   * `outcome` (`CONNECTION_FAILED: timed out after 2000 ms`, `is read-only`) when it did not give the
+   * connection. When the pool's own deadline (`createTimeoutMs`) ends the connect first, its
+   * CONNECTION_FAILED names each host tried and why, and the one still under way. Optional.
+   */
+  onAttempt?(host: string, outcome?: string): void
 }
 
 /** How many lanes a manager wants and how big they may be. */

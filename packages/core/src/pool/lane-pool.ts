@@ -13,6 +13,8 @@ export const TARN_SLACK = 32
 
 /** tarn's idle timeout when `idleTimeoutMs` is 0 (never): setInterval's largest delay, about 24.8 days. */
 const NEVER_MS = 2_147_483_647
+/** Attempts of one connect named in its deadline's error (a host list walked twice by prefer-standby, addresses of names). */
+const MAX_ATTEMPTS_NAMED = 32
 
 /**
  * @internal What a lane hands a connection to: `waited` is true when the caller may have waited (its
@@ -487,9 +489,16 @@ export class LanePool<C> {
     const started = performance.now()
     let conn: PooledConnection<C> | undefined
     const signal = this.#connects.signal
+    // the hosts a multi-host walk tried, for the deadline's error (see ConnectionHooks.onAttempt)
+    const attempts: { host: string; outcome: string | undefined }[] = []
     const hooks = {
       onLost: (error: DatabaseError) => conn && this.#host.onLost(conn, error),
       onFailover: (info: FailoverInfo) => this.#host.onFailover(info),
+      onAttempt: (host: string, outcome?: string) => {
+        const last = attempts.at(-1)
+        if (outcome !== undefined && last?.host === host && last.outcome === undefined) last.outcome = outcome
+        else if (attempts.length < MAX_ATTEMPTS_NAMED) attempts.push({ host, outcome })
+      },
       signal,
     }
     if (signal.aborted) throw this.#closedError()
@@ -498,10 +507,14 @@ export class LanePool<C> {
       const native = await withDeadline(
         connecting,
         config.createTimeoutMs,
-        () =>
-          new DatabaseError('CONNECTION_FAILED', `connecting to ${manager.target} timed out after ${config.createTimeoutMs} ms`, {
-            backend: manager.backend,
-          }),
+        () => {
+          const tried = attempts.map((a) => `${a.host} ${a.outcome ?? '(no answer yet)'}`)
+          return new DatabaseError(
+            'CONNECTION_FAILED',
+            `connecting to ${manager.target} timed out after ${config.createTimeoutMs} ms${tried.length > 0 ? `; tried ${tried.join('; ')}` : ''}`,
+            { backend: manager.backend, ...(tried.length > 0 ? { detail: { tried } } : {}) },
+          )
+        },
         // the pool's timers never keep the process alive (a connect's socket does, until close())
         { unref: true, signal, onAbort: () => this.#closedError() },
       )
