@@ -73,8 +73,8 @@ suite('startPgBouncer refused', () => {
     const upstream = new URL(await testPostgresUrl())
     const password = `refused-${process.pid}-${Date.now()}`
     upstream.password = password
-    for (const settings of [{ 'bad key': 1 }, { max_db_connections: '1\nlisten_addr = 0.0.0.0' }])
-      await expect(startPgBouncer(upstream.href, { settings })).rejects.toThrow(/bad setting/)
+    const refused: Record<string, string | number>[] = [{ 'bad key': 1 }, { max_db_connections: '1\nlisten_addr = 0.0.0.0' }]
+    for (const settings of refused) await expect(startPgBouncer(upstream.href, { settings })).rejects.toThrow(/bad setting/)
     expect(holding(password)).toEqual([])
   })
 })
