@@ -32,13 +32,23 @@ const NOT_AT_STARTUP = new Set([
 ])
 
 const WORD = /^[A-Za-z_][A-Za-z0-9_$]*$/
+/**
+ * The settings PostgreSQL flags GUC_LIST_QUOTE that a session can set: a SET writes each element of
+ * their value as an identifier (`quote_identifier`: `SET search_path TO 'Tenant_A', public` gives
+ * `"Tenant_A", public`, `'a,b'` gives `"a,b"`), while a startup value is read as a raw identifier list
+ * (unquoted `Tenant_A` folds to `tenant_a`, `a,b` is two schemas). Their startup value is written as
+ * the SET writes it (see {@link quoteIdentifier}).
+ */
+const LIST_QUOTE = new Set(['search_path', 'temp_tablespaces', 'local_preload_libraries', 'session_preload_libraries'])
 /** One value of a SET: a number, an unquoted word (folded to lower case as PostgreSQL does), a plain string literal. */
 const ITEM = /\s*(?:(-?\d+(?:\.\d+)?)|([A-Za-z_][A-Za-z0-9_$]*)|'((?:[^'\\]|'')*)')\s*/y
 
 /**
  * The startup parameter `statement` amounts to, when it is exactly one `SET [SESSION] name TO|= value`
  * (or `SET [SESSION] TIME ZONE value`), an optional `;` after it; the value a number, an unquoted word
- * or a string literal without backslashes, or a comma list of those (`ledger, public`). Anything else
+ * or a string literal without backslashes, or a comma list of those (`ledger, public`), written as the
+ * server writes the SET's value (each element of `search_path` and the other GUC_LIST_QUOTE settings
+ * as an identifier: `SET search_path TO 'Tenant_A', public` is `"Tenant_A", public`). Anything else
  * (comments, `SET LOCAL`, `DEFAULT`, double-quoted identifiers, several statements, a function call)
  * is undefined: it stays a statement run after connecting. The caller checks on each connection that
  * the server's default (`reset_val`) then equals what the SET gave (see startupSettingsCheckSql).
@@ -57,7 +67,8 @@ export function startupParameterOf(statement: string): { readonly name: string; 
     if (item === null) return undefined
     const [, number, word, literal] = item
     if (word !== undefined && /^(?:default|local)$/i.test(word)) return undefined
-    values.push(number ?? (word !== undefined ? word.toLowerCase() : literal!.replace(/''/g, "'")))
+    const value = number ?? (word !== undefined ? word.toLowerCase() : literal!.replace(/''/g, "'"))
+    values.push(number === undefined && LIST_QUOTE.has(name.toLowerCase()) ? quoteIdentifier(value) : value)
     at = ITEM.lastIndex
     if (at === text.length) break
     if (text[at] !== ',') return undefined
@@ -65,6 +76,17 @@ export function startupParameterOf(statement: string): { readonly name: string; 
   }
   if (m[1] !== undefined && values.length !== 1) return undefined
   return { name, value: values.join(', ') }
+}
+
+/**
+ * An identifier as PostgreSQL's `quote_identifier` writes it (how SET writes an element of a
+ * GUC_LIST_QUOTE setting): bare when it is lower-case letters, digits and `_` not starting with a
+ * digit, else in double quotes with `"` doubled. A keyword (`user`) the server also quotes is left
+ * bare here: the value means the same, and the check on connect (see startupSettingsCheckSql) finds
+ * the texts differ, so the reset classifier covers that setting.
+ */
+export function quoteIdentifier(name: string): string {
+  return /^[a-z_][a-z0-9_]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`
 }
 
 /**
@@ -81,11 +103,12 @@ export function startupSettingsCheckSql(names: readonly string[]): string | unde
 }
 
 /**
- * The server refused a startup parameter (SQLSTATE 42704 unknown name, 22023 / 22P02 bad value, 42501
+ * The server refused a startup parameter (SQLSTATE 42704 unknown name, 22023 / 22P02 bad value, 22021
+ * bytes not valid in the server's encoding (a startup value is read before any client_encoding), 42501
  * not permitted, 55P02 not settable now): the connection is opened again without the settings, so
  * their SETs fail as `sessionInit` always did.
  */
 export function refusesStartupSetting(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code
-  return typeof code === 'string' && ['42704', '22023', '22P02', '42501', '55P02', '0A000'].includes(code)
+  return typeof code === 'string' && ['42704', '22023', '22P02', '22021', '42501', '55P02', '0A000'].includes(code)
 }

@@ -201,6 +201,29 @@ describe('a statement that resets settings leaves the pool setup in place for th
     expect(await landed()).toEqual(['1->ledger'])
   })
 
+  it.each([
+    ["SET search_path TO 'Tenant_A', public", 'Tenant_A'],
+    ["SET search_path = 'a,b'", 'a,b'],
+  ])(
+    '%s: a quoted element is the startup default as the SET means it: after a reset the pool cannot see, rows still land in its schema (review r14d)',
+    async (init, schema) => {
+      await admin(db.url, (c) =>
+        c.query(
+          `create schema if not exists "${schema}"; create table if not exists "${schema}".items (v int); truncate "${schema}".items`,
+        ),
+      )
+      pool = poolOn(db.url, { max: 1, min: 0, name: 'restore-quoted' }, { sessionInit: init })
+      await pool.query('insert into items values (1)')
+      await pool.query('select public.do_reset()')
+      await pool.query('insert into items values (2)')
+      await pool.withConnection((c) => c.native.client.query('RESET ALL'))
+      await pool.query('insert into items values (3)')
+      const { rows } = await admin(db.url, (c) => c.query<{ v: number }>(`select v from "${schema}".items order by v`))
+      expect(rows.map((r) => r.v)).toEqual([1, 2, 3])
+      expect(await landed()).toEqual([])
+    },
+  )
+
   it('sessionInit statements that cannot be startup parameters (SET ROLE, set_config()): the text classifier and conn.native run the setup again', async () => {
     const init = [
       `SET ROLE ${ROLE}`,

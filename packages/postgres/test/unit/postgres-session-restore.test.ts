@@ -58,6 +58,15 @@ describe('startupParameterOf: sessionInit statements given as startup parameters
     ['SET lock_timeout=5000', { name: 'lock_timeout', value: '5000' }],
     ['SET search_path TO Ledger', { name: 'search_path', value: 'ledger' }],
     ["SET app.tenant TO 'it''s, a b'", { name: 'app.tenant', value: "it's, a b" }],
+    // review r14d: each element of a GUC_LIST_QUOTE setting as the SET writes it (quote_identifier),
+    // not the raw text a startup value reads unquoted and lower-cased ('Tenant_A' became tenant_a)
+    ["SET search_path TO 'Tenant_A', public", { name: 'search_path', value: '"Tenant_A", public' }],
+    ["SET search_path = 'a,b'", { name: 'search_path', value: '"a,b"' }],
+    ["SET search_path = '$user', 'x\"y', Public", { name: 'search_path', value: '"$user", "x""y", public' }],
+    ["SET search_path = ''", { name: 'search_path', value: '""' }],
+    ["SET temp_tablespaces = 'Fast'", { name: 'temp_tablespaces', value: '"Fast"' }],
+    ["SET app.list = 'Tenant_A', 'a,b'", { name: 'app.list', value: 'Tenant_A, a,b' }],
+    ['SET TIME ZONE -5', { name: 'TimeZone', value: '-5' }],
   ])('%s: %j', (text, expected) => {
     expect(startupParameterOf(text)).toEqual(expected)
   })
