@@ -22,10 +22,14 @@ export interface ConnectionStreamOptions {
    * Deadline of the whole stream in ms, from the first `next()` (waiting for a connection included)
    * to the last row: then the iteration rejects with QUERY_TIMEOUT (Postgres: a read in flight is
    * cancelled on the server and its connection closed), or with ACQUIRE_TIMEOUT (retryable: nothing
-   * was sent) when it passed before the stream had a connection. 1 to 2^31 - 1; default none.
+   * was sent) when it passed before the stream had a connection. It ends the stream even when no
+   * `next()` is waiting (a consumer that stopped reading: a `Readable` piped to a stalled client):
+   * the cursor is closed and the connection given back then (a handle's stream: the handle takes
+   * statements again, a transaction stays open), and the next `next()` rejects with it.
+   * 1 to 2^31 - 1; default none.
    */
   readonly timeoutMs?: number
-  /** Aborting ends the stream with QUERY_CANCELLED, like `timeoutMs`. */
+  /** Aborting ends the stream with QUERY_CANCELLED, like `timeoutMs` (at once, `next()` waiting or not). */
   readonly signal?: AbortSignal
 }
 
@@ -129,7 +133,7 @@ export class StreamSupport {
  * of the last one. Nothing runs until the iteration starts; each iteration runs the statement once.
  *
  * `pool.stream()` holds one lease for the whole iteration and releases it when the loop ends,
- * breaks or throws (the release rules apply: an unfinished cursor is closed first, an open
+ * breaks or throws, or its `timeoutMs` / `signal` stops it, `next()` waiting or not (the release rules apply: an unfinished cursor is closed first, an open
  * transaction rolled back). `conn.stream()` / `tx.stream()` run on the handle's connection; while
  * such a stream is open the handle refuses other statements (the connection is busy with it).
  *
@@ -212,6 +216,10 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
   #pending: Promise<IteratorResult<R>> | undefined
   #ending: Promise<void> | undefined
   #failure: DatabaseError | undefined
+  /** `#advance` is running: a deadline or abort then ends the stream through it (see {@link #halt}). */
+  #advancing = false
+  /** The deadline or the signal ended the stream while no `next()` was running: later ones reject with it. */
+  #halted: DatabaseError | undefined
   #watch: { end(error: DatabaseError | undefined, server?: ConnectedServer): void } | undefined
 
   constructor(source: StreamSource, query: Queryable, params: readonly unknown[] | undefined, options: unknown) {
@@ -258,7 +266,21 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
   }
 
   async #advance(): Promise<IteratorResult<R>> {
+    this.#advancing = true
+    try {
+      return await this.#step()
+    } finally {
+      this.#advancing = false
+    }
+  }
+
+  async #step(): Promise<IteratorResult<R>> {
     if (this.#state === 'done') {
+      // a stream the deadline or the signal is closing: its error once the connection is given back
+      if (this.#halted) {
+        await this.#ending?.catch(ignore)
+        throw (this.#halted = this.#settled(this.#halted))
+      }
       if (this.#closedEarly) throw (this.#closedEarly = this.#settled(this.#closedEarly))
       return DONE
     }
@@ -400,12 +422,23 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
     this.#halt(cancelled(this.#source.access.manager.backend, this.#signal?.reason))
   }
 
+  /**
+   * The deadline passed or the signal aborted. A `next()` running now rejects with `reason` (a read in
+   * flight is abandoned, see {@link #read}). Otherwise the consumer is between `next()` calls (it may
+   * never call one again: a `Readable` piped to a client that stopped reading), so the cursor is
+   * closed and the connection given back now, as `return()` would: a stalled consumer never keeps a
+   * lease, a SQLite read snapshot or a Postgres portal past the deadline. Its next `next()` rejects
+   * with `reason`.
+   */
   #halt(reason: DatabaseError): void {
     if (this.#stop.signal.aborted) return
     // rows already fetched are not handed out any more: the stream is over
     this.#rows = NO_ROWS
     this.#index = 0
     this.#stop.abort(reason)
+    if (this.#advancing || this.#state !== 'open' || this.#ending !== undefined) return
+    this.#halted = reason
+    this.#finish(reason).catch(ignore)
   }
 
   async #read(): Promise<R[]> {
