@@ -22,8 +22,10 @@ const IDENTIFIER_CHAR = /[A-Za-z0-9_$\u0080-\uffff]/
 /** How far a dollar tag is looked for: Postgres reads a tag of any length (an identifier is cut at 63 bytes, a tag is not). */
 const DOLLAR_TAG_WINDOW = 1_024
 const HEAD_WORDS = 6
-// statements whose body may hold `;` between BEGIN ... END (SQLite triggers, Postgres BEGIN ATOMIC)
-const BLOCK_HEAD = /^CREATE (OR REPLACE )?((TEMP|TEMPORARY) )?(TRIGGER|FUNCTION|PROCEDURE)\b/
+// statements whose body may hold `;` between BEGIN ... END: SQLite triggers (SQLite has no CREATE
+// FUNCTION) and Postgres functions and procedures (`BEGIN ATOMIC`; a Postgres trigger has no body)
+const SQLITE_BLOCK_HEAD = /^CREATE ((TEMP|TEMPORARY) )?TRIGGER\b/
+const POSTGRES_BLOCK_HEAD = /^CREATE (OR REPLACE )?(FUNCTION|PROCEDURE)\b/
 // the statements a SQLite trigger body holds
 const TRIGGER_BODY_START: ReadonlySet<string> = new Set(['INSERT', 'UPDATE', 'DELETE', 'SELECT', 'WITH', 'REPLACE', 'VALUES'])
 
@@ -31,7 +33,9 @@ const TRIGGER_BODY_START: ReadonlySet<string> = new Set(['INSERT', 'UPDATE', 'DE
  * Splits a SQL script into statements at top-level `;`, respecting single-quoted strings (with `''`
  * and Postgres `E'\''` escapes), double-quoted and backquoted identifiers (and SQLite's `[name]`), Postgres dollar quoting
  * (`$$ ... $$`, `$tag$ ... $tag$`), `--` and `/* *\/` comments (nested on Postgres), and the
- * `BEGIN ... END` bodies of SQLite triggers and Postgres `BEGIN ATOMIC` functions, and on Postgres
+ * `BEGIN ... END` bodies of SQLite triggers (from the `BEGIN` before the body's first statement) and
+ * Postgres `BEGIN ATOMIC` functions and procedures (only `BEGIN ATOMIC` opens one: a parameter or
+ * column named `begin` does not), and on Postgres
  * parentheses (a multi-action rule `DO ALSO (insert ...; insert ...)`, as psql keeps it whole). Statements made
  * only of comments and whitespace are dropped.
  *
@@ -128,18 +132,29 @@ export function splitSqlStatements(script: string, dialect: SqlDialect = 'postgr
       const word = upperAscii(script.slice(i, j))
       if (words.length < HEAD_WORDS) {
         words.push(word)
-        if (!block && BLOCK_HEAD.test(words.join(' '))) block = true
+        if (!block && (sqlite ? SQLITE_BLOCK_HEAD : POSTGRES_BLOCK_HEAD).test(words.join(' '))) block = true
       }
+      // `x.begin`, `t.end`: a name after a dot is a column or table name, never a keyword
+      const qualified = script[i - 1] === '.'
       if (block && sqlite) {
         // a trigger's body opens at the BEGIN before its first statement (a column, table or trigger
         // may be named begin) and closes at the END right after the `;` of its last statement, which
         // SQLite requires (a CASE's END never follows a `;`; a column may be named end)
         if (!body && pendingBegin && TRIGGER_BODY_START.has(word)) body = true
         else if (body && afterSemicolon && word === 'END') body = false
-        pendingBegin = !body && word === 'BEGIN' && script[i - 1] !== '.'
+        pendingBegin = !body && word === 'BEGIN' && !qualified
       } else if (block) {
-        if (word === 'BEGIN' || word === 'CASE') depth++
-        else if (word === 'END' && depth > 0) depth--
+        // Postgres: only `BEGIN ATOMIC` at the top level of the statement (the body's place, after
+        // the parameter list) opens a body; BEGIN is not a reserved word, so a parameter or column may
+        // be named begin (`create function f(begin int, ...)`), which opens nothing. Inside the body,
+        // CASE ... END nests (CASE and END are reserved: a name so spelled is quoted or after a dot)
+        if (depth === 0) {
+          if (pendingBegin && word === 'ATOMIC') depth = 1
+          pendingBegin = parenDepth === 0 && word === 'BEGIN' && !qualified
+        } else if (!qualified) {
+          if (word === 'CASE') depth++
+          else if (word === 'END') depth--
+        }
       }
       afterSemicolon = false
       i = j

@@ -305,6 +305,32 @@ describe('Migrator.up', () => {
     expect([...db.rows.keys()]).toEqual([1, 5])
   })
 
+  it('a COMMIT after a function or trigger with a parameter or column named begin is refused, not glued onto it (both backends)', async () => {
+    const postgres = `create function my_in_range(begin int, finish int, x int) returns boolean language sql as 'select x between begin and finish';
+create table z1 (x int);
+commit;
+create table z2 (x int)`
+    const pg = setup('postgres')
+    const err = await failure(new Migrator(pg.pool, { migrations: [{ version: 1, name: 'x', up: postgres }] }).up())
+    expect(err.code).toBe('CONFIGURATION')
+    expect(err.message).toBe('migration code line 3: remove "COMMIT": each migration already runs in its own transaction')
+    expect(pg.db.committed).toEqual([])
+    const trigger = `create trigger t after update of begin on x for each row execute function f();
+commit;
+create table z2 (x int)`
+    await expect(new Migrator(pg.pool, { migrations: [{ version: 1, name: 'x', up: trigger }] }).load()).rejects.toThrow(
+      /line 2: remove "COMMIT"/,
+    )
+    const sqlite = `create table t (begin int, finish int);
+create trigger tr after update of begin on t when new.begin > 0 begin update t set begin = 0 where finish = new.begin; end;
+commit;
+create table z2 (x int)`
+    const lite = setup('sqlite')
+    await expect(new Migrator(lite.pool, { migrations: [{ version: 1, name: 'x', up: sqlite }] }).load()).rejects.toThrow(
+      /line 3: remove "COMMIT"/,
+    )
+  })
+
   it('rejects BEGIN/COMMIT inside a migration before running anything', async () => {
     write('0001_tx.sql', 'begin;\ncreate table a (id int);\ncommit;')
     const { pool, db } = setup()
@@ -316,10 +342,14 @@ describe('Migrator.up', () => {
       const migrator = new Migrator(pool, { migrations: [{ version: 1, name: 'x', up: `select 1; ${text}` }] })
       await expect(migrator.load()).rejects.toThrow(/each migration already runs in its own transaction/)
     }
-    // ROLLBACK TO SAVEPOINT and triggers with BEGIN ... END are fine
+    // ROLLBACK TO SAVEPOINT and BEGIN ATOMIC ... END function bodies are fine
     const ok = new Migrator(pool, {
       migrations: [
-        { version: 1, name: 'x', up: 'savepoint a; rollback to savepoint a; create trigger t after insert on x begin select 1; end' },
+        {
+          version: 1,
+          name: 'x',
+          up: 'savepoint a; rollback to savepoint a; create function f() returns int language sql begin atomic select 1; end',
+        },
       ],
     })
     expect(await ok.load()).toHaveLength(1)

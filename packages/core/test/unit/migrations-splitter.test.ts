@@ -86,6 +86,34 @@ select 1`
     expect(out).toEqual(['create or replace function f() returns int language sql begin atomic select 1; select 2; end', 'select 3'])
   })
 
+  it('only BEGIN ATOMIC opens a Postgres body: a parameter or column named begin does not glue the rest onto it', () => {
+    const hidden = `create function my_in_range(begin int, finish int, x int) returns boolean language sql as 'select x between begin and finish';
+create table z1 (x int);
+commit;
+create table z2 (x int)`
+    expect(splitSqlStatements(hidden).map((s) => s.head[0])).toEqual(['CREATE', 'CREATE', 'COMMIT', 'CREATE'])
+    const procedure = 'create procedure p(begin int) language sql as $$ select 1 $$; commit'
+    expect(texts(procedure)).toEqual(['create procedure p(begin int) language sql as $$ select 1 $$', 'commit'])
+    // a body whose statements name begin, t.end and hold CASE ... END ends at its own END
+    const atomic = `create function f(begin int) returns int language sql begin atomic
+  select case when begin > 0 then 1 else 0 end;
+  select t.end from t;
+end;
+commit`
+    expect(splitSqlStatements(atomic).map((s) => s.head[0])).toEqual(['CREATE', 'COMMIT'])
+    expect(texts(atomic)[0]).toMatch(/^create function f\(begin int\)[\s\S]*select t\.end from t;\nend$/)
+    // a Postgres trigger has no body: a column named begin opens nothing
+    expect(texts('create trigger t after update of begin on x for each row execute function f(); commit')).toEqual([
+      'create trigger t after update of begin on x for each row execute function f()',
+      'commit',
+    ])
+    // a case expression outside a body is no block either
+    expect(texts('create function g(x int) returns int language sql return case when x > 0 then 1 end; commit')).toEqual([
+      'create function g(x int) returns int language sql return case when x > 0 then 1 end',
+      'commit',
+    ])
+  })
+
   it('reports the line of each statement, offset by firstLine', () => {
     const out = splitSqlStatements("-- header\n\nselect 1;\nselect\n'multi\nline';\n\n  select 3", 'postgres', 10)
     expect(out.map((s) => s.line)).toEqual([12, 13, 17])

@@ -23,6 +23,14 @@ describe('transactionControlStatement: statements that would end or begin the tr
     ['select $$;commit$$', 'postgres', undefined],
     ['prepare q as select 1', 'postgres', undefined],
     ['create trigger tr after insert on t begin insert into u values (1); end', 'sqlite', undefined],
+    // a parameter or column named begin opens no body: the COMMIT after it is seen
+    ["create function f(begin int) returns int language sql as 'select begin'; commit", 'postgres', 'COMMIT'],
+    ['create trigger tr after update of begin on t for each row execute function f(); commit', 'postgres', 'COMMIT'],
+    [
+      'create function f(begin int) returns int language sql begin atomic select case when begin > 0 then 1 end; end',
+      'postgres',
+      undefined,
+    ],
     ['do $$ begin perform 1; end $$', 'postgres', undefined],
     // block comments nest on Postgres, not on SQLite
     ['/* a /* b */ c */ commit', 'postgres', 'COMMIT'],
