@@ -212,7 +212,7 @@ Exit codes: 0 ok / healthy, 1 degraded or failed, 2 unhealthy, 64 usage error.`,
     )
     .option(
       '--token <token>',
-      'bearer token that shows the details (Authorization: Bearer <token>; default: $DBPOOL_SERVE_TOKEN; 16+ characters)',
+      'bearer token that shows the details (Authorization: Bearer <token>; default: $DBPOOL_SERVE_TOKEN; 16+ printable ASCII characters)',
     )
     .action((opts: { port: number; host: string; timeout: number; details?: boolean; token?: string }, cmd: Command) =>
       runner(

@@ -10,6 +10,19 @@ export type DetailAccess = 'statuses' | 'details' | 'invalid-token'
 export const MIN_TOKEN_LENGTH = 16
 
 /**
+ * What a bearer token must be, as the CONFIGURATION error says it: {@link MIN_TOKEN_LENGTH}
+ * characters or more, printable ASCII only (`!` to `~`, no whitespace). A request carries the token
+ * as header bytes, which Node.js reads as Latin-1: a token with any other character (`é`, sent as
+ * UTF-8 by clients) could never match. RFC 6750's `b64token` is a subset of this.
+ */
+export const TOKEN_RULE = `must be at least ${MIN_TOKEN_LENGTH} characters without whitespace, printable ASCII only (! to ~): Node.js reads a request header's bytes as Latin-1, so a token with other characters could never match`
+
+/** Whether `value` can be a bearer token ({@link TOKEN_RULE}). */
+export function isValidToken(value: string): boolean {
+  return value.length >= MIN_TOKEN_LENGTH && /^[\x21-\x7e]+$/.test(value)
+}
+
+/**
  * Decides per request whether the detail is shown: always with `details: true`; with a `token`,
  * to requests whose `Authorization: Bearer <token>` matches it (compared in constant time, as
  * SHA-256 digests, so neither the content nor the length leaks through timing); otherwise never.
@@ -21,7 +34,7 @@ export class DetailGate {
   readonly #always: boolean
   readonly #digest: Buffer | undefined
 
-  /** @throws DatabaseError `CONFIGURATION` for a non-boolean `details`, a token shorter than {@link MIN_TOKEN_LENGTH} or containing whitespace, or both given. */
+  /** @throws DatabaseError `CONFIGURATION` for a non-boolean `details`, a token that breaks {@link TOKEN_RULE} (shorter than {@link MIN_TOKEN_LENGTH}, whitespace, a character outside printable ASCII), or both given. */
   constructor(details: unknown, token: unknown) {
     this.#always = details === undefined ? false : checkBoolean('health handler.details', details)
     if (token === undefined) {
@@ -30,8 +43,7 @@ export class DetailGate {
     }
     const value = checkString('health handler.token', token)
     // the value itself never goes into an error message: it is a secret
-    if (value.length < MIN_TOKEN_LENGTH || /\s/.test(value))
-      throw configError('health handler.token', '[set]', `must be at least ${MIN_TOKEN_LENGTH} characters without whitespace`)
+    if (!isValidToken(value)) throw configError('health handler.token', '[set]', TOKEN_RULE)
     if (this.#always) throw configError('health handler.details', details, 'give details: true or a token, not both')
     this.#digest = digest(value)
   }

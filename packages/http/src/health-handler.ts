@@ -41,7 +41,8 @@ export interface HealthHandlerOptions {
   /**
    * A bearer token: requests with `Authorization: Bearer <token>` see the detail, compared in
    * constant time. Requests without `Authorization` (probes) see statuses; a wrong token or another
-   * scheme gets `401` with `WWW-Authenticate: Bearer`. At least 16 characters, no whitespace.
+   * scheme gets `401` with `WWW-Authenticate: Bearer`. At least 16 characters, printable ASCII only
+   * (`!` to `~`: no whitespace, no `é`, which a request's header could never carry to match it).
    * `/metrics` is not gated by it. Not with `details: true`.
    */
   readonly token?: string

@@ -8,6 +8,6 @@
  */
 export { createHealthHandler } from './health-handler'
 export type { HealthHandlerOptions, HealthRequestListener, LivenessBody, PoolReadiness, ReadinessBody } from './health-handler'
-export { MIN_TOKEN_LENGTH } from './detail-access'
+export { MIN_TOKEN_LENGTH, TOKEN_RULE, isValidToken } from './detail-access'
 export { MetricsRegistry, createMetricsRegistry } from './metrics-registry'
 export type { MetricsRegistryOptions, ObservedPool } from './metrics-registry'

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { configError } from '@dbpool/core'
-import { MIN_TOKEN_LENGTH, createHealthHandler, createMetricsRegistry, type HealthRequestListener } from '@dbpool/http'
+import { TOKEN_RULE, createHealthHandler, isValidToken, createMetricsRegistry, type HealthRequestListener } from '@dbpool/http'
 import { EXIT_CODES } from '../output'
 import { openPools } from '../pools'
 import { selectPools, type ResolvedConfig } from '../resolve-config'
@@ -44,8 +44,7 @@ export async function serveCommand(ctx: CommandContext, options: ServeCommandOpt
   // --details shows everyone the detail: a token from the environment has nothing left to guard then
   const token = options.token ?? (options.details ? undefined : ctx.io.env[SERVE_TOKEN_ENV] || undefined)
   // checked before it is added to the scrubbed secrets (a 1-character "token" would scrub every such letter)
-  if (token !== undefined && (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)))
-    throw configError(`--token / ${SERVE_TOKEN_ENV}`, '[set]', `must be at least ${MIN_TOKEN_LENGTH} characters without whitespace`)
+  if (token !== undefined && !isValidToken(token)) throw configError(`--token / ${SERVE_TOKEN_ENV}`, '[set]', TOKEN_RULE)
   // the token never reaches the output, whatever prints it (an error naming it included)
   if (token !== undefined) ctx.out.addSecrets([token])
   // set but empty usually means a secret that failed to load: still statuses only, but said

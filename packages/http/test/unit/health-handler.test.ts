@@ -239,6 +239,12 @@ describe('createHealthHandler: what strangers see (details, token)', () => {
     expect((await get(`${base}/metrics`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(200)
   })
 
+  it('token: any printable ASCII (RFC 6750 b64token and more) is accepted and matches', async () => {
+    const symbols = "A0-._~+/=!#$%&'*^`|" + '"(),:;<>?@[]\\{}'
+    const base = await serve(failingPool(), { token: symbols })
+    expect((await get(`${base}/ready`, { headers: { authorization: `Bearer ${symbols}` } })).text).toContain('ECONNREFUSED')
+  })
+
   it('an error inside the handler: its message only with the detail', async () => {
     const { pool } = fakePool('ledger')
     const registry = createMetricsRegistry()
@@ -264,6 +270,10 @@ describe('createHealthHandler: what strangers see (details, token)', () => {
     [{ token: 'short' }, /health handler.token "\[set\]": must be at least 16 characters/],
     [{ token: 'has white space in it ok' }, /health handler.token "\[set\]": must be at least 16 characters without whitespace/],
     [{ details: true, token: TOKEN }, /health handler.details true: give details: true or a token, not both/],
+    // a request's header bytes are read as Latin-1: a token outside printable ASCII could never match
+    [{ token: 'é'.repeat(20) }, /health handler.token "\[set\]": .*printable ASCII only/],
+    [{ token: 'pässwörd-pässwörd-pässwörd' }, /health handler.token "\[set\]": .*printable ASCII only/],
+    [{ token: 'control\u0007characters-in-it' }, /health handler.token "\[set\]": .*printable ASCII only/],
   ])('rejects %j, never echoing a token', (options, pattern) => {
     const { pool } = fakePool()
     let error: unknown
@@ -277,7 +287,7 @@ describe('createHealthHandler: what strangers see (details, token)', () => {
     expect((error as Error).message).toMatch(pattern)
     expect((error as Error).message).not.toContain('white space')
     expect((error as Error).message).not.toContain(TOKEN)
-    expect((error as Error).message).not.toMatch(/4242|SuperSecret|"data"|83,117/)
+    expect((error as Error).message).not.toMatch(/4242|SuperSecret|"data"|83,117|é|ä|control/)
   })
 })
 
