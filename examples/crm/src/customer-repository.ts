@@ -7,6 +7,7 @@ import { foldForSearch } from './search-text'
 import { toDate, toInteger, toNullableDate } from './values'
 import { checkedClock } from './dates'
 import { checkObject } from './checks'
+import { shownValue } from '@dbpool/example-kit'
 
 /** A customer as stored. */
 export interface Customer {
@@ -239,9 +240,9 @@ export class CustomerRepository {
     checkObject(options, 'options')
     const limit = options.limit ?? 50
     if (!Number.isSafeInteger(limit) || limit < 1 || limit > 500)
-      throw new InvalidInputError(`limit ${String(limit)} must be an integer from 1 to 500`, { option: 'limit', value: limit })
+      throw new InvalidInputError(`limit ${shownValue(limit)} must be an integer from 1 to 500`, { option: 'limit', value: limit })
     if (options.after !== undefined && options.after !== null && typeof options.after !== 'string')
-      throw new InvalidInputError(`after ${String(options.after)}: must be a nextCursor string or null`, { option: 'after' })
+      throw new InvalidInputError(`after ${shownValue(options.after)}: must be a nextCursor string or null`, { option: 'after' })
     let after = sql.empty
     if (options.after) {
       const [name, id] = decodeCursor(options.after, 2) as [string, string]

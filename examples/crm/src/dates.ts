@@ -1,4 +1,5 @@
 import { InvalidInputError } from './errors'
+import { shownValue } from '@dbpool/example-kit'
 
 /** The earliest instant a date input may be: 0000-01-01T00:00:00.000Z. */
 export const MIN_DATE = new Date('0000-01-01T00:00:00.000Z')
@@ -15,7 +16,7 @@ export const MAX_DATE = new Date('9999-12-31T23:59:59.999Z')
 export function checkDate(value: unknown, what: string): Date {
   // the tag, not instanceof: a Date from another realm (vm, worker) is a Date too
   if (Object.prototype.toString.call(value) !== '[object Date]' || Number.isNaN((value as Date).getTime()))
-    throw new InvalidInputError(`${what} ${String(value)}: must be a valid Date`, { option: what })
+    throw new InvalidInputError(`${what} ${shownValue(value)}: must be a valid Date`, { option: what })
   const time = (value as Date).getTime()
   if (time < MIN_DATE.getTime() || time > MAX_DATE.getTime())
     throw new InvalidInputError(`${what} ${(value as Date).toISOString()}: must be within years 0000 to 9999 (UTC)`, {

@@ -6,6 +6,7 @@ import { canMove, isClosed, isStage, STAGES, type Stage } from './pipeline'
 import { toBigInteger, toDate, toInteger, toNullableDate } from './values'
 import { checkedClock } from './dates'
 import { checkObject } from './checks'
+import { shownValue } from '@dbpool/example-kit'
 
 /** A deal in the pipeline. */
 export interface Deal {
@@ -83,7 +84,7 @@ export class DealRepository {
     if (typeof input.customerId !== 'string') throw new InvalidInputError('customerId must be a string', { option: 'customerId' })
     if (typeof input.title !== 'string' || input.title.trim() === '') throw new InvalidInputError('a deal needs a title')
     if (!Number.isSafeInteger(input.amount) || input.amount < 0)
-      throw new InvalidInputError(`amount ${String(input.amount)} must be an integer >= 0 (minor units)`)
+      throw new InvalidInputError(`amount ${shownValue(input.amount)} must be an integer >= 0 (minor units)`)
     if (typeof input.currency !== 'string' || !/^[A-Z]{3}$/.test(input.currency))
       throw new InvalidInputError(`currency ${JSON.stringify(input.currency)} must be an ISO 4217 code`)
     const now = this.#clock()
@@ -167,7 +168,7 @@ export class DealRepository {
     checkObject(options, 'options')
     const expected = options.expectedVersion
     if (expected !== undefined && (typeof expected !== 'number' || !Number.isSafeInteger(expected) || expected < 1))
-      throw new InvalidInputError(`expectedVersion ${String(expected)}: must be an integer >= 1`, { option: 'expectedVersion' })
+      throw new InvalidInputError(`expectedVersion ${shownValue(expected)}: must be an integer >= 1`, { option: 'expectedVersion' })
     if (options.note !== undefined && typeof options.note !== 'string')
       throw new InvalidInputError('note must be a string', { option: 'note' })
     return this.#atomically(async (trx) => {

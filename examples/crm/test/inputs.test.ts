@@ -37,6 +37,8 @@ describe.each(BACKENDS)('CRM repository inputs are checked the same way on %s', 
       const err = await rejection(page())
       expect(err).toBeInstanceOf(InvalidInputError)
       expect(err).toMatchObject({ code: 'INVALID_INPUT', detail: { option: 'limit' } })
+      // the bad value as JSON: the string '5' is not shown as the number 5
+      expect((err as Error).message).toContain(`limit ${typeof limit === 'string' ? JSON.stringify(limit) : String(limit)} `)
     }
   })
 

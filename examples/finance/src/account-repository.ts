@@ -5,6 +5,7 @@ import { AccountNotFoundError, DuplicateAccountError, InvalidEntryError } from '
 import { toBigInteger, toDate, toInteger, toNullableInteger } from './values'
 import { checkedClock } from './dates'
 import { checkObject } from './checks'
+import { shownValue } from '@dbpool/example-kit'
 
 /** An account as stored. Amounts are integer minor units. */
 export interface Account {
@@ -125,7 +126,7 @@ export class AccountRepository {
     checkObject(options, 'options')
     const limit = checkPageLimit(options.limit)
     if (options.after !== undefined && typeof options.after !== 'string')
-      throw new InvalidEntryError(`after ${String(options.after)}: must be an account id (a string)`, { option: 'after' })
+      throw new InvalidEntryError(`after ${shownValue(options.after)}: must be an account id (a string)`, { option: 'after' })
     const after = options.after === undefined ? sql.empty : sql`where id > ${options.after}`
     const { rows } = await this.#db.query<AccountRow>(sql`select ${columns} from accounts ${after} order by id limit ${limit}`)
     return rows.map(toAccount)
@@ -192,7 +193,10 @@ export const IN_LIST_CHUNK = 1_000
 export function checkPageLimit(limit: unknown): number {
   if (limit === undefined) return 100
   if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE)
-    throw new InvalidEntryError(`limit ${String(limit)}: must be an integer from 1 to ${MAX_PAGE_SIZE}`, { option: 'limit', value: limit })
+    throw new InvalidEntryError(`limit ${shownValue(limit)}: must be an integer from 1 to ${MAX_PAGE_SIZE}`, {
+      option: 'limit',
+      value: limit,
+    })
   return limit
 }
 
@@ -221,7 +225,7 @@ export function checkCurrency(currency: unknown): string {
 
 function checkLimit(value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value > 0) {
-    throw new InvalidEntryError(`minBalance ${String(value)}: must be an integer <= 0 (minor units) or null`)
+    throw new InvalidEntryError(`minBalance ${shownValue(value)}: must be an integer <= 0 (minor units) or null`)
   }
   return value
 }

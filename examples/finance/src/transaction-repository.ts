@@ -7,6 +7,7 @@ import {
   BalanceOutOfRangeError,
   BalanceReadOutOfRangeError,
   CurrencyMismatchError,
+  FinanceError,
   IdempotencyConflictError,
   InsufficientFundsError,
   InvalidEntryError,
@@ -14,6 +15,7 @@ import {
 import { ExactTotal, sumExact, toDate, toInteger, toNullableInteger } from './values'
 import { checkDate, checkedClock } from './dates'
 import { checkObject } from './checks'
+import { shownValue } from '@dbpool/example-kit'
 
 /** One line of a journal entry: a signed amount on one account (negative debits the balance). */
 export interface JournalLine {
@@ -142,7 +144,8 @@ export class TransactionRepository {
    * Posts an entry, or, when its idempotency key was posted before, returns that first entry
    * (`replayed: true`) without touching any balance. Throws INVALID_ENTRY, ACCOUNT_NOT_FOUND,
    * CURRENCY_MISMATCH, INSUFFICIENT_FUNDS, BALANCE_OUT_OF_RANGE (a balance would leave ±(2^53 - 1))
-   * or IDEMPOTENCY_CONFLICT; nothing is written then.
+   * or IDEMPOTENCY_CONFLICT; nothing is written then. A missing account of the entry is
+   * ACCOUNT_NOT_FOUND for it, also when another account's balance refuses its posting.
    */
   async post(input: NewJournalEntry): Promise<PostResult> {
     const { entry, net } = this.#validate(input)
@@ -158,7 +161,15 @@ export class TransactionRepository {
       const applied = new Map<string, Applied>()
       let journalSeq = 0
       for (const [accountId, delta] of net) {
-        const posting = await this.#apply(tx, accountId, delta, entry.currency)
+        let posting: Applied
+        try {
+          posting = await this.#apply(tx, accountId, delta, entry.currency)
+        } catch (err) {
+          // a refusal (balance, funds, currency) names a missing account of the entry first: the
+          // entry cannot be posted whatever the balances (checked on this path only, never before a posting)
+          if (FinanceError.is(err) && !FinanceError.is(err, 'ACCOUNT_NOT_FOUND')) await refuseMissingAccount(tx, net)
+          throw err
+        }
         applied.set(accountId, posting)
         journalSeq = Math.max(journalSeq, posting.journalSeq)
       }
@@ -320,7 +331,7 @@ export class TransactionRepository {
       if (typeof line.accountId !== 'string' || line.accountId === '')
         throw new InvalidEntryError(`line ${i + 1}: accountId must be a non-empty string`)
       if (!Number.isSafeInteger(line.amount) || line.amount === 0) {
-        throw new InvalidEntryError(`line ${i + 1}: amount ${String(line.amount)} must be a non-zero integer (minor units)`, {
+        throw new InvalidEntryError(`line ${i + 1}: amount ${shownValue(line.amount)} must be a non-zero integer (minor units)`, {
           line: i + 1,
         })
       }
@@ -401,6 +412,22 @@ export class TransactionRepository {
       if (refused || attempt >= APPLY_ATTEMPTS) throw new InsufficientFundsError(accountId, balance, minBalance ?? 0, delta)
     }
   }
+}
+
+/**
+ * Throws ACCOUNT_NOT_FOUND for the first account of `net` (in posting order) that does not exist:
+ * asked when another account of the entry refused its posting, so that a transfer from a missing
+ * account to one at its maximum balance says the account is missing, not that the other one is full.
+ */
+async function refuseMissingAccount(db: Db, net: readonly (readonly [string, number])[]): Promise<void> {
+  const ids = net.map(([id]) => id)
+  const found = new Set<string>()
+  for (let i = 0; i < ids.length; i += IN_LIST_CHUNK) {
+    const { rows } = await db.query<{ id: string }>(sql`select id from accounts where id in (${sql.join(ids.slice(i, i + IN_LIST_CHUNK))})`)
+    for (const row of rows) found.add(row.id)
+  }
+  const missing = ids.find((id) => !found.has(id))
+  if (missing !== undefined) throw new AccountNotFoundError(missing)
 }
 
 /** What one account's posting was given by the update that applied it. */

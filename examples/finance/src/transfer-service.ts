@@ -5,6 +5,7 @@ import { InvalidEntryError } from './errors'
 import { TransactionRepository, type PostResult } from './transaction-repository'
 import { checkedClock } from './dates'
 import { checkObject } from './checks'
+import { shownValue } from '@dbpool/example-kit'
 
 /** A request to move money between two accounts of the same currency. */
 export interface TransferRequest {
@@ -106,7 +107,7 @@ export class TransferService {
       throw new InvalidEntryError('from and to must be account ids (strings)', { option: typeof from !== 'string' ? 'from' : 'to' })
     if (from === to) throw new InvalidEntryError('a transfer needs two different accounts', { from, to })
     if (!Number.isSafeInteger(amount) || amount <= 0)
-      throw new InvalidEntryError(`amount ${String(amount)} must be a positive integer (minor units)`, { amount })
+      throw new InvalidEntryError(`amount ${shownValue(amount)} must be a positive integer (minor units)`, { amount })
     const requestHash = idempotencyKey === undefined ? undefined : hashRequest(request)
     let attempts = 0
     const post = (db: Db): Promise<PostResult> => {

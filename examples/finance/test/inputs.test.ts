@@ -41,7 +41,68 @@ describe.each(BACKENDS)('repository inputs are checked the same way on %s', (bac
     const err = await rejection(accounts.list({ limit: limit as number }))
     expect(err).toBeInstanceOf(InvalidEntryError)
     expect(err).toMatchObject({ code: 'INVALID_ENTRY', detail: { option: 'limit' } })
-    expect((err as Error).message).toContain(`limit ${String(limit)}`)
+    // the bad value as JSON: the string '5' is not shown as the number 5
+    expect((err as Error).message).toContain(`limit ${typeof limit === 'string' ? JSON.stringify(limit) : String(limit)}:`)
+  })
+
+  it('shows a bad amount or minBalance as JSON: the string "5" is told from the number 5', async () => {
+    const transfers = new TransferService(db.pool)
+    const shown = async (promise: Promise<unknown>): Promise<string> => {
+      const err = await rejection(promise)
+      expect(err).toMatchObject({ code: 'INVALID_ENTRY' })
+      return (err as Error).message
+    }
+    expect(await shown(transfers.transfer({ from: 'A0', to: 'A1', amount: '5' as unknown as number, currency: 'EUR' }))).toMatch(
+      /^amount "5" must/,
+    )
+    expect(await shown(transfers.transfer({ from: 'A0', to: 'A1', amount: 5n as unknown as number, currency: 'EUR' }))).toMatch(
+      /^amount 5n must/,
+    )
+    expect(await shown(transfers.transfer({ from: 'A0', to: 'A1', amount: 1.5, currency: 'EUR' }))).toMatch(/^amount 1\.5 must/)
+    const lines = [
+      { accountId: 'A0', amount: '-5' },
+      { accountId: 'A1', amount: 5 },
+    ] as unknown as JournalLine[]
+    expect(await shown(journal.post({ description: 'x', currency: 'EUR', lines }))).toMatch(/^line 1: amount "-5" must/)
+    expect(await shown(accounts.create({ id: 'M', name: 'm', currency: 'EUR', minBalance: '0' as unknown as number }))).toMatch(
+      /^minBalance "0": must/,
+    )
+    expect(await journal.counts()).toEqual({ entries: 0, lines: 0 })
+  })
+
+  it('a transfer or entry naming a missing account is ACCOUNT_NOT_FOUND for it, even when the other account would refuse its balance', async () => {
+    const transfers = new TransferService(db.pool)
+    // A1 at the maximum balance: a credit of 1 to it is BALANCE_OUT_OF_RANGE
+    await transfers.transfer({ from: 'A0', to: 'A1', amount: Number.MAX_SAFE_INTEGER, currency: 'EUR' })
+    await expect(transfers.transfer({ from: 'A2', to: 'A1', amount: 1, currency: 'EUR' })).rejects.toMatchObject({
+      code: 'BALANCE_OUT_OF_RANGE',
+    })
+    // the missing account is what is wrong (it used to be BALANCE_OUT_OF_RANGE on A1)
+    for (const missing of ['ZZ', '0']) {
+      await expect(transfers.transfer({ from: missing, to: 'A1', amount: 5, currency: 'EUR' })).rejects.toMatchObject({
+        code: 'ACCOUNT_NOT_FOUND',
+        detail: { accountId: missing },
+      })
+    }
+    // a debit past the minimum balance of an account, to a missing one (it used to be INSUFFICIENT_FUNDS)
+    await accounts.create({ id: 'B', name: 'b', currency: 'EUR', minBalance: 0 })
+    for (const missing of ['ZZ', '0']) {
+      await expect(transfers.transfer({ from: 'B', to: missing, amount: 5, currency: 'EUR' })).rejects.toMatchObject({
+        code: 'ACCOUNT_NOT_FOUND',
+        detail: { accountId: missing },
+      })
+      await expect(
+        journal.post({
+          description: 'x',
+          currency: 'EUR',
+          lines: [
+            { accountId: 'B', amount: -5 },
+            { accountId: missing, amount: 5 },
+          ],
+        }),
+      ).rejects.toMatchObject({ code: 'ACCOUNT_NOT_FOUND', detail: { accountId: missing } })
+    }
+    expect(await journal.counts()).toEqual({ entries: 1, lines: 2 })
   })
 
   it('refuses dates outside years 0000-9999 (SQLite would sort their ISO text wrongly) with INVALID_ENTRY, on every date input', async () => {

@@ -34,7 +34,7 @@ import { keptChangesError, rolledBackWhole, wasRolledBackWhole } from './sqlite-
 import { WAL_IDENTITY_INTERVAL_MS, fileIdentityError, fileIdentityOf, fileIdentityProblem, type FileIdentity } from './file-identity'
 import { DEFAULT_MAX_PARAMETERS, maxParametersOf, sqliteParameters } from './sqlite-params'
 import { exactRows, hasUnsafeNumber, MAX_SAFE, narrow, narrowIntegers } from './sqlite-integers'
-import { abortsTransaction, errorName, isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
+import { abortsTransaction, errorName, isFatalSqliteCode, mapSqliteError, severalStatementsInStream } from './sqlite-errors'
 import { controlsTransaction, runsAtomically, runScript } from './sqlite-script'
 import { isLockBusy, NATIVE_BUSY_TIMEOUT_MS, waitForLock } from './sqlite-lock-wait'
 import { sqliteHealthChecks, walSizeBytes } from './sqlite-health'
@@ -673,7 +673,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         throw protoColumnError(at + 1, 'sqlite')
       }
     } catch (err) {
-      throw this.#fail(db, err)
+      throw this.#fail(db, severalStatementsInStream(err))
     }
     const kind = statementKind(query.text, stmt.readonly)
     const pragma = pragmaOf(query.text)

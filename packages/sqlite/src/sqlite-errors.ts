@@ -223,6 +223,22 @@ export function mapSqliteError(err: unknown, context: SqliteErrorContext = {}): 
   return new DatabaseError('QUERY_FAILED', message, { backend: 'sqlite', cause: err, retryable: false })
 }
 
+/**
+ * better-sqlite3's refusal of a text of several statements given to a stream
+ * (`pool.stream('select * from t; drop table t')`), with or without parameters: SYNTAX_ERROR saying
+ * that a stream runs one statement (`detail.severalStatements`, as {@link mapSqliteError}, whose
+ * message speaks of parameters: what keeps such a text of `query()` from running as a script).
+ * Postgres refuses the same stream with 42601. Any other error is returned as it is.
+ */
+export function severalStatementsInStream(err: unknown): unknown {
+  if (errorName(err) !== 'RangeError' || !/more than one statement/i.test(messageOf(err))) return err
+  return new DatabaseError(
+    'SYNTAX_ERROR',
+    `a stream runs one statement and this text holds several: stream each statement on its own (query() runs a text of several statements without parameters as a script): ${messageOf(err)}`,
+    { backend: 'sqlite', cause: err, retryable: false, detail: { severalStatements: true } },
+  )
+}
+
 // duck-typed, not `instanceof`: the native addon may build its errors in another realm (jest's vm
 // contexts, worker reloads), where `instanceof Error` is false
 function nativeCode(err: unknown): string | undefined {
