@@ -3,7 +3,7 @@ import type { PoolConfig, PoolOptions } from '../config/pool-config'
 import { configError, definedOptions, rejectUnknownKeys, requireObject } from '../config/validate'
 import { DatabaseError } from '../errors/database-error'
 import { redactUrlPasswords } from '../util/redact'
-import type { DatabasePool, DatabasePoolOptions } from '../pool/database-pool'
+import { checkPoolOptionKeys, type DatabasePool, type DatabasePoolOptions } from '../pool/database-pool'
 
 /** What `@dbpool/postgres` exports for the factory. */
 export interface PostgresBackendModule {
@@ -176,6 +176,8 @@ export class PoolFactory {
   static async create(url: string, poolConfig?: PoolConfig | PoolOptions, options: CreatePoolOptions = {}): Promise<DatabasePool<unknown>> {
     if (typeof url !== 'string' || url.length === 0) throw configError('url', url, 'must be a postgres://, postgresql:// or sqlite: URL')
     rejectUnknownKeys('create', requireObject('create', options), CREATE_OPTION_KEYS)
+    // named pool.<key> on both backends (Postgres would merge them into its own options first)
+    checkPoolOptionKeys(options.pool)
     if (/^postgres(ql)?:\/\//i.test(url)) {
       return PoolFactory.createPostgresPool(DatabaseConfig.fromUrl(url, options.database), poolConfig, options)
     }

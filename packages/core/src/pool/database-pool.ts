@@ -8,7 +8,7 @@ import {
   checkQueryText,
   checkWithConnection,
 } from '../config/call-options'
-import { configError } from '../config/validate'
+import { configError, rejectUnknownKeys, requireObject } from '../config/validate'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
 import { isOutcomeUnknown } from '../errors/error-outcome'
 import type {
@@ -47,7 +47,12 @@ import { noteServer } from '../telemetry/statement-server'
 import type { Tracer } from '@opentelemetry/api'
 import type { PooledConnection } from './pooled-connection'
 
-/** Options of a {@link DatabasePool} besides its {@link PoolConfig}. */
+/**
+ * Options of a {@link DatabasePool} besides its {@link PoolConfig}: the fourth argument of
+ * `createSqlitePool`, `options.pool` of `PoolFactory.create`, among `createPostgresPool`'s options.
+ * Anything but a plain object, or an unknown key (a misspelt `loger`), is CONFIGURATION naming it
+ * (`pool.loger`) on every backend.
+ */
 export interface DatabasePoolOptions {
   /** The collector to record on. Default is a new collector on the global OpenTelemetry meter. */
   readonly metrics?: MetricsCollector
@@ -196,6 +201,7 @@ export class DatabasePool<out C = unknown> {
       if (this.#telemetry.log) this.#telemetry.listenerThrew(event, err)
       else process.emitWarning(`dbpool: a "${event}" listener threw: ${err instanceof Error ? err.message : String(err)}`, 'DbpoolWarning')
     })
+    checkPoolOptionKeys(options)
     const logger = checkLogger(options.logger)
     checkTelemetryOptions(options)
     this.metrics = options.metrics ?? new MetricsCollector(this.config.name, options.metricsOptions)
@@ -1518,6 +1524,22 @@ function toDatabaseError(manager: ConnectionManager<unknown>, err: unknown): Dat
  * checkCollectorOptions) or `pool.tracer` (not an OpenTelemetry Tracer: every statement then threw a
  * TypeError, `startSpan is not a function`).
  */
+/** The keys of {@link DatabasePoolOptions}. */
+const POOL_OPTION_KEYS = ['metrics', 'metricsOptions', 'logger', 'tracer'] as const
+
+/**
+ * @internal CONFIGURATION unless `options` is a plain object (or undefined) of {@link DatabasePoolOptions}
+ * keys: a misspelt `loger` is named (`pool.loger`) as every other unknown option, on every backend. A
+ * key whose value is `undefined` (an unset variable) is no option given, and passes.
+ */
+export function checkPoolOptionKeys(options: unknown): void {
+  const raw = requireObject('pool options', options)
+  for (const key in raw) {
+    if (raw[key] !== undefined && !(POOL_OPTION_KEYS as readonly string[]).includes(key))
+      rejectUnknownKeys('pool', { [key]: raw[key] }, POOL_OPTION_KEYS)
+  }
+}
+
 function checkTelemetryOptions(options: DatabasePoolOptions): void {
   const metrics = options.metrics as Partial<MetricsCollector> | null | undefined
   if (metrics !== undefined && (metrics === null || typeof metrics !== 'object' || typeof metrics.bind !== 'function'))

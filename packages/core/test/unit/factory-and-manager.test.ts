@@ -269,6 +269,26 @@ describe('PoolFactory pool options', () => {
     expect(seen).toEqual([metrics, metrics])
     await pool.close()
   })
+
+  it('an unknown pool option (a misspelt loger) or a non-object is CONFIGURATION naming it, on every backend', async () => {
+    const importer = async () => {
+      throw new Error('no backend should be loaded')
+    }
+    const logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} }
+    for (const url of ['postgres://h/d', 'sqlite::memory:']) {
+      await expect(PoolFactory.create(url, {}, { importer, pool: { loger: logger } as never })).rejects.toMatchObject({
+        code: 'CONFIGURATION',
+        detail: { option: 'pool.loger' },
+      })
+      await expect(PoolFactory.create(url, {}, { importer, pool: 42 as never })).rejects.toMatchObject({ code: 'CONFIGURATION' })
+    }
+    const manager = new FakeConnectionManager()
+    expect(catchSync(() => new DatabasePool(manager, { min: 0 }, { metrcs: {} } as never))).toMatchObject({
+      code: 'CONFIGURATION',
+      detail: { option: 'pool.metrcs' },
+    })
+    expect(catchSync(() => new DatabasePool(manager, { min: 0 }, null as never))).toMatchObject({ code: 'CONFIGURATION' })
+  })
 })
 
 function catchSync(fn: () => unknown): unknown {

@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { DatabaseError, HealthChecker, PoolFactory, sql } from '@dbpool/core'
 import { createSqlitePool } from '@dbpool/sqlite'
@@ -27,6 +27,21 @@ async function makeDatabase(path: string, rows: number): Promise<void> {
 }
 
 describe('bad input', () => {
+  // the same typo on Postgres was CONFIGURATION; on SQLite it was accepted and the logger silently unused
+  it('an unknown pool option (a misspelt loger) or a non-object is CONFIGURATION naming it; no file is created', async () => {
+    const logger = { trace() {}, debug() {}, info() {}, warn() {}, error() {} }
+    const path = join(tmp.dir, 'pool-options.db')
+    expect(() => createSqlitePool(path, {}, {}, { loger: logger } as never)).toThrow(
+      expect.objectContaining({ code: 'CONFIGURATION', detail: expect.objectContaining({ option: 'pool.loger' }) }),
+    )
+    expect(() => createSqlitePool(path, {}, {}, 42 as never)).toThrow(expect.objectContaining({ code: 'CONFIGURATION' }))
+    await expect(PoolFactory.create(`sqlite:${path}`, { min: 0 }, { pool: { loger: logger } as never })).rejects.toMatchObject({
+      code: 'CONFIGURATION',
+      detail: expect.objectContaining({ option: 'pool.loger' }),
+    })
+    expect(existsSync(path)).toBe(false)
+  })
+
   it('a corrupted file makes HealthChecker report unhealthy with the integrity detail', async () => {
     const path = tmp.file('corrupt.db')
     await makeDatabase(path, 3_000)
