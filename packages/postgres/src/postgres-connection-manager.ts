@@ -76,7 +76,7 @@ import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, TRANSACTION_MODE_RE
 import { sessionStatement } from './postgres-session-statement'
 import { isReadOnlyStatement } from './postgres-read-only'
 import { resetsSession } from './postgres-session-restore'
-import { refusesStartupSetting, startupParameterOf, startupSettingsCheckSql } from './postgres-session-startup'
+import { refusesStartupSetting, startupOptionError, startupParameterOf, startupSettingsCheckSql } from './postgres-session-startup'
 import {
   endsSession,
   innerCommitPoint,
@@ -1266,7 +1266,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const timedOut = isConnectTimeout(err)
     const target = this.config.hosts.length === 1 ? this.target : hostLabel(host.host, host.port)
     const prefix = timedOut ? `connecting to ${target} timed out after ${this.#hostTimeoutMs} ms` : `connecting to ${target} failed`
-    return mapPostgresError(err, { connecting: true, secrets: this.#secrets, prefix })
+    const error = mapPostgresError(err, { connecting: true, secrets: this.#secrets, prefix })
+    // a setting of the config's `options` the server refused at startup: every connect would fail so
+    return startupOptionError(error, this.config.options) ?? error
   }
 
   async #run<R>(conn: PostgresConnection, query: CompiledQuery, shared: boolean, columns = true): Promise<QueryResult<R>> {

@@ -1,3 +1,5 @@
+import { DatabaseError } from '@dbpool/core'
+
 /**
  * Settings a connection can be given at startup (parameters of the startup message, which PostgreSQL
  * applies as `-c name=value`, source `client`) instead of with a SET after connecting: they become the
@@ -112,3 +114,34 @@ export function refusesStartupSetting(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code
   return typeof code === 'string' && ['42704', '22023', '22P02', '22021', '42501', '55P02', '0A000'].includes(code)
 }
+
+/**
+ * The server's refusal, while connecting, of a setting the config's `options` gave (`-c name=value`,
+ * `--name=value`): SQLSTATE 42704 (`unrecognized configuration parameter "foo"`), 22023 / 22P02
+ * (`invalid value for parameter "statement_timeout": "abc"`), 42501 (`permission denied to set
+ * parameter`), 55P02 (`cannot be changed now`), with the parameter named in the message and in
+ * `options`. Every connection would fail so: CONFIGURATION naming `database.options` and the
+ * parameter (not retryable; the server's error as `cause`, its SQLSTATE kept). Anything else (a
+ * refusal of another kind, a parameter `options` does not hold): `undefined`.
+ */
+export function startupOptionError(error: DatabaseError, options: string | undefined): DatabaseError | undefined {
+  if (options === undefined || error.sqlState === undefined || !STARTUP_REFUSALS.has(error.sqlState)) return undefined
+  const name = /parameter "([^"]+)"/.exec(error.message)?.[1]
+  if (name === undefined) return undefined
+  const normalize = (text: string): string => text.toLowerCase().replace(/-/g, '_')
+  if (!normalize(options).includes(normalize(name))) return undefined
+  const prefix = /^connecting to \S+ (?:failed: )?/.exec(error.message)?.[0] ?? ''
+  return new DatabaseError(
+    'CONFIGURATION',
+    `${prefix}invalid database.options: the server refused its setting ${JSON.stringify(name)} at connection start: ${error.message.slice(prefix.length)}`,
+    {
+      backend: 'postgres',
+      sqlState: error.sqlState,
+      cause: error,
+      retryable: false,
+      detail: { option: 'database.options', parameter: name },
+    },
+  )
+}
+
+const STARTUP_REFUSALS = new Set(['42704', '22023', '22P02', '42501', '55P02'])

@@ -69,7 +69,11 @@ export interface DatabaseOptions {
    * 2000 ms). Default is `0`.
    */
   readonly connectTimeoutMs?: number
-  /** libpq's `options`: command-line options sent at connection start (`-c search_path=app`). Default is none. */
+  /**
+   * libpq's `options`: command-line options sent at connection start (`-c search_path=app`). A setting
+   * the server refuses there (unknown name, bad value) fails the connect with CONFIGURATION naming
+   * `database.options` and the parameter (`@dbpool/postgres`). Default is none.
+   */
   readonly options?: string
   /** Default is the user name. */
   readonly database?: string
@@ -182,7 +186,11 @@ export class DatabaseConfig {
       // libpq 16: the system's CAs, verify-full by default, a weaker mode refused
       const mode = raw.sslMode === undefined ? 'verify-full' : checkEnum('database.sslMode', raw.sslMode, SSL_MODES)
       if (mode !== 'verify-full')
-        throw configError('database.sslMode', mode, 'sslRootCert "system" (sslrootcert=system) needs verify-full, as in libpq')
+        throw configError(
+          'database.sslMode',
+          mode,
+          'sslRootCert "system" (sslrootcert=system, PGSSLROOTCERT=system) needs verify-full, as in libpq (the mode may come from sslmode or PGSSLMODE)',
+        )
       this.sslMode = mode
       this.sslRootCert = undefined
     } else {
@@ -288,6 +296,12 @@ export class DatabaseConfig {
       out.sslMode = mode === 'no-verify' ? 'require' : mode
     }
     if (env.PGSSLROOTCERT) out.sslRootCert = readRootCert('PGSSLROOTCERT', env.PGSSLROOTCERT)
+    if (out.sslRootCert === SYSTEM_ROOT_CERT && out.sslMode !== undefined && out.sslMode !== 'verify-full')
+      throw configError(
+        'PGSSLMODE',
+        env.PGSSLMODE,
+        `PGSSLROOTCERT=system needs verify-full, as in libpq (unset PGSSLMODE or set it to verify-full)`,
+      )
     if (env.PGTARGETSESSIONATTRS) out.targetSessionAttrs = checkEnum('PGTARGETSESSIONATTRS', env.PGTARGETSESSIONATTRS, TARGET_SESSION_ATTRS)
     return out as DatabaseOptions
   }
@@ -415,6 +429,8 @@ function fromParsed(parsed: ParsedPostgresUrl): Record<string, unknown> {
   if (str(p.sslmode)) out.sslMode = checkEnum('database.url sslmode', p.sslmode, [...SSL_MODES, 'no-verify'] as const)
   if (out.sslMode === 'no-verify') out.sslMode = 'require'
   if (str(p.sslrootcert)) out.sslRootCert = readRootCert('database.url sslrootcert', p.sslrootcert!)
+  if (out.sslRootCert === SYSTEM_ROOT_CERT && out.sslMode !== undefined && out.sslMode !== 'verify-full')
+    throw configError('database.url sslmode', p.sslmode, 'sslrootcert=system needs sslmode=verify-full, as in libpq')
   const appName = str(p.application_name) ?? str(p.fallback_application_name)
   if (appName) out.applicationName = appName
   if (str(p.options)) out.options = p.options

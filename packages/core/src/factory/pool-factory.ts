@@ -152,7 +152,7 @@ export interface CreatePoolOptions {
   readonly backend?: Record<string, unknown>
   /** Pool options for either backend, e.g. `{ metrics }` from a metrics registry. */
   readonly pool?: DatabasePoolOptions
-  /** Overrides applied to a Postgres URL's settings. */
+  /** Overrides applied to a Postgres URL's settings; with a `sqlite:` URL, CONFIGURATION (unless every value is `undefined`). */
   readonly database?: DatabaseOptions
   /** Replaces `import()` (tests). */
   readonly importer?: ModuleImporter
@@ -183,6 +183,14 @@ export class PoolFactory {
     }
     if (/^sqlite:/i.test(url)) {
       const path = sqlitePathFromUrl(url)
+      // Postgres target overrides would be ignored (an option given as undefined is not given)
+      const given = Object.keys(definedOptions(requireObject('create.database', options.database)))
+      if (given.length > 0)
+        throw configError(
+          'create.database',
+          `{ ${given.join(', ')} }`,
+          'Postgres target options do not apply to a sqlite: URL (they would be ignored)',
+        )
       const backend = await loadBackend<SqliteBackendModule>('@dbpool/sqlite', 'createSqlitePool', options.importer)
       return backend.createSqlitePool(path, poolConfig, options.backend, options.pool)
     }

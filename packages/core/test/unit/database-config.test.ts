@@ -116,6 +116,22 @@ describe('DatabaseConfig', () => {
     expect(() => DatabaseConfig.fromEnv({ PGSSLMODE: 'maybe' })).toThrow(/PGSSLMODE "maybe"/)
   })
 
+  it('sslrootcert=system with a weaker mode names where each came from (PGSSLMODE, the URL sslmode), not database.sslMode', () => {
+    for (const env of [
+      { PGSSLROOTCERT: 'system', PGSSLMODE: 'require' },
+      { PGSSLROOTCERT: 'system', PGSSLMODE: 'verify-ca', PGHOST: 'h' },
+    ]) {
+      const err = thrown(() => DatabaseConfig.fromEnv(env))
+      expect(err.detail).toMatchObject({ option: 'PGSSLMODE' })
+      expect(err.message).toMatch(/PGSSLROOTCERT=system needs verify-full/)
+      expect(() => DatabaseConfig.envDefaults(env)).toThrow(/invalid PGSSLMODE/)
+    }
+    const url = thrown(() => DatabaseConfig.fromUrl('postgres://u:pw@h/d?sslrootcert=system&sslmode=require'))
+    expect(url.detail).toMatchObject({ option: 'database.url sslmode' })
+    expect(DatabaseConfig.fromEnv({ PGSSLROOTCERT: 'system', PGSSLMODE: 'verify-full' }).sslMode).toBe('verify-full')
+    expect(DatabaseConfig.fromEnv({ PGSSLROOTCERT: 'system' }).sslMode).toBe('verify-full')
+  })
+
   it('fills in what DATABASE_URL leaves out from PGSSLMODE, PGSSLROOTCERT and PGTARGETSESSIONATTRS, as libpq', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dbpool-env-'))
     const rootCert = join(dir, 'root.crt')
@@ -197,6 +213,9 @@ describe('DatabaseConfig', () => {
       expect(new DatabaseConfig({ sslRootCert: 'system', sslMode: 'verify-full' }).sslMode).toBe('verify-full')
       expect(DatabaseConfig.fromEnv({ PGHOST: 'h', PGSSLROOTCERT: 'system' }).sslMode).toBe('verify-full')
       expect(() => DatabaseConfig.fromUrl('postgres://h/d?sslrootcert=system&sslmode=require')).toThrow(
+        /database\.url sslmode "require": sslrootcert=system needs sslmode=verify-full/,
+      )
+      expect(() => new DatabaseConfig({ sslRootCert: 'system', sslMode: 'require' })).toThrow(
         /database\.sslMode "require": sslRootCert "system" .*needs verify-full/,
       )
     })

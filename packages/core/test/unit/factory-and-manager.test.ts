@@ -42,6 +42,23 @@ describe('PoolFactory', () => {
     await pool.close()
   })
 
+  it('Postgres target options with a sqlite: URL are CONFIGURATION, not silently ignored', async () => {
+    const pool = new DatabasePool(new FakeConnectionManager(), { min: 0 })
+    const importer = async () => ({ default: { createSqlitePool: () => pool } })
+    const err = await PoolFactory.create('sqlite:./data/app.db', {}, { importer, database: { sslMode: 'verify-full', host: 'db' } }).then(
+      () => {
+        throw new Error('expected a rejection')
+      },
+      (e: DatabaseError) => e,
+    )
+    expect(err.code).toBe('CONFIGURATION')
+    expect(err.detail).toMatchObject({ option: 'create.database' })
+    expect(err.message).toMatch(/sslMode, host.*do not apply to a sqlite: URL/)
+    // every value undefined (unset variables): nothing is given, nothing ignored
+    expect(await PoolFactory.create('sqlite:./data/app.db', {}, { importer, database: { sslMode: undefined } })).toBe(pool)
+    await pool.close()
+  })
+
   it('names the package to install when the backend is missing', async () => {
     const importer = async (name: string) => {
       throw notFound(name)
