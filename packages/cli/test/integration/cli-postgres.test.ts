@@ -149,6 +149,31 @@ describe('dbpool on Postgres (child process)', () => {
     expect(sslCert.stderr).toMatch(/CONFIGURATION: .*PGSSLCERT/)
   }, 60_000)
 
+  // libpq's other security variables were ignored: `dbpool check` connected in plaintext and exited 0
+  it('PGREQUIRESSL=1 is sslmode require; PGCHANNELBINDING=require, PGGSSENCMODE=require, PGREQUIREAUTH... are CONFIGURATION naming them', async () => {
+    const probe = await PoolFactory.create(db.url, { min: 0, max: 1 })
+    const ssl = await probe.query<{ ssl: string }>(`select current_setting('ssl') as ssl`).finally(() => probe.close())
+    const bare = db.url.replace(/[?&]sslmode=[^&]*/, '')
+    if (ssl.rows[0]?.ssl !== 'on') {
+      const res = await runCli(['check'], { cwd, env: { DATABASE_URL: bare, PGREQUIRESSL: '1' } })
+      expect(res.code).not.toBe(0)
+      expect(res.stdout + res.stderr).toMatch(/does not support SSL/)
+    }
+    for (const [name, value] of [
+      ['PGCHANNELBINDING', 'require'],
+      ['PGGSSENCMODE', 'require'],
+      ['PGREQUIREAUTH', 'scram-sha-256'],
+      ['PGSSLCRL', '/etc/ssl/root.crl'],
+      ['PGSSLMINPROTOCOLVERSION', 'TLSv1.3'],
+    ]) {
+      const res = await runCli(['check'], { cwd, env: { DATABASE_URL: bare, [name!]: value } })
+      expect(res.code).not.toBe(0)
+      expect(res.stderr).toMatch(new RegExp(`CONFIGURATION: invalid ${name}`))
+    }
+    const harmless = await runCli(['check'], { cwd, env: { DATABASE_URL: db.url, PGCHANNELBINDING: 'prefer', PGGSSENCMODE: 'disable' } })
+    expect(harmless.code).toBe(0)
+  }, 60_000)
+
   it('an unreachable server: health exit 2, check FAILED exit 2', async () => {
     const url = `postgres://app:Unreachable-Secret@127.0.0.1:1/${db.name}`
     const health = await cli('--url', url, 'health', '--timeout', '2000')

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { inspect } from 'node:util'
 import { REDACTED, redactSecrets, redactUrl } from '../util/redact'
+import { checkLibpqSecurityEnv, requireSslMode } from './libpq-env'
 import { parsePostgresUrl, type ParsedPostgresUrl, type PostgresHost } from './postgres-url'
 import { checkRootCert, SYSTEM_ROOT_CERT } from './root-cert'
 import { hostOptionsOf, overlayHosts, resolvedHostsOf, targetHostsOf } from './target-hosts'
@@ -245,8 +246,9 @@ export class DatabaseConfig {
    * lists, as libpq reads them), PGDATABASE, PGUSER, PGPASSWORD, PGAPPNAME, PGCONNECT_TIMEOUT
    * (seconds). As libpq, the environment fills in what the URL leaves out: PGSSLMODE, PGSSLROOTCERT (a
    * file, read now) and PGTARGETSESSIONATTRS apply in both cases unless the URL
-   * sets `sslmode`, `sslrootcert` or `target_session_attrs`. PGSSLCERT / PGSSLKEY (client
-   * certificates, which dbpool does not support) are CONFIGURATION naming them: never ignored.
+   * sets `sslmode`, `sslrootcert` or `target_session_attrs` (PGREQUIRESSL=1: `require` without PGSSLMODE).
+   * A security variable dbpool cannot honour (PGSSLCERT, PGSSLKEY, PGCHANNELBINDING=require, ...: see
+   * {@link envDefaults}) is CONFIGURATION naming it: never ignored.
    */
   static fromEnv(env: NodeJS.ProcessEnv = process.env): DatabaseConfig {
     const defaults = DatabaseConfig.envDefaults(env)
@@ -281,20 +283,20 @@ export class DatabaseConfig {
 
   /**
    * What the libpq environment fills in for a URL that leaves it out, as libpq applies its variables to
-   * every connection string (pass it as `fromUrl`'s `defaults`): PGSSLMODE (`sslMode`), PGSSLROOTCERT
-   * (`sslRootCert`, the file read now), PGTARGETSESSIONATTRS. PGSSLCERT / PGSSLKEY (client
-   * certificates, not supported) are CONFIGURATION naming them, never ignored; so is a bad value.
+   * every connection string (pass it as `fromUrl`'s `defaults`): PGSSLMODE (`sslMode`; else
+   * PGREQUIRESSL=1: `require`, as libpq), PGSSLROOTCERT (`sslRootCert`, the file read now),
+   * PGTARGETSESSIONATTRS. A security variable dbpool cannot honour (PGSSLCERT, PGSSLKEY,
+   * PGCHANNELBINDING=require, PGGSSENCMODE=require, PGREQUIREAUTH, PGSSLCRL, ...: see
+   * `checkLibpqSecurityEnv`) is CONFIGURATION naming it, never ignored; so is a bad value.
    */
   static envDefaults(env: NodeJS.ProcessEnv = process.env): DatabaseOptions {
-    for (const name of ['PGSSLCERT', 'PGSSLKEY'] as const) {
-      if (env[name])
-        throw configError(name, env[name], 'client certificates are not supported by dbpool (unset it; use password authentication)')
-    }
+    checkLibpqSecurityEnv(env)
     const out: Record<string, unknown> = {}
     if (env.PGSSLMODE) {
       const mode = checkEnum('PGSSLMODE', env.PGSSLMODE, [...SSL_MODES, 'no-verify'] as const)
       out.sslMode = mode === 'no-verify' ? 'require' : mode
     }
+    if (requireSslMode(env)) out.sslMode = requireSslMode(env)
     if (env.PGSSLROOTCERT) out.sslRootCert = readRootCert('PGSSLROOTCERT', env.PGSSLROOTCERT)
     if (out.sslRootCert === SYSTEM_ROOT_CERT && out.sslMode !== undefined && out.sslMode !== 'verify-full')
       throw configError(

@@ -130,6 +130,9 @@ describe("replicas inherit the primary's TLS settings they do not set (libpq: wh
     const strings = resolveReplicaOptions({ replicas: ['postgres://u:p@r1/db', { host: 'r2' }] }, { PGSSLMODE: 'verify-ca' }, disabled)
     // an options object reads no environment (as new DatabaseConfig(options)): the primary's
     expect(strings.replicas.map((r) => r.sslMode)).toEqual(['verify-ca', 'disable'])
+    expect(resolveReplicaOptions({ replicas: ['postgres://u:p@r1/db'] }, { PGREQUIRESSL: '1' }, disabled).replicas[0]!.sslMode).toBe(
+      'require',
+    )
     // the stricter of the environment's and the primary's: a weaker PGSSLMODE does not lower a verify-full primary's replicas
     expect(resolveReplicaOptions({ replicas: ['postgres://u:p@r1/db'] }, { PGSSLMODE: 'prefer' }, primary).replicas[0]!.sslMode).toBe(
       'verify-full',

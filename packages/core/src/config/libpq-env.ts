@@ -1,0 +1,107 @@
+import { DEFAULT_MIN_VERSION } from 'node:tls'
+import { configError } from './validate'
+
+const TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const
+const CLIENT_CERTIFICATES = 'client certificates are not supported by dbpool (unset it; use password authentication)'
+
+/** A variable whose values are checked one by one: accepted (dbpool gives that much), refused (with why), else invalid. */
+interface EnumRule {
+  readonly accepted: readonly string[]
+  readonly refused: Readonly<Record<string, string>>
+}
+
+const ENUM_RULES: Readonly<Record<string, EnumRule>> = {
+  PGCHANNELBINDING: {
+    accepted: ['disable', 'prefer'],
+    refused: { require: 'dbpool cannot require SCRAM channel binding (unset it, or set prefer or disable)' },
+  },
+  PGGSSENCMODE: {
+    accepted: ['disable', 'prefer'],
+    refused: { require: 'dbpool has no GSSAPI encryption (unset it, or set prefer or disable; use sslmode for TLS)' },
+  },
+  PGSSLCERTMODE: { accepted: ['disable', 'allow'], refused: { require: CLIENT_CERTIFICATES } },
+  PGSSLNEGOTIATION: {
+    accepted: ['postgres'],
+    refused: { direct: 'dbpool negotiates TLS the postgres way (SSLRequest) only (unset it, or set postgres)' },
+  },
+  PGLOADBALANCEHOSTS: {
+    accepted: ['disable'],
+    refused: { random: 'dbpool walks the host list in order (unset it, or set disable)' },
+  },
+}
+
+/** Variables dbpool cannot honour whatever their (non-empty) value: each asks for more security than dbpool gives. */
+const ALWAYS_REFUSED: Readonly<Record<string, string>> = {
+  PGSSLCERT: CLIENT_CERTIFICATES,
+  PGSSLKEY: CLIENT_CERTIFICATES,
+  PGSSLPASSWORD: CLIENT_CERTIFICATES,
+  PGSSLCRL: 'certificate revocation lists are not supported by dbpool (unset it)',
+  PGSSLCRLDIR: 'certificate revocation lists are not supported by dbpool (unset it)',
+  PGREQUIREAUTH: 'dbpool cannot restrict the authentication methods a server asks for (unset it)',
+  PGREQUIREPEER: 'dbpool cannot check the server process user of a Unix socket (unset it)',
+  PGSERVICE:
+    'connection service files are not read by dbpool: the service settings (sslmode among them) would be ignored; write them in the URL (unset it)',
+}
+
+/**
+ * Checks libpq's security-related environment variables that dbpool does not apply itself, as libpq
+ * would read them for every connection (https://www.postgresql.org/docs/current/libpq-envars.html).
+ * A variable asking for more security than dbpool gives is CONFIGURATION naming it (never ignored):
+ * PGSSLCERT, PGSSLKEY, PGSSLPASSWORD, PGSSLCERTMODE=require (client certificates), PGSSLCRL,
+ * PGSSLCRLDIR (revocation lists), PGREQUIREAUTH, PGREQUIREPEER, PGSERVICE (a service file's settings),
+ * PGCHANNELBINDING=require, PGGSSENCMODE=require, PGSSLNEGOTIATION=direct, PGSSLSNI=0 (dbpool sends the
+ * host name with verify-full), PGSSLMINPROTOCOLVERSION above Node's minimum (`tls.DEFAULT_MIN_VERSION`,
+ * TLSv1.2 by default), PGLOADBALANCEHOSTS=random (as the URL's `load_balance_hosts`); so is a value
+ * libpq refuses (an unknown mode or TLS version, a minimum above the maximum). Accepted: the values
+ * dbpool meets (PGCHANNELBINDING / PGGSSENCMODE `prefer` or `disable`, PGSSLCERTMODE `allow` /
+ * `disable`, a minimum at or below Node's, any valid PGSSLMAXPROTOCOLVERSION: dbpool may negotiate a
+ * newer version), and variables that only weaken or concern GSSAPI (PGSSLCOMPRESSION, PGKRBSRVNAME,
+ * PGGSSLIB, PGGSSDELEGATION, PGSERVICEFILE without PGSERVICE). An empty variable counts as unset.
+ */
+export function checkLibpqSecurityEnv(env: NodeJS.ProcessEnv): void {
+  for (const [name, rule] of Object.entries(ALWAYS_REFUSED)) if (env[name]) throw configError(name, env[name], rule)
+  for (const [name, rule] of Object.entries(ENUM_RULES)) {
+    const value = env[name]
+    if (!value || rule.accepted.includes(value)) continue
+    const refused = rule.refused[value]
+    throw configError(
+      name,
+      value,
+      refused ?? `must be one of ${[...rule.accepted, ...Object.keys(rule.refused)].join(', ')} (as libpq reads it)`,
+    )
+  }
+  if (env.PGSSLSNI && env.PGSSLSNI.trim() === '0')
+    throw configError('PGSSLSNI', env.PGSSLSNI, 'dbpool sends the host name (SNI) with verify-full (unset it)')
+  const min = tlsVersion('PGSSLMINPROTOCOLVERSION', env.PGSSLMINPROTOCOLVERSION)
+  const max = tlsVersion('PGSSLMAXPROTOCOLVERSION', env.PGSSLMAXPROTOCOLVERSION)
+  if (min !== undefined && max !== undefined && min > max)
+    throw configError(
+      'PGSSLMINPROTOCOLVERSION',
+      env.PGSSLMINPROTOCOLVERSION,
+      `is above PGSSLMAXPROTOCOLVERSION ${env.PGSSLMAXPROTOCOLVERSION}`,
+    )
+  const floor = TLS_VERSIONS.indexOf(DEFAULT_MIN_VERSION as (typeof TLS_VERSIONS)[number])
+  if (min !== undefined && floor >= 0 && min > floor)
+    throw configError(
+      'PGSSLMINPROTOCOLVERSION',
+      env.PGSSLMINPROTOCOLVERSION,
+      `dbpool accepts TLS from ${DEFAULT_MIN_VERSION} (Node's minimum), it cannot require more (unset it, or set ${DEFAULT_MIN_VERSION} or lower)`,
+    )
+}
+
+/**
+ * libpq's deprecated PGREQUIRESSL: a value starting with `1` means `sslmode=require`, any other is
+ * ignored; PGSSLMODE, when set, wins (libpq 9.3 and later).
+ */
+export function requireSslMode(env: NodeJS.ProcessEnv): 'require' | undefined {
+  return !env.PGSSLMODE && env.PGREQUIRESSL?.startsWith('1') ? 'require' : undefined
+}
+
+/** The index of a TLS version in {@link TLS_VERSIONS}, or `undefined` when `value` is unset; else CONFIGURATION. */
+function tlsVersion(name: string, value: string | undefined): number | undefined {
+  if (!value) return undefined
+  // libpq compares the names without case
+  const index = TLS_VERSIONS.findIndex((v) => v.toLowerCase() === value.toLowerCase())
+  if (index < 0) throw configError(name, value, `must be one of ${TLS_VERSIONS.join(', ')} (as libpq reads it)`)
+  return index
+}
