@@ -122,12 +122,12 @@ describe('DatabaseConfig', () => {
       { PGSSLROOTCERT: 'system', PGSSLMODE: 'verify-ca', PGHOST: 'h' },
     ]) {
       const err = thrown(() => DatabaseConfig.fromEnv(env))
-      expect(err.detail).toMatchObject({ option: 'PGSSLMODE' })
+      expect((err as DatabaseError).detail).toMatchObject({ option: 'PGSSLMODE' })
       expect(err.message).toMatch(/PGSSLROOTCERT=system needs verify-full/)
       expect(() => DatabaseConfig.envDefaults(env)).toThrow(/invalid PGSSLMODE/)
     }
     const url = thrown(() => DatabaseConfig.fromUrl('postgres://u:pw@h/d?sslrootcert=system&sslmode=require'))
-    expect(url.detail).toMatchObject({ option: 'database.url sslmode' })
+    expect((url as DatabaseError).detail).toMatchObject({ option: 'database.url sslmode' })
     expect(DatabaseConfig.fromEnv({ PGSSLROOTCERT: 'system', PGSSLMODE: 'verify-full' }).sslMode).toBe('verify-full')
     expect(DatabaseConfig.fromEnv({ PGSSLROOTCERT: 'system' }).sslMode).toBe('verify-full')
   })
