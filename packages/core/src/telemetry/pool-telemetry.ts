@@ -18,7 +18,7 @@ import type { LeakInfo } from '../pool/pool-events'
 import type { ReadFallbackInfo, ReplicaStateInfo } from '../pool/replica-set'
 import type { CompiledQuery } from '../sql/sql'
 import { PoolLog, type PoolLogger } from './logger'
-import { operationName, readStatementHead, sanitizeStatementText } from './statement-info'
+import { operationName, readStatementHead, sanitizeStatementText, statementNumbers } from './statement-info'
 import { notedServer } from './statement-server'
 import { redactUrlPasswords } from '../util/redact'
 import { parameterTexts } from '../util/parameter-texts'
@@ -459,7 +459,8 @@ export class PoolTelemetry {
    * parameter of that statement (of `from` or an error in its `cause` chain) in every form it is sent
    * in (`parameterTexts`: text, array literal and each element, JSON, Date and bytes texts), where the
    * message quotes it or, from 4 characters on, repeats it as a whole token; unless `rawQueryText`,
-   * the literals of its text likewise (`db.query.text` shows them as `?`); a string literal a syntax
+   * the literals of its text likewise, numbers included (`db.query.text` shows them as `?`; a number
+   * the message quotes as the token a syntax error stopped at); a string literal a syntax
    * error echoes; and, for a Postgres data exception (SQLSTATE class 22, whatever the statement:
    * also a COPY row's field), the input value it quotes.
    */
@@ -477,7 +478,8 @@ export class PoolTelemetry {
       const query = this.#failedWith.get(e)
       if (query) texts.push(...parameterTexts(query.params))
       // the text's literals, recorded as `?`, are not shown where the message repeats them either
-      if (query && !this.#rawQueryText) texts.push(...statementLiterals(query.text))
+      // numbers too (review r14d: `syntax error at or near "4111111111111111"`; see statementNumbers)
+      if (query && !this.#rawQueryText) texts.push(...statementLiterals(query.text), ...statementNumbers(query.text))
     }
     this.#hiddenTexts.set(err, texts)
     return texts

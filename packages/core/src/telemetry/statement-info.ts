@@ -151,6 +151,24 @@ type Token =
   typeof END | typeof WORD | typeof QUOTED | typeof OPEN | typeof CLOSE | typeof SEMICOLON | typeof DOT | typeof OTHER | typeof LITERAL
 
 /**
+ * @internal The numeric literals of `text` (`42`, `1.5`, `1e-5`, `0x1F`, and a number with trailing
+ * junk as one token: `4111111111111111x`), as written, read with the scanner of
+ * {@link sanitizeStatementText}, which shows them as `?`: telemetry hides them where an error message
+ * repeats them (`syntax error at or near "4111111111111111"`, SQLite's `near "...": syntax error`).
+ * Parameters (`$1`, `?2`) and digits inside names (`t1`) are not numbers. Linear in the length of `text`.
+ */
+export function statementNumbers(text: string): string[] {
+  const scan = new Scanner(text)
+  const found = new Set<string>()
+  for (let kind = scan.next(); kind !== END; kind = scan.next()) {
+    if (kind !== LITERAL) continue
+    const c = text.charCodeAt(scan.start)
+    if (isDigit(c) || c === 46 /* . */) found.add(text.slice(scan.start, scan.end))
+  }
+  return [...found]
+}
+
+/**
  * @internal `text` with every literal replaced by `?`, for `db.query.text` and the slow-statement
  * log (OpenTelemetry's database conventions: the text is not recorded unsanitised by default). The
  * same scanner as {@link readStatementHead} (Postgres and SQLite lexical rules): string literals

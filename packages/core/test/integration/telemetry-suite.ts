@@ -273,6 +273,31 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
       if (db.secret) expect(logged).not.toContain(db.secret)
     })
 
+    it('no numeric literal a syntax error stops at in a span status or log line (review r14d)', async () => {
+      const file = join(dir, 'number-echo.log')
+      const pool = await open({ slowQueryMs: 1 }, file)
+      const before = exporter.getFinishedSpans().length
+      const texts = [
+        'update t set pin = 4921 4111111111111111 where id = 7',
+        'select 5222222222222222x as card',
+        'select 4921 6333333333333333',
+      ]
+      for (const text of texts) await expect(pool.query(text)).rejects.toBeDefined()
+      await pool.close()
+      const failed = exporter
+        .getFinishedSpans()
+        .slice(before)
+        .filter((s) => s.status.code === SpanStatusCode.ERROR)
+      expect(failed).toHaveLength(texts.length)
+      // the token the syntax error stopped at, quoted: hidden as a literal of the statement
+      for (const span of failed) expect(span.status.message).toMatch(/"\[PARAMETER\]"/)
+      const logged = readFileSync(file, 'utf8')
+      for (const needle of ['4111111111111111', '5222222222222222', '6333333333333333']) {
+        expect(logged).not.toContain(needle)
+        expect(JSON.stringify(failed.map((s) => [s.status, s.events]))).not.toContain(needle)
+      }
+    })
+
     it('no parameter value in any form (array, element, JSON, Date, raise message) in a span status or log line without logParameters', async () => {
       const file = join(dir, 'param-forms.log')
       const pool = await open({ slowQueryMs: 1 }, file)

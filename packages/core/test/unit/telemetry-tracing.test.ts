@@ -21,7 +21,8 @@ import {
 import { FakeConnectionManager, type FakeManagerOptions } from '@dbpool/core/testing'
 import { TARN_SLACK } from '../../src/pool/lane-pool'
 import { PoolTelemetry } from '../../src/telemetry/pool-telemetry'
-import { readStatementHead, sanitizeStatementText } from '../../src/telemetry/statement-info'
+import { readStatementHead, sanitizeStatementText, statementNumbers } from '../../src/telemetry/statement-info'
+import { hideLiterals } from '../../src/migrations/statement-preview'
 
 /** A fake Postgres target with a secret the manager knows. */
 class TargetedManager extends FakeConnectionManager {
@@ -424,6 +425,22 @@ describe('db.query.text sanitised', () => {
     ['select x from t', 'select x from t'],
   ])('%j -> %j', (text, sanitised) => {
     expect(sanitizeStatementText(text)).toBe(sanitised)
+  })
+
+  it('statementNumbers: the numbers shown as ?, as written (review r14d); a message quoting one hides it, other numbers stay', () => {
+    const text = "select 1.5, .5, 1e-5, 0x1F, 4111111111111111x, 'a 7' from t1 where c2 = $2 and d = ?3 -- 99"
+    expect(statementNumbers(text)).toEqual(['1.5', '.5', '1e-5', '0x1F', '4111111111111111x'])
+    const literals = statementNumbers('update t set pin = 4921 4111111111111111 where id = 7')
+    expect(hideLiterals('syntax error at or near "4111111111111111"', literals, '42601', '[PARAMETER]')).toBe(
+      'syntax error at or near "[PARAMETER]"',
+    )
+    expect(hideLiterals('near "4111111111111111": syntax error', literals, undefined, '[PARAMETER]')).toBe(
+      'near "[PARAMETER]": syntax error',
+    )
+    // a position or line number that is no literal of the statement is kept
+    expect(hideLiterals('syntax error at or near "12" (line 3)', literals, '42601', '[PARAMETER]')).toBe(
+      'syntax error at or near "12" (line 3)',
+    )
   })
 
   it('spans and the slow-statement log carry the sanitised text; rawQueryText: true the text as written', async () => {
