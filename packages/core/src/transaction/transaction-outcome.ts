@@ -80,7 +80,14 @@ export class TransactionOutcome {
     // a value refused before sending never reached the engine and cannot have aborted anything (one
     // the server refused, such as a Postgres Bind with the wrong value count, has a SQLSTATE and did)
     if (DatabaseError.is(error) && (error.code !== 'INVALID_PARAMETER' || error.sqlState !== undefined)) this.errors.push(error)
-    if (this.#ended || this.state?.() !== 'idle') return
+    if (this.#ended) return
+    // a statement of a transaction gets POOL_CLOSED only once close() revoked its lease: the pool
+    // rolled the transaction back (or closed its connection), which is what a later COMMIT says
+    if (DatabaseError.is(error, 'POOL_CLOSED')) {
+      this.#ended = rolledBack(this.backend, 'close() revoked the transaction, and the pool rolled it back', error)
+      return
+    }
+    if (this.state?.() !== 'idle') return
     this.#ended = this.firstError
       ? rolledBack(this.backend, 'the database rolled the transaction back by itself', this.firstError)
       : new DatabaseError(

@@ -144,6 +144,47 @@ describe.each(BACKENDS)('commit() after close() revoked a controlled transaction
   })
 })
 
+describe.each(BACKENDS)('the words of a transaction close() revoked, on %s', (backend) => {
+  it('a statement after the revoke, then commit(): TRANSACTION_ROLLED_BACK saying close() revoked it (not "by itself", not "an earlier error")', async () => {
+    const t = await openKyselyDb(backend)
+    try {
+      const db = t.db as unknown as Kysely<Tables>
+      await createTables(db, backend)
+      const trx = await db.startTransaction().execute()
+      await trx.insertInto('t').values({ id: 5, v: 'ctl', parent: null }).execute()
+      await t.pool.close({ timeoutMs: 200 })
+      expect(
+        DatabaseError.is(await rejection(trx.insertInto('t').values({ id: 6, v: 'after', parent: null }).execute()), 'POOL_CLOSED'),
+      ).toBe(true)
+      const err = await rejection(trx.commit().execute())
+      expect(DatabaseError.is(err, 'TRANSACTION_ROLLED_BACK')).toBe(true)
+      expect((err as Error).message).toMatch(/close\(\) revoked the transaction/)
+      expect((err as Error).message).not.toMatch(/by itself|earlier error/)
+      await trx.rollback().execute()
+    } finally {
+      await t.close()
+    }
+  })
+})
+
+describe('a savepoint that does not exist is the same error on both backends', () => {
+  it.each(BACKENDS)('%s: rollbackToSavepoint() and releaseSavepoint() of an unknown name are QUERY_FAILED', async (backend) => {
+    const t = await openKyselyDb(backend)
+    try {
+      const trx = await t.db.startTransaction().execute()
+      const rolled = await rejection(trx.rollbackToSavepoint('nope' as never).execute())
+      expect(DatabaseError.is(rolled, 'QUERY_FAILED')).toBe(true)
+      await trx.rollback().execute()
+      const other = await t.db.startTransaction().execute()
+      const released = await rejection(other.releaseSavepoint('nope' as never).execute())
+      expect(DatabaseError.is(released, 'QUERY_FAILED')).toBe(true)
+      await other.rollback().execute()
+    } finally {
+      await t.close()
+    }
+  })
+})
+
 describe('commit() retried after a COMMIT whose outcome is unknown, on postgres', () => {
   /** Destroys the socket of `client` at the ReadyForQuery that follows the next CommandComplete. */
   function loseAtCommandComplete(client: Client): void {
