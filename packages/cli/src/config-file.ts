@@ -1,7 +1,7 @@
 import { existsSync, realpathSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { basename, dirname, isAbsolute, resolve } from 'node:path'
-import { DatabaseError, DEFAULT_POOL_OPTIONS, PoolConfig, sqlitePathFromUrl, type DatabaseOptions, type PoolOptions } from '@dbpool/core'
+import { DatabaseError, DEFAULT_POOL_OPTIONS, PoolConfig, sqlitePathFromUrl, type PoolOptions } from '@dbpool/core'
 import { credentialSecrets, scrubSecrets } from './secrets'
 
 /** One named pool as the configuration describes it. */
@@ -17,10 +17,13 @@ export interface PoolDefinition {
   /** Options passed to the backend (SQLite options, Postgres manager options). */
   readonly backend: Readonly<Record<string, unknown>>
   /**
-   * What the libpq environment fills in for a Postgres URL that leaves it out (`DatabaseConfig.envDefaults`:
-   * PGSSLMODE, PGSSLROOTCERT, PGTARGETSESSIONATTRS), set by `resolveConfig`. Default is none.
+   * The environment whose libpq variables fill in what a Postgres URL leaves out, the replicas' URLs
+   * (and `DATABASE_REPLICA_URLS`) included (`DatabaseConfig.envDefaults`: PGSSLMODE, PGREQUIRESSL,
+   * PGSSLROOTCERT, PGTARGETSESSIONATTRS; a security variable dbpool cannot honour is CONFIGURATION),
+   * read when the pool is opened (`openPool`): never for a pool a command does not open. Set by
+   * `resolveConfig` for Postgres pools. Default is none (the URL alone, `process.env` for replicas).
    */
-  readonly databaseDefaults?: DatabaseOptions
+  readonly libpqEnv?: NodeJS.ProcessEnv
 }
 
 /** A parsed configuration file. */

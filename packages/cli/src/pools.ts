@@ -20,12 +20,22 @@ export async function openPools(definitions: readonly PoolDefinition[], options:
   return manager
 }
 
-/** Opens the pool of one definition (a Postgres URL completed with its `databaseDefaults`, as libpq's environment does). */
+/**
+ * Opens the pool of one definition. A Postgres URL with `libpqEnv` is completed by that environment,
+ * as libpq's (`DatabaseConfig.envDefaults`, read now: its CONFIGURATION errors concern only commands
+ * that open a Postgres pool), and so are its replicas' URLs (`backend.replicas`, else that
+ * environment's `DATABASE_REPLICA_URLS`: `resolveReplicaOptions` of @dbpool/postgres, the primary's
+ * TLS settings filling in after the environment's).
+ */
 export async function openPool(def: PoolDefinition, options: OpenPoolsOptions = {}): Promise<DatabasePool<unknown>> {
   const oneShot = options.oneShot ?? true
   const pool = oneShot ? { ...def.pool, min: 0 } : def.pool
-  if (def.databaseDefaults !== undefined && /^postgres(ql)?:\/\//i.test(def.url))
-    return PoolFactory.createPostgresPool(DatabaseConfig.fromUrl(def.url, {}, def.databaseDefaults), pool, { backend: { ...def.backend } })
+  if (def.libpqEnv !== undefined && /^postgres(ql)?:\/\//i.test(def.url)) {
+    const config = DatabaseConfig.fromUrl(def.url, {}, DatabaseConfig.envDefaults(def.libpqEnv))
+    const { resolveReplicaOptions } = await import('@dbpool/postgres')
+    const { replicas } = resolveReplicaOptions({ ...def.backend }, def.libpqEnv, config)
+    return PoolFactory.createPostgresPool(config, pool, { backend: { ...def.backend, replicas } })
+  }
   return PoolFactory.create(def.url, pool, { backend: { ...def.backend } })
 }
 

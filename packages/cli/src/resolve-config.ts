@@ -1,4 +1,4 @@
-import { DatabaseConfig, DatabaseError, PoolConfig, configError, type DatabaseOptions, type PoolOptions } from '@dbpool/core'
+import { DatabaseError, PoolConfig, configError, type PoolOptions } from '@dbpool/core'
 import { loadConfigFile, type PoolDefinition } from './config-file'
 import { credentialSecrets, envSecrets, hasAmbiguousCredentials } from './secrets'
 
@@ -25,7 +25,9 @@ export interface ResolvedConfig {
  * sets a pool setting for every pool, `DBPOOL_<NAME>_URL` and `DBPOOL_<NAME>_<SETTING>` one pool's);
  * `DATABASE_URL` alone (one pool, `default`). Settings from the environment use PoolConfig's names:
  * `MIN`, `MAX`, `ACQUIRE_TIMEOUT_MS`, ...  As libpq, PGSSLMODE, PGSSLROOTCERT and PGTARGETSESSIONATTRS
- * fill in what a Postgres URL leaves out (`databaseDefaults`; PGSSLCERT / PGSSLKEY are CONFIGURATION).
+ * fill in what a Postgres URL leaves out: each Postgres pool gets `libpqEnv`, read when `openPool`
+ * opens it (a security variable dbpool cannot honour, e.g. PGSSLCERT, is CONFIGURATION then, only for
+ * a command that opens a Postgres pool).
  */
 export async function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv, cwd: string): Promise<ResolvedConfig> {
   const secrets = new Set<string>()
@@ -42,10 +44,8 @@ export async function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv, 
           { detail: { option: 'url', pool: p.name } },
         )
     }
-    let libpq: DatabaseOptions | undefined
-    const withEnv = pools.map((p) =>
-      /^postgres(ql)?:\/\//i.test(p.url) ? { ...p, databaseDefaults: (libpq ??= DatabaseConfig.envDefaults(env)) } : p,
-    )
+    // read when a Postgres pool is opened (openPool): PGSSLCERT set for psql never blocks a SQLite-only command
+    const withEnv = pools.map((p) => (/^postgres(ql)?:\/\//i.test(p.url) ? { ...p, libpqEnv: env } : p))
     return { pools: withEnv, source, secrets: [...secrets] }
   }
   if (flags.url !== undefined) {

@@ -51,3 +51,5 @@ export type {
   SubscriptionEvents,
 } from './postgres-listener'
 export { requirePostgresPool } from './postgres-feature'
+export { resolveReplicaOptions } from './postgres-replicas'
+export type { ReplicaTarget, ResolvedReplicaOptions } from './postgres-replicas'

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import parsePrometheus from 'parse-prometheus-text-format'
-import type { BenchReport } from '@dbpool/cli'
+import { openPool, resolveConfig, type BenchReport } from '@dbpool/cli'
 import { PoolFactory, type ManagerHealthReport, type MigrationStatus } from '@dbpool/core'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
 import { buildCli, runCli, spawnCli, startDelayProxy, type CliResult } from './cli-helpers'
@@ -172,6 +172,34 @@ describe('dbpool on Postgres (child process)', () => {
     }
     const harmless = await runCli(['check'], { cwd, env: { DATABASE_URL: db.url, PGCHANNELBINDING: 'prefer', PGGSSENCMODE: 'disable' } })
     expect(harmless.code).toBe(0)
+  }, 60_000)
+
+  // a replica URL without sslmode took the primary's sslmode=disable over PGSSLMODE=require (plaintext password);
+  // the CLI's environment (not only process.env) is the one that fills in the replicas' URLs
+  it("replica URLs (backend.replicas, DATABASE_REPLICA_URLS) take the CLI's PGSSLMODE before the primary's sslmode=disable", async () => {
+    const probe = await PoolFactory.create(db.url, { min: 0, max: 1 })
+    const ssl = await probe.query<{ ssl: string }>(`select current_setting('ssl') as ssl`).finally(() => probe.close())
+    if (ssl.rows[0]?.ssl === 'on') return // a server with TLS cannot show the downgrade
+    const bare = db.url.replace(/[?&]sslmode=[^&]*/, '')
+    const primary = `${bare}${bare.includes('?') ? '&' : '?'}sslmode=disable`
+    writeFileSync(
+      join(cwd, 'replicas.toml'),
+      `[pools.main]\nurl = ${JSON.stringify(primary)}\nbackend = { replicas = [${JSON.stringify(bare)}] }\n`,
+    )
+    for (const [flags, env] of [
+      [{ config: join(cwd, 'replicas.toml') }, { PGSSLMODE: 'require' }],
+      [{ url: primary }, { PGSSLMODE: 'require', DATABASE_REPLICA_URLS: bare }],
+    ] as const) {
+      const [def] = (await resolveConfig(flags, env, cwd)).pools
+      const pool = await openPool(def!)
+      try {
+        await pool.query('select 1', undefined, { lane: 'read' })
+        // over plaintext it would connect and be found 'not-standby' (the dev server is a primary)
+        expect(pool.replicaStats()?.replicas[0]?.reason).toBe('unreachable')
+      } finally {
+        await pool.close()
+      }
+    }
   }, 60_000)
 
   it('an unreachable server: health exit 2, check FAILED exit 2', async () => {

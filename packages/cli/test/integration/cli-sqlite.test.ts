@@ -311,6 +311,28 @@ describe('dbpool on SQLite (child process)', () => {
     expect(res.stderr + res.stdout).not.toContain('pw-never-shown')
   }, 60_000)
 
+  // PGSSLCERT (set for psql) made every command fail, a SQLite-only one too: resolveConfig evaluated the
+  // libpq environment for every Postgres pool of the file, opened or not
+  it('the libpq environment concerns only a Postgres pool that is opened: PGSSLCERT never blocks a SQLite pool', async () => {
+    writeFileSync(
+      join(cwd, 'mixed.toml'),
+      '[pools.pg]\nurl = "postgres://app:pw@127.0.0.1:1/db"\n[pools.lite]\nurl = "sqlite:./mixed.db"\n',
+    )
+    const env = { PGSSLCERT: '/home/me/.postgresql/client.crt', PGCHANNELBINDING: 'require' }
+    const run = (...args: string[]): ReturnType<typeof runCli> => runCli(['--config', 'mixed.toml', ...args], { cwd, env })
+    expect((await run('--pool', 'lite', 'migrate', 'up', '--dir', 'migrations')).code).toBe(0)
+    const backup = await run('--pool', 'lite', 'backup', '--out', 'mixed-backups')
+    expect(backup.stderr).not.toContain('CONFIGURATION')
+    expect(backup.code).toBe(0)
+    expect((await run('--pool', 'lite', 'stats')).code).toBe(0)
+    // a command that opens the Postgres pool is refused, naming the variable
+    const pg = await run('--pool', 'pg', 'stats')
+    expect(pg.code).toBe(1)
+    expect(pg.stderr).toMatch(/^dbpool: CONFIGURATION: invalid PGSSLCERT/)
+    const every = await run('stats')
+    expect(every.stderr).toMatch(/CONFIGURATION: invalid PGSSLCERT/)
+  }, 60_000)
+
   it('lets DATABASE_URL override the config file and names a bad environment variable', async () => {
     writeFileSync(join(cwd, 'env.toml'), '[pools.app]\nurl = "sqlite:./nowhere/missing.db"\nbackend = { createIfMissing = false }\n')
     const fromFile = await runCli(['--config', 'env.toml', 'health'], { cwd })

@@ -2,7 +2,16 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseError, sqlitePathFromUrl } from '@dbpool/core'
-import { MAX_CONFIG_BYTES, loadConfigFile, parseConfigFile, resolveConfig, selectPool, selectPools, urlSecrets } from '@dbpool/cli'
+import {
+  MAX_CONFIG_BYTES,
+  loadConfigFile,
+  openPool,
+  parseConfigFile,
+  resolveConfig,
+  selectPool,
+  selectPools,
+  urlSecrets,
+} from '@dbpool/cli'
 
 let dir: string
 beforeEach(() => {
@@ -208,14 +217,18 @@ describe('resolveConfig', () => {
     expect(config.pools[0]).toMatchObject({ name: 'default', url: 'sqlite:./one.db', primary: true, pool: { name: 'default', max: 3 } })
   })
 
-  it('fills in what a Postgres URL leaves out from PGSSLMODE, as libpq (DATABASE_URL and --url); PGSSLCERT is refused', async () => {
+  it('gives Postgres pools the libpq environment (DATABASE_URL and --url), read when the pool is opened: PGSSLCERT is refused then', async () => {
     const env = { DATABASE_URL: 'postgres://u:p@db/app', PGSSLMODE: 'verify-full' }
     const config = await resolveConfig({}, env, dir)
-    expect(config.pools[0]).toMatchObject({ url: env.DATABASE_URL, databaseDefaults: { sslMode: 'verify-full' } })
+    expect(config.pools[0]).toMatchObject({ url: env.DATABASE_URL, libpqEnv: env })
     const viaFlag = await resolveConfig({ url: 'postgres://u:p@db/app' }, { PGSSLMODE: 'require' }, dir)
-    expect(viaFlag.pools[0]!.databaseDefaults).toEqual({ sslMode: 'require' })
-    expect((await resolveConfig({ url: 'sqlite:./one.db' }, { PGSSLMODE: 'require' }, dir)).pools[0]!.databaseDefaults).toBeUndefined()
-    await expect(resolveConfig({}, { ...env, PGSSLCERT: '/etc/client.crt' }, dir)).rejects.toThrow(/PGSSLCERT/)
+    expect(viaFlag.pools[0]!.libpqEnv).toEqual({ PGSSLMODE: 'require' })
+    expect((await resolveConfig({ url: 'sqlite:./one.db' }, { PGSSLMODE: 'require' }, dir)).pools[0]!.libpqEnv).toBeUndefined()
+    // resolving does not read it (a SQLite pool of the same file stays usable); opening the Postgres pool does
+    const withCert = await resolveConfig({}, { ...env, PGSSLCERT: '/etc/client.crt' }, dir)
+    await expect(openPool(withCert.pools[0]!)).rejects.toThrow(
+      expect.objectContaining({ code: 'CONFIGURATION', message: expect.stringMatching(/PGSSLCERT/) }),
+    )
   })
 
   it('lets the environment override the file', async () => {
