@@ -25,7 +25,7 @@ import { MetricsCollector, checkCollectorOptions, type MetricsCollectorOptions }
 import { isSqlFragment, type CompiledQuery } from '../sql/sql'
 import { describeValue } from '../sql/parameters'
 import { runTransaction, type TransactionOptions } from '../transaction/transaction'
-import { Lease } from './lease'
+import { Lease, type LeaseHolder } from './lease'
 import { LanePool, withDeadline, type LaneHost, type OnAcquired } from './lane-pool'
 import {
   ConnectionHandle,
@@ -707,6 +707,11 @@ export class DatabasePool<out C = unknown> {
    * `detail.reason: 'scope-open'`: see {@link Transaction.transaction}); `fn` resolving with one still
    * running rolls the transaction back.
    *
+   * Inside `fn` use `tx`, not the pool: a pool call there runs on another connection, outside the
+   * transaction, and waits for one while `fn` holds it (SQLite: every write, the transaction holding
+   * the single writer; Postgres with `max: 1`) until `acquireTimeoutMs`; that ACQUIRE_TIMEOUT says
+   * the lane is held by a transaction and for how long (`detail.heldBy`, `detail.heldForMs`).
+   *
    * A transaction is admitted once, for all its attempts: a replay that starts while `close()`
    * drains belongs to a call made before it and runs (until close()'s deadline); a backoff still
    * running at the deadline ends then with POOL_CLOSED (`cause`: the last attempt's error).
@@ -1067,7 +1072,7 @@ export class DatabasePool<out C = unknown> {
 
   /** A connection handed out without waiting may come synchronously, inside the caller's own call. */
   readonly #lendConnection: Lender<(conn: PoolConnection<C>) => Promise<unknown>, Promise<unknown>> = (conn, waited, started, origin, fn) =>
-    this.#withHandle(this.#lease(conn, waited, started, origin, true), fn, !waited)
+    this.#withHandle(this.#lease(conn, waited, started, origin, true, 'withConnection'), fn, !waited)
 
   readonly #lendQuery: Lender<LeasedQuery, Promise<QueryResult<unknown>>> = (conn, waited, started, origin, q) => {
     const lease = this.#lease(conn, waited, started, origin, true)
@@ -1081,10 +1086,17 @@ export class DatabasePool<out C = unknown> {
   }
 
   readonly #lendTransaction: Lender<TransactionBody<unknown>, Promise<unknown>> = (conn, waited, started, origin, body) =>
-    this.#transactionLeased(this.#lease(conn, waited, started, origin, false), body)
+    this.#transactionLeased(this.#lease(conn, waited, started, origin, false, 'transaction'), body)
 
-  /** Turns a connection handed out by a lane into a lease (`admission`: see {@link Lease.admission}). */
-  #lease(conn: PooledConnection<unknown>, waited: boolean, started: number, origin: Error | undefined, admission: boolean): Lease<unknown> {
+  /** Turns a connection handed out by a lane into a lease (`admission`, `holder`: see {@link Lease}). */
+  #lease(
+    conn: PooledConnection<unknown>,
+    waited: boolean,
+    started: number,
+    origin: Error | undefined,
+    admission: boolean,
+    holder?: LeaseHolder,
+  ): Lease<unknown> {
     if (this.#revoking) {
       this.#home(conn).release(conn)
       if (admission) this.#finished()
@@ -1095,7 +1107,7 @@ export class DatabasePool<out C = unknown> {
     // one clock read per acquire: an immediate borrow waited ~0 ms, and a waiter was handed the
     // connection when it was released or created, whose clock reading the connection carries
     const now = waited ? Math.max(started, conn.lastCheckedAt) : started
-    const lease = new Lease(conn, origin, now, admission)
+    const lease = new Lease(conn, origin, now, admission, holder)
     conn.lease = lease
     this.metrics.recordConnectionAcquired(now - started)
     if (waited) this.#telemetry.waited(started, now, conn.lane)

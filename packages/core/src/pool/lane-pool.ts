@@ -208,7 +208,8 @@ export class LanePool<C> {
    * the cost of a lease does not grow with the number of callers waiting.
    *
    * Fails with POOL_EXHAUSTED when `maxWaitingClients` callers already wait, ACQUIRE_TIMEOUT (with
-   * the pool's counters and the last connect error as `cause`) when `acquireTimeoutMs` passes,
+   * the pool's counters, what holds every connection when all are held, and the last connect error
+   * as `cause`) when `acquireTimeoutMs` passes,
    * POOL_CLOSED when close() gives up on waiting callers, QUERY_CANCELLED when `signal` aborts while
    * the caller waits (it leaves the queue at once), or with the connect error itself. `onFailed`
    * runs before each of those rejections.
@@ -625,12 +626,66 @@ export class LanePool<C> {
     this.#host.onAcquireTimeout()
     const cause = this.#lastCreateError
     const hint = cause ? `; last connect error: ${cause.code}: ${cause.message}` : ''
+    const held = this.#held()
     // the caller already left the queue: count it back in the snapshot
     return this.#poolError(
       'ACQUIRE_TIMEOUT',
-      `${this.#describe(1)} timed out after ${this.#host.config.acquireTimeoutMs} ms waiting for a connection${hint}`,
+      `${this.#describe(1)} timed out after ${this.#host.config.acquireTimeoutMs} ms waiting for a connection${held?.hint ?? ''}${hint}`,
       cause,
+      held?.detail,
     )
+  }
+
+  /**
+   * Why no connection came (ACQUIRE_TIMEOUT only, a rare path: the lane's connections are read then,
+   * nothing is tracked per call): when every connection of the lane is held by a lease, the message
+   * says by what and for how long, and when transactions or `withConnection()` callbacks hold them,
+   * the likely cause: a pool call made inside such a callback waits for the connection its own
+   * callback holds (SQLite's single writer, Postgres `max: 1`), until `acquireTimeoutMs`. Nothing
+   * when a connection is free or still opening (the wait was for something else: connecting).
+   */
+  #held(): { hint: string; detail: Record<string, unknown> } | undefined {
+    const now = performance.now()
+    let transaction = 0
+    let withConnection = 0
+    let other = 0
+    let longestMs = 0
+    for (const conn of this.live) {
+      const lease = conn.lease
+      if (!conn.leased || lease === undefined || !lease.active) continue
+      if (lease.holder === 'transaction') transaction++
+      else if (lease.holder === 'withConnection') withConnection++
+      else other++
+      if (lease.holder !== undefined) longestMs = Math.max(longestMs, Math.round(now - lease.acquiredAt))
+    }
+    if (transaction + withConnection + other < this.max) return undefined
+    const detail = { heldBy: { transaction, withConnection, other }, ...(longestMs > 0 ? { heldForMs: longestMs } : {}) }
+    const writer = this.max === 1 && this.lane === 'write' && this.#host.manager.backend === 'sqlite'
+    const subject = writer ? 'the writer' : this.max === 1 ? 'its only connection' : `all ${this.max} connections`
+    if (transaction + withConnection === 0)
+      return { hint: `; ${subject} ${this.max === 1 ? 'is' : 'are'} held by statements or streams`, detail }
+    if (this.max === 1) {
+      const byTx = transaction === 1
+      return {
+        hint:
+          `; ${subject} has been held by ${byTx ? 'a transaction' : 'a withConnection() callback'} for ${longestMs} ms: a pool call ` +
+          `made inside that ${byTx ? "transaction's " : ''}callback waits for the connection its own callback holds (a self-deadlock ` +
+          `until acquireTimeoutMs): inside the callback use its ${byTx ? 'tx' : 'conn'}, not the pool`,
+        detail,
+      }
+    }
+    const parts = [
+      transaction > 0 ? `${transaction} by transactions` : undefined,
+      withConnection > 0 ? `${withConnection} by withConnection() callbacks` : undefined,
+      other > 0 ? `${other} by statements or streams` : undefined,
+    ].filter((part) => part !== undefined)
+    return {
+      hint:
+        `; ${subject} are held (${parts.join(', ')}), the longest for ${longestMs} ms: a pool call made inside a transaction's or ` +
+        `withConnection() callback waits for them while its own callback holds one (a self-deadlock when every holder does): ` +
+        `inside the callback use its tx (or conn), not the pool`,
+      detail,
+    }
   }
 
   #closedError(): DatabaseError {
@@ -640,11 +695,12 @@ export class LanePool<C> {
   /** ACQUIRE_TIMEOUT for a caller whose own deadline (a statement's `timeoutMs`) passed while it waited: nothing ran. */
   #deadlineError(waitMs: number): DatabaseError {
     this.#host.onAcquireTimeout()
+    const held = this.#held()
     // made while the caller still waits: the counters include it
     return new DatabaseError(
       'ACQUIRE_TIMEOUT',
-      `${this.#describe()}: no connection within the statement's timeoutMs (${waitMs} ms); the statement was not sent`,
-      { poolStats: this.stats(), cause: this.#lastCreateError, detail: { timeoutMs: waitMs } },
+      `${this.#describe()}: no connection within the statement's timeoutMs (${waitMs} ms); the statement was not sent${held?.hint ?? ''}`,
+      { poolStats: this.stats(), cause: this.#lastCreateError, detail: { timeoutMs: waitMs, ...held?.detail } },
     )
   }
 
@@ -654,10 +710,15 @@ export class LanePool<C> {
     })
   }
 
-  #poolError(code: 'ACQUIRE_TIMEOUT' | 'POOL_EXHAUSTED' | 'POOL_CLOSED', message: string, cause?: unknown): DatabaseError {
+  #poolError(
+    code: 'ACQUIRE_TIMEOUT' | 'POOL_EXHAUSTED' | 'POOL_CLOSED',
+    message: string,
+    cause?: unknown,
+    detail?: Record<string, unknown>,
+  ): DatabaseError {
     const stats = this.stats()
     const pending = code === 'ACQUIRE_TIMEOUT' ? stats.pending + 1 : stats.pending
-    return new DatabaseError(code, message, { poolStats: { ...stats, pending }, cause })
+    return new DatabaseError(code, message, { poolStats: { ...stats, pending }, cause, ...(detail ? { detail } : {}) })
   }
 
   #describe(extraPending = 0): string {

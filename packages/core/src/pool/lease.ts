@@ -3,6 +3,13 @@ import { DatabaseError } from '../errors/database-error'
 import type { PooledConnection } from './pooled-connection'
 
 let nextLeaseId = 1
+
+/**
+ * @internal What holds a lease across the caller's own code: a `pool.transaction()` callback, a
+ * `withConnection()` callback, or undefined for the pool's own short holds (a statement, a stream, a
+ * ping). Named by ACQUIRE_TIMEOUT when every connection of a lane is held (see `LanePool`).
+ */
+export type LeaseHolder = 'transaction' | 'withConnection' | undefined
 // src/ or dist/ of @dbpool/core: frames from here are the pool's own, not the acquirer's
 const CORE_ROOT = resolve(__dirname, '..')
 
@@ -32,6 +39,8 @@ export class Lease<C> {
      * transaction, which holds one admission for all its attempts.
      */
     readonly admission = true,
+    /** What holds it (see {@link LeaseHolder}). */
+    readonly holder: LeaseHolder = undefined,
   ) {
     this.origin = origin
   }
