@@ -1,4 +1,5 @@
 import type { Lane } from '../driver/connection-manager'
+import type { DatabaseError } from '../errors/database-error'
 import { isSqlFragment } from '../sql/sql'
 import { MAX_TIMER_MS, checkBoolean, checkEnum, checkInteger, configError, rejectUnknownKeys, requireObject } from './validate'
 
@@ -33,6 +34,20 @@ export function checkSignal(option: string, value: unknown): AbortSignal {
   )
     throw configError(option, value, 'must be an AbortSignal')
   return signal as AbortSignal
+}
+
+/**
+ * The error for a statement call given more than its three arguments (`pool.query(text, params,
+ * options, extra)`, also `stream()` and a connection's or transaction's): the extra one would be
+ * ignored without a word (options meant for it, a second params array). CONFIGURATION naming
+ * `<method>()` and the count. Checked with `arguments.length`: nothing is allocated.
+ */
+export function extraArguments(method: string, count: number): DatabaseError {
+  return configError(
+    `${method}()`,
+    count,
+    'takes at most 3 arguments (query, params, options): the others would be ignored; put every option in the third',
+  )
 }
 
 /**

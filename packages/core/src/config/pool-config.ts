@@ -145,6 +145,16 @@ const ENV_NAMES: Record<keyof PoolOptions, string> = {
   name: 'NAME',
 }
 
+const ENV_SUFFIXES: readonly string[] = Object.values(ENV_NAMES)
+
+/** CONFIGURATION naming the first variable under `prefix` that names no setting (see `PoolConfig.fromEnv`). */
+function rejectUnknownEnv(env: NodeJS.ProcessEnv, prefix: string): void {
+  for (const name in env) {
+    if (name.startsWith(prefix) && !ENV_SUFFIXES.includes(name.slice(prefix.length)))
+      throw configError(name, '[set]', `is no pool setting; known variables are ${ENV_SUFFIXES.map((s) => prefix + s).join(', ')}`)
+  }
+}
+
 /**
  * Validated, frozen pool settings. Construction validates eagerly and completely: every invalid
  * value throws a CONFIGURATION {@link DatabaseError} naming the option and the value.
@@ -184,9 +194,13 @@ export class PoolConfig implements ResolvedPoolOptions {
 
   /**
    * Reads `${prefix}MIN`, `${prefix}MAX`, `${prefix}ACQUIRE_TIMEOUT_MS`, ... (prefix defaults to
-   * `DBPOOL_POOL_`), over `base`. A malformed variable throws naming the variable.
+   * `DBPOOL_POOL_`), over `base`. A malformed variable throws naming the variable. With the default
+   * prefix, which is dbpool's alone, a variable under it that names no setting (a misspelt
+   * `DBPOOL_POOL_MAXX`, set to anything) is CONFIGURATION naming it, as a misspelt option key is; it was
+   * ignored. Another prefix may share its namespace with other variables, so only its known names are read.
    */
   static fromEnv(env: NodeJS.ProcessEnv = process.env, prefix = 'DBPOOL_POOL_', base: PoolOptions = {}): PoolConfig {
+    if (prefix === 'DBPOOL_POOL_') rejectUnknownEnv(env, prefix)
     const options: Record<string, unknown> = { ...base }
     for (const key of KEYS) {
       const name = `${prefix}${ENV_NAMES[key]}`

@@ -32,7 +32,8 @@ export class PoolManager {
    * another name (one pool counted twice in health and closed twice). CONFIGURATION naming `pool`
    * when `pool` is not a DatabasePool (it failed later, in `closeAll()` and `/ready`), naming
    * `pool manager add options` for options that are not an object or have an unknown key, naming
-   * `pool manager add options.primary` when it is not a boolean.
+   * `pool manager add options.primary` when it is not a boolean; CONFIGURATION naming `pool` when the
+   * pool is closed or closing (`close()` was called: `isOpen` false; `/ready` would be unhealthy for good).
    */
   add(name: string, pool: DatabasePool<unknown>, options: { readonly primary?: boolean } = {}): this {
     if (this.#closed)
@@ -41,6 +42,9 @@ export class PoolManager {
       })
     if (typeof name !== 'string' || name.length === 0) throw configError('pool name', name, 'must be a non-empty string')
     checkPool('pool', pool)
+    // a closed (or closing) pool would make every health check unhealthy for good
+    if ((pool as { isOpen?: unknown }).isOpen === false)
+      throw configError('pool', name, 'is closed (close() was called): add an open pool, or make a new one with the same settings')
     if (options === null) throw configError('pool manager add options', options, 'must be an object')
     const raw = requireObject('pool manager add options', options)
     rejectUnknownKeys('pool manager add options', raw, ['primary'])

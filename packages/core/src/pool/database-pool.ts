@@ -7,6 +7,7 @@ import {
   checkQueryOptions,
   checkQueryText,
   checkWithConnection,
+  extraArguments,
 } from '../config/call-options'
 import { configError, rejectUnknownKeys, requireObject } from '../config/validate'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
@@ -449,6 +450,7 @@ export class DatabasePool<out C = unknown> {
     let routed = false
     try {
       // refused before anything runs, whatever the backend (see config/call-options)
+      if (arguments.length > 3) throw extraArguments('query', arguments.length)
       if (options !== undefined) checkQueryOptions(options, POOL_QUERY_OPTION_KEYS)
       compiled = this.#compile(query, params)
       if (options?.lane !== undefined) {
@@ -639,6 +641,7 @@ export class DatabasePool<out C = unknown> {
    * Parameters and rows follow `query()`'s contract. See {@link RowStream} and {@link StreamOptions}.
    */
   stream<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: StreamOptions): RowStream<R> {
+    if (arguments.length > 3) return this.#streams.pool<R>(query, params, extraArguments('stream', arguments.length) as StreamOptions)
     return this.#streams.pool<R>(query, params, options)
   }
 

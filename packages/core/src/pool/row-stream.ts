@@ -172,6 +172,8 @@ interface ResolvedStreamOptions {
 }
 
 function streamOptions(options: unknown, handle: boolean): ResolvedStreamOptions {
+  // stream() was given more than 3 arguments (see extraArguments): refused when the iteration starts
+  if (options instanceof DatabaseError) throw options
   const raw = requireObject('stream options', options)
   rejectUnknownKeys('stream', raw, handle ? HANDLE_STREAM_KEYS : POOL_STREAM_KEYS)
   const batchSize =

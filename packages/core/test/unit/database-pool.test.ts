@@ -43,6 +43,38 @@ describe('DatabasePool: queries and leases', () => {
     expect(pool.stats().used).toBe(0)
   })
 
+  it('refuses a 4th argument of query() and stream(), on the pool and on a handle (it was ignored): CONFIGURATION, nothing run', async () => {
+    const { pool, manager } = makePool()
+    const extra = [{ timeoutMs: 1 }] as never[]
+    const call = pool.query as (...args: unknown[]) => Promise<unknown>
+    expect(await rejection(call.call(pool, 'select 1', [], {}, ...extra))).toMatchObject({
+      code: 'CONFIGURATION',
+      detail: { option: 'query()' },
+    })
+    const stream = pool.stream as (...args: unknown[]) => AsyncIterable<unknown>
+    const iterate = async (rows: AsyncIterable<unknown>) => {
+      for await (const row of rows) void row
+    }
+    expect(await rejection(iterate(stream.call(pool, 'select 1', [], {}, ...extra)))).toMatchObject({
+      code: 'CONFIGURATION',
+      detail: { option: 'stream()' },
+    })
+    await pool.withConnection(async (conn) => {
+      const query = conn.query as (...args: unknown[]) => Promise<unknown>
+      expect(await rejection(query.call(conn, 'select 1', [], {}, 5))).toMatchObject({ code: 'CONFIGURATION' })
+      const connStream = conn.stream as (...args: unknown[]) => AsyncIterable<unknown>
+      expect(await rejection(iterate(connStream.call(conn, 'select 1', [], {}, 5)))).toMatchObject({ code: 'CONFIGURATION' })
+    })
+    await pool.transaction(async (tx) => {
+      const query = tx.query as (...args: unknown[]) => Promise<unknown>
+      expect(await rejection(query.call(tx, 'select 1', [], undefined, 5))).toMatchObject({ code: 'CONFIGURATION' })
+    })
+    expect(manager.connections.flatMap((c) => c.statements).filter((t) => t === 'select 1')).toEqual([])
+    // three arguments, undefined ones included, are fine
+    await pool.query('select 2', undefined, undefined)
+    await pool.close()
+  })
+
   it('rejects an unknown lane name', async () => {
     const { pool } = makePool()
     expect((await rejection(pool.withConnection(async () => 1, { lane: 'x' as never }))).code).toBe('CONFIGURATION')

@@ -265,6 +265,18 @@ describe('PoolManager', () => {
     expect(late.isOpen).toBe(true)
     await late.close()
   })
+
+  it('refuses a pool that is closed or closing (CONFIGURATION naming it): /ready would be unhealthy for good', async () => {
+    const closed = makePool({ name: 'closed' }).pool
+    await closed.close()
+    expect(catchSync(() => new PoolManager().add('main', closed))).toMatchObject({ code: 'CONFIGURATION', detail: { option: 'pool' } })
+    const closing = makePool({ name: 'closing' }).pool
+    const done = closing.close()
+    const manager = new PoolManager()
+    expect(catchSync(() => manager.add('main', closing))).toMatchObject({ code: 'CONFIGURATION' })
+    expect(manager.names).toEqual([])
+    await done
+  })
 })
 
 describe('PoolFactory pool options', () => {

@@ -115,6 +115,11 @@ describe('PoolConfig', () => {
     expect(configErrorOf(() => PoolConfig.fromEnv({ DBPOOL_POOL_MAX: 'ten' })).message).toMatch(/DBPOOL_POOL_MAX "ten"/)
     expect(configErrorOf(() => PoolConfig.fromEnv({ DBPOOL_POOL_MAX_LIFETIME_JITTER: 'x' })).message).toMatch(/JITTER "x"/)
     expect(PoolConfig.fromEnv({ APP_MAX: '3' }, 'APP_', { min: 0 })).toMatchObject({ max: 3, min: 0 })
+    // a misspelt variable under dbpool's own prefix was ignored: now named, whatever its value
+    expect(configErrorOf(() => PoolConfig.fromEnv({ DBPOOL_POOL_MAXX: '50' }))).toMatchObject({ detail: { option: 'DBPOOL_POOL_MAXX' } })
+    expect(configErrorOf(() => PoolConfig.fromEnv({ DBPOOL_POOL_max: '5' })).message).toContain('DBPOOL_POOL_max')
+    // another prefix may share its namespace with other variables: only its known names are read
+    expect(PoolConfig.fromEnv({ APP_MAX: '3', APP_MAXX: 'x' }, 'APP_')).toMatchObject({ max: 3 })
   })
 
   it('allowExitOnIdle defaults to false and reads true/false/1/0 from the environment', () => {
