@@ -179,11 +179,25 @@ export function describeError(err: unknown, options: DescribeOptions = {}): stri
             ? 'restore from a backup file, not from the database itself'
             : missingSqliteFile(err) || missingSqliteFile(err.cause)
               ? 'check the path: only dbpool migrate up creates a database'
-              : (HINTS[err.code] ?? 'run again with --verbose for details')
+              : envVariableOf(err) !== undefined
+                ? `check the environment variable ${envVariableOf(err)}`
+                : (HINTS[err.code] ?? 'run again with --verbose for details')
     return `dbpool: ${err.code}: ${oneLine(safeMessage(err, options))} (${hint})`
   }
   const message = err instanceof Error ? err.message : String(err)
   return `dbpool: error: ${oneLine(message)} (run again with --verbose for details)`
+}
+
+/**
+ * The environment variable a CONFIGURATION error is about (`detail.option` such as `PGSSLMODE`,
+ * `DBPOOL_APP_MAX`, `DATABASE_REPLICA_URLS[1]`: upper case, digits and `_`), else `undefined`: its hint
+ * names it instead of `--url`, `DATABASE_URL` and `dbpool.toml`.
+ */
+function envVariableOf(err: DatabaseError): string | undefined {
+  if (err.code !== 'CONFIGURATION') return undefined
+  const option = (err.detail as { option?: unknown } | undefined)?.option
+  const match = typeof option === 'string' ? /^([A-Z][A-Z0-9_]*)(?:\[\d+\])?$/.exec(option) : null
+  return match?.[1]
 }
 
 /** The stack and the chain of causes, for `--verbose`; a hidden value (see {@link DescribeOptions}) is left out of the stack too. */

@@ -345,7 +345,7 @@ describe('dbpool on SQLite (child process)', () => {
     const bad = await runCli(['--config', 'env.toml', 'stats'], { cwd, env: { DBPOOL_APP_MAX: 'many' } })
     expect(bad.code).toBe(1)
     expect(bad.stderr).toBe(
-      'dbpool: CONFIGURATION: invalid DBPOOL_APP_MAX "many": must be an integer (check --url, DATABASE_URL and dbpool.toml)\n',
+      'dbpool: CONFIGURATION: invalid DBPOOL_APP_MAX "many": must be an integer (check the environment variable DBPOOL_APP_MAX)\n',
     )
   }, 60_000)
 

@@ -46,6 +46,27 @@ describe('describeError', () => {
     expect(errorDetails(new DatabaseError('QUERY_FAILED', 'x', { cause: 'plain' }))).toContain('caused by: plain')
   })
 
+  // the hint said "(check --url, DATABASE_URL and dbpool.toml)" for an error caused by PGSSLMODE
+  it('names the environment variable a CONFIGURATION error is about in its hint', () => {
+    expect(describeError(configError('PGSSLMODE', 'strict', 'must be one of disable, ...'))).toBe(
+      'dbpool: CONFIGURATION: invalid PGSSLMODE "strict": must be one of disable, ... (check the environment variable PGSSLMODE)',
+    )
+    for (const [option, name] of [
+      ['PGSSLROOTCERT', 'PGSSLROOTCERT'],
+      ['PGTARGETSESSIONATTRS', 'PGTARGETSESSIONATTRS'],
+      ['PGCHANNELBINDING', 'PGCHANNELBINDING'],
+      ['DBPOOL_APP_MAX', 'DBPOOL_APP_MAX'],
+      ['DATABASE_REPLICA_URLS[1]', 'DATABASE_REPLICA_URLS'],
+    ]) {
+      expect(describeError(configError(option!, 'x', 'bad'), { hideConfigValues: true })).toMatch(
+        new RegExp(`\\(check the environment variable ${name!.replace(/[[\]]/g, '\\$&')}\\)$`),
+      )
+    }
+    // an option of the file or of the code keeps the general hint
+    expect(describeError(configError('database.url sslmode', 'x', 'bad'))).toMatch(/\(check --url, DATABASE_URL and dbpool\.toml\)$/)
+    expect(describeError(configError('pool.max', 'x', 'bad'))).toMatch(/\(check --url, DATABASE_URL and dbpool\.toml\)$/)
+  })
+
   it('names the key, not the value, of configError errors when config values are hidden (stack and causes too)', () => {
     const value = configError('sqlite.readers', 'Hidden-R1', 'must be an integer between 0 and 64')
     const err = new DatabaseError('CONFIGURATION', 'cannot open', { cause: value })
