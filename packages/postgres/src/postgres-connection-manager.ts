@@ -113,8 +113,10 @@ const MAX_REMEMBERED_TEXT_LENGTH = 8192
 const MIN_HOST_TIMEOUT_MS = 2_000
 
 // statements that change transaction or session state, hold a portal, or can commit: never pipelined
+// `execute`: an SQL-level prepared statement runs a text this one does not show (review r14d: one
+// setting extra_float_digits, shared, reached the statements pipelined after it before any release)
 const UNSHAREABLE =
-  /^(--|\/\*|(begin|start|commit|end|rollback|abort|savepoint|release|prepare|deallocate|set|reset|discard|lock|listen|unlisten|notify|declare|fetch|move|close|copy|do|call|vacuum|load|create\s+(temp|temporary|local\s+temp))\b)/i
+  /^(--|\/\*|(begin|start|commit|end|rollback|abort|savepoint|release|prepare|execute|deallocate|set|reset|discard|lock|listen|unlisten|notify|declare|fetch|move|close|copy|do|call|vacuum|load|create\s+(temp|temporary|local\s+temp))\b)/i
 
 // what a statement without parameters must start with to be named: a query or DML, no DDL
 const QUERY_OR_DML = /^\s*(select|with|values|table|insert|update|delete|merge)\b/i

@@ -143,8 +143,8 @@ const SETS_FLOAT_DIGITS =
  * Refuses, before it is sent, a statement that sets `extra_float_digits` to anything but the pool's `3`
  * (see {@link SETS_FLOAT_DIGITS}): below 1 float4/float8 are written rounded (15 digits: 0.1 + 0.2 read
  * as 0.3), and, unlike DateStyle, the server does not report the change, so the pool could not see or
- * undo it for the rest of the lease and later borrowers. CONFIGURATION, `detail.setting`. A function
- * that sets it is not seen: do not.
+ * undo it for the rest of the lease and later borrowers. CONFIGURATION, `detail.setting`. A function,
+ * procedure or trigger that sets it is not seen: do not (see {@link mayChangeFloatDigits}).
  */
 export function checkFloatDigits(text: string): void {
   // the same texts come back (sql`` keeps its text per call site): a passed one is not scanned again
@@ -169,18 +169,23 @@ const FLOAT_DIGITS = /extra_float_digits/i
  * Whether `text` may change `extra_float_digits` in a way {@link checkFloatDigits} does not see (a text
  * check cannot be complete: `set_config($1, $2, false)`, `update pg_settings set setting = '0' ...`,
  * `set "extra_float_digits" = 0`, a comment inside, `E'...'` names, a DO block): it names the setting,
- * `set_config` or `pg_settings`, or one of its statements is `SET`, `RESET`, `DISCARD` or `DO`
- * (after leading comments). The release of a connection that ran one sets it back
+ * `set_config` or `pg_settings`, or one of its statements is `SET`, `RESET`, `DISCARD`, `DO` or
+ * `EXECUTE` (after leading comments). The release of a connection that ran one sets it back
  * ({@link RESTORE_FLOAT_DIGITS_SQL}); what is read in the same lease after it is the application's doing.
- * Not seen: a function or procedure whose body changes it (`select f()`, `CALL p()`).
+ * Not seen (the server does not report the setting): a function or procedure whose body changes it
+ * (`select f()`, `CALL p()`), a trigger function (an `INSERT` whose trigger does), a rule.
  */
 export function mayChangeFloatDigits(text: string): boolean {
   return MAY_CHANGE_FLOAT_DIGITS.test(text) || SESSION_COMMAND.test(text)
 }
 
 const MAY_CHANGE_FLOAT_DIGITS = /extra_float_digits|set_config|pg_settings/i
-/** A statement (the text's first, or one after a `;`) starting, after comments, with SET, RESET, DISCARD or DO. */
-const SESSION_COMMAND = /(?:^|;)\s*(?:(?:\/\*[\s\S]*?\*\/|--[^\n]*(?:\n|$))\s*)*(?:set|reset|discard|do)\b/i
+/**
+ * A statement (the text's first, or one after a `;`) starting, after comments, with SET, RESET,
+ * DISCARD, DO or EXECUTE (an SQL-level prepared statement, maybe PREPAREd in an earlier lease, runs a
+ * text this one does not show).
+ */
+const SESSION_COMMAND = /(?:^|;)\s*(?:(?:\/\*[\s\S]*?\*\/|--[^\n]*(?:\n|$))\s*)*(?:set|reset|discard|do|execute)\b/i
 
 /** What sets `extra_float_digits` back on release after a statement that may have changed it. */
 export const RESTORE_FLOAT_DIGITS_SQL = `SET extra_float_digits = ${EXTRA_FLOAT_DIGITS}`

@@ -41,6 +41,13 @@ it.each(BYPASSES)('%s: the next lease reads floats exactly (it read 0.3)', async
   expect((await pool.query('show extra_float_digits')).rows).toEqual([{ extra_float_digits: '3' }])
 })
 
+it('EXECUTE of a statement an earlier lease PREPAREd (its text names nothing): the next lease reads floats exactly (review r14d)', async () => {
+  pool = poolOn(db.url, { max: 1, min: 0, name: 'float-guard-execute' })
+  await pool.query('PREPARE setcfg(text, text) AS select set_config($1, $2, false)')
+  await pool.query("EXECUTE setcfg('extra_' || 'float_digits', '0')")
+  expect((await pool.query<{ v: number }>(SUM)).rows).toEqual([{ v: 0.1 + 0.2 }])
+})
+
 it('inside one lease the application reads with its own setting; the release sets it back', async () => {
   pool = poolOn(db.url, { max: 1, min: 0, name: 'float-guard-lease' })
   await pool.withConnection(async (c) => {
