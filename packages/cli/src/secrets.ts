@@ -1,4 +1,4 @@
-import { hasAmbiguousCredentials, REDACTED, redactUrlPasswords, redactUrlQueryValues } from '@dbpool/core'
+import { hasAmbiguousCredentials, REDACTED, redactSecrets, redactUrlQueryValues } from '@dbpool/core'
 
 /**
  * Where the CLI finds secrets, and the one scrubber every line it writes goes through.
@@ -44,12 +44,15 @@ export function credentialSecrets(text: string): string[] {
       const authority = end < 0 ? rest : rest.slice(0, end)
       const at = authority.lastIndexOf('@')
       const colon = authority.indexOf(':')
-      if (at >= 0 && colon >= 0 && colon < at) add(authority.slice(colon + 1, at))
+      // a password equal to the user name is shown as the user anyway: hiding it in messages would tell it
+      // (the URL itself still hides it); see core's redactSecrets `shown`
+      if (at >= 0 && colon >= 0 && colon < at && authority.slice(colon + 1, at) !== authority.slice(0, colon))
+        add(authority.slice(colon + 1, at))
       // as meant: to the last "@" of the word (an unencoded "/", "?" or "#" in the password)
       const lastAt = rest.lastIndexOf('@')
       const firstColon = rest.indexOf(':')
       if (lastAt >= 0 && firstColon >= 0 && firstColon < lastAt && !/[/?#@]/.test(rest.slice(0, firstColon)))
-        add(rest.slice(firstColon + 1, lastAt))
+        if (rest.slice(firstColon + 1, lastAt) !== rest.slice(0, firstColon)) add(rest.slice(firstColon + 1, lastAt))
     }
     for (const match of word.matchAll(QUERY_PASSWORD)) add(match[1])
   }
@@ -84,22 +87,24 @@ export function envSecrets(env: NodeJS.ProcessEnv): string[] {
   const found = new Set<string>()
   for (const [name, value] of Object.entries(env)) {
     if (!value) continue
-    if (SECRET_ENV.test(name)) found.add(value)
+    // PGPASSWORD equal to PGUSER is shown as the user anyway (see credentialSecrets)
+    if (SECRET_ENV.test(name) && !(name.toUpperCase() === 'PGPASSWORD' && value === env.PGUSER)) found.add(value)
     if (value.includes('://') || /password=/i.test(value)) for (const s of credentialSecrets(value)) found.add(s)
   }
   return [...found]
 }
 
 /**
- * `text` with every secret (longest first, so a secret containing another goes whole), every URL
- * password (to the last `@` of the word) and the value of every query parameter of every URL
+ * `text` with every secret (longest first, so a secret containing another goes whole) where it stands
+ * as one (core's `redactSecrets` rule: a strong secret everywhere, a short or plain-word one only as a
+ * whole value, never inside the message's words, which garbled every line and told it by the gaps),
+ * every URL password (to the last `@` of the word), every `password=` value and the value of every query parameter of every URL
  * (`postgres://...?pasword=[REDACTED]`, `sqlite:./a.db?key=[REDACTED]`; core's `redactUrlQueryValues`) replaced by `[REDACTED]`.
  */
 export function scrubSecrets(text: string, secrets: Iterable<string>): string {
-  let out = text
   const sorted = [...new Set(secrets)].filter((s) => s.length > 0).sort((a, b) => b.length - a.length)
-  for (const secret of sorted) if (out.includes(secret)) out = out.split(secret).join(REDACTED)
-  return redactUrlQueryValues(redactUrlPasswords(out)).replace(QUERY_PASSWORD, (m) => `${m.slice(0, m.indexOf('=') + 1)}${REDACTED}`)
+  // query values first: a URL's ?password=... keeps the names after it (&x=[REDACTED])
+  return redactSecrets(redactUrlQueryValues(text), sorted).replace(QUERY_PASSWORD, (m) => `${m.slice(0, m.indexOf('=') + 1)}${REDACTED}`)
 }
 
 /**

@@ -143,6 +143,18 @@ describe('secret finders', () => {
 
   it('scrubs the longest secret first and URL passwords to the last "@" of the word', () => {
     expect(scrubSecrets('x p@ss y', ['p', 'p@ss'])).toBe('x [REDACTED] y')
+    // a short or plain-word secret only as a whole value: every "e" hidden garbled each line and told it
+    expect(scrubSecrets('dbpool: error: password authentication failed for user "postgres"', ['e', 'failed'])).toBe(
+      'dbpool: error: password authentication failed for user "postgres"',
+    )
+    // a password equal to the user name is no secret to find in messages (the URL still hides it)
+    expect(credentialSecrets('postgres://postgres:postgres@h/d')).toEqual([])
+    expect(envSecrets({ PGUSER: 'app', PGPASSWORD: 'app' })).toEqual([])
+    expect(scrubSecrets(`bad value 'e' in no_table_e`, ['e'])).toBe(`bad value '[REDACTED]' in no_table_e`)
+    // a strong one everywhere, inside a longer token too
+    expect(scrubSecrets('..."password": Hunter2PW}}} is not valid JSON', ['Hunter2PW'])).toBe(
+      '..."password": [REDACTED]}}} is not valid JSON',
+    )
     expect(scrubSecrets('postgres://u:a@b@h/d', [])).toBe('postgres://u:[REDACTED]@h/d')
     expect(scrubSecrets('postgres://u@h/d?password=z&x=1', [])).toBe('postgres://u@h/d?password=[REDACTED]&x=[REDACTED]')
   })

@@ -16,9 +16,12 @@ export const REDACTED = '[REDACTED]'
  *   whole value: the whole text, a whole quoted string (`"…"`, `'…'`, `` `…` ``: where PostgreSQL,
  *   SQLite and Node echo a value), or a blank-delimited word (a trailing `.`, `,`, `;`, `:` or `)`
  *   allowed) when the secret mixes letters with digits or symbols and has 4 characters or more.
- *   Never inside a longer word (`no_table_devpass_x` stays), and a plain word or number is never
- *   hidden unquoted: a password `password`, `failed` or `1` would turn a message's own words into
- *   gaps that tell it.
+ *   A plain word or number is never hidden unquoted, nor inside a longer word (`no_table_devpass_x`
+ *   stays): a password `password`, `failed` or `1` would turn a message's own words into gaps that
+ *   tell it.
+ * - A strong secret (8 characters or more, neither only letters nor only digits: `Wr0ng-Pa55word`)
+ *   wherever it occurs, inside a longer word too (a JSON parse error's `...Hunter2PW}}}`): no
+ *   message's own text is such a string, so the gap tells nothing.
  * - A secret equal to one of `shown` (values every message shows as themselves: the user name, the
  *   database, the host names) is hidden only where it is a secret by position (first rule): hiding
  *   it elsewhere would tell it.
@@ -39,7 +42,8 @@ export function redactSecrets(
 }
 
 /** `…password…=value` (unquoted to the next blank, or `'…'` / `"…"`) and JSON `"…password": "…"`. */
-const PASSWORD_VALUE = /(password[a-z_]*\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s'"]+)|(password[a-z_]*"\s*:\s*)"(?:[^"\\]|\\.)*"/gi
+const PASSWORD_VALUE =
+  /(password[a-z_]*\s*=\s*)(\[REDACTED\]|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s'"]+)|(password[a-z_]*"\s*:\s*)"(?:[^"\\]|\\.)*"/gi
 
 /**
  * `text` with the value of every `password=value` (any key ending or holding `password`, any case:
@@ -53,8 +57,9 @@ export function redactPasswordValues(text: string): string {
   )
 }
 
-/** `text` with every occurrence of `secret` that stands as a whole value (see {@link redactSecrets}) hidden. */
+/** `text` with every occurrence of `secret` that stands as a whole value, or every one of a strong secret (see {@link redactSecrets}), hidden. */
 function hideWhole(text: string, secret: string): string {
+  if (secret.length >= 8 && !/^\p{L}+$/u.test(secret) && !/^\d+$/.test(secret)) return text.split(secret).join(REDACTED)
   const word = secret.length >= 4 && /[a-z]/i.test(secret) && /[^a-z]/i.test(secret)
   let out = ''
   let copied = 0

@@ -70,6 +70,9 @@ describe('redaction', () => {
     expect(redactSecrets('token (hunter2), x=hunter2; hunter2.', ['hunter2'])).toBe('token ([REDACTED]), x=[REDACTED]; [REDACTED].')
     expect(redactSecrets('relation "no_table_hunter2_x" does not exist', ['hunter2'])).toBe('relation "no_table_hunter2_x" does not exist')
     expect(redactSecrets('hunter2x or xhunter2', ['hunter2'])).toBe('hunter2x or xhunter2')
+    // a strong secret (8+ characters, not only letters or digits) wherever it occurs: no gap tells it
+    expect(redactSecrets('...Wr0ng-Pa55word}}} and xWr0ng-Pa55wordx', ['Wr0ng-Pa55word'])).toBe('...[REDACTED]}}} and x[REDACTED]x')
+    expect(redactSecrets('relation "no_table_devpassword_x"', ['devpassword'])).toBe('relation "no_table_devpassword_x"')
   })
 
   it('hides every password= value and JSON "password" whatever it holds', () => {
