@@ -163,10 +163,12 @@ export interface RestoreOptions {
   readonly closeTimeoutMs?: number
   /**
    * Replace the database even when another connection has it open (see `databaseInUse`): that
-   * connection keeps reading the replaced file until it reopens. Default is `false`: BACKUP_FAILED
-   * with `detail.reason` `'in-use'`, the database untouched; `'in-use-unknown'` for a rollback-journal
-   * database (not WAL), where an idle connection holds no lock and cannot be seen (see `databaseUse`):
-   * stop every process using it, then force.
+   * connection keeps reading the replaced file until it reopens, and its next write puts old pages
+   * into the restored one. Default is `false`: BACKUP_FAILED with `detail.reason` `'in-use'`
+   * (`detail.pids`: the processes seen with it open, on Linux), the database untouched;
+   * `'in-use-unknown'` where an idle connection cannot be seen (see `databaseUse`): a rollback-journal
+   * database (not WAL), a system without `/proc` (macOS, Windows), or another user's processes whose
+   * open files cannot be read: stop every process using it, then force.
    */
   readonly force?: boolean
 }
@@ -449,7 +451,8 @@ export class BackupManager {
    * `this.pool` is the new one. Once the pool is closed, a database another connection still has open
    * (another process, another pool) is refused with BACKUP_FAILED (`detail.reason` `'in-use'`; the
    * database untouched, `this.pool` reopened) unless `force`: that connection would go on reading
-   * the deleted file (see `databaseInUse` for what is detected).
+   * the deleted file and write old pages into the restored one (see `databaseUse` for what is
+   * detected, and `'in-use-unknown'` where it cannot be told).
    *
    * A file {@link verify} refuses (empty, truncated, not a database, corrupt, no schema while the
    * database has one) rejects with BACKUP_FAILED before the pool is closed: the database is untouched.
@@ -848,8 +851,9 @@ async function replaceChecked(staged: string, target: string): Promise<void> {
  * has one (see {@link BackupManager.verify}), with CONFIGURATION naming `restoreDatabaseFile.file` when
  * `file` is `target` itself (a `-wal` beside `file` is read with it, see `stageBackupFile`), or when
  * another connection has `target` open, unless
- * `options.force` (`detail.reason` `'in-use'`, see `databaseUse`), or when that cannot be told (a
- * rollback-journal database: `'in-use-unknown'`).
+ * `options.force` (`detail.reason` `'in-use'`, `detail.pids` on Linux, see `databaseUse`), or when
+ * that cannot be told (`'in-use-unknown'`: a rollback-journal database, no `/proc`, another user's
+ * processes whose open files cannot be read).
  */
 export async function restoreDatabaseFile(target: string, file: string, options?: { readonly force?: boolean }): Promise<void> {
   const raw = requireObject('restoreDatabaseFile options', options)

@@ -1,30 +1,69 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { DatabaseError } from '@dbpool/core'
+import { processesWithFileOpen } from './open-file-scan'
 
 /**
  * What a probe can tell about other connections to a SQLite database file:
- * - `unused`: none (a WAL file no other connection holds, or a missing file);
- * - `in-use`: another connection has it open (a WAL file's SHARED lock, or a lock held right now);
- * - `unknown`: a rollback-journal file (`journal_mode` DELETE, TRUNCATE, PERSIST, MEMORY, OFF) that
- *   nobody locks right now: an idle connection holds no lock there, so whether one is open cannot be
- *   told. Such a connection keeps pages in its cache and writes them into a replaced file.
+ * - `unused`: none (a WAL file that no process has open and no connection locks, or a missing file);
+ * - `in-use`: another connection has it open (a process with the file open, or a lock held);
+ * - `unknown`: it cannot be told: a rollback-journal file (`journal_mode` DELETE, TRUNCATE, PERSIST,
+ *   MEMORY, OFF) where no process is seen with it open but an idle connection holds no lock; on a
+ *   system without Linux's `/proc` (macOS, Windows), any file nobody locks right now; or processes
+ *   whose open files this one may not read could write it. Such a connection keeps the old file open
+ *   and writes its pages (or, WAL, its frames through the new `-wal`) into a replaced file.
  */
 export type DatabaseUse = 'unused' | 'in-use' | 'unknown'
 
+/** What {@link databaseUse} found, with the processes it saw. */
+interface UseFinding {
+  readonly use: DatabaseUse
+  /** Processes seen with the file open (Linux). */
+  readonly pids?: readonly number[]
+  /** Why `unknown`. */
+  readonly why?: 'rollback-journal' | 'no-proc' | 'unreadable'
+  /** Processes whose open files cannot be read that could write the file (`why` `unreadable`). */
+  readonly unreadable?: readonly number[]
+}
+
 /**
- * Whether another connection (of any process) has the SQLite database at `path` open, tested the
- * way SQLite itself decides it may act alone: on a WAL file, every open connection holds a SHARED
- * lock on the database file for as long as it is open (busy or idle), and leaving WAL mode needs an
- * EXCLUSIVE one, so `PRAGMA journal_mode = DELETE` on a private connection (busy timeout 0) fails
- * with SQLITE_BUSY exactly when someone else has the file open; when it succeeds (the WAL is
- * checkpointed into the file first) the mode is set back to WAL. On a rollback-journal file an idle
- * connection holds no lock: only one inside a transaction is seen (`BEGIN EXCLUSIVE` fails), else
- * the answer is `unknown`. A missing file is `unused`. The caller must have closed its own
- * connections first. Throws what SQLite throws when the probe cannot run (e.g. a read-only file).
+ * Whether another connection (of any process, this one included) has the SQLite database at `path`
+ * open. Two tests, since SQLite's locks alone miss a connection that has opened a WAL file but never
+ * read it (no SHARED lock yet, `-shm` not mapped), which keeps the old file open after a restore's
+ * rename and then writes its frames through the new `-wal` on top of the restored file:
+ * - on Linux, every process's open files (`/proc/<pid>/fd`, see `processesWithFileOpen`): one with
+ *   the file, its `-wal` or its `-shm` open is `in-use`; a process whose open files cannot be read
+ *   (another user's) that could write the file makes it `unknown` (root's processes are seen only
+ *   when this one runs as root);
+ * - a lock probe, the way SQLite decides it may act alone: on a WAL file a connection that has read
+ *   holds a SHARED lock for as long as it is open (busy or idle), and leaving WAL mode needs an
+ *   EXCLUSIVE one, so `PRAGMA journal_mode = DELETE` on a private connection (busy timeout 0) fails
+ *   with SQLITE_BUSY when someone else holds it; when it succeeds (the WAL is checkpointed into the
+ *   file first) the mode is set back to WAL. On a rollback-journal file an idle connection holds no
+ *   lock: only one inside a transaction is seen (`BEGIN EXCLUSIVE` fails), else the answer is
+ *   `unknown` (unless a process is seen with it open).
+ * Without `/proc` (macOS, Windows) a file nobody locks is `unknown`. A missing file is `unused`.
+ * The caller must have closed its own connections first. Throws what SQLite throws when the probe
+ * cannot run (e.g. a read-only file).
  */
 export function databaseUse(path: string): DatabaseUse {
-  if (!existsSync(path)) return 'unused'
+  return examineUse(path).use
+}
+
+function examineUse(path: string): UseFinding {
+  if (!existsSync(path)) return { use: 'unused' }
+  const scan = processesWithFileOpen(path)
+  if (scan !== undefined && scan.pids.length > 0) return { use: 'in-use', pids: scan.pids }
+  const locked = lockProbe(path)
+  if (locked === 'in-use') return { use: 'in-use' }
+  if (locked === 'unknown') return { use: 'unknown', why: 'rollback-journal' }
+  if (scan === undefined) return { use: 'unknown', why: 'no-proc' }
+  if (scan.unreadable.length > 0) return { use: 'unknown', why: 'unreadable', unreadable: scan.unreadable }
+  return { use: 'unused' }
+}
+
+/** The lock probe of {@link databaseUse}: `unknown` for a rollback-journal file nobody locks. */
+function lockProbe(path: string): DatabaseUse {
   let db: Database.Database
   try {
     db = new Database(path, { fileMustExist: true, timeout: 0 })
@@ -64,9 +103,9 @@ export function databaseUse(path: string): DatabaseUse {
 }
 
 /**
- * `true` when {@link databaseUse} sees another connection (`in-use`). A rollback-journal file nobody
- * locks right now answers `false` although an idle connection may have it open: {@link refuseInUse}
- * refuses that case too.
+ * `true` when {@link databaseUse} sees another connection (`in-use`). A file where that cannot be
+ * told (`unknown`: rollback journal, no `/proc`, unreadable processes) answers `false` although an
+ * idle connection may have it open: {@link refuseInUse} refuses that case too.
  */
 export function databaseInUse(path: string): boolean {
   return databaseUse(path) === 'in-use'
@@ -74,17 +113,19 @@ export function databaseInUse(path: string): boolean {
 
 /**
  * Throws BACKUP_FAILED (not retryable) unless {@link databaseUse} is `unused`: `detail.reason`
- * `'in-use'` when another connection has the database open, `'in-use-unknown'` when it cannot be
- * told: a rollback-journal database (an idle connection of another process holds no lock, and its
- * next write would put its cached pages into the restored file, corrupting it), or a probe that
- * failed (e.g. a read-only file; the cause is kept). A database replaced under another process's
- * open connection leaves that process reading (and writing) the old or a mixed file. Only `force`
- * restores such a database.
+ * `'in-use'` when another connection has the database open (`detail.pids`: the processes seen with
+ * it open, on Linux), `'in-use-unknown'` when it cannot be told: a rollback-journal database (an
+ * idle connection of another process holds no lock), a system without `/proc` (a WAL connection
+ * that has not read yet holds no lock), processes whose open files may not be read that could write
+ * it (`detail.pids`), or a probe that failed (e.g. a read-only file; the cause is kept). A database
+ * replaced under another process's open connection leaves that process reading the old file, and
+ * its next write puts old pages (or WAL frames) into the restored file. Only `force` restores such a
+ * database.
  */
 export function refuseInUse(path: string): void {
-  let use: DatabaseUse
+  let found: UseFinding
   try {
-    use = databaseUse(path)
+    found = examineUse(path)
   } catch (err) {
     // e.g. a read-only database file: the probe cannot take the lock it needs
     throw new DatabaseError(
@@ -93,13 +134,41 @@ export function refuseInUse(path: string): void {
       { backend: 'sqlite', retryable: false, cause: err, detail: { path, reason: 'in-use-unknown' } },
     )
   }
-  if (use === 'unused') return
-  if (use === 'unknown') throw useUnknown(path)
+  if (found.use === 'unused') return
+  if (found.why === 'rollback-journal') throw useUnknown(path)
+  if (found.why === 'no-proc')
+    throw new DatabaseError(
+      'BACKUP_FAILED',
+      `cannot restore ${path}: no process holds a lock on it, but on this system (no /proc) a connection that has opened the database and not read it yet cannot be seen; its next write would put the old file's pages into the restored one. Stop every process using it, then force the restore`,
+      { backend: 'sqlite', retryable: false, detail: { path, reason: 'in-use-unknown' } },
+    )
+  if (found.why === 'unreadable')
+    throw new DatabaseError(
+      'BACKUP_FAILED',
+      `cannot restore ${path}: the open files of process${plural(found.unreadable)} ${pidList(found.unreadable)} (another user's, able to write the database) cannot be read, so whether they have it open cannot be told. Run the restore as root or as that user, or stop them and force the restore`,
+      { backend: 'sqlite', retryable: false, detail: { path, reason: 'in-use-unknown', pids: found.unreadable } },
+    )
+  const pids = found.pids ?? []
+  const who =
+    pids.length === 0
+      ? 'another connection has the database open (another process, or another pool in this one)'
+      : pids.length === 1 && pids[0] === process.pid
+        ? `this process (pid ${process.pid}) still has the database open (another pool or connection)`
+        : `process${plural(pids)} ${pidList(pids)} ${pids.length === 1 ? 'has' : 'have'} the database open${pids.includes(process.pid) ? ` (${process.pid} is this one: another pool or connection)` : ''}`
   throw new DatabaseError(
     'BACKUP_FAILED',
-    `cannot restore ${path}: another connection has the database open (another process, or another pool in this one); it would go on reading the replaced file. Stop it first, or force the restore`,
-    { backend: 'sqlite', retryable: false, detail: { path, reason: 'in-use' } },
+    `cannot restore ${path}: ${who}; it would go on reading the replaced file, and its next write would put old pages into the restored one. Stop it first, or force the restore`,
+    { backend: 'sqlite', retryable: false, detail: pids.length > 0 ? { path, reason: 'in-use', pids } : { path, reason: 'in-use' } },
   )
+}
+
+function plural(pids: readonly number[] | undefined): string {
+  return (pids?.length ?? 0) === 1 ? '' : 'es'
+}
+
+function pidList(pids: readonly number[] | undefined): string {
+  const list = pids ?? []
+  return list.length > 8 ? `${list.slice(0, 8).join(', ')} and ${list.length - 8} more` : list.join(', ')
 }
 
 /**

@@ -24,6 +24,8 @@ export { sqlitePoolFor, sqliteManagerOf } from './create-sqlite-pool'
 export { BackupManager, replaceDatabaseFile, restoreDatabaseFile } from './backup-manager'
 export { databaseInUse, databaseUse } from './database-in-use'
 export type { DatabaseUse } from './database-in-use'
+export { processesWithFileOpen } from './open-file-scan'
+export type { OpenFileScan } from './open-file-scan'
 export { checkDatabaseFileShape, verifyDatabaseFile, verifyDatabaseFileOffThread } from './backup-verify'
 export type { UnsoundBackupReason, VerifyOptions } from './backup-verify'
 export type {

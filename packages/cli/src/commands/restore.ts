@@ -45,9 +45,11 @@ export interface RestoreCommandOptions {
  *
  * Throws CONNECTION_FAILED (not retryable) when the database file does not exist, unless
  * `create`: a mistyped path must not receive the backup while the real database stays as it was.
- * Throws BACKUP_FAILED (`detail.reason` `'in-use'`) when another process has the database open,
- * unless `force`: that process would go on reading the replaced file; `'in-use-unknown'` for a
- * rollback-journal database (not WAL), where that cannot be told, unless `force`. A
+ * Throws BACKUP_FAILED (`detail.reason` `'in-use'`, the pids on Linux) when another process has the
+ * database open, even one that has not read it yet, unless `force`: that process would go on reading
+ * the replaced file and write old pages into the restored one; `'in-use-unknown'` where that cannot
+ * be told (a rollback-journal database, a system without `/proc`, another user's processes whose
+ * open files cannot be read), unless `force`. A
  * rollback-journal database is opened with `journalMode` DELETE and stays a rollback-journal file.
  */
 export async function restoreCommand(ctx: CommandContext, file: string, options: RestoreCommandOptions): Promise<number> {

@@ -59,6 +59,36 @@ describe('dbpool restore', () => {
   }, 60_000)
 })
 
+describe('dbpool restore of a WAL database another process has opened but not read', () => {
+  it('is refused (in-use, naming the pid): that connection holds no lock yet but keeps the old file open', async () => {
+    const path = join(cwd, 'unread.db')
+    const setup = new Database(path)
+    setup.pragma('journal_mode = WAL')
+    setup.exec('create table a (id integer primary key); insert into a values (1)')
+    const backup = join(cwd, 'unread-backup.db')
+    setup.exec(`vacuum into '${backup}'`)
+    setup.exec('insert into a values (2)')
+    setup.close()
+    // this test process is the other application: opened, no statement run (no SHARED lock, no -shm)
+    const app = new Database(path)
+    try {
+      const res = await cli('--url', `sqlite:${path}`, 'restore', backup)
+      expect(res.code).toBe(1)
+      expect(res.stderr).toMatch(/^dbpool: BACKUP_FAILED: cannot restore .*unread\.db: process (\d+, )*\d+ ha(s|ve) the database open/m)
+      expect(res.stderr).toContain(String(process.pid))
+      expect(res.stderr).toContain('(stop the processes that have the database open, or pass --force)')
+      // its write goes to the one file, which still holds every row
+      app.exec('insert into a values (99)')
+    } finally {
+      app.close()
+    }
+    expect(rows(path, 'a')).toEqual([1, 2, 99])
+    const alone = await cli('--url', `sqlite:${path}`, 'restore', backup)
+    expect(alone.code).toBe(0)
+    expect(rows(path, 'a')).toEqual([1])
+  }, 60_000)
+})
+
 describe('dbpool restore FILE with a -wal beside FILE', () => {
   /** A WAL database whose last commit is only in its -wal (its writer died before a checkpoint): copies of both files. */
   function crashed(name: string): string {

@@ -143,7 +143,7 @@ describe('dbpool restore while the database is open elsewhere', () => {
       const refused = await cli('--url', `sqlite:${db}`, 'restore', backup)
       expect(refused.code).toBe(1)
       expect(refused.err).toContain('BACKUP_FAILED: cannot restore')
-      expect(refused.err).toContain('another connection has the database open')
+      expect(refused.err).toContain('has the database open')
       expect(refused.err).toContain('(stop the processes that have the database open, or pass --force)')
       expect((await app.query<{ n: number }>('select count(*) as n from t')).rows[0]?.n).toBe(1)
       const forced = await cli('--url', `sqlite:${db}`, 'restore', '--force', backup)

@@ -1,6 +1,17 @@
 import type { ChildProcess } from 'node:child_process'
+import { chmodSync, chownSync, mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { DatabaseError, type DatabasePool } from '@dbpool/core'
-import { BackupManager, createSqlitePool, databaseInUse, databaseUse, restoreDatabaseFile, type SqliteDatabase } from '@dbpool/sqlite'
+import {
+  BackupManager,
+  createSqlitePool,
+  databaseInUse,
+  databaseUse,
+  processesWithFileOpen,
+  restoreDatabaseFile,
+  type SqliteDatabase,
+} from '@dbpool/sqlite'
 import { exited, lines, spawnFixture, tempDir } from './helpers'
 
 // A restore renames a new file over the database: a process that still has the old one open goes on
@@ -60,7 +71,7 @@ describe('restoring a database another process has open', () => {
       const err = (await backups.restore(backup).catch((e: unknown) => e)) as DatabaseError
       expect(DatabaseError.is(err, 'BACKUP_FAILED')).toBe(true)
       expect(err.detail).toMatchObject({ reason: 'in-use' })
-      expect(err.message).toContain('another connection has the database open')
+      expect(err.message).toContain('has the database open')
       // untouched, and the manager's pool reopened: 2 rows of ours + 1 of the holder
       expect(await count(backups.pool)).toBe(3)
       await backups.pool.close()
@@ -100,6 +111,119 @@ describe('restoring a database another process has open', () => {
   }, 60_000)
 })
 
+describe('a WAL database another process has opened but not read (no lock, no -shm mapped)', () => {
+  async function unreadHolder(path: string): Promise<ChildProcess> {
+    const child = spawnFixture('open-unread-child.ts', [path])
+    await lines(child).waitFor(/^ready$/, 60_000)
+    return child
+  }
+
+  it('is in use: databaseInUse, BackupManager.restore and restoreDatabaseFile refuse it (in-use, its pid), untouched', async () => {
+    const { pool, path, backup } = await seeded()
+    const backups = new BackupManager(pool, { directory: tmp.file('unused') })
+    const child = await unreadHolder(path)
+    const out = lines(child)
+    try {
+      expect(processesWithFileOpen(path)?.pids).toContain(child.pid)
+      const err = (await backups.restore(backup).catch((e: unknown) => e)) as DatabaseError
+      expect(DatabaseError.is(err, 'BACKUP_FAILED')).toBe(true)
+      expect(err.detail).toMatchObject({ reason: 'in-use', pids: [child.pid] })
+      expect(err.message).toContain(`process ${child.pid} has the database open`)
+      await backups.pool.close()
+      expect(databaseInUse(path)).toBe(true)
+      await expect(restoreDatabaseFile(path, backup)).rejects.toMatchObject({
+        code: 'BACKUP_FAILED',
+        detail: { reason: 'in-use', pids: [child.pid] },
+      })
+      // the holder writes: its row joins ours in the one (unreplaced) file
+      child.kill('SIGUSR1')
+      await out.waitFor(/^wrote$/, 30_000)
+      const check = createSqlitePool(path)
+      expect(await count(check)).toBe(3)
+      expect((await check.query('pragma integrity_check')).rows).toEqual([{ integrity_check: 'ok' }])
+      await check.close()
+    } finally {
+      await kill(child)
+      await backups.pool.close()
+    }
+    // gone: restored without force
+    await restoreDatabaseFile(path, backup)
+    const after = createSqlitePool(path)
+    expect(await count(after)).toBe(1)
+    await after.close()
+  }, 90_000)
+
+  it('a connection of this process that has not read counts too (its pid is this one)', async () => {
+    const { pool, path, backup } = await seeded()
+    const raw = new Database(path)
+    const backups = new BackupManager(pool, { directory: tmp.file('unused') })
+    try {
+      const err = (await backups.restore(backup).catch((e: unknown) => e)) as DatabaseError
+      expect(err.detail).toMatchObject({ reason: 'in-use', pids: [process.pid] })
+      expect(err.message).toContain(`this process (pid ${process.pid}) still has the database open`)
+      raw.close()
+      const restored = await backups.restore(backup)
+      expect(await count(restored)).toBe(1)
+    } finally {
+      if (raw.open) raw.close()
+      await backups.pool.close()
+    }
+  }, 60_000)
+})
+
+describe("another user's process, whose open files this one may not read", () => {
+  // needs root to run the two children as two other users; root itself reads every process's files
+  const asRoot = process.getuid?.() === 0 ? it : it.skip
+
+  asRoot(
+    'that could write the database makes it unknown: restore refused (in-use-unknown, its pid), untouched',
+    async () => {
+      const dir = tmp.file('other-user')
+      mkdirSync(dir)
+      chmodSync(tmp.dir, 0o755)
+      chmodSync(dir, 0o777)
+      const path = join(dir, 'shared.db')
+      const setup = new Database(path)
+      setup.pragma('journal_mode = WAL')
+      setup.exec("create table item (id integer primary key, v text); insert into item (v) values ('backed up')")
+      const backup = join(dir, 'shared-backup.db')
+      setup.exec(`vacuum into '${backup}'`)
+      setup.exec("insert into item (v) values ('after the backup')")
+      setup.close()
+      // owned by the application's user; the restoring user may write it through the group
+      chownSync(path, 4242, 65534)
+      chmodSync(path, 0o664)
+      chmodSync(backup, 0o644)
+      const holder = spawnFixture('open-unread-child.ts', [path], { uid: 4242, gid: 4242 })
+      try {
+        await lines(holder).waitFor(/^ready$/, 60_000)
+        const child = spawnFixture('restore-as-child.ts', [path, backup], { uid: 65534, gid: 65534 })
+        const out = lines(child)
+        const line = await out.waitFor(/^\{/, 60_000)
+        await exited(child)
+        const seen = JSON.parse(line) as {
+          use: string
+          scan: { pids: number[]; unreadable: number[] }
+          error: { code: string; reason: string; pids: number[] }
+        }
+        expect(seen.use).toBe('unknown')
+        expect(seen.scan.pids).toEqual([])
+        expect(seen.scan.unreadable).toContain(holder.pid)
+        expect(seen.error).toMatchObject({ code: 'BACKUP_FAILED', reason: 'in-use-unknown' })
+        expect(seen.error.pids).toContain(holder.pid)
+        // root sees it
+        expect(processesWithFileOpen(path)?.pids).toEqual([holder.pid])
+      } finally {
+        await kill(holder)
+      }
+      const check = new Database(path, { readonly: true })
+      expect(check.prepare('select count(*) as n from item').get()).toEqual({ n: 2 })
+      check.close()
+    },
+    90_000,
+  )
+})
+
 describe('the in-use probe', () => {
   it('the probe leaves a database it was alone on in WAL mode, with every committed row', async () => {
     const { pool, path } = await seeded()
@@ -127,7 +251,8 @@ describe('a rollback-journal database (in use cannot be told)', () => {
     // an idle connection of another process: no lock, invisible to any probe
     const child = await holder(path, 'DELETE')
     try {
-      expect(databaseUse(path)).toBe('unknown')
+      // seen open in /proc (Linux); without /proc it could not be told
+      expect(databaseUse(path)).toBe(process.platform === 'linux' ? 'in-use' : 'unknown')
       const err = (await backups.restore(backup).catch((e: unknown) => e)) as DatabaseError
       expect(DatabaseError.is(err, 'BACKUP_FAILED')).toBe(true)
       expect(err.detail).toMatchObject({ reason: 'in-use-unknown' })
