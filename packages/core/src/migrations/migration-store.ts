@@ -86,7 +86,20 @@ export class MigrationStore {
 
   /** The Postgres advisory-lock key, derived from the resolved, schema-qualified table name. */
   get lockKey(): string {
-    return createHash('sha256').update(`dbpool:migrations:${this.qualifiedName}`).digest().readBigInt64BE(0).toString()
+    return advisoryKey(this.qualifiedName)
+  }
+
+  /**
+   * The Postgres advisory-lock keys the Migrator takes, together, in ascending order (the same order
+   * in every process, so two processes never wait for each other's second key): {@link lockKey} and,
+   * when it differs, the key a Migrator of dbpool before the schema-qualified table derived from
+   * the `table` option's text as given (`'dbpool_migrations'`, not `'public.dbpool_migrations'`). A
+   * process of that earlier version still running (a rolling upgrade) holds only that legacy key:
+   * taking it too makes this process wait for it instead of migrating alongside.
+   */
+  get lockKeys(): readonly string[] {
+    const keys = new Set([this.lockKey, advisoryKey(this.#given.join('.'))])
+    return [...keys].sort((a, b) => (BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0))
   }
 
   get #table(): SqlFragment {
@@ -143,27 +156,55 @@ export class MigrationStore {
     return this.backend === 'postgres' ? 'BEGIN ISOLATION LEVEL READ COMMITTED' : 'BEGIN IMMEDIATE'
   }
 
-  /** Postgres: one non-blocking try of the transaction-scoped advisory lock. */
+  /**
+   * Postgres: one non-blocking try of the transaction-scoped advisory locks ({@link lockKeys}), in
+   * one statement; false when any is taken elsewhere (the caller rolls back, which frees the others).
+   */
   async tryLock(conn: Runner): Promise<boolean> {
-    const { rows } = await conn.query<{ locked: unknown }>(sql`select pg_try_advisory_xact_lock(${this.lockKey}::bigint) as locked`)
-    return rows[0]?.locked === true
+    const { rows } = await conn.query<Record<string, unknown>>(
+      lockStatement('pg_try_advisory_xact_lock', this.lockKeys.length),
+      this.lockKeys,
+    )
+    return allTrue(rows[0])
   }
 
   /**
-   * Postgres: one non-blocking try of the session-scoped advisory lock on the same key, held across
-   * the statements of a migration that runs outside a transaction. It conflicts with the
-   * transaction-scoped one, so either kind excludes the other.
+   * Postgres: one non-blocking try of the session-scoped advisory locks on the same keys, held across
+   * the statements of a migration that runs outside a transaction. They conflict with the
+   * transaction-scoped ones, so either kind excludes the other. When only some are taken, those are
+   * released before it returns false.
    */
   async trySessionLock(conn: Runner): Promise<boolean> {
-    const { rows } = await conn.query<{ locked: unknown }>(sql`select pg_try_advisory_lock(${this.lockKey}::bigint) as locked`)
-    return rows[0]?.locked === true
+    const { rows } = await conn.query<Record<string, unknown>>(lockStatement('pg_try_advisory_lock', this.lockKeys.length), this.lockKeys)
+    if (allTrue(rows[0])) return true
+    const held = this.lockKeys.filter((_, i) => rows[0]?.[`k${i}`] === true)
+    if (held.length > 0) await this.#unlock(conn, held)
+    return false
   }
 
-  /** Postgres: releases the session-scoped advisory lock; false when this session did not hold it. */
+  /** Postgres: releases the session-scoped advisory locks; false when this session did not hold them all. */
   async unlockSession(conn: Runner): Promise<boolean> {
-    const { rows } = await conn.query<{ unlocked: unknown }>(sql`select pg_advisory_unlock(${this.lockKey}::bigint) as unlocked`)
-    return rows[0]?.unlocked === true
+    return this.#unlock(conn, this.lockKeys)
   }
+
+  async #unlock(conn: Runner, keys: readonly string[]): Promise<boolean> {
+    const { rows } = await conn.query<Record<string, unknown>>(lockStatement('pg_advisory_unlock', keys.length), keys)
+    return allTrue(rows[0])
+  }
+}
+
+/** `select fn($1::bigint) as k0, fn($2::bigint) as k1`: one round trip for every key. */
+function lockStatement(fn: string, count: number): string {
+  return `select ${Array.from({ length: count }, (_, i) => `${fn}($${i + 1}::bigint) as k${i}`).join(', ')}`
+}
+
+/** The advisory-lock key of a migrations table name: the first 8 bytes of a sha256, signed. */
+function advisoryKey(name: string): string {
+  return createHash('sha256').update(`dbpool:migrations:${name}`).digest().readBigInt64BE(0).toString()
+}
+
+function allTrue(row: Record<string, unknown> | undefined): boolean {
+  return row !== undefined && Object.keys(row).length > 0 && Object.values(row).every((v) => v === true)
 }
 
 /** A name quoted as Postgres reads a quoted identifier (`"` doubled). */

@@ -45,7 +45,9 @@ export interface MigratorOptions {
    * `'dbpool_migrations'`. An unqualified name's schema is fixed when the Migrator first runs (the
    * schema the table exists in through the pool's `search_path`, else `current_schema()`; SQLite:
    * `main`) and every statement names it schema-qualified from then on, so a migration's
-   * `SET search_path` cannot redirect the record; the Postgres lock key comes from that resolved name.
+   * `SET search_path` cannot redirect the record; the Postgres lock key comes from that resolved name
+   * (and, taken with it, the key earlier dbpool versions derived from this option's text: see
+   * `MigrationStore.lockKeys`).
    */
   readonly table?: string
   /**

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -158,6 +159,34 @@ create trigger refuse_record before insert on public.dbpool_migrations for each 
     expect(runs).toBe(1)
     expect((await pool.query<{ n: number }>('select count(*)::int as n from runlog')).rows[0]?.n).toBe(1)
   })
+
+  it.each([true, false])(
+    "waits for the lock of an earlier dbpool version (key from the table option's text) during a rolling upgrade (transaction: %s)",
+    async (transaction) => {
+      other = await PoolFactory.create(db.url, { max: 1, name: 'table-schema-old' })
+      // the earlier version derived its key from the option's text, 'dbpool_migrations'
+      const legacyKey = createHash('sha256').update('dbpool:migrations:dbpool_migrations').digest().readBigInt64BE(0).toString()
+      const defs: MigrationDefinition[] = [{ version: 1, name: 'a', transaction, up: 'create table a (x int)' }]
+      await other.withConnection(async (old) => {
+        await old.query('select pg_advisory_lock($1::bigint)', [legacyKey])
+        const err = await new Migrator(pool, { migrations: defs, lockTimeoutMs: 300 }).up().then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+        expect(err).toBeInstanceOf(DatabaseError)
+        expect((err as DatabaseError).code).toBe('MIGRATION_FAILED')
+        expect((err as DatabaseError).message).toMatch(/waiting for the migration lock/)
+        expect((await pool.query<{ found: boolean }>("select to_regclass('public.a') is not null as found")).rows[0]?.found).toBe(false)
+        await old.query('select pg_advisory_unlock($1::bigint)', [legacyKey])
+      })
+      // once the old process is done, the new one migrates; no advisory lock is left behind
+      await expect(new Migrator(pool, { migrations: defs }).up()).resolves.toMatchObject({ migrations: [{ version: 1 }] })
+      const { rows } = await pool.query<{ n: number }>(
+        "select count(*)::int as n from pg_locks where locktype = 'advisory' and database = (select oid from pg_database where datname = current_database())",
+      )
+      expect(rows[0]?.n).toBe(0)
+    },
+  )
 })
 
 describe('Migrator on sqlite: the migrations table is main.<table>', () => {

@@ -88,18 +88,18 @@ export class MigrationFakeManager extends FakeConnectionManager {
         (!this.db.lockHolder || this.db.lockHolder === conn) && (!this.db.sessionLockHolder || this.db.sessionLockHolder === conn)
       if (free) this.db.lockHolder = conn
       else this.db.contended++
-      return rows([{ locked: free }])
+      return rows([keyColumns(text, free)])
     }
     if (/pg_try_advisory_lock/.test(text)) {
       const free = !this.db.lockHolder && (!this.db.sessionLockHolder || this.db.sessionLockHolder === conn)
       if (free) this.db.sessionLockHolder = conn
       else this.db.contended++
-      return rows([{ locked: free }])
+      return rows([keyColumns(text, free)])
     }
     if (/pg_advisory_unlock/.test(text)) {
       const held = this.db.sessionLockHolder === conn
       if (held) this.db.sessionLockHolder = undefined
-      return rows([{ unlocked: held }])
+      return rows([keyColumns(text, held)])
     }
     if (/^create table if not exists/i.test(text)) {
       if (pending) pending.create = true
@@ -141,4 +141,9 @@ export class MigrationFakeManager extends FakeConnectionManager {
     }
     await super.reset(conn)
   }
+}
+
+/** A lock statement's row: one column (`k0`, `k1`...) per key it names, each `value`. */
+function keyColumns(text: string, value: boolean): Record<string, boolean> {
+  return Object.fromEntries([...text.matchAll(/ as (k\d+)/g)].map((m) => [m[1] as string, value]))
 }

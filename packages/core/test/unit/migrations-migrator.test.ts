@@ -88,7 +88,7 @@ describe('Migrator.up', () => {
     const at = statements.indexOf('create table accounts (id int)')
     expect(statements.slice(at - 3, at + 4)).toEqual([
       'BEGIN ISOLATION LEVEL READ COMMITTED',
-      'select pg_try_advisory_xact_lock($1::bigint) as locked',
+      'select pg_try_advisory_xact_lock($1::bigint) as k0, pg_try_advisory_xact_lock($2::bigint) as k1',
       'select version, name, checksum, applied_at, duration_ms from "public"."dbpool_migrations" order by version',
       'create table accounts (id int)',
       'create index accounts_id on accounts (id)',
@@ -685,12 +685,12 @@ describe('Migrator: transaction:false (Postgres)', () => {
     const statements = manager.connections.flatMap((c) => c.statements)
     const at = statements.indexOf('create index concurrently a_x on a (x)')
     expect(statements.slice(at - 2, at + 4)).toEqual([
-      'select pg_try_advisory_lock($1::bigint) as locked',
+      'select pg_try_advisory_lock($1::bigint) as k0, pg_try_advisory_lock($2::bigint) as k1',
       'select version, name, checksum, applied_at, duration_ms from "public"."dbpool_migrations" order by version',
       'create index concurrently a_x on a (x)',
       'analyze a',
       'insert into "public"."dbpool_migrations" (version, name, checksum, applied_at, duration_ms) values ($1, $2, $3, $4, $5)',
-      'select pg_advisory_unlock($1::bigint) as unlocked',
+      'select pg_advisory_unlock($1::bigint) as k0, pg_advisory_unlock($2::bigint) as k1',
     ])
     expect(db.sessionLockHolder).toBeUndefined()
     expect([...db.rows.keys()]).toEqual([1, 2, 3])
