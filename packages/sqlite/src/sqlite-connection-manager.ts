@@ -901,15 +901,17 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (this.#prepared) return
     const { path, createIfMissing, readonly } = this.options
     const dir = dirname(path)
+    // the option that keeps it from being created, as the user set it: readonly wins over createIfMissing
+    const notCreated = readonly ? 'a read-only pool never creates it' : 'createIfMissing is false'
     if (!existsSync(dir)) {
-      if (!createIfMissing || readonly) throw this.#cantOpen(`directory ${dir} does not exist`)
+      if (!createIfMissing || readonly) throw this.#cantOpen(`directory ${dir} does not exist, and ${notCreated}`)
       try {
         makeDirectoryLevels(dir)
       } catch (err) {
         throw this.#cantOpen(`directory ${dir} cannot be created: ${(err as NodeJS.ErrnoException).code ?? String(err)}`)
       }
     }
-    if (!existsSync(path) && (!createIfMissing || readonly)) throw this.#cantOpen('file does not exist and createIfMissing is false')
+    if (!existsSync(path) && (!createIfMissing || readonly)) throw this.#cantOpen(`the file does not exist, and ${notCreated}`)
     if (!readonly) {
       const db = this.#openDatabase(false, createIfMissing)
       try {

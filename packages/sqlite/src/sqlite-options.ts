@@ -37,7 +37,10 @@ export const MAX_MMAP_SIZE_BYTES = 2_147_418_112
 export interface SqliteOptions {
   /** A file path, or `':memory:'` for a private in-memory database. */
   readonly path?: string
-  /** Open every connection read-only; writes fail with READ_ONLY. Default is `false`. */
+  /**
+   * Open every connection read-only; writes fail with READ_ONLY. A missing file or directory is
+   * CONNECTION_FAILED (a read-only pool never creates it, whatever `createIfMissing` says). Default is `false`.
+   */
   readonly readonly?: boolean
   /** Create the file (and its missing parent directories) when absent. Default is `true`. */
   readonly createIfMissing?: boolean

@@ -126,6 +126,29 @@ describe('bad input', () => {
     }
   }, 90_000)
 
+  it('readonly on a missing file or directory says a read-only pool never creates it (not createIfMissing, never set)', async () => {
+    for (const path of [tmp.file('ro-missing.db'), tmp.file('ro-missing-dir/app.db')]) {
+      const pool = createSqlitePool(path, { acquireTimeoutMs: 2_000 }, { readonly: true })
+      try {
+        const err = await codeOf(pool.query('select 1'))
+        expect(err.code).toBe('CONNECTION_FAILED')
+        expect(err.message).toContain(path)
+        expect(err.message).toMatch(/does not exist, and a read-only pool never creates it$/)
+        expect(err.message).not.toContain('createIfMissing')
+      } finally {
+        await pool.close()
+      }
+      expect(existsSync(path)).toBe(false)
+    }
+    // createIfMissing false (set) is still named
+    const strict = createSqlitePool(tmp.file('strict-missing.db'), { acquireTimeoutMs: 2_000 }, { createIfMissing: false })
+    try {
+      expect((await codeOf(strict.query('select 1'))).message).toMatch(/the file does not exist, and createIfMissing is false$/)
+    } finally {
+      await strict.close()
+    }
+  })
+
   it('a missing directory with createIfMissing false is CONNECTION_FAILED naming the path', async () => {
     const path = tmp.file('no/such/dir/app.db')
     const pool = createSqlitePool(path, { acquireTimeoutMs: 2_000 }, { createIfMissing: false })
