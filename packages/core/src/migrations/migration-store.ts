@@ -60,23 +60,39 @@ export class MigrationStore {
   /**
    * Fixes the table's schema, once (later calls keep it). Postgres, an unqualified `table`: the
    * schema the table exists in as the session's `search_path` finds it, else `current_schema()`
-   * (where `create table` would put it). MIGRATION_FAILED when the `search_path` names no existing
-   * schema (nowhere to create it: give `table` as `schema.table`).
+   * (where `create table` would put it). Resolves `false`, fixing nothing, when the `search_path`
+   * names no existing schema: then no table of that name can exist (nothing was ever applied through
+   * this `search_path`), and the next call looks again; `up()` throws {@link noSchemaError}.
    */
-  async resolve(runner: Runner): Promise<void> {
-    if (this.#parts) return
+  async resolve(runner: Runner): Promise<boolean> {
+    if (this.#parts) return true
     const name = this.#given[0] as string
     const { rows } = await runner.query<{ schema: unknown }>(
       sql`select coalesce((select n.nspname from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace where c.oid = to_regclass(${quoteIdent(name)}) and c.relpersistence <> 't'), current_schema()) as schema`,
     )
     const schema = rows[0]?.schema
-    if (typeof schema !== 'string' || schema === '')
-      throw new DatabaseError(
-        'MIGRATION_FAILED',
-        `the migrations table ${name} has no schema to live in: the session's search_path names no existing schema; give the table option as schema.table`,
-        { retryable: false, detail: { table: name } },
-      )
+    if (typeof schema !== 'string' || schema === '') return false
     this.#parts ??= [schema, name]
+    return true
+  }
+
+  /**
+   * MIGRATION_FAILED (`detail.reason: 'no-schema'`, `detail.option: 'migrations.table'`): the table
+   * cannot be created, its schema does not exist. `schema` undefined: an unqualified name and a
+   * `search_path` naming no existing schema. The table must exist before the first migration runs
+   * (it records that migration in the same transaction), so a migration cannot create its schema.
+   */
+  noSchemaError(schema?: string, cause?: unknown): DatabaseError {
+    const table = this.#given.join('.')
+    const message =
+      schema === undefined
+        ? `the migrations table ${table} has no schema to live in: the session's search_path names no existing schema; give the table option as schema.table, or create the schema first`
+        : `the migrations table ${table} cannot be created: schema ${schema} does not exist; create it before migrating (the table must exist before the first migration runs, so a migration cannot create its schema) or use a table option whose schema exists`
+    return new DatabaseError('MIGRATION_FAILED', message, {
+      cause,
+      retryable: false,
+      detail: { table, option: 'migrations.table', reason: 'no-schema', ...(schema === undefined ? {} : { schema }) },
+    })
   }
 
   /** The resolved table's name, `schema.table` (Postgres) or `main.table` (SQLite); see {@link resolve}. */
@@ -124,13 +140,22 @@ export class MigrationStore {
     return rows.length > 0
   }
 
-  /** `create table if not exists`; run it inside a locked transaction. */
+  /**
+   * `create table if not exists`; run it inside a locked transaction. MIGRATION_FAILED
+   * ({@link noSchemaError}) when its schema does not exist.
+   */
   async create(conn: Runner): Promise<void> {
     const columns =
       this.backend === 'postgres'
         ? sql`version bigint primary key, name text not null, checksum text not null, applied_at timestamptz not null, duration_ms integer not null`
         : sql`version integer primary key, name text not null, checksum text not null, applied_at text not null, duration_ms integer not null`
-    await conn.query(sql`create table if not exists ${this.#table} (${columns})`)
+    try {
+      await conn.query(sql`create table if not exists ${this.#table} (${columns})`)
+    } catch (err) {
+      // 3F000 invalid_schema_name: `schema.table` names a schema that does not exist
+      if (DatabaseError.is(err) && err.sqlState === '3F000') throw this.noSchemaError(this.#resolved()[0], err)
+      throw err
+    }
   }
 
   /** Every applied migration, by ascending version. */

@@ -162,7 +162,7 @@ export class Migrator {
   async up(target?: number): Promise<MigrationRunResult> {
     if (target !== undefined) checkInteger('migrate up target', target, 0)
     const migrations = await this.#prepare()
-    await this.#resolveTable()
+    if (!(await this.#resolveTable())) throw this.#store.noSchemaError()
     await this.#ensureTable()
     const applied = await this.#primary((conn) => this.#store.readAll(conn))
     const byVersion = new Map(applied.map((a) => [a.version, a]))
@@ -190,8 +190,10 @@ export class Migrator {
   async down(steps = 1): Promise<MigrationRunResult> {
     if (steps !== Infinity) checkInteger('migrate down steps', steps, 1)
     const migrations = await this.#prepare()
-    await this.#resolveTable()
-    const applied = await this.#primary(async (conn) => ((await this.#store.exists(conn)) ? this.#store.readAll(conn) : undefined))
+    // no schema for the table: it cannot exist, nothing was applied
+    const applied =
+      (await this.#resolveTable()) &&
+      (await this.#primary(async (conn) => ((await this.#store.exists(conn)) ? this.#store.readAll(conn) : undefined)))
     if (!applied) return { direction: 'down', migrations: [], skipped: [], current: null }
     const known = new Map(migrations.map((m) => [m.version, m]))
     const targets = applied.slice(steps === Infinity ? 0 : Math.max(0, applied.length - steps)).reverse()
@@ -213,8 +215,10 @@ export class Migrator {
   /** Every migration known here or recorded in the database, by version, with its state. */
   async status(): Promise<MigrationStatus[]> {
     const migrations = await this.#prepare()
-    await this.#resolveTable()
-    const applied = await this.#primary(async (conn) => ((await this.#store.exists(conn)) ? this.#store.readAll(conn) : []))
+    // no schema for the table: it cannot exist, every migration is pending
+    const applied = (await this.#resolveTable())
+      ? await this.#primary(async (conn) => ((await this.#store.exists(conn)) ? this.#store.readAll(conn) : []))
+      : []
     const byVersion = new Map(applied.map((a) => [a.version, a]))
     const out: MigrationStatus[] = migrations.map((m) => {
       const a = byVersion.get(m.version)
@@ -274,10 +278,11 @@ export class Migrator {
    * Fixes the migrations table's schema once, before anything reads or writes it (see
    * {@link MigrationStore.resolve}): every later statement names it schema-qualified, so a migration's
    * `SET search_path` cannot send the record to another table, and the lock key follows the table,
-   * not the spelling of the `table` option.
+   * not the spelling of the `table` option. False when the pool's `search_path` names no existing
+   * schema (no table can exist: `status()` reports all pending, `down()` has nothing to revert).
    */
-  async #resolveTable(): Promise<void> {
-    await this.#primary((conn) => this.#store.resolve(conn))
+  async #resolveTable(): Promise<boolean> {
+    return this.#primary((conn) => this.#store.resolve(conn))
   }
 
   async #ensureTable(): Promise<void> {

@@ -100,6 +100,53 @@ describe('Migrator on postgres: the migrations table is resolved once, schema-qu
     ).toBe(false)
   })
 
+  it('a schema-qualified table whose schema does not exist: up() is MIGRATION_FAILED naming migrations.table and the schema, nothing runs; status() and down() find nothing applied', async () => {
+    const defs: MigrationDefinition[] = [
+      { version: 1, name: 'schema', up: 'create schema app; create table app.t (x int)', down: 'drop schema app cascade' },
+    ]
+    const migrator = new Migrator(pool, { table: 'app.dbpool_migrations', migrations: defs })
+    expect((await migrator.status()).map((s) => `${s.version}:${s.state}`)).toEqual(['1:pending'])
+    await expect(migrator.down()).resolves.toMatchObject({ migrations: [], current: null })
+    const err = await migrator.up().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(err).toBeInstanceOf(DatabaseError)
+    const e = err as DatabaseError
+    expect(e.code).toBe('MIGRATION_FAILED')
+    expect(e.message).toMatch(/app\.dbpool_migrations cannot be created: schema app does not exist; create it before migrating/)
+    expect(e.detail).toMatchObject({ option: 'migrations.table', reason: 'no-schema', schema: 'app', table: 'app.dbpool_migrations' })
+    expect((e.cause as DatabaseError).sqlState).toBe('3F000')
+    expect((await pool.query<{ found: boolean }>("select to_regnamespace('app') is not null as found")).rows[0]?.found).toBe(false)
+    // once the schema exists, it migrates
+    await pool.query('create schema app')
+    const ok = new Migrator(pool, {
+      table: 'app.dbpool_migrations',
+      migrations: [{ version: 1, name: 't', up: 'create table app.t (x int)' }],
+    })
+    await expect(ok.up()).resolves.toMatchObject({ migrations: [{ version: 1 }] })
+    expect(await versions(pool, 'app.dbpool_migrations')).toEqual([1])
+  })
+
+  it('an unqualified table and a search_path naming no existing schema: status() all pending, down() nothing to do, up() MIGRATION_FAILED', async () => {
+    other = await PoolFactory.create(`${db.url}${db.url.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c search_path=app')}`, {
+      max: 1,
+      name: 'table-schema-nowhere',
+    })
+    const defs: MigrationDefinition[] = [{ version: 1, name: 'one', up: 'create table public.one (x int)', down: 'drop table public.one' }]
+    const migrator = new Migrator(other, { migrations: defs })
+    expect((await migrator.status()).map((s) => `${s.version}:${s.state}`)).toEqual(['1:pending'])
+    await expect(migrator.down()).resolves.toEqual({ direction: 'down', migrations: [], skipped: [], current: null })
+    await expect(migrator.up()).rejects.toMatchObject({
+      code: 'MIGRATION_FAILED',
+      detail: { option: 'migrations.table', reason: 'no-schema', table: 'dbpool_migrations' },
+    })
+    // the schema appears: the same Migrator resolves it now
+    await pool.query('create schema app')
+    await expect(migrator.up()).resolves.toMatchObject({ migrations: [{ version: 1 }] })
+    expect(await versions(pool, 'app.dbpool_migrations')).toEqual([1])
+  })
+
   it("an error of the record's insert is MIGRATION_FAILED naming the migration and the table; the migration is rolled back", async () => {
     const a: MigrationDefinition[] = [
       { version: 1, name: 'init', up: 'create table t (x int)' },
