@@ -429,14 +429,18 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
 
   /**
    * `'open'` while SQLite has a transaction open on the handle (`db.inTransaction`), `'failed'` when a
-   * statement failed inside it (aborted as Postgres aborts it: see {@link executeSync}), else `'idle'`
-   * (a closed handle too: closing rolled its transaction back). Core's transaction() compares it
-   * with what it began, to notice a transaction SQLite ended by itself (a conflict clause ROLLBACK,
-   * `RAISE(ROLLBACK)`, SQLITE_FULL, SQLITE_INTERRUPT, ...) or one that can no longer commit.
+   * statement failed inside it (aborted as Postgres aborts it: see {@link executeSync}), `'unknown'`
+   * for a closed handle (closing rolled a transaction back; its next statement is CONNECTION_LOST),
+   * else `'idle'`. Core's transaction() compares it with what it began, to notice a transaction
+   * SQLite ended by itself (a conflict clause ROLLBACK, `RAISE(ROLLBACK)`, SQLITE_FULL,
+   * SQLITE_INTERRUPT, ...), one that can no longer commit, or one ended through `tx.native` (idle).
    */
-  transactionState(db: SqliteDatabase): 'idle' | 'open' | 'failed' {
+  transactionState(db: SqliteDatabase): 'idle' | 'open' | 'failed' | 'unknown' {
     // better-sqlite3's inTransaction is false on a closed handle
-    if (!db.inTransaction) return stateOf(db)?.endedByEngine === true ? 'failed' : 'idle'
+    if (!db.inTransaction) {
+      const state = stateOf(db)
+      return state?.endedByEngine === true ? 'failed' : state?.closed === true ? 'unknown' : 'idle'
+    }
     return stateOf(db)?.aborted === undefined ? 'open' : 'failed'
   }
 

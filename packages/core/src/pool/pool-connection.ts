@@ -20,6 +20,10 @@ export interface PoolConnection<C = unknown> {
   /**
    * The manager's connection, for backend-specific work: the better-sqlite3 `Database` on SQLite; on
    * Postgres a `PostgresConnection` whose `client` is the `pg.Client` (`conn.native.client.query(new Cursor(...))`).
+   * Inside a transaction, a COMMIT or ROLLBACK run here ends it behind the pool's back: every later
+   * statement, stream, savepoint or `native` of the transaction's handle is then refused without
+   * running, and `transaction()` rejects, with QUERY_FAILED `detail: { reason: 'ended-outside',
+   * outcome: 'unknown' }` (what ran before it was committed or rolled back by it; nothing after it).
    */
   readonly native: C
   /**
@@ -241,6 +245,9 @@ export class ConnectionHandle<C> implements Transaction<C> {
   get native(): C {
     const lease = this.#live()
     this.#refuseIfBusy('native')
+    // inside a transaction that was ended through an earlier `native` (copyFrom() would run in autocommit)
+    const ended = this.#outcome?.checkOpen()
+    if (ended) throw ended
     if (lease.conn.lane === 'write') lease.wrote = true
     lease.conn.nativeLent?.()
     return lease.conn.native
@@ -274,8 +281,10 @@ export class ConnectionHandle<C> implements Transaction<C> {
     if (this.#closeStream) return Promise.reject(streamOpen('query()'))
     const outcome = this.#outcome
     if (outcome === undefined) return this.control<R>(query, params, options).catch(this.#noteError)
-    // the engine ended the transaction: a statement now would run in autocommit and be kept
-    if (outcome.ended) return Promise.reject(outcome.ended)
+    // the engine (or a COMMIT or ROLLBACK through tx.native) ended the transaction: a statement now
+    // would run in autocommit and be kept
+    const ended = outcome.checkOpen()
+    if (ended) return Promise.reject(ended)
     let refused: DatabaseError | undefined
     try {
       refused = outcome.refuseControl(query)
@@ -311,7 +320,9 @@ export class ConnectionHandle<C> implements Transaction<C> {
       if (h.#ending) return Promise.reject(ending(h.#scope))
     }
     const outcome = this.#outcome
-    if (outcome?.ended) return Promise.reject(outcome.ended)
+    // a savepoint's own statements run only while the transaction is open (not after a COMMIT through tx.native)
+    const ended = outcome?.checkOpen()
+    if (ended) return Promise.reject(ended)
     return this.#watched(outcome, this.control(text))
   }
 
@@ -327,7 +338,8 @@ export class ConnectionHandle<C> implements Transaction<C> {
           this.#refuseIfBusy('stream()')
           if (this.#closeStream) throw streamOpen('stream()')
           const outcome = this.#outcome
-          if (outcome?.ended) throw outcome.ended
+          const ended = outcome?.checkOpen()
+          if (ended) throw ended
           const refused = outcome?.refuseControl(query)
           if (refused) throw refused
           this.#closeStream = close
@@ -342,6 +354,14 @@ export class ConnectionHandle<C> implements Transaction<C> {
       params,
       options,
     )
+  }
+
+  /**
+   * @internal Whether this handle's lease is still the caller's (not released, not revoked by
+   * `close()`): the engine's transaction state of a connection given back says nothing about this scope.
+   */
+  leaseActive(): boolean {
+    return this.#lease?.active === true
   }
 
   /** @internal Runs a statement without the transaction checks (BEGIN, COMMIT, ROLLBACK). */
@@ -512,7 +532,7 @@ export class ConnectionHandle<C> implements Transaction<C> {
       )
     const readState = held.transactionState
     child.#scope = 'savepoint'
-    child.#outcome = new TransactionOutcome(this.backend, readState && (() => readState(native)))
+    child.#outcome = new TransactionOutcome(this.backend, readState && (() => readState(native)), () => lease.active)
     return child.#savepoint(fn).catch(this.#noteError)
   }
 

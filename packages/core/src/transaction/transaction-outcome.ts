@@ -18,11 +18,44 @@ export class TransactionOutcome {
     readonly backend: ErrorBackend,
     /** Reads the engine's transaction state of the connection (the manager's `transactionState`). */
     private readonly state: (() => TransactionState) | undefined,
+    /**
+     * Whether the handle's lease is still live: an idle connection that was released or revoked by
+     * `close()` is not a transaction ended outside the pool (the statement's own refusal says what
+     * happened). Asked only when the state is idle. Default: live.
+     */
+    private readonly live: () => boolean = () => true,
   ) {}
 
   /** The error every later statement gets, once the engine ended the transaction. */
   get ended(): DatabaseError | undefined {
     return this.#ended
+  }
+
+  /**
+   * Before each statement of the handle (`query()`, `stream()`, a savepoint's statements, `native`,
+   * so `copyFrom()` too) and before COMMIT: the error refusing it when the transaction is over: ended
+   * by the engine (see {@link afterStatement}), or outside the pool, which leaves the connection idle
+   * (a COMMIT or ROLLBACK run through `tx.native`): a statement now would run in autocommit and be
+   * kept whatever `transaction()` then reports. One read of the engine's state per call (SQLite
+   * `inTransaction`; Postgres the status of the last ReadyForQuery, `unknown` while an answer is on
+   * its way, which counts as open); undefined while the transaction is open.
+   */
+  checkOpen(): DatabaseError | undefined {
+    if (this.#ended !== undefined) return this.#ended
+    if (this.state?.() !== 'idle' || !this.live()) return undefined
+    return (this.#ended = endedOutside(this.backend, undefined))
+  }
+
+  /**
+   * The error `transaction()` rejects with when `fn` failed with `err` (before COMMIT was sent): `err`,
+   * unless the transaction was ended outside the pool (see {@link checkOpen}), which `err` would hide
+   * (the callback's own error reads as "rolled back" when work may have been committed): then that
+   * error, `err` as its `cause`.
+   */
+  callbackFailed(err: unknown): unknown {
+    const ended = this.#ended ?? this.checkOpen()
+    if (ended === undefined || ended === err || ended.detail?.reason !== ENDED_OUTSIDE) return err
+    return endedOutside(this.backend, err)
   }
 
   /** The first statement error still relevant (not recovered by a savepoint). */
@@ -57,7 +90,8 @@ export class TransactionOutcome {
    * @param since How many errors were recorded before the savepoint began.
    */
   checkSavepoint(since: number): void {
-    if (this.#ended) throw this.#ended
+    const ended = this.checkOpen()
+    if (ended) throw ended
     if (this.state?.() === 'failed') throw savepointRolledBack(this.backend, this.errors[since] ?? this.firstError)
   }
 
@@ -107,7 +141,8 @@ export class TransactionOutcome {
    * transaction, or aborted it (Postgres `E`: the server would answer COMMIT with ROLLBACK).
    */
   checkBeforeCommit(): void {
-    if (this.#ended) throw this.#ended
+    const ended = this.checkOpen()
+    if (ended) throw ended
     // with no statement error seen, COMMIT itself tells: answered ROLLBACK (see checkCommitted), or the
     // session is gone (Postgres: a lost connection, CONNECTION_LOST, never sent)
     if (this.firstError !== undefined && this.state?.() === 'failed')
@@ -119,6 +154,33 @@ export class TransactionOutcome {
     if (command !== undefined && command.toUpperCase() === 'ROLLBACK')
       throw rolledBack(this.backend, 'COMMIT was answered with ROLLBACK: the transaction had been aborted', this.firstError)
   }
+}
+
+/** `detail.reason` of {@link endedOutside}'s error. */
+const ENDED_OUTSIDE = 'ended-outside'
+
+/**
+ * The transaction was ended outside `transaction()`: the connection is idle although the callback
+ * has not returned (a COMMIT or ROLLBACK run through `tx.native`, which the pool does not see).
+ * QUERY_FAILED, not retryable, `detail.outcome` `'unknown'` (what ran before it was committed or rolled
+ * back by that statement: the pool cannot tell which, so it is never replayed), `detail.reason`
+ * `'ended-outside'`; `cause`: the callback's own error when it failed after.
+ */
+function endedOutside(backend: ErrorBackend, callbackError: unknown): DatabaseError {
+  const after =
+    callbackError === undefined
+      ? ''
+      : `; the callback then failed with ${DatabaseError.is(callbackError) ? callbackError.code + ': ' : ''}${callbackError instanceof Error ? callbackError.message : String(callbackError)} (the cause)`
+  return new DatabaseError(
+    'QUERY_FAILED',
+    `the transaction was ended outside transaction() (a COMMIT or ROLLBACK run through tx.native): the statements that ran in it before that were committed or rolled back by that statement, whichever it was (the pool cannot tell: check before running the work again); every statement sent to the transaction after it was refused and not run, and transaction() committed nothing${after}`,
+    {
+      backend,
+      retryable: false,
+      ...(callbackError === undefined ? {} : { cause: callbackError }),
+      detail: { reason: ENDED_OUTSIDE, outcome: 'unknown' },
+    },
+  )
 }
 
 /** TRANSACTION_ROLLED_BACK for a savepoint whose callback returned after the engine aborted its work. */

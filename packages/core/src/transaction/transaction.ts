@@ -140,10 +140,11 @@ async function runOnce<C, T>(
   await tx.control(begin)
   const readState = host.transactionState
   const native = tx.ownNative()
-  const outcome = new TransactionOutcome(host.backend, readState && (() => readState(native)))
+  const outcome = new TransactionOutcome(host.backend, readState && (() => readState(native)), () => tx.leaseActive())
   tx.track(outcome)
   let result: T
   let ended = false
+  let committing = false
   try {
     try {
       result = await fn(tx)
@@ -158,13 +159,17 @@ async function runOnce<C, T>(
     // resolve only if the engine committed: never report work it threw away as done
     outcome.checkBeforeCommit()
     tx.track(undefined)
+    committing = true
     const commit = await tx.control('COMMIT')
     ended = true
     outcome.checkCommitted(commit.command)
   } catch (err) {
     tx.track(undefined)
+    // read before the ROLLBACK: a transaction ended through tx.native is reported as such, never as
+    // the callback's error alone (which reads as "nothing kept" when its work may have been committed)
+    const reported = committing ? err : outcome.callbackFailed(err)
     if (!ended) await rollback(tx, markBroken)
-    throw err
+    throw reported
   }
   return result
 }

@@ -154,12 +154,13 @@ describe('transaction outcome: resolves only when the engine committed', () => {
   it('a statement that ended the transaction anyway (not recognised by its text) makes later statements refused', async () => {
     const { pool, manager } = makePool({ max: 1 })
     const real = manager.transactionState.bind(manager)
-    let ended = false
-    const spy = jest.spyOn(manager, 'transactionState').mockImplementation((conn) => (ended ? 'idle' : real(conn)))
+    // idle once the statement ran (before it, the transaction was open: it is sent)
+    const spy = jest
+      .spyOn(manager, 'transactionState')
+      .mockImplementation((conn) => (conn.statements.includes('call something_that_commits()') ? 'idle' : real(conn)))
     const err = await rejection(
       pool.transaction(async (tx) => {
         await tx.query('insert 1')
-        ended = true
         await tx.query('call something_that_commits()')
         await tx.query('insert 2')
       }),
