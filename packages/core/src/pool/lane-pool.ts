@@ -81,6 +81,13 @@ class WaiterCancel<C> {
 }
 
 /**
+ * How ACQUIRE_TIMEOUT names a `'withConnection'` lease: a connection held across its holder's own
+ * code through `pool.withConnection()`, which is a caller's callback or the pool's own users of it
+ * (a Kysely statement, the Migrator), so it is not called "a withConnection() callback".
+ */
+const HELD_CONNECTION = 'a held connection (a withConnection() callback, a Kysely statement or a Migrator run)'
+
+/**
  * @internal One tarn pool of one lane. Owns the wait queue (see {@link LanePool.acquire}), creation
  * (with its own deadline, so a late connect is destroyed, never leaked), validation on borrow
  * (lifetime, usability, ping after idle), retirement of idle connections at the end of their
@@ -639,9 +646,11 @@ export class LanePool<C> {
   /**
    * Why no connection came (ACQUIRE_TIMEOUT only, a rare path: the lane's connections are read then,
    * nothing is tracked per call): when every connection of the lane is held by a lease, the message
-   * says by what and for how long, and when transactions or `withConnection()` callbacks hold them,
-   * the likely cause: a pool call made inside such a callback waits for the connection its own
-   * callback holds (SQLite's single writer, Postgres `max: 1`), until `acquireTimeoutMs`. Nothing
+   * says by what and for how long, and when transactions or held connections (`withConnection()`:
+   * a callback, a Kysely statement, the Migrator) hold them, what it means if this call was made
+   * inside such a callback (it waits for the connection its own callback holds: SQLite's single
+   * writer, Postgres `max: 1`, until `acquireTimeoutMs`), and that otherwise another caller holds
+   * them: the pool cannot tell which without tracking every call's context. Nothing
    * when a connection is free or still opening (the wait was for something else: connecting).
    */
   #held(): { hint: string; detail: Record<string, unknown> } | undefined {
@@ -667,23 +676,26 @@ export class LanePool<C> {
     if (this.max === 1) {
       const byTx = transaction === 1
       return {
-        hint:
-          `; ${subject} has been held by ${byTx ? 'a transaction' : 'a withConnection() callback'} for ${longestMs} ms: a pool call ` +
-          `made inside that ${byTx ? "transaction's " : ''}callback waits for the connection its own callback holds (a self-deadlock ` +
-          `until acquireTimeoutMs): inside the callback use its ${byTx ? 'tx' : 'conn'}, not the pool`,
+        hint: byTx
+          ? `; ${subject} has been held by a transaction for ${longestMs} ms: if this call was made inside that transaction's ` +
+            `callback it waits for itself (a self-deadlock until acquireTimeoutMs): use the callback's tx, not the pool; ` +
+            `else another caller's transaction holds it longer than acquireTimeoutMs`
+          : `; ${subject} has been held for ${longestMs} ms by ${HELD_CONNECTION}: if this call was made inside a ` +
+            `withConnection() callback it waits for itself (a self-deadlock until acquireTimeoutMs): use the callback's conn, ` +
+            `not the pool; else that holder keeps it longer than acquireTimeoutMs`,
         detail,
       }
     }
     const parts = [
       transaction > 0 ? `${transaction} by transactions` : undefined,
-      withConnection > 0 ? `${withConnection} by withConnection() callbacks` : undefined,
+      withConnection > 0 ? `${withConnection} as held connections` : undefined,
       other > 0 ? `${other} by statements or streams` : undefined,
     ].filter((part) => part !== undefined)
     return {
       hint:
-        `; ${subject} are held (${parts.join(', ')}), the longest for ${longestMs} ms: a pool call made inside a transaction's or ` +
-        `withConnection() callback waits for them while its own callback holds one (a self-deadlock when every holder does): ` +
-        `inside the callback use its tx (or conn), not the pool`,
+        `; ${subject} are held (${parts.join(', ')}), the longest for ${longestMs} ms: if this call was made inside a ` +
+        `transaction's or withConnection() callback it waits for the others while its own callback holds one (a self-deadlock ` +
+        `when every holder does): use the callback's tx (or conn), not the pool; else other callers hold them longer than acquireTimeoutMs`,
       detail,
     }
   }

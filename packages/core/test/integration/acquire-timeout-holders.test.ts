@@ -63,8 +63,8 @@ describe.each(BACKENDS)('%s: ACQUIRE_TIMEOUT names what holds the connections', 
     })
     expect(inner!.code).toBe('ACQUIRE_TIMEOUT')
     expect(inner!.message).toContain(`${subject} has been held by a transaction for `)
-    expect(inner!.message).toContain("made inside that transaction's callback waits for the connection its own callback holds")
-    expect(inner!.message).toContain('use its tx, not the pool')
+    expect(inner!.message).toContain("if this call was made inside that transaction's callback it waits for itself (a self-deadlock")
+    expect(inner!.message).toContain("use the callback's tx, not the pool; else another caller's transaction holds it")
     expect(inner!.detail).toMatchObject({ heldBy: { transaction: 1, withConnection: 0, other: 0 } })
     expect(inner!.detail?.heldForMs).toEqual(expect.any(Number))
     // the transaction went on and committed; nothing of the refused call ran
@@ -84,7 +84,7 @@ describe.each(BACKENDS)('%s: ACQUIRE_TIMEOUT names what holds the connections', 
     })
   })
 
-  it('inside a withConnection() callback: held by a withConnection() callback, use its conn', async () => {
+  it('inside a withConnection() callback: held by a held connection, use the callback conn if inside it', async () => {
     const pool = await open(backend, 1, `holders-conn-${backend}`)
     const inner = await pool.withConnection(
       async (conn) => {
@@ -94,9 +94,38 @@ describe.each(BACKENDS)('%s: ACQUIRE_TIMEOUT names what holds the connections', 
       { lane: 'write' },
     )
     expect(inner.code).toBe('ACQUIRE_TIMEOUT')
-    expect(inner.message).toContain(`${subject} has been held by a withConnection() callback for `)
-    expect(inner.message).toContain('use its conn, not the pool')
+    expect(inner.message).toContain(`${subject} has been held for `)
+    expect(inner.message).toContain('by a held connection (a withConnection() callback, a Kysely statement or a Migrator run)')
+    expect(inner.message).toContain('if this call was made inside a withConnection() callback it waits for itself')
+    expect(inner.message).toContain("use the callback's conn, not the pool")
     expect(inner.detail).toMatchObject({ heldBy: { transaction: 0, withConnection: 1, other: 0 } })
+  })
+})
+
+describe('sqlite: another caller, not inside any callback, waits for a transaction', () => {
+  it('is told the self-deadlock only as a condition, and that another caller may hold the writer', async () => {
+    const pool = await open('sqlite', 1, 'holders-unrelated')
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    let holding!: () => void
+    const held = new Promise<void>((resolve) => (holding = resolve))
+    // caller A: a batch job holding the writer in its transaction
+    const a = pool.transaction(async (tx) => {
+      await tx.query("insert into t (id, v) values (10, 'a')")
+      holding()
+      await gate
+    })
+    await held
+    // caller B: a plain write, inside no callback
+    const b = await rejection(pool.query("insert into t (id, v) values (11, 'b')"))
+    release()
+    await a
+    expect(b.code).toBe('ACQUIRE_TIMEOUT')
+    expect(b.message).toContain('the writer has been held by a transaction for ')
+    expect(b.message).toContain("if this call was made inside that transaction's callback")
+    expect(b.message).toContain("else another caller's transaction holds it longer than acquireTimeoutMs")
+    expect(b.message).not.toMatch(/a pool call made inside that transaction's callback waits for the connection its own callback holds/)
+    await pool.query('delete from t')
   })
 })
 
