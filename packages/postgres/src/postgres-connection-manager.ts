@@ -67,6 +67,7 @@ import {
   type ReadFormats,
   RESTORE_FLOAT_DIGITS_SQL,
   mayChangeFloatDigits,
+  executesPrepared,
   floatDigitsChangeInTransactionMode,
   SHOW_READ_FORMATS_SQL,
 } from './postgres-read-formats'
@@ -114,7 +115,8 @@ const MIN_HOST_TIMEOUT_MS = 2_000
 
 // statements that change transaction or session state, hold a portal, or can commit: never pipelined
 // `execute`: an SQL-level prepared statement runs a text this one does not show (review r14d: one
-// setting extra_float_digits, shared, reached the statements pipelined after it before any release)
+// setting extra_float_digits, shared, reached the statements pipelined after it before any release);
+// also inside a statement (`EXPLAIN ANALYZE EXECUTE p`, `CREATE TABLE t AS EXECUTE p`: see executesPrepared)
 const UNSHAREABLE =
   /^(--|\/\*|(begin|start|commit|end|rollback|abort|savepoint|release|prepare|execute|deallocate|set|reset|discard|lock|listen|unlisten|notify|declare|fetch|move|close|copy|do|call|vacuum|load|create\s+(temp|temporary|local\s+temp))\b)/i
 
@@ -335,7 +337,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const known = this.#lonely.get(sqlText)
     if (known !== undefined) return known
     const text = sqlText.trim().replace(/;\s*$/, '')
-    const shareable = !text.includes(';') && !UNSHAREABLE.test(text) && this.#sessionNeed(sqlText) === undefined
+    const shareable = !text.includes(';') && !UNSHAREABLE.test(text) && !executesPrepared(text) && this.#sessionNeed(sqlText) === undefined
     // 'read': known read-only (no locking clause, built-in calls only), so it waits on no row lock and
     // statements may be pipelined behind it (see StatementSharing); a write may not be joined
     const lone = shareable && isReadOnlyStatement(sqlText) ? 'read' : shareable

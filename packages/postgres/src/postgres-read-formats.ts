@@ -1,5 +1,6 @@
 import { DatabaseError } from '@dbpool/core'
 import type { PostgresConnection } from './postgres-connection'
+import { skipCommentsAndLiterals } from './postgres-sql-text'
 
 /** The `extra_float_digits` the pool keeps (see {@link ReadFormats}). */
 const EXTRA_FLOAT_DIGITS = '3'
@@ -176,14 +177,30 @@ const FLOAT_DIGITS = /extra_float_digits/i
  * (`select f()`, `CALL p()`), a trigger function (an `INSERT` whose trigger does), a rule.
  */
 export function mayChangeFloatDigits(text: string): boolean {
-  return MAY_CHANGE_FLOAT_DIGITS.test(text) || SESSION_COMMAND.test(text)
+  return MAY_CHANGE_FLOAT_DIGITS.test(text) || SESSION_COMMAND.test(text) || executesPrepared(text)
 }
+
+/**
+ * Whether `text` may run an SQL-level prepared statement: the word `EXECUTE` anywhere outside string
+ * literals, comments and quoted identifiers (`EXECUTE p(...)`, `EXPLAIN ANALYZE EXECUTE p(...)`,
+ * `CREATE TABLE t AS EXECUTE p(...)`: the prepared text, maybe PREPAREd in an earlier lease, is not
+ * shown); `executed_at` or `"execute"` is not one. A text that cannot be scanned safely (dollar
+ * quoting, `E'...'` strings: see skipCommentsAndLiterals) is tested whole, so a PL/pgSQL `EXECUTE`
+ * in a function body counts too (harmless: one more `SET` on release, a lease of its own).
+ */
+export function executesPrepared(text: string): boolean {
+  if (!EXECUTE_WORD.test(text)) return false
+  const stripped = skipCommentsAndLiterals(text)
+  return stripped === undefined || EXECUTE_WORD.test(stripped.replace(/"[^"]*"/g, ' '))
+}
+
+const EXECUTE_WORD = /(?<![\w$\u0080-\uffff])execute(?![\w$\u0080-\uffff])/i
 
 const MAY_CHANGE_FLOAT_DIGITS = /extra_float_digits|set_config|pg_settings/i
 /**
  * A statement (the text's first, or one after a `;`) starting, after comments, with SET, RESET,
  * DISCARD, DO or EXECUTE (an SQL-level prepared statement, maybe PREPAREd in an earlier lease, runs a
- * text this one does not show).
+ * text this one does not show; anywhere else in a text: see {@link executesPrepared}).
  */
 const SESSION_COMMAND = /(?:^|;)\s*(?:(?:\/\*[\s\S]*?\*\/|--[^\n]*(?:\n|$))\s*)*(?:set|reset|discard|do|execute)\b/i
 

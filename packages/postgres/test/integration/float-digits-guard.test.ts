@@ -48,6 +48,20 @@ it('EXECUTE of a statement an earlier lease PREPAREd (its text names nothing): t
   expect((await pool.query<{ v: number }>(SUM)).rows).toEqual([{ v: 0.1 + 0.2 }])
 })
 
+// review r17i: only texts starting with EXECUTE were marked, so these left it at 0 for every later lease
+it.each([
+  "EXPLAIN ANALYZE EXECUTE setcfg('extra_' || 'float_digits', '0')",
+  "explain (analyze, costs off) /* x */ execute setcfg('extra_' || 'float_digits', '0')",
+  "CREATE TABLE prepared_out_1 AS EXECUTE setcfg('extra_' || 'float_digits', '0')",
+  "create temp table prepared_out_2 as execute setcfg('extra_' || 'float_digits', '0')",
+])('%s (EXECUTE inside a statement): the next lease reads floats exactly (review r17i)', async (text) => {
+  pool = poolOn(db.url, { max: 1, min: 0, name: 'float-guard-execute-inside' })
+  await pool.query('PREPARE setcfg(text, text) AS select set_config($1, $2, false)')
+  await pool.query(text)
+  expect((await pool.query<{ v: number }>(SUM)).rows).toEqual([{ v: 0.1 + 0.2 }])
+  expect((await pool.query('show extra_float_digits')).rows).toEqual([{ extra_float_digits: '3' }])
+})
+
 it('inside one lease the application reads with its own setting; the release sets it back', async () => {
   pool = poolOn(db.url, { max: 1, min: 0, name: 'float-guard-lease' })
   await pool.withConnection(async (c) => {

@@ -119,9 +119,25 @@ describe('extra_float_digits changes the text check misses (review r13a)', () =>
       // review r14d: a statement PREPAREd earlier runs a text this one does not show
       "EXECUTE setcfg('extra_float_digits', '0')",
       '/* c */ execute p',
+      // review r17i: EXECUTE anywhere outside literals, comments and quoted names
+      "EXPLAIN ANALYZE EXECUTE p('extra_' || 'float_digits', '0')",
+      'explain (analyze) /* x */ execute p',
+      'CREATE TABLE t AS EXECUTE p(1)',
+      'create temp table t as\n  execute p',
+      "select 'a'; explain execute p",
+      "create function f() returns void language plpgsql as $$ begin execute 'x'; end $$",
     ])
       expect(mayChangeFloatDigits(text)).toBe(true)
-    for (const text of ['select 1', 'update t set x = 1 where id = $1', "insert into t values ('reset')"])
+    for (const text of [
+      'select 1',
+      'update t set x = 1 where id = $1',
+      "insert into t values ('reset')",
+      'select executed_at, re_execute, execute_count from jobs',
+      "select 'execute p' as x",
+      'select 1 /* execute p */',
+      'select 1 -- execute p',
+      'select "execute" from t',
+    ])
       expect(mayChangeFloatDigits(text)).toBe(false)
   })
 
