@@ -72,6 +72,7 @@ import {
   SHOW_READ_FORMATS_SQL,
 } from './postgres-read-formats'
 import { startDeadline, type Deadline } from './postgres-deadline'
+import { ConnectBudget } from './postgres-connect-budget'
 import { hostLabel, mismatchOf, passesOf, reportsReadOnly, roleKindOf } from './postgres-session-attrs'
 import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, TRANSACTION_MODE_REASON } from './postgres-pgbouncer'
 import { sessionStatement } from './postgres-session-statement'
@@ -110,8 +111,6 @@ const MAX_REMEMBERED_SECRETS = 4
 const MAX_REMEMBERED_TEXTS = 512
 /** The longest text whose sessionStatement verdict is kept (a longer one is judged each time). */
 const MAX_REMEMBERED_TEXT_LENGTH = 8192
-/** libpq's least connect_timeout (1 s reads as 2): the least share of a host when the connect deadline is split among several. */
-const MIN_HOST_TIMEOUT_MS = 2_000
 
 // statements that change transaction or session state, hold a portal, or can commit: never pipelined
 // `execute`: an SQL-level prepared statement runs a text this one does not show (review r14d: one
@@ -483,21 +482,30 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     if (hosts.length === 1 && targetSessionAttrs === 'any') return this.#openHost(hosts[0]!, password, hooks)
     const tried: string[] = []
     const failures: DatabaseError[] = []
-    // each host's addresses, looked up once per walk (prefer-standby's second pass reuses them)
-    const addresses = new Map<ResolvedHost, readonly string[]>()
-    for (const want of passesOf(targetSessionAttrs)) {
-      for (const host of hosts) {
-        let list = addresses.get(host)
-        if (list === undefined) addresses.set(host, (list = await addressesOf(host.host)))
+    // each host's addresses, looked up together once per walk (prefer-standby's second pass reuses them)
+    const addresses = await Promise.all(hosts.map((host) => addressesOf(host.host)))
+    const attempts = addresses.reduce((n, list) => n + list.length, 0)
+    // without connect_timeout, the deadline is shared among the attempts of each pass (see ConnectBudget)
+    const budget = this.config.connectTimeoutMs > 0 ? undefined : new ConnectBudget(this.options.connectTimeoutMs, attempts)
+    let unreached: string | undefined
+    walk: for (const [pass, want] of passesOf(targetSessionAttrs).entries()) {
+      if (pass > 0) budget?.add(attempts)
+      for (const [i, host] of hosts.entries()) {
+        const list = addresses[i]!
         for (const address of list) {
-          if (hooks.signal?.aborted === true) break
+          if (hooks.signal?.aborted === true) break walk
           // with several addresses, each is named: "db:5432 (10.0.0.2)"
           const label = hostLabel(host.host, host.port)
           const named = list.length > 1 ? `${label} (${address})` : label
+          const timeoutMs = budget === undefined ? this.#hostTimeoutMs : budget.next()
+          if (timeoutMs === undefined) {
+            unreached = named
+            break walk
+          }
           let conn: PostgresConnection
           hooks.onAttempt?.(named)
           try {
-            conn = await this.#openHost(host, password, hooks, address)
+            conn = await this.#openHost(host, password, hooks, address, timeoutMs)
           } catch (err) {
             const error = this.mapError(err)
             failures.push(error)
@@ -511,7 +519,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
           try {
             // a session read-only from its startup option reports itself read-only on every server: judged by
             // the server's role (roleKindOf); one made read-only by SET after the walk is judged as the write lane's
-            mismatch = await mismatchOf(conn, this.#readOnlyVia === 'startup' ? roleKindOf(want) : want, (c, text) => this.#probe(c, text))
+            mismatch = await mismatchOf(conn, this.#readOnlyVia === 'startup' ? roleKindOf(want) : want, (c, text) =>
+              this.#probe(c, text, timeoutMs),
+            )
           } catch (err) {
             conn.kill()
             const error = this.mapError(err)
@@ -529,6 +539,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         }
       }
     }
+    // the deadline ran out before every attempt was made: the first one left is named (never the same code as the failures)
+    if (unreached !== undefined)
+      tried.push(`${unreached} not tried: the connect deadline (${this.options.connectTimeoutMs} ms) was used up`)
     // every host failed the same way (a wrong password everywhere): that code, else CONNECTION_FAILED
     const same = failures.length === tried.length && failures.every((f) => f.code === failures[0]!.code) ? failures[0] : undefined
     throw new DatabaseError(
@@ -556,6 +569,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     password: string | undefined,
     hooks: ConnectionHooks,
     address = host.host,
+    timeoutMs = this.#hostTimeoutMs,
   ): Promise<PostgresConnection> {
     // per host: a socket directory in the list never uses TLS (pg names the host it reached for SNI and the identity check)
     const { sslMode, sslRootCert } = this.config
@@ -564,12 +578,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const attempt = { secured: false }
     let firstErr: unknown
     try {
-      return await this.#open(host, address, first, password, hooks, attempt)
+      return await this.#open(host, address, timeoutMs, first, password, hooks, attempt)
     } catch (err) {
       firstErr = err
     }
     let second: PgSsl
-    if (ssl === false) throw this.#connectError(firstErr, host)
+    if (ssl === false) throw this.#connectError(firstErr, host, timeoutMs)
     else if (first === false && retriesWithTls(sslMode, sqlStateOf(firstErr))) second = ssl
     else if (
       first !== false &&
@@ -577,14 +591,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       (isTlsRefusal(firstErr) || retriesWithoutTls(sslMode, attempt.secured, firstErr))
     )
       second = false
-    else throw this.#connectError(firstErr, host)
+    else throw this.#connectError(firstErr, host, timeoutMs)
     try {
-      return await this.#open(host, address, second, password, hooks)
+      return await this.#open(host, address, timeoutMs, second, password, hooks)
     } catch (err) {
-      const error = this.#connectError(err, host)
+      const error = this.#connectError(err, host, timeoutMs)
       // the server said it has no TLS: nothing more to say about the first attempt
       if (isTlsRefusal(firstErr)) throw error
-      const before = this.#connectError(firstErr, host).message.replace(/^connecting to \S+ (failed: )?/, '')
+      const before = this.#connectError(firstErr, host, timeoutMs).message.replace(/^connecting to \S+ (failed: )?/, '')
       throw new DatabaseError(
         error.code,
         `${error.message} (sslmode=${sslMode}: ${second === false ? 'without TLS after' : 'with TLS after'} ${first === false ? 'plain TCP' : 'TLS'} failed: ${before})`,
@@ -625,25 +639,19 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return why
   }
 
-  /** A statement of the target_session_attrs check, bounded by the per-host connect deadline. */
-  async #probe(conn: PostgresConnection, text: string): Promise<Record<string, unknown> | undefined> {
-    const { rows } = await this.execute(conn, { text, params: [] }, { timeoutMs: this.#hostTimeoutMs })
+  /** A statement of the target_session_attrs check, bounded by the attempt's connect deadline. */
+  async #probe(conn: PostgresConnection, text: string, timeoutMs = this.#hostTimeoutMs): Promise<Record<string, unknown> | undefined> {
+    const { rows } = await this.execute(conn, { text, params: [] }, { timeoutMs })
     return rows[0]
   }
 
   /**
    * The deadline of the attempt on one host: libpq's connect_timeout (the config's `connectTimeoutMs`)
-   * when given. Without it, the manager's `connectTimeoutMs`, which is also the pool's deadline of
-   * the whole connect (`createTimeoutMs`): with several hosts it is split so that every host gets a
-   * try (a first host that accepts TCP and never answers would use all of it, and the next one never
-   * be reached): `connectTimeoutMs` ÷ the number of hosts, at least 2000 ms (libpq's least
-   * connect_timeout), at most `connectTimeoutMs`.
+   * when given, else the manager's `connectTimeoutMs` (by default the pool's `createTimeoutMs`). A
+   * host walk without connect_timeout shares that among its attempts instead (see {@link ConnectBudget}).
    */
   get #hostTimeoutMs(): number {
-    if (this.config.connectTimeoutMs > 0) return this.config.connectTimeoutMs
-    const budget = this.options.connectTimeoutMs
-    const hosts = this.config.hosts.length
-    return hosts > 1 ? Math.min(budget, Math.max(MIN_HOST_TIMEOUT_MS, Math.floor(budget / hosts))) : budget
+    return this.config.connectTimeoutMs || this.options.connectTimeoutMs
   }
 
   /** A new write-lane connection is up: if it reached another server, the old server's connections go. */
@@ -1165,12 +1173,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
 
   /**
    * One connect attempt to `address` (the host itself, or one of the addresses its name resolved to:
-   * the name is kept for TLS, as SNI and for verify-full's identity check); on failure
-   * `attempt.secured` tells whether the server had accepted TLS (see {@link isSecured}).
+   * the name is kept for TLS, as SNI and for verify-full's identity check), within `timeoutMs` (pg's
+   * `connectionTimeoutMillis`); on failure `attempt.secured` tells whether the server had accepted TLS
+   * (see {@link isSecured}).
    */
   async #open(
     host: ResolvedHost,
     address: string,
+    timeoutMs: number,
     ssl: PgSsl,
     password: string | undefined,
     hooks: ConnectionHooks,
@@ -1194,7 +1204,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       statement_timeout: (!options.pgbouncer && config.statementTimeoutMs) || undefined,
       idle_in_transaction_session_timeout: (!options.pgbouncer && config.idleInTransactionTimeoutMs) || undefined,
       lock_timeout: (!options.pgbouncer && config.lockTimeoutMs) || undefined,
-      connectionTimeoutMillis: this.#hostTimeoutMs,
+      connectionTimeoutMillis: timeoutMs,
       options: this.#readOnlyVia === 'startup' ? [config.options, REPLICA_SESSION_OPTIONS].filter(Boolean).join(' ') : config.options,
       keepAlive: config.keepAlive,
       keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs,
@@ -1241,10 +1251,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       if (attempt) attempt.secured = isSecured(client.connection.stream)
       conn.kill()
       // a PgBouncer the config does not declare: DateStyle alone at startup, the rest SET after connecting
-      if (refusesReadFormatStartup(err, bouncer)) return this.#open(host, address, ssl, password, hooks, attempt, true)
+      if (refusesReadFormatStartup(err, bouncer)) return this.#open(host, address, timeoutMs, ssl, password, hooks, attempt, true)
       // a setting the server refuses at startup (unknown name, bad value, not permitted): opened again
       // without them, so that its SET fails as 'session init on ... failed', as without startup settings
-      if (settings.length > 0 && refusesStartupSetting(err)) return this.#open(host, address, ssl, password, hooks, attempt, bouncer, false)
+      if (settings.length > 0 && refusesStartupSetting(err))
+        return this.#open(host, address, timeoutMs, ssl, password, hooks, attempt, bouncer, false)
       throw err
     } finally {
       hooks.signal?.removeEventListener('abort', abort)
@@ -1256,7 +1267,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       this.#formats ??= readFormatsOf(conn.serverParameter('DateStyle'), conn.serverParameter('IntervalStyle'))
       if (!holdsReadFormats(conn, this.#formats, bouncer)) {
         void conn.close(this.options.cancelTimeoutMs)
-        return this.#open(host, address, ssl, password, hooks, attempt, bouncer, withSettings)
+        return this.#open(host, address, timeoutMs, ssl, password, hooks, attempt, bouncer, withSettings)
       }
     }
     conn.readFormats = this.#formats
@@ -1265,11 +1276,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return conn
   }
 
-  #connectError(err: unknown, host: ResolvedHost): DatabaseError {
+  #connectError(err: unknown, host: ResolvedHost, timeoutMs: number): DatabaseError {
     if (DatabaseError.is(err)) return err
     const timedOut = isConnectTimeout(err)
     const target = this.config.hosts.length === 1 ? this.target : hostLabel(host.host, host.port)
-    const prefix = timedOut ? `connecting to ${target} timed out after ${this.#hostTimeoutMs} ms` : `connecting to ${target} failed`
+    const prefix = timedOut ? `connecting to ${target} timed out after ${timeoutMs} ms` : `connecting to ${target} failed`
     const error = mapPostgresError(err, { connecting: true, secrets: this.#secrets, prefix })
     // a setting of the config's `options` the server refused at startup: every connect would fail so
     return startupOptionError(error, this.config.options) ?? error

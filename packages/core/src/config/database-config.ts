@@ -66,8 +66,9 @@ export interface DatabaseOptions {
   /**
    * Deadline of the attempt on one host, in ms (libpq's `connect_timeout`, per host; the URL gives
    * it in seconds, at least 2). `0`: the manager's `connectTimeoutMs` (the pool's whole connect
-   * deadline), with several hosts split among them so that each gets a try (÷ hosts, at least
-   * 2000 ms). Default is `0`.
+   * deadline), with several hosts or addresses (a name that resolves to several) shared among the
+   * attempts so that each gets a try: what is left ÷ the attempts left, the whole of it for a single
+   * attempt. Default is `0`.
    */
   readonly connectTimeoutMs?: number
   /**

@@ -1,12 +1,14 @@
-import { createServer, type Server, type Socket } from 'node:net'
-import { DatabaseConfig, type DatabasePool } from '@dbpool/core'
+import dns from 'node:dns'
+import { connect, createServer, type Server, type Socket } from 'node:net'
+import { DatabaseConfig, type DatabasePool, type TargetSessionAttrs } from '@dbpool/core'
 import { createPostgresPool, type PostgresConnection } from '@dbpool/postgres'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
 import { rejection, uniqueAppName } from './helpers'
 
-// A multi-host target without connect_timeout: the connect deadline (createTimeoutMs) is split among
-// the hosts, so a first host that accepts TCP and never answers (a hung old primary) leaves time
-// for the next one. Silent TCP servers stand for the hung hosts; the shared test server is the good one.
+// A multi-host target without connect_timeout: the connect deadline (createTimeoutMs) is shared among
+// the attempts (each address of each host), so a first host or address that accepts TCP and never
+// answers (a hung old primary) leaves time for the next one. Silent TCP servers stand for the hung
+// hosts; the shared test server (directly, or behind a forwarder on another port) is the good one.
 let db: TestDatabase
 const pools: DatabasePool<PostgresConnection>[] = []
 const servers: { server: Server; sockets: Set<Socket> }[] = []
@@ -29,21 +31,66 @@ afterAll(async () => {
 })
 
 /** A host that completes the TCP handshake and never sends a byte: its port. */
-async function silentHost(): Promise<number> {
+async function silentHost(address = '127.0.0.1', port = 0): Promise<number> {
   const sockets = new Set<Socket>()
   const server = createServer((socket) => {
     sockets.add(socket)
     socket.on('error', () => undefined)
   })
   servers.push({ server, sockets })
+  await new Promise<void>((resolve) => server.listen(port, address, resolve))
+  return (server.address() as { port: number }).port
+}
+
+/** The test server behind a forwarder on 127.0.0.1: its port (free on the other loopback addresses too, for silent hosts there). */
+async function liveForwarder(): Promise<number> {
+  const u = new URL(db.url)
+  const sockets = new Set<Socket>()
+  const server = createServer((client) => {
+    const upstream = connect(Number(u.port || 5432), u.hostname)
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.on('error', () => undefined)
+    }
+    client.pipe(upstream).pipe(client)
+  })
+  servers.push({ server, sockets })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return (server.address() as { port: number }).port
 }
 
-function poolOver(hosts: { host: string; port: number }[], createTimeoutMs: number): DatabasePool<PostgresConnection> {
+/** Runs `fn` with dns.lookup resolving each name of `names` to its addresses, in that order (DNS-based HA). */
+async function withNames<T>(names: Record<string, string[]>, fn: () => Promise<T>): Promise<T> {
+  const real = dns.lookup
+  const fake = (host: string, options: unknown, callback?: unknown): void => {
+    const cb = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void
+    const opts = (typeof options === 'object' && options !== null ? options : {}) as { all?: boolean }
+    const addresses = names[host]
+    if (addresses === undefined) return void (real as (...args: unknown[]) => void)(host, options, callback)
+    if (opts.all)
+      cb(
+        null,
+        addresses.map((address) => ({ address, family: 4 })),
+      )
+    else cb(null, addresses[0], 4)
+  }
+  ;(dns as { lookup: unknown }).lookup = fake
+  try {
+    return await fn()
+  } finally {
+    ;(dns as { lookup: unknown }).lookup = real
+  }
+}
+
+function poolOver(
+  hosts: { host: string; port: number }[],
+  createTimeoutMs: number,
+  targetSessionAttrs: TargetSessionAttrs = 'any',
+): DatabasePool<PostgresConnection> {
   const u = new URL(db.url)
   const config = new DatabaseConfig({
     hosts,
+    targetSessionAttrs,
     database: db.name,
     username: decodeURIComponent(u.username),
     password: decodeURIComponent(u.password),
@@ -56,7 +103,7 @@ function poolOver(hosts: { host: string; port: number }[], createTimeoutMs: numb
 }
 
 describe('multi-host connect deadline without connect_timeout', () => {
-  it('a first host that never answers leaves time for the second: each host gets createTimeoutMs ÷ hosts (at least 2 s)', async () => {
+  it('a first host that never answers leaves time for the second: each attempt gets what is left ÷ attempts left', async () => {
     const u = new URL(db.url)
     const good = { host: u.hostname, port: Number(u.port || 5432) }
     const p = poolOver([{ host: '127.0.0.1', port: await silentHost() }, good], 4_000)
@@ -77,10 +124,66 @@ describe('multi-host connect deadline without connect_timeout', () => {
     )
     const err = await rejection(p.query('select 1'))
     expect(err.code).toBe('CONNECTION_FAILED')
-    // the first host's share ran out (2000 ms), then the second was tried: named, whichever deadline came first
+    // the first host's share ran out (about 2000 ms), then the second was tried: named, whichever deadline came first
     expect(err.message).toMatch(
-      new RegExp(`tried 127\\.0\\.0\\.1:${first} CONNECTION_FAILED: timed out after 2000 ms[^;]*; 127\\.0\\.0\\.1:${second} `),
+      new RegExp(`tried 127\\.0\\.0\\.1:${first} CONNECTION_FAILED: timed out after \\d+ ms[^;]*; 127\\.0\\.0\\.1:${second} `),
     )
     expect(err.message).not.toContain(decodeURIComponent(new URL(db.url).password))
+  })
+
+  // before: the deadline was split by host NAMES (config.hosts.length) while the walk tries every
+  // ADDRESS, and each share was at least 2000 ms: a hung first address used the whole 4000 ms
+  it('one name whose first address hangs: the live second address is reached (DNS-based HA, read-write)', async () => {
+    const port = await liveForwarder()
+    await silentHost('127.0.0.2', port)
+    const name = 'hung-then-live.dbpool.test'
+    const p = poolOver([{ host: name, port }], 4_000, 'read-write')
+    const { rows } = await withNames({ [name]: ['127.0.0.2', '127.0.0.1'] }, () => p.query<{ one: number }>('select 1 as one'))
+    expect(rows[0]!.one).toBe(1)
+  })
+
+  it('a name whose two addresses hang, then a live second host: the second host is reached', async () => {
+    const port = await liveForwarder()
+    await silentHost('127.0.0.2', port)
+    await silentHost('127.0.0.3', port)
+    const name = 'all-hung.dbpool.test'
+    const p = poolOver(
+      [
+        { host: name, port },
+        { host: '127.0.0.1', port },
+      ],
+      4_000,
+    )
+    const { rows } = await withNames({ [name]: ['127.0.0.2', '127.0.0.3'] }, () => p.query<{ one: number }>('select 1 as one'))
+    expect(rows[0]!.one).toBe(1)
+  })
+
+  it('three hosts, the first two hung: the third is reached (no 2 s floor uses up the deadline)', async () => {
+    const u = new URL(db.url)
+    const good = { host: u.hostname, port: Number(u.port || 5432) }
+    const p = poolOver([{ host: '127.0.0.1', port: await silentHost() }, { host: '127.0.0.1', port: await silentHost() }, good], 4_000)
+    const { rows } = await p.query<{ port: string }>("select current_setting('port') as port")
+    expect(Number(rows[0]!.port)).toBe(good.port)
+  })
+
+  it('with connect_timeout, each attempt has it whole (libpq), the pool deadline still ends the walk', async () => {
+    const first = await silentHost()
+    const u = new URL(db.url)
+    const config = new DatabaseConfig({
+      hosts: [
+        { host: '127.0.0.1', port: first },
+        { host: u.hostname, port: Number(u.port || 5432) },
+      ],
+      connectTimeoutMs: 2_000,
+      database: db.name,
+      username: decodeURIComponent(u.username),
+      password: decodeURIComponent(u.password),
+      sslMode: 'disable',
+      applicationName: uniqueAppName('deadline'),
+    })
+    const p = createPostgresPool(config, { min: 0, max: 1, name: 'deadline', createTimeoutMs: 20_000, acquireTimeoutMs: 30_000 })
+    pools.push(p)
+    const { rows } = await p.query<{ one: number }>('select 1 as one')
+    expect(rows[0]!.one).toBe(1)
   })
 })

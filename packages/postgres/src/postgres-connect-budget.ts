@@ -1,0 +1,45 @@
+/**
+ * The connect deadline of a host walk without `connect_timeout`, shared among its attempts (each
+ * address of each host; prefer-standby's second pass shares what its first left): each attempt gets
+ * what is left ÷ the attempts left, so a hung address (accepts TCP, never answers) uses its share only, one that
+ * refuses at once leaves its share to the next, and the last attempt gets all that remains. A walk
+ * of one attempt gets the whole deadline, as a single host. The share is at least libpq's least
+ * `connect_timeout` (2 s) whenever the deadline can give that to every attempt left, and smaller only
+ * when it cannot: libpq has no total deadline, the pool has (`createTimeoutMs`), and an attempt
+ * given 2 s that the later ones needed would leave a live host unreached.
+ */
+export class ConnectBudget {
+  readonly #totalMs: number
+  readonly #now: () => number
+  readonly #started: number
+  #left: number
+
+  /**
+   * @param totalMs the deadline of the whole walk, in ms (the manager's `connectTimeoutMs`)
+   * @param attempts how many attempts the walk makes (its first pass; see {@link add})
+   * @param now the clock, in ms (performance.now by default; a test may give its own)
+   */
+  constructor(totalMs: number, attempts: number, now: () => number = () => performance.now()) {
+    this.#totalMs = totalMs
+    this.#now = now
+    this.#left = attempts
+    this.#started = now()
+  }
+
+  /**
+   * The deadline of the next attempt, in ms (a whole number, at least 1), or undefined when the
+   * walk's deadline is used up (the attempts left are not made).
+   */
+  next(): number | undefined {
+    const remaining = this.#totalMs - (this.#now() - this.#started)
+    if (remaining < 1) return undefined
+    const share = Math.ceil(remaining / Math.max(1, this.#left))
+    this.#left--
+    return share
+  }
+
+  /** `attempts` more to share what is left with (prefer-standby's second pass). */
+  add(attempts: number): void {
+    this.#left = Math.max(0, this.#left) + attempts
+  }
+}
