@@ -99,7 +99,8 @@ export function envSecrets(env: NodeJS.ProcessEnv): string[] {
  * as one (core's `redactSecrets` rule: a strong secret everywhere, a short or plain-word one only as a
  * whole value, never inside the message's words, which garbled every line and told it by the gaps),
  * every URL password (to the last `@` of the word), every `password=` value and the value of every query parameter of every URL
- * (`postgres://...?pasword=[REDACTED]`, `sqlite:./a.db?key=[REDACTED]`; core's `redactUrlQueryValues`) replaced by `[REDACTED]`.
+ * (`postgres://...?pasword=[REDACTED]`, `sqlite:./a.db?key=[REDACTED]`; core's `redactUrlQueryValues`, which keeps a
+ * `postgres://` URL's non-secret libpq values such as `host=`, `port=`, `sslmode=`) replaced by `[REDACTED]`.
  */
 export function scrubSecrets(text: string, secrets: Iterable<string>): string {
   const sorted = [...new Set(secrets)].filter((s) => s.length > 0).sort((a, b) => b.length - a.length)

@@ -159,9 +159,9 @@ describe('secret finders', () => {
     expect(scrubSecrets('postgres://u@h/d?password=z&x=1', [])).toBe('postgres://u@h/d?password=[REDACTED]&x=[REDACTED]')
   })
 
-  it('scrubs every query value of any URL (a misspelt ?pasword=), keeping the names and the closing quote', async () => {
+  it("scrubs every query value of any URL (a misspelt ?pasword=) but a postgres URL's non-secret libpq ones, keeping the names and the closing quote", async () => {
     expect(scrubSecrets('bad "postgres://u@h/d?sslmode=require&pasword=S3cretTypo": unknown', [])).toBe(
-      'bad "postgres://u@h/d?sslmode=[REDACTED]&pasword=[REDACTED]": unknown',
+      'bad "postgres://u@h/d?sslmode=require&pasword=[REDACTED]": unknown',
     )
     expect(scrubSecrets('x https://h/p?token=ab"c:d y', [])).toBe('x https://h/p?token=[REDACTED] y')
     const { code, all } = await runAll(['--url', 'postgres://app:pw1@127.0.0.1:1/app?pasword=S3cretTypo', 'health'])

@@ -145,9 +145,12 @@ export function scrubUrlPasswords(text: string, whole: boolean): string {
 
 /**
  * One URL as an error or a log may show it: its password (in the user info, to the URL's LAST `@`) and
- * the VALUE of every query parameter (`?name=value&...`, names kept: `?pasword=[REDACTED]&sslmode=[REDACTED]`)
- * replaced by {@link REDACTED}. A misspelt `pasword=`, a `sslpassword=`, a SQLCipher `key=` are hidden
- * this way without a list of secret names. The text is read as one URL (a blank is part of it). Every
+ * the VALUE of every query parameter (`?name=value&...`, names kept: `?pasword=[REDACTED]&sslmode=require`)
+ * replaced by {@link REDACTED}, except, in a `postgres://` / `postgresql://` URL, the libpq
+ * parameters that hold no secret ({@link SHOWN_POSTGRES_QUERY_KEYS}: `host`, `port`, `sslmode`,
+ * `target_session_attrs`..., spelt exactly so), which stay, so an error about them shows them. A
+ * misspelt `pasword=`, a `sslpassword=`, `passfile=`, any unknown name, a SQLCipher `key=` (every
+ * value of a non-Postgres URL) are hidden this way without a list of secret names. The text is read as one URL (a blank is part of it). Every
  * place dbpool shows a URL in an error (core's config, @dbpool/postgres, the CLI) goes through this or
  * {@link redactUrlQueryValues}.
  */
@@ -156,12 +159,13 @@ export function redactUrl(url: string): string {
   const question = scrubbed.indexOf('?')
   if (question < 0) return scrubbed
   const hash = scrubbed.indexOf('#', question)
-  return hideQueryValues(scrubbed, question, hash < 0 ? scrubbed.length : hash)
+  return hideQueryValues(scrubbed, question, hash < 0 ? scrubbed.length : hash, /^postgres(?:ql)?:\/\//i.test(scrubbed))
 }
 
 /**
  * `text` with the value of every query parameter of every URL in it (`scheme://...?` or `sqlite:...?`,
- * up to the next blank or `#`, a closing quote at the word's end excluded) replaced by {@link REDACTED}, names kept. Linear: each URL start is
+ * up to the next blank or `#`, a closing quote at the word's end excluded) replaced by {@link REDACTED}, names kept; a
+ * `postgres://` URL's libpq parameters that hold no secret are kept as in {@link redactUrl}. Linear: each URL start is
  * found once and its word read once. Passwords in the user info: {@link redactUrlPasswords}.
  */
 export function redactUrlQueryValues(text: string): string {
@@ -187,7 +191,7 @@ export function redactUrlQueryValues(text: string): string {
     from = end + 1
     if (question < 0) continue
     if (queryEnd < 0) queryEnd = trimQuote(text, question, end)
-    out += hideQueryValues(text.slice(copied, queryEnd), question - copied, queryEnd - copied)
+    out += hideQueryValues(text.slice(copied, queryEnd), question - copied, queryEnd - copied, start === sep && isPostgresScheme(text, sep))
     copied = queryEnd
   }
   return copied === 0 ? text : out + text.slice(copied)
@@ -218,14 +222,74 @@ function indexOfSqlite(text: string, from: number): number {
   return m === null ? -1 : m.index
 }
 
-/** `text` with the values of the `&`-separated pairs between `question` (the `?`) and `end` hidden. */
-function hideQueryValues(text: string, question: number, end: number): string {
+/**
+ * The libpq connection parameters whose values are no secret (hosts, ports, modes, timeouts, names,
+ * certificate paths), shown in a `postgres://` URL's query. Exact names only (libpq's are case
+ * sensitive): anything else (`password`, `passfile`, `sslpassword`, `sslkey`, `options`, which may
+ * carry `-c` settings, a misspelt or unknown name) stays hidden.
+ */
+const SHOWN_POSTGRES_QUERY_KEYS: ReadonlySet<string> = new Set([
+  'host',
+  'hostaddr',
+  'port',
+  'dbname',
+  'user',
+  'sslmode',
+  'sslrootcert',
+  'sslcert',
+  'sslcrl',
+  'sslcrldir',
+  'sslsni',
+  'sslcompression',
+  'ssl_min_protocol_version',
+  'ssl_max_protocol_version',
+  'gssencmode',
+  'gsslib',
+  'krbsrvname',
+  'requirepeer',
+  'require_auth',
+  'channel_binding',
+  'service',
+  'target_session_attrs',
+  'load_balance_hosts',
+  'connect_timeout',
+  'application_name',
+  'fallback_application_name',
+  'client_encoding',
+  'keepalives',
+  'keepalives_idle',
+  'keepalives_interval',
+  'keepalives_count',
+  'tcp_user_timeout',
+  'replication',
+  'statement_timeout',
+  'idle_in_transaction_session_timeout',
+  'lock_timeout',
+  'pgbouncer',
+])
+
+/** Whether the `://` at `sep` ends a `postgres` or `postgresql` scheme (any case) that starts a word. */
+function isPostgresScheme(text: string, sep: number): boolean {
+  for (const scheme of ['postgresql', 'postgres']) {
+    const start = sep - scheme.length
+    if (start >= 0 && text.slice(start, sep).toLowerCase() === scheme && (start === 0 || !isSchemeChar(text.charCodeAt(start - 1))))
+      return true
+  }
+  return false
+}
+
+/**
+ * `text` with the values of the `&`-separated pairs between `question` (the `?`) and `end` hidden;
+ * with `postgres`, those of {@link SHOWN_POSTGRES_QUERY_KEYS} kept.
+ */
+function hideQueryValues(text: string, question: number, end: number, postgres = false): string {
   const pairs = text
     .slice(question + 1, end)
     .split('&')
     .map((pair) => {
       const eq = pair.indexOf('=')
-      return eq >= 0 ? `${pair.slice(0, eq + 1)}${REDACTED}` : pair
+      if (eq < 0 || (postgres && SHOWN_POSTGRES_QUERY_KEYS.has(pair.slice(0, eq)))) return pair
+      return `${pair.slice(0, eq + 1)}${REDACTED}`
     })
   return `${text.slice(0, question + 1)}${pairs.join('&')}${text.slice(end)}`
 }

@@ -2,7 +2,7 @@ import { inspect } from 'node:util'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DatabaseConfig, DatabaseError, hasAmbiguousCredentials, TARGET_SESSION_ATTRS } from '@dbpool/core'
+import { DatabaseConfig, DatabaseError, hasAmbiguousCredentials, redactUrl, redactUrlQueryValues, TARGET_SESSION_ATTRS } from '@dbpool/core'
 
 const SECRET = 'pw-S3cret'
 const ROOT_PEM = readFileSync(join(__dirname, '../../../postgres/test/fixtures/tls/ca.crt'), 'utf8')
@@ -189,7 +189,7 @@ describe('multi-host URLs (libpq grammar)', () => {
     expect(hasAmbiguousCredentials('sqlite://u:a/b@c.db')).toBe(false)
   })
 
-  it('never shows any query value (a misspelt pasword=, passwd=) in a CONFIGURATION error, names kept; ?sslpassword=s3cr@t is named', () => {
+  it('never shows a secret or unknown query value (a misspelt pasword=, passwd=) in a CONFIGURATION error, names kept; ?sslpassword=s3cr@t is named', () => {
     for (const url of [
       'postgres://app:pw1@db.example/app?pasword=S3cretTypo',
       'postgres://app@db.example/app?sslmode=require&passwd=S3cretTypo',
@@ -199,7 +199,7 @@ describe('multi-host URLs (libpq grammar)', () => {
       const err = thrown(() => DatabaseConfig.fromUrl(url))
       expect(err.code).toBe('CONFIGURATION')
       expect(err.message).toMatch(/unknown query parameter "pas/)
-      expect(err.message).toMatch(/\?(?:sslmode=\[REDACTED\]&)?pas[^=]*=\[REDACTED\]/)
+      expect(err.message).toMatch(/\?(?:sslmode=require&)?pas[^=]*=\[REDACTED\]/)
       expect(err.message + err.stack + inspect(err) + JSON.stringify(err)).not.toContain('S3cretTypo')
     }
     for (const [url, name] of [
@@ -213,6 +213,28 @@ describe('multi-host URLs (libpq grammar)', () => {
     }
     // still ambiguous: the "port" of an authority without user info is not digits
     expect(hasAmbiguousCredentials('postgres://u:p?q=1part@h/d')).toBe(true)
+  })
+
+  it('shows the host=, port=, sslmode, target_session_attrs values an error is about; hides password=, passfile, sslpassword, options and unknown keys', () => {
+    const hosts = thrown(() => DatabaseConfig.fromUrl('postgres://h1:6000,h2:6001/db?host=a'))
+    expect(hosts.message).toContain('"postgres://h1:6000,h2:6001/db?host=a": 2 ports (before "/") for 1 host (in host=)')
+    const ports = thrown(() =>
+      DatabaseConfig.fromUrl('postgres://app@h1,h2,h3/db?port=1,2&sslmode=require&target_session_attrs=read-write'),
+    )
+    expect(ports.message).toContain(
+      '"postgres://app@h1,h2,h3/db?port=1,2&sslmode=require&target_session_attrs=read-write": 2 ports (in port=)',
+    )
+    expect(
+      redactUrl(
+        'postgresql://u:pw@h/d?host=a,b&port=1&application_name=app&password=Pw1&passfile=/p/.pgpass&sslpassword=Sp2&options=-c%20x%3Dy&Host=c&tok=T3',
+      ),
+    ).toBe(
+      'postgresql://u:[REDACTED]@h/d?host=a,b&port=1&application_name=app&password=[REDACTED]&passfile=[REDACTED]&sslpassword=[REDACTED]&options=[REDACTED]&Host=[REDACTED]&tok=[REDACTED]',
+    )
+    // in free text too; a URL of another scheme keeps every value hidden
+    expect(redactUrlQueryValues('at "POSTGRES://h/d?sslmode=require&pasword=x": no; https://x/?host=a sqlite:./a.db?mode=ro')).toBe(
+      'at "POSTGRES://h/d?sslmode=require&pasword=[REDACTED]": no; https://x/?host=[REDACTED] sqlite:./a.db?mode=[REDACTED]',
+    )
   })
 
   it('never shows a password= or sslpassword= query value (its name percent-encoded or not) when another part of the URL is refused', () => {
