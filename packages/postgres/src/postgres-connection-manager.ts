@@ -62,6 +62,7 @@ import {
   readFormatSetup,
   readFormatStartup,
   readFormatsOf,
+  sessionReadFormats,
   holdsReadFormats,
   restoreReadFormatsSql,
   type ReadFormats,
@@ -404,6 +405,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         running = text
         await this.#execute(conn, { text, params: [] }, { timeoutMs: this.options.connectTimeoutMs }, false)
       }
+      // what sessionInit made of DateStyle / IntervalStyle is the session's own: the release keeps it
+      // (review r17i), and refuses an output the parsers cannot read (see sessionReadFormats)
+      if (conn.readFormats !== undefined) conn.readFormats = sessionReadFormats(conn, conn.readFormats)
       // a sessionInit statement that resets something (`RESET ROLE; SET ...`) is part of the setup
       conn.setupLost = false
       // the manager that connected it knows its setup (a replica's config has its own timeouts)

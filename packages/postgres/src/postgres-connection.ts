@@ -132,7 +132,9 @@ export class PostgresConnection implements ReferencedHandle {
   formatsBySet = false
   /**
    * @internal The output formats the pool gave this session (DateStyle with the server's input order,
-   * IntervalStyle: see `ReadFormats`), which the release restores when a statement changed them.
+   * IntervalStyle: see `ReadFormats`), then, once its setup has run, what the server reported after
+   * it (a `sessionInit` input order or interval style: see `sessionReadFormats`): the baseline the
+   * release restores when a statement changed them.
    */
   readFormats: ReadFormats | undefined = undefined
   /**

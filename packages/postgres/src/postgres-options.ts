@@ -3,6 +3,7 @@ import { checkEnum, checkInteger, checkString, rejectUnknownKeys, requireObject 
 import type { PrepareMode } from './postgres-statement-cache'
 import { INT8_MODES, TIMESTAMPTZ_MODES, type Int8Mode, type TimestamptzMode } from './postgres-types'
 import { checkSessionOptions, resolvePgBouncerMode, type PgBouncerMode } from './postgres-pgbouncer'
+import { sessionInitFormatProblem } from './postgres-read-formats'
 import { REPLICA_OPTION_KEYS, type PostgresReplicaOptions } from './postgres-replicas'
 
 /** Options of the {@link PostgresConnectionManager} beyond the {@link DatabaseConfig}. */
@@ -16,7 +17,10 @@ export interface PostgresManagerOptions extends PostgresReplicaOptions {
    * (`DISCARD ALL`, `RESET ALL`, `RESET search_path`, `SET TIME ZONE LOCAL`, `set_config(...)`,
    * `SET SESSION AUTHORIZATION`...: see resetsSession; a function's body is not seen) or after the
    * lease took `conn.native`, which would drop what they SET for every later borrower; and after
-   * `sessionReset: 'clean'`. Default is none.
+   * `sessionReset: 'clean'`. A DateStyle input order or IntervalStyle it sets (`SET datestyle = 'ISO,
+   * DMY'`) is kept on every lease (see sessionReadFormats); an output style the row parsers cannot
+   * read (DateStyle SQL / Postgres / German, IntervalStyle postgres_verbose / iso_8601) throws
+   * CONFIGURATION when the pool is made if the text shows it, else at connect. Default is none.
    */
   readonly sessionInit?: string | readonly string[]
   /** Deadline of one connect (TCP, TLS, auth, session init). Default is the pool's `createTimeoutMs`, else `10000`. */
@@ -233,6 +237,14 @@ function checkSessionInitText(option: string, value: unknown): string {
       option,
       '[hidden]',
       `contains a NUL character (U+0000) at position ${at + 1}: a statement text cannot hold one, and as a startup parameter the rest would be read as further settings`,
+    )
+  // review r17i: a DateStyle / IntervalStyle output the row parsers cannot read is known now
+  const format = sessionInitFormatProblem(text)
+  if (format !== undefined)
+    throw configError(
+      option,
+      '[hidden]',
+      `sets ${format.setting} to ${format.value}: dbpool reads values exactly only with ${format.setting === 'DateStyle' ? "the output style ISO (the input order may be any: SET datestyle = 'ISO, DMY')" : "'postgres' or 'sql_standard'"}`,
     )
   return text
 }

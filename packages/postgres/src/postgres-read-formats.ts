@@ -71,6 +71,67 @@ export function holdsReadFormats(conn: PostgresConnection, formats: ReadFormats,
 }
 
 /**
+ * The {@link ReadFormats} of `conn` once its whole setup (`sessionInit` included) has run: DateStyle and
+ * IntervalStyle as the server then reports them (`pool` where it reported nothing), the baseline the
+ * release compares with and restores (see {@link readFormatsChanged}). A `SET datestyle = 'ISO, DMY'`
+ * or `SET intervalstyle = sql_standard` of sessionInit is the session's own setting, kept on every
+ * lease (review r17i: compared with the pool's learnt server default, it was "restored" on the first
+ * release, so '03/04/2024' read as 3 April on some leases and 4 March on others). A setup that leaves
+ * an output the row parsers cannot read (DateStyle SQL / Postgres / German, IntervalStyle
+ * postgres_verbose / iso_8601) is CONFIGURATION (`detail.option` `postgres.sessionInit`,
+ * `detail.setting`, `detail.value`): every date/time or interval read would be refused.
+ */
+export function sessionReadFormats(conn: PostgresConnection, pool: ReadFormats): ReadFormats {
+  const dateStyle = conn.serverParameter('DateStyle') ?? pool.DateStyle
+  const intervalStyle = (conn.serverParameter('IntervalStyle') ?? pool.IntervalStyle).toLowerCase()
+  if (!/^ISO\b/i.test(dateStyle)) throw unreadableSessionInit('DateStyle', dateStyle)
+  if (intervalStyle !== 'postgres' && intervalStyle !== 'sql_standard') throw unreadableSessionInit('IntervalStyle', intervalStyle)
+  return dateStyle === pool.DateStyle && intervalStyle === pool.IntervalStyle
+    ? pool
+    : { DateStyle: dateStyle, IntervalStyle: intervalStyle, extra_float_digits: EXTRA_FLOAT_DIGITS }
+}
+
+function unreadableSessionInit(setting: 'DateStyle' | 'IntervalStyle', value: string): DatabaseError {
+  const want =
+    setting === 'DateStyle'
+      ? "the output style ISO (the input order may be any: SET datestyle = 'ISO, DMY')"
+      : "'postgres' or 'sql_standard'"
+  return new DatabaseError(
+    'CONFIGURATION',
+    `sessionInit leaves ${setting} ${JSON.stringify(value)}; dbpool reads values exactly only with ${setting} ${want}, and would refuse every such value read: change sessionInit`,
+    { backend: 'postgres', retryable: false, detail: { option: 'postgres.sessionInit', setting, value } },
+  )
+}
+
+/**
+ * The output style a sessionInit statement visibly gives DateStyle or IntervalStyle, when the row
+ * parsers cannot read it (`SET datestyle = 'SQL, DMY'`, `SET DateStyle TO German`,
+ * `select set_config('datestyle', 'Postgres', false)`, `SET intervalstyle = iso_8601`): refused when
+ * the pool is made (CONFIGURATION, see {@link sessionReadFormats} for the check every connection
+ * makes of what the server reports after the setup, which also covers what no text shows). DateStyle
+ * keeps its current output style when the value names none (`SET datestyle = DMY`), and the last
+ * style named wins, as in PostgreSQL's check_datestyle.
+ */
+export function sessionInitFormatProblem(
+  text: string,
+): { readonly setting: 'DateStyle' | 'IntervalStyle'; readonly value: string } | undefined {
+  for (const m of text.matchAll(SETS_FORMAT)) {
+    const name = (m[1] ?? m[3] ?? '').toLowerCase()
+    const value = (m[2] ?? m[4] ?? '').trim()
+    if (name === 'datestyle') {
+      const styles = value.match(/\b(?:iso|sql|postgres|german)\b/gi)
+      const last = styles?.[styles.length - 1]
+      if (last !== undefined && last.toLowerCase() !== 'iso') return { setting: 'DateStyle', value }
+    } else if (/^(?:postgres_verbose|iso_8601)$/i.test(value.replace(/'/g, ''))) return { setting: 'IntervalStyle', value }
+  }
+  return undefined
+}
+
+/** `SET [SESSION] datestyle|intervalstyle TO|= value` up to `;`, or `set_config('datestyle'|'intervalstyle', 'value'`. */
+const SETS_FORMAT =
+  /\bset\s+(?:session\s+)?(datestyle|intervalstyle)\s*(?:=|\bto\b)\s*([^;]*)|\bset_config\s*\(\s*'(datestyle|intervalstyle)'\s*,\s*'([^']*)'/gi
+
+/**
  * A server (a PgBouncer the config does not declare: `pgbouncer` unset) refused a startup parameter
  * of {@link readFormatStartup} ("unsupported startup parameter: IntervalStyle"): the connection is
  * opened again as behind PgBouncer (`DateStyle` alone), and the others are SET after connecting.
@@ -116,7 +177,8 @@ export function readFormatProblem(row: { interval_style: string; extra_float_dig
 }
 
 /**
- * Whether a statement of this session changed DateStyle or IntervalStyle from the pool's `formats`
+ * Whether a statement of this session changed DateStyle or IntervalStyle from the connection's `formats`
+ * (its baseline after the setup: see {@link sessionReadFormats})
  * (the server reports both with ParameterStatus; pg keeps the last value, see
  * `PostgresConnection.serverParameter`): the whole DateStyle is compared, so a changed input order
  * (`ISO, DMY` for `ISO, MDY`: `'03/04/2024'` read as 3 April) counts as well as a changed output. The

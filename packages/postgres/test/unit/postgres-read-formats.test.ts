@@ -4,6 +4,7 @@ import {
   checkFloatDigits,
   floatDigitsChangeInTransactionMode,
   mayChangeFloatDigits,
+  sessionInitFormatProblem,
   readFormatProblem,
   readFormatsOf,
   readFormatStartup,
@@ -180,5 +181,29 @@ describe("the pool's formats keep the server's input semantics (review r14d)", (
     expect(readFormatStartup(false, formats)).toEqual({ DateStyle: 'ISO, DMY', IntervalStyle: 'postgres', extra_float_digits: '3' })
     expect(readFormatStartup(true, formats)).toEqual({ DateStyle: 'ISO, DMY' })
     expect(restoreReadFormatsSql(formats)).toBe(`SET DateStyle = 'ISO, DMY'; SET IntervalStyle = postgres`)
+  })
+})
+
+describe('sessionInit output styles the parsers cannot read (review r17i)', () => {
+  it('sessionInitFormatProblem: a DateStyle output other than ISO, an IntervalStyle other than postgres / sql_standard', () => {
+    for (const text of [
+      `SET datestyle = 'SQL, DMY'`,
+      'set DateStyle to German',
+      `SET SESSION datestyle = 'ISO, Postgres'`,
+      `select set_config('datestyle', 'Postgres, MDY', false)`,
+      `SET search_path = app; SET intervalstyle = 'iso_8601'`,
+      'set intervalstyle to postgres_verbose',
+    ])
+      expect([text, sessionInitFormatProblem(text)]).toEqual([text, expect.objectContaining({ setting: expect.any(String) })])
+    for (const text of [
+      `SET datestyle = 'ISO, DMY'`,
+      'SET datestyle = DMY',
+      `SET datestyle = 'SQL, ISO, YMD'`,
+      `select set_config('datestyle', 'ISO, DMY', false)`,
+      `SET intervalstyle = 'sql_standard'`,
+      'set intervalstyle to postgres',
+      'SET search_path TO app',
+    ])
+      expect([text, sessionInitFormatProblem(text)]).toEqual([text, undefined])
   })
 })
