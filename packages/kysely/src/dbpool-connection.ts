@@ -55,6 +55,23 @@ function transactionReleased(): DatabaseError {
 }
 
 /**
+ * A statement that changes a connection setting (SQLite: `PRAGMA foreign_keys = OFF`), run alone on a
+ * connection Kysely acquired for it (a statement on `db`, outside `db.connection()` and transactions):
+ * the pool restored the setting when Kysely released that connection right after, so the change did
+ * not last, as `pool.query()` refuses it for the same reason (`refused`). CONFIGURATION,
+ * not retryable, `detail` the pool's (`pragma`, `pragmas`).
+ */
+function settingNotKept(refused: DatabaseError): DatabaseError {
+  const pragmas = refused.detail?.pragmas
+  const what = Array.isArray(pragmas) ? `PRAGMA ${pragmas.join(', ')}` : 'a statement that changes a connection setting'
+  return new DatabaseError(
+    'CONFIGURATION',
+    `${what} ran alone on a connection Kysely acquired for it (a statement on db, outside db.connection() and transactions): the pool restored the setting when Kysely released that connection right after, so the change did not last and nothing ran under it (pool.query() refuses it for the same reason). Run it with the statements that need it on the c of db.connection(async (c) => ...) (restored when the callback returns) or in a Migrator migration, set it for every connection with the pool's sqlite options (foreignKeys, busyTimeoutMs, ...), or for a table rebuild mark a core Migrator migration foreign_keys:off`,
+    { backend: refused.backend, retryable: false, detail: refused.detail },
+  )
+}
+
+/**
  * How the last transaction of a connection ended, kept until the next begins: what a later
  * `commit()` (Kysely's `commitTransaction` with no live transaction: a commit retried after it
  * failed, one after `close()` revoked the transaction, one after the `db.connection()` callback
@@ -144,6 +161,14 @@ export class DbpoolConnection implements DatabaseConnection {
   #ended = false
   /** How the last transaction begun here ended (see {@link Ended}); undefined while one is live or none was begun. */
   #last: Ended | undefined
+  /** Statements, streams and transactions begun on this connection (see {@link #alone}). */
+  #uses = 0
+  /**
+   * The text of the first statement, when it borrowed the held connection: if it stays the only use,
+   * it ran alone on a connection acquired for it (Kysely's one-statement acquire and release), and
+   * the release checks it changed no setting the pool restores at once (see {@link settingNotKept}).
+   */
+  #alone: string | undefined
 
   /**
    * Made by {@link DbpoolDriver}'s `acquireConnection()` (and one per `dbpoolTransaction()` attempt).
@@ -163,9 +188,12 @@ export class DbpoolConnection implements DatabaseConnection {
   /** Kysely's `executeQuery`: rejects with dbpool's DatabaseError, the caller's frames added to its stack. */
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
     try {
+      this.#uses++
       const conn = this.#adopted ?? this.#transaction?.tx ?? this.#leased(compiled) ?? (await this.#hold(compiled))
       return await this.#run<R>(conn, compiled)
     } catch (err) {
+      // a statement that failed changed no setting: its own error is the answer
+      this.#alone = undefined
       throw withCallerStack(err)
     }
   }
@@ -178,6 +206,7 @@ export class DbpoolConnection implements DatabaseConnection {
    * early (break, throw) closes the cursor and gives the connection back.
    */
   async *streamQuery<R>(compiled: CompiledQuery, chunkSize = DEFAULT_CHUNK_SIZE): AsyncIterableIterator<QueryResult<R>> {
+    this.#uses++
     const held = this.#adopted ?? this.#transaction?.tx ?? this.#leased(compiled)
     const options = { batchSize: chunkSize }
     const rows =
@@ -210,6 +239,7 @@ export class DbpoolConnection implements DatabaseConnection {
   }
 
   async #begin(settings: TransactionSettings): Promise<void> {
+    this.#uses++
     if (this.#ending) throw this.#ended ? transactionReleased() : transactionEnding()
     if (this.#adopted || this.#transaction) throw this.#alreadyOpen()
     const options = toDbpoolSettings(settings, this.context.backend)
@@ -285,15 +315,29 @@ export class DbpoolConnection implements DatabaseConnection {
     })
   }
 
-  /** Kysely's `releaseConnection`: rolls back a transaction left open, gives the held connection back. */
+  /**
+   * Kysely's `releaseConnection`: rolls back a transaction left open, gives the held connection back.
+   * Rejects, once the connection is back, with CONFIGURATION (see {@link settingNotKept}) when the
+   * only thing run here was one statement that changed a connection setting the pool restores at the
+   * release (SQLite `PRAGMA foreign_keys = OFF` through `db`): Kysely rejects that statement's call
+   * with it, instead of resolving for a setting that did not last.
+   */
   release(): Promise<void> {
     const transaction = this.#transaction
     const lease = this.#lease
     this.#released = true
     this.#transaction = undefined
     this.#lease = undefined
-    // the common case, one statement on a held connection: no extra async frame
-    if (transaction === undefined) return lease ? lease.release() : RELEASED
+    if (transaction === undefined) {
+      if (lease === undefined) return RELEASED
+      const alone = this.#uses === 1 ? this.#alone : undefined
+      // the common case, one statement on a held connection: no extra async frame
+      const refused = alone === undefined ? undefined : this.context.pool.settingChangeError?.(alone)
+      if (refused === undefined) return lease.release()
+      return lease.release().then(() => {
+        throw withCallerStack(settingNotKept(refused))
+      })
+    }
     this.#last = { how: 'released' }
     return this.#end(transaction, lease)
   }
@@ -327,6 +371,7 @@ export class DbpoolConnection implements DatabaseConnection {
    *   `dbpoolTransaction(trx, fn)`).
    */
   async runTransaction<T>(body: (tx: Transaction) => Promise<T>, options: TransactionOptions | undefined): Promise<T> {
+    this.#uses++
     if (this.#ending) throw this.#ended ? transactionReleased() : transactionEnding()
     if (this.#adopted || this.#transaction) throw this.#alreadyOpen()
     const lease = this.#lease
@@ -420,6 +465,8 @@ export class DbpoolConnection implements DatabaseConnection {
       await previous.release()
     }
     const lane: Lane = this.context.readLane && SelectQueryNode.is(compiled.query) ? 'read' : 'write'
+    // the first use of this connection: if it stays the only one, the release checks it (see #alone)
+    if (this.#uses === 1) this.#alone = compiled.sql
     const lease = await HeldLease.take(this.context.pool, lane)
     if (this.#released) {
       await lease.release()

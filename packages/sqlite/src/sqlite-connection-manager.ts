@@ -1420,7 +1420,7 @@ function leaseFreeSettingError(names: readonly string[]): DatabaseError {
   const list = [...new Set(names)].join(', ')
   return new DatabaseError(
     'CONFIGURATION',
-    `PRAGMA ${list} through pool.query (without a lease) is refused and was not run: the pool restores a connection's settings as soon as the statement ends, so the change would not last. Set it on a lease (pool.withConnection(async (conn) => { await conn.query('PRAGMA ...'); ... }), restored at its release), for every connection with the pool's sqlite options (foreignKeys, busyTimeoutMs, synchronous, cacheSizeKiB, ...), or for a table rebuild mark the migration foreign_keys:off (core Migrator)`,
+    `PRAGMA ${list} through pool.query or pool.stream (without a lease) is refused and was not run: the pool restores a connection's settings as soon as the statement ends, so the change would not last. Set it on a lease (pool.withConnection(async (conn) => { await conn.query('PRAGMA ...'); ... }), restored at its release), for every connection with the pool's sqlite options (foreignKeys, busyTimeoutMs, synchronous, cacheSizeKiB, ...), or for a table rebuild mark the migration foreign_keys:off (core Migrator)`,
     { backend: 'sqlite', retryable: false, detail: { pragma: names[0], pragmas: [...new Set(names)] } },
   )
 }

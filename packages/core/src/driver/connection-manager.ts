@@ -352,8 +352,10 @@ export interface ConnectionManager<C = unknown> {
   route?(query: CompiledQuery): Lane
   /**
    * A `pool.query` statement (no lease of the caller's) about to wait for a lease of its own because
-   * no connection was idle: throws to refuse it before it waits or runs (SQLite: a PRAGMA that sets a
-   * connection setting, which the release would undo at once). Optional.
+   * no connection was idle, or a `pool.stream()` about to take one: throws to refuse it before it
+   * waits or runs (SQLite: a PRAGMA that sets a connection setting, which the release would undo at
+   * once). `@dbpool/kysely` asks it for a statement Kysely ran alone on a connection it acquired for
+   * it. Optional.
    */
   checkLeaseFree?(query: CompiledQuery): void
   /**

@@ -357,6 +357,23 @@ export class DatabasePool<out C = unknown> {
   }
 
   /**
+   * @internal For `@dbpool/kysely`: the refusal a lease-free `pool.query(text)` gets because `text`
+   * changes a connection setting that the release of its lease restores at once (SQLite: a PRAGMA
+   * that sets one, see `ConnectionManager.checkLeaseFree`), without running anything; undefined when
+   * it changes none, or the backend refuses nothing (Postgres).
+   */
+  settingChangeError(text: string): DatabaseError | undefined {
+    const check = this.#manager.checkLeaseFree
+    if (check === undefined) return undefined
+    try {
+      check.call(this.#manager, { text, params: [] })
+    } catch (err) {
+      return toDatabaseError(this.#manager, err)
+    }
+    return undefined
+  }
+
+  /**
    * @internal For backend packages: runs work that does not go through `query()` (Postgres COPY,
    * LISTEN, NOTIFY) under a span of the pool's tracer, named and attributed from `text` as a
    * statement's CLIENT span is, failed with `error.type` when `run` rejects (see

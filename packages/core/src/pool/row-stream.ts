@@ -358,6 +358,8 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
         },
       }
     } else {
+      // a setting changed on a lease of the stream's own is restored when it ends: refused, as pool.query() refuses it
+      manager.checkLeaseFree?.(compiled)
       let lease: Lease<unknown>
       try {
         lease = await access.acquire(access.lane(compiled, options.lane), stop)

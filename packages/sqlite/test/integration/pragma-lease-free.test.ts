@@ -86,6 +86,20 @@ describe.each(['file', 'memory'] as const)('sqlite %s: a lease-free PRAGMA that 
     expect(await setting(pool, 'foreign_keys')).toBe(1)
   })
 
+  it('pool.stream() of it is refused the same way (its lease of its own restored the setting at once)', async () => {
+    const pool = open(kind)
+    await pool.query(SCHEMA)
+    const drain = async (): Promise<void> => {
+      for await (const row of pool.stream('PRAGMA foreign_keys = OFF')) void row
+    }
+    await expect(drain()).rejects.toMatchObject({ code: 'CONFIGURATION', detail: { pragma: 'foreign_keys' } })
+    expect(await setting(pool, 'foreign_keys')).toBe(1)
+    // reading one streams as before
+    const rows: unknown[] = []
+    for await (const row of pool.stream('PRAGMA foreign_keys')) rows.push(row)
+    expect(rows).toEqual([{ foreign_keys: 1 }])
+  })
+
   it('a lease keeps its own setting until its release (the documented way), then it is restored', async () => {
     const pool = open(kind)
     await pool.query(SCHEMA)
