@@ -2,7 +2,7 @@
 import { run } from './cli'
 import { GuardedStream } from './guarded-stream'
 import { EXIT_CODES } from './output'
-import { argvSecrets, envSecrets, scrubSecrets } from './secrets'
+import { argvSecrets, argvShownNames, envSecrets, envShownNames, scrubSecrets } from './secrets'
 
 // A reader that goes away (`dbpool ... | head -1`) must not kill the command halfway: the guards
 // drop what cannot be written and the command ends normally, with its own exit code.
@@ -14,7 +14,8 @@ run(process.argv.slice(2), { stdout, stderr, env: process.env, cwd: process.cwd(
   (err: unknown) => {
     // run() never rejects; this is a last resort that still prints one line
     const secrets = [...argvSecrets(process.argv.slice(2)), ...envSecrets(process.env)]
-    stderr.write(`${scrubSecrets(`dbpool: error: ${err instanceof Error ? err.message : String(err)}`, secrets)}\n`)
+    const shown = [...argvShownNames(process.argv.slice(2)), ...envShownNames(process.env)]
+    stderr.write(`${scrubSecrets(`dbpool: error: ${err instanceof Error ? err.message : String(err)}`, secrets, shown)}\n`)
     finish(EXIT_CODES.error)
   },
 )

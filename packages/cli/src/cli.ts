@@ -14,7 +14,7 @@ import { statsCommand } from './commands/stats'
 import { EXIT_CODES, Output, type CliIo } from './output'
 import { withoutCreatingDatabases } from './pools'
 import { resolveConfig, type ResolvedConfig } from './resolve-config'
-import { argvSecrets, envSecrets } from './secrets'
+import { argvSecrets, argvShownNames, envSecrets, envShownNames } from './secrets'
 
 interface GlobalOptions {
   readonly url?: string
@@ -38,6 +38,7 @@ export async function run(argv: readonly string[], io: CliIo, runOptions: RunOpt
   // known before commander parses: its usage errors echo the arguments (`unknown command 'postgres://...'`)
   out.addSecrets(argvSecrets(argv))
   out.addSecrets(envSecrets(io.env))
+  out.addShownNames([...argvShownNames(argv), ...envShownNames(io.env)])
   let exitCode: number = EXIT_CODES.ok
   let failureCode: number = EXIT_CODES.error
   let verbose = argv.includes('--verbose')
@@ -55,6 +56,7 @@ export async function run(argv: readonly string[], io: CliIo, runOptions: RunOpt
         config: () => {
           resolved ??= resolveConfig({ url: globals.url, config: globals.config }, io.env, io.cwd).then((config) => {
             out.addSecrets(config.secrets)
+            out.addShownNames(config.shownNames)
             // a config file's values may be secrets no key name marks: errors name the key, not the value
             if (config.source !== '--url' && config.source !== 'DATABASE_URL') out.hideConfigValues()
             // a mistyped SQLite path must fail, not become a new empty database reported healthy

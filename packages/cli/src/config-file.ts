@@ -2,7 +2,7 @@ import { existsSync, realpathSync } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { basename, dirname, isAbsolute, resolve } from 'node:path'
 import { DatabaseError, DEFAULT_POOL_OPTIONS, PoolConfig, sqlitePathFromUrl, type PoolOptions } from '@dbpool/core'
-import { credentialSecrets, scrubSecrets } from './secrets'
+import { credentialSecrets, scrubSecrets, urlShownNames } from './secrets'
 
 /** One named pool as the configuration describes it. */
 export interface PoolDefinition {
@@ -33,6 +33,12 @@ export interface ConfigFile {
   readonly pools: readonly PoolDefinition[]
   /** Secrets the file holds (URL passwords, values of `password`/`secret`/`token`-like keys at any depth): output is scrubbed of them. */
   readonly secrets: readonly string[]
+  /**
+   * Names the file gives that output shows as themselves (user, database, host, application name of
+   * every `postgres://` URL, replicas' included, and of `username`/`database`/`host`/`applicationName`-like
+   * keys at any depth): a secret equal to one is hidden only where it stands as a secret (see `scrubSecrets`).
+   */
+  readonly shownNames: readonly string[]
 }
 
 /** Names looked for in the working directory, in order. */
@@ -86,7 +92,7 @@ export async function parseConfigFile(path: string, text: string, env: NodeJS.Pr
   const primaries = definitions.filter((d) => d.primary)
   if (primaries.length > 1)
     throw keyError(`${file} primary`, `only one pool may be primary (${primaries.map((p) => p.name).join(', ')} are)`)
-  return { path: resolve(path), pools: definitions, secrets: fileSecrets(root) }
+  return { path: resolve(path), pools: definitions, secrets: fileSecrets(root), shownNames: fileShownNames(root) }
 }
 
 /** Reads and parses a config file; without `path`, the first of {@link CONFIG_FILE_NAMES} found in `cwd`. */
@@ -218,6 +224,15 @@ function fileSecrets(value: unknown, key = ''): string[] {
   return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) => fileSecrets(v, Array.isArray(value) ? key : k))
 }
 
+const NAME_KEY = /^(?:user|username|database|dbname|host|hosts|applicationname|application_name)$/i
+
+/** {@link ConfigFile.shownNames}: names of every URL and of name-like keys anywhere in the parsed file. */
+function fileShownNames(value: unknown, key = ''): string[] {
+  if (typeof value === 'string') return [...urlShownNames(value), ...(NAME_KEY.test(key) && value !== '' ? [value] : [])]
+  if (value === null || typeof value !== 'object') return []
+  return Object.entries(value as Record<string, unknown>).flatMap(([k, v]) => fileShownNames(v, Array.isArray(value) ? key : k))
+}
+
 /**
  * CONFIGURATION for a file that does not parse: file, line, column (1-based) and the parser's reason,
  * without any text of the file (no quoted source, no code frame, no cause), so no value of it can be
@@ -256,7 +271,7 @@ function parseReason(message: string, text: string): string {
     .replace(/["`]/g, '')
     .replace(/\s+/g, ' ')
     .trim()
-  return reason === '' ? 'syntax error' : scrubSecrets(reason, credentialSecrets(text))
+  return reason === '' ? 'syntax error' : scrubSecrets(reason, credentialSecrets(text), urlShownNames(text))
 }
 
 /**

@@ -6,7 +6,16 @@ export { resolveConfig, selectPool, selectPools, urlSecrets } from './resolve-co
 export type { ConfigFlags, ResolvedConfig } from './resolve-config'
 export { Output, ProgressDisplay, describeError, errorDetails, EXIT_CODES } from './output'
 export type { CliIo, DescribeOptions, OutputStream } from './output'
-export { argvSecrets, credentialSecrets, envSecrets, hasAmbiguousCredentials, scrubSecrets } from './secrets'
+export {
+  argvSecrets,
+  argvShownNames,
+  credentialSecrets,
+  envSecrets,
+  envShownNames,
+  hasAmbiguousCredentials,
+  scrubSecrets,
+  urlShownNames,
+} from './secrets'
 export { formatNumber, formatMs } from './format'
 export { GuardedStream } from './guarded-stream'
 export type { GuardableStream } from './guarded-stream'

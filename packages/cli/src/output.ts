@@ -45,6 +45,7 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
 export class Output {
   readonly #io: CliIo
   readonly #secrets = new Set<string>()
+  readonly #shown = new Set<string>()
   #hideConfigValues = false
 
   constructor(io: CliIo) {
@@ -54,6 +55,14 @@ export class Output {
   /** Passwords to scrub from everything written from now on. */
   addSecrets(secrets: Iterable<string>): void {
     for (const s of secrets) if (s.length > 0) this.#secrets.add(s)
+  }
+
+  /**
+   * Names output shows as themselves (user, database, host, application name): a secret equal to one
+   * is hidden only where it stands as a secret by position (see {@link scrubSecrets}).
+   */
+  addShownNames(names: Iterable<string>): void {
+    for (const n of names) if (n.length > 0) this.#shown.add(n)
   }
 
   /**
@@ -74,7 +83,7 @@ export class Output {
 
   /** Scrubs `text` of secrets (see {@link scrubSecrets}). */
   scrub(text: string): string {
-    return scrubSecrets(text, this.#secrets)
+    return scrubSecrets(text, this.#secrets, this.#shown)
   }
 
   /** A line on stdout. */

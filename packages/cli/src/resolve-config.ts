@@ -1,6 +1,6 @@
 import { DatabaseError, PoolConfig, configError, type PoolOptions } from '@dbpool/core'
 import { loadConfigFile, type PoolDefinition } from './config-file'
-import { credentialSecrets, envSecrets, hasAmbiguousCredentials } from './secrets'
+import { credentialSecrets, envSecrets, envShownNames, hasAmbiguousCredentials, urlShownNames } from './secrets'
 
 /** The flags that choose the configuration. */
 export interface ConfigFlags {
@@ -17,6 +17,12 @@ export interface ResolvedConfig {
   readonly source: string
   /** Passwords found in the URLs, the environment (see `envSecrets`) and the config file: output is scrubbed of them. */
   readonly secrets: readonly string[]
+  /**
+   * Names output shows as themselves (user, database, host, application name) from the URLs, the
+   * environment (see `envShownNames`) and the config file: a secret equal to one is hidden only where
+   * it stands as a secret (see `scrubSecrets`), as core does.
+   */
+  readonly shownNames: readonly string[]
 }
 
 /**
@@ -33,8 +39,10 @@ export async function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv, 
   const secrets = new Set<string>()
   if (env.PGPASSWORD) secrets.add(env.PGPASSWORD)
   for (const s of envSecrets(env)) secrets.add(s)
+  const shownNames = new Set<string>(envShownNames(env))
   const done = (pools: PoolDefinition[], source: string): ResolvedConfig => {
     for (const p of pools) for (const s of urlSecrets(p.url)) secrets.add(s)
+    for (const p of pools) for (const n of urlShownNames(p.url)) shownNames.add(n)
     for (const p of pools) {
       // refused before any parser reads part of the password as the host or port and prints it
       if (hasAmbiguousCredentials(p.url))
@@ -46,7 +54,7 @@ export async function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv, 
     }
     // read when a Postgres pool is opened (openPool): PGSSLCERT set for psql never blocks a SQLite-only command
     const withEnv = pools.map((p) => (/^postgres(ql)?:\/\//i.test(p.url) ? { ...p, libpqEnv: env } : p))
-    return { pools: withEnv, source, secrets: [...secrets] }
+    return { pools: withEnv, source, secrets: [...secrets], shownNames: [...shownNames] }
   }
   if (flags.url !== undefined) {
     for (const s of urlSecrets(flags.url)) secrets.add(s)
@@ -59,6 +67,7 @@ export async function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv, 
   if (env.DATABASE_URL) for (const s of urlSecrets(env.DATABASE_URL)) secrets.add(s)
   const file = await loadConfigFile(flags.config ?? (env.DBPOOL_CONFIG || undefined), cwd, env)
   for (const s of file?.secrets ?? []) secrets.add(s)
+  for (const n of file?.shownNames ?? []) shownNames.add(n)
   if (file && file.pools.length > 0) {
     refuseSharedEnvNames(file.pools.map((p) => p.name))
     const primary = file.pools.find((p) => p.primary) ?? file.pools[0]

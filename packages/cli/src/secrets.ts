@@ -1,4 +1,4 @@
-import { hasAmbiguousCredentials, REDACTED, redactSecrets, redactUrlQueryValues } from '@dbpool/core'
+import { DatabaseConfig, hasAmbiguousCredentials, REDACTED, redactSecrets, redactUrlQueryValues } from '@dbpool/core'
 
 /**
  * Where the CLI finds secrets, and the one scrubber every line it writes goes through.
@@ -44,15 +44,12 @@ export function credentialSecrets(text: string): string[] {
       const authority = end < 0 ? rest : rest.slice(0, end)
       const at = authority.lastIndexOf('@')
       const colon = authority.indexOf(':')
-      // a password equal to the user name is shown as the user anyway: hiding it in messages would tell it
-      // (the URL itself still hides it); see core's redactSecrets `shown`
-      if (at >= 0 && colon >= 0 && colon < at && authority.slice(colon + 1, at) !== authority.slice(0, colon))
-        add(authority.slice(colon + 1, at))
+      if (at >= 0 && colon >= 0 && colon < at) add(authority.slice(colon + 1, at))
       // as meant: to the last "@" of the word (an unencoded "/", "?" or "#" in the password)
       const lastAt = rest.lastIndexOf('@')
       const firstColon = rest.indexOf(':')
       if (lastAt >= 0 && firstColon >= 0 && firstColon < lastAt && !/[/?#@]/.test(rest.slice(0, firstColon)))
-        if (rest.slice(firstColon + 1, lastAt) !== rest.slice(0, firstColon)) add(rest.slice(firstColon + 1, lastAt))
+        add(rest.slice(firstColon + 1, lastAt))
     }
     for (const match of word.matchAll(QUERY_PASSWORD)) add(match[1])
   }
@@ -87,11 +84,42 @@ export function envSecrets(env: NodeJS.ProcessEnv): string[] {
   const found = new Set<string>()
   for (const [name, value] of Object.entries(env)) {
     if (!value) continue
-    // PGPASSWORD equal to PGUSER is shown as the user anyway (see credentialSecrets)
-    if (SECRET_ENV.test(name) && !(name.toUpperCase() === 'PGPASSWORD' && value === env.PGUSER)) found.add(value)
+    if (SECRET_ENV.test(name)) found.add(value)
     if (value.includes('://') || /password=/i.test(value)) for (const s of credentialSecrets(value)) found.add(s)
   }
   return [...found]
+}
+
+/**
+ * The names messages show as themselves (core's `DatabaseConfig.shownNames`: user, database,
+ * application name, hosts, with libpq's defaults) of every `postgres://` URL in `text`. A secret equal
+ * to one of them is hidden only where it stands as a secret by position (see {@link scrubSecrets}).
+ */
+export function urlShownNames(text: string): string[] {
+  const found: string[] = []
+  // a list of URLs (DATABASE_REPLICA_URLS) is split before each URL, not at a multi-host URL's commas
+  for (const word of text.split(/\s+|,(?=postgres(?:ql)?:\/\/)/i)) {
+    const start = word.search(/postgres(?:ql)?:\/\//i)
+    if (start >= 0) found.push(...DatabaseConfig.shownNamesOfUrl(word.slice(start)))
+  }
+  return found
+}
+
+/** {@link urlShownNames} of every argument (`--url postgres://u:p@h/db`). */
+export function argvShownNames(argv: readonly string[]): string[] {
+  return argv.flatMap((arg) => urlShownNames(arg))
+}
+
+/**
+ * Names in the environment messages may show: PGUSER, PGDATABASE, PGHOST (each host), PGAPPNAME,
+ * and those of every `postgres://` URL in any variable (`DATABASE_URL`, `DBPOOL_<POOL>_URL`, replica lists).
+ */
+export function envShownNames(env: NodeJS.ProcessEnv): string[] {
+  const found: string[] = []
+  for (const name of ['PGUSER', 'PGDATABASE', 'PGAPPNAME']) if (env[name]) found.push(env[name] as string)
+  if (env.PGHOST) found.push(...env.PGHOST.split(',').filter((h) => h !== ''))
+  for (const value of Object.values(env)) if (value && /postgres(?:ql)?:\/\//i.test(value)) found.push(...urlShownNames(value))
+  return found
 }
 
 /**
@@ -101,11 +129,17 @@ export function envSecrets(env: NodeJS.ProcessEnv): string[] {
  * every URL password (to the last `@` of the word), every `password=` value and the value of every query parameter of every URL
  * (`postgres://...?pasword=[REDACTED]`, `sqlite:./a.db?key=[REDACTED]`; core's `redactUrlQueryValues`, which keeps a
  * `postgres://` URL's non-secret libpq values such as `host=`, `port=`, `sslmode=`) replaced by `[REDACTED]`.
+ * A secret equal to one of `shown` (names output shows as themselves: {@link urlShownNames},
+ * {@link envShownNames}, the config file's) is hidden only in URLs and `password=` values, as core's
+ * `redactSecrets` does with its `shown`: `database "[REDACTED]"` beside `.../devpass` would tell it.
  */
-export function scrubSecrets(text: string, secrets: Iterable<string>): string {
+export function scrubSecrets(text: string, secrets: Iterable<string>, shown: Iterable<string> = []): string {
   const sorted = [...new Set(secrets)].filter((s) => s.length > 0).sort((a, b) => b.length - a.length)
   // query values first: a URL's ?password=... keeps the names after it (&x=[REDACTED])
-  return redactSecrets(redactUrlQueryValues(text), sorted).replace(QUERY_PASSWORD, (m) => `${m.slice(0, m.indexOf('=') + 1)}${REDACTED}`)
+  return redactSecrets(redactUrlQueryValues(text), sorted, [...shown]).replace(
+    QUERY_PASSWORD,
+    (m) => `${m.slice(0, m.indexOf('=') + 1)}${REDACTED}`,
+  )
 }
 
 /**

@@ -1171,8 +1171,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
 
   /** Whether `value` is a name every message shows as itself: the user, database, a host, the application name. */
   #shownValue(value: string): boolean {
-    const c = this.config
-    return value === c.username || value === c.database || value === c.applicationName || c.hosts.some((h) => h.host === value)
+    return this.config.shownNames.includes(value)
   }
 
   /**

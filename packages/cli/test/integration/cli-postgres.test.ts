@@ -202,6 +202,31 @@ describe('dbpool on Postgres (child process)', () => {
     }
   }, 60_000)
 
+  it('a password equal to the database or user name is shown as that name, as the library does: a gap beside it would tell it', async () => {
+    // not recorded in `outputs`: these runs print the password where it is the database or user name
+    const u = new URL(db.url)
+    const user = decodeURIComponent(u.username)
+    const runs: [string[], NodeJS.ProcessEnv][] = [
+      [['--url', `postgres://${u.username}:${u.password}@${u.host}/${u.password}`, 'check'], {}],
+      [['check'], { PGPASSWORD: password, DATABASE_URL: `postgres://${u.username}@${u.host}/${u.password}` }],
+    ]
+    for (const [args, env] of runs) {
+      const { code, stdout, stderr } = await runCli(args, { cwd, env: { PGUSER: '', ...env } })
+      expect(code).toBe(2)
+      expect(stdout + stderr).toContain(`/${u.password} failed: database "${password}" does not exist`)
+      expect(stdout + stderr).not.toContain('[REDACTED]')
+    }
+    // PGPASSWORD equal to the URL's user name (PGUSER unset): a wrong password, reported for that user
+    expect(password).not.toBe(user)
+    const wrong = await runCli(['check'], {
+      cwd,
+      env: { PGUSER: '', PGPASSWORD: user, DATABASE_URL: `postgres://${u.username}@${u.host}/${db.name}` },
+    })
+    expect(wrong.code).toBe(2)
+    expect(wrong.stdout + wrong.stderr).toContain(`failed for user "${user}"`)
+    expect(wrong.stdout + wrong.stderr).not.toContain('[REDACTED]')
+  })
+
   it('an unreachable server: health exit 2, check FAILED exit 2', async () => {
     const url = `postgres://app:Unreachable-Secret@127.0.0.1:1/${db.name}`
     const health = await cli('--url', url, 'health', '--timeout', '2000')

@@ -2,7 +2,19 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { hasAmbiguousCredentials as coreHasAmbiguousCredentials } from '@dbpool/core'
-import { argvSecrets, credentialSecrets, envSecrets, hasAmbiguousCredentials, run, scrubSecrets, type CliIo } from '@dbpool/cli'
+import {
+  argvSecrets,
+  argvShownNames,
+  credentialSecrets,
+  envSecrets,
+  envShownNames,
+  hasAmbiguousCredentials,
+  run,
+  resolveConfig,
+  scrubSecrets,
+  urlShownNames,
+  type CliIo,
+} from '@dbpool/cli'
 
 // Every line the CLI writes (stdout, stderr, commander's usage errors, config and driver errors)
 // goes through one scrubber that knows every secret it was given: these runs grep all of it.
@@ -141,15 +153,62 @@ describe('secret finders', () => {
     expect(credentialSecrets(`${hex};x`)).toEqual([])
   })
 
-  it('scrubs the longest secret first and URL passwords to the last "@" of the word', () => {
+  it('scrubs the longest secret first and URL passwords to the last "@" of the word', async () => {
     expect(scrubSecrets('x p@ss y', ['p', 'p@ss'])).toBe('x [REDACTED] y')
     // a short or plain-word secret only as a whole value: every "e" hidden garbled each line and told it
     expect(scrubSecrets('dbpool: error: password authentication failed for user "postgres"', ['e', 'failed'])).toBe(
       'dbpool: error: password authentication failed for user "postgres"',
     )
-    // a password equal to the user name is no secret to find in messages (the URL still hides it)
-    expect(credentialSecrets('postgres://postgres:postgres@h/d')).toEqual([])
-    expect(envSecrets({ PGUSER: 'app', PGPASSWORD: 'app' })).toEqual([])
+    // a password equal to a name output shows (user, database, host, application name) is hidden only
+    // where it is a secret by position (core's redactSecrets `shown`): the URL hides it, the name stays
+    const url = 'postgres://postgres:devpass@h/devpass'
+    const shown = urlShownNames(url)
+    expect(shown).toEqual(['postgres', 'devpass', 'dbpool', 'h'])
+    expect(scrubSecrets(`connecting to ${url} failed: database "devpass" does not exist`, credentialSecrets(url), shown)).toBe(
+      'connecting to postgres://postgres:[REDACTED]@h/devpass failed: database "devpass" does not exist',
+    )
+    expect(scrubSecrets('for user "postgres" password=postgres', ['postgres'], urlShownNames('postgres://h/d'))).toBe(
+      'for user "postgres" password=[REDACTED]',
+    )
+    expect(
+      envShownNames({
+        PGUSER: 'app',
+        PGDATABASE: 'db',
+        PGHOST: 'a,b',
+        PGAPPNAME: 'x',
+        DATABASE_URL: 'postgres://u@h2/d2',
+        DATABASE_REPLICA_URLS: 'postgres://r1/x,postgres://r2,r3/y',
+      }),
+    ).toEqual([
+      'app',
+      'db',
+      'x',
+      'a',
+      'b',
+      'u',
+      'd2',
+      'dbpool',
+      'h2',
+      'postgres',
+      'x',
+      'dbpool',
+      'r1',
+      'postgres',
+      'y',
+      'dbpool',
+      'r2',
+      'r3',
+    ])
+    // a config file's names: every URL (replicas' too) and name keys
+    const file = join(dir, 'shown.toml')
+    writeFileSync(
+      file,
+      `[pools.main]\nurl = "postgres://app@p/main"\n[pools.main.backend]\nreplicas = ["postgres://ro@r1/devpass"]\n[pools.main.backend.x]\nusername = "bob"\n`,
+    )
+    const config = await resolveConfig({ config: file }, { PGPASSWORD: 'devpass' }, dir)
+    expect(config.shownNames).toEqual(expect.arrayContaining(['app', 'main', 'p', 'ro', 'devpass', 'r1', 'bob']))
+    expect(scrubSecrets('database "devpass" does not exist', config.secrets, config.shownNames)).toBe('database "devpass" does not exist')
+    expect(argvShownNames(['--url=postgresql://u:p@[::1]:5432,h/d?application_name=ap'])).toEqual(['u', 'd', 'ap', '::1', 'h'])
     expect(scrubSecrets(`bad value 'e' in no_table_e`, ['e'])).toBe(`bad value '[REDACTED]' in no_table_e`)
     // a strong one everywhere, inside a longer token too
     expect(scrubSecrets('..."password": Hunter2PW}}} is not valid JSON', ['Hunter2PW'])).toBe(

@@ -325,8 +325,44 @@ export class DatabaseConfig {
   redactPassword(text: string): string {
     const password = this.#password
     if (typeof password !== 'string' || password.length === 0 || !text.includes(password)) return redactSecrets(text)
-    const shown = [this.username, this.database, this.applicationName, ...this.hosts.map((h) => h.host)]
-    return redactSecrets(text, [password], shown)
+    return redactSecrets(text, [password], this.shownNames)
+  }
+
+  /**
+   * The names every message about this database shows as themselves: the user name, the database, the
+   * application name and every host (defaults included: `postgres`, `dbpool`, `localhost`). A secret
+   * equal to one of them is hidden only where it stands as a secret by position (redactSecrets'
+   * `shown`): hiding the name elsewhere would tell the secret. The one list core, the Postgres manager
+   * and the CLI's scrubber use (see {@link DatabaseConfig.shownNamesOfUrl}).
+   */
+  get shownNames(): readonly string[] {
+    return [this.username, this.database, this.applicationName, ...this.hosts.map((h) => h.host)]
+  }
+
+  /**
+   * {@link DatabaseConfig.shownNames} of the config `fromUrl(url)` would give (the same defaults:
+   * user `postgres`, database the user, application `dbpool`, host `localhost`), without checking or
+   * reading anything else (no root certificate file is read); with a query that does not parse, those of
+   * the URL without it; `[]` for a URL that does not parse otherwise or is not a `postgres://` URL. For a scrubber that must know the names before (or without) a config.
+   */
+  static shownNamesOfUrl(url: string): string[] {
+    let parsed: ParsedPostgresUrl
+    try {
+      parsed = parsePostgresUrl(url, '')
+    } catch {
+      // a bad query parameter (refused later, its message showing the rest): the names before it still count
+      try {
+        parsed = parsePostgresUrl(url.replace(/[?#][^]*$/, ''), '')
+      } catch {
+        return []
+      }
+    }
+    const nonEmpty = (v: string | undefined): string | undefined => (v === undefined || v === '' ? undefined : v)
+    const username = nonEmpty(parsed.user) ?? 'postgres'
+    const database = nonEmpty(parsed.database) ?? username
+    const applicationName = nonEmpty(parsed.params.application_name) ?? nonEmpty(parsed.params.fallback_application_name) ?? 'dbpool'
+    const hosts = parsed.hosts.length === 0 ? ['localhost'] : parsed.hosts.map((h) => h.host || 'localhost')
+    return [username, database, applicationName, ...hosts]
   }
 
   /** Resolves the password, calling the password function if one was given. */

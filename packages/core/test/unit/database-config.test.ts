@@ -301,6 +301,20 @@ describe('DatabaseConfig.redactPassword', () => {
     const short = DatabaseConfig.fromUrl('postgres://app:e@db/ledger')
     expect(short.redactPassword('password authentication failed: "e"')).toBe('password authentication failed: "[REDACTED]"')
   })
+
+  it('shownNames and shownNamesOfUrl: the one list of names a secret equal to is not hidden beside (the CLI uses it too)', () => {
+    const url = 'postgres://app:pw@h1:1,h2:2/ledger?application_name=svc'
+    expect(DatabaseConfig.fromUrl(url).shownNames).toEqual(['app', 'ledger', 'svc', 'h1', 'h2'])
+    expect(DatabaseConfig.shownNamesOfUrl(url)).toEqual(['app', 'ledger', 'svc', 'h1', 'h2'])
+    // the defaults, as the constructor's
+    expect(DatabaseConfig.shownNamesOfUrl('postgres://:devpass@/')).toEqual([...DatabaseConfig.fromUrl('postgres://:devpass@/').shownNames])
+    expect(DatabaseConfig.shownNamesOfUrl('postgres://:devpass@/')).toEqual(['postgres', 'postgres', 'dbpool', 'localhost'])
+    // no file read, nothing thrown
+    expect(DatabaseConfig.shownNamesOfUrl('postgres://u@h/d?sslrootcert=/nonexistent.pem')).toEqual(['u', 'd', 'dbpool', 'h'])
+    expect(DatabaseConfig.shownNamesOfUrl('postgres://u@h/d?bogus=1')).toEqual(['u', 'd', 'dbpool', 'h'])
+    expect(DatabaseConfig.shownNamesOfUrl('postgres://u:p/x@h/d')).toEqual([])
+    expect(DatabaseConfig.shownNamesOfUrl('sqlite:./a.db')).toEqual([])
+  })
 })
 
 describe('configError never shows a secret option`s value', () => {
