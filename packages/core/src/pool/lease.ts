@@ -27,6 +27,12 @@ export class Lease<C> {
    * them, and the release waits for them, so the connection serves nobody else first.
    */
   pending: Promise<void> | undefined = undefined
+  /**
+   * `conn.native` / `tx.native` was handed out on this lease: what runs there is not seen, so a
+   * transaction on it checks before each statement that the engine still has it open (see
+   * `TransactionOutcome.checkOpen`); a transaction on a lease that never lent it pays nothing for that.
+   */
+  nativeTaken = false
   #state: 'active' | 'released' | 'revoked' = 'active'
 
   constructor(

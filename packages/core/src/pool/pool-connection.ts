@@ -248,6 +248,7 @@ export class ConnectionHandle<C> implements Transaction<C> {
     // inside a transaction that was ended through an earlier `native` (copyFrom() would run in autocommit)
     const ended = this.#outcome?.checkOpen()
     if (ended) throw ended
+    lease.nativeTaken = true
     if (lease.conn.lane === 'write') lease.wrote = true
     lease.conn.nativeLent?.()
     return lease.conn.native
@@ -356,12 +357,9 @@ export class ConnectionHandle<C> implements Transaction<C> {
     )
   }
 
-  /**
-   * @internal Whether this handle's lease is still the caller's (not released, not revoked by
-   * `close()`): the engine's transaction state of a connection given back says nothing about this scope.
-   */
-  leaseActive(): boolean {
-    return this.#lease?.active === true
+  /** @internal This handle's lease (for a transaction's {@link TransactionOutcome}); undefined once released. */
+  currentLease(): Lease<C> | undefined {
+    return this.#lease
   }
 
   /** @internal Runs a statement without the transaction checks (BEGIN, COMMIT, ROLLBACK). */
@@ -532,7 +530,7 @@ export class ConnectionHandle<C> implements Transaction<C> {
       )
     const readState = held.transactionState
     child.#scope = 'savepoint'
-    child.#outcome = new TransactionOutcome(this.backend, readState && (() => readState(native)), () => lease.active)
+    child.#outcome = new TransactionOutcome(this.backend, readState && (() => readState(native)), lease)
     return child.#savepoint(fn).catch(this.#noteError)
   }
 

@@ -19,11 +19,12 @@ export class TransactionOutcome {
     /** Reads the engine's transaction state of the connection (the manager's `transactionState`). */
     private readonly state: (() => TransactionState) | undefined,
     /**
-     * Whether the handle's lease is still live: an idle connection that was released or revoked by
-     * `close()` is not a transaction ended outside the pool (the statement's own refusal says what
-     * happened). Asked only when the state is idle. Default: live.
+     * The handle's lease: only one whose `native` was handed out (`nativeTaken`) can have its
+     * transaction ended outside the pool, and only while it is `active` (an idle connection released
+     * or revoked by `close()` is not that: the statement's own refusal says what happened).
+     * Default (undefined): always checked.
      */
-    private readonly live: () => boolean = () => true,
+    private readonly lease: { readonly active: boolean; readonly nativeTaken: boolean } | undefined = undefined,
   ) {}
 
   /** The error every later statement gets, once the engine ended the transaction. */
@@ -36,13 +37,17 @@ export class TransactionOutcome {
    * so `copyFrom()` too) and before COMMIT: the error refusing it when the transaction is over: ended
    * by the engine (see {@link afterStatement}), or outside the pool, which leaves the connection idle
    * (a COMMIT or ROLLBACK run through `tx.native`): a statement now would run in autocommit and be
-   * kept whatever `transaction()` then reports. One read of the engine's state per call (SQLite
-   * `inTransaction`; Postgres the status of the last ReadyForQuery, `unknown` while an answer is on
-   * its way, which counts as open); undefined while the transaction is open.
+   * kept whatever `transaction()` then reports. One read of the lease's `nativeTaken` per call, and
+   * only on a lease that lent its `native` one read of the engine's state (SQLite `inTransaction`;
+   * Postgres the status of the last ReadyForQuery, `unknown` while an answer is on its way, which
+   * counts as open); undefined while the transaction is open.
    */
   checkOpen(): DatabaseError | undefined {
     if (this.#ended !== undefined) return this.#ended
-    if (this.state?.() !== 'idle' || !this.live()) return undefined
+    const lease = this.lease
+    // nothing but `native` ends a transaction between its statements (afterStatement reads the state after each)
+    if (lease !== undefined && (!lease.nativeTaken || !lease.active)) return undefined
+    if (this.state?.() !== 'idle') return undefined
     return (this.#ended = endedOutside(this.backend, undefined))
   }
 

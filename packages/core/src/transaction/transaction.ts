@@ -140,7 +140,7 @@ async function runOnce<C, T>(
   await tx.control(begin)
   const readState = host.transactionState
   const native = tx.ownNative()
-  const outcome = new TransactionOutcome(host.backend, readState && (() => readState(native)), () => tx.leaseActive())
+  const outcome = new TransactionOutcome(host.backend, readState && (() => readState(native)), tx.currentLease())
   tx.track(outcome)
   let result: T
   let ended = false

@@ -142,6 +142,21 @@ describe.each<Backend>(['postgres', 'sqlite'])('a transaction ended through tx.n
     expect(await ids()).toEqual([])
   })
 
+  it('a native connection taken before conn.transaction() (conn.native kept) is seen too', async () => {
+    await pool.withConnection(async (conn) => {
+      const native = conn.native as { exec?: (sql: string) => unknown; client?: { query(sql: string): Promise<unknown> } }
+      const err = await settle(
+        conn.transaction(async (tx) => {
+          if (backend === 'sqlite') native.exec!('COMMIT')
+          else await native.client!.query('COMMIT')
+          await tx.query('insert into t values (11)')
+        }),
+      )
+      expectEndedOutside(err)
+    })
+    expect(await ids()).toEqual([])
+  })
+
   it('a transaction left alone by tx.native commits as before', async () => {
     await pool.transaction(async (tx) => {
       void tx.native
