@@ -1,5 +1,5 @@
 import type { Lane } from '../driver/connection-manager'
-import type { DatabaseError } from '../errors/database-error'
+import { DatabaseError } from '../errors/database-error'
 import { isSqlFragment } from '../sql/sql'
 import { MAX_TIMER_MS, checkBoolean, checkEnum, checkInteger, configError, rejectUnknownKeys, requireObject } from './validate'
 
@@ -37,17 +37,29 @@ export function checkSignal(option: string, value: unknown): AbortSignal {
 }
 
 /**
- * The error for a statement call given more than its three arguments (`pool.query(text, params,
- * options, extra)`, also `stream()` and a connection's or transaction's): the extra one would be
- * ignored without a word (options meant for it, a second params array). CONFIGURATION naming
- * `<method>()` and the count. Checked with `arguments.length`: nothing is allocated.
+ * Whether a statement call's `args` (its `arguments`) hold a defined argument after the third
+ * (`pool.query(text, params, options, cb)`): trailing `undefined` ones are no argument (a wrapper
+ * forwarding `(text, params, options, cb)` with no `cb`), as an option key set to `undefined` is
+ * none. Read only when `arguments.length > 3`: nothing is allocated on the common path.
  */
-export function extraArguments(method: string, count: number): DatabaseError {
-  return configError(
-    `${method}()`,
-    count,
-    'takes at most 3 arguments (query, params, options): the others would be ignored; put every option in the third',
-  )
+export function hasExtraArgument(args: ArrayLike<unknown>): boolean {
+  for (let i = 3; i < args.length; i++) if (args[i] !== undefined) return true
+  return false
+}
+
+/**
+ * The error for a statement call given a defined argument after its three (see {@link hasExtraArgument}:
+ * `pool.query(text, params, options, callback)`, also `stream()` and a connection's or transaction's):
+ * it would be ignored without a word (a pg-style callback never called, options meant for it).
+ * CONFIGURATION, `detail.option` `<method>()`, `detail.argument` the 1-based position of the first
+ * defined extra argument.
+ */
+export function extraArguments(method: string, args: ArrayLike<unknown>): DatabaseError {
+  let position = 4
+  while (position <= args.length && args[position - 1] === undefined) position++
+  const nth = position === 4 ? 'a 4th' : `argument ${position}`
+  const rule = `takes at most 3 arguments (text, params, options); ${nth} was given: callbacks are not supported, use the promise`
+  return new DatabaseError('CONFIGURATION', `${method}() ${rule}`, { detail: { option: `${method}()`, rule, argument: position } })
 }
 
 /**

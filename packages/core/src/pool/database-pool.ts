@@ -8,6 +8,7 @@ import {
   checkQueryText,
   checkWithConnection,
   extraArguments,
+  hasExtraArgument,
 } from '../config/call-options'
 import { configError, rejectUnknownKeys, requireObject } from '../config/validate'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
@@ -459,6 +460,9 @@ export class DatabasePool<out C = unknown> {
    * read lane, a statement the manager routes as read-only runs on a reader. `options` ({@link QueryOptions})
    * are checked before anything runs, the same on every backend: a bad `lane`, `timeoutMs` or `signal`,
    * another key, or options that are not an object reject with CONFIGURATION naming `query.<option>`.
+   * A defined argument after `options` (a pg-style callback) rejects with CONFIGURATION (`detail.option`
+   * `query()`); trailing `undefined` arguments are none (see `hasExtraArgument`), on `stream()` and
+   * a connection's or transaction's too.
    */
   query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<R>> {
     // not an async function: the lease-free paths return their own promise without an extra frame
@@ -467,7 +471,8 @@ export class DatabasePool<out C = unknown> {
     let routed = false
     try {
       // refused before anything runs, whatever the backend (see config/call-options)
-      if (arguments.length > 3) throw extraArguments('query', arguments.length)
+      // eslint-disable-next-line prefer-rest-params -- arguments, not a rest parameter: the public signature stays 3 arguments
+      if (arguments.length > 3 && hasExtraArgument(arguments)) throw extraArguments('query', arguments)
       if (options !== undefined) checkQueryOptions(options, POOL_QUERY_OPTION_KEYS)
       compiled = this.#compile(query, params)
       if (options?.lane !== undefined) {
@@ -658,7 +663,9 @@ export class DatabasePool<out C = unknown> {
    * Parameters and rows follow `query()`'s contract. See {@link RowStream} and {@link StreamOptions}.
    */
   stream<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: StreamOptions): RowStream<R> {
-    if (arguments.length > 3) return this.#streams.pool<R>(query, params, extraArguments('stream', arguments.length) as StreamOptions)
+    // eslint-disable-next-line prefer-rest-params -- arguments, not a rest parameter: the public signature stays 3 arguments
+    const extra = arguments.length > 3 && hasExtraArgument(arguments) ? arguments : undefined
+    if (extra) return this.#streams.pool<R>(query, params, extraArguments('stream', extra) as StreamOptions)
     return this.#streams.pool<R>(query, params, options)
   }
 

@@ -1,5 +1,5 @@
 import { DatabaseError } from '../errors/database-error'
-import { HANDLE_QUERY_OPTION_KEYS, checkQueryOptions, checkQueryText, extraArguments } from '../config/call-options'
+import { HANDLE_QUERY_OPTION_KEYS, checkQueryOptions, checkQueryText, extraArguments, hasExtraArgument } from '../config/call-options'
 import { configError } from '../config/validate'
 import type { Backend, ExecuteOptions, Lane, QueryResult, TransactionSettings, TransactionState } from '../driver/connection-manager'
 import type { SqlFragment } from '../sql/sql'
@@ -260,7 +260,8 @@ export class ConnectionHandle<C> implements Transaction<C> {
   }
 
   query<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ExecuteOptions): Promise<QueryResult<R>> {
-    if (arguments.length > 3) return Promise.reject(extraArguments('query', arguments.length))
+    // eslint-disable-next-line prefer-rest-params -- arguments, not a rest parameter: the public signature stays 3 arguments
+    if (arguments.length > 3 && hasExtraArgument(arguments)) return Promise.reject(extraArguments('query', arguments))
     // a statement left running by a callback that settled (a forgotten await): it would run after the
     // COMMIT, outside the transaction; one sent while a scope opened here is open would run inside it
     if (this.#ending || this.#child !== undefined || this.#parent !== undefined) {
@@ -330,7 +331,8 @@ export class ConnectionHandle<C> implements Transaction<C> {
   stream<R = Record<string, unknown>>(query: Queryable, params?: readonly unknown[], options?: ConnectionStreamOptions): RowStream<R> {
     const streams = this.streams
     if (!streams) throw new DatabaseError('CONFIGURATION', 'this connection handle cannot stream')
-    if (arguments.length > 3) options = extraArguments('stream', arguments.length) as ConnectionStreamOptions
+    // eslint-disable-next-line prefer-rest-params -- arguments, not a rest parameter: the public signature stays 3 arguments
+    if (arguments.length > 3 && hasExtraArgument(arguments)) options = extraArguments('stream', arguments) as ConnectionStreamOptions
     return streams.onLease<R>(
       {
         begin: (close) => {

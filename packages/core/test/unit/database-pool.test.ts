@@ -75,6 +75,37 @@ describe('DatabasePool: queries and leases', () => {
     await pool.close()
   })
 
+  it('accepts trailing undefined arguments (a wrapper forwarding (text, params, options, cb) without cb); a defined 4th says callbacks are not supported', async () => {
+    const { pool, manager } = makePool()
+    const call = pool.query as (...args: unknown[]) => Promise<unknown>
+    const stream = pool.stream as (...args: unknown[]) => AsyncIterable<unknown>
+    const iterate = async (rows: AsyncIterable<unknown>) => {
+      for await (const row of rows) void row
+    }
+    await call.call(pool, 'select 2', [], undefined, undefined)
+    await call.call(pool, 'select 3', [], {}, undefined, undefined)
+    await pool.withConnection(async (conn) => {
+      await (conn.query as (...args: unknown[]) => Promise<unknown>).call(conn, 'select 5', [], undefined, undefined)
+    })
+    await pool.transaction(async (tx) => {
+      await (tx.query as (...args: unknown[]) => Promise<unknown>).call(tx, 'select 7', [], undefined, undefined)
+    })
+    const ran = manager.connections.flatMap((c) => c.statements)
+    for (const text of ['select 2', 'select 3', 'select 5', 'select 7']) expect(ran).toContain(text)
+    const err = await rejection(call.call(pool, 'select 8', [], undefined, () => undefined))
+    expect(err).toMatchObject({ code: 'CONFIGURATION', detail: { option: 'query()', argument: 4 } })
+    expect(err.message).toBe(
+      'query() takes at most 3 arguments (text, params, options); a 4th was given: callbacks are not supported, use the promise',
+    )
+    expect(await rejection(iterate(stream.call(pool, 'select 8', [], {}, undefined, 1)))).toMatchObject({
+      code: 'CONFIGURATION',
+      message:
+        'stream() takes at most 3 arguments (text, params, options); argument 5 was given: callbacks are not supported, use the promise',
+    })
+    expect(ran).not.toContain('select 8')
+    await pool.close()
+  })
+
   it('rejects an unknown lane name', async () => {
     const { pool } = makePool()
     expect((await rejection(pool.withConnection(async () => 1, { lane: 'x' as never }))).code).toBe('CONFIGURATION')
