@@ -2,6 +2,7 @@ import {
   configError,
   DatabaseError,
   isOutcomeUnknown,
+  splitSqlStatements,
   type Backend,
   type DatabasePool,
   type Lane,
@@ -57,18 +58,43 @@ function transactionReleased(): DatabaseError {
 /**
  * A statement that changes a connection setting (SQLite: `PRAGMA foreign_keys = OFF`), run alone on a
  * connection Kysely acquired for it (a statement on `db`, outside `db.connection()` and transactions):
- * the pool restored the setting when Kysely released that connection right after, so the change did
- * not last, as `pool.query()` refuses it for the same reason (`refused`). CONFIGURATION,
- * not retryable, `detail` the pool's (`pragma`, `pragmas`).
+ * it ran (what it wrote is kept: `detail.outcome` `'committed'`), and the pool put the setting back
+ * when Kysely released that connection right after, so no later statement ran under it
+ * (`pool.query()` refuses it before it runs, `refused`). CONFIGURATION, not retryable, `detail` the
+ * pool's (`pragma`, `pragmas`) and `outcome`.
  */
 function settingNotKept(refused: DatabaseError): DatabaseError {
-  const pragmas = refused.detail?.pragmas
-  const what = Array.isArray(pragmas) ? `PRAGMA ${pragmas.join(', ')}` : 'a statement that changes a connection setting'
+  const what = settingText(refused)
   return new DatabaseError(
     'CONFIGURATION',
-    `${what} ran alone on a connection Kysely acquired for it (a statement on db, outside db.connection() and transactions): the pool restored the setting when Kysely released that connection right after, so the change did not last and nothing ran under it (pool.query() refuses it for the same reason). Run it with the statements that need it on the c of db.connection(async (c) => ...) (restored when the callback returns) or in a Migrator migration, set it for every connection with the pool's sqlite options (foreignKeys, busyTimeoutMs, ...), or for a table rebuild mark a core Migrator migration foreign_keys:off`,
+    `${what} ran alone on a connection Kysely acquired for it (a statement on db, outside db.connection() and transactions): it ran, and anything it wrote is kept (committed), but the pool put the setting back when Kysely released that connection right after, so no later statement ran under it (pool.query() refuses it before it runs for the same reason). ${RUN_IT_WHERE}`,
+    { backend: refused.backend, retryable: false, detail: { ...refused.detail, outcome: 'committed' } },
+  )
+}
+
+/**
+ * A text of several statements, one of which changes a connection setting (SQLite:
+ * `PRAGMA foreign_keys = OFF; DELETE FROM parent`), as the first use of a Kysely connection: refused
+ * before anything of it runs, as `pool.query()` refuses it (`refused`). On `db` the setting would
+ * apply to the rest of the text and then be put back at Kysely's release; as the first statement of a
+ * `db.connection()` callback it cannot be meant for later statements only. CONFIGURATION, not
+ * retryable, `detail` the pool's (`pragma`, `pragmas`).
+ */
+function settingWithOtherWork(refused: DatabaseError): DatabaseError {
+  const what = settingText(refused)
+  return new DatabaseError(
+    'CONFIGURATION',
+    `${what} in a text of several statements, the first on a connection Kysely acquired (a statement on db, or the first of a db.connection() callback), is refused and nothing of it was run, as pool.query() refuses it: on db the rest of the text would run under the setting and the pool would put it back at Kysely's release right after. Run the PRAGMA alone as the first statement of db.connection(async (c) => ...), then the statements that need it on c. ${RUN_IT_WHERE}`,
     { backend: refused.backend, retryable: false, detail: refused.detail },
   )
+}
+
+const RUN_IT_WHERE =
+  "Run it with the statements that need it on the c of db.connection(async (c) => ...) (restored when the callback returns) or in a Migrator migration, set it for every connection with the pool's sqlite options (foreignKeys, busyTimeoutMs, ...), or for a table rebuild mark a core Migrator migration foreign_keys:off"
+
+function settingText(refused: DatabaseError): string {
+  const pragmas = refused.detail?.pragmas
+  return Array.isArray(pragmas) ? `PRAGMA ${pragmas.join(', ')}` : 'a statement that changes a connection setting'
 }
 
 /**
@@ -164,11 +190,11 @@ export class DbpoolConnection implements DatabaseConnection {
   /** Statements, streams and transactions begun on this connection (see {@link #alone}). */
   #uses = 0
   /**
-   * The text of the first statement, when it borrowed the held connection: if it stays the only use,
-   * it ran alone on a connection acquired for it (Kysely's one-statement acquire and release), and
-   * the release checks it changed no setting the pool restores at once (see {@link settingNotKept}).
+   * The pool's refusal of the first statement, when it borrowed the held connection and changes a
+   * setting the pool restores at once: if it stays the only use, it ran alone on a connection acquired
+   * for it (Kysely's one-statement acquire and release), and the release rejects (see {@link settingNotKept}).
    */
-  #alone: string | undefined
+  #alone: DatabaseError | undefined
 
   /**
    * Made by {@link DbpoolDriver}'s `acquireConnection()` (and one per `dbpoolTransaction()` attempt).
@@ -330,9 +356,8 @@ export class DbpoolConnection implements DatabaseConnection {
     this.#lease = undefined
     if (transaction === undefined) {
       if (lease === undefined) return RELEASED
-      const alone = this.#uses === 1 ? this.#alone : undefined
+      const refused = this.#uses === 1 ? this.#alone : undefined
       // the common case, one statement on a held connection: no extra async frame
-      const refused = alone === undefined ? undefined : this.context.pool.settingChangeError?.(alone)
       if (refused === undefined) return lease.release()
       return lease.release().then(() => {
         throw withCallerStack(settingNotKept(refused))
@@ -465,8 +490,14 @@ export class DbpoolConnection implements DatabaseConnection {
       await previous.release()
     }
     const lane: Lane = this.context.readLane && SelectQueryNode.is(compiled.query) ? 'read' : 'write'
-    // the first use of this connection: if it stays the only one, the release checks it (see #alone)
-    if (this.#uses === 1) this.#alone = compiled.sql
+    if (this.#uses === 1) {
+      // the first use of this connection: a setting changed with other work in the same text would
+      // apply to that work, then be put back at the release: refused before it runs (see settingWithOtherWork)
+      const refused = this.context.pool.settingChangeError?.(compiled.sql)
+      if (refused !== undefined && splitSqlStatements(compiled.sql, 'sqlite').length > 1) throw settingWithOtherWork(refused)
+      // alone, if it stays the only use the release rejects (see #alone)
+      this.#alone = refused
+    }
     const lease = await HeldLease.take(this.context.pool, lane)
     if (this.#released) {
       await lease.release()

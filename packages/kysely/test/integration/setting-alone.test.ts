@@ -51,6 +51,11 @@ describe('sqlite: a PRAGMA that sets a connection setting, run through Kysely', 
     expect((err as DatabaseError).detail).toMatchObject({ pragma: 'foreign_keys' })
     expect((err as DatabaseError).message).toMatch(/ran alone on a connection Kysely acquired for it/)
     expect((err as DatabaseError).message).toMatch(/db\.connection\(/)
+    // it ran (nothing else did): the message says so, never that nothing ran
+    expect((err as DatabaseError).detail).toMatchObject({ outcome: 'committed' })
+    expect((err as DatabaseError).message).toMatch(/it ran, and anything it wrote is kept \(committed\)/)
+    expect((err as DatabaseError).message).toMatch(/no later statement ran under it/)
+    expect((err as DatabaseError).message).not.toMatch(/nothing ran/)
     expect(await books()).toBe(2)
     expect(await foreignKeys()).toBe(1)
   })
@@ -98,6 +103,41 @@ describe('sqlite: a PRAGMA that sets a connection setting, run through Kysely', 
       await sql`PRAGMA foreign_keys = OFF`.execute(c)
       expect((await sql<{ foreign_keys: unknown }>`PRAGMA foreign_keys`.execute(c)).rows).toEqual([{ foreign_keys: 0 }])
     })
+    expect(await foreignKeys()).toBe(1)
+  })
+
+  it('with other work in the same text, on db or first in db.connection(), it is refused before anything runs, as pool.query() refuses it', async () => {
+    const orphans = async (): Promise<number> =>
+      Number(
+        (await t.pool.query<{ n: unknown }>('select count(*) as n from book where author_id not in (select id from author)')).rows[0]!.n,
+      )
+    const authors = async (): Promise<number> => Number((await t.pool.query<{ n: unknown }>('select count(*) as n from author')).rows[0]!.n)
+    const cases = [
+      'PRAGMA foreign_keys = OFF; DELETE FROM author WHERE id = 1',
+      "INSERT INTO author VALUES (2, 'b'); PRAGMA recursive_triggers = ON",
+    ]
+    for (const text of cases) {
+      await expect(t.pool.query(text)).rejects.toMatchObject({ code: 'CONFIGURATION' })
+      for (const run of [() => sql.raw(text).execute(db), () => db.connection().execute((c) => sql.raw(text).execute(c))]) {
+        const err = await run().then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+        expect(DatabaseError.is(err, 'CONFIGURATION')).toBe(true)
+        expect((err as DatabaseError).detail).toMatchObject({
+          pragma: text.includes('foreign_keys') ? 'foreign_keys' : 'recursive_triggers',
+        })
+        expect((err as DatabaseError).message).toMatch(/nothing of it was run/)
+        expect([text, await authors(), await orphans(), await books()]).toEqual([text, 1, 0, 2])
+      }
+    }
+    // later in a db.connection() callback (the setting on a connection the callback holds) it runs
+    await db.connection().execute(async (c) => {
+      await sql`select 1`.execute(c)
+      await sql.raw(cases[0]!).execute(c)
+      await sql`PRAGMA foreign_keys = ON`.execute(c)
+    })
+    expect([await authors(), await orphans()]).toEqual([0, 2])
     expect(await foreignKeys()).toBe(1)
   })
 })
