@@ -1,5 +1,6 @@
 import { DatabaseError } from '../errors/database-error'
 import { REDACTED } from '../util/redact'
+import { isErrorLike } from '../util/error-like'
 
 /**
  * A failing migration statement as MIGRATION_FAILED shows it (message and `detail.statement`): one
@@ -96,10 +97,10 @@ export function hideErrorLiterals(err: unknown, literals: readonly string[], mar
 }
 
 function hiddenMessage(err: unknown, literals: readonly string[], marker: string, depth: number, outer?: string): string {
-  const message = err instanceof Error ? err.message : String(err)
+  const message = isErrorLike(err) ? err.message : String(err)
   const sqlState = sqlStateOf(err) ?? outer
-  const cause = err instanceof Error ? err.cause : undefined
-  const inner = cause instanceof Error ? cause.message : undefined
+  const cause = isErrorLike(err) ? err.cause : undefined
+  const inner = isErrorLike(cause) ? cause.message : undefined
   if (depth + 1 < ERROR_CAUSE_DEPTH && inner !== undefined && inner !== '' && message.includes(inner)) {
     const innerShown = hiddenMessage(cause, literals, marker, depth + 1, sqlState)
     return message

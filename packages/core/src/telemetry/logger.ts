@@ -1,6 +1,7 @@
 import { configError } from '../config/validate'
 import { DatabaseError } from '../errors/database-error'
 import { isOutcomeUnknown, OUTCOME_UNKNOWN } from '../errors/error-outcome'
+import { isErrorLike } from '../util/error-like'
 
 /**
  * One level of a {@link PoolLogger}: a structured object and a message, as pino's methods take them
@@ -76,7 +77,7 @@ export class PoolLog {
    */
   error(err: unknown): Record<string, unknown> {
     const out = Object.create(null) as Record<string, unknown>
-    if (!(err instanceof Error)) {
+    if (!isErrorLike(err)) {
       out.message = this.#redact(String(err))
       return out
     }
@@ -94,7 +95,8 @@ export class PoolLog {
     }
     const cause = err.cause
     if (cause !== undefined && cause !== null)
-      out.cause = cause instanceof Error ? `${cause.name}: ${this.#describe(cause, err)}` : this.#redact(String(cause))
+      // an error of another realm is one too; anything else is shown as its text, hidden the same way
+      out.cause = isErrorLike(cause) ? `${cause.name}: ${this.#describe(cause, err)}` : this.#describe(new Error(String(cause)), err)
     return out
   }
 

@@ -23,6 +23,7 @@ import { notedServer } from './statement-server'
 import { redactUrlPasswords } from '../util/redact'
 import { parameterTexts } from '../util/parameter-texts'
 import { ERROR_CAUSE_DEPTH, hideErrorLiterals, statementLiterals } from '../migrations/statement-preview'
+import { isErrorLike } from '../util/error-like'
 
 /** The instrumentation scope of dbpool's spans. */
 export const TRACER_NAME = '@dbpool/core'
@@ -415,7 +416,7 @@ export class PoolTelemetry {
     let status: string | undefined
     if (err !== undefined) {
       if (!this.#logParameters && typeof err === 'object' && err !== null && !this.#failedWith.has(err)) this.#failedWith.set(err, query)
-      errorType = DatabaseError.is(err) ? err.code : err instanceof Error ? err.name : '_OTHER'
+      errorType = DatabaseError.is(err) ? err.code : isErrorLike(err) ? err.name : '_OTHER'
       status = DatabaseError.is(err) ? (err.sqlState ?? err.sqliteCode) : undefined
     }
     if (span) {
@@ -448,8 +449,8 @@ export class PoolTelemetry {
       span.setAttribute('error.type', err.code)
       const status = err.sqlState ?? err.sqliteCode
       if (status !== undefined) span.setAttribute('db.response.status_code', status)
-    } else span.setAttribute('error.type', err instanceof Error ? err.name : '_OTHER')
-    span.setStatus({ code: SpanStatusCode.ERROR, message: err instanceof Error ? this.#describe(err, err) : undefined })
+    } else span.setAttribute('error.type', isErrorLike(err) ? err.name : '_OTHER')
+    span.setStatus({ code: SpanStatusCode.ERROR, message: isErrorLike(err) ? this.#describe(err, err) : undefined })
   }
 
   /**
@@ -474,7 +475,7 @@ export class PoolTelemetry {
     const known = this.#hiddenTexts.get(err)
     if (known) return known
     const texts: string[] = []
-    for (let e: unknown = err, depth = 0; e instanceof Error && depth < ERROR_CAUSE_DEPTH; e = e.cause, depth++) {
+    for (let e: unknown = err, depth = 0; isErrorLike(e) && depth < ERROR_CAUSE_DEPTH; e = e.cause, depth++) {
       const query = this.#failedWith.get(e)
       if (query) texts.push(...parameterTexts(query.params))
       // the text's literals, recorded as `?`, are not shown where the message repeats them either
