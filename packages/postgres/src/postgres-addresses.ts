@@ -8,7 +8,8 @@ import { isIP } from 'node:net'
  * is; a name through `dns.lookup` (the system resolver, as libpq's getaddrinfo: /etc/hosts, then
  * DNS), every address once. When the lookup fails or finds nothing: the name itself, so the connect
  * attempt reports the resolver's error (ENOTFOUND) as a single-address host does. One lookup per
- * host walk (a connect on a multi-host or `target_session_attrs` target), never per statement.
+ * host per walk (a connect on a multi-host or `target_session_attrs` target), made when the walk
+ * reaches that host (a later host's slow resolver never delays the first), never per statement.
  */
 export async function addressesOf(host: string): Promise<readonly string[]> {
   if (host.startsWith('/') || isIP(host) !== 0) return [host]

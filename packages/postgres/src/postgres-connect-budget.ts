@@ -16,7 +16,8 @@ export class ConnectBudget {
 
   /**
    * @param totalMs the deadline of the whole walk, in ms (the manager's `connectTimeoutMs`)
-   * @param attempts how many attempts the walk makes (its first pass; see {@link add})
+   * @param attempts how many attempts the walk is known to make (its first pass, a host not yet resolved
+   *   counted as one; see {@link add})
    * @param now the clock, in ms (performance.now by default; a test may give its own)
    */
   constructor(totalMs: number, attempts: number, now: () => number = () => performance.now()) {
@@ -38,7 +39,7 @@ export class ConnectBudget {
     return share
   }
 
-  /** `attempts` more to share what is left with (prefer-standby's second pass). */
+  /** `attempts` more to share what is left with (a host's further addresses once its name is resolved; prefer-standby's second pass). */
   add(attempts: number): void {
     this.#left = Math.max(0, this.#left) + attempts
   }

@@ -486,16 +486,26 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     if (hosts.length === 1 && targetSessionAttrs === 'any') return this.#openHost(hosts[0]!, password, hooks)
     const tried: string[] = []
     const failures: DatabaseError[] = []
-    // each host's addresses, looked up together once per walk (prefer-standby's second pass reuses them)
-    const addresses = await Promise.all(hosts.map((host) => addressesOf(host.host)))
-    const attempts = addresses.reduce((n, list) => n + list.length, 0)
-    // without connect_timeout, the deadline is shared among the attempts of each pass (see ConnectBudget)
-    const budget = this.config.connectTimeoutMs > 0 ? undefined : new ConnectBudget(this.options.connectTimeoutMs, attempts)
+    // each host's addresses, looked up when the walk reaches it, once per walk (prefer-standby's second pass
+    // reuses them): a first host is tried as soon as ITS name is resolved, never waiting on a later host's
+    // slow resolver (review of 35a3c14); no lookup is started for a host the walk may never need (a slow one
+    // left running per connect would fill libuv's threadpool, where every dns.lookup and file read waits)
+    const addresses: (readonly string[] | undefined)[] = hosts.map(() => undefined)
+    // without connect_timeout, the deadline is shared among the attempts of each pass (see ConnectBudget):
+    // the addresses known so far, plus one per host not yet resolved
+    const budget = this.config.connectTimeoutMs > 0 ? undefined : new ConnectBudget(this.options.connectTimeoutMs, hosts.length)
     let unreached: string | undefined
     walk: for (const [pass, want] of passesOf(targetSessionAttrs).entries()) {
-      if (pass > 0) budget?.add(attempts)
+      // every host was resolved by the first pass (a walk that stopped early never makes a second)
+      if (pass > 0) budget?.add(addresses.reduce((n, list) => n + (list?.length ?? 1), 0))
       for (const [i, host] of hosts.entries()) {
-        const list = addresses[i]!
+        let list = addresses[i]
+        if (list === undefined) {
+          if (hooks.signal?.aborted === true) break walk
+          addresses[i] = list = await addressesOf(host.host)
+          // the host was counted as one attempt: its other addresses share the deadline too
+          budget?.add(list.length - 1)
+        }
         for (const address of list) {
           if (hooks.signal?.aborted === true) break walk
           // with several addresses, each is named: "db:5432 (10.0.0.2)"

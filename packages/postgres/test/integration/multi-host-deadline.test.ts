@@ -166,6 +166,37 @@ describe('multi-host connect deadline without connect_timeout', () => {
     expect(Number(rows[0]!.port)).toBe(good.port)
   })
 
+  // before (35a3c14): every name was looked up before the first attempt, so a live first host waited
+  // for a later host's slow resolver (a standby's lookup timing out: 6 s on every new connection)
+  it('a later host whose name lookup is slow: the first host is tried as soon as its own lookup is done', async () => {
+    const u = new URL(db.url)
+    const good = { host: u.hostname, port: Number(u.port || 5432) }
+    const slow = 'slow-dns-standby.dbpool.test'
+    const real = dns.lookup
+    let lookupEnded = false
+    let endLookup: (() => void) | undefined
+    ;(dns as { lookup: unknown }).lookup = (host: string, options: unknown, callback?: unknown): void => {
+      const cb = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void
+      if (host !== slow) return void (real as (...args: unknown[]) => void)(host, options, callback)
+      // held until the test ends it (a resolver timing out): then EAI_AGAIN
+      endLookup = () => {
+        lookupEnded = true
+        cb(Object.assign(new Error(`getaddrinfo EAI_AGAIN ${host}`), { code: 'EAI_AGAIN' }))
+      }
+    }
+    const ended = setTimeout(() => endLookup?.(), 20_000)
+    try {
+      const p = poolOver([good, { host: slow, port: good.port }], 30_000)
+      const { rows } = await p.query<{ one: number }>('select 1 as one')
+      expect(rows[0]!.one).toBe(1)
+      expect(lookupEnded).toBe(false)
+    } finally {
+      clearTimeout(ended)
+      ;(dns as { lookup: unknown }).lookup = real
+      endLookup?.()
+    }
+  })
+
   it('with connect_timeout, each attempt has it whole (libpq), the pool deadline still ends the walk', async () => {
     const first = await silentHost()
     const u = new URL(db.url)
