@@ -34,7 +34,7 @@ interface UseFinding {
  * - on Linux, every process's open files (`/proc/<pid>/fd`, see `processesWithFileOpen`): one with
  *   the file, its `-wal` or its `-shm` open is `in-use`; a process whose open files cannot be read
  *   (another user's) that could write the file makes it `unknown` (root's processes are seen only
- *   when this one runs as root);
+ *   when this one runs as root); a non-dumpable process of this user (an agent) is not counted;
  * - a lock probe, the way SQLite decides it may act alone: on a WAL file a connection that has read
  *   holds a SHARED lock for as long as it is open (busy or idle), and leaving WAL mode needs an
  *   EXCLUSIVE one, so `PRAGMA journal_mode = DELETE` on a private connection (busy timeout 0) fails

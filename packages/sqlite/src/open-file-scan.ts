@@ -5,12 +5,22 @@ export interface OpenFileScan {
   /** Processes (this one included) with one of the files open, ascending. */
   readonly pids: readonly number[]
   /**
-   * Processes whose open files this one may not read (another user's, or not dumpable) and that could
-   * write the database: running as its owner (who may always chmod it), in its group when it is group-writable, or any user when
-   * it is world-writable. Root (uid 0) processes are not counted: they could open any file, and
-   * counting them would refuse every restore not run as root (run it as root to see them).
+   * Another user's processes whose open files this one may not read and that could write the
+   * database: running (by their file-system uid) as its owner (who may always chmod it), in its group
+   * when it is group-writable, or any user when it is world-writable. Root (uid 0) processes are not
+   * counted: they could open any file, and counting them would refuse every restore not run as root
+   * (run it as root to see them).
    */
   readonly unreadable: readonly number[]
+  /**
+   * Processes running entirely as this process's user whose open files still cannot be read: they
+   * are non-dumpable (`prctl(PR_SET_DUMPABLE, 0)`: ssh-agent, gpg-agent, programs started from a
+   * setuid/setgid binary). Not counted as possible holders (not in `unreadable`): whether they have
+   * the file open cannot be told, but such processes are agents, and counting them would refuse every
+   * restore on a developer's machine. The gap: a database user that made itself non-dumpable is not
+   * seen (root sees it).
+   */
+  readonly nonDumpable: readonly number[]
 }
 
 /**
@@ -40,7 +50,9 @@ export function processesWithFileOpen(path: string): OpenFileScan | undefined {
   const db = statSync(path, { throwIfNoEntry: false })
   const pids: number[] = []
   const unreadable: number[] = []
-  if (wanted.size === 0 || db === undefined) return { pids, unreadable }
+  const nonDumpable: number[] = []
+  if (wanted.size === 0 || db === undefined) return { pids, unreadable, nonDumpable }
+  const self = process.geteuid?.()
   let entries: string[]
   try {
     entries = readdirSync('/proc')
@@ -56,7 +68,12 @@ export function processesWithFileOpen(path: string): OpenFileScan | undefined {
     } catch (err) {
       // gone (ENOENT, ESRCH), or not ours to read (EACCES, EPERM)
       const code = (err as NodeJS.ErrnoException).code
-      if ((code === 'EACCES' || code === 'EPERM') && mayWrite(pid, db)) unreadable.push(pid)
+      if (code === 'EACCES' || code === 'EPERM') {
+        const uids = processUids(pid)
+        if (uids === undefined) continue
+        if (self !== undefined && uids.every((u) => u === self)) nonDumpable.push(pid)
+        else if (mayWrite(pid, uids[3] ?? Number.NaN, db)) unreadable.push(pid)
+      }
       continue
     }
     for (const fd of fds) {
@@ -67,7 +84,8 @@ export function processesWithFileOpen(path: string): OpenFileScan | undefined {
       }
     }
   }
-  return { pids: pids.sort((a, b) => a - b), unreadable: unreadable.sort((a, b) => a - b) }
+  const ascending = (a: number, b: number): number => a - b
+  return { pids: pids.sort(ascending), unreadable: unreadable.sort(ascending), nonDumpable: nonDumpable.sort(ascending) }
 }
 
 /** `dev:ino` of the file at `path` (a `/proc` fd link: of the open file), undefined when there is none. */
@@ -80,19 +98,33 @@ function identity(path: string): string | undefined {
   }
 }
 
-/** Whether the (non-root) process `pid` could open the database for writing, by its uid and groups in `/proc/<pid>/status`. */
-function mayWrite(pid: number, db: { readonly uid: number; readonly gid: number; readonly mode: number }): boolean {
+/** Real, effective, saved and file-system uid of `pid` (`Uid:` of `/proc/<pid>/status`), undefined when gone. */
+function processUids(pid: number): number[] | undefined {
+  let status: string
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'latin1')
+  } catch {
+    return undefined
+  }
+  const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/).map(Number)
+  return uids !== undefined && uids.length === 4 && uids.every(Number.isFinite) ? uids : undefined
+}
+
+/**
+ * Whether the process `pid`, with file-system uid `fsuid` (the one file access is checked with), could
+ * open the database for writing, by its groups in `/proc/<pid>/status`. Root (fsuid 0) is not counted.
+ */
+function mayWrite(pid: number, fsuid: number, db: { readonly uid: number; readonly gid: number; readonly mode: number }): boolean {
+  if (!Number.isFinite(fsuid) || fsuid === 0) return false
+  // the owner may always chmod the file
+  if (fsuid === db.uid) return true
   let status: string
   try {
     status = readFileSync(`/proc/${pid}/status`, 'latin1')
   } catch {
     return false
   }
-  const uid = Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? Number.NaN)
-  if (!Number.isFinite(uid) || uid === 0) return false
-  // the owner may always chmod the file
-  if (uid === db.uid) return true
-  const gids = [/^Gid:\s+(\d+)/m.exec(status)?.[1], ...(/^Groups:(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/) ?? [])]
+  const gids = [/^Gid:\s+\d+\s+(\d+)/m.exec(status)?.[1], ...(/^Groups:(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/) ?? [])]
   if (gids.some((g) => g !== undefined && g !== '' && Number(g) === db.gid)) return (db.mode & 0o020) !== 0
   return (db.mode & 0o002) !== 0
 }

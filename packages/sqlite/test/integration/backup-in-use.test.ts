@@ -1,5 +1,5 @@
-import type { ChildProcess } from 'node:child_process'
-import { chmodSync, chownSync, mkdirSync } from 'node:fs'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { chmodSync, chownSync, existsSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { DatabaseError, type DatabasePool } from '@dbpool/core'
@@ -218,6 +218,60 @@ describe("another user's process, whose open files this one may not read", () =>
       }
       const check = new Database(path, { readonly: true })
       expect(check.prepare('select count(*) as n from item').get()).toEqual({ n: 2 })
+      check.close()
+    },
+    90_000,
+  )
+})
+
+describe('a non-dumpable process of the restoring user (ssh-agent, gpg-agent)', () => {
+  // needs root to run both children as another user (root reads every process's files), and a
+  // python3 to make the holder non-dumpable (prctl(PR_SET_DUMPABLE, 0); node has no prctl)
+  const python = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => existsSync(p))
+  const canRun = process.getuid?.() === 0 && python !== undefined ? it : it.skip
+
+  canRun(
+    'is not counted as a possible holder: listed in nonDumpable, the restore goes through',
+    async () => {
+      const dir = tmp.file('non-dumpable')
+      mkdirSync(dir)
+      chmodSync(tmp.dir, 0o755)
+      chmodSync(dir, 0o777)
+      const path = join(dir, 'own.db')
+      const setup = new Database(path)
+      setup.pragma('journal_mode = WAL')
+      setup.exec("create table item (id integer primary key, v text); insert into item (v) values ('backed up')")
+      const backup = join(dir, 'own-backup.db')
+      setup.exec(`vacuum into '${backup}'`)
+      setup.exec("insert into item (v) values ('after the backup')")
+      setup.close()
+      for (const file of [path, backup]) chownSync(file, 65534, 65534)
+      // an agent of the same user: non-dumpable, never opens the database
+      const agent = spawn(
+        python as string,
+        ['-c', "import ctypes,sys,time; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); print('ready', flush=True); time.sleep(600)"],
+        { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] },
+      )
+      try {
+        await lines(agent).waitFor(/^ready$/, 30_000)
+        const child = spawnFixture('restore-as-child.ts', [path, backup], { uid: 65534, gid: 65534 })
+        const out = lines(child)
+        const line = await out.waitFor(/^\{/, 60_000)
+        await exited(child)
+        const seen = JSON.parse(line) as {
+          use: string
+          scan: { pids: number[]; unreadable: number[]; nonDumpable: number[] }
+          error: unknown
+        }
+        expect(seen.scan.unreadable).not.toContain(agent.pid)
+        expect(seen.scan.nonDumpable).toContain(agent.pid)
+        expect(seen.use).toBe('unused')
+        expect(seen.error).toBeNull()
+      } finally {
+        await kill(agent)
+      }
+      const check = new Database(path, { readonly: true })
+      expect(check.prepare('select count(*) as n from item').get()).toEqual({ n: 1 })
       check.close()
     },
     90_000,
