@@ -427,7 +427,10 @@ export class ReplicaSet {
       native = await manager.connect('read', { onLost: () => undefined }, target.pool.target)
     } catch (err) {
       // the connect found a server that is not a standby: as the status query would have
-      if (DatabaseError.is(err) && reasonOf(err) === 'not-standby') return false
+      if (DatabaseError.is(err) && reasonOf(err) === 'not-standby') {
+        target.lagMs = undefined
+        return false
+      }
       throw err
     }
     try {
@@ -470,6 +473,9 @@ export class ReplicaSet {
       retryable: true,
       detail: { standby: false },
     })
+    // out of recovery it has no lag behind the primary: a lag measured before (the connect that found
+    // it not a standby leaves the last one) made the keepalive pass bring it back at once (probe())
+    target.lagMs = undefined
     this.#takeOut(target, 'not-standby', { error })
     for (const conn of target.pool.live) conn.broken ??= error
     return target.pool.sweep()
