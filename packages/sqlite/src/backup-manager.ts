@@ -19,7 +19,8 @@ import { copyDatabaseFile, defaultBackupTimeoutMs, type BackupCopyMode } from '.
 import { journalKindOf, refuseInUse, refuseRollbackJournal } from './database-in-use'
 import { ensureDirectory } from './backup-directory'
 import { createEmpty, refuseSameFile, stageBackupFile } from './backup-stage'
-import { checkReplaceTarget, checkSameFilesystem } from './backup-target'
+import { placeNew } from './backup-place'
+import { checkReplaceTarget, checkSameFilesystem, removeNewTarget, type NewTarget } from './backup-target'
 import { forgetTemp, hostTag, removeStaleTempFiles, removeTemp, tempName } from './backup-temp'
 import { checkDatabaseFileShape, refused, schemaObjectsOf, verifyDatabaseFileOffThread } from './backup-verify'
 import { sqliteManagerOf, sqlitePoolFor, sqlitePoolOptionsOf } from './create-sqlite-pool'
@@ -110,7 +111,10 @@ export interface BackupManagerOptions {
 
 /** A finished, verified backup. */
 export interface BackupResult {
-  /** Absolute path of the backup file. */
+  /**
+   * Absolute path of the backup file: `<prefix>-<createdAt>.db[.gz]`, or with `-1`, `-2`, ... before
+   * the extension when that name was taken (never replaced).
+   */
   readonly file: string
   readonly bytes: number
   readonly pages: number
@@ -296,7 +300,10 @@ export class BackupManager {
   /**
    * Takes a backup, verifies it with `integrity_check` in a worker thread (see
    * {@link verifyDatabaseFileOffThread}), compresses it when asked, gives it its final timestamped
-   * name and applies the retention policy. Backups run one at a time.
+   * name and applies the retention policy. Backups run one at a time. The name is never taken over a
+   * file: when another manager or process (or a user) has put a file or a record at it meanwhile (a
+   * backup in the same millisecond), this backup takes the next free one (`-1`, `-2`, ...), see
+   * `#place`.
    *
    * Rejects with CONFIGURATION naming `backup argument` when given an argument (it takes none), BACKUP_FAILED (the copy passed `timeoutMs`, the copy or its verification failed;
    * no file is left behind: the temp file is removed) or POOL_CLOSED (the pool was closed before or
@@ -491,13 +498,16 @@ export class BackupManager {
     // slower backup started earlier (older data) must not outrank one started later
     const sequence = await this.#nextSequence()
     const createdAt = this.#nextStamp()
-    const final = await this.#finalName(createdAt)
-    const tmp = tempName(directory, basename(final))
+    const intended = this.#nameFor(createdAt, 0)
+    const tmp = tempName(directory, basename(intended))
+    // the name is given at the end (#place): one free then may be taken by the time the backup is done
+    let final = ''
+    let bytes = 0
+    let placed: { file: NewTarget; record: NewTarget } | undefined
     let copyMs = 0
     let verifyMs = 0
     let pages = 0
     let copied: CopyOutcome
-    let placed = false
     try {
       copied = await this.#copy(tmp)
       copyMs = performance.now() - started
@@ -506,7 +516,7 @@ export class BackupManager {
       const verifyStarted = performance.now()
       // one deadline for the copy and its verification, which runs in a worker thread
       const timeoutMs = copied.timeoutMs ?? this.#options.timeoutMs ?? defaultBackupTimeoutMs((await stat(tmp)).size)
-      pages = await verifyDatabaseFileOffThread(tmp, final, {
+      pages = await verifyDatabaseFileOffThread(tmp, intended, {
         timeoutMs: started + timeoutMs - verifyStarted,
         deadline: `the backup's timeoutMs ${timeoutMs}${this.#options.timeoutMs === undefined ? ', the default for its size' : ''}`,
         warn: (message) => this.#warn(message),
@@ -515,32 +525,30 @@ export class BackupManager {
       })
       // a page copy holds every page of its snapshot: fewer (0 from a failed write) is no backup
       if (copied.sourcePages !== undefined && pages !== copied.sourcePages)
-        throw refused(final, 'pages-mismatch', `holds ${pages} pages, the database copied had ${copied.sourcePages}: not a whole copy`)
+        throw refused(intended, 'pages-mismatch', `holds ${pages} pages, the database copied had ${copied.sourcePages}: not a whole copy`)
       verifyMs = performance.now() - verifyStarted
       let ready = tmp
       if (gzip) {
         this.#progress({ phase: 'compress', totalPages: pages, remainingPages: 0 })
         ready = `${tmp}.gz`
-        await pipeline(createReadStream(tmp), createGzip(), createWriteStream(ready, { mode: 0o600 }))
+        await pipeline(createReadStream(tmp), createGzip(), createWriteStream(ready, { mode: 0o600, flags: 'wx' }))
         await unlink(tmp)
       }
       await syncFile(ready)
       await chmod(ready, 0o600)
-      // the record first: a backup under its final name always says whose it is (retention counts on it)
-      await writeRecord(recordOf(final), this.#sourceId(), sequence)
-      await rename(ready, final)
+      bytes = (await stat(ready)).size
+      placed = await this.#place(ready, createdAt, sequence)
+      final = placed.file.path
       forgetTemp(tmp)
-      placed = true
       await syncDirectory(directory)
       // a callback that throws here fails the backup as in every other phase: the file is removed
       this.#progress({ phase: 'done', totalPages: pages, remainingPages: 0 })
     } catch (err) {
       await removeTemp(tmp)
-      if (placed) await removeQuietly(final)
-      if (!existsSync(final)) await removeQuietly(recordOf(final))
+      // only the files this backup placed: never one that has its name meanwhile
+      if (placed) for (const made of [placed.file, placed.record]) await removeNewTarget(made, [])
       throw asBackupError(err)
     }
-    const bytes = (await stat(final)).size
     const deleted = await this.#prune(new Date(), final)
     return {
       file: final,
@@ -563,7 +571,7 @@ export class BackupManager {
     const { path, memory } = this.#manager.options
     // 0600 from the start: the copy holds every row of the database (SQLite's -journal beside it
     // takes the file's mode), not the umask's 0644 until the end (copyDatabaseFile creates its own)
-    if (this.#options.method === 'vacuum' || memory) await createEmpty(tmp)
+    if (this.#options.method === 'vacuum') await createEmpty(tmp)
     if (this.#options.method === 'vacuum') {
       // a reader's snapshot: writers go on meanwhile. The path is bound, never spliced into the text.
       const sourceSchema = await this.#pool.withConnection(
@@ -601,7 +609,7 @@ export class BackupManager {
       { lane: 'write' },
     )
     const totalPages = Math.round(image.length / pageSize)
-    await writeFile(tmp, image, { mode: 0o600 })
+    await writeFile(tmp, image, { mode: 0o600, flag: 'wx' })
     this.#progress({ phase: 'copy', totalPages, remainingPages: 0 })
     return { copyMode: 'serialize', restarts: 0, sourcePages: totalPages }
   }
@@ -737,13 +745,42 @@ export class BackupManager {
     return highest + 1
   }
 
-  async #finalName(createdAt: Date): Promise<string> {
+  /** The `n`th name of a backup taken at `createdAt`: `<prefix>-<stamp>[-n].db[.gz]`. */
+  #nameFor(createdAt: Date, n: number): string {
     const ext = this.#options.gzip ? '.db.gz' : '.db'
-    const base = `${this.#options.prefix}-${stamp(createdAt)}`
-    for (let n = 0; ; n++) {
-      const file = join(this.#options.directory, `${base}${n === 0 ? '' : `-${n}`}${ext}`)
-      if (!existsSync(file)) return file
+    return join(this.#options.directory, `${this.#options.prefix}-${stamp(createdAt)}${n === 0 ? '' : `-${n}`}${ext}`)
+  }
+
+  /**
+   * Gives the finished backup `ready` its final name, the first of {@link #nameFor} that nothing has,
+   * never replacing a file (a backup another process or manager wrote at the same name in the same
+   * millisecond, a user's file): its record first (`<name>.json`, so that a backup under its final
+   * name always says whose it is, and a record there is a name taken by a run in progress), then the
+   * file, each with {@link placeNew} (a hard link, which fails when the name exists; an exclusive
+   * claim then a rename where the filesystem has no hard links). A name whose file or record exists
+   * is skipped; the record of a name whose file was taken meanwhile is removed again. Rejects with
+   * the system's error (wrapped by the caller) when a file cannot be placed, with
+   * BACKUP_FAILED (`detail.reason` `'no-free-name'`) after {@link MAX_NAMES} taken names.
+   */
+  async #place(ready: string, createdAt: Date, sequence: number): Promise<{ file: NewTarget; record: NewTarget }> {
+    for (let n = 0; n < MAX_NAMES; n++) {
+      const final = this.#nameFor(createdAt, n)
+      if (lstatSync(final, { throwIfNoEntry: false }) !== undefined) continue
+      const record = await writeRecord(recordOf(final), this.#sourceId(), sequence)
+      if (record === undefined) continue
+      let file: NewTarget | undefined
+      try {
+        file = await placeNew(ready, final)
+      } finally {
+        if (file === undefined) await removeNewTarget(record, [])
+      }
+      if (file !== undefined) return { file, record }
     }
+    throw new DatabaseError(
+      'BACKUP_FAILED',
+      `no free name for the backup in ${this.#options.directory}: ${this.#nameFor(createdAt, 0)} and ${MAX_NAMES - 1} more are taken`,
+      { backend: 'sqlite', detail: { directory: this.#options.directory, reason: 'no-free-name' } },
+    )
   }
 }
 
@@ -927,6 +964,9 @@ function keeps(policy: RetentionPolicy, index: number, createdAt: Date, now: Dat
   return false
 }
 
+// names tried for one backup (`-1` ... `-999` after the first) before it fails: no-free-name
+const MAX_NAMES = 1_000
+
 // a clock this far behind the previous backup's time was stepped back (not two backups in one ms)
 const STAMP_STEP_BACK_MS = 1_000
 
@@ -952,17 +992,19 @@ function recordOf(file: string): string {
   return `${file}.json`
 }
 
-/** Writes `{ "source", "host", "sequence" }` atomically (temp file, fsync, rename); `host` is {@link hostTag}. */
-async function writeRecord(record: string, source: string, sequence: number): Promise<void> {
+/**
+ * Writes `{ "source", "host", "sequence" }` at `record` when nothing is there, atomically (temp file,
+ * fsync, {@link placeNew}: never over another record); `host` is {@link hostTag}. Resolves with the
+ * identity of the record written, `undefined` when `record` exists (left as it was).
+ */
+async function writeRecord(record: string, source: string, sequence: number): Promise<NewTarget | undefined> {
   const tmp = tempName(dirname(record), basename(record))
   try {
-    await writeFile(tmp, `${JSON.stringify({ source, host: hostTag(), sequence })}\n`, { mode: 0o600 })
+    await writeFile(tmp, `${JSON.stringify({ source, host: hostTag(), sequence })}\n`, { mode: 0o600, flag: 'wx' })
     await syncFile(tmp)
-    await rename(tmp, record)
-    forgetTemp(tmp)
-  } catch (err) {
+    return await placeNew(tmp, record)
+  } finally {
     await removeTemp(tmp)
-    throw err
   }
 }
 
