@@ -19,9 +19,9 @@ export interface PoolDefinition {
   /**
    * The environment whose libpq variables fill in what a Postgres URL leaves out, the replicas' URLs
    * (and `DATABASE_REPLICA_URLS`) included (`DatabaseConfig.envDefaults`: PGSSLMODE, PGREQUIRESSL,
-   * PGSSLROOTCERT, PGTARGETSESSIONATTRS; a security variable dbpool cannot honour is CONFIGURATION),
-   * read when the pool is opened (`openPool`): never for a pool a command does not open. Set by
-   * `resolveConfig` for Postgres pools. Default is none (the URL alone, `process.env` for replicas).
+   * PGSSLROOTCERT, PGTARGETSESSIONATTRS, PGOPTIONS, PGAPPNAME, PGCONNECT_TIMEOUT; a variable dbpool
+   * cannot honour, PGHOSTADDR or a security one, is CONFIGURATION), read when the pool is opened
+   * (`openPool`): never for a pool a command does not open. Set by `resolveConfig` for Postgres pools. Default is none (the URL alone, `process.env` for replicas).
    */
   readonly libpqEnv?: NodeJS.ProcessEnv
 }

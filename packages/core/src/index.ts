@@ -9,7 +9,7 @@ export { DatabaseConfig, SSL_MODES, TARGET_SESSION_ATTRS } from './config/databa
 export type { DatabaseOptions, PasswordSource, ResolvedHost, SslMode, TargetSessionAttrs } from './config/database-config'
 export { hasAmbiguousCredentials } from './config/postgres-url'
 export type { PostgresHost } from './config/postgres-url'
-export { checkLibpqSecurityEnv } from './config/libpq-env'
+export { checkLibpqHostAddrEnv, checkLibpqSecurityEnv } from './config/libpq-env'
 // option validators (checkInteger, requireObject...) are in @dbpool/core/internal (src/internal.ts)
 export { configError, MAX_TIMER_MS } from './config/validate'
 export { sql, SqlFragment, isSqlFragment } from './sql/sql'

@@ -221,7 +221,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     options?: PostgresManagerOptions,
     defaults: { readonly connectTimeoutMs?: number } = {},
   ) {
-    this.config = toDatabaseConfig(config)
+    this.config = withEnvStartupOptions(toDatabaseConfig(config), process.env)
     this.options = resolveManagerOptions(options, defaults, { pgbouncer: this.config.pgbouncer })
     this.target = this.config.toString()
     this.#ssl = tlsOptions(this.config)
@@ -1202,6 +1202,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     withSettings = true,
   ): Promise<PostgresConnection> {
     const { config, options } = this
+    const startupOptions =
+      this.#readOnlyVia === 'startup' ? [config.options, REPLICA_SESSION_OPTIONS].filter(Boolean).join(' ') : config.options
     const guard = new ReadGuard()
     const types = createTypeParsers(options.int8, guard, options.timestamptz)
     const client = new Client({
@@ -1218,13 +1220,16 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       idle_in_transaction_session_timeout: (!options.pgbouncer && config.idleInTransactionTimeoutMs) || undefined,
       lock_timeout: (!options.pgbouncer && config.lockTimeoutMs) || undefined,
       connectionTimeoutMillis: timeoutMs,
-      options: this.#readOnlyVia === 'startup' ? [config.options, REPLICA_SESSION_OPTIONS].filter(Boolean).join(' ') : config.options,
+      options: startupOptions,
       keepAlive: config.keepAlive,
       keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs,
       types,
     })
-    // pg falls back to PGOPTIONS for `options`, a startup parameter PgBouncer refuses
-    if (options.pgbouncer) (client as unknown as { connectionParameters: { options?: string } }).connectionParameters.options = undefined
+    // pg would fall back to process.env.PGOPTIONS for empty `options` by itself, behind the config's back (and
+    // past PgBouncer's refusal of it): the config's, PGOPTIONS included (see withEnvStartupOptions), or nothing
+    ;(client as unknown as { connectionParameters: { options?: string } }).connectionParameters.options = options.pgbouncer
+      ? undefined
+      : startupOptions || undefined
     const statements =
       options.prepare === false
         ? undefined
@@ -1781,6 +1786,18 @@ function pgStatementRecord(client: Client): {
     parsedStatements: Record<string, string | undefined>
     submittedNamedStatements: Record<string, string | undefined>
   }
+}
+
+/**
+ * `config`, or when it has no `options`, `config` with libpq's PGOPTIONS as its `options` (an empty
+ * variable is unset). pg sent PGOPTIONS by itself for a target without options, whatever its source (a
+ * `DatabaseConfig`, options, a URL); dbpool makes that its own, so the value is the config's: sent to
+ * replicas too (a replica's startup options held only the read-only switch), refused behind PgBouncer
+ * (pg's fallback was dropped there, silently), and a setting the server refuses is CONFIGURATION
+ * naming `database.options` (see startupOptionError).
+ */
+function withEnvStartupOptions(config: DatabaseConfig, env: NodeJS.ProcessEnv): DatabaseConfig {
+  return config.options !== undefined || !env.PGOPTIONS ? config : config.with({ options: env.PGOPTIONS })
 }
 
 function toDatabaseConfig(config: DatabaseConfig | DatabaseOptions | string): DatabaseConfig {

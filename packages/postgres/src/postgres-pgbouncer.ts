@@ -35,8 +35,8 @@ export function resolvePgBouncerMode(value: unknown, configFlag: boolean): PgBou
  * `user`, `database`, `application_name`, `client_encoding`, `DateStyle`, `TimeZone`,
  * `standard_conforming_strings` and what `ignore_startup_parameters` lists; it closes the connection
  * with "unsupported startup parameter" otherwise): `statement_timeout`, `lock_timeout`,
- * `idle_in_transaction_session_timeout`, `options`. pg also sends `options` from `PGOPTIONS`, which
- * the manager clears for PgBouncer.
+ * `idle_in_transaction_session_timeout`, `options` (the config's, the URL's `options=`, or PGOPTIONS
+ * for a target without them: see the manager's withEnvStartupOptions).
  *
  * Session mode: the timeouts are applied with SET after connecting (the session is the client's
  * until it disconnects), and again on release after a statement or a `sessionReset: 'clean'` that
@@ -48,7 +48,7 @@ export function sessionSettingsThroughPgBouncer(mode: PgBouncerMode, config: Dat
     throw configError(
       'database.options',
       config.options,
-      `PgBouncer refuses the startup parameter options ("unsupported startup parameter"); set what it holds on the server (ALTER ROLE ... SET) instead`,
+      `PgBouncer refuses the startup parameter options ("unsupported startup parameter"; the config's options, the URL's options= or PGOPTIONS); set what it holds on the server (ALTER ROLE ... SET) instead`,
     )
   const timeouts: [string, string, number][] = [
     ['statementTimeoutMs', 'statement_timeout', config.statementTimeoutMs],

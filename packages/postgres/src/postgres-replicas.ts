@@ -77,7 +77,11 @@ export const REPLICA_OPTION_KEYS = ['replicas', 'readRouting', 'readYourWrites',
  * - options: their own `sslMode` / `sslRootCert`, else the primary's (an options object reads no
  *   environment, as `new DatabaseConfig(options)` does not).
  *
- * PGTARGETSESSIONATTRS is not applied to replicas (each replica's role is checked: it must be a standby).
+ * What else the environment fills in for a connection string (PGOPTIONS, PGAPPNAME,
+ * PGCONNECT_TIMEOUT: see `DatabaseConfig.envDefaults`) fills in what a replica URL leaves out too, as
+ * libpq; a replica without `options` takes PGOPTIONS whatever its source (the manager's
+ * withEnvStartupOptions, as for the primary). PGTARGETSESSIONATTRS is not applied to replicas (each
+ * replica's role is checked: it must be a standby).
  */
 export function resolveReplicaOptions(
   raw: Record<string, unknown>,
@@ -115,7 +119,7 @@ export function resolveReplicaOptions(
 function targetConfig(option: string, target: unknown, inherit: DatabaseOptions, fromEnv: DatabaseOptions): DatabaseConfig {
   if (target instanceof DatabaseConfig) return target
   try {
-    if (typeof target === 'string') return DatabaseConfig.fromUrl(target, {}, urlTlsDefaults(target, inherit, fromEnv))
+    if (typeof target === 'string') return DatabaseConfig.fromUrl(target, {}, urlDefaults(target, inherit, fromEnv))
     if (typeof target === 'object' && target !== null && !Array.isArray(target)) {
       const own = Object.fromEntries(Object.entries(target).filter(([, value]) => value !== undefined))
       // sslRootCert 'system' brings its own default mode (verify-full): the primary's does not replace it
@@ -129,14 +133,20 @@ function targetConfig(option: string, target: unknown, inherit: DatabaseOptions,
 }
 
 /**
- * What fills in the TLS settings a replica `url` leaves out (see {@link resolveReplicaOptions}): the
+ * What fills in the settings a replica `url` leaves out (see {@link resolveReplicaOptions}): TLS, the
  * environment's (`fromEnv`, from `DatabaseConfig.envDefaults`) root certificate, else the primary's
  * (`inherit`); the stricter of their modes, or with `sslrootcert=system` the environment's, else
- * verify-full.
+ * verify-full. The environment's `options`, `applicationName` and `connectTimeoutMs` (PGOPTIONS,
+ * PGAPPNAME, PGCONNECT_TIMEOUT), as for any URL; not its `targetSessionAttrs`.
  */
-function urlTlsDefaults(url: string, inherit: DatabaseOptions, fromEnv: DatabaseOptions): DatabaseOptions {
+function urlDefaults(url: string, inherit: DatabaseOptions, fromEnv: DatabaseOptions): DatabaseOptions {
   const own = parsePostgresUrl(url, '(a URL)').params
-  const out: { sslMode?: SslMode; sslRootCert?: string } = {}
+  const { options, applicationName, connectTimeoutMs } = fromEnv
+  const out: { sslMode?: SslMode; sslRootCert?: string; options?: string; applicationName?: string; connectTimeoutMs?: number } = {
+    options,
+    applicationName,
+    connectTimeoutMs,
+  }
   const rootCert = fromEnv.sslRootCert ?? inherit.sslRootCert
   if (!own.sslrootcert && rootCert !== undefined) out.sslRootCert = rootCert
   if (own.sslmode) return out

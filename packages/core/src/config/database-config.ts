@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { inspect } from 'node:util'
 import { REDACTED, redactSecrets, redactUrl } from '../util/redact'
-import { checkLibpqSecurityEnv, requireSslMode } from './libpq-env'
+import { checkLibpqHostAddrEnv, checkLibpqSecurityEnv, requireSslMode } from './libpq-env'
 import { parsePostgresUrl, type ParsedPostgresUrl, type PostgresHost } from './postgres-url'
 import { checkRootCert, SYSTEM_ROOT_CERT } from './root-cert'
 import { hostOptionsOf, overlayHosts, resolvedHostsOf, targetHostsOf } from './target-hosts'
@@ -13,6 +13,7 @@ import {
   configError,
   definedOptions,
   parseEnvInteger,
+  parseLibpqInteger,
   rejectUnknownKeys,
   requireObject,
 } from './validate'
@@ -74,7 +75,9 @@ export interface DatabaseOptions {
   /**
    * libpq's `options`: command-line options sent at connection start (`-c search_path=app`). A setting
    * the server refuses there (unknown name, bad value) fails the connect with CONFIGURATION naming
-   * `database.options` and the parameter (`@dbpool/postgres`). Default is none.
+   * `database.options` and the parameter (`@dbpool/postgres`). Default is none; where the environment
+   * is read ({@link DatabaseConfig.envDefaults}) PGOPTIONS, and a Postgres pool gives a target without
+   * options PGOPTIONS too (as pg did by itself).
    */
   readonly options?: string
   /** Default is the user name. */
@@ -95,7 +98,10 @@ export interface DatabaseOptions {
    * weaker one is CONFIGURATION). Default is none: `verify-*` use Node's default trust store.
    */
   readonly sslRootCert?: string
-  /** Sent as `application_name`. Default is `'dbpool'`. */
+  /**
+   * Sent as `application_name`. Default is `'dbpool'`; a URL's `application_name`, else PGAPPNAME
+   * where the environment is read ({@link DatabaseConfig.envDefaults}), else its `fallback_application_name`.
+   */
   readonly applicationName?: string
   /** Server-side `statement_timeout` in ms; `0` means none. Default is `0`. */
   readonly statementTimeoutMs?: number
@@ -214,11 +220,12 @@ export class DatabaseConfig {
    * with hosts and ports also as `host=` / `port=` lists. Query parameters, all optional: `sslmode`
    * (libpq's values, `no-verify` read as `require`), `sslrootcert` (a file, read
    * and checked now; `system`: see {@link DatabaseOptions.sslRootCert}), `application_name`, `fallback_application_name`, `options`, `connect_timeout` (seconds per
-   * host), `target_session_attrs`, `statement_timeout`, `idle_in_transaction_session_timeout`,
+   * host, libpq's integer: `0` or less is none, `1` is 2), `target_session_attrs`, `statement_timeout`, `idle_in_transaction_session_timeout`,
    * `lock_timeout` (ms), `pgbouncer=true|false`, `user`, `password`, `dbname`. Any other parameter is
    * CONFIGURATION naming it, as libpq refuses it. `overrides` win over the URL; `defaults` fill in
-   * what the URL leaves out (as libpq's environment variables do: {@link fromEnv}, a replica URL
-   * inheriting the primary's TLS settings). Host names and ports are two lists, each taken from the
+   * what the URL leaves out (as libpq's environment variables do: {@link envDefaults}, {@link fromEnv},
+   * a replica URL inheriting the primary's TLS settings); the URL's `fallback_application_name` comes
+   * last, under `defaults` (libpq: used only when neither `application_name` nor PGAPPNAME is set). Host names and ports are two lists, each taken from the
    * top layer that gives it (see {@link with}): `{ port: 6432 }` over `h1:1,h2:2` is `h1:6432,h2:6432`,
    * `{ host: 'c' }` over `db:5433` is `c:5433`, and over `h1:1,h2:2` CONFIGURATION (which port?).
    * An override or default given as `undefined` (`{ sslMode: process.env.PGSSLMODE }`, unset) is not
@@ -227,7 +234,9 @@ export class DatabaseConfig {
   static fromUrl(url: string, overrides: DatabaseOptions = {}, defaults: DatabaseOptions = {}): DatabaseConfig {
     if (typeof url !== 'string') throw configError('database.url', url === undefined ? url : redactUrl(String(url)), 'must be a string')
     const parsed = parsePostgresUrl(url, redactUrl(url))
-    const fromUrl = fromParsed(parsed)
+    const { fallbackApplicationName, ...fromUrl } = fromParsed(parsed)
+    // libpq: application_name, then PGAPPNAME (a default), then fallback_application_name
+    const fallback = fallbackApplicationName === undefined ? {} : { applicationName: fallbackApplicationName }
     // an option given as undefined (an unset variable) is not given: it never erases the URL's value
     overrides = definedOptions(requireObject('database', overrides)) as DatabaseOptions
     defaults = definedOptions(requireObject('database', defaults)) as DatabaseOptions
@@ -235,6 +244,7 @@ export class DatabaseConfig {
     const target = [targetHostsOf(fromUrl), targetHostsOf(overrides)].reduce(overlayHosts, targetHostsOf(defaults))
     const hostOptions = hostOptionsOf(target, overrides.hosts !== undefined ? 'database.hosts' : 'database.host')
     return new DatabaseConfig({
+      ...fallback,
       ...withoutHosts(defaults),
       ...withoutHosts(fromUrl),
       ...withoutHosts(overrides),
@@ -244,20 +254,19 @@ export class DatabaseConfig {
 
   /**
    * Reads `DATABASE_URL` when set, otherwise the libpq variables PGHOST and PGPORT (comma-separated
-   * lists, as libpq reads them), PGDATABASE, PGUSER, PGPASSWORD, PGAPPNAME, PGCONNECT_TIMEOUT
-   * (seconds). As libpq, the environment fills in what the URL leaves out: PGSSLMODE, PGSSLROOTCERT (a
-   * file, read now) and PGTARGETSESSIONATTRS apply in both cases unless the URL
-   * sets `sslmode`, `sslrootcert` or `target_session_attrs` (PGREQUIRESSL=1: `require` without PGSSLMODE).
-   * A security variable dbpool cannot honour (PGSSLCERT, PGSSLKEY, PGCHANNELBINDING=require, ...: see
-   * {@link envDefaults}) is CONFIGURATION naming it: never ignored.
+   * lists, as libpq reads them), PGDATABASE, PGUSER, PGPASSWORD. As libpq, the environment fills in
+   * what the URL leaves out ({@link envDefaults}): PGSSLMODE, PGSSLROOTCERT (a file, read now),
+   * PGTARGETSESSIONATTRS, PGOPTIONS, PGAPPNAME and PGCONNECT_TIMEOUT (seconds) apply in both cases
+   * unless the URL sets `sslmode`, `sslrootcert`, `target_session_attrs`, `options`,
+   * `application_name` or `connect_timeout` (PGREQUIRESSL=1: `require` without PGSSLMODE).
+   * A variable dbpool cannot honour (PGHOSTADDR, PGSSLCERT, PGSSLKEY, PGCHANNELBINDING=require, ...:
+   * see {@link envDefaults}) is CONFIGURATION naming it: never ignored.
    */
   static fromEnv(env: NodeJS.ProcessEnv = process.env): DatabaseConfig {
     const defaults = DatabaseConfig.envDefaults(env)
     if (env.DATABASE_URL) return DatabaseConfig.fromUrl(env.DATABASE_URL, {}, defaults)
-    const attrs = defaults.targetSessionAttrs
-    const options: Record<string, unknown> = {}
-    if (attrs !== undefined) options.targetSessionAttrs = attrs
-    if (env.PGCONNECT_TIMEOUT) options.connectTimeoutMs = connectTimeoutMs(parseEnvInteger('PGCONNECT_TIMEOUT', env.PGCONNECT_TIMEOUT))
+    // what the environment fills in for a URL applies without one too (sslMode, options, applicationName...)
+    const options: Record<string, unknown> = { ...defaults }
     const ports = env.PGPORT ? env.PGPORT.split(',').map((p) => parseEnvInteger('PGPORT', p)) : []
     const hosts = env.PGHOST ? env.PGHOST.split(',') : []
     if (hosts.length > 1 || ports.length > 1) {
@@ -276,22 +285,25 @@ export class DatabaseConfig {
     if (env.PGDATABASE) options.database = env.PGDATABASE
     if (env.PGUSER) options.username = env.PGUSER
     if (env.PGPASSWORD) options.password = env.PGPASSWORD
-    if (defaults.sslMode !== undefined) options.sslMode = defaults.sslMode
-    if (defaults.sslRootCert !== undefined) options.sslRootCert = defaults.sslRootCert
-    if (env.PGAPPNAME) options.applicationName = env.PGAPPNAME
     return new DatabaseConfig(options as DatabaseOptions)
   }
 
   /**
    * What the libpq environment fills in for a URL that leaves it out, as libpq applies its variables to
-   * every connection string (pass it as `fromUrl`'s `defaults`): PGSSLMODE (`sslMode`; else
-   * PGREQUIRESSL=1: `require`, as libpq), PGSSLROOTCERT (`sslRootCert`, the file read now),
-   * PGTARGETSESSIONATTRS. A security variable dbpool cannot honour (PGSSLCERT, PGSSLKEY,
-   * PGCHANNELBINDING=require, PGGSSENCMODE=require, PGREQUIREAUTH, PGSSLCRL, ...: see
-   * `checkLibpqSecurityEnv`) is CONFIGURATION naming it, never ignored; so is a bad value.
+   * every connection string (pass it as `fromUrl`'s `defaults`; https://www.postgresql.org/docs/current/libpq-envars.html):
+   * PGSSLMODE (`sslMode`; else PGREQUIRESSL=1: `require`, as libpq), PGSSLROOTCERT (`sslRootCert`,
+   * the file read now), PGTARGETSESSIONATTRS, PGOPTIONS (`options`, as the URL's `options`: sent as
+   * it is at connection start, a setting the server refuses there is CONFIGURATION naming
+   * `database.options`), PGAPPNAME (`applicationName`; above the URL's `fallback_application_name`),
+   * PGCONNECT_TIMEOUT (`connectTimeoutMs`: seconds per host as libpq reads them, `0` or less none,
+   * `1` is 2; not an integer: CONFIGURATION). A variable dbpool cannot honour is CONFIGURATION naming
+   * it, never ignored: PGHOSTADDR (`checkLibpqHostAddrEnv`), and the security variables (PGSSLCERT,
+   * PGSSLKEY, PGCHANNELBINDING=require, PGGSSENCMODE=require, PGREQUIREAUTH, PGSSLCRL, ...: see
+   * `checkLibpqSecurityEnv`); so is a bad value. An empty variable counts as unset.
    */
   static envDefaults(env: NodeJS.ProcessEnv = process.env): DatabaseOptions {
     checkLibpqSecurityEnv(env)
+    checkLibpqHostAddrEnv(env)
     const out: Record<string, unknown> = {}
     if (env.PGSSLMODE) {
       const mode = checkEnum('PGSSLMODE', env.PGSSLMODE, [...SSL_MODES, 'no-verify'] as const)
@@ -306,6 +318,9 @@ export class DatabaseConfig {
         `PGSSLROOTCERT=system needs verify-full, as in libpq (unset PGSSLMODE or set it to verify-full)`,
       )
     if (env.PGTARGETSESSIONATTRS) out.targetSessionAttrs = checkEnum('PGTARGETSESSIONATTRS', env.PGTARGETSESSIONATTRS, TARGET_SESSION_ATTRS)
+    if (env.PGOPTIONS) out.options = checkStartupString('PGOPTIONS', env.PGOPTIONS)
+    if (env.PGAPPNAME) out.applicationName = checkStartupString('PGAPPNAME', env.PGAPPNAME)
+    if (env.PGCONNECT_TIMEOUT) out.connectTimeoutMs = connectTimeoutMs(parseLibpqInteger('PGCONNECT_TIMEOUT', env.PGCONNECT_TIMEOUT))
     return out as DatabaseOptions
   }
 
@@ -470,10 +485,11 @@ function fromParsed(parsed: ParsedPostgresUrl): Record<string, unknown> {
   if (str(p.sslrootcert)) out.sslRootCert = readRootCert('database.url sslrootcert', p.sslrootcert!)
   if (out.sslRootCert === SYSTEM_ROOT_CERT && out.sslMode !== undefined && out.sslMode !== 'verify-full')
     throw configError('database.url sslmode', p.sslmode, 'sslrootcert=system needs sslmode=verify-full, as in libpq')
-  const appName = str(p.application_name) ?? str(p.fallback_application_name)
-  if (appName) out.applicationName = appName
+  if (str(p.application_name)) out.applicationName = p.application_name
+  // below the defaults (PGAPPNAME): see fromUrl
+  if (str(p.fallback_application_name)) out.fallbackApplicationName = p.fallback_application_name
   if (str(p.options)) out.options = p.options
-  if (str(p.connect_timeout)) out.connectTimeoutMs = connectTimeoutMs(parseEnvInteger('database.url connect_timeout', p.connect_timeout!))
+  if (str(p.connect_timeout)) out.connectTimeoutMs = connectTimeoutMs(parseLibpqInteger('database.url connect_timeout', p.connect_timeout!))
   if (str(p.target_session_attrs))
     out.targetSessionAttrs = checkEnum('database.url target_session_attrs', p.target_session_attrs, TARGET_SESSION_ATTRS)
   if (str(p.statement_timeout)) out.statementTimeoutMs = parseEnvInteger('database.url statement_timeout', p.statement_timeout!)
@@ -488,7 +504,10 @@ function fromParsed(parsed: ParsedPostgresUrl): Record<string, unknown> {
   return out
 }
 
-/** libpq's connect_timeout in seconds: 0 or less means none (here: the manager's), 1 counts as 2. */
+/**
+ * libpq's connect_timeout in seconds (pqConnectDBComplete): 0 or less means none (here: the
+ * manager's), 1 counts as 2 (libpq's least), capped at the longest Node.js timer (about 24.8 days).
+ */
 function connectTimeoutMs(seconds: number): number {
   if (seconds <= 0) return 0
   return Math.min(Math.max(seconds, 2) * 1000, MAX_MS)

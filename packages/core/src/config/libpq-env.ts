@@ -105,3 +105,18 @@ function tlsVersion(name: string, value: string | undefined): number | undefined
   if (index < 0) throw configError(name, value, `must be one of ${TLS_VERSIONS.join(', ')} (as libpq reads it)`)
   return index
 }
+
+/**
+ * libpq's PGHOSTADDR: the numeric address to connect to instead of looking the host name up (the
+ * name still checked by TLS and sent as SNI). dbpool has no `hostaddr`: it would connect to the host
+ * name (PGHOST, the URL's host), maybe another server than the one psql reaches, so a set PGHOSTADDR
+ * is CONFIGURATION naming it (write the address as the host, or unset it). An empty one counts as unset.
+ */
+export function checkLibpqHostAddrEnv(env: NodeJS.ProcessEnv): void {
+  if (env.PGHOSTADDR)
+    throw configError(
+      'PGHOSTADDR',
+      env.PGHOSTADDR,
+      'hostaddr is not supported by dbpool: it would connect to the host name (PGHOST, the URL), not to this address (give the address as the host, or unset it)',
+    )
+}

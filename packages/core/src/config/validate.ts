@@ -183,6 +183,19 @@ export function parseEnvInteger(name: string, raw: string): number {
   return Number(trimmed)
 }
 
+/**
+ * Parses an integer as libpq reads a connection option (`pqParseIntParam`: `strtol` base 10, blanks
+ * before and after, a `+` or `-` sign, a 32-bit `int`), naming `name` on failure; libpq refuses the
+ * same values ("invalid integer value ... for connection option").
+ */
+export function parseLibpqInteger(name: string, raw: string): number {
+  const trimmed = raw.trim()
+  const value = /^[+-]?\d+$/.test(trimmed) ? Number(trimmed) : Number.NaN
+  if (!Number.isSafeInteger(value) || value > 2_147_483_647 || value < -2_147_483_648)
+    throw configError(name, raw, 'must be an integer (a 32-bit int, as libpq reads it)')
+  return value
+}
+
 /** The largest delay a Node.js timer takes (2^31 - 1 ms, about 24.8 days); a larger one fires after 1 ms. */
 export const MAX_TIMER_MS = 2_147_483_647
 

@@ -174,14 +174,20 @@ suite('pgbouncer modes against a PgBouncer that refuses unknown startup paramete
     await strictDb?.drop()
   }, 60_000)
 
-  it('transaction mode: PGOPTIONS is not sent (pg would send it as the options startup parameter)', async () => {
+  it('PGOPTIONS is CONFIGURATION naming database.options in both modes, as the options parameter: never dropped silently (its search_path lost)', () => {
     process.env.PGOPTIONS = '-c search_path=public'
+    expect(() => through(inTransactionMode, 'pgbouncer=true')).toThrow(/invalid database\.options .*PGOPTIONS/)
+    expect(() => through(inSessionMode, '', { pgbouncer: 'session' })).toThrow(/invalid database\.options .*PGOPTIONS/)
+    delete process.env.PGOPTIONS
+  })
+
+  it('transaction mode: no options startup parameter is sent (pg would send PGOPTIONS set after the pool was made)', async () => {
     const pool = through(inTransactionMode, 'pgbouncer=true')
+    process.env.PGOPTIONS = '-c search_path=public'
     expect((await pool.query<{ one: number }>('select 1 as one')).rows).toEqual([{ one: 1 }])
   })
 
   it('session mode: the timeouts go with SET after connecting instead of as startup parameters, and sessions work', async () => {
-    process.env.PGOPTIONS = '-c search_path=public'
     const pool = through(
       inSessionMode,
       'statement_timeout=4321&lock_timeout=1234',

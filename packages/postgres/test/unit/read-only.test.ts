@@ -263,3 +263,35 @@ describe("a replica's PgBouncer mode and read-only sessions", () => {
     expect(lanes('postgres://u@h/d?pgbouncer=true', {})).toBe(false)
   })
 })
+
+// a replica URL is a connection string like any: libpq fills in PGOPTIONS, PGAPPNAME and PGCONNECT_TIMEOUT
+// (they were ignored: the read lane read another schema than the write lane under PGOPTIONS search_path)
+describe('replica URLs take PGOPTIONS, PGAPPNAME and PGCONNECT_TIMEOUT from the environment', () => {
+  const env = { PGOPTIONS: '-c search_path=app', PGAPPNAME: 'billing', PGCONNECT_TIMEOUT: '4', PGTARGETSESSIONATTRS: 'read-write' }
+
+  it('fills in what the replica URL leaves out, never what it sets, and not PGTARGETSESSIONATTRS', () => {
+    const { replicas } = resolveReplicaOptions(
+      {
+        replicas: [
+          'postgres://app:pw@replica1/ledger',
+          'postgres://app:pw@replica2/ledger?options=-c%20search_path%3Dother&application_name=own',
+        ],
+      },
+      env,
+      DatabaseConfig.fromUrl('postgres://app:pw@primary/ledger'),
+    )
+    expect(replicas[0]).toMatchObject({
+      options: '-c search_path=app',
+      applicationName: 'billing',
+      connectTimeoutMs: 4_000,
+      targetSessionAttrs: 'any',
+    })
+    expect(replicas[1]).toMatchObject({ options: '-c search_path=other', applicationName: 'own', connectTimeoutMs: 4_000 })
+  })
+
+  it('PGHOSTADDR with a replica URL is CONFIGURATION naming it', () => {
+    expect(() => resolveReplicaOptions({ replicas: ['postgres://app:pw@replica1/ledger'] }, { PGHOSTADDR: '10.0.0.9' })).toThrow(
+      /PGHOSTADDR/,
+    )
+  })
+})
