@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream, existsSync, lstatSync, readlinkSync, realpathSync } from 'node:fs'
-import { chmod, chown, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { chmod, chown, lstat, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import { basename, dirname, extname, join, resolve } from 'node:path'
 import type { Stats } from 'node:fs'
 import { pipeline } from 'node:stream/promises'
@@ -44,10 +44,14 @@ export interface BackupProgress {
 /**
  * Which backups {@link BackupManager.prune} keeps. The newest backup is always kept. Only backups
  * recorded as this database's count and are ever deleted: each backup has a record beside it
- * (`<backup file>.json`, `{ "source": "<real path of the database>", "sequence": n }`), so two databases with the same
+ * (`<backup file>.json`, `{ "source": "<real path of the database>", "host", "sequence": n, "bytes": n }`), so two databases with the same
  * file name (`a/app.db`, `b/app.db`) backed up into one directory never delete each other's backups.
  * A backup of another database, or without a record (taken by an older version, copied without it),
- * is never deleted.
+ * is never deleted; nor is a file whose size is not the recorded `bytes` (a file put at a backup's
+ * name), a symlink (at a backup's name or its record's), or anything not a regular file. A file is
+ * deleted only while its name still leads to the file listed (same inode). After a backup, a
+ * deletion that fails is warned about (the pool's `logger`, else `process.emitWarning`) and the
+ * backup still resolves: it is written.
  *
  * "Newest" is by the recorded `sequence` (see {@link BackupInfo.sequence}, taken when the backup's
  * snapshot starts, not when it finishes; equal sequences of overlapping backups are ordered by the
@@ -320,9 +324,15 @@ export class BackupManager {
 
   /**
    * The backups in the directory with this manager's prefix, newest first (only finished, verified
-   * ones carry the final name), whichever database they were taken from: `source` says whose.
+   * ones carry the final name), whichever database they were taken from: `source` says whose. Only
+   * regular files: a symlink at a backup's name is not one (this package never writes one).
    */
   async list(): Promise<BackupInfo[]> {
+    return (await this.#scan()).map((entry) => entry.info)
+  }
+
+  /** {@link list}, with the size recorded beside each file and the file's identity (for retention). */
+  async #scan(): Promise<ScannedBackup[]> {
     let names: string[]
     try {
       names = await readdir(this.#options.directory)
@@ -331,23 +341,31 @@ export class BackupManager {
       throw err
     }
     const pattern = new RegExp(`^${escapeRegExp(this.#options.prefix)}-(\\d{8}T\\d{9}Z)(?:-\\d+)?\\.db(\\.gz)?$`)
-    const found: BackupInfo[] = []
+    const found: ScannedBackup[] = []
     for (const name of names) {
       const match = pattern.exec(name)
       if (!match?.[1]) continue
       const file = join(this.#options.directory, name)
-      const info = await stat(file).catch(() => undefined)
+      // lstat: a symlink is never followed, listed nor deleted (what it points to is not ours)
+      const info = await lstat(file, { bigint: true }).catch(() => undefined)
       if (!info?.isFile()) continue
-      const { source, host, sequence } = await readRecord(file)
-      found.push({ file, source, host, sequence, createdAt: parseStamp(match[1]), bytes: info.size, gzip: match[2] !== undefined })
+      const { source, host, sequence, bytes } = await readRecord(file)
+      found.push({
+        info: { file, source, host, sequence, createdAt: parseStamp(match[1]), bytes: Number(info.size), gzip: match[2] !== undefined },
+        recordedBytes: bytes,
+        dev: info.dev,
+        ino: info.ino,
+      })
     }
-    return found.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.file < b.file ? 1 : -1))
+    return found.sort((a, b) => b.info.createdAt.getTime() - a.info.createdAt.getTime() || (a.info.file < b.info.file ? 1 : -1))
   }
 
   /**
    * Deletes the backups of this database the retention policy does not keep; never the newest one.
    * Counts and deletes only backups recorded as this database's (see {@link RetentionPolicy}); others
-   * with the same prefix are left alone. Resolves with the deleted files.
+   * with the same prefix are left alone, and so is a file whose size is not the one its record
+   * holds (a file put at a backup's name), a symlink and anything not a regular file. Resolves with
+   * the deleted files; rejects with the system's error when one cannot be deleted.
    */
   async prune(now: Date = new Date()): Promise<string[]> {
     if (!(now instanceof Date) || Number.isNaN(now.getTime())) throw configError('prune.now', now, 'must be a valid Date')
@@ -360,21 +378,28 @@ export class BackupManager {
    * (one a concurrent run started later and finished first: that run prunes for itself), ordered by
    * the records' sequence ({@link newestFirst}): by the names' timestamps, a backup dated later than
    * now (taken while the clock was ahead) would make each new backup "not among the newest" and
-   * delete it.
+   * delete it. After a backup (`taken` set), a file that cannot be deleted is warned about and left:
+   * the backup is written, its retention's failure must not report it failed (and have it taken again).
    */
   async #prune(now: Date, taken: string | undefined): Promise<string[]> {
     const policy = this.#options.retention
     if (!policy) return []
-    const ours = newestFirst((await this.list()).filter((item) => this.#isOurs(item)))
+    const ours = newestFirst((await this.#scan()).filter((entry) => this.#isOurs(entry.info) && holdsRecordedSize(entry)))
     // backups ranked before the one just taken were taken by concurrent runs after it started: theirs to prune
-    const takenIndex = taken === undefined ? -1 : ours.findIndex((item) => item.file === taken)
+    const takenIndex = taken === undefined ? -1 : ours.findIndex((entry) => entry.info.file === taken)
     const deleted: string[] = []
-    for (const [index, item] of ours.entries()) {
-      if (index <= takenIndex || keeps(policy, index, item.createdAt, now)) continue
-      await unlink(item.file).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err
-      })
-      await removeQuietly(recordOf(item.file))
+    for (const [index, entry] of ours.entries()) {
+      const item = entry.info
+      if (index <= takenIndex || item.file === taken || keeps(policy, index, item.createdAt, now)) continue
+      try {
+        if (!(await deleteBackup(entry))) continue
+      } catch (err) {
+        if (taken === undefined) throw err
+        this.#warn(
+          `the retention after backup ${taken} could not delete the old backup ${item.file}: ${messageOf(err)} (the backup is written; the old one is left)`,
+        )
+        continue
+      }
       deleted.push(item.file)
     }
     return deleted
@@ -537,7 +562,7 @@ export class BackupManager {
       await syncFile(ready)
       await chmod(ready, 0o600)
       bytes = (await stat(ready)).size
-      placed = await this.#place(ready, createdAt, sequence)
+      placed = await this.#place(ready, createdAt, sequence, bytes)
       final = placed.file.path
       forgetTemp(tmp)
       await syncDirectory(directory)
@@ -762,11 +787,11 @@ export class BackupManager {
    * the system's error (wrapped by the caller) when a file cannot be placed, with
    * BACKUP_FAILED (`detail.reason` `'no-free-name'`) after {@link MAX_NAMES} taken names.
    */
-  async #place(ready: string, createdAt: Date, sequence: number): Promise<{ file: NewTarget; record: NewTarget }> {
+  async #place(ready: string, createdAt: Date, sequence: number, bytes: number): Promise<{ file: NewTarget; record: NewTarget }> {
     for (let n = 0; n < MAX_NAMES; n++) {
       const final = this.#nameFor(createdAt, n)
       if (lstatSync(final, { throwIfNoEntry: false }) !== undefined) continue
-      const record = await writeRecord(recordOf(final), this.#sourceId(), sequence)
+      const record = await writeRecord(recordOf(final), { source: this.#sourceId(), host: hostTag(), sequence, bytes })
       if (record === undefined) continue
       let file: NewTarget | undefined
       try {
@@ -993,42 +1018,95 @@ function recordOf(file: string): string {
 }
 
 /**
- * Writes `{ "source", "host", "sequence" }` at `record` when nothing is there, atomically (temp file,
- * fsync, {@link placeNew}: never over another record); `host` is {@link hostTag}. Resolves with the
- * identity of the record written, `undefined` when `record` exists (left as it was).
+ * What is recorded beside a backup (`<file>.json`): the database's identity ({@link BackupInfo.source}),
+ * the host ({@link hostTag}), the sequence, and the backup file's size in bytes, so that a file put
+ * at a backup's name later (its record left beside it) is not taken for that backup by retention.
  */
-async function writeRecord(record: string, source: string, sequence: number): Promise<NewTarget | undefined> {
-  const tmp = tempName(dirname(record), basename(record))
+interface BackupRecord {
+  readonly source: string
+  readonly host: string
+  readonly sequence: number
+  readonly bytes: number
+}
+
+/** A listed backup, with what retention checks before counting or deleting it. */
+interface ScannedBackup {
+  readonly info: BackupInfo
+  /** The size recorded beside it; `undefined` for a record of an older version (or none). */
+  readonly recordedBytes: number | undefined
+  /** Its identity when listed: it is deleted only while its name still leads to this file. */
+  readonly dev: bigint
+  readonly ino: bigint
+}
+
+/**
+ * Writes `record` at `path` when nothing is there, atomically (temp file, fsync, {@link placeNew}:
+ * never over another record). Resolves with the identity of the record written, `undefined` when
+ * `path` exists (left as it was).
+ */
+async function writeRecord(path: string, record: BackupRecord): Promise<NewTarget | undefined> {
+  const tmp = tempName(dirname(path), basename(path))
   try {
-    await writeFile(tmp, `${JSON.stringify({ source, host: hostTag(), sequence })}\n`, { mode: 0o600, flag: 'wx' })
+    await writeFile(tmp, `${JSON.stringify(record)}\n`, { mode: 0o600, flag: 'wx' })
     await syncFile(tmp)
-    return await placeNew(tmp, record)
+    return await placeNew(tmp, path)
   } finally {
     await removeTemp(tmp)
   }
 }
 
-/** The source, host and sequence recorded beside `file`; each `undefined` when there is no readable record or no such field. */
-async function readRecord(file: string): Promise<{ source: string | undefined; host: string | undefined; sequence: number | undefined }> {
+/**
+ * The source, host, sequence and size recorded beside `file`; each `undefined` when there is no
+ * readable record or no such field. A record is a regular file: a symlink at its name is none.
+ */
+async function readRecord(file: string): Promise<{ [K in keyof BackupRecord]: BackupRecord[K] | undefined }> {
   try {
-    const parsed = JSON.parse(await readFile(recordOf(file), 'utf8')) as { source?: unknown; host?: unknown; sequence?: unknown }
+    if (!(await lstat(recordOf(file))).isFile()) throw new Error('not a regular file')
+    const parsed = JSON.parse(await readFile(recordOf(file), 'utf8')) as { [K in keyof BackupRecord]?: unknown }
     return {
       source: typeof parsed.source === 'string' ? parsed.source : undefined,
       host: typeof parsed.host === 'string' ? parsed.host : undefined,
       sequence: Number.isSafeInteger(parsed.sequence) && (parsed.sequence as number) > 0 ? (parsed.sequence as number) : undefined,
+      bytes: Number.isSafeInteger(parsed.bytes) && (parsed.bytes as number) >= 0 ? (parsed.bytes as number) : undefined,
     }
   } catch {
-    return { source: undefined, host: undefined, sequence: undefined }
+    return { source: undefined, host: undefined, sequence: undefined, bytes: undefined }
   }
+}
+
+/**
+ * Whether a listed file has the size its record holds (records of older versions hold none: `true`):
+ * a file put at a backup's name (moved or copied there, the record left beside it) is not that backup.
+ */
+function holdsRecordedSize(entry: ScannedBackup): boolean {
+  return entry.recordedBytes === undefined || entry.recordedBytes === entry.info.bytes
+}
+
+/**
+ * Deletes a backup retention gave up, and its record, when its name still leads to the file listed
+ * (same device and inode, not a symlink): a file put there since is left. Resolves `false` when the
+ * name leads to another file, `true` when deleted or already gone (another run pruned it); rejects
+ * with the system's error when it cannot be deleted.
+ */
+async function deleteBackup(entry: ScannedBackup): Promise<boolean> {
+  const now = await lstat(entry.info.file, { bigint: true }).catch(() => undefined)
+  if (now !== undefined) {
+    if (now.dev !== entry.dev || now.ino !== entry.ino) return false
+    await unlink(entry.info.file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err
+    })
+  }
+  await removeQuietly(recordOf(entry.info.file))
+  return true
 }
 
 /**
  * One database's backups, newest first by their records' sequence (never by the clock, see
  * {@link RetentionPolicy}); those without one after, by their names' time (then name).
  */
-function newestFirst(backups: BackupInfo[]): BackupInfo[] {
+function newestFirst(backups: ScannedBackup[]): ScannedBackup[] {
   return backups.sort(
-    (a, b) =>
+    ({ info: a }, { info: b }) =>
       (b.sequence ?? 0) - (a.sequence ?? 0) ||
       b.createdAt.getTime() - a.createdAt.getTime() ||
       (a.file < b.file ? 1 : a.file > b.file ? -1 : 0),

@@ -332,6 +332,7 @@ describe('retention across databases sharing a directory', () => {
         source: expect.stringMatching(/[/\\]a[/\\]app\.db$/),
         host: expect.stringMatching(/^[0-9a-f]{8}$/),
         sequence: 2,
+        bytes: a2.bytes,
       })
       expect(readdirSync(dir).sort()).toEqual(
         [a2.file, `${a2.file}.json`, b2.file, `${b2.file}.json`].map((f) => f.slice(dir.length + 1)).sort(),
