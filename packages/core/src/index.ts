@@ -34,6 +34,7 @@ export type {
   RowCursor,
   TelemetryTarget,
   ConnectedServer,
+  HeldLock,
   TransactionSettings,
   TransactionState,
 } from './driver/connection-manager'

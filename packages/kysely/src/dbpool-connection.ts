@@ -5,6 +5,7 @@ import {
   splitSqlStatements,
   type Backend,
   type DatabasePool,
+  type HeldLock,
   type Lane,
   type PoolConnection,
   type Transaction,
@@ -195,6 +196,8 @@ export class DbpoolConnection implements DatabaseConnection {
    * for it (Kysely's one-statement acquire and release), and the release rejects (see {@link settingNotKept}).
    */
   #alone: DatabaseError | undefined
+  /** The run lock of a Kysely Migrator run on this connection (SQLite: see {@link lockForMigration}), until its release. */
+  #runLock: HeldLock | undefined
 
   /**
    * Made by {@link DbpoolDriver}'s `acquireConnection()` (and one per `dbpoolTransaction()` attempt).
@@ -349,6 +352,8 @@ export class DbpoolConnection implements DatabaseConnection {
    * with it, instead of resolving for a setting that did not last.
    */
   release(): Promise<void> {
+    // a Migrator run's lock never outlives the connection, whatever path ended the run
+    this.unlockForMigration()
     const transaction = this.#transaction
     const lease = this.#lease
     this.#released = true
@@ -373,6 +378,38 @@ export class DbpoolConnection implements DatabaseConnection {
     } finally {
       if (lease) await lease.release()
     }
+  }
+
+  /**
+   * @internal Kysely's `acquireMigrationLock` on SQLite (`DbpoolSqliteAdapter`): takes the pool's
+   * exclusive lock `name` (a lock file next to the database, see `DatabasePool.exclusiveLock`), held
+   * until {@link unlockForMigration} or this connection's release. Every run of Kysely's Migrator
+   * through this dialect takes it before it reads which migrations are pending, so two runs (another
+   * pool, another process) never both apply one, also with `disableTransactions`, where each
+   * statement commits on its own and no transaction keeps them apart. Nothing on a pool without such a
+   * lock (Postgres: Kysely's adapter takes `pg_advisory_lock`). A second call while it is held is a no-op.
+   *
+   * @throws DatabaseError BUSY (retryable) when another run held it past `timeoutMs`; POOL_CLOSED.
+   */
+  async lockForMigration(name: string, timeoutMs: number): Promise<void> {
+    if (this.#runLock !== undefined) return
+    const lock = await this.context.pool.exclusiveLock?.(name, timeoutMs)
+    if (lock === undefined) return
+    if (this.#released) {
+      // the run's connection was released while the lock was on its way: give it back at once
+      lock.release()
+      throw new DatabaseError('QUERY_FAILED', 'this Kysely connection was released before its migration lock was taken', {
+        retryable: false,
+      })
+    }
+    this.#runLock = lock
+  }
+
+  /** @internal Kysely's `releaseMigrationLock`: frees the lock of {@link lockForMigration} (idempotent). */
+  unlockForMigration(): void {
+    const lock = this.#runLock
+    this.#runLock = undefined
+    lock?.release()
   }
 
   /**

@@ -30,16 +30,52 @@ export interface DbpoolDialectConfig {
   readonly closePoolOnDestroy?: boolean
 }
 
+/** The name of the lock a Kysely Migrator run takes on SQLite (the file `<database>-kysely-migration.lock`). */
+const SQLITE_MIGRATION_LOCK = 'kysely-migration'
+
+/** How long a Migrator run waits for another run's lock on SQLite before BUSY, ms (the core Migrator's default `lockTimeoutMs`). */
+const SQLITE_MIGRATION_LOCK_TIMEOUT_MS = 60_000
+
 /**
  * SQLite as Kysely's `SqliteAdapter`, except that DDL is run in transactions (SQLite's DDL is
  * transactional): Kysely's `Migrator` then runs its migrations in one dbpool write transaction
- * (`BEGIN IMMEDIATE`), which holds SQLite's write lock against every other writer, in this process
- * or another, for the whole run. Kysely's own adapter takes no lock, relying on its single connection.
+ * (`BEGIN IMMEDIATE`), and a failing migration leaves nothing of the run. Kysely's own adapter takes
+ * no migration lock, relying on its single connection; a pool has several, and other processes
+ * open the file too. So every run takes a lock first, before it reads which migrations are pending:
+ * an exclusive SQLite lock on `<database>-kysely-migration.lock`, a file next to the database,
+ * which the operating system frees if the process dies (never left taken by a crash). With
+ * `disableTransactions`, where each statement commits on its own, it is what keeps two runs (two
+ * pools, two processes) from both applying a migration; without it, it is taken as well, so the two
+ * kinds of runs exclude each other. A run waits for another's lock up to
+ * {@link SQLITE_MIGRATION_LOCK_TIMEOUT_MS}, then fails with BUSY (Kysely's `migrateToLatest()`
+ * resolves `{ error }`). An in-memory database takes none (no other process can open it).
  */
 export class DbpoolSqliteAdapter extends SqliteAdapter {
   override get supportsTransactionalDdl(): boolean {
     return true
   }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override async acquireMigrationLock(db: Kysely<any>, _options: MigrationLockOptions): Promise<void> {
+    await withDbpoolConnection(db, (connection) => connection.lockForMigration(SQLITE_MIGRATION_LOCK, SQLITE_MIGRATION_LOCK_TIMEOUT_MS))
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override async releaseMigrationLock(db: Kysely<any>, _options: MigrationLockOptions): Promise<void> {
+    await withDbpoolConnection(db, (connection) => connection.unlockForMigration())
+  }
+}
+
+/**
+ * Runs `fn` on the {@link DbpoolConnection} `db` is bound to (a Migrator run's `db.connection()`),
+ * reached through Kysely's executor (`getExecutor().provideConnection`, as `dbpoolTransaction()`
+ * does); nothing is done when that is not a DbpoolConnection.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+async function withDbpoolConnection(db: Kysely<any>, fn: (connection: DbpoolConnection) => unknown): Promise<void> {
+  await db.getExecutor().provideConnection(async (connection) => {
+    if (connection instanceof DbpoolConnection) await fn(connection)
+  })
 }
 
 /**
@@ -65,12 +101,11 @@ export class DbpoolPostgresAdapter extends PostgresAdapter {
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 async function discardMigrationSession(db: Kysely<any>): Promise<void> {
-  await db.getExecutor().provideConnection(async (connection) => {
-    if (connection instanceof DbpoolConnection)
-      connection.discardAtRelease(
-        new DatabaseError('QUERY_FAILED', "Kysely's Migrator ran on this session: it is closed instead of reused", { retryable: false }),
-      )
-  })
+  await withDbpoolConnection(db, (connection) =>
+    connection.discardAtRelease(
+      new DatabaseError('QUERY_FAILED', "Kysely's Migrator ran on this session: it is closed instead of reused", { retryable: false }),
+    ),
+  )
 }
 
 /**

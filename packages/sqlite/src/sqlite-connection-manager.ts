@@ -8,6 +8,7 @@ import {
   type CursorOptions,
   type ExecuteOptions,
   type HealthCheckDetail,
+  type HeldLock,
   type Lane,
   type LaneLayout,
   type QueryResult,
@@ -37,6 +38,7 @@ import { exactRows, hasUnsafeNumber, MAX_SAFE, narrow, narrowIntegers } from './
 import { abortsTransaction, errorName, isFatalSqliteCode, mapSqliteError, severalStatementsInStream } from './sqlite-errors'
 import { controlsTransaction, runsAtomically, runScript } from './sqlite-script'
 import { isLockBusy, NATIVE_BUSY_TIMEOUT_MS, waitForLock } from './sqlite-lock-wait'
+import { lockFileNextTo } from './sqlite-file-lock'
 import { sqliteHealthChecks, walSizeBytes } from './sqlite-health'
 import { firstPlaceholder } from './sqlite-lex'
 import { mentionsPragma, scanPragmas, SETS_FOREIGN_KEYS, type PragmaScan } from './sqlite-pragma'
@@ -816,6 +818,20 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   /** `phase` `'run'`: the statement was prepared and failed while it ran (see `sqliteErrorCodeOf`). */
   mapError(err: unknown, phase?: 'run'): DatabaseError {
     return mapSqliteError(err, phase === undefined ? { path: this.options.path } : { path: this.options.path, phase })
+  }
+
+  /**
+   * A lock held across connections, pools and processes on this database until `release()`: an
+   * exclusive SQLite lock on `<database>-<name>.lock` next to the file (see `lockFileNextTo`), freed
+   * by the operating system if the process dies. An in-memory database lives in this process only:
+   * nothing to lock.
+   *
+   * @throws DatabaseError BUSY when another holder kept it past `timeoutMs`; CONNECTION_FAILED when
+   *   the lock file cannot be created.
+   */
+  async exclusiveLock(name: string, timeoutMs: number): Promise<HeldLock> {
+    if (this.options.memory) return { release: () => undefined }
+    return lockFileNextTo(this.options.path, name, timeoutMs)
   }
 
   /**

@@ -223,6 +223,12 @@ export interface ConnectedServer {
  * Creates, checks, resets and destroys physical connections of one backend, runs statements on
  * them and maps native errors. A manager never pools: {@link DatabasePool} does.
  */
+/** A lock taken with `ConnectionManager.exclusiveLock()`. */
+export interface HeldLock {
+  /** Frees the lock (idempotent; never throws). */
+  release(): void
+}
+
 export interface ConnectionManager<C = unknown> {
   /** Which backend this is. */
   readonly backend: Backend
@@ -344,6 +350,16 @@ export interface ConnectionManager<C = unknown> {
    * `withConnection` asks it when its callback returned. Default: `transactionState`.
    */
   settledTransactionState?(conn: C): Promise<TransactionState>
+  /**
+   * A lock held across connections, pools and processes on this database until its `release()`, for
+   * work that runs statements outside one transaction and must not interleave with another run of
+   * it (SQLite: Kysely's Migrator with `disableTransactions`, whose statements each commit on their
+   * own). SQLite: an exclusive lock on `<database>-<name>.lock`, a file next to the database that SQLite
+   * locks and the operating system frees when the holding process dies; waits (polling, off the
+   * event loop) up to `timeoutMs`, then rejects with BUSY. Absent: the backend needs none (Postgres
+   * has advisory locks, which the caller takes itself).
+   */
+  exclusiveLock?(name: string, timeoutMs: number): Promise<HeldLock>
   /** The `BEGIN ...` text for these settings; throws CONFIGURATION for settings the backend refuses. */
   beginStatement(settings: TransactionSettings): string
   /** Maps a native error to a DatabaseError. */

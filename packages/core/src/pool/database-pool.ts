@@ -16,6 +16,7 @@ import { isOutcomeUnknown } from '../errors/error-outcome'
 import type {
   Backend,
   ConnectionManager,
+  HeldLock,
   ExecuteOptions,
   Lane,
   QueryResult,
@@ -355,6 +356,17 @@ export class DatabasePool<out C = unknown> {
   extension<T extends PoolExtension>(key: symbol, create: (manager: ConnectionManager<unknown>) => T): T {
     if (this.#state !== 'open') throw this.#closedError()
     return this.#extensions.get(key, () => create(this.#manager))
+  }
+
+  /**
+   * @internal For `@dbpool/kysely`: the manager's {@link ConnectionManager.exclusiveLock} on this
+   * database (SQLite: a lock file next to it), or undefined when the backend has none (Postgres).
+   * POOL_CLOSED once `close()` was called; BUSY when another holder kept it past `timeoutMs`.
+   */
+  async exclusiveLock(name: string, timeoutMs: number): Promise<HeldLock | undefined> {
+    if (this.#state !== 'open') throw this.#closedError()
+    const lock = this.#manager.exclusiveLock
+    return lock === undefined ? undefined : lock.call(this.#manager, name, timeoutMs)
   }
 
   /**

@@ -1,0 +1,161 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { existsSync } from 'node:fs'
+import { PoolFactory, type DatabasePool } from '@dbpool/core'
+import { createTempSqlite } from '@dbpool/testing'
+import { sql, Kysely, Migrator, type Migration, type MigrationResultSet } from 'kysely'
+import { DbpoolDialect } from '@dbpool/kysely'
+
+jest.setTimeout(60_000)
+
+// Kysely's Migrator takes no lock on SQLite (Kysely's SqliteAdapter relies on its one connection).
+// With disableTransactions each statement commits on its own, so two runs at once (two pools, two
+// processes) both read "002 pending" and both applied it: a non-idempotent data migration ran twice
+// (balance 5 -> 50000 instead of 500), the second run failing only afterwards on the record's
+// UNIQUE. Every run through DbpoolDialect now takes an exclusive lock on
+// <database>-kysely-migration.lock before it reads what is pending.
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyDb = Kysely<any>
+
+/**
+ * Makes the runs that reach Kysely's state read (`getMigrations()`, called right after
+ * acquireMigrationLock) wait for one another, so that without a lock every run reads the state
+ * before any applies a migration. A run that is kept out by a lock never arrives: the first one
+ * goes on alone after `maxWaitMs` (which only decides how long a locked run idles, not the outcome).
+ */
+function barrier(parties: number, maxWaitMs = 1500): () => Promise<void> {
+  let arrived = 0
+  const waiters: Array<() => void> = []
+  return async () => {
+    arrived++
+    if (arrived >= parties) {
+      for (const w of waiters.splice(0)) w()
+      return
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, maxWaitMs)
+      waiters.push(() => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+  }
+}
+
+function migrations(meet: () => Promise<void>): { getMigrations(): Promise<Record<string, Migration>> } {
+  return {
+    getMigrations: async () => {
+      await meet()
+      return {
+        '001_account': {
+          up: async (db: AnyDb) => {
+            await sql`create table if not exists account (id integer primary key, balance integer not null)`.execute(db)
+            await sql`insert or ignore into account values (1, 5)`.execute(db)
+          },
+        },
+        // not idempotent: applied twice it multiplies by 10000
+        '002_cents': { up: async (db: AnyDb) => void (await sql`update account set balance = balance * 100`.execute(db)) },
+      }
+    },
+  }
+}
+
+describe("Kysely's Migrator on SQLite through DbpoolDialect: one run at a time", () => {
+  let target: Awaited<ReturnType<typeof createTempSqlite>>
+  const pools: DatabasePool[] = []
+
+  beforeEach(async () => {
+    target = await createTempSqlite({ fileName: 'migrate-lock.db' })
+  })
+
+  afterEach(async () => {
+    for (const pool of pools.splice(0)) {
+      expect(pool.stats().used).toBe(0)
+      await pool.close()
+    }
+    await target.remove()
+  })
+
+  async function kysely(pool?: DatabasePool): Promise<{ db: AnyDb; pool: DatabasePool }> {
+    const p = pool ?? (await PoolFactory.create(target.url, { max: 2 }))
+    if (pool === undefined) pools.push(p)
+    return { db: new Kysely({ dialect: new DbpoolDialect({ pool: p }) }), pool: p }
+  }
+
+  async function balance(db: AnyDb): Promise<number> {
+    const { rows } = await sql<{ balance: number }>`select balance from account`.execute(db)
+    return rows[0]!.balance
+  }
+
+  /** Each migration applied by exactly one of the runs, none failed, and 002 ran once. */
+  function expectAppliedOnce(runs: MigrationResultSet[], db: AnyDb): Promise<void> {
+    for (const run of runs) expect(run.error).toBeUndefined()
+    const applied = runs.flatMap((run) => (run.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName))
+    expect(applied.sort()).toEqual(['001_account', '002_cents'])
+    return balance(db).then((b) => expect(b).toBe(500))
+  }
+
+  it.each([
+    ['two pools on the file (as two processes), both with disableTransactions', 'two', [true, true]],
+    ['one pool, both with disableTransactions', 'one', [true, true]],
+    ['two pools, one run with disableTransactions and one in a transaction', 'two', [true, false]],
+  ] as const)('%s: each migration is applied once', async (_name, pools, disable) => {
+    const a = await kysely()
+    const b = pools === 'one' ? await kysely(a.pool) : await kysely()
+    const meet = barrier(2)
+    const runs = await Promise.all([
+      new Migrator({ db: a.db, provider: migrations(meet), disableTransactions: disable[0] }).migrateToLatest(),
+      new Migrator({ db: b.db, provider: migrations(meet), disableTransactions: disable[1] }).migrateToLatest(),
+    ])
+    await expectAppliedOnce(runs, a.db)
+    expect(existsSync(`${target.path}-kysely-migration.lock`)).toBe(true)
+  })
+
+  it('a lock held by a process that dies is freed with it (no stale lock): the waiting run then goes on', async () => {
+    const { db } = await kysely()
+    const holder = holdLockInChild(`${target.path}-kysely-migration.lock`)
+    try {
+      await waitForLine(holder, 'locked')
+      const run = new Migrator({ db, provider: migrations(async () => undefined), disableTransactions: true }).migrateToLatest()
+      let settled = false
+      void run.finally(() => (settled = true))
+      // while the other process holds it the run waits, before reading or applying anything
+      await new Promise((resolve) => setTimeout(resolve, 400))
+      expect(settled).toBe(false)
+      expect((await sql<{ n: number }>`select count(*) as n from sqlite_master where name = 'account'`.execute(db)).rows[0]!.n).toBe(0)
+      holder.kill('SIGKILL')
+      await once(holder, 'exit')
+      await expectAppliedOnce([await run], db)
+    } finally {
+      if (holder.exitCode === null && holder.signalCode === null) holder.kill('SIGKILL')
+    }
+  })
+
+  it('an in-memory database takes no lock file and still runs one at a time', async () => {
+    const pool = await PoolFactory.create('sqlite::memory:', { max: 1 })
+    pools.push(pool)
+    const { db } = await kysely(pool)
+    const meet = barrier(2)
+    const runs = await Promise.all([
+      new Migrator({ db, provider: migrations(meet), disableTransactions: true }).migrateToLatest(),
+      new Migrator({ db, provider: migrations(meet), disableTransactions: true }).migrateToLatest(),
+    ])
+    await expectAppliedOnce(runs, db)
+  })
+})
+
+/** A child process that holds `file`'s SQLite lock (as another process's Migrator run would) until killed. */
+function holdLockInChild(file: string): ChildProcess {
+  const script = `const D = require(${JSON.stringify(require.resolve('better-sqlite3'))}); const db = new D(${JSON.stringify(file)}); db.exec('BEGIN EXCLUSIVE'); console.log('locked'); setInterval(() => {}, 1000)`
+  return spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+}
+
+async function waitForLine(child: ChildProcess, line: string): Promise<void> {
+  let out = ''
+  for await (const chunk of child.stdout!) {
+    out += String(chunk)
+    if (out.includes(line)) return
+  }
+  throw new Error(`the child exited before printing ${line}: ${out}`)
+}

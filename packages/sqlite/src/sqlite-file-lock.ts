@@ -1,0 +1,100 @@
+import { realpathSync } from 'node:fs'
+import { DatabaseError, type HeldLock } from '@dbpool/core'
+import Database from 'better-sqlite3'
+import { mapSqliteError } from './sqlite-errors'
+import { isLockBusy, waitForLock } from './sqlite-lock-wait'
+
+/** A lock name: lower-case letters, digits and dashes (it becomes part of a file name). */
+const LOCK_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/
+
+/**
+ * The lock file of `name` for the database at `path`: `<database>-<name>.lock` next to the database
+ * file, its symbolic links resolved (two processes reaching the file through different links or
+ * relative paths lock the same file).
+ */
+export function lockFilePath(path: string, name: string): string {
+  let real = path
+  try {
+    real = realpathSync(path)
+  } catch {
+    // not there yet: the path as given (the pool creates the database before any lock is asked)
+  }
+  return `${real}-${name}.lock`
+}
+
+/**
+ * Takes an exclusive lock that holds across connections, pools and processes on one database until
+ * `release()`: SQLite's own `BEGIN EXCLUSIVE` on a small database file of its own next to the database
+ * ({@link lockFilePath}), held by a connection opened for it. The operating system frees the lock
+ * when the holding process dies (SQLite's POSIX advisory locks), so a crash never leaves it taken;
+ * SQLite keeps two connections of one process apart too. The file is left in place (deleting it
+ * while another process waits on it would give the two of them different files).
+ *
+ * While another holder has it, the attempt is repeated off the event loop (1 ms, doubling up to
+ * 50 ms) for at most `timeoutMs`.
+ *
+ * @throws DatabaseError CONFIGURATION for a `name` that is not lower-case letters, digits and dashes;
+ *   BUSY (retryable) when another holder kept it past `timeoutMs` (`detail.lockFile`, `detail.timeoutMs`);
+ *   CONNECTION_FAILED (or the mapped SQLite error) when the lock file cannot be created or opened.
+ */
+export async function lockFileNextTo(path: string, name: string, timeoutMs: number): Promise<HeldLock> {
+  if (!LOCK_NAME.test(name))
+    throw new DatabaseError('CONFIGURATION', `invalid lock name ${JSON.stringify(name)}: must be lower-case letters, digits and dashes`)
+  const file = lockFilePath(path, name)
+  let db: Database.Database
+  try {
+    // timeout 0: SQLite's busy handler would block the event loop; the wait below runs on timers
+    db = new Database(file, { timeout: 0 })
+  } catch (err) {
+    throw mapSqliteError(err, { path: file })
+  }
+  let busy: unknown
+  const attempt = (): true | undefined => {
+    try {
+      db.exec('BEGIN EXCLUSIVE')
+      return true
+    } catch (err) {
+      if (!isLockBusy((err as { code?: string }).code)) throw err
+      busy = err
+      return undefined
+    }
+  }
+  try {
+    if (attempt() === undefined)
+      await waitForLock(
+        attempt,
+        () => {
+          db.exec('BEGIN EXCLUSIVE')
+          return true
+        },
+        { busyTimeoutMs: timeoutMs },
+        () => busy,
+      )
+  } catch (err) {
+    db.close()
+    const mapped = mapSqliteError(err, { path: file })
+    if (mapped.code !== 'BUSY') throw mapped
+    throw new DatabaseError(
+      'BUSY',
+      `timed out after ${timeoutMs} ms waiting for the lock ${file}: another connection or process holds it (it is freed when that run ends or its process exits)`,
+      { backend: 'sqlite', cause: err, retryable: true, sqliteCode: mapped.sqliteCode, detail: { lockFile: file, timeoutMs } },
+    )
+  }
+  let held = true
+  return {
+    release(): void {
+      if (!held) return
+      held = false
+      try {
+        db.exec('ROLLBACK')
+      } catch {
+        // closing ends the transaction and frees the lock anyway
+      }
+      try {
+        db.close()
+      } catch {
+        // the handle is gone either way: the operating system frees its lock with it
+      }
+    },
+  }
+}

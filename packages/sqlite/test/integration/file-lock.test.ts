@@ -1,0 +1,64 @@
+import { PoolFactory, type DatabasePool } from '@dbpool/core'
+import { createTempSqlite } from '@dbpool/testing'
+import { lockFileNextTo } from '../../src/sqlite-file-lock'
+
+// The lock `pool.exclusiveLock()` takes on SQLite (Kysely's Migrator runs take it, see
+// packages/kysely/test/integration/migrator-sqlite-lock.test.ts for the runs and a holder process that dies).
+describe('SQLite exclusive lock next to the database (DatabasePool.exclusiveLock)', () => {
+  let target: Awaited<ReturnType<typeof createTempSqlite>>
+  let pool: DatabasePool
+
+  beforeEach(async () => {
+    target = await createTempSqlite({ fileName: 'locked.db' })
+    pool = await PoolFactory.create(target.url, { max: 1 })
+  })
+
+  afterEach(async () => {
+    await pool.close()
+    await target.remove()
+  })
+
+  it('keeps a second holder in this process out until the first releases, then lets it in', async () => {
+    const first = await pool.exclusiveLock('run', 1_000)
+    expect(first).toBeDefined()
+    const err = await pool.exclusiveLock('run', 30).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(err).toMatchObject({ code: 'BUSY', retryable: true, detail: { lockFile: `${target.path}-run.lock`, timeoutMs: 30 } })
+    first!.release()
+    first!.release() // idempotent
+    const second = await pool.exclusiveLock('run', 1_000)
+    second!.release()
+  })
+
+  it('locks of two names, or a lock and the database itself, do not exclude each other', async () => {
+    const a = await pool.exclusiveLock('a', 100)
+    const b = await pool.exclusiveLock('b', 100)
+    await pool.transaction((tx) => tx.query('create table t (x integer)'))
+    a!.release()
+    b!.release()
+  })
+
+  it('refuses a name that cannot be part of a file name (CONFIGURATION), before creating anything', async () => {
+    await expect(lockFileNextTo(target.path, '../x', 10)).rejects.toMatchObject({ code: 'CONFIGURATION' })
+  })
+
+  it('an in-memory pool takes none (nothing else can open its database)', async () => {
+    const memory = await PoolFactory.create('sqlite::memory:', { max: 1 })
+    try {
+      const a = await memory.exclusiveLock('run', 10)
+      const b = await memory.exclusiveLock('run', 10)
+      a!.release()
+      b!.release()
+    } finally {
+      await memory.close()
+    }
+  })
+
+  it('a closed pool refuses with POOL_CLOSED', async () => {
+    const other = await PoolFactory.create(target.url, { max: 1 })
+    await other.close()
+    await expect(other.exclusiveLock('run', 10)).rejects.toMatchObject({ code: 'POOL_CLOSED' })
+  })
+})
