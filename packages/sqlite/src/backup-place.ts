@@ -14,7 +14,8 @@ const NO_HARD_LINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS'])
  * the placed file (device and inode: `from`'s), or `undefined` when `to` exists (any file, directory
  * or symlink; nothing changed, `from` still there).
  *
- * `link(from, to)`, which fails with EEXIST instead of replacing (atomic, also on NFS), then `from`
+ * `link(from, to)`, which fails with EEXIST instead of replacing (atomic; an EEXIST while `to` is already
+ * `from`'s inode, NFS's answer to a retransmitted link that was made, counts as placed), then `from`
  * is unlinked (a failure there leaves a second name of the file, a temp name that stale-temp cleanup
  * removes). Where the filesystem has no hard links (see `NO_HARD_LINKS`), `to` is first claimed by
  * creating it empty and exclusively (`O_CREAT | O_EXCL`, 0600), then `from` is renamed onto that
@@ -29,12 +30,19 @@ export async function placeNew(from: string, to: string): Promise<NewTarget | un
     await link(from, to)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? ''
-    if (code === 'EEXIST') return undefined
-    if (!NO_HARD_LINKS.has(code)) throw err
-    return (await claimThenRename(from, to)) ? placed : undefined
+    if (NO_HARD_LINKS.has(code)) return (await claimThenRename(from, to)) ? placed : undefined
+    if (code !== 'EEXIST') throw err
+    // NFS may answer EEXIST to a retransmitted link that was made: then the name leads to `from`
+    if (!(await sameFile(to, placed))) return undefined
   }
   await unlink(from).catch(() => undefined)
   return placed
+}
+
+/** Whether `path` (not followed) is the file `identity` names (same device and inode). */
+async function sameFile(path: string, identity: { dev: bigint; ino: bigint }): Promise<boolean> {
+  const now = await lstat(path, { bigint: true }).catch(() => undefined)
+  return now !== undefined && now.dev === identity.dev && now.ino === identity.ino
 }
 
 /** The fallback of {@link placeNew} without hard links: an exclusive empty claim at `to`, then `from` renamed onto it. */
@@ -52,9 +60,8 @@ async function claimThenRename(from: string, to: string): Promise<boolean> {
   } finally {
     await handle.close()
   }
-  const now = await lstat(to, { bigint: true }).catch(() => undefined)
   // the claim was removed (and the name perhaps taken again) meanwhile: leave whatever is there
-  if (now === undefined || now.dev !== claim.dev || now.ino !== claim.ino) return false
+  if (!(await sameFile(to, claim))) return false
   try {
     await rename(from, to)
   } catch (err) {
@@ -65,6 +72,5 @@ async function claimThenRename(from: string, to: string): Promise<boolean> {
 }
 
 async function removeClaim(path: string, claim: { dev: bigint; ino: bigint }): Promise<void> {
-  const now = await lstat(path, { bigint: true }).catch(() => undefined)
-  if (now !== undefined && now.dev === claim.dev && now.ino === claim.ino) await unlink(path).catch(() => undefined)
+  if (await sameFile(path, claim)) await unlink(path).catch(() => undefined)
 }

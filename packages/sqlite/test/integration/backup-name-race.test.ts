@@ -144,4 +144,24 @@ describe('the final name of a backup', () => {
       await b.close()
     }
   })
+
+  it('a link answered EEXIST though it was made (NFS, a retransmitted request) counts as placed: no stray second name', async () => {
+    const a = await databaseHolding('g', 'from g')
+    const link = fsPromises.link
+    const retransmitted = jest.spyOn(fsPromises, 'link').mockImplementation(async (from, to) => {
+      await link(from, to)
+      throw Object.assign(new Error(`EEXIST: file already exists, link '${String(from)}' -> '${String(to)}'`), { code: 'EEXIST' })
+    })
+    try {
+      const directory = tmp.file('bk-nfs')
+      const result = await withClockAt(AT, () => new BackupManager(a, { directory }).backup())
+      expect(retransmitted).toHaveBeenCalled()
+      expect(result.file).toBe(join(directory, `${NAME}.db`))
+      expect(valueIn(result.file)).toBe('from g')
+      expect(readdirSync(directory).sort()).toEqual([`${NAME}.db`, `${NAME}.db.json`])
+    } finally {
+      retransmitted.mockRestore()
+      await a.close()
+    }
+  })
 })
