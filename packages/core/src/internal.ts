@@ -14,6 +14,7 @@
  * - `nativeWorkDone`: `readYourWrites` records a write made through `conn.native` (a COPY) when it completes.
  * - `abortedTransactionError`, `transactionControlOf`: what a backend needs to refuse statements of an
  *   aborted transaction and to tell a script's own transaction control, as core does.
+ * - `transactionLeftOpenError`: a lone statement that left a transaction open (rolled back, TRANSACTION_ROLLED_BACK).
  *
  * @packageDocumentation
  */
@@ -45,7 +46,7 @@ export { withDeadline } from './pool/lane-pool'
 export { parsePostgresUrl, URL_PARAMETERS } from './config/postgres-url'
 export type { ParsedPostgresUrl } from './config/postgres-url'
 export type { OperationOptions, OperationSpan } from './telemetry/pool-telemetry'
-export { abortedTransactionError } from './transaction/transaction-outcome'
+export { abortedTransactionError, transactionLeftOpenError } from './transaction/transaction-outcome'
 export { transactionControlOf } from './transaction/transaction-control'
 export { lineCommentEnd } from './sql/line-comment'
 export { nativeWorkDone } from './pool/pool-connection'

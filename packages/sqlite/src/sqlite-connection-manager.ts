@@ -23,6 +23,7 @@ import {
   duplicateColumnError,
   isDuplicateColumnError,
   protoColumnError,
+  transactionLeftOpenError,
   type DuplicateColumnContext,
   type ResultColumn,
 } from '@dbpool/core/internal'
@@ -618,6 +619,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       throw this.#fail(db, err, inTransaction, text, cached?.kind)
     }
     if (state.lane === 'write') this.#maybeCheckpoint(db, state)
+    // a reader's lease-free BEGIN, SAVEPOINT or script that left a transaction open would keep the
+    // reader on its snapshot (stale reads, the WAL never checkpointed): the pool rolls it back (see
+    // ConnectionManager.executeSync); a cached read is not asked (no native call on the hot path)
+    else if (leaseFree && (cached === undefined || cached.kind !== 'read') && db.inTransaction) throw transactionLeftOpenError('sqlite')
     return result
   }
 

@@ -293,6 +293,12 @@ export interface ConnectionManager<C = unknown> {
    * synchronous statement, so a lease would only add cost. Undefined when the statement must wait
    * for the event loop before it can run (SQLite: a lock another connection holds; the attempt
    * changed nothing): the pool then runs it on a lease through `execute`, which waits off the thread.
+   *
+   * After a statement on a write-lane connection the pool reads `transactionState` and rolls back a
+   * transaction the text left open (TRANSACTION_ROLLED_BACK). On a read-lane connection it does not
+   * (the point-read hot path): the manager throws `transactionLeftOpenError` (`@dbpool/core/internal`)
+   * itself when a statement that can open one (`BEGIN`, `SAVEPOINT`, a script) left one open, and the
+   * pool, as after any error of this path, resets the connection (`reset`: ROLLBACK).
    */
   executeSync?<R = Record<string, unknown>>(conn: C, query: CompiledQuery): QueryResult<R> | undefined
   /**

@@ -28,6 +28,7 @@ import { MetricsCollector, checkCollectorOptions, type MetricsCollectorOptions }
 import { isSqlFragment, type CompiledQuery } from '../sql/sql'
 import { describeValue } from '../sql/parameters'
 import { runTransaction, type TransactionOptions } from '../transaction/transaction'
+import { transactionLeftOpenError } from '../transaction/transaction-outcome'
 import { Lease, type LeaseHolder } from './lease'
 import { LanePool, withDeadline, type LaneHost, type OnAcquired } from './lane-pool'
 import {
@@ -597,7 +598,7 @@ export class DatabasePool<out C = unknown> {
       const result = await this.#execute<R>(lease, compiled, options)
       // the release below rolls back a transaction the text left open: never report that work as done
       const state = this.#manager.transactionState?.(lease.conn.native)
-      if (state === 'open' || state === 'failed') throw leftOpen(this.#manager.backend)
+      if (state === 'open' || state === 'failed') throw transactionLeftOpenError(this.#manager.backend)
       return result
     } finally {
       const releasing = this.#release(lease)
@@ -638,6 +639,8 @@ export class DatabasePool<out C = unknown> {
       this.#resetDirect(conn)
       throw error
     }
+    // a reader's statement is not followed by a transactionState call (the point-read hot path): the
+    // manager's executeSync throws for one that left a transaction open there (see ConnectionManager.executeSync)
     if (result === undefined || conn.lane !== 'write') return result
     const readState = this.#manager.transactionState
     if (readState === undefined) {
@@ -648,12 +651,13 @@ export class DatabasePool<out C = unknown> {
     if (state === 'idle') return result
     // the text left a transaction open ('BEGIN; insert ...'): it is rolled back now, so the work is not done
     this.#resetDirect(conn)
-    throw leftOpen(this.#manager.backend)
+    throw transactionLeftOpenError(this.#manager.backend)
   }
 
   #resetDirect(conn: PooledConnection<unknown>): void {
-    // only a writer can be left in a transaction (a reader runs read-only statements alone)
-    if (conn.broken || conn.lane !== 'write') return
+    // a reader too: a failing text of its own transaction control (`BEGIN; select ...; select nope`)
+    // would leave it inside an aborted transaction, failing every later read routed to it
+    if (conn.broken) return
     try {
       const resetting = this.#manager.reset(conn.native)
       if (resetting) resetting.catch((err: unknown) => this.#discardDirect(conn, err))
@@ -1533,18 +1537,6 @@ function callersDeadline(err: unknown, leftMs: number | undefined, givenMs: numb
     poolStats: err.poolStats,
     detail: { ...err.detail, timeoutMs: givenMs },
   })
-}
-
-/**
- * A lone statement (`pool.query('BEGIN; insert ...')`) that left a transaction open: the pool rolls it
- * back on release (the next `pool.query()` may run on another connection), so it is not reported done.
- */
-function leftOpen(backend: Backend): DatabaseError {
-  return new DatabaseError(
-    'TRANSACTION_ROLLED_BACK',
-    'the statement left a transaction open (BEGIN without COMMIT); pool.query() runs each statement on whichever connection is free, so the pool rolled it back: what ran inside it was not committed. Use pool.transaction() or withConnection()',
-    { backend, retryable: false },
-  )
 }
 
 /**

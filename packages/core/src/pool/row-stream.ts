@@ -1,6 +1,7 @@
 import { checkEnum, checkInteger, configError, rejectUnknownKeys, requireObject, MAX_TIMER_MS } from '../config/validate'
 import { DatabaseError } from '../errors/database-error'
 import { OUTCOME_COMMITTED } from '../errors/error-outcome'
+import { transactionLeftOpenError } from '../transaction/transaction-outcome'
 import type { Backend, ConnectedServer, ConnectionManager, Lane, RowCursor } from '../driver/connection-manager'
 import type { CompiledQuery } from '../sql/sql'
 import type { Lease } from './lease'
@@ -292,6 +293,8 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
       if (this.#closedEarly) throw (this.#closedEarly = this.#settled(this.#closedEarly))
       if (rows.length === 0) {
         await this.#finish(undefined)
+        // the statement left a transaction open (see #end): rolled back at the release, not done
+        if (this.#failure !== undefined) throw this.#failure
         return DONE
       }
       this.#rows = rows
@@ -516,6 +519,13 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
       if (cursor) await cursor.close()
     } catch (err) {
       if (loan) this.#source.access.fail(loan.lease, err)
+    }
+    // a stream on a lease of its own whose statement left a transaction open (`BEGIN`, `SAVEPOINT`):
+    // the release rolls it back, so it is reported as pool.query() reports it (a handle's stream runs
+    // in the handle's transaction: its callback decides)
+    if (loan && this.#failure === undefined && this.#source.hooks === undefined) {
+      const state = this.#source.access.manager.transactionState?.(loan.lease.conn.native)
+      if (state === 'open' || state === 'failed') this.#failure = transactionLeftOpenError(this.#source.access.manager.backend)
     }
     if (loan) await loan.end(this.#failure)
     // a multi-host target or a replica: the span names the server the stream's connection reached

@@ -212,6 +212,21 @@ export function rolledBack(backend: ErrorBackend, reason: string, cause: unknown
 }
 
 /**
+ * A lone statement (`pool.query('BEGIN; insert ...')`, `pool.query('SAVEPOINT x', [], { lane: 'read' })`)
+ * that left a transaction open: the pool rolls it back at once (the next `pool.query()` may run on
+ * another connection, and a reader left inside a transaction would answer every later read from its
+ * old snapshot), so it is not reported done: TRANSACTION_ROLLED_BACK, not retryable. Core raises it for
+ * a lease and for the writer's lease-free path; the SQLite manager for a reader's lease-free statement.
+ */
+export function transactionLeftOpenError(backend: ErrorBackend): DatabaseError {
+  return new DatabaseError(
+    'TRANSACTION_ROLLED_BACK',
+    'the statement left a transaction open (BEGIN without COMMIT); pool.query() runs each statement on whichever connection is free, so the pool rolled it back: what ran inside it was not committed. Use pool.transaction() or withConnection()',
+    { backend, retryable: false },
+  )
+}
+
+/**
  * The error a statement gets when it is refused because an earlier statement of the same transaction
  * failed: TRANSACTION_ROLLED_BACK whose `cause` is that first error (retryable exactly when it is),
  * as Postgres refuses every statement of an aborted transaction until ROLLBACK (SQLSTATE 25P02,

@@ -1,0 +1,70 @@
+import type { DatabasePool } from '@dbpool/core'
+import { createSqlitePool, type SqliteDatabase } from '@dbpool/sqlite'
+import { tempDir } from './helpers'
+
+const tmp = tempDir()
+afterAll(() => tmp.cleanup())
+
+/**
+ * A statement sent on the read lane that opens a transaction (BEGIN, SAVEPOINT, a script ending in
+ * one) on an idle reader (the lease-free path), or a script of its own transaction control failing
+ * there: the reader must not stay inside that transaction, where every later read routed to it would
+ * answer from the old snapshot (or fail, aborted) and the WAL would never be checkpointed.
+ */
+describe('a transaction opened on the read lane is never left on the reader', () => {
+  let pool: DatabasePool<SqliteDatabase>
+  let n = 0
+
+  beforeEach(async () => {
+    pool = createSqlitePool(tmp.file(`read-lane-tx-${++n}.db`), { acquireTimeoutMs: 2_000 }, { readers: 1 })
+    await pool.query('create table t (v integer)')
+    // the reader is open and idle: what follows takes the lease-free path
+    await pool.query('select 1', [], { lane: 'read' })
+  })
+
+  afterEach(async () => {
+    await pool.close({ timeoutMs: 2_000 })
+  })
+
+  async function count(): Promise<number> {
+    const { rows } = await pool.query<{ n: number }>('select count(*) as n from t', [], { lane: 'read' })
+    return rows[0]!.n
+  }
+
+  it.each(['SAVEPOINT x', 'BEGIN', 'BEGIN TRANSACTION', '/* c */ begin deferred', 'savepoint x; select 1', 'select 1; BEGIN'])(
+    '%s: TRANSACTION_ROLLED_BACK, and later reads on the reader see new commits',
+    async (text) => {
+      await expect(pool.query(text, [], { lane: 'read' })).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK', retryable: false })
+      expect(pool.stats('read').size).toBe(1)
+      expect(await count()).toBe(0)
+      await pool.query('insert into t values (1)')
+      expect(await count()).toBe(1)
+      await pool.query('insert into t values (2)')
+      expect(await count()).toBe(2)
+      // a read-only transaction on the same reader can begin
+      await expect(pool.transaction((tx) => tx.query('select count(*) as n from t'), { readOnly: true })).resolves.toMatchObject({
+        rows: [{ n: 2 }],
+      })
+    },
+  )
+
+  it('a failing script with its own BEGIN leaves no aborted transaction on the reader', async () => {
+    await expect(pool.query('BEGIN; select count(*) from t; select nope from t', [], { lane: 'read' })).rejects.toMatchObject({
+      code: 'SYNTAX_ERROR',
+    })
+    await pool.query('insert into t values (1)')
+    expect(await count()).toBe(1)
+    expect(await pool.query('select count(*) as n from t')).toMatchObject({ rows: [{ n: 1 }] })
+  })
+
+  it('a stream of SAVEPOINT on the read lane: TRANSACTION_ROLLED_BACK, as pool.query() reports it', async () => {
+    const consume = async (): Promise<unknown[]> => {
+      const rows: unknown[] = []
+      for await (const row of pool.stream('SAVEPOINT z', [], { lane: 'read' })) rows.push(row)
+      return rows
+    }
+    await expect(consume()).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
+    await pool.query('insert into t values (1)')
+    expect(await count()).toBe(1)
+  })
+})
