@@ -12,6 +12,7 @@
  * - `parsePostgresUrl`: libpq's URI grammar (several hosts), unknown query parameters refused.
  * - `previewStatement`, `statementLiterals`, `hideErrorLiterals`: a statement (and an error that repeats it) shown with every literal hidden.
  * - `nativeWorkDone`: `readYourWrites` records a write made through `conn.native` (a COPY) when it completes.
+ * - `markWaitDeadline`: a call's own deadline, aborting its signal, ends its wait for a connection with ACQUIRE_TIMEOUT (counted once, by the lane).
  * - `abortedTransactionError`, `transactionControlOf`: what a backend needs to refuse statements of an
  *   aborted transaction and to tell a script's own transaction control, as core does.
  * - `transactionLeftOpenError`: a lone statement that left a transaction open (rolled back, TRANSACTION_ROLLED_BACK).
@@ -50,4 +51,6 @@ export { abortedTransactionError, transactionLeftOpenError } from './transaction
 export { transactionControlOf } from './transaction/transaction-control'
 export { lineCommentEnd } from './sql/line-comment'
 export { nativeWorkDone } from './pool/pool-connection'
+export { markWaitDeadline } from './pool/wait-deadline'
+export type { WaitDeadline } from './pool/wait-deadline'
 export { previewStatement, statementLiterals, hideErrorLiterals } from './migrations/statement-preview'

@@ -1,5 +1,5 @@
 import { configError, DatabaseError, MAX_TIMER_MS } from '@dbpool/core'
-import { checkInteger, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
+import { checkInteger, markWaitDeadline, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
 import { startDeadline, type Deadline } from './postgres-deadline'
 
 /** Options of `copyFrom()` and `copyTo()`: the COPY's deadline and its cancellation. */
@@ -57,13 +57,17 @@ export class CopyDeadline {
     if (timeoutMs !== undefined) {
       // at the deadline, what the server already sent is read first (startDeadline): a COPY whose
       // completion arrived while the event loop was blocked is not reported stopped
+      // (still waiting for a connection, the COPY leaves the queue with ACQUIRE_TIMEOUT: markWaitDeadline)
       this.#timer = startDeadline(timeoutMs, () =>
         this.#halt(
-          new DatabaseError('QUERY_TIMEOUT', `${fn}() exceeded its ${timeoutMs} ms deadline (${fn}.timeoutMs); the COPY was stopped`, {
-            backend: 'postgres',
-            retryable: false,
-            detail: { timeoutMs },
-          }),
+          markWaitDeadline(
+            new DatabaseError('QUERY_TIMEOUT', `${fn}() exceeded its ${timeoutMs} ms deadline (${fn}.timeoutMs); the COPY was stopped`, {
+              backend: 'postgres',
+              retryable: false,
+              detail: { timeoutMs },
+            }),
+            { timeoutMs, option: `${fn}.timeoutMs`, subject: 'the COPY' },
+          ),
         ),
       )
     }
@@ -86,20 +90,14 @@ export class CopyDeadline {
 
   /**
    * The error for a COPY that stopped before it had a connection (`waitError`: what the wait for it
-   * rejected with): at the deadline ACQUIRE_TIMEOUT naming `<fn>.timeoutMs` (nothing was sent:
-   * retryable), as `pool.query()` reports a statement's deadline passed in the queue; else
-   * {@link reason} (QUERY_CANCELLED), or `waitError` when the COPY was not stopped.
+   * rejected with): the lane's ACQUIRE_TIMEOUT as it is (at the deadline it names `<fn>.timeoutMs`,
+   * nothing was sent: retryable; made and counted by the lane, see `markWaitDeadline`), else
+   * {@link reason} (QUERY_CANCELLED, QUERY_TIMEOUT), or `waitError` when the COPY was not stopped.
    */
   beforeConnection(waitError: unknown): unknown {
     const reason = this.reason
-    if (reason === undefined) return waitError
-    if (reason.code !== 'QUERY_TIMEOUT') return reason
-    const timeoutMs = reason.detail?.timeoutMs
-    return new DatabaseError(
-      'ACQUIRE_TIMEOUT',
-      `${this.#fn}(): no connection within its timeoutMs (${String(timeoutMs)} ms, ${this.#fn}.timeoutMs); the COPY was not sent`,
-      { backend: 'pool', poolStats: DatabaseError.is(waitError) ? waitError.poolStats : undefined, detail: { timeoutMs } },
-    )
+    if (reason === undefined || DatabaseError.is(waitError, 'ACQUIRE_TIMEOUT')) return waitError
+    return reason
   }
 
   /** Calls `fn` once when the COPY must stop (at once if it already must). Returns the unsubscribe. */

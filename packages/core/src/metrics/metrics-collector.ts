@@ -294,7 +294,10 @@ export class MetricsCollector {
     this.#dropped++
   }
 
-  /** An acquire timed out. */
+  /**
+   * An acquire timed out: called once per ACQUIRE_TIMEOUT a caller receives (`acquireTimeoutMs`, or
+   * the call's own `timeoutMs`: a statement's, a stream's, a COPY's), by the lane that made it.
+   */
   recordTimeout(): void {
     this.#timeoutCount++
     this.#timeouts.add(1, this.#attrs)

@@ -6,6 +6,7 @@ import type { ConnectionManager, FailoverInfo, Lane, ReferencedHandle } from '..
 import type { PoolConfig } from '../config/pool-config'
 import { handedOverTo, ManagedTarnPool, type PendingAcquire } from './managed-tarn-pool'
 import { PooledConnection } from './pooled-connection'
+import { waitDeadlineOf } from './wait-deadline'
 import { WaitQueue, type Queued } from './wait-queue'
 
 /** @internal Acquires tarn may hold beyond `max` (see `LanePool.acquire`). */
@@ -275,7 +276,7 @@ export class LanePool<C> {
         (err: unknown) => {
           this.#leftTarn(op)
           onFailed?.()
-          throw this.#acquireError(err)
+          throw this.#counted(this.#acquireError(err))
         },
       ) as Promise<Awaited<T>>
     }
@@ -288,18 +289,21 @@ export class LanePool<C> {
   #enqueue(waiter: Waiter<C>, signal: AbortSignal | undefined, waitMs: number | undefined): void {
     if (signal) {
       if (signal.aborted) {
-        this.#fail(waiter, this.#cancelledError(signal))
+        this.#fail(waiter, this.#stoppedError(signal))
         return
       }
       const cancel = (waiter.cancel = new WaiterCancel<C>())
       cancel.signal = signal
-      cancel.listener = () => this.#cancel(waiter, this.#cancelledError(signal))
+      cancel.listener = () => this.#cancel(waiter, this.#stoppedError(signal))
       signal.addEventListener('abort', cancel.listener, { once: true })
     }
     if (waitMs !== undefined && waitMs < this.#host.config.acquireTimeoutMs) {
       // a deadline of the caller's own, shorter than the pool's: one timer, only for a caller that waits
       const cancel = (waiter.cancel ??= new WaiterCancel<C>())
-      cancel.timer = setTimeout(() => this.#cancel(waiter, this.#deadlineError(waitMs)), waitMs)
+      cancel.timer = setTimeout(
+        () => this.#cancel(waiter, this.#deadlineError(waitMs, "the statement's timeoutMs", 'the statement')),
+        waitMs,
+      )
     }
     if (this.#queue.size === 0 && this.#inTarn < this.#tarnLimit)
       this.#start(waiter, this.#host.config.acquireTimeoutMs, this.tarn.numFree() === 0)
@@ -382,7 +386,17 @@ export class LanePool<C> {
   #fail(waiter: Waiter<C>, error: DatabaseError): void {
     this.#leave(waiter)
     waiter.onFailed?.()
-    waiter.reject(error)
+    waiter.reject(this.#counted(error))
+  }
+
+  /**
+   * The one place an ACQUIRE_TIMEOUT is counted (`db.client.connection.timeouts`): as it reaches its
+   * caller, whatever ended the wait (`acquireTimeoutMs`, a statement's `timeoutMs`, the deadline of a
+   * stream or a COPY marked by `markWaitDeadline`), so each one a caller receives counts once.
+   */
+  #counted(error: DatabaseError): DatabaseError {
+    if (error.code === 'ACQUIRE_TIMEOUT') this.#host.onAcquireTimeout()
+    return error
   }
 
   /** The caller got its connection or failed: its abort listener goes. */
@@ -628,9 +642,8 @@ export class LanePool<C> {
     return this.#host.manager.mapError(err)
   }
 
-  /** ACQUIRE_TIMEOUT for a caller that already left the queues. */
+  /** ACQUIRE_TIMEOUT for a caller that already left the queues (counted as it is delivered, see {@link #counted}). */
   #timeoutError(): DatabaseError {
-    this.#host.onAcquireTimeout()
     const cause = this.#lastCreateError
     const hint = cause ? `; last connect error: ${cause.code}: ${cause.message}` : ''
     const held = this.#held()
@@ -704,16 +717,28 @@ export class LanePool<C> {
     return this.#poolError('POOL_CLOSED', `${this.#describe()} is closed`)
   }
 
-  /** ACQUIRE_TIMEOUT for a caller whose own deadline (a statement's `timeoutMs`) passed while it waited: nothing ran. */
-  #deadlineError(waitMs: number): DatabaseError {
-    this.#host.onAcquireTimeout()
+  /**
+   * ACQUIRE_TIMEOUT for a caller whose own deadline (a statement's `timeoutMs`, a stream's or a COPY's,
+   * named by `option`) passed while it waited: nothing ran (`subject` was not sent). Counted as it
+   * is delivered (see {@link #counted}).
+   */
+  #deadlineError(waitMs: number, option: string, subject: string): DatabaseError {
     const held = this.#held()
     // made while the caller still waits: the counters include it
     return new DatabaseError(
       'ACQUIRE_TIMEOUT',
-      `${this.#describe()}: no connection within the statement's timeoutMs (${waitMs} ms); the statement was not sent${held?.hint ?? ''}`,
+      `${this.#describe()}: no connection within ${option} (${waitMs} ms); ${subject} was not sent${held?.hint ?? ''}`,
       { poolStats: this.stats(), cause: this.#lastCreateError, detail: { timeoutMs: waitMs, ...held?.detail } },
     )
+  }
+
+  /**
+   * The caller's signal aborted while it waited: ACQUIRE_TIMEOUT when the reason is the call's own
+   * deadline (a stream's or a COPY's `timeoutMs`, see `markWaitDeadline`), else QUERY_CANCELLED.
+   */
+  #stoppedError(signal: AbortSignal): DatabaseError {
+    const deadline = waitDeadlineOf(signal.reason)
+    return deadline ? this.#deadlineError(deadline.timeoutMs, deadline.option, deadline.subject) : this.#cancelledError(signal)
   }
 
   #cancelledError(signal: AbortSignal): DatabaseError {

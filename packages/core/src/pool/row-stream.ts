@@ -6,6 +6,7 @@ import type { Backend, ConnectedServer, ConnectionManager, Lane, RowCursor } fro
 import type { CompiledQuery } from '../sql/sql'
 import type { Lease } from './lease'
 import type { Queryable } from './pool-connection'
+import { markWaitDeadline } from './wait-deadline'
 
 /** Rows fetched per batch when `batchSize` is not given. */
 export const DEFAULT_STREAM_BATCH_SIZE = 1_000
@@ -367,11 +368,12 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
       try {
         lease = await access.acquire(access.lane(compiled, options.lane), stop)
       } catch (err) {
-        // the deadline or the signal took the caller out of the queue: report why
-        throw stop.aborted ? this.#beforeSent(stop.reason, err) : err
+        // the deadline or the signal took the caller out of the queue: the lane says why (ACQUIRE_TIMEOUT
+        // naming stream.timeoutMs, made and counted there), an abort is the stream's own QUERY_CANCELLED
+        throw stop.aborted && !DatabaseError.is(err, 'ACQUIRE_TIMEOUT') ? stop.reason : err
       }
       this.#loan = { lease, end: () => access.release(lease) }
-      if (stop.aborted) throw this.#beforeSent(stop.reason, undefined)
+      if (stop.aborted) throw stop.reason
     }
     const lease = this.#loan.lease
     // statements issued on the lease before the stream, still waiting for the event loop, run first
@@ -383,22 +385,6 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
     } catch (err) {
       throw access.fail(lease, err)
     }
-  }
-
-  /**
-   * The stream stopped before its statement was sent: a deadline (QUERY_TIMEOUT) that passed while it
-   * waited for a connection is ACQUIRE_TIMEOUT naming `stream.timeoutMs` (nothing ran: retryable), as
-   * for `pool.query()`; an abort stays QUERY_CANCELLED. `waitError`: what the wait itself rejected with.
-   */
-  #beforeSent(reason: unknown, waitError: unknown): unknown {
-    if (!DatabaseError.is(reason, 'QUERY_TIMEOUT')) return reason
-    const timeoutMs = reason.detail?.timeoutMs
-    const stats = DatabaseError.is(waitError) ? waitError.poolStats : undefined
-    return new DatabaseError(
-      'ACQUIRE_TIMEOUT',
-      `stream: no connection within its timeoutMs (${String(timeoutMs)} ms, stream.timeoutMs); the statement was not sent`,
-      { backend: 'pool', poolStats: stats, detail: { timeoutMs } },
-    )
   }
 
   /** Starts the deadline and listens to the caller's signal; both stop the stream through `#stop`. */
@@ -414,12 +400,16 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
     }
     if (timeoutMs !== undefined) {
       this.#timer = setTimeout(() => {
+        // still waiting for a connection, the stream leaves the queue with ACQUIRE_TIMEOUT (see markWaitDeadline)
         this.#halt(
-          new DatabaseError('QUERY_TIMEOUT', `stream exceeded its ${timeoutMs} ms deadline (stream.timeoutMs)`, {
-            backend,
-            retryable: false,
-            detail: { timeoutMs },
-          }),
+          markWaitDeadline(
+            new DatabaseError('QUERY_TIMEOUT', `stream exceeded its ${timeoutMs} ms deadline (stream.timeoutMs)`, {
+              backend,
+              retryable: false,
+              detail: { timeoutMs },
+            }),
+            { timeoutMs, option: 'stream.timeoutMs', subject: 'the statement' },
+          ),
         )
       }, timeoutMs)
     }

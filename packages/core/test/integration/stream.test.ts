@@ -175,7 +175,7 @@ describe.each(BACKENDS)('%s: pool.stream', (backend) => {
     expect((await pool().query('select 4 as four')).rows).toEqual([{ four: 4 }])
   })
 
-  it('a deadline that passes while the stream waits for a connection: ACQUIRE_TIMEOUT naming stream.timeoutMs, retryable, nothing sent', async () => {
+  it('a deadline that passes while the stream waits for a connection: ACQUIRE_TIMEOUT naming stream.timeoutMs, retryable, nothing sent, counted in timeouts', async () => {
     const url = backend === 'postgres' ? pgDb.url : file.url
     const own = await PoolFactory.create(url, { min: 0, max: 1, name: `stream-wait-${backend}`, acquireTimeoutMs: 30_000 })
     try {
@@ -183,10 +183,13 @@ describe.each(BACKENDS)('%s: pool.stream', (backend) => {
       const held = own.withConnection(() => new Promise<void>((resolve) => (release = resolve)), { lane: 'write' })
       // the connection is held once the callback runs (connecting may take a while on a loaded machine)
       for (let i = 0; i < 500 && release === undefined; i++) await sleep(10)
+      const timeouts = own.metrics.snapshot().timeouts
       const error = await rejection(collect(own.stream(series(backend, 10), [], { timeoutMs: 150, lane: 'write' })))
       release!()
       await held
       expect(error.code).toBe('ACQUIRE_TIMEOUT')
+      // counted once, as every ACQUIRE_TIMEOUT a caller receives (db.client.connection.timeouts)
+      expect(own.metrics.snapshot().timeouts).toBe(timeouts + 1)
       expect(error.retryable).toBe(true)
       expect(error.message).toContain('stream.timeoutMs')
       expect(error.detail).toMatchObject({ timeoutMs: 150 })

@@ -172,12 +172,13 @@ describe('copyFrom deadlines', () => {
     expect(await ids()).toEqual([0])
   })
 
-  it('timeoutMs covers the wait for a connection: ACQUIRE_TIMEOUT naming copyFrom.timeoutMs / copyTo.timeoutMs (retryable: nothing sent), the caller leaves the queue', async () => {
+  it('timeoutMs covers the wait for a connection: ACQUIRE_TIMEOUT naming copyFrom.timeoutMs / copyTo.timeoutMs (retryable: nothing sent), the caller leaves the queue, each counted in timeouts', async () => {
     const small = poolOn(db.url, { min: 0, max: 1, name: 'copy-wait', acquireTimeoutMs: 30_000 })
     try {
       let release!: () => void
       const held = small.withConnection(() => new Promise<void>((resolve) => (release = resolve)))
       await eventually(() => small.stats().used === 1, 5_000, 'the only connection to be held')
+      const timeouts = small.metrics.snapshot().timeouts
       const copying = copyFrom(small, 'copy items (id, label) from stdin', [[5, 'five']], { timeoutMs: 200 })
       const outcome = await within(copying, SETTLED_MS)
       expect(outcome).not.toBe('pending')
@@ -193,6 +194,8 @@ describe('copyFrom deadlines', () => {
       expect(readError.retryable).toBe(true)
       expect(readError.message).toContain('copyTo.timeoutMs')
       expect(small.stats().pending).toBe(0)
+      // each counted once, as every ACQUIRE_TIMEOUT a caller receives (db.client.connection.timeouts)
+      expect(small.metrics.snapshot().timeouts).toBe(timeouts + 2)
       release()
       await held
       expect(await ids()).toEqual([0])
