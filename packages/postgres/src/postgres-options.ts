@@ -72,7 +72,8 @@ export interface PostgresManagerOptions extends PostgresReplicaOptions {
    * column changed type elsewhere) is answered by preparing again and running once more outside a
    * transaction; inside one it is thrown with `retryable: true` (a class 22 error: as is, not
    * retryable; the next run is prepared again). DDL run through the pool (`CREATE`, `ALTER`, `DROP`,
-   * `DO` command tags) re-prepares the connection's statements, and after `ALTER`/`DROP`/`CREATE`
+   * `DO` command tags; `CREATE TABLE ... AS`, `SELECT ... INTO`, `CREATE MATERIALIZED VIEW` read from
+   * the text) re-prepares the connection's statements, and after `ALTER`/`DROP`/`CREATE`
    * (not a lone `CREATE TEMP`) every connection's once it is committed.
    * Off, and refused when asked for, with `pgbouncer: true` (PgBouncer in transaction mode cannot
    * route named statements before 1.21). Default is `'second-use'`: as fast as `'always'` in

@@ -6,13 +6,13 @@ import { lineCommentEnd } from '@dbpool/core/internal'
  */
 
 /** A string literal of the text: its value (escapes undone) and where its placeholder is in `code`. */
-interface Literal {
+export interface Literal {
   readonly value: string
   readonly at: number
 }
 
 /** A text with comments removed, every literal replaced by `''`, quoted identifiers kept as written. */
-interface Lexed {
+export interface Lexed {
   readonly code: string
   readonly literals: readonly Literal[]
 }
@@ -388,7 +388,7 @@ function isLocalTrue(argument: string): boolean {
  * literals (`'...'` with `''`, `E'...'` with backslash escapes, `$tag$...$tag$`; each replaced by
  * `''` and recorded), quoted names (kept). `undefined` for an unterminated literal, comment or name.
  */
-function lex(text: string): Lexed | undefined {
+export function lex(text: string): Lexed | undefined {
   const literals: Literal[] = []
   // the code is built in pieces and its last three characters kept apart: reading a character of a
   // string built by += flattens it, a copy of all of it at each quote (quadratic in a long text)

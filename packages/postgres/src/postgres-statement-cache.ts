@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { statementTraits, type StatementTraits } from './postgres-statement-traits'
 
 /** When a repeated parameterised statement becomes a named prepared statement: see {@link PostgresManagerOptions.prepare}. */
 export type PrepareMode = 'always' | 'second-use'
@@ -19,6 +20,8 @@ export interface CachedStatement {
   readonly text: string
   /** The statement name (see {@link statementName}): the same text has the same name on every connection. */
   readonly name: string
+  /** What its text says, read once (see {@link statementTraits}). */
+  readonly traits: StatementTraits
   /** Runs of it sent and not yet answered: an entry in use is never closed or re-prepared. */
   inFlight: number
   /** When it was last acquired (the cache's counter): the least recent is evicted first. */
@@ -98,7 +101,8 @@ export class StatementCache {
 
   /**
    * The statement to run `text` as, counted in flight until {@link done}; `undefined` to run it unnamed
-   * (first use in 'second-use' mode, or the cache full of statements in flight). A stale entry (see
+   * (first use in 'second-use' mode, the cache full of statements in flight, or a text with a literal
+   * read from the clock at Parse: see {@link StatementTraits.clockLiteral}). A stale entry (see
    * {@link invalidateAll}) not in flight is closed and parsed again under its name.
    */
   acquire(text: string): CachedStatement | undefined {
@@ -115,6 +119,7 @@ export class StatementCache {
     entry = {
       text,
       name: statementName(text),
+      traits: statementTraits(text),
       inFlight: 1,
       lastUsed: ++this.#clock,
       generation: this.#generation(),

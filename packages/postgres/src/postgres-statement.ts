@@ -2,6 +2,7 @@ import { Query, type Client, type QueryResult as PgQueryResult } from 'pg'
 import { rememberColumns } from './postgres-columns'
 import type { StatementProgress } from './postgres-outcome'
 import type { CachedStatement, StatementCache, StatementDescription } from './postgres-statement-cache'
+import { statementTraits } from './postgres-statement-traits'
 
 /** What pg answers for one statement text: one result, or one per statement of a multi-statement text. */
 export type PgAnswer = PgQueryResult | PgQueryResult[]
@@ -189,10 +190,16 @@ class PgStatement extends PgQuery {
       const first = tag.charCodeAt(0)
       // 'DEALLOCATE', 'DEALLOCATE ALL', 'DISCARD ALL': the server dropped prepared statements
       if (first === 68 && droppedStatements(tag)) cache.invalidateAll()
-      // 'ALTER TABLE', 'DROP VIEW', 'CREATE TABLE', 'DO'...: cached statements may see stale objects or types
-      else if (first === 65 || first === 67 || first === 68) {
+      // 'ALTER TABLE', 'DROP VIEW', 'CREATE TABLE', 'DO', 'CALL', 'IMPORT FOREIGN SCHEMA'...: cached statements may see stale objects or types
+      else if (first === 65 || first === 67 || first === 68 || first === 73) {
         const change = schemaChangeOf(tag, this.text)
         if (change !== undefined) cache.schemaChanged(change === 'everywhere')
+      }
+      // 'SELECT n' of CREATE TABLE ... AS, SELECT ... INTO, CREATE MATERIALIZED VIEW ('EXPLAIN' of one):
+      // the text's traits, read once per text (a field of a named statement's entry)
+      else if (first === 83 || first === 69) {
+        const change = (this.#entry?.traits ?? statementTraits(this.text)).queryDdl
+        if (change !== undefined && (tag.startsWith('SELECT') || tag === 'EXPLAIN')) cache.schemaChanged(change === 'everywhere')
       }
     }
     if (this.#progress !== undefined) this.#progress.completed++
@@ -291,13 +298,15 @@ function droppedStatements(tag: string): boolean {
 
 /**
  * What a command tag says about the schema the connection's cached statements were parsed against
- * (see StatementCache.schemaChanged): `'everywhere'` for `ALTER ...`, `DROP ...` and `CREATE ...`
- * (a column type, a function other connections' statements use; a table created earlier in
- * `search_path` that shadows one a statement resolved); `'here'` for a text that is one `CREATE
- * TEMP ...` (a temp table shadows for this session only: an application creating one per lease
- * does not make every connection re-prepare) and for `DO` (a block that may run any DDL: seen here,
+ * (see StatementCache.schemaChanged): `'everywhere'` for `ALTER ...`, `DROP ...`, `CREATE ...` and
+ * `IMPORT FOREIGN SCHEMA` (a column type, a function other connections' statements use; a table
+ * created earlier in `search_path` that shadows one a statement resolved); `'here'` for a text that
+ * is one `CREATE TEMP ...` (a temp table shadows for this session only: an application creating one
+ * per lease does not make every connection re-prepare) and for `DO` (a block that may run any DDL: seen here,
  * a statement of another connection it invalidates fails once and is prepared again);
- * `undefined` for anything else. DDL run inside a function or procedure (`SELECT f()`, `CALL`) has
+ * `undefined` for anything else. DDL the server reports with a query's tag (`SELECT n` for `CREATE
+ * TABLE ... AS`, `SELECT ... INTO`, `CREATE MATERIALIZED VIEW`) is read from the text instead (see
+ * StatementTraits.queryDdl). DDL run inside a function or procedure (`SELECT f()`, `CALL`) has
  * no tag of its own: a statement it invalidates fails once (0A000, 26000, 42804...) and is prepared
  * again then; a temp table it creates is not seen (see the README's caveat).
  *
@@ -307,6 +316,7 @@ export function schemaChangeOf(tag: string, text: string): 'everywhere' | 'here'
   if (tag.startsWith('ALTER ') || tag.startsWith('DROP ')) return 'everywhere'
   if (tag.startsWith('CREATE ')) return loneCreateTemp(text) ? 'here' : 'everywhere'
   if (tag === 'DO') return 'here'
+  if (tag === 'IMPORT FOREIGN SCHEMA') return 'everywhere'
   return undefined
 }
 

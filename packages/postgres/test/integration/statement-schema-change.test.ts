@@ -180,3 +180,61 @@ it('a table created earlier in search_path by another connection of the pool is 
   // before: the connection that did not run the CREATE went on writing to public.goods
   expect({ permanent, shadowing }).toEqual({ permanent: [1, 1], shadowing: [2, 2] })
 }, 30_000)
+
+// DDL the server reports with a query's tag (SELECT n): CREATE TABLE ... AS, SELECT ... INTO, CREATE MATERIALIZED VIEW
+it.each([['create temp table items_q as select * from public.items_q'], ['select * into temp items_q from public.items_q']])(
+  'a temp copy made by %s shadows the permanent table for the cached UPDATE too',
+  async (copy) => {
+    pool = poolOn(db.url, { max: 1, name: 'ddl-ctas-temp' }, { prepare: 'second-use' })
+    await pool.query("drop table if exists items_q; create table items_q (id int, v text); insert into items_q values (1, 'original')")
+    const upd = 'update items_q set v = $1 where id = $2'
+    const rows = await pool.withConnection(async (c) => {
+      await c.query('create temp table scratch (x int)')
+      await c.query('drop table scratch')
+      await c.query(upd, ['original', 1])
+      await c.query(upd, ['original', 1]) // named from its second run
+      await c.query(copy)
+      await c.query(upd, ['staged', 1]) // meant for the temp copy
+      const temp = (await c.query<{ v: string }>('select v from pg_temp.items_q')).rows.map((r) => r.v)
+      await c.query('drop table pg_temp.items_q')
+      return temp
+    })
+    const permanent = (await pool.query<{ v: string }>('select v from public.items_q')).rows.map((r) => r.v)
+    // before: { temp: ['original'], permanent: ['staged'] }: the cached UPDATE wrote into public.items_q
+    expect({ temp: rows, permanent }).toEqual({ temp: ['staged'], permanent: ['original'] })
+  },
+  30_000,
+)
+
+it.each([
+  ['create table app.wares as select 1 as id, $$app$$::text as v'],
+  ['create materialized view app.wares as select 1 as id, $$app$$::text as v'],
+  ['select 1 as id, $$app$$::text as v into app.wares'],
+])(
+  '%s on another connection: every connection reads the new table once committed',
+  async (create) => {
+    pool = poolOn(db.url, { max: 2, min: 0, name: 'ddl-ctas-shadow' }, { prepare: 'always', sessionInit: 'SET search_path TO app, public' })
+    await pool.query(
+      "drop schema if exists app cascade; drop table if exists wares; create schema app; create table public.wares (id int, v text); insert into public.wares values (1, 'public')",
+    )
+    const read = 'select v from wares where id = $1'
+    let release!: () => void
+    const held = new Promise<void>((r) => (release = r))
+    let ready!: () => void
+    const aReady = new Promise<void>((r) => (ready = r))
+    const a = pool.withConnection(async (c) => {
+      const before = (await c.query<{ v: string }>(read, [1])).rows.map((r) => r.v)
+      ready()
+      await held
+      return { before, after: (await c.query<{ v: string }>(read, [1])).rows.map((r) => r.v) }
+    })
+    await aReady
+    await pool.withConnection(async (c) => {
+      await c.query(create)
+    })
+    release()
+    // before: after was ['public']: the cached statement kept reading public.wares
+    expect(await a).toEqual({ before: ['public'], after: ['app'] })
+  },
+  30_000,
+)

@@ -1,5 +1,6 @@
 import { StatementCache, statementName, type PrepareMode } from '@dbpool/postgres'
 import { schemaChangeOf } from '../../src/postgres-statement'
+import { statementTraits } from '../../src/postgres-statement-traits'
 
 /** A cache with pg's records of parsed names beside it, as on a real pg connection. */
 function cache(size: number, mode: PrepareMode = 'always', shared = { value: 0 }) {
@@ -216,5 +217,47 @@ describe('schemaChangeOf', () => {
     ['CALL', 'call p()', undefined],
   ] as const)('%s from %s: %s', (tag, text, change) => {
     expect(schemaChangeOf(tag, text)).toBe(change)
+  })
+})
+
+describe('statementTraits', () => {
+  it.each([
+    ['create table app.t as select 1', 'everywhere'],
+    ['  CREATE TEMP TABLE t AS SELECT * FROM public.t', 'here'],
+    ['create local temporary table t as execute p', 'here'],
+    ['create materialized view v as select 1', 'everywhere'],
+    ['create unlogged table t as table s', 'everywhere'],
+    ['select * into temp t from s', 'here'],
+    ['select * into table t from s', 'everywhere'],
+    ['SELECT a INTO t FROM s WHERE b = $1', 'everywhere'],
+    ['with x as (select 1) select * into t from x', 'everywhere'],
+    ['explain (analyze) create table t as select 1', 'everywhere'],
+    ['explain analyze select * into temp t from s', 'here'],
+    // a temp table and another statement: everywhere
+    ['create temp table t as select 1; select 2', 'everywhere'],
+    // not a new table
+    ['select 1', undefined],
+    ['select * from t where id = $1', undefined],
+    ['with x as (select 1) insert into t select * from x', undefined],
+    ['with m as (insert into t values (1) returning *) select * from m', undefined],
+    ["select 'create table t as select 1', 'into t'", undefined],
+    ['select "into" from t -- into t', undefined],
+    ['select (select 1 into t)', undefined],
+  ] as const)('%s: queryDdl %s', (text, queryDdl) => {
+    expect(statementTraits(text).queryDdl).toBe(queryDdl)
+  })
+
+  it.each([
+    ["insert into evlog (at) values ('now')", true],
+    ["select * from t where d = 'TODAY'", true],
+    ["select * from t where at > 'tomorrow 12:00' and id = $1", true],
+    ['select $$yesterday$$::date', true],
+    ["select E'now'::timestamptz", true],
+    ['select now(), current_date', false],
+    ["select * from t where at = '2024-01-01 12:00'", false],
+    ["select 'epoch'::timestamptz, 'infinity'::date", false],
+    ['select 1 -- now', false],
+  ] as const)('%s: clockLiteral %s', (text, clockLiteral) => {
+    expect(statementTraits(text).clockLiteral).toBe(clockLiteral)
   })
 })
