@@ -42,7 +42,7 @@ export function checkCopyStatement(text: unknown, direction: CopyDirection, fn: 
 const DOLLAR_TAG = /^\$([a-zA-Z_\u0080-\uffff][a-zA-Z0-9_\u0080-\uffff]*)?\$/
 
 /** One piece of a statement text as the server's lexer cuts it: code, or what code skips over. */
-interface Piece {
+export interface Piece {
   readonly kind: 'code' | 'comment' | 'literal' | 'identifier' | 'dollar'
   /** Offset of its first character in the text. */
   readonly start: number
@@ -57,7 +57,7 @@ interface Piece {
  * server's default since 9.1), dollar quotes `$$` / `$tag$` not preceded by a name. A guard against a
  * mistaken statement text, not a sanitizer for text built from untrusted input.
  */
-function pieces(text: string): Piece[] | undefined {
+export function pieces(text: string): Piece[] | undefined {
   const out: Piece[] = []
   let code = 0
   // the last two characters of the text as {@link copyWords} gives it so far (what an `E` or a `$` follows)

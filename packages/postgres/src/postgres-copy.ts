@@ -7,6 +7,7 @@ import type { PostgresConnection } from './postgres-connection'
 import { CopyDeadline, type CopyOptions } from './postgres-copy-deadline'
 import { startDeadline, type Deadline } from './postgres-deadline'
 import { checkCopyStatement, copyToMayWrite } from './postgres-copy-statement'
+import { copyFromRowFormat, ROW_FORMAT_OPTIONS, type RowFormat } from './postgres-copy-syntax'
 import { mapPostgresError } from './postgres-errors'
 import { unknownOutcomeError } from './postgres-outcome'
 import { requirePostgresPool } from './postgres-feature'
@@ -42,8 +43,6 @@ const ROWS_ATTRIBUTE = 'dbpool.copy.rows'
 const COPY_SPAN = { operation: 'COPY' } as const
 /** SQLSTATE query_canceled: the server's answer to a cancel request. */
 const QUERY_CANCELED = '57014'
-
-type RowFormat = 'text' | 'csv' | 'raw'
 
 /**
  * Runs `COPY ... FROM STDIN` on a connection of `pool` (one lease, released whatever happens) and
@@ -100,10 +99,11 @@ export async function copyFrom(
 ): Promise<number> {
   if (isHandle(target)) return copyFromHandle(target, text, source, options)
   const db = requirePostgresPool(target, 'copyFrom')
-  const words = checkCopyStatement(text, 'from stdin', 'copyFrom')
+  checkCopyStatement(text, 'from stdin', 'copyFrom')
   checkSource(source)
+  const format = copyFromRowFormat(text)
+  checkRowFormat(source, format)
   const deadline = new CopyDeadline('copyFrom', options)
-  const format = rowFormat(words)
   let lent = false
   try {
     if (deadline.stopped) throw deadline.reason
@@ -167,7 +167,7 @@ async function copyFromHandle(conn: PoolConnection, text: string, source: CopySo
       `copyFrom() is a PostgreSQL feature; this connection is a ${String(conn.backend)} connection: SQLite has no COPY protocol`,
       { retryable: false, detail: { feature: 'copyFrom', backend: conn.backend } },
     )
-  const words = checkCopyStatement(text, 'from stdin', 'copyFrom')
+  checkCopyStatement(text, 'from stdin', 'copyFrom')
   checkSource(source)
   const deadline = new CopyDeadline('copyFrom', options)
   try {
@@ -182,7 +182,9 @@ async function copyFromHandle(conn: PoolConnection, text: string, source: CopySo
         { backend: 'postgres', retryable: false },
       )
     const autoCommit = native.client.getTransactionStatus() === 'I'
-    const rows = await copyIn(native, text, source, rowFormat(words), deadline, autoCommit)
+    const format = copyFromRowFormat(text)
+    checkRowFormat(source, format)
+    const rows = await copyIn(native, text, source, format, deadline, autoCommit)
     // readYourWrites: recorded before the caller resumes (a read-lane read later in the callback sees it)
     await nativeWorkDone(conn)
     return rows
@@ -695,25 +697,10 @@ function copyToError(native: PostgresConnection, err: unknown, text: string, may
   return mayWrite ? unknownOutcomeError(base, text) : base
 }
 
-/** How array rows are encoded: from the statement's options (after STDIN; `words` has no comments or literals). */
-function rowFormat(words: string): RowFormat {
-  const match = /\bfrom\s+stdin\b/i.exec(words)
-  const options = match ? words.slice(match.index + match[0].length) : ''
-  if (/\b(binary|delimiter|null|quote|escape|force_not_null|force_null|encoding)\b/i.test(options)) return 'raw'
-  // HEADER (any value but false/off/0): the server skips the first line, which would be the first row
-  const header = /\bheader\b(?:\s+'?([a-z0-9_]+)'?)?/i.exec(options)
-  if (header && !/^(false|off|0)$/i.test(header[1] ?? '')) return 'raw'
-  return /\bcsv\b/i.test(options) ? 'csv' : 'text'
-}
-
 /** One row in COPY's text format (tab-separated, `\N` for NULL, backslash escapes) or CSV (every value quoted, NULL unquoted empty). */
-function encodeRow(values: unknown[], format: RowFormat, row: number): string {
-  if (format === 'raw')
-    throw new DatabaseError(
-      'CONFIGURATION',
-      'copyFrom(): rows given as arrays are encoded only for the text and CSV formats with default options; with binary, header, delimiter, null or quote options write the data as strings or Buffers',
-      { retryable: false },
-    )
+function encodeRow(values: unknown[], rowFormat: RowFormat, row: number): string {
+  if (rowFormat.format === 'raw') throw arrayRowsRefused(rowFormat.reason)
+  const format = rowFormat.format
   // an empty row wrote an empty line: one '' value in the text format, NULL in CSV (a missing value stored)
   if (values.length === 0)
     throw new DatabaseError(
@@ -739,6 +726,25 @@ function encodeRow(values: unknown[], format: RowFormat, row: number): string {
     line += format === 'csv' ? csvField(converted[i]) : textField(converted[i])
   }
   return line + '\n'
+}
+
+/**
+ * Array rows for a statement whose options {@link copyFromRowFormat} does not accept: CONFIGURATION,
+ * `detail.reason` (thrown before the COPY is sent for an array source holding an array row, else at
+ * the first array row: the COPY is then aborted, nothing written).
+ */
+function arrayRowsRefused(reason: string): DatabaseError {
+  return new DatabaseError(
+    'CONFIGURATION',
+    `copyFrom(): rows given as arrays are encoded only for the text and CSV formats with no option that changes how the server reads them (${ROW_FORMAT_OPTIONS}); this statement has ${reason}: write the data as strings or Buffers. Nothing was written`,
+    { retryable: false, detail: { reason } },
+  )
+}
+
+/** Refuses an array source holding array rows before anything is sent when the statement's options cannot encode them. */
+function checkRowFormat(source: CopySource, format: RowFormat): void {
+  if (format.format === 'raw' && Array.isArray(source) && source.some((chunk) => Array.isArray(chunk)))
+    throw arrayRowsRefused(format.reason)
 }
 
 function plain(value: unknown): string {

@@ -269,6 +269,89 @@ describe('copyFrom', () => {
   })
 })
 
+describe('array rows are encoded for the format the server reads (options read by its COPY grammar, not by words)', () => {
+  // one text column: the stored values show the format they were read in
+  const values = ['first', 'a\\b', null, 'x', 'tab\there', 'a"b', '\\N']
+  beforeAll(async () => {
+    await pool.query('create table one (t text)')
+  })
+  afterEach(async () => {
+    await pool.query('truncate one')
+  })
+  const stored = async (): Promise<unknown[]> => (await pool.query<{ t: unknown }>('select t from one order by ctid')).rows.map((r) => r.t)
+
+  it('quoted option names, dollar-quoted and quoted-name values, legacy forms and a WHERE clause mentioning csv store every value as given', async () => {
+    // each used to be misread: "header" skipped the first row, format $$csv$$ / "csv" stored '\\N' and doubled
+    // backslashes, a WHERE clause naming 'csv' stored the quotes
+    for (const text of [
+      'copy one from stdin with (format $$csv$$)',
+      'copy one from stdin with (format "csv")',
+      'copy one from stdin with ("format" csv)',
+      'copy one from stdin with (format csv, "header" false)',
+      "copy one from stdin where t is distinct from 'csv'",
+      'copy one from stdin csv',
+      'copy one from stdin with (freeze false, format text)',
+    ]) {
+      expect([
+        text,
+        await copyFrom(
+          pool,
+          text,
+          values.map((v) => [v]),
+        ),
+      ]).toEqual([text, values.length])
+      expect([text, await stored()]).toEqual([text, values])
+      await pool.query('truncate one')
+    }
+  })
+
+  it('options that change how the server reads rows (HEADER, NULL, DEFAULT, quoted or legacy) refuse array rows with CONFIGURATION before anything is sent', async () => {
+    // ("header" true) stored 3 of 4 rows; ("null" 'x') stored NULL as 'N' and 'x' as NULL; (default 'x') stores the
+    // column default for 'x' on PostgreSQL 16+ (and is unknown to 15: refused all the same)
+    for (const text of [
+      'copy one from stdin with ("header" true)',
+      'copy one from stdin with (format csv, "header" true)',
+      'copy one from stdin with (header match)',
+      'copy one from stdin with ("null" \'x\')',
+      "copy one from stdin with null as 'x'",
+      "copy one from stdin with (default 'x')",
+      "copy one from stdin with (format 'CSV')",
+      'copy one from stdin with (on_error ignore)',
+      'copy one from stdin with (format csv, force_null *)',
+    ]) {
+      const error = await rejection(
+        copyFrom(
+          pool,
+          text,
+          values.map((v) => [v]),
+        ),
+      )
+      expect([text, error.code]).toEqual([text, 'CONFIGURATION'])
+      expect(error.message).toContain('Nothing was written')
+    }
+    expect(await stored()).toEqual([])
+    // strings are sent as they are, for the server to read with the statement's options
+    expect(await copyFrom(pool, 'copy one from stdin with ("null" \'x\')', ['x\nkept\n'])).toBe(2)
+    expect(await stored()).toEqual([null, 'kept'])
+    expect(pool.stats().used).toBe(0)
+  })
+
+  it('a WHERE clause naming NULL, HEADER or QUOTE is a condition, not an option: array rows are accepted and filtered', async () => {
+    // it was CONFIGURATION (the null of IS NOT NULL taken for the NULL option)
+    expect(
+      await copyFrom(pool, 'copy items (id, label) from stdin where label is not null', [
+        [1, 'x'],
+        [2, null],
+      ]),
+    ).toBe(1)
+    expect(
+      await copyFrom(pool, "copy one from stdin with (format csv) where t is not null and t <> 'header'", [['header'], ['quote'], [null]]),
+    ).toBe(1)
+    expect(await stored()).toEqual(['quote'])
+    expect(await count()).toBe(1)
+  })
+})
+
 describe('the COPY statement is one statement of the right kind', () => {
   // pg-copy-streams sends the text as a simple Query, which runs every statement in it
   it('a second statement after the COPY is refused before anything is sent (it used to run: the rows were loaded, then the table dropped)', async () => {
