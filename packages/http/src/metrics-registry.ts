@@ -1,14 +1,7 @@
 import { metrics as otel, type Meter } from '@opentelemetry/api'
 import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporter-prometheus'
 import { MeterProvider, type ResourceMetrics } from '@opentelemetry/sdk-metrics'
-import {
-  METRIC_NAMES,
-  MetricsCollector,
-  POOL_NAME_ATTRIBUTE,
-  configError,
-  type DatabasePoolOptions,
-  type PoolStatsSnapshot,
-} from '@dbpool/core'
+import { MetricsCollector, configError, type DatabasePoolOptions, type PoolStatsSnapshot } from '@dbpool/core'
 import { checkBoolean, checkInteger, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
 
 /** Options of {@link createMetricsRegistry}. */
@@ -110,12 +103,13 @@ export class MetricsRegistry {
    * Collects every instrument and renders the Prometheus text exposition format (version 0.0.4).
    * Pools in `pools` that do not record on this registry get their gauges observed from `stats()`:
    * a pool records here when its collector does (`pool.metrics`, whatever name the collector was
-   * given: `registry.collector('other')`) or when a series of its name already reports here.
+   * given: `registry.collector('other')`) or when an open pool's collector of its name records on
+   * this registry's meter. A closed pool's series (its final state, which the SDK keeps exporting)
+   * do not count: a pool rebuilt under the same name is observed and takes the series over.
    */
   async scrape(pools: Iterable<ObservedPool> = []): Promise<string> {
     const observed = observedPools(pools)
     let metrics = await this.#collect()
-    const seen = poolNames(metrics)
     let added = false
     for (const [pool, collector] of this.#fallbacks) {
       // a pool observed here closed: its series now read its final state (and its name is free)
@@ -125,7 +119,13 @@ export class MetricsRegistry {
       added = true
     }
     for (const pool of observed) {
-      if (!pool.isOpen || seen.has(pool.name) || this.#fallbacks.has(pool) || pool.metrics?.recordsOn?.(this.meter) === true) continue
+      if (
+        !pool.isOpen ||
+        this.#fallbacks.has(pool) ||
+        pool.metrics?.recordsOn?.(this.meter) === true ||
+        MetricsCollector.recordsOpen(this.meter, pool.name)
+      )
+        continue
       const collector = new MetricsCollector(pool.name, { meter: this.meter })
       collector.bind(() => pool.stats())
       this.#fallbacks.set(pool, collector)
@@ -153,21 +153,6 @@ export class MetricsRegistry {
 /** Creates a {@link MetricsRegistry}. */
 export function createMetricsRegistry(options: MetricsRegistryOptions = {}): MetricsRegistry {
   return new MetricsRegistry(options)
-}
-
-/** Pool names that report `db.client.connection.max` in a collection. */
-function poolNames(metrics: ResourceMetrics): Set<string> {
-  const names = new Set<string>()
-  for (const scope of metrics.scopeMetrics) {
-    for (const metric of scope.metrics) {
-      if (metric.descriptor.name !== METRIC_NAMES.max) continue
-      for (const point of metric.dataPoints) {
-        const name = point.attributes[POOL_NAME_ATTRIBUTE]
-        if (typeof name === 'string') names.add(name)
-      }
-    }
-  }
-  return names
 }
 
 /**

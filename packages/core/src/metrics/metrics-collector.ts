@@ -205,6 +205,20 @@ export class MetricsCollector {
     return this.#meter === meter
   }
 
+  /**
+   * Whether an open collector named `poolName` records on `meter` (a pool not closed yet: its
+   * collector was not {@link detach}ed). A closed pool's series still export its final state, so a
+   * registry asks this, not the series it collects, to tell whether a pool of that name records
+   * there: a new pool with the name must be observed and take the series over.
+   */
+  static recordsOpen(meter: Meter, poolName: string): boolean {
+    return (
+      SAME_NAME.get(meter)
+        ?.get(poolName)
+        ?.some((c) => !c.#closed) ?? false
+    )
+  }
+
   #observe(): void {
     if (!this.recordsOperations) {
       // the API's no-op meter (no SDK): nothing is exported, names cannot clash

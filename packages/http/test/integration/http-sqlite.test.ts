@@ -195,6 +195,31 @@ describe('/metrics of closed pools and same-named pools (SQLite)', () => {
     }
   })
 
+  it('a pool observed by the registry (not recording on it), closed and rebuilt under its name: the new pool takes the series over', async () => {
+    const registry = createMetricsRegistry({ withoutScopeInfo: true })
+    // the pools record on their own meter (no SDK): the registry observes them at scrape time
+    const old = createSqlitePool(join(dir, 'rebuilt.db'), { name: 'rebuilt', max: 3 }, { readers: 3 })
+    const first = await serve(createHealthHandler(old, { metrics: registry }))
+    expect(gauge((await get(`${first}/metrics`)).text, 'db_client_connection_max', 'rebuilt')).toBe(String(old.stats().max))
+    await old.close()
+    // scraped once closed: its series read its final state and stay exported
+    expect(gauge((await get(`${first}/metrics`)).text, 'db_client_connection_count', 'rebuilt', 'used')).toBe('0')
+    const fresh = createSqlitePool(join(dir, 'rebuilt.db'), { name: 'rebuilt', max: 6 }, { readers: 6 })
+    const second = await serve(createHealthHandler(fresh, { metrics: registry }))
+    try {
+      expect(fresh.stats().max).not.toBe(old.stats().max)
+      let held = ''
+      await fresh.withConnection(async () => {
+        held = (await get(`${second}/metrics`)).text
+      })
+      expect(gauge(held, 'db_client_connection_max', 'rebuilt')).toBe(String(fresh.stats().max))
+      expect(gauge(held, 'db_client_connection_count', 'rebuilt', 'used')).toBe('1')
+    } finally {
+      await fresh.close()
+      await registry.shutdown()
+    }
+  })
+
   it('two open pools with one name: a warning, one pool per series (never a mix), the second after the first closes', async () => {
     const registry = createMetricsRegistry({ withoutScopeInfo: true })
     const warnings: unknown[] = []
