@@ -177,10 +177,10 @@ export class StatementCache {
   }
 
   /**
-   * A command tag of DDL run on this connection (`ALTER TABLE`, `DROP ...`, `CREATE ...`, `DO`: see
+   * A command tag of DDL run on this connection (`ALTER TABLE`, `DROP ...`, `CREATE ...`, `DO`, `CALL`: see
    * `schemaChangeOf` in postgres-statement.ts): the statements of this connection are re-prepared on
    * their next run (inside the same transaction too, where a cached one would fail with 0A000 or keep
-   * stale parameter types); with `everywhere` (ALTER, DROP, CREATE but a lone CREATE TEMP: a change
+   * stale parameter types); with `everywhere` (ALTER, DROP, CREATE but a lone CREATE TEMP, DO, CALL: a change
    * of objects other connections' statements use or resolve), every connection of the manager re-prepares its statements once the transaction
    * (or auto-commit statement) that ran it has ended, when the change is visible to them.
    */

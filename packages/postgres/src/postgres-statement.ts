@@ -298,24 +298,27 @@ function droppedStatements(tag: string): boolean {
 
 /**
  * What a command tag says about the schema the connection's cached statements were parsed against
- * (see StatementCache.schemaChanged): `'everywhere'` for `ALTER ...`, `DROP ...`, `CREATE ...` and
+ * (see StatementCache.schemaChanged): `'everywhere'` for `ALTER ...`, `DROP ...`, `CREATE ...`,
  * `IMPORT FOREIGN SCHEMA` (a column type, a function other connections' statements use; a table
- * created earlier in `search_path` that shadows one a statement resolved); `'here'` for a text that
- * is one `CREATE TEMP ...` (a temp table shadows for this session only: an application creating one
- * per lease does not make every connection re-prepare) and for `DO` (a block that may run any DDL: seen here,
- * a statement of another connection it invalidates fails once and is prepared again);
+ * created earlier in `search_path` that shadows one a statement resolved), `DO` and `CALL` (a block
+ * or procedure may run any DDL, which has no tag of its own: a column type it changed would
+ * otherwise reach another connection's cached statement as a silent conversion, `'007'` stored as
+ * `'7'`); `'here'` for a text that is one `CREATE TEMP ...` (a temp table shadows for this session
+ * only: an application creating one per lease does not make every connection re-prepare);
  * `undefined` for anything else. DDL the server reports with a query's tag (`SELECT n` for `CREATE
  * TABLE ... AS`, `SELECT ... INTO`, `CREATE MATERIALIZED VIEW`) is read from the text instead (see
- * StatementTraits.queryDdl). DDL run inside a function or procedure (`SELECT f()`, `CALL`) has
- * no tag of its own: a statement it invalidates fails once (0A000, 26000, 42804...) and is prepared
- * again then; a temp table it creates is not seen (see the README's caveat).
+ * StatementTraits.queryDdl). DDL run inside a function (`SELECT f()`) has no tag of its own: a
+ * statement it invalidates fails once (0A000, 26000, 42804...) and is prepared again then; a
+ * column type it changed in a way the old parameter type still converts to, or a temp table it
+ * creates, is not seen (see the README's caveat). The cost of `CALL`: every connection parses its
+ * statements once again after each procedure call.
  *
  * @param text The statement text that produced the tag.
  */
 export function schemaChangeOf(tag: string, text: string): 'everywhere' | 'here' | undefined {
   if (tag.startsWith('ALTER ') || tag.startsWith('DROP ')) return 'everywhere'
   if (tag.startsWith('CREATE ')) return loneCreateTemp(text) ? 'here' : 'everywhere'
-  if (tag === 'DO') return 'here'
+  if (tag === 'DO' || tag === 'CALL') return 'everywhere'
   if (tag === 'IMPORT FOREIGN SCHEMA') return 'everywhere'
   return undefined
 }

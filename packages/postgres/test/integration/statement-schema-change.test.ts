@@ -238,3 +238,38 @@ it.each([
   },
   30_000,
 )
+
+// a DO block or a procedure may run any DDL, which has no tag of its own
+it.each([
+  ['do', 'do $$ begin alter table z_do alter column code type text; end $$'],
+  ['call', 'call z_do_alter()'],
+])(
+  'a column type changed by %s on another connection reaches every connection',
+  async (_kind, ddl) => {
+    pool = poolOn(db.url, { max: 2, min: 0, name: 'ddl-do' }, { prepare: 'second-use' })
+    await pool.query(
+      'drop table if exists z_do; create table z_do (id serial, code int); create or replace procedure z_do_alter() language plpgsql as $$ begin alter table z_do alter column code type text; end $$',
+    )
+    const ins = 'insert into z_do (code) values ($1)'
+    let release!: () => void
+    const held = new Promise<void>((r) => (release = r))
+    let ready!: () => void
+    const aReady = new Promise<void>((r) => (ready = r))
+    const a = pool.withConnection(async (c) => {
+      await c.query(ins, ['1'])
+      await c.query(ins, ['2']) // named: its parameter typed int
+      ready()
+      await held
+      await c.query(ins, ['007'])
+    })
+    await aReady
+    await pool.withConnection(async (c) => {
+      await c.query(ddl)
+    })
+    release()
+    await a
+    // before: ['1', '2', '7']: the cached insert converted '007' through its int parameter
+    expect((await pool.query<{ code: string }>('select code from z_do order by id')).rows.map((r) => r.code)).toEqual(['1', '2', '007'])
+  },
+  30_000,
+)

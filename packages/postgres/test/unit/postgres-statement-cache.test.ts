@@ -210,11 +210,12 @@ describe('schemaChangeOf', () => {
     ['CREATE TABLE', '  CREATE GLOBAL TEMPORARY TABLE items (v int);  ', 'here'],
     // a temp table and something else in one text: everywhere
     ['CREATE TABLE', 'create temp table a (v int); create table b (v int)', 'everywhere'],
-    ['DO', 'do $$ begin execute $q$alter table t add c int$q$; end $$', 'here'],
+    ['DO', 'do $$ begin execute $q$alter table t add c int$q$; end $$', 'everywhere'],
+    ['IMPORT FOREIGN SCHEMA', 'import foreign schema s from server x into app', 'everywhere'],
     ['SELECT 1', 'select 1', undefined],
     ['DELETE 3', 'delete from t', undefined],
     ['COPY 2', 'copy t from stdin', undefined],
-    ['CALL', 'call p()', undefined],
+    ['CALL', 'call p()', 'everywhere'],
   ] as const)('%s from %s: %s', (tag, text, change) => {
     expect(schemaChangeOf(tag, text)).toBe(change)
   })
