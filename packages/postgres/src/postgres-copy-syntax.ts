@@ -1,3 +1,4 @@
+import { DatabaseError } from '@dbpool/core'
 import { pieces } from './postgres-copy-statement'
 
 /**
@@ -334,4 +335,47 @@ export function copyFromRowFormat(text: string): RowFormat {
     }
   }
   return { format }
+}
+
+/**
+ * Where a statement of `text` runs `COPY ... FROM STDIN` or `COPY ... TO STDOUT` (or `FROM STDOUT` /
+ * `TO STDIN`: the grammar takes either word): `from` / `to`; `unknown` for a COPY naming `stdin` or
+ * `stdout` that could not be read (or a text whose literals are not terminated); `undefined` when no
+ * statement of it does. Such a COPY exchanges its data through the COPY protocol, which only
+ * `copyFrom()` / `copyTo()` speak. A COPY of a server file or a program is not one.
+ */
+export function clientCopy(text: string): 'from' | 'to' | 'unknown' | undefined {
+  if (!COPY_WORD.test(text)) return undefined
+  const list = tokens(text)
+  if (list === undefined) return /\bcopy\b[\s\S]*\bstd(?:in|out)\b/i.test(text) ? 'unknown' : undefined
+  for (const statement of statements(list)) {
+    if (statement[0]?.kind !== 'word' || statement[0].value !== 'copy') continue
+    const copy = readCopy(statement)
+    if (copy !== undefined) {
+      if (copy.client) return copy.direction
+    } else if (statement.some((token) => token.kind === 'word' && (token.value === 'stdin' || token.value === 'stdout'))) return 'unknown'
+  }
+  return undefined
+}
+
+const COPY_WORD = /copy/i
+
+/**
+ * Refuses, before anything is sent, a statement text holding `COPY ... FROM STDIN` or
+ * `COPY ... TO STDOUT` ({@link clientCopy}): `pool.query()` would drop the rows a COPY TO STDOUT
+ * writes (resolving with none) and fail a COPY FROM STDIN with a CopyFail (QUERY_CANCELLED), and on
+ * `pool.stream()`'s cursor pg threw a TypeError from its socket handler (the process died).
+ * CONFIGURATION naming `copyFrom()` / `copyTo()`, `detail.use`. A COPY of a server file or a program
+ * runs as any statement.
+ */
+export function refuseClientCopy(text: string): void {
+  const direction = clientCopy(text)
+  if (direction === undefined) return
+  const use = direction === 'from' ? 'copyFrom' : direction === 'to' ? 'copyTo' : 'copyFrom or copyTo'
+  const what = direction === 'from' ? 'COPY ... FROM STDIN' : direction === 'to' ? 'COPY ... TO STDOUT' : 'COPY ... STDIN/STDOUT'
+  throw new DatabaseError(
+    'CONFIGURATION',
+    `${what} exchanges its rows with the client through the COPY protocol, which query(), stream() and the other statement methods do not speak (the rows would be lost or the COPY failed); it was not sent: use ${use}() from @dbpool/postgres`,
+    { backend: 'postgres', retryable: false, detail: { use } },
+  )
 }

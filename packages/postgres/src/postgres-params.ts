@@ -1,5 +1,6 @@
 import { DatabaseError, isSqlJson, type CompiledQuery } from '@dbpool/core'
 import { arrayPositions } from './postgres-array-params'
+import { refuseClientCopy } from './postgres-copy-syntax'
 import { checkFloatDigits } from './postgres-read-formats'
 import {
   checkStatementText,
@@ -35,11 +36,14 @@ export interface PgQuery {
  * Checks and converts one statement for pg, before anything is sent (so a refusal leaves the
  * connection untouched and usable). The text is refused with SYNTAX_ERROR when it holds U+0000 or a
  * lone surrogate (core's `checkStatementText`), with CONFIGURATION when it sets `extra_float_digits`
- * (see `checkFloatDigits`); the parameters follow {@link postgresParameters}.
+ * (see `checkFloatDigits`) and when it holds a `COPY ... FROM STDIN` / `TO STDOUT` (see
+ * `refuseClientCopy`: only `copyFrom()` / `copyTo()` speak the COPY protocol); the parameters follow
+ * {@link postgresParameters}.
  */
 export function pgQuery(query: CompiledQuery): PgQuery {
   checkStatementText(query.text, 'postgres')
   checkFloatDigits(query.text)
+  refuseClientCopy(query.text)
   const values = postgresParameters(query.params)
   // an array is always converted: the common case (nothing converted) pays nothing here
   const arrays = values === query.params ? undefined : arrayPositions(query.params)

@@ -124,6 +124,23 @@ describe('Migrator on postgres: transaction:false', () => {
     expect(await advisoryLocks()).toBe(0)
   }, 60_000)
 
+  it('a COPY ... FROM STDIN in a script (pg_dump style) fails the migration with CONFIGURATION naming copyFrom(), before it is sent', async () => {
+    // the script runner sends statements as pool.query() does, which cannot feed a COPY (it was QUERY_CANCELLED)
+    write(
+      '0001_items.sql',
+      '-- migrate:up\ncreate table items (id int primary key, sku text not null);\ncopy items (id, sku) from stdin;\n',
+    )
+    const err = await new Migrator(pool, { directory: dir }).up().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(err).toMatchObject({ code: 'MIGRATION_FAILED', detail: { version: 1, causeCode: 'CONFIGURATION' } })
+    expect(((err as DatabaseError).cause as DatabaseError).message).toContain('copyFrom()')
+    // the migration's transaction was rolled back
+    expect((await pool.query("select 1 from pg_class where relname = 'items'")).rows).toEqual([])
+    expect(await advisoryLocks()).toBe(0)
+  }, 60_000)
+
   it('a failing statement leaves the earlier ones applied, records nothing, releases the lock, and reruns once fixed', async () => {
     write('0001_items.sql', 'create table items (id int primary key, sku text not null);\n')
     write(

@@ -1,5 +1,5 @@
 import { DatabaseError } from '@dbpool/core'
-import { sql } from 'kysely'
+import { CompiledQuery, sql } from 'kysely'
 import { BACKENDS, createSchema, openKyselyDb, rejection, type KyselyTestDb } from './helpers'
 
 // each test opens a database of its own (a new Postgres database is slow on a loaded machine)
@@ -108,4 +108,20 @@ describe.each(BACKENDS)('streaming through DbpoolDialect on %s', (backend) => {
     expect(DatabaseError.is(err)).toBe(true)
     expect((err as DatabaseError).cause).toBeDefined()
   })
+
+  // a COPY exchanging its rows with the client needs copyFrom()/copyTo(): through Kysely it reached pg as
+  // any statement (a stream's cursor crashed the process; execute() dropped the rows)
+  if (backend === 'postgres')
+    it('refuses COPY ... TO STDOUT / FROM STDIN with CONFIGURATION before it is sent, in execute() and stream()', async () => {
+      const executed = await rejection(sql`copy person to stdout`.execute(t.db))
+      expect(DatabaseError.is(executed, 'CONFIGURATION')).toBe(true)
+      expect((executed as DatabaseError).detail).toEqual({ use: 'copyTo' })
+      const streamed = await rejection(
+        (async () => {
+          for await (const row of t.db.getExecutor().stream(CompiledQuery.raw('copy person from stdin'), 10)) void row
+        })(),
+      )
+      expect(DatabaseError.is(streamed, 'CONFIGURATION')).toBe(true)
+      expect((streamed as DatabaseError).detail).toEqual({ use: 'copyFrom' })
+    })
 })

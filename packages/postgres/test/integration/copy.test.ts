@@ -352,6 +352,53 @@ describe('array rows are encoded for the format the server reads (options read b
   })
 })
 
+describe('COPY FROM STDIN / TO STDOUT through query(), stream() and the other statement methods', () => {
+  // only copyFrom() / copyTo() speak the COPY protocol: query() dropped COPY TO STDOUT's rows (rows [], no error),
+  // failed COPY FROM STDIN with QUERY_CANCELLED, and stream()'s cursor crashed the process (TypeError in pg's socket handler)
+  const texts: [string, string][] = [
+    ['copy items to stdout', 'copyTo'],
+    ['COPY (select 1) TO STDOUT WITH (FORMAT csv);', 'copyTo'],
+    ['copy items (id) from stdin', 'copyFrom'],
+    ['copy items from stdin where id > 1', 'copyFrom'],
+    ['select 1; copy items to stdout', 'copyTo'],
+  ]
+
+  it('is CONFIGURATION naming copyFrom/copyTo, before anything is sent, on a pool, a connection and a transaction', async () => {
+    await pool.query('insert into items (id) values (1), (2)')
+    const drain = async (rows: AsyncIterable<unknown>): Promise<DatabaseError> => {
+      try {
+        for await (const row of rows) void row
+      } catch (err) {
+        return err as DatabaseError
+      }
+      throw new Error('the stream ended without an error')
+    }
+    for (const [text, use] of texts) {
+      const errors: DatabaseError[] = [await rejection(pool.query(text)), await drain(pool.stream(text))]
+      await pool.withConnection(async (conn) => {
+        errors.push(await rejection(conn.query(text)), await drain(conn.stream(text)))
+        // the connection was left as it was: nothing was sent
+        expect((await conn.query('select 1 as n')).rows).toEqual([{ n: 1 }])
+      })
+      await pool.transaction(async (tx) => {
+        errors.push(await rejection(tx.query(text)), await drain(tx.stream(text)))
+        expect((await tx.query('select count(*)::int as n from items')).rows).toEqual([{ n: 2 }])
+      })
+      for (const error of errors) {
+        expect([text, error.code, error.detail]).toEqual([text, 'CONFIGURATION', { use }])
+        expect(error.message).toContain(`${use}()`)
+      }
+    }
+    expect(pool.stats().used).toBe(0)
+  })
+
+  it('a COPY to or from a server-side program or file still runs through query()', async () => {
+    await pool.query('insert into items (id) values (1), (2)')
+    expect((await pool.query("copy items to program 'cat > /dev/null'")).rowCount).toBe(2)
+    expect((await pool.query("copy (select 'to stdout') to program 'cat > /dev/null'")).rowCount).toBe(1)
+  })
+})
+
 describe('the COPY statement is one statement of the right kind', () => {
   // pg-copy-streams sends the text as a simple Query, which runs every statement in it
   it('a second statement after the COPY is refused before anything is sent (it used to run: the rows were loaded, then the table dropped)', async () => {

@@ -1,4 +1,5 @@
-import { copyFromRowFormat, readCopyStatement } from '../../src/postgres-copy-syntax'
+import { DatabaseError } from '@dbpool/core'
+import { clientCopy, copyFromRowFormat, readCopyStatement, refuseClientCopy } from '../../src/postgres-copy-syntax'
 
 // copyFrom's array rows are encoded for the format the server will read: the options are read by
 // PostgreSQL's COPY grammar (quoted names, dollar quotes, legacy forms), a WHERE clause is not options,
@@ -109,5 +110,51 @@ describe('readCopyStatement', () => {
       { name: 'freeze', value: null, numeric: false },
     ])
     expect(readCopyStatement("copy (select ';') to program 'gzip > /tmp/x'")).toEqual({ direction: 'to', client: false, options: [] })
+  })
+})
+
+describe('clientCopy: statements that need the COPY protocol', () => {
+  it.each<[string, 'from' | 'to' | 'unknown']>([
+    ['copy t to stdout', 'to'],
+    ['COPY t TO STDOUT WITH (FORMAT csv)', 'to'],
+    ['copy (select 1) to stdout', 'to'],
+    ['/* hello */ copy t (a) to stdout;', 'to'],
+    ['copy t from stdin', 'from'],
+    ['copy t from stdin where a > 1', 'from'],
+    ['copy t from stdout', 'from'],
+    ['copy t to stdin', 'to'],
+    ['select 1; copy t to stdout', 'to'],
+    ['copy t from stdin; select 1', 'from'],
+    ['copy t to stdout with (format csv', 'unknown'],
+    ["copy t to stdout where 'x", 'unknown'],
+  ])('%s: %s', (text, direction) => {
+    expect(clientCopy(text)).toBe(direction)
+  })
+
+  it.each([
+    'select 1',
+    "select 'copy t to stdout'",
+    'select 1 -- copy t to stdout',
+    "copy t to '/tmp/t.csv'",
+    "copy t from '/tmp/t.csv' with (format csv)",
+    "copy (select 'stdout') to program 'cat > /dev/null'",
+    "copy stdin to '/tmp/x'",
+    'select copy from copies',
+    'create table copy_log (stdin text)',
+  ])('%s: none', (text) => {
+    expect(clientCopy(text)).toBeUndefined()
+  })
+
+  it('refuseClientCopy: CONFIGURATION naming the function to use', () => {
+    let error: unknown
+    try {
+      refuseClientCopy('copy t to stdout')
+    } catch (err) {
+      error = err
+    }
+    expect(DatabaseError.is(error, 'CONFIGURATION')).toBe(true)
+    expect((error as DatabaseError).message).toContain('copyTo()')
+    expect((error as DatabaseError).detail).toEqual({ use: 'copyTo' })
+    expect(() => refuseClientCopy("copy t from '/tmp/x'")).not.toThrow()
   })
 })
