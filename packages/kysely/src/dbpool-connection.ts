@@ -21,6 +21,7 @@ import {
   type TransactionSettings,
 } from 'kysely'
 import { withCallerStack } from './caller-stack'
+import { nextMark } from './connection-marks'
 import { HeldLease } from './held-lease'
 import { HeldTransaction } from './held-transaction'
 import { toKyselyResult } from './query-result'
@@ -53,6 +54,21 @@ function transactionReleased(): DatabaseError {
     'QUERY_FAILED',
     'this transaction was released (it has ended: committed or rolled back): use its trx only inside the callback that received it; a statement now would run outside it',
     { retryable: false },
+  )
+}
+
+/**
+ * Work sent to a Kysely connection (`c` of `db.connection()`) while `dbpoolTransaction(c, fn)` runs
+ * a transaction on it: it would run outside that transaction (on a connection of its own, or, on
+ * SQLite, wait for the writer the transaction holds) or, Kysely's way, wait for `fn`, which may await
+ * it. Refused before anything is sent, as dbpool's `conn.transaction()` refuses work on `conn`
+ * (QUERY_FAILED, not retryable, `detail.reason` `'scope-open'`, `detail.scope` `'transaction'`).
+ */
+function scopeOpen(what: string): DatabaseError {
+  return new DatabaseError(
+    'QUERY_FAILED',
+    `${what} refused and not run: dbpoolTransaction() is running a transaction on this Kysely connection; until it ends, work sent on this connection would run outside it or wait for it. Use the trx its callback received, or await dbpoolTransaction() first`,
+    { retryable: false, detail: { reason: 'scope-open', scope: 'transaction' } },
   )
 }
 
@@ -196,6 +212,13 @@ export class DbpoolConnection implements DatabaseConnection {
    * for it (Kysely's one-statement acquire and release), and the release rejects (see {@link settingNotKept}).
    */
   #alone: DatabaseError | undefined
+  /**
+   * Set while `dbpoolTransaction(c, fn)` runs its transaction through this connection (see
+   * {@link runTransaction}): statements, streams and transactions sent here are refused ({@link scopeOpen}).
+   */
+  #scopeOpen = false
+  /** @internal Made after every earlier connection (see `connection-marks`): `dbpoolTransaction()` tells a fresh one. */
+  readonly serial = nextMark()
   /** The run lock of a Kysely Migrator run on this connection (SQLite: see {@link lockForMigration}), until its release. */
   #runLock: HeldLock | undefined
 
@@ -218,6 +241,7 @@ export class DbpoolConnection implements DatabaseConnection {
   async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
     try {
       this.#uses++
+      if (this.#scopeOpen) throw scopeOpen('a statement')
       const conn = this.#adopted ?? this.#transaction?.tx ?? this.#leased(compiled) ?? (await this.#hold(compiled))
       return await this.#run<R>(conn, compiled)
     } catch (err) {
@@ -236,6 +260,7 @@ export class DbpoolConnection implements DatabaseConnection {
    */
   async *streamQuery<R>(compiled: CompiledQuery, chunkSize = DEFAULT_CHUNK_SIZE): AsyncIterableIterator<QueryResult<R>> {
     this.#uses++
+    if (this.#scopeOpen) throw withCallerStack(scopeOpen('a stream'))
     const held = this.#adopted ?? this.#transaction?.tx ?? this.#leased(compiled)
     const options = { batchSize: chunkSize }
     const rows =
@@ -269,6 +294,7 @@ export class DbpoolConnection implements DatabaseConnection {
 
   async #begin(settings: TransactionSettings): Promise<void> {
     this.#uses++
+    if (this.#scopeOpen) throw scopeOpen('a transaction')
     if (this.#ending) throw this.#ended ? transactionReleased() : transactionEnding()
     if (this.#adopted || this.#transaction) throw this.#alreadyOpen()
     const options = toDbpoolSettings(settings, this.context.backend)
@@ -434,26 +460,32 @@ export class DbpoolConnection implements DatabaseConnection {
    */
   async runTransaction<T>(body: (tx: Transaction) => Promise<T>, options: TransactionOptions | undefined): Promise<T> {
     this.#uses++
+    if (this.#scopeOpen) throw scopeOpen('dbpoolTransaction()')
     if (this.#ending) throw this.#ended ? transactionReleased() : transactionEnding()
     if (this.#adopted || this.#transaction) throw this.#alreadyOpen()
     const lease = this.#lease
     const raw = (typeof options === 'object' && options !== null ? options : {}) as TransactionOptions
-    if (lease !== undefined && (lease.lane === 'write' || raw.readOnly === true)) {
-      const { retry, ...settings } = raw
-      if (retry !== undefined && retry !== false)
-        throw configError(
-          'dbpoolTransaction.retry',
-          retry,
-          'inside db.connection() after a statement the transaction runs on the connection the callback holds (its session kept), which cannot be replayed; retry the whole db.connection() callback, or call dbpoolTransaction(db, fn, { retry }) outside it',
-        )
-      return lease.conn.transaction(body, options === undefined ? undefined : settings)
+    const { retry, ...settings } = raw
+    if (lease !== undefined && (lease.lane === 'write' || raw.readOnly === true) && retry !== undefined && retry !== false)
+      throw configError(
+        'dbpoolTransaction.retry',
+        retry,
+        'inside db.connection() after a statement the transaction runs on the connection the callback holds (its session kept), which cannot be replayed; retry the whole db.connection() callback, or call dbpoolTransaction(db, fn, { retry }) outside it',
+      )
+    // claimed before anything is awaited: work sent here meanwhile is refused, never run outside the transaction
+    this.#scopeOpen = true
+    try {
+      if (lease !== undefined && (lease.lane === 'write' || raw.readOnly === true))
+        return await lease.conn.transaction(body, options === undefined ? undefined : settings)
+      if (lease !== undefined) {
+        // a reader cannot write: give it back, the transaction takes the writer
+        this.#lease = undefined
+        await lease.release()
+      }
+      return await this.context.pool.transaction(body, options)
+    } finally {
+      this.#scopeOpen = false
     }
-    if (lease !== undefined) {
-      // a reader cannot write: give it back, the transaction takes the writer
-      this.#lease = undefined
-      await lease.release()
-    }
-    return this.context.pool.transaction(body, options)
   }
 
   /**

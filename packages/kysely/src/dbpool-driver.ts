@@ -3,6 +3,7 @@ import type { DatabaseConnection, Dialect, Driver, QueryCompiler, TransactionSet
 import { type CompiledQuery, IdentifierNode, RawNode, createQueryId } from 'kysely'
 import { DbpoolConnection, type ConnectionContext } from './dbpool-connection'
 import { isPool } from './is-pool'
+import { nextMark } from './connection-marks'
 
 /**
  * Kysely's driver on a dbpool pool. The pool does the pooling: a {@link DbpoolConnection} borrows
@@ -30,7 +31,10 @@ export class DbpoolDriver implements Driver {
     this.#closePool = closePool
   }
 
-  async init(): Promise<void> {}
+  /** Nothing to set up (the pool is open); counted for `dbpoolTransaction()` (see `connection-marks`). */
+  async init(): Promise<void> {
+    nextMark()
+  }
 
   /** Resolves at once: nothing is borrowed until the connection runs a statement or begins a transaction. */
   async acquireConnection(): Promise<DatabaseConnection> {

@@ -1,6 +1,9 @@
-import { configError, type Transaction as DbpoolTx, type TransactionOptions } from '@dbpool/core'
+import { setImmediate as nextTurn } from 'node:timers/promises'
+import { configError, DatabaseError, type Transaction as DbpoolTx, type TransactionOptions } from '@dbpool/core'
 import { SingleConnectionProvider, Transaction, type ControlledTransaction, type Kysely, type QueryExecutor } from 'kysely'
+import { currentMark } from './connection-marks'
 import { DbpoolConnection } from './dbpool-connection'
+import { DbpoolPostgresAdapter, DbpoolSqliteAdapter } from './dbpool-dialect'
 
 /**
  * Runs `fn` in a dbpool transaction and hands it a Kysely `Transaction` on it, with the plugins of
@@ -35,10 +38,19 @@ import { DbpoolConnection } from './dbpool-connection'
  * QUERY_FAILED (one `fn` left running would otherwise run outside the transaction, or inside a
  * replay's).
  *
+ * Never waits for its own caller. Kysely runs one thing at a time on the connection of a `c` or a
+ * `trx`; when that connection is still held by work that has not settled after one turn of the event
+ * loop (a transaction of `c.startTransaction()` or `c.transaction()`, a `c.connection()` callback, a
+ * stream's loop), the call is refused (QUERY_FAILED, `detail.reason` `'connection-busy'`) instead of
+ * waiting for that work, which used to wait for it in turn, for ever. While `dbpoolTransaction(c,
+ * fn)` runs, `c` itself refuses statements, streams and transactions (QUERY_FAILED, `detail.reason`
+ * `'scope-open'`): they would run outside the transaction or wait for `fn`. Use `trx` in `fn`.
+ *
  * @throws DatabaseError CONFIGURATION naming `dbpoolTransaction.db` when `db` is not a Kysely
  *   instance (or `Transaction`) on a {@link DbpoolDialect}, `dbpoolTransaction.fn` when `fn` is not a
  *   function, or for invalid options (as `pool.transaction()`); QUERY_FAILED when `db`'s connection
- *   already runs a transaction `db` is not the `trx` of, or `trx`'s transaction has ended
+ *   is busy (`'connection-busy'`) or runs a `dbpoolTransaction()` (`'scope-open'`), when it already
+ *   runs a transaction `db` is not the `trx` of, or `trx`'s transaction has ended
  *   (TRANSACTION_ROLLED_BACK after a failed commit); otherwise the error that ended the last attempt.
  */
 export async function dbpoolTransaction<DB, T>(
@@ -49,14 +61,100 @@ export async function dbpoolTransaction<DB, T>(
   if (!isKysely(db)) throw configError('dbpoolTransaction.db', db, 'must be a Kysely instance (or a Transaction) on a DbpoolDialect')
   if (typeof fn !== 'function') throw configError('dbpoolTransaction.fn', fn, 'must be a function')
   if (db.isTransaction) return nested(db, fn, options)
+  const bound = await boundConnection(db.getExecutor())
+  // db.connection()'s c: its connection, not c.connection(), which would hold c's provider for the
+  // whole transaction (a statement on c in fn then waited for ever); c refuses work meanwhile instead
+  if (bound !== undefined) return run(bound, db.getExecutor(), fn, options)
   return db.connection().execute(async (scoped) => {
     const executor = scoped.getExecutor()
-    const connection = await ownConnection(executor)
-    const attempts: DbpoolConnection[] = []
-    // each attempt's trx runs on a connection of its own, closed when fn settles: a statement fn
-    // left running (a forgotten await) is refused, never run outside the transaction or in a replay
-    return connection.runTransaction((tx) => runAttempt(connection, executor, tx, fn, attempts), options).finally(() => settled(attempts))
+    return run(await ownConnection(executor), executor, fn, options)
   })
+}
+
+/** `fn` in a transaction run through `connection` (dbpool's `pool.transaction()` or `conn.transaction()`). */
+function run<DB, T>(
+  connection: DbpoolConnection,
+  executor: QueryExecutor,
+  fn: (trx: Transaction<DB>) => Promise<T>,
+  options: TransactionOptions | undefined,
+): Promise<T> {
+  const attempts: DbpoolConnection[] = []
+  // each attempt's trx runs on a connection of its own, closed when fn settles: a statement fn
+  // left running (a forgotten await) is refused, never run outside the transaction or in a replay
+  return connection.runTransaction((tx) => runAttempt(connection, executor, tx, fn, attempts), options).finally(() => settled(attempts))
+}
+
+/**
+ * Work on a Kysely bound to one connection (`db.connection()`'s `c`, a `trx`) that has not settled
+ * when `dbpoolTransaction()` is called on it: Kysely's single-connection provider runs one thing at
+ * a time and would make the transaction wait for it, for ever when that work (a transaction of
+ * `c.startTransaction()` or `c.transaction()`, a `c.connection()` callback, a stream's loop) awaits
+ * this call. Refused before anything runs: QUERY_FAILED, not retryable, `detail.reason`
+ * `'connection-busy'` (the family of dbpool's `'scope-open'` refusal: work on a handle is refused,
+ * not queued, while a scope holds it).
+ */
+function connectionBusy(what: string): DatabaseError {
+  return new DatabaseError(
+    'QUERY_FAILED',
+    `dbpoolTransaction() refused and not run: ${what} was in use by other work that had not settled (a transaction of c.startTransaction() or c.transaction() still open, a c.connection() callback, a stream being read, or a statement of another async branch still running). Kysely runs one thing at a time on one connection and would make this transaction wait for that work, for ever when that work awaits it. Nest in an open transaction with dbpoolTransaction(trx, fn), or await the other work first`,
+    { retryable: false, detail: { reason: 'connection-busy' } },
+  )
+}
+
+const NOT_HANDED = Symbol('not handed')
+
+/**
+ * The {@link DbpoolConnection} a Kysely bound to one connection (`db.connection()`'s `c`, a `trx`)
+ * runs on, waiting for it one turn of the event loop at most; undefined for the application's `db`
+ * (Kysely's provider there asks the driver for a new connection). Kysely's single-connection
+ * provider hands its connection over synchronously when nothing else runs on it, and the provider
+ * of `db` calls the driver's `init()` or `acquireConnection()` synchronously (`connection-marks`
+ * counts both). A provider that did neither is busy, or `db`'s first init is still on its way
+ * (another caller started it): after one turn a new connection says the latter, and an old one
+ * work that settled by itself (Kysely's release of a committed transaction or a finished loop, a
+ * statement); one still held then is held by work that has not settled (a transaction, a
+ * `connection()` callback, a stream's loop, a slow statement), which may await this very call.
+ *
+ * @throws DatabaseError QUERY_FAILED `detail.reason` `'connection-busy'` when the bound connection
+ *   was busy ({@link connectionBusy}); Kysely's own error for a `trx` already committed or rolled back.
+ */
+async function boundConnection(
+  executor: QueryExecutor,
+  what = 'the Kysely connection it was given',
+): Promise<DbpoolConnection | undefined> {
+  const mark = currentMark()
+  let handed: unknown = NOT_HANDED
+  // a synchronous throw here: a trx already committed or rolled back (Kysely's assertion)
+  const provided = executor.provideConnection(async (connection) => {
+    handed = connection
+  })
+  if (handed !== NOT_HANDED) return dbpoolConnection(handed)
+  if (currentMark() !== mark) {
+    // the application's db: a new connection on its way, given back as soon as handed (unused)
+    provided.catch(() => undefined)
+    return undefined
+  }
+  // rejects with the provider's error (a destroyed db)
+  await Promise.race([provided, nextTurn()])
+  if (handed !== NOT_HANDED) {
+    const connection = dbpoolConnection(handed)
+    // a new one: db's first init was on its way; an old one: work that settled by itself (Kysely's
+    // own release after a commit or a loop, a statement), so not one that waits for this call
+    return connection.serial > mark ? undefined : connection
+  }
+  if (executor.adapter instanceof DbpoolSqliteAdapter || executor.adapter instanceof DbpoolPostgresAdapter) {
+    provided.catch(() => undefined)
+    throw connectionBusy(what)
+  }
+  // a db of another dialect (whose driver may hand its connection over later): its connection decides, as before
+  await provided
+  return dbpoolConnection(handed)
+}
+
+function dbpoolConnection(connection: unknown): DbpoolConnection {
+  if (!(connection instanceof DbpoolConnection))
+    throw configError('dbpoolTransaction.db', 'a Kysely instance on another dialect', 'must be a Kysely instance on a DbpoolDialect')
+  return connection
 }
 
 /** `dbpoolTransaction(trx, fn)`: `fn` in a savepoint of `trx`'s transaction. */
@@ -73,7 +171,9 @@ async function nested<DB, T>(
     )
   // a controlled transaction's executor refuses here (Kysely's error) once it was committed or rolled back
   const executor = trx.getExecutor()
-  const connection = await ownConnection(executor)
+  const connection = await boundConnection(executor, 'its trx')
+  if (connection === undefined)
+    throw configError('dbpoolTransaction.db', 'a Transaction with no connection of its own', 'must be a trx of a DbpoolDialect')
   const attempts: DbpoolConnection[] = []
   return connection.runSavepoint((sp) => runAttempt(connection, executor, sp, fn, attempts)).finally(() => settled(attempts))
 }
