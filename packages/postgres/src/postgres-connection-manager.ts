@@ -1237,6 +1237,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // the transaction status of every ReadyForQuery: tells one transaction from the next, publishes schema changes (DDL tags)
     if (statements !== undefined) {
       client.connection.on('readyForQuery', (msg: { status?: string }) => statements.readyForQuery(msg.status))
+      // a changed TimeZone, DateStyle...: literals Parse converted with the old one (see settingReported)
+      client.connection.on('parameterStatus', (msg: { parameterName: string; parameterValue: string }) =>
+        statements.settingReported(msg.parameterName, msg.parameterValue),
+      )
       // which failed named statement was refused at Bind, before anything of it executed
       trackBindComplete(client)
     }

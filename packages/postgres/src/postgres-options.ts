@@ -74,7 +74,10 @@ export interface PostgresManagerOptions extends PostgresReplicaOptions {
    * retryable; the next run is prepared again). DDL run through the pool (`CREATE`, `ALTER`, `DROP`,
    * `DO` command tags; `CREATE TABLE ... AS`, `SELECT ... INTO`, `CREATE MATERIALIZED VIEW` read from
    * the text) re-prepares the connection's statements, and after `ALTER`/`DROP`/`CREATE`
-   * (not a lone `CREATE TEMP`), `DO` and `CALL` every connection's once it is committed.
+   * (not a lone `CREATE TEMP`), `DO` and `CALL` every connection's once it is committed. A text with
+   * a literal `'now'`, `'today'`, `'tomorrow'` or `'yesterday'` is never named (Parse would fix the
+   * instant), and a changed `TimeZone`, `DateStyle` or `IntervalStyle` (ParameterStatus) re-prepares
+   * the connection's statements.
    * Off, and refused when asked for, with `pgbouncer: true` (PgBouncer in transaction mode cannot
    * route named statements before 1.21). Default is `'second-use'`: as fast as `'always'` in
    * `npm run bench`-style runs, and a text built once (an `IN` list of a new length) evicts nothing.

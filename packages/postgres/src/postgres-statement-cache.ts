@@ -77,6 +77,8 @@ export class StatementCache {
   #ended = 0
   /** The schema changed in the open transaction (or statement): every connection re-prepares once it ends. */
   #schemaChangePending = false
+  /** The last value the server reported for each of {@link PARSE_SETTINGS} (ParameterStatus). */
+  readonly #settings = new Map<string, string>()
 
   constructor(
     size: number,
@@ -114,12 +116,15 @@ export class StatementCache {
       entry.inFlight++
       return entry
     }
+    // a date/time literal read from the clock at Parse ('now', 'today'...): never named, parsed every run
+    const traits = statementTraits(text)
+    if (traits.clockLiteral) return undefined
     if (this.mode === 'second-use' && !this.#secondUse(text)) return undefined
     if (entries.size >= this.size && !this.#evictOne()) return undefined
     entry = {
       text,
       name: statementName(text),
-      traits: statementTraits(text),
+      traits,
       inFlight: 1,
       lastUsed: ++this.#clock,
       generation: this.#generation(),
@@ -202,6 +207,21 @@ export class StatementCache {
     }
   }
 
+  /**
+   * The server's ParameterStatus for `name` (sent at startup, and at the end of any statement that
+   * changed a reported setting: `SET`, `RESET`, `set_config()`, a `SET LOCAL` undone by COMMIT or
+   * ROLLBACK). A change of a setting Parse reads literals with ({@link PARSE_SETTINGS}: `TimeZone`,
+   * `DateStyle`, `IntervalStyle`, `standard_conforming_strings`) re-prepares this connection's
+   * statements: Parse converted a literal such as `'2024-01-01 12:00'` of a `timestamptz` once, in
+   * the zone of that moment, and Postgres' plan cache does not invalidate on these settings.
+   */
+  settingReported(name: string, value: string): void {
+    if (!PARSE_SETTINGS.has(name)) return
+    const before = this.#settings.get(name)
+    this.#settings.set(name, value)
+    if (before !== undefined && before !== value) this.invalidateAll()
+  }
+
   /** A run of `entry` sent Parse, in a transaction block (`T`, `E`) or not. */
   parsed(entry: CachedStatement, inTransaction: boolean): void {
     entry.parsedInTransaction = inTransaction ? this.#ended : undefined
@@ -267,6 +287,13 @@ export class StatementCache {
     delete this.#submitted[name]
   }
 }
+
+/**
+ * The reported settings (ParameterStatus) Parse converts literals with: a date/time literal's zone
+ * (`TimeZone`), field order (`DateStyle`), an interval's sign rules (`IntervalStyle`), backslashes in
+ * `'...'` (`standard_conforming_strings`). See {@link StatementCache.settingReported}.
+ */
+const PARSE_SETTINGS: ReadonlySet<string> = new Set(['TimeZone', 'DateStyle', 'IntervalStyle', 'standard_conforming_strings'])
 
 /**
  * The name of the named statement for `text`: `dbpool_` and 96 bits of its SHA-256, so one name

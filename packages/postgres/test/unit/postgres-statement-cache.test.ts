@@ -200,6 +200,32 @@ describe('StatementCache', () => {
   })
 })
 
+describe('StatementCache: what Parse reads besides the schema', () => {
+  it("never names a text with a literal read from the clock ('now', 'today', 'tomorrow', 'yesterday')", () => {
+    const { run } = cache(10)
+    expect(run("insert into t (at) values ('now')")).toBeUndefined()
+    expect(run("select * from t where d < 'Today' and id = $1")).toBeUndefined()
+    expect(run('insert into t (at) values (now())')).toBeDefined()
+  })
+
+  it('re-prepares when TimeZone, DateStyle or IntervalStyle change, not at their first report nor for other settings', () => {
+    const { statements, run } = cache(10)
+    statements.settingReported('TimeZone', 'UTC') // at startup
+    statements.settingReported('DateStyle', 'ISO, MDY')
+    run('select $1')
+    const generation = statements.generation
+    statements.settingReported('TimeZone', 'UTC') // the same value again
+    statements.settingReported('application_name', 'x')
+    expect(statements.generation).toBe(generation)
+    statements.settingReported('TimeZone', 'Asia/Tokyo')
+    expect(statements.generation).toBe(generation + 1)
+    statements.settingReported('DateStyle', 'ISO, DMY')
+    statements.settingReported('IntervalStyle', 'postgres') // first report: recorded only
+    statements.settingReported('IntervalStyle', 'sql_standard')
+    expect(statements.generation).toBe(generation + 3)
+  })
+})
+
 describe('schemaChangeOf', () => {
   it.each([
     ['ALTER TABLE', 'alter table t add column c int', 'everywhere'],
