@@ -46,6 +46,7 @@ export type {
   OutstandingLease,
   QueryOptions,
   WithConnectionOptions,
+  ValidateConnectionsOptions,
 } from './pool/database-pool'
 export type { ReadFallbackInfo, ReplicaOutReason, ReplicaStateInfo, ReplicaStats } from './pool/replica-set'
 export type { PoolConnection, Queryable, Transaction } from './pool/pool-connection'

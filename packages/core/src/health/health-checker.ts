@@ -105,14 +105,17 @@ export class HealthChecker {
   }
 
   /**
-   * Pings every idle connection and evicts the ones that fail. Never rejects for the pool's state
-   * (`error` says what failed); rejects with CONFIGURATION naming `validateConnections argument` for an
-   * argument after `pool` (it takes none).
+   * Pings every idle connection (a connection Postgres keeps between lone statements included) and
+   * evicts the ones that fail, each ping bounded by this checker's `timeoutMs` (at most
+   * `min(createTimeoutMs, 5000)`): a connection that does not answer in time is evicted. See
+   * `DatabasePool.validateConnections`. Never rejects for the pool's state (`error` says what failed);
+   * rejects with CONFIGURATION naming `validateConnections argument` for an argument after `pool` (it
+   * takes none).
    */
   async validateConnections(pool: DatabasePool<unknown>, ...extra: []): Promise<{ checked: number; evicted: number; error?: string }> {
     rejectExtraArguments('validateConnections', extra)
     try {
-      return await pool.validateConnections()
+      return await pool.validateConnections({ timeoutMs: this.#options.timeoutMs })
     } catch (err) {
       return { checked: 0, evicted: 0, error: describe(err) }
     }

@@ -10,7 +10,7 @@ import {
   extraArguments,
   hasExtraArgument,
 } from '../config/call-options'
-import { configError, rejectUnknownKeys, requireObject } from '../config/validate'
+import { MAX_TIMER_MS, checkInteger, configError, rejectUnknownKeys, requireObject } from '../config/validate'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
 import { isOutcomeUnknown } from '../errors/error-outcome'
 import type {
@@ -82,6 +82,12 @@ export interface QueryOptions extends ExecuteOptions {
    * statements on a reader).
    */
   readonly lane?: Lane
+}
+
+/** Options of {@link DatabasePool.validateConnections}. */
+export interface ValidateConnectionsOptions {
+  /** Bound of each ping in ms, at most `min(createTimeoutMs, 5000)` (the default). */
+  readonly timeoutMs?: number
 }
 
 /** Options of `withConnection()`. */
@@ -882,19 +888,30 @@ export class DatabasePool<out C = unknown> {
   }
 
   /**
-   * Pings every idle connection and evicts the ones that fail (the pool refills to `min`).
-   * Resolves with how many were checked and evicted.
+   * Pings every idle connection and evicts the ones that fail (the pool refills to `min`), the
+   * lanes at once. Idle includes a connection Postgres statement sharing keeps between lone
+   * `pool.query()` calls (until the next macrotask): it is handed back to its lane first, then
+   * pinged like the others. Each ping is bounded by `options.timeoutMs` (an integer from 1 to
+   * 2^31 - 1; default and upper bound `min(createTimeoutMs, 5000)`, as validation on borrow): a
+   * connection that does not answer in time is evicted. Resolves with how many were checked and
+   * evicted. A bad `timeoutMs` or another key rejects with CONFIGURATION (`validateConnections.<option>`).
    */
-  async validateConnections(): Promise<{ checked: number; evicted: number }> {
-    let checked = 0
-    let evicted = 0
-    for (const lane of this.#lanes()) {
-      if (this.#state !== 'open') break
-      const result = await lane.pingIdle()
-      checked += result.checked
-      evicted += result.evicted
+  async validateConnections(options?: ValidateConnectionsOptions): Promise<{ checked: number; evicted: number }> {
+    const raw = options === undefined ? {} : requireObject('validateConnections options', options)
+    rejectUnknownKeys('validateConnections', raw, ['timeoutMs'])
+    const limit = Math.min(this.config.createTimeoutMs, 5_000)
+    const pingMs =
+      raw.timeoutMs === undefined ? limit : Math.min(limit, checkInteger('validateConnections.timeoutMs', raw.timeoutMs, 1, MAX_TIMER_MS))
+    const results = await Promise.all(
+      this.#lanes().map(async (lane) => {
+        await this.#sharing?.returnIdle(lane)
+        return this.#state === 'open' ? lane.pingIdle(pingMs) : { checked: 0, evicted: 0 }
+      }),
+    )
+    return {
+      checked: results.reduce((n, r) => n + r.checked, 0),
+      evicted: results.reduce((n, r) => n + r.evicted, 0),
     }
-    return { checked, evicted }
   }
 
   /**

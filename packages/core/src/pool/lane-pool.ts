@@ -447,14 +447,16 @@ export class LanePool<C> {
    * Pings every idle connection without borrowing it: tarn does not validate it (so a failed one is
    * never replaced beyond `min` unless a caller waits), and it keeps its idle start (a ping is not
    * use). A connection that fails is destroyed. Resolves with how many were checked and evicted.
+   * Each ping is bounded by `pingMs` (default: `min(createTimeoutMs, 5000)`, as validation on borrow);
+   * one that does not answer in time counts as failed.
    */
-  async pingIdle(): Promise<{ checked: number; evicted: number }> {
-    const results = await Promise.all(this.tarn.idle().map((conn) => this.#pingIdleOne(conn)))
+  async pingIdle(pingMs?: number): Promise<{ checked: number; evicted: number }> {
+    const results = await Promise.all(this.tarn.idle().map((conn) => this.#pingIdleOne(conn, pingMs)))
     return { checked: results.filter((r) => r !== undefined).length, evicted: results.filter((r) => r === false).length }
   }
 
   /** `true` alive, `false` evicted, `undefined` not idle any more. */
-  async #pingIdleOne(conn: PooledConnection<C>): Promise<boolean | undefined> {
+  async #pingIdleOne(conn: PooledConnection<C>, pingMs: number | undefined): Promise<boolean | undefined> {
     const { manager, config } = this.#host
     if (conn.destroyed) return undefined
     const idleSince = this.tarn.checkOut(conn)
@@ -463,7 +465,7 @@ export class LanePool<C> {
     conn.leased = true
     if (!conn.broken) {
       try {
-        await manager.ping(conn.native, Math.min(config.createTimeoutMs, 5_000))
+        await manager.ping(conn.native, pingMs ?? Math.min(config.createTimeoutMs, 5_000))
         conn.lastCheckedAt = performance.now()
       } catch (err) {
         conn.broken ??= DatabaseError.is(err) ? err : manager.mapError(err)

@@ -127,6 +127,21 @@ export class StatementSharing {
     return any
   }
 
+  /**
+   * Returns the idle slots of `lane` now and resolves once their connections are back in the lane
+   * (`validateConnections()` pings them there: a kept connection is idle to the caller, and the next
+   * lone statement would be sent on it unchecked). Never rejects.
+   */
+  async returnIdle(lane: LanePool<unknown>): Promise<void> {
+    const releases: Promise<void>[] = []
+    for (const slot of this.#slots) {
+      if (slot.lane !== lane || slot.inFlight !== 0 || !slot.lease) continue
+      const releasing = this.#finish(slot)
+      if (releasing) releases.push(releasing)
+    }
+    await Promise.all(releases)
+  }
+
   /** Returns every idle slot at once (close() calls this before it waits for leases). */
   flush(): void {
     for (const slot of this.#slots) if (slot.inFlight === 0 && slot.lease) this.#finish(slot)
@@ -206,9 +221,10 @@ export class StatementSharing {
     })
   }
 
-  #finish(slot: Slot): void {
-    if (!slot.lease || !this.#slots.delete(slot)) return
+  /** Gives the slot's connection back; the release's promise (never rejects) when it is not synchronous. */
+  #finish(slot: Slot): Promise<void> | undefined {
+    if (!slot.lease || !this.#slots.delete(slot)) return undefined
     const releasing = this.#host.release(slot.lease)
-    if (releasing) releasing.catch(() => undefined)
+    return releasing ? releasing.catch(() => undefined) : undefined
   }
 }
