@@ -737,7 +737,7 @@ function arrayRowsRefused(reason: string): DatabaseError {
   return new DatabaseError(
     'CONFIGURATION',
     `copyFrom(): rows given as arrays are encoded only for the text and CSV formats with no option that changes how the server reads them (${ROW_FORMAT_OPTIONS}); this statement has ${reason}: write the data as strings or Buffers. Nothing was written`,
-    { retryable: false, detail: { reason } },
+    { backend: 'postgres', retryable: false, detail: { reason } },
   )
 }
 

@@ -326,7 +326,7 @@ describe('array rows are encoded for the format the server reads (options read b
           values.map((v) => [v]),
         ),
       )
-      expect([text, error.code]).toEqual([text, 'CONFIGURATION'])
+      expect([text, error.code, error.backend]).toEqual([text, 'CONFIGURATION', 'postgres'])
       expect(error.message).toContain('Nothing was written')
     }
     expect(await stored()).toEqual([])
