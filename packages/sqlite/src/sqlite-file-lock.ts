@@ -1,4 +1,5 @@
 import { realpathSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 import { DatabaseError, type HeldLock } from '@dbpool/core'
 import Database from 'better-sqlite3'
 import { mapSqliteError } from './sqlite-errors'
@@ -17,7 +18,12 @@ export function lockFilePath(path: string, name: string): string {
   try {
     real = realpathSync(path)
   } catch {
-    // not there yet: the path as given (the pool creates the database before any lock is asked)
+    try {
+      // not there yet: its directory's links resolved
+      real = join(realpathSync(dirname(path)), basename(path))
+    } catch {
+      // no directory either: the path as given (opening the lock file will say what is wrong)
+    }
   }
   return `${real}-${name}.lock`
 }

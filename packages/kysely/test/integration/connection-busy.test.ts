@@ -78,6 +78,9 @@ describe.each(BACKENDS)('a Kysely connection in use is refused, never waited for
           )
           expect(err).toMatchObject(busy)
           expect((err as Error).message).toMatch(/dbpoolTransaction\(trx, fn\)/)
+          // Kysely's own rules on a trx answer at once too (a Transaction cannot nest or hand out connections)
+          expect(() => trx.transaction()).toThrow(/not supported/)
+          expect(() => trx.connection()).toThrow(/not supported/)
           // the way the message names: nested in the open transaction
           await dbpoolTransaction(trx, (sp) => sp.insertInto('t').values({ id: 2 }).execute())
           await trx.commit().execute()

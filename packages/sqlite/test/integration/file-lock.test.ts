@@ -1,3 +1,5 @@
+import { symlinkSync } from 'node:fs'
+import { join } from 'node:path'
 import { PoolFactory, type DatabasePool } from '@dbpool/core'
 import { createTempSqlite } from '@dbpool/testing'
 import { lockFileNextTo } from '../../src/sqlite-file-lock'
@@ -38,6 +40,21 @@ describe('SQLite exclusive lock next to the database (DatabasePool.exclusiveLock
     await pool.transaction((tx) => tx.query('create table t (x integer)'))
     a!.release()
     b!.release()
+  })
+
+  it('a pool reaching the file through a symbolic link locks the same file (the link resolved)', async () => {
+    await pool.query('create table t (x integer)') // the file exists before the link to it
+    const link = join(target.dir, 'link.db')
+    symlinkSync(target.path, link)
+    const other = await PoolFactory.create(`sqlite:${link}`, { max: 1 })
+    try {
+      const held = await pool.exclusiveLock('run', 1_000)
+      await expect(other.exclusiveLock('run', 30)).rejects.toMatchObject({ code: 'BUSY', detail: { lockFile: `${target.path}-run.lock` } })
+      held!.release()
+      ;(await other.exclusiveLock('run', 1_000))!.release()
+    } finally {
+      await other.close()
+    }
   })
 
   it('refuses a name that cannot be part of a file name (CONFIGURATION), before creating anything', async () => {
