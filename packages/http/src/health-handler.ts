@@ -43,7 +43,9 @@ export interface HealthHandlerOptions {
    * constant time. Requests without `Authorization` (probes) see statuses; a wrong token or another
    * scheme gets `401` with `WWW-Authenticate: Bearer`. At least 16 characters, printable ASCII only
    * (`!` to `~`: no whitespace, no `é`, which a request's header could never carry to match it).
-   * `/metrics` is not gated by it. Not with `details: true`.
+   * `/metrics` requires it (`401` without it: its series carry `server_address`, `server_port`,
+   * `db_namespace`, a SQLite file's path; give the scrape config `authorization: { credentials }`).
+   * Not with `details: true`.
    */
   readonly token?: string
 }
@@ -98,7 +100,9 @@ type Pools = () => [string, DatabasePool<unknown>][]
  * Other paths answer 404 without listing the served ones (or go to Express's `next()`); a request
  * target in absolute form (`GET http://host/ready`) is routed by its path; methods other than GET and
  * HEAD answer 405;
- * with a `token`, a request to `/health` or `/ready` that presents a wrong one answers 401.
+ * with a `token`, a request to `/health` or `/ready` that presents a wrong one answers 401, and
+ * `/metrics` answers 401 to a request without it (its series name the targets: `server_address`,
+ * `db_namespace`).
  *
  * @throws DatabaseError `CONFIGURATION` naming the option for a bad option or target.
  */
@@ -143,10 +147,15 @@ export function createHealthHandler<C>(target: DatabasePool<C> | PoolManager, op
       return send(req, res, 405, 'application/json; charset=utf-8', JSON.stringify({ error: `method ${req.method ?? ''} not allowed` }))
     }
     const access: DetailAccess = gate.access(req)
-    // scrapers of /metrics are not asked for the token: a wrong one only hides error messages there
-    if (access === 'invalid-token' && route !== 'metrics') {
+    if (access === 'invalid-token') {
       res.setHeader('www-authenticate', 'Bearer realm="dbpool", error="invalid_token"')
       return send(req, res, 401, 'application/json; charset=utf-8', JSON.stringify({ error: 'invalid bearer token' }))
+    }
+    // with a token, /metrics is for its holder: the series carry server_address, server_port and
+    // db_namespace (a SQLite file's path); Prometheus sends it (the scrape config's authorization)
+    if (route === 'metrics' && gate.hasToken && access !== 'details') {
+      res.setHeader('www-authenticate', 'Bearer realm="dbpool"')
+      return send(req, res, 401, 'application/json; charset=utf-8', JSON.stringify({ error: 'bearer token required' }))
     }
     const work =
       route === 'health'

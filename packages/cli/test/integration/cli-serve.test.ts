@@ -89,6 +89,11 @@ describe('dbpool serve: what the endpoint tells strangers', () => {
       expect(wrong.status).toBe(401)
       expect(wrong.headers.get('www-authenticate')).toContain('Bearer')
       expect(wrong.text).not.toContain('secret-file-name')
+      // /metrics names the database file (db_namespace): the token's holder only
+      const scrape = await get(`${server.base}/metrics`)
+      expect(scrape.status).toBe(401)
+      expect(scrape.text).not.toContain('secret-file-name')
+      expect((await get(`${server.base}/metrics`, TOKEN)).status).toBe(200)
       expect(await server.stop()).toBe(0)
       expect(server.stdout() + server.stderr()).not.toContain(TOKEN)
     },

@@ -235,8 +235,17 @@ describe('createHealthHandler: what strangers see (details, token)', () => {
       expect(denied.text).not.toContain('ledger')
       expect((await get(`${base}/health`, { headers: { authorization } })).status).toBe(401)
     }
-    // /metrics is for scrapers and is not gated by the token
-    expect((await get(`${base}/metrics`, { headers: { authorization: 'Bearer wrong' } })).status).toBe(200)
+    // /metrics needs the token too: its series name the targets (server_address, db_namespace, a SQLite path)
+    const noToken = await get(`${base}/metrics`)
+    expect(noToken.status).toBe(401)
+    expect(noToken.headers.get('www-authenticate')).toBe('Bearer realm="dbpool"')
+    expect(noToken.text).not.toContain('db_client')
+    const wrongToken = await get(`${base}/metrics`, { headers: { authorization: 'Bearer wrong' } })
+    expect(wrongToken.status).toBe(401)
+    expect(wrongToken.headers.get('www-authenticate')).toBe('Bearer realm="dbpool", error="invalid_token"')
+    const scraper = await get(`${base}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })
+    expect(scraper.status).toBe(200)
+    expect(scraper.text).toContain('db_client_connection_max')
   })
 
   it('token: any printable ASCII (RFC 6750 b64token and more) is accepted and matches', async () => {
