@@ -198,8 +198,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   readonly #held = new WeakMap<PostgresConnection, (() => void)[]>()
   /** sessionStatement's verdict per statement text (PgBouncer in transaction mode checks every statement). */
   readonly #sessionNeeds = new Map<string, string | false>()
-  /** Bumped when the server reports a changed result type: every connection's statements are re-prepared. */
-  readonly #statementGeneration: SharedGeneration = { value: 0 }
+  /**
+   * Bumped when the server reports a changed result type, or DDL run through the pool is committed:
+   * every connection's statements are re-prepared. The primary's read-only manager shares the write
+   * lane's (the same server: DDL run through the write lane reaches its statements too).
+   */
+  #statementGeneration: SharedGeneration = { value: 0 }
   /** Write-lane connections not destroyed yet: evicted when new ones reach another server. */
   readonly #live = new Set<PostgresConnection>()
   /** The server (`host:port`) the latest write-lane connection reached. */
@@ -242,7 +246,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     ) as PostgresManagerOptions
     this.#replicaManagers = this.replicaOptions.replicas.map((replica) => {
       const pgbouncer = replicaPgBouncerMode(replica, this.options.pgbouncer)
-      const manager = new PostgresConnectionManager(replica, { ...perReplica, pgbouncer, replicas: [] }, defaults)
+      // a standby replays DDL at its own pace, unseen: a statement parsed there before it replays a
+      // CREATE or ALTER run through the pool would keep the old table or parameter types for good.
+      // Nothing is named on a replica: each statement is parsed at its run, against what it replayed
+      const manager = new PostgresConnectionManager(replica, { ...perReplica, pgbouncer, replicas: [], prepare: false }, defaults)
       manager.#makeReadOnly(readOnlyViaOf(pgbouncer, false))
       return manager
     })
@@ -254,6 +261,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         defaults,
       )
       this.#primaryReader.#makeReadOnly(readOnlyViaOf(this.options.pgbouncer, true))
+      // the same server as the write lane: its DDL (committed, published) re-prepares these statements too
+      this.#primaryReader.#statementGeneration = this.#statementGeneration
     }
     this.lanes = readTargets.length > 0 ? { readers: 0, readTargets, readOnlyFallback: this.#primaryReader !== undefined } : { readers: 0 }
     this.readYourWrites = readTargets.length > 0 && this.replicaOptions.readYourWrites

@@ -77,7 +77,8 @@ export interface PostgresManagerOptions extends PostgresReplicaOptions {
    * (not a lone `CREATE TEMP`), `DO` and `CALL` every connection's once it is committed. A text with
    * a literal `'now'`, `'today'`, `'tomorrow'` or `'yesterday'` is never named (Parse would fix the
    * instant), and a changed `TimeZone`, `DateStyle` or `IntervalStyle` (ParameterStatus) re-prepares
-   * the connection's statements.
+   * the connection's statements. Nothing is named on a replica (it replays DDL at its own pace):
+   * this applies to the primary's connections, its read-only ones included.
    * Off, and refused when asked for, with `pgbouncer: true` (PgBouncer in transaction mode cannot
    * route named statements before 1.21). Default is `'second-use'`: as fast as `'always'` in
    * `npm run bench`-style runs, and a text built once (an `IN` list of a new length) evicts nothing.
