@@ -91,6 +91,20 @@ describe('manager options', () => {
     }
   })
 
+  it("a replica behind PgBouncer (?pgbouncer=true on its URL only) does not refuse the primary's prepare: replicas name nothing", () => {
+    for (const prepare of [true, 'always', 'second-use'] as const) {
+      // before: CONFIGURATION 'named prepared statements cannot be used with PgBouncer...' without naming the replica
+      const manager = new PostgresConnectionManager('postgres://u@h/d', { prepare, replicas: ['postgres://u@r/d?pgbouncer=true'] })
+      expect(manager.options.prepare).toBe(prepare === true ? DEFAULT_PREPARE_MODE : prepare)
+    }
+    // the primary behind PgBouncer still refuses it
+    expect(
+      configError(
+        () => new PostgresConnectionManager('postgres://u@h/d?pgbouncer=true', { prepare: 'always', replicas: ['postgres://u@r/d'] }),
+      ).detail?.option,
+    ).toBe('postgres.prepare')
+  })
+
   it('statementCacheSize with nothing named (prepare: false, pgbouncer=true): checked, accepted, without effect (one config for both environments)', () => {
     for (const manager of [
       new PostgresConnectionManager('postgres://u@h/d', { prepare: false, statementCacheSize: 5 }),
