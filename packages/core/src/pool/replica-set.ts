@@ -3,7 +3,7 @@ import { DatabaseError } from '../errors/database-error'
 import type { CompiledQuery } from '../sql/sql'
 import type { ConnectionManager, ReplicaStatus } from '../driver/connection-manager'
 import { splitSqlStatements } from '../migrations/sql-splitter'
-import { LanePool, type LaneHost } from './lane-pool'
+import { LanePool, withDeadline, type LaneHost } from './lane-pool'
 import type { Lease } from './lease'
 import type { PooledConnection } from './pooled-connection'
 
@@ -369,11 +369,34 @@ export class ReplicaSet {
   /**
    * Asks a replica how far it replayed (one connection of its own pool; when every one of them is
    * leased, one opened for the question and closed after: see {@link #statusAside}); a failure takes it out.
+   * The whole question is bounded by `timeoutMs` (`min(createTimeoutMs, 5000)`), the wait for the
+   * connection included (a validation ping of an idle one, a connect to a server that accepts the
+   * socket and then says nothing): at the deadline the wait is given up (the acquire leaves the
+   * queue, the connect aside is aborted) and the replica is out as not answering (QUERY_TIMEOUT,
+   * see {@link #interrupt}), so a standby that stops answering is out within about
+   * `keepaliveIntervalMs` + `timeoutMs`, not when a connect of its pool times out (`createTimeoutMs`).
    */
   #refresh(target: Target, timeoutMs = 5_000): Promise<void> {
     target.refreshing ??= (async () => {
+      const stop = new AbortController()
       try {
-        const standby = isFull(target.pool) ? await this.#statusAside(target, timeoutMs) : await this.#statusPooled(target, timeoutMs)
+        const asking = isFull(target.pool)
+          ? this.#statusAside(target, timeoutMs, stop.signal)
+          : this.#statusPooled(target, timeoutMs, stop.signal)
+        const standby = await withDeadline(
+          asking,
+          timeoutMs,
+          () => {
+            const error = new DatabaseError(
+              'QUERY_TIMEOUT',
+              `the replica ${target.label} did not answer the keepalive's status query within ${timeoutMs} ms (the wait for a connection to ask it on included)`,
+              { retryable: true, detail: { replica: target.label, timeoutMs } },
+            )
+            stop.abort(error)
+            return error
+          },
+          { unref: true },
+        )
         if (!standby) {
           await this.#notStandby(target)
           return
@@ -391,9 +414,13 @@ export class ReplicaSet {
     return target.refreshing
   }
 
-  /** The keepalive's status query on one of the replica's pooled connections; resolves whether it is a standby. */
-  async #statusPooled(target: Target, timeoutMs: number): Promise<boolean> {
-    const conn = await target.pool.acquire(connectionOf, undefined, undefined)
+  /**
+   * The keepalive's status query on one of the replica's pooled connections; resolves whether it is a
+   * standby. `stop` aborting (the deadline of {@link #refresh}) takes the wait for the connection out
+   * of the queue (QUERY_CANCELLED: no caller receives it, it is not an acquire timeout).
+   */
+  async #statusPooled(target: Target, timeoutMs: number, stop: AbortSignal): Promise<boolean> {
+    const conn = await target.pool.acquire(connectionOf, undefined, undefined, performance.now(), undefined, stop)
     try {
       const status = await this.#host.replicaStatus(conn.native, timeoutMs)
       const standby = status.inRecovery
@@ -420,11 +447,16 @@ export class ReplicaSet {
    * acquire timed out, never finding out): on a connection opened for it (bounded by the manager's
    * connect timeout), outside the pool, closed after.
    */
-  async #statusAside(target: Target, timeoutMs: number): Promise<boolean> {
+  async #statusAside(target: Target, timeoutMs: number, stop: AbortSignal): Promise<boolean> {
     const manager = this.#host.laneHost.manager
     let native: unknown
     try {
-      native = await manager.connect('read', { onLost: () => undefined }, target.pool.target)
+      // `stop` (the deadline of #refresh) makes the manager give the connect up
+      native = await manager.connect('read', { onLost: () => undefined, signal: stop }, target.pool.target)
+      if (stop.aborted) {
+        await manager.destroy(native)
+        throw stop.reason
+      }
     } catch (err) {
       // the connect found a server that is not a standby: as the status query would have
       if (DatabaseError.is(err) && reasonOf(err) === 'not-standby') {

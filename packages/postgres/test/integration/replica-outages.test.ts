@@ -84,6 +84,42 @@ describe('a replica that stops answering with a read in flight', () => {
   })
 })
 
+describe('a replica that stops answering, its connects hanging (createTimeoutMs far off)', () => {
+  let proxy: TcpProxy
+
+  beforeEach(async () => {
+    proxy = await startTcpProxy({ host: '127.0.0.1', port: cluster.members[1]!.port })
+  })
+
+  afterEach(async () => {
+    proxy.resume()
+    proxy.resetAll()
+    await proxy.close()
+  })
+
+  it('is out within keepaliveIntervalMs + min(createTimeoutMs, 5 s), the wait for a connection included, and reads run on the primary', async () => {
+    const pool = createPostgresPool(
+      cluster.primaryUrl,
+      { min: 0, max: 2, keepaliveIntervalMs: 1_000, createTimeoutMs: 40_000 },
+      { replicas: [proxy.urlFor(cluster.replicaUrls[0]!)] },
+    )
+    pools.push(pool)
+    const out = new Promise<ReplicaStateInfo>((resolve) => pool.on('replica', (info) => info.usable === false && resolve(info)))
+    expect((await pool.query<{ r: boolean }>('select pg_is_in_recovery() as r', [], { lane: 'read' })).rows).toEqual([{ r: true }])
+    proxy.blackhole()
+    // its connection times out and is closed: the keepalive's status query then waits for a connect
+    // that hangs (the proxy accepts and says nothing) until createTimeoutMs, 40 s (before: out only then)
+    const read = await settledWithin(pool.query('select 1', [], { lane: 'read', timeoutMs: 300 }), 10_000)
+    expect(read).toMatchObject({ code: expect.stringMatching(/^(QUERY_TIMEOUT|ACQUIRE_TIMEOUT)$/) })
+    // bound: 1 s + 5 s; slack for a loaded machine, far below the 40 s connect deadline
+    expect(await settledWithin(out, 15_000)).toMatchObject({ usable: false, reason: 'unreachable' })
+    expect((await pool.query<{ r: boolean }>('select pg_is_in_recovery() as r', [], { lane: 'read', timeoutMs: 5_000 })).rows).toEqual([
+      { r: false },
+    ])
+    expect(pool.replicaStats()?.replicas[0]).toMatchObject({ usable: false, reason: 'unreachable' })
+  })
+})
+
 describe('a replica that refuses the pool password', () => {
   it('is taken out at once (AUTHENTICATION_FAILED), and the read runs on the next replica or the primary', async () => {
     const port = cluster.members[1]!.port
