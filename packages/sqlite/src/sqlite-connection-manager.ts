@@ -160,6 +160,11 @@ interface ConnectionState {
   /** `PRAGMA query_only` is on for the read-only transaction open on it (see {@link READ_ONLY_BEGIN}). */
   queryOnly: boolean
   /**
+   * The writer is lent for read-lane work (see {@link SqliteConnectionManager.lendForRead}): `PRAGMA
+   * query_only` is on until the release's `reset`. (A reader is query-only for its whole life.)
+   */
+  readLaneWork: boolean
+  /**
    * The application took `conn.native` (see `nativeLent`): it may have registered a function
    * (`db.function`, `db.aggregate`, `db.table`, an extension) that a statement SQLite calls read-only
    * runs, with effects outside the database. Its statements are then never run twice to re-read an
@@ -373,7 +378,13 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (state) {
       state.aborted = undefined
       state.endedByEngine = false
-      if (state.queryOnly) this.#setQueryOnly(db, state, false)
+      if (state.queryOnly || state.readLaneWork) {
+        state.readLaneWork = false
+        this.#setQueryOnly(db, state, false)
+      }
+      // a reader lent through conn.native may hold a temp object made there with query_only turned off:
+      // it would shadow a main table for every later reader of the connection, which is closed instead
+      if (state.lane === 'read' && state.changedSettings === 'all') this.#checkNoTempObjects(db, state)
     }
     if (db.inTransaction) {
       if (state) state.dirty = false
@@ -598,7 +609,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
             ? { rows, rowCount: rows.length }
             : { rows, rowCount: rows.length, lastInsertRowid: this.#rowidOf(db, state) }
         } else {
-          const info = runStatement(cached.stmt, params)
+          // `VACUUM INTO` on read-only work (a backup's `vacuum` copy) writes another file, never this database
+          const info =
+            kind === 'write' && (state.lane === 'read' || state.readLaneWork) && VACUUM_INTO.test(text)
+              ? this.#copyInto(db, state, cached.stmt, params)
+              : runStatement(cached.stmt, params)
           let rowid = info.lastInsertRowid
           if (typeof rowid === 'number' && (rowid > MAX_SAFE || rowid < -MAX_SAFE)) rowid = this.#exactRowid(db, state)
           result = { rows: [], rowCount: info.changes, lastInsertRowid: rowid }
@@ -752,6 +767,12 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    */
   #beforePragma(db: SqliteDatabase, state: ConnectionState, scan: PragmaScan, leaseFree = false): void {
     if (leaseFree) throw leaseFreeSettingError(scan.names)
+    // read-only work (a reader, the writer lent for read-lane work, a read-only transaction) stays read-only
+    if ((state.lane === 'read' || state.readLaneWork || state.queryOnly) && scan.names.includes('query_only')) {
+      const error = queryOnlyChangeError()
+      if (db.inTransaction) state.aborted ??= error
+      throw error
+    }
     if (scan.effect === SETS_FOREIGN_KEYS && (scan.foreignKeysInOwnTransaction || db.inTransaction)) {
       const error = foreignKeysInTransactionError()
       if (db.inTransaction) state.aborted ??= error
@@ -816,8 +837,65 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    * `CREATE TEMP TABLE` through. Throws when the pragma cannot be set (the connection is discarded).
    */
   #setQueryOnly(db: SqliteDatabase, state: ConnectionState, on: boolean): void {
-    db.pragma(on ? 'query_only = ON' : 'query_only = OFF')
     state.queryOnly = on
+    // a reader is query-only for its whole life (set when it opens), the writer for a read-lane lease
+    if (state.lane === 'read' || state.readLaneWork) return
+    db.pragma(on ? 'query_only = ON' : 'query_only = OFF')
+  }
+
+  /**
+   * Runs `VACUUM INTO` with `query_only` off for the statement alone (SQLite refuses it under
+   * query_only, though it writes only the new file): the read lane copies one snapshot while writers
+   * go on (`BackupManager`'s `vacuum` method). On again after it, whatever its outcome.
+   */
+  #copyInto(db: SqliteDatabase, state: ConnectionState, stmt: Statement, params: readonly unknown[]): Database.RunResult {
+    db.pragma('query_only = OFF')
+    try {
+      return runStatement(stmt, params)
+    } finally {
+      try {
+        db.pragma('query_only = ON')
+      } catch (err) {
+        // never reused writable: the pool closes it
+        state.fatal ??= this.mapError(err)
+      }
+    }
+  }
+
+  /**
+   * The pool lends the writer for read-lane work (`{ lane: 'read' }` on a pool without readers:
+   * `readers: 0`, a rollback-journal file, `:memory:`): `PRAGMA query_only` on until the release, so a
+   * write there is READ_ONLY (SQLITE_READONLY) as on a reader. A connection whose pragma fails is
+   * marked unusable (the pool closes it at the release) and its writes are refused by
+   * {@link #beforeChange}.
+   */
+  lendForRead(db: SqliteDatabase): void {
+    const state = stateOf(db)
+    if (state === undefined || state.lane === 'read') return
+    state.readLaneWork = true
+    try {
+      db.pragma('query_only = ON')
+    } catch (err) {
+      state.fatal ??= this.mapError(err)
+    }
+  }
+
+  /** CONFIGURATION (and the connection closed) when the reader holds a temp table, view, index or trigger. */
+  #checkNoTempObjects(db: SqliteDatabase, state: ConnectionState): void {
+    let count: number
+    try {
+      count = Number(db.prepare('select count(*) from temp.sqlite_schema').pluck().get())
+    } catch (err) {
+      throw this.#fail(db, err)
+    }
+    if (count === 0) return
+    const error = new DatabaseError(
+      'CONFIGURATION',
+      `a temp object (${count}) was created on a SQLite reader through conn.native: it would shadow a main table for every later read on that reader, so the reader is closed instead of reused`,
+      { backend: 'sqlite', retryable: false },
+    )
+    state.fatal ??= error
+    throw error
   }
 
   /** `phase` `'run'`: the statement was prepared and failed while it ran (see `sqliteErrorCodeOf`). */
@@ -990,6 +1068,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       aborted: undefined,
       endedByEngine: false,
       queryOnly: false,
+      readLaneWork: false,
       appCode: false,
       lastAttempt: false,
       busy: undefined,
@@ -1084,6 +1163,12 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       if (o.tempStore !== undefined) {
         db.pragma(`temp_store = ${o.tempStore}`)
         expectPragma(db, 'temp_store', o.tempStore, TEMP_STORES[Number(db.pragma('temp_store', { simple: true }))])
+      }
+      // a reader writes nothing, a temp table included (the read-only file alone let CREATE TEMP TABLE
+      // through, shadowing a main table for every later read on it): READ_ONLY, as a write on the read lane
+      if (lane === 'read' && !o.memory) {
+        db.pragma('query_only = ON')
+        expectPragma(db, 'query_only', 1, Number(db.pragma('query_only', { simple: true })))
       }
     } catch (err) {
       db.close()
@@ -1228,6 +1313,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    */
   #beforeChange(db: SqliteDatabase, state: ConnectionState, kind: StatementKind): void {
     if (kind === 'write') {
+      // read-only work whose `query_only` conn.native may have turned off (a PRAGMA through the pool is refused)
+      if (state.changedSettings === 'all' && (state.lane === 'read' || state.readLaneWork || state.queryOnly)) throw readOnlyWorkError()
       if (db.inTransaction) {
         // inside a transaction only COMMIT checks: one stat per transaction, not one per statement
         if (state.identity !== undefined) state.dirty = true
@@ -1473,6 +1560,28 @@ function foreignKeysInTransactionError(): DatabaseError {
 }
 
 /**
+ * The refusal of a PRAGMA setting `query_only` in read-only work: on a reader, on the writer lent for
+ * read-lane work, inside a read-only transaction. Turning it off would let that work write (a temp
+ * table on a reader shadows a main table for every later reader of the connection).
+ */
+function queryOnlyChangeError(): DatabaseError {
+  return new DatabaseError(
+    'CONFIGURATION',
+    'PRAGMA query_only is refused and was not run in read-only work (the read lane, a read-only transaction): it would let that work write; the transaction, if any, is aborted. Write on the write lane',
+    { backend: 'sqlite', retryable: false, detail: { pragma: 'query_only' } },
+  )
+}
+
+/** A write refused before it ran in read-only work whose `query_only` was turned off through `conn.native`. */
+function readOnlyWorkError(): DatabaseError {
+  return new DatabaseError(
+    'READ_ONLY',
+    'a write in read-only work (the read lane, a read-only transaction) was refused and not run (query_only was turned off through conn.native)',
+    { backend: 'sqlite', sqliteCode: 'SQLITE_READONLY', retryable: false },
+  )
+}
+
+/**
  * The BEGIN of a read-only transaction (`BEGIN DEFERRED`: SQLite has no `READ ONLY` clause); the manager
  * knows it by its text and sets `PRAGMA query_only` for the transaction's duration.
  */
@@ -1485,6 +1594,7 @@ const ROLLBACK_TO = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\/)*r
 const ROLLBACK = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\/)*rollback\b/i
 const COMMITS_TRANSACTION = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\/)*(?:commit|end)\b/i
 const COMMITS = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\/)*(?:commit|end|release)\b/i
+const VACUUM_INTO = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\/)*vacuum\s+(?:(?:"[^"]*"|`[^`]*`|\[[^\]]*\]|\w+)\s+)?into\b/i
 const CONTROLS = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[^*]*\*+(?:[^/*][^*]*\*+)*\/)*(?:begin|rollback|savepoint)\b/i
 
 /** Classifies a statement once, when it is prepared (`readonly` is SQLite's sqlite3_stmt_readonly). */

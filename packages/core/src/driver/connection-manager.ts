@@ -284,6 +284,16 @@ export interface ConnectionManager<C = unknown> {
    * not answering. Optional: without it, such a statement waits for its own deadline. Never throws.
    */
   interrupt?(conn: C, reason: DatabaseError): void
+  /**
+   * Optional: the pool lends a write-lane connection for work asked on the read lane while it has no
+   * read lane (`{ lane: 'read' }` on `query`, `stream`, `withConnection`; SQLite with `readers: 0`, a
+   * rollback-journal file, `:memory:`). The manager makes the connection refuse writes until its
+   * `reset` (the release), so that such work behaves as on a read-lane connection whatever the lane
+   * layout (SQLite: `PRAGMA query_only`, READ_ONLY). Such work then always takes a lease (never the
+   * lease-free path). Never throws: a connection that cannot be made read-only is marked unusable.
+   * Without it (Postgres without replicas), read-lane work runs on the write lane unchanged.
+   */
+  lendForRead?(conn: C): void
   /** Runs one statement; throws a mapped DatabaseError. */
   execute<R = Record<string, unknown>>(conn: C, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>>
   /**

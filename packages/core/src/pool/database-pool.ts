@@ -178,6 +178,12 @@ export class DatabasePool<out C = unknown> {
   /** The read lane when the manager has read targets (Postgres replicas): a pool per replica. */
   readonly #replicas: ReplicaSet | undefined
   /**
+   * No read lane, and the manager makes a write-lane connection read-only for work asked on the read
+   * lane (`lendForRead`: SQLite with `readers: 0`, `:memory:`): such work takes a lease (never the
+   * lease-free path), made read-only when lent and restored at its release.
+   */
+  readonly #readOnWriter: boolean
+  /**
    * Calls admitted and not finished: waiting for a connection or holding a lease (each lease is also
    * `conn.lease` of its connection: no per-lease set on the hot path). close() waits for it to reach 0.
    */
@@ -241,6 +247,7 @@ export class DatabasePool<out C = unknown> {
         this.#events.emit('readFallback', info)
       },
     })
+    this.#readOnWriter = this.#read === undefined && this.#replicas === undefined && manager.lendForRead !== undefined
     const depth = manager.pipelineDepth ?? 1
     this.#sharing = depth > 1 && manager.canPipeline ? new StatementSharing(this.#sharingHost(), depth) : undefined
     this.#maintenance = new PoolMaintenance({
@@ -270,7 +277,7 @@ export class DatabasePool<out C = unknown> {
           ? this.#hasReadLane && this.#manager.route
             ? this.#manager.route(compiled)
             : 'write'
-          : requested === 'read' && this.#replicas
+          : requested === 'read' && (this.#replicas || this.#readOnWriter)
             ? 'read'
             : this.#lane(requested).lane,
       acquire: (lane, signal) => {
@@ -539,7 +546,13 @@ export class DatabasePool<out C = unknown> {
 
   /** Runs a compiled statement on the lease-free path the manager allows, or on a lease of its own. */
   #dispatch<R>(lane: Lane, compiled: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
-    if (this.#manager.executeSync && this.#state === 'open' && options?.signal?.aborted !== true) {
+    // read-lane work on the writer takes a lease, made read-only while it lasts (see #readOnWriter)
+    if (
+      this.#manager.executeSync &&
+      this.#state === 'open' &&
+      options?.signal?.aborted !== true &&
+      !(lane === 'read' && this.#readOnWriter)
+    ) {
       try {
         const idle = this.#idleConnection(this.#lane(lane))
         const result = idle && this.#executeDirect<R>(idle, compiled)
@@ -704,7 +717,7 @@ export class DatabasePool<out C = unknown> {
       return Promise.reject<T>(err)
     }
     return this.#acquire(
-      lane === 'read' && this.#hasReadLane ? 'read' : 'write',
+      lane === 'read' && (this.#hasReadLane || this.#readOnWriter) ? 'read' : 'write',
       this.#lendConnection,
       fn,
       waitSignal(options),
@@ -1043,7 +1056,21 @@ export class DatabasePool<out C = unknown> {
   #acquire<B, T>(lane: Lane, lend: Lender<B, T>, arg: B, signal?: AbortSignal, admitted = false, waitMs?: number): Promise<Awaited<T>> {
     if (admitted ? this.#revoking : this.#state !== 'open') return Promise.reject<Awaited<T>>(this.#closedError())
     if (lane === 'read' && this.#replicas) return this.#acquireReplica(this.#replicas, lend, arg, signal, admitted, waitMs)
+    if (lane === 'read' && this.#readOnWriter)
+      return this.#acquireOn(this.#write, this.#lendingForRead(lend), arg, signal, admitted, waitMs)
     return this.#acquireOn(this.#lane(lane), lend, arg, signal, admitted, waitMs)
+  }
+
+  /**
+   * `lend`, after the manager made the write-lane connection read-only for read-lane work
+   * (`lendForRead`, see {@link #readOnWriter}); the release's `reset` makes it writable again.
+   */
+  #lendingForRead<B, T>(lend: Lender<B, T>): Lender<B, T> {
+    const manager = this.#manager
+    return (conn, waited, started, origin, arg) => {
+      manager.lendForRead!(conn.native)
+      return lend(conn, waited, started, origin, arg)
+    }
   }
 
   /**
