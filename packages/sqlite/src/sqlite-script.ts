@@ -20,7 +20,10 @@ const WRITE_MARK_SQL = 'select total_changes() as c, schema_version as s from pr
  *   as written, as `exec` runs it. When such a script fails retryably (BUSY from another process, ...) outside the
  *   caller's transaction after an earlier statement of it wrote (`total_changes()` or the schema
  *   cookie moved), the error is restated with `retryable: false` and `detail.outcome: 'unknown'`: its
- *   first statements may have been committed, and running it again would apply them twice.
+ *   first statements may have been committed, and running it again would apply them twice. Not when
+ *   the transaction the script opened with its first statement, its only one, is still open after the
+ *   failure (`BEGIN; ...; COMMIT` whose COMMIT got BUSY: see {@link ownTransactionOnly}): nothing was
+ *   committed, and the error is thrown as it is.
  *
  * @param begin The statement that opens the implicit transaction (`BEGIN IMMEDIATE` on the writer,
  *   so that the write lock is taken before anything runs; `BEGIN DEFERRED` on a reader).
@@ -41,6 +44,11 @@ export function runScript(db: Database, text: string, begin: string, fail: (err:
     if (!error.retryable) throw error
     // still inside the caller's transaction: nothing of the script committed (it is rolled back or replayed whole)
     if (wasInTransaction && db.inTransaction) throw error
+    // still inside the transaction the script's first statement opened, its only one (`BEGIN; ...;
+    // COMMIT` whose COMMIT got BUSY in rollback-journal mode, SQLite keeping the transaction): nothing
+    // of it committed, and the failure aborted that transaction (the manager's #fail: its COMMIT
+    // answers ROLLBACK; the pool rolls a lease-free one back at once), so the error stays retryable
+    if (!wasInTransaction && db.inTransaction && ownTransactionOnly(text)) throw error
     // nothing written before the failure
     if (before !== null && writeMark(db) === before) throw error
     throw new DatabaseError(
@@ -72,6 +80,21 @@ export function runsAtomically(text: string): boolean {
     if (transactionControlOf(head) !== undefined) return false
   }
   return true
+}
+
+/**
+ * Whether everything `text` runs is inside the one transaction it opens itself: its first statement
+ * is BEGIN, and no later statement controls the transaction (COMMIT, END, ROLLBACK not `TO`, ABORT,
+ * BEGIN) but a last COMMIT or END. While that transaction is open, nothing of the script has committed.
+ */
+export function ownTransactionOnly(text: string): boolean {
+  const statements = splitSqlStatements(text, 'sqlite')
+  const last = statements.length - 1
+  for (let i = 0; i <= last; i++) {
+    const control = transactionControlOf(statements[i]!.head)
+    if (i === 0 ? control !== 'BEGIN' : control !== undefined && !(i === last && (control === 'COMMIT' || control === 'END'))) return false
+  }
+  return last >= 0
 }
 
 /**

@@ -71,6 +71,47 @@ describe('a multi-statement script that fails with BUSY part-way', () => {
     }
   })
 
+  // rollback-journal mode: another connection's read lock keeps COMMIT from its exclusive lock; SQLite
+  // keeps the transaction open, so nothing of the script committed (it was restated outcome unknown)
+  it('BEGIN ... COMMIT whose COMMIT got BUSY (transaction still open): BUSY, retryable, not outcome unknown; nothing kept, a retry applies it once', async () => {
+    const main = tmp.file('script-commit-busy.db')
+    const other = tmp.file('script-commit-busy-other.db')
+    const pool = createSqlitePool(main, { name: 'script-commit-busy' }, { journalMode: 'DELETE', busyTimeoutMs: 50 })
+    const reader = new Database(main)
+    const otherReader = new Database(other)
+    try {
+      otherReader.exec('create table t (x integer)')
+      await pool.query('create table ledger (id integer primary key)')
+      await pool.query(`attach database '${other}' as other`)
+      reader.exec('begin')
+      reader.prepare('select count(*) from ledger').get()
+      const script = 'BEGIN; insert into ledger (id) values (1); COMMIT'
+      const err = await failure(pool.query(script))
+      expect(err).toMatchObject({ code: 'BUSY', retryable: true })
+      expect(isOutcomeUnknown(err)).toBe(false)
+      expect(err.message).not.toContain('committed')
+      reader.exec('commit')
+      expect((await pool.query('select id from ledger')).rows).toEqual([])
+      await pool.query(script)
+      expect((await pool.query('select id from ledger')).rows).toEqual([{ id: 1 }])
+
+      // a statement that autocommitted before the script's own BEGIN was kept: still outcome unknown
+      otherReader.exec('begin')
+      otherReader.prepare('select count(*) from t').get()
+      const mixed = await failure(pool.query('insert into ledger (id) values (5); BEGIN; insert into other.t (x) values (6); COMMIT'))
+      expect(mixed).toMatchObject({ code: 'BUSY', retryable: false })
+      expect(isOutcomeUnknown(mixed)).toBe(true)
+      otherReader.exec('commit')
+      expect((await pool.query('select id from ledger order by id')).rows).toEqual([{ id: 1 }, { id: 5 }])
+    } finally {
+      if (reader.inTransaction) reader.exec('commit')
+      if (otherReader.inTransaction) otherReader.exec('commit')
+      reader.close()
+      otherReader.close()
+      await pool.close()
+    }
+  })
+
   it('failing on its first statement (nothing written), or inside a transaction, BUSY stays retryable', async () => {
     const main = tmp.file('script-main-2.db')
     const other = tmp.file('script-other-2.db')
