@@ -175,8 +175,10 @@ export interface RestoreOptions {
    * into the restored one. Default is `false`: BACKUP_FAILED with `detail.reason` `'in-use'`
    * (`detail.pids`: the processes seen with it open, on Linux), the database untouched;
    * `'in-use-unknown'` where an idle connection cannot be seen (see `databaseUse`): a rollback-journal
-   * database (not WAL), a system without `/proc` (macOS, Windows), or another user's processes whose
-   * open files cannot be read: stop every process using it, then force.
+   * database (not WAL), a system without `/proc` (macOS, Windows), processes whose open files cannot
+   * be read (another user's, or non-dumpable ones of this user), or processes hidden from this one
+   * (`/proc` mounted `hidepid`, a restore in a PID namespace of its own: `detail.hidden`): stop every
+   * process using it, then force.
    */
   readonly force?: boolean
 }

@@ -1,7 +1,7 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { DatabaseError } from '@dbpool/core'
-import { processesWithFileOpen } from './open-file-scan'
+import { type OpenFileScan, processName, processesWithFileOpen } from './open-file-scan'
 
 /**
  * What a probe can tell about other connections to a SQLite database file:
@@ -9,9 +9,11 @@ import { processesWithFileOpen } from './open-file-scan'
  * - `in-use`: another connection has it open (a process with the file open, or a lock held);
  * - `unknown`: it cannot be told: a rollback-journal file (`journal_mode` DELETE, TRUNCATE, PERSIST,
  *   MEMORY, OFF) where no process is seen with it open but an idle connection holds no lock; on a
- *   system without Linux's `/proc` (macOS, Windows), any file nobody locks right now; or processes
- *   whose open files this one may not read could write it. Such a connection keeps the old file open
- *   and writes its pages (or, WAL, its frames through the new `-wal`) into a replaced file.
+ *   system without Linux's `/proc` (macOS, Windows), any file nobody locks right now; processes
+ *   whose open files this one may not read could write it (another user's, or a non-dumpable one of
+ *   this user); or processes may be hidden from this one (`/proc` mounted `hidepid`, or this process
+ *   in a PID namespace of its own: a container). Such a connection keeps the old file open and
+ *   writes its pages (or, WAL, its frames through the new `-wal`) into a replaced file.
  */
 export type DatabaseUse = 'unused' | 'in-use' | 'unknown'
 
@@ -21,9 +23,9 @@ interface UseFinding {
   /** Processes seen with the file open (Linux). */
   readonly pids?: readonly number[]
   /** Why `unknown`. */
-  readonly why?: 'rollback-journal' | 'no-proc' | 'unreadable'
-  /** Processes whose open files cannot be read that could write the file (`why` `unreadable`). */
-  readonly unreadable?: readonly number[]
+  readonly why?: 'rollback-journal' | 'no-proc' | 'unreadable' | 'hidden'
+  /** The scan, for `why` `unreadable` and `hidden`. */
+  readonly scan?: OpenFileScan
 }
 
 /**
@@ -33,8 +35,13 @@ interface UseFinding {
  * rename and then writes its frames through the new `-wal` on top of the restored file:
  * - on Linux, every process's open files (`/proc/<pid>/fd`, see `processesWithFileOpen`): one with
  *   the file, its `-wal` or its `-shm` open is `in-use`; a process whose open files cannot be read
- *   (another user's) that could write the file makes it `unknown` (root's processes are seen only
- *   when this one runs as root); a non-dumpable process of this user (an agent) is not counted;
+ *   that could write the file makes it `unknown`: another user's (root's processes are seen only
+ *   when this one runs as root), or a non-dumpable one of this user (an agent such as ssh-agent
+ *   cannot be told from an application that dropped root to this user); so do processes hidden from
+ *   this one (`/proc` mounted `hidepid`, unless root; this process in a PID namespace other than the
+ *   initial one: a container, `unshare --pid`). No lock is ever taken as evidence that such a
+ *   process does not have the file: a connection that opened it and has not read holds none (nor
+ *   does it appear in `/proc/locks`, which moreover lists only this PID namespace's locks);
  * - a lock probe, the way SQLite decides it may act alone: on a WAL file a connection that has read
  *   holds a SHARED lock for as long as it is open (busy or idle), and leaving WAL mode needs an
  *   EXCLUSIVE one, so `PRAGMA journal_mode = DELETE` on a private connection (busy timeout 0) fails
@@ -58,7 +65,8 @@ function examineUse(path: string): UseFinding {
   if (locked === 'in-use') return { use: 'in-use' }
   if (locked === 'unknown') return { use: 'unknown', why: 'rollback-journal' }
   if (scan === undefined) return { use: 'unknown', why: 'no-proc' }
-  if (scan.unreadable.length > 0) return { use: 'unknown', why: 'unreadable', unreadable: scan.unreadable }
+  if (scan.hidden !== undefined) return { use: 'unknown', why: 'hidden', scan }
+  if (scan.unreadable.length > 0) return { use: 'unknown', why: 'unreadable', scan }
   return { use: 'unused' }
 }
 
@@ -104,7 +112,7 @@ function lockProbe(path: string): DatabaseUse {
 
 /**
  * `true` when {@link databaseUse} sees another connection (`in-use`). A file where that cannot be
- * told (`unknown`: rollback journal, no `/proc`, unreadable processes) answers `false` although an
+ * told (`unknown`: rollback journal, no `/proc`, unreadable or hidden processes) answers `false` although an
  * idle connection may have it open: {@link refuseInUse} refuses that case too.
  */
 export function databaseInUse(path: string): boolean {
@@ -117,7 +125,8 @@ export function databaseInUse(path: string): boolean {
  * it open, on Linux), `'in-use-unknown'` when it cannot be told: a rollback-journal database (an
  * idle connection of another process holds no lock), a system without `/proc` (a WAL connection
  * that has not read yet holds no lock), processes whose open files may not be read that could write
- * it (`detail.pids`), or a probe that failed (e.g. a read-only file; the cause is kept). A database
+ * it (`detail.pids`; another user's, or non-dumpable ones of this user), processes hidden from this
+ * one (`detail.hidden`: `'hidepid'`, `'pid-namespace'`), or a probe that failed (e.g. a read-only file; the cause is kept). A database
  * replaced under another process's open connection leaves that process reading the old file, and
  * its next write puts old pages (or WAL frames) into the restored file. Only `force` restores such a
  * database.
@@ -142,12 +151,33 @@ export function refuseInUse(path: string): void {
       `cannot restore ${path}: no process holds a lock on it, but on this system (no /proc) a connection that has opened the database and not read it yet cannot be seen; its next write would put the old file's pages into the restored one. Stop every process using it, then force the restore`,
       { backend: 'sqlite', retryable: false, detail: { path, reason: 'in-use-unknown' } },
     )
-  if (found.why === 'unreadable')
+  if (found.why === 'hidden' && found.scan?.hidden === 'pid-namespace')
     throw new DatabaseError(
       'BACKUP_FAILED',
-      `cannot restore ${path}: the open files of process${plural(found.unreadable)} ${pidList(found.unreadable)} (another user's, able to write the database) cannot be read, so whether they have it open cannot be told. Run the restore as root or as that user, or stop them and force the restore`,
-      { backend: 'sqlite', retryable: false, detail: { path, reason: 'in-use-unknown', pids: found.unreadable } },
+      `cannot restore ${path}: this process runs in a PID namespace of its own (a container, unshare --pid), so processes outside it (another container sharing the volume) cannot be seen, and one that has opened the database and not read it yet holds no lock. Stop every process using it, then force the restore (or run it in the host's PID namespace)`,
+      { backend: 'sqlite', retryable: false, detail: { path, reason: 'in-use-unknown', hidden: 'pid-namespace' } },
     )
+  if (found.why === 'hidden')
+    throw new DatabaseError(
+      'BACKUP_FAILED',
+      `cannot restore ${path}: /proc is mounted with hidepid, so other users' processes (and non-dumpable ones of this user) cannot be listed, and whether one has the database open cannot be told. Run the restore as root (or in /proc's gid= group), or stop every process using it and force the restore`,
+      { backend: 'sqlite', retryable: false, detail: { path, reason: 'in-use-unknown', hidden: 'hidepid' } },
+    )
+  if (found.why === 'unreadable') {
+    const unreadable = found.scan?.unreadable ?? []
+    const own = found.scan?.nonDumpable ?? []
+    const whose =
+      own.length === unreadable.length
+        ? 'non-dumpable processes of this user: an agent such as ssh-agent, or an application started as root that switched to this user'
+        : own.length === 0
+          ? "another user's, able to write the database"
+          : "another user's able to write the database, or non-dumpable ones of this user: an agent such as ssh-agent, or an application that switched to this user"
+    throw new DatabaseError(
+      'BACKUP_FAILED',
+      `cannot restore ${path}: the open files of process${plural(unreadable)} ${namedPidList(unreadable)} (${whose}) cannot be read, so whether they have it open cannot be told. Run the restore as root, or stop them and force the restore`,
+      { backend: 'sqlite', retryable: false, detail: { path, reason: 'in-use-unknown', pids: unreadable } },
+    )
+  }
   const pids = found.pids ?? []
   const who =
     pids.length === 0
@@ -164,6 +194,15 @@ export function refuseInUse(path: string): void {
 
 function plural(pids: readonly number[] | undefined): string {
   return (pids?.length ?? 0) === 1 ? '' : 'es'
+}
+
+/** Like {@link pidList}, each pid with its command name when it can be read: `812 (ssh-agent)`. */
+function namedPidList(pids: readonly number[]): string {
+  const named = pids.slice(0, 8).map((pid) => {
+    const name = processName(pid)
+    return name === undefined ? String(pid) : `${pid} (${name})`
+  })
+  return pids.length > 8 ? `${named.join(', ')} and ${pids.length - 8} more` : named.join(', ')
 }
 
 function pidList(pids: readonly number[] | undefined): string {

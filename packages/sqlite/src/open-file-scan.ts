@@ -1,26 +1,43 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs'
+
+/**
+ * `/proc/self/ns/pid` of a process in the initial PID namespace (the kernel's `PROC_PID_INIT_INO`,
+ * 0xEFFFFFFC, fixed since Linux 3.8).
+ */
+const INIT_PID_NAMESPACE = 'pid:[4026531836]'
 
 /** What {@link processesWithFileOpen} found. */
 export interface OpenFileScan {
   /** Processes (this one included) with one of the files open, ascending. */
   readonly pids: readonly number[]
   /**
-   * Another user's processes whose open files this one may not read and that could write the
-   * database: running (by their file-system uid) as its owner (who may always chmod it), in its group
-   * when it is group-writable, or any user when it is world-writable. Root (uid 0) processes are not
-   * counted: they could open any file, and counting them would refuse every restore not run as root
-   * (run it as root to see them).
+   * Processes whose open files this one may not read (`/proc/<pid>/fd`) and that could write the
+   * database, ascending: whether they have it open cannot be told. A process counts when its
+   * file-system uid (the one file access is checked with) is the database's owner (who may always
+   * chmod it), is in its group when it is group-writable, or any uid when it is world-writable; and
+   * when even its `/proc/<pid>/status` cannot be read (`/proc` mounted `hidepid=1`). Root (fs uid 0)
+   * processes are not counted: they could open any file, and counting them would refuse every
+   * restore not run as root (run it as root to see them). Includes {@link nonDumpable}.
    */
   readonly unreadable: readonly number[]
   /**
-   * Processes running entirely as this process's user whose open files still cannot be read: they
-   * are non-dumpable (`prctl(PR_SET_DUMPABLE, 0)`: ssh-agent, gpg-agent, programs started from a
-   * setuid/setgid binary). Not counted as possible holders (not in `unreadable`): whether they have
-   * the file open cannot be told, but such processes are agents, and counting them would refuse every
-   * restore on a developer's machine. The gap: a database user that made itself non-dumpable is not
-   * seen (root sees it).
+   * Those of {@link unreadable} running entirely as this process's user (real, effective, saved and
+   * file-system uid): non-dumpable ones (`prctl(PR_SET_DUMPABLE, 0)`, or made so by the kernel when
+   * they changed credentials): an agent (ssh-agent, gpg-agent), a program started from a setuid
+   * binary, or an application started as root that dropped to this user (`process.setuid`). Which
+   * one cannot be told from `/proc`, so they count as possible holders like any other unreadable
+   * process (see `databaseUse`).
    */
   readonly nonDumpable: readonly number[]
+  /**
+   * Set when processes that could have the file open cannot even be listed, so an empty
+   * {@link pids} proves nothing: `'hidepid'` when `/proc` is mounted with `hidepid` (1, 2, 4 or
+   * `noaccess`, `invisible`, `ptraceable`) and this process is neither root nor in the mount's
+   * `gid=` group; `'pid-namespace'` when this process is not in the initial PID namespace (a
+   * container, `unshare --pid`): processes outside it, such as another container sharing the
+   * volume, are not in its `/proc`.
+   */
+  readonly hidden?: 'hidepid' | 'pid-namespace'
 }
 
 /**
@@ -31,8 +48,10 @@ export interface OpenFileScan {
  * One `stat` per open descriptor of every readable process: meant for a restore, not a hot path.
  *
  * This is what SQLite's locks cannot tell: a connection that has opened a WAL database but has not
- * run a statement yet holds no lock and has not mapped `-shm`, yet keeps the old file open and writes
- * through the new `-wal` once the file is replaced.
+ * run a statement yet holds no lock (none in `/proc/locks` either) and has not mapped `-shm`, yet
+ * keeps the old file open and writes through the new `-wal` once the file is replaced. So a process
+ * that cannot be looked at ({@link OpenFileScan.unreadable}, {@link OpenFileScan.hidden}) is never
+ * taken as not holding the file: no lock is evidence that it has not opened it.
  */
 export function processesWithFileOpen(path: string): OpenFileScan | undefined {
   let own: string[]
@@ -51,7 +70,17 @@ export function processesWithFileOpen(path: string): OpenFileScan | undefined {
   const pids: number[] = []
   const unreadable: number[] = []
   const nonDumpable: number[] = []
-  if (wanted.size === 0 || db === undefined) return { pids, unreadable, nonDumpable }
+  const hidden = hiddenProcesses()
+  const found = (): OpenFileScan => {
+    const ascending = (a: number, b: number): number => a - b
+    return {
+      pids: pids.sort(ascending),
+      unreadable: unreadable.sort(ascending),
+      nonDumpable: nonDumpable.sort(ascending),
+      ...(hidden !== undefined ? { hidden } : {}),
+    }
+  }
+  if (wanted.size === 0 || db === undefined) return found()
   const self = process.geteuid?.()
   let entries: string[]
   try {
@@ -66,13 +95,14 @@ export function processesWithFileOpen(path: string): OpenFileScan | undefined {
     try {
       fds = readdirSync(`/proc/${pid}/fd`)
     } catch (err) {
-      // gone (ENOENT, ESRCH), or not ours to read (EACCES, EPERM)
-      const code = (err as NodeJS.ErrnoException).code
-      if (code === 'EACCES' || code === 'EPERM') {
-        const uids = processUids(pid)
-        if (uids === undefined) continue
+      if (gone(err)) continue
+      // not ours to read (EACCES, EPERM): judged by its uids, when those can be read
+      const uids = processUids(pid)
+      if (uids === 'gone') continue
+      if (uids === 'unreadable') unreadable.push(pid)
+      else if (mayWrite(pid, uids[3] ?? Number.NaN, db)) {
+        unreadable.push(pid)
         if (self !== undefined && uids.every((u) => u === self)) nonDumpable.push(pid)
-        else if (mayWrite(pid, uids[3] ?? Number.NaN, db)) unreadable.push(pid)
       }
       continue
     }
@@ -84,8 +114,65 @@ export function processesWithFileOpen(path: string): OpenFileScan | undefined {
       }
     }
   }
-  const ascending = (a: number, b: number): number => a - b
-  return { pids: pids.sort(ascending), unreadable: unreadable.sort(ascending), nonDumpable: nonDumpable.sort(ascending) }
+  return found()
+}
+
+/**
+ * The short command name of `pid` (`/proc/<pid>/comm`, readable for any visible process), undefined
+ * when it cannot be read.
+ */
+export function processName(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'latin1').trim() || undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** Why processes may be missing from `/proc` for this process ({@link OpenFileScan.hidden}). */
+function hiddenProcesses(): OpenFileScan['hidden'] {
+  let ns: string | undefined
+  try {
+    ns = readlinkSync('/proc/self/ns/pid')
+  } catch {
+    ns = undefined
+  }
+  // unreadable (an old kernel, a sandbox): whether others are hidden cannot be told either
+  if (ns !== INIT_PID_NAMESPACE) return 'pid-namespace'
+  const hide = procMountOptions()
+  if (hide === undefined) return 'hidepid'
+  const level = /(?:^|,)hidepid=([^,]*)/.exec(hide)?.[1]
+  if (level === undefined || level === '0' || level === 'off') return undefined
+  // root (CAP_SYS_PTRACE) and members of the gid= group see every process
+  if (process.geteuid?.() === 0) return undefined
+  const gid = /(?:^|,)gid=(\d+)/.exec(hide)?.[1]
+  if (gid !== undefined) {
+    const mine = [process.getegid?.(), ...(process.getgroups?.() ?? [])]
+    if (mine.includes(Number(gid))) return undefined
+  }
+  return 'hidepid'
+}
+
+/**
+ * The super-block options of the `proc` file system mounted at `/proc` (the last such mount in
+ * `/proc/self/mountinfo`: `... /proc ... - proc proc rw,hidepid=2,gid=...`), `''` when there are
+ * none, undefined when mountinfo cannot be read or names no proc mount at `/proc`.
+ */
+function procMountOptions(): string | undefined {
+  let info: string
+  try {
+    info = readFileSync('/proc/self/mountinfo', 'latin1')
+  } catch {
+    return undefined
+  }
+  let options: string | undefined
+  for (const line of info.split('\n')) {
+    const [mount, fs] = line.split(' - ')
+    if (mount?.split(' ')[4] !== '/proc') continue
+    const [type, , superOptions] = fs?.split(' ') ?? []
+    if (type === 'proc') options = superOptions ?? ''
+  }
+  return options
 }
 
 /** `dev:ino` of the file at `path` (a `/proc` fd link: of the open file), undefined when there is none. */
@@ -98,16 +185,25 @@ function identity(path: string): string | undefined {
   }
 }
 
-/** Real, effective, saved and file-system uid of `pid` (`Uid:` of `/proc/<pid>/status`), undefined when gone. */
-function processUids(pid: number): number[] | undefined {
+/** The process exited (or was never there) while it was read. */
+function gone(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code
+  return code === 'ENOENT' || code === 'ESRCH'
+}
+
+/**
+ * Real, effective, saved and file-system uid of `pid` (`Uid:` of `/proc/<pid>/status`); `'gone'`
+ * when it exited, `'unreadable'` when its status may not be read (`hidepid=1`) or is malformed.
+ */
+function processUids(pid: number): number[] | 'gone' | 'unreadable' {
   let status: string
   try {
     status = readFileSync(`/proc/${pid}/status`, 'latin1')
-  } catch {
-    return undefined
+  } catch (err) {
+    return gone(err) ? 'gone' : 'unreadable'
   }
   const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/).map(Number)
-  return uids !== undefined && uids.length === 4 && uids.every(Number.isFinite) ? uids : undefined
+  return uids !== undefined && uids.length === 4 && uids.every(Number.isFinite) ? uids : 'unreadable'
 }
 
 /**
@@ -121,8 +217,9 @@ function mayWrite(pid: number, fsuid: number, db: { readonly uid: number; readon
   let status: string
   try {
     status = readFileSync(`/proc/${pid}/status`, 'latin1')
-  } catch {
-    return false
+  } catch (err) {
+    // exited meanwhile: not a holder; otherwise its groups cannot be told
+    return !gone(err)
   }
   const gids = [/^Gid:\s+\d+\s+(\d+)/m.exec(status)?.[1], ...(/^Groups:(.*)$/m.exec(status)?.[1]?.trim().split(/\s+/) ?? [])]
   if (gids.some((g) => g !== undefined && g !== '' && Number(g) === db.gid)) return (db.mode & 0o020) !== 0

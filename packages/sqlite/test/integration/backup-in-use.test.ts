@@ -1,5 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process'
-import { chmodSync, chownSync, existsSync, mkdirSync } from 'node:fs'
+import { type ChildProcess } from 'node:child_process'
+import { chmodSync, chownSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { DatabaseError, type DatabasePool } from '@dbpool/core'
@@ -44,6 +44,65 @@ async function kill(child: ChildProcess): Promise<void> {
 
 async function count(pool: DatabasePool<SqliteDatabase>): Promise<number> {
   return Number((await pool.query<{ n: number }>('select count(*) as n from item')).rows[0]?.n)
+}
+
+/**
+ * The restore-as-another-user tests below need root (to run children as other users, mount /proc,
+ * unshare namespaces). Without root they are skipped with a message, except with CI set (.ci/run runs
+ * as root), where they fail.
+ */
+const ci = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false'
+function asRoot(name: string, test: () => Promise<void>, timeout: number): void {
+  if (process.getuid?.() === 0) it(name, test, timeout)
+  else if (ci) it(name, () => Promise.reject(new Error('needs root: CI runs as root (.ci/run)')), timeout)
+  else {
+    console.warn(`skipped (needs root): ${name}`)
+    it.skip(name, test, timeout)
+  }
+}
+
+/** A WAL database in a fresh directory every user may enter: 2 rows; a backup of the first one beside it. */
+function sharedDatabase(label: string): { dir: string; path: string; backup: string } {
+  const dir = tmp.file(label)
+  mkdirSync(dir)
+  chmodSync(tmp.dir, 0o755)
+  chmodSync(dir, 0o777)
+  const path = join(dir, 'app.db')
+  const setup = new Database(path)
+  setup.pragma('journal_mode = WAL')
+  setup.exec("create table item (id integer primary key, v text); insert into item (v) values ('backed up')")
+  const backup = join(dir, 'app-backup.db')
+  setup.exec(`vacuum into '${backup}'`)
+  setup.exec("insert into item (v) values ('after the backup')")
+  setup.close()
+  chmodSync(backup, 0o644)
+  return { dir, path, backup }
+}
+
+/** What restore-as-child.ts printed. */
+interface Seen {
+  use: string
+  scan: { pids: number[]; unreadable: number[]; nonDumpable: number[]; hidden?: string }
+  error: { code: string; reason: string; pids?: number[]; hidden?: string; message?: string } | null
+}
+
+async function restoreAs(path: string, backup: string, options: Parameters<typeof spawnFixture>[2]): Promise<Seen> {
+  const child = spawnFixture('restore-as-child.ts', [path, backup], options)
+  const out = lines(child)
+  const line = await out.waitFor(/^\{/, 60_000).catch((err: unknown) => {
+    throw new Error(`${String(err)}: ${out.stderr()}`)
+  })
+  await exited(child)
+  return JSON.parse(line) as Seen
+}
+
+function rows(path: string): number {
+  const check = new Database(path, { readonly: true })
+  try {
+    return (check.prepare('select count(*) as n from item').get() as { n: number }).n
+  } finally {
+    check.close()
+  }
 }
 
 describe('restoring a database another process has open', () => {
@@ -173,8 +232,6 @@ describe('a WAL database another process has opened but not read (no lock, no -s
 
 describe("another user's process, whose open files this one may not read", () => {
   // needs root to run the two children as two other users; root itself reads every process's files
-  const asRoot = process.getuid?.() === 0 ? it : it.skip
-
   asRoot(
     'that could write the database makes it unknown: restore refused (in-use-unknown, its pid), untouched',
     async () => {
@@ -224,58 +281,125 @@ describe("another user's process, whose open files this one may not read", () =>
   )
 })
 
-describe('a non-dumpable process of the restoring user (ssh-agent, gpg-agent)', () => {
-  // needs root to run both children as another user (root reads every process's files), and a
-  // python3 to make the holder non-dumpable (prctl(PR_SET_DUMPABLE, 0); node has no prctl)
-  const python = ['/usr/bin/python3', '/usr/local/bin/python3'].find((p) => existsSync(p))
-  const canRun = process.getuid?.() === 0 && python !== undefined ? it : it.skip
-
-  canRun(
-    'is not counted as a possible holder: listed in nonDumpable, the restore goes through',
+describe('a non-dumpable process of the restoring user (an application that dropped root, or an agent)', () => {
+  asRoot(
+    'an application started as root that switched to this user and has the database open (not read): refused, in-use-unknown with its pid, untouched',
     async () => {
-      const dir = tmp.file('non-dumpable')
-      mkdirSync(dir)
-      chmodSync(tmp.dir, 0o755)
-      chmodSync(dir, 0o777)
-      const path = join(dir, 'own.db')
-      const setup = new Database(path)
-      setup.pragma('journal_mode = WAL')
-      setup.exec("create table item (id integer primary key, v text); insert into item (v) values ('backed up')")
-      const backup = join(dir, 'own-backup.db')
-      setup.exec(`vacuum into '${backup}'`)
-      setup.exec("insert into item (v) values ('after the backup')")
-      setup.close()
+      const { path, backup } = sharedDatabase('dropped-holder')
       for (const file of [path, backup]) chownSync(file, 65534, 65534)
-      // an agent of the same user: non-dumpable, never opens the database
-      const agent = spawn(
-        python as string,
-        ['-c', "import ctypes,sys,time; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0); print('ready', flush=True); time.sleep(600)"],
-        { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'pipe'] },
-      )
+      const holder = spawnFixture('dropped-holder-child.ts', ['65534', '65534', path])
+      const out = lines(holder)
       try {
-        await lines(agent).waitFor(/^ready$/, 30_000)
-        const child = spawnFixture('restore-as-child.ts', [path, backup], { uid: 65534, gid: 65534 })
-        const out = lines(child)
-        const line = await out.waitFor(/^\{/, 60_000)
-        await exited(child)
-        const seen = JSON.parse(line) as {
-          use: string
-          scan: { pids: number[]; unreadable: number[]; nonDumpable: number[] }
-          error: unknown
-        }
-        expect(seen.scan.unreadable).not.toContain(agent.pid)
-        expect(seen.scan.nonDumpable).toContain(agent.pid)
-        expect(seen.use).toBe('unused')
-        expect(seen.error).toBeNull()
+        await out.waitFor(/^ready$/, 60_000)
+        const seen = await restoreAs(path, backup, { uid: 65534, gid: 65534 })
+        // its uids are all the restorer's: only its being unreadable tells it may hold the file
+        expect(seen.scan.pids).toEqual([])
+        expect(seen.scan.nonDumpable).toContain(holder.pid)
+        expect(seen.scan.unreadable).toContain(holder.pid)
+        expect(seen.use).toBe('unknown')
+        expect(seen.error).toMatchObject({ code: 'BACKUP_FAILED', reason: 'in-use-unknown' })
+        expect(seen.error?.pids).toContain(holder.pid)
+        // root sees it
+        expect(processesWithFileOpen(path)?.pids).toEqual([holder.pid])
+        // its write lands in the file it has open: the database, not replaced (a restored file would get it on top)
+        holder.kill('SIGUSR1')
+        await out.waitFor(/^wrote$/, 30_000)
       } finally {
-        await kill(agent)
+        await kill(holder)
       }
-      const check = new Database(path, { readonly: true })
-      expect(check.prepare('select count(*) as n from item').get()).toEqual({ n: 1 })
-      check.close()
+      expect(rows(path)).toBe(3)
     },
     90_000,
   )
+
+  asRoot(
+    'an agent (non-dumpable, never opens the database) cannot be told from it: in-use-unknown naming it, untouched',
+    async () => {
+      const { path, backup } = sharedDatabase('agent')
+      for (const file of [path, backup]) chownSync(file, 65534, 65534)
+      const agent = spawnFixture('dropped-holder-child.ts', ['65534', '65534'])
+      try {
+        await lines(agent).waitFor(/^ready$/, 60_000)
+        const seen = await restoreAs(path, backup, { uid: 65534, gid: 65534 })
+        expect(seen.scan.nonDumpable).toContain(agent.pid)
+        expect(seen.use).toBe('unknown')
+        expect(seen.error).toMatchObject({ code: 'BACKUP_FAILED', reason: 'in-use-unknown' })
+        expect(seen.error?.pids).toContain(agent.pid)
+        // named with its command, and why it counts
+        expect(seen.error?.message).toContain(`${agent.pid} (node)`)
+        expect(seen.error?.message).toContain('non-dumpable processes of this user')
+      } finally {
+        await kill(agent)
+      }
+      expect(rows(path)).toBe(2)
+      // gone: restored
+      const seen = await restoreAs(path, backup, { uid: 65534, gid: 65534 })
+      expect(seen.error).toBeNull()
+      expect(rows(path)).toBe(1)
+    },
+    120_000,
+  )
+})
+
+describe('processes hidden from the restore', () => {
+  asRoot(
+    'a restore in a PID namespace of its own (a container sharing the volume) is refused: in-use-unknown, hidden pid-namespace, untouched',
+    async () => {
+      const { path, backup } = sharedDatabase('pid-namespace')
+      // the application, outside the restore's PID namespace, has opened the database and not read it
+      const holder = spawnFixture('open-unread-child.ts', [path])
+      try {
+        await lines(holder).waitFor(/^ready$/, 60_000)
+        const seen = await restoreAs(path, backup, { wrap: ['unshare', '--pid', '--fork', '--mount-proc'] })
+        expect(seen.scan).toMatchObject({ pids: [], hidden: 'pid-namespace' })
+        expect(seen.use).toBe('unknown')
+        expect(seen.error).toMatchObject({ code: 'BACKUP_FAILED', reason: 'in-use-unknown', hidden: 'pid-namespace' })
+      } finally {
+        await kill(holder)
+      }
+      expect(rows(path)).toBe(2)
+    },
+    90_000,
+  )
+
+  for (const hidepid of ['1', '2', 'invisible']) {
+    asRoot(
+      `/proc mounted hidepid=${hidepid}: another user's process that could write the database cannot be seen, so it is unknown (in-use-unknown, hidden hidepid); root still sees it`,
+      async () => {
+        const { path, backup } = sharedDatabase(`hidepid-${hidepid}`)
+        chmodSync(path, 0o666)
+        const holder = spawnFixture('open-unread-child.ts', [path], { uid: 4242, gid: 4242 })
+        // a /proc of its own, mounted hidepid, in a mount namespace of its own; the restore as nobody
+        const hidden = (asUser: boolean): string[] => [
+          'unshare',
+          '--mount',
+          '--propagation',
+          'private',
+          'sh',
+          '-c',
+          `mount -t proc -o hidepid=${hidepid} proc /proc && exec "$@"`,
+          'sh',
+          ...(asUser ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : []),
+        ]
+        try {
+          await lines(holder).waitFor(/^ready$/, 60_000)
+          const seen = await restoreAs(path, backup, { wrap: hidden(true) })
+          expect(seen.scan).toMatchObject({ pids: [], hidden: 'hidepid' })
+          expect(seen.use).toBe('unknown')
+          expect(seen.error).toMatchObject({ code: 'BACKUP_FAILED', reason: 'in-use-unknown', hidden: 'hidepid' })
+          // root sees through hidepid: the holder, in use
+          const asRootSeen = await restoreAs(path, backup, { wrap: hidden(false) })
+          expect(asRootSeen.scan.hidden).toBeUndefined()
+          expect(asRootSeen.scan.pids).toEqual([holder.pid])
+          expect(asRootSeen.error).toMatchObject({ code: 'BACKUP_FAILED', reason: 'in-use', pids: [holder.pid] })
+        } finally {
+          await kill(holder)
+        }
+        expect(rows(path)).toBe(2)
+      },
+      120_000,
+    )
+  }
 })
 
 describe('the in-use probe', () => {

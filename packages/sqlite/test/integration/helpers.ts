@@ -21,11 +21,19 @@ const repoRoot = join(__dirname, '..', '..', '..', '..')
 
 /**
  * Runs a TypeScript fixture from test/fixtures in a child node process, with @dbpool/* mapped to the
- * sources (as jest does). Options pass through to spawn (uid/gid for the read-only file test).
+ * sources (as jest does). Options pass through to spawn (uid/gid for the read-only file test); `wrap`
+ * is a command line to run it under.
  */
-export function spawnFixture(name: string, args: string[], options: { uid?: number; gid?: number } = {}): ChildProcess {
+export function spawnFixture(
+  name: string,
+  args: string[],
+  { wrap = [], ...options }: { uid?: number; gid?: number; wrap?: readonly string[] } = {},
+): ChildProcess {
   const fixtures = join(__dirname, '..', 'fixtures')
-  return spawn(process.execPath, ['-r', 'ts-node/register', '-r', join(fixtures, 'register-sources.ts'), join(fixtures, name), ...args], {
+  const node = [process.execPath, '-r', 'ts-node/register', '-r', join(fixtures, 'register-sources.ts'), join(fixtures, name), ...args]
+  // `wrap`: a command the node process is run under (`unshare --pid --fork --mount-proc`)
+  const [command, ...rest] = [...wrap, ...node] as [string, ...string[]]
+  return spawn(command, rest, {
     cwd: repoRoot,
     env: { ...process.env, TS_NODE_PROJECT: join(repoRoot, 'tsconfig.jest.json'), TS_NODE_TRANSPILE_ONLY: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
