@@ -3,6 +3,7 @@ import { run } from './cli'
 import { GuardedStream } from './guarded-stream'
 import { EXIT_CODES } from './output'
 import { argvSecrets, argvShownNames, envSecrets, envShownNames, scrubSecrets } from './secrets'
+import { isErrorLike } from '@dbpool/core/internal'
 
 // A reader that goes away (`dbpool ... | head -1`) must not kill the command halfway: the guards
 // drop what cannot be written and the command ends normally, with its own exit code.
@@ -15,7 +16,7 @@ run(process.argv.slice(2), { stdout, stderr, env: process.env, cwd: process.cwd(
     // run() never rejects; this is a last resort that still prints one line
     const secrets = [...argvSecrets(process.argv.slice(2)), ...envSecrets(process.env)]
     const shown = [...argvShownNames(process.argv.slice(2)), ...envShownNames(process.env)]
-    stderr.write(`${scrubSecrets(`dbpool: error: ${err instanceof Error ? err.message : String(err)}`, secrets, shown)}\n`)
+    stderr.write(`${scrubSecrets(`dbpool: error: ${isErrorLike(err) ? err.message : String(err)}`, secrets, shown)}\n`)
     finish(EXIT_CODES.error)
   },
 )

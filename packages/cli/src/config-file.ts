@@ -3,6 +3,7 @@ import { open } from 'node:fs/promises'
 import { basename, dirname, isAbsolute, resolve } from 'node:path'
 import { DatabaseError, DEFAULT_POOL_OPTIONS, PoolConfig, sqlitePathFromUrl, type PoolOptions } from '@dbpool/core'
 import { credentialSecrets, scrubSecrets, urlShownNames } from './secrets'
+import { isErrorLike } from '@dbpool/core/internal'
 
 /** One named pool as the configuration describes it. */
 export interface PoolDefinition {
@@ -239,7 +240,7 @@ function fileShownNames(value: unknown, key = ''): string[] {
  * printed at any verbosity.
  */
 function parseError(path: string, text: string, err: unknown, json: boolean): DatabaseError {
-  const message = err instanceof Error ? err.message : String(err)
+  const message = isErrorLike(err) ? err.message : String(err)
   const position = err as { line?: unknown; column?: unknown }
   let at: { line: number; column: number } | undefined
   if (typeof position.line === 'number' && typeof position.column === 'number') at = { line: position.line, column: position.column }
@@ -289,7 +290,7 @@ function jsonErrorOffset(text: string, message: string): number | undefined {
       JSON.parse(text.slice(0, n))
       return false
     } catch (e) {
-      const m = e instanceof Error ? e.message : ''
+      const m = isErrorLike(e) ? e.message : ''
       const at = /at position (\d+)/.exec(m)
       return at ? Number(at[1]) < n : !/Unexpected end of JSON input/.test(m)
     }

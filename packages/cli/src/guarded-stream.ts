@@ -1,4 +1,5 @@
 import type { OutputStream } from './output'
+import { isErrorLike } from '@dbpool/core/internal'
 
 /**
  * Error codes of a write whose reader went away: `EPIPE` (the read end of a pipe closed, as with
@@ -60,7 +61,7 @@ export class GuardedStream implements OutputStream {
     try {
       return this.#stream.write(text)
     } catch (err) {
-      this.#stop(err instanceof Error ? err : new Error(String(err)))
+      this.#stop(isErrorLike(err) ? err : new Error(String(err)))
       return false
     }
   }
@@ -82,7 +83,7 @@ export class GuardedStream implements OutputStream {
           resolve()
         })
       } catch (err) {
-        this.#stop(err instanceof Error ? err : new Error(String(err)))
+        this.#stop(isErrorLike(err) ? err : new Error(String(err)))
         resolve()
       }
     })

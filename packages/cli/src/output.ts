@@ -1,5 +1,6 @@
 import { DatabaseError, isOutcomeUnknown, type ErrorCode } from '@dbpool/core'
 import { scrubSecrets } from './secrets'
+import { isErrorLike } from '@dbpool/core/internal'
 
 /** A stream the CLI writes to (process.stdout / process.stderr, or a buffer in tests). */
 export interface OutputStream {
@@ -193,7 +194,7 @@ export function describeError(err: unknown, options: DescribeOptions = {}): stri
                 : (HINTS[err.code] ?? 'run again with --verbose for details')
     return `dbpool: ${err.code}: ${oneLine(safeMessage(err, options))} (${hint})`
   }
-  const message = err instanceof Error ? err.message : String(err)
+  const message = isErrorLike(err) ? err.message : String(err)
   return `dbpool: error: ${oneLine(message)} (run again with --verbose for details)`
 }
 
@@ -215,12 +216,12 @@ export function errorDetails(err: unknown, options: DescribeOptions = {}): strin
   let current: unknown = err
   for (let depth = 0; current !== undefined && current !== null && depth < 5; depth++) {
     const prefix = depth === 0 ? '' : 'caused by: '
-    if (current instanceof Error) {
+    if (isErrorLike(current)) {
       const message = safeMessage(current, options)
       if (message === current.message) parts.push(`${prefix}${current.stack ?? `${current.name}: ${current.message}`}`)
       else parts.push(`${prefix}${current.name}: ${message}\n${stackFrames(current)}`)
     } else parts.push(`${prefix}${String(current)}`)
-    current = current instanceof Error ? current.cause : undefined
+    current = isErrorLike(current) ? current.cause : undefined
   }
   return parts.join('\n')
 }

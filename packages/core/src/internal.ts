@@ -13,6 +13,7 @@
  * - `previewStatement`, `statementLiterals`, `hideErrorLiterals`: a statement (and an error that repeats it) shown with every literal hidden.
  * - `nativeWorkDone`: `readYourWrites` records a write made through `conn.native` (a COPY) when it completes.
  * - `markWaitDeadline`: a call's own deadline, aborting its signal, ends its wait for a connection with ACQUIRE_TIMEOUT (counted once, by the lane).
+ * - `isErrorLike`: an Error of this realm or of another one (a `vm` context, a jest sandbox), for error paths.
  * - `abortedTransactionError`, `transactionControlOf`: what a backend needs to refuse statements of an
  *   aborted transaction and to tell a script's own transaction control, as core does.
  * - `transactionLeftOpenError`: a lone statement that left a transaction open (rolled back, TRANSACTION_ROLLED_BACK).
@@ -54,3 +55,4 @@ export { nativeWorkDone } from './pool/pool-connection'
 export { markWaitDeadline } from './pool/wait-deadline'
 export type { WaitDeadline } from './pool/wait-deadline'
 export { previewStatement, statementLiterals, hideErrorLiterals } from './migrations/statement-preview'
+export { isErrorLike } from './util/error-like'

@@ -9,7 +9,7 @@ import {
   type HealthStatus,
   type PoolManager,
 } from '@dbpool/core'
-import { checkInteger, checkString, rejectUnknownKeys, requireObject, withDeadline } from '@dbpool/core/internal'
+import { checkInteger, checkString, rejectUnknownKeys, requireObject, withDeadline, isErrorLike } from '@dbpool/core/internal'
 import { DetailGate, type DetailAccess } from './detail-access'
 import { MetricsRegistry } from './metrics-registry'
 
@@ -182,7 +182,7 @@ export function createHealthHandler<C>(target: DatabasePool<C> | PoolManager, op
           500,
           'application/json; charset=utf-8',
           JSON.stringify({
-            error: access === 'details' ? redactUrlPasswords(err instanceof Error ? err.message : String(err)) : 'internal error',
+            error: access === 'details' ? redactUrlPasswords(isErrorLike(err) ? err.message : String(err)) : 'internal error',
           }),
         ),
     )

@@ -1,3 +1,5 @@
+import { isErrorLike } from '@dbpool/core/internal'
+
 /**
  * Appends the caller's frames to the stack of an error a statement, a stream or a transaction's
  * begin/commit rejected with, as Kysely's own drivers do (`extendStackTrace` in its `PostgresDriver`):
@@ -7,7 +9,7 @@
  * to `Error.stackTraceLimit`. Anything that is not an Error with a string stack is returned as is.
  */
 export function withCallerStack(err: unknown): unknown {
-  if (err instanceof Error && typeof err.stack === 'string') {
+  if (isErrorLike(err) && typeof err.stack === 'string') {
     const site = new Error().stack
     const frames = site === undefined ? -1 : site.indexOf('\n')
     if (site !== undefined && frames >= 0) err.stack += site.slice(frames)

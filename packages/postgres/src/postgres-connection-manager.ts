@@ -24,7 +24,7 @@ import {
   type TelemetryTarget,
   type TransactionState,
 } from '@dbpool/core'
-import { abortedTransactionError, checkExecuteOptions } from '@dbpool/core/internal'
+import { abortedTransactionError, checkExecuteOptions, isErrorLike } from '@dbpool/core/internal'
 import { isIP } from 'node:net'
 import { addressesOf } from './postgres-addresses'
 import { sendCancelRequest } from './postgres-cancel'
@@ -1172,7 +1172,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       if (DatabaseError.is(err)) throw err
       throw new DatabaseError(
         'CONNECTION_FAILED',
-        `the password function for ${this.target} failed: ${err instanceof Error ? err.message : String(err)}`,
+        `the password function for ${this.target} failed: ${isErrorLike(err) ? err.message : String(err)}`,
         {
           backend: 'postgres',
           cause: err,

@@ -1,7 +1,7 @@
 import { PassThrough, type Readable } from 'node:stream'
 import { from as copyFromStdin, to as copyToStdout } from 'pg-copy-streams'
 import { DatabaseError, OUTCOME_UNKNOWN, type DatabasePool, type PoolConnection } from '@dbpool/core'
-import { loneSurrogateAt, nativeWorkDone } from '@dbpool/core/internal'
+import { loneSurrogateAt, nativeWorkDone, isErrorLike } from '@dbpool/core/internal'
 import { sendCancelRequest } from './postgres-cancel'
 import type { PostgresConnection } from './postgres-connection'
 import { CopyDeadline, type CopyOptions } from './postgres-copy-deadline'
@@ -474,7 +474,7 @@ async function abort(native: PostgresConnection, copy: ReturnType<typeof copyFro
   if (copy.destroyed) return
   const closed = new Promise<void>((resolve) => copy.once('close', () => resolve()))
   copy.on('error', () => undefined)
-  copy.destroy(reason instanceof Error ? reason : new Error(String(reason)))
+  copy.destroy(isErrorLike(reason) ? reason : new Error(String(reason)))
   if (!(await settles(closed))) closeBroken(native, 'the server did not confirm the end of an aborted COPY')
 }
 
@@ -797,7 +797,7 @@ function copyError(native: PostgresConnection, err: unknown): DatabaseError {
       ? mapPostgresError(err, { connectionBroken: !native.usable })
       : new DatabaseError(
           'QUERY_FAILED',
-          `the COPY source failed: ${err instanceof Error ? err.message : String(err)}; the COPY was aborted and wrote nothing`,
+          `the COPY source failed: ${isErrorLike(err) ? err.message : String(err)}; the COPY was aborted and wrote nothing`,
           { backend: 'postgres', retryable: false, cause: err },
         )
   // a failed COPY aborts the open transaction: a later statement's 25P02 names it as its cause

@@ -1,5 +1,5 @@
 import { DatabaseError, redactSecrets, type ErrorCode } from '@dbpool/core'
-import { hideErrorLiterals, statementLiterals } from '@dbpool/core/internal'
+import { hideErrorLiterals, statementLiterals, isErrorLike } from '@dbpool/core/internal'
 import { certificateErrorCode } from './postgres-tls'
 
 /** How one SQLSTATE maps: the code, and `retryable` when it differs from the code's default. */
@@ -229,7 +229,7 @@ export function mapPostgresError(err: unknown, context: MapContext = {}): Databa
   if (DatabaseError.is(err)) return err
   const secrets = context.secrets ?? []
   const cause = scrubError(err, secrets)
-  const native = cause instanceof Error ? cause.message : String(cause)
+  const native = isErrorLike(cause) ? cause.message : String(cause)
   const message = context.prefix ? `${context.prefix}: ${native}` : native
   const tlsCode = certificateErrorCode(err)
   if (tlsCode) {
@@ -310,7 +310,7 @@ function detailOf(err: unknown): Record<string, unknown> | undefined {
  * `cause` either.
  */
 export function scrubError(err: unknown, secrets: readonly (string | undefined)[]): unknown {
-  if (!(err instanceof Error)) return typeof err === 'string' ? redactSecrets(err, secrets) : err
+  if (!isErrorLike(err)) return typeof err === 'string' ? redactSecrets(err, secrets) : err
   const message = redactSecrets(err.message, secrets)
   const stack = err.stack === undefined ? undefined : redactSecrets(err.stack, secrets)
   if (message === err.message && stack === err.stack) return err

@@ -1,6 +1,7 @@
 import { DatabaseError } from '@dbpool/core'
 import type { PostgresConnection } from './postgres-connection'
 import { skipCommentsAndLiterals } from './postgres-sql-text'
+import { isErrorLike } from '@dbpool/core/internal'
 
 /** The `extra_float_digits` the pool keeps (see {@link ReadFormats}). */
 const EXTRA_FLOAT_DIGITS = '3'
@@ -138,7 +139,7 @@ const SETS_FORMAT =
  */
 export function refusesReadFormatStartup(err: unknown, bouncer: boolean): boolean {
   if (bouncer) return false
-  const message = err instanceof Error ? err.message : ''
+  const message = isErrorLike(err) ? err.message : ''
   return /unsupported startup parameter: (?:IntervalStyle|extra_float_digits)/i.test(message)
 }
 

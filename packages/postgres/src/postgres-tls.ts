@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import { TLSSocket, type ConnectionOptions } from 'node:tls'
 import type { DatabaseConfig, SslMode } from '@dbpool/core'
+import { isErrorLike } from '@dbpool/core/internal'
 
 /** What a connect attempt uses: TLS options, or `false` for plain TCP. */
 export type PgSsl = false | ConnectionOptions
@@ -75,7 +76,7 @@ export function isSecured(stream: unknown): boolean {
 
 /** pg's error when `connectionTimeoutMillis` expired (a fixed, client-side message). */
 export function isConnectTimeout(err: unknown): boolean {
-  return err instanceof Error && err.message === 'timeout expired'
+  return isErrorLike(err) && err.message === 'timeout expired'
 }
 
 /**
@@ -83,7 +84,7 @@ export function isConnectTimeout(err: unknown): boolean {
  * compares its fixed (client-side, never localised) message.
  */
 export function isTlsRefusal(err: unknown): boolean {
-  return err instanceof Error && err.message === 'The server does not support SSL connections'
+  return isErrorLike(err) && err.message === 'The server does not support SSL connections'
 }
 
 /**

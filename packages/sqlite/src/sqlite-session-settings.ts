@@ -1,5 +1,6 @@
 import { DatabaseError } from '@dbpool/core'
 import type { Database } from 'better-sqlite3'
+import { isErrorLike } from '@dbpool/core/internal'
 
 /**
  * The connection settings a statement can change with a PRAGMA and that stay on the connection
@@ -158,7 +159,7 @@ export function restoreSettings(db: Database, settings: SessionSettings, changed
       ? undefined
       : new DatabaseError(
           'CONFIGURATION',
-          `SQLite did not restore PRAGMA ${failed.join(', ')} after a lease changed ${failed.length === 1 ? 'it' : 'them'}: ${first.name} asked for ${String(first.expected)}, ${first.cause === undefined ? `it reports ${String(first.actual)}` : `refused: ${first.cause instanceof Error ? first.cause.message : String(first.cause)}`}`,
+          `SQLite did not restore PRAGMA ${failed.join(', ')} after a lease changed ${failed.length === 1 ? 'it' : 'them'}: ${first.name} asked for ${String(first.expected)}, ${first.cause === undefined ? `it reports ${String(first.actual)}` : `refused: ${isErrorLike(first.cause) ? first.cause.message : String(first.cause)}`}`,
           {
             backend: 'sqlite',
             cause: first.cause,

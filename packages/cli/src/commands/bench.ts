@@ -5,6 +5,7 @@ import { EXIT_CODES } from '../output'
 import { withPools } from '../pools'
 import { selectPool } from '../resolve-config'
 import type { CommandContext } from './context'
+import { isErrorLike } from '@dbpool/core/internal'
 
 /** Options of `dbpool bench`. */
 export interface BenchCommandOptions {
@@ -109,7 +110,7 @@ async function measure(
         } catch (err) {
           const code = DatabaseError.is(err) ? err.code : 'UNKNOWN'
           errors[code] = (errors[code] ?? 0) + 1
-          firstError ??= err instanceof Error ? err.message : String(err)
+          firstError ??= isErrorLike(err) ? err.message : String(err)
           // a failing statement fails fast: do not spin on it
           if (code !== 'ACQUIRE_TIMEOUT') await new Promise((resolve) => setTimeout(resolve, 10))
         }

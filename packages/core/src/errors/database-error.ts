@@ -1,5 +1,6 @@
 import { inspect } from 'node:util'
 import { RETRYABLE_CODES, type ErrorCode } from './error-codes'
+import { isErrorLike } from '../util/error-like'
 
 /** Which backend raised an error, or `'pool'` for errors of the pool itself. */
 export type ErrorBackend = 'postgres' | 'sqlite' | 'pool'
@@ -111,6 +112,6 @@ export class DatabaseError extends Error {
 
 function describeCause(cause: unknown): { name: string; message: string } | undefined {
   if (cause === undefined || cause === null) return undefined
-  if (cause instanceof Error) return { name: cause.name, message: cause.message }
+  if (isErrorLike(cause)) return { name: cause.name, message: cause.message }
   return { name: typeof cause, message: String(cause) }
 }

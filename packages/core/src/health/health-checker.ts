@@ -13,6 +13,7 @@ import type { DatabasePool } from '../pool/database-pool'
 import type { ReplicaStats } from '../pool/replica-set'
 import { withDeadline } from '../pool/lane-pool'
 import type { HealthCheckDetail, HealthReport, HealthStatus } from './health-report'
+import { isErrorLike } from '../util/error-like'
 
 /** Options of a {@link HealthChecker}. */
 export interface HealthCheckOptions {
@@ -241,7 +242,7 @@ function replicaCheck(stats: ReplicaStats): HealthCheckDetail {
 
 function describe(err: unknown): string {
   if (DatabaseError.is(err)) return `${err.code}: ${err.message}`
-  return err instanceof Error ? err.message : String(err)
+  return isErrorLike(err) ? err.message : String(err)
 }
 
 function round(n: number): number {

@@ -20,6 +20,7 @@ import { splitSqlStatements, type SqlStatement } from './sql-splitter'
 import { parameterTexts } from '../util/parameter-texts'
 import { ERROR_CAUSE_DEPTH, hideErrorLiterals, previewStatement, statementLiterals } from './statement-preview'
 import { transactionControlOf } from '../transaction/transaction-control'
+import { isErrorLike } from '../util/error-like'
 
 /**
  * The part of a {@link DatabasePool} the Migrator uses; every `DatabasePool<C>` fits. Every
@@ -994,10 +995,10 @@ export { previewStatement }
  * (`cause`, whose message is the database's own) are kept.
  */
 function describe(err: unknown, literals?: readonly string[]): string {
-  const message = err instanceof Error ? err.message : String(err)
+  const message = isErrorLike(err) ? err.message : String(err)
   if (literals === undefined) return DatabaseError.is(err) ? `${err.code}: ${message}` : message
   const all = [...literals]
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < ERROR_CAUSE_DEPTH; e = e.cause, depth++)
+  for (let e: unknown = err, depth = 0; isErrorLike(e) && depth < ERROR_CAUSE_DEPTH; e = e.cause, depth++)
     all.push(...(FAILED_WITH.get(e) ?? []))
   const shown = hideErrorLiterals(err, all)
   return DatabaseError.is(err) ? `${err.code}: ${shown}` : shown
@@ -1011,7 +1012,7 @@ function describe(err: unknown, literals?: readonly string[]): string {
 const FAILED_WITH = new WeakMap<object, string[]>()
 
 function rememberFailure(err: unknown, text: string | undefined, params: unknown): void {
-  if (!(err instanceof Error) || FAILED_WITH.has(err)) return
+  if (!isErrorLike(err) || FAILED_WITH.has(err)) return
   const values: string[] = text === undefined ? [] : statementLiterals(text)
   if (Array.isArray(params)) values.push(...parameterTexts(params as unknown[]))
   FAILED_WITH.set(err, values)

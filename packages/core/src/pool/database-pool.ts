@@ -50,6 +50,7 @@ import { PoolTelemetry, type OperationOptions, type OperationSpan } from '../tel
 import { noteServer } from '../telemetry/statement-server'
 import type { Tracer } from '@opentelemetry/api'
 import type { PooledConnection } from './pooled-connection'
+import { isErrorLike } from '../util/error-like'
 
 /**
  * Options of a {@link DatabasePool} besides its {@link PoolConfig}: the fourth argument of
@@ -215,7 +216,7 @@ export class DatabasePool<out C = unknown> {
     }
     this.#events = new PoolEventEmitter((event, err) => {
       if (this.#telemetry.log) this.#telemetry.listenerThrew(event, err)
-      else process.emitWarning(`dbpool: a "${event}" listener threw: ${err instanceof Error ? err.message : String(err)}`, 'DbpoolWarning')
+      else process.emitWarning(`dbpool: a "${event}" listener threw: ${isErrorLike(err) ? err.message : String(err)}`, 'DbpoolWarning')
     })
     checkPoolOptionKeys(options)
     const logger = checkLogger(options.logger)

@@ -8,6 +8,7 @@ import { handedOverTo, ManagedTarnPool, type PendingAcquire } from './managed-ta
 import { PooledConnection } from './pooled-connection'
 import { waitDeadlineOf } from './wait-deadline'
 import { WaitQueue, type Queued } from './wait-queue'
+import { isErrorLike } from '../util/error-like'
 
 /** @internal Acquires tarn may hold beyond `max` (see `LanePool.acquire`). */
 export const TARN_SLACK = 32
@@ -639,7 +640,7 @@ export class LanePool<C> {
 
   #acquireError(err: unknown): DatabaseError {
     if (err instanceof TimeoutError) return this.#timeoutError()
-    if (err instanceof Error && err.message === 'aborted') return this.#closedError()
+    if (isErrorLike(err) && err.message === 'aborted') return this.#closedError()
     if (DatabaseError.is(err)) return err
     return this.#host.manager.mapError(err)
   }

@@ -1,4 +1,5 @@
 import { DatabaseError, type ErrorBackend } from '../errors/database-error'
+import { isErrorLike } from '../util/error-like'
 
 /**
  * One JSON parameter, made by `sql.json(value)`: the value is sent as JSON text on every backend
@@ -245,7 +246,7 @@ function where(key: string): string {
 }
 
 function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err)
+  return isErrorLike(err) ? err.message : String(err)
 }
 
 function withCause(error: DatabaseError, cause: unknown): DatabaseError {

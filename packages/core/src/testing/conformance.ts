@@ -4,6 +4,7 @@ import type { ErrorCode } from '../errors/error-codes'
 import type { DatabasePool } from '../pool/database-pool'
 import { sql } from '../sql/sql'
 import { checkBadCallOptions } from './call-options-conformance'
+import { isErrorLike } from '../util/error-like'
 
 /** The subset of a test framework the suite needs (jest, vitest and mocha all fit). */
 export interface ConformanceTestApi {
@@ -142,7 +143,7 @@ export function defineConformanceSuite(t: ConformanceTestApi, setup: Conformance
             throw new Error('the callback fails')
           }),
           // the statement was refused, so the transaction went on and rolled back on the callback's error
-          (err) => err instanceof Error && err.message === 'the callback fails',
+          (err) => isErrorLike(err) && err.message === 'the callback fails',
         )
         assert.ok(
           DatabaseError.is(refusal) &&
@@ -235,7 +236,7 @@ export function defineConformanceSuite(t: ConformanceTestApi, setup: Conformance
             () => undefined,
             (e: unknown) => e,
           )
-        assert.ok(err instanceof Error && err.message.includes('migration failed'), String(err))
+        assert.ok(isErrorLike(err) && err.message.includes('migration failed'), String(err))
         assert.deepEqual((await pool.query(sql`select id from conf_items where id >= ${610} and id < ${620}`)).rows, [])
         // committed by the outer COMMIT only, the savepoint's work with it
         await pool.withConnection(async (conn) => {

@@ -10,6 +10,7 @@ import type {
   TransactionState,
 } from '../driver/connection-manager'
 import type { CompiledQuery } from '../sql/sql'
+import { isErrorLike } from '../util/error-like'
 
 /** A connection of the {@link FakeConnectionManager}: plain state tests can inspect. */
 export class FakeConnection {
@@ -242,7 +243,7 @@ export class FakeConnectionManager implements ConnectionManager<FakeConnection> 
 
   mapError(err: unknown): DatabaseError {
     if (DatabaseError.is(err)) return err
-    return new DatabaseError('QUERY_FAILED', err instanceof Error ? err.message : String(err), { cause: err, backend: 'postgres' })
+    return new DatabaseError('QUERY_FAILED', isErrorLike(err) ? err.message : String(err), { cause: err, backend: 'postgres' })
   }
 
   #apply(fault: FakeFault | undefined): Promise<void> {

@@ -2,6 +2,7 @@ import { DatabaseError, type ErrorBackend } from '../errors/database-error'
 import type { Backend, TransactionState } from '../driver/connection-manager'
 import type { SqlFragment } from '../sql/sql'
 import { queryText, transactionControlStatement } from './transaction-control'
+import { isErrorLike } from '../util/error-like'
 
 /**
  * @internal What a transaction's handle knows about the transaction while `fn` runs: the statement
@@ -175,7 +176,7 @@ function endedOutside(backend: ErrorBackend, callbackError: unknown): DatabaseEr
   const after =
     callbackError === undefined
       ? ''
-      : `; the callback then failed with ${DatabaseError.is(callbackError) ? callbackError.code + ': ' : ''}${callbackError instanceof Error ? callbackError.message : String(callbackError)} (the cause)`
+      : `; the callback then failed with ${DatabaseError.is(callbackError) ? callbackError.code + ': ' : ''}${isErrorLike(callbackError) ? callbackError.message : String(callbackError)} (the cause)`
   return new DatabaseError(
     'QUERY_FAILED',
     `the transaction was ended outside transaction() (a COMMIT or ROLLBACK run through tx.native): the statements that ran in it before that were committed or rolled back by that statement, whichever it was (the pool cannot tell: check before running the work again); every statement sent to the transaction after it was refused and not run, and transaction() committed nothing${after}`,

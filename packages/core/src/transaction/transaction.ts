@@ -5,6 +5,7 @@ import type { ErrorBackend } from '../errors/database-error'
 import { TransactionOutcome } from './transaction-outcome'
 import type { ConnectionHandle, Transaction } from '../pool/pool-connection'
 import { checkBoolean, checkEnum, checkInteger, configError, rejectUnknownKeys, requireObject } from '../config/validate'
+import { isErrorLike } from '../util/error-like'
 
 /** How `transaction(fn, { retry })` replays the callback. */
 export interface RetryOptions {
@@ -298,7 +299,7 @@ function replays(retry: ResolvedRetry, err: DatabaseError): boolean {
   try {
     return retry.retryOn(err)
   } catch (retryOnError) {
-    const thrown = retryOnError instanceof Error ? `${retryOnError.name}: ${retryOnError.message}` : String(retryOnError)
+    const thrown = isErrorLike(retryOnError) ? `${retryOnError.name}: ${retryOnError.message}` : String(retryOnError)
     const outcome = err.detail?.outcome
     const attempt =
       outcome === 'unknown'
@@ -328,7 +329,7 @@ const OUTCOME_CAUSE_DEPTH = 8
  */
 function outcomeOf(err: DatabaseError): string | undefined {
   let e: unknown = err
-  for (let depth = 0; depth < OUTCOME_CAUSE_DEPTH && e instanceof Error; depth++, e = e.cause) {
+  for (let depth = 0; depth < OUTCOME_CAUSE_DEPTH && isErrorLike(e); depth++, e = e.cause) {
     const outcome = DatabaseError.is(e) ? e.detail?.outcome : undefined
     if (typeof outcome === 'string') return outcome
   }

@@ -1,4 +1,5 @@
 import { inspect } from 'node:util'
+import { runInNewContext } from 'node:vm'
 import { DatabaseError } from '@dbpool/core'
 import {
   authenticationFailure,
@@ -255,5 +256,25 @@ describe("pg's client-side authentication errors", () => {
     expect(authenticationFailure('SASL: SCRAM-SERVER-FIRST-MESSAGE: client password must be a string')).toMatch(/none was given/)
     expect(authenticationFailure('connect ECONNREFUSED 127.0.0.1:5432')).toBeUndefined()
     expect(mapPostgresError(new Error('timeout expired'), { connecting: true }).code).toBe('CONNECTION_FAILED')
+  })
+})
+
+describe('an error of another realm (a vm context; under jest, Node core and native errors)', () => {
+  const otherRealm = (message: string): Error =>
+    runInNewContext('Object.assign(new Error(message), { code: "28P01" })', { message }) as Error
+
+  it('mapPostgresError and scrubError scrub a secret from its message and stack', () => {
+    const native = otherRealm('auth for hunter2-Secret!x failed')
+    expect(native instanceof Error).toBe(false)
+    const mapped = mapPostgresError(native, { secrets: ['hunter2-Secret!x'] })
+    expect(mapped.message).not.toContain('hunter2')
+    expect(mapped.code).toBe('AUTHENTICATION_FAILED')
+    const cause = mapped.cause as Error
+    expect(cause.message).not.toContain('hunter2')
+    expect(cause.stack).not.toContain('hunter2')
+    expect(inspect(mapped)).not.toContain('hunter2')
+    const scrubbed = scrubError(native, ['hunter2-Secret!x']) as Error
+    expect(scrubbed.message).not.toContain('hunter2')
+    expect((scrubbed as Error & { code?: string }).code).toBe('28P01')
   })
 })
