@@ -39,6 +39,16 @@ export class ConnectBudget {
     return share
   }
 
+  /**
+   * What {@link next} would give now, without counting an attempt: how long the walk may wait on a
+   * host's name lookup before that host's first attempt (which then gets what is left).
+   */
+  share(): number | undefined {
+    const remaining = this.#totalMs - (this.#now() - this.#started)
+    if (remaining < 1) return undefined
+    return Math.ceil(remaining / Math.max(1, this.#left))
+  }
+
   /** `attempts` more to share what is left with (a host's further addresses once its name is resolved; prefer-standby's second pass). */
   add(attempts: number): void {
     this.#left = Math.max(0, this.#left) + attempts

@@ -497,8 +497,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const failures: DatabaseError[] = []
     // each host's addresses, looked up when the walk reaches it, once per walk (prefer-standby's second pass
     // reuses them): a first host is tried as soon as ITS name is resolved, never waiting on a later host's
-    // slow resolver (review of 35a3c14); no lookup is started for a host the walk may never need (a slow one
-    // left running per connect would fill libuv's threadpool, where every dns.lookup and file read waits)
+    // slow resolver (review of 35a3c14); no lookup is started for a host the walk may never need, and walks
+    // share the lookup in flight of a name (addressesOf): a slow one per connect would fill libuv's threadpool,
+    // where every dns.lookup and file read waits (review r19c). A walk waits on it no longer than the host's
+    // share of its deadline, nor past its abort (the pool closing)
     const addresses: (readonly string[] | undefined)[] = hosts.map(() => undefined)
     // without connect_timeout, the deadline is shared among the attempts of each pass (see ConnectBudget):
     // the addresses known so far, plus one per host not yet resolved
@@ -509,18 +511,53 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       if (pass > 0) budget?.add(addresses.reduce((n, list) => n + (list?.length ?? 1), 0))
       for (const [i, host] of hosts.entries()) {
         let list = addresses[i]
+        // the time the host's name lookup took, out of its first attempt's share
+        let lookupMs = 0
         if (list === undefined) {
           if (hooks.signal?.aborted === true) break walk
-          addresses[i] = list = await addressesOf(host.host)
+          const label = hostLabel(host.host, host.port)
+          // awaited no longer than the host's first attempt could take (its share of the walk's deadline)
+          const waitMs = budget === undefined ? this.#hostTimeoutMs : budget.share()
+          if (waitMs === undefined) {
+            unreached = label
+            break walk
+          }
+          const started = performance.now()
+          const found = await addressesOf(host.host, waitMs, hooks.signal)
+          lookupMs = Math.floor(performance.now() - started)
+          if (found === 'aborted') break walk
+          if (found === 'timed-out' || 'error' in found) {
+            // this host fails without a connect attempt (net.connect would look the name up again);
+            // its one counted attempt is spent, and a second pass (prefer-standby) skips it
+            addresses[i] = []
+            budget?.next()
+            const error =
+              found === 'timed-out'
+                ? new DatabaseError(
+                    'CONNECTION_FAILED',
+                    `connecting to ${label} timed out after ${waitMs} ms: the name lookup of ${host.host} did not answer`,
+                    { backend: 'postgres', retryable: true, detail: { lookup: 'timed-out' } },
+                  )
+                : this.#connectError(found.error, host, waitMs)
+            failures.push(error)
+            const outcome = `${error.code}: ${error.message.replace(`connecting to ${label} `, '')}`
+            hooks.onAttempt?.(label)
+            tried.push(`${label} ${outcome}`)
+            hooks.onAttempt?.(label, outcome)
+            continue
+          }
+          addresses[i] = list = found.addresses
           // the host was counted as one attempt: its other addresses share the deadline too
           budget?.add(list.length - 1)
         }
-        for (const address of list) {
+        for (const [n, address] of list.entries()) {
           if (hooks.signal?.aborted === true) break walk
           // with several addresses, each is named: "db:5432 (10.0.0.2)"
           const label = hostLabel(host.host, host.port)
           const named = list.length > 1 ? `${label} (${address})` : label
-          const timeoutMs = budget === undefined ? this.#hostTimeoutMs : budget.next()
+          const share = budget === undefined ? this.#hostTimeoutMs : budget.next()
+          // the lookup was part of the first attempt's time
+          const timeoutMs = share === undefined || n > 0 ? share : Math.max(1, share - lookupMs)
           if (timeoutMs === undefined) {
             unreached = named
             break walk

@@ -197,6 +197,80 @@ describe('multi-host connect deadline without connect_timeout', () => {
     }
   })
 
+  // before (r19c): each connect attempt started its own dns.lookup of the slow name and abandoned it at
+  // createTimeoutMs: with a dead resolver they piled up (24 in flight within 6 s) past libuv's 4 threads
+  it('walks waiting on one slow name share a single lookup, each waiting no longer than its deadline', async () => {
+    const slow = 'dead-resolver-standby.dbpool.test'
+    const real = dns.lookup
+    let started = 0
+    const held: (() => void)[] = []
+    ;(dns as { lookup: unknown }).lookup = (host: string, options: unknown, callback?: unknown): void => {
+      const cb = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void
+      if (host !== slow) return void (real as (...args: unknown[]) => void)(host, options, callback)
+      started++
+      // a resolver that does not answer: held until the test ends it
+      held.push(() => cb(Object.assign(new Error(`getaddrinfo EAI_AGAIN ${host}`), { code: 'EAI_AGAIN' })))
+    }
+    try {
+      // the first host refuses at once; every walk then reaches the slow name
+      const u = new URL(db.url)
+      const config = new DatabaseConfig({
+        hosts: [
+          { host: '127.0.0.1', port: 1 },
+          { host: slow, port: 5432 },
+        ],
+        database: db.name,
+        username: decodeURIComponent(u.username),
+        password: decodeURIComponent(u.password),
+        sslMode: 'disable',
+        applicationName: uniqueAppName('deadline'),
+      })
+      const p = createPostgresPool(config, { min: 0, max: 4, name: 'dead-resolver', createTimeoutMs: 600, acquireTimeoutMs: 1_000 })
+      pools.push(p)
+      for (let round = 0; round < 3; round++) {
+        const errors = await Promise.all([1, 2, 3, 4].map(() => rejection(p.query('select 1'))))
+        for (const err of errors) expect(err.code).toBe('CONNECTION_FAILED')
+      }
+      // one lookup for every walk of every round (before: one per connect attempt)
+      expect(started).toBe(1)
+      // a walk's own error names the lookup that did not answer within its share of the deadline
+      const direct = await rejection(p.withConnection(async () => undefined))
+      expect(direct.message).toMatch(/name lookup of dead-resolver-standby\.dbpool\.test did not answer|timed out after/)
+      expect(started).toBe(1)
+    } finally {
+      ;(dns as { lookup: unknown }).lookup = real
+      for (const end of held) end()
+    }
+  })
+
+  // before (r19c): a failed lookup gave the name itself as the host's address, so net.connect looked it up again
+  it('a name whose lookup fails is looked up once per walk, its error reported for that host', async () => {
+    const missing = 'no-such-standby.dbpool.test'
+    const real = dns.lookup
+    let lookups = 0
+    ;(dns as { lookup: unknown }).lookup = (host: string, options: unknown, callback?: unknown): void => {
+      const cb = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void
+      if (host !== missing) return void (real as (...args: unknown[]) => void)(host, options, callback)
+      lookups++
+      setImmediate(() => cb(Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND', hostname: host })))
+    }
+    try {
+      const p = poolOver(
+        [
+          { host: missing, port: 5432 },
+          { host: '127.0.0.1', port: 1 },
+        ],
+        10_000,
+      )
+      const err = await rejection(p.query('select 1'))
+      expect(err.code).toBe('CONNECTION_FAILED')
+      expect(err.message).toContain(`${missing}:5432 CONNECTION_FAILED: failed: getaddrinfo ENOTFOUND ${missing}`)
+      expect(lookups).toBe(1)
+    } finally {
+      ;(dns as { lookup: unknown }).lookup = real
+    }
+  })
+
   it('with connect_timeout, each attempt has it whole (libpq), the pool deadline still ends the walk', async () => {
     const first = await silentHost()
     const u = new URL(db.url)

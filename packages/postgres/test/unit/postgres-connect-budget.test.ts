@@ -55,3 +55,18 @@ describe('ConnectBudget', () => {
     expect(budget.next()).toBe(990)
   })
 })
+
+describe('ConnectBudget.share', () => {
+  it('is what next() would give, without counting an attempt; undefined once the deadline is used up', () => {
+    let now = 0
+    const budget = new ConnectBudget(1_000, 2, () => now)
+    expect(budget.share()).toBe(500)
+    expect(budget.share()).toBe(500)
+    now = 400
+    expect(budget.share()).toBe(300)
+    expect(budget.next()).toBe(300)
+    expect(budget.share()).toBe(600)
+    now = 1_000
+    expect(budget.share()).toBeUndefined()
+  })
+})
