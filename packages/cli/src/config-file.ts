@@ -19,10 +19,12 @@ export interface PoolDefinition {
   readonly backend: Readonly<Record<string, unknown>>
   /**
    * The environment whose libpq variables fill in what a Postgres URL leaves out, the replicas' URLs
-   * (and `DATABASE_REPLICA_URLS`) included (`DatabaseConfig.envDefaults`: PGSSLMODE, PGREQUIRESSL,
-   * PGSSLROOTCERT, PGTARGETSESSIONATTRS, PGOPTIONS, PGAPPNAME, PGCONNECT_TIMEOUT; a variable dbpool
-   * cannot honour, PGHOSTADDR or a security one, is CONFIGURATION), read when the pool is opened
-   * (`openPool`): never for a pool a command does not open. Set by `resolveConfig` for Postgres pools. Default is none (the URL alone, `process.env` for replicas).
+   * (and `DATABASE_REPLICA_URLS`) included (`DatabaseConfig.envDefaults`: PGHOST, PGPORT, PGUSER,
+   * PGPASSWORD, PGDATABASE, PGSSLMODE, PGREQUIRESSL, PGSSLROOTCERT, PGTARGETSESSIONATTRS, PGOPTIONS,
+   * PGAPPNAME, PGCONNECT_TIMEOUT; a variable dbpool cannot honour, PGHOSTADDR or a security one, is
+   * CONFIGURATION), read when the pool is opened (`openPool`): never for a pool a command does not
+   * open. Set by `resolveConfig` for Postgres pools. Default is none (`process.env`, as
+   * `PoolFactory.create` reads it).
    */
   readonly libpqEnv?: NodeJS.ProcessEnv
 }

@@ -28,7 +28,12 @@ export interface PostgresPoolOptions extends PostgresManagerOptions {
 const POOL_OPTION_KEYS = [...POSTGRES_MANAGER_OPTION_KEYS, 'metrics', 'metricsOptions', 'logger', 'tracer'] as const
 
 /**
- * A {@link DatabasePool} on Postgres. `PoolFactory.create('postgres://...')` calls this.
+ * A {@link DatabasePool} on Postgres. `PoolFactory.create('postgres://...')` calls this. A URL string
+ * `config` is a connection string as libpq reads one: the libpq variables of `process.env` fill in what
+ * it leaves out (PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE, PGSSLMODE, PGOPTIONS, PGAPPNAME,
+ * PGCONNECT_TIMEOUT...: `DatabaseConfig.envDefaults`; one dbpool cannot honour, such as PGSSLCERT or
+ * PGHOSTADDR, is CONFIGURATION naming it). A `DatabaseConfig` (`DatabaseConfig.fromUrl(url)` for a URL
+ * without the environment) or options read none, except PGOPTIONS for a target without `options`.
  *
  * ```ts
  * const pool = createPostgresPool(DatabaseConfig.fromEnv(), { max: 10, name: 'ledger' }, { sessionInit: 'SET search_path TO ledger' })

@@ -1850,9 +1850,15 @@ function withEnvStartupOptions(config: DatabaseConfig, env: NodeJS.ProcessEnv): 
   return config.options !== undefined || !env.PGOPTIONS ? config : config.with({ options: env.PGOPTIONS })
 }
 
+/**
+ * A URL is a connection string as libpq reads one: the libpq variables of `process.env` fill in what
+ * it leaves out (`DatabaseConfig.envDefaults`; PGSSLCERT and the others dbpool cannot honour are
+ * CONFIGURATION naming them). A `DatabaseConfig` or options read no environment (but PGOPTIONS: see
+ * withEnvStartupOptions).
+ */
 function toDatabaseConfig(config: DatabaseConfig | DatabaseOptions | string): DatabaseConfig {
   if (config instanceof DatabaseConfig) return config
-  if (typeof config === 'string') return DatabaseConfig.fromUrl(config)
+  if (typeof config === 'string') return DatabaseConfig.fromUrl(config, {}, DatabaseConfig.envDefaults(process.env))
   return new DatabaseConfig(config)
 }
 

@@ -77,9 +77,9 @@ export const REPLICA_OPTION_KEYS = ['replicas', 'readRouting', 'readYourWrites',
  * - options: their own `sslMode` / `sslRootCert`, else the primary's (an options object reads no
  *   environment, as `new DatabaseConfig(options)` does not).
  *
- * What else the environment fills in for a connection string (PGOPTIONS, PGAPPNAME,
- * PGCONNECT_TIMEOUT: see `DatabaseConfig.envDefaults`) fills in what a replica URL leaves out too, as
- * libpq; a replica without `options` takes PGOPTIONS whatever its source (the manager's
+ * What else the environment fills in for a connection string (PGUSER, PGPASSWORD, PGPORT, PGOPTIONS,
+ * PGAPPNAME, PGCONNECT_TIMEOUT...: see `DatabaseConfig.envDefaults`) fills in what a replica URL leaves
+ * out too, as libpq; a replica without `options` takes PGOPTIONS whatever its source (the manager's
  * withEnvStartupOptions, as for the primary). PGTARGETSESSIONATTRS is not applied to replicas (each
  * replica's role is checked: it must be a standby).
  */
@@ -136,17 +136,14 @@ function targetConfig(option: string, target: unknown, inherit: DatabaseOptions,
  * What fills in the settings a replica `url` leaves out (see {@link resolveReplicaOptions}): TLS, the
  * environment's (`fromEnv`, from `DatabaseConfig.envDefaults`) root certificate, else the primary's
  * (`inherit`); the stricter of their modes, or with `sslrootcert=system` the environment's, else
- * verify-full. The environment's `options`, `applicationName` and `connectTimeoutMs` (PGOPTIONS,
- * PGAPPNAME, PGCONNECT_TIMEOUT), as for any URL; not its `targetSessionAttrs`.
+ * verify-full. The rest of what the environment fills in for any URL (PGHOST, PGPORT, PGUSER,
+ * PGPASSWORD, PGDATABASE, PGOPTIONS, PGAPPNAME, PGCONNECT_TIMEOUT); not its `targetSessionAttrs`.
  */
 function urlDefaults(url: string, inherit: DatabaseOptions, fromEnv: DatabaseOptions): DatabaseOptions {
   const own = parsePostgresUrl(url, '(a URL)').params
-  const { options, applicationName, connectTimeoutMs } = fromEnv
-  const out: { sslMode?: SslMode; sslRootCert?: string; options?: string; applicationName?: string; connectTimeoutMs?: number } = {
-    options,
-    applicationName,
-    connectTimeoutMs,
-  }
+  // everything else the environment fills in for any URL (PGUSER, PGPORT, PGOPTIONS...), not the session attributes
+  const { targetSessionAttrs: _attrs, sslMode: _mode, sslRootCert: _rootCert, ...rest } = fromEnv
+  const out: { -readonly [K in keyof DatabaseOptions]: DatabaseOptions[K] } = { ...rest }
   const rootCert = fromEnv.sslRootCert ?? inherit.sslRootCert
   if (!own.sslrootcert && rootCert !== undefined) out.sslRootCert = rootCert
   if (own.sslmode) return out

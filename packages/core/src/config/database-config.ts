@@ -253,45 +253,26 @@ export class DatabaseConfig {
   }
 
   /**
-   * Reads `DATABASE_URL` when set, otherwise the libpq variables PGHOST and PGPORT (comma-separated
-   * lists, as libpq reads them), PGDATABASE, PGUSER, PGPASSWORD. As libpq, the environment fills in
-   * what the URL leaves out ({@link envDefaults}): PGSSLMODE, PGSSLROOTCERT (a file, read now),
-   * PGTARGETSESSIONATTRS, PGOPTIONS, PGAPPNAME and PGCONNECT_TIMEOUT (seconds) apply in both cases
-   * unless the URL sets `sslmode`, `sslrootcert`, `target_session_attrs`, `options`,
-   * `application_name` or `connect_timeout` (PGREQUIRESSL=1: `require` without PGSSLMODE).
+   * Reads `DATABASE_URL` when set, the libpq variables filling in what it leaves out, as libpq fills
+   * in every connection string ({@link envDefaults}: PGHOST and PGPORT, comma-separated lists as libpq
+   * reads them, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE, PGSSLROOTCERT (a file, read now),
+   * PGTARGETSESSIONATTRS, PGOPTIONS, PGAPPNAME and PGCONNECT_TIMEOUT in seconds; PGREQUIRESSL=1:
+   * `require` without PGSSLMODE); without `DATABASE_URL`, those variables alone.
    * A variable dbpool cannot honour (PGHOSTADDR, PGSSLCERT, PGSSLKEY, PGCHANNELBINDING=require, ...:
    * see {@link envDefaults}) is CONFIGURATION naming it: never ignored.
    */
   static fromEnv(env: NodeJS.ProcessEnv = process.env): DatabaseConfig {
     const defaults = DatabaseConfig.envDefaults(env)
     if (env.DATABASE_URL) return DatabaseConfig.fromUrl(env.DATABASE_URL, {}, defaults)
-    // what the environment fills in for a URL applies without one too (sslMode, options, applicationName...)
-    const options: Record<string, unknown> = { ...defaults }
-    const ports = env.PGPORT ? env.PGPORT.split(',').map((p) => parseEnvInteger('PGPORT', p)) : []
-    const hosts = env.PGHOST ? env.PGHOST.split(',') : []
-    if (hosts.length > 1 || ports.length > 1) {
-      const list = hosts.length > 0 ? hosts : ['localhost']
-      if (ports.length > 1 && ports.length !== list.length)
-        throw configError(
-          'PGPORT',
-          env.PGPORT,
-          `${ports.length} ports for ${list.length} hosts in PGHOST (one port for all, or one per host)`,
-        )
-      options.hosts = list.map((host, i) => ({ host: host || 'localhost', port: ports.length > 1 ? ports[i] : ports[0] }))
-    } else {
-      if (env.PGHOST) options.host = env.PGHOST
-      if (ports.length === 1) options.port = ports[0]
-    }
-    if (env.PGDATABASE) options.database = env.PGDATABASE
-    if (env.PGUSER) options.username = env.PGUSER
-    if (env.PGPASSWORD) options.password = env.PGPASSWORD
-    return new DatabaseConfig(options as DatabaseOptions)
+    return new DatabaseConfig(defaults)
   }
 
   /**
    * What the libpq environment fills in for a URL that leaves it out, as libpq applies its variables to
    * every connection string (pass it as `fromUrl`'s `defaults`; https://www.postgresql.org/docs/current/libpq-envars.html):
-   * PGSSLMODE (`sslMode`; else PGREQUIRESSL=1: `require`, as libpq), PGSSLROOTCERT (`sslRootCert`,
+   * PGHOST and PGPORT (comma-separated lists: host names and ports, each list replaced on its own by
+   * the URL's, one port for every host or one per host, else CONFIGURATION), PGDATABASE (`database`),
+   * PGUSER (`username`), PGPASSWORD (`password`), PGSSLMODE (`sslMode`; else PGREQUIRESSL=1: `require`, as libpq), PGSSLROOTCERT (`sslRootCert`,
    * the file read now), PGTARGETSESSIONATTRS, PGOPTIONS (`options`, as the URL's `options`: sent as
    * it is at connection start, a setting the server refuses there is CONFIGURATION naming
    * `database.options`), PGAPPNAME (`applicationName`; above the URL's `fallback_application_name`),
@@ -304,7 +285,10 @@ export class DatabaseConfig {
   static envDefaults(env: NodeJS.ProcessEnv = process.env): DatabaseOptions {
     checkLibpqSecurityEnv(env)
     checkLibpqHostAddrEnv(env)
-    const out: Record<string, unknown> = {}
+    const out: Record<string, unknown> = envHostOptions(env)
+    if (env.PGDATABASE) out.database = checkStartupString('PGDATABASE', env.PGDATABASE)
+    if (env.PGUSER) out.username = checkStartupString('PGUSER', env.PGUSER)
+    if (env.PGPASSWORD) out.password = env.PGPASSWORD
     if (env.PGSSLMODE) {
       const mode = checkEnum('PGSSLMODE', env.PGSSLMODE, [...SSL_MODES, 'no-verify'] as const)
       out.sslMode = mode === 'no-verify' ? 'require' : mode
@@ -453,6 +437,30 @@ function checkPasswordText(value: string, shown: string): string {
   if (value.includes('\u0000'))
     throw configError('database.password', shown, 'contains a NUL character (U+0000): the password message would end there')
   return value
+}
+
+/**
+ * The host options PGHOST and PGPORT give (see {@link DatabaseConfig.envDefaults}): one host `host`,
+ * several `hosts` (an empty name `localhost`); one port `port`, for every host; several ports, one per
+ * host in PGHOST (another count is CONFIGURATION naming PGPORT).
+ */
+function envHostOptions(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const ports = env.PGPORT ? env.PGPORT.split(',').map((p) => parseEnvInteger('PGPORT', p)) : []
+  const hosts = env.PGHOST ? env.PGHOST.split(',').map((host) => host || 'localhost') : []
+  if (ports.length > 1) {
+    const list = hosts.length > 0 ? hosts : ['localhost']
+    if (ports.length !== list.length)
+      throw configError(
+        'PGPORT',
+        env.PGPORT,
+        `${ports.length} ports for ${list.length} hosts in PGHOST (one port for all, or one per host)`,
+      )
+    return { hosts: list.map((host, i) => ({ host, port: ports[i] })) }
+  }
+  const out: Record<string, unknown> =
+    hosts.length > 1 ? { hosts: hosts.map((host) => ({ host })) } : hosts.length === 1 ? { host: hosts[0] } : {}
+  if (ports.length === 1) out.port = ports[0]
+  return out
 }
 
 function optionalMs(key: string, value: unknown): number {

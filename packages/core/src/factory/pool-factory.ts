@@ -172,6 +172,10 @@ export class PoolFactory {
   /**
    * `postgres://` / `postgresql://` → @dbpool/postgres; `sqlite:` → @dbpool/sqlite. An unknown key in
    * `options` (a typo such as `backnd`, whose backend options would be ignored) is CONFIGURATION.
+   * A Postgres URL is a connection string as libpq reads one: `options.database` first, then the URL,
+   * then what the libpq variables of `process.env` fill in ({@link DatabaseConfig.envDefaults}: PGUSER,
+   * PGPORT, PGSSLMODE, PGOPTIONS...; a variable dbpool cannot honour is CONFIGURATION naming it); for no
+   * environment, give {@link createPostgresPool} a `DatabaseConfig.fromUrl(url)`.
    */
   static async create(url: string, poolConfig?: PoolConfig | PoolOptions, options: CreatePoolOptions = {}): Promise<DatabasePool<unknown>> {
     if (typeof url !== 'string' || url.length === 0) throw configError('url', url, 'must be a postgres://, postgresql:// or sqlite: URL')
@@ -179,7 +183,9 @@ export class PoolFactory {
     // named pool.<key> on both backends (Postgres would merge them into its own options first)
     checkPoolOptionKeys(options.pool)
     if (/^postgres(ql)?:\/\//i.test(url)) {
-      return PoolFactory.createPostgresPool(DatabaseConfig.fromUrl(url, options.database), poolConfig, options)
+      // as libpq fills in every connection string from its variables
+      const config = DatabaseConfig.fromUrl(url, options.database, DatabaseConfig.envDefaults(process.env))
+      return PoolFactory.createPostgresPool(config, poolConfig, options)
     }
     if (/^sqlite:/i.test(url)) {
       const path = sqlitePathFromUrl(url)

@@ -148,7 +148,7 @@ describe('DatabaseConfig', () => {
       const noUrl = DatabaseConfig.fromEnv({ PGHOST: 'h', PGSSLMODE: 'require', PGSSLROOTCERT: rootCert })
       expect(noUrl).toMatchObject({ sslMode: 'require', sslRootCert: ROOT_PEM })
       expect(DatabaseConfig.fromEnv({ DATABASE_URL: url, PGTARGETSESSIONATTRS: 'primary' }).targetSessionAttrs).toBe('primary')
-      expect(DatabaseConfig.envDefaults({ PGSSLMODE: 'verify-ca', PGHOST: 'x' })).toEqual({ sslMode: 'verify-ca' })
+      expect(DatabaseConfig.envDefaults({ PGSSLMODE: 'verify-ca', PGHOST: 'x' })).toEqual({ host: 'x', sslMode: 'verify-ca' })
       expect(() => DatabaseConfig.fromEnv({ DATABASE_URL: url, PGSSLROOTCERT: join(dir, 'missing.crt') })).toThrow(
         /PGSSLROOTCERT .*missing\.crt.*cannot be read \(ENOENT\)/,
       )

@@ -1,4 +1,4 @@
-import { DatabaseConfig, type DatabasePool } from '@dbpool/core'
+import { DatabaseConfig, PoolFactory, type DatabasePool } from '@dbpool/core'
 import { createPostgresPool, type PostgresConnection } from '@dbpool/postgres'
 import { createTestDatabase, type TestDatabase } from '@dbpool/testing'
 import { admin, rejection, uniqueAppName } from './helpers'
@@ -112,3 +112,23 @@ it('PGOPTIONS behind PgBouncer is CONFIGURATION naming database.options, never d
     }
   })
 }, 30_000)
+
+// A URL string given to createPostgresPool or PoolFactory.create read no environment, where libpq fills
+// in every connection string: PGPORT, PGDATABASE, PGAPPNAME were ignored (port 5432, database postgres).
+it.each([
+  ['createPostgresPool(url)', (url: string) => Promise.resolve(createPostgresPool(url, { min: 0, max: 1 }))],
+  ['PoolFactory.create(url)', (url: string) => PoolFactory.create(url, { min: 0, max: 1 }) as Promise<DatabasePool<PostgresConnection>>],
+])(
+  '%s takes PGPORT, PGDATABASE, PGAPPNAME and PGOPTIONS for what the URL leaves out',
+  async (_, make) => {
+    const u = new URL(bareUrl())
+    const name = uniqueAppName('url-env')
+    const env = { PGPORT: u.port, PGDATABASE: db.name, PGAPPNAME: name, PGOPTIONS: '-c search_path=app', PGSSLMODE: 'disable' }
+    const pool = await withEnv(env, () => make(`postgres://${u.username}:${u.password}@${u.hostname}/`))
+    track(pool)
+    const { rows } = await pool.query<{ db: string }>('select current_database() as db')
+    expect(rows[0]!.db).toBe(db.name)
+    expect(await sessionOf(pool)).toEqual({ sp: 'app', app: name, seen: name, body: 'app' })
+  },
+  30_000,
+)

@@ -289,6 +289,15 @@ describe('replica URLs take PGOPTIONS, PGAPPNAME and PGCONNECT_TIMEOUT from the 
     expect(replicas[1]).toMatchObject({ options: '-c search_path=other', applicationName: 'own', connectTimeoutMs: 4_000 })
   })
 
+  it('PGUSER, PGPORT and PGDATABASE fill in a replica URL that leaves them out, as any connection string', () => {
+    const { replicas } = resolveReplicaOptions(
+      { replicas: ['postgres://replica1', 'postgres://own@replica2:5433/ledger'] },
+      { PGUSER: 'envuser', PGPORT: '6433', PGDATABASE: 'envdb' },
+    )
+    expect(replicas[0]).toMatchObject({ host: 'replica1', port: 6433, username: 'envuser', database: 'envdb' })
+    expect(replicas[1]).toMatchObject({ host: 'replica2', port: 5433, username: 'own', database: 'ledger' })
+  })
+
   it('PGHOSTADDR with a replica URL is CONFIGURATION naming it', () => {
     expect(() => resolveReplicaOptions({ replicas: ['postgres://app:pw@replica1/ledger'] }, { PGHOSTADDR: '10.0.0.9' })).toThrow(
       /PGHOSTADDR/,
