@@ -78,9 +78,11 @@ export interface DatabasePoolOptions {
 /** Options of `pool.query()`: the statement's deadline and signal, and the lane. */
 export interface QueryOptions extends ExecuteOptions {
   /**
-   * `'read'`: run on the read lane (a Postgres replica, a SQLite reader) whatever the routing says;
-   * `'write'`: on the primary / writer. Default: the pool's routing (`readRouting`; SQLite: read-only
-   * statements on a reader).
+   * `'read'`: run on the read lane (a Postgres replica, a SQLite reader) whatever the routing says,
+   * as read-only work (SQLite: a reader has `PRAGMA query_only` on; without readers the writer is
+   * lent on a lease with it on until the release: a write is READ_ONLY either way; Postgres without
+   * replicas: the primary, writes run); `'write'`: on the primary / writer. Default: the pool's
+   * routing (`readRouting`; SQLite: read-only statements on a reader).
    */
   readonly lane?: Lane
 }
@@ -93,7 +95,10 @@ export interface ValidateConnectionsOptions {
 
 /** Options of `withConnection()`. */
 export interface WithConnectionOptions {
-  /** Which lane to borrow from. Default is `'write'`. */
+  /**
+   * Which lane to borrow from. Default is `'write'`. `'read'` is read-only work as for
+   * {@link QueryOptions.lane} (SQLite without readers: the writer, with `query_only` on until the release).
+   */
   readonly lane?: Lane
   /**
    * Aborting while the caller still waits for a connection takes it out of the queue: the call

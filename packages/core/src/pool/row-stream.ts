@@ -38,7 +38,8 @@ export interface ConnectionStreamOptions {
 /** Options of `pool.stream()`. */
 export interface StreamOptions extends ConnectionStreamOptions {
   /**
-   * The lane to borrow from (`'read'`: a reader where the pool has one, else the writer). Default:
+   * The lane to borrow from (`'read'`: a reader where the pool has one, else the writer, read-only
+   * as for `pool.query()`'s `lane`). Default:
    * where `pool.query()` would run the statement (SQLite: a reader for a read-only statement).
    */
   readonly lane?: Lane
