@@ -981,26 +981,33 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   }
 
   /**
-   * {@link transactionState} once the server reported it: while a failed statement's ReadyForQuery is
-   * still on its way, waits for it (or the connection's end), at most `cancelTimeoutMs`, then answers
-   * what is known (`unknown` when nothing came). Never rejects.
+   * {@link transactionState} once the server has answered every statement issued on the connection so
+   * far: while a statement's ReadyForQuery is on its way (a failed statement settles before it) or
+   * statements wait in pg's queue behind it (issued and not awaited: `conn.query('BEGIN')` then a
+   * check; pg sends the next one as each ReadyForQuery arrives, so one ReadyForQuery alone still
+   * leaves the status stale), waits for the queue to drain (or the connection's end), at most
+   * `cancelTimeoutMs` in all, then answers what is known: `unknown` while anything is still
+   * unanswered (callers count it as possibly open, never as idle). Never rejects.
    */
   settledTransactionState(conn: PostgresConnection): Promise<TransactionState> {
-    const now = this.transactionState(conn)
-    if (now !== 'unknown' || !conn.usable) return Promise.resolve(now)
+    if (!conn.usable || !unanswered(conn)) return Promise.resolve(this.transactionState(conn))
     const connection = conn.client.connection
     return new Promise<TransactionState>((resolve) => {
-      // pg's own readyForQuery listener was attached first: the status is recorded when this one runs
-      const settle = (): void => {
+      const finish = (): void => {
         timer.clear()
-        connection.off('readyForQuery', settle)
-        connection.off('end', settle)
-        resolve(this.transactionState(conn))
+        connection.off('readyForQuery', onReady)
+        connection.off('end', finish)
+        resolve(conn.usable && unanswered(conn) ? 'unknown' : this.transactionState(conn))
+      }
+      // pg's own readyForQuery listener was attached first: when this one runs the status is recorded
+      // and pg has already sent its next queued statement (awaitsReadyForQuery again then)
+      const onReady = (): void => {
+        if (!unanswered(conn)) finish()
       }
       // a ReadyForQuery already received is read before the deadline judges (startDeadline)
-      const timer = startDeadline(this.options.cancelTimeoutMs, settle)
-      connection.on('readyForQuery', settle)
-      connection.on('end', settle)
+      const timer = startDeadline(this.options.cancelTimeoutMs, finish)
+      connection.on('readyForQuery', onReady)
+      connection.on('end', finish)
     })
   }
 
@@ -1871,6 +1878,11 @@ function toDatabaseConfig(config: DatabaseConfig | DatabaseOptions | string): Da
  */
 function awaitsReadyForQuery(conn: PostgresConnection): boolean {
   return (conn.client as unknown as { readyForQuery: boolean }).readyForQuery !== true
+}
+
+/** Whether a statement issued on the connection is not answered yet (its ReadyForQuery, or one queued behind it). */
+function unanswered(conn: PostgresConnection): boolean {
+  return awaitsReadyForQuery(conn) || issuedAfter(conn)
 }
 
 /**

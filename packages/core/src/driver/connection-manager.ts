@@ -362,8 +362,11 @@ export interface ConnectionManager<C = unknown> {
   /**
    * The transaction state once the engine has reported it, for a state {@link transactionState} gives
    * as `unknown` (Postgres: a failed statement settles before the server's ReadyForQuery, which
-   * carries the status): waits for the report, bounded by the manager (then `unknown`); never rejects.
-   * `withConnection` asks it when its callback returned. Default: `transactionState`.
+   * carries the status; statements issued and not awaited still queued): waits until every statement
+   * issued on the connection is answered, bounded by the manager (then `unknown`, which callers count
+   * as possibly open, never as idle); never rejects. `withConnection` asks it when its callback
+   * returned, `conn.transaction()` before it decides between a transaction and a savepoint, `pool.query()`
+   * and a stream after their statement. Default: `transactionState`.
    */
   settledTransactionState?(conn: C): Promise<TransactionState>
   /**

@@ -622,7 +622,12 @@ export class DatabasePool<out C = unknown> {
     try {
       const result = await this.#execute<R>(lease, compiled, options)
       // the release below rolls back a transaction the text left open: never report that work as done
-      const state = this.#manager.transactionState?.(lease.conn.native)
+      let state = this.#manager.transactionState?.(lease.conn.native)
+      // Postgres: an answer still on its way (pipeline mode) is settled; still unknown counts as possibly open
+      if (state === 'unknown' && this.#manager.settledTransactionState) {
+        state = await this.#manager.settledTransactionState(lease.conn.native)
+        if (state === 'unknown') throw transactionLeftOpenError(this.#manager.backend)
+      }
       if (state === 'open' || state === 'failed') throw transactionLeftOpenError(this.#manager.backend)
       return result
     } finally {
@@ -749,9 +754,12 @@ export class DatabasePool<out C = unknown> {
       // the release below rolls back a transaction `fn` began and left open (or aborted): never report that work as done
       if (lease.active) {
         let state = this.#manager.transactionState?.(lease.conn.native)
-        // Postgres: the callback returned right after a failed statement, before the server reported the status
-        if (state === 'unknown' && this.#manager.settledTransactionState)
+        // Postgres: the callback returned before the server answered what it issued (a failed statement,
+        // or a BEGIN it did not await): settled; a state still not known counts as possibly open, never as idle
+        if (state === 'unknown' && this.#manager.settledTransactionState) {
           state = await this.#manager.settledTransactionState(lease.conn.native)
+          if (state === 'unknown') throw leftOpenByCallback(this.#manager.backend, state, handle.lastError)
+        }
         if (state === 'open' || state === 'failed') throw leftOpenByCallback(this.#manager.backend, state, handle.lastError)
       }
       return result
@@ -1595,8 +1603,14 @@ function callersDeadline(err: unknown, leftMs: number | undefined, givenMs: numb
  * so withConnection rejects instead of resolving, as `pool.query('BEGIN; ...')` does. `cause`: the
  * statement error that aborted it, when the handle saw one.
  */
-function leftOpenByCallback(backend: Backend, state: 'open' | 'failed', cause: DatabaseError | undefined): DatabaseError {
+function leftOpenByCallback(backend: Backend, state: 'open' | 'failed' | 'unknown', cause: DatabaseError | undefined): DatabaseError {
   const first = state === 'failed' ? cause : undefined
+  if (state === 'unknown')
+    return new DatabaseError(
+      'TRANSACTION_ROLLED_BACK',
+      'the withConnection callback returned with statements it issued still unanswered by the server (not awaited): whether they left a transaction open is not known, and the release rolls back (or closes the connection on) any that is, so what ran inside one was not committed. Await every statement before returning',
+      { backend, retryable: false, detail: { reason: 'transaction-state-unknown' } },
+    )
   const why =
     state === 'failed'
       ? `a transaction aborted by an error${first ? ` (${first.code}: ${first.message})` : ''}`

@@ -115,6 +115,19 @@ export interface HeldConnectionHost<C> extends HeldTransactionHost<C> {
   traced<T>(run: () => Promise<T>): Promise<T>
 }
 
+/**
+ * `conn.transaction()` when the engine has not answered the statements issued on the connection before
+ * it (within the manager's bound): whether a transaction is open is not known, and a BEGIN + COMMIT
+ * there could commit one the callback opened. Nothing was sent.
+ */
+function stateUnknown(backend: Backend): DatabaseError {
+  return new DatabaseError(
+    'QUERY_FAILED',
+    "conn.transaction() cannot tell whether the connection is inside a transaction: statements issued on it before (not awaited) were not answered in time, and a transaction of its own there could commit one they opened; nothing was sent. Await the connection's statements before conn.transaction()",
+    { backend, retryable: false, detail: { reason: 'transaction-state-unknown' } },
+  )
+}
+
 /** What a handle stands for: a `withConnection` connection, a transaction, or a savepoint of one. */
 type HandleScope = 'connection' | 'transaction' | 'savepoint'
 
@@ -455,8 +468,15 @@ export class ConnectionHandle<C> implements Transaction<C> {
         // the callback began a transaction by hand (a BEGIN through conn.query(), the Migrator's): a
         // BEGIN now would be refused (SQLite) or ignored (Postgres: a warning), and the COMMIT after fn
         // would commit the outer transaction. It nests as a savepoint instead, as tx.transaction() does.
+        // statements it issued and did not await count: a BEGIN still waiting for the event loop (SQLite,
+        // lease.pending) or for the server's answer (Postgres, 'unknown') is settled first
         const state = held.transactionState?.(lease.conn.native)
-        if (state === 'open' || state === 'failed' || (state === 'unknown' && held.settledTransactionState))
+        if (
+          state === 'open' ||
+          state === 'failed' ||
+          (state !== undefined && lease.pending !== undefined) ||
+          (state === 'unknown' && held.settledTransactionState)
+        )
           return await this.#inOpenTransaction(held, lease, child, state, fn, settings)
         return await held.traced(() =>
           runOnHeldConnection(held, child, fn, settings, lease.conn.lane === 'read', (err) => held.markBroken(lease, err)),
@@ -506,8 +526,12 @@ export class ConnectionHandle<C> implements Transaction<C> {
    * opened itself: a savepoint in it (settings refused with CONFIGURATION before anything is sent),
    * watched like a nested `tx.transaction()` (COMMIT, ROLLBACK, BEGIN through `tx.query()` refused; a
    * caught statement error rolls the savepoint back and rejects with TRANSACTION_ROLLED_BACK). The
-   * outer transaction stays the callback's to commit or roll back. `state` `'unknown'` (Postgres, a
-   * statement's answer still on its way) is settled first. `child`: the scope already claimed.
+   * outer transaction stays the callback's to commit or roll back. Statements the callback issued and
+   * did not await are settled first: the ones waiting for the event loop (SQLite) run, and a state
+   * `'unknown'` (Postgres: answers still on their way) is settled by the manager; a state still not
+   * known then is refused (QUERY_FAILED, `detail.reason` `'transaction-state-unknown'`, nothing sent),
+   * never taken as no transaction (its BEGIN would be ignored and its COMMIT commit the outer one).
+   * `child`: the scope already claimed.
    */
   async #inOpenTransaction<T>(
     held: HeldConnectionHost<C>,
@@ -518,7 +542,14 @@ export class ConnectionHandle<C> implements Transaction<C> {
     settings: TransactionSettings | undefined,
   ): Promise<T> {
     const native = lease.conn.native
-    if (state === 'unknown') state = await held.settledTransactionState!(native)
+    if (lease.pending !== undefined) {
+      while (lease.pending !== undefined) await lease.pending
+      state = held.transactionState!(native)
+    }
+    if (state === 'unknown' && held.settledTransactionState) {
+      state = await held.settledTransactionState(native)
+      if (state === 'unknown') throw stateUnknown(this.backend)
+    }
     if (state !== 'open' && state !== 'failed')
       return held.traced(() =>
         runOnHeldConnection(held, child, fn, settings, lease.conn.lane === 'read', (err) => held.markBroken(lease, err)),

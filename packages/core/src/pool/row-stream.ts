@@ -515,8 +515,12 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
     // the release rolls it back, so it is reported as pool.query() reports it (a handle's stream runs
     // in the handle's transaction: its callback decides)
     if (loan && this.#failure === undefined && this.#source.hooks === undefined) {
-      const state = this.#source.access.manager.transactionState?.(loan.lease.conn.native)
-      if (state === 'open' || state === 'failed') this.#failure = transactionLeftOpenError(this.#source.access.manager.backend)
+      const manager = this.#source.access.manager
+      let state = manager.transactionState?.(loan.lease.conn.native)
+      // an answer still on its way (Postgres) is settled; still unknown counts as possibly open, never as idle
+      if (state === 'unknown' && manager.settledTransactionState) state = await manager.settledTransactionState(loan.lease.conn.native)
+      if (state === 'open' || state === 'failed' || (state === 'unknown' && manager.settledTransactionState))
+        this.#failure = transactionLeftOpenError(manager.backend)
     }
     if (loan) await loan.end(this.#failure)
     // a multi-host target or a replica: the span names the server the stream's connection reached

@@ -253,6 +253,36 @@ export function defineConformanceSuite(t: ConformanceTestApi, setup: Conformance
       },
     )
 
+    t.it(
+      'statements a withConnection callback issued without awaiting count: an un-awaited BEGIN makes conn.transaction() a savepoint, and returning inside it rejects',
+      async () => {
+        const begin = pool.backend === 'sqlite' ? 'BEGIN IMMEDIATE' : 'BEGIN'
+        // conn.transaction() right after an un-awaited BEGIN: a savepoint, so the outer ROLLBACK undoes it
+        const r = await pool.withConnection(async (conn) => {
+          void conn.query(begin)
+          void conn.query(sql`insert into conf_items (id, name) values (${620}, ${'outer, not awaited'})`)
+          await conn.transaction(async (tx) => void (await tx.query(sql`insert into conf_items (id, name) values (${621}, ${'inner'})`)))
+          await conn.query('ROLLBACK')
+          return 'rolled back'
+        })
+        assert.equal(r, 'rolled back')
+        assert.deepEqual((await pool.query(sql`select id from conf_items where id >= ${620} and id < ${630}`)).rows, [])
+        // a callback returning right after an un-awaited BEGIN and writes: its work is rolled back, so it rejects
+        const inserts: Promise<unknown>[] = []
+        await expectCode(
+          pool.withConnection(async (conn) => {
+            void conn.query(begin)
+            inserts.push(conn.query(sql`insert into conf_items (id, name) values (${622}, ${'left open'})`))
+            inserts.push(conn.query(sql`insert into conf_items (id, name) values (${623}, ${'left open'})`))
+            return 'reported done'
+          }),
+          'TRANSACTION_ROLLED_BACK',
+        )
+        await Promise.allSettled(inserts)
+        assert.deepEqual((await pool.query(sql`select id from conf_items where id >= ${620} and id < ${630}`)).rows, [])
+      },
+    )
+
     t.it('a multi-statement text failing part-way keeps none of its statements, with the failing statement own error', async () => {
       await expectCode(
         pool.query(
