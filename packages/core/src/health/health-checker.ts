@@ -17,7 +17,12 @@ import { isErrorLike } from '../util/error-like'
 
 /** Options of a {@link HealthChecker}. */
 export interface HealthCheckOptions {
-  /** Deadline for the whole check, the wait for a connection included; a dead database cannot hang it. Default is `5000`. */
+  /**
+   * Deadline for the whole check, the wait for a connection included; a dead database cannot hang it.
+   * Synchronous work already under way runs to its end first (SQLite's calls; starting the deep
+   * integrity check's worker thread, a few tens of ms the first time), so with a deadline of a few ms
+   * the report can come that much later. Default is `5000`.
+   */
   readonly timeoutMs?: number
   /** Utilization at or above which (with callers waiting) the pool is degraded. Default is `0.9`. */
   readonly degradedUtilization?: number
