@@ -437,6 +437,17 @@ export class LanePool<C> {
     this.#connects.abort()
   }
 
+  /**
+   * Fails every caller still waiting for a connection of this lane with `error` (a replica found not
+   * answering: its callers, waiting for connects that hang, go to the next choice at once). The
+   * lane stays open: later callers wait as before.
+   */
+  failWaiting(error: DatabaseError): void {
+    // the queue first: tarn's callers, failing, would feed queued ones to tarn
+    for (const waiter of this.#queue.drain()) this.#fail(waiter, error)
+    this.tarn.rejectWaiting(error)
+  }
+
   /** Clears the retirement timer for good (close() calls this first). */
   stop(): void {
     this.#stopped = true

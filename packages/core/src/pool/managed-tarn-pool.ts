@@ -108,6 +108,11 @@ export class ManagedTarnPool<T> extends Pool<T> {
     for (const op of [...this.pendingAcquires, ...this.pendingValidations]) op.abort()
   }
 
+  /** Fails every caller waiting for a resource (queued, or being validated) with `error`. */
+  rejectWaiting(error: Error): void {
+    for (const op of [...this.pendingAcquires, ...this.pendingValidations]) op.reject(error)
+  }
+
   /** Takes the idle resources matching `drop` out of the free list and returns them; the caller destroys them. */
   removeIdle(drop: (resource: T) => boolean): T[] {
     const removed: T[] = []

@@ -518,6 +518,8 @@ export class ReplicaSet {
    * reused, and the work in flight on them fails now (CONNECTION_LOST, through
    * `ConnectionManager.interrupt`) instead of waiting, without a deadline, for an answer that will
    * not come. A read the pool runs again elsewhere (a lone read-lane statement) is; the rest is the caller's.
+   * Callers still waiting for one of its connections fail with CONNECTION_FAILED, which sends a
+   * read-lane acquire to the next choice (another replica, the primary) at once.
    */
   #interrupt(target: Target, cause: DatabaseError): Promise<void> {
     const manager = this.#host.laneHost.manager
@@ -531,6 +533,15 @@ export class ReplicaSet {
       conn.broken ??= lost
       if (conn.leased) manager.interrupt?.(conn.native, lost)
     }
+    // callers waiting for a connection there (a connect that hangs until createTimeoutMs) go to the
+    // next choice now: nothing was sent, and the replica is out (a read-lane acquire's CONNECTION_FAILED)
+    target.pool.failWaiting(
+      new DatabaseError('CONNECTION_FAILED', `the replica ${target.label} stopped answering (the keepalive pass: ${cause.code})`, {
+        retryable: true,
+        cause,
+        detail: { replica: target.label },
+      }),
+    )
     return target.pool.sweep()
   }
 

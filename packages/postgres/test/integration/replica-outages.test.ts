@@ -97,7 +97,7 @@ describe('a replica that stops answering, its connects hanging (createTimeoutMs 
     await proxy.close()
   })
 
-  it('is out within keepaliveIntervalMs + min(createTimeoutMs, 5 s), the wait for a connection included, and reads run on the primary', async () => {
+  it('is out within keepaliveIntervalMs + min(createTimeoutMs, 5 s), the wait for a connection included, and reads (those waiting there too) run on the primary', async () => {
     const pool = createPostgresPool(
       cluster.primaryUrl,
       { min: 0, max: 2, keepaliveIntervalMs: 1_000, createTimeoutMs: 40_000 },
@@ -111,8 +111,11 @@ describe('a replica that stops answering, its connects hanging (createTimeoutMs 
     // that hangs (the proxy accepts and says nothing) until createTimeoutMs, 40 s (before: out only then)
     const read = await settledWithin(pool.query('select 1', [], { lane: 'read', timeoutMs: 300 }), 10_000)
     expect(read).toMatchObject({ code: expect.stringMatching(/^(QUERY_TIMEOUT|ACQUIRE_TIMEOUT)$/) })
+    // a read without a deadline waits there for a connect that hangs: once the replica is out it runs on the primary
+    const waiting = pool.withConnection((conn) => conn.query<{ r: boolean }>('select pg_is_in_recovery() as r'), { lane: 'read' })
     // bound: 1 s + 5 s; slack for a loaded machine, far below the 40 s connect deadline
     expect(await settledWithin(out, 15_000)).toMatchObject({ usable: false, reason: 'unreachable' })
+    expect(await settledWithin(waiting, 5_000)).toMatchObject({ rows: [{ r: false }] })
     expect((await pool.query<{ r: boolean }>('select pg_is_in_recovery() as r', [], { lane: 'read', timeoutMs: 5_000 })).rows).toEqual([
       { r: false },
     ])
