@@ -77,6 +77,8 @@ class Waiter<C> implements Queued {
  */
 class WaiterCancel<C> {
   op: PendingAcquire<PooledConnection<C>> | undefined = undefined
+  /** Cancelled while in tarn's queue: counted in `LanePool.#leaving` until its rejection arrives. */
+  leaving = false
   signal: AbortSignal | undefined = undefined
   listener: (() => void) | undefined = undefined
   timer: NodeJS.Timeout | undefined = undefined
@@ -124,6 +126,12 @@ export class LanePool<C> {
   readonly #queue: WaitQueue<Waiter<C>>
   /** Warm-up acquires not yet settled: in {@link waiting}'s queues, yet no caller's. */
   #warming = 0
+  /**
+   * Callers cancelled (their signal aborted, their own deadline passed) while in tarn's queue, whose
+   * rejection has not arrived yet: tarn drops a rejected acquire from its queue in a later promise
+   * callback, and until then `numPendingAcquires()` still counts it, while the caller has left.
+   */
+  #leaving = 0
   /** tarn acquires issued and not yet settled, at most {@link #tarnLimit}. */
   #inTarn = 0
   /** How many acquires tarn may have at once: `max + TARN_SLACK`, whatever the number of callers. */
@@ -176,7 +184,7 @@ export class LanePool<C> {
    * pool's own warm-up acquires (see {@link acquireForWarmUp}): nobody asked for those.
    */
   get waiting(): number {
-    return Math.max(0, this.#queue.size + this.tarn.numPendingAcquires() - this.#warming)
+    return Math.max(0, this.#queue.size + this.tarn.numPendingAcquires() - this.#warming - this.#leaving)
   }
 
   /**
@@ -341,6 +349,11 @@ export class LanePool<C> {
         waiter.resolve(value)
       },
       (err: unknown) => {
+        // tarn has dropped it from its queue by now (its own rejection handler runs first)
+        if (waiter.cancel?.leaving) {
+          waiter.cancel.leaving = false
+          this.#leaving--
+        }
         this.#leftTarn(op)
         this.#fail(waiter, this.#acquireError(err))
       },
@@ -376,12 +389,26 @@ export class LanePool<C> {
     this.#fail(waiter, this.#timeoutError())
   }
 
-  /** The caller's signal aborted or its own deadline passed: out of the queue now, or out of tarn's (its rejection settles it). */
+  /**
+   * The caller's signal aborted or its own deadline passed: out of the queue now, or out of tarn's (its
+   * rejection settles it). Either way it stops counting as waiting at once (`maxWaitingClients`,
+   * `stats().pending`): one still in tarn's queue counts in {@link #leaving} until tarn drops it.
+   */
   #cancel(waiter: Waiter<C>, error: DatabaseError): void {
     const cancel = waiter.cancel
     if (!cancel) return
-    if (this.#queue.remove(waiter)) this.#fail(waiter, error)
-    else cancel.op?.reject(error)
+    if (this.#queue.remove(waiter)) {
+      this.#fail(waiter, error)
+      return
+    }
+    const op = cancel.op
+    if (op === undefined) return
+    // (rare path) one still waiting in tarn's queue, not handed a connection being validated
+    if (!cancel.leaving && this.tarn.waitsInQueue(op)) {
+      cancel.leaving = true
+      this.#leaving++
+    }
+    op.reject(error)
   }
 
   #fail(waiter: Waiter<C>, error: DatabaseError): void {

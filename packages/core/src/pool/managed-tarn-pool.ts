@@ -98,6 +98,15 @@ export class ManagedTarnPool<T> extends Pool<T> {
     return true
   }
 
+  /**
+   * Whether `op` is still in the queue `numPendingAcquires()` counts (not handed a resource, not being
+   * validated, not dropped after its rejection). O(length of tarn's queue), which dbpool bounds at
+   * `max + TARN_SLACK` (see LanePool); asked only when a waiting caller is cancelled.
+   */
+  waitsInQueue(op: PendingAcquire<T>): boolean {
+    return this.pendingAcquires.includes(op)
+  }
+
   /** The idle resources, in tarn's free-list order. */
   idle(): T[] {
     return this.free.map((r) => r.resource)

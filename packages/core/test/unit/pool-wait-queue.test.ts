@@ -174,6 +174,24 @@ describe('the wait queue: callers waiting for a connection', () => {
     expect(pool.stats()).toMatchObject({ pending: 0, used: 0, idle: 1 })
   })
 
+  it("a caller whose AbortSignal aborts while in tarn's queue stops counting against maxWaitingClients at once: a caller arriving in the same tick is not refused", async () => {
+    const { pool } = makePool({ max: 1, maxWaitingClients: 1, acquireTimeoutMs: 5_000 })
+    const first = await hold(pool)
+    const controller = new AbortController()
+    const cancelled = rejection(pool.withConnection(async () => 'ran', { signal: controller.signal }))
+    expect(pool.stats().pending).toBe(1)
+    controller.abort()
+    // tarn drops the rejected acquire from its queue only in a later promise callback
+    expect(pool.stats().pending).toBe(0)
+    const next = pool.query('select next')
+    expect(pool.stats().pending).toBe(1)
+    expect((await cancelled).code).toBe('QUERY_CANCELLED')
+    expect(pool.stats().pending).toBe(1)
+    first.release()
+    await Promise.all([next, first.done])
+    expect(pool.stats()).toMatchObject({ pending: 0, used: 0 })
+  })
+
   it('a connection released to a caller cancelled a moment before comes back to the next caller', async () => {
     // a synchronous reset, as the real managers have when there is nothing to roll back: the
     // release then reaches tarn's queue while the cancelled acquire is still first in it
