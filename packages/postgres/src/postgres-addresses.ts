@@ -1,9 +1,12 @@
 import * as dns from 'node:dns'
-import { isIP } from 'node:net'
+import { isIP, Socket } from 'node:net'
 import { isErrorLike } from '@dbpool/core/internal'
 
-/** What a name lookup gave: the addresses, or the resolver's error (`getaddrinfo ENOTFOUND db`). */
-export type Lookup = { readonly addresses: readonly string[] } | { readonly error: Error }
+/**
+ * What a name lookup gave: the addresses (each once, in the resolver's order; `entries` with their
+ * families), or the resolver's error (`getaddrinfo ENOTFOUND db`).
+ */
+export type Lookup = { readonly addresses: readonly string[]; readonly entries?: readonly dns.LookupAddress[] } | { readonly error: Error }
 
 /**
  * The lookups in flight, by name: every walk of the process (every pool, every connect) waiting on
@@ -67,8 +70,8 @@ function sharedLookup(host: string): Promise<Lookup> {
   try {
     // dns.lookup read at call time: a test (or an application) may replace it, as Node's net does
     dns.lookup(host, { all: true }, (err, found) => {
-      const unique = err ? [] : [...new Set(found.map((entry) => entry.address))]
-      settle(unique.length > 0 ? { addresses: unique } : { error: err ?? notFound(host) })
+      const entries = err ? [] : found.filter((entry, i) => found.findIndex((e) => e.address === entry.address) === i)
+      settle(entries.length > 0 ? { addresses: entries.map((e) => e.address), entries } : { error: err ?? notFound(host) })
     })
   } catch (err) {
     // thrown at once (a name Node refuses): as the resolver's error
@@ -80,4 +83,45 @@ function sharedLookup(host: string): Promise<Lookup> {
 /** Node's error for a name without addresses (as `net.connect` reports it). */
 function notFound(host: string): Error {
   return Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND', syscall: 'getaddrinfo', hostname: host })
+}
+
+/**
+ * A `lookup` for `net.connect` (the signature of `dns.lookup`) that shares the lookup in flight of the
+ * name (see {@link inFlight}): `{ all: true }` gets every address, otherwise the first of the wanted
+ * `family` (4, 6, or any). Used by {@link connectingSocket}.
+ */
+export function sharedDnsLookup(
+  hostname: string,
+  options: dns.LookupOptions,
+  callback: (err: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void,
+): void {
+  void sharedLookup(hostname).then((found) => {
+    if ('error' in found) return callback(found.error as NodeJS.ErrnoException, options.all === true ? [] : '')
+    const family = options.family === 'IPv4' ? 4 : options.family === 'IPv6' ? 6 : options.family
+    const entries = (found.entries ?? []).filter((e) => !family || e.family === family)
+    if (options.all === true) return callback(null, entries)
+    const first = entries[0]
+    if (first === undefined) return callback(notFound(hostname), '')
+    callback(null, first.address, first.family)
+  })
+}
+
+/**
+ * The socket pg connects with (its `stream` option), for a connect that hands Node a host name (a
+ * single-host target: the walk hands it addresses): `connect(port, name)` resolves the name through
+ * {@link sharedDnsLookup}, so connects racing on a dead resolver share one getaddrinfo instead of
+ * leaving one per attempt running on libuv's threadpool after pg's `connectionTimeoutMillis` destroyed
+ * the socket. Node's own handling of the addresses (`autoSelectFamily`) is unchanged; an address or
+ * a Unix socket path connects as before.
+ */
+export function connectingSocket(): Socket {
+  const socket = new Socket()
+  const connect = socket.connect.bind(socket) as (...args: unknown[]) => Socket
+  ;(socket as unknown as { connect: (...args: unknown[]) => Socket }).connect = (...args: unknown[]): Socket => {
+    const [port, host] = args
+    if (typeof port === 'number' && typeof host === 'string' && !host.startsWith('/') && isIP(host) === 0)
+      return connect({ port, host, lookup: sharedDnsLookup })
+    return connect(...args)
+  }
+  return socket
 }

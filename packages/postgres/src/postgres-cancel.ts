@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net'
+import { sharedDnsLookup } from './postgres-addresses'
 
 /** Where and what to cancel. */
 export interface CancelTarget {
@@ -24,7 +25,8 @@ export function sendCancelRequest(target: CancelTarget, timeoutMs: number): Prom
   return new Promise<void>((resolve, reject) => {
     const socket: Socket = target.host.startsWith('/')
       ? connect(`${target.host}/.s.PGSQL.${target.port}`)
-      : connect(target.port, target.host)
+      : // a name is looked up once for every connect racing on it (see sharedDnsLookup)
+        connect({ port: target.port, host: target.host, lookup: sharedDnsLookup })
     const timer = setTimeout(
       () => finish(new Error(`cancel request to ${target.host}:${target.port} got no answer within ${timeoutMs} ms`)),
       timeoutMs,

@@ -26,7 +26,7 @@ import {
 } from '@dbpool/core'
 import { abortedTransactionError, checkExecuteOptions, isErrorLike } from '@dbpool/core/internal'
 import { isIP } from 'node:net'
-import { addressesOf } from './postgres-addresses'
+import { addressesOf, connectingSocket } from './postgres-addresses'
 import { sendCancelRequest } from './postgres-cancel'
 import { PostgresConnection } from './postgres-connection'
 import { PostgresCursor } from './postgres-cursor'
@@ -1277,6 +1277,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       keepAlive: config.keepAlive,
       keepAliveInitialDelayMillis: options.keepAliveInitialDelayMs,
       types,
+      // a name given to Node (the single-host connect) is looked up once for all connects racing on it
+      stream: connectingSocket,
     })
     // pg would fall back to process.env.PGOPTIONS for empty `options` by itself, behind the config's back (and
     // past PgBouncer's refusal of it): the config's, PGOPTIONS included (see withEnvStartupOptions), or nothing

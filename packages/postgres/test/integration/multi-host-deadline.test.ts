@@ -243,6 +243,58 @@ describe('multi-host connect deadline without connect_timeout', () => {
     }
   })
 
+  // before: pg handed the name to net.connect, which started a getaddrinfo per connect attempt, left
+  // running after pg's connectionTimeoutMillis destroyed the socket
+  it('a single-host target: connects racing on a dead resolver share one lookup; a name that resolves still connects', async () => {
+    const slow = 'dead-resolver-single.dbpool.test'
+    const real = dns.lookup
+    let started = 0
+    let answering = false
+    const held: (() => void)[] = []
+    ;(dns as { lookup: unknown }).lookup = (host: string, options: unknown, callback?: unknown): void => {
+      const cb = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void
+      if (host !== slow) return void (real as (...args: unknown[]) => void)(host, options, callback)
+      started++
+      const fail = (): void => cb(Object.assign(new Error(`getaddrinfo EAI_AGAIN ${host}`), { code: 'EAI_AGAIN' }))
+      if (answering) setImmediate(fail)
+      else held.push(fail)
+    }
+    try {
+      const u = new URL(db.url)
+      const p = poolOver([{ host: slow, port: Number(u.port || 5432) }], 600)
+      for (let round = 0; round < 3; round++) {
+        const errors = await Promise.all([1, 2, 3].map(() => rejection(p.query('select 1'))))
+        for (const err of errors) expect(err.code).toBe('CONNECTION_FAILED')
+      }
+      expect(started).toBe(1)
+      // the resolver answers at last: its error is what a connect reports
+      answering = true
+      for (const end of held.splice(0)) end()
+      const err = await rejection(p.query('select 1'))
+      expect(err.message).toContain(`getaddrinfo EAI_AGAIN ${slow}`)
+      // a name that resolves (localhost, from /etc/hosts) connects through the shared lookup, cancel included
+      const local = poolOver([{ host: 'localhost', port: Number(u.port || 5432) }], 10_000)
+      const { rows } = await local.query<{ one: number }>('select 1 as one')
+      expect(rows[0]!.one).toBe(1)
+      const timedOut = await rejection(local.query('select pg_sleep(30)', [], { timeoutMs: 200 }))
+      expect(timedOut.code).toBe('QUERY_TIMEOUT')
+      // the cancel request (sent to the name) reached the server: the statement stops
+      const sleeping = async (): Promise<number> =>
+        Number(
+          (
+            await local.query<{ n: string }>(
+              "select count(*) as n from pg_stat_activity where query = 'select pg_sleep(30)' and application_name = current_setting('application_name') and state = 'active'",
+            )
+          ).rows[0]!.n,
+        )
+      for (let i = 0; i < 50 && (await sleeping()) > 0; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+      expect(await sleeping()).toBe(0)
+    } finally {
+      ;(dns as { lookup: unknown }).lookup = real
+      for (const end of held) end()
+    }
+  })
+
   // before (r19c): a failed lookup gave the name itself as the host's address, so net.connect looked it up again
   it('a name whose lookup fails is looked up once per walk, its error reported for that host', async () => {
     const missing = 'no-such-standby.dbpool.test'
