@@ -51,6 +51,24 @@ describe.each<Backend>(['postgres', 'sqlite'])('pool.query and transaction contr
     expect(await ids()).toEqual([1])
   })
 
+  // on the read lane too (a SQLite reader opened and idle: the lease-free path; Postgres without
+  // replicas: the primary, on a lease): a reader left inside the transaction answered later reads
+  // from its old snapshot
+  it.each(['BEGIN', 'SAVEPOINT x', 'select 1; BEGIN'])(
+    '%s on the read lane: TRANSACTION_ROLLED_BACK, and later reads there see later commits',
+    async (text) => {
+      await pool.query('select 1', [], { lane: 'read' })
+      // Postgres refuses a SAVEPOINT outside a transaction block (25P01)
+      const code = backend === 'postgres' && text.startsWith('SAVEPOINT') ? 'QUERY_FAILED' : 'TRANSACTION_ROLLED_BACK'
+      await expect(pool.query(text, [], { lane: 'read' })).rejects.toMatchObject({ code })
+      for (const id of [1, 2]) {
+        await pool.query(sql`insert into b (id) values (${id})`)
+        const { rows } = await pool.query<{ n: unknown }>('select count(*) as n from b', [], { lane: 'read' })
+        expect(Number(rows[0]!.n)).toBe(id)
+      }
+    },
+  )
+
   it('a text that commits what it begins resolves, and its work is kept', async () => {
     await pool.query('BEGIN; insert into b (id) values (2); insert into b (id) values (3); COMMIT')
     expect(await ids()).toEqual([2, 3])
