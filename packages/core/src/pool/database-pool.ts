@@ -201,6 +201,12 @@ export class DatabasePool<out C = unknown> {
   /** Transactions sleeping their retry backoff (see {@link #backoff}): woken at close()'s deadline. */
   readonly #sleeping = new Set<() => void>()
   #drained: (() => void) | undefined
+  /**
+   * Connections whose lease was released and whose reset (Postgres: the ROLLBACK of a transaction
+   * left open, a setup run again) is still running: no lease holds them, yet their caller has not
+   * settled. close() drains them, and destroys those still resetting at its deadline.
+   */
+  readonly #resetting = new Set<PooledConnection<unknown>>()
   readonly #maintenance: PoolMaintenance
   readonly #sharing: StatementSharing | undefined
   readonly #streams: StreamSupport
@@ -956,6 +962,8 @@ export class DatabasePool<out C = unknown> {
    *   handles refuse work with POOL_CLOSED) and their connections destroyed at once, all together (a
    *   busy Postgres connection's socket is destroyed, not ended gracefully: the statement in flight
    *   fails with CONNECTION_LOST, its outcome unknown when it may have committed);
+   * - a connection released but still resetting (Postgres: the release's ROLLBACK of a transaction left
+   *   open) is drained too, and at the deadline destroyed with the revoked ones: its caller settles then;
    * - then every connection is destroyed (Postgres: an idle one gets its Terminate, each bounded by
    *   `cancelTimeoutMs`) and the manager ended. Destroying the connections, the revoked ones
    *   included, gets what is left of `timeoutMs`, but at least 1 s, so idle connections are still
@@ -1220,7 +1228,7 @@ export class DatabasePool<out C = unknown> {
 
   /** An admitted call ended without a lease to release: its acquire failed, or a transaction ended. */
   #finished(): void {
-    if (--this.#admitted === 0 && this.#drained) this.#drained()
+    if (--this.#admitted === 0 && this.#drained && this.#resetting.size === 0) this.#drained()
   }
 
   /** Ends a lease: reset, then back to tarn, or destroyed. Synchronous when the reset is. */
@@ -1250,9 +1258,14 @@ export class DatabasePool<out C = unknown> {
       return this.#discard(conn)
     }
     if (!resetting) return this.#giveBack(conn, now)
+    this.#resetting.add(conn)
     return resetting.then(
-      () => (conn.broken ? this.#discard(conn) : this.#giveBack(conn, performance.now())),
+      () => {
+        this.#resetting.delete(conn)
+        return conn.broken ? this.#discard(conn) : this.#giveBack(conn, performance.now())
+      },
       (err: unknown) => {
+        this.#resetting.delete(conn)
         this.#markBroken(lease, err)
         return this.#discard(conn)
       },
@@ -1279,7 +1292,7 @@ export class DatabasePool<out C = unknown> {
     conn.leased = false
     conn.lastCheckedAt = now
     this.#home(conn).release(conn, now)
-    if (this.#drained && this.#admitted === 0) this.#drained()
+    if (this.#drained && this.#admitted === 0 && this.#resetting.size === 0) this.#drained()
   }
 
   /** Destroys a connection that must not be reused, then hands tarn its slot back. */
@@ -1289,7 +1302,7 @@ export class DatabasePool<out C = unknown> {
     await pool.evict(conn, conn.broken ? `broken: ${conn.broken.code}` : 'unusable')
     pool.release(conn)
     pool.dropDestroyed()
-    if (this.#drained && this.#admitted === 0) this.#drained()
+    if (this.#drained && this.#admitted === 0 && this.#resetting.size === 0) this.#drained()
   }
 
   /** Shared by every `withConnection` handle: begins a transaction on its lease (`conn.transaction()`). */
@@ -1476,7 +1489,12 @@ export class DatabasePool<out C = unknown> {
     const remaining = Math.max(CLOSE_GOODBYE_FLOOR_MS, timeoutMs - (Date.now() - started))
     // the revokes all at once (each handle refuses work from the first step of #revoke on), so one
     // busy connection does not hold up the next; tarn's destroy waits for their release
-    const revoked = Promise.all(this.#activeLeases().map((lease) => this.#revoke(lease)))
+    const revoked = Promise.all([
+      ...this.#activeLeases().map((lease) => this.#revoke(lease)),
+      // released, their reset still running (a ROLLBACK on a server that does not answer): destroyed
+      // as well; the reset then fails, its caller settles, and the release hands tarn the slot back
+      ...[...this.#resetting].map((conn) => this.#destroyResetting(conn)),
+    ])
     try {
       await withDeadline(
         revoked.then(() => Promise.all(this.#lanes().map((lane) => lane.tarn.destroy()))),
@@ -1496,7 +1514,7 @@ export class DatabasePool<out C = unknown> {
 
   /** Resolves true once every admitted call has finished, false at the deadline. */
   #drain(timeoutMs: number): Promise<boolean> {
-    if (this.#admitted === 0) return Promise.resolve(true)
+    if (this.#admitted === 0 && this.#resetting.size === 0) return Promise.resolve(true)
     return new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
         this.#drained = undefined
@@ -1515,6 +1533,12 @@ export class DatabasePool<out C = unknown> {
     const leases: Lease<unknown>[] = []
     for (const lane of this.#lanes()) for (const conn of lane.live) if (conn.lease?.active) leases.push(conn.lease)
     return leases
+  }
+
+  /** A released connection still resetting at close()'s deadline (see {@link #resetting}). */
+  #destroyResetting(conn: PooledConnection<unknown>): Promise<void> {
+    conn.broken ??= this.#closedError()
+    return this.#home(conn).evict(conn, 'closed while resetting')
   }
 
   async #revoke(lease: Lease<unknown>): Promise<void> {
