@@ -31,7 +31,9 @@ export async function openPool(def: PoolDefinition, options: OpenPoolsOptions = 
   const oneShot = options.oneShot ?? true
   const pool = oneShot ? { ...def.pool, min: 0 } : def.pool
   if (def.libpqEnv !== undefined && /^postgres(ql)?:\/\//i.test(def.url)) {
-    const config = DatabaseConfig.fromUrl(def.url, {}, DatabaseConfig.envDefaults(def.libpqEnv))
+    // an explicit backend.connectTimeoutMs beats PGCONNECT_TIMEOUT (see envDefaults)
+    const given = { connectTimeoutMs: (def.backend as { connectTimeoutMs?: unknown }).connectTimeoutMs }
+    const config = DatabaseConfig.fromUrl(def.url, {}, DatabaseConfig.envDefaults(def.libpqEnv, given))
     const { resolveReplicaOptions } = await import('@dbpool/postgres')
     const { replicas } = resolveReplicaOptions({ ...def.backend }, def.libpqEnv, config)
     return PoolFactory.createPostgresPool(config, pool, { backend: { ...def.backend, replicas } })

@@ -5,7 +5,7 @@ export { OUTCOME_COMMITTED, OUTCOME_UNKNOWN, isOutcomeUnknown } from './errors/e
 export type { DatabaseErrorOptions, ErrorBackend, PoolStatsSnapshot } from './errors/database-error'
 export { PoolConfig, PoolConfigBuilder, DEFAULT_POOL_OPTIONS } from './config/pool-config'
 export type { PoolOptions, ResolvedPoolOptions } from './config/pool-config'
-export { DatabaseConfig, SSL_MODES, TARGET_SESSION_ATTRS } from './config/database-config'
+export { DatabaseConfig, SSL_MODES, TARGET_SESSION_ATTRS, type EnvDefaultsGiven } from './config/database-config'
 export type { DatabaseOptions, PasswordSource, ResolvedHost, SslMode, TargetSessionAttrs } from './config/database-config'
 export { hasAmbiguousCredentials } from './config/postgres-url'
 export type { PostgresHost } from './config/postgres-url'

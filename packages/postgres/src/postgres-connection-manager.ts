@@ -225,7 +225,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     options?: PostgresManagerOptions,
     defaults: { readonly connectTimeoutMs?: number } = {},
   ) {
-    this.config = withEnvStartupOptions(toDatabaseConfig(config), process.env)
+    this.config = withEnvStartupOptions(toDatabaseConfig(config, options?.connectTimeoutMs), process.env)
     this.options = resolveManagerOptions(options, defaults, { pgbouncer: this.config.pgbouncer })
     this.target = this.config.toString()
     this.#ssl = tlsOptions(this.config)
@@ -1862,12 +1862,14 @@ function withEnvStartupOptions(config: DatabaseConfig, env: NodeJS.ProcessEnv): 
 /**
  * A URL is a connection string as libpq reads one: the libpq variables of `process.env` fill in what
  * it leaves out (`DatabaseConfig.envDefaults`; PGSSLCERT and the others dbpool cannot honour are
- * CONFIGURATION naming them). A `DatabaseConfig` or options read no environment (but PGOPTIONS: see
- * withEnvStartupOptions).
+ * CONFIGURATION naming them); an explicit `connectTimeoutMs` option (`explicitConnectTimeoutMs`) means
+ * PGCONNECT_TIMEOUT is not read: written in code, it beats the ambient variable. A `DatabaseConfig` or
+ * options read no environment (but PGOPTIONS: see withEnvStartupOptions).
  */
-function toDatabaseConfig(config: DatabaseConfig | DatabaseOptions | string): DatabaseConfig {
+function toDatabaseConfig(config: DatabaseConfig | DatabaseOptions | string, explicitConnectTimeoutMs: unknown): DatabaseConfig {
   if (config instanceof DatabaseConfig) return config
-  if (typeof config === 'string') return DatabaseConfig.fromUrl(config, {}, DatabaseConfig.envDefaults(process.env))
+  if (typeof config === 'string')
+    return DatabaseConfig.fromUrl(config, {}, DatabaseConfig.envDefaults(process.env, { connectTimeoutMs: explicitConnectTimeoutMs }))
   return new DatabaseConfig(config)
 }
 

@@ -23,7 +23,11 @@ export interface PostgresManagerOptions extends PostgresReplicaOptions {
    * CONFIGURATION when the pool is made if the text shows it, else at connect. Default is none.
    */
   readonly sessionInit?: string | readonly string[]
-  /** Deadline of one connect (TCP, TLS, auth, session init). Default is the pool's `createTimeoutMs`, else `10000`. */
+  /**
+   * Deadline of one connect (TCP, TLS, auth, session init). Default is the pool's `createTimeoutMs`, else `10000`.
+   * Given, it beats PGCONNECT_TIMEOUT for a URL string (the variable is then not read); the URL's own
+   * `connect_timeout` still sets each host's deadline.
+   */
   readonly connectTimeoutMs?: number
   /** Idle time before the first TCP keepalive probe (when the config's `keepAlive` is on). Default is `10000`. */
   readonly keepAliveInitialDelayMs?: number

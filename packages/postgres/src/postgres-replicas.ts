@@ -79,7 +79,7 @@ export const REPLICA_OPTION_KEYS = ['replicas', 'readRouting', 'readYourWrites',
  *
  * What else the environment fills in for a connection string (PGUSER, PGPASSWORD, PGPORT, PGOPTIONS,
  * PGAPPNAME, PGCONNECT_TIMEOUT...: see `DatabaseConfig.envDefaults`) fills in what a replica URL leaves
- * out too, as libpq; a replica without `options` takes PGOPTIONS whatever its source (the manager's
+ * out too, as libpq (PGCONNECT_TIMEOUT not with an explicit `connectTimeoutMs` option in `raw`); a replica without `options` takes PGOPTIONS whatever its source (the manager's
  * withEnvStartupOptions, as for the primary). PGTARGETSESSIONATTRS is not applied to replicas (each
  * replica's role is checked: it must be a standby).
  */
@@ -105,7 +105,9 @@ export function resolveReplicaOptions(
       .map((url, i) => ({ option: `DATABASE_REPLICA_URLS[${i}]`, target: url }))
   }
   // the libpq environment, read only when a URL needs it (its errors name the variable)
-  const fromEnv = targets.some((t) => typeof t.target === 'string') ? DatabaseConfig.envDefaults(env) : {}
+  // an explicit connectTimeoutMs (the manager's, every replica's) beats PGCONNECT_TIMEOUT
+  const given = { connectTimeoutMs: raw.connectTimeoutMs }
+  const fromEnv = targets.some((t) => typeof t.target === 'string') ? DatabaseConfig.envDefaults(env, given) : {}
   const replicas = targets.map(({ option, target }) => targetConfig(option, target, inherit, fromEnv))
   return {
     replicas,

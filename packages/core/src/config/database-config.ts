@@ -143,6 +143,15 @@ const KEYS = [
 const MAX_MS = 2_147_483_647
 
 /**
+ * What a caller sets in code above the libpq environment (see {@link DatabaseConfig.envDefaults}):
+ * the variables it covers are not read.
+ */
+export interface EnvDefaultsGiven {
+  /** An explicit connect deadline in ms (the Postgres manager's `connectTimeoutMs`): PGCONNECT_TIMEOUT is not read. */
+  readonly connectTimeoutMs?: unknown
+}
+
+/**
  * A validated Postgres target. The password is held privately: it never appears in `toString()`,
  * `JSON.stringify`, `util.inspect`, or an error built from this config.
  */
@@ -281,8 +290,13 @@ export class DatabaseConfig {
    * it, never ignored: PGHOSTADDR (`checkLibpqHostAddrEnv`), and the security variables (PGSSLCERT,
    * PGSSLKEY, PGCHANNELBINDING=require, PGGSSENCMODE=require, PGREQUIREAUTH, PGSSLCRL, ...: see
    * `checkLibpqSecurityEnv`); so is a bad value. An empty variable counts as unset.
+   *
+   * `given` holds what the caller sets in code above the environment: an explicit connect deadline
+   * (the Postgres manager's `connectTimeoutMs`, `PoolFactory.create`'s `backend.connectTimeoutMs`)
+   * means PGCONNECT_TIMEOUT is not read (an option written in code beats an ambient variable; the
+   * URL's `connect_timeout` still applies, as the URL is written by the caller too).
    */
-  static envDefaults(env: NodeJS.ProcessEnv = process.env): DatabaseOptions {
+  static envDefaults(env: NodeJS.ProcessEnv = process.env, given: EnvDefaultsGiven = {}): DatabaseOptions {
     checkLibpqSecurityEnv(env)
     checkLibpqHostAddrEnv(env)
     const out: Record<string, unknown> = envHostOptions(env)
@@ -304,7 +318,8 @@ export class DatabaseConfig {
     if (env.PGTARGETSESSIONATTRS) out.targetSessionAttrs = checkEnum('PGTARGETSESSIONATTRS', env.PGTARGETSESSIONATTRS, TARGET_SESSION_ATTRS)
     if (env.PGOPTIONS) out.options = checkStartupString('PGOPTIONS', env.PGOPTIONS)
     if (env.PGAPPNAME) out.applicationName = checkStartupString('PGAPPNAME', env.PGAPPNAME)
-    if (env.PGCONNECT_TIMEOUT) out.connectTimeoutMs = connectTimeoutMs(parseLibpqInteger('PGCONNECT_TIMEOUT', env.PGCONNECT_TIMEOUT))
+    if (env.PGCONNECT_TIMEOUT && given.connectTimeoutMs === undefined)
+      out.connectTimeoutMs = connectTimeoutMs(parseLibpqInteger('PGCONNECT_TIMEOUT', env.PGCONNECT_TIMEOUT))
     return out as DatabaseOptions
   }
 

@@ -184,7 +184,9 @@ export class PoolFactory {
     checkPoolOptionKeys(options.pool)
     if (/^postgres(ql)?:\/\//i.test(url)) {
       // as libpq fills in every connection string from its variables
-      const config = DatabaseConfig.fromUrl(url, options.database, DatabaseConfig.envDefaults(process.env))
+      // an explicit backend.connectTimeoutMs beats PGCONNECT_TIMEOUT (written in code, not ambient)
+      const given = { connectTimeoutMs: (options.backend as { connectTimeoutMs?: unknown } | undefined)?.connectTimeoutMs }
+      const config = DatabaseConfig.fromUrl(url, options.database, DatabaseConfig.envDefaults(process.env, given))
       return PoolFactory.createPostgresPool(config, poolConfig, options)
     }
     if (/^sqlite:/i.test(url)) {

@@ -1,0 +1,56 @@
+import { DatabaseConfig, PoolFactory } from '@dbpool/core'
+import { PostgresConnectionManager, resolveReplicaOptions } from '@dbpool/postgres'
+
+// PGCONNECT_TIMEOUT filled in createPostgresPool(url)'s per-host connect deadline, and the per-host
+// deadline won over an EXPLICIT connectTimeoutMs option: { connectTimeoutMs: 1000 } with
+// PGCONNECT_TIMEOUT=8 failed against a silent server after 8 s, and with several hosts the shared
+// deadline budget was off. An option written in code beats the ambient variable.
+const URL = 'postgres://u:p@127.0.0.1:1/x?sslmode=disable'
+const saved = process.env.PGCONNECT_TIMEOUT
+
+afterEach(() => {
+  if (saved === undefined) delete process.env.PGCONNECT_TIMEOUT
+  else process.env.PGCONNECT_TIMEOUT = saved
+})
+
+describe('an explicit connectTimeoutMs beats PGCONNECT_TIMEOUT', () => {
+  it('createPostgresPool(url) / the manager: PGCONNECT_TIMEOUT is read only without the option', () => {
+    process.env.PGCONNECT_TIMEOUT = '8'
+    expect(new PostgresConnectionManager(URL).config.connectTimeoutMs).toBe(8_000)
+    const explicit = new PostgresConnectionManager(URL, { connectTimeoutMs: 1_000 })
+    expect(explicit.config.connectTimeoutMs || undefined).toBeUndefined()
+    expect(explicit.options.connectTimeoutMs).toBe(1_000)
+    // several hosts: no per-host deadline from the environment (the shared budget applies)
+    const multi = new PostgresConnectionManager('postgres://u:p@h1:1,h2:2/x?sslmode=disable', { connectTimeoutMs: 1_000 })
+    expect(multi.config.connectTimeoutMs || undefined).toBeUndefined()
+    // the URL's own connect_timeout is written by the caller too: it stays
+    expect(new PostgresConnectionManager(`${URL}&connect_timeout=3`, { connectTimeoutMs: 1_000 }).config.connectTimeoutMs).toBe(3_000)
+  })
+
+  it('replica URLs: the same', () => {
+    const env = { PGCONNECT_TIMEOUT: '8' }
+    expect(resolveReplicaOptions({ replicas: [URL] }, env).replicas[0]!.connectTimeoutMs).toBe(8_000)
+    expect(
+      resolveReplicaOptions({ replicas: [URL], connectTimeoutMs: 1_000 }, env).replicas[0]!.connectTimeoutMs || undefined,
+    ).toBeUndefined()
+  })
+
+  it('PoolFactory.create(url, pool, { backend: { connectTimeoutMs } }): the same', async () => {
+    process.env.PGCONNECT_TIMEOUT = '8'
+    const seen: DatabaseConfig[] = []
+    const importer = async () => ({
+      createPostgresPool: (config: DatabaseConfig) => {
+        seen.push(config)
+        return {} as never
+      },
+    })
+    await PoolFactory.create(URL, {}, { importer })
+    await PoolFactory.create(URL, {}, { importer, backend: { connectTimeoutMs: 1_000 } })
+    expect(seen[0]!.connectTimeoutMs).toBe(8_000)
+    expect(seen[1]!.connectTimeoutMs || undefined).toBeUndefined()
+  })
+
+  it('envDefaults(env, given): PGCONNECT_TIMEOUT is not read under an explicit deadline', () => {
+    expect(DatabaseConfig.envDefaults({ PGCONNECT_TIMEOUT: '8' }, { connectTimeoutMs: 1_000 })).toEqual({})
+  })
+})
