@@ -1,6 +1,7 @@
 import { DatabaseError, OUTCOME_UNKNOWN, splitSqlStatements } from '@dbpool/core'
 import { transactionControlOf } from '@dbpool/core/internal'
 import type { Database } from 'better-sqlite3'
+import { mapSqliteError } from './sqlite-errors'
 
 // what moves when a statement writes: rows changed (committed or not) and the schema cookie (DDL)
 const WRITE_MARK_SQL = 'select total_changes() as c, schema_version as s from pragma_schema_version'
@@ -23,7 +24,8 @@ const WRITE_MARK_SQL = 'select total_changes() as c, schema_version as s from pr
  *   first statements may have been committed, and running it again would apply them twice. Not when
  *   the transaction the script opened with its first statement, its only one, is still open after the
  *   failure (`BEGIN; ...; COMMIT` whose COMMIT got BUSY: see {@link ownTransactionOnly}): nothing was
- *   committed, and the error is thrown as it is.
+ *   committed; a retryable failure rolls that transaction back at once (so the script can run again
+ *   on the same connection) and is thrown as it is.
  *
  * @param begin The statement that opens the implicit transaction (`BEGIN IMMEDIATE` on the writer,
  *   so that the write lock is taken before anything runs; `BEGIN DEFERRED` on a reader).
@@ -40,15 +42,32 @@ export function runScript(db: Database, text: string, begin: string, fail: (err:
   try {
     db.exec(text)
   } catch (err) {
-    const error = fail(err)
-    if (!error.retryable) throw error
-    // still inside the caller's transaction: nothing of the script committed (it is rolled back or replayed whole)
-    if (wasInTransaction && db.inTransaction) throw error
     // still inside the transaction the script's first statement opened, its only one (`BEGIN; ...;
     // COMMIT` whose COMMIT got BUSY in rollback-journal mode, SQLite keeping the transaction): nothing
-    // of it committed, and the failure aborted that transaction (the manager's #fail: its COMMIT
-    // answers ROLLBACK; the pool rolls a lease-free one back at once), so the error stays retryable
-    if (!wasInTransaction && db.inTransaction && ownTransactionOnly(text)) throw error
+    // of it committed. A retryable failure rolls it back at once, on a lease as without one, so that
+    // running the script again (what `retryable` says) starts afresh instead of meeting the aborted
+    // transaction; a failure that is not retryable leaves it aborted for its owner, as Postgres does
+    if (!wasInTransaction && db.inTransaction && ownTransactionOnly(text) && mapSqliteError(err).retryable) {
+      try {
+        db.exec('ROLLBACK')
+      } catch {
+        // still open: the error below aborts it (the manager's #fail) and is not retryable
+      }
+      const error = fail(err)
+      if (!db.inTransaction) throw error
+      throw new DatabaseError(error.code, `${error.message} (the script's transaction could not be rolled back: it is aborted)`, {
+        backend: 'sqlite',
+        sqliteCode: error.sqliteCode,
+        cause: error.cause ?? err,
+        retryable: false,
+        ...(error.detail === undefined ? {} : { detail: error.detail }),
+      })
+    }
+    const error = fail(err)
+    if (!error.retryable) throw error
+    // still inside the caller's transaction: nothing of the script committed (it is rolled back or
+    // replayed whole); the failure aborted it, so `retryable` means replaying that transaction whole
+    if (wasInTransaction && db.inTransaction) throw error
     // nothing written before the failure
     if (before !== null && writeMark(db) === before) throw error
     throw new DatabaseError(

@@ -112,6 +112,45 @@ describe('a multi-statement script that fails with BUSY part-way', () => {
     }
   })
 
+  // on a lease the same connection runs the script again: the transaction it opened must be gone, not
+  // left open and aborted (every retry was TRANSACTION_ROLLED_BACK, still 'retryable')
+  it('BEGIN ... COMMIT whose COMMIT got BUSY inside withConnection: rolled back at once, so running it again on the connection works', async () => {
+    const main = tmp.file('script-commit-busy-lease.db')
+    const pool = createSqlitePool(main, { name: 'script-commit-busy-lease' }, { journalMode: 'DELETE', busyTimeoutMs: 50 })
+    const reader = new Database(main)
+    try {
+      await pool.query('create table ledger (id integer primary key)')
+      reader.exec('begin')
+      reader.prepare('select count(*) from ledger').get()
+      const script = 'BEGIN; insert into ledger (id) values (1); COMMIT'
+      const outcome = await pool.withConnection(async (c) => {
+        const busy = await failure(c.query(script))
+        expect(busy).toMatchObject({ code: 'BUSY', retryable: true })
+        // no transaction left: a statement runs (it was refused TRANSACTION_ROLLED_BACK)
+        expect((await c.query('select count(*) as n from ledger')).rows).toEqual([{ n: 0 }])
+        const again = await failure(c.query(script))
+        expect(again).toMatchObject({ code: 'BUSY', retryable: true })
+        reader.exec('commit')
+        await c.query(script)
+        return (await c.query('select id from ledger')).rows
+      })
+      expect(outcome).toEqual([{ id: 1 }])
+      // a failure that is not retryable leaves the script's transaction aborted for its owner, as on Postgres
+      const left = await pool.withConnection(async (c) => {
+        const dup = await failure(c.query('BEGIN; insert into ledger (id) values (2); insert into ledger (id) values (1); COMMIT'))
+        expect(dup).toMatchObject({ code: 'UNIQUE_VIOLATION', retryable: false })
+        expect(await failure(c.query('select 1'))).toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
+        return (await c.query('COMMIT')).command
+      })
+      expect(left).toBe('ROLLBACK')
+      expect((await pool.query('select id from ledger')).rows).toEqual([{ id: 1 }])
+    } finally {
+      if (reader.inTransaction) reader.exec('commit')
+      reader.close()
+      await pool.close()
+    }
+  })
+
   it('failing on its first statement (nothing written), or inside a transaction, BUSY stays retryable', async () => {
     const main = tmp.file('script-main-2.db')
     const other = tmp.file('script-other-2.db')
