@@ -32,7 +32,7 @@ export async function openPool(def: PoolDefinition, options: OpenPoolsOptions = 
   const pool = oneShot ? { ...def.pool, min: 0 } : def.pool
   if (def.libpqEnv !== undefined && /^postgres(ql)?:\/\//i.test(def.url)) {
     // an explicit backend.connectTimeoutMs beats PGCONNECT_TIMEOUT (see envDefaults)
-    const given = { connectTimeoutMs: (def.backend as { connectTimeoutMs?: unknown }).connectTimeoutMs }
+    const given = { url: def.url, connectTimeoutMs: (def.backend as { connectTimeoutMs?: unknown }).connectTimeoutMs }
     const config = DatabaseConfig.fromUrl(def.url, {}, DatabaseConfig.envDefaults(def.libpqEnv, given))
     const { resolveReplicaOptions } = await import('@dbpool/postgres')
     const { replicas } = resolveReplicaOptions({ ...def.backend }, def.libpqEnv, config)

@@ -10,6 +10,7 @@
  * - Result columns: `duplicateColumn` / `duplicateColumnError` / `protoColumnError` / `isDuplicateColumnError` (`SYNTAX_ERROR`: two columns of one name, or a `__proto__` column a driver's rows would drop).
  * - `withDeadline`: races a promise against a timer (cleared when the promise settles).
  * - `parsePostgresUrl`: libpq's URI grammar (several hosts), unknown query parameters refused.
+ * - `checkLibpqTlsEnv`: the libpq variables read only with TLS (PGSSLCERT...), checked against a target's final TLS mode.
  * - `previewStatement`, `statementLiterals`, `hideErrorLiterals`: a statement (and an error that repeats it) shown with every literal hidden.
  * - `nativeWorkDone`: `readYourWrites` records a write made through `conn.native` (a COPY) when it completes.
  * - `markWaitDeadline`: a call's own deadline, aborting its signal, ends its wait for a connection with ACQUIRE_TIMEOUT (counted once, by the lane).
@@ -46,6 +47,7 @@ export { duplicateColumn, duplicateColumnError, isDuplicateColumnError, protoCol
 export type { DuplicateColumn, DuplicateColumnContext, ResultColumn } from './sql/result-columns'
 export { withDeadline } from './pool/lane-pool'
 export { parsePostgresUrl, URL_PARAMETERS } from './config/postgres-url'
+export { checkLibpqTlsEnv } from './config/libpq-env'
 export type { ParsedPostgresUrl } from './config/postgres-url'
 export type { OperationOptions, OperationSpan } from './telemetry/pool-telemetry'
 export { abortedTransactionError, transactionLeftOpenError } from './transaction/transaction-outcome'

@@ -1869,7 +1869,11 @@ function withEnvStartupOptions(config: DatabaseConfig, env: NodeJS.ProcessEnv): 
 function toDatabaseConfig(config: DatabaseConfig | DatabaseOptions | string, explicitConnectTimeoutMs: unknown): DatabaseConfig {
   if (config instanceof DatabaseConfig) return config
   if (typeof config === 'string')
-    return DatabaseConfig.fromUrl(config, {}, DatabaseConfig.envDefaults(process.env, { connectTimeoutMs: explicitConnectTimeoutMs }))
+    return DatabaseConfig.fromUrl(
+      config,
+      {},
+      DatabaseConfig.envDefaults(process.env, { url: config, connectTimeoutMs: explicitConnectTimeoutMs }),
+    )
   return new DatabaseConfig(config)
 }
 

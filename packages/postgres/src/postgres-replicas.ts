@@ -1,5 +1,5 @@
 import { configError, DatabaseConfig, SSL_MODES, type DatabaseOptions, type ReplicaStatus, type SslMode } from '@dbpool/core'
-import { checkBoolean, checkEnum, checkInteger, parsePostgresUrl } from '@dbpool/core/internal'
+import { checkBoolean, checkEnum, checkInteger, checkLibpqTlsEnv, parsePostgresUrl } from '@dbpool/core/internal'
 import type { PgBouncerMode } from './postgres-pgbouncer'
 
 /** A read replica: a URL, or a config (its own host, user, password, database). */
@@ -106,9 +106,14 @@ export function resolveReplicaOptions(
   }
   // the libpq environment, read only when a URL needs it (its errors name the variable)
   // an explicit connectTimeoutMs (the manager's, every replica's) beats PGCONNECT_TIMEOUT
-  const given = { connectTimeoutMs: raw.connectTimeoutMs }
+  // PGSSLCERT, PGSSLKEY...: checked per replica URL against its final mode (the primary's counts too)
+  const given = { connectTimeoutMs: raw.connectTimeoutMs, deferTlsCheck: true }
   const fromEnv = targets.some((t) => typeof t.target === 'string') ? DatabaseConfig.envDefaults(env, given) : {}
-  const replicas = targets.map(({ option, target }) => targetConfig(option, target, inherit, fromEnv))
+  const replicas = targets.map(({ option, target }) => {
+    const config = targetConfig(option, target, inherit, fromEnv)
+    if (typeof target === 'string') checkLibpqTlsEnv(env, config.sslMode)
+    return config
+  })
   return {
     replicas,
     readRouting: raw.readRouting === undefined ? 'manual' : checkEnum('postgres.readRouting', raw.readRouting, READ_ROUTING_MODES),

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { inspect } from 'node:util'
 import { REDACTED, redactSecrets, redactUrl } from '../util/redact'
-import { checkLibpqHostAddrEnv, checkLibpqSecurityEnv, requireSslMode } from './libpq-env'
+import { checkLibpqHostAddrEnv, checkLibpqSecurityEnv, checkLibpqTlsEnv, requireSslMode } from './libpq-env'
 import { parsePostgresUrl, type ParsedPostgresUrl, type PostgresHost } from './postgres-url'
 import { checkRootCert, SYSTEM_ROOT_CERT } from './root-cert'
 import { hostOptionsOf, overlayHosts, resolvedHostsOf, targetHostsOf } from './target-hosts'
@@ -149,6 +149,20 @@ const MAX_MS = 2_147_483_647
 export interface EnvDefaultsGiven {
   /** An explicit connect deadline in ms (the Postgres manager's `connectTimeoutMs`): PGCONNECT_TIMEOUT is not read. */
   readonly connectTimeoutMs?: unknown
+  /**
+   * The connection string the defaults fill in: its `sslmode` (else `sslMode`, else PGSSLMODE /
+   * PGREQUIRESSL, else `prefer`) decides whether the variables libpq reads only with TLS (PGSSLCERT,
+   * PGSSLKEY, PGSSLCRL...) are checked: with `disable` they are not read, as libpq.
+   */
+  readonly url?: string
+  /** A TLS mode set above the URL (`PoolFactory.create`'s `database.sslMode`): it decides, as `url`'s does. */
+  readonly sslMode?: unknown
+  /**
+   * `true`: the variables read only with TLS are not checked here; the caller checks them against the
+   * target's final mode (`checkLibpqTlsEnv` of `@dbpool/core/internal`): a replica URL's mode depends
+   * on the primary's too.
+   */
+  readonly deferTlsCheck?: boolean
 }
 
 /**
@@ -268,10 +282,11 @@ export class DatabaseConfig {
    * PGTARGETSESSIONATTRS, PGOPTIONS, PGAPPNAME and PGCONNECT_TIMEOUT in seconds; PGREQUIRESSL=1:
    * `require` without PGSSLMODE); without `DATABASE_URL`, those variables alone.
    * A variable dbpool cannot honour (PGHOSTADDR, PGSSLCERT, PGSSLKEY, PGCHANNELBINDING=require, ...:
-   * see {@link envDefaults}) is CONFIGURATION naming it: never ignored.
+   * see {@link envDefaults}) is CONFIGURATION naming it: never ignored (PGSSLCERT, PGSSLKEY... are not
+   * read when the mode is `disable`).
    */
   static fromEnv(env: NodeJS.ProcessEnv = process.env): DatabaseConfig {
-    const defaults = DatabaseConfig.envDefaults(env)
+    const defaults = DatabaseConfig.envDefaults(env, { url: env.DATABASE_URL || undefined })
     if (env.DATABASE_URL) return DatabaseConfig.fromUrl(env.DATABASE_URL, {}, defaults)
     return new DatabaseConfig(defaults)
   }
@@ -289,7 +304,10 @@ export class DatabaseConfig {
    * `1` is 2; not an integer: CONFIGURATION). A variable dbpool cannot honour is CONFIGURATION naming
    * it, never ignored: PGHOSTADDR (`checkLibpqHostAddrEnv`), and the security variables (PGSSLCERT,
    * PGSSLKEY, PGCHANNELBINDING=require, PGGSSENCMODE=require, PGREQUIREAUTH, PGSSLCRL, ...: see
-   * `checkLibpqSecurityEnv`); so is a bad value. An empty variable counts as unset.
+   * `checkLibpqSecurityEnv`; those libpq reads only with TLS, PGSSLCERT, PGSSLKEY, PGSSLCRL..., only
+   * when the mode, see {@link EnvDefaultsGiven.url}, is not `disable`: `checkLibpqTlsEnv`); so is a
+   * bad value. Each refusal says how to go on (unset it, or `DatabaseConfig.fromUrl(url)`, which reads
+   * no environment). An empty variable counts as unset.
    *
    * `given` holds what the caller sets in code above the environment: an explicit connect deadline
    * (the Postgres manager's `connectTimeoutMs`, `PoolFactory.create`'s `backend.connectTimeoutMs`)
@@ -308,6 +326,8 @@ export class DatabaseConfig {
       out.sslMode = mode === 'no-verify' ? 'require' : mode
     }
     if (requireSslMode(env)) out.sslMode = requireSslMode(env)
+    // libpq reads PGSSLCERT, PGSSLKEY... only for a TLS connection: checked against the mode the target ends with
+    if (given.deferTlsCheck !== true) checkLibpqTlsEnv(env, givenSslMode(given) ?? (out.sslMode as string | undefined) ?? 'prefer')
     if (env.PGSSLROOTCERT) out.sslRootCert = readRootCert('PGSSLROOTCERT', env.PGSSLROOTCERT)
     if (out.sslRootCert === SYSTEM_ROOT_CERT && out.sslMode !== undefined && out.sslMode !== 'verify-full')
       throw configError(
@@ -564,4 +584,20 @@ function checkHosts(value: unknown, defaultPort: number): readonly ResolvedHost[
 /** A host as a URL writes it: a socket directory percent-encoded, an IPv6 address in brackets. */
 function hostText(host: string): string {
   return host.startsWith('/') ? encodeURIComponent(host) : host.includes(':') ? `[${host}]` : host
+}
+
+/**
+ * The TLS mode a caller sets above the environment (see {@link EnvDefaultsGiven}): `given.sslMode`,
+ * else the URL's `sslmode` (`no-verify` is `require`), else `undefined`. A bad URL or mode is left to
+ * `fromUrl`, which refuses it naming it: here it counts as a mode that may use TLS.
+ */
+function givenSslMode(given: EnvDefaultsGiven): string | undefined {
+  if (typeof given.sslMode === 'string') return given.sslMode
+  if (given.sslMode !== undefined || given.url === undefined) return given.sslMode === undefined ? undefined : 'require'
+  try {
+    const mode = parsePostgresUrl(given.url, redactUrl(given.url)).params.sslmode
+    return mode ? mode : undefined
+  } catch {
+    return 'require'
+  }
 }

@@ -185,7 +185,12 @@ export class PoolFactory {
     if (/^postgres(ql)?:\/\//i.test(url)) {
       // as libpq fills in every connection string from its variables
       // an explicit backend.connectTimeoutMs beats PGCONNECT_TIMEOUT (written in code, not ambient)
-      const given = { connectTimeoutMs: (options.backend as { connectTimeoutMs?: unknown } | undefined)?.connectTimeoutMs }
+      // and PGSSLCERT, PGSSLKEY... are read only when the target may use TLS (not with sslmode=disable)
+      const given = {
+        url,
+        sslMode: (options.database as { sslMode?: unknown } | undefined)?.sslMode,
+        connectTimeoutMs: (options.backend as { connectTimeoutMs?: unknown } | undefined)?.connectTimeoutMs,
+      }
       const config = DatabaseConfig.fromUrl(url, options.database, DatabaseConfig.envDefaults(process.env, given))
       return PoolFactory.createPostgresPool(config, poolConfig, options)
     }

@@ -54,3 +54,25 @@ describe('an explicit connectTimeoutMs beats PGCONNECT_TIMEOUT', () => {
     expect(DatabaseConfig.envDefaults({ PGCONNECT_TIMEOUT: '8' }, { connectTimeoutMs: 1_000 })).toEqual({})
   })
 })
+
+// PGSSLCERT, PGSSLKEY, PGSSLCRL... are read only with TLS: a replica URL is checked against its final mode.
+describe('replica URLs: the variables read only with TLS', () => {
+  const env = { PGSSLCERT: '/home/app/c.crt' }
+  it('not read for a replica whose mode ends disable (its own, or the primary it inherits from); refused otherwise', () => {
+    expect(resolveReplicaOptions({ replicas: [URL] }, env).replicas[0]!.sslMode).toBe('disable')
+    const primary = DatabaseConfig.fromUrl('postgres://u:p@p/x?sslmode=disable')
+    expect(resolveReplicaOptions({ replicas: ['postgres://u:p@r/x'] }, env, primary).replicas[0]!.sslMode).toBe('disable')
+    expect(() => resolveReplicaOptions({ replicas: ['postgres://u:p@r/x'] }, env)).toThrow(/PGSSLCERT.*DatabaseConfig\.fromUrl/)
+    expect(() => resolveReplicaOptions({ replicas: ['postgres://u:p@r/x?sslmode=require'] }, env, primary)).toThrow(/PGSSLCERT/)
+  })
+
+  it('createPostgresPool(url) with sslmode=disable starts under PGSSLCERT', () => {
+    process.env.PGSSLCERT = '/home/app/c.crt'
+    try {
+      expect(new PostgresConnectionManager(URL).config.sslMode).toBe('disable')
+      expect(() => new PostgresConnectionManager('postgres://u:p@127.0.0.1:1/x')).toThrow(/PGSSLCERT/)
+    } finally {
+      delete process.env.PGSSLCERT
+    }
+  })
+})
