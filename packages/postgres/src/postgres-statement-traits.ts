@@ -16,8 +16,9 @@ export interface StatementTraits {
   readonly queryDdl: 'everywhere' | 'here' | undefined
   /**
    * The text holds a string literal that may be a date/time value read from the clock when the
-   * server parses it: `'now'`, `'today'`, `'tomorrow'`, `'yesterday'` (in any case, anywhere in the
-   * literal, as `'today 12:00'`). Parse converts a literal of a date/time type once, so a named
+   * server parses it: `'now'`, `'today'`, `'tomorrow'`, `'yesterday'` (in any case, as a whole word
+   * anywhere in the literal: `'today 12:00'`, `' NOW '`; not inside a longer word: `'unknown'`,
+   * `'snowfall'` are plain text, as Postgres's date/time parser reads them). Parse converts a literal of a date/time type once, so a named
    * statement would keep the instant of its Parse: such a text is never named.
    */
   readonly clockLiteral: boolean
@@ -30,7 +31,7 @@ const remembered = new Map<string, StatementTraits>()
 /**
  * The {@link StatementTraits} of `text`, computed once per text (a bounded map, shared by every pool
  * of the process: the traits depend on the text alone). A text that cannot be read lexically (an
- * unterminated literal or comment) is judged on its raw text, conservatively: any `now`, `today`,
+ * unterminated literal or comment) is judged on its raw text, conservatively: any word `now`, `today`,
  * `tomorrow`, `yesterday` is a clock literal, any `create` or `into` a schema change everywhere.
  */
 export function statementTraits(text: string): StatementTraits {
@@ -42,8 +43,13 @@ export function statementTraits(text: string): StatementTraits {
   return traits
 }
 
-// the special date/time inputs Postgres reads from the clock (datetktbl: DTK_NOW, DTK_TODAY, DTK_TOMORROW, DTK_YESTERDAY)
-const CLOCK_WORD = /now|today|tomorrow|yesterday/i
+// the special date/time inputs Postgres reads from the clock (datetktbl: DTK_NOW, DTK_TODAY, DTK_TOMORROW,
+// DTK_YESTERDAY), as whole tokens: ParseDateTime (datetime.c) reads a field of letters up to the first
+// character that is not one (space, digit, punctuation: 'today 12:00', 'now+02', 'x_now'), so 'unknown'
+// or 'snowfall' is none. Conservative where Postgres might join more to the word ('now-1' is a date
+// field there): only an ASCII letter on either side rules a match out. 'epoch', 'infinity', 'allballs'
+// are constants.
+const CLOCK_WORD = /(?<![a-z])(?:now|today|tomorrow|yesterday)(?![a-z])/i
 const QUOTED_NAME = /"(?:[^"]|"")*"/g
 const CREATE_HEAD = /^create\b/i
 const CREATE_TEMP = /^create\s+(?:(?:global|local)\s+)?temp(?:orary)?\s/i

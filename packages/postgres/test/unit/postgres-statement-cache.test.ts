@@ -284,6 +284,18 @@ describe('statementTraits', () => {
     ["select * from t where at = '2024-01-01 12:00'", false],
     ["select 'epoch'::timestamptz, 'infinity'::date", false],
     ['select 1 -- now', false],
+    // Postgres reads the special values as whole tokens only (ParseDateTime splits on what is not a letter)
+    ["select * from t where status <> 'unknown'", false],
+    ["select 'known', 'snowfall', 'nowhere', 'todays', 'yesterdays'", false],
+    ["select ' NOW '::timestamptz", true],
+    ["select 'today 12:00'::timestamp", true],
+    ["select 'now+02'::timestamptz, 1", true],
+    ["select 'yesterday,'::date", true],
+    ["select '2024-01-01'::date, 'x_now'", true],
+    ["select 'allballs'::time, 'epoch'::date", false],
+    // not readable lexically (an unterminated literal): the raw text, by whole words too
+    ["select 'unknown", false],
+    ["select 'now", true],
   ] as const)('%s: clockLiteral %s', (text, clockLiteral) => {
     expect(statementTraits(text).clockLiteral).toBe(clockLiteral)
   })
