@@ -784,6 +784,19 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // markers of results nobody read (an earlier result of a multi-statement text): no scans from now on
     if (conn.reads !== undefined) conn.reads.guard.count = 0
     const clean = this.options.sessionReset === 'clean'
+    // statements issued and not awaited still running (the lease's holder threw without awaiting them):
+    // answered first, at most cancelTimeoutMs; never a ROLLBACK queued behind them, which would wait
+    // for the whole statement. Not answered by then: closed (settledTransactionState marked it broken)
+    if (unanswered(conn)) return this.#resetAfterUnanswered(conn, clean)
+    const status = conn.client.getTransactionStatus()
+    if (status === 'I') return this.#tidy(conn, clean)
+    return this.#rollback(conn, status, clean)
+  }
+
+  /** {@link reset} of a connection with statements still unanswered: settled first (see {@link settledTransactionState}). */
+  async #resetAfterUnanswered(conn: PostgresConnection, clean: boolean): Promise<void> {
+    await this.settledTransactionState(conn)
+    if (!conn.usable) throw this.mapError(conn.brokenBy ?? new Error('the connection ended while its statements were answered'))
     if (awaitsReadyForQuery(conn)) return this.#rollback(conn, 'unknown', clean)
     const status = conn.client.getTransactionStatus()
     if (status === 'I') return this.#tidy(conn, clean)
@@ -987,7 +1000,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * check; pg sends the next one as each ReadyForQuery arrives, so one ReadyForQuery alone still
    * leaves the status stale), waits for the queue to drain (or the connection's end), at most
    * `cancelTimeoutMs` in all, then answers what is known: `unknown` while anything is still
-   * unanswered (callers count it as possibly open, never as idle). Never rejects.
+   * unanswered, and then the connection is marked broken (closed at its release, never rolled back
+   * and reused: a transaction may be open on it, and a ROLLBACK would wait behind the statements);
+   * callers report the outcome of those statements as unknown, never as rolled back. Never rejects.
    */
   settledTransactionState(conn: PostgresConnection): Promise<TransactionState> {
     if (!conn.usable || !unanswered(conn)) return Promise.resolve(this.transactionState(conn))
@@ -997,7 +1012,15 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         timer.clear()
         connection.off('readyForQuery', onReady)
         connection.off('end', finish)
-        resolve(conn.usable && unanswered(conn) ? 'unknown' : this.transactionState(conn))
+        if (!conn.usable || !unanswered(conn)) return resolve(this.transactionState(conn))
+        conn.markBroken(
+          new DatabaseError(
+            'QUERY_FAILED',
+            `statements issued on the connection (not awaited) were still unanswered after ${this.options.cancelTimeoutMs} ms (cancelTimeoutMs): whether a transaction is open on it is not known, so it is closed instead of reused`,
+            { backend: 'postgres', retryable: false, detail: { reason: 'transaction-state-unknown', outcome: 'unknown' } },
+          ),
+        )
+        resolve('unknown')
       }
       // pg's own readyForQuery listener was attached first: when this one runs the status is recorded
       // and pg has already sent its next queued statement (awaitsReadyForQuery again then)

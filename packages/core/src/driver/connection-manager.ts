@@ -364,7 +364,9 @@ export interface ConnectionManager<C = unknown> {
    * as `unknown` (Postgres: a failed statement settles before the server's ReadyForQuery, which
    * carries the status; statements issued and not awaited still queued): waits until every statement
    * issued on the connection is answered, bounded by the manager (then `unknown`, which callers count
-   * as possibly open, never as idle); never rejects. `withConnection` asks it when its callback
+   * as possibly open, never as idle, and report as an unknown outcome, QUERY_FAILED `detail.outcome:
+   * 'unknown'`; a manager should then make the connection unusable, so it is closed at its release,
+   * never rolled back and reused behind statements still running); never rejects. `withConnection` asks it when its callback
    * returned, `conn.transaction()` before it decides between a transaction and a savepoint, `pool.query()`
    * and a stream after their statement. Default: `transactionState`.
    */

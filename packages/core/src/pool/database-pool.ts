@@ -28,7 +28,7 @@ import { MetricsCollector, checkCollectorOptions, type MetricsCollectorOptions }
 import { isSqlFragment, type CompiledQuery } from '../sql/sql'
 import { describeValue } from '../sql/parameters'
 import { runTransaction, type TransactionOptions } from '../transaction/transaction'
-import { transactionLeftOpenError } from '../transaction/transaction-outcome'
+import { transactionLeftOpenError, transactionStateUnknownError } from '../transaction/transaction-outcome'
 import { Lease, type LeaseHolder } from './lease'
 import { LanePool, withDeadline, type LaneHost, type OnAcquired } from './lane-pool'
 import {
@@ -629,10 +629,11 @@ export class DatabasePool<out C = unknown> {
       const result = await this.#execute<R>(lease, compiled, options)
       // the release below rolls back a transaction the text left open: never report that work as done
       let state = this.#manager.transactionState?.(lease.conn.native)
-      // Postgres: an answer still on its way (pipeline mode) is settled; still unknown counts as possibly open
+      // Postgres: an answer still on its way (pipeline mode) is settled; still unknown: its outcome is unknown
       if (state === 'unknown' && this.#manager.settledTransactionState) {
         state = await this.#manager.settledTransactionState(lease.conn.native)
-        if (state === 'unknown') throw transactionLeftOpenError(this.#manager.backend)
+        // not answered in time: the outcome is unknown, and the release closes the connection (see transactionStateUnknownError)
+        if (state === 'unknown') throw this.#markBroken(lease, transactionStateUnknownError(this.#manager.backend, 'pool.query() ended'))
       }
       if (state === 'open' || state === 'failed') throw transactionLeftOpenError(this.#manager.backend)
       return result
@@ -724,7 +725,11 @@ export class DatabasePool<out C = unknown> {
   /**
    * Lends a connection to `fn` and takes it back when `fn` settles. The only way to hold one. A `fn`
    * that is not a function, a bad `lane` or another key rejects with CONFIGURATION (`withConnection.<option>`)
-   * before a connection is taken.
+   * before a connection is taken. Statements `fn` issued and did not await are answered before the
+   * connection's transaction state is read: `fn` returning inside a transaction rejects
+   * TRANSACTION_ROLLED_BACK (the release rolls it back); on Postgres, statements still unanswered after
+   * `cancelTimeoutMs` reject QUERY_FAILED with `detail: { reason: 'transaction-state-unknown', outcome:
+   * 'unknown' }` (they may have committed) and the connection is closed instead of reused.
    */
   withConnection<T>(fn: (conn: PoolConnection<C>) => Promise<T>, options?: WithConnectionOptions): Promise<T> {
     let lane: Lane
@@ -761,10 +766,13 @@ export class DatabasePool<out C = unknown> {
       if (lease.active) {
         let state = this.#manager.transactionState?.(lease.conn.native)
         // Postgres: the callback returned before the server answered what it issued (a failed statement,
-        // or a BEGIN it did not await): settled; a state still not known counts as possibly open, never as idle
+        // or a BEGIN it did not await): settled. A state still not known (cancelTimeoutMs passed) is
+        // neither idle nor open: the outcome is unknown, and the release closes the connection rather
+        // than roll back behind the statements and hand it on (see transactionStateUnknownError)
         if (state === 'unknown' && this.#manager.settledTransactionState) {
           state = await this.#manager.settledTransactionState(lease.conn.native)
-          if (state === 'unknown') throw leftOpenByCallback(this.#manager.backend, state, handle.lastError)
+          if (state === 'unknown')
+            throw this.#markBroken(lease, transactionStateUnknownError(this.#manager.backend, 'the withConnection callback returned'))
         }
         if (state === 'open' || state === 'failed') throw leftOpenByCallback(this.#manager.backend, state, handle.lastError)
       }
@@ -1627,14 +1635,8 @@ function callersDeadline(err: unknown, leftMs: number | undefined, givenMs: numb
  * so withConnection rejects instead of resolving, as `pool.query('BEGIN; ...')` does. `cause`: the
  * statement error that aborted it, when the handle saw one.
  */
-function leftOpenByCallback(backend: Backend, state: 'open' | 'failed' | 'unknown', cause: DatabaseError | undefined): DatabaseError {
+function leftOpenByCallback(backend: Backend, state: 'open' | 'failed', cause: DatabaseError | undefined): DatabaseError {
   const first = state === 'failed' ? cause : undefined
-  if (state === 'unknown')
-    return new DatabaseError(
-      'TRANSACTION_ROLLED_BACK',
-      'the withConnection callback returned with statements it issued still unanswered by the server (not awaited): whether they left a transaction open is not known, and the release rolls back (or closes the connection on) any that is, so what ran inside one was not committed. Await every statement before returning',
-      { backend, retryable: false, detail: { reason: 'transaction-state-unknown' } },
-    )
   const why =
     state === 'failed'
       ? `a transaction aborted by an error${first ? ` (${first.code}: ${first.message})` : ''}`

@@ -1,4 +1,5 @@
 import { DatabaseError } from '../errors/database-error'
+import { OUTCOME_UNKNOWN } from '../errors/error-outcome'
 import { HANDLE_QUERY_OPTION_KEYS, checkQueryOptions, checkQueryText, extraArguments, hasExtraArgument } from '../config/call-options'
 import { configError } from '../config/validate'
 import type { Backend, ExecuteOptions, Lane, QueryResult, TransactionSettings, TransactionState } from '../driver/connection-manager'
@@ -118,13 +119,14 @@ export interface HeldConnectionHost<C> extends HeldTransactionHost<C> {
 /**
  * `conn.transaction()` when the engine has not answered the statements issued on the connection before
  * it (within the manager's bound): whether a transaction is open is not known, and a BEGIN + COMMIT
- * there could commit one the callback opened. Nothing was sent.
+ * there could commit one the callback opened. Nothing of its own was sent; what was issued before may
+ * have committed or not (`detail.outcome: 'unknown'`), and the connection is closed at its release.
  */
 function stateUnknown(backend: Backend): DatabaseError {
   return new DatabaseError(
     'QUERY_FAILED',
-    "conn.transaction() cannot tell whether the connection is inside a transaction: statements issued on it before (not awaited) were not answered in time, and a transaction of its own there could commit one they opened; nothing was sent. Await the connection's statements before conn.transaction()",
-    { backend, retryable: false, detail: { reason: 'transaction-state-unknown' } },
+    "conn.transaction() cannot tell whether the connection is inside a transaction: statements issued on it before (not awaited) were not answered in time, and a transaction of its own there could commit one they opened; nothing of its own was sent. Those statements' outcome is unknown (they may have committed; check before running them again), and the connection is closed instead of reused. Await the connection's statements before conn.transaction()",
+    { backend, retryable: false, detail: { reason: 'transaction-state-unknown', outcome: OUTCOME_UNKNOWN } },
   )
 }
 
@@ -529,8 +531,9 @@ export class ConnectionHandle<C> implements Transaction<C> {
    * outer transaction stays the callback's to commit or roll back. Statements the callback issued and
    * did not await are settled first: the ones waiting for the event loop (SQLite) run, and a state
    * `'unknown'` (Postgres: answers still on their way) is settled by the manager; a state still not
-   * known then is refused (QUERY_FAILED, `detail.reason` `'transaction-state-unknown'`, nothing sent),
-   * never taken as no transaction (its BEGIN would be ignored and its COMMIT commit the outer one).
+   * known then is refused (QUERY_FAILED, `detail.reason` `'transaction-state-unknown'`, `detail.outcome`
+   * `'unknown'`, nothing of its own sent; the connection is closed at its release, never reused), never
+   * taken as no transaction (its BEGIN would be ignored and its COMMIT commit the outer one).
    * `child`: the scope already claimed.
    */
   async #inOpenTransaction<T>(
@@ -548,7 +551,8 @@ export class ConnectionHandle<C> implements Transaction<C> {
     }
     if (state === 'unknown' && held.settledTransactionState) {
       state = await held.settledTransactionState(native)
-      if (state === 'unknown') throw stateUnknown(this.backend)
+      // never rolled back and reused behind statements still running: closed at the release
+      if (state === 'unknown') throw held.markBroken(lease, stateUnknown(this.backend))
     }
     if (state !== 'open' && state !== 'failed')
       return held.traced(() =>

@@ -1,7 +1,7 @@
 import { checkEnum, checkInteger, configError, rejectUnknownKeys, requireObject, MAX_TIMER_MS } from '../config/validate'
 import { DatabaseError } from '../errors/database-error'
 import { OUTCOME_COMMITTED } from '../errors/error-outcome'
-import { transactionLeftOpenError } from '../transaction/transaction-outcome'
+import { transactionLeftOpenError, transactionStateUnknownError } from '../transaction/transaction-outcome'
 import type { Backend, ConnectedServer, ConnectionManager, Lane, RowCursor } from '../driver/connection-manager'
 import type { CompiledQuery } from '../sql/sql'
 import type { Lease } from './lease'
@@ -517,10 +517,12 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
     if (loan && this.#failure === undefined && this.#source.hooks === undefined) {
       const manager = this.#source.access.manager
       let state = manager.transactionState?.(loan.lease.conn.native)
-      // an answer still on its way (Postgres) is settled; still unknown counts as possibly open, never as idle
+      // an answer still on its way (Postgres) is settled; still unknown: neither idle nor open, the outcome is unknown
+      // (the manager closes such a connection at its release: see transactionStateUnknownError)
       if (state === 'unknown' && manager.settledTransactionState) state = await manager.settledTransactionState(loan.lease.conn.native)
-      if (state === 'open' || state === 'failed' || (state === 'unknown' && manager.settledTransactionState))
-        this.#failure = transactionLeftOpenError(manager.backend)
+      if (state === 'open' || state === 'failed') this.#failure = transactionLeftOpenError(manager.backend)
+      else if (state === 'unknown' && manager.settledTransactionState)
+        this.#failure = transactionStateUnknownError(manager.backend, 'the stream ended')
     }
     if (loan) await loan.end(this.#failure)
     // a multi-host target or a replica: the span names the server the stream's connection reached

@@ -1,4 +1,5 @@
 import { DatabaseError, type ErrorBackend } from '../errors/database-error'
+import { OUTCOME_UNKNOWN } from '../errors/error-outcome'
 import type { Backend, TransactionState } from '../driver/connection-manager'
 import type { SqlFragment } from '../sql/sql'
 import { queryText, transactionControlStatement } from './transaction-control'
@@ -210,6 +211,24 @@ export function rolledBack(backend: ErrorBackend, reason: string, cause: unknown
     sqlState: first?.sqlState,
     sqliteCode: first?.sqliteCode,
   })
+}
+
+/**
+ * Statements issued on a leased connection were still unanswered by the engine when its transaction
+ * state had to be known (a `withConnection` callback returned, `conn.transaction()` began, `pool.query()`
+ * or a stream ended), and the manager's bound (Postgres: `cancelTimeoutMs`) passed: they may have
+ * committed (autocommit statements still running), or may be inside a transaction that closing the
+ * connection rolls back. QUERY_FAILED, `retryable: false`, `detail: { reason: 'transaction-state-unknown',
+ * outcome: 'unknown' }` (see `isOutcomeUnknown`): never a claim that the work was rolled back. The
+ * connection is discarded at its release (never reused, never rolled back and handed on), so the
+ * statements still running fail with the connection's loss. `what`: the call, for the message.
+ */
+export function transactionStateUnknownError(backend: ErrorBackend, what: string): DatabaseError {
+  return new DatabaseError(
+    'QUERY_FAILED',
+    `${what} with statements issued on the connection (not awaited) still unanswered by the server: whether they committed, or left a transaction open, is not known, so their outcome is unknown (they may have committed; check before running them again) and the connection is closed instead of reused. Await every statement`,
+    { backend, retryable: false, detail: { reason: 'transaction-state-unknown', outcome: OUTCOME_UNKNOWN } },
+  )
 }
 
 /**
