@@ -343,9 +343,39 @@ export function copyFromRowFormat(text: string): RowFormat {
  * `stdout` that could not be read (or a text whose literals are not terminated); `undefined` when no
  * statement of it does. Such a COPY exchanges its data through the COPY protocol, which only
  * `copyFrom()` / `copyTo()` speak. A COPY of a server file or a program is not one.
+ *
+ * Runs for every statement (`pgQuery`): a text without the word `copy` (a table `copies`, a column
+ * `copy_count` do not count: a COPY keyword has no letter, digit or `_` beside it) is answered by one
+ * regular expression; a text with it is read once, its answer kept ({@link MAX_COPY_VERDICTS} texts,
+ * the least recently used forgotten first).
  */
 export function clientCopy(text: string): 'from' | 'to' | 'unknown' | undefined {
   if (!COPY_WORD.test(text)) return undefined
+  const known = copyVerdicts.get(text)
+  if (known !== undefined) {
+    // least recently used first out: a hit moves to the end
+    copyVerdicts.delete(text)
+    copyVerdicts.set(text, known)
+    return known === NO_CLIENT_COPY ? undefined : known
+  }
+  const verdict = readClientCopy(text)
+  if (copyVerdicts.size >= MAX_COPY_VERDICTS) copyVerdicts.delete(copyVerdicts.keys().next().value as string)
+  copyVerdicts.set(text, verdict ?? NO_CLIENT_COPY)
+  return verdict
+}
+
+/** How many texts holding the word `copy` keep {@link clientCopy}'s answer (shared by every pool of the process: it depends on the text alone). */
+export const MAX_COPY_VERDICTS = 256
+const NO_CLIENT_COPY = 'none'
+const copyVerdicts = new Map<string, 'from' | 'to' | 'unknown' | typeof NO_CLIENT_COPY>()
+
+/** @internal Whether {@link clientCopy}'s answer for `text` is kept (for tests of the pre-check and the bound). */
+export function copyVerdictKept(text: string): boolean {
+  return copyVerdicts.has(text)
+}
+
+/** {@link clientCopy} of a text holding the word `copy`, read token by token. */
+function readClientCopy(text: string): 'from' | 'to' | 'unknown' | undefined {
   const list = tokens(text)
   if (list === undefined) return /\bcopy\b[\s\S]*\bstd(?:in|out)\b/i.test(text) ? 'unknown' : undefined
   for (const statement of statements(list)) {
@@ -358,7 +388,9 @@ export function clientCopy(text: string): 'from' | 'to' | 'unknown' | undefined 
   return undefined
 }
 
-const COPY_WORD = /copy/i
+// the keyword as a whole word: an ASCII letter, digit or `_` beside it makes another name (`copies`,
+// `copy_count`); anything else (space, `;`, a comment's `/`, a quote, a non-ASCII letter) is read in full
+const COPY_WORD = /\bcopy\b/i
 
 /**
  * Refuses, before anything is sent, a statement text holding `COPY ... FROM STDIN` or

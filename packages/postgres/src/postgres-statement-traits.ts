@@ -24,7 +24,7 @@ export interface StatementTraits {
   readonly clockLiteral: boolean
 }
 
-/** Texts whose traits are kept (forgotten all at once beyond this; entries of the cache keep their own). */
+/** Texts whose traits are kept (the least recently used forgotten first; entries of the cache keep their own). */
 const MAX_REMEMBERED_TEXTS = 512
 const remembered = new Map<string, StatementTraits>()
 
@@ -36,11 +36,33 @@ const remembered = new Map<string, StatementTraits>()
  */
 export function statementTraits(text: string): StatementTraits {
   const known = remembered.get(text)
-  if (known !== undefined) return known
+  if (known !== undefined) {
+    // least recently used first out: a hit moves to the end (a full map drops one text, not all)
+    remembered.delete(text)
+    remembered.set(text, known)
+    return known
+  }
   const traits = traitsOf(text)
-  if (remembered.size >= MAX_REMEMBERED_TEXTS) remembered.clear()
+  if (remembered.size >= MAX_REMEMBERED_TEXTS) remembered.delete(remembered.keys().next().value as string)
   remembered.set(text, traits)
   return traits
+}
+
+/** @internal Whether the traits of `text` are remembered (for tests of the bound and its order). */
+export function traitsRemembered(text: string): boolean {
+  return remembered.has(text)
+}
+
+/**
+ * {@link StatementTraits.queryDdl} of `text`, for a statement with no cache entry (run unnamed) whose
+ * command tag is `SELECT n` or `EXPLAIN`: a text without the word `create` or `into` (as a whole word,
+ * any case) creates no table from a query, answered by one regular expression without reading the text
+ * or touching the remembered traits; any other is {@link statementTraits}'. The pre-check can only
+ * send more texts to the full reading, never skip a `CREATE TABLE ... AS` or `SELECT ... INTO` (their
+ * keywords stand as words).
+ */
+export function queryDdlOfText(text: string): StatementTraits['queryDdl'] {
+  return RAW_DDL_WORD.test(text) ? statementTraits(text).queryDdl : undefined
 }
 
 // the special date/time inputs Postgres reads from the clock (datetktbl: DTK_NOW, DTK_TODAY, DTK_TOMORROW,

@@ -2,7 +2,7 @@ import { Query, type Client, type QueryResult as PgQueryResult } from 'pg'
 import { rememberColumns } from './postgres-columns'
 import type { StatementProgress } from './postgres-outcome'
 import type { CachedStatement, StatementCache, StatementDescription } from './postgres-statement-cache'
-import { statementTraits } from './postgres-statement-traits'
+import { queryDdlOfText } from './postgres-statement-traits'
 
 /** What pg answers for one statement text: one result, or one per statement of a multi-statement text. */
 export type PgAnswer = PgQueryResult | PgQueryResult[]
@@ -196,10 +196,11 @@ class PgStatement extends PgQuery {
         if (change !== undefined) cache.schemaChanged(change === 'everywhere')
       }
       // 'SELECT n' of CREATE TABLE ... AS, SELECT ... INTO, CREATE MATERIALIZED VIEW ('EXPLAIN' of one):
-      // the text's traits, read once per text (a field of a named statement's entry)
-      else if (first === 83 || first === 69) {
-        const change = (this.#entry?.traits ?? statementTraits(this.text)).queryDdl
-        if (change !== undefined && (tag.startsWith('SELECT') || tag === 'EXPLAIN')) cache.schemaChanged(change === 'everywhere')
+      // the text's traits (a field of a named statement's entry; an unnamed one's text is read only when
+      // it holds the word CREATE or INTO: see queryDdlOfText)
+      else if ((first === 83 || first === 69) && (tag.startsWith('SELECT') || tag === 'EXPLAIN')) {
+        const change = this.#entry !== undefined ? this.#entry.traits.queryDdl : queryDdlOfText(this.text)
+        if (change !== undefined) cache.schemaChanged(change === 'everywhere')
       }
     }
     if (this.#progress !== undefined) this.#progress.completed++
