@@ -50,6 +50,47 @@ describe('an explicit connectTimeoutMs beats PGCONNECT_TIMEOUT', () => {
     expect(seen[1]!.connectTimeoutMs || undefined).toBeUndefined()
   })
 
+  it("PoolFactory.create's database options beat the environment for every field it fills", async () => {
+    const env = {
+      PGHOST: 'envhost',
+      PGPORT: '7777',
+      PGUSER: 'envuser',
+      PGDATABASE: 'envdb',
+      PGAPPNAME: 'envapp',
+      PGOPTIONS: '-c search_path=env',
+      PGSSLMODE: 'require',
+      PGTARGETSESSIONATTRS: 'read-only',
+      PGCONNECT_TIMEOUT: '8',
+    }
+    const saved = { ...process.env }
+    Object.assign(process.env, env)
+    try {
+      const seen: DatabaseConfig[] = []
+      const importer = async () => ({
+        createPostgresPool: (config: DatabaseConfig) => {
+          seen.push(config)
+          return {} as never
+        },
+      })
+      const database = {
+        host: 'own',
+        port: 5433,
+        username: 'me',
+        database: 'mine',
+        applicationName: 'api',
+        options: '-c search_path=own',
+        sslMode: 'disable' as const,
+        targetSessionAttrs: 'any' as const,
+        connectTimeoutMs: 3_000,
+      }
+      await PoolFactory.create('postgres:///', {}, { importer, database })
+      expect(seen[0]).toMatchObject({ ...database, connectTimeoutMs: 3_000 })
+    } finally {
+      for (const key of Object.keys(env)) if (saved[key] === undefined) delete process.env[key]
+      Object.assign(process.env, saved)
+    }
+  })
+
   it('envDefaults(env, given): PGCONNECT_TIMEOUT is not read under an explicit deadline', () => {
     expect(DatabaseConfig.envDefaults({ PGCONNECT_TIMEOUT: '8' }, { connectTimeoutMs: 1_000 })).toEqual({})
   })
