@@ -145,8 +145,14 @@ describe('dbpool on Postgres (child process)', () => {
       expect(res.code).toBe(1)
       expect(res.stderr).toMatch(/CONNECTION_FAILED: .*does not support SSL/)
     }
-    const sslCert = await runCli(['stats'], { cwd, env: { DATABASE_URL: db.url, PGSSLCERT: '/etc/client.crt' } })
+    const bare = db.url.replace(/[?&]sslmode=[^&]*/, '')
+    const sslCert = await runCli(['stats'], { cwd, env: { DATABASE_URL: bare, PGSSLCERT: '/etc/client.crt' } })
     expect(sslCert.stderr).toMatch(/CONFIGURATION: .*PGSSLCERT/)
+    // libpq reads PGSSLCERT only for a TLS connection: with sslmode=disable the command runs (r20a item 2)
+    const plain = `${bare}${bare.includes('?') ? '&' : '?'}sslmode=disable`
+    const disabled = await runCli(['stats'], { cwd, env: { DATABASE_URL: plain, PGSSLCERT: '/etc/client.crt' } })
+    expect(disabled.stderr).not.toContain('CONFIGURATION')
+    expect(disabled.code).toBe(0)
   }, 60_000)
 
   // libpq's other security variables were ignored: `dbpool check` connected in plaintext and exited 0
