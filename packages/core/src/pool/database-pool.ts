@@ -768,9 +768,14 @@ export class DatabasePool<out C = unknown> {
         // Postgres: the callback returned before the server answered what it issued (a failed statement,
         // or a BEGIN it did not await): settled. A state still not known (cancelTimeoutMs passed) is
         // neither idle nor open: the outcome is unknown, and the release closes the connection rather
-        // than roll back behind the statements and hand it on (see transactionStateUnknownError)
-        if (state === 'unknown' && this.#manager.settledTransactionState) {
-          state = await this.#manager.settledTransactionState(lease.conn.native)
+        // than roll back behind the statements and hand it on (see transactionStateUnknownError). A
+        // connection already lost when `fn` returned has no transaction left (the server ends it with
+        // the session) and its statements settled with their own errors (CONNECTION_LOST and their
+        // outcome), which `fn` saw: nothing to report here, the release discards it. One the pool gave
+        // up on because its state could not be learnt (conn.transaction() refused) still reports that
+        const stateLost = lease.conn.broken?.detail?.reason === 'transaction-state-unknown'
+        if (state === 'unknown' && this.#manager.settledTransactionState && (stateLost || this.#manager.isUsable(lease.conn.native))) {
+          if (!stateLost) state = await this.#manager.settledTransactionState(lease.conn.native)
           if (state === 'unknown')
             throw this.#markBroken(lease, transactionStateUnknownError(this.#manager.backend, 'the withConnection callback returned'))
         }
