@@ -2,13 +2,14 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander'
 import { MAX_TIMER_MS } from '@dbpool/core'
+import type { HiddenProcesses } from '@dbpool/sqlite'
 import { backupCommand } from './commands/backup'
 import { benchCommand } from './commands/bench'
 import { checkCommand } from './commands/check'
 import type { CommandContext } from './commands/context'
 import { healthCommand } from './commands/health'
 import { migrateCommand } from './commands/migrate'
-import { restoreCommand } from './commands/restore'
+import { restoreCommand, type RestoreCommandOptions } from './commands/restore'
 import { serveCommand } from './commands/serve'
 import { statsCommand } from './commands/stats'
 import { EXIT_CODES, Output, type CliIo } from './output'
@@ -198,8 +199,13 @@ Exit codes: 0 ok / healthy, 1 degraded or failed, 2 unhealthy, 64 usage error.`,
     .argument('<file>', 'backup file (.db or .db.gz)')
     .option('--create', 'restore into a database file that does not exist yet (default: refuse, the path may be mistyped)')
     .option('--force', 'restore even when another process has the database open (it goes on reading the replaced file)')
+    .option(
+      '--allow-hidden <reasons>',
+      'restore although processes are hidden from this one for these reasons, comma-separated: pid-namespace (a container), hidepid; only when no hidden process can have the database open (every other check stays)',
+      hiddenReasons,
+    )
     .option('--json', 'print JSON')
-    .action((file: string, opts: { json?: boolean; create?: boolean; force?: boolean }, cmd: Command) =>
+    .action((file: string, opts: RestoreCommandOptions, cmd: Command) =>
       runner(globals(cmd), (ctx) => restoreCommand(ctx, file, opts), EXIT_CODES.error),
     )
 
@@ -275,6 +281,16 @@ interface MigrateFlags {
 
 function migrateFlags(opts: MigrateFlags): { dir: string; table: string; lockTimeoutMs: number; json?: boolean } {
   return { dir: opts.dir, table: opts.table, lockTimeoutMs: opts.lockTimeout, ...(opts.json ? { json: true } : {}) }
+}
+
+/** `--allow-hidden pid-namespace,hidepid` (repeatable): the reasons, checked, added to the earlier ones. */
+function hiddenReasons(value: string, previous: HiddenProcesses[] | undefined): HiddenProcesses[] {
+  const reasons = value.split(',').map((reason) => reason.trim())
+  const known: readonly string[] = ['pid-namespace', 'hidepid']
+  const unknown = reasons.find((reason) => !known.includes(reason))
+  if (unknown !== undefined)
+    throw new InvalidArgumentError(`must be pid-namespace or hidepid (comma-separated), not ${JSON.stringify(unknown)}`)
+  return [...(previous ?? []), ...(reasons as HiddenProcesses[])]
 }
 
 function positiveInt(value: string): number {

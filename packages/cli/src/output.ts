@@ -184,7 +184,9 @@ export function describeError(err: unknown, options: DescribeOptions = {}): stri
       : (err.detail as { reason?: unknown } | undefined)?.reason === 'in-use'
         ? 'stop the processes that have the database open, or pass --force'
         : (err.detail as { reason?: unknown } | undefined)?.reason === 'in-use-unknown'
-          ? '--force once no other process can have it open'
+          ? typeof (err.detail as { hidden?: unknown }).hidden === 'string'
+            ? `--allow-hidden ${String((err.detail as { hidden: string }).hidden)} once no hidden process can have it open (every other check stays), or --force`
+            : '--force once no other process can have it open'
           : selfRestore(err)
             ? 'restore from a backup file, not from the database itself'
             : missingSqliteFile(err) || missingSqliteFile(err.cause)

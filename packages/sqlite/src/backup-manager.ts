@@ -17,6 +17,7 @@ import {
 } from '@dbpool/core/internal'
 import { copyDatabaseFile, defaultBackupTimeoutMs, type BackupCopyMode } from './backup-copy'
 import { journalKindOf, refuseInUse, refuseRollbackJournal } from './database-in-use'
+import { HIDDEN_PROCESSES, type HiddenProcesses } from './open-file-scan'
 import { ensureDirectory } from './backup-directory'
 import { createEmpty, refuseSameFile, stageBackupFile } from './backup-stage'
 import { placeNew } from './backup-place'
@@ -178,9 +179,20 @@ export interface RestoreOptions {
    * database (not WAL), a system without `/proc` (macOS, Windows), processes whose open files cannot
    * be read (another user's, or non-dumpable ones of this user), or processes hidden from this one
    * (`/proc` mounted `hidepid`, a restore in a PID namespace of its own: `detail.hidden`): stop every
-   * process using it, then force.
+   * process using it, then force (or, for hidden processes, see {@link allowHidden}).
    */
   readonly force?: boolean
+  /**
+   * The reasons for hidden processes (`detail.hidden` of an `'in-use-unknown'` refusal) the caller
+   * vouches for, unlike `force` waiving nothing else: `'pid-namespace'` when the restore runs in a
+   * PID namespace of its own (any Docker or Kubernetes container) and no process outside it can have
+   * the database open (no other container shares the volume, or they are stopped); `'hidepid'` when
+   * `/proc` is mounted `hidepid` and no process hidden by it can. Every other check still runs: this
+   * process's other pools and the processes it can see with the file open, the lock probe,
+   * processes whose open files cannot be read, a rollback-journal database. Default is `[]`; each
+   * entry must be one of those two strings (CONFIGURATION naming `restore.allowHidden` otherwise).
+   */
+  readonly allowHidden?: readonly HiddenProcesses[]
 }
 
 const OPTION_KEYS = [
@@ -495,7 +507,7 @@ export class BackupManager {
    * with CONFIGURATION naming `restore.file`.
    */
   restore(file: string, options?: RestoreOptions): Promise<DatabasePool<SqliteDatabase>> {
-    let parsed: { closeTimeoutMs: number; force: boolean }
+    let parsed: ParsedRestoreOptions
     let source: string
     try {
       // refused at once, not after the backups queued before it
@@ -504,7 +516,7 @@ export class BackupManager {
     } catch (err) {
       return Promise.reject<DatabasePool<SqliteDatabase>>(err)
     }
-    return this.#serial(() => this.#restore(source, parsed.closeTimeoutMs, parsed.force))
+    return this.#serial(() => this.#restore(source, parsed))
   }
 
   // ---- internals ----
@@ -645,7 +657,7 @@ export class BackupManager {
     return new DatabaseError('POOL_CLOSED', `pool "${this.#pool.config.name}" is closed: no backup taken`, { backend: 'sqlite' })
   }
 
-  async #restore(source: string, closeTimeoutMs: number, force: boolean): Promise<DatabasePool<SqliteDatabase>> {
+  async #restore(source: string, { closeTimeoutMs, force, allowHidden }: ParsedRestoreOptions): Promise<DatabasePool<SqliteDatabase>> {
     const manager = this.#manager
     if (manager.options.memory)
       throw configError('sqlite.path', manager.options.path, 'an in-memory database cannot be restored from a file')
@@ -664,7 +676,7 @@ export class BackupManager {
       await this.#verifyStaged(staged, source, requireSchema)
       await this.#pool.close({ timeoutMs: closeTimeoutMs })
       // our connections are closed: any left are someone else's, who would read the replaced file
-      if (!force) refuseInUse(target)
+      if (!force) refuseInUse(target, allowHidden)
       await replaceDatabaseFile(staged, target)
       forgetTemp(staged)
     } catch (err) {
@@ -917,12 +929,18 @@ async function replaceChecked(staged: string, target: string): Promise<void> {
  * another connection has `target` open, unless
  * `options.force` (`detail.reason` `'in-use'`, `detail.pids` on Linux, see `databaseUse`), or when
  * that cannot be told (`'in-use-unknown'`: a rollback-journal database, no `/proc`, another user's
- * processes whose open files cannot be read).
+ * processes whose open files cannot be read, hidden processes: `detail.hidden`, waived one by one by
+ * `options.allowHidden`, see {@link RestoreOptions.allowHidden}).
  */
-export async function restoreDatabaseFile(target: string, file: string, options?: { readonly force?: boolean }): Promise<void> {
+export async function restoreDatabaseFile(
+  target: string,
+  file: string,
+  options?: { readonly force?: boolean; readonly allowHidden?: readonly HiddenProcesses[] },
+): Promise<void> {
   const raw = requireObject('restoreDatabaseFile options', options)
-  rejectUnknownKeys('restoreDatabaseFile', raw, ['force'])
+  rejectUnknownKeys('restoreDatabaseFile', raw, ['force', 'allowHidden'])
   const force = raw.force === undefined ? false : checkBoolean('restoreDatabaseFile.force', raw.force)
+  const allowHidden = checkAllowHidden('restoreDatabaseFile.allowHidden', raw.allowHidden)
   const source = resolve(checkDatabasePath('restoreDatabaseFile.file', file))
   const dest = realDatabasePath(checkDatabasePath('restoreDatabaseFile.target', target))
   checkReplaceTarget('restoreDatabaseFile.target', dest)
@@ -943,7 +961,7 @@ export async function restoreDatabaseFile(target: string, file: string, options?
       requireSchema,
       group: dest,
     })
-    if (!force) refuseInUse(dest)
+    if (!force) refuseInUse(dest, allowHidden)
     await replaceDatabaseFile(staged, dest)
     forgetTemp(staged)
   } catch (err) {
@@ -962,14 +980,30 @@ function setWal(file: string): void {
   }
 }
 
-function restoreOptions(options: unknown): { closeTimeoutMs: number; force: boolean } {
+interface ParsedRestoreOptions {
+  readonly closeTimeoutMs: number
+  readonly force: boolean
+  readonly allowHidden: readonly HiddenProcesses[]
+}
+
+function restoreOptions(options: unknown): ParsedRestoreOptions {
   const raw = requireObject('restore options', options)
-  rejectUnknownKeys('restore', raw, ['closeTimeoutMs', 'force'])
+  rejectUnknownKeys('restore', raw, ['closeTimeoutMs', 'force', 'allowHidden'])
   return {
     closeTimeoutMs:
       raw.closeTimeoutMs === undefined ? 30_000 : checkInteger('restore.closeTimeoutMs', raw.closeTimeoutMs, 0, 2_147_483_647),
     force: raw.force === undefined ? false : checkBoolean('restore.force', raw.force),
+    allowHidden: checkAllowHidden('restore.allowHidden', raw.allowHidden),
   }
+}
+
+/** `allowHidden` of a restore: an array of {@link HIDDEN_PROCESSES} values (CONFIGURATION naming `option` otherwise). */
+function checkAllowHidden(option: string, value: unknown): readonly HiddenProcesses[] {
+  if (value === undefined) return []
+  const known = HIDDEN_PROCESSES as readonly unknown[]
+  if (!Array.isArray(value) || !value.every((reason) => known.includes(reason)))
+    throw configError(option, value, `must be an array of ${HIDDEN_PROCESSES.map((reason) => `'${reason}'`).join(', ')}`)
+  return [...(value as HiddenProcesses[])]
 }
 
 function resolveRetention(value: unknown): RetentionPolicy {

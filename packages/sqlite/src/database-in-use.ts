@@ -1,7 +1,7 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { DatabaseError } from '@dbpool/core'
-import { type OpenFileScan, processName, processesWithFileOpen } from './open-file-scan'
+import { type HiddenProcesses, type OpenFileScan, processName, processesWithFileOpen } from './open-file-scan'
 
 /**
  * What a probe can tell about other connections to a SQLite database file:
@@ -26,6 +26,8 @@ interface UseFinding {
   readonly why?: 'rollback-journal' | 'no-proc' | 'unreadable' | 'hidden'
   /** The scan, for `why` `unreadable` and `hidden`. */
   readonly scan?: OpenFileScan
+  /** For `why` `hidden`: the first reason not waived. */
+  readonly hidden?: HiddenProcesses
 }
 
 /**
@@ -57,7 +59,7 @@ export function databaseUse(path: string): DatabaseUse {
   return examineUse(path).use
 }
 
-function examineUse(path: string): UseFinding {
+function examineUse(path: string, allowHidden: readonly HiddenProcesses[] = []): UseFinding {
   if (!existsSync(path)) return { use: 'unused' }
   const scan = processesWithFileOpen(path)
   if (scan !== undefined && scan.pids.length > 0) return { use: 'in-use', pids: scan.pids }
@@ -65,7 +67,9 @@ function examineUse(path: string): UseFinding {
   if (locked === 'in-use') return { use: 'in-use' }
   if (locked === 'unknown') return { use: 'unknown', why: 'rollback-journal' }
   if (scan === undefined) return { use: 'unknown', why: 'no-proc' }
-  if (scan.hidden !== undefined) return { use: 'unknown', why: 'hidden', scan }
+  // the reasons the caller vouches for are waived (restore's `allowHidden`); every other check stays
+  const hidden = scan.hiddenBy?.find((reason) => !allowHidden.includes(reason))
+  if (hidden !== undefined) return { use: 'unknown', why: 'hidden', scan, hidden }
   if (scan.unreadable.length > 0) return { use: 'unknown', why: 'unreadable', scan }
   return { use: 'unused' }
 }
@@ -126,15 +130,16 @@ export function databaseInUse(path: string): boolean {
  * idle connection of another process holds no lock), a system without `/proc` (a WAL connection
  * that has not read yet holds no lock), processes whose open files may not be read that could write
  * it (`detail.pids`; another user's, or non-dumpable ones of this user), processes hidden from this
- * one (`detail.hidden`: `'hidepid'`, `'pid-namespace'`), or a probe that failed (e.g. a read-only file; the cause is kept). A database
- * replaced under another process's open connection leaves that process reading the old file, and
- * its next write puts old pages (or WAL frames) into the restored file. Only `force` restores such a
- * database.
+ * one (`detail.hidden`: `'hidepid'`, `'pid-namespace'`; each reason in `allowHidden` is waived, the
+ * caller vouching that no process hidden that way has the database open, and the other checks still
+ * run), or a probe that failed (e.g. a read-only file; the cause is kept). A database replaced under
+ * another process's open connection leaves that process reading the old file, and its next write
+ * puts old pages (or WAL frames) into the restored file. Only `force` restores such a database.
  */
-export function refuseInUse(path: string): void {
+export function refuseInUse(path: string, allowHidden: readonly HiddenProcesses[] = []): void {
   let found: UseFinding
   try {
-    found = examineUse(path)
+    found = examineUse(path, allowHidden)
   } catch (err) {
     // e.g. a read-only database file: the probe cannot take the lock it needs
     throw new DatabaseError(
@@ -151,16 +156,16 @@ export function refuseInUse(path: string): void {
       `cannot restore ${path}: no process holds a lock on it, but on this system (no /proc) a connection that has opened the database and not read it yet cannot be seen; its next write would put the old file's pages into the restored one. Stop every process using it, then force the restore`,
       { backend: 'sqlite', retryable: false, detail: { path, reason: 'in-use-unknown' } },
     )
-  if (found.why === 'hidden' && found.scan?.hidden === 'pid-namespace')
+  if (found.why === 'hidden' && found.hidden === 'pid-namespace')
     throw new DatabaseError(
       'BACKUP_FAILED',
-      `cannot restore ${path}: this process runs in a PID namespace of its own (a container, unshare --pid), so processes outside it (another container sharing the volume) cannot be seen, and one that has opened the database and not read it yet holds no lock. Stop every process using it, then force the restore (or run it in the host's PID namespace)`,
+      `cannot restore ${path}: this process runs in a PID namespace of its own (a container, unshare --pid), so processes outside it (another container sharing the volume) cannot be seen, and one that has opened the database and not read it yet holds no lock. When no process outside this namespace can have it open, pass the restore option allowHidden: ['pid-namespace'] (CLI: --allow-hidden pid-namespace), which keeps every other check; or run it in the host's PID namespace, or stop every process using it and force the restore`,
       { backend: 'sqlite', retryable: false, detail: { path, reason: 'in-use-unknown', hidden: 'pid-namespace' } },
     )
   if (found.why === 'hidden')
     throw new DatabaseError(
       'BACKUP_FAILED',
-      `cannot restore ${path}: /proc is mounted with hidepid, so other users' processes (and non-dumpable ones of this user) cannot be listed, and whether one has the database open cannot be told. Run the restore as root (or in /proc's gid= group), or stop every process using it and force the restore`,
+      `cannot restore ${path}: /proc is mounted with hidepid, so other users' processes (and non-dumpable ones of this user) cannot be listed, and whether one has the database open cannot be told. Run the restore as root (or in /proc's gid= group); or, when no hidden process can have it open, pass the restore option allowHidden: ['hidepid'] (CLI: --allow-hidden hidepid), which keeps every other check; or stop every process using it and force the restore`,
       { backend: 'sqlite', retryable: false, detail: { path, reason: 'in-use-unknown', hidden: 'hidepid' } },
     )
   if (found.why === 'unreadable') {

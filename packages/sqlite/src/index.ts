@@ -25,7 +25,7 @@ export { BackupManager, replaceDatabaseFile, restoreDatabaseFile } from './backu
 export { databaseInUse, databaseUse } from './database-in-use'
 export type { DatabaseUse } from './database-in-use'
 export { processesWithFileOpen } from './open-file-scan'
-export type { OpenFileScan } from './open-file-scan'
+export type { HiddenProcesses, OpenFileScan } from './open-file-scan'
 export { checkDatabaseFileShape, verifyDatabaseFile, verifyDatabaseFileOffThread } from './backup-verify'
 export type { UnsoundBackupReason, VerifyOptions } from './backup-verify'
 export type {

@@ -6,6 +6,16 @@ import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs'
  */
 const INIT_PID_NAMESPACE = 'pid:[4026531836]'
 
+/**
+ * Why processes may be missing from `/proc` for this process (see {@link OpenFileScan.hidden}):
+ * `'pid-namespace'` (a PID namespace other than the initial one: a container, `unshare --pid`) or
+ * `'hidepid'` (`/proc` mounted with `hidepid`, this process neither root nor in its `gid=` group).
+ */
+export type HiddenProcesses = 'pid-namespace' | 'hidepid'
+
+/** Every {@link HiddenProcesses} value, in the order they are checked. */
+export const HIDDEN_PROCESSES: readonly HiddenProcesses[] = ['pid-namespace', 'hidepid']
+
 /** What {@link processesWithFileOpen} found. */
 export interface OpenFileScan {
   /** Processes (this one included) with one of the files open, ascending. */
@@ -35,9 +45,14 @@ export interface OpenFileScan {
    * `noaccess`, `invisible`, `ptraceable`) and this process is neither root nor in the mount's
    * `gid=` group; `'pid-namespace'` when this process is not in the initial PID namespace (a
    * container, `unshare --pid`): processes outside it, such as another container sharing the
-   * volume, are not in its `/proc`.
+   * volume, are not in its `/proc`. The first of {@link hiddenBy}.
    */
-  readonly hidden?: 'hidepid' | 'pid-namespace'
+  readonly hidden?: HiddenProcesses
+  /**
+   * Every reason processes may be hidden, in {@link HIDDEN_PROCESSES}'s order (a container whose
+   * `/proc` is also mounted `hidepid` has both); set with {@link hidden}.
+   */
+  readonly hiddenBy?: readonly HiddenProcesses[]
 }
 
 /**
@@ -77,7 +92,7 @@ export function processesWithFileOpen(path: string): OpenFileScan | undefined {
       pids: pids.sort(ascending),
       unreadable: unreadable.sort(ascending),
       nonDumpable: nonDumpable.sort(ascending),
-      ...(hidden !== undefined ? { hidden } : {}),
+      ...(hidden.length > 0 ? { hidden: hidden[0], hiddenBy: hidden } : {}),
     }
   }
   if (wanted.size === 0 || db === undefined) return found()
@@ -129,8 +144,12 @@ export function processName(pid: number): string | undefined {
   }
 }
 
-/** Why processes may be missing from `/proc` for this process ({@link OpenFileScan.hidden}). */
-function hiddenProcesses(): OpenFileScan['hidden'] {
+/**
+ * Why processes may be missing from `/proc` for this process ({@link OpenFileScan.hiddenBy}): each
+ * reason is checked on its own, so that waiving one (a restore's `allowHidden`) leaves the other.
+ */
+function hiddenProcesses(): HiddenProcesses[] {
+  const hidden: HiddenProcesses[] = []
   let ns: string | undefined
   try {
     ns = readlinkSync('/proc/self/ns/pid')
@@ -138,19 +157,25 @@ function hiddenProcesses(): OpenFileScan['hidden'] {
     ns = undefined
   }
   // unreadable (an old kernel, a sandbox): whether others are hidden cannot be told either
-  if (ns !== INIT_PID_NAMESPACE) return 'pid-namespace'
+  if (ns !== INIT_PID_NAMESPACE) hidden.push('pid-namespace')
+  if (hidepidHides()) hidden.push('hidepid')
+  return hidden
+}
+
+/** `/proc` is mounted with `hidepid` and hides processes from this one (or its options cannot be read). */
+function hidepidHides(): boolean {
   const hide = procMountOptions()
-  if (hide === undefined) return 'hidepid'
+  if (hide === undefined) return true
   const level = /(?:^|,)hidepid=([^,]*)/.exec(hide)?.[1]
-  if (level === undefined || level === '0' || level === 'off') return undefined
+  if (level === undefined || level === '0' || level === 'off') return false
   // root (CAP_SYS_PTRACE) and members of the gid= group see every process
-  if (process.geteuid?.() === 0) return undefined
+  if (process.geteuid?.() === 0) return false
   const gid = /(?:^|,)gid=(\d+)/.exec(hide)?.[1]
   if (gid !== undefined) {
     const mine = [process.getegid?.(), ...(process.getgroups?.() ?? [])]
-    if (mine.includes(Number(gid))) return undefined
+    if (mine.includes(Number(gid))) return false
   }
-  return 'hidepid'
+  return true
 }
 
 /**

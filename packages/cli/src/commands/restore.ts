@@ -1,7 +1,7 @@
 import { closeSync, existsSync, openSync, readSync, statSync, writeSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { DatabaseError, sqlitePathFromUrl } from '@dbpool/core'
-import { BackupManager } from '@dbpool/sqlite'
+import { BackupManager, type HiddenProcesses } from '@dbpool/sqlite'
 import { EXIT_CODES } from '../output'
 import { openPool } from '../pools'
 import { selectPool } from '../resolve-config'
@@ -37,6 +37,12 @@ export interface RestoreCommandOptions {
   readonly create?: boolean
   /** Restore even when another process has the database open (it goes on reading the replaced file). Default is `false`. */
   readonly force?: boolean
+  /**
+   * Reasons for hidden processes the caller vouches for (`--allow-hidden pid-namespace`: a container
+   * no other process outside shares the database with), waiving only those; see the sqlite
+   * package's `RestoreOptions.allowHidden`. Default is none.
+   */
+  readonly allowHidden?: readonly HiddenProcesses[]
 }
 
 /**
@@ -49,7 +55,8 @@ export interface RestoreCommandOptions {
  * database open, even one that has not read it yet, unless `force`: that process would go on reading
  * the replaced file and write old pages into the restored one; `'in-use-unknown'` where that cannot
  * be told (a rollback-journal database, a system without `/proc`, another user's processes whose
- * open files cannot be read), unless `force`. A
+ * open files cannot be read, processes hidden from this one: `detail.hidden`, waived one by one by
+ * `allowHidden`), unless `force`. A
  * rollback-journal database is opened with `journalMode` DELETE and stays a rollback-journal file.
  */
 export async function restoreCommand(ctx: CommandContext, file: string, options: RestoreCommandOptions): Promise<number> {
@@ -88,7 +95,9 @@ export async function restoreCommand(ctx: CommandContext, file: string, options:
   try {
     // the handlers stay to the command's end: a signal after the restore (while the result is read
     // and printed, the pools closed) still says the database was restored
-    const restored = await backups.restore(source, { force: options.force ?? false }).finally(() => progress.finish())
+    const restored = await backups
+      .restore(source, { force: options.force ?? false, allowHidden: options.allowHidden ?? [] })
+      .finally(() => progress.finish())
     const { rows } = await restored.query<{ n: number }>('pragma page_count')
     const pages = Number(Object.values(rows[0] ?? {})[0] ?? 0)
     if (options.json) ctx.out.json({ restored: source, target: restored.target, pages })

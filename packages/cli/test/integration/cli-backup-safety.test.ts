@@ -89,6 +89,50 @@ describe('dbpool restore of a WAL database another process has opened but not re
   }, 60_000)
 })
 
+// root only (unshare): skipped with a message without root, except with CI set (.ci/run runs as root), where it fails
+const ci = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false'
+function asRoot(name: string, test: () => Promise<void>, timeout: number): void {
+  if (process.getuid?.() === 0) it(name, test, timeout)
+  else if (ci) it(name, () => Promise.reject(new Error('needs root: CI runs as root (.ci/run)')), timeout)
+  else {
+    console.warn(`skipped (needs root): ${name}`)
+    it.skip(name, test, timeout)
+  }
+}
+
+describe('dbpool restore in a PID namespace of its own (a container)', () => {
+  asRoot(
+    'is refused in-use-unknown naming --allow-hidden, untouched; --allow-hidden pid-namespace restores (a bad reason is refused)',
+    async () => {
+      const path = join(cwd, 'container.db')
+      const setup = new Database(path)
+      setup.pragma('journal_mode = WAL')
+      setup.exec('create table a (id integer primary key); insert into a values (1)')
+      const backup = join(cwd, 'container-backup.db')
+      setup.exec(`vacuum into '${backup}'`)
+      setup.exec('insert into a values (2)')
+      setup.close()
+      const wrap = ['unshare', '--pid', '--fork', '--mount-proc']
+      const refused = await runCli(['--url', `sqlite:${path}`, 'restore', backup], { cwd, wrap })
+      expect(refused.code).toBe(1)
+      expect(refused.stderr).toMatch(
+        /^dbpool: BACKUP_FAILED: cannot restore .*container\.db: this process runs in a PID namespace of its own/m,
+      )
+      expect(refused.stderr).toContain('(--allow-hidden pid-namespace once no hidden process can have it open')
+      expect(rows(path, 'a')).toEqual([1, 2])
+      const bad = await runCli(['--url', `sqlite:${path}`, 'restore', backup, '--allow-hidden', 'unreadable'], { cwd, wrap })
+      expect(bad.code).not.toBe(0)
+      expect(bad.stderr).toContain('--allow-hidden')
+      expect(rows(path, 'a')).toEqual([1, 2])
+      const allowed = await runCli(['--url', `sqlite:${path}`, 'restore', backup, '--allow-hidden', 'pid-namespace'], { cwd, wrap })
+      expect(allowed.stderr).not.toContain('dbpool: ')
+      expect(allowed.code).toBe(0)
+      expect(rows(path, 'a')).toEqual([1])
+    },
+    90_000,
+  )
+})
+
 describe('dbpool restore FILE with a -wal beside FILE', () => {
   /** A WAL database whose last commit is only in its -wal (its writer died before a checkpoint): copies of both files. */
   function crashed(name: string): string {

@@ -52,12 +52,19 @@ export interface CliResult {
   readonly stderr: string
 }
 
-/** Runs `node packages/cli/dist/bin.js ...args` as a child process. */
-export function runCli(args: readonly string[], options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number }): Promise<CliResult> {
+/**
+ * Runs `node packages/cli/dist/bin.js ...args` as a child process; under `wrap` when given (a command
+ * node is run by: `unshare --pid --fork --mount-proc`).
+ */
+export function runCli(
+  args: readonly string[],
+  options: { cwd: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; wrap?: readonly string[] },
+): Promise<CliResult> {
+  const [command, ...rest] = [...(options.wrap ?? []), process.execPath, binPath, ...args] as [string, ...string[]]
   return new Promise((resolve, reject) => {
     const child = execFile(
-      process.execPath,
-      [binPath, ...args],
+      command,
+      rest,
       { cwd: options.cwd, env: cleanEnv(options.env), timeout: options.timeoutMs ?? 60_000 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : null) : 0

@@ -86,8 +86,13 @@ interface Seen {
   error: { code: string; reason: string; pids?: number[]; hidden?: string; message?: string } | null
 }
 
-async function restoreAs(path: string, backup: string, options: Parameters<typeof spawnFixture>[2]): Promise<Seen> {
-  const child = spawnFixture('restore-as-child.ts', [path, backup], options)
+async function restoreAs(
+  path: string,
+  backup: string,
+  options: Parameters<typeof spawnFixture>[2],
+  restoreOptions?: { allowHidden: string[] },
+): Promise<Seen> {
+  const child = spawnFixture('restore-as-child.ts', [path, backup, ...(restoreOptions ? [JSON.stringify(restoreOptions)] : [])], options)
   const out = lines(child)
   const line = await out.waitFor(/^\{/, 60_000).catch((err: unknown) => {
     throw new Error(`${String(err)}: ${out.stderr()}`)
@@ -152,14 +157,27 @@ describe('restoring a database another process has open', () => {
     await again.close()
   }, 90_000)
 
-  it('another pool of this process counts too; force is validated', async () => {
+  it('another pool of this process counts too, also with allowHidden (it waives no such check); force and allowHidden are validated', async () => {
     const { pool, path, backup } = await seeded()
     const other = createSqlitePool(path, { name: 'other' })
     await other.query('select 1')
     const backups = new BackupManager(pool, { directory: tmp.file('unused') })
     try {
       await expect(backups.restore(backup)).rejects.toMatchObject({ code: 'BACKUP_FAILED', detail: { reason: 'in-use' } })
+      await expect(backups.restore(backup, { allowHidden: ['pid-namespace', 'hidepid'] })).rejects.toMatchObject({
+        code: 'BACKUP_FAILED',
+        detail: { reason: 'in-use' },
+      })
+      await expect(restoreDatabaseFile(path, backup, { allowHidden: ['pid-namespace'] })).rejects.toMatchObject({
+        code: 'BACKUP_FAILED',
+        detail: { reason: 'in-use' },
+      })
       await expect(backups.restore(backup, { force: 'yes' as never })).rejects.toMatchObject({ code: 'CONFIGURATION' })
+      for (const allowHidden of ['pid-namespace', ['unreadable'], [1]])
+        await expect(backups.restore(backup, { allowHidden: allowHidden as never })).rejects.toMatchObject({
+          code: 'CONFIGURATION',
+          detail: { option: 'restore.allowHidden' },
+        })
       await other.close()
       const restored = await backups.restore(backup)
       expect(await count(restored)).toBe(1)
@@ -368,6 +386,59 @@ describe('processes hidden from the restore', () => {
       expect(rows(path)).toBe(2)
     },
     90_000,
+  )
+
+  // every Docker/Kubernetes deployment restores in a PID namespace of its own: allowHidden waives that
+  // one reason (the caller vouches that nothing outside has the database open), and only that one
+  asRoot(
+    "allowHidden ['pid-namespace']: a restore in a PID namespace of its own goes through when nothing holds the database; a holder outside that has read it (its lock) is still refused, and so is /proc mounted hidepid there",
+    async () => {
+      const { path, backup } = sharedDatabase('pid-namespace-allowed')
+      // (its -wal and -shm take its mode: the restore as nobody below can open them)
+      chmodSync(path, 0o666)
+      const namespace = ['unshare', '--pid', '--fork', '--mount-proc']
+      const allowed = { allowHidden: ['pid-namespace'] }
+      const app = await holder(path)
+      try {
+        const seen = await restoreAs(path, backup, { wrap: namespace }, allowed)
+        expect(seen.scan).toMatchObject({ pids: [], hidden: 'pid-namespace', hiddenBy: ['pid-namespace'] })
+        expect(seen.error).toMatchObject({ code: 'BACKUP_FAILED', reason: 'in-use' })
+      } finally {
+        await kill(app)
+      }
+      expect(rows(path)).toBe(3)
+      // hidepid in the namespace, the restore as nobody: hidden for a reason not waived
+      const hidepid = [
+        'unshare',
+        '--pid',
+        '--fork',
+        '--mount',
+        '--propagation',
+        'private',
+        'sh',
+        '-c',
+        'mount -t proc -o hidepid=2 proc /proc && exec "$@"',
+        'sh',
+        'setpriv',
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+      ]
+      const both = await restoreAs(path, backup, { wrap: hidepid }, allowed)
+      expect(both.scan).toMatchObject({ hidden: 'pid-namespace', hiddenBy: ['pid-namespace', 'hidepid'] })
+      expect(both.error).toMatchObject({ code: 'BACKUP_FAILED', reason: 'in-use-unknown', hidden: 'hidepid' })
+      expect(both.error?.message).toContain("allowHidden: ['hidepid']")
+      expect(rows(path)).toBe(3)
+      // nothing holds it: refused without the option (the message names it), restored with it
+      const refused = await restoreAs(path, backup, { wrap: namespace })
+      expect(refused.error).toMatchObject({ code: 'BACKUP_FAILED', reason: 'in-use-unknown', hidden: 'pid-namespace' })
+      expect(refused.error?.message).toContain("allowHidden: ['pid-namespace']")
+      expect(rows(path)).toBe(3)
+      const restored = await restoreAs(path, backup, { wrap: namespace }, allowed)
+      expect(restored.error).toBeNull()
+      expect(rows(path)).toBe(1)
+    },
+    120_000,
   )
 
   for (const hidepid of ['1', '2', 'invisible']) {
