@@ -1520,15 +1520,17 @@ function pragmaOf(text: string): PragmaScan | undefined {
 }
 
 /**
- * The refusal of a lease-free `pool.query` that sets a connection setting with PRAGMA: the pool gives
- * the connection back at once and restores what it changed (a foreign_keys change undone without a
- * word was how a table rebuild deleted every child row), so the change would not last.
+ * The refusal of a `pool.query` or `pool.stream` (not on the caller's lease: on an idle connection,
+ * or on one it takes for itself, as read-lane work with `readers: 0` does) that sets a connection
+ * setting with PRAGMA: the pool gives the connection back at the statement's end and restores what it
+ * changed (a foreign_keys change undone without a word was how a table rebuild deleted every child
+ * row), so the change would not last.
  */
 function leaseFreeSettingError(names: readonly string[]): DatabaseError {
   const list = [...new Set(names)].join(', ')
   return new DatabaseError(
     'CONFIGURATION',
-    `PRAGMA ${list} through pool.query or pool.stream (without a lease) is refused and was not run: the pool restores a connection's settings as soon as the statement ends, so the change would not last. Set it on a lease (pool.withConnection(async (conn) => { await conn.query('PRAGMA ...'); ... }), restored at its release), for every connection with the pool's sqlite options (foreignKeys, busyTimeoutMs, synchronous, cacheSizeKiB, ...), or for a table rebuild mark the migration foreign_keys:off (core Migrator)`,
+    `PRAGMA ${list} through pool.query or pool.stream is refused and was not run: such a call has its connection (an idle one, or one it takes for itself) only for that statement, and the pool restores the connection's settings as soon as the statement ends, so the change would not last. Set it on a lease of your own (pool.withConnection(async (conn) => { await conn.query('PRAGMA ...'); ... }), restored at its release), for every connection with the pool's sqlite options (foreignKeys, busyTimeoutMs, synchronous, cacheSizeKiB, ...), or for a table rebuild mark the migration foreign_keys:off (core Migrator)`,
     { backend: 'sqlite', retryable: false, detail: { pragma: names[0], pragmas: [...new Set(names)] } },
   )
 }

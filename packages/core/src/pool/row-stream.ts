@@ -520,7 +520,7 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
       // an answer still on its way (Postgres) is settled; still unknown: neither idle nor open, the outcome is unknown
       // (the manager closes such a connection at its release: see transactionStateUnknownError)
       if (state === 'unknown' && manager.settledTransactionState) state = await manager.settledTransactionState(loan.lease.conn.native)
-      if (state === 'open' || state === 'failed') this.#failure = transactionLeftOpenError(manager.backend)
+      if (state === 'open' || state === 'failed') this.#failure = transactionLeftOpenError(manager.backend, 'stream')
       else if (state === 'unknown' && manager.settledTransactionState)
         this.#failure = transactionStateUnknownError(manager.backend, 'the stream ended')
     }

@@ -237,11 +237,14 @@ export function transactionStateUnknownError(backend: ErrorBackend, what: string
  * another connection, and a reader left inside a transaction would answer every later read from its
  * old snapshot), so it is not reported done: TRANSACTION_ROLLED_BACK, not retryable. Core raises it for
  * a lease and for the writer's lease-free path; the SQLite manager for a reader's lease-free statement.
+ *
+ * @param via The call that ran the statement, named in the message: `'query'` (default, `pool.query()`)
+ *   or `'stream'` (`pool.stream()`, see `RowStream`).
  */
-export function transactionLeftOpenError(backend: ErrorBackend): DatabaseError {
+export function transactionLeftOpenError(backend: ErrorBackend, via: 'query' | 'stream' = 'query'): DatabaseError {
   return new DatabaseError(
     'TRANSACTION_ROLLED_BACK',
-    'the statement left a transaction open (BEGIN without COMMIT); pool.query() runs each statement on whichever connection is free, so the pool rolled it back: what ran inside it was not committed. Use pool.transaction() or withConnection()',
+    `the statement left a transaction open (BEGIN without COMMIT); pool.${via}() runs each statement on whichever connection is free, so the pool rolled it back: what ran inside it was not committed. Use pool.transaction() or withConnection()`,
     { backend, retryable: false },
   )
 }

@@ -169,6 +169,30 @@ describe.each(['file', 'memory'] as const)('sqlite %s: settings changed by a lea
   })
 })
 
+// pool.query on a connection of its own (no idle one: read-lane work with readers 0 takes the writer
+// for itself) is refused as on an idle one, and the message says why in both cases (it said 'without
+// a lease', untrue there)
+describe.each([1, 0])('sqlite file, readers %i: a setting PRAGMA through pool.query on the read lane', (readers) => {
+  it('is refused CONFIGURATION, not run, with a message true for that path (no "without a lease"; names withConnection)', async () => {
+    const pool = createSqlitePool(tmp.file(`pragma-read-lane-${readers}.db`), {}, { readers })
+    try {
+      await pool.query('create table t (v integer)')
+      const err = await pool.query('pragma query_only = ON', [], { lane: 'read' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+      expect(err).toMatchObject({ code: 'CONFIGURATION', detail: { pragma: 'query_only' } })
+      const message = (err as DatabaseError).message
+      expect(message).not.toContain('without a lease')
+      expect(message).toContain('only for that statement')
+      expect(message).toContain('pool.withConnection')
+      await pool.query('insert into t values (1)')
+    } finally {
+      await pool.close()
+    }
+  })
+})
+
 describe('sqlite file: a setting the pool cannot restore closes the connection', () => {
   it('PRAGMA temp.cache_size on a lease: the next lease gets a fresh connection', async () => {
     const pool = createSqlitePool(tmp.file('temp-setting.db'), { name: 'temp-setting' })

@@ -34,7 +34,11 @@ describe('a transaction opened on the read lane is never left on the reader', ()
   it.each(['SAVEPOINT x', 'BEGIN', 'BEGIN TRANSACTION', '/* c */ begin deferred', 'savepoint x; select 1', 'select 1; BEGIN'])(
     '%s: TRANSACTION_ROLLED_BACK, and later reads on the reader see new commits',
     async (text) => {
-      await expect(pool.query(text, [], { lane: 'read' })).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK', retryable: false })
+      await expect(pool.query(text, [], { lane: 'read' })).rejects.toMatchObject({
+        code: 'TRANSACTION_ROLLED_BACK',
+        retryable: false,
+        message: expect.stringContaining('pool.query() runs each statement') as unknown,
+      })
       expect(pool.stats('read').size).toBe(1)
       expect(await count()).toBe(0)
       await pool.query('insert into t values (1)')
@@ -57,14 +61,23 @@ describe('a transaction opened on the read lane is never left on the reader', ()
     expect(await pool.query('select count(*) as n from t')).toMatchObject({ rows: [{ n: 1 }] })
   })
 
-  it('a stream of SAVEPOINT on the read lane: TRANSACTION_ROLLED_BACK, as pool.query() reports it', async () => {
-    const consume = async (): Promise<unknown[]> => {
-      const rows: unknown[] = []
-      for await (const row of pool.stream('SAVEPOINT z', [], { lane: 'read' })) rows.push(row)
-      return rows
-    }
-    await expect(consume()).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
-    await pool.query('insert into t values (1)')
-    expect(await count()).toBe(1)
-  })
+  it.each(['SAVEPOINT z', 'begin'])(
+    'a stream of %s on the read lane: TRANSACTION_ROLLED_BACK, as pool.query() reports it, its message naming pool.stream()',
+    async (text) => {
+      const consume = async (): Promise<unknown[]> => {
+        const rows: unknown[] = []
+        for await (const row of pool.stream(text, [], { lane: 'read' })) rows.push(row)
+        return rows
+      }
+      const err = await consume().then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      )
+      expect(err).toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
+      expect(err?.message).toContain('pool.stream() runs each statement')
+      expect(err?.message).not.toContain('pool.query()')
+      await pool.query('insert into t values (1)')
+      expect(await count()).toBe(1)
+    },
+  )
 })
