@@ -478,7 +478,8 @@ export class DbpoolConnection implements DatabaseConnection, RunningWork {
    * statement commits on its own and no transaction keeps them apart. Nothing on a pool without such a
    * lock (Postgres: Kysely's adapter takes `pg_advisory_lock`). A second call while it is held is a no-op.
    *
-   * @throws DatabaseError BUSY (retryable) when another run held it past `timeoutMs`; POOL_CLOSED.
+   * @throws DatabaseError BUSY (retryable) when another run held it past `timeoutMs`; POOL_CLOSED;
+   *   CONFIGURATION (`detail.lockFile`) when the lock file cannot be created (a `readonly` pool takes none).
    */
   async lockForMigration(name: string, timeoutMs: number): Promise<void> {
     if (this.#runLock !== undefined) return

@@ -48,7 +48,11 @@ const SQLITE_MIGRATION_LOCK_TIMEOUT_MS = 60_000
  * pools, two processes) from both applying a migration; without it, it is taken as well, so the two
  * kinds of runs exclude each other. A run waits for another's lock up to
  * {@link SQLITE_MIGRATION_LOCK_TIMEOUT_MS}, then fails with BUSY (Kysely's `migrateToLatest()`
- * resolves `{ error }`). An in-memory database takes none (no other process can open it).
+ * resolves `{ error }`). An in-memory database takes none (no other process can open it), nor does a
+ * pool opened `readonly: true` (it applies nothing; a pending migration fails when it writes, with
+ * READ_ONLY, and its directory need not be writable). A lock file that cannot be created (a
+ * directory this process cannot write) fails the run with CONFIGURATION naming it
+ * (`detail.lockFile`, `detail.reason`): the run never goes on unlocked.
  */
 export class DbpoolSqliteAdapter extends SqliteAdapter {
   override get supportsTransactionalDdl(): boolean {

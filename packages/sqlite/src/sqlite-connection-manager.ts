@@ -906,14 +906,16 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   /**
    * A lock held across connections, pools and processes on this database until `release()`: an
    * exclusive SQLite lock on `<database>-<name>.lock` next to the file (see `lockFileNextTo`), freed
-   * by the operating system if the process dies. An in-memory database lives in this process only:
-   * nothing to lock.
+   * by the operating system if the process dies. An in-memory database lives in this process only,
+   * and a pool opened `readonly` writes nothing (its work cannot interleave with a writer's run; a
+   * read-only deployment's directory need not be writable): nothing to lock, no file made.
    *
-   * @throws DatabaseError BUSY when another holder kept it past `timeoutMs`; CONNECTION_FAILED when
-   *   the lock file cannot be created.
+   * @throws DatabaseError BUSY when another holder kept it past `timeoutMs`; CONFIGURATION
+   *   (`detail.lockFile`, `detail.reason`) when the lock file cannot be created or opened.
    */
   async exclusiveLock(name: string, timeoutMs: number): Promise<HeldLock> {
-    if (this.options.memory) return { release: () => undefined }
+    // nothing to keep apart: no other process opens an in-memory database; a read-only pool writes nothing
+    if (this.options.memory || this.options.readonly) return { release: () => undefined }
     return lockFileNextTo(this.options.path, name, timeoutMs)
   }
 

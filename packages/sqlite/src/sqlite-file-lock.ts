@@ -29,6 +29,22 @@ export function lockFilePath(path: string, name: string): string {
 }
 
 /**
+ * The lock file of `name` could not be created or opened (SQLite's reason, e.g. `unable to open
+ * database file` for a directory this process cannot write, as a read-only deployment has): a
+ * setup problem of the deployment, not an unreachable database. CONFIGURATION, not retryable,
+ * `detail: { lockFile, reason }` (the SQLite error as `cause`, its code as `sqliteCode`).
+ */
+function lockFileError(file: string, name: string, err: unknown): DatabaseError {
+  const mapped = mapSqliteError(err, { path: file })
+  const reason = err instanceof Error ? err.message : String(err)
+  return new DatabaseError(
+    'CONFIGURATION',
+    `cannot take the lock ${name}: its lock file ${file} cannot be created or opened (${reason}); the directory of the database must be writable by this process (a pool opened with readonly: true takes no such lock)`,
+    { backend: 'sqlite', cause: err, retryable: false, sqliteCode: mapped.sqliteCode, detail: { lockFile: file, reason } },
+  )
+}
+
+/**
  * Takes an exclusive lock that holds across connections, pools and processes on one database until
  * `release()`: SQLite's own `BEGIN EXCLUSIVE` on a small database file of its own next to the database
  * ({@link lockFilePath}), held by a connection opened for it. The operating system frees the lock
@@ -41,7 +57,8 @@ export function lockFilePath(path: string, name: string): string {
  *
  * @throws DatabaseError CONFIGURATION for a `name` that is not lower-case letters, digits and dashes;
  *   BUSY (retryable) when another holder kept it past `timeoutMs` (`detail.lockFile`, `detail.timeoutMs`);
- *   CONNECTION_FAILED (or the mapped SQLite error) when the lock file cannot be created or opened.
+ *   CONFIGURATION (not retryable, {@link lockFileError}) when the lock file cannot be created or
+ *   opened (a directory this process cannot write): never taken as unlocked.
  */
 export async function lockFileNextTo(path: string, name: string, timeoutMs: number): Promise<HeldLock> {
   if (!LOCK_NAME.test(name))
@@ -52,7 +69,7 @@ export async function lockFileNextTo(path: string, name: string, timeoutMs: numb
     // timeout 0: SQLite's busy handler would block the event loop; the wait below runs on timers
     db = new Database(file, { timeout: 0 })
   } catch (err) {
-    throw mapSqliteError(err, { path: file })
+    throw lockFileError(file, name, err)
   }
   let busy: unknown
   const attempt = (): true | undefined => {

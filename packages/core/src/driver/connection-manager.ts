@@ -377,8 +377,9 @@ export interface ConnectionManager<C = unknown> {
    * it (SQLite: Kysely's Migrator with `disableTransactions`, whose statements each commit on their
    * own). SQLite: an exclusive lock on `<database>-<name>.lock`, a file next to the database that SQLite
    * locks and the operating system frees when the holding process dies; waits (polling, off the
-   * event loop) up to `timeoutMs`, then rejects with BUSY. Absent: the backend needs none (Postgres
-   * has advisory locks, which the caller takes itself).
+   * event loop) up to `timeoutMs`, then rejects with BUSY; a lock file it cannot create or open is
+   * CONFIGURATION (`detail.lockFile`); an in-memory or `readonly` pool takes none (resolves a no-op
+   * lock). Absent: the backend needs none (Postgres has advisory locks, which the caller takes itself).
    */
   exclusiveLock?(name: string, timeoutMs: number): Promise<HeldLock>
   /** The `BEGIN ...` text for these settings; throws CONFIGURATION for settings the backend refuses. */

@@ -387,7 +387,8 @@ export class DatabasePool<out C = unknown> {
   /**
    * @internal For `@dbpool/kysely`: the manager's {@link ConnectionManager.exclusiveLock} on this
    * database (SQLite: a lock file next to it), or undefined when the backend has none (Postgres).
-   * POOL_CLOSED once `close()` was called; BUSY when another holder kept it past `timeoutMs`.
+   * POOL_CLOSED once `close()` was called; BUSY when another holder kept it past `timeoutMs`;
+   * CONFIGURATION when its lock file cannot be created (SQLite; a `readonly` pool takes none).
    */
   async exclusiveLock(name: string, timeoutMs: number): Promise<HeldLock | undefined> {
     if (this.#state !== 'open') throw this.#closedError()

@@ -1,7 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { existsSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, realpathSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { PoolFactory, type DatabasePool } from '@dbpool/core'
+import { createSqlitePool } from '@dbpool/sqlite'
+import Database from 'better-sqlite3'
 import { createTempSqlite } from '@dbpool/testing'
 import { sql, Kysely, Migrator, type Migration, type MigrationResultSet } from 'kysely'
 import { DbpoolDialect } from '@dbpool/kysely'
@@ -159,3 +163,118 @@ async function waitForLine(child: ChildProcess, line: string): Promise<void> {
   }
   throw new Error(`the child exited before printing ${line}: ${out}`)
 }
+
+// A read-only deployment (a readonly pool on a directory the application cannot write, every
+// migration applied) ran migrateToLatest() to { error } CONNECTION_FAILED 'unable to open database
+// file (...-kysely-migration.lock)' once every run took the lock: a readonly pool applies nothing and
+// now takes none. A writable pool whose lock file cannot be created fails with CONFIGURATION naming
+// it, never unlocked. A lock path that is a directory cannot be opened even by root; the nobody run
+// below is the deployment itself.
+describe("Kysely's Migrator on SQLite: a lock file that cannot be made", () => {
+  const ci = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false'
+  let target: Awaited<ReturnType<typeof createTempSqlite>>
+  let applied: AnyDb | undefined
+
+  const provider = (extra = false): { getMigrations(): Promise<Record<string, Migration>> } => ({
+    getMigrations: async () => ({
+      '001_t': { up: async (db: AnyDb) => void (await sql`create table t (v integer)`.execute(db)) },
+      ...(extra ? { '002_u': { up: async (db: AnyDb) => void (await sql`create table u (v integer)`.execute(db)) } } : {}),
+    }),
+  })
+
+  beforeEach(async () => {
+    target = await createTempSqlite({ fileName: 'migrate-ro.db' })
+    // 001 applied by a writable pool, then the lock path made unopenable (a directory)
+    const pool = createSqlitePool(target.path, { max: 1 })
+    applied = new Kysely({ dialect: new DbpoolDialect({ pool, closePoolOnDestroy: true }) })
+    expect((await new Migrator({ db: applied, provider: provider() }).migrateToLatest()).error).toBeUndefined()
+    await applied.destroy()
+    rmSync(`${target.path}-kysely-migration.lock`, { force: true })
+    mkdirSync(`${target.path}-kysely-migration.lock`)
+  })
+
+  afterEach(async () => {
+    rmSync(`${target.path}-kysely-migration.lock`, { recursive: true, force: true })
+    await target.remove()
+  })
+
+  async function run(readonly: boolean, extra: boolean): Promise<MigrationResultSet> {
+    const pool = createSqlitePool(target.path, { max: 2 }, { readonly })
+    const db = new Kysely({ dialect: new DbpoolDialect({ pool, closePoolOnDestroy: true }) })
+    try {
+      return await new Migrator({ db, provider: provider(extra) }).migrateToLatest()
+    } finally {
+      expect(pool.stats().used).toBe(0)
+      await db.destroy()
+    }
+  }
+
+  it('a readonly pool takes no lock: everything applied, migrateToLatest() has nothing to do; a pending migration fails when it writes', async () => {
+    expect(await run(true, false)).toEqual({ results: [] })
+    const pending = await run(true, true)
+    expect(pending.error).toMatchObject({ code: 'READ_ONLY' })
+  })
+
+  it('a writable pool whose lock file cannot be opened: { error } CONFIGURATION naming the lock file and the reason, nothing applied', async () => {
+    const { error, results } = await run(false, true)
+    expect(error).toMatchObject({
+      code: 'CONFIGURATION',
+      retryable: false,
+      detail: { lockFile: `${realpathSync(target.path)}-kysely-migration.lock`, reason: expect.any(String) },
+    })
+    expect((error as Error).message).toMatch(/kysely-migration\.lock cannot be created or opened/)
+    expect(results).toBeUndefined()
+    const check = createSqlitePool(target.path, { max: 1 })
+    try {
+      expect((await check.query(`select count(*) as n from sqlite_master where name = 'u'`)).rows[0]).toEqual({ n: 0 })
+    } finally {
+      await check.close()
+    }
+  })
+
+  // needs root to run the deployment as nobody; skipped with a message without root, except with CI set (.ci/run runs as root)
+  const asRoot = process.getuid?.() === 0 ? it : ci ? it : it.skip
+  if (process.getuid?.() !== 0 && !ci) console.warn('skipped (needs root): the read-only deployment run as nobody')
+  asRoot(
+    'as nobody on a directory it cannot write (a read-only deployment): a readonly pool has nothing to do and makes no lock file',
+    async () => {
+      if (process.getuid?.() !== 0) throw new Error('needs root: CI runs as root (.ci/run)')
+      rmSync(`${target.path}-kysely-migration.lock`, { recursive: true, force: true })
+      const dir = dirname(target.path)
+      // nobody may enter the directory (and its parents) and read the database, not write there
+      for (let d = dir; d !== '/' && d !== dirname(d); d = dirname(d)) if (d.startsWith(tmpdir())) chmodSync(d, 0o755)
+      // a rollback journal (WAL would need its -shm file created in the directory); the file writable by
+      // nobody, so only the lock file, first of everything a run does, cannot be made
+      const native = new Database(target.path)
+      native.pragma('journal_mode = DELETE')
+      native.close()
+      chmodSync(target.path, 0o666)
+      const script = `
+      const { Kysely, Migrator, sql } = require(${JSON.stringify(require.resolve('kysely'))})
+      const { createSqlitePool } = require(${JSON.stringify(join(__dirname, '../../../sqlite/dist/index.js'))})
+      const { DbpoolDialect } = require(${JSON.stringify(join(__dirname, '../../dist/index.js'))})
+      const provider = { getMigrations: async () => ({ '001_t': { up: async () => { throw new Error('applied again') } } }) }
+      ;(async () => {
+        const out = {}
+        for (const readonly of [true, false]) {
+          const pool = createSqlitePool(${JSON.stringify(target.path)}, { max: 2 }, { readonly })
+          const db = new Kysely({ dialect: new DbpoolDialect({ pool, closePoolOnDestroy: true }) })
+          const r = await new Migrator({ db, provider }).migrateToLatest()
+          out[readonly ? 'readonly' : 'writable'] = r.error ? { code: r.error.code } : r
+          await db.destroy()
+        }
+        console.log(JSON.stringify(out))
+      })().catch((e) => { console.log(JSON.stringify({ uncaught: String(e) })) })`
+      const uid = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }))
+      const gid = Number(execFileSync('id', ['-g', 'nobody'], { encoding: 'utf8' }))
+      const out = execFileSync(process.execPath, ['-e', script], { uid, gid, encoding: 'utf8', cwd: '/' })
+      expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({
+        readonly: { results: [] },
+        // a writable pool there fails on its own first write (SQLite's 'attempt to write a readonly
+        // database'), typed, not on an unreachable database; the lock file case is the test above
+        writable: { code: 'READ_ONLY' },
+      })
+      expect(existsSync(`${target.path}-kysely-migration.lock`)).toBe(false)
+    },
+  )
+})

@@ -1,7 +1,8 @@
-import { symlinkSync } from 'node:fs'
+import { existsSync, mkdirSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import { PoolFactory, type DatabasePool } from '@dbpool/core'
 import { createTempSqlite } from '@dbpool/testing'
+import { createSqlitePool } from '../../src'
 import { lockFileNextTo } from '../../src/sqlite-file-lock'
 
 // The lock `pool.exclusiveLock()` takes on SQLite (Kysely's Migrator runs take it, see
@@ -70,6 +71,31 @@ describe('SQLite exclusive lock next to the database (DatabasePool.exclusiveLock
       b!.release()
     } finally {
       await memory.close()
+    }
+  })
+
+  it('a lock file that cannot be created or opened is CONFIGURATION naming it and the reason (not CONNECTION_FAILED): never taken as unlocked', async () => {
+    mkdirSync(`${target.path}-run.lock`)
+    const err = await pool.exclusiveLock('run', 100).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(err).toMatchObject({
+      code: 'CONFIGURATION',
+      retryable: false,
+      detail: { lockFile: `${target.path}-run.lock`, reason: expect.any(String) },
+    })
+    expect(String((err as Error).message)).toMatch(/run\.lock cannot be created or opened/)
+  })
+
+  it('a readonly pool takes none and makes no file (it writes nothing; a read-only deployment may not write the directory)', async () => {
+    const readonly = createSqlitePool(target.path, { max: 1 }, { readonly: true })
+    try {
+      const lock = await readonly.exclusiveLock('ro', 100)
+      lock!.release()
+      expect(existsSync(`${target.path}-ro.lock`)).toBe(false)
+    } finally {
+      await readonly.close()
     }
   })
 
