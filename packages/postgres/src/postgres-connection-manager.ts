@@ -1004,8 +1004,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * and reused: a transaction may be open on it, and a ROLLBACK would wait behind the statements);
    * callers report the outcome of those statements as unknown, never as rolled back. Never rejects.
    */
-  settledTransactionState(conn: PostgresConnection): Promise<TransactionState> {
+  settledTransactionState(conn: PostgresConnection, options?: { readonly predict?: boolean }): Promise<TransactionState> {
     if (!conn.usable || !unanswered(conn)) return Promise.resolve(this.transactionState(conn))
+    // `predict` (conn.transaction()): the session was idle at its last ReadyForQuery and every statement
+    // still unanswered is one lone statement that cannot open or end a transaction: idle it stays
+    if (options?.predict === true && conn.client.getTransactionStatus() === 'I' && unansweredArePlain(conn)) return Promise.resolve('idle')
     const connection = conn.client.connection
     return new Promise<TransactionState>((resolve) => {
       const finish = (): void => {
@@ -1909,6 +1912,36 @@ function toDatabaseConfig(config: DatabaseConfig | DatabaseOptions | string, exp
  */
 function awaitsReadyForQuery(conn: PostgresConnection): boolean {
   return (conn.client as unknown as { readyForQuery: boolean }).readyForQuery !== true
+}
+
+/**
+ * Whether every statement issued and not answered yet (pg's active one, its queue, and in pipeline
+ * mode the ones written behind) is one lone statement that cannot open or end a transaction: its text
+ * holds no `;` before its end and does not begin (after comments) with a transaction-control word, nor
+ * with CALL or DO (a procedure or a DO block may COMMIT). A statement without a readable text counts as
+ * not plain. pg's fields are untyped internals; missing, nothing is plain.
+ */
+function unansweredArePlain(conn: PostgresConnection): boolean {
+  const client = conn.client as unknown as {
+    _activeQuery?: unknown
+    _queryQueue?: readonly unknown[]
+    _sentQueryQueue?: readonly unknown[]
+  }
+  if (client._queryQueue === undefined) return false
+  const pending = [...(client._activeQuery != null ? [client._activeQuery] : []), ...client._queryQueue, ...(client._sentQueryQueue ?? [])]
+  return pending.every((q) => {
+    const text = (q as { text?: unknown } | null)?.text
+    return typeof text === 'string' && plainStatement(text)
+  })
+}
+
+const CONTROL_WORD = /^(?:begin|start|commit|end|rollback|abort|savepoint|release|prepare|call|do|set|reset|discard)\b/i
+
+/** One statement (no `;` but trailing ones) whose first word (after comments and blanks) is no transaction control. */
+function plainStatement(text: string): boolean {
+  const body = text.replace(/^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*/, '').replace(/[\s;]+$/, '')
+  if (body === '' || body.includes(';') || body.includes('/*')) return false
+  return !CONTROL_WORD.test(body)
 }
 
 /** Whether a statement issued on the connection is not answered yet (its ReadyForQuery, or one queued behind it). */

@@ -369,8 +369,13 @@ export interface ConnectionManager<C = unknown> {
    * never rolled back and reused behind statements still running); never rejects. `withConnection` asks it when its callback
    * returned, `conn.transaction()` before it decides between a transaction and a savepoint, `pool.query()`
    * and a stream after their statement. Default: `transactionState`.
+   *
+   * `options.predict` (`conn.transaction()`): when the state before the statements still unanswered
+   * is known and none of them can change it (a manager decides what it can tell from their text),
+   * answers that state at once instead of waiting: work queued behind them on the connection runs
+   * after them in order anyway, so a transaction beside a slow awaited statement is not refused.
    */
-  settledTransactionState?(conn: C): Promise<TransactionState>
+  settledTransactionState?(conn: C, options?: { readonly predict?: boolean }): Promise<TransactionState>
   /**
    * A lock held across connections, pools and processes on this database until its `release()`, for
    * work that runs statements outside one transaction and must not interleave with another run of

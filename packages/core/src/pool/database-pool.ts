@@ -221,7 +221,8 @@ export class DatabasePool<out C = unknown> {
       backend: manager.backend,
       beginStatement: (settings) => manager.beginStatement(settings),
       transactionState: readState && ((native) => readState.call(manager, native as C)),
-      settledTransactionState: manager.settledTransactionState && ((native) => manager.settledTransactionState!(native as C)),
+      settledTransactionState:
+        manager.settledTransactionState && ((native, options) => manager.settledTransactionState!(native as C, options)),
       markBroken: (lease, err) => this.#markBroken(lease, err),
       traced: (run) => this.#telemetry.transaction(run),
     }

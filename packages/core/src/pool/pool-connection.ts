@@ -111,7 +111,7 @@ export interface HeldConnectionHost<C> extends HeldTransactionHost<C> {
    * The manager's `settledTransactionState`, when it has one: the state once the engine reported it
    * (Postgres, while a statement's ReadyForQuery is on its way), asked only when `transactionState` is `'unknown'`.
    */
-  settledTransactionState: ((conn: C) => Promise<TransactionState>) | undefined
+  settledTransactionState: ((conn: C, options?: { readonly predict?: boolean }) => Promise<TransactionState>) | undefined
   /** Runs a whole transaction under the pool's transaction span (telemetry). */
   traced<T>(run: () => Promise<T>): Promise<T>
 }
@@ -550,7 +550,9 @@ export class ConnectionHandle<C> implements Transaction<C> {
       state = held.transactionState!(native)
     }
     if (state === 'unknown' && held.settledTransactionState) {
-      state = await held.settledTransactionState(native)
+      // a slow statement beside it (Promise.all of an awaited query and conn.transaction()) that cannot
+      // change the state is not waited for: the BEGIN queues behind it (see settledTransactionState)
+      state = await held.settledTransactionState(native, { predict: true })
       // never rolled back and reused behind statements still running: closed at the release
       if (state === 'unknown') throw held.markBroken(lease, stateUnknown(this.backend))
     }

@@ -173,3 +173,27 @@ describe('a slow un-awaited autocommit insert', () => {
     expect(now).toEqual([1, 2])
   }, 60_000)
 })
+
+// review r21a: conn.transaction() beside a slow statement the callback awaits (Promise.all) was refused
+// after cancelTimeoutMs, and the connection closed under the statement (which committed: outcome
+// unknown for a write that was done). A lone statement that cannot open or end a transaction, from an
+// idle session, leaves it idle: the BEGIN queues behind it, as pg would run them anyway
+it('conn.transaction() beside a slow awaited statement (Promise.all) waits its turn: both done, nothing refused, the connection kept', async () => {
+  const p = (pool = poolOn(db.url, { min: 0, max: 1, name: 'unanswered-beside' }, { cancelTimeoutMs: 300 }))
+  await p.query('drop table if exists beside; create table beside (id int primary key, note text)')
+  await p.query("insert into beside values (1, 'old')")
+  const [updated, inserted] = await p.withConnection(async (conn) =>
+    Promise.all([
+      conn.query("update beside set note = 'slow' from pg_sleep(1) where id = 1"),
+      conn.transaction(async (tx) => (await tx.query("insert into beside values (2, 'tx')")).rowCount),
+    ]),
+  )
+  expect(updated.rowCount).toBe(1)
+  expect(inserted).toBe(1)
+  expect((await p.query<{ id: number; note: string }>('select id, note from beside order by id')).rows).toEqual([
+    { id: 1, note: 'slow' },
+    { id: 2, note: 'tx' },
+  ])
+  // the connection was not closed (nothing unknown about it)
+  expect(p.stats().size).toBe(1)
+}, 30_000)
