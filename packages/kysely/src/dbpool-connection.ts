@@ -22,7 +22,6 @@ import {
 } from 'kysely'
 import { withCallerStack } from './caller-stack'
 import { nextMark } from './connection-marks'
-import { started, stopped, type RunningWork } from './running-work'
 import { HeldLease } from './held-lease'
 import { HeldTransaction } from './held-transaction'
 import { toKyselyResult } from './query-result'
@@ -189,7 +188,7 @@ export interface ConnectionContext {
  *
  * `release()` ends whatever it still holds, so nothing outlives Kysely's `releaseConnection`.
  */
-export class DbpoolConnection implements DatabaseConnection, RunningWork {
+export class DbpoolConnection implements DatabaseConnection {
   #lease: HeldLease | undefined
   #transaction: HeldTransaction | undefined
   #adopted: Transaction | undefined
@@ -220,12 +219,6 @@ export class DbpoolConnection implements DatabaseConnection, RunningWork {
   #scopeOpen = false
   /** @internal Made after every earlier connection (see `connection-marks`): `dbpoolTransaction()` tells a fresh one. */
   readonly serial = nextMark()
-  /** Statements, COMMITs and ROLLBACKs in flight here (see {@link running}). */
-  #inFlight = 0
-  /** Callers of {@link idle} waiting for {@link #inFlight} to drop to 0. */
-  #idleWaiters: (() => void)[] = []
-  /** Streams of this connection being read (see {@link streaming}). */
-  #streams = 0
   /** The run lock of a Kysely Migrator run on this connection (SQLite: see {@link lockForMigration}), until its release. */
   #runLock: HeldLock | undefined
 
@@ -239,56 +232,13 @@ export class DbpoolConnection implements DatabaseConnection, RunningWork {
       throw configError('DbpoolConnection.context', context, "must be a DbpoolDriver's connection context (with its pool)")
   }
 
-  /**
-   * @internal A statement, COMMIT or ROLLBACK is in flight here: work that ends by itself, which
-   * `dbpoolTransaction()` waits for when it holds the connection of the `c` or `trx` it was given.
-   */
-  get running(): boolean {
-    return this.#inFlight > 0
-  }
-
-  /** @internal A transaction runs here (Kysely's, or the `dbpoolTransaction()` attempt's). */
-  get inTransaction(): boolean {
-    return this.#adopted !== undefined || this.#transaction !== undefined
-  }
-
-  /** @internal A stream of this connection is being read: its loop may await anything, so it is never waited for. */
-  get streaming(): boolean {
-    return this.#streams > 0
-  }
-
-  /** @internal Resolves once nothing is in flight here (at once when nothing is). */
-  idle(): Promise<void> {
-    if (this.#inFlight === 0) return RELEASED
-    return new Promise((resolve) => this.#idleWaiters.push(resolve))
-  }
-
-  /** Counts `work` (a statement, COMMIT, ROLLBACK) in flight until it settles (see {@link running}). */
-  async #inFlightWhile<T>(work: () => Promise<T>): Promise<T> {
-    if (this.#inFlight++ === 0) started(this)
-    try {
-      return await work()
-    } finally {
-      if (--this.#inFlight === 0) {
-        stopped(this)
-        const waiters = this.#idleWaiters
-        this.#idleWaiters = []
-        for (const resolve of waiters) resolve()
-      }
-    }
-  }
-
   /** The pool this connection borrows from. */
   get pool(): DatabasePool {
     return this.context.pool
   }
 
   /** Kysely's `executeQuery`: rejects with dbpool's DatabaseError, the caller's frames added to its stack. */
-  executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
-    return this.#inFlightWhile(() => this.#executeQuery<R>(compiled))
-  }
-
-  async #executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
+  async executeQuery<R>(compiled: CompiledQuery): Promise<QueryResult<R>> {
     try {
       this.#uses++
       if (this.#scopeOpen) throw scopeOpen('a statement')
@@ -311,15 +261,6 @@ export class DbpoolConnection implements DatabaseConnection, RunningWork {
   async *streamQuery<R>(compiled: CompiledQuery, chunkSize = DEFAULT_CHUNK_SIZE): AsyncIterableIterator<QueryResult<R>> {
     this.#uses++
     if (this.#scopeOpen) throw withCallerStack(scopeOpen('a stream'))
-    this.#streams++
-    try {
-      yield* this.#stream<R>(compiled, chunkSize)
-    } finally {
-      this.#streams--
-    }
-  }
-
-  async *#stream<R>(compiled: CompiledQuery, chunkSize: number): AsyncIterableIterator<QueryResult<R>> {
     const held = this.#adopted ?? this.#transaction?.tx ?? this.#leased(compiled)
     const options = { batchSize: chunkSize }
     const rows =
@@ -380,11 +321,7 @@ export class DbpoolConnection implements DatabaseConnection, RunningWork {
    * `cause`), that error's code when the first COMMIT's outcome is unknown, QUERY_FAILED when none
    * was begun; all not retryable. Only a repeat of a commit that succeeded resolves.
    */
-  commit(): Promise<void> {
-    return this.#inFlightWhile(() => this.#commit())
-  }
-
-  async #commit(): Promise<void> {
+  async commit(): Promise<void> {
     const transaction = this.#transaction
     this.#transaction = undefined
     if (!transaction) {
@@ -428,7 +365,7 @@ export class DbpoolConnection implements DatabaseConnection, RunningWork {
     }
     this.#ending = true
     this.#last = { how: 'rolled-back' }
-    return this.#inFlightWhile(() => transaction.rollback()).finally(() => {
+    return transaction.rollback().finally(() => {
       this.#ending = false
     })
   }

@@ -2,7 +2,6 @@ import { setImmediate as nextTurn } from 'node:timers/promises'
 import { configError, DatabaseError, type Transaction as DbpoolTx, type TransactionOptions } from '@dbpool/core'
 import { SingleConnectionProvider, Transaction, type ControlledTransaction, type Kysely, type QueryExecutor } from 'kysely'
 import { currentMark } from './connection-marks'
-import { runningNow } from './running-work'
 import { DbpoolConnection } from './dbpool-connection'
 import { DbpoolPostgresAdapter, DbpoolSqliteAdapter } from './dbpool-dialect'
 
@@ -40,12 +39,10 @@ import { DbpoolPostgresAdapter, DbpoolSqliteAdapter } from './dbpool-dialect'
  * replay's).
  *
  * Never waits for its own caller. Kysely runs one thing at a time on the connection of a `c` or a
- * `trx`; when that connection is held by work that may wait for this call (a transaction of
- * `c.startTransaction()` or `c.transaction()`, a `c.connection()` callback, a stream's loop), the
- * call is refused (QUERY_FAILED, `detail.reason` `'connection-busy'`) instead of waiting for that
- * work, which used to wait for it in turn, for ever. A statement holding it (one queued beside this
- * call: `Promise.all([trx.insertInto(...).execute(), dbpoolTransaction(trx, fn)])`) ends by itself
- * and is waited for (see `boundConnection`). While `dbpoolTransaction(c,
+ * `trx`; when that connection is still held by work that has not settled after one turn of the event
+ * loop (a transaction of `c.startTransaction()` or `c.transaction()`, a `c.connection()` callback, a
+ * stream's loop), the call is refused (QUERY_FAILED, `detail.reason` `'connection-busy'`) instead of
+ * waiting for that work, which used to wait for it in turn, for ever. While `dbpoolTransaction(c,
  * fn)` runs, `c` itself refuses statements, streams and transactions (QUERY_FAILED, `detail.reason`
  * `'scope-open'`): they would run outside the transaction or wait for `fn`. Use `trx` in `fn`.
  *
@@ -64,7 +61,7 @@ export async function dbpoolTransaction<DB, T>(
   if (!isKysely(db)) throw configError('dbpoolTransaction.db', db, 'must be a Kysely instance (or a Transaction) on a DbpoolDialect')
   if (typeof fn !== 'function') throw configError('dbpoolTransaction.fn', fn, 'must be a function')
   if (db.isTransaction) return nested(db, fn, options)
-  const bound = await boundConnection(db.getExecutor(), false)
+  const bound = await boundConnection(db.getExecutor())
   // db.connection()'s c: its connection, not c.connection(), which would hold c's provider for the
   // whole transaction (a statement on c in fn then waited for ever); c refuses work meanwhile instead
   if (bound !== undefined) return run(bound, db.getExecutor(), fn, options)
@@ -88,8 +85,8 @@ function run<DB, T>(
 }
 
 /**
- * A scope holding the connection of a Kysely bound to one connection (`db.connection()`'s `c`, a
- * `trx`) when `dbpoolTransaction()` is called on it (a statement there is waited for): Kysely's single-connection provider runs one thing at
+ * Work on a Kysely bound to one connection (`db.connection()`'s `c`, a `trx`) that has not settled
+ * when `dbpoolTransaction()` is called on it: Kysely's single-connection provider runs one thing at
  * a time and would make the transaction wait for it, for ever when that work (a transaction of
  * `c.startTransaction()` or `c.transaction()`, a `c.connection()` callback, a stream's loop) awaits
  * this call. Refused before anything runs: QUERY_FAILED, not retryable, `detail.reason`
@@ -99,7 +96,7 @@ function run<DB, T>(
 function connectionBusy(what: string): DatabaseError {
   return new DatabaseError(
     'QUERY_FAILED',
-    `dbpoolTransaction() refused and not run: ${what} was in use by other work that had not settled (a transaction of c.startTransaction() or c.transaction() still open, a c.connection() callback, a stream being read). Kysely runs one thing at a time on one connection and would make this transaction wait for that work, for ever when that work awaits it. Nest in an open transaction with dbpoolTransaction(trx, fn), or await the other work first`,
+    `dbpoolTransaction() refused and not run: ${what} was in use by other work that had not settled (a transaction of c.startTransaction() or c.transaction() still open, a c.connection() callback, a stream being read, or a statement of another async branch still running). Kysely runs one thing at a time on one connection and would make this transaction wait for that work, for ever when that work awaits it. Nest in an open transaction with dbpoolTransaction(trx, fn), or await the other work first`,
     { retryable: false, detail: { reason: 'connection-busy' } },
   )
 }
@@ -115,19 +112,14 @@ const NOT_HANDED = Symbol('not handed')
  * counts both). A provider that did neither is busy, or `db`'s first init is still on its way
  * (another caller started it): after one turn a new connection says the latter, and an old one
  * work that settled by itself (Kysely's release of a committed transaction or a finished loop, a
- * statement). One still held then: while statements of its kind run (`running-work`: in a
- * transaction for a `trx`, outside one for a `c`), one of which may be the holder (ending by
- * itself), the call waits for them; when none does, the holder is a scope (a transaction, a
- * `connection()` callback, a stream's loop), which may await this very call: refused.
- *
- * @param inTransaction `executor` is a `trx`'s (its connection runs a transaction), else a `c`'s.
+ * statement); one still held then is held by work that has not settled (a transaction, a
+ * `connection()` callback, a stream's loop, a slow statement), which may await this very call.
  *
  * @throws DatabaseError QUERY_FAILED `detail.reason` `'connection-busy'` when the bound connection
- *   was held by a scope ({@link connectionBusy}); Kysely's own error for a `trx` already committed or rolled back.
+ *   was busy ({@link connectionBusy}); Kysely's own error for a `trx` already committed or rolled back.
  */
 async function boundConnection(
   executor: QueryExecutor,
-  inTransaction: boolean,
   what = 'the Kysely connection it was given',
 ): Promise<DbpoolConnection | undefined> {
   const mark = currentMark()
@@ -151,22 +143,8 @@ async function boundConnection(
     return connection.serial > mark ? undefined : connection
   }
   if (executor.adapter instanceof DbpoolSqliteAdapter || executor.adapter instanceof DbpoolPostgresAdapter) {
-    // still held: by a statement queued before this call (Promise.all over trx work), which ends by
-    // itself, or by a scope that may await this call. Kysely hides which connection it is until it
-    // hands it over: wait while a statement of the kind it would be runs (in a transaction for a
-    // trx, outside one for a c), one that may be it; none running, it is held by a scope: refused
-    let waitFor = runningNow(inTransaction)
-    while (handed === NOT_HANDED) {
-      if (waitFor.length === 0) {
-        provided.catch(() => undefined)
-        throw connectionBusy(what)
-      }
-      await Promise.race([provided, Promise.all(waitFor.map((work) => work.idle())).then(() => nextTurn())])
-      // the same connections running again (the next statement queued on one of them), never new ones
-      waitFor = waitFor.filter((work) => work.running && !work.streaming && work.inTransaction === inTransaction)
-    }
-    const connection = dbpoolConnection(handed)
-    return connection.serial > mark ? undefined : connection
+    provided.catch(() => undefined)
+    throw connectionBusy(what)
   }
   // a db of another dialect (whose driver may hand its connection over later): its connection decides, as before
   await provided
@@ -193,7 +171,7 @@ async function nested<DB, T>(
     )
   // a controlled transaction's executor refuses here (Kysely's error) once it was committed or rolled back
   const executor = trx.getExecutor()
-  const connection = await boundConnection(executor, true, 'its trx')
+  const connection = await boundConnection(executor, 'its trx')
   if (connection === undefined)
     throw configError('dbpoolTransaction.db', 'a Transaction with no connection of its own', 'must be a trx of a DbpoolDialect')
   const attempts: DbpoolConnection[] = []

@@ -179,44 +179,6 @@ describe.each(BACKENDS)('a Kysely connection in use is refused, never waited for
     expect(await ids()).toEqual([1, 2, 3])
   })
 
-  it('work queued beside dbpoolTransaction() on one connection is waited for, not refused: Promise.all of a statement and dbpoolTransaction(trx) in db.transaction() and in dbpoolTransaction(db), of a select and dbpoolTransaction(c) in db.connection()', async () => {
-    // the sibling statement holds the connection only until it ends and never waits for the transaction
-    await settles(
-      db
-        .transaction()
-        .execute((trx) =>
-          Promise.all([
-            trx.insertInto('t').values({ id: 1 }).execute(),
-            dbpoolTransaction(trx, (sp) => sp.insertInto('t').values({ id: 2 }).execute()),
-          ]),
-        ),
-      'Promise.all in db.transaction()',
-    )
-    await settles(
-      dbpoolTransaction(db, (trx) =>
-        Promise.all([
-          trx.insertInto('t').values({ id: 3 }).execute(),
-          trx.insertInto('t').values({ id: 4 }).execute(),
-          dbpoolTransaction(trx, (sp) => sp.insertInto('t').values({ id: 5 }).execute()),
-        ]),
-      ),
-      'Promise.all in dbpoolTransaction(db)',
-    )
-    const [rows] = await settles(
-      db
-        .connection()
-        .execute((c) =>
-          Promise.all([
-            c.selectFrom('t').select('id').execute(),
-            dbpoolTransaction(c, (trx) => trx.insertInto('t').values({ id: 6 }).execute()),
-          ]),
-        ),
-      'Promise.all in db.connection()',
-    )
-    expect(rows.map((r) => Number(r.id)).sort()).toEqual([1, 2, 3, 4, 5])
-    expect(await ids()).toEqual([1, 2, 3, 4, 5, 6])
-  })
-
   it("the application's db is never taken for a busy connection: dbpoolTransaction(db) at once with another first use of a new Kysely (its init on its way), and beside a statement", async () => {
     const fresh = new Kysely<Tables>({ dialect: new DbpoolDialect({ pool: t.pool }) })
     await Promise.all([
