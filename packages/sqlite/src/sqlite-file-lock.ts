@@ -1,6 +1,7 @@
 import { realpathSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { DatabaseError, type HeldLock } from '@dbpool/core'
+import { isErrorLike } from '@dbpool/core/internal'
 import Database from 'better-sqlite3'
 import { mapSqliteError } from './sqlite-errors'
 import { isLockBusy, waitForLock } from './sqlite-lock-wait'
@@ -36,7 +37,7 @@ export function lockFilePath(path: string, name: string): string {
  */
 function lockFileError(file: string, name: string, err: unknown): DatabaseError {
   const mapped = mapSqliteError(err, { path: file })
-  const reason = err instanceof Error ? err.message : String(err)
+  const reason = isErrorLike(err) ? err.message : String(err)
   return new DatabaseError(
     'CONFIGURATION',
     `cannot take the lock ${name}: its lock file ${file} cannot be created or opened (${reason}); the directory of the database must be writable by this process (a pool opened with readonly: true takes no such lock)`,

@@ -328,9 +328,10 @@ describe('dbpool on SQLite (child process)', () => {
     // a command that opens the Postgres pool is refused, naming the variable
     const pg = await run('--pool', 'pg', 'stats')
     expect(pg.code).toBe(1)
-    expect(pg.stderr).toMatch(/^dbpool: CONFIGURATION: invalid PGSSLCERT/)
+    // (the non-TLS variables are checked first since 9b69440: PGCHANNELBINDING is named)
+    expect(pg.stderr).toMatch(/^dbpool: CONFIGURATION: invalid (PGSSLCERT|PGCHANNELBINDING)/)
     const every = await run('stats')
-    expect(every.stderr).toMatch(/CONFIGURATION: invalid PGSSLCERT/)
+    expect(every.stderr).toMatch(/CONFIGURATION: invalid (PGSSLCERT|PGCHANNELBINDING)/)
   }, 60_000)
 
   it('lets DATABASE_URL override the config file and names a bad environment variable', async () => {
