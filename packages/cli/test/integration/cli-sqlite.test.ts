@@ -208,9 +208,11 @@ describe('dbpool on SQLite (child process)', () => {
       /^default: sqlite:.*bench\.db \(sqlite\)\n {2}"select 1" from 2 callers for \d+(\.\d{1,2})? s: \d+ statements, \d+(\.\d{1,2})?\/s\n {2}latency {3}p50 \d+(\.\d{1,2})? ms, p95 \d+(\.\d{1,2})? ms, p99 \d+(\.\d{1,2})? ms, max \d+(\.\d{1,2})? ms\n/,
     )
     // a statement that starts failing once the run is under way (abs() of the smallest integer
-    // overflows): the failures are counted by code, the first message kept, exit 1
-    const failFromJulianDay = (Date.now() + 1_500) / 86_400_000 + 2_440_587.5
-    const flaky = `select case when julianday('now') > ${failFromJulianDay} then abs(-9223372036854775807 - 1) else 1 end as n`
+    // overflows from the 51st row on; a failing insert is rolled back, so every later one fails too):
+    // the failures are counted by code, the first message kept, exit 1. Counted in rows, not time: a
+    // child slow to start on a loaded machine would otherwise fail in the warm-up (no report at all).
+    await count(url, 'create table hits (id integer primary key) strict')
+    const flaky = 'insert into hits default values returning case when id > 50 then abs(-9223372036854775807 - 1) else 1 end as n'
     const partly = await cli('--url', url, 'bench', '--duration', '3', '--concurrency', '2', '--query', flaky, '--json')
     expect(partly.code).toBe(1)
     const failed = JSON.parse(partly.stdout) as BenchReport
