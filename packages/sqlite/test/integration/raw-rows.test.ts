@@ -59,7 +59,7 @@ describe('result rows', () => {
       native.close()
       await pool.close()
     }
-  })
+  }, 30_000)
 })
 
 /** Runs `sql` on the file from another process (plain better-sqlite3): a schema change this pool never sees. */
