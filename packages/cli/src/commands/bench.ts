@@ -48,7 +48,9 @@ export interface BenchReport {
 /**
  * Runs one statement through `pool.query` from `concurrency` callers for `seconds` on one pool
  * (`--pool`, or the primary) and reports throughput, latency percentiles and errors. Exit 0 when
- * every statement succeeded, 1 otherwise. The run ends within `seconds` plus one statement deadline.
+ * every statement succeeded, 1 otherwise. The run ends within `seconds` plus one statement deadline once
+ * its connections are open (opening them is bounded by the connect timeout, not the statement deadline).
+ * `concurrency` is at most the pool's `maxWaitingClients`: on a cold pool every caller waits.
  */
 export async function benchCommand(ctx: CommandContext, options: BenchCommandOptions): Promise<number> {
   const config = await ctx.config()
@@ -59,22 +61,24 @@ export async function benchCommand(ctx: CommandContext, options: BenchCommandOpt
   const timeoutMs = options.statementTimeoutMs ?? 5_000
   const report = await withPools([def], async (manager) => {
     const pool = manager.get(def.name)
-    const { max, maxWaitingClients } = pool.config
-    if (concurrency > max + maxWaitingClients) {
-      // the callers beyond what the pool takes at once would only fail POOL_EXHAUSTED (after the
-      // others had been built: a million callers took 1.7 GB before failing)
+    const { maxWaitingClients } = pool.config
+    if (concurrency > maxWaitingClients) {
+      // the warm-up starts every caller at once on a cold pool, when none holds a connection yet: all
+      // of them wait, and the callers beyond maxWaitingClients would only fail POOL_EXHAUSTED (after
+      // the others had been built: a million callers took 1.7 GB before failing)
       ctx.out.error(
         new DatabaseError(
           'CONFIGURATION',
-          `--concurrency ${concurrency} is more callers than pool "${def.name}" takes at once (max ${max} + maxWaitingClients ${maxWaitingClients} = ${max + maxWaitingClients}): the rest would fail POOL_EXHAUSTED`,
+          `--concurrency ${concurrency} is more callers than pool "${def.name}" lets wait for a connection (maxWaitingClients ${maxWaitingClients}): the rest would fail POOL_EXHAUSTED`,
         ),
         false,
       )
       return undefined
     }
     // warm-up: open the connections (each caller holds one for a tick, so up to `max` open), without the
-    // statement's deadline, which bounds the wait for a connection too; then run the statement once per
-    // caller to prepare it (its first error fails fast, before the clock)
+    // statement's deadline, which would bound the wait for a connection too (bounded by the connect
+    // timeout instead); then run the statement once per caller to prepare it (its first error fails
+    // fast, before the clock)
     await Promise.all(
       Array.from({ length: concurrency }, () => pool.withConnection(() => new Promise<void>((resolve) => setImmediate(resolve)))),
     )
