@@ -1,3 +1,4 @@
+import { DatabaseError } from '../errors/database-error'
 import {
   checkBoolean,
   checkFraction,
@@ -194,7 +195,8 @@ export class PoolConfig implements ResolvedPoolOptions {
 
   /**
    * Reads `${prefix}MIN`, `${prefix}MAX`, `${prefix}ACQUIRE_TIMEOUT_MS`, ... (prefix defaults to
-   * `DBPOOL_POOL_`), over `base`. A malformed variable throws naming the variable. With the default
+   * `DBPOOL_POOL_`), over `base`. A malformed variable, or a well-formed one out of range
+   * (`${prefix}MAX=-3`), throws CONFIGURATION naming the variable (`detail.option`). With the default
    * prefix, which is dbpool's alone, a variable under it that names no setting (a misspelt
    * `DBPOOL_POOL_MAXX`, set to anything) is CONFIGURATION naming it, as a misspelt option key is; it was
    * ignored. Another prefix may share its namespace with other variables, so only its known names are read.
@@ -202,16 +204,27 @@ export class PoolConfig implements ResolvedPoolOptions {
   static fromEnv(env: NodeJS.ProcessEnv = process.env, prefix = 'DBPOOL_POOL_', base: PoolOptions = {}): PoolConfig {
     if (prefix === 'DBPOOL_POOL_') rejectUnknownEnv(env, prefix)
     const options: Record<string, unknown> = { ...base }
+    const variables = new Map<string, { name: string; raw: string }>()
     for (const key of KEYS) {
       const name = `${prefix}${ENV_NAMES[key]}`
       const raw = env[name]
       if (raw === undefined || raw === '') continue
+      variables.set(`pool.${key}`, { name, raw })
       if (key === 'name') options[key] = raw
       else if (key === 'maxLifetimeJitter') options[key] = parseEnvNumber(name, raw)
       else if (key === 'allowExitOnIdle' || key === 'logParameters' || key === 'rawQueryText') options[key] = parseEnvBoolean(name, raw)
       else options[key] = parseEnvInteger(name, raw)
     }
-    return new PoolConfig(options as PoolOptions)
+    try {
+      return new PoolConfig(options as PoolOptions)
+    } catch (err) {
+      // a well-formed value out of range (DBPOOL_APP_MAX=-3): name the variable that set it, not pool.max
+      const detail = DatabaseError.is(err, 'CONFIGURATION') ? (err.detail as { option?: unknown; rule?: unknown } | undefined) : undefined
+      const variable = typeof detail?.option === 'string' ? variables.get(detail.option) : undefined
+      if (variable === undefined || typeof detail?.rule !== 'string') throw err
+      const named = configError(variable.name, variable.raw, detail.rule)
+      throw new DatabaseError('CONFIGURATION', named.message, { detail: named.detail, cause: err })
+    }
   }
 
   /** Re-runs validation (useful after a spread) and returns this config. */

@@ -122,6 +122,23 @@ describe('PoolConfig', () => {
     expect(PoolConfig.fromEnv({ APP_MAX: '3', APP_MAXX: 'x' }, 'APP_')).toMatchObject({ max: 3 })
   })
 
+  it('names the variable of a well-formed value out of range, not the option it sets', () => {
+    for (const [env, variable, rule] of [
+      [{ APP_MAX: '-3' }, 'APP_MAX', /between 1 and/],
+      [{ APP_MAX: '0' }, 'APP_MAX', /between 1 and/],
+      [{ APP_MIN: '50' }, 'APP_MIN', /must not exceed pool\.max/],
+      [{ APP_ACQUIRE_TIMEOUT_MS: '-1' }, 'APP_ACQUIRE_TIMEOUT_MS', /between 1 and/],
+    ] as const) {
+      const err = configErrorOf(() => PoolConfig.fromEnv(env, 'APP_', {}))
+      expect(err.message).toMatch(new RegExp(`^invalid ${variable} "`))
+      expect(err.message).toMatch(rule)
+      expect(err.detail).toMatchObject({ option: variable })
+      expect(DatabaseError.is(err.cause, 'CONFIGURATION')).toBe(true)
+    }
+    // an option from base, not from a variable, keeps its own name
+    expect(configErrorOf(() => PoolConfig.fromEnv({}, 'APP_', { max: 0 })).detail).toMatchObject({ option: 'pool.max' })
+  })
+
   it('allowExitOnIdle defaults to false and reads true/false/1/0 from the environment', () => {
     expect(new PoolConfig().allowExitOnIdle).toBe(false)
     expect(PoolConfig.fromEnv({ DBPOOL_POOL_ALLOW_EXIT_ON_IDLE: 'true' }).allowExitOnIdle).toBe(true)
