@@ -77,6 +77,7 @@ import { ConnectBudget } from './postgres-connect-budget'
 import { hostLabel, mismatchOf, passesOf, reportsReadOnly, roleKindOf } from './postgres-session-attrs'
 import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, TRANSACTION_MODE_REASON } from './postgres-pgbouncer'
 import { sessionStatement } from './postgres-session-statement'
+import { plainStatement } from './postgres-plain-statement'
 import { isReadOnlyStatement } from './postgres-read-only'
 import { resetsSession } from './postgres-session-restore'
 import { refusesStartupSetting, startupOptionError, startupParameterOf, startupSettingsCheckSql } from './postgres-session-startup'
@@ -1008,14 +1009,21 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * (closed at its release, never rolled back and reused: a transaction may be open on it, and a
    * ROLLBACK would wait behind the statements); callers report the outcome of those statements as
    * unknown, never as rolled back. Never rejects.
+   *
+   * `predict` (conn.transaction(), which queues its BEGIN or SAVEPOINT behind them): when every
+   * statement still unanswered is sent already (none held) and is one lone statement that cannot open
+   * or end a transaction (see {@link plainStatement}), the state they leave is known without waiting:
+   * `idle` from an idle session, `open` from an open transaction (or `failed`, if one of them fails:
+   * the SAVEPOINT queued behind it then fails as after any error in the transaction), `failed` from a
+   * failed one. Nothing bounds that answer's wait: the statement queued behind them runs when they
+   * are answered, as a statement issued after them does.
    */
   settledTransactionState(conn: PostgresConnection, options?: { readonly predict?: boolean }): Promise<TransactionState> {
     if (!conn.usable || !this.#unanswered(conn)) return Promise.resolve(this.transactionState(conn))
-    // `predict` (conn.transaction()): the session was idle at its last ReadyForQuery and every statement
-    // still unanswered is sent (none held behind an array check) and is one lone statement that cannot
-    // open or end a transaction: idle it stays
-    if (options?.predict === true && conn.client.getTransactionStatus() === 'I' && !this.#held.has(conn) && unansweredArePlain(conn))
-      return Promise.resolve('idle')
+    if (options?.predict === true && !this.#held.has(conn) && unansweredArePlain(conn)) {
+      const predicted = PREDICTED.get(conn.client.getTransactionStatus() ?? '')
+      if (predicted !== undefined) return Promise.resolve(predicted)
+    }
     const connection = conn.client.connection
     return new Promise<TransactionState>((resolve) => {
       let waits = this.#heldWaits.get(conn)
@@ -1029,7 +1037,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         conn.markBroken(
           new DatabaseError(
             'QUERY_FAILED',
-            `statements issued on the connection (not awaited) were still unanswered after ${this.options.cancelTimeoutMs} ms (cancelTimeoutMs): whether a transaction is open on it is not known, so it is closed instead of reused`,
+            `statements issued on the connection were still unanswered after ${this.options.cancelTimeoutMs} ms (cancelTimeoutMs): whether a transaction is open on it is not known, so it is closed instead of reused`,
             { backend: 'postgres', retryable: false, detail: { reason: 'transaction-state-unknown', outcome: 'unknown' } },
           ),
         )
@@ -1943,11 +1951,10 @@ function awaitsReadyForQuery(conn: PostgresConnection): boolean {
 
 /**
  * Whether every statement issued and not answered yet (pg's active one, its queue, and in pipeline
- * mode the ones written behind) is one lone statement that cannot open or end a transaction: its text
- * holds no `;` before its end and does not begin (after comments) with a transaction-control word, nor
- * with CALL or DO (a procedure or a DO block may COMMIT). A statement without a readable text counts as
- * not plain. pg's fields are untyped internals; missing, nothing is plain. (Statements held behind an
- * array check are not in pg's queues: the caller counts them as not plain.)
+ * mode the ones written behind) is one lone statement that cannot open or end a transaction (see
+ * {@link plainStatement}). A statement without a readable text counts as not plain. pg's fields are
+ * untyped internals; missing, nothing is plain. (Statements held behind an array check are not in
+ * pg's queues: the caller counts them as not plain.)
  */
 function unansweredArePlain(conn: PostgresConnection): boolean {
   const client = conn.client as unknown as {
@@ -1963,14 +1970,12 @@ function unansweredArePlain(conn: PostgresConnection): boolean {
   })
 }
 
-const CONTROL_WORD = /^(?:begin|start|commit|end|rollback|abort|savepoint|release|prepare|call|do|set|reset|discard)\b/i
-
-/** One statement (no `;` but trailing ones) whose first word (after comments and blanks) is no transaction control. */
-function plainStatement(text: string): boolean {
-  const body = text.replace(/^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*/, '').replace(/[\s;]+$/, '')
-  if (body === '' || body.includes(';') || body.includes('/*')) return false
-  return !CONTROL_WORD.test(body)
-}
+/** settledTransactionState's `predict`: the state a last ReadyForQuery status stays in behind plain statements. */
+const PREDICTED: ReadonlyMap<string, TransactionState> = new Map([
+  ['I', 'idle'],
+  ['T', 'open'],
+  ['E', 'failed'],
+])
 
 /**
  * Whether statements were issued on the connection after the one being answered: pg's queue of
