@@ -77,6 +77,7 @@ import { ConnectBudget } from './postgres-connect-budget'
 import { hostLabel, mismatchOf, passesOf, reportsReadOnly, roleKindOf } from './postgres-session-attrs'
 import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, TRANSACTION_MODE_REASON } from './postgres-pgbouncer'
 import { sessionStatement } from './postgres-session-statement'
+import { plainStatement } from './postgres-plain-statement'
 import { isReadOnlyStatement } from './postgres-read-only'
 import { resetsSession } from './postgres-session-restore'
 import { refusesStartupSetting, startupOptionError, startupParameterOf, startupSettingsCheckSql } from './postgres-session-startup'
@@ -196,6 +197,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * queued in pg (see #sendInTurn). Without it a statement issued after an array statement ran first.
    */
   readonly #held = new WeakMap<PostgresConnection, (() => void)[]>()
+  /** settledTransactionState's waits per connection, told when its {@link #held} queue has been sent (see #release). */
+  readonly #heldWaits = new WeakMap<PostgresConnection, Set<() => void>>()
   /** sessionStatement's verdict per statement text (PgBouncer in transaction mode checks every statement). */
   readonly #sessionNeeds = new Map<string, string | false>()
   /**
@@ -787,7 +790,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // statements issued and not awaited still running (the lease's holder threw without awaiting them):
     // answered first, at most cancelTimeoutMs; never a ROLLBACK queued behind them, which would wait
     // for the whole statement. Not answered by then: closed (settledTransactionState marked it broken)
-    if (unanswered(conn)) return this.#resetAfterUnanswered(conn, clean)
+    if (this.#unanswered(conn)) return this.#resetAfterUnanswered(conn, clean)
     const status = conn.client.getTransactionStatus()
     if (status === 'I') return this.#tidy(conn, clean)
     return this.#rollback(conn, status, clean)
@@ -972,7 +975,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * The transaction status of the server's last ReadyForQuery (pg's `getTransactionStatus()`): `I`
    * idle, `T` open, `E` failed (aborted: every statement refused until ROLLBACK, and COMMIT answered
    * with ROLLBACK). `unknown` while ReadyForQuery has not arrived (see {@link awaitsReadyForQuery}: pg
-   * settles a failed statement before it) or on a connection that never reached it.
+   * settles a failed statement before it), while statements wait behind an array check (see
+   * {@link #held}), or on a connection that never reached it.
    */
   transactionState(conn: PostgresConnection): TransactionState {
     const status = conn.client.getTransactionStatus()
@@ -980,7 +984,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // it: the server rolled it back, so COMMIT cannot commit (transaction() reports the first error);
     // unless a COMMIT was in flight when it went (its own error says the outcome is unknown)
     if (!conn.usable && (status === 'T' || status === 'E')) return conn.endedInDoubt ? 'unknown' : 'failed'
-    if (awaitsReadyForQuery(conn)) return 'unknown'
+    // statements held behind an array check (see #held) are not even sent: the status says nothing of them
+    if (awaitsReadyForQuery(conn) || this.#held.has(conn)) return 'unknown'
     switch (status) {
       case 'I':
         return 'idle'
@@ -996,45 +1001,69 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   /**
    * {@link transactionState} once the server has answered every statement issued on the connection so
    * far: while a statement's ReadyForQuery is on its way (a failed statement settles before it) or
-   * statements wait in pg's queue behind it (issued and not awaited: `conn.query('BEGIN')` then a
-   * check; pg sends the next one as each ReadyForQuery arrives, so one ReadyForQuery alone still
-   * leaves the status stale), waits for the queue to drain (or the connection's end), at most
-   * `cancelTimeoutMs` in all, then answers what is known: `unknown` while anything is still
-   * unanswered, and then the connection is marked broken (closed at its release, never rolled back
-   * and reused: a transaction may be open on it, and a ROLLBACK would wait behind the statements);
-   * callers report the outcome of those statements as unknown, never as rolled back. Never rejects.
+   * statements wait behind it, in pg's queue or in dbpool's own behind an array check (see
+   * {@link #held}; issued and not awaited: `conn.query('BEGIN')` then a check; pg sends the next one
+   * as each ReadyForQuery arrives, so one ReadyForQuery alone still leaves the status stale), waits for
+   * both queues to drain (or the connection's end), at most `cancelTimeoutMs` in all, then answers what
+   * is known: `unknown` while anything is still unanswered, and then the connection is marked broken
+   * (closed at its release, never rolled back and reused: a transaction may be open on it, and a
+   * ROLLBACK would wait behind the statements); callers report the outcome of those statements as
+   * unknown, never as rolled back. Never rejects.
+   *
+   * `predict` (conn.transaction(), which queues its BEGIN or SAVEPOINT behind them): when every
+   * statement still unanswered is sent already (none held) and is one lone statement that cannot open
+   * or end a transaction (see {@link plainStatement}), the state they leave is known without waiting:
+   * `idle` from an idle session, `open` from an open transaction (or `failed`, if one of them fails:
+   * the SAVEPOINT queued behind it then fails as after any error in the transaction), `failed` from a
+   * failed one. Nothing bounds that answer's wait: the statement queued behind them runs when they
+   * are answered, as a statement issued after them does.
    */
   settledTransactionState(conn: PostgresConnection, options?: { readonly predict?: boolean }): Promise<TransactionState> {
-    if (!conn.usable || !unanswered(conn)) return Promise.resolve(this.transactionState(conn))
-    // `predict` (conn.transaction()): the session was idle at its last ReadyForQuery and every statement
-    // still unanswered is one lone statement that cannot open or end a transaction: idle it stays
-    if (options?.predict === true && conn.client.getTransactionStatus() === 'I' && unansweredArePlain(conn)) return Promise.resolve('idle')
+    if (!conn.usable || !this.#unanswered(conn)) return Promise.resolve(this.transactionState(conn))
+    if (options?.predict === true && !this.#held.has(conn) && unansweredArePlain(conn)) {
+      const predicted = PREDICTED.get(conn.client.getTransactionStatus() ?? '')
+      if (predicted !== undefined) return Promise.resolve(predicted)
+    }
     const connection = conn.client.connection
     return new Promise<TransactionState>((resolve) => {
+      let waits = this.#heldWaits.get(conn)
+      if (waits === undefined) this.#heldWaits.set(conn, (waits = new Set()))
       const finish = (): void => {
         timer.clear()
         connection.off('readyForQuery', onReady)
         connection.off('end', finish)
-        if (!conn.usable || !unanswered(conn)) return resolve(this.transactionState(conn))
+        waits.delete(onReady)
+        if (!conn.usable || !this.#unanswered(conn)) return resolve(this.transactionState(conn))
         conn.markBroken(
           new DatabaseError(
             'QUERY_FAILED',
-            `statements issued on the connection (not awaited) were still unanswered after ${this.options.cancelTimeoutMs} ms (cancelTimeoutMs): whether a transaction is open on it is not known, so it is closed instead of reused`,
+            `statements issued on the connection were still unanswered after ${this.options.cancelTimeoutMs} ms (cancelTimeoutMs): whether a transaction is open on it is not known, so it is closed instead of reused`,
             { backend: 'postgres', retryable: false, detail: { reason: 'transaction-state-unknown', outcome: 'unknown' } },
           ),
         )
         resolve('unknown')
       }
       // pg's own readyForQuery listener was attached first: when this one runs the status is recorded
-      // and pg has already sent its next queued statement (awaitsReadyForQuery again then)
+      // and pg has already sent its next queued statement (awaitsReadyForQuery again then); statements
+      // held behind an array check are sent later (a ReadyForQuery may leave nothing in pg's queue
+      // while they wait): #release tells when they are sent
       const onReady = (): void => {
-        if (!unanswered(conn)) finish()
+        if (!this.#unanswered(conn)) finish()
       }
       // a ReadyForQuery already received is read before the deadline judges (startDeadline)
       const timer = startDeadline(this.options.cancelTimeoutMs, finish)
       connection.on('readyForQuery', onReady)
       connection.on('end', finish)
+      waits.add(onReady)
     })
+  }
+
+  /**
+   * Whether a statement issued on the connection is not answered yet: its ReadyForQuery, one queued
+   * behind it in pg, or one held behind an array check (see {@link #held}), not sent yet.
+   */
+  #unanswered(conn: PostgresConnection): boolean {
+    return awaitsReadyForQuery(conn) || issuedAfter(conn) || this.#held.has(conn)
   }
 
   async destroy(conn: PostgresConnection): Promise<void> {
@@ -1484,19 +1513,25 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     )
   }
 
-  /** The array check of `conn` settled: the statements held behind it are sent, in order, until one holds the connection again. */
+  /**
+   * The array check of `conn` settled: the statements held behind it are sent, in order, until one
+   * holds the connection again; when none does, settledTransactionState's waits are told.
+   */
   #release(conn: PostgresConnection): void {
     const waiting = this.#held.get(conn)
     this.#held.delete(conn)
-    if (waiting === undefined) return
-    for (let i = 0; i < waiting.length; i++) {
-      waiting[i]!()
-      const again = this.#held.get(conn)
-      if (again !== undefined) {
-        again.push(...waiting.slice(i + 1))
-        return
+    if (waiting !== undefined) {
+      for (let i = 0; i < waiting.length; i++) {
+        waiting[i]!()
+        const again = this.#held.get(conn)
+        if (again !== undefined) {
+          again.push(...waiting.slice(i + 1))
+          return
+        }
       }
     }
+    const waits = this.#heldWaits.get(conn)
+    if (waits !== undefined) for (const wait of [...waits]) wait()
   }
 
   /**
@@ -1916,10 +1951,10 @@ function awaitsReadyForQuery(conn: PostgresConnection): boolean {
 
 /**
  * Whether every statement issued and not answered yet (pg's active one, its queue, and in pipeline
- * mode the ones written behind) is one lone statement that cannot open or end a transaction: its text
- * holds no `;` before its end and does not begin (after comments) with a transaction-control word, nor
- * with CALL or DO (a procedure or a DO block may COMMIT). A statement without a readable text counts as
- * not plain. pg's fields are untyped internals; missing, nothing is plain.
+ * mode the ones written behind) is one lone statement that cannot open or end a transaction (see
+ * {@link plainStatement}). A statement without a readable text counts as not plain. pg's fields are
+ * untyped internals; missing, nothing is plain. (Statements held behind an array check are not in
+ * pg's queues: the caller counts them as not plain.)
  */
 function unansweredArePlain(conn: PostgresConnection): boolean {
   const client = conn.client as unknown as {
@@ -1935,19 +1970,12 @@ function unansweredArePlain(conn: PostgresConnection): boolean {
   })
 }
 
-const CONTROL_WORD = /^(?:begin|start|commit|end|rollback|abort|savepoint|release|prepare|call|do|set|reset|discard)\b/i
-
-/** One statement (no `;` but trailing ones) whose first word (after comments and blanks) is no transaction control. */
-function plainStatement(text: string): boolean {
-  const body = text.replace(/^(?:\s+|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*/, '').replace(/[\s;]+$/, '')
-  if (body === '' || body.includes(';') || body.includes('/*')) return false
-  return !CONTROL_WORD.test(body)
-}
-
-/** Whether a statement issued on the connection is not answered yet (its ReadyForQuery, or one queued behind it). */
-function unanswered(conn: PostgresConnection): boolean {
-  return awaitsReadyForQuery(conn) || issuedAfter(conn)
-}
+/** settledTransactionState's `predict`: the state a last ReadyForQuery status stays in behind plain statements. */
+const PREDICTED: ReadonlyMap<string, TransactionState> = new Map([
+  ['I', 'idle'],
+  ['T', 'open'],
+  ['E', 'failed'],
+])
 
 /**
  * Whether statements were issued on the connection after the one being answered: pg's queue of

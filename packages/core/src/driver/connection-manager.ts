@@ -371,9 +371,11 @@ export interface ConnectionManager<C = unknown> {
    * and a stream after their statement. Default: `transactionState`.
    *
    * `options.predict` (`conn.transaction()`): when the state before the statements still unanswered
-   * is known and none of them can change it (a manager decides what it can tell from their text),
+   * is known and none of them can begin or end a transaction (a manager decides what it can tell from
+   * their text; one failing inside a transaction leaves it failed, a savepoint's case as open is),
    * answers that state at once instead of waiting: work queued behind them on the connection runs
-   * after them in order anyway, so a transaction beside a slow awaited statement is not refused.
+   * after them in order anyway (as long as they run), so a transaction beside a slow awaited
+   * statement is not refused.
    */
   settledTransactionState?(conn: C, options?: { readonly predict?: boolean }): Promise<TransactionState>
   /**

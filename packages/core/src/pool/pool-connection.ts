@@ -47,7 +47,11 @@ export interface PoolConnection<C = unknown> {
    * through `conn.query()`, the Migrator's), this nests as a savepoint in it, as `tx.transaction()`
    * does (the same on both backends: a BEGIN would be refused by SQLite, and on Postgres its COMMIT
    * would commit the outer transaction): `settings` are then refused with CONFIGURATION before
-   * anything is sent, and the outer transaction stays the callback's to commit or roll back.
+   * anything is sent, and the outer transaction stays the callback's to commit or roll back. A `BEGIN`
+   * issued on this handle and not answered yet counts (see the README, withConnection): on Postgres
+   * it is waited for, at most `cancelTimeoutMs`, else refused (QUERY_FAILED, `detail.reason`
+   * `'transaction-state-unknown'`); lone statements that cannot begin or end a transaction are not
+   * waited for: this transaction's first statement queues behind them, as long as they run.
    *
    * `fn` gets a handle of its own (`tx`), valid for this transaction only. Once `fn` has settled,
    * while its COMMIT or ROLLBACK is in flight, `tx` refuses new statements, streams, savepoints and
@@ -125,7 +129,7 @@ export interface HeldConnectionHost<C> extends HeldTransactionHost<C> {
 function stateUnknown(backend: Backend): DatabaseError {
   return new DatabaseError(
     'QUERY_FAILED',
-    "conn.transaction() cannot tell whether the connection is inside a transaction: statements issued on it before (not awaited) were not answered in time, and a transaction of its own there could commit one they opened; nothing of its own was sent. Those statements' outcome is unknown (they may have committed; check before running them again), and the connection is closed instead of reused. Await the connection's statements before conn.transaction()",
+    "conn.transaction() cannot tell whether the connection is inside a transaction: statements issued on it before were not answered in time, and a transaction of its own there could commit one they opened; nothing of its own was sent. Those statements' outcome is unknown (they may have committed; check before running them again), and the connection is closed instead of reused. Await the connection's statements that may begin or end a transaction before conn.transaction()",
     { backend, retryable: false, detail: { reason: 'transaction-state-unknown', outcome: OUTCOME_UNKNOWN } },
   )
 }
@@ -533,8 +537,11 @@ export class ConnectionHandle<C> implements Transaction<C> {
    * `'unknown'` (Postgres: answers still on their way) is settled by the manager; a state still not
    * known then is refused (QUERY_FAILED, `detail.reason` `'transaction-state-unknown'`, `detail.outcome`
    * `'unknown'`, nothing of its own sent; the connection is closed at its release, never reused), never
-   * taken as no transaction (its BEGIN would be ignored and its COMMIT commit the outer one).
-   * `child`: the scope already claimed.
+   * taken as no transaction (its BEGIN would be ignored and its COMMIT commit the outer one). Asked
+   * with `predict`, the manager answers at once when the statements still unanswered cannot change
+   * the state (Postgres: lone statements that cannot open or end a transaction): then the BEGIN or
+   * SAVEPOINT queues behind them and waits as long as they run, with no bound of its own (their own
+   * `timeoutMs` bounds them). `child`: the scope already claimed.
    */
   async #inOpenTransaction<T>(
     held: HeldConnectionHost<C>,
