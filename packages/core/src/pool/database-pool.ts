@@ -29,7 +29,7 @@ import { isSqlFragment, type CompiledQuery } from '../sql/sql'
 import { describeValue } from '../sql/parameters'
 import { runTransaction, type TransactionOptions } from '../transaction/transaction'
 import { transactionLeftOpenError, transactionStateUnknownError } from '../transaction/transaction-outcome'
-import { Lease, type LeaseHolder } from './lease'
+import { eventLoopTurn, Lease, type LeaseHolder } from './lease'
 import { LanePool, withDeadline, type LaneHost, type OnAcquired } from './lane-pool'
 import {
   ConnectionHandle,
@@ -731,7 +731,9 @@ export class DatabasePool<out C = unknown> {
    * connection's transaction state is read: `fn` returning inside a transaction rejects
    * TRANSACTION_ROLLED_BACK (the release rolls it back); on Postgres, statements still unanswered after
    * `cancelTimeoutMs` reject QUERY_FAILED with `detail: { reason: 'transaction-state-unknown', outcome:
-   * 'unknown' }` (they may have committed) and the connection is closed instead of reused.
+   * 'unknown' }` (they may have committed) and the connection is closed instead of reused; so does a
+   * connection lost with a COMMIT of `fn` in flight, unless `fn` returned right after awaiting that
+   * statement's own error.
    */
   withConnection<T>(fn: (conn: PoolConnection<C>) => Promise<T>, options?: WithConnectionOptions): Promise<T> {
     let lane: Lane
@@ -761,6 +763,9 @@ export class DatabasePool<out C = unknown> {
       // `fn` always starts after withConnection() has returned, as it did before immediate hand-outs
       if (immediate) await SETTLED
       const result = await fn(handle)
+      // the callback returned straight after its last statement settled (it awaited it and saw its error)
+      const lastAtReturn = lease.lastStatement
+      const sawLast = lastAtReturn === undefined || lastAtReturn.settledTurn === eventLoopTurn()
       // statements `fn` issued and did not await, still waiting for the event loop, run first (#executeLater)
       handle.detach()
       while (lease.pending !== undefined) await lease.pending
@@ -770,16 +775,22 @@ export class DatabasePool<out C = unknown> {
         // Postgres: the callback returned before the server answered what it issued (a failed statement,
         // or a BEGIN it did not await): settled. A state still not known (cancelTimeoutMs passed) is
         // neither idle nor open: the outcome is unknown, and the release closes the connection rather
-        // than roll back behind the statements and hand it on (see transactionStateUnknownError). A
-        // connection already lost when `fn` returned has no transaction left (the server ends it with
-        // the session) and its statements settled with their own errors (CONNECTION_LOST and their
-        // outcome), which `fn` saw: nothing to report here, the release discards it. One the pool gave
-        // up on because its state could not be learnt (conn.transaction() refused) still reports that
+        // than roll back behind the statements and hand it on (see transactionStateUnknownError).
+        // A connection the pool gave up on because its state could not be learnt (conn.transaction()
+        // refused: the pool marked it broken, so it reads 'failed', not 'open') reports that unless it
+        // has since been seen idle. A connection lost when `fn` returned is not waited for; its state
+        // is unknown when the server may have committed what was in flight (a COMMIT): reported so,
+        // unless `fn` returned straight after that statement settled, its last (it awaited it and saw
+        // its own error, CONNECTION_LOST with its outcome); a lost transaction the server rolled back
+        // reads 'failed' (TRANSACTION_ROLLED_BACK)
         const stateLost = lease.conn.broken?.detail?.reason === 'transaction-state-unknown'
-        if (state === 'unknown' && this.#manager.settledTransactionState && (stateLost || this.#manager.isUsable(lease.conn.native))) {
-          if (!stateLost) state = await this.#manager.settledTransactionState(lease.conn.native)
-          if (state === 'unknown')
-            throw this.#markBroken(lease, transactionStateUnknownError(this.#manager.backend, 'the withConnection callback returned'))
+        const unknown = (): DatabaseError =>
+          this.#markBroken(lease, transactionStateUnknownError(this.#manager.backend, 'the withConnection callback returned'))
+        if (stateLost && state !== 'idle') throw unknown()
+        if (state === 'unknown' && this.#manager.settledTransactionState) {
+          if (this.#manager.isUsable(lease.conn.native)) state = await this.#manager.settledTransactionState(lease.conn.native)
+          else if (sawLast && lease.lastStatement === lastAtReturn) state = 'idle'
+          if (state === 'unknown') throw unknown()
         }
         if (state === 'open' || state === 'failed') throw leftOpenByCallback(this.#manager.backend, state, handle.lastError)
       }
