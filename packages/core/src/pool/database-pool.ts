@@ -1420,19 +1420,63 @@ export class DatabasePool<out C = unknown> {
    */
   #executeLater<R>(lease: Lease<unknown>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
     const before = lease.pending
-    const running =
-      before === undefined
-        ? this.#executeAsync<R>(lease, query, options)
-        : // a lease revoked meanwhile (close() at its deadline) runs nothing more
-          before.then(() =>
-            lease.active ? this.#executeAsync<R>(lease, query, options) : Promise.reject<QueryResult<R>>(this.#closedError()),
-          )
-    const settled = running.then(noop, noop)
+    let running: Promise<QueryResult<R>>
+    let settled: Promise<void>
+    if (before === undefined) {
+      running = this.#executeAsync<R>(lease, query, options)
+      settled = running.then(noop, noop)
+    } else if (options?.signal === undefined && options?.timeoutMs === undefined) {
+      // a lease revoked meanwhile (close() at its deadline) runs nothing more
+      running = before.then(() =>
+        lease.active ? this.#executeAsync<R>(lease, query, options) : Promise.reject<QueryResult<R>>(this.#closedError()),
+      )
+      settled = running.then(noop, noop)
+    } else {
+      running = this.#executeInTurn<R>(lease, before, query, options)
+      // one given up on before its turn settles early: what follows still waits for the statements before it
+      settled = before.then(() => running).then(noop, noop)
+    }
     lease.pending = settled
     void settled.then(() => {
       if (lease.pending === settled) lease.pending = undefined
     })
     return running
+  }
+
+  /**
+   * {@link #executeLater} of a statement with a deadline or a signal, queued behind the lease's
+   * earlier statements: its `timeoutMs` counts from now, and when it passes (or `signal` aborts)
+   * before its turn, it is taken out of the queue and fails at once (QUERY_TIMEOUT / QUERY_CANCELLED,
+   * retryable, `detail.started: false`: never run); the statements before it are not touched. Its turn
+   * come, it runs with what is left of `timeoutMs`.
+   */
+  #executeInTurn<R>(lease: Lease<unknown>, before: Promise<void>, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
+    const issuedAt = performance.now()
+    const { signal, timeoutMs } = options
+    return new Promise<QueryResult<R>>((resolve, reject) => {
+      let done = false
+      const finish = (): boolean => {
+        if (done) return false
+        done = true
+        if (timer !== undefined) clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        return true
+      }
+      const giveUp = (why: 'deadline' | 'abort'): void => {
+        if (finish()) reject(notStartedError(this.#manager.backend, why, timeoutMs, signal))
+      }
+      const onAbort = (): void => giveUp('abort')
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => giveUp('deadline'), timeoutMs)
+      // an already aborted signal is refused by the manager when its turn comes (nothing runs)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      void before.then(() => {
+        if (!finish()) return
+        // a lease revoked meanwhile (close() at its deadline) runs nothing more
+        if (!lease.active) return reject(this.#closedError())
+        const left = timeoutMs === undefined ? undefined : Math.max(1, Math.ceil(timeoutMs - (performance.now() - issuedAt)))
+        resolve(this.#executeAsync<R>(lease, query, left === timeoutMs ? options : { ...options, timeoutMs: left }))
+      })
+    })
   }
 
   async #executeAsync<R>(lease: Lease<unknown>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
@@ -1705,4 +1749,29 @@ function checkTelemetryOptions(options: DatabasePoolOptions): void {
       typeof tracer.startActiveSpan !== 'function')
   )
     throw configError('pool.tracer', tracer, 'must be an OpenTelemetry Tracer (trace.getTracer(...))')
+}
+
+/**
+ * A statement given up on (its deadline, its AbortSignal) while it still waited its turn on its lease
+ * behind the statements issued before it: never run, so retryable; the statements before it go on.
+ */
+function notStartedError(
+  backend: Backend,
+  why: 'deadline' | 'abort',
+  timeoutMs: number | undefined,
+  signal: AbortSignal | undefined,
+): DatabaseError {
+  const waiting = 'while it still waited its turn behind the statements issued before it on its connection: it was never run'
+  if (why === 'deadline')
+    return new DatabaseError('QUERY_TIMEOUT', `statement exceeded its ${timeoutMs} ms deadline ${waiting}`, {
+      backend,
+      retryable: true,
+      detail: { started: false, timeoutMs },
+    })
+  return new DatabaseError('QUERY_CANCELLED', `the statement was cancelled before it started, ${waiting}`, {
+    backend,
+    retryable: true,
+    cause: signal?.reason,
+    detail: { started: false },
+  })
 }
