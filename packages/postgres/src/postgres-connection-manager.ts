@@ -38,7 +38,7 @@ import {
   type ResolvedPostgresManagerOptions,
 } from './postgres-options'
 import { pgQuery, type PgQuery } from './postgres-params'
-import { RerunRefused, runStatement, trackBindComplete, type PgAnswer } from './postgres-statement'
+import { RerunRefused, runStatement, trackBindComplete, withdrawQueued, type PgAnswer } from './postgres-statement'
 import { isCachedPlanChange, statementInvalidation } from './postgres-statement-invalidation'
 import { resultColumnsError } from './postgres-columns'
 import { StatementCache, type CachedStatement, type SharedGeneration } from './postgres-statement-cache'
@@ -106,7 +106,7 @@ import {
 } from './postgres-replicas'
 
 /** Why a guarded statement stopped waiting for the server. */
-type Stop = 'deadline' | 'abandoned'
+type Stop = 'deadline' | 'abandoned' | 'withdrawn'
 
 const MAX_REMEMBERED_SECRETS = 4
 /** Statement texts whose canPipeline verdict is kept (forgotten all at once beyond this). */
@@ -1489,6 +1489,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * {@link #held}) until the statement itself is queued or refused.
    */
   #sendInTurn(conn: PostgresConnection, query: PgQuery, shared: boolean, retried: boolean, progress: StatementProgress): Promise<PgAnswer> {
+    // given up on while it was held behind an array check (see #runGuarded): nothing is sent
+    if (progress.withdrawn !== undefined) return Promise.reject(progress.withdrawn)
     if (query.arrays === undefined) return this.#sendChecked(conn, query, shared, retried, progress)
     let checking: Promise<void> | undefined
     try {
@@ -1662,11 +1664,29 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     running.catch(() => undefined)
     let stop!: (why: Stop) => void
     const stopped = new Promise<Stop>((resolve) => (stop = resolve))
+    // still waiting its turn behind statements issued before it on the connection (in pg's queue, or
+    // behind an array check): taken out and failed, never sent; the statement running there is not
+    // this one's to cancel, and the connection stays as it is
+    let withdrawn: DatabaseError | undefined
+    const withdraw = (why: 'deadline' | 'abort'): boolean => {
+      if (progress.sent) return false
+      withdrawn = notStartedError(why, timeoutMs, signal)
+      progress.withdrawn = withdrawn
+      stop('withdrawn')
+      withdrawQueued(conn.client, progress, withdrawn)
+      return true
+    }
     // at the deadline, an answer already received is read first (startDeadline): only one not received times out
-    const deadline = timeoutMs === undefined ? undefined : startDeadline(timeoutMs, () => stop('deadline'))
+    const deadline =
+      timeoutMs === undefined
+        ? undefined
+        : startDeadline(timeoutMs, () => {
+            if (!withdraw('deadline')) stop('deadline')
+          })
     let grace: Deadline | undefined
     let cancel: Promise<boolean> | undefined
     const onAbort = (): void => {
+      if (withdraw('abort')) return
       cancel ??= this.#cancel(conn)
       // a cancel the server never answers must not hang the caller
       grace ??= startDeadline(this.options.cancelTimeoutMs, () => stop('abandoned'))
@@ -1675,10 +1695,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     let answer: PgAnswer
     try {
       const first = await Promise.race([running, stopped])
+      if (first === 'withdrawn') throw withdrawn!
       if (first === 'deadline' || first === 'abandoned') throw this.#abandon(conn, first, timeoutMs)
       conn.abortedBy = undefined
       answer = first
     } catch (err) {
+      if (withdrawn !== undefined && err === withdrawn) throw err
       throw this.#queryError(conn, err, query.text, progress)
     } finally {
       deadline?.clear()
@@ -2008,3 +2030,25 @@ function promoted(conn: PostgresConnection): DatabaseError {
 
 /** `targetSessionAttrs` values that accept a standby for the write lane's connections. */
 const STANDBY_TARGETS: ReadonlySet<string> = new Set(['read-only', 'standby', 'prefer-standby'])
+
+/**
+ * The error of a statement given up on (its deadline, its AbortSignal) while it still waited its turn
+ * on its connection, behind statements issued before it: it was never sent, so it is retryable, and
+ * nothing was cancelled (the statement running there is another caller's).
+ */
+function notStartedError(why: 'deadline' | 'abort', timeoutMs: number | undefined, signal: AbortSignal | undefined): DatabaseError {
+  const waiting =
+    'while it still waited its turn behind the statements issued before it on its connection: it was never sent (nothing was cancelled, the connection is kept)'
+  if (why === 'deadline')
+    return new DatabaseError('QUERY_TIMEOUT', `statement exceeded its ${timeoutMs} ms deadline ${waiting}`, {
+      backend: 'postgres',
+      retryable: true,
+      detail: { started: false, timeoutMs },
+    })
+  return new DatabaseError('QUERY_CANCELLED', `the statement was cancelled before it started, ${waiting}`, {
+    backend: 'postgres',
+    retryable: true,
+    cause: signal?.reason,
+    detail: { started: false },
+  })
+}

@@ -17,6 +17,12 @@ export class StatementProgress {
   inTransaction = false
   /** CommandComplete messages received for it (one per statement of a multi-statement text). */
   completed = 0
+  /**
+   * Given up on before it was sent (its AbortSignal or deadline, while it waited its turn behind the
+   * statements issued before it): it is never written, and fails with this error when its turn
+   * comes, if it is still queued then.
+   */
+  withdrawn: Error | undefined = undefined
 }
 
 /**

@@ -111,6 +111,7 @@ class PgStatement extends PgQuery {
    * then fails the statement with {@link RerunRefused} (its handleError, on the next tick).
    */
   override submit(connection: PgWire): Error | null {
+    if (this.#progress?.withdrawn !== undefined) return this.#progress.withdrawn
     if (this.#onlyWhenIdle && this.#client.getTransactionStatus() !== 'I') return new RerunRefused()
     const refused = super.submit(connection)
     const progress = this.#progress
@@ -124,6 +125,11 @@ class PgStatement extends PgQuery {
       if (this.parsing && this.#entry !== undefined) this.#cache?.parsed(this.#entry, inTransaction)
     }
     return refused
+  }
+
+  /** This is a run of the statement whose progress `progress` records. */
+  runs(progress: StatementProgress): boolean {
+    return this.#progress === progress
   }
 
   /**
@@ -276,6 +282,22 @@ export function runStatement(
     }
     client.query(statement as never)
   })
+}
+
+/**
+ * Takes the run of the statement `progress` records out of pg's queue of `client` when it waits there,
+ * not yet sent (see StatementProgress.withdrawn), and fails it with `error`: nothing of it reaches the
+ * server, and the statements queued behind it move up. False when it is not in that queue (sent, or
+ * not queued in pg yet).
+ */
+export function withdrawQueued(client: Client, progress: StatementProgress, error: Error): boolean {
+  const queue = (client as unknown as { _queryQueue?: unknown[] })._queryQueue
+  if (queue === undefined) return false
+  const at = queue.findIndex((queued) => queued instanceof PgStatement && queued.runs(progress))
+  if (at < 0) return false
+  const [statement] = queue.splice(at, 1) as [PgStatement]
+  statement.callback?.(error)
+  return true
 }
 
 /**

@@ -492,7 +492,18 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     }
     // statements on a lease run back to back in microtasks (no I/O ever yields): let timers, sockets
     // and health probes in while a burst of transactions has held the thread for a while
-    if (this.#fairness.due()) await new Promise<void>((resolve) => setImmediate(resolve))
+    if (this.#fairness.due()) {
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      // aborted while it waited for the event loop: still not started
+      if (options.signal?.aborted) {
+        throw new DatabaseError('QUERY_CANCELLED', 'the statement was cancelled before it started', {
+          backend: 'sqlite',
+          retryable: true,
+          cause: options.signal.reason,
+          detail: { started: false },
+        })
+      }
+    }
     return this.#runSync<R>(db, query) ?? this.#waitForLock<R>(db, query, options)
   }
 

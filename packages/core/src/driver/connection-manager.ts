@@ -32,9 +32,13 @@ export type TransactionState = 'idle' | 'open' | 'failed' | 'unknown'
 
 /** Per-statement deadline and cancellation. */
 export interface ExecuteOptions {
-  /** Client-side deadline in ms; on expiry the statement is cancelled and QUERY_TIMEOUT thrown. */
+  /**
+   * Client-side deadline in ms, from the call; on expiry the statement is cancelled and QUERY_TIMEOUT
+   * thrown. One still waiting its turn on its connection then leaves the queue, never run
+   * (`retryable: true`, `detail.started: false`), and the statement running there is not touched.
+   */
   readonly timeoutMs?: number
-  /** Aborting cancels the statement (QUERY_CANCELLED). */
+  /** Aborting cancels the statement (QUERY_CANCELLED); one still waiting its turn leaves the queue, as for `timeoutMs`. */
   readonly signal?: AbortSignal
 }
 

@@ -29,7 +29,7 @@ import { isSqlFragment, type CompiledQuery } from '../sql/sql'
 import { describeValue } from '../sql/parameters'
 import { runTransaction, type TransactionOptions } from '../transaction/transaction'
 import { transactionLeftOpenError, transactionStateUnknownError } from '../transaction/transaction-outcome'
-import { Lease, type LeaseHolder } from './lease'
+import { eventLoopTurn, Lease, type LeaseHolder } from './lease'
 import { LanePool, withDeadline, type LaneHost, type OnAcquired } from './lane-pool'
 import {
   ConnectionHandle,
@@ -731,7 +731,9 @@ export class DatabasePool<out C = unknown> {
    * connection's transaction state is read: `fn` returning inside a transaction rejects
    * TRANSACTION_ROLLED_BACK (the release rolls it back); on Postgres, statements still unanswered after
    * `cancelTimeoutMs` reject QUERY_FAILED with `detail: { reason: 'transaction-state-unknown', outcome:
-   * 'unknown' }` (they may have committed) and the connection is closed instead of reused.
+   * 'unknown' }` (they may have committed) and the connection is closed instead of reused; so does a
+   * connection lost with a COMMIT of `fn` in flight, unless `fn` returned right after awaiting that
+   * statement's own error.
    */
   withConnection<T>(fn: (conn: PoolConnection<C>) => Promise<T>, options?: WithConnectionOptions): Promise<T> {
     let lane: Lane
@@ -761,6 +763,9 @@ export class DatabasePool<out C = unknown> {
       // `fn` always starts after withConnection() has returned, as it did before immediate hand-outs
       if (immediate) await SETTLED
       const result = await fn(handle)
+      // the callback returned straight after its last statement settled (it awaited it and saw its error)
+      const lastAtReturn = lease.lastStatement
+      const sawLast = lastAtReturn === undefined || lastAtReturn.settledTurn === eventLoopTurn()
       // statements `fn` issued and did not await, still waiting for the event loop, run first (#executeLater)
       handle.detach()
       while (lease.pending !== undefined) await lease.pending
@@ -770,16 +775,22 @@ export class DatabasePool<out C = unknown> {
         // Postgres: the callback returned before the server answered what it issued (a failed statement,
         // or a BEGIN it did not await): settled. A state still not known (cancelTimeoutMs passed) is
         // neither idle nor open: the outcome is unknown, and the release closes the connection rather
-        // than roll back behind the statements and hand it on (see transactionStateUnknownError). A
-        // connection already lost when `fn` returned has no transaction left (the server ends it with
-        // the session) and its statements settled with their own errors (CONNECTION_LOST and their
-        // outcome), which `fn` saw: nothing to report here, the release discards it. One the pool gave
-        // up on because its state could not be learnt (conn.transaction() refused) still reports that
+        // than roll back behind the statements and hand it on (see transactionStateUnknownError).
+        // A connection the pool gave up on because its state could not be learnt (conn.transaction()
+        // refused: the pool marked it broken, so it reads 'failed', not 'open') reports that unless it
+        // has since been seen idle. A connection lost when `fn` returned is not waited for; its state
+        // is unknown when the server may have committed what was in flight (a COMMIT): reported so,
+        // unless `fn` returned straight after that statement settled, its last (it awaited it and saw
+        // its own error, CONNECTION_LOST with its outcome); a lost transaction the server rolled back
+        // reads 'failed' (TRANSACTION_ROLLED_BACK)
         const stateLost = lease.conn.broken?.detail?.reason === 'transaction-state-unknown'
-        if (state === 'unknown' && this.#manager.settledTransactionState && (stateLost || this.#manager.isUsable(lease.conn.native))) {
-          if (!stateLost) state = await this.#manager.settledTransactionState(lease.conn.native)
-          if (state === 'unknown')
-            throw this.#markBroken(lease, transactionStateUnknownError(this.#manager.backend, 'the withConnection callback returned'))
+        const unknown = (): DatabaseError =>
+          this.#markBroken(lease, transactionStateUnknownError(this.#manager.backend, 'the withConnection callback returned'))
+        if (stateLost && state !== 'idle') throw unknown()
+        if (state === 'unknown' && this.#manager.settledTransactionState) {
+          if (this.#manager.isUsable(lease.conn.native)) state = await this.#manager.settledTransactionState(lease.conn.native)
+          else if (sawLast && lease.lastStatement === lastAtReturn) state = 'idle'
+          if (state === 'unknown') throw unknown()
         }
         if (state === 'open' || state === 'failed') throw leftOpenByCallback(this.#manager.backend, state, handle.lastError)
       }
@@ -1409,19 +1420,63 @@ export class DatabasePool<out C = unknown> {
    */
   #executeLater<R>(lease: Lease<unknown>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
     const before = lease.pending
-    const running =
-      before === undefined
-        ? this.#executeAsync<R>(lease, query, options)
-        : // a lease revoked meanwhile (close() at its deadline) runs nothing more
-          before.then(() =>
-            lease.active ? this.#executeAsync<R>(lease, query, options) : Promise.reject<QueryResult<R>>(this.#closedError()),
-          )
-    const settled = running.then(noop, noop)
+    let running: Promise<QueryResult<R>>
+    let settled: Promise<void>
+    if (before === undefined) {
+      running = this.#executeAsync<R>(lease, query, options)
+      settled = running.then(noop, noop)
+    } else if (options?.signal === undefined && options?.timeoutMs === undefined) {
+      // a lease revoked meanwhile (close() at its deadline) runs nothing more
+      running = before.then(() =>
+        lease.active ? this.#executeAsync<R>(lease, query, options) : Promise.reject<QueryResult<R>>(this.#closedError()),
+      )
+      settled = running.then(noop, noop)
+    } else {
+      running = this.#executeInTurn<R>(lease, before, query, options)
+      // one given up on before its turn settles early: what follows still waits for the statements before it
+      settled = before.then(() => running).then(noop, noop)
+    }
     lease.pending = settled
     void settled.then(() => {
       if (lease.pending === settled) lease.pending = undefined
     })
     return running
+  }
+
+  /**
+   * {@link #executeLater} of a statement with a deadline or a signal, queued behind the lease's
+   * earlier statements: its `timeoutMs` counts from now, and when it passes (or `signal` aborts)
+   * before its turn, it is taken out of the queue and fails at once (QUERY_TIMEOUT / QUERY_CANCELLED,
+   * retryable, `detail.started: false`: never run); the statements before it are not touched. Its turn
+   * come, it runs with what is left of `timeoutMs`.
+   */
+  #executeInTurn<R>(lease: Lease<unknown>, before: Promise<void>, query: CompiledQuery, options: ExecuteOptions): Promise<QueryResult<R>> {
+    const issuedAt = performance.now()
+    const { signal, timeoutMs } = options
+    return new Promise<QueryResult<R>>((resolve, reject) => {
+      let done = false
+      const finish = (): boolean => {
+        if (done) return false
+        done = true
+        if (timer !== undefined) clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+        return true
+      }
+      const giveUp = (why: 'deadline' | 'abort'): void => {
+        if (finish()) reject(notStartedError(this.#manager.backend, why, timeoutMs, signal))
+      }
+      const onAbort = (): void => giveUp('abort')
+      const timer = timeoutMs === undefined ? undefined : setTimeout(() => giveUp('deadline'), timeoutMs)
+      // an already aborted signal is refused by the manager when its turn comes (nothing runs)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      void before.then(() => {
+        if (!finish()) return
+        // a lease revoked meanwhile (close() at its deadline) runs nothing more
+        if (!lease.active) return reject(this.#closedError())
+        const left = timeoutMs === undefined ? undefined : Math.max(1, Math.ceil(timeoutMs - (performance.now() - issuedAt)))
+        resolve(this.#executeAsync<R>(lease, query, left === timeoutMs ? options : { ...options, timeoutMs: left }))
+      })
+    })
   }
 
   async #executeAsync<R>(lease: Lease<unknown>, query: CompiledQuery, options: ExecuteOptions | undefined): Promise<QueryResult<R>> {
@@ -1694,4 +1749,29 @@ function checkTelemetryOptions(options: DatabasePoolOptions): void {
       typeof tracer.startActiveSpan !== 'function')
   )
     throw configError('pool.tracer', tracer, 'must be an OpenTelemetry Tracer (trace.getTracer(...))')
+}
+
+/**
+ * A statement given up on (its deadline, its AbortSignal) while it still waited its turn on its lease
+ * behind the statements issued before it: never run, so retryable; the statements before it go on.
+ */
+function notStartedError(
+  backend: Backend,
+  why: 'deadline' | 'abort',
+  timeoutMs: number | undefined,
+  signal: AbortSignal | undefined,
+): DatabaseError {
+  const waiting = 'while it still waited its turn behind the statements issued before it on its connection: it was never run'
+  if (why === 'deadline')
+    return new DatabaseError('QUERY_TIMEOUT', `statement exceeded its ${timeoutMs} ms deadline ${waiting}`, {
+      backend,
+      retryable: true,
+      detail: { started: false, timeoutMs },
+    })
+  return new DatabaseError('QUERY_CANCELLED', `the statement was cancelled before it started, ${waiting}`, {
+    backend,
+    retryable: true,
+    cause: signal?.reason,
+    detail: { started: false },
+  })
 }

@@ -4,6 +4,26 @@ import type { PooledConnection } from './pooled-connection'
 
 let nextLeaseId = 1
 
+let turn = 0
+let turnEnding = false
+const nextTurn = (): void => {
+  turn++
+  turnEnding = false
+}
+
+/**
+ * @internal A number that changes once the event loop has moved on (a `setImmediate` since the last
+ * call): code run in one chain of promise reactions, such as an async function resumed by a
+ * rejection and returning right after, reads the same number.
+ */
+export function eventLoopTurn(): number {
+  if (!turnEnding) {
+    turnEnding = true
+    setImmediate(nextTurn)
+  }
+  return turn
+}
+
 /**
  * @internal What holds a lease across the caller's own code: a `pool.transaction()` callback, a
  * `withConnection()` callback, or undefined for the pool's own short holds (a statement, a stream, a
@@ -33,6 +53,13 @@ export class Lease<C> {
    * `TransactionOutcome.checkOpen`); a transaction on a lease that never lent it pays nothing for that.
    */
   nativeTaken = false
+  /**
+   * The last statement issued on this lease through a handle (withConnection, conn.transaction(),
+   * their BEGIN / COMMIT): `settledTurn` is the {@link eventLoopTurn} its promise settled in,
+   * undefined while it runs. withConnection reads it to tell a callback that returned straight after
+   * awaiting that statement's error from one that returned later, having left it running.
+   */
+  lastStatement: { settledTurn: number | undefined } | undefined = undefined
   #state: 'active' | 'released' | 'revoked' = 'active'
 
   constructor(

@@ -4,7 +4,7 @@ import { HANDLE_QUERY_OPTION_KEYS, checkQueryOptions, checkQueryText, extraArgum
 import { configError } from '../config/validate'
 import type { Backend, ExecuteOptions, Lane, QueryResult, TransactionSettings, TransactionState } from '../driver/connection-manager'
 import type { SqlFragment } from '../sql/sql'
-import type { Lease } from './lease'
+import { eventLoopTurn, type Lease } from './lease'
 import { TransactionOutcome } from '../transaction/transaction-outcome'
 import { runOnHeldConnection, type HeldTransactionHost } from '../transaction/transaction'
 import type { ConnectionStreamOptions, RowStream, StreamSupport } from './row-stream'
@@ -394,7 +394,16 @@ export class ConnectionHandle<C> implements Transaction<C> {
     // a stream the callback left open is closed first (its close is sent before this statement)
     if (this.#closeStream) void this.#closeStream()
     try {
-      return this.runner<R>(this.#live(), query, params, options)
+      const lease = this.#live()
+      const running = this.runner<R>(lease, query, params, options)
+      // when it settles, for withConnection's check of a connection lost with a COMMIT in doubt
+      const last: { settledTurn: number | undefined } = { settledTurn: undefined }
+      lease.lastStatement = last
+      const settled = (): void => {
+        last.settledTurn = eventLoopTurn()
+      }
+      running.then(settled, settled)
+      return running
     } catch (err) {
       return Promise.reject(err)
     }

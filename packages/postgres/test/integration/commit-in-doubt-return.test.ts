@@ -1,0 +1,127 @@
+import { DatabaseError, type DatabasePool } from '@dbpool/core'
+import type { PostgresConnection } from '@dbpool/postgres'
+import { createTestDatabase, startTcpProxy, type TcpProxy, type TestDatabase } from '@dbpool/testing'
+import { admin, poolOn, sleep } from './helpers'
+
+// A withConnection callback returning while the COMMIT it issued (not awaited) was in flight on a
+// connection the pool then closed, or one that was lost: the server may have committed it, so the
+// callback's return reports the outcome unknown (QUERY_FAILED, transaction-state-unknown), never
+// TRANSACTION_ROLLED_BACK ("not committed") and never success (review r1 items 3 and 6).
+let db: TestDatabase
+let pool: DatabasePool<PostgresConnection> | undefined
+let proxy: TcpProxy | undefined
+
+beforeAll(async () => {
+  db = await createTestDatabase()
+  // a COMMIT that takes a while (a deferred constraint trigger sleeping at commit time: synchronous
+  // replication, deferred checks on big sets)
+  await admin(db.url, async (c) =>
+    c.query(`create table slow_commit (id int primary key);
+      create function slow_commit_sleep() returns trigger language plpgsql as $$ begin perform pg_sleep(1); return null; end $$;
+      create constraint trigger slow_commit_trigger after insert on slow_commit deferrable initially deferred
+        for each row execute function slow_commit_sleep()`),
+  )
+}, 120_000)
+
+afterEach(async () => {
+  await pool?.close({ timeoutMs: 0 })
+  pool = undefined
+  await proxy?.close()
+  proxy = undefined
+})
+
+afterAll(async () => {
+  await db?.drop()
+}, 60_000)
+
+let nextId = 1
+
+const unknownOutcome = { code: 'QUERY_FAILED', retryable: false, detail: { reason: 'transaction-state-unknown', outcome: 'unknown' } }
+
+function summary(err: unknown): unknown {
+  return DatabaseError.is(err) ? { code: err.code, retryable: err.retryable, detail: err.detail } : err
+}
+
+async function committed(id: number): Promise<boolean> {
+  // the server finishes the COMMIT after the client is gone
+  await sleep(1_500)
+  return admin(db.url, async (c) => (await c.query('select 1 from slow_commit where id = $1', [id])).rowCount === 1)
+}
+
+it('a COMMIT in flight when conn.transaction() refused (transaction-state-unknown): the return reports the outcome unknown, not TRANSACTION_ROLLED_BACK', async () => {
+  const p = (pool = poolOn(db.url, { min: 0, max: 1, name: 'commit-in-doubt' }, { cancelTimeoutMs: 300 }))
+  const id = nextId++
+  let commit: Promise<unknown> | undefined
+  let inner: unknown
+  const outcome = await p
+    .withConnection(async (conn) => {
+      await conn.query('BEGIN')
+      await conn.query('insert into slow_commit values ($1)', [id])
+      commit = conn.query('COMMIT').catch((err: unknown) => err)
+      inner = await conn.transaction(async () => 'ran').catch((err: unknown) => err)
+      return 'resolved'
+    })
+    .catch((err: unknown) => err)
+  expect(summary(inner)).toMatchObject(unknownOutcome)
+  expect(summary(outcome)).toEqual(unknownOutcome)
+  expect(summary(await commit)).toMatchObject({ code: 'CONNECTION_LOST', detail: { outcome: 'unknown' } })
+  // it did commit: "rolled back" would have been a lie
+  expect(await committed(id)).toBe(true)
+}, 30_000)
+
+describe('a COMMIT not awaited, the connection lost (the server commits it)', () => {
+  async function run(dropAfterReturn: boolean): Promise<{ outcome: unknown; commit: unknown; id: number }> {
+    const target = new URL(db.url)
+    proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) })
+    const net = proxy
+    const p = (pool = poolOn(proxy.urlFor(db.url), { min: 0, max: 1, name: 'commit-in-doubt' }, { cancelTimeoutMs: 3_000 }))
+    const id = nextId++
+    let commit: Promise<unknown> | undefined
+    const outcome = await p
+      .withConnection(async (conn) => {
+        await conn.query('BEGIN')
+        await conn.query('insert into slow_commit values ($1)', [id])
+        commit = conn.query('COMMIT').catch((err: unknown) => err)
+        if (dropAfterReturn) {
+          setTimeout(() => net.resetAll(), 300)
+          return 'resolved'
+        }
+        await sleep(300)
+        net.resetAll()
+        await sleep(200)
+        return 'resolved'
+      })
+      .catch((err: unknown) => err)
+    return { outcome, commit: await commit, id }
+  }
+
+  it('lost before the callback returned: outcome unknown, not success', async () => {
+    const { outcome, commit, id } = await run(false)
+    expect(summary(commit)).toMatchObject({ code: 'CONNECTION_LOST', detail: { outcome: 'unknown' } })
+    expect(summary(outcome)).toEqual(unknownOutcome)
+    expect(await committed(id)).toBe(true)
+  }, 30_000)
+
+  it('lost after the callback returned (while its answer was awaited): the same', async () => {
+    const { outcome, commit, id } = await run(true)
+    expect(summary(commit)).toMatchObject({ code: 'CONNECTION_LOST', detail: { outcome: 'unknown' } })
+    expect(summary(outcome)).toEqual(unknownOutcome)
+    expect(await committed(id)).toBe(true)
+  }, 30_000)
+
+  it('awaited by the callback, which returns its error: the callback saw it, withConnection resolves', async () => {
+    const target = new URL(db.url)
+    proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) })
+    const net = proxy
+    const p = (pool = poolOn(proxy.urlFor(db.url), { min: 0, max: 1, name: 'commit-in-doubt' }, { cancelTimeoutMs: 3_000 }))
+    const id = nextId++
+    const outcome = await p.withConnection(async (conn) => {
+      await conn.query('BEGIN')
+      await conn.query('insert into slow_commit values ($1)', [id])
+      setTimeout(() => net.resetAll(), 300)
+      return conn.query('COMMIT').catch((err: unknown) => err)
+    })
+    expect(summary(outcome)).toMatchObject({ code: 'CONNECTION_LOST', detail: { outcome: 'unknown' } })
+    expect(await committed(id)).toBe(true)
+  }, 30_000)
+})
