@@ -29,6 +29,9 @@ const config: Config = {
   globalSetup: '<rootDir>/jest.global-setup.ts',
   globalTeardown: '<rootDir>/jest.global-teardown.ts',
   maxWorkers: 2,
+  // a test without its own budget gets 20 s, not jest's 5 s: on a loaded 2-core machine a SQLite file
+  // test that takes 0.3 s alone ran past 5 s (a hang still fails, 15 s later)
+  testTimeout: 20_000,
   collectCoverageFrom: ['<rootDir>/packages/core/src/**/*.ts', '!<rootDir>/packages/core/src/testing/conformance.ts'],
   coverageThreshold: {
     global: {},
