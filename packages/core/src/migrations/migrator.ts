@@ -16,7 +16,7 @@ import type {
 } from './migration'
 import { loadMigrationsFromDirectory, migrationsFromDefinitions } from './migration-loader'
 import { MigrationStore, type AppliedMigration } from './migration-store'
-import { splitSqlStatements, type SqlStatement } from './sql-splitter'
+import { splitSqlStatements, unterminatedSpan, type SqlStatement } from './sql-splitter'
 import { parameterTexts } from '../util/parameter-texts'
 import { ERROR_CAUSE_DEPTH, hideErrorLiterals, previewStatement, statementLiterals } from './statement-preview'
 import { transactionControlOf } from '../transaction/transaction-control'
@@ -253,7 +253,7 @@ export class Migrator {
   async #prepare(): Promise<Prepared[]> {
     const migrations =
       this.#directory !== undefined
-        ? await loadMigrationsFromDirectory(this.#directory)
+        ? await loadMigrationsFromDirectory(this.#directory, this.#pool.backend)
         : migrationsFromDefinitions(this.#definitions ?? [])
     const dialect: SqlDialect = this.#pool.backend
     for (const m of migrations) {
@@ -714,6 +714,15 @@ function discardAtRelease(conn: PoolConnection, reason: DatabaseError): boolean 
 
 function statementsOf(step: MigrationStep, dialect: SqlDialect): SqlStatement[] | undefined {
   if (step.kind !== 'sql') return undefined
+  // text ending inside a comment or literal is cut short: the splitter (and SQLite) would drop an
+  // unterminated /* comment and what it swallowed silently
+  const open = unterminatedSpan(step.sql, dialect, step.firstLine)
+  if (open)
+    throw new DatabaseError(
+      'CONFIGURATION',
+      `migration ${step.source} line ${open.line}: unterminated ${open.kind} (the section ends inside it): close it`,
+      { detail: { source: step.source, line: open.line, reason: 'unterminated' } },
+    )
   const statements = splitSqlStatements(step.sql, dialect, step.firstLine)
   if (statements.length === 0)
     throw new DatabaseError('CONFIGURATION', `migration ${step.source} has an empty section (no SQL statement)`, {

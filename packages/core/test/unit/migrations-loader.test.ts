@@ -78,7 +78,7 @@ describe('parseMigrationSections', () => {
   it('accepts CRLF files', () => {
     const { up, down } = parseMigrationSections('f.sql', '-- migrate:up\r\nselect 1;\r\n-- migrate:down\r\nselect 2;\r\n')
     expect(up.kind === 'sql' && up.sql).toBe('select 1;')
-    expect(down?.kind === 'sql' && down.sql).toBe('select 2;\n')
+    expect(down?.kind === 'sql' && down.sql).toBe('select 2;\r\n')
   })
 
   it.each([
@@ -98,6 +98,40 @@ describe('parseMigrationSections', () => {
     ['select 1;\n  --migrate :down\nselect 2', /line 2: .*looks like a section marker/],
   ])('rejects a malformed file: %j', (text, pattern) => {
     expect(() => parseMigrationSections('bad.sql', text)).toThrow(pattern)
+  })
+})
+
+// review r4 item 5: markers are read only at the top level, never inside a comment or literal
+describe('parseMigrationSections: markers inside comments and literals', () => {
+  const commented =
+    '-- migrate:up\ncreate table a (x int);\n/* old rollback, kept for reference:\n-- migrate:down\ndrop table a;\n*/\ncreate table b (x int);\n'
+
+  it.each([undefined, 'postgres', 'sqlite'] as const)('a marker inside a /* */ comment is part of it (dialect %s)', (dialect) => {
+    const { up, down } = parseMigrationSections('c.sql', commented, dialect)
+    expect(up).toMatchObject({ sql: commented.slice('-- migrate:up\n'.length), firstLine: 2 })
+    expect(down).toBeUndefined()
+  })
+
+  it('a marker inside a string literal, a quoted name or a dollar-quoted body is part of it', () => {
+    const literal = "-- migrate:up\ninsert into t values ('\n-- migrate:down\n');\n-- migrate:down\ndelete from t;"
+    const a = parseMigrationSections('l.sql', literal)
+    expect(a.up).toMatchObject({ sql: "insert into t values ('\n-- migrate:down\n');" })
+    expect(a.down).toMatchObject({ sql: 'delete from t;', firstLine: 6 })
+    const dollar =
+      '-- migrate:up\ncreate function f() returns int language sql as $$\n-- migrate:down\nselect 1 $$;\n-- migrate:down\ndrop function f;'
+    expect(parseMigrationSections('d.sql', dollar, 'postgres').down).toMatchObject({ sql: 'drop function f;' })
+    // a look-alike inside a comment is a comment too
+    expect(parseMigrationSections('g.sql', '-- migrate:up\nselect 1;\n/*\n-- +goose Down\n*/').down).toBeUndefined()
+  })
+
+  it('a marker the dialects read differently is refused when no dialect is given, read as the given one otherwise', () => {
+    // Postgres nests block comments, SQLite does not: after "/* /* */" SQLite is at the top level
+    const nested = '-- migrate:up\nselect 1;\n/* /* */\n-- migrate:down\nselect 2;\n*/\n'
+    expect(() => parseMigrationSections('n.sql', nested)).toThrow(
+      /n.sql line 4: "-- migrate:down" is a section marker when read as SQLite SQL but inside a block comment when read as Postgres SQL/,
+    )
+    expect(parseMigrationSections('n.sql', nested, 'postgres').down).toBeUndefined()
+    expect(parseMigrationSections('n.sql', nested, 'sqlite').down).toMatchObject({ firstLine: 5 })
   })
 })
 
