@@ -279,9 +279,13 @@ export async function loadMigrationsFromDirectory(directory: string, dialect?: S
 export function migrationsFromDefinitions(definitions: readonly MigrationDefinition[]): Migration[] {
   if (!Array.isArray(definitions)) throw configError('migrations', definitions, 'must be an array of { version, name, up, down? }')
   const seen = new Map<number, string>()
+  // a hole (a stray comma) is skipped by map() and left in its output: refused here, by index
+  for (let index = 0; index < definitions.length; index++)
+    if (!(index in definitions)) throw configError(`migrations[${index}]`, undefined, 'is a hole in the array (a stray comma?)')
   const out = definitions.map((def, index): Migration => {
     const where = `migrations[${index}]`
     if (def === null || typeof def !== 'object') throw configError(where, def, 'must be an object { version, name, up, down? }')
+    refuseUnknownDefinitionKeys(where, def)
     const { version, name } = def
     if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
       throw configError(`${where}.version`, version, 'must be an integer from 1 to 9007199254740991 (Number.MAX_SAFE_INTEGER)')
@@ -304,6 +308,34 @@ export function migrationsFromDefinitions(definitions: readonly MigrationDefinit
     return { version, name, source, checksum, up, down }
   })
   return out.sort((a, b) => a.version - b.version)
+}
+
+const DEFINITION_KEYS: readonly string[] = ['version', 'name', 'up', 'down', 'transaction', 'foreignKeys', 'checksum']
+/** The file spellings of the options, and likely typos, with the key meant. */
+const DEFINITION_KEY_HINTS: Readonly<Record<string, string>> = {
+  foreign_keys: 'foreignKeys',
+  foreignkeys: 'foreignKeys',
+  foreign_keys_off: 'foreignKeys',
+  transactional: 'transaction',
+  transation: 'transaction',
+}
+
+/**
+ * An unknown key in a code migration is CONFIGURATION naming `migrations[i].key`: ignored, a
+ * misspelt option (`foreign_keys: false`, the file's spelling) would run a SQLite rebuild with foreign
+ * keys on, whose `drop table` cascades into the children. The value is shown by kind only (it may be SQL).
+ */
+function refuseUnknownDefinitionKeys(where: string, def: object): void {
+  for (const key of Object.keys(def)) {
+    if (DEFINITION_KEYS.includes(key)) continue
+    const value = (def as Record<string, unknown>)[key]
+    const meant = DEFINITION_KEY_HINTS[key.toLowerCase()] ?? DEFINITION_KEYS.find((k) => k.toLowerCase() === key.toLowerCase())
+    throw new DatabaseError(
+      'CONFIGURATION',
+      `invalid ${where}.${key} (${value === null ? 'null' : typeof value}): unknown key; known keys are ${DEFINITION_KEYS.join(', ')}${meant ? ` (did you mean ${meant}?)` : ''}`,
+      { detail: { option: `${where}.${key}`, rule: 'unknown key' } },
+    )
+  }
 }
 
 function toStep(option: string, value: unknown, source: string, transaction: boolean, foreignKeys: boolean): MigrationStep {

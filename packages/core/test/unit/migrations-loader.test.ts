@@ -276,4 +276,46 @@ describe('migrationsFromDefinitions', () => {
   it('rejects a non-array', () => {
     expect(() => migrationsFromDefinitions({} as never)).toThrow(/must be an array/)
   })
+
+  // review r4 item 3: an unknown key (the file spelling foreign_keys, a typo) was ignored silently
+  it.each([
+    [
+      { foreign_keys: false },
+      /invalid migrations\[1\]\.foreign_keys \(boolean\): unknown key; known keys are version, name, up, down, transaction, foreignKeys, checksum \(did you mean foreignKeys\?\)/,
+    ],
+    [{ foreignkeys: false }, /migrations\[1\]\.foreignkeys .*did you mean foreignKeys/],
+    [{ transation: false }, /migrations\[1\]\.transation .*did you mean transaction/],
+    [{ extra: 1 }, /migrations\[1\]\.extra \(number\): unknown key; known keys are/],
+  ])('refuses an unknown key, naming it and the known keys: %j', (extra, pattern) => {
+    const defs = [
+      { version: 1, name: 'a', up: 'create table a (id int)' },
+      { version: 2, name: 'b', up: 'create table b (id int)', ...extra },
+    ]
+    let err: unknown
+    try {
+      migrationsFromDefinitions(defs as never)
+    } catch (e) {
+      err = e
+    }
+    expect(DatabaseError.is(err, 'CONFIGURATION')).toBe(true)
+    expect((err as DatabaseError).message).toMatch(pattern)
+  })
+
+  // review r4 item 7: a hole crashed load()/up() with a TypeError
+  it('refuses a hole in the array (CONFIGURATION naming its index)', () => {
+    // eslint-disable-next-line no-sparse-arrays
+    const defs = [{ version: 1, name: 'a', up: 'select 1' }, , { version: 3, name: 'c', up: 'select 3' }]
+    expect(() => migrationsFromDefinitions(defs as never)).toThrow(
+      expect.objectContaining({
+        code: 'CONFIGURATION',
+        message: expect.stringMatching(/invalid migrations\[1\].*is a hole in the array \(a stray comma\?\)/),
+      }),
+    )
+  })
+
+  it("shows an unknown key's value by kind only (it may be SQL holding a secret)", () => {
+    const defs = [{ version: 1, name: 'a', up: 'select 1', upp: "alter role app password 'Hunter2'" }]
+    expect(() => migrationsFromDefinitions(defs as never)).toThrow(/migrations\[0\]\.upp \(string\): unknown key/)
+    expect(() => migrationsFromDefinitions(defs as never)).not.toThrow(/Hunter2/)
+  })
 })

@@ -898,6 +898,16 @@ describe('Migrator options', () => {
       /version 9007199254740994: must be an integer from 1 to 9007199254740991/,
     ],
     [undefined, /^invalid migrations undefined: give the options \{ directory \}/],
+    // review r4 items 3 and 7: the constructor refuses them too, before any call
+    [
+      { migrations: [{ version: 1, name: 'a', up: 'select 1', foreign_keys: false }] },
+      /migrations\[0\]\.foreign_keys \(boolean\): unknown key/,
+    ],
+    [
+      // a hole at index 1, as `[a, , c]` leaves it
+      { migrations: Object.assign([{ version: 1, name: 'a', up: 'select 1' }], { 2: { version: 3, name: 'c', up: 'select 3' } }) },
+      /migrations\[1\].*a hole in the array/,
+    ],
   ])('rejects %j', (options, pattern) => {
     expect(() => new Migrator(pool(), options as never)).toThrow(pattern)
   })
