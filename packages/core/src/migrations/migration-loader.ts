@@ -250,7 +250,7 @@ export async function loadMigrationsFromDirectory(directory: string, dialect?: S
   const migrations: Migration[] = []
   for (const [version, { name, files }] of groups) {
     // a leading byte-order mark is not SQL
-    const read = async (file: string): Promise<string> => (await readFile(join(directory, file), 'utf8')).replace(/^\uFEFF/, '')
+    const read = async (file: string): Promise<string> => decodeMigrationFile(file, await readFile(join(directory, file)))
     if (files.single) {
       const text = await read(files.single)
       const { up, down } = parseMigrationSections(files.single, text, dialect)
@@ -273,6 +273,52 @@ export async function loadMigrationsFromDirectory(directory: string, dialect?: S
     })
   }
   return migrations.sort((a, b) => a.version - b.version)
+}
+
+/**
+ * A migration file's text: its bytes must be UTF-8 (Node's lossy decoding would run U+FFFD in place
+ * of a Latin-1 `ü`, and the checksum, taken of the text, would not see such a byte change), else
+ * CONFIGURATION naming the file, the byte offset and the line. A leading byte-order mark is dropped.
+ */
+function decodeMigrationFile(file: string, bytes: Uint8Array): string {
+  const bad = firstInvalidUtf8(bytes)
+  if (bad >= 0) {
+    let line = 1
+    for (let i = 0; i < bad; i++) if (bytes[i] === 10) line++
+    throw new DatabaseError(
+      'CONFIGURATION',
+      `invalid migration file ${file}: is not valid UTF-8 (byte ${bad}, line ${line}): save it as UTF-8; nothing was run`,
+      { detail: { file, byte: bad, line, reason: 'not-utf8' } },
+    )
+  }
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    .toString('utf8')
+    .replace(/^\uFEFF/, '')
+}
+
+/** The offset of the first byte that does not start a well-formed UTF-8 sequence (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF), or -1. */
+function firstInvalidUtf8(bytes: Uint8Array): number {
+  const n = bytes.length
+  let i = 0
+  while (i < n) {
+    const lead = bytes[i] as number
+    if (lead < 0x80) {
+      i++
+      continue
+    }
+    const extra = lead >= 0xc2 && lead <= 0xdf ? 1 : lead >= 0xe0 && lead <= 0xef ? 2 : lead >= 0xf0 && lead <= 0xf4 ? 3 : 0
+    if (extra === 0) return i
+    let cp = lead & (0x3f >> extra)
+    for (let k = 1; k <= extra; k++) {
+      const cont = bytes[i + k]
+      if (cont === undefined || (cont & 0xc0) !== 0x80) return i
+      cp = (cp << 6) | (cont & 0x3f)
+    }
+    const min = extra === 1 ? 0x80 : extra === 2 ? 0x800 : 0x10000
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i
+    i += extra + 1
+  }
+  return -1
 }
 
 /** Validates migrations written in code and turns them into runnable {@link Migration}s. */

@@ -237,6 +237,35 @@ describe('loadMigrationsFromDirectory', () => {
   })
 })
 
+// review r4 item 2: a Latin-1 file ran with U+FFFD in its literals, and the checksum (of the
+// decoded text) did not see such a byte change
+describe('loadMigrationsFromDirectory: encoding', () => {
+  it.each([
+    ['a Latin-1 ü', Buffer.from("-- migrate:up\ninsert into cities values ('Z\xfcrich');\n", 'latin1'), 43, 2],
+    ['a truncated sequence at the end', Buffer.concat([Buffer.from('select 1;\n'), Buffer.from([0xe2, 0x82])]), 10, 2],
+    ['an overlong form', Buffer.concat([Buffer.from('select '), Buffer.from([0xc0, 0xaf])]), 7, 1],
+    ['an encoded surrogate', Buffer.concat([Buffer.from("select '"), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from("'")]), 8, 1],
+  ])('refuses %s (CONFIGURATION naming the file, byte offset and line)', async (_what, bytes, byte, line) => {
+    writeFileSync(join(dir, '0001_cities.sql'), bytes)
+    const err = await loadMigrationsFromDirectory(dir).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(DatabaseError.is(err, 'CONFIGURATION')).toBe(true)
+    expect((err as DatabaseError).message).toBe(
+      `invalid migration file 0001_cities.sql: is not valid UTF-8 (byte ${byte}, line ${line}): save it as UTF-8; nothing was run`,
+    )
+    expect((err as DatabaseError).detail).toMatchObject({ file: '0001_cities.sql', byte, line, reason: 'not-utf8' })
+  })
+
+  it('reads UTF-8 (2, 3 and 4-byte sequences, a byte-order mark) as before', async () => {
+    write('0001_a.up.sql', "\uFEFFinsert into cities values ('Zürich', '€', '😀');\n")
+    const [m] = await loadMigrationsFromDirectory(dir)
+    expect(m?.up).toMatchObject({ sql: "insert into cities values ('Zürich', '€', '😀');\n" })
+    expect(m?.checksum).toBe(migrationChecksum("insert into cities values ('Zürich', '€', '😀');"))
+  })
+})
+
 describe('migrationsFromDefinitions', () => {
   it('accepts SQL and function migrations, sorted, with checksums for SQL only', () => {
     const fn = async (): Promise<void> => undefined
