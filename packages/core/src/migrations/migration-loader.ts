@@ -4,7 +4,9 @@ import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { configError } from '../config/validate'
 import { DatabaseError } from '../errors/database-error'
+import type { SqlDialect } from '../sql/sql'
 import type { Migration, MigrationDefinition, MigrationStep } from './migration'
+import { sqlSpans, type SqlSpan } from './sql-splitter'
 
 const MARKER = /^[ \t]*--[ \t]*migrate:(\w+)\b(.*)$/i
 /**
@@ -55,38 +57,68 @@ export function parseMigrationFileName(file: string): FileName | undefined {
  * without markers is all `up`. Only comments may come before the first marker. A leading byte-order
  * mark is dropped. A comment that looks like a marker but is not exactly one (`-- migrate: up`,
  * `-- +goose Up`) is CONFIGURATION naming the file and line, as is any other malformed marker.
+ *
+ * A marker is read only at the top level: a marker-looking line inside a block comment, a string
+ * literal, a quoted name or a dollar-quoted body is part of it (a commented-out `-- migrate:down` does
+ * not cut the `up` section short). `dialect` says how to read the file (nested comments and dollar
+ * quotes are Postgres's); without it, a marker line the two dialects read differently (top level in
+ * one, inside a comment or literal in the other) is CONFIGURATION. Each section is the file's text as
+ * written, line endings included (a CRLF inside a string literal stays CRLF); only the checksum
+ * normalises them.
  */
-export function parseMigrationSections(file: string, text: string): { up: MigrationStep; down: MigrationStep | undefined } {
+export function parseMigrationSections(
+  file: string,
+  text: string,
+  dialect?: SqlDialect,
+): { up: MigrationStep; down: MigrationStep | undefined } {
   // a byte-order mark (editors on Windows) would hide a marker on line 1
-  const lines = text
-    .replace(/^\uFEFF/, '')
-    .replace(/\r\n?/g, '\n')
-    .split('\n')
-  const sections: { kind: 'up' | 'down'; start: number; lines: string[]; transaction: boolean; foreignKeys: boolean }[] = []
-  const preamble: string[] = []
-  lines.forEach((line, index) => {
+  const body = text.replace(/^\uFEFF/, '')
+  const lines: { start: number; end: number; next: number }[] = []
+  const terminator = /\r\n|\r|\n/g
+  let from = 0
+  for (let m = terminator.exec(body); m !== null; m = terminator.exec(body)) {
+    lines.push({ start: from, end: m.index, next: m.index + m[0].length })
+    from = m.index + m[0].length
+  }
+  lines.push({ start: from, end: body.length, next: body.length })
+  const dialects: readonly SqlDialect[] = dialect ? [dialect] : ['postgres', 'sqlite']
+  const enclosing = dialects.map((d) => enclosingSpans(body, d, lines))
+  const sections: { kind: 'up' | 'down'; line: number; start: number; end: number; transaction: boolean; foreignKeys: boolean }[] = []
+  let preambleEnd = body.length
+  lines.forEach(({ start, end, next }, index) => {
+    const line = body.slice(start, end)
     const marker = MARKER.exec(line)
-    if (!marker && LOOKS_LIKE_MARKER.test(line))
+    const looksLike = !marker && LOOKS_LIKE_MARKER.test(line)
+    if (!marker && !looksLike) return
+    const inside = enclosing.map((spans) => spans[index])
+    if (inside.every((k) => k !== undefined)) return
+    const other = inside.findIndex((k) => k !== undefined)
+    if (other >= 0)
+      throw sectionError(
+        file,
+        index + 1,
+        `"${line.trim()}" is a section marker when read as ${dialectName(dialects[1 - other] as SqlDialect)} SQL but inside a ${inside[other] as string} when read as ${dialectName(dialects[other] as SqlDialect)} SQL: close the ${inside[other] as string} before it`,
+      )
+    if (looksLike)
       throw sectionError(
         file,
         index + 1,
         `"${line.trim()}" looks like a section marker but is not one: write exactly "-- migrate:up" or "-- migrate:down" (no space after the colon; goose and sql-migrate markers are not read)`,
       )
-    if (marker) {
-      const kind = (marker[1] as string).toLowerCase()
-      if (kind !== 'up' && kind !== 'down')
-        throw sectionError(file, index + 1, `unknown marker "-- migrate:${marker[1]}": use -- migrate:up and -- migrate:down`)
-      const { transaction, foreignKeys } = markerOptions(file, index + 1, kind, marker[2] ?? '')
-      if (sections.some((s) => s.kind === kind)) throw sectionError(file, index + 1, `a second "-- migrate:${kind}" section`)
-      sections.push({ kind, start: index + 2, lines: [], transaction, foreignKeys })
-      return
-    }
-    const current = sections[sections.length - 1]
-    if (current) current.lines.push(line)
-    else preamble.push(line)
+    const match = marker as RegExpExecArray
+    const kind = (match[1] as string).toLowerCase()
+    if (kind !== 'up' && kind !== 'down')
+      throw sectionError(file, index + 1, `unknown marker "-- migrate:${match[1]}": use -- migrate:up and -- migrate:down`)
+    const { transaction, foreignKeys } = markerOptions(file, index + 1, kind, match[2] ?? '')
+    if (sections.some((s) => s.kind === kind)) throw sectionError(file, index + 1, `a second "-- migrate:${kind}" section`)
+    const previous = sections[sections.length - 1]
+    // the previous section ends with its last line, without the line break before this marker
+    if (previous) previous.end = index > 0 ? (lines[index - 1] as (typeof lines)[number]).end : start
+    else preambleEnd = start
+    sections.push({ kind, line: index + 2, start: next, end: body.length, transaction, foreignKeys })
   })
-  if (sections.length === 0)
-    return { up: { kind: 'sql', sql: text.replace(/^\uFEFF/, ''), firstLine: 1, source: file, transaction: true }, down: undefined }
+  if (sections.length === 0) return { up: { kind: 'sql', sql: body, firstLine: 1, source: file, transaction: true }, down: undefined }
+  const preamble = body.slice(0, preambleEnd).split(/\r\n|\r|\n/)
   const stray = preamble.findIndex((line) => line.trim() !== '' && !line.trim().startsWith('--'))
   if (stray >= 0) throw sectionError(file, stray + 1, 'SQL before the first "-- migrate:up" marker')
   const up = sections.find((s) => s.kind === 'up')
@@ -94,13 +126,28 @@ export function parseMigrationSections(file: string, text: string): { up: Migrat
   const down = sections.find((s) => s.kind === 'down')
   const step = (s: (typeof sections)[number]): MigrationStep => ({
     kind: 'sql',
-    sql: s.lines.join('\n'),
-    firstLine: s.start,
+    sql: body.slice(s.start, Math.max(s.start, s.end)),
+    firstLine: s.line,
     source: file,
     transaction: s.transaction,
     ...(s.foreignKeys ? {} : { foreignKeys: false as const }),
   })
-  return { up: step(up), down: down && down.lines.some((l) => l.trim() !== '') ? step(down) : undefined }
+  return { up: step(up), down: down && body.slice(down.start, down.end).trim() !== '' ? step(down) : undefined }
+}
+
+/** For each line, the kind of comment or literal its start lies inside (read as `dialect`), or undefined at the top level. */
+function enclosingSpans(body: string, dialect: SqlDialect, lines: readonly { start: number }[]): (SqlSpan['kind'] | undefined)[] {
+  const spans = sqlSpans(body, dialect)
+  let k = 0
+  return lines.map(({ start }) => {
+    while (k < spans.length && (spans[k] as SqlSpan).end <= start) k++
+    const span = spans[k]
+    return span && span.start < start ? span.kind : undefined
+  })
+}
+
+function dialectName(dialect: SqlDialect): string {
+  return dialect === 'postgres' ? 'Postgres' : 'SQLite'
 }
 
 /**
@@ -173,9 +220,10 @@ async function isMigrationFile(directory: string, entry: Dirent): Promise<boolea
  * Reads every migration in `directory`: single files with `-- migrate:up` / `-- migrate:down`
  * sections, or `.up.sql` / `.down.sql` pairs, as regular files or symbolic links to them (a
  * Kubernetes ConfigMap); a migration name on a dangling link or a link to a directory is
- * CONFIGURATION. Other files (not `.sql`, hidden) are ignored.
+ * CONFIGURATION. Other files (not `.sql`, hidden) are ignored. `dialect`: how section markers are
+ * read, see {@link parseMigrationSections}.
  */
-export async function loadMigrationsFromDirectory(directory: string): Promise<Migration[]> {
+export async function loadMigrationsFromDirectory(directory: string, dialect?: SqlDialect): Promise<Migration[]> {
   let dirents: Dirent[]
   try {
     dirents = await readdir(directory, { withFileTypes: true })
@@ -202,10 +250,10 @@ export async function loadMigrationsFromDirectory(directory: string): Promise<Mi
   const migrations: Migration[] = []
   for (const [version, { name, files }] of groups) {
     // a leading byte-order mark is not SQL
-    const read = async (file: string): Promise<string> => (await readFile(join(directory, file), 'utf8')).replace(/^\uFEFF/, '')
+    const read = async (file: string): Promise<string> => decodeMigrationFile(file, await readFile(join(directory, file)))
     if (files.single) {
       const text = await read(files.single)
-      const { up, down } = parseMigrationSections(files.single, text)
+      const { up, down } = parseMigrationSections(files.single, text, dialect)
       migrations.push({ version, name, source: files.single, checksum: migrationChecksum(up.kind === 'sql' ? up.sql : ''), up, down })
       continue
     }
@@ -227,13 +275,63 @@ export async function loadMigrationsFromDirectory(directory: string): Promise<Mi
   return migrations.sort((a, b) => a.version - b.version)
 }
 
+/**
+ * A migration file's text: its bytes must be UTF-8 (Node's lossy decoding would run U+FFFD in place
+ * of a Latin-1 `ü`, and the checksum, taken of the text, would not see such a byte change), else
+ * CONFIGURATION naming the file, the byte offset and the line. A leading byte-order mark is dropped.
+ */
+function decodeMigrationFile(file: string, bytes: Uint8Array): string {
+  const bad = firstInvalidUtf8(bytes)
+  if (bad >= 0) {
+    let line = 1
+    for (let i = 0; i < bad; i++) if (bytes[i] === 10) line++
+    throw new DatabaseError(
+      'CONFIGURATION',
+      `invalid migration file ${file}: is not valid UTF-8 (byte ${bad}, line ${line}): save it as UTF-8; nothing was run`,
+      { detail: { file, byte: bad, line, reason: 'not-utf8' } },
+    )
+  }
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    .toString('utf8')
+    .replace(/^\uFEFF/, '')
+}
+
+/** The offset of the first byte that does not start a well-formed UTF-8 sequence (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF), or -1. */
+function firstInvalidUtf8(bytes: Uint8Array): number {
+  const n = bytes.length
+  let i = 0
+  while (i < n) {
+    const lead = bytes[i] as number
+    if (lead < 0x80) {
+      i++
+      continue
+    }
+    const extra = lead >= 0xc2 && lead <= 0xdf ? 1 : lead >= 0xe0 && lead <= 0xef ? 2 : lead >= 0xf0 && lead <= 0xf4 ? 3 : 0
+    if (extra === 0) return i
+    let cp = lead & (0x3f >> extra)
+    for (let k = 1; k <= extra; k++) {
+      const cont = bytes[i + k]
+      if (cont === undefined || (cont & 0xc0) !== 0x80) return i
+      cp = (cp << 6) | (cont & 0x3f)
+    }
+    const min = extra === 1 ? 0x80 : extra === 2 ? 0x800 : 0x10000
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i
+    i += extra + 1
+  }
+  return -1
+}
+
 /** Validates migrations written in code and turns them into runnable {@link Migration}s. */
 export function migrationsFromDefinitions(definitions: readonly MigrationDefinition[]): Migration[] {
   if (!Array.isArray(definitions)) throw configError('migrations', definitions, 'must be an array of { version, name, up, down? }')
   const seen = new Map<number, string>()
+  // a hole (a stray comma) is skipped by map() and left in its output: refused here, by index
+  for (let index = 0; index < definitions.length; index++)
+    if (!(index in definitions)) throw configError(`migrations[${index}]`, undefined, 'is a hole in the array (a stray comma?)')
   const out = definitions.map((def, index): Migration => {
     const where = `migrations[${index}]`
     if (def === null || typeof def !== 'object') throw configError(where, def, 'must be an object { version, name, up, down? }')
+    refuseUnknownDefinitionKeys(where, def)
     const { version, name } = def
     if (typeof version !== 'number' || !Number.isSafeInteger(version) || version < 1)
       throw configError(`${where}.version`, version, 'must be an integer from 1 to 9007199254740991 (Number.MAX_SAFE_INTEGER)')
@@ -256,6 +354,34 @@ export function migrationsFromDefinitions(definitions: readonly MigrationDefinit
     return { version, name, source, checksum, up, down }
   })
   return out.sort((a, b) => a.version - b.version)
+}
+
+const DEFINITION_KEYS: readonly string[] = ['version', 'name', 'up', 'down', 'transaction', 'foreignKeys', 'checksum']
+/** The file spellings of the options, and likely typos, with the key meant. */
+const DEFINITION_KEY_HINTS: Readonly<Record<string, string>> = {
+  foreign_keys: 'foreignKeys',
+  foreignkeys: 'foreignKeys',
+  foreign_keys_off: 'foreignKeys',
+  transactional: 'transaction',
+  transation: 'transaction',
+}
+
+/**
+ * An unknown key in a code migration is CONFIGURATION naming `migrations[i].key`: ignored, a
+ * misspelt option (`foreign_keys: false`, the file's spelling) would run a SQLite rebuild with foreign
+ * keys on, whose `drop table` cascades into the children. The value is shown by kind only (it may be SQL).
+ */
+function refuseUnknownDefinitionKeys(where: string, def: object): void {
+  for (const key of Object.keys(def)) {
+    if (DEFINITION_KEYS.includes(key)) continue
+    const value = (def as Record<string, unknown>)[key]
+    const meant = DEFINITION_KEY_HINTS[key.toLowerCase()] ?? DEFINITION_KEYS.find((k) => k.toLowerCase() === key.toLowerCase())
+    throw new DatabaseError(
+      'CONFIGURATION',
+      `invalid ${where}.${key} (${value === null ? 'null' : typeof value}): unknown key; known keys are ${DEFINITION_KEYS.join(', ')}${meant ? ` (did you mean ${meant}?)` : ''}`,
+      { detail: { option: `${where}.${key}`, rule: 'unknown key' } },
+    )
+  }
 }
 
 function toStep(option: string, value: unknown, source: string, transaction: boolean, foreignKeys: boolean): MigrationStep {

@@ -136,7 +136,7 @@ export class MigrationStore {
       )
       return rows[0]?.found === true
     }
-    const { rows } = await pool.query(sql`select name from main.sqlite_master where type = 'table' and name = ${parts[1]}`)
+    const { rows } = await pool.query(sql`select name from main.sqlite_master where type = 'table' and name = ${parts[1]} collate nocase`)
     return rows.length > 0
   }
 

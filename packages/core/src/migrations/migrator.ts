@@ -16,7 +16,7 @@ import type {
 } from './migration'
 import { loadMigrationsFromDirectory, migrationsFromDefinitions } from './migration-loader'
 import { MigrationStore, type AppliedMigration } from './migration-store'
-import { splitSqlStatements, type SqlStatement } from './sql-splitter'
+import { splitSqlStatements, unterminatedSpan, type SqlStatement } from './sql-splitter'
 import { parameterTexts } from '../util/parameter-texts'
 import { ERROR_CAUSE_DEPTH, hideErrorLiterals, previewStatement, statementLiterals } from './statement-preview'
 import { transactionControlOf } from '../transaction/transaction-control'
@@ -253,7 +253,7 @@ export class Migrator {
   async #prepare(): Promise<Prepared[]> {
     const migrations =
       this.#directory !== undefined
-        ? await loadMigrationsFromDirectory(this.#directory)
+        ? await loadMigrationsFromDirectory(this.#directory, this.#pool.backend)
         : migrationsFromDefinitions(this.#definitions ?? [])
     const dialect: SqlDialect = this.#pool.backend
     for (const m of migrations) {
@@ -413,6 +413,10 @@ export class Migrator {
   async #step(conn: PoolConnection, direction: Direction, m: Prepared): Promise<number | undefined> {
     const applied = await this.#store.readAll(conn)
     const row = applied.find((a) => a.version === m.version)
+    // the version was recorded (or reverted) by another process since the plan was made: that is "done"
+    // only if it is this very migration; a row with other SQL or another name is drift, as up()/down()
+    // refuse it before the lock (two releases that picked the same version, or an edited migration)
+    if (row !== undefined) this.#refuseRecordedElsewhere(m, row)
     if (direction === 'up' ? row !== undefined : row === undefined) return undefined
     this.#recheckPlan(direction, m, applied)
     const started = performance.now()
@@ -442,6 +446,24 @@ export class Migrator {
       )
     }
     return durationMs
+  }
+
+  /**
+   * Under the lock: the row recorded for `m.version` must be `m` itself (same checksum, same name),
+   * else MIGRATION_FAILED (drift, `detail.reason: 'plan-changed'`): another process applied a
+   * different migration 2 after this one planned, and skipping it would report success for a
+   * migration that never ran. Nothing of `m` has run.
+   */
+  #refuseRecordedElsewhere(m: Prepared, row: AppliedMigration): void {
+    if (!drifted(m, row) && row.name === m.name) return
+    const what = drifted(m, row)
+      ? `checksum ${row.checksum.slice(0, 12)}… recorded, ${m.checksum.slice(0, 12)}… here`
+      : `recorded as "${row.name}", "${m.name}" here`
+    throw migrationError(
+      `migration ${m.source} (version ${m.version}) was not run: another process recorded a different migration ${m.version} meanwhile (${what}); nothing of it was run: two releases define version ${m.version} differently (give one change a new version) or the migration was edited after it was applied (put the change in a new migration)`,
+      m,
+      { reason: 'plan-changed', appliedChecksum: row.checksum, appliedName: row.name, checksum: m.checksum },
+    )
   }
 
   /**
@@ -692,6 +714,15 @@ function discardAtRelease(conn: PoolConnection, reason: DatabaseError): boolean 
 
 function statementsOf(step: MigrationStep, dialect: SqlDialect): SqlStatement[] | undefined {
   if (step.kind !== 'sql') return undefined
+  // text ending inside a comment or literal is cut short: the splitter (and SQLite) would drop an
+  // unterminated /* comment and what it swallowed silently
+  const open = unterminatedSpan(step.sql, dialect, step.firstLine)
+  if (open)
+    throw new DatabaseError(
+      'CONFIGURATION',
+      `migration ${step.source} line ${open.line}: unterminated ${open.kind} (the section ends inside it): close it`,
+      { detail: { source: step.source, line: open.line, reason: 'unterminated' } },
+    )
   const statements = splitSqlStatements(step.sql, dialect, step.firstLine)
   if (statements.length === 0)
     throw new DatabaseError('CONFIGURATION', `migration ${step.source} has an empty section (no SQL statement)`, {

@@ -229,3 +229,91 @@ function countNewlines(text: string, from: number, to: number): number {
 function upperAscii(word: string): string {
   return NON_ASCII.test(word) ? word.replace(/[a-z]/g, (c) => c.toUpperCase()) : word.toUpperCase()
 }
+
+/** A comment, literal or quoted name found by {@link sqlSpans}, `[start, end)` in the script. */
+export interface SqlSpan {
+  readonly kind: 'line comment' | 'block comment' | 'string literal' | 'quoted identifier' | 'dollar-quoted string'
+  readonly start: number
+  readonly end: number
+  /** False when the script ends inside it (an unterminated `/*`, `'`, `"`, `` ` ``, `[` or `$tag$`). */
+  readonly closed: boolean
+}
+
+/**
+ * The comments, literals and quoted names of a script, in order, read as `splitSqlStatements` reads
+ * them (`--` comments end at `\n` or `\r` here, as Postgres ends them: a migration file's section
+ * marker is a line of its own either way). What lies between them is top-level SQL.
+ */
+export function sqlSpans(script: string, dialect: SqlDialect): SqlSpan[] {
+  const out: SqlSpan[] = []
+  const n = script.length
+  const postgres = dialect === 'postgres'
+  let i = 0
+  while (i < n) {
+    const ch = script[i] as string
+    const next = script[i + 1]
+    if (ch === '-' && next === '-') {
+      const end = lineCommentEnd(script, i, 'postgres')
+      out.push({ kind: 'line comment', start: i, end, closed: true })
+      i = end
+    } else if (ch === '/' && next === '*') {
+      let depth = 0
+      let j = i
+      while (j < n) {
+        if (script[j] === '/' && script[j + 1] === '*') {
+          depth = postgres ? depth + 1 : 1
+          j += 2
+        } else if (script[j] === '*' && script[j + 1] === '/') {
+          depth--
+          j += 2
+          if (depth === 0) break
+        } else j++
+      }
+      out.push({ kind: 'block comment', start: i, end: j, closed: depth === 0 })
+      i = j
+    } else if (ch === "'" || ch === '"' || ch === '`') {
+      const escapes = ch === "'" && postgres && isEscapeStringPrefix(script, i)
+      let j = i + 1
+      let closed = false
+      while (j < n) {
+        const c = script[j]
+        if (escapes && c === '\\') j += 2
+        else if (c === ch && script[j + 1] === ch) j += 2
+        else if (c === ch) {
+          closed = true
+          j++
+          break
+        } else j++
+      }
+      out.push({ kind: ch === "'" ? 'string literal' : 'quoted identifier', start: i, end: Math.min(j, n), closed })
+      i = Math.min(j, n)
+    } else if (ch === '[' && !postgres) {
+      const close = script.indexOf(']', i + 1)
+      const end = close < 0 ? n : close + 1
+      out.push({ kind: 'quoted identifier', start: i, end, closed: close >= 0 })
+      i = end
+    } else if (
+      ch === '$' &&
+      postgres &&
+      !IDENTIFIER_CHAR.test(script[i - 1] ?? ' ') &&
+      DOLLAR_TAG.test(script.slice(i, i + DOLLAR_TAG_WINDOW))
+    ) {
+      const tag = (DOLLAR_TAG.exec(script.slice(i, i + DOLLAR_TAG_WINDOW)) as RegExpExecArray)[0]
+      const close = script.indexOf(tag, i + tag.length)
+      const end = close < 0 ? n : close + tag.length
+      out.push({ kind: 'dollar-quoted string', start: i, end, closed: close >= 0 })
+      i = end
+    } else i++
+  }
+  return out
+}
+
+/**
+ * The comment, literal or quoted name a script ends inside, if any, with the line it starts on
+ * (`firstLine` is the script's first line): such text is cut short (SQLite and the splitter drop an
+ * unterminated comment silently), so a migration holding it is refused.
+ */
+export function unterminatedSpan(script: string, dialect: SqlDialect, firstLine = 1): { kind: SqlSpan['kind']; line: number } | undefined {
+  const open = sqlSpans(script, dialect).find((s) => !s.closed)
+  return open && { kind: open.kind, line: firstLine + countNewlines(script, 0, open.start) }
+}

@@ -63,6 +63,15 @@ describe('types and affinity', () => {
     })
   })
 
+  // review r4 item 6: documented in the README row 'a boolean parameter in a TEXT column'
+  it("a boolean parameter stored in a TEXT column is 'true'/'false' on Postgres, '1'/'0' on SQLite", async () => {
+    await onBoth(sql`insert into loose (id, t) values (10, ${true}), (11, ${false})`)
+    expect(await onBoth('select t from loose where id in (10, 11) order by id')).toEqual({
+      postgres: [{ t: 'true' }, { t: 'false' }],
+      sqlite: [{ t: '1' }, { t: '0' }],
+    })
+  })
+
   it.each([
     ['varchar(n) length is not enforced on SQLite', 3, "insert into loose (id, v) values (3, 'abcdef')", 'QUERY_FAILED 22001', 'abcdef'],
     ['text is accepted in an integer column on SQLite', 4, "insert into loose (id, n) values (4, 'abc')", 'QUERY_FAILED 22P02', 'abc'],

@@ -141,4 +141,91 @@ describe.each(backends)('Migrator on $name: the plan is checked again under the 
     expect(rows.map((r) => Number(r.version))).toEqual([1, 2, 4])
     expect(await backend.columns(env.a, 'c')).toEqual([])
   })
+  // review r4 item 1: under the lock, a version recorded by another process is "skipped" only when it
+  // is the same migration; another SQL (or name) under that version is drift, refused as up() refuses
+  // it before the lock
+  it('up() refuses (drift) a version another process recorded meanwhile with different SQL or name', async () => {
+    const one = base.slice(0, 1)
+    await new Migrator(env.a, { migrations: one }).up()
+    const planned = signal()
+    const email: MigrationDefinition = {
+      version: 2,
+      name: 'add_email',
+      checksum: 'a-email-v1',
+      up: async (conn) => {
+        await planned.promise
+        await conn.query('alter table a add column email text')
+      },
+    }
+    const upA = new Migrator(env.a, { migrations: [...one, email] }).up()
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const phone: MigrationDefinition = { version: 2, name: 'add_phone', up: 'alter table a add column phone text' }
+    const upB = new Migrator(env.b, {
+      migrations: [...one, phone],
+      lockTimeoutMs: 30_000,
+      onEvent: (e) => e.type === 'start' && planned.fire(),
+    }).up()
+    const [a, b] = await Promise.allSettled([upA, upB])
+    expect(a).toMatchObject({ status: 'fulfilled', value: { migrations: [{ version: 2, name: 'add_email' }] } })
+    expect(b.status).toBe('rejected')
+    const err = (b as PromiseRejectedResult).reason as DatabaseError
+    expect(err).toBeInstanceOf(DatabaseError)
+    expect(err.code).toBe('MIGRATION_FAILED')
+    expect(err.message).toMatch(/version 2\) was not run: another process recorded a different migration 2/)
+    expect(err.detail).toMatchObject({ version: 2, reason: 'plan-changed', appliedChecksum: 'a-email-v1', appliedName: 'add_email' })
+    expect(await backend.columns(env.a, 'a')).toEqual(['x', 'email'])
+
+    // same checksum (a function migration without one), another name: refused too, not skipped
+    const gate = signal()
+    const three: MigrationDefinition = {
+      version: 3,
+      name: 'three',
+      up: async (conn) => {
+        await gate.promise
+        await conn.query('create table three (x integer)')
+      },
+    }
+    const upThree = new Migrator(env.a, { migrations: [...one, email, three] }).up()
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const renamed = new Migrator(env.b, {
+      migrations: [...one, email, { ...three, name: 'other_three', up: async () => undefined }],
+      lockTimeoutMs: 30_000,
+      onEvent: (e) => e.type === 'start' && gate.fire(),
+    }).up()
+    const [t, r] = await Promise.allSettled([upThree, renamed])
+    expect(t.status).toBe('fulfilled')
+    expect(r).toMatchObject({ status: 'rejected', reason: { code: 'MIGRATION_FAILED', detail: { version: 3, appliedName: 'three' } } })
+    expect((r as PromiseRejectedResult).reason.message).toMatch(/recorded as "three", "other_three" here/)
+  })
+
+  it('down() refuses to revert a version whose record was replaced meanwhile (drift under the lock)', async () => {
+    const two = base.slice(0, 2)
+    await new Migrator(env.a, { migrations: two }).up()
+    const planned = signal()
+    // A's migration 3 holds the lock until B has planned, and (standing in for another release that
+    // reverted 2 and applied its own 2) rewrites the record of version 2
+    const three: MigrationDefinition = {
+      version: 3,
+      name: 'c',
+      up: async (conn) => {
+        await planned.promise
+        await conn.query("update dbpool_migrations set checksum = 'replaced' where version = 2")
+      },
+    }
+    const upA = new Migrator(env.a, { migrations: [...two, three] }).up()
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    const downB = new Migrator(env.b, {
+      migrations: two,
+      lockTimeoutMs: 30_000,
+      onEvent: (e) => e.type === 'start' && planned.fire(),
+    }).down(1)
+    const [a, b] = await Promise.allSettled([upA, downB])
+    expect(a.status).toBe('fulfilled')
+    expect(b).toMatchObject({
+      status: 'rejected',
+      reason: { code: 'MIGRATION_FAILED', detail: { version: 2, reason: 'plan-changed', appliedChecksum: 'replaced' } },
+    })
+    // table b is still there
+    expect(await backend.columns(env.a, 'b')).toEqual(['x'])
+  })
 })

@@ -78,7 +78,7 @@ describe('parseMigrationSections', () => {
   it('accepts CRLF files', () => {
     const { up, down } = parseMigrationSections('f.sql', '-- migrate:up\r\nselect 1;\r\n-- migrate:down\r\nselect 2;\r\n')
     expect(up.kind === 'sql' && up.sql).toBe('select 1;')
-    expect(down?.kind === 'sql' && down.sql).toBe('select 2;\n')
+    expect(down?.kind === 'sql' && down.sql).toBe('select 2;\r\n')
   })
 
   it.each([
@@ -98,6 +98,40 @@ describe('parseMigrationSections', () => {
     ['select 1;\n  --migrate :down\nselect 2', /line 2: .*looks like a section marker/],
   ])('rejects a malformed file: %j', (text, pattern) => {
     expect(() => parseMigrationSections('bad.sql', text)).toThrow(pattern)
+  })
+})
+
+// review r4 item 5: markers are read only at the top level, never inside a comment or literal
+describe('parseMigrationSections: markers inside comments and literals', () => {
+  const commented =
+    '-- migrate:up\ncreate table a (x int);\n/* old rollback, kept for reference:\n-- migrate:down\ndrop table a;\n*/\ncreate table b (x int);\n'
+
+  it.each([undefined, 'postgres', 'sqlite'] as const)('a marker inside a /* */ comment is part of it (dialect %s)', (dialect) => {
+    const { up, down } = parseMigrationSections('c.sql', commented, dialect)
+    expect(up).toMatchObject({ sql: commented.slice('-- migrate:up\n'.length), firstLine: 2 })
+    expect(down).toBeUndefined()
+  })
+
+  it('a marker inside a string literal, a quoted name or a dollar-quoted body is part of it', () => {
+    const literal = "-- migrate:up\ninsert into t values ('\n-- migrate:down\n');\n-- migrate:down\ndelete from t;"
+    const a = parseMigrationSections('l.sql', literal)
+    expect(a.up).toMatchObject({ sql: "insert into t values ('\n-- migrate:down\n');" })
+    expect(a.down).toMatchObject({ sql: 'delete from t;', firstLine: 6 })
+    const dollar =
+      '-- migrate:up\ncreate function f() returns int language sql as $$\n-- migrate:down\nselect 1 $$;\n-- migrate:down\ndrop function f;'
+    expect(parseMigrationSections('d.sql', dollar, 'postgres').down).toMatchObject({ sql: 'drop function f;' })
+    // a look-alike inside a comment is a comment too
+    expect(parseMigrationSections('g.sql', '-- migrate:up\nselect 1;\n/*\n-- +goose Down\n*/').down).toBeUndefined()
+  })
+
+  it('a marker the dialects read differently is refused when no dialect is given, read as the given one otherwise', () => {
+    // Postgres nests block comments, SQLite does not: after "/* /* */" SQLite is at the top level
+    const nested = '-- migrate:up\nselect 1;\n/* /* */\n-- migrate:down\nselect 2;\n*/\n'
+    expect(() => parseMigrationSections('n.sql', nested)).toThrow(
+      /n.sql line 4: "-- migrate:down" is a section marker when read as SQLite SQL but inside a block comment when read as Postgres SQL/,
+    )
+    expect(parseMigrationSections('n.sql', nested, 'postgres').down).toBeUndefined()
+    expect(parseMigrationSections('n.sql', nested, 'sqlite').down).toMatchObject({ firstLine: 5 })
   })
 })
 
@@ -203,6 +237,35 @@ describe('loadMigrationsFromDirectory', () => {
   })
 })
 
+// review r4 item 2: a Latin-1 file ran with U+FFFD in its literals, and the checksum (of the
+// decoded text) did not see such a byte change
+describe('loadMigrationsFromDirectory: encoding', () => {
+  it.each([
+    ['a Latin-1 ü', Buffer.from("-- migrate:up\ninsert into cities values ('Z\xfcrich');\n", 'latin1'), 43, 2],
+    ['a truncated sequence at the end', Buffer.concat([Buffer.from('select 1;\n'), Buffer.from([0xe2, 0x82])]), 10, 2],
+    ['an overlong form', Buffer.concat([Buffer.from('select '), Buffer.from([0xc0, 0xaf])]), 7, 1],
+    ['an encoded surrogate', Buffer.concat([Buffer.from("select '"), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from("'")]), 8, 1],
+  ])('refuses %s (CONFIGURATION naming the file, byte offset and line)', async (_what, bytes, byte, line) => {
+    writeFileSync(join(dir, '0001_cities.sql'), bytes)
+    const err = await loadMigrationsFromDirectory(dir).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(DatabaseError.is(err, 'CONFIGURATION')).toBe(true)
+    expect((err as DatabaseError).message).toBe(
+      `invalid migration file 0001_cities.sql: is not valid UTF-8 (byte ${byte}, line ${line}): save it as UTF-8; nothing was run`,
+    )
+    expect((err as DatabaseError).detail).toMatchObject({ file: '0001_cities.sql', byte, line, reason: 'not-utf8' })
+  })
+
+  it('reads UTF-8 (2, 3 and 4-byte sequences, a byte-order mark) as before', async () => {
+    write('0001_a.up.sql', "\uFEFFinsert into cities values ('Zürich', '€', '😀');\n")
+    const [m] = await loadMigrationsFromDirectory(dir)
+    expect(m?.up).toMatchObject({ sql: "insert into cities values ('Zürich', '€', '😀');\n" })
+    expect(m?.checksum).toBe(migrationChecksum("insert into cities values ('Zürich', '€', '😀');"))
+  })
+})
+
 describe('migrationsFromDefinitions', () => {
   it('accepts SQL and function migrations, sorted, with checksums for SQL only', () => {
     const fn = async (): Promise<void> => undefined
@@ -241,5 +304,47 @@ describe('migrationsFromDefinitions', () => {
 
   it('rejects a non-array', () => {
     expect(() => migrationsFromDefinitions({} as never)).toThrow(/must be an array/)
+  })
+
+  // review r4 item 3: an unknown key (the file spelling foreign_keys, a typo) was ignored silently
+  it.each([
+    [
+      { foreign_keys: false },
+      /invalid migrations\[1\]\.foreign_keys \(boolean\): unknown key; known keys are version, name, up, down, transaction, foreignKeys, checksum \(did you mean foreignKeys\?\)/,
+    ],
+    [{ foreignkeys: false }, /migrations\[1\]\.foreignkeys .*did you mean foreignKeys/],
+    [{ transation: false }, /migrations\[1\]\.transation .*did you mean transaction/],
+    [{ extra: 1 }, /migrations\[1\]\.extra \(number\): unknown key; known keys are/],
+  ])('refuses an unknown key, naming it and the known keys: %j', (extra, pattern) => {
+    const defs = [
+      { version: 1, name: 'a', up: 'create table a (id int)' },
+      { version: 2, name: 'b', up: 'create table b (id int)', ...extra },
+    ]
+    let err: unknown
+    try {
+      migrationsFromDefinitions(defs as never)
+    } catch (e) {
+      err = e
+    }
+    expect(DatabaseError.is(err, 'CONFIGURATION')).toBe(true)
+    expect((err as DatabaseError).message).toMatch(pattern)
+  })
+
+  // review r4 item 7: a hole crashed load()/up() with a TypeError
+  it('refuses a hole in the array (CONFIGURATION naming its index)', () => {
+    // eslint-disable-next-line no-sparse-arrays
+    const defs = [{ version: 1, name: 'a', up: 'select 1' }, , { version: 3, name: 'c', up: 'select 3' }]
+    expect(() => migrationsFromDefinitions(defs as never)).toThrow(
+      expect.objectContaining({
+        code: 'CONFIGURATION',
+        message: expect.stringMatching(/invalid migrations\[1\].*is a hole in the array \(a stray comma\?\)/),
+      }),
+    )
+  })
+
+  it("shows an unknown key's value by kind only (it may be SQL holding a secret)", () => {
+    const defs = [{ version: 1, name: 'a', up: 'select 1', upp: "alter role app password 'Hunter2'" }]
+    expect(() => migrationsFromDefinitions(defs as never)).toThrow(/migrations\[0\]\.upp \(string\): unknown key/)
+    expect(() => migrationsFromDefinitions(defs as never)).not.toThrow(/Hunter2/)
   })
 })

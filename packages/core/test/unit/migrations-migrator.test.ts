@@ -187,7 +187,8 @@ describe('Migrator.up', () => {
       ["alter role app password U&'Hunter2Secret'", "alter role app password U&'[REDACTED]'"],
       ["alter role app password 'Hunter2--Secret'", "alter role app password '[REDACTED]'"],
       ["create table \"a--b\" (x text default 'Hunter2Secret') -- note 'x", 'create table "a--b" (x text default \'[REDACTED]\')'],
-      ["select /* c /* nested */ 'x' */ 'Hunter2Secret", "select '[REDACTED]'"],
+      // (closed: text ending inside a literal is refused before it runs, review r4 item 5)
+      ["select /* c /* nested */ 'x' */ 'Hunter2Secret'", "select '[REDACTED]'"],
     ] as const) {
       write('0001_role.sql', sql)
       const { pool, manager } = setup()
@@ -520,6 +521,78 @@ describe('Migrator.down', () => {
   })
 })
 
+// review r4 item 5: a commented-out marker does not cut the up section short, and a section that ends
+// inside a comment or literal is refused, not run without what the comment swallowed
+describe.each(['postgres', 'sqlite'] as const)('Migrator on %s: comments and literals around markers', (backend) => {
+  it('runs the whole up section when a -- migrate:down line sits inside a /* */ comment', async () => {
+    write(
+      '0001_a.sql',
+      '-- migrate:up\ncreate table a (x int);\n/* old rollback, kept for reference:\n-- migrate:down\ndrop table a;\n*/\ncreate table b (x int);\n',
+    )
+    const { pool, db } = setup(backend)
+    const [loaded] = await new Migrator(pool, { directory: dir }).load()
+    expect(loaded?.down).toBeUndefined()
+    await new Migrator(pool, { directory: dir }).up()
+    expect(db.committed.map((s) => s.replace(/\s+/g, ' '))).toEqual([
+      'create table a (x int)',
+      '/* old rollback, kept for reference: -- migrate:down drop table a; */ create table b (x int)',
+    ])
+  })
+
+  it.each([
+    [
+      '-- migrate:up\ncreate table a (x int);\n/* unterminated\n-- migrate:down\ndrop table a;\n',
+      /0001_a.sql line 3: unterminated block comment/,
+    ],
+    ["-- migrate:up\ninsert into t values ('abc);\n", /0001_a.sql line 2: unterminated string literal/],
+    ['-- migrate:up\nselect 1;\n-- migrate:down\nselect "x;\n', /0001_a.sql line 4: unterminated quoted identifier/],
+  ])('refuses a section that ends inside a comment or literal (CONFIGURATION naming file and line): %j', async (text, pattern) => {
+    write('0001_a.sql', text)
+    const { pool, db } = setup(backend)
+    const err = await failure(new Migrator(pool, { directory: dir }).up())
+    expect(err.code).toBe('CONFIGURATION')
+    expect(err.message).toMatch(pattern)
+    expect(err.detail).toMatchObject({ source: '0001_a.sql', reason: 'unterminated' })
+    expect(db.committed).toEqual([])
+  })
+
+  // review r4 item 4: a sectioned file runs its text as written (a CRLF inside a literal stays CRLF),
+  // as a marker-less file and a .up.sql file do; the checksum, of normalised line endings, is unchanged
+  it('runs CR and CRLF inside literals as written in every layout, with the checksum of the normalised text', async () => {
+    const statement = "insert into templates values ('Hello,\r\nyour order shipped.\r\n', 'a\rb')"
+    write('0001_sections.sql', `-- migrate:up\r\n${statement};\r\n-- migrate:down\r\ndelete from templates;\r\n`)
+    write('0002_plain.sql', `${statement};\r\n`)
+    write('0003_pair.up.sql', `${statement};\r\n`)
+    const { pool, db } = setup(backend)
+    const loaded = await new Migrator(pool, { directory: dir }).load()
+    await new Migrator(pool, { directory: dir }).up()
+    expect(db.committed).toEqual([statement, statement, statement])
+    const normalised = migrationChecksum(statement.replace(/\r\n?/g, '\n') + ';')
+    expect(loaded.map((m) => m.checksum)).toEqual([normalised, normalised, normalised])
+  })
+
+  it('keeps a lone CR where it is: SQLite reads "-- note\\rdelete ..." as one comment in every layout', async () => {
+    write('0001_sections.sql', '-- migrate:up\ncreate table t1 (x int);\n-- disabled:\rdelete from t1;\n')
+    const { pool, db } = setup(backend)
+    await new Migrator(pool, { directory: dir }).up()
+    // Postgres ends a -- comment at \r, SQLite does not: what runs is what the engine reads in the file
+    expect(db.committed).toEqual(
+      backend === 'sqlite' ? ['create table t1 (x int)'] : ['create table t1 (x int)', '-- disabled:\rdelete from t1'],
+    )
+  })
+
+  it('refuses unterminated text in a code migration too', async () => {
+    const { pool } = setup(backend)
+    const err = await failure(new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: 'select 1; /* x' }] }).load())
+    expect(err.code).toBe('CONFIGURATION')
+    expect(err.message).toMatch(/migration code line 1: unterminated block comment/)
+    // the message names the construct, never the text inside it
+    const literal = await failure(new Migrator(pool, { migrations: [{ version: 1, name: 'a', up: "select 'Hunter2Secret" }] }).load())
+    expect(literal.message).toMatch(/unterminated string literal/)
+    expect(literal.message + JSON.stringify(literal.detail)).not.toContain('Hunter2')
+  })
+})
+
 describe('Migrator.status and load', () => {
   it('lists pending migrations without creating the table', async () => {
     writeStandardFiles()
@@ -825,6 +898,16 @@ describe('Migrator options', () => {
       /version 9007199254740994: must be an integer from 1 to 9007199254740991/,
     ],
     [undefined, /^invalid migrations undefined: give the options \{ directory \}/],
+    // review r4 items 3 and 7: the constructor refuses them too, before any call
+    [
+      { migrations: [{ version: 1, name: 'a', up: 'select 1', foreign_keys: false }] },
+      /migrations\[0\]\.foreign_keys \(boolean\): unknown key/,
+    ],
+    [
+      // a hole at index 1, as `[a, , c]` leaves it
+      { migrations: Object.assign([{ version: 1, name: 'a', up: 'select 1' }], { 2: { version: 3, name: 'c', up: 'select 3' } }) },
+      /migrations\[1\].*a hole in the array/,
+    ],
   ])('rejects %j', (options, pattern) => {
     expect(() => new Migrator(pool(), options as never)).toThrow(pattern)
   })
