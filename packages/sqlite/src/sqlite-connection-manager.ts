@@ -1402,7 +1402,13 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         const begin = state.lane === 'write' && !this.options.readonly ? 'BEGIN IMMEDIATE' : 'BEGIN DEFERRED'
         const pragma = scanPragmas(text, db.inTransaction)
         if (pragma.effect !== 0) this.#beforePragma(db, state, pragma, leaseFree)
-        runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError))
+        try {
+          runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError))
+        } finally {
+          // a transaction still open after the script (the caller's, or one the script began) may hold
+          // its writes: its COMMIT checks the file identity, as after a prepared write (#beforeChange)
+          if (state.identity !== undefined && db.open && db.inTransaction) state.dirty = true
+        }
         return undefined
       }
       throw err

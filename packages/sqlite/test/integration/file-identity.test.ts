@@ -112,6 +112,47 @@ describe.each([0, 2])('a database file deleted, moved or replaced under an open 
     }
   })
 
+  // review r2 item 2: a script's writes did not mark the transaction, so its COMMIT skipped the check
+  it('deleted during a transaction whose writes came from a script: COMMIT is refused (every way to run it)', async () => {
+    const script = "insert into t (note) values ('s1'); insert into t (note) values ('s2')"
+    const variants: Record<string, (pool: DatabasePool<SqliteDatabase>, path: string) => Promise<unknown>> = {
+      'transaction()': (pool, path) =>
+        pool.transaction(async (tx) => {
+          await tx.query(script)
+          renameSync(path, `${path}.moved`)
+        }),
+      'withConnection: BEGIN, script, COMMIT': (pool, path) =>
+        pool.withConnection(async (conn) => {
+          await conn.query('begin immediate')
+          await conn.query(script)
+          renameSync(path, `${path}.moved`)
+          await conn.query('commit')
+        }),
+      'withConnection: a script that begins, then COMMIT': (pool, path) =>
+        pool.withConnection(async (conn) => {
+          await conn.query(`begin immediate; ${script}`)
+          renameSync(path, `${path}.moved`)
+          await conn.query('commit')
+        }),
+    }
+    for (const [name, run] of Object.entries(variants)) {
+      const { pool, path } = await openPool(readers)
+      try {
+        const err = await failure(run(pool, path))
+        expectFileGone(err, path, 'deleted')
+        // nothing of the script reached the moved file either: it was rolled back
+        const check = new Database(`${path}.moved`, { readonly: true })
+        try {
+          expect([name, check.prepare('select count(*) as n from t').get()]).toEqual([name, { n: 1 }])
+        } finally {
+          check.close()
+        }
+      } finally {
+        await pool.close()
+      }
+    }
+  })
+
   it('deleted: a write on a lease and a multi-statement script are refused too', async () => {
     const { pool, path } = await openPool(readers)
     try {
