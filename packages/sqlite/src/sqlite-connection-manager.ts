@@ -36,7 +36,7 @@ import { keptChangesError, rolledBackWhole, wasRolledBackWhole } from './sqlite-
 import { WAL_IDENTITY_INTERVAL_MS, fileIdentityError, fileIdentityOf, fileIdentityProblem, type FileIdentity } from './file-identity'
 import { DEFAULT_MAX_PARAMETERS, maxParametersOf, sqliteParameters } from './sqlite-params'
 import { exactRows, hasUnsafeNumber, MAX_SAFE, narrow, narrowIntegers } from './sqlite-integers'
-import { abortsTransaction, errorName, isFatalSqliteCode, mapSqliteError, severalStatementsInStream } from './sqlite-errors'
+import { abortsTransaction, errorName, isFatalSqliteError, mapSqliteError, severalStatementsInStream } from './sqlite-errors'
 import { controlsTransaction, runsAtomically, runScript } from './sqlite-script'
 import { isLockBusy, NATIVE_BUSY_TIMEOUT_MS, waitForLock } from './sqlite-lock-wait'
 import { lockFileNextTo } from './sqlite-file-lock'
@@ -251,6 +251,12 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   readonly #hasReaders: boolean
   #prepared = false
   #memory: SqliteDatabase | undefined
+  /**
+   * The `:memory:` database was discarded (closed by application code through `conn.native`, or a
+   * setting the pool could not put back): its data went with it. Every later connect fails with this
+   * CONNECTION_LOST instead of opening a new, empty database in its place (see {@link #connectMemory}).
+   */
+  #memoryLost: DatabaseError | undefined
   /** A read-only connection route() prepares on before the pool has one (see {@link #prepareBeforeConnections}). */
   #routeOnly: SqliteDatabase | undefined
   /** SQLite's own `busy_timeout`: a few ms at most; a longer wait for a lock happens off the thread (see {@link execute}). */
@@ -470,7 +476,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       // closing discards the transaction anyway
     }
     // the in-memory database outlives its connections (closing it would drop the data); end() closes it
-    if (db === this.#memory && state?.fatal === undefined && db.open) return
+    if (db === this.#memory) {
+      if (state?.fatal === undefined && db.open) return
+      // discarded: its data is gone, and the pool is told so at every later connect, never handed an empty one
+      this.#memoryLost ??= memoryLostError(state?.fatal)
+    }
     try {
       if (db.open && state?.lane === 'write' && !this.options.readonly && !this.options.memory) this.checkpoint(db, 'TRUNCATE')
     } catch {
@@ -1043,6 +1053,13 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
 
   #connectMemory(): SqliteDatabase {
     if (this.#memory?.open && stateOf(this.#memory)?.fatal === undefined) return this.#memory
+    // its rows went with the discarded connection: a new `:memory:` would be an empty database in its place
+    if (this.#memoryLost !== undefined) throw this.#memoryLost
+    if (this.#memory !== undefined) {
+      // closed by application code (conn.native.close()) and not destroyed yet
+      this.#memoryLost = memoryLostError(stateOf(this.#memory)?.fatal)
+      throw this.#memoryLost
+    }
     const db = new ManagedDatabase(':memory:', { timeout: this.#nativeBusyTimeoutMs })
     this.#configure(db, 'write', false)
     this.#register(db, 'write', undefined, readSettings(db))
@@ -1420,7 +1437,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     // a kind: the statement was prepared, the error came while it ran
     const error = this.mapError(err, kind === undefined ? undefined : 'run')
     const state = stateOf(db)
-    if (state && isFatalSqliteCode(error.sqliteCode)) state.fatal ??= error
+    // a statement's error never condemns the `:memory:` database, while its handle is open: discarding
+    // it would drop every row (its statements keep failing with their own errors instead)
+    if (state && isFatalSqliteError(error) && db !== this.#memory) state.fatal ??= error
     // a statement SQLite refused or failed inside a transaction aborts it, as the server aborts it on
     // Postgres, and so does a result of two columns of one name (see abortsTransaction); dbpool's check
     // of a value before anything ran does not. `inTransaction`: one was open when the statement
@@ -1540,6 +1559,18 @@ function leaseFreeSettingError(names: readonly string[]): DatabaseError {
     'CONFIGURATION',
     `PRAGMA ${list} through pool.query or pool.stream is refused and was not run: such a call has its connection (an idle one, or one it takes for itself) only for that statement, and the pool restores the connection's settings as soon as the statement ends, so the change would not last. Set it on a lease of your own (pool.withConnection(async (conn) => { await conn.query('PRAGMA ...'); ... }), restored at its release), for every connection with the pool's sqlite options (foreignKeys, busyTimeoutMs, synchronous, cacheSizeKiB, ...), or for a table rebuild mark the migration foreign_keys:off (core Migrator)`,
     { backend: 'sqlite', retryable: false, detail: { pragma: names[0], pragmas: [...new Set(names)] } },
+  )
+}
+
+/**
+ * The in-memory database was discarded: CONNECTION_LOST, not retryable (a new connection would be a
+ * new, empty database), `cause` the error that condemned it, if any.
+ */
+function memoryLostError(cause: DatabaseError | undefined): DatabaseError {
+  return new DatabaseError(
+    'CONNECTION_LOST',
+    `the in-memory SQLite database (:memory:) was discarded${cause === undefined ? ' (its connection was closed)' : `: ${cause.message}`}, and every row in it is gone; the pool does not open an empty one in its place. Close the pool and open a new one`,
+    { backend: 'sqlite', retryable: false, cause, detail: { reason: 'memory-lost' } },
   )
 }
 
