@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import {
   DatabaseError,
+  splitSqlStatements,
   type CompiledQuery,
   type ConnectionHooks,
   type ConnectionManager,
@@ -797,7 +798,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    * A statement sent while the open transaction is aborted ({@link ConnectionState.aborted}): the
    * answer for a COMMIT or END (the transaction is rolled back instead, command `'ROLLBACK'`);
    * undefined for ROLLBACK and ROLLBACK TO, which run (the latter ends the aborted state); throws
-   * TRANSACTION_ROLLED_BACK for anything else, which is not run.
+   * TRANSACTION_ROLLED_BACK for anything else, which is not run. A text of several statements that
+   * would get such an answer for its first one (`commit; insert ...`) is refused whole, nothing run,
+   * the transaction left as it was ({@link abortedScriptError}): the answer stands for one statement.
    */
   #whileAborted<R>(db: SqliteDatabase, state: ConnectionState, text: string): QueryResult<R> | undefined {
     const first = state.aborted
@@ -805,6 +808,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       // (a savepoint went with the transaction: ROLLBACK TO is refused too)
       if (state.endedByEngine && (ROLLBACK_TO.test(text) || (!ROLLBACK.test(text) && !COMMITS_TRANSACTION.test(text))))
         throw abortedTransactionError('sqlite', first)
+      if (state.endedByEngine && severalStatements(text)) throw abortedScriptError(first)
       // the owner ends the transaction SQLite already ended: ROLLBACK (in any spelling) is a no-op,
       // COMMIT answers ROLLBACK
       const ended = state.endedByEngine
@@ -820,6 +824,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     }
     if (ROLLBACK.test(text)) return undefined
     if (COMMITS_TRANSACTION.test(text)) {
+      if (severalStatements(text)) throw abortedScriptError(first)
       state.dirty = false
       try {
         db.exec('ROLLBACK')
@@ -1559,6 +1564,32 @@ function leaseFreeSettingError(names: readonly string[]): DatabaseError {
     'CONFIGURATION',
     `PRAGMA ${list} through pool.query or pool.stream is refused and was not run: such a call has its connection (an idle one, or one it takes for itself) only for that statement, and the pool restores the connection's settings as soon as the statement ends, so the change would not last. Set it on a lease of your own (pool.withConnection(async (conn) => { await conn.query('PRAGMA ...'); ... }), restored at its release), for every connection with the pool's sqlite options (foreignKeys, busyTimeoutMs, synchronous, cacheSizeKiB, ...), or for a table rebuild mark the migration foreign_keys:off (core Migrator)`,
     { backend: 'sqlite', retryable: false, detail: { pragma: names[0], pragmas: [...new Set(names)] } },
+  )
+}
+
+/** Whether `text` holds more than one statement (SQLite's rules: strings, names, comments, trigger bodies). */
+function severalStatements(text: string): boolean {
+  return splitSqlStatements(text, 'sqlite').length > 1
+}
+
+/**
+ * The refusal of a text of several statements whose first ends an aborted transaction (`commit;
+ * insert ...`, or `rollback; ...` after SQLite ended it): the pool answers that first statement
+ * without running it (COMMIT answers ROLLBACK), which would drop the rest of the text unseen. Nothing
+ * ran; the transaction is as it was (aborted), and still needs a ROLLBACK or COMMIT of its own.
+ */
+function abortedScriptError(first: DatabaseError | undefined): DatabaseError {
+  const aborted = abortedTransactionError('sqlite', first)
+  return new DatabaseError(
+    'TRANSACTION_ROLLED_BACK',
+    `a text of several statements that begins by ending the aborted transaction (COMMIT, END or ROLLBACK) was refused whole and nothing of it ran: send the ROLLBACK (or COMMIT, answered ROLLBACK) on its own, then the rest. ${aborted.message}`,
+    {
+      backend: 'sqlite',
+      cause: first,
+      retryable: false,
+      detail: { severalStatements: true },
+      ...(first?.sqliteCode === undefined ? {} : { sqliteCode: first.sqliteCode }),
+    },
   )
 }
 
