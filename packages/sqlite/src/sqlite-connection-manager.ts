@@ -209,6 +209,12 @@ interface ConnectionState {
   changedSettings: Set<string> | 'all' | undefined
   /** A failed restore of the `:memory:` connection was reported (once, until a restore succeeds). */
   restoreReported: boolean
+  /**
+   * A write whose text may create a temp object ran on it (see {@link mayAddSchema}), or the
+   * application took `conn.native`: the end of the call (a lease-free statement, the release) drops
+   * the temp objects (see {@link SqliteConnectionManager.#dropTempObjects}). Cleared when none is left.
+   */
+  mayHaveTemp: boolean
 }
 
 // how often (at most) a write looks at the -wal size
@@ -350,6 +356,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const state = stateOf(db)
     if (state === undefined) return
     state.schemas = true
+    state.mayHaveTemp = true
     // a PRAGMA run there is not seen: every setting is checked at the release
     state.changedSettings = 'all'
     if (!state.appCode) {
@@ -405,6 +412,38 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     }
     // after the transaction: SQLite ignores `foreign_keys` inside one
     if (state?.changedSettings !== undefined) this.#restoreSettings(db, state)
+    // a temp table made on the lease would shadow a main table for every later caller of the writer
+    if (state?.mayHaveTemp === true && state.lane === 'write') this.#dropTempObjects(db, state)
+  }
+
+  /**
+   * Drops every temp table, view and trigger of the writer (or the `:memory:` connection) at the end of
+   * the call that made it: a lease-free statement, or the release of a lease or transaction. Left
+   * there, `create temp table orders ...` would take every later caller's `insert into orders` (the
+   * temp schema is searched before main), acknowledged and gone when the connection closes. A file
+   * connection whose drop fails is closed instead (CONFIGURATION); the `:memory:` one is kept and the
+   * drop tried again at the next release.
+   */
+  #dropTempObjects(db: SqliteDatabase, state: ConnectionState): void {
+    try {
+      const objects = db
+        .prepare(
+          "select type, name from temp.sqlite_schema where type in ('trigger', 'view', 'table') order by type = 'table', type = 'view'",
+        )
+        .raw()
+        .all() as [string, string][]
+      for (const [type, name] of objects) db.exec(`DROP ${type.toUpperCase()} IF EXISTS temp."${name.replaceAll('"', '""')}"`)
+      state.mayHaveTemp = false
+    } catch (err) {
+      if (db === this.#memory) return
+      const error = new DatabaseError(
+        'CONFIGURATION',
+        `a temp object left on the SQLite writer could not be dropped at the end of the call (${this.mapError(err).message}): it would shadow a main table for every later caller, so the connection is closed instead of reused`,
+        { backend: 'sqlite', retryable: false, cause: err },
+      )
+      state.fatal ??= error
+      throw error
+    }
   }
 
   /**
@@ -565,6 +604,14 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const result = this.#runSync<R>(db, query, true)
     const state = stateOf(db)
     if (state?.changedSettings !== undefined && !db.inTransaction) this.#restoreSettings(db, state)
+    // a lease-free CREATE TEMP on the writer would shadow a main table for every later caller
+    if (state?.mayHaveTemp === true && state.lane === 'write' && !db.inTransaction) {
+      try {
+        this.#dropTempObjects(db, state)
+      } catch {
+        // the statement ran: its result stands, and the connection is discarded (state.fatal)
+      }
+    }
     return result
   }
 
@@ -629,6 +676,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
           if (typeof rowid === 'number' && (rowid > MAX_SAFE || rowid < -MAX_SAFE)) rowid = this.#exactRowid(db, state)
           result = { rows: [], rowCount: info.changes, lastInsertRowid: rowid }
         }
+        if (kind === 'write' && state.schemas && !state.mayHaveTemp && mayAddSchema(text)) state.mayHaveTemp = true
         if ((kind === 'commit' || kind === 'control') && (state.dirty || state.queryOnly) && !db.inTransaction) {
           // a finished transaction has nothing left to check at COMMIT, and its read-only mode ends with it
           state.dirty = false
@@ -1104,6 +1152,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       settings,
       changedSettings: undefined,
       restoreReported: false,
+      mayHaveTemp: false,
     })
     this.#open.add(db)
     if (this.#routeOnly !== undefined) this.#closeRouteOnly()
@@ -1430,6 +1479,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
           // a transaction still open after the script (the caller's, or one the script began) may hold
           // its writes: its COMMIT checks the file identity, as after a prepared write (#beforeChange)
           if (state.identity !== undefined && db.open && db.inTransaction) state.dirty = true
+          if (mayAddSchema(text)) state.mayHaveTemp = true
         }
         return undefined
       }
