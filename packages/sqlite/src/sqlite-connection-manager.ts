@@ -330,8 +330,32 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const db = this.#openDatabase(readonly, false)
     this.#configure(db, lane, readonly)
     // the file this connection opened: a write (and a ping) is refused once the path names another file, or none
-    this.#register(db, lane, this.#identityOf(db), readSettings(db))
+    const identity = this.#identityOf(db)
+    this.#condemnOnOtherFile(identity)
+    this.#register(db, lane, identity, readSettings(db))
     return db
+  }
+
+  /**
+   * A new connection opened another file than the connections already open (the path was replaced
+   * while, say, only readers were open, so no write of theirs noticed): they are marked with the
+   * `replaced` CONNECTION_LOST and discarded before they serve another statement. Left, a reader kept
+   * the old file open while sharing the path's `-wal`/`-shm` with a writer on the new one, and
+   * answered with a mix of both files.
+   */
+  #condemnOnOtherFile(identity: FileIdentity): void {
+    let error: DatabaseError | undefined
+    for (const other of this.#open) {
+      const state = stateOf(other)
+      const opened = state?.identity
+      if (state === undefined || opened === undefined || (opened.dev === identity.dev && opened.ino === identity.ino)) continue
+      error ??= fileIdentityError(
+        this.options.path,
+        'replaced',
+        'this connection (on the old file) is discarded; a new one opens the file the path names now',
+      )
+      state.fatal ??= error
+    }
   }
 
   /**

@@ -244,6 +244,34 @@ describe('a replaced file and the health check', () => {
   })
 })
 
+// review r2 item 4: a connection opened on a replaced file beside older ones still on the old file
+describe('a file replaced while only readers are open', () => {
+  function make(path: string, tag: string): void {
+    const db = new Database(path)
+    db.pragma('journal_mode = WAL')
+    db.exec(`create table t (id integer primary key, v text); create table u (id integer primary key, v text);
+      insert into t (v) values ('t-${tag}'); insert into u (v) values ('u-${tag}')`)
+    db.close()
+  }
+  const both = 'select (select group_concat(v) from t) as t, (select group_concat(v) from u) as u'
+
+  it('the new writer condemns the readers on the old file: no read mixes the two files', async () => {
+    const path = tmp.file(`readers-only-${++seq}.db`)
+    make(path, 'old')
+    const pool = createSqlitePool(path, { name: `readers-only-${seq}`, min: 0, validateAfterIdleMs: 60_000 }, { readers: 1 })
+    try {
+      expect((await pool.query(both)).rows).toEqual([{ t: 't-old', u: 'u-old' }])
+      make(`${path}.new`, 'new')
+      renameSync(`${path}.new`, path)
+      await pool.query("insert into t (v) values ('t-written')")
+      for (let i = 0; i < 3; i++) expect((await pool.query(both)).rows).toEqual([{ t: 't-new,t-written', u: 'u-new' }])
+      expect((await pool.backendChecks()).find((c) => c.name === 'file')).toMatchObject({ status: 'healthy' })
+    } finally {
+      await pool.close()
+    }
+  })
+})
+
 describe('file identity on an unchanged file', () => {
   it('writes, transactions and read-only transactions run as usual', async () => {
     const { pool } = await openPool(2)
