@@ -108,7 +108,11 @@ export interface BackupManagerOptions {
    * error is only warned about.
    */
   readonly onProgress?: (progress: BackupProgress) => void
-  /** Receives the failures of scheduled backups (they have no caller). Default: `process.emitWarning`. */
+  /**
+   * Receives the failures of scheduled backups (they have no caller). Default: `process.emitWarning`.
+   * One that throws (or rejects) is warned about (the pool's `logger`, else `process.emitWarning`); the
+   * schedule goes on.
+   */
   readonly onError?: (error: DatabaseError) => void
   /** The pool's manager, when the pool was not made by `createSqlitePool`. */
   readonly manager?: SqliteConnectionManager
@@ -454,8 +458,8 @@ export class BackupManager {
         this.#scheduled = false
         return
       }
-      this.backup()
-        .catch((err: unknown) => this.#options.onError(asBackupError(err)))
+      void this.backup()
+        .catch((err: unknown) => this.#reportScheduledFailure(asBackupError(err)))
         .finally(() => {
           if (this.#scheduled) this.#timer = setTimeout(tick, intervalMs).unref()
         })
@@ -749,6 +753,23 @@ export class BackupManager {
   /** The database's path for messages (`:memory:` for an in-memory one). */
   #sourceLabel(): string {
     return this.#manager.options.memory ? ':memory:' : resolve(this.#manager.options.path)
+  }
+
+  /**
+   * A scheduled backup's failure to `onError`. An `onError` that throws (or returns a promise that
+   * rejects) is warned about, and the schedule goes on: it used to reject a promise nobody handled,
+   * which ended the process.
+   */
+  #reportScheduledFailure(error: DatabaseError): void {
+    const warn = (err: unknown): void =>
+      this.#warn(`the onError callback threw for a scheduled backup's failure (${error.code}: ${error.message}): ${messageOf(err)}`)
+    try {
+      const result: unknown = this.#options.onError(error)
+      if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function')
+        (result as PromiseLike<unknown>).then(undefined, warn)
+    } catch (err) {
+      warn(err)
+    }
   }
 
   /** A warning on the pool's logger when it has one, else `process.emitWarning`. */

@@ -13,7 +13,7 @@ export {
 } from './sqlite-options'
 export { toSqliteOptions } from './sqlite-options'
 export type { JournalMode, ResolvedSqliteOptions, SqliteOptions, SynchronousLevel, TempStore } from './sqlite-options'
-export { SQLITE_ERROR_CODES, lookupSqliteCode, isFatalSqliteCode, mapSqliteError } from './sqlite-errors'
+export { SQLITE_ERROR_CODES, lookupSqliteCode, isFatalSqliteCode, isFatalSqliteError, mapSqliteError } from './sqlite-errors'
 export type { SqliteErrorContext, SqliteErrorMapping } from './sqlite-errors'
 export { StatementCache } from './statement-cache'
 export { sqliteHealthChecks, deepIntegrityCheck, integrityCheck, walCheck, pageCheck, walSizeBytes } from './sqlite-health'

@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import {
   DatabaseError,
+  splitSqlStatements,
   type CompiledQuery,
   type ConnectionHooks,
   type ConnectionManager,
@@ -36,7 +37,7 @@ import { keptChangesError, rolledBackWhole, wasRolledBackWhole } from './sqlite-
 import { WAL_IDENTITY_INTERVAL_MS, fileIdentityError, fileIdentityOf, fileIdentityProblem, type FileIdentity } from './file-identity'
 import { DEFAULT_MAX_PARAMETERS, maxParametersOf, sqliteParameters } from './sqlite-params'
 import { exactRows, hasUnsafeNumber, MAX_SAFE, narrow, narrowIntegers } from './sqlite-integers'
-import { abortsTransaction, errorName, isFatalSqliteCode, mapSqliteError, severalStatementsInStream } from './sqlite-errors'
+import { abortsTransaction, errorName, isFatalSqliteError, mapSqliteError, severalStatementsInStream } from './sqlite-errors'
 import { controlsTransaction, runsAtomically, runScript } from './sqlite-script'
 import { isLockBusy, NATIVE_BUSY_TIMEOUT_MS, waitForLock } from './sqlite-lock-wait'
 import { lockFileNextTo } from './sqlite-file-lock'
@@ -208,6 +209,12 @@ interface ConnectionState {
   changedSettings: Set<string> | 'all' | undefined
   /** A failed restore of the `:memory:` connection was reported (once, until a restore succeeds). */
   restoreReported: boolean
+  /**
+   * A write whose text may create a temp object ran on it (see {@link mayAddSchema}), or the
+   * application took `conn.native`: the end of the call (a lease-free statement, the release) drops
+   * the temp objects (see {@link SqliteConnectionManager.#dropTempObjects}). Cleared when none is left.
+   */
+  mayHaveTemp: boolean
 }
 
 // how often (at most) a write looks at the -wal size
@@ -251,6 +258,12 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   readonly #hasReaders: boolean
   #prepared = false
   #memory: SqliteDatabase | undefined
+  /**
+   * The `:memory:` database was discarded (closed by application code through `conn.native`, or a
+   * setting the pool could not put back): its data went with it. Every later connect fails with this
+   * CONNECTION_LOST instead of opening a new, empty database in its place (see {@link #connectMemory}).
+   */
+  #memoryLost: DatabaseError | undefined
   /** A read-only connection route() prepares on before the pool has one (see {@link #prepareBeforeConnections}). */
   #routeOnly: SqliteDatabase | undefined
   /** SQLite's own `busy_timeout`: a few ms at most; a longer wait for a lock happens off the thread (see {@link execute}). */
@@ -317,8 +330,32 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const db = this.#openDatabase(readonly, false)
     this.#configure(db, lane, readonly)
     // the file this connection opened: a write (and a ping) is refused once the path names another file, or none
-    this.#register(db, lane, this.#identityOf(db), readSettings(db))
+    const identity = this.#identityOf(db)
+    this.#condemnOnOtherFile(identity)
+    this.#register(db, lane, identity, readSettings(db))
     return db
+  }
+
+  /**
+   * A new connection opened another file than the connections already open (the path was replaced
+   * while, say, only readers were open, so no write of theirs noticed): they are marked with the
+   * `replaced` CONNECTION_LOST and discarded before they serve another statement. Left, a reader kept
+   * the old file open while sharing the path's `-wal`/`-shm` with a writer on the new one, and
+   * answered with a mix of both files.
+   */
+  #condemnOnOtherFile(identity: FileIdentity): void {
+    let error: DatabaseError | undefined
+    for (const other of this.#open) {
+      const state = stateOf(other)
+      const opened = state?.identity
+      if (state === undefined || opened === undefined || (opened.dev === identity.dev && opened.ino === identity.ino)) continue
+      error ??= fileIdentityError(
+        this.options.path,
+        'replaced',
+        'this connection (on the old file) is discarded; a new one opens the file the path names now',
+      )
+      state.fatal ??= error
+    }
   }
 
   /**
@@ -343,6 +380,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const state = stateOf(db)
     if (state === undefined) return
     state.schemas = true
+    state.mayHaveTemp = true
     // a PRAGMA run there is not seen: every setting is checked at the release
     state.changedSettings = 'all'
     if (!state.appCode) {
@@ -398,6 +436,38 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     }
     // after the transaction: SQLite ignores `foreign_keys` inside one
     if (state?.changedSettings !== undefined) this.#restoreSettings(db, state)
+    // a temp table made on the lease would shadow a main table for every later caller of the writer
+    if (state?.mayHaveTemp === true && state.lane === 'write') this.#dropTempObjects(db, state)
+  }
+
+  /**
+   * Drops every temp table, view and trigger of the writer (or the `:memory:` connection) at the end of
+   * the call that made it: a lease-free statement, or the release of a lease or transaction. Left
+   * there, `create temp table orders ...` would take every later caller's `insert into orders` (the
+   * temp schema is searched before main), acknowledged and gone when the connection closes. A file
+   * connection whose drop fails is closed instead (CONFIGURATION); the `:memory:` one is kept and the
+   * drop tried again at the next release.
+   */
+  #dropTempObjects(db: SqliteDatabase, state: ConnectionState): void {
+    try {
+      const objects = db
+        .prepare(
+          "select type, name from temp.sqlite_schema where type in ('trigger', 'view', 'table') order by type = 'table', type = 'view'",
+        )
+        .raw()
+        .all() as [string, string][]
+      for (const [type, name] of objects) db.exec(`DROP ${type.toUpperCase()} IF EXISTS temp."${name.replaceAll('"', '""')}"`)
+      state.mayHaveTemp = false
+    } catch (err) {
+      if (db === this.#memory) return
+      const error = new DatabaseError(
+        'CONFIGURATION',
+        `a temp object left on the SQLite writer could not be dropped at the end of the call (${this.mapError(err).message}): it would shadow a main table for every later caller, so the connection is closed instead of reused`,
+        { backend: 'sqlite', retryable: false, cause: err },
+      )
+      state.fatal ??= error
+      throw error
+    }
   }
 
   /**
@@ -470,7 +540,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       // closing discards the transaction anyway
     }
     // the in-memory database outlives its connections (closing it would drop the data); end() closes it
-    if (db === this.#memory && state?.fatal === undefined && db.open) return
+    if (db === this.#memory) {
+      if (state?.fatal === undefined && db.open) return
+      // discarded: its data is gone, and the pool is told so at every later connect, never handed an empty one
+      this.#memoryLost ??= memoryLostError(state?.fatal)
+    }
     try {
       if (db.open && state?.lane === 'write' && !this.options.readonly && !this.options.memory) this.checkpoint(db, 'TRUNCATE')
     } catch {
@@ -565,6 +639,14 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const result = this.#runSync<R>(db, query, true)
     const state = stateOf(db)
     if (state?.changedSettings !== undefined && !db.inTransaction) this.#restoreSettings(db, state)
+    // a lease-free CREATE TEMP on the writer would shadow a main table for every later caller
+    if (state?.mayHaveTemp === true && state.lane === 'write' && !db.inTransaction) {
+      try {
+        this.#dropTempObjects(db, state)
+      } catch {
+        // the statement ran: its result stands, and the connection is discarded (state.fatal)
+      }
+    }
     return result
   }
 
@@ -629,6 +711,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
           if (typeof rowid === 'number' && (rowid > MAX_SAFE || rowid < -MAX_SAFE)) rowid = this.#exactRowid(db, state)
           result = { rows: [], rowCount: info.changes, lastInsertRowid: rowid }
         }
+        if (kind === 'write' && state.schemas && !state.mayHaveTemp && mayAddSchema(text)) state.mayHaveTemp = true
         if ((kind === 'commit' || kind === 'control') && (state.dirty || state.queryOnly) && !db.inTransaction) {
           // a finished transaction has nothing left to check at COMMIT, and its read-only mode ends with it
           state.dirty = false
@@ -798,7 +881,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    * A statement sent while the open transaction is aborted ({@link ConnectionState.aborted}): the
    * answer for a COMMIT or END (the transaction is rolled back instead, command `'ROLLBACK'`);
    * undefined for ROLLBACK and ROLLBACK TO, which run (the latter ends the aborted state); throws
-   * TRANSACTION_ROLLED_BACK for anything else, which is not run.
+   * TRANSACTION_ROLLED_BACK for anything else, which is not run. A text of several statements that
+   * would get such an answer for its first one (`commit; insert ...`) is refused whole, nothing run,
+   * the transaction left as it was ({@link abortedScriptError}): the answer stands for one statement.
    */
   #whileAborted<R>(db: SqliteDatabase, state: ConnectionState, text: string): QueryResult<R> | undefined {
     const first = state.aborted
@@ -806,6 +891,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       // (a savepoint went with the transaction: ROLLBACK TO is refused too)
       if (state.endedByEngine && (ROLLBACK_TO.test(text) || (!ROLLBACK.test(text) && !COMMITS_TRANSACTION.test(text))))
         throw abortedTransactionError('sqlite', first)
+      if (state.endedByEngine && severalStatements(text)) throw abortedScriptError(first)
       // the owner ends the transaction SQLite already ended: ROLLBACK (in any spelling) is a no-op,
       // COMMIT answers ROLLBACK
       const ended = state.endedByEngine
@@ -821,6 +907,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     }
     if (ROLLBACK.test(text)) return undefined
     if (COMMITS_TRANSACTION.test(text)) {
+      if (severalStatements(text)) throw abortedScriptError(first)
       state.dirty = false
       try {
         db.exec('ROLLBACK')
@@ -1054,6 +1141,13 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
 
   #connectMemory(): SqliteDatabase {
     if (this.#memory?.open && stateOf(this.#memory)?.fatal === undefined) return this.#memory
+    // its rows went with the discarded connection: a new `:memory:` would be an empty database in its place
+    if (this.#memoryLost !== undefined) throw this.#memoryLost
+    if (this.#memory !== undefined) {
+      // closed by application code (conn.native.close()) and not destroyed yet
+      this.#memoryLost = memoryLostError(stateOf(this.#memory)?.fatal)
+      throw this.#memoryLost
+    }
     const db = new ManagedDatabase(':memory:', { timeout: this.#nativeBusyTimeoutMs })
     this.#configure(db, 'write', false)
     this.#register(db, 'write', undefined, readSettings(db))
@@ -1093,6 +1187,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       settings,
       changedSettings: undefined,
       restoreReported: false,
+      mayHaveTemp: false,
     })
     this.#open.add(db)
     if (this.#routeOnly !== undefined) this.#closeRouteOnly()
@@ -1413,7 +1508,14 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         const begin = state.lane === 'write' && !this.options.readonly ? 'BEGIN IMMEDIATE' : 'BEGIN DEFERRED'
         const pragma = scanPragmas(text, db.inTransaction)
         if (pragma.effect !== 0) this.#beforePragma(db, state, pragma, leaseFree)
-        runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError))
+        try {
+          runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError))
+        } finally {
+          // a transaction still open after the script (the caller's, or one the script began) may hold
+          // its writes: its COMMIT checks the file identity, as after a prepared write (#beforeChange)
+          if (state.identity !== undefined && db.open && db.inTransaction) state.dirty = true
+          if (mayAddSchema(text)) state.mayHaveTemp = true
+        }
         return undefined
       }
       throw err
@@ -1425,7 +1527,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     // a kind: the statement was prepared, the error came while it ran
     const error = this.mapError(err, kind === undefined ? undefined : 'run')
     const state = stateOf(db)
-    if (state && isFatalSqliteCode(error.sqliteCode)) state.fatal ??= error
+    // a statement's error never condemns the `:memory:` database, while its handle is open: discarding
+    // it would drop every row (its statements keep failing with their own errors instead)
+    if (state && isFatalSqliteError(error) && db !== this.#memory) state.fatal ??= error
     // a statement SQLite refused or failed inside a transaction aborts it, as the server aborts it on
     // Postgres, and so does a result of two columns of one name (see abortsTransaction); dbpool's check
     // of a value before anything ran does not. `inTransaction`: one was open when the statement
@@ -1545,6 +1649,44 @@ function leaseFreeSettingError(names: readonly string[]): DatabaseError {
     'CONFIGURATION',
     `PRAGMA ${list} through pool.query or pool.stream is refused and was not run: such a call has its connection (an idle one, or one it takes for itself) only for that statement, and the pool restores the connection's settings as soon as the statement ends, so the change would not last. Set it on a lease of your own (pool.withConnection(async (conn) => { await conn.query('PRAGMA ...'); ... }), restored at its release), for every connection with the pool's sqlite options (foreignKeys, busyTimeoutMs, synchronous, cacheSizeKiB, ...), or for a table rebuild mark the migration foreign_keys:off (core Migrator)`,
     { backend: 'sqlite', retryable: false, detail: { pragma: names[0], pragmas: [...new Set(names)] } },
+  )
+}
+
+/** Whether `text` holds more than one statement (SQLite's rules: strings, names, comments, trigger bodies). */
+function severalStatements(text: string): boolean {
+  return splitSqlStatements(text, 'sqlite').length > 1
+}
+
+/**
+ * The refusal of a text of several statements whose first ends an aborted transaction (`commit;
+ * insert ...`, or `rollback; ...` after SQLite ended it): the pool answers that first statement
+ * without running it (COMMIT answers ROLLBACK), which would drop the rest of the text unseen. Nothing
+ * ran; the transaction is as it was (aborted), and still needs a ROLLBACK or COMMIT of its own.
+ */
+function abortedScriptError(first: DatabaseError | undefined): DatabaseError {
+  const aborted = abortedTransactionError('sqlite', first)
+  return new DatabaseError(
+    'TRANSACTION_ROLLED_BACK',
+    `a text of several statements that begins by ending the aborted transaction (COMMIT, END or ROLLBACK) was refused whole and nothing of it ran: send the ROLLBACK (or COMMIT, answered ROLLBACK) on its own, then the rest. ${aborted.message}`,
+    {
+      backend: 'sqlite',
+      cause: first,
+      retryable: false,
+      detail: { severalStatements: true },
+      ...(first?.sqliteCode === undefined ? {} : { sqliteCode: first.sqliteCode }),
+    },
+  )
+}
+
+/**
+ * The in-memory database was discarded: CONNECTION_LOST, not retryable (a new connection would be a
+ * new, empty database), `cause` the error that condemned it, if any.
+ */
+function memoryLostError(cause: DatabaseError | undefined): DatabaseError {
+  return new DatabaseError(
+    'CONNECTION_LOST',
+    `the in-memory SQLite database (:memory:) was discarded${cause === undefined ? ' (its connection was closed)' : `: ${cause.message}`}, and every row in it is gone; the pool does not open an empty one in its place. Close the pool and open a new one`,
+    { backend: 'sqlite', retryable: false, cause, detail: { reason: 'memory-lost' } },
   )
 }
 

@@ -156,6 +156,19 @@ export function isFatalSqliteCode(sqliteCode: string | undefined): boolean {
 }
 
 /**
+ * True when a mapped error means the connection must be discarded: {@link isFatalSqliteCode}, except
+ * for a statement that could not open another file (`ATTACH`, `VACUUM INTO`: `detail.file`, see
+ * {@link mapSqliteError}), which says nothing of the connection's own database.
+ */
+export function isFatalSqliteError(error: DatabaseError): boolean {
+  return isFatalSqliteCode(error.sqliteCode) && typeof error.detail?.file !== 'string'
+}
+
+// SQLITE_CANTOPEN of a statement naming the file it could not open (ATTACH, VACUUM INTO); the
+// connection's own file is reported as "unable to open database file"
+const OTHER_FILE_CANTOPEN = /^unable to open database: ([\s\S]+)$/
+
+/**
  * Whether a mapped error came from SQLite itself (it has a `sqliteCode`), is better-sqlite3's refusal
  * of several statements with parameters (Postgres's server refuses the same text, 42601), or dbpool's
  * refusal of a result with two columns of one name (on Postgres the statement already ran when it is
@@ -180,7 +193,9 @@ export interface SqliteErrorContext {
 
 /**
  * Maps anything better-sqlite3 throws to a {@link DatabaseError}: `SqliteError` through
- * {@link SQLITE_ERROR_CODES} (`SQLITE_ERROR` of a statement that ran: see {@link sqliteErrorCodeOf}); better-sqlite3's own check of values against placeholders (too many, too
+ * {@link SQLITE_ERROR_CODES} (`SQLITE_ERROR` of a statement that ran: see {@link sqliteErrorCodeOf};
+ * `SQLITE_CANTOPEN` naming another file, from `ATTACH` or `VACUUM INTO`: QUERY_FAILED, `detail.file`
+ * that file, not fatal); better-sqlite3's own check of values against placeholders (too many, too
  * few, a missing named parameter) to INVALID_PARAMETER; its refusal of a text of several statements
  * with parameters to SYNTAX_ERROR (Postgres 42601); anything else (a TypeError) to QUERY_FAILED.
  */
@@ -189,6 +204,17 @@ export function mapSqliteError(err: unknown, context: SqliteErrorContext = {}): 
   const sqliteCode = nativeCode(err)
   const message = messageOf(err)
   if (sqliteCode !== undefined) {
+    const otherFile = sqliteCode.startsWith('SQLITE_CANTOPEN') ? OTHER_FILE_CANTOPEN.exec(message)?.[1] : undefined
+    if (otherFile !== undefined)
+      // a statement's own failure (a missing directory, a typo in an archive's path): the connection
+      // and its database are fine, and the file named is not the pool's
+      return new DatabaseError('QUERY_FAILED', message, {
+        backend: 'sqlite',
+        sqliteCode,
+        cause: err,
+        retryable: false,
+        detail: { file: otherFile },
+      })
     const found = lookupSqliteCode(sqliteCode) ?? { code: 'QUERY_FAILED' }
     const code = sqliteErrorCodeOf(sqliteCode, message, context.phase) ?? found.code
     const mapping = code === found.code ? found : { code }

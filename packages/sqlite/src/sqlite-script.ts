@@ -18,10 +18,11 @@ const WRITE_MARK_SQL = 'select total_changes() as c, schema_version as s from pr
  *   manager's `#fail`), as on Postgres.
  * - A script with its own BEGIN, COMMIT, ROLLBACK, END, SAVEPOINT... (a migration file), or with a
  *   statement SQLite refuses or ignores inside a transaction (VACUUM, ATTACH, DETACH, PRAGMA), runs
- *   as written, as `exec` runs it. When such a script fails retryably (BUSY from another process, ...) outside the
- *   caller's transaction after an earlier statement of it wrote (`total_changes()` or the schema
- *   cookie moved), the error is restated with `retryable: false` and `detail.outcome: 'unknown'`: its
- *   first statements may have been committed, and running it again would apply them twice. Not when
+ *   as written, as `exec` runs it. When such a script fails (BUSY from another process, a constraint,
+ *   a COMMIT or ROLLBACK with no transaction open, ...) outside the caller's transaction after an
+ *   earlier statement of it wrote (`total_changes()` or the schema cookie moved), the error is
+ *   restated with `retryable: false` and `detail.outcome: 'unknown'`: its first statements may have
+ *   been committed (a caller taking the rejection for "nothing happened" would write twice). Not when
  *   the transaction the script opened with its first statement, its only one, is still open after the
  *   failure (`BEGIN; ...; COMMIT` whose COMMIT got BUSY: see {@link ownTransactionOnly}): nothing was
  *   committed; a retryable failure rolls that transaction back at once (so the script can run again
@@ -64,7 +65,6 @@ export function runScript(db: Database, text: string, begin: string, fail: (err:
       })
     }
     const error = fail(err)
-    if (!error.retryable) throw error
     // still inside the caller's transaction: nothing of the script committed (it is rolled back or
     // replayed whole); the failure aborted it, so `retryable` means replaying that transaction whole
     if (wasInTransaction && db.inTransaction) throw error
@@ -72,7 +72,7 @@ export function runScript(db: Database, text: string, begin: string, fail: (err:
     if (before !== null && writeMark(db) === before) throw error
     throw new DatabaseError(
       error.code,
-      `${error.message} (a statement of a multi-statement script failed after earlier ones of it were committed: its outcome is unknown; check before running it again)`,
+      `${error.message} (a statement of a multi-statement script failed after earlier ones of it may have been committed: its outcome is unknown, what they wrote may be kept; check before running it again)`,
       {
         backend: 'sqlite',
         sqliteCode: error.sqliteCode,

@@ -112,6 +112,47 @@ describe.each([0, 2])('a database file deleted, moved or replaced under an open 
     }
   })
 
+  // review r2 item 2: a script's writes did not mark the transaction, so its COMMIT skipped the check
+  it('deleted during a transaction whose writes came from a script: COMMIT is refused (every way to run it)', async () => {
+    const script = "insert into t (note) values ('s1'); insert into t (note) values ('s2')"
+    const variants: Record<string, (pool: DatabasePool<SqliteDatabase>, path: string) => Promise<unknown>> = {
+      'transaction()': (pool, path) =>
+        pool.transaction(async (tx) => {
+          await tx.query(script)
+          renameSync(path, `${path}.moved`)
+        }),
+      'withConnection: BEGIN, script, COMMIT': (pool, path) =>
+        pool.withConnection(async (conn) => {
+          await conn.query('begin immediate')
+          await conn.query(script)
+          renameSync(path, `${path}.moved`)
+          await conn.query('commit')
+        }),
+      'withConnection: a script that begins, then COMMIT': (pool, path) =>
+        pool.withConnection(async (conn) => {
+          await conn.query(`begin immediate; ${script}`)
+          renameSync(path, `${path}.moved`)
+          await conn.query('commit')
+        }),
+    }
+    for (const [name, run] of Object.entries(variants)) {
+      const { pool, path } = await openPool(readers)
+      try {
+        const err = await failure(run(pool, path))
+        expectFileGone(err, path, 'deleted')
+        // nothing of the script reached the moved file either: it was rolled back
+        const check = new Database(`${path}.moved`, { readonly: true })
+        try {
+          expect([name, check.prepare('select count(*) as n from t').get()]).toEqual([name, { n: 1 }])
+        } finally {
+          check.close()
+        }
+      } finally {
+        await pool.close()
+      }
+    }
+  })
+
   it('deleted: a write on a lease and a multi-statement script are refused too', async () => {
     const { pool, path } = await openPool(readers)
     try {
@@ -197,6 +238,34 @@ describe('a replaced file and the health check', () => {
       expect(report.checks[0]?.message).toMatch(/replaced/)
       expect((await new HealthChecker().check(pool)).status).toBe('healthy')
       expect((await pool.query('select id from t')).rows).toEqual([{ id: 100 }])
+    } finally {
+      await pool.close()
+    }
+  })
+})
+
+// review r2 item 4: a connection opened on a replaced file beside older ones still on the old file
+describe('a file replaced while only readers are open', () => {
+  function make(path: string, tag: string): void {
+    const db = new Database(path)
+    db.pragma('journal_mode = WAL')
+    db.exec(`create table t (id integer primary key, v text); create table u (id integer primary key, v text);
+      insert into t (v) values ('t-${tag}'); insert into u (v) values ('u-${tag}')`)
+    db.close()
+  }
+  const both = 'select (select group_concat(v) from t) as t, (select group_concat(v) from u) as u'
+
+  it('the new writer condemns the readers on the old file: no read mixes the two files', async () => {
+    const path = tmp.file(`readers-only-${++seq}.db`)
+    make(path, 'old')
+    const pool = createSqlitePool(path, { name: `readers-only-${seq}`, min: 0, validateAfterIdleMs: 60_000 }, { readers: 1 })
+    try {
+      expect((await pool.query(both)).rows).toEqual([{ t: 't-old', u: 'u-old' }])
+      make(`${path}.new`, 'new')
+      renameSync(`${path}.new`, path)
+      await pool.query("insert into t (v) values ('t-written')")
+      for (let i = 0; i < 3; i++) expect((await pool.query(both)).rows).toEqual([{ t: 't-new,t-written', u: 'u-new' }])
+      expect((await pool.backendChecks()).find((c) => c.name === 'file')).toMatchObject({ status: 'healthy' })
     } finally {
       await pool.close()
     }

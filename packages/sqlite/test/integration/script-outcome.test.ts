@@ -178,3 +178,38 @@ describe('a multi-statement script that fails with BUSY part-way', () => {
     }
   })
 })
+
+// review r2 item 5: a script that failed after statements it committed was reported as a plain
+// failure when the error was not retryable (`...; commit` outside a transaction, a unique violation)
+describe('a script with its own transaction control failing after statements it committed', () => {
+  it.each([
+    ["insert into t (v) values ('a'); commit", 'a'],
+    ["insert into t (v) values ('b'); rollback", 'b'],
+    ["insert into t (v) values ('c'); release s", 'c'],
+    ["insert into t (v) values ('f'); savepoint s; insert into t (v) values ('f')", 'f'],
+  ])('%s: rejected with detail.outcome unknown, not retryable (the first insert is kept)', async (text, v) => {
+    const pool = createSqlitePool(tmp.file(`trailing-${v}.db`), { name: `trailing-${v}`, min: 0 }, { readers: 1 })
+    try {
+      await pool.query('create table t (id integer primary key, v text unique)')
+      const err = await failure(pool.query(text))
+      expect(err.retryable).toBe(false)
+      expect(isOutcomeUnknown(err)).toBe(true)
+      expect(err.message).toMatch(/may have been committed/)
+      expect((await pool.query('select count(*) as n from t')).rows).toEqual([{ n: 1 }])
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('a failure before anything was written is reported as it is', async () => {
+    const pool = createSqlitePool(tmp.file('trailing-none.db'), { name: 'trailing-none', min: 0 }, { readers: 0 })
+    try {
+      await pool.query('create table t (id integer primary key, v text unique)')
+      const err = await failure(pool.query("commit; insert into t (v) values ('x')"))
+      expect(isOutcomeUnknown(err)).toBe(false)
+      expect((await pool.query('select count(*) as n from t')).rows).toEqual([{ n: 0 }])
+    } finally {
+      await pool.close()
+    }
+  })
+})

@@ -1,5 +1,5 @@
 import { DatabaseError, ERROR_CODES } from '@dbpool/core'
-import { isFatalSqliteCode, lookupSqliteCode, mapSqliteError, SQLITE_ERROR_CODES } from '@dbpool/sqlite'
+import { isFatalSqliteCode, isFatalSqliteError, lookupSqliteCode, mapSqliteError, SQLITE_ERROR_CODES } from '@dbpool/sqlite'
 
 class FakeSqliteError extends Error {
   constructor(
@@ -59,6 +59,19 @@ describe('SQLite error table', () => {
     expect(isFatalSqliteCode('SQLITE_IOERR_WRITE')).toBe(true)
     expect(isFatalSqliteCode('SQLITE_CONSTRAINT_UNIQUE')).toBe(false)
     expect(isFatalSqliteCode(undefined)).toBe(false)
+  })
+
+  // review r2 items 1 and 10: ATTACH / VACUUM INTO of a path that cannot be opened is the statement's failure
+  it("maps SQLITE_CANTOPEN naming another file (ATTACH, VACUUM INTO) to QUERY_FAILED, not fatal, not the pool's path", () => {
+    const other = mapSqliteError(new FakeSqliteError('unable to open database: /no/dir/copy.db', 'SQLITE_CANTOPEN'), { path: '/x/y.db' })
+    expect(other.code).toBe('QUERY_FAILED')
+    expect(other.retryable).toBe(false)
+    expect(other.detail).toEqual({ file: '/no/dir/copy.db' })
+    expect(other.message).not.toContain('/x/y.db')
+    expect(isFatalSqliteError(other)).toBe(false)
+    const own = mapSqliteError(new FakeSqliteError('unable to open database file', 'SQLITE_CANTOPEN'), { path: '/x/y.db' })
+    expect(own.code).toBe('CONNECTION_FAILED')
+    expect(isFatalSqliteError(own)).toBe(true)
   })
 
   it('maps every table entry to a known DatabaseError code', () => {

@@ -1,0 +1,53 @@
+import { writeFileSync } from 'node:fs'
+import type { PoolLogger } from '@dbpool/core'
+import { BackupManager, createSqlitePool } from '@dbpool/sqlite'
+import { sleep, tempDir } from './helpers'
+
+const tmp = tempDir()
+afterAll(() => tmp.cleanup())
+
+// review r2 item 8: an onError that throws rejected a promise nobody handled, which ends the process
+describe("a scheduled backup's onError that throws", () => {
+  it.each([
+    [
+      'throws',
+      () => {
+        throw new Error('logger failed')
+      },
+    ],
+    ['rejects', () => Promise.reject(new Error('logger failed'))],
+  ])('%s: warned about, no unhandled rejection, the schedule goes on', async (_how, fail) => {
+    const warnings: string[] = []
+    const ignore = (): void => undefined
+    const logger: PoolLogger = { trace: ignore, debug: ignore, info: ignore, error: ignore, warn: (_obj, msg) => void warnings.push(msg) }
+    const pool = createSqlitePool(tmp.file(`onerror-${_how}.db`), { name: `onerror-${_how}`, min: 0 }, { readers: 0 }, { logger })
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    const file = tmp.file(`not-a-directory-${_how}`)
+    writeFileSync(file, 'x')
+    let calls = 0
+    const backups = new BackupManager(pool, {
+      directory: `${file}/backups`,
+      onError: (e) => {
+        calls++
+        expect(e.code).toBe('BACKUP_FAILED')
+        return fail() as never
+      },
+    })
+    try {
+      await pool.query('create table t (id integer primary key)')
+      backups.start(30)
+      const deadline = Date.now() + 10_000
+      while (calls < 2 && Date.now() < deadline) await sleep(20)
+      await sleep(50)
+      expect(calls).toBeGreaterThanOrEqual(2)
+      expect(unhandled).toEqual([])
+      expect(warnings.some((m) => /onError callback threw/.test(m) && /logger failed/.test(m))).toBe(true)
+    } finally {
+      process.off('unhandledRejection', onUnhandled)
+      await backups.stop()
+      await pool.close()
+    }
+  })
+})
