@@ -1229,9 +1229,23 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * `default_transaction_read_only`): a read pool.
    */
   #standbyIntended(conn: PostgresConnection): boolean {
-    if (conn.onReplica || conn.sessionReadOnlyByApp) return true
-    if (STANDBY_TARGETS.has(this.config.targetSessionAttrs)) return true
-    return /default_transaction_read_only\s*=\s*(on|true|yes|1)\b/i.test(this.config.options ?? '')
+    return conn.onReplica || conn.sessionReadOnlyByApp || this.#readOnlyByTarget() !== undefined
+  }
+
+  /**
+   * Why every write-lane session of this pool is meant to be read-only, or `undefined`: its
+   * `targetSessionAttrs` asks for standbys (`read-only`, `standby`, `prefer-standby`: no new
+   * connection looks for a read-write server while a standby is up), or its startup `options`
+   * (PGOPTIONS) set `default_transaction_read_only`. A 25006 there is the application's write on a
+   * read pool, never a failover (see {@link #readOnlyError}).
+   */
+  #readOnlyByTarget(): string | undefined {
+    const { targetSessionAttrs, options } = this.config
+    if (STANDBY_TARGETS.has(targetSessionAttrs))
+      return `the pool targets standbys (target_session_attrs=${targetSessionAttrs}): its connections go to read-only servers and none looks for a read-write one; run writes on a pool of the primary (target_session_attrs=read-write or primary)`
+    if (/default_transaction_read_only\s*=\s*(on|true|yes|1)\b/i.test(options ?? ''))
+      return "the pool's startup options (options, PGOPTIONS) set default_transaction_read_only: every session of it is read-only; run writes on a pool without it"
+    return undefined
   }
 
   async #password(): Promise<string | undefined> {
@@ -1704,8 +1718,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * walk sends to a read-write server. A read-only transaction the application opened keeps its
    * connection and is not retryable; so does a write on a connection whose session the application
    * made read-only in an earlier lease (`SET default_transaction_read_only = on` left behind with
-   * `sessionReset: 'none'`, or in `sessionInit`: see SESSION_READ_ONLY_TEXT). A function that sets
-   * it is not seen: its 25006 is taken for a fenced server.
+   * `sessionReset: 'none'`, or in `sessionInit`: see SESSION_READ_ONLY_TEXT), and so does any write of
+   * a pool meant to be read-only ({@link #readOnlyByTarget}: `targetSessionAttrs` `read-only`,
+   * `standby` or `prefer-standby`, or startup options setting `default_transaction_read_only`),
+   * whose message says so. A function that sets it is not seen: its 25006 is taken for a fenced server.
    */
   #readOnlyError(conn: PostgresConnection, mapped: DatabaseError): DatabaseError {
     const server = reportsReadOnly(conn)
@@ -1718,6 +1734,16 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         { backend: 'postgres', sqlState: mapped.sqlState, cause: mapped.cause, retryable: false, detail: mapped.detail },
       )
     const at = hostLabel(conn.host, conn.port)
+    // a read pool (review r6 item 6): the server is what the pool asked for; a new connection would be the same kind
+    const meant = this.#readOnlyByTarget()
+    if (meant !== undefined)
+      return new DatabaseError('READ_ONLY', `${mapped.message} (${meant})`, {
+        backend: 'postgres',
+        sqlState: mapped.sqlState,
+        cause: mapped.cause,
+        retryable: false,
+        detail: { ...mapped.detail, host: at, targetSessionAttrs: this.config.targetSessionAttrs },
+      })
     const error = new DatabaseError(
       'READ_ONLY',
       `${mapped.message} (the server ${at} is read-only: a standby, or a primary fenced by a failover; the connection is closed and a new one looks for a read-write server)`,
