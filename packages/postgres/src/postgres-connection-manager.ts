@@ -502,13 +502,18 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // where every dns.lookup and file read waits (review r19c). A walk waits on it no longer than the host's
     // share of its deadline, nor past its abort (the pool closing)
     const addresses: (readonly string[] | undefined)[] = hosts.map(() => undefined)
-    // without connect_timeout, the deadline is shared among the attempts of each pass (see ConnectBudget):
-    // the addresses known so far, plus one per host not yet resolved
-    const budget = this.config.connectTimeoutMs > 0 ? undefined : new ConnectBudget(this.options.connectTimeoutMs, hosts.length)
+    // the walk's deadline is shared among the attempts of each pass (see ConnectBudget): the addresses
+    // known so far, plus one per host not yet resolved. With connect_timeout each attempt has it whole
+    // (libpq) while the deadline (#walkDeadlineMs: connect_timeout for each host, which the pool waits
+    // for) allows, and less only to leave every later address a try (review r6 item 4)
+    const budget = new ConnectBudget(this.#walkDeadlineMs, hosts.length)
+    const perHost = this.config.connectTimeoutMs
+    const capped = (share: number | undefined): number | undefined =>
+      share === undefined || perHost <= 0 ? share : Math.min(share, perHost)
     let unreached: string | undefined
     walk: for (const [pass, want] of passesOf(targetSessionAttrs).entries()) {
       // every host was resolved by the first pass (a walk that stopped early never makes a second)
-      if (pass > 0) budget?.add(addresses.reduce((n, list) => n + (list?.length ?? 1), 0))
+      if (pass > 0) budget.add(addresses.reduce((n, list) => n + (list?.length ?? 1), 0))
       for (const [i, host] of hosts.entries()) {
         let list = addresses[i]
         // the time the host's name lookup took, out of its first attempt's share
@@ -517,7 +522,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
           if (hooks.signal?.aborted === true) break walk
           const label = hostLabel(host.host, host.port)
           // awaited no longer than the host's first attempt could take (its share of the walk's deadline)
-          const waitMs = budget === undefined ? this.#hostTimeoutMs : budget.share()
+          const waitMs = capped(budget.share())
           if (waitMs === undefined) {
             unreached = label
             break walk
@@ -530,7 +535,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
             // this host fails without a connect attempt (net.connect would look the name up again);
             // its one counted attempt is spent, and a second pass (prefer-standby) skips it
             addresses[i] = []
-            budget?.next()
+            budget.next()
             const error =
               found === 'timed-out'
                 ? new DatabaseError(
@@ -548,14 +553,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
           }
           addresses[i] = list = found.addresses
           // the host was counted as one attempt: its other addresses share the deadline too
-          budget?.add(list.length - 1)
+          budget.add(list.length - 1)
         }
         for (const [n, address] of list.entries()) {
           if (hooks.signal?.aborted === true) break walk
           // with several addresses, each is named: "db:5432 (10.0.0.2)"
           const label = hostLabel(host.host, host.port)
           const named = list.length > 1 ? `${label} (${address})` : label
-          const share = budget === undefined ? this.#hostTimeoutMs : budget.next()
+          const share = capped(budget.next())
           // the lookup was part of the first attempt's time
           const timeoutMs = share === undefined || n > 0 ? share : Math.max(1, share - lookupMs)
           if (timeoutMs === undefined) {
@@ -600,8 +605,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       }
     }
     // the deadline ran out before every attempt was made: the first one left is named (never the same code as the failures)
-    if (unreached !== undefined)
-      tried.push(`${unreached} not tried: the connect deadline (${this.options.connectTimeoutMs} ms) was used up`)
+    if (unreached !== undefined) tried.push(`${unreached} not tried: the connect deadline (${this.#walkDeadlineMs} ms) was used up`)
     // every host failed the same way (a wrong password everywhere): that code, else CONNECTION_FAILED
     const same = failures.length === tried.length && failures.every((f) => f.code === failures[0]!.code) ? failures[0] : undefined
     throw new DatabaseError(
@@ -712,6 +716,33 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    */
   get #hostTimeoutMs(): number {
     return this.config.connectTimeoutMs || this.options.connectTimeoutMs
+  }
+
+  /**
+   * The deadline of a whole connect's host walk (a multi-host or `target_session_attrs` target): with
+   * libpq's `connect_timeout`, that for each host of each pass (prefer-standby makes two), as libpq
+   * allows, at least the manager's `connectTimeoutMs`; without it, the manager's `connectTimeoutMs`.
+   * A single host: its attempt's deadline.
+   */
+  get #walkDeadlineMs(): number {
+    const { hosts, targetSessionAttrs, connectTimeoutMs: perHost } = this.config
+    if (hosts.length === 1 && targetSessionAttrs === 'any') return this.#hostTimeoutMs
+    if (perHost <= 0) return this.options.connectTimeoutMs
+    return Math.max(this.options.connectTimeoutMs, perHost * hosts.length * passesOf(targetSessionAttrs).length)
+  }
+
+  /**
+   * How long a connect may take by this manager's deadlines (see `ConnectionManager.connectDeadlineMs`):
+   * the host walk's ({@link #walkDeadlineMs}: `connect_timeout` for each host, or an explicit
+   * `connectTimeoutMs` beyond the pool's `createTimeoutMs`), so the pool's deadline never cuts the walk
+   * before its later hosts (review r6 item 4). A read target: its replica's, or the primary read-only pool's.
+   */
+  connectDeadlineMs(lane: Lane, target?: number): number {
+    if (lane === 'read' && target !== undefined) {
+      const manager = target === this.#replicaManagers.length ? this.#primaryReader : this.#replicaManagers[target]
+      return manager === undefined ? 0 : manager.#walkDeadlineMs
+    }
+    return this.#walkDeadlineMs
   }
 
   /** A new write-lane connection is up: if it reached another server, the old server's connections go. */
