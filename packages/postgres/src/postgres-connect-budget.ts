@@ -1,6 +1,7 @@
 /**
- * The connect deadline of a host walk without `connect_timeout`, shared among its attempts (each
- * address of each host; prefer-standby's second pass shares what its first left): each attempt gets
+ * The connect deadline of a host walk, shared among its attempts (each address of each host;
+ * prefer-standby's second pass shares what its first left; with `connect_timeout` the deadline is that
+ * for each host, and the walk caps each share at it, as libpq gives each host its own): each attempt gets
  * what is left ÷ the attempts left, so a hung address (accepts TCP, never answers) uses its share only, one that
  * refuses at once leaves its share to the next, and the last attempt gets all that remains. A walk
  * of one attempt gets the whole deadline, as a single host. The share is at least libpq's least
@@ -15,7 +16,7 @@ export class ConnectBudget {
   #left: number
 
   /**
-   * @param totalMs the deadline of the whole walk, in ms (the manager's `connectTimeoutMs`)
+   * @param totalMs the deadline of the whole walk, in ms (the manager's `connectTimeoutMs`, or `connect_timeout` for each host)
    * @param attempts how many attempts the walk is known to make (its first pass, a host not yet resolved
    *   counted as one; see {@link add})
    * @param now the clock, in ms (performance.now by default; a test may give its own)

@@ -505,13 +505,18 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // where every dns.lookup and file read waits (review r19c). A walk waits on it no longer than the host's
     // share of its deadline, nor past its abort (the pool closing)
     const addresses: (readonly string[] | undefined)[] = hosts.map(() => undefined)
-    // without connect_timeout, the deadline is shared among the attempts of each pass (see ConnectBudget):
-    // the addresses known so far, plus one per host not yet resolved
-    const budget = this.config.connectTimeoutMs > 0 ? undefined : new ConnectBudget(this.options.connectTimeoutMs, hosts.length)
+    // the walk's deadline is shared among the attempts of each pass (see ConnectBudget): the addresses
+    // known so far, plus one per host not yet resolved. With connect_timeout each attempt has it whole
+    // (libpq) while the deadline (#walkDeadlineMs: connect_timeout for each host, which the pool waits
+    // for) allows, and less only to leave every later address a try (review r6 item 4)
+    const budget = new ConnectBudget(this.#walkDeadlineMs, hosts.length)
+    const perHost = this.config.connectTimeoutMs
+    const capped = (share: number | undefined): number | undefined =>
+      share === undefined || perHost <= 0 ? share : Math.min(share, perHost)
     let unreached: string | undefined
     walk: for (const [pass, want] of passesOf(targetSessionAttrs).entries()) {
       // every host was resolved by the first pass (a walk that stopped early never makes a second)
-      if (pass > 0) budget?.add(addresses.reduce((n, list) => n + (list?.length ?? 1), 0))
+      if (pass > 0) budget.add(addresses.reduce((n, list) => n + (list?.length ?? 1), 0))
       for (const [i, host] of hosts.entries()) {
         let list = addresses[i]
         // the time the host's name lookup took, out of its first attempt's share
@@ -520,7 +525,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
           if (hooks.signal?.aborted === true) break walk
           const label = hostLabel(host.host, host.port)
           // awaited no longer than the host's first attempt could take (its share of the walk's deadline)
-          const waitMs = budget === undefined ? this.#hostTimeoutMs : budget.share()
+          const waitMs = capped(budget.share())
           if (waitMs === undefined) {
             unreached = label
             break walk
@@ -533,7 +538,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
             // this host fails without a connect attempt (net.connect would look the name up again);
             // its one counted attempt is spent, and a second pass (prefer-standby) skips it
             addresses[i] = []
-            budget?.next()
+            budget.next()
             const error =
               found === 'timed-out'
                 ? new DatabaseError(
@@ -551,14 +556,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
           }
           addresses[i] = list = found.addresses
           // the host was counted as one attempt: its other addresses share the deadline too
-          budget?.add(list.length - 1)
+          budget.add(list.length - 1)
         }
         for (const [n, address] of list.entries()) {
           if (hooks.signal?.aborted === true) break walk
           // with several addresses, each is named: "db:5432 (10.0.0.2)"
           const label = hostLabel(host.host, host.port)
           const named = list.length > 1 ? `${label} (${address})` : label
-          const share = budget === undefined ? this.#hostTimeoutMs : budget.next()
+          const share = capped(budget.next())
           // the lookup was part of the first attempt's time
           const timeoutMs = share === undefined || n > 0 ? share : Math.max(1, share - lookupMs)
           if (timeoutMs === undefined) {
@@ -603,8 +608,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       }
     }
     // the deadline ran out before every attempt was made: the first one left is named (never the same code as the failures)
-    if (unreached !== undefined)
-      tried.push(`${unreached} not tried: the connect deadline (${this.options.connectTimeoutMs} ms) was used up`)
+    if (unreached !== undefined) tried.push(`${unreached} not tried: the connect deadline (${this.#walkDeadlineMs} ms) was used up`)
     // every host failed the same way (a wrong password everywhere): that code, else CONNECTION_FAILED
     const same = failures.length === tried.length && failures.every((f) => f.code === failures[0]!.code) ? failures[0] : undefined
     throw new DatabaseError(
@@ -715,6 +719,33 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    */
   get #hostTimeoutMs(): number {
     return this.config.connectTimeoutMs || this.options.connectTimeoutMs
+  }
+
+  /**
+   * The deadline of a whole connect's host walk (a multi-host or `target_session_attrs` target): with
+   * libpq's `connect_timeout`, that for each host of each pass (prefer-standby makes two), as libpq
+   * allows, at least the manager's `connectTimeoutMs`; without it, the manager's `connectTimeoutMs`.
+   * A single host: its attempt's deadline.
+   */
+  get #walkDeadlineMs(): number {
+    const { hosts, targetSessionAttrs, connectTimeoutMs: perHost } = this.config
+    if (hosts.length === 1 && targetSessionAttrs === 'any') return this.#hostTimeoutMs
+    if (perHost <= 0) return this.options.connectTimeoutMs
+    return Math.max(this.options.connectTimeoutMs, perHost * hosts.length * passesOf(targetSessionAttrs).length)
+  }
+
+  /**
+   * How long a connect may take by this manager's deadlines (see `ConnectionManager.connectDeadlineMs`):
+   * the host walk's ({@link #walkDeadlineMs}: `connect_timeout` for each host, or an explicit
+   * `connectTimeoutMs` beyond the pool's `createTimeoutMs`), so the pool's deadline never cuts the walk
+   * before its later hosts (review r6 item 4). A read target: its replica's, or the primary read-only pool's.
+   */
+  connectDeadlineMs(lane: Lane, target?: number): number {
+    if (lane === 'read' && target !== undefined) {
+      const manager = target === this.#replicaManagers.length ? this.#primaryReader : this.#replicaManagers[target]
+      return manager === undefined ? 0 : manager.#walkDeadlineMs
+    }
+    return this.#walkDeadlineMs
   }
 
   /** A new write-lane connection is up: if it reached another server, the old server's connections go. */
@@ -1258,9 +1289,23 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * `default_transaction_read_only`): a read pool.
    */
   #standbyIntended(conn: PostgresConnection): boolean {
-    if (conn.onReplica || conn.sessionReadOnlyByApp) return true
-    if (STANDBY_TARGETS.has(this.config.targetSessionAttrs)) return true
-    return /default_transaction_read_only\s*=\s*(on|true|yes|1)\b/i.test(this.config.options ?? '')
+    return conn.onReplica || conn.sessionReadOnlyByApp || this.#readOnlyByTarget() !== undefined
+  }
+
+  /**
+   * Why every write-lane session of this pool is meant to be read-only, or `undefined`: its
+   * `targetSessionAttrs` asks for standbys (`read-only`, `standby`, `prefer-standby`: no new
+   * connection looks for a read-write server while a standby is up), or its startup `options`
+   * (PGOPTIONS) set `default_transaction_read_only`. A 25006 there is the application's write on a
+   * read pool, never a failover (see {@link #readOnlyError}).
+   */
+  #readOnlyByTarget(): string | undefined {
+    const { targetSessionAttrs, options } = this.config
+    if (STANDBY_TARGETS.has(targetSessionAttrs))
+      return `the pool targets standbys (target_session_attrs=${targetSessionAttrs}): its connections go to read-only servers and none looks for a read-write one; run writes on a pool of the primary (target_session_attrs=read-write or primary)`
+    if (/default_transaction_read_only\s*=\s*(on|true|yes|1)\b/i.test(options ?? ''))
+      return "the pool's startup options (options, PGOPTIONS) set default_transaction_read_only: every session of it is read-only; run writes on a pool without it"
+    return undefined
   }
 
   async #password(): Promise<string | undefined> {
@@ -1761,8 +1806,10 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * walk sends to a read-write server. A read-only transaction the application opened keeps its
    * connection and is not retryable; so does a write on a connection whose session the application
    * made read-only in an earlier lease (`SET default_transaction_read_only = on` left behind with
-   * `sessionReset: 'none'`, or in `sessionInit`: see SESSION_READ_ONLY_TEXT). A function that sets
-   * it is not seen: its 25006 is taken for a fenced server.
+   * `sessionReset: 'none'`, or in `sessionInit`: see SESSION_READ_ONLY_TEXT), and so does any write of
+   * a pool meant to be read-only ({@link #readOnlyByTarget}: `targetSessionAttrs` `read-only`,
+   * `standby` or `prefer-standby`, or startup options setting `default_transaction_read_only`),
+   * whose message says so. A function that sets it is not seen: its 25006 is taken for a fenced server.
    */
   #readOnlyError(conn: PostgresConnection, mapped: DatabaseError): DatabaseError {
     const server = reportsReadOnly(conn)
@@ -1775,6 +1822,16 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
         { backend: 'postgres', sqlState: mapped.sqlState, cause: mapped.cause, retryable: false, detail: mapped.detail },
       )
     const at = hostLabel(conn.host, conn.port)
+    // a read pool (review r6 item 6): the server is what the pool asked for; a new connection would be the same kind
+    const meant = this.#readOnlyByTarget()
+    if (meant !== undefined)
+      return new DatabaseError('READ_ONLY', `${mapped.message} (${meant})`, {
+        backend: 'postgres',
+        sqlState: mapped.sqlState,
+        cause: mapped.cause,
+        retryable: false,
+        detail: { ...mapped.detail, host: at, targetSessionAttrs: this.config.targetSessionAttrs },
+      })
     const error = new DatabaseError(
       'READ_ONLY',
       `${mapped.message} (the server ${at} is read-only: a standby, or a primary fenced by a failover; the connection is closed and a new one looks for a read-write server)`,

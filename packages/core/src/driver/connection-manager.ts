@@ -269,6 +269,14 @@ export interface ConnectionManager<C = unknown> {
    * (`lanes.readTargets`) for the read lane. Throws a mapped DatabaseError.
    */
   connect(lane: Lane, hooks: ConnectionHooks, target?: number): Promise<C>
+  /**
+   * How long a {@link connect} for `lane` (and `target`) may take by the manager's own deadlines, in
+   * ms, when the backend has any (Postgres: a multi-host walk gives each host libpq's
+   * `connect_timeout`; an explicit `connectTimeoutMs`). The pool waits for a connect the longer of
+   * this and its `createTimeoutMs`, so its deadline never cuts a walk before the later hosts are
+   * tried. Absent: `createTimeoutMs` alone.
+   */
+  connectDeadlineMs?(lane: Lane, target?: number): number
   /** Cheap, synchronous: false once the connection ended or saw a fatal error. */
   isUsable(conn: C): boolean
   /** A real round trip, bounded by `timeoutMs`. */

@@ -136,6 +136,12 @@ export class LanePool<C> {
   #inTarn = 0
   /** How many acquires tarn may have at once: `max + TARN_SLACK`, whatever the number of callers. */
   readonly #tarnLimit: number
+  /**
+   * The deadline of one connect, in ms: `createTimeoutMs`, or longer when the manager's own
+   * deadlines need it (`ConnectionManager.connectDeadlineMs`: a multi-host walk with libpq's per-host
+   * `connect_timeout`), so the pool never ends a walk before its later hosts are tried (review r6 item 4).
+   */
+  readonly #createDeadlineMs: number
 
   constructor(
     host: LaneHost<C>,
@@ -152,6 +158,8 @@ export class LanePool<C> {
     this.#recheckMs = Math.min(1_000, Math.max(10, Math.floor(config.maxLifetimeMs / 10)))
     this.#queue = new WaitQueue<Waiter<C>>(config.acquireTimeoutMs, (waiter) => this.#expired(waiter))
     this.#tarnLimit = max + TARN_SLACK
+    const own = host.manager.connectDeadlineMs?.(lane, target < 0 ? undefined : target)
+    this.#createDeadlineMs = Math.max(config.createTimeoutMs, typeof own === 'number' && Number.isFinite(own) ? own : 0)
     this.tarn = new ManagedTarnPool<PooledConnection<C>>({
       create: () => this.#create(),
       destroy: (conn) => this.#destroy(conn, conn.broken ? 'broken' : 'retired'),
@@ -160,7 +168,7 @@ export class LanePool<C> {
       max,
       acquireTimeoutMillis: config.acquireTimeoutMs,
       // our own connect deadline fires first; tarn's is a backstop
-      createTimeoutMillis: config.createTimeoutMs + 1_000,
+      createTimeoutMillis: this.#createDeadlineMs + 1_000,
       destroyTimeoutMillis: 5_000,
       // tarn's reaper closes idle connections beyond `min`; it runs at least once a second (unref'd)
       idleTimeoutMillis: config.idleTimeoutMs > 0 ? config.idleTimeoutMs : NEVER_MS,
@@ -569,12 +577,12 @@ export class LanePool<C> {
     try {
       const native = await withDeadline(
         connecting,
-        config.createTimeoutMs,
+        this.#createDeadlineMs,
         () => {
           const tried = attempts.map((a) => `${a.host} ${a.outcome ?? '(no answer yet)'}`)
           return new DatabaseError(
             'CONNECTION_FAILED',
-            `connecting to ${manager.target} timed out after ${config.createTimeoutMs} ms${tried.length > 0 ? `; tried ${tried.join('; ')}` : ''}`,
+            `connecting to ${manager.target} timed out after ${this.#createDeadlineMs} ms${tried.length > 0 ? `; tried ${tried.join('; ')}` : ''}`,
             { backend: manager.backend, ...(tried.length > 0 ? { detail: { tried } } : {}) },
           )
         },

@@ -181,6 +181,40 @@ describe('DatabasePool: acquire failures', () => {
     expect(Date.now() - started).toBeLessThan(1_000)
   })
 
+  // review r6 item 4: a multi-host walk giving each host connect_timeout was cut at createTimeoutMs
+  it("waits for a connect as long as the manager's own deadline (connectDeadlineMs) when that is longer", async () => {
+    const manager = new FakeConnectionManager({ connectDelayMs: 300 })
+    const lanes: string[] = []
+    const withDeadline = Object.assign(manager, {
+      connectDeadlineMs: (lane: string) => {
+        lanes.push(lane)
+        return 1_000
+      },
+    })
+    const pool = new DatabasePool(withDeadline, {
+      min: 0,
+      max: 1,
+      createTimeoutMs: 100,
+      acquireTimeoutMs: 2_000,
+      leakDetectionThresholdMs: 0,
+    })
+    try {
+      await expect(pool.query('select 1')).resolves.toBeDefined()
+      expect(lanes).toContain('write')
+    } finally {
+      await pool.close()
+    }
+    // never shorter than createTimeoutMs
+    const short = Object.assign(new FakeConnectionManager(), { connectDeadlineMs: () => 10 })
+    short.connectFault = { kind: 'hang' }
+    const bounded = new DatabasePool(short, { min: 0, max: 1, createTimeoutMs: 200, acquireTimeoutMs: 2_000, leakDetectionThresholdMs: 0 })
+    try {
+      expect((await rejection(bounded.query('select 1'))).message).toMatch(/timed out after 200 ms/)
+    } finally {
+      await bounded.close()
+    }
+  })
+
   it('names the last connect error when an acquire times out', async () => {
     const { pool, manager } = makePool({ max: 1, acquireTimeoutMs: 80 })
     let release!: () => void

@@ -344,3 +344,95 @@ describe('multi-host connect deadline without connect_timeout', () => {
     expect(rows[0]!.one).toBe(1)
   })
 })
+
+// Review r6 item 4: with connect_timeout (per host, libpq) or a manager connectTimeoutMs at least the
+// pool's createTimeoutMs, the pool's deadline ended every walk while it still waited on a first host
+// that never answers: the second host was never tried, on every connect (libpq fails over). The pool
+// now waits as long as the walk's own deadlines allow (connectDeadlineMs).
+describe('multi-host connect deadline longer than createTimeoutMs', () => {
+  function configOver(hosts: { host: string; port: number }[], connectTimeoutMs = 0): DatabaseConfig {
+    const u = new URL(db.url)
+    return new DatabaseConfig({
+      hosts,
+      connectTimeoutMs,
+      database: db.name,
+      username: decodeURIComponent(u.username),
+      password: decodeURIComponent(u.password),
+      sslMode: 'disable',
+      applicationName: uniqueAppName('deadline'),
+    })
+  }
+
+  function good(): { host: string; port: number } {
+    const u = new URL(db.url)
+    return { host: u.hostname, port: Number(u.port || 5432) }
+  }
+
+  it('connect_timeout >= createTimeoutMs: the second host is reached after the first one times out, on every connect', async () => {
+    const hung = await silentHost()
+    const p = createPostgresPool(configOver([{ host: '127.0.0.1', port: hung }, good()], 2_000), {
+      min: 0,
+      max: 2,
+      name: 'deadline',
+      createTimeoutMs: 1_500,
+      acquireTimeoutMs: 30_000,
+    })
+    pools.push(p)
+    const started = performance.now()
+    // two connects at once: each walks from the first host
+    const ports = await Promise.all(
+      [1, 2].map(() =>
+        p.withConnection(async (conn) =>
+          Number((await conn.query<{ port: string }>("select current_setting('port') as port")).rows[0]!.port),
+        ),
+      ),
+    )
+    expect(ports).toEqual([good().port, good().port])
+    expect(p.stats().size).toBe(2)
+    // the first host had its connect_timeout whole (libpq), not a share
+    expect(performance.now() - started).toBeGreaterThanOrEqual(1_900)
+  })
+
+  it('a URL connect_timeout with three hosts, the first two hung: the third is reached', async () => {
+    const [a, b] = [await silentHost(), await silentHost()]
+    const u = new URL(db.url)
+    const url = `postgres://${u.username}:${u.password}@127.0.0.1:${a},127.0.0.1:${b},${u.hostname}:${good().port}/${db.name}?sslmode=disable&connect_timeout=2`
+    const p = createPostgresPool(url, { min: 0, max: 1, name: 'deadline', createTimeoutMs: 3_000, acquireTimeoutMs: 30_000 })
+    pools.push(p)
+    const { rows } = await p.query<{ port: string }>("select current_setting('port') as port")
+    expect(Number(rows[0]!.port)).toBe(good().port)
+  })
+
+  it('every host hung: the walk gives each its connect_timeout and names them all (not cut at createTimeoutMs)', async () => {
+    const [a, b] = [await silentHost(), await silentHost()]
+    const p = createPostgresPool(
+      configOver(
+        [
+          { host: '127.0.0.1', port: a },
+          { host: '127.0.0.1', port: b },
+        ],
+        1_500,
+      ),
+      { min: 0, max: 1, name: 'deadline', createTimeoutMs: 1_000, acquireTimeoutMs: 30_000 },
+    )
+    pools.push(p)
+    const started = performance.now()
+    const err = await rejection(p.query('select 1'))
+    expect(err.code).toBe('CONNECTION_FAILED')
+    expect(performance.now() - started).toBeGreaterThanOrEqual(2_900)
+    // the walk's error or the pool's, whichever deadline fires first (both at 3000 ms): each host named
+    expect(err.message).toMatch(new RegExp(`127\\.0\\.0\\.1:${a} CONNECTION_FAILED: timed out after 1500 ms[^;]*; 127\\.0\\.0\\.1:${b} `))
+  })
+
+  it('a manager connectTimeoutMs beyond createTimeoutMs (no connect_timeout): shared by the hosts, the second reached', async () => {
+    const hung = await silentHost()
+    const p = createPostgresPool(
+      configOver([{ host: '127.0.0.1', port: hung }, good()]),
+      { min: 0, max: 1, name: 'deadline', createTimeoutMs: 1_000, acquireTimeoutMs: 30_000 },
+      { connectTimeoutMs: 3_000 },
+    )
+    pools.push(p)
+    const { rows } = await p.query<{ port: string }>("select current_setting('port') as port")
+    expect(Number(rows[0]!.port)).toBe(good().port)
+  })
+})
