@@ -165,11 +165,28 @@ export interface EnvDefaultsGiven {
   readonly deferTlsCheck?: boolean
 }
 
+/** The mark every DatabaseConfig carries, shared by every copy of `@dbpool/core` (a global symbol). */
+const DATABASE_CONFIG_BRAND: unique symbol = Symbol.for('dbpool.DatabaseConfig') as never
+
 /**
  * A validated Postgres target. The password is held privately: it never appears in `toString()`,
  * `JSON.stringify`, `util.inspect`, or an error built from this config.
+ *
+ * `instanceof DatabaseConfig` is told by a mark every copy of `@dbpool/core` puts on its configs: a
+ * config made by another copy (npm installs one when a dependency pins another version) is one too,
+ * and is used through its own methods (its password included).
  */
 export class DatabaseConfig {
+  /** A config of any copy of `@dbpool/core` (see the class's TSDoc). */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as { [DATABASE_CONFIG_BRAND]?: unknown })[DATABASE_CONFIG_BRAND] === true
+  }
+
+  /** @internal The mark {@link DatabaseConfig} instances are told by. */
+  get [DATABASE_CONFIG_BRAND](): true {
+    return true
+  }
+
   /** The first host. */
   readonly host: string
   /** The first host's port. */
@@ -194,6 +211,13 @@ export class DatabaseConfig {
   readonly #password: PasswordSource | undefined
 
   constructor(options: DatabaseOptions = {}) {
+    if (options instanceof DatabaseConfig || (options as object | null)?.constructor?.name === 'DatabaseConfig')
+      // a config is not options: its own fields (host and hosts) would be read as both, its password (private) lost
+      throw configError(
+        'database',
+        '[DatabaseConfig]',
+        'is already a DatabaseConfig (of another copy of @dbpool/core, or an older one this copy cannot read: its password is private to it); pass it as it is, or give options or a URL',
+      )
     const raw = requireObject('database', options)
     rejectUnknownKeys('database', raw, KEYS)
     const port = raw.port === undefined ? 5432 : checkInteger('database.port', raw.port, 1, 65_535)
@@ -317,7 +341,7 @@ export class DatabaseConfig {
   static envDefaults(env: NodeJS.ProcessEnv = process.env, given: EnvDefaultsGiven = {}): DatabaseOptions {
     checkLibpqSecurityEnv(env)
     checkLibpqHostAddrEnv(env)
-    const out: Record<string, unknown> = envHostOptions(env)
+    const out: Record<string, unknown> = envHostOptions(env, givenHostLists(given))
     if (env.PGDATABASE) out.database = checkStartupString('PGDATABASE', env.PGDATABASE)
     if (env.PGUSER) out.username = checkStartupString('PGUSER', env.PGUSER)
     if (env.PGPASSWORD) out.password = env.PGPASSWORD
@@ -477,11 +501,26 @@ function checkPasswordText(value: string, shown: string): string {
 /**
  * The host options PGHOST and PGPORT give (see {@link DatabaseConfig.envDefaults}): one host `host`,
  * several `hosts` (an empty name `localhost`); one port `port`, for every host; several ports, one per
- * host in PGHOST (another count is CONFIGURATION naming PGPORT).
+ * host in PGHOST (another count is CONFIGURATION naming PGPORT). As libpq pairs the FINAL host list
+ * with the FINAL port list, a list the URL (`url`) gives itself replaces the variable's before they
+ * are paired: PGHOST is not read when the URL names hosts, PGPORT not when it gives ports (the URL's
+ * hosts then pair with PGPORT's ports, its ports with PGHOST's names, in `fromUrl`).
  */
-function envHostOptions(env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const ports = env.PGPORT ? env.PGPORT.split(',').map((p) => parseEnvInteger('PGPORT', p)) : []
+function envHostOptions(env: NodeJS.ProcessEnv, url: UrlHostLists): Record<string, unknown> {
+  const ports =
+    env.PGPORT && !url.ports ? env.PGPORT.split(',').map((p) => checkInteger('PGPORT', parseEnvInteger('PGPORT', p), 1, 65_535)) : []
+  if (url.names !== undefined) {
+    // the URL's names replace PGHOST's: PGPORT's ports are paired with them (in fromUrl, hostOptionsOf)
+    if (ports.length <= 1) return ports.length === 1 ? { port: ports[0] } : {}
+    if (ports.length === url.names) return { hosts: ports.map((port) => ({ host: 'localhost', port })) }
+    throw configError(
+      'PGPORT',
+      env.PGPORT,
+      `${ports.length} ports for the ${url.names} host${url.names > 1 ? 's' : ''} of the URL; libpq: "could not match ${ports.length} port numbers to ${url.names} hosts" (one port for all, or one per host)`,
+    )
+  }
   const hosts = env.PGHOST ? env.PGHOST.split(',').map((host) => host || 'localhost') : []
+  if (url.ports) return hosts.length > 1 ? { hosts: hosts.map((host) => ({ host })) } : hosts.length === 1 ? { host: hosts[0] } : {}
   if (ports.length > 1) {
     const list = hosts.length > 0 ? hosts : ['localhost']
     if (ports.length !== list.length)
@@ -512,7 +551,7 @@ function fromParsed(parsed: ParsedPostgresUrl): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   const p = parsed.params
   const str = (v: string | undefined): string | undefined => (v !== undefined && v.length > 0 ? v : undefined)
-  const port = (v: string | undefined): number | undefined => (str(v) === undefined ? undefined : parseEnvInteger('database.url port', v!))
+  const port = (v: string | undefined): number | undefined => (str(v) === undefined ? undefined : urlPort(v!))
   if (parsed.hosts.length > 1) {
     out.hosts = parsed.hosts.map((h) => ({ host: h.host || 'localhost', ...(port(h.port) === undefined ? {} : { port: port(h.port) }) }))
   } else if (parsed.hosts.length === 1) {
@@ -535,16 +574,32 @@ function fromParsed(parsed: ParsedPostgresUrl): Record<string, unknown> {
   if (str(p.connect_timeout)) out.connectTimeoutMs = connectTimeoutMs(parseLibpqInteger('database.url connect_timeout', p.connect_timeout!))
   if (str(p.target_session_attrs))
     out.targetSessionAttrs = checkEnum('database.url target_session_attrs', p.target_session_attrs, TARGET_SESSION_ATTRS)
-  if (str(p.statement_timeout)) out.statementTimeoutMs = parseEnvInteger('database.url statement_timeout', p.statement_timeout!)
-  if (str(p.idle_in_transaction_session_timeout)) {
-    out.idleInTransactionTimeoutMs = parseEnvInteger(
-      'database.url idle_in_transaction_session_timeout',
-      p.idle_in_transaction_session_timeout!,
-    )
-  }
-  if (str(p.lock_timeout)) out.lockTimeoutMs = parseEnvInteger('database.url lock_timeout', p.lock_timeout!)
+  if (str(p.statement_timeout)) out.statementTimeoutMs = urlMs('statement_timeout', p.statement_timeout!)
+  if (str(p.idle_in_transaction_session_timeout))
+    out.idleInTransactionTimeoutMs = urlMs('idle_in_transaction_session_timeout', p.idle_in_transaction_session_timeout!)
+  if (str(p.lock_timeout)) out.lockTimeoutMs = urlMs('lock_timeout', p.lock_timeout!)
   if (p.pgbouncer !== undefined) out.pgbouncer = checkEnum('database.url pgbouncer', p.pgbouncer, ['true', 'false'] as const) === 'true'
   return out
+}
+
+/**
+ * A URL's port, checked where it is read (an error names `database.url port`, never the code option
+ * `database.port`). A port that is not a number is not shown: in a URL whose `@host` is missing
+ * (`postgres://app:Hunter2Secret/ledger`) it is the password.
+ */
+function urlPort(text: string): number {
+  if (!/^\s*\d+\s*$/.test(text))
+    throw configError(
+      'database.url port',
+      '[hidden]',
+      'must be an integer between 1 and 65535 (not shown: a port that is not a number may be the password of a URL whose "@host" is missing)',
+    )
+  return checkInteger('database.url port', Number(text.trim()), 1, 65_535)
+}
+
+/** A URL's timeout in ms (`statement_timeout`...), range-checked naming the parameter. */
+function urlMs(name: string, text: string): number {
+  return checkInteger(`database.url ${name}`, parseEnvInteger(`database.url ${name}`, text), 0, MAX_MS)
 }
 
 /**
@@ -584,6 +639,24 @@ function checkHosts(value: unknown, defaultPort: number): readonly ResolvedHost[
 /** A host as a URL writes it: a socket directory percent-encoded, an IPv6 address in brackets. */
 function hostText(host: string): string {
   return host.startsWith('/') ? encodeURIComponent(host) : host.includes(':') ? `[${host}]` : host
+}
+
+/** Which host lists a caller's URL gives itself: how many host names (`undefined`: none), whether ports. */
+interface UrlHostLists {
+  readonly names: number | undefined
+  readonly ports: boolean
+}
+
+/** The host lists of `given.url` (none when there is no URL or it does not parse: `fromUrl` refuses it then). */
+function givenHostLists(given: EnvDefaultsGiven): UrlHostLists {
+  if (given.url === undefined) return { names: undefined, ports: false }
+  try {
+    const { hosts } = parsePostgresUrl(given.url, '')
+    const names = hosts.length > 1 || (hosts.length === 1 && hosts[0]!.host !== '') ? hosts.length : undefined
+    return { names, ports: hosts.some((h) => h.port !== undefined && h.port !== '') }
+  } catch {
+    return { names: undefined, ports: false }
+  }
 }
 
 /**
