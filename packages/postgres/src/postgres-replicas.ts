@@ -1,5 +1,5 @@
 import { configError, DatabaseConfig, SSL_MODES, type DatabaseOptions, type ReplicaStatus, type SslMode } from '@dbpool/core'
-import { checkBoolean, checkEnum, checkInteger, checkLibpqTlsEnv, parsePostgresUrl } from '@dbpool/core/internal'
+import { checkBoolean, checkEnum, checkInteger, checkLibpqRootCertEnv, checkLibpqTlsEnv, parsePostgresUrl } from '@dbpool/core/internal'
 import type { PgBouncerMode } from './postgres-pgbouncer'
 
 /** A read replica: a URL, or a config (its own host, user, password, database). */
@@ -112,7 +112,10 @@ export function resolveReplicaOptions(
   const replicas = targets.map(({ option, target }) => {
     const fromEnv = typeof target === 'string' ? DatabaseConfig.envDefaults(env, { ...given, url: target }) : {}
     const config = targetConfig(option, target, inherit, fromEnv)
-    if (typeof target === 'string') checkLibpqTlsEnv(env, config.sslMode)
+    if (typeof target === 'string') {
+      checkLibpqTlsEnv(env, config.sslMode)
+      checkLibpqRootCertEnv(env, config.sslMode, config.sslRootCert)
+    }
     return config
   })
   return {

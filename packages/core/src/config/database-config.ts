@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { inspect } from 'node:util'
 import { REDACTED, redactSecrets, redactUrl } from '../util/redact'
 import { checkLibpqHostAddrEnv, checkLibpqSecurityEnv, checkLibpqTlsEnv, requireSslMode } from './libpq-env'
@@ -321,7 +321,8 @@ export class DatabaseConfig {
    * PGHOST and PGPORT (comma-separated lists: host names and ports, each list replaced on its own by
    * the URL's, one port for every host or one per host, else CONFIGURATION), PGDATABASE (`database`),
    * PGUSER (`username`), PGPASSWORD (`password`), PGSSLMODE (`sslMode`; else PGREQUIRESSL=1: `require`, as libpq), PGSSLROOTCERT (`sslRootCert`,
-   * the file read now), PGTARGETSESSIONATTRS, PGOPTIONS (`options`, as the URL's `options`: sent as
+   * the file read now; as libpq, not read when the mode is `disable`, and a file that does not exist is
+   * ignored unless the mode is `verify-ca` / `verify-full`), PGTARGETSESSIONATTRS, PGOPTIONS (`options`, as the URL's `options`: sent as
    * it is at connection start, a setting the server refuses there is CONFIGURATION naming
    * `database.options`), PGAPPNAME (`applicationName`; above the URL's `fallback_application_name`),
    * PGCONNECT_TIMEOUT (`connectTimeoutMs`: seconds per host as libpq reads them, `0` or less none,
@@ -352,7 +353,14 @@ export class DatabaseConfig {
     if (requireSslMode(env)) out.sslMode = requireSslMode(env)
     // libpq reads PGSSLCERT, PGSSLKEY... only for a TLS connection: checked against the mode the target ends with
     if (given.deferTlsCheck !== true) checkLibpqTlsEnv(env, givenSslMode(given) ?? (out.sslMode as string | undefined) ?? 'prefer')
-    if (env.PGSSLROOTCERT) out.sslRootCert = readRootCert('PGSSLROOTCERT', env.PGSSLROOTCERT)
+    // libpq reads the root certificate only for a TLS connection, and requires it only for verify-*
+    if (env.PGSSLROOTCERT) {
+      // deferred (a replica URL): only the URL's own mode is final here
+      const mode =
+        given.deferTlsCheck === true ? givenSslMode(given) : (givenSslMode(given) ?? (out.sslMode as string | undefined) ?? 'prefer')
+      const rootCert = envRootCert(env.PGSSLROOTCERT, mode)
+      if (rootCert !== undefined) out.sslRootCert = rootCert
+    }
     if (out.sslRootCert === SYSTEM_ROOT_CERT && out.sslMode !== undefined && out.sslMode !== 'verify-full')
       throw configError(
         'PGSSLMODE',
@@ -621,6 +629,31 @@ function readRootCert(option: string, path: string): string {
     throw configError(option, path, `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`)
   }
   return checkRootCert(option, pem, path)
+}
+
+/**
+ * PGSSLROOTCERT as libpq reads it for a target of TLS mode `mode` (`undefined`: not known yet, see
+ * {@link EnvDefaultsGiven.deferTlsCheck}; the caller checks with {@link checkLibpqRootCertEnv}):
+ * `system` always (libpq 16 refuses it with a weaker mode, even `disable`); with `disable` the file is
+ * not read; a file that does not exist is ignored unless the mode is `verify-ca` / `verify-full`
+ * (libpq: no root certificate, no chain check for `prefer` / `require`), refused then; one that
+ * exists is read and checked (`undefined` when ignored).
+ */
+function envRootCert(path: string, mode: string | undefined): string | undefined {
+  if (path === SYSTEM_ROOT_CERT) return path
+  if (mode === 'disable') return undefined
+  if (!existsSync(path) && mode !== 'verify-ca' && mode !== 'verify-full') return undefined
+  return readRootCert('PGSSLROOTCERT', path)
+}
+
+/**
+ * @internal For a target whose environment was read with `deferTlsCheck` (a replica URL): throws
+ * CONFIGURATION naming PGSSLROOTCERT when it names a file that does not exist and the target's final
+ * `mode` is `verify-ca` / `verify-full` without a root certificate of its own, as libpq refuses it.
+ */
+export function checkLibpqRootCertEnv(env: NodeJS.ProcessEnv, mode: string, sslRootCert: string | undefined): void {
+  if (sslRootCert === undefined && env.PGSSLROOTCERT && (mode === 'verify-ca' || mode === 'verify-full'))
+    envRootCert(env.PGSSLROOTCERT, mode)
 }
 
 function checkHosts(value: unknown, defaultPort: number): readonly ResolvedHost[] {
