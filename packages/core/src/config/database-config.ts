@@ -285,18 +285,23 @@ export class DatabaseConfig {
     // libpq: application_name, then PGAPPNAME (a default), then fallback_application_name
     const fallback = fallbackApplicationName === undefined ? {} : { applicationName: fallbackApplicationName }
     // an option given as undefined (an unset variable) is not given: it never erases the URL's value
+    // PGTZ, PGDATESTYLE, PGGEQO of envDefaults: kept under the URL's (or the overrides') own options, which win setting by setting
+    const envSettings = (defaults as { [ENV_SESSION_SETTINGS]?: readonly EnvSessionSetting[] } | null)?.[ENV_SESSION_SETTINGS]
     overrides = definedOptions(requireObject('database', overrides)) as DatabaseOptions
     defaults = definedOptions(requireObject('database', defaults)) as DatabaseOptions
     // libpq's two lists, host names and ports, each replaced on its own: the URL's over the defaults', the overrides' over both
     const target = [targetHostsOf(fromUrl), targetHostsOf(overrides)].reduce(overlayHosts, targetHostsOf(defaults))
     const hostOptions = hostOptionsOf(target, overrides.hosts !== undefined ? 'database.hosts' : 'database.host')
-    return new DatabaseConfig({
+    const merged: Record<string, unknown> = {
       ...fallback,
       ...withoutHosts(defaults),
       ...withoutHosts(fromUrl),
       ...withoutHosts(overrides),
       ...hostOptions,
-    } as DatabaseOptions)
+    }
+    if (envSettings !== undefined && merged.options !== defaults.options && typeof merged.options === 'string')
+      merged.options = withSettings(merged.options, envSettings)
+    return new DatabaseConfig(merged as DatabaseOptions)
   }
 
   /**
@@ -324,7 +329,10 @@ export class DatabaseConfig {
    * the file read now; as libpq, not read when the mode is `disable`, and a file that does not exist is
    * ignored unless the mode is `verify-ca` / `verify-full`), PGTARGETSESSIONATTRS, PGOPTIONS (`options`, as the URL's `options`: sent as
    * it is at connection start, a setting the server refuses there is CONFIGURATION naming
-   * `database.options`), PGAPPNAME (`applicationName`; above the URL's `fallback_application_name`),
+   * `database.options`), PGAPPNAME (`applicationName`; above the URL's `fallback_application_name`), PGTZ / PGDATESTYLE /
+   * PGGEQO (added to `options` as `-c TimeZone=...`, `-c DateStyle=...`, `-c geqo=...`, as libpq sends
+   * them at the start of every session; `default` not sent; a setting the URL's or the overrides'
+   * `options` names wins in `fromUrl`),
    * PGCONNECT_TIMEOUT (`connectTimeoutMs`: seconds per host as libpq reads them, `0` or less none,
    * `1` is 2; not an integer: CONFIGURATION). A variable dbpool cannot honour is CONFIGURATION naming
    * it, never ignored: PGHOSTADDR (`checkLibpqHostAddrEnv`), and the security variables (PGSSLCERT,
@@ -369,6 +377,12 @@ export class DatabaseConfig {
       )
     if (env.PGTARGETSESSIONATTRS) out.targetSessionAttrs = checkEnum('PGTARGETSESSIONATTRS', env.PGTARGETSESSIONATTRS, TARGET_SESSION_ATTRS)
     if (env.PGOPTIONS) out.options = checkStartupString('PGOPTIONS', env.PGOPTIONS)
+    // PGTZ, PGDATESTYLE, PGGEQO: libpq sends them at the start of every session (timezone, datestyle, geqo)
+    const settings = envSessionSettings(env)
+    if (settings.length > 0) {
+      out.options = withSettings(out.options as string | undefined, settings)
+      ;(out as Record<symbol, unknown>)[ENV_SESSION_SETTINGS] = settings
+    }
     if (env.PGAPPNAME) out.applicationName = checkStartupString('PGAPPNAME', env.PGAPPNAME)
     if (env.PGCONNECT_TIMEOUT && given.connectTimeoutMs === undefined)
       out.connectTimeoutMs = connectTimeoutMs(parseLibpqInteger('PGCONNECT_TIMEOUT', env.PGCONNECT_TIMEOUT))
@@ -588,6 +602,48 @@ function fromParsed(parsed: ParsedPostgresUrl): Record<string, unknown> {
   if (str(p.lock_timeout)) out.lockTimeoutMs = urlMs('lock_timeout', p.lock_timeout!)
   if (p.pgbouncer !== undefined) out.pgbouncer = checkEnum('database.url pgbouncer', p.pgbouncer, ['true', 'false'] as const) === 'true'
   return out
+}
+
+/** A startup setting libpq takes from the environment: `[variable, setting, value]`. */
+type EnvSessionSetting = readonly [string, string, string]
+
+/** @internal Where envDefaults keeps its {@link EnvSessionSetting}s for fromUrl (a symbol: no option, never shown). */
+const ENV_SESSION_SETTINGS: unique symbol = Symbol('dbpool.envSessionSettings') as never
+
+/** libpq's EnvironmentOptions (fe-connect.c): the variable and the setting it gives every session. */
+const ENV_SESSION_VARIABLES: readonly (readonly [string, string])[] = [
+  ['PGDATESTYLE', 'DateStyle'],
+  ['PGTZ', 'TimeZone'],
+  ['PGGEQO', 'geqo'],
+]
+
+/**
+ * The settings PGDATESTYLE, PGTZ and PGGEQO give, as libpq sends them at the start of every session
+ * (a value `default`, any case, is not sent, as libpq); checked as startup strings naming the variable.
+ */
+function envSessionSettings(env: NodeJS.ProcessEnv): EnvSessionSetting[] {
+  const out: EnvSessionSetting[] = []
+  for (const [variable, setting] of ENV_SESSION_VARIABLES) {
+    const value = env[variable]
+    if (value && value.toLowerCase() !== 'default') out.push([variable, setting, checkStartupString(variable, value)])
+  }
+  return out
+}
+
+/**
+ * `options` with `-c setting=value` added for each of `settings` it does not set itself (an explicit
+ * `-c timezone=...` / `--timezone=...`, any case, wins); blanks and backslashes of a value escaped
+ * with a backslash, as the server splits `options` at blanks.
+ */
+function withSettings(options: string | undefined, settings: readonly EnvSessionSetting[]): string | undefined {
+  const named = new Set(
+    [...(options ?? '').matchAll(/(?:-c\s*|--)([A-Za-z_][\w.]*)\s*=/g)].map((m) => m[1]!.toLowerCase().replace(/-/g, '_')),
+  )
+  const added = settings
+    .filter(([, setting]) => !named.has(setting.toLowerCase()))
+    .map(([, setting, value]) => `-c ${setting}=${value.replace(/[\\\s]/g, (c) => `\\${c}`)}`)
+  if (added.length === 0) return options
+  return [options, ...added].filter((part) => part !== undefined && part !== '').join(' ')
 }
 
 /**
