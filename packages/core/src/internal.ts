@@ -11,6 +11,7 @@
  * - `withDeadline`: races a promise against a timer (cleared when the promise settles).
  * - `parsePostgresUrl`: libpq's URI grammar (several hosts), unknown query parameters refused.
  * - `checkLibpqTlsEnv`: the libpq variables read only with TLS (PGSSLCERT...), checked against a target's final TLS mode.
+ * - `checkLibpqRootCertEnv`: PGSSLROOTCERT naming no file, refused for a target's final verify-* mode.
  * - `previewStatement`, `statementLiterals`, `hideErrorLiterals`: a statement (and an error that repeats it) shown with every literal hidden.
  * - `nativeWorkDone`: `readYourWrites` records a write made through `conn.native` (a COPY) when it completes.
  * - `markWaitDeadline`: a call's own deadline, aborting its signal, ends its wait for a connection with ACQUIRE_TIMEOUT (counted once, by the lane).
@@ -48,6 +49,7 @@ export type { DuplicateColumn, DuplicateColumnContext, ResultColumn } from './sq
 export { withDeadline } from './pool/lane-pool'
 export { parsePostgresUrl, URL_PARAMETERS } from './config/postgres-url'
 export { checkLibpqTlsEnv } from './config/libpq-env'
+export { checkLibpqRootCertEnv } from './config/database-config'
 export type { ParsedPostgresUrl } from './config/postgres-url'
 export type { OperationOptions, OperationSpan } from './telemetry/pool-telemetry'
 export { abortedTransactionError, transactionLeftOpenError } from './transaction/transaction-outcome'

@@ -1,5 +1,5 @@
 import { configError, DatabaseConfig, SSL_MODES, type DatabaseOptions, type ReplicaStatus, type SslMode } from '@dbpool/core'
-import { checkBoolean, checkEnum, checkInteger, checkLibpqTlsEnv, parsePostgresUrl } from '@dbpool/core/internal'
+import { checkBoolean, checkEnum, checkInteger, checkLibpqRootCertEnv, checkLibpqTlsEnv, parsePostgresUrl } from '@dbpool/core/internal'
 import type { PgBouncerMode } from './postgres-pgbouncer'
 
 /** A read replica: a URL, or a config (its own host, user, password, database). */
@@ -108,10 +108,14 @@ export function resolveReplicaOptions(
   // an explicit connectTimeoutMs (the manager's, every replica's) beats PGCONNECT_TIMEOUT
   // PGSSLCERT, PGSSLKEY...: checked per replica URL against its final mode (the primary's counts too)
   const given = { connectTimeoutMs: raw.connectTimeoutMs, deferTlsCheck: true }
-  const fromEnv = targets.some((t) => typeof t.target === 'string') ? DatabaseConfig.envDefaults(env, given) : {}
+  // per URL: its own host and port lists replace PGHOST's and PGPORT's before they are paired (libpq)
   const replicas = targets.map(({ option, target }) => {
+    const fromEnv = typeof target === 'string' ? DatabaseConfig.envDefaults(env, { ...given, url: target }) : {}
     const config = targetConfig(option, target, inherit, fromEnv)
-    if (typeof target === 'string') checkLibpqTlsEnv(env, config.sslMode)
+    if (typeof target === 'string') {
+      checkLibpqTlsEnv(env, config.sslMode)
+      checkLibpqRootCertEnv(env, config.sslMode, config.sslRootCert)
+    }
     return config
   })
   return {
@@ -124,7 +128,26 @@ export function resolveReplicaOptions(
 }
 
 function targetConfig(option: string, target: unknown, inherit: DatabaseOptions, fromEnv: DatabaseOptions): DatabaseConfig {
+  // a config of any copy of @dbpool/core (a mark shared by every copy: see DatabaseConfig)
   if (target instanceof DatabaseConfig) return target
+  if (typeof target === 'object' && target !== null && !Array.isArray(target)) {
+    const kind = (target as { constructor?: { name?: string } }).constructor?.name ?? 'object'
+    // a URL object, a Map, a Date...: its options are not its own properties (a URL has none), so it
+    // would read as {} (localhost:5432, user postgres); refused, as the primary path refuses it
+    if (Object.prototype.toString.call(target) !== '[object Object]')
+      throw configError(
+        option,
+        `[${kind}]`,
+        'must be a postgres:// URL string, a DatabaseConfig or a plain object of DatabaseConfig options (a URL object: give String(url))',
+      )
+    // a DatabaseConfig of an older copy of @dbpool/core, without the mark: its password is private to it
+    if (kind === 'DatabaseConfig')
+      throw configError(
+        option,
+        '[DatabaseConfig]',
+        'is a DatabaseConfig of another (older) copy of @dbpool/core, whose password this copy cannot read; give a URL or options, or install one version of @dbpool/core',
+      )
+  }
   try {
     if (typeof target === 'string') return DatabaseConfig.fromUrl(target, {}, urlDefaults(target, inherit, fromEnv))
     if (typeof target === 'object' && target !== null && !Array.isArray(target)) {

@@ -133,7 +133,7 @@ export function startupOptionError(error: DatabaseError, options: string | undef
   const prefix = /^connecting to \S+ (?:failed: )?/.exec(error.message)?.[0] ?? ''
   return new DatabaseError(
     'CONFIGURATION',
-    `${prefix}invalid database.options: the server refused its setting ${JSON.stringify(name)} at connection start (options: the config's, the URL's options= or PGOPTIONS): ${error.message.slice(prefix.length)}`,
+    `${prefix}invalid database.options: the server refused its setting ${JSON.stringify(name)} at connection start (options: the config's, the URL's options=, PGOPTIONS, or PGTZ / PGDATESTYLE / PGGEQO): ${error.message.slice(prefix.length)}`,
     {
       backend: 'postgres',
       sqlState: error.sqlState,

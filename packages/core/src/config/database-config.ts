@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { inspect } from 'node:util'
 import { REDACTED, redactSecrets, redactUrl } from '../util/redact'
 import { checkLibpqHostAddrEnv, checkLibpqSecurityEnv, checkLibpqTlsEnv, requireSslMode } from './libpq-env'
@@ -165,11 +165,28 @@ export interface EnvDefaultsGiven {
   readonly deferTlsCheck?: boolean
 }
 
+/** The mark every DatabaseConfig carries, shared by every copy of `@dbpool/core` (a global symbol). */
+const DATABASE_CONFIG_BRAND: unique symbol = Symbol.for('dbpool.DatabaseConfig') as never
+
 /**
  * A validated Postgres target. The password is held privately: it never appears in `toString()`,
  * `JSON.stringify`, `util.inspect`, or an error built from this config.
+ *
+ * `instanceof DatabaseConfig` is told by a mark every copy of `@dbpool/core` puts on its configs: a
+ * config made by another copy (npm installs one when a dependency pins another version) is one too,
+ * and is used through its own methods (its password included).
  */
 export class DatabaseConfig {
+  /** A config of any copy of `@dbpool/core` (see the class's TSDoc). */
+  static [Symbol.hasInstance](value: unknown): boolean {
+    return typeof value === 'object' && value !== null && (value as { [DATABASE_CONFIG_BRAND]?: unknown })[DATABASE_CONFIG_BRAND] === true
+  }
+
+  /** @internal The mark {@link DatabaseConfig} instances are told by. */
+  get [DATABASE_CONFIG_BRAND](): true {
+    return true
+  }
+
   /** The first host. */
   readonly host: string
   /** The first host's port. */
@@ -194,6 +211,13 @@ export class DatabaseConfig {
   readonly #password: PasswordSource | undefined
 
   constructor(options: DatabaseOptions = {}) {
+    if (options instanceof DatabaseConfig || (options as object | null)?.constructor?.name === 'DatabaseConfig')
+      // a config is not options: its own fields (host and hosts) would be read as both, its password (private) lost
+      throw configError(
+        'database',
+        '[DatabaseConfig]',
+        'is already a DatabaseConfig (of another copy of @dbpool/core, or an older one this copy cannot read: its password is private to it); pass it as it is, or give options or a URL',
+      )
     const raw = requireObject('database', options)
     rejectUnknownKeys('database', raw, KEYS)
     const port = raw.port === undefined ? 5432 : checkInteger('database.port', raw.port, 1, 65_535)
@@ -261,18 +285,23 @@ export class DatabaseConfig {
     // libpq: application_name, then PGAPPNAME (a default), then fallback_application_name
     const fallback = fallbackApplicationName === undefined ? {} : { applicationName: fallbackApplicationName }
     // an option given as undefined (an unset variable) is not given: it never erases the URL's value
+    // PGTZ, PGDATESTYLE, PGGEQO of envDefaults: kept under the URL's (or the overrides') own options, which win setting by setting
+    const envSettings = (defaults as { [ENV_SESSION_SETTINGS]?: readonly EnvSessionSetting[] } | null)?.[ENV_SESSION_SETTINGS]
     overrides = definedOptions(requireObject('database', overrides)) as DatabaseOptions
     defaults = definedOptions(requireObject('database', defaults)) as DatabaseOptions
     // libpq's two lists, host names and ports, each replaced on its own: the URL's over the defaults', the overrides' over both
     const target = [targetHostsOf(fromUrl), targetHostsOf(overrides)].reduce(overlayHosts, targetHostsOf(defaults))
     const hostOptions = hostOptionsOf(target, overrides.hosts !== undefined ? 'database.hosts' : 'database.host')
-    return new DatabaseConfig({
+    const merged: Record<string, unknown> = {
       ...fallback,
       ...withoutHosts(defaults),
       ...withoutHosts(fromUrl),
       ...withoutHosts(overrides),
       ...hostOptions,
-    } as DatabaseOptions)
+    }
+    if (envSettings !== undefined && merged.options !== defaults.options && typeof merged.options === 'string')
+      merged.options = withSettings(merged.options, envSettings)
+    return new DatabaseConfig(merged as DatabaseOptions)
   }
 
   /**
@@ -297,9 +326,13 @@ export class DatabaseConfig {
    * PGHOST and PGPORT (comma-separated lists: host names and ports, each list replaced on its own by
    * the URL's, one port for every host or one per host, else CONFIGURATION), PGDATABASE (`database`),
    * PGUSER (`username`), PGPASSWORD (`password`), PGSSLMODE (`sslMode`; else PGREQUIRESSL=1: `require`, as libpq), PGSSLROOTCERT (`sslRootCert`,
-   * the file read now), PGTARGETSESSIONATTRS, PGOPTIONS (`options`, as the URL's `options`: sent as
+   * the file read now; as libpq, not read when the mode is `disable`, and a file that does not exist is
+   * ignored unless the mode is `verify-ca` / `verify-full`), PGTARGETSESSIONATTRS, PGOPTIONS (`options`, as the URL's `options`: sent as
    * it is at connection start, a setting the server refuses there is CONFIGURATION naming
-   * `database.options`), PGAPPNAME (`applicationName`; above the URL's `fallback_application_name`),
+   * `database.options`), PGAPPNAME (`applicationName`; above the URL's `fallback_application_name`), PGTZ / PGDATESTYLE /
+   * PGGEQO (added to `options` as `-c TimeZone=...`, `-c DateStyle=...`, `-c geqo=...`, as libpq sends
+   * them at the start of every session; `default` not sent; a setting the URL's or the overrides'
+   * `options` names wins in `fromUrl`),
    * PGCONNECT_TIMEOUT (`connectTimeoutMs`: seconds per host as libpq reads them, `0` or less none,
    * `1` is 2; not an integer: CONFIGURATION). A variable dbpool cannot honour is CONFIGURATION naming
    * it, never ignored: PGHOSTADDR (`checkLibpqHostAddrEnv`), and the security variables (PGSSLCERT,
@@ -317,7 +350,7 @@ export class DatabaseConfig {
   static envDefaults(env: NodeJS.ProcessEnv = process.env, given: EnvDefaultsGiven = {}): DatabaseOptions {
     checkLibpqSecurityEnv(env)
     checkLibpqHostAddrEnv(env)
-    const out: Record<string, unknown> = envHostOptions(env)
+    const out: Record<string, unknown> = envHostOptions(env, givenHostLists(given))
     if (env.PGDATABASE) out.database = checkStartupString('PGDATABASE', env.PGDATABASE)
     if (env.PGUSER) out.username = checkStartupString('PGUSER', env.PGUSER)
     if (env.PGPASSWORD) out.password = env.PGPASSWORD
@@ -328,7 +361,14 @@ export class DatabaseConfig {
     if (requireSslMode(env)) out.sslMode = requireSslMode(env)
     // libpq reads PGSSLCERT, PGSSLKEY... only for a TLS connection: checked against the mode the target ends with
     if (given.deferTlsCheck !== true) checkLibpqTlsEnv(env, givenSslMode(given) ?? (out.sslMode as string | undefined) ?? 'prefer')
-    if (env.PGSSLROOTCERT) out.sslRootCert = readRootCert('PGSSLROOTCERT', env.PGSSLROOTCERT)
+    // libpq reads the root certificate only for a TLS connection, and requires it only for verify-*
+    if (env.PGSSLROOTCERT) {
+      // deferred (a replica URL): only the URL's own mode is final here
+      const mode =
+        given.deferTlsCheck === true ? givenSslMode(given) : (givenSslMode(given) ?? (out.sslMode as string | undefined) ?? 'prefer')
+      const rootCert = envRootCert(env.PGSSLROOTCERT, mode)
+      if (rootCert !== undefined) out.sslRootCert = rootCert
+    }
     if (out.sslRootCert === SYSTEM_ROOT_CERT && out.sslMode !== undefined && out.sslMode !== 'verify-full')
       throw configError(
         'PGSSLMODE',
@@ -337,6 +377,12 @@ export class DatabaseConfig {
       )
     if (env.PGTARGETSESSIONATTRS) out.targetSessionAttrs = checkEnum('PGTARGETSESSIONATTRS', env.PGTARGETSESSIONATTRS, TARGET_SESSION_ATTRS)
     if (env.PGOPTIONS) out.options = checkStartupString('PGOPTIONS', env.PGOPTIONS)
+    // PGTZ, PGDATESTYLE, PGGEQO: libpq sends them at the start of every session (timezone, datestyle, geqo)
+    const settings = envSessionSettings(env)
+    if (settings.length > 0) {
+      out.options = withSettings(out.options as string | undefined, settings)
+      ;(out as Record<symbol, unknown>)[ENV_SESSION_SETTINGS] = settings
+    }
     if (env.PGAPPNAME) out.applicationName = checkStartupString('PGAPPNAME', env.PGAPPNAME)
     if (env.PGCONNECT_TIMEOUT && given.connectTimeoutMs === undefined)
       out.connectTimeoutMs = connectTimeoutMs(parseLibpqInteger('PGCONNECT_TIMEOUT', env.PGCONNECT_TIMEOUT))
@@ -477,11 +523,26 @@ function checkPasswordText(value: string, shown: string): string {
 /**
  * The host options PGHOST and PGPORT give (see {@link DatabaseConfig.envDefaults}): one host `host`,
  * several `hosts` (an empty name `localhost`); one port `port`, for every host; several ports, one per
- * host in PGHOST (another count is CONFIGURATION naming PGPORT).
+ * host in PGHOST (another count is CONFIGURATION naming PGPORT). As libpq pairs the FINAL host list
+ * with the FINAL port list, a list the URL (`url`) gives itself replaces the variable's before they
+ * are paired: PGHOST is not read when the URL names hosts, PGPORT not when it gives ports (the URL's
+ * hosts then pair with PGPORT's ports, its ports with PGHOST's names, in `fromUrl`).
  */
-function envHostOptions(env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const ports = env.PGPORT ? env.PGPORT.split(',').map((p) => parseEnvInteger('PGPORT', p)) : []
+function envHostOptions(env: NodeJS.ProcessEnv, url: UrlHostLists): Record<string, unknown> {
+  const ports =
+    env.PGPORT && !url.ports ? env.PGPORT.split(',').map((p) => checkInteger('PGPORT', parseEnvInteger('PGPORT', p), 1, 65_535)) : []
+  if (url.names !== undefined) {
+    // the URL's names replace PGHOST's: PGPORT's ports are paired with them (in fromUrl, hostOptionsOf)
+    if (ports.length <= 1) return ports.length === 1 ? { port: ports[0] } : {}
+    if (ports.length === url.names) return { hosts: ports.map((port) => ({ host: 'localhost', port })) }
+    throw configError(
+      'PGPORT',
+      env.PGPORT,
+      `${ports.length} ports for the ${url.names} host${url.names > 1 ? 's' : ''} of the URL; libpq: "could not match ${ports.length} port numbers to ${url.names} hosts" (one port for all, or one per host)`,
+    )
+  }
   const hosts = env.PGHOST ? env.PGHOST.split(',').map((host) => host || 'localhost') : []
+  if (url.ports) return hosts.length > 1 ? { hosts: hosts.map((host) => ({ host })) } : hosts.length === 1 ? { host: hosts[0] } : {}
   if (ports.length > 1) {
     const list = hosts.length > 0 ? hosts : ['localhost']
     if (ports.length !== list.length)
@@ -512,7 +573,7 @@ function fromParsed(parsed: ParsedPostgresUrl): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   const p = parsed.params
   const str = (v: string | undefined): string | undefined => (v !== undefined && v.length > 0 ? v : undefined)
-  const port = (v: string | undefined): number | undefined => (str(v) === undefined ? undefined : parseEnvInteger('database.url port', v!))
+  const port = (v: string | undefined): number | undefined => (str(v) === undefined ? undefined : urlPort(v!))
   if (parsed.hosts.length > 1) {
     out.hosts = parsed.hosts.map((h) => ({ host: h.host || 'localhost', ...(port(h.port) === undefined ? {} : { port: port(h.port) }) }))
   } else if (parsed.hosts.length === 1) {
@@ -535,16 +596,74 @@ function fromParsed(parsed: ParsedPostgresUrl): Record<string, unknown> {
   if (str(p.connect_timeout)) out.connectTimeoutMs = connectTimeoutMs(parseLibpqInteger('database.url connect_timeout', p.connect_timeout!))
   if (str(p.target_session_attrs))
     out.targetSessionAttrs = checkEnum('database.url target_session_attrs', p.target_session_attrs, TARGET_SESSION_ATTRS)
-  if (str(p.statement_timeout)) out.statementTimeoutMs = parseEnvInteger('database.url statement_timeout', p.statement_timeout!)
-  if (str(p.idle_in_transaction_session_timeout)) {
-    out.idleInTransactionTimeoutMs = parseEnvInteger(
-      'database.url idle_in_transaction_session_timeout',
-      p.idle_in_transaction_session_timeout!,
-    )
-  }
-  if (str(p.lock_timeout)) out.lockTimeoutMs = parseEnvInteger('database.url lock_timeout', p.lock_timeout!)
+  if (str(p.statement_timeout)) out.statementTimeoutMs = urlMs('statement_timeout', p.statement_timeout!)
+  if (str(p.idle_in_transaction_session_timeout))
+    out.idleInTransactionTimeoutMs = urlMs('idle_in_transaction_session_timeout', p.idle_in_transaction_session_timeout!)
+  if (str(p.lock_timeout)) out.lockTimeoutMs = urlMs('lock_timeout', p.lock_timeout!)
   if (p.pgbouncer !== undefined) out.pgbouncer = checkEnum('database.url pgbouncer', p.pgbouncer, ['true', 'false'] as const) === 'true'
   return out
+}
+
+/** A startup setting libpq takes from the environment: `[variable, setting, value]`. */
+type EnvSessionSetting = readonly [string, string, string]
+
+/** @internal Where envDefaults keeps its {@link EnvSessionSetting}s for fromUrl (a symbol: no option, never shown). */
+const ENV_SESSION_SETTINGS: unique symbol = Symbol('dbpool.envSessionSettings') as never
+
+/** libpq's EnvironmentOptions (fe-connect.c): the variable and the setting it gives every session. */
+const ENV_SESSION_VARIABLES: readonly (readonly [string, string])[] = [
+  ['PGDATESTYLE', 'DateStyle'],
+  ['PGTZ', 'TimeZone'],
+  ['PGGEQO', 'geqo'],
+]
+
+/**
+ * The settings PGDATESTYLE, PGTZ and PGGEQO give, as libpq sends them at the start of every session
+ * (a value `default`, any case, is not sent, as libpq); checked as startup strings naming the variable.
+ */
+function envSessionSettings(env: NodeJS.ProcessEnv): EnvSessionSetting[] {
+  const out: EnvSessionSetting[] = []
+  for (const [variable, setting] of ENV_SESSION_VARIABLES) {
+    const value = env[variable]
+    if (value && value.toLowerCase() !== 'default') out.push([variable, setting, checkStartupString(variable, value)])
+  }
+  return out
+}
+
+/**
+ * `options` with `-c setting=value` added for each of `settings` it does not set itself (an explicit
+ * `-c timezone=...` / `--timezone=...`, any case, wins); blanks and backslashes of a value escaped
+ * with a backslash, as the server splits `options` at blanks.
+ */
+function withSettings(options: string | undefined, settings: readonly EnvSessionSetting[]): string | undefined {
+  const named = new Set(
+    [...(options ?? '').matchAll(/(?:-c\s*|--)([A-Za-z_][\w.]*)\s*=/g)].map((m) => m[1]!.toLowerCase().replace(/-/g, '_')),
+  )
+  const added = settings
+    .filter(([, setting]) => !named.has(setting.toLowerCase()))
+    .map(([, setting, value]) => `-c ${setting}=${value.replace(/[\\\s]/g, (c) => `\\${c}`)}`)
+  if (added.length === 0) return options
+  return [options, ...added].filter((part) => part !== undefined && part !== '').join(' ')
+}
+
+/**
+ * A URL's port, checked where it is read (an error names `database.url port`, never the code option
+ * `database.port`). A port that is not a number is not shown: in a URL whose `@host` is missing
+ * (`postgres://app:Hunter2Secret/ledger`) it is the password.
+ */
+function urlPort(text: string): number {
+  if (!/^\s*\d+\s*$/.test(text))
+    throw configError(
+      'database.url port',
+      '[hidden]',
+      'must be an integer between 1 and 65535 (not shown: a port that is not a number may be the password of a URL whose "@host" is missing)',
+    )
+  return checkInteger('database.url port', Number(text.trim()), 1, 65_535)
+}
+
+/** A URL's timeout in ms (`statement_timeout`...), range-checked naming the parameter. */
+function urlMs(name: string, text: string): number {
+  return checkInteger(`database.url ${name}`, parseEnvInteger(`database.url ${name}`, text), 0, MAX_MS)
 }
 
 /**
@@ -568,6 +687,31 @@ function readRootCert(option: string, path: string): string {
   return checkRootCert(option, pem, path)
 }
 
+/**
+ * PGSSLROOTCERT as libpq reads it for a target of TLS mode `mode` (`undefined`: not known yet, see
+ * {@link EnvDefaultsGiven.deferTlsCheck}; the caller checks with {@link checkLibpqRootCertEnv}):
+ * `system` always (libpq 16 refuses it with a weaker mode, even `disable`); with `disable` the file is
+ * not read; a file that does not exist is ignored unless the mode is `verify-ca` / `verify-full`
+ * (libpq: no root certificate, no chain check for `prefer` / `require`), refused then; one that
+ * exists is read and checked (`undefined` when ignored).
+ */
+function envRootCert(path: string, mode: string | undefined): string | undefined {
+  if (path === SYSTEM_ROOT_CERT) return path
+  if (mode === 'disable') return undefined
+  if (!existsSync(path) && mode !== 'verify-ca' && mode !== 'verify-full') return undefined
+  return readRootCert('PGSSLROOTCERT', path)
+}
+
+/**
+ * @internal For a target whose environment was read with `deferTlsCheck` (a replica URL): throws
+ * CONFIGURATION naming PGSSLROOTCERT when it names a file that does not exist and the target's final
+ * `mode` is `verify-ca` / `verify-full` without a root certificate of its own, as libpq refuses it.
+ */
+export function checkLibpqRootCertEnv(env: NodeJS.ProcessEnv, mode: string, sslRootCert: string | undefined): void {
+  if (sslRootCert === undefined && env.PGSSLROOTCERT && (mode === 'verify-ca' || mode === 'verify-full'))
+    envRootCert(env.PGSSLROOTCERT, mode)
+}
+
 function checkHosts(value: unknown, defaultPort: number): readonly ResolvedHost[] {
   if (!Array.isArray(value) || value.length === 0) throw configError('database.hosts', value, 'must be a non-empty array of { host, port }')
   return Object.freeze(
@@ -584,6 +728,24 @@ function checkHosts(value: unknown, defaultPort: number): readonly ResolvedHost[
 /** A host as a URL writes it: a socket directory percent-encoded, an IPv6 address in brackets. */
 function hostText(host: string): string {
   return host.startsWith('/') ? encodeURIComponent(host) : host.includes(':') ? `[${host}]` : host
+}
+
+/** Which host lists a caller's URL gives itself: how many host names (`undefined`: none), whether ports. */
+interface UrlHostLists {
+  readonly names: number | undefined
+  readonly ports: boolean
+}
+
+/** The host lists of `given.url` (none when there is no URL or it does not parse: `fromUrl` refuses it then). */
+function givenHostLists(given: EnvDefaultsGiven): UrlHostLists {
+  if (given.url === undefined) return { names: undefined, ports: false }
+  try {
+    const { hosts } = parsePostgresUrl(given.url, '')
+    const names = hosts.length > 1 || (hosts.length === 1 && hosts[0]!.host !== '') ? hosts.length : undefined
+    return { names, ports: hosts.some((h) => h.port !== undefined && h.port !== '') }
+  } catch {
+    return { names: undefined, ports: false }
+  }
 }
 
 /**

@@ -1,4 +1,4 @@
-import { configError } from './validate'
+import { configError, isSecretName } from './validate'
 
 /** One host of a Postgres target: a name, an IP (IPv6 without brackets) or a Unix socket directory. */
 export interface PostgresHost {
@@ -119,7 +119,8 @@ function pathEnd(rest: string, from: number): number {
  */
 export function parsePostgresUrl(url: string, shown: string): ParsedPostgresUrl {
   const scheme = /^postgres(ql)?:\/\//i.exec(url)
-  if (!scheme) throw configError('database.url', shown, 'must start with postgres:// or postgresql://')
+  // a mistyped scheme (postgres:/, postgres//, none): where the password is cannot be told, so only the scheme is shown
+  if (!scheme) throw configError('database.url', unrecognisedUrl(url), 'must start with postgres:// or postgresql://')
   if (hasAmbiguousCredentials(url))
     throw configError(
       'database.url',
@@ -147,7 +148,8 @@ export function parsePostgresUrl(url: string, shown: string): ParsedPostgresUrl 
     if (colon >= 0) password = decode(userinfo.slice(colon + 1), shown, 'password')
   }
   const params = parseQuery(query, shown)
-  const written = hostspec === '' ? [] : hostspec.split(',').map((spec) => parseHostPort(spec, shown))
+  // without user info, a "host" may be a user name and password whose "@host" is missing: never echoed
+  const written = hostspec === '' ? [] : hostspec.split(',').map((spec) => parseHostPort(spec, shown, userinfo !== undefined))
   // libpq keeps two lists: the host names and the ports; host= replaces only the names, port= only the ports
   const names = params.host !== undefined ? params.host.split(',') : written.map((h) => h.host)
   const ports =
@@ -179,7 +181,7 @@ function parseQuery(query: string, shown: string): Record<string, string> {
       throw configError(
         'database.url',
         shown,
-        `query parameter ${JSON.stringify(pair)} has no value (libpq: missing key/value separator "=")`,
+        `query parameter ${/^[\w-]*$/.test(pair) && !isSecretName(pair) ? JSON.stringify(pair) : '(not shown)'} has no value (libpq: missing key/value separator "=")`,
       )
     const name = decode(pair.slice(0, eq), shown, 'query parameter name')
     const value = decode(pair.slice(eq + 1), shown, `query parameter ${name}`)
@@ -199,19 +201,19 @@ function parseQuery(query: string, shown: string): Record<string, string> {
 }
 
 /** `name`, `name:port`, `[v6]`, `[v6]:port`, `:port` (default host), `%2Fsocket%2Fdir:port`. */
-function parseHostPort(spec: string, shown: string): { host: string; port: string | undefined } {
+function parseHostPort(spec: string, shown: string, echo: boolean): { host: string; port: string | undefined } {
+  const q = (text: string): string => (echo ? JSON.stringify(text) : '(not shown: with no "user@", it may hold a password)')
   if (spec.startsWith('[')) {
     const close = spec.indexOf(']')
-    if (close < 0) throw configError('database.url', shown, `host ${JSON.stringify(spec)} has an unterminated IPv6 address (missing "]")`)
+    if (close < 0) throw configError('database.url', shown, `host ${q(spec)} has an unterminated IPv6 address (missing "]")`)
     const after = spec.slice(close + 1)
     if (after !== '' && !after.startsWith(':'))
-      throw configError('database.url', shown, `unexpected ${JSON.stringify(after)} after the IPv6 address in ${JSON.stringify(spec)}`)
+      throw configError('database.url', shown, `unexpected ${q(after)} after the IPv6 address in ${q(spec)}`)
     return { host: decode(spec.slice(1, close), shown, 'host'), port: after === '' ? undefined : after.slice(1) }
   }
   const colon = spec.lastIndexOf(':')
   const host = decode(colon >= 0 ? spec.slice(0, colon) : spec, shown, 'host')
-  if (host.includes(':'))
-    throw configError('database.url', shown, `host ${JSON.stringify(host)}: write an IPv6 address in brackets ([::1]:5432)`)
+  if (host.includes(':')) throw configError('database.url', shown, `host ${q(host)}: write an IPv6 address in brackets ([::1]:5432)`)
   return { host, port: colon >= 0 ? spec.slice(colon + 1) : undefined }
 }
 
@@ -244,4 +246,17 @@ function decode(text: string, shown: string, what: string): string {
   } catch {
     throw configError('database.url', shown, `the ${what} has an invalid percent-escape`)
   }
+}
+
+/**
+ * A text that is not a `postgres://` URL as an error shows it (as `PoolFactory.create` does): the
+ * text before its first `:` and `...` (`postgres:...`, `postgres//app:...`), or `[unrecognised]` when
+ * that part holds an `@` or there is no `:`: never the rest, which may hold the password of a URL
+ * whose scheme was mistyped.
+ */
+export function unrecognisedUrl(url: string): string {
+  const colon = url.indexOf(':')
+  if (colon < 0) return url.includes('@') ? '[unrecognised]' : url
+  const head = url.slice(0, colon)
+  return head.includes('@') ? '[unrecognised]' : `${head}:...`
 }

@@ -1,4 +1,5 @@
 import { DatabaseError } from '../errors/database-error'
+import { redactUserText } from '../util/redact'
 
 /**
  * Builds the CONFIGURATION error every validator throws: it names the option and the value. The value
@@ -38,12 +39,20 @@ function hiddenKind(value: unknown): string {
   return `[hidden ${kind ?? 'object'}]`
 }
 
+/**
+ * A value as an error shows it. Every string in it (the value itself, a property, an array entry, what
+ * an object's `toJSON` gives: a WHATWG `URL` is its `href`) goes through `redactUserText`: a URL's
+ * password and query values, a `password=` value, a URL with a mistyped scheme cut at its first `:`.
+ */
 function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'string') return JSON.stringify(redactUserText(value))
   if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value)
   if (typeof value === 'function') return '[function]'
   try {
-    return JSON.stringify(value, (key, v: unknown) => (key !== '' && isSecretName(key) ? '[hidden]' : v)) ?? String(value)
+    const text = JSON.stringify(value, (key, v: unknown) =>
+      key !== '' && isSecretName(key) ? '[hidden]' : typeof v === 'string' ? redactUserText(v) : v,
+    )
+    return text ?? (typeof value === 'object' ? Object.prototype.toString.call(value) : String(value))
   } catch {
     return Object.prototype.toString.call(value)
   }

@@ -178,7 +178,13 @@ export class PoolFactory {
    * environment, give {@link createPostgresPool} a `DatabaseConfig.fromUrl(url)`.
    */
   static async create(url: string, poolConfig?: PoolConfig | PoolOptions, options: CreatePoolOptions = {}): Promise<DatabasePool<unknown>> {
-    if (typeof url !== 'string' || url.length === 0) throw configError('url', url, 'must be a postgres://, postgresql:// or sqlite: URL')
+    // a non-string by its kind only (a WHATWG URL object would print its href, password included)
+    if (typeof url !== 'string' || url.length === 0)
+      throw configError(
+        'url',
+        typeof url === 'object' && url !== null ? `[${kindOf(url)}]` : url,
+        'must be a postgres://, postgresql:// or sqlite: URL',
+      )
     rejectUnknownKeys('create', requireObject('create', options), CREATE_OPTION_KEYS)
     // named pool.<key> on both backends (Postgres would merge them into its own options first)
     checkPoolOptionKeys(options.pool)
@@ -236,4 +242,11 @@ export class PoolFactory {
     const backend = await loadBackend<SqliteBackendModule>('@dbpool/sqlite', 'createSqlitePool', importer)
     return backend.createSqlitePool(path, poolConfig, sqliteOptions)
   }
+}
+
+/** The class name of an object (`URL`, `Object`), else `object`. */
+function kindOf(value: object): string {
+  return (value as { constructor?: { name?: unknown } }).constructor?.name === undefined
+    ? 'object'
+    : String((value as { constructor: { name: unknown } }).constructor.name)
 }

@@ -155,11 +155,48 @@ export function scrubUrlPasswords(text: string, whole: boolean): string {
  * {@link redactUrlQueryValues}.
  */
 export function redactUrl(url: string): string {
-  const scrubbed = scrubUrlPasswords(url, true)
+  const scrubbed = hidePortPasswords(scrubUrlPasswords(url, true))
   const question = scrubbed.indexOf('?')
   if (question < 0) return scrubbed
   const hash = scrubbed.indexOf('#', question)
   return hideQueryValues(scrubbed, question, hash < 0 ? scrubbed.length : hash, /^postgres(?:ql)?:\/\//i.test(scrubbed))
+}
+
+/**
+ * `url` (a `scheme://` URL) with every port of its authority that is not digits hidden, when the
+ * authority has no `@`: `postgres://app:Hunter2Secret/ledger` (a template whose `@host` expanded to
+ * nothing) is read by a URL parser as host `app`, port `Hunter2Secret`, which is the password.
+ */
+function hidePortPasswords(url: string): string {
+  const sep = url.indexOf('://')
+  if (sep < 0) return url
+  const start = sep + 3
+  let end = start
+  while (end < url.length && !'/?#'.includes(url[end]!)) end++
+  const authority = url.slice(start, end)
+  if (authority.includes('@') || !authority.includes(':')) return url
+  const specs = authority.split(',').map((spec) => {
+    const from = spec.startsWith('[') ? spec.indexOf(']') + 1 : 0
+    const colon = spec.indexOf(':', from)
+    return colon < 0 || /^\d*$/.test(spec.slice(colon + 1)) ? spec : `${spec.slice(0, colon + 1)}${REDACTED}`
+  })
+  return `${url.slice(0, start)}${specs.join(',')}${url.slice(end)}`
+}
+
+/**
+ * A value a user gave (an option, an argument) as an error may show it, when it may be or hold a
+ * connection string: every `scheme://` URL in it through {@link redactUrl} (a text with `://` is read
+ * as one URL), every `password=value` hidden; a text without `://` that has an `@` after a `:` (a URL
+ * with a mistyped scheme, `postgres:/app:Hunter2Secret@db/ledger`, `postgres//app:...@db`, or none:
+ * `app:Hunter2Secret@db/ledger`) shown only up to its first `:` (`postgres:...`), since where its
+ * password starts cannot be told. Any other text as it is.
+ */
+export function redactUserText(text: string): string {
+  let out = redactPasswordValues(text)
+  if (out.includes('://')) return redactUrl(out)
+  const colon = out.indexOf(':')
+  if (colon >= 0 && out.indexOf('@', colon) > colon) out = `${out.slice(0, colon)}:...`
+  return out
 }
 
 /**

@@ -149,7 +149,9 @@ describe('DatabaseConfig', () => {
       expect(noUrl).toMatchObject({ sslMode: 'require', sslRootCert: ROOT_PEM })
       expect(DatabaseConfig.fromEnv({ DATABASE_URL: url, PGTARGETSESSIONATTRS: 'primary' }).targetSessionAttrs).toBe('primary')
       expect(DatabaseConfig.envDefaults({ PGSSLMODE: 'verify-ca', PGHOST: 'x' })).toEqual({ host: 'x', sslMode: 'verify-ca' })
-      expect(() => DatabaseConfig.fromEnv({ DATABASE_URL: url, PGSSLROOTCERT: join(dir, 'missing.crt') })).toThrow(
+      // a file that does not exist: refused where libpq requires it (verify-*), ignored with prefer (review r6 item 7)
+      expect(DatabaseConfig.fromEnv({ DATABASE_URL: url, PGSSLROOTCERT: join(dir, 'missing.crt') }).sslRootCert).toBeUndefined()
+      expect(() => DatabaseConfig.fromEnv({ DATABASE_URL: url, PGSSLMODE: 'verify-ca', PGSSLROOTCERT: join(dir, 'missing.crt') })).toThrow(
         /PGSSLROOTCERT .*missing\.crt.*cannot be read \(ENOENT\)/,
       )
       expect(() => DatabaseConfig.fromEnv({ DATABASE_URL: url, PGSSLMODE: 'strict' })).toThrow(/PGSSLMODE "strict"/)

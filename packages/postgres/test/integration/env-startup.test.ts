@@ -86,7 +86,7 @@ it('a PGOPTIONS setting the server refuses is CONFIGURATION naming database.opti
     const pool = track(createPostgresPool(DatabaseConfig.fromUrl(bareUrl()), { min: 0, max: 1, acquireTimeoutMs: 5_000 }))
     const err = await rejection(pool.query('select 1'))
     expect(err).toMatchObject({ code: 'CONFIGURATION', detail: { option: 'database.options', parameter: 'nosuch_setting' } })
-    expect(err.message).toMatch(/options: the config's, the URL's options= or PGOPTIONS/)
+    expect(err.message).toMatch(/options: the config's, the URL's options=, PGOPTIONS, or PGTZ/)
   })
 }, 30_000)
 
