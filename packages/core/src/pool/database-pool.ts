@@ -792,6 +792,10 @@ export class DatabasePool<out C = unknown> {
           else if (sawLast && lease.lastStatement === lastAtReturn) state = 'idle'
           if (state === 'unknown') throw unknown()
         }
+        // a transaction aborted by a lost session (conn.transaction() could not send its ROLLBACK): the
+        // server ended it with the session; the callback did nothing wrong, and its advice would be false
+        if (state === 'failed' && !this.#manager.isUsable(lease.conn.native))
+          throw lostInTransaction(this.#manager.backend, handle.lastError ?? lease.conn.broken)
         if (state === 'open' || state === 'failed') throw leftOpenByCallback(this.#manager.backend, state, handle.lastError)
       }
       return result
@@ -1707,6 +1711,20 @@ function leftOpenByCallback(backend: Backend, state: 'open' | 'failed', cause: D
     'TRANSACTION_ROLLED_BACK',
     `the withConnection callback returned with ${why}; the pool rolled it back when the connection was released: what ran inside it was not committed. COMMIT before returning, or use conn.transaction()`,
     { backend, cause: first, retryable: first?.retryable ?? false, sqlState: first?.sqlState, sqliteCode: first?.sqliteCode },
+  )
+}
+
+/**
+ * TRANSACTION_ROLLED_BACK for a withConnection callback whose transaction was aborted and whose
+ * connection was then lost: the server rolled the transaction back when the session ended, so nothing
+ * in it was committed. `cause` is the error that ended it (CONNECTION_LOST when known); retryable
+ * exactly when that is.
+ */
+function lostInTransaction(backend: Backend, cause: DatabaseError | undefined): DatabaseError {
+  return new DatabaseError(
+    'TRANSACTION_ROLLED_BACK',
+    `the connection was lost inside a transaction of the withConnection callback${cause ? ` (${cause.code}: ${cause.message})` : ''}: the server rolled it back when the session ended, so nothing in it was committed`,
+    { backend, cause, retryable: cause?.retryable ?? false, sqlState: cause?.sqlState, sqliteCode: cause?.sqliteCode },
   )
 }
 

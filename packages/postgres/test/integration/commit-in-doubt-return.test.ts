@@ -125,3 +125,32 @@ describe('a COMMIT not awaited, the connection lost (the server commits it)', ()
     expect(await committed(id)).toBe(true)
   }, 30_000)
 })
+
+it('a session lost inside conn.transaction() whose error the callback handled: TRANSACTION_ROLLED_BACK caused by the CONNECTION_LOST, retryable, without the "COMMIT before returning" advice (review r5 item 7)', async () => {
+  const p = (pool = poolOn(db.url, { min: 0, max: 1, name: 'lost-in-transaction' }))
+  const id = nextId++
+  let inner: unknown
+  const outcome = await p
+    .withConnection(async (conn) => {
+      inner = await conn
+        .transaction(async (tx) => {
+          await tx.query('insert into slow_commit values ($1)', [id])
+          const { rows } = await tx.query<{ pid: number }>('select pg_backend_pid() as pid')
+          await admin(db.url, (c) => c.query('select pg_terminate_backend($1)', [rows[0]?.pid]))
+          await sleep(50)
+          await tx.query('select 2')
+        })
+        .catch((err: unknown) => err)
+      return 'callback value'
+    })
+    .catch((err: unknown) => err)
+  expect(summary(inner)).toMatchObject({ code: 'CONNECTION_LOST' })
+  expect(DatabaseError.is(outcome, 'TRANSACTION_ROLLED_BACK')).toBe(true)
+  const err = outcome as DatabaseError
+  expect(err.message).toMatch(/connection was lost inside a transaction .*nothing in it was committed/)
+  expect(err.message).not.toMatch(/COMMIT before returning/)
+  expect(DatabaseError.is(err.cause, 'CONNECTION_LOST')).toBe(true)
+  expect(err.retryable).toBe((err.cause as DatabaseError).retryable)
+  // and it was indeed rolled back
+  expect(await admin(db.url, async (c) => (await c.query('select 1 from slow_commit where id = $1', [id])).rowCount)).toBe(0)
+}, 30_000)
