@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { Selectable } from 'kysely'
+import { sql, type Selectable } from 'kysely'
 import type { CrmDatabase, CrmKysely } from './kysely-db'
 import { ConcurrentUpdateError, CustomerNotFoundError, DealNotFoundError, InvalidInputError, InvalidStageTransitionError } from './errors'
 import { canMove, isClosed, isStage, STAGES, type Stage } from './pipeline'
@@ -101,13 +101,15 @@ export class DealRepository {
       closedAt: null,
     }
     await this.#atomically(async (trx) => {
-      const customer = await trx
-        .selectFrom('customers')
-        .select('id')
+      // the customer's row lock, held to the end (a no-op update, both engines): a concurrent
+      // softDelete either commits first (nothing matches: CUSTOMER_NOT_FOUND) or waits for this deal
+      const { numUpdatedRows } = await trx
+        .updateTable('customers')
+        .set({ updated_at: sql<Date>`updated_at` })
         .where('id', '=', deal.customerId)
         .where('deleted_at', 'is', null)
-        .executeTakeFirst()
-      if (!customer) throw new CustomerNotFoundError(deal.customerId)
+        .executeTakeFirstOrThrow()
+      if (numUpdatedRows === 0n) throw new CustomerNotFoundError(deal.customerId)
       await trx
         .insertInto('deals')
         .values({
