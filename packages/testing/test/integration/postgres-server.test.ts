@@ -120,6 +120,9 @@ describe('createTestDatabase', () => {
 
   it('swaps the database in a URL', () => {
     expect(withDatabase('postgres://u:p%40ss@h:5432/postgres', 'x')).toBe('postgres://u:p%40ss@h:5432/x')
+    expect(withDatabase('postgres://u:p@h1:5432,[::1]:5433/postgres?sslmode=disable&dbname=postgres', 'a b')).toBe(
+      'postgres://u:p@h1:5432,[::1]:5433/a%20b?sslmode=disable&dbname=a%20b',
+    )
     expect(existsSync('/nonexistent')).toBe(false)
   })
 })
