@@ -289,7 +289,9 @@ async function checkAll(
   const demoChecks: InvariantCheck[] = [
     {
       name: 'one customer per email',
-      ok: created.outcomes.succeeded === groups.size && created.outcomes.rejected.DUPLICATE_EMAIL === plan.customers.length - groups.size,
+      ok:
+        created.outcomes.succeeded === groups.size &&
+        (created.outcomes.rejected.DUPLICATE_EMAIL ?? 0) === plan.customers.length - groups.size,
       detail: `${plan.customers.length} requests, ${groups.size} distinct emails, ${created.outcomes.succeeded} created, ${created.outcomes.rejected.DUPLICATE_EMAIL ?? 0} refused as duplicates`,
     },
     {

@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sql } from '@dbpool/core'
-import { formatFinanceReport, planDemo, runFinanceDemo, type FinanceDemoReport } from '../src'
+import { financeConfigFromEnv, formatFinanceReport, planDemo, runFinanceDemo, type FinanceDemoReport } from '../src'
 import { BACKENDS, openTestDb, type TestDb } from './helpers'
 import { inFlightLimit } from '@dbpool/example-kit'
 
@@ -151,4 +151,16 @@ describe.each(BACKENDS)('the finance demo on a pool whose queue would outlast ac
     expect(report.metrics.timeouts).toBe(0)
     expect(report.ok).toBe(true)
   }, 120_000)
+})
+
+// review r3 item 14: Number() read 0x10 as 16, 1e3 as 1000, 12.0 as 12
+describe('financeConfigFromEnv', () => {
+  it.each(['0x10', '1e3', '12.0', '+12', '0x2A'])('refuses DEMO_TRANSFERS=%s and DEMO_SEED=%s naming the variable', (raw) => {
+    expect(() => financeConfigFromEnv({ DEMO_TRANSFERS: raw })).toThrow(/DEMO_TRANSFERS/)
+    expect(() => financeConfigFromEnv({ DEMO_SEED: raw })).toThrow(/DEMO_SEED/)
+  })
+
+  it('takes decimal integers (blanks trimmed)', () => {
+    expect(financeConfigFromEnv({ DEMO_TRANSFERS: ' 16 ', DEMO_SEED: '42' })).toMatchObject({ transfers: 16, seed: 42 })
+  })
 })
