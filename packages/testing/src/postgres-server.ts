@@ -301,8 +301,26 @@ class RunnerLink {
   command(cmd: 'stop-server' | 'start-server'): Promise<void> {
     if (!this.#child.connected) return Promise.reject(new Error('the Postgres runner is gone'))
     const id = this.#nextId++
+    // the child and its channel are unref'd (the runner must not keep this process alive): while a
+    // command is answered they are ref'd, or a plain script awaiting it exits 0 on an empty loop
+    this.#child.ref()
+    this.#child.channel?.ref()
+    const done = (): void => {
+      if (this.#waiting.size > 0) return
+      this.#child.unref()
+      this.#child.channel?.unref()
+    }
     return new Promise<void>((resolve, reject) => {
-      this.#waiting.set(id, { resolve, reject })
+      this.#waiting.set(id, {
+        resolve: () => {
+          resolve()
+          done()
+        },
+        reject: (err) => {
+          reject(err)
+          done()
+        },
+      })
       this.#child.send({ id, cmd })
     })
   }

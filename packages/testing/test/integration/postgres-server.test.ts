@@ -1,3 +1,5 @@
+import { execFileSync } from 'node:child_process'
+import { resolve } from 'node:path'
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { Client } from 'pg'
 import { createTestDatabase, startEmbeddedPostgres, testPostgresUrl, withDatabase, type EmbeddedPostgresServer } from '@dbpool/testing'
@@ -125,4 +127,27 @@ describe('createTestDatabase', () => {
     )
     expect(existsSync('/nonexistent')).toBe(false)
   })
+})
+
+// review r3 item 6: stopServer()/startServer() waited on an unref'd IPC channel: a plain script
+// awaiting them exited 0 on an empty event loop, skipping the rest
+describe('startEmbeddedPostgres() in a plain Node script', () => {
+  it('stopServer() and startServer() keep the process alive until they resolve', () => {
+    const script = `
+      const { startEmbeddedPostgres } = require(${JSON.stringify(resolve(__dirname, '..', '..'))})
+      let reached = 'nothing'
+      process.on('exit', () => console.log('last step: ' + reached))
+      ;(async () => {
+        const server = await startEmbeddedPostgres()
+        reached = 'started'
+        await server.stopServer()
+        reached = 'stopServer resolved'
+        await server.startServer()
+        reached = 'startServer resolved'
+        await server.stop()
+        reached = 'stop resolved'
+      })().catch((err) => { console.log('rejected: ' + err.message); process.exitCode = 1 })`
+    const out = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 110_000 })
+    expect(out.trim()).toBe('last step: stop resolved')
+  }, 120_000)
 })
