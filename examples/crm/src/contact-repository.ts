@@ -76,8 +76,7 @@ export class ContactRepository {
       createdAt: this.#clock(),
     }
     await this.#db.transaction(async (tx) => {
-      const { rowCount } = await tx.query(sql`select id from customers where id = ${customerId} and deleted_at is null`)
-      if (rowCount === 0) throw new CustomerNotFoundError(customerId)
+      await lockActiveCustomer(tx, customerId)
       await tx.query(sql`
         insert into contacts (id, customer_id, name, email, phone, role, created_at)
         values (${contact.id}, ${customerId}, ${contact.name}, ${contact.email}, ${contact.phone}, ${contact.role}, ${contact.createdAt})`)
@@ -112,4 +111,17 @@ export class ContactRepository {
     const { rows } = await this.#db.query<{ n: unknown }>(sql`select count(*) as n from contacts`)
     return toInteger(rows[0]?.n)
   }
+}
+
+/**
+ * CUSTOMER_NOT_FOUND unless `customerId` is an active customer, checked under its row lock (held to
+ * the end of the caller's transaction). A no-op update, SQL both engines take (SQLite has no `for
+ * share`): it waits for a concurrent `softDelete`, re-reads the row and then matches nothing. A plain
+ * select would miss a delete committed between it and the caller's insert (read committed), and the
+ * insert's foreign-key check takes a lock that the soft delete's update does not conflict with.
+ * @internal
+ */
+export async function lockActiveCustomer(db: Db, customerId: string): Promise<void> {
+  const { rowCount } = await db.query(sql`update customers set updated_at = updated_at where id = ${customerId} and deleted_at is null`)
+  if (rowCount === 0) throw new CustomerNotFoundError(customerId)
 }

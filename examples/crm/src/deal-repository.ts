@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import type { Selectable } from 'kysely'
+import { sql, type Selectable } from 'kysely'
 import type { CrmDatabase, CrmKysely } from './kysely-db'
 import { ConcurrentUpdateError, CustomerNotFoundError, DealNotFoundError, InvalidInputError, InvalidStageTransitionError } from './errors'
 import { canMove, isClosed, isStage, STAGES, type Stage } from './pipeline'
@@ -53,6 +53,9 @@ export interface PipelineSummary {
 
 type DealRow = Selectable<CrmDatabase['deals']>
 
+/** 2^20: {@link DealRepository.pipelineSummary} sums `amount / SPLIT` and `amount % SPLIT` apart. */
+const SPLIT = 1_048_576
+
 /**
  * Deals and their stage history, written with Kysely (`DbpoolDialect`) on the same pool as the
  * `sql`-tag repositories (customers, contacts). {@link moveStage} checks the pipeline's rules and the
@@ -101,13 +104,15 @@ export class DealRepository {
       closedAt: null,
     }
     await this.#atomically(async (trx) => {
-      const customer = await trx
-        .selectFrom('customers')
-        .select('id')
+      // the customer's row lock, held to the end (a no-op update, both engines): a concurrent
+      // softDelete either commits first (nothing matches: CUSTOMER_NOT_FOUND) or waits for this deal
+      const { numUpdatedRows } = await trx
+        .updateTable('customers')
+        .set({ updated_at: sql<Date>`updated_at` })
         .where('id', '=', deal.customerId)
         .where('deleted_at', 'is', null)
-        .executeTakeFirst()
-      if (!customer) throw new CustomerNotFoundError(deal.customerId)
+        .executeTakeFirstOrThrow()
+      if (numUpdatedRows === 0n) throw new CustomerNotFoundError(deal.customerId)
       await trx
         .insertInto('deals')
         .values({
@@ -216,18 +221,33 @@ export class DealRepository {
     }))
   }
 
-  /** Count and total amount of deals per stage (every stage listed, in pipeline order). */
+  /**
+   * Count and total amount of deals per stage (every stage listed, in pipeline order); INVALID_INPUT
+   * for a currency that is not an ISO 4217 code. The total is exact on both backends: SQLite's
+   * `sum()` of integers fails with "integer overflow" past 2^63 - 1 (about 1,025 deals at the largest
+   * amount), where Postgres's `sum(bigint)` is an exact numeric. So the amounts are summed in two
+   * parts that cannot overflow, `amount / 2^20` (at most 2^33 each) and `amount % 2^20` (integer
+   * division and remainder on both engines, amounts being >= 0), combined as `bigint`.
+   */
   async pipelineSummary(currency: string): Promise<PipelineSummary[]> {
+    if (typeof currency !== 'string' || !/^[A-Z]{3}$/.test(currency))
+      throw new InvalidInputError(`currency ${shownValue(currency)} must be an ISO 4217 code`, { option: 'currency' })
     const rows = await this.#db
       .selectFrom('deals')
-      .select((eb) => ['stage', eb.fn.countAll().as('deals'), eb.fn.coalesce(eb.fn.sum('amount'), eb.lit(0)).as('amount')])
+      .select((eb) => [
+        'stage',
+        eb.fn.countAll().as('deals'),
+        eb.fn.coalesce(eb.fn.sum(sql<number>`amount / ${sql.lit(SPLIT)}`), eb.lit(0)).as('high'),
+        eb.fn.coalesce(eb.fn.sum(sql<number>`amount % ${sql.lit(SPLIT)}`), eb.lit(0)).as('low'),
+      ])
       .where('currency', '=', currency)
       .groupBy('stage')
       .execute()
     const byStage = new Map(rows.map((r) => [r.stage, r]))
     return STAGES.map((stage) => {
       const row = byStage.get(stage)
-      return { stage, deals: row ? toInteger(row.deals) : 0, amount: row ? toBigInteger(row.amount, 'amount') : 0n }
+      const amount = row ? toBigInteger(row.high, 'amount') * BigInt(SPLIT) + toBigInteger(row.low, 'amount') : 0n
+      return { stage, deals: row ? toInteger(row.deals) : 0, amount }
     })
   }
 

@@ -15,6 +15,7 @@ type TimestampColumn = ColumnType<Date | string, Date, Date>
 export interface CrmDatabase {
   customers: {
     id: string
+    updated_at: TimestampColumn
     deleted_at: ColumnType<Date | string | null, Date | null, Date | null>
   }
   deals: {

@@ -1,4 +1,5 @@
 import { PoolFactory } from '@dbpool/core'
+import { dropOutputOnClosedPipe } from '@dbpool/example-kit'
 import { crmConfigFromEnv } from './config'
 import { runCrmDemo } from './demo'
 import { formatCrmReport } from './demo-report'
@@ -20,6 +21,8 @@ async function main(): Promise<number> {
   }
 }
 
+// `| head`: the output is dropped once the reader is gone, the demo still ends and closes its pool
+dropOutputOnClosedPipe()
 main().then(
   (code) => {
     process.exitCode = code

@@ -128,6 +128,39 @@ describe.each(BACKENDS)('deals on %s', (backend) => {
     expect(lead).toEqual({ stage: 'lead', deals: 3, amount: 3n * BigInt(max) })
   })
 
+  // review r3 item 7: SQLite's sum() failed with "integer overflow" past 2^63 - 1 where Postgres was exact
+  it('totals a stage exactly past 2^63 - 1 on both backends (1,100 deals at the largest amount)', async () => {
+    const max = Number.MAX_SAFE_INTEGER
+    const now = new Date('2024-01-01T00:00:00.000Z')
+    const kysely = crmKysely(db.pool)
+    for (let i = 0; i < 1_100; i += 100)
+      await kysely
+        .insertInto('deals')
+        .values(
+          Array.from({ length: 100 }, (_, k) => ({
+            id: `big-${i + k}`,
+            customer_id: customerId,
+            title: 'big',
+            amount: max - (k % 2),
+            currency: 'XAU',
+            stage: 'lead' as const,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+            closed_at: null,
+          })),
+        )
+        .execute()
+    const lead = (await deals.pipelineSummary('XAU')).find((p) => p.stage === 'lead')
+    expect(lead).toEqual({ stage: 'lead', deals: 1_100, amount: 1_100n * BigInt(max) - 550n })
+    await db.pool.query('delete from deals')
+  })
+
+  it('pipelineSummary refuses a currency that is not an ISO 4217 code (INVALID_INPUT)', async () => {
+    for (const currency of [undefined, '', 'eur', 42])
+      await expect(deals.pipelineSummary(currency as unknown as string)).rejects.toBeInstanceOf(InvalidInputError)
+  })
+
   it('PipelineService and checkCrmInvariants work on a caller transaction (no settings passed to a savepoint)', async () => {
     const deal = await deals.create({ customerId, title: 'x', amount: 1, currency: 'USD' })
     const kysely = crmKysely(db.pool)

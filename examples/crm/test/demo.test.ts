@@ -1,4 +1,4 @@
-import { formatCrmReport, runCrmDemo, type CrmDemoReport } from '../src'
+import { crmConfigFromEnv, formatCrmReport, runCrmDemo, type CrmDemoReport } from '../src'
 import { BACKENDS, openTestDb, type TestDb } from './helpers'
 
 jest.setTimeout(180_000)
@@ -59,5 +59,34 @@ describe.each(BACKENDS)('the CRM demo beyond maxWaitingClients on %s', (backend)
     for (const phase of [report.customers, report.deals, report.moves]) expect(phase.unexpected).toEqual([])
     expect(report.invariants.checks.filter((c) => !c.ok)).toEqual([])
     expect(report.ok).toBe(true)
+  })
+})
+
+// review r3 item 5: with no duplicate email planned, DUPLICATE_EMAIL was undefined and the check failed
+describe('the CRM demo with a plan that has no duplicate emails', () => {
+  let db: TestDb
+
+  beforeAll(async () => {
+    db = await openTestDb('sqlite')
+  }, 180_000)
+  afterAll(() => db?.close())
+
+  it('10 customers (the smallest DEMO_CUSTOMERS): "one customer per email" holds and the demo passes', async () => {
+    const report = await runCrmDemo(db.pool, { customers: 10, deals: 5, moves: 10, sink: { write: () => true } })
+    expect(report.customers.plannedDuplicates).toBe(0)
+    expect(report.invariants.checks.filter((c) => !c.ok)).toEqual([])
+    expect(report.ok).toBe(true)
+  })
+})
+
+// review r3 item 14: Number() read 0x10 as 16, 1e3 as 1000, 12.0 as 12
+describe('crmConfigFromEnv', () => {
+  it.each(['0x10', '1e3', '12.0', '+12', '1_000', '0b11'])('refuses DEMO_CUSTOMERS=%s naming the variable', (raw) => {
+    expect(() => crmConfigFromEnv({ DEMO_CUSTOMERS: raw })).toThrow(/DEMO_CUSTOMERS/)
+    expect(() => crmConfigFromEnv({ DEMO_SEED: raw })).toThrow(/DEMO_SEED/)
+  })
+
+  it('takes decimal integers (blanks trimmed)', () => {
+    expect(crmConfigFromEnv({ DEMO_CUSTOMERS: ' 12 ', DEMO_SEED: '0' })).toMatchObject({ customers: 12, seed: 0 })
   })
 })

@@ -38,7 +38,8 @@ export function financeConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Fina
 export function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
   const raw = env[name]?.trim()
   if (raw === undefined || raw === '') return fallback
-  const value = Number(raw)
+  // decimal digits only: Number() would read 0x10 as 16, 1e3 as 1000 and 12.0 as 12 (core refuses them too)
+  const value = /^\d+$/.test(raw) ? Number(raw) : NaN
   if (!Number.isSafeInteger(value) || value < min || value > max) throw configError(name, raw, `must be an integer from ${min} to ${max}`)
   return value
 }

@@ -24,7 +24,7 @@ import { addExact, sumExact, toInteger } from './values'
 export interface FinanceDemoOptions {
   /** Customer accounts to open. Default is `100`. */
   readonly accounts?: number
-  /** Transfer requests to send concurrently (at most the pool's `maxWaitingClients` in flight). Default is `2000`. */
+  /** Transfer requests to send concurrently (at most `inFlightLimit(pool)` in flight: 4 per connection). Default is `2000`. */
   readonly transfers?: number
   /** Plans the requests. Default is `42`. */
   readonly seed?: number
@@ -104,8 +104,8 @@ type Outcome = { readonly result: TransferResult } | { readonly error: unknown }
 
 /**
  * The finance demo on an open pool (the caller closes it): resets and migrates the finance tables,
- * opens the accounts, sends the planned transfers concurrently (all at once up to the pool's
- * `maxWaitingClients`, 10,000 by default, then as requests finish) with progress, re-sends some of them,
+ * opens the accounts, sends the planned transfers concurrently (`inFlightLimit(pool)` at once, 4
+ * per connection, then the next as one finishes) with progress, re-sends some of them,
  * then checks the invariants and gathers pool stats, health and metrics. Never throws for a broken
  * invariant: `report.ok` says. Throws CONFIGURATION naming `exportPath`, before anything runs, when
  * it is a file of the SQLite database (see `exportJournalCsv`).
@@ -222,8 +222,8 @@ async function openAccounts(pool: DatabasePool<unknown>, plan: DemoPlan): Promis
 }
 
 /**
- * Sends the planned transfers concurrently, at most `limit` in flight (the pool's
- * `maxWaitingClients`: more would be refused with POOL_EXHAUSTED), and waits for all, showing progress.
+ * Sends the planned transfers concurrently, at most `limit` in flight (`inFlightLimit(pool)`: more
+ * would only wait longer for a connection, up to ACQUIRE_TIMEOUT), and waits for all, showing progress.
  */
 async function sendAll(
   service: TransferService,

@@ -1,4 +1,5 @@
 import { PoolFactory } from '@dbpool/core'
+import { dropOutputOnClosedPipe } from '@dbpool/example-kit'
 import { financeConfigFromEnv } from './config'
 import { runFinanceDemo } from './demo'
 import { formatFinanceReport } from './demo-report'
@@ -25,6 +26,8 @@ async function main(): Promise<number> {
   }
 }
 
+// `| head`: the output is dropped once the reader is gone, the demo still ends and closes its pool
+dropOutputOnClosedPipe()
 main().then(
   (code) => {
     process.exitCode = code

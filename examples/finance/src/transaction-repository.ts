@@ -217,7 +217,11 @@ export class TransactionRepository {
         on p.entry_id = id
       where 1 = 1 ${rangeFilter(range)}
       order by p.account_seq`)
-    return Promise.all(rows.map((row) => withLines(this.#db, row)))
+    // one after another: on a transaction every read goes to one connection, and pg's client warns
+    // (pg@9 will refuse) when a query is sent while another is still running on it
+    const entries: JournalEntry[] = []
+    for (const row of rows) entries.push(await withLines(this.#db, row))
+    return entries
   }
 
   /**

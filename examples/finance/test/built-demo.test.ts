@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -46,5 +47,28 @@ describe('the built finance demo', () => {
     )
     expect(failure?.code).toBe(1)
     expect(failure?.stderr).toContain('DEMO_TRANSFERS')
+  })
+})
+
+// review r3 item 8: `npm run demo | head` crashed on an unhandled EPIPE, the pool never closed
+describe('the built finance demo with its stdout closed early (| head)', () => {
+  let file: TempSqlite
+
+  beforeAll(async () => {
+    file = await createTempSqlite({ fileName: 'demo.db' })
+    await buildExample('finance')
+  }, 240_000)
+  afterAll(() => file?.remove())
+
+  it('drops the rest of its output and exits with its own code (0), without a stack trace', async () => {
+    const env = { ...process.env, DATABASE_URL: file.url, DEMO_EXPORT: join(file.dir, 'journal.csv'), DEMO_TRANSFERS: '500' }
+    const child = spawn(process.execPath, ['examples/finance/dist/main.js'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+    // read the first chunk, then go away as head does
+    child.stdout.once('data', () => child.stdout.destroy())
+    const [code] = (await once(child, 'exit')) as [number | null]
+    expect(stderr).not.toContain('EPIPE')
+    expect(code).toBe(0)
   })
 })

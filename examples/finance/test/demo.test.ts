@@ -2,8 +2,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { sql } from '@dbpool/core'
-import { formatFinanceReport, planDemo, runFinanceDemo, type FinanceDemoReport } from '../src'
+import { financeConfigFromEnv, formatFinanceReport, planDemo, runFinanceDemo, type FinanceDemoReport } from '../src'
 import { BACKENDS, openTestDb, type TestDb } from './helpers'
+import { inFlightLimit } from '@dbpool/example-kit'
 
 jest.setTimeout(180_000)
 
@@ -123,5 +124,43 @@ describe.each(BACKENDS)('the finance demo beyond maxWaitingClients on %s', (back
     expect(report.storm.outcomes.requested).toBe(300)
     expect(report.invariants.checks.filter((c) => !c.ok)).toEqual([])
     expect(report.ok).toBe(true)
+  })
+})
+
+// review r3 item 4: the demo kept maxWaitingClients (10,000) requests in flight; on a slow backend the
+// queue outlasted acquireTimeoutMs and the demo failed with ACQUIRE_TIMEOUT
+describe('inFlightLimit', () => {
+  it('is a few requests per connection, never past maxWaitingClients, at least 1', () => {
+    expect(inFlightLimit({ config: { max: 10, maxWaitingClients: 10_000 } })).toBe(40)
+    expect(inFlightLimit({ config: { max: 4, maxWaitingClients: 8 } })).toBe(8)
+    expect(inFlightLimit({ config: { max: 1, maxWaitingClients: 0 } })).toBe(1)
+  })
+})
+
+describe.each(BACKENDS)('the finance demo on a pool whose queue would outlast acquireTimeoutMs, on %s', (backend) => {
+  let db: TestDb
+
+  beforeAll(async () => {
+    db = await openTestDb(backend, { max: 1, acquireTimeoutMs: 1_000 })
+  }, 180_000)
+  afterAll(() => db?.close())
+
+  it('1500 transfers on one connection: no ACQUIRE_TIMEOUT (the waiters are a few, not all of them)', async () => {
+    const report = await runFinanceDemo(db.pool, { accounts: 20, transfers: 1_500, sink: { write: () => true } })
+    expect(report.storm.outcomes.unexpected).toEqual([])
+    expect(report.metrics.timeouts).toBe(0)
+    expect(report.ok).toBe(true)
+  }, 120_000)
+})
+
+// review r3 item 14: Number() read 0x10 as 16, 1e3 as 1000, 12.0 as 12
+describe('financeConfigFromEnv', () => {
+  it.each(['0x10', '1e3', '12.0', '+12', '0x2A'])('refuses DEMO_TRANSFERS=%s and DEMO_SEED=%s naming the variable', (raw) => {
+    expect(() => financeConfigFromEnv({ DEMO_TRANSFERS: raw })).toThrow(/DEMO_TRANSFERS/)
+    expect(() => financeConfigFromEnv({ DEMO_SEED: raw })).toThrow(/DEMO_SEED/)
+  })
+
+  it('takes decimal integers (blanks trimmed)', () => {
+    expect(financeConfigFromEnv({ DEMO_TRANSFERS: ' 16 ', DEMO_SEED: '42' })).toMatchObject({ transfers: 16, seed: 42 })
   })
 })

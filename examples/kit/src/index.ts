@@ -1,4 +1,4 @@
-export { Progress } from './progress'
+export { Progress, dropOutputOnClosedPipe } from './progress'
 export type { ProgressOptions, ProgressSink } from './progress'
 export { SeededRandom } from './random'
 export { formatMinorUnits } from './money'

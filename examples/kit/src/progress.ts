@@ -77,3 +77,18 @@ function bar(pct: number): string {
   const filled = Math.round((pct / 100) * width)
   return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`
 }
+
+/**
+ * Makes a closed stdout (`npm run demo | head`, quitting `less`) harmless: the rest of the output is
+ * dropped and the program runs on to its end (closing its pool) with its own exit code. Without an
+ * 'error' listener the next write's EPIPE was an unhandled 'error' event: a crash mid-run, the pool
+ * left open. Another write error is reported once on stderr.
+ */
+export function dropOutputOnClosedPipe(stream: NodeJS.WriteStream = process.stdout): void {
+  let reported = false
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE' || reported) return
+    reported = true
+    process.stderr.write(`output failed: ${err.message}\n`)
+  })
+}

@@ -6,7 +6,8 @@
 // runner stops the server when the process it watches (the jest main process, or the test process)
 // goes away, even after a crash.
 //
-// Input: one JSON argument (see RunnerSpec in src/postgres-server.ts).
+// Input: one JSON object in the environment variable DBPOOL_TESTING_RUNNER_SPEC (see RunnerSpec in
+// src/postgres-server.ts), never an argument: the command line is readable by any local user.
 // Output: with an IPC channel (fork), messages { type: 'ready' | 'failed' | 'reply' }; without one, the
 // same ready / failed object written atomically to spec.statePath. Commands over IPC:
 // { id, cmd: 'stop-server' | 'start-server' | 'shutdown' }. SIGTERM / SIGINT / IPC disconnect shut down.
@@ -17,7 +18,10 @@ import path from 'node:path'
 import { execFileSync, spawn } from 'node:child_process'
 import { hostname } from 'node:os'
 
-const spec = JSON.parse(process.argv[2] ?? '{}')
+// the spec (with the superuser password) comes in the environment, never on the command line (any
+// local user can read that); removed at once, so nothing this process starts inherits it
+const spec = JSON.parse(process.env.DBPOOL_TESTING_RUNNER_SPEC ?? '{}')
+delete process.env.DBPOOL_TESTING_RUNNER_SPEC
 const logs = []
 let server
 let shuttingDown

@@ -5,6 +5,7 @@ import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join, resolve } from 'node:path'
 import { untilSuccess } from './until-success'
+import { rewritePostgresUrl } from './url'
 
 /** A PgBouncer this process started in front of a Postgres. */
 export interface PgBouncer {
@@ -166,10 +167,7 @@ export async function startPgBouncer(upstreamUrl: string, options: StartPgBounce
     pid: child.pid,
     dir,
     urlFor(url: string): string {
-      const target = new URL(url)
-      target.hostname = '127.0.0.1'
-      target.port = String(port)
-      return target.toString()
+      return rewritePostgresUrl(url, { host: `127.0.0.1:${port}` }, 'urlFor')
     },
     log,
     stop,

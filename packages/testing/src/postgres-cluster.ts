@@ -401,10 +401,17 @@ class Cluster implements PostgresCluster {
   }
 
   async #baseBackup(primary: MemberState, standby: MemberState): Promise<void> {
-    const conninfo = `host=127.0.0.1 port=${primary.port} user=${REPLICATION_USER} password=${this.#replicationPassword} application_name=${standby.name}`
+    // the password in the environment (PGPASSWORD), never on the command line, which any local user can read
+    const conninfo = `host=127.0.0.1 port=${primary.port} user=${REPLICATION_USER} application_name=${standby.name}`
     // -R writes standby.signal and primary_conninfo (with application_name, which synchronous_standby_names names);
     // -C -S: a physical slot, so the primary keeps the WAL a stopped standby still needs
-    await this.#tool('pg_basebackup', ['-d', conninfo, '-D', standby.dataDir, '-R', '-X', 'stream', '-C', '-S', standby.name, '--no-sync'])
+    await this.#tool(
+      'pg_basebackup',
+      ['-d', conninfo, '-D', standby.dataDir, '-R', '-X', 'stream', '-C', '-S', standby.name, '--no-sync'],
+      {
+        PGPASSWORD: this.#replicationPassword,
+      },
+    )
   }
 
   async #pgCtlStart(member: MemberState): Promise<void> {
@@ -454,13 +461,17 @@ class Cluster implements PostgresCluster {
   }
 
   /** Runs one of the PostgreSQL binaries, as the postgres user when this process is root. */
-  async #tool(tool: (typeof TOOLS)[number], args: readonly string[]): Promise<void> {
+  async #tool(tool: (typeof TOOLS)[number], args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<void> {
     const bin = join(this.#binDir, tool)
     const [file, argv] = this.#asPostgres ? ['runuser', ['-u', 'postgres', '--', bin, ...args]] : [bin, [...args]]
     try {
-      await run(file, argv, { timeout: (this.#options.startTimeoutMs ?? 120_000) + 5_000, cwd: this.#root })
+      await run(file, argv, {
+        timeout: (this.#options.startTimeoutMs ?? 120_000) + 5_000,
+        cwd: this.#root,
+        env: { ...process.env, ...env },
+      })
     } catch (err) {
-      // the command line holds the replication role's password (pg_basebackup's conninfo)
+      // a tool's output may echo a password (pg_basebackup's, from PGPASSWORD): redacted
       throw toolError(tool, args, err, [this.#password, this.#replicationPassword])
     }
   }

@@ -197,6 +197,18 @@ export async function runnerSpec(
   }
 }
 
+/**
+ * @internal The environment variable that carries a runner's spec (with the superuser password). Never
+ * its command line: any local user can read that (`ps`, /proc/<pid>/cmdline), a process's
+ * environment only its own user and root. The runner removes it from its own environment at once.
+ */
+export const RUNNER_SPEC_ENV = 'DBPOOL_TESTING_RUNNER_SPEC'
+
+/** @internal The environment of a runner: the caller's view of it (a test runner's sandbox keeps its own copy of process.env) and the spec. */
+export function runnerEnv(spec: RunnerSpec): NodeJS.ProcessEnv {
+  return { ...process.env, [RUNNER_SPEC_ENV]: JSON.stringify(spec) }
+}
+
 /** @internal The URL of a ready server. */
 export function serverUrl(spec: RunnerSpec, report: { readonly host: string; readonly port: number }): string {
   return `postgres://${spec.user}:${spec.password}@${report.host}:${report.port}/postgres`
@@ -210,10 +222,9 @@ async function startRunner(
 ): Promise<EmbeddedPostgresServer | PostgresServer> {
   if (!existsSync(RUNNER_PATH)) throw new Error(`the runner script is missing: ${RUNNER_PATH}`)
   const spec = await runnerSpec(kind, options, process.pid)
-  // env: the caller's view of it (a test runner's sandbox keeps its own copy of process.env)
-  const child = fork(RUNNER_PATH, [JSON.stringify(spec)], {
+  const child = fork(RUNNER_PATH, [], {
     execArgv: [],
-    env: { ...process.env },
+    env: runnerEnv(spec),
     stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
   })
   const link = new RunnerLink(child)
@@ -290,8 +301,26 @@ class RunnerLink {
   command(cmd: 'stop-server' | 'start-server'): Promise<void> {
     if (!this.#child.connected) return Promise.reject(new Error('the Postgres runner is gone'))
     const id = this.#nextId++
+    // the child and its channel are unref'd (the runner must not keep this process alive): while a
+    // command is answered they are ref'd, or a plain script awaiting it exits 0 on an empty loop
+    this.#child.ref()
+    this.#child.channel?.ref()
+    const done = (): void => {
+      if (this.#waiting.size > 0) return
+      this.#child.unref()
+      this.#child.channel?.unref()
+    }
     return new Promise<void>((resolve, reject) => {
-      this.#waiting.set(id, { resolve, reject })
+      this.#waiting.set(id, {
+        resolve: () => {
+          resolve()
+          done()
+        },
+        reject: (err) => {
+          reject(err)
+          done()
+        },
+      })
       this.#child.send({ id, cmd })
     })
   }
@@ -313,7 +342,7 @@ class RunnerLink {
  */
 export async function spawnDetachedRunner(spec: RunnerSpec, timeoutMs: number): Promise<RunnerReport> {
   if (!spec.statePath) throw new Error('a detached runner needs a statePath')
-  const child = spawn(process.execPath, [RUNNER_PATH, JSON.stringify(spec)], { detached: true, env: { ...process.env }, stdio: 'ignore' })
+  const child = spawn(process.execPath, [RUNNER_PATH], { detached: true, env: runnerEnv(spec), stdio: 'ignore' })
   child.unref()
   try {
     return await waitForState(spec.statePath, timeoutMs)

@@ -1,3 +1,4 @@
+import { rewritePostgresUrl } from './url'
 import { createServer, connect, type Server, type Socket } from 'node:net'
 
 /** An in-process TCP proxy for fault injection between a pool and its server. */
@@ -6,7 +7,10 @@ export interface TcpProxy {
   readonly port: number
   /** Live client connections. */
   readonly connections: number
-  /** `url` with its host and port replaced by the proxy's. */
+  /**
+   * `url` (a `postgres://` URL) with its host list, and any `host=` / `port=` in the query, replaced by
+   * the proxy's 127.0.0.1:port; CONFIGURATION (URL redacted) for a URL dbpool refuses.
+   */
   urlFor(url: string): string
   /** Stops forwarding bytes in both directions without closing anything (a network partition). New connections are accepted and hang. */
   blackhole(): void
@@ -62,10 +66,7 @@ export async function startTcpProxy(target: { readonly host: string; readonly po
       return pairs.size
     },
     urlFor(url: string): string {
-      const parsed = new URL(url)
-      parsed.hostname = '127.0.0.1'
-      parsed.port = String(port)
-      return parsed.toString()
+      return rewritePostgresUrl(url, { host: `127.0.0.1:${port}` }, 'urlFor')
     },
     blackhole() {
       holes = true

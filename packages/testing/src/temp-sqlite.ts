@@ -7,7 +7,7 @@ import { configError } from '@dbpool/core'
 export interface TempSqlite {
   /** Absolute path of the database file (not created: the pool creates it). */
   readonly path: string
-  /** `sqlite:<path>`, for `PoolFactory.create`. */
+  /** `sqlite:<path>`, for `PoolFactory.create`, with `%`, `?` and `#` percent-encoded: it opens {@link path}. */
   readonly url: string
   /** The temp directory (WAL and SHM files and backups land here too). */
   readonly dir: string
@@ -36,7 +36,10 @@ export async function createTempSqlite(options: { readonly fileName?: string } =
     throw configError('createTempSqlite fileName', fileName, 'must be a plain file name (no / or \\, not . or ..)')
   const dir = await mkdtemp(join(tmpdir(), 'dbpool-sqlite-'))
   const path = join(dir, fileName)
-  return { path, url: `sqlite:${path}`, dir, remove: () => rm(dir, { recursive: true, force: true }) }
+  // a sqlite: URL is percent-decoded and `?` starts its query: `%`, `?` and `#` of the path escaped,
+  // or a TMPDIR holding `%41` names another file (left behind by remove()) and one holding `?` is refused
+  const url = `sqlite:${path.replace(/[%?#]/g, (c) => encodeURIComponent(c))}`
+  return { path, url, dir, remove: () => rm(dir, { recursive: true, force: true }) }
 }
 
 function isPlainFileName(name: unknown): boolean {

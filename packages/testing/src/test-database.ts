@@ -7,6 +7,7 @@ import { fallsBackToPlain, isTlsRefusal, tlsOptions } from '@dbpool/postgres'
 import { randomSuffix } from './shared-postgres'
 import { testPostgresUrl } from './shared-postgres'
 import { untilSuccess } from './until-success'
+import { rewritePostgresUrl } from './url'
 
 /** A database of its own for one test file. */
 export interface TestDatabase {
@@ -78,6 +79,8 @@ export async function createTestDatabase(options: CreateTestDatabaseOptions = {}
   const serverUrl = options.serverUrl ?? (await testPostgresUrl())
   const template = options.template ?? 'template1'
   const name = `dbpool_test_${process.pid}_${HOST_TAG}_${++counter}_${randomSuffix()}`
+  // before CREATE DATABASE: a URL that cannot be rewritten fails here, leaving nothing on the server
+  const url = withDatabase(serverUrl, name)
   await withAdmin(serverUrl, async (client) => {
     if (!swept.has(serverUrl)) {
       swept.add(serverUrl)
@@ -95,7 +98,7 @@ export async function createTestDatabase(options: CreateTestDatabaseOptions = {}
     }
   })
   return {
-    url: withDatabase(serverUrl, name),
+    url,
     name,
     // a drop that failed (server unreachable, connect timeout) is tried again by the next call
     drop: untilSuccess(() =>
@@ -192,11 +195,13 @@ function readOr(path: string, link = false): string {
   }
 }
 
-/** The same URL with another database. */
+/**
+ * The same URL with another database (a `dbname=` in the query too), everything else as written: a
+ * host list (`h1:p1,h2:p2`) is kept. A URL dbpool refuses is a CONFIGURATION `DatabaseError` with
+ * the URL redacted.
+ */
 export function withDatabase(url: string, database: string): string {
-  const parsed = new URL(url)
-  parsed.pathname = `/${encodeURIComponent(database)}`
-  return parsed.toString()
+  return rewritePostgresUrl(url, { database }, 'withDatabase')
 }
 
 function quote(identifier: string): string {
