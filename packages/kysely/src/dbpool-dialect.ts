@@ -25,7 +25,9 @@ export interface DbpoolDialectConfig {
   readonly pool: DatabasePool
   /**
    * Whether `db.destroy()` closes the pool. Default is `false`: the pool is usually shared, and its
-   * owner closes it.
+   * owner closes it. Only for a `db` that ran something (a query, a connection, a transaction):
+   * Kysely's `destroy()` skips the driver of a `db` never used, whose pool then stays open (close it
+   * with `pool.close()`, which is idempotent).
    */
   readonly closePoolOnDestroy?: boolean
 }
