@@ -1,5 +1,6 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { configError, DatabaseError, type Transaction as DbpoolTx, type TransactionOptions } from '@dbpool/core'
+import { valueKind } from './value-kind'
 import { SingleConnectionProvider, Transaction, type ControlledTransaction, type Kysely, type QueryExecutor } from 'kysely'
 import { currentMark } from './connection-marks'
 import { DbpoolConnection } from './dbpool-connection'
@@ -58,7 +59,8 @@ export async function dbpoolTransaction<DB, T>(
   fn: (trx: Transaction<DB>) => Promise<T>,
   options?: TransactionOptions,
 ): Promise<T> {
-  if (!isKysely(db)) throw configError('dbpoolTransaction.db', db, 'must be a Kysely instance (or a Transaction) on a DbpoolDialect')
+  if (!isKysely(db))
+    throw configError('dbpoolTransaction.db', valueKind(db), 'must be a Kysely instance (or a Transaction) on a DbpoolDialect')
   if (typeof fn !== 'function') throw configError('dbpoolTransaction.fn', fn, 'must be a function')
   if (db.isTransaction) return nested(db, fn, options)
   const bound = await boundConnection(db.getExecutor())

@@ -466,7 +466,7 @@ describe('createHealthHandler: routing', () => {
     [{ timeoutMs: 0 }, /health handler.timeoutMs 0/],
     [{ extra: true }, /health handler.extra true: unknown option/],
     [{ health: { timeoutMs: 5 } }, /health handler.health.timeoutMs 5: unknown option/],
-    [{ metrics: {} }, /health handler.metrics \{\}: must be a MetricsRegistry/],
+    [{ metrics: {} }, /health handler.metrics "a plain object": must be a MetricsRegistry/],
     [{ paths: { ready: 'ready' } }, /health handler.paths.ready "ready": must start with \//],
     [{ paths: { live: '/x' } }, /health handler.paths.live/],
   ])('rejects invalid options %j', (options, pattern) => {
