@@ -10,7 +10,9 @@ import { DbpoolPostgresAdapter, DbpoolSqliteAdapter } from './dbpool-dialect'
  * Runs `fn` in a dbpool transaction and hands it a Kysely `Transaction` on it, with the plugins of
  * `db`: what `db.transaction().execute(fn)` does, plus dbpool's `retry`, which replays the whole
  * callback on SERIALIZATION_FAILURE, DEADLOCK and BUSY (a new `trx` each attempt, with backoff), and
- * its `isolation`, `readOnly` and `deferrable`.
+ * its `isolation`, `readOnly` and `deferrable`. One difference: Kysely's `log` option (`new Kysely({ log })`)
+ * sees none of the statements run through `trx`, nor their errors (Kysely logs only connections it
+ * acquires itself); log in `fn`, or watch the pool's telemetry, where you need them.
  *
  * ```ts
  * await dbpoolTransaction(db, async (trx) => {
