@@ -12,6 +12,7 @@ import {
 import { checkInteger, checkString, rejectUnknownKeys, requireObject, withDeadline, isErrorLike } from '@dbpool/core/internal'
 import { DetailGate, type DetailAccess } from './detail-access'
 import { MetricsRegistry } from './metrics-registry'
+import { valueKind } from './value-kind'
 
 /** Options of {@link createHealthHandler}. */
 export interface HealthHandlerOptions {
@@ -211,7 +212,7 @@ function resolveOptions(options: HealthHandlerOptions): {
       typeof metrics.poolOptions !== 'function' ||
       typeof metrics.collector !== 'function')
   ) {
-    throw configError('health handler.metrics', raw.metrics, 'must be a MetricsRegistry (createMetricsRegistry()) or false')
+    throw configError('health handler.metrics', valueKind(raw.metrics), 'must be a MetricsRegistry (createMetricsRegistry()) or false')
   }
   const rawPaths = requireObject('health handler.paths', raw.paths)
   rejectUnknownKeys('health handler.paths', rawPaths, PATH_KEYS)
@@ -248,7 +249,7 @@ function poolsOf<C>(target: DatabasePool<C> | PoolManager): Pools {
     const pool = target as unknown as DatabasePool<unknown>
     return () => [[pool.name, pool]]
   }
-  throw configError('health handler target', target, 'must be a DatabasePool or a PoolManager')
+  throw configError('health handler target', valueKind(target), 'must be a DatabasePool or a PoolManager')
 }
 
 function liveness(pools: Pools): { status: number; body: string } {

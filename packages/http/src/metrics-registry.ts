@@ -3,6 +3,7 @@ import { PrometheusExporter, PrometheusSerializer } from '@opentelemetry/exporte
 import { MeterProvider, type ResourceMetrics } from '@opentelemetry/sdk-metrics'
 import { MetricsCollector, configError, type DatabasePoolOptions, type PoolStatsSnapshot } from '@dbpool/core'
 import { checkBoolean, checkInteger, rejectUnknownKeys, requireObject } from '@dbpool/core/internal'
+import { valueKind } from './value-kind'
 
 /** Options of {@link createMetricsRegistry}. */
 export interface MetricsRegistryOptions {
@@ -66,7 +67,11 @@ export class MetricsRegistry {
     rejectUnknownKeys('metrics registry', raw, OPTION_KEYS)
     const prefix = raw.prefix === undefined ? '' : raw.prefix
     if (typeof prefix !== 'string' || !/^([A-Za-z_][A-Za-z0-9_]*)?$/.test(prefix))
-      throw configError('metrics registry.prefix', prefix, 'must be a Prometheus name prefix ([A-Za-z_][A-Za-z0-9_]*)')
+      throw configError(
+        'metrics registry.prefix',
+        typeof prefix === 'string' && !prefix.includes('://') ? prefix : valueKind(prefix),
+        'must be a Prometheus name prefix ([A-Za-z_][A-Za-z0-9_]*)',
+      )
     const withoutScopeInfo =
       raw.withoutScopeInfo === undefined ? false : checkBoolean('metrics registry.withoutScopeInfo', raw.withoutScopeInfo)
     const withoutTargetInfo =

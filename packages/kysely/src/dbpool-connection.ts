@@ -20,6 +20,7 @@ import {
   type QueryResult,
   type TransactionSettings,
 } from 'kysely'
+import { requireObject } from '@dbpool/core/internal'
 import { withCallerStack } from './caller-stack'
 import { nextMark } from './connection-marks'
 import { HeldLease } from './held-lease'
@@ -454,7 +455,8 @@ export class DbpoolConnection implements DatabaseConnection {
    * its session kept: a temporary table, an advisory lock, SQLite's writer it holds), else
    * `pool.transaction()` (a reader it holds is given back first for a transaction that writes).
    *
-   * @throws DatabaseError CONFIGURATION for `retry` on a held connection (`conn.transaction()` cannot
+   * @throws DatabaseError CONFIGURATION for options that are not a plain object (as `pool.transaction()`),
+   *   or for `retry` on a held connection (`conn.transaction()` cannot
    *   replay: a replay would need another connection, and the session would be lost), before
    *   anything runs; QUERY_FAILED when a transaction is already open here (nest in it with
    *   `dbpoolTransaction(trx, fn)`).
@@ -465,7 +467,9 @@ export class DbpoolConnection implements DatabaseConnection {
     if (this.#ending) throw this.#ended ? transactionReleased() : transactionEnding()
     if (this.#adopted || this.#transaction) throw this.#alreadyOpen()
     const lease = this.#lease
-    const raw = (typeof options === 'object' && options !== null ? options : {}) as TransactionOptions
+    // checked as pool.transaction() checks it, before anything runs: a string or null was taken for
+    // no options (the transaction ran at the default isolation)
+    const raw = requireObject('transaction', options) as TransactionOptions
     const { retry, ...settings } = raw
     if (lease !== undefined && (lease.lane === 'write' || raw.readOnly === true) && retry !== undefined && retry !== false)
       throw configError(

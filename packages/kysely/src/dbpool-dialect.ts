@@ -17,6 +17,7 @@ import {
 } from 'kysely'
 import { DbpoolConnection } from './dbpool-connection'
 import { DbpoolDriver } from './dbpool-driver'
+import { valueKind } from './value-kind'
 import { isPool } from './is-pool'
 
 /** Options of {@link DbpoolDialect}. */
@@ -25,7 +26,9 @@ export interface DbpoolDialectConfig {
   readonly pool: DatabasePool
   /**
    * Whether `db.destroy()` closes the pool. Default is `false`: the pool is usually shared, and its
-   * owner closes it.
+   * owner closes it. Only for a `db` that ran something (a query, a connection, a transaction):
+   * Kysely's `destroy()` skips the driver of a `db` never used, whose pool then stays open (close it
+   * with `pool.close()`, which is idempotent).
    */
   readonly closePoolOnDestroy?: boolean
 }
@@ -129,7 +132,7 @@ export class DbpoolDialect implements Dialect {
     const raw = requireObject('DbpoolDialect', config)
     rejectUnknownKeys('DbpoolDialect', raw, ['pool', 'closePoolOnDestroy'])
     const pool = raw.pool
-    if (!isPool(pool)) throw configError('DbpoolDialect.pool', pool, 'must be a DatabasePool')
+    if (!isPool(pool)) throw configError('DbpoolDialect.pool', valueKind(pool), 'must be a DatabasePool')
     if (pool.backend !== 'postgres' && pool.backend !== 'sqlite')
       throw configError('DbpoolDialect.pool', pool.backend, 'must be a postgres or a sqlite pool')
     this.#pool = pool

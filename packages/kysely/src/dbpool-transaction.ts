@@ -1,5 +1,6 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { configError, DatabaseError, type Transaction as DbpoolTx, type TransactionOptions } from '@dbpool/core'
+import { valueKind } from './value-kind'
 import { SingleConnectionProvider, Transaction, type ControlledTransaction, type Kysely, type QueryExecutor } from 'kysely'
 import { currentMark } from './connection-marks'
 import { DbpoolConnection } from './dbpool-connection'
@@ -9,7 +10,9 @@ import { DbpoolPostgresAdapter, DbpoolSqliteAdapter } from './dbpool-dialect'
  * Runs `fn` in a dbpool transaction and hands it a Kysely `Transaction` on it, with the plugins of
  * `db`: what `db.transaction().execute(fn)` does, plus dbpool's `retry`, which replays the whole
  * callback on SERIALIZATION_FAILURE, DEADLOCK and BUSY (a new `trx` each attempt, with backoff), and
- * its `isolation`, `readOnly` and `deferrable`.
+ * its `isolation`, `readOnly` and `deferrable`. One difference: Kysely's `log` option (`new Kysely({ log })`)
+ * sees none of the statements run through `trx`, nor their errors (Kysely logs only connections it
+ * acquires itself); log in `fn`, or watch the pool's telemetry, where you need them.
  *
  * ```ts
  * await dbpoolTransaction(db, async (trx) => {
@@ -58,7 +61,8 @@ export async function dbpoolTransaction<DB, T>(
   fn: (trx: Transaction<DB>) => Promise<T>,
   options?: TransactionOptions,
 ): Promise<T> {
-  if (!isKysely(db)) throw configError('dbpoolTransaction.db', db, 'must be a Kysely instance (or a Transaction) on a DbpoolDialect')
+  if (!isKysely(db))
+    throw configError('dbpoolTransaction.db', valueKind(db), 'must be a Kysely instance (or a Transaction) on a DbpoolDialect')
   if (typeof fn !== 'function') throw configError('dbpoolTransaction.fn', fn, 'must be a function')
   if (db.isTransaction) return nested(db, fn, options)
   const bound = await boundConnection(db.getExecutor())

@@ -1009,12 +1009,13 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    * read-only deployment's directory need not be writable): nothing to lock, no file made.
    *
    * @throws DatabaseError BUSY when another holder kept it past `timeoutMs`; CONFIGURATION
-   *   (`detail.lockFile`, `detail.reason`) when the lock file cannot be created or opened.
+   *   (`detail.lockFile`, `detail.reason`) when the lock file cannot be created or opened;
+   *   QUERY_CANCELLED when `signal` (the pool's close()) aborts the wait.
    */
-  async exclusiveLock(name: string, timeoutMs: number): Promise<HeldLock> {
+  async exclusiveLock(name: string, timeoutMs: number, signal?: AbortSignal): Promise<HeldLock> {
     // nothing to keep apart: no other process opens an in-memory database; a read-only pool writes nothing
     if (this.options.memory || this.options.readonly) return { release: () => undefined }
-    return lockFileNextTo(this.options.path, name, timeoutMs)
+    return lockFileNextTo(this.options.path, name, timeoutMs, signal)
   }
 
   /**

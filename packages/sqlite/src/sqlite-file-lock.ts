@@ -54,14 +54,14 @@ function lockFileError(file: string, name: string, err: unknown): DatabaseError 
  * while another process waits on it would give the two of them different files).
  *
  * While another holder has it, the attempt is repeated off the event loop (1 ms, doubling up to
- * 50 ms) for at most `timeoutMs`.
+ * 50 ms) for at most `timeoutMs`; `signal` ends the wait (QUERY_CANCELLED, the lock not taken).
  *
  * @throws DatabaseError CONFIGURATION for a `name` that is not lower-case letters, digits and dashes;
  *   BUSY (retryable) when another holder kept it past `timeoutMs` (`detail.lockFile`, `detail.timeoutMs`);
  *   CONFIGURATION (not retryable, {@link lockFileError}) when the lock file cannot be created or
  *   opened (a directory this process cannot write): never taken as unlocked.
  */
-export async function lockFileNextTo(path: string, name: string, timeoutMs: number): Promise<HeldLock> {
+export async function lockFileNextTo(path: string, name: string, timeoutMs: number, signal?: AbortSignal): Promise<HeldLock> {
   if (!LOCK_NAME.test(name))
     throw new DatabaseError('CONFIGURATION', `invalid lock name ${JSON.stringify(name)}: must be lower-case letters, digits and dashes`)
   const file = lockFilePath(path, name)
@@ -91,11 +91,13 @@ export async function lockFileNextTo(path: string, name: string, timeoutMs: numb
           db.exec('BEGIN EXCLUSIVE')
           return true
         },
-        { busyTimeoutMs: timeoutMs },
+        { busyTimeoutMs: timeoutMs, signal },
         () => busy,
       )
   } catch (err) {
     db.close()
+    // aborted (the pool closes): QUERY_CANCELLED, the lock not taken
+    if (DatabaseError.is(err, 'QUERY_CANCELLED')) throw err
     const mapped = mapSqliteError(err, { path: file })
     if (mapped.code !== 'BUSY') throw mapped
     throw new DatabaseError(

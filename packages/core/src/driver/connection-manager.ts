@@ -399,8 +399,10 @@ export interface ConnectionManager<C = unknown> {
    * event loop) up to `timeoutMs`, then rejects with BUSY; a lock file it cannot create or open is
    * CONFIGURATION (`detail.lockFile`); an in-memory or `readonly` pool takes none (resolves a no-op
    * lock). Absent: the backend needs none (Postgres has advisory locks, which the caller takes itself).
+   * `signal` (the pool's close()) ends the wait: the lock is not taken, the call rejects (any error;
+   * the pool reports POOL_CLOSED).
    */
-  exclusiveLock?(name: string, timeoutMs: number): Promise<HeldLock>
+  exclusiveLock?(name: string, timeoutMs: number, signal?: AbortSignal): Promise<HeldLock>
   /** The `BEGIN ...` text for these settings; throws CONFIGURATION for settings the backend refuses. */
   beginStatement(settings: TransactionSettings): string
   /** Maps a native error to a DatabaseError. */

@@ -200,6 +200,8 @@ export class DatabasePool<out C = unknown> {
   #closing: Promise<CloseReport> | undefined
   /** Transactions sleeping their retry backoff (see {@link #backoff}): woken at close()'s deadline. */
   readonly #sleeping = new Set<() => void>()
+  /** Waits for {@link exclusiveLock} in progress: close() aborts them at once. */
+  readonly #lockWaits = new Set<AbortController>()
   #drained: (() => void) | undefined
   /**
    * Connections whose lease was released and whose reset (Postgres: the ROLLBACK of a transaction
@@ -388,13 +390,31 @@ export class DatabasePool<out C = unknown> {
   /**
    * @internal For `@dbpool/kysely`: the manager's {@link ConnectionManager.exclusiveLock} on this
    * database (SQLite: a lock file next to it), or undefined when the backend has none (Postgres).
-   * POOL_CLOSED once `close()` was called; BUSY when another holder kept it past `timeoutMs`;
+   * POOL_CLOSED once `close()` was called, also while waiting for it (close() ends the wait at once);
+   * BUSY when another holder kept it past `timeoutMs`;
    * CONFIGURATION when its lock file cannot be created (SQLite; a `readonly` pool takes none).
    */
   async exclusiveLock(name: string, timeoutMs: number): Promise<HeldLock | undefined> {
     if (this.#state !== 'open') throw this.#closedError()
     const lock = this.#manager.exclusiveLock
-    return lock === undefined ? undefined : lock.call(this.#manager, name, timeoutMs)
+    if (lock === undefined) return undefined
+    // a wait for the lock is new work, not a lease to drain: close() ends it at once (POOL_CLOSED)
+    const waiting = new AbortController()
+    this.#lockWaits.add(waiting)
+    let held: HeldLock
+    try {
+      held = await lock.call(this.#manager, name, timeoutMs, waiting.signal)
+    } catch (err) {
+      if (waiting.signal.aborted) throw this.#closedError()
+      throw err
+    } finally {
+      this.#lockWaits.delete(waiting)
+    }
+    if (this.#state !== 'open') {
+      held.release()
+      throw this.#closedError()
+    }
+    return held
   }
 
   /**
@@ -986,6 +1006,8 @@ export class DatabasePool<out C = unknown> {
    *   connection (they get one; connections are still opened for them), statements queued to share a
    *   pipelined connection, leases already out (their handles keep working), and the `retry`
    *   replays of a transaction begun before it;
+   * - a wait for the manager's exclusive lock (Kysely's Migrator on SQLite, see {@link exclusiveLock})
+   *   fails at once with POOL_CLOSED and counts as an aborted waiter;
    * - at the deadline, a transaction sleeping its retry backoff fails at once with POOL_CLOSED
    *   (`cause`: the error of its last attempt; the timer is cleared) and counts as an aborted waiter;
    * - at the deadline: callers still waiting fail with POOL_CLOSED, leases still out are revoked (their
@@ -1544,13 +1566,17 @@ export class DatabasePool<out C = unknown> {
     // connections outside the lanes (LISTEN) are no admitted work: they end now
     const extensionsClosed = this.#extensions.close()
     this.#sharing?.flush()
+    // waits for an exclusive lock (Kysely's Migrator on SQLite) end now with POOL_CLOSED: aborted waiters
+    const abortedLockWaits = this.#lockWaits.size
+    for (const waiting of [...this.#lockWaits]) waiting.abort()
+    this.#lockWaits.clear()
     const drained = await this.#drain(timeoutMs)
     // the deadline (or nothing left): refuse what is still waiting, revoke what is still out
     this.#revoking = true
     // transactions sleeping their retry backoff fail now (counted below as aborted waiters)
     for (const wake of [...this.#sleeping]) wake()
     const leased = this.#activeLeases().length
-    const abortedWaiters = drained ? 0 : Math.max(0, this.#admitted - leased)
+    const abortedWaiters = abortedLockWaits + (drained ? 0 : Math.max(0, this.#admitted - leased))
     for (const lane of this.#lanes()) lane.abortWaiting()
     const outstanding = this.#activeLeases().map((lease) => ({
       leaseId: lease.id,

@@ -439,21 +439,37 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
     this.#finish(reason).catch(ignore)
   }
 
+  /**
+   * An empty batch is the end of the rows only while the lease is still the stream's: close() revoking
+   * it while the batch was read (its deadline closes the cursor: SQLite's then reads as exhausted) cut
+   * the result short, which is POOL_CLOSED, never a normal end of the iteration.
+   */
+  #checkedEnd(lease: Lease<unknown>, rows: R[]): R[] {
+    if (rows.length === 0 && !lease.active) throw this.#source.access.closedError()
+    return rows
+  }
+
   async #read(): Promise<R[]> {
     const stop = this.#stop.signal
     if (stop.aborted) throw stop.reason
     const loan = this.#loan
     const cursor = this.#cursor
-    // ended while the connection was being borrowed (the handle it runs on was released)
-    if (this.#state === 'done' || loan === undefined || cursor === undefined) return []
+    // ended while the connection was being borrowed (the handle it runs on was released); close()
+    // revoking the lease meanwhile is POOL_CLOSED, never a quiet end
+    if (this.#state === 'done' || loan === undefined || cursor === undefined) {
+      if (loan !== undefined && !loan.lease.active) throw this.#source.access.closedError()
+      return []
+    }
     if (!loan.lease.active) throw this.#source.access.closedError()
     const reading = cursor.read()
     if (this.#timer === undefined && this.#signal === undefined) {
+      let batch: R[]
       try {
-        return await reading
+        batch = await reading
       } catch (err) {
         throw this.#source.access.fail(loan.lease, err)
       }
+      return this.#checkedEnd(loan.lease, batch)
     }
     this.#stopped ??= new Promise<void>((resolve) => stop.addEventListener('abort', () => resolve(), { once: true }))
     let rows: R[] | undefined
@@ -462,7 +478,7 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
     } catch (err) {
       throw this.#source.access.fail(loan.lease, err)
     }
-    if (rows !== undefined && !stop.aborted) return rows
+    if (rows !== undefined && !stop.aborted) return this.#checkedEnd(loan.lease, rows)
     // the deadline or the signal won: the read in flight is given up (Postgres: cancelled, connection closed)
     reading.catch(ignore)
     const reason = stop.reason as DatabaseError

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
 import parsePrometheus from 'parse-prometheus-text-format'
 import { DatabaseError, DatabasePool, PoolManager, type HealthReport } from '@dbpool/core'
 import { createHealthHandler, createMetricsRegistry, type HealthHandlerOptions, type ReadinessBody } from '@dbpool/http'
@@ -317,6 +319,11 @@ describe('createHealthHandler: /metrics', () => {
     expect(Number(idle?.value)).toBe(1)
     expect(Number(byName.get('db_client_connection_max')?.metrics[0]?.value)).toBe(2)
     expect(byName.has('db_client_connection_pending_requests')).toBe(true)
+    // the README names the labels the series carry (it said `state`, which matches nothing: review r5 item 10)
+    const readme = readFileSync(join(__dirname, '../../README.md'), 'utf8')
+    const documented = /`db_client_connection_count\{(\w+)="idle"\|"used"\}`/.exec(readme)?.[1]
+    expect(Object.keys(idle?.labels ?? {})).toContain(documented)
+    expect(readme).toContain('labelled `db_client_connection_pool_name`')
   })
 
   it('serves histograms and counters of pools that record on the registry, once per series', async () => {
@@ -459,7 +466,7 @@ describe('createHealthHandler: routing', () => {
     [{ timeoutMs: 0 }, /health handler.timeoutMs 0/],
     [{ extra: true }, /health handler.extra true: unknown option/],
     [{ health: { timeoutMs: 5 } }, /health handler.health.timeoutMs 5: unknown option/],
-    [{ metrics: {} }, /health handler.metrics \{\}: must be a MetricsRegistry/],
+    [{ metrics: {} }, /health handler.metrics "a plain object": must be a MetricsRegistry/],
     [{ paths: { ready: 'ready' } }, /health handler.paths.ready "ready": must start with \//],
     [{ paths: { live: '/x' } }, /health handler.paths.live/],
   ])('rejects invalid options %j', (options, pattern) => {

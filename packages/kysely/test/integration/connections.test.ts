@@ -82,6 +82,18 @@ describe.each(BACKENDS)('DbpoolDialect connections on %s', (backend) => {
     await own.close()
   })
 
+  // Kysely skips the destroy() of a driver it never initialised (review r5 item 6): documented in the
+  // README and the option's TSDoc; a pool.close() of its own closes it, and is idempotent
+  it('closePoolOnDestroy on a db that ran nothing leaves the pool open (as documented); pool.close() closes it', async () => {
+    const own = await openKyselyDb(backend)
+    const unused = new Kysely<Database>({ dialect: new DbpoolDialect({ pool: own.pool, closePoolOnDestroy: true }) })
+    await unused.destroy()
+    expect(own.pool.isOpen).toBe(true)
+    await own.pool.close()
+    expect(own.pool.isOpen).toBe(false)
+    await own.close()
+  })
+
   if (backend === 'sqlite') {
     it('reads outside a transaction on a reader, writes and write transactions on the writer', async () => {
       expect(t.pool.stats('read').max).toBeGreaterThan(0)

@@ -108,6 +108,34 @@ describe.each(BACKENDS)('dbpoolTransaction on %s', (backend) => {
     expect((foreign as Error).message).toMatch(/DbpoolDialect/)
   })
 
+  // Inside db.connection() after a statement, options that were not an object ('serializable', null)
+  // were taken for none: the transaction ran at the default isolation (review r5 item 8)
+  it.each(['serializable', null, 5, ['serializable']])(
+    'options %p are CONFIGURATION on db, on c before and after a statement, nothing run',
+    async (options) => {
+      const ran: string[] = []
+      const fn = async (): Promise<number> => {
+        ran.push('fn')
+        return 1
+      }
+      const calls = [
+        () => dbpoolTransaction(t.db, fn, options as never),
+        () => t.db.connection().execute((c) => dbpoolTransaction(c, fn, options as never)),
+        () =>
+          t.db.connection().execute(async (c) => {
+            await sql`select 1`.execute(c)
+            return dbpoolTransaction(c, fn, options as never)
+          }),
+      ]
+      for (const call of calls) {
+        const err = await rejection(call())
+        expect(DatabaseError.is(err, 'CONFIGURATION')).toBe(true)
+        expect((err as Error).message).toMatch(/^invalid transaction .*must be an object/)
+      }
+      expect(ran).toEqual([])
+    },
+  )
+
   if (backend === 'postgres') {
     it('retries the loser of two concurrent serializable transactions (write skew), ending consistent', async () => {
       await t.db

@@ -136,6 +136,33 @@ describe("Kysely's Migrator on SQLite through DbpoolDialect: one run at a time",
     }
   })
 
+  // The wait went on after close() (which resolved at once, reporting nothing) up to the lock's 60 s
+  // timeout, keeping the process alive past its shutdown (review r5 item 5)
+  it.each([true, false])(
+    'a run waiting for the lock (disableTransactions %s) ends POOL_CLOSED at once when its pool closes',
+    async (disableTransactions) => {
+      const holder = holdLockInChild(`${target.path}-kysely-migration.lock`)
+      try {
+        await waitForLine(holder, 'locked')
+        const pool = await PoolFactory.create(target.url, { max: 2 })
+        const db: AnyDb = new Kysely({ dialect: new DbpoolDialect({ pool }) })
+        const started = performance.now()
+        const run = new Migrator({ db, provider: migrations(async () => undefined), disableTransactions }).migrateToLatest()
+        await new Promise((resolve) => setTimeout(resolve, 300))
+        const report = await pool.close({ timeoutMs: 5_000 })
+        const { error, results } = await run
+        expect(performance.now() - started).toBeLessThan(3_000)
+        expect(error).toMatchObject({ code: 'POOL_CLOSED' })
+        expect(results).toBeUndefined()
+        expect(report).toMatchObject({ abortedWaiters: 1, timedOut: false })
+        await db.destroy()
+      } finally {
+        holder.kill('SIGKILL')
+        await once(holder, 'exit')
+      }
+    },
+  )
+
   it('an in-memory database takes no lock file and still runs one at a time', async () => {
     const pool = await PoolFactory.create('sqlite::memory:', { max: 1 })
     pools.push(pool)

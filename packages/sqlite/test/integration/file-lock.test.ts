@@ -99,6 +99,27 @@ describe('SQLite exclusive lock next to the database (DatabasePool.exclusiveLock
     }
   })
 
+  // close() did not end a wait for the lock: it resolved at once, the wait went on to its timeout
+  // (60 s for Kysely's Migrator) and kept the process alive, then failed (review r5 item 5)
+  it('close() ends a wait for the lock at once with POOL_CLOSED, counted as an aborted waiter', async () => {
+    const holder = await pool.exclusiveLock('run', 1_000)
+    const other = await PoolFactory.create(target.url, { max: 1 })
+    const started = performance.now()
+    const waiting = other.exclusiveLock('run', 20_000).then(
+      () => 'taken',
+      (e: unknown) => e,
+    )
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    const report = await other.close({ timeoutMs: 5_000 })
+    expect(await waiting).toMatchObject({ code: 'POOL_CLOSED' })
+    expect(performance.now() - started).toBeLessThan(2_000)
+    expect(report).toMatchObject({ abortedWaiters: 1, timedOut: false })
+    // the waiter took nothing: the holder's release lets a new one in at once
+    holder!.release()
+    const next = await pool.exclusiveLock('run', 100)
+    next!.release()
+  })
+
   it('a closed pool refuses with POOL_CLOSED', async () => {
     const other = await PoolFactory.create(target.url, { max: 1 })
     await other.close()

@@ -57,3 +57,34 @@ it('a handle stream still being read when its callback returns rejects the reads
     dir.cleanup()
   }
 })
+
+// close() reaching its deadline while the next batch was being read (SQLite: between the read's
+// start and its setImmediate): the revoked cursor read as exhausted and the iteration ended normally
+// after a few rows, a silently cut result (review r5 item 1). Every run must reject POOL_CLOSED.
+it('a stream read while close() revokes its lease rejects POOL_CLOSED, never ends early without an error', async () => {
+  const dir = tempDir()
+  try {
+    const outcomes: Record<string, number> = {}
+    for (let run = 0; run < 40; run++) {
+      const manager = new SqliteConnectionManager({ path: dir.file(`cut-${run}.db`) })
+      const pool = new DatabasePool(manager, { min: 0, max: 2 })
+      await pool.query('create table t as with recursive s(i) as (select 1 union all select i + 1 from s where i < 500) select i from s')
+      let seen = 0
+      const reading = (async () => {
+        for await (const row of pool.stream<{ i: number }>('select i from t order by i', [], { batchSize: 5 })) {
+          expect(row.i).toBe(++seen)
+          // every few rows a pause, so close() lands both inside a read and between two reads
+          if (seen % (1 + (run % 7)) === 0) await new Promise((resolve) => setTimeout(resolve, run % 3))
+        }
+        return `ended after ${seen} of 500 rows`
+      })().catch((err: unknown) => (DatabaseError.is(err) ? err.code : String(err)))
+      await new Promise((resolve) => setTimeout(resolve, 5 + (run % 5)))
+      await pool.close({ timeoutMs: 1 + (run % 4) })
+      const outcome = await reading
+      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1
+    }
+    expect(outcomes).toEqual({ POOL_CLOSED: 40 })
+  } finally {
+    dir.cleanup()
+  }
+}, 60_000)
