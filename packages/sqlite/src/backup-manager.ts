@@ -775,8 +775,15 @@ export class BackupManager {
   /** A warning on the pool's logger when it has one, else `process.emitWarning`. */
   #warn(message: string): void {
     const logger = sqlitePoolOptionsOf(this.#pool)?.logger
-    if (logger) logger.warn({ pool: this.#pool.name, event: 'backupWarning' }, message)
-    else process.emitWarning(message, 'DbpoolBackupWarning')
+    if (logger) {
+      try {
+        logger.warn({ pool: this.#pool.name, event: 'backupWarning' }, message)
+        return
+      } catch {
+        // a logger that throws never breaks the backup (or, from a schedule's timer, the process)
+      }
+    }
+    process.emitWarning(message, 'DbpoolBackupWarning')
   }
 
   #progress(progress: BackupProgress): void {

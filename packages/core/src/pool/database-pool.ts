@@ -12,7 +12,7 @@ import {
 } from '../config/call-options'
 import { MAX_TIMER_MS, checkInteger, configError, rejectUnknownKeys, requireObject } from '../config/validate'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
-import { isOutcomeUnknown } from '../errors/error-outcome'
+import { OUTCOME_UNKNOWN, isOutcomeUnknown } from '../errors/error-outcome'
 import type {
   Backend,
   ConnectionManager,
@@ -815,7 +815,11 @@ export class DatabasePool<out C = unknown> {
         // a transaction aborted by a lost session (conn.transaction() could not send its ROLLBACK): the
         // server ended it with the session; the callback did nothing wrong, and its advice would be false
         if (state === 'failed' && !this.#manager.isUsable(lease.conn.native))
-          throw lostInTransaction(this.#manager.backend, handle.lastError ?? lease.conn.broken)
+          throw lostInTransaction(
+            this.#manager.backend,
+            // the loss itself, not an earlier statement error the callback already handled
+            lease.conn.broken ?? (DatabaseError.is(handle.lastError, 'CONNECTION_LOST') ? handle.lastError : undefined),
+          )
         if (state === 'open' || state === 'failed') throw leftOpenByCallback(this.#manager.backend, state, handle.lastError)
       }
       return result
@@ -1741,16 +1745,22 @@ function leftOpenByCallback(backend: Backend, state: 'open' | 'failed', cause: D
 }
 
 /**
- * TRANSACTION_ROLLED_BACK for a withConnection callback whose transaction was aborted and whose
- * connection was then lost: the server rolled the transaction back when the session ended, so nothing
- * in it was committed. `cause` is the error that ended it (CONNECTION_LOST when known); retryable
- * exactly when that is.
+ * QUERY_FAILED for a withConnection callback whose connection was lost inside a transaction (state
+ * `failed` on a connection no longer usable): the session's end rolled back what was open, but a
+ * COMMIT issued and not awaited may have been in flight and committed, and the pool cannot tell which,
+ * so no rollback is claimed: `detail: { reason: 'connection-lost-in-transaction', outcome: 'unknown' }`,
+ * not retryable, `cause` the loss (CONNECTION_LOST when known).
  */
 function lostInTransaction(backend: Backend, cause: DatabaseError | undefined): DatabaseError {
   return new DatabaseError(
-    'TRANSACTION_ROLLED_BACK',
-    `the connection was lost inside a transaction of the withConnection callback${cause ? ` (${cause.code}: ${cause.message})` : ''}: the server rolled it back when the session ended, so nothing in it was committed`,
-    { backend, cause, retryable: cause?.retryable ?? false, sqlState: cause?.sqlState, sqliteCode: cause?.sqliteCode },
+    'QUERY_FAILED',
+    `the connection was lost inside a transaction of the withConnection callback${cause ? ` (${cause.code}: ${cause.message})` : ''}: the server rolls back a transaction still open when its session ends, but a COMMIT in flight then may have committed, so the outcome is unknown: check before running it again`,
+    {
+      backend,
+      cause,
+      retryable: false,
+      detail: { reason: 'connection-lost-in-transaction', outcome: OUTCOME_UNKNOWN },
+    },
   )
 }
 
