@@ -343,7 +343,9 @@ export class BackupManager {
   /**
    * The backups in the directory with this manager's prefix, newest first (only finished, verified
    * ones carry the final name), whichever database they were taken from: `source` says whose. Only
-   * regular files: a symlink at a backup's name is not one (this package never writes one).
+   * regular files: a symlink at a backup's name is not one (this package never writes one). A missing
+   * directory has none; one that cannot be read rejects with BACKUP_FAILED naming it (`detail.reason`
+   * the system's code, `cause` its error).
    */
   async list(): Promise<BackupInfo[]> {
     return (await this.#scan()).map((entry) => entry.info)
@@ -356,7 +358,7 @@ export class BackupManager {
       names = await readdir(this.#options.directory)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
-      throw err
+      throw directoryError(this.#options.directory, 'cannot read the backup directory', err)
     }
     const pattern = new RegExp(`^${escapeRegExp(this.#options.prefix)}-(\\d{8}T\\d{9}Z)(?:-\\d+)?\\.db(\\.gz)?$`)
     const found: ScannedBackup[] = []
@@ -383,7 +385,8 @@ export class BackupManager {
    * Counts and deletes only backups recorded as this database's (see {@link RetentionPolicy}); others
    * with the same prefix are left alone, and so is a file whose size is not the one its record
    * holds (a file put at a backup's name), a symlink and anything not a regular file. Resolves with
-   * the deleted files; rejects with the system's error when one cannot be deleted.
+   * the deleted files; rejects with BACKUP_FAILED naming the directory when it cannot be read or a
+   * backup cannot be deleted (`detail.reason` the system's code, `cause` its error).
    */
   async prune(now: Date = new Date()): Promise<string[]> {
     if (!(now instanceof Date) || Number.isNaN(now.getTime())) throw configError('prune.now', now, 'must be a valid Date')
@@ -412,7 +415,7 @@ export class BackupManager {
       try {
         if (!(await deleteBackup(entry))) continue
       } catch (err) {
-        if (taken === undefined) throw err
+        if (taken === undefined) throw directoryError(this.#options.directory, `cannot delete the old backup ${item.file}`, err)
         this.#warn(
           `the retention after backup ${taken} could not delete the old backup ${item.file}: ${messageOf(err)} (the backup is written; the old one is left)`,
         )
@@ -1198,6 +1201,17 @@ async function syncDirectory(directory: string): Promise<void> {
   } finally {
     await handle.close()
   }
+}
+
+/** BACKUP_FAILED for a system error on the backup directory or a file in it. */
+function directoryError(directory: string, what: string, err: unknown): DatabaseError {
+  const reason = (err as NodeJS.ErrnoException | undefined)?.code
+  return new DatabaseError('BACKUP_FAILED', `${what} (directory ${directory}): ${messageOf(err)}`, {
+    backend: 'sqlite',
+    retryable: false,
+    cause: err,
+    detail: { directory, ...(typeof reason === 'string' ? { reason } : {}) },
+  })
 }
 
 function asBackupError(err: unknown): DatabaseError {
