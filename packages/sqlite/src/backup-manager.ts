@@ -114,7 +114,10 @@ export interface BackupManagerOptions {
    * schedule goes on.
    */
   readonly onError?: (error: DatabaseError) => void
-  /** The pool's manager, when the pool was not made by `createSqlitePool`. */
+  /**
+   * The pool's manager, when the pool was not made by `createSqlitePool`. For a pool that was, only
+   * its own (`sqliteManagerOf(pool)`) is accepted: any other is CONFIGURATION at construction.
+   */
   readonly manager?: SqliteConnectionManager
 }
 
@@ -271,7 +274,14 @@ export class BackupManager {
   constructor(pool: DatabasePool<SqliteDatabase>, options: BackupManagerOptions) {
     const raw = requireObject('backup', options)
     rejectUnknownKeys('backup', raw, OPTION_KEYS)
-    const manager = (raw.manager as SqliteConnectionManager | undefined) ?? sqliteManagerOf(pool)
+    const own = sqliteManagerOf(pool)
+    if (raw.manager !== undefined && own !== undefined && raw.manager !== own)
+      throw configError(
+        'backup.manager',
+        raw.manager,
+        "must be the pool's own manager (sqliteManagerOf(pool)) or left out: another manager names, records and prunes backups as another database's",
+      )
+    const manager = (raw.manager as SqliteConnectionManager | undefined) ?? own
     if (!(manager instanceof SqliteConnectionManager)) {
       throw configError(
         'backup.manager',
