@@ -114,7 +114,10 @@ export interface BackupManagerOptions {
    * schedule goes on.
    */
   readonly onError?: (error: DatabaseError) => void
-  /** The pool's manager, when the pool was not made by `createSqlitePool`. */
+  /**
+   * The pool's manager, when the pool was not made by `createSqlitePool`. For a pool that was, only
+   * its own (`sqliteManagerOf(pool)`) is accepted: any other is CONFIGURATION at construction.
+   */
   readonly manager?: SqliteConnectionManager
 }
 
@@ -271,7 +274,14 @@ export class BackupManager {
   constructor(pool: DatabasePool<SqliteDatabase>, options: BackupManagerOptions) {
     const raw = requireObject('backup', options)
     rejectUnknownKeys('backup', raw, OPTION_KEYS)
-    const manager = (raw.manager as SqliteConnectionManager | undefined) ?? sqliteManagerOf(pool)
+    const own = sqliteManagerOf(pool)
+    if (raw.manager !== undefined && own !== undefined && raw.manager !== own)
+      throw configError(
+        'backup.manager',
+        raw.manager,
+        "must be the pool's own manager (sqliteManagerOf(pool)) or left out: another manager names, records and prunes backups as another database's",
+      )
+    const manager = (raw.manager as SqliteConnectionManager | undefined) ?? own
     if (!(manager instanceof SqliteConnectionManager)) {
       throw configError(
         'backup.manager',
@@ -343,7 +353,9 @@ export class BackupManager {
   /**
    * The backups in the directory with this manager's prefix, newest first (only finished, verified
    * ones carry the final name), whichever database they were taken from: `source` says whose. Only
-   * regular files: a symlink at a backup's name is not one (this package never writes one).
+   * regular files: a symlink at a backup's name is not one (this package never writes one). A missing
+   * directory has none; one that cannot be read rejects with BACKUP_FAILED naming it (`detail.reason`
+   * the system's code, `cause` its error).
    */
   async list(): Promise<BackupInfo[]> {
     return (await this.#scan()).map((entry) => entry.info)
@@ -356,7 +368,7 @@ export class BackupManager {
       names = await readdir(this.#options.directory)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
-      throw err
+      throw directoryError(this.#options.directory, 'cannot read the backup directory', err)
     }
     const pattern = new RegExp(`^${escapeRegExp(this.#options.prefix)}-(\\d{8}T\\d{9}Z)(?:-\\d+)?\\.db(\\.gz)?$`)
     const found: ScannedBackup[] = []
@@ -383,7 +395,8 @@ export class BackupManager {
    * Counts and deletes only backups recorded as this database's (see {@link RetentionPolicy}); others
    * with the same prefix are left alone, and so is a file whose size is not the one its record
    * holds (a file put at a backup's name), a symlink and anything not a regular file. Resolves with
-   * the deleted files; rejects with the system's error when one cannot be deleted.
+   * the deleted files; rejects with BACKUP_FAILED naming the directory when it cannot be read or a
+   * backup cannot be deleted (`detail.reason` the system's code, `cause` its error).
    */
   async prune(now: Date = new Date()): Promise<string[]> {
     if (!(now instanceof Date) || Number.isNaN(now.getTime())) throw configError('prune.now', now, 'must be a valid Date')
@@ -412,7 +425,7 @@ export class BackupManager {
       try {
         if (!(await deleteBackup(entry))) continue
       } catch (err) {
-        if (taken === undefined) throw err
+        if (taken === undefined) throw directoryError(this.#options.directory, `cannot delete the old backup ${item.file}`, err)
         this.#warn(
           `the retention after backup ${taken} could not delete the old backup ${item.file}: ${messageOf(err)} (the backup is written; the old one is left)`,
         )
@@ -1205,6 +1218,17 @@ async function syncDirectory(directory: string): Promise<void> {
   } finally {
     await handle.close()
   }
+}
+
+/** BACKUP_FAILED for a system error on the backup directory or a file in it. */
+function directoryError(directory: string, what: string, err: unknown): DatabaseError {
+  const reason = (err as NodeJS.ErrnoException | undefined)?.code
+  return new DatabaseError('BACKUP_FAILED', `${what} (directory ${directory}): ${messageOf(err)}`, {
+    backend: 'sqlite',
+    retryable: false,
+    cause: err,
+    detail: { directory, ...(typeof reason === 'string' ? { reason } : {}) },
+  })
 }
 
 function asBackupError(err: unknown): DatabaseError {

@@ -2,6 +2,7 @@ import { closeSync, existsSync, openSync, readSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { DatabaseError } from '@dbpool/core'
 import { type HiddenProcesses, type OpenFileScan, processName, processesWithFileOpen } from './open-file-scan'
+import { mapSqliteError } from './sqlite-errors'
 
 /**
  * What a probe can tell about other connections to a SQLite database file:
@@ -52,11 +53,16 @@ interface UseFinding {
  *   lock: only one inside a transaction is seen (`BEGIN EXCLUSIVE` fails), else the answer is
  *   `unknown` (unless a process is seen with it open).
  * Without `/proc` (macOS, Windows) a file nobody locks is `unknown`. A missing file is `unused`.
- * The caller must have closed its own connections first. Throws what SQLite throws when the probe
- * cannot run (e.g. a read-only file).
+ * The caller must have closed its own connections first. Throws a {@link DatabaseError} when the
+ * probe cannot run, as the pool reports the same file (CORRUPT for a file that is not a database,
+ * CONNECTION_FAILED for one that cannot be opened, e.g. a directory; `cause` SQLite's error).
  */
 export function databaseUse(path: string): DatabaseUse {
-  return examineUse(path).use
+  try {
+    return examineUse(path).use
+  } catch (err) {
+    throw mapSqliteError(err, { path })
+  }
 }
 
 function examineUse(path: string, allowHidden: readonly HiddenProcesses[] = []): UseFinding {
@@ -117,7 +123,8 @@ function lockProbe(path: string): DatabaseUse {
 /**
  * `true` when {@link databaseUse} sees another connection (`in-use`). A file where that cannot be
  * told (`unknown`: rollback journal, no `/proc`, unreadable or hidden processes) answers `false` although an
- * idle connection may have it open: {@link refuseInUse} refuses that case too.
+ * idle connection may have it open: {@link refuseInUse} refuses that case too. Throws as
+ * {@link databaseUse}.
  */
 export function databaseInUse(path: string): boolean {
   return databaseUse(path) === 'in-use'

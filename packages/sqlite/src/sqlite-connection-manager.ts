@@ -343,6 +343,20 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    * the old file open while sharing the path's `-wal`/`-shm` with a writer on the new one, and
    * answered with a mix of both files.
    */
+  /**
+   * A lease changed `journal_mode` (or took `conn.native`): leaving WAL mode deletes the `-wal` and
+   * the restore to WAL makes a new one, so the `-wal` each connection recorded is forgotten (the next
+   * check records the new one) instead of being reported deleted, a false CONNECTION_LOST.
+   */
+  #forgetWal(): void {
+    for (const other of this.#open) {
+      const identity = stateOf(other)?.identity
+      if (identity === undefined) continue
+      identity.wal = undefined
+      identity.walCheckedAt = undefined
+    }
+  }
+
   #condemnOnOtherFile(identity: FileIdentity): void {
     let error: DatabaseError | undefined
     for (const other of this.#open) {
@@ -485,6 +499,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     const changed = state.changedSettings as Set<string> | 'all'
     state.changedSettings = undefined
     const outcome = restoreSettings(db, state.settings, changed)
+    if (changed === 'all' || changed.has('journal_mode')) this.#forgetWal()
     if (outcome.error === undefined && outcome.unrestorable.length === 0) {
       state.restoreReported = false
       return
