@@ -470,7 +470,15 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         )
         .raw()
         .all() as [string, string][]
-      for (const [type, name] of objects) db.exec(`DROP ${type.toUpperCase()} IF EXISTS temp."${name.replaceAll('"', '""')}"`)
+      // temp tables that reference each other: a DROP with foreign keys on deletes their rows first and
+      // fails on a reference (SQLite's implicit DELETE); off for the drops, outside any transaction
+      const foreignKeys = objects.length > 0 && !db.inTransaction && db.pragma('foreign_keys', { simple: true }) === 1
+      if (foreignKeys) db.pragma('foreign_keys = OFF')
+      try {
+        for (const [type, name] of objects) db.exec(`DROP ${type.toUpperCase()} IF EXISTS temp."${name.replaceAll('"', '""')}"`)
+      } finally {
+        if (foreignKeys) db.pragma('foreign_keys = ON')
+      }
       state.mayHaveTemp = false
     } catch (err) {
       if (db === this.#memory) return

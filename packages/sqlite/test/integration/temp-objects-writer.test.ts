@@ -43,6 +43,18 @@ describe.each([
         }),
     ],
     [
+      // re-review r8 item 1: a DROP with foreign keys on failed on the reference; on :memory: the failure
+      // was ignored and the temp tables stayed for good
+      'withConnection, temp tables referencing each other',
+      (pool) =>
+        pool.withConnection(async (conn) => {
+          await conn.query('create temp table customers (id integer primary key)')
+          await conn.query('create temp table orders (id integer primary key, amount integer, customer integer references customers(id))')
+          await conn.query('insert into customers (id) values (1)')
+          await conn.query('insert into orders (amount, customer) values (1, 1)')
+        }),
+    ],
+    [
       'transaction()',
       (pool) =>
         pool.transaction(async (tx) => {
