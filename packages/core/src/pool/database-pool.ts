@@ -809,7 +809,14 @@ export class DatabasePool<out C = unknown> {
         if (stateLost && state !== 'idle') throw unknown()
         if (state === 'unknown' && this.#manager.settledTransactionState) {
           if (this.#manager.isUsable(lease.conn.native)) state = await this.#manager.settledTransactionState(lease.conn.native)
-          else if (sawLast && lease.lastStatement === lastAtReturn) state = 'idle'
+          // it saw the doubt only when no statement is in doubt but the one it awaited last (re-review r7
+          // item 2: an un-awaited COMMIT in doubt behind an awaited select's CONNECTION_LOST resolved)
+          else if (
+            sawLast &&
+            lease.lastStatement === lastAtReturn &&
+            (lease.inDoubtStatement === undefined || lease.inDoubtStatement === lastAtReturn)
+          )
+            state = 'idle'
           if (state === 'unknown') throw unknown()
         }
         // a transaction aborted by a lost session (conn.transaction() could not send its ROLLBACK): the

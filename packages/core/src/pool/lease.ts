@@ -60,6 +60,11 @@ export class Lease<C> {
    * awaiting that statement's error from one that returned later, having left it running.
    */
   lastStatement: { settledTurn: number | undefined } | undefined = undefined
+  /**
+   * The last statement of {@link lastStatement}'s kind whose own error said its outcome is unknown: a
+   * callback that awaited only a later statement (a COMMIT in doubt it did not await) did not see it.
+   */
+  inDoubtStatement: { settledTurn: number | undefined } | undefined = undefined
   #state: 'active' | 'released' | 'revoked' = 'active'
 
   constructor(

@@ -1,5 +1,5 @@
 import { DatabaseError } from '../errors/database-error'
-import { OUTCOME_UNKNOWN } from '../errors/error-outcome'
+import { OUTCOME_UNKNOWN, isOutcomeUnknown } from '../errors/error-outcome'
 import { HANDLE_QUERY_OPTION_KEYS, checkQueryOptions, checkQueryText, extraArguments, hasExtraArgument } from '../config/call-options'
 import { configError } from '../config/validate'
 import type { Backend, ExecuteOptions, Lane, QueryResult, TransactionSettings, TransactionState } from '../driver/connection-manager'
@@ -402,7 +402,11 @@ export class ConnectionHandle<C> implements Transaction<C> {
       const settled = (): void => {
         last.settledTurn = eventLoopTurn()
       }
-      running.then(settled, settled)
+      running.then(settled, (err: unknown) => {
+        // its own error says its outcome is unknown: a callback that awaited it saw that
+        if (isOutcomeUnknown(err)) lease.inDoubtStatement = last
+        settled()
+      })
       return running
     } catch (err) {
       return Promise.reject(err)

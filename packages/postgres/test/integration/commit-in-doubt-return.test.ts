@@ -124,6 +124,31 @@ describe('a COMMIT not awaited, the connection lost (the server commits it)', ()
     expect(summary(outcome)).toMatchObject({ code: 'CONNECTION_LOST', detail: { outcome: 'unknown' } })
     expect(await committed(id)).toBe(true)
   }, 30_000)
+
+  it('a COMMIT not awaited, then an awaited statement whose CONNECTION_LOST the callback handled: outcome unknown, not success (re-review r7 item 2)', async () => {
+    const target = new URL(db.url)
+    proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) })
+    const net = proxy
+    const p = (pool = poolOn(proxy.urlFor(db.url), { min: 0, max: 1, name: 'commit-in-doubt' }, { cancelTimeoutMs: 3_000 }))
+    const id = nextId++
+    let commit: Promise<unknown> | undefined
+    let probe: unknown
+    const outcome = await p
+      .withConnection(async (conn) => {
+        await conn.query('BEGIN')
+        await conn.query('insert into slow_commit values ($1)', [id])
+        commit = conn.query('COMMIT').catch((err: unknown) => err)
+        setTimeout(() => net.resetAll(), 300)
+        // the callback sees this statement's loss, not the COMMIT's doubt
+        probe = await conn.query('select 1').catch((err: unknown) => err)
+        return 'resolved'
+      })
+      .catch((err: unknown) => err)
+    expect(summary(await commit)).toMatchObject({ code: 'CONNECTION_LOST', detail: { outcome: 'unknown' } })
+    expect(summary(probe)).toMatchObject({ code: 'CONNECTION_LOST' })
+    expect(summary(outcome)).toEqual(unknownOutcome)
+    expect(await committed(id)).toBe(true)
+  }, 30_000)
 })
 
 it('a session lost inside conn.transaction() whose error the callback handled: QUERY_FAILED outcome unknown caused by the CONNECTION_LOST, without the "COMMIT before returning" advice (review r5 item 7, r7 items 1 and 3)', async () => {
