@@ -826,6 +826,9 @@ export class DatabasePool<out C = unknown> {
             this.#manager.backend,
             // the loss itself, not an earlier statement error the callback already handled
             lease.conn.broken ?? (DatabaseError.is(handle.lastError, 'CONNECTION_LOST') ? handle.lastError : undefined),
+            // rolled back for certain only when every statement was answered before the return and none
+            // is in doubt; a COMMIT still in flight when the session ended may have committed
+            (lastAtReturn === undefined || lastAtReturn.settledTurn !== undefined) && lease.inDoubtStatement === undefined,
           )
         if (state === 'open' || state === 'failed') throw leftOpenByCallback(this.#manager.backend, state, handle.lastError)
       }
@@ -1752,16 +1755,24 @@ function leftOpenByCallback(backend: Backend, state: 'open' | 'failed', cause: D
 }
 
 /**
- * QUERY_FAILED for a withConnection callback whose connection was lost inside a transaction (state
- * `failed` on a connection no longer usable): the session's end rolled back what was open, but a
- * COMMIT issued and not awaited may have been in flight and committed, and the pool cannot tell which,
- * so no rollback is claimed: `detail: { reason: 'connection-lost-in-transaction', outcome: 'unknown' }`,
- * not retryable, `cause` the loss (CONNECTION_LOST when known).
+ * A withConnection callback whose connection was lost inside a transaction (state `failed` on a
+ * connection no longer usable). `rolledBack` (every statement answered before the return, none in
+ * doubt): TRANSACTION_ROLLED_BACK, the server rolled the transaction back when the session ended,
+ * retryable exactly when `cause` is. Otherwise a COMMIT still in flight then may have committed, so no
+ * rollback is claimed: QUERY_FAILED, `detail: { reason: 'connection-lost-in-transaction', outcome:
+ * 'unknown' }`, not retryable. `cause`: the loss (CONNECTION_LOST when known).
  */
-function lostInTransaction(backend: Backend, cause: DatabaseError | undefined): DatabaseError {
+function lostInTransaction(backend: Backend, cause: DatabaseError | undefined, rolledBack: boolean): DatabaseError {
+  const lost = `the connection was lost inside a transaction of the withConnection callback${cause ? ` (${cause.code}: ${cause.message})` : ''}`
+  if (rolledBack)
+    return new DatabaseError(
+      'TRANSACTION_ROLLED_BACK',
+      `${lost}: the server rolled it back when the session ended, so nothing in it was committed`,
+      { backend, cause, retryable: cause?.retryable ?? false, sqlState: cause?.sqlState, sqliteCode: cause?.sqliteCode },
+    )
   return new DatabaseError(
     'QUERY_FAILED',
-    `the connection was lost inside a transaction of the withConnection callback${cause ? ` (${cause.code}: ${cause.message})` : ''}: the server rolls back a transaction still open when its session ends, but a COMMIT in flight then may have committed, so the outcome is unknown: check before running it again`,
+    `${lost}: the server rolls back a transaction still open when its session ends, but a COMMIT in flight then may have committed, so the outcome is unknown: check before running it again`,
     {
       backend,
       cause,

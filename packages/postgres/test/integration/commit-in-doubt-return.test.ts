@@ -151,7 +151,7 @@ describe('a COMMIT not awaited, the connection lost (the server commits it)', ()
   }, 30_000)
 })
 
-it('a session lost inside conn.transaction() whose error the callback handled: QUERY_FAILED outcome unknown caused by the CONNECTION_LOST, without the "COMMIT before returning" advice (review r5 item 7, r7 items 1 and 3)', async () => {
+it('a session lost inside conn.transaction() whose error the callback handled, every statement answered: TRANSACTION_ROLLED_BACK caused by the CONNECTION_LOST, without the "COMMIT before returning" advice (review r5 item 7, r7 item 3)', async () => {
   const p = (pool = poolOn(db.url, { min: 0, max: 1, name: 'lost-in-transaction' }))
   const id = nextId++
   let inner: unknown
@@ -172,14 +172,11 @@ it('a session lost inside conn.transaction() whose error the callback handled: Q
     })
     .catch((err: unknown) => err)
   expect(summary(inner)).toMatchObject({ code: 'CONNECTION_LOST' })
-  // the pool cannot tell a transaction the session's end rolled back from a COMMIT in flight then: no
-  // rollback claimed, no replay invited
-  expect(summary(outcome)).toMatchObject({
-    code: 'QUERY_FAILED',
-    retryable: false,
-    detail: { reason: 'connection-lost-in-transaction', outcome: 'unknown' },
-  })
+  // nothing was in flight when the session ended: the server rolled the transaction back
+  expect(DatabaseError.is(outcome, 'TRANSACTION_ROLLED_BACK')).toBe(true)
   const err = outcome as DatabaseError
+  expect(err.message).toMatch(/connection was lost inside a transaction .*nothing in it was committed/)
+  expect(err.retryable).toBe((err.cause as DatabaseError).retryable)
   expect(err.message).not.toMatch(/COMMIT before returning/)
   expect(DatabaseError.is(err.cause, 'CONNECTION_LOST')).toBe(true)
   expect(await admin(db.url, async (c) => (await c.query('select 1 from slow_commit where id = $1', [id])).rowCount)).toBe(0)
