@@ -70,10 +70,13 @@ it('a COMMIT in flight when conn.transaction() refused (transaction-state-unknow
 }, 30_000)
 
 describe('a COMMIT not awaited, the connection lost (the server commits it)', () => {
-  async function run(dropAfterReturn: boolean): Promise<{ outcome: unknown; commit: unknown; id: number }> {
+  // 'reset': the link cut with an RST (pg fails the query on the socket's error first); 'fin': closed
+  // with a FIN, as a server, PgBouncer or a load balancer closes it (the socket's end comes first)
+  async function run(dropAfterReturn: boolean, how: 'reset' | 'fin' = 'reset'): Promise<{ outcome: unknown; commit: unknown; id: number }> {
     const target = new URL(db.url)
     proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port) })
     const net = proxy
+    const drop = (): void => (how === 'reset' ? net.resetAll() : void net.close())
     const p = (pool = poolOn(proxy.urlFor(db.url), { min: 0, max: 1, name: 'commit-in-doubt' }, { cancelTimeoutMs: 3_000 }))
     const id = nextId++
     let commit: Promise<unknown> | undefined
@@ -83,11 +86,11 @@ describe('a COMMIT not awaited, the connection lost (the server commits it)', ()
         await conn.query('insert into slow_commit values ($1)', [id])
         commit = conn.query('COMMIT').catch((err: unknown) => err)
         if (dropAfterReturn) {
-          setTimeout(() => net.resetAll(), 300)
+          setTimeout(drop, 300)
           return 'resolved'
         }
         await sleep(300)
-        net.resetAll()
+        drop()
         await sleep(200)
         return 'resolved'
       })
@@ -108,6 +111,18 @@ describe('a COMMIT not awaited, the connection lost (the server commits it)', ()
     expect(summary(outcome)).toEqual(unknownOutcome)
     expect(await committed(id)).toBe(true)
   }, 30_000)
+
+  it.each([false, true])(
+    'closed with a FIN (returned before: %s): outcome unknown, never TRANSACTION_ROLLED_BACK (re-review r7 item 1)',
+    async (dropAfterReturn) => {
+      const { outcome, commit, id } = await run(dropAfterReturn, 'fin')
+      expect(summary(commit)).toMatchObject({ code: 'CONNECTION_LOST', detail: { outcome: 'unknown' } })
+      // transaction-state-unknown, or connection-lost-in-transaction when the socket's end came first
+      expect(summary(outcome)).toMatchObject({ code: 'QUERY_FAILED', retryable: false, detail: { outcome: 'unknown' } })
+      expect(await committed(id)).toBe(true)
+    },
+    30_000,
+  )
 
   it('awaited by the callback, which returns its error: the callback saw it, withConnection resolves', async () => {
     const target = new URL(db.url)
