@@ -79,6 +79,7 @@ import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, TRANSACTION_MODE_RE
 import { sessionStatement } from './postgres-session-statement'
 import { plainStatement } from './postgres-plain-statement'
 import { isReadOnlyStatement } from './postgres-read-only'
+import { startupOptionsReadOnly } from './postgres-startup-read-only'
 import { resetsSession } from './postgres-session-restore'
 import { refusesStartupSetting, startupOptionError, startupParameterOf, startupSettingsCheckSql } from './postgres-session-startup'
 import {
@@ -207,6 +208,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * lane's (the same server: DDL run through the write lane reaches its statements too).
    */
   #statementGeneration: SharedGeneration = { value: 0 }
+  /** The startup `options` (PGOPTIONS included) turn `default_transaction_read_only` on (see startupOptionsReadOnly). */
+  readonly #readOnlyOptions: boolean
   /** Write-lane connections not destroyed yet: evicted when new ones reach another server. */
   readonly #live = new Set<PostgresConnection>()
   /** The server (`host:port`) the latest write-lane connection reached. */
@@ -229,6 +232,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     defaults: { readonly connectTimeoutMs?: number } = {},
   ) {
     this.config = withEnvStartupOptions(toDatabaseConfig(config, options?.connectTimeoutMs), process.env)
+    this.#readOnlyOptions = startupOptionsReadOnly(this.config.options) === true
     this.options = resolveManagerOptions(options, defaults, { pgbouncer: this.config.pgbouncer })
     this.target = this.config.toString()
     this.#ssl = tlsOptions(this.config)
@@ -1296,14 +1300,16 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * Why every write-lane session of this pool is meant to be read-only, or `undefined`: its
    * `targetSessionAttrs` asks for standbys (`read-only`, `standby`, `prefer-standby`: no new
    * connection looks for a read-write server while a standby is up), or its startup `options`
-   * (PGOPTIONS) set `default_transaction_read_only`. A 25006 there is the application's write on a
-   * read pool, never a failover (see {@link #readOnlyError}).
+   * (PGOPTIONS) set `default_transaction_read_only` on, read as the server reads them (see
+   * startupOptionsReadOnly: `-c default-transaction-read-only=t`, `--default_transaction_read_only=yes`,
+   * the last setting winning). A 25006 there is the application's write on a read pool, never a
+   * failover (see {@link #readOnlyError}).
    */
   #readOnlyByTarget(): string | undefined {
-    const { targetSessionAttrs, options } = this.config
+    const { targetSessionAttrs } = this.config
     if (STANDBY_TARGETS.has(targetSessionAttrs))
       return `the pool targets standbys (target_session_attrs=${targetSessionAttrs}): its connections go to read-only servers and none looks for a read-write one; run writes on a pool of the primary (target_session_attrs=read-write or primary)`
-    if (/default_transaction_read_only\s*=\s*(on|true|yes|1)\b/i.test(options ?? ''))
+    if (this.#readOnlyOptions)
       return "the pool's startup options (options, PGOPTIONS) set default_transaction_read_only: every session of it is read-only; run writes on a pool without it"
     return undefined
   }
