@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events'
 import { Query, type Client } from 'pg'
 import { DatabaseError } from '@dbpool/core'
+import type { PostgresConnection } from './postgres-connection'
 
 /**
  * Array types of the built-in catalog below 10000 (`pg_type.typcategory = 'A'`, the same in every
@@ -57,18 +58,18 @@ export class ArrayParameterCheck {
    * Otherwise returns a promise: the caller holds the connection's later statements until it settles.
    */
   check(
-    client: Client,
+    conn: PostgresConnection,
     text: string,
     positions: readonly number[],
     generation: number | undefined,
     lookup: (sqlText: string) => Promise<readonly { oid: number; a: boolean }[]>,
   ): Promise<void> | undefined {
-    const types = this.#texts.get(client)?.get(text)
+    const types = this.#texts.get(conn.client)?.get(text)
     if (types !== undefined && types.generation === (generation ?? -1) && this.#unknownTypes(types.types, positions).length === 0) {
       this.#refuse(types.types, positions)
       return undefined
     }
-    return this.#checkDescribed(client, text, positions, generation, lookup)
+    return this.#checkDescribed(conn, text, positions, generation, lookup)
   }
 
   /**
@@ -80,17 +81,17 @@ export class ArrayParameterCheck {
   }
 
   async #checkDescribed(
-    client: Client,
+    conn: PostgresConnection,
     text: string,
     positions: readonly number[],
     generation: number | undefined,
     lookup: (sqlText: string) => Promise<readonly { oid: number; a: boolean }[]>,
   ): Promise<void> {
-    let texts = this.#texts.get(client)
+    let texts = this.#texts.get(conn.client)
     let known = texts?.get(text)
     if (known === undefined || known.generation !== (generation ?? -1)) {
-      const types = await describeParameters(client, text)
-      if (texts === undefined) this.#texts.set(client, (texts = new Map()))
+      const types = await describeParameters(conn, text)
+      if (texts === undefined) this.#texts.set(conn.client, (texts = new Map()))
       if (texts.size >= MAX_TEXTS) texts.clear()
       known = { generation: generation ?? -1, types }
       if (generation !== undefined) texts.set(text, known)
@@ -139,13 +140,13 @@ const PROBES = new WeakMap<Wire, ParameterProbe[]>()
 /**
  * The parameter types the server infers for `text`: Parse of the unnamed statement, Describe of it
  * (ParameterDescription), Sync. pg has no API for it (it never describes a statement, and ignores
- * ParameterDescription): a submittable of its queue, so it runs in turn with the connection's other
- * statements (pipelined ones too). Nothing is executed; inside a transaction a Parse that fails
+ * ParameterDescription): a submittable of its queue, handed over in turn with the connection's other
+ * statements (PostgresConnection.submit; pipelined ones too). Nothing is executed; inside a transaction a Parse that fails
  * aborts it, as the statement itself would have.
  */
-function describeParameters(client: Client, text: string): Promise<readonly number[]> {
+function describeParameters(conn: PostgresConnection, text: string): Promise<readonly number[]> {
   return new Promise<readonly number[]>((resolve, reject) => {
-    void client.query(new ParameterProbe(text, resolve, reject) as never)
+    conn.submit(new ParameterProbe(text, resolve, reject))
   })
 }
 

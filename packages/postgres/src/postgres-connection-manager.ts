@@ -38,7 +38,7 @@ import {
   type ResolvedPostgresManagerOptions,
 } from './postgres-options'
 import { pgQuery, type PgQuery } from './postgres-params'
-import { RerunRefused, runStatement, trackBindComplete, withdrawQueued, type PgAnswer } from './postgres-statement'
+import { RerunRefused, runStatement, runText, trackBindComplete, withdrawQueued, type PgAnswer } from './postgres-statement'
 import { isCachedPlanChange, statementInvalidation } from './postgres-statement-invalidation'
 import { resultColumnsError } from './postgres-columns'
 import { StatementCache, type CachedStatement, type SharedGeneration } from './postgres-statement-cache'
@@ -79,6 +79,7 @@ import { sessionFeaturesOf, sessionSettingsThroughPgBouncer, TRANSACTION_MODE_RE
 import { sessionStatement } from './postgres-session-statement'
 import { plainStatement } from './postgres-plain-statement'
 import { isReadOnlyStatement } from './postgres-read-only'
+import { startupOptionsReadOnly } from './postgres-startup-read-only'
 import { resetsSession } from './postgres-session-restore'
 import { refusesStartupSetting, startupOptionError, startupParameterOf, startupSettingsCheckSql } from './postgres-session-startup'
 import {
@@ -207,6 +208,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * lane's (the same server: DDL run through the write lane reaches its statements too).
    */
   #statementGeneration: SharedGeneration = { value: 0 }
+  /** The startup `options` (PGOPTIONS included) turn `default_transaction_read_only` on (see startupOptionsReadOnly). */
+  readonly #readOnlyOptions: boolean
   /** Write-lane connections not destroyed yet: evicted when new ones reach another server. */
   readonly #live = new Set<PostgresConnection>()
   /** The server (`host:port`) the latest write-lane connection reached. */
@@ -229,6 +232,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     defaults: { readonly connectTimeoutMs?: number } = {},
   ) {
     this.config = withEnvStartupOptions(toDatabaseConfig(config, options?.connectTimeoutMs), process.env)
+    this.#readOnlyOptions = startupOptionsReadOnly(this.config.options) === true
     this.options = resolveManagerOptions(options, defaults, { pgbouncer: this.config.pgbouncer })
     this.target = this.config.toString()
     this.#ssl = tlsOptions(this.config)
@@ -1032,7 +1036,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   /**
    * {@link transactionState} once the server has answered every statement issued on the connection so
    * far: while a statement's ReadyForQuery is on its way (a failed statement settles before it) or
-   * statements wait behind it, in pg's queue or in dbpool's own behind an array check (see
+   * statements wait behind it, in turn (PostgresConnection.submit) or behind an array check (see
    * {@link #held}; issued and not awaited: `conn.query('BEGIN')` then a check; pg sends the next one
    * as each ReadyForQuery arrives, so one ReadyForQuery alone still leaves the status stale), waits for
    * both queues to drain (or the connection's end), at most `cancelTimeoutMs` in all, then answers what
@@ -1296,14 +1300,16 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * Why every write-lane session of this pool is meant to be read-only, or `undefined`: its
    * `targetSessionAttrs` asks for standbys (`read-only`, `standby`, `prefer-standby`: no new
    * connection looks for a read-write server while a standby is up), or its startup `options`
-   * (PGOPTIONS) set `default_transaction_read_only`. A 25006 there is the application's write on a
-   * read pool, never a failover (see {@link #readOnlyError}).
+   * (PGOPTIONS) set `default_transaction_read_only` on, read as the server reads them (see
+   * startupOptionsReadOnly: `-c default-transaction-read-only=t`, `--default_transaction_read_only=yes`,
+   * the last setting winning). A 25006 there is the application's write on a read pool, never a
+   * failover (see {@link #readOnlyError}).
    */
   #readOnlyByTarget(): string | undefined {
-    const { targetSessionAttrs, options } = this.config
+    const { targetSessionAttrs } = this.config
     if (STANDBY_TARGETS.has(targetSessionAttrs))
       return `the pool targets standbys (target_session_attrs=${targetSessionAttrs}): its connections go to read-only servers and none looks for a read-write one; run writes on a pool of the primary (target_session_attrs=read-write or primary)`
-    if (/default_transaction_read_only\s*=\s*(on|true|yes|1)\b/i.test(options ?? ''))
+    if (this.#readOnlyOptions)
       return "the pool's startup options (options, PGOPTIONS) set default_transaction_read_only: every session of it is read-only; run writes on a pool without it"
     return undefined
   }
@@ -1497,7 +1503,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     if (!conn.usable || awaitsReadyForQuery(conn) || conn.client.getTransactionStatus() !== 'T') return refused
     const error = DatabaseError.is(refused) ? refused : this.mapError(refused)
     try {
-      await conn.client.query(ABORT_TRANSACTION_SQL)
+      await runText(conn, ABORT_TRANSACTION_SQL)
     } catch {
       // the failure is the point; its ReadyForQuery (status E) may come after this rejection
     }
@@ -1528,7 +1534,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   }
 
   /**
-   * Sends `query` now (in pg's queue, behind what was issued before it), after its array check (see
+   * Sends `query` now (in turn, behind what was issued before it: see PostgresConnection.submit), after its array check (see
    * ArrayParameterCheck): synchronous when the server's parameter types of its text are known; else
    * the Parse/Describe probe (and a pg_type lookup) are queued now, and the connection is held (see
    * {@link #held}) until the statement itself is queued or refused.
@@ -1587,8 +1593,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * client directly (the connection is held by this check).
    */
   #checkArrays(conn: PostgresConnection, query: PgQuery): Promise<void> | undefined {
-    return this.#arrayCheck.check(conn.client, query.text, query.arrays!, conn.statements?.generation, async (text: string) => {
-      const { rows } = await conn.client.query<{ oid: unknown; a: unknown }>(text)
+    return this.#arrayCheck.check(conn, query.text, query.arrays!, conn.statements?.generation, async (text: string) => {
+      const { rows } = await runText<{ oid: unknown; a: unknown }>(conn, text)
       return rows.map((row) => ({ oid: Number(row.oid), a: row.a === true || row.a === 't' }))
     })
   }
@@ -1605,11 +1611,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     // rest (several statements, DDL, control). An unnamed statement still carries the cache: its
     // command tag may say statements were dropped. A run again (retried) is sent only outside a transaction.
     if (cache === undefined || (query.values.length === 0 && !(QUERY_OR_DML.test(query.text) && this.#lone(query.text))))
-      return runStatement(conn.client, query.text, query.values, undefined, cache, undefined, progress, retried)
+      return runStatement(conn, query.text, query.values, undefined, cache, undefined, progress, retried)
     const entry = cache.acquire(query.text)
-    if (entry === undefined) return runStatement(conn.client, query.text, query.values, undefined, cache, undefined, progress, retried)
+    if (entry === undefined) return runStatement(conn, query.text, query.values, undefined, cache, undefined, progress, retried)
     return runStatement(
-      conn.client,
+      conn,
       query.text,
       query.values,
       entry,
@@ -1709,7 +1715,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     running.catch(() => undefined)
     let stop!: (why: Stop) => void
     const stopped = new Promise<Stop>((resolve) => (stop = resolve))
-    // still waiting its turn behind statements issued before it on the connection (in pg's queue, or
+    // still waiting its turn behind statements issued before it on the connection (kept by PostgresConnection.submit, or
     // behind an array check): taken out and failed, never sent; the statement running there is not
     // this one's to cancel, and the connection stays as it is
     let withdrawn: DatabaseError | undefined
@@ -1718,7 +1724,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       withdrawn = notStartedError(why, timeoutMs, signal)
       progress.withdrawn = withdrawn
       stop('withdrawn')
-      withdrawQueued(conn.client, progress, withdrawn)
+      withdrawQueued(conn, progress, withdrawn)
       return true
     }
     // at the deadline, an answer already received is read first (startDeadline): only one not received times out
@@ -2029,8 +2035,8 @@ function awaitsReadyForQuery(conn: PostgresConnection): boolean {
 }
 
 /**
- * Whether every statement issued and not answered yet (pg's active one, its queue, and in pipeline
- * mode the ones written behind) is one lone statement that cannot open or end a transaction (see
+ * Whether every statement issued and not answered yet (pg's active one, its queue, in pipeline mode
+ * the ones written behind, and the ones waiting their turn in PostgresConnection.submit) is one lone statement that cannot open or end a transaction (see
  * {@link plainStatement}). A statement without a readable text counts as not plain. pg's fields are
  * untyped internals; missing, nothing is plain. (Statements held behind an array check are not in
  * pg's queues: the caller counts them as not plain.)
@@ -2042,7 +2048,12 @@ function unansweredArePlain(conn: PostgresConnection): boolean {
     _sentQueryQueue?: readonly unknown[]
   }
   if (client._queryQueue === undefined) return false
-  const pending = [...(client._activeQuery != null ? [client._activeQuery] : []), ...client._queryQueue, ...(client._sentQueryQueue ?? [])]
+  const pending = [
+    ...(client._activeQuery != null ? [client._activeQuery] : []),
+    ...client._queryQueue,
+    ...(client._sentQueryQueue ?? []),
+    ...conn.queued,
+  ]
   return pending.every((q) => {
     const text = (q as { text?: unknown } | null)?.text
     return typeof text === 'string' && plainStatement(text)
@@ -2057,14 +2068,15 @@ const PREDICTED: ReadonlyMap<string, TransactionState> = new Map([
 ])
 
 /**
- * Whether statements were issued on the connection after the one being answered: pg's queue of
- * statements not written yet, and in pipeline mode the ones written behind it. pg keeps both untyped
- * (`queryQueue`, its public getter, warns that it is deprecated); missing, they count as issued.
+ * Whether statements were issued on the connection after the one being answered: the ones waiting
+ * their turn (kept by PostgresConnection.submit, or in pg's queue), and in pipeline mode the ones
+ * written behind it. pg keeps its queues untyped (`queryQueue`, its public getter, warns that it is
+ * deprecated); missing, they count as issued.
  */
 function issuedAfter(conn: PostgresConnection): boolean {
   const client = conn.client as unknown as { _queryQueue?: readonly unknown[]; _sentQueryQueue?: readonly unknown[] }
   const queued = client._queryQueue
-  return queued === undefined || queued.length > 0 || (client._sentQueryQueue?.length ?? 0) > 0
+  return queued === undefined || queued.length > 0 || (client._sentQueryQueue?.length ?? 0) > 0 || conn.queued.length > 0
 }
 
 /**

@@ -21,7 +21,18 @@ interface PgClientInternals {
   readonly _sentQueryQueue?: readonly unknown[]
   /** Statements not written yet. */
   readonly _queryQueue?: readonly unknown[]
+  /** The server's last ReadyForQuery has come and no statement was written since (outside pipeline mode). */
+  readonly readyForQuery?: boolean
+  /** Pipeline mode: statements are written without waiting for the ones before (see statement sharing). */
+  readonly pipeline?: boolean
 }
+
+/** What pg's queue takes: a Query, a cursor, a COPY stream, a probe; failed by pg (and by {@link PostgresConnection}) with handleError. */
+interface PgSubmittable {
+  handleError(err: Error, connection: unknown): void
+}
+
+const NOTHING_QUEUED: readonly object[] = Object.freeze([])
 
 /** pg.Client's ref()/unref() of its socket, which @types/pg does not declare. */
 interface PgClientRef {
@@ -45,6 +56,11 @@ export class PostgresConnection implements ReferencedHandle {
   #ready = false
   #closing = false
   #lostReported = false
+  /**
+   * Statements issued while pg had one in hand (see {@link submit}), in the order issued, handed to pg
+   * one at a time as it becomes idle; `undefined` when none waits (no allocation on the usual path).
+   */
+  #waiting: object[] | undefined = undefined
   /** Writes are held (the socket corked) until the end of this tick: see {@link holdWritesForTick}. */
   #holding = false
   readonly #onLost: (err: Error) => void
@@ -161,12 +177,78 @@ export class PostgresConnection implements ReferencedHandle {
     client.connection.on('parameterStatus', (msg: { parameterName: string; parameterValue: string }) =>
       this.#reported.set(msg.parameterName, msg.parameterValue),
     )
-    client.on('error', (err) => this.#fail(err))
-    client.on('end', () =>
+    client.on('error', (err) => {
+      this.#flush(err)
+      this.#fail(err)
+    })
+    client.on('end', () => {
+      // pg's own error for what was in its queue when end() was called
+      this.#flush(new Error('Connection terminated'))
       this.#fail(
         new Error(this.#pg._ending ? 'the connection was ended by a call to end() on its pg client' : 'the server closed the connection'),
-      ),
-    )
+      )
+    })
+    // pg is idle again (the last statement's ReadyForQuery, or a statement it refused before writing it)
+    client.on('drain', () => this.#drain())
+  }
+
+  /**
+   * @internal Hands `query` (a pg Query, cursor, COPY stream or probe) to pg when pg is idle, else
+   * keeps it until pg is: pg is given one statement at a time outside pipeline mode, never a second
+   * while one is in hand ("Calling client.query() when the client is already executing a query is
+   * deprecated", pg 8.23; refused by pg 9), and statements go in the order issued. In pipeline mode
+   * (statement sharing), and on a client pg refuses work on (lost, ended), it goes to pg at once.
+   * When the connection is lost, the statements kept fail with the loss, as pg fails its own queue.
+   */
+  submit<T extends object>(query: T): T {
+    if (this.#waiting === undefined && this.#idle()) this.client.query(query as never)
+    else (this.#waiting ??= []).push(query)
+    return query
+  }
+
+  /** @internal The statements kept by {@link submit}, not handed to pg yet (the order issued). */
+  get queued(): readonly object[] {
+    return this.#waiting ?? NOTHING_QUEUED
+  }
+
+  /**
+   * @internal Takes `query` out of the statements kept by {@link submit} (given up on before it was
+   * sent). False when it is not there (handed to pg already).
+   */
+  unqueue(query: object): boolean {
+    const waiting = this.#waiting
+    const at = waiting === undefined ? -1 : waiting.indexOf(query)
+    if (at < 0) return false
+    waiting!.splice(at, 1)
+    if (waiting!.length === 0) this.#waiting = undefined
+    return true
+  }
+
+  /** Whether pg may be handed a statement now without holding it in its own queue. */
+  #idle(): boolean {
+    const pg = this.#pg
+    // refused by pg itself (lost, ended), or pipelined: at once, as pg would have it
+    if (!pg._queryable || pg._ending || pg.pipeline === true) return true
+    return pg.readyForQuery === true && pg._activeQuery == null && (pg._queryQueue?.length ?? 0) === 0
+  }
+
+  /** pg became idle: the statements kept are handed over, one at a time (all at once when pipelined). */
+  #drain(): void {
+    const waiting = this.#waiting
+    if (waiting === undefined) return
+    while (waiting.length > 0 && this.#idle()) this.client.query(waiting.shift() as never)
+    if (waiting.length === 0 && this.#waiting === waiting) this.#waiting = undefined
+  }
+
+  /** The connection is gone: the statements kept fail with `err` on the next tick, as pg fails its queue (_errorAllQueries). */
+  #flush(err: Error): void {
+    const waiting = this.#waiting
+    if (waiting === undefined) return
+    this.#waiting = undefined
+    // emptied in place: a #drain still looping over it hands none of them to pg
+    const kept = waiting.splice(0)
+    const connection = this.client.connection
+    for (const query of kept) process.nextTick(() => (query as PgSubmittable).handleError(err, connection))
   }
 
   /** The backend's process id (`pg_backend_pid()`), once connected. */
@@ -300,10 +382,10 @@ export class PostgresConnection implements ReferencedHandle {
     }
   }
 
-  /** Statements answered, on the wire or queued on this client (pg's fields; missing ones count as busy). */
+  /** Statements answered, on the wire or queued on this client, in pg or kept by {@link submit} (pg's fields; missing ones count as busy). */
   #busy(): boolean {
     const pg = this.#pg
-    if (pg._activeQuery) return true
+    if (pg._activeQuery || this.#waiting !== undefined) return true
     const sent = pg._sentQueryQueue
     const queued = pg._queryQueue
     return sent === undefined || queued === undefined || sent.length > 0 || queued.length > 0

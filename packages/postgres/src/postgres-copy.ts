@@ -175,7 +175,7 @@ async function copyFromHandle(conn: PoolConnection, text: string, source: CopySo
     // refused (QUERY_FAILED) once the handle was released
     const native = conn.native as PostgresConnection
     const client = native.client as unknown as { _activeQuery: unknown; _queryQueue: unknown[] }
-    if (client._activeQuery != null || client._queryQueue.length > 0)
+    if (client._activeQuery != null || client._queryQueue.length > 0 || native.queued.length > 0)
       throw new DatabaseError(
         'QUERY_FAILED',
         'copyFrom() refused: the connection is busy (a statement or a stream of this handle is still running); await it or finish the stream first',
@@ -212,7 +212,7 @@ async function copyIn(
     stopSource(source, undefined)
     throw deadline.reason
   }
-  const copy = native.client.query(copyFromStdin(text))
+  const copy = native.submit(copyFromStdin(text))
   // The server commits an auto-commit COPY before it sends CommandComplete (exec_simple_query ends the
   // transaction, then reports the command), and pg-copy-streams settles only at ReadyForQuery: a
   // connection lost between the two must not report committed rows as failed (a retry would load
@@ -577,7 +577,7 @@ function copyOut(
     return Promise.resolve(deadline.reason)
   }
   const mayWrite = copyToMayWrite(text)
-  const copy = native.client.query(copyToStdout(text))
+  const copy = native.submit(copyToStdout(text))
   // The server commits an auto-commit COPY before it sends CommandComplete; after it, all the data
   // was read from the socket (CopyDone comes first) and nothing can fail the COPY any more
   let completed = false

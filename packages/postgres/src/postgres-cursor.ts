@@ -89,9 +89,8 @@ export class PostgresCursor<R> implements RowCursor<R> {
       const status = this.#conn.client.getTransactionStatus()
       this.#inTransaction = status === 'T' || status === 'E'
     }
-    const cursor = (this.#cursor ??= this.#conn.client.query(
-      new Cursor<R>(this.#query.text, this.#query.values, { types: this.#hooks.types }),
-    ))
+    // in turn with the connection's other statements (see PostgresConnection.submit)
+    const cursor = (this.#cursor ??= this.#conn.submit(new Cursor<R>(this.#query.text, this.#query.values, { types: this.#hooks.types })))
     const first = !this.#checked
     this.#checked = true
     return this.#untilLost(cursor.read(this.#batchSize)).then(

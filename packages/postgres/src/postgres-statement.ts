@@ -1,5 +1,6 @@
 import { Query, type Client, type QueryResult as PgQueryResult } from 'pg'
 import { rememberColumns } from './postgres-columns'
+import type { PostgresConnection } from './postgres-connection'
 import type { StatementProgress } from './postgres-outcome'
 import type { CachedStatement, StatementCache, StatementDescription } from './postgres-statement-cache'
 import { queryDdlOfText } from './postgres-statement-traits'
@@ -249,7 +250,7 @@ class PgStatement extends PgQuery {
  * connection is outside a transaction when its turn comes, else it fails with {@link RerunRefused}.
  */
 export function runStatement(
-  client: Client,
+  conn: PostgresConnection,
   text: string,
   values: unknown[],
   entry: CachedStatement | undefined,
@@ -259,7 +260,7 @@ export function runStatement(
   onlyWhenIdle = false,
 ): Promise<PgAnswer> {
   return new Promise<PgAnswer>((resolve, reject) => {
-    const statement = new PgStatement(client, text, values, entry, cache, progress, onlyWhenIdle)
+    const statement = new PgStatement(conn.client, text, values, entry, cache, progress, onlyWhenIdle)
     let settled = false
     statement.callback = (err, result) => {
       // pg can call back twice for one run (an error while writing, then ReadyForQuery)
@@ -280,18 +281,40 @@ export function runStatement(
         }
       }
     }
-    client.query(statement as never)
+    // in turn: pg is handed one statement at a time (see PostgresConnection.submit)
+    conn.submit(statement)
   })
 }
 
 /**
- * Takes the run of the statement `progress` records out of pg's queue of `client` when it waits there,
- * not yet sent (see StatementProgress.withdrawn), and fails it with `error`: nothing of it reaches the
- * server, and the statements queued behind it move up. False when it is not in that queue (sent, or
- * not queued in pg yet).
+ * One text (simple protocol, as `client.query(text)` sends it) on `conn`, in turn with its other
+ * statements (see PostgresConnection.submit): for the manager's own statements outside runStatement.
  */
-export function withdrawQueued(client: Client, progress: StatementProgress, error: Error): boolean {
-  const queue = (client as unknown as { _queryQueue?: unknown[] })._queryQueue
+export function runText<R extends Record<string, unknown> = Record<string, unknown>>(
+  conn: PostgresConnection,
+  text: string,
+): Promise<PgQueryResult<R>> {
+  return new Promise<PgQueryResult<R>>((resolve, reject) => {
+    const query = new Query(text)
+    ;(query as unknown as PgQueryInternals).callback = (err, result) => (err ? reject(err) : resolve(result as PgQueryResult<R>))
+    conn.submit(query)
+  })
+}
+
+/**
+ * Takes the run of the statement `progress` records out of the statements waiting their turn on
+ * `conn` (kept by PostgresConnection.submit, or in pg's queue), not yet sent (see
+ * StatementProgress.withdrawn), and fails it with `error`: nothing of it reaches the server, and the
+ * statements queued behind it move up. False when it is not waiting there (sent, or held behind an
+ * array check).
+ */
+export function withdrawQueued(conn: PostgresConnection, progress: StatementProgress, error: Error): boolean {
+  const kept = conn.queued.find((queued) => queued instanceof PgStatement && queued.runs(progress)) as PgStatement | undefined
+  if (kept !== undefined && conn.unqueue(kept)) {
+    kept.callback?.(error)
+    return true
+  }
+  const queue = (conn.client as unknown as { _queryQueue?: unknown[] })._queryQueue
   if (queue === undefined) return false
   const at = queue.findIndex((queued) => queued instanceof PgStatement && queued.runs(progress))
   if (at < 0) return false
