@@ -11,7 +11,8 @@
  * boolean): such a pool never connects.
  */
 export function startupOptionsReadOnly(options: string | undefined): boolean | undefined {
-  if (options === undefined || !/read/i.test(options)) return undefined
+  // a quick no before the parse: a backslash escapes the letter after it (`re\ad`), so without them
+  if (options === undefined || !/read/i.test(options.replace(/\\/g, ''))) return undefined
   const settings = startupOptionSettings(options)
   if (settings === undefined) return undefined
   let readOnly: boolean | undefined

@@ -10,6 +10,8 @@ describe('startupOptionsReadOnly', () => {
     ['-cdefault_transaction_read_only=tru', true],
     ['-ec default_transaction_read_only=YES', true],
     ['-c default_transaction_read_only=\\on', true],
+    ['-c default_transaction_re\\ad_only=on', true],
+    ['-c \\default_transaction_read_only=on', true],
     ['-c x.y=a\\ b\\ -c\\ default_transaction_read_only=off -c default_transaction_read_only=1', true],
     ['-c default_transaction_read_only=on -c default_transaction_read_only=of', false],
     ['-c default_transaction_read_only=n', false],
