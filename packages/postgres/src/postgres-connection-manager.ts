@@ -1063,10 +1063,14 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return new Promise<TransactionState>((resolve) => {
       let waits = this.#heldWaits.get(conn)
       if (waits === undefined) this.#heldWaits.set(conn, (waits = new Set()))
+      let done = false
       const finish = (): void => {
+        if (done) return
+        done = true
         timer.clear()
         connection.off('readyForQuery', onReady)
         connection.off('end', finish)
+        conn.client.off('drain', onReady)
         waits.delete(onReady)
         if (!conn.usable || !this.#unanswered(conn)) return resolve(this.transactionState(conn))
         conn.markBroken(
@@ -1089,6 +1093,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       const timer = startDeadline(this.options.cancelTimeoutMs, finish)
       connection.on('readyForQuery', onReady)
       connection.on('end', finish)
+      // pg idle without a ReadyForQuery: the last statement it had was refused before it was written
+      // (failed on the next tick, no message from the server follows)
+      conn.client.on('drain', onReady)
       waits.add(onReady)
     })
   }
@@ -1554,6 +1561,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return checking.then(
       () => {
         try {
+          // withdrawn (its signal, its deadline) while its own check ran: not handed to pg, which would
+          // refuse it before writing and never answer a ReadyForQuery that the release then awaits
+          if (progress.withdrawn !== undefined) return Promise.reject(progress.withdrawn)
           return this.#sendChecked(conn, query, shared, retried, progress)
         } finally {
           this.#release(conn)

@@ -158,6 +158,41 @@ it('the array-parameter statement itself, aborted while its array check waits be
   ])
 }, 30_000)
 
+it.each(['signal', 'timeoutMs'] as const)(
+  'the array-parameter statement withdrawn (%s) while its check waits, the last one issued: the lease is released when the running one answers, not cancelTimeoutMs later (re-review r9 item 2)',
+  async (how) => {
+    // pg refused the withdrawn statement before writing it: no ReadyForQuery followed, and the release
+    // waited the whole cancelTimeoutMs (5 s here) for one
+    const p = (pool = poolOn(db.url, { min: 0, max: 1, name: 'queued-stop' }, { cancelTimeoutMs: 5_000 }))
+    const ac = new AbortController()
+    if (how === 'signal') setTimeout(() => ac.abort(), 300)
+    const started = Date.now()
+    const out = await p.withConnection((conn) =>
+      Promise.all([
+        conn.query(SLOW_UPDATE).then((r) => r.rowCount),
+        conn
+          .query(
+            "insert into queued (id, note, tags) select 2, 'withdrawn', $1::int[] /* r9 */",
+            [[7]],
+            how === 'signal' ? { signal: ac.signal } : { timeoutMs: 300 },
+          )
+          .catch((err: unknown) => summary(err)),
+      ]),
+    )
+    const elapsed = Date.now() - started
+    expect(out).toMatchObject([
+      1,
+      { code: how === 'signal' ? 'QUERY_CANCELLED' : 'QUERY_TIMEOUT', retryable: true, detail: { started: false } },
+    ])
+    // the slow update takes 1 s; the stall took it past 5 s
+    expect(elapsed).toBeLessThan(3_500)
+    expect(await rows()).toEqual([{ id: 1, note: 'slow' }])
+    // the connection serves the next caller at once
+    expect((await p.query('select 1 as one')).rows).toEqual([{ one: 1 }])
+  },
+  30_000,
+)
+
 it('the running statement itself is still cancelled by its own signal (a cancel request), and its deadline still closes the connection', async () => {
   const p = onePool()
   const ac = new AbortController()
