@@ -14,6 +14,7 @@ import {
   type LaneLayout,
   type QueryResult,
   type RowCursor,
+  type SqlStatement,
   type TelemetryTarget,
   type TransactionSettings,
 } from '@dbpool/core'
@@ -37,7 +38,18 @@ import { keptChangesError, rolledBackWhole, wasRolledBackWhole } from './sqlite-
 import { WAL_IDENTITY_INTERVAL_MS, fileIdentityError, fileIdentityOf, fileIdentityProblem, type FileIdentity } from './file-identity'
 import { DEFAULT_MAX_PARAMETERS, maxParametersOf, sqliteParameters } from './sqlite-params'
 import { exactRows, hasUnsafeNumber, MAX_SAFE, narrow, narrowIntegers } from './sqlite-integers'
-import { abortsTransaction, errorName, isFatalSqliteError, mapSqliteError, severalStatementsInStream } from './sqlite-errors'
+import {
+  abortsTransaction,
+  attachedFileOf,
+  attachMissingFileError,
+  errorName,
+  isCorruptionCode,
+  isFatalSqliteError,
+  mapSqliteError,
+  otherDatabaseError,
+  severalStatementsInStream,
+} from './sqlite-errors'
+
 import { controlsTransaction, runsAtomically, runScript } from './sqlite-script'
 import { isLockBusy, NATIVE_BUSY_TIMEOUT_MS, waitForLock } from './sqlite-lock-wait'
 import { lockFileNextTo } from './sqlite-file-lock'
@@ -1533,7 +1545,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         const pragma = scanPragmas(text, db.inTransaction)
         if (pragma.effect !== 0) this.#beforePragma(db, state, pragma, leaseFree)
         try {
-          runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError))
+          runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError, false, text))
         } finally {
           // a transaction still open after the script (the caller's, or one the script began) may hold
           // its writes: its COMMIT checks the file identity, as after a prepared write (#beforeChange)
@@ -1549,7 +1561,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   /** Maps an error and remembers a fatal one, so the pool discards the connection. */
   #fail(db: SqliteDatabase, err: unknown, inTransaction = false, text?: string, kind?: StatementKind): DatabaseError {
     // a kind: the statement was prepared, the error came while it ran
-    const error = this.mapError(err, kind === undefined ? undefined : 'run')
+    let error = this.mapError(err, kind === undefined ? undefined : 'run')
+    if (!DatabaseError.is(err) && db.open) error = this.#aboutAnotherFile(db, error, text)
     const state = stateOf(db)
     // a statement's error never condemns the `:memory:` database, while its handle is open: discarding
     // it would drop every row (its statements keep failing with their own errors instead)
@@ -1579,6 +1592,49 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     // (rare path) a write outside a transaction whose FAIL conflict resolution kept its earlier changes
     if (kind === 'write' && !inTransaction && text !== undefined && !db.inTransaction && !wasRolledBackWhole(err))
       return keptChangesError(db, error, text, state?.totalBefore)
+    return error
+  }
+
+  /**
+   * A native error that concerns another file than the connection's database, restated: a corruption
+   * error (`SQLITE_NOTADB`, `SQLITE_CORRUPT`) of an ATTACH, or of a read of an attached schema whose
+   * file is not a database, is {@link otherDatabaseError} (not fatal, the pool's path not named) when
+   * the main database still reads (its schema) and the text is an ATTACH, or an attached schema fails
+   * to read; otherwise it stays CORRUPT of the pool's database. A `SQLITE_CANTOPEN` of an ATTACH of a
+   * missing file says that attached files must exist ({@link attachMissingFileError}). Runs only on
+   * the failure path.
+   */
+  #aboutAnotherFile(db: SqliteDatabase, error: DatabaseError, text: string | undefined): DatabaseError {
+    const attaches = (): SqlStatement[] =>
+      text === undefined || !/attach/i.test(text) ? [] : splitSqlStatements(text, 'sqlite').filter(({ head }) => head[0] === 'ATTACH')
+    const file = error.detail?.file
+    if (error.sqliteCode?.startsWith('SQLITE_CANTOPEN') && typeof file === 'string') {
+      return attaches().length > 0 && !existsSync(file) ? attachMissingFileError(error) : error
+    }
+    if (!isCorruptionCode(error.sqliteCode)) return error
+    try {
+      db.prepare('select count(*) from main.sqlite_schema').pluck().get()
+    } catch {
+      return error
+    }
+    const attach = attaches()
+    if (attach.length > 0) return otherDatabaseError(error, attach.length === 1 ? { file: attachedFileOf(attach[0]!.text) } : {})
+    let schemas: { name: string; file: string }[]
+    try {
+      schemas = db.prepare('select name, file from pragma_database_list').all() as { name: string; file: string }[]
+    } catch {
+      return error
+    }
+    for (const { name, file: path } of schemas) {
+      if (name === 'main' || name === 'temp') continue
+      try {
+        db.prepare(`select count(*) from "${name.replace(/"/g, '""')}".sqlite_schema`)
+          .pluck()
+          .get()
+      } catch (err) {
+        if (isCorruptionCode(this.mapError(err).sqliteCode)) return otherDatabaseError(error, { file: path, schema: name })
+      }
+    }
     return error
   }
 
