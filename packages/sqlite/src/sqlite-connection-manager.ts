@@ -170,6 +170,12 @@ interface ConnectionState {
    * autocommit and be kept, while the transaction reports that nothing was committed.
    */
   endedByEngine: boolean
+  /**
+   * The last script run on the connection left a transaction open after it may have committed part
+   * of its work (its own COMMIT ran before its BEGIN: see `runScript`); read by
+   * {@link SqliteConnectionManager.committedBeforeLeftOpen}, cleared by the next script and the reset.
+   */
+  committedBeforeLeftOpen: boolean
   /** `PRAGMA query_only` is on for the read-only transaction open on it (see {@link READ_ONLY_BEGIN}). */
   queryOnly: boolean
   /**
@@ -442,6 +448,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (state) {
       state.aborted = undefined
       state.endedByEngine = false
+      state.committedBeforeLeftOpen = false
       if (state.queryOnly || state.readLaneWork) {
         state.readLaneWork = false
         this.#setQueryOnly(db, state, false)
@@ -561,6 +568,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       return state?.endedByEngine === true ? 'failed' : state?.closed === true ? 'unknown' : 'idle'
     }
     return stateOf(db)?.aborted === undefined ? 'open' : 'failed'
+  }
+
+  /** Whether the script just run left a transaction open after it may have committed part of its work (see `runScript`). */
+  committedBeforeLeftOpen(db: SqliteDatabase): boolean {
+    return stateOf(db)?.committedBeforeLeftOpen === true && db.inTransaction
   }
 
   async destroy(db: SqliteDatabase): Promise<void> {
@@ -766,7 +778,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     // a reader's lease-free BEGIN, SAVEPOINT or script that left a transaction open would keep the
     // reader on its snapshot (stale reads, the WAL never checkpointed): the pool rolls it back (see
     // ConnectionManager.executeSync); a cached read is not asked (no native call on the hot path)
-    else if (leaseFree && (cached === undefined || cached.kind !== 'read') && db.inTransaction) throw transactionLeftOpenError('sqlite')
+    else if (leaseFree && (cached === undefined || cached.kind !== 'read') && db.inTransaction)
+      throw transactionLeftOpenError('sqlite', 'query', state.committedBeforeLeftOpen)
     return result
   }
 
@@ -1210,6 +1223,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       cursors: new Set(),
       aborted: undefined,
       endedByEngine: false,
+      committedBeforeLeftOpen: false,
       queryOnly: false,
       readLaneWork: false,
       appCode: false,
@@ -1545,7 +1559,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         const pragma = scanPragmas(text, db.inTransaction)
         if (pragma.effect !== 0) this.#beforePragma(db, state, pragma, leaseFree)
         try {
-          runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError, false, text))
+          state.committedBeforeLeftOpen = false
+          state.committedBeforeLeftOpen = runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError, false, text))
         } finally {
           // a transaction still open after the script (the caller's, or one the script began) may hold
           // its writes: its COMMIT checks the file identity, as after a prepared write (#beforeChange)

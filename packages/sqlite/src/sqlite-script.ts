@@ -39,19 +39,20 @@ const WRITE_MARK_SQL = 'select total_changes() as c, schema_version as s from pr
  * @param begin The statement that opens the implicit transaction (`BEGIN IMMEDIATE` on the writer,
  *   so that the write lock is taken before anything runs; `BEGIN DEFERRED` on a reader).
  * @param fail Maps a native error (the manager's mapping).
+ * @returns Whether the script left a transaction open after it may have committed part of its work
+ *   (`insert ...; commit; begin; insert ...`): `pool.query()` then says so when it rolls that
+ *   transaction back (`ConnectionManager.committedBeforeLeftOpen`).
  * @throws The mapped error, restated as above when the script may have committed part of its work.
  */
-export function runScript(db: Database, text: string, begin: string, fail: (err: unknown) => DatabaseError): void {
+export function runScript(db: Database, text: string, begin: string, fail: (err: unknown) => DatabaseError): boolean {
   if (!db.inTransaction) {
     if (runsAtomically(text)) {
       runAtomic(db, text, begin, fail)
-      return
+      return false
     }
     const statements = splitSqlStatements(text, 'sqlite')
-    if (!statements.some(({ head }) => head[0] !== undefined && OUTSIDE_TRANSACTION.has(head[0]))) {
-      runInImplicitTransactions(db, statements, begin, fail)
-      return
-    }
+    if (!statements.some(({ head }) => head[0] !== undefined && OUTSIDE_TRANSACTION.has(head[0])))
+      return runInImplicitTransactions(db, statements, begin, fail)
   }
   const wasInTransaction = db.inTransaction
   const before = writeMark(db)
@@ -74,6 +75,8 @@ export function runScript(db: Database, text: string, begin: string, fail: (err:
       'a statement of a multi-statement script failed after earlier ones of it may have been committed: its outcome is unknown, what they wrote may be kept; check before running it again',
     )
   }
+  // a transaction the script left open, after statements of it that may have committed outside it
+  return !wasInTransaction && db.inTransaction && !ownTransactionOnly(text) && (before === null || writeMark(db) !== before)
 }
 
 /**
@@ -129,7 +132,7 @@ function runInImplicitTransactions(
   statements: readonly SqlStatement[],
   begin: string,
   fail: (err: unknown) => DatabaseError,
-): void {
+): boolean {
   // whether the open transaction is the implicit one (else the script's own)
   let implicit = false
   // a block of the script committed (a COMMIT, END or RELEASE that ended a transaction)
@@ -171,6 +174,8 @@ function runInImplicitTransactions(
       db.exec('COMMIT')
       committing = false
     }
+    // the script's own transaction left open after an earlier block of it committed
+    return committed && db.inTransaction
   } catch (err) {
     const open = db.inTransaction
     // a COMMIT that failed with its transaction gone: whether it committed is not known

@@ -265,6 +265,29 @@ describe.each(places)(
       })
     })
 
+    it('a text that committed a block, then left a transaction open: TRANSACTION_ROLLED_BACK saying the first block may be committed (outcome unknown), lease-free and queued', async () => {
+      await withPool(async (pool) => {
+        const text = (a: string, b: string) => `insert into t (v) values ('${a}'); commit; begin; insert into t (v) values ('${b}')`
+        const check = (err: DatabaseError): void => {
+          expect(err.code).toBe('TRANSACTION_ROLLED_BACK')
+          expect(err.retryable).toBe(false)
+          expect(isOutcomeUnknown(err)).toBe(true)
+          expect(err.message).toMatch(/before it opened may have been committed/)
+        }
+        check(await failure(pool.query(text('a', 'b'))))
+        // the writer held by a lease: pool.query() waits for it on a lease of its own
+        const held = pool.withConnection(() => new Promise((resolve) => setTimeout(resolve, 50)))
+        check(await failure(pool.query(text('c', 'd'))))
+        await held
+        expect(await values(pool)).toEqual(['a', 'c'])
+        // a text whose transaction holds everything it ran: nothing committed, no outcome unknown
+        const plain = await failure(pool.query("insert into t (v) values ('e'); begin; insert into t (v) values ('f')"))
+        expect(plain.code).toBe('TRANSACTION_ROLLED_BACK')
+        expect(isOutcomeUnknown(plain)).toBe(false)
+        expect(await values(pool)).toEqual(['a', 'c'])
+      })
+    })
+
     it('a failure before anything was written is reported as it is', async () => {
       await withPool(async (pool) => {
         const err = await failure(pool.query("commit; insert into t (v) values ('x')"))
