@@ -85,6 +85,7 @@ import { refusesStartupSetting, startupOptionError, startupParameterOf, startupS
 import {
   endsSession,
   innerCommitPoint,
+  mayCommitInBody,
   mayHavePartlyCommitted,
   outcomeUnknown,
   partlyCommittedError,
@@ -1013,6 +1014,26 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * settles a failed statement before it), while statements wait behind an array check (see
    * {@link #held}), or on a connection that never reached it.
    */
+  /**
+   * Whether the text that just succeeded, and left a transaction open, committed part of its work
+   * before (its own COMMIT ran before its BEGIN, `insert ...; commit; begin; insert ...`; or a CALL or
+   * DO outside a transaction block, whose body may commit): see `innerCommitPoint`. Read by core only
+   * when it rolls that transaction back for `pool.query()`.
+   */
+  committedBeforeLeftOpen(conn: PostgresConnection): boolean {
+    return conn.committedBeforeLeftOpen
+  }
+
+  /**
+   * After a text that succeeded: whether it opened a transaction (none was open when it was sent, one
+   * is now) after it committed part of its work ({@link committedBeforeLeftOpen}). The text is split
+   * only in that case (a lone statement's is never).
+   */
+  #noteCommitBeforeOpen(conn: PostgresConnection, text: string, progress: StatementProgress): void {
+    conn.committedBeforeLeftOpen =
+      !progress.inTransaction && conn.client.getTransactionStatus() === 'T' && innerCommitPoint(text, false) !== undefined
+  }
+
   transactionState(conn: PostgresConnection): TransactionState {
     const status = conn.client.getTransactionStatus()
     // a session that is gone (lost, or closed at a statement's deadline) took its open transaction with
@@ -1488,6 +1509,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     }
     // a statement that succeeded left no aborted transaction behind (ROLLBACK TO, ROLLBACK, BEGIN...)
     conn.abortedBy = undefined
+    this.#noteCommitBeforeOpen(conn, query.text, progress)
     try {
       return normalize<R>(answer, columns ? query.text : undefined, progress, conn)
     } catch (refused) {
@@ -1759,6 +1781,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       if (first === 'withdrawn') throw withdrawn!
       if (first === 'deadline' || first === 'abandoned') throw this.#abandon(conn, first, timeoutMs)
       conn.abortedBy = undefined
+      this.#noteCommitBeforeOpen(conn, query.text, progress)
       answer = first
     } catch (err) {
       if (withdrawn !== undefined && err === withdrawn) throw err
@@ -1901,10 +1924,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       conn.endedInDoubt = true
       return unknownOutcomeError(mapped, text)
     }
-    // a retryable error after a CALL's or DO's COMMIT, or a COMMIT of the text, left that part committed
-    if (serverError && mapped.retryable) {
+    // a COMMIT of the text that completed before the error left that part committed, whatever the
+    // error (`insert ...; commit; insert <duplicate>`: review r2 item 5); a CALL's or DO's body may have
+    // committed: said for a retryable error (which a caller would otherwise run again)
+    if (serverError) {
       const point = mayHavePartlyCommitted(progress, text)
-      if (point !== undefined) return partlyCommittedError(mapped, point)
+      if (point !== undefined && (mapped.retryable || !mayCommitInBody(point))) return partlyCommittedError(mapped, point)
     }
     return mapped
   }

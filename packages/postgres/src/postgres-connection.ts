@@ -137,6 +137,11 @@ export class PostgresConnection implements ReferencedHandle {
    */
   endedInDoubt = false
   /**
+   * @internal The last text that succeeded opened a transaction it left open after it committed part
+   * of its work (`insert ...; commit; begin; insert ...`: see `committedBeforeLeftOpen`).
+   */
+  committedBeforeLeftOpen = false
+  /**
    * @internal This connection's type parsers (see `createTypeParsers`; its cursors use them too) and
    * the guard they report values they cannot read exactly to (see `ReadGuard`).
    */

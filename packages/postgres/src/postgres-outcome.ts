@@ -127,6 +127,11 @@ export function innerCommitPoint(text: string, inTransaction: boolean): CommitPo
   return undefined
 }
 
+/** Whether a commit point is a CALL or DO, whose body may commit (not a COMMIT of the text that completed). */
+export function mayCommitInBody(point: CommitPoint): boolean {
+  return BODY_HEADS.has(point.kind)
+}
+
 /**
  * Whether a statement text that failed with an error of the server may have committed part of its
  * work before the error: its {@link innerCommitPoint} was reached (a `CALL` or `DO` had started; a

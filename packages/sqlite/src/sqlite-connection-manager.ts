@@ -14,6 +14,7 @@ import {
   type LaneLayout,
   type QueryResult,
   type RowCursor,
+  type SqlStatement,
   type TelemetryTarget,
   type TransactionSettings,
 } from '@dbpool/core'
@@ -37,7 +38,18 @@ import { keptChangesError, rolledBackWhole, wasRolledBackWhole } from './sqlite-
 import { WAL_IDENTITY_INTERVAL_MS, fileIdentityError, fileIdentityOf, fileIdentityProblem, type FileIdentity } from './file-identity'
 import { DEFAULT_MAX_PARAMETERS, maxParametersOf, sqliteParameters } from './sqlite-params'
 import { exactRows, hasUnsafeNumber, MAX_SAFE, narrow, narrowIntegers } from './sqlite-integers'
-import { abortsTransaction, errorName, isFatalSqliteError, mapSqliteError, severalStatementsInStream } from './sqlite-errors'
+import {
+  abortsTransaction,
+  attachedFileOf,
+  attachMissingFileError,
+  errorName,
+  isCorruptionCode,
+  isFatalSqliteError,
+  mapSqliteError,
+  otherDatabaseError,
+  severalStatementsInStream,
+} from './sqlite-errors'
+
 import { controlsTransaction, runsAtomically, runScript } from './sqlite-script'
 import { isLockBusy, NATIVE_BUSY_TIMEOUT_MS, waitForLock } from './sqlite-lock-wait'
 import { lockFileNextTo } from './sqlite-file-lock'
@@ -158,6 +170,12 @@ interface ConnectionState {
    * autocommit and be kept, while the transaction reports that nothing was committed.
    */
   endedByEngine: boolean
+  /**
+   * The last script run on the connection left a transaction open after it may have committed part
+   * of its work (its own COMMIT ran before its BEGIN: see `runScript`); read by
+   * {@link SqliteConnectionManager.committedBeforeLeftOpen}, cleared by the next script and the reset.
+   */
+  committedBeforeLeftOpen: boolean
   /** `PRAGMA query_only` is on for the read-only transaction open on it (see {@link READ_ONLY_BEGIN}). */
   queryOnly: boolean
   /**
@@ -430,6 +448,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     if (state) {
       state.aborted = undefined
       state.endedByEngine = false
+      state.committedBeforeLeftOpen = false
       if (state.queryOnly || state.readLaneWork) {
         state.readLaneWork = false
         this.#setQueryOnly(db, state, false)
@@ -549,6 +568,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       return state?.endedByEngine === true ? 'failed' : state?.closed === true ? 'unknown' : 'idle'
     }
     return stateOf(db)?.aborted === undefined ? 'open' : 'failed'
+  }
+
+  /** Whether the script just run left a transaction open after it may have committed part of its work (see `runScript`). */
+  committedBeforeLeftOpen(db: SqliteDatabase): boolean {
+    return stateOf(db)?.committedBeforeLeftOpen === true && db.inTransaction
   }
 
   async destroy(db: SqliteDatabase): Promise<void> {
@@ -754,7 +778,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     // a reader's lease-free BEGIN, SAVEPOINT or script that left a transaction open would keep the
     // reader on its snapshot (stale reads, the WAL never checkpointed): the pool rolls it back (see
     // ConnectionManager.executeSync); a cached read is not asked (no native call on the hot path)
-    else if (leaseFree && (cached === undefined || cached.kind !== 'read') && db.inTransaction) throw transactionLeftOpenError('sqlite')
+    else if (leaseFree && (cached === undefined || cached.kind !== 'read') && db.inTransaction)
+      throw transactionLeftOpenError('sqlite', 'query', state.committedBeforeLeftOpen)
     return result
   }
 
@@ -1198,6 +1223,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       cursors: new Set(),
       aborted: undefined,
       endedByEngine: false,
+      committedBeforeLeftOpen: false,
       queryOnly: false,
       readLaneWork: false,
       appCode: false,
@@ -1533,7 +1559,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         const pragma = scanPragmas(text, db.inTransaction)
         if (pragma.effect !== 0) this.#beforePragma(db, state, pragma, leaseFree)
         try {
-          runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError))
+          state.committedBeforeLeftOpen = false
+          state.committedBeforeLeftOpen = runScript(db, text, begin, (scriptError) => this.#fail(db, scriptError, false, text))
         } finally {
           // a transaction still open after the script (the caller's, or one the script began) may hold
           // its writes: its COMMIT checks the file identity, as after a prepared write (#beforeChange)
@@ -1549,7 +1576,8 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   /** Maps an error and remembers a fatal one, so the pool discards the connection. */
   #fail(db: SqliteDatabase, err: unknown, inTransaction = false, text?: string, kind?: StatementKind): DatabaseError {
     // a kind: the statement was prepared, the error came while it ran
-    const error = this.mapError(err, kind === undefined ? undefined : 'run')
+    let error = this.mapError(err, kind === undefined ? undefined : 'run')
+    if (!DatabaseError.is(err) && db.open) error = this.#aboutAnotherFile(db, error, text)
     const state = stateOf(db)
     // a statement's error never condemns the `:memory:` database, while its handle is open: discarding
     // it would drop every row (its statements keep failing with their own errors instead)
@@ -1579,6 +1607,49 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     // (rare path) a write outside a transaction whose FAIL conflict resolution kept its earlier changes
     if (kind === 'write' && !inTransaction && text !== undefined && !db.inTransaction && !wasRolledBackWhole(err))
       return keptChangesError(db, error, text, state?.totalBefore)
+    return error
+  }
+
+  /**
+   * A native error that concerns another file than the connection's database, restated: a corruption
+   * error (`SQLITE_NOTADB`, `SQLITE_CORRUPT`) of an ATTACH, or of a read of an attached schema whose
+   * file is not a database, is {@link otherDatabaseError} (not fatal, the pool's path not named) when
+   * the main database still reads (its schema) and the text is an ATTACH, or an attached schema fails
+   * to read; otherwise it stays CORRUPT of the pool's database. A `SQLITE_CANTOPEN` of an ATTACH of a
+   * missing file says that attached files must exist ({@link attachMissingFileError}). Runs only on
+   * the failure path.
+   */
+  #aboutAnotherFile(db: SqliteDatabase, error: DatabaseError, text: string | undefined): DatabaseError {
+    const attaches = (): SqlStatement[] =>
+      text === undefined || !/attach/i.test(text) ? [] : splitSqlStatements(text, 'sqlite').filter(({ head }) => head[0] === 'ATTACH')
+    const file = error.detail?.file
+    if (error.sqliteCode?.startsWith('SQLITE_CANTOPEN') && typeof file === 'string') {
+      return attaches().length > 0 && !existsSync(file) ? attachMissingFileError(error) : error
+    }
+    if (!isCorruptionCode(error.sqliteCode)) return error
+    try {
+      db.prepare('select count(*) from main.sqlite_schema').pluck().get()
+    } catch {
+      return error
+    }
+    const attach = attaches()
+    if (attach.length > 0) return otherDatabaseError(error, attach.length === 1 ? { file: attachedFileOf(attach[0]!.text) } : {})
+    let schemas: { name: string; file: string }[]
+    try {
+      schemas = db.prepare('select name, file from pragma_database_list').all() as { name: string; file: string }[]
+    } catch {
+      return error
+    }
+    for (const { name, file: path } of schemas) {
+      if (name === 'main' || name === 'temp') continue
+      try {
+        db.prepare(`select count(*) from "${name.replace(/"/g, '""')}".sqlite_schema`)
+          .pluck()
+          .get()
+      } catch (err) {
+        if (isCorruptionCode(this.mapError(err).sqliteCode)) return otherDatabaseError(error, { file: path, schema: name })
+      }
+    }
     return error
   }
 

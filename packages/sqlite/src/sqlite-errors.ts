@@ -157,11 +157,76 @@ export function isFatalSqliteCode(sqliteCode: string | undefined): boolean {
 
 /**
  * True when a mapped error means the connection must be discarded: {@link isFatalSqliteCode}, except
- * for a statement that could not open another file (`ATTACH`, `VACUUM INTO`: `detail.file`, see
- * {@link mapSqliteError}), which says nothing of the connection's own database.
+ * for an error about another file than the connection's own database: a statement that could not
+ * open another file (`ATTACH`, `VACUUM INTO`: `detail.file`, see {@link mapSqliteError}), or an
+ * attached file that is not a database ({@link otherDatabaseError}: `detail.otherDatabase`).
  */
 export function isFatalSqliteError(error: DatabaseError): boolean {
-  return isFatalSqliteCode(error.sqliteCode) && typeof error.detail?.file !== 'string'
+  return isFatalSqliteCode(error.sqliteCode) && typeof error.detail?.file !== 'string' && error.detail?.otherDatabase !== true
+}
+
+/** Whether a SQLite code says a database file is not a database or is corrupt (CORRUPT, fatal). */
+export function isCorruptionCode(sqliteCode: string | undefined): boolean {
+  return sqliteCode !== undefined && (sqliteCode.startsWith('SQLITE_NOTADB') || sqliteCode.startsWith('SQLITE_CORRUPT'))
+}
+
+/** Another database than the connection's main one: an attached schema, or the file an ATTACH names. */
+export interface OtherDatabase {
+  /** Its file, when known (an ATTACH of a string literal; `PRAGMA database_list`). */
+  readonly file?: string
+  /** Its schema name, for an attached database. */
+  readonly schema?: string
+}
+
+/**
+ * A corruption error (`SQLITE_NOTADB`, `SQLITE_CORRUPT`) that concerns another database than the
+ * connection's own (`ATTACH` of a file that is not a database, a read of an attached schema whose
+ * file is not one): QUERY_FAILED, `detail.otherDatabase`, `detail.file` (and `detail.schema`) where
+ * known, not retryable, not fatal, and never naming the pool's file. CORRUPT with the pool's path
+ * would send an operator to restore the pool's healthy database, and the pool would discard a
+ * healthy connection.
+ */
+export function otherDatabaseError(error: DatabaseError, other: OtherDatabase): DatabaseError {
+  const what = other.schema === undefined ? 'the file ATTACH names' : `the attached database '${other.schema}'`
+  const file = other.file === undefined || other.file === '' ? '' : `: ${other.file}`
+  return new DatabaseError('QUERY_FAILED', `${messageOf(error.cause)} (${what}${file}; not the pool's database, which is kept)`, {
+    backend: 'sqlite',
+    sqliteCode: error.sqliteCode,
+    cause: error.cause,
+    retryable: false,
+    detail: {
+      otherDatabase: true,
+      ...(other.file === undefined || other.file === '' ? {} : { file: other.file }),
+      ...(other.schema === undefined ? {} : { schema: other.schema }),
+    },
+  })
+}
+
+/**
+ * `SQLITE_CANTOPEN` of an ATTACH naming a file that does not exist: the pool's connections open
+ * without SQLITE_OPEN_CREATE (a deleted database file must never be recreated empty), which attached
+ * databases inherit, so ATTACH cannot create a file as it does elsewhere. Restated with a message that
+ * says so (QUERY_FAILED, `detail.file`, not fatal, as {@link mapSqliteError} maps it).
+ */
+export function attachMissingFileError(error: DatabaseError): DatabaseError {
+  return new DatabaseError(
+    'QUERY_FAILED',
+    `${error.message} (the file does not exist: the pool's connections never create a database file, so an attached file must exist before ATTACH; an empty file is an empty database)`,
+    {
+      backend: 'sqlite',
+      sqliteCode: error.sqliteCode,
+      cause: error.cause,
+      retryable: false,
+      ...(error.detail === undefined ? {} : { detail: error.detail }),
+    },
+  )
+}
+
+const ATTACH_LITERAL = /^ATTACH\s+(?:DATABASE\s+)?'((?:[^']|'')*)'/i
+
+/** The file an `ATTACH 'file' AS name` statement names; undefined when it is not a string literal. */
+export function attachedFileOf(statement: string): string | undefined {
+  return ATTACH_LITERAL.exec(statement)?.[1]?.replace(/''/g, "'")
 }
 
 // SQLITE_CANTOPEN of a statement naming the file it could not open (ATTACH, VACUUM INTO); the

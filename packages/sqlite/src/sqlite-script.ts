@@ -1,4 +1,4 @@
-import { DatabaseError, OUTCOME_UNKNOWN, splitSqlStatements } from '@dbpool/core'
+import { DatabaseError, OUTCOME_UNKNOWN, splitSqlStatements, type SqlStatement } from '@dbpool/core'
 import { transactionControlOf } from '@dbpool/core/internal'
 import type { Database } from 'better-sqlite3'
 import { mapSqliteError } from './sqlite-errors'
@@ -14,29 +14,45 @@ const WRITE_MARK_SQL = 'select total_changes() as c, schema_version as s from pr
  *   text as one implicit transaction. A failure part-way rolls back what the script did and rejects
  *   with the failing statement's own error (a BUSY stays retryable: nothing was kept). `exec` alone
  *   committed each statement on its own, so the first ones stayed.
+ * - Outside a transaction, a script with its own BEGIN, COMMIT, ROLLBACK, END, SAVEPOINT, RELEASE
+ *   (a migration file) runs statement by statement as Postgres runs it (see
+ *   {@link runInImplicitTransactions}): statements that no transaction of the script holds run
+ *   inside an implicit `begin`, which the script's COMMIT commits, its ROLLBACK rolls back, its BEGIN
+ *   turns into its own transaction (`insert ...; begin` leaves the insert inside the open
+ *   transaction), and which is committed at the end; a SAVEPOINT inside it is refused as Postgres
+ *   refuses it. A failure rolls back the implicit transaction it came in (nothing of it kept); one
+ *   inside a transaction the script opened itself is rolled back at once when it is retryable (so
+ *   that running the script again starts afresh on the same connection), else left aborted for its
+ *   owner, as Postgres does. The error is the failing statement's own, unless an earlier block of the
+ *   script committed (`...; commit; ...`) or the failing statement was a COMMIT whose transaction is
+ *   gone: then `retryable: false`, `detail.outcome: 'unknown'`, and the message says so.
  * - Inside the caller's transaction it runs as written; a failure aborts that transaction (the
  *   manager's `#fail`), as on Postgres.
- * - A script with its own BEGIN, COMMIT, ROLLBACK, END, SAVEPOINT... (a migration file), or with a
- *   statement SQLite refuses or ignores inside a transaction (VACUUM, ATTACH, DETACH, PRAGMA), runs
- *   as written, as `exec` runs it. When such a script fails (BUSY from another process, a constraint,
- *   a COMMIT or ROLLBACK with no transaction open, ...) outside the caller's transaction after an
- *   earlier statement of it wrote (`total_changes()` or the schema cookie moved), the error is
+ * - A script with a statement SQLite refuses or ignores inside a transaction (VACUUM, ATTACH, DETACH,
+ *   PRAGMA) runs as written, as `exec` runs it. When it fails outside the caller's transaction after
+ *   an earlier statement of it wrote (`total_changes()` or the schema cookie moved), the error is
  *   restated with `retryable: false` and `detail.outcome: 'unknown'`: its first statements may have
- *   been committed (a caller taking the rejection for "nothing happened" would write twice). Not when
- *   the transaction the script opened with its first statement, its only one, is still open after the
- *   failure (`BEGIN; ...; COMMIT` whose COMMIT got BUSY: see {@link ownTransactionOnly}): nothing was
- *   committed; a retryable failure rolls that transaction back at once (so the script can run again
- *   on the same connection) and is thrown as it is.
+ *   been committed. Not when the transaction the script opened with its first statement, its only
+ *   one, is still open after the failure (see {@link ownTransactionOnly}): nothing was committed, the
+ *   error is thrown as it is (a retryable one after rolling that transaction back at once).
  *
  * @param begin The statement that opens the implicit transaction (`BEGIN IMMEDIATE` on the writer,
  *   so that the write lock is taken before anything runs; `BEGIN DEFERRED` on a reader).
  * @param fail Maps a native error (the manager's mapping).
+ * @returns Whether the script left a transaction open after it may have committed part of its work
+ *   (`insert ...; commit; begin; insert ...`): `pool.query()` then says so when it rolls that
+ *   transaction back (`ConnectionManager.committedBeforeLeftOpen`).
  * @throws The mapped error, restated as above when the script may have committed part of its work.
  */
-export function runScript(db: Database, text: string, begin: string, fail: (err: unknown) => DatabaseError): void {
-  if (!db.inTransaction && runsAtomically(text)) {
-    runAtomic(db, text, begin, fail)
-    return
+export function runScript(db: Database, text: string, begin: string, fail: (err: unknown) => DatabaseError): boolean {
+  if (!db.inTransaction) {
+    if (runsAtomically(text)) {
+      runAtomic(db, text, begin, fail)
+      return false
+    }
+    const statements = splitSqlStatements(text, 'sqlite')
+    if (!statements.some(({ head }) => head[0] !== undefined && OUTSIDE_TRANSACTION.has(head[0])))
+      return runInImplicitTransactions(db, statements, begin, fail)
   }
   const wasInTransaction = db.inTransaction
   const before = writeMark(db)
@@ -44,43 +60,154 @@ export function runScript(db: Database, text: string, begin: string, fail: (err:
     db.exec(text)
   } catch (err) {
     // still inside the transaction the script's first statement opened, its only one (`BEGIN; ...;
-    // COMMIT` whose COMMIT got BUSY in rollback-journal mode, SQLite keeping the transaction): nothing
-    // of it committed. A retryable failure rolls it back at once, on a lease as without one, so that
-    // running the script again (what `retryable` says) starts afresh instead of meeting the aborted
-    // transaction; a failure that is not retryable leaves it aborted for its owner, as Postgres does
-    if (!wasInTransaction && db.inTransaction && ownTransactionOnly(text) && mapSqliteError(err).retryable) {
-      try {
-        db.exec('ROLLBACK')
-      } catch {
-        // still open: the error below aborts it (the manager's #fail) and is not retryable
-      }
-      const error = fail(err)
-      if (!db.inTransaction) throw error
-      throw new DatabaseError(error.code, `${error.message} (the script's transaction could not be rolled back: it is aborted)`, {
-        backend: 'sqlite',
-        sqliteCode: error.sqliteCode,
-        cause: error.cause ?? err,
-        retryable: false,
-        ...(error.detail === undefined ? {} : { detail: error.detail }),
-      })
-    }
+    // COMMIT` whose COMMIT got BUSY in rollback-journal mode, SQLite keeping the transaction, or a
+    // constraint failing inside it): nothing of it committed
+    if (!wasInTransaction && db.inTransaction && ownTransactionOnly(text)) throw ownTransactionFailure(db, err, fail)
     const error = fail(err)
     // still inside the caller's transaction: nothing of the script committed (it is rolled back or
     // replayed whole); the failure aborted it, so `retryable` means replaying that transaction whole
     if (wasInTransaction && db.inTransaction) throw error
     // nothing written before the failure
     if (before !== null && writeMark(db) === before) throw error
-    throw new DatabaseError(
-      error.code,
-      `${error.message} (a statement of a multi-statement script failed after earlier ones of it may have been committed: its outcome is unknown, what they wrote may be kept; check before running it again)`,
-      {
-        backend: 'sqlite',
-        sqliteCode: error.sqliteCode,
-        cause: error.cause ?? err,
-        retryable: false,
-        detail: { ...error.detail, outcome: OUTCOME_UNKNOWN },
-      },
+    throw outcomeUnknown(
+      error,
+      err,
+      'a statement of a multi-statement script failed after earlier ones of it may have been committed: its outcome is unknown, what they wrote may be kept; check before running it again',
     )
+  }
+  // a transaction the script left open, after statements of it that may have committed outside it
+  return !wasInTransaction && db.inTransaction && !ownTransactionOnly(text) && (before === null || writeMark(db) !== before)
+}
+
+/**
+ * A failure inside a transaction the script opened itself, still open, nothing of the script
+ * committed: a retryable failure rolls it back at once, on a lease as without one, so that running
+ * the script again (what `retryable` says) starts afresh instead of meeting the aborted transaction;
+ * a failure that is not retryable leaves it aborted for its owner (the manager's `#fail`), as Postgres
+ * does. The error is the statement's own, never outcome unknown.
+ */
+function ownTransactionFailure(db: Database, err: unknown, fail: (err: unknown) => DatabaseError): DatabaseError {
+  if (!mapSqliteError(err).retryable) return fail(err)
+  try {
+    db.exec('ROLLBACK')
+  } catch {
+    // still open: the error below aborts it (the manager's #fail) and is not retryable
+  }
+  const error = fail(err)
+  if (!db.inTransaction) return error
+  return new DatabaseError(error.code, `${error.message} (the script's transaction could not be rolled back: it is aborted)`, {
+    backend: 'sqlite',
+    sqliteCode: error.sqliteCode,
+    cause: error.cause ?? err,
+    retryable: false,
+    ...(error.detail === undefined ? {} : { detail: error.detail }),
+  })
+}
+
+/** `error` restated not retryable, `detail.outcome: 'unknown'`, `why` added to its message. */
+function outcomeUnknown(error: DatabaseError, err: unknown, why: string): DatabaseError {
+  return new DatabaseError(error.code, `${error.message} (${why})`, {
+    backend: 'sqlite',
+    sqliteCode: error.sqliteCode,
+    cause: error.cause ?? err,
+    retryable: false,
+    detail: { ...error.detail, outcome: OUTCOME_UNKNOWN },
+  })
+}
+
+/**
+ * A script with its own transaction control, outside a transaction, run as Postgres runs one simple
+ * query: statement by statement, those that no transaction of the script holds inside an implicit
+ * transaction (`begin`). The script's COMMIT or END commits it, its ROLLBACK rolls it back, its BEGIN
+ * makes it the script's own (not run: SQLite refuses BEGIN inside a transaction), a SAVEPOINT inside
+ * it is refused (Postgres: "SAVEPOINT can only be used in transaction blocks"), and it is committed
+ * after the last statement. So `insert ...; commit` commits, `insert ...; rollback` keeps nothing,
+ * `insert ...; release s` fails keeping nothing and `insert ...; begin` leaves the insert inside the
+ * open transaction, as on Postgres; `exec` had committed the insert on its own each time. A COMMIT or
+ * ROLLBACK with no transaction open, a BEGIN inside the script's own transaction, and a SAVEPOINT
+ * opening one fail or run as SQLite has them (Postgres warns). See {@link runScript} for failures.
+ */
+function runInImplicitTransactions(
+  db: Database,
+  statements: readonly SqlStatement[],
+  begin: string,
+  fail: (err: unknown) => DatabaseError,
+): boolean {
+  // whether the open transaction is the implicit one (else the script's own)
+  let implicit = false
+  // a block of the script committed (a COMMIT, END or RELEASE that ended a transaction)
+  let committed = false
+  // the statement running ends the open transaction by committing it (COMMIT, END, RELEASE, the last COMMIT)
+  let committing = false
+  try {
+    for (const { head, text } of statements) {
+      const control = head[0] === 'SAVEPOINT' || head[0] === 'RELEASE' ? head[0] : transactionControlOf(head)
+      const open = db.inTransaction
+      if (control === undefined) {
+        if (!open) {
+          db.exec(begin)
+          implicit = true
+        }
+        db.exec(text)
+        continue
+      }
+      if (open && implicit && control === 'BEGIN') {
+        implicit = false
+        continue
+      }
+      if (open && implicit && control === 'SAVEPOINT')
+        throw new DatabaseError(
+          'QUERY_FAILED',
+          `SAVEPOINT can only be used in transaction blocks: the statements of a script before it run in one implicit transaction, as on Postgres (open one with BEGIN first): ${text}`,
+          { backend: 'sqlite', retryable: false },
+        )
+      committing = open && (control === 'COMMIT' || control === 'END' || control === 'RELEASE')
+      db.exec(text)
+      if (open && !db.inTransaction) {
+        if (control !== 'ROLLBACK') committed = true
+        implicit = false
+      } else if (!open && db.inTransaction) implicit = false
+      committing = false
+    }
+    if (db.inTransaction && implicit) {
+      committing = true
+      db.exec('COMMIT')
+      committing = false
+    }
+    // the script's own transaction left open after an earlier block of it committed
+    return committed && db.inTransaction
+  } catch (err) {
+    const open = db.inTransaction
+    // a COMMIT that failed with its transaction gone: whether it committed is not known
+    const inDoubt = committing && !open
+    let error: DatabaseError
+    if (open && !implicit) {
+      error = ownTransactionFailure(db, err, fail)
+    } else {
+      // the implicit transaction is rolled back, as Postgres rolls it back at an error (before the
+      // error is mapped: the manager must not see it as a failure inside a transaction of the caller's)
+      if (open) {
+        try {
+          db.exec('ROLLBACK')
+        } catch {
+          // the pool's release (or the failed connection's discard) rolls back
+        }
+      }
+      error = fail(err)
+    }
+    if (inDoubt)
+      throw outcomeUnknown(
+        error,
+        err,
+        `the script's COMMIT failed and its transaction is gone: its outcome is unknown${committed ? ', and an earlier block of the script was committed' : ''}; check before running it again`,
+      )
+    if (committed)
+      throw outcomeUnknown(
+        error,
+        err,
+        'a statement of a multi-statement script failed after an earlier block of it was committed (its COMMIT ran): its outcome is unknown to a retry, what that block wrote is kept, what the failure came in was not; check before running it again',
+      )
+    throw error
   }
 }
 

@@ -372,6 +372,14 @@ export interface ConnectionManager<C = unknown> {
    */
   transactionState?(conn: C): TransactionState
   /**
+   * Whether the text just run on the connection, which left a transaction open, may have committed
+   * part of its work before that transaction opened (SQLite: a script whose own COMMIT ran before its
+   * BEGIN, `insert ...; commit; begin; insert ...`). `pool.query()` then reports the transaction it
+   * rolls back with `detail.outcome: 'unknown'` (see `transactionLeftOpenError`), never as if nothing
+   * of the text was kept. Default: no.
+   */
+  committedBeforeLeftOpen?(conn: C): boolean
+  /**
    * The transaction state once the engine has reported it, for a state {@link transactionState} gives
    * as `unknown` (Postgres: a failed statement settles before the server's ReadyForQuery, which
    * carries the status; statements issued and not awaited still queued): waits until every statement

@@ -657,7 +657,8 @@ export class DatabasePool<out C = unknown> {
         // not answered in time: the outcome is unknown, and the release closes the connection (see transactionStateUnknownError)
         if (state === 'unknown') throw this.#markBroken(lease, transactionStateUnknownError(this.#manager.backend, 'pool.query() ended'))
       }
-      if (state === 'open' || state === 'failed') throw transactionLeftOpenError(this.#manager.backend)
+      if (state === 'open' || state === 'failed')
+        throw transactionLeftOpenError(this.#manager.backend, 'query', this.#manager.committedBeforeLeftOpen?.(lease.conn.native) === true)
       return result
     } finally {
       const releasing = this.#release(lease)
@@ -709,8 +710,9 @@ export class DatabasePool<out C = unknown> {
     const state = readState.call(this.#manager, conn.native)
     if (state === 'idle') return result
     // the text left a transaction open ('BEGIN; insert ...'): it is rolled back now, so the work is not done
+    const committedBefore = this.#manager.committedBeforeLeftOpen?.(conn.native) === true
     this.#resetDirect(conn)
-    throw transactionLeftOpenError(this.#manager.backend)
+    throw transactionLeftOpenError(this.#manager.backend, 'query', committedBefore)
   }
 
   #resetDirect(conn: PooledConnection<unknown>): void {

@@ -240,12 +240,17 @@ export function transactionStateUnknownError(backend: ErrorBackend, what: string
  *
  * @param via The call that ran the statement, named in the message: `'query'` (default, `pool.query()`)
  *   or `'stream'` (`pool.stream()`, see `RowStream`).
+ * @param committedBefore The text may have committed part of its work before the transaction opened
+ *   (`ConnectionManager.committedBeforeLeftOpen`): the message says so, `detail.outcome: 'unknown'`.
  */
-export function transactionLeftOpenError(backend: ErrorBackend, via: 'query' | 'stream' = 'query'): DatabaseError {
+export function transactionLeftOpenError(backend: ErrorBackend, via: 'query' | 'stream' = 'query', committedBefore = false): DatabaseError {
+  const before = committedBefore
+    ? ', but statements of the text that ran before it opened may have been committed: its outcome is unknown, check before running it again'
+    : ''
   return new DatabaseError(
     'TRANSACTION_ROLLED_BACK',
-    `the statement left a transaction open (BEGIN without COMMIT); pool.${via}() runs each statement on whichever connection is free, so the pool rolled it back: what ran inside it was not committed. Use pool.transaction() or withConnection()`,
-    { backend, retryable: false },
+    `the statement left a transaction open (BEGIN without COMMIT); pool.${via}() runs each statement on whichever connection is free, so the pool rolled it back: what ran inside it was not committed${before}. Use pool.transaction() or withConnection()`,
+    { backend, retryable: false, ...(committedBefore ? { detail: { outcome: OUTCOME_UNKNOWN } } : {}) },
   )
 }
 

@@ -130,3 +130,39 @@ it.each([
   },
   30_000,
 )
+
+// review r2 item 5, on Postgres too: a text whose own COMMIT completed before a failure that is not
+// retryable (a constraint) was reported with the plain error, and one that then left a transaction
+// open was TRANSACTION_ROLLED_BACK "what ran inside it was not committed", though the first block
+// was committed in both
+describe('a text that committed a block of its own before it failed or left a transaction open', () => {
+  it('a constraint after its COMMIT: the error says an earlier block committed (outcome unknown, not retryable)', async () => {
+    pool = poolOn(db.url, { max: 1, name: 'partial-constraint' })
+    await admin(db.url, (c) => c.query('create table if not exists u (id int primary key)'))
+    const err = await rejection(pool.query('insert into w values (1); commit; insert into u values (1); insert into u values (1)'))
+    expect(err.code).toBe('UNIQUE_VIOLATION')
+    expect(err.retryable).toBe(false)
+    expect(isOutcomeUnknown(err)).toBe(true)
+    expect(err.message).toMatch(/COMMIT had committed the work before it/)
+    expect(await committed()).toEqual([1])
+    // without a COMMIT of its own: the plain error, nothing kept
+    const plain = await rejection(pool.query('insert into w values (2); insert into u values (2); insert into u values (2)'))
+    expect(plain.code).toBe('UNIQUE_VIOLATION')
+    expect(isOutcomeUnknown(plain)).toBe(false)
+    expect(await committed()).toEqual([1])
+  })
+
+  it('left a transaction open after its COMMIT: TRANSACTION_ROLLED_BACK saying the first block may be committed (outcome unknown)', async () => {
+    pool = poolOn(db.url, { max: 1, name: 'partial-left-open' })
+    const err = await rejection(pool.query('insert into w values (1); commit; begin; insert into w values (2)'))
+    expect(err.code).toBe('TRANSACTION_ROLLED_BACK')
+    expect(isOutcomeUnknown(err)).toBe(true)
+    expect(err.message).toMatch(/before it opened may have been committed/)
+    expect(await committed()).toEqual([1])
+    // everything inside the transaction it left open: nothing committed, no outcome unknown
+    const plain = await rejection(pool.query('insert into w values (3); begin; insert into w values (4)'))
+    expect(plain.code).toBe('TRANSACTION_ROLLED_BACK')
+    expect(isOutcomeUnknown(plain)).toBe(false)
+    expect(await committed()).toEqual([1])
+  })
+})

@@ -95,14 +95,16 @@ describe('a multi-statement script that fails with BUSY part-way', () => {
       await pool.query(script)
       expect((await pool.query('select id from ledger')).rows).toEqual([{ id: 1 }])
 
-      // a statement that autocommitted before the script's own BEGIN was kept: still outcome unknown
+      // a statement before the script's own BEGIN runs inside the transaction BEGIN then makes the
+      // script's, as on Postgres (review r2 item 5): the COMMIT's BUSY keeps nothing, the error stays
+      // retryable (exec() had committed the first insert on its own: outcome unknown, id 5 kept)
       otherReader.exec('begin')
       otherReader.prepare('select count(*) from t').get()
       const mixed = await failure(pool.query('insert into ledger (id) values (5); BEGIN; insert into other.t (x) values (6); COMMIT'))
-      expect(mixed).toMatchObject({ code: 'BUSY', retryable: false })
-      expect(isOutcomeUnknown(mixed)).toBe(true)
+      expect(mixed).toMatchObject({ code: 'BUSY', retryable: true })
+      expect(isOutcomeUnknown(mixed)).toBe(false)
       otherReader.exec('commit')
-      expect((await pool.query('select id from ledger order by id')).rows).toEqual([{ id: 1 }, { id: 5 }])
+      expect((await pool.query('select id from ledger order by id')).rows).toEqual([{ id: 1 }])
     } finally {
       if (reader.inTransaction) reader.exec('commit')
       if (otherReader.inTransaction) otherReader.exec('commit')
@@ -179,37 +181,164 @@ describe('a multi-statement script that fails with BUSY part-way', () => {
   })
 })
 
-// review r2 item 5: a script that failed after statements it committed was reported as a plain
-// failure when the error was not retryable (`...; commit` outside a transaction, a unique violation)
-describe('a script with its own transaction control failing after statements it committed', () => {
-  it.each([
-    ["insert into t (v) values ('a'); commit", 'a'],
-    ["insert into t (v) values ('b'); rollback", 'b'],
-    ["insert into t (v) values ('c'); release s", 'c'],
-    ["insert into t (v) values ('f'); savepoint s; insert into t (v) values ('f')", 'f'],
-  ])('%s: rejected with detail.outcome unknown, not retryable (the first insert is kept)', async (text, v) => {
-    const pool = createSqlitePool(tmp.file(`trailing-${v}.db`), { name: `trailing-${v}`, min: 0 }, { readers: 1 })
+// review r2 item 5: a script with its own transaction control outside a transaction ran as written
+// (exec() committed each statement on its own): `insert ...; commit` and `insert ...; rollback` were
+// rejected while the insert was committed, `insert ...; begin` was reported "rolled back: not
+// committed" while the insert was kept. It now runs as Postgres runs the same text (checked on PG 15):
+// the statements no transaction of the script holds run in one implicit transaction
+const places = [
+  ['a file', (name: string) => tmp.file(`${name}.db`)],
+  [':memory:', () => ':memory:'],
+] as const
+
+describe.each(places)(
+  'on %s, a script with its own transaction control outside a transaction has the outcome Postgres gives it',
+  (_, where) => {
+    let n = 0
+    async function withPool(run: (pool: ReturnType<typeof createSqlitePool>) => Promise<void>): Promise<void> {
+      const pool = createSqlitePool(where(`postgres-outcome-${++n}`), { name: `postgres-outcome-${n}`, min: 0 }, { readers: 0 })
+      try {
+        await pool.query('create table t (id integer primary key, v text unique)')
+        await run(pool)
+      } finally {
+        await pool.close()
+      }
+    }
+    const values = async (pool: ReturnType<typeof createSqlitePool>) =>
+      (await pool.query<{ v: string }>('select v from t order by id')).rows.map((r) => r.v)
+
+    it.each([
+      ["insert into t (v) values ('a'); commit", ['a']],
+      ["insert into t (v) values ('b'); rollback", []],
+      ["insert into t (v) values ('b1'); begin; insert into t (v) values ('b2'); commit", ['b1', 'b2']],
+      ["insert into t (v) values ('e1'); insert into t (v) values ('e2'); end", ['e1', 'e2']],
+    ])('%s resolves, and keeps what Postgres keeps', async (text, kept) => {
+      await withPool(async (pool) => {
+        await pool.query(text)
+        expect(await values(pool)).toEqual(kept)
+      })
+    })
+
+    it.each([
+      ["insert into t (v) values ('c'); release s", /no such savepoint/],
+      ["insert into t (v) values ('f'); savepoint s; insert into t (v) values ('g')", /SAVEPOINT can only be used in transaction blocks/],
+      ["insert into t (v) values ('h'); insert into t (v) values ('h'); commit", /UNIQUE constraint failed/],
+    ])('%s fails as it is (not outcome unknown) and keeps nothing', async (text, message) => {
+      await withPool(async (pool) => {
+        const err = await failure(pool.query(text))
+        expect(err.message).toMatch(message)
+        expect(isOutcomeUnknown(err)).toBe(false)
+        expect(err.message).not.toMatch(/committed/)
+        expect(await values(pool)).toEqual([])
+      })
+    })
+
+    it("'insert ...; begin' without a lease: TRANSACTION_ROLLED_BACK, and indeed nothing kept; on a lease the insert is inside the open transaction", async () => {
+      await withPool(async (pool) => {
+        const err = await failure(pool.query("insert into t (v) values ('z'); begin"))
+        expect(err.code).toBe('TRANSACTION_ROLLED_BACK')
+        expect(await values(pool)).toEqual([])
+        await pool.withConnection(async (c) => {
+          await c.query("insert into t (v) values ('y'); begin")
+          expect((await c.query<{ v: string }>('select v from t')).rows).toEqual([{ v: 'y' }])
+          await c.query('rollback')
+        })
+        expect(await values(pool)).toEqual([])
+        await pool.withConnection(async (c) => {
+          await c.query("insert into t (v) values ('x'); begin")
+          await c.query('commit')
+        })
+        expect(await values(pool)).toEqual(['x'])
+      })
+    })
+
+    it('a failure after an earlier block of the script committed: outcome unknown, saying the block committed; what Postgres keeps is kept', async () => {
+      await withPool(async (pool) => {
+        const err = await failure(
+          pool.query("insert into t (v) values ('m1'); commit; insert into t (v) values ('m2'); insert into t (v) values ('m2')"),
+        )
+        expect(err.code).toBe('UNIQUE_VIOLATION')
+        expect(err.retryable).toBe(false)
+        expect(isOutcomeUnknown(err)).toBe(true)
+        expect(err.message).toMatch(/an earlier block of it was committed/)
+        expect(await values(pool)).toEqual(['m1'])
+      })
+    })
+
+    it('a text that committed a block, then left a transaction open: TRANSACTION_ROLLED_BACK saying the first block may be committed (outcome unknown), lease-free and queued', async () => {
+      await withPool(async (pool) => {
+        const text = (a: string, b: string) => `insert into t (v) values ('${a}'); commit; begin; insert into t (v) values ('${b}')`
+        const check = (err: DatabaseError): void => {
+          expect(err.code).toBe('TRANSACTION_ROLLED_BACK')
+          expect(err.retryable).toBe(false)
+          expect(isOutcomeUnknown(err)).toBe(true)
+          expect(err.message).toMatch(/before it opened may have been committed/)
+        }
+        check(await failure(pool.query(text('a', 'b'))))
+        // the writer held by a lease: pool.query() waits for it on a lease of its own
+        const held = pool.withConnection(() => new Promise((resolve) => setTimeout(resolve, 50)))
+        check(await failure(pool.query(text('c', 'd'))))
+        await held
+        expect(await values(pool)).toEqual(['a', 'c'])
+        // a text whose transaction holds everything it ran: nothing committed, no outcome unknown
+        const plain = await failure(pool.query("insert into t (v) values ('e'); begin; insert into t (v) values ('f')"))
+        expect(plain.code).toBe('TRANSACTION_ROLLED_BACK')
+        expect(isOutcomeUnknown(plain)).toBe(false)
+        expect(await values(pool)).toEqual(['a', 'c'])
+      })
+    })
+
+    it('a failure before anything was written is reported as it is', async () => {
+      await withPool(async (pool) => {
+        const err = await failure(pool.query("commit; insert into t (v) values ('x')"))
+        expect(isOutcomeUnknown(err)).toBe(false)
+        expect(await values(pool)).toEqual([])
+      })
+    })
+  },
+)
+
+// review r8 item 4: a script whose only transaction is its own `BEGIN; ...` failing on a constraint
+// was reported outcome unknown ("earlier ones may have been committed") though nothing was committed
+describe.each(places)("on %s, 'BEGIN; ...' failing inside the script's only transaction", (_, where) => {
+  let n = 0
+  async function withPool(run: (pool: ReturnType<typeof createSqlitePool>) => Promise<void>): Promise<void> {
+    const pool = createSqlitePool(where(`own-tx-${++n}`), { name: `own-tx-${n}`, min: 0 }, { readers: 0 })
     try {
-      await pool.query('create table t (id integer primary key, v text unique)')
-      const err = await failure(pool.query(text))
-      expect(err.retryable).toBe(false)
-      expect(isOutcomeUnknown(err)).toBe(true)
-      expect(err.message).toMatch(/may have been committed/)
-      expect((await pool.query('select count(*) as n from t')).rows).toEqual([{ n: 1 }])
+      await pool.query('create table t (id integer primary key)')
+      await run(pool)
     } finally {
       await pool.close()
     }
+  }
+
+  it('without a lease: the plain UNIQUE_VIOLATION, nothing kept, a corrected retry applies it', async () => {
+    await withPool(async (pool) => {
+      const err = await failure(pool.query('begin; insert into t values (1); insert into t values (1); commit'))
+      expect(err.code).toBe('UNIQUE_VIOLATION')
+      expect(isOutcomeUnknown(err)).toBe(false)
+      expect(err.message).not.toMatch(/committed/)
+      expect((await pool.query('select id from t')).rows).toEqual([])
+      await pool.query('begin; insert into t values (1); insert into t values (2); commit')
+      expect((await pool.query('select id from t order by id')).rows).toEqual([{ id: 1 }, { id: 2 }])
+    })
   })
 
-  it('a failure before anything was written is reported as it is', async () => {
-    const pool = createSqlitePool(tmp.file('trailing-none.db'), { name: 'trailing-none', min: 0 }, { readers: 0 })
-    try {
-      await pool.query('create table t (id integer primary key, v text unique)')
-      const err = await failure(pool.query("commit; insert into t (v) values ('x')"))
-      expect(isOutcomeUnknown(err)).toBe(false)
-      expect((await pool.query('select count(*) as n from t')).rows).toEqual([{ n: 0 }])
-    } finally {
-      await pool.close()
-    }
+  it.each([
+    'begin; insert into t values (1); insert into t values (1)',
+    // a PRAGMA in the script: run as written (exec)
+    'begin; pragma table_info(t); insert into t values (1); insert into t values (1)',
+  ])('on a lease, %s: the plain error, the transaction left aborted (its COMMIT answers ROLLBACK), nothing kept', async (text) => {
+    await withPool(async (pool) => {
+      const command = await pool.withConnection(async (c) => {
+        const err = await failure(c.query(text))
+        expect(err.code).toBe('UNIQUE_VIOLATION')
+        expect(isOutcomeUnknown(err)).toBe(false)
+        expect(err.message).not.toMatch(/committed/)
+        return (await c.query('commit')).command
+      })
+      expect(command).toBe('ROLLBACK')
+      expect((await pool.query('select id from t')).rows).toEqual([])
+    })
   })
 })

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { DatabaseError, type DatabasePool } from '@dbpool/core'
 import { createSqlitePool, type SqliteDatabase } from '@dbpool/sqlite'
 import { tempDir } from './helpers'
@@ -18,6 +18,10 @@ async function failure(promise: Promise<unknown>): Promise<DatabaseError> {
 async function withAccounts(pool: DatabasePool<SqliteDatabase>): Promise<void> {
   await pool.query('create table accounts (id integer primary key, balance integer)')
   await pool.query('insert into accounts (balance) values (100), (200)')
+}
+
+async function writerOf(pool: DatabasePool<SqliteDatabase>): Promise<SqliteDatabase> {
+  return pool.withConnection(async (conn) => conn.native)
 }
 
 function notADatabase(): string {
@@ -46,7 +50,7 @@ describe('a statement failing on another file keeps the in-memory database', () 
     }
   })
 
-  it('a read of an attached non-database file: CORRUPT for that statement; the rows stay', async () => {
+  it('a read of an attached non-database file: QUERY_FAILED for that statement (not CORRUPT of the pool); the rows stay', async () => {
     const pool = createSqlitePool(':memory:', { name: 'mem-notadb', min: 0 }, {})
     try {
       await withAccounts(pool)
@@ -62,7 +66,8 @@ describe('a statement failing on another file keeps the in-memory database', () 
           }
         }),
       )
-      expect(err.code).toBe('CORRUPT')
+      expect(err.code).toBe('QUERY_FAILED')
+      expect(err.detail).toEqual({ otherDatabase: true, file })
       expect((await pool.query('select balance from accounts order by id')).rows).toEqual([{ balance: 100 }, { balance: 200 }])
       await pool.query('insert into accounts (balance) values (300)')
       expect((await pool.query('select count(*) as n from accounts')).rows).toEqual([{ n: 3 }])
@@ -120,4 +125,156 @@ describe('a statement failing on another file keeps a file connection', () => {
       }
     },
   )
+})
+
+// review r8 item 3: ATTACH of a file that is not a database (and a later read of an attached schema
+// whose file is not one) was CORRUPT "file is not a database (<the pool's own file>)", detail.path the
+// pool's file, fatal: the healthy writer was discarded. It concerns the attached file only
+describe('a file that is not a database, attached, on a file pool', () => {
+  it.each([0, 1])(
+    'ATTACH without a lease, on a lease and inside a transaction (readers: %i): QUERY_FAILED naming the attached file, the writer kept',
+    async (readers) => {
+      const path = tmp.file(`attach-notadb-${readers}.db`)
+      const pool = createSqlitePool(path, { name: `attach-notadb-${readers}`, min: 0 }, { readers })
+      const destroyed: string[] = []
+      pool.on('destroy', (info) => destroyed.push(`${info.lane}: ${info.reason}`))
+      try {
+        await withAccounts(pool)
+        const writer = await writerOf(pool)
+        const file = notADatabase()
+        const check = (err: DatabaseError): void => {
+          expect(err.code).toBe('QUERY_FAILED')
+          expect(err.sqliteCode).toBe('SQLITE_NOTADB')
+          expect(err.retryable).toBe(false)
+          expect(err.detail).toEqual({ otherDatabase: true, file })
+          expect(err.message).not.toContain(path)
+        }
+        check(await failure(pool.query(`attach '${file}' as archive`)))
+        check(await failure(pool.withConnection((conn) => conn.query(`attach database '${file}' as archive`))))
+        // inside a transaction: the statement's error, the transaction rolled back (its insert is not kept)
+        const inTx = await failure(
+          pool.transaction(async (tx) => {
+            await tx.query('insert into accounts (balance) values (300)')
+            await tx.query(`attach '${file}' as archive`)
+          }),
+        )
+        check(inTx)
+        // the same connection serves on, the pool's database untouched
+        expect(await writerOf(pool)).toBe(writer)
+        expect(writer.open).toBe(true)
+        await pool.query('insert into accounts (balance) values (400)')
+        expect((await pool.query('select balance from accounts order by id')).rows).toEqual([
+          { balance: 100 },
+          { balance: 200 },
+          { balance: 400 },
+        ])
+        expect(destroyed).toEqual([])
+      } finally {
+        await pool.close()
+      }
+    },
+  )
+
+  it.each([0, 1])(
+    'a read of an attached database whose file is no longer a database (readers: %i): QUERY_FAILED naming it, the writer kept',
+    async (readers) => {
+      const path = tmp.file(`attach-overwritten-${readers}.db`)
+      const other = tmp.file(`attach-overwritten-other-${readers}.db`)
+      const pool = createSqlitePool(path, { name: `attach-overwritten-${readers}`, min: 0 }, { readers })
+      const destroyed: string[] = []
+      pool.on('destroy', (info) => destroyed.push(`${info.lane}: ${info.reason}`))
+      try {
+        await withAccounts(pool)
+        const writer = await writerOf(pool)
+        writeFileSync(other, '')
+        const err = await failure(
+          pool.withConnection(async (conn) => {
+            await conn.query(`attach '${other}' as archive`)
+            await conn.query('create table archive.old (id integer primary key)')
+            await conn.query('insert into archive.old (id) values (1)')
+            writeFileSync(other, 'hello, this is a text file, not a database. '.repeat(200))
+            try {
+              await conn.query('select id from archive.old')
+            } finally {
+              await conn.query('detach archive')
+            }
+          }),
+        )
+        expect(err.code).toBe('QUERY_FAILED')
+        expect(err.detail).toMatchObject({ otherDatabase: true, file: other, schema: 'archive' })
+        expect(err.message).not.toContain(path)
+        expect(await writerOf(pool)).toBe(writer)
+        expect((await pool.query('select count(*) as n from accounts')).rows).toEqual([{ n: 2 }])
+        expect(destroyed).toEqual([])
+      } finally {
+        await pool.close()
+      }
+    },
+  )
+
+  it('on :memory: too: ATTACH of a non-database is QUERY_FAILED naming the file, not the pool', async () => {
+    const pool = createSqlitePool(':memory:', { name: 'mem-attach-notadb', min: 0 }, {})
+    try {
+      await withAccounts(pool)
+      const file = notADatabase()
+      const err = await failure(pool.query(`attach '${file}' as archive`))
+      expect(err.code).toBe('QUERY_FAILED')
+      expect(err.detail).toEqual({ otherDatabase: true, file })
+      expect((await pool.query('select count(*) as n from accounts')).rows).toEqual([{ n: 2 }])
+    } finally {
+      await pool.close()
+    }
+  })
+})
+
+// review r2 item 10: ATTACH of a file that does not exist (SQLite creates it elsewhere) cannot create
+// it on the pool's connections (opened without SQLITE_OPEN_CREATE, so that a deleted database is never
+// recreated empty): refused with a message that says attached files must exist, the writer kept
+describe('ATTACH of a file that does not exist', () => {
+  it.each([0, 1])(
+    'on a file pool (readers: %i): QUERY_FAILED saying attached files must exist, nothing created, the writer kept; an empty file attaches',
+    async (readers) => {
+      const path = tmp.file(`attach-missing-${readers}.db`)
+      const pool = createSqlitePool(path, { name: `attach-missing-${readers}`, min: 0 }, { readers })
+      const destroyed: string[] = []
+      pool.on('destroy', (info) => destroyed.push(`${info.lane}: ${info.reason}`))
+      try {
+        await withAccounts(pool)
+        const writer = await writerOf(pool)
+        const archive = tmp.file(`archive-missing-${readers}.db`)
+        for (const text of [`attach '${archive}' as archive`, 'attach ? as archive']) {
+          const err = await failure(pool.withConnection((conn) => conn.query(text, text.includes('?') ? [archive] : [])))
+          expect(err.code).toBe('QUERY_FAILED')
+          expect(err.retryable).toBe(false)
+          expect(err.detail).toEqual({ file: archive })
+          expect(err.message).toMatch(/attached file must exist/)
+        }
+        expect(existsSync(archive)).toBe(false)
+        expect(await writerOf(pool)).toBe(writer)
+        expect(destroyed).toEqual([])
+        writeFileSync(archive, '')
+        const rows = await pool.withConnection(async (conn) => {
+          await conn.query(`attach '${archive}' as archive`)
+          await conn.query('create table archive.old (id integer primary key)')
+          const n = (await conn.query('select count(*) as n from archive.old')).rows
+          await conn.query('detach archive')
+          return n
+        })
+        expect(rows).toEqual([{ n: 0 }])
+      } finally {
+        await pool.close()
+      }
+    },
+  )
+})
+
+it('on :memory: (opened with create allowed, there is no file to lose) ATTACH creates a missing file, as SQLite does', async () => {
+  const pool = createSqlitePool(':memory:', { name: 'mem-attach-missing', min: 0 }, {})
+  try {
+    const archive = tmp.file('archive-mem-missing.db')
+    await pool.withConnection((conn) => conn.query(`attach '${archive}' as archive`))
+    expect(existsSync(archive)).toBe(true)
+  } finally {
+    await pool.close()
+  }
 })
