@@ -50,7 +50,16 @@ export class PostgresCursor<R> implements RowCursor<R> {
   readonly #hooks: PostgresCursorHooks
   #cursor: Cursor<R> | undefined
   #done = false
-  /** The session was inside a transaction (`T`, `E`) when the cursor was opened. */
+  /**
+   * pg wrote the cursor (Parse, Bind, Describe): until then it waits its turn behind the statements
+   * issued before it on the connection (see PostgresConnection.submit).
+   */
+  #sent = false
+  /**
+   * The session was inside a transaction (`T`, `E`) when pg wrote the cursor: read then, not at the
+   * first `read()`, as a COMMIT or BEGIN issued before the stream and still waiting its turn or its
+   * answer changes it.
+   */
   #inTransaction = false
   /** The first read was issued: its row description is checked for columns of one name. */
   #checked = false
@@ -85,12 +94,8 @@ export class PostgresCursor<R> implements RowCursor<R> {
         },
       )
     }
-    if (this.#cursor === undefined) {
-      const status = this.#conn.client.getTransactionStatus()
-      this.#inTransaction = status === 'T' || status === 'E'
-    }
     // in turn with the connection's other statements (see PostgresConnection.submit)
-    const cursor = (this.#cursor ??= this.#conn.submit(new Cursor<R>(this.#query.text, this.#query.values, { types: this.#hooks.types })))
+    const cursor = (this.#cursor ??= this.#conn.submit(this.#create()))
     const first = !this.#checked
     this.#checked = true
     return this.#untilLost(cursor.read(this.#batchSize)).then(
@@ -149,7 +154,7 @@ export class PostgresCursor<R> implements RowCursor<R> {
    */
   outcome(): 'committed' | 'unknown' | undefined {
     const cursor = this.#cursor
-    if (cursor === undefined || this.#inTransaction || !mayHaveCommitted(this.#query.text, false)) return undefined
+    if (cursor === undefined || !this.#sent || this.#inTransaction || !mayHaveCommitted(this.#query.text, false)) return undefined
     if (this.#committed) return 'committed'
     if (this.#commitError !== undefined) return undefined
     return this.#synced(cursor) ? 'unknown' : undefined
@@ -162,7 +167,7 @@ export class PostgresCursor<R> implements RowCursor<R> {
 
   /** A ReadyForQuery was just seen for the cursor's Sync: `I` outside a transaction means its work committed. */
   #noteCommit(): void {
-    if (this.#commitError !== undefined) return
+    if (this.#commitError !== undefined || !this.#sent) return
     if (!this.#inTransaction && this.#conn.client.getTransactionStatus() === 'I') this.#committed = true
   }
 
@@ -170,6 +175,19 @@ export class PostgresCursor<R> implements RowCursor<R> {
     this.#done = true
     const cursor = this.#cursor
     return this.#hooks.abandon(reason, cursor === undefined ? undefined : this.#progress(cursor))
+  }
+
+  /** The pg-cursor, noting the transaction status when pg writes it (its turn has come: see {@link #inTransaction}). */
+  #create(): Cursor<R> {
+    const cursor = new Cursor<R>(this.#query.text, this.#query.values, { types: this.#hooks.types })
+    const submit = cursor.submit.bind(cursor)
+    cursor.submit = (connection) => {
+      const status = this.#conn.client.getTransactionStatus()
+      this.#inTransaction = status === 'T' || status === 'E'
+      this.#sent = true
+      submit(connection)
+    }
+    return cursor
   }
 
   /**
