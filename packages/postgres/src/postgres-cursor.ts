@@ -3,7 +3,7 @@ import Cursor from 'pg-cursor'
 import { DatabaseError, type RowCursor } from '@dbpool/core'
 import type { PostgresConnection } from './postgres-connection'
 import { resultColumnsError } from './postgres-columns'
-import { mayHaveCommitted, StatementProgress } from './postgres-outcome'
+import { mayHaveCommitted, notSentError, StatementProgress } from './postgres-outcome'
 import type { PgQuery } from './postgres-params'
 import { findUnreadable, unreadableError, type UnreadableFound } from './postgres-read-guard'
 import { startDeadline, type Deadline } from './postgres-deadline'
@@ -61,6 +61,8 @@ export class PostgresCursor<R> implements RowCursor<R> {
    * answer changes it.
    */
   #inTransaction = false
+  /** The error a cursor taken out unsent was failed with (see {@link #withdraw}). */
+  #withdrawn: DatabaseError | undefined = undefined
   /** The first read was issued: its row description is checked for columns of one name. */
   #checked = false
   /** The array parameters were checked (see {@link PostgresCursorHooks.check}). */
@@ -112,6 +114,8 @@ export class PostgresCursor<R> implements RowCursor<R> {
         return rows
       },
       (err: unknown) => {
+        // taken out unsent (see #withdraw): nothing of it reached the server
+        if (err === this.#withdrawn) throw err
         // the server ended the portal with the error (pg-cursor sent Sync): nothing left to close
         this.#done = true
         throw this.#hooks.fail(err, this.#progress(cursor))
@@ -124,6 +128,14 @@ export class PostgresCursor<R> implements RowCursor<R> {
     this.#done = true
     const cursor = this.#cursor
     if (cursor === undefined || !this.#conn.usable) return
+    // still waiting its turn: taken out, never sent (nothing to close on the server)
+    if (
+      this.#withdraw(
+        cursor,
+        new DatabaseError('QUERY_FAILED', 'the stream was closed before its statement was sent', { backend: 'postgres' }),
+      )
+    )
+      return
     // called synchronously: a statement queued on the client after this runs after the Close
     const closing = cursor.close()
     let timer: Deadline | undefined
@@ -171,9 +183,28 @@ export class PostgresCursor<R> implements RowCursor<R> {
     if (!this.#inTransaction && this.#conn.client.getTransactionStatus() === 'I') this.#committed = true
   }
 
+  /**
+   * Gives up on the read in flight (the stream's deadline or abort). A cursor still waiting its turn
+   * behind the statements issued before it on the connection (or behind its array check) is taken out
+   * and never sent: `reason` as not started (`retryable: true`, `detail.started: false`), no cancel
+   * request, the connection kept (the statement running there is not this stream's). Only a cursor pg
+   * has written is abandoned through the manager (a cancel request, the connection closed).
+   */
   abandon(reason: DatabaseError): DatabaseError {
-    this.#done = true
     const cursor = this.#cursor
+    if (!this.#sent) {
+      const notSent = notSentError(reason)
+      // behind its array check, not created yet: the check's end finds the cursor done and sends nothing
+      if (cursor === undefined) {
+        this.#done = true
+        return notSent
+      }
+      if (this.#withdraw(cursor, notSent)) {
+        this.#done = true
+        return notSent
+      }
+    }
+    this.#done = true
     return this.#hooks.abandon(reason, cursor === undefined ? undefined : this.#progress(cursor))
   }
 
@@ -188,6 +219,18 @@ export class PostgresCursor<R> implements RowCursor<R> {
       submit(connection)
     }
     return cursor
+  }
+
+  /**
+   * Takes `cursor` out of the statements waiting their turn on the connection when it is still there
+   * (not sent), and fails its pending read with `error` (pg-cursor, never submitted, touches no
+   * connection then). False when pg already has it.
+   */
+  #withdraw(cursor: Cursor<R>, error: DatabaseError): boolean {
+    if (this.#sent || !this.#conn.unqueue(cursor)) return false
+    this.#withdrawn = error
+    ;(cursor as unknown as { handleError(err: Error): void }).handleError(error)
+    return true
   }
 
   /**
