@@ -132,7 +132,11 @@ export class PostgresCursor<R> implements RowCursor<R> {
     if (
       this.#withdraw(
         cursor,
-        new DatabaseError('QUERY_FAILED', 'the stream was closed before its statement was sent', { backend: 'postgres' }),
+        new DatabaseError(
+          'QUERY_FAILED',
+          'the stream was closed (its handle released, or the pool closing) while its statement still waited its turn behind the statements issued before it on its connection: it was never sent',
+          { backend: 'postgres', retryable: true, detail: { started: false } },
+        ),
       )
     )
       return

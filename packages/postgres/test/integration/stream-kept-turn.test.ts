@@ -177,6 +177,25 @@ describe('a stream stopped while kept behind a statement running on its connecti
   }, 30_000)
 })
 
+describe('a stream closed while kept behind a statement running on its connection', () => {
+  it('its handle released (the callback returned): taken out, never sent; its write never runs later', async () => {
+    const p = onePool()
+    let first: Promise<unknown> | undefined
+    await p.withConnection(async (conn) => {
+      void conn.query('select pg_sleep(0.3)').catch(() => undefined)
+      const it = conn.stream("insert into kept (v) values ('closed before sent') returning v")[Symbol.asyncIterator]()
+      first = it.next().catch((err: unknown) => err)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    })
+    expect(await within(first!, 3_000)).toEqual({
+      value: expect.objectContaining({ code: 'QUERY_FAILED', retryable: true, detail: { started: false } }) as unknown,
+    })
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    expect((await p.query<{ one: number }>('select 1 as one')).rows).toEqual([{ one: 1 }])
+    expect(await rows()).toEqual([])
+  }, 30_000)
+})
+
 describe('copyFrom on a handle kept behind a statement whose ReadyForQuery is still on its way', () => {
   it('stopped by its deadline before it was sent: QUERY_TIMEOUT, retryable, never sent; the connection kept', async () => {
     const p = onePool()
