@@ -1219,8 +1219,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * in `execute` (SYNTAX_ERROR, INVALID_PARAMETER: thrown before anything is sent). The connection is
    * the stream's own lease, in classic mode (statement sharing never joins it). A read abandoned at
    * the stream's deadline or abort sends a cancel request and closes the connection, as a statement's
-   * deadline does; when the cursor had sent its Sync (the implicit transaction's commit in flight)
-   * and the text may write, the stream reports the reason as outcome unknown (`unknownOutcomeError`).
+   * deadline does (a cursor still waiting its turn is taken out unsent instead: PostgresCursor.abandon);
+   * when the cursor had sent its Sync (the implicit transaction's commit in flight) and the text may
+   * write, the stream reports the reason as outcome unknown (`unknownOutcomeError`).
    */
   openCursor<R = Record<string, unknown>>(conn: PostgresConnection, query: CompiledQuery, options: CursorOptions): RowCursor<R> {
     const prepared = pgQuery(query)

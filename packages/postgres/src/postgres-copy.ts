@@ -9,7 +9,7 @@ import { startDeadline, type Deadline } from './postgres-deadline'
 import { checkCopyStatement, copyToMayWrite } from './postgres-copy-statement'
 import { copyFromRowFormat, ROW_FORMAT_OPTIONS, type RowFormat } from './postgres-copy-syntax'
 import { mapPostgresError } from './postgres-errors'
-import { unknownOutcomeError } from './postgres-outcome'
+import { notSentError, unknownOutcomeError } from './postgres-outcome'
 import { requirePostgresPool } from './postgres-feature'
 import { postgresParameters } from './postgres-params'
 
@@ -323,6 +323,8 @@ async function copyIn(
     if (fromServer !== undefined && !hasSqlState(fromServer) && !native.usable) throw lostError(native, copy, fromServer, autoCommit)
     const stop = deadline.reason
     if (fromServer === undefined && stop !== undefined && err === stop) {
+      // still waiting its turn behind a statement on the connection: taken out, never sent, the connection kept
+      if (native.unqueue(copy)) throw notSentError(stop)
       if (!autoCommit) {
         // nothing commits before the transaction does: the connection goes, and the transaction with it
         native.markBroken(stop)
@@ -604,6 +606,12 @@ function copyOut(
     const unwatch = deadline.onStop((reason) => {
       // after CommandComplete all the data was read from the socket: the deadline's span is over
       if (phase !== 'data' || completed) return
+      // still waiting its turn behind a statement on the connection: taken out, never sent, the connection kept
+      if (native.unqueue(copy)) {
+        copy.unpipe(out)
+        fail(notSentError(reason))
+        return
+      }
       // the server would keep sending: it is asked to cancel and this connection is never reused
       copy.unpipe(out)
       native.markBroken(reason)

@@ -3,7 +3,7 @@ import Cursor from 'pg-cursor'
 import { DatabaseError, type RowCursor } from '@dbpool/core'
 import type { PostgresConnection } from './postgres-connection'
 import { resultColumnsError } from './postgres-columns'
-import { mayHaveCommitted, StatementProgress } from './postgres-outcome'
+import { mayHaveCommitted, notSentError, StatementProgress } from './postgres-outcome'
 import type { PgQuery } from './postgres-params'
 import { findUnreadable, unreadableError, type UnreadableFound } from './postgres-read-guard'
 import { startDeadline, type Deadline } from './postgres-deadline'
@@ -50,8 +50,19 @@ export class PostgresCursor<R> implements RowCursor<R> {
   readonly #hooks: PostgresCursorHooks
   #cursor: Cursor<R> | undefined
   #done = false
-  /** The session was inside a transaction (`T`, `E`) when the cursor was opened. */
+  /**
+   * pg wrote the cursor (Parse, Bind, Describe): until then it waits its turn behind the statements
+   * issued before it on the connection (see PostgresConnection.submit).
+   */
+  #sent = false
+  /**
+   * The session was inside a transaction (`T`, `E`) when pg wrote the cursor: read then, not at the
+   * first `read()`, as a COMMIT or BEGIN issued before the stream and still waiting its turn or its
+   * answer changes it.
+   */
   #inTransaction = false
+  /** The error a cursor taken out unsent was failed with (see {@link #withdraw}). */
+  #withdrawn: DatabaseError | undefined = undefined
   /** The first read was issued: its row description is checked for columns of one name. */
   #checked = false
   /** The array parameters were checked (see {@link PostgresCursorHooks.check}). */
@@ -85,12 +96,8 @@ export class PostgresCursor<R> implements RowCursor<R> {
         },
       )
     }
-    if (this.#cursor === undefined) {
-      const status = this.#conn.client.getTransactionStatus()
-      this.#inTransaction = status === 'T' || status === 'E'
-    }
     // in turn with the connection's other statements (see PostgresConnection.submit)
-    const cursor = (this.#cursor ??= this.#conn.submit(new Cursor<R>(this.#query.text, this.#query.values, { types: this.#hooks.types })))
+    const cursor = (this.#cursor ??= this.#conn.submit(this.#create()))
     const first = !this.#checked
     this.#checked = true
     return this.#untilLost(cursor.read(this.#batchSize)).then(
@@ -107,6 +114,8 @@ export class PostgresCursor<R> implements RowCursor<R> {
         return rows
       },
       (err: unknown) => {
+        // taken out unsent (see #withdraw): nothing of it reached the server
+        if (err === this.#withdrawn) throw err
         // the server ended the portal with the error (pg-cursor sent Sync): nothing left to close
         this.#done = true
         throw this.#hooks.fail(err, this.#progress(cursor))
@@ -119,6 +128,18 @@ export class PostgresCursor<R> implements RowCursor<R> {
     this.#done = true
     const cursor = this.#cursor
     if (cursor === undefined || !this.#conn.usable) return
+    // still waiting its turn: taken out, never sent (nothing to close on the server)
+    if (
+      this.#withdraw(
+        cursor,
+        new DatabaseError(
+          'QUERY_FAILED',
+          'the stream was closed (its handle released, or the pool closing) while its statement still waited its turn behind the statements issued before it on its connection: it was never sent',
+          { backend: 'postgres', retryable: true, detail: { started: false } },
+        ),
+      )
+    )
+      return
     // called synchronously: a statement queued on the client after this runs after the Close
     const closing = cursor.close()
     let timer: Deadline | undefined
@@ -149,7 +170,7 @@ export class PostgresCursor<R> implements RowCursor<R> {
    */
   outcome(): 'committed' | 'unknown' | undefined {
     const cursor = this.#cursor
-    if (cursor === undefined || this.#inTransaction || !mayHaveCommitted(this.#query.text, false)) return undefined
+    if (cursor === undefined || !this.#sent || this.#inTransaction || !mayHaveCommitted(this.#query.text, false)) return undefined
     if (this.#committed) return 'committed'
     if (this.#commitError !== undefined) return undefined
     return this.#synced(cursor) ? 'unknown' : undefined
@@ -162,14 +183,58 @@ export class PostgresCursor<R> implements RowCursor<R> {
 
   /** A ReadyForQuery was just seen for the cursor's Sync: `I` outside a transaction means its work committed. */
   #noteCommit(): void {
-    if (this.#commitError !== undefined) return
+    if (this.#commitError !== undefined || !this.#sent) return
     if (!this.#inTransaction && this.#conn.client.getTransactionStatus() === 'I') this.#committed = true
   }
 
+  /**
+   * Gives up on the read in flight (the stream's deadline or abort). A cursor still waiting its turn
+   * behind the statements issued before it on the connection (or behind its array check) is taken out
+   * and never sent: `reason` as not started (`retryable: true`, `detail.started: false`), no cancel
+   * request, the connection kept (the statement running there is not this stream's). Only a cursor pg
+   * has written is abandoned through the manager (a cancel request, the connection closed).
+   */
   abandon(reason: DatabaseError): DatabaseError {
-    this.#done = true
     const cursor = this.#cursor
+    if (!this.#sent) {
+      const notSent = notSentError(reason)
+      // behind its array check, not created yet: the check's end finds the cursor done and sends nothing
+      if (cursor === undefined) {
+        this.#done = true
+        return notSent
+      }
+      if (this.#withdraw(cursor, notSent)) {
+        this.#done = true
+        return notSent
+      }
+    }
+    this.#done = true
     return this.#hooks.abandon(reason, cursor === undefined ? undefined : this.#progress(cursor))
+  }
+
+  /** The pg-cursor, noting the transaction status when pg writes it (its turn has come: see {@link #inTransaction}). */
+  #create(): Cursor<R> {
+    const cursor = new Cursor<R>(this.#query.text, this.#query.values, { types: this.#hooks.types })
+    const submit = cursor.submit.bind(cursor)
+    cursor.submit = (connection) => {
+      const status = this.#conn.client.getTransactionStatus()
+      this.#inTransaction = status === 'T' || status === 'E'
+      this.#sent = true
+      submit(connection)
+    }
+    return cursor
+  }
+
+  /**
+   * Takes `cursor` out of the statements waiting their turn on the connection when it is still there
+   * (not sent), and fails its pending read with `error` (pg-cursor, never submitted, touches no
+   * connection then). False when pg already has it.
+   */
+  #withdraw(cursor: Cursor<R>, error: DatabaseError): boolean {
+    if (this.#sent || !this.#conn.unqueue(cursor)) return false
+    this.#withdrawn = error
+    ;(cursor as unknown as { handleError(err: Error): void }).handleError(error)
+    return true
   }
 
   /**

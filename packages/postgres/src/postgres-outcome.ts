@@ -220,3 +220,16 @@ function describeStatement(text: string): string {
   const kind = /^\s*(commit|end)\b\s*(?:;\s*)?$/i.exec(text)
   return kind ? kind[1]!.toUpperCase() : 'the statement'
 }
+
+/**
+ * `reason` (a stream's or COPY's deadline or abort) for a cursor or COPY taken out of its turn
+ * before it was sent (see PostgresConnection.unqueue): nothing of it ran, so it may be run again
+ * (`retryable: true`, `detail.started: false`), as a statement withdrawn from its turn is.
+ */
+export function notSentError(reason: DatabaseError): DatabaseError {
+  return new DatabaseError(
+    reason.code,
+    `${reason.message}, while it still waited its turn behind the statements issued before it on its connection: it was never sent (nothing was cancelled, the connection is kept)`,
+    { backend: 'postgres', retryable: true, cause: reason.cause, detail: { ...reason.detail, started: false } },
+  )
+}

@@ -65,9 +65,11 @@ export interface RowCursor<R = Record<string, unknown>> {
   close(): void | Promise<void>
   /**
    * Gives up on a `read()` still in flight at once (the stream's deadline passed or its signal
-   * aborted): Postgres sends a cancel request and closes the connection. Returns the error to report
-   * instead of `reason` when the backend knows more (Postgres: the statement's commit was in flight,
-   * so it is restated with `detail.outcome: 'unknown'`), or nothing. Optional: a manager whose reads
+   * aborted): Postgres sends a cancel request and closes the connection (a cursor still waiting its
+   * turn behind statements issued before it is taken out unsent instead, the connection kept).
+   * Returns the error to report instead of `reason` when the backend knows more (Postgres: the
+   * statement's commit was in flight, so it is restated with `detail.outcome: 'unknown'`; never sent,
+   * `retryable: true` and `detail.started: false`), or nothing. Optional: a manager whose reads
    * cannot be interrupted leaves it out.
    */
   abandon?(reason: DatabaseError): DatabaseError | void

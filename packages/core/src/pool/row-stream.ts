@@ -31,7 +31,11 @@ export interface ConnectionStreamOptions {
    * 1 to 2^31 - 1; default none.
    */
   readonly timeoutMs?: number
-  /** Aborting ends the stream with QUERY_CANCELLED, like `timeoutMs` (at once, `next()` waiting or not). */
+  /**
+   * Aborting ends the stream with QUERY_CANCELLED, like `timeoutMs` (at once, `next()` waiting or
+   * not). Either, while the stream still waits its turn behind statements issued before it on its
+   * connection: never run, `retryable: true`, `detail.started: false`, those statements untouched.
+   */
   readonly signal?: AbortSignal
 }
 
@@ -379,8 +383,17 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
     const lease = this.#loan.lease
     // statements issued on the lease before the stream, still waiting for the event loop, run first
     // (a synchronous driver's fairness yield): the stream then sees what they wrote
-    while (lease.pending !== undefined) await lease.pending
-    if (stop.aborted) throw stop.reason
+    let waited = false
+    if (lease.pending !== undefined) {
+      // the deadline or the signal ends the wait at once (the statements before it are not touched)
+      this.#stopped ??= new Promise<void>((resolve) => stop.addEventListener('abort', () => resolve(), { once: true }))
+      while (lease.pending !== undefined && !stop.aborted) {
+        waited = true
+        await Promise.race([lease.pending, this.#stopped])
+      }
+    }
+    // stopped while it waited its turn: its statement never ran
+    if (stop.aborted) throw waited ? notStarted(stop.reason as DatabaseError) : stop.reason
     try {
       this.#cursor = this.#ran = manager.openCursor<R>(lease.conn.native, compiled, { batchSize: options.batchSize })
     } catch (err) {
@@ -553,4 +566,17 @@ function cancelled(backend: Backend, reason: unknown): DatabaseError {
     retryable: false,
     cause: reason,
   })
+}
+
+/**
+ * `reason` (the stream's deadline or abort) for a stream stopped while it still waited its turn behind
+ * the statements issued before it on its lease: its statement never ran, so it may be run again
+ * (`retryable: true`, `detail.started: false`), as a statement withdrawn from its turn is.
+ */
+function notStarted(reason: DatabaseError): DatabaseError {
+  return new DatabaseError(
+    reason.code,
+    `${reason.message}, while it still waited its turn behind the statements issued before it on its connection: it was never run (nothing was cancelled)`,
+    { backend: reason.backend, retryable: true, cause: reason.cause, detail: { ...reason.detail, started: false } },
+  )
 }
