@@ -1555,7 +1555,10 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         if (placeholder !== undefined) throw scriptPlaceholderError(placeholder)
         // a script may write and commit: it is checked whatever the transaction state
         this.#checkIdentity(db, state)
-        const begin = state.lane === 'write' && !this.options.readonly ? 'BEGIN IMMEDIATE' : 'BEGIN DEFERRED'
+        // read-lane work on the writer (query_only on: `readers: 0`, `:memory:`) may not take the write
+        // lock: SQLite refuses BEGIN IMMEDIATE there ("attempt to write a readonly database")
+        const writes = state.lane === 'write' && !this.options.readonly && !state.readLaneWork && !state.queryOnly
+        const begin = writes ? 'BEGIN IMMEDIATE' : 'BEGIN DEFERRED'
         const pragma = scanPragmas(text, db.inTransaction)
         if (pragma.effect !== 0) this.#beforePragma(db, state, pragma, leaseFree)
         try {
