@@ -1617,8 +1617,9 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
    * A native error that concerns another file than the connection's database, restated: a corruption
    * error (`SQLITE_NOTADB`, `SQLITE_CORRUPT`) of an ATTACH, or of a read of an attached schema whose
    * file is not a database, is {@link otherDatabaseError} (not fatal, the pool's path not named) when
-   * the main database still reads (its schema) and the text is an ATTACH, or an attached schema fails
-   * to read; otherwise it stays CORRUPT of the pool's database. A `SQLITE_CANTOPEN` of an ATTACH of a
+   * the main database still reads (its schema) and the text is one ATTACH statement, or an attached
+   * schema fails to read; otherwise (a script holding an ATTACH among other statements included: one
+   * of them may have read a corrupt page of the main database) it stays CORRUPT of the pool's database. A `SQLITE_CANTOPEN` of an ATTACH of a
    * missing file says that attached files must exist ({@link attachMissingFileError}). Runs only on
    * the failure path.
    */
@@ -1635,8 +1636,11 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     } catch {
       return error
     }
+    // the failing statement is the ATTACH only when the text is that one statement: in a script, another
+    // of its statements may have read a corrupt page of the main database (whose schema still reads)
     const attach = attaches()
-    if (attach.length > 0) return otherDatabaseError(error, attach.length === 1 ? { file: attachedFileOf(attach[0]!.text) } : {})
+    if (attach.length === 1 && splitSqlStatements(text!, 'sqlite').length === 1)
+      return otherDatabaseError(error, { file: attachedFileOf(attach[0]!.text) })
     let schemas: { name: string; file: string }[]
     try {
       schemas = db.prepare('select name, file from pragma_database_list').all() as { name: string; file: string }[]

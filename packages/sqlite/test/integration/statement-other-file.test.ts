@@ -278,3 +278,49 @@ it('on :memory: (opened with create allowed, there is no file to lose) ATTACH cr
     await pool.close()
   }
 })
+
+describe("a corrupt page of the pool's own database, read by a script that also ATTACHes a healthy file", () => {
+  it("is CORRUPT of the pool's database (fatal), never blamed on the attached file (re-review r10 item 1)", async () => {
+    const Database = (await import('better-sqlite3')).default
+    const { openSync, writeSync, closeSync } = await import('node:fs')
+    const app = tmp.file('corrupt-main-app.db')
+    const archive = tmp.file('corrupt-main-archive.db')
+    for (const [file, rows] of [
+      [app, 200],
+      [archive, 0],
+    ] as const) {
+      const db = new Database(file)
+      db.exec('create table orders (id integer primary key, body text)')
+      const insert = db.prepare('insert into orders values (?, ?)')
+      db.transaction(() => {
+        for (let i = 1; i <= rows; i++) insert.run(i, 'x'.repeat(200))
+      })()
+      if (file === app) {
+        const root = db.prepare("select rootpage from sqlite_schema where name = 'orders'").pluck().get() as number
+        const pageSize = db.pragma('page_size', { simple: true }) as number
+        db.close()
+        // the table's b-tree page header overwritten; the schema page still reads
+        const fd = openSync(file, 'r+')
+        writeSync(fd, Buffer.alloc(16, 0xee), 0, 16, (root - 1) * pageSize)
+        closeSync(fd)
+      } else db.close()
+    }
+    const pool = createSqlitePool(app, { name: 'corrupt-main' }, { readers: 0 })
+    const destroyed: string[] = []
+    pool.on('destroy', (event: { reason: string }) => destroyed.push(event.reason))
+    try {
+      const err = await failure(
+        pool.query(`attach database '${archive}' as arc; insert into arc.orders select * from main.orders; detach database arc`),
+      )
+      expect(err.code).toBe('CORRUPT')
+      expect(err.detail?.path).toBe(app)
+      expect(err.detail?.otherDatabase).toBeUndefined()
+      expect(err.message).not.toContain(archive)
+      // the connection on the corrupt database is not kept in service
+      await pool.query('select 1').catch(() => undefined)
+      expect(destroyed.some((reason) => reason.includes('CORRUPT'))).toBe(true)
+    } finally {
+      await pool.close()
+    }
+  })
+})
