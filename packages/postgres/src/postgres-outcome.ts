@@ -15,6 +15,11 @@ export class StatementProgress {
    * is current then (a statement sharing a pipelined connection is a lone auto-commit one: `I`).
    */
   inTransaction = false
+  /**
+   * The status was `E` (a failed transaction) when it was last sent: a `COMMIT`, `END` or `PREPARE
+   * TRANSACTION` that ends that transaction rolls it back (the server answers `ROLLBACK`).
+   */
+  aborted = false
   /** CommandComplete messages received for it (one per statement of a multi-statement text). */
   completed = 0
   /**
@@ -60,6 +65,7 @@ function kindOf(head: readonly string[]): string {
  *
  * @param text The statement text as sent (several statements allowed).
  * @param inTransaction The session was inside a transaction block (`T` or `E`) when it was sent.
+ * @param aborted The session's transaction had failed (`E`) when it was sent.
  */
 export function mayHaveCommitted(text: string, inTransaction: boolean): boolean {
   let statements: { head: readonly string[] }[]
@@ -103,8 +109,9 @@ export interface CommitPoint {
  * text the splitter cannot read counts as committing at its first statement.
  *
  * @param inTransaction The session was inside a transaction block (`T` or `E`) when it was sent.
+ * @param aborted The session's transaction had failed (`E`) when it was sent.
  */
-export function innerCommitPoint(text: string, inTransaction: boolean): CommitPoint | undefined {
+export function innerCommitPoint(text: string, inTransaction: boolean, aborted = false): CommitPoint | undefined {
   let statements: { head: readonly string[] }[]
   try {
     statements = splitSqlStatements(text, 'postgres')
@@ -113,11 +120,21 @@ export function innerCommitPoint(text: string, inTransaction: boolean): CommitPo
     return { index: 0, kind: 'DO' }
   }
   let open = inTransaction
+  // sent in a failed transaction: until it ends, its COMMIT commits nothing (the server rolls it back)
+  let failed = inTransaction && aborted
   for (let i = 0; i < statements.length; i++) {
     const head = statements[i]!.head
     const kind = kindOf(head)
     const last = i === statements.length - 1
     if (BODY_HEADS.has(kind) && !open) return { index: i, kind }
+    if (failed) {
+      // ROLLBACK TO a savepoint leaves the transaction open and usable; anything else ends the failed one
+      failed = false
+      if (ENDING_HEADS.has(kind)) {
+        open = head.includes('CHAIN') && !head.includes('NO')
+        continue
+      }
+    }
     if (ENDING_HEADS.has(kind) || kind === 'COMMIT PREPARED') {
       if (!last) return { index: i, kind }
     } else if (OPENING_HEADS.has(kind)) open = true
@@ -141,7 +158,7 @@ export function mayCommitInBody(point: CommitPoint): boolean {
  */
 export function mayHavePartlyCommitted(progress: StatementProgress, text: string): CommitPoint | undefined {
   if (!progress.sent) return undefined
-  const point = innerCommitPoint(text, progress.inTransaction)
+  const point = innerCommitPoint(text, progress.inTransaction, progress.aborted)
   if (point === undefined) return undefined
   // the failing statement is the one after the last completed one
   const failing = progress.completed

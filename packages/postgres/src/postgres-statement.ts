@@ -122,6 +122,7 @@ class PgStatement extends PgQuery {
       if (progress !== undefined) {
         progress.sent = true
         progress.inTransaction = inTransaction
+        progress.aborted = status === 'E'
       }
       if (this.parsing && this.#entry !== undefined) this.#cache?.parsed(this.#entry, inTransaction)
     }

@@ -152,6 +152,25 @@ describe('a text that committed a block of its own before it failed or left a tr
     expect(await committed()).toEqual([1])
   })
 
+  it('a COMMIT that ends a failed transaction (the server answers ROLLBACK) is not a commit point: the plain error, nothing kept (re-review r10 item 2)', async () => {
+    pool = poolOn(db.url, { max: 1, name: 'partial-aborted-commit' })
+    await admin(db.url, (c) =>
+      c.query('create table if not exists u (id int primary key); insert into u values (0) on conflict do nothing'),
+    )
+    const [first, second] = await pool.withConnection(async (conn) => {
+      await conn.query('begin')
+      await conn.query('insert into w values (1)')
+      const aborting = await rejection(conn.query('insert into u values (0)'))
+      return [aborting, await rejection(conn.query('commit; insert into u values (0)'))]
+    })
+    expect(first.code).toBe('UNIQUE_VIOLATION')
+    expect(second.code).toBe('UNIQUE_VIOLATION')
+    expect(isOutcomeUnknown(second)).toBe(false)
+    expect(second.message).not.toMatch(/committed/)
+    // the transaction was rolled back by its COMMIT: "the work before it was committed" would have lost it
+    expect(await committed()).toEqual([])
+  })
+
   it('left a transaction open after its COMMIT: TRANSACTION_ROLLED_BACK saying the first block may be committed (outcome unknown)', async () => {
     pool = poolOn(db.url, { max: 1, name: 'partial-left-open' })
     const err = await rejection(pool.query('insert into w values (1); commit; begin; insert into w values (2)'))

@@ -136,6 +136,18 @@ describe('innerCommitPoint: where a text can commit part of its work before it e
   ])('%s (in a transaction: %s) cannot', (text, inTransaction) => {
     expect(innerCommitPoint(text, inTransaction)).toBeUndefined()
   })
+
+  // sent in a failed transaction (E): its COMMIT rolls it back, committing nothing (re-review r10 item 2)
+  it.each([
+    ['commit; insert into t values (1)', undefined],
+    ['end; insert into t values (1)', undefined],
+    ['commit; begin; insert into t values (1); commit; select 1', { index: 3, kind: 'COMMIT' }],
+    ['commit; call p()', { index: 1, kind: 'CALL' }],
+    ['commit and chain; call p()', undefined],
+    ['rollback to s; insert into t values (1); commit; select 1', { index: 2, kind: 'COMMIT' }],
+  ])('%s sent in a failed transaction: %o', (text, point) => {
+    expect(innerCommitPoint(text, true, true)).toEqual(point)
+  })
 })
 
 describe('mayHavePartlyCommitted', () => {
