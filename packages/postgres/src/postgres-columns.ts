@@ -1,6 +1,6 @@
 import type { DatabaseError } from '@dbpool/core'
 import { duplicateColumn, duplicateColumnError, type ResultColumn } from '@dbpool/core/internal'
-import { mayHaveCommitted } from './postgres-outcome'
+import { innerCommitPoint, mayHaveCommitted } from './postgres-outcome'
 import type { PostgresConnection } from './postgres-connection'
 
 /**
@@ -59,5 +59,7 @@ export function resultColumnsError(
     committed: known === 'committed' && mayHave,
     mayHaveCommitted: known !== 'aborted' && mayHave,
     aborted: known === 'aborted',
+    // sent outside a transaction, it opened the one now aborted after its own COMMIT (re-review r10 item 3)
+    committedBefore: known === 'aborted' && !inTransaction && innerCommitPoint(text, false) !== undefined,
   })
 }

@@ -63,6 +63,12 @@ export interface DuplicateColumnContext {
    * and later statements run as usual (nothing to ROLLBACK).
    */
   readonly rolledBack?: boolean
+  /**
+   * With `aborted`: a COMMIT of the text (`insert ...; commit; begin; select 1 as a, 2 as a`) had
+   * committed the work before the transaction that is now aborted: the error says so, with
+   * `detail.outcome: 'unknown'`.
+   */
+  readonly committedBefore?: boolean
 }
 
 /**
@@ -128,6 +134,10 @@ function refusedResult(
   } else if (context.rolledBack) {
     message +=
       ". The statement ran outside a transaction, in a savepoint of the pool's own that was rolled back: nothing it wrote was kept, no transaction is open, and later statements run as usual"
+  } else if (context.aborted && context.committedBefore) {
+    message +=
+      '. The statement already ran inside a transaction that its text opened after a COMMIT of its own had committed the work before it: that transaction is now aborted as if the server had refused the statement (nothing of it commits, every later statement is refused until ROLLBACK), what the text committed before it is kept: its outcome is unknown, check before running it again'
+    outcome = OUTCOME_UNKNOWN
   } else if (context.aborted)
     message +=
       '. The statement already ran inside a transaction, which is now aborted as if the server had refused the statement: nothing of it commits, and every later statement is refused until ROLLBACK (or ROLLBACK TO SAVEPOINT)'

@@ -171,6 +171,20 @@ describe('a text that committed a block of its own before it failed or left a tr
     expect(await committed()).toEqual([])
   })
 
+  it('a result refused in the client (two columns of one name) after its COMMIT and a BEGIN: outcome unknown, the first block kept (re-review r10 item 3)', async () => {
+    pool = poolOn(db.url, { max: 1, name: 'partial-columns' })
+    const err = await rejection(pool.query('insert into w values (1); commit; begin; insert into w values (2); select 1 as a, 2 as a'))
+    expect(err.code).toBe('SYNTAX_ERROR')
+    expect(isOutcomeUnknown(err)).toBe(true)
+    expect(err.message).toMatch(/COMMIT of its own had committed the work before it/)
+    expect(await committed()).toEqual([1])
+    // all of it inside the transaction it opened: nothing committed, no outcome unknown
+    const plain = await rejection(pool.query('begin; insert into w values (3); select 1 as a, 2 as a'))
+    expect(plain.code).toBe('SYNTAX_ERROR')
+    expect(isOutcomeUnknown(plain)).toBe(false)
+    expect(await committed()).toEqual([1])
+  })
+
   it('left a transaction open after its COMMIT: TRANSACTION_ROLLED_BACK saying the first block may be committed (outcome unknown)', async () => {
     pool = poolOn(db.url, { max: 1, name: 'partial-left-open' })
     const err = await rejection(pool.query('insert into w values (1); commit; begin; insert into w values (2)'))
