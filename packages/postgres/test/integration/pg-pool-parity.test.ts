@@ -412,7 +412,16 @@ describe('lifecycle hooks and events (pg-pool: lifecycle-hooks.js, events.js)', 
     const { pool } = pgPool({ max: 2 })
     const connects: number[] = []
     pool.on('connect', (info) => connects.push(info.connectionId))
-    await Promise.all([pool.withConnection(() => sleep(20)), pool.withConnection(() => sleep(20))])
+    // both leases held until both started: two connections (a 20 ms sleep let the first come back
+    // before the second connected on a loaded machine, and the second caller took it)
+    let started = 0
+    let bothStarted!: () => void
+    const both = new Promise<void>((resolve) => (bothStarted = resolve))
+    const hold = async (): Promise<void> => {
+      if (++started === 2) bothStarted()
+      await both
+    }
+    await Promise.all([pool.withConnection(hold), pool.withConnection(hold)])
     for (let i = 0; i < 5; i++) await pool.query('select 1')
     expect(new Set(connects).size).toBe(2)
     expect(connects).toHaveLength(2)
