@@ -237,6 +237,9 @@ interface ConnectionState {
 
 // how often (at most) a write looks at the -wal size
 const WAL_CHECK_INTERVAL_MS = 250
+// what #corruptAttached reads at most (quick_check of the files checked, together) on a corruption
+// error's path, to tell whether an attached database or the pool's own is corrupt
+const CORRUPTION_CHECK_MAX_BYTES = 64 * 1024 * 1024
 
 /**
  * The SQLite {@link ConnectionManager} on better-sqlite3. One write connection (`lanes.writeMax` 1)
@@ -1616,7 +1619,7 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   /**
    * A native error that concerns another file than the connection's database, restated: a corruption
    * error (`SQLITE_NOTADB`, `SQLITE_CORRUPT`) of an ATTACH, or of a read of an attached schema whose
-   * file is not a database, is {@link otherDatabaseError} (not fatal, the pool's path not named) when
+   * file is not a database or has a corrupt page ({@link #corruptAttached}), is {@link otherDatabaseError} (not fatal, the pool's path not named) when
    * the main database still reads (its schema) and the text is one ATTACH statement, or an attached
    * schema fails to read; otherwise (a script holding an ATTACH among other statements included: one
    * of them may have read a corrupt page of the main database) it stays CORRUPT of the pool's database. A `SQLITE_CANTOPEN` of an ATTACH of a
@@ -1656,6 +1659,64 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
       } catch (err) {
         if (isCorruptionCode(this.mapError(err).sqliteCode)) return otherDatabaseError(error, { file: path, schema: name })
       }
+    }
+    return this.#corruptAttached(db, error, schemas)
+  }
+
+  /**
+   * A corruption error whose file no schema read tells (a corrupt table page, the schemas reading):
+   * blamed on an attached database only when that one fails `quick_check(1)` and the main database
+   * passes it; otherwise (main fails it, or a file is too large to check here) it stays CORRUPT of
+   * the pool's database. The checks read every page of the files checked, on the event loop: they
+   * run only with an attached database, on this failure path, and only while the files checked hold
+   * at most {@link CORRUPTION_CHECK_MAX_BYTES} together; an attached file found corrupt beside a main
+   * database too large to check is named in the CORRUPT message, undecided.
+   */
+  #corruptAttached(db: SqliteDatabase, error: DatabaseError, schemas: readonly { name: string; file: string }[]): DatabaseError {
+    const attached = schemas.filter(({ name }) => name !== 'main' && name !== 'temp')
+    if (attached.length === 0) return error
+    const quote = (name: string): string => `"${name.replace(/"/g, '""')}"`
+    let budget = CORRUPTION_CHECK_MAX_BYTES
+    // whether the schema passes quick_check(1): undefined when too large to check within the budget
+    const passes = (name: string): boolean | undefined => {
+      try {
+        const size =
+          (db
+            .prepare(`pragma ${quote(name)}.page_count`)
+            .pluck()
+            .get() as number) *
+          (db
+            .prepare(`pragma ${quote(name)}.page_size`)
+            .pluck()
+            .get() as number)
+        if (size > budget) return undefined
+        budget -= size
+        const result = db
+          .prepare(`pragma ${quote(name)}.quick_check(1)`)
+          .pluck()
+          .all()
+        return result.length === 1 && result[0] === 'ok'
+      } catch (err) {
+        return isCorruptionCode(this.mapError(err).sqliteCode) ? false : undefined
+      }
+    }
+    const main = db.prepare('select file from pragma_database_list where name = ?').pluck().get('main') as string | undefined
+    for (const { name, file } of attached) {
+      if (passes(name) !== false) continue
+      const mainPasses = passes('main')
+      if (mainPasses === true) return otherDatabaseError(error, { file, schema: name })
+      if (mainPasses === false) return error
+      return new DatabaseError(
+        error.code,
+        `${error.message} (the attached database '${name}'${file === '' ? '' : ` (${file})`} fails its quick_check too; the pool's database${main === undefined || main === '' ? '' : ` (${main})`} is too large to check here: check it with pragma quick_check before trusting it)`,
+        {
+          backend: 'sqlite',
+          sqliteCode: error.sqliteCode,
+          cause: error.cause,
+          retryable: error.retryable,
+          ...(error.detail === undefined ? {} : { detail: error.detail }),
+        },
+      )
     }
     return error
   }

@@ -159,7 +159,7 @@ export function isFatalSqliteCode(sqliteCode: string | undefined): boolean {
  * True when a mapped error means the connection must be discarded: {@link isFatalSqliteCode}, except
  * for an error about another file than the connection's own database: a statement that could not
  * open another file (`ATTACH`, `VACUUM INTO`: `detail.file`, see {@link mapSqliteError}), or an
- * attached file that is not a database ({@link otherDatabaseError}: `detail.otherDatabase`).
+ * attached file that is not a database or is corrupt ({@link otherDatabaseError}: `detail.otherDatabase`).
  */
 export function isFatalSqliteError(error: DatabaseError): boolean {
   return isFatalSqliteCode(error.sqliteCode) && typeof error.detail?.file !== 'string' && error.detail?.otherDatabase !== true
@@ -181,7 +181,7 @@ export interface OtherDatabase {
 /**
  * A corruption error (`SQLITE_NOTADB`, `SQLITE_CORRUPT`) that concerns another database than the
  * connection's own (`ATTACH` of a file that is not a database, a read of an attached schema whose
- * file is not one): QUERY_FAILED, `detail.otherDatabase`, `detail.file` (and `detail.schema`) where
+ * file is not one or has a corrupt page): QUERY_FAILED, `detail.otherDatabase`, `detail.file` (and `detail.schema`) where
  * known, not retryable, not fatal, and never naming the pool's file. CORRUPT with the pool's path
  * would send an operator to restore the pool's healthy database, and the pool would discard a
  * healthy connection.

@@ -19,7 +19,7 @@ const WRITE_MARK_SQL = 'select total_changes() as c, schema_version as s from pr
  *   {@link runInImplicitTransactions}): statements that no transaction of the script holds run
  *   inside an implicit `begin`, which the script's COMMIT commits, its ROLLBACK rolls back, its BEGIN
  *   turns into its own transaction (`insert ...; begin` leaves the insert inside the open
- *   transaction), and which is committed at the end; a SAVEPOINT inside it is refused as Postgres
+ *   transaction), and which is committed at the end; a SAVEPOINT outside the script's own BEGIN is refused as Postgres
  *   refuses it. A failure rolls back the implicit transaction it came in (nothing of it kept); one
  *   inside a transaction the script opened itself is rolled back at once when it is retryable (so
  *   that running the script again starts afresh on the same connection), else left aborted for its
@@ -123,9 +123,13 @@ function outcomeUnknown(error: DatabaseError, err: unknown, why: string): Databa
  * it is refused (Postgres: "SAVEPOINT can only be used in transaction blocks"), and it is committed
  * after the last statement. So `insert ...; commit` commits, `insert ...; rollback` keeps nothing,
  * `insert ...; release s` fails keeping nothing and `insert ...; begin` leaves the insert inside the
- * open transaction, as on Postgres; `exec` had committed the insert on its own each time. A COMMIT or
- * ROLLBACK with no transaction open, a BEGIN inside the script's own transaction, and a SAVEPOINT
- * opening one fail or run as SQLite has them (Postgres warns). See {@link runScript} for failures.
+ * open transaction, as on Postgres; `exec` had committed the insert on its own each time. As on
+ * Postgres too: a COMMIT, END, ROLLBACK or ABORT with no transaction open and a BEGIN inside the
+ * script's own transaction are skipped (Postgres only warns), and a SAVEPOINT outside the script's own
+ * transaction is refused, also as the script's first statement (`savepoint a; insert ...; release a`
+ * keeps nothing: Postgres errors; SQLite alone would open a transaction with it and commit it at the
+ * RELEASE). RELEASE and ROLLBACK TO outside the script's own transaction fail (no such savepoint), as
+ * Postgres errors. See {@link runScript} for failures.
  */
 function runInImplicitTransactions(
   db: Database,
@@ -151,14 +155,21 @@ function runInImplicitTransactions(
         db.exec(text)
         continue
       }
-      if (open && implicit && control === 'BEGIN') {
+      // a BEGIN inside the implicit transaction makes it the script's own; inside the script's own
+      // transaction it is skipped, as Postgres skips it (a warning: "there is already a transaction in progress")
+      if (open && control === 'BEGIN') {
         implicit = false
         continue
       }
-      if (open && implicit && control === 'SAVEPOINT')
+      // a COMMIT, END, ROLLBACK or ABORT with no transaction open (nothing ran since the last one ended):
+      // skipped, as Postgres skips it (a warning: "there is no transaction in progress")
+      if (!open && (control === 'COMMIT' || control === 'END' || control === 'ROLLBACK' || control === 'ABORT')) continue
+      // a SAVEPOINT outside a transaction the script opened with BEGIN, refused before it runs, as
+      // Postgres refuses it (SQLite would open a transaction with it, which its RELEASE commits)
+      if (control === 'SAVEPOINT' && (!open || implicit))
         throw new DatabaseError(
           'QUERY_FAILED',
-          `SAVEPOINT can only be used in transaction blocks: the statements of a script before it run in one implicit transaction, as on Postgres (open one with BEGIN first): ${text}`,
+          `SAVEPOINT can only be used in transaction blocks: a script's statements outside its own BEGIN run in one implicit transaction, as on Postgres (open one with BEGIN first): ${text}`,
           { backend: 'sqlite', retryable: false },
         )
       committing = open && (control === 'COMMIT' || control === 'END' || control === 'RELEASE')

@@ -31,7 +31,7 @@ describe('a transaction opened on the read lane is never left on the reader', ()
     return rows[0]!.n
   }
 
-  it.each(['SAVEPOINT x', 'BEGIN', 'BEGIN TRANSACTION', '/* c */ begin deferred', 'savepoint x; select 1', 'select 1; BEGIN'])(
+  it.each(['SAVEPOINT x', 'BEGIN', 'BEGIN TRANSACTION', '/* c */ begin deferred', 'begin; savepoint x; select 1', 'select 1; BEGIN'])(
     '%s: TRANSACTION_ROLLED_BACK, and later reads on the reader see new commits',
     async (text) => {
       await expect(pool.query(text, [], { lane: 'read' })).rejects.toMatchObject({
@@ -51,6 +51,15 @@ describe('a transaction opened on the read lane is never left on the reader', ()
       })
     },
   )
+
+  it("'savepoint x; select 1' is refused as Postgres refuses it (re-review r10 item 6), and leaves no transaction on the reader", async () => {
+    await expect(pool.query('savepoint x; select 1', [], { lane: 'read' })).rejects.toMatchObject({
+      code: 'QUERY_FAILED',
+      message: expect.stringContaining('SAVEPOINT can only be used in transaction blocks') as unknown,
+    })
+    await pool.query('insert into t values (1)')
+    expect(await count()).toBe(1)
+  })
 
   it('a failing script with its own BEGIN leaves no aborted transaction on the reader', async () => {
     await expect(pool.query('BEGIN; select count(*) from t; select nope from t', [], { lane: 'read' })).rejects.toMatchObject({

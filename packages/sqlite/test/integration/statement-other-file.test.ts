@@ -324,3 +324,126 @@ describe("a corrupt page of the pool's own database, read by a script that also 
     }
   })
 })
+
+// re-review r10 item 5: a corrupt table page of an ATTACHED database (its header and schema healthy)
+// read through the pool was CORRUPT of the pool's own file (its path named), fatal: the healthy writer
+// was discarded. The attached database that fails quick_check(1) while the pool's passes it is blamed
+describe('a corrupt table page of an attached database', () => {
+  async function makeDb(file: string, rows: number, corrupt: boolean, blob = 0): Promise<void> {
+    const Database = (await import('better-sqlite3')).default
+    const { openSync, writeSync, closeSync } = await import('node:fs')
+    const db = new Database(file)
+    db.pragma('journal_mode = delete')
+    db.exec('create table orders (id integer primary key, body text)')
+    const insert = db.prepare('insert into orders values (?, ?)')
+    db.transaction(() => {
+      for (let i = 1; i <= rows; i++) insert.run(i, 'x'.repeat(200))
+    })()
+    if (blob > 0)
+      db.exec(
+        `create table big (b blob); with recursive n(i) as (select 1 union all select i + 1 from n where i < ${blob}) insert into big select zeroblob(1048576) from n`,
+      )
+    const root = db.prepare("select rootpage from sqlite_schema where name = 'orders'").pluck().get() as number
+    const pageSize = db.pragma('page_size', { simple: true }) as number
+    db.close()
+    if (!corrupt) return
+    // the table's b-tree page header overwritten; the schema page still reads
+    const fd = openSync(file, 'r+')
+    writeSync(fd, Buffer.alloc(16, 0xee), 0, 16, (root - 1) * pageSize)
+    closeSync(fd)
+  }
+
+  it.each([0, 1])(
+    'read lease-free and on a lease (readers: %i): QUERY_FAILED naming the attached file and schema, not fatal, the writer kept',
+    async (readers) => {
+      const app = tmp.file(`attached-page-app-${readers}.db`)
+      const other = tmp.file(`attached-page-other-${readers}.db`)
+      await makeDb(app, 1, false)
+      await makeDb(other, 200, true)
+      const pool = createSqlitePool(app, { name: `attached-page-${readers}`, min: 0 }, { readers })
+      const destroyed: string[] = []
+      pool.on('destroy', (info) => destroyed.push(`${info.lane}: ${info.reason}`))
+      try {
+        const writer = await writerOf(pool)
+        const check = (err: DatabaseError): void => {
+          expect(err.code).toBe('QUERY_FAILED')
+          expect(err.sqliteCode).toMatch(/^SQLITE_CORRUPT/)
+          expect(err.retryable).toBe(false)
+          expect(err.detail).toEqual({ otherDatabase: true, file: other, schema: 'other' })
+          expect(err.message).not.toContain(app)
+        }
+        if (readers === 0) {
+          await pool.query(`attach database '${other}' as other`)
+          check(await failure(pool.query('select count(*) from other.orders where body is null')))
+          await pool.query('detach database other')
+        }
+        check(
+          await failure(
+            pool.withConnection(async (conn) => {
+              await conn.query(`attach database '${other}' as other`)
+              try {
+                await conn.query('select count(*) from other.orders where body is null')
+              } finally {
+                await conn.query('detach database other')
+              }
+            }),
+          ),
+        )
+        // a script copying from it, as a nightly archive job would
+        check(
+          await failure(
+            pool.query(
+              `attach database '${other}' as other; insert into main.orders select id + 1000, body from other.orders; detach database other`,
+            ),
+          ),
+        )
+        await pool.withConnection((conn) => conn.query('detach database other'))
+        expect(await writerOf(pool)).toBe(writer)
+        await pool.query("insert into orders values (99, 'y')")
+        expect((await pool.query('select count(*) as n from orders')).rows).toEqual([{ n: 2 }])
+        expect(destroyed).toEqual([])
+      } finally {
+        await pool.close()
+      }
+    },
+  )
+
+  it("both files corrupt, the pool's read: CORRUPT of the pool's database, fatal (never blamed on the attached one)", async () => {
+    const app = tmp.file('attached-page-both-app.db')
+    const other = tmp.file('attached-page-both-other.db')
+    await makeDb(app, 200, true)
+    await makeDb(other, 200, true)
+    const pool = createSqlitePool(app, { name: 'attached-page-both', min: 0 }, { readers: 0 })
+    const destroyed: string[] = []
+    pool.on('destroy', (info) => destroyed.push(`${info.lane}: ${info.reason}`))
+    try {
+      await pool.query(`attach database '${other}' as other`)
+      const err = await failure(pool.query('select count(*) from main.orders where body is null'))
+      expect(err.code).toBe('CORRUPT')
+      expect(err.detail?.path).toBe(app)
+      expect(err.detail?.otherDatabase).toBeUndefined()
+      await pool.query('select 1').catch(() => undefined)
+      expect(destroyed.some((reason) => reason.includes('CORRUPT'))).toBe(true)
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it("the pool's database too large to check on the failure path: CORRUPT of it, the message naming the attached file that fails its check, undecided", async () => {
+    const app = tmp.file('attached-page-large-app.db')
+    const other = tmp.file('attached-page-large-other.db')
+    await makeDb(app, 1, false, 70)
+    await makeDb(other, 200, true)
+    const pool = createSqlitePool(app, { name: 'attached-page-large', min: 0 }, { readers: 0 })
+    try {
+      await pool.query(`attach database '${other}' as other`)
+      const err = await failure(pool.query('select count(*) from other.orders where body is null'))
+      expect(err.code).toBe('CORRUPT')
+      expect(err.detail?.path).toBe(app)
+      expect(err.message).toContain(`the attached database 'other' (${other}) fails its quick_check too`)
+      expect(err.message).toMatch(/too large to check here/)
+    } finally {
+      await pool.close()
+    }
+  })
+})
