@@ -66,9 +66,26 @@ class Waiter<C> implements Queued {
     readonly a: unknown,
     readonly b: unknown,
     readonly onFailed: (() => void) | undefined,
-    readonly resolve: (value: unknown) => void,
-    readonly reject: (reason: unknown) => void,
   ) {}
+
+  // set by {@link captureResolvers} inside the Promise constructor, before anything can settle it
+  resolve!: (value: unknown) => void
+  reject!: (reason: unknown) => void
+}
+
+/** The waiter whose promise is being constructed (see {@link captureResolvers}). */
+let constructing: Waiter<unknown> | undefined
+
+/**
+ * The executor of every waiter's promise: one function with no closure, so a waiting caller costs
+ * its promise, its two resolving functions and its {@link Waiter}, not also a closure context that
+ * would hold what the caller passed (bench/memory.js, bench/wait-queue.js: the heap a burst of
+ * waiting callers promotes is what makes its leases dearer).
+ */
+function captureResolvers(resolve: (value: unknown) => void, reject: (reason: unknown) => void): void {
+  const waiter = constructing!
+  waiter.resolve = resolve
+  waiter.reject = reject
 }
 
 /**
@@ -297,10 +314,18 @@ export class LanePool<C> {
         },
       ) as Promise<Awaited<T>>
     }
-    return new Promise<Awaited<T>>((resolve, reject) => {
-      const handler = onAcquired as OnAcquired<C, unknown, unknown, unknown>
-      this.#enqueue(new Waiter<C>(now, handler, a, b, onFailed, resolve as (v: unknown) => void, reject), signal, waitMs)
-    })
+    const waiter = new Waiter<C>(now, onAcquired as OnAcquired<C, unknown, unknown, unknown>, a, b, onFailed)
+    constructing = waiter as Waiter<unknown>
+    const promise = new Promise<Awaited<T>>(
+      captureResolvers as (resolve: (value: Awaited<T>) => void, reject: (reason: unknown) => void) => void,
+    )
+    constructing = undefined
+    try {
+      this.#enqueue(waiter, signal, waitMs)
+    } catch (err) {
+      waiter.reject(err)
+    }
+    return promise
   }
 
   #enqueue(waiter: Waiter<C>, signal: AbortSignal | undefined, waitMs: number | undefined): void {
