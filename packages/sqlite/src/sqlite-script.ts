@@ -14,8 +14,8 @@ const WRITE_MARK_SQL = 'select total_changes() as c, schema_version as s from pr
  *   text as one implicit transaction. A failure part-way rolls back what the script did and rejects
  *   with the failing statement's own error (a BUSY stays retryable: nothing was kept). `exec` alone
  *   committed each statement on its own, so the first ones stayed.
- * - Outside a transaction, a script with its own BEGIN, COMMIT, ROLLBACK, END, SAVEPOINT, RELEASE
- *   (a migration file) runs statement by statement as Postgres runs it (see
+ * - A script with its own BEGIN, COMMIT, ROLLBACK, END, SAVEPOINT, RELEASE (a migration file), outside
+ *   a transaction or inside the caller's, runs statement by statement as Postgres runs it (see
  *   {@link runInImplicitTransactions}): statements that no transaction of the script holds run
  *   inside an implicit `begin`, which the script's COMMIT commits, its ROLLBACK rolls back, its BEGIN
  *   turns into its own transaction (`insert ...; begin` leaves the insert inside the open
@@ -24,10 +24,13 @@ const WRITE_MARK_SQL = 'select total_changes() as c, schema_version as s from pr
  *   inside a transaction the script opened itself is rolled back at once when it is retryable (so
  *   that running the script again starts afresh on the same connection), else left aborted for its
  *   owner, as Postgres does. The error is the failing statement's own, unless an earlier block of the
- *   script committed (`...; commit; ...`) or the failing statement was a COMMIT whose transaction is
- *   gone: then `retryable: false`, `detail.outcome: 'unknown'`, and the message says so.
- * - Inside the caller's transaction it runs as written; a failure aborts that transaction (the
- *   manager's `#fail`), as on Postgres.
+ *   script committed work (`...; commit; ...` after a statement that wrote; the caller's transaction
+ *   ended by the script's COMMIT counts as written) or the failing statement was a COMMIT whose
+ *   transaction is gone: then `retryable: false`, `detail.outcome: 'unknown'`, and the message says so.
+ *   Inside the caller's transaction, until a statement of the script ends it, a failure aborts that
+ *   transaction (the manager's `#fail`) with the statement's own error, as on Postgres.
+ * - Any other script inside the caller's transaction runs as written; a failure aborts that
+ *   transaction (the manager's `#fail`), as on Postgres.
  * - A script with a statement SQLite refuses or ignores inside a transaction (VACUUM, ATTACH, DETACH,
  *   PRAGMA) runs as written, as `exec` runs it. When it fails outside the caller's transaction after
  *   an earlier statement of it wrote (`total_changes()` or the schema cookie moved), the error is
@@ -45,14 +48,13 @@ const WRITE_MARK_SQL = 'select total_changes() as c, schema_version as s from pr
  * @throws The mapped error, restated as above when the script may have committed part of its work.
  */
 export function runScript(db: Database, text: string, begin: string, fail: (err: unknown) => DatabaseError): boolean {
-  if (!db.inTransaction) {
-    if (runsAtomically(text)) {
-      runAtomic(db, text, begin, fail)
-      return false
-    }
+  if (!runsAtomically(text)) {
     const statements = splitSqlStatements(text, 'sqlite')
     if (!statements.some(({ head }) => head[0] !== undefined && OUTSIDE_TRANSACTION.has(head[0])))
       return runInImplicitTransactions(db, statements, begin, fail)
+  } else if (!db.inTransaction) {
+    runAtomic(db, text, begin, fail)
+    return false
   }
   const wasInTransaction = db.inTransaction
   const before = writeMark(db)
@@ -116,7 +118,8 @@ function outcomeUnknown(error: DatabaseError, err: unknown, why: string): Databa
 }
 
 /**
- * A script with its own transaction control, outside a transaction, run as Postgres runs one simple
+ * A script with its own transaction control, outside a transaction or inside the caller's (which
+ * counts as the script's own until a statement of it ends it), run as Postgres runs one simple
  * query: statement by statement, those that no transaction of the script holds inside an implicit
  * transaction (`begin`). The script's COMMIT or END commits it, its ROLLBACK rolls it back, its BEGIN
  * makes it the script's own (not run: SQLite refuses BEGIN inside a transaction), a SAVEPOINT inside
@@ -137,18 +140,24 @@ function runInImplicitTransactions(
   begin: string,
   fail: (err: unknown) => DatabaseError,
 ): boolean {
-  // whether the open transaction is the implicit one (else the script's own)
+  // the caller's transaction (a lease's), open when the script began, until a statement of it ends it
+  let caller = db.inTransaction
+  // whether the open transaction is the implicit one (else the script's own, or the caller's)
   let implicit = false
-  // a block of the script committed (a COMMIT, END or RELEASE that ended a transaction)
+  // a block of the script committed (a COMMIT, END or RELEASE that ended a transaction that wrote)
   let committed = false
   // the statement running ends the open transaction by committing it (COMMIT, END, RELEASE, the last COMMIT)
   let committing = false
+  // what had been written when the open transaction began (see writeMark); undefined for the
+  // caller's, whose writes before the script are not known here: its commit counts as writing
+  let markAtOpen: string | null | undefined
   try {
     for (const { head, text } of statements) {
       const control = head[0] === 'SAVEPOINT' || head[0] === 'RELEASE' ? head[0] : transactionControlOf(head)
       const open = db.inTransaction
       if (control === undefined) {
         if (!open) {
+          markAtOpen = writeMark(db)
           db.exec(begin)
           implicit = true
         }
@@ -173,10 +182,14 @@ function runInImplicitTransactions(
           { backend: 'sqlite', retryable: false },
         )
       committing = open && (control === 'COMMIT' || control === 'END' || control === 'RELEASE')
+      // the script's own BEGIN: what it writes from here on is measured from here
+      if (!open) markAtOpen = writeMark(db)
       db.exec(text)
       if (open && !db.inTransaction) {
-        if (control !== 'ROLLBACK') committed = true
+        // a block that wrote nothing (read-only work, the read lane) committed nothing a retry would redo
+        if (control !== 'ROLLBACK' && (markAtOpen == null || writeMark(db) !== markAtOpen)) committed = true
         implicit = false
+        caller = false
       } else if (!open && db.inTransaction) implicit = false
       committing = false
     }
@@ -192,7 +205,11 @@ function runInImplicitTransactions(
     // a COMMIT that failed with its transaction gone: whether it committed is not known
     const inDoubt = committing && !open
     let error: DatabaseError
-    if (open && !implicit) {
+    if (open && caller) {
+      // still inside the caller's transaction: nothing of the script committed; the failure aborts that
+      // transaction (the manager's #fail), as on Postgres, and `retryable` means replaying it whole
+      error = fail(err)
+    } else if (open && !implicit) {
       error = ownTransactionFailure(db, err, fail)
     } else {
       // the implicit transaction is rolled back, as Postgres rolls it back at an error (before the

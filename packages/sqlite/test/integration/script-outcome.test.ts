@@ -337,6 +337,62 @@ describe.each(places)(
       })
     })
 
+    // re-review r12 item 1: on a lease whose transaction was open, such a script ran as SQLite has it
+    // (exec): after its COMMIT ended the caller's transaction, every statement committed on its own, a
+    // SAVEPOINT block committed, an extra ROLLBACK or a nested BEGIN failed. Outcomes checked on PG 15
+    // (the same steps on a withConnection lease): the caller's transaction counts as the script's own
+    // until a statement of the script ends it, then the script's implicit-transaction rules apply
+    it.each([
+      // [what runs on the lease after `begin; insert 'p'`, kept, how the script ends]
+      ["commit; savepoint a; insert into t (v) values ('q'); release a", ['p'], 'outcome unknown'],
+      ["commit; insert into t (v) values ('q'); insert into t (v) values ('p')", ['p'], 'outcome unknown'],
+      ["commit; rollback; insert into t (v) values ('q')", ['p', 'q'], 'resolves'],
+      ["begin; insert into t (v) values ('q'); commit", ['p', 'q'], 'resolves'],
+      ["rollback; insert into t (v) values ('q'); insert into t (v) values ('q')", [], 'plain'],
+      ["savepoint a; insert into t (v) values ('q'); release a; commit", ['p', 'q'], 'resolves'],
+      ["insert into t (v) values ('q'); insert into t (v) values ('q'); commit", [], 'aborted'],
+    ] as const)('on a lease with its transaction open, %s keeps what Postgres keeps (%j) and %s', async (text, kept, ends) => {
+      await withPool(async (pool) => {
+        await pool.withConnection(async (c) => {
+          await c.query('begin')
+          await c.query("insert into t (v) values ('p')")
+          if (ends === 'resolves') {
+            await c.query(text)
+            return
+          }
+          const err = await failure(c.query(text))
+          expect(isOutcomeUnknown(err)).toBe(ends === 'outcome unknown')
+          if (ends !== 'outcome unknown') expect(err.message).not.toMatch(/committed/)
+          // still inside the lease's transaction when it failed: aborted, as on Postgres (only ROLLBACK runs)
+          if (ends === 'aborted') {
+            await expect(c.query('select 1')).rejects.toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
+            await c.query('rollback')
+          }
+        })
+        expect(await values(pool)).toEqual(kept)
+      })
+    })
+
+    // re-review r12 item 5: a block that wrote nothing (a read, on the read lane too) committed nothing
+    // a retry would redo: the failure after its COMMIT is reported as it is, not outcome unknown
+    it.each([
+      ["select count(*) from t; commit; insert into t (v) values ('w'); insert into t (v) values ('w')", 'UNIQUE_VIOLATION', false],
+      ["begin; select 1; commit; insert into t (v) values ('w'); insert into t (v) values ('w')", 'UNIQUE_VIOLATION', false],
+      ["insert into t (v) values ('u'); commit; insert into t (v) values ('w'); insert into t (v) values ('w')", 'UNIQUE_VIOLATION', true],
+    ] as const)('%s: %s, outcome unknown only when the committed block wrote (%s)', async (text, code, unknown) => {
+      await withPool(async (pool) => {
+        const err = await failure(pool.query(text))
+        expect(err.code).toBe(code)
+        expect(isOutcomeUnknown(err)).toBe(unknown)
+        expect(err.retryable).toBe(false)
+        expect(await values(pool)).toEqual(unknown ? ['u'] : [])
+        // the read lane: nothing can be written there, so nothing was committed
+        const readOnly = await failure(pool.query("select count(*) from t; commit; insert into t (v) values ('r')", [], { lane: 'read' }))
+        expect(readOnly.code).toBe('READ_ONLY')
+        expect(isOutcomeUnknown(readOnly)).toBe(false)
+      })
+    })
+
     it("a SAVEPOINT inside the script's own BEGIN runs", async () => {
       await withPool(async (pool) => {
         await pool.query(
