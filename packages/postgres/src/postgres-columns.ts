@@ -33,33 +33,40 @@ function refusedState(conn: PostgresConnection): 'committed' | 'aborted' | 'unkn
  * expression is `?column?` on Postgres), else `undefined`: pg builds each row as an object keyed by
  * column name, so one of the values would be silently lost. The statement has already run (the row
  * description arrives with its answer). With `conn` (the answer arrived whole), its session's status
- * ({@link refusedState}) says more: a write sent outside a transaction committed
- * (`detail.outcome: 'committed'`), or the transaction it ran in is aborted (the caller aborts it).
- * Otherwise, when it ran outside a transaction and may have written ({@link mayHaveCommitted}), the
- * error says it may have committed (`detail.outcome: 'unknown'`).
+ * ({@link refusedState}) says more: a write sent outside a transaction (or run after its text's
+ * COMMIT ended the one it was sent in) committed (`detail.outcome: 'committed'`), or the transaction
+ * it ran in is aborted (the caller aborts it; `detail.outcome: 'unknown'` when the text opened that
+ * transaction after a COMMIT of its own). Otherwise, when it may have written outside a transaction
+ * ({@link mayHaveCommitted}), the error says it may have committed (`detail.outcome: 'unknown'`).
  *
  * @param fields The result's row description (pg's `result.fields`).
  * @param text The statement text, to judge whether it may have written.
  * @param inTransaction The session was inside a transaction when the statement was sent.
  * @param conn The connection it ran on, when its answer arrived whole (not a cursor's first batch).
+ * @param aborted The session's transaction had failed (`E`) when the text was sent.
  */
 export function resultColumnsError(
   fields: readonly unknown[],
   text: string,
   inTransaction: boolean,
   conn?: PostgresConnection,
+  aborted = false,
 ): DatabaseError | undefined {
   if (fields.length < 2 || UNIQUE.has(fields)) return undefined
   const duplicate = duplicateColumn(fields as readonly ResultColumn[])
   if (duplicate === undefined) return undefined
   const known = conn === undefined ? 'unknown' : refusedState(conn)
-  const mayHave = !inTransaction && mayHaveCommitted(text, false)
+  // sent inside a transaction, a text that ends it (`...; commit; ...`) commits it, and what follows
+  // runs in auto-commit (re-review r12 item 4: only texts sent outside one were judged)
+  const mayHave = mayHaveCommitted(text, inTransaction)
   return duplicateColumnError(duplicate, 'postgres', {
     ran: true,
     committed: known === 'committed' && mayHave,
     mayHaveCommitted: known !== 'aborted' && mayHave,
     aborted: known === 'aborted',
-    // sent outside a transaction, it opened the one now aborted after its own COMMIT (re-review r10 item 3)
-    committedBefore: known === 'aborted' && !inTransaction && innerCommitPoint(text, false) !== undefined,
+    // the text opened the transaction now aborted after a COMMIT of its own (re-review r10 item 3), sent
+    // outside a transaction or inside one (its COMMIT then committed the caller's work too); a COMMIT
+    // that ended a failed transaction committed nothing (ee83e8a)
+    committedBefore: known === 'aborted' && innerCommitPoint(text, inTransaction, aborted) !== undefined,
   })
 }

@@ -2008,13 +2008,13 @@ function normalize<R>(
   if (!last) return { rows: [], rowCount: 0 }
   const fields = last.fields as readonly unknown[] | undefined
   if (text !== undefined && fields !== undefined && fields.length > 1) {
-    const refused = resultColumnsError(fields, text, progress.inTransaction, conn)
+    const refused = resultColumnsError(fields, text, progress.inTransaction, conn, progress.aborted)
     if (refused !== undefined) throw refused
   }
   const rows = (Array.isArray(last.rows) ? last.rows : []) as R[]
   // a value the type parsers could not read exactly (see UnreadableValue): the result is refused
   const unreadable = findUnreadable(conn.reads?.guard, rows, fields)
-  if (unreadable !== undefined) throw unreadableError(unreadable, text ?? '', progress.inTransaction, conn)
+  if (unreadable !== undefined) throw unreadableError(unreadable, text ?? '', progress.inTransaction, conn, progress.aborted)
   return { rows, rowCount: last.rowCount ?? rows.length, command: last.command ?? undefined }
 }
 

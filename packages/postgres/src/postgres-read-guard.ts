@@ -1,5 +1,5 @@
 import { DatabaseError, OUTCOME_COMMITTED, OUTCOME_UNKNOWN } from '@dbpool/core'
-import { mayHaveCommitted } from './postgres-outcome'
+import { innerCommitPoint, mayHaveCommitted } from './postgres-outcome'
 import type { PostgresConnection } from './postgres-connection'
 
 /** Why a value could not be read exactly (see {@link UnreadableValue}). */
@@ -127,21 +127,38 @@ const WHY: Record<UnreadableReason, string> = {
  * QUERY_FAILED for a result holding an {@link UnreadableValue}, naming the column
  * (`detail: { column, position, type, reason }`); no row is handed out. The statement has run: with
  * `conn` (its answer arrived whole) the session's status says whether a write sent outside a
- * transaction committed (`detail.outcome: 'committed'`) or the transaction is to be aborted;
- * otherwise a statement outside a transaction that may have written says its outcome is unknown.
+ * transaction (or run after its text's COMMIT ended the one it was sent in) committed
+ * (`detail.outcome: 'committed'`) or the transaction is to be aborted (outcome unknown when the text
+ * opened it after a COMMIT of its own); otherwise a statement outside a transaction that may have
+ * written says its outcome is unknown.
+ *
+ * @param aborted The session's transaction had failed (`E`) when the text was sent.
  */
-export function unreadableError(found: UnreadableFound, text: string, inTransaction: boolean, conn?: PostgresConnection): DatabaseError {
+export function unreadableError(
+  found: UnreadableFound,
+  text: string,
+  inTransaction: boolean,
+  conn?: PostgresConnection,
+  aborted = false,
+): DatabaseError {
   const { column, position, value } = found
   let message = `column ${JSON.stringify(column)} (${position}) holds a ${value.type} value that ${WHY[value.reason]}; no row was returned`
   if (value.reason === 'out-of-range') message += `. Cast the column to text (${column}::text) to read such values`
   const state = conn === undefined ? 'unknown' : sessionState(conn)
-  const mayHave = !inTransaction && mayHaveCommitted(text, false)
+  // sent inside a transaction, a text that ends it (`...; commit; ...`) commits it, and what follows
+  // runs in auto-commit (re-review r12 item 4, the kind: only texts sent outside one were judged)
+  const mayHave = mayHaveCommitted(text, inTransaction)
   let outcome: string | undefined
   if (state === 'committed' && mayHave) {
-    message += '. The statement already ran outside a transaction and committed: do not run it again as is'
+    message += '. The statement already ran and committed: do not run it again as is'
     outcome = OUTCOME_COMMITTED
   } else if (state !== 'aborted' && mayHave) {
-    message += '. The statement already ran outside a transaction and may have committed: check before running it again'
+    message += '. The statement already ran and may have committed: check before running it again'
+    outcome = OUTCOME_UNKNOWN
+  } else if (state === 'aborted' && innerCommitPoint(text, inTransaction, aborted) !== undefined) {
+    // the transaction now aborted was opened by the text after a COMMIT of its own
+    message +=
+      '. The transaction it ran in is aborted (nothing of that transaction commits), but a COMMIT earlier in the text had committed the work before it: its outcome is unknown, check before running it again'
     outcome = OUTCOME_UNKNOWN
   } else if (state === 'aborted') message += '. The transaction it ran in is aborted: nothing of it commits'
   return new DatabaseError('QUERY_FAILED', message, {

@@ -185,6 +185,54 @@ describe('a text that committed a block of its own before it failed or left a tr
     expect(await committed()).toEqual([1])
   })
 
+  // re-review r12 item 4: sent on a lease with its transaction open, the same texts said "nothing of it
+  // commits" (only texts sent outside a transaction were judged), while their COMMIT had committed the
+  // lease's work and their own; the kind: a value refused in the client (a timestamp past a Date's
+  // range) is judged the same way, and so is a text whose COMMIT ends the lease's transaction before
+  // the refused statement runs in auto-commit
+  it.each([
+    ['two columns of one name', 'select 1 as a, 2 as a', 'SYNTAX_ERROR'],
+    ["a timestamp past a Date's range", "select '290000-01-01'::timestamptz as t", 'QUERY_FAILED'],
+  ])(
+    'on a lease with its transaction open, %s refused after the text committed it: outcome unknown, or committed, never "nothing commits"',
+    async (_, refused, code) => {
+      pool = poolOn(db.url, { max: 1, name: 'partial-columns-lease' })
+      const [reopened, autocommit, inside, aborting] = await pool.withConnection(async (conn) => {
+        await conn.query('begin')
+        await conn.query('insert into w values (10)')
+        // its COMMIT commits the lease's insert and its own, then it opens a transaction the refusal aborts
+        const reopened = await rejection(conn.query(`insert into w values (1); commit; begin; insert into w values (2); ${refused}`))
+        await conn.query('rollback')
+        await conn.query('begin')
+        // its COMMIT ends the lease's transaction: the refused statement ran (and wrote) in auto-commit
+        const autocommit = await rejection(
+          conn.query(`insert into w values (3); commit; insert into w values (4) returning ${refused.replace('select ', '')}`),
+        )
+        await conn.query('begin')
+        await conn.query('insert into w values (20)')
+        // all of it inside the lease's transaction: nothing committed, that transaction aborted
+        const inside = await rejection(conn.query(`insert into w values (5); ${refused}`))
+        await conn.query('rollback')
+        // a COMMIT that ends a failed transaction commits nothing (the server answers ROLLBACK)
+        await conn.query('begin')
+        await conn.query('insert into w values (30)')
+        await rejection(conn.query('select 1/0'))
+        const aborting = await rejection(conn.query(`commit; begin; insert into w values (6); ${refused}`))
+        await conn.query('rollback')
+        return [reopened, autocommit, inside, aborting]
+      })
+      for (const err of [reopened, autocommit, inside, aborting]) expect(err.code).toBe(code)
+      expect(isOutcomeUnknown(reopened)).toBe(true)
+      expect(reopened.message).toMatch(/committed the work before it/)
+      expect(autocommit.detail?.outcome).toBe('committed')
+      expect(isOutcomeUnknown(inside)).toBe(false)
+      expect(inside.detail?.outcome).toBeUndefined()
+      expect(isOutcomeUnknown(aborting)).toBe(false)
+      expect(aborting.detail?.outcome).toBeUndefined()
+      expect((await committed()).sort((a, b) => a - b)).toEqual([1, 3, 4, 10])
+    },
+  )
+
   it('left a transaction open after its COMMIT: TRANSACTION_ROLLED_BACK saying the first block may be committed (outcome unknown)', async () => {
     pool = poolOn(db.url, { max: 1, name: 'partial-left-open' })
     const err = await rejection(pool.query('insert into w values (1); commit; begin; insert into w values (2)'))
