@@ -341,6 +341,8 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
 
   /** Set when the handle closed the stream before its end (see {@link #closeFromHandle}). */
   #closedEarly: DatabaseError | undefined
+  /** `#open` waits for the statements issued before the stream on its lease (`lease.pending`). */
+  #waitingTurn = false
 
   async #open(): Promise<void> {
     this.#state = 'open'
@@ -387,13 +389,20 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
     if (lease.pending !== undefined) {
       // the deadline or the signal ends the wait at once (the statements before it are not touched)
       this.#stopped ??= new Promise<void>((resolve) => stop.addEventListener('abort', () => resolve(), { once: true }))
-      while (lease.pending !== undefined && !stop.aborted) {
-        waited = true
-        await Promise.race([lease.pending, this.#stopped])
+      this.#waitingTurn = true
+      try {
+        while (lease.pending !== undefined && !stop.aborted && (this.#state as string) !== 'done') {
+          waited = true
+          await Promise.race([lease.pending, this.#stopped])
+        }
+      } finally {
+        this.#waitingTurn = false
       }
     }
     // stopped while it waited its turn: its statement never ran
     if (stop.aborted) throw waited ? notStarted(stop.reason as DatabaseError) : stop.reason
+    // closed by its handle while it waited its turn (see #closeFromHandle): never run, no cursor opened
+    if ((this.#state as string) === 'done') throw this.#closedEarly ?? closedWaiting(manager.backend)
     try {
       this.#cursor = this.#ran = manager.openCursor<R>(lease.conn.native, compiled, { batchSize: options.batchSize })
     } catch (err) {
@@ -510,6 +519,9 @@ class RowIterator<R> implements AsyncIterableIterator<R> {
    * quietly would look like the end of the rows.
    */
   #closeFromHandle(): Promise<void> {
+    // still waiting its turn behind the statements issued before it: its statement never ran (as on
+    // Postgres, where the statement kept unsent is taken out: re-review r11 item 7)
+    if (this.#waitingTurn) this.#closedEarly ??= closedWaiting(this.#source.access.manager.backend)
     this.#closedEarly ??= new DatabaseError(
       'QUERY_FAILED',
       "the stream was closed before its last row: its connection's callback returned (or its transaction ended) while the stream was open; read it to its end or break its loop inside the callback",
@@ -566,6 +578,19 @@ function cancelled(backend: Backend, reason: unknown): DatabaseError {
     retryable: false,
     cause: reason,
   })
+}
+
+/**
+ * QUERY_FAILED for a stream its handle closed (its callback returned, or its transaction ended) while
+ * it still waited its turn behind the statements issued before it on its lease: its statement never
+ * ran, so it may be run again (`retryable: true`, `detail.started: false`).
+ */
+function closedWaiting(backend: Backend): DatabaseError {
+  return new DatabaseError(
+    'QUERY_FAILED',
+    'the stream was closed (its handle released, or its transaction ended) while it still waited its turn behind the statements issued before it on its connection: it was never run',
+    { backend, retryable: true, detail: { started: false } },
+  )
 }
 
 /**

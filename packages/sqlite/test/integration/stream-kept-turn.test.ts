@@ -77,4 +77,27 @@ describe('a stream stopped while it waits its turn behind a statement of its lea
       }
     }, 30_000)
   }
+
+  // re-review r11 item 7: closed by its handle (the callback returned) while it waited its turn, it
+  // failed 'closed before its last row', retryable false, as if it had run; it never ran (as on Postgres)
+  it('closed by its handle while it waits its turn: QUERY_FAILED, retryable, never run; it never runs later', async () => {
+    const { pool, done } = await setUp('closed.db')
+    try {
+      let pending: Promise<unknown> | undefined
+      await pool.withConnection(async (conn) => {
+        void conn.query("insert into items (v) values ('first')", [], { timeoutMs: 5_000 })
+        const rows = conn.stream("insert into items (v) values ('by the stream') returning v")[Symbol.asyncIterator]()
+        pending = rows.next().then(
+          () => 'resolved',
+          (err: unknown) => summary(err),
+        )
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      })
+      expect(await pending).toEqual({ code: 'QUERY_FAILED', retryable: true, detail: { started: false } })
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      expect((await pool.query<{ v: string }>('select v from items order by id')).rows.map((r) => r.v)).toEqual(['first'])
+    } finally {
+      await done()
+    }
+  }, 30_000)
 })
