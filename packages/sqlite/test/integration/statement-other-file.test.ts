@@ -493,6 +493,32 @@ describe('a corrupt table page of an attached database', () => {
     },
   )
 
+  it("several attached, none proven corrupt, the pool's passing its check: QUERY_FAILED naming them all, no file in the detail, the writer kept", async () => {
+    const app = tmp.file('attached-big-several-app.db')
+    const other = tmp.file('attached-big-several-other.db')
+    const small = tmp.file('attached-big-several-small.db')
+    await makeDb(app, 1, false)
+    await makeDb(other, 200, true, 70)
+    await makeDb(small, 1, false)
+    const pool = createSqlitePool(app, { name: 'attached-big-several', min: 0 }, { readers: 0 })
+    const destroyed: string[] = []
+    pool.on('destroy', (info) => destroyed.push(`${info.lane}: ${info.reason}`))
+    try {
+      await pool.query(`attach database '${other}' as other`)
+      await pool.query(`attach database '${small}' as small`)
+      const err = await failure(pool.query('select count(*) from other.orders where body is null'))
+      expect(err.code).toBe('QUERY_FAILED')
+      expect(err.detail).toEqual({ otherDatabase: true })
+      expect(err.message).toContain(`one of the attached databases 'other' (${other}), 'small' (${small})`)
+      expect(err.message).toMatch(/too large to check here: none proven corrupt/)
+      expect(err.message).not.toContain(app)
+      await pool.query("insert into orders values (99, 'y')")
+      expect(destroyed).toEqual([])
+    } finally {
+      await pool.close()
+    }
+  })
+
   it("the pool's database and the attached one both too large to check: CORRUPT of the pool's database, the message naming the attached one not checked", async () => {
     const app = tmp.file('attached-big-both-app.db')
     const other = tmp.file('attached-big-both-other.db')
