@@ -1617,14 +1617,16 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
   }
 
   /**
-   * A native error that concerns another file than the connection's database, restated: a corruption
-   * error (`SQLITE_NOTADB`, `SQLITE_CORRUPT`) of an ATTACH, or of a read of an attached schema whose
-   * file is not a database or has a corrupt page ({@link #corruptAttached}), is {@link otherDatabaseError} (not fatal, the pool's path not named) when
-   * the main database still reads (its schema) and the text is one ATTACH statement, or an attached
-   * schema fails to read; otherwise (a script holding an ATTACH among other statements included: one
-   * of them may have read a corrupt page of the main database) it stays CORRUPT of the pool's database. A `SQLITE_CANTOPEN` of an ATTACH of a
-   * missing file says that attached files must exist ({@link attachMissingFileError}). Runs only on
-   * the failure path.
+   * A native error that concerns another file than the connection's database, restated. A corruption
+   * error (`SQLITE_NOTADB`, `SQLITE_CORRUPT`) with a database attached, or of a text holding an ATTACH,
+   * the main database's schema still reading: the main database runs `quick_check(1)` first
+   * ({@link #corruptionCheck}); failing it, the error is CORRUPT of the pool's database (fatal), in
+   * every case. Otherwise it is {@link otherDatabaseError} (not fatal, the pool's path not named) when
+   * the text is one ATTACH statement, or an attached schema fails to read, or (see
+   * {@link #corruptAttached}) the main database passes the check, or the error is `SQLITE_NOTADB` of a
+   * text holding an ATTACH (a header error: the main database's header just read). Otherwise it stays
+   * CORRUPT of the pool's database. A `SQLITE_CANTOPEN` of an ATTACH of a missing file says that
+   * attached files must exist ({@link attachMissingFileError}). Runs only on the failure path.
    */
   #aboutAnotherFile(db: SqliteDatabase, error: DatabaseError, text: string | undefined): DatabaseError {
     const attaches = (): SqlStatement[] =>
@@ -1639,19 +1641,24 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
     } catch {
       return error
     }
-    // the failing statement is the ATTACH only when the text is that one statement: in a script, another
-    // of its statements may have read a corrupt page of the main database (whose schema still reads)
-    const attach = attaches()
-    if (attach.length === 1 && splitSqlStatements(text!, 'sqlite').length === 1)
-      return otherDatabaseError(error, { file: attachedFileOf(attach[0]!.text) })
     let schemas: { name: string; file: string }[]
     try {
       schemas = db.prepare('select name, file from pragma_database_list').all() as { name: string; file: string }[]
     } catch {
       return error
     }
-    for (const { name, file: path } of schemas) {
-      if (name === 'main' || name === 'temp') continue
+    const attached = schemas.filter(({ name }) => name !== 'main' && name !== 'temp')
+    const attach = attaches()
+    // no other file: the error is the pool's database's, as mapped (nothing read to tell)
+    if (attached.length === 0 && attach.length === 0) return error
+    const check = this.#corruptionCheck(db)
+    const mainFile = schemas.find(({ name }) => name === 'main')?.file ?? ''
+    const main = check('main')
+    if (main === false) return withNote(error, "the pool's database fails its quick_check")
+    // the text is one ATTACH statement: it read only the file it names
+    if (attach.length === 1 && splitSqlStatements(text!, 'sqlite').length === 1)
+      return otherDatabaseError(error, { file: attachedFileOf(attach[0]!.text) })
+    for (const { name, file: path } of attached) {
       try {
         db.prepare(`select count(*) from "${name.replace(/"/g, '""')}".sqlite_schema`)
           .pluck()
@@ -1660,25 +1667,18 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         if (isCorruptionCode(this.mapError(err).sqliteCode)) return otherDatabaseError(error, { file: path, schema: name })
       }
     }
-    return this.#corruptAttached(db, error, schemas)
+    return this.#corruptAttached(error, attached, attach, main, mainFile, check)
   }
 
   /**
-   * A corruption error whose file no schema read tells (a corrupt table page, the schemas reading):
-   * blamed on an attached database only when that one fails `quick_check(1)` and the main database
-   * passes it; otherwise (main fails it, or a file is too large to check here) it stays CORRUPT of
-   * the pool's database. The checks read every page of the files checked, on the event loop: they
-   * run only with an attached database, on this failure path, and only while the files checked hold
-   * at most {@link CORRUPTION_CHECK_MAX_BYTES} together; an attached file found corrupt beside a main
-   * database too large to check is named in the CORRUPT message, undecided.
+   * A check of a schema for {@link #aboutAnotherFile}: whether it passes `quick_check(1)`, undefined
+   * when it is too large to check within what is left of {@link CORRUPTION_CHECK_MAX_BYTES} (the files
+   * checked hold at most that much together: the check reads every page of them, on the event loop).
    */
-  #corruptAttached(db: SqliteDatabase, error: DatabaseError, schemas: readonly { name: string; file: string }[]): DatabaseError {
-    const attached = schemas.filter(({ name }) => name !== 'main' && name !== 'temp')
-    if (attached.length === 0) return error
-    const quote = (name: string): string => `"${name.replace(/"/g, '""')}"`
+  #corruptionCheck(db: SqliteDatabase): (name: string) => boolean | undefined {
     let budget = CORRUPTION_CHECK_MAX_BYTES
-    // whether the schema passes quick_check(1): undefined when too large to check within the budget
-    const passes = (name: string): boolean | undefined => {
+    const quote = (name: string): string => `"${name.replace(/"/g, '""')}"`
+    return (name) => {
       try {
         const size =
           (db
@@ -1700,25 +1700,64 @@ export class SqliteConnectionManager implements ConnectionManager<SqliteDatabase
         return isCorruptionCode(this.mapError(err).sqliteCode) ? false : undefined
       }
     }
-    const main = db.prepare('select file from pragma_database_list where name = ?').pluck().get('main') as string | undefined
-    for (const { name, file } of attached) {
-      if (passes(name) !== false) continue
-      const mainPasses = passes('main')
-      if (mainPasses === true) return otherDatabaseError(error, { file, schema: name })
-      if (mainPasses === false) return error
-      return new DatabaseError(
-        error.code,
-        `${error.message} (the attached database '${name}'${file === '' ? '' : ` (${file})`} fails its quick_check too; the pool's database${main === undefined || main === '' ? '' : ` (${main})`} is too large to check here: check it with pragma quick_check before trusting it)`,
-        {
-          backend: 'sqlite',
-          sqliteCode: error.sqliteCode,
-          cause: error.cause,
-          retryable: error.retryable,
-          ...(error.detail === undefined ? {} : { detail: error.detail }),
-        },
+  }
+
+  /**
+   * A corruption error whose file no schema read tells (a corrupt table page, the schemas reading; an
+   * ATTACH of a script failing), the main database passing `quick_check(1)` or too large to check
+   * (`main` undefined). Main passing: {@link otherDatabaseError}, blaming the attached database that
+   * fails the check, else the file of the text's ATTACH (when it holds exactly one; none named with
+   * several), else the one database attached (several: none named), the message saying it is not
+   * proven (too large to check, or it passes too). Main too large: a `SQLITE_NOTADB` of a text holding
+   * an ATTACH is blamed on the ATTACH (a header error; an attached schema's would have failed to read);
+   * anything else stays CORRUPT of the pool's database, its message naming the attached database found
+   * corrupt or not checked, undecided.
+   */
+  #corruptAttached(
+    error: DatabaseError,
+    attached: readonly { name: string; file: string }[],
+    attach: readonly SqlStatement[],
+    main: boolean | undefined,
+    mainFile: string,
+    check: (name: string) => boolean | undefined,
+  ): DatabaseError {
+    const checked = attached.map((schema) => ({ ...schema, passes: check(schema.name) }))
+    const failing = checked.find(({ passes }) => passes === false)
+    const named = (schema: { name: string; file: string }): string => `'${schema.name}'${schema.file === '' ? '' : ` (${schema.file})`}`
+    if (main === undefined) {
+      if (failing === undefined && attach.length > 0 && error.sqliteCode?.startsWith('SQLITE_NOTADB'))
+        return attach.length === 1
+          ? otherDatabaseError(error, { file: attachedFileOf(attach[0]!.text) })
+          : otherDatabaseError(error, { what: 'a file the ATTACH statements of the text name' })
+      const others =
+        failing !== undefined
+          ? `the attached database ${named(failing)} fails its quick_check too`
+          : `the attached database${checked.length === 1 ? '' : 's'} ${checked.map(named).join(', ')} ${checked.some(({ passes }) => passes === undefined) ? 'not checked either' : checked.length === 1 ? 'passing its quick_check' : 'passing their quick_check'}`
+      return withNote(
+        error,
+        `${checked.length === 0 ? '' : `${others}; `}the pool's database${mainFile === '' ? '' : ` (${mainFile})`} is too large to check here: check it with pragma quick_check before trusting it`,
       )
     }
-    return error
+    if (failing !== undefined) return otherDatabaseError(error, { file: failing.file, schema: failing.name })
+    const unproven = (schema: { passes: boolean | undefined }): string =>
+      schema.passes === undefined ? 'too large to check here: not proven corrupt' : 'it passes its quick_check too: not proven corrupt'
+    if (attach.length > 0) {
+      const path = attach.length === 1 ? attachedFileOf(attach[0]!.text) : undefined
+      const schema = path === undefined ? undefined : checked.find(({ file }) => file !== '' && file === resolve(path))
+      if (schema !== undefined) return otherDatabaseError(error, { file: schema.file, schema: schema.name, unproven: unproven(schema) })
+      // the ATTACH failed (its schema is not attached): the script ran in order and stopped there
+      return path === undefined
+        ? otherDatabaseError(error, { what: 'a file the ATTACH statements of the text name' })
+        : otherDatabaseError(error, { file: path })
+    }
+    if (checked.length === 1)
+      return otherDatabaseError(error, { file: checked[0]!.file, schema: checked[0]!.name, unproven: unproven(checked[0]!) })
+    return otherDatabaseError(error, {
+      what: `one of the attached databases ${checked.map(named).join(', ')}`,
+      unproven: checked.some(({ passes }) => passes === undefined)
+        ? 'too large to check here: none proven corrupt'
+        : 'they pass their quick_check too: none proven corrupt',
+    })
   }
 
   #maybeCheckpoint(db: SqliteDatabase, state: ConnectionState): void {
@@ -2163,6 +2202,17 @@ class ManagedDatabase extends Database {
     if (state !== undefined) state.closed = true
     return this
   }
+}
+
+/** A corruption error of the pool's database (CORRUPT, fatal) with what the failure path's checks found, in its message. */
+function withNote(error: DatabaseError, note: string): DatabaseError {
+  return new DatabaseError(error.code, `${error.message} (${note})`, {
+    backend: 'sqlite',
+    sqliteCode: error.sqliteCode,
+    cause: error.cause,
+    retryable: error.retryable,
+    ...(error.detail === undefined ? {} : { detail: error.detail }),
+  })
 }
 
 // A connection's state lives on the Database object itself: a WeakMap lookup per statement (two with

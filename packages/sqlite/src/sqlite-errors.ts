@@ -176,20 +176,29 @@ export interface OtherDatabase {
   readonly file?: string
   /** Its schema name, for an attached database. */
   readonly schema?: string
+  /** What names it in the message when neither file nor schema is known (default: "the file ATTACH names"). */
+  readonly what?: string
+  /**
+   * Why it is blamed without proof (it was too large to check, or it passes `quick_check` too): said in
+   * the message, after its name. Only the main database is then known to pass `quick_check`.
+   */
+  readonly unproven?: string
 }
 
 /**
  * A corruption error (`SQLITE_NOTADB`, `SQLITE_CORRUPT`) that concerns another database than the
  * connection's own (`ATTACH` of a file that is not a database, a read of an attached schema whose
- * file is not one or has a corrupt page): QUERY_FAILED, `detail.otherDatabase`, `detail.file` (and `detail.schema`) where
+ * file is not one or has a corrupt page; the connection's own passing `quick_check`): QUERY_FAILED, `detail.otherDatabase`, `detail.file` (and `detail.schema`) where
  * known, not retryable, not fatal, and never naming the pool's file. CORRUPT with the pool's path
  * would send an operator to restore the pool's healthy database, and the pool would discard a
  * healthy connection.
  */
 export function otherDatabaseError(error: DatabaseError, other: OtherDatabase): DatabaseError {
-  const what = other.schema === undefined ? 'the file ATTACH names' : `the attached database '${other.schema}'`
+  const what = other.schema === undefined ? (other.what ?? 'the file ATTACH names') : `the attached database '${other.schema}'`
   const file = other.file === undefined || other.file === '' ? '' : `: ${other.file}`
-  return new DatabaseError('QUERY_FAILED', `${messageOf(error.cause)} (${what}${file}; not the pool's database, which is kept)`, {
+  const unproven = other.unproven === undefined ? '' : ` (${other.unproven})`
+  const kept = other.unproven === undefined ? 'which is kept' : 'which passes its quick_check and is kept'
+  return new DatabaseError('QUERY_FAILED', `${messageOf(error.cause)} (${what}${file}${unproven}; not the pool's database, ${kept})`, {
     backend: 'sqlite',
     sqliteCode: error.sqliteCode,
     cause: error.cause,

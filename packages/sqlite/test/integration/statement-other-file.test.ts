@@ -446,4 +446,205 @@ describe('a corrupt table page of an attached database', () => {
       await pool.close()
     }
   })
+
+  // re-review r12 item 2: a corrupt page of an attached database over the check budget (64 MiB) was
+  // CORRUPT of the pool's own small, healthy file (only its path named), fatal: main was checked only
+  // after an attached schema failed its check. Main is checked first now
+  it.each([0, 1])(
+    'the attached database too large to check, the pool\'s passing its check (readers: %i): QUERY_FAILED naming the attached database, "not proven", the writer kept',
+    async (readers) => {
+      const app = tmp.file(`attached-big-app-${readers}.db`)
+      const other = tmp.file(`attached-big-other-${readers}.db`)
+      await makeDb(app, 1, false)
+      await makeDb(other, 200, true, 70)
+      const pool = createSqlitePool(app, { name: `attached-big-${readers}`, min: 0 }, { readers })
+      const destroyed: string[] = []
+      pool.on('destroy', (info) => destroyed.push(`${info.lane}: ${info.reason}`))
+      try {
+        const writer = await writerOf(pool)
+        const check = (err: DatabaseError): void => {
+          expect(err.code).toBe('QUERY_FAILED')
+          expect(err.sqliteCode).toMatch(/^SQLITE_CORRUPT/)
+          expect(err.detail).toEqual({ otherDatabase: true, file: other, schema: 'other' })
+          expect(err.message).toMatch(/too large to check here: not proven corrupt/)
+          expect(err.message).toMatch(/not the pool's database, which passes its quick_check and is kept/)
+          expect(err.message).not.toContain(app)
+        }
+        if (readers === 0) {
+          await pool.query(`attach database '${other}' as other`)
+          check(await failure(pool.query('select count(*) from other.orders where body is null')))
+          await pool.query('detach database other')
+        }
+        check(
+          await failure(
+            pool.query(
+              `attach database '${other}' as other; insert into main.orders select id + 1000, body from other.orders; detach database other`,
+            ),
+          ),
+        )
+        await pool.withConnection((conn) => conn.query('detach database other'))
+        expect(await writerOf(pool)).toBe(writer)
+        await pool.query("insert into orders values (99, 'y')")
+        expect((await pool.query('select count(*) as n from orders')).rows).toEqual([{ n: 2 }])
+        expect(destroyed).toEqual([])
+      } finally {
+        await pool.close()
+      }
+    },
+  )
+
+  it("several attached, none proven corrupt, the pool's passing its check: QUERY_FAILED naming them all, no file in the detail, the writer kept", async () => {
+    const app = tmp.file('attached-big-several-app.db')
+    const other = tmp.file('attached-big-several-other.db')
+    const small = tmp.file('attached-big-several-small.db')
+    await makeDb(app, 1, false)
+    await makeDb(other, 200, true, 70)
+    await makeDb(small, 1, false)
+    const pool = createSqlitePool(app, { name: 'attached-big-several', min: 0 }, { readers: 0 })
+    const destroyed: string[] = []
+    pool.on('destroy', (info) => destroyed.push(`${info.lane}: ${info.reason}`))
+    try {
+      await pool.query(`attach database '${other}' as other`)
+      await pool.query(`attach database '${small}' as small`)
+      const err = await failure(pool.query('select count(*) from other.orders where body is null'))
+      expect(err.code).toBe('QUERY_FAILED')
+      expect(err.detail).toEqual({ otherDatabase: true })
+      expect(err.message).toContain(`one of the attached databases 'other' (${other}), 'small' (${small})`)
+      expect(err.message).toMatch(/too large to check here: none proven corrupt/)
+      expect(err.message).not.toContain(app)
+      await pool.query("insert into orders values (99, 'y')")
+      expect(destroyed).toEqual([])
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it("the pool's database and the attached one both too large to check: CORRUPT of the pool's database, the message naming the attached one not checked", async () => {
+    const app = tmp.file('attached-big-both-app.db')
+    const other = tmp.file('attached-big-both-other.db')
+    await makeDb(app, 1, false, 70)
+    await makeDb(other, 200, true, 70)
+    const pool = createSqlitePool(app, { name: 'attached-big-both', min: 0 }, { readers: 0 })
+    const destroyed: string[] = []
+    pool.on('destroy', (info) => destroyed.push(`${info.lane}: ${info.reason}`))
+    try {
+      await pool.query(`attach database '${other}' as other`)
+      const err = await failure(pool.query('select count(*) from other.orders where body is null'))
+      expect(err.code).toBe('CORRUPT')
+      expect(err.detail?.path).toBe(app)
+      expect(err.message).toContain(`the attached database 'other' (${other}) not checked either`)
+      expect(err.message).toMatch(/too large to check here/)
+      await pool.query('select 1').catch(() => undefined)
+      expect(destroyed.some((reason) => reason.includes('CORRUPT'))).toBe(true)
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it("the pool's database corrupt, an attached one too large to check: CORRUPT of the pool's database, fatal", async () => {
+    const app = tmp.file('attached-big-main-corrupt-app.db')
+    const other = tmp.file('attached-big-main-corrupt-other.db')
+    await makeDb(app, 200, true)
+    await makeDb(other, 1, false, 70)
+    const pool = createSqlitePool(app, { name: 'attached-big-main-corrupt', min: 0 }, { readers: 0 })
+    const destroyed: string[] = []
+    pool.on('destroy', (info) => destroyed.push(`${info.lane}: ${info.reason}`))
+    try {
+      await pool.query(`attach database '${other}' as other`)
+      const err = await failure(pool.query('select count(*) from main.orders where body is null'))
+      expect(err.code).toBe('CORRUPT')
+      expect(err.detail?.path).toBe(app)
+      expect(err.detail?.otherDatabase).toBeUndefined()
+      await pool.query('select 1').catch(() => undefined)
+      expect(destroyed.some((reason) => reason.includes('CORRUPT'))).toBe(true)
+    } finally {
+      await pool.close()
+    }
+  })
+
+  // re-review r12 item 3: a script whose ATTACH names a file that is not a database was CORRUPT "file
+  // is not a database (<the pool's file>)", fatal, while the lone ATTACH was QUERY_FAILED: the failed
+  // ATTACH left no attached schema, and the error fell through to the pool's. Main is checked first:
+  // passing, the ATTACH's file is blamed; failing, CORRUPT of the pool's database in every variant
+  describe('a script whose ATTACH names a file that is not a database', () => {
+    const script = (file: string): string =>
+      `attach database '${file}' as x; insert into main.orders select count(*), 'n' from x.sqlite_schema; detach database x`
+
+    it.each([0, 1])(
+      'lease-free and on a lease (readers: %i): QUERY_FAILED naming the file ATTACH names, the writer kept',
+      async (readers) => {
+        const app = tmp.file(`script-notadb-app-${readers}.db`)
+        await makeDb(app, 1, false)
+        const pool = createSqlitePool(app, { name: `script-notadb-${readers}`, min: 0 }, { readers })
+        const destroyed: string[] = []
+        pool.on('destroy', (info) => destroyed.push(`${info.lane}: ${info.reason}`))
+        try {
+          const writer = await writerOf(pool)
+          const file = notADatabase()
+          const check = (err: DatabaseError): void => {
+            expect(err.code).toBe('QUERY_FAILED')
+            expect(err.sqliteCode).toBe('SQLITE_NOTADB')
+            expect(err.retryable).toBe(false)
+            expect(err.detail).toEqual({ otherDatabase: true, file })
+            expect(err.message).not.toContain(app)
+          }
+          check(await failure(pool.query(script(file))))
+          check(await failure(pool.withConnection((conn) => conn.query(script(file)))))
+          // two ATTACH statements: the failing one is not known, no file named
+          const healthy = tmp.file(`script-notadb-healthy-${readers}.db`)
+          writeFileSync(healthy, '')
+          const two = await failure(
+            pool.query(`attach database '${healthy}' as h; attach database '${file}' as x; select count(*) from x.sqlite_schema`),
+          )
+          expect(two.code).toBe('QUERY_FAILED')
+          expect(two.detail).toEqual({ otherDatabase: true })
+          expect(two.message).not.toContain(app)
+          await pool.query('detach database h')
+          expect(await writerOf(pool)).toBe(writer)
+          await pool.query("insert into orders values (99, 'y')")
+          expect((await pool.query('select count(*) as n from orders')).rows).toEqual([{ n: 2 }])
+          expect(destroyed).toEqual([])
+        } finally {
+          await pool.close()
+        }
+      },
+    )
+
+    it("the pool's database too large to check: still QUERY_FAILED (SQLITE_NOTADB is a header error; the pool's header reads)", async () => {
+      const app = tmp.file('script-notadb-big-app.db')
+      await makeDb(app, 1, false, 70)
+      const pool = createSqlitePool(app, { name: 'script-notadb-big', min: 0 }, { readers: 0 })
+      const destroyed: string[] = []
+      pool.on('destroy', (info) => destroyed.push(`${info.lane}: ${info.reason}`))
+      try {
+        const file = notADatabase()
+        const err = await failure(pool.query(script(file)))
+        expect(err.code).toBe('QUERY_FAILED')
+        expect(err.detail).toEqual({ otherDatabase: true, file })
+        expect(destroyed).toEqual([])
+      } finally {
+        await pool.close()
+      }
+    })
+
+    it.each(['script', 'lone ATTACH'])("the pool's database corrupt (%s): CORRUPT of the pool's database, fatal", async (variant) => {
+      const app = tmp.file(`script-notadb-corrupt-main-${variant.replace(' ', '-')}.db`)
+      await makeDb(app, 200, true)
+      const pool = createSqlitePool(app, { name: `script-notadb-corrupt-main-${variant}`, min: 0 }, { readers: 0 })
+      const destroyed: string[] = []
+      pool.on('destroy', (info) => destroyed.push(`${info.lane}: ${info.reason}`))
+      try {
+        const file = notADatabase()
+        const err = await failure(pool.query(variant === 'script' ? script(file) : `attach database '${file}' as x`))
+        expect(err.code).toBe('CORRUPT')
+        expect(err.detail?.path).toBe(app)
+        expect(err.detail?.otherDatabase).toBeUndefined()
+        expect(err.message).toMatch(/the pool's database fails its quick_check/)
+        await pool.query('select 1').catch(() => undefined)
+        expect(destroyed.some((reason) => reason.includes('CORRUPT'))).toBe(true)
+      } finally {
+        await pool.close()
+      }
+    })
+  })
 })
