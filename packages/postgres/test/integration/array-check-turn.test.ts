@@ -293,6 +293,26 @@ describe('withdrawn while its array check runs on the server (r11 item 4)', () =
     expect(await lockWaiters()).toEqual([])
   }, 30_000)
 
+  it('a signal inside a transaction: the cancelled check aborts it (said), the transaction rolls back', async () => {
+    await lockTable()
+    const p = onePool()
+    let cancelled: unknown
+    const started = Date.now()
+    const outcome = await p
+      .transaction(async (tx) => {
+        cancelled = await tx
+          .query(fresh('insert into lk (id, tags) values ($1, $2)'), [1, [1]], { signal: AbortSignal.timeout(200) })
+          .catch((e: unknown) => e)
+        await tx.query('insert into other values (1)')
+      })
+      .then(() => 'committed', summary)
+    expect(Date.now() - started).toBeLessThan(1_500)
+    expect(summary(cancelled)).toMatchObject({ code: 'QUERY_CANCELLED', retryable: true, detail: { started: false } })
+    expect((cancelled as Error).message).toContain('inside a transaction the cancelled check aborts it')
+    expect(outcome).toMatchObject({ code: 'TRANSACTION_ROLLED_BACK' })
+    expect(await admin(db.url, async (c) => (await c.query('select id from other')).rows)).toEqual([])
+  }, 30_000)
+
   it('pool.query timeoutMs: rejects at its deadline, not cancelTimeoutMs later', async () => {
     await lockTable()
     const p = onePool({ cancelTimeoutMs: 10_000 })
