@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events'
 import { Query, type Client } from 'pg'
 import { DatabaseError } from '@dbpool/core'
 import type { PostgresConnection } from './postgres-connection'
+import type { StatementProgress } from './postgres-outcome'
 
 /**
  * Array types of the built-in catalog below 10000 (`pg_type.typcategory = 'A'`, the same in every
@@ -56,20 +57,23 @@ export class ArrayParameterCheck {
    * Synchronous when everything is known (the usual case after the first run): returns `undefined`
    * or throws the INVALID_PARAMETER, so the statement is sent in the same tick, in the order issued.
    * Otherwise returns a promise: the caller holds the connection's later statements until it settles.
+   * `progress` is the statement's: its probe or lookup not answered yet is `progress.checking` (see
+   * {@link withdrawCheck}); once `progress.withdrawn` is set, nothing more of the check is sent.
    */
   check(
     conn: PostgresConnection,
     text: string,
     positions: readonly number[],
     generation: number | undefined,
-    lookup: (sqlText: string) => Promise<readonly { oid: number; a: boolean }[]>,
+    lookup: (sqlText: string, progress: StatementProgress) => Promise<readonly { oid: number; a: boolean }[]>,
+    progress: StatementProgress,
   ): Promise<void> | undefined {
     const types = this.#texts.get(conn.client)?.get(text)
     if (types !== undefined && types.generation === (generation ?? -1) && this.#unknownTypes(types.types, positions).length === 0) {
       this.#refuse(types.types, positions)
       return undefined
     }
-    return this.#checkDescribed(conn, text, positions, generation, lookup)
+    return this.#checkDescribed(conn, text, positions, generation, lookup, progress)
   }
 
   /**
@@ -85,12 +89,13 @@ export class ArrayParameterCheck {
     text: string,
     positions: readonly number[],
     generation: number | undefined,
-    lookup: (sqlText: string) => Promise<readonly { oid: number; a: boolean }[]>,
+    lookup: (sqlText: string, progress: StatementProgress) => Promise<readonly { oid: number; a: boolean }[]>,
+    progress: StatementProgress,
   ): Promise<void> {
     let texts = this.#texts.get(conn.client)
     let known = texts?.get(text)
     if (known === undefined || known.generation !== (generation ?? -1)) {
-      const types = await describeParameters(conn, text)
+      const types = await describeParameters(conn, text, progress)
       if (texts === undefined) this.#texts.set(conn.client, (texts = new Map()))
       if (texts.size >= MAX_TEXTS) texts.clear()
       known = { generation: generation ?? -1, types }
@@ -98,8 +103,11 @@ export class ArrayParameterCheck {
     }
     const unknown = this.#unknownTypes(known.types, positions)
     if (unknown.length > 0) {
+      // withdrawn between the probe's answer and now: nothing more is sent for it
+      if (progress.withdrawn !== undefined) throw progress.withdrawn
       const rows = await lookup(
         `select oid::int as oid, typcategory = 'A' as a from pg_type where oid in (${[...new Set(unknown)].join(', ')})`,
+        progress,
       )
       for (const row of rows) this.#arrayType.set(row.oid, row.a)
       // an OID the catalog does not have (dropped meanwhile): not refused (the server judges it)
@@ -144,10 +152,47 @@ const PROBES = new WeakMap<Wire, ParameterProbe[]>()
  * statements (PostgresConnection.submit; pipelined ones too). Nothing is executed; inside a transaction a Parse that fails
  * aborts it, as the statement itself would have.
  */
-function describeParameters(conn: PostgresConnection, text: string): Promise<readonly number[]> {
+function describeParameters(conn: PostgresConnection, text: string, progress: StatementProgress): Promise<readonly number[]> {
   return new Promise<readonly number[]>((resolve, reject) => {
-    conn.submit(new ParameterProbe(text, resolve, reject))
+    const probe: ParameterProbe = new ParameterProbe(
+      text,
+      (types) => {
+        if (progress.checking === probe) progress.checking = undefined
+        resolve(types)
+      },
+      (err) => {
+        if (progress.checking === probe) progress.checking = undefined
+        reject(err)
+      },
+    )
+    progress.checking = probe
+    conn.submit(probe)
   })
+}
+
+/**
+ * Where the array check of `progress`'s statement is: `'running'` when its probe or pg_type lookup
+ * (`progress.checking`) is on the server (pg wrote it: the running statement of the connection, to
+ * cancel as one); `'kept'` when it still waits its turn in the connection's queue; `undefined` when
+ * none is pending.
+ */
+export function checkState(conn: PostgresConnection, progress: StatementProgress): 'running' | 'kept' | undefined {
+  const checking = progress.checking
+  if (checking === undefined) return undefined
+  return conn.queued.includes(checking) ? 'kept' : 'running'
+}
+
+/**
+ * Takes the array check's probe or lookup of `progress`'s statement out of the connection's queue
+ * when it is still kept there (never sent), and settles the check with `error` (its statement was
+ * withdrawn). False when none is kept.
+ */
+export function withdrawCheck(conn: PostgresConnection, progress: StatementProgress, error: Error): boolean {
+  const checking = progress.checking
+  if (checking === undefined || !conn.unqueue(checking)) return false
+  progress.checking = undefined
+  ;(checking as { handleError(err: Error): void }).handleError(error)
+  return true
 }
 
 /** pg's Query: a subclass is not refused on a pipelined connection (a custom submittable is). */

@@ -54,7 +54,7 @@ import {
 } from './postgres-tls'
 import { createTypeParsers } from './postgres-types'
 import { findUnreadable, ReadGuard, unreadableError } from './postgres-read-guard'
-import { ArrayParameterCheck } from './postgres-array-params'
+import { ArrayParameterCheck, checkState, withdrawCheck } from './postgres-array-params'
 import {
   refusesReadFormatStartup,
   readFormatProblem,
@@ -83,6 +83,7 @@ import { startupOptionsReadOnly } from './postgres-startup-read-only'
 import { resetsSession } from './postgres-session-restore'
 import { refusesStartupSetting, startupOptionError, startupParameterOf, startupSettingsCheckSql } from './postgres-session-startup'
 import {
+  checkCancelledError,
   endsSession,
   innerCommitPoint,
   mayCommitInBody,
@@ -1220,6 +1221,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * the stream's own lease, in classic mode (statement sharing never joins it). A read abandoned at
    * the stream's deadline or abort sends a cancel request and closes the connection, as a statement's
    * deadline does (a cursor still waiting its turn is taken out unsent instead: PostgresCursor.abandon);
+   * the cursor is submitted in its turn, behind statements held by an array check and after its own
+   * (see {@link #openInTurn});
    * when the cursor had sent its Sync (the implicit transaction's commit in flight) and the text may
    * write, the stream reports the reason as outcome unknown (`unknownOutcomeError`).
    */
@@ -1231,12 +1234,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     setPipeline(conn, false)
     return new PostgresCursor<R>(conn, prepared, options.batchSize, {
       types: conn.reads!.types,
-      check:
-        prepared.arrays === undefined
-          ? undefined
-          : async () => {
-              await this.#checkArrays(conn, prepared)
-            },
+      open: (submit, progress) => this.#openInTurn(conn, prepared, submit, progress),
       closeTimeoutMs: this.options.cancelTimeoutMs,
       fail: (err, progress) => this.#queryError(conn, err, query.text, progress),
       refused: (error) => this.#refusedAfterRun(conn, error),
@@ -1575,11 +1573,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     if (query.arrays === undefined) return this.#sendChecked(conn, query, shared, retried, progress)
     let checking: Promise<void> | undefined
     try {
-      checking = this.#checkArrays(conn, query)
+      checking = this.#checkArrays(conn, query, progress)
     } catch (refused) {
       return Promise.reject(refused as Error)
     }
     if (checking === undefined) return this.#sendChecked(conn, query, shared, retried, progress)
+    // its later statements (cursors too: see #openInTurn) wait until the statement itself is queued
     this.#held.set(conn, [])
     return checking.then(
       () => {
@@ -1588,6 +1587,53 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
           // refuse it before writing and never answer a ReadyForQuery that the release then awaits
           if (progress.withdrawn !== undefined) return Promise.reject(progress.withdrawn)
           return this.#sendChecked(conn, query, shared, retried, progress)
+        } finally {
+          this.#release(conn)
+        }
+      },
+      (err: unknown) => {
+        this.#release(conn)
+        throw err
+      },
+    )
+  }
+
+  /**
+   * Submits a stream's cursor (`submit`: PostgresConnection.submit of it) in its turn, as {@link #send} does a statement: behind an array
+   * check in flight (see {@link #held}), and after its own array check (the connection held meanwhile),
+   * so pg is handed it after every statement issued before it, its probe too. `undefined` when it was
+   * submitted at once; else a promise that settles when it is (rejecting with the check's failure, or
+   * with `progress.withdrawn` for a cursor given up on before: then it is never submitted).
+   */
+  #openInTurn(conn: PostgresConnection, query: PgQuery, submit: () => void, progress: StatementProgress): Promise<void> | undefined {
+    const held = this.#held.get(conn)
+    if (held === undefined) return this.#openChecked(conn, query, submit, progress)
+    return new Promise<void>((resolve, reject) =>
+      held.push(() => {
+        try {
+          const opening = this.#openChecked(conn, query, submit, progress)
+          if (opening === undefined) resolve()
+          else opening.then(resolve, reject)
+        } catch (err) {
+          reject(err as Error)
+        }
+      }),
+    )
+  }
+
+  #openChecked(conn: PostgresConnection, query: PgQuery, submit: () => void, progress: StatementProgress): Promise<void> | undefined {
+    if (progress.withdrawn !== undefined) throw progress.withdrawn
+    const checking = query.arrays === undefined ? undefined : this.#checkArrays(conn, query, progress)
+    if (checking === undefined) {
+      submit()
+      return undefined
+    }
+    this.#held.set(conn, [])
+    return checking.then(
+      () => {
+        try {
+          if (progress.withdrawn !== undefined) throw progress.withdrawn
+          submit()
         } finally {
           this.#release(conn)
         }
@@ -1625,11 +1671,18 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * connection; `undefined` when known (checked synchronously). The catalog lookup is queued on the
    * client directly (the connection is held by this check).
    */
-  #checkArrays(conn: PostgresConnection, query: PgQuery): Promise<void> | undefined {
-    return this.#arrayCheck.check(conn, query.text, query.arrays!, conn.statements?.generation, async (text: string) => {
-      const { rows } = await runText<{ oid: unknown; a: unknown }>(conn, text)
-      return rows.map((row) => ({ oid: Number(row.oid), a: row.a === true || row.a === 't' }))
-    })
+  #checkArrays(conn: PostgresConnection, query: PgQuery, progress: StatementProgress): Promise<void> | undefined {
+    return this.#arrayCheck.check(
+      conn,
+      query.text,
+      query.arrays!,
+      conn.statements?.generation,
+      async (text, checking) => {
+        const { rows } = await runText<{ oid: unknown; a: unknown }>(conn, text, checking)
+        return rows.map((row) => ({ oid: Number(row.oid), a: row.a === true || row.a === 't' }))
+      },
+      progress,
+    )
   }
 
   #sendChecked(
@@ -1749,15 +1802,37 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     let stop!: (why: Stop) => void
     const stopped = new Promise<Stop>((resolve) => (stop = resolve))
     // still waiting its turn behind statements issued before it on the connection (kept by PostgresConnection.submit, or
-    // behind an array check): taken out and failed, never sent; the statement running there is not
-    // this one's to cancel, and the connection stays as it is
+    // behind an array check): taken out and failed, never sent (its own array check's probe or lookup
+    // too, when still kept); the statement running there is not this one's to cancel, and the
+    // connection stays as it is
     let withdrawn: DatabaseError | undefined
+    // its own array check ran on the server when the deadline or abort came: cancelled as a running statement
+    let checkRan: DatabaseError | undefined
     const withdraw = (why: 'deadline' | 'abort'): boolean => {
       if (progress.sent) return false
+      if (checkState(conn, progress) === 'running') {
+        checkRan = checkCancelledError(
+          why === 'deadline'
+            ? new DatabaseError('QUERY_TIMEOUT', `statement exceeded its ${timeoutMs} ms deadline`, {
+                backend: 'postgres',
+                detail: { timeoutMs },
+              })
+            : new DatabaseError('QUERY_CANCELLED', 'the statement was cancelled (its AbortSignal)', {
+                backend: 'postgres',
+                cause: signal?.reason,
+              }),
+          why === 'deadline',
+          conn.client.getTransactionStatus() === 'T',
+        )
+        // never sent after the check, whatever the check's answer
+        progress.withdrawn = checkRan
+        if (why === 'abort') withdrawn = checkRan
+        return false
+      }
       withdrawn = notStartedError(why, timeoutMs, signal)
       progress.withdrawn = withdrawn
       stop('withdrawn')
-      withdrawQueued(conn, progress, withdrawn)
+      if (!withdrawCheck(conn, progress, withdrawn)) withdrawQueued(conn, progress, withdrawn)
       return true
     }
     // at the deadline, an answer already received is read first (startDeadline): only one not received times out
@@ -1780,13 +1855,16 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     try {
       const first = await Promise.race([running, stopped])
       if (first === 'withdrawn') throw withdrawn!
-      if (first === 'deadline' || first === 'abandoned') throw this.#abandon(conn, first, timeoutMs)
+      if (first === 'deadline' || first === 'abandoned') throw this.#abandon(conn, first, timeoutMs, checkRan)
       conn.abortedBy = undefined
       this.#noteCommitBeforeOpen(conn, query.text, progress)
       answer = first
     } catch (err) {
       if (withdrawn !== undefined && err === withdrawn) throw err
-      throw this.#queryError(conn, err, query.text, progress)
+      const mapped = this.#queryError(conn, err, query.text, progress)
+      // its array check, cancelled on the server (57014): the statement itself was never sent
+      if (checkRan !== undefined && !progress.sent && mapped.code === 'QUERY_CANCELLED') throw checkRan
+      throw mapped
     } finally {
       deadline?.clear()
       grace?.clear()
@@ -1803,21 +1881,23 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
   }
 
   /** Gives up on a running statement: the connection is closed (never reused mid-statement) and the server asked to cancel. */
-  #abandon(conn: PostgresConnection, why: Stop, timeoutMs: number | undefined): DatabaseError {
+  #abandon(conn: PostgresConnection, why: Stop, timeoutMs: number | undefined, checkRan?: DatabaseError): DatabaseError {
     const error =
-      why === 'deadline'
-        ? new DatabaseError(
-            'QUERY_TIMEOUT',
-            `statement exceeded its ${timeoutMs} ms deadline; a cancel request was sent and the connection closed`,
-            { backend: 'postgres' },
-          )
-        : new DatabaseError(
-            'QUERY_CANCELLED',
-            `statement was aborted and the server did not confirm the cancel within ${this.options.cancelTimeoutMs} ms; the connection was closed`,
-            {
-              backend: 'postgres',
-            },
-          )
+      checkRan !== undefined && why === 'deadline'
+        ? checkRan
+        : why === 'deadline'
+          ? new DatabaseError(
+              'QUERY_TIMEOUT',
+              `statement exceeded its ${timeoutMs} ms deadline; a cancel request was sent and the connection closed`,
+              { backend: 'postgres' },
+            )
+          : new DatabaseError(
+              'QUERY_CANCELLED',
+              `statement was aborted and the server did not confirm the cancel within ${this.options.cancelTimeoutMs} ms; the connection was closed`,
+              {
+                backend: 'postgres',
+              },
+            )
     conn.markBroken(error)
     // sent before the socket goes, on a socket of its own; its outcome does not matter any more
     void this.#cancel(conn)

@@ -3,7 +3,8 @@ import Cursor from 'pg-cursor'
 import { DatabaseError, type RowCursor } from '@dbpool/core'
 import type { PostgresConnection } from './postgres-connection'
 import { resultColumnsError } from './postgres-columns'
-import { mayHaveCommitted, notSentError, StatementProgress } from './postgres-outcome'
+import { checkCancelledError, mayHaveCommitted, notSentError, StatementProgress } from './postgres-outcome'
+import { checkState, withdrawCheck } from './postgres-array-params'
 import type { PgQuery } from './postgres-params'
 import { findUnreadable, unreadableError, type UnreadableFound } from './postgres-read-guard'
 import { startDeadline, type Deadline } from './postgres-deadline'
@@ -31,8 +32,13 @@ export interface PostgresCursorHooks {
    * error to report.
    */
   refused(error: DatabaseError): Promise<unknown>
-  /** Checks the query's array parameters against the server's types before the cursor is opened (see ArrayParameterCheck). */
-  readonly check?: () => Promise<void>
+  /**
+   * Submits the cursor (`submit`) in its turn with the statements issued before it on the connection,
+   * those held behind an array check too, after its own array check (see ArrayParameterCheck):
+   * `undefined` when submitted at once, else a promise that settles once it is (rejecting with the
+   * check's failure, or with `progress.withdrawn`: never submitted then). May throw INVALID_PARAMETER.
+   */
+  open(submit: () => void, progress: StatementProgress): Promise<void> | undefined
 }
 
 /**
@@ -65,8 +71,13 @@ export class PostgresCursor<R> implements RowCursor<R> {
   #withdrawn: DatabaseError | undefined = undefined
   /** The first read was issued: its row description is checked for columns of one name. */
   #checked = false
-  /** The array parameters were checked (see {@link PostgresCursorHooks.check}). */
-  #arraysChecked = false
+  /**
+   * Handed to PostgresConnection.submit (see {@link PostgresCursorHooks.open}): before that it waits
+   * behind an array check, or in its own, and {@link #turn} tells where.
+   */
+  #submitted = false
+  /** Its turn before {@link #submitted}: `withdrawn` once given up on, `checking` its array check's probe or lookup. */
+  readonly #turn = new StatementProgress()
   /** Outside a transaction: a ReadyForQuery `I` answered the Sync that ended the portal (its work committed). */
   #committed = false
   /**
@@ -85,19 +96,40 @@ export class PostgresCursor<R> implements RowCursor<R> {
 
   read(): Promise<R[]> {
     if (this.#done) return Promise.resolve([])
-    const check = this.#hooks.check
-    if (check !== undefined && !this.#arraysChecked) {
-      this.#arraysChecked = true
-      return check().then(
-        () => this.read(),
-        (err: unknown) => {
-          this.#done = true
-          throw this.#hooks.fail(err)
-        },
-      )
+    let cursor = this.#cursor
+    if (cursor === undefined) {
+      const created = (cursor = this.#cursor = this.#create())
+      let opening: Promise<void> | undefined
+      try {
+        // in turn with the connection's other statements (see PostgresConnection.submit)
+        opening = this.#hooks.open(() => {
+          this.#submitted = true
+          this.#conn.submit(created)
+        }, this.#turn)
+      } catch (err) {
+        this.#done = true
+        return Promise.reject(this.#hooks.fail(err))
+      }
+      if (opening !== undefined)
+        return opening.then(
+          () => (this.#done ? this.#endedBeforeRead() : this.#read(created)),
+          (err: unknown) => {
+            this.#done = true
+            // given up on behind its array check (see #withdrawTurn): never sent
+            if (this.#withdrawn !== undefined) throw this.#withdrawn
+            throw this.#hooks.fail(err)
+          },
+        )
     }
-    // in turn with the connection's other statements (see PostgresConnection.submit)
-    const cursor = (this.#cursor ??= this.#conn.submit(this.#create()))
+    return this.#read(cursor)
+  }
+
+  /** Closed between its submission and its first read: failed with the withdrawal when taken out unsent. */
+  #endedBeforeRead(): Promise<R[]> {
+    return this.#withdrawn !== undefined ? Promise.reject(this.#withdrawn) : Promise.resolve([])
+  }
+
+  #read(cursor: Cursor<R>): Promise<R[]> {
     const first = !this.#checked
     this.#checked = true
     return this.#untilLost(cursor.read(this.#batchSize)).then(
@@ -115,7 +147,7 @@ export class PostgresCursor<R> implements RowCursor<R> {
       },
       (err: unknown) => {
         // taken out unsent (see #withdraw): nothing of it reached the server
-        if (err === this.#withdrawn) throw err
+        if (this.#withdrawn !== undefined) throw this.#withdrawn
         // the server ended the portal with the error (pg-cursor sent Sync): nothing left to close
         this.#done = true
         throw this.#hooks.fail(err, this.#progress(cursor))
@@ -128,18 +160,19 @@ export class PostgresCursor<R> implements RowCursor<R> {
     this.#done = true
     const cursor = this.#cursor
     if (cursor === undefined || !this.#conn.usable) return
-    // still waiting its turn: taken out, never sent (nothing to close on the server)
-    if (
-      this.#withdraw(
-        cursor,
-        new DatabaseError(
-          'QUERY_FAILED',
-          'the stream was closed (its handle released, or the pool closing) while its statement still waited its turn behind the statements issued before it on its connection: it was never sent',
-          { backend: 'postgres', retryable: true, detail: { started: false } },
-        ),
-      )
+    const unsent = new DatabaseError(
+      'QUERY_FAILED',
+      'the stream was closed (its handle released, or the pool closing) while its statement still waited its turn behind the statements issued before it on its connection: it was never sent',
+      { backend: 'postgres', retryable: true, detail: { started: false } },
     )
+    // behind an array check, or in its own: never submitted (its probe or lookup taken out when still
+    // kept; one on the server ends on its own, and the release waits for it); its pending read fails unsent
+    if (!this.#submitted) {
+      this.#withdrawTurn(unsent)
       return
+    }
+    // still waiting its turn: taken out, never sent (nothing to close on the server)
+    if (this.#withdraw(cursor, unsent)) return
     // called synchronously: a statement queued on the client after this runs after the Close
     const closing = cursor.close()
     let timer: Deadline | undefined
@@ -191,19 +224,28 @@ export class PostgresCursor<R> implements RowCursor<R> {
    * Gives up on the read in flight (the stream's deadline or abort). A cursor still waiting its turn
    * behind the statements issued before it on the connection (or behind its array check) is taken out
    * and never sent: `reason` as not started (`retryable: true`, `detail.started: false`), no cancel
-   * request, the connection kept (the statement running there is not this stream's). Only a cursor pg
-   * has written is abandoned through the manager (a cancel request, the connection closed).
+   * request, the connection kept (the statement running there is not this stream's); its array check's
+   * probe or lookup still kept is taken out too. Only a cursor pg has written, or whose array check
+   * runs on the server (`checkCancelledError`: the cursor itself never sent), is abandoned through the
+   * manager (a cancel request, the connection closed).
    */
   abandon(reason: DatabaseError): DatabaseError {
     const cursor = this.#cursor
     if (!this.#sent) {
+      // its own array check's probe or lookup on the server: cancelled as a running statement (the
+      // connection closed); the cursor itself is never sent
+      if (!this.#submitted && checkState(this.#conn, this.#turn) === 'running') {
+        const cancelled = checkCancelledError(reason, true)
+        this.#withdrawTurn(cancelled)
+        return this.#hooks.abandon(cancelled)
+      }
       const notSent = notSentError(reason)
-      // behind its array check, not created yet: the check's end finds the cursor done and sends nothing
-      if (cursor === undefined) {
-        this.#done = true
+      // behind an array check, or in its own (its probe or lookup still kept: taken out too)
+      if (!this.#submitted) {
+        this.#withdrawTurn(notSent)
         return notSent
       }
-      if (this.#withdraw(cursor, notSent)) {
+      if (this.#withdraw(cursor!, notSent)) {
         this.#done = true
         return notSent
       }
@@ -223,6 +265,18 @@ export class PostgresCursor<R> implements RowCursor<R> {
       submit(connection)
     }
     return cursor
+  }
+
+  /**
+   * Gives up on a cursor not submitted yet (see {@link #submitted}): it never will be, its pending
+   * read fails with `error`, and its array check's probe or lookup still kept in the connection's
+   * queue is taken out (never sent).
+   */
+  #withdrawTurn(error: DatabaseError): void {
+    this.#done = true
+    this.#withdrawn = error
+    this.#turn.withdrawn = error
+    withdrawCheck(this.#conn, this.#turn, error)
   }
 
   /**

@@ -28,6 +28,12 @@ export class StatementProgress {
    * comes, if it is still queued then.
    */
   withdrawn: Error | undefined = undefined
+  /**
+   * Its array check's probe or pg_type lookup (see ArrayParameterCheck), submitted for it and not
+   * answered yet: kept in the connection's queue (taken out with it when it is withdrawn), or on the
+   * server (then it is the running statement to cancel).
+   */
+  checking: object | undefined = undefined
 }
 
 /**
@@ -236,6 +242,22 @@ function describeStatement(text: string): string {
   // one way to read the blanks around the ";" (two \s* around an optional ";" split a run of blanks every way)
   const kind = /^\s*(commit|end)\b\s*(?:;\s*)?$/i.exec(text)
   return kind ? kind[1]!.toUpperCase() : 'the statement'
+}
+
+/**
+ * `reason` (a statement's or stream's deadline or abort) that came while the server ran its array
+ * check (see ArrayParameterCheck): the check is cancelled as a running statement is (a cancel
+ * request; at a deadline, and for a stream, the connection closed, `closed`), and the statement
+ * itself is never sent: `retryable: true`, `detail.started: false`. A check cancelled in an open
+ * transaction (`inTransaction`, the connection kept) aborts it, as the statement cancelled would.
+ */
+export function checkCancelledError(reason: DatabaseError, closed: boolean, inTransaction = false): DatabaseError {
+  const aborts = !closed && inTransaction ? '; inside a transaction the cancelled check aborts it, as a cancelled statement would' : ''
+  return new DatabaseError(
+    reason.code,
+    `${reason.message}, while the server still ran its array-parameter check (a Parse and Describe of its text, sent before it to learn the parameter types; it may wait for a lock as the statement would): the check was cancelled (a cancel request was sent${closed ? ' and the connection closed' : ''}) and the statement itself was never sent${aborts}`,
+    { backend: 'postgres', retryable: true, cause: reason.cause, detail: { ...reason.detail, started: false } },
+  )
 }
 
 /**

@@ -290,14 +290,21 @@ export function runStatement(
 /**
  * One text (simple protocol, as `client.query(text)` sends it) on `conn`, in turn with its other
  * statements (see PostgresConnection.submit): for the manager's own statements outside runStatement.
+ * With `checking` (an array check's pg_type lookup), the query is `checking.checking` until answered.
  */
 export function runText<R extends Record<string, unknown> = Record<string, unknown>>(
   conn: PostgresConnection,
   text: string,
+  checking?: StatementProgress,
 ): Promise<PgQueryResult<R>> {
   return new Promise<PgQueryResult<R>>((resolve, reject) => {
     const query = new Query(text)
-    ;(query as unknown as PgQueryInternals).callback = (err, result) => (err ? reject(err) : resolve(result as PgQueryResult<R>))
+    ;(query as unknown as PgQueryInternals).callback = (err, result) => {
+      if (checking !== undefined && checking.checking === query) checking.checking = undefined
+      if (err) reject(err)
+      else resolve(result as PgQueryResult<R>)
+    }
+    if (checking !== undefined) checking.checking = query
     conn.submit(query)
   })
 }
