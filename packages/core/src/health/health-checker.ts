@@ -159,14 +159,7 @@ export class HealthChecker {
       )
       return checks
     }
-    const stats = pool.stats()
-    const saturated = stats.utilization >= degradedUtilization && stats.pending > 0
-    checks.push({
-      name: 'saturation',
-      status: saturated ? 'degraded' : 'healthy',
-      data: { utilization: round(stats.utilization), pending: stats.pending },
-      ...(saturated ? { message: `${stats.used}/${stats.max} connections in use with ${stats.pending} callers waiting` } : {}),
-    })
+    checks.push(saturationCheck(pool, degradedUtilization))
     const replicas = pool.replicaStats()
     if (replicas !== undefined && replicas.replicas.length > 0) checks.push(replicaCheck(replicas))
     try {
@@ -188,13 +181,19 @@ export class HealthChecker {
    * lane that cannot open connections stays unhealthy).
    */
   #busyCheck(err: unknown): HealthCheckDetail | undefined {
-    if (!DatabaseError.is(err) || err.code !== 'ACQUIRE_TIMEOUT' || err.poolStats === undefined) return undefined
+    if (!DatabaseError.is(err) || (err.code !== 'ACQUIRE_TIMEOUT' && err.code !== 'POOL_EXHAUSTED') || err.poolStats === undefined)
+      return undefined
     const { used, max, pending } = err.poolStats
     if (used < max || DatabaseError.is(err.cause)) return undefined
+    // the probe refused at once because the wait queue is full (maxWaitingClients): busier still, not down
+    const why =
+      err.code === 'POOL_EXHAUSTED'
+        ? `the pool refused the check's probe: its wait queue is full (${pending} callers waiting)`
+        : `no connection came free within the check's ${this.#options.timeoutMs} ms`
     return {
       name: 'saturation',
       status: 'degraded',
-      message: `no connection came free within the check's ${this.#options.timeoutMs} ms: all ${used}/${max} connections are in use (busy, not down; the database was not probed)`,
+      message: `${why}: all ${used}/${max} connections are in use (busy, not down; the database was not probed)`,
       data: { utilization: 1, pending, code: err.code },
     }
   }
@@ -215,6 +214,29 @@ export class HealthChecker {
       data: { code: err.code },
     }
   }
+}
+
+/**
+ * The `saturation` check of a pool whose probe got a connection: `degraded` when a lane is used at
+ * `degradedUtilization` or more with callers waiting for it, judged per lane (a SQLite writer held
+ * with writes queued is saturated, however many readers are idle; summed over both lanes it read
+ * 1 of 5 in use), `healthy` otherwise. `data`: the pool's utilization and callers waiting, and for a
+ * saturated lane that lane's (`lane`).
+ */
+function saturationCheck(pool: DatabasePool<unknown>, degradedUtilization: number): HealthCheckDetail {
+  const all = pool.stats()
+  for (const lane of ['write', 'read'] as const) {
+    const stats = pool.stats(lane)
+    if (stats.max === 0 || stats.utilization < degradedUtilization || stats.pending === 0) continue
+    const which = all.max === stats.max ? '' : ` of the ${lane} lane`
+    return {
+      name: 'saturation',
+      status: 'degraded',
+      data: { utilization: round(stats.utilization), pending: stats.pending, ...(which === '' ? {} : { lane }) },
+      message: `${stats.used}/${stats.max} connections${which} in use with ${stats.pending} callers waiting`,
+    }
+  }
+  return { name: 'saturation', status: 'healthy', data: { utilization: round(all.utilization), pending: all.pending } }
 }
 
 /**

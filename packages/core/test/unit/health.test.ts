@@ -92,6 +92,30 @@ describe('HealthChecker', () => {
     await pool.close()
   })
 
+  // review r13 D4: a probe refused because the wait queue was full (POOL_EXHAUSTED) was unhealthy, while
+  // the same pool a little less busy (the probe timing out in the queue) was degraded
+  it('reports a pool whose wait queue is full (POOL_EXHAUSTED) as degraded (saturation), not unhealthy', async () => {
+    const { pool } = makePool({ max: 1, min: 0, acquireTimeoutMs: 10_000, maxWaitingClients: 2 })
+    let release!: () => void
+    const holder = pool.withConnection(() => new Promise<void>((r) => (release = r)))
+    await waitFor(() => pool.stats().used === 1)
+    const waiting = [pool.query('select 1'), pool.query('select 1')]
+    await waitFor(() => pool.stats().pending === 2)
+    const report = await new HealthChecker({ timeoutMs: 200 }).check(pool)
+    release()
+    await Promise.all([holder, ...waiting])
+    expect(report.status).toBe('degraded')
+    expect(report.checks).toEqual([
+      expect.objectContaining({
+        name: 'saturation',
+        status: 'degraded',
+        data: expect.objectContaining({ code: 'POOL_EXHAUSTED', pending: 2 }),
+      }),
+    ])
+    expect(report.checks[0]?.message).toMatch(/wait queue is full/)
+    await pool.close()
+  })
+
   it('stays unhealthy when the ping gets no connection because connects fail, even with every open one leased', async () => {
     const { pool, manager } = makePool({ max: 2, min: 0, acquireTimeoutMs: 10_000 })
     let release!: () => void

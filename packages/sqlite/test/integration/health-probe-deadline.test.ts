@@ -92,4 +92,33 @@ describe('SQLite health probes at their deadline', () => {
       await pool.close()
     }
   })
+
+  // review r13 D7: with readers, a writer held with 50 writes queued was `healthy` (saturation summed
+  // over both lanes: 1 of 5 in use); it is judged per lane
+  it('with readers: the writer held with writes queued is saturation degraded, naming the write lane; /ready stays ready', async () => {
+    const pool = createSqlitePool(tmp.file(`probe-${++n}.db`), { acquireTimeoutMs: 20_000, name: 'lanes' }, { readers: 4 })
+    try {
+      await pool.query('create table t (id integer primary key)')
+      const healthy = await new HealthChecker({ timeoutMs: 1_000 }).check(pool)
+      expect(healthy.checks.find((c) => c.name === 'saturation')?.status).toBe('healthy')
+      const writer = holdWriter(pool)
+      await sleep(50)
+      const writes = Array.from({ length: 50 }, (_, i) => pool.query(sql`insert into t (id) values (${i + 10})`))
+      await sleep(50)
+      expect(pool.stats('write').pending).toBe(50)
+      const report = await new HealthChecker({ timeoutMs: 1_000 }).check(pool)
+      writer.release()
+      await Promise.all([writer.done, ...writes])
+      expect(report.status).toBe('degraded')
+      expect(report.checks.find((c) => c.name === 'saturation')).toMatchObject({
+        status: 'degraded',
+        data: { utilization: 1, pending: 50, lane: 'write' },
+      })
+      expect(report.checks.find((c) => c.name === 'saturation')?.message).toMatch(
+        /1\/1 connections of the write lane in use with 50 callers waiting/,
+      )
+    } finally {
+      await pool.close()
+    }
+  })
 })
