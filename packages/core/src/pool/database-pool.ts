@@ -1071,8 +1071,10 @@ export class DatabasePool<out C = unknown> {
       onLost: (conn, error) => {
         if (conn.broken || conn.destroyed) return
         conn.broken = error
-        this.#telemetry.lost(conn.id, conn.lane, !conn.leased, error)
-        this.#events.emit('connectionLost', error, { connectionId: conn.id, lane: conn.lane, idle: !conn.leased })
+        // idle: no caller held it (the pool's own warm-up or keepalive ping may have borrowed it: review r13 D11)
+        const idle = conn.lease === undefined
+        this.#telemetry.lost(conn.id, conn.lane, idle, error)
+        this.#events.emit('connectionLost', error, { connectionId: conn.id, lane: conn.lane, idle })
         // an idle connection is dropped now; a leased one when its lease ends
         if (!conn.leased) this.#maintenance.sweep()
       },

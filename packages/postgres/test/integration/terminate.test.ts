@@ -84,13 +84,21 @@ it('idle connections killed by the server: connectionLost per connection, no cra
 
     expect(await terminate(db.url, name)).toBe(4)
     await eventually(() => lost.length === 4, 5_000, '4 connectionLost events')
-    // idle when killed; the pool's own validation pass may hold some at that moment (info.idle false)
     expect(lost.every((l) => l.err.code === 'CONNECTION_LOST' && l.err.retryable && l.err.sqlState === '57P01')).toBe(true)
 
     // warm-up brings the pool back to min with new backends
     await eventually(async () => (await backends(db.url, name)).length === 4, 5_000, 'the pool to refill to min')
     const after = (await backends(db.url, name)).map((b) => b.pid)
     expect(after.some((pid) => before.includes(pid))).toBe(false)
+    // twice more: the first loss starts a sweep and a warm-up that borrow the other idle connections,
+    // which no caller holds: every event says idle (review r13 D11: some said idle: false)
+    for (let round = 2; round <= 3; round++) {
+      await eventually(() => pool.stats().idle === 4, 5_000, 'the pool idle again')
+      expect(await terminate(db.url, name)).toBe(4)
+      await eventually(() => lost.length === 4 * round, 5_000, `${4 * round} connectionLost events`)
+      await eventually(async () => (await backends(db.url, name)).length === 4, 5_000, 'the pool to refill to min')
+    }
+    expect(lost.map((l) => l.idle)).toEqual(Array.from({ length: 12 }, () => true))
     const { rows } = await pool.query<{ n: number }>('select 1 as n')
     expect(rows).toEqual([{ n: 1 }])
     expect(watch.failures).toEqual([])
