@@ -1271,7 +1271,11 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     return mapPostgresError(err, { secrets: this.#secrets })
   }
 
-  /** Server version, recovery state and connection headroom (`max_connections`). */
+  /**
+   * Server version, recovery state and connection headroom: the client sessions (`pg_stat_activity`
+   * rows of backend type `client backend`; the server's own background processes take no
+   * `max_connections` slot: review r13 D12) against `max_connections`.
+   */
   async healthChecks(
     conn: PostgresConnection,
     options: { readonly deep: boolean; readonly timeoutMs: number },
@@ -1280,7 +1284,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     const { rows } = await this.execute<{ version: string; recovery: boolean; used: string; max: string }>(
       conn,
       {
-        text: "SELECT current_setting('server_version') AS version, pg_is_in_recovery() AS recovery, (SELECT count(*) FROM pg_stat_activity)::text AS used, current_setting('max_connections') AS max",
+        text: "SELECT current_setting('server_version') AS version, pg_is_in_recovery() AS recovery, (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::text AS used, current_setting('max_connections') AS max",
         params: [],
       },
       { timeoutMs: options.timeoutMs },

@@ -61,3 +61,20 @@ describe('Postgres health probes at their deadline', () => {
     expect((await new HealthChecker({ timeoutMs: 2_000 }).check(pool)).status).toBe('healthy')
   })
 })
+
+// review r13 D12: postgres.connections counted every pg_stat_activity row, the server's background
+// processes (checkpointer, walwriter, autovacuum launcher...) too, which take no max_connections slot
+it('postgres.connections counts client sessions only, not the server background processes', async () => {
+  pool = poolOn(db.url, { max: 1, name: 'connections-check' })
+  const report = await new HealthChecker({ timeoutMs: 5_000 }).check(pool)
+  const check = report.checks.find((c) => c.name === 'postgres.connections')
+  const used = (check?.data as { used: number }).used
+  const { rows } = await pool.query<{ clients: number; background: number }>(
+    "select count(*) filter (where backend_type = 'client backend')::int as clients, count(*) filter (where backend_type <> 'client backend')::int as background from pg_stat_activity",
+  )
+  const { clients, background } = rows[0]!
+  expect(background).toBeGreaterThanOrEqual(4)
+  expect(used).toBeGreaterThanOrEqual(1)
+  // other test files' sessions come and go in between: a small tolerance, well below the background count
+  expect(used).toBeLessThanOrEqual(clients + 2)
+})
