@@ -1474,6 +1474,9 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     } finally {
       hooks.signal?.removeEventListener('abort', abort)
     }
+    // pg needs the password only for the authentication exchange, over now: not kept on the client,
+    // where util.inspect(conn.native, { showHidden: true }) showed it (review r13 D10)
+    forgetPassword(client)
     if (formats === undefined) {
       // the server's defaults (database and role settings included), as it reported them: the pool
       // keeps their input semantics (see readFormatsOf); a connection that does not hold the pool's
@@ -2240,4 +2243,15 @@ function notStartedError(why: 'deadline' | 'abort', timeoutMs: number | undefine
     cause: signal?.reason,
     detail: { started: false },
   })
+}
+
+/**
+ * Drops the password pg keeps on a connected client (`client.password`, `connectionParameters.password`,
+ * non-enumerable properties that `util.inspect` with `showHidden` prints): it was needed only to
+ * authenticate. A cancel request carries the backend's key, not the password.
+ */
+function forgetPassword(client: Client): void {
+  const held = client as unknown as { password?: unknown; connectionParameters?: { password?: unknown } }
+  held.password = undefined
+  if (held.connectionParameters) held.connectionParameters.password = undefined
 }

@@ -92,6 +92,13 @@ it('a password function is called for every new connection (credential rotation)
   pool = p
   await Promise.all(Array.from({ length: 3 }, () => p.query('select pg_sleep(0.05)')))
   expect(calls).toBe(3)
+  // review r13 D10: pg kept the password on the connected client, which inspect with showHidden printed
+  await p.withConnection(async (conn) => {
+    for (const value of [conn.native, conn.native.client]) {
+      expect(inspect(value, { depth: 6, showHidden: true })).not.toContain('first-Secret')
+      expect(inspect(value, { depth: 6 })).not.toContain('first-Secret')
+    }
+  })
 
   // rotate: the server takes the new password, the function returns it, old sessions are dropped
   current = 'second-Secret-2'
