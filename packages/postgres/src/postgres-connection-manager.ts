@@ -1771,7 +1771,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     let cancel: Promise<boolean> | undefined
     const onAbort = (): void => {
       if (withdraw('abort')) return
-      cancel ??= this.#cancel(conn)
+      if (cancel === undefined) {
+        cancel = this.#cancel(conn)
+        // the statements issued after it wait for the server's confirmation: the statement may
+        // complete while the cancel is on its way, which must never land on the next one
+        conn.holdForCancel(cancel)
+      }
       // a cancel the server never answers must not hang the caller
       grace ??= startDeadline(this.options.cancelTimeoutMs, () => stop('abandoned'))
     }
@@ -1792,7 +1797,8 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       grace?.clear()
       signal?.removeEventListener('abort', onAbort)
       // a cancel still in flight could hit the next statement on this connection: wait for the
-      // server to confirm it, or never reuse the connection
+      // server to confirm it, or never reuse the connection (the statements kept on it wait as long:
+      // see PostgresConnection.holdForCancel)
       if (cancel && conn.usable && !(await cancel)) conn.markBroken(new Error('a cancel request was not confirmed by the server'))
     }
     try {

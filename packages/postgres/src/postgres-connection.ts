@@ -1,6 +1,6 @@
 import type { ReadFormats } from './postgres-read-formats'
 import type { Client, CustomTypesConfig } from 'pg'
-import type { DatabaseError, ReferencedHandle } from '@dbpool/core'
+import { DatabaseError, type ReferencedHandle } from '@dbpool/core'
 import type { ReadGuard } from './postgres-read-guard'
 import type { StatementCache } from './postgres-statement-cache'
 
@@ -61,6 +61,13 @@ export class PostgresConnection implements ReferencedHandle {
    * one at a time as it becomes idle; `undefined` when none waits (no allocation on the usual path).
    */
   #waiting: object[] | undefined = undefined
+  /** Holds on the statements kept by {@link submit} (see {@link hold}): while above 0, none is handed to pg. */
+  #holds = 0
+  /**
+   * A cancel request sent on this connection was not confirmed (see {@link holdForCancel}): it may
+   * still land on any statement sent here, so none is sent any more; they fail with this error.
+   */
+  #unsendable: Error | undefined = undefined
   /** Writes are held (the socket corked) until the end of this tick: see {@link holdWritesForTick}. */
   #holding = false
   readonly #onLost: (err: Error) => void
@@ -206,9 +213,58 @@ export class PostgresConnection implements ReferencedHandle {
    * When the connection is lost, the statements kept fail with the loss, as pg fails its own queue.
    */
   submit<T extends object>(query: T): T {
-    if (this.#waiting === undefined && this.#idle()) this.client.query(query as never)
+    const unsendable = this.#unsendable
+    if (unsendable !== undefined) {
+      const connection = this.client.connection
+      process.nextTick(() => (query as PgSubmittable).handleError(unsendable, connection))
+    } else if (this.#waiting === undefined && this.#idle()) this.client.query(query as never)
     else (this.#waiting ??= []).push(query)
     return query
+  }
+
+  /**
+   * @internal Keeps every statement kept by {@link submit}, and every one submitted from now on, from
+   * pg until the returned function is called (once is enough; later calls do nothing): the manager
+   * holds them while it still has to act on the statement just answered before the server sees the
+   * next one (a cancel request in flight, see {@link holdForCancel}). Released, the kept statements are handed over in the order issued.
+   */
+  hold(): () => void {
+    this.#holds++
+    let held = true
+    return () => {
+      if (!held) return
+      held = false
+      this.#holds--
+      if (this.#holds === 0) this.#drain()
+    }
+  }
+
+  /**
+   * @internal A cancel request for the statement pg has in hand is on its way (`cancel` resolves true
+   * once the server confirmed it): the statements issued behind it are kept until then, so that a
+   * cancel landing late (its statement completed meanwhile) can never hit one of them. Not confirmed,
+   * it may still land on whatever runs here: the statements kept, and any submitted later, fail not
+   * started (CONNECTION_LOST, `retryable: true`, `detail.started: false`), the connection is never
+   * reused, and it is closed as soon as pg has nothing in hand.
+   */
+  holdForCancel(cancel: Promise<boolean>): void {
+    const release = this.hold()
+    void cancel.then((confirmed) => {
+      if (!confirmed) this.#cancelUnconfirmed()
+      release()
+    })
+  }
+
+  #cancelUnconfirmed(): void {
+    const error = new DatabaseError(
+      'CONNECTION_LOST',
+      'the statement was never sent: a cancel request for the statement before it on its connection was not confirmed by the server, and could have cancelled this one instead, so the connection is closed',
+      { backend: 'postgres', retryable: true, detail: { started: false } },
+    )
+    this.#unsendable ??= error
+    this.markBroken(error)
+    this.#flush(error)
+    if (this.#pgIdle()) this.kill()
   }
 
   /** @internal The statements kept by {@link submit}, not handed to pg yet (the order issued). */
@@ -229,16 +285,29 @@ export class PostgresConnection implements ReferencedHandle {
     return true
   }
 
-  /** Whether pg may be handed a statement now without holding it in its own queue. */
+  /** Whether pg may be handed a statement now without holding it in its own queue (and no {@link hold} keeps it). */
   #idle(): boolean {
     const pg = this.#pg
-    // refused by pg itself (lost, ended), or pipelined: at once, as pg would have it
-    if (!pg._queryable || pg._ending || pg.pipeline === true) return true
+    // refused by pg itself (lost, ended): at once, as pg would have it
+    if (!pg._queryable || pg._ending) return true
+    if (this.#holds > 0) return false
+    // pipelined: at once too
+    return pg.pipeline === true || this.#pgIdle()
+  }
+
+  /** pg has nothing in hand nor in its own queue (outside pipeline mode). */
+  #pgIdle(): boolean {
+    const pg = this.#pg
     return pg.readyForQuery === true && pg._activeQuery == null && (pg._queryQueue?.length ?? 0) === 0
   }
 
   /** pg became idle: the statements kept are handed over, one at a time (all at once when pipelined). */
   #drain(): void {
+    // a cancel request not confirmed (see holdForCancel): closed once its statement is answered
+    if (this.#unsendable !== undefined && this.#pgIdle() && !this.#closing) {
+      this.kill()
+      return
+    }
     const waiting = this.#waiting
     if (waiting === undefined) return
     while (waiting.length > 0 && this.#idle()) this.client.query(waiting.shift() as never)
