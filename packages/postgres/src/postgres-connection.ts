@@ -223,10 +223,22 @@ export class PostgresConnection implements ReferencedHandle {
   }
 
   /**
+   * @internal Hands `query` to pg ahead of every statement kept by {@link submit}, past any
+   * {@link hold}: false, and nothing sent, unless pg is idle (nothing in hand). For the manager's
+   * abort of a transaction whose result it refused, which must be the next statement the server sees.
+   */
+  submitFirst(query: object): boolean {
+    if (this.#unsendable !== undefined || !this.#pgIdle()) return false
+    this.client.query(query as never)
+    return true
+  }
+
+  /**
    * @internal Keeps every statement kept by {@link submit}, and every one submitted from now on, from
    * pg until the returned function is called (once is enough; later calls do nothing): the manager
    * holds them while it still has to act on the statement just answered before the server sees the
-   * next one (a cancel request in flight, see {@link holdForCancel}). Released, the kept statements are handed over in the order issued.
+   * next one (a result it refuses, see `#refusedAfterRun`; a cancel request in flight, see
+   * {@link holdForCancel}). Released, the kept statements are handed over in the order issued.
    */
   hold(): () => void {
     this.#holds++
