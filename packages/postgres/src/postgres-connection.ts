@@ -210,7 +210,9 @@ export class PostgresConnection implements ReferencedHandle {
    * while one is in hand ("Calling client.query() when the client is already executing a query is
    * deprecated", pg 8.23; refused by pg 9), and statements go in the order issued. In pipeline mode
    * (statement sharing), and on a client pg refuses work on (lost, ended), it goes to pg at once.
-   * When the connection is lost, the statements kept fail with the loss, as pg fails its own queue.
+   * While a {@link hold} is on, it is kept even when pg is idle. When the connection is lost, the
+   * statements kept fail with the loss, as pg fails its own queue; after a cancel request that was
+   * not confirmed (see {@link holdForCancel}) it fails not started, on the next tick.
    */
   submit<T extends object>(query: T): T {
     const unsendable = this.#unsendable
