@@ -15,6 +15,11 @@ export function rememberColumns(fields: readonly unknown[]): void {
   if (duplicateColumn(fields as readonly ResultColumn[]) === undefined) UNIQUE.add(fields)
 }
 
+/** Whether two columns of `fields` (pg's `result.fields`) share a name: see {@link resultColumnsError}. */
+export function sharesColumnName(fields: readonly unknown[]): boolean {
+  return fields.length >= 2 && !UNIQUE.has(fields) && duplicateColumn(fields as readonly ResultColumn[]) !== undefined
+}
+
 /**
  * What the session's transaction status says about a statement whose result is refused, once its
  * answer arrived: `'committed'` when the server's ReadyForQuery came and reports the session idle

@@ -38,7 +38,7 @@ import {
   type ResolvedPostgresManagerOptions,
 } from './postgres-options'
 import { pgQuery, type PgQuery } from './postgres-params'
-import { RerunRefused, runStatement, runText, trackBindComplete, withdrawQueued, type PgAnswer } from './postgres-statement'
+import { RerunRefused, runStatement, runText, runTextFirst, trackBindComplete, withdrawQueued, type PgAnswer } from './postgres-statement'
 import { isCachedPlanChange, statementInvalidation } from './postgres-statement-invalidation'
 import { resultColumnsError } from './postgres-columns'
 import { StatementCache, type CachedStatement, type SharedGeneration } from './postgres-statement-cache'
@@ -1513,13 +1513,15 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     } catch (err) {
       throw this.#queryError(conn, err, query.text, progress)
     }
-    // a statement that succeeded left no aborted transaction behind (ROLLBACK TO, ROLLBACK, BEGIN...)
-    conn.abortedBy = undefined
-    this.#noteCommitBeforeOpen(conn, query.text, progress)
     try {
+      // a statement that succeeded left no aborted transaction behind (ROLLBACK TO, ROLLBACK, BEGIN...)
+      conn.abortedBy = undefined
+      this.#noteCommitBeforeOpen(conn, query.text, progress)
       return normalize<R>(answer, columns ? query.text : undefined, progress, conn)
     } catch (refused) {
-      throw await this.#refusedAfterRun(conn, refused)
+      throw await this.#refusedAfterRun(conn, refused, progress)
+    } finally {
+      progress.hold?.()
     }
   }
 
@@ -1531,24 +1533,30 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
    * ({@link ABORT_TRANSACTION_SQL}), so that every later statement is refused (25P02, `cause`: the
    * refusal), COMMIT is answered ROLLBACK, `transaction()` rejects with TRANSACTION_ROLLED_BACK and
    * ROLLBACK TO SAVEPOINT recovers, exactly as after a server error. One round trip, on this rare path
-   * only. When the transaction cannot be aborted so, the connection is closed (the server rolls the
-   * transaction back with the session). Resolves with the error to report (the refusal).
+   * only. The abort is the next statement the server sees: the statements issued after the refused
+   * one were kept from pg since its answer (`progress.hold`, see runStatement) and follow it, refused
+   * (25P02). When the transaction cannot be aborted so (a statement is in pg already, or the abort
+   * did not leave it failed), the connection is closed (the server rolls the transaction back with
+   * the session). Resolves with the error to report (the refusal).
    */
-  async #refusedAfterRun(conn: PostgresConnection, refused: unknown): Promise<unknown> {
-    if (!conn.usable || awaitsReadyForQuery(conn) || conn.client.getTransactionStatus() !== 'T') return refused
-    const error = DatabaseError.is(refused) ? refused : this.mapError(refused)
+  async #refusedAfterRun(conn: PostgresConnection, refused: unknown, progress?: StatementProgress): Promise<unknown> {
     try {
-      await runText(conn, ABORT_TRANSACTION_SQL)
-    } catch {
-      // the failure is the point; its ReadyForQuery (status E) may come after this rejection
-    }
-    if ((await this.settledTransactionState(conn)) === 'failed') {
+      if (!conn.usable || conn.client.getTransactionStatus() !== 'T') return refused
+      const error = DatabaseError.is(refused) ? refused : this.mapError(refused)
+      // the statements behind it fail 25P02 naming the refusal as the cause
       conn.abortedBy = error
+      const aborting = awaitsReadyForQuery(conn) ? undefined : runTextFirst(conn, ABORT_TRANSACTION_SQL)
+      if (aborting !== undefined) {
+        // the abort is in pg: the statements kept behind it follow it
+        progress?.hold?.()
+        if ((await aborting) === 'E') return refused
+      }
+      conn.markBroken(error)
+      conn.kill()
       return refused
+    } finally {
+      progress?.hold?.()
     }
-    conn.markBroken(error)
-    conn.kill()
-    return refused
   }
 
   /**
@@ -1853,7 +1861,12 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
     let cancel: Promise<boolean> | undefined
     const onAbort = (): void => {
       if (withdraw('abort')) return
-      cancel ??= this.#cancel(conn)
+      if (cancel === undefined) {
+        cancel = this.#cancel(conn)
+        // the statements issued after it wait for the server's confirmation: the statement may
+        // complete while the cancel is on its way, which must never land on the next one
+        conn.holdForCancel(cancel)
+      }
       // a cancel the server never answers must not hang the caller
       grace ??= startDeadline(this.options.cancelTimeoutMs, () => stop('abandoned'))
     }
@@ -1867,6 +1880,7 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       this.#noteCommitBeforeOpen(conn, query.text, progress)
       answer = first
     } catch (err) {
+      progress.hold?.()
       if (withdrawn !== undefined && err === withdrawn) throw err
       const mapped = this.#queryError(conn, err, query.text, progress)
       // its array check, cancelled on the server (57014): the statement itself was never sent
@@ -1877,13 +1891,16 @@ export class PostgresConnectionManager implements ConnectionManager<PostgresConn
       grace?.clear()
       signal?.removeEventListener('abort', onAbort)
       // a cancel still in flight could hit the next statement on this connection: wait for the
-      // server to confirm it, or never reuse the connection
+      // server to confirm it, or never reuse the connection (the statements kept on it wait as long:
+      // see PostgresConnection.holdForCancel)
       if (cancel && conn.usable && !(await cancel)) conn.markBroken(new Error('a cancel request was not confirmed by the server'))
     }
     try {
       return normalize<R>(answer, columns ? query.text : undefined, progress, conn)
     } catch (refused) {
-      throw await this.#refusedAfterRun(conn, refused)
+      throw await this.#refusedAfterRun(conn, refused, progress)
+    } finally {
+      progress.hold?.()
     }
   }
 

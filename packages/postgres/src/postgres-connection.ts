@@ -1,6 +1,6 @@
 import type { ReadFormats } from './postgres-read-formats'
 import type { Client, CustomTypesConfig } from 'pg'
-import type { DatabaseError, ReferencedHandle } from '@dbpool/core'
+import { DatabaseError, type ReferencedHandle } from '@dbpool/core'
 import type { ReadGuard } from './postgres-read-guard'
 import type { StatementCache } from './postgres-statement-cache'
 
@@ -61,6 +61,13 @@ export class PostgresConnection implements ReferencedHandle {
    * one at a time as it becomes idle; `undefined` when none waits (no allocation on the usual path).
    */
   #waiting: object[] | undefined = undefined
+  /** Holds on the statements kept by {@link submit} (see {@link hold}): while above 0, none is handed to pg. */
+  #holds = 0
+  /**
+   * A cancel request sent on this connection was not confirmed (see {@link holdForCancel}): it may
+   * still land on any statement sent here, so none is sent any more; they fail with this error.
+   */
+  #unsendable: Error | undefined = undefined
   /** Writes are held (the socket corked) until the end of this tick: see {@link holdWritesForTick}. */
   #holding = false
   readonly #onLost: (err: Error) => void
@@ -203,12 +210,75 @@ export class PostgresConnection implements ReferencedHandle {
    * while one is in hand ("Calling client.query() when the client is already executing a query is
    * deprecated", pg 8.23; refused by pg 9), and statements go in the order issued. In pipeline mode
    * (statement sharing), and on a client pg refuses work on (lost, ended), it goes to pg at once.
-   * When the connection is lost, the statements kept fail with the loss, as pg fails its own queue.
+   * While a {@link hold} is on, it is kept even when pg is idle. When the connection is lost, the
+   * statements kept fail with the loss, as pg fails its own queue; after a cancel request that was
+   * not confirmed (see {@link holdForCancel}) it fails not started, on the next tick.
    */
   submit<T extends object>(query: T): T {
-    if (this.#waiting === undefined && this.#idle()) this.client.query(query as never)
+    const unsendable = this.#unsendable
+    if (unsendable !== undefined) {
+      const connection = this.client.connection
+      process.nextTick(() => (query as PgSubmittable).handleError(unsendable, connection))
+    } else if (this.#waiting === undefined && this.#idle()) this.client.query(query as never)
     else (this.#waiting ??= []).push(query)
     return query
+  }
+
+  /**
+   * @internal Hands `query` to pg ahead of every statement kept by {@link submit}, past any
+   * {@link hold}: false, and nothing sent, unless pg is idle (nothing in hand). For the manager's
+   * abort of a transaction whose result it refused, which must be the next statement the server sees.
+   */
+  submitFirst(query: object): boolean {
+    if (this.#unsendable !== undefined || !this.#pgIdle()) return false
+    this.client.query(query as never)
+    return true
+  }
+
+  /**
+   * @internal Keeps every statement kept by {@link submit}, and every one submitted from now on, from
+   * pg until the returned function is called (once is enough; later calls do nothing): the manager
+   * holds them while it still has to act on the statement just answered before the server sees the
+   * next one (a result it refuses, see `#refusedAfterRun`; a cancel request in flight, see
+   * {@link holdForCancel}). Released, the kept statements are handed over in the order issued.
+   */
+  hold(): () => void {
+    this.#holds++
+    let held = true
+    return () => {
+      if (!held) return
+      held = false
+      this.#holds--
+      if (this.#holds === 0) this.#drain()
+    }
+  }
+
+  /**
+   * @internal A cancel request for the statement pg has in hand is on its way (`cancel` resolves true
+   * once the server confirmed it): the statements issued behind it are kept until then, so that a
+   * cancel landing late (its statement completed meanwhile) can never hit one of them. Not confirmed,
+   * it may still land on whatever runs here: the statements kept, and any submitted later, fail not
+   * started (CONNECTION_LOST, `retryable: true`, `detail.started: false`), the connection is never
+   * reused, and it is closed as soon as pg has nothing in hand.
+   */
+  holdForCancel(cancel: Promise<boolean>): void {
+    const release = this.hold()
+    void cancel.then((confirmed) => {
+      if (!confirmed) this.#cancelUnconfirmed()
+      release()
+    })
+  }
+
+  #cancelUnconfirmed(): void {
+    const error = new DatabaseError(
+      'CONNECTION_LOST',
+      'the statement was never sent: a cancel request for the statement before it on its connection was not confirmed by the server, and could have cancelled this one instead, so the connection is closed',
+      { backend: 'postgres', retryable: true, detail: { started: false } },
+    )
+    this.#unsendable ??= error
+    this.markBroken(error)
+    this.#flush(error)
+    if (this.#pgIdle()) this.kill()
   }
 
   /** @internal The statements kept by {@link submit}, not handed to pg yet (the order issued). */
@@ -229,16 +299,29 @@ export class PostgresConnection implements ReferencedHandle {
     return true
   }
 
-  /** Whether pg may be handed a statement now without holding it in its own queue. */
+  /** Whether pg may be handed a statement now without holding it in its own queue (and no {@link hold} keeps it). */
   #idle(): boolean {
     const pg = this.#pg
-    // refused by pg itself (lost, ended), or pipelined: at once, as pg would have it
-    if (!pg._queryable || pg._ending || pg.pipeline === true) return true
+    // refused by pg itself (lost, ended): at once, as pg would have it
+    if (!pg._queryable || pg._ending) return true
+    if (this.#holds > 0) return false
+    // pipelined: at once too
+    return pg.pipeline === true || this.#pgIdle()
+  }
+
+  /** pg has nothing in hand nor in its own queue (outside pipeline mode). */
+  #pgIdle(): boolean {
+    const pg = this.#pg
     return pg.readyForQuery === true && pg._activeQuery == null && (pg._queryQueue?.length ?? 0) === 0
   }
 
   /** pg became idle: the statements kept are handed over, one at a time (all at once when pipelined). */
   #drain(): void {
+    // a cancel request not confirmed (see holdForCancel): closed once its statement is answered
+    if (this.#unsendable !== undefined && this.#pgIdle() && !this.#closing) {
+      this.kill()
+      return
+    }
     const waiting = this.#waiting
     if (waiting === undefined) return
     while (waiting.length > 0 && this.#idle()) this.client.query(waiting.shift() as never)

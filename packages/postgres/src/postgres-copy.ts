@@ -369,6 +369,9 @@ async function stopCopy(
     throw reason
   }
   const cancelling = committed() ? undefined : cancel(native)
+  // the statements issued behind the COPY wait for the server's confirmation: a cancel landing after
+  // the COPY completed must never hit the next one
+  if (cancelling !== undefined) native.holdForCancel(cancelling)
   const answered = await settles(finished.catch(() => undefined))
   if (!answered) closeBroken(native, 'the server did not answer a COPY stopped after all its data was sent')
   // a cancel still in flight could hit the next statement on this connection: confirmed, or the connection goes

@@ -34,6 +34,12 @@ export class StatementProgress {
    * server (then it is the running statement to cancel).
    */
   checking: object | undefined = undefined
+  /**
+   * Releases the hold its answer put on the connection's kept statements (see PostgresConnection.hold):
+   * it was answered inside a transaction with a result the manager will refuse, which must abort the
+   * transaction before the server sees the next statement (see `runStatement`). Called once done with it.
+   */
+  hold: (() => void) | undefined = undefined
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Query, type Client, type QueryResult as PgQueryResult } from 'pg'
-import { rememberColumns } from './postgres-columns'
+import { rememberColumns, sharesColumnName } from './postgres-columns'
 import type { PostgresConnection } from './postgres-connection'
 import type { StatementProgress } from './postgres-outcome'
 import type { CachedStatement, StatementCache, StatementDescription } from './postgres-statement-cache'
@@ -271,8 +271,13 @@ export function runStatement(
         cache?.done(entry)
         if (!err) statement.remember()
       }
-      if (!err) resolve(result as PgAnswer)
-      else if (recover === undefined) reject(err)
+      if (!err) {
+        // called at its ReadyForQuery, before pg hands over the next statement: a result the manager
+        // will refuse inside a transaction keeps the ones issued after it until it aborted it (see
+        // refusalAhead)
+        if (progress !== undefined && refusalAhead(conn, result as PgAnswer)) progress.hold = conn.hold()
+        resolve(result as PgAnswer)
+      } else if (recover === undefined) reject(err)
       else {
         try {
           // parsed before: this run only bound and executed it
@@ -307,6 +312,52 @@ export function runText<R extends Record<string, unknown> = Record<string, unkno
     if (checking !== undefined) checking.checking = query
     conn.submit(query)
   })
+}
+
+/**
+ * Whether `answer`, just answered with the session in an open transaction (`T`), is one the manager
+ * refuses (two columns of one name, see resultColumnsError; a value the type parsers could not read,
+ * see findUnreadable: any seen on the connection counts) and so must abort that transaction
+ * (`#refusedAfterRun`) before the server runs any statement issued after it, which would otherwise
+ * join the transaction unaware. Read synchronously at the statement's ReadyForQuery, where the
+ * transaction status is current and pg has not handed over the next statement yet.
+ */
+function refusalAhead(conn: PostgresConnection, answer: PgAnswer): boolean {
+  if (conn.client.getTransactionStatus() !== 'T') return false
+  if ((conn.reads?.guard.count ?? 0) > 0) return true
+  const last = Array.isArray(answer) ? answer[answer.length - 1] : answer
+  const fields = last?.fields as readonly unknown[] | undefined
+  return fields !== undefined && sharesColumnName(fields)
+}
+
+/**
+ * Sends `text` (simple protocol) on `conn` ahead of every statement kept there (see
+ * PostgresConnection.submitFirst), for a text meant to fail: resolves, once its ReadyForQuery came,
+ * with the transaction status it reported (`undefined` when the connection ended first). `undefined`
+ * at once, and nothing sent, when pg has a statement in hand (it cannot go first).
+ */
+export function runTextFirst(conn: PostgresConnection, text: string): Promise<string | undefined> | undefined {
+  const query = new Query(text)
+  const client = conn.client
+  const connection = client.connection
+  let settle!: (status: string | undefined) => void
+  const settled = new Promise<string | undefined>((resolve) => (settle = resolve))
+  const onEnd = (): void => done(undefined)
+  const onReady = (): void => done(client.getTransactionStatus() ?? undefined)
+  const done = (status: string | undefined): void => {
+    connection.off('readyForQuery', onReady)
+    client.off('end', onEnd)
+    settle(status)
+  }
+  ;(query as unknown as PgQueryInternals).callback = (err) => {
+    // a success is called back at its ReadyForQuery (the status is current); a failure at its
+    // ErrorResponse, before the ReadyForQuery that reports the status
+    if (err) connection.once('readyForQuery', onReady)
+    else onReady()
+  }
+  if (!conn.submitFirst(query)) return undefined
+  client.on('end', onEnd)
+  return settled
 }
 
 /**
