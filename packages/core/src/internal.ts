@@ -12,7 +12,7 @@
  * - `parsePostgresUrl`: libpq's URI grammar (several hosts), unknown query parameters refused.
  * - `checkLibpqTlsEnv`: the libpq variables read only with TLS (PGSSLCERT...), checked against a target's final TLS mode.
  * - `checkLibpqRootCertEnv`: PGSSLROOTCERT naming no file, refused for a target's final verify-* mode.
- * - `previewStatement`, `statementLiterals`, `hideErrorLiterals`: a statement (and an error that repeats it) shown with every literal hidden.
+ * - `previewStatement` (`previewStatementIn` by a dialect's lexical rules), `statementLiterals`, `hideErrorLiterals`: a statement (and an error that repeats it) shown with every literal hidden.
  * - `nativeWorkDone`: `readYourWrites` records a write made through `conn.native` (a COPY) when it completes.
  * - `markWaitDeadline`: a call's own deadline, aborting its signal, ends its wait for a connection with ACQUIRE_TIMEOUT (counted once, by the lane).
  * - `isErrorLike`: an Error of this realm or of another one (a `vm` context, a jest sandbox), for error paths.
@@ -58,5 +58,5 @@ export { lineCommentEnd } from './sql/line-comment'
 export { nativeWorkDone } from './pool/pool-connection'
 export { markWaitDeadline } from './pool/wait-deadline'
 export type { WaitDeadline } from './pool/wait-deadline'
-export { previewStatement, statementLiterals, hideErrorLiterals } from './migrations/statement-preview'
+export { previewStatement, previewStatementIn, statementLiterals, hideErrorLiterals } from './migrations/statement-preview'
 export { isErrorLike } from './util/error-like'

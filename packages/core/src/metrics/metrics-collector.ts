@@ -9,7 +9,7 @@ import {
   type ObservableUpDownCounter,
 } from '@opentelemetry/api'
 import { configError, rejectExtraArguments, rejectUnknownKeys, requireObject } from '../config/validate'
-import type { PoolStatsSnapshot } from '../errors/database-error'
+import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
 
 /** The OpenTelemetry semantic-convention names dbpool records. */
 export const METRIC_NAMES = {
@@ -143,6 +143,8 @@ export class MetricsCollector {
   readonly #use = new Timing()
   #observing = false
   #closed = false
+  /** The source {@link bind} connected: whose pool, and whether it is still open (until {@link detach}). */
+  #owner: CollectorOwner | undefined
 
   /**
    * @throws DatabaseError CONFIGURATION naming `metrics collector poolName` (not a non-empty string),
@@ -229,8 +231,8 @@ export class MetricsCollector {
     if (!byName) SAME_NAME.set(this.#meter, (byName = new Map()))
     let list = byName.get(this.poolName)
     if (!list) byName.set(this.poolName, (list = []))
-    if (list.some((c) => !c.#closed)) warnDuplicate(this.#meter, this.poolName)
-    list.push(this)
+    if (list.some((c) => c !== this && !c.#closed)) warnDuplicate(this.#meter, this.poolName)
+    if (!list.includes(this)) list.push(this)
     MetricsCollector.#elect(list)
   }
 
@@ -261,10 +263,39 @@ export class MetricsCollector {
     this.#meter.removeBatchObservableCallback(this.#callback, this.#observables)
   }
 
-  /** Connects the gauges to a source of pool counters (the pool does this). */
-  bind(stats: () => PoolStatsSnapshot): void {
+  /**
+   * Connects the gauges to a source of pool counters (the pool does this; `owner` names the pool and
+   * tells whether it is still open). A collector reports one pool: while the source it is bound to
+   * is open (not {@link detach}ed, and `owner.open()` if given), binding another one is refused with
+   * CONFIGURATION naming `pool.metrics` and that pool (it would silently take the first pool's gauges and
+   * `snapshot()` over, and either pool's `close()` would detach it for both). Once that pool closed, the
+   * collector may be bound again (a new pool reuses it): it reports the new pool and, when that one
+   * closes, its final state.
+   *
+   * @throws DatabaseError CONFIGURATION naming `metrics collector bind stats` (not a function) or
+   *   `pool.metrics` (already bound to an open pool).
+   */
+  bind(stats: () => PoolStatsSnapshot, owner?: CollectorOwner): void {
     if (typeof stats !== 'function') throw configError('metrics collector bind stats', stats, 'must be a function returning pool stats')
+    const holder = this.boundTo()
+    if (holder !== undefined) throw alreadyBound(this.poolName, holder)
+    this.#owner = owner ?? { name: undefined, open: () => true }
     this.#stats = stats
+    if (this.#closed) {
+      // reused after its pool closed: it reports the new pool (taking the series of its name over)
+      this.#closed = false
+      this.#observe()
+    }
+  }
+
+  /**
+   * @internal The pool this collector reports while that pool is open: its name (`''` for a source
+   * bound without one), else undefined (never bound, or its pool closed: it may be bound again).
+   */
+  boundTo(): string | undefined {
+    const owner = this.#owner
+    if (owner === undefined || this.#closed || !owner.open()) return undefined
+    return owner.name ?? ''
   }
 
   /** A new physical connection took `durationMs` to open. */
@@ -356,6 +387,20 @@ export class MetricsCollector {
     if (list) MetricsCollector.#elect(list)
     else this.#unreport()
   }
+}
+
+/** @internal Who a collector reports (see {@link MetricsCollector.bind}). */
+export interface CollectorOwner {
+  /** The pool's name, for the error refusing a second pool. */
+  readonly name: string | undefined
+  /** Whether the pool is still open (a pool whose construction failed is not). */
+  readonly open: () => boolean
+}
+
+/** @internal CONFIGURATION naming `pool.metrics`: the collector already reports the open pool `holder` (`''`: a source bound without a pool). */
+export function alreadyBound(collectorName: string, holder: string): DatabaseError {
+  const rule = `the MetricsCollector ${JSON.stringify(collectorName)} is already the collector of ${holder === '' ? 'another source' : `pool ${JSON.stringify(holder)}`}, which is open: one collector reports one pool (give each pool its own; a collector may be reused once its pool closed)`
+  return new DatabaseError('CONFIGURATION', `invalid pool.metrics: ${rule}`, { detail: { option: 'pool.metrics', rule, pool: holder } })
 }
 
 /** @internal CONFIGURATION for collector options that are not an object, have an unknown key, or a `meter` that is not a Meter. */

@@ -18,7 +18,7 @@ import { loadMigrationsFromDirectory, migrationsFromDefinitions } from './migrat
 import { MigrationStore, type AppliedMigration } from './migration-store'
 import { splitSqlStatements, unterminatedSpan, type SqlStatement } from './sql-splitter'
 import { parameterTexts } from '../util/parameter-texts'
-import { ERROR_CAUSE_DEPTH, hideErrorLiterals, previewStatement, statementLiterals } from './statement-preview'
+import { ERROR_CAUSE_DEPTH, hideErrorLiterals, previewStatement, previewStatementIn, statementLiterals } from './statement-preview'
 import { transactionControlOf } from '../transaction/transaction-control'
 import { isErrorLike } from '../util/error-like'
 
@@ -769,14 +769,14 @@ async function runStep(
     try {
       await conn.query(statement.text)
     } catch (err) {
-      const preview = previewStatement(statement.text)
+      const preview = previewStatementIn(statement.text, conn.backend)
       // outside a transaction a statement whose connection was lost in flight may itself have taken effect
       const itself =
         !step.transaction && isOutcomeUnknown(err)
           ? '; the failing statement itself may have taken effect too (its outcome is unknown)'
           : ''
       throw migrationError(
-        `migration ${step.source} failed at statement ${i + 1} (line ${statement.line}): ${preview}: ${describe(err, statementLiterals(statement.text))}${note}${itself}`,
+        `migration ${step.source} failed at statement ${i + 1} (line ${statement.line}): ${preview}: ${describe(err, statementLiterals(statement.text, conn.backend))}${note}${itself}`,
         m,
         { statementIndex: i + 1, line: statement.line, statement: preview, file: step.source, ...mode },
         err,
@@ -867,7 +867,7 @@ function migrationConnection(conn: PoolConnection, source: string, inTransaction
   }
   const remembered = (err: unknown, q: unknown, params: unknown): never => {
     const c = compiled(q)
-    rememberFailure(err, c?.text, c?.params ?? params)
+    rememberFailure(err, c?.text, c?.params ?? params, backend)
     throw err
   }
   // a stream's errors reject its iterator's next(): remembered there
@@ -1042,9 +1042,9 @@ function describe(err: unknown, literals?: readonly string[]): string {
  */
 const FAILED_WITH = new WeakMap<object, string[]>()
 
-function rememberFailure(err: unknown, text: string | undefined, params: unknown): void {
+function rememberFailure(err: unknown, text: string | undefined, params: unknown, dialect: SqlDialect): void {
   if (!isErrorLike(err) || FAILED_WITH.has(err)) return
-  const values: string[] = text === undefined ? [] : statementLiterals(text)
+  const values: string[] = text === undefined ? [] : statementLiterals(text, dialect)
   if (Array.isArray(params)) values.push(...parameterTexts(params as unknown[]))
   FAILED_WITH.set(err, values)
 }

@@ -1,43 +1,58 @@
 import { DatabaseError } from '../errors/database-error'
 import { REDACTED } from '../util/redact'
 import { isErrorLike } from '../util/error-like'
+import { lineCommentEnd } from '../sql/line-comment'
+import type { SqlDialect } from '../sql/sql'
 
 /**
  * A failing migration statement as MIGRATION_FAILED shows it (message and `detail.statement`): one
- * line, at most 200 characters, EVERY literal hidden. A single scan reads, in SQL's order,
- * `'...'` strings (`''` inside; `E'...'` also `\'`; prefixes `E`, `U&`, `B`, `X`, `N` kept),
- * `$tag$...$tag$` dollar-quoted bodies (PostgreSQL), `"..."` identifiers (kept), `-- ...` and
- * `/* ... *\/` comments (dropped; nested as in PostgreSQL), so a `--` inside a literal
+ * line, at most 200 characters, EVERY literal hidden. A single scan reads, in SQL's order and by
+ * `dialect`'s lexical rules, `'...'` strings (`''` inside; Postgres's `E'...'` also `\'`; prefixes
+ * `E`, `U&`, `B`, `X`, `N` kept), Postgres's `$tag$...$tag$` dollar-quoted bodies, `"..."`
+ * identifiers and SQLite's `` `...` `` and `[...]` ones (kept), `-- ...` and `/* ... *\/` comments
+ * (dropped; nested on Postgres, ended at the first `*\/` on SQLite), so a `--` inside a literal
  * (`password 'sec--ret'`) never cuts it and shows its start. Each literal becomes `'[REDACTED]'`
  * (`$tag$[REDACTED]$tag$`): `password $$Hunter2$$`, `E'...'`, `U&'...'` and any literal a
  * password function or a secret-bearing statement takes are hidden without knowing the statement.
- * An unterminated literal is hidden to the end. Linear in the length of `text`.
+ * An unterminated literal is hidden to the end. Linear in the length of `text`. This one takes no
+ * dialect (it can be given to `Array.prototype.map`): whatever either dialect hides is hidden; see
+ * {@link previewStatementIn}.
  */
 export function previewStatement(text: string): string {
-  return scanStatement(text).preview
+  return previewStatementIn(text, undefined)
+}
+
+/** {@link previewStatement} by `dialect`'s lexical rules (undefined: whatever either dialect hides is hidden). */
+export function previewStatementIn(text: string, dialect: SqlDialect | undefined): string {
+  if (dialect !== undefined) return render(text, scanStatement(text, dialect).regions)
+  return render(text, unionRegions(scanStatement(text, 'postgres').regions, scanStatement(text, 'sqlite').regions))
 }
 
 /**
- * The literals of `text` that {@link previewStatement} hides, for hiding them also where the database
+ * The literals of `text` that {@link previewStatement} hides (by `dialect`'s rules; without one, by
+ * both), for hiding them also where the database
  * repeats them: each `'...'` string both as read (`''` as one quote) and as written (`''`, `\'`: a
  * syntax error echoes the token as written), each dollar-quoted body, and, scanned the same way, the
  * literals inside those bodies (a `DO $$ ... $$` block or a function body is one literal holding the
  * statements whose strings a syntax error repeats), up to {@link NESTED_DEPTH} levels deep.
  */
-export function statementLiterals(text: string): string[] {
+export function statementLiterals(text: string, dialect?: SqlDialect): string[] {
   const found = new Set<string>()
-  collectLiterals(text, found, 0)
+  if (dialect === undefined) {
+    collectLiterals(text, found, 0, 'postgres')
+    collectLiterals(text, found, 0, 'sqlite')
+  } else collectLiterals(text, found, 0, dialect)
   return [...found]
 }
 
 /** How many levels of quoted bodies inside quoted bodies {@link statementLiterals} reads. */
 const NESTED_DEPTH = 3
 
-function collectLiterals(text: string, found: Set<string>, depth: number): void {
-  for (const literal of scanStatement(text).literals) {
+function collectLiterals(text: string, found: Set<string>, depth: number, dialect: SqlDialect): void {
+  for (const literal of scanStatement(text, dialect).literals) {
     if (literal === '' || found.has(literal)) continue
     found.add(literal)
-    if (depth < NESTED_DEPTH && (literal.includes("'") || literal.includes('$'))) collectLiterals(literal, found, depth + 1)
+    if (depth < NESTED_DEPTH && (literal.includes("'") || literal.includes('$'))) collectLiterals(literal, found, depth + 1, dialect)
   }
 }
 
@@ -178,35 +193,48 @@ function hideQuotedTokens(message: string, marker: string): string {
   return out + message.slice(copied)
 }
 
-function scanStatement(text: string): { preview: string; literals: string[] } {
+/** A part of a statement {@link previewStatement} does not show as written: `[start, end)` and what is shown instead. */
+interface Region {
+  readonly start: number
+  readonly end: number
+  readonly shown: string
+}
+
+/** The literals and comments of `text` by `dialect`'s rules: where they are (see {@link Region}) and each literal's value. */
+function scanStatement(text: string, dialect: SqlDialect): { regions: Region[]; literals: string[] } {
+  const sqlite = dialect === 'sqlite'
   const literals: string[] = []
+  const regions: Region[] = []
   const length = text.length
-  let out = ''
-  let copied = 0
   let i = 0
   while (i < length) {
     const c = text.charCodeAt(i)
     if (c === 39 /* ' */) {
-      const escapes = isEscapePrefix(text, i)
-      out += `${text.slice(copied, i)}'${REDACTED}'`
+      const escapes = !sqlite && isEscapePrefix(text, i)
+      const at = i
       const start = i + 1
       i = skipQuoted(text, start, 39, escapes)
+      regions.push({ start: at, end: i, shown: `'${REDACTED}'` })
       const raw = text.slice(start, text.charCodeAt(i - 1) === 39 && i - 1 >= start ? i - 1 : i)
       const value = raw.replaceAll("''", "'")
       literals.push(value)
       if (value !== raw) literals.push(raw)
-      copied = i
-    } else if (c === 34 /* " */) {
-      i = skipQuoted(text, i + 1, 34, false)
+    } else if (c === 34 /* " */ || (sqlite && c === 96) /* ` */) {
+      i = skipQuoted(text, i + 1, c, false)
+    } else if (sqlite && c === 91 /* [ */) {
+      // SQLite's `[name]`: no escape inside, a `'` in it is part of the name
+      const close = text.indexOf(']', i + 1)
+      i = close < 0 ? length : close + 1
+    } else if (sqlite && (c === 36 || c === 64 || c === 58 || c === 35) /* $ @ : # */) {
+      i = sqliteVariableEnd(text, i)
     } else if (c === 45 /* - */ && text.charCodeAt(i + 1) === 45) {
-      const nl = text.indexOf('\n', i + 2)
-      out += `${text.slice(copied, i)} `
-      i = nl < 0 ? length : nl
-      copied = i
+      const end = lineCommentEnd(text, i, dialect)
+      regions.push({ start: i, end, shown: ' ' })
+      i = end
     } else if (c === 47 /* / */ && text.charCodeAt(i + 1) === 42 /* * */) {
-      out += `${text.slice(copied, i)} `
-      i = skipBlockComment(text, i + 2)
-      copied = i
+      const end = skipBlockComment(text, i + 2, !sqlite)
+      regions.push({ start: i, end, shown: ' ' })
+      i = end
     } else if (c === 36 /* $ */ && !isIdentChar(text.charCodeAt(i - 1))) {
       const tagEnd = dollarTagEnd(text, i)
       if (tagEnd < 0) {
@@ -215,16 +243,83 @@ function scanStatement(text: string): { preview: string; literals: string[] } {
       }
       const tag = text.slice(i, tagEnd + 1)
       const close = text.indexOf(tag, tagEnd + 1)
-      out += `${text.slice(copied, i)}${tag}${REDACTED}${tag}`
+      const end = close < 0 ? length : close + tag.length
+      regions.push({ start: i, end, shown: `${tag}${REDACTED}${tag}` })
       literals.push(text.slice(tagEnd + 1, close < 0 ? length : close))
-      i = close < 0 ? length : close + tag.length
-      copied = i
+      i = end
+    } else if (isIdentChar(c)) {
+      // a whole word: `e'...'` is an E string only at a word's start (isEscapePrefix), `a$b$` is one name
+      i++
+      while (i < length && (isIdentChar(text.charCodeAt(i)) || text.charCodeAt(i) === 36)) i++
     } else {
       i++
     }
   }
+  return { regions, literals }
+}
+
+/** `text` with each region (in order, not overlapping) shown as it says, on one line, at most 200 characters. */
+function render(text: string, regions: readonly Region[]): string {
+  let out = ''
+  let copied = 0
+  for (const r of regions) {
+    out += text.slice(copied, r.start) + r.shown
+    copied = r.end
+  }
   const flat = (out + text.slice(copied)).replace(/\s+/g, ' ').trim()
-  return { preview: flat.length > 200 ? `${flat.slice(0, 197)}...` : flat, literals }
+  return flat.length > 200 ? `${flat.slice(0, 197)}...` : flat
+}
+
+/**
+ * What either scan does not show as written, overlapping regions merged: a region found alike by
+ * both (or only by one) keeps its text; a merged one shows `[REDACTED]` (a literal) or a blank (comments only).
+ */
+function unionRegions(a: readonly Region[], b: readonly Region[]): Region[] {
+  const all = [...a, ...b].sort((x, y) => x.start - y.start || y.end - x.end)
+  const out: Region[] = []
+  let group: Region[] = []
+  const flush = (): void => {
+    if (group.length === 0) return
+    const start = group[0]!.start
+    const end = Math.max(...group.map((r) => r.end))
+    const whole = group.find((r) => r.start === start && r.end === end)
+    const merged = group.every((r) => r.start === start && r.end === end)
+    const comments = group.every((r) => r.shown === ' ')
+    out.push({ start, end, shown: merged && whole ? whole.shown : comments ? ' ' : REDACTED })
+    group = []
+  }
+  let groupEnd = -1
+  for (const r of all) {
+    if (group.length > 0 && r.start >= groupEnd) flush()
+    group.push(r)
+    groupEnd = Math.max(groupEnd, r.end)
+  }
+  flush()
+  return out
+}
+
+/**
+ * Past SQLite's parameter at `i` (`$`, `@`, `:` or `#`, then identifier characters, `::` and a Tcl
+ * `(...)` suffix, as SQLite's tokenizer reads it); `i + 1` for a lone character.
+ */
+function sqliteVariableEnd(text: string, i: number): number {
+  const length = text.length
+  let j = i + 1
+  let n = 0
+  while (j < length) {
+    const c = text.charCodeAt(j)
+    if (isIdentChar(c) || c === 36) {
+      n++
+      j++
+    } else if (c === 40 /* ( */ && n > 0) {
+      j++
+      while (j < length && !/\s/.test(text[j]!) && text.charCodeAt(j) !== 41) j++
+      if (text.charCodeAt(j) === 41 /* ) */) j++
+      break
+    } else if (c === 58 /* : */ && text.charCodeAt(j + 1) === 58) j += 2
+    else break
+  }
+  return n === 0 ? i + 1 : j
 }
 
 /** After the opening quote at `from - 1`: the index after the closing one (a doubled quote is one character; with `escapes`, `\x` too). */
@@ -241,8 +336,8 @@ function skipQuoted(text: string, from: number, quote: number, escapes: boolean)
   return text.length
 }
 
-/** After `/*` at `from - 2`: the index after the matching `*\/` (nested comments count, as in PostgreSQL). */
-function skipBlockComment(text: string, from: number): number {
+/** After `/*` at `from - 2`: the index after the matching `*\/` (with `nested`, nested comments count, as in PostgreSQL; else the first one, as in SQLite). */
+function skipBlockComment(text: string, from: number, nested: boolean): number {
   let depth = 1
   let i = from
   while (i < text.length) {
@@ -250,7 +345,7 @@ function skipBlockComment(text: string, from: number): number {
     if (c === 42 && text.charCodeAt(i + 1) === 47) {
       i += 2
       if (--depth === 0) return i
-    } else if (c === 47 && text.charCodeAt(i + 1) === 42) {
+    } else if (nested && c === 47 && text.charCodeAt(i + 1) === 42) {
       depth++
       i += 2
     } else i++

@@ -24,7 +24,7 @@ import type {
   SessionFeatures,
 } from '../driver/connection-manager'
 import type { HealthCheckDetail } from '../health/health-report'
-import { MetricsCollector, checkCollectorOptions, type MetricsCollectorOptions } from '../metrics/metrics-collector'
+import { MetricsCollector, alreadyBound, checkCollectorOptions, type MetricsCollectorOptions } from '../metrics/metrics-collector'
 import { isSqlFragment, type CompiledQuery } from '../sql/sql'
 import { describeValue } from '../sql/parameters'
 import { runTransaction, type TransactionOptions } from '../transaction/transaction'
@@ -59,7 +59,11 @@ import { isErrorLike } from '../util/error-like'
  * (`pool.loger`) on every backend.
  */
 export interface DatabasePoolOptions {
-  /** The collector to record on. Default is a new collector on the global OpenTelemetry meter. */
+  /**
+   * The collector to record on. Default is a new collector on the global OpenTelemetry meter. One
+   * collector reports one pool: a collector another open pool was given is CONFIGURATION naming
+   * `pool.metrics` and that pool, when this pool is made; once that pool closed it may be reused.
+   */
   readonly metrics?: MetricsCollector
   /** Passed to the default collector. */
   readonly metricsOptions?: MetricsCollectorOptions
@@ -236,7 +240,6 @@ export class DatabasePool<out C = unknown> {
     const logger = checkLogger(options.logger)
     checkTelemetryOptions(options)
     this.metrics = options.metrics ?? new MetricsCollector(this.config.name, options.metricsOptions)
-    this.metrics.bind(() => this.stats())
     this.#telemetry = new PoolTelemetry({
       backend: manager.backend,
       target: manager.telemetryTarget,
@@ -308,6 +311,8 @@ export class DatabasePool<out C = unknown> {
       closedError: () => this.#closedError(),
       watch: (compiled) => (this.#telemetry.watching ? this.#telemetry.stream(compiled) : undefined),
     })
+    // last: a pool whose construction failed never held the collector (checked free in checkTelemetryOptions)
+    this.metrics.bind(() => this.stats(), { name: this.config.name, open: () => this.#state !== 'closed' })
   }
 
   /** The backend of this pool's manager. */
@@ -1791,7 +1796,7 @@ function toDatabaseError(manager: ConnectionManager<unknown>, err: unknown): Dat
 }
 
 /**
- * CONFIGURATION naming `pool.metrics` (not a MetricsCollector), `metricsOptions...` (see
+ * CONFIGURATION naming `pool.metrics` (not a MetricsCollector, or the collector of another open pool), `metricsOptions...` (see
  * checkCollectorOptions) or `pool.tracer` (not an OpenTelemetry Tracer: every statement then threw a
  * TypeError, `startSpan is not a function`).
  */
@@ -1815,6 +1820,9 @@ function checkTelemetryOptions(options: DatabasePoolOptions): void {
   const metrics = options.metrics as Partial<MetricsCollector> | null | undefined
   if (metrics !== undefined && (metrics === null || typeof metrics !== 'object' || typeof metrics.bind !== 'function'))
     throw configError('pool.metrics', metrics, 'must be a MetricsCollector (new MetricsCollector(name), registry.collector(name))')
+  // one collector, one pool: the collector of another open pool is refused before anything is made
+  const holder = typeof metrics?.boundTo === 'function' ? metrics.boundTo() : undefined
+  if (holder !== undefined) throw alreadyBound(metrics!.poolName ?? '', holder)
   if (options.metrics === undefined) checkCollectorOptions(options.metricsOptions)
   const tracer = options.tracer as Partial<Tracer> | null | undefined
   if (

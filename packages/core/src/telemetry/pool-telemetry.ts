@@ -115,6 +115,8 @@ export class PoolTelemetry {
   readonly #timed: boolean
   readonly #base: Attributes
   readonly #system: string
+  /** Whose lexical rules read statement texts (literals hidden, names read). */
+  readonly #dialect: Backend
   readonly #namespace: string | undefined
   readonly #redact: (text: string) => string
   readonly #poolName: string
@@ -161,6 +163,7 @@ export class PoolTelemetry {
     this.#rawQueryText = config.rawQueryText
     this.#timed = options.metrics.recordsOperations || this.#slowMs > 0
     this.#system = SYSTEM_NAMES[options.backend]
+    this.#dialect = options.backend
     this.#namespace = target?.namespace
     const base: Record<string, string | number> = { 'db.system.name': this.#system }
     if (target?.namespace !== undefined) base['db.namespace'] = target.namespace
@@ -242,7 +245,7 @@ export class PoolTelemetry {
     let spanName = info.spanName
     let attributes = info.spanAttributes
     if (options.operation !== undefined) {
-      const head = readStatementHead(info.text)
+      const head = readStatementHead(info.text, this.#dialect)
       const target = head.collection ?? this.#namespace
       spanName = target ? `${options.operation} ${target}` : options.operation
       attributes = { ...attributes, 'db.operation.name': options.operation }
@@ -480,7 +483,8 @@ export class PoolTelemetry {
       if (query) texts.push(...parameterTexts(query.params))
       // the text's literals, recorded as `?`, are not shown where the message repeats them either
       // numbers too (review r14d: `syntax error at or near "4111111111111111"`; see statementNumbers)
-      if (query && !this.#rawQueryText) texts.push(...statementLiterals(query.text), ...statementNumbers(query.text))
+      if (query && !this.#rawQueryText)
+        texts.push(...statementLiterals(query.text, this.#dialect), ...statementNumbers(query.text, this.#dialect))
     }
     this.#hiddenTexts.set(err, texts)
     return texts
@@ -491,7 +495,7 @@ export class PoolTelemetry {
     if (known) return known
     const redacted = this.#redact(text)
     // read from the redacted text: the span's name and db.collection.name carry no secret either
-    const head = readStatementHead(redacted)
+    const head = readStatementHead(redacted, this.#dialect)
     const operation = operationName(head.operation)
     const collection = head.collection
     const target = collection ?? this.#namespace
@@ -500,7 +504,7 @@ export class PoolTelemetry {
     if (operation) metricAttributes['db.operation.name'] = operation
     if (collection) metricAttributes['db.collection.name'] = collection
     // literals as `?` unless rawQueryText (the conventions: db.query.text is not recorded unsanitised by default)
-    const shown = this.#rawQueryText ? redacted : sanitizeStatementText(redacted)
+    const shown = this.#rawQueryText ? redacted : sanitizeStatementText(redacted, this.#dialect)
     const info: StatementInfo = {
       spanName,
       text: shown,

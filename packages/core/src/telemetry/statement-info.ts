@@ -1,4 +1,5 @@
 import { lineCommentEnd } from '../sql/line-comment'
+import type { SqlDialect } from '../sql/sql'
 /** @internal What telemetry reads from a statement's text: its operation and the table it names first. */
 export interface StatementHead {
   /** The first keyword, as written (`select`, `INSERT`, `BEGIN`...; `db.operation.name` is {@link operationName} of it); none for several statements. */
@@ -42,16 +43,22 @@ const NONE: StatementHead = Object.freeze({ operation: undefined, collection: un
 
 /**
  * @internal Reads the operation and first table of a statement with a small scanner (no SQL parser, no
- * regular expression): blanks, comments (`--`, nested `/* *\/`), string literals (`'...'`, `E'...'`,
- * `$tag$...$tag$`) and quoted identifiers are skipped as units, so a `from` inside them, or inside the
+ * regular expression): blanks, comments, string literals and quoted identifiers are skipped as units
+ * by `dialect`'s lexical rules (see {@link sanitizeStatementText}), so a `from` inside them, or inside the
  * parentheses of a call (`extract(year from x)`, `trim(both 'x' from name)`) or a subquery, is not
  * taken for the statement's FROM. Text of several statements (a `;` followed by more) gets neither
  * name, as the OpenTelemetry conventions ask. A text it does not understand simply has no collection (a
- * `WITH` query names its CTE's tables after the operation `WITH`, so none is given for it). Linear in
- * the length of `text`: every character is read once.
+ * `WITH` query names its CTE's tables after the operation `WITH`, so none is given for it). Without a
+ * dialect, a name is given only where both dialects read the same one. Linear in the length of `text`.
  */
-export function readStatementHead(text: string): StatementHead {
-  const scan = new Scanner(text)
+export function readStatementHead(text: string, dialect?: SqlDialect): StatementHead {
+  if (dialect === undefined) {
+    const pg = readStatementHead(text, 'postgres')
+    const lite = readStatementHead(text, 'sqlite')
+    if (pg.operation !== lite.operation) return NONE
+    return pg.collection === lite.collection ? pg : { operation: pg.operation, collection: undefined }
+  }
+  const scan = new Scanner(text, dialect)
   if (scan.next() !== WORD) return NONE
   const operation = text.slice(scan.start, scan.end)
   const op = operation.toLowerCase()
@@ -153,12 +160,13 @@ type Token =
 /**
  * @internal The numeric literals of `text` (`42`, `1.5`, `1e-5`, `0x1F`, and a number with trailing
  * junk as one token: `4111111111111111x`), as written, read with the scanner of
- * {@link sanitizeStatementText}, which shows them as `?`: telemetry hides them where an error message
+ * {@link sanitizeStatementText} (by `dialect`'s rules; without one, those of both dialects), which shows them as `?`: telemetry hides them where an error message
  * repeats them (`syntax error at or near "4111111111111111"`, SQLite's `near "...": syntax error`).
  * Parameters (`$1`, `?2`) and digits inside names (`t1`) are not numbers. Linear in the length of `text`.
  */
-export function statementNumbers(text: string): string[] {
-  const scan = new Scanner(text)
+export function statementNumbers(text: string, dialect?: SqlDialect): string[] {
+  if (dialect === undefined) return [...new Set([...statementNumbers(text, 'postgres'), ...statementNumbers(text, 'sqlite')])]
+  const scan = new Scanner(text, dialect)
   const found = new Set<string>()
   for (let kind = scan.next(); kind !== END; kind = scan.next()) {
     if (kind !== LITERAL) continue
@@ -171,16 +179,33 @@ export function statementNumbers(text: string): string[] {
 /**
  * @internal `text` with every literal replaced by `?`, for `db.query.text` and the slow-statement
  * log (OpenTelemetry's database conventions: the text is not recorded unsanitised by default). The
- * same scanner as {@link readStatementHead} (Postgres and SQLite lexical rules): string literals
- * (`'...'` with `''`, `E'...'` with `\'`, and their prefixes `B`, `X`, `N`, `U&`), dollar-quoted
- * bodies (`$tag$...$tag$`), numbers (`42`, `1.5`, `1e-5`, `0x1F`) become `?`; parameters (`$1`,
- * `?`, `?2`, `:name`, `@name`, `$name`), names (quoted ones too), keywords, operators and comments
- * stay. An unterminated literal is hidden to the end. Linear in the length of `text`; returns `text`
+ * same scanner as {@link readStatementHead}, by `dialect`'s lexical rules: string literals (`'...'`
+ * with `''`, and their prefixes `B`, `X`, `N`, `U&`), numbers (`42`, `1.5`, `1e-5`, `0x1F`) and, on
+ * Postgres, `E'...'` (with `\'`) and dollar-quoted bodies (`$tag$...$tag$`) become `?`; parameters
+ * (`$1`, `?`, `?2`, `:name`, `@name`, `$name`), names (quoted ones too: `"..."`, and on SQLite
+ * `` `...` `` and `[...]`), keywords, operators and comments stay. Comments end as each engine ends
+ * them: Postgres nests `/* *\/` and ends `--` at `\n` or `\r`; SQLite ends `/* *\/` at the first `*\/`
+ * and `--` at `\n` only. Without a dialect, whatever either dialect reads as a literal is hidden (the
+ * union). An unterminated literal is hidden to the end. Linear in the length of `text`; returns `text`
  * itself when it holds no literal.
  */
-export function sanitizeStatementText(text: string): string {
-  const scan = new Scanner(text)
+export function sanitizeStatementText(text: string, dialect?: SqlDialect): string {
+  const ranges =
+    dialect === undefined ? unionRanges(literalRanges(text, 'postgres'), literalRanges(text, 'sqlite')) : literalRanges(text, dialect)
+  if (ranges.length === 0) return text
   let out = ''
+  let copied = 0
+  for (const [from, to] of ranges) {
+    out += `${text.slice(copied, from)}?`
+    copied = to
+  }
+  return out + text.slice(copied)
+}
+
+/** Where `text`'s literals are (`[from, to)`, in order, a prefix such as `X` or `U&` included), by `dialect`'s rules. */
+function literalRanges(text: string, dialect: SqlDialect): Array<[number, number]> {
+  const scan = new Scanner(text, dialect)
+  const ranges: Array<[number, number]> = []
   let copied = 0
   // the two tokens before this one: a literal's prefix (`X'..'`, `U&'..'`) is hidden with it
   let prevKind: Token = END
@@ -205,7 +230,7 @@ export function sanitizeStatementText(text: string): string {
           from = prev2Start
       }
       if (from >= copied) {
-        out += `${text.slice(copied, from)}?`
+        ranges.push([from, scan.end])
         copied = scan.end
       }
     }
@@ -216,20 +241,34 @@ export function sanitizeStatementText(text: string): string {
     prevStart = scan.start
     prevEnd = scan.end
   }
-  return copied === 0 ? text : out + text.slice(copied)
+  return ranges
 }
 
-/** Tokens of SQL text (Postgres and SQLite lexical rules, enough to skip what holds no keyword). */
+/** The ranges covered by `a` or `b` (each in order), overlapping ones merged. */
+function unionRanges(a: ReadonlyArray<[number, number]>, b: ReadonlyArray<[number, number]>): Array<[number, number]> {
+  const all = [...a, ...b].sort((x, y) => x[0] - y[0])
+  const out: Array<[number, number]> = []
+  for (const [from, to] of all) {
+    const last = out[out.length - 1]
+    if (last && from < last[1]) last[1] = Math.max(last[1], to)
+    else out.push([from, to])
+  }
+  return out
+}
+
+/** Tokens of SQL text (by one engine's lexical rules, enough to skip what holds no keyword). */
 class Scanner {
   readonly text: string
+  readonly sqlite: boolean
   /** Where the next token is looked for. */
   pos = 0
   /** The last token's span. */
   start = 0
   end = 0
 
-  constructor(text: string) {
+  constructor(text: string, dialect: SqlDialect) {
     this.text = text
+    this.sqlite = dialect === 'sqlite'
   }
 
   /** The last token, lower-cased. */
@@ -257,12 +296,12 @@ class Scanner {
       }
       const c = text.charCodeAt(i)
       if (c === 45 /* - */ && text.charCodeAt(i + 1) === 45) {
-        // Postgres's rule (`\r` ends it too): names only; the backends' own classifiers follow each engine
-        i = Math.min(lineCommentEnd(text, i, 'postgres') + 1, length)
+        // Postgres ends it at `\n` or `\r`, SQLite at `\n` only
+        i = Math.min(lineCommentEnd(text, i, this.sqlite ? 'sqlite' : 'postgres') + 1, length)
         continue
       }
       if (c === 47 /* / */ && text.charCodeAt(i + 1) === 42 /* * */) {
-        // Postgres nests block comments
+        // Postgres nests block comments; SQLite's end at the first `*/` (what follows runs)
         let nesting = 1
         i += 2
         while (i < length && nesting > 0) {
@@ -270,7 +309,7 @@ class Scanner {
           if (d === 42 && text.charCodeAt(i + 1) === 47) {
             nesting--
             i += 2
-          } else if (d === 47 && text.charCodeAt(i + 1) === 42) {
+          } else if (d === 47 && text.charCodeAt(i + 1) === 42 && !this.sqlite) {
             nesting++
             i += 2
           } else i++
@@ -282,9 +321,18 @@ class Scanner {
     this.start = i
     const c = text.charCodeAt(i)
     let kind: Token = OTHER
-    if ((c === 69 || c === 101) /* E e */ && text.charCodeAt(i + 1) === 39) {
+    if ((c === 69 || c === 101) /* E e */ && text.charCodeAt(i + 1) === 39 && !this.sqlite) {
+      // Postgres's E'...' (backslash escapes); SQLite has none: a backslash is an ordinary character
       i = skipQuoted(text, i + 1, 39, true)
       kind = LITERAL
+    } else if (this.sqlite && (c === 36 || c === 64 || c === 58 || c === 35) /* $ @ : # */) {
+      // SQLite's `$name`, `@name`, `:name`, `#name` parameters (no dollar quoting), with their Tcl suffix `$a(...)`
+      i = sqliteVariableEnd(text, i)
+    } else if (this.sqlite && c === 91 /* [ */) {
+      // SQLite's `[name]`: a quoted name, no escape inside (a `'` in it is part of the name)
+      const close = text.indexOf(']', i + 1)
+      i = close < 0 ? length : close + 1
+      kind = QUOTED
     } else if (isWordStart(c)) {
       i++
       while (i < length && isWordPart(text.charCodeAt(i))) i++
@@ -313,6 +361,30 @@ class Scanner {
     this.pos = this.end = i
     return kind
   }
+}
+
+/**
+ * Past SQLite's parameter at `i` (`$`, `@`, `:` or `#`, then identifier characters, `::` and a Tcl
+ * `(...)` suffix, as SQLite's tokenizer reads it); `i + 1` for a lone character.
+ */
+function sqliteVariableEnd(text: string, i: number): number {
+  const length = text.length
+  let j = i + 1
+  let n = 0
+  while (j < length) {
+    const c = text.charCodeAt(j)
+    if (isWordPart(c)) {
+      n++
+      j++
+    } else if (c === 40 /* ( */ && n > 0) {
+      j++
+      while (j < length && !isBlank(text.charCodeAt(j)) && text.charCodeAt(j) !== 41) j++
+      if (text.charCodeAt(j) === 41 /* ) */) j++
+      break
+    } else if (c === 58 /* : */ && text.charCodeAt(j + 1) === 58) j += 2
+    else break
+  }
+  return n === 0 ? i + 1 : j
 }
 
 /** Past the literal or identifier opened by `quote` at `i` (a doubled quote stays inside; with `backslash`, `\x` too). */

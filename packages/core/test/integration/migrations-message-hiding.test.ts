@@ -61,6 +61,22 @@ describe.each(Object.keys(BACKENDS) as (keyof typeof BACKENDS)[])('Migrator on %
     expect(shown(err)).not.toMatch(/S3CRET/i)
   })
 
+  it('detail.statement and the message hide a literal only the backend`s lexical rules find (review r13 D1)', async () => {
+    // SQLite: `[name]` may hold a quote, comments do not nest; Postgres: its comments nest
+    const up =
+      backend === 'sqlite'
+        ? "insert into t ([owner's n], id) values (/* a /* b */ 'S3CRET-Card-4111', 1)"
+        : "insert into t (\"owner's n\", id) values (/* a /* b */ 'x' */ 'S3CRET-Card-4111', 1)"
+    const err = await failure([{ version: 1, name: 'cards', up }])
+    expect(err.detail).toMatchObject({
+      statement:
+        backend === 'sqlite'
+          ? "insert into t ([owner's n], id) values ( '[REDACTED]', 1)"
+          : `insert into t ("owner's n", id) values ( '[REDACTED]', 1)`,
+    })
+    expect(shown(err)).not.toMatch(/S3CRET|4111/)
+  })
+
   it('a bound value holding a double quote is hidden whole', async () => {
     const cast = backend === 'sqlite' ? `json(${p(1)})` : `${p(1)}::integer`
     const err = await failure([

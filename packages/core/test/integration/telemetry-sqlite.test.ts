@@ -19,4 +19,15 @@ defineTelemetrySuite({
   slowStatementSanitised: 'with recursive c(x) as (select ? union all select x + ? from c where x < ?) select count(*), ? as tag from c',
   uniqueStatus: 'SQLITE_CONSTRAINT_UNIQUE',
   placeholder: '?',
+  // review r13 D1: SQLite's comments do not nest, `[name]` may hold a quote, a backslash escapes nothing
+  dialectStatement: {
+    text:
+      'with recursive c(x, e) as (select 1, 2 union all select x + 1, e from c where x < 300000) ' +
+      "select count(*) as n, /* see /* note */ 'Card-4111' as card, 1 as [owner's tag], 'alice@example.com' as email, " +
+      "e'x\\', 'Bs-Secret' as s from c",
+    sanitised:
+      'with recursive c(x, e) as (select ?, ? union all select x + ?, e from c where x < ?) ' +
+      "select count(*) as n, /* see /* note */ ? as card, ? as [owner's tag], ? as email, e?, ? as s from c",
+    secrets: /Card-4111|alice@|Bs-Secret/,
+  },
 })

@@ -30,6 +30,11 @@ export interface TelemetrySuiteOptions {
   readonly uniqueStatus: string
   /** Placeholder of the first parameter in native text. */
   readonly placeholder: string
+  /**
+   * A slow statement whose literals only this backend's lexical rules find (review r13 D1), as spans
+   * and the slow-statement log record it, and what must not show of it.
+   */
+  readonly dialectStatement?: { readonly text: string; readonly sanitised: string; readonly secrets: RegExp }
 }
 
 /** Spans (the SDK's in-memory exporter), the operation metric and pino log lines on a real database. */
@@ -257,6 +262,21 @@ export function defineTelemetrySuite(options: TelemetrySuiteOptions): void {
       expect(logLines(rawFile).find((l) => l.event === 'slowStatement')?.text).toBe(text)
       expect(exporter.getFinishedSpans().some((s) => s.attributes['db.query.text'] === text)).toBe(true)
     })
+
+    const dialect = options.dialectStatement
+    ;(dialect ? it : it.skip)(
+      'the backend`s own lexical rules find every literal: none shows in db.query.text or the slow-statement log',
+      async () => {
+        const file = join(dir, 'dialect.log')
+        const pool = await open({ slowQueryMs: 20 }, file)
+        await pool.query(dialect!.text)
+        await pool.close()
+        expect(logLines(file).find((l) => l.event === 'slowStatement')?.text).toBe(dialect!.sanitised)
+        expect(exporter.getFinishedSpans().some((s) => s.attributes['db.query.text'] === dialect!.sanitised)).toBe(true)
+        expect(readFileSync(file, 'utf8')).not.toMatch(dialect!.secrets)
+        expect(JSON.stringify(exporter.getFinishedSpans().map((s) => [s.name, s.attributes, s.status]))).not.toMatch(dialect!.secrets)
+      },
+    )
 
     it('no secret in a log line or span: a URL password in a statement`s text is redacted', async () => {
       const file = join(dir, 'secrets.log')

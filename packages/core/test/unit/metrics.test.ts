@@ -191,4 +191,52 @@ describe('gauges of a closed pool and of pools sharing a name', () => {
       await provider.shutdown()
     }
   })
+
+  it('one collector given to a second open pool: CONFIGURATION naming pool.metrics and the first pool; the first keeps reporting itself (review r13 D2)', async () => {
+    const reader = new TestReader()
+    const provider = new MeterProvider({ readers: [reader] })
+    const metrics = new MetricsCollector('app', { meter: provider.getMeter('t') })
+    const a = new DatabasePool(new FakeConnectionManager(), { min: 0, max: 4, name: 'a' }, { metrics })
+    let thrown: unknown
+    try {
+      new DatabasePool(new FakeConnectionManager(), { min: 0, max: 6, name: 'b' }, { metrics })
+    } catch (err) {
+      thrown = err
+    }
+    expect(thrown).toMatchObject({ code: 'CONFIGURATION', detail: { option: 'pool.metrics', pool: 'a' } })
+    expect((thrown as Error).message).toMatch(/pool\.metrics.*already the collector of pool "a"/)
+    // binding it by hand (a registry, a second source) is refused alike
+    expect(() => metrics.bind(() => a.stats())).toThrow(/already the collector of pool "a"/)
+    await a.withConnection(async () => {
+      expect(gauges((await reader.collect()).resourceMetrics, 'app')).toEqual({ idle: 0, used: 1, pending: 0, max: 4 })
+      expect(a.metrics.snapshot().connections).toMatchObject({ used: 1, max: 4 })
+    })
+    await a.close()
+    await provider.shutdown()
+  })
+
+  it('a collector whose pool closed is reused by a new pool: it reports the new pool, then its final state', async () => {
+    const reader = new TestReader()
+    const provider = new MeterProvider({ readers: [reader] })
+    const metrics = new MetricsCollector('app', { meter: provider.getMeter('t') })
+    const a = new DatabasePool(new FakeConnectionManager(), { min: 0, max: 4, name: 'app' }, { metrics })
+    await a.query('select 1')
+    await a.close()
+    const b = new DatabasePool(new FakeConnectionManager(), { min: 0, max: 6, name: 'app' }, { metrics })
+    await b.withConnection(async () => {
+      expect(gauges((await reader.collect()).resourceMetrics, 'app')).toEqual({ idle: 0, used: 1, pending: 0, max: 6 })
+      expect(metrics.snapshot().connections).toMatchObject({ used: 1, max: 6 })
+    })
+    // the closed pool a, closed again, does not detach it from b
+    await a.close()
+    expect(metrics.snapshot().connections).toMatchObject({ idle: 1, used: 0, max: 6 })
+    await b.close()
+    expect(gauges((await reader.collect()).resourceMetrics, 'app')).toEqual({ idle: 0, used: 0, pending: 0, max: 6 })
+    // a pool whose construction failed never held it
+    expect(() => new DatabasePool(new FakeConnectionManager(), { min: 0, max: 2, name: 'app', bogus: 1 } as never, { metrics })).toThrow()
+    const c = new DatabasePool(new FakeConnectionManager(), { min: 0, max: 3, name: 'app' }, { metrics })
+    expect(metrics.snapshot().connections.max).toBe(3)
+    await c.close()
+    await provider.shutdown()
+  })
 })

@@ -1,6 +1,30 @@
-import { hideLiterals, previewStatement, statementLiterals } from '../../src/migrations/statement-preview'
+import { hideLiterals, previewStatement, previewStatementIn, statementLiterals } from '../../src/migrations/statement-preview'
 
 describe('statement literals in MIGRATION_FAILED', () => {
+  // review r13 D1: read by Postgres's rules, each SQLite text showed a literal SQLite runs, or missed one
+  it.each([
+    ["insert into t ([owner's n], id) values ('S3CRET-Card', 1)", "insert into t ([owner's n], id) values ('[REDACTED]', 1)"],
+    ["insert into t (`owner's n`, id) values ('S3CRET-Card', 1)", "insert into t (`owner's n`, id) values ('[REDACTED]', 1)"],
+    ["select e'x\\', 'S3CRET-Card' from t", "select e'[REDACTED]', '[REDACTED]' from t"],
+    ["insert into t values (/* a /* b */ 'S3CRET-Card')", "insert into t values ( '[REDACTED]')"],
+    ["insert into t values (1) -- a\r it's\n, ('S3CRET-Card')", "insert into t values (1) , ('[REDACTED]')"],
+    ["select $a$, '$a$ ' || 'S3CRET-Card'", "select $a$, '[REDACTED]' || '[REDACTED]'"],
+    ["select :a(it's), 'S3CRET-Card'", "select :a(it's), '[REDACTED]'"],
+  ])('SQLite: %j -> %j, its literal read', (text, preview) => {
+    expect(previewStatementIn(text, 'sqlite')).toBe(preview)
+    expect(statementLiterals(text, 'sqlite')).toContain('S3CRET-Card')
+    // a dialect not known: whatever either dialect hides is hidden
+    expect(previewStatement(text)).not.toMatch(/S3CRET/)
+    expect(statementLiterals(text)).toContain('S3CRET-Card')
+  })
+
+  it('Postgres keeps its rules (nested comments, E strings, dollar quoting); unknown: the union', () => {
+    const text = "insert into t values (/* a /* b */ 'x' */ 'S3CRET-Pg', E'a\\'b', $q$ it's $q$)"
+    expect(previewStatementIn(text, 'postgres')).toBe("insert into t values ( '[REDACTED]', E'[REDACTED]', $q$[REDACTED]$q$)")
+    expect(statementLiterals(text, 'postgres')).toEqual(expect.arrayContaining(['S3CRET-Pg', "a\\'b", " it's "]))
+    expect(previewStatement(text)).not.toMatch(/S3CRET|it's|'x'/)
+  })
+
   it('reads the values previewStatement hides', () => {
     const text = "insert into t values ('it''s', $$body$$, E'a\\'b', 'S3CRET-PIN') -- 'not a literal'"
     expect(statementLiterals(text)).toEqual(expect.arrayContaining(["it's", "it''s", 'body', "a\\'b", 'S3CRET-PIN']))

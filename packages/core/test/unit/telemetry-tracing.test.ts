@@ -117,7 +117,7 @@ describe('readStatementHead', () => {
     ],
     ['   (select 1) union (select 2)', undefined, undefined],
   ])('%j: operation %j, collection %j', (text, operation, collection) => {
-    expect(readStatementHead(text)).toEqual({ operation, collection })
+    expect(readStatementHead(text, 'postgres')).toEqual({ operation, collection })
   })
 
   it('reads 1 MB adversarial texts (linear: every character once; the old expression backtracked exponentially)', () => {
@@ -424,7 +424,51 @@ describe('db.query.text sanitised', () => {
     ["insert into t values ('unterminated", 'insert into t values (?'],
     ['select x from t', 'select x from t'],
   ])('%j -> %j', (text, sanitised) => {
-    expect(sanitizeStatementText(text)).toBe(sanitised)
+    expect(sanitizeStatementText(text, 'postgres')).toBe(sanitised)
+  })
+
+  // review r13 D1: SQLite's lexical rules differ; read by Postgres's, each text showed a literal SQLite runs
+  it.each([
+    // block comments do not nest: the literal after `/* a /* b */` runs
+    ["select /* see /* note */ 'Card-4111' as card", 'select /* see /* note */ ? as card'],
+    // `[name]` is a quoted name: its quote opens no literal
+    ["select 1 as [owner's card], 'alice@example.com' as email", "select ? as [owner's card], ? as email"],
+    // no E'...' strings: a backslash is an ordinary character
+    ["select e'x\\', 'Bs-Secret' as s from t", 'select e?, ? as s from t'],
+    // `--` ends at \n only: the quote after the \r is inside the comment
+    ["select 1 -- note\r it's\n, 'Cr-Secret'", "select ? -- note\r it's\n, ?"],
+    // `$name`, `:name(...)` are parameters (no dollar quoting; Tcl suffix)
+    ["select $a$, '$a$ ' || 'Dollar-Secret'", 'select $a$, ? || ?'],
+    ["select :a(it's), 'Tcl-Secret'", "select :a(it's), ?"],
+    ["select `owner's`, 'Tick-Secret'", "select `owner's`, ?"],
+  ])('SQLite: %j -> %j', (text, sanitised) => {
+    expect(sanitizeStatementText(text, 'sqlite')).toBe(sanitised)
+    // a dialect not known: hidden by both rules (never less than either)
+    expect(sanitizeStatementText(text)).not.toMatch(/Secret|4111|alice/)
+  })
+
+  it('Postgres keeps its rules: nested comments, E strings, dollar quoting', () => {
+    expect(sanitizeStatementText("select /* a /* b */ 'x' */ 'Pg-Secret'", 'postgres')).toBe("select /* a /* b */ 'x' */ ?")
+    expect(sanitizeStatementText("select $a$ it's $a$, 'Pg-Secret'", 'postgres')).toBe('select ?, ?')
+    // unknown dialect: the union (what either reads as a literal)
+    expect(sanitizeStatementText("select /* a /* b */ 'x' */ 'Pg-Secret'")).not.toMatch(/Pg-Secret|'x'/)
+    expect(sanitizeStatementText("select $a$ it's $a$, 'Pg-Secret'")).not.toMatch(/Pg-Secret|it's/)
+  })
+
+  it('statementNumbers and readStatementHead follow the dialect (review r13 D1)', () => {
+    const text = 'select /* a /* b */ 4111111111111111 as card from cards'
+    expect(statementNumbers(text, 'sqlite')).toEqual(['4111111111111111'])
+    expect(statementNumbers(text, 'postgres')).toEqual([])
+    expect(statementNumbers(text)).toEqual(['4111111111111111'])
+    expect(readStatementHead(text, 'sqlite')).toEqual({ operation: 'select', collection: 'cards' })
+    expect(readStatementHead('select [from x] from cards', 'sqlite')).toEqual({ operation: 'select', collection: 'cards' })
+    // the dialects disagree: no name is given
+    expect(readStatementHead(text)).toEqual({ operation: 'select', collection: undefined })
+    for (const filler of ['[', '/*', ':a(', '$a']) {
+      const long = `select a from t where b = ${filler.repeat(Math.ceil(1_000_000 / filler.length))}`
+      expect(readStatementHead(long, 'sqlite').operation).toBe('select')
+      expect(sanitizeStatementText(long, 'sqlite').length).toBeLessThanOrEqual(long.length)
+    }
   })
 
   it('statementNumbers: the numbers shown as ?, as written (review r14d); a message quoting one hides it, other numbers stay', () => {
