@@ -1,6 +1,7 @@
 import { checkCloseOptions } from '../config/call-options'
 import { checkBoolean, checkPool, configError, rejectExtraArguments, rejectUnknownKeys, requireObject } from '../config/validate'
 import { DatabaseError } from '../errors/database-error'
+import { isErrorLike } from '../util/error-like'
 import { HealthChecker, worstStatus, type HealthCheckOptions } from '../health/health-checker'
 import type { HealthReport, HealthStatus } from '../health/health-report'
 import type { CloseOptions, CloseReport, DatabasePool } from '../pool/database-pool'
@@ -101,11 +102,29 @@ export class PoolManager {
    * `pool.close()` checks them (CONFIGURATION naming `close.<option>`), even when no pool is
    * registered: nothing is closed when they are bad. Then the manager is closed: a later `add()`
    * throws POOL_CLOSED; a second `closeAll()` closes the same pools again (each `close()` is idempotent).
+   * Every pool's close runs to its end; when one rejects, `closeAll()` rejects after all have settled,
+   * with a DatabaseError naming the pools that failed (`detail.failed`), the first failure as `cause`
+   * and the other pools' reports in `detail.reports`.
    */
   async closeAll(options: CloseOptions = {}): Promise<Record<string, CloseReport>> {
     checkCloseOptions(options)
     this.#closed = true
-    const entries = await Promise.all([...this.#pools].map(async ([name, pool]) => [name, await pool.close(options)] as const))
-    return Object.fromEntries(entries)
+    // every pool's close runs to its end, whatever another one's does (review r13 D5: one rejecting lost the others' reports)
+    const pools = [...this.#pools]
+    const settled = await Promise.allSettled(pools.map(([, pool]) => pool.close(options)))
+    const reports: Record<string, CloseReport> = {}
+    const failed: { name: string; reason: unknown }[] = []
+    settled.forEach((result, i) => {
+      const name = pools[i]![0]
+      if (result.status === 'fulfilled') reports[name] = result.value
+      else failed.push({ name, reason: result.reason })
+    })
+    if (failed.length === 0) return reports
+    const first = failed[0]!.reason
+    throw new DatabaseError(
+      DatabaseError.is(first) ? first.code : 'QUERY_FAILED',
+      `closing ${failed.map((f) => `pool "${f.name}"`).join(', ')} failed: ${isErrorLike(first) ? first.message : String(first)}; the other pools were closed (detail.reports)`,
+      { retryable: false, cause: first, detail: { reports, failed: failed.map((f) => f.name) } },
+    )
   }
 }

@@ -415,7 +415,9 @@ export function checkCollectorOptions(options: unknown): void {
       typeof meter !== 'object' ||
       typeof meter.createCounter !== 'function' ||
       typeof meter.createHistogram !== 'function' ||
-      typeof meter.createObservableUpDownCounter !== 'function')
+      typeof meter.createObservableUpDownCounter !== 'function' ||
+      typeof meter.addBatchObservableCallback !== 'function' ||
+      typeof meter.removeBatchObservableCallback !== 'function')
   )
     throw configError('metricsOptions.meter', meter, 'must be an OpenTelemetry Meter (metrics.getMeter(...))')
 }

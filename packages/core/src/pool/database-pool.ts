@@ -1629,8 +1629,17 @@ export class DatabasePool<out C = unknown> {
     }
     await extensionsClosed
     await this.#manager.end?.().catch((err: unknown) => this.#emitError(toDatabaseError(this.#manager, err)))
-    this.metrics.detach()
-    this.#telemetry.close()
+    // close() reports how the pool closed; a collector or telemetry that throws here does not change that
+    try {
+      this.metrics.detach()
+    } catch (err) {
+      this.#emitError(toDatabaseError(this.#manager, err))
+    }
+    try {
+      this.#telemetry.close()
+    } catch (err) {
+      this.#emitError(toDatabaseError(this.#manager, err))
+    }
     this.#state = 'closed'
     return { durationMs: Date.now() - started, outstandingLeases: outstanding, abortedWaiters, timedOut }
   }
@@ -1803,6 +1812,19 @@ function toDatabaseError(manager: ConnectionManager<unknown>, err: unknown): Dat
 /** The keys of {@link DatabasePoolOptions}. */
 const POOL_OPTION_KEYS = ['metrics', 'metricsOptions', 'logger', 'tracer'] as const
 
+/** What the pool calls on its `metrics` (see {@link MetricsCollector}). */
+const COLLECTOR_METHODS = [
+  'bind',
+  'detach',
+  'snapshot',
+  'recordConnectionCreated',
+  'recordConnectionAcquired',
+  'recordConnectionReturned',
+  'recordConnectionDropped',
+  'recordTimeout',
+  'recordOperation',
+] as const
+
 /**
  * @internal CONFIGURATION unless `options` is a plain object (or undefined) of {@link DatabasePoolOptions}
  * keys: a misspelt `loger` is named (`pool.loger`) as every other unknown option, on every backend. A
@@ -1818,7 +1840,14 @@ export function checkPoolOptionKeys(options: unknown): void {
 
 function checkTelemetryOptions(options: DatabasePoolOptions): void {
   const metrics = options.metrics as Partial<MetricsCollector> | null | undefined
-  if (metrics !== undefined && (metrics === null || typeof metrics !== 'object' || typeof metrics.bind !== 'function'))
+  // every method the pool calls (a collector of another copy of @dbpool/core passes; a stand-in
+  // missing one broke every statement and close() later: review r13 D5)
+  if (
+    metrics !== undefined &&
+    (metrics === null ||
+      typeof metrics !== 'object' ||
+      COLLECTOR_METHODS.some((method) => typeof (metrics as Record<string, unknown>)[method] !== 'function'))
+  )
     throw configError('pool.metrics', metrics, 'must be a MetricsCollector (new MetricsCollector(name), registry.collector(name))')
   // one collector, one pool: the collector of another open pool is refused before anything is made
   const holder = typeof metrics?.boundTo === 'function' ? metrics.boundTo() : undefined

@@ -631,7 +631,13 @@ export class LanePool<C> {
     this.#lastCreateError = undefined
     this.live.add(conn)
     if (conn.expiresAt !== Number.POSITIVE_INFINITY) this.#armRetirement(conn.expiresAt)
-    this.#host.onCreated(conn, performance.now() - started)
+    try {
+      this.#host.onCreated(conn, performance.now() - started)
+    } catch (err) {
+      // what the pool records of a new connection (metrics, telemetry, listeners) never strands it:
+      // it goes to tarn as made (review r13 D5: a throw here left it in neither tarn nor a caller's hands)
+      this.#host.onBackgroundError(DatabaseError.is(err) ? err : manager.mapError(err))
+    }
     return conn
   }
 

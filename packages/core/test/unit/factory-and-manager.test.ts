@@ -229,6 +229,33 @@ describe('PoolManager', () => {
     expect(b.isOpen).toBe(false)
   })
 
+  // review r13 D5: one pool whose close() rejected made closeAll() reject with that error alone, the
+  // other pools' reports lost
+  it('closeAll(): a pool whose close() rejects does not stop the others; the error names it and carries their reports', async () => {
+    const good = makePool({ name: 'good' }).pool
+    const bad = makePool({ name: 'bad' }).pool
+    const closeBad = bad.close.bind(bad)
+    let broke = false
+    bad.close = async (options) => {
+      const report = await closeBad(options)
+      if (broke) return report
+      broke = true
+      throw new Error('close broke')
+    }
+    const manager = new PoolManager().add('bad', bad).add('good', good)
+    const err = await manager.closeAll({ timeoutMs: 100 }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(err).toBeInstanceOf(DatabaseError)
+    expect(err).toMatchObject({
+      message: expect.stringMatching(/closing pool "bad" failed: close broke/),
+      detail: { failed: ['bad'], reports: { good: expect.objectContaining({ timedOut: false }) } },
+    })
+    expect((err as DatabaseError).cause).toMatchObject({ message: 'close broke' })
+    expect(good.isOpen).toBe(false)
+  })
+
   it('has no primary when empty', () => {
     expect(() => new PoolManager().primary).toThrow(/no pool is registered/)
     expect(new HealthChecker()).toBeDefined()

@@ -215,6 +215,68 @@ describe('gauges of a closed pool and of pools sharing a name', () => {
     await provider.shutdown()
   })
 
+  // review r13 D5: a stand-in with bind() alone passed, then every statement failed with a TypeError,
+  // close() rejected and a connection was stranded; a Meter without the batch callbacks threw a TypeError
+  it.each([
+    ['an object with bind() alone', { bind() {} }],
+    [
+      'a collector missing detach()',
+      {
+        ...Object.fromEntries(
+          [
+            'bind',
+            'snapshot',
+            'recordConnectionCreated',
+            'recordConnectionAcquired',
+            'recordConnectionReturned',
+            'recordConnectionDropped',
+            'recordTimeout',
+            'recordOperation',
+          ].map((m) => [m, () => undefined]),
+        ),
+      },
+    ],
+  ])('metrics that is not a MetricsCollector (%s): CONFIGURATION naming pool.metrics, when the pool is made', (_, metrics) => {
+    expect(() => new DatabasePool(new FakeConnectionManager(), { min: 0, max: 2, name: 'm' }, { metrics: metrics as never })).toThrow(
+      expect.objectContaining({ code: 'CONFIGURATION', detail: expect.objectContaining({ option: 'pool.metrics' }) }),
+    )
+  })
+
+  it('metricsOptions.meter without addBatchObservableCallback: CONFIGURATION naming metricsOptions.meter, from the pool and the collector', () => {
+    const provider = new MeterProvider({ readers: [] })
+    const real = provider.getMeter('t')
+    const meter = {
+      createCounter: real.createCounter.bind(real),
+      createHistogram: real.createHistogram.bind(real),
+      createObservableUpDownCounter: real.createObservableUpDownCounter.bind(real),
+    }
+    const expected = expect.objectContaining({ code: 'CONFIGURATION', detail: expect.objectContaining({ option: 'metricsOptions.meter' }) })
+    expect(() => new MetricsCollector('m', { meter: meter as never })).toThrow(expected)
+    expect(
+      () => new DatabasePool(new FakeConnectionManager(), { min: 0, max: 2, name: 'm' }, { metricsOptions: { meter: meter as never } }),
+    ).toThrow(expected)
+  })
+
+  it('a collector that throws when a connection is made or at close() strands no connection, and close() still reports', async () => {
+    const metrics = new MetricsCollector('throwing')
+    const pool = new DatabasePool(new FakeConnectionManager(), { min: 0, max: 1, name: 'throwing', acquireTimeoutMs: 1_000 }, { metrics })
+    const errors: unknown[] = []
+    pool.on('error', (err) => errors.push(err))
+    metrics.recordConnectionCreated = () => {
+      throw new Error('collector broke')
+    }
+    await pool.query('select 1')
+    await pool.query('select 1')
+    expect(pool.stats()).toMatchObject({ size: 1, used: 0, idle: 1 })
+    metrics.detach = () => {
+      throw new Error('collector broke at detach')
+    }
+    const report = await pool.close({ timeoutMs: 1_000 })
+    expect(report).toMatchObject({ timedOut: false, outstandingLeases: [] })
+    expect(pool.isOpen).toBe(false)
+    expect(errors.length).toBeGreaterThanOrEqual(2)
+  })
+
   it('a collector whose pool closed is reused by a new pool: it reports the new pool, then its final state', async () => {
     const reader = new TestReader()
     const provider = new MeterProvider({ readers: [reader] })
