@@ -340,7 +340,9 @@ class Scanner {
     } else if (c === 39 /* ' */) {
       i = skipQuoted(text, i, 39, false)
       kind = LITERAL
-    } else if (c === 34 /* " */ || c === 96 /* ` */) {
+    } else if (c === 34 /* " */ || (this.sqlite && c === 96) /* ` */) {
+      // a backtick quotes a name on SQLite only: on Postgres it is no quote (the statement fails), and a
+      // literal after it is still hidden
       i = skipQuoted(text, i, c, false)
       kind = QUOTED
     } else if (c === 36 /* $ */) {
