@@ -867,7 +867,13 @@ export class DatabasePool<out C = unknown> {
   transaction<T>(fn: (tx: Transaction<C>) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     if (this.#state !== 'open') return Promise.reject<T>(this.#closedError())
     this.#admitted++
-    const running = this.#telemetry.tracing ? this.#tracedTransaction(fn, options) : this.#runTransaction(fn, options)
+    let running: Promise<T>
+    try {
+      running = this.#telemetry.tracing ? this.#tracedTransaction(fn, options) : this.#runTransaction(fn, options)
+    } catch (err) {
+      // never a synchronous throw, and never an admission left counted (close() would wait for it)
+      running = Promise.reject<T>(err)
+    }
     running.then(this.#finish, this.#finish)
     return running
   }
@@ -1064,7 +1070,11 @@ export class DatabasePool<out C = unknown> {
       manager: this.#manager,
       config: this.config,
       onCreated: (conn, durationMs) => {
-        this.metrics.recordConnectionCreated(durationMs)
+        try {
+          this.metrics.recordConnectionCreated(durationMs)
+        } catch (err) {
+          this.#telemetry.failed('db.client.connection.create_time record', err)
+        }
         this.#telemetry.connected(conn.id, conn.lane, durationMs)
         this.#events.emit('connect', { connectionId: conn.id, lane: conn.lane, durationMs })
       },
@@ -1087,7 +1097,13 @@ export class DatabasePool<out C = unknown> {
         if (this.#state === 'open') this.#maintenance.scheduleWarmUp(0)
       },
       onBackgroundError: (error) => this.#emitError(error),
-      onAcquireTimeout: () => this.metrics.recordTimeout(),
+      onAcquireTimeout: () => {
+        try {
+          this.metrics.recordTimeout()
+        } catch (err) {
+          this.#telemetry.failed('db.client.connection.timeouts add', err)
+        }
+      },
       reclaimIdle: (lane) => this.#sharing?.reclaim(lane) ?? false,
     }
   }
@@ -1286,7 +1302,13 @@ export class DatabasePool<out C = unknown> {
     const now = waited ? Math.max(started, conn.lastCheckedAt) : started
     const lease = new Lease(conn, origin, now, admission, holder)
     conn.lease = lease
-    this.metrics.recordConnectionAcquired(now - started)
+    // the lease exists: nothing from here on may throw, or no caller would hold it to release it
+    // (review r13 D1: a span processor throwing in the wait span's end leaked the connection for good)
+    try {
+      this.metrics.recordConnectionAcquired(now - started)
+    } catch (err) {
+      this.#telemetry.failed('db.client.connection.wait_time record', err)
+    }
     if (waited) this.#telemetry.waited(started, now, conn.lane)
     return lease
   }
@@ -1316,7 +1338,11 @@ export class DatabasePool<out C = unknown> {
     conn.lease = undefined
     if (lease.admission) this.#admitted--
     const now = performance.now()
-    this.metrics.recordConnectionReturned(now - lease.acquiredAt)
+    try {
+      this.metrics.recordConnectionReturned(now - lease.acquiredAt)
+    } catch (err) {
+      this.#telemetry.failed('db.client.connection.use_time record', err)
+    }
     if (conn.broken || !this.#manager.isUsable(conn.native)) return this.#discard(conn)
     let resetting: void | Promise<void>
     try {
@@ -1660,7 +1686,11 @@ export class DatabasePool<out C = unknown> {
   async #revoke(lease: Lease<unknown>): Promise<void> {
     lease.revoke()
     // the lease ends here (its holder's later release is a no-op): its use time is sampled now
-    this.metrics.recordConnectionReturned(performance.now() - lease.acquiredAt)
+    try {
+      this.metrics.recordConnectionReturned(performance.now() - lease.acquiredAt)
+    } catch (err) {
+      this.#telemetry.failed('db.client.connection.use_time record', err)
+    }
     const conn = lease.conn
     conn.lease = undefined
     if (lease.admission) this.#admitted--
