@@ -30,7 +30,7 @@ import { describeValue } from '../sql/parameters'
 import { runTransaction, type TransactionOptions } from '../transaction/transaction'
 import { transactionLeftOpenError, transactionStateUnknownError } from '../transaction/transaction-outcome'
 import { eventLoopTurn, Lease, type LeaseHolder } from './lease'
-import { LanePool, withDeadline, type LaneHost, type OnAcquired } from './lane-pool'
+import { LanePool, withDeadline, type LaneHost, type OnAcquired, type OnAcquireFailed } from './lane-pool'
 import {
   ConnectionHandle,
   type HeldConnectionHost,
@@ -1249,15 +1249,29 @@ export class DatabasePool<out C = unknown> {
     admitted: boolean,
     waitMs?: number,
   ): Promise<Awaited<T>> {
-    // the connection may come through another caller's release: `lend` (and the callback it runs) keeps this caller's context
-    if (this.#telemetry.tracing) lend = this.#telemetry.bind(lend)
+    let failed: OnAcquireFailed | undefined = admitted ? undefined : this.#finish
+    if (this.#telemetry.tracing) {
+      // the connection may come through another caller's release: `lend` (and the callback it runs) keeps this caller's context
+      lend = this.#telemetry.bind(lend)
+      // a wait that fails gets its dbpool.acquire span too, in the caller's context (review r13 D8)
+      failed = this.#telemetry.bind(admitted ? this.#waitFailed : this.#waitFailedFinish)
+    }
     const started = performance.now()
     // captured before the first await, so the stack still holds the caller's frames
     const origin = this.config.leakDetectionThresholdMs > 0 ? new Error('connection acquired here') : undefined
-    if (admitted) return pool.acquire(lend, origin, arg, started, undefined, signal, waitMs)
+    if (admitted) return pool.acquire(lend, origin, arg, started, failed, signal, waitMs)
     // admitted now: close() lets it finish, even if it is still waiting when close() is called
     this.#admitted++
-    return pool.acquire(lend, origin, arg, started, this.#finish, signal, waitMs)
+    return pool.acquire(lend, origin, arg, started, failed, signal, waitMs)
+  }
+
+  /** A caller's acquire failed (tracing): its wait's span, failed with the error it gets. */
+  readonly #waitFailed: OnAcquireFailed = (error, since, lane) => this.#telemetry.waited(since, performance.now(), lane, error)
+
+  /** {@link #waitFailed}, and the end of the admission the acquire held. */
+  readonly #waitFailedFinish: OnAcquireFailed = (error, since, lane) => {
+    this.#finished()
+    this.#telemetry.waited(since, performance.now(), lane, error)
   }
 
   /** A bare lease (ping, backend checks, statement sharing): the caller releases it. */

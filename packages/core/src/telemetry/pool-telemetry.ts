@@ -31,7 +31,7 @@ export const TRACER_NAME = '@dbpool/core'
 /** Name of the span of a transaction (kind INTERNAL; its statements are CLIENT spans under it). */
 export const TRANSACTION_SPAN_NAME = 'transaction'
 
-/** Name of the span of a caller's wait for a connection (kind INTERNAL), made only when it waited. */
+/** Name of the span of a caller's wait for a connection (kind INTERNAL), made when it waited or its acquire failed (then status ERROR). */
 export const WAIT_SPAN_NAME = 'dbpool.acquire'
 
 /** What an unregistered global provider delegates to: its tracers make non-recording spans. */
@@ -331,8 +331,12 @@ export class PoolTelemetry {
     this.#rememberedChars = 0
   }
 
-  /** A caller waited for a connection from `started` to `now` (`performance.now()` readings). */
-  waited(started: number, now: number, lane: Lane): void {
+  /**
+   * A caller waited for a connection from `started` to `now` (`performance.now()` readings); `error`:
+   * its wait ended without one (ACQUIRE_TIMEOUT, POOL_EXHAUSTED, its signal, close(), a connect
+   * error), and the span fails with it (status ERROR, `error.type`).
+   */
+  waited(started: number, now: number, lane: Lane, error?: unknown): void {
     if (!this.tracing) return
     const span = this.#startSpan(
       WAIT_SPAN_NAME,
@@ -340,7 +344,7 @@ export class PoolTelemetry {
       { 'db.system.name': this.#system, [POOL_NAME_ATTRIBUTE]: this.#poolName, 'dbpool.lane': lane },
       started,
     )
-    if (span !== undefined) this.#endSpan(span, undefined, undefined, now)
+    if (span !== undefined) this.#endSpan(span, error, undefined, now)
   }
 
   /**

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { context, metrics, trace, type Context, type Span } from '@opentelemetry/api'
+import { context, metrics, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api'
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics'
 import {
@@ -72,6 +72,7 @@ export function defineTelemetryFailuresSuite(options: TelemetryFailuresOptions):
   const faulty = new FaultyProcessor()
   const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter), faulty] })
   const meterProvider = new MeterProvider({ readers: [new TestReader()] })
+  const tracer = trace.getTracer('app')
   const pools: DatabasePool<unknown>[] = []
   let db: { url: string; secret?: string; cleanup: () => Promise<void> }
   let dir: string
@@ -232,6 +233,56 @@ export function defineTelemetryFailuresSuite(options: TelemetryFailuresOptions):
       await expectWhole(pool)
       expect(telemetryWarnings()).toHaveLength(1)
       await faultyMeters.shutdown()
+    })
+  })
+
+  describe(`a failed wait for a connection, on ${options.backend} (review r13 D8)`, () => {
+    it('ACQUIRE_TIMEOUT: the caller gets a dbpool.acquire span over its wait, status ERROR, error.type ACQUIRE_TIMEOUT', async () => {
+      const pool = await open({ acquireTimeoutMs: 300 })
+      await pool.query('select 1')
+      let release!: () => void
+      const holder = pool.withConnection(() => new Promise<void>((resolve) => (release = resolve)))
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      exporter.reset()
+      const code = await tracer.startActiveSpan('req', async (span) => {
+        try {
+          await pool.withConnection(async () => undefined)
+          return 'acquired'
+        } catch (err) {
+          return (err as DatabaseError).code
+        } finally {
+          span.end()
+        }
+      })
+      release()
+      await holder
+      expect(code).toBe('ACQUIRE_TIMEOUT')
+      const req = exporter.getFinishedSpans().find((s) => s.name === 'req')!
+      const waits = exporter.getFinishedSpans().filter((s) => s.name === 'dbpool.acquire')
+      expect(waits).toHaveLength(1)
+      const wait = waits[0]!
+      expect(wait.parentSpanContext?.spanId).toBe(req.spanContext().spanId)
+      expect(wait.status.code).toBe(SpanStatusCode.ERROR)
+      expect(wait.attributes).toMatchObject({ 'error.type': 'ACQUIRE_TIMEOUT', 'dbpool.lane': 'write' })
+      const ms = wait.duration[0] * 1_000 + wait.duration[1] / 1e6
+      expect(ms).toBeGreaterThanOrEqual(250)
+      await expectWhole(pool)
+    })
+
+    it('POOL_EXHAUSTED: the refused caller gets a failed dbpool.acquire span too', async () => {
+      const pool = await open({ maxWaitingClients: 0 })
+      await pool.query('select 1')
+      let release!: () => void
+      const holder = pool.withConnection(() => new Promise<void>((resolve) => (release = resolve)))
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      exporter.reset()
+      await expect(pool.withConnection(async () => undefined)).rejects.toMatchObject({ code: 'POOL_EXHAUSTED' })
+      release()
+      await holder
+      const wait = exporter.getFinishedSpans().find((s) => s.name === 'dbpool.acquire')
+      expect(wait?.status.code).toBe(SpanStatusCode.ERROR)
+      expect(wait?.attributes['error.type']).toBe('POOL_EXHAUSTED')
+      await expectWhole(pool)
     })
   })
 }
