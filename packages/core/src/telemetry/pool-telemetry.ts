@@ -538,7 +538,8 @@ export class PoolTelemetry {
   #slow(query: CompiledQuery, info: StatementInfo, ms: number, err: unknown): void {
     const log = this.log!
     const fields: Record<string, unknown> = { text: info.text, durationMs: round(ms), slowQueryMs: this.#slowMs, stats: this.#stats() }
-    if (this.#logParameters) fields.params = query.params.map(loggable)
+    // the values as sent, with the secrets the text and `err` hide hidden in them too (review r13 D9)
+    if (this.#logParameters) fields.params = query.params.map((value) => loggable(value, this.#redact, 0))
     if (err !== undefined) fields.err = log.error(err)
     log.write('warn', 'slowStatement', fields, `statement took ${round(ms)} ms (slowQueryMs ${this.#slowMs})`)
   }
@@ -626,11 +627,32 @@ function round(ms: number): number {
   return Math.round(ms * 1000) / 1000
 }
 
-/** A parameter value as a log line can carry it (pino's JSON has no bigint, and bytes are noise). */
-function loggable(value: unknown): unknown {
+/** How deep {@link loggable} follows arrays and objects inside a parameter (deeper: `[nested]`). */
+const MAX_LOGGED_DEPTH = 16
+
+/**
+ * A parameter value as a log line can carry it (pino's JSON has no bigint, and bytes are noise), with
+ * `redact` applied to every string in it: the value itself, and the strings inside an array or an
+ * object (as its JSON, the form it is sent in: `toJSON()` followed, own enumerable properties).
+ */
+function loggable(value: unknown, redact: (text: string) => string, depth: number): unknown {
+  if (typeof value === 'string') return redact(value)
   if (typeof value === 'bigint') return value.toString()
+  if (typeof value !== 'object' || value === null) return value
   if (value instanceof Uint8Array) return `[${value.byteLength} bytes]`
-  return value
+  if (value instanceof Date) return value
+  if (depth >= MAX_LOGGED_DEPTH) return '[nested]'
+  if (Array.isArray(value)) return value.map((item: unknown) => loggable(item, redact, depth + 1))
+  try {
+    const toJSON = (value as { toJSON?: unknown }).toJSON
+    if (typeof toJSON === 'function') return loggable(toJSON.call(value), redact, depth + 1)
+    const out: Record<string, unknown> = {}
+    for (const [key, item] of Object.entries(value)) out[redact(key)] = loggable(item, redact, depth + 1)
+    return out
+  } catch {
+    // a getter or toJSON that throws: nothing of it is shown
+    return '[unserializable]'
+  }
 }
 
 /** `server.address` and `server.port` of a connected server. */

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { context, metrics, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api'
@@ -11,6 +11,7 @@ import {
   type ReadableSpan,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace-base'
+import { pino } from 'pino'
 import { DatabaseError, PoolFactory, TRANSACTION_SPAN_NAME, type DatabasePool, type PoolOptions } from '@dbpool/core'
 
 class TestReader extends MetricReader {
@@ -283,6 +284,42 @@ export function defineTelemetryFailuresSuite(options: TelemetryFailuresOptions):
       expect(wait?.status.code).toBe(SpanStatusCode.ERROR)
       expect(wait?.attributes['error.type']).toBe('POOL_EXHAUSTED')
       await expectWhole(pool)
+    })
+  })
+
+  describe(`logParameters on ${options.backend} (review r13 D9)`, () => {
+    it('the slowStatement line`s params hide secrets as its text does: strings, and strings inside arrays and objects', async () => {
+      const file = join(dir, 'params.log')
+      const logger = pino({ level: 'debug' }, pino.destination({ dest: file, sync: true }))
+      const pool = await open({ slowQueryMs: 1, logParameters: true }, { logger })
+      const url = 'postgres://app:UrlPassw0rd!@db.example/ledger'
+      await pool.query(options.slowStatement, [url])
+      if (db.secret !== undefined) {
+        await pool.query(options.slowStatement, [db.secret])
+        if (options.backend === 'postgres') {
+          await pool.query(`select pg_sleep(0.03), ${p}::text[] as a, $2::jsonb as b`, [
+            ['plain', db.secret],
+            { user: 'app', password: db.secret, nested: { also: db.secret } },
+          ])
+        }
+      }
+      await pool.close()
+      const lines = readFileSync(file, 'utf8')
+        .split('\n')
+        .filter((line) => line.includes('"slowStatement"'))
+        .map((line) => JSON.parse(line) as { params: unknown[] })
+      expect(lines[0]?.params).toEqual(['postgres://app:[REDACTED]@db.example/ledger'])
+      if (db.secret !== undefined) {
+        expect(lines[1]?.params).toEqual(['[REDACTED]'])
+        if (options.backend === 'postgres')
+          expect(lines[2]?.params).toEqual([
+            ['plain', '[REDACTED]'],
+            { user: 'app', password: '[REDACTED]', nested: { also: '[REDACTED]' } },
+          ])
+      }
+      const logged = readFileSync(file, 'utf8')
+      expect(logged).not.toContain('UrlPassw0rd')
+      if (db.secret !== undefined) expect(logged).not.toContain(`"${db.secret}"`)
     })
   })
 }
