@@ -441,7 +441,12 @@ export class DatabasePool<out C = unknown> {
    * `PoolTelemetry.operation`). `run` gets the span for attributes and events (a no-op one without an SDK).
    */
   traced<T>(text: string, run: (span: OperationSpan) => Promise<T>, options?: OperationOptions): Promise<T> {
-    return this.#telemetry.operation(text, run, options)
+    try {
+      return this.#telemetry.operation(text, run, options)
+    } catch (err) {
+      // a promise-returning method never throws synchronously (review r13 D1)
+      return Promise.reject<T>(err)
+    }
   }
 
   /**
