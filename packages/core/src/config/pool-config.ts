@@ -75,7 +75,8 @@ export interface PoolOptions {
   readonly slowQueryMs?: number
   /**
    * Whether slow-statement log lines carry the statement's parameter values. They may hold personal
-   * data or secrets, so they are left out unless this is `true`. Default is `false`.
+   * data or secrets, so they are left out unless this is `true`. Default is `false`. When on, the
+   * secrets the pool knows (its password, URL passwords) are `[REDACTED]` in them as in the text.
    */
   readonly logParameters?: boolean
   /**

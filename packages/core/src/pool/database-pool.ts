@@ -30,7 +30,7 @@ import { describeValue } from '../sql/parameters'
 import { runTransaction, type TransactionOptions } from '../transaction/transaction'
 import { transactionLeftOpenError, transactionStateUnknownError } from '../transaction/transaction-outcome'
 import { eventLoopTurn, Lease, type LeaseHolder } from './lease'
-import { LanePool, withDeadline, type LaneHost, type OnAcquired } from './lane-pool'
+import { LanePool, withDeadline, type LaneHost, type OnAcquired, type OnAcquireFailed } from './lane-pool'
 import {
   ConnectionHandle,
   type HeldConnectionHost,
@@ -446,7 +446,12 @@ export class DatabasePool<out C = unknown> {
    * `PoolTelemetry.operation`). `run` gets the span for attributes and events (a no-op one without an SDK).
    */
   traced<T>(text: string, run: (span: OperationSpan) => Promise<T>, options?: OperationOptions): Promise<T> {
-    return this.#telemetry.operation(text, run, options)
+    try {
+      return this.#telemetry.operation(text, run, options)
+    } catch (err) {
+      // a promise-returning method never throws synchronously (review r13 D1)
+      return Promise.reject<T>(err)
+    }
   }
 
   /**
@@ -872,7 +877,13 @@ export class DatabasePool<out C = unknown> {
   transaction<T>(fn: (tx: Transaction<C>) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
     if (this.#state !== 'open') return Promise.reject<T>(this.#closedError())
     this.#admitted++
-    const running = this.#telemetry.tracing ? this.#tracedTransaction(fn, options) : this.#runTransaction(fn, options)
+    let running: Promise<T>
+    try {
+      running = this.#telemetry.tracing ? this.#tracedTransaction(fn, options) : this.#runTransaction(fn, options)
+    } catch (err) {
+      // never a synchronous throw, and never an admission left counted (close() would wait for it)
+      running = Promise.reject<T>(err)
+    }
     running.then(this.#finish, this.#finish)
     return running
   }
@@ -1069,7 +1080,11 @@ export class DatabasePool<out C = unknown> {
       manager: this.#manager,
       config: this.config,
       onCreated: (conn, durationMs) => {
-        this.metrics.recordConnectionCreated(durationMs)
+        try {
+          this.metrics.recordConnectionCreated(durationMs)
+        } catch (err) {
+          this.#telemetry.failed('db.client.connection.create_time record', err)
+        }
         this.#telemetry.connected(conn.id, conn.lane, durationMs)
         this.#events.emit('connect', { connectionId: conn.id, lane: conn.lane, durationMs })
       },
@@ -1094,7 +1109,13 @@ export class DatabasePool<out C = unknown> {
         if (this.#state === 'open') this.#maintenance.scheduleWarmUp(0)
       },
       onBackgroundError: (error) => this.#emitError(error),
-      onAcquireTimeout: () => this.metrics.recordTimeout(),
+      onAcquireTimeout: () => {
+        try {
+          this.metrics.recordTimeout()
+        } catch (err) {
+          this.#telemetry.failed('db.client.connection.timeouts add', err)
+        }
+      },
       reclaimIdle: (lane) => this.#sharing?.reclaim(lane) ?? false,
     }
   }
@@ -1240,15 +1261,29 @@ export class DatabasePool<out C = unknown> {
     admitted: boolean,
     waitMs?: number,
   ): Promise<Awaited<T>> {
-    // the connection may come through another caller's release: `lend` (and the callback it runs) keeps this caller's context
-    if (this.#telemetry.tracing) lend = this.#telemetry.bind(lend)
+    let failed: OnAcquireFailed | undefined = admitted ? undefined : this.#finish
+    if (this.#telemetry.tracing) {
+      // the connection may come through another caller's release: `lend` (and the callback it runs) keeps this caller's context
+      lend = this.#telemetry.bind(lend)
+      // a wait that fails gets its dbpool.acquire span too, in the caller's context (review r13 D8)
+      failed = this.#telemetry.bind(admitted ? this.#waitFailed : this.#waitFailedFinish)
+    }
     const started = performance.now()
     // captured before the first await, so the stack still holds the caller's frames
     const origin = this.config.leakDetectionThresholdMs > 0 ? new Error('connection acquired here') : undefined
-    if (admitted) return pool.acquire(lend, origin, arg, started, undefined, signal, waitMs)
+    if (admitted) return pool.acquire(lend, origin, arg, started, failed, signal, waitMs)
     // admitted now: close() lets it finish, even if it is still waiting when close() is called
     this.#admitted++
-    return pool.acquire(lend, origin, arg, started, this.#finish, signal, waitMs)
+    return pool.acquire(lend, origin, arg, started, failed, signal, waitMs)
+  }
+
+  /** A caller's acquire failed (tracing): its wait's span, failed with the error it gets. */
+  readonly #waitFailed: OnAcquireFailed = (error, since, lane) => this.#telemetry.waited(since, performance.now(), lane, error)
+
+  /** {@link #waitFailed}, and the end of the admission the acquire held. */
+  readonly #waitFailedFinish: OnAcquireFailed = (error, since, lane) => {
+    this.#finished()
+    this.#telemetry.waited(since, performance.now(), lane, error)
   }
 
   /** A bare lease (ping, backend checks, statement sharing): the caller releases it. */
@@ -1293,7 +1328,13 @@ export class DatabasePool<out C = unknown> {
     const now = waited ? Math.max(started, conn.lastCheckedAt) : started
     const lease = new Lease(conn, origin, now, admission, holder)
     conn.lease = lease
-    this.metrics.recordConnectionAcquired(now - started)
+    // the lease exists: nothing from here on may throw, or no caller would hold it to release it
+    // (review r13 D1: a span processor throwing in the wait span's end leaked the connection for good)
+    try {
+      this.metrics.recordConnectionAcquired(now - started)
+    } catch (err) {
+      this.#telemetry.failed('db.client.connection.wait_time record', err)
+    }
     if (waited) this.#telemetry.waited(started, now, conn.lane)
     return lease
   }
@@ -1323,7 +1364,11 @@ export class DatabasePool<out C = unknown> {
     conn.lease = undefined
     if (lease.admission) this.#admitted--
     const now = performance.now()
-    this.metrics.recordConnectionReturned(now - lease.acquiredAt)
+    try {
+      this.metrics.recordConnectionReturned(now - lease.acquiredAt)
+    } catch (err) {
+      this.#telemetry.failed('db.client.connection.use_time record', err)
+    }
     if (conn.broken || !this.#manager.isUsable(conn.native)) return this.#discard(conn)
     let resetting: void | Promise<void>
     try {
@@ -1676,7 +1721,11 @@ export class DatabasePool<out C = unknown> {
   async #revoke(lease: Lease<unknown>): Promise<void> {
     lease.revoke()
     // the lease ends here (its holder's later release is a no-op): its use time is sampled now
-    this.metrics.recordConnectionReturned(performance.now() - lease.acquiredAt)
+    try {
+      this.metrics.recordConnectionReturned(performance.now() - lease.acquiredAt)
+    } catch (err) {
+      this.#telemetry.failed('db.client.connection.use_time record', err)
+    }
     const conn = lease.conn
     conn.lease = undefined
     if (lease.admission) this.#admitted--

@@ -26,6 +26,12 @@ const MAX_ATTEMPTS_NAMED = 32
  */
 export type OnAcquired<C, A, B, T> = (conn: PooledConnection<C>, waited: boolean, since: number, a: A, b: B) => T
 
+/**
+ * @internal What a lane calls when a caller's acquire fails, before its promise rejects with `error`:
+ * `since` is when it asked, `lane` the lane it asked.
+ */
+export type OnAcquireFailed = (error: DatabaseError, since: number, lane: Lane) => void
+
 /** @internal What a lane needs from the pool that owns it. */
 export interface LaneHost<C> {
   readonly manager: ConnectionManager<C>
@@ -65,7 +71,7 @@ class Waiter<C> implements Queued {
     readonly onAcquired: OnAcquired<C, unknown, unknown, unknown>,
     readonly a: unknown,
     readonly b: unknown,
-    readonly onFailed: (() => void) | undefined,
+    readonly onFailed: OnAcquireFailed | undefined,
   ) {}
 
   // set by {@link captureResolvers} inside the Promise constructor, before anything can settle it
@@ -254,14 +260,14 @@ export class LanePool<C> {
    * as `cause`) when `acquireTimeoutMs` passes,
    * POOL_CLOSED when close() gives up on waiting callers, QUERY_CANCELLED when `signal` aborts while
    * the caller waits (it leaves the queue at once), or with the connect error itself. `onFailed`
-   * runs before each of those rejections.
+   * runs before each of those rejections, with the error.
    */
   acquire<A, B, T>(
     onAcquired: OnAcquired<C, A, B, T>,
     a: A,
     b: B,
     now = performance.now(),
-    onFailed?: () => void,
+    onFailed?: OnAcquireFailed,
     signal?: AbortSignal,
     waitMs?: number,
   ): Promise<Awaited<T>> {
@@ -273,13 +279,12 @@ export class LanePool<C> {
       // (rare path) a connection kept by statement sharing with nothing in flight is idle to the
       // caller: it is handed back (or on its way back, after its reset) instead of refusing the caller
       if (waiting >= this.#host.config.maxWaitingClients && !(this.#host.reclaimIdle?.(this) ?? false)) {
-        onFailed?.()
-        return Promise.reject(
-          this.#poolError(
-            'POOL_EXHAUSTED',
-            `${this.#describe()} has ${waiting} callers waiting (maxWaitingClients ${this.#host.config.maxWaitingClients})`,
-          ),
+        const refused = this.#poolError(
+          'POOL_EXHAUSTED',
+          `${this.#describe()} has ${waiting} callers waiting (maxWaitingClients ${this.#host.config.maxWaitingClients})`,
         )
+        onFailed?.(refused, now, this.lane)
+        return Promise.reject(refused)
       }
     }
     if (queued === 0 && signal === undefined) {
@@ -309,8 +314,9 @@ export class LanePool<C> {
         },
         (err: unknown) => {
           this.#leftTarn(op)
-          onFailed?.()
-          throw this.#counted(this.#acquireError(err))
+          const error = this.#acquireError(err)
+          onFailed?.(error, now, this.lane)
+          throw this.#counted(error)
         },
       ) as Promise<Awaited<T>>
     }
@@ -446,7 +452,7 @@ export class LanePool<C> {
 
   #fail(waiter: Waiter<C>, error: DatabaseError): void {
     this.#leave(waiter)
-    waiter.onFailed?.()
+    waiter.onFailed?.(error, waiter.since, this.lane)
     waiter.reject(this.#counted(error))
   }
 

@@ -31,7 +31,7 @@ export const TRACER_NAME = '@dbpool/core'
 /** Name of the span of a transaction (kind INTERNAL; its statements are CLIENT spans under it). */
 export const TRANSACTION_SPAN_NAME = 'transaction'
 
-/** Name of the span of a caller's wait for a connection (kind INTERNAL), made only when it waited. */
+/** Name of the span of a caller's wait for a connection (kind INTERNAL), made when it waited or its acquire failed (then status ERROR). */
 export const WAIT_SPAN_NAME = 'dbpool.acquire'
 
 /** What an unregistered global provider delegates to: its tracers make non-recording spans. */
@@ -100,6 +100,14 @@ interface StatementInfo {
  * transaction with its statements as children, and an INTERNAL span for a caller's wait for a
  * connection when it waited. With no SDK behind the global tracer provider, no meter provider and no
  * slow-statement log, {@link watching} is false and the pool skips every step of this class.
+ *
+ * Nothing here throws into the pool: every call into the OpenTelemetry API or SDK (`startSpan`,
+ * `isRecording`, `setAttribute(s)`, `setStatus`, `addEvent`, `end`, a histogram's `record`,
+ * `context.bind`) is guarded, since the SDK runs the application's span processors and views
+ * unguarded and one that throws would otherwise fail a caller whose work succeeded or strand a lease
+ * (review r13 D1). The first failure is reported with `process.emitWarning` (`DbpoolWarning`, code
+ * `DBPOOL_TELEMETRY_FAILED`), later ones are dropped, as a throwing logger's are; the work goes on
+ * without the span or the measurement.
  */
 export class PoolTelemetry {
   /** The pool's logger, wrapped; undefined without the `logger` option. */
@@ -134,6 +142,8 @@ export class PoolTelemetry {
   readonly #failedWith = new WeakMap<object, CompiledQuery>()
   /** The texts {@link #describe} hides for an error (see `parameterTexts`), worked out once per error. */
   readonly #hiddenTexts = new WeakMap<object, readonly string[]>()
+  /** A failure of the OpenTelemetry API or SDK was reported already (see {@link failed}). */
+  #failureReported = false
 
   constructor(options: PoolTelemetryOptions) {
     const { config, target } = options
@@ -192,13 +202,11 @@ export class PoolTelemetry {
     const started = performance.now()
     let span: Span | undefined
     let running: Promise<R>
+    const opened = this.tracing ? this.#startSpan(info.spanName, SpanKind.CLIENT, info.spanAttributes) : undefined
+    if (opened !== undefined && this.#recording(opened)) span = opened
     try {
-      if (this.tracing) {
-        const opened = this.#tracer.startSpan(info.spanName, { kind: SpanKind.CLIENT, attributes: info.spanAttributes })
-        if (opened.isRecording()) span = opened
-        // active even when not sampled: what runs under it (a driver's own spans) follows its decision
-        running = context.with(trace.setSpan(context.active(), opened), run)
-      } else running = run()
+      // active even when not sampled: what runs under it (a driver's own spans) follows its decision
+      running = opened !== undefined ? context.with(trace.setSpan(context.active(), opened), run) : run()
     } catch (err) {
       running = Promise.reject(err)
     }
@@ -223,10 +231,8 @@ export class PoolTelemetry {
     const info = this.#info(query.text)
     const started = performance.now()
     let span: Span | undefined
-    if (this.tracing) {
-      const opened = this.#tracer.startSpan(info.spanName, { kind: SpanKind.CLIENT, attributes: info.spanAttributes })
-      if (opened.isRecording()) span = opened
-    }
+    const opened = this.tracing ? this.#startSpan(info.spanName, SpanKind.CLIENT, info.spanAttributes) : undefined
+    if (opened !== undefined && this.#recording(opened)) span = opened
     return { end: (error, server) => this.#finished(query, info, span, started, error, false, undefined, server) }
   }
 
@@ -252,22 +258,24 @@ export class PoolTelemetry {
     }
     if (options.attributes) attributes = { ...attributes, ...options.attributes }
     const kind = options.kind === 'internal' ? SpanKind.INTERNAL : SpanKind.CLIENT
-    const span = this.#tracer.startSpan(spanName, { kind, attributes })
+    const span = this.#startSpan(spanName, kind, attributes)
+    const recording = span !== undefined && this.#recording(span)
     let running: Promise<R>
     try {
-      running = context.with(trace.setSpan(context.active(), span), () => run(span.isRecording() ? span : NO_SPAN))
+      // the work gets the span behind a guard: its attributes and events never throw into it either
+      const given = recording ? this.#guarded(span) : NO_SPAN
+      running = span !== undefined ? context.with(trace.setSpan(context.active(), span), () => run(given)) : run(given)
     } catch (err) {
       running = Promise.reject(err)
     }
-    if (!span.isRecording()) return running
+    if (!recording) return running
     return running.then(
       (result) => {
-        span.end()
+        this.#endSpan(span, undefined)
         return result
       },
       (err: unknown) => {
-        this.#failSpan(span, err)
-        span.end()
+        this.#endSpan(span, err)
         throw err
       },
     )
@@ -278,24 +286,22 @@ export class PoolTelemetry {
    * statements nest under it; the span fails with `error.type` when the transaction does.
    */
   transaction<T>(run: () => Promise<T>): Promise<T> {
-    if (!this.tracing) return run()
-    const span = this.#tracer.startSpan(TRANSACTION_SPAN_NAME, { kind: SpanKind.INTERNAL, attributes: this.#base })
+    const span = this.tracing ? this.#startSpan(TRANSACTION_SPAN_NAME, SpanKind.INTERNAL, this.#base) : undefined
     let running: Promise<T>
     try {
       // active even when not sampled: the statements follow the transaction's sampling decision
-      running = context.with(trace.setSpan(context.active(), span), run)
+      running = span !== undefined ? context.with(trace.setSpan(context.active(), span), run) : run()
     } catch (err) {
       running = Promise.reject(err)
     }
-    if (!span.isRecording()) return running
+    if (span === undefined || !this.#recording(span)) return running
     return running.then(
       (result) => {
-        span.end()
+        this.#endSpan(span, undefined)
         return result
       },
       (err: unknown) => {
-        this.#failSpan(span, err)
-        span.end()
+        this.#endSpan(span, err)
         throw err
       },
     )
@@ -307,7 +313,13 @@ export class PoolTelemetry {
    * connection came through another caller's release.
    */
   bind<F extends (...args: never[]) => unknown>(fn: F): F {
-    return this.tracing ? context.bind(context.active(), fn) : fn
+    if (!this.tracing) return fn
+    try {
+      return context.bind(context.active(), fn)
+    } catch (err) {
+      this.failed('context.bind', err)
+      return fn
+    }
   }
 
   /** @internal What is kept per statement text now: texts and their characters (keys and shown texts). */
@@ -322,21 +334,46 @@ export class PoolTelemetry {
     this.#rememberedChars = 0
   }
 
-  /** A caller waited for a connection from `started` to `now` (`performance.now()` readings). */
-  waited(started: number, now: number, lane: Lane): void {
+  /**
+   * A caller waited for a connection from `started` to `now` (`performance.now()` readings); `error`:
+   * its wait ended without one (ACQUIRE_TIMEOUT, POOL_EXHAUSTED, its signal, close(), a connect
+   * error), and the span fails with it (status ERROR, `error.type`).
+   */
+  waited(started: number, now: number, lane: Lane, error?: unknown): void {
     if (!this.tracing) return
-    const span = this.#tracer.startSpan(WAIT_SPAN_NAME, {
-      kind: SpanKind.INTERNAL,
-      startTime: started,
-      attributes: { 'db.system.name': this.#system, [POOL_NAME_ATTRIBUTE]: this.#poolName, 'dbpool.lane': lane },
-    })
-    span.end(now)
+    const span = this.#startSpan(
+      WAIT_SPAN_NAME,
+      SpanKind.INTERNAL,
+      { 'db.system.name': this.#system, [POOL_NAME_ATTRIBUTE]: this.#poolName, 'dbpool.lane': lane },
+      started,
+    )
+    if (span !== undefined) this.#endSpan(span, error, undefined, now)
+  }
+
+  /**
+   * A call into the OpenTelemetry API or SDK (or the metrics collector) threw: `what` was skipped, the
+   * pool's work goes on. The first failure of the pool is reported with `process.emitWarning`
+   * (`DbpoolWarning`, code `DBPOOL_TELEMETRY_FAILED`), later ones are dropped (an exporter that is
+   * down would otherwise add a warning per statement).
+   */
+  failed(what: string, err: unknown): void {
+    if (this.#failureReported) return
+    this.#failureReported = true
+    const shown = isErrorLike(err) ? `${err.name}: ${err.message}` : String(err)
+    process.emitWarning(
+      `dbpool: telemetry of pool "${this.#poolName}" failed (${what} threw: ${this.#redact(shown)}); the pool's work is not affected (later telemetry failures of this pool are not reported)`,
+      { type: 'DbpoolWarning', code: 'DBPOOL_TELEMETRY_FAILED' },
+    )
   }
 
   /** A transaction attempt failed with a replayable error and is replayed after `delayMs`. */
   retrying(attempt: number, error: DatabaseError, delayMs: number): void {
-    const span = trace.getActiveSpan()
-    if (span?.isRecording()) span.addEvent('dbpool.transaction.retry', { attempt, 'error.type': error.code, 'dbpool.delay_ms': delayMs })
+    try {
+      const span = trace.getActiveSpan()
+      if (span?.isRecording()) span.addEvent('dbpool.transaction.retry', { attempt, 'error.type': error.code, 'dbpool.delay_ms': delayMs })
+    } catch (err) {
+      this.failed('span.addEvent', err)
+    }
     this.log?.write(
       'warn',
       'transactionRetry',
@@ -422,11 +459,8 @@ export class PoolTelemetry {
       errorType = DatabaseError.is(err) ? err.code : isErrorLike(err) ? err.name : '_OTHER'
       status = DatabaseError.is(err) ? (err.sqlState ?? err.sqliteCode) : undefined
     }
-    if (span) {
-      if (server !== undefined) span.setAttributes(serverAttributes(server))
-      if (err !== undefined) this.#failSpan(span, err)
-      span.end()
-    }
+    // the caller gets its own result or error whatever happens below (review r13 D1)
+    if (span) this.#endSpan(span, err, server)
     if (this.#metrics.recordsOperations) {
       let attributes = info.metricAttributes
       if (server !== undefined) attributes = { ...attributes, ...serverAttributes(server) }
@@ -434,15 +468,81 @@ export class PoolTelemetry {
         attributes = { ...attributes, 'error.type': errorType }
         if (status !== undefined) attributes['db.response.status_code'] = status
       }
-      this.#metrics.recordOperation(ms / 1000, attributes)
+      try {
+        this.#metrics.recordOperation(ms / 1000, attributes)
+      } catch (e) {
+        this.failed('db.client.operation.duration record', e)
+      }
     }
-    if (logSlow && this.#slowMs > 0 && ms > this.#slowMs) this.#slow(query, info, ms, err)
+    if (logSlow && this.#slowMs > 0 && ms > this.#slowMs) {
+      try {
+        this.#slow(query, info, ms, err)
+      } catch (e) {
+        this.failed('the slow-statement log', e)
+      }
+    }
+  }
+
+  /** `tracer.startSpan`, guarded: undefined when it threw (the work then runs without a span). */
+  #startSpan(name: string, kind: SpanKind, attributes: Attributes, startTime?: number): Span | undefined {
+    try {
+      return this.#tracer.startSpan(name, startTime === undefined ? { kind, attributes } : { kind, attributes, startTime })
+    } catch (err) {
+      this.failed('tracer.startSpan', err)
+      return undefined
+    }
+  }
+
+  /** `span.isRecording()`, guarded: false when it threw. */
+  #recording(span: Span): boolean {
+    try {
+      return span.isRecording()
+    } catch (err) {
+      this.failed('span.isRecording', err)
+      return false
+    }
+  }
+
+  /** Ends `span` (at `endTime`, else now), failed with `err` when given; never throws. */
+  #endSpan(span: Span, err: unknown, server?: ConnectedServer, endTime?: number): void {
+    try {
+      if (server !== undefined) span.setAttributes(serverAttributes(server))
+      if (err !== undefined) this.#failSpan(span, err)
+    } catch (e) {
+      this.failed('span.setAttribute', e)
+    }
+    try {
+      span.end(endTime)
+    } catch (e) {
+      this.failed('span.end', e)
+    }
+  }
+
+  /** `span` as {@link operation}'s work gets it: its attributes and events never throw. */
+  #guarded(span: Span): OperationSpan {
+    return {
+      setAttribute: (key, value) => {
+        try {
+          span.setAttribute(key, value)
+        } catch (err) {
+          this.failed('span.setAttribute', err)
+        }
+      },
+      addEvent: (name, attributes) => {
+        try {
+          span.addEvent(name, attributes)
+        } catch (err) {
+          this.failed('span.addEvent', err)
+        }
+      },
+    }
   }
 
   #slow(query: CompiledQuery, info: StatementInfo, ms: number, err: unknown): void {
     const log = this.log!
     const fields: Record<string, unknown> = { text: info.text, durationMs: round(ms), slowQueryMs: this.#slowMs, stats: this.#stats() }
-    if (this.#logParameters) fields.params = query.params.map(loggable)
+    // the values as sent, with the secrets the text and `err` hide hidden in them too (review r13 D9)
+    if (this.#logParameters) fields.params = query.params.map((value) => loggable(value, this.#redact, 0))
     if (err !== undefined) fields.err = log.error(err)
     log.write('warn', 'slowStatement', fields, `statement took ${round(ms)} ms (slowQueryMs ${this.#slowMs})`)
   }
@@ -531,11 +631,32 @@ function round(ms: number): number {
   return Math.round(ms * 1000) / 1000
 }
 
-/** A parameter value as a log line can carry it (pino's JSON has no bigint, and bytes are noise). */
-function loggable(value: unknown): unknown {
+/** How deep {@link loggable} follows arrays and objects inside a parameter (deeper: `[nested]`). */
+const MAX_LOGGED_DEPTH = 16
+
+/**
+ * A parameter value as a log line can carry it (pino's JSON has no bigint, and bytes are noise), with
+ * `redact` applied to every string in it: the value itself, and the strings inside an array or an
+ * object (as its JSON, the form it is sent in: `toJSON()` followed, own enumerable properties).
+ */
+function loggable(value: unknown, redact: (text: string) => string, depth: number): unknown {
+  if (typeof value === 'string') return redact(value)
   if (typeof value === 'bigint') return value.toString()
+  if (typeof value !== 'object' || value === null) return value
   if (value instanceof Uint8Array) return `[${value.byteLength} bytes]`
-  return value
+  if (value instanceof Date) return value
+  if (depth >= MAX_LOGGED_DEPTH) return '[nested]'
+  if (Array.isArray(value)) return value.map((item: unknown) => loggable(item, redact, depth + 1))
+  try {
+    const toJSON = (value as { toJSON?: unknown }).toJSON
+    if (typeof toJSON === 'function') return loggable(toJSON.call(value), redact, depth + 1)
+    const out: Record<string, unknown> = {}
+    for (const [key, item] of Object.entries(value)) out[redact(key)] = loggable(item, redact, depth + 1)
+    return out
+  } catch {
+    // a getter or toJSON that throws: nothing of it is shown
+    return '[unserializable]'
+  }
 }
 
 /** `server.address` and `server.port` of a connected server. */
