@@ -19,6 +19,7 @@
  * - `abortedTransactionError`, `transactionControlOf`: what a backend needs to refuse statements of an
  *   aborted transaction and to tell a script's own transaction control, as core does.
  * - `transactionLeftOpenError`: a lone statement that left a transaction open (rolled back, TRANSACTION_ROLLED_BACK).
+ * - `inBackground`: runs a backend's own long-lived work (a dedicated connection, its timers) in no caller's async context.
  *
  * @packageDocumentation
  */
@@ -47,6 +48,7 @@ export {
 export { duplicateColumn, duplicateColumnError, isDuplicateColumnError, protoColumnError } from './sql/result-columns'
 export type { DuplicateColumn, DuplicateColumnContext, ResultColumn } from './sql/result-columns'
 export { withDeadline } from './pool/lane-pool'
+export { inBackground } from './pool/background'
 export { parsePostgresUrl, URL_PARAMETERS } from './config/postgres-url'
 export { checkLibpqTlsEnv } from './config/libpq-env'
 export { checkLibpqRootCertEnv } from './config/database-config'

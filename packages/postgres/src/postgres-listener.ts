@@ -1,7 +1,9 @@
+import { AsyncResource } from 'node:async_hooks'
 import { DatabaseError, MAX_TIMER_MS, type DatabasePool, type PoolExtension } from '@dbpool/core'
 import {
   checkInteger,
   checkSignal,
+  inBackground,
   rejectExtraArguments,
   rejectUnknownKeys,
   requireObject,
@@ -21,7 +23,9 @@ export interface NotificationInfo {
 
 /**
  * Called for every notification on the channel, in the order the server sent them (an async
- * handler is not awaited: the next notification does not wait for it). A handler that throws, or
+ * handler is not awaited: the next notification does not wait for it), in the async context of the
+ * `listen()` call that subscribed it (its AsyncLocalStorage stores, its active OpenTelemetry span),
+ * whoever else listens on the pool. A handler that throws, or
  * returns a promise that rejects, is an `error` event of its subscription (QUERY_FAILED, the
  * handler's error as `cause`), never an uncaught exception or unhandled rejection.
  */
@@ -111,6 +115,11 @@ const LIVENESS_TEXT = 'SELECT 1'
  * is sent as a quoted identifier (any text, case kept, up to 63 bytes), matching `notify()` and
  * `pg_notify()`.
  *
+ * The handler, and the listeners of the subscription's events, run in the async context of this
+ * call (AsyncLocalStorage, the active OpenTelemetry span), never in another subscriber's. The
+ * dedicated connection's own work (its socket, liveness checks, reconnects and their spans) runs in
+ * no caller's context: a reconnect's span is a root span, not part of the first subscriber's trace.
+ *
  * ```ts
  * const sub = await listen(pool, 'accounts_changed', (payload) => cache.delete(payload))
  * sub.on('reconnect', () => cache.clear())
@@ -130,7 +139,8 @@ export function listen(pool: DatabasePool, channel: string, handler: Notificatio
     if (typeof handler !== 'function')
       throw new DatabaseError('CONFIGURATION', 'invalid listen.handler: must be a function (payload, info) => void', { retryable: false })
     const listener = db.extension(LISTENER, (manager) => new PostgresListener(checkManager(manager), db))
-    return listener.subscribe(channel, handler)
+    // the caller's async context, captured now: the handler runs in it (see ChannelSubscription.deliver)
+    return listener.subscribe(channel, handler, new AsyncResource('dbpool.listen'))
   } catch (err) {
     return Promise.reject(err)
   }
@@ -243,10 +253,10 @@ class PostgresListener implements PoolExtension {
     return this.#conn?.usable ? 1 : 0
   }
 
-  subscribe(channel: string, handler: NotificationHandler): Promise<Subscription> {
+  subscribe(channel: string, handler: NotificationHandler, scope: AsyncResource): Promise<Subscription> {
     return this.#serial(async () => {
       if (this.#closed) throw new DatabaseError('POOL_CLOSED', 'the pool is closed: listen() refused')
-      const subscription = new ChannelSubscription(this, channel, handler)
+      const subscription = new ChannelSubscription(this, channel, handler, scope)
       let set = this.#channels.get(channel)
       const first = set === undefined
       if (set === undefined) this.#channels.set(channel, (set = new Set()))
@@ -313,7 +323,10 @@ class PostgresListener implements PoolExtension {
     const controller = (this.#connecting = new AbortController())
     let conn: PostgresConnection
     try {
-      conn = await this.#manager.connect('write', { onLost: () => this.#lost(conn), signal: controller.signal })
+      // in no caller's context: the socket's events (notifications, a loss, the reconnect it starts)
+      // would otherwise run for good in the context of the subscriber that happened to open it
+      const hooks = { onLost: () => this.#lost(conn), signal: controller.signal }
+      conn = await inBackground(() => this.#manager.connect('write', hooks))
     } catch (err) {
       if (controller.signal.aborted) throw controller.signal.reason
       throw err
@@ -340,8 +353,8 @@ class PostgresListener implements PoolExtension {
     if (this.#liveness === undefined) {
       const keepalive = this.#pool.config.keepaliveIntervalMs
       const every = keepalive > 0 ? Math.min(keepalive, MAX_LIVENESS_INTERVAL_MS) : MAX_LIVENESS_INTERVAL_MS
-      // unref'd: the connection's own socket keeps a listening process up
-      this.#liveness = setInterval(() => void this.#checkAlive(), every).unref()
+      // unref'd: the connection's own socket keeps a listening process up; no caller's context
+      this.#liveness = inBackground(() => setInterval(() => void this.#checkAlive(), every)).unref()
     }
     return conn
   }
@@ -412,11 +425,14 @@ class PostgresListener implements PoolExtension {
   #scheduleReconnect(): void {
     if (this.#retry !== undefined || this.#closed || this.#channels.size === 0) return
     const delay = Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** this.#attempts) * (0.8 + Math.random() * 0.4)
-    // ref'd on purpose: a process whose work is listening stays up while it reconnects
-    this.#retry = setTimeout(() => {
-      this.#retry = undefined
-      void this.#reconnect()
-    }, delay)
+    // ref'd on purpose: a process whose work is listening stays up while it reconnects. In no
+    // caller's context (a failed listen() schedules it too): the reconnect's span is a root span
+    this.#retry = inBackground(() =>
+      setTimeout(() => {
+        this.#retry = undefined
+        void this.#reconnect()
+      }, delay),
+    )
   }
 
   #reconnect(): Promise<void> {
@@ -543,6 +559,8 @@ class PostgresListener implements PoolExtension {
 class ChannelSubscription implements Subscription {
   readonly #listener: PostgresListener
   readonly #handler: NotificationHandler
+  /** The async context of the `listen()` call: the handler and the event listeners run in it. */
+  readonly #scope: AsyncResource
   readonly #events = new Map<keyof SubscriptionEvents, Set<(arg: never) => void>>()
   #active = true
 
@@ -550,9 +568,11 @@ class ChannelSubscription implements Subscription {
     listener: PostgresListener,
     readonly channel: string,
     handler: NotificationHandler,
+    scope: AsyncResource,
   ) {
     this.#listener = listener
     this.#handler = handler
+    this.#scope = scope
   }
 
   unlisten(): Promise<void> {
@@ -573,9 +593,13 @@ class ChannelSubscription implements Subscription {
     return this
   }
 
-  /** @internal */
+  /** @internal Calls the handler, in the async context of the `listen()` call (not the connection's). */
   deliver(payload: string, info: NotificationInfo): void {
     if (!this.#active) return
+    this.#scope.runInAsyncScope(this.#call, this, payload, info)
+  }
+
+  #call(payload: string, info: NotificationInfo): void {
     try {
       const result: unknown = this.#handler(payload, info)
       // an async handler's rejection would otherwise be an unhandled rejection, which ends the process
@@ -594,21 +618,26 @@ class ChannelSubscription implements Subscription {
   }
 
   /**
-   * @internal Calls the listeners of `event`; false when it has none (the listener then reports an
-   * `error` on the pool's logger or as a rate-limited process warning). A throwing event listener
-   * never breaks the listener.
+   * @internal Calls the listeners of `event`, in the async context of the `listen()` call; false
+   * when it has none (the listener then reports an `error` on the pool's logger or as a
+   * rate-limited process warning). A throwing event listener never breaks the listener.
    */
   emit<E extends keyof SubscriptionEvents>(event: E, arg: Parameters<SubscriptionEvents[E]>[0]): boolean {
     const set = this.#events.get(event)
     if (!set || set.size === 0) return false
-    for (const listener of set) {
-      try {
-        ;(listener as (value: typeof arg) => void)(arg)
-      } catch {
-        // a listener's own failure is its business
-      }
-    }
+    this.#scope.runInAsyncScope(callEach, undefined, set, arg)
     return true
+  }
+}
+
+/** Calls each event listener with `arg`; a listener's own failure is its business. */
+function callEach(set: Set<(arg: never) => void>, arg: unknown): void {
+  for (const listener of set) {
+    try {
+      ;(listener as (value: unknown) => void)(arg)
+    } catch {
+      // a listener's own failure is its business
+    }
   }
 }
 

@@ -4,6 +4,7 @@ import { TimeoutError } from 'tarn'
 import { DatabaseError, type PoolStatsSnapshot } from '../errors/database-error'
 import type { ConnectionManager, FailoverInfo, Lane, ReferencedHandle } from '../driver/connection-manager'
 import type { PoolConfig } from '../config/pool-config'
+import { inBackground } from './background'
 import { handedOverTo, ManagedTarnPool, type PendingAcquire } from './managed-tarn-pool'
 import { PooledConnection } from './pooled-connection'
 import { waitDeadlineOf } from './wait-deadline'
@@ -184,7 +185,10 @@ export class LanePool<C> {
     const own = host.manager.connectDeadlineMs?.(lane, target < 0 ? undefined : target)
     this.#createDeadlineMs = Math.max(config.createTimeoutMs, typeof own === 'number' && Number.isFinite(own) ? own : 0)
     this.tarn = new ManagedTarnPool<PooledConnection<C>>({
-      create: () => this.#create(),
+      // in no caller's context: the connection outlives whoever made tarn open it, and its socket's
+      // events (a loss, `connectionLost`, `destroy`) run in the context it was opened in. The caller
+      // that gets it still continues in its own (its acquire's `then`, or its waiter's context)
+      create: () => inBackground(() => this.#create()),
       destroy: (conn) => this.#destroy(conn, conn.broken ? 'broken' : 'retired'),
       validate: (conn) => this.#validate(conn) as unknown as boolean,
       min,

@@ -1,4 +1,5 @@
 import { Pool } from 'tarn'
+import { inBackground } from './background'
 
 /** tarn's record of one pending acquire (its class is not exported from tarn's entry point). */
 export type PendingAcquire<T> = ReturnType<Pool<T>['acquire']>
@@ -26,7 +27,7 @@ interface TarnResource {
  * `protected` (so a subclass reaches them without casts, and a rename in tarn fails the build):
  *
  * - the idle reaper interval (`interval`, started on the first acquire) is unref'd: tarn leaves it
- *   ref'd, so an idle pool kept the process alive;
+ *   ref'd, so an idle pool kept the process alive; it is started in no caller's async context;
  * - callers waiting in `pendingAcquires` / `pendingValidations` can be failed before `destroy()`,
  *   which first waits for every lease;
  * - an acquire can be given a shorter deadline than `acquireTimeoutMillis` (a caller that already
@@ -43,7 +44,8 @@ interface TarnResource {
 export class ManagedTarnPool<T> extends Pool<T> {
   override _startReaping(): void {
     if (this.interval) return
-    super._startReaping()
+    // the first acquirer's context would otherwise be the reaper's (and its destroys') for life
+    inBackground(() => super._startReaping())
     // TypeScript still narrows `interval` to null here, but super just set it
     const reaper = this.interval as NodeJS.Timeout | null
     reaper?.unref()

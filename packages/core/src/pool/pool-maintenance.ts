@@ -1,5 +1,6 @@
 import type { PoolConfig } from '../config/pool-config'
 import type { DatabaseError } from '../errors/database-error'
+import { inBackground } from './background'
 import type { LanePool } from './lane-pool'
 import type { Lease } from './lease'
 import type { LeakInfo } from './pool-events'
@@ -37,8 +38,15 @@ export class PoolMaintenance {
     this.#host = host
   }
 
-  /** Starts the keepalive and leak timers and the first warm-up. */
+  /**
+   * Starts the keepalive and leak timers and the first warm-up, in no caller's async context (see
+   * `inBackground`): a pool made inside a request does not run its background work in it for life.
+   */
   start(): void {
+    inBackground(() => this.#startTimers())
+  }
+
+  #startTimers(): void {
     const { keepaliveIntervalMs, leakDetectionThresholdMs } = this.#host.config
     const maintenanceMs = keepaliveIntervalMs > 0 ? keepaliveIntervalMs : 30_000
     this.#timers.push(setInterval(() => this.#maintain(keepaliveIntervalMs > 0), maintenanceMs).unref())
@@ -73,18 +81,28 @@ export class PoolMaintenance {
     if (failure && host.isOpen()) throw failure
   }
 
-  /** Destroys and drops dead idle connections of every lane (no borrowing, so nothing new is opened). */
+  /**
+   * Destroys and drops dead idle connections of every lane (no borrowing, so nothing new is opened),
+   * in no caller's context: they are nobody's (their `destroy` events neither).
+   */
   sweep(): void {
-    for (const lane of this.#host.lanes()) lane.sweep().catch((err: unknown) => this.#host.emitError(this.#host.toError(err)))
+    inBackground(() => {
+      for (const lane of this.#host.lanes()) lane.sweep().catch((err: unknown) => this.#host.emitError(this.#host.toError(err)))
+    })
   }
 
-  /** Tops every lane up to its `min` after `delayMs`; one warm-up is pending at a time. */
+  /**
+   * Tops every lane up to its `min` after `delayMs`; one warm-up is pending at a time. Its timer (and
+   * so the warm-up's connects) is in no caller's context, whoever asked for it (a caller's release).
+   */
   scheduleWarmUp(delayMs: number): void {
     if (!this.#host.isOpen() || this.#warmUpTimer) return
-    this.#warmUpTimer = setTimeout(() => {
-      this.#warmUpTimer = undefined
-      void this.#warmUp()
-    }, delayMs).unref()
+    this.#warmUpTimer = inBackground(() => setTimeout(this.#warmUpNow, delayMs)).unref()
+  }
+
+  readonly #warmUpNow = (): void => {
+    this.#warmUpTimer = undefined
+    void this.#warmUp()
   }
 
   async #warmUp(): Promise<void> {
