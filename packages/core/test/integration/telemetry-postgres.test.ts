@@ -17,4 +17,10 @@ defineTelemetrySuite({
   slowStatementSanitised: 'select pg_sleep(?), $1::text as tag',
   uniqueStatus: '23505',
   placeholder: '$1',
+  // Postgres's own rules: block comments nest, E'' strings take backslash escapes, dollar quoting
+  dialectStatement: {
+    text: "select pg_sleep(0.1), /* a /* b */ 'in-comment' */ 'Nest-Secret' as n, E'it\\'s', 'Esc-Secret' as e, $q$Dollar-Secret$q$ as d",
+    sanitised: "select pg_sleep(?), /* a /* b */ 'in-comment' */ ? as n, ?, ? as e, ? as d",
+    secrets: /Nest-Secret|Esc-Secret|Dollar-Secret/,
+  },
 })
