@@ -61,8 +61,9 @@ describe('writer storm', () => {
         `writer storm: 50 tx in ${elapsedMs.toFixed(1)} ms, max event-loop delay ${maxStallMs.toFixed(2)} ms, p99 ${(histogram.percentile(99) / 1e6).toFixed(2)} ms, slowest read ${Math.max(...readLatencies).toFixed(2)} ms`,
       )
       // a writer spinning in SQLite's busy handler would stall for busyTimeoutMs (2,000 ms); the bound
-      // leaves room for GC pauses and a synchronous fsync per commit on a slow, shared CI disk
-      expect(maxStallMs).toBeLessThan(250)
+      // leaves room for GC pauses and a synchronous fsync per commit on a slow, shared CI disk (a
+      // fresh-clone CI run on 2026-12-01 measured one 298 ms stall, p99 58 ms: 250 ms was too tight)
+      expect(maxStallMs).toBeLessThan(1_000)
 
       const { rows } = await pool.query<{ n: number; total: number }>('select count(*) as n, sum(amount) as total from entry')
       expect(rows).toEqual([{ n: 50, total: (50 * 51) / 2 }])
